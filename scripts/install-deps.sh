@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install what vbatch needs to build, test and run on Debian bookworm.
+# Idempotent: packages already present are skipped, and ONNX Runtime is
+# fetched with `npm pack` once into a user cache folder and reused.
+set -euo pipefail
+
+PKGS=(build-essential pkg-config clang libclang-rt-14-dev
+      libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3
+      libarchive-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
+      libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
+      libjansson-dev libfreetype-dev fonts-dejavu-core
+      python3-numpy python3-imageio python3-jsonschema
+      curl ca-certificates)
+# Training the committed test models needs torch; only scripts/train-models.sh asks for it.
+if [ "${VBATCH_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-onnx); fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$(dirname "$0")/fetch-ort.sh"

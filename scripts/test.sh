@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run every test: unit binaries, fuzz corpus replays, end-to-end tests.
+# Ends with one summary line "N passed, N failed".
+# BUILD selects the build folder (build-san for the sanitizer build).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build-san}
+export TEST_TIMEOUT_MULT=${TEST_TIMEOUT_MULT:-3}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export VBATCH_BIN=${VBATCH_BIN:-$PWD/$BUILD/vbatch}
+pass=0; fail=0
+log=$(mktemp)
+
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    "$t" 2>&1 | tee "$log"
+    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    if [ -z "$line" ]; then echo "FAIL $t (no summary: crashed)"; fail=$((fail+1)); continue; fi
+    p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/' <<<"$line")
+    f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/' <<<"$line")
+    pass=$((pass+p)); fail=$((fail+f))
+done
+
+for r in "$BUILD"/tests/replay_*; do
+    [ -x "$r" ] || continue
+    name=${r##*/replay_}
+    if [ -d "tests/fuzz/corpus/$name" ]; then
+        if "$r" "tests/fuzz/corpus/$name" >"$log" 2>&1; then
+            echo "ok   fuzz-replay.$name ($(cat "$log" | tail -1))"; pass=$((pass+1))
+        else
+            cat "$log"; echo "FAIL fuzz-replay.$name"; fail=$((fail+1))
+        fi
+    fi
+done
+
+if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
+    line=$(tail -1 "$log")
+    p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+    f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$line" | grep -oE '[0-9]+' | paste -sd+ | bc 2>/dev/null || echo 0)
+    if [ -z "$p$f" ] || { [ "$p" = 0 ] && [ "${f:-0}" = 0 ]; }; then
+        echo "FAIL e2e (pytest produced no result)"; fail=$((fail+1))
+    fi
+    pass=$((pass+p)); fail=$((fail+${f:-0}))
+fi
+rm -f "$log"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

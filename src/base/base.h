@@ -1,0 +1,147 @@
+/*
+ * base — the bottom module: errors, allocation, growable buffers, logging,
+ * time, ids, crypto helpers.  Everything else in vbatch may include this;
+ * it includes nothing of ours.
+ *
+ * Thread safety: every function here is safe to call from any thread.
+ */
+#ifndef VBATCH_BASE_H
+#define VBATCH_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+/* ---- errors ---------------------------------------------------------- */
+/* Functions that can fail return 0 on success and a negative value on
+ * failure: -errno for OS failures, or one of these. */
+enum {
+    ERR_PARSE = -10001,    /* malformed input */
+    ERR_LIMIT = -10002,    /* a size or count limit was exceeded */
+    ERR_AGAIN = -10003,    /* incremental parser: need more bytes */
+    ERR_NOTFOUND = -10004, /* no such object */
+    ERR_EXISTS = -10005,   /* object already exists / conflict */
+    ERR_INVALID = -10006,  /* semantically invalid input */
+    ERR_NOMEM = -10007,    /* a try_alloc() of an outside size failed */
+    ERR_INTERNAL = -10008, /* a bug or a library failure */
+    ERR_UNSUPPORTED = -10009,
+    ERR_AUTH = -10010,     /* authentication / authorisation failure */
+};
+/* Short lowercase description of an error code; static storage. */
+const char *err_str(int err);
+
+/* ---- allocation ------------------------------------------------------ */
+/* Small bookkeeping allocations: abort on failure (never return NULL). */
+void *xmalloc(size_t n);
+void *xcalloc(size_t nmemb, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a new string; abort on OOM.  Caller frees. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Allocation whose size comes from outside (image dimensions, upload
+ * lengths): overflow-checked nmemb*size, returns NULL on overflow, on
+ * failure or when the fault hook says so.  Free with free(). */
+void *try_alloc(size_t nmemb, size_t size);
+void *try_calloc(size_t nmemb, size_t size);
+/* Test hook: make the Nth (1-based) following try_alloc fail; 0 disables.
+ * Returns how many try_alloc calls were made since the last set. */
+unsigned long try_alloc_fail_at(unsigned long nth);
+
+/* ---- growable buffer --------------------------------------------------- */
+/* Embedded struct; .data is always NUL-terminated when .cap > 0.
+ * .limit (0 = none) caps .len: appends beyond it fail with ERR_LIMIT. */
+struct buf {
+    char *data;   /* owned; free with buf_release() */
+    size_t len;   /* bytes used, excluding the terminating NUL */
+    size_t cap;   /* bytes allocated */
+    size_t limit; /* max len, 0 = unlimited */
+};
+#define BUF_INIT {NULL, 0, 0, 0}
+void buf_init(struct buf *b, size_t limit);
+void buf_release(struct buf *b);
+void buf_reset(struct buf *b); /* len = 0, keeps memory */
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_puts(struct buf *b, const char *s);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Detach the data: returns the owned, NUL-terminated string (never NULL)
+ * and leaves the buffer empty. */
+char *buf_detach(struct buf *b, size_t *len);
+
+/* ---- logging ----------------------------------------------------------- */
+/* One line per event on stderr: `ts level module: message key=value...`.
+ * VBATCH_LOG=debug|info|warn|error sets the threshold (default info).
+ * VBATCH_LOG_JSON=1 switches to one JSON object per line. */
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+void log_set_level(enum log_level lvl);
+bool log_enabled(enum log_level lvl);
+void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define log_debug(mod, ...) log_msg(LOG_DEBUG, mod, __VA_ARGS__)
+#define log_info(mod, ...) log_msg(LOG_INFO, mod, __VA_ARGS__)
+#define log_warn(mod, ...) log_msg(LOG_WARN, mod, __VA_ARGS__)
+#define log_error(mod, ...) log_msg(LOG_ERROR, mod, __VA_ARGS__)
+
+/* ---- time -------------------------------------------------------------- */
+int64_t time_now_ms(void);      /* wall clock, ms since the Unix epoch */
+int64_t time_mono_ms(void);     /* monotonic clock, ms */
+int64_t time_mono_ns(void);     /* monotonic clock, ns */
+/* Format ms-since-epoch as RFC 3339 UTC with milliseconds and a 'Z':
+ * "2026-11-29T03:55:10.123Z".  out must hold TIME_ISO_LEN bytes. */
+#define TIME_ISO_LEN 80
+void time_iso8601(int64_t ms, char out[TIME_ISO_LEN]);
+/* Parse an RFC 3339 timestamp (Z or +hh:mm offset) to ms; <0 on error. */
+int time_parse_iso8601(const char *s, int64_t *out_ms);
+
+/* ---- crypto and ids ---------------------------------------------------- */
+/* Fill buf with cryptographically random bytes; aborts if the OS fails. */
+void rand_bytes(void *buf, size_t n);
+/* Random lowercase-alphanumeric string of len chars (out holds len+1). */
+void rand_alnum(char *out, size_t len);
+/* Random RFC 4122 version-4 UUID, lowercase, out holds 37 bytes. */
+void uuid4(char out[37]);
+void sha256(const void *data, size_t len, uint8_t out[32]);
+void hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[32]);
+/* Lowercase hex of n bytes; out holds 2n+1. */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Decode exactly 2n hex chars into n bytes; ERR_PARSE on bad input. */
+int hex_decode(const char *in, size_t hexlen, uint8_t *out);
+/* Standard base64 (with padding).  encode: returns malloc'd string.
+ * decode: returns malloc'd bytes and *outlen, NULL on malformed input. */
+char *base64_encode(const void *data, size_t len);
+uint8_t *base64_decode(const char *s, size_t len, size_t *outlen);
+/* URL-safe base64 without padding (tokens, signatures). */
+char *base64url_encode(const void *data, size_t len);
+uint8_t *base64url_decode(const char *s, size_t len, size_t *outlen);
+/* Constant-time comparison; true when equal. */
+bool ct_equal(const void *a, const void *b, size_t n);
+
+/* ---- strings ----------------------------------------------------------- */
+bool str_has_prefix(const char *s, const char *prefix);
+bool str_has_suffix(const char *s, const char *suffix);
+/* Identifier check: ^[a-z0-9_-]{1,maxlen}$ */
+bool id_valid(const char *s, size_t maxlen);
+/* Percent-decode in place ('+' -> ' ' when form is true); returns the new
+ * length or ERR_PARSE on a bad escape. */
+int url_decode(char *s, bool form);
+/* Percent-encode everything outside RFC 3986 unreserved; caller frees. */
+char *url_encode(const char *s);
+
+/* ---- files ------------------------------------------------------------- */
+/* mkdir -p; 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+/* Write data to path atomically: tmp file in the same directory, fsync,
+ * rename, fsync of the directory. */
+int file_write_atomic(const char *path, const void *data, size_t len);
+/* Read a whole file of at most max bytes; *out is malloc'd, NUL-terminated. */
+int file_read_all(const char *path, size_t max, char **out, size_t *len);
+int fsync_dir(const char *dir);
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

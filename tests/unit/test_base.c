@@ -1,0 +1,121 @@
+#include "base/base.h"
+#include "t.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+TEST(buf_limits)
+{
+    struct buf b;
+    buf_init(&b, 8);
+    ASSERT_OK(buf_puts(&b, "12345678"));
+    ASSERT_EQ(buf_puts(&b, "9"), ERR_LIMIT);
+    ASSERT_STR_EQ(b.data, "12345678");
+    buf_release(&b);
+    buf_init(&b, 0);
+    for (int i = 0; i < 1000; i++)
+        ASSERT_OK(buf_printf(&b, "%d,", i));
+    ASSERT(str_has_prefix(b.data, "0,1,2,"));
+    ASSERT(str_has_suffix(b.data, "999,"));
+    buf_release(&b);
+}
+
+TEST(hmac_known_vector)
+{
+    /* RFC 4231 test case 2 */
+    uint8_t mac[32];
+    char hex[65];
+    const char *data = "what do ya want for nothing?";
+    hmac_sha256("Jefe", 4, data, strlen(data), mac);
+    hex_encode(mac, 32, hex);
+    ASSERT_STR_EQ(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    sha256("abc", 3, mac);
+    hex_encode(mac, 32, hex);
+    ASSERT_STR_EQ(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(base64_roundtrip)
+{
+    const char *cases[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *want[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *e = base64_encode(cases[i], strlen(cases[i]));
+        ASSERT_STR_EQ(e, want[i]);
+        size_t n;
+        uint8_t *d = base64_decode(e, strlen(e), &n);
+        ASSERT(d);
+        ASSERT_EQ(n, strlen(cases[i]));
+        ASSERT(memcmp(d, cases[i], n) == 0);
+        free(d);
+        free(e);
+    }
+    size_t n;
+    ASSERT(base64_decode("Zm9v!", 5, &n) == NULL);
+    char *u = base64url_encode("\xfb\xff", 2);
+    ASSERT_STR_EQ(u, "-_8");
+    free(u);
+}
+
+TEST(ids_and_urls)
+{
+    ASSERT(id_valid("batch-1_x", 64));
+    ASSERT(!id_valid("Batch", 64));
+    ASSERT(!id_valid("", 64));
+    ASSERT(!id_valid("a/b", 64));
+    ASSERT(!id_valid("abcdef", 5));
+    char s[] = "a%20b+c%2F";
+    ASSERT_EQ(url_decode(s, true), 6);
+    ASSERT_STR_EQ(s, "a b c/");
+    char bad[] = "%zz";
+    ASSERT_EQ(url_decode(bad, false), ERR_PARSE);
+    char *e = url_encode("a b/c");
+    ASSERT_STR_EQ(e, "a%20b%2Fc");
+    free(e);
+    char id[37];
+    uuid4(id);
+    ASSERT_EQ(strlen(id), 36);
+    ASSERT_EQ(id[14], '4');
+}
+
+TEST(time_roundtrip)
+{
+    char s[TIME_ISO_LEN];
+    time_iso8601(1764388510123LL, s);
+    ASSERT_STR_EQ(s, "2025-11-29T03:55:10.123Z");
+    int64_t ms;
+    ASSERT_OK(time_parse_iso8601(s, &ms));
+    ASSERT_EQ(ms, 1764388510123LL);
+    ASSERT_OK(time_parse_iso8601("2025-11-29T05:55:10+02:00", &ms));
+    ASSERT_EQ(ms, 1764388510000LL);
+    ASSERT_EQ(time_parse_iso8601("2025-11-29 05:55", &ms), ERR_PARSE);
+}
+
+TEST(try_alloc_fault)
+{
+    try_alloc_fail_at(2);
+    void *a = try_alloc(10, 1);
+    void *b = try_alloc(10, 1);
+    ASSERT(a && !b);
+    free(a);
+    try_alloc_fail_at(0);
+    ASSERT(try_alloc(SIZE_MAX / 2, 4) == NULL);
+}
+
+TEST(atomic_write)
+{
+    char dir[] = "/tmp/vbt-XXXXXX";
+    ASSERT(mkdtemp(dir));
+    char *p = xasprintf("%s/a/b/f.txt", dir);
+    char *d = xasprintf("%s/a/b", dir);
+    ASSERT_OK(mkdir_p(d, 0755));
+    ASSERT_OK(file_write_atomic(p, "hello", 5));
+    char *got;
+    size_t n;
+    ASSERT_OK(file_read_all(p, 100, &got, &n));
+    ASSERT_STR_EQ(got, "hello");
+    ASSERT_EQ(file_read_all(p, 3, &got, &n) , ERR_LIMIT);
+    free(p);
+    free(d);
+}
+
+TEST_MAIN()

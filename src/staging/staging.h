@@ -1,0 +1,205 @@
+/*
+ * staging — the Data Staging service: batches, their items (one row per
+ * staged file) and shards (bulk uploads with a status history), every
+ * ingest path (single image, signed-URL video and tar-shard uploads, image
+ * and video references fetched in the background), ingest webhooks, and
+ * the expiry sweeper.  It answers the Data Staging API in ready-to-send
+ * JSON shaped as spec/COMPAT.md says, so that the HTTP handlers stay thin:
+ * parse the path/query, call one function, send the JSON (200) or map the
+ * error code with staging_http_status() and send {"error": staging_errmsg()}.
+ *
+ * Background threads (started by staging_start): shard indexer (tar ->
+ * items, libarchive), reference fetcher (libcurl), expiry sweeper, and the
+ * store's webhook outbox sender.
+ *
+ * Thread safety: every function may be called from any thread (handlers
+ * run on libmicrohttpd's pool).  staging_start/stop/free from one thread.
+ *
+ * Returned JSON (json_t **out): a new reference, the caller json_decref()s.
+ * Errors: ERR_INVALID/ERR_PARSE (400), ERR_NOTFOUND (404), ERR_EXISTS (409),
+ * ERR_LIMIT (413, or 400 for a page size), ERR_AUTH (403, signed URLs),
+ * others (500).  After a failure, staging_errmsg() holds a human message
+ * for the calling thread.
+ */
+#ifndef VBATCH_STAGING_H
+#define VBATCH_STAGING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "store/store.h"
+
+struct staging;
+
+struct staging_opts {
+    const char *public_base_url;   /* "http://127.0.0.1:8080", no trailing '/'; copied */
+    int64_t max_image_bytes;       /* single image limit; default 20971520 */
+    int64_t max_video_bytes;       /* signed video upload limit; default 4 GiB */
+    int64_t max_shard_bytes;       /* signed tar upload limit; default 1 GiB */
+    int max_shard_images;          /* images per tar shard; default 500 */
+    int64_t expiry_ms;             /* batch lifetime; default 7 days */
+    int64_t upload_url_ttl_ms;     /* signed PUT URL lifetime; default 24 h */
+    int64_t download_url_ttl_ms;   /* signed GET URL lifetime; default 24 h */
+    int64_t sweep_interval_ms;     /* sweeper period; default 60 s */
+    int default_page_size;         /* default 100 */
+    int max_page_size;             /* larger pageSize -> ERR_INVALID; default 1000 */
+    int max_references;            /* per image-references request; default 20000
+                                      (videos: max_references/4 = 5000) */
+    const char *net_allow;         /* SSRF allow-list, see store_net_allow_set; copied */
+};
+void staging_opts_default(struct staging_opts *o);
+
+/* Create the context over an open store (borrowed; must outlive the
+ * context): applies the "staging" migrations.  *out freed with
+ * staging_free(). */
+int staging_new(struct store *st, const struct staging_opts *o, struct staging **out);
+/* Start the indexer, fetcher, sweeper and the outbox sender; requeues
+ * work left unfinished by a crash (shards uploaded but not indexed,
+ * reference shards not fetched). */
+int staging_start(struct staging *s);
+/* Stop and join the threads started by staging_start (idempotent). */
+void staging_stop(struct staging *s);
+/* Stops if needed, then frees.  NULL ok. */
+void staging_free(struct staging *s);
+
+/* Message of the last failure on this thread (static/thread storage,
+ * valid until the next staging call on the thread); never NULL. */
+const char *staging_errmsg(void);
+/* HTTP status for a staging error code (200 for rc >= 0). */
+int staging_http_status(int rc);
+
+/* ---- read endpoints ----------------------------------------------------- */
+/* page_size <= 0 means the default; page_token NULL or "" = first page.
+ * A bad token -> ERR_INVALID.  Pagination is keyset: a page costs the same
+ * at any depth; the last page has "nextPageToken": null. */
+
+/* GET /batches -> {"batches":[BatchMetadata...],"nextPageToken":…} */
+int staging_list_batches(struct staging *s, const char *ws, int page_size, const char *page_token,
+                         json_t **out);
+/* GET /batches/{b} -> {"batch":BatchMetadata} (displayName, batchId,
+ * batchType, batchContentType, createdDate, expiryDate) */
+int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out);
+/* GET /batches/{b}/count[?partName] -> {"count":N} (part_name NULL = all) */
+int staging_batch_count(struct staging *s, const char *ws, const char *batch, const char *part_name,
+                        json_t **out);
+/* GET /batches/{b}/parts -> {"batchParts":[{partName,partType,contentType,
+ * partDescription?,nestedContentType?}]} ([] for a batch without parts) */
+int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out);
+/* GET /batches/{b}/list -> {"filesMetadata":[{downloadURL (signed GET),
+ * fileName, contentType, partName?, shardId?, nestedContentType?}],
+ * "nextPageToken":…} */
+int staging_list_items(struct staging *s, const char *ws, const char *batch, const char *part_name,
+                       int page_size, const char *page_token, json_t **out);
+/* GET /batches/{b}/shards -> {"shards":[{shardId,statusName,statusType,
+ * eventTimestamp,shardObjectsCount,statusMetadata}],"nextPageToken":…} */
+int staging_list_shards(struct staging *s, const char *ws, const char *batch, int page_size,
+                        const char *page_token, json_t **out);
+
+/* ---- ingest endpoints ---------------------------------------------------- */
+/* display_name NULL/"" -> the batch id.  A missing batch is created
+ * (simple-batch for single uploads, sharded-batch for bulk ones).
+ * Mixing single-image uploads and bulk uploads in one batch -> ERR_INVALID
+ * with a clear message. */
+
+/* POST /upload/image: tmp_path is the first multipart file part, already
+ * on disk (use store_tmp_create).  Checks the file name, the size
+ * (max_image_bytes -> ERR_LIMIT) and the type by content (JPEG, PNG, WebP,
+ * BMP -> else ERR_INVALID), then moves the file into the blob store.  The
+ * temp file is consumed in every case (moved or deleted).
+ * -> {"status":"ok","fileName":…} */
+int staging_upload_image(struct staging *s, const char *ws, const char *batch, const char *display_name,
+                         const char *file_name, const char *tmp_path, json_t **out);
+/* POST /upload/video?fileName -> {"status":"ok","signedURLDetails":
+ * {"uploadURL","method":"PUT","extensionHeaders":{},"maxFileSize"}} */
+int staging_upload_video_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
+                             const char *file_name, json_t **out);
+/* POST /bulk-upload/image-files -> {"status":"ok","signedURLDetails":
+ * {"shardId","uploadURL","method":"PUT","extensionHeaders":{},
+ *  "maxNumberOfImages","maxShardSize"}} */
+int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
+                            json_t **out);
+/* POST /bulk-upload/image-references or video-references with the raw JSON
+ * body (<= 64 MiB): {"imageReferences":[{"name","url"}]} or
+ * {"imageReferencesURL": "https://…jsonl"} (video: videoReferences[URL]),
+ * optional ingestId, notificationsURL, notificationCategories.
+ * -> {"ingestId","shardIds":[…]} (images) / {"ingestId"} (videos), plus
+ * "duplicated": true when this ingestId was already used for the batch (the
+ * first ingest's answer is returned and nothing new is queued).  Fetching
+ * happens in the background; unsafe URLs are reported by webhook and in
+ * the shard status. */
+int staging_ingest_references(struct staging *s, const char *ws, const char *batch, const char *display_name,
+                              bool video, const char *body, size_t len, json_t **out);
+
+/* ---- signed blob URLs (/blobs/<key>?method&expires&limit&signature) ------ */
+
+/* PUT sink.  key = decoded path after "/blobs/", the q_* the raw query
+ * values.  content_length < 0 when unknown.  Verifies the signature
+ * (ERR_AUTH -> 403) and that the key is a pending upload (ERR_NOTFOUND or
+ * ERR_EXISTS when already uploaded), and that content_length fits the
+ * signed limit (ERR_LIMIT -> 413).  Then write the body chunk by chunk
+ * (ERR_LIMIT past the limit -> abort, answer 413; nothing is left behind)
+ * and finish (fsync, rename, record: a tar shard is queued for indexing, a
+ * video is probed and becomes an item or fails) or abort. */
+struct staging_put;
+int staging_put_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
+                     const char *q_limit, const char *q_signature, int64_t content_length,
+                     struct staging_put **out);
+int staging_put_write(struct staging_put *p, const void *data, size_t len);
+/* Frees p in every case.  0 -> answer 200 {"status":"ok"}. */
+int staging_put_finish(struct staging_put *p);
+/* Frees p; NULL ok. */
+void staging_put_abort(struct staging_put *p);
+
+/* GET download.  On success *fd (caller closes), *size, and *mime (static
+ * string like "image/jpeg" or "application/octet-stream"). */
+int staging_get_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
+                     const char *q_limit, const char *q_signature, int *fd, int64_t *size,
+                     const char **mime);
+
+/* ---- for the jobs module: input items and output batches ----------------- */
+
+struct staging_item {
+    int64_t id;          /* row id, increasing in insertion order */
+    char *name;          /* file name */
+    char *part;          /* part name or NULL */
+    char *shard_id;      /* shard uuid or NULL */
+    char *content_type;  /* "image", "video", or what an output part set */
+    char *mime;          /* "image/jpeg", ... */
+    char *blob_key;      /* key in the blob store */
+    int64_t size;        /* bytes */
+};
+/* Up to limit items (<= 10000) of batch (and part, NULL = all) with id >
+ * after_id, ordered by id.  *items is a malloc'd array of *n entries; free
+ * with staging_items_free().  ERR_NOTFOUND for an unknown batch. */
+int staging_items_page(struct staging *s, const char *ws, const char *batch, const char *part,
+                       int64_t after_id, int limit, struct staging_item **items, int *n);
+void staging_items_free(struct staging_item *items, int n);
+/* Item count (part NULL = all).  ERR_NOTFOUND. */
+int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n);
+
+/* Create a multipart output batch (ERR_EXISTS if it exists). */
+int staging_output_batch_create(struct staging *s, const char *ws, const char *batch, const char *display_name);
+/* Add (or keep) a part: part_type e.g. "file-part", content_type e.g.
+ * "archives"/"metadata"/"images"; description/nested may be NULL. */
+int staging_output_part_add(struct staging *s, const char *ws, const char *batch, const char *part,
+                            const char *part_type, const char *content_type, const char *description,
+                            const char *nested_content_type);
+/* Record a file already put in the blob store as an item of a part. */
+int staging_output_item_add(struct staging *s, const char *ws, const char *batch, const char *part,
+                            const char *file_name, const char *content_type, const char *mime,
+                            const char *blob_key, int64_t size);
+
+/* ---- maintenance ------------------------------------------------------------ */
+
+/* Run the sweeper once now: deletes batches expired at now_ms with their
+ * items, shards and blobs.  *removed (may be NULL) = batches removed. */
+int staging_sweep(struct staging *s, int64_t now_ms, int *removed);
+/* Index every shard that is uploaded but not yet indexed, synchronously in
+ * the calling thread (tests, and the indexer thread's body). */
+int staging_index_pending(struct staging *s, int *indexed);
+/* Fetch every pending reference shard synchronously (tests). */
+int staging_fetch_pending(struct staging *s, int *fetched);
+
+#endif

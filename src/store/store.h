@@ -1,0 +1,228 @@
+/*
+ * store — durable state of one vbatch installation: the SQL database
+ * (SQLite in WAL mode under DATA/vbatch.db), the blob store (files under
+ * DATA/blobs), signed URLs for the blob store, workspaces and API keys, the
+ * workflow registry, and the webhook outbox with its sender thread.
+ *
+ * Everything above store/ (staging, jobs, api) reaches the database only
+ * through a connection borrowed from the pool here, and changes state only
+ * inside a transaction (store_tx_begin/commit/rollback).  Other modules add
+ * their own tables with store_migrate(); the versions are kept per
+ * component in the table schema_versions.
+ *
+ * Data dir layout (see docs/STORAGE.md):
+ *   DATA/vbatch.db (+ -wal, -shm)   SQLite database
+ *   DATA/secret                     32 random bytes, 0600: HMAC key for
+ *                                   signed URLs and webhook signatures
+ *   DATA/blobs/<key>                one file per blob
+ *   DATA/tmp/                       temp files; same file system as blobs,
+ *                                   so a finished temp file is renamed in
+ *
+ * Thread safety: every function here may be called from any thread unless
+ * said otherwise.  A sqlite3 connection returned by store_db_acquire() is
+ * owned by the calling thread until it gives it back.
+ *
+ * Errors: 0 on success, <0 on failure (see base.h): ERR_NOTFOUND,
+ * ERR_EXISTS, ERR_INVALID (bad id/key), ERR_AUTH (bad key or signature),
+ * ERR_LIMIT (size limit), ERR_INTERNAL (SQLite or library failure), -errno.
+ */
+#ifndef VBATCH_STORE_H
+#define VBATCH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct store;
+
+/* ---- open / close ------------------------------------------------------ */
+
+/* Open (creating if needed) the data folder 'data_dir': makes the folders,
+ * creates the secret on first use, opens the database, applies the core
+ * migrations ("core" component: workspaces, api_keys, workflows, outbox).
+ * The caller frees *out with store_close(). */
+int store_open(const char *data_dir, struct store **out);
+/* Stop the outbox sender if running, close every connection.  NULL ok.
+ * All borrowed connections must have been given back. */
+void store_close(struct store *st);
+/* The data folder given to store_open(); valid until store_close(). */
+const char *store_data_dir(const struct store *st);
+
+/* ---- SQL connections and transactions ---------------------------------- */
+
+/* Borrow a connection from the pool (blocks while all are in use).  The
+ * connection has WAL, foreign keys on and a 5 s busy timeout.  Give it back
+ * with store_db_release() from the same thread; never close it. */
+sqlite3 *store_db_acquire(struct store *st);
+void store_db_release(struct store *st, sqlite3 *db);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK on a borrowed connection.  Every state
+ * change runs between begin and commit.  rollback never fails visibly. */
+int store_tx_begin(sqlite3 *db);
+int store_tx_commit(sqlite3 *db);
+void store_tx_rollback(sqlite3 *db);
+/* Run one SQL text (may hold several statements, no parameters). */
+int store_exec(sqlite3 *db, const char *sql);
+
+/* Schema migrations for a component (e.g. "jobs").  stmts[i] is the SQL of
+ * migration i+1 (several statements separated by ';' are fine).  The ones
+ * above the component's recorded version are applied in order, each in its
+ * own transaction together with the version bump.  Calling it again with
+ * the same or a longer list is safe (idempotent).  Never edit an applied
+ * statement: append a new one. */
+int store_migrate(struct store *st, const char *component, const char *const *stmts, int n);
+
+/* ---- workspaces and API keys ------------------------------------------- */
+
+#define STORE_KEY_LEN 40 /* API key: "vb_" + 37 lowercase alnum chars */
+#define STORE_WS_MAX 64  /* workspace names: ^[a-z0-9_-]{1,64}$ */
+
+/* Create workspace 'name' with one new API key, written to key_out (shown
+ * once; only its SHA-256 is stored).  ERR_INVALID bad name, ERR_EXISTS. */
+int store_workspace_create(struct store *st, const char *name, char key_out[STORE_KEY_LEN + 1]);
+/* Add another key to an existing workspace.  ERR_NOTFOUND. */
+int store_key_create(struct store *st, const char *workspace, char key_out[STORE_KEY_LEN + 1]);
+/* First start: when there is no workspace at all, create 'name' (e.g.
+ * "default") with a key, set *created = true and write the key; otherwise
+ * *created = false and key_out is "". */
+int store_workspace_ensure_default(struct store *st, const char *name, bool *created,
+                                   char key_out[STORE_KEY_LEN + 1]);
+/* Check an API key (constant-time hash compare).  On success writes the
+ * workspace name to ws_out.  ERR_AUTH for an unknown or malformed key. */
+int store_key_verify(struct store *st, const char *key, char ws_out[STORE_WS_MAX + 1]);
+/* 0 if the workspace exists, ERR_NOTFOUND otherwise. */
+int store_workspace_exists(struct store *st, const char *name);
+
+/* ---- workflow registry --------------------------------------------------- */
+
+/* Insert or replace the definition text (JSON, not checked here, at most
+ * 4 MiB -> ERR_LIMIT) of workflow_id (^[a-z0-9_-]{1,64}$) in workspace. */
+int store_workflow_put(struct store *st, const char *ws, const char *workflow_id, const char *definition);
+/* *definition is malloc'd (caller frees).  ERR_NOTFOUND. */
+int store_workflow_get(struct store *st, const char *ws, const char *workflow_id, char **definition);
+/* *out = new JSON array of {"workflowId","createdAt","updatedAt"} sorted
+ * by id; caller json_decref()s. */
+int store_workflow_list(struct store *st, const char *ws, json_t **out);
+/* ERR_NOTFOUND if absent. */
+int store_workflow_delete(struct store *st, const char *ws, const char *workflow_id);
+
+/* ---- blob store ---------------------------------------------------------- */
+
+/* Keys: 1..512 chars of [A-Za-z0-9._-] segments separated by single '/',
+ * no empty, "." or ".." segment, no leading or trailing '/'. */
+#define STORE_BLOB_KEY_MAX 512
+bool store_blob_key_valid(const char *key);
+
+/* Create a temp file under DATA/tmp (same file system as the blobs): *path
+ * is malloc'd (caller frees), *fd is open for writing (caller closes).  The
+ * HTTP layer streams request bodies into these. */
+int store_tmp_create(struct store *st, char **path, int *fd);
+
+/* Store bytes under key (temp file + fsync + rename; replaces). */
+int store_blob_put(struct store *st, const char *key, const void *data, size_t len);
+/* Move an existing file (fsynced by this call) into the store under key.
+ * The file must be on the data dir's file system (use store_tmp_create).
+ * On success the file at src_path no longer exists. */
+int store_blob_put_file(struct store *st, const char *key, const char *src_path);
+/* Open for reading: *fd (caller closes), *size in bytes.  ERR_NOTFOUND. */
+int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size);
+/* Read a whole blob of at most max bytes (ERR_LIMIT beyond); *data is
+ * malloc'd and NUL-terminated, caller frees. */
+int store_blob_read(struct store *st, const char *key, size_t max, char **data, size_t *len);
+/* Absolute path of the blob file (may not exist); malloc'd. */
+char *store_blob_path(struct store *st, const char *key);
+/* Delete one blob (absent is fine: returns 0). */
+int store_blob_delete(struct store *st, const char *key);
+/* Delete every blob whose key starts with prefix + "/" (a folder). */
+int store_blob_delete_prefix(struct store *st, const char *prefix);
+
+/* Streaming writer: bytes go to a temp file, finish fsyncs and renames it
+ * to key, abort (or any error) removes the temp file, leaving nothing.
+ * limit > 0 caps the total size: a write beyond it returns ERR_LIMIT (the
+ * writer must then be aborted).  One writer is used by one thread. */
+struct store_blob_writer;
+int store_blob_writer_open(struct store *st, const char *key, int64_t limit, struct store_blob_writer **out);
+int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_t len);
+int64_t store_blob_writer_size(const struct store_blob_writer *w);
+/* Publishes the blob and frees w (also on failure). */
+int store_blob_writer_finish(struct store_blob_writer *w);
+/* Removes the temp file and frees w.  NULL ok. */
+void store_blob_writer_abort(struct store_blob_writer *w);
+
+/* ---- signed URLs ---------------------------------------------------------- */
+
+/* URL format (path + query, to be appended to the public base URL):
+ *   /blobs/<key>?method=PUT&expires=<unix s>&limit=<bytes>&signature=<b64url>
+ * signature = base64url(HMAC-SHA256(secret,
+ *                       "v1\n" METHOD "\n" key "\n" expires "\n" limit)).
+ * limit is 0 for GET.  The key is percent-encoded per segment in the URL. */
+#define STORE_SIGNED_PREFIX "/blobs/"
+/* *out is malloc'd, e.g. "/blobs/b/ws/x/y?method=GET&expires=...". */
+int store_sign_path(struct store *st, const char *method, const char *key, int64_t expires_unix_s,
+                    int64_t limit, char **out);
+/* Verify the parts of a signed request.  method is the request's method
+ * ("GET"/"HEAD" verify as GET), key the decoded path after "/blobs/", the
+ * other three the raw query values (NULL when absent).  On success returns
+ * 0 and *limit_out (may be NULL) = the signed size limit.  ERR_AUTH for a
+ * missing, tampered, expired or wrong-method signature; ERR_INVALID for a
+ * malformed key. */
+int store_signed_verify(struct store *st, const char *method, const char *key, const char *q_method,
+                        const char *q_expires, const char *q_limit, const char *q_signature,
+                        int64_t *limit_out);
+/* HMAC-SHA256 of data with the installation secret, lowercase hex (65). */
+void store_secret_hmac_hex(struct store *st, const void *data, size_t len, char out[65]);
+
+/* ---- outbound network guard (SSRF) --------------------------------------- */
+
+/* Comma-separated list of IPs or CIDRs ("127.0.0.1,10.0.0.0/8,::1") that
+ * outbound fetches and webhooks may reach although they are loopback,
+ * private, link-local or otherwise non-public.  NULL/"" = none (default).
+ * ERR_PARSE on a bad entry. */
+int store_net_allow_set(struct store *st, const char *list);
+/* Configure a curl easy handle for a user-supplied URL: http/https only
+ * (redirects too, at most 3), and every address curl connects to is
+ * checked against the public/allow-list rule (connection refused
+ * otherwise).  curl is a CURL *. */
+void store_net_guard_curl(struct store *st, void *curl);
+/* Cheap pre-check for a request handler: 0 if url is http(s) with a host
+ * whose resolved addresses are all allowed; ERR_INVALID with *why set to a
+ * static message ("unsupported scheme", "private address", ...). */
+int store_net_check_url(struct store *st, const char *url, const char **why);
+
+/* ---- webhook outbox --------------------------------------------------------- */
+
+/* Queue a webhook POST of payload (a JSON object text, <= 1 MiB) to url.
+ * Sent with Content-Type: application/json and
+ * "Authorization: Bearer rf_<workspace>"; each attempt sets
+ * "delivery_attempt": N (1-based) in the body.  sign = also send
+ * "X-Vbatch-Signature: sha256=<hex HMAC of the exact body, installation
+ * secret>".  The _db variant joins the caller's open transaction, so the
+ * webhook is durable exactly when the state change is. */
+int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *payload,
+                         bool sign);
+int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *payload,
+                            bool sign);
+
+struct store_outbox_opts {
+    int max_attempts;      /* give up after this many; default 8 */
+    int64_t backoff_ms;    /* delay before attempt 2; doubles each time; default 1000 */
+    int64_t backoff_max_ms;/* cap of the delay; default 300000 */
+    long timeout_ms;       /* per POST; default 10000 */
+};
+void store_outbox_opts_default(struct store_outbox_opts *o);
+/* Start the sender thread (no-op if running).  A 2xx answer marks a row
+ * delivered; anything else (or no answer) schedules a retry after the
+ * backoff; after max_attempts the row is marked failed.  Rows survive
+ * restarts: a row in flight at a crash is sent again. */
+int store_outbox_start(struct store *st, const struct store_outbox_opts *o);
+/* Wake the sender now (enqueue does this already). */
+void store_outbox_kick(struct store *st);
+/* Stop and join the sender (no-op if not running). */
+void store_outbox_stop(struct store *st);
+/* Counts for tests/metrics: pending (incl. retrying), delivered, failed. */
+int store_outbox_counts(struct store *st, int64_t *pending, int64_t *delivered, int64_t *failed);
+
+#endif

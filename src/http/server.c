@@ -1,0 +1,594 @@
+/*
+ * server.c — libmicrohttpd glue: one access-handler state machine per
+ * request, replies, per-request cleanups and the request log line.
+ *
+ * libmicrohttpd calls the access handler several times per request on the
+ * pool thread that owns the connection:
+ *
+ *   call 1 (*con_cls == NULL)   headers only: route, size check, ops.begin.
+ *                               A reply made here is held back unless a body
+ *                               is on its way: queueing on the first call
+ *                               makes libmicrohttpd close the connection
+ *                               (DEPENDENCIES.md: 10k instead of 112k req/s).
+ *   calls 2..n (size > 0)       body chunks: ops.body, or the body buffer
+ *                               (capped at the route's max_body).
+ *   last call (size == 0)       ops.end, then queue the reply.
+ *
+ * A reply made before the body is complete (413, 401 on an upload, a bad
+ * multipart) is queued at once; libmicrohttpd then sends it and closes the
+ * connection instead of reading the rest.  If libmicrohttpd refuses to
+ * queue mid-body, the rest of the body is read and dropped up to
+ * DISCARD_MAX bytes, then the connection is cut.
+ *
+ * The completion callback (MHD_OPTION_NOTIFY_COMPLETED) runs for every
+ * request that got a *con_cls, whatever happened to the connection: it runs
+ * the request's cleanups (temp files, sinks), writes the one log line and
+ * frees the request.
+ */
+#include "http/http.h"
+
+#include "base/base.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define DISCARD_MAX (8u << 20)
+#define MAX_DONE 8
+#define MAX_HDRS 8
+
+struct http_server {
+    struct MHD_Daemon *d;
+    struct http_router *router;
+    unsigned port;
+    char default_host[64]; /* "127.0.0.1:PORT" when there is no Host header */
+    bool quiet;
+};
+
+struct http_req {
+    struct MHD_Connection *conn;
+    struct http_server *srv;
+    char method[16];
+    char *path;                 /* owned, decoded path */
+    char *scratch;              /* owned, split path holding param values */
+    struct http_param params[HTTP_MAX_PARAMS];
+    int nparams;
+    const struct http_route_ops *ops; /* NULL: reply decided at call 1 */
+    void *ctx;
+    bool has_body;              /* Content-Length > 0 or chunked */
+    int64_t content_length;     /* -1 unknown */
+    uint64_t body_size;         /* bytes received */
+    uint64_t discarded;         /* bytes dropped after an early reply */
+    struct buf body;            /* buffered routes only */
+    void *state;
+    void (*state_fn)(void *);
+    struct { void (*fn)(void *); void *arg; } done[MAX_DONE];
+    int ndone;
+    unsigned status;
+    struct MHD_Response *resp;  /* the reply, until queued */
+    bool replied, queued;
+    uint64_t resp_bytes;
+    char *hdr_name[MAX_HDRS], *hdr_value[MAX_HDRS];
+    int nhdrs;
+    char *base_url;
+    int64_t t0_ns;
+};
+
+/* ---- replies ------------------------------------------------------------------ */
+
+unsigned http_status_for_err(int err)
+{
+    switch (err) {
+    case ERR_PARSE:
+    case ERR_INVALID:
+        return 400;
+    case ERR_AUTH:
+        return 401;
+    case ERR_NOTFOUND:
+        return 404;
+    case ERR_EXISTS:
+        return 409;
+    case ERR_LIMIT:
+        return 413;
+    case ERR_UNSUPPORTED:
+        return 415;
+    default:
+        return 500;
+    }
+}
+
+bool http_req_replied(const struct http_req *req)
+{
+    return req->replied;
+}
+
+static int reply_set(struct http_req *req, unsigned status, struct MHD_Response *resp,
+                     const char *content_type, uint64_t size)
+{
+    if (!resp)
+        return ERR_INTERNAL;
+    if (req->replied) {
+        MHD_destroy_response(resp);
+        return 0;
+    }
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (int i = 0; i < req->nhdrs; i++)
+        MHD_add_response_header(resp, req->hdr_name[i], req->hdr_value[i]);
+    req->resp = resp;
+    req->status = status;
+    req->replied = true;
+    req->resp_bytes = size;
+    return 0;
+}
+
+int http_reply_data(struct http_req *req, unsigned status, const char *content_type,
+                    const void *data, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_MUST_COPY);
+    return reply_set(req, status, r, content_type, len);
+}
+
+int http_reply_json(struct http_req *req, unsigned status, json_t *body)
+{
+    char *text;
+    int rc;
+
+    if (!body)
+        return http_reply_error(req, 500, "out of memory");
+    text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    json_decref(body);
+    if (!text)
+        return http_reply_error(req, 500, "cannot serialise the response");
+    size_t len = strlen(text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r)
+        free(text);
+    rc = reply_set(req, status, r, "application/json", len);
+    return rc;
+}
+
+int http_reply_error(struct http_req *req, unsigned status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *o = json_object();
+    json_object_set_new(o, "error", json_string(msg));
+    if (!json_object_get(o, "error")) /* not UTF-8: keep the status, drop the text */
+        json_object_set_new(o, "error", json_string("invalid request"));
+    return http_reply_json(req, status, o);
+}
+
+int http_reply_fd(struct http_req *req, unsigned status, const char *content_type, int fd,
+                  uint64_t size)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, 0);
+    if (!r) {
+        close(fd);
+        return ERR_INTERNAL;
+    }
+    return reply_set(req, status, r, content_type, size);
+}
+
+int http_reply_header(struct http_req *req, const char *name, const char *value)
+{
+    if (req->resp) {
+        MHD_add_response_header(req->resp, name, value);
+        return 0;
+    }
+    if (req->nhdrs == MAX_HDRS)
+        return ERR_LIMIT;
+    req->hdr_name[req->nhdrs] = xstrdup(name);
+    req->hdr_value[req->nhdrs] = xstrdup(value);
+    req->nhdrs++;
+    return 0;
+}
+
+/* ---- request accessors -------------------------------------------------------- */
+
+const char *http_req_method(const struct http_req *req) { return req->method; }
+const char *http_req_path(const struct http_req *req) { return req->path; }
+int64_t http_req_content_length(const struct http_req *req) { return req->content_length; }
+uint64_t http_req_body_size(const struct http_req *req) { return req->body_size; }
+void *http_req_state(const struct http_req *req) { return req->state; }
+
+const char *http_req_param(const struct http_req *req, const char *name)
+{
+    for (int i = 0; i < req->nparams; i++)
+        if (!strcmp(req->params[i].name, name))
+            return req->params[i].value;
+    return NULL;
+}
+
+const char *http_req_query(const struct http_req *req, const char *name)
+{
+    const char *v = NULL;
+    size_t vlen = 0;
+    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
+                                      &vlen) != MHD_YES)
+        return NULL;
+    return v ? v : "";
+}
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_req_body(const struct http_req *req, size_t *len)
+{
+    if (len)
+        *len = req->body.len;
+    return req->body.data ? req->body.data : "";
+}
+
+json_t *http_req_body_json(struct http_req *req)
+{
+    json_error_t e;
+    json_t *j;
+
+    if (req->body.len == 0) {
+        http_reply_error(req, 400, "a JSON body is required");
+        return NULL;
+    }
+    j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &e);
+    if (!j)
+        http_reply_error(req, 400, "malformed JSON body: %s (line %d, column %d)", e.text, e.line,
+                         e.column);
+    return j;
+}
+
+void http_req_set_state(struct http_req *req, void *state, void (*fn)(void *state))
+{
+    req->state = state;
+    req->state_fn = fn;
+}
+
+int http_req_on_done(struct http_req *req, void (*fn)(void *arg), void *arg)
+{
+    if (req->ndone == MAX_DONE)
+        return ERR_LIMIT;
+    req->done[req->ndone].fn = fn;
+    req->done[req->ndone].arg = arg;
+    req->ndone++;
+    return 0;
+}
+
+static bool host_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n == 0 || n > 255)
+        return false;
+    for (; *h; h++)
+        if (!isalnum((unsigned char)*h) && !strchr(".-:[]_", *h))
+            return false;
+    return true;
+}
+
+const char *http_req_base_url(struct http_req *req)
+{
+    if (!req->base_url) {
+        const char *h = http_req_header(req, MHD_HTTP_HEADER_HOST);
+        if (!h || !host_ok(h))
+            h = req->srv->default_host;
+        req->base_url = xasprintf("http://%s", h);
+    }
+    return req->base_url;
+}
+
+/* ---- the access handler ---------------------------------------------------------- */
+
+static void req_free(struct http_req *req)
+{
+    for (int i = req->ndone - 1; i >= 0; i--)
+        req->done[i].fn(req->done[i].arg);
+    if (req->state_fn)
+        req->state_fn(req->state);
+    if (req->resp)
+        MHD_destroy_response(req->resp);
+    for (int i = 0; i < req->nhdrs; i++) {
+        free(req->hdr_name[i]);
+        free(req->hdr_value[i]);
+    }
+    buf_release(&req->body);
+    free(req->base_url);
+    free(req->path);
+    free(req->scratch);
+    free(req);
+}
+
+static enum MHD_Result req_queue(struct http_req *req)
+{
+    enum MHD_Result r;
+    if (req->queued)
+        return MHD_YES;
+    if (!req->resp) {
+        req->replied = false;
+        http_reply_error(req, 500, "no response");
+        if (!req->resp)
+            return MHD_NO;
+    }
+    r = MHD_queue_response(req->conn, req->status, req->resp);
+    if (r == MHD_YES) {
+        req->queued = true;
+        MHD_destroy_response(req->resp);
+        req->resp = NULL;
+    }
+    return r;
+}
+
+static void req_fail(struct http_req *req, int rc)
+{
+    if (req->replied)
+        return;
+    unsigned st = http_status_for_err(rc);
+    http_reply_error(req, st, "%s", st == 500 ? "internal error" : err_str(rc));
+}
+
+static void req_begin(struct http_req *req, const char *url)
+{
+    const struct http_route_ops *ops = NULL;
+    void *ctx = NULL;
+    size_t cap = strlen(url) + 1;
+    int rc;
+
+    req->scratch = xmalloc(cap);
+    rc = http_router_match(req->srv->router, req->method, url, req->scratch, cap, req->params,
+                           &req->nparams, &ops, &ctx);
+    if (rc == ERR_NOTFOUND) {
+        http_reply_error(req, 404, "no such endpoint: %s %s", req->method, url);
+        return;
+    }
+    if (rc == ERR_UNSUPPORTED) {
+        http_reply_error(req, 405, "method %s is not allowed on %s", req->method, url);
+        return;
+    }
+    if (rc < 0) {
+        req_fail(req, rc);
+        return;
+    }
+    req->ops = ops;
+    req->ctx = ctx;
+    if (req->content_length > 0 && (uint64_t)req->content_length > ops->max_body) {
+        if (ops->max_body == 0)
+            http_reply_error(req, 413, "this endpoint takes no request body");
+        else
+            http_reply_error(req, 413, "request body of %lld bytes is over the limit of %llu bytes",
+                             (long long)req->content_length, (unsigned long long)ops->max_body);
+        return;
+    }
+    if (!ops->body)
+        buf_init(&req->body, (size_t)(ops->max_body > (64u << 20) ? (64u << 20) : ops->max_body));
+    if (ops->begin) {
+        rc = ops->begin(req, ctx);
+        if (rc < 0)
+            req_fail(req, rc);
+    }
+}
+
+static void req_chunk(struct http_req *req, const char *data, size_t n)
+{
+    int rc = 0;
+
+    req->body_size += n;
+    if (req->body_size > req->ops->max_body) {
+        http_reply_error(req, 413, "request body is over the limit of %llu bytes",
+                         (unsigned long long)req->ops->max_body);
+        return;
+    }
+    if (req->ops->body)
+        rc = req->ops->body(req, data, n, req->ctx);
+    else if (buf_append(&req->body, data, n) < 0)
+        rc = ERR_LIMIT;
+    if (rc < 0)
+        req_fail(req, rc);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        req = xcalloc(1, sizeof(*req));
+        req->t0_ns = time_mono_ns();
+        req->conn = conn;
+        req->srv = srv;
+        req->content_length = -1;
+        snprintf(req->method, sizeof(req->method), "%s", method);
+        req->path = xstrdup(url);
+        *con_cls = req;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (cl) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(cl, &end, 10);
+            if (!errno && end != cl && *end == '\0' && v >= 0)
+                req->content_length = v;
+        }
+        req->has_body = req->content_length > 0 || (te && strcasestr(te, "chunked"));
+        req_begin(req, url);
+        if (req->replied && req->has_body)
+            return req_queue(req);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!req->replied)
+            req_chunk(req, upload_data, n);
+        if (req->replied && !req->queued) {
+            if (req_queue(req) == MHD_YES)
+                return MHD_YES;
+            req->discarded += n;
+            if (req->discarded > DISCARD_MAX)
+                return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (req->queued)
+        return MHD_YES;
+    if (!req->replied && req->ops) {
+        int rc = req->ops->end(req, req->ctx);
+        if (rc < 0)
+            req_fail(req, rc);
+        if (!req->replied)
+            http_reply_error(req, 500, "the handler made no reply");
+    }
+    return req_queue(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct http_req *req = *con_cls;
+    (void)conn;
+
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (!srv->quiet) {
+        double ms = (double)(time_mono_ns() - req->t0_ns) / 1e6;
+        log_info("http", "request method=%s path=%s status=%u bytes_in=%llu bytes_out=%llu "
+                 "ms=%.2f%s",
+                 req->method, req->path, req->queued ? req->status : 0,
+                 (unsigned long long)req->body_size,
+                 (unsigned long long)(req->queued ? req->resp_bytes : 0), ms,
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    }
+    req_free(req);
+}
+
+/* ---- start / stop ------------------------------------------------------------------ */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                        bool *v6)
+{
+    char host[256];
+    const char *colon, *port;
+    struct addrinfo hints, *ai = NULL;
+
+    if (!listen || !*listen)
+        return ERR_INVALID;
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof(host))
+            return ERR_INVALID;
+        memcpy(host, listen + 1, (size_t)(rb - listen - 1));
+        host[rb - listen - 1] = '\0';
+        port = rb + 2;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon) {
+            snprintf(host, sizeof(host), "127.0.0.1");
+            port = listen;
+        } else {
+            if ((size_t)(colon - listen) >= sizeof(host))
+                return ERR_INVALID;
+            memcpy(host, listen, (size_t)(colon - listen));
+            host[colon - listen] = '\0';
+            port = colon + 1;
+        }
+    }
+    if (!*host)
+        snprintf(host, sizeof(host), "0.0.0.0");
+    for (const char *p = port; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return ERR_INVALID;
+    if (!*port || atoi(port) > 65535)
+        return ERR_INVALID;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+        return ERR_INVALID;
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *sslen = ai->ai_addrlen;
+    *v6 = ai->ai_family == AF_INET6;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int http_server_start(const struct http_server_opts *opts, struct http_router *router,
+                      struct http_server **out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    bool v6 = false;
+    struct http_server *s;
+    unsigned threads = opts->threads;
+    int rc;
+
+    rc = parse_listen(opts->listen, &ss, &sslen, &v6);
+    if (rc < 0)
+        return rc;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 2 ? (unsigned)n : 2;
+    }
+    s = xcalloc(1, sizeof(*s));
+    s->router = router;
+    s->quiet = opts->quiet;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, threads,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)(opts->conn_timeout_s ? opts->conn_timeout_s : 60),
+                            MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)(opts->max_conns ? opts->max_conns : 1024),
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 512u,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        free(s);
+        return -EADDRINUSE;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : 0;
+    char ip[INET6_ADDRSTRLEN] = "127.0.0.1";
+    if (!v6) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        if (sin->sin_addr.s_addr != htonl(INADDR_ANY))
+            inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+        snprintf(s->default_host, sizeof(s->default_host), "%s:%u", ip, s->port);
+    } else {
+        snprintf(s->default_host, sizeof(s->default_host), "[::1]:%u", s->port);
+    }
+    *out = s;
+    return 0;
+}
+
+unsigned http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->d);
+    free(s);
+}

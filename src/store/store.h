@@ -121,6 +121,10 @@ bool store_blob_key_valid(const char *key);
  * HTTP layer streams request bodies into these. */
 int store_tmp_create(struct store *st, char **path, int *fd);
 
+/* Remove temp files under DATA/tmp older than older_than_ms (orphans of a
+ * crash or an aborted request).  Returns how many were removed, or <0. */
+int store_tmp_sweep(struct store *st, int64_t older_than_ms);
+
 /* Store bytes under key (temp file + fsync + rename; replaces). */
 int store_blob_put(struct store *st, const char *key, const void *data, size_t len);
 /* Move an existing file (fsynced by this call) into the store under key.

@@ -1,0 +1,397 @@
+/*
+ * blob.c — the local blob store and its signed URLs.
+ *
+ * A blob is one file DATA/blobs/<key>.  Keys are validated strictly (see
+ * store_blob_key_valid) so a key can never leave the blobs folder.  Every
+ * write goes to a temp file in DATA/tmp (same file system), is fsynced,
+ * renamed over DATA/blobs/<key> and the folder is fsynced: a reader sees
+ * either the old blob, the new one, or none — never a half file, even
+ * after a crash.  Temp files orphaned by a crash are removed by
+ * store_tmp_sweep().
+ *
+ * Signed URLs: HMAC-SHA256 with the installation secret over
+ *   "v1\n" METHOD "\n" key "\n" expires "\n" limit
+ * encoded base64url; see store.h for the URL layout.
+ */
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_int.h"
+
+bool store_blob_key_valid(const char *key)
+{
+    size_t n, seg = 0;
+    if (!key || !key[0])
+        return false;
+    n = strlen(key);
+    if (n > STORE_BLOB_KEY_MAX || key[0] == '/' || key[n - 1] == '/')
+        return false;
+    for (size_t i = 0; i <= n; i++) {
+        char c = key[i];
+        if (c == '/' || c == 0) {
+            if (seg == 0)
+                return false;
+            if ((seg == 1 && key[i - 1] == '.') || (seg == 2 && key[i - 1] == '.' && key[i - 2] == '.'))
+                return false;
+            seg = 0;
+            continue;
+        }
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+        seg++;
+    }
+    return true;
+}
+
+char *store_blob_path(struct store *st, const char *key)
+{
+    return xasprintf("%s/%s", st->blob_dir, key);
+}
+
+int store_tmp_create(struct store *st, char **path, int *fd)
+{
+    char *p = xasprintf("%s/up-XXXXXX", st->tmp_dir);
+    int f = mkostemp(p, O_CLOEXEC);
+    if (f < 0) {
+        int rc = -errno;
+        free(p);
+        return rc;
+    }
+    *path = p;
+    *fd = f;
+    return 0;
+}
+
+/* Make the parent folders of a blob path. */
+static int blob_mkparent(const char *path)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash) {
+        *slash = 0;
+        rc = mkdir_p(dir, 0755);
+    }
+    free(dir);
+    return rc;
+}
+
+static int fsync_parent(const char *path)
+{
+    char *dir = xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    int rc = 0;
+    if (slash) {
+        *slash = 0;
+        rc = fsync_dir(dir);
+    }
+    free(dir);
+    return rc;
+}
+
+/* fsync src (an existing file) and rename it to the blob path of key. */
+static int blob_publish(struct store *st, const char *key, const char *src, int fd)
+{
+    char *dst = NULL;
+    int rc = 0, own_fd = -1;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    if (fd < 0) {
+        own_fd = fd = open(src, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+    }
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    dst = store_blob_path(st, key);
+    if ((rc = blob_mkparent(dst)) < 0)
+        goto out;
+    if (rename(src, dst) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    rc = fsync_parent(dst);
+out:
+    if (own_fd >= 0)
+        close(own_fd);
+    free(dst);
+    return rc;
+}
+
+int store_blob_put_file(struct store *st, const char *key, const char *src_path)
+{
+    return blob_publish(st, key, src_path, -1);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int store_blob_put(struct store *st, const char *key, const void *data, size_t len)
+{
+    char *tmp = NULL;
+    int fd = -1, rc;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    if ((rc = store_tmp_create(st, &tmp, &fd)) < 0)
+        return rc;
+    rc = write_all(fd, data, len);
+    if (rc == 0)
+        rc = blob_publish(st, key, tmp, fd);
+    close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size)
+{
+    struct stat sb;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    char *path = store_blob_path(st, key);
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = f < 0 ? (errno == ENOENT ? ERR_NOTFOUND : -errno) : 0;
+    free(path);
+    if (rc < 0)
+        return rc;
+    if (fstat(f, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        close(f);
+        return ERR_NOTFOUND;
+    }
+    *fd = f;
+    *size = sb.st_size;
+    return 0;
+}
+
+int store_blob_read(struct store *st, const char *key, size_t max, char **data, size_t *len)
+{
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    char *path = store_blob_path(st, key);
+    int rc = file_read_all(path, max, data, len);
+    free(path);
+    if (rc == -ENOENT)
+        rc = ERR_NOTFOUND;
+    return rc;
+}
+
+int store_blob_delete(struct store *st, const char *key)
+{
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    char *path = store_blob_path(st, key);
+    int rc = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+    free(path);
+    return rc;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    if (remove(path) < 0 && errno != ENOENT)
+        log_warn("store", "cannot remove '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+int store_blob_delete_prefix(struct store *st, const char *prefix)
+{
+    if (!store_blob_key_valid(prefix))
+        return ERR_INVALID;
+    char *path = store_blob_path(st, prefix);
+    int rc = 0;
+    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+        rc = -errno;
+    free(path);
+    return rc;
+}
+
+int store_tmp_sweep(struct store *st, int64_t older_than_ms)
+{
+    DIR *d = opendir(st->tmp_dir);
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return -errno;
+    int64_t now = time_now_ms();
+    while ((e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (e->d_name[0] == '.')
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (now - (int64_t)sb.st_mtime * 1000 >= older_than_ms && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* ---- streaming writer --------------------------------------------------------- */
+
+struct store_blob_writer {
+    struct store *st;
+    char *key;     /* owned */
+    char *tmp;     /* owned temp path */
+    int fd;
+    int64_t limit; /* 0 = none */
+    int64_t size;  /* bytes written so far */
+};
+
+int store_blob_writer_open(struct store *st, const char *key, int64_t limit, struct store_blob_writer **out)
+{
+    struct store_blob_writer *w;
+    int rc;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    w = xcalloc(1, sizeof *w);
+    w->st = st;
+    w->limit = limit > 0 ? limit : 0;
+    if ((rc = store_tmp_create(st, &w->tmp, &w->fd)) < 0) {
+        free(w);
+        return rc;
+    }
+    w->key = xstrdup(key);
+    *out = w;
+    return 0;
+}
+
+int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_t len)
+{
+    if (w->limit && (int64_t)len > w->limit - w->size)
+        return ERR_LIMIT;
+    int rc = write_all(w->fd, data, len);
+    if (rc == 0)
+        w->size += (int64_t)len;
+    return rc;
+}
+
+int64_t store_blob_writer_size(const struct store_blob_writer *w)
+{
+    return w->size;
+}
+
+int store_blob_writer_finish(struct store_blob_writer *w)
+{
+    int rc = blob_publish(w->st, w->key, w->tmp, w->fd);
+    if (rc < 0)
+        unlink(w->tmp);
+    close(w->fd);
+    free(w->tmp);
+    free(w->key);
+    free(w);
+    return rc;
+}
+
+void store_blob_writer_abort(struct store_blob_writer *w)
+{
+    if (!w)
+        return;
+    close(w->fd);
+    unlink(w->tmp);
+    free(w->tmp);
+    free(w->key);
+    free(w);
+}
+
+/* ---- signed URLs ---------------------------------------------------------------- */
+
+static char *sign_b64(struct store *st, const char *method, const char *key, long long expires, long long limit)
+{
+    uint8_t mac[32];
+    char *msg = xasprintf("v1\n%s\n%s\n%lld\n%lld", method, key, expires, limit);
+    hmac_sha256(st->secret, sizeof st->secret, msg, strlen(msg), mac);
+    free(msg);
+    return base64url_encode(mac, sizeof mac);
+}
+
+void store_secret_hmac_hex(struct store *st, const void *data, size_t len, char out[65])
+{
+    uint8_t mac[32];
+    hmac_sha256(st->secret, sizeof st->secret, data, len, mac);
+    hex_encode(mac, sizeof mac, out);
+}
+
+int store_sign_path(struct store *st, const char *method, const char *key, int64_t expires_unix_s, int64_t limit,
+                    char **out)
+{
+    struct buf b = BUF_INIT;
+    if (!store_blob_key_valid(key) || (strcmp(method, "GET") && strcmp(method, "PUT")))
+        return ERR_INVALID;
+    if (!strcmp(method, "GET"))
+        limit = 0;
+    char *sig = sign_b64(st, method, key, (long long)expires_unix_s, (long long)limit);
+    /* Key characters are all unreserved in RFC 3986: no encoding needed. */
+    buf_printf(&b, "%s%s?method=%s&expires=%lld&limit=%lld&signature=%s", STORE_SIGNED_PREFIX, key, method,
+               (long long)expires_unix_s, (long long)limit, sig);
+    free(sig);
+    *out = buf_detach(&b, NULL);
+    return 0;
+}
+
+/* Strict decimal parse of a non-negative int64. */
+static bool parse_i64(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    if (!s || !*s || strlen(s) > 18)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return true;
+}
+
+int store_signed_verify(struct store *st, const char *method, const char *key, const char *q_method,
+                        const char *q_expires, const char *q_limit, const char *q_signature, int64_t *limit_out)
+{
+    int64_t expires, limit;
+    const char *m;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    if (!method || !q_method || !q_signature || !parse_i64(q_expires, &expires) || !parse_i64(q_limit, &limit))
+        return ERR_AUTH;
+    m = (!strcmp(method, "GET") || !strcmp(method, "HEAD")) ? "GET" : method;
+    if (strcmp(m, q_method) != 0)
+        return ERR_AUTH;
+    char *want = sign_b64(st, q_method, key, (long long)expires, (long long)limit);
+    size_t n = strlen(want);
+    bool ok = strlen(q_signature) == n && ct_equal(want, q_signature, n);
+    free(want);
+    if (!ok)
+        return ERR_AUTH;
+    if (expires * 1000 < time_now_ms())
+        return ERR_AUTH;
+    if (limit_out)
+        *limit_out = limit;
+    return 0;
+}

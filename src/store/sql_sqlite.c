@@ -1,0 +1,39 @@
+/*
+ * sql_sqlite.c — the SQL text of the core schema (SQLite dialect), kept in
+ * one place so that a PostgreSQL dialect can sit next to it later.  Each
+ * array element is one migration; never edit an applied one, append.
+ */
+#include "store/store_int.h"
+
+const char *const store__core_migrations[] = {
+    /* 1: workspaces, API keys, workflow registry, webhook outbox */
+    "CREATE TABLE workspaces ("
+    "  name TEXT PRIMARY KEY,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE api_keys ("
+    "  key_id TEXT PRIMARY KEY,"           /* first 8 chars after the prefix */
+    "  workspace TEXT NOT NULL REFERENCES workspaces(name) ON DELETE CASCADE,"
+    "  key_hash BLOB NOT NULL,"            /* SHA-256 of the whole key */
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE workflows ("
+    "  workspace TEXT NOT NULL,"
+    "  workflow_id TEXT NOT NULL,"
+    "  definition TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (workspace, workflow_id));"
+    "CREATE TABLE outbox ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  url TEXT NOT NULL,"
+    "  workspace TEXT NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  sign INTEGER NOT NULL DEFAULT 0,"
+    "  state TEXT NOT NULL DEFAULT 'pending'," /* pending | delivered | failed */
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_ms INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  created_ms INTEGER NOT NULL,"
+    "  done_ms INTEGER);"
+    "CREATE INDEX outbox_due ON outbox(state, next_ms);",
+};
+const int store__core_migrations_n = (int)ARRAY_LEN(store__core_migrations);

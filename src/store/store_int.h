@@ -1,0 +1,62 @@
+/*
+ * store_int.h — private to src/store/: the store struct and helpers shared
+ * between its files.
+ */
+#ifndef VBATCH_STORE_INT_H
+#define VBATCH_STORE_INT_H
+
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "base/base.h"
+
+#include "store/store.h"
+
+#define STORE_POOL_MAX 16
+
+struct store_net_rule {
+    int family;        /* AF_INET or AF_INET6 */
+    uint8_t addr[16];  /* network address */
+    int prefix;        /* prefix length in bits */
+};
+
+struct store {
+    char *dir;                 /* data folder, owned */
+    char *blob_dir;            /* DATA/blobs, owned */
+    char *tmp_dir;             /* DATA/tmp, owned */
+    char *db_path;             /* DATA/vbatch.db, owned */
+    uint8_t secret[32];        /* installation secret */
+
+    pthread_mutex_t pool_mu;   /* guards the pool fields */
+    pthread_cond_t pool_cv;    /* signalled when a connection is given back */
+    sqlite3 *pool[STORE_POOL_MAX]; /* idle connections (stack) */
+    int pool_idle;             /* number of idle connections in pool[] */
+    int pool_open;             /* connections opened so far (<= STORE_POOL_MAX) */
+
+    pthread_mutex_t net_mu;    /* guards the allow-list */
+    struct store_net_rule *net_rules; /* owned array */
+    int net_nrules;
+
+    /* outbox sender */
+    pthread_mutex_t ob_mu;
+    pthread_cond_t ob_cv;
+    pthread_t ob_thread;
+    bool ob_running;           /* thread started and not joined */
+    bool ob_stop;              /* asks the thread to exit */
+    bool ob_kick;              /* work may be due now */
+    struct store_outbox_opts ob_opts;
+};
+
+/* sql_sqlite.c: the core schema, one statement text per migration. */
+extern const char *const store__core_migrations[];
+extern const int store__core_migrations_n;
+
+/* net.c */
+bool store__net_addr_allowed(struct store *st, const struct sockaddr *sa);
+void store__net_free(struct store *st);
+
+/* outbox.c */
+void store__outbox_init(struct store *st);
+void store__outbox_destroy(struct store *st);
+
+#endif

@@ -1,0 +1,418 @@
+/* Unit tests of src/store: migrations, keys, workflows, blobs, signed URLs,
+ * network guard, outbox delivery with retries. */
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "store/store.h"
+#include "t.h"
+#include "test_store_recv.h"
+
+static char *tmpdir(void)
+{
+    char *d = strdup("/tmp/vbatch-store-XXXXXX");
+    if (!mkdtemp(d))
+        abort();
+    return d;
+}
+
+static struct store *open_tmp(void)
+{
+    struct store *st = NULL;
+    char *d = tmpdir();
+    if (store_open(d, &st) < 0)
+        T_FAIL("store_open failed");
+    free(d);
+    return st;
+}
+
+TEST(open_twice_and_migrate_idempotent)
+{
+    char *d = tmpdir();
+    struct store *st = NULL;
+    ASSERT_OK(store_open(d, &st));
+    static const char *const m[] = {"CREATE TABLE jobs_x(id INTEGER PRIMARY KEY, v TEXT)",
+                                    "ALTER TABLE jobs_x ADD COLUMN w INTEGER"};
+    ASSERT_OK(store_migrate(st, "jobs", m, 1));
+    ASSERT_OK(store_migrate(st, "jobs", m, 2));
+    ASSERT_OK(store_migrate(st, "jobs", m, 2));
+    store_close(st);
+    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(store_migrate(st, "jobs", m, 2));
+    sqlite3 *db = store_db_acquire(st);
+    ASSERT_OK(store_exec(db, "INSERT INTO jobs_x(v, w) VALUES('a', 1)"));
+    sqlite3_stmt *q;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT version FROM schema_versions WHERE component='jobs'", -1, &q, NULL), 0);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int(q, 0), 2);
+    sqlite3_finalize(q);
+    store_db_release(st, db);
+    /* A broken migration fails cleanly and records nothing. */
+    static const char *const bad[] = {"CREATE TABLE jobs_x(id INTEGER PRIMARY KEY, v TEXT)",
+                                      "ALTER TABLE jobs_x ADD COLUMN w INTEGER", "THIS IS NOT SQL"};
+    ASSERT(store_migrate(st, "jobs", bad, 3) < 0);
+    store_close(st);
+    free(d);
+}
+
+TEST(workspace_keys)
+{
+    struct store *st = open_tmp();
+    char key[STORE_KEY_LEN + 1], key2[STORE_KEY_LEN + 1], ws[STORE_WS_MAX + 1];
+    bool created;
+    ASSERT_OK(store_workspace_ensure_default(st, "default", &created, key));
+    ASSERT(created);
+    ASSERT_EQ(strlen(key), STORE_KEY_LEN);
+    ASSERT_OK(store_workspace_ensure_default(st, "default", &created, key2));
+    ASSERT(!created);
+    ASSERT_STR_EQ(key2, "");
+    ASSERT_OK(store_key_verify(st, key, ws));
+    ASSERT_STR_EQ(ws, "default");
+    ASSERT_OK(store_workspace_create(st, "other", key2));
+    ASSERT_EQ(store_workspace_create(st, "other", key2), ERR_EXISTS);
+    ASSERT_EQ(store_workspace_create(st, "Bad Name", key2), ERR_INVALID);
+    ASSERT_OK(store_key_verify(st, key2, ws));
+    ASSERT_STR_EQ(ws, "other");
+    char tampered[STORE_KEY_LEN + 1];
+    strcpy(tampered, key);
+    tampered[STORE_KEY_LEN - 1] = tampered[STORE_KEY_LEN - 1] == 'a' ? 'b' : 'a';
+    ASSERT_EQ(store_key_verify(st, tampered, ws), ERR_AUTH);
+    ASSERT_EQ(store_key_verify(st, "", ws), ERR_AUTH);
+    ASSERT_EQ(store_key_verify(st, NULL, ws), ERR_AUTH);
+    ASSERT_EQ(store_key_create(st, "nope", key2), ERR_NOTFOUND);
+    ASSERT_OK(store_key_create(st, "default", key2));
+    ASSERT_OK(store_key_verify(st, key2, ws));
+    ASSERT_STR_EQ(ws, "default");
+    ASSERT_OK(store_workspace_exists(st, "default"));
+    ASSERT_EQ(store_workspace_exists(st, "zzz"), ERR_NOTFOUND);
+    /* The clear key is nowhere in the database file. */
+    char *path = xasprintf("%s/vbatch.db", store_data_dir(st));
+    store_close(st);
+    char *data;
+    size_t len;
+    ASSERT_OK(file_read_all(path, 1 << 24, &data, &len));
+    ASSERT(memmem(data, len, key + 11, 20) == NULL);
+    free(data);
+    free(path);
+}
+
+TEST(workflows)
+{
+    struct store *st = open_tmp();
+    char *def = NULL;
+    json_t *list = NULL;
+    ASSERT_EQ(store_workflow_get(st, "ws", "wf", &def), ERR_NOTFOUND);
+    ASSERT_OK(store_workflow_put(st, "ws", "wf", "{\"a\":1}"));
+    ASSERT_OK(store_workflow_put(st, "ws", "wf", "{\"a\":2}"));
+    ASSERT_OK(store_workflow_put(st, "ws", "a-wf", "{}"));
+    ASSERT_OK(store_workflow_put(st, "ws2", "wf", "{}"));
+    ASSERT_EQ(store_workflow_put(st, "ws", "Bad/Id", "{}"), ERR_INVALID);
+    ASSERT_OK(store_workflow_get(st, "ws", "wf", &def));
+    ASSERT_STR_EQ(def, "{\"a\":2}");
+    free(def);
+    ASSERT_OK(store_workflow_list(st, "ws", &list));
+    ASSERT_EQ(json_array_size(list), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(list, 0), "workflowId")), "a-wf");
+    json_decref(list);
+    ASSERT_OK(store_workflow_delete(st, "ws", "wf"));
+    ASSERT_EQ(store_workflow_delete(st, "ws", "wf"), ERR_NOTFOUND);
+    store_close(st);
+}
+
+TEST(blob_keys)
+{
+    ASSERT(store_blob_key_valid("a"));
+    ASSERT(store_blob_key_valid("b/ws/batch/i/x.jpg"));
+    ASSERT(store_blob_key_valid("a/.hidden/..x"));
+    ASSERT(!store_blob_key_valid(""));
+    ASSERT(!store_blob_key_valid("/a"));
+    ASSERT(!store_blob_key_valid("a/"));
+    ASSERT(!store_blob_key_valid("a//b"));
+    ASSERT(!store_blob_key_valid("a/../b"));
+    ASSERT(!store_blob_key_valid(".."));
+    ASSERT(!store_blob_key_valid("a/./b"));
+    ASSERT(!store_blob_key_valid("a b"));
+    ASSERT(!store_blob_key_valid("a%2fb"));
+    ASSERT(!store_blob_key_valid(NULL));
+    char big[600];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    ASSERT(!store_blob_key_valid(big));
+}
+
+TEST(blob_put_get_delete_writer)
+{
+    struct store *st = open_tmp();
+    int fd;
+    int64_t size;
+    char *data;
+    size_t len;
+    ASSERT_OK(store_blob_put(st, "x/y/z.bin", "hello", 5));
+    ASSERT_OK(store_blob_open(st, "x/y/z.bin", &fd, &size));
+    ASSERT_EQ(size, 5);
+    close(fd);
+    ASSERT_OK(store_blob_read(st, "x/y/z.bin", 100, &data, &len));
+    ASSERT_STR_EQ(data, "hello");
+    free(data);
+    ASSERT_EQ(store_blob_read(st, "x/y/z.bin", 3, &data, &len) < 0, 1);
+    ASSERT_EQ(store_blob_open(st, "x/none", &fd, &size), ERR_NOTFOUND);
+    ASSERT_EQ(store_blob_open(st, "../etc/passwd", &fd, &size), ERR_INVALID);
+
+    /* writer: limit enforced, abort leaves nothing (also no temp file) */
+    struct store_blob_writer *w;
+    ASSERT_OK(store_blob_writer_open(st, "x/w1", 10, &w));
+    ASSERT_OK(store_blob_writer_write(w, "12345", 5));
+    ASSERT_OK(store_blob_writer_write(w, "12345", 5));
+    ASSERT_EQ(store_blob_writer_write(w, "1", 1), ERR_LIMIT);
+    store_blob_writer_abort(w);
+    ASSERT_EQ(store_blob_open(st, "x/w1", &fd, &size), ERR_NOTFOUND);
+    char *tmpd = xasprintf("%s/tmp", store_data_dir(st));
+    DIR *d = opendir(tmpd);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)))
+        files += e->d_name[0] != '.';
+    closedir(d);
+    free(tmpd);
+    ASSERT_EQ(files, 0);
+    ASSERT_OK(store_blob_writer_open(st, "x/w2", 0, &w));
+    ASSERT_OK(store_blob_writer_write(w, "abc", 3));
+    ASSERT_EQ(store_blob_writer_size(w), 3);
+    ASSERT_OK(store_blob_writer_finish(w));
+    ASSERT_OK(store_blob_read(st, "x/w2", 100, &data, &len));
+    ASSERT_STR_EQ(data, "abc");
+    free(data);
+
+    /* put_file from a temp file */
+    char *tp;
+    ASSERT_OK(store_tmp_create(st, &tp, &fd));
+    ASSERT_EQ(write(fd, "qq", 2), 2);
+    close(fd);
+    ASSERT_OK(store_blob_put_file(st, "x/f", tp));
+    ASSERT_EQ(access(tp, F_OK), -1);
+    free(tp);
+
+    ASSERT_OK(store_blob_delete(st, "x/w2"));
+    ASSERT_OK(store_blob_delete(st, "x/w2"));
+    ASSERT_OK(store_blob_delete_prefix(st, "x"));
+    ASSERT_EQ(store_blob_open(st, "x/f", &fd, &size), ERR_NOTFOUND);
+    ASSERT_EQ(store_blob_open(st, "x/y/z.bin", &fd, &size), ERR_NOTFOUND);
+    store_close(st);
+}
+
+/* Pull a query value out of a signed path (test helper). */
+static char *qv(const char *path, const char *name)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "%s=", name);
+    const char *p = strstr(path, pat);
+    if (!p)
+        return NULL;
+    p += strlen(pat);
+    return strndup(p, strcspn(p, "&"));
+}
+
+TEST(signed_urls)
+{
+    struct store *st = open_tmp();
+    char *path = NULL;
+    int64_t limit = -1, exp = time_now_ms() / 1000 + 60;
+    ASSERT_OK(store_sign_path(st, "PUT", "b/ws/k.tar", exp, 1000, &path));
+    ASSERT(str_has_prefix(path, "/blobs/b/ws/k.tar?method=PUT&expires="));
+    char *m = qv(path, "method"), *e = qv(path, "expires"), *l = qv(path, "limit"), *s = qv(path, "signature");
+    ASSERT_OK(store_signed_verify(st, "PUT", "b/ws/k.tar", m, e, l, s, &limit));
+    ASSERT_EQ(limit, 1000);
+    /* wrong method, other key, tampered limit/expiry/signature, missing */
+    ASSERT_EQ(store_signed_verify(st, "GET", "b/ws/k.tar", m, e, l, s, NULL), ERR_AUTH);
+    ASSERT_EQ(store_signed_verify(st, "PUT", "b/ws/k2.tar", m, e, l, s, NULL), ERR_AUTH);
+    ASSERT_EQ(store_signed_verify(st, "PUT", "b/ws/k.tar", m, e, "1001", s, NULL), ERR_AUTH);
+    char *e2 = xasprintf("%lld", (long long)exp + 1);
+    ASSERT_EQ(store_signed_verify(st, "PUT", "b/ws/k.tar", m, e2, l, s, NULL), ERR_AUTH);
+    s[3] = s[3] == 'A' ? 'B' : 'A';
+    ASSERT_EQ(store_signed_verify(st, "PUT", "b/ws/k.tar", m, e, l, s, NULL), ERR_AUTH);
+    ASSERT_EQ(store_signed_verify(st, "PUT", "b/ws/k.tar", m, e, l, NULL, NULL), ERR_AUTH);
+    ASSERT_EQ(store_signed_verify(st, "PUT", "b/ws/k.tar", m, "-5", l, "x", NULL), ERR_AUTH);
+    ASSERT_EQ(store_signed_verify(st, "PUT", "../x", m, e, l, "x", NULL), ERR_INVALID);
+    free(m), free(e), free(l), free(s), free(e2), free(path);
+    /* expired */
+    ASSERT_OK(store_sign_path(st, "GET", "b/ws/k.jpg", time_now_ms() / 1000 - 1, 0, &path));
+    m = qv(path, "method"), e = qv(path, "expires"), l = qv(path, "limit"), s = qv(path, "signature");
+    ASSERT_EQ(store_signed_verify(st, "GET", "b/ws/k.jpg", m, e, l, s, NULL), ERR_AUTH);
+    free(m), free(e), free(l), free(s), free(path);
+    /* GET verifies for HEAD too; signature differs per installation */
+    ASSERT_OK(store_sign_path(st, "GET", "b/ws/k.jpg", exp, 0, &path));
+    m = qv(path, "method"), e = qv(path, "expires"), l = qv(path, "limit"), s = qv(path, "signature");
+    ASSERT_OK(store_signed_verify(st, "HEAD", "b/ws/k.jpg", m, e, l, s, NULL));
+    struct store *st2 = open_tmp();
+    ASSERT_EQ(store_signed_verify(st2, "GET", "b/ws/k.jpg", m, e, l, s, NULL), ERR_AUTH);
+    store_close(st2);
+    free(m), free(e), free(l), free(s), free(path);
+    store_close(st);
+}
+
+TEST(net_guard)
+{
+    struct store *st = open_tmp();
+    const char *why;
+    ASSERT_EQ(store_net_check_url(st, "http://127.0.0.1:9/x", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "http://10.1.2.3/x", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "http://[::1]/x", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "http://169.254.169.254/latest", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "http://[::ffff:127.0.0.1]/", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "file:///etc/passwd", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "gopher://8.8.8.8/", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "not a url", &why), ERR_INVALID);
+    ASSERT_OK(store_net_check_url(st, "https://8.8.8.8/x.jsonl", &why));
+    ASSERT_EQ(store_net_allow_set(st, "127.0.0.1,bogus"), ERR_PARSE);
+    ASSERT_EQ(store_net_allow_set(st, "10.0.0.0/33"), ERR_PARSE);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1, 10.0.0.0/8"));
+    ASSERT_OK(store_net_check_url(st, "http://127.0.0.1:9/x", &why));
+    ASSERT_OK(store_net_check_url(st, "http://10.200.0.1/x", &why));
+    ASSERT_EQ(store_net_check_url(st, "http://127.0.0.2/x", &why), ERR_INVALID);
+    ASSERT_EQ(store_net_check_url(st, "http://192.168.1.1/x", &why), ERR_INVALID);
+    store_close(st);
+}
+
+TEST(outbox_retry_backoff_attempts)
+{
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int statuses[] = {500, 503, 200};
+    recv_start(&r, statuses, 3);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 100;
+    o.timeout_ms = 2000;
+    int64_t t0 = time_now_ms();
+    ASSERT_OK(store_outbox_enqueue(st, url, "myws", "{\"type\":\"x\",\"n\":1}", true));
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
+    int64_t dt = time_now_ms() - t0;
+    ASSERT_GE(dt, 100 + 200); /* two backoffs: 100 ms then 200 ms */
+    int64_t p, dl, f;
+    for (int i = 0; i < 100; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        if (dl == 1)
+            break;
+        usleep(20000);
+    }
+    ASSERT_EQ(dl, 1);
+    ASSERT_EQ(p, 0);
+    for (int i = 0; i < 3; i++) {
+        json_t *j = json_loads(r.req_body[i], 0, NULL);
+        ASSERT(j != NULL);
+        ASSERT_EQ(json_integer_value(json_object_get(j, "delivery_attempt")), i + 1);
+        ASSERT_EQ(json_integer_value(json_object_get(j, "n")), 1);
+        json_decref(j);
+        ASSERT(strcasestr(r.req_head[i], "Authorization: Bearer rf_myws") != NULL);
+        ASSERT(strcasestr(r.req_head[i], "Content-Type: application/json") != NULL);
+        /* signature header matches the body */
+        char hex[65];
+        store_secret_hmac_hex(st, r.req_body[i], strlen(r.req_body[i]), hex);
+        ASSERT(strstr(r.req_head[i], hex) != NULL);
+    }
+    store_outbox_stop(st);
+    recv_stop(&r);
+    free(url);
+    store_close(st);
+}
+
+TEST(outbox_gives_up_and_survives_restart)
+{
+    char *d = tmpdir();
+    struct store *st = NULL;
+    struct recv_srv r;
+    static const int statuses[] = {500};
+    recv_start(&r, statuses, 1);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", "{\"a\":1}", false));
+    ASSERT_EQ(store_outbox_enqueue(st, url, "ws", "[1]", false), ERR_INVALID);
+    store_close(st); /* never sent: the row is durable */
+    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 20;
+    o.max_attempts = 3;
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
+    int64_t p = 1, dl, f = 0;
+    for (int i = 0; i < 100 && f != 1; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(20000);
+    }
+    ASSERT_EQ(f, 1);
+    usleep(200000);
+    ASSERT_EQ(recv_count(&r), 3);
+    ASSERT(strcasestr(r.req_head[0], "X-Vbatch-Signature") == NULL);
+    store_close(st);
+    recv_stop(&r);
+    free(url);
+    free(d);
+}
+
+TEST(outbox_refuses_loopback_without_allow)
+{
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int statuses[] = {200};
+    recv_start(&r, statuses, 1);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 10;
+    o.max_attempts = 2;
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", "{}", false));
+    ASSERT_OK(store_outbox_start(st, &o));
+    int64_t p = 1, dl, f = 0;
+    for (int i = 0; i < 200 && f != 1; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, 1);
+    ASSERT_EQ(recv_count(&r), 0);
+    store_close(st);
+    recv_stop(&r);
+    free(url);
+}
+
+static void *incr_main(void *arg)
+{
+    struct store *st = arg;
+    for (int i = 0; i < 50; i++) {
+        sqlite3 *db = store_db_acquire(st);
+        if (store_tx_begin(db) == 0 && store_exec(db, "UPDATE c SET n = n + 1") == 0)
+            store_tx_commit(db);
+        else
+            abort();
+        store_db_release(st, db);
+    }
+    return NULL;
+}
+
+TEST(pool_threads_transactions)
+{
+    struct store *st = open_tmp();
+    static const char *const m[] = {"CREATE TABLE c(n INTEGER); INSERT INTO c VALUES(0)"};
+    ASSERT_OK(store_migrate(st, "t", m, 1));
+    pthread_t th[20];
+    for (int i = 0; i < 20; i++)
+        pthread_create(&th[i], NULL, incr_main, st);
+    for (int i = 0; i < 20; i++)
+        pthread_join(th[i], NULL);
+    sqlite3 *db = store_db_acquire(st);
+    sqlite3_stmt *q;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT n FROM c", -1, &q, NULL), 0);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int(q, 0), 1000);
+    sqlite3_finalize(q);
+    store_db_release(st, db);
+    store_close(st);
+}
+
+TEST_MAIN()

@@ -1,0 +1,130 @@
+/*
+ * test_store_recv.h — a tiny HTTP/1.1 receiver on 127.0.0.1 for webhook
+ * tests (shared by test_store*.c and test_staging*.c).  It answers each
+ * request with the next status of a script (the last one repeats) and
+ * keeps every request (headers + body) for the test to inspect.
+ */
+#ifndef TEST_STORE_RECV_H
+#define TEST_STORE_RECV_H
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RECV_MAX 64
+
+struct recv_srv {
+    int fd;
+    int port;
+    int statuses[8];
+    int nstatuses;
+    pthread_mutex_t mu;
+    int nreq;
+    char *req_head[RECV_MAX];
+    char *req_body[RECV_MAX];
+    pthread_t th;
+    volatile int stop;
+};
+
+static void *recv_main(void *arg)
+{
+    struct recv_srv *r = arg;
+    while (!r->stop) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char *buf = malloc(1 << 20);
+        size_t len = 0;
+        char *end = NULL;
+        long clen = 0;
+        while (len < (1u << 20) - 1) {
+            ssize_t n = read(c, buf + len, (1u << 20) - 1 - len);
+            if (n <= 0)
+                break;
+            len += (size_t)n;
+            buf[len] = 0;
+            if (!end && (end = strstr(buf, "\r\n\r\n"))) {
+                char *cl = strcasestr(buf, "content-length:");
+                clen = cl ? atol(cl + 15) : 0;
+            }
+            if (end && (size_t)(end + 4 - buf) + (size_t)clen <= len)
+                break;
+        }
+        buf[len] = 0;
+        pthread_mutex_lock(&r->mu);
+        int idx = r->nreq;
+        int status = r->statuses[idx < r->nstatuses ? idx : r->nstatuses - 1];
+        if (idx < RECV_MAX && end) {
+            r->req_head[idx] = strndup(buf, (size_t)(end - buf));
+            r->req_body[idx] = strdup(end + 4);
+            r->nreq++;
+        }
+        pthread_mutex_unlock(&r->mu);
+        char resp[128];
+        int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                         status);
+        if (write(c, resp, (size_t)n) < 0) {
+        }
+        close(c);
+        free(buf);
+    }
+    return NULL;
+}
+
+/* Start a receiver; statuses: e.g. {500, 500, 200}. */
+static void recv_start(struct recv_srv *r, const int *statuses, int n)
+{
+    struct sockaddr_in a = {0};
+    socklen_t al = sizeof a;
+    memset(r, 0, sizeof *r);
+    memcpy(r->statuses, statuses, (size_t)n * sizeof *statuses);
+    r->nstatuses = n;
+    pthread_mutex_init(&r->mu, NULL);
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(r->fd, (struct sockaddr *)&a, sizeof a);
+    listen(r->fd, 16);
+    getsockname(r->fd, (struct sockaddr *)&a, &al);
+    r->port = ntohs(a.sin_port);
+    struct timeval tv = {0, 200000};
+    setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    pthread_create(&r->th, NULL, recv_main, r);
+}
+
+static int recv_count(struct recv_srv *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->nreq;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+/* Wait until at least n requests arrived or timeout_ms passed. */
+static int recv_wait(struct recv_srv *r, int n, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 20) {
+        if (recv_count(r) >= n)
+            break;
+        usleep(20000);
+    }
+    return recv_count(r);
+}
+
+static void recv_stop(struct recv_srv *r)
+{
+    r->stop = 1;
+    pthread_join(r->th, NULL);
+    close(r->fd);
+    for (int i = 0; i < r->nreq; i++) {
+        free(r->req_head[i]);
+        free(r->req_body[i]);
+    }
+}
+
+#endif

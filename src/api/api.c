@@ -1,0 +1,113 @@
+/*
+ * api.c — route registration for every resource group, authentication and
+ * the small helpers shared by the handlers.
+ *
+ * Adding a resource group: write api/<group>.c with
+ *     int api_<group>_register(struct http_router *r, struct api_ctx *ctx);
+ * declare it in api.h (or, for the jobs group, in api/jobs.h) and it is
+ * called from api_routes_register below.  The jobs group is picked up
+ * automatically when src/api/jobs.h exists (it must declare
+ * api_jobs_register), so the jobs work can land without editing this file.
+ *
+ * Authentication: every API call carries ?api_key=….  The key's workspace
+ * (store_key_verify, constant-time hash compare) must equal the workspace
+ * in the path: a missing or unknown key is 401, another workspace's key 403.
+ */
+#include "api/api.h"
+
+#include "base/base.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__has_include)
+#if __has_include("api/jobs.h")
+#include "api/jobs.h"
+#define API_HAVE_JOBS 1
+#endif
+#endif
+
+int api_routes_register(struct http_router *r, struct api_ctx *ctx)
+{
+    int rc;
+
+    rc = api_root_register(r, ctx);
+    if (rc == 0)
+        rc = api_staging_register(r, ctx);
+    if (rc == 0)
+        rc = api_workflows_register(r, ctx);
+#ifdef API_HAVE_JOBS
+    if (rc == 0)
+        rc = api_jobs_register(r, ctx);
+#endif
+    return rc;
+}
+
+int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1])
+{
+    char ws[STORE_WS_MAX + 1];
+    const char *key = http_req_query(req, "api_key");
+    const char *want = http_req_param(req, "workspace");
+    int rc;
+
+    if (!key || !*key) {
+        http_reply_error(req, 401, "missing api_key query parameter");
+        return ERR_AUTH;
+    }
+    rc = store_key_verify(ctx->st, key, ws);
+    if (rc == ERR_AUTH || rc == ERR_INVALID || rc == ERR_NOTFOUND) {
+        http_reply_error(req, 401, "unknown api_key");
+        return ERR_AUTH;
+    }
+    if (rc < 0) {
+        http_reply_error(req, 500, "cannot check the api_key: %s", err_str(rc));
+        return ERR_AUTH;
+    }
+    if (want && strcmp(want, ws) != 0) {
+        http_reply_error(req, 403, "this api_key does not belong to workspace '%.64s'", want);
+        return ERR_AUTH;
+    }
+    if (ws_out)
+        memcpy(ws_out, ws, sizeof(ws));
+    return 0;
+}
+
+const char *api_id_param(struct http_req *req, const char *name, const char *what, size_t maxlen)
+{
+    const char *v = http_req_param(req, name);
+    if (!v || !id_valid(v, maxlen)) {
+        http_reply_error(req, 400, "invalid %s '%.80s': use 1 to %zu characters of a-z, 0-9, '-' and '_'",
+                         what, v ? v : "", maxlen);
+        return NULL;
+    }
+    return v;
+}
+
+int api_int_query(struct http_req *req, const char *name, int max, int *out)
+{
+    const char *v = http_req_query(req, name);
+    char *end;
+    long n;
+
+    *out = 0;
+    if (!v)
+        return 0;
+    n = strtol(v, &end, 10);
+    if (end == v || *end || n < 1 || n > max) {
+        http_reply_error(req, 400, "invalid %s '%.32s': expected an integer from 1 to %d", name, v, max);
+        return ERR_INVALID;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+int api_reply_staging(struct http_req *req, int rc, json_t *out)
+{
+    if (rc >= 0)
+        return http_reply_json(req, 200, out ? out : json_object());
+    json_decref(out);
+    int st = staging_http_status(rc);
+    if (st < 400)
+        st = 500;
+    return http_reply_error(req, (unsigned)st, "%s", staging_errmsg());
+}

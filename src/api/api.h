@@ -1,0 +1,78 @@
+/*
+ * api — the HTTP handlers of vbatch.  One file per resource group:
+ *
+ *   api.c        registration of every group, authentication, shared helpers
+ *   root.c       GET /healthz, GET /?api_key=… (workspace lookup)
+ *   staging.c    Data Staging API (/data-staging/v1/external/…) and the
+ *                signed blob URLs (/blobs/<key>?…) served by vbatch itself
+ *   workflows.c  workflows registry (/workflows/v1/external/…) and the
+ *                --workflows-dir loader
+ *   jobs*.c      Batch Processing API (written by the jobs work)
+ *
+ * A group registers its routes from its own file with
+ * api_<group>_register(router, ctx); api_routes_register() calls them all
+ * in a fixed order.  Handlers are thin: authenticate (api_auth), validate
+ * path/query values, call one store/staging/jobs function, send its JSON
+ * or its error as {"error": "<message>"}.
+ *
+ * Thread safety: handlers run on libmicrohttpd's pool threads; struct
+ * api_ctx is written before the server starts and read-only afterwards.
+ */
+#ifndef VBATCH_API_H
+#define VBATCH_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/http.h"
+#include "staging/staging.h"
+#include "store/store.h"
+
+struct api_ctx {
+    struct store *st;            /* borrowed */
+    struct staging *sg;          /* borrowed */
+    void *jobs;                  /* borrowed; the jobs service, for api/jobs*.c */
+    uint64_t max_image_bytes;    /* single-image upload cap (multipart body cap
+                                  * is this plus 64 KiB of framing) */
+    uint64_t max_put_bytes;      /* cap of a PUT to a signed URL (the signed
+                                  * limit inside the URL is checked too) */
+    uint64_t max_json_bytes;     /* JSON request bodies (references: 64 MiB) */
+};
+
+/* Register every resource group's routes on r (ctx borrowed, must outlive
+ * the router).  0 or <0 (a route conflict: a bug). */
+int api_routes_register(struct http_router *r, struct api_ctx *ctx);
+
+/* Groups (each in its own file). */
+int api_root_register(struct http_router *r, struct api_ctx *ctx);
+int api_staging_register(struct http_router *r, struct api_ctx *ctx);
+int api_workflows_register(struct http_router *r, struct api_ctx *ctx);
+
+/* ---- helpers for handlers --------------------------------------------------- */
+
+/* Check the request's api_key query parameter against the path parameter
+ * "workspace" (when the route has one).  On success returns 0 and, when
+ * ws_out is not NULL, the key's workspace name.  On failure it has already
+ * replied (401 missing/unknown key, 403 key of another workspace) and
+ * returns ERR_AUTH: the handler just returns 0. */
+int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1]);
+
+/* Validate an id path parameter (^[a-z0-9_-]{1,maxlen}$).  Returns the
+ * value, or NULL after replying 400 "invalid <what> '<value>'". */
+const char *api_id_param(struct http_req *req, const char *name, const char *what, size_t maxlen);
+
+/* Parse the optional integer query parameter 'name' (1..max).  Returns 0
+ * with *out (0 when absent), or replies 400 and returns ERR_INVALID. */
+int api_int_query(struct http_req *req, const char *name, int max, int *out);
+
+/* Reply with the result of a staging call: 200 and the JSON (stolen) when
+ * rc >= 0, else staging_http_status(rc) and {"error": staging_errmsg()}. */
+int api_reply_staging(struct http_req *req, int rc, json_t *out);
+
+/* Load every definition of dir into the registry: dir/<id>.json goes into
+ * workspace 'default_ws', dir/<ws>/<id>.json into workspace <ws> (which
+ * must exist).  Invalid files are logged and skipped.  *loaded (may be
+ * NULL) counts the ones stored.  ERR_NOTFOUND when dir is missing. */
+int api_workflows_load_dir(struct store *st, const char *dir, const char *default_ws, int *loaded);
+
+#endif

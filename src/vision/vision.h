@@ -108,4 +108,86 @@ int vis_jpeg_orientation(const void *data, size_t len);
 int vis_encode_jpeg(const struct vis_image *img, int quality, uint8_t **out, size_t *len);
 int vis_encode_png(const struct vis_image *img, uint8_t **out, size_t *len);
 
+
+
+/* ---- colours, views, crops, conversions --------------------------------- */
+
+/* A colour in the working (BGR) order; for GRAY images the gray value is
+ * computed from it with the cv2 weights, for BGRA alpha is set to 255. */
+struct vis_color {
+    uint8_t b, g, r;
+};
+#define VIS_RGB(R, G, B) ((struct vis_color){(uint8_t)(B), (uint8_t)(G), (uint8_t)(R)})
+
+/* Intersect the rectangle x,y,w,h with the image bounds, in place.
+ * Returns 1 when something remains, 0 when the result is empty. */
+int vis_rect_clip(const struct vis_image *img, int *x, int *y, int *w, int *h);
+/* A borrowed view of a rectangle of img (clipped to img): fills *out,
+ * which shares img's pixels (writes through it modify img) and stays
+ * valid while img lives.  No free needed.  ERR_INVALID when the clipped
+ * rectangle is empty. */
+int vis_image_view(const struct vis_image *img, int x, int y, int w, int h,
+                   struct vis_image *out);
+/* Copying crop of the rectangle clipped to img; *out is new (caller frees).
+ * ERR_INVALID when the clipped rectangle is empty. */
+int vis_crop(const struct vis_image *img, int x, int y, int w, int h, struct vis_image **out);
+/* Fill the whole image (or view) with a colour. */
+void vis_image_fill(struct vis_image *img, struct vis_color c);
+/* Copy src into dst at (x, y), clipped; the formats must match
+ * (ERR_INVALID otherwise). */
+int vis_image_paste(struct vis_image *dst, const struct vis_image *src, int x, int y);
+/* Convert between GRAY, BGR and BGRA (gray = cv2 BT.601 weights, rounded
+ * like cv2.cvtColor; alpha added as 255 or dropped).  *out is new. */
+int vis_convert(const struct vis_image *img, enum vis_fmt fmt, struct vis_image **out);
+/* Swap the first and third channel in place (BGR <-> RGB, BGRA <-> RGBA);
+ * no-op on GRAY. */
+void vis_swap_rb(struct vis_image *img);
+/* Apply EXIF-style orientation o (1..8) producing a new image. */
+int vis_orient(const struct vis_image *img, int o, struct vis_image **out);
+
+/* ---- resize, letterbox, tensors ------------------------------------------ */
+
+enum vis_interp {
+    VIS_INTER_NEAREST = 0, /* cv2.INTER_NEAREST: src = floor(dst * src_size / dst_size) */
+    VIS_INTER_LINEAR = 1,  /* cv2.INTER_LINEAR: pixel centres, 11-bit fixed point */
+    VIS_INTER_AREA = 2,    /* cv2.INTER_AREA: box average when shrinking, linear when growing */
+};
+/* Resize to w x h; *out is new (caller frees).  Matches cv2.resize within
+ * +-1 per channel for the three modes. */
+int vis_resize(const struct vis_image *img, int w, int h, enum vis_interp interp,
+               struct vis_image **out);
+/* Resize src into an existing image or view dst (same format; dst's size
+ * is the target size).  src and dst must not overlap. */
+int vis_resize_into(const struct vis_image *src, struct vis_image *dst, enum vis_interp interp);
+
+/* How a letterbox placed the image: dst = src * scale + pad. */
+struct vis_letterbox {
+    int new_w, new_h;        /* size of the resized image inside the canvas */
+    int pad_left, pad_top;   /* offset of the resized image, pixels */
+    int pad_right, pad_bottom;
+    double scale_x, scale_y; /* new_w / src_w and new_h / src_h */
+};
+/* Resize keeping the aspect ratio into a w x h canvas filled with `fill`,
+ * centred, exactly as Roboflow inference's letterbox_image(): the long
+ * side becomes the canvas side, the other is truncated (int()), padding is
+ * (canvas - new) // 2 on the top/left and the rest on the bottom/right;
+ * the resize is INTER_LINEAR.  *out is new; *lb (may be NULL) describes
+ * the placement. */
+int vis_letterbox(const struct vis_image *img, int w, int h, struct vis_color fill,
+                  struct vis_image **out, struct vis_letterbox *lb);
+
+/* HWC u8 -> CHW float for model input:
+ *   out[c][y][x] = (px * scale - mean[c]) / std[c]
+ * where channel c of the output is R,G,B (rgb = 1) or B,G,R (rgb = 0).
+ * GRAY input is replicated to 3 channels; BGRA drops alpha. */
+struct vis_tensor_opts {
+    int rgb;        /* 1: output R,G,B planes (most ONNX models); 0: B,G,R */
+    float scale;    /* e.g. 1/255.0f; 0 means 1/255 */
+    float mean[3];  /* in output channel order, after scaling */
+    float std[3];   /* in output channel order; 0 means 1 */
+};
+/* Writes 3*w*h floats at out (cap = floats available, ERR_LIMIT when too
+ * small).  For a batch, call per image with out + i*3*w*h. */
+int vis_to_tensor_f32(const struct vis_image *img, const struct vis_tensor_opts *opts, float *out,
+                      size_t cap);
 #endif

@@ -15,10 +15,12 @@
  *   last call (size == 0)       ops.end, then queue the reply.
  *
  * A reply made before the body is complete (413, 401 on an upload, a bad
- * multipart) is queued at once; libmicrohttpd then sends it and closes the
- * connection instead of reading the rest.  If libmicrohttpd refuses to
- * queue mid-body, the rest of the body is read and dropped up to
- * DISCARD_MAX bytes, then the connection is cut.
+ * multipart) is held while the rest of the body is read and dropped, as
+ * long as that rest is known to be at most DISCARD_MAX bytes (so a client
+ * that writes its whole body before reading gets the reply, not a reset).
+ * Past that, or for a chunked body that keeps going, the reply is queued
+ * at once: libmicrohttpd sends it and closes the connection instead of
+ * reading the rest.
  *
  * The completion callback (MHD_OPTION_NOTIFY_COMPLETED) runs for every
  * request that got a *con_cls, whatever happened to the connection: it runs
@@ -42,7 +44,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define DISCARD_MAX (8u << 20)
+#define DISCARD_MAX (32u << 20)
 #define MAX_DONE 8
 #define MAX_HDRS 8
 
@@ -68,6 +70,7 @@ struct http_req {
     int64_t content_length;     /* -1 unknown */
     uint64_t body_size;         /* bytes received */
     uint64_t discarded;         /* bytes dropped after an early reply */
+    uint64_t size_at_reply;     /* body_size when the early reply was made */
     struct buf body;            /* buffered routes only */
     void *state;
     void (*state_fn)(void *);
@@ -397,6 +400,16 @@ static void req_chunk(struct http_req *req, const char *data, size_t n)
         req_fail(req, rc);
 }
 
+/* After an early reply: keep reading and dropping the body (true), or
+ * send the reply now and let the connection close (false)? */
+static bool req_drain(struct http_req *req)
+{
+    if (req->content_length >= 0)
+        return (uint64_t)req->content_length - MIN((uint64_t)req->content_length, req->size_at_reply) <=
+               DISCARD_MAX;
+    return req->discarded <= DISCARD_MAX;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -427,23 +440,26 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         req->has_body = req->content_length > 0 || (te && strcasestr(te, "chunked"));
         req_begin(req, url);
-        if (req->replied && req->has_body)
+        if (req->replied && req->has_body && !req_drain(req))
             return req_queue(req);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (!req->replied)
+        if (!req->replied) {
             req_chunk(req, upload_data, n);
-        if (req->replied && !req->queued) {
-            if (req_queue(req) == MHD_YES)
-                return MHD_YES;
-            req->discarded += n;
-            if (req->discarded > DISCARD_MAX)
-                return MHD_NO;
+            req->size_at_reply = req->body_size;
+            if (req->replied && !req_drain(req))
+                return req_queue(req);
+            return MHD_YES;
         }
-        return MHD_YES;
+        if (req->queued)
+            return MHD_YES;
+        req->discarded += n;
+        if (req_drain(req))
+            return MHD_YES;
+        return req_queue(req);
     }
     if (req->queued)
         return MHD_YES;

@@ -190,4 +190,120 @@ struct vis_tensor_opts {
  * small).  For a batch, call per image with out + i*3*w*h. */
 int vis_to_tensor_f32(const struct vis_image *img, const struct vis_tensor_opts *opts, float *out,
                       size_t cap);
+
+/* ---- drawing ----------------------------------------------------------------
+ * All drawing clips to the image (or view) and is in place.  Coordinates
+ * are pixels, x right, y down; shapes off the image draw nothing.
+ * Thickness < 0 (VIS_FILLED) fills, as cv2's FILLED. */
+#define VIS_FILLED (-1)
+/* Rectangle with corners (x0, y0) and (x1, y1) inclusive, as
+ * cv2.rectangle; an outline of thickness t is centred on the edges. */
+void vis_draw_rect(struct vis_image *img, int x0, int y0, int x1, int y1, struct vis_color c,
+                   int thickness);
+/* Line from (x0, y0) to (x1, y1) inclusive; thickness > 1 draws a band
+ * with round caps (as cv2.line). */
+void vis_draw_line(struct vis_image *img, int x0, int y0, int x1, int y1, struct vis_color c,
+                   int thickness);
+/* Circle of radius r around (cx, cy); thickness VIS_FILLED fills. */
+void vis_draw_circle(struct vis_image *img, int cx, int cy, int r, struct vis_color c,
+                     int thickness);
+/* Polygon of n points pts[2*i], pts[2*i+1].  Outline: closed polyline.
+ * Fill: scanline at pixel rows with the even-odd or non-zero rule, edges
+ * included (as cv2.fillPoly).  n is bounded by VIS_MAX_POLY_POINTS
+ * (ERR_LIMIT), n < 3 fills nothing. */
+#define VIS_MAX_POLY_POINTS 100000
+enum vis_fill_rule { VIS_FILL_EVEN_ODD = 0, VIS_FILL_NONZERO = 1 };
+int vis_draw_polygon(struct vis_image *img, const int *pts, int n, struct vis_color c,
+                     int thickness);
+int vis_fill_polygon(struct vis_image *img, const int *pts, int n, struct vis_color c,
+                     enum vis_fill_rule rule);
+/* Blend a colour over the whole img (use a view for a region):
+ * p = c * opacity + p * (1 - opacity), rounded, opacity clamped to 0..1
+ * (cv2.addWeighted). */
+void vis_blend_color(struct vis_image *img, struct vis_color c, double opacity);
+/* Blend src over dst at (x, y), clipped; same format (ERR_INVALID). */
+int vis_blend_image(struct vis_image *dst, const struct vis_image *src, int x, int y,
+                    double opacity);
+/* Blend colour c where mask (GRAY, same size as img, ERR_INVALID
+ * otherwise) is non-zero. */
+int vis_mask_overlay(struct vis_image *img, const struct vis_image *mask, struct vis_color c,
+                     double opacity);
+
+/* ---- filters (in place on an image or view) ---------------------------------
+ * Borders: BORDER_REFLECT_101 for box/Gaussian (as cv2.blur and
+ * cv2.GaussianBlur), replicate for median (as cv2.medianBlur).  Kernel
+ * sizes are bounded 1..VIS_MAX_KERNEL (ERR_INVALID); they return ERR_NOMEM
+ * when scratch memory is missing. */
+#define VIS_MAX_KERNEL 1023
+int vis_blur_box(struct vis_image *img, int kw, int kh);
+/* ksize odd; sigma <= 0 derives it from ksize as cv2.getGaussianKernel. */
+int vis_blur_gaussian(struct vis_image *img, int ksize, double sigma);
+/* ksize odd >= 3 */
+int vis_blur_median(struct vis_image *img, int ksize);
+/* Pixelate with blocks of about `block` pixels (downscale linear, upscale
+ * nearest, as supervision's PixelateAnnotator). */
+int vis_pixelate(struct vis_image *img, int block);
+
+/* ---- classical CV ---------------------------------------------------------- */
+enum vis_thresh {
+    VIS_THRESH_BINARY = 0,     /* v > t ? max : 0 */
+    VIS_THRESH_BINARY_INV = 1, /* v > t ? 0 : max */
+    VIS_THRESH_TRUNC = 2,      /* v > t ? t : v */
+    VIS_THRESH_TOZERO = 3,     /* v > t ? v : 0 */
+    VIS_THRESH_TOZERO_INV = 4, /* v > t ? 0 : v */
+    VIS_THRESH_OTSU = 8,       /* flag: choose t by Otsu's method (GRAY only) */
+};
+/* cv2.threshold on every channel, in place.  `thresh` is floored as cv2
+ * does for 8-bit images.  *used (may be NULL) gets the threshold applied
+ * (Otsu's when that flag is set). */
+int vis_threshold(struct vis_image *img, double thresh, int maxval, int type, int *used);
+/* cv2.equalizeHist; BGR/BGRA images are equalized per colour channel. */
+int vis_equalize_hist(struct vis_image *img);
+/* CLAHE per colour channel: tiles x tiles grid, clip limit as
+ * cv2.createCLAHE (clip <= 0: 40); tiles 1..64.  Close to cv2 but not
+ * bit-exact (see filter.c). */
+int vis_clahe(struct vis_image *img, double clip, int tiles);
+/* Linear stretch so that the low_pct and high_pct percentiles (0..100, over
+ * all channels) map to 0 and 255 (skimage rescale_intensity). */
+int vis_contrast_stretch(struct vis_image *img, double low_pct, double high_pct);
+enum vis_morph { VIS_MORPH_ERODE, VIS_MORPH_DILATE, VIS_MORPH_OPEN, VIS_MORPH_CLOSE,
+                 VIS_MORPH_GRADIENT, VIS_MORPH_TOPHAT, VIS_MORPH_BLACKHAT };
+/* Morphology with a kw x kh rectangle anchored at its centre; pixels
+ * outside the image are ignored (cv2's default border). */
+int vis_morph(struct vis_image *img, enum vis_morph op, int kw, int kh);
+
+/* ---- text (FreeType) --------------------------------------------------------
+ * A struct vis_font wraps one FreeType face plus a cache of rendered
+ * glyphs.  It is safe to use from several threads at once (one mutex per
+ * font; drawing copies cached glyph bitmaps).  Text is UTF-8 (invalid
+ * bytes render as U+FFFD), at most VIS_TEXT_MAX bytes, single line
+ * (control characters are skipped); pixel sizes are 1..VIS_TEXT_MAX_PX. */
+#define VIS_TEXT_MAX 4096
+#define VIS_TEXT_MAX_PX 512
+#define VIS_FONT_DEFAULT_PATH "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+struct vis_font;
+/* Open a TrueType/OpenType font file; *out is freed with vis_font_free(). */
+int vis_font_open(const char *path, struct vis_font **out);
+void vis_font_free(struct vis_font *f); /* accepts NULL */
+/* The process-wide default font: $VBATCH_FONT if set, else
+ * VIS_FONT_DEFAULT_PATH, opened once on first use.  Borrowed: never free
+ * it; NULL when the file cannot be opened.  Thread-safe. */
+struct vis_font *vis_font_default(void);
+/* Pixel size matching cv2's FONT_HERSHEY_SIMPLEX `fontScale` (so that a
+ * label drawn with text_scale s is about as tall as supervision's):
+ * round(s * 22 / 0.73), the 0.73 being DejaVu's cap-height ratio.  Clamped
+ * to 1..VIS_TEXT_MAX_PX. */
+int vis_text_px_for_scale(double scale);
+/* Like cv2.getTextSize: width of the advance box, height above the
+ * baseline (the font ascent at that size), baseline = depth below (the
+ * descent).  Every drawn pixel lies within [x, x + width) x
+ * [y - height, y + baseline) for text drawn at baseline origin (x, y). */
+struct vis_text_metrics {
+    int width, height, baseline;
+};
+int vis_text_measure(struct vis_font *f, const char *utf8, int px, struct vis_text_metrics *m);
+/* Draw anti-aliased text with its baseline origin at (x, y) (cv2.putText's
+ * org), clipped to img. */
+int vis_text_draw(struct vis_image *img, struct vis_font *f, const char *utf8, int px, int x,
+                  int y, struct vis_color c);
 #endif

@@ -1,0 +1,246 @@
+/*
+ * model — ONNX models behind a model_id: the registry, ONNX Runtime sessions,
+ * pre-processing and the decoders (YOLOv8/v11 detection, instance
+ * segmentation with mask prototypes, YOLOv8-pose keypoints, single- and
+ * multi-label classification) with NMS, producing Roboflow inference
+ * responses.  docs/MODELS.md describes the artefact layouts and the choices
+ * made where Roboflow has two behaviours.
+ *
+ * ONNX Runtime is loaded at run time with dlopen() from a configurable path,
+ * so the vbatch binary starts (and stages data) without it; the first
+ * registry that needs it reports a clear error when it is missing.
+ *
+ * Thread safety: a registry may be used from any number of threads at once.
+ * Registration and lookup take a registry lock; inference runs without it
+ * on a reference to the model (one ONNX Runtime session per model per
+ * process, shared by all threads: OrtApi::Run is thread-safe).
+ */
+#ifndef VBATCH_MODEL_H
+#define VBATCH_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vision/vision.h"
+
+struct model_registry;
+struct model;
+
+/* ---- registry ---------------------------------------------------------- */
+
+struct model_registry_opts {
+    const char *ort_lib;      /* path of libonnxruntime.so; NULL: $VBATCH_ORT_LIB,
+                                 else VBATCH_ORT_DIR "/lib/libonnxruntime.so" */
+    const char *models_dir;   /* where register_* copy artefacts (created on
+                                 demand); NULL: registrations stay in memory */
+    int intra_op_threads;     /* ONNX Runtime intra-op threads per session;
+                                 0: ORT's default (one per core) */
+    const char *machine_type; /* "cpu" (NULL) or "gpu": CUDA, else TensorRT
+                                 execution provider; error when ORT has none */
+    uint64_t max_model_bytes; /* largest weights.onnx accepted; 0: 1 GiB */
+};
+
+/* Create a registry; ONNX Runtime is loaded lazily, on the first
+ * registration.  Returns 0 and *out (free with model_registry_free) or <0
+ * with a message in err. */
+int model_registry_new(const struct model_registry_opts *opts, struct model_registry **out,
+                       char *err, size_t errlen);
+/* Frees the registry; models still referenced by callers stay alive until
+ * their last model_unref().  Accepts NULL. */
+void model_registry_free(struct model_registry *reg);
+
+/* Check that ONNX Runtime can be loaded (and the GPU provider exists when
+ * machine_type is "gpu") without registering anything. */
+int model_registry_runtime_check(struct model_registry *reg, char *err, size_t errlen);
+
+/* Register every model found in dir: each subfolder holding weights.onnx
+ * (models/<id with '/' written as "--">/weights.onnx; a model.json there may
+ * hold {"model_id": "...", "aliases": [...]}), and aliases.json
+ * {"alias": "target", ...} at the top.  Bad models are skipped with a
+ * warning in the log and counted in *n_bad (may be NULL).  Returns the
+ * number registered (>= 0) or <0 when dir cannot be read. */
+int model_registry_load_dir(struct model_registry *reg, const char *dir, int *n_bad, char *err,
+                            size_t errlen);
+
+/* Register model_id from a folder holding the artefacts (Roboflow layout:
+ * weights.onnx, class_names.txt, environment.json and/or
+ * inference_config.json; or an Ultralytics export: weights.onnx whose ONNX
+ * custom metadata carries names/imgsz/task).  The model is loaded and
+ * checked: a missing file, an input that is not float32 NCHW, or outputs that
+ * no decoder understands are refused here with a clear message.  When the
+ * registry has a models_dir (and src_dir is not already that model's folder)
+ * the artefacts are copied into it.  Re-registering an id replaces the
+ * model; callers holding the old one keep it until they unref it. */
+int model_registry_register_dir(struct model_registry *reg, const char *model_id,
+                                const char *src_dir, char *err, size_t errlen);
+
+/* Register model_id from uploaded bytes: the ONNX file and a metadata JSON
+ * object (may be NULL) with any of
+ *   "task": "object-detection" | "instance-segmentation" | "classification"
+ *           | "multi-label-classification" | "keypoint-detection",
+ *   "class_names": ["a", ...],
+ *   "environment": {...}        (Roboflow environment.json content),
+ *   "inference_config": {...}   (Roboflow inference_config.json content),
+ *   "keypoint_names": [...], "aliases": ["name", ...].
+ * The artefacts are written to models_dir when set (else kept in memory
+ * only).  Same checks as register_dir. */
+int model_registry_register_bytes(struct model_registry *reg, const char *model_id,
+                                  const void *onnx, size_t onnx_len, const json_t *metadata,
+                                  char *err, size_t errlen);
+
+/* alias -> target id (the target need not be registered yet).  The public
+ * Roboflow aliases (yolov8n-640 -> coco/3, ...) are built in; a registered
+ * model with the alias's own name wins over an alias. */
+int model_registry_alias_set(struct model_registry *reg, const char *alias, const char *target);
+
+/* Look a model up (aliases resolved).  Returns 0 and a new reference in
+ * *out (release with model_unref) or ERR_NOTFOUND with a message. */
+int model_registry_get(struct model_registry *reg, const char *model_id, struct model **out,
+                       char *err, size_t errlen);
+/* Ids of the registered models (not aliases), a new JSON array. */
+json_t *model_registry_list(struct model_registry *reg);
+
+void model_ref(struct model *m);
+void model_unref(struct model *m); /* accepts NULL */
+
+/* ---- model information (valid while a reference is held) ----------------- */
+
+enum model_task {
+    MODEL_TASK_DETECTION = 1,
+    MODEL_TASK_SEGMENTATION,
+    MODEL_TASK_CLASSIFICATION,
+    MODEL_TASK_MULTI_LABEL,
+    MODEL_TASK_KEYPOINTS,
+};
+/* "object-detection", ... ; and back (0 for an unknown name). */
+const char *model_task_name(enum model_task t);
+enum model_task model_task_parse(const char *s);
+
+const char *model_id(const struct model *m);
+enum model_task model_task(const struct model *m);
+size_t model_class_count(const struct model *m);
+const char *model_class_name(const struct model *m, size_t i); /* NULL when out of range */
+void model_input_size(const struct model *m, int *w, int *h);
+/* A JSON object describing the model (id, task, classes, input size,
+ * preprocessing, outputs), a new reference. */
+json_t *model_describe(const struct model *m);
+
+/* ---- inference: lower-level C API ------------------------------------------ */
+
+enum model_nms_mode {
+    MODEL_NMS_IOU = 0,  /* default: torchvision batched_nms (true IoU, conf > thr) */
+    MODEL_NMS_CLASSIC,  /* Roboflow classic fast-NMS (overlap / other's area, +1 px) */
+};
+enum model_mask_mode { MODEL_MASK_ACCURATE = 0, MODEL_MASK_FAST, MODEL_MASK_TRADEOFF };
+
+struct model_params {
+    float confidence;          /* 0.4 */
+    float iou_threshold;       /* 0.3 */
+    bool class_agnostic_nms;   /* false */
+    int max_detections;        /* 300 */
+    int max_candidates;        /* 3000: pre-NMS cap, best scores kept */
+    const char **class_filter; /* NULL: all classes; else n_class_filter names (borrowed) */
+    size_t n_class_filter;
+    enum model_mask_mode mask_mode; /* accurate */
+    float tradeoff_factor;     /* 0.0 (tradeoff mode: 0 = fast .. 1 = accurate) */
+    float keypoint_confidence; /* 0.0: keypoints below are dropped */
+    enum model_nms_mode nms;   /* MODEL_NMS_IOU */
+};
+void model_params_init(struct model_params *p);
+/* Fill p (after model_params_init) from snake_case block parameters;
+ * unknown keys are ignored, null values keep the default.  class_filter
+ * entries borrow strings from params (keep it alive); release with
+ * model_params_release.  ERR_INVALID with a message on a bad value. */
+int model_params_from_json(struct model_params *p, const json_t *params, char *err, size_t errlen);
+void model_params_release(struct model_params *p);
+
+struct model_point {
+    float x, y;
+};
+struct model_keypoint {
+    float x, y, confidence; /* original-image pixels */
+    int class_id;           /* keypoint index */
+};
+struct model_detection {
+    float x1, y1, x2, y2;             /* original-image pixels (integers, as Roboflow) */
+    float confidence;
+    int class_id;
+    struct model_point *points;       /* segmentation polygon, owned by the result */
+    size_t n_points;
+    struct model_keypoint *keypoints; /* owned by the result */
+    size_t n_keypoints;
+};
+struct model_result {
+    enum model_task task;
+    int image_w, image_h;            /* the original image */
+    struct model_detection *dets;    /* detection tasks, sorted by confidence desc */
+    size_t n_dets;
+    float *scores;                   /* classification: per-class probabilities */
+    size_t n_scores;
+};
+void model_result_release(struct model_result *r); /* frees members, not r */
+
+/* Run the model on n images (any vis_fmt): pre-process, inference (batched
+ * when the model accepts a batch), decode.  out[0..n) are filled (release
+ * each with model_result_release).  Safe from any thread. */
+int model_run(struct model *m, const struct vis_image *const *images, size_t n,
+              const struct model_params *p, struct model_result *out, char *err, size_t errlen);
+
+/* Roboflow response for one result (see model_registry_infer), new ref. */
+json_t *model_result_to_json(const struct model *m, const struct model_result *r,
+                             const struct model_params *p);
+
+/* ---- inference: the provider the workflow engine calls ---------------------- */
+
+/* Run model_id on n images and build one Roboflow inference response per
+ * image in out[i] (n new references).  task: NULL for any, else the task the
+ * caller expects ("object-detection", "instance-segmentation",
+ * "classification", "multi-label-classification", "keypoint-detection"); a
+ * mismatch is an error.  params: snake_case block parameters (may be NULL),
+ * defaults as in WORKFLOWS.md 4.3.  Returns 0, or <0 with a message in err
+ * (unknown model id: ERR_NOTFOUND). */
+int model_registry_infer(struct model_registry *reg, const char *model_id, const char *task,
+                         const json_t *params, const struct vis_image *const *images, size_t n,
+                         json_t **out, char *err, size_t errlen);
+
+/* ---- pieces exposed for tests and benchmarks --------------------------------- */
+
+/* Geometry of one pre-processed image: x_in = x_orig_cropped * sx + ox. */
+struct model_letterbox {
+    float sx, sy, ox, oy;
+    int crop_x, crop_y, crop_w, crop_h; /* static crop in the original image */
+};
+/* Pre-process one image into dst (3*H*W floats, NCHW planes). */
+int model_preprocess(const struct model *m, const struct vis_image *img, float *dst,
+                     struct model_letterbox *lb);
+
+struct model_tensor {
+    float *data;        /* malloc'd, caller frees */
+    int64_t shape[8];
+    int rank;
+    size_t count;
+};
+/* Run the model on one image and return copies of its raw outputs in
+ * model output order (at most max_out); *n_out set.  Free each .data. */
+int model_run_raw(struct model *m, const struct vis_image *img, struct model_tensor *outs,
+                  size_t max_out, size_t *n_out, char *err, size_t errlen);
+
+/* NMS over candidate boxes (xyxy + score + class), exposed for tests:
+ * keep[] receives indices of kept boxes in output order; returns the count. */
+struct model_box {
+    float x1, y1, x2, y2, score;
+    int class_id;
+};
+size_t model_nms(const struct model_box *boxes, size_t n, enum model_nms_mode mode, float iou,
+                 bool agnostic, size_t max_keep, size_t *keep);
+
+/* The OrtApi of the registry's runtime (loading it if needed), for the
+ * benchmark's bare-ORT baseline; NULL with a message when unavailable.
+ * The returned pointer is really a const OrtApi *. */
+const void *model_registry_ort_api(struct model_registry *reg, void **ort_env, char *err,
+                                   size_t errlen);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * run.c — inference entry points: block parameters, batched runs, raw
+ * outputs, and the Roboflow response JSON.
+ *
+ * model_run pre-processes up to MODEL_MAX_BATCH images into one NCHW tensor
+ * when the model's batch dimension is symbolic (one image at a time
+ * otherwise), runs the shared session, and decodes each image.  Nothing is
+ * shared between calls, so any number of threads may run the same model.
+ */
+#include "model/model_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+
+void model_params_init(struct model_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->confidence = 0.4f;
+    p->iou_threshold = 0.3f;
+    p->max_detections = 300;
+    p->max_candidates = 3000;
+    p->mask_mode = MODEL_MASK_ACCURATE;
+    p->tradeoff_factor = 0.0f;
+    p->keypoint_confidence = 0.0f;
+    p->nms = MODEL_NMS_IOU;
+}
+
+void model_params_release(struct model_params *p)
+{
+    if (!p)
+        return;
+    free(p->class_filter);
+    p->class_filter = NULL;
+    p->n_class_filter = 0;
+}
+
+static int get_num(const json_t *params, const char *key, double lo, double hi, float *out,
+                   char *err, size_t errlen)
+{
+    json_t *v = json_object_get(params, key);
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi)) {
+        snprintf(err, errlen, "parameter '%s' must be a number in [%g, %g]", key, lo, hi);
+        return ERR_INVALID;
+    }
+    *out = (float)json_number_value(v);
+    return 0;
+}
+
+static int get_int(const json_t *params, const char *key, int lo, int hi, int *out, char *err,
+                   size_t errlen)
+{
+    json_t *v = json_object_get(params, key);
+    if (!v || json_is_null(v))
+        return 0;
+    double d = json_number_value(v);
+    if (!json_is_number(v) || d != floor(d) || d < lo || d > hi) {
+        snprintf(err, errlen, "parameter '%s' must be an integer in [%d, %d]", key, lo, hi);
+        return ERR_INVALID;
+    }
+    *out = (int)d;
+    return 0;
+}
+
+int model_params_from_json(struct model_params *p, const json_t *params, char *err, size_t errlen)
+{
+    int rc;
+    if (!params || json_is_null(params))
+        return 0;
+    if (!json_is_object(params)) {
+        snprintf(err, errlen, "model parameters must be a JSON object");
+        return ERR_INVALID;
+    }
+    if ((rc = get_num(params, "confidence", 0, 1, &p->confidence, err, errlen)) < 0 ||
+        (rc = get_num(params, "iou_threshold", 0, 1, &p->iou_threshold, err, errlen)) < 0 ||
+        (rc = get_num(params, "tradeoff_factor", 0, 1, &p->tradeoff_factor, err, errlen)) < 0 ||
+        (rc = get_num(params, "keypoint_confidence", 0, 1, &p->keypoint_confidence, err,
+                      errlen)) < 0 ||
+        (rc = get_int(params, "max_detections", 0, 100000, &p->max_detections, err, errlen)) < 0 ||
+        (rc = get_int(params, "max_candidates", 0, 1000000, &p->max_candidates, err, errlen)) < 0)
+        return rc;
+    json_t *v = json_object_get(params, "class_agnostic_nms");
+    if (v && !json_is_null(v)) {
+        if (!json_is_boolean(v)) {
+            snprintf(err, errlen, "parameter 'class_agnostic_nms' must be a boolean");
+            return ERR_INVALID;
+        }
+        p->class_agnostic_nms = json_is_true(v);
+    }
+    v = json_object_get(params, "mask_decode_mode");
+    if (v && !json_is_null(v)) {
+        const char *s = json_string_value(v);
+        if (s && !strcmp(s, "accurate"))
+            p->mask_mode = MODEL_MASK_ACCURATE;
+        else if (s && !strcmp(s, "fast"))
+            p->mask_mode = MODEL_MASK_FAST;
+        else if (s && !strcmp(s, "tradeoff"))
+            p->mask_mode = MODEL_MASK_TRADEOFF;
+        else {
+            snprintf(err, errlen, "parameter 'mask_decode_mode' must be accurate, fast or "
+                     "tradeoff");
+            return ERR_INVALID;
+        }
+    }
+    v = json_object_get(params, "nms_mode");
+    if (v && !json_is_null(v)) {
+        const char *s = json_string_value(v);
+        if (s && (!strcmp(s, "iou") || !strcmp(s, "torchvision")))
+            p->nms = MODEL_NMS_IOU;
+        else if (s && !strcmp(s, "classic"))
+            p->nms = MODEL_NMS_CLASSIC;
+        else {
+            snprintf(err, errlen, "parameter 'nms_mode' must be iou or classic");
+            return ERR_INVALID;
+        }
+    }
+    v = json_object_get(params, "class_filter");
+    if (v && !json_is_null(v)) {
+        size_t i, n = json_array_size(v);
+        json_t *e;
+        if (!json_is_array(v) || n > MODEL_MAX_CLASSES) {
+            snprintf(err, errlen, "parameter 'class_filter' must be an array of class names");
+            return ERR_INVALID;
+        }
+        free(p->class_filter);
+        p->class_filter = xcalloc(n ? n : 1, sizeof(char *));
+        p->n_class_filter = 0;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) {
+                snprintf(err, errlen, "parameter 'class_filter' must hold strings");
+                model_params_release(p);
+                return ERR_INVALID;
+            }
+            p->class_filter[p->n_class_filter++] = json_string_value(e);
+        }
+    }
+    return 0;
+}
+
+/* Shape and data of output i of an ORT value. */
+static int out_view(const OrtApi *api, OrtValue *v, float **data, int64_t *shape, int *rank)
+{
+    OrtTensorTypeAndShapeInfo *tsi = NULL;
+    size_t r = 0;
+    if (!model__ok(api, api->GetTensorTypeAndShape(v, &tsi)))
+        return ERR_INTERNAL;
+    int rc = 0;
+    if (!model__ok(api, api->GetDimensionsCount(tsi, &r)) || r > 8 ||
+        !model__ok(api, api->GetDimensions(tsi, shape, r)))
+        rc = ERR_INTERNAL;
+    api->ReleaseTensorTypeAndShapeInfo(tsi);
+    if (rc == 0 && !model__ok(api, api->GetTensorMutableData(v, (void **)data)))
+        rc = ERR_INTERNAL;
+    *rank = (int)r;
+    return rc;
+}
+
+int model_run(struct model *m, const struct vis_image *const *images, size_t n,
+              const struct model_params *p, struct model_result *out, char *err, size_t errlen)
+{
+    const OrtApi *api = m->ort->api;
+    size_t plane = (size_t)m->in_c * (size_t)m->in_w * (size_t)m->in_h;
+    size_t bmax = m->dyn_batch ? MIN(n, (size_t)MODEL_MAX_BATCH) : (size_t)m->fixed_batch;
+    struct model_letterbox lb[MODEL_MAX_BATCH];
+    OrtValue *outs[MODEL_MAX_OUTPUTS] = {0};
+    float *tensor = NULL;
+    int rc = 0;
+    size_t done = 0;
+
+    memset(out, 0, n * sizeof(*out));
+    if (n == 0)
+        return 0;
+    tensor = try_calloc(plane * bmax, sizeof(float));
+    if (!tensor) {
+        snprintf(err, errlen, "out of memory for the input tensor");
+        return ERR_NOMEM;
+    }
+    for (size_t start = 0; start < n; start += bmax) {
+        size_t nb = MIN(bmax, n - start);
+        int batch = m->dyn_batch ? (int)nb : m->fixed_batch;
+        for (size_t i = 0; i < nb; i++) {
+            const struct vis_image *img = images[start + i];
+            if (!img || img->w <= 0 || img->h <= 0 || !img->px) {
+                snprintf(err, errlen, "image %zu is empty", start + i);
+                rc = ERR_INVALID;
+                goto out;
+            }
+            if ((rc = model_preprocess(m, img, tensor + i * plane, &lb[i])) < 0) {
+                snprintf(err, errlen, "cannot pre-process image %zu: %s", start + i, err_str(rc));
+                goto out;
+            }
+        }
+        if ((rc = model__session_run(m, tensor, batch, outs, err, errlen)) < 0)
+            goto out;
+        float *d0 = NULL, *dp = NULL;
+        int64_t s0[8], sp[8];
+        int r0 = 0, rp = 0;
+        if ((rc = out_view(api, outs[m->det_out], &d0, s0, &r0)) < 0 ||
+            (m->task == MODEL_TASK_SEGMENTATION &&
+             (rc = out_view(api, outs[m->proto_out], &dp, sp, &rp)) < 0)) {
+            snprintf(err, errlen, "model '%s': cannot read its outputs", m->id);
+            goto out;
+        }
+        if (r0 < 1 || s0[0] < (int64_t)nb || (dp && (rp != 4 || sp[0] < (int64_t)nb))) {
+            snprintf(err, errlen, "model '%s': output batch is smaller than the input's", m->id);
+            rc = ERR_INVALID;
+            goto out;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            struct model_result *r = &out[start + i];
+            r->image_w = images[start + i]->w;
+            r->image_h = images[start + i]->h;
+            rc = model__decode(m, d0, s0, r0, dp, sp, (int)i, &lb[i], p, r);
+            if (rc < 0) {
+                snprintf(err, errlen, "model '%s': cannot decode its output: %s", m->id,
+                         err_str(rc));
+                goto out;
+            }
+            done = start + i + 1;
+        }
+        for (size_t i = 0; i < m->n_out; i++) {
+            api->ReleaseValue(outs[i]);
+            outs[i] = NULL;
+        }
+    }
+out:
+    for (size_t i = 0; i < m->n_out; i++)
+        if (outs[i])
+            api->ReleaseValue(outs[i]);
+    free(tensor);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++)
+            model_result_release(&out[i]);
+    (void)done;
+    return rc;
+}
+
+int model_run_raw(struct model *m, const struct vis_image *img, struct model_tensor *res,
+                  size_t max_out, size_t *n_out, char *err, size_t errlen)
+{
+    const OrtApi *api = m->ort->api;
+    size_t plane = (size_t)m->in_c * (size_t)m->in_w * (size_t)m->in_h;
+    OrtValue *outs[MODEL_MAX_OUTPUTS] = {0};
+    struct model_letterbox lb;
+    float *tensor = try_calloc(plane * (size_t)m->fixed_batch, sizeof(float));
+    int rc;
+    size_t k = 0;
+
+    if (!tensor)
+        return ERR_NOMEM;
+    if ((rc = model_preprocess(m, img, tensor, &lb)) < 0) {
+        snprintf(err, errlen, "cannot pre-process the image: %s", err_str(rc));
+        goto out;
+    }
+    if ((rc = model__session_run(m, tensor, m->fixed_batch, outs, err, errlen)) < 0)
+        goto out;
+    for (k = 0; k < m->n_out && k < max_out; k++) {
+        float *d;
+        int rank;
+        memset(&res[k], 0, sizeof(res[k]));
+        if ((rc = out_view(api, outs[k], &d, res[k].shape, &rank)) < 0)
+            goto out;
+        res[k].rank = rank;
+        size_t cnt = 1;
+        for (int i = 0; i < rank; i++)
+            cnt *= (size_t)res[k].shape[i];
+        res[k].count = cnt;
+        res[k].data = try_alloc(cnt ? cnt : 1, sizeof(float));
+        if (!res[k].data) {
+            rc = ERR_NOMEM;
+            goto out;
+        }
+        memcpy(res[k].data, d, cnt * sizeof(float));
+    }
+    *n_out = k;
+out:
+    if (rc < 0)
+        for (size_t i = 0; i < k && i < max_out; i++) {
+            free(res[i].data);
+            res[i].data = NULL;
+        }
+    for (size_t i = 0; i < m->n_out; i++)
+        if (outs[i])
+            api->ReleaseValue(outs[i]);
+    free(tensor);
+    return rc;
+}
+
+/* ---- JSON ------------------------------------------------------------------------- */
+
+static json_t *image_json(const struct model_result *r)
+{
+    return json_pack("{s:i, s:i}", "width", r->image_w, "height", r->image_h);
+}
+
+static double round4(double v)
+{
+    return nearbyint(v * 10000.0) / 10000.0;
+}
+
+json_t *model_result_to_json(const struct model *m, const struct model_result *r,
+                             const struct model_params *p)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "image", image_json(r));
+    if (r->task == MODEL_TASK_CLASSIFICATION) {
+        size_t n = r->n_scores, *ord = xmalloc((n ? n : 1) * sizeof(size_t));
+        for (size_t i = 0; i < n; i++)
+            ord[i] = i;
+        /* insertion sort: class counts are small, and it is stable */
+        for (size_t i = 1; i < n; i++) {
+            size_t v = ord[i], j = i;
+            while (j > 0 && r->scores[ord[j - 1]] < r->scores[v]) {
+                ord[j] = ord[j - 1];
+                j--;
+            }
+            ord[j] = v;
+        }
+        json_t *preds = json_array();
+        for (size_t i = 0; i < n; i++) {
+            size_t c = ord[i];
+            if (r->scores[c] < p->confidence)
+                continue;
+            json_array_append_new(preds, json_pack("{s:s, s:i, s:f}", "class", m->classes[c],
+                                                   "class_id", (int)c, "confidence",
+                                                   round4(r->scores[c])));
+        }
+        bool any = json_array_size(preds) > 0;
+        json_object_set_new(o, "predictions", preds);
+        json_object_set_new(o, "top", json_string(any ? m->classes[ord[0]] : ""));
+        json_object_set_new(o, "confidence", json_real(any ? round4(r->scores[ord[0]]) : 0.0));
+        json_object_set_new(o, "prediction_type", json_string("classification"));
+        free(ord);
+        return o;
+    }
+    if (r->task == MODEL_TASK_MULTI_LABEL) {
+        json_t *preds = json_object(), *pc = json_array();
+        for (size_t c = 0; c < r->n_scores; c++) {
+            json_object_set_new(preds, m->classes[c],
+                                json_pack("{s:f, s:i}", "confidence", round4(r->scores[c]),
+                                          "class_id", (int)c));
+            if (r->scores[c] > p->confidence)
+                json_array_append_new(pc, json_string(m->classes[c]));
+        }
+        json_object_set_new(o, "predictions", preds);
+        json_object_set_new(o, "predicted_classes", pc);
+        json_object_set_new(o, "prediction_type", json_string("classification"));
+        return o;
+    }
+    json_t *preds = json_array();
+    for (size_t i = 0; i < r->n_dets; i++) {
+        const struct model_detection *d = &r->dets[i];
+        json_t *pj = json_object();
+        json_object_set_new(pj, "x", json_real((d->x1 + d->x2) / 2.0));
+        json_object_set_new(pj, "y", json_real((d->y1 + d->y2) / 2.0));
+        json_object_set_new(pj, "width", json_real(d->x2 - d->x1));
+        json_object_set_new(pj, "height", json_real(d->y2 - d->y1));
+        json_object_set_new(pj, "confidence", json_real(d->confidence));
+        json_object_set_new(pj, "class", json_string(m->classes[d->class_id]));
+        json_object_set_new(pj, "class_id", json_integer(d->class_id));
+        if (r->task == MODEL_TASK_SEGMENTATION) {
+            json_t *pts = json_array();
+            for (size_t k = 0; k < d->n_points; k++)
+                json_array_append_new(pts, json_pack("{s:f, s:f}", "x", (double)d->points[k].x,
+                                                     "y", (double)d->points[k].y));
+            json_object_set_new(pj, "points", pts);
+        }
+        if (r->task == MODEL_TASK_KEYPOINTS) {
+            json_t *kps = json_array();
+            for (size_t k = 0; k < d->n_keypoints; k++) {
+                const struct model_keypoint *kp = &d->keypoints[k];
+                const char *nm = (size_t)kp->class_id < m->n_kpt ? m->kpt_names[kp->class_id] : "";
+                json_array_append_new(kps, json_pack("{s:f, s:f, s:f, s:i, s:s}", "x",
+                                                     (double)kp->x, "y", (double)kp->y,
+                                                     "confidence", (double)kp->confidence,
+                                                     "class_id", kp->class_id, "class", nm));
+            }
+            json_object_set_new(pj, "keypoints", kps);
+        }
+        json_array_append_new(preds, pj);
+    }
+    json_object_set_new(o, "predictions", preds);
+    return o;
+}
+
+int model_registry_infer(struct model_registry *reg, const char *id, const char *task,
+                         const json_t *params, const struct vis_image *const *images, size_t n,
+                         json_t **out, char *err, size_t errlen)
+{
+    struct model *m = NULL;
+    struct model_params p;
+    struct model_result *res = NULL;
+    int rc;
+
+    model_params_init(&p);
+    if ((rc = model_registry_get(reg, id, &m, err, errlen)) < 0)
+        return rc;
+    if (task) {
+        enum model_task want = model_task_parse(task);
+        if (!want) {
+            snprintf(err, errlen, "unknown task '%s'", task);
+            rc = ERR_INVALID;
+            goto out;
+        }
+        if (want != m->task) {
+            snprintf(err, errlen, "model '%s' is a %s model, not %s", id,
+                     model_task_name(m->task), model_task_name(want));
+            rc = ERR_INVALID;
+            goto out;
+        }
+    }
+    if ((rc = model_params_from_json(&p, params, err, errlen)) < 0)
+        goto out;
+    res = xcalloc(n ? n : 1, sizeof(*res));
+    if ((rc = model_run(m, images, n, &p, res, err, errlen)) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = model_result_to_json(m, &res[i], &p);
+        model_result_release(&res[i]);
+    }
+out:
+    free(res);
+    model_params_release(&p);
+    model_unref(m);
+    return rc;
+}

@@ -306,4 +306,43 @@ int vis_text_measure(struct vis_font *f, const char *utf8, int px, struct vis_te
  * org), clipped to img. */
 int vis_text_draw(struct vis_image *img, struct vis_font *f, const char *utf8, int px, int x,
                   int y, struct vis_color c);
+
+/* ---- video (FFmpeg) ----------------------------------------------------------
+ * Probing reads the container header and stream parameters only (bounded
+ * by FFmpeg's default probesize/analyzeduration); the iterator decodes the
+ * first video stream frame by frame, converts to BGR and drains the
+ * decoder at end of input so the last frames are not lost.  Memory inputs
+ * are borrowed: the bytes must stay valid until the probe returns or the
+ * iterator is freed.  A struct vis_video belongs to one thread at a time. */
+struct vis_video_info {
+    double duration_s;      /* seconds; < 0 when unknown */
+    double fps;             /* average frame rate; 0 when unknown */
+    long long frame_count;  /* from the container, else duration * fps rounded; -1 unknown */
+    int width, height;      /* of the first video stream */
+    char codec[32];         /* decoder name, e.g. "h264" */
+    char container[64];     /* demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" */
+};
+/* 0 and *info when the data is a container with a decodable video
+ * stream; ERR_PARSE when FFmpeg cannot read it, ERR_UNSUPPORTED when it
+ * has no video stream or no decoder for it or is a still image (FFmpeg's
+ * image2 / *_pipe demuxers), ERR_LIMIT when the frame size
+ * exceeds VIS_MAX_PIXELS. */
+int vis_video_probe_file(const char *path, struct vis_video_info *info);
+int vis_video_probe_mem(const void *data, size_t len, struct vis_video_info *info);
+
+struct vis_video;
+struct vis_frame_meta {
+    long long index;  /* 0-based number of the decoded frame in the stream */
+    double pts_s;     /* presentation time in seconds (index / fps if unknown) */
+};
+/* Open an iterator yielding at most max_fps frames per second of video
+ * time (max_fps <= 0: every frame).  *out freed with vis_video_free(). */
+int vis_video_open_file(const char *path, double max_fps, struct vis_video **out);
+int vis_video_open_mem(const void *data, size_t len, double max_fps, struct vis_video **out);
+/* Stream info of an open iterator (borrowed, valid while v lives). */
+const struct vis_video_info *vis_video_info(const struct vis_video *v);
+/* Next frame: returns 1 with *frame (BGR, caller frees) and *meta (may be
+ * NULL), 0 at the end, <0 on a decode error (ERR_PARSE) or ERR_NOMEM. */
+int vis_video_next(struct vis_video *v, struct vis_image **frame, struct vis_frame_meta *meta);
+void vis_video_free(struct vis_video *v); /* accepts NULL */
 #endif

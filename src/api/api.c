@@ -103,8 +103,11 @@ int api_int_query(struct http_req *req, const char *name, int max, int *out)
 
 int api_reply_staging(struct http_req *req, int rc, json_t *out)
 {
-    if (rc >= 0)
-        return http_reply_json(req, 200, out ? out : json_object());
+    if (rc >= 0) {
+        if (!out) /* a bug below: say so rather than send an empty 200 */
+            return http_reply_error(req, 500, "internal error: the service produced no response");
+        return http_reply_json(req, 200, out);
+    }
     json_decref(out);
     int st = staging_http_status(rc);
     if (st < 400)

@@ -67,7 +67,8 @@ static int ds_batch_get(struct http_req *req, void *vctx)
 
     if (!b)
         return 0;
-    return api_reply_staging(req, staging_batch_get(ctx->sg, ws, b, &out), out);
+    int rc = staging_batch_get(ctx->sg, ws, b, &out);
+    return api_reply_staging(req, rc, out);
 }
 
 static int ds_count(struct http_req *req, void *vctx)
@@ -92,7 +93,8 @@ static int ds_parts(struct http_req *req, void *vctx)
 
     if (!b)
         return 0;
-    return api_reply_staging(req, staging_batch_parts(ctx->sg, ws, b, &out), out);
+    int rc = staging_batch_parts(ctx->sg, ws, b, &out);
+    return api_reply_staging(req, rc, out);
 }
 
 static int ds_list(struct http_req *req, void *vctx)

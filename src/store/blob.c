@@ -151,6 +151,41 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len)
+{
+    char *tmp = NULL, *dst = NULL;
+    int fd = -1, rc;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    if ((rc = store_tmp_create(st, &tmp, &fd)) < 0)
+        return rc;
+    rc = write_all(fd, data, len);
+    close(fd);
+    if (rc == 0) {
+        dst = store_blob_path(st, key);
+        rc = blob_mkparent(dst);
+        if (rc == 0 && rename(tmp, dst) < 0)
+            rc = -errno;
+    }
+    if (rc < 0)
+        unlink(tmp);
+    free(dst);
+    free(tmp);
+    return rc;
+}
+
+int store_blob_sync(struct store *st)
+{
+    int fd = open(st->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+    if (fd < 0)
+        return -errno;
+    if (syncfs(fd) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 int store_blob_put(struct store *st, const char *key, const void *data, size_t len)
 {
     char *tmp = NULL;

@@ -127,6 +127,12 @@ int store_tmp_sweep(struct store *st, int64_t older_than_ms);
 
 /* Store bytes under key (temp file + fsync + rename; replaces). */
 int store_blob_put(struct store *st, const char *key, const void *data, size_t len);
+/* Same without fsync of the file and folder, for bulk writers (the tar
+ * indexer) that write many blobs and then call store_blob_sync() once
+ * before committing the rows that reference them. */
+int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len);
+/* syncfs() the file system of the blob store. */
+int store_blob_sync(struct store *st);
 /* Move an existing file (fsynced by this call) into the store under key.
  * The file must be on the data dir's file system (use store_tmp_create).
  * On success the file at src_path no longer exists. */

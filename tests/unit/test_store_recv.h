@@ -29,6 +29,8 @@ struct recv_srv {
     char *req_body[RECV_MAX];
     pthread_t th;
     volatile int stop;
+    const void *body; /* served to every request when set */
+    size_t body_len;
 };
 
 static void *recv_main(void *arg)
@@ -65,10 +67,12 @@ static void *recv_main(void *arg)
             r->nreq++;
         }
         pthread_mutex_unlock(&r->mu);
-        char resp[128];
-        int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                         status);
-        if (write(c, resp, (size_t)n) < 0) {
+        char resp[160];
+        const void *rb = r->body ? r->body : "ok";
+        size_t rbl = r->body ? r->body_len : 2;
+        int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                         status, rbl);
+        if (send(c, resp, (size_t)n, MSG_NOSIGNAL) < 0 || send(c, rb, rbl, MSG_NOSIGNAL) < 0) {
         }
         close(c);
         free(buf);

@@ -1,0 +1,743 @@
+/*
+ * indexer.c — background ingest work: tar shards become items (indexer
+ * thread) and reference ingests are fetched (fetcher thread); both report
+ * through shard statuses and the webhook outbox.
+ *
+ * Shard states (shards.state) and the statuses clients see:
+ *
+ *   tar:  awaiting-upload ─PUT─► uploaded ─index─► done   (ingested/success)
+ *                                        └───────► failed (too-many-images,
+ *                                          shard-size-limit-exceeded,
+ *                                          corrupt-archive, upload-missing /error)
+ *   refs: queued ─fetch─► done (ingested/success | all-files-failed/error)
+ *               └───────► failed (unsafe-url-detected, references-fetch-failed)
+ *
+ * Crash safety: a shard's images are written as blobs under the
+ * deterministic keys b/<bid>/s/<shard>/<n> (refs: .../r/<shard>/<n>), the
+ * file system is synced, and only then are all item rows inserted — in ONE
+ * transaction together with the state change that takes the shard out of
+ * "uploaded"/"queued".  A crash before the commit leaves the shard in its
+ * old state, with no item visible; on restart it is processed again and
+ * its blobs are overwritten, so items are never half-visible and never
+ * duplicated.  The transaction re-checks the state, so two indexers (or a
+ * test and the thread) cannot both commit one shard.
+ */
+#include "staging/staging.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "staging/staging_int.h"
+#include "vision/vision.h"
+
+#define NOTIF_CONFIG "notification_config.json"
+#define LIST_CAP 1000 /* entries per webhook list before content_truncated */
+
+/* ---- tar scanning ---------------------------------------------------------------- */
+
+static const char *type_word(unsigned t)
+{
+    switch (t) {
+    case AE_IFLNK:
+        return "a symbolic link";
+    case AE_IFDIR:
+        return "a directory";
+    case AE_IFCHR:
+    case AE_IFBLK:
+        return "a device";
+    case AE_IFIFO:
+        return "a fifo";
+    case AE_IFSOCK:
+        return "a socket";
+    default:
+        return "not a regular file";
+    }
+}
+
+static int read_entry(struct archive *a, uint8_t *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        la_ssize_t n = archive_read_data(a, buf + got, size - got);
+        if (n < 0)
+            return ERR_PARSE;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return got == size ? 0 : ERR_PARSE;
+}
+
+int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct staging__tar_limits *lim,
+                      const struct staging__tar_cb *cb, int *nimages, char **notif_ingest, char **notif_url,
+                      const char **why)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    int rc = 0, images = 0, index = 0;
+    char msg[320];
+    *why = NULL;
+    archive_read_support_format_tar(a);
+    if ((fd >= 0 ? archive_read_open_fd(a, fd, 65536) : archive_read_open_memory(a, mem, memlen)) != ARCHIVE_OK) {
+        *why = "corrupt-archive";
+        rc = ERR_PARSE;
+        goto out;
+    }
+    for (;;) {
+        int r = archive_read_next_header(a, &e);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) { /* RETRY = damaged header */
+            *why = "corrupt-archive";
+            rc = ERR_PARSE;
+            goto out;
+        }
+        index++;
+        const char *name = archive_entry_pathname(e);
+        unsigned type = archive_entry_filetype(e);
+        const char *shown = name ? name : "(no name)";
+        if (type != AE_IFREG || archive_entry_hardlink(e) || archive_entry_symlink(e)) {
+            snprintf(msg, sizeof msg, "entry is %s", archive_entry_hardlink(e) ? "a hard link" : type_word(type));
+            cb->reject(cb->ud, shown, "not-a-regular-file", msg);
+            continue;
+        }
+        if (!name || !staging__name_valid(name)) {
+            cb->reject(cb->ud, shown, "unsafe-file-name", "entry names must be plain file names without '/' or '..'");
+            continue;
+        }
+        int64_t size = archive_entry_size(e);
+        if (!strcmp(name, NOTIF_CONFIG)) {
+            if (size < 0 || size > 65536) {
+                cb->reject(cb->ud, name, "invalid-notification-config", "notification config larger than 64 KiB");
+                continue;
+            }
+            uint8_t *buf = xmalloc((size_t)size + 1);
+            if (read_entry(a, buf, (size_t)size) < 0) {
+                free(buf);
+                *why = "corrupt-archive";
+                rc = ERR_PARSE;
+                goto out;
+            }
+            json_t *j = json_loadb((const char *)buf, (size_t)size, 0, NULL);
+            const char *iid = json_string_value(json_object_get(j, "ingestId"));
+            const char *url = json_string_value(json_object_get(j, "notificationsURL"));
+            if (iid && strlen(iid) <= 256 && notif_ingest && !*notif_ingest)
+                *notif_ingest = xstrdup(iid);
+            if (url && strlen(url) <= 4096 && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)) &&
+                notif_url && !*notif_url)
+                *notif_url = xstrdup(url);
+            json_decref(j);
+            free(buf);
+            continue;
+        }
+        if (size < 0 || size > lim->max_image_bytes) {
+            snprintf(msg, sizeof msg, "Max size of single image is %lldB.", (long long)lim->max_image_bytes);
+            cb->reject(cb->ud, name, "file-size-limit-exceeded", msg);
+            continue;
+        }
+        uint8_t *buf = try_alloc((size_t)size + 1, 1);
+        if (!buf) {
+            rc = ERR_NOMEM;
+            *why = "out-of-memory";
+            goto out;
+        }
+        if (read_entry(a, buf, (size_t)size) < 0) {
+            free(buf);
+            *why = "corrupt-archive";
+            rc = ERR_PARSE;
+            goto out;
+        }
+        const char *mime = staging__image_mime(buf, (size_t)size);
+        if (!mime) {
+            cb->reject(cb->ud, name, "unsupported-file-type", "not a JPEG, PNG, WebP or BMP image");
+            free(buf);
+            continue;
+        }
+        if (++images > lim->max_images) {
+            free(buf);
+            *why = "too-many-images";
+            rc = ERR_LIMIT;
+            goto out;
+        }
+        rc = cb->image(cb->ud, index, name, buf, (size_t)size, mime);
+        free(buf);
+        if (rc < 0) {
+            *why = "storage-error";
+            goto out;
+        }
+    }
+    *nimages = images;
+out:
+    archive_read_free(a);
+    return rc;
+}
+
+/* ---- webhooks ------------------------------------------------------------------------ */
+
+static void notify(sqlite3 *db, const char *ws, const char *url, json_t *payload)
+{
+    char *body = json_dumps(payload, JSON_COMPACT);
+    if (body && store_outbox_enqueue_db(db, url, ws, body, false) < 0)
+        log_warn("staging", "cannot queue webhook to '%s'", url);
+    free(body);
+    json_decref(payload);
+}
+
+static json_t *envelope(const char *ingest_id, const char *batch, const char *shard_id, json_t *notification)
+{
+    char ev[37];
+    uuid4(ev);
+    return json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:o}", "type", "roboflow-data-staging-notification-v1", "event_id", ev,
+                     "ingest_id", ingest_id, "batch_id", batch, "shard_id", shard_id, "notification", notification);
+}
+
+void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const char *ingest_id, const char *batch,
+                           const char *shard_id, json_t *ingested, json_t *failed)
+{
+    bool trunc = json_array_size(ingested) > LIST_CAP || json_array_size(failed) > LIST_CAP;
+    json_t *ing = json_array(), *fail = json_array();
+    for (size_t i = 0; i < json_array_size(ingested) && i < LIST_CAP; i++)
+        json_array_append(ing, json_array_get(ingested, i));
+    for (size_t i = 0; i < json_array_size(failed) && i < LIST_CAP; i++)
+        json_array_append(fail, json_array_get(failed, i));
+    json_t *n = json_pack("{s:s,s:b,s:o,s:o,s:b}", "type", "ingest-files-status-notification-v1", "success", 1,
+                          "ingested_files", ing, "failed_files", fail, "content_truncated", trunc);
+    notify(db, ws, url, envelope(ingest_id, batch, shard_id, n));
+}
+
+void staging__notify_ingest(sqlite3 *db, const char *ws, const char *url, const char *ingest_id, const char *batch,
+                            bool success, const char *err_type, const char *err_reason)
+{
+    json_t *n = json_pack("{s:s,s:b}", "type", "ingest-status-notification-v1", "success", success);
+    if (!success)
+        json_object_set_new(n, "error_details",
+                            json_pack("{s:s,s:s}", "type", err_type ? err_type : "ingest-failed", "reason",
+                                      err_reason ? err_reason : ""));
+    json_t *env = envelope(ingest_id, batch, NULL, n);
+    /* shard_id is null, not absent, in ingest-status notifications. */
+    json_t *ordered = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(env, k, v) {
+        json_object_set(ordered, k, v);
+        if (!strcmp(k, "batch_id"))
+            json_object_set_new(ordered, "shard_id", json_null());
+    }
+    json_decref(env);
+    notify(db, ws, url, ordered);
+}
+
+/* ---- shared shard bookkeeping ------------------------------------------------------------ */
+
+struct staged {
+    char *name, *key, *mime;
+    int64_t size;
+};
+
+struct shard_job {
+    struct staging *s;
+    int64_t bid;
+    char *ws, *batch, *shard_id, *kind, *blob_key, *ingest_id, *notify_url, *refs, *refs_url;
+    bool cat_ingest, cat_files;
+    struct staged *items;   /* accepted, blobs written */
+    int nitems, capitems;
+    json_t *failed;         /* [{type,file_name,reason}] */
+    json_t *ingested;       /* [name] */
+};
+
+static void job_release(struct shard_job *j)
+{
+    free(j->ws), free(j->batch), free(j->shard_id), free(j->kind), free(j->blob_key);
+    free(j->ingest_id), free(j->notify_url), free(j->refs), free(j->refs_url);
+    for (int i = 0; i < j->nitems; i++) {
+        free(j->items[i].name);
+        free(j->items[i].key);
+        free(j->items[i].mime);
+    }
+    free(j->items);
+    json_decref(j->failed);
+    json_decref(j->ingested);
+}
+
+static void job_reject(void *ud, const char *name, const char *type, const char *reason)
+{
+    struct shard_job *j = ud;
+    json_array_append_new(j->failed, json_pack("{s:s,s:s,s:s}", "type", type, "file_name", name, "reason", reason));
+}
+
+static int job_add(struct shard_job *j, const char *name, const char *key, const char *mime, int64_t size)
+{
+    if (j->nitems == j->capitems) {
+        j->capitems = j->capitems ? j->capitems * 2 : 64;
+        j->items = xrealloc(j->items, (size_t)j->capitems * sizeof *j->items);
+    }
+    j->items[j->nitems++] = (struct staged){xstrdup(name), xstrdup(key), xstrdup(mime), size};
+    json_array_append_new(j->ingested, json_string(name));
+    return 0;
+}
+
+static int tar_image(void *ud, int index, const char *name, const void *data, size_t len, const char *mime)
+{
+    struct shard_job *j = ud;
+    char key[128];
+    snprintf(key, sizeof key, "b/%lld/s/%s/%d", (long long)j->bid, j->shard_id, index);
+    int rc = store_blob_put_nosync(j->s->st, key, data, len);
+    if (rc < 0)
+        return rc;
+    return job_add(j, name, key, mime, (int64_t)len);
+}
+
+static char *col_dup(sqlite3_stmt *q, int i)
+{
+    const char *t = (const char *)sqlite3_column_text(q, i);
+    return t ? xstrdup(t) : NULL;
+}
+
+/* Load the oldest shard of the given kinds in the given state. */
+static int job_load(struct staging *s, const char *kind_sql, const char *state, struct shard_job *j)
+{
+    sqlite3 *db = store_db_acquire(s->st);
+    sqlite3_stmt *q = NULL;
+    int rc = ERR_INTERNAL;
+    char *sql = xasprintf("SELECT sh.bid, b.workspace, b.batch_id, sh.shard_id, sh.kind, sh.blob_key, sh.ingest_id,"
+                          " sh.notify_url, sh.cat_ingest, sh.cat_files, sh.refs, sh.refs_url FROM shards sh"
+                          " JOIN batches b ON b.bid = sh.bid WHERE sh.state=? AND sh.kind %s ORDER BY sh.id LIMIT 1",
+                          kind_sql);
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, state, -1, SQLITE_STATIC);
+        int st = sqlite3_step(q);
+        if (st == SQLITE_DONE) {
+            rc = ERR_NOTFOUND;
+        } else if (st == SQLITE_ROW) {
+            j->bid = sqlite3_column_int64(q, 0);
+            j->ws = col_dup(q, 1);
+            j->batch = col_dup(q, 2);
+            j->shard_id = col_dup(q, 3);
+            j->kind = col_dup(q, 4);
+            j->blob_key = col_dup(q, 5);
+            j->ingest_id = col_dup(q, 6);
+            j->notify_url = col_dup(q, 7);
+            j->cat_ingest = sqlite3_column_int(q, 8) != 0;
+            j->cat_files = sqlite3_column_int(q, 9) != 0;
+            j->refs = col_dup(q, 10);
+            j->refs_url = col_dup(q, 11);
+            j->failed = json_array();
+            j->ingested = json_array();
+            rc = 0;
+        }
+    }
+    sqlite3_finalize(q);
+    free(sql);
+    store_db_release(s->st, db);
+    return rc;
+}
+
+/* Inside a transaction: is the shard still in `state`? */
+static bool shard_in_state(sqlite3 *db, const char *shard_id, const char *state)
+{
+    sqlite3_stmt *q = NULL;
+    bool ok = false;
+    if (sqlite3_prepare_v2(db, "SELECT state FROM shards WHERE shard_id=?", -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, shard_id, -1, SQLITE_STATIC);
+        ok = sqlite3_step(q) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(q, 0), state);
+    }
+    sqlite3_finalize(q);
+    return ok;
+}
+
+/* Inside a transaction: count a finished shard of a reference ingest and,
+ * when it was the last one, queue the ingest-status webhook. */
+static void ingest_shard_done(sqlite3 *db, struct shard_job *j, bool failed, const char *err_type, const char *reason)
+{
+    sqlite3_stmt *q = NULL;
+    if (!j->ingest_id)
+        return;
+    if (sqlite3_prepare_v2(db, "UPDATE ingests SET shards_done = shards_done + 1, shards_failed = shards_failed + ?"
+                               " WHERE bid=? AND ingest_id=? RETURNING shards_done, shards_total, shards_failed",
+                           -1, &q, NULL) != SQLITE_OK)
+        return;
+    sqlite3_bind_int(q, 1, failed ? 1 : 0);
+    sqlite3_bind_int64(q, 2, j->bid);
+    sqlite3_bind_text(q, 3, j->ingest_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        int done = sqlite3_column_int(q, 0), total = sqlite3_column_int(q, 1), nf = sqlite3_column_int(q, 2);
+        sqlite3_step(q);
+        sqlite3_finalize(q);
+        q = NULL;
+        if (done >= total && j->notify_url && j->cat_ingest)
+            staging__notify_ingest(db, j->ws, j->notify_url, j->ingest_id, j->batch, nf == 0,
+                                   nf ? (err_type ? err_type : "ingest-failed") : NULL,
+                                   nf ? (reason ? reason : "some shards failed") : NULL);
+    }
+    sqlite3_finalize(q);
+}
+
+/* Record a shard-level failure (no items), in one transaction. */
+static int job_fail(struct shard_job *j, const char *from_state, const char *status_name, const char *reason)
+{
+    struct staging *s = j->s;
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
+             j->shard_id);
+    store_blob_delete_prefix(s->st, prefix);
+    sqlite3 *db = store_db_acquire(s->st);
+    int rc = store_tx_begin(db);
+    if (rc == 0 && !shard_in_state(db, j->shard_id, from_state))
+        rc = ERR_EXISTS;
+    if (rc == 0) {
+        json_t *meta = json_pack("{s:s,s:O}", "reason", reason, "failedFiles", j->failed);
+        rc = staging__shard_status(db, j->shard_id, "failed", status_name, "error", meta, 0);
+        json_decref(meta);
+    }
+    if (rc == 0) {
+        if (!strcmp(j->kind, "tar")) {
+            if (j->notify_url && j->ingest_id)
+                staging__notify_ingest(db, j->ws, j->notify_url, j->ingest_id, j->batch, false, status_name, reason);
+        } else {
+            ingest_shard_done(db, j, true, status_name, reason);
+        }
+    }
+    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
+    store_db_release(s->st, db);
+    if (rc == 0) {
+        log_warn("staging", "shard failed shard=%s status=%s reason=%s", j->shard_id, status_name, reason);
+        store_outbox_kick(s->st);
+    }
+    return rc;
+}
+
+/* Publish a shard's staged items, in one transaction. */
+static int job_commit(struct shard_job *j, const char *from_state)
+{
+    struct staging *s = j->s;
+    int rc = store_blob_sync(s->st);
+    if (rc < 0)
+        return rc;
+    sqlite3 *db = store_db_acquire(s->st);
+    rc = store_tx_begin(db);
+    if (rc == 0 && !shard_in_state(db, j->shard_id, from_state))
+        rc = ERR_EXISTS;
+    for (int i = 0; rc == 0 && i < j->nitems; i++)
+        rc = staging__item_insert(db, j->bid, NULL, j->items[i].name, j->shard_id,
+                                  !strcmp(j->kind, "video-refs") ? "video" : "image", j->items[i].mime,
+                                  j->items[i].key, j->items[i].size);
+    bool all_failed = j->nitems == 0 && json_array_size(j->failed) > 0;
+    if (rc == 0) {
+        json_t *meta = json_pack("{s:i,s:O}", "ingestedFiles", j->nitems, "failedFiles", j->failed);
+        rc = staging__shard_status(db, j->shard_id, "done", all_failed ? "all-files-failed" : "ingested",
+                                   all_failed ? "error" : "success", meta, j->nitems);
+        json_decref(meta);
+    }
+    if (rc == 0 && j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
+        staging__notify_files(db, j->ws, j->notify_url, j->ingest_id, j->batch, j->shard_id, j->ingested,
+                              j->failed);
+    if (rc == 0 && strcmp(j->kind, "tar") != 0)
+        ingest_shard_done(db, j, all_failed, "all-files-failed", "no file of the shard could be ingested");
+    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
+    store_db_release(s->st, db);
+    if (rc == 0) {
+        log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
+                 json_array_size(j->failed));
+        store_outbox_kick(s->st);
+    }
+    return rc;
+}
+
+/* ---- tar shards -------------------------------------------------------------------------- */
+
+static int index_one(struct shard_job *j)
+{
+    struct staging *s = j->s;
+    struct staging__tar_limits lim = {s->o.max_image_bytes, s->o.max_shard_images};
+    struct staging__tar_cb cb = {tar_image, job_reject, j};
+    char reason[256];
+    const char *why = NULL;
+    int fd = -1, n = 0, rc;
+    int64_t size = 0;
+    rc = store_blob_open(s->st, j->blob_key, &fd, &size);
+    if (rc < 0)
+        return job_fail(j, "uploaded", "upload-missing", "the uploaded archive is missing");
+    if (size > s->o.max_shard_bytes) {
+        close(fd);
+        snprintf(reason, sizeof reason, "Max size of a shard is %lldB.", (long long)s->o.max_shard_bytes);
+        return job_fail(j, "uploaded", "shard-size-limit-exceeded", reason);
+    }
+    rc = staging__tar_scan(fd, NULL, 0, &lim, &cb, &n, j->ingest_id ? NULL : &j->ingest_id,
+                           j->notify_url ? NULL : &j->notify_url, &why);
+    close(fd);
+    if (rc == ERR_LIMIT) {
+        snprintf(reason, sizeof reason, "Max number of images in a shard is %d.", s->o.max_shard_images);
+        rc = job_fail(j, "uploaded", why, reason);
+    } else if (rc == ERR_PARSE) {
+        rc = job_fail(j, "uploaded", why, "the archive is not a valid uncompressed tar file");
+    } else if (rc < 0) {
+        return rc; /* storage trouble: leave the shard uploaded, retry later */
+    } else {
+        rc = job_commit(j, "uploaded");
+    }
+    if (rc == 0)
+        store_blob_delete(s->st, j->blob_key);
+    return rc;
+}
+
+int staging_index_pending(struct staging *s, int *indexed)
+{
+    int n = 0, rc = 0;
+    for (;;) {
+        struct shard_job j;
+        rc = job_load(s, "= 'tar'", "uploaded", &j);
+        if (rc == ERR_NOTFOUND) {
+            rc = 0;
+            job_release(&j);
+            break;
+        }
+        if (rc == 0)
+            rc = index_one(&j);
+        job_release(&j);
+        if (rc < 0 && rc != ERR_EXISTS)
+            break;
+        n++;
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop && s->running;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            break;
+    }
+    if (indexed)
+        *indexed = n;
+    return rc;
+}
+
+/* ---- reference fetching ------------------------------------------------------------------- */
+
+struct sink {
+    struct buf mem;   /* used when fd < 0 */
+    int fd;
+    int64_t limit, got;
+    bool over;
+};
+
+static size_t sink_cb(char *p, size_t sz, size_t n, void *ud)
+{
+    struct sink *k = ud;
+    size_t len = sz * n;
+    if (k->got + (int64_t)len > k->limit) {
+        k->over = true;
+        return 0;
+    }
+    k->got += (int64_t)len;
+    if (k->fd >= 0) {
+        const char *c = p;
+        size_t left = len;
+        while (left) {
+            ssize_t w = write(k->fd, c, left);
+            if (w < 0)
+                return 0;
+            c += w;
+            left -= (size_t)w;
+        }
+        return len;
+    }
+    return buf_append(&k->mem, p, len) == 0 ? len : 0;
+}
+
+/* GET url into the sink.  Returns 0, or ERR_LIMIT / ERR_INVALID (unsafe)
+ * / ERR_NOTFOUND (HTTP error or network failure) with reason filled. */
+static int fetch(struct staging *s, const char *url, struct sink *k, char reason[256])
+{
+    const char *why = NULL;
+    if (store_net_check_url(s->st, url, &why) < 0) {
+        CURLU *u = curl_url();
+        char *host = NULL;
+        if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK)
+            curl_url_get(u, CURLUPART_HOST, &host, 0);
+        snprintf(reason, 256, "Untrusted domain found: %s", host ? host : "(unparsable url)");
+        curl_free(host);
+        curl_url_cleanup(u);
+        return ERR_INVALID;
+    }
+    CURL *c = curl_easy_init();
+    if (!c) {
+        snprintf(reason, 256, "out of memory");
+        return ERR_NOTFOUND;
+    }
+    store_net_guard_curl(s->st, c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_cb);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, k);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)k->limit);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "vbatch-fetch/1");
+    CURLcode cc = curl_easy_perform(c);
+    int rc = 0;
+    if (k->over || cc == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(reason, 256, "Max size of single file is %lldB.", (long long)k->limit);
+        rc = ERR_LIMIT;
+    } else if (cc != CURLE_OK) {
+        snprintf(reason, 256, "download failed: %s", curl_easy_strerror(cc));
+        rc = ERR_NOTFOUND;
+    }
+    curl_easy_cleanup(c);
+    return rc;
+}
+
+static void ref_fail(struct shard_job *j, const char *name, int rc, const char *reason)
+{
+    const char *type = rc == ERR_LIMIT    ? "file-size-limit-exceeded"
+                       : rc == ERR_INVALID ? "unsafe-url-detected"
+                                           : "download-failed";
+    job_reject(j, name, type, reason);
+}
+
+static void fetch_ref(struct shard_job *j, int index, const char *name, const char *url)
+{
+    struct staging *s = j->s;
+    char reason[256], key[160];
+    bool video = !strcmp(j->kind, "video-refs");
+    struct sink k = {BUF_INIT, -1, video ? s->o.max_video_bytes : s->o.max_image_bytes, 0, false};
+    char *tmp = NULL;
+    const char *mime = NULL;
+    int rc;
+    snprintf(key, sizeof key, "b/%lld/r/%s/%d", (long long)j->bid, j->shard_id, index);
+    if (video && (rc = store_tmp_create(s->st, &tmp, &k.fd)) < 0) {
+        job_reject(j, name, "internal-error", "cannot create a temp file");
+        return;
+    }
+    rc = fetch(s, url, &k, reason);
+    if (rc < 0) {
+        ref_fail(j, name, rc, reason);
+        goto out;
+    }
+    if (video) {
+        close(k.fd);
+        k.fd = -1;
+        if (staging__video_probe(tmp, &mime) < 0) {
+            job_reject(j, name, "unsupported-file-type", "not a video container that can be read");
+            goto out;
+        }
+        if (store_blob_put_file(s->st, key, tmp) < 0) {
+            job_reject(j, name, "internal-error", "cannot store the file");
+            goto out;
+        }
+        free(tmp);
+        tmp = NULL;
+    } else {
+        mime = staging__image_mime(k.mem.data, k.mem.len);
+        if (!mime) {
+            job_reject(j, name, "unsupported-file-type", "not a JPEG, PNG, WebP or BMP image");
+            goto out;
+        }
+        if (store_blob_put_nosync(s->st, key, k.mem.data, k.mem.len) < 0) {
+            job_reject(j, name, "internal-error", "cannot store the file");
+            goto out;
+        }
+    }
+    job_add(j, name, key, mime, k.got);
+out:
+    if (k.fd >= 0)
+        close(k.fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    buf_release(&k.mem);
+}
+
+#define REFS_FILE_MAX (64u << 20)
+
+static int fetch_one(struct shard_job *j)
+{
+    struct staging *s = j->s;
+    json_t *refs = NULL;
+    char reason[256];
+    bool video = !strcmp(j->kind, "video-refs");
+    int max = video ? MAX(1, s->o.max_references / 4) : s->o.max_references;
+    if (j->refs_url) {
+        struct sink k = {BUF_INIT, -1, REFS_FILE_MAX, 0, false};
+        int rc = fetch(s, j->refs_url, &k, reason);
+        if (rc < 0) {
+            buf_release(&k.mem);
+            return job_fail(j, "queued", rc == ERR_INVALID ? "unsafe-url-detected" : "references-fetch-failed",
+                            reason);
+        }
+        refs = json_array();
+        char *line = k.mem.data, *save = NULL;
+        int lineno = 0;
+        for (char *l = line ? strtok_r(line, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
+            lineno++;
+            size_t ll = strlen(l);
+            while (ll && (l[ll - 1] == '\r' || l[ll - 1] == ' '))
+                l[--ll] = 0;
+            if (!ll)
+                continue;
+            json_t *e = json_loads(l, 0, NULL);
+            const char *n, *u;
+            if (staging__ref_entry(e, &n, &u) < 0) {
+                char nm[32];
+                snprintf(nm, sizeof nm, "line %d", lineno);
+                job_reject(j, nm, "invalid-reference", "each line must be {\"name\": …, \"url\": \"http(s)://…\"}");
+                json_decref(e);
+                continue;
+            }
+            if ((int)json_array_size(refs) >= max) {
+                json_decref(e);
+                json_decref(refs);
+                buf_release(&k.mem);
+                snprintf(reason, sizeof reason, "more than %d references", max);
+                return job_fail(j, "queued", "too-many-references", reason);
+            }
+            json_array_append_new(refs, e);
+        }
+        buf_release(&k.mem);
+    } else {
+        refs = json_loads(j->refs ? j->refs : "[]", 0, NULL);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(refs, i, e) {
+        const char *n, *u;
+        if (staging__ref_entry(e, &n, &u) == 0)
+            fetch_ref(j, (int)i, n, u);
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop && s->running;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) {
+            json_decref(refs);
+            return ERR_AGAIN; /* stays queued; redone after restart */
+        }
+    }
+    json_decref(refs);
+    return job_commit(j, "queued");
+}
+
+int staging_fetch_pending(struct staging *s, int *fetched)
+{
+    int n = 0, rc = 0;
+    for (;;) {
+        struct shard_job j;
+        rc = job_load(s, "IN ('image-refs','video-refs')", "queued", &j);
+        if (rc == ERR_NOTFOUND) {
+            rc = 0;
+            job_release(&j);
+            break;
+        }
+        if (rc == 0)
+            rc = fetch_one(&j);
+        job_release(&j);
+        if (rc < 0 && rc != ERR_EXISTS)
+            break;
+        n++;
+    }
+    if (fetched)
+        *fetched = n;
+    return rc;
+}

@@ -1,0 +1,92 @@
+/*
+ * sql.c — the staging schema (SQLite dialect), one statement text per
+ * migration, applied through store_migrate(st, "staging", ...).
+ */
+#include "staging/staging_int.h"
+
+const char *const staging__migrations[] = {
+    /* 1 */
+    "CREATE TABLE batches ("
+    "  bid INTEGER PRIMARY KEY AUTOINCREMENT,"   /* never reused: blob prefix b/<bid> */
+    "  workspace TEXT NOT NULL,"
+    "  batch_id TEXT NOT NULL,"
+    "  display_name TEXT NOT NULL,"
+    "  batch_type TEXT NOT NULL,"                /* simple-batch | sharded-batch | multipart-batch */
+    "  content_type TEXT NOT NULL,"              /* images | videos | mixed */
+    "  ingest_mode TEXT NOT NULL,"               /* single | bulk | output */
+    "  item_count INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  UNIQUE (workspace, batch_id));"
+    "CREATE INDEX batches_ws ON batches(workspace, bid);"
+    "CREATE INDEX batches_exp ON batches(expires_ms);"
+    "CREATE TABLE parts ("
+    "  bid INTEGER NOT NULL REFERENCES batches(bid) ON DELETE CASCADE,"
+    "  part_name TEXT NOT NULL,"
+    "  part_type TEXT NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  description TEXT,"
+    "  nested_content_type TEXT,"
+    "  PRIMARY KEY (bid, part_name));"
+    "CREATE TABLE items ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  bid INTEGER NOT NULL REFERENCES batches(bid) ON DELETE CASCADE,"
+    "  part TEXT,"
+    "  name TEXT NOT NULL,"
+    "  shard_id TEXT,"
+    "  content_type TEXT NOT NULL,"             /* image | video | ... */
+    "  mime TEXT,"
+    "  blob_key TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE INDEX items_bid ON items(bid, id);"
+    "CREATE INDEX items_part ON items(bid, part, id);"
+    "CREATE INDEX items_blob ON items(blob_key);"
+    "CREATE TABLE shards ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  bid INTEGER NOT NULL REFERENCES batches(bid) ON DELETE CASCADE,"
+    "  shard_id TEXT NOT NULL UNIQUE,"
+    "  kind TEXT NOT NULL,"                      /* tar | image-refs | video-refs */
+    "  state TEXT NOT NULL,"                     /* awaiting-upload | uploaded | queued | done | failed */
+    "  status_name TEXT NOT NULL,"
+    "  status_type TEXT NOT NULL,"
+    "  status_meta TEXT,"
+    "  objects INTEGER NOT NULL DEFAULT 0,"
+    "  blob_key TEXT,"                           /* tar upload */
+    "  ingest_id TEXT,"
+    "  notify_url TEXT,"
+    "  cat_ingest INTEGER NOT NULL DEFAULT 1,"
+    "  cat_files INTEGER NOT NULL DEFAULT 1,"
+    "  refs TEXT,"                               /* JSON array of {name,url} */
+    "  refs_url TEXT,"
+    "  event_ms INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE INDEX shards_bid ON shards(bid, id);"
+    "CREATE INDEX shards_state ON shards(state, id);"
+    "CREATE TABLE shard_events ("
+    "  shard TEXT NOT NULL,"
+    "  status_name TEXT NOT NULL,"
+    "  status_type TEXT NOT NULL,"
+    "  meta TEXT,"
+    "  event_ms INTEGER NOT NULL);"
+    "CREATE INDEX shard_events_shard ON shard_events(shard);"
+    "CREATE TABLE uploads ("                     /* pending signed PUT targets */
+    "  blob_key TEXT PRIMARY KEY,"
+    "  bid INTEGER NOT NULL REFERENCES batches(bid) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL,"                      /* tar | video */
+    "  shard_id TEXT,"
+    "  file_name TEXT,"
+    "  size_limit INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"                     /* pending | done | failed */
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE ingests ("
+    "  bid INTEGER NOT NULL REFERENCES batches(bid) ON DELETE CASCADE,"
+    "  ingest_id TEXT NOT NULL,"
+    "  response TEXT NOT NULL,"
+    "  shards_total INTEGER NOT NULL DEFAULT 0,"
+    "  shards_done INTEGER NOT NULL DEFAULT 0,"
+    "  shards_failed INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (bid, ingest_id));",
+};
+const int staging__migrations_n = (int)ARRAY_LEN(staging__migrations);

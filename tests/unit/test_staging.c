@@ -1,0 +1,878 @@
+/* Unit tests of src/staging: pagination, counts, parts, single uploads,
+ * signed uploads, tar indexing with hostile entries, crash recovery of
+ * indexing, reference ingests with de-duplication and webhooks, expiry. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "staging/staging.h"
+#include "store/store.h"
+#include "t.h"
+#include "test_store_recv.h"
+#include "vision/vision.h"
+
+struct ctx {
+    char *dir;
+    struct store *st;
+    struct staging *s;
+    struct staging_opts o;
+};
+
+static void ctx_open(struct ctx *c, struct staging_opts *o)
+{
+    if (!c->dir) {
+        c->dir = strdup("/tmp/vbatch-stg-XXXXXX");
+        if (!mkdtemp(c->dir))
+            abort();
+    }
+    if (o)
+        c->o = *o;
+    else
+        staging_opts_default(&c->o);
+    c->o.public_base_url = "http://127.0.0.1:9999/";
+    c->o.net_allow = "127.0.0.1";
+    if (store_open(c->dir, &c->st) < 0)
+        T_FAIL("store_open");
+    if (staging_new(c->st, &c->o, &c->s) < 0)
+        T_FAIL("staging_new: %s", staging_errmsg());
+}
+
+static void ctx_close(struct ctx *c)
+{
+    staging_free(c->s);
+    store_close(c->st);
+    c->s = NULL;
+    c->st = NULL;
+}
+
+/* A real small JPEG (decodable header). */
+static uint8_t *jpeg(size_t *len, int w)
+{
+    struct vis_image *img = vis_image_new(w, 8, VIS_BGR);
+    uint8_t *out = NULL;
+    uint32_t x = 12345;
+    for (size_t i = 0; i < (size_t)img->stride * 8; i++) {
+        x = x * 1103515245u + 12345u;
+        img->px[i] = w > 100 ? (uint8_t)(x >> 16) : 0x80;
+    }
+    if (vis_encode_jpeg(img, 80, &out, len) < 0)
+        abort();
+    vis_image_free(img);
+    return out;
+}
+
+/* ---- tar building ---- */
+struct tarb {
+    struct archive *a;
+    uint8_t *buf;
+    size_t cap, used;
+};
+static void tar_begin(struct tarb *t, size_t cap)
+{
+    t->cap = cap;
+    t->buf = malloc(cap);
+    t->a = archive_write_new();
+    archive_write_set_format_pax_restricted(t->a);
+    archive_write_set_bytes_in_last_block(t->a, 1);
+    if (archive_write_open_memory(t->a, t->buf, cap, &t->used) != ARCHIVE_OK)
+        abort();
+}
+static void tar_add(struct tarb *t, const char *name, unsigned type, const void *data, size_t len)
+{
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, type);
+    archive_entry_set_perm(e, 0644);
+    if (type == AE_IFLNK)
+        archive_entry_set_symlink(e, "/etc/passwd");
+    if (type == AE_IFCHR)
+        archive_entry_set_rdev(e, 0x0101);
+    archive_entry_set_size(e, type == AE_IFREG ? (la_int64_t)len : 0);
+    if (archive_write_header(t->a, e) != ARCHIVE_OK)
+        abort();
+    if (type == AE_IFREG && len && archive_write_data(t->a, data, len) != (la_ssize_t)len)
+        abort();
+    archive_entry_free(e);
+}
+static void tar_end(struct tarb *t)
+{
+    archive_write_close(t->a);
+    archive_write_free(t->a);
+}
+
+/* Tar of n valid JPEGs named img<base+i>.jpg. */
+static void tar_images(struct tarb *t, int n, int base)
+{
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    tar_begin(t, (size_t)(n + 4) * (jl + 2048) + 65536);
+    for (int i = 0; i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "img%05d.jpg", base + i);
+        tar_add(t, name, AE_IFREG, j, jl);
+    }
+    tar_end(t);
+    free(j);
+}
+
+static char *qv(const char *url, const char *name)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "%s=", name);
+    const char *p = strstr(url, pat);
+    if (!p)
+        return NULL;
+    p += strlen(pat);
+    return strndup(p, strcspn(p, "&"));
+}
+
+/* Split a signed URL into key + query values. */
+struct surl {
+    char *key, *m, *e, *l, *sig;
+};
+static void surl_parse(const char *url, struct surl *u)
+{
+    const char *p = strstr(url, "/blobs/");
+    if (!p)
+        T_FAIL("no /blobs/ in %s", url);
+    p += 7;
+    u->key = strndup(p, strcspn(p, "?"));
+    u->m = qv(url, "method");
+    u->e = qv(url, "expires");
+    u->l = qv(url, "limit");
+    u->sig = qv(url, "signature");
+}
+static void surl_free(struct surl *u)
+{
+    free(u->key), free(u->m), free(u->e), free(u->l), free(u->sig);
+}
+
+/* Ask for a bulk URL and PUT data to it; returns put_finish rc. */
+static int put_shard(struct ctx *c, const char *batch, const void *data, size_t len, char shard_out[64])
+{
+    json_t *r = NULL;
+    struct surl u;
+    struct staging_put *p;
+    int rc = staging_bulk_upload_url(c->s, "ws", batch, NULL, &r);
+    if (rc < 0)
+        return rc;
+    json_t *d = json_object_get(r, "signedURLDetails");
+    if (shard_out)
+        snprintf(shard_out, 64, "%s", json_string_value(json_object_get(d, "shardId")));
+    surl_parse(json_string_value(json_object_get(d, "uploadURL")), &u);
+    json_decref(r);
+    rc = staging_put_open(c->s, u.key, u.m, u.e, u.l, u.sig, (int64_t)len, &p);
+    surl_free(&u);
+    if (rc < 0)
+        return rc;
+    for (size_t off = 0; off < len; off += 7000) {
+        rc = staging_put_write(p, (const uint8_t *)data + off, MIN(7000, len - off));
+        if (rc < 0) {
+            staging_put_abort(p);
+            return rc;
+        }
+    }
+    return staging_put_finish(p);
+}
+
+static int64_t count(struct ctx *c, const char *batch, const char *part)
+{
+    json_t *r = NULL;
+    if (staging_batch_count(c->s, "ws", batch, part, &r) < 0)
+        return -1;
+    int64_t n = json_integer_value(json_object_get(r, "count"));
+    json_decref(r);
+    return n;
+}
+
+static json_t *shard0(struct ctx *c, const char *batch, int idx)
+{
+    json_t *r = NULL;
+    if (staging_list_shards(c->s, "ws", batch, 0, NULL, &r) < 0)
+        T_FAIL("list shards: %s", staging_errmsg());
+    json_t *s = json_incref(json_array_get(json_object_get(r, "shards"), (size_t)idx));
+    json_decref(r);
+    return s;
+}
+
+static int upload_file(struct ctx *c, const char *batch, const char *name, const void *data, size_t len)
+{
+    char *path;
+    int fd;
+    json_t *r = NULL;
+    if (store_tmp_create(c->st, &path, &fd) < 0)
+        abort();
+    if (write(fd, data, len) != (ssize_t)len)
+        abort();
+    close(fd);
+    int rc = staging_upload_image(c->s, "ws", batch, "Shown", name, path, &r);
+    ASSERT(access(path, F_OK) != 0); /* consumed in every case */
+    free(path);
+    json_decref(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------- */
+
+TEST(tar_shards_pagination_1200_items)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    for (int k = 0; k < 3; k++) {
+        struct tarb t;
+        tar_images(&t, 400, k * 400);
+        ASSERT_OK(put_shard(&c, "big", t.buf, t.used, NULL));
+        free(t.buf);
+    }
+    ASSERT_EQ(count(&c, "big", NULL), 0); /* not indexed yet: nothing visible */
+    json_t *sh = shard0(&c, "big", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "uploaded");
+    json_decref(sh);
+    int n = 0;
+    ASSERT_OK(staging_index_pending(c.s, &n));
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(count(&c, "big", NULL), 1200);
+    sh = shard0(&c, "big", 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusType")), "success");
+    ASSERT_EQ(json_integer_value(json_object_get(sh, "shardObjectsCount")), 400);
+    ASSERT(str_has_suffix(json_string_value(json_object_get(sh, "eventTimestamp")), "Z"));
+    json_decref(sh);
+
+    /* Walk every page of 100: 12 pages, all names distinct, last token null. */
+    char *token = NULL;
+    int pages = 0, total = 0;
+    char seen[1200] = {0};
+    for (;;) {
+        json_t *r = NULL;
+        ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 100, token, &r));
+        json_t *files = json_object_get(r, "filesMetadata");
+        size_t i;
+        json_t *f;
+        json_array_foreach(files, i, f) {
+            const char *name = json_string_value(json_object_get(f, "fileName"));
+            int idx = atoi(name + 3);
+            ASSERT(idx >= 0 && idx < 1200);
+            ASSERT_EQ(seen[idx], 0);
+            seen[idx] = 1;
+            ASSERT(str_has_prefix(json_string_value(json_object_get(f, "downloadURL")),
+                                  "http://127.0.0.1:9999/blobs/"));
+            ASSERT_STR_EQ(json_string_value(json_object_get(f, "contentType")), "image");
+            ASSERT(json_is_string(json_object_get(f, "shardId")));
+            total++;
+        }
+        pages++;
+        json_t *next = json_object_get(r, "nextPageToken");
+        ASSERT(next != NULL); /* key always present */
+        free(token);
+        token = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+        json_decref(r);
+        if (!token)
+            break;
+        ASSERT_LE(pages, 12);
+    }
+    ASSERT_EQ(total, 1200);
+    ASSERT_EQ(pages, 12);
+
+    /* Download one item through its signed GET URL. */
+    json_t *r = NULL;
+    ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 1, NULL, &r));
+    struct surl u;
+    surl_parse(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
+                                                 "downloadURL")), &u);
+    int fd;
+    int64_t size;
+    const char *mime;
+    ASSERT_OK(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime));
+    ASSERT_STR_EQ(mime, "image/jpeg");
+    uint8_t hdr[3];
+    ASSERT_EQ(read(fd, hdr, 3), 3);
+    ASSERT_EQ(hdr[0], 0xFF);
+    close(fd);
+    u.sig[2] = u.sig[2] == 'x' ? 'y' : 'x';
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime), ERR_AUTH);
+    surl_free(&u);
+    json_decref(r);
+
+    /* Bad tokens and page sizes. */
+    ASSERT_EQ(staging_list_items(c.s, "ws", "big", NULL, 100, "garbage!", &r), ERR_INVALID);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "big", NULL, 100000, NULL, &r), ERR_INVALID);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "nope", NULL, 10, NULL, &r), ERR_NOTFOUND);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "BAD ID", NULL, 10, NULL, &r), ERR_INVALID);
+    ASSERT_EQ(staging_list_items(c.s, "other-ws", "big", NULL, 10, NULL, &r), ERR_NOTFOUND);
+    /* 1000-per-page: two pages. */
+    ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 1000, NULL, &r));
+    ASSERT_EQ(json_array_size(json_object_get(r, "filesMetadata")), 1000);
+    ASSERT(json_is_string(json_object_get(r, "nextPageToken")));
+    json_decref(r);
+    ctx_close(&c);
+}
+
+TEST(batches_metadata_and_list)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    char name[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(name, sizeof name, "b%d", i);
+        ASSERT_OK(upload_file(&c, name, "a.jpg", j, jl));
+    }
+    free(j);
+    json_t *r = NULL;
+    ASSERT_OK(staging_batch_get(c.s, "ws", "b3", &r));
+    json_t *b = json_object_get(r, "batch");
+    ASSERT_STR_EQ(json_string_value(json_object_get(b, "batchId")), "b3");
+    ASSERT_STR_EQ(json_string_value(json_object_get(b, "displayName")), "Shown");
+    ASSERT_STR_EQ(json_string_value(json_object_get(b, "batchType")), "simple-batch");
+    ASSERT_STR_EQ(json_string_value(json_object_get(b, "batchContentType")), "images");
+    ASSERT(str_has_suffix(json_string_value(json_object_get(b, "createdDate")), "Z"));
+    int64_t cr, ex;
+    ASSERT_OK(time_parse_iso8601(json_string_value(json_object_get(b, "createdDate")), &cr));
+    ASSERT_OK(time_parse_iso8601(json_string_value(json_object_get(b, "expiryDate")), &ex));
+    ASSERT_EQ(ex - cr, 7LL * 24 * 3600 * 1000);
+    json_decref(r);
+    ASSERT_OK(staging_list_batches(c.s, "ws", 2, NULL, &r));
+    ASSERT_EQ(json_array_size(json_object_get(r, "batches")), 2);
+    char *tok = strdup(json_string_value(json_object_get(r, "nextPageToken")));
+    json_decref(r);
+    ASSERT_OK(staging_list_batches(c.s, "ws", 2, tok, &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "batches"), 0), "batchId")),
+                  "b2");
+    json_decref(r);
+    free(tok);
+    ASSERT_OK(staging_list_batches(c.s, "ws", 5, NULL, &r));
+    ASSERT(json_is_null(json_object_get(r, "nextPageToken")));
+    json_decref(r);
+    ASSERT_OK(staging_list_batches(c.s, "nobody", 5, NULL, &r));
+    ASSERT_EQ(json_array_size(json_object_get(r, "batches")), 0);
+    json_decref(r);
+    ASSERT_OK(staging_batch_parts(c.s, "ws", "b1", &r));
+    ASSERT_EQ(json_array_size(json_object_get(r, "batchParts")), 0);
+    json_decref(r);
+    ctx_close(&c);
+}
+
+TEST(single_upload_validation_and_mixing)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.max_image_bytes = 4000;
+    ctx_open(&c, &o);
+    size_t jl, bl;
+    uint8_t *j = jpeg(&jl, 8), *big = jpeg(&bl, 1200);
+    ASSERT_LT(jl, 4000);
+    ASSERT_GT(bl, 4000);
+    ASSERT_OK(upload_file(&c, "s1", "a.jpg", j, jl));
+    ASSERT_EQ(upload_file(&c, "s1", "big.jpg", big, bl), ERR_LIMIT);
+    ASSERT(strstr(staging_errmsg(), "Max size of single image is 4000B.") != NULL);
+    ASSERT_EQ(upload_file(&c, "s1", "t.jpg", "hello world, not an image", 25), ERR_INVALID);
+    ASSERT_EQ(upload_file(&c, "s1", "../x.jpg", j, jl), ERR_INVALID);
+    ASSERT_EQ(upload_file(&c, "s1", "", j, jl), ERR_INVALID);
+    ASSERT_EQ(upload_file(&c, "Bad_Batch", "a.jpg", j, jl), ERR_INVALID);
+    char longid[70];
+    memset(longid, 'a', 65);
+    longid[65] = 0;
+    ASSERT_EQ(upload_file(&c, longid, "a.jpg", j, jl), ERR_INVALID);
+    /* truncated JPEG header: sniff passes, probe fails */
+    ASSERT_EQ(upload_file(&c, "s1", "cut.jpg", j, 20), ERR_INVALID);
+    ASSERT_EQ(count(&c, "s1", NULL), 1);
+    /* mixing single and bulk */
+    json_t *r = NULL;
+    ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "s1", NULL, &r), ERR_INVALID);
+    ASSERT(strstr(staging_errmsg(), "cannot be combined") != NULL);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "s1", NULL, false,
+                                        "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://x/a.jpg\"}]}", 63,
+                                        &r), ERR_INVALID);
+    ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "bulk1", NULL, &r));
+    json_decref(r);
+    ASSERT_EQ(upload_file(&c, "bulk1", "a.jpg", j, jl), ERR_INVALID);
+    ASSERT_EQ(staging_http_status(ERR_INVALID), 400);
+    ASSERT_EQ(staging_http_status(ERR_LIMIT), 413);
+    ASSERT_EQ(staging_http_status(ERR_AUTH), 403);
+    ASSERT_EQ(staging_http_status(ERR_NOTFOUND), 404);
+    free(j);
+    free(big);
+    ctx_close(&c);
+}
+
+TEST(tar_hostile_entries_and_notifications)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.max_image_bytes = 4000;
+    ctx_open(&c, &o);
+    struct recv_srv rv;
+    static const int ok200[] = {200};
+    recv_start(&rv, ok200, 1);
+    struct store_outbox_opts oo;
+    store_outbox_opts_default(&oo);
+    oo.backoff_ms = 50;
+    ASSERT_OK(store_outbox_start(c.st, &oo));
+
+    size_t jl, bl;
+    uint8_t *j = jpeg(&jl, 8), *big = jpeg(&bl, 1200);
+    struct tarb t;
+    tar_begin(&t, 1 << 20);
+    tar_add(&t, "good.jpg", AE_IFREG, j, jl);
+    tar_add(&t, "../evil.jpg", AE_IFREG, j, jl);
+    tar_add(&t, "dir/x.jpg", AE_IFREG, j, jl);
+    tar_add(&t, "link.jpg", AE_IFLNK, NULL, 0);
+    tar_add(&t, "dev", AE_IFCHR, NULL, 0);
+    tar_add(&t, "subdir", AE_IFDIR, NULL, 0);
+    tar_add(&t, "big.jpg", AE_IFREG, big, bl);
+    tar_add(&t, "notes.txt", AE_IFREG, "hello", 5);
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "{\"ingestId\":\"my-ingest\",\"notificationsURL\":\"http://127.0.0.1:%d/n\"}", rv.port);
+    tar_add(&t, "notification_config.json", AE_IFREG, cfg, strlen(cfg));
+    tar_add(&t, "good2.jpg", AE_IFREG, j, jl);
+    tar_end(&t);
+    char shard[64];
+    ASSERT_OK(put_shard(&c, "h", t.buf, t.used, shard));
+    free(t.buf);
+    ASSERT_OK(staging_index_pending(c.s, NULL));
+    ASSERT_EQ(count(&c, "h", NULL), 2);
+    json_t *sh = shard0(&c, "h", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    json_t *failed = json_object_get(json_object_get(sh, "statusMetadata"), "failedFiles");
+    ASSERT_EQ(json_array_size(failed), 7);
+    const char *want[][2] = {{"../evil.jpg", "unsafe-file-name"},  {"dir/x.jpg", "unsafe-file-name"},
+                             {"link.jpg", "not-a-regular-file"},   {"dev", "not-a-regular-file"},
+                             {"subdir/", "not-a-regular-file"},     {"big.jpg", "file-size-limit-exceeded"},
+                             {"notes.txt", "unsupported-file-type"}};
+    for (int i = 0; i < 7; i++) {
+        json_t *f = json_array_get(failed, (size_t)i);
+        ASSERT_STR_EQ(json_string_value(json_object_get(f, "file_name")), want[i][0]);
+        ASSERT_STR_EQ(json_string_value(json_object_get(f, "type")), want[i][1]);
+        ASSERT(json_string_value(json_object_get(f, "reason"))[0] != 0);
+    }
+    json_decref(sh);
+    /* notification_config.json is not an item */
+    json_t *r = NULL;
+    ASSERT_OK(staging_list_items(c.s, "ws", "h", NULL, 10, NULL, &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
+                                                    "fileName")), "good.jpg");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 1),
+                                                    "fileName")), "good2.jpg");
+    json_decref(r);
+    /* webhook: ingest-files-status, exactly the COMPAT shape */
+    ASSERT_EQ(recv_wait(&rv, 1, 5000), 1);
+    json_t *p = json_loads(rv.req_body[0], 0, NULL);
+    ASSERT(p != NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(p, "type")), "roboflow-data-staging-notification-v1");
+    ASSERT_EQ(strlen(json_string_value(json_object_get(p, "event_id"))), 36);
+    ASSERT_STR_EQ(json_string_value(json_object_get(p, "ingest_id")), "my-ingest");
+    ASSERT_STR_EQ(json_string_value(json_object_get(p, "batch_id")), "h");
+    ASSERT_STR_EQ(json_string_value(json_object_get(p, "shard_id")), shard);
+    ASSERT_EQ(json_integer_value(json_object_get(p, "delivery_attempt")), 1);
+    json_t *n = json_object_get(p, "notification");
+    ASSERT_STR_EQ(json_string_value(json_object_get(n, "type")), "ingest-files-status-notification-v1");
+    ASSERT(json_is_true(json_object_get(n, "success")));
+    ASSERT_EQ(json_array_size(json_object_get(n, "ingested_files")), 2);
+    ASSERT_EQ(json_array_size(json_object_get(n, "failed_files")), 7);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(n, "failed_files"), 5), "reason")),
+                  "Max size of single image is 4000B.");
+    ASSERT(json_is_false(json_object_get(n, "content_truncated")));
+    ASSERT(strcasestr(rv.req_head[0], "Authorization: Bearer rf_ws") != NULL);
+    json_decref(p);
+    recv_stop(&rv);
+    free(j);
+    free(big);
+    ctx_close(&c);
+}
+
+TEST(tar_too_many_images_corrupt_and_size_limit)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.max_shard_images = 5;
+    o.max_shard_bytes = 200000;
+    ctx_open(&c, &o);
+    struct tarb t;
+    tar_images(&t, 6, 0);
+    ASSERT_OK(put_shard(&c, "m", t.buf, t.used, NULL));
+    free(t.buf);
+    /* corrupt: a valid header block followed by garbage */
+    tar_images(&t, 3, 0);
+    memset(t.buf + 700, 0x5a, t.used - 700);
+    ASSERT_OK(put_shard(&c, "m", t.buf, t.used, NULL));
+    free(t.buf);
+    /* random bytes that are not a tar at all */
+    uint8_t junk[4096];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (uint8_t)(i * 7 + 3);
+    ASSERT_OK(put_shard(&c, "m", junk, sizeof junk, NULL));
+    /* a good one next to them */
+    tar_images(&t, 5, 100);
+    ASSERT_OK(put_shard(&c, "m", t.buf, t.used, NULL));
+    free(t.buf);
+    ASSERT_OK(staging_index_pending(c.s, NULL));
+    json_t *sh = shard0(&c, "m", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "too-many-images");
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusType")), "error");
+    ASSERT(strstr(json_string_value(json_object_get(json_object_get(sh, "statusMetadata"), "reason")), "5") != NULL);
+    ASSERT_EQ(json_integer_value(json_object_get(sh, "shardObjectsCount")), 0);
+    json_decref(sh);
+    sh = shard0(&c, "m", 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "corrupt-archive");
+    json_decref(sh);
+    sh = shard0(&c, "m", 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "corrupt-archive");
+    json_decref(sh);
+    sh = shard0(&c, "m", 3);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    json_decref(sh);
+    ASSERT_EQ(count(&c, "m", NULL), 5); /* only the good shard */
+    /* extracted blobs of failed shards are gone */
+    char *p = xasprintf("%s/blobs/b/1/s", c.dir);
+    int dirs = 0;
+    DIR *d = opendir(p);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        dirs += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    free(p);
+    ASSERT_EQ(dirs, 1);
+
+    /* size limit on PUT: declared too big -> ERR_LIMIT; streamed too big -> ERR_LIMIT, nothing left */
+    uint8_t *buf = calloc(1, 300000);
+    ASSERT_EQ(put_shard(&c, "m", buf, 300000, NULL), ERR_LIMIT);
+    json_t *r = NULL;
+    struct surl u;
+    struct staging_put *pp;
+    ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "m", NULL, &r));
+    surl_parse(json_string_value(json_object_get(json_object_get(r, "signedURLDetails"), "uploadURL")), &u);
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(r, "signedURLDetails"), "maxShardSize")), 200000);
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(r, "signedURLDetails"), "maxNumberOfImages")), 5);
+    json_decref(r);
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, -1, &pp));
+    ASSERT_OK(staging_put_write(pp, buf, 150000));
+    ASSERT_EQ(staging_put_write(pp, buf, 150000), ERR_LIMIT);
+    staging_put_abort(pp);
+    int fd;
+    int64_t size;
+    ASSERT_EQ(store_blob_open(c.st, u.key, &fd, &size), ERR_NOTFOUND);
+    char *tmpd = xasprintf("%s/tmp", c.dir);
+    d = opendir(tmpd);
+    int files = 0;
+    while ((e = readdir(d)))
+        files += e->d_name[0] != '.';
+    closedir(d);
+    free(tmpd);
+    ASSERT_EQ(files, 0);
+    /* the URL still works for a retry within the limit, then is spent */
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp));
+    ASSERT_OK(staging_put_write(pp, "0123456789", 10));
+    ASSERT_OK(staging_put_finish(pp));
+    ASSERT_EQ(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp), ERR_EXISTS);
+    /* tampered, wrong-method */
+    u.l[0] = '9';
+    ASSERT_EQ(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp), ERR_AUTH);
+    ASSERT_EQ(staging_put_open(c.s, u.key, "GET", u.e, u.l, u.sig, 10, &pp), ERR_AUTH);
+    ASSERT_EQ(staging_put_open(c.s, "../../etc", u.m, u.e, u.l, u.sig, 10, &pp), ERR_AUTH);
+    surl_free(&u);
+    free(buf);
+    ctx_close(&c);
+}
+
+TEST(indexing_is_crash_safe)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    struct tarb t;
+    tar_images(&t, 50, 0);
+    char shard[64];
+    ASSERT_OK(put_shard(&c, "cr", t.buf, t.used, shard));
+    free(t.buf);
+    /* "Crash": the shard is uploaded, indexing never ran; leftovers of a
+     * half-done earlier attempt lie where the indexer writes. */
+    char *junk = xasprintf("b/1/s/%s/1", shard);
+    ASSERT_OK(store_blob_put(c.st, junk, "junk", 4));
+    ctx_close(&c);
+    ctx_open(&c, NULL);
+    ASSERT_EQ(count(&c, "cr", NULL), 0);
+    ASSERT_OK(staging_start(c.s)); /* the indexer thread picks it up */
+    for (int i = 0; i < 200 && count(&c, "cr", NULL) < 50; i++)
+        usleep(20000);
+    staging_stop(c.s);
+    ASSERT_EQ(count(&c, "cr", NULL), 50);
+    char *data;
+    size_t len;
+    ASSERT_OK(store_blob_read(c.st, junk, 1 << 20, &data, &len));
+    ASSERT_EQ((uint8_t)data[0], 0xFF); /* overwritten by the real image */
+    free(data);
+    free(junk);
+    /* indexing again changes nothing: never duplicated */
+    int n = -1;
+    ASSERT_OK(staging_index_pending(c.s, &n));
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(count(&c, "cr", NULL), 50);
+    ctx_close(&c);
+}
+
+TEST(output_batches_parts_and_counts)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    ASSERT_OK(staging_output_batch_create(c.s, "ws", "job-1-export", NULL));
+    ASSERT_EQ(staging_output_batch_create(c.s, "ws", "job-1-export", NULL), ERR_EXISTS);
+    ASSERT_OK(staging_output_part_add(c.s, "ws", "job-1-export", "results", "file-part", "metadata", NULL, NULL));
+    ASSERT_OK(staging_output_part_add(c.s, "ws", "job-1-export", "images", "file-part", "archives", "viz", "images"));
+    for (int i = 0; i < 3; i++) {
+        char key[64], name[32];
+        snprintf(key, sizeof key, "jobs/ws/job-1/out-%d.jsonl", i);
+        snprintf(name, sizeof name, "out-%d.jsonl", i);
+        ASSERT_OK(store_blob_put(c.st, key, "{}\n", 3));
+        ASSERT_OK(staging_output_item_add(c.s, "ws", "job-1-export", "results", name, "application/jsonl",
+                                          "application/jsonl", key, 3));
+    }
+    ASSERT_OK(store_blob_put(c.st, "jobs/ws/job-1/img.tar", "x", 1));
+    ASSERT_OK(staging_output_item_add(c.s, "ws", "job-1-export", "images", "img.tar", "archive",
+                                      "application/x-tar", "jobs/ws/job-1/img.tar", 1));
+    ASSERT_EQ(count(&c, "job-1-export", NULL), 4);
+    ASSERT_EQ(count(&c, "job-1-export", "results"), 3);
+    ASSERT_EQ(count(&c, "job-1-export", "images"), 1);
+    ASSERT_EQ(count(&c, "job-1-export", "nope"), 0);
+    json_t *r = NULL;
+    ASSERT_OK(staging_batch_parts(c.s, "ws", "job-1-export", &r));
+    json_t *parts = json_object_get(r, "batchParts");
+    ASSERT_EQ(json_array_size(parts), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "partName")), "images");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "nestedContentType")), "images");
+    json_decref(r);
+    ASSERT_OK(staging_list_items(c.s, "ws", "job-1-export", "results", 2, NULL, &r));
+    ASSERT_EQ(json_array_size(json_object_get(r, "filesMetadata")), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
+                                                    "partName")), "results");
+    json_decref(r);
+    ASSERT_OK(staging_batch_get(c.s, "ws", "job-1-export", &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchType")), "multipart-batch");
+    json_decref(r);
+    struct staging_item *items;
+    int n;
+    ASSERT_OK(staging_items_page(c.s, "ws", "job-1-export", "results", 0, 2, &items, &n));
+    ASSERT_EQ(n, 2);
+    int64_t last = items[1].id;
+    ASSERT_STR_EQ(items[0].blob_key, "jobs/ws/job-1/out-0.jsonl");
+    staging_items_free(items, n);
+    ASSERT_OK(staging_items_page(c.s, "ws", "job-1-export", "results", last, 10, &items, &n));
+    ASSERT_EQ(n, 1);
+    staging_items_free(items, n);
+    /* uploads into an output batch are refused */
+    json_t *rr = NULL;
+    ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "job-1-export", NULL, &rr), ERR_INVALID);
+    /* sweeping removes the blobs outside the batch folder too */
+    int removed = 0;
+    ASSERT_OK(staging_sweep(c.s, time_now_ms() + 8LL * 24 * 3600 * 1000, &removed));
+    ASSERT_EQ(removed, 1);
+    int fd;
+    int64_t sz;
+    ASSERT_EQ(store_blob_open(c.st, "jobs/ws/job-1/img.tar", &fd, &sz), ERR_NOTFOUND);
+    ctx_close(&c);
+}
+
+TEST(expiry_sweeper)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.expiry_ms = 300;
+    o.sweep_interval_ms = 50;
+    ctx_open(&c, &o);
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    ASSERT_OK(upload_file(&c, "e1", "a.jpg", j, jl));
+    struct staging_item *items;
+    int n;
+    ASSERT_OK(staging_items_page(c.s, "ws", "e1", NULL, 0, 10, &items, &n));
+    ASSERT_EQ(n, 1);
+    char *key = strdup(items[0].blob_key);
+    staging_items_free(items, n);
+    ASSERT_OK(staging_start(c.s));
+    int fd;
+    int64_t sz;
+    ASSERT_OK(store_blob_open(c.st, key, &fd, &sz));
+    close(fd);
+    usleep(700000);
+    staging_stop(c.s);
+    ASSERT_EQ(store_blob_open(c.st, key, &fd, &sz), ERR_NOTFOUND);
+    json_t *r = NULL;
+    ASSERT_EQ(staging_batch_get(c.s, "ws", "e1", &r), ERR_NOTFOUND);
+    /* the id can be used again */
+    ASSERT_OK(upload_file(&c, "e1", "a.jpg", j, jl));
+    ASSERT_EQ(count(&c, "e1", NULL), 1);
+    free(key);
+    free(j);
+    ctx_close(&c);
+}
+
+TEST(references_dedup_webhooks_and_ssrf)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    struct recv_srv files, hooks;
+    static const int ok200[] = {200};
+    recv_start(&files, ok200, 1);
+    files.body = j;
+    files.body_len = jl;
+    recv_start(&hooks, ok200, 1);
+    struct store_outbox_opts oo;
+    store_outbox_opts_default(&oo);
+    oo.backoff_ms = 50;
+    ASSERT_OK(store_outbox_start(c.st, &oo));
+
+    char body[1024];
+    int bl = snprintf(body, sizeof body,
+                      "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://127.0.0.1:%d/a.jpg\"},"
+                      "{\"name\":\"b.jpg\",\"url\":\"http://127.0.0.1:%d/b.jpg\"},"
+                      "{\"name\":\"c.jpg\",\"url\":\"http://10.255.0.1/c.jpg\"}],"
+                      "\"ingestId\":\"ing-1\",\"notificationsURL\":\"http://127.0.0.1:%d/hook\","
+                      "\"notificationCategories\":[\"ingest-status\",\"files-status\"]}",
+                      files.port, files.port, hooks.port);
+    json_t *r = NULL;
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", "Refs", false, body, (size_t)bl, &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(r, "ingestId")), "ing-1");
+    ASSERT_EQ(json_array_size(json_object_get(r, "shardIds")), 1);
+    char *sid = strdup(json_string_value(json_array_get(json_object_get(r, "shardIds"), 0)));
+    ASSERT(!json_is_true(json_object_get(r, "duplicated")));
+    json_decref(r);
+    /* repeated ingestId: same answer, duplicated, nothing queued */
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", "Refs", false, body, (size_t)bl, &r));
+    ASSERT(json_is_true(json_object_get(r, "duplicated")));
+    ASSERT_STR_EQ(json_string_value(json_array_get(json_object_get(r, "shardIds"), 0)), sid);
+    json_decref(r);
+    int n = 0;
+    ASSERT_OK(staging_fetch_pending(c.s, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(count(&c, "refs", NULL), 2);
+    ASSERT_EQ(recv_count(&files), 2); /* the private 10.x address was never contacted */
+    json_t *sh = shard0(&c, "refs", 0);
+    json_t *failed = json_object_get(json_object_get(sh, "statusMetadata"), "failedFiles");
+    ASSERT_EQ(json_array_size(failed), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(failed, 0), "type")), "unsafe-url-detected");
+    json_decref(sh);
+    /* two webhooks: files-status for the shard, ingest-status at the end */
+    ASSERT_EQ(recv_wait(&hooks, 2, 5000), 2);
+    int seen_files = 0, seen_ingest = 0;
+    for (int i = 0; i < 2; i++) {
+        json_t *p = json_loads(hooks.req_body[i], 0, NULL);
+        const char *type = json_string_value(json_object_get(json_object_get(p, "notification"), "type"));
+        if (!strcmp(type, "ingest-files-status-notification-v1")) {
+            seen_files++;
+            ASSERT_STR_EQ(json_string_value(json_object_get(p, "shard_id")), sid);
+            ASSERT_EQ(json_array_size(json_object_get(json_object_get(p, "notification"), "ingested_files")), 2);
+        } else {
+            ASSERT_STR_EQ(type, "ingest-status-notification-v1");
+            seen_ingest++;
+            ASSERT(json_is_null(json_object_get(p, "shard_id")));
+            ASSERT(json_is_true(json_object_get(json_object_get(p, "notification"), "success")));
+        }
+        ASSERT_STR_EQ(json_string_value(json_object_get(p, "ingest_id")), "ing-1");
+        json_decref(p);
+    }
+    ASSERT_EQ(seen_files, 1);
+    ASSERT_EQ(seen_ingest, 1);
+    free(sid);
+
+    /* A references file at a private address: the shard fails and the
+     * ingest-status webhook says why. */
+    bl = snprintf(body, sizeof body,
+                  "{\"imageReferencesURL\":\"https://192.168.7.7/refs.jsonl\",\"ingestId\":\"ing-2\","
+                  "\"notificationsURL\":\"http://127.0.0.1:%d/hook\"}", hooks.port);
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", NULL, false, body, (size_t)bl, &r));
+    json_decref(r);
+    ASSERT_OK(staging_fetch_pending(c.s, &n));
+    sh = shard0(&c, "refs", 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "unsafe-url-detected");
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusType")), "error");
+    json_decref(sh);
+    ASSERT_EQ(recv_wait(&hooks, 3, 5000), 3);
+    json_t *p = json_loads(hooks.req_body[2], 0, NULL);
+    json_t *nt = json_object_get(p, "notification");
+    ASSERT_STR_EQ(json_string_value(json_object_get(nt, "type")), "ingest-status-notification-v1");
+    ASSERT(json_is_false(json_object_get(nt, "success")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(nt, "error_details"), "type")),
+                  "unsafe-url-detected");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(nt, "error_details"), "reason")),
+                  "Untrusted domain found: 192.168.7.7");
+    /* key order as COMPAT shows */
+    const char *order[] = {"type", "event_id", "ingest_id", "batch_id", "shard_id", "notification",
+                           "delivery_attempt"};
+    void *it = json_object_iter(p);
+    for (int i = 0; i < 7; i++, it = json_object_iter_next(p, it))
+        ASSERT_STR_EQ(json_object_iter_key(it), order[i]);
+    json_decref(p);
+
+    /* A JSONL references file from an allowed address. */
+    char jsonl[512];
+    snprintf(jsonl, sizeof jsonl,
+             "{\"name\":\"x.jpg\",\"url\":\"http://127.0.0.1:%d/x.jpg\"}\n\nnot json\n"
+             "{\"name\":\"y.jpg\",\"url\":\"http://127.0.0.1:%d/y.jpg\"}\n", files.port, files.port);
+    /* serve jsonl then images: swap bodies between fetches */
+    files.body = jsonl;
+    files.body_len = strlen(jsonl);
+    bl = snprintf(body, sizeof body, "{\"imageReferencesURL\":\"http://127.0.0.1:%d/r.jsonl\"}", files.port);
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs2", NULL, false, body, (size_t)bl, &r));
+    json_decref(r);
+    ASSERT_OK(staging_fetch_pending(c.s, &n));
+    sh = shard0(&c, "refs2", 0);
+    /* the images came back as jsonl text: both fail as unsupported, the bad line is reported */
+    failed = json_object_get(json_object_get(sh, "statusMetadata"), "failedFiles");
+    ASSERT_EQ(json_array_size(failed), 3);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "all-files-failed");
+    json_decref(sh);
+
+    /* bad bodies */
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, "[]", 2, &r), ERR_INVALID);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, "{}", 2, &r), ERR_INVALID);
+    const char *b2 = "{\"imageReferences\":[{\"name\":\"a/b.jpg\",\"url\":\"http://x/\"}]}";
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, b2, strlen(b2), &r), ERR_INVALID);
+    b2 = "{\"imageReferences\":[{\"name\":\"b.jpg\",\"url\":\"file:///etc/passwd\"}]}";
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, b2, strlen(b2), &r), ERR_INVALID);
+    b2 = "{\"videoReferencesURL\":\"ftp://x/y\"}";
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, true, b2, strlen(b2), &r), ERR_INVALID);
+    recv_stop(&files);
+    recv_stop(&hooks);
+    free(j);
+    ctx_close(&c);
+}
+
+TEST(video_upload_rejects_non_video)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    json_t *r = NULL;
+    struct surl u;
+    struct staging_put *p;
+    ASSERT_EQ(staging_upload_video_url(c.s, "ws", "v", NULL, "../a.mp4", &r), ERR_INVALID);
+    ASSERT_OK(staging_upload_video_url(c.s, "ws", "v", NULL, "a.mp4", &r));
+    json_t *d = json_object_get(r, "signedURLDetails");
+    ASSERT_STR_EQ(json_string_value(json_object_get(d, "method")), "PUT");
+    ASSERT(json_is_object(json_object_get(d, "extensionHeaders")));
+    surl_parse(json_string_value(json_object_get(d, "uploadURL")), &u);
+    json_decref(r);
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, (int64_t)jl, &p));
+    ASSERT_OK(staging_put_write(p, j, jl));
+    ASSERT_EQ(staging_put_finish(p), ERR_INVALID);
+    int fd;
+    int64_t sz;
+    ASSERT_EQ(store_blob_open(c.st, u.key, &fd, &sz), ERR_NOTFOUND);
+    ASSERT_EQ(count(&c, "v", NULL), 0);
+    surl_free(&u);
+    free(j);
+    ctx_close(&c);
+}
+
+TEST_MAIN()

@@ -1,0 +1,314 @@
+/*
+ * blocks/models.c — the Roboflow model blocks (object detection, instance
+ * segmentation, keypoints, classification, multi-label classification; v1 to
+ * v3 and their legacy aliases).
+ *
+ * A model block does no inference itself: it groups the batch elements that
+ * share a model id and parameters, calls the embedding program's model
+ * provider (struct wf_env) once per group, and converts each Roboflow
+ * inference response into the engine's values the way Roboflow's blocks
+ * do: detections get a uuid4 detection_id, parent/root metadata of the
+ * image and prediction_type (convert_inference_detections_batch_to_sv_
+ * detections + attach_parents_coordinates_to_sv_detections); classification
+ * responses pass through with prediction_type, parent_id and root_parent_id
+ * added.
+ *
+ * confidence: v1/v2 pass "confidence"; v3 resolves confidence_mode: "custom"
+ * sends custom_confidence as "confidence", "default" sends none (the model's
+ * default), "best" sends none plus "confidence_mode": "best" so that a
+ * provider knowing per-class optimal thresholds can apply them.
+ */
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/wf_int.h"
+
+enum task { T_OD, T_IS, T_KP, T_CLS, T_MLC };
+
+static const char *const task_names[] = {
+    [T_OD] = "object-detection", [T_IS] = "instance-segmentation",
+    [T_KP] = "keypoint-detection", [T_CLS] = "classification",
+    [T_MLC] = "multi-label-classification",
+};
+
+static const struct wf_block *models_block_of(enum task t, int v);
+
+static const char *const conf_modes3[] = {"best", "default", "custom", NULL};
+static const char *const conf_modes2[] = {"default", "custom", NULL};
+static const char *const mask_modes[] = {"accurate", "tradeoff", "fast", NULL};
+
+#define F_IMAGES {"images", "image", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL}
+#define F_MODEL_ID {"model_id", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL}
+#define F_CONF {"confidence", NULL, WF_FT_FLOAT01, "0.4", WF_K_NUMBER, 0, NULL}
+#define F_CONF_MODE(def, ch) {"confidence_mode", NULL, WF_FT_ENUM, def, WF_K_STRING, 0, ch}
+#define F_CUSTOM_CONF \
+    {"custom_confidence", NULL, WF_FT_FLOAT01, "0.4", WF_K_NUMBER, WF_F_NULLABLE, NULL}
+#define F_DET_COMMON                                                                        \
+    {"class_filter", NULL, WF_FT_LIST, "null", WF_K_LIST, WF_F_NULLABLE, NULL},            \
+    {"iou_threshold", NULL, WF_FT_FLOAT01, "0.3", WF_K_NUMBER, 0, NULL},                    \
+    {"max_detections", NULL, WF_FT_INT_POS, "300", WF_K_INT, 0, NULL},                      \
+    {"class_agnostic_nms", NULL, WF_FT_BOOL, "false", WF_K_BOOL, WF_F_NULLABLE, NULL},      \
+    {"max_candidates", NULL, WF_FT_INT_POS, "3000", WF_K_INT, 0, NULL}
+#define F_AL                                                                           \
+    {"disable_active_learning", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},         \
+    {"active_learning_target_dataset", NULL, WF_FT_STRING, "null", WF_K_STRING,        \
+     WF_F_NULLABLE, NULL}
+#define F_MASK                                                                               \
+    {"mask_decode_mode", NULL, WF_FT_ENUM, "\"accurate\"", WF_K_STRING, 0, mask_modes},     \
+    {"tradeoff_factor", NULL, WF_FT_FLOAT01, "0.0", WF_K_NUMBER, 0, NULL}
+#define F_KPCONF {"keypoint_confidence", NULL, WF_FT_FLOAT01, "0.0", WF_K_NUMBER, 0, NULL}
+#define F_DENSE \
+    {"enforce_dense_masks_in_inference_models", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL}
+
+/* fields that are not model parameters */
+static bool param_skipped(const char *n)
+{
+    static const char *const skip[] = {"images", "model_id", "disable_active_learning",
+                                       "active_learning_target_dataset", "confidence_mode",
+                                       "custom_confidence", NULL};
+    for (size_t i = 0; skip[i]; i++)
+        if (!strcmp(skip[i], n))
+            return true;
+    return false;
+}
+
+static json_t *build_params(struct wf_call *c, size_t i, const struct wf_block *blk)
+{
+    json_t *p = json_object();
+    for (size_t f = 0; f < blk->nfields; f++) {
+        const char *n = blk->fields[f].name;
+        const json_t *v;
+        if (param_skipped(n))
+            continue;
+        v = wf_arg_json(c, i, n);
+        if (v && !json_is_null(v))
+            json_object_set_new(p, n, json_deep_copy(v));
+    }
+    if (wf__field_index(blk, "confidence_mode") >= 0) {
+        const char *mode = wf_arg_str(c, i, "confidence_mode");
+        if (mode && !strcmp(mode, "custom")) {
+            const json_t *cc = wf_arg_json(c, i, "custom_confidence");
+            if (json_is_number(cc))
+                json_object_set_new(p, "confidence", json_deep_copy(cc));
+        } else if (mode && !strcmp(mode, "best")) {
+            json_object_set_new(p, "confidence_mode", json_string("best"));
+        }
+    }
+    return p;
+}
+
+static json_t *classification_value(json_t *resp, const struct wf_image *im,
+                                    const char *inference_id)
+{
+    json_t *o = json_object();
+    const char *k;
+    json_t *v;
+    json_object_set_new(o, "inference_id", json_string(inference_id));
+    json_object_foreach(resp, k, v) {
+        if (strcmp(k, "inference_id") != 0)
+            json_object_set(o, k, v);
+    }
+    json_object_set_new(o, "prediction_type", json_string("classification"));
+    json_object_set_new(o, "parent_id", json_string(im->parent_id));
+    json_object_set_new(o, "root_parent_id", json_string(im->root_parent_id));
+    return o;
+}
+
+static int model_run(struct wf_call *c, enum task task, int version)
+{
+    const struct wf_env *env = wf_call_env(c);
+    const struct wf_block *blk = NULL;
+    size_t n = wf_call_n(c);
+    json_t **params = xcalloc(n + 1, sizeof *params);
+    bool *done = xcalloc(n + 1, sizeof *done);
+    size_t *grp = xcalloc(n + 1, sizeof *grp);
+    const struct vis_image **imgs = xcalloc(n + 1, sizeof *imgs);
+    json_t **resps = xcalloc(n + 1, sizeof *resps);
+    char perr[512];
+    int rc = 0;
+
+    if (!env || !env->model_infer) {
+        rc = wf_call_fail(c, "no model provider is configured (model steps cannot run)");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!wf_arg_str(c, i, "model_id")) {
+            rc = wf_call_fail(c, "field 'model_id': a model id is required");
+            goto out;
+        }
+    }
+    blk = models_block_of(task, version);
+    for (size_t i = 0; i < n; i++)
+        params[i] = build_params(c, i, blk);
+    for (size_t i = 0; i < n; i++) {
+        size_t m = 0;
+        const char *mid = wf_arg_str(c, i, "model_id");
+        struct wf_model_request req;
+        if (done[i])
+            continue;
+        for (size_t j = i; j < n; j++) {
+            if (done[j] || strcmp(mid, wf_arg_str(c, j, "model_id")) != 0 ||
+                !json_equal(params[i], params[j]))
+                continue;
+            done[j] = true;
+            grp[m] = j;
+            imgs[m] = wf_arg_image(c, j, "images")->img;
+            m++;
+        }
+        req.model_id = mid;
+        req.task = task_names[task];
+        req.params = params[i];
+        perr[0] = 0;
+        memset(resps, 0, (n + 1) * sizeof *resps);
+        rc = env->model_infer(env->model_ud, &req, (const struct vis_image *const *)imgs, m, resps,
+                              perr, sizeof perr);
+        if (rc < 0) {
+            rc = wf_call_fail(c, "model '%s': %s", mid, perr[0] ? perr : err_str(rc));
+            goto out;
+        }
+        for (size_t k = 0; k < m; k++) {
+            size_t j = grp[k];
+            const struct wf_image *im = wf_arg_image(c, j, "images");
+            json_t *resp = resps[k];
+            const json_t *iid = json_object_get(resp, "inference_id");
+            char uid[37];
+            const char *inference_id;
+            if (!json_is_object(resp)) {
+                for (size_t q = k; q < m; q++)
+                    json_decref(resps[q]);
+                rc = wf_call_fail(c, "model '%s': provider returned no response object", mid);
+                goto out;
+            }
+            uuid4(uid);
+            inference_id = json_is_string(iid) ? json_string_value(iid) : uid;
+            wf_out_json(c, j, "inference_id", json_string(inference_id));
+            if (version >= 2)
+                wf_out_json(c, j, "model_id", json_string(mid));
+            if (task == T_CLS || task == T_MLC) {
+                wf_out_json(c, j, "predictions", classification_value(resp, im, inference_id));
+            } else {
+                struct wf_dets *ds = NULL;
+                if (wf_dets_from_inference(resp, im, task_names[task], inference_id,
+                                           json_object_get(params[j], "class_filter"), &ds) < 0) {
+                    for (size_t q = k; q < m; q++)
+                        json_decref(resps[q]);
+                    rc = wf_call_fail(c, "model '%s': malformed response (no 'predictions' list)",
+                                      mid);
+                    goto out;
+                }
+                wf_out_dets(c, j, "predictions", ds);
+            }
+            json_decref(resp);
+        }
+    }
+out:
+    for (size_t i = 0; i < n; i++)
+        json_decref(params[i]);
+    free(params);
+    free(done);
+    free(grp);
+    free(imgs);
+    free(resps);
+    return rc;
+}
+
+#define RUNFN(name, task, ver) \
+    static int name(struct wf_call *c) { return model_run(c, task, ver); }
+RUNFN(od1_run, T_OD, 1)
+RUNFN(od2_run, T_OD, 2)
+RUNFN(od3_run, T_OD, 3)
+RUNFN(is1_run, T_IS, 1)
+RUNFN(is2_run, T_IS, 2)
+RUNFN(is3_run, T_IS, 3)
+RUNFN(kp1_run, T_KP, 1)
+RUNFN(kp2_run, T_KP, 2)
+RUNFN(kp3_run, T_KP, 3)
+RUNFN(cls1_run, T_CLS, 1)
+RUNFN(cls2_run, T_CLS, 2)
+RUNFN(cls3_run, T_CLS, 3)
+RUNFN(mlc1_run, T_MLC, 1)
+RUNFN(mlc2_run, T_MLC, 2)
+RUNFN(mlc3_run, T_MLC, 3)
+
+static const struct wf_field od12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_DET_COMMON, F_AL};
+static const struct wf_field od3_fields[] = {F_IMAGES, F_MODEL_ID,
+                                             F_CONF_MODE("\"best\"", conf_modes3), F_CUSTOM_CONF,
+                                             F_DET_COMMON, F_AL};
+static const struct wf_field is12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_DET_COMMON,
+                                              F_MASK, F_AL, F_DENSE};
+static const struct wf_field is3_fields[] = {F_IMAGES, F_MODEL_ID,
+                                             F_CONF_MODE("\"best\"", conf_modes3), F_CUSTOM_CONF,
+                                             F_DET_COMMON, F_MASK, F_AL, F_DENSE};
+static const struct wf_field kp12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_KPCONF,
+                                              F_DET_COMMON, F_AL};
+static const struct wf_field kp3_fields[] = {F_IMAGES, F_MODEL_ID,
+                                             F_CONF_MODE("\"default\"", conf_modes2),
+                                             F_CUSTOM_CONF, F_KPCONF, F_DET_COMMON, F_AL};
+static const struct wf_field cls12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_AL};
+static const struct wf_field cls3_fields[] = {F_IMAGES, F_MODEL_ID,
+                                              F_CONF_MODE("\"default\"", conf_modes2),
+                                              F_CUSTOM_CONF, F_AL};
+static const struct wf_field mlc3_fields[] = {F_IMAGES, F_MODEL_ID,
+                                              F_CONF_MODE("\"best\"", conf_modes3),
+                                              F_CUSTOM_CONF, F_AL};
+
+static const struct wf_output od1_outs[] = {{"inference_id", WF_K_STRING}, {"predictions", WF_K_OD}};
+static const struct wf_output od2_outs[] = {{"inference_id", WF_K_STRING},
+                                            {"predictions", WF_K_OD},
+                                            {"model_id", WF_K_STRING}};
+static const struct wf_output is1_outs[] = {{"inference_id", WF_K_STRING}, {"predictions", WF_K_IS}};
+static const struct wf_output is2_outs[] = {{"inference_id", WF_K_STRING},
+                                            {"predictions", WF_K_IS},
+                                            {"model_id", WF_K_STRING}};
+static const struct wf_output kp1_outs[] = {{"inference_id", WF_K_STRING}, {"predictions", WF_K_KP}};
+static const struct wf_output kp2_outs[] = {{"inference_id", WF_K_STRING},
+                                            {"predictions", WF_K_KP},
+                                            {"model_id", WF_K_STRING}};
+static const struct wf_output cls1_outs[] = {{"predictions", WF_K_CLS}, {"inference_id", WF_K_STRING}};
+static const struct wf_output cls2_outs[] = {{"predictions", WF_K_CLS},
+                                             {"inference_id", WF_K_STRING},
+                                             {"model_id", WF_K_STRING}};
+
+#define BLOCK(var, fields, outs, fn, ...)                                                     \
+    static const char *const var##_types[] = {__VA_ARGS__, NULL};                          \
+    static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,       \
+                                        ARRAY_LEN(outs), 0, 0, NULL, fn, NULL};
+
+BLOCK(od1, od12_fields, od1_outs, od1_run, "roboflow_core/roboflow_object_detection_model@v1",
+      "RoboflowObjectDetectionModel", "ObjectDetectionModel")
+BLOCK(od2, od12_fields, od2_outs, od2_run, "roboflow_core/roboflow_object_detection_model@v2")
+BLOCK(od3, od3_fields, od2_outs, od3_run, "roboflow_core/roboflow_object_detection_model@v3")
+BLOCK(is1, is12_fields, is1_outs, is1_run, "roboflow_core/roboflow_instance_segmentation_model@v1",
+      "RoboflowInstanceSegmentationModel", "InstanceSegmentationModel")
+BLOCK(is2, is12_fields, is2_outs, is2_run, "roboflow_core/roboflow_instance_segmentation_model@v2")
+BLOCK(is3, is3_fields, is2_outs, is3_run, "roboflow_core/roboflow_instance_segmentation_model@v3")
+BLOCK(kp1, kp12_fields, kp1_outs, kp1_run, "roboflow_core/roboflow_keypoint_detection_model@v1",
+      "RoboflowKeypointDetectionModel", "KeypointsDetectionModel")
+BLOCK(kp2, kp12_fields, kp2_outs, kp2_run, "roboflow_core/roboflow_keypoint_detection_model@v2")
+BLOCK(kp3, kp3_fields, kp2_outs, kp3_run, "roboflow_core/roboflow_keypoint_detection_model@v3")
+BLOCK(cls1, cls12_fields, cls1_outs, cls1_run, "roboflow_core/roboflow_classification_model@v1",
+      "RoboflowClassificationModel", "ClassificationModel")
+BLOCK(cls2, cls12_fields, cls2_outs, cls2_run, "roboflow_core/roboflow_classification_model@v2")
+BLOCK(cls3, cls3_fields, cls2_outs, cls3_run, "roboflow_core/roboflow_classification_model@v3")
+BLOCK(mlc1, cls12_fields, cls1_outs, mlc1_run,
+      "roboflow_core/roboflow_multi_label_classification_model@v1",
+      "RoboflowMultiLabelClassificationModel", "MultiLabelClassificationModel")
+BLOCK(mlc2, cls12_fields, cls2_outs, mlc2_run,
+      "roboflow_core/roboflow_multi_label_classification_model@v2")
+BLOCK(mlc3, mlc3_fields, cls2_outs, mlc3_run,
+      "roboflow_core/roboflow_multi_label_classification_model@v3")
+
+static const struct wf_block *models_block_of(enum task t, int v)
+{
+    static const struct wf_block *const table[5][3] = {
+        [T_OD] = {&od1, &od2, &od3},     [T_IS] = {&is1, &is2, &is3},
+        [T_KP] = {&kp1, &kp2, &kp3},     [T_CLS] = {&cls1, &cls2, &cls3},
+        [T_MLC] = {&mlc1, &mlc2, &mlc3},
+    };
+    return table[t][v - 1];
+}
+
+const struct wf_block *const wf_blocks_models[] = {
+    &od1, &od2, &od3, &is1, &is2, &is3, &kp1, &kp2, &kp3,
+    &cls1, &cls2, &cls3, &mlc1, &mlc2, &mlc3, NULL,
+};

@@ -1,0 +1,416 @@
+/*
+ * blocks/transform.c — transformation blocks: dynamic_crop,
+ * absolute_static_crop, relative_statoic_crop (Roboflow's spelling),
+ * image_slicer v1/v2, detections_filter, detections_transformation,
+ * detection_offset, per_class_confidence_filter, detections_merge.
+ *
+ * Crops copy their pixels (crops are small next to the frame and a copy
+ * keeps values independent of their parent's lifetime).  Coordinates
+ * follow Roboflow: crop boxes are xyxy rounded half-to-even, static crops
+ * round the centre-based corner the same way, and slicer offsets come from
+ * arange(0, W, stride) with stride = slice - int(overlap * slice).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/wf_int.h"
+
+#define F_IMAGES {"images", "image", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL}
+#define F_IMAGE {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL}
+#define F_PREDS {"predictions", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL}
+#define F_OPS {"operations", NULL, WF_FT_LIST, NULL, 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL}
+#define F_OPS_PARAMS \
+    {"operations_parameters", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL}
+
+#define TYPES(var, ...) static const char *const var##_types[] = {__VA_ARGS__, NULL}
+#define BLOCK(var, fields, outs, dim, flags, fn, check)                                        \
+    static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,         \
+                                        ARRAY_LEN(outs), dim, flags, NULL, fn, check}
+
+/* Copy the pixels of [x1,x2)x[y1,y2) (already clipped, non-empty). */
+static struct vis_image *crop_px(const struct vis_image *src, int x1, int y1, int x2, int y2)
+{
+    struct vis_image *c = vis_image_new(x2 - x1, y2 - y1, src->fmt);
+    if (!c)
+        return NULL;
+    for (int y = y1; y < y2; y++)
+        memcpy(vis_px(c, 0, y - y1), vis_px(src, x1, y), (size_t)(x2 - x1) * (size_t)src->fmt);
+    return c;
+}
+
+static int clampi(double v, int lo, int hi)
+{
+    if (!(v >= lo))
+        return lo;
+    if (v > hi)
+        return hi;
+    return (int)v;
+}
+
+/* ---- dynamic_crop ------------------------------------------------------------------- */
+static int dynamic_crop_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "images");
+        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        struct wf_value *crops = wf_value_list(ds->n), *preds = wf_value_list(ds->n);
+        for (size_t k = 0; k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            int x1 = clampi(nearbyint(d->x1), 0, im->img->w);
+            int y1 = clampi(nearbyint(d->y1), 0, im->img->h);
+            int x2 = clampi(nearbyint(d->x2), 0, im->img->w);
+            int y2 = clampi(nearbyint(d->y2), 0, im->img->h);
+            struct vis_image *px;
+            struct wf_image *ci;
+            struct wf_dets *one;
+            struct wf_det *nd;
+            if (x2 <= x1 || y2 <= y1)
+                continue; /* zero-area crop: None */
+            px = crop_px(im->img, x1, y1, x2, y2);
+            if (!px) {
+                wf_value_unref(crops);
+                wf_value_unref(preds);
+                return wf_call_fail(c, "out of memory cropping %dx%d", x2 - x1, y2 - y1);
+            }
+            ci = wf_image_new_child(im, px, x1, y1, d->detection_id);
+            /* the detection itself, moved into the crop's coordinates */
+            one = wf_dets_new();
+            nd = wf_dets_push_copy(one, d);
+            nd->x1 -= (float)x1, nd->x2 -= (float)x1, nd->y1 -= (float)y1, nd->y2 -= (float)y1;
+            for (size_t p = 0; p < nd->npoly; p++)
+                nd->poly[p].x -= (float)x1, nd->poly[p].y -= (float)y1;
+            for (size_t p = 0; p < nd->nkp; p++)
+                nd->kp[p].x -= (float)x1, nd->kp[p].y -= (float)y1;
+            wf_det_attach_image(nd, ci);
+            wf_value_list_set(crops, k, wf_value_image(ci));
+            wf_value_list_set(preds, k, wf_value_dets(one));
+        }
+        wf_out_set(c, i, "crops", crops);
+        wf_out_set(c, i, "predictions", preds);
+    }
+    return 0;
+}
+
+static const struct wf_field dynamic_crop_fields[] = {
+    F_IMAGES,
+    F_PREDS,
+    {"mask_opacity", NULL, WF_FT_FLOAT01, "0.0", WF_K_NUMBER, 0, NULL},
+    {"background_color", NULL, WF_FT_ANY, "[0, 0, 0]", WF_K_STRING | WF_K_COLOR, 0, NULL},
+};
+static const struct wf_output dynamic_crop_outs[] = {{"crops", WF_K_IMAGE}, {"predictions", WF_K_DETS}};
+TYPES(dynamic_crop, "roboflow_core/dynamic_crop@v1", "DynamicCrop", "Crop");
+BLOCK(dynamic_crop, dynamic_crop_fields, dynamic_crop_outs, 1, 0, dynamic_crop_run, NULL);
+
+/* ---- static crops ----------------------------------------------------------------------- */
+static void static_crop_one(struct wf_call *c, size_t i, const struct wf_image *im, double xc,
+                            double yc, double w, double h, const char *prefix)
+{
+    double x_min = wf__round_half_even(xc - w / 2), y_min = wf__round_half_even(yc - h / 2);
+    double x_max = wf__round_half_even(x_min + w), y_max = wf__round_half_even(y_min + h);
+    int x1 = clampi(x_min, 0, im->img->w), y1 = clampi(y_min, 0, im->img->h);
+    int x2 = clampi(x_max, 0, im->img->w), y2 = clampi(y_max, 0, im->img->h);
+    struct vis_image *px;
+    char id[64], uid[37];
+    if (x2 <= x1 || y2 <= y1)
+        return; /* None */
+    px = crop_px(im->img, x1, y1, x2, y2);
+    if (!px)
+        return;
+    uuid4(uid);
+    snprintf(id, sizeof id, "%s.%s", prefix, uid);
+    wf_out_set(c, i, "crops", wf_value_image(wf_image_new_child(im, px, x1, y1, id)));
+}
+
+static int abs_crop_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++)
+        static_crop_one(c, i, wf_arg_image(c, i, "images"), wf_arg_double(c, i, "x_center", 0),
+                        wf_arg_double(c, i, "y_center", 0), wf_arg_double(c, i, "width", 0),
+                        wf_arg_double(c, i, "height", 0), "absolute_static_crop");
+    return 0;
+}
+
+static int rel_crop_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "images");
+        double W = im->img->w, H = im->img->h;
+        static_crop_one(c, i, im, wf_arg_double(c, i, "x_center", 0) * W,
+                        wf_arg_double(c, i, "y_center", 0) * H, wf_arg_double(c, i, "width", 0) * W,
+                        wf_arg_double(c, i, "height", 0) * H, "relative_static_crop");
+    }
+    return 0;
+}
+
+static const struct wf_field abs_crop_fields[] = {
+    F_IMAGES,
+    {"x_center", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"y_center", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"width", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"height", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+};
+static const struct wf_field rel_crop_fields[] = {
+    F_IMAGES,
+    {"x_center", NULL, WF_FT_FLOAT01, NULL, WF_K_NUMBER, 0, NULL},
+    {"y_center", NULL, WF_FT_FLOAT01, NULL, WF_K_NUMBER, 0, NULL},
+    {"width", NULL, WF_FT_FLOAT01, NULL, WF_K_NUMBER, 0, NULL},
+    {"height", NULL, WF_FT_FLOAT01, NULL, WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output crops_out[] = {{"crops", WF_K_IMAGE}};
+TYPES(abs_crop, "roboflow_core/absolute_static_crop@v1", "AbsoluteStaticCrop");
+BLOCK(abs_crop, abs_crop_fields, crops_out, 0, 0, abs_crop_run, NULL);
+TYPES(rel_crop, "roboflow_core/relative_statoic_crop@v1", "RelativeStaticCrop");
+BLOCK(rel_crop, rel_crop_fields, crops_out, 0, 0, rel_crop_run, NULL);
+
+/* ---- image_slicer ----------------------------------------------------------------------- */
+#define SLICER_MAX 4096
+
+/* Offsets along one axis; v2 clamps the slice into the image and drops
+ * duplicates.  Returns the count written to out (<= SLICER_MAX). */
+static size_t slice_axis(int len, int size, double overlap, int v2, int *out)
+{
+    int stride = size - (int)(overlap * size);
+    size_t n = 0;
+    if (stride < 1)
+        stride = 1;
+    for (long a = 0; a < len && n < SLICER_MAX; a += stride) {
+        int o = (int)a;
+        if (v2 && o + size > len)
+            o = len - size;
+        if (v2 && n && out[n - 1] == o)
+            continue;
+        out[n++] = o;
+    }
+    return n;
+}
+
+static int slicer_run_v(struct wf_call *c, int v2)
+{
+    static _Thread_local int xs[SLICER_MAX], ys[SLICER_MAX];
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        int W = im->img->w, H = im->img->h;
+        int sw = (int)wf_arg_int(c, i, "slice_width", 640), sh = (int)wf_arg_int(c, i, "slice_height", 640);
+        double ow = wf_arg_double(c, i, "overlap_ratio_width", 0.2);
+        double oh = wf_arg_double(c, i, "overlap_ratio_height", 0.2);
+        size_t nx, ny;
+        struct wf_value *list;
+        if (ow >= 1 || oh >= 1)
+            return wf_call_fail(c, "overlap ratios must be < 1");
+        if (v2) {
+            sw = MIN(sw, W);
+            sh = MIN(sh, H);
+        }
+        nx = slice_axis(W, sw, ow, v2, xs);
+        ny = slice_axis(H, sh, oh, v2, ys);
+        if (nx * ny > (size_t)WF_MAX_ELEMENTS)
+            return wf_call_fail(c, "too many slices (%zu)", nx * ny);
+        list = wf_value_list(nx * ny);
+        for (size_t y = 0; y < ny; y++)
+            for (size_t x = 0; x < nx; x++) {
+                int x1 = xs[x], y1 = ys[y], x2 = MIN(x1 + sw, W), y2 = MIN(y1 + sh, H);
+                char id[64], uid[37];
+                struct vis_image *px = crop_px(im->img, x1, y1, x2, y2);
+                if (!px) {
+                    wf_value_unref(list);
+                    return wf_call_fail(c, "out of memory slicing");
+                }
+                uuid4(uid);
+                snprintf(id, sizeof id, "image_slicer.%s", uid);
+                wf_value_list_set(list, y * nx + x,
+                                  wf_value_image(wf_image_new_child(im, px, x1, y1, id)));
+            }
+        wf_out_set(c, i, "slices", list);
+    }
+    return 0;
+}
+
+static int slicer1_run(struct wf_call *c)
+{
+    return slicer_run_v(c, 0);
+}
+
+static int slicer2_run(struct wf_call *c)
+{
+    return slicer_run_v(c, 1);
+}
+
+static const struct wf_field slicer_fields[] = {
+    F_IMAGE,
+    {"slice_width", NULL, WF_FT_INT_POS, "640", WF_K_INT, 0, NULL},
+    {"slice_height", NULL, WF_FT_INT_POS, "640", WF_K_INT, 0, NULL},
+    {"overlap_ratio_width", NULL, WF_FT_FLOAT01, "0.2", WF_K_NUMBER, 0, NULL},
+    {"overlap_ratio_height", NULL, WF_FT_FLOAT01, "0.2", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output slices_out[] = {{"slices", WF_K_IMAGE}};
+TYPES(slicer1, "roboflow_core/image_slicer@v1");
+BLOCK(slicer1, slicer_fields, slices_out, 1, 0, slicer1_run, NULL);
+TYPES(slicer2, "roboflow_core/image_slicer@v2");
+BLOCK(slicer2, slicer_fields, slices_out, 1, 0, slicer2_run, NULL);
+
+/* ---- detections_filter / detections_transformation ------------------------------------------ */
+static int ops_run(struct wf_call *c)
+{
+    char err[512];
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_value *preds = wf_arg(c, i, "predictions");
+        const json_t *ops = wf_arg_json(c, i, "operations");
+        const struct wf_value *params = wf_arg(c, i, "operations_parameters");
+        struct wf_value *dict = NULL, *out = NULL;
+        struct wf_ql_ctx cx = {0};
+        int rc;
+        /* parameters as a dict of values (a literal {} arrives as JSON) */
+        if (params->type == WF_V_DICT) {
+            dict = wf_value_ref((struct wf_value *)params);
+        } else {
+            const char *k;
+            json_t *v;
+            dict = wf_value_dict_new();
+            json_object_foreach((json_t *)wf_arg_json(c, i, "operations_parameters"), k, v)
+                wf_value_dict_add(dict, k, wf_value_json(json_deep_copy(v)));
+        }
+        cx.params = dict;
+        cx.err = err;
+        cx.errlen = sizeof err;
+        rc = wf__ql_apply(&cx, ops, (struct wf_value *)preds, &out);
+        wf_value_unref(dict);
+        if (rc < 0)
+            return wf_call_fail(c, "field 'operations': %s", err);
+        if (out->type != WF_V_DETS) {
+            wf_value_unref(out);
+            return wf_call_fail(c, "field 'operations': the operations must produce detections");
+        }
+        wf_out_set(c, i, "predictions", out);
+    }
+    return 0;
+}
+
+static int ops_check(const json_t *step, char *err, size_t errlen)
+{
+    char sub[256];
+    if (wf__ql_check_ops(json_object_get(step, "operations"), sub, sizeof sub) < 0) {
+        wf__errf(err, errlen, "field 'operations': %s", sub);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+static const struct wf_field ops_fields[] = {F_PREDS, F_OPS, F_OPS_PARAMS};
+static const struct wf_output preds_out[] = {{"predictions", WF_K_DETS}};
+TYPES(dfilter, "roboflow_core/detections_filter@v1", "DetectionsFilter");
+BLOCK(dfilter, ops_fields, preds_out, 0, 0, ops_run, ops_check);
+TYPES(dtrans, "roboflow_core/detections_transformation@v1", "DetectionsTransformation");
+BLOCK(dtrans, ops_fields, preds_out, 0, 0, ops_run, ops_check);
+
+/* ---- detection_offset ---------------------------------------------------------------------- */
+static int offset_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct wf_dets *ds = wf_dets_clone(wf_arg_dets(c, i, "predictions"));
+        double ow = wf_arg_double(c, i, "offset_width", 0), oh = wf_arg_double(c, i, "offset_height", 0);
+        const char *units = wf_arg_str(c, i, "units");
+        bool pct = units && !strcmp(units, "Percent (%)");
+        for (size_t k = 0; k < ds->n; k++) {
+            struct wf_det *d = &ds->d[k];
+            double dx, dy;
+            if (pct) {
+                dx = ((double)d->x2 - d->x1) * ow / 200.0;
+                dy = ((double)d->y2 - d->y1) * oh / 200.0;
+            } else {
+                dx = floor(ow / 2);
+                dy = floor(oh / 2);
+            }
+            d->x1 = (float)MAX(0.0, d->x1 - dx);
+            d->y1 = (float)MAX(0.0, d->y1 - dy);
+            d->x2 = (float)(d->img_w > 0 ? MIN((double)d->img_w, d->x2 + dx) : d->x2 + dx);
+            d->y2 = (float)(d->img_h > 0 ? MIN((double)d->img_h, d->y2 + dy) : d->y2 + dy);
+            wf_det_set_str(&d->parent_id, d->detection_id);
+            uuid4(d->detection_id);
+        }
+        wf_out_dets(c, i, "predictions", ds);
+    }
+    return 0;
+}
+
+static const char *const offset_units[] = {"Pixels", "Percent (%)", NULL};
+static const struct wf_field offset_fields[] = {
+    F_PREDS,
+    {"offset_width", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"offset_height", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"units", NULL, WF_FT_ENUM, "\"Pixels\"", 0, WF_F_NO_SELECTOR, offset_units},
+};
+TYPES(offset, "roboflow_core/detection_offset@v1", "DetectionOffset");
+BLOCK(offset, offset_fields, preds_out, 0, 0, offset_run, NULL);
+
+/* ---- per_class_confidence_filter ------------------------------------------------------------- */
+static int pccf_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct wf_dets *ds = wf_dets_clone(wf_arg_dets(c, i, "predictions"));
+        const json_t *th = wf_arg_json(c, i, "class_thresholds");
+        double def = wf_arg_double(c, i, "default_threshold", 0.3);
+        bool *keep = xcalloc(ds->n + 1, sizeof *keep);
+        for (size_t k = 0; k < ds->n; k++) {
+            const json_t *t = json_object_get(th, ds->d[k].class_name);
+            double thr = json_is_number(t) ? json_number_value(t) : def;
+            keep[k] = ds->d[k].confidence >= thr;
+        }
+        wf_dets_keep(ds, keep);
+        free(keep);
+        wf_out_dets(c, i, "predictions", ds);
+    }
+    return 0;
+}
+
+static const struct wf_field pccf_fields[] = {
+    F_PREDS,
+    {"class_thresholds", NULL, WF_FT_DICT, NULL, WF_K_DICT, 0, NULL},
+    {"default_threshold", NULL, WF_FT_FLOAT01, "0.3", WF_K_NUMBER, 0, NULL},
+};
+TYPES(pccf, "roboflow_core/per_class_confidence_filter@v1");
+BLOCK(pccf, pccf_fields, preds_out, 0, 0, pccf_run, NULL);
+
+/* ---- detections_merge -------------------------------------------------------------------------- */
+static int merge_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        const char *cls = wf_arg_str(c, i, "class_name");
+        struct wf_dets *out = wf_dets_new();
+        if (ds->n) {
+            struct wf_det *d = wf_dets_push_new(out);
+            const struct wf_det *f = &ds->d[0];
+            d->x1 = f->x1, d->y1 = f->y1, d->x2 = f->x2, d->y2 = f->y2;
+            d->confidence = f->confidence;
+            for (size_t k = 1; k < ds->n; k++) {
+                const struct wf_det *e = &ds->d[k];
+                d->x1 = MIN(d->x1, e->x1), d->y1 = MIN(d->y1, e->y1);
+                d->x2 = MAX(d->x2, e->x2), d->y2 = MAX(d->y2, e->y2);
+                d->confidence = MIN(d->confidence, e->confidence);
+            }
+            d->class_id = 0;
+            wf_det_set_str(&d->class_name, cls ? cls : "merged_detection");
+            wf_det_set_str(&d->parent_id, f->parent_id);
+            wf_det_set_str(&d->root_parent_id, f->root_parent_id);
+            d->img_w = f->img_w, d->img_h = f->img_h;
+            d->parent = f->parent, d->root = f->root;
+        }
+        wf_out_dets(c, i, "predictions", out);
+    }
+    return 0;
+}
+
+static const struct wf_field merge_fields[] = {
+    F_PREDS,
+    {"class_name", NULL, WF_FT_STRING, "\"merged_detection\"", 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_output merge_outs[] = {{"predictions", WF_K_OD}};
+TYPES(merge, "roboflow_core/detections_merge@v1");
+BLOCK(merge, merge_fields, merge_outs, 0, 0, merge_run, NULL);
+
+const struct wf_block *const wf_blocks_transform[] = {
+    &dynamic_crop, &abs_crop, &rel_crop, &slicer1, &slicer2, &dfilter, &dtrans,
+    &offset,       &pccf,     &merge,    NULL,
+};

@@ -1,0 +1,130 @@
+/*
+ * wf_int.h — private to the workflow module: the compiled representation,
+ * the registry and the query language.
+ */
+#ifndef VBATCH_WF_INT_H
+#define VBATCH_WF_INT_H
+
+#include <stdarg.h>
+
+#include "base/base.h"
+#include "workflow/wf_block.h"
+
+/* block families of this module besides the public ones of wf_block.h */
+extern const struct wf_block *const wf_blocks_transform[];
+extern const struct wf_block *const wf_blocks_fusion[];
+void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
+
+/* ---- registry -------------------------------------------------------------- */
+/* Block by type identifier (canonical or alias); NULL when unknown. */
+const struct wf_block *wf__block_find(const char *type);
+/* Index of field 'name' in blk, or -1. */
+int wf__field_index(const struct wf_block *blk, const char *name);
+/* Parsed default of field f (borrowed, lives for the process). */
+const json_t *wf__field_default(const struct wf_block *blk, size_t f);
+/* Validate value v for field f; message into err. */
+int wf__field_check(const struct wf_field *f, const struct wf_value *v, char *err, size_t errlen);
+int wf__json_check(const struct wf_field *f, const json_t *j, char *err, size_t errlen);
+
+/* ---- compiled workflow ------------------------------------------------------ */
+enum wf_in_type { WF_IN_IMAGE, WF_IN_VIDEO_META, WF_IN_BATCH, WF_IN_PARAM };
+
+struct wf_cinput {
+    char *name;
+    enum wf_in_type type;
+    json_t *def;   /* default_value (params), owned, may be NULL */
+    unsigned kinds;
+};
+
+/* A resolved reference: an input, one output of a step, or all outputs. */
+enum wf_sel_type { WF_SEL_INPUT, WF_SEL_OUT, WF_SEL_ALL };
+struct wf_sel {
+    enum wf_sel_type type;
+    int idx; /* input index or step index (in definition order) */
+    int out; /* output index for WF_SEL_OUT */
+};
+
+/* How one field is provided. */
+enum wf_bind_type { WF_B_LITERAL, WF_B_SEL, WF_B_LIST, WF_B_DICT };
+struct wf_bind {
+    enum wf_bind_type type;
+    json_t *lit;            /* WF_B_LITERAL: owned */
+    struct wf_sel sel;      /* WF_B_SEL */
+    size_t n;               /* WF_B_LIST / WF_B_DICT */
+    struct wf_bind *items;  /* owned */
+    char **keys;            /* WF_B_DICT: owned */
+};
+
+struct wf_cstep {
+    char *name;
+    const struct wf_block *blk;
+    json_t *def;               /* the step object (owned ref) */
+    struct wf_bind *binds;     /* blk->nfields */
+    char **outs;               /* output names (static + dynamic) */
+    unsigned *out_kinds;
+    size_t nouts;
+    int space;                 /* index space run() iterates over */
+    int out_space;             /* index space of the outputs */
+    int *ctl;                  /* flow-control steps gating this step */
+    size_t nctl;
+    int *next;                 /* flow control: targets (step indices) */
+    size_t nnext;
+};
+
+/* Index spaces: 0 = scalar (one element), 1 = the input batch, then one per
+ * dimensionality-raising step.  An element of space s > 1 has a parent in
+ * space parent[s]. */
+struct wf_cspace {
+    int parent; /* -1 for space 0; 0 for space 1 */
+    int depth;  /* 0 scalar, 1 inputs, 2 crops, ... */
+    int creator; /* step index or -1 */
+};
+
+struct wf_coutput {
+    char *name;
+    struct wf_sel sel;
+    bool parent_coords;
+};
+
+struct wf_workflow {
+    struct wf_cinput *inputs;
+    size_t ninputs;
+    struct wf_cstep *steps;
+    size_t nsteps;
+    int *order; /* topological order of step indices */
+    struct wf_coutput *outputs;
+    size_t noutputs;
+    struct wf_cspace *spaces;
+    size_t nspaces;
+    char **image_inputs; /* names of WF_IN_IMAGE inputs, borrowed from inputs */
+    size_t nimage_inputs;
+};
+
+/* Space of the data a selector refers to. */
+int wf__sel_space(const struct wf_workflow *wf, const struct wf_sel *s);
+
+/* ---- query language ------------------------------------------------------- */
+struct wf_ql_ctx {
+    const struct wf_value *params; /* WF_V_DICT of named operands, or NULL */
+    const struct wf_det *cur;      /* current detection for "_" in DetectionsFilter */
+    const struct wf_dets *cur_set; /* the set cur belongs to */
+    char *err;
+    size_t errlen;
+};
+/* Apply an operations chain (JSON array) to v; *out new ref. */
+int wf__ql_apply(struct wf_ql_ctx *cx, const json_t *ops, struct wf_value *v,
+                 struct wf_value **out);
+/* Evaluate a StatementGroup / BinaryStatement / UnaryStatement. */
+int wf__ql_eval(struct wf_ql_ctx *cx, const json_t *stmt, bool *result);
+/* Syntax check at compile time. */
+int wf__ql_check_ops(const json_t *ops, char *err, size_t errlen);
+int wf__ql_check_stmt(const json_t *stmt, int depth, char *err, size_t errlen);
+
+/* ---- misc helpers ------------------------------------------------------------ */
+void wf__errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+json_t *wf__image_serialize(const struct wf_image *im, int quality);
+double wf__round_half_even(double x);
+json_t *wf__real(double x); /* json_real, or integer-valued reals kept real */
+struct wf_image *wf__image_from_input(const struct vis_image *px, const char *parent_id);
+
+#endif

@@ -1,0 +1,289 @@
+/*
+ * test_workflow.c — the workflow engine: compiler errors, executor
+ * semantics, serialization, the shared example definitions and rows.
+ */
+#include "t.h"
+#include "test_workflow_fake.h"
+
+#include <pthread.h>
+
+#define WF_HEAD "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}"
+
+TEST(single_detection_definition)
+{
+    json_t *def = load_json_file("01_single_detection.json");
+    struct wf_workflow *wf = NULL;
+    char err[512];
+    ASSERT(def);
+    ASSERT_OK(wf_compile(def, &wf, err, sizeof err));
+    struct vis_image *im = img_new(100, 80, 10);
+    img_rect(im, 10, 20, 30, 60, 250);
+    json_t *r = run1(wf, im, NULL);
+    json_t *res = json_object_get(r, "result");
+    ASSERT(json_is_object(res));
+    /* wildcard: inference_id, predictions, model_id in block output order */
+    const char *keys[3];
+    size_t k = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(res, key, v) {
+        if (k < 3)
+            keys[k] = key;
+        k++;
+    }
+    ASSERT_EQ(k, 3);
+    ASSERT_STR_EQ(keys[0], "inference_id");
+    ASSERT_STR_EQ(keys[1], "predictions");
+    ASSERT_STR_EQ(keys[2], "model_id");
+    ASSERT_STR_EQ(json_string_value(json_object_get(res, "model_id")), "yolov8n-640");
+    json_t *preds = json_object_get(json_object_get(res, "predictions"), "predictions");
+    ASSERT_EQ(json_array_size(preds), 2); /* confidence 0.3 keeps both */
+    json_t *p0 = json_array_get(preds, 0);
+    ASSERT_NEAR(json_number_value(json_object_get(p0, "x")), 20, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(p0, "y")), 40, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(p0, "width")), 20, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(p0, "height")), 40, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(p0, "confidence")), 0.9, 1e-9);
+    ASSERT_STR_EQ(json_string_value(json_object_get(p0, "class")), "bright");
+    ASSERT_STR_EQ(json_string_value(json_object_get(p0, "parent_id")), "image");
+    ASSERT_EQ(strlen(json_string_value(json_object_get(p0, "detection_id"))), 36);
+    ASSERT(!json_object_get(p0, "parent_origin"));
+    json_t *imgd = json_object_get(json_object_get(res, "predictions"), "image");
+    ASSERT_EQ(json_integer_value(json_object_get(imgd, "width")), 100);
+    ASSERT_EQ(json_integer_value(json_object_get(imgd, "height")), 80);
+    /* key order of one prediction */
+    static const char *const order[] = {"width", "height", "x", "y", "confidence", "class_id",
+                                        "class", "detection_id", "parent_id"};
+    k = 0;
+    json_object_foreach(p0, key, v) {
+        ASSERT(k < ARRAY_LEN(order));
+        ASSERT_STR_EQ(key, order[k]);
+        k++;
+    }
+    /* a higher confidence parameter drops the 0.5 box */
+    json_t *params = json_pack("{s:f}", "confidence", 0.6);
+    json_decref(r);
+    r = run1(wf, im, params);
+    preds = json_object_get(json_object_get(json_object_get(r, "result"), "predictions"),
+                            "predictions");
+    ASSERT_EQ(json_array_size(preds), 1);
+    json_decref(params);
+    json_decref(r);
+    /* out of range parameter: clean runtime error naming step and field */
+    params = json_pack("{s:f}", "confidence", 1.5);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_run_inputs in = {&ii, 1, params};
+    json_t *out = NULL;
+    ASSERT(wf_run(wf, &fake_env, &in, &out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "step 'detection'"));
+    ASSERT(strstr(err, "custom_confidence"));
+    json_decref(params);
+    vis_image_free(im);
+    wf_free(wf);
+    json_decref(def);
+}
+
+TEST(compile_errors)
+{
+    expect_compile_error("{", "invalid JSON");
+    expect_compile_error("[]", "must be a JSON object");
+    expect_compile_error(WF_HEAD "],\"steps\":[{\"type\":\"nope@v1\",\"name\":\"a\"}],\"outputs\":[]}",
+                         "step 'a': field 'type': unsupported block 'nope@v1'");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.imag\",\"model_id\":\"m/1\"}],\"outputs\":[]}",
+        "step 'a': field 'images': selector '$inputs.imag' refers to unknown input 'imag'");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\",\"confidence\":2}],\"outputs\":[]}",
+        "step 'a': field 'confidence': must be in range [0.0, 1.0]");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\"}],\"outputs\":[]}",
+        "step 'a': field 'model_id': required field is missing");
+    /* kind mismatch: detections where an image is expected */
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"},{\"type\":\"ObjectDetectionModel\","
+                "\"name\":\"b\",\"image\":\"$steps.a.predictions\",\"model_id\":\"m/1\"}],"
+                "\"outputs\":[]}",
+        "step 'b': field 'images': kind mismatch");
+    /* unknown output of a step */
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"}],\"outputs\":[{\"type\":\"JsonField\","
+                "\"name\":\"o\",\"selector\":\"$steps.a.nothing\"}]}",
+        "has no output 'nothing'");
+    /* duplicated names */
+    expect_compile_error(
+        WF_HEAD ",{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":[],\"outputs\":[]}",
+        "input 'image': duplicated");
+    /* cycle through two detection transformations */
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"DetectionsFilter\",\"name\":\"a\",\"predictions\":"
+                "\"$steps.b.predictions\",\"operations\":[]},{\"type\":\"DetectionsFilter\","
+                "\"name\":\"b\",\"predictions\":\"$steps.a.predictions\",\"operations\":[]}],"
+                "\"outputs\":[]}",
+        "cycle detected");
+    /* incompatible lineage: crops of two different crop steps */
+    expect_compile_error(
+        WF_HEAD "],\"steps\":["
+                "{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$inputs.image\","
+                "\"model_id\":\"m/1\"},"
+                "{\"type\":\"Crop\",\"name\":\"c1\",\"image\":\"$inputs.image\",\"predictions\":"
+                "\"$steps.m.predictions\"},"
+                "{\"type\":\"Crop\",\"name\":\"c2\",\"image\":\"$inputs.image\",\"predictions\":"
+                "\"$steps.m.predictions\"},"
+                "{\"type\":\"ObjectDetectionModel\",\"name\":\"m2\",\"image\":\"$steps.c1.crops\","
+                "\"model_id\":\"m/1\"},"
+                "{\"type\":\"roboflow_core/dynamic_crop@v1\",\"name\":\"c3\",\"images\":"
+                "\"$steps.c2.crops\",\"predictions\":\"$steps.m2.predictions\"}],\"outputs\":[]}",
+        "incompatible lineage");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","
+                "\"selector\":\"$inputs.image\",\"coordinates_system\":\"weird\"}]}",
+        "output 'o': field 'coordinates_system'");
+    expect_compile_error("{\"version\":\"2.0\",\"inputs\":[],\"steps\":[],\"outputs\":[]}",
+                         "not supported");
+}
+
+TEST(validate_returns_message)
+{
+    char err[256];
+    json_t *def = json_loads("{\"version\":\"1.0\",\"inputs\":[],\"steps\":[{\"type\":\"x\"}],"
+                             "\"outputs\":[]}",
+                             0, NULL);
+    ASSERT(wf_validate(def, err, sizeof err) < 0);
+    ASSERT(strstr(err, "step #0"));
+    json_decref(def);
+}
+
+TEST(unknown_keys_ignored_and_inputs_passthrough)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD ",{\"type\":\"WorkflowParameter\",\"name\":\"p\",\"default_value\":7}],"
+                "\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\",\"unknown_key\":123}],"
+                "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"p\",\"selector\":\"$inputs.p\"},"
+                "{\"type\":\"JsonField\",\"name\":\"n\",\"selector\":\"$steps.a.inference_id\"}]}");
+    struct vis_image *im = img_new(8, 8, 0);
+    json_t *r = run1(wf, im, NULL);
+    ASSERT_EQ(json_integer_value(json_object_get(r, "p")), 7);
+    ASSERT(json_is_string(json_object_get(r, "n")));
+    json_decref(r);
+    json_t *params = json_pack("{s:s}", "p", "x");
+    r = run1(wf, im, params);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r, "p")), "x");
+    json_decref(r);
+    json_decref(params);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
+TEST(model_provider_error_and_missing_provider)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"broken/1\"}],\"outputs\":[]}");
+    struct vis_image *im = img_new(8, 8, 0);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    json_t *out = NULL;
+    char err[512];
+    ASSERT(wf_run(wf, &fake_env, &in, &out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "step 'a': model 'broken/1': model not found"));
+    struct wf_env none = {0};
+    ASSERT(wf_run(wf, &none, &in, &out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "no model provider"));
+    /* missing image input */
+    struct wf_run_inputs in2 = {NULL, 0, NULL};
+    ASSERT(wf_run(wf, &fake_env, &in2, &out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "input 'image': missing"));
+    vis_image_free(im);
+    wf_free(wf);
+}
+
+TEST(batch_of_images_one_dict_each)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD "],\"steps\":[{\"type\":\"ClassificationModel\",\"name\":\"c\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"cls/1\"}],\"outputs\":[{\"type\":\"JsonField\","
+                "\"name\":\"top\",\"selector\":\"$steps.c.predictions\"}]}");
+    struct vis_image *a = img_new(4, 4, 255), *b = img_new(4, 4, 0);
+    const struct vis_image *imgs[2] = {a, b};
+    struct wf_image_input ii = {"image", imgs, 2, true};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    json_t *out = NULL;
+    char err[512];
+    fake_calls = 0;
+    ASSERT_OK(wf_run(wf, &fake_env, &in, &out, err, sizeof err));
+    ASSERT_EQ(fake_calls, 1); /* one batched provider call */
+    ASSERT_EQ(json_array_size(out), 2);
+    json_t *c0 = json_object_get(json_array_get(out, 0), "top");
+    json_t *c1 = json_object_get(json_array_get(out, 1), "top");
+    ASSERT_STR_EQ(json_string_value(json_object_get(c0, "top")), "bright");
+    ASSERT_STR_EQ(json_string_value(json_object_get(c1, "top")), "dark");
+    ASSERT_STR_EQ(json_string_value(json_object_get(c0, "prediction_type")), "classification");
+    ASSERT_STR_EQ(json_string_value(json_object_get(c0, "parent_id")), "image.[0]");
+    ASSERT_STR_EQ(json_string_value(json_object_get(c1, "root_parent_id")), "image.[1]");
+    /* inference_id comes first */
+    ASSERT_STR_EQ(json_object_iter_key(json_object_iter(c0)), "inference_id");
+    json_decref(out);
+    vis_image_free(a);
+    vis_image_free(b);
+    wf_free(wf);
+}
+
+struct thr_arg {
+    const struct wf_workflow *wf;
+    int ok;
+};
+
+static void *thr_main(void *p)
+{
+    struct thr_arg *a = p;
+    struct vis_image *im = img_new(64, 48, 0);
+    img_rect(im, 5, 5, 15, 25, 255);
+    a->ok = 1;
+    for (int k = 0; k < 20; k++) {
+        const struct vis_image *imgs[1] = {im};
+        struct wf_image_input ii = {"image", imgs, 1, false};
+        struct wf_run_inputs in = {&ii, 1, NULL};
+        json_t *out = NULL;
+        char err[256];
+        if (wf_run(a->wf, &fake_env, &in, &out, err, sizeof err) < 0) {
+            a->ok = 0;
+            break;
+        }
+        json_t *p0 = json_array_get(
+            json_object_get(json_object_get(json_array_get(out, 0), "d"), "predictions"), 0);
+        if (json_number_value(json_object_get(p0, "width")) != 10)
+            a->ok = 0;
+        json_decref(out);
+    }
+    vis_image_free(im);
+    return NULL;
+}
+
+TEST(concurrent_runs_share_compiled_workflow)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"a\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"}],\"outputs\":[{\"type\":\"JsonField\","
+                "\"name\":\"d\",\"selector\":\"$steps.a.predictions\"}]}");
+    pthread_t th[4];
+    struct thr_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct thr_arg){wf, 0};
+        pthread_create(&th[i], NULL, thr_main, &args[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ASSERT_EQ(args[i].ok, 1);
+    }
+    wf_free(wf);
+}
+
+TEST_MAIN()

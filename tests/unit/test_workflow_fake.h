@@ -22,21 +22,21 @@
 
 static int fake_calls; /* how many provider calls were made */
 
-static struct vis_image *img_new(int w, int h, uint8_t v)
+static __attribute__((unused)) struct vis_image *img_new(int w, int h, uint8_t v)
 {
     struct vis_image *im = vis_image_new(w, h, VIS_BGR);
     memset(im->px, v, (size_t)im->stride * (size_t)h);
     return im;
 }
 
-static void img_rect(struct vis_image *im, int x1, int y1, int x2, int y2, uint8_t v)
+static __attribute__((unused)) void img_rect(struct vis_image *im, int x1, int y1, int x2, int y2, uint8_t v)
 {
     for (int y = y1; y < y2; y++)
         for (int x = x1; x < x2; x++)
             memset(vis_px(im, x, y), v, (size_t)im->fmt);
 }
 
-static json_t *fake_box(double x1, double y1, double x2, double y2, double conf, const char *cls,
+static __attribute__((unused)) json_t *fake_box(double x1, double y1, double x2, double y2, double conf, const char *cls,
                         int cid, const char *task)
 {
     json_t *p = json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i}", "x", (x1 + x2) / 2, "y",
@@ -54,7 +54,7 @@ static json_t *fake_box(double x1, double y1, double x2, double y2, double conf,
     return p;
 }
 
-static int fake_infer(void *ud, const struct wf_model_request *req,
+static __attribute__((unused)) int fake_infer(void *ud, const struct wf_model_request *req,
                       const struct vis_image *const *images, size_t n, json_t **out, char *err,
                       size_t errlen)
 {
@@ -117,7 +117,7 @@ static int fake_infer(void *ud, const struct wf_model_request *req,
 
 static const struct wf_env fake_env = {fake_infer, NULL, 90};
 
-static json_t *load_json_file(const char *name)
+static __attribute__((unused)) json_t *load_json_file(const char *name)
 {
     static const char *const dirs[] = {"../shared/workflows", "/work/shared/workflows"};
     char path[512];
@@ -132,7 +132,7 @@ static json_t *load_json_file(const char *name)
 }
 
 /* Compile text or abort the test with the compiler's message. */
-static struct wf_workflow *compile_or_die(const char *text)
+static __attribute__((unused)) struct wf_workflow *compile_or_die(const char *text)
 {
     struct wf_workflow *wf = NULL;
     char err[512];
@@ -144,7 +144,7 @@ static struct wf_workflow *compile_or_die(const char *text)
 }
 
 /* Run wf on one image, return results[0] (new ref) or abort with message. */
-static json_t *run1(const struct wf_workflow *wf, struct vis_image *im, const json_t *params)
+static __attribute__((unused)) json_t *run1(const struct wf_workflow *wf, struct vis_image *im, const json_t *params)
 {
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false};
@@ -161,7 +161,7 @@ static json_t *run1(const struct wf_workflow *wf, struct vis_image *im, const js
 }
 
 /* Expect compilation to fail with a message containing 'needle'. */
-static void expect_compile_error(const char *text, const char *needle)
+static __attribute__((unused)) void expect_compile_error(const char *text, const char *needle)
 {
     struct wf_workflow *wf = NULL;
     char err[512] = "";

@@ -271,7 +271,9 @@ static int jpeg_decode(const uint8_t *p, size_t len, int denom, struct vis_image
 {
     tjhandle tj = NULL;
     struct vis_image *img = NULL;
-    int w, h, sub, cs, rc, sw, sh;
+    /* zeroed: tjDecompressHeader3 returns success without setting them
+     * for a tables-only stream (e.g. the 3 bytes FF D8 FF) */
+    int w = 0, h = 0, sub = 0, cs = 0, rc, sw, sh;
     tjscalingfactor sf = {1, denom};
 
     if (len > ULONG_MAX)
@@ -297,7 +299,7 @@ static int jpeg_decode(const uint8_t *p, size_t len, int denom, struct vis_image
     }
     sw = TJSCALED(w, sf);
     sh = TJSCALED(h, sf);
-    img = vis_image_new(sw, sh, VIS_BGR);
+    img = vis__image_alloc(sw, sh, VIS_BGR, 0);
     if (!img) {
         rc = ERR_NOMEM;
         goto out;
@@ -394,7 +396,7 @@ static int png_decode(const uint8_t *p, size_t len, struct vis_image **out)
         rc = ERR_UNSUPPORTED;
         goto out;
     }
-    img = vis_image_new((int)w, (int)h, VIS_BGR);
+    img = vis__image_alloc((int)w, (int)h, VIS_BGR, 0);
     rows = try_alloc(h, sizeof *rows);
     if (!img || !rows) {
         rc = ERR_NOMEM;
@@ -426,7 +428,7 @@ static int webp_decode(const uint8_t *p, size_t len, struct vis_image **out)
         return ERR_PARSE;
     if (!vis__size_ok(w, h))
         return ERR_LIMIT;
-    img = vis_image_new(w, h, VIS_BGR);
+    img = vis__image_alloc(w, h, VIS_BGR, 0);
     if (!img)
         return ERR_NOMEM;
     if (!WebPDecodeBGRInto(p, len, img->px, (size_t)img->stride * (size_t)h, img->stride)) {
@@ -523,7 +525,7 @@ static int bmp_decode(const uint8_t *p, size_t len, struct vis_image **out)
     rowbytes = (((size_t)w * (size_t)bpp + 31) / 32) * 4;
     if (off > len || (len - off) / rowbytes < (size_t)h)
         return ERR_PARSE;
-    img = vis_image_new(w, h, VIS_BGR);
+    img = vis__image_alloc(w, h, VIS_BGR, 0);
     if (!img)
         return ERR_NOMEM;
     for (int y = 0; y < h; y++) {
@@ -697,6 +699,9 @@ int vis_encode_png(const struct vis_image *img, uint8_t **out, size_t *len)
         goto out;
     png_set_write_fn(png, &b, png_write_cb, png_flush_cb);
     png_set_compression_level(png, 1);
+    /* One filter instead of libpng's adaptive choice of all five: about
+     * 2x faster for photos at a few percent of size. */
+    png_set_filter(png, 0, PNG_FILTER_SUB);
     png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8, ctype,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);

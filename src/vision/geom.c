@@ -119,7 +119,7 @@ int vis_image_paste(struct vis_image *dst, const struct vis_image *src, int x, i
 
 int vis_convert(const struct vis_image *img, enum vis_fmt fmt, struct vis_image **out)
 {
-    struct vis_image *d = vis_image_new(img->w, img->h, fmt);
+    struct vis_image *d = vis__image_alloc(img->w, img->h, fmt, 0);
     int sc = (int)img->fmt, dc = (int)fmt;
 
     if (!d)
@@ -215,6 +215,25 @@ static void linear_tab(int ssize, int dsize, int *ofs, short *alpha)
 static void hline(const uint8_t *s, int ssize, int ch, int dw, const int *xofs, const short *xa,
                   int *row)
 {
+    if (ch == 3) {
+        /* the common case, unrolled; the last column may lack a right
+         * neighbour, handled by the generic loop below */
+        int x = 0;
+        for (; x < dw && xofs[x] + 1 < ssize; x++) {
+            const uint8_t *p0 = s + (size_t)xofs[x] * 3;
+            int a0 = xa[x], a1 = COEF_ONE - a0;
+            row[3 * x] = p0[0] * a0 + p0[3] * a1;
+            row[3 * x + 1] = p0[1] * a0 + p0[4] * a1;
+            row[3 * x + 2] = p0[2] * a0 + p0[5] * a1;
+        }
+        for (; x < dw; x++) {
+            const uint8_t *p0 = s + (size_t)xofs[x] * 3;
+            row[3 * x] = p0[0] * COEF_ONE;
+            row[3 * x + 1] = p0[1] * COEF_ONE;
+            row[3 * x + 2] = p0[2] * COEF_ONE;
+        }
+        return;
+    }
     for (int x = 0; x < dw; x++) {
         int sx = xofs[x], a0 = xa[x], a1 = COEF_ONE - a0;
         const uint8_t *p0 = s + (size_t)sx * ch;
@@ -320,6 +339,42 @@ static int area_tab(int ssize, int dsize, struct area_w *t)
     return n;
 }
 
+/* Integer shrink factors: plain block means with rounding.  Rows are
+ * summed first over the full source width (a contiguous loop the compiler
+ * vectorises), then columns in blocks of fx. */
+static int resize_area_int(const struct vis_image *src, struct vis_image *dst, int fx, int fy)
+{
+    int ch = (int)src->fmt;
+    unsigned n = (unsigned)fx * (unsigned)fy;
+    uint64_t mul = ((1ull << 32) + n / 2) / n; /* sum / n by multiply-shift */
+    size_t srow = (size_t)src->w * ch;
+    unsigned *acc = try_alloc(srow, sizeof *acc);
+
+    if (!acc)
+        return ERR_NOMEM;
+    for (int y = 0; y < dst->h; y++) {
+        uint8_t *d = vis_px(dst, 0, y);
+        const uint8_t *s0 = vis_px(src, 0, y * fy);
+        for (size_t i = 0; i < srow; i++)
+            acc[i] = s0[i];
+        for (int k = 1; k < fy; k++) {
+            const uint8_t *s = vis_px(src, 0, y * fy + k);
+            for (size_t i = 0; i < srow; i++)
+                acc[i] += s[i];
+        }
+        for (int x = 0; x < dst->w; x++)
+            for (int c = 0; c < ch; c++) {
+                unsigned sum = 0;
+                const unsigned *a = acc + (size_t)x * fx * ch + c;
+                for (int j = 0; j < fx; j++)
+                    sum += a[j * ch];
+                d[x * ch + c] = (uint8_t)(((uint64_t)sum * mul + (1ull << 31)) >> 32);
+            }
+    }
+    free(acc);
+    return 0;
+}
+
 static int resize_area(const struct vis_image *src, struct vis_image *dst)
 {
     int ch = (int)src->fmt, dw = dst->w, rc = ERR_NOMEM, nx, ny;
@@ -371,6 +426,8 @@ int vis_resize_into(const struct vis_image *src, struct vis_image *dst, enum vis
     case VIS_INTER_NEAREST: return resize_nearest(src, dst);
     case VIS_INTER_LINEAR: return resize_linear(src, dst);
     case VIS_INTER_AREA:
+        if (src->w % dst->w == 0 && src->h % dst->h == 0)
+            return resize_area_int(src, dst, src->w / dst->w, src->h / dst->h);
         if (dst->w <= src->w && dst->h <= src->h)
             return resize_area(src, dst);
         return resize_linear(src, dst);
@@ -386,7 +443,7 @@ int vis_resize(const struct vis_image *img, int w, int h, enum vis_interp interp
 
     if (!vis__size_ok(w, h))
         return w <= 0 || h <= 0 ? ERR_INVALID : ERR_LIMIT;
-    d = vis_image_new(w, h, img->fmt);
+    d = vis__image_alloc(w, h, img->fmt, 0);
     if (!d)
         return ERR_NOMEM;
     rc = vis_resize_into(img, d, interp);
@@ -399,6 +456,14 @@ int vis_resize(const struct vis_image *img, int w, int h, enum vis_interp interp
 }
 
 /* ---- letterbox --------------------------------------------------------------- */
+
+static void fill_rect(struct vis_image *img, int x, int y, int w, int h, struct vis_color c)
+{
+    struct vis_image v;
+
+    if (vis_image_view(img, x, y, w, h, &v) == 0)
+        vis_image_fill(&v, c);
+}
 
 int vis_letterbox(const struct vis_image *img, int w, int h, struct vis_color fill,
                   struct vis_image **out, struct vis_letterbox *lb)
@@ -427,10 +492,14 @@ int vis_letterbox(const struct vis_image *img, int w, int h, struct vis_color fi
     l.pad_right = w - l.new_w - l.pad_left;
     l.scale_x = (double)l.new_w / img->w;
     l.scale_y = (double)l.new_h / img->h;
-    canvas = vis_image_new(w, h, img->fmt);
+    canvas = vis__image_alloc(w, h, img->fmt, 0);
     if (!canvas)
         return ERR_NOMEM;
-    vis_image_fill(canvas, fill);
+    /* fill only the padding: the four bands around the image */
+    fill_rect(canvas, 0, 0, w, l.pad_top, fill);
+    fill_rect(canvas, 0, l.pad_top + l.new_h, w, l.pad_bottom, fill);
+    fill_rect(canvas, 0, l.pad_top, l.pad_left, l.new_h, fill);
+    fill_rect(canvas, l.pad_left + l.new_w, l.pad_top, l.pad_right, l.new_h, fill);
     rc = vis_image_view(canvas, l.pad_left, l.pad_top, l.new_w, l.new_h, &view);
     if (rc == 0)
         rc = vis_resize_into(img, &view, VIS_INTER_LINEAR);

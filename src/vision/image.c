@@ -22,6 +22,11 @@ int vis__size_ok(long long w, long long h)
 
 struct vis_image *vis_image_new(int w, int h, enum vis_fmt fmt)
 {
+    return vis__image_alloc(w, h, fmt, 1);
+}
+
+struct vis_image *vis__image_alloc(int w, int h, enum vis_fmt fmt, int zero)
+{
     struct vis_image *img;
 
     if (!vis__size_ok(w, h) || (fmt != VIS_GRAY && fmt != VIS_BGR && fmt != VIS_BGRA))
@@ -29,7 +34,8 @@ struct vis_image *vis_image_new(int w, int h, enum vis_fmt fmt)
     img = try_calloc(1, sizeof *img);
     if (!img)
         return NULL;
-    img->px = try_calloc((size_t)w * (size_t)h, (size_t)fmt);
+    img->px = zero ? try_calloc((size_t)w * (size_t)h, (size_t)fmt)
+                   : try_alloc((size_t)w * (size_t)h, (size_t)fmt);
     if (!img->px) {
         free(img);
         return NULL;
@@ -52,7 +58,7 @@ void vis_image_free(struct vis_image *img)
 
 struct vis_image *vis_image_clone(const struct vis_image *img)
 {
-    struct vis_image *c = vis_image_new(img->w, img->h, img->fmt);
+    struct vis_image *c = vis__image_alloc(img->w, img->h, img->fmt, 0);
     size_t row = (size_t)img->w * (size_t)img->fmt;
 
     if (!c)
@@ -78,7 +84,7 @@ int vis__orient(struct vis_image **imgp, int o)
         return 0;
     dw = swap ? src->h : src->w;
     dh = swap ? src->w : src->h;
-    dst = vis_image_new(dw, dh, src->fmt);
+    dst = vis__image_alloc(dw, dh, src->fmt, 0);
     if (!dst)
         return ERR_NOMEM;
     for (int y = 0; y < dh; y++) {

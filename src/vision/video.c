@@ -266,7 +266,7 @@ static int frame_to_image(struct vis_video *v, struct vis_image **out)
                                   NULL);
     if (!v->sws)
         return ERR_UNSUPPORTED;
-    img = vis_image_new(f->width, f->height, VIS_BGR);
+    img = vis__image_alloc(f->width, f->height, VIS_BGR, 0);
     if (!img)
         return ERR_NOMEM;
     dst[0] = img->px;

@@ -1,7 +1,7 @@
 /*
  * ingest.c — the ingest endpoints: single-image upload, signed upload URLs
  * for videos and tar shards, the signed PUT sink and GET download, the
- * video container probe, and reference ingests (parsed and queued here,
+ * video container probe (vision's FFmpeg probe), and reference ingests (parsed and queued here,
  * fetched by the fetcher thread in indexer.c).
  *
  * Upload flow of a signed PUT (tar shard or video):
@@ -26,9 +26,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <libavformat/avformat.h>
-#include <libavutil/log.h>
 
 #include "staging/staging_int.h"
 #include "vision/vision.h"
@@ -507,40 +504,20 @@ int staging_get_open(struct staging *s, const char *key, const char *q_method, c
 
 int staging__video_probe(const char *path, const char **mime)
 {
-    AVFormatContext *fc = NULL;
-    AVDictionary *opts = NULL;
-    int rc = ERR_INVALID;
-    av_log_set_level(AV_LOG_FATAL);
-    av_dict_set(&opts, "protocol_whitelist", "file", 0);
-    if (avformat_open_input(&fc, path, NULL, &opts) < 0)
-        goto out;
-    const char *fmt = fc->iformat->name;
-    /* Still images are "video" to libavformat: refuse image demuxers. */
-    if (strstr(fmt, "_pipe") || !strncmp(fmt, "image2", 6) || strstr(fmt, "gif") || strstr(fmt, "tty"))
-        goto out;
-    if (avformat_find_stream_info(fc, NULL) < 0)
-        goto out;
-    for (unsigned i = 0; i < fc->nb_streams; i++) {
-        const AVStream *st = fc->streams[i];
-        if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
-            rc = 0;
-            break;
-        }
-    }
-    if (rc == 0) {
-        if (strstr(fmt, "mp4") || strstr(fmt, "mov"))
-            *mime = "video/mp4";
-        else if (strstr(fmt, "matroska") || strstr(fmt, "webm"))
-            *mime = "video/x-matroska";
-        else if (strstr(fmt, "avi"))
-            *mime = "video/x-msvideo";
-        else
-            *mime = "application/octet-stream";
-    }
-out:
-    av_dict_free(&opts);
-    avformat_close_input(&fc);
-    return rc;
+    struct vis_video_info info;
+    /* vision refuses still images (image2 / *_pipe demuxers) and streams
+     * without a decodable video track. */
+    if (vis_video_probe_file(path, &info) < 0)
+        return ERR_INVALID;
+    if (strstr(info.container, "mp4") || strstr(info.container, "mov"))
+        *mime = "video/mp4";
+    else if (strstr(info.container, "matroska") || strstr(info.container, "webm"))
+        *mime = "video/x-matroska";
+    else if (strstr(info.container, "avi"))
+        *mime = "video/x-msvideo";
+    else
+        *mime = "application/octet-stream";
+    return 0;
 }
 
 /* ---- reference ingests ------------------------------------------------------------------- */

@@ -57,7 +57,7 @@ bool staging__name_valid(const char *name);
 /* ingest.c: content check of a whole image: the MIME type (static) when
  * the bytes are a JPEG/PNG/WebP/BMP whose header parses, else NULL. */
 const char *staging__image_mime(const void *data, size_t len);
-/* ingest.c: libavformat container probe of a file: 0 if it holds at least
+/* ingest.c: container probe of a file (vis_video_probe_file): 0 if it holds at least
  * one video stream, ERR_INVALID otherwise. *mime gets a static string. */
 int staging__video_probe(const char *path, const char **mime);
 

@@ -875,4 +875,51 @@ TEST(video_upload_rejects_non_video)
     ctx_close(&c);
 }
 
+#define SAMPLE_MP4 "/usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4"
+
+TEST(video_upload_probe_records_item)
+{
+    char *data;
+    size_t len;
+    if (file_read_all(SAMPLE_MP4, 64 << 20, &data, &len) < 0) {
+        fprintf(stderr, "  (skipped: %s not installed)\n", SAMPLE_MP4);
+        return;
+    }
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    json_t *r = NULL;
+    struct surl u;
+    struct staging_put *p;
+    ASSERT_OK(staging_upload_video_url(c.s, "ws", "vid", "Videos", "clip.mp4", &r));
+    surl_parse(json_string_value(json_object_get(json_object_get(r, "signedURLDetails"), "uploadURL")), &u);
+    json_decref(r);
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, (int64_t)len, &p));
+    ASSERT_OK(staging_put_write(p, data, len));
+    ASSERT_OK(staging_put_finish(p));
+    ASSERT_EQ(count(&c, "vid", NULL), 1);
+    ASSERT_OK(staging_list_items(c.s, "ws", "vid", NULL, 10, NULL, &r));
+    json_t *f = json_array_get(json_object_get(r, "filesMetadata"), 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(f, "fileName")), "clip.mp4");
+    ASSERT_STR_EQ(json_string_value(json_object_get(f, "contentType")), "video");
+    json_decref(r);
+    ASSERT_OK(staging_batch_get(c.s, "ws", "vid", &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "videos");
+    json_decref(r);
+    /* an image next to it makes the batch mixed */
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    ASSERT_OK(upload_file(&c, "vid", "a.jpg", j, jl));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "vid", &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "mixed");
+    json_decref(r);
+    int fd;
+    int64_t sz;
+    const char *mime;
+    ASSERT_OK(staging_get_open(c.s, u.key, "GET", u.e, "0", u.sig, &fd, &sz, &mime) == ERR_AUTH ? 0 : -1);
+    surl_free(&u);
+    free(j);
+    free(data);
+    ctx_close(&c);
+}
+
 TEST_MAIN()

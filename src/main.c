@@ -1,15 +1,382 @@
-/* main.c — subcommand dispatch (filled in by the server work). */
+/*
+ * main.c — vbatch's entry point: subcommand dispatch, configuration from
+ * options and VBATCH_* environment variables (an option wins over its
+ * variable), signals.
+ *
+ *   vbatch serve [options]              HTTP API + background ingest
+ *   vbatch workspace create NAME        new workspace, prints its API key
+ *   vbatch --help
+ *
+ * serve start-up order: store (data folder, database, secret) → default
+ * workspace on an empty installation (its key printed once on stdout as
+ * "api_key: <key>") → staging (migrations, requeue of unfinished ingest,
+ * background threads) → workflows folder → HTTP server.  SIGINT/SIGTERM
+ * are blocked in every thread and taken by sigwait() in the main thread,
+ * which then stops the server (in-flight requests finish), the staging
+ * threads and the store, in reverse order.
+ *
+ * New subcommands (worker, client commands) are added to the 'commands'
+ * table; new serve options to 'serve_opts' (and struct serve_cfg).
+ */
+#include "api/api.h"
 #include "base/base.h"
+#include "http/http.h"
+#include "staging/staging.h"
+#include "store/store.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+#define DEFAULT_DATA "./var"
+
+struct serve_cfg {
+    const char *listen;
+    const char *data;
+    unsigned threads;
+    const char *public_url;
+    const char *workflows_dir;
+    const char *default_ws;
+    const char *url_allowlist;
+    bool allow_private_urls;
+    int64_t max_image_bytes;
+    int64_t max_video_bytes;
+    int64_t max_shard_bytes;
+    int64_t expiry_s;
+    int64_t upload_url_ttl_s;
+    int64_t download_url_ttl_s;
+    int64_t sweep_interval_s;
+    int64_t max_page_size;
+    bool quiet;
+};
+
+enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
+struct opt {
+    const char *name;  /* --name */
+    const char *env;   /* VBATCH_… */
+    enum opt_kind kind;
+    size_t off;        /* offset in struct serve_cfg */
+    const char *help;
+};
+
+#define O(f) offsetof(struct serve_cfg, f)
+static const struct opt serve_opts[] = {
+    {"listen", "VBATCH_LISTEN", OPT_STR, O(listen), "ADDR:PORT to listen on (default " DEFAULT_LISTEN ")"},
+    {"data", "VBATCH_DATA", OPT_STR, O(data), "data folder: database, blobs, secret (default " DEFAULT_DATA ")"},
+    {"threads", "VBATCH_THREADS", OPT_INT, O(threads), "HTTP thread pool size (default: 4 x CPUs, 8 to 64)"},
+    {"public-url", "VBATCH_PUBLIC_URL", OPT_STR, O(public_url),
+     "base URL clients reach this server at, used in signed URLs (default http://<listen>)"},
+    {"workflows-dir", "VBATCH_WORKFLOWS_DIR", OPT_STR, O(workflows_dir),
+     "folder of workflow definitions loaded at start (<id>.json, <workspace>/<id>.json)"},
+    {"default-workspace", "VBATCH_DEFAULT_WORKSPACE", OPT_STR, O(default_ws),
+     "workspace created on an empty data folder (default \"default\")"},
+    {"url-allowlist", "VBATCH_URL_ALLOWLIST", OPT_STR, O(url_allowlist),
+     "IPs/CIDRs that reference and webhook URLs may reach although private/loopback"},
+    {"allow-private-urls", "VBATCH_ALLOW_PRIVATE_URLS", OPT_FLAG, O(allow_private_urls),
+     "let reference and webhook URLs reach any address (testing only)"},
+    {"max-image-bytes", "VBATCH_MAX_IMAGE_BYTES", OPT_INT, O(max_image_bytes), "single image limit (default 20971520)"},
+    {"max-video-bytes", "VBATCH_MAX_VIDEO_BYTES", OPT_INT, O(max_video_bytes), "video upload limit (default 4 GiB)"},
+    {"max-shard-bytes", "VBATCH_MAX_SHARD_BYTES", OPT_INT, O(max_shard_bytes), "tar shard upload limit (default 1 GiB)"},
+    {"batch-expiry", "VBATCH_BATCH_EXPIRY_S", OPT_INT, O(expiry_s), "batch lifetime in seconds (default 604800 = 7 days)"},
+    {"upload-url-ttl", "VBATCH_UPLOAD_URL_TTL_S", OPT_INT, O(upload_url_ttl_s), "signed upload URL lifetime, s (default 86400)"},
+    {"download-url-ttl", "VBATCH_DOWNLOAD_URL_TTL_S", OPT_INT, O(download_url_ttl_s), "signed download URL lifetime, s (default 86400)"},
+    {"sweep-interval", "VBATCH_SWEEP_INTERVAL_S", OPT_INT, O(sweep_interval_s), "expiry sweeper period, s (default 60)"},
+    {"max-page-size", "VBATCH_MAX_PAGE_SIZE", OPT_INT, O(max_page_size), "largest pageSize accepted (default 1000)"},
+    {"quiet", "VBATCH_QUIET", OPT_FLAG, O(quiet), "no per-request log line"},
+};
+#undef O
+
+static int opt_set(struct serve_cfg *c, const struct opt *o, const char *v)
+{
+    char *p = (char *)c + o->off;
+    char *end;
+
+    switch (o->kind) {
+    case OPT_STR:
+        *(const char **)p = v;
+        return 0;
+    case OPT_FLAG:
+        *(bool *)p = !v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+        return 0;
+    case OPT_INT: {
+        errno = 0;
+        long long n = strtoll(v ? v : "", &end, 10);
+        if (!v || errno || end == v || *end || n < 0) {
+            fprintf(stderr, "vbatch: --%s needs a non-negative integer, not '%s'\n", o->name, v ? v : "");
+            return -1;
+        }
+        if (!strcmp(o->name, "threads"))
+            *(unsigned *)p = (unsigned)(n > 1024 ? 1024 : n);
+        else
+            *(int64_t *)p = n;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static void serve_usage(FILE *f)
+{
+    fprintf(f, "usage: vbatch serve [options]\n\noptions (each also read from its environment variable):\n");
+    for (size_t i = 0; i < ARRAY_LEN(serve_opts); i++)
+        fprintf(f, "  --%-20s %s\n  %-22s [%s]\n", serve_opts[i].name, serve_opts[i].help, "",
+                serve_opts[i].env);
+}
+
+/* Environment first, then options.  Returns 0, 1 for --help, -1 on error. */
+static int serve_parse(struct serve_cfg *c, int argc, char **argv)
+{
+    for (size_t i = 0; i < ARRAY_LEN(serve_opts); i++) {
+        const char *v = getenv(serve_opts[i].env);
+        if (v && *v && opt_set(c, &serve_opts[i], v) < 0)
+            return -1;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            return 1;
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "vbatch serve: unexpected argument '%s'\n", a);
+            return -1;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt *o = NULL;
+        for (size_t k = 0; k < ARRAY_LEN(serve_opts); k++)
+            if (strlen(serve_opts[k].name) == nlen && !strncmp(serve_opts[k].name, name, nlen))
+                o = &serve_opts[k];
+        if (!o) {
+            fprintf(stderr, "vbatch serve: unknown option '%s' (see vbatch serve --help)\n", a);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (!v && o->kind != OPT_FLAG) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "vbatch serve: --%s needs a value\n", o->name);
+                return -1;
+            }
+            v = argv[++i];
+        }
+        if (opt_set(c, o, v) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static char *serve_default_public_url(const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return xasprintf("http://127.0.0.1:%s", listen);
+    size_t hlen = (size_t)(colon - listen);
+    if (hlen == 0 || (hlen == 7 && !strncmp(listen, "0.0.0.0", 7)))
+        return xasprintf("http://127.0.0.1%s", colon);
+    if (hlen == 4 && !strncmp(listen, "[::]", 4))
+        return xasprintf("http://[::1]%s", colon);
+    return xasprintf("http://%s", listen);
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default"};
+    struct store *st = NULL;
+    struct staging *sg = NULL;
+    struct http_router *router = NULL;
+    struct http_server *srv = NULL;
+    struct staging_opts so;
+    struct api_ctx ctx;
+    char *public_url = NULL;
+    char key[STORE_KEY_LEN + 1];
+    bool created = false;
+    sigset_t sigs;
+    int rc, sig = 0, ret = 1;
+
+    rc = serve_parse(&c, argc, argv);
+    if (rc != 0) {
+        serve_usage(rc > 0 ? stdout : stderr);
+        return rc > 0 ? 0 : 2;
+    }
+    /* Block the stop signals before any thread exists: every thread
+     * inherits the mask and only sigwait() below receives them. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = store_open(c.data, &st);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot open data folder '%s': %s\n", c.data, err_str(rc));
+        goto out;
+    }
+    rc = store_workspace_ensure_default(st, c.default_ws, &created, key);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot create workspace '%s': %s\n", c.default_ws, err_str(rc));
+        goto out;
+    }
+    if (created) {
+        printf("workspace: %s\napi_key: %s\n", c.default_ws, key);
+        printf("(the key is shown once; `vbatch workspace create NAME` makes more)\n");
+        fflush(stdout);
+    }
+    public_url = c.public_url ? xstrdup(c.public_url) : serve_default_public_url(c.listen);
+    while (public_url[0] && public_url[strlen(public_url) - 1] == '/')
+        public_url[strlen(public_url) - 1] = '\0';
+
+    staging_opts_default(&so);
+    so.public_base_url = public_url;
+    if (c.max_image_bytes)
+        so.max_image_bytes = c.max_image_bytes;
+    if (c.max_video_bytes)
+        so.max_video_bytes = c.max_video_bytes;
+    if (c.max_shard_bytes)
+        so.max_shard_bytes = c.max_shard_bytes;
+    if (c.expiry_s)
+        so.expiry_ms = c.expiry_s * 1000;
+    if (c.upload_url_ttl_s)
+        so.upload_url_ttl_ms = c.upload_url_ttl_s * 1000;
+    if (c.download_url_ttl_s)
+        so.download_url_ttl_ms = c.download_url_ttl_s * 1000;
+    if (c.sweep_interval_s)
+        so.sweep_interval_ms = c.sweep_interval_s * 1000;
+    if (c.max_page_size)
+        so.max_page_size = (int)MIN(c.max_page_size, 100000);
+    so.net_allow = c.allow_private_urls ? "0.0.0.0/0,::/0" : c.url_allowlist;
+    rc = staging_new(st, &so, &sg);
+    if (rc == 0)
+        rc = staging_start(sg);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot start staging: %s (%s)\n", err_str(rc), staging_errmsg());
+        goto out;
+    }
+    if (c.workflows_dir) {
+        int n = 0;
+        rc = api_workflows_load_dir(st, c.workflows_dir, c.default_ws, &n);
+        if (rc < 0) {
+            fprintf(stderr, "vbatch: cannot read workflows folder '%s': %s\n", c.workflows_dir,
+                    err_str(rc));
+            goto out;
+        }
+        log_info("main", "workflows loaded count=%d dir=%s", n, c.workflows_dir);
+    }
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.st = st;
+    ctx.sg = sg;
+    ctx.max_image_bytes = (uint64_t)so.max_image_bytes;
+    ctx.max_put_bytes = (uint64_t)MAX(so.max_video_bytes, so.max_shard_bytes);
+    ctx.max_json_bytes = 64u << 20;
+    router = http_router_new();
+    rc = api_routes_register(router, &ctx);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: route table: %s\n", err_str(rc));
+        goto out;
+    }
+    struct http_server_opts ho = {.listen = c.listen, .threads = c.threads, .quiet = c.quiet};
+    rc = http_server_start(&ho, router, &srv);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot listen on '%s': %s\n", c.listen, err_str(rc));
+        goto out;
+    }
+    log_info("main", "serving listen=%s port=%u data=%s public_url=%s", c.listen,
+             http_server_port(srv), c.data, public_url);
+    printf("listening: %s\n", public_url);
+    fflush(stdout);
+
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_info("main", "stopping signal=%d", sig);
+    ret = 0;
+out:
+    http_server_stop(srv);
+    staging_free(sg);
+    http_router_free(router);
+    store_close(st);
+    free(public_url);
+    return ret;
+}
+
+static int cmd_workspace(int argc, char **argv)
+{
+    const char *data = getenv("VBATCH_DATA");
+    const char *name = NULL;
+    struct store *st = NULL;
+    char key[STORE_KEY_LEN + 1];
+    int rc;
+
+    if (!data || !*data)
+        data = DEFAULT_DATA;
+    if (argc < 1 || strcmp(argv[0], "create") != 0) {
+        fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR]\n");
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strncmp(argv[i], "--data=", 7))
+            data = argv[i] + 7;
+        else if (argv[i][0] != '-' && !name)
+            name = argv[i];
+        else {
+            fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR]\n");
+            return 2;
+        }
+    }
+    if (!name || !id_valid(name, STORE_WS_MAX)) {
+        fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
+        return 2;
+    }
+    rc = store_open(data, &st);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot open data folder '%s': %s\n", data, err_str(rc));
+        return 1;
+    }
+    rc = store_workspace_create(st, name, key);
+    if (rc == ERR_EXISTS)
+        fprintf(stderr, "vbatch: workspace '%s' already exists\n", name);
+    else if (rc < 0)
+        fprintf(stderr, "vbatch: cannot create workspace '%s': %s\n", name, err_str(rc));
+    else
+        printf("workspace: %s\napi_key: %s\n", name, key);
+    store_close(st);
+    return rc < 0 ? 1 : 0;
+}
+
+struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv); /* argv after the command name */
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
+    {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vbatch <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        printf("usage: vbatch <serve|worker|workspace|...> [options]\n");
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
     }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "vbatch: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }

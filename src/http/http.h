@@ -87,7 +87,7 @@ int http_router_match(const struct http_router *r, const char *method, const cha
 /* ---- server ---------------------------------------------------------------- */
 struct http_server_opts {
     const char *listen;       /* "ADDR:PORT" (IPv4, or [v6]:port); port 0 picks a free one */
-    unsigned threads;         /* pool size; 0 = number of CPUs (at least 2) */
+    unsigned threads;         /* pool size; 0 = 4 x CPUs, at least 8, at most 64 */
     unsigned conn_timeout_s;  /* idle connection timeout; 0 = 60 */
     unsigned max_conns;       /* 0 = 1024 */
     bool quiet;               /* no per-request log line (benchmarks) */

@@ -559,8 +559,11 @@ int http_server_start(const struct http_server_opts *opts, struct http_router *r
     if (rc < 0)
         return rc;
     if (threads == 0) {
+        /* Handlers block on fsync and SQLite commits, and a blocked handler
+         * holds every connection of its pool thread: use more threads than
+         * CPUs. */
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 2 ? (unsigned)n : 2;
+        threads = (unsigned)MIN(64, MAX(8, 4 * (n > 0 ? n : 1)));
     }
     s = xcalloc(1, sizeof(*s));
     s->router = router;

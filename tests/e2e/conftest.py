@@ -1,0 +1,316 @@
+"""End-to-end harness: start the real vbatch binary on a free port with a
+temporary data folder, wait for /healthz, talk to it over HTTP with the
+standard library only, kill it afterwards.
+
+VBATCH_BIN selects the binary (default: build-san/vbatch, as scripts/test.sh
+sets it).  TEST_TIMEOUT_MULT scales the waits (sanitizer builds are slower).
+Responses under /data-staging/ are checked against the published OpenAPI
+document with ../shared/tools/openapi_check.py (the shared folder sits next
+to the repository, in CI as here).
+"""
+import http.client
+import io
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import zlib
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED = os.path.normpath(os.path.join(REPO, '..', 'shared'))
+sys.path.insert(0, os.path.join(SHARED, 'tools'))
+try:
+    from openapi_check import check as _openapi_check  # noqa: E402
+except ImportError:  # pragma: no cover - shared folder missing
+    _openapi_check = None
+
+BIN = os.environ.get('VBATCH_BIN') or os.path.join(REPO, 'build-san', 'vbatch')
+MULT = max(1, int(os.environ.get('TEST_TIMEOUT_MULT', '1') or 1))
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
+DS = '/data-staging/v1/external'
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def png_bytes(seed, w=8, h=8):
+    """A valid, unique RGB PNG written by hand (zlib + CRCs)."""
+    def chunk(kind, data):
+        c = struct.pack('>I', len(data)) + kind + data
+        return c + struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff)
+    rows = b''
+    state = (seed * 2654435761 + 12345) & 0xffffffff
+    for y in range(h):
+        row = bytearray(b'\x00')
+        for _ in range(w * 3):  # xorshift noise: barely compressible
+            state ^= (state << 13) & 0xffffffff
+            state ^= state >> 17
+            state ^= (state << 5) & 0xffffffff
+            row.append(state & 0xff)
+        rows += bytes(row)
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+
+
+def jpeg_bytes():
+    with open(os.path.join(DATA, 'tiny.jpg'), 'rb') as f:
+        return f.read()
+
+
+def make_tar(members):
+    """members: list of (name, bytes) or tarfile.TarInfo with data None."""
+    bio = io.BytesIO()
+    with tarfile.open(fileobj=bio, mode='w', format=tarfile.USTAR_FORMAT) as t:
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                t.addfile(m)
+            else:
+                name, data = m
+                ti = tarfile.TarInfo(name)
+                ti.size = len(data)
+                ti.mtime = 1700000000
+                t.addfile(ti, io.BytesIO(data))
+    return bio.getvalue()
+
+
+def multipart(fields):
+    """fields: list of (name, filename or None, bytes).  Returns (ctype, body)."""
+    boundary = 'vbatchtestboundary7d3a'
+    out = b''
+    for name, filename, data in fields:
+        disp = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else '')
+        out += f'--{boundary}\r\nContent-Disposition: {disp}\r\n\r\n'.encode() + data + b'\r\n'
+    out += f'--{boundary}--\r\n'.encode()
+    return f'multipart/form-data; boundary={boundary}', out
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f'<{self.status} {self.body[:300]!r}>'
+
+
+class Server:
+    def __init__(self, tmpdir, args=(), env=None, key=None):
+        self.tmpdir = tmpdir
+        self.data = os.path.join(tmpdir, 'data')
+        self.args = list(args)
+        self.env = env or {}
+        self.proc = None
+        self.port = None
+        self.key = key
+        self.workspace = 'default'
+        self.log_path = os.path.join(tmpdir, 'server.log')
+
+    # -- process --------------------------------------------------------------
+    def start(self, wait=True, same_port=False):
+        """same_port: restart on the previous port, so that signed URLs
+        handed out before a restart stay valid."""
+        if not (same_port and self.port):
+            self.port = free_port()
+        env = dict(os.environ)
+        env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
+        env.update(self.env)
+        self.out_path = os.path.join(self.tmpdir, f'stdout.{self.port}')
+        self._out = open(self.out_path, 'wb')
+        self._log = open(self.log_path, 'ab')
+        cmd = [BIN, 'serve', '--listen', f'127.0.0.1:{self.port}', '--data', self.data] + self.args
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._log, env=env)
+        if wait:
+            self.wait_healthy()
+        return self
+
+    def wait_healthy(self, timeout=30):
+        deadline = time.time() + timeout * MULT
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'vbatch exited with {self.proc.returncode}: {self.tail_log()}')
+            try:
+                r = self.request('GET', '/healthz', auth=False)
+                if r.status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise RuntimeError('vbatch did not become healthy: ' + self.tail_log())
+        with open(self.out_path) as f:
+            for line in f:
+                if line.startswith('api_key: '):
+                    self.key = line.split()[1]
+                if line.startswith('workspace: '):
+                    self.workspace = line.split()[1]
+        assert self.key, 'no api_key printed on first start'
+
+    def tail_log(self, n=4000):
+        try:
+            with open(self.log_path, 'rb') as f:
+                return f.read()[-n:].decode(errors='replace')
+        except OSError:
+            return ''
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout * MULT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError('vbatch did not stop on SIGTERM')
+        rc = self.proc.returncode if self.proc else 0
+        for f in ('_out', '_log'):
+            if hasattr(self, f):
+                getattr(self, f).close()
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._out.close()
+        self._log.close()
+
+    def cli(self, *args):
+        env = dict(os.environ)
+        env.update(self.env)
+        return subprocess.run([BIN] + list(args) + ['--data', self.data], capture_output=True,
+                              text=True, env=env, timeout=60 * MULT)
+
+    # -- HTTP -------------------------------------------------------------------
+    @property
+    def base(self):
+        return f'http://127.0.0.1:{self.port}'
+
+    def request(self, method, path, query=None, body=None, headers=None, auth=True, key=None,
+                timeout=60):
+        q = dict(query or {})
+        if auth:
+            q.setdefault('api_key', key if key is not None else self.key)
+        url = path + ('?' + urllib.parse.urlencode(q) if q else '')
+        return self.raw(method, url, body, headers, timeout)
+
+    def raw(self, method, url, body=None, headers=None, timeout=60):
+        """url: path+query on this server, or a full http://127.0.0.1:PORT/… URL."""
+        if url.startswith('http://'):
+            u = urllib.parse.urlsplit(url)
+            host, port = u.hostname, u.port
+            url = u.path + ('?' + u.query if u.query else '')
+        else:
+            host, port = '127.0.0.1', self.port
+        c = http.client.HTTPConnection(host, port, timeout=timeout * MULT)
+        try:
+            try:
+                c.request(method, url, body=body, headers=headers or {})
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered early (413, 401...): read that answer
+            r = c.getresponse()
+            return Response(r.status, dict(r.getheaders()), r.read())
+        finally:
+            c.close()
+
+    def ds(self, method, rest, check=True, **kw):
+        """Data Staging call under /data-staging/v1/external/<ws>/batches…;
+        the response is checked against the OpenAPI document."""
+        path = f'{DS}/{kw.pop("workspace", self.workspace)}/batches{rest}'
+        r = self.request(method, path, **kw)
+        if check:
+            openapi_ok(method, path, r)
+        return r
+
+    def wait_count(self, batch, want, timeout=60, part=None):
+        deadline = time.time() + timeout * MULT
+        last = None
+        while time.time() < deadline:
+            q = {'partName': part} if part else None
+            r = self.ds('GET', f'/{batch}/count', query=q)
+            if r.status == 200:
+                last = r.json()['count']
+                if last >= want:
+                    return last
+            time.sleep(0.1)
+        raise AssertionError(f'count of {batch} stayed at {last}, wanted {want}')
+
+    def upload_image(self, batch, name, data, field=None, query=None):
+        ctype, body = multipart([(field or name, name, data)])
+        q = {'fileName': name, 'displayName': batch}
+        q.update(query or {})
+        return self.ds('POST', f'/{batch}/upload/image', query=q, body=body,
+                       headers={'Content-Type': ctype})
+
+    def put_shard(self, batch, tar_bytes):
+        r = self.ds('POST', f'/{batch}/bulk-upload/image-files', query={'displayName': batch})
+        assert r.status == 200, r
+        d = r.json()['signedURLDetails']
+        put = self.raw('PUT', d['uploadURL'], body=tar_bytes, headers=d.get('extensionHeaders') or {})
+        return d, put
+
+
+def openapi_ok(method, path, r):
+    path = path.split('?', 1)[0]
+    if _openapi_check is None or not path.startswith(DS):
+        return
+    try:
+        body = json.loads(r.body)
+    except ValueError:
+        raise AssertionError(f'{method} {path}: body is not JSON: {r.body[:200]!r}')
+    if r.status >= 400:
+        assert isinstance(body, dict) and isinstance(body.get('error'), str), body
+    errs = _openapi_check(method, path, r.status, body)
+    # Error statuses that the published document does not list are fine as
+    # long as the body is {"error": "..."} (checked above).
+    errs = [e for e in errs if not e.startswith('status ')]
+    assert not errs, f'{method} {path} -> {r.status}: {errs}'
+
+
+@pytest.fixture
+def tmpdir_path():
+    with tempfile.TemporaryDirectory(prefix='vbatch-e2e-') as d:
+        yield d
+
+
+@pytest.fixture
+def server_factory(tmpdir_path):
+    started = []
+
+    def make(args=(), env=None, sub=None):
+        d = os.path.join(tmpdir_path, sub) if sub else tmpdir_path
+        os.makedirs(d, exist_ok=True)
+        s = Server(d, args=args, env=env)
+        started.append(s)
+        return s
+    yield make
+    for s in started:
+        if s.proc and s.proc.poll() is None:
+            rc = s.stop()
+            assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'
+
+
+@pytest.fixture(scope='module')
+def server():
+    """One server shared by a module's read-mostly tests."""
+    with tempfile.TemporaryDirectory(prefix='vbatch-e2e-') as d:
+        s = Server(d, args=['--allow-private-urls']).start()
+        yield s
+        rc = s.stop()
+        assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'

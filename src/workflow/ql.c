@@ -151,6 +151,11 @@ static int cmp_sort(const void *a, const void *b)
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static const char *str_param(const json_t *op, const char *k, const char *def)
 {
     const char *s = json_string_value(json_object_get(op, k));
@@ -301,7 +306,7 @@ static int op_dets(struct wf_ql_ctx *cx, const char *type, const json_t *op,
                 size_t n = json_object_size(ids), idx = 0;
                 const char **names = xcalloc(n + 1, sizeof *names);
                 json_object_foreach(ids, k, t) names[idx++] = k;
-                qsort(names, n, sizeof *names, (int (*)(const void *, const void *))strcmp);
+                qsort(names, n, sizeof *names, cmp_strp);
                 for (size_t i = 0; i < n; i++)
                     json_object_set_new(ids, names[i], json_integer((json_int_t)i));
                 free(names);
@@ -321,7 +326,7 @@ static int op_dets(struct wf_ql_ctx *cx, const char *type, const json_t *op,
             const char **names = xcalloc(n + 1, sizeof *names);
             for (size_t i = 0; i < n; i++)
                 names[i] = json_string_value(json_array_get(fresh, i));
-            qsort(names, n, sizeof *names, (int (*)(const void *, const void *))strcmp);
+            qsort(names, n, sizeof *names, cmp_strp);
             for (size_t i = 0; i < n; i++)
                 if (!json_object_get(ids, names[i]))
                     json_object_set_new(ids, names[i], json_integer(offset++));

@@ -74,7 +74,13 @@ static int batch_prepare(struct staging *s, const char *ws, const char *batch, c
                          const char *mode, struct staging__batch *b)
 {
     sqlite3 *db = store_db_acquire(s->st);
-    int rc = store_tx_begin(db);
+    /* Fast path without the write lock: the batch exists in this mode. */
+    int rc = staging__batch_find(s, db, ws, batch, b);
+    if (rc == 0 && !strcmp(b->mode, mode)) {
+        store_db_release(s->st, db);
+        return 0;
+    }
+    rc = store_tx_begin(db);
     if (rc == 0)
         rc = staging__batch_get_or_create(s, db, ws, batch, display_name, mode, b);
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);

@@ -321,6 +321,28 @@ int staging__batch_find(struct staging *s, sqlite3 *db, const char *ws, const ch
     return rc;
 }
 
+/* Inside a transaction: delete a batch row; the child tables cascade,
+ * the shard status history (keyed by shard id) is deleted here. */
+static int batch_rows_delete(sqlite3 *db, int64_t bid)
+{
+    static const char *const sql[] = {
+        "DELETE FROM shard_events WHERE shard IN (SELECT shard_id FROM shards WHERE bid=?)",
+        "DELETE FROM batches WHERE bid=?",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(sql); i++) {
+        sqlite3_stmt *q = NULL;
+        int ok = sqlite3_prepare_v2(db, sql[i], -1, &q, NULL) == SQLITE_OK;
+        if (ok) {
+            sqlite3_bind_int64(q, 1, bid);
+            ok = sqlite3_step(q) == SQLITE_DONE;
+        }
+        sqlite3_finalize(q);
+        if (!ok)
+            return ERR_INTERNAL;
+    }
+    return 0;
+}
+
 /* Remove a batch row that expired but was not swept yet (with its blob
  * folder), so that the id can be used again. */
 static int drop_expired(struct staging *s, sqlite3 *db, const char *ws, const char *batch)
@@ -344,12 +366,7 @@ static int drop_expired(struct staging *s, sqlite3 *db, const char *ws, const ch
     char prefix[32];
     staging__batch_prefix(bid, prefix);
     store_blob_delete_prefix(s->st, prefix);
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM batches WHERE bid=?", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, bid);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = 0;
-    }
+    rc = batch_rows_delete(db, bid);
 out:
     sqlite3_finalize(q);
     return rc;
@@ -1030,11 +1047,8 @@ int staging_sweep(struct staging *s, int64_t now_ms, int *removed)
         free(keys);
         store_blob_delete_prefix(s->st, prefix);
         rc = store_tx_begin(db);
-        if (rc == 0 && sqlite3_prepare_v2(db, "DELETE FROM batches WHERE bid=?", -1, &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, bid);
-            rc = sqlite3_step(q) == SQLITE_DONE ? 0 : ERR_INTERNAL;
-        }
-        sqlite3_finalize(q);
+        if (rc == 0)
+            rc = batch_rows_delete(db, bid);
         rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
         store_db_release(s->st, db);
         if (rc < 0)

@@ -744,7 +744,30 @@ static int operand(struct wf_ql_ctx *cx, const json_t *o, struct wf_value **out,
         const char *name = json_string_value(json_object_get(o, "operand_name"));
         if (!name)
             name = "_";
-        if (!strcmp(name, "_") && cx->cur) {
+        const json_t *op0 = json_array_get(ops, 0);
+        const char *t0 = json_string_value(json_object_get(op0, "type"));
+        if (!strcmp(name, "_") && cx->cur && t0 && !strcmp(t0, "ExtractDetectionProperty")) {
+            /* fast path: read the property of the detection under test
+             * without materialising a one-detection set */
+            const char *p = json_string_value(json_object_get(op0, "property_name"));
+            json_t *x = det_property(cx->cur, p ? p : "");
+            json_t *rest;
+            if (!x)
+                return QERR("ExtractDetectionProperty: unknown detection property '%s'",
+                            p ? p : "");
+            base = wf_value_json(x);
+            if (json_array_size(ops) == 1) {
+                *out = base;
+                return 0;
+            }
+            rest = json_array();
+            for (size_t k = 1; k < json_array_size(ops); k++)
+                json_array_append(rest, json_array_get(ops, k));
+            rc = apply_depth(cx, rest, base, out, depth + 1);
+            json_decref(rest);
+            wf_value_unref(base);
+            return rc;
+        } else if (!strcmp(name, "_") && cx->cur) {
             struct wf_dets *one = wf_dets_new();
             wf_dets_push_copy(one, cx->cur);
             base = wf_value_dets(one);

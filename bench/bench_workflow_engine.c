@@ -1,0 +1,224 @@
+/*
+ * bench_workflow_engine.c — what the workflow engine costs on top of the
+ * work its blocks do.  One line per figure:
+ *   bench=<name> ms=<engine> baseline=<what> baseline_ms=<direct> ratio=<engine/baseline>
+ *
+ *  - executor_6step_1080p: a six-step non-model workflow (two static
+ *    crops, image property, expression, template, first-non-empty) per
+ *    1080p image, against doing the two crops directly with memcpy;
+ *  - detections_filter_1000: a detections_filter step (confidence and class
+ *    statement) over 1,000 detections, measured as (model+filter) minus
+ *    (model) per run, against a direct loop over the same struct array;
+ *  - detections_stitch_1000: detections_stitch (nms) of 1,000 detections
+ *    from 6 slices, (slicer+model+stitch) minus (slicer+model), against
+ *    wf__dets_nms on the merged set;
+ *  - label_visualization_100: 100 boxes labelled on 1080p when the
+ *    visualization blocks are registered (else a "skipped" line).
+ * The model is a provider defined here that returns precomputed boxes.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/wf_int.h"
+
+#define W 1920
+#define H 1080
+
+static int ndets_per_image = 1000;
+
+static int bench_infer(void *ud, const struct wf_model_request *req,
+                       const struct vis_image *const *images, size_t n, json_t **out, char *err,
+                       size_t errlen)
+{
+    (void)ud, (void)req, (void)err, (void)errlen;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds = json_array();
+        int w = images[i]->w, h = images[i]->h;
+        for (int k = 0; k < ndets_per_image; k++) {
+            double x = (k * 37) % (w - 40) + 20, y = (k * 53) % (h - 40) + 20;
+            json_array_append_new(
+                preds, json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i}", "x", x, "y", y, "width", 30.0,
+                                 "height", 24.0, "confidence", (k % 100) / 100.0, "class",
+                                 k % 3 ? "car" : "person", "class_id", k % 3 ? 1 : 0));
+        }
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", w, "height", h, "predictions",
+                           preds);
+    }
+    return 0;
+}
+
+static const struct wf_env env = {bench_infer, NULL, 90};
+
+static double run_ms(const char *text, struct vis_image *im, int iters)
+{
+    struct wf_workflow *wf = NULL;
+    char err[512];
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    int64_t t0;
+    if (wf_compile_text(text, strlen(text), &wf, err, sizeof err) < 0) {
+        fprintf(stderr, "compile: %s\n", err);
+        return -1;
+    }
+    t0 = time_mono_ns();
+    for (int i = 0; i < iters; i++) {
+        json_t *res = NULL;
+        if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0) {
+            fprintf(stderr, "run: %s\n", err);
+            wf_free(wf);
+            return -1;
+        }
+        json_decref(res);
+    }
+    wf_free(wf);
+    return (double)(time_mono_ns() - t0) / 1e6 / iters;
+}
+
+static void report(const char *name, double ms, const char *base, double base_ms)
+{
+    printf("bench=%s ms=%.4f baseline=%s baseline_ms=%.4f ratio=%.2f\n", name, ms, base, base_ms,
+           base_ms > 0 ? ms / base_ms : 0.0);
+}
+
+static struct vis_image *copy_rect(const struct vis_image *src, int x1, int y1, int x2, int y2)
+{
+    struct vis_image *c = vis_image_new(x2 - x1, y2 - y1, src->fmt);
+    for (int y = y1; y < y2; y++)
+        memcpy(vis_px(c, 0, y - y1), vis_px(src, x1, y), (size_t)(x2 - x1) * 3);
+    return c;
+}
+
+#define HEAD "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":["
+#define MODEL "{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$inputs.image\",\"model_id\":\"b/1\",\"confidence\":0.0}"
+
+int main(void)
+{
+    struct vis_image *im = vis_image_new(W, H, VIS_BGR);
+    int iters = 200;
+    double ms, base;
+    int64_t t0;
+
+    for (size_t i = 0; i < (size_t)im->stride * H; i++)
+        im->px[i] = (uint8_t)(i * 7);
+
+    /* 1. executor overhead, six non-model steps */
+    const char *six =
+        HEAD "{\"type\":\"roboflow_core/relative_statoic_crop@v1\",\"name\":\"a\",\"images\":"
+             "\"$inputs.image\",\"x_center\":0.5,\"y_center\":0.5,\"width\":0.5,\"height\":0.5},"
+             "{\"type\":\"AbsoluteStaticCrop\",\"name\":\"b\",\"images\":\"$steps.a.crops\","
+             "\"x_center\":200,\"y_center\":200,\"width\":320,\"height\":320},"
+             "{\"type\":\"PropertyDefinition\",\"name\":\"c\",\"data\":\"$steps.b.crops\","
+             "\"operations\":[{\"type\":\"ExtractImageProperty\",\"property_name\":\"size\"}]},"
+             "{\"type\":\"Expression\",\"name\":\"d\",\"data\":{\"s\":\"$steps.c.output\"},"
+             "\"switch\":{\"type\":\"CasesDefinition\",\"cases\":[{\"type\":\"CaseDefinition\","
+             "\"condition\":{\"type\":\"StatementGroup\",\"statements\":[{\"type\":"
+             "\"BinaryStatement\",\"left_operand\":{\"type\":\"DynamicOperand\",\"operand_name\":"
+             "\"s\"},\"comparator\":{\"type\":\"(Number) >\"},\"right_operand\":{\"type\":"
+             "\"StaticOperand\",\"value\":1000}}]},\"result\":{\"type\":\"StaticCaseResult\","
+             "\"value\":\"big\"}}],\"default\":{\"type\":\"StaticCaseResult\",\"value\":"
+             "\"small\"}}},"
+             "{\"type\":\"roboflow_core/string_template@v1\",\"name\":\"e\",\"template\":"
+             "\"crop is {{ $parameters.x }}\",\"data\":{\"x\":\"$steps.d.output\"}},"
+             "{\"type\":\"FirstNonEmptyOrDefault\",\"name\":\"f\",\"data\":[\"$steps.e.output\"]}"
+             "],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.f.output\"}]}";
+    ms = run_ms(six, im, iters);
+    t0 = time_mono_ns();
+    for (int i = 0; i < iters; i++) {
+        struct vis_image *a = copy_rect(im, 480, 270, 1440, 810);
+        struct vis_image *b = copy_rect(a, 40, 40, 360, 360);
+        vis_image_free(a);
+        vis_image_free(b);
+    }
+    base = (double)(time_mono_ns() - t0) / 1e6 / iters;
+    report("executor_6step_1080p", ms, "direct_crops", base);
+    printf("bench=executor_6step_overhead_us_per_image value=%.1f\n", (ms - base) * 1000);
+
+    /* 2. detections_filter over 1000 detections */
+    iters = 50;
+    const char *model_only = HEAD MODEL "],\"outputs\":[]}";
+    const char *filter =
+        HEAD MODEL ",{\"type\":\"DetectionsFilter\",\"name\":\"f\",\"predictions\":"
+                   "\"$steps.m.predictions\",\"operations\":[{\"type\":\"DetectionsFilter\","
+                   "\"filter_operation\":{\"type\":\"StatementGroup\",\"operator\":\"and\","
+                   "\"statements\":[{\"type\":\"BinaryStatement\",\"left_operand\":{\"type\":"
+                   "\"DynamicOperand\",\"operations\":[{\"type\":\"ExtractDetectionProperty\","
+                   "\"property_name\":\"confidence\"}]},\"comparator\":{\"type\":\"(Number) >=\"},"
+                   "\"right_operand\":{\"type\":\"StaticOperand\",\"value\":0.5}},{\"type\":"
+                   "\"BinaryStatement\",\"left_operand\":{\"type\":\"DynamicOperand\","
+                   "\"operations\":[{\"type\":\"ExtractDetectionProperty\",\"property_name\":"
+                   "\"class_name\"}]},\"comparator\":{\"type\":\"==\"},\"right_operand\":{\"type\":"
+                   "\"StaticOperand\",\"value\":\"car\"}}]}}]}],\"outputs\":[]}";
+    double m0 = run_ms(model_only, im, iters), m1 = run_ms(filter, im, iters);
+    {
+        /* baseline: the same predicate over the same detections, directly */
+        const struct vis_image *imgs[1] = {im};
+        json_t *resp[1];
+        struct wf_dets *ds = NULL;
+        struct wf_image *root = wf_image_new_root(vis_image_clone(im), "image");
+        bench_infer(NULL, NULL, imgs, 1, resp, NULL, 0);
+        wf_dets_from_inference(resp[0], root, "object-detection", "x", NULL, &ds);
+        json_decref(resp[0]);
+        t0 = time_mono_ns();
+        for (int i = 0; i < iters * 10; i++) {
+            struct wf_dets *c = wf_dets_clone(ds);
+            bool *keep = calloc(c->n, sizeof *keep);
+            for (size_t k = 0; k < c->n; k++)
+                keep[k] = c->d[k].confidence >= 0.5f && !strcmp(c->d[k].class_name, "car");
+            wf_dets_keep(c, keep);
+            free(keep);
+            wf_dets_free(c);
+        }
+        base = (double)(time_mono_ns() - t0) / 1e6 / (iters * 10);
+        report("detections_filter_1000", m1 - m0, "direct_predicate_loop", base);
+
+        /* 3. stitch: baseline = NMS of the merged 1000 boxes */
+        t0 = time_mono_ns();
+        for (int i = 0; i < iters; i++) {
+            struct wf_dets *c = wf_dets_clone(ds);
+            wf__dets_nms(c, 0.3, false);
+            wf_dets_free(c);
+        }
+        base = (double)(time_mono_ns() - t0) / 1e6 / iters;
+        wf_dets_free(ds);
+        wf_image_free(root);
+    }
+    ndets_per_image = 167; /* x 6 slices ~ 1000 */
+    const char *sliced =
+        HEAD "{\"type\":\"roboflow_core/image_slicer@v2\",\"name\":\"s\",\"image\":"
+             "\"$inputs.image\",\"slice_width\":960,\"slice_height\":540,"
+             "\"overlap_ratio_width\":0.0,\"overlap_ratio_height\":0.0},"
+             "{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$steps.s.slices\","
+             "\"model_id\":\"b/1\",\"confidence\":0.0}";
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s],\"outputs\":[]}", sliced);
+    snprintf(b, sizeof b,
+             "%s,{\"type\":\"roboflow_core/detections_stitch@v1\",\"name\":\"st\","
+             "\"reference_image\":\"$inputs.image\",\"predictions\":\"$steps.m.predictions\"}],"
+             "\"outputs\":[]}",
+             sliced);
+    m0 = run_ms(a, im, iters);
+    m1 = run_ms(b, im, iters);
+    report("detections_stitch_1000", m1 - m0, "direct_nms_1000", base);
+
+    /* 4. label_visualization of 100 boxes */
+    ndets_per_image = 100;
+    if (wf__block_find("roboflow_core/label_visualization@v1")) {
+        const char *viz = HEAD MODEL ",{\"type\":\"roboflow_core/label_visualization@v1\","
+                                     "\"name\":\"v\",\"image\":\"$inputs.image\",\"predictions\":"
+                                     "\"$steps.m.predictions\"}],\"outputs\":[]}";
+        m0 = run_ms(model_only, im, 20);
+        m1 = run_ms(viz, im, 20);
+        t0 = time_mono_ns();
+        for (int i = 0; i < 20; i++)
+            vis_image_free(vis_image_clone(im));
+        base = (double)(time_mono_ns() - t0) / 1e6 / 20;
+        report("label_visualization_100_1080p", m1 - m0, "image_clone_1080p", base);
+    } else {
+        printf("bench=label_visualization_100_1080p skipped=visualization_blocks_not_registered\n");
+    }
+    vis_image_free(im);
+    return 0;
+}

@@ -169,16 +169,16 @@ def test_signed_url_tampering(server):
 
 
 def test_signed_url_expiry_and_limit(server_factory):
-    s = server_factory(['--upload-url-ttl', '1', '--max-shard-bytes', '50000']).start()
+    s = server_factory(['--upload-url-ttl', '2', '--max-shard-bytes', '50000']).start()
     r = s.ds('POST', '/exp/bulk-upload/image-files')
     d = r.json()['signedURLDetails']
-    time.sleep(2.2)
+    time.sleep(3.5)
     p = s.raw('PUT', d['uploadURL'], body=make_tar([('a.png', png_bytes(1))]))
     assert p.status == 403, p
-    r = s.ds('POST', '/exp/bulk-upload/image-files')
-    d = r.json()['signedURLDetails']
     big = make_tar([(f'b{i}.png', png_bytes(i, w=40, h=40)) for i in range(20)])
     assert len(big) > 50000
+    r = s.ds('POST', '/exp/bulk-upload/image-files')
+    d = r.json()['signedURLDetails']
     p = s.raw('PUT', d['uploadURL'], body=big)
     assert p.status == 413, p
     assert 'error' in p.json()

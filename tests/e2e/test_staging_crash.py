@@ -94,3 +94,11 @@ def test_restart_keeps_key_and_prints_it_once(server_factory):
     s.key = key
     assert s.request('GET', '/').json() == {'workspace': 'default'}
     assert s.ds('GET', '/keep/count').json() == {'count': 1}
+
+
+def test_sigint_stops_cleanly(server_factory):
+    import signal
+    s = server_factory().start()
+    assert s.upload_image('sigint', 'a.png', png_bytes(1)).status == 200
+    assert s.stop(sig=signal.SIGINT) == 0
+    assert 'stopping signal=2' in s.tail_log()

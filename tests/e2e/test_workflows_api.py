@@ -2,6 +2,8 @@
 import json
 import os
 
+import pytest
+
 from conftest import SHARED
 
 WF = '/workflows/v1/external'
@@ -66,6 +68,8 @@ def test_workflow_errors(server):
 
 def test_workflows_dir_loaded_at_start(server_factory):
     src = os.path.join(SHARED, 'workflows')
+    if not os.path.isdir(src):
+        pytest.skip(f'no shared workflows folder at {src}')
     s = server_factory(['--workflows-dir', src]).start()
     r = s.request('GET', f'{WF}/default/workflows')
     assert r.status == 200, r

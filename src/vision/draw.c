@@ -359,6 +359,8 @@ int vis_fill_polygon(struct vis_image *img, const int *pts, int n, struct vis_co
         ymax = fmax(ymax, yb);
     }
     qsort(es, (size_t)ne, sizeof *es, edge_cmp);
+    if (ne == 0) /* all points on one row: the outline is the shape */
+        ymin = 0, ymax = -1;
     int y0 = (int)fmax(ymin, 0), y1 = (int)fmin(ymax, img->h - 1);
     for (int y = y0; y <= y1; y++) {
         int k = 0, keep = 0, wind = 0;

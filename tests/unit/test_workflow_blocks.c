@@ -557,4 +557,38 @@ TEST(query_language_direct)
     wf_value_unref(params);
 }
 
+TEST(detections_consensus_votes)
+{
+    struct vis_image *im = scene();
+    json_t *r = run_text(
+        HEAD ",{\"type\":\"ObjectDetectionModel\",\"name\":\"m2\",\"image\":\"$inputs.image\","
+             "\"model_id\":\"fake/2\",\"confidence\":0.6},"
+             "{\"type\":\"DetectionsTransformation\",\"name\":\"s\",\"predictions\":"
+             "\"$steps.m2.predictions\",\"operations\":[{\"type\":\"DetectionsShift\",\"shift_x\":4,"
+             "\"shift_y\":0}]},"
+             "{\"type\":\"DetectionsConsensus\",\"name\":\"c\",\"predictions_batches\":["
+             "\"$steps.m.predictions\",\"$steps.s.predictions\"],\"required_votes\":2},"
+             "{\"type\":\"DetectionsConsensus\",\"name\":\"c1\",\"predictions_batches\":["
+             "\"$steps.m.predictions\",\"$steps.s.predictions\"],\"required_votes\":1,"
+             "\"class_aware\":false,\"required_objects\":5}],"
+             "\"outputs\":[" OUT("c", "$steps.c.*") "," OUT("c1", "$steps.c1.*") "]}",
+        im, NULL);
+    json_t *c = json_object_get(r, "c");
+    json_t *p = json_object_get(json_object_get(c, "predictions"), "predictions");
+    /* m has bright+thing, m2 (conf 0.6) only bright shifted by 4 px: IoU 36/44 */
+    ASSERT_EQ(json_array_size(p), 1);
+    ASSERT_NEAR(num(json_array_get(p, 0), "x"), 42, 1e-5); /* average of 40 and 44 */
+    ASSERT_NEAR(num(json_array_get(p, 0), "confidence"), 0.9, 1e-6);
+    ASSERT(json_is_true(json_object_get(c, "object_present")));
+    ASSERT_NEAR(json_number_value(json_object_get(json_object_get(c, "presence_confidence"), "bright")),
+                0.9, 1e-6);
+    /* one vote: bright (merged) + thing; 2 < required_objects 5 -> not present */
+    json_t *c1 = json_object_get(r, "c1");
+    ASSERT_EQ(json_array_size(json_object_get(json_object_get(c1, "predictions"), "predictions")), 2);
+    ASSERT(json_is_false(json_object_get(c1, "object_present")));
+    ASSERT_EQ(json_object_size(json_object_get(c1, "presence_confidence")), 0);
+    json_decref(r);
+    vis_image_free(im);
+}
+
 TEST_MAIN()

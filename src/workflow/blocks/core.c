@@ -51,9 +51,10 @@ static int apply_data_ops(struct wf_call *c, const struct wf_value *data, const 
             continue;
         }
         if (wf__ql_apply(&cx, ops, d->items[k], &v) < 0) {
+            int rc = wf_call_fail(c, "field '%s': key '%s': %s", field, d->keys[k], err);
             wf_value_unref(d);
             wf_value_unref(res);
-            return wf_call_fail(c, "field '%s': key '%s': %s", field, d->keys[k], err);
+            return rc;
         }
         wf_value_dict_add(res, d->keys[k], v);
     }

@@ -255,4 +255,242 @@ static const struct wf_output collapse_outs[] = {{"output", WF_K_LIST}};
 TYPES(collapse, "roboflow_core/dimension_collapse@v1", "DimensionCollapse");
 BLOCK(collapse, collapse_fields, collapse_outs, 0, collapse_run);
 
-const struct wf_block *const wf_blocks_fusion[] = {&stitch, &replace, &collapse, NULL};
+
+/* ---- detections_consensus ---------------------------------------------------------------------- */
+enum agg { AGG_AVG, AGG_MAX, AGG_MIN };
+
+static enum agg agg_of(const char *s)
+{
+    if (s && !strcmp(s, "max"))
+        return AGG_MAX;
+    if (s && !strcmp(s, "min"))
+        return AGG_MIN;
+    return AGG_AVG;
+}
+
+static double agg_vals(const double *v, size_t n, enum agg a)
+{
+    double r = n ? v[0] : 0;
+    for (size_t i = 1; i < n; i++) {
+        if (a == AGG_AVG)
+            r += v[i];
+        else if (a == AGG_MAX)
+            r = MAX(r, v[i]);
+        else
+            r = MIN(r, v[i]);
+    }
+    return a == AGG_AVG && n ? r / (double)n : r;
+}
+
+static bool class_considered(const json_t *classes, const char *name)
+{
+    size_t i;
+    const json_t *e;
+    if (!json_is_array(classes))
+        return true;
+    json_array_foreach(classes, i, e) {
+        if (json_is_string(e) && !strcmp(json_string_value(e), name))
+            return true;
+    }
+    return false;
+}
+
+/* Merge the group g[0..n) into one detection appended to out. */
+static void consensus_merge(struct wf_dets *out, const struct wf_det *const *g, size_t n,
+                            enum agg conf_a, enum agg coord_a)
+{
+    double *confs = xcalloc(n + 1, sizeof *confs);
+    struct wf_det *d;
+    size_t pick = 0;
+    for (size_t i = 0; i < n; i++)
+        confs[i] = g[i]->confidence;
+    if (conf_a == AGG_AVG) { /* most common class, first seen wins ties */
+        size_t best = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t cnt = 0;
+            for (size_t j = 0; j < n; j++)
+                cnt += !strcmp(g[i]->class_name, g[j]->class_name);
+            if (cnt > best)
+                best = cnt, pick = i;
+        }
+    } else {
+        for (size_t i = 1; i < n; i++)
+            if (conf_a == AGG_MAX ? confs[i] > confs[pick] : confs[i] < confs[pick])
+                pick = i;
+    }
+    d = wf_dets_push_copy(out, g[pick]);
+    d->confidence = (float)agg_vals(confs, n, conf_a);
+    if (coord_a == AGG_AVG) {
+        double x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+        for (size_t i = 0; i < n; i++)
+            x1 += g[i]->x1, y1 += g[i]->y1, x2 += g[i]->x2, y2 += g[i]->y2;
+        d->x1 = (float)(x1 / n), d->y1 = (float)(y1 / n), d->x2 = (float)(x2 / n),
+        d->y2 = (float)(y2 / n);
+    } else {
+        size_t b = 0;
+        for (size_t i = 1; i < n; i++)
+            if (coord_a == AGG_MAX ? box_area(g[i]) > box_area(g[b]) : box_area(g[i]) < box_area(g[b]))
+                b = i;
+        d->x1 = g[b]->x1, d->y1 = g[b]->y1, d->x2 = g[b]->x2, d->y2 = g[b]->y2;
+    }
+    uuid4(d->detection_id);
+    free(confs);
+}
+
+static int consensus_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_value *src = wf_arg(c, i, "predictions_batches");
+        int votes = (int)wf_arg_int(c, i, "required_votes", 1);
+        bool class_aware = wf_arg_bool(c, i, "class_aware", true);
+        double thr = wf_arg_double(c, i, "iou_threshold", 0.3);
+        double min_conf = wf_arg_double(c, i, "confidence", 0.0);
+        const json_t *classes = wf_arg_json(c, i, "classes_to_consider");
+        const json_t *required = wf_arg_json(c, i, "required_objects");
+        enum agg pres_a = agg_of(wf_arg_str(c, i, "presence_confidence_aggregation"));
+        enum agg conf_a = agg_of(wf_arg_str(c, i, "detections_merge_confidence_aggregation"));
+        enum agg coord_a = agg_of(wf_arg_str(c, i, "detections_merge_coordinates_aggregation"));
+        size_t ns = src->type == WF_V_LIST ? src->n : 0, total = 0;
+        struct wf_dets *out = wf_dets_new();
+        json_t *presence = json_object();
+        bool present = false;
+
+        for (size_t s = 0; s < ns; s++)
+            if (src->items[s]->type == WF_V_DETS)
+                total += src->items[s]->dets->n;
+        if (total) {
+            /* used[s][k]: detection k of source s already in a consensus */
+            bool **used = xcalloc(ns, sizeof *used);
+            const struct wf_det **grp = xcalloc(ns + 1, sizeof *grp);
+            for (size_t s = 0; s < ns; s++)
+                used[s] = xcalloc((src->items[s]->type == WF_V_DETS ? src->items[s]->dets->n : 0) + 1,
+                                  sizeof **used);
+            for (size_t s = 0; s < ns; s++) {
+                const struct wf_dets *ds = src->items[s]->type == WF_V_DETS ? src->items[s]->dets : NULL;
+                for (size_t k = 0; ds && k < ds->n; k++) {
+                    const struct wf_det *d = &ds->d[k];
+                    size_t ng = 0;
+                    size_t *match = xcalloc(ns + 1, sizeof *match);
+                    if (used[s][k] || !class_considered(classes, d->class_name)) {
+                        free(match);
+                        continue;
+                    }
+                    grp[ng++] = d;
+                    for (size_t o = 0; o < ns; o++) {
+                        const struct wf_dets *os;
+                        double best = -1;
+                        size_t bi = 0;
+                        if (o == s || src->items[o]->type != WF_V_DETS)
+                            continue;
+                        os = src->items[o]->dets;
+                        for (size_t q = 0; q < os->n; q++) {
+                            double v;
+                            if (used[o][q] || !class_considered(classes, os->d[q].class_name) ||
+                                (class_aware && strcmp(os->d[q].class_name, d->class_name)))
+                                continue;
+                            v = iou(d, &os->d[q]);
+                            if (v >= thr && v > best)
+                                best = v, bi = q;
+                        }
+                        if (best >= 0) {
+                            match[o] = bi + 1;
+                            grp[ng++] = &os->d[bi];
+                        }
+                    }
+                    if ((int)ng >= votes) {
+                        size_t before = out->n;
+                        consensus_merge(out, grp, ng, conf_a, coord_a);
+                        if (out->d[before].confidence < min_conf) {
+                            wf_det_release(&out->d[before]);
+                            out->n--;
+                        } else {
+                            used[s][k] = true;
+                            for (size_t o = 0; o < ns; o++)
+                                if (match[o])
+                                    used[o][match[o] - 1] = true;
+                        }
+                    }
+                    free(match);
+                }
+            }
+            for (size_t s = 0; s < ns; s++)
+                free(used[s]);
+            free(used);
+            free(grp);
+        }
+        /* presence */
+        if (out->n) {
+            json_int_t req = json_is_integer(required) ? json_integer_value(required) : 0;
+            if (json_is_object(required) && !class_aware) {
+                const char *k;
+                json_t *v;
+                req = 0;
+                json_object_foreach((json_t *)required, k, v) req += json_integer_value(v);
+            }
+            present = (json_int_t)out->n >= req;
+            if (present && !class_aware) {
+                double *cf = xcalloc(out->n, sizeof *cf);
+                for (size_t k = 0; k < out->n; k++)
+                    cf[k] = out->d[k].confidence;
+                json_object_set_new(presence, "any_object", json_real(agg_vals(cf, out->n, pres_a)));
+                free(cf);
+            } else if (present) {
+                double *cf = xcalloc(out->n, sizeof *cf);
+                for (size_t k = 0; k < out->n; k++) {
+                    const char *cls = out->d[k].class_name;
+                    size_t m = 0;
+                    if (json_object_get(presence, cls))
+                        continue;
+                    for (size_t q = 0; q < out->n; q++)
+                        if (!strcmp(out->d[q].class_name, cls))
+                            cf[m++] = out->d[q].confidence;
+                    json_object_set_new(presence, cls, json_real(agg_vals(cf, m, pres_a)));
+                }
+                free(cf);
+                if (json_is_object(required)) {
+                    const char *k;
+                    json_t *v;
+                    json_object_foreach((json_t *)required, k, v) {
+                        json_int_t cnt = 0;
+                        for (size_t q = 0; q < out->n; q++)
+                            cnt += !strcmp(out->d[q].class_name, k);
+                        if (cnt < json_integer_value(v))
+                            present = false;
+                    }
+                }
+            }
+            if (!present)
+                json_object_clear(presence);
+        }
+        wf_out_dets(c, i, "predictions", out);
+        wf_out_json(c, i, "object_present", json_boolean(present));
+        wf_out_json(c, i, "presence_confidence", presence);
+    }
+    return 0;
+}
+
+static const char *const agg_modes[] = {"average", "max", "min", NULL};
+static const char *const mask_modes[] = {"union", "intersection", "min", "max", NULL};
+static const struct wf_field consensus_fields[] = {
+    {"predictions_batches", NULL, WF_FT_LIST, NULL, WF_K_DETS, WF_F_SELECTOR_LIST, NULL},
+    {"required_votes", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"class_aware", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},
+    {"iou_threshold", NULL, WF_FT_FLOAT01, "0.3", WF_K_NUMBER, 0, NULL},
+    {"confidence", NULL, WF_FT_FLOAT01, "0.0", WF_K_NUMBER, 0, NULL},
+    {"classes_to_consider", NULL, WF_FT_LIST, "null", WF_K_LIST, WF_F_NULLABLE, NULL},
+    {"required_objects", NULL, WF_FT_ANY, "null", WF_K_INT | WF_K_DICT, WF_F_NULLABLE, NULL},
+    {"presence_confidence_aggregation", NULL, WF_FT_ENUM, "\"max\"", 0, WF_F_NO_SELECTOR, agg_modes},
+    {"detections_merge_confidence_aggregation", NULL, WF_FT_ENUM, "\"average\"", 0,
+     WF_F_NO_SELECTOR, agg_modes},
+    {"detections_merge_coordinates_aggregation", NULL, WF_FT_ENUM, "\"average\"", 0,
+     WF_F_NO_SELECTOR, agg_modes},
+    {"detections_merge_mask_aggregation", NULL, WF_FT_ENUM, "\"union\"", 0, WF_F_NO_SELECTOR,
+     mask_modes},
+};
+static const struct wf_output consensus_outs[] = {{"predictions", WF_K_OD | WF_K_IS},
+                                                  {"object_present", WF_K_BOOL | WF_K_DICT},
+                                                  {"presence_confidence", WF_K_FLOAT | WF_K_DICT}};
+TYPES(consensus, "roboflow_core/detections_consensus@v1", "DetectionsConsensus");
+BLOCK(consensus, consensus_fields, consensus_outs, 0, consensus_run);
+
+const struct wf_block *const wf_blocks_fusion[] = {&stitch, &replace, &collapse, &consensus, NULL};

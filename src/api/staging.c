@@ -201,10 +201,32 @@ struct up_img {
     bool writing;         /* inside the part being kept */
     bool have_file;       /* a part with a filename is being/was kept */
     bool any_part;
-    uint64_t size;        /* bytes written */
+    uint64_t size;        /* bytes of the kept part (buffered + written) */
     bool too_big;
     int write_err;
+    size_t wlen;          /* bytes waiting in wbuf */
+    char wbuf[64 * 1024]; /* the parser hands data over in small pieces (it
+                           * splits at every CR): batch them into few writes */
 };
+
+static int up_flush(struct up_img *u)
+{
+    const char *d = u->wbuf;
+    size_t n = u->wlen;
+    while (n > 0) {
+        ssize_t w = write(u->fd, d, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            u->write_err = -errno;
+            return u->write_err;
+        }
+        d += w;
+        n -= (size_t)w;
+    }
+    u->wlen = 0;
+    return 0;
+}
 
 static void up_img_free(void *p)
 {
@@ -239,6 +261,7 @@ static int up_part_begin(void *arg, const struct http_mp_part *p)
             if (ftruncate(u->fd, 0) < 0 || lseek(u->fd, 0, SEEK_SET) < 0)
                 return -errno;
             u->size = 0;
+            u->wlen = 0;
         }
         free(u->part_filename);
         u->part_filename = p->filename ? xstrdup(p->filename) : NULL;
@@ -256,17 +279,15 @@ static int up_part_data(void *arg, const char *d, size_t n)
         u->too_big = true;
         return ERR_LIMIT;
     }
+    u->size += n;
     while (n > 0) {
-        ssize_t w = write(u->fd, d, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            u->write_err = -errno;
+        size_t k = MIN(n, sizeof(u->wbuf) - u->wlen);
+        memcpy(u->wbuf + u->wlen, d, k);
+        u->wlen += k;
+        d += k;
+        n -= k;
+        if (u->wlen == sizeof(u->wbuf) && up_flush(u) < 0)
             return u->write_err;
-        }
-        d += w;
-        n -= (size_t)w;
-        u->size += (uint64_t)w;
     }
     return 0;
 }
@@ -274,8 +295,9 @@ static int up_part_data(void *arg, const char *d, size_t n)
 static int up_part_end(void *arg)
 {
     struct up_img *u = arg;
+    int rc = u->writing ? up_flush(u) : 0;
     u->writing = false;
-    return 0;
+    return rc;
 }
 
 static int up_begin(struct http_req *req, void *vctx)

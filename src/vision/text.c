@@ -18,6 +18,7 @@
 
 #include <ft2build.h>
 #include FT_FREETYPE_H
+#include FT_OUTLINE_H
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 struct glyph {
     uint32_t cp;      /* codepoint; 0 = empty slot */
     int px;           /* pixel size */
+    int bold;         /* extra stroke width in pixels (thickness - 1) */
     int left, top;    /* bitmap offset from the pen position (top: up) */
     int w, h;         /* bitmap size */
     int advance;      /* pen advance in pixels */
@@ -172,10 +174,11 @@ static int set_size(struct vis_font *f, int px)
     return 0;
 }
 
-/* Cached glyph for cp at px (font locked); NULL when FreeType fails. */
-static const struct glyph *glyph_get(struct vis_font *f, uint32_t cp, int px)
+/* Cached glyph for cp at px, emboldened by `bold` pixels (font locked);
+ * NULL when FreeType fails. */
+static const struct glyph *glyph_get(struct vis_font *f, uint32_t cp, int px, int bold)
 {
-    uint32_t hsh = (cp * 2654435761u) ^ ((uint32_t)px * 40503u);
+    uint32_t hsh = (cp * 2654435761u) ^ ((uint32_t)px * 40503u) ^ ((uint32_t)bold * 9973u);
     size_t i = hsh & (GLYPH_CACHE - 1);
     struct glyph *g;
     FT_GlyphSlot slot;
@@ -184,7 +187,7 @@ static const struct glyph *glyph_get(struct vis_font *f, uint32_t cp, int px)
         g = &f->cache[i];
         if (g->cp == 0)
             break;
-        if (g->cp == cp && g->px == px)
+        if (g->cp == cp && g->px == px && g->bold == bold)
             return g;
         i = (i + 1) & (GLYPH_CACHE - 1);
     }
@@ -193,9 +196,17 @@ static const struct glyph *glyph_get(struct vis_font *f, uint32_t cp, int px)
         i = hsh & (GLYPH_CACHE - 1);
         g = &f->cache[i];
     }
-    if (set_size(f, px) < 0 || FT_Load_Char(f->face, cp, FT_LOAD_RENDER) != 0)
+    if (set_size(f, px) < 0 || FT_Load_Char(f->face, cp, FT_LOAD_DEFAULT) != 0)
         return NULL;
     slot = f->face->glyph;
+    if (bold > 0 && slot->format == FT_GLYPH_FORMAT_OUTLINE) {
+        /* widen every stroke by `bold` pixels (26.6 fixed point) */
+        if (FT_Outline_Embolden(&slot->outline, (FT_Pos)bold * 64) != 0)
+            return NULL;
+        slot->advance.x += (FT_Pos)bold * 64;
+    }
+    if (FT_Render_Glyph(slot, FT_RENDER_MODE_NORMAL) != 0)
+        return NULL;
     if (slot->bitmap.pixel_mode != FT_PIXEL_MODE_GRAY && slot->bitmap.width > 0)
         return NULL;
     g->w = (int)slot->bitmap.width;
@@ -214,13 +225,14 @@ static const struct glyph *glyph_get(struct vis_font *f, uint32_t cp, int px)
     }
     g->cp = cp;
     g->px = px;
+    g->bold = bold;
     f->nglyphs++;
     return g;
 }
 
-static int check_args(struct vis_font *f, const char *s, int px)
+static int check_args(struct vis_font *f, const char *s, int px, int thickness)
 {
-    if (!f || !s)
+    if (!f || !s || thickness < 1 || thickness > px)
         return ERR_INVALID;
     if (px < 1 || px > VIS_TEXT_MAX_PX)
         return ERR_INVALID;
@@ -229,18 +241,19 @@ static int check_args(struct vis_font *f, const char *s, int px)
     return 0;
 }
 
-/* Ascent/descent (pixels, rounded outwards) of the face at the set size. */
-static void vmetrics(struct vis_font *f, int *asc, int *desc)
+/* Ascent/descent (pixels, rounded outwards) of the face at the set size,
+ * widened by the emboldening (which grows glyphs by bold/2 each way). */
+static void vmetrics(struct vis_font *f, int bold, int *asc, int *desc)
 {
-    *asc = (int)((f->face->size->metrics.ascender + 63) >> 6);
-    *desc = (int)((-f->face->size->metrics.descender + 63) >> 6);
+    *asc = (int)((f->face->size->metrics.ascender + 63) >> 6) + (bold + 1) / 2;
+    *desc = (int)((-f->face->size->metrics.descender + 63) >> 6) + (bold + 1) / 2;
 }
 
 /*
  * Walk the text: for each glyph call fn with the pen x.  Returns the total
  * advance, or <0 on error.  The font is locked by the caller.
  */
-static int layout(struct vis_font *f, const char *s, int px, int *minx, int *maxx,
+static int layout(struct vis_font *f, const char *s, int px, int bold, int *minx, int *maxx,
                   void (*fn)(const struct glyph *, int, void *), void *arg)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -254,7 +267,7 @@ static int layout(struct vis_font *f, const char *s, int px, int *minx, int *max
         const struct glyph *g;
         if (cp < 0x20 || cp == 0x7F)
             continue;
-        g = glyph_get(f, cp, px);
+        g = glyph_get(f, cp, px, bold);
         if (!g)
             continue; /* a glyph FreeType cannot render is skipped */
         if (g->w > 0) {
@@ -271,15 +284,21 @@ static int layout(struct vis_font *f, const char *s, int px, int *minx, int *max
 
 int vis_text_measure(struct vis_font *f, const char *s, int px, struct vis_text_metrics *m)
 {
-    int rc = check_args(f, s, px), asc, desc, minx, maxx;
+    return vis_text_measure_ex(f, s, px, 1, m);
+}
+
+int vis_text_measure_ex(struct vis_font *f, const char *s, int px, int thickness,
+                        struct vis_text_metrics *m)
+{
+    int rc = check_args(f, s, px, thickness), asc, desc, minx, maxx;
 
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&f->lock);
     rc = set_size(f, px);
     if (rc == 0) {
-        vmetrics(f, &asc, &desc);
-        layout(f, s, px, &minx, &maxx, NULL, NULL);
+        vmetrics(f, thickness - 1, &asc, &desc);
+        layout(f, s, px, thickness - 1, &minx, &maxx, NULL, NULL);
         /* The box starts at the origin; a glyph overhanging to the left
          * (negative bearing) is clipped when drawn. */
         m->width = maxx;
@@ -323,7 +342,13 @@ static void draw_glyph(const struct glyph *g, int pen, void *arg)
 int vis_text_draw(struct vis_image *img, struct vis_font *f, const char *s, int px, int x, int y,
                   struct vis_color c)
 {
-    int rc = check_args(f, s, px), minx, maxx;
+    return vis_text_draw_ex(img, f, s, px, 1, x, y, c);
+}
+
+int vis_text_draw_ex(struct vis_image *img, struct vis_font *f, const char *s, int px,
+                     int thickness, int x, int y, struct vis_color c)
+{
+    int rc = check_args(f, s, px, thickness), minx, maxx;
     struct draw_ctx d;
 
     if (rc < 0)
@@ -340,8 +365,8 @@ int vis_text_draw(struct vis_image *img, struct vis_font *f, const char *s, int 
     pthread_mutex_lock(&f->lock);
     rc = set_size(f, px);
     if (rc == 0) {
-        vmetrics(f, &d.asc, &d.desc);
-        layout(f, s, px, &minx, &maxx, draw_glyph, &d);
+        vmetrics(f, thickness - 1, &d.asc, &d.desc);
+        layout(f, s, px, thickness - 1, &minx, &maxx, draw_glyph, &d);
     }
     pthread_mutex_unlock(&f->lock);
     return rc;

@@ -306,6 +306,13 @@ int vis_text_measure(struct vis_font *f, const char *utf8, int px, struct vis_te
  * org), clipped to img. */
 int vis_text_draw(struct vis_image *img, struct vis_font *f, const char *utf8, int px, int x,
                   int y, struct vis_color c);
+/* The same with a stroke thickness like cv2.putText's (1 = the font's own
+ * weight; each step widens strokes by one pixel with FT_Outline_Embolden,
+ * and the metrics grow to match).  thickness 1..px, else ERR_INVALID. */
+int vis_text_measure_ex(struct vis_font *f, const char *utf8, int px, int thickness,
+                        struct vis_text_metrics *m);
+int vis_text_draw_ex(struct vis_image *img, struct vis_font *f, const char *utf8, int px,
+                     int thickness, int x, int y, struct vis_color c);
 
 /* ---- video (FFmpeg) ----------------------------------------------------------
  * Probing reads the container header and stream parameters only (bounded

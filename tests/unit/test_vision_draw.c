@@ -358,13 +358,47 @@ TEST(text_measure_and_draw)
     ASSERT_EQ(vis_font_open("/nonexistent.ttf", &bad), ERR_NOTFOUND);
 }
 
+static int text_lit(int thickness, struct vis_text_metrics *m, int *outside)
+{
+    struct vis_font *f = vis_font_default();
+    struct vis_image *img = vis_image_new(300, 80, VIS_GRAY);
+    int lit = 0, x = 5, y = 55;
+    if (vis_text_measure_ex(f, "Bold 42", 40, thickness, m) < 0 ||
+        vis_text_draw_ex(img, f, "Bold 42", 40, thickness, x, y, VIS_RGB(255, 255, 255)) < 0)
+        T_FAIL("text thickness %d failed", thickness);
+    *outside = 0;
+    for (int yy = 0; yy < img->h; yy++)
+        for (int xx = 0; xx < img->w; xx++)
+            if (vis_px(img, xx, yy)[0] > 0) {
+                lit++;
+                if (xx >= x + m->width || yy < y - m->height || yy >= y + m->baseline)
+                    (*outside)++;
+            }
+    vis_image_free(img);
+    return lit;
+}
+
+TEST(text_thickness)
+{
+    struct vis_text_metrics m1, m3;
+    int out1, out3;
+    int l1 = text_lit(1, &m1, &out1), l3 = text_lit(3, &m3, &out3);
+    ASSERT(l3 > l1 * 5 / 4);
+    ASSERT(m3.width > m1.width);
+    ASSERT_EQ(out1, 0);
+    ASSERT_EQ(out3, 0);
+    struct vis_text_metrics m;
+    ASSERT_EQ(vis_text_measure_ex(vis_font_default(), "x", 10, 0, &m), ERR_INVALID);
+    ASSERT_EQ(vis_text_measure_ex(vis_font_default(), "x", 10, 11, &m), ERR_INVALID);
+}
+
 static void *text_thread(void *arg)
 {
     struct vis_image *img = vis_image_new(300, 40, VIS_BGR);
     char s[32];
     for (int i = 0; i < 200; i++) {
         snprintf(s, sizeof s, "label %d %.2f", i, i / 7.0);
-        if (vis_text_draw(img, arg, s, 12 + i % 20, 2, 30, RED) < 0)
+        if (vis_text_draw_ex(img, arg, s, 12 + i % 20, 1 + i % 3, 2, 30, RED) < 0)
             break;
     }
     vis_image_free(img);

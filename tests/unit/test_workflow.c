@@ -286,4 +286,142 @@ TEST(concurrent_runs_share_compiled_workflow)
     wf_free(wf);
 }
 
+TEST(nested_outputs_masks_and_batch_inputs)
+{
+    /* crops (level 2) classified; a SIMD continue_if on each crop lets only
+     * "bright" crops through; outputs at level 2 are nested lists with None
+     * for masked crops; a WorkflowBatchInput and a scalar parameter ride along */
+    struct wf_workflow *wf = compile_or_die(
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"
+        "{\"type\":\"WorkflowBatchInput\",\"name\":\"tag\",\"kind\":[\"string\"]},"
+        "{\"type\":\"WorkflowParameter\",\"name\":\"p\",\"default_value\":3}],"
+        "\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$inputs.image\","
+        "\"model_id\":\"m/1\"},"
+        "{\"type\":\"Crop\",\"name\":\"c\",\"image\":\"$inputs.image\",\"predictions\":"
+        "\"$steps.m.predictions\"},"
+        "{\"type\":\"ClassificationModel\",\"name\":\"k\",\"image\":\"$steps.c.crops\","
+        "\"model_id\":\"k/1\"},"
+        "{\"type\":\"ContinueIf\",\"name\":\"ci\",\"condition_statement\":{\"type\":\"StatementGroup\","
+        "\"statements\":[{\"type\":\"BinaryStatement\",\"left_operand\":{\"type\":\"DynamicOperand\","
+        "\"operand_name\":\"k\",\"operations\":[{\"type\":\"ClassificationPropertyExtract\","
+        "\"property_name\":\"top_class\"}]},\"comparator\":{\"type\":\"==\"},\"right_operand\":{"
+        "\"type\":\"StaticOperand\",\"value\":\"bright\"}}]},\"evaluation_parameters\":{\"k\":"
+        "\"$steps.k.predictions\"},\"next_steps\":[\"$steps.n\"]},"
+        "{\"type\":\"PropertyDefinition\",\"name\":\"n\",\"data\":\"$steps.c.crops\",\"operations\":"
+        "[{\"type\":\"ExtractImageProperty\",\"property_name\":\"width\"}]},"
+        "{\"type\":\"DimensionCollapse\",\"name\":\"dc\",\"data\":\"$steps.n.output\"}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"w\",\"selector\":\"$steps.n.output\"},"
+        "{\"type\":\"JsonField\",\"name\":\"all\",\"selector\":\"$steps.k.*\"},"
+        "{\"type\":\"JsonField\",\"name\":\"dc\",\"selector\":\"$steps.dc.output\"},"
+        "{\"type\":\"JsonField\",\"name\":\"tag\",\"selector\":\"$inputs.tag\"},"
+        "{\"type\":\"JsonField\",\"name\":\"p\",\"selector\":\"$inputs.p\"}]}");
+    struct vis_image *a = img_new(80, 40, 0), *b = img_new(80, 40, 0);
+    img_rect(a, 0, 0, 10, 10, 255); /* a: bright crop 10x10 + dark centre crop 40x20 */
+    const struct vis_image *imgs[2] = {a, b};
+    struct wf_image_input ii = {"image", imgs, 2, true};
+    json_t *params = json_pack("{s:[s,s]}", "tag", "first", "second");
+    struct wf_run_inputs in = {&ii, 1, params};
+    json_t *out = NULL;
+    char err[512];
+    ASSERT_OK(wf_run(wf, &fake_env, &in, &out, err, sizeof err));
+    json_t *r0 = json_array_get(out, 0), *r1 = json_array_get(out, 1);
+    json_t *w0 = json_object_get(r0, "w");
+    ASSERT_EQ(json_array_size(w0), 2);
+    ASSERT_EQ(json_integer_value(json_array_get(w0, 0)), 10);
+    ASSERT(json_is_null(json_array_get(w0, 1))); /* masked: the dark crop */
+    ASSERT_EQ(json_array_size(json_object_get(r1, "w")), 1);
+    ASSERT(json_is_null(json_array_get(json_object_get(r1, "w"), 0)));
+    /* wildcard at level 2: a list of dicts */
+    json_t *all0 = json_object_get(r0, "all");
+    ASSERT_EQ(json_array_size(all0), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(json_array_get(all0, 1),
+                                                                    "predictions"), "top")), "dark");
+    /* collapse: the list of widths (None kept) */
+    json_t *dc0 = json_object_get(r0, "dc");
+    ASSERT_EQ(json_array_size(dc0), 2);
+    ASSERT_EQ(json_integer_value(json_array_get(dc0, 0)), 10);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r0, "tag")), "first");
+    ASSERT_STR_EQ(json_string_value(json_object_get(r1, "tag")), "second");
+    ASSERT_EQ(json_integer_value(json_object_get(r1, "p")), 3);
+    json_decref(out);
+    /* a batch input of the wrong length is refused */
+    json_decref(params);
+    params = json_pack("{s:[s,s,s]}", "tag", "a", "b", "c");
+    in.params = params;
+    ASSERT(wf_run(wf, &fake_env, &in, &out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "input 'tag'"));
+    json_decref(params);
+    vis_image_free(a);
+    vis_image_free(b);
+    wf_free(wf);
+}
+
+TEST(scalar_flow_control_gates_whole_batch)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD ",{\"type\":\"WorkflowParameter\",\"name\":\"go\",\"default_value\":false}],"
+                "\"steps\":[{\"type\":\"ContinueIf\",\"name\":\"ci\",\"condition_statement\":{"
+                "\"type\":\"StatementGroup\",\"statements\":[{\"type\":\"UnaryStatement\","
+                "\"operand\":{\"type\":\"DynamicOperand\",\"operand_name\":\"g\"},\"operator\":{"
+                "\"type\":\"(Boolean) is True\"}}]},\"evaluation_parameters\":{\"g\":\"$inputs.go\"},"
+                "\"next_steps\":[\"$steps.m\"]},"
+                "{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$inputs.image\","
+                "\"model_id\":\"m/1\"}],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"d\","
+                "\"selector\":\"$steps.m.predictions\"}]}");
+    struct vis_image *im = img_new(8, 8, 0);
+    fake_calls = 0;
+    json_t *r = run1(wf, im, NULL);
+    ASSERT(json_is_null(json_object_get(r, "d")));
+    ASSERT_EQ(fake_calls, 0);
+    json_decref(r);
+    json_t *params = json_pack("{s:b}", "go", 1);
+    r = run1(wf, im, params);
+    ASSERT(json_is_object(json_object_get(r, "d")));
+    ASSERT_EQ(fake_calls, 1);
+    json_decref(r);
+    json_decref(params);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
+TEST(segmentation_keypoints_serialization_and_parent_conversion)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD "],\"steps\":[{\"type\":\"AbsoluteStaticCrop\",\"name\":\"c\",\"images\":"
+                "\"$inputs.image\",\"x_center\":30,\"y_center\":20,\"width\":20,\"height\":20},"
+                "{\"type\":\"InstanceSegmentationModel\",\"name\":\"s\",\"images\":\"$steps.c.crops\","
+                "\"model_id\":\"s/1\"},"
+                "{\"type\":\"KeypointsDetectionModel\",\"name\":\"k\",\"images\":\"$inputs.image\","
+                "\"model_id\":\"k/1\"}],"
+                "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"s\",\"selector\":\"$steps.s.predictions\"},"
+                "{\"type\":\"JsonField\",\"name\":\"k\",\"selector\":\"$steps.k.predictions\"}]}");
+    struct vis_image *im = img_new(60, 40, 0);
+    json_t *r = run1(wf, im, NULL);
+    /* crop 20..40 x 10..30; centre box of the crop 5..15 -> root 25..35 x 15..25 */
+    json_t *p = json_array_get(json_object_get(json_object_get(r, "s"), "predictions"), 0);
+    ASSERT_NEAR(json_number_value(json_object_get(p, "x")), 30, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(p, "y")), 20, 1e-6);
+    json_t *pts = json_object_get(p, "points");
+    ASSERT_EQ(json_array_size(pts), 4);
+    ASSERT_NEAR(json_number_value(json_object_get(json_array_get(pts, 0), "x")), 25, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(json_array_get(pts, 2), "y")), 25, 1e-6);
+    /* "points" comes right after class_id */
+    const char *prev = NULL, *key;
+    json_t *v;
+    json_object_foreach(p, key, v) {
+        if (!strcmp(key, "points"))
+            ASSERT_STR_EQ(prev, "class_id");
+        prev = key;
+    }
+    json_t *k = json_array_get(json_object_get(json_object_get(r, "k"), "predictions"), 0);
+    json_t *kp = json_array_get(json_object_get(k, "keypoints"), 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(kp, "class")), "nose");
+    ASSERT_NEAR(json_number_value(json_object_get(kp, "x")), 30, 1e-6);
+    ASSERT_NEAR(json_number_value(json_object_get(kp, "confidence")), 0.95, 1e-9);
+    ASSERT_STR_EQ(json_object_iter_key(json_object_iter(kp)), "class_id");
+    json_decref(r);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
 TEST_MAIN()

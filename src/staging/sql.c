@@ -88,5 +88,13 @@ const char *const staging__migrations[] = {
     "  shards_failed INTEGER NOT NULL DEFAULT 0,"
     "  created_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (bid, ingest_id));",
+    /* 2: per-part item counts, so count?partName is O(1) like the total */
+    "CREATE TABLE part_counts ("
+    "  bid INTEGER NOT NULL REFERENCES batches(bid) ON DELETE CASCADE,"
+    "  part TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  PRIMARY KEY (bid, part));"
+    "INSERT INTO part_counts(bid, part, n)"
+    "  SELECT bid, part, count(*) FROM items WHERE part IS NOT NULL GROUP BY bid, part;",
 };
 const int staging__migrations_n = (int)ARRAY_LEN(staging__migrations);

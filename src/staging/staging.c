@@ -7,8 +7,10 @@
  * deleting a batch removes one folder.  A batch's ingest_mode is fixed by
  * its first upload: "single" (upload/image, upload/video), "bulk" (tar
  * shards and references) or "output" (job results); single-image and bulk
- * image uploads never mix.  item_count is kept in the batch row inside
- * the same transaction as the item inserts, so count is O(1).
+ * image uploads never mix.  item_count (batch row) and part_counts are
+ * kept inside the same transaction as the item inserts, so count is O(1)
+ * with or without partName.  Code that inserts items must go through
+ * staging__item_insert.
  *
  * Pagination is keyset: a page is "WHERE bid/id > last ORDER BY id LIMIT
  * n+1" on an index that starts with the batch, so page N costs the same as
@@ -463,8 +465,20 @@ int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char 
     sqlite3_bind_text(q, 2, !strcmp(content_type, "image") ? "images"
                             : !strcmp(content_type, "video") ? "videos"
                                                              : content_type, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) == SQLITE_DONE)
-        rc = 0;
+    if (sqlite3_step(q) != SQLITE_DONE)
+        goto out;
+    sqlite3_finalize(q);
+    q = NULL;
+    if (part) {
+        if (sqlite3_prepare_v2(db, "INSERT INTO part_counts(bid, part, n) VALUES(?,?,1)"
+                                   " ON CONFLICT(bid, part) DO UPDATE SET n = n + 1", -1, &q, NULL) != SQLITE_OK)
+            goto out;
+        sqlite3_bind_int64(q, 1, bid);
+        sqlite3_bind_text(q, 2, part, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_DONE)
+            goto out;
+    }
+    rc = 0;
 out:
     if (rc < 0)
         log_error("staging", "item insert failed: %s", sqlite3_errmsg(db));
@@ -655,14 +669,15 @@ int staging_items_count(struct staging *s, const char *ws, const char *batch, co
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
-    const char *sql = part ? "SELECT count(*) FROM items WHERE bid=? AND part=?"
+    const char *sql = part ? "SELECT n FROM part_counts WHERE bid=? AND part=?"
                            : "SELECT item_count FROM batches WHERE bid=?";
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(q, 1, b.bid);
         if (part)
             sqlite3_bind_text(q, 2, part, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            *n = sqlite3_column_int64(q, 0);
+        int st = sqlite3_step(q);
+        if (st == SQLITE_ROW || (part && st == SQLITE_DONE)) {
+            *n = st == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
             rc = 0;
         }
     }

@@ -116,11 +116,11 @@ static int blob_publish(struct store *st, const char *key, const char *src, int 
         goto out;
     }
     dst = store_blob_path(st, key);
-    if ((rc = blob_mkparent(dst)) < 0)
-        goto out;
     if (rename(src, dst) < 0) {
-        rc = -errno;
-        goto out;
+        if (errno != ENOENT || (rc = blob_mkparent(dst)) < 0 || rename(src, dst) < 0) {
+            rc = rc < 0 ? rc : -errno;
+            goto out;
+        }
     }
     rc = fsync_parent(dst);
 out:
@@ -153,24 +153,28 @@ static int write_all(int fd, const void *data, size_t len)
 
 int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len)
 {
-    char *tmp = NULL, *dst = NULL;
-    int fd = -1, rc;
+    /* No temp file: the callers (indexer, fetcher) write under keys that no
+     * row references until after store_blob_sync() and their commit, and a
+     * rerun after a crash rewrites the same keys, so a torn file is never
+     * visible.  The parent folder is made only when the open says so. */
+    char *dst;
+    int fd, rc;
     if (!store_blob_key_valid(key))
         return ERR_INVALID;
-    if ((rc = store_tmp_create(st, &tmp, &fd)) < 0)
-        return rc;
+    dst = store_blob_path(st, key);
+    fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0 && errno == ENOENT && blob_mkparent(dst) == 0)
+        fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
     rc = write_all(fd, data, len);
     close(fd);
-    if (rc == 0) {
-        dst = store_blob_path(st, key);
-        rc = blob_mkparent(dst);
-        if (rc == 0 && rename(tmp, dst) < 0)
-            rc = -errno;
-    }
     if (rc < 0)
-        unlink(tmp);
+        unlink(dst);
+out:
     free(dst);
-    free(tmp);
     return rc;
 }
 

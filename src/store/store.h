@@ -127,7 +127,7 @@ int store_tmp_sweep(struct store *st, int64_t older_than_ms);
 
 /* Store bytes under key (temp file + fsync + rename; replaces). */
 int store_blob_put(struct store *st, const char *key, const void *data, size_t len);
-/* Same without fsync of the file and folder, for bulk writers (the tar
+/* Same without temp file and without fsync, for bulk writers (the tar
  * indexer) that write many blobs and then call store_blob_sync() once
  * before committing the rows that reference them. */
 int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len);

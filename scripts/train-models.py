@@ -26,9 +26,12 @@ Models
              A = 16*16 anchors at stride 8 on a 128x128 input; dynamic batch.
   synth-seg  the same plus 32 mask coefficients per anchor and a second
              output protos (1, 32, 32, 32) (YOLOv8-seg layout).
-  synth-cls  single-label classifier 64x64 -> logits (1, 3); inputs are
-             normalised (x/255 - 0.5)/0.5 as Roboflow does for classifiers.
-  synth-mlc  multi-label classifier 64x64 -> sigmoid scores (1, 3).
+  synth-cls  single-label classifier 64x64 -> logits (1, 3): the colour
+             family (red / green / blue) of the one shape in the picture;
+             inputs are normalised (x/255 - 0.5)/0.5 as Roboflow does for
+             classifiers.
+  synth-mlc  multi-label classifier 64x64 -> sigmoid scores (1, 3): which
+             colour families are present.
   synth-kpt  keypoint detector (YOLOv8-pose layout) (1, 4+1+3*3, A): boxes
              of triangles with their 3 vertices (x, y, sigmoid visibility).
 
@@ -387,13 +390,30 @@ def train_cls(name, multi, steps=600, seed=2):
     return model
 
 
+COLOURS = ["red", "green", "blue"]
+
+
 def cls_scene(rng, multi):
-    if multi:
-        present = [k for k in range(3) if rng.random() < 0.5]
-        im, ob = make_scene(rng, CLS, 1, present or [0], (len(present), len(present)) if present else (0, 0), 10, 22)
-        return im, sorted({o["class_id"] for o in ob})
-    im, ob = make_scene(rng, CLS, 1, (int(rng.integers(0, 3)),), (1, 1), 16, 40)
-    return im, [ob[0]["class_id"]]
+    """Classifier scenes: shapes of any kind on a grey background; the
+    label is the colour family of the object(s) (red / green / blue), so a
+    swapped channel order shows up as a wrong answer.  Single-label: one
+    object; multi-label: any subset of the three colours, one object each."""
+    labels = [k for k in range(3) if rng.random() < 0.5] if multi else [int(rng.integers(0, 3))]
+    g = int(rng.integers(0, 256))
+    img = np.full((CLS, CLS, 3), g, np.uint8)
+    placed = []
+    for lab in labels:
+        for _ in range(50):
+            s = float(rng.uniform(12, 24) if multi else rng.uniform(16, 40))
+            cx, cy = rng.uniform(s * 0.6 + 1, CLS - s * 0.6 - 1, 2)
+            if all(math.hypot(cx - px, cy - py) > (s + ps) * 0.62 + 2 for px, py, ps in placed):
+                break
+        placed.append((cx, cy, s))
+        m, _ = shape_mask(int(rng.integers(0, 3)), cx, cy, s, float(rng.uniform(0, 6.3)), CLS, CLS)
+        rgb = rng.integers(0, 80, 3)
+        rgb[lab] = rng.integers(170, 256)
+        img[m] = rgb[::-1].astype(np.uint8)  # stored BGR
+    return img, labels
 
 
 def cls_batch(rng, bs, multi):
@@ -488,7 +508,7 @@ def cls_testset(d, model, multi, seed):
         im, labels = cls_scene(rng, multi)
         fn = f"img_{i:02d}.png"
         write_png(os.path.join(d, "test", fn), im)
-        gt["images"].append({"file": fn, "width": CLS, "height": CLS, "labels": [CLASSES[k] for k in labels]})
+        gt["images"].append({"file": fn, "width": CLS, "height": CLS, "labels": [COLOURS[k] for k in labels]})
         if i < 4:
             with torch.no_grad():
                 y = model((to_tensor([im]) - 0.5) / 0.5)
@@ -521,11 +541,11 @@ def main():
         det_testset(d, m, "synth-kpt", 1013, (0, 1, 2), nk=3)
     if "cls" in only:
         m = train_cls("synth-cls", False, steps=int(600 * s), seed=14)
-        d = export("synth-cls", m, CLS, ["output0"], False, {}, "classification")
+        d = export("synth-cls", m, CLS, ["output0"], False, {}, "classification", names=COLOURS)
         cls_testset(d, m, False, 1014)
     if "mlc" in only:
         m = train_cls("synth-mlc", True, steps=int(600 * s), seed=15)
-        d = export("synth-mlc", m, CLS, ["output0"], False, {}, "multi-label-classification")
+        d = export("synth-mlc", m, CLS, ["output0"], False, {}, "multi-label-classification", names=COLOURS)
         cls_testset(d, m, True, 1015)
 
 

@@ -1,0 +1,312 @@
+/*
+ * bench_model — vbatch's whole per-image model path against bare ONNX
+ * Runtime, in one run, on the YOLOv8n-sized model made by
+ * scripts/make-bench-model.py (8.7 GFLOP at 640x640).
+ *
+ *   bench_model [MODEL_DIR] [N]      (default ~/.cache/vbatch/bench/yolov8n-random, 30)
+ *
+ * Baseline: an ORT session of our own (2 intra-op threads, full graph
+ * optimisation) running the already pre-processed 640x640 tensor.
+ * vbatch: JPEG bytes (1920x1080) -> vis_decode -> model_run (pre-process,
+ * inference on the registry's shared session, decode + NMS) ->
+ * model_result_to_json -> json_dumps.  Also the same path on 2 worker
+ * threads sharing one session with 1 intra-op thread each (how a 2-core
+ * worker pool runs), and the decode / pre-process cost per 1080p JPEG.
+ *
+ * One line per figure: "bench_model <name> <value> <unit>".
+ */
+#include <math.h>
+#include <onnxruntime_c_api.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "model/model.h"
+#include "vision/vision.h"
+
+static double now_ms(void)
+{
+    return (double)time_mono_ns() / 1e6;
+}
+
+static uint8_t *make_jpeg(size_t *len)
+{
+    struct vis_image *im = vis_image_new(1920, 1080, VIS_BGR);
+    uint32_t s = 12345;
+    for (int y = 0; y < im->h; y++) {
+        uint8_t *r = vis_px(im, 0, y);
+        for (int x = 0; x < im->w; x++) {
+            s = s * 1103515245u + 12345u;
+            int n = (int)((s >> 16) & 15) - 8;
+            r[3 * x + 0] = (uint8_t)MAX(0, MIN(255, 128 + 100 * sin(x / 90.0) + n));
+            r[3 * x + 1] = (uint8_t)MAX(0, MIN(255, 128 + 100 * cos(y / 70.0) + n));
+            r[3 * x + 2] = (uint8_t)MAX(0, MIN(255, (x + y) / 12 + n));
+        }
+    }
+    for (int k = 0; k < 20; k++) {
+        int x0 = (k * 397) % 1700, y0 = (k * 211) % 900, w = 80 + (k * 53) % 200, h = 60 + (k * 31) % 150;
+        for (int y = y0; y < MIN(1080, y0 + h); y++)
+            for (int x = x0; x < MIN(1920, x0 + w); x++) {
+                uint8_t *p = vis_px(im, x, y);
+                p[0] = (uint8_t)(k * 37);
+                p[1] = (uint8_t)(k * 91);
+                p[2] = (uint8_t)(k * 13);
+            }
+    }
+    uint8_t *jpg = NULL;
+    if (vis_encode_jpeg(im, 90, &jpg, len) < 0) {
+        fprintf(stderr, "cannot encode the test JPEG\n");
+        exit(1);
+    }
+    vis_image_free(im);
+    return jpg;
+}
+
+struct whole_arg {
+    struct model *m;
+    const uint8_t *jpg;
+    size_t len;
+    int n;
+    double decode_ms, run_ms, json_ms;
+    size_t dets, bytes;
+};
+
+/* The per-image path a worker runs: decode, model, JSON text. */
+static void *whole_path(void *p)
+{
+    struct whole_arg *a = p;
+    struct model_params prm;
+    char err[256];
+    model_params_init(&prm);
+    for (int i = 0; i < a->n; i++) {
+        double t0 = now_ms();
+        struct vis_image *img = NULL;
+        if (vis_decode(a->jpg, a->len, &img) < 0) {
+            fprintf(stderr, "decode failed\n");
+            exit(1);
+        }
+        double t1 = now_ms();
+        struct model_result r;
+        const struct vis_image *imgs[1] = {img};
+        if (model_run(a->m, imgs, 1, &prm, &r, err, sizeof(err)) < 0) {
+            fprintf(stderr, "model_run: %s\n", err);
+            exit(1);
+        }
+        double t2 = now_ms();
+        json_t *j = model_result_to_json(a->m, &r, &prm);
+        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(8));
+        a->bytes += strlen(s);
+        a->dets += r.n_dets;
+        free(s);
+        json_decref(j);
+        model_result_release(&r);
+        vis_image_free(img);
+        double t3 = now_ms();
+        a->decode_ms += t1 - t0;
+        a->run_ms += t2 - t1;
+        a->json_ms += t3 - t2;
+    }
+    return NULL;
+}
+
+#define CHECK(x)                                                                 \
+    do {                                                                         \
+        OrtStatus *st_ = (x);                                                    \
+        if (st_) {                                                               \
+            fprintf(stderr, "%s: %s\n", #x, api->GetErrorMessage(st_));          \
+            exit(1);                                                             \
+        }                                                                        \
+    } while (0)
+
+struct bare_arg {
+    const OrtApi *api;
+    OrtSession *sess;
+    OrtValue *in;
+    int n;
+};
+
+static void *bare_loop(void *p)
+{
+    struct bare_arg *a = p;
+    const OrtApi *api = a->api;
+    const char *in_names[] = {"images"}, *out_names[] = {"output0"};
+    for (int i = 0; i < a->n; i++) {
+        OrtValue *out = NULL;
+        CHECK(api->Run(a->sess, NULL, in_names, (const OrtValue *const *)&a->in, 1, out_names, 1, &out));
+        api->ReleaseValue(out);
+    }
+    return NULL;
+}
+
+static OrtSession *bare_session(const OrtApi *api, OrtEnv *env, const char *path, int threads)
+{
+    OrtSessionOptions *so = NULL;
+    OrtSession *s = NULL;
+    CHECK(api->CreateSessionOptions(&so));
+    CHECK(api->SetIntraOpNumThreads(so, threads));
+    CHECK(api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL));
+    CHECK(api->CreateSession(env, path, so, &s));
+    api->ReleaseSessionOptions(so);
+    return s;
+}
+
+/* images/s of bare Run on 'workers' threads sharing one session */
+static double bare_ips(const OrtApi *api, OrtSession *s, OrtValue *in, int workers, int n)
+{
+    struct bare_arg a[4];
+    pthread_t th[4];
+    for (int w = 0; w < workers; w++)
+        a[w] = (struct bare_arg){api, s, in, n / workers};
+    double t0 = now_ms();
+    for (int w = 0; w < workers; w++)
+        pthread_create(&th[w], NULL, bare_loop, &a[w]);
+    for (int w = 0; w < workers; w++)
+        pthread_join(th[w], NULL);
+    return (n / workers) * workers / ((now_ms() - t0) / 1000.0);
+}
+
+static double whole_ips(struct model *m, const uint8_t *jpg, size_t len, int workers, int n,
+                        struct whole_arg *sum)
+{
+    struct whole_arg a[4];
+    pthread_t th[4];
+    memset(sum, 0, sizeof(*sum));
+    for (int w = 0; w < workers; w++)
+        a[w] = (struct whole_arg){.m = m, .jpg = jpg, .len = len, .n = n / workers};
+    double t0 = now_ms();
+    for (int w = 0; w < workers; w++)
+        pthread_create(&th[w], NULL, whole_path, &a[w]);
+    for (int w = 0; w < workers; w++)
+        pthread_join(th[w], NULL);
+    double el = now_ms() - t0;
+    for (int w = 0; w < workers; w++) {
+        sum->decode_ms += a[w].decode_ms;
+        sum->run_ms += a[w].run_ms;
+        sum->json_ms += a[w].json_ms;
+        sum->dets += a[w].dets;
+        sum->bytes += a[w].bytes;
+        sum->n += a[w].n;
+    }
+    return sum->n / (el / 1000.0);
+}
+
+int main(int argc, char **argv)
+{
+    char def[1024];
+    snprintf(def, sizeof(def), "%s/.cache/vbatch/bench/yolov8n-random",
+             getenv("HOME") ? getenv("HOME") : ".");
+    const char *dir = argc > 1 ? argv[1] : def;
+    int n = argc > 2 ? atoi(argv[2]) : 30;
+    char err[512] = "";
+    n = MAX(n, 4) & ~1;
+    log_set_level(LOG_WARN);
+
+    size_t jlen = 0;
+    uint8_t *jpg = make_jpeg(&jlen);
+
+    struct model_registry *reg2 = NULL, *reg1 = NULL;
+    struct model_registry_opts o2 = {.intra_op_threads = 2}, o1 = {.intra_op_threads = 1};
+    model_registry_new(&o2, &reg2, err, sizeof(err));
+    model_registry_new(&o1, &reg1, err, sizeof(err));
+    if (model_registry_register_dir(reg2, "bench/1", dir, err, sizeof(err)) < 0 ||
+        model_registry_register_dir(reg1, "bench/1", dir, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n(run /usr/bin/python3 scripts/make-bench-model.py first)\n", err);
+        return 1;
+    }
+    struct model *m2 = NULL, *m1 = NULL;
+    model_registry_get(reg2, "bench/1", &m2, err, sizeof(err));
+    model_registry_get(reg1, "bench/1", &m1, err, sizeof(err));
+
+    /* decode + pre-process per 1080p JPEG */
+    int W, H;
+    model_input_size(m2, &W, &H);
+    float *tensor = xmalloc((size_t)3 * W * H * sizeof(float));
+    struct model_letterbox lb;
+    double dec = 0, pre = 0;
+    for (int i = 0; i < 20; i++) {
+        struct vis_image *img = NULL;
+        double t0 = now_ms();
+        if (vis_decode(jpg, jlen, &img) < 0)
+            return 1;
+        double t1 = now_ms();
+        model_preprocess(m2, img, tensor, &lb);
+        double t2 = now_ms();
+        if (i >= 2) {
+            dec += t1 - t0;
+            pre += t2 - t1;
+        }
+        vis_image_free(img);
+    }
+    printf("bench_model jpeg_1080p_bytes %zu B\n", jlen);
+    printf("bench_model decode_1080p %.2f ms\n", dec / 18);
+    printf("bench_model preprocess_1080p_to_640 %.2f ms\n", pre / 18);
+    printf("bench_model decode_plus_preprocess_1080p %.2f ms\n", (dec + pre) / 18);
+
+    /* bare ORT on the same tensor */
+    void *envp = NULL;
+    const OrtApi *api = model_registry_ort_api(reg2, &envp, err, sizeof(err));
+    if (!api) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    char *wpath = xasprintf("%s/weights.onnx", dir);
+    OrtSession *bs2 = bare_session(api, envp, wpath, 2), *bs1 = bare_session(api, envp, wpath, 1);
+    OrtMemoryInfo *mi = NULL;
+    OrtValue *in = NULL;
+    int64_t shape[4] = {1, 3, H, W};
+    CHECK(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mi));
+    CHECK(api->CreateTensorWithDataAsOrtValue(mi, tensor, (size_t)3 * W * H * 4, shape, 4,
+                                              ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &in));
+    bare_ips(api, bs2, in, 1, 3); /* warm-up */
+    bare_ips(api, bs1, in, 2, 4);
+    struct whole_arg s;
+    whole_ips(m2, jpg, jlen, 1, 2, &s);
+    whole_ips(m1, jpg, jlen, 2, 2, &s);
+
+    /* interleave the two measurements so that machine load hits both */
+    double b_ips = 0, v_ips = 0;
+    struct whole_arg sv = {0};
+    for (int rep = 0; rep < 2; rep++) {
+        b_ips += bare_ips(api, bs2, in, 1, n / 2) / 2;
+        v_ips += whole_ips(m2, jpg, jlen, 1, n / 2, &s) / 2;
+        sv.decode_ms += s.decode_ms;
+        sv.run_ms += s.run_ms;
+        sv.json_ms += s.json_ms;
+        sv.n += s.n;
+        sv.dets = s.dets;
+        sv.bytes = s.bytes;
+    }
+    double bare_ms = 1000.0 / b_ips;
+    printf("bench_model bare_ort_2threads %.2f images/s\n", b_ips);
+    printf("bench_model bare_ort_2threads_latency %.2f ms\n", bare_ms);
+    printf("bench_model vbatch_path_2threads %.2f images/s\n", v_ips);
+    printf("bench_model vbatch_over_bare_ratio %.3f (target >= 0.9)\n", v_ips / b_ips);
+    double dms = sv.decode_ms / sv.n, rms = sv.run_ms / sv.n, jms = sv.json_ms / sv.n;
+    printf("bench_model path_decode %.2f ms\n", dms);
+    printf("bench_model path_model_run %.2f ms (pre-process + inference + decode/NMS)\n", rms);
+    printf("bench_model path_model_run_minus_bare_inference %.2f ms\n", rms - bare_ms);
+    printf("bench_model path_json %.3f ms (%zu detections, %zu bytes per image)\n", jms,
+           sv.dets / (size_t)(n / 2), sv.bytes / (size_t)(n / 2));
+
+    /* 2 workers x 1 intra-op thread: parallel across images */
+    double b1 = bare_ips(api, bs1, in, 2, n);
+    double v1 = whole_ips(m1, jpg, jlen, 2, n, &s);
+    printf("bench_model bare_ort_2workers_x1thread %.2f images/s\n", b1);
+    printf("bench_model vbatch_path_2workers_x1thread %.2f images/s\n", v1);
+    printf("bench_model vbatch_2workers_over_bare_2threads_ratio %.3f (target >= 0.9)\n", v1 / b_ips);
+
+    api->ReleaseValue(in);
+    api->ReleaseMemoryInfo(mi);
+    api->ReleaseSession(bs2);
+    api->ReleaseSession(bs1);
+    free(wpath);
+    free(tensor);
+    free(jpg);
+    model_unref(m1);
+    model_unref(m2);
+    model_registry_free(reg1);
+    model_registry_free(reg2);
+    return 0;
+}

@@ -497,6 +497,22 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start / stop ------------------------------------------------------------------ */
 
+/* libmicrohttpd's own messages (protocol errors, accept failures) go to our
+ * log as one line each instead of raw stderr. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (msg[i] == '\n' || msg[i] == '\r')
+            msg[i] = ' ';
+    log_warn("http", "libmicrohttpd: %s", msg);
+}
+
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
                         bool *v6)
 {
@@ -570,6 +586,7 @@ int http_server_start(const struct http_server_opts *opts, struct http_router *r
     s->quiet = opts->quiet;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_THREAD_POOL_SIZE, threads,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,

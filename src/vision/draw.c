@@ -281,6 +281,56 @@ void vis_draw_circle(struct vis_image *img, int cx, int cy, int r, struct vis_co
     }
 }
 
+/*
+ * cv2.ellipse: points every `delta` degrees from start to end (cv2's
+ * ellipse2Poly picks delta from the larger axis), rotated by angle; drawn
+ * as an open polyline, or filled as a pie with the centre.
+ */
+void vis_draw_ellipse(struct vis_image *img, int cx, int cy, int ax, int ay, double angle,
+                      double start, double end, struct vis_color c, int thickness)
+{
+    int pts[2 * 80], n = 0, big, delta;
+    double ca, sa;
+
+    if (ax < 0 || ay < 0 || ax > COORD_MAX || ay > COORD_MAX || !(start == start) ||
+        !(end == end) || !(angle == angle) || thickness == 0)
+        return;
+    cx = clampc(cx), cy = clampc(cy);
+    if (start > end) {
+        double t = start;
+        start = end;
+        end = t;
+    }
+    if (end - start > 360) {
+        start = 0;
+        end = 360;
+    }
+    big = MAX(ax, ay);
+    delta = big < 3 ? 90 : big < 10 ? 30 : big < 15 ? 18 : 5;
+    ca = cos(angle * M_PI / 180.0);
+    sa = sin(angle * M_PI / 180.0);
+    if (thickness < 0) {
+        pts[n++] = cx;
+        pts[n++] = cy;
+    }
+    for (double t = start;; t += delta) {
+        double u = (t > end ? end : t) * M_PI / 180.0;
+        double x = ax * cos(u), y = ay * sin(u);
+        pts[n++] = cx + (int)lrint(x * ca - y * sa);
+        pts[n++] = cy + (int)lrint(x * sa + y * ca);
+        if (t >= end || n >= (int)ARRAY_LEN(pts))
+            break;
+    }
+    if (thickness < 0) {
+        vis_fill_polygon(img, pts, n / 2, c, VIS_FILL_NONZERO);
+        return;
+    }
+    for (int i = 0; i + 3 < n; i += 2)
+        vis_draw_line(img, pts[i], pts[i + 1], pts[i + 2], pts[i + 3], c, thickness);
+    if (n == 2)
+        vis_draw_line(img, pts[0], pts[1], pts[0], pts[1], c, thickness);
+}
+
 int vis_draw_polygon(struct vis_image *img, const int *pts, int n, struct vis_color c,
                      int thickness)
 {

@@ -455,6 +455,96 @@ int vis_resize(const struct vis_image *img, int w, int h, enum vis_interp interp
     return 0;
 }
 
+/* ---- affine warp and rotation ----------------------------------------------- */
+
+int vis_warp_affine(const struct vis_image *img, const double m[6], int w, int h,
+                    struct vis_color fill, struct vis_image **out)
+{
+    double det = m[0] * m[4] - m[1] * m[3], ia, ib, ic, id, ie, iff;
+    struct vis_image *d;
+    int ch = (int)img->fmt;
+    uint8_t fv[4] = {fill.b, fill.g, fill.r, 255};
+
+    if (!vis__size_ok(w, h))
+        return w <= 0 || h <= 0 ? ERR_INVALID : ERR_LIMIT;
+    if (!(det > 1e-12 || det < -1e-12))
+        return ERR_INVALID;
+    if (img->fmt == VIS_GRAY)
+        fv[0] = (uint8_t)((fill.r * 4899 + fill.g * 9617 + fill.b * 1868 + (1 << 13)) >> 14);
+    /* inverse of [a b c; d e f] */
+    ia = m[4] / det;
+    ib = -m[1] / det;
+    id = -m[3] / det;
+    ie = m[0] / det;
+    ic = -(ia * m[2] + ib * m[5]);
+    iff = -(id * m[2] + ie * m[5]);
+    d = vis__image_alloc(w, h, img->fmt, 0);
+    if (!d)
+        return ERR_NOMEM;
+    for (int y = 0; y < h; y++) {
+        uint8_t *p = vis_px(d, 0, y);
+        for (int x = 0; x < w; x++, p += ch) {
+            double sx = ia * x + ib * y + ic, sy = id * x + ie * y + iff;
+            /* cv2 quantises the sub-pixel position to 1/32 */
+            double fx0 = floor(sx), fy0 = floor(sy);
+            int x0, y0, ax, ay;
+            if (!(sx > -1 && sy > -1 && sx < img->w && sy < img->h)) {
+                memcpy(p, fv, (size_t)ch);
+                continue;
+            }
+            x0 = (int)fx0;
+            y0 = (int)fy0;
+            ax = (int)lrint((sx - fx0) * 32);
+            ay = (int)lrint((sy - fy0) * 32);
+            if (ax == 32) { x0++; ax = 0; }
+            if (ay == 32) { y0++; ay = 0; }
+            for (int c = 0; c < ch; c++) {
+                int v[4];
+                for (int k = 0; k < 4; k++) {
+                    int xx = x0 + (k & 1), yy = y0 + (k >> 1);
+                    v[k] = xx >= 0 && yy >= 0 && xx < img->w && yy < img->h
+                               ? vis_px(img, xx, yy)[c]
+                               : fv[c];
+                }
+                int top = v[0] * (32 - ax) + v[1] * ax, bot = v[2] * (32 - ax) + v[3] * ax;
+                p[c] = (uint8_t)((top * (32 - ay) + bot * ay + 512) >> 10);
+            }
+        }
+    }
+    *out = d;
+    return 0;
+}
+
+int vis_rotate(const struct vis_image *img, double degrees, struct vis_image **out)
+{
+    double r, a, b, cx = img->w / 2, cy = img->h / 2, m[6], nw, nh;
+    int k;
+
+    if (!(fabs(degrees) <= 1e9))
+        return ERR_INVALID; /* NaN, inf or absurd */
+    r = degrees * M_PI / 180.0;
+    a = cos(r);
+    b = sin(r);
+    nw = img->h * fabs(b) + img->w * fabs(a);
+    nh = img->h * fabs(a) + img->w * fabs(b);
+    k = (int)fmod(fmod(degrees, 360.0) + 360.0, 360.0);
+    /* exact multiples of 90 degrees: a pure pixel permutation */
+    if (fmod(degrees, 90.0) == 0) {
+        static const int orient[4] = {1, 8, 3, 6}; /* ccw 0, 90, 180, 270 */
+        return vis_orient(img, orient[(k / 90) % 4], out);
+    }
+    if (nw > VIS_MAX_SIDE || nh > VIS_MAX_SIDE)
+        return ERR_LIMIT;
+    /* cv2.getRotationMatrix2D: [a b (1-a)cx - b cy; -b a b cx + (1-a) cy] */
+    m[0] = a;
+    m[1] = b;
+    m[2] = (1 - a) * cx - b * cy + (int)nw / 2.0 - cx;
+    m[3] = -b;
+    m[4] = a;
+    m[5] = b * cx + (1 - a) * cy + (int)nh / 2.0 - cy;
+    return vis_warp_affine(img, m, (int)nw, (int)nh, VIS_RGB(0, 0, 0), out);
+}
+
 /* ---- letterbox --------------------------------------------------------------- */
 
 static void fill_rect(struct vis_image *img, int x, int y, int w, int h, struct vis_color c)

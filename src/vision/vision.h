@@ -145,6 +145,19 @@ void vis_swap_rb(struct vis_image *img);
 /* Apply EXIF-style orientation o (1..8) producing a new image. */
 int vis_orient(const struct vis_image *img, int o, struct vis_image **out);
 
+/* Affine warp like cv2.warpAffine(src, M, (w, h)) with INTER_LINEAR and a
+ * constant border of colour `fill`: dst(x, y) = src(M^-1 (x, y)), where M
+ * is the 2x3 forward matrix {a, b, c, d, e, f}: x' = a x + b y + c,
+ * y' = d x + e y + f.  ERR_INVALID for a singular M. */
+int vis_warp_affine(const struct vis_image *img, const double m[6], int w, int h,
+                    struct vis_color fill, struct vis_image **out);
+/* Rotate by `degrees` counter-clockwise about the centre, expanding the
+ * canvas to hold the whole image (black corners), exactly as the
+ * image_preprocessing block: cv2.getRotationMatrix2D((w//2, h//2), deg, 1)
+ * with new size int(h*|sin| + w*|cos|) x int(h*|cos| + w*|sin|) and the
+ * translation shifted by new/2 - centre.  Multiples of 90 are exact. */
+int vis_rotate(const struct vis_image *img, double degrees, struct vis_image **out);
+
 /* ---- resize, letterbox, tensors ------------------------------------------ */
 
 enum vis_interp {
@@ -207,6 +220,12 @@ void vis_draw_line(struct vis_image *img, int x0, int y0, int x1, int y1, struct
 /* Circle of radius r around (cx, cy); thickness VIS_FILLED fills. */
 void vis_draw_circle(struct vis_image *img, int cx, int cy, int r, struct vis_color c,
                      int thickness);
+/* Elliptic arc as cv2.ellipse(img, (cx, cy), (ax, ay), angle, start, end,
+ * colour, thickness): the curve is approximated by a polyline with a
+ * point every 5..90 degrees (cv2's ellipse2Poly step); VIS_FILLED fills the
+ * pie slice (centre included).  Angles in degrees, clockwise on screen. */
+void vis_draw_ellipse(struct vis_image *img, int cx, int cy, int ax, int ay, double angle,
+                      double start, double end, struct vis_color c, int thickness);
 /* Polygon of n points pts[2*i], pts[2*i+1].  Outline: closed polyline.
  * Fill: scanline at pixel rows with the even-odd or non-zero rule, edges
  * included (as cv2.fillPoly).  n is bounded by VIS_MAX_POLY_POINTS

@@ -45,7 +45,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op) {
         case 0: vis_draw_rect(&view, a, b, d, e, c, small - 1); break;
         case 1: vis_draw_line(&view, a, b, d, e, c, small); break;
-        case 2: vis_draw_circle(&view, a % 100000, b % 100000, d % 100000, c, e % 7); break;
+        case 2:
+            vis_draw_circle(&view, a % 100000, b % 100000, d % 100000, c, e % 7);
+            vis_draw_ellipse(&view, a % 1000, b % 1000, d % 100000, e % 100000, a % 720,
+                             b % 720, d % 720, c, e % 7);
+            break;
         case 3: {
             int pts[12] = {a, b, d, e, a ^ e, b ^ d, (int)(a * 3u), e % 77, 5, 9, (int)(0u - (uint32_t)a), b};
             vis_fill_polygon(&view, pts, 3 + small % 4, c, (enum vis_fill_rule)(e & 1));
@@ -90,6 +94,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (vis_crop(&view, a % 50, b % 50, d % 60, e % 60, &t) == 0) {
                 struct vis_image *o = NULL;
                 if (vis_orient(t, 1 + um(a, 8), &o) == 0)
+                    vis_image_free(o);
+                o = NULL;
+                if (vis_rotate(t, (b % 7200) / 10.0, &o) == 0)
                     vis_image_free(o);
                 vis_image_free(t);
             }

@@ -80,6 +80,24 @@ TEST(lines_and_circles)
     vis_image_free(img);
 }
 
+TEST(ellipse_arcs)
+{
+    struct vis_image *img = vis_image_new(40, 40, VIS_BGR);
+    vis_draw_ellipse(img, 20, 20, 10, 10, 0, 0, 360, RED, 1);
+    ASSERT(is_red(img, 30, 20) && is_red(img, 20, 30) && is_red(img, 10, 20) && is_red(img, 20, 10));
+    ASSERT(!is_red(img, 20, 20));
+    memset(img->px, 0, 40 * 40 * 3);
+    vis_draw_ellipse(img, 20, 20, 10, 10, 0, 0, 90, RED, VIS_FILLED); /* +x towards +y */
+    ASSERT(is_red(img, 25, 25) && is_red(img, 20, 20));
+    ASSERT(!is_red(img, 15, 15) && !is_red(img, 25, 15));
+    memset(img->px, 0, 40 * 40 * 3);
+    vis_draw_ellipse(img, 20, 20, 15, 5, 90, -45, 235, RED, 2); /* rotated: tall */
+    ASSERT(is_red(img, 20, 35) || is_red(img, 20, 34));
+    ASSERT(!is_red(img, 35, 20));
+    vis_draw_ellipse(img, 0, 0, 1 << 30, 5, 0, 0, 360, RED, 3); /* bounded */
+    vis_image_free(img);
+}
+
 TEST(polygon_fill_rules)
 {
     struct vis_image *img = vis_image_new(20, 20, VIS_BGR);

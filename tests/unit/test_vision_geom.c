@@ -242,4 +242,48 @@ TEST(orient_and_paste)
     vis_image_free(img);
 }
 
+TEST(warp_and_rotate)
+{
+    struct vis_image *img = vis_image_new(4, 2, VIS_GRAY), *o = NULL;
+    for (int i = 0; i < 8; i++)
+        img->px[i] = (uint8_t)(10 * (i + 1)); /* 10 20 30 40 / 50 60 70 80 */
+    ASSERT_OK(vis_rotate(img, 90, &o)); /* counter-clockwise: top row = right column */
+    ASSERT_EQ(o->w, 2);
+    ASSERT_EQ(o->h, 4);
+    ASSERT_EQ(vis_px(o, 0, 0)[0], 40);
+    ASSERT_EQ(vis_px(o, 1, 0)[0], 80);
+    ASSERT_EQ(vis_px(o, 0, 3)[0], 10);
+    vis_image_free(o);
+    ASSERT_OK(vis_rotate(img, -90, &o));
+    ASSERT_EQ(vis_px(o, 0, 0)[0], 50);
+    vis_image_free(o);
+    ASSERT_OK(vis_rotate(img, 360, &o));
+    ASSERT_EQ(memcmp(o->px, img->px, 8), 0);
+    vis_image_free(o);
+    double id[6] = {1, 0, 0, 0, 1, 0}, shift[6] = {1, 0, 1, 0, 1, 0}, sing[6] = {1, 2, 0, 2, 4, 0};
+    ASSERT_OK(vis_warp_affine(img, id, 4, 2, VIS_RGB(0, 0, 0), &o));
+    ASSERT_EQ(memcmp(o->px, img->px, 8), 0);
+    vis_image_free(o);
+    ASSERT_OK(vis_warp_affine(img, shift, 4, 2, VIS_RGB(9, 9, 9), &o));
+    ASSERT_EQ(o->px[0], 9); /* border fill */
+    ASSERT_EQ(o->px[1], 10);
+    ASSERT_EQ(o->px[7], 70);
+    vis_image_free(o);
+    ASSERT_EQ(vis_warp_affine(img, sing, 4, 2, VIS_RGB(0, 0, 0), &o), ERR_INVALID);
+    vis_image_free(img);
+    /* 45 degrees on a uniform 10x10: canvas int(14.14) = 14, centre kept,
+     * corners black */
+    img = vis_image_new(10, 10, VIS_BGR);
+    vis_image_fill(img, VIS_RGB(200, 100, 50));
+    ASSERT_OK(vis_rotate(img, 45, &o));
+    ASSERT_EQ(o->w, 14);
+    ASSERT_EQ(o->h, 14);
+    ASSERT_EQ(vis_px(o, 7, 7)[2], 200);
+    ASSERT_EQ(vis_px(o, 0, 0)[2], 0);
+    ASSERT_EQ(vis_px(o, 13, 13)[1], 0);
+    vis_image_free(o);
+    ASSERT_EQ(vis_rotate(img, 0.0 / 0.0, &o), ERR_INVALID);
+    vis_image_free(img);
+}
+
 TEST_MAIN()

@@ -8,7 +8,8 @@
  *   tar:  awaiting-upload ─PUT─► uploaded ─index─► done   (ingested/success)
  *                                        └───────► failed (too-many-images,
  *                                          shard-size-limit-exceeded,
- *                                          corrupt-archive, upload-missing /error)
+ *                                          corrupt-archive, upload-missing,
+ *                                          internal-error /error)
  *   refs: queued ─fetch─► done (ingested/success | all-files-failed/error)
  *               └───────► failed (unsafe-url-detected, references-fetch-failed)
  *
@@ -500,6 +501,13 @@ int staging_index_pending(struct staging *s, int *indexed)
         }
         if (rc == 0)
             rc = index_one(&j);
+        if (rc < 0 && rc != ERR_EXISTS) {
+            /* A shard that cannot be processed must not block the queue. */
+            char reason[160];
+            snprintf(reason, sizeof reason, "internal error while indexing: %s", err_str(rc));
+            if (j.shard_id && job_fail(&j, "uploaded", "internal-error", reason) == 0)
+                rc = 0;
+        }
         job_release(&j);
         if (rc < 0 && rc != ERR_EXISTS)
             break;
@@ -732,6 +740,12 @@ int staging_fetch_pending(struct staging *s, int *fetched)
         }
         if (rc == 0)
             rc = fetch_one(&j);
+        if (rc < 0 && rc != ERR_EXISTS && rc != ERR_AGAIN) {
+            char reason[160];
+            snprintf(reason, sizeof reason, "internal error while fetching: %s", err_str(rc));
+            if (j.shard_id && job_fail(&j, "queued", "internal-error", reason) == 0)
+                rc = 0;
+        }
         job_release(&j);
         if (rc < 0 && rc != ERR_EXISTS)
             break;

@@ -1061,6 +1061,26 @@ int staging_sweep(struct staging *s, int64_t now_ms, int *removed)
         }
         free(keys);
         store_blob_delete_prefix(s->st, prefix);
+        /* Items go in chunks of 10k, each its own short transaction, so a
+         * 1M-item batch never holds the write lock for seconds. */
+        for (;;) {
+            int changed = -1;
+            if (store_tx_begin(db) == 0 &&
+                sqlite3_prepare_v2(db, "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE bid=? LIMIT 10000)",
+                                   -1, &q, NULL) == SQLITE_OK) {
+                sqlite3_bind_int64(q, 1, bid);
+                if (sqlite3_step(q) == SQLITE_DONE)
+                    changed = sqlite3_changes(db);
+            }
+            sqlite3_finalize(q);
+            q = NULL;
+            if (changed < 0 || store_tx_commit(db) < 0) {
+                store_tx_rollback(db);
+                break;
+            }
+            if (changed == 0)
+                break;
+        }
         rc = store_tx_begin(db);
         if (rc == 0)
             rc = batch_rows_delete(db, bid);

@@ -308,6 +308,22 @@ TEST(tar_shards_pagination_1200_items)
     ASSERT_EQ(json_array_size(json_object_get(r, "filesMetadata")), 1000);
     ASSERT(json_is_string(json_object_get(r, "nextPageToken")));
     json_decref(r);
+    /* expiry removes every row and blob of the batch */
+    int removed = 0;
+    ASSERT_OK(staging_sweep(c.s, time_now_ms() + 8LL * 24 * 3600 * 1000, &removed));
+    ASSERT_EQ(removed, 1);
+    sqlite3 *db = store_db_acquire(c.st);
+    sqlite3_stmt *q;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM items) + (SELECT count(*) FROM shards)"
+                                     " + (SELECT count(*) FROM shard_events) + (SELECT count(*) FROM uploads)",
+                                 -1, &q, NULL), 0);
+    ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+    ASSERT_EQ(sqlite3_column_int(q, 0), 0);
+    sqlite3_finalize(q);
+    store_db_release(c.st, db);
+    char *bdir = xasprintf("%s/blobs/b/1", c.dir);
+    ASSERT(access(bdir, F_OK) != 0);
+    free(bdir);
     ctx_close(&c);
 }
 

@@ -444,8 +444,8 @@ json_t *wf_dets_serialize(const struct wf_dets *ds)
             }
             json_object_set_new(o, "keypoints", kps);
         }
-        if (d->extra)
-            json_object_update_missing(o, d->extra);
+        if (d->extra) /* e.g. bounding_rect's width/height replace the box's, as in Roboflow */
+            json_object_update(o, d->extra);
         json_array_append_new(preds, o);
     }
     if (last)

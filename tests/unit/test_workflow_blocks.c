@@ -591,4 +591,39 @@ TEST(detections_consensus_votes)
     vis_image_free(im);
 }
 
+TEST(bounding_rect_of_polygons)
+{
+    struct vis_image *im = scene();
+    json_t *r = run_text(
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+        "\"steps\":[{\"type\":\"InstanceSegmentationModel\",\"name\":\"s\",\"image\":"
+        "\"$inputs.image\",\"model_id\":\"s/1\"},{\"type\":\"roboflow_core/bounding_rect@v1\","
+        "\"name\":\"b\",\"predictions\":\"$steps.s.predictions\"},"
+        "{\"type\":\"roboflow_core/bounding_rect@v1\",\"name\":\"bad\",\"predictions\":"
+        "\"$steps.s.predictions\"}],"
+        "\"outputs\":[" OUT("b", "$steps.b.detections_with_rect") "]}",
+        im, NULL);
+    json_t *p = json_array_get(preds_of(r, "b"), 1); /* thing: 50..150 x 25..75 */
+    ASSERT_NEAR(num(p, "x"), 100, 1e-6);
+    ASSERT_NEAR(num(p, "angle"), 90, 1e-6);
+    ASSERT_NEAR(num(p, "width"), 50, 1e-4); /* OpenCV convention: sides swapped at 90 deg */
+    ASSERT_NEAR(num(p, "height"), 100, 1e-4);
+    ASSERT_EQ(json_array_size(json_object_get(p, "rect")), 4);
+    ASSERT_EQ(json_array_size(json_object_get(p, "points")), 4);
+    json_decref(r);
+    /* detections without masks are refused */
+    struct wf_workflow *wf = compile_or_die(
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+        "\"steps\":[{\"type\":\"InstanceSegmentationModel\",\"name\":\"s\",\"image\":"
+        "\"$inputs.image\",\"model_id\":\"s/1\"},{\"type\":\"ObjectDetectionModel\",\"name\":\"m\","
+        "\"image\":\"$inputs.image\",\"model_id\":\"m/1\"}],\"outputs\":[]}");
+    wf_free(wf);
+    const char *bad = "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+        "\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$inputs.image\","
+        "\"model_id\":\"m/1\"},{\"type\":\"roboflow_core/bounding_rect@v1\",\"name\":\"b\","
+        "\"predictions\":\"$steps.m.predictions\"}],\"outputs\":[]}";
+    expect_compile_error(bad, "kind mismatch");
+    vis_image_free(im);
+}
+
 TEST_MAIN()

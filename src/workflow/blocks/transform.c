@@ -410,7 +410,128 @@ static const struct wf_output merge_outs[] = {{"predictions", WF_K_OD}};
 TYPES(merge, "roboflow_core/detections_merge@v1");
 BLOCK(merge, merge_fields, merge_outs, 0, 0, merge_run, NULL);
 
+
+/* ---- bounding_rect ----------------------------------------------------------------------------- */
+static int cmp_pt(const void *a, const void *b)
+{
+    const struct wf_point *p = a, *q = b;
+    if (p->x != q->x)
+        return p->x < q->x ? -1 : 1;
+    return p->y < q->y ? -1 : p->y > q->y;
+}
+
+static double cross3(struct wf_point o, struct wf_point a, struct wf_point b)
+{
+    return ((double)a.x - o.x) * ((double)b.y - o.y) - ((double)a.y - o.y) * ((double)b.x - o.x);
+}
+
+/* Minimum-area rectangle of a polygon (convex hull + rotating edges):
+ * corners out[4], side lengths, angle in degrees normalised to (0, 90]
+ * with width/height swapped accordingly (OpenCV >= 4.5 convention). */
+static void min_area_rect(const struct wf_point *pts, size_t n, struct wf_point out[4],
+                          double *w, double *h, double *angle)
+{
+    struct wf_point *s = xcalloc(n + 1, sizeof *s), *hull = xcalloc(2 * n + 2, sizeof *hull);
+    size_t k = 0;
+    double best = -1;
+    memcpy(s, pts, n * sizeof *s);
+    qsort(s, n, sizeof *s, cmp_pt);
+    for (size_t i = 0; i < n; i++) {
+        while (k >= 2 && cross3(hull[k - 2], hull[k - 1], s[i]) <= 0)
+            k--;
+        hull[k++] = s[i];
+    }
+    for (size_t i = n - 1, t = k + 1; i-- > 0;) {
+        while (k >= t && cross3(hull[k - 2], hull[k - 1], s[i]) <= 0)
+            k--;
+        hull[k++] = s[i];
+    }
+    if (k > 1)
+        k--;
+    *w = *h = *angle = 0;
+    for (int c = 0; c < 4; c++)
+        out[c] = s[0];
+    for (size_t e = 0; e < k; e++) {
+        struct wf_point a = hull[e], b = hull[(e + 1) % k];
+        double dx = (double)b.x - a.x, dy = (double)b.y - a.y, len = sqrt(dx * dx + dy * dy);
+        double ux, uy, mnu = 1e300, mxu = -1e300, mnv = 1e300, mxv = -1e300, area;
+        if (len == 0)
+            continue;
+        ux = dx / len, uy = dy / len;
+        for (size_t q = 0; q < k; q++) {
+            double u = hull[q].x * ux + hull[q].y * uy, v = -hull[q].x * uy + hull[q].y * ux;
+            mnu = MIN(mnu, u), mxu = MAX(mxu, u), mnv = MIN(mnv, v), mxv = MAX(mxv, v);
+        }
+        area = (mxu - mnu) * (mxv - mnv);
+        if (best < 0 || area < best) {
+            double us[4] = {mnu, mxu, mxu, mnu}, vs[4] = {mnv, mnv, mxv, mxv};
+            best = area;
+            for (int c = 0; c < 4; c++) {
+                out[c].x = (float)(us[c] * ux - vs[c] * uy);
+                out[c].y = (float)(us[c] * uy + vs[c] * ux);
+            }
+            *w = mxu - mnu, *h = mxv - mnv;
+            *angle = atan2(uy, ux) * 180.0 / M_PI;
+        }
+    }
+    while (*angle <= 0)
+        *angle += 90, best = *w, *w = *h, *h = best;
+    while (*angle > 90)
+        *angle -= 90, best = *w, *w = *h, *h = best;
+    free(s);
+    free(hull);
+}
+
+static int bounding_rect_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *in = wf_arg_dets(c, i, "predictions");
+        struct wf_dets *ds;
+        for (size_t k = 0; k < in->n; k++)
+            if (!in->d[k].has_mask)
+                return wf_call_fail(c, "mask missing: this block operates on the output of a "
+                                       "segmentation model");
+        ds = wf_dets_clone(in);
+        for (size_t k = 0; k < ds->n; k++) {
+            struct wf_det *d = &ds->d[k];
+            struct wf_point r[4];
+            double w, h, a;
+            json_t *rect = json_array();
+            if (d->npoly < 1)
+                continue;
+            min_area_rect(d->poly, d->npoly, r, &w, &h, &a);
+            free(d->poly);
+            d->poly = xmalloc(4 * sizeof *d->poly);
+            d->npoly = 4;
+            d->x1 = d->y1 = 1e30f, d->x2 = d->y2 = -1e30f;
+            for (int q = 0; q < 4; q++) {
+                /* cv.boxPoints then dtype=int: truncation toward zero */
+                float x = (float)(int)r[q].x, y = (float)(int)r[q].y;
+                d->poly[q] = (struct wf_point){x, y};
+                d->x1 = MIN(d->x1, x), d->y1 = MIN(d->y1, y);
+                d->x2 = MAX(d->x2, x), d->y2 = MAX(d->y2, y);
+                json_array_append_new(rect, json_pack("[f,f]", (double)x, (double)y));
+            }
+            if (!d->extra)
+                d->extra = json_object();
+            json_object_set_new(d->extra, "angle", json_real(a));
+            json_object_set_new(d->extra, "rect", rect);
+            json_object_set_new(d->extra, "height", json_real(h));
+            json_object_set_new(d->extra, "width", json_real(w));
+        }
+        wf_out_dets(c, i, "detections_with_rect", ds);
+    }
+    return 0;
+}
+
+static const struct wf_field bounding_rect_fields[] = {
+    {"predictions", NULL, WF_FT_DETS, NULL, WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+};
+static const struct wf_output bounding_rect_outs[] = {{"detections_with_rect", WF_K_IS}};
+TYPES(bounding_rect, "roboflow_core/bounding_rect@v1");
+BLOCK(bounding_rect, bounding_rect_fields, bounding_rect_outs, 0, 0, bounding_rect_run, NULL);
+
 const struct wf_block *const wf_blocks_transform[] = {
     &dynamic_crop, &abs_crop, &rel_crop, &slicer1, &slicer2, &dfilter, &dtrans,
-    &offset,       &pccf,     &merge,    NULL,
+    &offset,       &pccf,     &merge,    &bounding_rect, NULL,
 };

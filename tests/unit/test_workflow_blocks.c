@@ -626,4 +626,34 @@ TEST(bounding_rect_of_polygons)
     vis_image_free(im);
 }
 
+TEST(dynamic_crop_mask_opacity)
+{
+    /* the polygon stays on the box while DetectionsOffset grows the box by 5 px
+     * per side: the crop's 5 px border lies outside the mask and turns red */
+    struct vis_image *im = img_new(200, 100, 40);
+    json_t *r = run_text(
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+        "\"steps\":[{\"type\":\"InstanceSegmentationModel\",\"name\":\"s\",\"image\":"
+        "\"$inputs.image\",\"model_id\":\"s/1\"},{\"type\":\"DetectionsTransformation\",\"name\":"
+        "\"t\",\"predictions\":\"$steps.s.predictions\",\"operations\":[{\"type\":"
+        "\"DetectionsOffset\",\"offset_x\":10,\"offset_y\":10}]},{\"type\":\"Crop\",\"name\":\"c\","
+        "\"image\":\"$inputs.image\",\"predictions\":\"$steps.t.predictions\",\"mask_opacity\":1.0,"
+        "\"background_color\":\"#FF0000\"}],\"outputs\":[" OUT("c", "$steps.c.crops") "]}",
+        im, NULL);
+    json_t *c0 = json_array_get(json_object_get(r, "c"), 0);
+    const char *b64 = json_string_value(json_object_get(c0, "value"));
+    size_t len;
+    uint8_t *jpg = base64_decode(b64, strlen(b64), &len);
+    struct vis_image *dec = NULL;
+    ASSERT_OK(vis_decode(jpg, len, &dec));
+    ASSERT_EQ(dec->w, 110); /* 50..150 grown to 45..155 */
+    ASSERT_EQ(dec->h, 60);
+    ASSERT(vis_px(dec, 1, 30)[2] > 200 && vis_px(dec, 1, 30)[0] < 60); /* red border */
+    ASSERT(vis_px(dec, 55, 30)[2] < 70);                               /* grey inside */
+    vis_image_free(dec);
+    free(jpg);
+    json_decref(r);
+    vis_image_free(im);
+}
+
 TEST_MAIN()

@@ -50,11 +50,43 @@ static int clampi(double v, int lo, int hi)
 }
 
 /* ---- dynamic_crop ------------------------------------------------------------------- */
+static bool in_poly(const struct wf_point *p, size_t n, double x, double y)
+{
+    bool in = false;
+    for (size_t i = 0, j = n - 1; i < n; j = i++)
+        if ((p[i].y > y) != (p[j].y > y) &&
+            x < ((double)p[j].x - p[i].x) * (y - p[i].y) / ((double)p[j].y - p[i].y) + p[i].x)
+            in = !in;
+    return in;
+}
+
+/* Blend the pixels of crop px (at x0, y0 in the parent) outside the mask
+ * polygon towards the background colour by 'opacity', as Roboflow's
+ * dynamic_crop does with mask_opacity. */
+static void mask_background(struct vis_image *px, const struct wf_det *d, int x0, int y0,
+                            double opacity, const uint8_t bgr[3])
+{
+    int ch = (int)px->fmt;
+    for (int y = 0; y < px->h; y++)
+        for (int x = 0; x < px->w; x++) {
+            uint8_t *p;
+            if (in_poly(d->poly, d->npoly, x0 + x + 0.5, y0 + y + 0.5))
+                continue;
+            p = vis_px(px, x, y);
+            for (int k = 0; k < ch && k < 3; k++)
+                p[k] = (uint8_t)nearbyint(p[k] * (1 - opacity) + bgr[ch == 1 ? 0 : k] * opacity);
+        }
+}
+
 static int dynamic_crop_run(struct wf_call *c)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
         const struct wf_image *im = wf_arg_image(c, i, "images");
         const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        double opacity = wf_arg_double(c, i, "mask_opacity", 0);
+        uint8_t bg[3] = {0, 0, 0};
+        if (opacity > 0 && wf_color_parse(wf_arg_json(c, i, "background_color"), bg) < 0)
+            return wf_call_fail(c, "field 'background_color': not a colour");
         struct wf_value *crops = wf_value_list(ds->n), *preds = wf_value_list(ds->n);
         for (size_t k = 0; k < ds->n; k++) {
             const struct wf_det *d = &ds->d[k];
@@ -74,6 +106,8 @@ static int dynamic_crop_run(struct wf_call *c)
                 wf_value_unref(preds);
                 return wf_call_fail(c, "out of memory cropping %dx%d", x2 - x1, y2 - y1);
             }
+            if (opacity > 0 && d->has_mask && d->npoly >= 3)
+                mask_background(px, d, x1, y1, opacity, bg);
             ci = wf_image_new_child(im, px, x1, y1, d->detection_id);
             /* the detection itself, moved into the crop's coordinates */
             one = wf_dets_new();

@@ -1,0 +1,33 @@
+/*
+ * blocks/cv_int.h — local image primitives of the classical CV block family
+ * (classical_cv.c) that vision does not provide, visible to its unit tests.
+ * Not part of the workflow module's public interface.  Images returned
+ * through *out are new (vis_image_free).
+ */
+#ifndef VBATCH_CV_INT_H
+#define VBATCH_CV_INT_H
+
+#include <stdbool.h>
+
+#include "vision/vision.h"
+
+/* cv2.flip: code 0 vertical, > 0 horizontal, < 0 both. */
+int cv__flip(const struct vis_image *src, int code, struct vis_image **out);
+/* image_preprocessing's rotation: deg counter-clockwise about (w//2, h//2),
+ * canvas expanded, cv2.warpAffine bilinear with a black border. */
+int cv__rotate(const struct vis_image *src, double deg, struct vis_image **out);
+/* cv2.bilateralFilter(src, d, sigma_color, sigma_space). */
+int cv__bilateral(const struct vis_image *src, int d, double sigma_color, double sigma_space,
+                  struct vis_image **out);
+/* cv2.adaptiveThreshold(..., THRESH_BINARY, block, C) on GRAY, in place. */
+int cv__adaptive_threshold(struct vis_image *img, int maxval, bool gaussian, int block, double C);
+/* numpy.percentile (linear) of the data whose histogram is hist. */
+double cv__percentile(const unsigned long hist[256], unsigned long total, double q);
+/* skimage equalize_hist on img/255 then *255 -> uint8, in place. */
+int cv__equalize_hist_sk(struct vis_image *img);
+/* skimage rescale_intensity(img, in_range=(p2, p98)), in place. */
+int cv__contrast_stretch(struct vis_image *img);
+/* Morphology by Roboflow's operation name ("Closing", "Opening then Closing", ...). */
+int cv__morph_named(struct vis_image *img, const char *op, int k);
+
+#endif

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define COCKATOO "/usr/lib/python3/dist-packages/imageio/resources/images/cockatoo.mp4"
 #define ASTRONAUT "/usr/lib/python3/dist-packages/imageio/resources/images/astronaut.png"
 
 static int cmp_d(const void *a, const void *b)
@@ -48,6 +49,7 @@ struct ctx {
     uint8_t *copy_src, *copy_dst;
     size_t copy_len;
     float *tensor;
+    struct vis_image *lb; /* 640x640 letterboxed */
     struct vis_font *font;
 };
 
@@ -128,6 +130,27 @@ static void f_fast_chain(void *a)
         abort();
     letterbox_tensor(c, img);
     vis_image_free(img);
+}
+
+static void f_tensor(void *a)
+{
+    struct ctx *c = a;
+    struct vis_tensor_opts opts = {.rgb = 1};
+    if (vis_to_tensor_f32(c->lb, &opts, c->tensor, 3 * 640 * 640) < 0)
+        abort();
+}
+
+/* 60 frames of imageio's cockatoo.mp4 (1280x720 H.264) to BGR. */
+static void f_video60(void *a)
+{
+    struct vis_video *v = NULL;
+    struct vis_image *img;
+    (void)a;
+    if (vis_video_open_file(COCKATOO, 0, &v) < 0)
+        abort();
+    for (int i = 0; i < 60 && vis_video_next(v, &img, NULL) == 1; i++)
+        vis_image_free(img);
+    vis_video_free(v);
 }
 
 static void f_encode_jpeg(void *a)
@@ -215,11 +238,22 @@ int main(void)
            "jpeg_decode_1080p", dec);
     report("vision_decode_fit_letterbox_tensor_1080p_to_640", median_ms(f_fast_chain, &c, 21),
            "jpeg_decode_1080p", dec);
+    if (vis_letterbox(c.img, 640, 640, VIS_RGB(114, 114, 114), &c.lb, NULL) < 0)
+        return 1;
+    report("vision_tensor_f32_640", median_ms(f_tensor, &c, 21), "memcpy_1080p_bgr", base);
+    {
+        struct vis_video_info vi;
+        if (vis_video_probe_file(COCKATOO, &vi) == 0) {
+            double ms = median_ms(f_video60, &c, 5);
+            report("vision_video_decode_720p_per_frame", ms / 60, "memcpy_1080p_bgr", base);
+        }
+    }
     report("vision_encode_jpeg_q95_1080p", median_ms(f_encode_jpeg, &c, 11), "memcpy_1080p_bgr", base);
     report("vision_encode_png_1080p", median_ms(f_encode_png, &c, 5), "memcpy_1080p_bgr", base);
     if (c.font)
         report("vision_draw_100_labels_1080p", median_ms(f_labels, &c, 11), "memcpy_1080p_bgr", base);
     vis_image_free(src);
+    vis_image_free(c.lb);
     vis_image_free(c.img);
     free(png);
     free(c.jpeg);

@@ -242,3 +242,40 @@ def test_raw_protocol_garbage(server):
         # libmicrohttpd answers protocol errors itself (400, 414, 431, 505)
         assert resp == b'' or re.match(rb'HTTP/1\.[01] (4\d\d|505) ', resp), resp[:80]
     assert server.request('GET', '/healthz', auth=False).status == 200
+
+
+def test_request_log_lines_and_no_secrets(server):
+    r = server.ds('GET', '/log-check/count')
+    assert r.status == 404
+    log = server.tail_log(200000)
+    lines = [l for l in log.splitlines() if 'http: request ' in l and 'batches/log-check/count' in l]
+    assert lines, log[-2000:]
+    l = lines[-1]
+    for k in ('method=GET', 'path=/data-staging/v1/external/', 'status=404', 'bytes_out=', 'ms='):
+        assert k in l, l
+    # neither keys nor signatures are ever logged
+    assert server.key not in log
+    assert 'api_key' not in log and 'signature=' not in log
+
+
+def test_concurrent_uploads_and_reads(server):
+    import threading
+    errors = []
+
+    def up(k):
+        try:
+            for i in range(10):
+                r = server.upload_image('concurrent', f'c{k}-{i}.png', png_bytes(k * 100 + i))
+                if r.status != 200:
+                    errors.append(r)
+                if server.ds('GET', '/concurrent/count').status != 200:
+                    errors.append('count')
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    th = [threading.Thread(target=up, args=(k,)) for k in range(16)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    assert not errors, errors[:3]
+    assert server.wait_count('concurrent', 160) == 160

@@ -598,58 +598,59 @@ static int fetch(struct staging *s, const char *url, struct sink *k, char reason
     return rc;
 }
 
-static void ref_fail(struct shard_job *j, const char *name, int rc, const char *reason)
-{
-    const char *type = rc == ERR_LIMIT    ? "file-size-limit-exceeded"
-                       : rc == ERR_INVALID ? "unsafe-url-detected"
-                                           : "download-failed";
-    job_reject(j, name, type, reason);
-}
+/* One reference's outcome, filled by a fetch worker, merged in order. */
+struct ref_result {
+    const char *name, *url; /* borrowed from the refs JSON */
+    bool ok;
+    char key[160];
+    const char *mime;       /* static */
+    int64_t size;
+    const char *ftype;      /* failure type (static) */
+    char reason[256];
+};
 
-static void fetch_ref(struct shard_job *j, int index, const char *name, const char *url)
+static void fetch_ref(struct shard_job *j, int index, struct ref_result *res)
 {
     struct staging *s = j->s;
-    char reason[256], key[160];
     bool video = !strcmp(j->kind, "video-refs");
     struct sink k = {BUF_INIT, -1, video ? s->o.max_video_bytes : s->o.max_image_bytes, 0, false};
     char *tmp = NULL;
-    const char *mime = NULL;
     int rc;
-    snprintf(key, sizeof key, "b/%lld/r/%s/%d", (long long)j->bid, j->shard_id, index);
-    if (video && (rc = store_tmp_create(s->st, &tmp, &k.fd)) < 0) {
-        job_reject(j, name, "internal-error", "cannot create a temp file");
-        return;
-    }
-    rc = fetch(s, url, &k, reason);
+    snprintf(res->key, sizeof res->key, "b/%lld/r/%s/%d", (long long)j->bid, j->shard_id, index);
+    res->ftype = "internal-error";
+    snprintf(res->reason, sizeof res->reason, "cannot store the file");
+    if (video && store_tmp_create(s->st, &tmp, &k.fd) < 0)
+        goto out;
+    rc = fetch(s, res->url, &k, res->reason);
     if (rc < 0) {
-        ref_fail(j, name, rc, reason);
+        res->ftype = rc == ERR_LIMIT ? "file-size-limit-exceeded" : rc == ERR_INVALID ? "unsafe-url-detected"
+                                                                                       : "download-failed";
         goto out;
     }
     if (video) {
         close(k.fd);
         k.fd = -1;
-        if (staging__video_probe(tmp, &mime) < 0) {
-            job_reject(j, name, "unsupported-file-type", "not a video container that can be read");
+        if (staging__video_probe(tmp, &res->mime) < 0) {
+            res->ftype = "unsupported-file-type";
+            snprintf(res->reason, sizeof res->reason, "not a video container that can be read");
             goto out;
         }
-        if (store_blob_put_file(s->st, key, tmp) < 0) {
-            job_reject(j, name, "internal-error", "cannot store the file");
+        if (store_blob_put_file(s->st, res->key, tmp) < 0)
             goto out;
-        }
         free(tmp);
         tmp = NULL;
     } else {
-        mime = staging__image_mime(k.mem.data, k.mem.len);
-        if (!mime) {
-            job_reject(j, name, "unsupported-file-type", "not a JPEG, PNG, WebP or BMP image");
+        res->mime = staging__image_mime(k.mem.data, k.mem.len);
+        if (!res->mime) {
+            res->ftype = "unsupported-file-type";
+            snprintf(res->reason, sizeof res->reason, "not a JPEG, PNG, WebP or BMP image");
             goto out;
         }
-        if (store_blob_put_nosync(s->st, key, k.mem.data, k.mem.len) < 0) {
-            job_reject(j, name, "internal-error", "cannot store the file");
+        if (store_blob_put_nosync(s->st, res->key, k.mem.data, k.mem.len) < 0)
             goto out;
-        }
     }
-    job_add(j, name, key, mime, k.got);
+    res->ok = true;
+    res->size = k.got;
 out:
     if (k.fd >= 0)
         close(k.fd);
@@ -658,6 +659,77 @@ out:
         free(tmp);
     }
     buf_release(&k.mem);
+}
+
+#define FETCH_THREADS 8
+
+struct fetch_pool {
+    struct shard_job *j;
+    struct ref_result *res;
+    int n;
+    int next;          /* next index to take; guarded by mu */
+    bool aborted;      /* the context is stopping; guarded by mu */
+    pthread_mutex_t mu;
+};
+
+static void *fetch_worker(void *arg)
+{
+    struct fetch_pool *p = arg;
+    struct staging *s = p->j->s;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop && s->running;
+        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&p->mu);
+        if (stop)
+            p->aborted = true;
+        int i = p->aborted || p->next >= p->n ? -1 : p->next++;
+        pthread_mutex_unlock(&p->mu);
+        if (i < 0)
+            break;
+        fetch_ref(p->j, i, &p->res[i]);
+    }
+    return NULL;
+}
+
+/* Fetch every valid reference of refs with up to FETCH_THREADS at once,
+ * then record the outcomes in reference order.  ERR_AGAIN when stopped. */
+static int fetch_all(struct shard_job *j, json_t *refs)
+{
+    struct fetch_pool p = {.j = j, .n = (int)json_array_size(refs)};
+    pthread_t th[FETCH_THREADS];
+    int nth = 0, rc = 0;
+    p.res = xcalloc((size_t)MAX(p.n, 1), sizeof *p.res);
+    for (int i = 0; i < p.n; i++) {
+        json_t *e = json_array_get(refs, (size_t)i);
+        if (staging__ref_entry(e, &p.res[i].name, &p.res[i].url) < 0)
+            p.res[i].url = NULL; /* cannot happen for parsed refs; skipped */
+    }
+    pthread_mutex_init(&p.mu, NULL);
+    for (int t = 0; t < FETCH_THREADS && t < p.n; t++)
+        if (pthread_create(&th[nth], NULL, fetch_worker, &p) == 0)
+            nth++;
+    if (nth == 0)
+        fetch_worker(&p);
+    for (int t = 0; t < nth; t++)
+        pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&p.mu);
+    if (p.aborted) {
+        rc = ERR_AGAIN; /* stays queued; redone after restart */
+        goto out;
+    }
+    for (int i = 0; i < p.n; i++) {
+        struct ref_result *r = &p.res[i];
+        if (!r->url)
+            continue;
+        if (r->ok)
+            job_add(j, r->name, r->key, r->mime, r->size);
+        else
+            job_reject(j, r->name, r->ftype, r->reason);
+    }
+out:
+    free(p.res);
+    return rc;
 }
 
 #define REFS_FILE_MAX (64u << 20)
@@ -709,22 +781,9 @@ static int fetch_one(struct shard_job *j)
     } else {
         refs = json_loads(j->refs ? j->refs : "[]", 0, NULL);
     }
-    size_t i;
-    json_t *e;
-    json_array_foreach(refs, i, e) {
-        const char *n, *u;
-        if (staging__ref_entry(e, &n, &u) == 0)
-            fetch_ref(j, (int)i, n, u);
-        pthread_mutex_lock(&s->mu);
-        bool stop = s->stop && s->running;
-        pthread_mutex_unlock(&s->mu);
-        if (stop) {
-            json_decref(refs);
-            return ERR_AGAIN; /* stays queued; redone after restart */
-        }
-    }
+    int rc = fetch_all(j, refs);
     json_decref(refs);
-    return job_commit(j, "queued");
+    return rc < 0 ? rc : job_commit(j, "queued");
 }
 
 int staging_fetch_pending(struct staging *s, int *fetched)

@@ -863,6 +863,44 @@ TEST(references_dedup_webhooks_and_ssrf)
     ctx_close(&c);
 }
 
+TEST(references_redirect_to_private_address_refused)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL); /* allow-list: 127.0.0.1 only */
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    struct recv_srv inner, outer;
+    static const int ok200[] = {200}, found302[] = {302};
+    recv_start_addr(&inner, ok200, 1, "127.0.0.2");
+    inner.body = j;
+    inner.body_len = jl;
+    recv_start(&outer, found302, 1);
+    char loc[128];
+    snprintf(loc, sizeof loc, "Location: http://127.0.0.2:%d/a.jpg\r\n", inner.port);
+    outer.extra_header = loc;
+    char body[512];
+    int bl = snprintf(body, sizeof body,
+                      "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://127.0.0.1:%d/a.jpg\"},"
+                      "{\"name\":\"b.jpg\",\"url\":\"http://127.0.0.2:%d/b.jpg\"}]}", outer.port, inner.port);
+    json_t *r = NULL;
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "rd", NULL, false, body, (size_t)bl, &r));
+    json_decref(r);
+    ASSERT_OK(staging_fetch_pending(c.s, NULL));
+    ASSERT_EQ(recv_count(&outer), 1);
+    ASSERT_EQ(recv_count(&inner), 0); /* neither the redirect nor the direct URL reached it */
+    ASSERT_EQ(count(&c, "rd", NULL), 0);
+    json_t *sh = shard0(&c, "rd", 0);
+    json_t *failed = json_object_get(json_object_get(sh, "statusMetadata"), "failedFiles");
+    ASSERT_EQ(json_array_size(failed), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(failed, 0), "type")), "download-failed");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(failed, 1), "type")), "unsafe-url-detected");
+    json_decref(sh);
+    recv_stop(&inner);
+    recv_stop(&outer);
+    free(j);
+    ctx_close(&c);
+}
+
 TEST(video_upload_rejects_non_video)
 {
     struct ctx c = {0};

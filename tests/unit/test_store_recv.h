@@ -29,6 +29,7 @@ struct recv_srv {
     char *req_body[RECV_MAX];
     pthread_t th;
     volatile int stop;
+    const char *extra_header; /* e.g. "Location: …\r\n", or NULL */
     const void *body; /* served to every request when set */
     size_t body_len;
 };
@@ -70,9 +71,11 @@ static void *recv_main(void *arg)
         char resp[160];
         const void *rb = r->body ? r->body : "ok";
         size_t rbl = r->body ? r->body_len : 2;
-        int n = snprintf(resp, sizeof resp, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                         status, rbl);
-        if (send(c, resp, (size_t)n, MSG_NOSIGNAL) < 0 || send(c, rb, rbl, MSG_NOSIGNAL) < 0) {
+        char resp2[512];
+        int n = snprintf(resp2, sizeof resp2, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%sConnection: close\r\n\r\n",
+                         status, rbl, r->extra_header ? r->extra_header : "");
+        (void)resp;
+        if (send(c, resp2, (size_t)n, MSG_NOSIGNAL) < 0 || send(c, rb, rbl, MSG_NOSIGNAL) < 0) {
         }
         close(c);
         free(buf);
@@ -80,8 +83,8 @@ static void *recv_main(void *arg)
     return NULL;
 }
 
-/* Start a receiver; statuses: e.g. {500, 500, 200}. */
-static void recv_start(struct recv_srv *r, const int *statuses, int n)
+/* Start a receiver on addr (e.g. "127.0.0.2"); statuses: e.g. {500, 200}. */
+static void recv_start_addr(struct recv_srv *r, const int *statuses, int n, const char *addr)
 {
     struct sockaddr_in a = {0};
     socklen_t al = sizeof a;
@@ -91,7 +94,7 @@ static void recv_start(struct recv_srv *r, const int *statuses, int n)
     pthread_mutex_init(&r->mu, NULL);
     r->fd = socket(AF_INET, SOCK_STREAM, 0);
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    inet_pton(AF_INET, addr, &a.sin_addr);
     bind(r->fd, (struct sockaddr *)&a, sizeof a);
     listen(r->fd, 16);
     getsockname(r->fd, (struct sockaddr *)&a, &al);
@@ -99,6 +102,11 @@ static void recv_start(struct recv_srv *r, const int *statuses, int n)
     struct timeval tv = {0, 200000};
     setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     pthread_create(&r->th, NULL, recv_main, r);
+}
+
+static void recv_start(struct recv_srv *r, const int *statuses, int n)
+{
+    recv_start_addr(r, statuses, n, "127.0.0.1");
 }
 
 static int recv_count(struct recv_srv *r)

@@ -371,7 +371,8 @@ static int png_decode(const uint8_t *p, size_t len, struct vis_image **out)
         goto out;
     }
     png_set_user_limits(png, VIS_MAX_SIDE, VIS_MAX_SIDE);
-    png_set_chunk_malloc_max(png, 64u << 20); /* bound ancillary chunks */
+    png_set_chunk_malloc_max(png, 8u << 20); /* bound (decompressed) ancillary chunks */
+    png_set_chunk_cache_max(png, 1000);       /* and how many are kept */
     png_set_read_fn(png, &src, png_read_cb);
     png_read_info(png, info);
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);
@@ -422,8 +423,13 @@ out:
 static int webp_decode(const uint8_t *p, size_t len, struct vis_image **out)
 {
     struct vis_image *img;
+    WebPBitstreamFeatures ft;
     int w, h;
 
+    if (WebPGetFeatures(p, len, &ft) != VP8_STATUS_OK)
+        return ERR_PARSE;
+    if (ft.has_animation)
+        return ERR_UNSUPPORTED; /* animated WebP needs libwebpdemux */
     if (!WebPGetInfo(p, len, &w, &h))
         return ERR_PARSE;
     if (!vis__size_ok(w, h))

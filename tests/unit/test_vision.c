@@ -191,6 +191,18 @@ TEST(decode_png_variants)
     vis_image_free(img);
 }
 
+TEST(decode_animated_webp_refused)
+{
+    size_t len;
+    char *d = load("anim.webp", &len);
+    struct vis_image *img = NULL;
+    int w, h;
+    ASSERT_EQ(vis_decode(d, len, &img), ERR_UNSUPPORTED);
+    ASSERT_OK(vis_probe(d, len, NULL, &w, &h));
+    ASSERT_EQ(w, 16);
+    free(d);
+}
+
 TEST(decode_bmp_palette)
 {
     struct vis_image *img = decode_file("pal16x8_8.bmp");

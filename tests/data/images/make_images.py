@@ -60,3 +60,6 @@ def bmp(path, bpp, topdown=False):
 bmp("rgb16x8_24.bmp", 24)
 bmp("rgb16x8_32td.bmp", 32, topdown=True)
 bmp("pal16x8_8.bmp", 8)
+# Animated WebP (two frames): refused with ERR_UNSUPPORTED
+im.save("anim.webp", save_all=True, append_images=[im.transpose(Image.FLIP_LEFT_RIGHT)],
+        lossless=True, duration=100)

@@ -28,7 +28,7 @@ struct recv_srv {
     char *req_head[RECV_MAX];
     char *req_body[RECV_MAX];
     pthread_t th;
-    volatile int stop;
+    int stop; /* atomic */
     const char *extra_header; /* e.g. "Location: …\r\n", or NULL */
     const void *body; /* served to every request when set */
     size_t body_len;
@@ -37,7 +37,7 @@ struct recv_srv {
 static void *recv_main(void *arg)
 {
     struct recv_srv *r = arg;
-    while (!r->stop) {
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         int c = accept(r->fd, NULL, NULL);
         if (c < 0)
             continue;
@@ -130,7 +130,7 @@ static int recv_wait(struct recv_srv *r, int n, int timeout_ms)
 
 static void recv_stop(struct recv_srv *r)
 {
-    r->stop = 1;
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
     pthread_join(r->th, NULL);
     close(r->fd);
     for (int i = 0; i < r->nreq; i++) {

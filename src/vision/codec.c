@@ -616,6 +616,19 @@ int vis_decode_fit(const void *data, size_t len, int min_w, int min_h, struct vi
     return decode_any(data, len, denom, 0, out);
 }
 
+int vis_load_file(const char *path, size_t max_bytes, struct vis_image **out)
+{
+    char *data = NULL;
+    size_t len = 0;
+    int rc = file_read_all(path, max_bytes, &data, &len);
+
+    if (rc < 0)
+        return rc;
+    rc = vis_decode(data, len, out);
+    free(data);
+    return rc;
+}
+
 /* ---- encoders ------------------------------------------------------------ */
 
 int vis_encode_jpeg(const struct vis_image *img, int quality, uint8_t **out, size_t *len)

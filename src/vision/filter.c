@@ -457,6 +457,23 @@ int vis_contrast_stretch(struct vis_image *img, double low_pct, double high_pct)
     return 0;
 }
 
+long long vis_count_in_range(const struct vis_image *img, const int lo[3], const int hi[3])
+{
+    int ch = (int)img->fmt, nc = ch == 4 ? 3 : ch;
+    long long n = 0;
+
+    for (int y = 0; y < img->h; y++) {
+        const uint8_t *p = vis_px(img, 0, y);
+        for (int x = 0; x < img->w; x++, p += ch) {
+            int in = 1;
+            for (int c = 0; c < nc; c++)
+                in &= p[c] >= lo[c] && p[c] <= hi[c];
+            n += in;
+        }
+    }
+    return n;
+}
+
 /* ---- morphology ------------------------------------------------------------------ */
 
 /* One erode (want_max = 0) or dilate pass, separable, border ignored. */

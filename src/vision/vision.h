@@ -93,6 +93,9 @@ int vis_decode_jpeg_scaled(const void *data, size_t len, int denom, struct vis_i
  * sides >= min_w x min_h (of the unrotated image); other formats decode at
  * full size.  Use it when the image will be shrunk to about that size. */
 int vis_decode_fit(const void *data, size_t len, int min_w, int min_h, struct vis_image **out);
+/* Read the file at path (at most max_bytes, else ERR_LIMIT) and decode
+ * it as vis_decode does; -errno when it cannot be read. */
+int vis_load_file(const char *path, size_t max_bytes, struct vis_image **out);
 /* Read only the dimensions from the header (bounded: never reads past
  * len, never decodes pixels).  The dimensions are those stored in the file
  * (EXIF orientation not applied).  They are not checked against
@@ -285,6 +288,10 @@ int vis_clahe(struct vis_image *img, double clip, int tiles);
 /* Linear stretch so that the low_pct and high_pct percentiles (0..100, over
  * all channels) map to 0 and 255 (skimage rescale_intensity). */
 int vis_contrast_stretch(struct vis_image *img, double low_pct, double high_pct);
+/* Number of pixels whose every channel c lies in [lo[c], hi[c]]
+ * (cv2.countNonZero(cv2.inRange(img, lo, hi))); channels in image order
+ * (B, G, R for BGR; lo[0]/hi[0] only for GRAY; alpha ignored). */
+long long vis_count_in_range(const struct vis_image *img, const int lo[3], const int hi[3]);
 enum vis_morph { VIS_MORPH_ERODE, VIS_MORPH_DILATE, VIS_MORPH_OPEN, VIS_MORPH_CLOSE,
                  VIS_MORPH_GRADIENT, VIS_MORPH_TOPHAT, VIS_MORPH_BLACKHAT };
 /* Morphology with a kw x kh rectangle anchored at its centre; pixels

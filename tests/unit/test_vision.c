@@ -191,6 +191,17 @@ TEST(decode_png_variants)
     vis_image_free(img);
 }
 
+TEST(load_file)
+{
+    struct vis_image *img = NULL;
+    ASSERT_OK(vis_load_file(IMG_DIR "rgb16x8.png", 1 << 20, &img));
+    check_pattern(img, 0);
+    vis_image_free(img);
+    ASSERT_EQ(vis_load_file(IMG_DIR "rgb16x8.png", 10, &img), ERR_LIMIT);
+    ASSERT(vis_load_file(IMG_DIR "missing.png", 1 << 20, &img) < 0);
+    ASSERT_EQ(vis_load_file(IMG_DIR "make_images.py", 1 << 20, &img), ERR_UNSUPPORTED);
+}
+
 TEST(decode_animated_webp_refused)
 {
     size_t len;

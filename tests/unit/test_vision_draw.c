@@ -284,6 +284,17 @@ TEST(equalize_and_stretch)
     vis_image_free(img);
 }
 
+TEST(count_in_range)
+{
+    struct vis_image *img = vis_image_new(4, 4, VIS_BGR);
+    vis_image_fill(img, VIS_RGB(100, 150, 200));
+    memcpy(vis_px(img, 0, 0), "\x00\x00\x00", 3);
+    vis_px(img, 1, 0)[0] = 211; /* B just outside */
+    int lo[3] = {190, 140, 90}, hi[3] = {210, 160, 110};
+    ASSERT_EQ(vis_count_in_range(img, lo, hi), 14);
+    vis_image_free(img);
+}
+
 TEST(morphology)
 {
     struct vis_image *img = vis_image_new(9, 9, VIS_GRAY), *c;

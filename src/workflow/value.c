@@ -662,6 +662,10 @@ int wf_color_parse(const json_t *v, uint8_t bgr[3])
     s = json_string_value(v);
     if (s[0] == '#' && strlen(s) == 7 && sscanf(s + 1, "%2x%2x%2x", &r, &g, &b) == 3)
         goto set;
+    if (s[0] == '#' && strlen(s) == 4 && sscanf(s + 1, "%1x%1x%1x", &r, &g, &b) == 3) {
+        r *= 17, g *= 17, b *= 17;
+        goto set;
+    }
     if (sscanf(s, "rgb(%d , %d , %d )", &r, &g, &b) == 3 ||
         sscanf(s, "(%d , %d , %d )", &r, &g, &b) == 3)
         goto set;

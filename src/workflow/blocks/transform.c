@@ -109,7 +109,9 @@ static int dynamic_crop_run(struct wf_call *c)
             if (opacity > 0 && d->has_mask && d->npoly >= 3)
                 mask_background(px, d, x1, y1, opacity, bg);
             ci = wf_image_new_child(im, px, x1, y1, d->detection_id);
-            /* the detection itself, moved into the crop's coordinates */
+            /* the detection itself with box, polygon and keypoints moved into
+             * the crop's coordinates; like Roboflow, its data (parent_id,
+             * image_dimensions, origins) is left as it was */
             one = wf_dets_new();
             nd = wf_dets_push_copy(one, d);
             nd->x1 -= (float)x1, nd->x2 -= (float)x1, nd->y1 -= (float)y1, nd->y2 -= (float)y1;
@@ -117,7 +119,6 @@ static int dynamic_crop_run(struct wf_call *c)
                 nd->poly[p].x -= (float)x1, nd->poly[p].y -= (float)y1;
             for (size_t p = 0; p < nd->nkp; p++)
                 nd->kp[p].x -= (float)x1, nd->kp[p].y -= (float)y1;
-            wf_det_attach_image(nd, ci);
             wf_value_list_set(crops, k, wf_value_image(ci));
             wf_value_list_set(preds, k, wf_value_dets(one));
         }

@@ -22,7 +22,11 @@
  * Out-parameters are written only on success.
  *
  * Thread safety: functions are reentrant; an image may be read by many
- * threads at once but written by one.
+ * threads at once but written by one.  A struct vis_font may be used from
+ * any number of threads at once (it locks itself); a struct vis_video
+ * belongs to one thread at a time.  Filters and drawing work in place and
+ * allocate their scratch memory per call (try_alloc), so they fail with
+ * ERR_NOMEM instead of aborting on huge images.
  */
 #ifndef VBATCH_VISION_H
 #define VBATCH_VISION_H
@@ -80,7 +84,8 @@ const char *vis_type_ext(enum vis_type t);  /* "jpg", "png", "webp", "bmp"; NULL
  * CMYK JPEG, compressed BMP).  Alpha is dropped (as cv2.IMREAD_COLOR),
  * 16-bit PNG is reduced to 8 bits, gray and paletted inputs are expanded.
  * The EXIF orientation of JPEGs (tag 0x0112) is applied, as cv2.imdecode
- * does; vis_decode_ex with VIS_DECODE_IGNORE_ORIENTATION skips it. */
+ * does; vis_decode_ex with VIS_DECODE_IGNORE_ORIENTATION skips it.  (EXIF
+ * in PNG/WebP is ignored.)  GIF, TIFF and animated WebP: ERR_UNSUPPORTED. */
 int vis_decode(const void *data, size_t len, struct vis_image **out);
 enum { VIS_DECODE_IGNORE_ORIENTATION = 1 };
 int vis_decode_ex(const void *data, size_t len, int flags, struct vis_image **out);
@@ -91,7 +96,10 @@ int vis_decode_ex(const void *data, size_t len, int flags, struct vis_image **ou
 int vis_decode_jpeg_scaled(const void *data, size_t len, int denom, struct vis_image **out);
 /* Decode, using the largest JPEG DCT reduction that still leaves both
  * sides >= min_w x min_h (of the unrotated image); other formats decode at
- * full size.  Use it when the image will be shrunk to about that size. */
+ * full size.  Use it when the image will be shrunk to about that size and
+ * speed matters more than agreeing with Python: the pixels then differ
+ * from decode + cv2.resize by more than +-1 (DCT scaling is its own
+ * filter).  EXIF orientation is applied. */
 int vis_decode_fit(const void *data, size_t len, int min_w, int min_h, struct vis_image **out);
 /* Read the file at path (at most max_bytes, else ERR_LIMIT) and decode
  * it as vis_decode does; -errno when it cannot be read. */

@@ -9,6 +9,7 @@
 
 #include "base/base.h"
 #include "staging/staging.h"
+#include "staging/staging_int.h"
 #include "store/store.h"
 #include "t.h"
 #include "test_store_recv.h"
@@ -898,6 +899,63 @@ TEST(references_redirect_to_private_address_refused)
     recv_stop(&inner);
     recv_stop(&outer);
     free(j);
+    ctx_close(&c);
+}
+
+static int scan_img(void *ud, int index, const char *name, const void *data, size_t len, const char *mime)
+{
+    (void)index, (void)name, (void)data, (void)len, (void)mime;
+    (*(int *)ud)++;
+    return 0;
+}
+static void scan_rej(void *ud, const char *name, const char *type, const char *reason)
+{
+    (void)ud, (void)name, (void)type, (void)reason;
+}
+
+TEST(tar_scan_allocation_failures)
+{
+    struct tarb t;
+    tar_images(&t, 20, 0);
+    struct staging__tar_limits lim = {1 << 20, 500};
+    for (unsigned long nth = 1; nth <= 25; nth++) {
+        int seen = 0, n = -1;
+        struct staging__tar_cb cb = {scan_img, scan_rej, &seen};
+        char *iid = NULL, *url = NULL;
+        const char *why = NULL;
+        try_alloc_fail_at(nth);
+        int rc = staging__tar_scan(-1, t.buf, t.used, &lim, &cb, &n, &iid, &url, &why);
+        try_alloc_fail_at(0);
+        if (nth <= 20) {
+            ASSERT_EQ(rc, ERR_NOMEM); /* a clean failure, nothing leaks */
+            ASSERT_STR_EQ(why, "out-of-memory");
+        } else {
+            ASSERT_OK(rc);
+            ASSERT_EQ(n, 20);
+        }
+        free(iid);
+        free(url);
+    }
+    free(t.buf);
+}
+
+TEST(tmp_sweep_removes_only_old_files)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    char *p1, *p2;
+    int fd1, fd2;
+    ASSERT_OK(store_tmp_create(c.st, &p1, &fd1));
+    ASSERT_OK(store_tmp_create(c.st, &p2, &fd2));
+    close(fd1);
+    close(fd2);
+    struct timespec old[2] = {{time(NULL) - 3 * 86400, 0}, {time(NULL) - 3 * 86400, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, p1, old, 0), 0);
+    ASSERT_EQ(store_tmp_sweep(c.st, 86400LL * 1000), 1);
+    ASSERT(access(p1, F_OK) != 0);
+    ASSERT(access(p2, F_OK) == 0);
+    free(p1);
+    free(p2);
     ctx_close(&c);
 }
 

@@ -505,7 +505,7 @@ static int bmp_decode(const uint8_t *p, size_t len, struct vis_image **out)
         return ERR_LIMIT;
     if (bpp != 8 && bpp != 24 && bpp != 32)
         return ERR_UNSUPPORTED;
-    if (comp == 3 && bpp == 32 && dib >= 52 && len >= 14 + 52) {
+    if (comp == 3 && bpp == 32 && dib >= 40 && len >= 14 + 52) {
         /* BI_BITFIELDS: accept only the standard X8R8G8B8 layout. */
         if (rd_le32(p + 54) != 0x00FF0000u || rd_le32(p + 58) != 0x0000FF00u ||
             rd_le32(p + 62) != 0x000000FFu)

@@ -34,37 +34,91 @@ static int reflect101(int i, int n)
 static int clampi(int i, int n) { return i < 0 ? 0 : i >= n ? n - 1 : i; }
 
 /*
+ * In-place filters need, for output row y, source rows from a window
+ * around y.  With rows processed top to bottom that window only moves
+ * down and never spans more than `n` rows (reflection at the borders
+ * stays inside it), so a ring of n row buffers indexed by row % n holds
+ * every row still needed, and each row is read from the image before its
+ * own output row overwrites it.  Memory is n rows instead of the image.
+ */
+struct ring {
+    int n;          /* slots */
+    size_t rowsz;   /* bytes per slot */
+    int *tag;       /* source row held by each slot, -1 = none */
+    uint8_t *mem;
+};
+
+static int ring_init(struct ring *r, int n, size_t rowsz)
+{
+    r->n = n;
+    r->rowsz = rowsz;
+    r->tag = try_alloc((size_t)n, sizeof *r->tag);
+    r->mem = try_alloc((size_t)n, rowsz);
+    if (!r->tag || !r->mem) {
+        free(r->tag);
+        free(r->mem);
+        return ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++)
+        r->tag[i] = -1;
+    return 0;
+}
+
+static void ring_release(struct ring *r)
+{
+    free(r->tag);
+    free(r->mem);
+}
+
+/* Slot for source row `row`; *fresh = 1 when the caller must fill it. */
+static void *ring_get(struct ring *r, int row, int *fresh)
+{
+    int i = row % r->n;
+
+    *fresh = r->tag[i] != row;
+    r->tag[i] = row;
+    return r->mem + (size_t)i * r->rowsz;
+}
+
+/*
  * Generic separable correlation with float kernels kx (length nx, anchor
- * nx/2) and ky; REFLECT_101 borders.
+ * nx/2) and ky; REFLECT_101 borders; rows of horizontal results kept in a
+ * ring (see above).
  */
 static int sep_filter(struct vis_image *img, const float *kx, int nx, const float *ky, int ny)
 {
     int w = img->w, h = img->h, ch = (int)img->fmt, ax = nx / 2, ay = ny / 2, rc = ERR_NOMEM;
     size_t rowlen = (size_t)w * ch;
-    float *tmp = try_alloc(rowlen * (size_t)h, sizeof *tmp);
     int *xi = try_alloc((size_t)w + nx, sizeof *xi);
     float *acc = try_alloc(rowlen, sizeof *acc);
+    const float **rows = try_alloc((size_t)ny, sizeof *rows);
+    struct ring ring = {0};
 
-    if (!tmp || !xi || !acc)
+    if (!xi || !acc || !rows || ring_init(&ring, MIN(ny, h), rowlen * sizeof(float)) < 0)
         goto out;
     for (int i = 0; i < w + nx - 1; i++)
         xi[i] = reflect101(i - ax, w) * ch;
     for (int y = 0; y < h; y++) {
-        const uint8_t *s = vis_px(img, 0, y);
-        float *t = tmp + (size_t)y * rowlen;
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < ch; c++) {
-                float sum = 0;
-                for (int k = 0; k < nx; k++)
-                    sum += kx[k] * s[xi[x + k] + c];
-                t[x * ch + c] = sum;
-            }
-    }
-    for (int y = 0; y < h; y++) {
         uint8_t *d = vis_px(img, 0, y);
+        /* first make sure every needed row is in the ring */
+        for (int k = 0; k < ny; k++) {
+            int sy = reflect101(y + k - ay, h), fresh;
+            float *t = ring_get(&ring, sy, &fresh);
+            if (fresh) {
+                const uint8_t *s = vis_px(img, 0, sy);
+                for (int x = 0; x < w; x++)
+                    for (int c = 0; c < ch; c++) {
+                        float sum = 0;
+                        for (int j = 0; j < nx; j++)
+                            sum += kx[j] * s[xi[x + j] + c];
+                        t[x * ch + c] = sum;
+                    }
+            }
+            rows[k] = t;
+        }
         memset(acc, 0, rowlen * sizeof *acc);
         for (int k = 0; k < ny; k++) {
-            const float *t = tmp + (size_t)reflect101(y + k - ay, h) * rowlen;
+            const float *t = rows[k];
             float kk = ky[k];
             for (size_t i = 0; i < rowlen; i++)
                 acc[i] += kk * t[i];
@@ -74,9 +128,10 @@ static int sep_filter(struct vis_image *img, const float *kx, int nx, const floa
     }
     rc = 0;
 out:
-    free(tmp);
+    ring_release(&ring);
     free(xi);
     free(acc);
+    free(rows);
     return rc;
 }
 
@@ -145,34 +200,48 @@ int vis_blur_gaussian(struct vis_image *img, int ksize, double sigma)
  */
 int vis_blur_median(struct vis_image *img, int ksize)
 {
-    int w = img->w, h = img->h, ch = (int)img->fmt, r = ksize / 2, half;
-    struct vis_image *src;
+    int w = img->w, h = img->h, ch = (int)img->fmt, r = ksize / 2, half, rc;
+    size_t rowlen = (size_t)w * ch;
+    const uint8_t **rows;
+    struct ring ring = {0};
 
     if (ksize < 3 || ksize > 255 || !(ksize & 1))
         return ERR_INVALID;
-    src = vis_image_clone(img);
-    if (!src)
+    rows = try_alloc((size_t)ksize, sizeof *rows);
+    if (!rows)
         return ERR_NOMEM;
+    rc = ring_init(&ring, MIN(ksize, h), rowlen);
+    if (rc < 0) {
+        free(rows);
+        return rc;
+    }
     half = ksize * ksize / 2; /* median = element with 'half' smaller ones */
     for (int y = 0; y < h; y++) {
         uint8_t *d = vis_px(img, 0, y);
+        /* copies of the source rows y-r..y+r (replicated at the borders),
+         * taken before this output row overwrites anything */
+        for (int dy = -r; dy <= r; dy++) {
+            int sy = clampi(y + dy, h), fresh;
+            uint8_t *t = ring_get(&ring, sy, &fresh);
+            if (fresh)
+                memcpy(t, vis_px(img, 0, sy), rowlen);
+            rows[dy + r] = t;
+        }
         for (int c = 0; c < ch; c++) {
             int hist[256] = {0}, med = 0, below = 0;
-            for (int dy = -r; dy <= r; dy++) {
-                const uint8_t *s = vis_px(src, 0, clampi(y + dy, h));
+            for (int k = 0; k < ksize; k++)
                 for (int dx = -r; dx <= r; dx++)
-                    hist[s[clampi(dx, w) * ch + c]]++;
-            }
+                    hist[rows[k][clampi(dx, w) * ch + c]]++;
             for (int x = 0; x < w; x++) {
                 if (x > 0) {
                     int xo = clampi(x - r - 1, w) * ch + c, xn = clampi(x + r, w) * ch + c;
-                    for (int dy = -r; dy <= r; dy++) {
-                        const uint8_t *s = vis_px(src, 0, clampi(y + dy, h));
-                        hist[s[xo]]--;
-                        if (s[xo] < med)
+                    for (int k = 0; k < ksize; k++) {
+                        int vo = rows[k][xo], vn = rows[k][xn];
+                        hist[vo]--;
+                        if (vo < med)
                             below--;
-                        hist[s[xn]]++;
-                        if (s[xn] < med)
+                        hist[vn]++;
+                        if (vn < med)
                             below++;
                     }
                 }
@@ -189,7 +258,8 @@ int vis_blur_median(struct vis_image *img, int ksize)
             }
         }
     }
-    vis_image_free(src);
+    ring_release(&ring);
+    free(rows);
     return 0;
 }
 
@@ -476,41 +546,51 @@ long long vis_count_in_range(const struct vis_image *img, const int lo[3], const
 
 /* ---- morphology ------------------------------------------------------------------ */
 
-/* One erode (want_max = 0) or dilate pass, separable, border ignored. */
+/* One erode (want_max = 0) or dilate pass, separable, border ignored;
+ * horizontal results kept in a ring of kh rows. */
 static int morph_pass(struct vis_image *img, int kw, int kh, int want_max)
 {
     int w = img->w, h = img->h, ch = (int)img->fmt, ax = kw / 2, ay = kh / 2;
     size_t rowlen = (size_t)w * ch;
-    uint8_t *tmp = try_alloc(rowlen, (size_t)h);
+    struct ring ring = {0};
+    int rc = ring_init(&ring, MIN(kh, h), rowlen);
 
-    if (!tmp)
-        return ERR_NOMEM;
-    for (int y = 0; y < h; y++) {
-        const uint8_t *s = vis_px(img, 0, y);
-        uint8_t *t = tmp + (size_t)y * rowlen;
-        for (int x = 0; x < w; x++) {
-            int a = MAX(x - ax, 0), b = MIN(x - ax + kw - 1, w - 1);
-            for (int c = 0; c < ch; c++) {
-                int m = s[a * ch + c];
-                for (int k = a + 1; k <= b; k++) {
-                    int v = s[k * ch + c];
-                    m = want_max ? MAX(m, v) : MIN(m, v);
-                }
-                t[x * ch + c] = (uint8_t)m;
-            }
-        }
-    }
+    if (rc < 0)
+        return rc;
     for (int y = 0; y < h; y++) {
         int a = MAX(y - ay, 0), b = MIN(y - ay + kh - 1, h - 1);
         uint8_t *d = vis_px(img, 0, y);
-        memcpy(d, tmp + (size_t)a * rowlen, rowlen);
+        const uint8_t *t0 = NULL;
+        for (int k = a; k <= b; k++) {
+            int fresh;
+            uint8_t *t = ring_get(&ring, k, &fresh);
+            if (fresh) {
+                const uint8_t *s = vis_px(img, 0, k);
+                for (int x = 0; x < w; x++) {
+                    int xa = MAX(x - ax, 0), xb = MIN(x - ax + kw - 1, w - 1);
+                    for (int c = 0; c < ch; c++) {
+                        int m = s[xa * ch + c];
+                        for (int j = xa + 1; j <= xb; j++) {
+                            int v = s[j * ch + c];
+                            m = want_max ? MAX(m, v) : MIN(m, v);
+                        }
+                        t[x * ch + c] = (uint8_t)m;
+                    }
+                }
+            }
+            if (k == a)
+                t0 = t;
+        }
+        /* all rows a..b are now in the ring: combine them */
+        memcpy(d, t0, rowlen);
         for (int k = a + 1; k <= b; k++) {
-            const uint8_t *t = tmp + (size_t)k * rowlen;
+            int fresh;
+            const uint8_t *t = ring_get(&ring, k, &fresh);
             for (size_t i = 0; i < rowlen; i++)
                 d[i] = want_max ? MAX(d[i], t[i]) : MIN(d[i], t[i]);
         }
     }
-    free(tmp);
+    ring_release(&ring);
     return 0;
 }
 

@@ -210,6 +210,91 @@ TEST(blur_filters)
     vis_image_free(img);
 }
 
+static int refl(int i, int n)
+{
+    if (n == 1)
+        return 0;
+    while (i < 0 || i >= n)
+        i = i < 0 ? -i : 2 * n - 2 - i;
+    return i;
+}
+
+/* Box blur against a direct 2-D implementation, many shapes: image
+ * heights below, at and above the kernel size, odd and even kernels. */
+TEST(box_blur_matches_direct)
+{
+    unsigned seed = 12345;
+    for (int iter = 0; iter < 60; iter++) {
+        int w = 1 + iter % 7, h = 1 + (iter * 5) % 11, kw = 1 + iter % 6, kh = 1 + (iter / 3) % 8;
+        struct vis_image *img = vis_image_new(w, h, VIS_GRAY), *orig;
+        for (int i = 0; i < w * h; i++) {
+            seed = seed * 1103515245u + 12345u;
+            img->px[i] = (uint8_t)(seed >> 16);
+        }
+        orig = vis_image_clone(img);
+        ASSERT_OK(vis_blur_box(img, kw, kh));
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                double sum = 0;
+                for (int j = 0; j < kh; j++)
+                    for (int i = 0; i < kw; i++)
+                        sum += vis_px(orig, refl(x + i - kw / 2, w), refl(y + j - kh / 2, h))[0];
+                ASSERT_NEAR(vis_px(img, x, y)[0], sum / (kw * kh), 0.51);
+            }
+        vis_image_free(img);
+        vis_image_free(orig);
+    }
+}
+
+static int cmp_u8(const void *a, const void *b)
+{
+    return *(const uint8_t *)a - *(const uint8_t *)b;
+}
+
+static int clampn(int i, int n) { return i < 0 ? 0 : i >= n ? n - 1 : i; }
+
+/* Median and erode/dilate against direct implementations. */
+TEST(median_morph_match_direct)
+{
+    unsigned seed = 777;
+    for (int iter = 0; iter < 40; iter++) {
+        int w = 1 + iter % 9, h = 1 + (iter * 7) % 10, k = 3 + 2 * (iter % 3);
+        int kw = 1 + iter % 5, kh = 1 + (iter / 2) % 6;
+        struct vis_image *img = vis_image_new(w, h, VIS_BGR), *orig, *m;
+        for (int i = 0; i < w * h * 3; i++) {
+            seed = seed * 1103515245u + 12345u;
+            img->px[i] = (uint8_t)(seed >> 16);
+        }
+        orig = vis_image_clone(img);
+        m = vis_image_clone(img);
+        ASSERT_OK(vis_blur_median(img, k));
+        ASSERT_OK(vis_morph(m, iter & 1 ? VIS_MORPH_DILATE : VIS_MORPH_ERODE, kw, kh));
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                for (int c = 0; c < 3; c++) {
+                    uint8_t win[49];
+                    int n = 0, best = iter & 1 ? 0 : 255;
+                    for (int j = -k / 2; j <= k / 2; j++)
+                        for (int i = -k / 2; i <= k / 2; i++)
+                            win[n++] = vis_px(orig, clampn(x + i, w), clampn(y + j, h))[c];
+                    qsort(win, (size_t)n, 1, cmp_u8);
+                    ASSERT_EQ(vis_px(img, x, y)[c], win[n / 2]);
+                    for (int j = 0; j < kh; j++)
+                        for (int i = 0; i < kw; i++) {
+                            int xx = x + i - kw / 2, yy = y + j - kh / 2;
+                            if (xx < 0 || yy < 0 || xx >= w || yy >= h)
+                                continue;
+                            int v = vis_px(orig, xx, yy)[c];
+                            best = iter & 1 ? MAX(best, v) : MIN(best, v);
+                        }
+                    ASSERT_EQ(vis_px(m, x, y)[c], best);
+                }
+        vis_image_free(img);
+        vis_image_free(orig);
+        vis_image_free(m);
+    }
+}
+
 TEST(pixelate_blocks)
 {
     struct vis_image *img = vis_image_new(8, 8, VIS_GRAY);

@@ -465,4 +465,30 @@ TEST(rotate_full_turns_are_identity)
     vis_image_free(im);
 }
 
+TEST(box_blur_matches_reference)
+{
+    /* running-sum box blur vs vision's direct separable filter: same
+     * cv2.blur semantics (anchor k/2, REFLECT_101), at most 1 apart */
+    static const int ks[][2] = {{3, 3}, {4, 2}, {15, 15}, {1, 7}, {25, 3}};
+    struct vis_image *im = vis_image_new(37, 23, VIS_BGR);
+    unsigned seed = 12345;
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w * 3; x++) {
+            seed = seed * 1103515245u + 12345u;
+            vis_px(im, 0, y)[x] = (uint8_t)(seed >> 16);
+        }
+    for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
+        struct vis_image *a = vis_image_clone(im), *b = vis_image_clone(im);
+        ASSERT_OK(cv__box_blur(a, ks[k][0], ks[k][1]));
+        ASSERT_OK(vis_blur_box(b, ks[k][0], ks[k][1]));
+        for (int y = 0; y < im->h; y++)
+            for (int x = 0; x < im->w * 3; x++)
+                ASSERT_NEAR(vis_px(a, 0, y)[x], vis_px(b, 0, y)[x], 1);
+        vis_image_free(a);
+        vis_image_free(b);
+    }
+    ASSERT(cv__box_blur(im, 0, 3) < 0);
+    vis_image_free(im);
+}
+
 TEST_MAIN()

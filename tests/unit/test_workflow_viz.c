@@ -31,8 +31,9 @@ static int test_infer(void *ud, const struct wf_model_request *req,
             r = json_pack("{s:{s:i,s:i},s:[]}", "image", "width", images[i]->w, "height",
                           images[i]->h, "predictions");
         } else if (!strcmp(req->model_id, "boxes/1")) {
-            r = json_pack("{s:{s:i,s:i},s:O}", "image", "width", images[i]->w, "height",
-                          images[i]->h, "predictions", g_preds ? g_preds : json_array());
+            r = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height",
+                          images[i]->h, "predictions",
+                          g_preds ? json_incref(g_preds) : json_array());
         } else if (!strcmp(req->model_id, "cls/1")) {
             r = json_deep_copy(g_cls);
         } else {

@@ -16,6 +16,8 @@ int cv__flip(const struct vis_image *src, int code, struct vis_image **out);
 /* image_preprocessing's rotation: deg counter-clockwise about (w//2, h//2),
  * canvas expanded, cv2.warpAffine bilinear with a black border. */
 int cv__rotate(const struct vis_image *src, double deg, struct vis_image **out);
+/* cv2.blur(img, (kw, kh)) in place, O(1) per pixel. */
+int cv__box_blur(struct vis_image *img, int kw, int kh);
 /* cv2.bilateralFilter(src, d, sigma_color, sigma_space). */
 int cv__bilateral(const struct vis_image *src, int d, double sigma_color, double sigma_space,
                   struct vis_image **out);

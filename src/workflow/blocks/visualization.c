@@ -14,9 +14,9 @@
  * length.  Coordinates are cast to int as numpy's astype(int) does
  * (truncation toward zero), anchors as sv.Detections.get_anchors_coordinates.
  *
- * Text is FreeType (vision's vis_text_*), sized so that text_scale matches
- * cv2's FONT_HERSHEY_SIMPLEX height; text_thickness > 1 is emulated by
- * drawing the glyphs at small offsets.  Instance masks are the detections'
+ * Text is FreeType (vision's vis_text_*_ex), sized so that text_scale
+ * matches cv2's FONT_HERSHEY_SIMPLEX height, text_thickness widening the
+ * strokes as cv2's thickness does.  Instance masks are the detections'
  * polygons rasterized as sv's polygon_to_mask does (points truncated to
  * int, cv2.fillPoly).
  *
@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "workflow/blocks/cv_int.h"
 #include "workflow/blocks/viz_int.h"
 
 /* ---- limits on parameters (every size from a definition is bounded) --------- */
@@ -386,18 +387,19 @@ int viz__anchor(const struct wf_det *d, int pos, int img_w, int img_h, int *ax, 
 
 /* ---- text and labels ---------------------------------------------------------- */
 
-/* Draw text with its baseline origin at (x, y); thickness > 1 is emulated
- * by stamping the glyphs at offsets within a (t-1)-pixel square. */
+/* Text thickness as cv2's: 1..px (vision widens strokes by one pixel per step). */
+static int text_thickness(int thickness, int px)
+{
+    return thickness < 1 ? 1 : thickness > px ? px : thickness;
+}
+
+/* Draw text with its baseline origin at (x, y) (cv2.putText's org). */
 int viz__text_draw(struct vis_image *img, struct vis_font *f, const char *s, int px, int x, int y,
                    int thickness, struct vis_color c)
 {
-    int r = thickness > 1 ? thickness - 1 : 0, lo = -(r / 2), rc = 0;
     if (!*s)
         return 0;
-    for (int dy = lo; dy <= lo + r && rc == 0; dy++)
-        for (int dx = lo; dx <= lo + r && rc == 0; dx++)
-            rc = vis_text_draw(img, f, s, px, x + dx, y + dy, c);
-    return rc;
+    return vis_text_draw_ex(img, f, s, px, text_thickness(thickness, px), x, y, c);
 }
 
 /* cv2.getTextSize's (w, h): the advance width and the height above the
@@ -405,10 +407,10 @@ int viz__text_draw(struct vis_image *img, struct vis_font *f, const char *s, int
 int viz__text_size(struct vis_font *f, const char *s, int px, int thickness, int *w, int *h)
 {
     struct vis_text_metrics m;
-    int rc = vis_text_measure(f, *s ? s : "T", px, &m);
+    int rc = vis_text_measure_ex(f, *s ? s : "T", px, text_thickness(thickness, px), &m);
     if (rc < 0)
         return rc;
-    *w = *s ? m.width + (thickness > 1 ? thickness - 1 : 0) : 0;
+    *w = *s ? m.width : 0;
     *h = m.height;
     return 0;
 }
@@ -558,22 +560,6 @@ static int cv_thickness(int t)
 
 /* ---- bounding_box_visualization ----------------------------------------------------- */
 
-/* A quarter arc of the circle of radius r around (cx, cy) from angle a0 to
- * a1 (degrees, cv2's clockwise-from-x convention), as line segments. */
-static void arc_draw(struct vis_image *img, int cx, int cy, int r, int a0, int a1,
-                     struct vis_color c, int t)
-{
-    int steps = r < 4 ? 4 : r > 90 ? 90 : r;
-    int px = 0, py = 0;
-    for (int s = 0; s <= steps; s++) {
-        double a = (a0 + (a1 - a0) * (double)s / steps) * M_PI / 180.0;
-        int x = cx + (int)lrint(r * cos(a)), y = cy + (int)lrint(r * sin(a));
-        if (s > 0)
-            vis_draw_line(img, px, py, x, y, c, t);
-        px = x, py = y;
-    }
-}
-
 static int bbox_run(struct wf_call *c)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
@@ -602,10 +588,10 @@ static int bbox_run(struct wf_call *c)
                             ? (int)(floordiv(x2 - x1, 2) * roundness)
                             : (int)(floordiv(y2 - y1, 2) * roundness);
                 int lt = t < 0 ? 1 : t;
-                arc_draw(v.px, x1 + r, y1 + r, r, 180, 270, col, lt);
-                arc_draw(v.px, x2 - r, y1 + r, r, 270, 360, col, lt);
-                arc_draw(v.px, x2 - r, y2 - r, r, 0, 90, col, lt);
-                arc_draw(v.px, x1 + r, y2 - r, r, 90, 180, col, lt);
+                vis_draw_ellipse(v.px, x1 + r, y1 + r, r, r, 0, 180, 270, col, lt);
+                vis_draw_ellipse(v.px, x2 - r, y1 + r, r, r, 0, 270, 360, col, lt);
+                vis_draw_ellipse(v.px, x2 - r, y2 - r, r, r, 0, 0, 90, col, lt);
+                vis_draw_ellipse(v.px, x1 + r, y2 - r, r, r, 0, 90, 180, col, lt);
                 vis_draw_line(v.px, x1 + r, y1, x2 - r, y1, col, lt);
                 vis_draw_line(v.px, x2, y1 + r, x2, y2 - r, col, lt);
                 vis_draw_line(v.px, x1 + r, y2, x2 - r, y2, col, lt);
@@ -895,7 +881,7 @@ static int roi_filter_run(struct wf_call *c, bool pixelate)
                 continue; /* an empty region (cv2 would reject it) */
             if (vis_image_view(v.px, x, y, w, h, &roi) < 0)
                 continue;
-            rc = pixelate ? vis_pixelate(&roi, size) : vis_blur_box(&roi, size, size);
+            rc = pixelate ? vis_pixelate(&roi, size) : cv__box_blur(&roi, size, size);
             if (rc < 0)
                 rc = wf_call_fail(c, "%s failed (%s)", pixelate ? "pixelate" : "blur",
                                   err_str(rc));

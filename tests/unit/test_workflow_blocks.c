@@ -368,36 +368,69 @@ TEST(nms_and_nmm)
     wf_dets_free(m);
 }
 
+static json_t *replacement(const char *extra, double cls_conf)
+{
+    char buf[4096];
+    struct vis_image *im = scene();
+    snprintf(buf, sizeof buf,
+             HEAD ",{\"type\":\"Crop\",\"name\":\"c\",\"image\":\"$inputs.image\",\"predictions\":"
+                  "\"$steps.m.predictions\"},"
+                  "{\"type\":\"ClassificationModel\",\"name\":\"k\",\"image\":\"$steps.c.crops\","
+                  "\"model_id\":\"cls/1\",\"confidence\":%g},"
+                  "{\"type\":\"DetectionsClassesReplacement\",\"name\":\"r\","
+                  "\"object_detection_predictions\":\"$steps.m.predictions\","
+                  "\"classification_predictions\":\"$steps.k.predictions\"%s},"
+                  "{\"type\":\"DimensionCollapse\",\"name\":\"d\",\"data\":\"$steps.k.predictions\"},"
+                  "{\"type\":\"PropertyDefinition\",\"name\":\"n\",\"data\":\"$steps.d.output\","
+                  "\"operations\":[{\"type\":\"SequenceLength\"}]},"
+                  "{\"type\":\"PropertyDefinition\",\"name\":\"top\",\"data\":\"$steps.k.predictions\","
+                  "\"operations\":[{\"type\":\"ClassificationPropertyExtract\",\"property_name\":"
+                  "\"top_class\"}]}],"
+                  "\"outputs\":[" OUT("r", "$steps.r.predictions") "," OUT("n", "$steps.n.output") "," OUT(
+                      "top", "$steps.top.output") "]}",
+             cls_conf, extra);
+    json_t *r = run_text(buf, im, NULL);
+    vis_image_free(im);
+    return r;
+}
+
 TEST(classes_replacement_fallback_and_collapse)
 {
-    struct vis_image *im = scene();
-    json_t *r = run_text(
-        HEAD ",{\"type\":\"Crop\",\"name\":\"c\",\"image\":\"$inputs.image\",\"predictions\":"
-             "\"$steps.m.predictions\"},"
-             "{\"type\":\"ClassificationModel\",\"name\":\"k\",\"image\":\"$steps.c.crops\","
-             "\"model_id\":\"cls/1\",\"confidence\":0.75},"
-             "{\"type\":\"DetectionsClassesReplacement\",\"name\":\"r\","
-             "\"object_detection_predictions\":\"$steps.m.predictions\","
-             "\"classification_predictions\":\"$steps.k.predictions\"},"
-             "{\"type\":\"DimensionCollapse\",\"name\":\"d\",\"data\":\"$steps.k.predictions\"},"
-             "{\"type\":\"PropertyDefinition\",\"name\":\"n\",\"data\":\"$steps.d.output\","
-             "\"operations\":[{\"type\":\"SequenceLength\"}]},"
-             "{\"type\":\"PropertyDefinition\",\"name\":\"top\",\"data\":\"$steps.k.predictions\","
-             "\"operations\":[{\"type\":\"ClassificationPropertyExtract\",\"property_name\":"
-             "\"top_class\"}]}],"
-             "\"outputs\":[" OUT("r", "$steps.r.predictions") "," OUT("n", "$steps.n.output") "," OUT(
-                 "top", "$steps.top.output") "]}",
-        im, NULL);
+    /* both crops classified: classes, ids and confidences replaced */
+    json_t *r = replacement("", 0.5);
     json_t *p = preds_of(r, "r");
     ASSERT_EQ(json_array_size(p), 2);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "bright");
+    ASSERT_NEAR(num(json_array_get(p, 0), "confidence"), 0.8, 1e-6);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 1), "class")), "dark");
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(p, 1), "class_id")), 1);
     ASSERT_EQ(json_integer_value(json_object_get(r, "n")), 2);
+    json_decref(r);
+    /* the dark crop (0.7) falls below 0.75: its box is dropped... */
+    r = replacement("", 0.75);
+    p = preds_of(r, "r");
+    ASSERT_EQ(json_array_size(p), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "bright");
     json_t *top = json_object_get(r, "top");
     ASSERT_STR_EQ(json_string_value(json_array_get(top, 0)), "bright");
-    ASSERT_STR_EQ(json_string_value(json_array_get(top, 1)), "dark");
+    ASSERT_STR_EQ(json_string_value(json_array_get(top, 1)), "");
     json_decref(r);
-    vis_image_free(im);
+    /* ...or gets the fallback class (id sys.maxsize when none is given) */
+    r = replacement(",\"fallback_class_name\":\"unknown\"", 0.75);
+    p = preds_of(r, "r");
+    ASSERT_EQ(json_array_size(p), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 1), "class")), "unknown");
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(p, 1), "class_id")), INT64_MAX);
+    ASSERT_NEAR(num(json_array_get(p, 1), "confidence"), 0, 1e-9);
+    json_decref(r);
+    r = replacement(",\"fallback_class_name\":\"unknown\",\"fallback_class_id\":7", 0.75);
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(preds_of(r, "r"), 1), "class_id")), 7);
+    json_decref(r);
+    /* no crop classified at all: empty detections, fallback or not */
+    r = replacement(",\"fallback_class_name\":\"unknown\"", 0.95);
+    ASSERT_EQ(json_array_size(preds_of(r, "r")), 0);
+    ASSERT(json_is_null(json_object_get(json_object_get(json_object_get(r, "r"), "image"), "width")));
+    json_decref(r);
 }
 
 TEST(continue_if_masks_and_first_non_empty)

@@ -9,7 +9,8 @@
  * class_id 1, confidence 0.5).  Boxes below the requested confidence are
  * dropped.  Segmentation adds the 4 corners of each box as polygon points;
  * keypoints add one keypoint at the box centre.  Classification: "bright"
- * (0.8) when the mean of the first channel is >= 128, else "dark" (0.7).
+ * (0.8) when the mean of the first channel is >= 128, else "dark" (0.7);
+ * below the requested confidence the result has no class (top "").
  */
 #ifndef TEST_WORKFLOW_FAKE_H
 #define TEST_WORKFLOW_FAKE_H
@@ -80,12 +81,15 @@ static __attribute__((unused)) int fake_infer(void *ud, const struct wf_model_re
                     sum += vis_px(im, x, y)[0];
             bool bright = sum / ((double)im->w * im->h) >= 128;
             if (!strcmp(req->task, "classification")) {
+                double cf = bright ? 0.8 : 0.7;
+                bool kept = cf >= thr; /* below the threshold: no class, top "" */
                 json_object_set_new(r, "predictions",
-                                    json_pack("[{s:s,s:i,s:f}]", "class", bright ? "bright" : "dark",
-                                              "class_id", bright ? 0 : 1, "confidence",
-                                              bright ? 0.8 : 0.7));
-                json_object_set_new(r, "top", json_string(bright ? "bright" : "dark"));
-                json_object_set_new(r, "confidence", json_real(bright ? 0.8 : 0.7));
+                                    kept ? json_pack("[{s:s,s:i,s:f}]", "class",
+                                                     bright ? "bright" : "dark", "class_id",
+                                                     bright ? 0 : 1, "confidence", cf)
+                                         : json_array());
+                json_object_set_new(r, "top", json_string(kept ? (bright ? "bright" : "dark") : ""));
+                json_object_set_new(r, "confidence", json_real(kept ? cf : 0.0));
             } else {
                 json_object_set_new(r, "predictions",
                                     json_pack("{s:{s:f,s:i}}", bright ? "bright" : "dark",

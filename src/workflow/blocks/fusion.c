@@ -110,15 +110,21 @@ static int stitch_run(struct wf_call *c)
                 continue; /* masked slice */
             for (size_t j = 0; j < v->dets->n; j++) {
                 struct wf_det *d = wf_dets_push_copy(out, &v->dets->d[j]);
-                /* the slice's offset inside the reference image */
-                float dx = (float)(d->root.offset_x - ref->root.offset_x);
-                float dy = (float)(d->root.offset_y - ref->root.offset_y);
+                /* Roboflow (manage_crops_metadata + move_detections): the
+                 * offset is the slice's parent_coordinates; parent and root
+                 * coordinates drop by it, image_dimensions and parent_id
+                 * become the reference image's */
+                int ox = d->parent.offset_x, oy = d->parent.offset_y;
+                float dx = (float)ox, dy = (float)oy;
                 d->x1 += dx, d->x2 += dx, d->y1 += dy, d->y2 += dy;
                 for (size_t p = 0; p < d->npoly; p++)
                     d->poly[p].x += dx, d->poly[p].y += dy;
                 for (size_t p = 0; p < d->nkp; p++)
                     d->kp[p].x += dx, d->kp[p].y += dy;
-                wf_det_attach_image(d, ref);
+                d->parent.offset_x -= ox, d->parent.offset_y -= oy;
+                d->root.offset_x -= ox, d->root.offset_y -= oy;
+                d->img_w = ref->img->w, d->img_h = ref->img->h;
+                wf_det_set_str(&d->parent_id, ref->parent_id);
             }
         }
         if (strcmp(strategy, "none") != 0)
@@ -142,46 +148,91 @@ TYPES(stitch, "roboflow_core/detections_stitch@v1");
 BLOCK(stitch, stitch_fields, stitch_outs, 0, stitch_run);
 
 /* ---- detections_classes_replacement ------------------------------------------------------------ */
-/* Leading class of a classification result: "top" (single-label) or the most
- * confident predicted class (multi-label).  false when there is none. */
-static bool leading_class(const json_t *p, const char **cls, int *cid, double *conf)
+struct leading {
+    const char *name;
+    json_int_t id;
+    double conf;
+    bool max_id; /* fallback id sys.maxsize */
+};
+
+/* Roboflow's extract_leading_class_from_prediction: 0 and *out, or -1
+ * (no class: the detection is dropped). */
+static int leading_class(const json_t *p, const char *fb_name, const json_t *fb_id,
+                         struct leading *out)
 {
-    const json_t *top = json_object_get(p, "top");
     const json_t *preds = json_object_get(p, "predictions");
-    if (json_is_string(top) && json_string_length(top)) {
-        size_t i;
+    if (json_is_string(p)) {
+        *out = (struct leading){json_string_value(p), 0, 1.0, false};
+        return 0;
+    }
+    if (json_is_array(p)) {
+        if (json_array_size(p) == 0) {
+            if (!fb_name || !fb_name[0])
+                return -1;
+            goto fallback;
+        }
+        if (!json_is_string(json_array_get(p, 0)))
+            return -1;
+        *out = (struct leading){json_string_value(json_array_get(p, 0)), 0, 1.0, false};
+        return 0;
+    }
+    if (json_object_get(p, "top")) {
+        const char *top = json_string_value(json_object_get(p, "top"));
+        size_t i, nmatch = 0;
         const json_t *e;
-        *cls = json_string_value(top);
-        *cid = 0;
+        bool empty = !preds || (json_is_array(preds) && json_array_size(preds) == 0) ||
+                     (json_is_object(preds) && json_object_size(preds) == 0);
+        if (empty && (!fb_name || !fb_name[0]))
+            return -1;
+        if (empty)
+            goto fallback;
         json_array_foreach(preds, i, e) {
-            if (json_is_string(json_object_get(e, "class")) &&
-                !strcmp(json_string_value(json_object_get(e, "class")), *cls)) {
-                *cid = (int)json_integer_value(json_object_get(e, "class_id"));
-                break;
+            const char *cls = json_string_value(json_object_get(e, "class"));
+            if (top && cls && !strcmp(cls, top)) {
+                if (!nmatch++)
+                    *out = (struct leading){top, json_integer_value(json_object_get(e, "class_id")),
+                                            json_number_value(json_object_get(e, "confidence")),
+                                            false};
             }
         }
-        *conf = json_number_value(json_object_get(p, "confidence"));
-        return true;
+        return nmatch == 1 ? 0 : -2;
     }
-    if (json_is_array(json_object_get(p, "predicted_classes")) && json_is_object(preds)) {
-        size_t i;
-        const json_t *e;
+    if (json_array_size(json_object_get(p, "predicted_classes")) && json_is_object(preds)) {
+        const char *k;
+        json_t *e;
         bool found = false;
-        json_array_foreach(json_object_get(p, "predicted_classes"), i, e) {
-            const json_t *info = json_object_get(preds, json_string_value(e) ? json_string_value(e) : "");
-            double cf = json_number_value(json_object_get(info, "confidence"));
-            if (!info)
-                continue;
-            if (!found || cf > *conf) {
-                *cls = json_string_value(e);
-                *cid = (int)json_integer_value(json_object_get(info, "class_id"));
-                *conf = cf;
+        json_object_foreach((json_t *)preds, k, e) {
+            double cf = json_number_value(json_object_get(e, "confidence"));
+            if (!found || cf > out->conf) {
+                *out = (struct leading){k, json_integer_value(json_object_get(e, "class_id")), cf,
+                                        false};
                 found = true;
             }
         }
-        return found;
+        return found && out->conf != 0 ? 0 : -1;
     }
-    return false;
+    return -1;
+fallback:
+    out->name = fb_name;
+    out->conf = 0;
+    out->max_id = !json_is_integer(fb_id) || json_integer_value(fb_id) < 0;
+    out->id = out->max_id ? 0 : json_integer_value(fb_id);
+    return 0;
+}
+
+static void set_class(struct wf_det *d, const struct leading *l)
+{
+    wf_det_set_str(&d->class_name, l->name);
+    d->class_id = (int)l->id;
+    d->confidence = (float)l->conf;
+    if (l->max_id || l->id != (json_int_t)d->class_id) {
+        /* class ids beyond int (sys.maxsize) are kept exact in the data */
+        if (!d->extra)
+            d->extra = json_object();
+        json_object_set_new(d->extra, "class_id",
+                            l->max_id ? json_integer(INT64_MAX) : json_integer(l->id));
+    }
+    uuid4(d->detection_id);
 }
 
 static int replace_run(struct wf_call *c)
@@ -192,37 +243,72 @@ static int replace_run(struct wf_call *c)
         const char *fb_name = wf_arg_str(c, i, "fallback_class_name");
         const json_t *fb_id = wf_arg_json(c, i, "fallback_class_id");
         struct wf_dets *out;
+        const json_t *first = NULL;
+        size_t n;
         if (!ds)
             continue; /* None stays None */
         out = wf_dets_new();
-        if (cls->type != WF_V_LIST || cls->n == 0) {
-            wf_out_dets(c, i, "predictions", out); /* empty detections */
+        n = cls->type == WF_V_LIST ? cls->n : 0;
+        for (size_t j = 0; j < n && !first; j++)
+            if (cls->items[j]->type == WF_V_JSON)
+                first = cls->items[j]->json;
+        if (json_is_string(first) || json_is_array(first)) {
+            /* strings (OCR / LMM output): matched to detections by position */
+            for (size_t k = 0; k < ds->n && k < n; k++) {
+                const json_t *p = cls->items[k]->type == WF_V_JSON ? cls->items[k]->json : NULL;
+                struct leading l;
+                if (!p) {
+                    if (!fb_name || !fb_name[0])
+                        continue;
+                    l = (struct leading){fb_name, json_is_integer(fb_id) ? json_integer_value(fb_id) : 0,
+                                         0.0, !json_integer_value(fb_id)};
+                } else if (leading_class(p, fb_name, fb_id, &l) < 0) {
+                    continue;
+                }
+                set_class(wf_dets_push_copy(out, &ds->d[k]), &l);
+            }
+            wf_out_dets(c, i, "predictions", out);
             continue;
+        }
+        {
+            bool all_empty = true;
+            for (size_t j = 0; j < n && all_empty; j++) {
+                const json_t *p = cls->items[j]->type == WF_V_JSON ? cls->items[j]->json : NULL;
+                const json_t *top = json_object_get(p, "top");
+                if (p && !(top && (!json_is_string(top) || !json_string_length(top))) &&
+                    json_object_get(p, "predictions"))
+                    all_empty = false;
+            }
+            if (all_empty) {
+                wf_out_dets(c, i, "predictions", out);
+                continue;
+            }
         }
         for (size_t k = 0; k < ds->n; k++) {
             const struct wf_det *d = &ds->d[k];
-            const char *name = NULL;
-            int cid = 0;
-            double conf = 0;
-            bool found = false;
-            for (size_t j = 0; j < cls->n && !found; j++) {
+            struct leading l = {0};
+            int found = -1;
+            /* the last classification of this detection wins, as a dict would */
+            for (size_t j = 0; j < n; j++) {
                 const json_t *p = cls->items[j]->type == WF_V_JSON ? cls->items[j]->json : NULL;
                 const char *pid = json_string_value(json_object_get(p, "parent_id"));
-                if (pid && !strcmp(pid, d->detection_id))
-                    found = leading_class(p, &name, &cid, &conf);
+                struct leading t;
+                int rc;
+                if (!pid || strcmp(pid, d->detection_id) != 0)
+                    continue;
+                rc = leading_class(p, fb_name, fb_id, &t);
+                if (rc == -2) {
+                    wf_dets_free(out);
+                    return wf_call_fail(c, "could not resolve the class id of classification "
+                                           "top class '%s'",
+                                        json_string_value(json_object_get(p, "top")));
+                }
+                found = rc;
+                if (rc == 0)
+                    l = t;
             }
-            if (!found) {
-                if (!fb_name)
-                    continue; /* dropped */
-                name = fb_name;
-                cid = json_is_integer(fb_id) ? (int)json_integer_value(fb_id) : INT32_MAX;
-                conf = 0;
-            }
-            struct wf_det *nd = wf_dets_push_copy(out, d);
-            wf_det_set_str(&nd->class_name, name);
-            nd->class_id = cid;
-            nd->confidence = (float)conf;
-            uuid4(nd->detection_id);
+            if (found == 0)
+                set_class(wf_dets_push_copy(out, d), &l);
         }
         wf_out_dets(c, i, "predictions", out);
     }

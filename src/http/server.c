@@ -440,8 +440,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         }
         req->has_body = req->content_length > 0 || (te && strcasestr(te, "chunked"));
         req_begin(req, url);
-        if (req->replied && req->has_body && !req_drain(req))
-            return req_queue(req);
+        if (req->replied && req->has_body) {
+            /* A client that sent "Expect: 100-continue" waits for us: answer
+             * now rather than invite a body we would only drop. */
+            const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if ((ex && strcasestr(ex, "100-continue")) || !req_drain(req))
+                return req_queue(req);
+        }
         return MHD_YES;
     }
     if (*upload_data_size > 0) {

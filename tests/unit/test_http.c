@@ -417,6 +417,10 @@ TEST(server_body_limits_and_cleanup)
     free(body);
     close(fd);
     ASSERT_EQ(read(cleanup_pipe[0], &c, 1), 1);
+    /* with Expect: 100-continue the answer comes before any body is sent */
+    ASSERT_EQ(roundtrip(port, "POST /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n"
+                              "Content-Length: 101\r\n\r\n", &body), 413);
+    free(body);
     ASSERT_EQ(roundtrip(port, "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 900000000\r\n\r\n", &body), 413);
     ASSERT(strstr(body, "limit"));
     free(body);

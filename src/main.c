@@ -21,6 +21,8 @@
 #include "api/api.h"
 #include "base/base.h"
 #include "http/http.h"
+#include "jobs/jobs.h"
+#include "model/model.h"
 #include "staging/staging.h"
 #include "store/store.h"
 
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_DATA "./var"
@@ -51,6 +54,9 @@ struct serve_cfg {
     int64_t sweep_interval_s;
     int64_t max_page_size;
     bool quiet;
+    int64_t workers;       /* jobs worker threads */
+    const char *models_dir;
+    int64_t task_lease_ms;
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -86,6 +92,11 @@ static const struct opt serve_opts[] = {
     {"sweep-interval", "VBATCH_SWEEP_INTERVAL_S", OPT_INT, O(sweep_interval_s), "expiry sweeper period, s (default 60)"},
     {"max-page-size", "VBATCH_MAX_PAGE_SIZE", OPT_INT, O(max_page_size), "largest pageSize accepted (default 1000)"},
     {"quiet", "VBATCH_QUIET", OPT_FLAG, O(quiet), "no per-request log line"},
+    {"workers", "VBATCH_WORKERS", OPT_INT, O(workers), "batch job worker threads (default 2; 0: none)"},
+    {"models-dir", "VBATCH_MODELS_DIR", OPT_STR, O(models_dir),
+     "extra folder of models for workflows (besides DATA/models)"},
+    {"task-lease-ms", "VBATCH_TASK_LEASE_MS", OPT_INT, O(task_lease_ms),
+     "job task lease, renewed while working; expired tasks are claimed again (default 15000)"},
 };
 #undef O
 
@@ -179,11 +190,41 @@ static char *serve_default_public_url(const char *listen)
     return xasprintf("http://%s", listen);
 }
 
+/* The jobs service and its model registry (shared by serve and worker). */
+static int jobs_setup(const struct serve_cfg *c, struct store *st, struct staging *sg,
+                      struct model_registry **models, struct jobs **jobs)
+{
+    struct jobs_opts jo;
+    char err[512];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = (int)MIN(c->workers, 256);
+    int rc = jobs_models_open(c->data, c->models_dir, (int)MAX(1, ncpu / MAX(workers, 1)), models, err,
+                              sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot load models: %s\n", err);
+        return rc;
+    }
+    jobs_opts_default(&jo);
+    jo.workers = workers;
+    if (c->task_lease_ms)
+        jo.lease_ms = c->task_lease_ms;
+    jo.model_infer = jobs_model_infer;
+    jo.model_ud = *models;
+    rc = jobs_new(st, sg, &jo, jobs);
+    if (rc == 0)
+        rc = jobs_start(*jobs);
+    if (rc < 0)
+        fprintf(stderr, "vbatch: cannot start the jobs service: %s (%s)\n", err_str(rc), jobs_errmsg());
+    return rc;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
-    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default"};
+    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default", .workers = 2};
     struct store *st = NULL;
     struct staging *sg = NULL;
+    struct model_registry *models = NULL;
+    struct jobs *jobs = NULL;
     struct http_router *router = NULL;
     struct http_server *srv = NULL;
     struct staging_opts so;
@@ -263,9 +304,13 @@ static int cmd_serve(int argc, char **argv)
         log_info("main", "workflows loaded count=%d dir=%s", n, c.workflows_dir);
     }
 
+    if (jobs_setup(&c, st, sg, &models, &jobs) < 0)
+        goto out;
+
     memset(&ctx, 0, sizeof(ctx));
     ctx.st = st;
     ctx.sg = sg;
+    ctx.jobs = jobs;
     ctx.max_image_bytes = (uint64_t)so.max_image_bytes;
     ctx.max_put_bytes = (uint64_t)MAX(so.max_video_bytes, so.max_shard_bytes);
     ctx.max_json_bytes = 64u << 20;
@@ -292,6 +337,8 @@ static int cmd_serve(int argc, char **argv)
     ret = 0;
 out:
     http_server_stop(srv);
+    jobs_free(jobs);
+    model_registry_free(models);
     staging_free(sg);
     http_router_free(router);
     store_close(st);
@@ -345,6 +392,65 @@ static int cmd_workspace(int argc, char **argv)
     return rc < 0 ? 1 : 0;
 }
 
+/* vbatch worker: the job worker loop of `serve` without the HTTP API, for
+ * more processes on the same data folder (or, later, other machines). */
+static int cmd_worker(int argc, char **argv)
+{
+    struct serve_cfg c = {.data = DEFAULT_DATA, .workers = 2};
+    struct store *st = NULL;
+    struct staging *sg = NULL;
+    struct model_registry *models = NULL;
+    struct jobs *jobs = NULL;
+    struct staging_opts so;
+    sigset_t sigs;
+    int sig = 0, ret = 1;
+
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--data") && v)
+            c.data = argv[++i];
+        else if (!strcmp(a, "--models-dir") && v)
+            c.models_dir = argv[++i];
+        else if (!strcmp(a, "--workers") && v)
+            c.workers = atoi(argv[++i]);
+        else if (!strcmp(a, "--task-lease-ms") && v)
+            c.task_lease_ms = atoll(argv[++i]);
+        else {
+            fprintf(stderr, "usage: vbatch worker [--data DIR] [--workers N] [--models-dir DIR]"
+                            " [--task-lease-ms MS]\n");
+            return 2;
+        }
+    }
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (store_open(c.data, &st) < 0) {
+        fprintf(stderr, "vbatch: cannot open data folder '%s'\n", c.data);
+        goto out;
+    }
+    staging_opts_default(&so);
+    so.public_base_url = "http://127.0.0.1";
+    if (staging_new(st, &so, &sg) < 0) {
+        fprintf(stderr, "vbatch: cannot open staging: %s\n", staging_errmsg());
+        goto out;
+    }
+    if (jobs_setup(&c, st, sg, &models, &jobs) < 0)
+        goto out;
+    printf("worker: %d threads on %s\n", (int)c.workers, c.data);
+    fflush(stdout);
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    ret = 0;
+out:
+    jobs_free(jobs);
+    model_registry_free(models);
+    staging_free(sg);
+    store_close(st);
+    return ret;
+}
+
 struct command {
     const char *name;
     int (*fn)(int argc, char **argv); /* argv after the command name */
@@ -353,6 +459,7 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
+    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"},
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
 };
 

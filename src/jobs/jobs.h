@@ -1,0 +1,148 @@
+/*
+ * jobs — the Batch Processing service: jobs, their stages and tasks, the
+ * planner, the worker loop (leases, heartbeats, processing through the
+ * workflow engine), the export stage (aggregated JSONL/CSV and .tar.gz
+ * archives of image outputs) and job webhooks through the store's outbox.
+ *
+ * Like staging/, it answers the Batch Processing API with ready-to-send
+ * JSON shaped as spec/COMPAT.md sections 1-4 say, so the HTTP handlers stay
+ * thin: call one function, send the JSON (200) or map the error with
+ * jobs_http_status() and send {"error": jobs_errmsg()}.
+ *
+ * State lives only in the store (tables jobs, stages, tasks, job_logs of
+ * the "jobs" migration component) and in blobs at deterministic keys, so
+ * any process may die at any instant: a task whose lease is not renewed is
+ * claimed again by another worker and its outputs overwritten, never
+ * duplicated.  docs/JOBS.md describes the lifecycle and the layout.
+ *
+ * Thread safety: every function may be called from any thread.
+ * jobs_start/stop/free from one thread.
+ * Returned JSON (json_t **out): a new reference, the caller json_decref()s.
+ * Errors: ERR_INVALID/ERR_PARSE (400), ERR_NOTFOUND (404), ERR_EXISTS
+ * (409), others (500); jobs_errmsg() holds a message for the thread.
+ */
+#ifndef VBATCH_JOBS_H
+#define VBATCH_JOBS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/base.h"
+#include "staging/staging.h"
+#include "store/store.h"
+#include "workflow/workflow.h"
+
+struct jobs;
+
+struct jobs_opts {
+    int workers;               /* worker threads started by jobs_start; default 2 (0 = none) */
+    const char *worker_id;     /* lease owner prefix; default "<host>-<pid>"; copied */
+    int64_t lease_ms;          /* task lease; renewed by heartbeat; default 15000 */
+    int64_t heartbeat_ms;      /* lease renewal / progress period; default 1000 */
+    int64_t poll_ms;           /* idle worker sleep between claim attempts; default 200 */
+    int max_task_items;        /* items per processing task; default 500 */
+    int max_attempts;          /* claims of one task before the job fails; default 5 */
+    int64_t archive_max_bytes; /* bound of one image-outputs .tar.gz; default 256 MiB */
+    int64_t row_max_bytes;     /* bound of one results row; default 16 MiB */
+    int64_t item_delay_ms;     /* throttle: sleep this long per image and per archived
+                                  file (crash/abort tests, benchmarks); default 0, or
+                                  $VBATCH_JOBS_ITEM_DELAY_MS */
+    /* Model provider handed to the workflow engine (NULL: model steps fail
+     * with a clear error).  Borrowed; must outlive the service. */
+    wf_model_infer_fn model_infer;
+    void *model_ud;
+};
+void jobs_opts_default(struct jobs_opts *o);
+
+/* Create the service over an open store and staging context (borrowed;
+ * they must outlive it): applies the "jobs" migrations.  Free with
+ * jobs_free(). */
+int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, struct jobs **out);
+/* Start o->workers worker threads (no-op when 0). */
+int jobs_start(struct jobs *j);
+/* Ask the workers to stop and join them; a task in hand is left with its
+ * lease, to be claimed again when the lease expires (idempotent). */
+void jobs_stop(struct jobs *j);
+void jobs_free(struct jobs *j); /* stops first; NULL ok */
+
+const char *jobs_errmsg(void);
+int jobs_http_status(int rc);
+
+/* ---- API ------------------------------------------------------------------ */
+
+/* POST /jobs/{job_id}?name=…  body: the parsed WorkflowProcessingJobV1
+ * (borrowed).  Validates every field (video jobs and TRT compilation jobs
+ * -> ERR_INVALID with a clear message), snapshots the workflow, plans the
+ * tasks and commits everything in one transaction.  The same definition
+ * posted again -> 0 (*created false); a different one -> ERR_EXISTS.
+ * *out = {"status":"ok","jobId":…,"created":bool}. */
+int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *name,
+                const json_t *body, json_t **out);
+/* GET /jobs/{id} -> {"job": JobMetadata} */
+int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out);
+/* GET /jobs -> {"jobs":[JobMetadata…],"nextPageToken":…|null}, newest first */
+int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out);
+/* GET /jobs/{id}/stages -> {"stages":[JobStageDetails…]} */
+int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out);
+/* GET /jobs/{id}/stages/{stage}/tasks -> {"tasks":[TaskStatus…],"nextPageToken":…} */
+int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *stage, int page_size,
+               const char *token, json_t **out);
+/* POST /jobs/{id}/abort -> {"status":"ok","jobId","aborted":bool} (already
+ * terminal jobs are left as they are: aborted false). */
+int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out);
+/* POST /jobs/{id}/restart, body NULL or {"type":"parameters-override-v1",…}.
+ * Only a job that ended with an error may be restarted (ERR_EXISTS for a
+ * running or succeeded one); unfinished and failed tasks are queued again. */
+int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out);
+/* GET /jobs/{id}/logs -> {"logs":[JobLog…],"nextPageToken":…}; severity NULL = all */
+int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *severity, int page_size,
+              const char *token, json_t **out);
+
+/* ---- worker loop (also for `vbatch worker` and tests) ------------------------ */
+
+/* Claim one task (as owner 'worker') and run it to the end in the calling
+ * thread.  *did = true when a task was run.  Returns <0 only for store
+ * failures. */
+int jobs_work_once(struct jobs *j, const char *worker, bool *did);
+
+/* ---- model provider ------------------------------------------------------------ */
+
+struct model_registry;
+/* Open a model registry for the workers: ONNX Runtime loaded lazily,
+ * intra_threads per session (0 = ORT default), models registered from
+ * data_dir/models (when it exists) and from extra_dir (may be NULL; an
+ * error when given but unreadable).  *out freed with model_registry_free. */
+int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_threads,
+                     struct model_registry **out, char *err, size_t errlen);
+/* wf_model_infer_fn over a struct model_registry * (ud): put it with the
+ * registry into jobs_opts.model_infer / model_ud. */
+int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                     size_t n, json_t **out, char *err, size_t errlen);
+
+/* ---- pieces exposed for unit tests ------------------------------------------- */
+
+/* Planner: split items (ids ascending, shard ids may be NULL) into tasks
+ * of at most max_items, cutting also where the shard changes.  Writes
+ * task i's last item index (exclusive end) into ends[i]; returns the task
+ * count (>= 1 even for no items: one empty task, so tasksNumber is never
+ * 0).  ends must hold n + 1 entries. */
+int jobs_plan_split(const struct staging_item *items, int n, int max_items, int *ends);
+
+/* Claim with an explicit clock (tests): 0 and *task_pk (>0) when a task
+ * was leased to owner, 0 and *task_pk = 0 when none is claimable. */
+int jobs_claim(struct jobs *j, const char *owner, int64_t now_ms, int64_t *task_pk);
+/* Renew the lease; ERR_NOTFOUND when the task is no longer this owner's
+ * or its job is no longer running (the worker must stop). */
+int jobs_heartbeat(struct jobs *j, int64_t task_pk, const char *owner, int64_t now_ms,
+                   int64_t machine_ms, double progress);
+
+/* Aggregation writers (export): one row (object) at a time into a blob
+ * writer.  CSV columns: 'columns' (output names) then "image"; list and
+ * dict cells JSON-dumped; RFC 4180 quoting. */
+int jobs_csv_header(struct buf *b, const char *const *columns, size_t n);
+int jobs_csv_row(struct buf *b, const json_t *row, const char *const *columns, size_t n);
+int jobs_jsonl_row(struct buf *b, const json_t *row);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * jobs_int.h — private declarations shared by the files of src/jobs/.
+ */
+#ifndef VBATCH_JOBS_INT_H
+#define VBATCH_JOBS_INT_H
+
+#include "jobs/jobs.h"
+
+#include <pthread.h>
+
+#include "base/base.h"
+
+#define JOBS_ID_MAX 20
+#define JOBS_STAGE_PROC "processing"
+#define JOBS_STAGE_EXPORT "export"
+
+struct jobs {
+    struct store *st;          /* borrowed */
+    struct staging *sg;        /* borrowed */
+    struct jobs_opts o;        /* worker_id owned (o.worker_id points to owner_prefix) */
+    char *owner_prefix;        /* owned */
+    pthread_t *threads;        /* o.workers entries while started */
+    int nthreads;              /* threads started */
+    pthread_mutex_t mu;        /* guards stop/cv */
+    pthread_cond_t cv;         /* signalled on stop and on new work */
+    bool stopping;             /* set by jobs_stop; read by workers under mu */
+};
+
+/* Everything a worker needs about a job, read in one query. */
+struct jobs__job {
+    int64_t pk;
+    char ws[STORE_WS_MAX + 1];
+    char job_id[JOBS_ID_MAX + 1];
+    char *batch;         /* owned */
+    char *part;          /* owned or NULL */
+    char *wf_def;        /* owned: snapshot of the workflow definition */
+    char *image_input;   /* owned */
+    char *params;        /* owned JSON object text */
+    char *persist_list;  /* owned JSON array text or NULL (all) */
+    char *agg_format;    /* owned: "jsonl" | "csv" */
+    char *outputs;       /* owned JSON array text of output names */
+    bool persist;
+    char state[16];
+};
+void jobs__job_release(struct jobs__job *jb);
+/* Read job pk into *jb (release with jobs__job_release).  ERR_NOTFOUND. */
+int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb);
+
+/* One task as the worker sees it. */
+struct jobs__task {
+    int64_t pk, job_pk;
+    char stage[16];
+    int task_no;
+    int64_t after_id, last_id;
+    int n_items;
+    int attempts;
+};
+int jobs__task_load(struct jobs *j, int64_t pk, struct jobs__task *t);
+
+/* Set the thread's error message (jobs_errmsg). */
+void jobs__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Blob keys of a task's outputs (malloc'd). */
+char *jobs__results_key(const struct jobs__job *jb, int task_no);
+char *jobs__manifest_key(const struct jobs__job *jb, int task_no);
+
+/* A failed image of a task, logged at completion. */
+struct jobs__fail {
+    char *file;  /* owned */
+    char *cause; /* owned */
+};
+
+/* Task completion (one transaction each).  For a processing task:
+ * done/failed image counts and the failures to log; moves the stage and
+ * the job on (export task queued when the last processing task is done,
+ * failure-rate check).  ERR_NOTFOUND when the lease was lost (nothing
+ * changed). */
+int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
+                        int failed_items, const struct jobs__fail *fails, int nfails,
+                        int64_t machine_ms);
+/* Fail the task's attempt (error message); after max_attempts the job
+ * fails.  ERR_NOTFOUND when the lease was lost. */
+int jobs__task_error(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg,
+                     int64_t machine_ms);
+
+/* Run a claimed task (worker.c / export.c). */
+struct jobs__worker {
+    char owner[128];
+    int64_t wf_job_pk;           /* job whose compiled workflow is cached, 0 = none */
+    struct wf_workflow *wf;      /* owned cache */
+};
+void jobs__worker_release(struct jobs__worker *w);
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
+
+/* Heartbeat helper used during a task: renews at most every heartbeat_ms;
+ * returns ERR_NOTFOUND when the worker must stop (lease lost, job no longer
+ * running, timeout spent). */
+struct jobs__hb {
+    int64_t last_ms;   /* monotonic ms of the last renewal */
+    int64_t start_ms;  /* monotonic ms when the attempt started */
+    int64_t counted_ms;/* machine time already added to the job */
+};
+int jobs__hb_tick(struct jobs *j, struct jobs__hb *hb, const struct jobs__task *t, const char *owner,
+                  double progress, bool force);
+
+bool jobs__stopping(struct jobs *j);
+/* Sleep o.item_delay_ms (no-op when 0). */
+void jobs__throttle(struct jobs *j);
+
+/* Make sure the output batch and part exist and, when file_name is not
+ * NULL, that the file is an item of the part exactly once (the part is
+ * searched by name first). */
+int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
+                        const char *content_type, const char *description, const char *file_name,
+                        const char *item_type, const char *mime, const char *key, int64_t size);
+
+#endif

@@ -1,0 +1,447 @@
+/*
+ * worker.c — the worker loop and the processing stage.
+ *
+ * A worker thread loops: claim a task (jobs_claim: one transaction that
+ * sets the lease owner and deadline), run it, complete it (one
+ * transaction).  While running it renews the lease every heartbeat_ms and
+ * adds the machine time spent to the job; a heartbeat that finds the lease
+ * lost, the job no longer running (abort, timeout, failure rate) or the
+ * service stopping makes the worker drop the task at once, leaving
+ * nothing visible: outputs are written through blob writers (temp file +
+ * rename) that are aborted.
+ *
+ * Processing task: the items with ids in (after_id, last_id] of the input
+ * batch/part, each read from the blob store, decoded, run through the
+ * workflow (compiled once per worker and cached by job), serialized as a
+ * results row with images deducted plus "image": <file name> (WORKFLOWS.md
+ * 3.4), one JSON line per image into
+ *   jobs/<ws>/<job>/processing/task-NNNNN.jsonl          (results)
+ *   jobs/<ws>/<job>/processing/task-NNNNN.images.jsonl   (persisted images manifest)
+ *   jobs/<ws>/<job>/images/tNNNNN/<item id>/<key path>.jpg (persisted images)
+ * Every key depends only on the task, so a task run again after a crash
+ * overwrites its outputs instead of adding to them.  The results file is
+ * registered in the <job>-processing output batch (once: the part is
+ * searched by name first).
+ */
+#include "jobs/jobs_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_INPUT_BYTES (256ll << 20) /* largest staged image read */
+
+void jobs__throttle(struct jobs *j)
+{
+    if (j->o.item_delay_ms > 0) {
+        struct timespec ts = {j->o.item_delay_ms / 1000, (j->o.item_delay_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+void jobs__worker_release(struct jobs__worker *w)
+{
+    wf_free(w->wf);
+    w->wf = NULL;
+    w->wf_job_pk = 0;
+}
+
+int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
+                        const char *content_type, const char *description, const char *file_name,
+                        const char *item_type, const char *mime, const char *key, int64_t size)
+{
+    int rc = staging_output_batch_create(j->sg, ws, batch, batch);
+    if (rc < 0 && rc != ERR_EXISTS) {
+        jobs__err("cannot create output batch '%s': %s", batch, staging_errmsg());
+        return rc;
+    }
+    rc = staging_output_part_add(j->sg, ws, batch, part, "file-part", content_type, description, NULL);
+    if (rc < 0) {
+        jobs__err("cannot add part '%s' to '%s': %s", part, batch, staging_errmsg());
+        return rc;
+    }
+    if (!file_name)
+        return 0;
+    int64_t after = 0;
+    for (;;) {
+        struct staging_item *it = NULL;
+        int n = 0;
+        rc = staging_items_page(j->sg, ws, batch, part, after, 1000, &it, &n);
+        if (rc < 0) {
+            jobs__err("cannot list '%s': %s", batch, staging_errmsg());
+            return rc;
+        }
+        bool found = false;
+        for (int i = 0; i < n && !found; i++) {
+            found = !strcmp(it[i].name, file_name);
+            after = it[i].id;
+        }
+        staging_items_free(it, n);
+        if (found)
+            return 0;
+        if (n < 1000)
+            break;
+    }
+    rc = staging_output_item_add(j->sg, ws, batch, part, file_name, item_type, mime, key, size);
+    if (rc < 0)
+        jobs__err("cannot register '%s' in '%s': %s", file_name, batch, staging_errmsg());
+    return rc;
+}
+
+/* Replace what blob keys do not accept. */
+static void key_sanitize(char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '.' ||
+              *s == '_' || *s == '-' || *s == '/'))
+            *s = '_';
+}
+
+static bool persist_wanted(const json_t *list, const char *path)
+{
+    if (!list)
+        return true;
+    size_t top = strcspn(path, "/");
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e)
+    {
+        const char *s = json_string_value(e);
+        if (s && strlen(s) == top && !strncmp(s, path, top))
+            return true;
+    }
+    return false;
+}
+
+static int writer_puts(struct store_blob_writer *w, const char *s, size_t n)
+{
+    return store_blob_writer_write(w, s, n);
+}
+
+struct img_result {
+    char *cause;   /* owned message when the image failed */
+};
+
+/* Run one image.  Writes the results line and the persisted images.
+ * Returns 0 (also when the image failed: *cause set), <0 on a store
+ * failure that fails the task. */
+static int process_item(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
+                        const struct staging_item *it, const json_t *params, const json_t *plist,
+                        struct store_blob_writer *rw, struct store_blob_writer *mw, char **cause)
+{
+    char *data = NULL, *line = NULL;
+    size_t len = 0;
+    struct vis_image *img = NULL;
+    json_t *results = NULL, *row = NULL;
+    struct wf_image_output *imgs = NULL;
+    size_t nimgs = 0;
+    char err[512];
+    int rc = store_blob_read(j->st, it->blob_key, MAX_INPUT_BYTES, &data, &len);
+
+    *cause = NULL;
+    if (rc < 0) {
+        *cause = xasprintf("cannot read the staged file: %s", err_str(rc));
+        rc = 0;
+        goto out;
+    }
+    rc = vis_decode(data, len, &img);
+    if (rc < 0) {
+        *cause = xasprintf("cannot decode the image: %s", err_str(rc));
+        rc = 0;
+        goto out;
+    }
+    {
+        const struct vis_image *arr[1] = {img};
+        struct wf_image_input in = {jb->image_input, arr, 1, false};
+        struct wf_run_inputs ri = {&in, 1, params};
+        struct wf_env env = {j->o.model_infer, j->o.model_ud, 0};
+        rc = wf_run(w->wf, &env, &ri, &results, err, sizeof err);
+        if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
+            *cause = xasprintf("workflow error: %s", rc < 0 ? err : "no result");
+            rc = 0;
+            goto out;
+        }
+    }
+    rc = wf_result_row(json_array_get(results, 0), &row, &imgs, &nimgs);
+    if (rc < 0) {
+        *cause = xasprintf("cannot serialise the result: %s", err_str(rc));
+        rc = 0;
+        goto out;
+    }
+    json_object_set_new(row, "image", json_string(it->name));
+    line = json_dumps(row, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (!line || (int64_t)strlen(line) > j->o.row_max_bytes) {
+        *cause = xasprintf("results row is over the limit of %lld bytes", (long long)j->o.row_max_bytes);
+        rc = 0;
+        goto out;
+    }
+    if (mw) {
+        for (size_t k = 0; k < nimgs; k++) {
+            if (!persist_wanted(plist, imgs[k].path))
+                continue;
+            char *p = xstrdup(imgs[k].path);
+            key_sanitize(p);
+            char *key = xasprintf("jobs/%s/%s/images/t%05d/%lld/%s.jpg", jb->ws, jb->job_id, t->task_no,
+                                  (long long)it->id, p);
+            free(p);
+            if (!store_blob_key_valid(key)) {
+                free(key);
+                continue;
+            }
+            rc = store_blob_put_nosync(j->st, key, imgs[k].jpeg, imgs[k].len);
+            if (rc == 0) {
+                char *arc = xasprintf("%s/%s.jpg", it->name, imgs[k].path);
+                json_t *m = json_pack("{s:s,s:s,s:I}", "key", key, "arc", arc, "size", (json_int_t)imgs[k].len);
+                char *ml = json_dumps(m, JSON_COMPACT);
+                rc = writer_puts(mw, ml, strlen(ml));
+                if (rc == 0)
+                    rc = writer_puts(mw, "\n", 1);
+                free(ml);
+                json_decref(m);
+                free(arc);
+            }
+            free(key);
+            if (rc < 0) {
+                jobs__err("cannot store an image output: %s", err_str(rc));
+                goto out;
+            }
+        }
+    }
+    rc = writer_puts(rw, line, strlen(line));
+    if (rc == 0)
+        rc = writer_puts(rw, "\n", 1);
+    if (rc < 0)
+        jobs__err("cannot write the results: %s", err_str(rc));
+out:
+    free(data);
+    free(line);
+    vis_image_free(img);
+    json_decref(results);
+    json_decref(row);
+    wf_image_outputs_free(imgs, nimgs);
+    return rc;
+}
+
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
+{
+    struct jobs__job jb;
+    struct staging_item *items = NULL;
+    int nitems = 0, ndone = 0, nfailed = 0;
+    struct jobs__fail *fails = NULL;
+    struct store_blob_writer *rw = NULL, *mw = NULL;
+    json_t *params = NULL, *plist = NULL;
+    char *rkey = NULL, *mkey = NULL;
+    struct jobs__hb hb = {time_mono_ms(), time_mono_ms(), 0};
+    char err[512];
+    int rc = jobs__job_load(j, t->job_pk, &jb);
+
+    if (rc < 0)
+        return ERR_NOTFOUND;
+    if (w->wf_job_pk != jb.pk) {
+        jobs__worker_release(w);
+        rc = wf_compile_text(jb.wf_def, strlen(jb.wf_def), &w->wf, err, sizeof err);
+        if (rc < 0) {
+            jobs__err("the workflow snapshot does not compile: %s", err);
+            goto out;
+        }
+        w->wf_job_pk = jb.pk;
+    }
+    params = json_loads(jb.params, 0, NULL);
+    plist = jb.persist_list ? json_loads(jb.persist_list, 0, NULL) : NULL;
+    if (t->n_items > 0) {
+        rc = staging_items_page(j->sg, jb.ws, jb.batch, jb.part, t->after_id, t->n_items, &items, &nitems);
+        if (rc < 0) {
+            jobs__err("cannot read the input batch '%s': %s", jb.batch, staging_errmsg());
+            goto out;
+        }
+    }
+    rkey = jobs__results_key(&jb, t->task_no);
+    rc = store_blob_writer_open(j->st, rkey, 0, &rw);
+    if (rc == 0 && jb.persist) {
+        mkey = jobs__manifest_key(&jb, t->task_no);
+        rc = store_blob_writer_open(j->st, mkey, 0, &mw);
+    }
+    if (rc < 0) {
+        jobs__err("cannot open the results blob: %s", err_str(rc));
+        goto out;
+    }
+    fails = xcalloc((size_t)MAX(nitems, 1), sizeof *fails);
+    for (int i = 0; i < nitems; i++) {
+        if (items[i].id > t->last_id)
+            break; /* added to the batch after planning */
+        rc = jobs__hb_tick(j, &hb, t, w->owner, nitems ? (double)i / nitems : 0.0, false);
+        if (rc < 0)
+            goto out;
+        jobs__throttle(j);
+        char *cause = NULL;
+        rc = process_item(j, w, &jb, t, &items[i], params, plist, rw, mw, &cause);
+        if (rc < 0) {
+            free(cause);
+            goto out;
+        }
+        if (cause) {
+            fails[nfailed].file = xstrdup(items[i].name);
+            fails[nfailed].cause = cause;
+            nfailed++;
+        } else {
+            ndone++;
+        }
+    }
+    /* Last check before publishing: still ours and the job still running. */
+    rc = jobs__hb_tick(j, &hb, t, w->owner, 1.0, true);
+    if (rc < 0)
+        goto out;
+    if (mw) {
+        rc = store_blob_sync(j->st);
+        if (rc == 0)
+            rc = store_blob_writer_finish(mw);
+        mw = NULL;
+    }
+    if (rc == 0) {
+        int64_t size = store_blob_writer_size(rw);
+        rc = store_blob_writer_finish(rw);
+        rw = NULL;
+        if (rc == 0) {
+            char *pb = xasprintf("%s-processing", jb.job_id);
+            char *fn = xasprintf("task-%05d.jsonl", t->task_no);
+            rc = jobs__output_ensure(j, jb.ws, pb, "results", "metadata", "per-task results rows (JSONL)", fn,
+                                     "metadata", "application/x-ndjson", rkey, size);
+            free(pb);
+            free(fn);
+        }
+    }
+    if (rc < 0) {
+        if (!jobs_errmsg()[0])
+            jobs__err("cannot publish the results: %s", err_str(rc));
+        goto out;
+    }
+    rc = jobs__task_complete(j, t, w->owner, ndone, nfailed, fails, nfailed,
+                             time_mono_ms() - hb.start_ms - hb.counted_ms);
+    if (rc == 0)
+        log_info("jobs", "task done job=%s task=%d images=%d failed=%d", jb.job_id, t->task_no, ndone, nfailed);
+out:
+    store_blob_writer_abort(rw);
+    store_blob_writer_abort(mw);
+    for (int i = 0; i < nfailed; i++) {
+        free(fails[i].file);
+        free(fails[i].cause);
+    }
+    free(fails);
+    staging_items_free(items, nitems);
+    json_decref(params);
+    json_decref(plist);
+    free(rkey);
+    free(mkey);
+    jobs__job_release(&jb);
+    return rc;
+}
+
+/* ---- the loop ---------------------------------------------------------------------------- */
+
+static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
+{
+    int64_t pk = 0;
+    struct jobs__task t;
+    int rc = jobs_claim(j, w->owner, time_now_ms(), &pk);
+    *did = false;
+    if (rc < 0 || !pk)
+        return rc;
+    *did = true;
+    rc = jobs__task_load(j, pk, &t);
+    if (rc < 0)
+        return 0;
+    int64_t start = time_mono_ms();
+    jobs__err("%s", "");
+    rc = !strcmp(t.stage, JOBS_STAGE_EXPORT) ? jobs__run_export(j, w, &t) : jobs__run_process(j, w, &t);
+    if (rc == ERR_NOTFOUND || rc == ERR_AGAIN)
+        return 0; /* lease lost, job ended or shutting down: nothing to record */
+    if (rc < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", jobs_errmsg()[0] ? jobs_errmsg() : err_str(rc));
+        log_warn("jobs", "task failed task=%lld stage=%s: %s", (long long)t.pk, t.stage, msg);
+        jobs__task_error(j, &t, w->owner, msg, time_mono_ms() - start);
+    }
+    return 0;
+}
+
+int jobs_work_once(struct jobs *j, const char *worker, bool *did)
+{
+    struct jobs__worker w = {{0}, 0, NULL};
+    snprintf(w.owner, sizeof w.owner, "%s", worker);
+    int rc = work_once(j, &w, did);
+    jobs__worker_release(&w);
+    return rc;
+}
+
+struct worker_arg {
+    struct jobs *j;
+    int index;
+};
+
+static void *worker_main(void *p)
+{
+    struct worker_arg *a = p;
+    struct jobs *j = a->j;
+    struct jobs__worker w = {{0}, 0, NULL};
+    snprintf(w.owner, sizeof w.owner, "%s-w%d", j->owner_prefix, a->index);
+    free(a);
+    while (!jobs__stopping(j)) {
+        bool did = false;
+        int rc = work_once(j, &w, &did);
+        if (rc < 0)
+            log_warn("jobs", "worker %s: %s", w.owner, err_str(rc));
+        if (did && rc == 0)
+            continue;
+        pthread_mutex_lock(&j->mu);
+        if (!j->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t ns = ts.tv_nsec + (j->o.poll_ms % 1000) * 1000000;
+            ts.tv_sec += j->o.poll_ms / 1000 + ns / 1000000000;
+            ts.tv_nsec = ns % 1000000000;
+            pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+        }
+        pthread_mutex_unlock(&j->mu);
+    }
+    jobs__worker_release(&w);
+    return NULL;
+}
+
+int jobs_start(struct jobs *j)
+{
+    if (j->nthreads > 0 || j->o.workers <= 0)
+        return 0;
+    pthread_mutex_lock(&j->mu);
+    j->stopping = false;
+    pthread_mutex_unlock(&j->mu);
+    j->threads = xcalloc((size_t)j->o.workers, sizeof *j->threads);
+    for (int i = 0; i < j->o.workers; i++) {
+        struct worker_arg *a = xmalloc(sizeof *a);
+        a->j = j;
+        a->index = i;
+        if (pthread_create(&j->threads[i], NULL, worker_main, a) != 0) {
+            free(a);
+            jobs__err("cannot start worker thread %d", i);
+            jobs_stop(j);
+            return ERR_INTERNAL;
+        }
+        j->nthreads++;
+    }
+    log_info("jobs", "workers started count=%d owner=%s", j->nthreads, j->owner_prefix);
+    return 0;
+}
+
+void jobs_stop(struct jobs *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->stopping = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    for (int i = 0; i < j->nthreads; i++)
+        pthread_join(j->threads[i], NULL);
+    j->nthreads = 0;
+    free(j->threads);
+    j->threads = NULL;
+}

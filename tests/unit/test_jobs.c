@@ -1,0 +1,437 @@
+/* Unit tests of src/jobs: the planner, job definition validation and
+ * idempotency, leases (no double claim, expiry -> requeue, heartbeat of a
+ * lost lease), the state machine through processing and export with a fake
+ * model provider, failure rate, abort/restart, and the CSV/JSONL writers. */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "jobs/jobs.h"
+#include "staging/staging.h"
+#include "store/store.h"
+#include "t.h"
+#include "vision/vision.h"
+
+struct ctx {
+    char dir[64];
+    struct store *st;
+    struct staging *sg;
+    struct jobs *j;
+    struct jobs_opts o;
+};
+
+static int fake_calls;
+
+/* Fake detector: one box per image, size-dependent confidence. */
+static int fake_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                      size_t n, json_t **out, char *err, size_t errlen)
+{
+    (void)ud;
+    (void)req;
+    (void)err;
+    (void)errlen;
+    fake_calls++;
+    for (size_t i = 0; i < n; i++)
+        out[i] = json_pack("{s:{s:i,s:i},s:[{s:f,s:f,s:f,s:f,s:f,s:s,s:i}]}", "image", "width", images[i]->w,
+                           "height", images[i]->h, "predictions", "x", 4.0, "y", 4.0, "width", 4.0, "height",
+                           4.0, "confidence", 0.9, "class", "thing", "class_id", 0);
+    return 0;
+}
+
+static void ctx_open(struct ctx *c, int max_items)
+{
+    struct staging_opts so;
+    snprintf(c->dir, sizeof c->dir, "/tmp/vbatch-jobs-XXXXXX");
+    if (!mkdtemp(c->dir))
+        abort();
+    staging_opts_default(&so);
+    so.public_base_url = "http://127.0.0.1:9999";
+    ASSERT_OK(store_open(c->dir, &c->st));
+    ASSERT_OK(store_workspace_create(c->st, "ws", (char[STORE_KEY_LEN + 1]){0}));
+    ASSERT_OK(staging_new(c->st, &so, &c->sg));
+    jobs_opts_default(&c->o);
+    c->o.workers = 0;
+    c->o.max_task_items = max_items;
+    c->o.lease_ms = 1000;
+    c->o.heartbeat_ms = 100;
+    c->o.max_attempts = 3;
+    c->o.model_infer = fake_infer;
+    ASSERT_OK(jobs_new(c->st, c->sg, &c->o, &c->j));
+}
+
+static void ctx_close(struct ctx *c)
+{
+    jobs_free(c->j);
+    staging_free(c->sg);
+    store_close(c->st);
+}
+
+static void upload(struct ctx *c, const char *batch, const char *name, int seed, bool corrupt)
+{
+    struct vis_image *img = vis_image_new(16, 12, VIS_BGR);
+    uint8_t *png = NULL;
+    size_t len = 0;
+    char *tmp = NULL;
+    int fd = -1;
+    json_t *out = NULL;
+    for (size_t i = 0; i < (size_t)img->stride * 12; i++)
+        img->px[i] = (uint8_t)(i * 7 + seed);
+    ASSERT_OK(vis_encode_png(img, &png, &len));
+    if (corrupt)
+        len = len / 2; /* truncated: the staging type check passes, decoding fails */
+    ASSERT_OK(store_tmp_create(c->st, &tmp, &fd));
+    ASSERT_EQ(write(fd, png, len), (ssize_t)len);
+    close(fd);
+    ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out));
+    json_decref(out);
+    free(tmp);
+    free(png);
+    vis_image_free(img);
+}
+
+static const char *CROP_WF =
+    "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"
+    "{\"type\":\"WorkflowParameter\",\"name\":\"tag\",\"default_value\":\"none\"}],"
+    "\"steps\":[{\"type\":\"roboflow_core/absolute_static_crop@v1\",\"name\":\"crop\",\"images\":\"$inputs.image\","
+    "\"x_center\":4,\"y_center\":4,\"width\":4,\"height\":4}],"
+    "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"crop\",\"selector\":\"$steps.crop.crops\"},"
+    "{\"type\":\"JsonField\",\"name\":\"tag\",\"selector\":\"$inputs.tag\"}]}";
+
+static const char *DET_WF =
+    "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+    "\"steps\":[{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"det\","
+    "\"images\":\"$inputs.image\",\"model_id\":\"fake\"}],"
+    "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"predictions\",\"selector\":\"$steps.det.predictions\"}]}";
+
+static json_t *body(const char *batch, const char *wf, const char *extra_json)
+{
+    json_t *b = json_pack("{s:s,s:{s:s,s:s},s:{s:s},s:{s:s,s:s,s:s,s:b,s:s,s:{s:s}}}", "type",
+                          "simple-image-processing-v1", "jobInput", "type", "staging-batch-input-v1", "batchId",
+                          batch, "computeConfiguration", "type", "compute-configuration-v2",
+                          "processingSpecification", "type", "workflows-processing-specification-v1", "workspace",
+                          "ws", "workflowId", wf, "persistImagesOutputs", 1, "aggregationFormat", "jsonl",
+                          "workflowParameters", "tag", "t1");
+    if (extra_json) {
+        json_t *e = json_loads(extra_json, 0, NULL);
+        ASSERT(e);
+        json_object_update(b, e);
+        json_decref(e);
+    }
+    return b;
+}
+
+static json_t *get_job(struct ctx *c, const char *id)
+{
+    json_t *out = NULL;
+    ASSERT_OK(jobs_get(c->j, "ws", id, &out));
+    json_t *job = json_incref(json_object_get(out, "job"));
+    json_decref(out);
+    return job;
+}
+
+static void run_all(struct ctx *c)
+{
+    bool did = true;
+    for (int k = 0; k < 100 && did; k++)
+        ASSERT_OK(jobs_work_once(c->j, "w1", &did));
+}
+
+TEST(planner_splits_by_size_and_shard)
+{
+    struct staging_item it[7] = {0};
+    int ends[8];
+    static char a[] = "a", bb[] = "b";
+    char *sh[7] = {a, a, a, bb, bb, NULL, NULL};
+    for (int i = 0; i < 7; i++) {
+        it[i].id = i + 1;
+        it[i].shard_id = sh[i];
+    }
+    ASSERT_EQ(jobs_plan_split(it, 7, 2, ends), 4); /* aa, a, bb, (NULL NULL) */
+    ASSERT_EQ(ends[0], 2);
+    ASSERT_EQ(ends[1], 3);
+    ASSERT_EQ(ends[2], 5);
+    ASSERT_EQ(ends[3], 7);
+    ASSERT_EQ(jobs_plan_split(it, 7, 500, ends), 3);
+    ASSERT_EQ(jobs_plan_split(it, 0, 500, ends), 1); /* never 0 tasks */
+    ASSERT_EQ(ends[0], 0);
+}
+
+TEST(csv_and_jsonl_writers)
+{
+    struct buf b = BUF_INIT;
+    const char *cols[] = {"a", "b", "c", "d"};
+    json_t *row = json_loads("{\"a\":\"x,y\\\"z\",\"b\":[1,{\"k\":2.5}],\"c\":true,\"d\":null,\"image\":\"i.png\"}", 0,
+                             NULL);
+    ASSERT_OK(jobs_csv_header(&b, cols, 4));
+    ASSERT_OK(jobs_csv_row(&b, row, cols, 4));
+    ASSERT_STR_EQ(b.data, "a,b,c,d,image\n\"x,y\"\"z\",\"[1, {\"\"k\"\": 2.5}]\",True,,i.png\n");
+    buf_reset(&b);
+    ASSERT_OK(jobs_jsonl_row(&b, row));
+    ASSERT_STR_EQ(b.data, "{\"a\":\"x,y\\\"z\",\"b\":[1,{\"k\":2.5}],\"c\":true,\"d\":null,\"image\":\"i.png\"}\n");
+    json_decref(row);
+    row = json_loads("{\"a\":1.0,\"b\":3,\"image\":\"j\"}", 0, NULL);
+    buf_reset(&b);
+    ASSERT_OK(jobs_csv_row(&b, row, cols, 2));
+    ASSERT_STR_EQ(b.data, "1.0,3,j\n");
+    json_decref(row);
+    buf_release(&b);
+}
+
+TEST(create_validates_and_is_idempotent)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    ctx_open(&c, 500);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    upload(&c, "b1", "a.png", 1, false);
+
+    b = body("nope", "crop", NULL);
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_NOTFOUND);
+    ASSERT(strstr(jobs_errmsg(), "batch 'nope' not found"));
+    json_decref(b);
+    b = body("b1", "nope", NULL);
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_NOTFOUND);
+    ASSERT(strstr(jobs_errmsg(), "workflow 'nope' not found"));
+    json_decref(b);
+    b = body("b1", "crop", "{\"maxImageFailureRate\": 1.5}");
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
+    ASSERT(strstr(jobs_errmsg(), "maxImageFailureRate"));
+    json_decref(b);
+    b = body("b1", "crop", "{\"type\": \"simple-video-processing-v1\"}");
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
+    ASSERT(strstr(jobs_errmsg(), "video"));
+    json_decref(b);
+    b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v1\", \"machineSize\": \"q\"}}");
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
+    json_decref(b);
+
+    b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v1\", \"machineSize\": \"xs\"}}");
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out));
+    ASSERT(json_is_true(json_object_get(out, "created")));
+    json_decref(out);
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out)); /* same definition: idempotent */
+    ASSERT(json_is_false(json_object_get(out, "created")));
+    json_decref(out);
+    json_decref(b);
+    b = body("b1", "crop", "{\"maxParallelTasks\": 3}");
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_EXISTS);
+    json_decref(b);
+
+    json_t *job = get_job(&c, "j1");
+    ASSERT_STR_EQ(json_string_value(json_object_get(job, "name")), "my job");
+    ASSERT(json_is_false(json_object_get(job, "isTerminal")));
+    ASSERT(str_has_suffix(json_string_value(json_object_get(job, "createdAt")), "Z"));
+    json_decref(job);
+    ASSERT_OK(jobs_list(c.j, "ws", 10, NULL, &out));
+    ASSERT_EQ(json_array_size(json_object_get(out, "jobs")), 1);
+    ASSERT(json_is_null(json_object_get(out, "nextPageToken")));
+    json_decref(out);
+    ctx_close(&c);
+}
+
+TEST(leases_no_double_claim_and_expiry_requeues)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    int64_t t1 = 0, t2 = 0, t3 = 0, t4 = 0;
+    int64_t now = time_now_ms();
+    ctx_open(&c, 2);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    for (int i = 0; i < 4; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%d.png", i);
+        upload(&c, "b1", n, i, false);
+    }
+    b = body("b1", "crop", "{\"maxParallelTasks\": 2}");
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_claim(c.j, "A", now, &t1));
+    ASSERT_OK(jobs_claim(c.j, "B", now, &t2));
+    ASSERT_GT(t1, 0);
+    ASSERT_GT(t2, 0);
+    ASSERT_NE(t1, t2);
+    ASSERT_OK(jobs_claim(c.j, "C", now, &t3)); /* only 2 processing tasks; export waits */
+    ASSERT_EQ(t3, 0);
+    /* heartbeat keeps A's lease; B's expires and C takes it over */
+    ASSERT_OK(jobs_heartbeat(c.j, t1, "A", now + 900, 0, 0.5));
+    ASSERT_OK(jobs_claim(c.j, "C", now + 1500, &t3));
+    ASSERT_EQ(t3, t2);
+    ASSERT_EQ(jobs_heartbeat(c.j, t2, "B", now + 1600, 0, 0.5), ERR_NOTFOUND); /* B lost it */
+    ASSERT_OK(jobs_claim(c.j, "D", now + 1600, &t4));
+    ASSERT_EQ(t4, 0);
+    ctx_close(&c);
+}
+
+TEST(max_parallel_tasks_honoured)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    int64_t t1 = 0, t2 = 0, now = time_now_ms();
+    ctx_open(&c, 1);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    upload(&c, "b1", "a.png", 1, false);
+    upload(&c, "b1", "b.png", 2, false);
+    b = body("b1", "crop", "{\"maxParallelTasks\": 1}");
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_claim(c.j, "A", now, &t1));
+    ASSERT_GT(t1, 0);
+    ASSERT_OK(jobs_claim(c.j, "B", now, &t2));
+    ASSERT_EQ(t2, 0);
+    ctx_close(&c);
+}
+
+TEST(processing_and_export_end_to_end)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    ctx_open(&c, 2);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    for (int i = 0; i < 5; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%d.png", i);
+        upload(&c, "b1", n, i, i == 3);
+    }
+    b = body("b1", "det", "{\"notificationsURL\": null}");
+    json_object_set_new(json_object_get(b, "processingSpecification"), "aggregationFormat", json_string("csv"));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_stages(c.j, "ws", "j1", &out));
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 3);
+    json_decref(out);
+    run_all(&c);
+    ASSERT_EQ(fake_calls, 4);
+    json_t *job = get_job(&c, "j1");
+    ASSERT(json_is_true(json_object_get(job, "isTerminal")));
+    ASSERT(json_is_false(json_object_get(job, "error")));
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(job, "lastNotification"), "imagesFailed")), 1);
+    json_decref(job);
+    /* one error log naming the corrupt file */
+    ASSERT_OK(jobs_logs(c.j, "ws", "j1", "error", 10, NULL, &out));
+    ASSERT_EQ(json_array_size(json_object_get(out, "logs")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(
+                      json_object_get(json_array_get(json_object_get(out, "logs"), 0), "payload"), "file_path")),
+                  "i3.png");
+    json_decref(out);
+    /* export: CSV with 4 rows */
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT_OK(store_blob_read(c.st, "jobs/ws/j1/export/aggregated_results.csv", 1 << 20, &data, &len));
+    ASSERT(str_has_prefix(data, "predictions,image\n"));
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += data[i] == '\n';
+    ASSERT_EQ(lines, 5);
+    ASSERT(strstr(data, "i4.png"));
+    ASSERT(!strstr(data, "i3.png"));
+    free(data);
+    json_t *cnt = NULL;
+    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt));
+    ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 1); /* no image outputs */
+    json_decref(cnt);
+    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt));
+    ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 3);
+    json_decref(cnt);
+    ctx_close(&c);
+}
+
+TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    ctx_open(&c, 1);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    upload(&c, "b1", "bad0.png", 0, true);
+    upload(&c, "b1", "ok1.png", 1, false);
+    upload(&c, "b1", "ok2.png", 2, false);
+    b = body("b1", "det", "{\"maxImageFailureRate\": 0.2}");
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    run_all(&c);
+    json_t *job = get_job(&c, "j1");
+    ASSERT(json_is_true(json_object_get(job, "error")));
+    ASSERT(strstr(json_string_value(json_object_get(json_object_get(job, "lastNotification"), "message")),
+                  "failure rate"));
+    json_decref(job);
+    ASSERT_EQ(fake_calls, 0);
+    /* restart with a higher limit: only the two unfinished tasks run */
+    b = json_loads("{\"type\":\"parameters-override-v1\",\"maxImageFailureRate\":0.5}", 0, NULL);
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
+    json_decref(out);
+    json_decref(b);
+    run_all(&c);
+    ASSERT_EQ(fake_calls, 2);
+    job = get_job(&c, "j1");
+    ASSERT(json_is_false(json_object_get(job, "error")));
+    ASSERT(json_is_true(json_object_get(job, "isTerminal")));
+    ASSERT_EQ(json_array_size(json_object_get(job, "restartParametersOverride")), 1);
+    json_decref(job);
+    /* a succeeded job cannot be restarted */
+    ASSERT_EQ(jobs_restart(c.j, "ws", "j1", NULL, &out), ERR_EXISTS);
+    ctx_close(&c);
+}
+
+TEST(abort_stops_claims)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    int64_t t = 0;
+    ctx_open(&c, 1);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    upload(&c, "b1", "a.png", 1, false);
+    upload(&c, "b1", "b.png", 2, false);
+    b = body("b1", "crop", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_claim(c.j, "A", time_now_ms(), &t));
+    ASSERT_GT(t, 0);
+    ASSERT_OK(jobs_abort(c.j, "ws", "j1", &out));
+    json_decref(out);
+    ASSERT_EQ(jobs_heartbeat(c.j, t, "A", time_now_ms(), 0, 0.5), ERR_NOTFOUND);
+    ASSERT_OK(jobs_claim(c.j, "B", time_now_ms(), &t));
+    ASSERT_EQ(t, 0);
+    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, NULL, &out));
+    ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(out, "nextPageToken")), "1");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "statusType")),
+                  "error");
+    json_decref(out);
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", NULL, &out));
+    json_decref(out);
+    run_all(&c);
+    json_t *job = get_job(&c, "j1");
+    ASSERT(json_is_false(json_object_get(job, "error")));
+    ASSERT(json_is_true(json_object_get(job, "isTerminal")));
+    json_decref(job);
+    ctx_close(&c);
+}
+
+TEST(timeout_ends_the_job)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    int64_t t = 0;
+    ctx_open(&c, 1);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    upload(&c, "b1", "a.png", 1, false);
+    b = body("b1", "crop", "{\"processingTimeoutSeconds\": 1}");
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_claim(c.j, "A", time_now_ms(), &t));
+    ASSERT_OK(jobs_heartbeat(c.j, t, "A", time_now_ms(), 600, 0.1));
+    ASSERT_EQ(jobs_heartbeat(c.j, t, "A", time_now_ms(), 600, 0.2), ERR_NOTFOUND);
+    json_t *job = get_job(&c, "j1");
+    ASSERT(json_is_true(json_object_get(job, "error")));
+    ASSERT(strstr(json_string_value(json_object_get(json_object_get(job, "lastNotification"), "message")),
+                  "timeout"));
+    json_decref(job);
+    ctx_close(&c);
+}
+
+TEST_MAIN()

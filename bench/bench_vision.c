@@ -153,6 +153,30 @@ static void f_video60(void *a)
     vis_video_free(v);
 }
 
+static void f_blur_box(void *a)
+{
+    struct ctx *c = a;
+    struct vis_image *img = vis_image_clone(c->img);
+    if (!img || vis_blur_box(img, 15, 15) < 0)
+        abort();
+    vis_image_free(img);
+}
+
+static void f_blur_gauss(void *a)
+{
+    struct ctx *c = a;
+    struct vis_image *img = vis_image_clone(c->img);
+    if (!img || vis_blur_gaussian(img, 5, 0) < 0)
+        abort();
+    vis_image_free(img);
+}
+
+static void f_clone(void *a)
+{
+    struct ctx *c = a;
+    vis_image_free(vis_image_clone(c->img));
+}
+
 static void f_encode_jpeg(void *a)
 {
     struct ctx *c = a;
@@ -248,6 +272,9 @@ int main(void)
             report("vision_video_decode_720p_per_frame", ms / 60, "memcpy_1080p_bgr", base);
         }
     }
+    double cl = median_ms(f_clone, &c, 11);
+    report("vision_blur_box_k15_1080p", median_ms(f_blur_box, &c, 5), "clone_1080p", cl);
+    report("vision_blur_gaussian_k5_1080p", median_ms(f_blur_gauss, &c, 5), "clone_1080p", cl);
     report("vision_encode_jpeg_q95_1080p", median_ms(f_encode_jpeg, &c, 11), "memcpy_1080p_bgr", base);
     report("vision_encode_png_1080p", median_ms(f_encode_png, &c, 5), "memcpy_1080p_bgr", base);
     if (c.font)

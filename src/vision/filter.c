@@ -106,13 +106,30 @@ static int sep_filter(struct vis_image *img, const float *kx, int nx, const floa
             float *t = ring_get(&ring, sy, &fresh);
             if (fresh) {
                 const uint8_t *s = vis_px(img, 0, sy);
-                for (int x = 0; x < w; x++)
+                /* interior columns [x0, x1) read no border: one pass per
+                 * kernel tap over a contiguous range (vectorisable) */
+                int x0 = MIN(ax, w), x1 = MAX(x0, w - (nx - 1 - ax));
+                size_t i0 = (size_t)x0 * ch, i1 = (size_t)x1 * ch;
+                for (size_t i = i0; i < i1; i++)
+                    t[i] = 0;
+                for (int j = 0; j < nx; j++) {
+                    const uint8_t *sj = s + (ptrdiff_t)(j - ax) * ch;
+                    float kj = kx[j];
+                    for (size_t i = i0; i < i1; i++)
+                        t[i] += kj * sj[i];
+                }
+                for (int x = 0; x < w; x++) {
+                    if (x == x0 && x1 > x0)
+                        x = x1;
+                    if (x >= w)
+                        break;
                     for (int c = 0; c < ch; c++) {
                         float sum = 0;
                         for (int j = 0; j < nx; j++)
                             sum += kx[j] * s[xi[x + j] + c];
                         t[x * ch + c] = sum;
                     }
+                }
             }
             rows[k] = t;
         }
@@ -124,7 +141,7 @@ static int sep_filter(struct vis_image *img, const float *kx, int nx, const floa
                 acc[i] += kk * t[i];
         }
         for (size_t i = 0; i < rowlen; i++)
-            d[i] = vis__clamp_u8((int)lrintf(acc[i]));
+            d[i] = vis__clamp_u8((int)(acc[i] + 0.5f)); /* acc >= 0: kernels are positive */
     }
     rc = 0;
 out:
@@ -135,27 +152,97 @@ out:
     return rc;
 }
 
+/*
+ * Box blur with running sums: O(1) per pixel whatever the kernel size.
+ * Horizontal window sums of each source row (REFLECT_101 through the xi
+ * table) go to a ring of kh + 1 rows; the vertical sum is slid by adding
+ * the entering row and subtracting the leaving one (reflection makes the
+ * row sequence a multiset, which sliding handles as well).  Division by
+ * the area is a multiply-shift with rounding.
+ */
 int vis_blur_box(struct vis_image *img, int kw, int kh)
 {
-    float *kx, *ky;
-    int rc;
+    int w = img->w, h = img->h, ch = (int)img->fmt, ax = kw / 2, ay = kh / 2, rc = ERR_NOMEM;
+    size_t rowlen = (size_t)w * ch;
+    int *xi = NULL;
+    unsigned *vsum = NULL;
+    uint64_t mul;
+    struct ring ring = {0};
 
     if (kw < 1 || kh < 1 || kw > VIS_MAX_KERNEL || kh > VIS_MAX_KERNEL)
         return ERR_INVALID;
-    kx = try_alloc((size_t)kw, sizeof *kx);
-    ky = try_alloc((size_t)kh, sizeof *ky);
-    if (!kx || !ky) {
-        free(kx);
-        free(ky);
-        return ERR_NOMEM;
+    if (kw == 1 && kh == 1)
+        return 0;
+    mul = ((1ull << 40) + (uint64_t)(kw * kh) / 2) / (uint64_t)(kw * kh);
+    xi = try_alloc((size_t)w + kw, sizeof *xi);
+    vsum = try_alloc(rowlen, sizeof *vsum);
+    if (!xi || !vsum || ring_init(&ring, MIN(kh + 1, h + 1), rowlen * sizeof(unsigned)) < 0)
+        goto out;
+    for (int i = 0; i < w + kw - 1; i++)
+        xi[i] = reflect101(i - ax, w) * ch;
+    memset(vsum, 0, rowlen * sizeof *vsum);
+    for (int y = -1; y < h; y++) {
+        /* y = -1 primes vsum with the window of row 0 minus its last row */
+        int enter = reflect101(y - ay + kh - 1, h), fresh;
+        unsigned *t;
+        if (y >= 0) {
+            t = ring_get(&ring, enter, &fresh);
+            if (fresh) {
+                const uint8_t *sr = vis_px(img, 0, enter);
+                for (int c = 0; c < ch; c++) {
+                    unsigned acc = 0;
+                    for (int j = 0; j < kw; j++)
+                        acc += sr[xi[j] + c];
+                    t[c] = acc;
+                    for (int x = 1; x < w; x++) {
+                        acc += sr[xi[x + kw - 1] + c];
+                        acc -= sr[xi[x - 1] + c];
+                        t[x * ch + c] = acc;
+                    }
+                }
+            }
+            for (size_t i = 0; i < rowlen; i++)
+                vsum[i] += t[i];
+            uint8_t *d = vis_px(img, 0, y);
+            for (size_t i = 0; i < rowlen; i++)
+                d[i] = (uint8_t)(((uint64_t)vsum[i] * mul + (1ull << 39)) >> 40);
+            /* the row leaving before the next output row */
+            int leave = reflect101(y - ay, h);
+            t = ring_get(&ring, leave, &fresh);
+            if (fresh) { /* cannot happen: it entered earlier and is still held */
+                rc = ERR_INTERNAL;
+                goto out;
+            }
+            for (size_t i = 0; i < rowlen; i++)
+                vsum[i] -= t[i];
+        } else {
+            for (int k = 0; k < kh - 1; k++) {
+                int sy = reflect101(k - ay, h);
+                t = ring_get(&ring, sy, &fresh);
+                if (fresh) {
+                    const uint8_t *sr = vis_px(img, 0, sy);
+                    for (int c = 0; c < ch; c++) {
+                        unsigned acc = 0;
+                        for (int j = 0; j < kw; j++)
+                            acc += sr[xi[j] + c];
+                        t[c] = acc;
+                        for (int x = 1; x < w; x++) {
+                            acc += sr[xi[x + kw - 1] + c];
+                            acc -= sr[xi[x - 1] + c];
+                            t[x * ch + c] = acc;
+                        }
+                    }
+                }
+                for (size_t i = 0; i < rowlen; i++)
+                    vsum[i] += t[i];
+            }
+        }
     }
-    for (int i = 0; i < kw; i++)
-        kx[i] = 1.0f / kw;
-    for (int i = 0; i < kh; i++)
-        ky[i] = 1.0f / kh;
-    rc = sep_filter(img, kx, kw, ky, kh);
-    free(kx);
-    free(ky);
+    rc = 0;
+out:
+    ring_release(&ring);
+    free(xi);
+    free(vsum);
     return rc;
 }
 
@@ -485,8 +572,8 @@ int vis_clahe(struct vis_image *img, double clip, int tiles)
                 double b = luts[((size_t)ty0 * tiles + tx1) * 256 + v];
                 double cc = luts[((size_t)ty1 * tiles + tx0) * 256 + v];
                 double d = luts[((size_t)ty1 * tiles + tx1) * 256 + v];
-                *p = vis__clamp_u8((int)lrint((a * (1 - wx) + b * wx) * (1 - wy) +
-                                              (cc * (1 - wx) + d * wx) * wy));
+                *p = vis__clamp_u8((int)((a * (1 - wx) + b * wx) * (1 - wy) +
+                                         (cc * (1 - wx) + d * wx) * wy + 0.5));
             }
         }
     }

@@ -403,7 +403,7 @@ static int resize_area(const struct vis_image *src, struct vis_image *dst)
         if (k + 1 == ny || yt[k + 1].d != yt[k].d) {
             uint8_t *d = vis_px(dst, 0, yt[k].d);
             for (size_t i = 0; i < rowlen; i++)
-                d[i] = vis__clamp_u8((int)lrintf(acc[i]));
+                d[i] = vis__clamp_u8((int)(acc[i] + 0.5f));
             memset(acc, 0, rowlen * sizeof *acc);
         }
     }
@@ -494,8 +494,8 @@ int vis_warp_affine(const struct vis_image *img, const double m[6], int w, int h
             }
             x0 = (int)fx0;
             y0 = (int)fy0;
-            ax = (int)lrint((sx - fx0) * 32);
-            ay = (int)lrint((sy - fy0) * 32);
+            ax = (int)((sx - fx0) * 32 + 0.5);
+            ay = (int)((sy - fy0) * 32 + 0.5);
             if (ax == 32) { x0++; ax = 0; }
             if (ay == 32) { y0++; ay = 0; }
             for (int c = 0; c < ch; c++) {

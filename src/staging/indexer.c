@@ -501,8 +501,9 @@ int staging_index_pending(struct staging *s, int *indexed)
         }
         if (rc == 0)
             rc = index_one(&j);
-        if (rc < 0 && rc != ERR_EXISTS) {
-            /* A shard that cannot be processed must not block the queue. */
+        if (rc < 0 && rc != ERR_EXISTS && rc != ERR_AGAIN) {
+            /* A shard that cannot be processed must not block the queue;
+             * a busy database (ERR_AGAIN) is retried on the next round. */
             char reason[160];
             snprintf(reason, sizeof reason, "internal error while indexing: %s", err_str(rc));
             if (j.shard_id && job_fail(&j, "uploaded", "internal-error", reason) == 0)
@@ -510,7 +511,7 @@ int staging_index_pending(struct staging *s, int *indexed)
         }
         job_release(&j);
         if (rc < 0 && rc != ERR_EXISTS)
-            break;
+            break; /* ERR_AGAIN included: retried a second later */
         n++;
         pthread_mutex_lock(&s->mu);
         bool stop = s->stop && s->running;

@@ -64,6 +64,10 @@ int staging_http_status(int rc)
         return 403;
     case ERR_UNSUPPORTED:
         return 415;
+    case ERR_AGAIN:
+        /* The write lock was busy past the timeout: clients retry 503. */
+        staging__err("server busy, retry the request");
+        return 503;
     default:
         return rc >= 0 ? 200 : 500;
     }
@@ -209,6 +213,7 @@ static void *sweep_main(void *arg)
         int removed = 0;
         staging_sweep(s, time_now_ms(), &removed);
         store_tmp_sweep(s->st, 24LL * 3600 * 1000);
+        store_outbox_purge(s->st, 7LL * 24 * 3600 * 1000, NULL);
     }
     return NULL;
 }

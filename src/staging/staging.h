@@ -18,7 +18,7 @@
  * Returned JSON (json_t **out): a new reference, the caller json_decref()s.
  * Errors: ERR_INVALID/ERR_PARSE (400), ERR_NOTFOUND (404), ERR_EXISTS (409),
  * ERR_LIMIT (413, or 400 for a page size), ERR_AUTH (403, signed URLs),
- * others (500).  After a failure, staging_errmsg() holds a human message
+ * ERR_AGAIN (503: database busy, retry), others (500).  After a failure, staging_errmsg() holds a human message
  * for the calling thread.
  */
 #ifndef VBATCH_STAGING_H

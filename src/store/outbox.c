@@ -127,6 +127,31 @@ int store_outbox_counts(struct store *st, int64_t *pending, int64_t *delivered, 
     return rc;
 }
 
+int store_outbox_purge(struct store *st, int64_t older_than_ms, int64_t *n)
+{
+    sqlite3 *db = store_db_acquire(st);
+    sqlite3_stmt *q = NULL;
+    int rc = store_tx_begin(db);
+    int64_t changed = 0;
+    if (rc == 0) {
+        rc = ERR_INTERNAL;
+        if (sqlite3_prepare_v2(db, "DELETE FROM outbox WHERE state IN ('delivered','failed') AND done_ms < ?", -1,
+                               &q, NULL) == SQLITE_OK) {
+            sqlite3_bind_int64(q, 1, time_now_ms() - older_than_ms);
+            if (sqlite3_step(q) == SQLITE_DONE) {
+                changed = sqlite3_changes(db);
+                rc = 0;
+            }
+        }
+        sqlite3_finalize(q);
+        rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
+    }
+    store_db_release(st, db);
+    if (rc == 0 && n)
+        *n = changed;
+    return rc;
+}
+
 struct ob_row {
     int64_t id;
     char *url, *workspace, *payload;

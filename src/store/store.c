@@ -66,7 +66,15 @@ int store_exec(sqlite3 *db, const char *sql)
 
 int store_tx_begin(sqlite3 *db)
 {
-    return store_exec(db, "BEGIN IMMEDIATE");
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        log_warn("store", "database busy: write transaction not started");
+        return ERR_AGAIN;
+    }
+    log_error("store", "BEGIN failed: %s", sqlite3_errmsg(db));
+    return ERR_INTERNAL;
 }
 
 int store_tx_commit(sqlite3 *db)

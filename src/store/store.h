@@ -60,7 +60,9 @@ sqlite3 *store_db_acquire(struct store *st);
 void store_db_release(struct store *st, sqlite3 *db);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK on a borrowed connection.  Every state
- * change runs between begin and commit.  rollback never fails visibly. */
+ * change runs between begin and commit.  begin returns ERR_AGAIN when the
+ * write lock could not be had within the busy timeout (transient: retry
+ * later).  rollback never fails visibly. */
 int store_tx_begin(sqlite3 *db);
 int store_tx_commit(sqlite3 *db);
 void store_tx_rollback(sqlite3 *db);
@@ -232,6 +234,9 @@ int store_outbox_start(struct store *st, const struct store_outbox_opts *o);
 void store_outbox_kick(struct store *st);
 /* Stop and join the sender (no-op if not running). */
 void store_outbox_stop(struct store *st);
+/* Delete delivered and failed rows finished before now - older_than_ms
+ * (the staging sweeper calls it with 7 days).  *n (may be NULL) = rows. */
+int store_outbox_purge(struct store *st, int64_t older_than_ms, int64_t *n);
 /* Counts for tests/metrics: pending (incl. retrying), delivered, failed. */
 int store_outbox_counts(struct store *st, int64_t *pending, int64_t *delivered, int64_t *failed);
 

@@ -413,6 +413,8 @@ TEST(single_upload_validation_and_mixing)
     ASSERT_EQ(staging_http_status(ERR_LIMIT), 413);
     ASSERT_EQ(staging_http_status(ERR_AUTH), 403);
     ASSERT_EQ(staging_http_status(ERR_NOTFOUND), 404);
+    ASSERT_EQ(staging_http_status(ERR_AGAIN), 503);
+    ASSERT(strstr(staging_errmsg(), "busy") != NULL);
     free(j);
     free(big);
     ctx_close(&c);

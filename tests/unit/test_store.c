@@ -302,6 +302,11 @@ TEST(outbox_retry_backoff_attempts)
     }
     ASSERT_EQ(dl, 1);
     ASSERT_EQ(p, 0);
+    int64_t purged = -1;
+    ASSERT_OK(store_outbox_purge(st, 60000, &purged));
+    ASSERT_EQ(purged, 0); /* too recent */
+    ASSERT_OK(store_outbox_purge(st, -1000, &purged));
+    ASSERT_EQ(purged, 1);
     for (int i = 0; i < 3; i++) {
         json_t *j = json_loads(r.req_body[i], 0, NULL);
         ASSERT(j != NULL);

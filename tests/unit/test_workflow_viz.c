@@ -287,7 +287,8 @@ TEST(label_background_rectangle_and_text)
     int tw, th, white = 0;
     set_preds(json_pack("[o]", pred(40, 100, 200, 180, "dog", 0, 0.9)));
     run_ok(OD, "\"type\":\"roboflow_core/label_visualization@v1\"", im);
-    ASSERT_OK(viz__text_size(f, "dog", vis_text_px_for_scale(1.0), 1, &tw, &th));
+    ASSERT_OK(viz__text_size(f, "dog", 1.0, 1, &tw, &th));
+    ASSERT_EQ(th, 22); /* cv2.getTextSize(..., FONT_HERSHEY_SIMPLEX, 1.0, 1) height */
     /* TOP_LEFT: background (40, 100 - (th + 20)) .. (40 + tw + 20, 100) */
     ASSERT_PX(g_cap, 41, 99, C0);
     ASSERT_PX(g_cap, 41, 100 - th - 20, C0);
@@ -314,7 +315,7 @@ TEST(label_positions_and_text_options)
            "\"type\":\"roboflow_core/label_visualization@v2\",\"text_position\":\"BOTTOM_RIGHT\","
            "\"text\":\"Class and Confidence\",\"text_padding\":4,\"text_color\":\"#000000\"",
            im);
-    ASSERT_OK(viz__text_size(f, "dog 0.87", vis_text_px_for_scale(1.0), 1, &tw, &th));
+    ASSERT_OK(viz__text_size(f, "dog 0.87", 1.0, 1, &tw, &th));
     /* BOTTOM_RIGHT: (200 - w, 100) .. (200, 100 + h) */
     ASSERT_PX(g_cap, 199, 101, C0);
     ASSERT_PX(g_cap, 200 - (tw + 8), 100 + th + 8, C0);
@@ -555,7 +556,7 @@ TEST(classification_label)
                  "\"text\":\"Class and Confidence\"",
                  im, err, sizeof err) < 0)
         T_FAIL("%s", err);
-    ASSERT_OK(viz__text_size(f, "dog 0.60", vis_text_px_for_scale(1.0), 1, &tw, &th));
+    ASSERT_OK(viz__text_size(f, "dog 0.60", 1.0, 1, &tw, &th));
     /* top-1 only; pseudo box [0, 47, 200, 150] (47 = 20 + 2*10 + 2*1 + 5), TOP_LEFT:
      * background (0, 47 - (th + 20)) .. (tw + 20, 47), colour of class 0 */
     ASSERT_PX(g_cap, 1, 46, C0);
@@ -635,6 +636,115 @@ TEST(workflow_two_stage_classes_replacement_viz)
     json_decref(def);
     wf_free(wf);
     vis_image_free(im);
+}
+
+/* ---- manifests against spec/blocks.json ------------------------------------------------ */
+
+/* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */
+static json_t *py_default(const char *d)
+{
+    size_t n = strlen(d);
+    if (!strcmp(d, "True"))
+        return json_true();
+    if (!strcmp(d, "False"))
+        return json_false();
+    if (!strcmp(d, "None"))
+        return json_null();
+    if (n >= 2 && d[0] == '\'' && d[n - 1] == '\'')
+        return json_stringn(d + 1, n - 2);
+    if (!strcmp(d, "TEXT_SIZE_MODE_MANUAL"))
+        return json_string("Manual");
+    return json_loads(d, JSON_DECODE_ANY, NULL);
+}
+
+static json_t *load_blocks_json(void)
+{
+    static const char *const paths[] = {"../shared/spec/blocks.json",
+                                        "/work/shared/spec/blocks.json"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j = json_load_file(paths[i], 0, NULL);
+        if (j)
+            return j;
+    }
+    return NULL;
+}
+
+static void check_family(const json_t *spec, const struct wf_block *const *tab, int *nblocks)
+{
+    for (size_t b = 0; tab[b]; b++) {
+        const struct wf_block *blk = tab[b];
+        const json_t *entry = NULL, *it, *fl;
+        size_t k, f;
+        json_array_foreach(spec, k, it)
+        {
+            const char *t0 = json_string_value(json_array_get(json_object_get(it, "type"), 0));
+            if (t0 && !strcmp(t0, blk->types[0]))
+                entry = it;
+        }
+        if (!entry)
+            T_FAIL("block '%s' is not in blocks.json", blk->types[0]);
+        (*nblocks)++;
+        /* every alias blocks.json lists is accepted */
+        json_array_foreach(json_object_get(entry, "type"), k, it)
+        {
+            bool found = false;
+            for (size_t t = 0; blk->types[t]; t++)
+                found |= !strcmp(blk->types[t], json_string_value(it));
+            if (!found)
+                T_FAIL("block '%s' misses alias '%s'", blk->types[0], json_string_value(it));
+        }
+        /* every field of the manifest is declared with the same default */
+        json_array_foreach(json_object_get(entry, "fields"), f, fl)
+        {
+            const char *name = json_string_value(json_array_get(fl, 0));
+            const char *def = json_string_value(json_array_get(fl, 1));
+            const struct wf_field *mine = NULL;
+            for (size_t q = 0; q < blk->nfields; q++)
+                if (!strcmp(blk->fields[q].name, name))
+                    mine = &blk->fields[q];
+            if (!mine)
+                T_FAIL("block '%s' misses field '%s'", blk->types[0], name);
+            if (!strcmp(def, "REQUIRED")) {
+                if (mine->def)
+                    T_FAIL("block '%s' field '%s' should be required", blk->types[0], name);
+            } else {
+                json_t *want = py_default(def), *got;
+                if (!want)
+                    continue;
+                got = mine->def ? json_loads(mine->def, JSON_DECODE_ANY, NULL) : NULL;
+                if (!got || !(json_equal(want, got) ||
+                              (json_is_number(want) && json_is_number(got) &&
+                               json_number_value(want) == json_number_value(got))))
+                    T_FAIL("block '%s' field '%s': default %s, blocks.json says %s",
+                           blk->types[0], name, mine->def ? mine->def : "(required)", def);
+                json_decref(want);
+                json_decref(got);
+            }
+        }
+        /* the outputs blocks.json lists (visualizations list none: "image") */
+        json_array_foreach(json_object_get(entry, "outputs"), k, it)
+        {
+            char name[64];
+            bool found = false;
+            snprintf(name, sizeof name, "%s", json_string_value(it));
+            *strchrnul(name, '[') = '\0';
+            for (size_t o = 0; o < blk->noutputs; o++)
+                found |= !strcmp(blk->outputs[o].name, name);
+            if (!found)
+                T_FAIL("block '%s' misses output '%s'", blk->types[0], name);
+        }
+    }
+}
+
+TEST(manifests_match_blocks_json)
+{
+    json_t *spec = load_blocks_json();
+    int n = 0;
+    ASSERT(spec != NULL);
+    check_family(spec, wf_blocks_visualization, &n);
+    check_family(spec, wf_blocks_classical_cv, &n);
+    ASSERT_EQ(n, 13 + 8);
+    json_decref(spec);
 }
 
 TEST_MAIN()

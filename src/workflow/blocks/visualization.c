@@ -402,16 +402,20 @@ int viz__text_draw(struct vis_image *img, struct vis_font *f, const char *s, int
     return vis_text_draw_ex(img, f, s, px, text_thickness(thickness, px), x, y, c);
 }
 
-/* cv2.getTextSize's (w, h): the advance width and the height above the
- * baseline; empty text keeps the height of the font. */
-int viz__text_size(struct vis_font *f, const char *s, int px, int thickness, int *w, int *h)
+/* cv2.getTextSize's (w, h) for FONT_HERSHEY_SIMPLEX at `scale`: the width is
+ * the FreeType advance width of the text at the matching pixel size; the
+ * height is cv2's own formula, round(21 * scale + (thickness + 1) / 2), so
+ * that label rectangles are as tall as supervision's (the glyphs' cap
+ * height matches it by construction of vis_text_px_for_scale). */
+int viz__text_size(struct vis_font *f, const char *s, double scale, int thickness, int *w,
+                   int *h)
 {
     struct vis_text_metrics m;
-    int rc = vis_text_measure_ex(f, *s ? s : "T", px, text_thickness(thickness, px), &m);
-    if (rc < 0)
+    int px = vis_text_px_for_scale(scale), rc = 0;
+    if (*s && (rc = vis_text_measure_ex(f, s, px, text_thickness(thickness, px), &m)) < 0)
         return rc;
     *w = *s ? m.width : 0;
-    *h = m.height;
+    *h = (int)lrint(21.0 * scale + (thickness + 1) / 2);
     return 0;
 }
 
@@ -465,7 +469,7 @@ int viz__label_draw(struct vis_image *img, const struct viz_label_style *st, con
                     int ax, int ay, struct vis_color bg, int out_xyxy[4])
 {
     int tw, th, xyxy[4], rc;
-    rc = viz__text_size(st->font, text, st->px, st->thickness, &tw, &th);
+    rc = viz__text_size(st->font, text, st->scale, st->thickness, &tw, &th);
     if (rc < 0)
         return rc;
     text_bg_xyxy(st->pos, ax, ay, tw + 2 * st->padding, th + 2 * st->padding, xyxy);
@@ -755,6 +759,7 @@ static int label_style_read(struct wf_call *c, size_t i, double scale, struct vi
     if (!(scale > 0 && scale <= 100))
         return wf_call_fail(c, "field 'text_scale': %g is out of range (0, 100]", scale);
     st->px = vis_text_px_for_scale(scale);
+    st->scale = scale;
     if ((rc = arg_int_bounded(c, i, "text_thickness", 0, 100, 1, &st->thickness)) < 0 ||
         (rc = arg_int_bounded(c, i, "text_padding", -VIZ_MAX_PADDING, VIZ_MAX_PADDING, 10,
                               &st->padding)) < 0 ||

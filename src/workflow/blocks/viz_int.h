@@ -52,7 +52,8 @@ int viz__det_label(const struct wf_dets *ds, size_t k, const char *text, int img
 
 struct viz_label_style {
     struct vis_font *font; /* borrowed */
-    int px;                /* text pixel size */
+    int px;                /* text pixel size (vis_text_px_for_scale(scale)) */
+    double scale;          /* cv2 fontScale */
     int thickness, padding, radius, pos;
     struct vis_color text_color;
 };
@@ -60,7 +61,8 @@ struct viz_label_style {
  * NULL) receives the background rectangle. */
 int viz__label_draw(struct vis_image *img, const struct viz_label_style *st, const char *text,
                     int ax, int ay, struct vis_color bg, int out_xyxy[4]);
-int viz__text_size(struct vis_font *f, const char *s, int px, int thickness, int *w, int *h);
+int viz__text_size(struct vis_font *f, const char *s, double scale, int thickness, int *w,
+                   int *h);
 int viz__text_draw(struct vis_image *img, struct vis_font *f, const char *s, int px, int x, int y,
                    int thickness, struct vis_color c);
 void viz__rounded_rect(struct vis_image *img, int x1, int y1, int x2, int y2, struct vis_color c,

@@ -267,7 +267,7 @@ int vis_probe(const void *data, size_t len, enum vis_type *type, int *w, int *h)
 
 /* ---- JPEG ---------------------------------------------------------------- */
 
-static int jpeg_decode(const uint8_t *p, size_t len, int denom, struct vis_image **out)
+static int jpeg_decode(const uint8_t *p, size_t len, int denom, int flags, struct vis_image **out)
 {
     tjhandle tj = NULL;
     struct vis_image *img = NULL;
@@ -308,7 +308,9 @@ static int jpeg_decode(const uint8_t *p, size_t len, int denom, struct vis_image
      * tail.  LIMITSCANS: refuse progressive files with absurd scan counts
      * (a CPU exhaustion attack). */
     if (tjDecompress2(tj, p, (unsigned long)len, img->px, sw, img->stride, sh, TJPF_BGR,
-                      TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) < 0) {
+                      (flags & VIS_DECODE_LENIENT ? 0 : TJFLAG_STOPONWARNING) |
+                          TJFLAG_LIMITSCANS) < 0 &&
+        !((flags & VIS_DECODE_LENIENT) && tjGetErrorCode(tj) == TJERR_WARNING)) {
         rc = ERR_PARSE;
         goto out;
     }
@@ -565,7 +567,7 @@ static int decode_any(const void *data, size_t len, int denom, int flags, struct
     int rc;
 
     switch (t) {
-    case VIS_TYPE_JPEG: rc = jpeg_decode(data, len, denom, &img); break;
+    case VIS_TYPE_JPEG: rc = jpeg_decode(data, len, denom, flags, &img); break;
     case VIS_TYPE_PNG: rc = png_decode(data, len, &img); break;
     case VIS_TYPE_WEBP: rc = webp_decode(data, len, &img); break;
     case VIS_TYPE_BMP: rc = bmp_decode(data, len, &img); break;

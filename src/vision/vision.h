@@ -87,7 +87,14 @@ const char *vis_type_ext(enum vis_type t);  /* "jpg", "png", "webp", "bmp"; NULL
  * does; vis_decode_ex with VIS_DECODE_IGNORE_ORIENTATION skips it.  (EXIF
  * in PNG/WebP is ignored.)  GIF, TIFF and animated WebP: ERR_UNSUPPORTED. */
 int vis_decode(const void *data, size_t len, struct vis_image **out);
-enum { VIS_DECODE_IGNORE_ORIENTATION = 1 };
+enum {
+    VIS_DECODE_IGNORE_ORIENTATION = 1,
+    /* JPEG: accept data libjpeg only warns about (truncated scans, junk
+     * before a marker), as cv2.imdecode does; missing pixels come out gray.
+     * Without it such files are ERR_PARSE (what staging's content check
+     * wants). */
+    VIS_DECODE_LENIENT = 2,
+};
 int vis_decode_ex(const void *data, size_t len, int flags, struct vis_image **out);
 /* JPEG only: DCT-scaled decode at 1/denom size (denom 1, 2, 4 or 8), far
  * cheaper than a full decode + resize for big inputs.  Result size is

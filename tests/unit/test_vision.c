@@ -264,6 +264,20 @@ TEST(decode_truncated_and_corrupt)
     }
 }
 
+TEST(decode_lenient_truncated_jpeg)
+{
+    size_t len;
+    char *d = load("rgb16x8.jpg", &len);
+    struct vis_image *img = NULL;
+    size_t cut = len - 40; /* inside the entropy-coded data */
+    ASSERT_EQ(vis_decode(d, cut, &img), ERR_PARSE);
+    ASSERT_OK(vis_decode_ex(d, cut, VIS_DECODE_LENIENT, &img));
+    ASSERT_EQ(img->w, 16);
+    vis_image_free(img);
+    ASSERT_EQ(vis_decode_ex(d, 100, VIS_DECODE_LENIENT, &img), ERR_PARSE); /* no header */
+    free(d);
+}
+
 TEST(decode_tables_only_jpeg)
 {
     /* tjDecompressHeader3 "succeeds" on these without setting the size */

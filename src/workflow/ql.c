@@ -394,18 +394,8 @@ static int op_image(struct wf_ql_ctx *cx, const char *type, const json_t *op,
 
 static json_t *to_str(const json_t *j)
 {
-    char *s;
-    json_t *r;
-    if (json_is_string(j))
-        return json_incref((json_t *)j);
-    if (json_is_true(j))
-        return json_string("True");
-    if (json_is_false(j))
-        return json_string("False");
-    if (json_is_null(j))
-        return json_string("None");
-    s = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-    r = json_string(s ? s : "");
+    char *s = wf__py_str(j);
+    json_t *r = json_string(s);
     free(s);
     return r;
 }

@@ -681,3 +681,133 @@ set:
     bgr[0] = (uint8_t)b, bgr[1] = (uint8_t)g, bgr[2] = (uint8_t)r;
     return 0;
 }
+
+/* ---- Python str()/repr() of JSON values -------------------------------------------- */
+/* Python's repr of a float: the shortest decimal that reads back exactly,
+ * fixed notation for exponents in [-4, 16), else d.ddde+XX. */
+static void py_float(struct buf *b, double d)
+{
+    char e[40], digits[24];
+    int p, exp, nd = 0;
+    if (isnan(d)) {
+        buf_puts(b, "nan");
+        return;
+    }
+    if (isinf(d)) {
+        buf_puts(b, d < 0 ? "-inf" : "inf");
+        return;
+    }
+    for (p = 1; p <= 17; p++) {
+        snprintf(e, sizeof e, "%.*e", p - 1, d);
+        if (strtod(e, NULL) == d)
+            break;
+    }
+    /* e = "-d.ddde+XX": collect the digits and the exponent */
+    const char *q = e;
+    if (*q == '-') {
+        buf_puts(b, "-");
+        q++;
+    }
+    for (; *q && *q != 'e'; q++)
+        if (*q >= '0' && *q <= '9' && nd < 20)
+            digits[nd++] = *q;
+    digits[nd] = 0;
+    exp = atoi(q + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        digits[--nd] = 0;
+    if (exp >= -4 && exp < 16) {
+        if (exp < 0) {
+            buf_puts(b, "0.");
+            for (int k = -1; k > exp; k--)
+                buf_puts(b, "0");
+            buf_puts(b, digits);
+        } else {
+            for (int k = 0; k <= exp; k++)
+                buf_append(b, k < nd ? &digits[k] : "0", 1);
+            buf_puts(b, ".");
+            if (nd > exp + 1)
+                buf_puts(b, digits + exp + 1);
+            else
+                buf_puts(b, "0");
+        }
+    } else {
+        buf_append(b, digits, 1);
+        if (nd > 1) {
+            buf_puts(b, ".");
+            buf_puts(b, digits + 1);
+        }
+        buf_printf(b, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+    }
+}
+
+static void py_repr(struct buf *b, const json_t *j, int depth)
+{
+    size_t i;
+    const char *k;
+    json_t *v;
+    if (depth > 64) {
+        buf_puts(b, "...");
+        return;
+    }
+    switch (json_typeof(j)) {
+    case JSON_NULL: buf_puts(b, "None"); return;
+    case JSON_TRUE: buf_puts(b, "True"); return;
+    case JSON_FALSE: buf_puts(b, "False"); return;
+    case JSON_INTEGER: buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(j)); return;
+    case JSON_REAL: py_float(b, json_real_value(j)); return;
+    case JSON_STRING: {
+        const char *s = json_string_value(j);
+        char quote = strchr(s, '\'') && !strchr(s, '"') ? '"' : '\'';
+        buf_append(b, &quote, 1);
+        for (; *s; s++) {
+            unsigned char ch = (unsigned char)*s;
+            if (ch == '\\' || ch == (unsigned char)quote)
+                buf_printf(b, "\\%c", ch);
+            else if (ch == '\n')
+                buf_puts(b, "\\n");
+            else if (ch == '\r')
+                buf_puts(b, "\\r");
+            else if (ch == '\t')
+                buf_puts(b, "\\t");
+            else if (ch < 0x20 || ch == 0x7f)
+                buf_printf(b, "\\x%02x", ch);
+            else
+                buf_append(b, s, 1);
+        }
+        buf_append(b, &quote, 1);
+        return;
+    }
+    case JSON_ARRAY:
+        buf_puts(b, "[");
+        json_array_foreach(j, i, v) {
+            if (i)
+                buf_puts(b, ", ");
+            py_repr(b, v, depth + 1);
+        }
+        buf_puts(b, "]");
+        return;
+    case JSON_OBJECT:
+        buf_puts(b, "{");
+        i = 0;
+        json_object_foreach((json_t *)j, k, v) {
+            json_t *key = json_string(k);
+            if (i++)
+                buf_puts(b, ", ");
+            py_repr(b, key, depth + 1);
+            json_decref(key);
+            buf_puts(b, ": ");
+            py_repr(b, v, depth + 1);
+        }
+        buf_puts(b, "}");
+        return;
+    }
+}
+
+char *wf__py_str(const json_t *j)
+{
+    struct buf b = BUF_INIT;
+    if (json_is_string(j))
+        return xstrdup(json_string_value(j));
+    py_repr(&b, j, 0);
+    return buf_detach(&b, NULL);
+}

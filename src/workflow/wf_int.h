@@ -124,7 +124,10 @@ int wf__ql_check_stmt(const json_t *stmt, int depth, char *err, size_t errlen);
 void wf__errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 json_t *wf__image_serialize(const struct wf_image *im, int quality);
 double wf__round_half_even(double x);
-json_t *wf__real(double x); /* json_real, or integer-valued reals kept real */
+json_t *wf__real(double x);
+/* Python str() of a JSON value (strings as is; containers with repr() of
+ * their items: single quotes, True/False/None, float repr).  Caller frees. */
+char *wf__py_str(const json_t *j); /* json_real, or integer-valued reals kept real */
 struct wf_image *wf__image_from_input(const struct vis_image *px, const char *parent_id);
 
 #endif

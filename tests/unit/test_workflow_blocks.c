@@ -494,7 +494,7 @@ TEST(switch_case_expression_template)
                  "e", "$steps.e.output") "]}",
         im, params);
     ASSERT_STR_EQ(json_string_value(json_object_get(r, "t")),
-                  "found 2 boxes, top [\"bright\", \"thing\"]");
+                  "found 2 boxes, top ['bright', 'thing']"); /* Python str() */
     ASSERT(json_is_null(json_object_get(r, "u")));
     ASSERT_STR_EQ(json_string_value(json_object_get(r, "e")), "many");
     json_decref(r);
@@ -686,6 +686,27 @@ TEST(dynamic_crop_mask_opacity)
     free(jpg);
     json_decref(r);
     vis_image_free(im);
+}
+
+TEST(python_str_of_values)
+{
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"0.1", "0.1"},           {"100.0", "100.0"},        {"1e16", "1e+16"},
+        {"1e-5", "1e-05"},        {"2.5e-7", "2.5e-07"},     {"123456.789", "123456.789"},
+        {"-0.5", "-0.5"},         {"3", "3"},                {"true", "True"},
+        {"null", "None"},         {"\"it's\"", "it's"},      {"[\"it's\", 1.5, null]", "[\"it's\", 1.5, None]"},
+        {"{\"a\": [1, 2.0]}", "{'a': [1, 2.0]}"}, {"[\"a\\nb\"]", "['a\\nb']"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        json_t *j = json_loads(cases[i].json, JSON_DECODE_ANY, NULL);
+        char *s = wf__py_str(j);
+        if (strcmp(s, cases[i].want))
+            T_FAIL("%s -> %s, want %s", cases[i].json, s, cases[i].want);
+        free(s);
+        json_decref(j);
+    }
 }
 
 TEST_MAIN()

@@ -122,8 +122,7 @@ static int switch_case_run(struct wf_call *c)
         const json_t *cases = wf_arg_json(c, i, "cases");
         bool ci = wf_arg_bool(c, i, "case_insensitive", false);
         json_t *vj = wf_value_to_json(v, false);
-        char *sv = json_is_string(vj) ? xstrdup(json_string_value(vj))
-                                      : json_dumps(vj, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        char *sv = wf__py_str(vj); /* cases are matched against str(value) */
         const json_t *targets = NULL;
         const char *k;
         json_t *t;
@@ -299,20 +298,7 @@ BLOCK(expression, expression_fields, output_any, 0, expression_run, NULL);
 static char *value_str(const struct wf_value *v)
 {
     json_t *j = wf_value_to_json(v, false);
-    char *s;
-    if (json_is_string(j))
-        s = xstrdup(json_string_value(j));
-    else if (json_is_true(j))
-        s = xstrdup("True");
-    else if (json_is_false(j))
-        s = xstrdup("False");
-    else if (json_is_null(j))
-        s = xstrdup("None");
-    else {
-        s = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-        if (!s)
-            s = xstrdup("");
-    }
+    char *s = wf__py_str(j);
     json_decref(j);
     return s;
 }
@@ -391,19 +377,11 @@ static void csv_cell(struct buf *b, const struct wf_value *v)
         json_decref(j);
         return;
     }
-    if (json_is_string(j)) {
-        const char *t = json_string_value(j);
-        if (strchr("=+-@\t\r", t[0]) && t[0])
-            s = xasprintf("'%s", t);
-        else
-            s = xstrdup(t);
-    } else if (json_is_true(j) || json_is_false(j)) {
-        s = xstrdup(json_is_true(j) ? "True" : "False");
-    } else {
-        s = json_dumps(j, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-        if (!s)
-            s = xstrdup("");
-    }
+    if (json_is_string(j) && json_string_value(j)[0] &&
+        strchr("=+-@\t\r", json_string_value(j)[0]))
+        s = xasprintf("'%s", json_string_value(j)); /* CSV injection guard */
+    else
+        s = wf__py_str(j); /* pandas writes str(value) */
     json_decref(j);
     for (const char *p = s; *p; p++)
         if (*p == ',' || *p == '"' || *p == '\n' || *p == '\r')

@@ -526,6 +526,7 @@ TEST(csv_formatter_batch_and_json_parser)
     /* header, then one row per image; formula-like text is prefixed, commas quoted */
     ASSERT(str_has_prefix(csv, "count,label,const,timestamp\n2,\"'=cmd ```json\n{\"\"k\"\": [1, 2]}\n```\",\"a,b\","));
     ASSERT(strstr(csv, "\n1,\"'=cmd"));
+    ASSERT(strstr(csv, "+00:00\n"));
     json_t *j = json_object_get(json_array_get(out, 0), "j");
     ASSERT(json_is_false(json_object_get(j, "error_status")));
     ASSERT_EQ(json_integer_value(json_array_get(json_object_get(j, "k"), 1)), 2);
@@ -535,6 +536,9 @@ TEST(csv_formatter_batch_and_json_parser)
     vis_image_free(a);
     vis_image_free(b);
     wf_free(wf);
+    expect_compile_error(HEAD ",{\"type\":\"roboflow_core/csv_formatter@v1\",\"name\":\"csv\","
+                              "\"columns_data\":{\"timestamp\":1}}],\"outputs\":[]}",
+                         "step 'csv': field 'columns_data': the column name 'timestamp' is reserved");
 }
 
 TEST(query_language_direct)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "workflow/wf_int.h"
@@ -405,11 +406,17 @@ static int csv_run(struct wf_call *c)
     size_t n = wf_call_n(c);
     struct buf b = BUF_INIT;
     struct wf_value **rows = xcalloc(n + 1, sizeof *rows);
-    char ts[TIME_ISO_LEN];
+    char ts[64];
     int rc = 0;
+    struct timespec now;
+    struct tm tm;
 
     buf_init(&b, 64u << 20);
-    time_iso8601(time_now_ms(), ts);
+    /* datetime.now(tz=timezone.utc).isoformat() */
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%06ld+00:00", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, now.tv_nsec / 1000);
     for (size_t i = 0; i < n; i++)
         if (apply_data_ops(c, wf_arg(c, i, "columns_data"), wf_arg_json(c, i, "columns_operations"),
                            &rows[i], "columns_operations") < 0) {
@@ -444,13 +451,23 @@ out:
     return rc;
 }
 
+static int csv_check(const json_t *step, char *err, size_t errlen)
+{
+    if (json_object_get(json_object_get(step, "columns_data"), "timestamp") ||
+        json_object_get(json_object_get(step, "columns_operations"), "timestamp")) {
+        wf__errf(err, errlen, "field 'columns_data': the column name 'timestamp' is reserved");
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
 static const struct wf_field csv_fields[] = {
     {"columns_data", NULL, WF_FT_DICT, NULL, 0, WF_F_SELECTOR_DICT, NULL},
     {"columns_operations", NULL, WF_FT_DICT, "{}", 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
 };
 static const struct wf_output csv_outs[] = {{"csv_content", WF_K_STRING}};
 TYPES(csv, "roboflow_core/csv_formatter@v1");
-BLOCK(csv, csv_fields, csv_outs, 0, csv_run, NULL);
+BLOCK(csv, csv_fields, csv_outs, 0, csv_run, csv_check);
 
 /* ---- json_parser ----------------------------------------------------------------------------------------- */
 static int json_parser_run(struct wf_call *c)

@@ -17,5 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         vis_image_free(img);
     }
+    img = NULL;
+    if (vis_decode_ex(data, size, VIS_DECODE_LENIENT, &img) == 0) {
+        if (prc != 0)
+            abort();
+        vis_image_free(img);
+    }
+    img = NULL;
+    if (size > 0 && vis_decode_jpeg_scaled(data, size, 1 << (data[size - 1] & 3), &img) == 0)
+        vis_image_free(img);
     return 0;
 }

@@ -98,7 +98,12 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
             rc = ERR_PARSE;
             goto out;
         }
-        index++;
+        if (++index > 10 * lim->max_images + 16) {
+            /* Bounded work and memory for archives of many tiny entries. */
+            *why = "too-many-entries";
+            rc = ERR_LIMIT;
+            goto out;
+        }
         const char *name = archive_entry_pathname(e);
         unsigned type = archive_entry_filetype(e);
         const char *shown = name ? name : "(no name)";
@@ -198,9 +203,9 @@ static json_t *envelope(const char *ingest_id, const char *batch, const char *sh
 }
 
 void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const char *ingest_id, const char *batch,
-                           const char *shard_id, json_t *ingested, json_t *failed)
+                           const char *shard_id, json_t *ingested, json_t *failed, bool truncated)
 {
-    bool trunc = json_array_size(ingested) > LIST_CAP || json_array_size(failed) > LIST_CAP;
+    bool trunc = truncated || json_array_size(ingested) > LIST_CAP || json_array_size(failed) > LIST_CAP;
     json_t *ing = json_array(), *fail = json_array();
     for (size_t i = 0; i < json_array_size(ingested) && i < LIST_CAP; i++)
         json_array_append(ing, json_array_get(ingested, i));
@@ -247,7 +252,8 @@ struct shard_job {
     bool cat_ingest, cat_files;
     struct staged *items;   /* accepted, blobs written */
     int nitems, capitems;
-    json_t *failed;         /* [{type,file_name,reason}] */
+    json_t *failed;         /* [{type,file_name,reason}], at most LIST_CAP */
+    int nfailed;            /* all failures, also those beyond LIST_CAP */
     json_t *ingested;       /* [name] */
 };
 
@@ -268,7 +274,10 @@ static void job_release(struct shard_job *j)
 static void job_reject(void *ud, const char *name, const char *type, const char *reason)
 {
     struct shard_job *j = ud;
-    json_array_append_new(j->failed, json_pack("{s:s,s:s,s:s}", "type", type, "file_name", name, "reason", reason));
+    j->nfailed++;
+    if (json_array_size(j->failed) < LIST_CAP)
+        json_array_append_new(j->failed,
+                              json_pack("{s:s,s:s,s:s}", "type", type, "file_name", name, "reason", reason));
 }
 
 static int job_add(struct shard_job *j, const char *name, const char *key, const char *mime, int64_t size)
@@ -393,7 +402,8 @@ static int job_fail(struct shard_job *j, const char *from_state, const char *sta
     if (rc == 0 && !shard_in_state(db, j->shard_id, from_state))
         rc = ERR_EXISTS;
     if (rc == 0) {
-        json_t *meta = json_pack("{s:s,s:O}", "reason", reason, "failedFiles", j->failed);
+        json_t *meta = json_pack("{s:s,s:O,s:i}", "reason", reason, "failedFiles", j->failed, "failedCount",
+                                 j->nfailed);
         rc = staging__shard_status(db, j->shard_id, "failed", status_name, "error", meta, 0);
         json_decref(meta);
     }
@@ -429,16 +439,17 @@ static int job_commit(struct shard_job *j, const char *from_state)
         rc = staging__item_insert(db, j->bid, NULL, j->items[i].name, j->shard_id,
                                   !strcmp(j->kind, "video-refs") ? "video" : "image", j->items[i].mime,
                                   j->items[i].key, j->items[i].size);
-    bool all_failed = j->nitems == 0 && json_array_size(j->failed) > 0;
+    bool all_failed = j->nitems == 0 && j->nfailed > 0;
     if (rc == 0) {
-        json_t *meta = json_pack("{s:i,s:O}", "ingestedFiles", j->nitems, "failedFiles", j->failed);
+        json_t *meta = json_pack("{s:i,s:O,s:i}", "ingestedFiles", j->nitems, "failedFiles", j->failed,
+                                 "failedCount", j->nfailed);
         rc = staging__shard_status(db, j->shard_id, "done", all_failed ? "all-files-failed" : "ingested",
                                    all_failed ? "error" : "success", meta, j->nitems);
         json_decref(meta);
     }
     if (rc == 0 && j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
         staging__notify_files(db, j->ws, j->notify_url, j->ingest_id, j->batch, j->shard_id, j->ingested,
-                              j->failed);
+                              j->failed, j->nfailed > (int)json_array_size(j->failed));
     if (rc == 0 && strcmp(j->kind, "tar") != 0)
         ingest_shard_done(db, j, all_failed, "all-files-failed", "no file of the shard could be ingested");
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
@@ -474,7 +485,11 @@ static int index_one(struct shard_job *j)
                            j->notify_url ? NULL : &j->notify_url, &why);
     close(fd);
     if (rc == ERR_LIMIT) {
-        snprintf(reason, sizeof reason, "Max number of images in a shard is %d.", s->o.max_shard_images);
+        if (!strcmp(why, "too-many-entries"))
+            snprintf(reason, sizeof reason, "Max number of archive entries in a shard is %d.",
+                     10 * s->o.max_shard_images + 16);
+        else
+            snprintf(reason, sizeof reason, "Max number of images in a shard is %d.", s->o.max_shard_images);
         rc = job_fail(j, "uploaded", why, reason);
     } else if (rc == ERR_PARSE) {
         rc = job_fail(j, "uploaded", why, "the archive is not a valid uncompressed tar file");

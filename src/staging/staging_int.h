@@ -99,7 +99,8 @@ int staging__ref_entry(json_t *e, const char **name, const char **url);
 
 /* Webhook payloads (indexer.c). */
 void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const char *ingest_id,
-                           const char *batch, const char *shard_id, json_t *ingested, json_t *failed);
+                           const char *batch, const char *shard_id, json_t *ingested, json_t *failed,
+                           bool truncated);
 void staging__notify_ingest(sqlite3 *db, const char *ws, const char *url, const char *ingest_id,
                             const char *batch, bool success, const char *err_type, const char *err_reason);
 

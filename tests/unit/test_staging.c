@@ -602,6 +602,46 @@ TEST(tar_too_many_images_corrupt_and_size_limit)
     ctx_close(&c);
 }
 
+TEST(tar_many_entries_bounded)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.max_shard_images = 200; /* entry cap: 10 * 200 + 16 = 2016 */
+    ctx_open(&c, &o);
+    struct tarb t;
+    tar_begin(&t, 4 << 20);
+    for (int i = 0; i < 1500; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "n%04d.txt", i);
+        tar_add(&t, name, AE_IFREG, "x", 1);
+    }
+    tar_end(&t);
+    ASSERT_OK(put_shard(&c, "many", t.buf, t.used, NULL));
+    free(t.buf);
+    tar_begin(&t, 4 << 20);
+    for (int i = 0; i < 2100; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "n%04d.txt", i);
+        tar_add(&t, name, AE_IFREG, "x", 1);
+    }
+    tar_end(&t);
+    ASSERT_OK(put_shard(&c, "many", t.buf, t.used, NULL));
+    free(t.buf);
+    ASSERT_OK(staging_index_pending(c.s, NULL));
+    json_t *sh = shard0(&c, "many", 0);
+    json_t *meta = json_object_get(sh, "statusMetadata");
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "all-files-failed");
+    ASSERT_EQ(json_array_size(json_object_get(meta, "failedFiles")), 1000); /* capped */
+    ASSERT_EQ(json_integer_value(json_object_get(meta, "failedCount")), 1500);
+    json_decref(sh);
+    sh = shard0(&c, "many", 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "too-many-entries");
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusType")), "error");
+    json_decref(sh);
+    ctx_close(&c);
+}
+
 TEST(indexing_is_crash_safe)
 {
     struct ctx c = {0};

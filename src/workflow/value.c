@@ -338,6 +338,9 @@ int wf_dets_from_inference(const json_t *resp, const struct wf_image *im,
             continue;
         if (!class_allowed(class_filter, cname))
             continue;
+        pts = json_object_get(p, "points");
+        if (pts && json_array_size(pts) < 3)
+            continue; /* sv.Detections.from_inference drops polygons of < 3 points */
         x = jnum(p, "x", 0), y = jnum(p, "y", 0), w = jnum(p, "width", 0), h = jnum(p, "height", 0);
         d = wf_dets_push_new(ds);
         d->x1 = (float)(x - w / 2), d->y1 = (float)(y - h / 2);
@@ -351,9 +354,14 @@ int wf_dets_from_inference(const json_t *resp, const struct wf_image *im,
         if (json_is_integer(json_object_get(p, "tracker_id")))
             d->tracker_id = json_integer_value(json_object_get(p, "tracker_id"));
         wf_det_attach_image(d, im);
+        /* image_dimensions come from the response, as in Roboflow */
+        if (json_is_integer(json_object_get(json_object_get(resp, "image"), "width")) &&
+            json_is_integer(json_object_get(json_object_get(resp, "image"), "height"))) {
+            d->img_w = (int)json_integer_value(json_object_get(json_object_get(resp, "image"), "width"));
+            d->img_h = (int)json_integer_value(json_object_get(json_object_get(resp, "image"), "height"));
+        }
         d->inference_id = dup_or_null(inference_id);
         d->prediction_type = dup_or_null(prediction_type);
-        pts = json_object_get(p, "points");
         if (json_is_array(pts)) {
             size_t k, n = json_array_size(pts);
             const json_t *pt;

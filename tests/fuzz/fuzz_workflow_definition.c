@@ -25,11 +25,21 @@ static int fuzz_infer(void *ud, const struct wf_model_request *req,
             out[i] = json_pack("{s:{s:i,s:i},s:[{s:s,s:i,s:f}],s:s,s:f}", "image", "width", w,
                                "height", h, "predictions", "class", "a", "class_id", 0,
                                "confidence", 0.9, "top", "a", "confidence", 0.9);
-        else
-            out[i] = json_pack("{s:{s:i,s:i},s:[{s:f,s:f,s:f,s:f,s:f,s:s,s:i,s:[{s:f,s:f}]}]}",
-                               "image", "width", w, "height", h, "predictions", "x", w / 2.0, "y",
-                               h / 2.0, "width", w / 2.0, "height", h / 2.0, "confidence", 0.8,
-                               "class", "a", "class_id", 0, "points", "x", 1.0, "y", 1.0);
+        else {
+            json_t *p = json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i}", "x", w / 2.0, "y", h / 2.0,
+                                  "width", w / 2.0, "height", h / 2.0, "confidence", 0.8, "class",
+                                  "a", "class_id", 0);
+            if (!strcmp(req->task, "instance-segmentation"))
+                json_object_set_new(p, "points",
+                                    json_pack("[{s:f,s:f},{s:f,s:f},{s:f,s:f}]", "x", 1.0, "y", 1.0,
+                                              "x", w - 1.0, "y", 1.0, "x", w / 2.0, "y", h - 1.0));
+            if (!strcmp(req->task, "keypoint-detection"))
+                json_object_set_new(p, "keypoints",
+                                    json_pack("[{s:f,s:f,s:f,s:i,s:s}]", "x", 2.0, "y", 2.0,
+                                              "confidence", 0.5, "class_id", 0, "class", "k"));
+            out[i] = json_pack("{s:{s:i,s:i},s:[o]}", "image", "width", w, "height", h,
+                               "predictions", p);
+        }
     }
     return 0;
 }

@@ -638,6 +638,38 @@ TEST(workflow_two_stage_classes_replacement_viz)
     vis_image_free(im);
 }
 
+TEST(line_counter_visualization)
+{
+    struct vis_image *im = img_new(200, 100, 50);
+    struct vis_font *f = font_or_skip();
+    char err[256];
+    int tw, th, white = 0, dark = 0;
+    set_preds(json_array());
+    if (run_step(OD, "boxes/1",
+                 "\"type\":\"roboflow_core/line_counter_visualization@v1\","
+                 "\"zone\":[[100,20],[100,90]],\"color\":\"RED\",\"opacity\":1.0,"
+                 "\"count_in\":3,\"count_out\":12,\"text_scale\":0.5",
+                 im, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    /* the line: red added at opacity 1 */
+    ASSERT_PX(g_cap, 100, 80, 50, 50, 255);
+    ASSERT_PX(g_cap, 110, 80, BG);
+    /* white text box centred on the first point, black text inside */
+    ASSERT_OK(viz__text_size(f, "in: 3, out: 12", 0.5, 1, &tw, &th));
+    ASSERT_EQ(th, 12); /* cvRound(21 * 0.5 + 1) = cvRound(11.5) = 12 */
+    for (int y = 20 - th / 2; y <= 20 + th / 2; y++)
+        for (int x = 100 - tw / 2; x < 100 + tw / 2; x++) {
+            white += px_is(g_cap, x, y, 255, 255, 255);
+            dark += vis_px(g_cap, x, y)[0] < 60;
+        }
+    ASSERT_GT(white, tw * th / 3);
+    ASSERT_GT(dark, 10);
+    ASSERT_PX(g_cap, 100 - tw / 2 - 3, 20, BG);
+    run_err(OD, "\"type\":\"roboflow_core/line_counter_visualization@v1\",\"zone\":[[1,2]]", im,
+            "two points");
+    vis_image_free(im);
+}
+
 /* ---- manifests against spec/blocks.json ------------------------------------------------ */
 
 /* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */
@@ -743,7 +775,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     check_family(spec, wf_blocks_visualization, &n);
     check_family(spec, wf_blocks_classical_cv, &n);
-    ASSERT_EQ(n, 13 + 8);
+    ASSERT_EQ(n, 14 + 8);
     json_decref(spec);
 }
 

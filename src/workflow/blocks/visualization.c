@@ -1302,6 +1302,40 @@ static const struct wf_block crop_v1 = {
 
 /* ---- polygon_zone_visualization --------------------------------------------------------- */
 
+/* cv2.addWeighted(canvas, opacity, img, 1, 0) where canvas holds colour c
+ * under the non-zero pixels of mask (GRAY, same size) and 0 elsewhere:
+ * the colour is added (float32, saturating, rounded half to even). */
+static void add_masked(struct vis_image *img, const struct vis_image *mask, struct vis_color c,
+                       double opacity)
+{
+    int ch = vis_channels(img);
+    float add[3];
+    uint8_t cb[3] = {c.b, c.g, c.r};
+    if (ch == 1) {
+        struct vis_image *one = vis_image_new(1, 1, VIS_BGR), *g = NULL;
+        if (one) {
+            vis_image_fill(one, c);
+            if (vis_convert(one, VIS_GRAY, &g) == 0)
+                cb[0] = g->px[0];
+        }
+        vis_image_free(one);
+        vis_image_free(g);
+    }
+    for (int k = 0; k < 3; k++)
+        add[k] = (float)cb[k] * (float)opacity;
+    for (int y = 0; y < img->h; y++)
+        for (int x = 0; x < img->w; x++) {
+            uint8_t *p;
+            if (!*vis_px(mask, x, y))
+                continue;
+            p = vis_px(img, x, y);
+            for (int k = 0; k < ch && k < 3; k++) {
+                long sum = lrintf((float)p[k] + add[k]);
+                p[k] = (uint8_t)(sum > 255 ? 255 : sum);
+            }
+        }
+}
+
 /* Parse one polygon [[x, y], ...] into int points (np.int32 truncation). */
 static int zone_points(const json_t *poly, int **pts, int *n)
 {
@@ -1372,34 +1406,8 @@ static int zone_run(struct wf_call *c)
                 rc = wf_call_fail(c, "field 'zone': cannot fill the polygon");
             free(pts);
         }
-        if (rc == 0) {
-            int ch = vis_channels(v.px);
-            float add[4];
-            uint8_t cb[3] = {col.b, col.g, col.r};
-            if (ch == 1) {
-                struct vis_image *one = vis_image_new(1, 1, VIS_BGR), *g = NULL;
-                if (one) {
-                    vis_image_fill(one, col);
-                    if (vis_convert(one, VIS_GRAY, &g) == 0)
-                        cb[0] = g->px[0];
-                }
-                vis_image_free(one);
-                vis_image_free(g);
-            }
-            for (int k = 0; k < ch; k++)
-                add[k] = k < 3 ? (float)cb[k] * (float)opacity : 0.0f;
-            for (int y = 0; y < v.px->h; y++)
-                for (int x = 0; x < v.px->w; x++) {
-                    uint8_t *p;
-                    if (!*vis_px(mask, x, y))
-                        continue;
-                    p = vis_px(v.px, x, y);
-                    for (int k = 0; k < ch && k < 3; k++) {
-                        long s = lrintf((float)p[k] + add[k]);
-                        p[k] = (uint8_t)(s > 255 ? 255 : s < 0 ? 0 : s);
-                    }
-                }
-        }
+        if (rc == 0)
+            add_masked(v.px, mask, col, opacity);
     next:
         vis_image_free(mask);
         if ((rc = viz_end(&v, rc)) < 0)
@@ -1418,6 +1426,89 @@ static const char *const zone_types[] = {"roboflow_core/polygon_zone_visualizati
 static const struct wf_block zone_v1 = {
     .types = zone_types, .fields = zone_fields, .nfields = ARRAY_LEN(zone_fields),
     .outputs = OUT_IMAGE, .noutputs = 1, .run = zone_run,
+};
+
+/* ---- line_counter_visualization -------------------------------------------------------- */
+
+/* inference's LineCounterZoneVisualizationBlockV1: the line (colour added
+ * at opacity, as the polygon zone), then sv.draw_text of
+ * "in: N, out: M" centred on the first point: black text on a white
+ * rectangle of the text's size (padding 0). */
+static int line_zone_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        struct vis_image *mask = NULL;
+        const json_t *zone = wf_arg_json(c, i, "zone");
+        const char *cs = wf_arg_str(c, i, "color");
+        double opacity = wf_arg_double(c, i, "opacity", 0.3);
+        double scale = wf_arg_double(c, i, "text_scale", 1.0);
+        int64_t cin = wf_arg_int(c, i, "count_in", 0), cout = wf_arg_int(c, i, "count_out", 0);
+        struct vis_color col;
+        struct vis_font *font = vis_font_default();
+        int rc, t, tt, *pts = NULL, n = 0;
+        char text[96];
+        if (viz__color_parse(cs, &col) < 0)
+            return wf_call_fail(c, "invalid color '%s'", cs ? cs : "null");
+        if ((rc = arg_int_bounded(c, i, "thickness", 0, VIZ_MAX_THICKNESS, 2, &t)) < 0 ||
+            (rc = arg_int_bounded(c, i, "text_thickness", 0, 100, 1, &tt)) < 0)
+            return rc;
+        if (!(scale > 0 && scale <= 100))
+            return wf_call_fail(c, "field 'text_scale': %g is out of range (0, 100]", scale);
+        if (!font)
+            return wf_call_fail(c, "no font available (set VBATCH_FONT or install %s)",
+                                VIS_FONT_DEFAULT_PATH);
+        if (zone_points(zone, &pts, &n) < 0 || n != 2) {
+            free(pts);
+            return wf_call_fail(c, "field 'zone': expected exactly two points [[x1, y1], [x2, y2]]");
+        }
+        if ((rc = viz_begin(c, i, false, false, &v)) < 0) {
+            free(pts);
+            return rc;
+        }
+        mask = vis_image_new(v.px->w, v.px->h, VIS_GRAY);
+        if (!mask) {
+            rc = wf_call_fail(c, "out of memory");
+        } else {
+            int tw, th, px = vis_text_px_for_scale(scale);
+            vis_draw_line(mask, pts[0], pts[1], pts[2], pts[3], VIS_RGB(255, 255, 255),
+                          cv_thickness(t));
+            add_masked(v.px, mask, col, opacity);
+            snprintf(text, sizeof text, "in: %lld, out: %lld", (long long)cin, (long long)cout);
+            if (viz__text_size(font, text, scale, tt, &tw, &th) < 0) {
+                rc = wf_call_fail(c, "cannot measure text");
+            } else {
+                int x = pts[0] - floordiv(tw, 2), y = pts[1] - floordiv(th, 2);
+                vis_draw_rect(v.px, x, y, x + tw, y + th, VIS_RGB(255, 255, 255), VIS_FILLED);
+                if (viz__text_draw(v.px, font, text, px, x, pts[1] + floordiv(th, 2), tt,
+                                   VIS_RGB(0, 0, 0)) < 0)
+                    rc = wf_call_fail(c, "cannot draw text");
+            }
+        }
+        vis_image_free(mask);
+        free(pts);
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field line_zone_fields[] = {
+    F_IMAGE, F_COPY,
+    {"zone", NULL, WF_FT_LIST, NULL, WF_K_LIST | WF_K_ZONE, 0, NULL},
+    {"color", NULL, WF_FT_STRING, "\"#5bb573\"", WF_K_STRING, 0, NULL},
+    {"thickness", NULL, WF_FT_INT, "2", WF_K_INT, 0, NULL},
+    {"text_thickness", NULL, WF_FT_INT, "1", WF_K_INT, 0, NULL},
+    {"text_scale", NULL, WF_FT_FLOAT, "1.0", WF_K_FLOAT, 0, NULL},
+    {"count_in", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+    {"count_out", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+    {"opacity", NULL, WF_FT_FLOAT01, "0.3", WF_K_FLOAT, 0, NULL},
+};
+static const char *const line_zone_types[] = {"roboflow_core/line_counter_visualization@v1",
+                                              NULL};
+static const struct wf_block line_zone_v1 = {
+    .types = line_zone_types, .fields = line_zone_fields, .nfields = ARRAY_LEN(line_zone_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = line_zone_run,
 };
 
 /* ---- classification_label_visualization ------------------------------------------------- */
@@ -1608,5 +1699,6 @@ static const struct wf_block cls_label_v1 = {
 
 const struct wf_block *const wf_blocks_visualization[] = {
     &bbox_v1,  &label_v1, &label_v2,  &blur_v1, &pixelate_v1, &polygon_v1,   &mask_v1,
-    &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, NULL,
+    &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, &line_zone_v1,
+    NULL,
 };

@@ -165,6 +165,8 @@ static int video_open(struct vis_video *v, const char *path)
     if (avcodec_parameters_to_context(v->dec, st->codecpar) < 0)
         return ERR_PARSE;
     v->dec->thread_count = 1; /* workers parallelise across jobs */
+    /* a stream may change size mid-way: FFmpeg refuses frames over this */
+    v->dec->max_pixels = VIS_MAX_PIXELS;
     if (avcodec_open2(v->dec, codec, NULL) < 0)
         return ERR_UNSUPPORTED;
     v->pkt = av_packet_alloc();

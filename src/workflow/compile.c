@@ -378,13 +378,10 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
         st->name = xstrdup(name);
         st->blk = blk;
         st->def = json_incref((json_t *)s);
-        st->nouts = blk->noutputs;
         st->outs = xcalloc(blk->noutputs + 1, sizeof *st->outs);
         st->out_kinds = xcalloc(blk->noutputs + 1, sizeof *st->out_kinds);
-        for (size_t o = 0; o < blk->noutputs; o++) {
-            st->outs[o] = xstrdup(blk->outputs[o].name);
-            st->out_kinds[o] = blk->outputs[o].kind;
-        }
+        /* dynamic outputs (json_parser's fields) come first, like the keys of
+         * the dict Roboflow's block returns; the static ones follow */
         if ((blk->flags & WF_BLOCK_DYN_OUTPUTS) && blk->dyn_outputs_field) {
             const json_t *names = json_object_get(s, blk->dyn_outputs_field);
             size_t k;
@@ -405,11 +402,22 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
                          blk->dyn_outputs_field, json_string_value(nm));
                     return ERR_INVALID;
                 }
-                st->outs = xrealloc(st->outs, (st->nouts + 1) * sizeof *st->outs);
-                st->out_kinds = xrealloc(st->out_kinds, (st->nouts + 1) * sizeof *st->out_kinds);
+                for (size_t o = 0; o < blk->noutputs; o++)
+                    if (!strcmp(blk->outputs[o].name, json_string_value(nm))) {
+                        ERRF("step '%s': field '%s': '%s' is a reserved name", name,
+                             blk->dyn_outputs_field, json_string_value(nm));
+                        return ERR_INVALID;
+                    }
+                st->outs = xrealloc(st->outs, (st->nouts + blk->noutputs + 1) * sizeof *st->outs);
+                st->out_kinds = xrealloc(st->out_kinds,
+                                         (st->nouts + blk->noutputs + 1) * sizeof *st->out_kinds);
                 st->outs[st->nouts] = xstrdup(json_string_value(nm));
                 st->out_kinds[st->nouts++] = 0;
             }
+        }
+        for (size_t o = 0; o < blk->noutputs; o++) {
+            st->outs[st->nouts] = xstrdup(blk->outputs[o].name);
+            st->out_kinds[st->nouts++] = blk->outputs[o].kind;
         }
     }
     return 0;

@@ -528,7 +528,8 @@ TEST(csv_formatter_batch_and_json_parser)
     ASSERT(strstr(csv, "\n1,\"'=cmd"));
     ASSERT(strstr(csv, "+00:00\n"));
     json_t *j = json_object_get(json_array_get(out, 0), "j");
-    ASSERT(json_is_false(json_object_get(j, "error_status")));
+    ASSERT(json_is_true(json_object_get(j, "error_status"))); /* "missing" is missing */
+    ASSERT_STR_EQ(json_object_iter_key(json_object_iter(j)), "k"); /* fields, then error_status */
     ASSERT_EQ(json_integer_value(json_array_get(json_object_get(j, "k"), 1)), 2);
     ASSERT(json_is_null(json_object_get(j, "missing")));
     json_decref(out);

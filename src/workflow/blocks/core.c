@@ -490,12 +490,15 @@ static int json_parser_run(struct wf_call *c)
             }
             parsed = json_loadb(start, (size_t)(end - start), JSON_DECODE_ANY, NULL);
         }
-        wf_out_json(c, i, "error_status", json_boolean(!json_is_object(parsed)));
+        /* error when the text is not a JSON object or lacks an expected field */
+        bool error = !json_is_object(parsed);
         json_array_foreach(fields, k, f) {
             const json_t *v = json_is_object(parsed) ? json_object_get(parsed, json_string_value(f))
                                                      : NULL;
+            error |= !v;
             wf_out_json(c, i, json_string_value(f), v ? json_deep_copy(v) : NULL);
         }
+        wf_out_json(c, i, "error_status", json_boolean(error));
         json_decref(parsed);
     }
     return 0;

@@ -670,6 +670,80 @@ TEST(line_counter_visualization)
     vis_image_free(im);
 }
 
+TEST(robust_to_extreme_inputs)
+{
+    /* boxes far outside, inverted, huge; gray images; big paddings: no
+     * crash, clean results or clean errors */
+    struct vis_image *im = img_new(64, 48, 50), *gray = vis_image_new(64, 48, VIS_GRAY);
+    static const char *const steps[] = {
+        "\"type\":\"BoundingBoxVisualization\",\"thickness\":-1",
+        "\"type\":\"BoundingBoxVisualization\",\"roundness\":0.7",
+        "\"type\":\"LabelVisualization\",\"text_padding\":5000,\"border_radius\":3000",
+        "\"type\":\"LabelVisualization\",\"text_position\":\"CENTER\",\"text\":\"Dimensions\"",
+        "\"type\":\"roboflow_core/label_visualization@v2\",\"text_size_mode\":\"Automatic\"",
+        "\"type\":\"BlurVisualization\",\"kernel_size\":1023",
+        "\"type\":\"PixelateVisualization\",\"pixel_size\":1000",
+        "\"type\":\"DotVisualization\",\"radius\":10000,\"outline_thickness\":3",
+        "\"type\":\"CircleVisualization\"",
+        "\"type\":\"CornerVisualization\",\"corner_length\":60000",
+        "\"type\":\"CropVisualization\",\"scale_factor\":0.01",
+        "\"type\":\"CropVisualization\",\"position\":\"BOTTOM_RIGHT\"",
+    };
+    set_preds(json_pack("[o,o,o,o]", pred(-1e9, -1e9, 1e9, 1e9, "huge", 3, 0.9),
+                        pred(50, 40, 10, 5, "inverted", 1, 0.9),
+                        pred(1e6, 1e6, 1e6 + 5, 1e6 + 5, "far", 2, 0.9),
+                        pred(30.5, 20.5, 30.5, 20.5, "point", 0, 0.9)));
+    for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+        char err[512] = "";
+        for (int g = 0; g < 2; g++) {
+            int rc = run_step(OD, "boxes/1", steps[k], g ? gray : im, err, sizeof err);
+            if (rc < 0)
+                T_FAIL("step %s on %s: %s", steps[k], g ? "gray" : "bgr", err);
+            ASSERT_EQ(g_cap->fmt, g ? VIS_GRAY : VIS_BGR);
+        }
+    }
+    {
+        struct vis_image *mid = img_new(300, 300, 50); /* 300 * 100 > VIS_MAX_SIDE */
+        run_err(OD, "\"type\":\"CropVisualization\",\"scale_factor\":100", mid, "exceed");
+        vis_image_free(mid);
+    }
+    vis_image_free(gray);
+    vis_image_free(im);
+}
+
+TEST(label_automatic_size_and_multilabel_classification)
+{
+    struct vis_image *big = img_new(400, 2160, 50), *im = img_new(200, 150, 50);
+    char err[256];
+    int n_small = 0, n_big = 0;
+    /* Automatic: scale = 1.0 * min(w, h) / 1080 -> 400 px wide: 0.37; the label is smaller */
+    set_preds(json_pack("[o]", pred(100, 200, 300, 400, "dog", 0, 0.9)));
+    run_ok(OD, "\"type\":\"roboflow_core/label_visualization@v2\",\"text_size_mode\":\"Automatic\"",
+           big);
+    for (int y = 100; y < 200; y++)
+        n_small += px_is(g_cap, 101, y, C0);
+    run_ok(OD, "\"type\":\"roboflow_core/label_visualization@v2\"", big);
+    for (int y = 100; y < 200; y++)
+        n_big += px_is(g_cap, 101, y, C0);
+    ASSERT_EQ(n_big, 22 + 20);
+    ASSERT_EQ(n_small, (int)lrint(21.0 * (400 / 1080.0) + 1) + 20);
+    /* multi-label: every predicted class, sorted by confidence, stacked */
+    g_cls = json_pack("{s:{s:i,s:i},s:{s:{s:f,s:i},s:{s:f,s:i},s:{s:f,s:i}},s:[s,s]}", "image",
+                      "width", 200, "height", 150, "predictions", "a", "confidence", 0.2,
+                      "class_id", 0, "b", "confidence", 0.9, "class_id", 1, "c", "confidence",
+                      0.1, "class_id", 2, "predicted_classes", "a", "b");
+    if (run_step("roboflow_core/roboflow_multi_label_classification_model@v1", "cls/1",
+                 "\"type\":\"roboflow_core/classification_label_visualization@v1\"", im, err,
+                 sizeof err) < 0)
+        T_FAIL("%s", err);
+    /* b (class 1) first at y 47, a (class 0) second at y 94 */
+    ASSERT_PX(g_cap, 1, 46, C1);
+    ASSERT_PX(g_cap, 1, 93, C0);
+    ASSERT_PX(g_cap, 1, 96, BG);
+    vis_image_free(im);
+    vis_image_free(big);
+}
+
 /* ---- manifests against spec/blocks.json ------------------------------------------------ */
 
 /* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */

@@ -1237,7 +1237,7 @@ static int crop_run(struct wf_call *c)
     for (size_t i = 0; i < wf_call_n(c); i++) {
         struct viz v;
         struct vis_image **crops = NULL;
-        double scale = wf_arg_double(c, i, "scale_factor", 2.0);
+        double scale = wf_arg_double(c, i, "scale_factor", 2.0), total = 0;
         int rc, t, pos;
         if ((rc = arg_int_bounded(c, i, "border_thickness", -1, VIZ_MAX_THICKNESS, 2, &t)) < 0)
             return rc;
@@ -1258,8 +1258,10 @@ static int crop_run(struct wf_call *c)
             if (x2 <= x1 || y2 <= y1 || vis_crop(v.px, x1, y1, x2 - x1, y2 - y1, &raw) < 0)
                 continue; /* empty crop: nothing to show */
             nw = (int)(raw->w * scale), nh = (int)(raw->h * scale);
-            if (nw > 0 && nh > 0 && (double)nw * nh <= VIS_MAX_PIXELS &&
-                vis_resize(raw, nw, nh, VIS_INTER_LINEAR, &crops[k]) < 0)
+            total += (double)nw * nh;
+            if (nw > VIS_MAX_SIDE || nh > VIS_MAX_SIDE || total > VIS_MAX_PIXELS)
+                rc = wf_call_fail(c, "scaled crops exceed %u pixels", VIS_MAX_PIXELS);
+            else if (nw > 0 && nh > 0 && vis_resize(raw, nw, nh, VIS_INTER_LINEAR, &crops[k]) < 0)
                 rc = wf_call_fail(c, "cannot resize crop %zu", k);
             vis_image_free(raw);
         }

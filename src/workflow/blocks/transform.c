@@ -29,6 +29,9 @@
     static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,         \
                                         ARRAY_LEN(outs), dim, flags, NULL, fn, check}
 
+/* Crops are copies: bound what one image's crops may take. */
+#define WF_MAX_CROP_BYTES ((size_t)1 << 30)
+
 /* Copy the pixels of [x1,x2)x[y1,y2) (already clipped, non-empty). */
 static struct vis_image *crop_px(const struct vis_image *src, int x1, int y1, int x2, int y2)
 {
@@ -84,6 +87,7 @@ static int dynamic_crop_run(struct wf_call *c)
         const struct wf_image *im = wf_arg_image(c, i, "images");
         const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
         double opacity = wf_arg_double(c, i, "mask_opacity", 0);
+        size_t bytes = 0;
         uint8_t bg[3] = {0, 0, 0};
         if (opacity > 0 && wf_color_parse(wf_arg_json(c, i, "background_color"), bg) < 0)
             return wf_call_fail(c, "field 'background_color': not a colour");
@@ -100,6 +104,13 @@ static int dynamic_crop_run(struct wf_call *c)
             struct wf_det *nd;
             if (x2 <= x1 || y2 <= y1)
                 continue; /* zero-area crop: None */
+            bytes += (size_t)(x2 - x1) * (size_t)(y2 - y1) * (size_t)im->img->fmt;
+            if (bytes > WF_MAX_CROP_BYTES) {
+                wf_value_unref(crops);
+                wf_value_unref(preds);
+                return wf_call_fail(c, "crops of one image exceed %d MiB",
+                                    (int)(WF_MAX_CROP_BYTES >> 20));
+            }
             px = crop_px(im->img, x1, y1, x2, y2);
             if (!px) {
                 wf_value_unref(crops);
@@ -242,6 +253,10 @@ static int slicer_run_v(struct wf_call *c, int v2)
         ny = slice_axis(H, sh, oh, v2, ys);
         if (nx * ny > (size_t)WF_MAX_ELEMENTS)
             return wf_call_fail(c, "too many slices (%zu)", nx * ny);
+        if (nx * ny * (size_t)MIN(sw, W) * (size_t)MIN(sh, H) * (size_t)im->img->fmt >
+            WF_MAX_CROP_BYTES)
+            return wf_call_fail(c, "slices of one image would exceed %d MiB",
+                                (int)(WF_MAX_CROP_BYTES >> 20));
         list = wf_value_list(nx * ny);
         for (size_t y = 0; y < ny; y++)
             for (size_t x = 0; x < nx; x++) {

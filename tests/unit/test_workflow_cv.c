@@ -491,4 +491,52 @@ TEST(box_blur_matches_reference)
     vis_image_free(im);
 }
 
+TEST(every_block_on_tiny_and_gray_images)
+{
+    static const struct {
+        const char *step, *out;
+    } cases[] = {
+        {"\"type\":\"roboflow_core/image_preprocessing@v1\",\"task_type\":\"rotate\","
+         "\"rotation_degrees\":-30", "image"},
+        {"\"type\":\"roboflow_core/image_preprocessing@v1\",\"task_type\":\"resize\","
+         "\"width\":3,\"height\":7", "image"},
+        {"\"type\":\"roboflow_core/image_preprocessing@v1\",\"task_type\":\"flip\","
+         "\"flip_type\":\"both\"", "image"},
+        {"\"type\":\"roboflow_core/convert_grayscale@v1\"", "warped_image"},
+        {"\"type\":\"roboflow_core/image_blur@v1\",\"blur_type\":\"average\",\"kernel_size\":50",
+         "warped_image"},
+        {"\"type\":\"roboflow_core/image_blur@v1\",\"kernel_size\":31", "warped_image"},
+        {"\"type\":\"roboflow_core/image_blur@v1\",\"blur_type\":\"median\",\"kernel_size\":9",
+         "warped_image"},
+        {"\"type\":\"roboflow_core/image_blur@v1\",\"blur_type\":\"bilateral\",\"kernel_size\":9",
+         "warped_image"},
+        {"\"type\":\"roboflow_core/threshold@v1\",\"thresh_value\":5", "warped_image"},
+        {"\"type\":\"roboflow_core/contrast_equalization@v1\"", "warped_image"},
+        {"\"type\":\"roboflow_core/contrast_equalization@v1\","
+         "\"equalization_type\":\"Contrast Stretching\"", "warped_image"},
+        {"\"type\":\"roboflow_core/contrast_equalization@v1\","
+         "\"equalization_type\":\"Adaptive Equalization\"", "warped_image"},
+        {"\"type\":\"roboflow_core/contrast_enhancement@v1\",\"clip_limit\":10", "image"},
+        {"\"type\":\"roboflow_core/morphological_transformation@v1\",\"kernel_size\":20",
+         "warped_image"},
+        {"\"type\":\"roboflow_core/morphological_transformation@v2\",\"kernel_size\":20",
+         "warped_image"},
+    };
+    static const int sizes[][2] = {{1, 1}, {2, 1}, {5, 3}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (size_t z = 0; z < 3; z++)
+            for (int g = 0; g < 2; g++) {
+                struct vis_image *im =
+                    vis_image_new(sizes[z][0], sizes[z][1], g ? VIS_GRAY : VIS_BGR);
+                char err[512] = "";
+                for (int i = 0; i < im->h * im->stride; i++)
+                    im->px[i] = (uint8_t)(i * 37);
+                if (run_cv(cases[k].step, cases[k].out, im, err, sizeof err) < 0)
+                    T_FAIL("%s on %dx%d %s: %s", cases[k].step, im->w, im->h,
+                           g ? "gray" : "bgr", err);
+                ASSERT(g_cap != NULL && g_cap->w > 0 && g_cap->h > 0);
+                vis_image_free(im);
+            }
+}
+
 TEST_MAIN()

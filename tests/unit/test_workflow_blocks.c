@@ -6,6 +6,8 @@
  * box on the centre quarter (confidence 0.5).
  */
 #include "t.h"
+
+#include <ctype.h>
 #include "test_workflow_fake.h"
 #include "workflow/wf_int.h"
 
@@ -712,6 +714,120 @@ TEST(python_str_of_values)
         free(s);
         json_decref(j);
     }
+}
+
+/* ---- manifests against spec/blocks.json ---------------------------------------------------- */
+/* A blocks.json default (Python repr) as JSON; NULL when not comparable. */
+static json_t *py_default_json(const char *d)
+{
+    size_t n = strlen(d);
+    if (!strcmp(d, "True"))
+        return json_true();
+    if (!strcmp(d, "False"))
+        return json_false();
+    if (!strcmp(d, "None"))
+        return json_null();
+    if (n >= 2 && d[0] == '\'' && d[n - 1] == '\'')
+        return json_stringn(d + 1, n - 2);
+    if (!strncmp(d, "AggregationMode.", 16) || !strncmp(d, "MaskAggregationMode.", 20)) {
+        char low[32];
+        snprintf(low, sizeof low, "%s", strchr(d, '.') + 1);
+        for (char *q = low; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
+        return json_string(low);
+    }
+    if (!strcmp(d, "factory:dict") || !strcmp(d, "factory:lambda: {}"))
+        return json_object();
+    if (!strcmp(d, "factory:list"))
+        return json_array();
+    if (d[0] == '(') { /* tuple */
+        char *t = xstrdup(d);
+        t[0] = '[', t[n - 1] = ']';
+        json_t *j = json_loads(t, JSON_DECODE_ANY, NULL);
+        free(t);
+        return j;
+    }
+    return json_loads(d, JSON_DECODE_ANY, NULL);
+}
+
+static int check_manifests(const json_t *spec, const struct wf_block *const *tab)
+{
+    int n = 0;
+    for (size_t b = 0; tab[b]; b++) {
+        const struct wf_block *blk = tab[b];
+        const json_t *entry = NULL, *it, *fl;
+        size_t k, f;
+        json_array_foreach(spec, k, it) {
+            const json_t *ty = json_object_get(it, "type");
+            const char *t0 = json_string_value(json_array_get(ty, 0));
+            if (t0 && !strcmp(t0, blk->types[0]))
+                entry = it;
+        }
+        if (!entry)
+            T_FAIL("block '%s' is not in blocks.json", blk->types[0]);
+        n++;
+        json_array_foreach(json_object_get(entry, "type"), k, it) {
+            bool found = false;
+            for (size_t t = 0; blk->types[t]; t++)
+                found |= !strcmp(blk->types[t], json_string_value(it));
+            if (!found)
+                T_FAIL("block '%s' misses alias '%s'", blk->types[0], json_string_value(it));
+        }
+        json_array_foreach(json_object_get(entry, "fields"), f, fl) {
+            const char *name = json_string_value(json_array_get(fl, 0));
+            const char *def = json_string_value(json_array_get(fl, 1));
+            const struct wf_field *mine = NULL;
+            for (size_t q = 0; q < blk->nfields; q++)
+                if (!strcmp(blk->fields[q].name, name))
+                    mine = &blk->fields[q];
+            if (!mine)
+                T_FAIL("block '%s' misses field '%s'", blk->types[0], name);
+            if (!strcmp(def, "REQUIRED")) {
+                if (mine->def)
+                    T_FAIL("block '%s' field '%s' should be required", blk->types[0], name);
+                continue;
+            }
+            json_t *want = py_default_json(def), *got;
+            if (!want)
+                T_FAIL("block '%s' field '%s': cannot read default %s", blk->types[0], name, def);
+            got = mine->def ? json_loads(mine->def, JSON_DECODE_ANY, NULL) : NULL;
+            if (!got || !(json_equal(want, got) ||
+                          (json_is_number(want) && json_is_number(got) &&
+                           json_number_value(want) == json_number_value(got))))
+                T_FAIL("block '%s' field '%s': default %s, blocks.json says %s", blk->types[0],
+                       name, mine->def ? mine->def : "(required)", def);
+            json_decref(want);
+            json_decref(got);
+        }
+        json_array_foreach(json_object_get(entry, "outputs"), k, it) {
+            char name[64];
+            bool found = false;
+            snprintf(name, sizeof name, "%s", json_string_value(it));
+            *strchrnul(name, '[') = '\0';
+            if (!strcmp(name, "INFERENCE_ID_KEY"))
+                snprintf(name, sizeof name, "inference_id");
+            if (!strcmp(name, "*"))
+                continue; /* dynamic outputs */
+            for (size_t o = 0; o < blk->noutputs; o++)
+                found |= !strcmp(blk->outputs[o].name, name);
+            if (!found)
+                T_FAIL("block '%s' misses output '%s'", blk->types[0], name);
+        }
+    }
+    return n;
+}
+
+TEST(manifests_match_blocks_json)
+{
+    static const char *const paths[] = {"../shared/spec/blocks.json", "/work/shared/spec/blocks.json"};
+    json_t *spec = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(paths) && !spec; i++)
+        spec = json_load_file(paths[i], 0, NULL);
+    ASSERT(spec != NULL);
+    int n = check_manifests(spec, wf_blocks_core) + check_manifests(spec, wf_blocks_transform) +
+            check_manifests(spec, wf_blocks_fusion) + check_manifests(spec, wf_blocks_models);
+    ASSERT_EQ(n, 8 + 11 + 4 + 15);
+    json_decref(spec);
 }
 
 TEST_MAIN()

@@ -38,7 +38,7 @@ static json_t *walk(struct row_ctx *cx, const json_t *j, const char *path, int d
         size_t len = 0;
         uint8_t *bytes = base64_decode(b64, strlen(b64), &len);
         if (!bytes) {
-            cx->rc = ERR_PARSE;
+            /* not decodable: deducted like any image, but nothing to persist */
         } else if (cx->n >= ROW_MAX_IMAGES) {
             free(bytes);
             cx->rc = ERR_LIMIT;

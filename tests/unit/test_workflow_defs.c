@@ -259,11 +259,15 @@ TEST(result_row_deducts_images)
     json_decref(row);
     wf_image_outputs_free(imgs, n);
     /* nested image lists get index paths */
-    json_t *fake = json_pack("{s:[n,{s:s,s:s}]}", "crops", "type", "base64", "value", "/9j/");
+    json_t *fake = json_pack("{s:[n,{s:s,s:s},{s:s,s:s}]}", "crops", "type", "base64", "value",
+                             "/9j/", "type", "base64", "value", "%%%");
     ASSERT_OK(wf_result_row(fake, &row, &imgs, &n));
     ASSERT_EQ(n, 1);
     ASSERT_STR_EQ(imgs[0].path, "crops/1");
     ASSERT(json_is_null(json_array_get(json_object_get(row, "crops"), 0)));
+    /* undecodable base64: deducted, nothing to persist */
+    ASSERT_STR_EQ(json_string_value(json_array_get(json_object_get(row, "crops"), 2)),
+                  "<deducted_image>");
     json_decref(row);
     wf_image_outputs_free(imgs, n);
     json_decref(fake);

@@ -744,6 +744,35 @@ TEST(label_automatic_size_and_multilabel_classification)
     vis_image_free(big);
 }
 
+TEST(ellipse_triangle_color_background)
+{
+    struct vis_image *im = img_new(120, 100, 50);
+    set_preds(json_pack("[o]", pred(20, 20, 81, 71, "a", 0, 0.9)));
+    /* ellipse: centre (50, 71), axes (61, 21), from -45 to 235 degrees:
+     * the bottom point (50, 92) is on it, the top point (50, 50) is not */
+    run_ok(OD, "\"type\":\"roboflow_core/ellipse_visualization@v1\",\"thickness\":1", im);
+    ASSERT_PX(g_cap, 50, 92, C0);
+    ASSERT_PX(g_cap, 50, 50, BG);
+    ASSERT_PX(g_cap, 50, 71, BG);
+    /* triangle: tip at TOP_CENTER (50, 20), base 10 at y = 10 */
+    run_ok(OD, "\"type\":\"TriangleVisualization\"", im);
+    ASSERT_PX(g_cap, 50, 19, C0);
+    ASSERT_PX(g_cap, 46, 11, C0);
+    ASSERT_PX(g_cap, 56, 11, BG);
+    ASSERT_PX(g_cap, 50, 21, BG);
+    /* color: box filled at opacity 0.5 (50 * .5 + colour * .5) */
+    run_ok(OD, "\"type\":\"ColorVisualization\"", im);
+    ASSERT_PX(g_cap, 50, 45, 150, 66, 106); /* (251+50)/2=150.5->150, (81+50)/2=65.5->66, 106.5->106 */
+    ASSERT_PX(g_cap, 90, 45, BG);
+    /* background: outside the box blended to black at 0.5, inside original */
+    run_ok(OD, "\"type\":\"roboflow_core/background_color_visualization@v1\"", im);
+    ASSERT_PX(g_cap, 50, 45, BG);
+    ASSERT_PX(g_cap, 5, 5, 25, 25, 25);
+    ASSERT_PX(g_cap, 81, 45, 25, 25, 25); /* x2 is exclusive (numpy slice) */
+    ASSERT_PX(g_cap, 80, 45, BG);
+    vis_image_free(im);
+}
+
 /* ---- manifests against spec/blocks.json ------------------------------------------------ */
 
 /* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */
@@ -849,7 +878,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     check_family(spec, wf_blocks_visualization, &n);
     check_family(spec, wf_blocks_classical_cv, &n);
-    ASSERT_EQ(n, 14 + 8);
+    ASSERT_EQ(n, 18 + 8);
     json_decref(spec);
 }
 

@@ -1430,6 +1430,217 @@ static const struct wf_block zone_v1 = {
     .outputs = OUT_IMAGE, .noutputs = 1, .run = zone_run,
 };
 
+/* ---- ellipse / triangle / color / background_color ---------------------------------------- */
+
+/* sv.EllipseAnnotator: an arc under the box, centre (int((x1 + x2) / 2), y2),
+ * axes (width, int(0.35 * width)). */
+static int ellipse_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        int rc, t, a0, a1;
+        if ((rc = arg_int_bounded(c, i, "thickness", -1, VIZ_MAX_THICKNESS, 2, &t)) < 0 ||
+            (rc = arg_int_bounded(c, i, "start_angle", -3600, 3600, -45, &a0)) < 0 ||
+            (rc = arg_int_bounded(c, i, "end_angle", -3600, 3600, 235, &a1)) < 0)
+            return rc;
+        if ((rc = viz_begin(c, i, true, true, &v)) < 0)
+            return rc;
+        for (size_t k = 0; k < v.ds->n && rc == 0; k++) {
+            const struct wf_det *d = &v.ds->d[k];
+            int x1 = viz__trunc(d->x1), x2 = viz__trunc(d->x2), y2 = viz__trunc(d->y2);
+            int w = x2 - x1;
+            struct vis_color col;
+            if ((rc = viz_color(&v, k, &col)) < 0)
+                break;
+            if (w < 0)
+                continue; /* cv2 rejects negative axes */
+            vis_draw_ellipse(v.px, viz__trunc(((double)x1 + x2) / 2), y2, w,
+                             viz__trunc(0.35 * w), 0.0, a0, a1, col, cv_thickness(t));
+        }
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field ellipse_fields[] = {
+    F_IMAGE, F_COPY, F_PRED(WF_K_DETS), F_COLORABLE,
+    {"thickness", NULL, WF_FT_INT, "2", WF_K_INT, 0, NULL},
+    {"start_angle", NULL, WF_FT_INT, "-45", WF_K_INT, 0, NULL},
+    {"end_angle", NULL, WF_FT_INT, "235", WF_K_INT, 0, NULL},
+};
+static const char *const ellipse_types[] = {"roboflow_core/ellipse_visualization@v1",
+                                            "EllipseVisualization", NULL};
+static const struct wf_block ellipse_v1 = {
+    .types = ellipse_types, .fields = ellipse_fields, .nfields = ARRAY_LEN(ellipse_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = ellipse_run,
+};
+
+/* sv.TriangleAnnotator: a filled triangle pointing at the anchor. */
+static int triangle_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        int rc, base, height, outline, pos;
+        if ((rc = arg_int_bounded(c, i, "base", 0, VIS_MAX_SIDE, 10, &base)) < 0 ||
+            (rc = arg_int_bounded(c, i, "height", 0, VIS_MAX_SIDE, 10, &height)) < 0 ||
+            (rc = arg_int_bounded(c, i, "outline_thickness", -1, VIZ_MAX_THICKNESS, 0,
+                                  &outline)) < 0)
+            return rc;
+        if ((pos = viz__pos_parse(wf_arg_str(c, i, "position"))) < 0)
+            return wf_call_fail(c, "invalid position '%s'", wf_arg_str(c, i, "position"));
+        if ((rc = viz_begin(c, i, true, true, &v)) < 0)
+            return rc;
+        for (size_t k = 0; k < v.ds->n && rc == 0; k++) {
+            struct vis_color col;
+            int x, y, pts[6];
+            if ((rc = viz_color(&v, k, &col)) < 0)
+                break;
+            if (viz__anchor(&v.ds->d[k], pos, v.px->w, v.px->h, &x, &y) < 0) {
+                rc = wf_call_fail(c, "position CENTER_OF_MASS needs instance masks");
+                break;
+            }
+            pts[0] = x - base / 2, pts[1] = y - height;
+            pts[2] = x + base / 2, pts[3] = y - height;
+            pts[4] = x, pts[5] = y;
+            vis_fill_polygon(v.px, pts, 3, col, VIS_FILL_EVEN_ODD);
+            if (outline)
+                vis_draw_polygon(v.px, pts, 3, VIS_RGB(0, 0, 0), outline < 0 ? 1 : outline);
+        }
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field triangle_fields[] = {
+    F_IMAGE, F_COPY, F_PRED(WF_K_DETS), F_COLORABLE,
+    {"position", NULL, WF_FT_ENUM, "\"TOP_CENTER\"", WF_K_STRING, 0, POSITIONS},
+    {"base", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"height", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"outline_thickness", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+};
+static const char *const triangle_types[] = {"roboflow_core/triangle_visualization@v1",
+                                             "TriangleVisualization", NULL};
+static const struct wf_block triangle_v1 = {
+    .types = triangle_types, .fields = triangle_fields, .nfields = ARRAY_LEN(triangle_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = triangle_run,
+};
+
+/* sv.ColorAnnotator: filled boxes on a copy, blended over the scene. */
+static int color_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        struct vis_image *boxes;
+        double opacity = wf_arg_double(c, i, "opacity", 0.5);
+        int rc;
+        if ((rc = viz_begin(c, i, true, true, &v)) < 0)
+            return rc;
+        if (!(boxes = vis_image_clone(v.px))) {
+            viz_end(&v, ERR_NOMEM);
+            return wf_call_fail(c, "out of memory");
+        }
+        for (size_t k = 0; k < v.ds->n && rc == 0; k++) {
+            const struct wf_det *d = &v.ds->d[k];
+            struct vis_color col;
+            if ((rc = viz_color(&v, k, &col)) < 0)
+                break;
+            vis_draw_rect(boxes, viz__trunc(d->x1), viz__trunc(d->y1), viz__trunc(d->x2),
+                          viz__trunc(d->y2), col, VIS_FILLED);
+        }
+        if (rc == 0)
+            add_weighted(v.px, boxes, opacity);
+        vis_image_free(boxes);
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field color_fields[] = {
+    F_IMAGE, F_COPY, F_PRED(WF_K_DETS), F_COLORABLE,
+    {"opacity", NULL, WF_FT_FLOAT01, "0.5", WF_K_FLOAT, 0, NULL},
+};
+static const char *const color_types[] = {"roboflow_core/color_visualization@v1",
+                                          "ColorVisualization", NULL};
+static const struct wf_block color_v1 = {
+    .types = color_types, .fields = color_fields, .nfields = ARRAY_LEN(color_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = color_run,
+};
+
+/* inference's BackgroundColorAnnotator: everything blended towards the
+ * colour except the boxes (or the masks, when there are masks), which keep
+ * the original pixels. */
+static int background_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        struct vis_image *orig = NULL, *flat = NULL;
+        const char *cs = wf_arg_str(c, i, "color");
+        double opacity = wf_arg_double(c, i, "opacity", 0.5);
+        struct vis_color col;
+        bool masks;
+        int rc;
+        if (viz__color_parse(cs, &col) < 0)
+            return wf_call_fail(c, "invalid color '%s'", cs ? cs : "null");
+        if ((rc = viz_begin(c, i, true, false, &v)) < 0)
+            return rc;
+        orig = vis_image_clone(v.px);
+        flat = vis_image_clone(v.px);
+        if (!orig || !flat) {
+            rc = wf_call_fail(c, "out of memory");
+            goto next;
+        }
+        /* addWeighted(scene, 1 - opacity, colour, opacity) */
+        vis_image_fill(flat, col);
+        add_weighted(v.px, flat, opacity);
+        masks = dets_have_masks(v.ds);
+        for (size_t k = 0; k < v.ds->n && rc == 0; k++) {
+            const struct wf_det *d = &v.ds->d[k];
+            if (masks) {
+                struct vis_image *m = NULL;
+                int ox, oy;
+                if (viz__det_mask(d, v.px->w, v.px->h, &m, &ox, &oy) < 0) {
+                    rc = wf_call_fail(c, "cannot rasterize the mask of detection %zu", k);
+                    break;
+                }
+                for (int y = 0; m && y < m->h; y++)
+                    for (int x = 0; x < m->w; x++)
+                        if (*vis_px(m, x, y))
+                            memcpy(vis_px(v.px, x + ox, y + oy), vis_px(orig, x + ox, y + oy),
+                                   (size_t)vis_channels(orig));
+                vis_image_free(m);
+            } else {
+                int x, y, w, h;
+                struct vis_image src;
+                if (det_box_clipped(d, v.px->w, v.px->h, &x, &y, &w, &h) &&
+                    vis_image_view(orig, x, y, w, h, &src) == 0)
+                    vis_image_paste(v.px, &src, x, y);
+            }
+        }
+    next:
+        vis_image_free(orig);
+        vis_image_free(flat);
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field background_fields[] = {
+    F_IMAGE, F_COPY, F_PRED(WF_K_DETS),
+    {"color", NULL, WF_FT_STRING, "\"BLACK\"", WF_K_STRING, 0, NULL},
+    {"opacity", NULL, WF_FT_FLOAT01, "0.5", WF_K_FLOAT, 0, NULL},
+};
+static const char *const background_types[] = {"roboflow_core/background_color_visualization@v1",
+                                               "BackgroundColorVisualization", NULL};
+static const struct wf_block background_v1 = {
+    .types = background_types, .fields = background_fields,
+    .nfields = ARRAY_LEN(background_fields), .outputs = OUT_IMAGE, .noutputs = 1,
+    .run = background_run,
+};
+
 /* ---- line_counter_visualization -------------------------------------------------------- */
 
 /* inference's LineCounterZoneVisualizationBlockV1: the line (colour added
@@ -1702,5 +1913,5 @@ static const struct wf_block cls_label_v1 = {
 const struct wf_block *const wf_blocks_visualization[] = {
     &bbox_v1,  &label_v1, &label_v2,  &blur_v1, &pixelate_v1, &polygon_v1,   &mask_v1,
     &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, &line_zone_v1,
-    NULL,
+    &ellipse_v1, &triangle_v1, &color_v1, &background_v1, NULL,
 };

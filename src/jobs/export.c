@@ -195,6 +195,7 @@ static int tgz_open(struct jobs *j, const char *key, struct tgz *z)
     if (!z->a || archive_write_add_filter_gzip(z->a) != ARCHIVE_OK ||
         archive_write_set_format_pax_restricted(z->a) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(z->a, 1) != ARCHIVE_OK ||
+        archive_write_set_options(z->a, "gzip:!timestamp") != ARCHIVE_OK ||
         archive_write_open(z->a, z, NULL, tgz_write_cb, NULL) != ARCHIVE_OK) {
         jobs__err("libarchive: %s", z->a ? archive_error_string(z->a) : "out of memory");
         if (z->a)
@@ -250,7 +251,9 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
     archive_entry_set_size(e, size);
     archive_entry_set_filetype(e, AE_IFREG);
     archive_entry_set_perm(e, 0644);
-    archive_entry_set_mtime(e, (time_t)(time_now_ms() / 1000), 0);
+    /* A fixed mtime keeps the archives byte-identical when an export is run
+     * again after a crash, so archive boundaries (and names) do not move. */
+    archive_entry_set_mtime(e, (time_t)1700000000, 0);
     if (archive_write_header(z->a, e) != ARCHIVE_OK) {
         jobs__err("libarchive: %s", archive_error_string(z->a));
         rc = ERR_INTERNAL;

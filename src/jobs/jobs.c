@@ -1234,8 +1234,9 @@ int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *s
             json_object_set_new(t, "taskId", json_string(tid));
             json_object_set_new(t, "notification", notif);
             json_object_set_new(t, "statusType", json_string(task_status_type(state)));
-            json_object_set_new(t, "progress", sqlite3_column_type(q, 2) == SQLITE_NULL
-                                                   ? json_null() : json_real(sqlite3_column_double(q, 2)));
+            /* not started: no "progress" key (the client reads it as None) */
+            if (sqlite3_column_type(q, 2) != SQLITE_NULL)
+                json_object_set_new(t, "progress", json_real(sqlite3_column_double(q, 2)));
             json_object_set_new(t, "eventTimestamp", ts_json(sqlite3_column_int64(q, 8)));
             json_array_append_new(arr, t);
             last = sqlite3_column_int64(q, 0);
@@ -1701,6 +1702,8 @@ int jobs__hb_tick(struct jobs *j, struct jobs__hb *hb, const struct jobs__task *
                   double progress, bool force)
 {
     int64_t now = time_mono_ms();
+    if (jobs__stopping(j))
+        return ERR_AGAIN; /* shutting down: the caller hands the task back */
     if (!force && now - hb->last_ms < j->o.heartbeat_ms)
         return 0;
     int64_t add = now - hb->start_ms - hb->counted_ms;
@@ -1708,8 +1711,6 @@ int jobs__hb_tick(struct jobs *j, struct jobs__hb *hb, const struct jobs__task *
     hb->last_ms = now;
     if (rc == 0 || rc == ERR_NOTFOUND)
         hb->counted_ms += add;
-    if (rc == 0 && jobs__stopping(j))
-        rc = ERR_AGAIN; /* shutting down: leave the task to its lease */
     return rc;
 }
 
@@ -1832,6 +1833,29 @@ int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *
     store_db_release(j->st, db);
     if (rc == 0)
         jobs_kick(j);
+    return rc;
+}
+
+int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner)
+{
+    sqlite3 *db = store_db_acquire(j->st);
+    sqlite3_stmt *q = NULL;
+    int rc = store_tx_begin(db);
+    if (rc == 0)
+        rc = sql_prep(db, "UPDATE tasks SET state='pending', lease_owner=NULL, lease_deadline_ms=0,"
+                          " attempts=MAX(attempts-1,0), message='handed back at shutdown', event_ms=?"
+                          " WHERE pk=? AND lease_owner=? AND state='running'", &q);
+    if (rc == 0) {
+        sqlite3_bind_int64(q, 1, time_now_ms());
+        sqlite3_bind_int64(q, 2, t->pk);
+        sqlite3_bind_text(q, 3, owner, -1, SQLITE_STATIC);
+        rc = sql_step_done(db, q);
+    }
+    if (rc == 0)
+        rc = store_tx_commit(db);
+    else
+        store_tx_rollback(db);
+    store_db_release(j->st, db);
     return rc;
 }
 

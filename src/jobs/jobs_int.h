@@ -78,6 +78,9 @@ struct jobs__fail {
 int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
                         int failed_items, const struct jobs__fail *fails, int nfails,
                         int64_t machine_ms);
+/* Hand a task back at shutdown: pending again at once (the attempt is
+ * not counted), so that a restarted process need not wait for the lease. */
+int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner);
 /* Fail the task's attempt (error message); after max_attempts the job
  * fails.  ERR_NOTFOUND when the lease was lost. */
 int jobs__task_error(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg,

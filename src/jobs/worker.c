@@ -353,8 +353,12 @@ static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
     int64_t start = time_mono_ms();
     jobs__err("%s", "");
     rc = !strcmp(t.stage, JOBS_STAGE_EXPORT) ? jobs__run_export(j, w, &t) : jobs__run_process(j, w, &t);
-    if (rc == ERR_NOTFOUND || rc == ERR_AGAIN)
-        return 0; /* lease lost, job ended or shutting down: nothing to record */
+    if (rc == ERR_AGAIN) { /* shutting down: hand the task back */
+        jobs__task_release(j, &t, w->owner);
+        return 0;
+    }
+    if (rc == ERR_NOTFOUND)
+        return 0; /* lease lost or job ended: nothing to record */
     if (rc < 0) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", jobs_errmsg()[0] ? jobs_errmsg() : err_str(rc));

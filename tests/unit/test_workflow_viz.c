@@ -483,6 +483,17 @@ TEST(polygon_zone_adds_colour)
     ASSERT_PX(g_cap, 58, 51, 50, 50, 255);
     ASSERT_PX(g_cap, 30, 30, BG);
     vis_image_free(im);
+    /* a gray image gets the colour's first (blue) value, as cv2 does: 50 + 0x73 */
+    im = vis_image_new(100, 80, VIS_GRAY);
+    memset(im->px, 50, (size_t)im->stride * im->h);
+    if (run_step(OD, "boxes/1",
+                 "\"type\":\"roboflow_core/polygon_zone_visualization@v1\",\"opacity\":1,"
+                 "\"zone\":[[10,10],[60,10],[60,50],[10,50]]",
+                 im, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    ASSERT_EQ(*vis_px(g_cap, 30, 30), 50 + 0x73);
+    ASSERT_EQ(*vis_px(g_cap, 70, 30), 50);
+    vis_image_free(im);
 }
 
 /* ---- dot / circle / corner / crop --------------------------------------------------------- */

@@ -1312,17 +1312,8 @@ static void add_masked(struct vis_image *img, const struct vis_image *mask, stru
 {
     int ch = vis_channels(img);
     float add[3];
-    uint8_t cb[3] = {c.b, c.g, c.r};
-    if (ch == 1) {
-        struct vis_image *one = vis_image_new(1, 1, VIS_BGR), *g = NULL;
-        if (one) {
-            vis_image_fill(one, c);
-            if (vis_convert(one, VIS_GRAY, &g) == 0)
-                cb[0] = g->px[0];
-        }
-        vis_image_free(one);
-        vis_image_free(g);
-    }
+    /* on a single-channel image cv2 uses the colour tuple's first value (B) */
+    const uint8_t cb[3] = {c.b, c.g, c.r};
     for (int k = 0; k < 3; k++)
         add[k] = (float)cb[k] * (float)opacity;
     for (int y = 0; y < img->h; y++)

@@ -62,7 +62,7 @@ static __attribute__((unused)) int fake_infer(void *ud, const struct wf_model_re
     double thr = 0.0;
     const json_t *c = json_object_get(req->params, "confidence");
     (void)ud;
-    fake_calls++;
+    __atomic_fetch_add(&fake_calls, 1, __ATOMIC_RELAXED);
     if (!strcmp(req->model_id, "broken/1")) {
         snprintf(err, errlen, "model not found");
         return ERR_NOTFOUND;

@@ -16,6 +16,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,6 +280,12 @@ static int op_dets(struct wf_ql_ctx *cx, const char *type, const json_t *op,
         const json_t *map = json_object_get(op, "class_map");
         const json_t *strict = json_object_get(op, "strict");
         int offset = (int)num_param(op, "new_classes_id_offset", 1024);
+        if (json_is_string(strict)) /* the name of a parameter holding the flag */
+            strict = vjson(wf_value_dict_get(cx->params, json_string_value(strict)));
+        if (!strict)
+            strict = json_true(); /* Roboflow's default */
+        if (!json_is_boolean(strict))
+            return QERR("DetectionsRename: strict must be a boolean");
         struct wf_dets *c;
         json_t *ids;
         if (json_is_string(map)) {
@@ -614,6 +621,11 @@ static int op_json(struct wf_ql_ctx *cx, const char *type, const json_t *op,
             else if (!strcmp(fn, "max"))
                 acc = MAX(acc, x);
         }
+        if (first && json_object_get(op, "neutral_value") &&
+            !json_is_null(json_object_get(op, "neutral_value"))) {
+            *out = wf_value_json(json_deep_copy(json_object_get(op, "neutral_value")));
+            return 0;
+        }
         if (first && strcmp(fn, "sum") != 0)
             return QERR("NumericSequenceAggregate: empty sequence");
         *out = num_value(acc, all_int);
@@ -656,6 +668,19 @@ static int op_json(struct wf_ql_ctx *cx, const char *type, const json_t *op,
         *out = wf_value_json(counts);
         return 0;
     }
+    if (!strcmp(type, "StringMatches")) {
+        const char *re = str_param(op, "regex", NULL);
+        regex_t rx;
+        int m;
+        if (!json_is_string(j) || !re)
+            return QERR("StringMatches: expected a string and a 'regex'");
+        if (strlen(re) > 1024 || regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0)
+            return QERR("StringMatches: invalid regex");
+        m = regexec(&rx, json_string_value(j), 0, NULL, 0);
+        regfree(&rx);
+        *out = wf_value_json(json_boolean(m == 0));
+        return 0;
+    }
     if (!strcmp(type, "ConvertDictionaryToJSON")) {
         json_t *in = wf_value_to_json(v, true);
         char *s = json_dumps(in, JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
@@ -689,6 +714,14 @@ static int apply_depth(struct wf_ql_ctx *cx, const json_t *ops, struct wf_value 
         if (!type) {
             wf_value_unref(cur);
             return QERR("operation #%zu: missing 'type'", i);
+        }
+        if (!strcmp(type, "RandomNumber")) { /* ignores its input */
+            double lo = num_param(op, "min_value", 0.0), hi = num_param(op, "max_value", 1.0);
+            uint64_t r;
+            rand_bytes(&r, sizeof r);
+            wf_value_unref(cur);
+            cur = wf_value_json(json_real(lo + (hi - lo) * ((double)(r >> 11) / 9007199254740992.0)));
+            continue;
         }
         if (wf_value_is_null(cur) && strcmp(type, "ToString") != 0) {
             wf_value_unref(cur);
@@ -826,6 +859,8 @@ static int binary(struct wf_ql_ctx *cx, const char *cmp, const struct wf_value *
     double a, b;
     int rc = 0;
 
+    if (!strcmp(cmp, "(Number) ==") || !strcmp(cmp, "(Number) !="))
+        cmp += 9;
     if (!strcmp(cmp, "==") || !strcmp(cmp, "!=")) {
         bool eq = json_eq_num(lj, rj);
         *res = cmp[0] == '=' ? eq : !eq;

@@ -574,6 +574,15 @@ TEST(query_language_direct)
          "\"(Boolean) is False\"}}", false},
         {"{\"type\":\"UnaryStatement\",\"operand\":{\"type\":\"DynamicOperand\",\"operand_name\":\"x\"},"
          "\"operator\":{\"type\":\"DoesNotExist\"}}", false},
+        {"{\"type\":\"UnaryStatement\",\"operand\":{\"type\":\"DynamicOperand\",\"operand_name\":\"s\","
+         "\"operations\":[{\"type\":\"StringMatches\",\"regex\":\"^H[a-z]+o$\"}]},\"operator\":{\"type\":"
+         "\"(Boolean) is True\"}}", true},
+        {"{\"type\":\"BinaryStatement\",\"left_operand\":{\"type\":\"StaticOperand\",\"value\":5,"
+         "\"operations\":[{\"type\":\"RandomNumber\",\"min_value\":2,\"max_value\":3}]},\"comparator\":"
+         "{\"type\":\"(Number) in range\"},\"right_operand\":" STATIC("[2, 3]") "}", true},
+        {"{\"type\":\"BinaryStatement\",\"left_operand\":{\"type\":\"StaticOperand\",\"value\":[],"
+         "\"operations\":[{\"type\":\"NumericSequenceAggregate\",\"function\":\"max\",\"neutral_value\":-1}]},"
+         "\"comparator\":{\"type\":\"(Number) ==\"},\"right_operand\":" STATIC("-1") "}", true},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         json_t *s = json_loads(cases[i].stmt, 0, NULL);

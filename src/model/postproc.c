@@ -193,7 +193,8 @@ static bool fg2(const uint8_t *mask, int w, int h, int x, int y)
  * raster pixel; *pts gets the corner points (malloc'd), *np their count. */
 static int trace_boundary(const uint8_t *mask, int w, int h, int sx, int sy, int **pts, size_t *np)
 {
-    size_t cap = 4 * (size_t)w * (size_t)h + 8, n = 0;
+    /* each boundary pixel is entered at most 4 times: that bounds the walk */
+    size_t steps_max = 4 * (size_t)w * (size_t)h + 8, n = 0, cap = 256;
     int *p = try_alloc(cap, 3 * sizeof(int)); /* x, y, arriving direction */
     if (!p)
         return ERR_NOMEM;
@@ -202,7 +203,7 @@ static int trace_boundary(const uint8_t *mask, int w, int h, int sx, int sy, int
     p[1] = y;
     p[2] = -1;
     n = 1;
-    for (size_t steps = 0; steps < cap - 1; steps++) {
+    for (size_t steps = 0; steps < steps_max; steps++) {
         int s = (d % 2 == 0) ? (d + 7) % 8 : (d + 6) % 8, found = -1;
         for (int i = 0; i < 8; i++) {
             int nd = (s + i) % 8;
@@ -220,6 +221,17 @@ static int trace_boundary(const uint8_t *mask, int w, int h, int sx, int sy, int
         x += DX[found];
         y += DY[found];
         d = found;
+        if (n == cap) {
+            int *np2 = try_alloc(cap * 2, 3 * sizeof(int));
+            if (!np2) {
+                free(p);
+                return ERR_NOMEM;
+            }
+            memcpy(np2, p, cap * 3 * sizeof(int));
+            free(p);
+            p = np2;
+            cap *= 2;
+        }
         p[3 * n] = x;
         p[3 * n + 1] = y;
         p[3 * n + 2] = d;

@@ -709,8 +709,10 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     pre = env_preprocessing(sp->env);
     /* preprocessing needs the task for its normalisation default; guess now,
      * re-run after the outputs settle the task */
-    if ((rc = parse_prep(m, sp, pre, ultralytics, &want_w, &want_h, err, errlen)) < 0)
+    if ((rc = parse_prep(m, sp, pre, ultralytics, &want_w, &want_h, e2, sizeof(e2))) < 0) {
+        snprintf(err, errlen, "model '%s': %s", sp->id, e2);
         goto out;
+    }
     if (meta_imgsz && (want_w <= 0 || want_h <= 0)) {
         int a = 0, b = 0;
         if (sscanf(meta_imgsz, "[%d, %d]", &a, &b) == 2) {
@@ -885,8 +887,10 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
         goto out;
     }
     /* the task is settled: redo the preprocessing defaults that depend on it */
-    if ((rc = parse_prep(m, sp, pre, ultralytics, &want_w, &want_h, err, errlen)) < 0)
+    if ((rc = parse_prep(m, sp, pre, ultralytics, &want_w, &want_h, e2, sizeof(e2))) < 0) {
+        snprintf(err, errlen, "model '%s': %s", sp->id, e2);
         goto out;
+    }
 
     /* ---- description */
     json_object_set_new(info, "model_id", json_string(m->id));

@@ -479,15 +479,53 @@ TEST(box_blur_matches_reference)
         }
     for (size_t k = 0; k < sizeof ks / sizeof ks[0]; k++) {
         struct vis_image *a = vis_image_clone(im), *b = vis_image_clone(im);
-        ASSERT_OK(cv__box_blur(a, ks[k][0], ks[k][1]));
-        ASSERT_OK(vis_blur_box(b, ks[k][0], ks[k][1]));
+        int kw = ks[k][0], kh = ks[k][1];
+        ASSERT_OK(cv__box_blur(a, kw, kh));
+        ASSERT_OK(vis_blur_box(b, kw, kh));
         for (int y = 0; y < im->h; y++)
-            for (int x = 0; x < im->w * 3; x++)
-                ASSERT_NEAR(vis_px(a, 0, y)[x], vis_px(b, 0, y)[x], 1);
+            for (int x = 0; x < im->w; x++)
+                for (int c = 0; c < 3; c++) {
+                    /* brute force: cvRound(sum * (1 / area)), REFLECT_101 */
+                    long sum = 0;
+                    for (int dy = 0; dy < kh; dy++)
+                        for (int dx = 0; dx < kw; dx++) {
+                            int sx = x + dx - kw / 2, sy = y + dy - kh / 2;
+                            while (sx < 0 || sx >= im->w)
+                                sx = sx < 0 ? -sx : 2 * im->w - 2 - sx;
+                            while (sy < 0 || sy >= im->h)
+                                sy = sy < 0 ? -sy : 2 * im->h - 2 - sy;
+                            sum += vis_px(im, sx, sy)[c];
+                        }
+                    ASSERT_EQ(vis_px(a, x, y)[c], lrint(sum * (1.0 / (kw * kh))));
+                    ASSERT_NEAR(vis_px(a, x, y)[c], vis_px(b, x, y)[c], 1);
+                }
         vis_image_free(a);
         vis_image_free(b);
     }
     ASSERT(cv__box_blur(im, 0, 3) < 0);
+    {
+        /* a large image takes the lookup-table path: same values as the small path */
+        struct vis_image *big = vis_image_new(300, 200, VIS_GRAY);
+        for (int i = 0; i < 300 * 200; i++)
+            big->px[i] = (uint8_t)((i * 7919) >> 3);
+        ASSERT_OK(cv__box_blur(big, 4, 4));
+        /* interior pixels: the window is inside the image, window (-2..1) */
+        {
+            struct vis_image *ref = vis_image_new(300, 200, VIS_GRAY);
+            for (int i = 0; i < 300 * 200; i++)
+                ref->px[i] = (uint8_t)((i * 7919) >> 3);
+            for (int y = 2; y < 198; y++)
+                for (int x = 2; x < 298; x++) {
+                    long sum = 0;
+                    for (int dy = -2; dy < 2; dy++)
+                        for (int dx = -2; dx < 2; dx++)
+                            sum += *vis_px(ref, x + dx, y + dy);
+                    ASSERT_EQ(*vis_px(big, x, y), lrint(sum * (1.0 / 16)));
+                }
+            vis_image_free(ref);
+        }
+        vis_image_free(big);
+    }
     vis_image_free(im);
 }
 

@@ -164,10 +164,16 @@ int cv__box_blur(struct vis_image *img, int kw, int kh)
     int *xi = NULL, *yi = NULL;
     uint8_t *lut = NULL;
     double scale;
+    int area;
+    uint64_t mul;
 
     if (kw < 1 || kh < 1 || kw > VIS_MAX_KERNEL || kh > VIS_MAX_KERNEL)
         return ERR_INVALID;
     scale = 1.0 / ((double)kw * kh);
+    area = kw * kh;
+    /* ceil(2^52 / (2 area)): num < 2^30 and 2 area < 2^21, so (num * mul) >> 52
+     * is floor(num / (2 area)) and num * mul < 2^62 */
+    mul = ((1ull << 52) + 2 * (uint64_t)area - 1) / (2 * (uint64_t)area);
     hs = try_alloc(rowlen * (size_t)h, sizeof *hs);
     col = try_alloc(rowlen, sizeof *col);
     xi = try_alloc((size_t)w + kw, sizeof *xi);
@@ -219,8 +225,13 @@ int cv__box_blur(struct vis_image *img, int kw, int kh)
             for (size_t i = 0; i < rowlen; i++)
                 dp[i] = lut[col[i]];
         } else {
+            /* round(sum / area) by a multiply-shift division of 2 sum + area by
+             * 2 area (exact for these sizes); exact ties go through lrint so
+             * that they round as cv2's cvRound(sum * scale) does */
             for (size_t i = 0; i < rowlen; i++) {
-                long v = lrint(col[i] * scale);
+                uint64_t num = 2 * (uint64_t)col[i] + (uint64_t)area;
+                uint64_t q = (num * mul) >> 52;
+                long v = num - q * 2 * (uint64_t)area == 0 ? lrint(col[i] * scale) : (long)q;
                 dp[i] = (uint8_t)(v > 255 ? 255 : v);
             }
         }

@@ -45,7 +45,8 @@
 
 /* ---- shared choices ------------------------------------------------------------ */
 static const char *const PALETTES[] = {
-    "DEFAULT",            "CUSTOM",            "ROBOFLOW",          "Matplotlib Viridis",
+    "DEFAULT",            "CUSTOM",            "ROBOFLOW",          "LEGACY",
+    "Matplotlib Viridis",
     "Matplotlib Plasma",  "Matplotlib Inferno", "Matplotlib Magma", "Matplotlib Cividis",
     "Matplotlib Pastel1", "Matplotlib Pastel2", "Matplotlib Paired", "Matplotlib Accent",
     "Matplotlib Dark2",   "Matplotlib Set1",   "Matplotlib Set2",   "Matplotlib Set3",

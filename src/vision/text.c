@@ -94,21 +94,15 @@ void vis_font_free(struct vis_font *f)
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 static struct vis_font *default_font;
 
-static void default_free(void)
-{
-    vis_font_free(default_font);
-    default_font = NULL;
-}
-
 static void default_init(void)
 {
     const char *p = getenv("VBATCH_FONT");
     if (vis_font_open(p && *p ? p : VIS_FONT_DEFAULT_PATH, &default_font) < 0) {
         log_warn("vision", "cannot open font '%s'", p && *p ? p : VIS_FONT_DEFAULT_PATH);
         default_font = NULL;
-        return;
     }
-    atexit(default_free); /* keeps leak checkers quiet */
+    /* Never freed: threads may still draw while the process exits, and a
+     * static pointer keeps it reachable for leak checkers. */
 }
 
 struct vis_font *vis_font_default(void)

@@ -15,7 +15,8 @@
  *   images-NNNNN.tar.gz        (part "images"), each at most about
  *                              archive_max_bytes compressed (a new archive
  *                              starts before an entry that would cross it)
- * with the member names "<image file name>/<output key path>.jpg".
+ * with the member names "<image file name>/<output key path>.jpg".  gzip
+ * runs at level 1: the members are JPEGs, which do not compress further.
  *
  * Memory stays bounded: one results row, one copy buffer and libarchive's
  * own buffers are all that is held, however large the batch.  Every output
@@ -195,7 +196,7 @@ static int tgz_open(struct jobs *j, const char *key, struct tgz *z)
     if (!z->a || archive_write_add_filter_gzip(z->a) != ARCHIVE_OK ||
         archive_write_set_format_pax_restricted(z->a) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(z->a, 1) != ARCHIVE_OK ||
-        archive_write_set_options(z->a, "gzip:!timestamp") != ARCHIVE_OK ||
+        archive_write_set_options(z->a, "gzip:!timestamp,gzip:compression-level=1") != ARCHIVE_OK ||
         archive_write_open(z->a, z, NULL, tgz_write_cb, NULL) != ARCHIVE_OK) {
         jobs__err("libarchive: %s", z->a ? archive_error_string(z->a) : "out of memory");
         if (z->a)

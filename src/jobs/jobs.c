@@ -117,6 +117,8 @@ static const char *const jobs_migrations[] = {
     "  created_ms INTEGER NOT NULL, severity TEXT NOT NULL, module TEXT NOT NULL,"
     "  log_type TEXT NOT NULL, payload TEXT NOT NULL, stage_id TEXT, task_no INTEGER);"
     "CREATE INDEX job_logs_job ON job_logs(job_pk, id);",
+    /* 2: when a task was first claimed (stage startTimestamp) */
+    "ALTER TABLE tasks ADD COLUMN started_ms INTEGER;",
 };
 
 /* ---- small SQL helpers ---------------------------------------------------------------- */
@@ -1151,8 +1153,7 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
                       " (SELECT COUNT(*) FROM tasks t WHERE t.job_pk=s.job_pk AND t.stage_id=s.stage_id"
                       "   AND t.state='aborted'),"
                       " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=s.job_pk AND t.stage_id=s.stage_id),"
-                      " (SELECT MIN(event_ms) FROM tasks t WHERE t.job_pk=s.job_pk AND t.stage_id=s.stage_id"
-                      "   AND t.progress IS NOT NULL),"
+                      " (SELECT MIN(started_ms) FROM tasks t WHERE t.job_pk=s.job_pk AND t.stage_id=s.stage_id),"
                       " (SELECT COALESCE(SUM(COALESCE(progress,0)),0) FROM tasks t WHERE t.job_pk=s.job_pk"
                       "   AND t.stage_id=s.stage_id)"
                       " FROM stages s WHERE s.job_pk=? ORDER BY s.stage_id='export', s.stage_id", &q);
@@ -1429,7 +1430,7 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     }
     if (rc == 0)
         rc = sql_prep(db, "UPDATE tasks SET state='pending', lease_owner=NULL, lease_deadline_ms=0, attempts=0,"
-                          " progress=NULL, message='queued again by restart', event_ms=?"
+                          " progress=NULL, started_ms=NULL, message='queued again by restart', event_ms=?"
                           " WHERE job_pk=? AND stage_id='processing' AND state<>'done'", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, now);
@@ -1439,7 +1440,7 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     if (rc == 0)
         rc = sql_prep(db, "UPDATE tasks SET state=CASE WHEN EXISTS(SELECT 1 FROM tasks p WHERE p.job_pk=?2"
                           "   AND p.stage_id='processing' AND p.state<>'done') THEN 'waiting' ELSE 'pending' END,"
-                          " lease_owner=NULL, lease_deadline_ms=0, attempts=0, progress=NULL, message=NULL,"
+                          " lease_owner=NULL, lease_deadline_ms=0, attempts=0, progress=NULL, started_ms=NULL, message=NULL,"
                           " event_ms=?1 WHERE job_pk=?2 AND stage_id='export'", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, now);
@@ -1591,7 +1592,8 @@ int jobs_claim(struct jobs *j, const char *owner, int64_t now_ms, int64_t *task_
         pk = 0;
     } else if (rc == 0 && pk) {
         rc = sql_prep(db, "UPDATE tasks SET state='running', lease_owner=?, lease_deadline_ms=?,"
-                          " attempts=attempts+1, progress=COALESCE(progress, 0), message=?, event_ms=? WHERE pk=?",
+                          " attempts=attempts+1, progress=COALESCE(progress, 0), message=?, event_ms=?4,"
+                          " started_ms=COALESCE(started_ms, ?4) WHERE pk=?5",
                       &q);
         if (rc == 0) {
             sqlite3_bind_text(q, 1, owner, -1, SQLITE_STATIC);

@@ -784,6 +784,55 @@ TEST(ellipse_triangle_color_background)
     vis_image_free(im);
 }
 
+TEST(keypoint_visualization)
+{
+    struct vis_image *im = img_new(100, 80, 50);
+    json_t *p = pred(10, 10, 70, 70, "person", 0, 0.9);
+    json_object_set_new(p, "keypoints",
+                        json_pack("[{s:f,s:f,s:f,s:i,s:s},{s:f,s:f,s:f,s:i,s:s},"
+                                  "{s:f,s:f,s:f,s:i,s:s}]",
+                                  "x", 20.0, "y", 20.0, "confidence", 0.9, "class_id", 0, "class",
+                                  "a", "x", 60.0, "y", 20.0, "confidence", 0.9, "class_id", 1,
+                                  "class", "b", "x", 40.0, "y", 60.0, "confidence", 0.9,
+                                  "class_id", 2, "class", "c"));
+    set_preds(json_pack("[o]", p));
+#define KP "roboflow_core/roboflow_keypoint_detection_model@v1"
+    run_ok(KP, "\"type\":\"roboflow_core/keypoint_visualization@v1\",\"edges\":[[1,2],[2,3]]", im);
+    ASSERT_PX(g_cap, 40, 20, C0);
+    ASSERT_PX(g_cap, 50, 40, C0);
+    ASSERT_PX(g_cap, 30, 40, BG); /* no edge 1-3 */
+    /* no edges given and 3 keypoints: no skeleton, nothing drawn */
+    run_ok(KP, "\"type\":\"KeypointVisualization\"", im);
+    ASSERT_EQ(memcmp(g_cap->px, im->px, (size_t)im->stride * im->h), 0);
+    run_ok(KP,
+           "\"type\":\"KeypointVisualization\",\"annotator_type\":\"vertex\",\"radius\":3,"
+           "\"color\":\"#00FF00\"",
+           im);
+    ASSERT_PX(g_cap, 20, 20, 0, 255, 0);
+    ASSERT_PX(g_cap, 23, 20, 0, 255, 0);
+    ASSERT_PX(g_cap, 25, 20, BG);
+    ASSERT_PX(g_cap, 40, 60, 0, 255, 0);
+    run_ok(KP,
+           "\"type\":\"KeypointVisualization\",\"annotator_type\":\"vertex_label\","
+           "\"radius\":0,\"text_padding\":4",
+           im);
+    /* label box around each keypoint, in the colour, padded by 4 */
+    {
+        /* "0" at scale 0.5: h = 12, box (20 - w/2, 14)-(20 + w/2, 26) padded by 4 */
+        int tw, th;
+        ASSERT_OK(viz__text_size(vis_font_default(), "0", 0.5, 1, &tw, &th));
+        ASSERT_EQ(th, 12);
+        ASSERT_PX(g_cap, 20 - tw / 2 - 3, 20, C0);
+        ASSERT_PX(g_cap, 20, 14 - 3, C0);
+        ASSERT_PX(g_cap, 20, 14 - 5, BG);
+        ASSERT_PX(g_cap, 40, 60 + 6 + 3, C0);
+    }
+    ASSERT_PX(g_cap, 20, 20 + 12, BG);
+    run_err(KP, "\"type\":\"KeypointVisualization\",\"edges\":[[1,9]]", im, "out of range");
+#undef KP
+    vis_image_free(im);
+}
+
 /* ---- manifests against spec/blocks.json ------------------------------------------------ */
 
 /* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */
@@ -889,7 +938,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     check_family(spec, wf_blocks_visualization, &n);
     check_family(spec, wf_blocks_classical_cv, &n);
-    ASSERT_EQ(n, 18 + 8);
+    ASSERT_EQ(n, 19 + 8);
     json_decref(spec);
 }
 

@@ -1633,6 +1633,151 @@ static const struct wf_block background_v1 = {
     .run = background_run,
 };
 
+/* ---- keypoint_visualization -------------------------------------------------------------- */
+
+/* sv Skeleton.COCO (1-based vertex pairs), the default for 17 keypoints. */
+static const uint8_t COCO_EDGES[][2] = {
+    {1, 2},   {1, 3},   {2, 3},   {2, 4},   {3, 5},   {6, 12},  {6, 7},   {6, 8},  {7, 13},
+    {7, 9},   {8, 10},  {9, 11},  {12, 13}, {14, 12}, {15, 13}, {16, 14}, {17, 15},
+};
+static const char *const KP_TYPES[] = {"edge", "vertex", "vertex_label", NULL};
+#define KP_MAX_EDGES 4096
+
+/* The keypoints of one detection as sv.KeyPoints.xy: every slot, padded
+ * ones included (they sit at 0, 0 and are skipped where sv skips them). */
+static int kp_xy(const struct wf_det *d, size_t k, int *x, int *y)
+{
+    *x = viz__trunc(d->kp[k].x), *y = viz__trunc(d->kp[k].y);
+    return d->kp[k].x == 0 && d->kp[k].y == 0;
+}
+
+static int keypoint_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        struct viz_label_style st;
+        const char *type = wf_arg_str(c, i, "annotator_type"), *cs = wf_arg_str(c, i, "color");
+        const char *tcs = wf_arg_str(c, i, "text_color");
+        const json_t *edges = wf_arg_json(c, i, "edges");
+        double scale = wf_arg_double(c, i, "text_scale", 0.5);
+        struct vis_color col;
+        int rc, t, radius, tt, pad;
+        if (!type)
+            type = "edge";
+        if (viz__color_parse(cs, &col) < 0)
+            return wf_call_fail(c, "invalid color '%s'", cs ? cs : "null");
+        if ((rc = arg_int_bounded(c, i, "thickness", -1, VIZ_MAX_THICKNESS, 2, &t)) < 0 ||
+            (rc = arg_int_bounded(c, i, "radius", 0, VIZ_MAX_RADIUS, 10, &radius)) < 0 ||
+            (rc = arg_int_bounded(c, i, "text_thickness", 0, 100, 1, &tt)) < 0 ||
+            (rc = arg_int_bounded(c, i, "text_padding", -VIZ_MAX_PADDING, VIZ_MAX_PADDING, 10,
+                                  &pad)) < 0)
+            return rc;
+        if (edges && !json_is_null(edges) &&
+            (!json_is_array(edges) || json_array_size(edges) > KP_MAX_EDGES))
+            return wf_call_fail(c, "field 'edges': expected a list of [a, b] vertex pairs");
+        memset(&st, 0, sizeof st);
+        if (!strcmp(type, "vertex_label")) {
+            if (!(scale > 0 && scale <= 100))
+                return wf_call_fail(c, "field 'text_scale': %g is out of range (0, 100]", scale);
+            if (viz__color_parse(tcs, &st.text_color) < 0)
+                return wf_call_fail(c, "invalid text color '%s'", tcs ? tcs : "null");
+            if (!(st.font = vis_font_default()))
+                return wf_call_fail(c, "no font available (set VBATCH_FONT or install %s)",
+                                    VIS_FONT_DEFAULT_PATH);
+            st.scale = scale, st.px = vis_text_px_for_scale(scale);
+            st.thickness = tt, st.padding = pad, st.radius = radius;
+        }
+        if ((rc = viz_begin(c, i, true, false, &v)) < 0)
+            return rc;
+        for (size_t k = 0; k < v.ds->n && rc == 0; k++) {
+            const struct wf_det *d = &v.ds->d[k];
+            if (!strcmp(type, "vertex")) {
+                for (size_t q = 0; q < d->nkp; q++) {
+                    int x, y;
+                    kp_xy(d, q, &x, &y);
+                    vis_draw_circle(v.px, x, y, radius, col, VIS_FILLED);
+                }
+            } else if (!strcmp(type, "vertex_label")) {
+                for (size_t q = 0; q < d->nkp && rc == 0; q++) {
+                    char label[24];
+                    int x, y, tw, th, x1, y1, y2;
+                    kp_xy(d, q, &x, &y);
+                    if (x == 0 || y == 0)
+                        continue; /* np.all(anchors != 0) */
+                    snprintf(label, sizeof label, "%zu", q);
+                    if ((rc = viz__text_size(st.font, label, st.scale, tt, &tw, &th)) < 0) {
+                        rc = wf_call_fail(c, "cannot measure text");
+                        break;
+                    }
+                    x1 = x - floordiv(tw, 2), y1 = y - floordiv(th, 2), y2 = y + floordiv(th, 2);
+                    viz__rounded_rect(v.px, x1 - pad, y1 - pad, x + floordiv(tw, 2) + pad,
+                                      y2 + pad, col, radius);
+                    if (viz__text_draw(v.px, st.font, label, st.px, x1, y2, tt, st.text_color) <
+                        0)
+                        rc = wf_call_fail(c, "cannot draw text");
+                }
+            } else {
+                /* edges: the given pairs, else the skeleton for 17 vertices (COCO) */
+                size_t ne = edges && json_is_array(edges) ? json_array_size(edges) : 0;
+                bool coco = ne == 0;
+                if (coco && d->nkp != 17)
+                    break; /* sv: no skeleton for this count, nothing drawn */
+                if (coco)
+                    ne = ARRAY_LEN(COCO_EDGES);
+                for (size_t e = 0; e < ne && rc == 0; e++) {
+                    long a, b;
+                    int xa, ya, xb, yb;
+                    if (coco) {
+                        a = COCO_EDGES[e][0], b = COCO_EDGES[e][1];
+                    } else {
+                        const json_t *pr = json_array_get(edges, e);
+                        if (!json_is_integer(json_array_get(pr, 0)) ||
+                            !json_is_integer(json_array_get(pr, 1))) {
+                            rc = wf_call_fail(c, "field 'edges': item %zu is not [a, b]", e);
+                            break;
+                        }
+                        a = (long)json_integer_value(json_array_get(pr, 0));
+                        b = (long)json_integer_value(json_array_get(pr, 1));
+                    }
+                    /* Python's xy[a - 1]: 1-based, negative counts from the end */
+                    a = a - 1 < 0 ? (long)d->nkp + a - 1 : a - 1;
+                    b = b - 1 < 0 ? (long)d->nkp + b - 1 : b - 1;
+                    if (a < 0 || b < 0 || a >= (long)d->nkp || b >= (long)d->nkp) {
+                        rc = wf_call_fail(c, "field 'edges': vertex out of range for %zu keypoints",
+                                          d->nkp);
+                        break;
+                    }
+                    if (kp_xy(d, (size_t)a, &xa, &ya) || kp_xy(d, (size_t)b, &xb, &yb))
+                        continue; /* a missing vertex */
+                    vis_draw_line(v.px, xa, ya, xb, yb, col, cv_thickness(t));
+                }
+            }
+        }
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field keypoint_fields[] = {
+    F_IMAGE, F_COPY, F_PRED(WF_K_KP),
+    {"annotator_type", NULL, WF_FT_ENUM, "\"edge\"", 0, WF_F_NO_SELECTOR, KP_TYPES},
+    {"color", NULL, WF_FT_STRING, "\"#A351FB\"", WF_K_STRING, 0, NULL},
+    {"text_color", NULL, WF_FT_STRING, "\"black\"", WF_K_STRING, 0, NULL},
+    {"text_scale", NULL, WF_FT_FLOAT, "0.5", WF_K_FLOAT, 0, NULL},
+    {"text_thickness", NULL, WF_FT_INT, "1", WF_K_INT, 0, NULL},
+    {"text_padding", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"thickness", NULL, WF_FT_INT, "2", WF_K_INT, 0, NULL},
+    {"radius", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"edges", NULL, WF_FT_LIST, "null", WF_K_LIST, WF_F_NULLABLE, NULL},
+};
+static const char *const keypoint_types[] = {"roboflow_core/keypoint_visualization@v1",
+                                             "KeypointVisualization", NULL};
+static const struct wf_block keypoint_v1 = {
+    .types = keypoint_types, .fields = keypoint_fields, .nfields = ARRAY_LEN(keypoint_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = keypoint_run,
+};
+
 /* ---- line_counter_visualization -------------------------------------------------------- */
 
 /* inference's LineCounterZoneVisualizationBlockV1: the line (colour added
@@ -1905,5 +2050,5 @@ static const struct wf_block cls_label_v1 = {
 const struct wf_block *const wf_blocks_visualization[] = {
     &bbox_v1,  &label_v1, &label_v2,  &blur_v1, &pixelate_v1, &polygon_v1,   &mask_v1,
     &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, &line_zone_v1,
-    &ellipse_v1, &triangle_v1, &color_v1, &background_v1, NULL,
+    &ellipse_v1, &triangle_v1, &color_v1, &background_v1, &keypoint_v1, NULL,
 };

@@ -833,6 +833,33 @@ TEST(keypoint_visualization)
     vis_image_free(im);
 }
 
+TEST(halo_and_reference_path)
+{
+    struct vis_image *im = img_new(160, 120, 50);
+    char err[256];
+    set_preds(json_pack("[o]", pred_poly(60, 40, 100, 80, "a", 1)));
+    run_ok(IS, "\"type\":\"roboflow_core/halo_visualization@v1\"", im);
+    /* inside the object: unchanged; right outside: tinted towards #FF4040 (red up) */
+    ASSERT_PX(g_cap, 80, 60, BG);
+    ASSERT(vis_px(g_cap, 103, 60)[2] > 60);
+    ASSERT(vis_px(g_cap, 103, 60)[2] > vis_px(g_cap, 103, 60)[0]);
+    /* far away: the blur does not reach, alpha 0 */
+    ASSERT_PX(g_cap, 5, 5, BG);
+    set_preds(json_array());
+    run_ok(IS, "\"type\":\"HaloVisualization\"", im);
+    ASSERT_EQ(memcmp(g_cap->px, im->px, (size_t)im->stride * im->h), 0);
+
+    if (run_step(OD, "boxes/1",
+                 "\"type\":\"roboflow_core/reference_path_visualization@v1\","
+                 "\"reference_path\":[[10,10],[100,10],[100,90]],\"thickness\":1,\"color\":\"RED\"",
+                 im, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    ASSERT_PX(g_cap, 50, 10, 0, 0, 255);
+    ASSERT_PX(g_cap, 100, 50, 0, 0, 255);
+    ASSERT_PX(g_cap, 50, 50, BG); /* open: no segment back to the start */
+    vis_image_free(im);
+}
+
 /* ---- manifests against spec/blocks.json ------------------------------------------------ */
 
 /* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */
@@ -938,7 +965,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     check_family(spec, wf_blocks_visualization, &n);
     check_family(spec, wf_blocks_classical_cv, &n);
-    ASSERT_EQ(n, 19 + 8);
+    ASSERT_EQ(n, 21 + 8);
     json_decref(spec);
 }
 

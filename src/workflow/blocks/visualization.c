@@ -1778,6 +1778,167 @@ static const struct wf_block keypoint_v1 = {
     .outputs = OUT_IMAGE, .noutputs = 1, .run = keypoint_run,
 };
 
+/* ---- halo / reference_path ------------------------------------------------------------------ */
+
+/* inference's HaloAnnotator: masks (boxes without masks) painted, box
+ * blurred 40x40, the objects themselves cleared, then blended with
+ * alpha = opacity * gray / max(gray).  As in Roboflow the block's
+ * kernel_size is not passed to the annotator, whose default (40) applies.
+ * Where Python would produce NaN (nothing drawn) or wrap around past 255,
+ * the image is left unchanged / saturated. */
+static int halo_run(struct wf_call *c)
+{
+    enum { HALO_KERNEL = 40 };
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        struct vis_image *colored = NULL, *fmask = NULL, *gray = NULL;
+        struct area_idx *order = NULL;
+        double opacity = wf_arg_double(c, i, "opacity", 0.8);
+        bool masks;
+        int rc, gmax = 0;
+        if ((rc = viz_begin(c, i, true, true, &v)) < 0)
+            return rc;
+        colored = vis_image_new(v.px->w, v.px->h, v.px->fmt);
+        fmask = vis_image_new(v.px->w, v.px->h, VIS_GRAY);
+        order = xcalloc(v.ds->n + 1, sizeof *order);
+        if (!colored || !fmask) {
+            rc = wf_call_fail(c, "out of memory");
+            goto next;
+        }
+        masks = dets_have_masks(v.ds);
+        for (size_t k = 0; k < v.ds->n; k++)
+            order[k].k = k, order[k].area = det_area(&v.ds->d[k], v.px->w, v.px->h, masks);
+        qsort(order, v.ds->n, sizeof *order, area_cmp);
+        for (size_t r = v.ds->n; r-- > 0 && rc == 0;) {
+            const struct wf_det *d = &v.ds->d[order[r].k];
+            struct vis_color col;
+            struct vis_image view, fview;
+            if ((rc = viz_color(&v, order[r].k, &col)) < 0)
+                break;
+            if (masks) {
+                struct vis_image *m = NULL;
+                int ox, oy;
+                if (viz__det_mask(d, v.px->w, v.px->h, &m, &ox, &oy) < 0) {
+                    rc = wf_call_fail(c, "cannot rasterize the mask of detection %zu",
+                                      order[r].k);
+                    break;
+                }
+                if (m && vis_image_view(colored, ox, oy, m->w, m->h, &view) == 0 &&
+                    vis_image_view(fmask, ox, oy, m->w, m->h, &fview) == 0) {
+                    vis_mask_overlay(&view, m, col, 1.0);
+                    vis_mask_overlay(&fview, m, VIS_RGB(255, 255, 255), 1.0);
+                }
+                vis_image_free(m);
+            } else {
+                int x, y, w, h;
+                if (det_box_clipped(d, v.px->w, v.px->h, &x, &y, &w, &h) &&
+                    vis_image_view(colored, x, y, w, h, &view) == 0 &&
+                    vis_image_view(fmask, x, y, w, h, &fview) == 0) {
+                    vis_image_fill(&view, col);
+                    vis_image_fill(&fview, VIS_RGB(255, 255, 255));
+                }
+            }
+        }
+        if (rc < 0)
+            goto next;
+        if ((rc = cv__box_blur(colored, HALO_KERNEL, HALO_KERNEL)) < 0) {
+            rc = wf_call_fail(c, "halo failed (%s)", err_str(rc));
+            goto next;
+        }
+        for (int y = 0; y < colored->h; y++) /* the objects themselves stay clear */
+            for (int x = 0; x < colored->w; x++)
+                if (*vis_px(fmask, x, y))
+                    memset(vis_px(colored, x, y), 0, (size_t)vis_channels(colored));
+        rc = colored->fmt == VIS_GRAY ? ((gray = vis_image_clone(colored)) ? 0 : ERR_NOMEM)
+                                      : vis_convert(colored, VIS_GRAY, &gray);
+        if (rc < 0) {
+            rc = wf_call_fail(c, "halo failed (%s)", err_str(rc));
+            goto next;
+        }
+        for (int y = 0; y < gray->h; y++)
+            for (int x = 0; x < gray->w; x++)
+                gmax = *vis_px(gray, x, y) > gmax ? *vis_px(gray, x, y) : gmax;
+        if (gmax > 0) {
+            int ch = vis_channels(v.px);
+            for (int y = 0; y < v.px->h; y++)
+                for (int x = 0; x < v.px->w; x++) {
+                    double a = opacity * *vis_px(gray, x, y) / gmax;
+                    uint8_t *p = vis_px(v.px, x, y);
+                    const uint8_t *q = vis_px(colored, x, y);
+                    for (int k = 0; k < ch; k++) {
+                        double o = p[k] * (1 - a) + q[k] * opacity;
+                        p[k] = (uint8_t)(o >= 255 ? 255 : o <= 0 ? 0 : (int)o);
+                    }
+                }
+        }
+    next:
+        vis_image_free(colored);
+        vis_image_free(fmask);
+        vis_image_free(gray);
+        free(order);
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field halo_fields[] = {
+    F_IMAGE, F_COPY, F_PRED(WF_K_IS), F_COLORABLE,
+    {"opacity", NULL, WF_FT_FLOAT01, "0.8", WF_K_FLOAT, 0, NULL},
+    {"kernel_size", NULL, WF_FT_INT, "40", WF_K_INT, 0, NULL},
+};
+static const char *const halo_types[] = {"roboflow_core/halo_visualization@v1",
+                                         "HaloVisualization", NULL};
+static const struct wf_block halo_v1 = {
+    .types = halo_types, .fields = halo_fields, .nfields = ARRAY_LEN(halo_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = halo_run,
+};
+
+/* inference's ReferencePathVisualizationBlockV1: cv2.polylines (open). */
+static int reference_path_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        const json_t *path = wf_arg_json(c, i, "reference_path");
+        const char *cs = wf_arg_str(c, i, "color");
+        struct vis_color col;
+        int rc, t, *pts = NULL, n = 0;
+        if (viz__color_parse(cs, &col) < 0)
+            return wf_call_fail(c, "invalid color '%s'", cs ? cs : "null");
+        if ((rc = arg_int_bounded(c, i, "thickness", 1, VIZ_MAX_THICKNESS, 2, &t)) < 0)
+            return rc;
+        if (zone_points(path, &pts, &n) < 0)
+            return wf_call_fail(c, "field 'reference_path': expected [[x, y], ...] points");
+        if ((rc = viz_begin(c, i, false, false, &v)) < 0) {
+            free(pts);
+            return rc;
+        }
+        for (int k = 1; k < n; k++)
+            vis_draw_line(v.px, pts[2 * k - 2], pts[2 * k - 1], pts[2 * k], pts[2 * k + 1], col,
+                          t);
+        if (n == 1)
+            vis_draw_line(v.px, pts[0], pts[1], pts[0], pts[1], col, t);
+        free(pts);
+        if ((rc = viz_end(&v, 0)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field reference_path_fields[] = {
+    F_IMAGE, F_COPY,
+    {"reference_path", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
+    {"color", NULL, WF_FT_STRING, "\"#5bb573\"", WF_K_STRING, 0, NULL},
+    {"thickness", NULL, WF_FT_INT, "2", WF_K_INT, 0, NULL},
+};
+static const char *const reference_path_types[] = {
+    "roboflow_core/reference_path_visualization@v1", NULL};
+static const struct wf_block reference_path_v1 = {
+    .types = reference_path_types, .fields = reference_path_fields,
+    .nfields = ARRAY_LEN(reference_path_fields), .outputs = OUT_IMAGE, .noutputs = 1,
+    .run = reference_path_run,
+};
+
 /* ---- line_counter_visualization -------------------------------------------------------- */
 
 /* inference's LineCounterZoneVisualizationBlockV1: the line (colour added
@@ -2050,5 +2211,6 @@ static const struct wf_block cls_label_v1 = {
 const struct wf_block *const wf_blocks_visualization[] = {
     &bbox_v1,  &label_v1, &label_v2,  &blur_v1, &pixelate_v1, &polygon_v1,   &mask_v1,
     &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, &line_zone_v1,
-    &ellipse_v1, &triangle_v1, &color_v1, &background_v1, &keypoint_v1, NULL,
+    &ellipse_v1, &triangle_v1, &color_v1, &background_v1, &keypoint_v1,
+    &halo_v1,    &reference_path_v1, NULL,
 };

@@ -152,7 +152,8 @@ int vis_crop(const struct vis_image *img, int x, int y, int w, int h, struct vis
 /* Fill the whole image (or view) with a colour. */
 void vis_image_fill(struct vis_image *img, struct vis_color c);
 /* Copy src into dst at (x, y), clipped; the formats must match
- * (ERR_INVALID otherwise). */
+ * (ERR_INVALID otherwise).  src and dst must not be overlapping views of
+ * one image. */
 int vis_image_paste(struct vis_image *dst, const struct vis_image *src, int x, int y);
 /* Convert between GRAY, BGR and BGRA (gray = cv2 BT.601 weights, rounded
  * like cv2.cvtColor; alpha added as 255 or dropped).  *out is new. */

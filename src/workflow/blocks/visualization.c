@@ -20,8 +20,18 @@
  * polygons rasterized as sv's polygon_to_mask does (points truncated to
  * int, cv2.fillPoly).
  *
+ * Blocks: bounding_box (and round boxes), label v1/v2, blur, pixelate,
+ * polygon, mask, dot, circle, corner, crop, polygon_zone,
+ * classification_label, line_counter, ellipse, triangle, color,
+ * background_color, keypoint, halo, reference_path.
+ *
+ * Known differences from Roboflow: label widths come from DejaVu Sans, not
+ * Hershey (heights use cv2's getTextSize formula); polygon outlines are the
+ * detections' polygons rather than re-traced mask contours.
  * Not done: the matplotlib palettes ("Matplotlib Viridis", ...) need
- * matplotlib's colour tables and fail with a clear error.
+ * matplotlib's colour tables and fail with a clear error; the stateful
+ * video visualizations (trace, heatmap), text_display, grid, icon,
+ * model_comparison and rich_label are not implemented.
  */
 #include "workflow/wf_block.h"
 

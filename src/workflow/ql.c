@@ -1049,32 +1049,103 @@ int wf__ql_eval(struct wf_ql_ctx *cx, const json_t *stmt, bool *result)
 }
 
 /* ---- compile-time checks ----------------------------------------------------------- */
-int wf__ql_check_ops(const json_t *ops, char *err, size_t errlen)
+/* Every operation with the parameters it requires (pydantic would refuse a
+ * definition without them). */
+static const struct {
+    const char *type;
+    const char *required[3];
+} known_ops[] = {
+    {"StringToLowerCase", {NULL}},
+    {"StringToUpperCase", {NULL}},
+    {"LookupTable", {"lookup_table", NULL}},
+    {"ToNumber", {"cast_to", NULL}},
+    {"NumberRound", {"decimal_digits", NULL}},
+    {"SequenceMap", {"lookup_table", NULL}},
+    {"SequenceApply", {"operations", NULL}},
+    {"NumericSequenceAggregate", {"function", NULL}},
+    {"SequenceAggregate", {"mode", NULL}},
+    {"ToString", {NULL}},
+    {"ToBoolean", {NULL}},
+    {"StringSubSequence", {NULL}},
+    {"DetectionsPropertyExtract", {"property_name", NULL}},
+    {"ExtractDetectionProperty", {"property_name", NULL}},
+    {"DetectionsFilter", {"filter_operation", NULL}},
+    {"DetectionsOffset", {"offset_x", "offset_y", NULL}},
+    {"DetectionsShift", {"shift_x", "shift_y", NULL}},
+    {"DetectionsRename", {"class_map", NULL}},
+    {"RandomNumber", {NULL}},
+    {"StringMatches", {"regex", NULL}},
+    {"ExtractImageProperty", {"property_name", NULL}},
+    {"SequenceLength", {NULL}},
+    {"SequenceElementsCount", {NULL}},
+    {"Multiply", {"other", NULL}},
+    {"Divide", {"other", NULL}},
+    {"DetectionsSelection", {"mode", NULL}},
+    {"SortDetections", {"mode", NULL}},
+    {"ClassificationPropertyExtract", {"property_name", NULL}},
+    {"ConvertImageToJPEG", {NULL}},
+    {"ConvertImageToBase64", {NULL}},
+    {"DetectionsToDictionary", {NULL}},
+    {"ConvertDictionaryToJSON", {NULL}},
+};
+
+static const char *const binary_ops[] = {
+    "==", "!=", "(Number) ==", "(Number) !=", "(Number) >", "(Number) >=", "(Number) <",
+    "(Number) <=", "(Number) in range", "in range", "(String) startsWith", "(String) endsWith",
+    "(String) contains", "in", "in (Sequence)", "any in (Sequence)", "all in (Sequence)",
+    "any in", "all in", "(Detection) in zone", NULL,
+};
+static const char *const unary_ops[] = {
+    "Exists", "DoesNotExist", "(Boolean) is True", "(Boolean) is False",
+    "(Sequence) is empty", "(Sequence) is not empty", NULL,
+};
+
+static bool in_list(const char *const *l, const char *s)
 {
-    size_t i;
-    const json_t *op;
-    if (!json_is_array(ops)) {
-        wf__errf(err, errlen, "operations must be a list");
-        return ERR_INVALID;
-    }
-    json_array_foreach(ops, i, op) {
-        if (!json_is_string(json_object_get(op, "type"))) {
-            wf__errf(err, errlen, "operation #%zu: missing 'type'", i);
-            return ERR_INVALID;
-        }
-    }
-    return 0;
+    for (; *l; l++)
+        if (!strcmp(*l, s))
+            return true;
+    return false;
 }
 
-int wf__ql_check_stmt(const json_t *stmt, int depth, char *err, size_t errlen)
+static int check_ops_depth(const json_t *ops, int depth, char *err, size_t errlen);
+
+static int check_operand(const json_t *o, const char *which, int depth, char *err, size_t errlen)
+{
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const json_t *ops = json_object_get(o, "operations");
+    if (!ops)
+        ops = json_object_get(o, "ops");
+    if (!type || (strcmp(type, "StaticOperand") && strcmp(type, "DynamicOperand"))) {
+        wf__errf(err, errlen, "%s: expected a StaticOperand or DynamicOperand", which);
+        return ERR_INVALID;
+    }
+    if (!strcmp(type, "DynamicOperand") && json_object_get(o, "operand_name") &&
+        !json_is_string(json_object_get(o, "operand_name"))) {
+        wf__errf(err, errlen, "%s: operand_name must be a string", which);
+        return ERR_INVALID;
+    }
+    if (!strcmp(type, "StaticOperand") && !json_object_get(o, "value")) {
+        wf__errf(err, errlen, "%s: StaticOperand needs a 'value'", which);
+        return ERR_INVALID;
+    }
+    return ops ? check_ops_depth(ops, depth + 1, err, errlen) : 0;
+}
+
+static int check_stmt_depth(const json_t *stmt, int depth, char *err, size_t errlen)
 {
     const char *type = json_string_value(json_object_get(stmt, "type"));
+    int rc;
     if (depth > WF_MAX_QL_DEPTH) {
         wf__errf(err, errlen, "statements nested deeper than %d levels", WF_MAX_QL_DEPTH);
         return ERR_LIMIT;
     }
     if (!type) {
         wf__errf(err, errlen, "statement without 'type'");
+        return ERR_INVALID;
+    }
+    if (json_object_get(stmt, "negate") && !json_is_boolean(json_object_get(stmt, "negate"))) {
+        wf__errf(err, errlen, "%s: 'negate' must be a boolean", type);
         return ERR_INVALID;
     }
     if (!strcmp(type, "StatementGroup")) {
@@ -1092,14 +1163,82 @@ int wf__ql_check_stmt(const json_t *stmt, int depth, char *err, size_t errlen)
             return ERR_INVALID;
         }
         json_array_foreach(sts, i, s) {
-            int rc = wf__ql_check_stmt(s, depth + 1, err, errlen);
-            if (rc < 0)
+            if ((rc = check_stmt_depth(s, depth + 1, err, errlen)) < 0)
                 return rc;
         }
         return 0;
     }
-    if (!strcmp(type, "BinaryStatement") || !strcmp(type, "UnaryStatement"))
-        return 0;
+    if (!strcmp(type, "BinaryStatement")) {
+        const char *cmp = json_string_value(json_object_get(json_object_get(stmt, "comparator"), "type"));
+        if (!cmp || !in_list(binary_ops, cmp)) {
+            wf__errf(err, errlen, "BinaryStatement: unknown comparator '%s'", cmp ? cmp : "");
+            return ERR_INVALID;
+        }
+        if ((rc = check_operand(json_object_get(stmt, "left_operand"), "left_operand", depth, err,
+                                errlen)) < 0)
+            return rc;
+        return check_operand(json_object_get(stmt, "right_operand"), "right_operand", depth, err,
+                             errlen);
+    }
+    if (!strcmp(type, "UnaryStatement")) {
+        const char *op = json_string_value(json_object_get(json_object_get(stmt, "operator"), "type"));
+        if (!op || !in_list(unary_ops, op)) {
+            wf__errf(err, errlen, "UnaryStatement: unknown operator '%s'", op ? op : "");
+            return ERR_INVALID;
+        }
+        return check_operand(json_object_get(stmt, "operand"), "operand", depth, err, errlen);
+    }
     wf__errf(err, errlen, "unknown statement type '%s'", type);
     return ERR_INVALID;
+}
+
+static int check_ops_depth(const json_t *ops, int depth, char *err, size_t errlen)
+{
+    size_t i, k;
+    const json_t *op;
+    if (depth > WF_MAX_QL_DEPTH) {
+        wf__errf(err, errlen, "operations nested deeper than %d levels", WF_MAX_QL_DEPTH);
+        return ERR_LIMIT;
+    }
+    if (!json_is_array(ops)) {
+        wf__errf(err, errlen, "operations must be a list");
+        return ERR_INVALID;
+    }
+    json_array_foreach(ops, i, op) {
+        const char *type = json_string_value(json_object_get(op, "type"));
+        int rc = 0;
+        if (!type) {
+            wf__errf(err, errlen, "operation #%zu: missing 'type'", i);
+            return ERR_INVALID;
+        }
+        for (k = 0; k < ARRAY_LEN(known_ops); k++)
+            if (!strcmp(known_ops[k].type, type))
+                break;
+        if (k == ARRAY_LEN(known_ops)) {
+            wf__errf(err, errlen, "operation #%zu: unknown or unsupported operation '%s'", i, type);
+            return ERR_INVALID;
+        }
+        for (const char *const *r = known_ops[k].required; *r; r++)
+            if (!json_object_get(op, *r)) {
+                wf__errf(err, errlen, "operation '%s': missing '%s'", type, *r);
+                return ERR_INVALID;
+            }
+        if (!strcmp(type, "DetectionsFilter"))
+            rc = check_stmt_depth(json_object_get(op, "filter_operation"), depth + 1, err, errlen);
+        else if (!strcmp(type, "SequenceApply"))
+            rc = check_ops_depth(json_object_get(op, "operations"), depth + 1, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int wf__ql_check_ops(const json_t *ops, char *err, size_t errlen)
+{
+    return check_ops_depth(ops, 0, err, errlen);
+}
+
+int wf__ql_check_stmt(const json_t *stmt, int depth, char *err, size_t errlen)
+{
+    return check_stmt_depth(stmt, depth, err, errlen);
 }

@@ -146,6 +146,33 @@ TEST(compile_errors)
         "output 'o': field 'coordinates_system'");
     expect_compile_error("{\"version\":\"2.0\",\"inputs\":[],\"steps\":[],\"outputs\":[]}",
                          "not supported");
+    /* query language is checked at compile time */
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"},{\"type\":\"DetectionsFilter\",\"name\":"
+                "\"f\",\"predictions\":\"$steps.m.predictions\",\"operations\":[{\"type\":"
+                "\"Frobnicate\"}]}],\"outputs\":[]}",
+        "step 'f': field 'operations': operation #0: unknown or unsupported operation 'Frobnicate'");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"},{\"type\":\"DetectionsFilter\",\"name\":"
+                "\"f\",\"predictions\":\"$steps.m.predictions\",\"operations\":[{\"type\":"
+                "\"DetectionsFilter\",\"filter_operation\":{\"type\":\"StatementGroup\","
+                "\"statements\":[{\"type\":\"BinaryStatement\",\"left_operand\":{\"type\":"
+                "\"DynamicOperand\"},\"comparator\":{\"type\":\"~=\"},\"right_operand\":{"
+                "\"type\":\"StaticOperand\",\"value\":1}}]}}]}],\"outputs\":[]}",
+        "unknown comparator '~='");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"},{\"type\":\"DetectionsFilter\",\"name\":"
+                "\"f\",\"predictions\":\"$steps.m.predictions\",\"operations\":[{\"type\":"
+                "\"DetectionsShift\",\"shift_x\":1}]}],\"outputs\":[]}",
+        "operation 'DetectionsShift': missing 'shift_y'");
+    expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"Expression\",\"name\":\"e\",\"data\":{},\"switch\":"
+                "{\"type\":\"CasesDefinition\",\"cases\":[],\"default\":{\"type\":\"Nope\"}}}],"
+                "\"outputs\":[]}",
+        "step 'e': field 'switch': default");
 }
 
 TEST(validate_returns_message)

@@ -232,6 +232,80 @@ static const struct wf_field first_fields[] = {
 TYPES(first, "roboflow_core/first_non_empty_or_default@v1", "FirstNonEmptyOrDefault");
 BLOCK(first, first_fields, output_any, WF_BLOCK_ACCEPTS_EMPTY, first_run, NULL);
 
+
+/* data_operations / columns_operations: a dict of operation chains */
+static int check_ops_dict(const json_t *step, const char *field, char *err, size_t errlen)
+{
+    const json_t *d = json_object_get(step, field);
+    const char *k;
+    json_t *ops;
+    char sub[256];
+    if (!d)
+        return 0;
+    if (!json_is_object(d)) {
+        wf__errf(err, errlen, "field '%s': expected a dict of operation lists", field);
+        return ERR_INVALID;
+    }
+    json_object_foreach((json_t *)d, k, ops) {
+        if (wf__ql_check_ops(ops, sub, sizeof sub) < 0) {
+            wf__errf(err, errlen, "field '%s': key '%s': %s", field, k, sub);
+            return ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
+static int check_case_result(const json_t *r, const char *what, char *err, size_t errlen)
+{
+    const char *t = json_string_value(json_object_get(r, "type"));
+    char sub[256];
+    if (t && !strcmp(t, "StaticCaseResult") && json_object_get(r, "value"))
+        return 0;
+    if (t && !strcmp(t, "DynamicCaseResult") &&
+        json_is_string(json_object_get(r, "parameter_name"))) {
+        const json_t *ops = json_object_get(r, "operations");
+        if (ops && wf__ql_check_ops(ops, sub, sizeof sub) < 0) {
+            wf__errf(err, errlen, "field 'switch': %s: %s", what, sub);
+            return ERR_INVALID;
+        }
+        return 0;
+    }
+    wf__errf(err, errlen, "field 'switch': %s: expected a StaticCaseResult with 'value' or a "
+                          "DynamicCaseResult with 'parameter_name'", what);
+    return ERR_INVALID;
+}
+
+static int expression_check(const json_t *step, char *err, size_t errlen)
+{
+    const json_t *sw = json_object_get(step, "switch");
+    const json_t *cases = json_object_get(sw, "cases");
+    size_t i;
+    const json_t *c;
+    char sub[256], what[64];
+    int rc;
+    if ((rc = check_ops_dict(step, "data_operations", err, errlen)) < 0)
+        return rc;
+    if (!json_is_array(cases)) {
+        wf__errf(err, errlen, "field 'switch': expected a CasesDefinition with a 'cases' list");
+        return ERR_INVALID;
+    }
+    json_array_foreach(cases, i, c) {
+        if (wf__ql_check_stmt(json_object_get(c, "condition"), 0, sub, sizeof sub) < 0) {
+            wf__errf(err, errlen, "field 'switch': case #%zu: condition: %s", i, sub);
+            return ERR_INVALID;
+        }
+        snprintf(what, sizeof what, "case #%zu result", i);
+        if ((rc = check_case_result(json_object_get(c, "result"), what, err, errlen)) < 0)
+            return rc;
+    }
+    return check_case_result(json_object_get(sw, "default"), "default", err, errlen);
+}
+
+static int template_check(const json_t *step, char *err, size_t errlen)
+{
+    return check_ops_dict(step, "data_operations", err, errlen);
+}
+
 /* ---- expression ------------------------------------------------------------------------------------- */
 static int case_result(struct wf_call *c, const json_t *res, const struct wf_value *params,
                        struct wf_value **out)
@@ -293,7 +367,7 @@ static const struct wf_field expression_fields[] = {
     {"switch", NULL, WF_FT_DICT, NULL, 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
 };
 TYPES(expression, "roboflow_core/expression@v1", "Expression");
-BLOCK(expression, expression_fields, output_any, 0, expression_run, NULL);
+BLOCK(expression, expression_fields, output_any, 0, expression_run, expression_check);
 
 /* ---- string_template ---------------------------------------------------------------------------------- */
 static char *value_str(const struct wf_value *v)
@@ -366,7 +440,7 @@ static const struct wf_field template_fields[] = {
 };
 static const struct wf_output string_out[] = {{"output", WF_K_STRING}};
 TYPES(template, "roboflow_core/string_template@v1");
-BLOCK(template, template_fields, string_out, 0, template_run, NULL);
+BLOCK(template, template_fields, string_out, 0, template_run, template_check);
 
 /* ---- csv_formatter ------------------------------------------------------------------------------------ */
 static void csv_cell(struct buf *b, const struct wf_value *v)
@@ -453,6 +527,9 @@ out:
 
 static int csv_check(const json_t *step, char *err, size_t errlen)
 {
+    int rc = check_ops_dict(step, "columns_operations", err, errlen);
+    if (rc < 0)
+        return rc;
     if (json_object_get(json_object_get(step, "columns_data"), "timestamp") ||
         json_object_get(json_object_get(step, "columns_operations"), "timestamp")) {
         wf__errf(err, errlen, "field 'columns_data': the column name 'timestamp' is reserved");

@@ -1089,6 +1089,39 @@ static const struct {
     {"ConvertDictionaryToJSON", {NULL}},
 };
 
+/* Enumerations of operation parameters (Roboflow's enums.py). */
+static const char *const det_props[] = {
+    "confidence", "class_name", "x_min", "x_max", "y_min", "y_max", "size", "class_id", "center",
+    "top_left", "top_right", "bottom_left", "bottom_right", "in_out", "path_deviation", "polygon",
+    "time_in_zone", "tracker_id", "velocity", "speed", "smoothed_velocity", "smoothed_speed",
+    "image_dimensions", "prediction_type", "keypoints_xy", "rect", "width", "height", "angle", NULL,
+};
+static const char *const image_props[] = {"size", "height", "width", "aspect_ratio", NULL};
+static const char *const sort_modes[] = {"confidence", "x_min", "x_max", "y_min", "y_max",
+                                         "size", "center_x", "center_y", NULL};
+static const char *const select_modes[] = {"left_most", "right_most", "top_confidence", "first",
+                                           "last", NULL};
+static const char *const cls_props[] = {"top_class", "top_class_confidence",
+                                        "top_class_confidence_single", "all_classes",
+                                        "all_confidences", NULL};
+static const char *const cast_modes[] = {"int", "float", NULL};
+static const char *const agg_fns[] = {"min", "max", "sum", NULL};
+static const char *const agg_modes[] = {"first", "last", "most_common", "least_common", NULL};
+static const struct {
+    const char *op, *field;
+    const char *const *values;
+} op_enums[] = {
+    {"DetectionsPropertyExtract", "property_name", det_props},
+    {"ExtractDetectionProperty", "property_name", det_props},
+    {"ExtractImageProperty", "property_name", image_props},
+    {"SortDetections", "mode", sort_modes},
+    {"DetectionsSelection", "mode", select_modes},
+    {"ClassificationPropertyExtract", "property_name", cls_props},
+    {"ToNumber", "cast_to", cast_modes},
+    {"NumericSequenceAggregate", "function", agg_fns},
+    {"SequenceAggregate", "mode", agg_modes},
+};
+
 static const char *const binary_ops[] = {
     "==", "!=", "(Number) ==", "(Number) !=", "(Number) >", "(Number) >=", "(Number) <",
     "(Number) <=", "(Number) in range", "in range", "(String) startsWith", "(String) endsWith",
@@ -1223,6 +1256,17 @@ static int check_ops_depth(const json_t *ops, int depth, char *err, size_t errle
                 wf__errf(err, errlen, "operation '%s': missing '%s'", type, *r);
                 return ERR_INVALID;
             }
+        for (size_t e = 0; e < ARRAY_LEN(op_enums); e++) {
+            const char *v;
+            if (strcmp(op_enums[e].op, type))
+                continue;
+            v = json_string_value(json_object_get(op, op_enums[e].field));
+            if (!v || !in_list(op_enums[e].values, v)) {
+                wf__errf(err, errlen, "operation '%s': '%s' must be one of the allowed values, got %s%s%s",
+                         type, op_enums[e].field, v ? "'" : "", v ? v : "a non-string", v ? "'" : "");
+                return ERR_INVALID;
+            }
+        }
         if (!strcmp(type, "DetectionsFilter"))
             rc = check_stmt_depth(json_object_get(op, "filter_operation"), depth + 1, err, errlen);
         else if (!strcmp(type, "SequenceApply"))

@@ -169,6 +169,13 @@ TEST(compile_errors)
                 "\"DetectionsShift\",\"shift_x\":1}]}],\"outputs\":[]}",
         "operation 'DetectionsShift': missing 'shift_y'");
     expect_compile_error(
+        WF_HEAD "],\"steps\":[{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":"
+                "\"$inputs.image\",\"model_id\":\"m/1\"},{\"type\":\"PropertyDefinition\",\"name\":"
+                "\"p\",\"data\":\"$steps.m.predictions\",\"operations\":[{\"type\":"
+                "\"DetectionsPropertyExtract\",\"property_name\":\"colour\"}]}],\"outputs\":[]}",
+        "step 'p': field 'operations': operation 'DetectionsPropertyExtract': 'property_name' must be "
+        "one of the allowed values, got 'colour'");
+    expect_compile_error(
         WF_HEAD "],\"steps\":[{\"type\":\"Expression\",\"name\":\"e\",\"data\":{},\"switch\":"
                 "{\"type\":\"CasesDefinition\",\"cases\":[],\"default\":{\"type\":\"Nope\"}}}],"
                 "\"outputs\":[]}",

@@ -23,7 +23,8 @@ def png_bytes(w, h, rgb_rows):
 
 def synthetic_scene(rng, size=256):
     """Flat-coloured circles, squares and triangles on a flat background: the
-    kind of picture the bundled test detector was trained on."""
+    kind of picture the bundled test detector was trained on.  Returns the
+    PNG bytes and the ground truth [(class, [x1, y1, x2, y2])]."""
     bg = [rng.randrange(256) for _ in range(3)]
     px = [bytearray(bytes(bg) * size) for _ in range(size)]
     shapes, placed = [], []
@@ -42,6 +43,7 @@ def synthetic_scene(rng, size=256):
         ang = rng.uniform(0, 2 * math.pi)
         r = s / 2 * 1.15
         vs = [(cx + r * math.sin(ang + k * 2 * math.pi / 3), cy - r * math.cos(ang + k * 2 * math.pi / 3)) for k in range(3)]
+        box = [size, size, -1, -1]
         for y in range(int(cy - s), int(cy + s) + 1):
             for x in range(int(cx - s), int(cx + s) + 1):
                 if not (0 <= x < size and 0 <= y < size):
@@ -60,9 +62,30 @@ def synthetic_scene(rng, size=256):
                         inside &= side * cs >= 0
                 if inside:
                     px[y][3 * x:3 * x + 3] = bytes(col)
-        shapes.append(("circle", "square", "triangle")[kind])
+                    box = [min(box[0], x), min(box[1], y), max(box[2], x + 1), max(box[3], y + 1)]
+        shapes.append((("circle", "square", "triangle")[kind], box))
         placed.append((cx, cy, s))
     return png_bytes(size, size, [bytes(r) for r in px]), shapes
+
+
+def iou(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def matches(truth, preds):
+    """Greedy one-to-one matching of predictions to ground truth."""
+    used, n = set(), 0
+    for p in sorted(preds, key=lambda p: -p["confidence"]):
+        pb = [p["x"] - p["width"] / 2, p["y"] - p["height"] / 2, p["x"] + p["width"] / 2, p["y"] + p["height"] / 2]
+        for i, (cls, tb) in enumerate(truth):
+            if i not in used and cls == p["class"] and iou(pb, tb) >= 0.5:
+                used.add(i)
+                n += 1
+                break
+    return n
 
 
 class Api:
@@ -169,7 +192,7 @@ def main():
         print()
 
         # ---- run the job
-        job = "job-demo" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
+        job = "job-demo" + "".join(random.SystemRandom().choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
         bp = f"/batch-processing/v1/external/{ws}/jobs"
         api.call("POST", f"{bp}/{job}", {
             "type": "simple-image-processing-v1",
@@ -225,9 +248,7 @@ def main():
             token = page.get("nextPageToken")
             if not token:
                 break
-        rows = 0
-        dets = 0
-        hits = total = 0
+        rows = dets = hits = total = npred = 0
         for dp, _, fns in os.walk(out_dir):
             for fn in fns:
                 if fn.endswith(".jsonl"):
@@ -239,11 +260,14 @@ def main():
                         want = expected.get(row.get("image"))
                         if want is not None:
                             total += len(want)
-                            hits += min(len(want), len(preds))
+                            npred += len(preds)
+                            hits += matches(want, preds)
         print(f"export: {n_files} file(s) downloaded and unpacked into {out_dir}")
         if rows:
-            print(f"results: {rows} rows, {dets} detections"
-                  + (f"; {hits}/{total} synthetic shapes matched by count" if total else ""))
+            print(f"results: {rows} rows, {dets} detections")
+            if total:
+                print(f"synthetic images: {hits}/{total} shapes found with the right class at IoU>=0.5"
+                      f" (recall {hits / total:.3f}, precision {hits / max(npred, 1):.3f})")
         print(f"RESULTS: {out_dir}")
     finally:
         if args.keep_running:

@@ -388,6 +388,24 @@ TEST(image_blur_kinds)
           flat);
     ASSERT_EQ(vis_px(g_cap, 4, 4)[0], 90);
     ASSERT_EQ(vis_px(g_cap, 0, 8)[2], 30);
+    {
+        /* strong edges survive (colour weight exp(-(3*140)^2 / (2*75^2)) ~ 1e-7),
+         * small differences are averaged: 100 next to 106 moves towards 103 */
+        struct vis_image *edge = two_tone(12, 6, VIS_BGR, 40, 180), *out = NULL;
+        ASSERT_OK(cv__bilateral(edge, 5, 75, 75, &out));
+        ASSERT_EQ(memcmp(out->px, edge->px, (size_t)edge->stride * edge->h), 0);
+        vis_image_free(out);
+        vis_image_free(edge);
+        edge = two_tone(12, 6, VIS_GRAY, 100, 106);
+        ASSERT_OK(cv__bilateral(edge, 5, 75, 75, &out));
+        ASSERT(*vis_px(out, 5, 3) > 100 && *vis_px(out, 5, 3) < 104);
+        ASSERT(*vis_px(out, 6, 3) > 102 && *vis_px(out, 6, 3) < 106);
+        ASSERT_EQ(*vis_px(out, 0, 3), 100);
+        vis_image_free(out);
+        vis_image_free(edge);
+    }
+    cv_err("\"type\":\"roboflow_core/image_blur@v1\",\"blur_type\":\"bilateral\",\"kernel_size\":33",
+           "warped_image", flat, "too large");
     vis_image_free(flat);
     vis_image_free(im);
 }

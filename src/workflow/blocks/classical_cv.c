@@ -36,6 +36,8 @@
 
 #define F_IMAGE {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL}
 
+#define CV_MAX_BILATERAL 31 /* image_blur bilateral kernel_size limit */
+
 static const struct wf_output OUT_IMAGE[] = {{"image", WF_K_IMAGE}};
 static const struct wf_output OUT_WARPED[] = {{"warped_image", WF_K_IMAGE}};
 
@@ -728,9 +730,10 @@ static int blur_run(struct wf_call *c)
             k += k % 2 == 0;
         }
         if (!strcmp(bt, "bilateral")) {
-            if (k > 129)
-                return wf_call_fail(c, "field 'kernel_size': %lld is too large for bilateral",
-                                    (long long)k);
+            /* bounded: the filter costs about k * k operations per pixel */
+            if (k > CV_MAX_BILATERAL)
+                return wf_call_fail(c, "field 'kernel_size': %lld is too large for bilateral "
+                                       "(at most %d)", (long long)k, CV_MAX_BILATERAL);
             rc = cv__bilateral(im->img, (int)k, 75, 75, &px);
             if (rc < 0)
                 return wf_call_fail(c, "bilateral filter failed (%s)", err_str(rc));

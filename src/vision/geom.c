@@ -87,18 +87,20 @@ void vis_image_fill(struct vis_image *img, struct vis_color c)
 {
     int ch = (int)img->fmt;
     uint8_t v[4] = {c.b, c.g, c.r, 255};
+    size_t row = (size_t)img->w * ch;
+    uint8_t *first = vis_px(img, 0, 0);
 
     if (img->fmt == VIS_GRAY)
         v[0] = gray_of(c.b, c.g, c.r);
-    for (int y = 0; y < img->h; y++) {
-        uint8_t *p = vis_px(img, 0, y);
-        if (ch == 1) {
-            memset(p, v[0], (size_t)img->w);
-            continue;
-        }
-        for (int x = 0; x < img->w; x++, p += ch)
-            memcpy(p, v, (size_t)ch);
+    /* one row pixel by pixel, the others copied from it */
+    if (ch == 1) {
+        memset(first, v[0], row);
+    } else {
+        for (int x = 0; x < img->w; x++)
+            memcpy(first + (size_t)x * ch, v, (size_t)ch);
     }
+    for (int y = 1; y < img->h; y++)
+        memcpy(vis_px(img, 0, y), first, row);
 }
 
 int vis_image_paste(struct vis_image *dst, const struct vis_image *src, int x, int y)

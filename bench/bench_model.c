@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "model/model.h"
@@ -30,6 +31,24 @@ static double now_ms(void)
 {
     return (double)time_mono_ns() / 1e6;
 }
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sequential per-image latencies: min and median, robust to a busy box. */
+#define LAT_N 64
+static double lat_bare[LAT_N], lat_whole[LAT_N];
+static int n_bare, n_whole;
 
 static uint8_t *make_jpeg(size_t *len)
 {
@@ -69,6 +88,7 @@ struct whole_arg {
     const uint8_t *jpg;
     size_t len;
     int n;
+    int record; /* keep per-image latencies (single worker only) */
     double decode_ms, run_ms, json_ms;
     size_t dets, bytes;
 };
@@ -104,6 +124,8 @@ static void *whole_path(void *p)
         model_result_release(&r);
         vis_image_free(img);
         double t3 = now_ms();
+        if (a->record && n_whole < LAT_N)
+            lat_whole[n_whole++] = t3 - t0;
         a->decode_ms += t1 - t0;
         a->run_ms += t2 - t1;
         a->json_ms += t3 - t2;
@@ -125,6 +147,7 @@ struct bare_arg {
     OrtSession *sess;
     OrtValue *in;
     int n;
+    int record;
 };
 
 static void *bare_loop(void *p)
@@ -134,8 +157,11 @@ static void *bare_loop(void *p)
     const char *in_names[] = {"images"}, *out_names[] = {"output0"};
     for (int i = 0; i < a->n; i++) {
         OrtValue *out = NULL;
+        double t0 = now_ms();
         CHECK(api->Run(a->sess, NULL, in_names, (const OrtValue *const *)&a->in, 1, out_names, 1, &out));
         api->ReleaseValue(out);
+        if (a->record && n_bare < LAT_N)
+            lat_bare[n_bare++] = now_ms() - t0;
     }
     return NULL;
 }
@@ -158,7 +184,7 @@ static double bare_ips(const OrtApi *api, OrtSession *s, OrtValue *in, int worke
     struct bare_arg a[4];
     pthread_t th[4];
     for (int w = 0; w < workers; w++)
-        a[w] = (struct bare_arg){api, s, in, n / workers};
+        a[w] = (struct bare_arg){api, s, in, n / workers, workers == 1};
     double t0 = now_ms();
     for (int w = 0; w < workers; w++)
         pthread_create(&th[w], NULL, bare_loop, &a[w]);
@@ -174,7 +200,8 @@ static double whole_ips(struct model *m, const uint8_t *jpg, size_t len, int wor
     pthread_t th[4];
     memset(sum, 0, sizeof(*sum));
     for (int w = 0; w < workers; w++)
-        a[w] = (struct whole_arg){.m = m, .jpg = jpg, .len = len, .n = n / workers};
+        a[w] = (struct whole_arg){.m = m, .jpg = jpg, .len = len, .n = n / workers,
+                                  .record = workers == 1};
     double t0 = now_ms();
     for (int w = 0; w < workers; w++)
         pthread_create(&th[w], NULL, whole_path, &a[w]);
@@ -224,18 +251,20 @@ int main(int argc, char **argv)
     model_input_size(m2, &W, &H);
     float *tensor = xmalloc((size_t)3 * W * H * sizeof(float));
     struct model_letterbox lb;
-    double dec = 0, pre = 0;
+    double dec = 0, pre = 0, cdec = 0, cpre = 0;
     for (int i = 0; i < 20; i++) {
         struct vis_image *img = NULL;
-        double t0 = now_ms();
+        double c0 = cpu_ms(), t0 = now_ms();
         if (vis_decode(jpg, jlen, &img) < 0)
             return 1;
-        double t1 = now_ms();
+        double c1 = cpu_ms(), t1 = now_ms();
         model_preprocess(m2, img, tensor, &lb);
-        double t2 = now_ms();
+        double c2 = cpu_ms(), t2 = now_ms();
         if (i >= 2) {
             dec += t1 - t0;
             pre += t2 - t1;
+            cdec += c1 - c0;
+            cpre += c2 - c1;
         }
         vis_image_free(img);
     }
@@ -243,6 +272,8 @@ int main(int argc, char **argv)
     printf("bench_model decode_1080p %.2f ms\n", dec / 18);
     printf("bench_model preprocess_1080p_to_640 %.2f ms\n", pre / 18);
     printf("bench_model decode_plus_preprocess_1080p %.2f ms\n", (dec + pre) / 18);
+    printf("bench_model decode_1080p_cpu %.2f ms (thread CPU time)\n", cdec / 18);
+    printf("bench_model preprocess_1080p_to_640_cpu %.2f ms (thread CPU time)\n", cpre / 18);
 
     /* bare ORT on the same tensor */
     void *envp = NULL;
@@ -264,6 +295,7 @@ int main(int argc, char **argv)
     struct whole_arg s;
     whole_ips(m2, jpg, jlen, 1, 2, &s);
     whole_ips(m1, jpg, jlen, 2, 2, &s);
+    n_bare = n_whole = 0;
 
     /* interleave the two measurements so that machine load hits both */
     double b_ips = 0, v_ips = 0;
@@ -289,6 +321,18 @@ int main(int argc, char **argv)
     printf("bench_model path_model_run_minus_bare_inference %.2f ms\n", rms - bare_ms);
     printf("bench_model path_json %.3f ms (%zu detections, %zu bytes per image)\n", jms,
            sv.dets / (size_t)(n / 2), sv.bytes / (size_t)(n / 2));
+
+    qsort(lat_bare, (size_t)n_bare, sizeof(double), cmp_d);
+    qsort(lat_whole, (size_t)n_whole, sizeof(double), cmp_d);
+    if (n_bare && n_whole) {
+        printf("bench_model bare_ort_latency_min %.2f ms median %.2f ms\n", lat_bare[0],
+               lat_bare[n_bare / 2]);
+        printf("bench_model vbatch_path_latency_min %.2f ms median %.2f ms\n", lat_whole[0],
+               lat_whole[n_whole / 2]);
+        printf("bench_model vbatch_over_bare_ratio_min_latency %.3f\n", lat_bare[0] / lat_whole[0]);
+        printf("bench_model vbatch_over_bare_ratio_median_latency %.3f\n",
+               lat_bare[n_bare / 2] / lat_whole[n_whole / 2]);
+    }
 
     /* 2 workers x 1 intra-op thread: parallel across images */
     double b1 = bare_ips(api, bs1, in, 2, n);

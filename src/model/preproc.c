@@ -291,17 +291,24 @@ int model_preprocess(const struct model *m, const struct vis_image *img, float *
             }
             continue;
         }
+        float *restrict d0 = d[0], *restrict d1 = d[1], *restrict d2 = d[2];
+        const int c0 = sc[0], c1 = sc[1], c2 = sc[2];
+        const float a0 = a[0], a1 = a[1], a2 = a[2], b0 = b[0], b1 = b[1], b2 = b[2];
         for (int x = x_lo; x < x_hi; x++) {
             const struct xtab *t = &xt[x];
             const uint8_t *p00 = r0 + t->o0, *p01 = r0 + t->o1, *p10 = r1 + t->o0,
                           *p11 = r1 + t->o1;
-            float wx = t->wx;
-            for (int k = 0; k < 3; k++) {
-                int c = sc[k];
-                float top = p00[c] + (p01[c] - p00[c]) * wx;
-                float bot = p10[c] + (p11[c] - p10[c]) * wx;
-                d[k][x] = (top + (bot - top) * wy) * a[k] + b[k];
-            }
+            const float wx = t->wx;
+#define PP_CH(dst, c, aa, bb)                                                  \
+    do {                                                                       \
+        float top = p00[c] + (p01[c] - p00[c]) * wx;                           \
+        float bot = p10[c] + (p11[c] - p10[c]) * wx;                           \
+        dst[x] = (top + (bot - top) * wy) * aa + bb;                           \
+    } while (0)
+            PP_CH(d0, c0, a0, b0);
+            PP_CH(d1, c1, a1, b1);
+            PP_CH(d2, c2, a2, b2);
+#undef PP_CH
         }
     }
 out:

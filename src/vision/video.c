@@ -34,6 +34,10 @@
 #include "vision/vision_int.h"
 
 #define AVIO_BUF 65536
+/* Demuxers accepted (names as FFmpeg spells them). */
+#define VIDEO_FORMATS                                                             \
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,gif,h264,hevc," \
+    "m4v,ivf,mxf,nut"
 
 struct mem_src {
     const uint8_t *p;
@@ -140,7 +144,16 @@ static int video_open(struct vis_video *v, const char *path)
         v->fmt->pb = v->avio;
         v->fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
     }
-    if (avformat_open_input(&v->fmt, path ? path : "", NULL, NULL) < 0) {
+    /* Only plain video containers, and no protocol but local files (none
+     * at all for memory input): playlist and concat demuxers (hls, concat,
+     * image2 patterns) or URL paths would make an upload read other local
+     * files or reach the network. */
+    AVDictionary *opts = NULL;
+    av_dict_set(&opts, "format_whitelist", VIDEO_FORMATS, 0);
+    av_dict_set(&opts, "protocol_whitelist", path ? "file" : "none", 0);
+    rc = avformat_open_input(&v->fmt, path ? path : "", NULL, &opts);
+    av_dict_free(&opts);
+    if (rc < 0) {
         /* avformat_open_input frees the context on failure */
         v->fmt = NULL;
         return ERR_PARSE;

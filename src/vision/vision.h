@@ -372,9 +372,12 @@ struct vis_video_info {
     char container[64];     /* demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" */
 };
 /* 0 and *info when the data is a container with a decodable video
- * stream; ERR_PARSE when FFmpeg cannot read it, ERR_UNSUPPORTED when it
- * has no video stream or no decoder for it or is a still image (FFmpeg's
- * image2 / *_pipe demuxers), ERR_LIMIT when the frame size
+ * stream.  Only plain containers are opened (mp4/mov, matroska/webm, avi,
+ * flv, mpegts, mpeg-ps, ogg, asf, gif, mxf, nut, ivf and raw h264/hevc/
+ * m4v) and only local files (no URLs, no playlist or concat inputs that
+ * would read other files).  ERR_PARSE when FFmpeg cannot read it or it is
+ * not such a container, ERR_UNSUPPORTED when it has no video stream or no
+ * decoder for it or is a still image, ERR_LIMIT when the frame size
  * exceeds VIS_MAX_PIXELS. */
 int vis_video_probe_file(const char *path, struct vis_video_info *info);
 int vis_video_probe_mem(const void *data, size_t len, struct vis_video_info *info);

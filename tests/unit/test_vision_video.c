@@ -33,8 +33,9 @@ TEST(probe_file)
     ASSERT_STR_EQ(in.codec, "h264");
     ASSERT(strstr(in.container, "mp4") != NULL);
     ASSERT_EQ(vis_video_probe_file("/nonexistent.mp4", &in), ERR_PARSE);
-    ASSERT_EQ(vis_video_probe_file("tests/data/images/rgb16x8.jpg", &in), ERR_UNSUPPORTED);
-    ASSERT_EQ(vis_video_probe_file("tests/data/images/rgb16x8.png", &in), ERR_UNSUPPORTED);
+    /* still images are not videos */
+    ASSERT(vis_video_probe_file("tests/data/images/rgb16x8.jpg", &in) < 0);
+    ASSERT(vis_video_probe_file("tests/data/images/rgb16x8.png", &in) < 0);
 }
 
 TEST(probe_mem_and_garbage)
@@ -59,6 +60,20 @@ TEST(probe_mem_and_garbage)
     ASSERT(vis_video_probe_mem(junk, sizeof junk, &in) < 0);
     ASSERT_EQ(vis_video_probe_mem(NULL, 0, &in), ERR_PARSE);
     free(d);
+}
+
+TEST(no_playlists_or_protocols)
+{
+    struct vis_video_info in;
+    /* an HLS playlist pointing at a real local video must not be followed */
+    const char *m3u8 = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n"
+                       "file://" VID_DIR "realshort.mp4\n#EXT-X-ENDLIST\n";
+    ASSERT(vis_video_probe_mem(m3u8, strlen(m3u8), &in) < 0);
+    const char *ffconcat = "ffconcat version 1.0\nfile '" VID_DIR "realshort.mp4'\n";
+    ASSERT(vis_video_probe_mem(ffconcat, strlen(ffconcat), &in) < 0);
+    ASSERT(vis_video_probe_file("concat:" VID_DIR "realshort.mp4|" VID_DIR "realshort.mp4", &in) < 0);
+    ASSERT(vis_video_probe_file("file:" VID_DIR "realshort.mp4", &in) == 0); /* file protocol ok */
+    ASSERT(vis_video_probe_file("http://127.0.0.1:9/x.mp4", &in) < 0);
 }
 
 TEST(iterate_all_frames_drains)

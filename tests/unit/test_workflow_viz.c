@@ -860,6 +860,49 @@ TEST(halo_and_reference_path)
     vis_image_free(im);
 }
 
+TEST(model_comparison)
+{
+    struct vis_image *im = img_new(100, 80, 100);
+    char err[512];
+    char def[2048];
+    struct wf_workflow *wf = NULL;
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    json_t *res = NULL;
+    /* both models get the same boxes from boxes/1, but B keeps only
+     * confidence >= 0.6: A has (10,10)-(40,40) and (50,10)-(90,40), B the first */
+    set_preds(json_pack("[o,o]", pred(10, 10, 40, 40, "a", 0, 0.9),
+                        pred(50, 10, 90, 40, "b", 0, 0.5)));
+    snprintf(def, sizeof def, "%s",
+             "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+             "\"steps\":[{\"type\":\"" OD "\",\"name\":\"a\",\"images\":\"$inputs.image\","
+             "\"model_id\":\"boxes/1\"},"
+             "{\"type\":\"roboflow_core/detections_filter@v1\",\"name\":\"b\","
+             "\"predictions\":\"$steps.a.predictions\",\"operations\":[{\"type\":\"DetectionsFilter\","
+             "\"filter_operation\":{\"type\":\"StatementGroup\",\"statements\":[{\"type\":"
+             "\"BinaryStatement\",\"left_operand\":{\"type\":\"DynamicOperand\",\"operations\":"
+             "[{\"type\":\"ExtractDetectionProperty\",\"property_name\":\"confidence\"}]},"
+             "\"comparator\":{\"type\":\"(Number) >=\"},\"right_operand\":{\"type\":"
+             "\"StaticOperand\",\"value\":0.6}}]}}]},"
+             "{\"type\":\"roboflow_core/model_comparison_visualization@v1\",\"name\":\"viz\","
+             "\"image\":\"$inputs.image\",\"predictions_a\":\"$steps.a.predictions\","
+             "\"predictions_b\":\"$steps.b.predictions\",\"opacity\":0.5},"
+             "{\"type\":\"" OD "\",\"name\":\"cap\",\"images\":\"$steps.viz.image\","
+             "\"model_id\":\"capture/1\"}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.cap.predictions\"}]}");
+    if (wf_compile_text(def, strlen(def), &wf, err, sizeof err) < 0)
+        T_FAIL("compile: %s", err);
+    if (wf_run(wf, &test_env, &in, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    ASSERT_PX(g_cap, 20, 20, 100, 100, 100); /* both: unchanged */
+    ASSERT_PX(g_cap, 60, 20, 50, 178, 50);   /* only A: towards GREEN, 100*.5+255*.5=177.5->178 */
+    ASSERT_PX(g_cap, 60, 60, 50, 50, 50);    /* neither: towards BLACK */
+    json_decref(res);
+    wf_free(wf);
+    vis_image_free(im);
+}
+
 /* ---- manifests against spec/blocks.json ------------------------------------------------ */
 
 /* blocks.json default (Python repr) -> JSON, or NULL when not comparable. */
@@ -965,7 +1008,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     check_family(spec, wf_blocks_visualization, &n);
     check_family(spec, wf_blocks_classical_cv, &n);
-    ASSERT_EQ(n, 21 + 8);
+    ASSERT_EQ(n, 22 + 8);
     json_decref(spec);
 }
 

@@ -23,15 +23,15 @@
  * Blocks: bounding_box (and round boxes), label v1/v2, blur, pixelate,
  * polygon, mask, dot, circle, corner, crop, polygon_zone,
  * classification_label, line_counter, ellipse, triangle, color,
- * background_color, keypoint, halo, reference_path.
+ * background_color, keypoint, halo, reference_path, model_comparison.
  *
  * Known differences from Roboflow: label widths come from DejaVu Sans, not
  * Hershey (heights use cv2's getTextSize formula); polygon outlines are the
  * detections' polygons rather than re-traced mask contours.
  * Not done: the matplotlib palettes ("Matplotlib Viridis", ...) need
  * matplotlib's colour tables and fail with a clear error; the stateful
- * video visualizations (trace, heatmap), text_display, grid, icon,
- * model_comparison and rich_label are not implemented.
+ * video visualizations (trace, heatmap), text_display, grid, icon and
+ * rich_label are not implemented.
  */
 #include "workflow/wf_block.h"
 
@@ -1949,6 +1949,105 @@ static const struct wf_block reference_path_v1 = {
     .run = reference_path_run,
 };
 
+/* ---- model_comparison_visualization -------------------------------------------------------- */
+
+/* Paint the boxes (or the masks, when the detections have them) of ds into
+ * the GRAY image m as 255. */
+static int mark_dets(const struct wf_dets *ds, struct vis_image *m)
+{
+    bool masks = dets_have_masks(ds);
+    for (size_t k = 0; k < ds->n; k++) {
+        struct vis_image view;
+        if (masks) {
+            struct vis_image *dm = NULL;
+            int ox, oy;
+            if (viz__det_mask(&ds->d[k], m->w, m->h, &dm, &ox, &oy) < 0)
+                return ERR_INVALID;
+            if (dm && vis_image_view(m, ox, oy, dm->w, dm->h, &view) == 0)
+                vis_mask_overlay(&view, dm, VIS_RGB(255, 255, 255), 1.0);
+            vis_image_free(dm);
+        } else {
+            int x, y, w, h;
+            if (det_box_clipped(&ds->d[k], m->w, m->h, &x, &y, &w, &h) &&
+                vis_image_view(m, x, y, w, h, &view) == 0)
+                vis_image_fill(&view, VIS_RGB(255, 255, 255));
+        }
+    }
+    return 0;
+}
+
+/* inference's ModelComparisonAnnotator: where only A predicted, blend
+ * towards color_a; only B, color_b; neither, background_color; both:
+ * unchanged (addWeighted(base, 1 - opacity, colour, opacity)). */
+static int comparison_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct viz v;
+        struct vis_image *ma = NULL, *mb = NULL;
+        const struct wf_dets *da = wf_arg_dets(c, i, "predictions_a");
+        const struct wf_dets *db = wf_arg_dets(c, i, "predictions_b");
+        const char *names[3] = {wf_arg_str(c, i, "background_color"),
+                                wf_arg_str(c, i, "color_a"), wf_arg_str(c, i, "color_b")};
+        double opacity = wf_arg_double(c, i, "opacity", 0.7);
+        float fa = (float)opacity, fb = (float)(1.0 - opacity);
+        struct vis_color cols[3];
+        int rc;
+        if (!da || !db)
+            return wf_call_fail(c, "fields 'predictions_a' and 'predictions_b' must be detections");
+        for (int k = 0; k < 3; k++)
+            if (viz__color_parse(names[k], &cols[k]) < 0)
+                return wf_call_fail(c, "invalid color '%s'", names[k] ? names[k] : "null");
+        if ((rc = viz_begin(c, i, false, false, &v)) < 0)
+            return rc;
+        ma = vis_image_new(v.px->w, v.px->h, VIS_GRAY);
+        mb = vis_image_new(v.px->w, v.px->h, VIS_GRAY);
+        if (!ma || !mb) {
+            rc = wf_call_fail(c, "out of memory");
+        } else if (mark_dets(da, ma) < 0 || mark_dets(db, mb) < 0) {
+            rc = wf_call_fail(c, "cannot rasterize the masks");
+        } else {
+            int ch = vis_channels(v.px);
+            for (int y = 0; y < v.px->h; y++)
+                for (int x = 0; x < v.px->w; x++) {
+                    bool a = *vis_px(ma, x, y) != 0, b = *vis_px(mb, x, y) != 0;
+                    const struct vis_color *col = !a && !b ? &cols[0] : a && !b ? &cols[1]
+                                                  : !a && b ? &cols[2] : NULL;
+                    uint8_t *p = vis_px(v.px, x, y);
+                    const uint8_t cb[3] = {col ? col->b : 0, col ? col->g : 0,
+                                           col ? col->r : 0};
+                    if (!col)
+                        continue;
+                    for (int k = 0; k < ch && k < 3; k++) {
+                        long o = lrintf((float)p[k] * fb + (float)cb[k] * fa);
+                        p[k] = (uint8_t)(o > 255 ? 255 : o < 0 ? 0 : o);
+                    }
+                }
+        }
+        vis_image_free(ma);
+        vis_image_free(mb);
+        if ((rc = viz_end(&v, rc)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static const struct wf_field comparison_fields[] = {
+    F_IMAGE, F_COPY,
+    {"predictions_a", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"color_a", NULL, WF_FT_STRING, "\"GREEN\"", WF_K_STRING, 0, NULL},
+    {"predictions_b", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"color_b", NULL, WF_FT_STRING, "\"RED\"", WF_K_STRING, 0, NULL},
+    {"background_color", NULL, WF_FT_STRING, "\"BLACK\"", WF_K_STRING, 0, NULL},
+    {"opacity", NULL, WF_FT_FLOAT01, "0.7", WF_K_FLOAT, 0, NULL},
+};
+static const char *const comparison_types[] = {
+    "roboflow_core/model_comparison_visualization@v1", NULL};
+static const struct wf_block comparison_v1 = {
+    .types = comparison_types, .fields = comparison_fields,
+    .nfields = ARRAY_LEN(comparison_fields), .outputs = OUT_IMAGE, .noutputs = 1,
+    .run = comparison_run,
+};
+
 /* ---- line_counter_visualization -------------------------------------------------------- */
 
 /* inference's LineCounterZoneVisualizationBlockV1: the line (colour added
@@ -2222,5 +2321,5 @@ const struct wf_block *const wf_blocks_visualization[] = {
     &bbox_v1,  &label_v1, &label_v2,  &blur_v1, &pixelate_v1, &polygon_v1,   &mask_v1,
     &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, &line_zone_v1,
     &ellipse_v1, &triangle_v1, &color_v1, &background_v1, &keypoint_v1,
-    &halo_v1,    &reference_path_v1, NULL,
+    &halo_v1,    &reference_path_v1, &comparison_v1, NULL,
 };

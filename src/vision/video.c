@@ -59,6 +59,7 @@ struct vis_video {
     enum vid_state state;
     long long index;         /* decoded frames so far */
     double period, next_due; /* sampling: 0 period = keep all */
+    int64_t deadline_ms;     /* monotonic; opening gives up after it, 0 = none */
     struct vis_video_info info;
 };
 
@@ -116,6 +117,13 @@ void vis_video_free(struct vis_video *v)
     free(v);
 }
 
+/* FFmpeg polls this during blocking work; non-zero aborts it. */
+static int interrupt_cb(void *opaque)
+{
+    struct vis_video *v = opaque;
+    return v->deadline_ms > 0 && time_mono_ms() > v->deadline_ms;
+}
+
 static double q2d_or(AVRational r, double dflt)
 {
     return r.num > 0 && r.den > 0 ? av_q2d(r) : dflt;
@@ -132,6 +140,10 @@ static int video_open(struct vis_video *v, const char *path)
     v->fmt = avformat_alloc_context();
     if (!v->fmt)
         return ERR_NOMEM;
+    /* A crafted file can make probing slow: opening is bounded in time. */
+    v->deadline_ms = time_mono_ms() + VIS_VIDEO_OPEN_TIMEOUT_MS;
+    v->fmt->interrupt_callback.callback = interrupt_cb;
+    v->fmt->interrupt_callback.opaque = v;
     if (!path) {
         uint8_t *buf = av_malloc(AVIO_BUF);
         if (!buf)
@@ -205,6 +217,7 @@ static int video_open(struct vis_video *v, const char *path)
         in->frame_count = -1;
     snprintf(in->codec, sizeof in->codec, "%s", codec->name);
     snprintf(in->container, sizeof in->container, "%s", v->fmt->iformat->name);
+    v->deadline_ms = 0; /* iteration is paced by the caller */
     return 0;
 }
 

@@ -363,6 +363,8 @@ int vis_text_draw_ex(struct vis_image *img, struct vis_font *f, const char *utf8
  * decoder at end of input so the last frames are not lost.  Memory inputs
  * are borrowed: the bytes must stay valid until the probe returns or the
  * iterator is freed.  A struct vis_video belongs to one thread at a time. */
+/* Opening (and so probing) gives up with ERR_PARSE after this long. */
+#define VIS_VIDEO_OPEN_TIMEOUT_MS 15000
 struct vis_video_info {
     double duration_s;      /* seconds; < 0 when unknown */
     double fps;             /* average frame rate; 0 when unknown */

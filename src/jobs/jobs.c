@@ -636,12 +636,18 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
             jobs__err("notificationsURL must be a URL string");
             return ERR_INVALID;
         }
-        if (store_net_check_url(j->st, d->notif, &why) < 0) {
+        if (j && store_net_check_url(j->st, d->notif, &why) < 0) {
             jobs__err("notificationsURL '%.200s' is not allowed: %s", d->notif, why ? why : "invalid");
             return ERR_INVALID;
         }
     }
     return 0;
+}
+
+int jobs_definition_check(const json_t *body)
+{
+    struct jobdef d;
+    return parse_def(NULL, body, &d);
 }
 
 /* ---- POST job ------------------------------------------------------------------------------------ */
@@ -977,7 +983,9 @@ static json_t *parse_or(const char *txt, json_t *dflt)
     "   AND t.stage_id='processing'),"                                                               \
     " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=j.pk AND t.state='done'"      \
     "   AND t.stage_id='processing'),"                                                               \
-    " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=j.pk)"
+    " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=j.pk),"                                      \
+    " (SELECT COALESCE(SUM(COALESCE(progress,0)*n_items),0) FROM tasks t WHERE t.job_pk=j.pk"         \
+    "   AND t.stage_id='processing')"
 
 static json_t *job_meta_from_row(sqlite3_stmt *q)
 {
@@ -1002,6 +1010,11 @@ static json_t *job_meta_from_row(sqlite3_stmt *q)
     json_object_set_new(notif, "imagesTotal", json_integer(sqlite3_column_int64(q, 10)));
     json_object_set_new(notif, "imagesProcessed", json_integer(sqlite3_column_int64(q, 12)));
     json_object_set_new(notif, "imagesFailed", json_integer(sqlite3_column_int64(q, 13)));
+    /* fraction of the processing stage done, moving with the heartbeats */
+    int64_t total = sqlite3_column_int64(q, 10);
+    json_object_set_new(notif, "progress",
+                        json_real(total > 0 ? MIN(1.0, sqlite3_column_double(q, 15) / (double)total)
+                                  : (ok ? 1.0 : 0.0)));
     json_object_set_new(notif, "machineTimeSeconds", json_real((double)sqlite3_column_int64(q, 11) / 1000.0));
     json_object_set_new(notif, "resultsBatches", batches);
     free(pb);

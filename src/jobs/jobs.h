@@ -80,6 +80,10 @@ int jobs_http_status(int rc);
  * *out = {"status":"ok","jobId":…,"created":bool}. */
 int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *name,
                 const json_t *body, json_t **out);
+/* Check a job definition's shape and values alone (no store: the batch,
+ * the workflow and the notificationsURL address are not looked at).
+ * 0 or ERR_INVALID with jobs_errmsg().  The fuzz target's entry. */
+int jobs_definition_check(const json_t *body);
 /* GET /jobs/{id} -> {"job": JobMetadata} */
 int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out);
 /* GET /jobs -> {"jobs":[JobMetadata…],"nextPageToken":…|null}, newest first */

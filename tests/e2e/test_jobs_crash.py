@@ -77,6 +77,8 @@ def test_abort_then_restart(server_factory):
     names = stage_pngs(s, 'ab', 300, bulk=True)
     assert bp(s, 'POST', '/ab1', job_body('ab', 'crop', persist=True)).status == 200
     wait_until(lambda: any((t.get('progress') or 0) > 0 for t in tasks(s, 'ab1')), what='progress')
+    # the job's own progress moves with the heartbeats, before any task ends
+    wait_until(lambda: bp(s, 'GET', '/ab1').json()['job']['lastNotification']['progress'] > 0, what='job progress')
     r = bp(s, 'POST', '/ab1/abort')
     assert r.status == 200 and r.json()['job']['isTerminal'] and r.json()['job']['error']
     t0 = time.time()

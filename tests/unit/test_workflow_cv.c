@@ -595,4 +595,46 @@ TEST(every_block_on_tiny_and_gray_images)
             }
 }
 
+TEST(pixel_color_count)
+{
+    struct vis_image *im = vis_image_new(10, 10, VIS_BGR);
+    static const char *const targets[] = {"\"#431112\"", "\"(67, 17, 18)\"", "[67, 17, 18]",
+                                          "\"red\""};
+    vis_image_fill(im, VIS_RGB(0x43, 0x11, 0x12)); /* R 67, G 17, B 18 */
+    for (int x = 0; x < 10; x++) {
+        vis_px(im, x, 0)[2] = 67 + 10; /* R at the tolerance edge: counted */
+        vis_px(im, x, 1)[2] = 67 + 11; /* beyond: not counted */
+        vis_px(im, x, 2)[0] = 18 - 10;
+    }
+    for (size_t k = 0; k < 4; k++) {
+        char def[1024], err[512];
+        struct wf_workflow *wf = NULL;
+        const struct vis_image *imgs[1] = {im};
+        struct wf_image_input ii = {"image", imgs, 1, false};
+        struct wf_run_inputs in = {&ii, 1, NULL};
+        json_t *res = NULL;
+        snprintf(def, sizeof def,
+                 "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+                 "\"steps\":[{\"type\":\"roboflow_core/pixel_color_count@v1\",\"name\":\"p\","
+                 "\"image\":\"$inputs.image\",\"target_color\":%s}],"
+                 "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"n\","
+                 "\"selector\":\"$steps.p.matching_pixels_count\"}]}",
+                 targets[k]);
+        if (wf_compile_text(def, strlen(def), &wf, err, sizeof err) < 0)
+            T_FAIL("compile: %s", err);
+        if (k == 3) { /* not a supported colour form: a clean run error */
+            ASSERT(wf_run(wf, &cap_env, &in, &res, err, sizeof err) < 0);
+            ASSERT(strstr(err, "Invalid color") != NULL);
+            wf_free(wf);
+            continue;
+        }
+        if (wf_run(wf, &cap_env, &in, &res, err, sizeof err) < 0)
+            T_FAIL("run %s: %s", targets[k], err);
+        ASSERT_EQ(json_integer_value(json_object_get(json_array_get(res, 0), "n")), 90);
+        json_decref(res);
+        wf_free(wf);
+    }
+    vis_image_free(im);
+}
+
 TEST_MAIN()

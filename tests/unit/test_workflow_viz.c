@@ -1008,7 +1008,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     check_family(spec, wf_blocks_visualization, &n);
     check_family(spec, wf_blocks_classical_cv, &n);
-    ASSERT_EQ(n, 22 + 8);
+    ASSERT_EQ(n, 22 + 9);
     json_decref(spec);
 }
 

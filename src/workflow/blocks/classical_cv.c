@@ -2,7 +2,8 @@
  * blocks/classical_cv.c — the classical CV block family: Roboflow's
  * core_steps/classical_cv image-to-image blocks (image_preprocessing,
  * convert_grayscale, image_blur, threshold, contrast_equalization,
- * contrast_enhancement, morphological_transformation v1/v2).
+ * contrast_enhancement, morphological_transformation v1/v2) and the
+ * pixel_color_count measurement.
  *
  * Each block works on a copy of its input image and outputs it with the
  * input's metadata (WorkflowImageData.copy_and_replace).  Most output
@@ -26,6 +27,7 @@
  */
 #include "workflow/wf_block.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1025,7 +1027,92 @@ static const struct wf_block morph_v2 = {
     .outputs = OUT_WARPED, .noutputs = 1, .run = morph_v2_run,
 };
 
+/* ---- pixel_color_count ------------------------------------------------------------------ */
+
+/* convert_color_to_bgr_tuple: "#RRGGBB", "#RGB", "(r, g, b)" or a list of
+ * three integers (R, G, B), all turned into B, G, R. */
+static int target_bgr(const json_t *j, int bgr[3])
+{
+    int v[3];
+    if (json_is_array(j) && json_array_size(j) == 3) {
+        for (int k = 0; k < 3; k++) {
+            const json_t *x = json_array_get(j, (size_t)k);
+            if (!json_is_integer(x) || llabs(json_integer_value(x)) > 100000)
+                return ERR_INVALID;
+            v[k] = (int)json_integer_value(x);
+        }
+    } else if (json_is_string(j)) {
+        const char *s = json_string_value(j);
+        size_t n = strlen(s);
+        char tail;
+        if (s[0] == '#' && (n == 7 || n == 4)) {
+            for (size_t k = 1; k < n; k++)
+                if (!isxdigit((unsigned char)s[k]))
+                    return ERR_INVALID;
+            for (int k = 0; k < 3; k++) {
+                char hx[3] = {n == 7 ? s[1 + 2 * k] : s[1 + k], n == 7 ? s[2 + 2 * k] : s[1 + k], 0};
+                v[k] = (int)strtol(hx, NULL, 16);
+            }
+        } else if (s[0] == '(' && sscanf(s + 1, "%d ,%d ,%d %c", &v[0], &v[1], &v[2], &tail) == 4 &&
+                   tail == ')') {
+            for (int k = 0; k < 3; k++)
+                if (abs(v[k]) > 100000)
+                    return ERR_INVALID;
+        } else {
+            return ERR_INVALID;
+        }
+    } else {
+        return ERR_INVALID;
+    }
+    bgr[0] = v[2], bgr[1] = v[1], bgr[2] = v[0];
+    return 0;
+}
+
+/* cv2.countNonZero(cv2.inRange(image, bgr - tolerance, bgr + tolerance)). */
+static int pixel_count_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const json_t *tc = wf_arg_json(c, i, "target_color");
+        int64_t tol = wf_arg_int(c, i, "tolerance", 10);
+        int bgr[3];
+        long long n = 0;
+        if (!im)
+            return wf_call_fail(c, "field 'image': not an image");
+        if (target_bgr(tc, bgr) < 0)
+            return wf_call_fail(c, "Invalid color format for 'target_color'");
+        if (tol < -1000 || tol > 1000)
+            return wf_call_fail(c, "field 'tolerance': %lld is out of range", (long long)tol);
+        if (im->img->fmt != VIS_BGR)
+            return wf_call_fail(c, "pixel_color_count needs a 3-channel image");
+        for (int y = 0; y < im->img->h; y++) {
+            const uint8_t *p = vis_px(im->img, 0, y);
+            for (int x = 0; x < im->img->w; x++, p += 3) {
+                bool in = true;
+                for (int k = 0; k < 3; k++)
+                    in = in && p[k] >= bgr[k] - tol && p[k] <= bgr[k] + tol;
+                n += in;
+            }
+        }
+        wf_out_json(c, i, "matching_pixels_count", json_integer(n));
+    }
+    return 0;
+}
+
+static const struct wf_field pixel_count_fields[] = {
+    F_IMAGE,
+    {"target_color", NULL, WF_FT_ANY, NULL, WF_K_COLOR | WF_K_STRING, 0, NULL},
+    {"tolerance", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+};
+static const struct wf_output OUT_PIXEL_COUNT[] = {{"matching_pixels_count", WF_K_INT}};
+static const char *const pixel_count_types[] = {"roboflow_core/pixel_color_count@v1", NULL};
+static const struct wf_block pixel_count_v1 = {
+    .types = pixel_count_types, .fields = pixel_count_fields,
+    .nfields = ARRAY_LEN(pixel_count_fields), .outputs = OUT_PIXEL_COUNT, .noutputs = 1,
+    .run = pixel_count_run,
+};
+
 const struct wf_block *const wf_blocks_classical_cv[] = {
     &preprocess_v1,   &gray_v1,        &blur_v1,  &threshold_v1, &equalization_v1,
-    &enhancement_v1,  &morph_v1,       &morph_v2, NULL,
+    &enhancement_v1,  &morph_v1,       &morph_v2, &pixel_count_v1, NULL,
 };

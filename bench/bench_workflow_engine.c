@@ -10,8 +10,8 @@
  *    statement) over 1,000 detections, measured as (model+filter) minus
  *    (model) per run, against a direct loop over the same struct array;
  *  - detections_stitch_1000: detections_stitch (nms) of 1,000 detections
- *    from 6 slices, (slicer+model+stitch) minus (slicer+model), against
- *    wf__dets_nms on the merged set;
+ *    from 4 slices, (slicer+model+stitch) minus (slicer+model), against
+ *    moving the same boxes and wf__dets_nms on the merged set directly;
  *  - label_visualization_100: 100 boxes labelled on 1080p when the
  *    visualization blocks are registered (else a "skipped" line).
  * The model is a provider defined here that returns precomputed boxes.
@@ -28,14 +28,35 @@
 
 static int ndets_per_image = 1000;
 
+/* Responses are built once per (size, count) and handed out as new
+ * references, so that the "model" costs little next to the blocks. */
+static json_t *cache_resp;
+static int cache_w, cache_h, cache_n;
+
+static json_t *make_resp(int w, int h);
+
 static int bench_infer(void *ud, const struct wf_model_request *req,
                        const struct vis_image *const *images, size_t n, json_t **out, char *err,
                        size_t errlen)
 {
     (void)ud, (void)req, (void)err, (void)errlen;
     for (size_t i = 0; i < n; i++) {
-        json_t *preds = json_array();
         int w = images[i]->w, h = images[i]->h;
+        if (!cache_resp || cache_w != w || cache_h != h || cache_n != ndets_per_image) {
+            json_decref(cache_resp);
+            cache_resp = make_resp(w, h);
+            cache_w = w, cache_h = h, cache_n = ndets_per_image;
+        }
+        out[i] = json_incref(cache_resp);
+    }
+    return 0;
+}
+
+static json_t *make_resp(int w, int h)
+{
+    json_t *out[1];
+    for (size_t i = 0; i < 1; i++) {
+        json_t *preds = json_array();
         for (int k = 0; k < ndets_per_image; k++) {
             double x = (k * 37) % (w - 40) + 20, y = (k * 53) % (h - 40) + 20;
             json_array_append_new(
@@ -46,7 +67,7 @@ static int bench_infer(void *ud, const struct wf_model_request *req,
         out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", w, "height", h, "predictions",
                            preds);
     }
-    return 0;
+    return out[0];
 }
 
 static const struct wf_env env = {bench_infer, NULL, 90};
@@ -63,18 +84,80 @@ static double run_ms(const char *text, struct vis_image *im, int iters)
         fprintf(stderr, "compile: %s\n", err);
         return -1;
     }
-    t0 = time_mono_ns();
-    for (int i = 0; i < iters; i++) {
-        json_t *res = NULL;
-        if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0) {
-            fprintf(stderr, "run: %s\n", err);
-            wf_free(wf);
-            return -1;
+    /* the machine is shared: the best of 5 rounds is the figure least
+     * disturbed by other processes */
+    double best = 1e300;
+    for (int round = 0; round < 5; round++) {
+        t0 = time_mono_ns();
+        for (int i = 0; i < iters; i++) {
+            json_t *res = NULL;
+            if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0) {
+                fprintf(stderr, "run: %s\n", err);
+                wf_free(wf);
+                return -1;
+            }
+            json_decref(res);
         }
-        json_decref(res);
+        double ms = (double)(time_mono_ns() - t0) / 1e6 / iters;
+        if (ms < best)
+            best = ms;
     }
     wf_free(wf);
-    return (double)(time_mono_ns() - t0) / 1e6 / iters;
+    return best;
+}
+
+/* Cost of what text_b adds to text_a: both compiled, measured in
+ * alternating rounds (best of 7 each) so that load on the shared machine
+ * hits both alike.  Returns best(b) - best(a); *a_ms gets best(a). */
+static double pair_ms(const char *text_a, const char *text_b, struct vis_image *im, int iters,
+                      double *a_ms)
+{
+    struct wf_workflow *wf[2] = {NULL, NULL};
+    const char *texts[2] = {text_a, text_b};
+    char err[512];
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    double best[2] = {1e300, 1e300};
+    for (int k = 0; k < 2; k++)
+        if (wf_compile_text(texts[k], strlen(texts[k]), &wf[k], err, sizeof err) < 0) {
+            fprintf(stderr, "compile: %s\n", err);
+            exit(1);
+        }
+    for (int round = 0; round < 7; round++)
+        for (int k = 0; k < 2; k++) {
+            int64_t t0 = time_mono_ns();
+            for (int i = 0; i < iters; i++) {
+                json_t *res = NULL;
+                if (wf_run(wf[k], &env, &in, &res, err, sizeof err) < 0) {
+                    fprintf(stderr, "run: %s\n", err);
+                    exit(1);
+                }
+                json_decref(res);
+            }
+            double ms = (double)(time_mono_ns() - t0) / 1e6 / iters;
+            if (ms < best[k])
+                best[k] = ms;
+        }
+    wf_free(wf[0]);
+    wf_free(wf[1]);
+    *a_ms = best[0];
+    return best[1] - best[0];
+}
+
+/* best of 5 rounds of fn(arg) repeated iters times, ms per call */
+static double best_ms(void (*fn)(void *), void *arg, int iters)
+{
+    double best = 1e300;
+    for (int round = 0; round < 5; round++) {
+        int64_t t0 = time_mono_ns();
+        for (int i = 0; i < iters; i++)
+            fn(arg);
+        double ms = (double)(time_mono_ns() - t0) / 1e6 / iters;
+        if (ms < best)
+            best = ms;
+    }
+    return best;
 }
 
 static void report(const char *name, double ms, const char *base, double base_ms)
@@ -91,6 +174,38 @@ static struct vis_image *copy_rect(const struct vis_image *src, int x1, int y1, 
     return c;
 }
 
+static void direct_crops(void *arg)
+{
+    struct vis_image *im = arg;
+    struct vis_image *a = copy_rect(im, 480, 270, 1440, 810);
+    struct vis_image *b = copy_rect(a, 40, 40, 360, 360);
+    vis_image_free(a);
+    vis_image_free(b);
+}
+
+static void direct_filter(void *arg)
+{
+    struct wf_dets *c = wf_dets_clone(arg);
+    bool *keep = calloc(c->n + 1, sizeof *keep);
+    for (size_t k = 0; k < c->n; k++)
+        keep[k] = c->d[k].confidence >= 0.5f && !strcmp(c->d[k].class_name, "car");
+    wf_dets_keep(c, keep);
+    free(keep);
+    wf_dets_free(c);
+}
+
+static void direct_nms(void *arg)
+{
+    struct wf_dets *c = wf_dets_clone(arg);
+    wf__dets_nms(c, 0.3, false);
+    wf_dets_free(c);
+}
+
+static void direct_clone(void *arg)
+{
+    vis_image_free(vis_image_clone(arg));
+}
+
 #define HEAD "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":["
 #define MODEL "{\"type\":\"ObjectDetectionModel\",\"name\":\"m\",\"image\":\"$inputs.image\",\"model_id\":\"b/1\",\"confidence\":0.0}"
 
@@ -99,7 +214,6 @@ int main(void)
     struct vis_image *im = vis_image_new(W, H, VIS_BGR);
     int iters = 200;
     double ms, base;
-    int64_t t0;
 
     for (size_t i = 0; i < (size_t)im->stride * H; i++)
         im->px[i] = (uint8_t)(i * 7);
@@ -125,14 +239,7 @@ int main(void)
              "{\"type\":\"FirstNonEmptyOrDefault\",\"name\":\"f\",\"data\":[\"$steps.e.output\"]}"
              "],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.f.output\"}]}";
     ms = run_ms(six, im, iters);
-    t0 = time_mono_ns();
-    for (int i = 0; i < iters; i++) {
-        struct vis_image *a = copy_rect(im, 480, 270, 1440, 810);
-        struct vis_image *b = copy_rect(a, 40, 40, 360, 360);
-        vis_image_free(a);
-        vis_image_free(b);
-    }
-    base = (double)(time_mono_ns() - t0) / 1e6 / iters;
+    base = best_ms(direct_crops, im, iters);
     report("executor_6step_1080p", ms, "direct_crops", base);
     printf("bench=executor_6step_overhead_us_per_image value=%.1f\n", (ms - base) * 1000);
 
@@ -151,7 +258,7 @@ int main(void)
                    "\"operations\":[{\"type\":\"ExtractDetectionProperty\",\"property_name\":"
                    "\"class_name\"}]},\"comparator\":{\"type\":\"==\"},\"right_operand\":{\"type\":"
                    "\"StaticOperand\",\"value\":\"car\"}}]}}]}],\"outputs\":[]}";
-    double m0 = run_ms(model_only, im, iters), m1 = run_ms(filter, im, iters);
+    double m0, m1 = pair_ms(model_only, filter, im, iters, &m0);
     {
         /* baseline: the same predicate over the same detections, directly */
         const struct vis_image *imgs[1] = {im};
@@ -161,31 +268,36 @@ int main(void)
         bench_infer(NULL, NULL, imgs, 1, resp, NULL, 0);
         wf_dets_from_inference(resp[0], root, "object-detection", "x", NULL, &ds);
         json_decref(resp[0]);
-        t0 = time_mono_ns();
-        for (int i = 0; i < iters * 10; i++) {
-            struct wf_dets *c = wf_dets_clone(ds);
-            bool *keep = calloc(c->n, sizeof *keep);
-            for (size_t k = 0; k < c->n; k++)
-                keep[k] = c->d[k].confidence >= 0.5f && !strcmp(c->d[k].class_name, "car");
-            wf_dets_keep(c, keep);
-            free(keep);
-            wf_dets_free(c);
-        }
-        base = (double)(time_mono_ns() - t0) / 1e6 / (iters * 10);
-        report("detections_filter_1000", m1 - m0, "direct_predicate_loop", base);
+        base = best_ms(direct_filter, ds, iters * 10);
+        report("detections_filter_1000", m1, "direct_predicate_loop", base);
 
-        /* 3. stitch: baseline = NMS of the merged 1000 boxes */
-        t0 = time_mono_ns();
-        for (int i = 0; i < iters; i++) {
-            struct wf_dets *c = wf_dets_clone(ds);
-            wf__dets_nms(c, 0.3, false);
-            wf_dets_free(c);
-        }
-        base = (double)(time_mono_ns() - t0) / 1e6 / iters;
         wf_dets_free(ds);
         wf_image_free(root);
     }
-    ndets_per_image = 167; /* x 6 slices ~ 1000 */
+    /* 3. stitch of 4 slices x 250 boxes; baseline: the same 1000 boxes moved
+     * into the image and NMS'd directly */
+    ndets_per_image = 250;
+    {
+        struct vis_image *sl = vis_image_new(960, 540, VIS_BGR);
+        const struct vis_image *imgs[1] = {sl};
+        json_t *resp[1];
+        struct wf_dets *one = NULL, *all = wf_dets_new();
+        struct wf_image *root = wf_image_new_root(vis_image_clone(sl), "image");
+        bench_infer(NULL, NULL, imgs, 1, resp, NULL, 0);
+        wf_dets_from_inference(resp[0], root, "object-detection", "x", NULL, &one);
+        json_decref(resp[0]);
+        for (int s = 0; s < 4; s++)
+            for (size_t k = 0; k < one->n; k++) {
+                struct wf_det *d = wf_dets_push_copy(all, &one->d[k]);
+                float dx = (float)(s % 2 * 960), dy = (float)(s / 2 * 540);
+                d->x1 += dx, d->x2 += dx, d->y1 += dy, d->y2 += dy;
+            }
+        base = best_ms(direct_nms, all, iters);
+        wf_dets_free(one);
+        wf_dets_free(all);
+        wf_image_free(root);
+        vis_image_free(sl);
+    }
     const char *sliced =
         HEAD "{\"type\":\"roboflow_core/image_slicer@v2\",\"name\":\"s\",\"image\":"
              "\"$inputs.image\",\"slice_width\":960,\"slice_height\":540,"
@@ -199,9 +311,8 @@ int main(void)
              "\"reference_image\":\"$inputs.image\",\"predictions\":\"$steps.m.predictions\"}],"
              "\"outputs\":[]}",
              sliced);
-    m0 = run_ms(a, im, iters);
-    m1 = run_ms(b, im, iters);
-    report("detections_stitch_1000", m1 - m0, "direct_nms_1000", base);
+    m1 = pair_ms(a, b, im, iters, &m0);
+    report("detections_stitch_1000", m1, "direct_move_nms_1000", base);
 
     /* 4. label_visualization of 100 boxes */
     ndets_per_image = 100;
@@ -209,16 +320,13 @@ int main(void)
         const char *viz = HEAD MODEL ",{\"type\":\"roboflow_core/label_visualization@v1\","
                                      "\"name\":\"v\",\"image\":\"$inputs.image\",\"predictions\":"
                                      "\"$steps.m.predictions\"}],\"outputs\":[]}";
-        m0 = run_ms(model_only, im, 20);
-        m1 = run_ms(viz, im, 20);
-        t0 = time_mono_ns();
-        for (int i = 0; i < 20; i++)
-            vis_image_free(vis_image_clone(im));
-        base = (double)(time_mono_ns() - t0) / 1e6 / 20;
-        report("label_visualization_100_1080p", m1 - m0, "image_clone_1080p", base);
+        m1 = pair_ms(model_only, viz, im, 20, &m0);
+        base = best_ms(direct_clone, im, 20);
+        report("label_visualization_100_1080p", m1, "image_clone_1080p", base);
     } else {
         printf("bench=label_visualization_100_1080p skipped=visualization_blocks_not_registered\n");
     }
     vis_image_free(im);
+    json_decref(cache_resp);
     return 0;
 }

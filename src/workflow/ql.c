@@ -761,8 +761,10 @@ static int operand(struct wf_ql_ctx *cx, const json_t *o, struct wf_value **out,
     if (!type)
         return QERR("operand without 'type'");
     if (!strcmp(type, "StaticOperand")) {
-        const json_t *val = json_object_get(o, "value");
-        base = wf_value_json(val ? json_deep_copy(val) : NULL);
+        /* the statement belongs to this run (literals are copied per run), so
+         * its value can be shared instead of copied */
+        json_t *val = json_object_get(o, "value");
+        base = wf_value_json(val ? json_incref(val) : NULL);
     } else if (!strcmp(type, "DynamicOperand")) {
         const char *name = json_string_value(json_object_get(o, "operand_name"));
         if (!name)
@@ -852,10 +854,18 @@ static bool point_in_poly(double px, double py, const json_t *poly)
     return in;
 }
 
+/* JSON view of a value: borrowed (new reference) when it is plain JSON. */
+static json_t *json_view(const struct wf_value *v)
+{
+    if (v && v->type == WF_V_JSON)
+        return json_incref(v->json);
+    return wf_value_to_json(v, false);
+}
+
 static int binary(struct wf_ql_ctx *cx, const char *cmp, const struct wf_value *l,
                   const struct wf_value *r, bool *res)
 {
-    json_t *lj = wf_value_to_json(l, false), *rj = wf_value_to_json(r, false);
+    json_t *lj = json_view(l), *rj = json_view(r);
     double a, b;
     int rc = 0;
 

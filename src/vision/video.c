@@ -163,7 +163,11 @@ static int video_open(struct vis_video *v, const char *path)
     AVDictionary *opts = NULL;
     av_dict_set(&opts, "format_whitelist", VIDEO_FORMATS, 0);
     av_dict_set(&opts, "protocol_whitelist", path ? "file" : "none", 0);
-    rc = avformat_open_input(&v->fmt, path ? path : "", NULL, &opts);
+    /* "file:" makes FFmpeg take the path literally, whatever it contains
+     * (a name like "concat:a|b" or "x:y" would otherwise pick a protocol) */
+    char *url = path ? xasprintf("file:%s", path) : NULL;
+    rc = avformat_open_input(&v->fmt, url ? url : "", NULL, &opts);
+    free(url);
     av_dict_free(&opts);
     if (rc < 0) {
         /* avformat_open_input frees the context on failure */

@@ -381,6 +381,7 @@ struct vis_video_info {
  * not such a container, ERR_UNSUPPORTED when it has no video stream or no
  * decoder for it or is a still image, ERR_LIMIT when the frame size
  * exceeds VIS_MAX_PIXELS. */
+/* path is a local file name, taken literally (never a URL). */
 int vis_video_probe_file(const char *path, struct vis_video_info *info);
 int vis_video_probe_mem(const void *data, size_t len, struct vis_video_info *info);
 

@@ -72,8 +72,25 @@ TEST(no_playlists_or_protocols)
     const char *ffconcat = "ffconcat version 1.0\nfile '" VID_DIR "realshort.mp4'\n";
     ASSERT(vis_video_probe_mem(ffconcat, strlen(ffconcat), &in) < 0);
     ASSERT(vis_video_probe_file("concat:" VID_DIR "realshort.mp4|" VID_DIR "realshort.mp4", &in) < 0);
-    ASSERT(vis_video_probe_file("file:" VID_DIR "realshort.mp4", &in) == 0); /* file protocol ok */
+    ASSERT(vis_video_probe_file("file:" VID_DIR "realshort.mp4", &in) < 0); /* a name, not a URL */
     ASSERT(vis_video_probe_file("http://127.0.0.1:9/x.mp4", &in) < 0);
+}
+
+TEST(path_with_colon)
+{
+    size_t len;
+    char *d = load(VID_DIR "realshort.mp4", &len);
+    char dir[] = "/tmp/vis_test_XXXXXX", path[64];
+    struct vis_video_info in;
+    ASSERT(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/concat:a|b.mp4", dir);
+    ASSERT_OK(file_write_atomic(path, d, len));
+    int rc = vis_video_probe_file(path, &in);
+    unlink(path);
+    rmdir(dir);
+    ASSERT_OK(rc);
+    ASSERT_EQ(in.width, 320);
+    free(d);
 }
 
 TEST(iterate_all_frames_drains)

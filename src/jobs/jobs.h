@@ -93,8 +93,9 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
 /* GET /jobs/{id}/stages/{stage}/tasks -> {"tasks":[TaskStatus…],"nextPageToken":…} */
 int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *stage, int page_size,
                const char *token, json_t **out);
-/* POST /jobs/{id}/abort -> {"status":"ok","jobId","aborted":bool} (already
- * terminal jobs are left as they are: aborted false). */
+/* POST /jobs/{id}/abort -> {"status":"ok","jobId","job":JobMetadata}: a
+ * running job ends at once (error, webhook "fail"); its workers drop their
+ * tasks at their next heartbeat check.  A terminal job is left as it is. */
 int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out);
 /* POST /jobs/{id}/restart, body NULL or {"type":"parameters-override-v1",…}.
  * Only a job that ended with an error may be restarted (ERR_EXISTS for a

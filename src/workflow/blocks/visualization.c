@@ -430,6 +430,20 @@ int viz__text_size(struct vis_font *f, const char *s, double scale, int thicknes
     return 0;
 }
 
+/* cv2.rectangle(..., FILLED) with corners included, through a view and
+ * row copies (vision's per-pixel span fill is the slow part of labels). */
+static void fill_rect(struct vis_image *img, int x1, int y1, int x2, int y2, struct vis_color c)
+{
+    struct vis_image view;
+    int t;
+    if (x1 > x2)
+        t = x1, x1 = x2, x2 = t;
+    if (y1 > y2)
+        t = y1, y1 = y2, y2 = t;
+    if (vis_image_view(img, x1, y1, x2 - x1 + 1, y2 - y1 + 1, &view) == 0)
+        vis_image_fill(&view, c);
+}
+
 /* LabelAnnotator.draw_rounded_rectangle (filled). */
 void viz__rounded_rect(struct vis_image *img, int x1, int y1, int x2, int y2, struct vis_color c,
                        int radius)
@@ -438,11 +452,11 @@ void viz__rounded_rect(struct vis_image *img, int x1, int y1, int x2, int y2, st
     int r = radius < floordiv(mn, 2) ? radius : floordiv(mn, 2);
     if (r <= 0) {
         /* cv2.rectangle filled twice over the same box: one rectangle */
-        vis_draw_rect(img, x1, y1, x2, y2, c, VIS_FILLED);
+        fill_rect(img, x1, y1, x2, y2, c);
         return;
     }
-    vis_draw_rect(img, x1 + r, y1, x2 - r, y2, c, VIS_FILLED);
-    vis_draw_rect(img, x1, y1 + r, x2, y2 - r, c, VIS_FILLED);
+    fill_rect(img, x1 + r, y1, x2 - r, y2, c);
+    fill_rect(img, x1, y1 + r, x2, y2 - r, c);
     vis_draw_circle(img, x1 + r, y1 + r, r, c, VIS_FILLED);
     vis_draw_circle(img, x2 - r, y1 + r, r, c, VIS_FILLED);
     vis_draw_circle(img, x1 + r, y2 - r, r, c, VIS_FILLED);
@@ -1548,8 +1562,8 @@ static int color_run(struct wf_call *c)
             struct vis_color col;
             if ((rc = viz_color(&v, k, &col)) < 0)
                 break;
-            vis_draw_rect(boxes, viz__trunc(d->x1), viz__trunc(d->y1), viz__trunc(d->x2),
-                          viz__trunc(d->y2), col, VIS_FILLED);
+            fill_rect(boxes, viz__trunc(d->x1), viz__trunc(d->y1), viz__trunc(d->x2),
+                      viz__trunc(d->y2), col);
         }
         if (rc == 0)
             add_weighted(v.px, boxes, opacity);
@@ -2099,7 +2113,7 @@ static int line_zone_run(struct wf_call *c)
                 rc = wf_call_fail(c, "cannot measure text");
             } else {
                 int x = pts[0] - floordiv(tw, 2), y = pts[1] - floordiv(th, 2);
-                vis_draw_rect(v.px, x, y, x + tw, y + th, VIS_RGB(255, 255, 255), VIS_FILLED);
+                fill_rect(v.px, x, y, x + tw, y + th, VIS_RGB(255, 255, 255));
                 if (viz__text_draw(v.px, font, text, px, x, pts[1] + floordiv(th, 2), tt,
                                    VIS_RGB(0, 0, 0)) < 0)
                     rc = wf_call_fail(c, "cannot draw text");

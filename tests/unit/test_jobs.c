@@ -2,6 +2,7 @@
  * idempotency, leases (no double claim, expiry -> requeue, heartbeat of a
  * lost lease), the state machine through processing and export with a fake
  * model provider, failure rate, abort/restart, and the CSV/JSONL writers. */
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -260,6 +261,63 @@ TEST(leases_no_double_claim_and_expiry_requeues)
     ASSERT_EQ(jobs_heartbeat(c.j, t2, "B", now + 1600, 0, 0.5), ERR_NOTFOUND); /* B lost it */
     ASSERT_OK(jobs_claim(c.j, "D", now + 1600, &t4));
     ASSERT_EQ(t4, 0);
+    ctx_close(&c);
+}
+
+struct claimer {
+    struct jobs *j;
+    char owner[8];
+    int64_t got[64];
+    int n;
+};
+
+static void *claim_loop(void *p)
+{
+    struct claimer *c = p;
+    int64_t pk;
+    for (int k = 0; k < 64; k++) {
+        if (jobs_claim(c->j, c->owner, time_now_ms(), &pk) < 0)
+            abort();
+        if (pk)
+            c->got[c->n++] = pk;
+    }
+    return NULL;
+}
+
+TEST(concurrent_claims_never_share_a_task)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    struct claimer cl[4];
+    pthread_t th[4];
+    ctx_open(&c, 1);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    for (int i = 0; i < 24; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%d.png", i);
+        upload(&c, "b1", n, i, false);
+    }
+    b = body("b1", "crop", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    for (int i = 0; i < 4; i++) {
+        memset(&cl[i], 0, sizeof cl[i]);
+        cl[i].j = c.j;
+        snprintf(cl[i].owner, sizeof cl[i].owner, "T%d", i);
+        pthread_create(&th[i], NULL, claim_loop, &cl[i]);
+    }
+    int total = 0;
+    int64_t all[256];
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        for (int k = 0; k < cl[i].n; k++)
+            all[total++] = cl[i].got[k];
+    }
+    ASSERT_EQ(total, 24); /* every processing task once; the export task waits */
+    for (int x = 0; x < total; x++)
+        for (int y = x + 1; y < total; y++)
+            ASSERT_NE(all[x], all[y]);
     ctx_close(&c);
 }
 

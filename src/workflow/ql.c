@@ -169,6 +169,201 @@ static double num_param(const json_t *op, const char *k, double def)
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
+/* ---- DetectionsFilter fast path ------------------------------------------------------ */
+/* A filter statement is evaluated once per detection, so it is compiled
+ * once per call into this small tree.  Comparisons whose operands are a
+ * scalar property of the detection under test ("_" with one
+ * ExtractDetectionProperty) or a static number/string are evaluated without
+ * building values; anything else falls back to the generic evaluator on the
+ * statement's JSON. */
+enum fprop { FP_NONE, FP_CONF, FP_CLASS, FP_CLASS_ID, FP_XMIN, FP_YMIN, FP_XMAX, FP_YMAX, FP_SIZE };
+enum fcmp { FC_EQ, FC_NE, FC_GT, FC_GE, FC_LT, FC_LE };
+
+struct fopnd {
+    enum fprop prop;   /* FP_NONE: static value */
+    bool is_num;       /* static number (or numeric property) */
+    double num;
+    const char *str;   /* static string, borrowed from the statement */
+};
+
+struct fstmt {
+    const json_t *json; /* the statement (generic fallback when !fast) */
+    bool fast, negate, and_;
+    int kind;           /* 0 group, 1 fast binary, 2 generic */
+    enum fcmp cmp;
+    struct fopnd l, r;
+    struct fstmt *kids;
+    size_t nkids;
+};
+
+static enum fprop fprop_of(const char *p)
+{
+    static const struct {
+        const char *n;
+        enum fprop p;
+    } t[] = {{"confidence", FP_CONF}, {"class_name", FP_CLASS}, {"class_id", FP_CLASS_ID},
+             {"x_min", FP_XMIN},      {"y_min", FP_YMIN},       {"x_max", FP_XMAX},
+             {"y_max", FP_YMAX},      {"size", FP_SIZE}};
+    for (size_t i = 0; p && i < ARRAY_LEN(t); i++)
+        if (!strcmp(t[i].n, p))
+            return t[i].p;
+    return FP_NONE;
+}
+
+static bool fopnd_compile(const json_t *o, struct fopnd *out)
+{
+    const char *type = json_string_value(json_object_get(o, "type"));
+    const json_t *ops = json_object_get(o, "operations");
+    memset(out, 0, sizeof *out);
+    if (!ops)
+        ops = json_object_get(o, "ops");
+    if (type && !strcmp(type, "StaticOperand") && json_array_size(ops) == 0) {
+        const json_t *v = json_object_get(o, "value");
+        if (json_is_number(v)) {
+            out->is_num = true;
+            out->num = json_number_value(v);
+            return true;
+        }
+        if (json_is_string(v)) {
+            out->str = json_string_value(v);
+            return true;
+        }
+        return false;
+    }
+    if (type && !strcmp(type, "DynamicOperand") && json_array_size(ops) == 1) {
+        const char *name = json_string_value(json_object_get(o, "operand_name"));
+        const json_t *op0 = json_array_get(ops, 0);
+        const char *t0 = json_string_value(json_object_get(op0, "type"));
+        if ((name && strcmp(name, "_")) || !t0 || strcmp(t0, "ExtractDetectionProperty"))
+            return false;
+        out->prop = fprop_of(json_string_value(json_object_get(op0, "property_name")));
+        out->is_num = out->prop != FP_CLASS;
+        return out->prop != FP_NONE;
+    }
+    return false;
+}
+
+static void fstmt_release(struct fstmt *f)
+{
+    for (size_t i = 0; i < f->nkids; i++)
+        fstmt_release(&f->kids[i]);
+    free(f->kids);
+}
+
+static void fstmt_compile(const json_t *stmt, struct fstmt *f, int depth)
+{
+    const char *type = json_string_value(json_object_get(stmt, "type"));
+    memset(f, 0, sizeof *f);
+    f->json = stmt;
+    f->kind = 2;
+    f->negate = json_is_true(json_object_get(stmt, "negate"));
+    if (!type || depth > WF_MAX_QL_DEPTH)
+        return;
+    if (!strcmp(type, "StatementGroup")) {
+        const json_t *sts = json_object_get(stmt, "statements");
+        const char *op = json_string_value(json_object_get(stmt, "operator"));
+        size_t n = json_array_size(sts);
+        if (!n)
+            return;
+        f->kind = 0;
+        f->and_ = op && !strcmp(op, "and");
+        f->kids = xcalloc(n, sizeof *f->kids);
+        f->nkids = n;
+        for (size_t i = 0; i < n; i++)
+            fstmt_compile(json_array_get(sts, i), &f->kids[i], depth + 1);
+        return;
+    }
+    if (!strcmp(type, "BinaryStatement")) {
+        static const struct {
+            const char *n;
+            enum fcmp c;
+            bool numeric;
+        } cmps[] = {{"==", FC_EQ, false},         {"!=", FC_NE, false},
+                    {"(Number) ==", FC_EQ, false}, {"(Number) !=", FC_NE, false},
+                    {"(Number) >", FC_GT, true},   {"(Number) >=", FC_GE, true},
+                    {"(Number) <", FC_LT, true},   {"(Number) <=", FC_LE, true}};
+        const char *cmp = json_string_value(json_object_get(json_object_get(stmt, "comparator"), "type"));
+        size_t i;
+        for (i = 0; cmp && i < ARRAY_LEN(cmps); i++)
+            if (!strcmp(cmps[i].n, cmp))
+                break;
+        if (!cmp || i == ARRAY_LEN(cmps))
+            return;
+        if (!fopnd_compile(json_object_get(stmt, "left_operand"), &f->l) ||
+            !fopnd_compile(json_object_get(stmt, "right_operand"), &f->r))
+            return;
+        /* numeric comparators on non-numbers raise errors: leave them to the
+         * generic path, which reports them */
+        if (cmps[i].numeric && (!f->l.is_num || !f->r.is_num))
+            return;
+        f->cmp = cmps[i].c;
+        f->kind = 1;
+    }
+}
+
+static void fopnd_value(const struct fopnd *o, const struct wf_det *d, double *num, const char **str)
+{
+    switch (o->prop) {
+    case FP_NONE: *num = o->num, *str = o->str; return;
+    case FP_CONF: *num = d->confidence; return;
+    case FP_CLASS: *str = d->class_name; return;
+    case FP_CLASS_ID: *num = d->class_id; return;
+    case FP_XMIN: *num = d->x1; return;
+    case FP_YMIN: *num = d->y1; return;
+    case FP_XMAX: *num = d->x2; return;
+    case FP_YMAX: *num = d->y2; return;
+    case FP_SIZE: *num = ((double)d->x2 - d->x1) * ((double)d->y2 - d->y1); return;
+    }
+}
+
+static int fstmt_eval(struct wf_ql_ctx *cx, const struct fstmt *f, bool *res, int depth)
+{
+    int rc;
+    if (f->kind == 2)
+        return eval_depth(cx, f->json, res, depth);
+    if (f->kind == 0) {
+        *res = f->and_;
+        for (size_t i = 0; i < f->nkids; i++) {
+            bool r;
+            if ((rc = fstmt_eval(cx, &f->kids[i], &r, depth + 1)) < 0)
+                return rc;
+            if (f->and_ && !r) {
+                *res = false;
+                break;
+            }
+            if (!f->and_ && r) {
+                *res = true;
+                break;
+            }
+        }
+    } else {
+        double a = 0, b = 0;
+        const char *sa = NULL, *sb = NULL;
+        bool eq;
+        fopnd_value(&f->l, cx->cur, &a, &sa);
+        fopnd_value(&f->r, cx->cur, &b, &sb);
+        switch (f->cmp) {
+        case FC_EQ:
+        case FC_NE:
+            if (f->l.is_num && f->r.is_num)
+                eq = a == b;
+            else if (sa && sb)
+                eq = !strcmp(sa, sb);
+            else
+                eq = false; /* a number never equals a string */
+            *res = f->cmp == FC_EQ ? eq : !eq;
+            break;
+        case FC_GT: *res = a > b; break;
+        case FC_GE: *res = a >= b; break;
+        case FC_LT: *res = a < b; break;
+        case FC_LE: *res = a <= b; break;
+        }
+    }
+    if (f->negate)
+        *res = !*res;
+    return 0;
+}
+
 /* ---- one operation --------------------------------------------------------------------- */
 static int op_dets(struct wf_ql_ctx *cx, const char *type, const json_t *op,
                    const struct wf_value *v, struct wf_value **out, int depth)
@@ -198,22 +393,24 @@ static int op_dets(struct wf_ql_ctx *cx, const char *type, const json_t *op,
     }
     if (!strcmp(type, "DetectionsFilter")) {
         const json_t *stmt = json_object_get(op, "filter_operation");
-        bool *keep = xcalloc(ds->n + 1, sizeof *keep);
-        struct wf_dets *c;
+        struct wf_dets *c = wf_dets_new();
         const struct wf_det *saved = cx->cur;
+        struct fstmt f;
         int rc = 0;
+        fstmt_compile(stmt, &f, depth + 1);
         for (size_t i = 0; i < ds->n && rc == 0; i++) {
+            bool keep = false;
             cx->cur = &ds->d[i];
-            rc = eval_depth(cx, stmt, &keep[i], depth + 1);
+            rc = fstmt_eval(cx, &f, &keep, depth + 1);
+            if (rc == 0 && keep)
+                wf_dets_push_copy(c, &ds->d[i]);
         }
         cx->cur = saved;
+        fstmt_release(&f);
         if (rc < 0) {
-            free(keep);
+            wf_dets_free(c);
             return rc;
         }
-        c = wf_dets_clone(ds);
-        wf_dets_keep(c, keep);
-        free(keep);
         *out = wf_value_dets(c);
         return 0;
     }

@@ -232,6 +232,28 @@ TEST(detections_filter_comparators)
                        "{\"type\":\"BinaryStatement\",\"left_operand\":" DYN("class_id") ","
                        "\"comparator\":{\"type\":\"==\"},\"right_operand\":" STATIC("1") "}]}",
                        NULL, &cls), 2);
+    /* a numeric comparator on a string property is a clean step error */
+    {
+        static char buf[4096];
+        struct wf_workflow *wf = compile_or_die(
+            filter_def(BIN(DYN("class_name"), "(Number) >", STATIC("1")), buf, sizeof buf));
+        struct vis_image *im = scene();
+        const struct vis_image *imgs[1] = {im};
+        struct wf_image_input ii = {"image", imgs, 1, false};
+        struct wf_run_inputs in = {&ii, 1, NULL};
+        json_t *out = NULL;
+        char err[512];
+        ASSERT(wf_run(wf, &fake_env, &in, &out, err, sizeof err) < 0);
+        ASSERT(strstr(err, "step 'f': field 'operations': comparator '(Number) >' expects numbers"));
+        vis_image_free(im);
+        wf_free(wf);
+    }
+    /* a number never equals a string; negation */
+    ASSERT_EQ(filtered(BIN(DYN("class_id"), "==", STATIC("\"0\"")), NULL, &cls), 0);
+    ASSERT_EQ(filtered("{\"type\":\"StatementGroup\",\"statements\":[{\"type\":\"BinaryStatement\","
+                       "\"negate\":true,\"left_operand\":" DYN("class_id") ",\"comparator\":{\"type\":"
+                       "\"(Number) ==\"},\"right_operand\":" STATIC("0.0") "}]}", NULL, &cls), 1);
+    ASSERT_STR_EQ(cls, "thing");
     /* (Detection) in zone: centre (40,20) inside the polygon, (100,50) not */
     ASSERT_EQ(filtered(BIN("{\"type\":\"DynamicOperand\",\"operand_name\":\"_\"}", "(Detection) in zone",
                            STATIC("[[0,0],[60,0],[60,40],[0,40]]")),

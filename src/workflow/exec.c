@@ -339,11 +339,11 @@ static int run_step(struct run *r, int si)
         for (size_t f = 0; f < nf; f++) {
             row[f] = bind_value(r, &st->binds[f], (blk->fields[f].flags & WF_F_DIM_UP) != 0,
                                 st->space, e);
-            if (st->binds[f].type == WF_B_LIST || st->binds[f].type == WF_B_DICT)
-                row[f] = flatten_json(row[f]);
             if (!(blk->flags & WF_BLOCK_ACCEPTS_EMPTY) &&
                 !(blk->fields[f].flags & WF_F_DIM_UP) && has_batch_null(r, &st->binds[f], row[f]))
                 ok = false;
+            if (st->binds[f].type == WF_B_LIST || st->binds[f].type == WF_B_DICT)
+                row[f] = flatten_json(row[f]);
         }
         if (!ok) {
             for (size_t f = 0; f < nf; f++) {

@@ -43,6 +43,19 @@ static bool name_ok(const char *s, bool allow_star)
     return true;
 }
 
+/* Names of inputs and steps: Roboflow does not restrict them, but only
+ * names matching the selector alphabet can be referenced; anything printable
+ * without '.' is accepted. */
+static bool decl_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > 128)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == '.' || *s == 0x7f)
+            return false;
+    return true;
+}
+
 static int find_input(const struct wf_workflow *wf, const char *name)
 {
     for (size_t i = 0; i < wf->ninputs; i++)
@@ -294,8 +307,8 @@ static int parse_inputs(struct wf_workflow *wf, const json_t *inputs, char *err,
             ERRF("input #%zu: 'type' and 'name' must be strings", i);
             return ERR_INVALID;
         }
-        if (!name_ok(name, false) || strlen(name) > 128) {
-            ERRF("input '%s': invalid name (letters, digits, '_' and '-')", name);
+        if (!decl_name_ok(name)) {
+            ERRF("input '%s': invalid name (1 to 128 printable characters, no '.')", name);
             return ERR_INVALID;
         }
         if (find_input(wf, name) >= 0) {
@@ -360,8 +373,8 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
             ERRF("step #%zu: 'type' and 'name' must be strings", i);
             return ERR_INVALID;
         }
-        if (!name_ok(name, false) || strlen(name) > 128) {
-            ERRF("step '%s': invalid name (letters, digits, '_' and '-')", name);
+        if (!decl_name_ok(name)) {
+            ERRF("step '%s': invalid name (1 to 128 printable characters, no '.')", name);
             return ERR_INVALID;
         }
         if (find_step(wf, name) >= 0) {

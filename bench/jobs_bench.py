@@ -123,14 +123,16 @@ def main():
         proc = subprocess.Popen([binp, 'serve', '--listen', f'127.0.0.1:{port}', '--data', os.path.join(tmp, 'data'),
                                  '--quiet', '--workers', str(a.workers), '--models-dir', models],
                                 stdout=out, stderr=err)
-        key = None
-        for _ in range(300):
+        key, listening = None, False
+        for _ in range(600):
             time.sleep(0.1)
             out.seek(0)
             for line in out:
                 if line.startswith('api_key: '):
                     key = line.split()[1]
-            if key:
+                if line.startswith('listening: '):
+                    listening = True
+            if key and listening:
                 break
         assert key, 'server did not start'
         ws = 'default'

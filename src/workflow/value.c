@@ -433,8 +433,9 @@ json_t *wf_dets_serialize(const struct wf_dets *ds)
             json_object_set_new(o, "tracker_id", json_integer(d->tracker_id));
         json_object_set_new(o, "class", json_string(d->class_name ? d->class_name : ""));
         json_object_set_new(o, "detection_id", json_string(d->detection_id));
-        json_object_set_new(o, "parent_id", json_string(d->parent_id ? d->parent_id : ""));
-        if (d->parent_id && d->root_parent_id && strcmp(d->parent_id, d->root_parent_id) != 0) {
+        if (!d->no_parent) /* absent for detections_merge's output */
+            json_object_set_new(o, "parent_id", json_string(d->parent_id));
+        if (!d->no_parent && strcmp(d->parent_id, d->root_parent_id) != 0) {
             json_object_set_new(o, "parent_origin", origin_json(&d->parent));
             json_object_set_new(o, "root_parent_id", json_string(d->root_parent_id));
             json_object_set_new(o, "root_parent_origin", origin_json(&d->root));
@@ -456,7 +457,7 @@ json_t *wf_dets_serialize(const struct wf_dets *ds)
             json_object_update(o, d->extra);
         json_array_append_new(preds, o);
     }
-    if (last)
+    if (last && (last->img_w || last->img_h))
         img = json_pack("{s:i,s:i}", "width", last->img_w, "height", last->img_h);
     else
         img = json_pack("{s:n,s:n}", "width", "height");
@@ -471,6 +472,8 @@ void wf_dets_to_root(struct wf_dets *ds)
     for (size_t i = 0; i < ds->n; i++) {
         struct wf_det *d = &ds->d[i];
         float sx = (float)d->root.offset_x, sy = (float)d->root.offset_y;
+        if (d->no_parent)
+            continue; /* no root metadata: left as is, like Roboflow */
         d->x1 += sx, d->x2 += sx, d->y1 += sy, d->y2 += sy;
         for (size_t k = 0; k < d->npoly; k++)
             d->poly[k].x += sx, d->poly[k].y += sy;

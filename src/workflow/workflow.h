@@ -225,6 +225,8 @@ struct wf_det {
     bool has_kp;              /* keypoint data present (even if nkp == 0) */
     json_t *extra;            /* owned object of other data keys (time_in_zone, ...) or NULL;
                                  serialized after the known keys */
+    bool no_parent;           /* the data has no parent/root keys nor image_dimensions
+                                 (detections_merge): parent_id is "" and not serialized */
 };
 
 struct wf_dets {

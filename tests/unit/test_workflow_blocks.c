@@ -360,6 +360,9 @@ TEST(per_class_confidence_filter_and_merge)
     ASSERT_NEAR(num(g, "height"), 65, 1e-6);
     ASSERT_NEAR(num(g, "confidence"), 0.5, 1e-9);
     ASSERT_STR_EQ(json_string_value(json_object_get(g, "class")), "merged_detection");
+    ASSERT_EQ(json_integer_value(json_object_get(g, "class_id")), 0);
+    ASSERT(!json_object_get(g, "parent_id")); /* Roboflow's merged data has no parent */
+    ASSERT(json_is_null(json_object_get(json_object_get(json_object_get(r, "g"), "image"), "width")));
     json_decref(r);
     vis_image_free(im);
 }

@@ -440,12 +440,11 @@ static int merge_run(struct wf_call *c)
                 d->x2 = MAX(d->x2, e->x2), d->y2 = MAX(d->y2, e->y2);
                 d->confidence = MIN(d->confidence, e->confidence);
             }
+            /* like Roboflow: union box, lowest confidence, class_id 0, and a
+             * data dict with only class_name and detection_id */
             d->class_id = 0;
             wf_det_set_str(&d->class_name, cls ? cls : "merged_detection");
-            wf_det_set_str(&d->parent_id, f->parent_id);
-            wf_det_set_str(&d->root_parent_id, f->root_parent_id);
-            d->img_w = f->img_w, d->img_h = f->img_h;
-            d->parent = f->parent, d->root = f->root;
+            d->no_parent = true;
         }
         wf_out_dets(c, i, "predictions", out);
     }

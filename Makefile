@@ -109,7 +109,7 @@ $(BUILD)/tests/replay_$(1): tests/fuzz/$(1).c tests/fuzz/replay.c $(call test_li
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS) -o $$@ tests/fuzz/$(1).c tests/fuzz/replay.c $(call LINK_GROUP,$(call test_libs,$(1))) $(LDLIBS_ALL)
 $(BUILD)/fuzz/$(1): tests/fuzz/$(1).c $(foreach m,$(call test_mod,$(1)) $(DEPS_$(call test_mod,$(1))),$(call mod_srcs,$(m)))
 	@mkdir -p $$(dir $$@)
-	clang $(filter-out -fsanitize=%,$(CFLAGS_ALL)) -O1 -fsanitize=address,undefined,fuzzer -o $$@ $$^ $(LDLIBS_ALL)
+	clang $(filter-out -fsanitize=%,$(CFLAGS_ALL)) -O1 -fsanitize=address,undefined,fuzzer -fno-sanitize-recover=all -o $$@ $$^ $(LDLIBS_ALL)
 endef
 $(foreach t,$(notdir $(basename $(FUZZ_SRCS))),$(eval $(call fuzz_rule,$(t))))
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))

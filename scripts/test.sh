@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-san}
 export TEST_TIMEOUT_MULT=${TEST_TIMEOUT_MULT:-3}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export VBATCH_BIN=${VBATCH_BIN:-$PWD/$BUILD/vbatch}
 pass=0; fail=0

@@ -113,6 +113,7 @@ TEST(atomic_write)
     size_t n;
     ASSERT_OK(file_read_all(p, 100, &got, &n));
     ASSERT_STR_EQ(got, "hello");
+    free(got);
     ASSERT_EQ(file_read_all(p, 3, &got, &n) , ERR_LIMIT);
     free(p);
     free(d);

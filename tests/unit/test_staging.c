@@ -16,7 +16,7 @@
 #include "vision/vision.h"
 
 struct ctx {
-    char *dir;
+    char dir[64]; /* temp data folder, kept across ctx_close/ctx_open */
     struct store *st;
     struct staging *s;
     struct staging_opts o;
@@ -24,8 +24,8 @@ struct ctx {
 
 static void ctx_open(struct ctx *c, struct staging_opts *o)
 {
-    if (!c->dir) {
-        c->dir = strdup("/tmp/vbatch-stg-XXXXXX");
+    if (!c->dir[0]) {
+        strcpy(c->dir, "/tmp/vbatch-stg-XXXXXX");
         if (!mkdtemp(c->dir))
             abort();
     }

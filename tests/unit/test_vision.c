@@ -363,6 +363,7 @@ TEST(encode_roundtrip)
     ASSERT_OK(vis_decode(buf, len, &back));
     ASSERT_EQ(vis_px(back, 3, 3)[0], 50);
     vis_image_free(back);
+    vis_image_free(a);
     free(buf);
 }
 

@@ -41,6 +41,10 @@ struct model_registry_opts {
     const char *machine_type; /* "cpu" (NULL) or "gpu": CUDA, else TensorRT
                                  execution provider; error when ORT has none */
     uint64_t max_model_bytes; /* largest weights.onnx accepted; 0: 1 GiB */
+    bool intra_op_spinning;   /* let ORT's intra-op threads spin-wait between
+                                 runs: lower latency on idle cores, but the
+                                 spinning takes CPU from decoding and other
+                                 workers; default false (no spinning) */
 };
 
 /* Create a registry; ONNX Runtime is loaded lazily, on the first

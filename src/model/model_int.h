@@ -72,7 +72,8 @@ struct model {
 
 /* ort.c */
 int model__session_open(struct model__ort *ort, const void *data, size_t len, int threads,
-                        const char *machine_type, OrtSession **out, char *err, size_t errlen);
+                        bool spinning, const char *machine_type, OrtSession **out, char *err,
+                        size_t errlen);
 int model__provider_check(struct model__ort *ort, const char *machine_type, char *err,
                           size_t errlen);
 /* ONNX custom metadata value for key, malloc'd, or NULL. */

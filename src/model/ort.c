@@ -218,7 +218,8 @@ static int append_gpu(struct model__ort *o, OrtSessionOptions *so, char *err, si
 }
 
 int model__session_open(struct model__ort *o, const void *data, size_t len, int threads,
-                        const char *machine_type, OrtSession **out, char *err, size_t errlen)
+                        bool spinning, const char *machine_type, OrtSession **out, char *err,
+                        size_t errlen)
 {
     const OrtApi *api = o->api;
     OrtSessionOptions *so = NULL;
@@ -230,6 +231,9 @@ int model__session_open(struct model__ort *o, const void *data, size_t len, int 
         st = api->SetIntraOpNumThreads(so, threads);
     if (!st)
         st = api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL);
+    if (!st)
+        st = api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning",
+                                        spinning ? "1" : "0");
     if (st) {
         rc = model__ort_status(api, st, "cannot set session options", err, errlen);
         goto out;

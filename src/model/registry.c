@@ -561,7 +561,8 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
         goto out;
     }
     rc = model__session_open(o, sp->onnx, sp->onnx_len, reg->opts.intra_op_threads,
-                             reg->opts.machine_type, &m->sess, e2, sizeof(e2));
+                             reg->opts.intra_op_spinning, reg->opts.machine_type, &m->sess, e2,
+                             sizeof(e2));
     if (rc < 0) {
         snprintf(err, errlen, "model '%s': %s", sp->id, e2);
         goto out;

@@ -619,6 +619,15 @@ static json_t *build_outputs(const struct run *r)
     return res;
 }
 
+static _Thread_local void (*step_timing)(void *ud, const char *step, int64_t ns);
+static _Thread_local void *step_timing_ud;
+
+void wf__set_step_timing(void (*fn)(void *ud, const char *step, int64_t ns), void *ud)
+{
+    step_timing = fn;
+    step_timing_ud = ud;
+}
+
 int wf_run(const struct wf_workflow *wf, const struct wf_env *env,
            const struct wf_run_inputs *in, json_t **results, char *err, size_t errlen)
 {
@@ -639,9 +648,13 @@ int wf_run(const struct wf_workflow *wf, const struct wf_env *env,
         goto out;
     r.spaces[0].n = 1;
     r.spaces[1].n = r.batch;
-    for (size_t k = 0; k < wf->nsteps; k++)
+    for (size_t k = 0; k < wf->nsteps; k++) {
+        int64_t t0 = step_timing ? time_mono_ns() : 0;
         if ((rc = run_step(&r, wf->order[k])) < 0)
             goto out;
+        if (step_timing)
+            step_timing(step_timing_ud, wf->steps[wf->order[k]].name, time_mono_ns() - t0);
+    }
     *results = build_outputs(&r);
 out:
     for (size_t i = 0; r.inputs && i < wf->ninputs; i++) {

@@ -120,6 +120,12 @@ int wf__ql_eval(struct wf_ql_ctx *cx, const json_t *stmt, bool *result);
 int wf__ql_check_ops(const json_t *ops, char *err, size_t errlen);
 int wf__ql_check_stmt(const json_t *stmt, int depth, char *err, size_t errlen);
 
+/* ---- profiling ---------------------------------------------------------------- */
+/* Per-thread hook called by wf_run() after each step with the wall time the
+ * step took (inputs resolved, block run, outputs stored).  For benchmarks;
+ * NULL disables it. */
+void wf__set_step_timing(void (*fn)(void *ud, const char *step, int64_t ns), void *ud);
+
 /* ---- misc helpers ------------------------------------------------------------ */
 void wf__errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 json_t *wf__image_serialize(const struct wf_image *im, int quality);

@@ -998,6 +998,59 @@ TEST(upload_metadata_checked)
     model_registry_free(reg);
 }
 
+/* Contrast stretching maps the 2nd..98th percentiles to 0..255; centre
+ * crop fills the input and maps back with a negative offset. */
+TEST(preprocess_contrast_and_center_crop)
+{
+    struct model_registry *reg = reg_new(NULL);
+    char *wp = mpath("ultra-tiny/weights.onnx");
+    size_t len;
+    char *onnx = read_file(wp, &len);
+    json_t *meta = json_loads(
+        "{\"environment\": {\"PREPROCESSING\": {\"contrast\": {\"enabled\": true, \"type\": "
+        "\"Contrast Stretching\"}}}}", 0, NULL);
+    char err[512] = "";
+    ASSERT(meta);
+    if (model_registry_register_bytes(reg, "ct/1", onnx, len, meta, err, sizeof(err)) < 0)
+        T_FAIL("%s", err);
+    struct model *m = NULL;
+    ASSERT_OK(model_registry_get(reg, "ct/1", &m, err, sizeof(err)));
+    /* 32x32 gray ramp 100..131 in all channels */
+    struct vis_image im = {.w = 32, .h = 32, .stride = 96, .fmt = VIS_BGR, .px = xmalloc(32 * 96)};
+    for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 32; x++)
+            for (int c = 0; c < 3; c++)
+                im.px[y * 96 + x * 3 + c] = (uint8_t)(100 + x);
+    float t[3 * 32 * 32];
+    struct model_letterbox lb;
+    ASSERT_OK(model_preprocess(m, &im, t, &lb));
+    ASSERT_NEAR(t[5 * 32 + 0], 0.0, 1e-6);   /* below the 2nd percentile */
+    ASSERT_NEAR(t[5 * 32 + 31], 1.0, 1e-6);  /* above the 98th */
+    ASSERT(t[5 * 32 + 10] > (110 - 100) / 31.0 - 0.05 && t[5 * 32 + 10] < (110 - 100) / 31.0 + 0.05);
+    model_unref(m);
+    json_decref(meta);
+    /* centre crop: a 64x32 picture scaled by 1 (32/32), cropped to x 16..48 */
+    meta = json_loads("{\"inference_config\": {\"network_input\": {\"resize_mode\": \"center-crop\"}}}", 0, NULL);
+    if (model_registry_register_bytes(reg, "cc/1", onnx, len, meta, err, sizeof(err)) < 0)
+        T_FAIL("%s", err);
+    ASSERT_OK(model_registry_get(reg, "cc/1", &m, err, sizeof(err)));
+    struct vis_image wide = {.w = 64, .h = 32, .stride = 192, .fmt = VIS_BGR, .px = xmalloc(32 * 192)};
+    for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 64; x++)
+            for (int c = 0; c < 3; c++)
+                wide.px[y * 192 + x * 3 + c] = (uint8_t)(x * 2);
+    ASSERT_OK(model_preprocess(m, &wide, t, &lb));
+    ASSERT_NEAR(lb.ox, -16, 1e-6);
+    ASSERT_NEAR(t[3 * 32 + 0] * 255.0, 32.0, 1e-3); /* input x 0 = picture x 16 */
+    model_unref(m);
+    json_decref(meta);
+    free(wide.px);
+    free(im.px);
+    free(onnx);
+    free(wp);
+    model_registry_free(reg);
+}
+
 /* ---- runtime --------------------------------------------------------------------------- */
 
 TEST(missing_runtime_is_a_clear_error)

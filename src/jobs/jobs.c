@@ -257,7 +257,7 @@ void jobs_opts_default(struct jobs_opts *o)
     o->heartbeat_ms = 1000;
     o->poll_ms = 200;
     o->max_task_items = 500;
-    o->max_attempts = 5;
+    o->max_attempts = 8;
     o->archive_max_bytes = 256ll << 20;
     o->row_max_bytes = 16ll << 20;
     const char *d = getenv("VBATCH_JOBS_ITEM_DELAY_MS");
@@ -300,7 +300,7 @@ int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, st
     if (j->o.poll_ms <= 0)
         j->o.poll_ms = 200;
     if (j->o.max_attempts <= 0)
-        j->o.max_attempts = 5;
+        j->o.max_attempts = 8;
     if (j->o.archive_max_bytes <= 0)
         j->o.archive_max_bytes = 256ll << 20;
     if (j->o.row_max_bytes <= 0)

@@ -43,7 +43,7 @@ struct jobs_opts {
     int64_t heartbeat_ms;      /* lease renewal / progress period; default 1000 */
     int64_t poll_ms;           /* idle worker sleep between claim attempts; default 200 */
     int max_task_items;        /* items per processing task; default 500 */
-    int max_attempts;          /* claims of one task before the job fails; default 5 */
+    int max_attempts;          /* claims of one task before the job fails; default 8 */
     int64_t archive_max_bytes; /* bound of one image-outputs .tar.gz; default 256 MiB */
     int64_t row_max_bytes;     /* bound of one results row; default 16 MiB */
     int64_t item_delay_ms;     /* throttle: sleep this long per image and per archived

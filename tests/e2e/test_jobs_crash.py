@@ -175,3 +175,23 @@ def test_separate_worker_process(server_factory):
     finally:
         w.terminate()
         assert w.wait(timeout=30 * MULT) == 0
+
+
+def test_kill9_at_random_moments(server_factory):
+    import random
+    rnd = random.Random(5)
+    s = server_factory(['--allow-private-urls', '--task-lease-ms', '1000'], env=slow(3)).start()
+    put_workflow(s, 'crop', CROP_WF)
+    names = stage_pngs(s, 'rnd', 400, bulk=True)
+    assert bp(s, 'POST', '/rnd1', job_body('rnd', 'crop', persist=True, fmt='csv')).status == 200
+    for _ in range(4):  # fewer kills than the 8 claims a task may take
+        time.sleep(rnd.uniform(0.05, 1.2) * MULT)
+        if bp(s, 'GET', '/rnd1').json()['job']['isTerminal']:
+            break
+        restart(s)
+    job = wait_job(s, 'rnd1', timeout=180)
+    assert job['error'] is False, job
+    exp = download_export(s, 'rnd1')
+    rows = results_rows(exp, 'csv')
+    assert sorted(r['image'] for r in rows) == sorted(names)
+    assert sorted(exp['members']) == sorted(f'{n}/crop.jpg' for n in names)

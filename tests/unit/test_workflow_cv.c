@@ -462,6 +462,10 @@ TEST(preprocessing_resize_flip_rotate)
     cv_err("\"type\":\"roboflow_core/image_preprocessing@v1\",\"task_type\":\"resize\","
            "\"width\":100000,\"height\":100000",
            "image", im, "out of bounds");
+    /* found by fuzzing: a huge width with height null overflowed an int cast */
+    cv_err("\"type\":\"roboflow_core/image_preprocessing@v1\",\"task_type\":\"resize\","
+           "\"width\":88888888888844,\"height\":null",
+           "image", im, "out of bounds");
     cv_err("\"type\":\"roboflow_core/image_preprocessing@v1\",\"task_type\":\"zoom\"", "image", im,
            "task_type");
     vis_image_free(im);

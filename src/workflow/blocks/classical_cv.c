@@ -628,10 +628,11 @@ static int preprocess_run(struct wf_call *c)
             if (w < 0 && h < 0) {
                 out = vis_image_clone(im->img);
             } else {
+                /* int(current * ratio), kept in double until bounded */
                 if (w < 0)
-                    w = (int)(im->img->w * (h / im->img->h));
+                    w = trunc(im->img->w * (h / im->img->h));
                 else if (h < 0)
-                    h = (int)(im->img->h * (w / im->img->w));
+                    h = trunc(im->img->h * (w / im->img->w));
                 if (w < 1 || h < 1 || w > VIS_MAX_SIDE || h > VIS_MAX_SIDE ||
                     w * h > VIS_MAX_PIXELS)
                     return wf_call_fail(c, "resize to %gx%g is out of bounds", w, h);

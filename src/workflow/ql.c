@@ -548,6 +548,34 @@ static int op_dets(struct wf_ql_ctx *cx, const char *type, const json_t *op,
         *out = wf_value_dets(c);
         return 0;
     }
+    if (!strcmp(type, "PickDetectionsByParentClass")) {
+        /* the parents first, then the others whose centre lies in a parent box */
+        const char *pc = str_param(op, "parent_class", "");
+        struct wf_dets *c = wf_dets_new();
+        for (size_t i = 0; i < ds->n; i++)
+            if (!strcmp(ds->d[i].class_name, pc))
+                wf_dets_push_copy(c, &ds->d[i]);
+        if (c->n == 0) {
+            *out = wf_value_dets(c);
+            return 0;
+        }
+        size_t nparents = c->n;
+        for (size_t i = 0; i < ds->n; i++) {
+            const struct wf_det *d = &ds->d[i];
+            double cx_ = (d->x1 + d->x2) * 0.5, cy_ = (d->y1 + d->y2) * 0.5;
+            if (!strcmp(d->class_name, pc))
+                continue;
+            for (size_t k = 0; k < nparents; k++) {
+                const struct wf_det *p = &c->d[k];
+                if (p->x1 <= cx_ && cx_ <= p->x2 && p->y1 <= cy_ && cy_ <= p->y2) {
+                    wf_dets_push_copy(c, d);
+                    break;
+                }
+            }
+        }
+        *out = wf_value_dets(c);
+        return 0;
+    }
     if (!strcmp(type, "SequenceLength")) {
         *out = wf_value_json(json_integer((json_int_t)ds->n));
         return 0;
@@ -1294,6 +1322,7 @@ static const struct {
     {"ConvertImageToBase64", {NULL}},
     {"DetectionsToDictionary", {NULL}},
     {"ConvertDictionaryToJSON", {NULL}},
+    {"PickDetectionsByParentClass", {"parent_class", NULL}},
 };
 
 /* Enumerations of operation parameters (Roboflow's enums.py). */

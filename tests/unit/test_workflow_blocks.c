@@ -290,6 +290,24 @@ TEST(detections_transformation_operations)
     ASSERT_NEAR(num(json_array_get(p, 0), "width"), 50, 1e-6);
     ASSERT_NEAR(num(json_array_get(p, 0), "height"), 24, 1e-6);
     json_decref(p);
+    /* the bright box (centre 40,20) is outside the thing box (50..150 x 25..75) */
+    p = transform("[{\"type\":\"PickDetectionsByParentClass\",\"parent_class\":\"thing\"}]");
+    ASSERT_EQ(json_array_size(p), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "thing");
+    json_decref(p);
+    p = transform("[{\"type\":\"DetectionsShift\",\"shift_x\":60,\"shift_y\":30},"
+                  "{\"type\":\"PickDetectionsByParentClass\",\"parent_class\":\"nothing\"}]");
+    ASSERT_EQ(json_array_size(p), 0);
+    json_decref(p);
+    p = transform("[{\"type\":\"DetectionsRename\",\"class_map\":{\"bright\":\"child\","
+                  "\"thing\":\"parent\"}},{\"type\":\"DetectionsOffset\",\"offset_x\":100,"
+                  "\"offset_y\":40},{\"type\":\"PickDetectionsByParentClass\",\"parent_class\":"
+                  "\"parent\"}]");
+    /* grown by 50/20 px per side the parent (0..200 x 5..95) holds the child's centre */
+    ASSERT_EQ(json_array_size(p), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "parent");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 1), "class")), "child");
+    json_decref(p);
     p = transform("[{\"type\":\"DetectionsSelection\",\"mode\":\"right_most\"}]");
     ASSERT_EQ(json_array_size(p), 1);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "thing");

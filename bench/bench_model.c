@@ -358,8 +358,16 @@ int main(int argc, char **argv)
     }
 
     /* 2 workers x 1 intra-op thread: parallel across images */
+    double c0 = proc_cpu_ms();
     double b1 = bare_ips(api, bs1, in, 2, n);
+    double c1 = proc_cpu_ms();
     double v1 = whole_ips(m1, jpg, jlen, 2, n, &s);
+    double c2 = proc_cpu_ms();
+    double cpu_b1 = (c1 - c0) / ((n / 2) * 2), cpu_v1 = (c2 - c1) / ((n / 2) * 2);
+    printf("bench_model bare_ort_2workers_x1thread_cpu_per_image %.2f ms\n", cpu_b1);
+    printf("bench_model vbatch_path_2workers_x1thread_cpu_per_image %.2f ms\n", cpu_v1);
+    printf("bench_model vbatch_2workers_over_bare_2threads_ratio_cpu %.3f (target >= 0.9)\n",
+           cpu_bare / cpu_v1);
     printf("bench_model bare_ort_2workers_x1thread %.2f images/s\n", b1);
     printf("bench_model vbatch_path_2workers_x1thread %.2f images/s\n", v1);
     printf("bench_model vbatch_2workers_over_bare_2threads_ratio %.3f (target >= 0.9)\n", v1 / b_ips);

@@ -252,7 +252,7 @@ bool id_valid(const char *s, size_t maxlen)
     return n > 0;
 }
 
-static int hexval(int c)
+int hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -268,7 +268,7 @@ int url_decode(char *s, bool form)
     char *w = s;
     for (const char *r = s; *r; r++) {
         if (*r == '%') {
-            int h = hexval((unsigned char)r[1]), l = h < 0 ? -1 : hexval((unsigned char)r[2]);
+            int h = hex_digit((unsigned char)r[1]), l = h < 0 ? -1 : hex_digit((unsigned char)r[2]);
             if (h < 0 || l < 0)
                 return ERR_PARSE;
             *w++ = (char)(h * 16 + l);

@@ -107,6 +107,8 @@ void sha256(const void *data, size_t len, uint8_t out[32]);
 void hmac_sha256(const void *key, size_t keylen, const void *data, size_t len, uint8_t out[32]);
 /* Lowercase hex of n bytes; out holds 2n+1. */
 void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Value of one hex digit (either case), or -1. */
+int hex_digit(int c);
 /* Decode exactly 2n hex chars into n bytes; ERR_PARSE on bad input. */
 int hex_decode(const char *in, size_t hexlen, uint8_t *out);
 /* Standard base64 (with padding).  encode: returns malloc'd string.

@@ -75,23 +75,12 @@ void hex_encode(const uint8_t *in, size_t n, char *out)
     out[2 * n] = 0;
 }
 
-static int hex1(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int hex_decode(const char *in, size_t hexlen, uint8_t *out)
 {
     if (hexlen % 2)
         return ERR_PARSE;
     for (size_t i = 0; i < hexlen / 2; i++) {
-        int h = hex1(in[2 * i]), l = hex1(in[2 * i + 1]);
+        int h = hex_digit((unsigned char)in[2 * i]), l = hex_digit((unsigned char)in[2 * i + 1]);
         if (h < 0 || l < 0)
             return ERR_PARSE;
         out[i] = (uint8_t)(h << 4 | l);

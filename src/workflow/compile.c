@@ -919,7 +919,7 @@ int wf_compile_text(const char *text, size_t len, struct wf_workflow **out, char
         ERRF("definition: larger than 4 MiB");
         return ERR_LIMIT;
     }
-    def = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    def = json_loadb(text, len, 0, &je); /* duplicate keys: the last wins, as in Python */
     if (!def) {
         ERRF("definition: invalid JSON at line %d: %s", je.line, je.text);
         return ERR_PARSE;

@@ -11,7 +11,7 @@
 #include "base/base.h"
 #include "workflow/wf_int.h"
 
-#define ROW_MAX_DEPTH 32
+#define ROW_MAX_DEPTH 256
 #define ROW_MAX_IMAGES 100000
 
 struct row_ctx {

@@ -5,6 +5,8 @@
  *
  *   vbatch serve [options]              HTTP API + background ingest
  *   vbatch workspace create NAME        new workspace, prints its API key
+ *   vbatch model register ID DIR        model into DATA/models (offline)
+ *   vbatch model list                   models of DATA/models
  *   vbatch --help
  *
  * serve start-up order: store (data folder, database, secret) → default
@@ -57,6 +59,7 @@ struct serve_cfg {
     int64_t workers;       /* jobs worker threads */
     const char *models_dir;
     int64_t task_lease_ms;
+    int64_t max_model_bytes; /* model upload limit (POST/PUT /models/…) */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -97,6 +100,8 @@ static const struct opt serve_opts[] = {
      "extra folder of models for workflows (besides DATA/models)"},
     {"task-lease-ms", "VBATCH_TASK_LEASE_MS", OPT_INT, O(task_lease_ms),
      "job task lease, renewed while working; expired tasks are claimed again (default 15000)"},
+    {"max-model-bytes", "VBATCH_MAX_MODEL_BYTES", OPT_INT, O(max_model_bytes),
+     "model weights upload limit (default 1073741824)"},
 };
 #undef O
 
@@ -314,6 +319,8 @@ static int cmd_serve(int argc, char **argv)
     ctx.max_image_bytes = (uint64_t)so.max_image_bytes;
     ctx.max_put_bytes = (uint64_t)MAX(so.max_video_bytes, so.max_shard_bytes);
     ctx.max_json_bytes = 64u << 20;
+    ctx.models = models;
+    ctx.max_model_bytes = (uint64_t)c.max_model_bytes;
     router = http_router_new();
     rc = api_routes_register(router, &ctx);
     if (rc < 0) {
@@ -451,6 +458,79 @@ out:
     return ret;
 }
 
+/* vbatch model register ID DIR | model list: the model registry of
+ * DATA/models offline (a running server sees a new model after a restart;
+ * use the HTTP API to register into a running one). */
+static int cmd_model(int argc, char **argv)
+{
+    const char *data = getenv("VBATCH_DATA");
+    const char *pos[3] = {NULL, NULL, NULL};
+    struct model_registry_opts o = {0};
+    struct model_registry *reg = NULL;
+    char err[1024];
+    int npos = 0, rc, ret = 1;
+
+    if (!data || !*data)
+        data = DEFAULT_DATA;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc)
+            data = argv[++i];
+        else if (!strncmp(argv[i], "--data=", 7))
+            data = argv[i] + 7;
+        else if (argv[i][0] != '-' && npos < 3)
+            pos[npos++] = argv[i];
+        else
+            npos = 99;
+    }
+    bool reg_cmd = npos == 3 && !strcmp(pos[0], "register");
+    bool list_cmd = npos == 1 && !strcmp(pos[0], "list");
+    if (!reg_cmd && !list_cmd) {
+        fprintf(stderr, "usage: vbatch model register ID DIR [--data DIR]\n"
+                        "       vbatch model list [--data DIR]\n");
+        return 2;
+    }
+    char *dir = xasprintf("%s/models", data);
+    o.models_dir = dir;
+    o.intra_op_threads = 1;
+    rc = model_registry_new(&o, &reg, err, sizeof err);
+    if (rc == 0 && reg_cmd)
+        rc = model_registry_register_dir(reg, pos[1], pos[2], err, sizeof err);
+    if (rc == 0 && list_cmd && access(dir, F_OK) == 0) {
+        int bad = 0;
+        rc = model_registry_load_dir(reg, dir, &bad, err, sizeof err);
+        if (rc >= 0 && bad > 0)
+            fprintf(stderr, "vbatch: %d model folder(s) in '%s' could not be loaded (see the log)\n",
+                    bad, dir);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: %s\n", err);
+        goto out;
+    }
+    json_t *ids = model_registry_list(reg);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        struct model *m = NULL;
+        const char *id = json_string_value(v);
+        if (reg_cmd && strcmp(id, pos[1]) != 0)
+            continue;
+        if (model_registry_get(reg, id, &m, err, sizeof err) < 0)
+            continue;
+        int w = 0, h = 0;
+        model_input_size(m, &w, &h);
+        printf("%s%s\t%s\t%dx%d\t%zu classes\n", reg_cmd ? "registered: " : "", id,
+               model_task_name(model_task(m)), w, h, model_class_count(m));
+        model_unref(m);
+    }
+    json_decref(ids);
+    ret = 0;
+out:
+    model_registry_free(reg);
+    free(dir);
+    return ret;
+}
+
 struct command {
     const char *name;
     int (*fn)(int argc, char **argv); /* argv after the command name */
@@ -461,6 +541,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"},
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
+    {"model", cmd_model, "model register ID DIR | model list [--data DIR]: models in DATA/models"},
 };
 
 static void usage(FILE *f)

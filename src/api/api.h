@@ -7,6 +7,7 @@
  *                signed blob URLs (/blobs/<key>?…) served by vbatch itself
  *   workflows.c  workflows registry (/workflows/v1/external/…) and the
  *                --workflows-dir loader
+ *   models.c     model registry (/models/v1/external/…): upload, list, describe
  *   jobs*.c      Batch Processing API (written by the jobs work)
  *
  * A group registers its routes from its own file with
@@ -28,6 +29,8 @@
 #include "staging/staging.h"
 #include "store/store.h"
 
+struct model_registry;
+
 struct api_ctx {
     struct store *st;            /* borrowed */
     struct staging *sg;          /* borrowed */
@@ -37,6 +40,9 @@ struct api_ctx {
     uint64_t max_put_bytes;      /* cap of a PUT to a signed URL (the signed
                                   * limit inside the URL is checked too) */
     uint64_t max_json_bytes;     /* JSON request bodies (references: 64 MiB) */
+    struct model_registry *models; /* borrowed; process-wide model registry
+                                    * (NULL: the models routes answer 503) */
+    uint64_t max_model_bytes;    /* model weights upload cap; 0: 1 GiB */
 };
 
 /* Register every resource group's routes on r (ctx borrowed, must outlive
@@ -47,6 +53,7 @@ int api_routes_register(struct http_router *r, struct api_ctx *ctx);
 int api_root_register(struct http_router *r, struct api_ctx *ctx);
 int api_staging_register(struct http_router *r, struct api_ctx *ctx);
 int api_workflows_register(struct http_router *r, struct api_ctx *ctx);
+int api_models_register(struct http_router *r, struct api_ctx *ctx);
 
 /* ---- helpers for handlers --------------------------------------------------- */
 

@@ -1,0 +1,446 @@
+/*
+ * models.c — the model registry over HTTP (issue 4 item 2).
+ *
+ *   PUT|POST /models/v1/external/{workspace}/models/{model_id*}  register / replace
+ *   GET      /models/v1/external/{workspace}/models/{model_id*}  describe
+ *   GET      /models/v1/external/{workspace}/models              {"models":[…]}
+ *
+ * The id is the rest of the path, so a Roboflow id "dataset/3" is written
+ * either as .../models/dataset/3 or URL-encoded as .../models/dataset%2F3.
+ * The registry checks the id (letters, digits, '-', '_', '.', at most one
+ * '/', at most 200 characters).
+ *
+ * Models are process-wide: one registry (model/model.h) serves every
+ * workspace, so a model registered with workspace A's key is visible to B
+ * too.  Each call still needs a valid key of the workspace in the path
+ * (api_auth: 401 / 403).
+ *
+ * Upload body, either
+ *   - the raw ONNX bytes (any Content-Type but multipart/form-data), with
+ *     the metadata JSON object in the "metadata" query parameter or the
+ *     X-Model-Metadata header (both optional), or
+ *   - multipart/form-data: the part named "weights" (or "file", or else the
+ *     first part with a filename) holds the ONNX bytes, the part named
+ *     "metadata" the JSON object; other parts are ignored.
+ * The weights stream into a temp file under DATA/tmp (never held in the
+ * request), bounded by ctx->max_model_bytes (413 beyond); the file is
+ * mapped and handed to model_registry_register_bytes, which validates the
+ * model (its message is the 400 body) and stores the artefacts in
+ * DATA/models/<id with '/' as "--">/ so they are loaded again at start.
+ * The temp file is removed when the request ends, whatever the outcome.
+ *
+ * There is no DELETE: the registry has no removal function.
+ */
+#include "api/api.h"
+
+#include "base/base.h"
+#include "model/model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MR "/models/v1/external/{workspace}/models"
+#define MR_META_MAX (4u << 20)            /* metadata JSON (class_names may be long) */
+#define MR_DEFAULT_MAX ((uint64_t)1 << 30) /* weights, when ctx->max_model_bytes is 0 */
+#define MR_FRAMING (64u * 1024)           /* multipart headers and boundaries */
+
+static uint64_t mr_max(const struct api_ctx *ctx)
+{
+    return ctx->max_model_bytes ? ctx->max_model_bytes : MR_DEFAULT_MAX;
+}
+
+/* 0, or replied 503 when the server runs without a registry. */
+static int mr_have_registry(struct http_req *req, struct api_ctx *ctx)
+{
+    if (ctx->models)
+        return 0;
+    http_reply_error(req, 503, "this server has no model registry");
+    return ERR_UNSUPPORTED;
+}
+
+/* The model id of the path (the {model_id*} tail), bounded for messages. */
+static const char *mr_id(struct http_req *req)
+{
+    const char *id = http_req_param(req, "model_id");
+    return id ? id : "";
+}
+
+/* model.json of the model's artefact folder may list the aliases given at
+ * registration; [] when there is none (aliases.json entries and aliases
+ * set by other means are not reported: the registry cannot list them). */
+static json_t *mr_aliases(const json_t *info)
+{
+    const char *dir = json_string_value(json_object_get(info, "artefacts"));
+    json_t *out = NULL;
+    if (dir) {
+        char *path = xasprintf("%s/model.json", dir), *text = NULL;
+        json_error_t e;
+        if (file_read_all(path, MR_META_MAX, &text, NULL) == 0) {
+            json_t *mj = json_loads(text, 0, &e);
+            json_t *al = json_object_get(mj, "aliases");
+            size_t i;
+            json_t *v;
+            out = json_array();
+            json_array_foreach(al, i, v) if (json_is_string(v)) json_array_append(out, v);
+            json_decref(mj);
+        }
+        free(text);
+        free(path);
+    }
+    return out ? out : json_array();
+}
+
+/* The describe body of one model (new reference). */
+static json_t *mr_summary(const struct model *m)
+{
+    json_t *info = model_describe(m);
+    json_t *names = json_array();
+    int w = 0, h = 0;
+
+    if (!info)
+        info = json_object();
+    for (size_t i = 0; i < model_class_count(m); i++)
+        json_array_append_new(names, json_string(model_class_name(m, i)));
+    model_input_size(m, &w, &h);
+    json_t *aliases = mr_aliases(info);
+    json_object_del(info, "artefacts"); /* a server path: not the client's business */
+    return json_pack("{s:s,s:s,s:{s:i,s:i},s:o,s:o,s:o}", "modelId", model_id(m), "task",
+                     model_task_name(model_task(m)), "inputSize", "width", w, "height", h,
+                     "classNames", names, "aliases", aliases, "details", info);
+}
+
+/* ---- reads -------------------------------------------------------------------------- */
+
+static int mr_list(struct http_req *req, void *vctx)
+{
+    struct api_ctx *ctx = vctx;
+    char err[256];
+    size_t i;
+    json_t *v;
+
+    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+        return 0;
+    json_t *ids = model_registry_list(ctx->models);
+    json_t *out = json_array();
+    json_array_foreach(ids, i, v)
+    {
+        struct model *m = NULL;
+        int w = 0, h = 0;
+        /* a model replaced or gone between list and get is just left out */
+        if (model_registry_get(ctx->models, json_string_value(v), &m, err, sizeof err) < 0)
+            continue;
+        model_input_size(m, &w, &h);
+        json_array_append_new(out, json_pack("{s:s,s:s,s:I,s:{s:i,s:i}}", "modelId", model_id(m),
+                                             "task", model_task_name(model_task(m)), "classCount",
+                                             (json_int_t)model_class_count(m), "inputSize",
+                                             "width", w, "height", h));
+        model_unref(m);
+    }
+    json_decref(ids);
+    return http_reply_json(req, 200, json_pack("{s:o}", "models", out));
+}
+
+static int mr_get(struct http_req *req, void *vctx)
+{
+    struct api_ctx *ctx = vctx;
+    struct model *m = NULL;
+    char err[512];
+
+    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+        return 0;
+    int rc = model_registry_get(ctx->models, mr_id(req), &m, err, sizeof err);
+    if (rc == ERR_NOTFOUND)
+        return http_reply_error(req, 404, "%s", err);
+    if (rc < 0)
+        return http_reply_error(req, 400, "%s", err);
+    json_t *out = mr_summary(m);
+    model_unref(m);
+    return http_reply_json(req, 200, out);
+}
+
+/* ---- register: streamed upload ------------------------------------------------------- */
+
+enum mr_part { MR_SKIP, MR_WEIGHTS, MR_META };
+
+struct mr_up {
+    struct api_ctx *ctx;
+    struct http_multipart *mp; /* NULL: raw body */
+    int fd;                    /* temp file, -1 once closed */
+    char *tmp_path;            /* owned; the file is removed at completion */
+    enum mr_part part;         /* multipart: what the current part is */
+    bool have_weights;
+    bool have_meta;
+    struct buf meta;           /* multipart "metadata" part */
+    uint64_t size;             /* weights bytes received */
+    bool too_big;
+    bool meta_too_big;
+    int write_err;
+    size_t wlen;               /* bytes waiting in wbuf */
+    char wbuf[64 * 1024];      /* batch the parser's small pieces into few writes */
+};
+
+static void mr_up_free(void *p)
+{
+    struct mr_up *u = p;
+    if (!u)
+        return;
+    if (u->fd >= 0)
+        close(u->fd);
+    if (u->tmp_path) {
+        unlink(u->tmp_path);
+        free(u->tmp_path);
+    }
+    http_multipart_free(u->mp);
+    buf_release(&u->meta);
+    free(u);
+}
+
+static int mr_flush(struct mr_up *u)
+{
+    const char *d = u->wbuf;
+    size_t n = u->wlen;
+    while (n > 0) {
+        ssize_t w = write(u->fd, d, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            u->write_err = -errno;
+            return u->write_err;
+        }
+        d += w;
+        n -= (size_t)w;
+    }
+    u->wlen = 0;
+    return 0;
+}
+
+static int mr_weights_data(struct mr_up *u, const char *d, size_t n)
+{
+    if (u->size + n > mr_max(u->ctx)) {
+        u->too_big = true;
+        return ERR_LIMIT;
+    }
+    u->size += n;
+    while (n > 0) {
+        size_t k = MIN(n, sizeof(u->wbuf) - u->wlen);
+        memcpy(u->wbuf + u->wlen, d, k);
+        u->wlen += k;
+        d += k;
+        n -= k;
+        if (u->wlen == sizeof(u->wbuf) && mr_flush(u) < 0)
+            return u->write_err;
+    }
+    return 0;
+}
+
+static int mr_part_begin(void *arg, const struct http_mp_part *p)
+{
+    struct mr_up *u = arg;
+    const char *name = p->name ? p->name : "";
+
+    u->part = MR_SKIP;
+    if (!strcmp(name, "metadata")) {
+        if (u->have_meta)
+            return ERR_PARSE; /* two metadata parts: ambiguous */
+        u->have_meta = true;
+        u->part = MR_META;
+    } else if (!u->have_weights && (!strcmp(name, "weights") || !strcmp(name, "file") || p->filename)) {
+        u->have_weights = true;
+        u->part = MR_WEIGHTS;
+    }
+    return 0;
+}
+
+static int mr_part_data(void *arg, const char *d, size_t n)
+{
+    struct mr_up *u = arg;
+    if (u->part == MR_WEIGHTS)
+        return mr_weights_data(u, d, n);
+    if (u->part == MR_META) {
+        if (u->meta.len + n > MR_META_MAX) {
+            u->meta_too_big = true;
+            return ERR_LIMIT;
+        }
+        buf_append(&u->meta, d, n);
+    }
+    return 0;
+}
+
+static int mr_part_end(void *arg)
+{
+    struct mr_up *u = arg;
+    int rc = u->part == MR_WEIGHTS ? mr_flush(u) : 0;
+    u->part = MR_SKIP;
+    return rc;
+}
+
+static int mr_begin(struct http_req *req, void *vctx)
+{
+    struct api_ctx *ctx = vctx;
+    const char *ct = http_req_header(req, "Content-Type");
+    struct mr_up *u;
+    int rc;
+
+    u = xcalloc(1, sizeof(*u));
+    u->fd = -1;
+    u->ctx = ctx;
+    u->meta = (struct buf)BUF_INIT;
+    http_req_set_state(req, u, mr_up_free);
+    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+        return 0;
+    if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
+        struct http_mp_cb cb = {mr_part_begin, mr_part_data, mr_part_end, u};
+        if (http_multipart_new(ct, &cb, &u->mp) < 0)
+            return http_reply_error(req, 400, "expected a multipart/form-data body with a boundary");
+    } else {
+        /* a raw body cannot be larger than the weights limit */
+        int64_t cl = http_req_content_length(req);
+        if (cl > 0 && (uint64_t)cl > mr_max(ctx))
+            return http_reply_error(req, 413, "model weights are over the limit of %llu bytes",
+                                    (unsigned long long)mr_max(ctx));
+    }
+    rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
+    if (rc < 0)
+        return http_reply_error(req, 500, "cannot create a temp file: %s", err_str(rc));
+    return 0;
+}
+
+static int mr_body(struct http_req *req, const char *d, size_t n, void *vctx)
+{
+    struct mr_up *u = http_req_state(req);
+    int rc;
+    (void)vctx;
+
+    if (http_req_replied(req))
+        return 0;
+    if (u->mp) {
+        rc = http_multipart_feed(u->mp, d, n);
+        if (rc == ERR_AGAIN)
+            rc = 0;
+    } else {
+        rc = mr_weights_data(u, d, n);
+    }
+    if (rc == 0)
+        return 0;
+    if (u->too_big)
+        return http_reply_error(req, 413, "model weights are over the limit of %llu bytes",
+                                (unsigned long long)mr_max(u->ctx));
+    if (u->meta_too_big)
+        return http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
+    if (u->write_err)
+        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+    return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
+}
+
+/* Parse the metadata text (may be NULL: none).  0 and *out (may stay
+ * NULL), or replied 400. */
+static int mr_meta_parse(struct http_req *req, const char *text, size_t len, json_t **out)
+{
+    json_error_t e;
+
+    *out = NULL;
+    if (!text || len == 0)
+        return 0;
+    if (len > MR_META_MAX) {
+        http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
+        return ERR_LIMIT;
+    }
+    json_t *meta = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
+    if (!meta) {
+        http_reply_error(req, 400, "model metadata is not valid JSON: %s (line %d)", e.text, e.line);
+        return ERR_PARSE;
+    }
+    if (!json_is_object(meta)) {
+        json_decref(meta);
+        http_reply_error(req, 400, "model metadata must be a JSON object");
+        return ERR_INVALID;
+    }
+    *out = meta;
+    return 0;
+}
+
+static int mr_end(struct http_req *req, void *vctx)
+{
+    struct api_ctx *ctx = vctx;
+    struct mr_up *u = http_req_state(req);
+    struct model *m = NULL;
+    json_t *meta = NULL;
+    void *map = MAP_FAILED;
+    char err[1024];
+    const char *id = mr_id(req);
+    int rc;
+
+    if (http_req_replied(req)) /* begin or body replied already */
+        return 0;
+    if (!u || u->fd < 0)
+        return http_reply_error(req, 500, "upload state lost");
+    if (u->mp && http_multipart_finish(u->mp) < 0)
+        return http_reply_error(req, 400, "malformed multipart body: it ends before the closing boundary");
+    if (u->mp && !u->have_weights)
+        return http_reply_error(req, 400, "the multipart body has no weights part (name it \"weights\")");
+    if (mr_flush(u) < 0)
+        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+    if (u->size == 0)
+        return http_reply_error(req, 400, "empty model: the body holds no ONNX bytes");
+    if (u->mp) {
+        rc = mr_meta_parse(req, u->meta.data, u->meta.len, &meta);
+    } else {
+        const char *q = http_req_query(req, "metadata");
+        if (!q)
+            q = http_req_header(req, "X-Model-Metadata");
+        rc = mr_meta_parse(req, q, q ? strlen(q) : 0, &meta);
+    }
+    if (rc < 0)
+        return 0;
+    rc = model_registry_runtime_check(ctx->models, err, sizeof err);
+    if (rc < 0) {
+        json_decref(meta);
+        return http_reply_error(req, 503, "cannot register models: %s", err);
+    }
+    map = mmap(NULL, (size_t)u->size, PROT_READ, MAP_PRIVATE, u->fd, 0);
+    if (map == MAP_FAILED) {
+        json_decref(meta);
+        return http_reply_error(req, 500, "cannot map the upload: %s", strerror(errno));
+    }
+    err[0] = '\0';
+    rc = model_registry_register_bytes(ctx->models, id, map, (size_t)u->size, meta, err, sizeof err);
+    munmap(map, (size_t)u->size);
+    json_decref(meta);
+    if (rc < 0) {
+        /* the runtime is there (checked above): a failure to load or check the
+         * model is the model's */
+        unsigned st = rc == ERR_LIMIT ? 413 : rc == ERR_NOMEM ? 500 : 400;
+        if (!err[0])
+            snprintf(err, sizeof err, "cannot register model: %s", err_str(rc));
+        /* an I/O failure storing the artefacts is the server's, not the model's */
+        if (strstr(err, "cannot store model"))
+            st = 500;
+        return http_reply_error(req, st, "%s", err);
+    }
+    rc = model_registry_get(ctx->models, id, &m, err, sizeof err);
+    if (rc < 0) /* replaced and gone in between: still registered once */
+        return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
+    json_t *out = mr_summary(m);
+    model_unref(m);
+    json_object_set_new(out, "status", json_string("ok"));
+    return http_reply_json(req, 200, out);
+}
+
+int api_models_register(struct http_router *r, struct api_ctx *ctx)
+{
+    struct http_route_ops up = {.begin = mr_begin, .body = mr_body, .end = mr_end,
+                                .max_body = mr_max(ctx) + MR_META_MAX + MR_FRAMING};
+    int rc = http_router_get(r, MR, mr_list, ctx);
+    if (rc == 0)
+        rc = http_router_get(r, MR "/{model_id*}", mr_get, ctx);
+    if (rc == 0)
+        rc = http_router_add(r, "PUT", MR "/{model_id*}", &up, ctx);
+    if (rc == 0)
+        rc = http_router_add(r, "POST", MR "/{model_id*}", &up, ctx);
+    return rc;
+}

@@ -1,0 +1,195 @@
+"""Model registry over HTTP (/models/v1/external/{workspace}/models…):
+register the synthetic detector's weights + metadata under new ids (multipart
+and raw body), list and describe, refuse bad models with the registry's
+message, auth (401/403), size limit (413), a workflow and one small job that
+use the uploaded model, and the model survives a restart (DATA/models).
+Also the offline CLI: vbatch model register / list."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, MULT, Server, multipart
+from jobs_helpers import (MODELS, bp, download_export, job_body, ort_env, put_workflow, results_rows,
+                          stage_pngs, wait_job)
+
+MR = '/models/v1/external'
+DET = os.path.join(MODELS, 'synth-det')
+LIMIT = 1000000  # --max-model-bytes of the test server; synth-det is ~587 KB
+
+
+def _read(*p):
+    with open(os.path.join(*p), 'rb') as f:
+        return f.read()
+
+
+def det_metadata(**extra):
+    env = json.loads(_read(DET, 'environment.json'))
+    names = _read(DET, 'class_names.txt').decode().split()
+    m = {'task': 'object-detection', 'class_names': names, 'environment': env}
+    m.update(extra)
+    return m
+
+
+def register_multipart(s, model_id, weights, metadata, **kw):
+    fields = [('weights', 'weights.onnx', weights)]
+    if metadata is not None:
+        fields.append(('metadata', None, json.dumps(metadata).encode()))
+    ctype, body = multipart(fields)
+    return s.request('PUT', f'{MR}/{s.workspace}/models/{model_id}', body=body,
+                     headers={'Content-Type': ctype}, **kw)
+
+
+@pytest.fixture(scope='module')
+def srv(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp('models-api'))
+    s = Server(d, args=['--allow-private-urls', '--max-model-bytes', str(LIMIT)], env=ort_env(d)).start()
+    yield s
+    rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+def test_register_list_describe(srv):
+    weights = _read(DET, 'weights.onnx')
+    r = register_multipart(srv, 'e2e-proj/7', weights, det_metadata(aliases=['e2e-alias']))
+    assert r.status == 200, r
+    b = r.json()
+    assert b['status'] == 'ok' and b['modelId'] == 'e2e-proj/7'
+    assert b['task'] == 'object-detection'
+    assert b['inputSize'] == {'width': 128, 'height': 128}
+    assert b['classNames'] == ['circle', 'square', 'triangle']
+    assert b['aliases'] == ['e2e-alias']
+    assert 'artefacts' not in b['details']
+
+    r = srv.request('GET', f'{MR}/{srv.workspace}/models')
+    assert r.status == 200, r
+    listed = {m['modelId']: m for m in r.json()['models']}
+    assert listed['e2e-proj/7']['task'] == 'object-detection'
+    assert listed['e2e-proj/7']['classCount'] == 3
+
+    # the id's '/' as a path separator, URL-encoded, or through the alias
+    for path in ('e2e-proj/7', 'e2e-proj%2F7', 'e2e-alias'):
+        r = srv.request('GET', f'{MR}/{srv.workspace}/models/{path}')
+        assert r.status == 200, (path, r)
+        assert r.json()['modelId'] == 'e2e-proj/7'
+        assert r.json()['classNames'] == ['circle', 'square', 'triangle']
+
+    # raw body, metadata in the query; POST works like PUT
+    r = srv.request('POST', f'{MR}/{srv.workspace}/models/e2e-raw', body=weights,
+                    query={'metadata': json.dumps(det_metadata())},
+                    headers={'Content-Type': 'application/octet-stream'})
+    assert r.status == 200, r
+    assert r.json()['modelId'] == 'e2e-raw' and r.json()['inputSize']['width'] == 128
+    # raw body, metadata in the header
+    r = srv.request('PUT', f'{MR}/{srv.workspace}/models/e2e-hdr', body=weights,
+                    headers={'Content-Type': 'application/octet-stream',
+                             'X-Model-Metadata': json.dumps({'class_names': ['a', 'b', 'c']})})
+    assert r.status == 200, r
+    assert r.json()['classNames'] == ['a', 'b', 'c']
+
+    r = srv.request('GET', f'{MR}/{srv.workspace}/models/no-such-model')
+    assert r.status == 404 and 'no-such-model' in r.json()['error'], r
+
+
+@pytest.mark.parametrize('bad', sorted(d for d in os.listdir(os.path.join(MODELS, 'bad'))
+                                       if os.path.exists(os.path.join(MODELS, 'bad', d, 'weights.onnx'))))
+def test_bad_model_refused(srv, bad):
+    d = os.path.join(MODELS, 'bad', bad)
+    names = _read(d, 'class_names.txt').decode().split()
+    r = register_multipart(srv, f'e2e-bad-{bad}', _read(d, 'weights.onnx'), {'class_names': names})
+    assert r.status == 400, r
+    msg = r.json()['error']
+    assert f'e2e-bad-{bad}' in msg or 'onnx' in msg.lower(), msg
+    assert srv.request('GET', f'{MR}/{srv.workspace}/models/e2e-bad-{bad}').status == 404
+
+
+def test_request_errors(srv):
+    weights = _read(DET, 'weights.onnx')
+    ws = srv.workspace
+    # bad metadata, bad id, no weights part
+    r = register_multipart(srv, 'e2e-x', weights, None)  # this ONNX carries no class names
+    assert r.status == 400 and 'no class names' in r.json()['error'], r
+    ctype, body = multipart([('weights', 'w.onnx', weights), ('metadata', None, b'{nope')])
+    r = srv.request('PUT', f'{MR}/{ws}/models/e2e-x', body=body, headers={'Content-Type': ctype})
+    assert r.status == 400 and 'metadata' in r.json()['error'], r
+    ctype, body = multipart([('metadata', None, b'{}')])
+    r = srv.request('PUT', f'{MR}/{ws}/models/e2e-x', body=body, headers={'Content-Type': ctype})
+    assert r.status == 400 and 'weights' in r.json()['error'], r
+    r = register_multipart(srv, 'a/b/c', weights, det_metadata())
+    assert r.status == 400 and 'invalid model id' in r.json()['error'], r
+    r = srv.request('PUT', f'{MR}/{ws}/models/e2e-x', body=b'', headers={'Content-Type': 'application/octet-stream'})
+    assert r.status == 400, r
+    # auth
+    r = register_multipart(srv, 'e2e-x', weights, det_metadata(), auth=False)
+    assert r.status == 401, r
+    r = register_multipart(srv, 'e2e-x', weights, det_metadata(), key='nope')
+    assert r.status == 401, r
+    r = srv.request('GET', f'{MR}/{ws}/models', key='wrong-key')
+    assert r.status == 401, r
+    r = srv.request('GET', f'{MR}/someone-else/models')
+    assert r.status == 403, r
+    r = srv.request('PUT', f'{MR}/someone-else/models/e2e-x', body=weights,
+                    headers={'Content-Type': 'application/octet-stream'})
+    assert r.status == 403, r
+    # size limit: raw (Content-Length check) and multipart (streamed part)
+    big = weights + b'\0' * (LIMIT + 1 - len(weights))
+    r = srv.request('PUT', f'{MR}/{ws}/models/e2e-big', body=big, headers={'Content-Type': 'application/octet-stream'})
+    assert r.status == 413, r
+    r = register_multipart(srv, 'e2e-big', big, det_metadata())
+    assert r.status == 413, r
+    assert srv.request('GET', f'{MR}/{ws}/models/e2e-big').status == 404
+    assert srv.request('GET', f'{MR}/{ws}/models/e2e-x').status == 404
+
+
+def test_workflow_job_with_uploaded_model(srv):
+    r = register_multipart(srv, 'e2e-job/1', _read(DET, 'weights.onnx'), det_metadata())
+    assert r.status == 200, r
+    wf = {
+        'version': '1.0',
+        'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
+        'steps': [{'type': 'roboflow_core/roboflow_object_detection_model@v2', 'name': 'det',
+                   'images': '$inputs.image', 'model_id': 'e2e-job/1', 'confidence': 0.3}],
+        'outputs': [{'type': 'JsonField', 'name': 'predictions', 'selector': '$steps.det.predictions'}],
+    }
+    put_workflow(srv, 'uploaded-det', wf)
+    stage_pngs(srv, 'mpics', 2)
+    r = bp(srv, 'POST', '/e2e-uploaded', job_body('mpics', 'uploaded-det'))
+    assert r.status == 200, r
+    job = wait_job(srv, 'e2e-uploaded')
+    assert job['error'] is False, job
+    rows = results_rows(download_export(srv, 'e2e-uploaded'))
+    assert len(rows) == 2
+    assert all('predictions' in row['predictions'] for row in rows)
+
+
+def test_upload_survives_restart(server_factory, tmpdir_path):
+    s = server_factory(env=ort_env(tmpdir_path)).start()
+    r = register_multipart(s, 'keep/2', _read(DET, 'weights.onnx'), det_metadata(aliases=['keep-alias']))
+    assert r.status == 200, r
+    assert s.stop() == 0
+    s.start()
+    r = s.request('GET', f'{MR}/{s.workspace}/models/keep-alias')
+    assert r.status == 200, r
+    assert r.json()['modelId'] == 'keep/2' and r.json()['aliases'] == ['keep-alias']
+
+
+def test_cli_register_and_list(tmpdir_path):
+    data = os.path.join(tmpdir_path, 'cli-data')
+    env = dict(os.environ)
+    env.update(ort_env(tmpdir_path))
+
+    def run(*args):
+        return subprocess.run([BIN, 'model'] + list(args) + ['--data', data], capture_output=True, text=True,
+                              env=env, timeout=120 * MULT)
+    p = run('register', 'cli-proj/4', DET)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith('registered: cli-proj/4\tobject-detection\t128x128'), p.stdout
+    assert os.path.exists(os.path.join(data, 'models', 'cli-proj--4', 'weights.onnx'))
+    p = run('register', 'cli-bad', os.path.join(MODELS, 'bad', 'garbage'))
+    assert p.returncode == 1 and 'cli-bad' in p.stderr, p.stderr
+    p = run('list')
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ['cli-proj/4\tobject-detection\t128x128\t3 classes'], p.stdout
+    p = run('register', 'only-id')
+    assert p.returncode == 2 and 'usage' in p.stderr

@@ -193,3 +193,17 @@ def test_cli_register_and_list(tmpdir_path):
     assert p.stdout.splitlines() == ['cli-proj/4\tobject-detection\t128x128\t3 classes'], p.stdout
     p = run('register', 'only-id')
     assert p.returncode == 2 and 'usage' in p.stderr
+
+
+def test_replace_and_bad_replacement_keeps_model(srv):
+    ws = srv.workspace
+    weights = _read(DET, 'weights.onnx')
+    r = register_multipart(srv, 'e2e-repl', weights, det_metadata())
+    assert r.status == 200, r
+    r = register_multipart(srv, 'e2e-repl', weights, det_metadata(class_names=['x', 'y', 'z']))
+    assert r.status == 200, r
+    assert srv.request('GET', f'{MR}/{ws}/models/e2e-repl').json()['classNames'] == ['x', 'y', 'z']
+    r = register_multipart(srv, 'e2e-repl', _read(MODELS, 'bad', 'garbage', 'weights.onnx'), det_metadata())
+    assert r.status == 400, r
+    d = srv.request('GET', f'{MR}/{ws}/models/e2e-repl')
+    assert d.status == 200 and d.json()['classNames'] == ['x', 'y', 'z'], d

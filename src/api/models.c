@@ -21,7 +21,8 @@
  *     X-Model-Metadata header (both optional), or
  *   - multipart/form-data: the part named "weights" (or "file", or else the
  *     first part with a filename) holds the ONNX bytes, the part named
- *     "metadata" the JSON object; other parts are ignored.
+ *     "metadata" the JSON object (when there is no such part, the query
+ *     parameter or header as for a raw body); other parts are ignored.
  * The weights stream into a temp file under DATA/tmp (never held in the
  * request), bounded by ctx->max_model_bytes (413 beyond); the file is
  * mapped and handed to model_registry_register_bytes, which validates the
@@ -95,7 +96,20 @@ static json_t *mr_aliases(const json_t *info)
     return out ? out : json_array();
 }
 
-/* The describe body of one model (new reference). */
+static const char *mr_task(const struct model *m)
+{
+    const char *t = model_task_name(model_task(m));
+    return t ? t : "unknown";
+}
+
+/* A JSON string, "" for text that is not UTF-8 (keeps class indexes). */
+static json_t *mr_str(const char *s)
+{
+    json_t *v = s ? json_string(s) : NULL;
+    return v ? v : json_string("");
+}
+
+/* The describe body of one model (new reference; NULL on allocation failure). */
 static json_t *mr_summary(const struct model *m)
 {
     json_t *info = model_describe(m);
@@ -105,12 +119,12 @@ static json_t *mr_summary(const struct model *m)
     if (!info)
         info = json_object();
     for (size_t i = 0; i < model_class_count(m); i++)
-        json_array_append_new(names, json_string(model_class_name(m, i)));
+        json_array_append_new(names, mr_str(model_class_name(m, i)));
     model_input_size(m, &w, &h);
     json_t *aliases = mr_aliases(info);
     json_object_del(info, "artefacts"); /* a server path: not the client's business */
     return json_pack("{s:s,s:s,s:{s:i,s:i},s:o,s:o,s:o}", "modelId", model_id(m), "task",
-                     model_task_name(model_task(m)), "inputSize", "width", w, "height", h,
+                     mr_task(m), "inputSize", "width", w, "height", h,
                      "classNames", names, "aliases", aliases, "details", info);
 }
 
@@ -136,7 +150,7 @@ static int mr_list(struct http_req *req, void *vctx)
             continue;
         model_input_size(m, &w, &h);
         json_array_append_new(out, json_pack("{s:s,s:s,s:I,s:{s:i,s:i}}", "modelId", model_id(m),
-                                             "task", model_task_name(model_task(m)), "classCount",
+                                             "task", mr_task(m), "classCount",
                                              (json_int_t)model_class_count(m), "inputSize",
                                              "width", w, "height", h));
         model_unref(m);
@@ -160,6 +174,8 @@ static int mr_get(struct http_req *req, void *vctx)
         return http_reply_error(req, 400, "%s", err);
     json_t *out = mr_summary(m);
     model_unref(m);
+    if (!out)
+        return http_reply_error(req, 500, "cannot describe the model");
     return http_reply_json(req, 200, out);
 }
 
@@ -387,7 +403,7 @@ static int mr_end(struct http_req *req, void *vctx)
         return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
     if (u->size == 0)
         return http_reply_error(req, 400, "empty model: the body holds no ONNX bytes");
-    if (u->mp) {
+    if (u->mp && u->have_meta) {
         rc = mr_meta_parse(req, u->meta.data, u->meta.len, &meta);
     } else {
         const char *q = http_req_query(req, "metadata");
@@ -427,6 +443,8 @@ static int mr_end(struct http_req *req, void *vctx)
         return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
     json_t *out = mr_summary(m);
     model_unref(m);
+    if (!out)
+        return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
     json_object_set_new(out, "status", json_string("ok"));
     return http_reply_json(req, 200, out);
 }

@@ -88,6 +88,11 @@ def test_register_list_describe(srv):
     assert r.status == 200, r
     assert r.json()['classNames'] == ['a', 'b', 'c']
 
+    # multipart without a metadata part: the query parameter is used
+    r = register_multipart(srv, 'e2e-mpq', weights, None, query={'metadata': json.dumps({'class_names': ['p', 'q', 'r']})})
+    assert r.status == 200, r
+    assert r.json()['classNames'] == ['p', 'q', 'r']
+
     r = srv.request('GET', f'{MR}/{srv.workspace}/models/no-such-model')
     assert r.status == 404 and 'no-such-model' in r.json()['error'], r
 

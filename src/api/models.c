@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -49,6 +50,12 @@
 #define MR_META_MAX (4u << 20)            /* metadata JSON (class_names may be long) */
 #define MR_DEFAULT_MAX ((uint64_t)1 << 30) /* weights, when ctx->max_model_bytes is 0 */
 #define MR_FRAMING (64u * 1024)           /* multipart headers and boundaries */
+
+/* Registrations are serialised: two uploads of one id at once would write
+ * their artefacts into the same DATA/models folder file by file, and the
+ * folder loaded at the next start could mix them.  Lookups and inference
+ * do not take this lock. */
+static pthread_mutex_t mr_register_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t mr_max(const struct api_ctx *ctx)
 {
@@ -424,7 +431,9 @@ static int mr_end(struct http_req *req, void *vctx)
         return http_reply_error(req, 500, "cannot map the upload: %s", strerror(errno));
     }
     err[0] = '\0';
+    pthread_mutex_lock(&mr_register_lock);
     rc = model_registry_register_bytes(ctx->models, id, map, (size_t)u->size, meta, err, sizeof err);
+    pthread_mutex_unlock(&mr_register_lock);
     munmap(map, (size_t)u->size);
     json_decref(meta);
     if (rc < 0) {

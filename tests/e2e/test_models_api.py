@@ -212,3 +212,25 @@ def test_replace_and_bad_replacement_keeps_model(srv):
     assert r.status == 400, r
     d = srv.request('GET', f'{MR}/{ws}/models/e2e-repl')
     assert d.status == 200 and d.json()['classNames'] == ['x', 'y', 'z'], d
+
+
+def test_concurrent_uploads_of_one_id(server_factory, tmpdir_path):
+    """Parallel registrations of one id end with one whole upload, on disk too."""
+    import threading
+    s = server_factory(env=ort_env(tmpdir_path)).start()
+    weights = _read(DET, 'weights.onnx')
+    sets = [[f'{k}a', f'{k}b', f'{k}c'] for k in range(6)]
+    codes = []
+
+    def up(names):
+        codes.append(register_multipart(s, 'race/1', weights, det_metadata(class_names=names)).status)
+    ts = [threading.Thread(target=up, args=(n,)) for n in sets]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert codes == [200] * len(sets)
+    live = s.request('GET', f'{MR}/{s.workspace}/models/race/1').json()['classNames']
+    assert live in sets
+    on_disk = _read(s.data, 'models', 'race--1', 'class_names.txt').decode().split()
+    assert on_disk == live

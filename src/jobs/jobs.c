@@ -1365,6 +1365,8 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     bool has_cc = false;
     int rc;
 
+    if (json_is_object(body) && json_object_size(body) == 0)
+        body = NULL; /* {} means no override, like no body */
     if (body && !json_is_null(body)) {
         const char *type = json_string_value(json_object_get(body, "type"));
         if (!json_is_object(body) || !type || strcmp(type, "parameters-override-v1")) {

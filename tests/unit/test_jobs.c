@@ -459,7 +459,9 @@ TEST(abort_stops_claims)
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "statusType")),
                   "error");
     json_decref(out);
-    ASSERT_OK(jobs_restart(c.j, "ws", "j1", NULL, &out));
+    b = json_object(); /* {} is the same as no body */
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
+    json_decref(b);
     json_decref(out);
     run_all(&c);
     json_t *job = get_job(&c, "j1");

@@ -31,7 +31,7 @@ static int fake_infer(void *ud, const struct wf_model_request *req, const struct
     (void)req;
     (void)err;
     (void)errlen;
-    fake_calls++;
+    __atomic_fetch_add(&fake_calls, 1, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++)
         out[i] = json_pack("{s:{s:i,s:i},s:[{s:f,s:f,s:f,s:f,s:f,s:s,s:i}]}", "image", "width", images[i]->w,
                            "height", images[i]->h, "predictions", "x", 4.0, "y", 4.0, "width", 4.0, "height",
@@ -469,6 +469,41 @@ TEST(abort_stops_claims)
     ASSERT(json_is_true(json_object_get(job, "isTerminal")));
     json_decref(job);
     ctx_close(&c);
+}
+
+TEST(worker_threads_run_a_job)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    ctx_open(&c, 2);
+    jobs_free(c.j); /* again, with two worker threads */
+    c.o.workers = 2;
+    c.o.poll_ms = 20;
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_start(c.j));
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    for (int i = 0; i < 7; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%d.png", i);
+        upload(&c, "b1", n, i, false);
+    }
+    b = body("b1", "det", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    json_t *job = NULL;
+    for (int k = 0; k < 1000; k++) {
+        json_decref(job);
+        job = get_job(&c, "j1");
+        if (json_is_true(json_object_get(job, "isTerminal")))
+            break;
+        usleep(10000);
+    }
+    ASSERT(json_is_true(json_object_get(job, "isTerminal")));
+    ASSERT(json_is_false(json_object_get(job, "error")));
+    ASSERT_EQ(json_integer_value(json_object_get(json_object_get(job, "lastNotification"), "imagesProcessed")), 7);
+    json_decref(job);
+    ctx_close(&c); /* stops and joins the workers */
 }
 
 TEST(timeout_ends_the_job)

@@ -38,6 +38,11 @@ const char *staging__image_mime(const void *data, size_t len)
     int w = 0, h = 0;
     if (vis_sniff(data, len) == VIS_TYPE_UNKNOWN || vis_probe(data, len, &t, &w, &h) < 0)
         return NULL;
+    /* vis_probe leaves the size check to us: an image no decoder will take
+     * (a PNG header claiming 100000x100000) is refused now, not at job time. */
+    if (w <= 0 || h <= 0 || w > VIS_MAX_SIDE || h > VIS_MAX_SIDE ||
+        (uint64_t)w * (uint64_t)h > VIS_MAX_PIXELS)
+        return NULL;
     return vis_type_mime(t);
 }
 
@@ -117,7 +122,8 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         goto out;
     }
     if (!mime) {
-        staging__err("'%s' is not a JPEG, PNG, WebP or BMP image", file_name);
+        staging__err("'%s' is not a JPEG, PNG, WebP or BMP image of at most %u pixels", file_name,
+                     (unsigned)VIS_MAX_PIXELS);
         rc = ERR_INVALID;
         goto out;
     }

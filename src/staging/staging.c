@@ -96,6 +96,35 @@ void staging__batch_prefix(int64_t bid, char out[32])
     snprintf(out, 32, "b/%lld", (long long)bid);
 }
 
+bool staging__utf8_valid(const char *str)
+{
+    const unsigned char *p = (const unsigned char *)str;
+    while (*p) {
+        unsigned c = *p++;
+        int more;
+        unsigned cp, min;
+        if (c < 0x80)
+            continue;
+        if ((c & 0xe0) == 0xc0) {
+            more = 1, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        for (; more > 0; more--, p++) {
+            if ((*p & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (*p & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
 bool staging__name_valid(const char *name)
 {
     size_t n;
@@ -107,7 +136,8 @@ bool staging__name_valid(const char *name)
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
             return false;
-    return true;
+    /* Names go out in JSON (lists, exports): jansson refuses non-UTF-8. */
+    return staging__utf8_valid(name);
 }
 
 /* ---- context and threads ---------------------------------------------------- */
@@ -401,6 +431,10 @@ int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws,
         return rc;
     if (display_name && strlen(display_name) > 256) {
         staging__err("displayName is longer than 256 bytes");
+        return ERR_INVALID;
+    }
+    if (display_name && !staging__utf8_valid(display_name)) {
+        staging__err("displayName is not valid UTF-8");
         return ERR_INVALID;
     }
     if ((rc = drop_expired(s, db, ws, batch)) < 0)

@@ -53,6 +53,8 @@ int staging__shard_status(sqlite3 *db, const char *shard_id, const char *state, 
 /* File names for staged files: 1..255 bytes, no '/', no "..", no control
  * characters, not "." */
 bool staging__name_valid(const char *name);
+/* true when str (NUL-terminated) is well-formed UTF-8 (no surrogates, no overlongs) */
+bool staging__utf8_valid(const char *str);
 
 /* ingest.c: content check of a whole image: the MIME type (static) when
  * the bytes are a JPEG/PNG/WebP/BMP whose header parses, else NULL. */

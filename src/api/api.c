@@ -11,7 +11,8 @@
  *
  * Authentication: every API call carries ?api_key=….  The key's workspace
  * (store_key_verify, constant-time hash compare) must equal the workspace
- * in the path: a missing or unknown key is 401, another workspace's key 403.
+ * in the path: a missing or unknown key is 401, another workspace's key 403,
+ * a key given twice 400 (which one counts would be ambiguous).
  */
 #include "api/api.h"
 
@@ -52,6 +53,10 @@ int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX
     const char *want = http_req_param(req, "workspace");
     int rc;
 
+    if (http_req_query_count(req, "api_key") > 1) {
+        http_reply_error(req, 400, "api_key is given more than once");
+        return ERR_AUTH;
+    }
     if (!key || !*key) {
         http_reply_error(req, 401, "missing api_key query parameter");
         return ERR_AUTH;

@@ -369,6 +369,19 @@ static int up_end(struct http_req *req, void *vctx)
 
 /* ---- signed blob URLs ----------------------------------------------------------------- */
 
+/* A signed URL carries each of its fields once: a second copy would be
+ * ignored here (the first wins) but might be the one a proxy reads. */
+static int blob_query_unique(struct http_req *req)
+{
+    static const char *const f[] = {"method", "expires", "limit", "signature"};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        if (http_req_query_count(req, f[i]) > 1) {
+            http_reply_error(req, 400, "signed URL field '%s' is given more than once", f[i]);
+            return ERR_INVALID;
+        }
+    return 0;
+}
+
 static void blob_put_free(void *p)
 {
     staging_put_abort(p);
@@ -378,6 +391,8 @@ static int blob_put_begin(struct http_req *req, void *vctx)
 {
     struct api_ctx *ctx = vctx;
     struct staging_put *p = NULL;
+    if (blob_query_unique(req) < 0)
+        return 0;
     int rc = staging_put_open(ctx->sg, http_req_param(req, "key"), http_req_query(req, "method"),
                               http_req_query(req, "expires"), http_req_query(req, "limit"),
                               http_req_query(req, "signature"), http_req_content_length(req), &p);
@@ -409,6 +424,8 @@ static int blob_get(struct http_req *req, void *vctx)
     int fd = -1;
     int64_t size = 0;
     const char *mime = NULL;
+    if (blob_query_unique(req) < 0)
+        return 0;
     int rc = staging_get_open(ctx->sg, http_req_param(req, "key"), http_req_query(req, "method"),
                               http_req_query(req, "expires"), http_req_query(req, "limit"),
                               http_req_query(req, "signature"), &fd, &size, &mime);

@@ -109,6 +109,8 @@ const char *http_req_path(const struct http_req *req);
 const char *http_req_param(const struct http_req *req, const char *name);
 /* Decoded query parameter; NULL if absent.  A key given without '=' is "". */
 const char *http_req_query(const struct http_req *req, const char *name);
+/* How many times the query carries `name` (a signed URL or a key given twice is refused). */
+int http_req_query_count(const struct http_req *req, const char *name);
 /* Request header, case-insensitive name; NULL if absent. */
 const char *http_req_header(const struct http_req *req, const char *name);
 /* Declared Content-Length, or -1 when there is none (chunked or no body). */

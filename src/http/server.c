@@ -226,6 +226,29 @@ const char *http_req_query(const struct http_req *req, const char *name)
     return v ? v : "";
 }
 
+struct query_count {
+    const char *name;
+    int n;
+};
+
+static enum MHD_Result query_count_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    struct query_count *qc = cls;
+    (void)kind;
+    (void)value;
+    if (key && !strcmp(key, qc->name))
+        qc->n++;
+    return MHD_YES;
+}
+
+int http_req_query_count(const struct http_req *req, const char *name)
+{
+    struct query_count qc = {name, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_count_one, &qc);
+    return qc.n;
+}
+
 const char *http_req_header(const struct http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

@@ -581,7 +581,8 @@ static int page_args(struct staging *s, int page_size, const char *token, int *l
     size_t n = 0;
     uint8_t *raw = base64url_decode(token, strlen(token), &n);
     int rc = ERR_INVALID;
-    if (raw && n > 3 && n < 24 && !memcmp(raw, "k1:", 3)) {
+    /* at most 18 digits: v * 10 cannot overflow int64 */
+    if (raw && n > 3 && n <= 3 + 18 && !memcmp(raw, "k1:", 3)) {
         int64_t v = 0;
         size_t i = 3;
         for (; i < n && raw[i] >= '0' && raw[i] <= '9'; i++)

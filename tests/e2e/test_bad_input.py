@@ -350,6 +350,28 @@ def test_json_bodies(server):
     alive(server)
 
 
+def test_another_workspace_key(server):
+    out = server.cli('workspace', 'create', 'hostile-ws')
+    assert out.returncode == 0, out.stderr
+    other = [l.split()[1] for l in out.stdout.splitlines() if l.startswith('api_key: ')][0]
+    ct, body = multipart([('file', 'x.png', png_bytes(60))])
+    for method, rest, kw in [('GET', f'/{KEEP}/count', {}), ('GET', f'/{KEEP}/list', {}), ('GET', '', {}),
+                             ('GET', f'/{KEEP}/shards', {}), ('GET', f'/{KEEP}/parts', {}),
+                             ('POST', f'/{KEEP}/upload/image', {'body': body, 'headers': {'Content-Type': ct},
+                                                                'query': {'fileName': 'x.png'}}),
+                             ('POST', f'/{KEEP}/bulk-upload/image-files', {}),
+                             ('POST', f'/{KEEP}/bulk-upload/image-references',
+                              {'body': json.dumps({'imageReferences': [{'name': 'a.jpg', 'url': 'https://x/a.jpg'}]})})]:
+        r = server.ds(method, rest, key=other, **kw)
+        assert_error(r, 403)
+    # its own workspace does not see the batch
+    r = server.ds('GET', f'/{KEEP}/count', key=other, workspace='hostile-ws')
+    assert_error(r, 404)
+    r = server.ds('GET', '', key=other, workspace='hostile-ws')
+    assert r.status == 200 and not r.json().get('batches'), r
+    alive(server)
+
+
 # ---- ids and pagination -----------------------------------------------------------------
 
 def test_bad_ids(server):

@@ -476,14 +476,28 @@ def ti(name, kind, **kw):
     return t
 
 
+def gnu_tar(members):
+    """make_tar in GNU format (long names), raw bytes kept in names."""
+    bio = io.BytesIO()
+    with tarfile.open(fileobj=bio, mode='w', format=tarfile.GNU_FORMAT, encoding='utf-8',
+                      errors='surrogateescape') as t:
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                t.addfile(m)
+            else:
+                t.addfile(ti(m[0], tarfile.REGTYPE, size=len(m[1]), mtime=1700000000), io.BytesIO(m[1]))
+    return bio.getvalue()
+
+
 def test_tar_shards(server):
     good = png_bytes(40)
     members = [('/abs.png', good), ('../up.png', good), ('a/../../up2.png', good),
                ti('sym.png', tarfile.SYMTYPE, linkname='/etc/passwd'),
                ti('hard.png', tarfile.LNKTYPE, linkname='ok.png'),
                ti('dev.png', tarfile.CHRTYPE, devmajor=1, devminor=3),
-               ti('fifo.png', tarfile.FIFOTYPE), ('zero.png', b''), ('ok.png', good)]
-    d, p = server.put_shard('tar-bad', make_tar(members))
+               ti('fifo.png', tarfile.FIFOTYPE), ('zero.png', b''), ('bad\udcff\udcfe.png', good),
+               ('ctl\x01.png', good), ('n' * 300 + '.png', good), ('ok.png', good)]
+    d, p = server.put_shard('tar-bad', gnu_tar(members))
     assert p.status == 200, p
     # 600 entries
     many = [(f'm{i}.png', b'') for i in range(600)]
@@ -530,7 +544,7 @@ def test_tar_shards(server):
     r = server.ds('GET', '/tar-bad/list', query={'pageSize': 100})
     names = sorted(f['fileName'] for f in r.json()['filesMetadata'])
     assert names == ['ok.png'], names
-    for b in ['tar-many', 'tar-trunc', 'tar-gz', 'tar-bomb']:
+    for b in ['tar-bad', 'tar-many', 'tar-trunc', 'tar-gz', 'tar-bomb']:
         r = server.ds('GET', f'/{b}/shards')
         assert r.status == 200, r
     alive(server)

@@ -322,8 +322,46 @@ struct staging_put {
     int64_t bid;
 };
 
+/* One writer per signed URL: a second PUT to a URL whose first PUT is
+ * still streaming is refused.  Without this both would pass the "pending"
+ * check, and the later one's rename would replace (or, for a failed video
+ * probe, delete) the blob the first one was acknowledged for. */
+static int put_claim(struct staging *s, const char *key)
+{
+    size_t n = strlen(key) + 1;
+    int rc = 0;
+    pthread_mutex_lock(&s->mu);
+    for (struct staging__putting *e = s->putting; e; e = e->next)
+        if (!strcmp(e->key, key))
+            rc = ERR_EXISTS;
+    if (rc == 0) {
+        struct staging__putting *e = xmalloc(sizeof(*e) + n);
+        memcpy(e->key, key, n);
+        e->next = s->putting;
+        s->putting = e;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void put_release(struct staging *s, const char *key)
+{
+    pthread_mutex_lock(&s->mu);
+    for (struct staging__putting **pe = &s->putting; *pe; pe = &(*pe)->next) {
+        if (!strcmp((*pe)->key, key)) {
+            struct staging__putting *e = *pe;
+            *pe = e->next;
+            free(e);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void put_free(struct staging_put *p)
 {
+    if (p->key)
+        put_release(p->s, p->key);
     free(p->key);
     free(p->shard_id);
     free(p->file_name);
@@ -340,6 +378,10 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
     if (rc < 0) {
         staging__err("invalid, expired or tampered signed URL");
         return rc == ERR_INVALID ? ERR_AUTH : rc;
+    }
+    if (put_claim(s, key) < 0) {
+        staging__err("an upload to this URL is already in progress");
+        return ERR_EXISTS;
     }
     sqlite3 *db = store_db_acquire(s->st);
     rc = ERR_INTERNAL;
@@ -379,7 +421,7 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
         rc = ERR_LIMIT;
         goto fail;
     }
-    p->key = xstrdup(key);
+    p->key = xstrdup(key); /* from here put_free releases the claim */
     if ((rc = store_blob_writer_open(s->st, key, limit, &p->w)) < 0) {
         staging__err("cannot create the upload file");
         goto fail;
@@ -387,8 +429,13 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
     *out = p;
     return 0;
 fail:
-    if (p)
+    if (p && p->key)
         put_free(p);
+    else {
+        put_release(s, key);
+        if (p)
+            put_free(p);
+    }
     return rc;
 }
 

@@ -311,6 +311,11 @@ void staging_free(struct staging *s)
     if (!s)
         return;
     staging_stop(s);
+    while (s->putting) { /* only if a writer outlived the server: not expected */
+        struct staging__putting *e = s->putting;
+        s->putting = e->next;
+        free(e);
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->base_url);

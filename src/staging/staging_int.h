@@ -21,6 +21,12 @@ struct staging {
     bool stop;
     bool kick_index, kick_fetch; /* work was queued */
     pthread_t th_index, th_fetch, th_sweep;
+    struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
+};
+
+struct staging__putting {
+    struct staging__putting *next;
+    char key[];
 };
 
 /* Thread-local error message (staging.c). */

@@ -372,6 +372,27 @@ def test_another_workspace_key(server):
     alive(server)
 
 
+def test_workflow_put_bodies(server):
+    wf = f'/workflows/v1/external/{server.workspace}/workflows'
+    for body in [b'not json', b'', b'[]', b'"x"', b'{}', b'[' * 100000, b'{"specification": 5}',
+                 b'{"version": "1.0", "inputs": [], "steps": [], "outputs": []}x',
+                 json.dumps({'version': '1.0', 'inputs': [{'type': 'WorkflowImage', 'name': 'i' * 100000}],
+                             'steps': [{'type': 'NoSuchBlock', 'name': 's'}], 'outputs': []}).encode(),
+                 json.dumps({'version': '1.0', 'inputs': [1, None, [], {}], 'steps': {}, 'outputs': 'x'}).encode()]:
+        r = server.request('PUT', f'{wf}/wf-bad', body=body, headers={'Content-Type': 'application/json'})
+        assert_error(r, 400, 413)
+    r = server.request('PUT', f'{wf}/wf-bad', body=b' ' * (5 << 20))
+    assert_error(r, 413)
+    for wid in ['UP', 'a' * 65, '..%2Fx', '%C3%A9']:
+        r = server.request('PUT', f'{wf}/{wid}', body=b'{}')
+        assert_error(r, 400, 404)
+        r = server.request('GET', f'{wf}/{wid}')
+        assert_error(r, 400, 404)
+    r = server.request('GET', f'{wf}/wf-bad')
+    assert_error(r, 404)
+    alive(server)
+
+
 # ---- ids and pagination -----------------------------------------------------------------
 
 def test_bad_ids(server):
@@ -463,6 +484,36 @@ def test_signed_urls(server):
     p = server.raw('PUT', url, body=tar)   # replay after success
     assert_error(p, 403, 409)
     server.wait_count('signed-bad', 1)
+    alive(server)
+
+
+def test_signed_url_concurrent_put(server):
+    """A second PUT to a URL whose first PUT is still streaming is refused,
+    and the first one's upload is what gets indexed."""
+    r = server.ds('POST', '/signed-race/bulk-upload/image-files')
+    url = r.json()['signedURLDetails']['uploadURL']
+    u = urllib.parse.urlsplit(url)
+    target = u.path + '?' + u.query
+    good = make_tar([('race.png', png_bytes(31))])
+    a = socket.create_connection(('127.0.0.1', server.port))
+    a.settimeout(30 * MULT)
+    a.sendall(f'PUT {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(good)}\r\n\r\n'.encode()
+              + good[:1000])
+    time.sleep(0.3)
+    p = server.raw('PUT', url, body=b'garbage, not a tar' * 100)
+    assert_error(p, 409)
+    a.sendall(good[1000:])
+    out = b''
+    while parse_raw(out) is None:
+        b = a.recv(65536)
+        if not b:
+            break
+        out += b
+    a.close()
+    assert parse_raw(out) is not None and parse_raw(out)[0] == 200, out[:300]
+    assert server.wait_count('signed-race', 1) == 1
+    p = server.raw('PUT', url, body=good)   # and once done, the URL is spent
+    assert_error(p, 409)
     alive(server)
 
 

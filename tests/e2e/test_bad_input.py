@@ -11,6 +11,7 @@ that the data staged at the start is intact.
 import gzip
 import io
 import json
+import os
 import re
 import socket
 import struct
@@ -21,7 +22,7 @@ import zlib
 
 import pytest
 
-from conftest import DS, MULT, jpeg_bytes, make_tar, multipart, png_bytes
+from conftest import DS, MULT, REPO, jpeg_bytes, make_tar, multipart, png_bytes
 
 KEEP = 'keep-batch'
 
@@ -393,6 +394,83 @@ def test_workflow_put_bodies(server):
     alive(server)
 
 
+def test_hostile_reference_targets(server):
+    """References whose targets lie: huge, truncated, redirect loops, text,
+    a PNG header claiming 100000x100000.  Each fails alone; the good one lands."""
+    import http.server
+    import threading
+    good = png_bytes(70)
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            p = self.path
+            if p == '/good.png':
+                body = good
+            elif p == '/loop':
+                self.send_response(302)
+                self.send_header('Location', '/loop')
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+                return
+            elif p == '/huge.png':
+                self.send_response(200)
+                self.send_header('Content-Length', str(10 ** 12))
+                self.end_headers()
+                try:
+                    self.wfile.write(good * 10)
+                except OSError:
+                    pass
+                return
+            elif p == '/trunc.png':
+                self.send_response(200)
+                self.send_header('Content-Length', '100000')
+                self.end_headers()
+                self.wfile.write(good[:50])
+                self.close_connection = True
+                return
+            elif p == '/dims.png':
+                body = png_header(100000, 100000)
+            elif p == '/text.png':
+                body = b'just text'
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        base = f'http://127.0.0.1:{httpd.server_address[1]}'
+        names = ['good.png', 'loop', 'huge.png', 'trunc.png', 'dims.png', 'text.png', 'missing.png']
+        body = {'imageReferences': [{'name': f'r{i}-{n.replace("/", "")}', 'url': f'{base}/{n}'}
+                                    for i, n in enumerate(names)]}
+        body['imageReferences'].append({'name': 'closed.png', 'url': 'http://127.0.0.1:1/x.png'})
+        r = refs(server, json.dumps(body).encode(), batch='refs-hostile')
+        assert r.status == 200, r
+        assert server.wait_count('refs-hostile', 1) == 1
+        deadline = time.time() + 30 * MULT
+        while time.time() < deadline:
+            sh = server.ds('GET', '/refs-hostile/shards').json()['shards']
+            if sh and all(x['statusType'] != 'info' and 'progress' not in x['statusName'].lower()
+                          and 'pending' not in x['statusName'].lower() for x in sh):
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+        r = server.ds('GET', '/refs-hostile/list')
+        assert [f['fileName'] for f in r.json()['filesMetadata']] == ['r0-good.png'], r
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    alive(server)
+
+
 # ---- ids and pagination -----------------------------------------------------------------
 
 def test_bad_ids(server):
@@ -647,6 +725,17 @@ def test_corrupt_images(server):
     r = server.ds('GET', '/img-bad/count')
     assert r.status == 404 or r.json()['count'] <= len(TRUNCATED), r
     alive(server)
+
+
+def test_valid_images_still_accepted(server):
+    """The header checks above do not refuse real files (top-down BMP, 16-bit PNG, EXIF JPEG...)."""
+    d = os.path.join(REPO, 'tests', 'data', 'images')
+    for name in sorted(os.listdir(d)):
+        if name.endswith('.py') or name.startswith('anim'):
+            continue
+        with open(os.path.join(d, name), 'rb') as f:
+            r = server.upload_image('img-valid', name, f.read())
+        assert r.status == 200, (name, r)
 
 
 # ---- afterwards ----------------------------------------------------------------------------

@@ -189,5 +189,9 @@ int http_router_match(const struct http_router *r, const char *method, const cha
         *ctx = rt->ctx;
         return 0;
     }
+    /* HEAD is GET without the body (RFC 9110 9.3.2); libmicrohttpd drops
+     * the body.  A route may still register its own HEAD. */
+    if (other_method && !strcmp(method, "HEAD"))
+        return http_router_match(r, "GET", path, scratch, cap, params, nparams, ops, ctx);
     return other_method ? ERR_UNSUPPORTED : ERR_NOTFOUND;
 }

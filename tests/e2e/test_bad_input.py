@@ -29,7 +29,7 @@ KEEP = 'keep-batch'
 
 # ---- helpers -------------------------------------------------------------------------
 
-def raw_exchange(server, data, timeout=5, shut=False):
+def raw_exchange(server, data, timeout=5, shut=False, head_only=False):
     """Send bytes on a fresh connection; return what came back before the
     server closed or `timeout` seconds of silence passed."""
     c = socket.create_connection(('127.0.0.1', server.port))
@@ -50,7 +50,7 @@ def raw_exchange(server, data, timeout=5, shut=False):
             if not b:
                 break
             out += b
-            if parse_raw(out) is not None:
+            if parse_raw(out) is not None or (head_only and b'\r\n\r\n' in out):
                 break
     finally:
         c.close()
@@ -159,6 +159,18 @@ def test_bad_percent_encoding_and_nul(server):
         assert p[0] in (200, 400, 401, 404), (q, resp[:300])
         json.loads(p[1])
     alive(server)
+
+
+def test_head_is_get_without_body(server):
+    base = path_for(server, f'/{KEEP}/count') + f'?api_key={server.key}'
+    resp = raw_exchange(server, f'HEAD {base} HTTP/1.1\r\nHost: x\r\n\r\n'.encode(), head_only=True)
+    assert resp.startswith(b'HTTP/1.1 200 '), resp[:200]
+    assert resp.endswith(b'\r\n\r\n'), resp  # no body
+    resp = raw_exchange(server, f'HEAD {base.replace("count", "nothing")} HTTP/1.1\r\nHost: x\r\n\r\n'.encode(),
+                        head_only=True)
+    assert resp.startswith(b'HTTP/1.1 404 '), resp[:200]
+    r = server.raw('HEAD', path_for(server, f'/{KEEP}/upload/image') + f'?api_key={server.key}')
+    assert r.status == 405, r
 
 
 def test_duplicate_api_key(server):

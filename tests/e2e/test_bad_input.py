@@ -604,6 +604,23 @@ def test_signed_url_concurrent_put(server):
     assert server.wait_count('signed-race', 1) == 1
     p = server.raw('PUT', url, body=good)   # and once done, the URL is spent
     assert_error(p, 409)
+    # a PUT cut off half-way gives the URL back: the retry succeeds
+    r = server.ds('POST', '/signed-race2/bulk-upload/image-files')
+    url = r.json()['signedURLDetails']['uploadURL']
+    u = urllib.parse.urlsplit(url)
+    a = socket.create_connection(('127.0.0.1', server.port))
+    a.sendall(f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(good)}\r\n\r\n'.encode()
+              + good[:1000])
+    time.sleep(0.2)
+    a.close()
+    deadline = time.time() + 10 * MULT
+    while True:
+        p = server.raw('PUT', url, body=good)
+        if p.status != 409 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert p.status == 200, p
+    assert server.wait_count('signed-race2', 1) == 1
     alive(server)
 
 

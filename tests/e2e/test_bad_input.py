@@ -705,6 +705,14 @@ def test_tar_shards(server):
     for b in ['tar-bad', 'tar-many', 'tar-trunc', 'tar-gz', 'tar-bomb']:
         r = server.ds('GET', f'/{b}/shards')
         assert r.status == 200, r
+    # a gzip is not an uncompressed tar: its shard fails with a reason
+    deadline = time.time() + 20 * MULT
+    while True:
+        sh = server.ds('GET', '/tar-gz/shards').json()['shards']
+        if sh[0]['statusType'] != 'info' or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert 'error' in sh[0]['statusType'] and sh[0]['statusMetadata']['reason'], sh
     alive(server)
 
 

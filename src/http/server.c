@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -433,6 +434,14 @@ static bool req_drain(struct http_req *req)
     return req->discarded <= DISCARD_MAX;
 }
 
+/* Transfer-Encoding is exactly "chunked" (any case): the only coding
+ * libmicrohttpd decodes; with anything else it would take the body as
+ * running until the client closes. */
+static bool te_is_chunked(const char *te)
+{
+    return strcasecmp(te, "chunked") == 0;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -461,7 +470,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             if (!errno && end != cl && *end == '\0' && v >= 0)
                 req->content_length = v;
         }
-        req->has_body = req->content_length > 0 || (te && strcasestr(te, "chunked"));
+        req->has_body = req->content_length > 0 || te;
+        if (te && !te_is_chunked(te)) {
+            /* libmicrohttpd would read such a body until the client closes
+             * and never answer (RFC 9112 6.1: 501). */
+            http_reply_error(req, 501, "Transfer-Encoding '%.64s' is not supported: send chunked or a "
+                             "Content-Length", te);
+            return req_queue(req);
+        }
+        if (te && cl) { /* the request-smuggling shape (RFC 9112 6.3): refuse, and close */
+            http_reply_error(req, 400, "a request may not carry both Content-Length and Transfer-Encoding");
+            return req_queue(req);
+        }
         req_begin(req, url);
         if (req->replied && req->has_body) {
             /* A client that sent "Expect: 100-continue" waits for us: answer

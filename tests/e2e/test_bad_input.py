@@ -193,6 +193,25 @@ def test_chunked_bad_sizes(server):
     alive(server)
 
 
+def test_transfer_encodings(server):
+    """Only plain chunked is decoded; anything else would be read until the
+    client closes: 501.  Content-Length with Transfer-Encoding (smuggling) is 400."""
+    url = path_for(server, '/te-bad/bulk-upload/image-references') + f'?api_key={server.key}'
+    body = json.dumps({'imageReferences': [{'name': 'a.jpg', 'url': 'https://x/a.jpg'}]}).encode()
+    ch = b'%x\r\n' % len(body) + body + b'\r\n0\r\n\r\n'
+    for hdrs, want in [('Transfer-Encoding: chunked\r\nContent-Length: 5', 400),
+                       ('Content-Length: 5\r\nTransfer-Encoding: chunked', 400),
+                       ('Transfer-Encoding: gzip, chunked', 501), ('Transfer-Encoding: identity', 501),
+                       ('Transfer-Encoding: xchunked', 501), ('Transfer-Encoding: chunked, chunked', 501)]:
+        resp = raw_exchange(server, f'POST {url} HTTP/1.1\r\nHost: x\r\n{hdrs}\r\n\r\n'.encode() + ch, timeout=5)
+        assert_raw_error(resp, want)
+    resp = raw_exchange(server, f'POST {url} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n'.encode() + ch)
+    assert parse_raw(resp) and parse_raw(resp)[0] == 200, resp[:300]
+    r = server.ds('GET', '/te-bad/count')
+    assert r.status in (200, 404)
+    alive(server)
+
+
 def test_content_length_mismatch_then_close(server):
     url = path_for(server, f'/cl-mismatch/bulk-upload/image-references') + f'?api_key={server.key}'
     resp = raw_exchange(server, f'POST {url} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{"a":1}}'.encode(),

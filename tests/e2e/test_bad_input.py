@@ -286,6 +286,15 @@ def test_multipart_edge_cases(server):
     ct, body = multipart([('file', 'a.png', b'--vbatchtestboundary7d3a' + img)])
     r = up(server, body, ct)
     assert_error(r, 400)
+    # near-boundaries inside the file content are content: the stored bytes are exact
+    # (the full delimiter followed by other bytes is refused: RFC 2046 forbids it in content)
+    tricky = img + b'\r\n--vbatchtestboundary7d3\r\n--\r\n\r\r\n-\r\n--vbatchtestboundary7d3a'[:-1]
+    ct, body = multipart([('file', 'tricky.png', tricky)])
+    r = up(server, body, ct, batch='mp-tricky', name='tricky.png')
+    assert r.status == 200, r
+    server.wait_count('mp-tricky', 1)
+    f = server.ds('GET', '/mp-tricky/list').json()['filesMetadata'][0]
+    assert server.raw('GET', f['downloadURL']).body == tricky
     # 1000 tiny parts: over the part limit (256)
     fields = [(f'f{i}', None, b'x') for i in range(1000)] + [('file', 'a.png', img)]
     ct, body = multipart(fields)

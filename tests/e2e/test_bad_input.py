@@ -511,6 +511,55 @@ def test_hostile_reference_targets(server):
     alive(server)
 
 
+def test_ssrf_targets_refused(server_factory):
+    """Without --allow-private-urls no reference reaches a private address,
+    however it is spelled or redirected."""
+    import http.server
+    import threading
+    hits = []
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(png_bytes(80))))
+            self.end_headers()
+            self.wfile.write(png_bytes(80))
+
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    s = server_factory(sub='ssrf').start()
+    try:
+        port = httpd.server_address[1]
+        urls = [f'http://127.0.0.1:{port}/a.png', f'http://localhost:{port}/b.png', f'http://[::1]:{port}/c.png',
+                f'http://0177.0.0.1:{port}/d.png', f'http://2130706433:{port}/e.png', f'http://127.1:{port}/f.png',
+                f'http://[::ffff:127.0.0.1]:{port}/g.png', 'http://169.254.169.254/latest/meta-data',
+                f'http://0.0.0.0:{port}/h.png', f'file:///etc/passwd', f'gopher://127.0.0.1:{port}/x']
+        for i, u in enumerate(urls):
+            r = s.ds('POST', f'/ssrf-{i}/bulk-upload/image-references',
+                     body=json.dumps({'imageReferences': [{'name': f'x{i}.png', 'url': u}]}).encode())
+            assert r.status in (200, 400), (u, r)
+            json.loads(r.body)
+        for i in range(len(urls)):
+            deadline = time.time() + 20 * MULT
+            while True:
+                r = s.ds('GET', f'/ssrf-{i}/shards')
+                sh = r.json().get('shards', []) if r.status == 200 else []
+                if all('error' in x['statusType'] or x['statusName'] == 'ingested' for x in sh):
+                    break
+                assert time.time() < deadline, (urls[i], sh)
+                time.sleep(0.1)
+            r = s.ds('GET', f'/ssrf-{i}/count')
+            assert r.status == 404 or r.json()['count'] == 0, (urls[i], r)
+        assert hits == [], hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # ---- ids and pagination -----------------------------------------------------------------
 
 def test_bad_ids(server):

@@ -121,7 +121,7 @@ def test_garbage_request_lines(server):
                 b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1e9\r\n\r\n',
                 b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n',
                 b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello']:
-        resp = raw_exchange(server, raw, timeout=3)
+        resp = raw_exchange(server, raw, timeout=3, shut=True)
         assert resp == b'' or re.match(rb'HTTP/1\.[01] (\d\d\d) ', resp), (raw, resp[:200])
         st = int(resp[9:12]) if resp else 400
         assert st < 500 or st == 505, (raw, resp[:200])
@@ -188,7 +188,7 @@ def test_chunked_bad_sizes(server):
     for body in [b'zz\r\nhello\r\n0\r\n\r\n', b'-5\r\nhello\r\n0\r\n\r\n',
                  b'ffffffffffffffffffff\r\nhello\r\n0\r\n\r\n', b'5\r\nhelloEXTRA\r\n0\r\n\r\n',
                  b'5;ext=1\r\n{"a":\r\n0\r\n\r\n', b'3\r\n{}\r\n']:
-        resp = raw_exchange(server, head + body, timeout=2, shut=True)
+        resp = raw_exchange(server, head + body, timeout=1, shut=True)
         assert resp == b'' or re.match(rb'HTTP/1\.[01] (4\d\d|505) ', resp), (body, resp[:300])
     alive(server)
 

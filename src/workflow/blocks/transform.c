@@ -139,9 +139,11 @@ static int dynamic_crop_run(struct wf_call *c)
     return 0;
 }
 
+/* Roboflow's DynamicCropManifest takes its predictions also under the
+ * legacy key "detections" (pydantic AliasChoices). */
 static const struct wf_field dynamic_crop_fields[] = {
     F_IMAGES,
-    F_PREDS,
+    {"predictions", "detections", WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
     {"mask_opacity", NULL, WF_FT_FLOAT01, "0.0", WF_K_NUMBER, 0, NULL},
     {"background_color", NULL, WF_FT_ANY, "[0, 0, 0]", WF_K_STRING | WF_K_COLOR, 0, NULL},
 };
@@ -387,8 +389,9 @@ static int offset_run(struct wf_call *c)
 static const char *const offset_units[] = {"Pixels", "Percent (%)", NULL};
 static const struct wf_field offset_fields[] = {
     F_PREDS,
-    {"offset_width", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
-    {"offset_height", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    /* legacy keys offset_x / offset_y (pydantic AliasChoices in Roboflow) */
+    {"offset_width", "offset_x", WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
+    {"offset_height", "offset_y", WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
     {"units", NULL, WF_FT_ENUM, "\"Pixels\"", 0, WF_F_NO_SELECTOR, offset_units},
 };
 TYPES(offset, "roboflow_core/detection_offset@v1", "DetectionOffset");

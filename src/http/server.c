@@ -171,8 +171,14 @@ int http_reply_error(struct http_req *req, unsigned status, const char *fmt, ...
     va_end(ap);
     json_t *o = json_object();
     json_object_set_new(o, "error", json_string(msg));
-    if (!json_object_get(o, "error")) /* not UTF-8: keep the status, drop the text */
-        json_object_set_new(o, "error", json_string("invalid request"));
+    if (!json_object_get(o, "error")) {
+        /* Not UTF-8 (a client's bytes, or a multi-byte character cut by a
+         * %.Ns): keep the message, with '?' for every non-ASCII byte. */
+        for (char *p = msg; *p; p++)
+            if ((unsigned char)*p >= 0x80)
+                *p = '?';
+        json_object_set_new(o, "error", json_string(msg));
+    }
     return http_reply_json(req, status, o);
 }
 

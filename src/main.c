@@ -60,6 +60,7 @@ struct serve_cfg {
     const char *models_dir;
     int64_t task_lease_ms;
     int64_t max_model_bytes; /* model upload limit (POST/PUT /models/…) */
+    int64_t model_threads;   /* ONNX Runtime intra-op threads per session; 0: CPUs / workers */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -102,6 +103,8 @@ static const struct opt serve_opts[] = {
      "job task lease, renewed while working; expired tasks are claimed again (default 15000)"},
     {"max-model-bytes", "VBATCH_MAX_MODEL_BYTES", OPT_INT, O(max_model_bytes),
      "model weights upload limit (default 1073741824)"},
+    {"model-threads", "VBATCH_MODEL_THREADS", OPT_INT, O(model_threads),
+     "ONNX Runtime intra-op threads per model session (default: CPUs / workers, at least 1)"},
 };
 #undef O
 
@@ -197,24 +200,28 @@ static char *serve_default_public_url(const char *listen)
 
 /* The jobs service and its model registry (shared by serve and worker). */
 static int jobs_setup(const struct serve_cfg *c, struct store *st, struct staging *sg,
-                      struct model_registry **models, struct jobs **jobs)
+                      struct model_registry **models, struct jobs_models **machines, struct jobs **jobs)
 {
     struct jobs_opts jo;
     char err[512];
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int workers = (int)MIN(c->workers, 256);
-    int rc = jobs_models_open(c->data, c->models_dir, (int)MAX(1, ncpu / MAX(workers, 1)), models, err,
-                              sizeof err);
+    int threads = c->model_threads > 0 ? (int)MIN(c->model_threads, 1024)
+                                       : (int)MAX(1, ncpu / MAX(workers, 1));
+    int rc = jobs_models_open(c->data, c->models_dir, threads, models, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "vbatch: cannot load models: %s\n", err);
         return rc;
     }
+    jobs_models_new(*models, c->data, c->models_dir, threads, machines);
     jobs_opts_default(&jo);
     jo.workers = workers;
     if (c->task_lease_ms)
         jo.lease_ms = c->task_lease_ms;
     jo.model_infer = jobs_model_infer;
     jo.model_ud = *models;
+    jo.model_select = jobs_models_select;
+    jo.model_select_ud = *machines;
     rc = jobs_new(st, sg, &jo, jobs);
     if (rc == 0)
         rc = jobs_start(*jobs);
@@ -229,6 +236,7 @@ static int cmd_serve(int argc, char **argv)
     struct store *st = NULL;
     struct staging *sg = NULL;
     struct model_registry *models = NULL;
+    struct jobs_models *machines = NULL;
     struct jobs *jobs = NULL;
     struct http_router *router = NULL;
     struct http_server *srv = NULL;
@@ -309,7 +317,7 @@ static int cmd_serve(int argc, char **argv)
         log_info("main", "workflows loaded count=%d dir=%s", n, c.workflows_dir);
     }
 
-    if (jobs_setup(&c, st, sg, &models, &jobs) < 0)
+    if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)
         goto out;
 
     memset(&ctx, 0, sizeof(ctx));
@@ -345,6 +353,7 @@ static int cmd_serve(int argc, char **argv)
 out:
     http_server_stop(srv);
     jobs_free(jobs);
+    jobs_models_free(machines);
     model_registry_free(models);
     staging_free(sg);
     http_router_free(router);
@@ -407,11 +416,14 @@ static int cmd_worker(int argc, char **argv)
     struct store *st = NULL;
     struct staging *sg = NULL;
     struct model_registry *models = NULL;
+    struct jobs_models *machines = NULL;
     struct jobs *jobs = NULL;
     struct staging_opts so;
     sigset_t sigs;
     int sig = 0, ret = 1;
 
+    if (getenv("VBATCH_MODEL_THREADS"))
+        c.model_threads = atoll(getenv("VBATCH_MODEL_THREADS"));
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
@@ -422,9 +434,11 @@ static int cmd_worker(int argc, char **argv)
             c.workers = atoi(argv[++i]);
         else if (!strcmp(a, "--task-lease-ms") && v)
             c.task_lease_ms = atoll(argv[++i]);
+        else if (!strcmp(a, "--model-threads") && v)
+            c.model_threads = atoll(argv[++i]);
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--workers N] [--models-dir DIR]"
-                            " [--task-lease-ms MS]\n");
+                            " [--task-lease-ms MS] [--model-threads N]\n");
             return 2;
         }
     }
@@ -443,7 +457,7 @@ static int cmd_worker(int argc, char **argv)
         fprintf(stderr, "vbatch: cannot open staging: %s\n", staging_errmsg());
         goto out;
     }
-    if (jobs_setup(&c, st, sg, &models, &jobs) < 0)
+    if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)
         goto out;
     printf("worker: %d threads on %s\n", (int)c.workers, c.data);
     fflush(stdout);
@@ -452,6 +466,7 @@ static int cmd_worker(int argc, char **argv)
     ret = 0;
 out:
     jobs_free(jobs);
+    jobs_models_free(machines);
     model_registry_free(models);
     staging_free(sg);
     store_close(st);
@@ -539,7 +554,8 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
-    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"},
+    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"
+               " [--model-threads N]"},
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
     {"model", cmd_model, "model register ID DIR | model list [--data DIR]: models in DATA/models"},
 };

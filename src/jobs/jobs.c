@@ -683,9 +683,30 @@ static json_t *reply_created(const char *job_id, bool created)
     return json_pack("{s:s,s:s,s:b}", "status", "ok", "jobId", job_id, "created", created);
 }
 
+/* Can jobs of this machine type run here (the model runtime, and for
+ * "gpu" a GPU execution provider)?  Loads no model.  ERR_INVALID (400)
+ * with a message when not. */
+static int machine_check(struct jobs *j, const char *machine_type, bool needs_models)
+{
+    char err[512];
+    if (!j->o.model_select) {
+        if (machine_type && !strcmp(machine_type, "gpu")) {
+            jobs__err("computeConfiguration.machineType \"gpu\" is not available on this server (no GPU"
+                      " model runtime configured)");
+            return ERR_INVALID;
+        }
+        return 0;
+    }
+    if (j->o.model_select(j->o.model_select_ud, machine_type, needs_models, NULL, NULL, err, sizeof err) < 0) {
+        jobs__err("%s", err);
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
 /* Compile the snapshot and resolve the image input and the outputs. */
 static int check_workflow(const char *wf_text, const struct jobdef *d, char **image_input,
-                          json_t **outputs)
+                          json_t **outputs, bool *uses_models)
 {
     struct wf_workflow *wf = NULL;
     char err[400];
@@ -694,6 +715,7 @@ static int check_workflow(const char *wf_text, const struct jobdef *d, char **im
         jobs__err("workflow '%s' does not compile: %s", d->wf_id, err);
         return ERR_INVALID;
     }
+    *uses_models = wf_uses_models(wf);
     size_t ni = wf_image_input_count(wf);
     if (d->image_input) {
         bool found = false;
@@ -792,6 +814,7 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
     int64_t pk = 0, total = 0, now = time_now_ms();
+    bool uses_models = false;
     int rc;
 
     if (!id_valid(job_id, JOBS_ID_MAX)) {
@@ -842,7 +865,10 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
         jobs__err("cannot read workflow '%.64s': %s", d.wf_id, err_str(rc));
         goto out;
     }
-    rc = check_workflow(wf_text, &d, &image_input, &outputs);
+    rc = check_workflow(wf_text, &d, &image_input, &outputs, &uses_models);
+    if (rc < 0)
+        goto out;
+    rc = machine_check(j, d.machine_type, uses_models);
     if (rc < 0)
         goto out;
     rc = plan_items(j, ws, &d, &p, &total);
@@ -1378,6 +1404,8 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
             has_cc = true;
             if ((rc = parse_compute(cc, &workers, &machine)) < 0)
                 return rc;
+            if ((rc = machine_check(j, machine, false)) < 0)
+                return rc;
         }
         if ((rc = parse_pos_int(json_object_get(body, "processingTimeoutSeconds"), "processingTimeoutSeconds",
                                 31ll * 24 * 3600, &timeout)) < 0 ||
@@ -1502,7 +1530,7 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
     sqlite3 *db = store_db_acquire(j->st);
     memset(jb, 0, sizeof *jb);
     int rc = sql_prep(db, "SELECT workspace, job_id, batch_id, part_name, wf_def, image_input, params,"
-                          " persist_list, agg_format, outputs, persist, state FROM jobs WHERE pk=?", &q);
+                          " persist_list, agg_format, outputs, persist, state, machine_type FROM jobs WHERE pk=?", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, pk);
         if (sqlite3_step(q) == SQLITE_ROW) {
@@ -1519,6 +1547,7 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
             jb->outputs = col_dup(q, 9);
             jb->persist = sqlite3_column_int(q, 10) != 0;
             snprintf(jb->state, sizeof jb->state, "%s", col_str(q, 11));
+            snprintf(jb->machine_type, sizeof jb->machine_type, "%s", col_str(q, 12));
         } else {
             rc = ERR_NOTFOUND;
         }

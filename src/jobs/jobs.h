@@ -53,6 +53,16 @@ struct jobs_opts {
      * with a clear error).  Borrowed; must outlive the service. */
     wf_model_infer_fn model_infer;
     void *model_ud;
+    /* Machine types (computeConfiguration.machineType).  NULL: every job
+     * runs on model_infer/model_ud and a "gpu" job is refused with 400.
+     * Otherwise model_select(model_select_ud, machine_type, needs_models,
+     * &fn, &fn_ud, err, errlen) gives the provider for a job's machine type
+     * (jobs_models_select); called with fn NULL at POST/restart time, it
+     * only checks (no model may be loaded then) and its error refuses the
+     * job with 400.  needs_models: the workflow has model steps. */
+    int (*model_select)(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
+                        void **fn_ud, char *err, size_t errlen);
+    void *model_select_ud;
 };
 void jobs_opts_default(struct jobs_opts *o);
 
@@ -125,6 +135,21 @@ int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_thre
  * registry into jobs_opts.model_infer / model_ud. */
 int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
                      size_t n, json_t **out, char *err, size_t errlen);
+
+/* Per-machine-type providers over the cpu registry (borrowed; it must
+ * outlive *out) of jobs_models_open: "cpu" -> jobs_model_infer on it;
+ * "gpu" -> a second registry opened with machine_type "gpu" over the same
+ * folders, created on the first check and loaded on the first gpu task
+ * (refused with a clear message when ONNX Runtime has no CUDA/TensorRT
+ * execution provider).  Free with jobs_models_free after jobs_free. */
+struct jobs_models;
+int jobs_models_new(struct model_registry *cpu, const char *data_dir, const char *extra_dir,
+                    int intra_threads, struct jobs_models **out);
+void jobs_models_free(struct jobs_models *m); /* accepts NULL */
+/* jobs_opts.model_select over a struct jobs_models * (ud).  "cpu" with
+ * needs_models checks that ONNX Runtime loads.  <0 with a message. */
+int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
+                       void **fn_ud, char *err, size_t errlen);
 
 /* ---- pieces exposed for unit tests ------------------------------------------- */
 

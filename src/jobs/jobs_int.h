@@ -41,6 +41,7 @@ struct jobs__job {
     char *outputs;       /* owned JSON array text of output names */
     bool persist;
     char state[16];
+    char machine_type[8]; /* "cpu" | "gpu" */
 };
 void jobs__job_release(struct jobs__job *jb);
 /* Read job pk into *jb (release with jobs__job_release).  ERR_NOTFOUND. */
@@ -91,6 +92,9 @@ struct jobs__worker {
     char owner[128];
     int64_t wf_job_pk;           /* job whose compiled workflow is cached, 0 = none */
     struct wf_workflow *wf;      /* owned cache */
+    wf_model_infer_fn infer;     /* model provider of the task in hand */
+    void *infer_ud;
+    char infer_err[512];         /* why the machine type has no provider */
 };
 void jobs__worker_release(struct jobs__worker *w);
 int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);

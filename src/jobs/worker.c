@@ -154,7 +154,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         const struct vis_image *arr[1] = {img};
         struct wf_image_input in = {jb->image_input, arr, 1, false};
         struct wf_run_inputs ri = {&in, 1, params};
-        struct wf_env env = {j->o.model_infer, j->o.model_ud, 0};
+        struct wf_env env = {w->infer, w->infer_ud, 0};
         rc = wf_run(w->wf, &env, &ri, &results, err, sizeof err);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
             *cause = xasprintf("workflow error: %s", rc < 0 ? err : "no result");
@@ -222,6 +222,38 @@ out:
     return rc;
 }
 
+/* wf_model_infer_fn when the job's machine type has no provider here
+ * (ud: the message). */
+static int infer_unavailable(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                             size_t n, json_t **out, char *err, size_t errlen)
+{
+    (void)req;
+    (void)images;
+    (void)n;
+    (void)out;
+    snprintf(err, errlen, "%s", (const char *)ud);
+    return ERR_UNSUPPORTED;
+}
+
+/* The model provider for the job's machine type (checked again here: the
+ * runtime may differ from the one of the process that accepted the job). */
+static void select_provider(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb)
+{
+    w->infer = j->o.model_infer;
+    w->infer_ud = j->o.model_ud;
+    if (j->o.model_select) {
+        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, wf_uses_models(w->wf), &w->infer,
+                              &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
+            w->infer = infer_unavailable;
+            w->infer_ud = w->infer_err;
+        }
+    } else if (!strcmp(jb->machine_type, "gpu")) {
+        snprintf(w->infer_err, sizeof w->infer_err, "machineType gpu is not available on this server");
+        w->infer = infer_unavailable;
+        w->infer_ud = w->infer_err;
+    }
+}
+
 int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
 {
     struct jobs__job jb;
@@ -246,6 +278,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
         }
         w->wf_job_pk = jb.pk;
     }
+    select_provider(j, w, &jb);
     params = json_loads(jb.params, 0, NULL);
     plist = jb.persist_list ? json_loads(jb.persist_list, 0, NULL) : NULL;
     if (t->n_items > 0) {
@@ -370,7 +403,8 @@ static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
 
 int jobs_work_once(struct jobs *j, const char *worker, bool *did)
 {
-    struct jobs__worker w = {{0}, 0, NULL};
+    struct jobs__worker w;
+    memset(&w, 0, sizeof w);
     snprintf(w.owner, sizeof w.owner, "%s", worker);
     int rc = work_once(j, &w, did);
     jobs__worker_release(&w);
@@ -386,7 +420,8 @@ static void *worker_main(void *p)
 {
     struct worker_arg *a = p;
     struct jobs *j = a->j;
-    struct jobs__worker w = {{0}, 0, NULL};
+    struct jobs__worker w;
+    memset(&w, 0, sizeof w);
     snprintf(w.owner, sizeof w.owner, "%s-w%d", j->owner_prefix, a->index);
     free(a);
     while (!jobs__stopping(j)) {

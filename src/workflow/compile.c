@@ -937,6 +937,15 @@ int wf_validate(const json_t *def, char *err, size_t errlen)
     return rc;
 }
 
+bool wf_uses_models(const struct wf_workflow *wf)
+{
+    for (size_t i = 0; i < wf->nsteps; i++)
+        for (size_t k = 0; wf_blocks_models[k]; k++)
+            if (wf->steps[i].blk == wf_blocks_models[k])
+                return true;
+    return false;
+}
+
 size_t wf_image_input_count(const struct wf_workflow *wf)
 {
     return wf->nimage_inputs;

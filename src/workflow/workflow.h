@@ -104,6 +104,8 @@ void wf_free(struct wf_workflow *wf); /* accepts NULL */
 
 /* Introspection of a compiled workflow (pointers live as long as wf). */
 size_t wf_image_input_count(const struct wf_workflow *wf);
+/* Whether any step is a model block (one that calls wf_env.model_infer). */
+bool wf_uses_models(const struct wf_workflow *wf);
 const char *wf_image_input_name(const struct wf_workflow *wf, size_t i);
 size_t wf_output_count(const struct wf_workflow *wf);
 const char *wf_output_name(const struct wf_workflow *wf, size_t i);

@@ -171,3 +171,60 @@ def test_webhook_retried_and_signed(server_factory):
         assert r.status == 400 and 'notificationsURL' in r.json()['error']
     finally:
         rec.close()
+
+
+def _log_text(s):
+    with open(s.log_path, 'rb') as f:
+        return f.read().decode(errors='replace')
+
+
+def test_gpu_machine_type_refused_without_gpu_provider(srv):
+    """The ONNX Runtime here is CPU-only: machineType gpu is refused at POST
+    (and at restart with an override) with a clear 400, nothing is created,
+    and the check loads no model (no new "models loaded" log line)."""
+    gpu = {'type': 'compute-configuration-v2', 'machineType': 'gpu', 'workersPerMachine': 1}
+    loads_before = _log_text(srv).count('models loaded')
+    assert loads_before >= 1  # the start-up load is logged, so a gpu load would be seen
+    for wf in ('det', 'crop'):
+        r = bp(srv, 'POST', f'/gpu-{wf}', job_body('pics', wf, computeConfiguration=gpu))
+        assert r.status == 400, r
+        err = r.json()['error']
+        assert 'gpu' in err and ('CUDA' in err or 'TensorRT' in err), err
+        assert bp(srv, 'GET', f'/gpu-{wf}').status == 404
+    assert _log_text(srv).count('models loaded') == loads_before
+    r = bp(srv, 'POST', '/e2e-jsonl/restart', {'type': 'parameters-override-v1', 'computeConfiguration': gpu})
+    assert r.status == 400 and 'gpu' in r.json()['error'], r
+    # a cpu override is not refused for the machine type (the job succeeded: 409)
+    cpu = dict(gpu, machineType='cpu')
+    r = bp(srv, 'POST', '/e2e-jsonl/restart', {'type': 'parameters-override-v1', 'computeConfiguration': cpu})
+    assert r.status == 409, r
+
+
+def test_model_workflow_refused_when_onnx_runtime_missing(server_factory, tmp_path):
+    """ONNX Runtime cannot be loaded: a job whose workflow has model steps is
+    refused with a clear 400; a workflow without models still runs."""
+    env = dict(ort_env(str(tmp_path)), VBATCH_ORT_LIB=str(tmp_path / 'no-such-libonnxruntime.so'))
+    s = server_factory(['--models-dir', MODELS], env=env, sub='noort').start()
+    put_workflow(s, 'crop', CROP_WF)
+    put_workflow(s, 'det', DET_WF)
+    stage_pngs(s, 'pics', 2)
+    r = bp(s, 'POST', '/det-noort', job_body('pics', 'det'))
+    assert r.status == 400, r
+    assert 'ONNX Runtime' in r.json()['error'] and 'model steps' in r.json()['error'], r.json()
+    r = bp(s, 'POST', '/crop-noort', job_body('pics', 'crop'))
+    assert r.status == 200, r
+    assert wait_job(s, 'crop-noort')['error'] is False
+
+
+def test_model_threads_option():
+    """--model-threads / VBATCH_MODEL_THREADS sets ONNX Runtime's intra-op
+    threads (serve and worker); it is listed in --help and validated."""
+    import subprocess
+    from conftest import BIN
+    h = subprocess.run([BIN, 'serve', '--help'], capture_output=True, text=True, timeout=30)
+    text = h.stdout + h.stderr
+    assert '--model-threads' in text and 'VBATCH_MODEL_THREADS' in text, text
+    r = subprocess.run([BIN, 'serve', '--model-threads', 'many'], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and 'model-threads' in r.stderr, r.stderr
+    w = subprocess.run([BIN, 'worker', '--bogus'], capture_output=True, text=True, timeout=30)
+    assert w.returncode != 0 and '--model-threads' in w.stderr, w.stderr

@@ -529,4 +529,107 @@ TEST(timeout_ends_the_job)
     ctx_close(&c);
 }
 
+/* ---- machine types ----------------------------------------------------------- */
+
+static bool sel_gpu_ok;
+static int sel_checks, sel_picks, gpu_calls;
+
+static int gpu_fake_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                          size_t n, json_t **out, char *err, size_t errlen)
+{
+    ASSERT_STR_EQ((const char *)ud, "gpu-provider");
+    __atomic_fetch_add(&gpu_calls, 1, __ATOMIC_RELAXED);
+    return fake_infer(NULL, req, images, n, out, err, errlen);
+}
+
+static int fake_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
+                       void **fn_ud, char *err, size_t errlen)
+{
+    (void)ud;
+    (void)needs_models;
+    if (fn)
+        sel_picks++;
+    else
+        sel_checks++;
+    if (!strcmp(machine_type, "gpu")) {
+        if (!sel_gpu_ok) {
+            snprintf(err, errlen, "machineType gpu is not available on this server: no CUDA provider");
+            return ERR_UNSUPPORTED;
+        }
+        if (fn) {
+            *fn = gpu_fake_infer;
+            *fn_ud = (void *)"gpu-provider";
+        }
+        return 0;
+    }
+    if (fn) {
+        *fn = fake_infer;
+        *fn_ud = NULL;
+    }
+    return 0;
+}
+
+static const char *GPU_CC =
+    "{\"computeConfiguration\": {\"type\": \"compute-configuration-v2\", \"machineType\": \"gpu\"}}";
+
+TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    /* no model_select at all: a gpu job is refused */
+    ctx_open(&c, 10);
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    upload(&c, "b1", "a.png", 1, false);
+    b = body("b1", "det", GPU_CC);
+    ASSERT_EQ(jobs_create(c.j, "ws", "g0", NULL, b, &out), ERR_INVALID);
+    ASSERT(strstr(jobs_errmsg(), "gpu"));
+    ASSERT_EQ(jobs_http_status(ERR_INVALID), 400);
+    json_decref(b);
+    ctx_close(&c);
+
+    /* a provider that has no GPU: refused with its message, only checked */
+    ctx_open(&c, 10);
+    jobs_free(c.j);
+    c.o.model_select = fake_select;
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    upload(&c, "b1", "a.png", 1, false);
+    upload(&c, "b1", "b.png", 2, false);
+    b = body("b1", "det", GPU_CC);
+    sel_gpu_ok = false;
+    ASSERT_EQ(jobs_create(c.j, "ws", "g1", NULL, b, &out), ERR_INVALID);
+    ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
+    ASSERT_EQ(sel_picks, 0);
+    ASSERT_GE(sel_checks, 1);
+    ASSERT_EQ(jobs_get(c.j, "ws", "g1", &out), ERR_NOTFOUND);
+    /* with a GPU: accepted, and the worker runs the gpu provider */
+    sel_gpu_ok = true;
+    ASSERT_OK(jobs_create(c.j, "ws", "g1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    int cpu_before = fake_calls;
+    run_all(&c);
+    ASSERT_EQ(gpu_calls, 2);
+    ASSERT_EQ(fake_calls - cpu_before, 2); /* gpu_fake_infer delegates to fake_infer */
+    ASSERT_GE(sel_picks, 1);
+    json_t *job = get_job(&c, "g1");
+    ASSERT(json_is_false(json_object_get(job, "error")));
+    json_decref(job);
+    /* a cpu job on the same service uses the cpu provider */
+    b = body("b1", "det", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "c1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    run_all(&c);
+    ASSERT_EQ(gpu_calls, 2);
+    /* restart with a gpu override is refused when the GPU goes away */
+    sel_gpu_ok = false;
+    b = json_loads("{\"type\": \"parameters-override-v1\", \"computeConfiguration\":"
+                   " {\"type\": \"compute-configuration-v2\", \"machineType\": \"gpu\"}}", 0, NULL);
+    ASSERT_EQ(jobs_restart(c.j, "ws", "c1", b, &out), ERR_INVALID);
+    ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
+    json_decref(b);
+    ctx_close(&c);
+}
+
 TEST_MAIN()

@@ -558,7 +558,8 @@ static int consensus_run(struct wf_call *c)
 static const char *const agg_modes[] = {"average", "max", "min", NULL};
 static const char *const mask_modes[] = {"union", "intersection", "min", "max", NULL};
 static const struct wf_field consensus_fields[] = {
-    {"predictions_batches", NULL, WF_FT_LIST, NULL, WF_K_DETS, WF_F_SELECTOR_LIST, NULL},
+    /* legacy key "predictions" (pydantic AliasChoices in Roboflow) */
+    {"predictions_batches", "predictions", WF_FT_LIST, NULL, WF_K_DETS, WF_F_SELECTOR_LIST, NULL},
     {"required_votes", NULL, WF_FT_INT_POS, NULL, WF_K_INT, 0, NULL},
     {"class_aware", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},
     {"iou_threshold", NULL, WF_FT_FLOAT01, "0.3", WF_K_NUMBER, 0, NULL},

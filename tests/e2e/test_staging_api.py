@@ -247,8 +247,15 @@ def test_raw_protocol_garbage(server):
 def test_request_log_lines_and_no_secrets(server):
     r = server.ds('GET', '/log-check/count')
     assert r.status == 404
-    log = server.tail_log(200000)
-    lines = [l for l in log.splitlines() if 'http: request ' in l and 'batches/log-check/count' in l]
+    # The log line is written when libmicrohttpd reports the request done,
+    # which can be just after the client has the response: wait for it.
+    deadline = time.time() + 10
+    while True:
+        log = server.tail_log(200000)
+        lines = [l for l in log.splitlines() if 'http: request ' in l and 'batches/log-check/count' in l]
+        if lines or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert lines, log[-2000:]
     l = lines[-1]
     for k in ('method=GET', 'path=/data-staging/v1/external/', 'status=404', 'bytes_out=', 'ms='):

@@ -422,8 +422,7 @@ static int cmd_worker(int argc, char **argv)
     sigset_t sigs;
     int sig = 0, ret = 1;
 
-    if (getenv("VBATCH_MODEL_THREADS"))
-        c.model_threads = atoll(getenv("VBATCH_MODEL_THREADS"));
+    const char *mt = getenv("VBATCH_MODEL_THREADS");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
@@ -435,12 +434,22 @@ static int cmd_worker(int argc, char **argv)
         else if (!strcmp(a, "--task-lease-ms") && v)
             c.task_lease_ms = atoll(argv[++i]);
         else if (!strcmp(a, "--model-threads") && v)
-            c.model_threads = atoll(argv[++i]);
+            mt = argv[++i];
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--workers N] [--models-dir DIR]"
                             " [--task-lease-ms MS] [--model-threads N]\n");
             return 2;
         }
+    }
+    if (mt) {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll(mt, &end, 10);
+        if (errno || end == mt || *end || n < 0) {
+            fprintf(stderr, "vbatch: --model-threads needs a non-negative integer, not '%s'\n", mt);
+            return 2;
+        }
+        c.model_threads = n;
     }
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);

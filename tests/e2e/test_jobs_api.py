@@ -4,6 +4,7 @@ idempotent re-POST, pagination, logs, and job webhooks with retries and an
 HMAC signature.  Every 2xx body is checked against the published OpenAPI
 document (jobs_helpers.bp_ok)."""
 import json
+import os
 
 import pytest
 
@@ -228,3 +229,8 @@ def test_model_threads_option():
     assert r.returncode != 0 and 'model-threads' in r.stderr, r.stderr
     w = subprocess.run([BIN, 'worker', '--bogus'], capture_output=True, text=True, timeout=30)
     assert w.returncode != 0 and '--model-threads' in w.stderr, w.stderr
+    w = subprocess.run([BIN, 'worker', '--model-threads', 'x'], capture_output=True, text=True, timeout=30)
+    assert w.returncode == 2 and 'non-negative integer' in w.stderr, w.stderr
+    w = subprocess.run([BIN, 'worker'], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, VBATCH_MODEL_THREADS='-1'))
+    assert w.returncode == 2 and 'non-negative integer' in w.stderr, w.stderr

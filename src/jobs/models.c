@@ -64,6 +64,7 @@ int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_thre
     rc = model_registry_new(&o, &reg, err, errlen);
     if (rc < 0)
         goto out;
+    log_info("jobs", "model runtime intra_op_threads=%d", intra_threads);
     if ((rc = models_load(reg, dir, extra_dir, err, errlen)) < 0)
         goto out;
     rc = 0;

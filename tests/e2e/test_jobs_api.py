@@ -217,10 +217,15 @@ def test_model_workflow_refused_when_onnx_runtime_missing(server_factory, tmp_pa
     assert wait_job(s, 'crop-noort')['error'] is False
 
 
-def test_model_threads_option():
+def test_model_threads_option(server_factory):
     """--model-threads / VBATCH_MODEL_THREADS sets ONNX Runtime's intra-op
     threads (serve and worker); it is listed in --help and validated."""
     import subprocess
+    s = server_factory(['--model-threads', '3'], sub='mt').start()
+    assert 'model runtime intra_op_threads=3' in _log_text(s), s.tail_log()
+    assert s.stop() == 0, s.tail_log()
+    s2 = server_factory(env={'VBATCH_MODEL_THREADS': '5'}, sub='mt-env').start()
+    assert 'model runtime intra_op_threads=5' in _log_text(s2), s2.tail_log()
     from conftest import BIN
     h = subprocess.run([BIN, 'serve', '--help'], capture_output=True, text=True, timeout=30)
     text = h.stdout + h.stderr

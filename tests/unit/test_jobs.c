@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "jobs/jobs.h"
+#include "model/model.h"
 #include "staging/staging.h"
 #include "store/store.h"
 #include "t.h"
@@ -630,6 +631,40 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
     json_decref(b);
     ctx_close(&c);
+}
+
+TEST(missing_onnx_runtime_is_named_by_the_providers)
+{
+    struct model_registry_opts o = {0};
+    struct model_registry *reg = NULL;
+    struct jobs_models *m = NULL;
+    char err[512] = "";
+    wf_model_infer_fn fn = NULL;
+    void *ud = NULL;
+    o.ort_lib = "/nonexistent/libonnxruntime.so";
+    ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
+    ASSERT_OK(jobs_models_new(reg, "/nonexistent-data", NULL, 1, &m));
+    /* a workflow without models does not need the runtime */
+    ASSERT_OK(jobs_models_select(m, "cpu", false, NULL, NULL, err, sizeof err));
+    ASSERT(jobs_models_select(m, "cpu", true, NULL, NULL, err, sizeof err) < 0);
+    ASSERT(strstr(err, "model steps") && strstr(err, "ONNX Runtime"));
+    /* the gpu registry loads ONNX Runtime from the default place (VBATCH_ORT_LIB
+     * or the built-in path, as jobs_models_open does): CPU-only here */
+    ASSERT(jobs_models_select(m, "gpu", false, &fn, &ud, err, sizeof err) < 0);
+    ASSERT(strstr(err, "gpu"));
+    ASSERT(jobs_models_select(m, "tpu", false, NULL, NULL, err, sizeof err) < 0);
+    /* at run time the model step's error says why, not "model not found" */
+    ASSERT_OK(jobs_models_select(m, "cpu", false, &fn, &ud, err, sizeof err));
+    struct vis_image *img = vis_image_new(8, 8, VIS_BGR);
+    const struct vis_image *arr[1] = {img};
+    struct wf_model_request req = {0};
+    req.model_id = "some/1";
+    json_t *out[1] = {NULL};
+    ASSERT(fn(ud, &req, arr, 1, out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "ONNX Runtime"));
+    vis_image_free(img);
+    jobs_models_free(m);
+    model_registry_free(reg);
 }
 
 TEST_MAIN()

@@ -39,7 +39,7 @@ if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
     line=$(tail -1 "$log")
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
-    f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$line" | grep -oE '[0-9]+' | paste -sd+ | bc 2>/dev/null || echo 0)
+    f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$line" | awk '{s+=$1} END {print s+0}')
     if [ -z "$p$f" ] || { [ "$p" = 0 ] && [ "${f:-0}" = 0 ]; }; then
         echo "FAIL e2e (pytest produced no result)"; fail=$((fail+1))
     fi

@@ -543,6 +543,11 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
             return ERR_INVALID;
         }
     }
+    v = json_object_get(in, "imagesMetadataPart");
+    if (!opt_null(v) && (!json_string_value(v) || !id_valid(json_string_value(v), 64))) {
+        jobs__err("jobInput.imagesMetadataPart is not a valid part name");
+        return ERR_INVALID;
+    }
     rc = parse_compute(json_object_get(b, "computeConfiguration"), &d->workers, &d->machine_type);
     if (rc < 0)
         return rc;
@@ -775,7 +780,8 @@ static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, st
     for (;;) {
         struct staging_item *it = NULL;
         int n = 0;
-        rc = staging_items_page(j->sg, ws, d->batch, d->part, after, 5000, &it, &n);
+        /* Images only: metadata items (sidecars) are read by the worker. */
+        rc = staging_items_page_media(j->sg, ws, d->batch, d->part, after, 5000, &it, &n);
         if (rc == ERR_NOTFOUND) {
             jobs__err("batch '%s' not found in workspace '%s'", d->batch, ws);
             return rc;
@@ -1521,6 +1527,8 @@ void jobs__job_release(struct jobs__job *jb)
     free(jb->persist_list);
     free(jb->agg_format);
     free(jb->outputs);
+    free(jb->meta_part);
+    json_decref(jb->meta_map);
     memset(jb, 0, sizeof *jb);
 }
 
@@ -1530,7 +1538,8 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
     sqlite3 *db = store_db_acquire(j->st);
     memset(jb, 0, sizeof *jb);
     int rc = sql_prep(db, "SELECT workspace, job_id, batch_id, part_name, wf_def, image_input, params,"
-                          " persist_list, agg_format, outputs, persist, state, machine_type FROM jobs WHERE pk=?", &q);
+                          " persist_list, agg_format, outputs, persist, state, machine_type, definition FROM jobs"
+                          " WHERE pk=?", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, pk);
         if (sqlite3_step(q) == SQLITE_ROW) {
@@ -1548,6 +1557,18 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
             jb->persist = sqlite3_column_int(q, 10) != 0;
             snprintf(jb->state, sizeof jb->state, "%s", col_str(q, 11));
             snprintf(jb->machine_type, sizeof jb->machine_type, "%s", col_str(q, 12));
+            /* imagesMetadataInputsMapping and imagesMetadataPart live only
+             * in the stored definition (validated by parse_def). */
+            json_t *def = json_loads(col_str(q, 13), 0, NULL);
+            json_t *map = json_object_get(json_object_get(def, "processingSpecification"),
+                                          "imagesMetadataInputsMapping");
+            const char *mp = json_string_value(json_object_get(json_object_get(def, "jobInput"),
+                                                               "imagesMetadataPart"));
+            if (json_is_object(map) && json_object_size(map) > 0) {
+                jb->meta_map = json_incref(map);
+                jb->meta_part = xstrdup(mp ? mp : STAGING_METADATA_PART);
+            }
+            json_decref(def);
         } else {
             rc = ERR_NOTFOUND;
         }

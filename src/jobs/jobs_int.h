@@ -42,6 +42,8 @@ struct jobs__job {
     bool persist;
     char state[16];
     char machine_type[8]; /* "cpu" | "gpu" */
+    json_t *meta_map;    /* owned: imagesMetadataInputsMapping {input: key}, NULL when unset/empty */
+    char *meta_part;     /* owned: part of the sidecars when meta_map is set */
 };
 void jobs__job_release(struct jobs__job *jb);
 /* Read job pk into *jb (release with jobs__job_release).  ERR_NOTFOUND. */

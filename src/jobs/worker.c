@@ -10,8 +10,11 @@
  * nothing visible: outputs are written through blob writers (temp file +
  * rename) that are aborted.
  *
- * Processing task: the items with ids in (after_id, last_id] of the input
- * batch/part, each read from the blob store, decoded, run through the
+ * Processing task: the image items (metadata items excluded, like the
+ * planner) with ids in (after_id, last_id] of the input batch/part, each
+ * read from the blob store, decoded, run (with per-image parameters from
+ * its sidecar "<name>.json" when the job has imagesMetadataInputsMapping,
+ * see meta_params) through the
  * workflow (compiled once per worker and cached by job), serialized as a
  * results row with images deducted plus "image": <file name> (WORKFLOWS.md
  * 3.4), one JSON line per image into
@@ -122,6 +125,59 @@ struct img_result {
     char *cause;   /* owned message when the image failed */
 };
 
+/* Per-image parameters (imagesMetadataInputsMapping): *out = a copy of
+ * base with W = sidecar[K] for each mapping entry {W: K} whose key the
+ * sidecar "<image name>.json" of the metadata part has; *out stays NULL
+ * when the image has no sidecar (base applies as is).  A sidecar that
+ * cannot be read or parsed sets *cause (the image fails).  Returns 0. */
+static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct staging_item *it,
+                       const json_t *base, json_t **out, char **cause)
+{
+    struct staging_item sc;
+    char *name = xasprintf("%s.json", it->name);
+    char *data = NULL;
+    size_t len = 0;
+    json_t *meta = NULL, *v;
+    json_error_t jerr;
+    const char *k;
+    int rc = staging_item_find(j->sg, jb->ws, jb->batch, jb->meta_part, name, &sc);
+
+    *out = NULL;
+    if (rc == ERR_NOTFOUND)
+        goto out; /* no sidecar: the job's parameters (or the workflow defaults) apply */
+    if (rc < 0) {
+        *cause = xasprintf("cannot look up the metadata file '%s' in part '%s': %s", name, jb->meta_part,
+                           staging_errmsg());
+        goto out;
+    }
+    rc = store_blob_read(j->st, sc.blob_key, STAGING_SIDECAR_MAX, &data, &len);
+    if (rc < 0) {
+        *cause = xasprintf("cannot read the metadata file '%s': %s", name, err_str(rc));
+        goto out;
+    }
+    meta = json_loadb(data, len, 0, &jerr);
+    if (!json_is_object(meta)) {
+        *cause = xasprintf("cannot parse the metadata file '%s': %s", name,
+                           meta ? "it is not a JSON object" : jerr.text);
+        goto out;
+    }
+    *out = base ? json_deep_copy(base) : json_object();
+    json_object_foreach(jb->meta_map, k, v)
+    {
+        json_t *mv = json_object_get(meta, json_string_value(v));
+        if (mv)
+            json_object_set(*out, k, mv);
+    }
+out:
+    if (*cause)
+        log_warn("jobs", "job=%s image=%s failed: %s", jb->job_id, it->name, *cause);
+    staging_item_release(&sc);
+    json_decref(meta);
+    free(data);
+    free(name);
+    return 0;
+}
+
 /* Run one image.  Writes the results line and the persisted images.
  * Returns 0 (also when the image failed: *cause set), <0 on a store
  * failure that fails the task. */
@@ -135,10 +191,21 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
     json_t *results = NULL, *row = NULL;
     struct wf_image_output *imgs = NULL;
     size_t nimgs = 0;
+    json_t *own_params = NULL;
     char err[512];
-    int rc = store_blob_read(j->st, it->blob_key, MAX_INPUT_BYTES, &data, &len);
+    int rc;
 
     *cause = NULL;
+    if (jb->meta_map) {
+        meta_params(j, jb, it, params, &own_params, cause);
+        if (*cause) {
+            rc = 0;
+            goto out;
+        }
+        if (own_params)
+            params = own_params;
+    }
+    rc = store_blob_read(j->st, it->blob_key, MAX_INPUT_BYTES, &data, &len);
     if (rc < 0) {
         *cause = xasprintf("cannot read the staged file: %s", err_str(rc));
         rc = 0;
@@ -213,6 +280,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
     if (rc < 0)
         jobs__err("cannot write the results: %s", err_str(rc));
 out:
+    json_decref(own_params);
     free(data);
     free(line);
     vis_image_free(img);
@@ -282,7 +350,8 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     params = json_loads(jb.params, 0, NULL);
     plist = jb.persist_list ? json_loads(jb.persist_list, 0, NULL) : NULL;
     if (t->n_items > 0) {
-        rc = staging_items_page(j->sg, jb.ws, jb.batch, jb.part, t->after_id, t->n_items, &items, &nitems);
+        /* The same filter as the planner: n_items images after after_id. */
+        rc = staging_items_page_media(j->sg, jb.ws, jb.batch, jb.part, t->after_id, t->n_items, &items, &nitems);
         if (rc < 0) {
             jobs__err("cannot read the input batch '%s': %s", jb.batch, staging_errmsg());
             goto out;

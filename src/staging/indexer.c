@@ -141,6 +141,35 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
             free(buf);
             continue;
         }
+        if (staging__sidecar_name(name)) {
+            /* Per-image metadata "<image>.json": a JSON object, staged in
+             * the metadata part; it does not count as an image. */
+            const char *bad = NULL;
+            if (size < 0 || size > STAGING_SIDECAR_MAX) {
+                cb->reject(cb->ud, name, "invalid-metadata-file",
+                           "a metadata file (.json) must be at most 65536 bytes");
+                continue;
+            }
+            uint8_t *buf = xmalloc((size_t)size + 1);
+            if (read_entry(a, buf, (size_t)size) < 0) {
+                free(buf);
+                *why = "corrupt-archive";
+                rc = ERR_PARSE;
+                goto out;
+            }
+            if (staging__sidecar_check(buf, (size_t)size, &bad) < 0) {
+                cb->reject(cb->ud, name, "invalid-metadata-file", bad);
+                free(buf);
+                continue;
+            }
+            rc = cb->image(cb->ud, index, name, buf, (size_t)size, "application/json");
+            free(buf);
+            if (rc < 0) {
+                *why = "storage-error";
+                goto out;
+            }
+            continue;
+        }
         if (size < 0 || size > lim->max_image_bytes) {
             snprintf(msg, sizeof msg, "Max size of single image is %lldB.", (long long)lim->max_image_bytes);
             cb->reject(cb->ud, name, "file-size-limit-exceeded", msg);
@@ -435,10 +464,18 @@ static int job_commit(struct shard_job *j, const char *from_state)
     rc = store_tx_begin(db);
     if (rc == 0 && !shard_in_state(db, j->shard_id, from_state))
         rc = ERR_EXISTS;
-    for (int i = 0; rc == 0 && i < j->nitems; i++)
-        rc = staging__item_insert(db, j->bid, NULL, j->items[i].name, j->shard_id,
-                                  !strcmp(j->kind, "video-refs") ? "video" : "image", j->items[i].mime,
-                                  j->items[i].key, j->items[i].size);
+    bool meta_part = false;
+    for (int i = 0; rc == 0 && i < j->nitems; i++) {
+        bool meta = !strcmp(j->items[i].mime, "application/json"); /* a sidecar (tar only) */
+        if (meta && !meta_part) {
+            rc = staging__sidecar_part_ensure(db, j->bid);
+            meta_part = true;
+        }
+        if (rc == 0)
+            rc = staging__item_insert(db, j->bid, meta ? STAGING_METADATA_PART : NULL, j->items[i].name, j->shard_id,
+                                      meta ? "metadata" : !strcmp(j->kind, "video-refs") ? "video" : "image",
+                                      j->items[i].mime, j->items[i].key, j->items[i].size);
+    }
     bool all_failed = j->nitems == 0 && j->nfailed > 0;
     if (rc == 0) {
         json_t *meta = json_pack("{s:i,s:O,s:i}", "ingestedFiles", j->nitems, "failedFiles", j->failed,

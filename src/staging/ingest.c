@@ -112,7 +112,25 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         rc = ERR_INVALID;
         goto out;
     }
-    if ((rc = check_file(tmp_path, s->o.max_image_bytes, &size, &mime)) < 0) {
+    bool meta = staging__sidecar_name(file_name);
+    if (meta) {
+        /* Per-image metadata "<image>.json" (staging.h, image sidecars). */
+        char *data = NULL;
+        size_t len = 0;
+        const char *why = NULL;
+        rc = file_read_all(tmp_path, STAGING_SIDECAR_MAX + 1, &data, &len);
+        if (rc == ERR_LIMIT || (rc == 0 && (rc = staging__sidecar_check(data, len, &why)) < 0)) {
+            staging__err("'%s': %s", file_name, why ? why : "a metadata file (.json) must be at most 65536 bytes");
+            rc = rc == ERR_LIMIT ? ERR_LIMIT : ERR_INVALID;
+        } else if (rc < 0) {
+            staging__err("cannot read the uploaded file");
+        }
+        free(data);
+        if (rc < 0)
+            goto out;
+        size = (int64_t)len;
+        mime = "application/json";
+    } else if ((rc = check_file(tmp_path, s->o.max_image_bytes, &size, &mime)) < 0) {
         staging__err("cannot read the uploaded file");
         goto out;
     }
@@ -145,8 +163,11 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         staging__err("batch '%s' was removed during the upload", batch);
         rc = ERR_NOTFOUND;
     }
+    if (rc == 0 && meta)
+        rc = staging__sidecar_part_ensure(db, b.bid);
     if (rc == 0)
-        rc = staging__item_insert(db, b.bid, NULL, file_name, NULL, "image", mime, key, size);
+        rc = staging__item_insert(db, b.bid, meta ? STAGING_METADATA_PART : NULL, file_name, NULL,
+                                  meta ? "metadata" : "image", mime, key, size);
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
     store_db_release(s->st, db);
     if (rc < 0) {

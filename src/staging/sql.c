@@ -96,5 +96,7 @@ const char *const staging__migrations[] = {
     "  PRIMARY KEY (bid, part));"
     "INSERT INTO part_counts(bid, part, n)"
     "  SELECT bid, part, count(*) FROM items WHERE part IS NOT NULL GROUP BY bid, part;",
+    /* 3: item lookup by name within a part (image sidecars) */
+    "CREATE INDEX items_name ON items(bid, part, name, id);",
 };
 const int staging__migrations_n = (int)ARRAY_LEN(staging__migrations);

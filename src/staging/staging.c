@@ -477,11 +477,14 @@ int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char 
 {
     static const char sql_item[] = "INSERT INTO items(bid, part, name, shard_id, content_type, mime, blob_key,"
                                    " size, created_ms) VALUES(?,?,?,?,?,?,?,?,?)";
-    /* The first item decides the content type; a different kind makes it mixed. */
+    /* The first item decides the content type; a different kind makes it
+     * mixed.  Sidecars (metadata items) never change it. */
     static const char sql_batch[] =
         "UPDATE batches SET item_count = item_count + 1, content_type = CASE"
         " WHEN ingest_mode='output' THEN content_type"
-        " WHEN item_count = 0 THEN ?2"
+        " WHEN ?2 = 'metadata' THEN content_type"
+        " WHEN item_count - COALESCE((SELECT n FROM part_counts WHERE bid=?1 AND part='" STAGING_METADATA_PART "'),"
+        " 0) = 0 THEN ?2"
         " WHEN content_type <> ?2 THEN 'mixed' ELSE content_type END WHERE bid=?1";
     sqlite3_stmt *q = NULL;
     int rc = ERR_INTERNAL;
@@ -526,6 +529,46 @@ int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char 
 out:
     if (rc < 0)
         log_error("staging", "item insert failed: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(q);
+    return rc;
+}
+
+bool staging__sidecar_name(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 5 && !strcmp(name + n - 5, ".json") && strcmp(name, "notification_config.json") != 0;
+}
+
+int staging__sidecar_check(const void *data, size_t len, const char **why)
+{
+    if (len > STAGING_SIDECAR_MAX) {
+        *why = "a metadata file (.json) must be at most 65536 bytes";
+        return ERR_LIMIT;
+    }
+    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    bool ok = json_is_object(j);
+    json_decref(j);
+    if (!ok) {
+        *why = "a metadata file (.json) must hold one JSON object";
+        return ERR_INVALID;
+    }
+    *why = NULL;
+    return 0;
+}
+
+int staging__sidecar_part_ensure(sqlite3 *db, int64_t bid)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = ERR_INTERNAL;
+    if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO parts(bid, part_name, part_type, content_type, description)"
+                               " VALUES(?,'" STAGING_METADATA_PART "','file-part','metadata',"
+                               "'per-image metadata (<image file name>.json)')", -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(q, 1, bid);
+        if (sqlite3_step(q) == SQLITE_DONE)
+            rc = 0;
+    }
+    if (rc < 0)
+        log_error("staging", "metadata part insert failed: %s", sqlite3_errmsg(db));
     sqlite3_finalize(q);
     return rc;
 }
@@ -914,8 +957,20 @@ static char *dup_col(sqlite3_stmt *q, int i)
     return t ? xstrdup(t) : NULL;
 }
 
-int staging_items_page(struct staging *s, const char *ws, const char *batch, const char *part, int64_t after_id,
-                       int limit, struct staging_item **items, int *n)
+static void item_fill(sqlite3_stmt *q, struct staging_item *it)
+{
+    it->id = sqlite3_column_int64(q, 0);
+    it->name = dup_col(q, 1);
+    it->part = dup_col(q, 2);
+    it->shard_id = dup_col(q, 3);
+    it->content_type = dup_col(q, 4);
+    it->mime = dup_col(q, 5);
+    it->blob_key = dup_col(q, 6);
+    it->size = sqlite3_column_int64(q, 7);
+}
+
+static int items_page(struct staging *s, const char *ws, const char *batch, const char *part, bool media_only,
+                      int64_t after_id, int limit, struct staging_item **items, int *n)
 {
     struct staging__batch b;
     struct staging_item *arr = NULL;
@@ -930,11 +985,12 @@ int staging_items_page(struct staging *s, const char *ws, const char *batch, con
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
-    const char *sql = part ? "SELECT id, name, part, shard_id, content_type, mime, blob_key, size FROM items"
-                             " WHERE bid=?1 AND part=?4 AND id>?2 ORDER BY id LIMIT ?3"
-                           : "SELECT id, name, part, shard_id, content_type, mime, blob_key, size FROM items"
-                             " WHERE bid=?1 AND id>?2 ORDER BY id LIMIT ?3";
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+    char *sql = xasprintf("SELECT id, name, part, shard_id, content_type, mime, blob_key, size FROM items"
+                          " WHERE bid=?1 AND %s id>?2 %s ORDER BY id LIMIT ?3", part ? "part=?4 AND" : "",
+                          media_only ? "AND content_type <> 'metadata'" : "");
+    int prc = sqlite3_prepare_v2(db, sql, -1, &q, NULL);
+    free(sql);
+    if (prc != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(q, 1, b.bid);
     sqlite3_bind_int64(q, 2, after_id);
@@ -943,17 +999,8 @@ int staging_items_page(struct staging *s, const char *ws, const char *batch, con
         sqlite3_bind_text(q, 4, part, -1, SQLITE_STATIC);
     arr = xcalloc((size_t)limit, sizeof *arr);
     int st;
-    while ((st = sqlite3_step(q)) == SQLITE_ROW) {
-        struct staging_item *it = &arr[cnt++];
-        it->id = sqlite3_column_int64(q, 0);
-        it->name = dup_col(q, 1);
-        it->part = dup_col(q, 2);
-        it->shard_id = dup_col(q, 3);
-        it->content_type = dup_col(q, 4);
-        it->mime = dup_col(q, 5);
-        it->blob_key = dup_col(q, 6);
-        it->size = sqlite3_column_int64(q, 7);
-    }
+    while ((st = sqlite3_step(q)) == SQLITE_ROW)
+        item_fill(q, &arr[cnt++]);
     if (st == SQLITE_DONE)
         rc = 0;
 out:
@@ -966,6 +1013,67 @@ out:
     *items = arr;
     *n = cnt;
     return 0;
+}
+
+int staging_items_page(struct staging *s, const char *ws, const char *batch, const char *part, int64_t after_id,
+                       int limit, struct staging_item **items, int *n)
+{
+    return items_page(s, ws, batch, part, false, after_id, limit, items, n);
+}
+
+int staging_items_page_media(struct staging *s, const char *ws, const char *batch, const char *part,
+                             int64_t after_id, int limit, struct staging_item **items, int *n)
+{
+    return items_page(s, ws, batch, part, true, after_id, limit, items, n);
+}
+
+int staging_item_find(struct staging *s, const char *ws, const char *batch, const char *part, const char *name,
+                      struct staging_item *out)
+{
+    struct staging__batch b;
+    sqlite3 *db = store_db_acquire(s->st);
+    sqlite3_stmt *q = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = staging__batch_find(s, db, ws, batch, &b);
+    if (rc < 0)
+        goto out;
+    rc = ERR_INTERNAL;
+    /* Served by items_name(bid, part, name, id). */
+    const char *sql = part ? "SELECT id, name, part, shard_id, content_type, mime, blob_key, size FROM items"
+                             " WHERE bid=?1 AND part=?2 AND name=?3 ORDER BY id DESC LIMIT 1"
+                           : "SELECT id, name, part, shard_id, content_type, mime, blob_key, size FROM items"
+                             " WHERE bid=?1 AND part IS NULL AND name=?3 ORDER BY id DESC LIMIT 1";
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    sqlite3_bind_int64(q, 1, b.bid);
+    if (part)
+        sqlite3_bind_text(q, 2, part, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
+    int st = sqlite3_step(q);
+    if (st == SQLITE_ROW) {
+        item_fill(q, out);
+        rc = 0;
+    } else if (st == SQLITE_DONE) {
+        staging__err("no item '%.255s' in the batch", name);
+        rc = ERR_NOTFOUND;
+    }
+out:
+    sqlite3_finalize(q);
+    store_db_release(s->st, db);
+    return rc;
+}
+
+void staging_item_release(struct staging_item *it)
+{
+    if (!it)
+        return;
+    free(it->name);
+    free(it->part);
+    free(it->shard_id);
+    free(it->content_type);
+    free(it->mime);
+    free(it->blob_key);
+    memset(it, 0, sizeof *it);
 }
 
 void staging_items_free(struct staging_item *items, int n)

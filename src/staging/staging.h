@@ -175,7 +175,26 @@ struct staging_item {
  * with staging_items_free().  ERR_NOTFOUND for an unknown batch. */
 int staging_items_page(struct staging *s, const char *ws, const char *batch, const char *part,
                        int64_t after_id, int limit, struct staging_item **items, int *n);
+/* Like staging_items_page, but without metadata items (content type
+ * "metadata": image sidecars, see staging_item_find): the images (and
+ * videos) a job processes. */
+int staging_items_page_media(struct staging *s, const char *ws, const char *batch, const char *part,
+                             int64_t after_id, int limit, struct staging_item **items, int *n);
 void staging_items_free(struct staging_item *items, int n);
+
+/* Image sidecars: a staged file "<image file name>.json" (not
+ * notification_config.json), a JSON object of at most STAGING_SIDECAR_MAX
+ * bytes, becomes an item of part STAGING_METADATA_PART with content type
+ * "metadata" and mime application/json. */
+#define STAGING_METADATA_PART "metadata"
+#define STAGING_SIDECAR_MAX 65536
+/* The newest item named name in (batch, part) (part NULL = items without
+ * a part), by index: O(log n).  *out filled (release with
+ * staging_item_release).  ERR_NOTFOUND for an unknown batch or no such
+ * item. */
+int staging_item_find(struct staging *s, const char *ws, const char *batch, const char *part, const char *name,
+                      struct staging_item *out);
+void staging_item_release(struct staging_item *it);
 /* Item count (part NULL = all).  ERR_NOTFOUND. */
 int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n);
 

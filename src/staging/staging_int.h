@@ -53,6 +53,15 @@ int staging__batch_find(struct staging *s, sqlite3 *db, const char *ws, const ch
 /* Inside a transaction: insert one item row and bump counters/content type. */
 int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char *name, const char *shard_id,
                          const char *content_type, const char *mime, const char *blob_key, int64_t size);
+/* Sidecar files (staging.c).  Is name "<something>.json" other than
+ * notification_config.json? */
+bool staging__sidecar_name(const char *name);
+/* Check a sidecar's bytes: 0 when it is a JSON object of at most
+ * STAGING_SIDECAR_MAX bytes, else ERR_INVALID/ERR_LIMIT with a static
+ * reason in *why. */
+int staging__sidecar_check(const void *data, size_t len, const char **why);
+/* Inside a transaction: make sure the batch has the metadata part. */
+int staging__sidecar_part_ensure(sqlite3 *db, int64_t bid);
 /* Inside a transaction: set a shard's state and status, append to history. */
 int staging__shard_status(sqlite3 *db, const char *shard_id, const char *state, const char *status_name,
                           const char *status_type, json_t *meta, int64_t objects);

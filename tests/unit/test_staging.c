@@ -1076,4 +1076,106 @@ TEST(video_upload_probe_records_item)
     ctx_close(&c);
 }
 
+/* Image sidecars "<image>.json": staged in the metadata part (not images:
+ * the batch content type, the images-only page and per-part counts), bad
+ * ones rejected with a reason; lookup by name; single uploads too. */
+TEST(tar_sidecars_metadata_part)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    char *big = xmalloc(STAGING_SIDECAR_MAX + 100);
+    memset(big, ' ', STAGING_SIDECAR_MAX + 100);
+    memcpy(big, "{\"k\":1}", 7);
+    struct tarb t;
+    tar_begin(&t, 1 << 20);
+    tar_add(&t, "a.jpg", AE_IFREG, j, jl);
+    tar_add(&t, "a.jpg.json", AE_IFREG, "{\"tag\":\"A\"}", 11);
+    tar_add(&t, "b.jpg", AE_IFREG, j, jl);
+    tar_add(&t, "b.jpg.json", AE_IFREG, "[1,2]", 5);
+    tar_add(&t, "c.jpg.json", AE_IFREG, "{not json", 9);
+    tar_add(&t, "d.jpg.json", AE_IFREG, big, STAGING_SIDECAR_MAX + 100);
+    tar_add(&t, "c.jpg", AE_IFREG, j, jl);
+    tar_add(&t, "c.jpg.json", AE_IFREG, "{\"tag\":\"C\"}", 11);
+    tar_end(&t);
+    ASSERT_OK(put_shard(&c, "m", t.buf, t.used, NULL));
+    free(t.buf);
+    ASSERT_OK(staging_index_pending(c.s, NULL));
+    ASSERT_EQ(count(&c, "m", NULL), 5);
+    ASSERT_EQ(count(&c, "m", STAGING_METADATA_PART), 2);
+    json_t *sh = shard0(&c, "m", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    ASSERT_EQ(json_integer_value(json_object_get(sh, "shardObjectsCount")), 5);
+    json_t *failed = json_object_get(json_object_get(sh, "statusMetadata"), "failedFiles");
+    ASSERT_EQ(json_array_size(failed), 3);
+    const char *want[] = {"b.jpg.json", "c.jpg.json", "d.jpg.json"};
+    for (int i = 0; i < 3; i++) {
+        json_t *f = json_array_get(failed, (size_t)i);
+        ASSERT_STR_EQ(json_string_value(json_object_get(f, "file_name")), want[i]);
+        ASSERT_STR_EQ(json_string_value(json_object_get(f, "type")), "invalid-metadata-file");
+    }
+    json_decref(sh);
+    /* still an image batch; the metadata part is listed */
+    json_t *r = NULL;
+    ASSERT_OK(staging_batch_get(c.s, "ws", "m", &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "images");
+    json_decref(r);
+    ASSERT_OK(staging_batch_parts(c.s, "ws", "m", &r));
+    json_t *parts = json_object_get(r, "batchParts");
+    ASSERT_EQ(json_array_size(parts), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "partName")), "metadata");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "contentType")), "metadata");
+    json_decref(r);
+    ASSERT_OK(staging_list_items(c.s, "ws", "m", STAGING_METADATA_PART, 10, NULL, &r));
+    json_t *fm = json_object_get(r, "filesMetadata");
+    ASSERT_EQ(json_array_size(fm), 2);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(fm, 0), "fileName")), "a.jpg.json");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(fm, 0), "contentType")), "metadata");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(fm, 1), "partName")), "metadata");
+    json_decref(r);
+    /* the images-only page skips sidecars; all items with part NULL */
+    struct staging_item *it = NULL;
+    int n = 0;
+    ASSERT_OK(staging_items_page_media(c.s, "ws", "m", NULL, 0, 10, &it, &n));
+    ASSERT_EQ(n, 3);
+    for (int i = 0; i < n; i++)
+        ASSERT_STR_EQ(it[i].content_type, "image");
+    staging_items_free(it, n);
+    ASSERT_OK(staging_items_page(c.s, "ws", "m", NULL, 0, 10, &it, &n));
+    ASSERT_EQ(n, 5);
+    staging_items_free(it, n);
+    /* lookup by name */
+    struct staging_item sc;
+    ASSERT_OK(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "c.jpg.json", &sc));
+    ASSERT_STR_EQ(sc.mime, "application/json");
+    ASSERT_EQ(sc.size, 11);
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT_OK(store_blob_read(c.st, sc.blob_key, 1000, &data, &len));
+    ASSERT_EQ(len, 11);
+    ASSERT(memcmp(data, "{\"tag\":\"C\"}", 11) == 0);
+    free(data);
+    staging_item_release(&sc);
+    ASSERT_EQ(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "b.jpg.json", &sc), ERR_NOTFOUND);
+    ASSERT_EQ(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "a.jpg", &sc), ERR_NOTFOUND);
+    ASSERT_OK(staging_item_find(c.s, "ws", "m", NULL, "a.jpg", &sc));
+    ASSERT_STR_EQ(sc.content_type, "image");
+    staging_item_release(&sc);
+    ASSERT_EQ(staging_item_find(c.s, "ws", "nope", NULL, "a.jpg", &sc), ERR_NOTFOUND);
+    /* single uploads: a sidecar first keeps the batch an image batch */
+    ASSERT_OK(upload_file(&c, "single", "x.png.json", "{\"tag\":\"X\"}", 11));
+    ASSERT_OK(upload_file(&c, "single", "x.png", j, jl));
+    ASSERT_EQ(upload_file(&c, "single", "y.png.json", "\"str\"", 5), ERR_INVALID);
+    ASSERT_EQ(upload_file(&c, "single", "z.png.json", big, STAGING_SIDECAR_MAX + 100), ERR_LIMIT);
+    ASSERT_EQ(count(&c, "single", NULL), 2);
+    ASSERT_EQ(count(&c, "single", STAGING_METADATA_PART), 1);
+    ASSERT_OK(staging_batch_get(c.s, "ws", "single", &r));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "images");
+    json_decref(r);
+    free(big);
+    free(j);
+    ctx_close(&c);
+}
+
 TEST_MAIN()

@@ -105,3 +105,26 @@ def test_single_upload_sidecar(srv):
     body = job_body('single-meta', 'crop', spec={'imagesMetadataInputsMapping': {'tag': 'label'}})
     assert bp(srv, 'POST', '/meta-single', body).status == 200
     assert tags(srv, 'meta-single') == {'x.png': 'ex'}
+
+
+def test_damaged_sidecar_fails_only_its_image(srv):
+    """A sidecar that no longer parses (storage damage: staging validated it)
+    fails that image with the cause in the job logs; the others run."""
+    import os
+    import urllib.parse
+    tar = make_tar([('p.png', png_bytes(11)), ('p.png.json', b'{"label": "pee"}'),
+                    ('q.png', png_bytes(12)), ('q.png.json', b'{"label": "queue"}')])
+    _, put = srv.put_shard('meta-dmg', tar)
+    assert put.status == 200, put
+    assert srv.wait_count('meta-dmg', 4) == 4
+    side = {f['fileName']: f for f in list_files(srv, 'meta-dmg', part='metadata')}
+    path = urllib.parse.urlsplit(side['q.png.json']['downloadURL']).path
+    key = urllib.parse.unquote(path.split('/blobs/', 1)[1])
+    with open(os.path.join(srv.data, 'blobs', key), 'wb') as f:
+        f.write(b'{"label": ')
+    body = job_body('meta-dmg', 'crop', spec={'imagesMetadataInputsMapping': {'tag': 'label'}})
+    assert bp(srv, 'POST', '/meta-dmg', body).status == 200
+    assert tags(srv, 'meta-dmg') == {'p.png': 'pee'}
+    logs = bp(srv, 'GET', '/meta-dmg/logs', query={'severity': 'error'}).json()['logs']
+    text = json.dumps(logs)
+    assert "cannot parse the metadata file 'q.png.json'" in text and 'q.png' in text

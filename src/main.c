@@ -327,6 +327,7 @@ static int cmd_serve(int argc, char **argv)
     ctx.max_image_bytes = (uint64_t)so.max_image_bytes;
     ctx.max_put_bytes = (uint64_t)MAX(so.max_video_bytes, so.max_shard_bytes);
     ctx.max_json_bytes = 64u << 20;
+    ctx.max_page_size = so.max_page_size;
     ctx.models = models;
     ctx.max_model_bytes = (uint64_t)c.max_model_bytes;
     router = http_router_new();

@@ -40,6 +40,7 @@ struct api_ctx {
     uint64_t max_put_bytes;      /* cap of a PUT to a signed URL (the signed
                                   * limit inside the URL is checked too) */
     uint64_t max_json_bytes;     /* JSON request bodies (references: 64 MiB) */
+    int max_page_size;           /* largest pageSize of the staging lists */
     struct model_registry *models; /* borrowed; process-wide model registry
                                     * (NULL: the models routes answer 503) */
     uint64_t max_model_bytes;    /* model weights upload cap; 0: 1 GiB */

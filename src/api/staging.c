@@ -52,7 +52,7 @@ static int ds_list_batches(struct http_req *req, void *vctx)
     json_t *out = NULL;
     int page;
 
-    if (api_auth(req, ctx, ws) < 0 || api_int_query(req, "pageSize", 1000000, &page) < 0)
+    if (api_auth(req, ctx, ws) < 0 || api_int_query(req, "pageSize", ctx->max_page_size > 0 ? ctx->max_page_size : 1000, &page) < 0)
         return 0;
     int rc = staging_list_batches(ctx->sg, ws, page, http_req_query(req, "nextPageToken"), &out);
     return api_reply_staging(req, rc, out);
@@ -105,7 +105,7 @@ static int ds_list(struct http_req *req, void *vctx)
     int page;
     const char *b = ds_batch(req, ctx, ws);
 
-    if (!b || api_int_query(req, "pageSize", 1000000, &page) < 0)
+    if (!b || api_int_query(req, "pageSize", ctx->max_page_size > 0 ? ctx->max_page_size : 1000, &page) < 0)
         return 0;
     int rc = staging_list_items(ctx->sg, ws, b, http_req_query(req, "partName"), page,
                                 http_req_query(req, "nextPageToken"), &out);
@@ -120,7 +120,7 @@ static int ds_shards(struct http_req *req, void *vctx)
     int page;
     const char *b = ds_batch(req, ctx, ws);
 
-    if (!b || api_int_query(req, "pageSize", 1000000, &page) < 0)
+    if (!b || api_int_query(req, "pageSize", ctx->max_page_size > 0 ? ctx->max_page_size : 1000, &page) < 0)
         return 0;
     int rc = staging_list_shards(ctx->sg, ws, b, page, http_req_query(req, "nextPageToken"), &out);
     return api_reply_staging(req, rc, out);

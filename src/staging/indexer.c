@@ -240,7 +240,11 @@ void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const c
         json_array_append(ing, json_array_get(ingested, i));
     for (size_t i = 0; i < json_array_size(failed) && i < LIST_CAP; i++)
         json_array_append(fail, json_array_get(failed, i));
-    json_t *n = json_pack("{s:s,s:b,s:o,s:o,s:b}", "type", "ingest-files-status-notification-v1", "success", 1,
+    /* success: the shard delivered something, or had nothing to fail (the
+     * COMPAT example is success with one failed file beside an ingested one);
+     * a shard whose every file failed reports false. */
+    int success = json_array_size(ingested) > 0 || json_array_size(failed) == 0;
+    json_t *n = json_pack("{s:s,s:b,s:o,s:o,s:b}", "type", "ingest-files-status-notification-v1", "success", success,
                           "ingested_files", ing, "failed_files", fail, "content_truncated", trunc);
     notify(db, ws, url, envelope(ingest_id, batch, shard_id, n));
 }

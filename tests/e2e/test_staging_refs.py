@@ -147,3 +147,19 @@ def test_tar_notification_config_webhook(server, origin):
     files = [h[2] for h in hooks if h[2]['notification']['type'] == 'ingest-files-status-notification-v1']
     if files:
         assert sorted(files[0]['notification']['ingested_files']) == sorted(n for n, _ in members[:5])
+
+
+def test_files_status_all_failed_is_not_success(server, origin):
+    refs = [{'name': f'gone{i}.png', 'url': origin.url(f'/missing/{i}.png')} for i in range(3)]
+    body = json.dumps({'imageReferences': refs, 'ingestId': 'refs-allfail',
+                       'notificationsURL': origin.url('/hook'),
+                       'notificationCategories': ['files-status']})
+    r = server.ds('POST', '/refs-allfail/bulk-upload/image-references', body=body)
+    assert r.status == 200, r
+    hooks = wait_for(lambda: [h for h in origin.hooks if h[2].get('ingest_id') == 'refs-allfail'
+                              and h[2]['notification']['type'] == 'ingest-files-status-notification-v1'],
+                     what='the files-status webhook')
+    n = hooks[0][2]['notification']
+    assert n['ingested_files'] == []
+    assert len(n['failed_files']) == 3
+    assert n['success'] is False

@@ -830,6 +830,7 @@ TEST(references_dedup_webhooks_and_ssrf)
             seen_files++;
             ASSERT_STR_EQ(json_string_value(json_object_get(p, "shard_id")), sid);
             ASSERT_EQ(json_array_size(json_object_get(json_object_get(p, "notification"), "ingested_files")), 2);
+            ASSERT(json_is_true(json_object_get(json_object_get(p, "notification"), "success")));
         } else {
             ASSERT_STR_EQ(type, "ingest-status-notification-v1");
             seen_ingest++;

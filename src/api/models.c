@@ -225,19 +225,9 @@ static void mr_up_free(void *p)
 
 static int mr_flush(struct mr_up *u)
 {
-    const char *d = u->wbuf;
-    size_t n = u->wlen;
-    while (n > 0) {
-        ssize_t w = write(u->fd, d, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            u->write_err = -errno;
-            return u->write_err;
-        }
-        d += w;
-        n -= (size_t)w;
-    }
+    int rc = fd_write_all(u->fd, u->wbuf, u->wlen);
+    if (rc < 0)
+        return u->write_err = rc;
     u->wlen = 0;
     return 0;
 }

@@ -211,19 +211,9 @@ struct up_img {
 
 static int up_flush(struct up_img *u)
 {
-    const char *d = u->wbuf;
-    size_t n = u->wlen;
-    while (n > 0) {
-        ssize_t w = write(u->fd, d, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            u->write_err = -errno;
-            return u->write_err;
-        }
-        d += w;
-        n -= (size_t)w;
-    }
+    int rc = fd_write_all(u->fd, u->wbuf, u->wlen);
+    if (rc < 0)
+        return u->write_err = rc;
     u->wlen = 0;
     return 0;
 }

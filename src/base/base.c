@@ -329,6 +329,22 @@ int fsync_dir(const char *dir)
     return rc;
 }
 
+int fd_write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len)
 {
     char *tmp = xasprintf("%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)random());
@@ -339,18 +355,8 @@ int file_write_atomic(const char *path, const void *data, size_t len)
         rc = -errno;
         goto out;
     }
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
-            goto out;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
+    if ((rc = fd_write_all(fd, data, len)) < 0)
+        goto out;
     if (fsync(fd) < 0) {
         rc = -errno;
         goto out;

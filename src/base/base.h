@@ -135,6 +135,8 @@ char *url_encode(const char *s);
 /* ---- files ------------------------------------------------------------- */
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
+/* write(2) all of data, retrying on EINTR and short writes; 0 or -errno. */
+int fd_write_all(int fd, const void *data, size_t len);
 /* Write data to path atomically: tmp file in the same directory, fsync,
  * rename, fsync of the directory. */
 int file_write_atomic(const char *path, const void *data, size_t len);

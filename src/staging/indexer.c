@@ -599,16 +599,7 @@ static size_t sink_cb(char *p, size_t sz, size_t n, void *ud)
     }
     k->got += (int64_t)len;
     if (k->fd >= 0) {
-        const char *c = p;
-        size_t left = len;
-        while (left) {
-            ssize_t w = write(k->fd, c, left);
-            if (w < 0)
-                return 0;
-            c += w;
-            left -= (size_t)w;
-        }
-        return len;
+        return fd_write_all(k->fd, p, len) == 0 ? len : 0;
     }
     return buf_append(&k->mem, p, len) == 0 ? len : 0;
 }

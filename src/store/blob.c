@@ -135,22 +135,6 @@ int store_blob_put_file(struct store *st, const char *key, const char *src_path)
     return blob_publish(st, key, src_path, -1);
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len)
 {
     /* No temp file: the callers (indexer, fetcher) write under keys that no
@@ -169,7 +153,7 @@ int store_blob_put_nosync(struct store *st, const char *key, const void *data, s
         rc = -errno;
         goto out;
     }
-    rc = write_all(fd, data, len);
+    rc = fd_write_all(fd, data, len);
     close(fd);
     if (rc < 0)
         unlink(dst);
@@ -198,7 +182,7 @@ int store_blob_put(struct store *st, const char *key, const void *data, size_t l
         return ERR_INVALID;
     if ((rc = store_tmp_create(st, &tmp, &fd)) < 0)
         return rc;
-    rc = write_all(fd, data, len);
+    rc = fd_write_all(fd, data, len);
     if (rc == 0)
         rc = blob_publish(st, key, tmp, fd);
     close(fd);
@@ -326,7 +310,7 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_
 {
     if (w->limit && (int64_t)len > w->limit - w->size)
         return ERR_LIMIT;
-    int rc = write_all(w->fd, data, len);
+    int rc = fd_write_all(w->fd, data, len);
     if (rc == 0)
         w->size += (int64_t)len;
     return rc;

@@ -144,6 +144,23 @@ int file_write_atomic(const char *path, const void *data, size_t len);
 int file_read_all(const char *path, size_t max, char **out, size_t *len);
 int fsync_dir(const char *dir);
 
+/* ---- run-ahead ----------------------------------------------------------- */
+/* One background thread that produces items 0..n-1 in order, at most
+ * `depth` ahead of the consumer, so that loading item i+1 (reading and
+ * decoding an image, say) overlaps the caller's work on item i.  fn runs on
+ * that thread and returns an owned result (may be NULL); lookahead_take(i)
+ * blocks until item i is produced and hands its result over.  Items are
+ * taken in order, each once.  lookahead_stop() may be called at any point
+ * (an early exit): it waits for the item in progress, frees every produced
+ * but untaken result with free_fn (may be NULL when results need no
+ * freeing) and frees la (NULL is fine). */
+struct lookahead;
+typedef void *(*lookahead_fn)(void *ud, size_t i);
+/* 0, or ERR_NOMEM / -errno when the thread cannot be started. */
+int lookahead_start(size_t n, int depth, lookahead_fn fn, void *ud, struct lookahead **out);
+void *lookahead_take(struct lookahead *la, size_t i);
+void lookahead_stop(struct lookahead *la, void (*free_fn)(void *));
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -1,0 +1,119 @@
+/*
+ * lookahead.c — a producer thread running at most `depth` items ahead of
+ * its consumer (base.h, "run-ahead").
+ *
+ * The ring holds depth slots; item i lives in slot i % depth.  The producer
+ * waits while produced - taken == depth; the consumer waits while item i is
+ * not produced yet.  One mutex and two condition variables: the amounts of
+ * work per item (milliseconds of JPEG decoding) make anything cleverer
+ * pointless.
+ */
+#include "base/base.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#define LOOKAHEAD_MAX_DEPTH 16
+
+struct lookahead {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t can_produce, can_take;
+    lookahead_fn fn;
+    void *ud;
+    size_t n;
+    size_t produced; /* items 0..produced-1 are done (or taken) */
+    size_t taken;    /* items 0..taken-1 were handed over */
+    bool stop;
+    int depth;
+    void *slot[LOOKAHEAD_MAX_DEPTH];
+};
+
+static void *lookahead_main(void *p)
+{
+    struct lookahead *la = p;
+
+    pthread_mutex_lock(&la->mu);
+    for (;;) {
+        while (!la->stop && la->produced < la->n && la->produced - la->taken >= (size_t)la->depth)
+            pthread_cond_wait(&la->can_produce, &la->mu);
+        if (la->stop || la->produced >= la->n)
+            break;
+        size_t i = la->produced;
+        pthread_mutex_unlock(&la->mu);
+        void *r = la->fn(la->ud, i);
+        pthread_mutex_lock(&la->mu);
+        la->slot[i % (size_t)la->depth] = r;
+        la->produced = i + 1;
+        pthread_cond_signal(&la->can_take);
+    }
+    pthread_mutex_unlock(&la->mu);
+    return NULL;
+}
+
+int lookahead_start(size_t n, int depth, lookahead_fn fn, void *ud, struct lookahead **out)
+{
+    struct lookahead *la = calloc(1, sizeof(*la));
+    int rc;
+
+    *out = NULL;
+    if (!la)
+        return ERR_NOMEM;
+    la->fn = fn;
+    la->ud = ud;
+    la->n = n;
+    la->depth = MAX(1, MIN(depth, LOOKAHEAD_MAX_DEPTH));
+    pthread_mutex_init(&la->mu, NULL);
+    pthread_cond_init(&la->can_produce, NULL);
+    pthread_cond_init(&la->can_take, NULL);
+    rc = pthread_create(&la->th, NULL, lookahead_main, la);
+    if (rc != 0) {
+        pthread_cond_destroy(&la->can_take);
+        pthread_cond_destroy(&la->can_produce);
+        pthread_mutex_destroy(&la->mu);
+        free(la);
+        return rc == EAGAIN ? ERR_NOMEM : -rc;
+    }
+    *out = la;
+    return 0;
+}
+
+void *lookahead_take(struct lookahead *la, size_t i)
+{
+    void *r;
+
+    pthread_mutex_lock(&la->mu);
+    if (i != la->taken || i >= la->n) { /* out of order: a caller bug */
+        pthread_mutex_unlock(&la->mu);
+        abort();
+    }
+    while (la->produced <= i)
+        pthread_cond_wait(&la->can_take, &la->mu);
+    r = la->slot[i % (size_t)la->depth];
+    la->slot[i % (size_t)la->depth] = NULL;
+    la->taken = i + 1;
+    pthread_cond_signal(&la->can_produce);
+    pthread_mutex_unlock(&la->mu);
+    return r;
+}
+
+void lookahead_stop(struct lookahead *la, void (*free_fn)(void *))
+{
+    if (!la)
+        return;
+    pthread_mutex_lock(&la->mu);
+    la->stop = true;
+    pthread_cond_signal(&la->can_produce);
+    pthread_mutex_unlock(&la->mu);
+    pthread_join(la->th, NULL);
+    for (size_t i = la->taken; i < la->produced; i++) {
+        void *r = la->slot[i % (size_t)la->depth];
+        if (r && free_fn)
+            free_fn(r);
+    }
+    pthread_cond_destroy(&la->can_take);
+    pthread_cond_destroy(&la->can_produce);
+    pthread_mutex_destroy(&la->mu);
+    free(la);
+}

@@ -5,8 +5,9 @@
  *
  *   vbatch serve [options]              HTTP API + background ingest
  *   vbatch workspace create NAME        new workspace, prints its API key
- *   vbatch model register ID DIR        model into DATA/models (offline)
- *   vbatch model list                   models of DATA/models
+ *   vbatch model register ID DIR        model into the blob store + models table
+ *   vbatch model list                   stored models and those of DATA/models
+ *   vbatch model delete ID              stored model out of the table and blob store
  *   vbatch --help
  *
  * serve start-up order: store (data folder, database, secret) → default
@@ -213,7 +214,15 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
         fprintf(stderr, "vbatch: cannot load models: %s\n", err);
         return rc;
     }
+    int loaded = 0, bad = 0;
+    rc = jobs_models_store_sync(st, *models, &loaded, &bad);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot read the models table: %s\n", err_str(rc));
+        return rc;
+    }
+    log_info("main", "stored models loaded=%d bad=%d", loaded, bad);
     jobs_models_new(*models, c->data, c->models_dir, threads, machines);
+    jobs_models_set_store(*machines, st);
     jobs_opts_default(&jo);
     jo.workers = workers;
     if (c->task_lease_ms)
@@ -483,15 +492,18 @@ out:
     return ret;
 }
 
-/* vbatch model register ID DIR | model list: the model registry of
- * DATA/models offline (a running server sees a new model after a restart;
- * use the HTTP API to register into a running one). */
+/* vbatch model register ID DIR | model list | model delete ID: the models
+ * stored in the data folder (blob store + models table, as the /models
+ * API stores them).  A running server or worker on the same data finds a
+ * model registered here when a task or a GET asks for it, and drops a
+ * deleted one at its next re-read of the table. */
 static int cmd_model(int argc, char **argv)
 {
     const char *data = getenv("VBATCH_DATA");
     const char *pos[3] = {NULL, NULL, NULL};
     struct model_registry_opts o = {0};
     struct model_registry *reg = NULL;
+    struct store *st = NULL;
     char err[1024];
     int npos = 0, rc, ret = 1;
 
@@ -509,29 +521,50 @@ static int cmd_model(int argc, char **argv)
     }
     bool reg_cmd = npos == 3 && !strcmp(pos[0], "register");
     bool list_cmd = npos == 1 && !strcmp(pos[0], "list");
-    if (!reg_cmd && !list_cmd) {
+    bool del_cmd = npos == 2 && !strcmp(pos[0], "delete");
+    if (!reg_cmd && !list_cmd && !del_cmd) {
         fprintf(stderr, "usage: vbatch model register ID DIR [--data DIR]\n"
-                        "       vbatch model list [--data DIR]\n");
+                        "       vbatch model list [--data DIR]\n"
+                        "       vbatch model delete ID [--data DIR]\n");
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    o.models_dir = dir;
+    if ((rc = store_open(data, &st)) < 0) {
+        fprintf(stderr, "vbatch: cannot open the data folder '%s': %s\n", data, err_str(rc));
+        goto out;
+    }
     o.intra_op_threads = 1;
     rc = model_registry_new(&o, &reg, err, sizeof err);
     if (rc == 0 && reg_cmd)
-        rc = model_registry_register_dir(reg, pos[1], pos[2], err, sizeof err);
-    if (rc == 0 && list_cmd && access(dir, F_OK) == 0) {
+        rc = jobs_models_store_put_dir(st, reg, pos[1], pos[2], err, sizeof err);
+    if (rc == 0 && del_cmd) {
+        rc = jobs_models_store_delete(st, reg, pos[1], err, sizeof err);
+        if (rc == 0)
+            printf("deleted: %s\n", pos[1]);
+    }
+    if (rc == 0 && list_cmd) {
+        /* the legacy folder first: a stored model of the same id wins, as at start */
+        if (access(dir, F_OK) == 0) {
+            int bad = 0;
+            rc = model_registry_load_dir(reg, dir, &bad, err, sizeof err);
+            if (rc >= 0 && bad > 0)
+                fprintf(stderr, "vbatch: %d model folder(s) in '%s' could not be loaded (see the log)\n",
+                        bad, dir);
+        }
         int bad = 0;
-        rc = model_registry_load_dir(reg, dir, &bad, err, sizeof err);
+        if (rc >= 0 && jobs_models_store_sync(st, reg, NULL, &bad) < 0) {
+            snprintf(err, sizeof err, "cannot read the models table");
+            rc = ERR_INTERNAL;
+        }
         if (rc >= 0 && bad > 0)
-            fprintf(stderr, "vbatch: %d model folder(s) in '%s' could not be loaded (see the log)\n",
-                    bad, dir);
+            fprintf(stderr, "vbatch: %d stored model(s) could not be loaded (see the log)\n", bad);
     }
     if (rc < 0) {
         fprintf(stderr, "vbatch: %s\n", err);
         goto out;
     }
-    json_t *ids = model_registry_list(reg);
+    json_t *ids = del_cmd ? json_array() : model_registry_list(reg);
+    json_t *tags = model_registry_tags(reg);
     size_t i;
     json_t *v;
     json_array_foreach(ids, i, v)
@@ -544,14 +577,17 @@ static int cmd_model(int argc, char **argv)
             continue;
         int w = 0, h = 0;
         model_input_size(m, &w, &h);
-        printf("%s%s\t%s\t%dx%d\t%zu classes\n", reg_cmd ? "registered: " : "", id,
-               model_task_name(model_task(m)), w, h, model_class_count(m));
+        printf("%s%s\t%s\t%dx%d\t%zu classes%s\n", reg_cmd ? "registered: " : "", id,
+               model_task_name(model_task(m)), w, h, model_class_count(m),
+               list_cmd && !json_object_get(tags, id) ? "\t(folder)" : "");
         model_unref(m);
     }
+    json_decref(tags);
     json_decref(ids);
     ret = 0;
 out:
     model_registry_free(reg);
+    store_close(st);
     free(dir);
     return ret;
 }
@@ -567,7 +603,7 @@ static const struct command commands[] = {
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
-    {"model", cmd_model, "model register ID DIR | model list [--data DIR]: models in DATA/models"},
+    {"model", cmd_model, "model register ID DIR | model list | model delete ID [--data DIR]: stored models"},
 };
 
 static void usage(FILE *f)

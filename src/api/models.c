@@ -25,21 +25,33 @@
  *     parameter or header as for a raw body); other parts are ignored.
  * The weights stream into a temp file under DATA/tmp (never held in the
  * request), bounded by ctx->max_model_bytes (413 beyond); the file is
- * mapped and handed to model_registry_register_bytes, which validates the
- * model (its message is the 400 body) and stores the artefacts in
- * DATA/models/<id with '/' as "--">/ so they are loaded again at start.
- * The temp file is removed when the request ends, whatever the outcome.
+ * mapped and handed to jobs_models_store_put, which validates the model
+ * (its message is the 400 body), writes the weights and a metadata JSON
+ * into the blob store under a fresh generation folder
+ * (models/<id with '/' as "--">/<uuid>/), switches the `models` row to
+ * them in one transaction, puts the model into the registry and deletes
+ * the previous generation's blobs (docs/MODELS.md, "Stored models").  The
+ * temp file is removed when the request ends, whatever the outcome.
  *
- * There is no DELETE: the registry has no removal function.
+ *   DELETE   /models/v1/external/{workspace}/models/{model_id*}  {"status":"ok","modelId"}
+ *
+ * removes the row, the model from the registry (tasks holding it finish
+ * with it) and the blobs; 404 for an id that is not stored (an alias is
+ * not followed), 409 for a model that comes from a models folder
+ * (DATA/models of older versions, --models-dir): remove it there.
+ *
+ * Models registered by another process (the CLI, another server on the
+ * same data) are found too: a GET of an unknown id and every list re-read
+ * the `models` table first (jobs_models_store_sync).
  */
 #include "api/api.h"
 
 #include "base/base.h"
+#include "jobs/jobs.h"
 #include "model/model.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -51,11 +63,6 @@
 #define MR_DEFAULT_MAX ((uint64_t)1 << 30) /* weights, when ctx->max_model_bytes is 0 */
 #define MR_FRAMING (64u * 1024)           /* multipart headers and boundaries */
 
-/* Registrations are serialised: two uploads of one id at once would write
- * their artefacts into the same DATA/models folder file by file, and the
- * folder loaded at the next start could mix them.  Lookups and inference
- * do not take this lock. */
-static pthread_mutex_t mr_register_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t mr_max(const struct api_ctx *ctx)
 {
@@ -78,29 +85,13 @@ static const char *mr_id(struct http_req *req)
     return id ? id : "";
 }
 
-/* model.json of the model's artefact folder may list the aliases given at
- * registration; [] when there is none (aliases.json entries and aliases
- * set by other means are not reported: the registry cannot list them). */
+/* The aliases given with the model at registration (upload metadata or
+ * model.json), [] when none; aliases.json entries and aliases set by other
+ * means are not reported: the registry cannot list them. */
 static json_t *mr_aliases(const json_t *info)
 {
-    const char *dir = json_string_value(json_object_get(info, "artefacts"));
-    json_t *out = NULL;
-    if (dir) {
-        char *path = xasprintf("%s/model.json", dir), *text = NULL;
-        json_error_t e;
-        if (file_read_all(path, MR_META_MAX, &text, NULL) == 0) {
-            json_t *mj = json_loads(text, 0, &e);
-            json_t *al = json_object_get(mj, "aliases");
-            size_t i;
-            json_t *v;
-            out = json_array();
-            json_array_foreach(al, i, v) if (json_is_string(v)) json_array_append(out, v);
-            json_decref(mj);
-        }
-        free(text);
-        free(path);
-    }
-    return out ? out : json_array();
+    json_t *al = json_object_get(info, "aliases");
+    return json_is_array(al) ? json_deep_copy(al) : json_array();
 }
 
 static const char *mr_task(const struct model *m)
@@ -130,6 +121,7 @@ static json_t *mr_summary(const struct model *m)
     model_input_size(m, &w, &h);
     json_t *aliases = mr_aliases(info);
     json_object_del(info, "artefacts"); /* a server path: not the client's business */
+    json_object_del(info, "aliases");   /* reported at the top */
     return json_pack("{s:s,s:s,s:{s:i,s:i},s:o,s:o,s:o}", "modelId", model_id(m), "task",
                      mr_task(m), "inputSize", "width", w, "height", h,
                      "classNames", names, "aliases", aliases, "details", info);
@@ -146,6 +138,9 @@ static int mr_list(struct http_req *req, void *vctx)
 
     if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
+    /* models stored by other processes since (loads only what changed) */
+    if (jobs_models_store_sync(ctx->st, ctx->models, NULL, NULL) < 0)
+        return http_reply_error(req, 500, "cannot read the models table");
     json_t *ids = model_registry_list(ctx->models);
     json_t *out = json_array();
     json_array_foreach(ids, i, v)
@@ -175,6 +170,8 @@ static int mr_get(struct http_req *req, void *vctx)
     if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
     int rc = model_registry_get(ctx->models, mr_id(req), &m, err, sizeof err);
+    if (rc == ERR_NOTFOUND && jobs_models_store_sync(ctx->st, ctx->models, NULL, NULL) == 0)
+        rc = model_registry_get(ctx->models, mr_id(req), &m, err, sizeof err); /* stored elsewhere */
     if (rc == ERR_NOTFOUND)
         return http_reply_error(req, 404, "%s", err);
     if (rc < 0)
@@ -421,15 +418,15 @@ static int mr_end(struct http_req *req, void *vctx)
         return http_reply_error(req, 500, "cannot map the upload: %s", strerror(errno));
     }
     err[0] = '\0';
-    pthread_mutex_lock(&mr_register_lock);
-    rc = model_registry_register_bytes(ctx->models, id, map, (size_t)u->size, meta, err, sizeof err);
-    pthread_mutex_unlock(&mr_register_lock);
+    /* two uploads of one id at once each write their own generation; the
+     * last row switch wins, whole */
+    rc = jobs_models_store_put(ctx->st, ctx->models, id, map, (size_t)u->size, meta, err, sizeof err);
     munmap(map, (size_t)u->size);
     json_decref(meta);
     if (rc < 0) {
         /* the runtime is there (checked above): a failure to load or check the
          * model is the model's */
-        unsigned st = rc == ERR_LIMIT ? 413 : rc == ERR_NOMEM ? 500 : 400;
+        unsigned st = rc == ERR_LIMIT ? 413 : rc == ERR_NOMEM ? 500 : rc == ERR_AGAIN ? 503 : 400;
         if (!err[0])
             snprintf(err, sizeof err, "cannot register model: %s", err_str(rc));
         /* an I/O failure storing the artefacts is the server's, not the model's */
@@ -448,8 +445,40 @@ static int mr_end(struct http_req *req, void *vctx)
     return http_reply_json(req, 200, out);
 }
 
+/* ---- delete ---------------------------------------------------------------------------- */
+
+static int mr_delete(struct http_req *req, void *vctx)
+{
+    struct api_ctx *ctx = vctx;
+    const char *id = mr_id(req);
+    char err[512];
+
+    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+        return 0;
+    int rc = jobs_models_store_delete(ctx->st, ctx->models, id, err, sizeof err);
+    if (rc == ERR_NOTFOUND) {
+        /* its own id in the registry, but not stored: a models folder's */
+        json_t *ids = model_registry_list(ctx->models);
+        bool folder = false;
+        size_t i;
+        json_t *v;
+        json_array_foreach(ids, i, v) folder = folder || !strcmp(json_string_value(v), id);
+        json_decref(ids);
+        if (folder)
+            return http_reply_error(req, 409, "model '%s' comes from a models folder (DATA/models or "
+                                    "--models-dir), not from the API: remove its folder instead", id);
+        return http_reply_error(req, 404, "%s", err);
+    }
+    if (rc == ERR_AGAIN)
+        return http_reply_error(req, 503, "%s", err);
+    if (rc < 0)
+        return http_reply_error(req, 500, "%s", err);
+    return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
+}
+
 int api_models_register(struct http_router *r, struct api_ctx *ctx)
 {
+    struct http_route_ops del = {.end = mr_delete};
     struct http_route_ops up = {.begin = mr_begin, .body = mr_body, .end = mr_end,
                                 .max_body = mr_max(ctx) + MR_META_MAX + MR_FRAMING};
     int rc = http_router_get(r, MR, mr_list, ctx);
@@ -459,5 +488,7 @@ int api_models_register(struct http_router *r, struct api_ctx *ctx)
         rc = http_router_add(r, "PUT", MR "/{model_id*}", &up, ctx);
     if (rc == 0)
         rc = http_router_add(r, "POST", MR "/{model_id*}", &up, ctx);
+    if (rc == 0)
+        rc = http_router_add(r, "DELETE", MR "/{model_id*}", &del, ctx);
     return rc;
 }

@@ -151,6 +151,42 @@ void jobs_models_free(struct jobs_models *m); /* accepts NULL */
 int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
                        void **fn_ud, char *err, size_t errlen);
 
+/* ---- models stored in the blob store + the models table (docs/MODELS.md) ---- */
+
+struct store;
+/* Register model_id from bytes (metadata as model_registry_register_bytes):
+ * the model is built and checked first, then its weights and metadata are
+ * written as blobs under a new generation folder
+ * (models/<id, '/' as "--">/<uuid>/), then the models row is switched to
+ * them in one transaction, then the model is put into reg, then the
+ * previous generation's blobs are deleted.  <0 with a message: a bad model
+ * (as register_bytes), ERR_AGAIN (database busy), I/O errors ("cannot store
+ * model ..."). */
+int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *model_id,
+                          const void *onnx, size_t len, const json_t *metadata, char *err, size_t errlen);
+/* The same from a model folder (model_artefacts_read_dir): the CLI. */
+int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *model_id,
+                              const char *dir, char *err, size_t errlen);
+/* Delete the row, then the model from reg (when reg holds the stored one),
+ * then the blobs.  ERR_NOTFOUND when the table has no such id (a model of
+ * a models folder is not in the table). */
+int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *model_id,
+                             char *err, size_t errlen);
+/* Bring reg up to date with the table: load the rows whose generation reg
+ * does not hold (a row whose blobs are missing or do not match the row's
+ * size/sha256 is skipped with a warning and counted in *n_bad), and remove
+ * the stored models whose row is gone.  n_loaded / n_bad may be NULL.  <0
+ * only when the table cannot be read. */
+int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_loaded, int *n_bad);
+/* The rows: [{"modelId","weightsKey","size","sha256","createdAt","updatedAt"}]. */
+int jobs_models_store_list(struct store *st, json_t **out);
+/* Let the providers of m re-read the models table (jobs_models_store_sync)
+ * when a task asks for a model id they do not know, and every few seconds
+ * while tasks run ($VBATCH_MODELS_SYNC_MS, default 5000), so that a model
+ * registered by another process (the API of a server, the CLI) is found
+ * without a restart.  st borrowed. */
+void jobs_models_set_store(struct jobs_models *m, struct store *st);
+
 /* ---- pieces exposed for unit tests ------------------------------------------- */
 
 /* Planner: split items (ids ascending, shard ids may be NULL) into tasks

@@ -22,12 +22,15 @@
 
 #include "model/model.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Register the models of data_dir/models (when it exists) and extra_dir. */
 static int models_load(struct model_registry *reg, const char *dir, const char *extra_dir, char *err,
@@ -59,7 +62,8 @@ int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_thre
     char *dir = xasprintf("%s/models", data_dir);
     int rc;
 
-    o.models_dir = dir;
+    /* no models_dir: registrations go to the blob store (jobs_models_store_put),
+     * the folders are only read */
     o.intra_op_threads = intra_threads;
     rc = model_registry_new(&o, &reg, err, errlen);
     if (rc < 0)
@@ -106,7 +110,56 @@ struct jobs_models {
     struct model_registry *gpu; /* owned; created on the first gpu check */
     bool gpu_loaded;            /* models registered into gpu */
     struct timespec dir_mtime;  /* of dir at the last gpu load */
+    struct store *st;           /* borrowed; NULL: no models table re-reads */
+    pthread_mutex_t sync_lock;  /* one re-read at a time */
+    int64_t cpu_sync_ms;        /* last re-read of each registry (atomic) */
+    int64_t gpu_sync_ms;
 };
+
+static int ms_sync_period_ms(void);
+
+/* Bring reg up to date with the models table (jobs_models_store_sync):
+ * when force (reg did not know the model a task asked for: registered by
+ * another process, or by the API after this registry was filled), else at
+ * most every MS_SYNC_PERIOD_MS, which also picks up replacements and
+ * deletions made by other processes while a job runs. */
+static void models_resync(struct jobs_models *m, struct model_registry *reg, int64_t *last, bool force)
+{
+    if (!m->st)
+        return;
+    if (!force) {
+        int64_t now = time_now_ms();
+        if (now - __atomic_load_n(last, __ATOMIC_RELAXED) < ms_sync_period_ms())
+            return;
+        if (pthread_mutex_trylock(&m->sync_lock) != 0)
+            return; /* another worker is at it */
+    } else {
+        pthread_mutex_lock(&m->sync_lock);
+    }
+    if (jobs_models_store_sync(m->st, reg, NULL, NULL) < 0)
+        log_warn("jobs", "cannot re-read the models table");
+    __atomic_store_n(last, time_now_ms(), __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&m->sync_lock);
+}
+
+/* wf_model_infer_fn for cpu jobs (ud: struct jobs_models). */
+static int cpu_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                     size_t n, json_t **out, char *err, size_t errlen)
+{
+    struct jobs_models *m = ud;
+    struct model *mod = NULL;
+    char e2[400];
+    bool miss = model_registry_get(m->cpu, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND;
+    model_unref(mod);
+    models_resync(m, m->cpu, &m->cpu_sync_ms, miss);
+    return jobs_model_infer(m->cpu, req, images, n, out, err, errlen);
+}
+
+void jobs_models_set_store(struct jobs_models *m, struct store *st)
+{
+    m->st = st;
+    __atomic_store_n(&m->cpu_sync_ms, time_now_ms(), __ATOMIC_RELAXED);
+}
 
 static struct timespec dir_mtime(const char *dir)
 {
@@ -124,6 +177,7 @@ int jobs_models_new(struct model_registry *cpu, const char *data_dir, const char
     m->extra_dir = extra_dir ? xstrdup(extra_dir) : NULL;
     m->intra_threads = intra_threads;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->sync_lock, NULL);
     *out = m;
     return 0;
 }
@@ -134,6 +188,7 @@ void jobs_models_free(struct jobs_models *m)
         return;
     model_registry_free(m->gpu);
     pthread_mutex_destroy(&m->lock);
+    pthread_mutex_destroy(&m->sync_lock);
     free(m->dir);
     free(m->extra_dir);
     free(m);
@@ -171,9 +226,11 @@ static int gpu_infer(void *ud, const struct wf_model_request *req, const struct 
     char e2[400];
     int rc;
 
-    /* A model registered through the API after the gpu registry was
-     * loaded (the models folder changed since): read the folders again. */
-    if (model_registry_get(m->gpu, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND) {
+    /* A model registered after the gpu registry was loaded: read the
+     * folders again when the legacy models folder changed since, and the
+     * models table. */
+    bool miss = model_registry_get(m->gpu, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND;
+    if (miss) {
         pthread_mutex_lock(&m->lock);
         struct timespec now = dir_mtime(m->dir);
         if (now.tv_sec != m->dir_mtime.tv_sec || now.tv_nsec != m->dir_mtime.tv_nsec) {
@@ -184,6 +241,7 @@ static int gpu_infer(void *ud, const struct wf_model_request *req, const struct 
         pthread_mutex_unlock(&m->lock);
     }
     model_unref(mod);
+    models_resync(m, m->gpu, &m->gpu_sync_ms, miss);
     rc = model_registry_infer(m->gpu, req->model_id, req->task, req->params, images, n, out, err, errlen);
     if (rc < 0)
         runtime_explain(m->gpu, err, errlen);
@@ -202,7 +260,10 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
             snprintf(err, errlen, "the workflow has model steps but ONNX Runtime cannot be used: %s", e2);
             return ERR_UNSUPPORTED;
         }
-        if (fn) {
+        if (fn && m->st) {
+            *fn = cpu_infer;
+            *fn_ud = m;
+        } else if (fn) {
             *fn = jobs_model_infer;
             *fn_ud = m->cpu;
         }
@@ -216,10 +277,14 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
     rc = gpu_registry_locked(m, err, errlen);
     if (rc == 0 && fn && !m->gpu_loaded) {
         m->dir_mtime = dir_mtime(m->dir);
-        if ((rc = models_load(m->gpu, m->dir, m->extra_dir, e2, sizeof e2)) < 0)
+        if ((rc = models_load(m->gpu, m->dir, m->extra_dir, e2, sizeof e2)) < 0) {
             snprintf(err, errlen, "machineType gpu: cannot load the models: %s", e2);
-        else
+        } else {
             m->gpu_loaded = true;
+            if (m->st && jobs_models_store_sync(m->st, m->gpu, NULL, NULL) < 0)
+                log_warn("jobs", "gpu registry: cannot read the models table");
+            __atomic_store_n(&m->gpu_sync_ms, time_now_ms(), __ATOMIC_RELAXED);
+        }
     }
     pthread_mutex_unlock(&m->lock);
     if (rc == 0 && fn) {
@@ -227,4 +292,444 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
         *fn_ud = m;
     }
     return rc;
+}
+
+/* ---- models in the control database and the blob store ---------------------------
+ *
+ * A model registered through the API or the CLI is two blobs under a
+ * generation folder, models/<id with '/' as "--">/<uuid>/{weights.onnx,
+ * metadata.json}, and one row of the core table `models` naming them.
+ * Order of writes: both blobs (store_blob_put syncs each), then the row in
+ * one transaction, then the blobs of the generation the row named before.
+ * A crash before the commit leaves an orphan generation folder and the old
+ * row (the old model stays whole); a crash after it leaves the old
+ * generation's blobs behind, never a row naming missing bytes.  A model is
+ * put into the in-memory registry only after its row is committed, tagged
+ * with its weights key, so a re-read (jobs_models_store_sync) can tell
+ * which rows it already has. */
+
+#define MS_META_MAX (8u << 20)     /* metadata.json (class names may be long) */
+#define MS_SYNC_PERIOD_MS 5000     /* re-read period while a job runs */
+
+/* $VBATCH_MODELS_SYNC_MS overrides the period (tests). */
+static int ms_sync_period_ms(void)
+{
+    const char *e = getenv("VBATCH_MODELS_SYNC_MS");
+    long v = e && *e ? strtol(e, NULL, 10) : MS_SYNC_PERIOD_MS;
+    return v >= 0 && v <= 3600000 ? (int)v : MS_SYNC_PERIOD_MS;
+}
+
+/* Within the process: the row switch and the registry change of a
+ * registration or deletion happen together, and a re-read never sees one
+ * without the other. */
+static pthread_mutex_t ms_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static char *ms_dirname(const char *id)
+{
+    struct buf b = BUF_INIT;
+    for (const char *p = id; *p; p++) {
+        if (*p == '/')
+            buf_puts(&b, "--");
+        else
+            buf_append(&b, p, 1);
+    }
+    return buf_detach(&b, NULL);
+}
+
+/* "models/<dn>/<gen>" of a weights key "models/<dn>/<gen>/weights.onnx"
+ * (malloc'd), NULL for a key of another shape. */
+static char *ms_gen_prefix(const char *wkey)
+{
+    const char *slash = strrchr(wkey, '/');
+    if (!str_has_prefix(wkey, "models/") || !slash || strcmp(slash, "/weights.onnx") != 0)
+        return NULL;
+    return xstrndup(wkey, (size_t)(slash - wkey));
+}
+
+/* Delete a generation's blobs (and the id's folder when it is left empty). */
+static void ms_blobs_delete(struct store *st, const char *wkey)
+{
+    char *gen = ms_gen_prefix(wkey);
+    if (!gen)
+        return;
+    int rc = store_blob_delete_prefix(st, gen);
+    if (rc < 0)
+        log_warn("jobs", "cannot delete model blobs %s: %s", gen, err_str(rc));
+    char *slash = strrchr(gen, '/');
+    *slash = '\0';
+    char *dir = store_blob_path(st, gen);
+    (void)rmdir(dir); /* fails while another generation is there: fine */
+    free(dir);
+    free(gen);
+}
+
+int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *id, const void *onnx,
+                          size_t len, const json_t *meta, char *err, size_t errlen)
+{
+    struct model *m = NULL;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char gen[37], hex[65], *dn = NULL, *prefix = NULL, *wkey = NULL, *mkey = NULL, *text = NULL;
+    char *old = NULL;
+    uint8_t digest[32];
+    json_t *mj = NULL;
+    bool locked = false, blobs = false;
+    int rc;
+
+    /* build and check first: a bad model writes nothing */
+    if ((rc = model_registry_prepare_bytes(reg, id, onnx, len, meta, &m, err, errlen)) < 0)
+        return rc;
+    uuid4(gen);
+    dn = ms_dirname(id);
+    prefix = xasprintf("models/%s/%s", dn, gen);
+    wkey = xasprintf("%s/weights.onnx", prefix);
+    mkey = xasprintf("%s/metadata.json", prefix);
+    mj = meta ? json_deep_copy(meta) : json_object();
+    json_object_set_new(mj, "model_id", json_string(id));
+    text = json_dumps(mj, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    if (!text || strlen(text) > MS_META_MAX) {
+        snprintf(err, errlen, "model '%s': metadata is over %u bytes", id, MS_META_MAX);
+        rc = ERR_LIMIT;
+        goto out;
+    }
+    sha256(onnx, len, digest);
+    hex_encode(digest, 32, hex);
+    blobs = true;
+    if ((rc = store_blob_put(st, wkey, onnx, len)) < 0 ||
+        (rc = store_blob_put(st, mkey, text, strlen(text))) < 0) {
+        snprintf(err, errlen, "cannot store model '%s' in the blob store: %s", id, err_str(rc));
+        goto out;
+    }
+
+    pthread_mutex_lock(&ms_lock);
+    locked = true;
+    db = store_db_acquire(st);
+    if ((rc = store_tx_begin(db)) < 0) {
+        snprintf(err, errlen, "cannot store model '%s': the database is busy", id);
+        goto out;
+    }
+    rc = ERR_INTERNAL;
+    if (sqlite3_prepare_v2(db, "SELECT weights_key FROM models WHERE model_id=?", -1, &q, NULL) != SQLITE_OK)
+        goto sql;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int s = sqlite3_step(q);
+    if (s == SQLITE_ROW)
+        old = xstrdup((const char *)sqlite3_column_text(q, 0));
+    else if (s != SQLITE_DONE)
+        goto sql;
+    sqlite3_finalize(q);
+    q = NULL;
+    int64_t now = time_now_ms();
+    if (sqlite3_prepare_v2(db, "INSERT INTO models(model_id, weights_key, meta_key, size, sha256, created_ms,"
+                               " updated_ms) VALUES(?,?,?,?,?,?,?) ON CONFLICT(model_id) DO UPDATE SET"
+                               " weights_key=excluded.weights_key, meta_key=excluded.meta_key,"
+                               " size=excluded.size, sha256=excluded.sha256, updated_ms=excluded.updated_ms",
+                           -1, &q, NULL) != SQLITE_OK)
+        goto sql;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, wkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, (int64_t)len);
+    sqlite3_bind_text(q, 5, hex, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 6, now);
+    sqlite3_bind_int64(q, 7, now);
+    if (sqlite3_step(q) != SQLITE_DONE)
+        goto sql;
+    if ((rc = store_tx_commit(db)) < 0) {
+        snprintf(err, errlen, "cannot store model '%s': commit failed: %s", id, err_str(rc));
+        goto out;
+    }
+    blobs = false; /* the row names them now */
+    model_registry_add(reg, m, wkey);
+    pthread_mutex_unlock(&ms_lock);
+    locked = false;
+    if (old && strcmp(old, wkey) != 0)
+        ms_blobs_delete(st, old);
+    log_info("jobs", "model stored id=%s key=%s size=%zu sha256=%s", id, wkey, len, hex);
+    rc = 0;
+    goto out;
+sql:
+    snprintf(err, errlen, "cannot store model '%s': %s", id, sqlite3_errmsg(db));
+    store_tx_rollback(db);
+out:
+    sqlite3_finalize(q);
+    if (db)
+        store_db_release(st, db);
+    if (locked)
+        pthread_mutex_unlock(&ms_lock);
+    if (blobs) /* not committed: nothing names them */
+        store_blob_delete_prefix(st, prefix);
+    model_unref(m);
+    json_decref(mj);
+    free(text);
+    free(old);
+    free(dn);
+    free(prefix);
+    free(wkey);
+    free(mkey);
+    return rc;
+}
+
+int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *id, const char *dir,
+                              char *err, size_t errlen)
+{
+    char *onnx = NULL;
+    size_t len = 0;
+    json_t *meta = NULL;
+    char e2[768];
+    int rc = model_artefacts_read_dir(dir, 0, &onnx, &len, &meta, e2, sizeof e2);
+    if (rc < 0)
+        snprintf(err, errlen, "model '%s': %s", id, e2);
+    else
+        rc = jobs_models_store_put(st, reg, id, onnx, len, meta, err, errlen);
+    free(onnx);
+    json_decref(meta);
+    return rc;
+}
+
+int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *id, char *err,
+                             size_t errlen)
+{
+    sqlite3_stmt *q = NULL;
+    char *old = NULL;
+    int rc;
+
+    pthread_mutex_lock(&ms_lock);
+    sqlite3 *db = store_db_acquire(st);
+    if ((rc = store_tx_begin(db)) < 0) {
+        snprintf(err, errlen, "cannot delete model '%s': the database is busy", id);
+        goto out;
+    }
+    rc = ERR_INTERNAL;
+    if (sqlite3_prepare_v2(db, "DELETE FROM models WHERE model_id=? RETURNING weights_key", -1, &q, NULL) !=
+        SQLITE_OK)
+        goto sql;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    int s = sqlite3_step(q);
+    if (s == SQLITE_ROW)
+        old = xstrdup((const char *)sqlite3_column_text(q, 0));
+    else if (s != SQLITE_DONE)
+        goto sql;
+    sqlite3_finalize(q);
+    q = NULL;
+    if (!old) {
+        store_tx_rollback(db);
+        snprintf(err, errlen, "unknown model '%s' (not registered)", id);
+        rc = ERR_NOTFOUND;
+        goto out;
+    }
+    if ((rc = store_tx_commit(db)) < 0) {
+        snprintf(err, errlen, "cannot delete model '%s': commit failed: %s", id, err_str(rc));
+        goto out;
+    }
+    /* whatever generation this registry holds (another process may have
+     * replaced it since we loaded it); a model of a models folder has no
+     * tag and is not touched */
+    json_t *tags = model_registry_tags(reg);
+    const char *tag = json_string_value(json_object_get(tags, id));
+    if (tag)
+        model_registry_remove(reg, id, tag);
+    json_decref(tags);
+    rc = 0;
+    goto out;
+sql:
+    snprintf(err, errlen, "cannot delete model '%s': %s", id, sqlite3_errmsg(db));
+    store_tx_rollback(db);
+out:
+    sqlite3_finalize(q);
+    store_db_release(st, db);
+    pthread_mutex_unlock(&ms_lock);
+    if (rc == 0) {
+        ms_blobs_delete(st, old); /* after the row: never a row without bytes */
+        log_info("jobs", "model deleted id=%s key=%s", id, old);
+    }
+    free(old);
+    return rc;
+}
+
+struct ms_row {
+    char *id, *wkey, *mkey, *sha;
+    int64_t size, created_ms, updated_ms;
+};
+
+static void ms_rows_free(struct ms_row *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].id);
+        free(r[i].wkey);
+        free(r[i].mkey);
+        free(r[i].sha);
+    }
+    free(r);
+}
+
+/* Every row of the models table, by id. */
+static int ms_rows(struct store *st, struct ms_row **out, size_t *n_out)
+{
+    sqlite3_stmt *q = NULL;
+    struct ms_row *r = NULL;
+    size_t n = 0, cap = 0;
+    int rc = ERR_INTERNAL, s;
+    sqlite3 *db = store_db_acquire(st);
+
+    if (sqlite3_prepare_v2(db, "SELECT model_id, weights_key, meta_key, sha256, size, created_ms, updated_ms"
+                               " FROM models ORDER BY model_id", -1, &q, NULL) != SQLITE_OK)
+        goto out;
+    while ((s = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            r = xrealloc(r, cap * sizeof *r);
+        }
+        r[n].id = xstrdup((const char *)sqlite3_column_text(q, 0));
+        r[n].wkey = xstrdup((const char *)sqlite3_column_text(q, 1));
+        r[n].mkey = xstrdup((const char *)sqlite3_column_text(q, 2));
+        r[n].sha = xstrdup((const char *)sqlite3_column_text(q, 3));
+        r[n].size = sqlite3_column_int64(q, 4);
+        r[n].created_ms = sqlite3_column_int64(q, 5);
+        r[n].updated_ms = sqlite3_column_int64(q, 6);
+        n++;
+    }
+    if (s == SQLITE_DONE)
+        rc = 0;
+    else
+        log_warn("jobs", "cannot read the models table: %s", sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(q);
+    store_db_release(st, db);
+    if (rc < 0) {
+        ms_rows_free(r, n);
+        return rc;
+    }
+    *out = r;
+    *n_out = n;
+    return 0;
+}
+
+/* Load one row's generation into reg (tagged with its weights key). */
+static int ms_load(struct store *st, struct model_registry *reg, const struct ms_row *row, char *err,
+                   size_t errlen)
+{
+    int fd = -1;
+    int64_t size = 0;
+    void *map = MAP_FAILED;
+    char *text = NULL, hex[65];
+    uint8_t digest[32];
+    json_t *meta = NULL;
+    struct model *m = NULL;
+    json_error_t je;
+    int rc;
+
+    if ((rc = store_blob_open(st, row->wkey, &fd, &size)) < 0) {
+        snprintf(err, errlen, "model '%s': cannot open blob '%s': %s", row->id, row->wkey, err_str(rc));
+        goto out;
+    }
+    if (size <= 0 || size != row->size) {
+        snprintf(err, errlen, "model '%s': blob '%s' has %lld bytes, the row says %lld", row->id, row->wkey,
+                 (long long)size, (long long)row->size);
+        rc = ERR_INVALID;
+        goto out;
+    }
+    map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        rc = -errno;
+        snprintf(err, errlen, "model '%s': cannot map blob '%s': %s", row->id, row->wkey, err_str(rc));
+        goto out;
+    }
+    sha256(map, (size_t)size, digest);
+    hex_encode(digest, 32, hex);
+    if (strcmp(hex, row->sha) != 0) {
+        snprintf(err, errlen, "model '%s': blob '%s' does not match its sha256", row->id, row->wkey);
+        rc = ERR_INVALID;
+        goto out;
+    }
+    if ((rc = store_blob_read(st, row->mkey, MS_META_MAX, &text, NULL)) < 0) {
+        snprintf(err, errlen, "model '%s': cannot read blob '%s': %s", row->id, row->mkey, err_str(rc));
+        goto out;
+    }
+    meta = json_loads(text, 0, &je);
+    if (!json_is_object(meta)) {
+        snprintf(err, errlen, "model '%s': blob '%s' is not a JSON object", row->id, row->mkey);
+        rc = ERR_PARSE;
+        goto out;
+    }
+    json_object_del(meta, "model_id");
+    if ((rc = model_registry_prepare_bytes(reg, row->id, map, (size_t)size, meta, &m, err, errlen)) < 0)
+        goto out;
+    model_registry_add(reg, m, row->wkey);
+out:
+    model_unref(m);
+    json_decref(meta);
+    free(text);
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)size);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_loaded, int *n_bad)
+{
+    struct ms_row *rows = NULL;
+    size_t n = 0;
+    int loaded = 0, bad = 0, removed = 0, rc;
+    char err[1024];
+
+    pthread_mutex_lock(&ms_lock);
+    if ((rc = ms_rows(st, &rows, &n)) < 0)
+        goto out;
+    json_t *tags = model_registry_tags(reg);
+    for (size_t i = 0; i < n; i++) {
+        const char *t = json_string_value(json_object_get(tags, rows[i].id));
+        if (t && !strcmp(t, rows[i].wkey))
+            continue;
+        if (ms_load(st, reg, &rows[i], err, sizeof err) == 0) {
+            loaded++;
+        } else {
+            bad++;
+            log_warn("jobs", "skipping stored model: %s", err);
+        }
+    }
+    /* rows deleted (by another process) since these were loaded */
+    const char *id;
+    json_t *v;
+    json_object_foreach(tags, id, v)
+    {
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = !strcmp(rows[i].id, id);
+        if (!found && model_registry_remove(reg, id, json_string_value(v)) == 0)
+            removed++;
+    }
+    json_decref(tags);
+    if (loaded || bad || removed)
+        log_info("jobs", "stored models read rows=%zu loaded=%d bad=%d removed=%d", n, loaded, bad, removed);
+out:
+    pthread_mutex_unlock(&ms_lock);
+    ms_rows_free(rows, n);
+    if (n_loaded)
+        *n_loaded = loaded;
+    if (n_bad)
+        *n_bad = bad;
+    return rc;
+}
+
+int jobs_models_store_list(struct store *st, json_t **out)
+{
+    struct ms_row *rows = NULL;
+    size_t n = 0;
+    int rc = ms_rows(st, &rows, &n);
+    if (rc < 0)
+        return rc;
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char c[TIME_ISO_LEN], u[TIME_ISO_LEN];
+        time_iso8601(rows[i].created_ms, c);
+        time_iso8601(rows[i].updated_ms, u);
+        json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "modelId", rows[i].id, "weightsKey",
+                                           rows[i].wkey, "size", (json_int_t)rows[i].size, "sha256",
+                                           rows[i].sha, "createdAt", c, "updatedAt", u));
+    }
+    ms_rows_free(rows, n);
+    *out = a;
+    return 0;
 }

@@ -95,6 +95,36 @@ int model_registry_register_bytes(struct model_registry *reg, const char *model_
                                   const void *onnx, size_t onnx_len, const json_t *metadata,
                                   char *err, size_t errlen);
 
+/* Two-step registration, for callers that store the artefacts themselves
+ * (the jobs module keeps them in the blob store and the database): build
+ * and check a model from bytes exactly as register_bytes does, without
+ * registering it or writing anything.  *out holds one reference (the
+ * caller's: model_unref it after model_registry_add, or to drop it). */
+int model_registry_prepare_bytes(struct model_registry *reg, const char *model_id,
+                                 const void *onnx, size_t onnx_len, const json_t *metadata,
+                                 struct model **out, char *err, size_t errlen);
+/* Register a prepared model (the registry takes its own reference),
+ * replacing one of the same id, and set the aliases of its metadata.  tag
+ * (copied; NULL: none) is an opaque string that tells generations of a
+ * model apart, e.g. the blob key its bytes came from; see model_tag and
+ * model_registry_tags.  m must not have been added to a registry yet. */
+void model_registry_add(struct model_registry *reg, struct model *m, const char *tag);
+/* Remove the model registered under model_id (its own id: aliases are not
+ * followed, and an alias to it stays and then resolves to "not
+ * registered").  tag non-NULL: only when the model's tag equals it.
+ * Callers holding a reference keep the model until they unref it.
+ * ERR_NOTFOUND when there is no such model (or the tag differs). */
+int model_registry_remove(struct model_registry *reg, const char *model_id, const char *tag);
+/* {model_id: tag} of the registered models that have a tag, new object. */
+json_t *model_registry_tags(struct model_registry *reg);
+/* Read a model folder (weights.onnx; class_names.txt, environment.json,
+ * inference_config.json, model.json when present) into the ONNX bytes
+ * (*onnx malloc'd, at most max_bytes; 0: 1 GiB) and the metadata object
+ * register_bytes / prepare_bytes take (*meta, new reference), so that the
+ * folder registers from bytes with the same result as register_dir. */
+int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, size_t *len,
+                             json_t **meta, char *err, size_t errlen);
+
 /* alias -> target id (the target need not be registered yet).  The public
  * Roboflow aliases (yolov8n-640 -> coco/3, ...) are built in; a registered
  * model with the alias's own name wins over an alias. */
@@ -124,6 +154,7 @@ const char *model_task_name(enum model_task t);
 enum model_task model_task_parse(const char *s);
 
 const char *model_id(const struct model *m);
+const char *model_tag(const struct model *m); /* model_registry_add's tag, or NULL */
 enum model_task model_task(const struct model *m);
 size_t model_class_count(const struct model *m);
 const char *model_class_name(const struct model *m, size_t i); /* NULL when out of range */

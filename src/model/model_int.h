@@ -50,6 +50,7 @@ struct model {
     int refs;                   /* atomic */
     char *id;
     char *dir;                  /* artefact folder, or NULL (in-memory) */
+    char *tag;                  /* model_registry_add's tag, or NULL */
     enum model_task task;
     char **classes;             /* n_classes names */
     size_t n_classes;

@@ -247,6 +247,7 @@ void model__free(struct model *m)
     free(m->in_name);
     free(m->id);
     free(m->dir);
+    free(m->tag);
     json_decref(m->info);
     free(m);
 }
@@ -928,6 +929,16 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     }
     if (m->dir)
         json_object_set_new(info, "artefacts", json_string(m->dir));
+    /* the aliases given with the model (upload metadata or model.json):
+     * registered with it by registry_add, reported by the /models API */
+    json_t *al = sp->meta ? json_object_get(sp->meta, "aliases") : NULL;
+    if (json_is_array(al)) {
+        json_t *ja = json_array(), *v;
+        size_t i;
+        json_array_foreach(al, i, v) if (json_is_string(v) && model_id_valid(json_string_value(v)))
+            json_array_append(ja, v);
+        json_object_set_new(info, "aliases", ja);
+    }
     m->info = info;
     info = NULL;
     *out = m;
@@ -1145,6 +1156,66 @@ int model_registry_register_dir(struct model_registry *reg, const char *model_id
     return register_folder(reg, model_id, src_dir, true, err, errlen);
 }
 
+int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, size_t *len,
+                             json_t **meta, char *err, size_t errlen)
+{
+    char *wpath = xasprintf("%s/weights.onnx", dir), *tpath = NULL, *txt = NULL;
+    json_t *mj = NULL, *names = NULL, *env = NULL, *cfg = NULL;
+    int rc;
+
+    *onnx = NULL;
+    *meta = NULL;
+    rc = file_read_all(wpath, (size_t)(max_bytes ? max_bytes : 1ull << 30), onnx, len);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read '%s': %s", wpath,
+                 rc == ERR_LIMIT ? "file too large" : err_str(rc));
+        goto out;
+    }
+    tpath = xasprintf("%s/class_names.txt", dir);
+    rc = file_read_all(tpath, MODEL_MAX_CONFIG, &txt, NULL);
+    if (rc == 0) {
+        if ((rc = names_from_text(txt, &names, err, errlen)) < 0)
+            goto out;
+    } else if (rc != -ENOENT) {
+        snprintf(err, errlen, "cannot read '%s': %s", tpath, err_str(rc));
+        goto out;
+    }
+    if ((rc = read_json_file(dir, "environment.json", &env, err, errlen)) < 0 ||
+        (rc = read_json_file(dir, "inference_config.json", &cfg, err, errlen)) < 0 ||
+        (rc = read_json_file(dir, "model.json", &mj, err, errlen)) < 0)
+        goto out;
+    /* model.json gives task, keypoint_names, aliases; the rest comes from
+     * the files, as register_dir reads them */
+    if (!mj)
+        mj = json_object();
+    json_object_del(mj, "model_id");
+    json_object_del(mj, "class_names");
+    json_object_del(mj, "environment");
+    json_object_del(mj, "inference_config");
+    if (names)
+        json_object_set(mj, "class_names", names);
+    if (env)
+        json_object_set(mj, "environment", env);
+    if (cfg)
+        json_object_set(mj, "inference_config", cfg);
+    *meta = mj;
+    mj = NULL;
+    rc = 0;
+out:
+    if (rc < 0) {
+        free(*onnx);
+        *onnx = NULL;
+    }
+    free(wpath);
+    free(tpath);
+    free(txt);
+    json_decref(mj);
+    json_decref(names);
+    json_decref(env);
+    json_decref(cfg);
+    return rc;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -1222,14 +1293,15 @@ int model_registry_load_dir(struct model_registry *reg, const char *dir, int *n_
 
 /* ---- registration from bytes ----------------------------------------------------- */
 
-int model_registry_register_bytes(struct model_registry *reg, const char *id, const void *onnx,
-                                  size_t onnx_len, const json_t *meta, char *err, size_t errlen)
+/* Check the id and the metadata of a registration from bytes and fill sp
+ * (its json members are new references: spec_release). */
+static int spec_from_meta(struct spec *sp, const char *id, const void *onnx, size_t onnx_len,
+                          const json_t *meta, char *err, size_t errlen)
 {
-    struct spec sp = {.id = id, .onnx = onnx, .onnx_len = onnx_len};
-    struct model *m = NULL;
-    char *dest = NULL, *dn = NULL;
-    int rc = 0;
-
+    memset(sp, 0, sizeof(*sp));
+    sp->id = id;
+    sp->onnx = onnx;
+    sp->onnx_len = onnx_len;
     if (!model_id_valid(id)) {
         snprintf(err, errlen, "invalid model id '%s' (letters, digits, '-', '_', '.', at most "
                  "one '/')", id ? id : "");
@@ -1251,15 +1323,96 @@ int model_registry_register_bytes(struct model_registry *reg, const char *id, co
             return ERR_INVALID;
         }
     }
-    sp.names = names ? json_incref(names) : NULL;
-    sp.env = meta ? json_incref(json_object_get(meta, "environment")) : NULL;
-    sp.cfg = meta ? json_incref(json_object_get(meta, "inference_config")) : NULL;
-    sp.meta = meta ? json_incref((json_t *)meta) : NULL;
-    if ((sp.env && !json_is_object(sp.env)) || (sp.cfg && !json_is_object(sp.cfg))) {
+    sp->names = names ? json_incref(names) : NULL;
+    sp->env = meta ? json_incref(json_object_get(meta, "environment")) : NULL;
+    sp->cfg = meta ? json_incref(json_object_get(meta, "inference_config")) : NULL;
+    sp->meta = meta ? json_incref((json_t *)meta) : NULL;
+    if ((sp->env && !json_is_object(sp->env)) || (sp->cfg && !json_is_object(sp->cfg))) {
         snprintf(err, errlen, "environment and inference_config must be JSON objects");
-        rc = ERR_INVALID;
-        goto out;
+        return ERR_INVALID;
     }
+    return 0;
+}
+
+static void spec_release(struct spec *sp)
+{
+    json_decref(sp->names);
+    json_decref(sp->env);
+    json_decref(sp->cfg);
+    json_decref(sp->meta);
+}
+
+int model_registry_prepare_bytes(struct model_registry *reg, const char *id, const void *onnx,
+                                 size_t onnx_len, const json_t *meta, struct model **out,
+                                 char *err, size_t errlen)
+{
+    struct spec sp;
+    int rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen);
+    if (rc == 0)
+        rc = model_build(reg, &sp, out, err, errlen);
+    spec_release(&sp);
+    return rc;
+}
+
+void model_registry_add(struct model_registry *reg, struct model *m, const char *tag)
+{
+    /* m is not visible to other threads before registry_insert */
+    free(m->tag);
+    m->tag = tag ? xstrdup(tag) : NULL;
+    model_ref(m);
+    add_meta_aliases(reg, m->id, m->info);
+    registry_insert(reg, m);
+    log_info("model", "registered model '%s'%s%s", m->id, tag ? " tag=" : "", tag ? tag : "");
+}
+
+int model_registry_remove(struct model_registry *reg, const char *id, const char *tag)
+{
+    struct model *gone = NULL;
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->n_models; i++) {
+        struct model *m = reg->models[i];
+        if (strcmp(m->id, id) != 0)
+            continue;
+        if (tag && (!m->tag || strcmp(m->tag, tag) != 0))
+            break;
+        gone = m;
+        reg->models[i] = reg->models[--reg->n_models];
+        break;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    if (!gone)
+        return ERR_NOTFOUND;
+    log_info("model", "removed model '%s'", id);
+    model_unref(gone); /* the registry's reference; lookups keep theirs */
+    return 0;
+}
+
+json_t *model_registry_tags(struct model_registry *reg)
+{
+    json_t *o = json_object();
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->n_models; i++)
+        if (reg->models[i]->tag)
+            json_object_set_new(o, reg->models[i]->id, json_string(reg->models[i]->tag));
+    pthread_mutex_unlock(&reg->lock);
+    return o;
+}
+
+const char *model_tag(const struct model *m)
+{
+    return m->tag;
+}
+
+int model_registry_register_bytes(struct model_registry *reg, const char *id, const void *onnx,
+                                  size_t onnx_len, const json_t *meta, char *err, size_t errlen)
+{
+    struct spec sp;
+    struct model *m = NULL;
+    char *dest = NULL, *dn = NULL;
+    int rc;
+
+    if ((rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen)) < 0)
+        goto out;
     if (reg->opts.models_dir) {
         dn = id_to_dirname(id);
         dest = xasprintf("%s/%s", reg->opts.models_dir, dn);
@@ -1315,10 +1468,7 @@ out:
     model_unref(m);
     free(dest);
     free(dn);
-    json_decref(sp.names);
-    json_decref(sp.env);
-    json_decref(sp.cfg);
-    json_decref(sp.meta);
+    spec_release(&sp);
     return rc;
 }
 

@@ -35,5 +35,16 @@ const char *const store__core_migrations[] = {
     "  created_ms INTEGER NOT NULL,"
     "  done_ms INTEGER);"
     "CREATE INDEX outbox_due ON outbox(state, next_ms);",
+    /* 2: models registered through the API or the CLI (src/jobs/models.c):
+     * the bytes are blobs (models/<id, '/' as "--">/<generation>/…), the
+     * row says which generation is the live one */
+    "CREATE TABLE models ("
+    "  model_id TEXT PRIMARY KEY,"
+    "  weights_key TEXT NOT NULL,"         /* blob: the ONNX file */
+    "  meta_key TEXT NOT NULL,"            /* blob: metadata JSON (class names, ...) */
+    "  size INTEGER NOT NULL,"             /* bytes of the ONNX file */
+    "  sha256 TEXT NOT NULL,"              /* lowercase hex of the ONNX file */
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);",
 };
 const int store__core_migrations_n = (int)ARRAY_LEN(store__core_migrations);

@@ -2,11 +2,19 @@
 register the synthetic detector's weights + metadata under new ids (multipart
 and raw body), list and describe, refuse bad models with the registry's
 message, auth (401/403), size limit (413), a workflow and one small job that
-use the uploaded model, and the model survives a restart (DATA/models).
-Also the offline CLI: vbatch model register / list."""
+use the uploaded model, the model is stored in the blob store + models table
+(DATA/blobs/models/…, nothing in DATA/models) and survives a restart,
+DELETE, replacement (old generation's blobs gone), a legacy DATA/models
+folder still loads, and a separate `vbatch worker` started before the
+registration runs a job with the model.  Also the CLI: vbatch model
+register / list / delete."""
+import glob
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
+import time
 
 import pytest
 
@@ -30,6 +38,22 @@ def det_metadata(**extra):
     m = {'task': 'object-detection', 'class_names': names, 'environment': env}
     m.update(extra)
     return m
+
+
+def model_blobs(data, dn):
+    """Files under DATA/blobs/models/<dn>/ (relative paths)."""
+    root = os.path.join(data, 'blobs', 'models', dn)
+    return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, '**'), recursive=True)
+                  if os.path.isfile(p))
+
+
+def model_row(data, model_id):
+    db = sqlite3.connect(os.path.join(data, 'vbatch.db'), timeout=10)
+    try:
+        return db.execute('SELECT weights_key, meta_key, size, sha256, created_ms, updated_ms FROM models'
+                          ' WHERE model_id=?', (model_id,)).fetchone()
+    finally:
+        db.close()
 
 
 def register_multipart(s, model_id, weights, metadata, **kw):
@@ -168,15 +192,115 @@ def test_workflow_job_with_uploaded_model(srv):
     assert all('predictions' in row['predictions'] for row in rows)
 
 
-def test_upload_survives_restart(server_factory, tmpdir_path):
+def test_upload_stored_in_blobs_survives_restart(server_factory, tmpdir_path):
+    import hashlib
     s = server_factory(env=ort_env(tmpdir_path)).start()
-    r = register_multipart(s, 'keep/2', _read(DET, 'weights.onnx'), det_metadata(aliases=['keep-alias']))
+    weights = _read(DET, 'weights.onnx')
+    r = register_multipart(s, 'keep/2', weights, det_metadata(aliases=['keep-alias']))
     assert r.status == 200, r
+    # the bytes are blobs of one generation, the row names them; nothing in DATA/models
+    files = model_blobs(s.data, 'keep--2')
+    assert len(files) == 2 and {os.path.basename(f) for f in files} == {'weights.onnx', 'metadata.json'}, files
+    assert not os.path.exists(os.path.join(s.data, 'models', 'keep--2'))
+    wkey, mkey, size, sha, created, updated = model_row(s.data, 'keep/2')
+    assert wkey.startswith('models/keep--2/') and wkey.endswith('/weights.onnx')
+    assert _read(s.data, 'blobs', wkey) == weights
+    assert size == len(weights) and sha == hashlib.sha256(weights).hexdigest()
+    meta = json.loads(_read(s.data, 'blobs', mkey))
+    assert meta['class_names'] == ['circle', 'square', 'triangle'] and meta['aliases'] == ['keep-alias']
     assert s.stop() == 0
     s.start()
     r = s.request('GET', f'{MR}/{s.workspace}/models/keep-alias')
     assert r.status == 200, r
     assert r.json()['modelId'] == 'keep/2' and r.json()['aliases'] == ['keep-alias']
+    assert r.json()['classNames'] == ['circle', 'square', 'triangle']
+    assert r.json()['details']['preprocessing'] == \
+        register_multipart(s, 'keep-cmp', weights, det_metadata()).json()['details']['preprocessing']
+
+    # replace: a new generation, the old one's blobs are gone, created kept
+    r = register_multipart(s, 'keep/2', weights, det_metadata(class_names=['u', 'v', 'w']))
+    assert r.status == 200, r
+    wkey2, _, _, _, created2, updated2 = model_row(s.data, 'keep/2')
+    assert wkey2 != wkey and created2 == created and updated2 >= updated
+    files = model_blobs(s.data, 'keep--2')
+    assert len(files) == 2 and all(f.startswith(wkey2.split('/')[2] + '/') for f in files), files
+    # a bad replacement changes nothing and leaves no blobs behind
+    r = register_multipart(s, 'keep/2', _read(MODELS, 'bad', 'garbage', 'weights.onnx'), det_metadata())
+    assert r.status == 400, r
+    assert model_blobs(s.data, 'keep--2') == files and model_row(s.data, 'keep/2')[0] == wkey2
+
+    # delete: 200 like the workflows DELETE, then 404, row and blobs gone, alias unknown
+    r = s.request('DELETE', f'{MR}/{s.workspace}/models/keep/2')
+    assert r.status == 200 and r.json() == {'status': 'ok', 'modelId': 'keep/2'}, r
+    assert s.request('GET', f'{MR}/{s.workspace}/models/keep/2').status == 404
+    r = s.request('GET', f'{MR}/{s.workspace}/models/keep-alias')
+    assert r.status == 404 and 'alias' in r.json()['error'], r
+    assert model_row(s.data, 'keep/2') is None
+    assert model_blobs(s.data, 'keep--2') == []
+    assert 'keep/2' not in [m['modelId'] for m in s.request('GET', f'{MR}/{s.workspace}/models').json()['models']]
+    r = s.request('DELETE', f'{MR}/{s.workspace}/models/keep/2')
+    assert r.status == 404 and 'keep/2' in r.json()['error'], r
+    r = s.request('DELETE', f'{MR}/{s.workspace}/models/keep-cmp', auth=False)
+    assert r.status == 401, r
+    r = s.request('DELETE', f'{MR}/someone-else/models/keep-cmp')
+    assert r.status == 403, r
+    assert s.stop() == 0
+    s.start()
+    assert s.request('GET', f'{MR}/{s.workspace}/models/keep/2').status == 404
+    assert s.request('GET', f'{MR}/{s.workspace}/models/keep-cmp').status == 200
+
+
+def test_legacy_models_folder_still_loads(server_factory, tmpdir_path):
+    """DATA/models/<dn>/ of older versions loads at start; DELETE refuses it
+    with 409 (it is not in the table), a stored model of the same id wins."""
+    s = server_factory(env=ort_env(tmpdir_path))
+    os.makedirs(os.path.join(s.data, 'models'))
+    shutil.copytree(DET, os.path.join(s.data, 'models', 'old--1'), ignore=shutil.ignore_patterns('test'))
+    s.start()
+    r = s.request('GET', f'{MR}/{s.workspace}/models/old/1')
+    assert r.status == 200 and r.json()['classNames'] == ['circle', 'square', 'triangle'], r
+    r = s.request('DELETE', f'{MR}/{s.workspace}/models/old/1')
+    assert r.status == 409 and 'folder' in r.json()['error'], r
+    r = register_multipart(s, 'old/1', _read(DET, 'weights.onnx'), det_metadata(class_names=['x', 'y', 'z']))
+    assert r.status == 200, r
+    assert s.stop() == 0
+    s.start()
+    assert s.request('GET', f'{MR}/{s.workspace}/models/old/1').json()['classNames'] == ['x', 'y', 'z']
+
+
+def test_separate_worker_finds_model_registered_later(server_factory, tmpdir_path):
+    """A `vbatch worker` started before the model existed runs a job that
+    uses it (re-read of the models table on an unknown id)."""
+    env = ort_env(tmpdir_path)
+    s = server_factory(['--allow-private-urls', '--workers', '0'], env=env).start()
+    wenv = dict(os.environ)
+    wenv.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
+    wenv.update(env)
+    w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '1'], stdout=subprocess.DEVNULL,
+                         stderr=open(s.log_path + '.worker', 'wb'), env=wenv)
+    try:
+        time.sleep(1)
+        r = register_multipart(s, 'late/1', _read(DET, 'weights.onnx'), det_metadata())
+        assert r.status == 200, r
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
+            'steps': [{'type': 'roboflow_core/roboflow_object_detection_model@v2', 'name': 'det',
+                       'images': '$inputs.image', 'model_id': 'late/1', 'confidence': 0.3}],
+            'outputs': [{'type': 'JsonField', 'name': 'predictions', 'selector': '$steps.det.predictions'}],
+        }
+        put_workflow(s, 'late-det', wf)
+        stage_pngs(s, 'lpics', 2)
+        assert bp(s, 'POST', '/e2e-late', job_body('lpics', 'late-det')).status == 200
+        job = wait_job(s, 'e2e-late', timeout=120)
+        assert job['error'] is False, (job, open(s.log_path + '.worker').read()[-3000:])
+        rows = results_rows(download_export(s, 'e2e-late'))
+        assert len(rows) == 2 and all('predictions' in row['predictions'] for row in rows)
+        wlog = open(s.log_path + '.worker').read()
+        assert "registered model 'late/1' tag=models/late--1/" in wlog, wlog[-3000:]
+    finally:
+        w.terminate()
+        assert w.wait(timeout=30 * MULT) == 0, open(s.log_path + '.worker').read()[-3000:]
 
 
 def test_cli_register_and_list(tmpdir_path):
@@ -190,14 +314,37 @@ def test_cli_register_and_list(tmpdir_path):
     p = run('register', 'cli-proj/4', DET)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith('registered: cli-proj/4\tobject-detection\t128x128'), p.stdout
-    assert os.path.exists(os.path.join(data, 'models', 'cli-proj--4', 'weights.onnx'))
+    assert not os.path.exists(os.path.join(data, 'models', 'cli-proj--4'))
+    assert model_row(data, 'cli-proj/4')[0].startswith('models/cli-proj--4/')
+    assert len(model_blobs(data, 'cli-proj--4')) == 2
     p = run('register', 'cli-bad', os.path.join(MODELS, 'bad', 'garbage'))
     assert p.returncode == 1 and 'cli-bad' in p.stderr, p.stderr
+    assert model_row(data, 'cli-bad') is None and model_blobs(data, 'cli-bad') == []
     p = run('list')
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ['cli-proj/4\tobject-detection\t128x128\t3 classes'], p.stdout
     p = run('register', 'only-id')
     assert p.returncode == 2 and 'usage' in p.stderr
+    # a server on the same data sees the CLI's model (re-read on an unknown id)
+    s = Server(tmpdir_path, env=ort_env(tmpdir_path))
+    s.data = data
+    s.start()
+    try:
+        r = s.request('GET', f'{MR}/{s.workspace}/models/cli-proj/4')
+        assert r.status == 200 and r.json()['classNames'] == ['circle', 'square', 'triangle'], r
+        p = run('register', 'cli-later', DET)
+        assert p.returncode == 0, p.stderr
+        r = s.request('GET', f'{MR}/{s.workspace}/models/cli-later')
+        assert r.status == 200, r
+        p = run('delete', 'cli-later')
+        assert p.returncode == 0 and p.stdout == 'deleted: cli-later\n', (p.stdout, p.stderr)
+        listed = [m['modelId'] for m in s.request('GET', f'{MR}/{s.workspace}/models').json()['models']]
+        assert 'cli-later' not in listed and 'cli-proj/4' in listed, listed
+    finally:
+        assert s.stop() == 0, s.tail_log()
+    p = run('delete', 'cli-later')
+    assert p.returncode == 1 and 'unknown model' in p.stderr, p.stderr
+    assert model_blobs(data, 'cli-later') == []
 
 
 def test_replace_and_bad_replacement_keeps_model(srv):
@@ -232,5 +379,6 @@ def test_concurrent_uploads_of_one_id(server_factory, tmpdir_path):
     assert codes == [200] * len(sets)
     live = s.request('GET', f'{MR}/{s.workspace}/models/race/1').json()['classNames']
     assert live in sets
-    on_disk = _read(s.data, 'models', 'race--1', 'class_names.txt').decode().split()
-    assert on_disk == live
+    wkey, mkey = model_row(s.data, 'race/1')[:2]
+    assert json.loads(_read(s.data, 'blobs', mkey))['class_names'] == live
+    assert model_blobs(s.data, 'race--1') == sorted([wkey.split('/', 2)[2], mkey.split('/', 2)[2]])

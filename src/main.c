@@ -221,6 +221,10 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
         return rc;
     }
     log_info("main", "stored models loaded=%d bad=%d", loaded, bad);
+    /* blobs of registrations that crashed before their commit (an hour
+     * old at least, so none that another process is about to commit) */
+    if (jobs_models_store_sweep(st, 3600 * 1000) < 0)
+        log_warn("main", "cannot sweep orphan model blobs");
     jobs_models_new(*models, c->data, c->models_dir, threads, machines);
     jobs_models_set_store(*machines, st);
     jobs_opts_default(&jo);

@@ -128,7 +128,9 @@ struct model_registry;
 /* Open a model registry for the workers: ONNX Runtime loaded lazily,
  * intra_threads per session (0 = ORT default), models registered from
  * data_dir/models (when it exists) and from extra_dir (may be NULL; an
- * error when given but unreadable).  *out freed with model_registry_free. */
+ * error when given but unreadable); the registry writes no folder (stored
+ * models: jobs_models_store_sync / _put below).  *out freed with
+ * model_registry_free. */
 int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_threads,
                      struct model_registry **out, char *err, size_t errlen);
 /* wf_model_infer_fn over a struct model_registry * (ud): put it with the
@@ -178,6 +180,11 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
  * the stored models whose row is gone.  n_loaded / n_bad may be NULL.  <0
  * only when the table cannot be read. */
 int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_loaded, int *n_bad);
+/* Delete the generation folders models/<dn>/<gen>/ that no row names and
+ * that are older than older_than_ms (left by a crash between the blob
+ * writes and the commit, or by a failed deletion of a replaced
+ * generation).  Returns how many were deleted, or <0. */
+int jobs_models_store_sweep(struct store *st, int64_t older_than_ms);
 /* The rows: [{"modelId","weightsKey","size","sha256","createdAt","updatedAt"}]. */
 int jobs_models_store_list(struct store *st, json_t **out);
 /* Let the providers of m re-read the models table (jobs_models_store_sync)

@@ -1,19 +1,22 @@
 /*
  * models.c — the model provider the workers hand to the workflow engine:
- * a model registry (model/model.h) loaded from the data folder's models/
- * and an optional extra folder, the few lines that adapt
+ * a model registry (model/model.h) loaded from the data folder's legacy
+ * models/ folder, an optional extra folder and the stored models (blob
+ * store + the core `models` table, below), the few lines that adapt
  * model_registry_infer to wf_model_infer_fn, and the per-machine-type
  * choice (struct jobs_models):
  *
  *   - "cpu" jobs use the registry opened by jobs_models_open (the one the
- *     /models API registers into);
+ *     /models API registers into); with a store set, an unknown model id
+ *     makes it re-read the models table once before failing, and running
+ *     tasks re-read it every few seconds (other processes' changes);
  *   - "gpu" jobs use a second registry opened with machine_type "gpu" over
  *     the same folders.  It is created lazily: a POST/restart check only
  *     loads ONNX Runtime and asks it for the CUDA/TensorRT provider
  *     (model_registry_runtime_check, no model is loaded); the models are
  *     loaded into it by the first worker that runs a gpu task.  A model id
  *     it does not know (registered through the API after that load) makes
- *     it re-read the folders once before failing.
+ *     it re-read the folders and the models table once before failing.
  *
  * The GPU path cannot run on the development machine (its ONNX Runtime is
  * CPU-only): there the check refuses gpu jobs with ONNX Runtime's message.
@@ -22,7 +25,9 @@
 
 #include "model/model.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -732,4 +737,65 @@ int jobs_models_store_list(struct store *st, json_t **out)
     ms_rows_free(rows, n);
     *out = a;
     return 0;
+}
+
+/* Is "models/<dn>/<gen>" the generation of one of the rows? */
+static bool ms_live(const struct ms_row *rows, size_t n, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(rows[i].wkey, prefix, pl) && rows[i].wkey[pl] == '/')
+            return true;
+    return false;
+}
+
+int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
+{
+    struct ms_row *rows = NULL;
+    size_t n = 0;
+    int swept = 0, rc;
+    char *root = store_blob_path(st, "models");
+    DIR *d = NULL;
+    struct dirent *e;
+
+    if ((rc = ms_rows(st, &rows, &n)) < 0)
+        goto out;
+    d = opendir(root);
+    if (!d) {
+        rc = errno == ENOENT ? 0 : -errno;
+        goto out;
+    }
+    int64_t now = time_now_ms();
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *sub = xasprintf("%s/%s", root, e->d_name);
+        DIR *g = opendir(sub);
+        struct dirent *ge;
+        while (g && (ge = readdir(g)) != NULL) {
+            struct stat sb;
+            if (ge->d_name[0] == '.' || fstatat(dirfd(g), ge->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISDIR(sb.st_mode))
+                continue;
+            char *prefix = xasprintf("models/%s/%s", e->d_name, ge->d_name);
+            /* a generation is written before its row: only old ones are orphans */
+            if (now - (int64_t)sb.st_mtime * 1000 >= older_than_ms && !ms_live(rows, n, prefix) &&
+                store_blob_delete_prefix(st, prefix) == 0) {
+                log_info("jobs", "swept orphan model blobs %s", prefix);
+                swept++;
+            }
+            free(prefix);
+        }
+        if (g)
+            closedir(g);
+        (void)rmdir(sub); /* only when empty */
+        free(sub);
+    }
+    rc = swept;
+out:
+    if (d)
+        closedir(d);
+    ms_rows_free(rows, n);
+    free(root);
+    return rc;
 }

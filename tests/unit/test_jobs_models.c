@@ -244,6 +244,38 @@ TEST(rows_without_good_bytes_are_skipped)
     ctx_close(&c);
 }
 
+TEST(sweep_deletes_only_old_orphan_generations)
+{
+    struct ctx c;
+    char err[1024];
+
+    ctx_open(&c);
+    if (jobs_models_store_put(c.st, c.reg, "kept/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    /* a crash between the blob writes and the commit */
+    ASSERT_OK(store_blob_put(c.st, "models/kept--1/orphan-gen/weights.onnx", "x", 1));
+    ASSERT_OK(store_blob_put(c.st, "models/other/orphan-gen/weights.onnx", "x", 1));
+    ASSERT_EQ(blob_files(&c, "kept--1"), 3);
+    /* too young: it may be a registration about to commit */
+    ASSERT_EQ(jobs_models_store_sweep(c.st, 3600 * 1000), 0);
+    ASSERT_EQ(blob_files(&c, "kept--1"), 3);
+    ASSERT_EQ(jobs_models_store_sweep(c.st, 0), 2);
+    ASSERT_EQ(blob_files(&c, "kept--1"), 2);
+    char *p = xasprintf("%s/blobs/models/other", c.dir);
+    ASSERT(access(p, F_OK) != 0);
+    free(p);
+    /* the live generation still loads */
+    struct model_registry *other = NULL;
+    struct model_registry_opts o = {.intra_op_threads = 1};
+    int loaded = -1, bad = -1;
+    ASSERT_OK(model_registry_new(&o, &other, err, sizeof err));
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    ASSERT_EQ(loaded, 1);
+    ASSERT_EQ(bad, 0);
+    model_registry_free(other);
+    ctx_close(&c);
+}
+
 TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
 {
     struct ctx c;

@@ -328,6 +328,11 @@ static int ms_sync_period_ms(void)
  * registration or deletion happen together, and a re-read never sees one
  * without the other. */
 static pthread_mutex_t ms_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Weights keys of rows whose blobs were missing, torn or unreadable (under
+ * ms_lock): re-reads skip them instead of hashing them again every few
+ * seconds; an entry goes when its row no longer names that key (a new
+ * registration has a new key). */
+static json_t *ms_bad_keys;
 
 static char *ms_dirname(const char *id)
 {
@@ -611,8 +616,8 @@ out:
 }
 
 /* Load one row's generation into reg (tagged with its weights key). */
-static int ms_load(struct store *st, struct model_registry *reg, const struct ms_row *row, char *err,
-                   size_t errlen)
+static int ms_load(struct store *st, struct model_registry *reg, const struct ms_row *row, bool *bytes_bad,
+                   char *err, size_t errlen)
 {
     int fd = -1;
     int64_t size = 0;
@@ -658,10 +663,14 @@ static int ms_load(struct store *st, struct model_registry *reg, const struct ms
         goto out;
     }
     json_object_del(meta, "model_id");
+    /* the bytes are whole: a refusal now is this registry's (its runtime) */
     if ((rc = model_registry_prepare_bytes(reg, row->id, map, (size_t)size, meta, &m, err, errlen)) < 0)
-        goto out;
+        goto out_model;
     model_registry_add(reg, m, row->wkey);
+    goto out_model;
 out:
+    *bytes_bad = rc != ERR_NOMEM;
+out_model:
     model_unref(m);
     json_decref(meta);
     free(text);
@@ -683,16 +692,37 @@ int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_
     if ((rc = ms_rows(st, &rows, &n)) < 0)
         goto out;
     json_t *tags = model_registry_tags(reg);
+    if (!ms_bad_keys)
+        ms_bad_keys = json_object();
     for (size_t i = 0; i < n; i++) {
         const char *t = json_string_value(json_object_get(tags, rows[i].id));
         if (t && !strcmp(t, rows[i].wkey))
             continue;
-        if (ms_load(st, reg, &rows[i], err, sizeof err) == 0) {
+        if (json_object_get(ms_bad_keys, rows[i].wkey)) {
+            bad++; /* reported when first seen */
+            continue;
+        }
+        bool bytes_bad = false;
+        if (ms_load(st, reg, &rows[i], &bytes_bad, err, sizeof err) == 0) {
             loaded++;
         } else {
             bad++;
             log_warn("jobs", "skipping stored model: %s", err);
+            if (bytes_bad)
+                json_object_set_new(ms_bad_keys, rows[i].wkey, json_true());
         }
+    }
+    /* forget the bad keys that no row names any more */
+    const char *bk;
+    json_t *bv;
+    void *tmp;
+    json_object_foreach_safe(ms_bad_keys, tmp, bk, bv)
+    {
+        bool named = false;
+        for (size_t i = 0; i < n && !named; i++)
+            named = !strcmp(rows[i].wkey, bk);
+        if (!named)
+            json_object_del(ms_bad_keys, bk);
     }
     /* rows deleted (by another process) since these were loaded */
     const char *id;

@@ -238,6 +238,18 @@ TEST(rows_without_good_bytes_are_skipped)
     ASSERT_OK(model_registry_get(other, "fine", &m, err, sizeof err));
     model_unref(m);
     ASSERT_EQ(model_registry_get(other, "torn", &m, err, sizeof err), ERR_NOTFOUND);
+    /* still bad at the next re-read (not hashed again: same keys) */
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    ASSERT_EQ(loaded, 0);
+    ASSERT_EQ(bad, 2);
+    /* a new registration of the id has a new key and loads */
+    if (jobs_models_store_put(c.st, c.reg, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    ASSERT_EQ(loaded, 1);
+    ASSERT_EQ(bad, 1);
+    ASSERT_OK(model_registry_get(other, "torn", &m, err, sizeof err));
+    model_unref(m);
     free(kg);
     free(kt);
     model_registry_free(other);
@@ -310,6 +322,25 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT(json_is_array(json_object_get(out[0], "predictions")));
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(out[0], "image"), "width")), 64);
     json_decref(out[0]);
+
+    /* replaced elsewhere while tasks run: the periodic re-read follows it */
+    setenv("VBATCH_MODELS_SYNC_MS", "0", 1);
+    json_object_set_new(c.meta, "class_names", json_pack("[s,s,s]", "p", "q", "r"));
+    if (jobs_models_store_put(c.st, c.reg, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    char *n0 = class0(worker_reg, "later/1");
+    ASSERT_STR_EQ(n0, "circle");
+    free(n0);
+    if (fn(ud, &req, arr, 1, out, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    json_decref(out[0]);
+    n0 = class0(worker_reg, "later/1");
+    ASSERT_STR_EQ(n0, "p");
+    free(n0);
+    /* deleted elsewhere: dropped at the next re-read, then unknown */
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "later/1", err, sizeof err));
+    ASSERT(fn(ud, &req, arr, 1, out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "later/1"));
     vis_image_free(img);
     jobs_models_free(jm);
     model_registry_free(worker_reg);

@@ -96,24 +96,50 @@ struct whole_arg {
     size_t len;
     int n;
     int record; /* keep per-image latencies (single worker only) */
+    int pipe;   /* decode + pre-process on a lookahead thread, as the jobs worker */
     double decode_ms, run_ms, json_ms;
     size_t dets, bytes;
 };
 
-/* The per-image path a worker runs: decode, model, JSON text. */
+static void *decode_one(void *ud, size_t i)
+{
+    struct whole_arg *a = ud;
+    (void)i;
+    struct vis_image *img = NULL;
+    if (vis_decode(a->jpg, a->len, &img) < 0) {
+        fprintf(stderr, "decode failed\n");
+        exit(1);
+    }
+    if (a->pipe && model_prepare(a->m, img) < 0) {
+        fprintf(stderr, "model_prepare failed\n");
+        exit(1);
+    }
+    return img;
+}
+
+static void image_free(void *p)
+{
+    vis_image_free(p);
+}
+
+/* The per-image path a worker runs: decode, model, JSON text.  With
+ * a->pipe the decode and the model's pre-processing (model_prepare) run
+ * one image ahead on a lookahead thread (base.h), which is what
+ * src/jobs/worker.c does. */
 static void *whole_path(void *p)
 {
     struct whole_arg *a = p;
     struct model_params prm;
+    struct lookahead *la = NULL;
     char err[256];
     model_params_init(&prm);
+    if (a->pipe && lookahead_start((size_t)a->n, 1, decode_one, a, &la) < 0) {
+        fprintf(stderr, "lookahead_start failed\n");
+        exit(1);
+    }
     for (int i = 0; i < a->n; i++) {
         double t0 = now_ms();
-        struct vis_image *img = NULL;
-        if (vis_decode(a->jpg, a->len, &img) < 0) {
-            fprintf(stderr, "decode failed\n");
-            exit(1);
-        }
+        struct vis_image *img = la ? lookahead_take(la, (size_t)i) : decode_one(a, (size_t)i);
         double t1 = now_ms();
         struct model_result r;
         const struct vis_image *imgs[1] = {img};
@@ -137,6 +163,7 @@ static void *whole_path(void *p)
         a->run_ms += t2 - t1;
         a->json_ms += t3 - t2;
     }
+    lookahead_stop(la, image_free);
     return NULL;
 }
 
@@ -202,7 +229,7 @@ static double bare_ips(const OrtApi *api, OrtSession *s, OrtValue *in, int worke
     return (n / workers) * workers / ((now_ms() - t0) / 1000.0);
 }
 
-static double whole_ips(struct model *m, const uint8_t *jpg, size_t len, int workers, int n,
+static double whole_ips(struct model *m, const uint8_t *jpg, size_t len, int workers, int n, int pipe,
                         struct whole_arg *sum)
 {
     struct whole_arg a[4];
@@ -210,7 +237,7 @@ static double whole_ips(struct model *m, const uint8_t *jpg, size_t len, int wor
     memset(sum, 0, sizeof(*sum));
     for (int w = 0; w < workers; w++)
         a[w] = (struct whole_arg){.m = m, .jpg = jpg, .len = len, .n = n / workers,
-                                  .record = workers == 1};
+                                  .record = workers == 1 && !pipe, .pipe = pipe};
     double t0 = now_ms();
     for (int w = 0; w < workers; w++)
         pthread_create(&th[w], NULL, whole_path, &a[w]);
@@ -302,22 +329,26 @@ int main(int argc, char **argv)
     bare_ips(api, bs2, in, 1, 3); /* warm-up */
     bare_ips(api, bs1, in, 2, 4);
     struct whole_arg s;
-    whole_ips(m2, jpg, jlen, 1, 2, &s);
-    whole_ips(m1, jpg, jlen, 2, 2, &s);
+    whole_ips(m2, jpg, jlen, 1, 2, 0, &s);
+    whole_ips(m2, jpg, jlen, 1, 2, 1, &s);
+    whole_ips(m1, jpg, jlen, 2, 2, 0, &s);
     n_bare = n_whole = 0;
 
     /* interleave the two measurements so that machine load hits both */
-    double b_ips = 0, v_ips = 0;
-    struct whole_arg sv = {0};
-    double cpu_bare = 0, cpu_whole = 0;
+    double b_ips = 0, v_ips = 0, p_ips = 0;
+    struct whole_arg sv = {0}, sp;
+    double cpu_bare = 0, cpu_whole = 0, cpu_pipe = 0;
     for (int rep = 0; rep < 2; rep++) {
         double c0 = proc_cpu_ms();
         b_ips += bare_ips(api, bs2, in, 1, n / 2) / 2;
         double c1 = proc_cpu_ms();
-        v_ips += whole_ips(m2, jpg, jlen, 1, n / 2, &s) / 2;
+        v_ips += whole_ips(m2, jpg, jlen, 1, n / 2, 0, &s) / 2;
         double c2 = proc_cpu_ms();
+        p_ips += whole_ips(m2, jpg, jlen, 1, n / 2, 1, &sp) / 2;
+        double c3 = proc_cpu_ms();
         cpu_bare += c1 - c0;
         cpu_whole += c2 - c1;
+        cpu_pipe += c3 - c2;
         sv.decode_ms += s.decode_ms;
         sv.run_ms += s.run_ms;
         sv.json_ms += s.json_ms;
@@ -331,6 +362,7 @@ int main(int argc, char **argv)
      * cores are saturated, and the ratio of the two is the throughput ratio. */
     cpu_bare /= (n / 2) * 2;
     cpu_whole /= (n / 2) * 2;
+    cpu_pipe /= (n / 2) * 2;
     printf("bench_model bare_ort_cpu_per_image %.2f ms\n", cpu_bare);
     printf("bench_model vbatch_path_cpu_per_image %.2f ms\n", cpu_whole);
     printf("bench_model vbatch_over_bare_ratio_cpu %.3f (target >= 0.9)\n", cpu_bare / cpu_whole);
@@ -338,6 +370,10 @@ int main(int argc, char **argv)
     printf("bench_model bare_ort_2threads_latency %.2f ms\n", bare_ms);
     printf("bench_model vbatch_path_2threads %.2f images/s\n", v_ips);
     printf("bench_model vbatch_over_bare_ratio %.3f (target >= 0.9)\n", v_ips / b_ips);
+    printf("bench_model vbatch_pipelined_cpu_per_image %.2f ms\n", cpu_pipe);
+    printf("bench_model vbatch_pipelined_2threads %.2f images/s (decode + pre-process one image ahead, as the jobs worker)\n",
+           p_ips);
+    printf("bench_model vbatch_pipelined_over_bare_ratio %.3f (target >= 0.9)\n", p_ips / b_ips);
     double dms = sv.decode_ms / sv.n, rms = sv.run_ms / sv.n, jms = sv.json_ms / sv.n;
     printf("bench_model path_decode %.2f ms\n", dms);
     printf("bench_model path_model_run %.2f ms (pre-process + inference + decode/NMS)\n", rms);
@@ -361,7 +397,7 @@ int main(int argc, char **argv)
     double c0 = proc_cpu_ms();
     double b1 = bare_ips(api, bs1, in, 2, n);
     double c1 = proc_cpu_ms();
-    double v1 = whole_ips(m1, jpg, jlen, 2, n, &s);
+    double v1 = whole_ips(m1, jpg, jlen, 2, n, 0, &s);
     double c2 = proc_cpu_ms();
     double cpu_b1 = (c1 - c0) / ((n / 2) * 2), cpu_v1 = (c2 - c1) / ((n / 2) * 2);
     printf("bench_model bare_ort_2workers_x1thread_cpu_per_image %.2f ms\n", cpu_b1);

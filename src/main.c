@@ -233,6 +233,7 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
         jo.lease_ms = c->task_lease_ms;
     jo.model_infer = jobs_model_infer;
     jo.model_ud = *models;
+    jo.model_prepare = jobs_model_prepare;
     jo.model_select = jobs_models_select;
     jo.model_select_ud = *machines;
     rc = jobs_new(st, sg, &jo, jobs);

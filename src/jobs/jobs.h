@@ -53,6 +53,10 @@ struct jobs_opts {
      * with a clear error).  Borrowed; must outlive the service. */
     wf_model_infer_fn model_infer;
     void *model_ud;
+    /* Optional companion of model_infer over the same model_ud
+     * (jobs_model_prepare): the decode-ahead thread pre-processes the next
+     * image for the workflow's model steps with it. */
+    wf_model_prepare_fn model_prepare;
     /* Machine types (computeConfiguration.machineType).  NULL: every job
      * runs on model_infer/model_ud and a "gpu" job is refused with 400.
      * Otherwise model_select(model_select_ud, machine_type, needs_models,
@@ -137,6 +141,10 @@ int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_thre
  * registry into jobs_opts.model_infer / model_ud. */
 int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
                      size_t n, json_t **out, char *err, size_t errlen);
+
+/* wf_model_prepare_fn over the same registry (jobs_opts.model_prepare). */
+int jobs_model_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                       size_t errlen);
 
 /* Per-machine-type providers over the cpu registry (borrowed; it must
  * outlive *out) of jobs_models_open: "cpu" -> jobs_model_infer on it;

@@ -96,6 +96,7 @@ struct jobs__worker {
     struct wf_workflow *wf;      /* owned cache */
     wf_model_infer_fn infer;     /* model provider of the task in hand */
     void *infer_ud;
+    wf_model_prepare_fn prepare; /* its companion, or NULL */
     char infer_err[512];         /* why the machine type has no provider */
 };
 void jobs__worker_release(struct jobs__worker *w);

@@ -104,6 +104,12 @@ int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct 
     return rc;
 }
 
+int jobs_model_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                       size_t errlen)
+{
+    return model_registry_prepare(ud, req->model_id, img, err, errlen);
+}
+
 /* ---- machine types ------------------------------------------------------------ */
 
 struct jobs_models {

@@ -181,13 +181,67 @@ out:
 /* Run one image.  Writes the results line and the persisted images.
  * Returns 0 (also when the image failed: *cause set), <0 on a store
  * failure that fails the task. */
-static int process_item(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
-                        const struct staging_item *it, const json_t *params, const json_t *plist,
-                        struct store_blob_writer *rw, struct store_blob_writer *mw, char **cause)
+/* ---- decode-ahead --------------------------------------------------------------------------- */
+
+/* One staged image read and decoded on the lookahead thread (base.h) while
+ * the worker thread runs the workflow over the previous one: JPEG decoding
+ * is ~10% of the work per image for a YOLOv8n-sized model on CPU and most
+ * of it on a GPU, and ONNX Runtime rarely keeps every core busy, so this
+ * hides most of it (bench/bench_model: "pipelined").  Depth 1: at most one
+ * decoded image waits per worker, so memory stays at two images. */
+struct fetched {
+    struct vis_image *img;
+    char *cause; /* why the image cannot be used (a per-image failure) */
+};
+
+struct fetch_ctx {
+    struct jobs *j;
+    const struct staging_item *items;
+    const struct wf_workflow *wf; /* immutable: safe to read from that thread */
+    const char *input;            /* the workflow's image input */
+    wf_model_prepare_fn prepare;  /* NULL: decode only */
+    void *prepare_ud;
+};
+
+static void fetched_free(void *p)
 {
-    char *data = NULL, *line = NULL;
+    struct fetched *f = p;
+    vis_image_free(f->img);
+    free(f->cause);
+    free(f);
+}
+
+static void *fetch_one(void *ud, size_t i)
+{
+    struct fetch_ctx *c = ud;
+    struct fetched *f = xcalloc(1, sizeof(*f));
+    char *data = NULL;
     size_t len = 0;
-    struct vis_image *img = NULL;
+    int rc = store_blob_read(c->j->st, c->items[i].blob_key, MAX_INPUT_BYTES, &data, &len);
+
+    if (rc < 0) {
+        f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
+        return f;
+    }
+    rc = vis_decode(data, len, &f->img);
+    if (rc < 0)
+        f->cause = xasprintf("cannot decode the image: %s", err_str(rc));
+    else if (c->prepare) /* the model steps' pre-processing, off the critical path too */
+        wf_prepare_input(c->wf, c->input, f->img, c->prepare, c->prepare_ud);
+    free(data);
+    return f;
+}
+
+/* Run the workflow over one decoded image (f, owned by the caller) and
+ * append its results row (and persisted image outputs).  A per-image
+ * failure sets *cause and returns 0; <0 only when the task cannot go on. */
+static int process_item(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
+                        const struct staging_item *it, const struct fetched *f, const json_t *params,
+                        const json_t *plist, struct store_blob_writer *rw, struct store_blob_writer *mw,
+                        char **cause)
+{
+    char *line = NULL;
+    const struct vis_image *img = f->img;
     json_t *results = NULL, *row = NULL;
     struct wf_image_output *imgs = NULL;
     size_t nimgs = 0;
@@ -205,15 +259,8 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         if (own_params)
             params = own_params;
     }
-    rc = store_blob_read(j->st, it->blob_key, MAX_INPUT_BYTES, &data, &len);
-    if (rc < 0) {
-        *cause = xasprintf("cannot read the staged file: %s", err_str(rc));
-        rc = 0;
-        goto out;
-    }
-    rc = vis_decode(data, len, &img);
-    if (rc < 0) {
-        *cause = xasprintf("cannot decode the image: %s", err_str(rc));
+    if (f->cause) {
+        *cause = xstrdup(f->cause);
         rc = 0;
         goto out;
     }
@@ -281,9 +328,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         jobs__err("cannot write the results: %s", err_str(rc));
 out:
     json_decref(own_params);
-    free(data);
     free(line);
-    vis_image_free(img);
     json_decref(results);
     json_decref(row);
     wf_image_outputs_free(imgs, nimgs);
@@ -309,6 +354,7 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
 {
     w->infer = j->o.model_infer;
     w->infer_ud = j->o.model_ud;
+    w->prepare = NULL;
     if (j->o.model_select) {
         if (j->o.model_select(j->o.model_select_ud, jb->machine_type, wf_uses_models(w->wf), &w->infer,
                               &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
@@ -320,14 +366,20 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
         w->infer = infer_unavailable;
         w->infer_ud = w->infer_err;
     }
+    /* model_prepare goes with the default provider only (the gpu one of
+     * model_select has none yet: its images are pre-processed in the step) */
+    if (w->infer == j->o.model_infer && w->infer_ud == j->o.model_ud)
+        w->prepare = j->o.model_prepare;
 }
 
 int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
 {
     struct jobs__job jb;
     struct staging_item *items = NULL;
-    int nitems = 0, ndone = 0, nfailed = 0;
+    int nitems = 0, nuse = 0, ndone = 0, nfailed = 0;
     struct jobs__fail *fails = NULL;
+    struct lookahead *ahead = NULL;
+    struct fetch_ctx fc;
     struct store_blob_writer *rw = NULL, *mw = NULL;
     json_t *params = NULL, *plist = NULL;
     char *rkey = NULL, *mkey = NULL;
@@ -368,15 +420,22 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
         goto out;
     }
     fails = xcalloc((size_t)MAX(nitems, 1), sizeof *fails);
-    for (int i = 0; i < nitems; i++) {
-        if (items[i].id > t->last_id)
-            break; /* added to the batch after planning */
+    while (nuse < nitems && items[nuse].id <= t->last_id)
+        nuse++; /* the rest was added to the batch after planning */
+    fc = (struct fetch_ctx){j, items, w->wf, jb.image_input, w->prepare, w->infer_ud};
+    if (nuse > 0 && (rc = lookahead_start((size_t)nuse, 1, fetch_one, &fc, &ahead)) < 0) {
+        jobs__err("cannot start the decode-ahead thread: %s", err_str(rc));
+        goto out;
+    }
+    for (int i = 0; i < nuse; i++) {
         rc = jobs__hb_tick(j, &hb, t, w->owner, nitems ? (double)i / nitems : 0.0, false);
         if (rc < 0)
             goto out;
         jobs__throttle(j);
         char *cause = NULL;
-        rc = process_item(j, w, &jb, t, &items[i], params, plist, rw, mw, &cause);
+        struct fetched *f = lookahead_take(ahead, (size_t)i);
+        rc = process_item(j, w, &jb, t, &items[i], f, params, plist, rw, mw, &cause);
+        fetched_free(f);
         if (rc < 0) {
             free(cause);
             goto out;
@@ -389,6 +448,8 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
             ndone++;
         }
     }
+    lookahead_stop(ahead, fetched_free);
+    ahead = NULL;
     /* Last check before publishing: still ours and the job still running. */
     rc = jobs__hb_tick(j, &hb, t, w->owner, 1.0, true);
     if (rc < 0)
@@ -422,6 +483,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     if (rc == 0)
         log_info("jobs", "task done job=%s task=%d images=%d failed=%d", jb.job_id, t->task_no, ndone, nfailed);
 out:
+    lookahead_stop(ahead, fetched_free);
     store_blob_writer_abort(rw);
     store_blob_writer_abort(mw);
     for (int i = 0; i < nfailed; i++) {

@@ -224,6 +224,15 @@ void model_result_release(struct model_result *r); /* frees members, not r */
 int model_run(struct model *m, const struct vis_image *const *images, size_t n,
               const struct model_params *p, struct model_result *out, char *err, size_t errlen);
 
+/* Pre-process img for m now and attach the tensor to img (vis_image aux),
+ * so that a later model_run of m over img — or over a full-size view of it
+ * sharing its pixels — skips its own pre-processing.  For a decode-ahead
+ * thread: the pre-processing then overlaps the inference of the previous
+ * image.  img's pixels must not change afterwards.  Several models may be
+ * prepared on one image.  Returns 0, ERR_NOMEM, or ERR_EXISTS when img
+ * carries another kind of aux data (nothing attached). */
+int model_prepare(struct model *m, struct vis_image *img);
+
 /* Roboflow response for one result (see model_registry_infer), new ref. */
 json_t *model_result_to_json(const struct model *m, const struct model_result *r,
                              const struct model_params *p);
@@ -240,6 +249,11 @@ json_t *model_result_to_json(const struct model *m, const struct model_result *r
 int model_registry_infer(struct model_registry *reg, const char *model_id, const char *task,
                          const json_t *params, const struct vis_image *const *images, size_t n,
                          json_t **out, char *err, size_t errlen);
+
+/* model_prepare for model_id (aliases resolved); ERR_NOTFOUND with a
+ * message for an unknown id. */
+int model_registry_prepare(struct model_registry *reg, const char *model_id, struct vis_image *img,
+                           char *err, size_t errlen);
 
 /* ---- pieces exposed for tests and benchmarks --------------------------------- */
 

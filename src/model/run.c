@@ -206,6 +206,77 @@ static float *scratch_get(size_t n)
     return s->p;
 }
 
+/* ---- inputs prepared ahead (model_prepare) --------------------------------------- */
+
+/* One pre-processed tensor attached to an image's aux, a list per image.
+ * The pixel geometry it was made from is kept so that a view of another
+ * region (which never carries aux, but better safe) cannot match. */
+struct model__prepared {
+    struct model__prepared *next;
+    struct model *m; /* a reference: the pointer cannot be reused meanwhile */
+    const uint8_t *px;
+    int w, h, stride;
+    float *tensor; /* in_c * in_w * in_h floats */
+    struct model_letterbox lb;
+};
+
+static void prepared_free(void *p)
+{
+    struct model__prepared *e = p;
+    while (e) {
+        struct model__prepared *next = e->next;
+        model_unref(e->m);
+        free(e->tensor);
+        free(e);
+        e = next;
+    }
+}
+
+static const struct model__prepared *prepared_find(const struct model *m, const struct vis_image *img)
+{
+    if (img->aux_free != prepared_free)
+        return NULL;
+    for (const struct model__prepared *e = img->aux; e; e = e->next)
+        if (e->m == m && e->px == img->px && e->w == img->w && e->h == img->h && e->stride == img->stride)
+            return e;
+    return NULL;
+}
+
+int model_prepare(struct model *m, struct vis_image *img)
+{
+    size_t plane = (size_t)m->in_c * (size_t)m->in_w * (size_t)m->in_h;
+    struct model__prepared *e;
+    int rc;
+
+    if (img->aux && img->aux_free != prepared_free)
+        return ERR_EXISTS;
+    if (prepared_find(m, img))
+        return 0;
+    e = try_calloc(1, sizeof(*e));
+    if (!e)
+        return ERR_NOMEM;
+    e->tensor = try_alloc(plane, sizeof(float));
+    if (!e->tensor) {
+        free(e);
+        return ERR_NOMEM;
+    }
+    if ((rc = model_preprocess(m, img, e->tensor, &e->lb)) < 0) {
+        free(e->tensor);
+        free(e);
+        return rc;
+    }
+    model_ref(m);
+    e->m = m;
+    e->px = img->px;
+    e->w = img->w;
+    e->h = img->h;
+    e->stride = img->stride;
+    e->next = img->aux;
+    img->aux = e;
+    img->aux_free = prepared_free;
+    return 0;
+}
+
 int model_run(struct model *m, const struct vis_image *const *images, size_t n,
               const struct model_params *p, struct model_result *out, char *err, size_t errlen)
 {
@@ -231,6 +302,7 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
         int batch = m->dyn_batch ? (int)nb : m->fixed_batch;
         if (nb < (size_t)batch) /* fixed batch, last chunk: blank the unused slots */
             memset(tensor + nb * plane, 0, ((size_t)batch - nb) * plane * sizeof(float));
+        float *input = tensor;
         for (size_t i = 0; i < nb; i++) {
             const struct vis_image *img = images[start + i];
             if (!img || img->w <= 0 || img->h <= 0 || !img->px) {
@@ -238,12 +310,21 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
                 rc = ERR_INVALID;
                 goto out;
             }
+            const struct model__prepared *pr = prepared_find(m, img);
+            if (pr) {
+                lb[i] = pr->lb;
+                if (batch == 1) /* ORT reads the input, never writes it */
+                    input = pr->tensor;
+                else
+                    memcpy(tensor + i * plane, pr->tensor, plane * sizeof(float));
+                continue;
+            }
             if ((rc = model_preprocess(m, img, tensor + i * plane, &lb[i])) < 0) {
                 snprintf(err, errlen, "cannot pre-process image %zu: %s", start + i, err_str(rc));
                 goto out;
             }
         }
-        if ((rc = model__session_run(m, tensor, batch, outs, err, errlen)) < 0)
+        if ((rc = model__session_run(m, input, batch, outs, err, errlen)) < 0)
             goto out;
         float *d0 = NULL, *dp = NULL;
         int64_t s0[8], sp[8];
@@ -473,6 +554,20 @@ int model_registry_infer(struct model_registry *reg, const char *id, const char 
 out:
     free(res);
     model_params_release(&p);
+    model_unref(m);
+    return rc;
+}
+
+int model_registry_prepare(struct model_registry *reg, const char *model_id, struct vis_image *img,
+                           char *err, size_t errlen)
+{
+    struct model *m = NULL;
+    int rc = model_registry_get(reg, model_id, &m, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = model_prepare(m, img);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot prepare the input of model '%s': %s", model_id, err_str(rc));
     model_unref(m);
     return rc;
 }

@@ -61,6 +61,8 @@ int vis_image_view(const struct vis_image *img, int x, int y, int w, int h,
     out->fmt = img->fmt;
     out->px = vis_px(img, x, y);
     out->_view = 1;
+    out->aux = NULL;
+    out->aux_free = NULL;
     return 0;
 }
 

@@ -51,8 +51,11 @@ void vis_image_free(struct vis_image *img)
 {
     if (!img)
         return;
-    if (!img->_view)
+    if (!img->_view) {
         free(img->px);
+        if (img->aux && img->aux_free)
+            img->aux_free(img->aux);
+    }
     free(img);
 }
 

@@ -46,6 +46,13 @@ struct vis_image {
     enum vis_fmt fmt;  /* channel count == (int)fmt */
     uint8_t *px;       /* owned by the image unless it is a view */
     int _view;         /* private: 1 when px is borrowed from a parent */
+    /* Data a later stage attached to these pixels ahead of time (model
+     * pre-processing done on a decode-ahead thread: model_prepare).  Owned
+     * like px: vis_image_free calls aux_free(aux) unless the image is a
+     * view, which borrows it.  vis_image_view() and the constructors set
+     * both to NULL; whoever reads aux checks aux_free to know its type. */
+    void *aux;
+    void (*aux_free)(void *aux);
 };
 
 /* Maximum pixels accepted from a decoder (w*h), guarding memory. */

@@ -946,6 +946,45 @@ bool wf_uses_models(const struct wf_workflow *wf)
     return false;
 }
 
+size_t wf_prepare_input(const struct wf_workflow *wf, const char *input, struct vis_image *img,
+                        wf_model_prepare_fn prepare, void *ud)
+{
+    const char *done[16];
+    size_t ndone = 0, ok = 0;
+    int in_idx = -1;
+
+    for (size_t i = 0; i < wf->ninputs; i++)
+        if (wf->inputs[i].type == WF_IN_IMAGE && !strcmp(wf->inputs[i].name, input))
+            in_idx = (int)i;
+    if (in_idx < 0 || !prepare)
+        return 0;
+    for (size_t s = 0; s < wf->nsteps && ndone < ARRAY_LEN(done); s++) {
+        const struct wf_cstep *st = &wf->steps[s];
+        const char *task = wf__model_block_task(st->blk);
+        if (!task)
+            continue;
+        int fi = wf__field_index(st->blk, "images"), fm = wf__field_index(st->blk, "model_id");
+        if (fi < 0 || fm < 0)
+            continue;
+        const struct wf_bind *bi = &st->binds[fi], *bm = &st->binds[fm];
+        if (bi->type != WF_B_SEL || bi->sel.type != WF_SEL_INPUT || bi->sel.idx != in_idx ||
+            bm->type != WF_B_LITERAL || !json_is_string(bm->lit))
+            continue;
+        const char *mid = json_string_value(bm->lit);
+        bool seen = false;
+        for (size_t k = 0; k < ndone && !seen; k++)
+            seen = !strcmp(done[k], mid);
+        if (seen)
+            continue;
+        done[ndone++] = mid;
+        struct wf_model_request req = {mid, task, NULL};
+        char err[256];
+        if (prepare(ud, &req, img, err, sizeof err) == 0)
+            ok++;
+    }
+    return ok;
+}
+
 size_t wf_image_input_count(const struct wf_workflow *wf)
 {
     return wf->nimage_inputs;

@@ -77,6 +77,13 @@ typedef int (*wf_model_infer_fn)(void *ud, const struct wf_model_request *req,
                                  json_t **out /* OUT: n new references */,
                                  char *err, size_t errlen);
 
+/* Optional companion of wf_model_infer_fn: do the per-model work on img
+ * that does not depend on the step's parameters (pre-processing) ahead of
+ * the run, attaching the result to img (see model_prepare).  May be called
+ * from another thread than the run's, before the run. */
+typedef int (*wf_model_prepare_fn)(void *ud, const struct wf_model_request *req, struct vis_image *img,
+                                   char *err, size_t errlen);
+
 /* Environment of one run: what the embedding program provides. */
 struct wf_env {
     wf_model_infer_fn model_infer; /* NULL: model steps fail with a clear error */
@@ -106,6 +113,14 @@ void wf_free(struct wf_workflow *wf); /* accepts NULL */
 size_t wf_image_input_count(const struct wf_workflow *wf);
 /* Whether any step is a model block (one that calls wf_env.model_infer). */
 bool wf_uses_models(const struct wf_workflow *wf);
+/* Call prepare(ud, req, img, ...) once per distinct model id of the model
+ * steps whose images field is the image input `input` itself (not a crop
+ * or another step's image) and whose model_id is a literal (req.params is
+ * NULL).  For a decode-ahead thread: img is the decoded input of the next
+ * run.  Failures are ignored — the step then does the work itself and
+ * reports any error.  Returns the number of calls that succeeded. */
+size_t wf_prepare_input(const struct wf_workflow *wf, const char *input, struct vis_image *img,
+                        wf_model_prepare_fn prepare, void *ud);
 const char *wf_image_input_name(const struct wf_workflow *wf, size_t i);
 size_t wf_output_count(const struct wf_workflow *wf);
 const char *wf_output_name(const struct wf_workflow *wf, size_t i);

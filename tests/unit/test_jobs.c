@@ -23,6 +23,9 @@ struct ctx {
 };
 
 static int fake_calls;
+static int prep_seen;
+static void prep_free(void *p);
+static const char prep_marker[];
 
 /* Fake detector: one box per image, size-dependent confidence. */
 static int fake_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
@@ -34,9 +37,37 @@ static int fake_infer(void *ud, const struct wf_model_request *req, const struct
     (void)errlen;
     __atomic_fetch_add(&fake_calls, 1, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++)
+        if (images[i]->aux_free == prep_free && !strcmp(images[i]->aux, prep_marker))
+            __atomic_fetch_add(&prep_seen, 1, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < n; i++)
         out[i] = json_pack("{s:{s:i,s:i},s:[{s:f,s:f,s:f,s:f,s:f,s:s,s:i}]}", "image", "width", images[i]->w,
                            "height", images[i]->h, "predictions", "x", 4.0, "y", 4.0, "width", 4.0, "height",
                            4.0, "confidence", 0.9, "class", "thing", "class_id", 0);
+    return 0;
+}
+
+/* Fake model_prepare: attaches a marker the provider looks for, so the
+ * test sees that the decode-ahead thread prepared the very image the
+ * workflow ran on (and LeakSanitizer that the worker freed it). */
+static int prep_calls;
+static const char prep_marker[] = "prepared";
+
+static void prep_free(void *p)
+{
+    free(p);
+}
+
+static int fake_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                        size_t errlen)
+{
+    (void)ud;
+    (void)err;
+    (void)errlen;
+    if (strcmp(req->model_id, "fake") != 0 || img->aux)
+        return ERR_INVALID;
+    __atomic_fetch_add(&prep_calls, 1, __ATOMIC_RELAXED);
+    img->aux = xstrdup(prep_marker);
+    img->aux_free = prep_free;
     return 0;
 }
 
@@ -58,6 +89,7 @@ static void ctx_open(struct ctx *c, int max_items)
     c->o.heartbeat_ms = 100;
     c->o.max_attempts = 3;
     c->o.model_infer = fake_infer;
+    c->o.model_prepare = fake_prepare;
     ASSERT_OK(jobs_new(c->st, c->sg, &c->o, &c->j));
 }
 
@@ -363,6 +395,9 @@ TEST(processing_and_export_end_to_end)
     json_decref(out);
     run_all(&c);
     ASSERT_EQ(fake_calls, 4);
+    /* every decodable image was prepared ahead, and the run got that image */
+    ASSERT_EQ(prep_calls, 4);
+    ASSERT_EQ(prep_seen, 4);
     json_t *job = get_job(&c, "j1");
     ASSERT(json_is_true(json_object_get(job, "isTerminal")));
     ASSERT(json_is_false(json_object_get(job, "error")));

@@ -817,6 +817,82 @@ TEST(register_bytes_persist_and_reload)
     free(mdir);
 }
 
+/* ---- inputs prepared ahead (model_prepare) -------------------------------------------- */
+
+static json_t *infer_one(struct model_registry *reg, const char *id, const struct vis_image *im)
+{
+    char err[512] = "";
+    json_t *out = NULL;
+    const struct vis_image *arr[1] = {im};
+    if (model_registry_infer(reg, id, NULL, NULL, arr, 1, &out, err, sizeof(err)) < 0)
+        T_FAIL("infer: %s", err);
+    return out;
+}
+
+TEST(prepare_ahead_is_used_and_freed)
+{
+    struct model_registry *reg = reg_new(NULL);
+    reg_add(reg, "synth-det/1", "synth-det");
+    reg_add(reg, "synth-det/2", "synth-det"); /* the same weights, another model object */
+    char err[512] = "";
+    char *p = mpath("synth-det/test/img_00.png");
+    struct vis_image *im = png_load(p), *blank = png_load(p);
+    free(p);
+    memset(blank->px, 0, (size_t)blank->stride * (size_t)blank->h);
+
+    json_t *want = infer_one(reg, "synth-det/1", im);
+    json_t *none = infer_one(reg, "synth-det/1", blank);
+    ASSERT(json_array_size(json_object_get(want, "predictions")) >= 1);
+    ASSERT_EQ(json_array_size(json_object_get(none, "predictions")), 0);
+
+    /* prepare, then blank the pixels: a run that uses the prepared tensor
+     * still sees the shapes (the contract forbids changing the pixels; the
+     * test does it to prove the tensor is what runs) */
+    ASSERT_OK(model_registry_prepare(reg, "synth-det/1", im, err, sizeof(err)));
+    ASSERT_OK(model_registry_prepare(reg, "synth-det/1", im, err, sizeof(err))); /* once is kept */
+    ASSERT(im->aux != NULL);
+    memset(im->px, 0, (size_t)im->stride * (size_t)im->h);
+    json_t *got = infer_one(reg, "synth-det/1", im);
+    ASSERT(json_equal(json_object_get(got, "predictions"), json_object_get(want, "predictions")));
+
+    /* a full-size view sharing the pixels (what the workflow engine hands
+     * the model) uses it too */
+    struct vis_image view = *im;
+    view._view = 1;
+    json_t *gotv = infer_one(reg, "synth-det/1", &view);
+    ASSERT(json_equal(json_object_get(gotv, "predictions"), json_object_get(want, "predictions")));
+
+    /* another model and a region view do not: they pre-process the (blank) pixels */
+    json_t *other = infer_one(reg, "synth-det/2", im);
+    ASSERT_EQ(json_array_size(json_object_get(other, "predictions")), 0);
+    struct vis_image region;
+    ASSERT_OK(vis_image_view(im, 0, 0, im->w - 8, im->h - 8, &region));
+    ASSERT(region.aux == NULL);
+    json_t *reg_out = infer_one(reg, "synth-det/1", &region);
+    ASSERT_EQ(json_array_size(json_object_get(reg_out, "predictions")), 0);
+
+    /* unknown model: a clear error, nothing attached */
+    ASSERT_EQ(model_registry_prepare(reg, "nope/1", blank, err, sizeof(err)), ERR_NOTFOUND);
+    ASSERT(blank->aux == NULL);
+    /* aux of another kind is left alone */
+    int token = 0;
+    blank->aux = &token;
+    blank->aux_free = NULL;
+    ASSERT(model_registry_prepare(reg, "synth-det/1", blank, err, sizeof(err)) < 0);
+    ASSERT(blank->aux == &token);
+    blank->aux = NULL;
+
+    json_decref(want);
+    json_decref(none);
+    json_decref(got);
+    json_decref(gotv);
+    json_decref(other);
+    json_decref(reg_out);
+    vis_image_free(im); /* frees the prepared tensor: LeakSanitizer checks */
+    vis_image_free(blank);
+    model_registry_free(reg);
+}
+
 /* ---- pre-processing ------------------------------------------------------------------- */
 
 TEST(preprocess_letterbox_bgr_normalise)
@@ -880,6 +956,64 @@ TEST(preprocess_letterbox_bgr_normalise)
 
 /* Letterbox models: boxes map back through the padding.  The detector sees
  * each test picture pasted into a wider canvas (bars left and right). */
+/* The 8-bit fast path (cv2-style fixed point, rounded to 8 bits) against
+ * exact bilinear interpolation of a linear ramp, which it must reproduce
+ * within one grey level everywhere inside the resized area. */
+TEST(preprocess_fixed_point_ramp)
+{
+    struct model_registry *reg = reg_new(NULL);
+    char *wp = mpath("ultra-tiny/weights.onnx");
+    size_t len;
+    char *onnx = read_file(wp, &len);
+    json_t *meta = json_loads("{\"inference_config\": {\"network_input\": {\"resize_mode\": \"letterbox\", "
+                              "\"padding_value\": 0, \"color_mode\": \"bgr\", \"scaling_factor\": 1}}}",
+                              0, NULL);
+    char err[512] = "";
+    if (model_registry_register_bytes(reg, "ramp/1", onnx, len, meta, err, sizeof(err)) < 0)
+        T_FAIL("%s", err);
+    struct model *m = NULL;
+    ASSERT_OK(model_registry_get(reg, "ramp/1", &m, err, sizeof(err)));
+    int W = 0, H = 0;
+    model_input_size(m, &W, &H);
+    /* B = x, G = 2y, R = 255 - x over 211 x 97: letterboxed by 32/211 */
+    struct vis_image *im = vis_image_new(211, 97, VIS_BGR);
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w; x++) {
+            uint8_t *q = vis_px(im, x, y);
+            q[0] = (uint8_t)x;
+            q[1] = (uint8_t)(2 * y);
+            q[2] = (uint8_t)(255 - x);
+        }
+    float *t = xcalloc((size_t)3 * W * H, sizeof(float));
+    struct model_letterbox lb;
+    ASSERT_OK(model_preprocess(m, im, t, &lb));
+    double s = (double)W / im->w;
+    int rw = (int)(im->w * s), rh = (int)(im->h * s), px = (W - rw) / 2, py = (H - rh) / 2;
+    size_t plane = (size_t)W * H;
+    int checked = 0;
+    for (int y = py; y < py + rh; y++)
+        for (int x = px; x < px + rw; x++) {
+            double fx = (x - px + 0.5) * ((double)im->w / rw) - 0.5;
+            double fy = (y - py + 0.5) * ((double)im->h / rh) - 0.5;
+            fx = fmin(fmax(fx, 0), im->w - 1);
+            fy = fmin(fmax(fy, 0), im->h - 1);
+            ASSERT_NEAR(t[(size_t)y * W + x], fx, 1.0);
+            ASSERT_NEAR(t[plane + (size_t)y * W + x], 2 * fy, 1.0);
+            ASSERT_NEAR(t[2 * plane + (size_t)y * W + x], 255 - fx, 1.0);
+            /* 8-bit results, as cv2.resize of a uint8 image gives */
+            ASSERT_NEAR(t[(size_t)y * W + x], nearbyint(t[(size_t)y * W + x]), 1e-4);
+            checked++;
+        }
+    ASSERT(checked > 100);
+    free(t);
+    vis_image_free(im);
+    model_unref(m);
+    json_decref(meta);
+    free(onnx);
+    free(wp);
+    model_registry_free(reg);
+}
+
 TEST(letterbox_mapping_back)
 {
     struct model_registry *reg = reg_new(NULL);

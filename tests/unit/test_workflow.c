@@ -458,4 +458,68 @@ TEST(segmentation_keypoints_serialization_and_parent_conversion)
     wf_free(wf);
 }
 
+/* wf_prepare_input: the model steps fed by the input itself, once per model id */
+struct prep_log {
+    int n;
+    char ids[8][64];
+    char tasks[8][64];
+};
+
+static int prep_record(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                       size_t errlen)
+{
+    struct prep_log *l = ud;
+    (void)img;
+    (void)err;
+    (void)errlen;
+    if (req->params || l->n >= 8)
+        return ERR_INVALID;
+    snprintf(l->ids[l->n], sizeof l->ids[0], "%s", req->model_id);
+    snprintf(l->tasks[l->n], sizeof l->tasks[0], "%s", req->task);
+    l->n++;
+    return strcmp(req->model_id, "fails/1") ? 0 : ERR_NOTFOUND;
+}
+
+TEST(prepare_input_model_steps)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD ",{\"type\":\"WorkflowImage\",\"name\":\"other\"},"
+        "{\"type\":\"WorkflowParameter\",\"name\":\"mid\"}],\"steps\":["
+        "{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"a\","
+        "\"images\":\"$inputs.image\",\"model_id\":\"det/1\"},"
+        "{\"type\":\"roboflow_core/roboflow_object_detection_model@v1\",\"name\":\"a2\","
+        "\"image\":\"$inputs.image\",\"model_id\":\"det/1\"},"
+        "{\"type\":\"roboflow_core/roboflow_classification_model@v2\",\"name\":\"b\","
+        "\"images\":\"$inputs.image\",\"model_id\":\"fails/1\"},"
+        "{\"type\":\"roboflow_core/roboflow_instance_segmentation_model@v2\",\"name\":\"c\","
+        "\"images\":\"$inputs.image\",\"model_id\":\"$inputs.mid\"},"
+        "{\"type\":\"roboflow_core/roboflow_keypoint_detection_model@v2\",\"name\":\"d\","
+        "\"images\":\"$inputs.other\",\"model_id\":\"kp/1\"},"
+        "{\"type\":\"roboflow_core/dynamic_crop@v1\",\"name\":\"crop\","
+        "\"images\":\"$inputs.image\",\"predictions\":\"$steps.a.predictions\"},"
+        "{\"type\":\"roboflow_core/roboflow_classification_model@v2\",\"name\":\"e\","
+        "\"images\":\"$steps.crop.crops\",\"model_id\":\"crops/1\"}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"p\",\"selector\":\"$steps.a.predictions\"}]}");
+    struct vis_image *im = img_new(40, 30, 10);
+    struct prep_log l = {0};
+    /* det/1 once (two steps), fails/1 called but not counted; not the
+     * selector-given model id, not the other input's step, not the crop's */
+    ASSERT_EQ(wf_prepare_input(wf, "image", im, prep_record, &l), 1);
+    ASSERT_EQ(l.n, 2);
+    ASSERT_STR_EQ(l.ids[0], "det/1");
+    ASSERT_STR_EQ(l.tasks[0], "object-detection");
+    ASSERT_STR_EQ(l.ids[1], "fails/1");
+    ASSERT_STR_EQ(l.tasks[1], "classification");
+    memset(&l, 0, sizeof l);
+    ASSERT_EQ(wf_prepare_input(wf, "other", im, prep_record, &l), 1);
+    ASSERT_STR_EQ(l.ids[0], "kp/1");
+    ASSERT_STR_EQ(l.tasks[0], "keypoint-detection");
+    memset(&l, 0, sizeof l);
+    ASSERT_EQ(wf_prepare_input(wf, "mid", im, prep_record, &l), 0); /* not an image input */
+    ASSERT_EQ(wf_prepare_input(wf, "nope", im, prep_record, &l), 0);
+    ASSERT_EQ(l.n, 0);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
 TEST_MAIN()

@@ -312,3 +312,12 @@ const struct wf_block *const wf_blocks_models[] = {
     &od1, &od2, &od3, &is1, &is2, &is3, &kp1, &kp2, &kp3,
     &cls1, &cls2, &cls3, &mlc1, &mlc2, &mlc3, NULL,
 };
+
+const char *wf__model_block_task(const struct wf_block *blk)
+{
+    static const enum task order[] = {T_OD, T_IS, T_KP, T_CLS, T_MLC}; /* wf_blocks_models, 3 each */
+    for (size_t k = 0; wf_blocks_models[k]; k++)
+        if (wf_blocks_models[k] == blk)
+            return task_names[order[k / 3]];
+    return NULL;
+}

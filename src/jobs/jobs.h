@@ -55,17 +55,20 @@ struct jobs_opts {
     void *model_ud;
     /* Optional companion of model_infer over the same model_ud
      * (jobs_model_prepare): the decode-ahead thread pre-processes the next
-     * image for the workflow's model steps with it. */
+     * image for the workflow's model steps with it.  Used when there is no
+     * model_select (which gives its own). */
     wf_model_prepare_fn model_prepare;
     /* Machine types (computeConfiguration.machineType).  NULL: every job
      * runs on model_infer/model_ud and a "gpu" job is refused with 400.
      * Otherwise model_select(model_select_ud, machine_type, needs_models,
-     * &fn, &fn_ud, err, errlen) gives the provider for a job's machine type
-     * (jobs_models_select); called with fn NULL at POST/restart time, it
-     * only checks (no model may be loaded then) and its error refuses the
-     * job with 400.  needs_models: the workflow has model steps. */
+     * &fn, &prep, &fn_ud, err, errlen) gives the provider for a job's
+     * machine type and its prepare companion over the same fn_ud (may be
+     * set to NULL) (jobs_models_select); called with fn NULL at POST/restart
+     * time, it only checks (no model may be loaded then) and its error
+     * refuses the job with 400.  needs_models: the workflow has model
+     * steps. */
     int (*model_select)(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                        void **fn_ud, char *err, size_t errlen);
+                        wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen);
     void *model_select_ud;
 };
 void jobs_opts_default(struct jobs_opts *o);
@@ -159,7 +162,7 @@ void jobs_models_free(struct jobs_models *m); /* accepts NULL */
 /* jobs_opts.model_select over a struct jobs_models * (ud).  "cpu" with
  * needs_models checks that ONNX Runtime loads.  <0 with a message. */
 int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       void **fn_ud, char *err, size_t errlen);
+                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen);
 
 /* ---- models stored in the blob store + the models table (docs/MODELS.md) ---- */
 

@@ -259,8 +259,23 @@ static int gpu_infer(void *ud, const struct wf_model_request *req, const struct 
     return rc;
 }
 
+/* wf_model_prepare_fn of cpu_infer and gpu_infer (ud: struct jobs_models).
+ * An id the registry does not know yet fails here; the step's inference
+ * then re-reads the models table and pre-processes the image itself. */
+static int cpu_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                       size_t errlen)
+{
+    return model_registry_prepare(((struct jobs_models *)ud)->cpu, req->model_id, img, err, errlen);
+}
+
+static int gpu_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                       size_t errlen)
+{
+    return model_registry_prepare(((struct jobs_models *)ud)->gpu, req->model_id, img, err, errlen);
+}
+
 int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       void **fn_ud, char *err, size_t errlen)
+                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
 {
     struct jobs_models *m = ud;
     char e2[400];
@@ -274,9 +289,13 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
         if (fn && m->st) {
             *fn = cpu_infer;
             *fn_ud = m;
+            if (prep)
+                *prep = cpu_prepare;
         } else if (fn) {
             *fn = jobs_model_infer;
             *fn_ud = m->cpu;
+            if (prep)
+                *prep = jobs_model_prepare;
         }
         return 0;
     }
@@ -301,6 +320,8 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
     if (rc == 0 && fn) {
         *fn = gpu_infer;
         *fn_ud = m;
+        if (prep)
+            *prep = gpu_prepare;
     }
     return rc;
 }

@@ -354,22 +354,21 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
 {
     w->infer = j->o.model_infer;
     w->infer_ud = j->o.model_ud;
-    w->prepare = NULL;
+    w->prepare = j->o.model_prepare;
     if (j->o.model_select) {
+        w->prepare = NULL;
         if (j->o.model_select(j->o.model_select_ud, jb->machine_type, wf_uses_models(w->wf), &w->infer,
-                              &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
+                              &w->prepare, &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
             w->infer = infer_unavailable;
+            w->prepare = NULL;
             w->infer_ud = w->infer_err;
         }
     } else if (!strcmp(jb->machine_type, "gpu")) {
         snprintf(w->infer_err, sizeof w->infer_err, "machineType gpu is not available on this server");
         w->infer = infer_unavailable;
+        w->prepare = NULL;
         w->infer_ud = w->infer_err;
     }
-    /* model_prepare goes with the default provider only (the gpu one of
-     * model_select has none yet: its images are pre-processed in the step) */
-    if (w->infer == j->o.model_infer && w->infer_ud == j->o.model_ud)
-        w->prepare = j->o.model_prepare;
 }
 
 int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)

@@ -579,7 +579,7 @@ static int gpu_fake_infer(void *ud, const struct wf_model_request *req, const st
 }
 
 static int fake_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       void **fn_ud, char *err, size_t errlen)
+                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
 {
     (void)ud;
     (void)needs_models;
@@ -595,11 +595,13 @@ static int fake_select(void *ud, const char *machine_type, bool needs_models, wf
         if (fn) {
             *fn = gpu_fake_infer;
             *fn_ud = (void *)"gpu-provider";
+            *prep = NULL; /* a provider without prepare: images are only decoded ahead */
         }
         return 0;
     }
     if (fn) {
         *fn = fake_infer;
+        *prep = fake_prepare;
         *fn_ud = NULL;
     }
     return 0;
@@ -643,10 +645,12 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ASSERT_OK(jobs_create(c.j, "ws", "g1", NULL, b, &out));
     json_decref(out);
     json_decref(b);
-    int cpu_before = fake_calls;
+    int cpu_before = fake_calls, prep_before = prep_calls, seen_before = prep_seen;
     run_all(&c);
     ASSERT_EQ(gpu_calls, 2);
     ASSERT_EQ(fake_calls - cpu_before, 2); /* gpu_fake_infer delegates to fake_infer */
+    ASSERT_EQ(prep_calls - prep_before, 0); /* that provider has no prepare */
+    ASSERT_EQ(prep_seen - seen_before, 0);
     ASSERT_GE(sel_picks, 1);
     json_t *job = get_job(&c, "g1");
     ASSERT(json_is_false(json_object_get(job, "error")));
@@ -656,8 +660,10 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ASSERT_OK(jobs_create(c.j, "ws", "c1", NULL, b, &out));
     json_decref(out);
     json_decref(b);
+    prep_before = prep_calls;
     run_all(&c);
     ASSERT_EQ(gpu_calls, 2);
+    ASSERT_EQ(prep_calls - prep_before, 2); /* the selected cpu provider's prepare, per image */
     /* restart with a gpu override is refused when the GPU goes away */
     sel_gpu_ok = false;
     b = json_loads("{\"type\": \"parameters-override-v1\", \"computeConfiguration\":"
@@ -675,21 +681,22 @@ TEST(missing_onnx_runtime_is_named_by_the_providers)
     struct jobs_models *m = NULL;
     char err[512] = "";
     wf_model_infer_fn fn = NULL;
+    wf_model_prepare_fn prep = NULL;
     void *ud = NULL;
     o.ort_lib = "/nonexistent/libonnxruntime.so";
     ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
     ASSERT_OK(jobs_models_new(reg, "/nonexistent-data", NULL, 1, &m));
     /* a workflow without models does not need the runtime */
-    ASSERT_OK(jobs_models_select(m, "cpu", false, NULL, NULL, err, sizeof err));
-    ASSERT(jobs_models_select(m, "cpu", true, NULL, NULL, err, sizeof err) < 0);
+    ASSERT_OK(jobs_models_select(m, "cpu", false, NULL, NULL, NULL, err, sizeof err));
+    ASSERT(jobs_models_select(m, "cpu", true, NULL, NULL, NULL, err, sizeof err) < 0);
     ASSERT(strstr(err, "model steps") && strstr(err, "ONNX Runtime"));
     /* the gpu registry loads ONNX Runtime from the default place (VBATCH_ORT_LIB
      * or the built-in path, as jobs_models_open does): CPU-only here */
-    ASSERT(jobs_models_select(m, "gpu", false, &fn, &ud, err, sizeof err) < 0);
+    ASSERT(jobs_models_select(m, "gpu", false, &fn, &prep, &ud, err, sizeof err) < 0);
     ASSERT(strstr(err, "gpu"));
-    ASSERT(jobs_models_select(m, "tpu", false, NULL, NULL, err, sizeof err) < 0);
+    ASSERT(jobs_models_select(m, "tpu", false, NULL, NULL, NULL, err, sizeof err) < 0);
     /* at run time the model step's error says why, not "model not found" */
-    ASSERT_OK(jobs_models_select(m, "cpu", false, &fn, &ud, err, sizeof err));
+    ASSERT_OK(jobs_models_select(m, "cpu", false, &fn, &prep, &ud, err, sizeof err));
     struct vis_image *img = vis_image_new(8, 8, VIS_BGR);
     const struct vis_image *arr[1] = {img};
     struct wf_model_request req = {0};

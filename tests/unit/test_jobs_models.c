@@ -296,6 +296,7 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     struct model_registry_opts o = {.intra_op_threads = 1};
     struct jobs_models *jm = NULL;
     wf_model_infer_fn fn = NULL;
+    wf_model_prepare_fn prep = NULL;
     void *ud = NULL;
 
     ctx_open(&c);
@@ -304,7 +305,7 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT_OK(jobs_models_store_sync(c.st, worker_reg, NULL, NULL));
     ASSERT_OK(jobs_models_new(worker_reg, c.dir, NULL, 1, &jm));
     jobs_models_set_store(jm, c.st);
-    ASSERT_OK(jobs_models_select(jm, "cpu", true, &fn, &ud, err, sizeof err));
+    ASSERT_OK(jobs_models_select(jm, "cpu", true, &fn, &prep, &ud, err, sizeof err));
 
     struct vis_image *img = vis_image_new(64, 48, VIS_BGR);
     const struct vis_image *arr[1] = {img};
@@ -322,6 +323,13 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT(json_is_array(json_object_get(out[0], "predictions")));
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(out[0], "image"), "width")), 64);
     json_decref(out[0]);
+    /* the provider's prepare companion pre-processes over the same registry */
+    ASSERT(prep != NULL);
+    struct vis_image *img2 = vis_image_new(64, 48, VIS_BGR);
+    if (prep(ud, &req, img2, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    ASSERT(img2->aux != NULL);
+    vis_image_free(img2);
 
     /* replaced elsewhere while tasks run: the periodic re-read follows it */
     setenv("VBATCH_MODELS_SYNC_MS", "0", 1);

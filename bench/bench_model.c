@@ -3,15 +3,19 @@
  * Runtime, in one run, on the YOLOv8n-sized model made by
  * scripts/make-bench-model.py (8.7 GFLOP at 640x640).
  *
- *   bench_model [MODEL_DIR] [N]      (default ~/.cache/vbatch/bench/yolov8n-random, 30)
+ *   bench_model [MODEL_DIR] [N]      (default ~/.cache/vbatch/bench/yolov8n-random, 60)
  *
  * Baseline: an ORT session of our own (2 intra-op threads, full graph
  * optimisation) running the already pre-processed 640x640 tensor.
  * vbatch: JPEG bytes (1920x1080) -> vis_decode -> model_run (pre-process,
  * inference on the registry's shared session, decode + NMS) ->
- * model_result_to_json -> json_dumps.  Also the same path on 2 worker
- * threads sharing one session with 1 intra-op thread each (how a 2-core
- * worker pool runs), and the decode / pre-process cost per 1080p JPEG.
+ * model_result_to_json -> json_dumps, measured three ways: all on one
+ * thread ("vbatch_path"); as the jobs worker runs it, with decode and
+ * pre-processing of the next image on a lookahead thread
+ * ("vbatch_pipelined"); and that on 2 worker threads sharing one session
+ * with 1 intra-op thread each (the default worker pool of a 2-core
+ * machine), against bare ORT on 2 threads and on 2 x 1 threads.  Also the
+ * decode / pre-process cost per 1080p JPEG.
  *
  * One line per figure: "bench_model <name> <value> <unit>".
  */
@@ -54,6 +58,7 @@ static int cmp_d(const void *a, const void *b)
 
 /* Sequential per-image latencies: min and median, robust to a busy box. */
 #define LAT_N 64
+#define ROUNDS 5
 static double lat_bare[LAT_N], lat_whole[LAT_N];
 static int n_bare, n_whole;
 
@@ -133,7 +138,7 @@ static void *whole_path(void *p)
     struct lookahead *la = NULL;
     char err[256];
     model_params_init(&prm);
-    if (a->pipe && lookahead_start((size_t)a->n, 1, decode_one, a, &la) < 0) {
+    if (a->pipe && lookahead_start((size_t)a->n, 1, 10, decode_one, a, &la) < 0) {
         fprintf(stderr, "lookahead_start failed\n");
         exit(1);
     }
@@ -261,7 +266,7 @@ int main(int argc, char **argv)
     snprintf(def, sizeof(def), "%s/.cache/vbatch/bench/yolov8n-random",
              getenv("HOME") ? getenv("HOME") : ".");
     const char *dir = argc > 1 ? argv[1] : def;
-    int n = argc > 2 ? atoi(argv[2]) : 30;
+    int n = argc > 2 ? atoi(argv[2]) : 60;
     char err[512] = "";
     n = MAX(n, 4) & ~1;
     log_set_level(LOG_WARN);
@@ -334,52 +339,77 @@ int main(int argc, char **argv)
     whole_ips(m1, jpg, jlen, 2, 2, 0, &s);
     n_bare = n_whole = 0;
 
-    /* interleave the two measurements so that machine load hits both */
-    double b_ips = 0, v_ips = 0, p_ips = 0;
-    struct whole_arg sv = {0}, sp;
-    double cpu_bare = 0, cpu_whole = 0, cpu_pipe = 0;
-    for (int rep = 0; rep < 2; rep++) {
-        double c0 = proc_cpu_ms();
-        b_ips += bare_ips(api, bs2, in, 1, n / 2) / 2;
-        double c1 = proc_cpu_ms();
-        v_ips += whole_ips(m2, jpg, jlen, 1, n / 2, 0, &s) / 2;
-        double c2 = proc_cpu_ms();
-        p_ips += whole_ips(m2, jpg, jlen, 1, n / 2, 1, &sp) / 2;
-        double c3 = proc_cpu_ms();
-        cpu_bare += c1 - c0;
-        cpu_whole += c2 - c1;
-        cpu_pipe += c3 - c2;
-        sv.decode_ms += s.decode_ms;
-        sv.run_ms += s.run_ms;
-        sv.json_ms += s.json_ms;
-        sv.n += s.n;
-        sv.dets = s.dets;
-        sv.bytes = s.bytes;
+    /* ROUNDS rounds, each running every set-up on m images one after the
+     * other, so that the machine's load (a shared VM here) hits them
+     * alike; ratios are taken per round and the median is reported with
+     * the range. */
+    enum { B2, SEQ, PIPE, B1, W2, NSET };
+    static const char *const set_name[NSET] = {"bare_ort_2threads", "vbatch_path_2threads",
+                                               "vbatch_pipelined_2threads", "bare_ort_2workers_x1thread",
+                                               "vbatch_2workers_x1thread"};
+    double ips[ROUNDS][NSET], cpu[NSET] = {0};
+    int m = MAX(4, n / ROUNDS) & ~1;
+    struct whole_arg sv = {0};
+    for (int r = 0; r < ROUNDS; r++) {
+        for (int k = 0; k < NSET; k++) {
+            double c0 = proc_cpu_ms();
+            switch (k) {
+            case B2: ips[r][k] = bare_ips(api, bs2, in, 1, m); break;
+            case SEQ:
+                ips[r][k] = whole_ips(m2, jpg, jlen, 1, m, 0, &s);
+                sv.decode_ms += s.decode_ms;
+                sv.run_ms += s.run_ms;
+                sv.json_ms += s.json_ms;
+                sv.n += s.n;
+                sv.dets += s.dets;
+                sv.bytes += s.bytes;
+                break;
+            case PIPE: ips[r][k] = whole_ips(m2, jpg, jlen, 1, m, 1, &s); break;
+            case B1: ips[r][k] = bare_ips(api, bs1, in, 2, m); break;
+            default: ips[r][k] = whole_ips(m1, jpg, jlen, 2, m, 1, &s); break;
+            }
+            cpu[k] += proc_cpu_ms() - c0;
+        }
     }
-    double bare_ms = 1000.0 / b_ips;
-    /* CPU time per image (ORT does not spin): the work each image costs,
-     * whatever else the machine runs; 2 cores / that = images/s when the
-     * cores are saturated, and the ratio of the two is the throughput ratio. */
-    cpu_bare /= (n / 2) * 2;
-    cpu_whole /= (n / 2) * 2;
-    cpu_pipe /= (n / 2) * 2;
-    printf("bench_model bare_ort_cpu_per_image %.2f ms\n", cpu_bare);
-    printf("bench_model vbatch_path_cpu_per_image %.2f ms\n", cpu_whole);
-    printf("bench_model vbatch_over_bare_ratio_cpu %.3f (target >= 0.9)\n", cpu_bare / cpu_whole);
-    printf("bench_model bare_ort_2threads %.2f images/s\n", b_ips);
-    printf("bench_model bare_ort_2threads_latency %.2f ms\n", bare_ms);
-    printf("bench_model vbatch_path_2threads %.2f images/s\n", v_ips);
-    printf("bench_model vbatch_over_bare_ratio %.3f (target >= 0.9)\n", v_ips / b_ips);
-    printf("bench_model vbatch_pipelined_cpu_per_image %.2f ms\n", cpu_pipe);
-    printf("bench_model vbatch_pipelined_2threads %.2f images/s (decode + pre-process one image ahead, as the jobs worker)\n",
-           p_ips);
-    printf("bench_model vbatch_pipelined_over_bare_ratio %.3f (target >= 0.9)\n", p_ips / b_ips);
+    double mean[NSET];
+    for (int k = 0; k < NSET; k++) {
+        mean[k] = 0;
+        for (int r = 0; r < ROUNDS; r++)
+            mean[k] += ips[r][k] / ROUNDS;
+        cpu[k] /= (double)m * ROUNDS; /* CPU ms per image (ORT does not spin: work done) */
+        printf("bench_model %s %.2f images/s (mean of %d rounds of %d images), %.2f ms CPU per image\n",
+               set_name[k], mean[k], ROUNDS, m, cpu[k]);
+    }
+    struct {
+        const char *name, *note;
+        int num, den;
+    } ratios[] = {
+        {"vbatch_pipelined_over_bare_ratio", "the jobs worker's path, 1 worker x 2 intra-op threads; target >= 0.9",
+         PIPE, B2},
+        {"vbatch_path_over_bare_ratio", "everything on one thread, 1 x 2", SEQ, B2},
+        {"vbatch_2workers_over_bare_2workers_ratio", "2 workers x 1 thread on both sides", W2, B1},
+        {"vbatch_2workers_over_bare_2threads_ratio", "vbatch's default pool on 2 cores vs bare ORT on 2 threads",
+         W2, B2},
+    };
+    for (size_t q = 0; q < ARRAY_LEN(ratios); q++) {
+        double rr[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++)
+            rr[r] = ips[r][ratios[q].num] / ips[r][ratios[q].den];
+        qsort(rr, ROUNDS, sizeof(double), cmp_d);
+        printf("bench_model %s %.3f (median of %d rounds; range %.3f-%.3f; %s)\n", ratios[q].name,
+               rr[ROUNDS / 2], ROUNDS, rr[0], rr[ROUNDS - 1], ratios[q].note);
+    }
+    printf("bench_model vbatch_path_over_bare_ratio_cpu %.3f (CPU time per image, one thread)\n",
+           cpu[B2] / cpu[SEQ]);
+    printf("bench_model vbatch_pipelined_over_bare_ratio_cpu %.3f (CPU time per image, pipelined)\n",
+           cpu[B2] / cpu[PIPE]);
+    double bare_ms = 1000.0 / mean[B2];
     double dms = sv.decode_ms / sv.n, rms = sv.run_ms / sv.n, jms = sv.json_ms / sv.n;
     printf("bench_model path_decode %.2f ms\n", dms);
     printf("bench_model path_model_run %.2f ms (pre-process + inference + decode/NMS)\n", rms);
     printf("bench_model path_model_run_minus_bare_inference %.2f ms\n", rms - bare_ms);
-    printf("bench_model path_json %.3f ms (%zu detections, %zu bytes per image)\n", jms,
-           sv.dets / (size_t)(n / 2), sv.bytes / (size_t)(n / 2));
+    printf("bench_model path_json %.3f ms (%zu detections, %zu bytes per image)\n", jms, sv.dets / (size_t)sv.n,
+           sv.bytes / (size_t)sv.n);
 
     qsort(lat_bare, (size_t)n_bare, sizeof(double), cmp_d);
     qsort(lat_whole, (size_t)n_whole, sizeof(double), cmp_d);
@@ -388,25 +418,7 @@ int main(int argc, char **argv)
                lat_bare[n_bare / 2]);
         printf("bench_model vbatch_path_latency_min %.2f ms median %.2f ms\n", lat_whole[0],
                lat_whole[n_whole / 2]);
-        printf("bench_model vbatch_over_bare_ratio_min_latency %.3f\n", lat_bare[0] / lat_whole[0]);
-        printf("bench_model vbatch_over_bare_ratio_median_latency %.3f\n",
-               lat_bare[n_bare / 2] / lat_whole[n_whole / 2]);
     }
-
-    /* 2 workers x 1 intra-op thread: parallel across images */
-    double c0 = proc_cpu_ms();
-    double b1 = bare_ips(api, bs1, in, 2, n);
-    double c1 = proc_cpu_ms();
-    double v1 = whole_ips(m1, jpg, jlen, 2, n, 0, &s);
-    double c2 = proc_cpu_ms();
-    double cpu_b1 = (c1 - c0) / ((n / 2) * 2), cpu_v1 = (c2 - c1) / ((n / 2) * 2);
-    printf("bench_model bare_ort_2workers_x1thread_cpu_per_image %.2f ms\n", cpu_b1);
-    printf("bench_model vbatch_path_2workers_x1thread_cpu_per_image %.2f ms\n", cpu_v1);
-    printf("bench_model vbatch_2workers_over_bare_2threads_ratio_cpu %.3f (target >= 0.9)\n",
-           cpu_bare / cpu_v1);
-    printf("bench_model bare_ort_2workers_x1thread %.2f images/s\n", b1);
-    printf("bench_model vbatch_path_2workers_x1thread %.2f images/s\n", v1);
-    printf("bench_model vbatch_2workers_over_bare_2threads_ratio %.3f (target >= 0.9)\n", v1 / b_ips);
 
     api->ReleaseValue(in);
     api->ReleaseMemoryInfo(mi);

@@ -147,8 +147,10 @@ int fsync_dir(const char *dir);
 /* ---- run-ahead ----------------------------------------------------------- */
 /* One background thread that produces items 0..n-1 in order, at most
  * `depth` ahead of the consumer, so that loading item i+1 (reading and
- * decoding an image, say) overlaps the caller's work on item i.  fn runs on
- * that thread and returns an owned result (may be NULL); lookahead_take(i)
+ * decoding an image, say) overlaps the caller's work on item i.  The thread
+ * runs `nice` steps below the caller's priority (0: the same), so that it
+ * fills the cores the consumer leaves idle rather than taking them from
+ * it.  fn runs on that thread and returns an owned result (may be NULL); lookahead_take(i)
  * blocks until item i is produced and hands its result over.  Items are
  * taken in order, each once.  lookahead_stop() may be called at any point
  * (an early exit): it waits for the item in progress, frees every produced
@@ -157,7 +159,7 @@ int fsync_dir(const char *dir);
 struct lookahead;
 typedef void *(*lookahead_fn)(void *ud, size_t i);
 /* 0, or ERR_NOMEM / -errno when the thread cannot be started. */
-int lookahead_start(size_t n, int depth, lookahead_fn fn, void *ud, struct lookahead **out);
+int lookahead_start(size_t n, int depth, int nice, lookahead_fn fn, void *ud, struct lookahead **out);
 void *lookahead_take(struct lookahead *la, size_t i);
 void lookahead_stop(struct lookahead *la, void (*free_fn)(void *));
 

@@ -422,7 +422,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     while (nuse < nitems && items[nuse].id <= t->last_id)
         nuse++; /* the rest was added to the batch after planning */
     fc = (struct fetch_ctx){j, items, w->wf, jb.image_input, w->prepare, w->infer_ud};
-    if (nuse > 0 && (rc = lookahead_start((size_t)nuse, 1, fetch_one, &fc, &ahead)) < 0) {
+    if (nuse > 0 && (rc = lookahead_start((size_t)nuse, 1, 10, fetch_one, &fc, &ahead)) < 0) {
         jobs__err("cannot start the decode-ahead thread: %s", err_str(rc));
         goto out;
     }

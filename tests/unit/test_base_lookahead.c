@@ -3,12 +3,14 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/base.h"
 
 struct prod {
     pthread_mutex_t mu;
+    int prio; /* nice value seen by the producer thread */
     size_t calls;     /* items produced so far */
     size_t max_ahead; /* largest calls - consumed seen by the producer */
     size_t consumed;
@@ -18,6 +20,7 @@ static void *make_item(void *ud, size_t i)
 {
     struct prod *p = ud;
     pthread_mutex_lock(&p->mu);
+    p->prio = getpriority(PRIO_PROCESS, (id_t)gettid());
     p->calls++;
     if (p->calls - p->consumed > p->max_ahead)
         p->max_ahead = p->calls - p->consumed;
@@ -31,9 +34,9 @@ static void *make_item(void *ud, size_t i)
 
 TEST(lookahead_order_and_depth)
 {
-    struct prod p = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    struct prod p = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
     struct lookahead *la = NULL;
-    ASSERT_OK(lookahead_start(100, 2, make_item, &p, &la));
+    ASSERT_OK(lookahead_start(100, 2, 0, make_item, &p, &la));
     for (size_t i = 0; i < 100; i++) {
         if (i % 10 == 0)
             usleep(2000); /* a slow consumer: the producer must wait, not run on */
@@ -60,11 +63,15 @@ TEST(lookahead_early_stop_frees)
 {
     /* stop after two items: the produced but untaken results are freed
      * (LeakSanitizer checks), and the producer does not run to the end */
-    struct prod p = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    struct prod p = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
     struct lookahead *la = NULL;
-    ASSERT_OK(lookahead_start(1000, 3, make_item, &p, &la));
+    ASSERT_OK(lookahead_start(1000, 3, 5, make_item, &p, &la));
     free(lookahead_take(la, 0));
     free(lookahead_take(la, 1));
+    /* the producer runs 5 nice steps below the caller (per-thread on Linux) */
+    pthread_mutex_lock(&p.mu);
+    ASSERT_EQ(p.prio, MIN(getpriority(PRIO_PROCESS, (id_t)gettid()) + 5, 19));
+    pthread_mutex_unlock(&p.mu);
     usleep(20000);
     lookahead_stop(la, free);
     ASSERT_LE(p.calls, 6);
@@ -73,9 +80,9 @@ TEST(lookahead_early_stop_frees)
 
 TEST(lookahead_empty)
 {
-    struct prod p = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+    struct prod p = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
     struct lookahead *la = NULL;
-    ASSERT_OK(lookahead_start(0, 1, make_item, &p, &la));
+    ASSERT_OK(lookahead_start(0, 1, 0, make_item, &p, &la));
     lookahead_stop(la, free);
     ASSERT_EQ(p.calls, 0);
 }

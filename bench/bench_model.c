@@ -3,7 +3,7 @@
  * Runtime, in one run, on the YOLOv8n-sized model made by
  * scripts/make-bench-model.py (8.7 GFLOP at 640x640).
  *
- *   bench_model [MODEL_DIR] [N]      (default ~/.cache/vbatch/bench/yolov8n-random, 60)
+ *   bench_model [MODEL_DIR] [N]      (default ~/.cache/vbatch/bench/yolov8n-random, 108)
  *
  * Baseline: an ORT session of our own (2 intra-op threads, full graph
  * optimisation) running the already pre-processed 640x640 tensor.
@@ -58,7 +58,7 @@ static int cmp_d(const void *a, const void *b)
 
 /* Sequential per-image latencies: min and median, robust to a busy box. */
 #define LAT_N 64
-#define ROUNDS 5
+#define ROUNDS 9
 static double lat_bare[LAT_N], lat_whole[LAT_N];
 static int n_bare, n_whole;
 
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
     snprintf(def, sizeof(def), "%s/.cache/vbatch/bench/yolov8n-random",
              getenv("HOME") ? getenv("HOME") : ".");
     const char *dir = argc > 1 ? argv[1] : def;
-    int n = argc > 2 ? atoi(argv[2]) : 60;
+    int n = argc > 2 ? atoi(argv[2]) : 108;
     char err[512] = "";
     n = MAX(n, 4) & ~1;
     log_set_level(LOG_WARN);

@@ -4,8 +4,9 @@
  *
  * A job is one row of `jobs`; it has two stages (`processing`, `export`)
  * and tasks.  The processing stage has one task per run of at most
- * max_task_items items (cut also where the shard changes), the export stage
- * exactly one task, so tasksNumber is never 0.
+ * max_task_items items (cut also where the shard changes; a small batch is
+ * cut finer, see plan_items), the export stage exactly one task, so
+ * tasksNumber is never 0.
  *
  *   POST job ─► running/processing ─┬─ every processing task done ─► running/export
  *      │  tasks: pending ─claim─► running ─complete─► done          │
@@ -770,14 +771,26 @@ out:
     return rc;
 }
 
-/* Read every item id of the input and plan the tasks.  Refuses videos. */
+/* Smallest task the planner cuts a small batch into. */
+#define PLAN_MIN_TASK_ITEMS 16
+
+/* Read every item id of the input and plan the tasks.  Refuses videos.
+ * A batch of fewer than 2 x workers x max_task_items images is cut into
+ * about 2 tasks per local worker thread (of at least PLAN_MIN_TASK_ITEMS):
+ * with tasks of 500, a 400-image job would run on one worker — one ONNX
+ * Runtime thread of a 2-core machine — while the other waits. */
 static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, struct plan *p,
                       int64_t *total)
 {
-    int64_t after = 0;
+    int64_t after = 0, count = 0;
     int rc = 0;
     *total = 0;
     p->max_items = j->o.max_task_items;
+    if (staging_items_count(j->sg, ws, d->batch, d->part, &count) == 0 && count > 0) {
+        int64_t want = 2 * (int64_t)MAX(j->o.workers, 1);
+        int64_t per = MAX(PLAN_MIN_TASK_ITEMS, (count + want - 1) / want);
+        p->max_items = (int)MIN((int64_t)j->o.max_task_items, per);
+    }
     for (;;) {
         struct staging_item *it = NULL;
         int n = 0;

@@ -57,7 +57,9 @@ def test_kill9_during_processing_and_export(server_factory):
     put_workflow(s, 'crop', CROP_WF)
     names = stage_pngs(s, 'crash', 520, bulk=True)
     assert bp(s, 'POST', '/crash1', job_body('crash', 'crop', persist=True)).status == 200
-    assert len(tasks(s, 'crash1')) == 3  # shards of 256, 256, 8
+    # shards of 256, 256, 8; a batch this small is cut into tasks of at most
+    # ceil(520 / (2 x 2 workers)) = 130 so that both workers get a share
+    assert len(tasks(s, 'crash1')) == 5
     wait_until(lambda: any((t.get('progress') or 0) > 0 for t in tasks(s, 'crash1')), what='progress')
     restart(s)
     wait_until(lambda: bp(s, 'GET', '/crash1').json()['job']['currentStage'] == 'export', timeout=120,

@@ -374,6 +374,41 @@ TEST(max_parallel_tasks_honoured)
     ctx_close(&c);
 }
 
+/* A small batch is cut into about two tasks per local worker (at least 16
+ * items each) so that every worker gets a share; a big one into 500s. */
+TEST(small_batches_cut_for_every_worker)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    ctx_open(&c, 500);
+    jobs_free(c.j);
+    c.o.workers = 2; /* not started: only the planner looks at it */
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    for (int i = 0; i < 40; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%02d.png", i);
+        upload(&c, "b40", n, i, false);
+        if (i < 10)
+            upload(&c, "b10", n, i, false);
+    }
+    b = body("b40", "det", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "j40", NULL, b, &out)); /* 40 / (2 x 2) = 10 -> 16, 16, 8 */
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_stages(c.j, "ws", "j40", &out));
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 3);
+    json_decref(out);
+    b = body("b10", "det", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "j10", NULL, b, &out)); /* under 16: one task */
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_stages(c.j, "ws", "j10", &out));
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 1);
+    json_decref(out);
+    ctx_close(&c);
+}
+
 TEST(processing_and_export_end_to_end)
 {
     struct ctx c;

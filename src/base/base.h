@@ -121,6 +121,17 @@ uint8_t *base64url_decode(const char *s, size_t len, size_t *outlen);
 /* Constant-time comparison; true when equal. */
 bool ct_equal(const void *a, const void *b, size_t n);
 
+/* ---- page tokens ------------------------------------------------------- */
+/* Keyset page tokens: opaque base64url of "p1:<last key>:<tag>", tag = the
+ * first 8 hex digits of sha256(scope), where scope names the listing
+ * ("items|<ws>|<batch>|<part>", ...).  A token is only accepted by the
+ * listing that made it: another batch's, job's or workspace's token is an
+ * error, not a silently shifted page.  Not a secret: anyone may craft one,
+ * and the keys behind it are checked by the listing's own WHERE clause. */
+char *page_token_make(const char *scope, int64_t last); /* malloc'd */
+/* 0 and *last (0 for a NULL or empty token), or ERR_INVALID. */
+int page_token_parse(const char *scope, const char *tok, int64_t *last);
+
 /* ---- strings ----------------------------------------------------------- */
 bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);

@@ -170,3 +170,54 @@ bool ct_equal(const void *a, const void *b, size_t n)
         d |= x[i] ^ y[i];
     return d == 0;
 }
+
+/* ---- page tokens ----------------------------------------------------------------------- */
+
+#define PAGE_TOKEN_MAX 64 /* decoded bytes: "p1:" + 19 digits + ":" + 8 hex */
+
+static void page_tag(const char *scope, char tag[9])
+{
+    uint8_t h[32];
+    sha256(scope, strlen(scope), h);
+    hex_encode(h, 4, tag);
+}
+
+char *page_token_make(const char *scope, int64_t last)
+{
+    char tag[9], raw[PAGE_TOKEN_MAX];
+    page_tag(scope, tag);
+    int n = snprintf(raw, sizeof raw, "p1:%lld:%s", (long long)last, tag);
+    return base64url_encode(raw, (size_t)n);
+}
+
+int page_token_parse(const char *scope, const char *tok, int64_t *last)
+{
+    char tag[9];
+    size_t n = 0, i = 3, len;
+    int64_t v = 0;
+    uint8_t *raw;
+    int rc = ERR_INVALID;
+
+    *last = 0;
+    if (!tok || !*tok)
+        return 0;
+    len = strlen(tok);
+    if (len > (PAGE_TOKEN_MAX * 4 + 2) / 3)
+        return ERR_INVALID;
+    raw = base64url_decode(tok, len, &n);
+    if (!raw || n < 3 + 1 + 1 + 8 || memcmp(raw, "p1:", 3) != 0)
+        goto out;
+    /* at most 18 digits: v * 10 cannot overflow */
+    for (; i < n && i < 3 + 18 && raw[i] >= '0' && raw[i] <= '9'; i++)
+        v = v * 10 + (raw[i] - '0');
+    if (i == 3 || i + 1 + 8 != n || raw[i] != ':')
+        goto out;
+    page_tag(scope, tag);
+    if (memcmp(raw + i + 1, tag, 8) != 0)
+        goto out;
+    *last = v;
+    rc = 0;
+out:
+    free(raw);
+    return rc;
+}

@@ -1115,19 +1115,17 @@ int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out)
     return rc;
 }
 
-/* Page tokens are the decimal key of the last row of the previous page. */
-static int token_parse(const char *tok, int64_t *v)
+/* Page tokens carry the key of the last row of the previous page, bound
+ * to the listing (page_token_make in base.h): "jobs|<ws>",
+ * "tasks|<job pk>|<stage>", "logs|<job pk>|<severity>". */
+#define PAGE_SCOPE_MAX 192
+
+static int token_parse(const char *scope, const char *tok, int64_t *v)
 {
-    char *end;
-    *v = 0;
-    if (!tok || !*tok)
-        return 0;
-    long long n = strtoll(tok, &end, 10);
-    if (*end || n <= 0 || strlen(tok) > 19) {
-        jobs__err("invalid nextPageToken '%.40s'", tok);
+    if (page_token_parse(scope, tok, v) < 0 || *v < 0) {
+        jobs__err("invalid nextPageToken '%.40s': not one this listing gave", tok);
         return ERR_INVALID;
     }
-    *v = n;
     return 0;
 }
 
@@ -1143,20 +1141,23 @@ static int page_size_fix(int page_size, int *out)
     return 0;
 }
 
-static json_t *token_json(bool more, int64_t last)
+static json_t *token_json(const char *scope, bool more, int64_t last)
 {
     if (!more)
         return json_null();
-    char b[24];
-    snprintf(b, sizeof b, "%lld", (long long)last);
-    return json_string(b);
+    char *t = page_token_make(scope, last);
+    json_t *r = json_string(t);
+    free(t);
+    return r;
 }
 
 int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out)
 {
     int64_t before;
     int ps, rc;
-    if ((rc = token_parse(token, &before)) < 0 || (rc = page_size_fix(page_size, &ps)) < 0)
+    char scope[PAGE_SCOPE_MAX];
+    snprintf(scope, sizeof scope, "jobs|%s", ws);
+    if ((rc = token_parse(scope, token, &before)) < 0 || (rc = page_size_fix(page_size, &ps)) < 0)
         return rc;
     sqlite3_stmt *q = NULL;
     sqlite3 *db = store_db_acquire(j->st);
@@ -1178,7 +1179,7 @@ int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, 
             n++;
         }
         bool more = sqlite3_stmt_busy(q) && n == ps;
-        *out = json_pack("{s:o,s:o}", "jobs", arr, "nextPageToken", token_json(more, last));
+        *out = json_pack("{s:o,s:o}", "jobs", arr, "nextPageToken", token_json(scope, more, last));
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);
@@ -1255,9 +1256,13 @@ int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *s
 {
     int64_t pk, after;
     int ps, rc;
-    if ((rc = token_parse(token, &after)) < 0 || (rc = page_size_fix(page_size, &ps)) < 0)
+    char scope[PAGE_SCOPE_MAX];
+    if ((rc = page_size_fix(page_size, &ps)) < 0)
         return rc;
     if ((rc = job_pk_get(j, ws, job_id, &pk)) < 0)
+        return rc;
+    snprintf(scope, sizeof scope, "tasks|%lld|%.40s", (long long)pk, stage);
+    if ((rc = token_parse(scope, token, &after)) < 0)
         return rc;
     if (strcmp(stage, JOBS_STAGE_PROC) && strcmp(stage, JOBS_STAGE_EXPORT)) {
         jobs__err("job '%s' has no stage '%.40s' (stages: processing, export)", job_id, stage);
@@ -1302,7 +1307,7 @@ int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *s
             last = sqlite3_column_int64(q, 0);
             n++;
         }
-        *out = json_pack("{s:o,s:o}", "tasks", arr, "nextPageToken", token_json(more, last));
+        *out = json_pack("{s:o,s:o}", "tasks", arr, "nextPageToken", token_json(scope, more, last));
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);
@@ -1321,9 +1326,13 @@ int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *se
     }
     if (severity && !*severity)
         severity = NULL;
-    if ((rc = token_parse(token, &after)) < 0 || (rc = page_size_fix(page_size, &ps)) < 0)
+    char scope[PAGE_SCOPE_MAX];
+    if ((rc = page_size_fix(page_size, &ps)) < 0)
         return rc;
     if ((rc = job_pk_get(j, ws, job_id, &pk)) < 0)
+        return rc;
+    snprintf(scope, sizeof scope, "logs|%lld|%s", (long long)pk, severity ? severity : "");
+    if ((rc = token_parse(scope, token, &after)) < 0)
         return rc;
     sqlite3_stmt *q = NULL;
     sqlite3 *db = store_db_acquire(j->st);
@@ -1363,7 +1372,7 @@ int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *se
             last = sqlite3_column_int64(q, 0);
             n++;
         }
-        *out = json_pack("{s:o,s:o}", "logs", arr, "nextPageToken", token_json(more, last));
+        *out = json_pack("{s:o,s:o}", "logs", arr, "nextPageToken", token_json(scope, more, last));
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);

@@ -614,7 +614,12 @@ out:
 
 /* ---- pagination ------------------------------------------------------------------ */
 
-static int page_args(struct staging *s, int page_size, const char *token, int *limit, int64_t *after)
+#define PAGE_SCOPE_MAX 512 /* "items|<ws>|<batch>|<part>": ids of bounded length */
+
+/* pageSize and nextPageToken of a listing; scope names the listing so that
+ * its tokens are refused by any other (page_token_make in base.h). */
+static int page_args(struct staging *s, const char *scope, int page_size, const char *token, int *limit,
+                     int64_t *after)
 {
     *after = 0;
     if (page_size <= 0)
@@ -624,33 +629,16 @@ static int page_args(struct staging *s, int page_size, const char *token, int *l
         return ERR_INVALID;
     }
     *limit = page_size;
-    if (!token || !*token)
-        return 0;
-    size_t n = 0;
-    uint8_t *raw = base64url_decode(token, strlen(token), &n);
-    int rc = ERR_INVALID;
-    /* at most 18 digits: v * 10 cannot overflow int64 */
-    if (raw && n > 3 && n <= 3 + 18 && !memcmp(raw, "k1:", 3)) {
-        int64_t v = 0;
-        size_t i = 3;
-        for (; i < n && raw[i] >= '0' && raw[i] <= '9'; i++)
-            v = v * 10 + (raw[i] - '0');
-        if (i == n) {
-            *after = v;
-            rc = 0;
-        }
+    if (page_token_parse(scope, token, after) < 0) {
+        staging__err("invalid nextPageToken: not one this listing gave");
+        return ERR_INVALID;
     }
-    free(raw);
-    if (rc < 0)
-        staging__err("invalid nextPageToken");
-    return rc;
+    return 0;
 }
 
-static json_t *page_token(int64_t last)
+static json_t *page_token(const char *scope, int64_t last)
 {
-    char tmp[32];
-    int n = snprintf(tmp, sizeof tmp, "k1:%lld", (long long)last);
-    char *t = base64url_encode(tmp, (size_t)n);
+    char *t = page_token_make(scope, last);
     json_t *j = json_string(t);
     free(t);
     return j;
@@ -684,7 +672,9 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
 {
     int limit;
     int64_t after;
-    int rc = page_args(s, page_size, page_token_s, &limit, &after);
+    char scope[PAGE_SCOPE_MAX];
+    snprintf(scope, sizeof scope, "batches|%s", ws);
+    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after);
     if (rc < 0)
         return rc;
     sqlite3 *db = store_db_acquire(s->st);
@@ -703,7 +693,7 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
         while ((st = sqlite3_step(q)) == SQLITE_ROW) {
             if (n == limit) {
                 json_decref(next);
-                next = page_token(last);
+                next = page_token(scope, last);
                 break;
             }
             last = sqlite3_column_int64(q, 0);
@@ -838,11 +828,13 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
     struct staging__batch b;
     int limit;
     int64_t after;
-    int rc = page_args(s, page_size, page_token_s, &limit, &after);
-    if (rc < 0)
-        return rc;
+    char scope[PAGE_SCOPE_MAX];
     if (part_name && !*part_name)
         part_name = NULL;
+    snprintf(scope, sizeof scope, "items|%s|%s|%s", ws, batch, part_name ? part_name : "");
+    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after);
+    if (rc < 0)
+        return rc;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
     json_t *arr = json_array(), *next = json_null();
@@ -865,7 +857,7 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
     while ((st = sqlite3_step(q)) == SQLITE_ROW) {
         if (n == limit) {
             json_decref(next);
-            next = page_token(last);
+            next = page_token(scope, last);
             break;
         }
         last = sqlite3_column_int64(q, 0);
@@ -900,7 +892,9 @@ int staging_list_shards(struct staging *s, const char *ws, const char *batch, in
     struct staging__batch b;
     int limit;
     int64_t after;
-    int rc = page_args(s, page_size, page_token_s, &limit, &after);
+    char scope[PAGE_SCOPE_MAX];
+    snprintf(scope, sizeof scope, "shards|%s|%s", ws, batch);
+    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after);
     if (rc < 0)
         return rc;
     sqlite3 *db = store_db_acquire(s->st);
@@ -920,7 +914,7 @@ int staging_list_shards(struct staging *s, const char *ws, const char *batch, in
     while ((st = sqlite3_step(q)) == SQLITE_ROW) {
         if (n == limit) {
             json_decref(next);
-            next = page_token(last);
+            next = page_token(scope, last);
             break;
         }
         last = sqlite3_column_int64(q, 0);

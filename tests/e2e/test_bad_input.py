@@ -607,11 +607,17 @@ def test_pagination_tokens(server):
         assert r.status in (200, 400), (t, r)
         r = server.ds('GET', f'/{KEEP}/shards', query={'pageSize': 1, 'nextPageToken': t})
         assert r.status in (200, 400), (t, r)
-    # a token of this batch used on another batch
+    # a token of this batch used on another batch, or on another listing
     r = server.ds('GET', '/page-other/list', query={'pageSize': 1, 'nextPageToken': tok})
-    assert r.status in (200, 400), r
-    if r.status == 200:
-        assert all(f['fileName'] == 'o.png' for f in r.json()['filesMetadata']), r
+    assert_error(r, 400)
+    assert 'nextPageToken' in r.json()['error']
+    assert_error(server.ds('GET', f'/{KEEP}/shards', query={'pageSize': 1, 'nextPageToken': tok}), 400)
+    assert_error(server.ds('GET', '', query={'pageSize': 1, 'nextPageToken': tok}), 400)
+    assert_error(server.ds('GET', f'/{KEEP}/list', query={'pageSize': 1, 'nextPageToken': tok,
+                                                         'partName': 'other'}), 400)
+    # and it still works where it came from
+    r = server.ds('GET', f'/{KEEP}/list', query={'pageSize': 1, 'nextPageToken': tok})
+    assert r.status == 200, r
     del other_tok
     alive(server)
 

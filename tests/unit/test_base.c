@@ -119,4 +119,38 @@ TEST(atomic_write)
     free(d);
 }
 
+TEST(page_tokens_bound_to_scope)
+{
+    int64_t v = -1;
+    char *t = page_token_make("items|ws|b1|", 123456789012345LL);
+    ASSERT_OK(page_token_parse("items|ws|b1|", t, &v));
+    ASSERT_EQ(v, 123456789012345LL);
+    /* another listing's token, a tampered one, garbage: refused */
+    ASSERT_EQ(page_token_parse("items|ws|b2|", t, &v), ERR_INVALID);
+    ASSERT_EQ(page_token_parse("items|other|b1|", t, &v), ERR_INVALID);
+    t[3] = t[3] == 'A' ? 'B' : 'A';
+    ASSERT_EQ(page_token_parse("items|ws|b1|", t, &v), ERR_INVALID);
+    free(t);
+    static const char *const bad[] = {"garbage", "%%%", "p1", "-1", "0", "AAAA"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        ASSERT_EQ(page_token_parse("s", bad[i], &v), ERR_INVALID);
+    char *big = xmalloc(10001);
+    memset(big, 'A', 10000);
+    big[10000] = 0;
+    ASSERT_EQ(page_token_parse("s", big, &v), ERR_INVALID);
+    free(big);
+    /* forged raw contents: too many digits, no digits, missing tag */
+    static const char *const raw[] = {"p1:9999999999999999999:00000000", "p1::00000000", "p1:5", "p1:5:",
+                                      "k1:5"};
+    for (size_t i = 0; i < ARRAY_LEN(raw); i++) {
+        char *e = base64url_encode(raw[i], strlen(raw[i]));
+        ASSERT_EQ(page_token_parse("s", e, &v), ERR_INVALID);
+        free(e);
+    }
+    /* none: the first page */
+    ASSERT_OK(page_token_parse("s", NULL, &v));
+    ASSERT_EQ(v, 0);
+    ASSERT_OK(page_token_parse("s", "", &v));
+}
+
 TEST_MAIN()

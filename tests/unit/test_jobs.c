@@ -526,10 +526,24 @@ TEST(abort_stops_claims)
     ASSERT_EQ(t, 0);
     ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, NULL, &out));
     ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
-    ASSERT_STR_EQ(json_string_value(json_object_get(out, "nextPageToken")), "1");
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "statusType")),
                   "error");
+    char *tok = xstrdup(json_string_value(json_object_get(out, "nextPageToken")));
+    char *first = xstrdup(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "taskId")));
     json_decref(out);
+    /* the token gives the second task; other listings refuse it */
+    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, tok, &out));
+    ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
+    ASSERT(strcmp(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "taskId")),
+                  first) != 0);
+    free(first);
+    ASSERT(json_is_null(json_object_get(out, "nextPageToken")));
+    json_decref(out);
+    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "export", 1, tok, &out), ERR_INVALID);
+    ASSERT_EQ(jobs_logs(c.j, "ws", "j1", NULL, 1, tok, &out), ERR_INVALID);
+    ASSERT_EQ(jobs_list(c.j, "ws", 1, tok, &out), ERR_INVALID);
+    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "processing", 1, "1", &out), ERR_INVALID); /* the old form */
+    free(tok);
     b = json_object(); /* {} is the same as no body */
     ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
     json_decref(b);

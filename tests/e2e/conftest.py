@@ -26,7 +26,12 @@ import zlib
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED = os.path.normpath(os.path.join(REPO, '..', 'shared'))
+# The read-only reference folder: $VBATCH_SHARED, else next to the
+# repository, else where this machine keeps it (a clean clone elsewhere
+# still validates against the OpenAPI documents).
+SHARED = next((d for d in (os.environ.get('VBATCH_SHARED'),
+                           os.path.normpath(os.path.join(REPO, '..', 'shared')), '/work/shared')
+               if d and os.path.isdir(d)), os.path.normpath(os.path.join(REPO, '..', 'shared')))
 sys.path.insert(0, os.path.join(SHARED, 'tools'))
 try:
     from openapi_check import check as _openapi_check  # noqa: E402

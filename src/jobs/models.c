@@ -361,16 +361,14 @@ static pthread_mutex_t ms_lock = PTHREAD_MUTEX_INITIALIZER;
  * registration has a new key). */
 static json_t *ms_bad_keys;
 
-static char *ms_dirname(const char *id)
+/* Step a statement whose row (if any) holds a blob key in column 0: *key
+ * is a copy of it, or stays NULL when there is no row.  <0 on an error. */
+static int ms_step_key(sqlite3_stmt *q, char **key)
 {
-    struct buf b = BUF_INIT;
-    for (const char *p = id; *p; p++) {
-        if (*p == '/')
-            buf_puts(&b, "--");
-        else
-            buf_append(&b, p, 1);
-    }
-    return buf_detach(&b, NULL);
+    int s = sqlite3_step(q);
+    if (s == SQLITE_ROW && sqlite3_column_text(q, 0))
+        *key = xstrdup((const char *)sqlite3_column_text(q, 0));
+    return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : ERR_INTERNAL;
 }
 
 /* "models/<dn>/<gen>" of a weights key "models/<dn>/<gen>/weights.onnx"
@@ -417,7 +415,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     if ((rc = model_registry_prepare_bytes(reg, id, onnx, len, meta, &m, err, errlen)) < 0)
         return rc;
     uuid4(gen);
-    dn = ms_dirname(id);
+    dn = model_id_dirname(id);
     prefix = xasprintf("models/%s/%s", dn, gen);
     wkey = xasprintf("%s/weights.onnx", prefix);
     mkey = xasprintf("%s/metadata.json", prefix);
@@ -449,10 +447,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     if (sqlite3_prepare_v2(db, "SELECT weights_key FROM models WHERE model_id=?", -1, &q, NULL) != SQLITE_OK)
         goto sql;
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    int s = sqlite3_step(q);
-    if (s == SQLITE_ROW)
-        old = xstrdup((const char *)sqlite3_column_text(q, 0));
-    else if (s != SQLITE_DONE)
+    if (ms_step_key(q, &old) < 0)
         goto sql;
     sqlite3_finalize(q);
     q = NULL;
@@ -542,10 +537,7 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
         SQLITE_OK)
         goto sql;
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    int s = sqlite3_step(q);
-    if (s == SQLITE_ROW)
-        old = xstrdup((const char *)sqlite3_column_text(q, 0));
-    else if (s != SQLITE_DONE)
+    if (ms_step_key(q, &old) < 0)
         goto sql;
     sqlite3_finalize(q);
     q = NULL;

@@ -115,6 +115,9 @@ void model_registry_add(struct model_registry *reg, struct model *m, const char 
  * Callers holding a reference keep the model until they unref it.
  * ERR_NOTFOUND when there is no such model (or the tag differs). */
 int model_registry_remove(struct model_registry *reg, const char *model_id, const char *tag);
+/* Folder / blob-key name of a model id: '/' written as "--" (ids never
+ * contain "--"); malloc'd. */
+char *model_id_dirname(const char *model_id);
 /* {model_id: tag} of the registered models that have a tag, new object. */
 json_t *model_registry_tags(struct model_registry *reg);
 /* Read a model folder (weights.onnx; class_names.txt, environment.json,

@@ -111,8 +111,7 @@ static bool model_id_valid(const char *id)
     return slashes <= 1;
 }
 
-/* Folder name of an id: '/' written as "--" (ids never contain "--"). */
-static char *id_to_dirname(const char *id)
+char *model_id_dirname(const char *id)
 {
     struct buf b = BUF_INIT;
     for (const char *p = id; *p; p++) {
@@ -1101,7 +1100,7 @@ static int register_folder(struct model_registry *reg, const char *id, const cha
     if ((rc = model_build(reg, &sp, &m, err, errlen)) < 0)
         goto out;
     if (copy && reg->opts.models_dir) {
-        char *dn = id_to_dirname(id);
+        char *dn = model_id_dirname(id);
         dest = xasprintf("%s/%s", reg->opts.models_dir, dn);
         free(dn);
         bool same = realpath(src, rsrc) && realpath(dest, rdst) && !strcmp(rsrc, rdst);
@@ -1414,7 +1413,7 @@ int model_registry_register_bytes(struct model_registry *reg, const char *id, co
     if ((rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen)) < 0)
         goto out;
     if (reg->opts.models_dir) {
-        dn = id_to_dirname(id);
+        dn = model_id_dirname(id);
         dest = xasprintf("%s/%s", reg->opts.models_dir, dn);
         sp.dir = dest;
     }

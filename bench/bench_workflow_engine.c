@@ -77,7 +77,7 @@ static double run_ms(const char *text, struct vis_image *im, int iters)
     struct wf_workflow *wf = NULL;
     char err[512];
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     int64_t t0;
     if (wf_compile_text(text, strlen(text), &wf, err, sizeof err) < 0) {
@@ -123,7 +123,7 @@ static double step_ms(const char *text, const char *step, struct vis_image *im, 
     struct wf_workflow *wf = NULL;
     char err[512];
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     struct step_clock sc = {step, INT64_MAX};
     wf__set_step_timing(on_step, &sc);

@@ -76,7 +76,7 @@ static double run_median(const struct wf_workflow *wf, const struct vis_image *i
 {
     double *t = xcalloc((size_t)runs, sizeof *t), med;
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     for (int r = 0; r < runs; r++) {
         json_t *res = NULL;

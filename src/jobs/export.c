@@ -5,7 +5,8 @@
  * stage in task order and streams them into one aggregated file of the
  * <job>-export batch, part "results":
  *   aggregated_results.jsonl   the rows as they are, one JSON per line
- *   aggregated_results.csv     columns = the workflow's output names then
+ *   aggregated_results.csv     columns = the workflow's output names
+ *                              (then "frame_number" for a video job), then
  *                              "image"; list and dict cells JSON-dumped the
  *                              way Python's json.dumps writes them (", ",
  *                              ": "), booleans True/False, null empty —
@@ -315,6 +316,8 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
     cols = xcalloc(ncols + 1, sizeof *cols);
     for (size_t i = 0; i < ncols; i++)
         cols[i] = json_string_value(json_array_get(outputs, i));
+    if (jb.video) /* a row per frame: which one, before the video's name */
+        cols[ncols++] = "frame_number";
 
     /* 1. the aggregated results */
     key = xasprintf("jobs/%s/%s/export/aggregated_results.%s", jb.ws, jb.job_id, csv ? "csv" : "jsonl");

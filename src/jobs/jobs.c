@@ -413,6 +413,8 @@ struct jobdef {
     json_t *persist_list;               /* borrowed array or NULL */
     const char *agg;
     const char *notif;
+    bool video;                         /* simple-video-processing-v1 */
+    double max_fps;                     /* maxVideoFPS, 0 = every frame */
 };
 
 static bool opt_null(const json_t *v)
@@ -510,19 +512,17 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
         return ERR_INVALID;
     }
     if (!type) {
-        jobs__err("missing job type: expected \"simple-image-processing-v1\"");
-        return ERR_INVALID;
-    }
-    if (!strcmp(type, "simple-video-processing-v1")) {
-        jobs__err("video jobs (simple-video-processing-v1) are not supported yet by this server");
+        jobs__err("missing job type: expected \"simple-image-processing-v1\" or \"simple-video-processing-v1\"");
         return ERR_INVALID;
     }
     if (!strcmp(type, "trt-compilation-v1") || !strcmp(type, "TRT_COMPILATION_V1")) {
         jobs__err("TensorRT compilation jobs are not supported by this server");
         return ERR_INVALID;
     }
-    if (strcmp(type, "simple-image-processing-v1") != 0) {
-        jobs__err("unknown job type '%.64s': expected \"simple-image-processing-v1\"", type);
+    d->video = !strcmp(type, "simple-video-processing-v1");
+    if (!d->video && strcmp(type, "simple-image-processing-v1") != 0) {
+        jobs__err("unknown job type '%.64s': expected \"simple-image-processing-v1\" or "
+                  "\"simple-video-processing-v1\"", type);
         return ERR_INVALID;
     }
     in = json_object_get(b, "jobInput");
@@ -549,6 +549,10 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
         jobs__err("jobInput.imagesMetadataPart is not a valid part name");
         return ERR_INVALID;
     }
+    if (!opt_null(v) && d->video) {
+        jobs__err("jobInput.imagesMetadataPart is for image jobs only");
+        return ERR_INVALID;
+    }
     rc = parse_compute(json_object_get(b, "computeConfiguration"), &d->workers, &d->machine_type);
     if (rc < 0)
         return rc;
@@ -558,6 +562,10 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
                             &d->max_parallel)) < 0 ||
         (rc = parse_rate(json_object_get(b, "maxImageFailureRate"), &d->max_fail_rate)) < 0)
         return rc;
+    if (d->video && d->max_fail_rate >= 0) {
+        jobs__err("maxImageFailureRate is for image jobs only (a video job fails its videos one by one)");
+        return ERR_INVALID;
+    }
     v = json_object_get(b, "inferenceBackend");
     if (!opt_null(v) && (!json_is_string(v) || (strcmp(json_string_value(v), "inference-models") &&
                                                 strcmp(json_string_value(v), "old-inference")))) {
@@ -620,7 +628,23 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
             return ERR_INVALID;
         }
     }
+    v = json_object_get(ps, "maxVideoFPS");
+    if (!opt_null(v)) {
+        if (!d->video) {
+            jobs__err("processingSpecification.maxVideoFPS is for video jobs only");
+            return ERR_INVALID;
+        }
+        if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1000)) {
+            jobs__err("processingSpecification.maxVideoFPS must be a number of frames per second in (0, 1000]");
+            return ERR_INVALID;
+        }
+        d->max_fps = json_number_value(v);
+    }
     v = json_object_get(ps, "imagesMetadataInputsMapping");
+    if (!opt_null(v) && d->video) {
+        jobs__err("processingSpecification.imagesMetadataInputsMapping is for image jobs only");
+        return ERR_INVALID;
+    }
     if (!opt_null(v)) {
         const char *k;
         json_t *e;
@@ -774,8 +798,9 @@ out:
 /* Smallest task the planner cuts a small batch into. */
 #define PLAN_MIN_TASK_ITEMS 16
 
-/* Read every item id of the input and plan the tasks.  Refuses videos.
- * A batch of fewer than 2 x workers x max_task_items images is cut into
+/* Read every item id of the input and plan the tasks.  An image job takes
+ * only images and a video job only videos, one task per video.  For images,
+ * a batch of fewer than 2 x workers x max_task_items images is cut into
  * about 2 tasks per local worker thread (of at least PLAN_MIN_TASK_ITEMS):
  * with tasks of 500, a 400-image job would run on one worker — one ONNX
  * Runtime thread of a 2-core machine — while the other waits. */
@@ -785,8 +810,8 @@ static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, st
     int64_t after = 0, count = 0;
     int rc = 0;
     *total = 0;
-    p->max_items = j->o.max_task_items;
-    if (staging_items_count(j->sg, ws, d->batch, d->part, &count) == 0 && count > 0) {
+    p->max_items = d->video ? 1 : j->o.max_task_items;
+    if (!d->video && staging_items_count(j->sg, ws, d->batch, d->part, &count) == 0 && count > 0) {
         int64_t want = 2 * (int64_t)MAX(j->o.workers, 1);
         int64_t per = MAX(PLAN_MIN_TASK_ITEMS, (count + want - 1) / want);
         p->max_items = (int)MIN((int64_t)j->o.max_task_items, per);
@@ -805,9 +830,12 @@ static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, st
             return rc;
         }
         for (int i = 0; i < n; i++) {
-            if (it[i].content_type && !strcmp(it[i].content_type, "video")) {
-                jobs__err("batch '%s' holds videos ('%.100s'): video jobs are not supported yet", d->batch,
-                          it[i].name);
+            bool is_video = it[i].content_type && !strcmp(it[i].content_type, "video");
+            if (is_video != d->video) {
+                jobs__err(is_video ? "batch '%s' holds videos ('%.100s'): post a video job "
+                                     "(\"type\": \"simple-video-processing-v1\") for them"
+                                   : "batch '%s' holds images ('%.100s'): a video job takes videos only",
+                          d->batch, it[i].name);
                 staging_items_free(it, n);
                 return ERR_INVALID;
             }
@@ -1591,6 +1619,10 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
                 jb->meta_map = json_incref(map);
                 jb->meta_part = xstrdup(mp ? mp : STAGING_METADATA_PART);
             }
+            const char *type = json_string_value(json_object_get(def, "type"));
+            jb->video = type && !strcmp(type, "simple-video-processing-v1");
+            jb->max_fps = json_number_value(
+                json_object_get(json_object_get(def, "processingSpecification"), "maxVideoFPS"));
             json_decref(def);
         } else {
             rc = ERR_NOTFOUND;

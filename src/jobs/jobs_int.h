@@ -43,6 +43,8 @@ struct jobs__job {
     char state[16];
     char machine_type[8]; /* "cpu" | "gpu" */
     json_t *meta_map;    /* owned: imagesMetadataInputsMapping {input: key}, NULL when unset/empty */
+    bool video;          /* simple-video-processing-v1: one video per task, a row per frame */
+    double max_fps;      /* maxVideoFPS; 0 = every frame */
     char *meta_part;     /* owned: part of the sidecars when meta_map is set */
 };
 void jobs__job_release(struct jobs__job *jb);

@@ -191,7 +191,9 @@ out:
  * decoded image waits per worker, so memory stays at two images. */
 struct fetched {
     struct vis_image *img;
-    char *cause; /* why the image cannot be used (a per-image failure) */
+    char *cause;          /* why the image cannot be used (a per-image failure) */
+    long long frame;      /* a video frame: its 1-based number; 0 for an image */
+    json_t *video_meta;   /* a video frame: its video_metadata (borrowed) */
 };
 
 struct fetch_ctx {
@@ -266,7 +268,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
     }
     {
         const struct vis_image *arr[1] = {img};
-        struct wf_image_input in = {jb->image_input, arr, 1, false};
+        struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
         struct wf_env env = {w->infer, w->infer_ud, 0};
         rc = wf_run(w->wf, &env, &ri, &results, err, sizeof err);
@@ -282,6 +284,8 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         rc = 0;
         goto out;
     }
+    if (f->frame > 0)
+        json_object_set_new(row, "frame_number", json_integer((json_int_t)f->frame));
     json_object_set_new(row, "image", json_string(it->name));
     line = json_dumps(row, JSON_COMPACT | JSON_REAL_PRECISION(9));
     if (!line || (int64_t)strlen(line) > j->o.row_max_bytes) {
@@ -295,8 +299,11 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
                 continue;
             char *p = xstrdup(imgs[k].path);
             key_sanitize(p);
-            char *key = xasprintf("jobs/%s/%s/images/t%05d/%lld/%s.jpg", jb->ws, jb->job_id, t->task_no,
-                                  (long long)it->id, p);
+            char fdir[32] = "";
+            if (f->frame > 0)
+                snprintf(fdir, sizeof fdir, "f%07lld/", f->frame);
+            char *key = xasprintf("jobs/%s/%s/images/t%05d/%lld/%s%s.jpg", jb->ws, jb->job_id, t->task_no,
+                                  (long long)it->id, fdir, p);
             free(p);
             if (!store_blob_key_valid(key)) {
                 free(key);
@@ -304,7 +311,8 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
             }
             rc = store_blob_put_nosync(j->st, key, imgs[k].jpeg, imgs[k].len);
             if (rc == 0) {
-                char *arc = xasprintf("%s/%s.jpg", it->name, imgs[k].path);
+                char *arc = f->frame > 0 ? xasprintf("%s/%lld/%s.jpg", it->name, f->frame, imgs[k].path)
+                                         : xasprintf("%s/%s.jpg", it->name, imgs[k].path);
                 json_t *m = json_pack("{s:s,s:s,s:I}", "key", key, "arc", arc, "size", (json_int_t)imgs[k].len);
                 char *ml = json_dumps(m, JSON_COMPACT);
                 rc = writer_puts(mw, ml, strlen(ml));
@@ -333,6 +341,75 @@ out:
     json_decref(row);
     wf_image_outputs_free(imgs, nimgs);
     return rc;
+}
+
+/* One video of a video job: its frames — at most jb->max_fps per second of
+ * video time — through the workflow, one results row each ("frame_number",
+ * 1-based as in Roboflow's InferencePipeline, then "image": the video's
+ * file name), with each frame's video_metadata.  A video that cannot be
+ * opened, breaks part-way or has frames the workflow fails on sets *cause
+ * (the rows of the good frames are kept) and counts as one failed item.
+ * Returns <0 only when the task cannot go on (lease lost, storage). */
+static int process_video(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
+                         const struct staging_item *it, const json_t *params, const json_t *plist,
+                         struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
+                         int nitems, char **cause)
+{
+    char *path = store_blob_path(j->st, it->blob_key), *first_bad = NULL;
+    struct vis_video *v = NULL;
+    long long nframes = 0, nbad = 0;
+    int rc = vis_video_open_file(path, jb->max_fps, &v);
+
+    free(path);
+    *cause = NULL;
+    if (rc < 0) {
+        *cause = xasprintf("cannot open the video: %s", err_str(rc));
+        return 0;
+    }
+    const struct vis_video_info *info = vis_video_info(v);
+    double expect = info->frame_count > 0 ? (double)info->frame_count : 0;
+    if (expect > 0 && jb->max_fps > 0 && info->fps > jb->max_fps)
+        expect = expect * jb->max_fps / info->fps;
+    for (;;) {
+        double part = expect > 0 ? MIN(0.99, nframes / expect) : 0;
+        rc = jobs__hb_tick(j, hb, t, w->owner, (index + part) / MAX(nitems, 1), false);
+        if (rc < 0)
+            break;
+        jobs__throttle(j);
+        struct fetched f = {0};
+        struct vis_frame_meta fm;
+        int nr = vis_video_next(v, &f.img, &fm);
+        if (nr == 0)
+            break;
+        if (nr < 0) {
+            *cause = xasprintf("cannot decode the video after %lld frames: %s", nframes, err_str(nr));
+            break;
+        }
+        char ts[TIME_ISO_LEN], *fc = NULL;
+        time_iso8601(time_now_ms(), ts);
+        f.frame = fm.index + 1;
+        f.video_meta = json_pack("{s:s,s:I,s:s,s:f,s:f,s:b}", "video_identifier", it->name, "frame_number",
+                                 (json_int_t)f.frame, "frame_timestamp", ts, "fps", info->fps, "measured_fps",
+                                 info->fps, "comes_from_video_file", 1);
+        rc = process_item(j, w, jb, t, it, &f, params, plist, rw, mw, &fc);
+        vis_image_free(f.img);
+        json_decref(f.video_meta);
+        nframes++;
+        nbad += fc != NULL;
+        if (fc && !first_bad)
+            first_bad = fc;
+        else
+            free(fc);
+        if (rc < 0)
+            break;
+    }
+    vis_video_free(v);
+    if (rc >= 0 && nbad > 0 && !*cause)
+        *cause = xasprintf("the workflow failed on %lld of %lld frames; the first: %s", nbad, nframes, first_bad);
+    else if (rc >= 0 && nframes == 0 && !*cause)
+        *cause = xasprintf("the video has no frame to process");
+    free(first_bad);
+    return rc < 0 ? rc : 0;
 }
 
 /* wf_model_infer_fn when the job's machine type has no provider here
@@ -422,7 +499,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     while (nuse < nitems && items[nuse].id <= t->last_id)
         nuse++; /* the rest was added to the batch after planning */
     fc = (struct fetch_ctx){j, items, w->wf, jb.image_input, w->prepare, w->infer_ud};
-    if (nuse > 0 && (rc = lookahead_start((size_t)nuse, 1, 10, fetch_one, &fc, &ahead)) < 0) {
+    if (nuse > 0 && !jb.video && (rc = lookahead_start((size_t)nuse, 1, 10, fetch_one, &fc, &ahead)) < 0) {
         jobs__err("cannot start the decode-ahead thread: %s", err_str(rc));
         goto out;
     }
@@ -432,9 +509,13 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
             goto out;
         jobs__throttle(j);
         char *cause = NULL;
-        struct fetched *f = lookahead_take(ahead, (size_t)i);
-        rc = process_item(j, w, &jb, t, &items[i], f, params, plist, rw, mw, &cause);
-        fetched_free(f);
+        if (jb.video) {
+            rc = process_video(j, w, &jb, t, &items[i], params, plist, rw, mw, &hb, i, nitems, &cause);
+        } else {
+            struct fetched *f = lookahead_take(ahead, (size_t)i);
+            rc = process_item(j, w, &jb, t, &items[i], f, params, plist, rw, mw, &cause);
+            fetched_free(f);
+        }
         if (rc < 0) {
             free(cause);
             goto out;

@@ -518,7 +518,10 @@ static int assemble_inputs(struct run *r, const struct wf_run_inputs *in)
                     snprintf(pid, sizeof pid, "%s.[%zu]", ci->name, ii->n == 1 ? 0 : k);
                 else
                     snprintf(pid, sizeof pid, "%s", ci->name);
-                r->inputs[i][k] = wf_value_image(wf_image_new_root(view, pid));
+                struct wf_image *root = wf_image_new_root(view, pid);
+                if (json_is_object(ii->video_metadata))
+                    root->video_metadata = json_deep_copy(ii->video_metadata);
+                r->inputs[i][k] = wf_value_image(root);
             }
             continue;
         }

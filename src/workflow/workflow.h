@@ -134,6 +134,11 @@ struct wf_image_input {
     const struct vis_image *const *images;
     size_t n;
     bool passed_as_list;
+    /* Optional: the images' video_metadata (a frame of a video: an object
+     * with video_identifier, frame_number, frame_timestamp, fps,
+     * measured_fps, comes_from_video_file); NULL: synthesised as
+     * WORKFLOWS.md 1 says.  Borrowed. */
+    const json_t *video_metadata;
 };
 
 struct wf_run_inputs {

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memset(im->px, 90, (size_t)im->stride * 32);
         const struct vis_image *imgs[1] = {im};
         struct wf_image_input ii = {wf_image_input_count(wf) ? wf_image_input_name(wf, 0) : "image",
-                                    imgs, 1, false};
+                                    imgs, 1, false, NULL};
         struct wf_run_inputs in = {&ii, 1, NULL};
         struct wf_env env = {fuzz_infer, NULL, 50};
         json_t *res = NULL;

@@ -72,7 +72,7 @@ TEST(single_detection_definition)
     /* out of range parameter: clean runtime error naming step and field */
     params = json_pack("{s:f}", "confidence", 1.5);
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, params};
     json_t *out = NULL;
     ASSERT(wf_run(wf, &fake_env, &in, &out, err, sizeof err) < 0);
@@ -222,7 +222,7 @@ TEST(model_provider_error_and_missing_provider)
                 "\"$inputs.image\",\"model_id\":\"broken/1\"}],\"outputs\":[]}");
     struct vis_image *im = img_new(8, 8, 0);
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *out = NULL;
     char err[512];
@@ -247,7 +247,7 @@ TEST(batch_of_images_one_dict_each)
                 "\"name\":\"top\",\"selector\":\"$steps.c.predictions\"}]}");
     struct vis_image *a = img_new(4, 4, 255), *b = img_new(4, 4, 0);
     const struct vis_image *imgs[2] = {a, b};
-    struct wf_image_input ii = {"image", imgs, 2, true};
+    struct wf_image_input ii = {"image", imgs, 2, true, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *out = NULL;
     char err[512];
@@ -283,7 +283,7 @@ static void *thr_main(void *p)
     a->ok = 1;
     for (int k = 0; k < 20; k++) {
         const struct vis_image *imgs[1] = {im};
-        struct wf_image_input ii = {"image", imgs, 1, false};
+        struct wf_image_input ii = {"image", imgs, 1, false, NULL};
         struct wf_run_inputs in = {&ii, 1, NULL};
         json_t *out = NULL;
         char err[256];
@@ -352,7 +352,7 @@ TEST(nested_outputs_masks_and_batch_inputs)
     struct vis_image *a = img_new(80, 40, 0), *b = img_new(80, 40, 0);
     img_rect(a, 0, 0, 10, 10, 255); /* a: bright crop 10x10 + dark centre crop 40x20 */
     const struct vis_image *imgs[2] = {a, b};
-    struct wf_image_input ii = {"image", imgs, 2, true};
+    struct wf_image_input ii = {"image", imgs, 2, true, NULL};
     json_t *params = json_pack("{s:[s,s]}", "tag", "first", "second");
     struct wf_run_inputs in = {&ii, 1, params};
     json_t *out = NULL;
@@ -518,6 +518,38 @@ TEST(prepare_input_model_steps)
     ASSERT_EQ(wf_prepare_input(wf, "mid", im, prep_record, &l), 0); /* not an image input */
     ASSERT_EQ(wf_prepare_input(wf, "nope", im, prep_record, &l), 0);
     ASSERT_EQ(l.n, 0);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
+/* A video frame's metadata given with the image input reaches the
+ * serialized image (and so every block that reads video_metadata). */
+TEST(video_metadata_of_the_input)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD "],\"steps\":[],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"img\","
+        "\"selector\":\"$inputs.image\"}]}");
+    struct vis_image *im = img_new(16, 12, 10);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = json_pack("{s:s,s:i,s:s,s:f,s:f,s:b}", "video_identifier", "clip.mp4", "frame_number", 7,
+                           "frame_timestamp", "2026-11-29T00:00:00.000Z", "fps", 30.0, "measured_fps", 30.0,
+                           "comes_from_video_file", 1);
+    struct wf_image_input ii = {"image", imgs, 1, false, vm};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    json_t *res = NULL;
+    char err[512];
+    ASSERT_OK(wf_run(wf, &fake_env, &in, &res, err, sizeof err));
+    json_t *got = json_object_get(json_object_get(json_array_get(res, 0), "img"), "video_metadata");
+    ASSERT(json_equal(got, vm));
+    json_decref(res);
+    /* without it, the synthesised one (frame 0, the input's name) */
+    ii.video_metadata = NULL;
+    ASSERT_OK(wf_run(wf, &fake_env, &in, &res, err, sizeof err));
+    got = json_object_get(json_object_get(json_array_get(res, 0), "img"), "video_metadata");
+    ASSERT_EQ(json_integer_value(json_object_get(got, "frame_number")), 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(got, "video_identifier")), "image");
+    json_decref(res);
+    json_decref(vm);
     vis_image_free(im);
     wf_free(wf);
 }

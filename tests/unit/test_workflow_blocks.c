@@ -239,7 +239,7 @@ TEST(detections_filter_comparators)
             filter_def(BIN(DYN("class_name"), "(Number) >", STATIC("1")), buf, sizeof buf));
         struct vis_image *im = scene();
         const struct vis_image *imgs[1] = {im};
-        struct wf_image_input ii = {"image", imgs, 1, false};
+        struct wf_image_input ii = {"image", imgs, 1, false, NULL};
         struct wf_run_inputs in = {&ii, 1, NULL};
         json_t *out = NULL;
         char err[512];
@@ -498,7 +498,7 @@ TEST(continue_if_masks_and_first_non_empty)
     struct wf_workflow *wf = compile_or_die(text);
     struct vis_image *a = scene(), *b = img_new(200, 100, 0);
     const struct vis_image *imgs[2] = {a, b};
-    struct wf_image_input ii = {"image", imgs, 2, true};
+    struct wf_image_input ii = {"image", imgs, 2, true, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *out = NULL;
     char err[512];
@@ -559,7 +559,7 @@ TEST(csv_formatter_batch_and_json_parser)
     struct wf_workflow *wf = compile_or_die(text);
     struct vis_image *a = scene(), *b = img_new(200, 100, 0);
     const struct vis_image *imgs[2] = {a, b};
-    struct wf_image_input ii = {"image", imgs, 2, true};
+    struct wf_image_input ii = {"image", imgs, 2, true, NULL};
     json_t *params = json_pack("{s:s}", "p", "=cmd ```json\n{\"k\": [1, 2]}\n```");
     struct wf_run_inputs in = {&ii, 1, params};
     json_t *out = NULL;

@@ -39,7 +39,7 @@ static int run_cv(const char *step, const char *out, const struct vis_image *im,
     char def[4096];
     struct wf_workflow *wf = NULL;
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *res = NULL;
     int rc;
@@ -614,7 +614,7 @@ TEST(pixel_color_count)
         char def[1024], err[512];
         struct wf_workflow *wf = NULL;
         const struct vis_image *imgs[1] = {im};
-        struct wf_image_input ii = {"image", imgs, 1, false};
+        struct wf_image_input ii = {"image", imgs, 1, false, NULL};
         struct wf_run_inputs in = {&ii, 1, NULL};
         json_t *res = NULL;
         snprintf(def, sizeof def,

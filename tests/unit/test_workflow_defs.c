@@ -210,7 +210,7 @@ TEST(def_07_static_crop_coordinates)
     json_decref(r);
     /* missing crop parameters: clean runtime error */
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *out = NULL;
     ASSERT(wf_run(wf, &fake_env, &in, &out, err, sizeof err) < 0);

@@ -151,7 +151,7 @@ static __attribute__((unused)) struct wf_workflow *compile_or_die(const char *te
 static __attribute__((unused)) json_t *run1(const struct wf_workflow *wf, struct vis_image *im, const json_t *params)
 {
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, params};
     json_t *res = NULL, *r0;
     char err[512];

@@ -75,7 +75,7 @@ static int run_step(const char *model_type, const char *model_id, const char *st
     char def[4096];
     struct wf_workflow *wf = NULL;
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *res = NULL;
     int rc;
@@ -607,7 +607,7 @@ TEST(workflow_two_stage_classes_replacement_viz)
     struct wf_workflow *wf = NULL;
     struct vis_image *im = img_new(160, 120, 40), *dec = NULL;
     const struct vis_image *imgs[1];
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     struct wf_image_output *outs = NULL;
     size_t nouts = 0;
@@ -867,7 +867,7 @@ TEST(model_comparison)
     char def[2048];
     struct wf_workflow *wf = NULL;
     const struct vis_image *imgs[1] = {im};
-    struct wf_image_input ii = {"image", imgs, 1, false};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *res = NULL;
     /* both models get the same boxes from boxes/1, but B keeps only

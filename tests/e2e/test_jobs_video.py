@@ -1,0 +1,115 @@
+"""Video jobs (simple-video-processing-v1) against the real binary: videos
+staged through signed upload URLs, one task per video, a results row per
+processed frame ("frame_number" then "image"), maxVideoFPS subsampling,
+persisted image outputs per frame, and the refusals of COMPAT.md 3.
+
+The videos are those Debian's python3-imageio ships (a dependency in
+scripts/install-deps.sh): realshort.mp4 is 320x240 H.264, 36 frames at
+30 fps (1.2 s)."""
+import os
+
+import pytest
+
+from conftest import Server
+from jobs_helpers import (CROP_WF, DET_WF, MODELS, bp, download_export, job_body, ort_env, put_workflow,
+                          results_rows, stage_pngs, wait_job)
+
+VID = '/usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4'
+FRAMES, FPS = 36, 30.02
+
+
+def stage_video(s, batch, name, data):
+    r = s.ds('POST', f'/{batch}/upload/video', query={'fileName': name, 'displayName': batch})
+    assert r.status == 200, r
+    d = r.json()['signedURLDetails']
+    put = s.raw('PUT', d['uploadURL'], body=data, headers=d.get('extensionHeaders') or {})
+    assert put.status == 200, put
+
+
+def video_body(batch, wf, fps=None, **kw):
+    b = job_body(batch, wf, **kw)
+    b['type'] = 'simple-video-processing-v1'
+    if fps is not None:
+        b['processingSpecification']['maxVideoFPS'] = fps
+    return b
+
+
+@pytest.fixture(scope='module')
+def vsrv(tmp_path_factory):
+    if not os.path.exists(VID):
+        pytest.skip(f'{VID} missing (python3-imageio)')
+    d = str(tmp_path_factory.mktemp('jobs-video'))
+    s = Server(d, args=['--models-dir', MODELS], env=ort_env(d)).start()
+    put_workflow(s, 'crop', CROP_WF)
+    put_workflow(s, 'det', DET_WF)
+    with open(VID, 'rb') as f:
+        data = f.read()
+    stage_video(s, 'clips', 'a.mp4', data)
+    stage_video(s, 'clips', 'b.mp4', data)
+    assert s.wait_count('clips', 2) == 2
+    stage_pngs(s, 'stills', 3)
+    yield s
+    rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+def test_every_frame_jsonl(vsrv):
+    r = bp(vsrv, 'POST', '/vall', video_body('clips', 'crop', spec={'workflowParameters': {'tag': 'v'}}))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vall')
+    assert job['error'] is False, job
+    # one task per video
+    tasks = bp(vsrv, 'GET', '/vall/stages/processing/tasks').json()['tasks']
+    assert len(tasks) == 2
+    rows = results_rows(download_export(vsrv, 'vall'), 'jsonl')
+    assert len(rows) == 2 * FRAMES
+    assert list(rows[0]) == ['crop', 'tag', 'frame_number', 'image']
+    for name in ('a.mp4', 'b.mp4'):
+        nums = [r['frame_number'] for r in rows if r['image'] == name]
+        assert nums == list(range(1, FRAMES + 1))
+    assert all(r['tag'] == 'v' and r['crop'] == '<deducted_image>' for r in rows)
+
+
+def test_max_fps_csv_and_persisted_frames(vsrv):
+    r = bp(vsrv, 'POST', '/vfps', video_body('clips', 'crop', fps=5, fmt='csv', persist=True,
+                                             spec={'imagesOutputsToBePersisted': ['crop']}))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vfps')
+    assert job['error'] is False, job
+    exp = download_export(vsrv, 'vfps')
+    text = exp['files']['results']['aggregated_results.csv'].decode()
+    assert text.splitlines()[0] == 'crop,tag,frame_number,image'
+    rows = results_rows(exp, 'csv')
+    per = [r for r in rows if r['image'] == 'a.mp4']
+    # 1.2 s at no more than 5 frames per second of video
+    assert 5 <= len(per) <= 7, len(per)
+    nums = [int(r['frame_number']) for r in per]
+    assert nums == sorted(nums) and nums[0] == 1 and all(b - a >= 5 for a, b in zip(nums, nums[1:]))
+    assert sorted(exp['members']) == sorted(f'{r["image"]}/{r["frame_number"]}/crop.jpg' for r in rows)
+    assert all(v[:2] == b'\xff\xd8' for v in exp['members'].values())
+
+
+def test_detection_model_on_frames(vsrv):
+    r = bp(vsrv, 'POST', '/vdet', video_body('clips', 'det', fps=10))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vdet')
+    assert job['error'] is False, job
+    rows = results_rows(download_export(vsrv, 'vdet'), 'jsonl')
+    assert rows and all('predictions' in r['predictions'] for r in rows)
+    assert all(r['predictions']['image'] == {'width': 320, 'height': 240} for r in rows)
+
+
+def test_refusals(vsrv):
+    def bad(job, b, text):
+        r = bp(vsrv, 'POST', f'/{job}', b)
+        assert r.status == 400, r
+        assert text in r.json()['error'], r.json()
+    bad('r1', video_body('clips', 'crop', maxImageFailureRate=0.5), 'maxImageFailureRate')
+    bad('r2', job_body('clips', 'crop', spec={'maxVideoFPS': 5}), 'maxVideoFPS')
+    bad('r3', job_body('clips', 'crop'), 'simple-video-processing-v1')
+    bad('r4', video_body('stills', 'crop'), 'video job takes videos only')
+    bad('r5', video_body('clips', 'crop', fps=0), 'maxVideoFPS')
+    bad('r6', video_body('clips', 'crop', fps='fast'), 'maxVideoFPS')
+    bad('r7', video_body('clips', 'crop', spec={'imagesMetadataInputsMapping': {'x': 'y'}}), 'image jobs only')
+    # nothing was created
+    assert bp(vsrv, 'GET', '/r1').status == 404

@@ -194,6 +194,7 @@ struct fetched {
     char *cause;          /* why the image cannot be used (a per-image failure) */
     long long frame;      /* a video frame: its 1-based number; 0 for an image */
     json_t *video_meta;   /* a video frame: its video_metadata (borrowed) */
+    struct wf_state *state; /* a video frame: the video's block state (borrowed) */
 };
 
 struct fetch_ctx {
@@ -270,7 +271,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         const struct vis_image *arr[1] = {img};
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
-        struct wf_env env = {w->infer, w->infer_ud, 0};
+        struct wf_env env = {w->infer, w->infer_ud, 0, f->state};
         rc = wf_run(w->wf, &env, &ri, &results, err, sizeof err);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
             *cause = xasprintf("workflow error: %s", rc < 0 ? err : "no result");
@@ -366,6 +367,8 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
         *cause = xasprintf("cannot open the video: %s", err_str(rc));
         return 0;
     }
+    /* trackers and counters keep their state from frame to frame */
+    struct wf_state *state = wf_state_new();
     const struct vis_video_info *info = vis_video_info(v);
     double expect = info->frame_count > 0 ? (double)info->frame_count : 0;
     if (expect > 0 && jb->max_fps > 0 && info->fps > jb->max_fps)
@@ -377,6 +380,7 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
             break;
         jobs__throttle(j);
         struct fetched f = {0};
+        f.state = state;
         struct vis_frame_meta fm;
         int nr = vis_video_next(v, &f.img, &fm);
         if (nr == 0)
@@ -404,6 +408,7 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
             break;
     }
     vis_video_free(v);
+    wf_state_free(state);
     if (rc >= 0 && nbad > 0 && !*cause)
         *cause = xasprintf("the workflow failed on %lld of %lld frames; the first: %s", nbad, nframes, first_bad);
     else if (rc >= 0 && nframes == 0 && !*cause)

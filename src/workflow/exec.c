@@ -40,6 +40,8 @@ struct rt_step {
 struct run {
     const struct wf_workflow *wf;
     const struct wf_env *env;
+    struct wf_state *state; /* env->state, or one for this run only (owned) */
+    bool own_state;
     struct rt_space *spaces;
     struct rt_step *steps;
     struct wf_value ***inputs; /* per input: n(space) values */
@@ -52,6 +54,7 @@ struct wf_call {
     const struct wf_workflow *wf;
     const struct wf_cstep *st;
     const struct wf_env *env;
+    struct run *run;
     size_t n;
     const struct wf_value **args; /* n * nfields, borrowed */
     struct wf_value **outs;       /* n * nouts, owned */
@@ -59,6 +62,63 @@ struct wf_call {
     char *err;
     size_t errlen;
 };
+
+/* ---- state of stateful blocks ---------------------------------------------------------- */
+
+struct state_entry {
+    char *key; /* "<step>\x1f<key>" */
+    void *p;
+    void (*free_fn)(void *);
+};
+
+struct wf_state {
+    struct state_entry *e;
+    size_t n, cap;
+};
+
+struct wf_state *wf_state_new(void)
+{
+    return xcalloc(1, sizeof(struct wf_state));
+}
+
+void wf_state_free(struct wf_state *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; i < st->n; i++) {
+        if (st->e[i].p && st->e[i].free_fn)
+            st->e[i].free_fn(st->e[i].p);
+        free(st->e[i].key);
+    }
+    free(st->e);
+    free(st);
+}
+
+void **wf_call_state(struct wf_call *c, const char *key, void (*free_fn)(void *))
+{
+    struct run *r = c->run;
+    if (!r->state) {
+        r->state = wf_state_new();
+        r->own_state = true;
+    }
+    struct wf_state *st = r->state;
+    char *k = xasprintf("%s\x1f%s", c->st->name, key ? key : "");
+    for (size_t i = 0; i < st->n; i++)
+        if (!strcmp(st->e[i].key, k)) {
+            free(k);
+            return &st->e[i].p;
+        }
+    if (st->n >= WF_STATE_MAX) {
+        free(k);
+        return NULL;
+    }
+    if (st->n == st->cap) {
+        st->cap = st->cap ? st->cap * 2 : 8;
+        st->e = xrealloc(st->e, st->cap * sizeof *st->e);
+    }
+    st->e[st->n] = (struct state_entry){k, NULL, free_fn};
+    return &st->e[st->n++].p;
+}
 
 /* ---- the block-facing call API -------------------------------------------------------- */
 
@@ -366,6 +426,7 @@ static int run_step(struct run *r, int si)
     c.wf = wf;
     c.st = st;
     c.env = r->env;
+    c.run = r;
     c.n = nact;
     c.args = (const struct wf_value **)args;
     c.outs = xcalloc(nact * st->nouts + 1, sizeof *c.outs);
@@ -528,6 +589,12 @@ static int assemble_inputs(struct run *r, const struct wf_run_inputs *in)
         {
             const json_t *v = in->params ? json_object_get(in->params, ci->name) : NULL;
             size_t n;
+            if (!v && ci->type == WF_IN_VIDEO_META) {
+                /* as InferencePipeline does: the frames' own metadata */
+                for (size_t k = 0; k < in->nimages && !v; k++)
+                    if (json_is_object(in->images[k].video_metadata))
+                        v = in->images[k].video_metadata;
+            }
             if (!v) {
                 wf__errf(r->err, r->errlen, "input '%s': missing batch input", ci->name);
                 return ERR_INVALID;
@@ -643,6 +710,7 @@ int wf_run(const struct wf_workflow *wf, const struct wf_env *env,
     err[0] = 0;
     r.wf = wf;
     r.env = env;
+    r.state = env ? env->state : NULL;
     r.err = err;
     r.errlen = errlen;
     r.spaces = xcalloc(wf->nspaces, sizeof *r.spaces);
@@ -686,5 +754,7 @@ out:
         free(r.spaces[s].count);
     }
     free(r.spaces);
+    if (r.own_state)
+        wf_state_free(r.state);
     return rc;
 }

@@ -167,6 +167,11 @@ extern const struct wf_block *const wf_blocks_classical_cv[];
 size_t wf_call_n(const struct wf_call *c);
 const char *wf_call_step_name(const struct wf_call *c);
 const struct wf_env *wf_call_env(const struct wf_call *c);
+/* The state slot of this step for key (a video_identifier): *slot is NULL
+ * the first time; the block stores its object there, and free_fn frees it
+ * with the state.  NULL when the state is full (WF_STATE_MAX entries). */
+#define WF_STATE_MAX 4096
+void **wf_call_state(struct wf_call *c, const char *key, void (*free_fn)(void *));
 /* Record "step '<name>': <message>" as the run's error; returns ERR_INVALID
  * so that a block can write `return wf_call_fail(c, "...")`. */
 int wf_call_fail(struct wf_call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

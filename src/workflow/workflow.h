@@ -84,11 +84,19 @@ typedef int (*wf_model_infer_fn)(void *ud, const struct wf_model_request *req,
 typedef int (*wf_model_prepare_fn)(void *ud, const struct wf_model_request *req, struct vis_image *img,
                                    char *err, size_t errlen);
 
+/* State that stateful blocks (byte_tracker, line_counter) keep across
+ * runs, per step and per video_identifier: a video's frames are run one
+ * after the other with the same state.  Belongs to one run at a time. */
+struct wf_state;
+struct wf_state *wf_state_new(void);
+void wf_state_free(struct wf_state *st); /* accepts NULL */
+
 /* Environment of one run: what the embedding program provides. */
 struct wf_env {
     wf_model_infer_fn model_infer; /* NULL: model steps fail with a clear error */
     void *model_ud;                /* passed to model_infer */
     int jpeg_quality;              /* image serialization; 0 = 95 (Roboflow's) */
+    struct wf_state *state;        /* NULL: every run starts with fresh state */
 };
 
 /* ---- compile ------------------------------------------------------------- */

@@ -34,6 +34,27 @@ def video_body(batch, wf, fps=None, **kw):
     return b
 
 
+# detector -> tracker -> line counter: state kept per video (WORKFLOWS.md 12, 28)
+TRACK_WF = {
+    'version': '1.0',
+    'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+               {'type': 'WorkflowVideoMetadata', 'name': 'video_metadata'}],
+    'steps': [
+        {'type': 'roboflow_core/roboflow_object_detection_model@v2', 'name': 'det',
+         'images': '$inputs.image', 'model_id': 'synth-det', 'confidence': 0.05},
+        {'type': 'roboflow_core/byte_tracker@v3', 'name': 'bt', 'image': '$inputs.image',
+         'detections': '$steps.det.predictions'},
+        {'type': 'roboflow_core/line_counter@v1', 'name': 'lc', 'metadata': '$inputs.video_metadata',
+         'detections': '$steps.bt.tracked_detections', 'line_segment': [[160, 0], [160, 240]]},
+    ],
+    'outputs': [
+        {'type': 'JsonField', 'name': 'tracked', 'selector': '$steps.bt.tracked_detections'},
+        {'type': 'JsonField', 'name': 'count_in', 'selector': '$steps.lc.count_in'},
+        {'type': 'JsonField', 'name': 'count_out', 'selector': '$steps.lc.count_out'},
+    ],
+}
+
+
 @pytest.fixture(scope='module')
 def vsrv(tmp_path_factory):
     if not os.path.exists(VID):
@@ -42,6 +63,7 @@ def vsrv(tmp_path_factory):
     s = Server(d, args=['--models-dir', MODELS], env=ort_env(d)).start()
     put_workflow(s, 'crop', CROP_WF)
     put_workflow(s, 'det', DET_WF)
+    put_workflow(s, 'track', TRACK_WF)
     with open(VID, 'rb') as f:
         data = f.read()
     stage_video(s, 'clips', 'a.mp4', data)
@@ -97,6 +119,29 @@ def test_detection_model_on_frames(vsrv):
     rows = results_rows(download_export(vsrv, 'vdet'), 'jsonl')
     assert rows and all('predictions' in r['predictions'] for r in rows)
     assert all(r['predictions']['image'] == {'width': 320, 'height': 240} for r in rows)
+
+
+def test_tracking_and_line_counting_per_video(vsrv):
+    r = bp(vsrv, 'POST', '/vtrack', video_body('clips', 'track'))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vtrack')
+    assert job['error'] is False, job
+    rows = results_rows(download_export(vsrv, 'vtrack'), 'jsonl')
+    per = {n: sorted((r for r in rows if r['image'] == n), key=lambda r: r['frame_number'])
+           for n in ('a.mp4', 'b.mp4')}
+    for n, rs in per.items():
+        assert [r['frame_number'] for r in rs] == list(range(1, FRAMES + 1))
+        ins = [r['count_in'] for r in rs]
+        outs = [r['count_out'] for r in rs]
+        assert ins == sorted(ins) and outs == sorted(outs), n  # cumulative per video
+        ids = [p['tracker_id'] for r in rs for p in r['tracked']['predictions']]
+        assert all(isinstance(i, int) and i >= 1 for i in ids)
+    # the same video twice, each with its own state: the same tracks and counts
+    def strip(rs):
+        return [(r['count_in'], r['count_out'],
+                 [(p['tracker_id'], p['x'], p['y']) for p in r['tracked']['predictions']]) for r in rs]
+    assert strip(per['a.mp4']) == strip(per['b.mp4'])
+    assert any(r['tracked']['predictions'] for r in per['a.mp4'])
 
 
 def test_refusals(vsrv):

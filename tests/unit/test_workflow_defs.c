@@ -221,14 +221,86 @@ TEST(def_07_static_crop_coordinates)
     json_decref(def);
 }
 
-TEST(def_09_video_blocks_unsupported)
+/* 09: detector -> byte_tracker -> line_counter over the frames of a
+ * "video": a bright square moving right across a vertical line, then back.
+ * The tracker keeps one id, the counter counts one in, then one out; a new
+ * state (another video) starts from zero. */
+static json_t *run_frame(const struct wf_workflow *wf, struct wf_state *st, int x, int frame, const json_t *params)
+{
+    struct vis_image *im = img_new(200, 100, 10);
+    img_rect(im, x, 35, x + 30, 65, 250);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = json_pack("{s:s,s:i,s:s,s:f,s:f,s:b}", "video_identifier", "v.mp4", "frame_number", frame,
+                           "frame_timestamp", "2026-11-29T00:00:00.000Z", "fps", 30.0, "measured_fps", 30.0,
+                           "comes_from_video_file", 1);
+    struct wf_image_input ii = {"image", imgs, 1, false, vm};
+    struct wf_run_inputs in = {&ii, 1, params};
+    struct wf_env env = fake_env;
+    env.state = st;
+    json_t *res = NULL;
+    char err[512];
+    if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    json_t *r = json_incref(json_array_get(res, 0));
+    json_decref(res);
+    json_decref(vm);
+    vis_image_free(im);
+    return r;
+}
+
+TEST(def_09_video_line_counter)
 {
     json_t *def = load_json_file("09_video_line_counter_v1.json");
     char err[512];
     ASSERT(def);
-    ASSERT(wf_validate(def, err, sizeof err) < 0);
-    ASSERT(strstr(err, "step 'byte_tracker': field 'type': unsupported block "
-                       "'roboflow_core/byte_tracker@v1'"));
+    json_t *outs = json_object_get(def, "outputs");
+    json_array_append_new(outs, json_pack("{s:s,s:s,s:s}", "type", "JsonField", "name", "in", "selector",
+                                          "$steps.line_counter.count_in"));
+    json_array_append_new(outs, json_pack("{s:s,s:s,s:s}", "type", "JsonField", "name", "out", "selector",
+                                          "$steps.line_counter.count_out"));
+    json_array_append_new(outs, json_pack("{s:s,s:s,s:s}", "type", "JsonField", "name", "tracked", "selector",
+                                          "$steps.byte_tracker.tracked_detections"));
+    struct wf_workflow *wf = NULL;
+    if (wf_compile(def, &wf, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    json_t *params = json_pack("{s:[[i,i],[i,i]]}", "line", 100, 0, 100, 100);
+    struct wf_state *st = wf_state_new();
+    int frame = 1;
+    int64_t id = -1;
+    for (int x = 10; x <= 160; x += 6) {
+        json_t *r = run_frame(wf, st, x, frame++, params);
+        json_t *p = json_object_get(json_object_get(r, "tracked"), "predictions");
+        ASSERT_EQ(json_array_size(p), 1);
+        int64_t tid = json_integer_value(json_object_get(json_array_get(p, 0), "tracker_id"));
+        if (id < 0)
+            id = tid;
+        ASSERT_EQ(tid, id); /* one object, one id */
+        ASSERT_EQ(json_integer_value(json_object_get(r, "in")), x + 15 > 100 ? 1 : 0);
+        ASSERT_EQ(json_integer_value(json_object_get(r, "out")), 0);
+        ASSERT(json_is_string(json_object_get(json_object_get(r, "label_visualization"), "value")));
+        json_decref(r);
+    }
+    ASSERT_EQ(id, 1);
+    for (int x = 154; x >= 10; x -= 6) {
+        json_t *r = run_frame(wf, st, x, frame++, params), *p;
+        ASSERT_EQ(json_integer_value(json_object_get(r, "in")), 1);
+        ASSERT_EQ(json_integer_value(json_object_get(r, "out")), x + 15 < 100 ? 1 : 0);
+        p = json_object_get(json_object_get(r, "tracked"), "predictions");
+        ASSERT_EQ(json_array_size(p), 1); /* the turn does not lose it */
+        ASSERT_EQ(json_integer_value(json_object_get(json_array_get(p, 0), "tracker_id")), id);
+        json_decref(r);
+    }
+    /* another video: its own tracker and counts */
+    struct wf_state *st2 = wf_state_new();
+    json_t *r = run_frame(wf, st2, 150, 1, params);
+    ASSERT_EQ(json_integer_value(json_object_get(r, "in")), 0);
+    json_t *p2 = json_array_get(json_object_get(json_object_get(r, "tracked"), "predictions"), 0);
+    ASSERT_EQ(json_integer_value(json_object_get(p2, "tracker_id")), 1);
+    json_decref(r);
+    wf_state_free(st2);
+    wf_state_free(st);
+    json_decref(params);
+    wf_free(wf);
     json_decref(def);
 }
 

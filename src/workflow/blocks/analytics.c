@@ -1,0 +1,947 @@
+/*
+ * blocks/analytics.c — the blocks that keep state from one frame of a video
+ * to the next: byte_tracker v1/v2/v3 and line_counter v1/v2.
+ *
+ * State lives in the run's struct wf_state (wf_call_state), one object per
+ * step and video_identifier, exactly as Roboflow's blocks keep one
+ * sv.ByteTrack / sv.LineZone per video; the jobs worker gives every video
+ * its own state, and a run without one (an image job) starts fresh.
+ *
+ * The tracker follows supervision's ByteTrack (0.27) step by step: the
+ * xyah Kalman filter with constant velocity (position weight 1/20,
+ * velocity 1/160), a first association of high-score detections
+ * (> track_activation_threshold) with tracked and lost tracks on IoU fused
+ * with the score, a second one of the low-score detections (0.1 < s <
+ * threshold) at 0.5, unconfirmed tracks at 0.7, new tracks above
+ * threshold + 0.1, lost tracks dropped after int(fps / 30 * buffer)
+ * frames, duplicates between tracked and lost removed at IoU > 0.85, and
+ * the output matched back to the input boxes at IoU >= 0.5.  Assignments
+ * are optimal (Hungarian algorithm) as scipy's linear_sum_assignment;
+ * when two assignments cost the same the chosen one may differ.
+ *
+ * The line counter follows sv.LineZone: an anchor set (one named anchor,
+ * or the four corners), a detection counts only when every anchor lies
+ * between the perpendiculars through the segment's ends and all anchors
+ * are on one side; a tracker whose side changed from the previous frame it
+ * was seen in is counted in (to the side where the cross product is
+ * negative) or out.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/wf_int.h"
+
+/* ---- linear assignment (Hungarian algorithm, shortest augmenting paths) ------------ */
+
+/* Optimal assignment of an n x m cost matrix (row-major), n <= m: col_of[i]
+ * for every row.  O(n^2 m). */
+static void hungarian(const double *cost, int n, int m, int *col_of)
+{
+    double *u = xcalloc((size_t)n + 1, sizeof *u), *v = xcalloc((size_t)m + 1, sizeof *v);
+    double *minv = xmalloc(((size_t)m + 1) * sizeof *minv);
+    int *p = xcalloc((size_t)m + 1, sizeof *p), *way = xcalloc((size_t)m + 1, sizeof *way);
+    char *used = xmalloc((size_t)m + 1);
+
+    for (int i = 1; i <= n; i++) {
+        int j0 = 0;
+        p[0] = i;
+        for (int j = 0; j <= m; j++)
+            minv[j] = INFINITY;
+        memset(used, 0, (size_t)m + 1);
+        do {
+            used[j0] = 1;
+            int i0 = p[j0], j1 = 0;
+            double delta = INFINITY;
+            for (int j = 1; j <= m; j++) {
+                if (used[j])
+                    continue;
+                double cur = cost[(size_t)(i0 - 1) * m + (j - 1)] - u[i0] - v[j];
+                if (cur < minv[j]) {
+                    minv[j] = cur;
+                    way[j] = j0;
+                }
+                if (minv[j] < delta) {
+                    delta = minv[j];
+                    j1 = j;
+                }
+            }
+            for (int j = 0; j <= m; j++) {
+                if (used[j]) {
+                    u[p[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+        } while (p[j0] != 0);
+        do {
+            int j1 = way[j0];
+            p[j0] = p[j1];
+            j0 = j1;
+        } while (j0);
+    }
+    for (int j = 1; j <= m; j++)
+        if (p[j])
+            col_of[p[j] - 1] = j - 1;
+    free(u);
+    free(v);
+    free(minv);
+    free(p);
+    free(way);
+    free(used);
+}
+
+/* matching.linear_assignment: costs above thresh are clamped to thresh +
+ * 1e-4, the optimal assignment is taken, and pairs costing more than
+ * thresh are dropped.  a_of[i] = matched column or -1; b_of[j] likewise. */
+static void assign(double *cost, int n, int m, double thresh, int *a_of, int *b_of)
+{
+    for (int i = 0; i < n; i++)
+        a_of[i] = -1;
+    for (int j = 0; j < m; j++)
+        b_of[j] = -1;
+    if (n == 0 || m == 0)
+        return;
+    for (int k = 0; k < n * m; k++)
+        if (!(cost[k] <= thresh)) /* NaN too (a degenerate box): never matched */
+            cost[k] = thresh + 1e-4;
+    if (n <= m) {
+        int *col = xmalloc((size_t)n * sizeof *col);
+        hungarian(cost, n, m, col);
+        for (int i = 0; i < n; i++)
+            if (cost[(size_t)i * m + col[i]] <= thresh) {
+                a_of[i] = col[i];
+                b_of[col[i]] = i;
+            }
+        free(col);
+    } else {
+        double *t = xmalloc((size_t)n * m * sizeof *t);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < m; j++)
+                t[(size_t)j * n + i] = cost[(size_t)i * m + j];
+        int *row = xmalloc((size_t)m * sizeof *row);
+        hungarian(t, m, n, row);
+        for (int j = 0; j < m; j++)
+            if (cost[(size_t)row[j] * m + j] <= thresh) {
+                b_of[j] = row[j];
+                a_of[row[j]] = j;
+            }
+        free(row);
+        free(t);
+    }
+}
+
+static double iou_tlbr(const double *a, const double *b)
+{
+    double iw = fmin(a[2], b[2]) - fmax(a[0], b[0]), ih = fmin(a[3], b[3]) - fmax(a[1], b[1]);
+    if (iw <= 0 || ih <= 0)
+        return 0;
+    double in = iw * ih, ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - in;
+    return ua > 0 ? in / ua : 0;
+}
+
+/* ---- Kalman filter (x, y, aspect, height and their velocities) --------------------- */
+
+#define W_POS (1.0 / 20)
+#define W_VEL (1.0 / 160)
+
+static void kf_initiate(const double z[4], double mean[8], double cov[64])
+{
+    double h = z[3], std[8] = {2 * W_POS * h, 2 * W_POS * h, 1e-2, 2 * W_POS * h,
+                               10 * W_VEL * h, 10 * W_VEL * h, 1e-5, 10 * W_VEL * h};
+    memset(cov, 0, 64 * sizeof *cov);
+    for (int i = 0; i < 4; i++) {
+        mean[i] = z[i];
+        mean[4 + i] = 0;
+    }
+    for (int i = 0; i < 8; i++)
+        cov[i * 8 + i] = std[i] * std[i];
+}
+
+static void kf_predict(double mean[8], double cov[64])
+{
+    double h = mean[3], q[8] = {W_POS * h, W_POS * h, 1e-2, W_POS * h, W_VEL * h, W_VEL * h, 1e-5, W_VEL * h};
+    double fc[64], out[64];
+    for (int i = 0; i < 4; i++)
+        mean[i] += mean[4 + i];
+    /* F cov F^T with F = [I I; 0 I] */
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            fc[i * 8 + j] = cov[i * 8 + j] + (i < 4 ? cov[(i + 4) * 8 + j] : 0);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            out[i * 8 + j] = fc[i * 8 + j] + (j < 4 ? fc[i * 8 + j + 4] : 0);
+    for (int i = 0; i < 8; i++)
+        out[i * 8 + i] += q[i] * q[i];
+    memcpy(cov, out, sizeof out);
+}
+
+/* Solve S x = b for symmetric positive definite 4x4 S (Cholesky). */
+static void chol4_solve(const double S[16], const double b[4], double x[4])
+{
+    double L[16] = {0}, y[4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j <= i; j++) {
+            double s = S[i * 4 + j];
+            for (int k = 0; k < j; k++)
+                s -= L[i * 4 + k] * L[j * 4 + k];
+            L[i * 4 + j] = i == j ? sqrt(fmax(s, 1e-12)) : s / L[j * 4 + j];
+        }
+    for (int i = 0; i < 4; i++) {
+        double s = b[i];
+        for (int k = 0; k < i; k++)
+            s -= L[i * 4 + k] * y[k];
+        y[i] = s / L[i * 4 + i];
+    }
+    for (int i = 3; i >= 0; i--) {
+        double s = y[i];
+        for (int k = i + 1; k < 4; k++)
+            s -= L[k * 4 + i] * x[k];
+        x[i] = s / L[i * 4 + i];
+    }
+}
+
+static void kf_update(double mean[8], double cov[64], const double z[4])
+{
+    double h = mean[3], r[4] = {W_POS * h, W_POS * h, 1e-1, W_POS * h};
+    double S[16], K[32]; /* K: 8 x 4 */
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            S[i * 4 + j] = cov[i * 8 + j] + (i == j ? r[i] * r[i] : 0);
+    /* K = cov H^T S^-1: row i of K solves S k = (cov H^T)[i] (S symmetric) */
+    for (int i = 0; i < 8; i++) {
+        double b[4] = {cov[i * 8 + 0], cov[i * 8 + 1], cov[i * 8 + 2], cov[i * 8 + 3]};
+        chol4_solve(S, b, &K[i * 4]);
+    }
+    double innov[4];
+    for (int i = 0; i < 4; i++)
+        innov[i] = z[i] - mean[i];
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 4; k++)
+            mean[i] += K[i * 4 + k] * innov[k];
+    /* cov -= K S K^T */
+    double KS[32];
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 4; j++) {
+            double s = 0;
+            for (int k = 0; k < 4; k++)
+                s += K[i * 4 + k] * S[k * 4 + j];
+            KS[i * 4 + j] = s;
+        }
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) {
+            double s = 0;
+            for (int k = 0; k < 4; k++)
+                s += KS[i * 4 + k] * K[j * 4 + k];
+            cov[i * 8 + j] -= s;
+        }
+}
+
+/* ---- ByteTrack ---------------------------------------------------------------------- */
+
+enum { TS_NEW, TS_TRACKED, TS_LOST, TS_REMOVED };
+
+struct strack {
+    double tlwh0[4]; /* the detection's box, until the filter runs */
+    double mean[8], cov[64];
+    bool has_kf;
+    double score;
+    int state;
+    bool activated;
+    int start_frame, frame_id, tracklet_len;
+    int64_t internal_id, external_id; /* -1: none yet */
+};
+
+struct tlist {
+    struct strack **t;
+    int n, cap;
+};
+
+static void tl_push(struct tlist *l, struct strack *s)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 8;
+        l->t = xrealloc(l->t, (size_t)l->cap * sizeof *l->t);
+    }
+    l->t[l->n++] = s;
+}
+
+static bool tl_has(const struct tlist *l, const struct strack *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->t[i] == s || (l->t[i]->internal_id >= 0 && l->t[i]->internal_id == s->internal_id))
+            return true;
+    return false;
+}
+
+struct tracker {
+    double act_thr, match_thr, det_thr;
+    int max_time_lost, min_frames, frame_id;
+    int64_t next_internal, next_external;
+    struct tlist tracked, lost, removed;
+    struct tlist all; /* every track this tracker owns */
+    /* v3: tracker ids already reported (the most recent cache_size) */
+    int64_t *seen;
+    size_t nseen, seen_cap, cache_size;
+};
+
+static void tracker_free(void *p)
+{
+    struct tracker *tk = p;
+    for (int i = 0; i < tk->all.n; i++)
+        free(tk->all.t[i]);
+    free(tk->all.t);
+    free(tk->tracked.t);
+    free(tk->lost.t);
+    free(tk->removed.t);
+    free(tk->seen);
+    free(tk);
+}
+
+static void st_tlwh(const struct strack *s, double out[4])
+{
+    if (!s->has_kf) {
+        memcpy(out, s->tlwh0, sizeof s->tlwh0);
+        return;
+    }
+    out[2] = s->mean[2] * s->mean[3];
+    out[3] = s->mean[3];
+    out[0] = s->mean[0] - out[2] / 2;
+    out[1] = s->mean[1] - out[3] / 2;
+}
+
+static void st_tlbr(const struct strack *s, double out[4])
+{
+    st_tlwh(s, out);
+    out[2] += out[0];
+    out[3] += out[1];
+}
+
+static void st_xyah(const struct strack *s, double z[4])
+{
+    double t[4];
+    st_tlwh(s, t);
+    z[0] = t[0] + t[2] / 2;
+    z[1] = t[1] + t[3] / 2;
+    z[3] = fmax(t[3], 1e-6); /* a zero-height box must not poison the filter */
+    z[2] = t[2] / z[3];
+}
+
+static void st_activate(struct tracker *tk, struct strack *s)
+{
+    double z[4];
+    st_xyah(s, z);
+    s->internal_id = tk->next_internal++;
+    kf_initiate(z, s->mean, s->cov);
+    s->has_kf = true;
+    s->tracklet_len = 0;
+    s->state = TS_TRACKED;
+    if (tk->frame_id == 1)
+        s->activated = true;
+    if (tk->min_frames == 1)
+        s->external_id = tk->next_external++;
+    s->frame_id = s->start_frame = tk->frame_id;
+}
+
+static void st_update(struct tracker *tk, struct strack *s, const struct strack *det, bool reactivate)
+{
+    double z[4];
+    st_xyah(det, z);
+    kf_update(s->mean, s->cov, z);
+    s->state = TS_TRACKED;
+    s->frame_id = tk->frame_id;
+    s->score = det->score;
+    if (reactivate) {
+        s->tracklet_len = 0;
+        return;
+    }
+    s->tracklet_len++;
+    if (s->tracklet_len == tk->min_frames) {
+        s->activated = true;
+        if (s->external_id < 0)
+            s->external_id = tk->next_external++;
+    }
+}
+
+/* cost[i][j] = 1 - IoU(a_i, b_j), optionally fused with b's scores. */
+static double *iou_cost(struct strack *const *a, int n, struct strack *const *b, int m, bool fuse)
+{
+    double *c = xmalloc(((size_t)n * m + 1) * sizeof *c);
+    for (int i = 0; i < n; i++) {
+        double ta[4];
+        st_tlbr(a[i], ta);
+        for (int j = 0; j < m; j++) {
+            double tb[4];
+            st_tlbr(b[j], tb);
+            double iou = iou_tlbr(ta, tb);
+            c[(size_t)i * m + j] = 1 - (fuse ? iou * b[j]->score : iou);
+        }
+    }
+    return c;
+}
+
+/* joint_tracks: a then the tracks of b not in a (by internal id). */
+static void tl_joint(struct tlist *dst, const struct tlist *b)
+{
+    for (int i = 0; i < b->n; i++)
+        if (!tl_has(dst, b->t[i]))
+            tl_push(dst, b->t[i]);
+}
+
+static void tl_sub(struct tlist *a, const struct tlist *b)
+{
+    int k = 0;
+    for (int i = 0; i < a->n; i++)
+        if (!tl_has(b, a->t[i]))
+            a->t[k++] = a->t[i];
+    a->n = k;
+}
+
+/* One frame: boxes (xyxy) and scores of n detections; returns the list of
+ * output tracks (activated tracked ones) in *out (borrowed pointers). */
+static void tracker_update(struct tracker *tk, const double (*boxes)[4], const double *scores, int n,
+                           struct tlist *out)
+{
+    struct tlist dets = {0}, dets2 = {0}, unconfirmed = {0}, pool = {0}, activated = {0}, refind = {0},
+                 lost_new = {0}, removed_new = {0}, rtracked = {0}, left = {0};
+    int *a_of, *b_of;
+    double *cost;
+
+    tk->frame_id++;
+    for (int i = 0; i < n; i++) {
+        bool high = scores[i] > tk->act_thr, second = scores[i] > 0.1 && scores[i] < tk->act_thr;
+        if (!high && !second)
+            continue;
+        struct strack *s = xcalloc(1, sizeof *s);
+        s->tlwh0[0] = boxes[i][0];
+        s->tlwh0[1] = boxes[i][1];
+        s->tlwh0[2] = boxes[i][2] - boxes[i][0];
+        s->tlwh0[3] = boxes[i][3] - boxes[i][1];
+        s->score = scores[i];
+        s->internal_id = s->external_id = -1;
+        tl_push(&tk->all, s);
+        tl_push(high ? &dets : &dets2, s);
+    }
+    for (int i = 0; i < tk->tracked.n; i++)
+        tl_push(tk->tracked.t[i]->activated ? &pool : &unconfirmed, tk->tracked.t[i]);
+    tl_joint(&pool, &tk->lost);
+    for (int i = 0; i < pool.n; i++) {
+        struct strack *s = pool.t[i];
+        if (s->state != TS_TRACKED)
+            s->mean[7] = 0;
+        kf_predict(s->mean, s->cov);
+    }
+
+    /* first association: high-score detections */
+    cost = iou_cost(pool.t, pool.n, dets.t, dets.n, true);
+    a_of = xmalloc(((size_t)pool.n + 1) * sizeof *a_of);
+    b_of = xmalloc(((size_t)dets.n + 1) * sizeof *b_of);
+    assign(cost, pool.n, dets.n, tk->match_thr, a_of, b_of);
+    free(cost);
+    for (int i = 0; i < pool.n; i++) {
+        struct strack *s = pool.t[i];
+        if (a_of[i] < 0) {
+            if (s->state == TS_TRACKED)
+                tl_push(&rtracked, s);
+            continue;
+        }
+        bool was_tracked = s->state == TS_TRACKED;
+        st_update(tk, s, dets.t[a_of[i]], !was_tracked);
+        tl_push(was_tracked ? &activated : &refind, s);
+    }
+    for (int j = 0; j < dets.n; j++)
+        if (b_of[j] < 0)
+            tl_push(&left, dets.t[j]);
+    free(a_of);
+    free(b_of);
+
+    /* second association: low-score detections, tracked tracks only */
+    cost = iou_cost(rtracked.t, rtracked.n, dets2.t, dets2.n, false);
+    a_of = xmalloc(((size_t)rtracked.n + 1) * sizeof *a_of);
+    b_of = xmalloc(((size_t)dets2.n + 1) * sizeof *b_of);
+    assign(cost, rtracked.n, dets2.n, 0.5, a_of, b_of);
+    free(cost);
+    for (int i = 0; i < rtracked.n; i++) {
+        struct strack *s = rtracked.t[i];
+        if (a_of[i] >= 0) {
+            st_update(tk, s, dets2.t[a_of[i]], false);
+            tl_push(&activated, s);
+        } else if (s->state != TS_LOST) {
+            s->state = TS_LOST;
+            tl_push(&lost_new, s);
+        }
+    }
+    free(a_of);
+    free(b_of);
+
+    /* unconfirmed tracks (one frame old) against what is left */
+    cost = iou_cost(unconfirmed.t, unconfirmed.n, left.t, left.n, true);
+    a_of = xmalloc(((size_t)unconfirmed.n + 1) * sizeof *a_of);
+    b_of = xmalloc(((size_t)left.n + 1) * sizeof *b_of);
+    assign(cost, unconfirmed.n, left.n, 0.7, a_of, b_of);
+    free(cost);
+    for (int i = 0; i < unconfirmed.n; i++) {
+        struct strack *s = unconfirmed.t[i];
+        if (a_of[i] >= 0) {
+            st_update(tk, s, left.t[a_of[i]], false);
+            tl_push(&activated, s);
+        } else {
+            s->state = TS_REMOVED;
+            tl_push(&removed_new, s);
+        }
+    }
+    /* new tracks */
+    for (int j = 0; j < left.n; j++) {
+        if (b_of[j] >= 0 || left.t[j]->score < tk->det_thr)
+            continue;
+        st_activate(tk, left.t[j]);
+        tl_push(&activated, left.t[j]);
+    }
+    free(a_of);
+    free(b_of);
+
+    for (int i = 0; i < tk->lost.n; i++)
+        if (tk->frame_id - tk->lost.t[i]->frame_id > tk->max_time_lost) {
+            tk->lost.t[i]->state = TS_REMOVED;
+            tl_push(&removed_new, tk->lost.t[i]);
+        }
+    int k = 0;
+    for (int i = 0; i < tk->tracked.n; i++)
+        if (tk->tracked.t[i]->state == TS_TRACKED)
+            tk->tracked.t[k++] = tk->tracked.t[i];
+    tk->tracked.n = k;
+    tl_joint(&tk->tracked, &activated);
+    tl_joint(&tk->tracked, &refind);
+    tl_sub(&tk->lost, &tk->tracked);
+    for (int i = 0; i < lost_new.n; i++)
+        tl_push(&tk->lost, lost_new.t[i]);
+    tl_sub(&tk->lost, &tk->removed); /* the previous frame's removed, as supervision does */
+    free(tk->removed.t);
+    tk->removed = removed_new;
+    removed_new = (struct tlist){0};
+
+    /* remove duplicates between tracked and lost (IoU > 0.85) */
+    if (tk->tracked.n && tk->lost.n) {
+        bool *dup_a = xcalloc((size_t)tk->tracked.n, 1), *dup_b = xcalloc((size_t)tk->lost.n, 1);
+        cost = iou_cost(tk->tracked.t, tk->tracked.n, tk->lost.t, tk->lost.n, false);
+        for (int i = 0; i < tk->tracked.n; i++)
+            for (int j = 0; j < tk->lost.n; j++) {
+                if (cost[(size_t)i * tk->lost.n + j] >= 0.15)
+                    continue;
+                struct strack *a = tk->tracked.t[i], *b = tk->lost.t[j];
+                if (a->frame_id - a->start_frame > b->frame_id - b->start_frame)
+                    dup_b[j] = true;
+                else
+                    dup_a[i] = true;
+            }
+        free(cost);
+        k = 0;
+        for (int i = 0; i < tk->tracked.n; i++)
+            if (!dup_a[i])
+                tk->tracked.t[k++] = tk->tracked.t[i];
+        tk->tracked.n = k;
+        k = 0;
+        for (int j = 0; j < tk->lost.n; j++)
+            if (!dup_b[j])
+                tk->lost.t[k++] = tk->lost.t[j];
+        tk->lost.n = k;
+        free(dup_a);
+        free(dup_b);
+    }
+    out->n = 0;
+    for (int i = 0; i < tk->tracked.n; i++)
+        if (tk->tracked.t[i]->activated)
+            tl_push(out, tk->tracked.t[i]);
+
+    /* free what no list holds any more (the pointers are unique) */
+    k = 0;
+    for (int i = 0; i < tk->all.n; i++) {
+        struct strack *s = tk->all.t[i];
+        bool keep = false;
+        for (int j = 0; j < tk->tracked.n && !keep; j++)
+            keep = tk->tracked.t[j] == s;
+        for (int j = 0; j < tk->lost.n && !keep; j++)
+            keep = tk->lost.t[j] == s;
+        for (int j = 0; j < tk->removed.n && !keep; j++)
+            keep = tk->removed.t[j] == s;
+        if (keep)
+            tk->all.t[k++] = s;
+        else
+            free(s);
+    }
+    tk->all.n = k;
+    free(dets.t);
+    free(dets2.t);
+    free(unconfirmed.t);
+    free(pool.t);
+    free(activated.t);
+    free(refind.t);
+    free(lost_new.t);
+    free(rtracked.t);
+    free(left.t);
+}
+
+/* update_with_detections: the input detections matched to the output
+ * tracks at IoU >= 0.5, with their tracker ids; the others dropped. */
+static struct wf_dets *tracker_run(struct tracker *tk, const struct wf_dets *in)
+{
+    int n = (int)in->n;
+    double(*boxes)[4] = xmalloc(((size_t)n + 1) * sizeof *boxes);
+    double *scores = xmalloc(((size_t)n + 1) * sizeof *scores);
+    struct tlist tracks = {0};
+    struct wf_dets *out = wf_dets_new();
+
+    for (int i = 0; i < n; i++) {
+        boxes[i][0] = in->d[i].x1;
+        boxes[i][1] = in->d[i].y1;
+        boxes[i][2] = in->d[i].x2;
+        boxes[i][3] = in->d[i].y2;
+        scores[i] = in->d[i].confidence;
+    }
+    tracker_update(tk, (const double(*)[4])boxes, scores, n, &tracks);
+    if (tracks.n > 0 && n > 0) {
+        double *cost = xmalloc((size_t)n * tracks.n * sizeof *cost);
+        int *a_of = xmalloc((size_t)n * sizeof *a_of), *b_of = xmalloc((size_t)tracks.n * sizeof *b_of);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < tracks.n; j++) {
+                double tb[4];
+                st_tlbr(tracks.t[j], tb);
+                cost[(size_t)i * tracks.n + j] = 1 - iou_tlbr(boxes[i], tb);
+            }
+        assign(cost, n, tracks.n, 0.5, a_of, b_of);
+        for (int i = 0; i < n; i++) {
+            /* a track not yet confirmed by minimum_consecutive_frames has
+             * no id: supervision drops its box (tracker_id -1) */
+            if (a_of[i] < 0 || tracks.t[a_of[i]]->external_id < 0)
+                continue;
+            struct wf_det *d = wf_dets_push_copy(out, &in->d[i]);
+            d->tracker_id = tracks.t[a_of[i]]->external_id;
+        }
+        free(cost);
+        free(a_of);
+        free(b_of);
+    }
+    free(boxes);
+    free(scores);
+    free(tracks.t);
+    return out;
+}
+
+/* v3's instance cache: true when id was reported before (then it is
+ * moved to the most recent end); ids beyond cache_size are forgotten. */
+static bool seen_record(struct tracker *tk, int64_t id)
+{
+    for (size_t i = 0; i < tk->nseen; i++)
+        if (tk->seen[i] == id) {
+            memmove(&tk->seen[i], &tk->seen[i + 1], (tk->nseen - i - 1) * sizeof *tk->seen);
+            tk->seen[tk->nseen - 1] = id;
+            return true;
+        }
+    if (tk->nseen == tk->cache_size && tk->nseen > 0) {
+        memmove(&tk->seen[0], &tk->seen[1], (tk->nseen - 1) * sizeof *tk->seen);
+        tk->nseen--;
+    }
+    if (tk->nseen == tk->seen_cap) {
+        tk->seen_cap = tk->seen_cap ? tk->seen_cap * 2 : 64;
+        tk->seen = xrealloc(tk->seen, tk->seen_cap * sizeof *tk->seen);
+    }
+    if (tk->cache_size > 0)
+        tk->seen[tk->nseen++] = id;
+    return false;
+}
+
+/* video_identifier and fps of element i: the metadata field (v1) or the
+ * image's video_metadata (v2+), synthesised as WORKFLOWS.md 1 says. */
+static const char *video_of(struct wf_call *c, size_t i, bool from_image, double *fps)
+{
+    const json_t *vm = NULL;
+    const char *id = NULL;
+    if (from_image) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        vm = im ? im->video_metadata : NULL;
+        id = im ? im->parent_id : NULL;
+    } else {
+        vm = wf_arg_json(c, i, "metadata");
+    }
+    *fps = 30;
+    if (json_is_object(vm)) {
+        if (json_string_value(json_object_get(vm, "video_identifier")))
+            id = json_string_value(json_object_get(vm, "video_identifier"));
+        const json_t *f = json_object_get(vm, "fps");
+        *fps = json_is_number(f) ? json_number_value(f) : 0;
+    }
+    return id ? id : "image";
+}
+
+static int tracker_block(struct wf_call *c, int version)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, version >= 2, &fps);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        void **slot = wf_call_state(c, vid, tracker_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos tracked at once (at most %d)", WF_STATE_MAX);
+        struct tracker *tk = *slot;
+        if (!tk) {
+            tk = xcalloc(1, sizeof *tk);
+            tk->act_thr = wf_arg_double(c, i, "track_activation_threshold", 0.25);
+            tk->match_thr = wf_arg_double(c, i, "minimum_matching_threshold", 0.8);
+            tk->det_thr = tk->act_thr + 0.1;
+            double buf = (double)wf_arg_int(c, i, "lost_track_buffer", 30);
+            tk->max_time_lost = (int)(fps / 30.0 * buf);
+            tk->min_frames = (int)MAX(1, wf_arg_int(c, i, "minimum_consecutive_frames", 1));
+            tk->next_external = 1;
+            tk->cache_size = version >= 3 ? (size_t)MAX(0, wf_arg_int(c, i, "instances_cache_size", 16384)) : 0;
+            *slot = tk;
+        }
+        struct wf_dets empty = {0};
+        struct wf_dets *out = tracker_run(tk, ds ? ds : &empty);
+        if (version >= 3) {
+            struct wf_dets *fresh = wf_dets_new(), *seen = wf_dets_new();
+            for (size_t k = 0; k < out->n; k++)
+                wf_dets_push_copy(seen_record(tk, out->d[k].tracker_id) ? seen : fresh, &out->d[k]);
+            wf_out_dets(c, i, "new_instances", fresh);
+            wf_out_dets(c, i, "already_seen_instances", seen);
+        }
+        wf_out_dets(c, i, "tracked_detections", out);
+    }
+    return 0;
+}
+
+static int bt1_run(struct wf_call *c) { return tracker_block(c, 1); }
+static int bt2_run(struct wf_call *c) { return tracker_block(c, 2); }
+static int bt3_run(struct wf_call *c) { return tracker_block(c, 3); }
+
+/* ---- line counter --------------------------------------------------------------------- */
+
+struct line_zone {
+    double x1, y1, x2, y2;
+    int anchors[4];
+    int nanchors;
+    int64_t count_in, count_out;
+    /* last side seen per tracker id (true: the "in" side) */
+    int64_t *ids;
+    bool *side;
+    size_t n, cap;
+};
+
+static void line_zone_free(void *p)
+{
+    struct line_zone *z = p;
+    free(z->ids);
+    free(z->side);
+    free(z);
+}
+
+static const char *const anchor_names[] = {"CENTER",      "CENTER_LEFT",   "CENTER_RIGHT", "TOP_CENTER",
+                                           "TOP_LEFT",    "TOP_RIGHT",     "BOTTOM_LEFT",  "BOTTOM_CENTER",
+                                           "BOTTOM_RIGHT", "CENTER_OF_MASS", NULL};
+enum { A_C, A_CL, A_CR, A_TC, A_TL, A_TR, A_BL, A_BC, A_BR, A_COM };
+
+static void anchor_xy(const struct wf_det *d, int a, double *x, double *y)
+{
+    double cx = (d->x1 + d->x2) / 2, cy = (d->y1 + d->y2) / 2;
+    switch (a) {
+    case A_CL: *x = d->x1; *y = cy; break;
+    case A_CR: *x = d->x2; *y = cy; break;
+    case A_TC: *x = cx; *y = d->y1; break;
+    case A_TL: *x = d->x1; *y = d->y1; break;
+    case A_TR: *x = d->x2; *y = d->y1; break;
+    case A_BL: *x = d->x1; *y = d->y2; break;
+    case A_BC: *x = cx; *y = d->y2; break;
+    case A_BR: *x = d->x2; *y = d->y2; break;
+    default: *x = cx; *y = cy; break; /* CENTER; CENTER_OF_MASS of a box */
+    }
+}
+
+static double cross(double ax, double ay, double bx, double by, double px, double py)
+{
+    return (bx - ax) * (py - ay) - (by - ay) * (px - ax);
+}
+
+/* 1 crossed in, -1 crossed out, 0 neither (sv.LineZone.trigger, minimum
+ * crossing threshold 1). */
+static int line_zone_trigger(struct line_zone *z, const struct wf_det *d)
+{
+    double len = hypot(z->x2 - z->x1, z->y2 - z->y1);
+    double ux = (z->x2 - z->x1) / len, uy = (z->y2 - z->y1) / len, px = -uy, py = ux;
+    bool left = false, right = false;
+    for (int k = 0; k < z->nanchors; k++) {
+        double x, y;
+        anchor_xy(d, z->anchors[k], &x, &y);
+        /* between the perpendiculars through both ends */
+        double c1 = cross(z->x1, z->y1, z->x1 + px, z->y1 + py, x, y);
+        double c2 = cross(z->x2, z->y2, z->x2 - px, z->y2 - py, x, y);
+        if ((c1 > 0) != (c2 > 0))
+            return 0;
+        if (cross(z->x1, z->y1, z->x2, z->y2, x, y) < 0)
+            left = true;
+        else
+            right = true;
+    }
+    if (left && right)
+        return 0;
+    for (size_t i = 0; i < z->n; i++) {
+        if (z->ids[i] != d->tracker_id)
+            continue;
+        if (z->side[i] == left)
+            return 0;
+        z->side[i] = left;
+        if (left)
+            z->count_in++;
+        else
+            z->count_out++;
+        return left ? 1 : -1;
+    }
+    if (z->n == z->cap) {
+        z->cap = z->cap ? z->cap * 2 : 16;
+        z->ids = xrealloc(z->ids, z->cap * sizeof *z->ids);
+        z->side = xrealloc(z->side, z->cap * sizeof *z->side);
+    }
+    z->ids[z->n] = d->tracker_id;
+    z->side[z->n++] = left;
+    return 0;
+}
+
+static bool num2(const json_t *p, double *x, double *y)
+{
+    if (!json_is_array(p) || json_array_size(p) != 2 || !json_is_number(json_array_get(p, 0)) ||
+        !json_is_number(json_array_get(p, 1)))
+        return false;
+    *x = json_number_value(json_array_get(p, 0));
+    *y = json_number_value(json_array_get(p, 1));
+    return true;
+}
+
+static int counter_block(struct wf_call *c, int version)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, version >= 2, &fps);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        for (size_t k = 0; ds && k < ds->n; k++)
+            if (ds->d[k].tracker_id == WF_NO_TRACKER)
+                return wf_call_fail(c, "tracker_id not initialized: line_counter requires tracked detections "
+                                       "(put a byte_tracker step before it)");
+        void **slot = wf_call_state(c, vid, line_zone_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct line_zone *z = *slot;
+        if (!z) {
+            const json_t *seg = wf_arg_json(c, i, "line_segment");
+            const char *anchor = wf_arg_str(c, i, "triggering_anchor");
+            double x1, y1, x2, y2;
+            if (!json_is_array(seg) || json_array_size(seg) != 2 || !num2(json_array_get(seg, 0), &x1, &y1) ||
+                !num2(json_array_get(seg, 1), &x2, &y2))
+                return wf_call_fail(c, "line_segment must be a list of two [x, y] points");
+            if (x1 == x2 && y1 == y2)
+                return wf_call_fail(c, "line_segment must have two different points");
+            z = xcalloc(1, sizeof *z);
+            z->x1 = x1;
+            z->y1 = y1;
+            z->x2 = x2;
+            z->y2 = y2;
+            if (anchor) {
+                int a = -1;
+                for (int k = 0; anchor_names[k]; k++)
+                    if (!strcmp(anchor_names[k], anchor))
+                        a = k;
+                if (a < 0) {
+                    line_zone_free(z);
+                    return wf_call_fail(c, "triggering_anchor '%.40s' is not a position (CENTER, "
+                                           "BOTTOM_CENTER, TOP_LEFT, ...)", anchor);
+                }
+                z->anchors[0] = a;
+                z->nanchors = 1;
+            } else { /* sv.LineZone's default: the four corners */
+                z->anchors[0] = A_TL;
+                z->anchors[1] = A_TR;
+                z->anchors[2] = A_BL;
+                z->anchors[3] = A_BR;
+                z->nanchors = 4;
+            }
+            *slot = z;
+        }
+        struct wf_dets *din = version >= 2 ? wf_dets_new() : NULL, *dout = version >= 2 ? wf_dets_new() : NULL;
+        for (size_t k = 0; ds && k < ds->n; k++) {
+            int r = line_zone_trigger(z, &ds->d[k]);
+            if (r > 0 && din)
+                wf_dets_push_copy(din, &ds->d[k]);
+            else if (r < 0 && dout)
+                wf_dets_push_copy(dout, &ds->d[k]);
+        }
+        wf_out_json(c, i, "count_in", json_integer((json_int_t)z->count_in));
+        wf_out_json(c, i, "count_out", json_integer((json_int_t)z->count_out));
+        if (version >= 2) {
+            wf_out_dets(c, i, "detections_in", din);
+            wf_out_dets(c, i, "detections_out", dout);
+        }
+    }
+    return 0;
+}
+
+static int lc1_run(struct wf_call *c) { return counter_block(c, 1); }
+static int lc2_run(struct wf_call *c) { return counter_block(c, 2); }
+
+/* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
+
+#define F_TRACK_COMMON                                                                          \
+    {"track_activation_threshold", NULL, WF_FT_FLOAT01, "0.25", WF_K_NUMBER, 0, NULL},          \
+    {"lost_track_buffer", NULL, WF_FT_INT_NONNEG, "30", WF_K_INT, 0, NULL},                      \
+    {"minimum_matching_threshold", NULL, WF_FT_FLOAT01, "0.8", WF_K_NUMBER, 0, NULL},            \
+    {"minimum_consecutive_frames", NULL, WF_FT_INT_POS, "1", WF_K_INT, 0, NULL}
+
+static const struct wf_field bt1_fields[] = {
+    {"metadata", NULL, WF_FT_DICT, NULL, WF_K_VIDEO_META, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    F_TRACK_COMMON,
+};
+static const struct wf_field bt2_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    F_TRACK_COMMON,
+};
+static const struct wf_field bt3_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    F_TRACK_COMMON,
+    {"instances_cache_size", NULL, WF_FT_INT_NONNEG, "16384", 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_output bt12_outs[] = {{"tracked_detections", WF_K_OD}};
+static const struct wf_output bt3_outs[] = {
+    {"tracked_detections", WF_K_OD}, {"new_instances", WF_K_OD}, {"already_seen_instances", WF_K_OD}};
+
+static const struct wf_field lc1_fields[] = {
+    {"metadata", NULL, WF_FT_DICT, NULL, WF_K_VIDEO_META, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"line_segment", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
+    {"triggering_anchor", NULL, WF_FT_STRING, "\"CENTER\"", WF_K_STRING, 0, NULL},
+};
+static const struct wf_field lc2_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"line_segment", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
+    {"triggering_anchor", NULL, WF_FT_STRING, "null", WF_K_STRING, WF_F_NULLABLE, NULL},
+};
+static const struct wf_output lc1_outs[] = {{"count_in", WF_K_INT}, {"count_out", WF_K_INT}};
+static const struct wf_output lc2_outs[] = {{"count_in", WF_K_INT},
+                                            {"count_out", WF_K_INT},
+                                            {"detections_in", WF_K_OD | WF_K_IS},
+                                            {"detections_out", WF_K_OD | WF_K_IS}};
+
+#define BLOCK(var, fields, outs, fn, ...)                                                     \
+    static const char *const var##_types[] = {__VA_ARGS__, NULL};                          \
+    static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,       \
+                                        ARRAY_LEN(outs), 0, 0, NULL, fn, NULL};
+
+BLOCK(bt1, bt1_fields, bt12_outs, bt1_run, "roboflow_core/byte_tracker@v1", "ByteTracker")
+BLOCK(bt2, bt2_fields, bt12_outs, bt2_run, "roboflow_core/byte_tracker@v2")
+BLOCK(bt3, bt3_fields, bt3_outs, bt3_run, "roboflow_core/byte_tracker@v3")
+BLOCK(lc1, lc1_fields, lc1_outs, lc1_run, "roboflow_core/line_counter@v1", "LineCounter")
+BLOCK(lc2, lc2_fields, lc2_outs, lc2_run, "roboflow_core/line_counter@v2")
+
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, NULL};

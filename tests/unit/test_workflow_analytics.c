@@ -1,0 +1,225 @@
+/*
+ * test_workflow_analytics.c — byte_tracker and line_counter over sequences
+ * of frames, with a provider that returns the boxes the test scripts for
+ * each frame.
+ */
+#include "t.h"
+#include "test_workflow_fake.h"
+
+#include <math.h>
+
+/* boxes of the current frame: {x1, y1, x2, y2, confidence} */
+static double cur_boxes[8][5];
+static int cur_n;
+
+static int script_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                        size_t n, json_t **out, char *err, size_t errlen)
+{
+    (void)ud;
+    (void)req;
+    (void)err;
+    (void)errlen;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds = json_array();
+        for (int k = 0; k < cur_n; k++)
+            json_array_append_new(preds, fake_box(cur_boxes[k][0], cur_boxes[k][1], cur_boxes[k][2], cur_boxes[k][3],
+                                                  cur_boxes[k][4], "obj", 0, "object-detection"));
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height", images[i]->h,
+                           "predictions", preds);
+    }
+    return 0;
+}
+
+#define HEAD                                                                                         \
+    "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":[" \
+    "{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"det\","             \
+    "\"images\":\"$inputs.image\",\"model_id\":\"m\",\"confidence\":0.05},"
+
+/* One frame: returns results[0] (new ref). */
+static json_t *frame(const struct wf_workflow *wf, struct wf_state *st, int no)
+{
+    struct vis_image *im = img_new(400, 200, 0);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = json_pack("{s:s,s:i,s:s,s:f,s:f,s:b}", "video_identifier", "clip", "frame_number", no,
+                           "frame_timestamp", "2026-11-29T00:00:00.000Z", "fps", 30.0, "measured_fps", 30.0,
+                           "comes_from_video_file", 1);
+    struct wf_image_input ii = {"image", imgs, 1, false, vm};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {script_infer, NULL, 90, st};
+    json_t *res = NULL;
+    char err[512];
+    if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    json_t *r = json_incref(json_array_get(res, 0));
+    json_decref(res);
+    json_decref(vm);
+    vis_image_free(im);
+    return r;
+}
+
+static int64_t id_at(const json_t *r, const char *out, double cx)
+{
+    const json_t *p = json_object_get(json_object_get(r, out), "predictions");
+    size_t i;
+    json_t *d;
+    json_array_foreach(p, i, d) if (fabs(json_number_value(json_object_get(d, "x")) - cx) < 1.0) return json_integer_value(
+        json_object_get(d, "tracker_id"));
+    return -1;
+}
+
+static void set_box(int k, double x, double y, double conf)
+{
+    cur_boxes[k][0] = x - 15;
+    cur_boxes[k][1] = y - 15;
+    cur_boxes[k][2] = x + 15;
+    cur_boxes[k][3] = y + 15;
+    cur_boxes[k][4] = conf;
+}
+
+TEST(two_objects_keep_their_ids_through_a_gap)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v3\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\",\"lost_track_buffer\":5}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.bt.tracked_detections\"},"
+             "{\"type\":\"JsonField\",\"name\":\"new\",\"selector\":\"$steps.bt.new_instances\"},"
+             "{\"type\":\"JsonField\",\"name\":\"seen\",\"selector\":\"$steps.bt.already_seen_instances\"}]}");
+    struct wf_state *st = wf_state_new();
+    int64_t a = -1, b = -1;
+    for (int f = 1; f <= 30; f++) {
+        double xa = 50 + 4 * f, xb = 350 - 4 * f;
+        cur_n = 0;
+        set_box(cur_n++, xa, 60, 0.9);
+        bool gap = f >= 12 && f <= 14; /* b is missed for three frames */
+        if (!gap)
+            set_box(cur_n++, xb, 140, 0.8);
+        json_t *r = frame(wf, st, f);
+        int64_t ia = id_at(r, "t", xa), ib = gap ? -2 : id_at(r, "t", xb);
+        if (f == 1) {
+            a = ia;
+            b = ib;
+            ASSERT(a >= 1 && b >= 1 && a != b);
+            ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "new"), "predictions")), 2);
+        } else {
+            ASSERT_EQ(ia, a);
+            if (!gap)
+                ASSERT_EQ(ib, b); /* re-found from the lost tracks, same id */
+            ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "new"), "predictions")), 0);
+            ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "seen"), "predictions")), gap ? 1 : 2);
+        }
+        json_decref(r);
+    }
+    /* b gone longer than the buffer (5 frames at 30 fps): a new id */
+    for (int f = 31; f <= 40; f++) {
+        cur_n = 1;
+        set_box(0, 50 + 4 * f, 60, 0.9);
+        json_decref(frame(wf, st, f));
+    }
+    cur_n = 2;
+    set_box(0, 50 + 4 * 41, 60, 0.9);
+    set_box(1, 200, 140, 0.8);
+    json_decref(frame(wf, st, 41)); /* new track: unconfirmed on this frame */
+    json_t *r = frame(wf, st, 42);
+    int64_t nb = id_at(r, "t", 200);
+    ASSERT(nb > MAX(a, b));
+    json_decref(r);
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(minimum_consecutive_frames_and_low_scores)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\",\"minimum_consecutive_frames\":3}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.bt.tracked_detections\"}]}");
+    struct wf_state *st = wf_state_new();
+    for (int f = 1; f <= 6; f++) {
+        cur_n = 1;
+        set_box(0, 100 + 2 * f, 100, 0.9);
+        json_t *r = frame(wf, st, f);
+        size_t n = json_array_size(json_object_get(json_object_get(r, "t"), "predictions"));
+        ASSERT_EQ(n, f >= 4 ? 1 : 0); /* confirmed after 3 matched frames */
+        json_decref(r);
+    }
+    /* a low-score box (0.1 < s < 0.25) keeps an existing track alive but
+     * never starts one */
+    cur_n = 2;
+    set_box(0, 114, 100, 0.2);
+    set_box(1, 300, 50, 0.2);
+    json_t *r = frame(wf, st, 7);
+    ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "t"), "predictions")), 1);
+    ASSERT(id_at(r, "t", 114) >= 1);
+    json_decref(r);
+    wf_state_free(st);
+    /* no state given: every run starts afresh (an image job), so the
+     * track is never confirmed however many frames come */
+    cur_n = 1;
+    for (int f = 1; f <= 5; f++) {
+        set_box(0, 100 + 2 * f, 100, 0.9);
+        r = frame(wf, NULL, f);
+        ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "t"), "predictions")), 0);
+        json_decref(r);
+    }
+    wf_free(wf);
+}
+
+TEST(line_counter_v2_anchors_limits_and_errors)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\"},"
+             "{\"type\":\"roboflow_core/line_counter@v2\",\"name\":\"lc\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.bt.tracked_detections\",\"line_segment\":[[200,0],[200,120]]}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"in\",\"selector\":\"$steps.lc.count_in\"},"
+             "{\"type\":\"JsonField\",\"name\":\"out\",\"selector\":\"$steps.lc.count_out\"},"
+             "{\"type\":\"JsonField\",\"name\":\"din\",\"selector\":\"$steps.lc.detections_in\"}]}");
+    struct wf_state *st = wf_state_new();
+    int ins = 0;
+    /* object 0 crosses inside the segment's extent (y 60); object 1 crosses
+     * below its end (y 160): only the first counts */
+    for (int f = 1; f <= 40; f++) {
+        cur_n = 2;
+        set_box(0, 120 + 4 * f, 60, 0.9);
+        set_box(1, 120 + 4 * f, 165, 0.9);
+        json_t *r = frame(wf, st, f);
+        ins += (int)json_array_size(json_object_get(json_object_get(r, "din"), "predictions"));
+        ASSERT_EQ(json_integer_value(json_object_get(r, "out")), 0);
+        if (f == 40)
+            ASSERT_EQ(json_integer_value(json_object_get(r, "in")), 1);
+        json_decref(r);
+    }
+    ASSERT_EQ(ins, 1); /* detections_in: on the crossing frame only */
+    wf_state_free(st);
+    wf_free(wf);
+
+    /* untracked detections: a clear error */
+    wf = compile_or_die(HEAD "{\"type\":\"roboflow_core/line_counter@v2\",\"name\":\"lc\",\"image\":\"$inputs.image\","
+                             "\"detections\":\"$steps.det.predictions\",\"line_segment\":[[0,0],[10,10]]}],"
+                             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"in\",\"selector\":\"$steps.lc.count_in\"}]}");
+    const struct vis_image *imgs[1];
+    struct vis_image *im = img_new(50, 50, 0);
+    imgs[0] = im;
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {script_infer, NULL, 90, NULL};
+    json_t *res = NULL;
+    char err[512];
+    cur_n = 1;
+    set_box(0, 20, 20, 0.9);
+    ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
+    ASSERT(strstr(err, "tracker_id"));
+    wf_free(wf);
+    /* a bad segment */
+    wf = compile_or_die(HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+                             "\"detections\":\"$steps.det.predictions\"},"
+                             "{\"type\":\"roboflow_core/line_counter@v2\",\"name\":\"lc\",\"image\":\"$inputs.image\","
+                             "\"detections\":\"$steps.bt.tracked_detections\",\"line_segment\":[[0,0]]}],"
+                             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"in\",\"selector\":\"$steps.lc.count_in\"}]}");
+    ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
+    ASSERT(strstr(err, "line_segment"));
+    wf_free(wf);
+    vis_image_free(im);
+}
+
+TEST_MAIN()

@@ -9,7 +9,7 @@
 #include <math.h>
 
 /* boxes of the current frame: {x1, y1, x2, y2, confidence} */
-static double cur_boxes[8][5];
+static double cur_boxes[2100][5];
 static int cur_n;
 
 static int script_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
@@ -220,6 +220,49 @@ TEST(line_counter_v2_anchors_limits_and_errors)
     ASSERT(strstr(err, "line_segment"));
     wf_free(wf);
     vis_image_free(im);
+}
+
+/* Many boxes: the assignment is solved only where boxes overlap tracks,
+ * so a crowded frame stays fast; beyond the bound, a clear error. */
+TEST(crowded_frames_and_the_bound)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\"}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.bt.tracked_detections\"}]}");
+    struct wf_state *st = wf_state_new();
+    int64_t t0 = time_mono_ms();
+    for (int f = 1; f <= 4; f++) {
+        cur_n = 1500; /* a 50 x 30 grid of small boxes drifting right */
+        for (int k = 0; k < cur_n; k++) {
+            double x = 10 + (k % 50) * 7.5 + f, y = 10 + (k / 50) * 6.0;
+            cur_boxes[k][0] = x - 3;
+            cur_boxes[k][1] = y - 2.5;
+            cur_boxes[k][2] = x + 3;
+            cur_boxes[k][3] = y + 2.5;
+            cur_boxes[k][4] = 0.9;
+        }
+        json_t *r = frame(wf, st, f);
+        ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "t"), "predictions")), 1500);
+        json_decref(r);
+    }
+    /* under the sanitizers on a loaded 2-core box this takes about a second;
+     * an O(n^3) assignment over all 1500 x 1500 pairs would take minutes */
+    ASSERT_LT(time_mono_ms() - t0, 30000);
+    cur_n = 2001;
+    struct vis_image *im = img_new(400, 200, 0);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {script_infer, NULL, 90, st};
+    json_t *res = NULL;
+    char err[512];
+    ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
+    ASSERT(strstr(err, "at most 2000"));
+    vis_image_free(im);
+    wf_state_free(st);
+    wf_free(wf);
+    cur_n = 0;
 }
 
 TEST_MAIN()

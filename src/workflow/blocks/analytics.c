@@ -33,6 +33,11 @@
 #include "base/base.h"
 #include "workflow/wf_int.h"
 
+/* Bounds on what one tracker handles (a frame with more detections is an
+ * error; the oldest lost tracks go first beyond the track bound). */
+#define TRACK_MAX_DETS 2000
+#define TRACK_MAX_LOST 2000
+
 /* ---- linear assignment (Hungarian algorithm, shortest augmenting paths) ------------ */
 
 /* Optimal assignment of an n x m cost matrix (row-major), n <= m: col_of[i]
@@ -94,9 +99,15 @@ static void hungarian(const double *cost, int n, int m, int *col_of)
     free(used);
 }
 
+static void assign_dense(double *cost, int n, int m, double thresh, int *a_of, int *b_of);
+
 /* matching.linear_assignment: costs above thresh are clamped to thresh +
  * 1e-4, the optimal assignment is taken, and pairs costing more than
- * thresh are dropped.  a_of[i] = matched column or -1; b_of[j] likewise. */
+ * thresh are dropped.  a_of[i] = matched column or -1; b_of[j] likewise.
+ * Rows and columns without any entry <= thresh can never be matched and
+ * do not change how the others are (they cost the clamp whatever they get),
+ * so the assignment is solved on the rest only: boxes far from every
+ * track cost nothing, and a frame of many boxes stays fast. */
 static void assign(double *cost, int n, int m, double thresh, int *a_of, int *b_of)
 {
     for (int i = 0; i < n; i++)
@@ -105,6 +116,48 @@ static void assign(double *cost, int n, int m, double thresh, int *a_of, int *b_
         b_of[j] = -1;
     if (n == 0 || m == 0)
         return;
+    int *ri = xmalloc((size_t)n * sizeof *ri), *cj = xmalloc((size_t)m * sizeof *cj), nr = 0, nc = 0;
+    char *col_ok = xcalloc((size_t)m, 1);
+    for (int i = 0; i < n; i++) {
+        bool any = false;
+        for (int j = 0; j < m; j++)
+            if (cost[(size_t)i * m + j] <= thresh) {
+                any = true;
+                col_ok[j] = 1;
+            }
+        if (any)
+            ri[nr++] = i;
+    }
+    for (int j = 0; j < m; j++)
+        if (col_ok[j])
+            cj[nc++] = j;
+    if (nr > 0) {
+        double *sub = xmalloc((size_t)nr * nc * sizeof *sub);
+        int *sa = xmalloc((size_t)nr * sizeof *sa), *sb = xmalloc((size_t)nc * sizeof *sb);
+        for (int a = 0; a < nr; a++)
+            for (int b = 0; b < nc; b++)
+                sub[(size_t)a * nc + b] = cost[(size_t)ri[a] * m + cj[b]];
+        assign_dense(sub, nr, nc, thresh, sa, sb);
+        for (int a = 0; a < nr; a++)
+            if (sa[a] >= 0) {
+                a_of[ri[a]] = cj[sa[a]];
+                b_of[cj[sa[a]]] = ri[a];
+            }
+        free(sub);
+        free(sa);
+        free(sb);
+    }
+    free(ri);
+    free(cj);
+    free(col_ok);
+}
+
+static void assign_dense(double *cost, int n, int m, double thresh, int *a_of, int *b_of)
+{
+    for (int i = 0; i < n; i++)
+        a_of[i] = -1;
+    for (int j = 0; j < m; j++)
+        b_of[j] = -1;
     for (int k = 0; k < n * m; k++)
         if (!(cost[k] <= thresh)) /* NaN too (a degenerate box): never matched */
             cost[k] = thresh + 1e-4;
@@ -519,6 +572,11 @@ static void tracker_update(struct tracker *tk, const double (*boxes)[4], const d
     for (int i = 0; i < lost_new.n; i++)
         tl_push(&tk->lost, lost_new.t[i]);
     tl_sub(&tk->lost, &tk->removed); /* the previous frame's removed, as supervision does */
+    if (tk->lost.n > TRACK_MAX_LOST) { /* oldest first: they were appended in time order */
+        int drop = tk->lost.n - TRACK_MAX_LOST;
+        memmove(tk->lost.t, tk->lost.t + drop, (size_t)TRACK_MAX_LOST * sizeof *tk->lost.t);
+        tk->lost.n = TRACK_MAX_LOST;
+    }
     free(tk->removed.t);
     tk->removed = removed_new;
     removed_new = (struct tlist){0};
@@ -682,6 +740,9 @@ static int tracker_block(struct wf_call *c, int version)
         double fps;
         const char *vid = video_of(c, i, version >= 2, &fps);
         const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        if (ds && ds->n > TRACK_MAX_DETS)
+            return wf_call_fail(c, "%zu detections in one frame: byte_tracker takes at most %d", ds->n,
+                                TRACK_MAX_DETS);
         void **slot = wf_call_state(c, vid, tracker_free);
         if (!slot)
             return wf_call_fail(c, "too many videos tracked at once (at most %d)", WF_STATE_MAX);

@@ -265,4 +265,71 @@ TEST(crowded_frames_and_the_bound)
     cur_n = 0;
 }
 
+/* time_in_zone v2/v3: seconds since entering (frame_number / fps), reset
+ * on leaving, out-of-zone boxes dropped; v3 takes several zones. */
+TEST(time_in_zone_counts_seconds_per_track)
+{
+    static const char *const wfs[2] = {
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\"},"
+             "{\"type\":\"roboflow_core/time_in_zone@v2\",\"name\":\"tz\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.bt.tracked_detections\",\"zone\":[[100,0],[200,0],[200,200],[100,200]]}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.tz.timed_detections\"}]}",
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\"},"
+             "{\"type\":\"roboflow_core/time_in_zone@v3\",\"name\":\"tz\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.bt.tracked_detections\",\"zone\":[[[300,0],[399,0],[399,199],[300,199]],"
+             "[[100,0],[200,0],[200,200],[100,200]]]}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.tz.timed_detections\"}]}",
+    };
+    for (int v = 0; v < 2; v++) {
+        struct wf_workflow *wf = compile_or_die(wfs[v]);
+        struct wf_state *st = wf_state_new();
+        int entered = 0;
+        for (int f = 1; f <= 50; f++) {
+            double x = 40 + 4 * f; /* centre enters x 100 at f 15, leaves x 200 at f 40 */
+            cur_n = 1;
+            set_box(0, x, 100, 0.9);
+            json_t *r = frame(wf, st, f);
+            json_t *p = json_object_get(json_object_get(r, "t"), "predictions");
+            /* as sv.PolygonZone: the box is clipped to the polygon's extent
+             * (x <= 201) before its centre is taken, so a box leaving to
+             * the right stays "in" while its clipped centre is */
+            double cx = ceil((fmax(x - 15, 0) + fmin(x + 15, 201)) / 2);
+            bool inside = cx >= 100 && cx <= 200;
+            ASSERT_EQ(json_array_size(p), inside ? 1 : 0); /* out-of-zone boxes removed */
+            if (inside) {
+                if (!entered)
+                    entered = f;
+                double secs = json_number_value(json_object_get(json_array_get(p, 0), "time_in_zone"));
+                ASSERT_NEAR(secs, (f - entered) / 30.0, 1e-9);
+            }
+            json_decref(r);
+        }
+        ASSERT_EQ(entered, 15);
+        wf_state_free(st);
+        wf_free(wf);
+    }
+    /* a zone of two points: a clear error */
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\"},"
+             "{\"type\":\"roboflow_core/time_in_zone@v2\",\"name\":\"tz\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.bt.tracked_detections\",\"zone\":[[0,0],[10,10]]}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.tz.timed_detections\"}]}");
+    struct vis_image *im = img_new(50, 50, 0);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {script_infer, NULL, 90, NULL};
+    json_t *res = NULL;
+    char err[512];
+    cur_n = 1;
+    set_box(0, 20, 20, 0.9);
+    ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
+    ASSERT(strstr(err, "more than 2 points"));
+    wf_free(wf);
+    vis_image_free(im);
+}
+
 TEST_MAIN()

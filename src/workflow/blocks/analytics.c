@@ -1,6 +1,7 @@
 /*
  * blocks/analytics.c — the blocks that keep state from one frame of a video
- * to the next: byte_tracker v1/v2/v3 and line_counter v1/v2.
+ * to the next: byte_tracker v1/v2/v3, line_counter v1/v2 and time_in_zone
+ * v1/v2/v3.
  *
  * State lives in the run's struct wf_state (wf_call_state), one object per
  * step and video_identifier, exactly as Roboflow's blocks keep one
@@ -25,6 +26,13 @@
  * are on one side; a tracker whose side changed from the previous frame it
  * was seen in is counted in (to the side where the cross product is
  * negative) or out.
+ *
+ * Time in zone follows Roboflow's block over sv.PolygonZone: a detection is
+ * in a zone when its anchor (the box clipped to the polygon's extent,
+ * rounded up to a pixel) is inside or on the polygon; the time is
+ * frame_number / fps of the first frame it was seen in, up to this one;
+ * leaving resets it (reset_out_of_zone_detections) and out-of-zone boxes
+ * are dropped (remove_out_of_zone_detections).  v3 takes several zones.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -948,6 +956,192 @@ static int counter_block(struct wf_call *c, int version)
 static int lc1_run(struct wf_call *c) { return counter_block(c, 1); }
 static int lc2_run(struct wf_call *c) { return counter_block(c, 2); }
 
+/* ---- time in zone ---------------------------------------------------------------------- */
+
+struct tiz {
+    int64_t *ids;
+    double *start;
+    size_t n, cap;
+};
+
+static void tiz_free(void *p)
+{
+    struct tiz *t = p;
+    free(t->ids);
+    free(t->start);
+    free(t);
+}
+
+static ssize_t tiz_find(const struct tiz *t, int64_t id)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->ids[i] == id)
+            return (ssize_t)i;
+    return -1;
+}
+
+static void tiz_del(struct tiz *t, size_t i)
+{
+    t->ids[i] = t->ids[t->n - 1];
+    t->start[i] = t->start[t->n - 1];
+    t->n--;
+}
+
+#define TIZ_MAX_POINTS 10000 /* points over all zones of one step */
+
+struct poly {
+    const json_t *pts; /* borrowed array of [x, y] */
+    double xmax, ymax;
+};
+
+/* cv2.fillPoly's pixels: inside, or on an edge. */
+static bool poly_contains(const json_t *pts, double px, double py)
+{
+    size_t n = json_array_size(pts);
+    bool in = false;
+    for (size_t i = 0, j = n - 1; i < n; j = i++) {
+        double xi, yi, xj, yj;
+        num2(json_array_get(pts, i), &xi, &yi);
+        num2(json_array_get(pts, j), &xj, &yj);
+        /* on the edge (integer pixel within half a pixel of it) */
+        double dx = xj - xi, dy = yj - yi, len2 = dx * dx + dy * dy;
+        double t = len2 > 0 ? ((px - xi) * dx + (py - yi) * dy) / len2 : 0;
+        t = fmax(0, fmin(1, t));
+        if (hypot(xi + t * dx - px, yi + t * dy - py) <= 0.5)
+            return true;
+        if ((yi > py) != (yj > py) && px < (xj - xi) * (py - yi) / (yj - yi) + xi)
+            in = !in;
+    }
+    return in;
+}
+
+/* zone: one polygon ([[x, y], ...], at least 3 points) or, for v3, a list
+ * of them.  Returns the number of polygons put in out (<= max), or -1 with
+ * a message. */
+static int zones_parse(struct wf_call *c, const json_t *zone, bool many, struct poly *out, int max)
+{
+    const json_t *first = json_array_get(zone, 0);
+    bool nested = json_is_array(first) && json_is_array(json_array_get(first, 0));
+    size_t npoly = nested ? json_array_size(zone) : 1, total = 0;
+    if (!json_is_array(zone) || (nested && !many) || npoly > (size_t)max)
+        return wf_call_fail(c, "zone must be a list of [x, y] points%s", many ? " or a list of such lists" : ""),
+               -1;
+    for (size_t k = 0; k < npoly; k++) {
+        const json_t *pts = nested ? json_array_get(zone, k) : zone;
+        if (!json_is_array(pts) || json_array_size(pts) < 3)
+            return wf_call_fail(c, "zone must be a list containing more than 2 points"), -1;
+        total += json_array_size(pts);
+        if (total > TIZ_MAX_POINTS)
+            return wf_call_fail(c, "zone has more than %d points", TIZ_MAX_POINTS), -1;
+        out[k].pts = pts;
+        out[k].xmax = out[k].ymax = 0;
+        for (size_t i = 0; i < json_array_size(pts); i++) {
+            double x, y;
+            if (!num2(json_array_get(pts, i), &x, &y))
+                return wf_call_fail(c, "each point of zone must be a list of two numbers"), -1;
+            out[k].xmax = fmax(out[k].xmax, floor(x));
+            out[k].ymax = fmax(out[k].ymax, floor(y));
+        }
+    }
+    return (int)npoly;
+}
+
+/* sv.PolygonZone.trigger for one detection and one anchor: the box clipped
+ * to the polygon's extent, the anchor rounded up to a pixel. */
+static bool in_zone(const struct poly *z, const struct wf_det *d, int anchor)
+{
+    struct wf_det cl = *d;
+    double w = z->xmax + 1, h = z->ymax + 1, x, y;
+    cl.x1 = (float)fmin(fmax(d->x1, 0), w);
+    cl.x2 = (float)fmin(fmax(d->x2, 0), w);
+    cl.y1 = (float)fmin(fmax(d->y1, 0), h);
+    cl.y2 = (float)fmin(fmax(d->y2, 0), h);
+    anchor_xy(&cl, anchor, &x, &y);
+    return poly_contains(z->pts, ceil(x), ceil(y));
+}
+
+#define TIZ_MAX_ZONES 64
+
+static int tiz_block(struct wf_call *c, int version)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, version >= 2, &fps);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        const json_t *vm = version >= 2 ? (wf_arg_image(c, i, "image") ? wf_arg_image(c, i, "image")->video_metadata
+                                                                          : NULL)
+                                        : wf_arg_json(c, i, "metadata");
+        for (size_t k = 0; ds && k < ds->n; k++)
+            if (ds->d[k].tracker_id == WF_NO_TRACKER)
+                return wf_call_fail(c, "tracker_id not initialized: time_in_zone requires tracked detections "
+                                       "(put a byte_tracker step before it)");
+        struct poly zones[TIZ_MAX_ZONES];
+        int nz = zones_parse(c, wf_arg_json(c, i, "zone"), version >= 3, zones, TIZ_MAX_ZONES);
+        if (nz < 0)
+            return ERR_INVALID;
+        const char *an = wf_arg_str(c, i, "triggering_anchor");
+        int anchor = -1;
+        for (int k = 0; an && anchor_names[k]; k++)
+            if (!strcmp(anchor_names[k], an))
+                anchor = k;
+        if (anchor < 0)
+            return wf_call_fail(c, "triggering_anchor '%.40s' is not a position (CENTER, BOTTOM_CENTER, "
+                                   "TOP_LEFT, ...)", an ? an : "");
+        bool remove_out = wf_arg_bool(c, i, "remove_out_of_zone_detections", true);
+        bool reset_out = wf_arg_bool(c, i, "reset_out_of_zone_detections", true);
+        void **slot = wf_call_state(c, vid, tiz_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct tiz *t = *slot;
+        if (!t)
+            *slot = t = xcalloc(1, sizeof *t);
+        /* the frame's time: frame_number / fps for a video file */
+        double ts = (double)time_now_ms() / 1000.0;
+        if (json_is_true(json_object_get(vm, "comes_from_video_file")) && fps != 0)
+            ts = json_number_value(json_object_get(vm, "frame_number")) / fps;
+        struct wf_dets *out = wf_dets_new();
+        for (size_t k = 0; ds && k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            bool inz = false;
+            for (int z = 0; z < nz && !inz; z++)
+                inz = in_zone(&zones[z], d, anchor);
+            ssize_t at = tiz_find(t, d->tracker_id);
+            if (!inz && at >= 0 && reset_out) {
+                tiz_del(t, (size_t)at);
+                at = -1;
+            }
+            if (!inz && remove_out)
+                continue;
+            double secs = 0;
+            if (inz) {
+                if (at < 0) {
+                    if (t->n == t->cap) {
+                        t->cap = t->cap ? t->cap * 2 : 16;
+                        t->ids = xrealloc(t->ids, t->cap * sizeof *t->ids);
+                        t->start = xrealloc(t->start, t->cap * sizeof *t->start);
+                    }
+                    t->ids[t->n] = d->tracker_id;
+                    t->start[t->n] = ts;
+                    at = (ssize_t)t->n++;
+                }
+                secs = ts - t->start[at];
+            } else if (at >= 0) {
+                tiz_del(t, (size_t)at);
+            }
+            struct wf_det *o = wf_dets_push_copy(out, d);
+            if (!o->extra)
+                o->extra = json_object();
+            json_object_set_new(o->extra, "time_in_zone", json_real(secs));
+        }
+        wf_out_dets(c, i, "timed_detections", out);
+    }
+    return 0;
+}
+
+static int tiz1_run(struct wf_call *c) { return tiz_block(c, 1); }
+static int tiz2_run(struct wf_call *c) { return tiz_block(c, 2); }
+static int tiz3_run(struct wf_call *c) { return tiz_block(c, 3); }
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -994,6 +1188,24 @@ static const struct wf_output lc2_outs[] = {{"count_in", WF_K_INT},
                                             {"detections_in", WF_K_OD | WF_K_IS},
                                             {"detections_out", WF_K_OD | WF_K_IS}};
 
+#define F_TIZ_COMMON                                                                              \
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},            \
+    {"zone", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},                                           \
+    {"triggering_anchor", NULL, WF_FT_STRING, "\"CENTER\"", WF_K_STRING, 0, NULL},                \
+    {"remove_out_of_zone_detections", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},                \
+    {"reset_out_of_zone_detections", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL}
+
+static const struct wf_field tiz1_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"metadata", NULL, WF_FT_DICT, NULL, WF_K_VIDEO_META, WF_F_SELECTOR_ONLY, NULL},
+    F_TIZ_COMMON,
+};
+static const struct wf_field tiz2_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    F_TIZ_COMMON,
+};
+static const struct wf_output tiz_outs[] = {{"timed_detections", WF_K_OD | WF_K_IS}};
+
 #define BLOCK(var, fields, outs, fn, ...)                                                     \
     static const char *const var##_types[] = {__VA_ARGS__, NULL};                          \
     static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,       \
@@ -1004,5 +1216,8 @@ BLOCK(bt2, bt2_fields, bt12_outs, bt2_run, "roboflow_core/byte_tracker@v2")
 BLOCK(bt3, bt3_fields, bt3_outs, bt3_run, "roboflow_core/byte_tracker@v3")
 BLOCK(lc1, lc1_fields, lc1_outs, lc1_run, "roboflow_core/line_counter@v1", "LineCounter")
 BLOCK(lc2, lc2_fields, lc2_outs, lc2_run, "roboflow_core/line_counter@v2")
+BLOCK(tiz1, tiz1_fields, tiz_outs, tiz1_run, "roboflow_core/time_in_zone@v1", "TimeInZone")
+BLOCK(tiz2, tiz2_fields, tiz_outs, tiz2_run, "roboflow_core/time_in_zone@v2")
+BLOCK(tiz3, tiz2_fields, tiz_outs, tiz3_run, "roboflow_core/time_in_zone@v3")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, NULL};
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, NULL};

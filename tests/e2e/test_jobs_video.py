@@ -158,3 +158,37 @@ def test_refusals(vsrv):
     bad('r7', video_body('clips', 'crop', spec={'imagesMetadataInputsMapping': {'x': 'y'}}), 'image jobs only')
     # nothing was created
     assert bp(vsrv, 'GET', '/r1').status == 404
+
+
+def test_kill9_mid_video_loses_and_duplicates_nothing(server_factory):
+    """kill -9 while a video task is half-way through its frames: after the
+    restart the task runs again from the start, and every frame of every
+    video is in the export exactly once."""
+    import time
+    from conftest import MULT
+    s = server_factory(['--task-lease-ms', '1500'], env={'VBATCH_JOBS_ITEM_DELAY_MS': '40'}).start()
+    put_workflow(s, 'crop', CROP_WF)
+    with open(VID, 'rb') as f:
+        data = f.read()
+    stage_video(s, 'kv', 'a.mp4', data)
+    stage_video(s, 'kv', 'b.mp4', data)
+    assert s.wait_count('kv', 2) == 2
+    assert bp(s, 'POST', '/vkill', video_body('kv', 'crop')).status == 200
+    deadline = time.time() + 60 * MULT
+    while time.time() < deadline:
+        ts = bp(s, 'GET', '/vkill/stages/processing/tasks').json()['tasks']
+        if any(0 < (t.get('progress') or 0) < 1 for t in ts):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError('no video task in progress')
+    key = s.key
+    s.kill9()
+    s.start(same_port=True)
+    s.key = key
+    job = wait_job(s, 'vkill', timeout=180)
+    assert job['error'] is False, job
+    rows = results_rows(download_export(s, 'vkill'), 'jsonl')
+    got = sorted((r['image'], r['frame_number']) for r in rows)
+    want = sorted((n, k) for n in ('a.mp4', 'b.mp4') for k in range(1, FRAMES + 1))
+    assert got == want

@@ -332,4 +332,34 @@ TEST(time_in_zone_counts_seconds_per_track)
     vis_image_free(im);
 }
 
+/* velocity: pixels per second between a tracker's frames (frame_number /
+ * fps), smoothed by an exponential moving average, over pixels_per_meter. */
+TEST(velocity_of_a_track)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/byte_tracker@v2\",\"name\":\"bt\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.det.predictions\"},"
+             "{\"type\":\"roboflow_core/velocity@v1\",\"name\":\"v\",\"image\":\"$inputs.image\","
+             "\"detections\":\"$steps.bt.tracked_detections\",\"pixels_per_meter\":2}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"v\",\"selector\":\"$steps.v.velocity_detections\"}]}");
+    struct wf_state *st = wf_state_new();
+    double smoothed = 0;
+    for (int f = 1; f <= 6; f++) {
+        cur_n = 1;
+        set_box(0, 50 + 4 * f, 100, 0.9); /* 4 px per frame at 30 fps: 120 px/s = 60 m/s here */
+        json_t *r = frame(wf, st, f);
+        json_t *d = json_array_get(json_object_get(json_object_get(r, "v"), "predictions"), 0);
+        ASSERT(d);
+        double want = f == 1 ? 0 : 60;
+        smoothed = f == 1 ? 0 : 0.5 * 60 + 0.5 * smoothed;
+        ASSERT_NEAR(json_number_value(json_object_get(d, "speed")), want, 1e-6);
+        ASSERT_NEAR(json_number_value(json_array_get(json_object_get(d, "velocity"), 0)), want, 1e-6);
+        ASSERT_NEAR(json_number_value(json_array_get(json_object_get(d, "velocity"), 1)), 0, 1e-6);
+        ASSERT_NEAR(json_number_value(json_object_get(d, "smoothed_speed")), smoothed, 1e-6);
+        json_decref(r);
+    }
+    wf_state_free(st);
+    wf_free(wf);
+}
+
 TEST_MAIN()

@@ -1,7 +1,9 @@
 /*
  * blocks/analytics.c — the blocks that keep state from one frame of a video
- * to the next: byte_tracker v1/v2/v3, line_counter v1/v2 and time_in_zone
- * v1/v2/v3.
+ * to the next: byte_tracker v1/v2/v3, line_counter v1/v2, time_in_zone
+ * v1/v2/v3 and velocity v1 (centre displacement per second between a
+ * tracker's frames, its exponential moving average, both divided by
+ * pixels_per_meter).
  *
  * State lives in the run's struct wf_state (wf_call_state), one object per
  * step and video_identifier, exactly as Roboflow's blocks keep one
@@ -1142,6 +1144,102 @@ static int tiz1_run(struct wf_call *c) { return tiz_block(c, 1); }
 static int tiz2_run(struct wf_call *c) { return tiz_block(c, 2); }
 static int tiz3_run(struct wf_call *c) { return tiz_block(c, 3); }
 
+/* ---- velocity --------------------------------------------------------------------------- */
+
+/* Per video: each tracker's last centre and time, and its smoothed
+ * velocity (Roboflow's VelocityBlockV1). */
+struct vel_entry {
+    int64_t id;
+    double x, y, t;
+    double svx, svy;
+};
+
+struct vel {
+    struct vel_entry *e;
+    size_t n, cap;
+};
+
+static void vel_free(void *p)
+{
+    struct vel *v = p;
+    free(v->e);
+    free(v);
+}
+
+#define VEL_MAX_TRACKS 100000 /* per video; the oldest ids go first beyond */
+
+static int vel_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, true, &fps);
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const json_t *vm = im ? im->video_metadata : NULL;
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        double alpha = wf_arg_double(c, i, "smoothing_alpha", 0.5), ppm = wf_arg_double(c, i, "pixels_per_meter", 1.0);
+        for (size_t k = 0; ds && k < ds->n; k++)
+            if (ds->d[k].tracker_id == WF_NO_TRACKER)
+                return wf_call_fail(c, "tracker_id not initialized: velocity requires tracked detections "
+                                       "(put a byte_tracker step before it)");
+        if (!(alpha > 0 && alpha <= 1))
+            return wf_call_fail(c, "smoothing_alpha must be between 0 (exclusive) and 1 (inclusive)");
+        if (!(ppm > 0))
+            return wf_call_fail(c, "pixels_per_meter must be greater than 0");
+        void **slot = wf_call_state(c, vid, vel_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct vel *v = *slot;
+        if (!v)
+            *slot = v = xcalloc(1, sizeof *v);
+        double ts = (double)time_now_ms() / 1000.0;
+        if (json_is_true(json_object_get(vm, "comes_from_video_file")) && fps != 0)
+            ts = json_number_value(json_object_get(vm, "frame_number")) / fps;
+        struct wf_dets *out = wf_dets_new();
+        for (size_t k = 0; ds && k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            double cx = (d->x1 + d->x2) / 2.0, cy = (d->y1 + d->y2) / 2.0, vx = 0, vy = 0;
+            struct vel_entry *e = NULL;
+            for (size_t q = 0; q < v->n && !e; q++)
+                if (v->e[q].id == d->tracker_id)
+                    e = &v->e[q];
+            if (e && ts - e->t > 0) {
+                vx = (cx - e->x) / (ts - e->t);
+                vy = (cy - e->y) / (ts - e->t);
+            }
+            double svx = vx, svy = vy;
+            if (e) {
+                svx = alpha * vx + (1 - alpha) * e->svx;
+                svy = alpha * vy + (1 - alpha) * e->svy;
+            } else {
+                if (v->n == VEL_MAX_TRACKS) {
+                    memmove(&v->e[0], &v->e[1], (v->n - 1) * sizeof *v->e);
+                    v->n--;
+                }
+                if (v->n == v->cap) {
+                    v->cap = v->cap ? v->cap * 2 : 16;
+                    v->e = xrealloc(v->e, v->cap * sizeof *v->e);
+                }
+                e = &v->e[v->n++];
+                e->id = d->tracker_id;
+            }
+            e->x = cx;
+            e->y = cy;
+            e->t = ts;
+            e->svx = svx;
+            e->svy = svy;
+            struct wf_det *o = wf_dets_push_copy(out, d);
+            if (!o->extra)
+                o->extra = json_object();
+            json_object_set_new(o->extra, "velocity", json_pack("[f,f]", vx / ppm, vy / ppm));
+            json_object_set_new(o->extra, "speed", json_real(hypot(vx, vy) / ppm));
+            json_object_set_new(o->extra, "smoothed_velocity", json_pack("[f,f]", svx / ppm, svy / ppm));
+            json_object_set_new(o->extra, "smoothed_speed", json_real(hypot(svx, svy) / ppm));
+        }
+        wf_out_dets(c, i, "velocity_detections", out);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -1206,6 +1304,14 @@ static const struct wf_field tiz2_fields[] = {
 };
 static const struct wf_output tiz_outs[] = {{"timed_detections", WF_K_OD | WF_K_IS}};
 
+static const struct wf_field vel_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"smoothing_alpha", NULL, WF_FT_FLOAT, "0.5", WF_K_NUMBER, 0, NULL},
+    {"pixels_per_meter", NULL, WF_FT_FLOAT, "1.0", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output vel_outs[] = {{"velocity_detections", WF_K_DETS}};
+
 #define BLOCK(var, fields, outs, fn, ...)                                                     \
     static const char *const var##_types[] = {__VA_ARGS__, NULL};                          \
     static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,       \
@@ -1220,4 +1326,6 @@ BLOCK(tiz1, tiz1_fields, tiz_outs, tiz1_run, "roboflow_core/time_in_zone@v1", "T
 BLOCK(tiz2, tiz2_fields, tiz_outs, tiz2_run, "roboflow_core/time_in_zone@v2")
 BLOCK(tiz3, tiz2_fields, tiz_outs, tiz3_run, "roboflow_core/time_in_zone@v3")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, NULL};
+BLOCK(vel1, vel_fields, vel_outs, vel_run, "roboflow_core/velocity@v1")
+
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, NULL};

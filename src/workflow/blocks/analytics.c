@@ -766,7 +766,8 @@ static int tracker_block(struct wf_call *c, int version)
             tk->max_time_lost = (int)(fps / 30.0 * buf);
             tk->min_frames = (int)MAX(1, wf_arg_int(c, i, "minimum_consecutive_frames", 1));
             tk->next_external = 1;
-            tk->cache_size = version >= 3 ? (size_t)MAX(0, wf_arg_int(c, i, "instances_cache_size", 16384)) : 0;
+            /* bounded: each new id is looked up in the cache (linear) */
+            tk->cache_size = version >= 3 ? (size_t)MIN(100000, MAX(0, wf_arg_int(c, i, "instances_cache_size", 16384))) : 0;
             *slot = tk;
         }
         struct wf_dets empty = {0};

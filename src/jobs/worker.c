@@ -193,8 +193,9 @@ struct fetched {
     struct vis_image *img;
     char *cause;          /* why the image cannot be used (a per-image failure) */
     long long frame;      /* a video frame: its 1-based number; 0 for an image */
-    json_t *video_meta;   /* a video frame: its video_metadata (borrowed) */
+    json_t *video_meta;   /* a video frame: its video_metadata (owned) */
     struct wf_state *state; /* a video frame: the video's block state (borrowed) */
+    bool end;             /* a video: no more frames (cause set: it broke) */
 };
 
 struct fetch_ctx {
@@ -211,7 +212,50 @@ static void fetched_free(void *p)
     struct fetched *f = p;
     vis_image_free(f->img);
     free(f->cause);
+    json_decref(f->video_meta);
     free(f);
+}
+
+/* The frames of one video, decoded (and pre-processed for the model steps)
+ * on the lookahead thread, which owns the iterator until it is stopped. */
+struct frame_ctx {
+    struct vis_video *v;
+    const struct vis_video_info *info;
+    const char *name;             /* the video's file name */
+    const struct wf_workflow *wf;
+    const char *input;
+    wf_model_prepare_fn prepare;
+    void *prepare_ud;
+    bool ended;
+};
+
+static void *fetch_frame(void *ud, size_t i)
+{
+    struct frame_ctx *c = ud;
+    struct fetched *f = xcalloc(1, sizeof(*f));
+    struct vis_frame_meta fm;
+    int nr;
+
+    if (c->ended) {
+        f->end = true;
+        return f;
+    }
+    nr = vis_video_next(c->v, &f->img, &fm);
+    if (nr <= 0) {
+        c->ended = f->end = true;
+        if (nr < 0)
+            f->cause = xasprintf("cannot decode the video after %zu frames: %s", i, err_str(nr));
+        return f;
+    }
+    char ts[TIME_ISO_LEN];
+    time_iso8601(time_now_ms(), ts);
+    f->frame = fm.index + 1;
+    f->video_meta = json_pack("{s:s,s:I,s:s,s:f,s:f,s:b}", "video_identifier", c->name, "frame_number",
+                              (json_int_t)f->frame, "frame_timestamp", ts, "fps", c->info->fps, "measured_fps",
+                              c->info->fps, "comes_from_video_file", 1);
+    if (c->prepare)
+        wf_prepare_input(c->wf, c->input, f->img, c->prepare, c->prepare_ud);
+    return f;
 }
 
 static void *fetch_one(void *ud, size_t i)
@@ -370,6 +414,15 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
     /* trackers and counters keep their state from frame to frame */
     struct wf_state *state = wf_state_new();
     const struct vis_video_info *info = vis_video_info(v);
+    /* frames are decoded one ahead, as images are (fetch_frame) */
+    struct frame_ctx fcx = {v, info, it->name, w->wf, jb->image_input, w->prepare, w->infer_ud, false};
+    struct lookahead *ahead = NULL;
+    if ((rc = lookahead_start(SIZE_MAX, 1, 10, fetch_frame, &fcx, &ahead)) < 0) {
+        jobs__err("cannot start the decode-ahead thread: %s", err_str(rc));
+        vis_video_free(v);
+        wf_state_free(state);
+        return rc;
+    }
     double expect = info->frame_count > 0 ? (double)info->frame_count : 0;
     if (expect > 0 && jb->max_fps > 0 && info->fps > jb->max_fps)
         expect = expect * jb->max_fps / info->fps;
@@ -379,25 +432,17 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
         if (rc < 0)
             break;
         jobs__throttle(j);
-        struct fetched f = {0};
-        f.state = state;
-        struct vis_frame_meta fm;
-        int nr = vis_video_next(v, &f.img, &fm);
-        if (nr == 0)
-            break;
-        if (nr < 0) {
-            *cause = xasprintf("cannot decode the video after %lld frames: %s", nframes, err_str(nr));
+        struct fetched *f = lookahead_take(ahead, (size_t)nframes);
+        if (f->end) {
+            *cause = f->cause;
+            f->cause = NULL;
+            fetched_free(f);
             break;
         }
-        char ts[TIME_ISO_LEN], *fc = NULL;
-        time_iso8601(time_now_ms(), ts);
-        f.frame = fm.index + 1;
-        f.video_meta = json_pack("{s:s,s:I,s:s,s:f,s:f,s:b}", "video_identifier", it->name, "frame_number",
-                                 (json_int_t)f.frame, "frame_timestamp", ts, "fps", info->fps, "measured_fps",
-                                 info->fps, "comes_from_video_file", 1);
-        rc = process_item(j, w, jb, t, it, &f, params, plist, rw, mw, &fc);
-        vis_image_free(f.img);
-        json_decref(f.video_meta);
+        char *fc = NULL;
+        f->state = state;
+        rc = process_item(j, w, jb, t, it, f, params, plist, rw, mw, &fc);
+        fetched_free(f);
         nframes++;
         nbad += fc != NULL;
         if (fc && !first_bad)
@@ -407,6 +452,7 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
         if (rc < 0)
             break;
     }
+    lookahead_stop(ahead, fetched_free); /* before the iterator it uses */
     vis_video_free(v);
     wf_state_free(state);
     if (rc >= 0 && nbad > 0 && !*cause)

@@ -446,6 +446,17 @@ static double *iou_cost(struct strack *const *a, int n, struct strack *const *b,
     return c;
 }
 
+/* One association round: IoU cost of a against b (fused with b's scores
+ * or not) assigned at thresh; *a_of / *b_of malloc'd (see assign). */
+static void associate(const struct tlist *a, const struct tlist *b, bool fuse, double thresh, int **a_of, int **b_of)
+{
+    double *cost = iou_cost(a->t, a->n, b->t, b->n, fuse);
+    *a_of = xmalloc(((size_t)a->n + 1) * sizeof **a_of);
+    *b_of = xmalloc(((size_t)b->n + 1) * sizeof **b_of);
+    assign(cost, a->n, b->n, thresh, *a_of, *b_of);
+    free(cost);
+}
+
 /* joint_tracks: a then the tracks of b not in a (by internal id). */
 static void tl_joint(struct tlist *dst, const struct tlist *b)
 {
@@ -499,11 +510,7 @@ static void tracker_update(struct tracker *tk, const double (*boxes)[4], const d
     }
 
     /* first association: high-score detections */
-    cost = iou_cost(pool.t, pool.n, dets.t, dets.n, true);
-    a_of = xmalloc(((size_t)pool.n + 1) * sizeof *a_of);
-    b_of = xmalloc(((size_t)dets.n + 1) * sizeof *b_of);
-    assign(cost, pool.n, dets.n, tk->match_thr, a_of, b_of);
-    free(cost);
+    associate(&pool, &dets, true, tk->match_thr, &a_of, &b_of);
     for (int i = 0; i < pool.n; i++) {
         struct strack *s = pool.t[i];
         if (a_of[i] < 0) {
@@ -522,11 +529,7 @@ static void tracker_update(struct tracker *tk, const double (*boxes)[4], const d
     free(b_of);
 
     /* second association: low-score detections, tracked tracks only */
-    cost = iou_cost(rtracked.t, rtracked.n, dets2.t, dets2.n, false);
-    a_of = xmalloc(((size_t)rtracked.n + 1) * sizeof *a_of);
-    b_of = xmalloc(((size_t)dets2.n + 1) * sizeof *b_of);
-    assign(cost, rtracked.n, dets2.n, 0.5, a_of, b_of);
-    free(cost);
+    associate(&rtracked, &dets2, false, 0.5, &a_of, &b_of);
     for (int i = 0; i < rtracked.n; i++) {
         struct strack *s = rtracked.t[i];
         if (a_of[i] >= 0) {
@@ -541,11 +544,7 @@ static void tracker_update(struct tracker *tk, const double (*boxes)[4], const d
     free(b_of);
 
     /* unconfirmed tracks (one frame old) against what is left */
-    cost = iou_cost(unconfirmed.t, unconfirmed.n, left.t, left.n, true);
-    a_of = xmalloc(((size_t)unconfirmed.n + 1) * sizeof *a_of);
-    b_of = xmalloc(((size_t)left.n + 1) * sizeof *b_of);
-    assign(cost, unconfirmed.n, left.n, 0.7, a_of, b_of);
-    free(cost);
+    associate(&unconfirmed, &left, true, 0.7, &a_of, &b_of);
     for (int i = 0; i < unconfirmed.n; i++) {
         struct strack *s = unconfirmed.t[i];
         if (a_of[i] >= 0) {
@@ -723,7 +722,7 @@ static bool seen_record(struct tracker *tk, int64_t id)
 
 /* video_identifier and fps of element i: the metadata field (v1) or the
  * image's video_metadata (v2+), synthesised as WORKFLOWS.md 1 says. */
-static const char *video_of(struct wf_call *c, size_t i, bool from_image, double *fps)
+static const char *video_of(struct wf_call *c, size_t i, bool from_image, double *fps, const json_t **meta)
 {
     const json_t *vm = NULL;
     const char *id = NULL;
@@ -741,14 +740,35 @@ static const char *video_of(struct wf_call *c, size_t i, bool from_image, double
         const json_t *f = json_object_get(vm, "fps");
         *fps = json_is_number(f) ? json_number_value(f) : 0;
     }
+    if (meta)
+        *meta = vm;
     return id ? id : "image";
+}
+
+/* The frame's time in seconds: frame_number / fps for a video file, else
+ * now (Roboflow's analytics blocks). */
+static double frame_time(const json_t *vm, double fps)
+{
+    if (json_is_true(json_object_get(vm, "comes_from_video_file")) && fps != 0)
+        return json_number_value(json_object_get(vm, "frame_number")) / fps;
+    return (double)time_now_ms() / 1000.0;
+}
+
+/* The blocks that follow tracks refuse untracked detections. */
+static int need_tracked(struct wf_call *c, const struct wf_dets *ds, const char *block)
+{
+    for (size_t k = 0; ds && k < ds->n; k++)
+        if (ds->d[k].tracker_id == WF_NO_TRACKER)
+            return wf_call_fail(c, "tracker_id not initialized: %s requires tracked detections "
+                                   "(put a byte_tracker step before it)", block);
+    return 0;
 }
 
 static int tracker_block(struct wf_call *c, int version)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
         double fps;
-        const char *vid = video_of(c, i, version >= 2, &fps);
+        const char *vid = video_of(c, i, version >= 2, &fps, NULL);
         const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
         if (ds && ds->n > TRACK_MAX_DETS)
             return wf_call_fail(c, "%zu detections in one frame: byte_tracker takes at most %d", ds->n,
@@ -813,6 +833,17 @@ static const char *const anchor_names[] = {"CENTER",      "CENTER_LEFT",   "CENT
                                            "TOP_LEFT",    "TOP_RIGHT",     "BOTTOM_LEFT",  "BOTTOM_CENTER",
                                            "BOTTOM_RIGHT", "CENTER_OF_MASS", NULL};
 enum { A_C, A_CL, A_CR, A_TC, A_TL, A_TR, A_BL, A_BC, A_BR, A_COM };
+
+/* Index of an sv.Position name, or -1 (a failure written to c). */
+static int anchor_index(struct wf_call *c, const char *name)
+{
+    for (int k = 0; name && anchor_names[k]; k++)
+        if (!strcmp(anchor_names[k], name))
+            return k;
+    wf_call_fail(c, "triggering_anchor '%.40s' is not a position (CENTER, BOTTOM_CENTER, TOP_LEFT, ...)",
+                 name ? name : "");
+    return -1;
+}
 
 static void anchor_xy(const struct wf_det *d, int a, double *x, double *y)
 {
@@ -893,12 +924,10 @@ static int counter_block(struct wf_call *c, int version)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
         double fps;
-        const char *vid = video_of(c, i, version >= 2, &fps);
+        const char *vid = video_of(c, i, version >= 2, &fps, NULL);
         const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
-        for (size_t k = 0; ds && k < ds->n; k++)
-            if (ds->d[k].tracker_id == WF_NO_TRACKER)
-                return wf_call_fail(c, "tracker_id not initialized: line_counter requires tracked detections "
-                                       "(put a byte_tracker step before it)");
+        if (need_tracked(c, ds, "line_counter") < 0)
+            return ERR_INVALID;
         void **slot = wf_call_state(c, vid, line_zone_free);
         if (!slot)
             return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
@@ -918,14 +947,10 @@ static int counter_block(struct wf_call *c, int version)
             z->x2 = x2;
             z->y2 = y2;
             if (anchor) {
-                int a = -1;
-                for (int k = 0; anchor_names[k]; k++)
-                    if (!strcmp(anchor_names[k], anchor))
-                        a = k;
+                int a = anchor_index(c, anchor);
                 if (a < 0) {
                     line_zone_free(z);
-                    return wf_call_fail(c, "triggering_anchor '%.40s' is not a position (CENTER, "
-                                           "BOTTOM_CENTER, TOP_LEFT, ...)", anchor);
+                    return ERR_INVALID;
                 }
                 z->anchors[0] = a;
                 z->nanchors = 1;
@@ -1069,27 +1094,18 @@ static int tiz_block(struct wf_call *c, int version)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
         double fps;
-        const char *vid = video_of(c, i, version >= 2, &fps);
+        const json_t *vm;
+        const char *vid = video_of(c, i, version >= 2, &fps, &vm);
         const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
-        const json_t *vm = version >= 2 ? (wf_arg_image(c, i, "image") ? wf_arg_image(c, i, "image")->video_metadata
-                                                                          : NULL)
-                                        : wf_arg_json(c, i, "metadata");
-        for (size_t k = 0; ds && k < ds->n; k++)
-            if (ds->d[k].tracker_id == WF_NO_TRACKER)
-                return wf_call_fail(c, "tracker_id not initialized: time_in_zone requires tracked detections "
-                                       "(put a byte_tracker step before it)");
+        if (need_tracked(c, ds, "time_in_zone") < 0)
+            return ERR_INVALID;
         struct poly zones[TIZ_MAX_ZONES];
         int nz = zones_parse(c, wf_arg_json(c, i, "zone"), version >= 3, zones, TIZ_MAX_ZONES);
         if (nz < 0)
             return ERR_INVALID;
-        const char *an = wf_arg_str(c, i, "triggering_anchor");
-        int anchor = -1;
-        for (int k = 0; an && anchor_names[k]; k++)
-            if (!strcmp(anchor_names[k], an))
-                anchor = k;
+        int anchor = anchor_index(c, wf_arg_str(c, i, "triggering_anchor"));
         if (anchor < 0)
-            return wf_call_fail(c, "triggering_anchor '%.40s' is not a position (CENTER, BOTTOM_CENTER, "
-                                   "TOP_LEFT, ...)", an ? an : "");
+            return ERR_INVALID;
         bool remove_out = wf_arg_bool(c, i, "remove_out_of_zone_detections", true);
         bool reset_out = wf_arg_bool(c, i, "reset_out_of_zone_detections", true);
         void **slot = wf_call_state(c, vid, tiz_free);
@@ -1098,10 +1114,7 @@ static int tiz_block(struct wf_call *c, int version)
         struct tiz *t = *slot;
         if (!t)
             *slot = t = xcalloc(1, sizeof *t);
-        /* the frame's time: frame_number / fps for a video file */
-        double ts = (double)time_now_ms() / 1000.0;
-        if (json_is_true(json_object_get(vm, "comes_from_video_file")) && fps != 0)
-            ts = json_number_value(json_object_get(vm, "frame_number")) / fps;
+        double ts = frame_time(vm, fps);
         struct wf_dets *out = wf_dets_new();
         for (size_t k = 0; ds && k < ds->n; k++) {
             const struct wf_det *d = &ds->d[k];
@@ -1173,15 +1186,12 @@ static int vel_run(struct wf_call *c)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
         double fps;
-        const char *vid = video_of(c, i, true, &fps);
-        const struct wf_image *im = wf_arg_image(c, i, "image");
-        const json_t *vm = im ? im->video_metadata : NULL;
+        const json_t *vm;
+        const char *vid = video_of(c, i, true, &fps, &vm);
         const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
         double alpha = wf_arg_double(c, i, "smoothing_alpha", 0.5), ppm = wf_arg_double(c, i, "pixels_per_meter", 1.0);
-        for (size_t k = 0; ds && k < ds->n; k++)
-            if (ds->d[k].tracker_id == WF_NO_TRACKER)
-                return wf_call_fail(c, "tracker_id not initialized: velocity requires tracked detections "
-                                       "(put a byte_tracker step before it)");
+        if (need_tracked(c, ds, "velocity") < 0)
+            return ERR_INVALID;
         if (!(alpha > 0 && alpha <= 1))
             return wf_call_fail(c, "smoothing_alpha must be between 0 (exclusive) and 1 (inclusive)");
         if (!(ppm > 0))
@@ -1192,9 +1202,7 @@ static int vel_run(struct wf_call *c)
         struct vel *v = *slot;
         if (!v)
             *slot = v = xcalloc(1, sizeof *v);
-        double ts = (double)time_now_ms() / 1000.0;
-        if (json_is_true(json_object_get(vm, "comes_from_video_file")) && fps != 0)
-            ts = json_number_value(json_object_get(vm, "frame_number")) / fps;
+        double ts = frame_time(vm, fps);
         struct wf_dets *out = wf_dets_new();
         for (size_t k = 0; ds && k < ds->n; k++) {
             const struct wf_det *d = &ds->d[k];

@@ -236,11 +236,12 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
     jo.model_prepare = jobs_model_prepare;
     jo.model_select = jobs_models_select;
     jo.model_select_ud = *machines;
-    rc = jobs_new(st, sg, &jo, jobs);
+    struct err e = ERR_INIT;
+    rc = jobs_new(st, sg, &jo, jobs, &e);
     if (rc == 0)
         rc = jobs_start(*jobs);
     if (rc < 0)
-        fprintf(stderr, "vbatch: cannot start the jobs service: %s (%s)\n", err_str(rc), jobs_errmsg());
+        fprintf(stderr, "vbatch: cannot start the jobs service: %s\n", err_text(&e, rc));
     return rc;
 }
 
@@ -313,11 +314,12 @@ static int cmd_serve(int argc, char **argv)
     if (c.max_page_size)
         so.max_page_size = (int)MIN(c.max_page_size, 100000);
     so.net_allow = c.allow_private_urls ? "0.0.0.0/0,::/0" : c.url_allowlist;
-    rc = staging_new(st, &so, &sg);
+    struct err se = ERR_INIT;
+    rc = staging_new(st, &so, &sg, &se);
     if (rc == 0)
-        rc = staging_start(sg);
+        rc = staging_start(sg, &se);
     if (rc < 0) {
-        fprintf(stderr, "vbatch: cannot start staging: %s (%s)\n", err_str(rc), staging_errmsg());
+        fprintf(stderr, "vbatch: cannot start staging: %s\n", err_text(&se, rc));
         goto out;
     }
     if (c.workflows_dir) {
@@ -350,7 +352,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "vbatch: route table: %s\n", err_str(rc));
         goto out;
     }
-    struct http_server_opts ho = {.listen = c.listen, .threads = c.threads, .quiet = c.quiet};
+    struct http_server_opts ho = {.listen = c.listen, .threads = c.threads, .quiet = c.quiet,
+                                  .err_status = api_http_status};
     rc = http_server_start(&ho, router, &srv);
     if (rc < 0) {
         fprintf(stderr, "vbatch: cannot listen on '%s': %s\n", c.listen, err_str(rc));
@@ -477,8 +480,10 @@ static int cmd_worker(int argc, char **argv)
     }
     staging_opts_default(&so);
     so.public_base_url = "http://127.0.0.1";
-    if (staging_new(st, &so, &sg) < 0) {
-        fprintf(stderr, "vbatch: cannot open staging: %s\n", staging_errmsg());
+    struct err se = ERR_INIT;
+    int src = staging_new(st, &so, &sg, &se);
+    if (src < 0) {
+        fprintf(stderr, "vbatch: cannot open staging: %s\n", err_text(&se, src));
         goto out;
     }
     if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)

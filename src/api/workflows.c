@@ -75,9 +75,11 @@ static int wf_put(struct http_req *req, void *vctx)
     json_decref(body);
     rc = text ? store_workflow_put(ctx->st, ws, id, text) : ERR_NOMEM;
     free(text);
-    if (rc < 0)
-        return http_reply_error(req, http_status_for_err(rc), "cannot store workflow '%s': %s", id,
-                                err_str(rc));
+    if (rc < 0) {
+        struct err e = ERR_INIT;
+        err_set(&e, rc, "cannot store workflow '%s': %s", id, err_str(rc));
+        return api_reply_err(req, rc, &e);
+    }
     return http_reply_json(req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "workflowId", id,
                                                "validated", validated));
 }

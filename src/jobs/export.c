@@ -189,7 +189,7 @@ static la_ssize_t tgz_write_cb(struct archive *a, void *ud, const void *buf, siz
     return z->wrc == 0 ? (la_ssize_t)n : -1;
 }
 
-static int tgz_open(struct jobs *j, const char *key, struct tgz *z)
+static int tgz_open(struct jobs *j, const char *key, struct tgz *z, struct err *err)
 {
     memset(z, 0, sizeof *z);
     int rc = store_blob_writer_open(j->st, key, 0, &z->w);
@@ -201,7 +201,7 @@ static int tgz_open(struct jobs *j, const char *key, struct tgz *z)
         archive_write_set_bytes_in_last_block(z->a, 1) != ARCHIVE_OK ||
         archive_write_set_options(z->a, "gzip:!timestamp,gzip:compression-level=0") != ARCHIVE_OK ||
         archive_write_open(z->a, z, NULL, tgz_write_cb, NULL) != ARCHIVE_OK) {
-        jobs__err("libarchive: %s", z->a ? archive_error_string(z->a) : "out of memory");
+        err_printf(err, "libarchive: %s", z->a ? archive_error_string(z->a) : "out of memory");
         if (z->a)
             archive_write_free(z->a);
         z->a = NULL;
@@ -222,11 +222,11 @@ static void tgz_abort(struct tgz *z)
 }
 
 /* Close the archive and publish the blob; *size = its bytes. */
-static int tgz_finish(struct tgz *z, int64_t *size)
+static int tgz_finish(struct tgz *z, int64_t *size, struct err *err)
 {
     int rc = archive_write_close(z->a) == ARCHIVE_OK && z->wrc == 0 ? 0 : ERR_INTERNAL;
     if (rc < 0)
-        jobs__err("cannot finish an archive: %s", archive_error_string(z->a));
+        err_printf(err, "cannot finish an archive: %s", archive_error_string(z->a));
     archive_write_free(z->a);
     z->a = NULL;
     if (rc < 0) {
@@ -241,13 +241,13 @@ static int tgz_finish(struct tgz *z, int64_t *size)
 }
 
 /* Add one blob to the archive under arc, streamed. */
-static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *arc, char *copybuf, size_t cap)
+static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *arc, char *copybuf, size_t cap, struct err *err)
 {
     int fd = -1;
     int64_t size = 0;
     int rc = store_blob_open(j->st, key, &fd, &size);
     if (rc < 0) {
-        jobs__err("persisted image '%s' is missing: %s", key, err_str(rc));
+        err_printf(err, "persisted image '%s' is missing: %s", key, err_str(rc));
         return rc;
     }
     struct archive_entry *e = archive_entry_new();
@@ -259,7 +259,7 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
      * again after a crash, so archive boundaries (and names) do not move. */
     archive_entry_set_mtime(e, (time_t)1700000000, 0);
     if (archive_write_header(z->a, e) != ARCHIVE_OK) {
-        jobs__err("libarchive: %s", archive_error_string(z->a));
+        err_printf(err, "libarchive: %s", archive_error_string(z->a));
         rc = ERR_INTERNAL;
     }
     int64_t left = size;
@@ -269,11 +269,11 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
             continue;
         if (r <= 0) {
             rc = r < 0 ? -errno : ERR_INTERNAL;
-            jobs__err("cannot read '%s'", key);
+            err_printf(err, "cannot read '%s'", key);
             break;
         }
         if (archive_write_data(z->a, copybuf, (size_t)r) != r) {
-            jobs__err("libarchive: %s", archive_error_string(z->a));
+            err_printf(err, "libarchive: %s", archive_error_string(z->a));
             rc = ERR_INTERNAL;
         }
         left -= r;
@@ -285,7 +285,7 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
     return rc;
 }
 
-int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err)
 {
     struct jobs__job jb;
     struct jobs__hb hb = {time_mono_ms(), time_mono_ms(), 0};
@@ -308,7 +308,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
     eb = xasprintf("%s-export", jb.job_id);
     rc = proc_tasks(j, jb.pk, &nos, &ntasks);
     if (rc < 0) {
-        jobs__err("cannot list the tasks");
+        err_printf(err, "cannot list the tasks");
         goto out;
     }
     outputs = json_loads(jb.outputs, 0, NULL);
@@ -323,7 +323,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
     key = xasprintf("jobs/%s/%s/export/aggregated_results.%s", jb.ws, jb.job_id, csv ? "csv" : "jsonl");
     rc = store_blob_writer_open(j->st, key, 0, &out);
     if (rc < 0) {
-        jobs__err("cannot open the export blob: %s", err_str(rc));
+        err_printf(err, "cannot open the export blob: %s", err_str(rc));
         goto out;
     }
     if (csv) {
@@ -339,7 +339,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         char *rk = jobs__results_key(&jb, nos[k]);
         rc = blob_fopen(j, rk, &fp);
         if (rc == 0 && !fp) {
-            jobs__err("results of task %d are missing", nos[k]);
+            err_printf(err, "results of task %d are missing", nos[k]);
             rc = ERR_INTERNAL;
         }
         free(rk);
@@ -353,7 +353,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
             }
             json_t *row = json_loadb(line, (size_t)n, 0, NULL);
             if (!row) {
-                jobs__err("a results row of task %d is not JSON", nos[k]);
+                err_printf(err, "a results row of task %d is not JSON", nos[k]);
                 rc = ERR_PARSE;
                 break;
             }
@@ -368,8 +368,8 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         fp = NULL;
     }
     if (rc < 0) {
-        if (!jobs_errmsg()[0])
-            jobs__err("cannot write the aggregated results: %s", err_str(rc));
+        if (!err->msg[0])
+            err_printf(err, "cannot write the aggregated results: %s", err_str(rc));
         goto out;
     }
     rc = jobs__hb_tick(j, &hb, t, w->owner, 0.5, true);
@@ -382,7 +382,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         if (rc == 0)
             rc = jobs__output_ensure(j, jb.ws, eb, "results", "metadata", "aggregated workflow results",
                                      csv ? "aggregated_results.csv" : "aggregated_results.jsonl", "metadata",
-                                     csv ? "text/csv" : "application/x-ndjson", key, size);
+                                     csv ? "text/csv" : "application/x-ndjson", key, size, err);
         if (rc < 0)
             goto out;
     }
@@ -405,7 +405,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
                 json_int_t sz = json_integer_value(json_object_get(m, "size"));
                 if (!ik || !arc) {
                     json_decref(m);
-                    jobs__err("bad image manifest line of task %d", nos[k]);
+                    err_printf(err, "bad image manifest line of task %d", nos[k]);
                     rc = ERR_PARSE;
                     break;
                 }
@@ -414,21 +414,21 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
                     int64_t asz = 0;
                     char *an = xasprintf("images-%05d.tar.gz", narch);
                     char *ak = xasprintf("jobs/%s/%s/export/%s", jb.ws, jb.job_id, an);
-                    rc = tgz_finish(&z, &asz);
+                    rc = tgz_finish(&z, &asz, err);
                     if (rc == 0)
                         rc = jobs__output_ensure(j, jb.ws, eb, "images", "archives", "persisted image outputs",
-                                                 an, "archives", "application/gzip", ak, asz);
+                                                 an, "archives", "application/gzip", ak, asz, err);
                     free(an);
                     free(ak);
                 }
                 if (rc == 0 && !z.a) {
                     char *ak = xasprintf("jobs/%s/%s/export/images-%05d.tar.gz", jb.ws, jb.job_id, ++narch);
-                    rc = tgz_open(j, ak, &z);
+                    rc = tgz_open(j, ak, &z, err);
                     free(ak);
                 }
                 jobs__throttle(j);
                 if (rc == 0)
-                    rc = tgz_add(j, &z, ik, arc, copybuf, 64 * 1024);
+                    rc = tgz_add(j, &z, ik, arc, copybuf, 64 * 1024, err);
                 json_decref(m);
             }
             if (fp)
@@ -439,10 +439,10 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
             int64_t asz = 0;
             char *an = xasprintf("images-%05d.tar.gz", narch);
             char *ak = xasprintf("jobs/%s/%s/export/%s", jb.ws, jb.job_id, an);
-            rc = tgz_finish(&z, &asz);
+            rc = tgz_finish(&z, &asz, err);
             if (rc == 0)
                 rc = jobs__output_ensure(j, jb.ws, eb, "images", "archives", "persisted image outputs", an,
-                                         "archives", "application/gzip", ak, asz);
+                                         "archives", "application/gzip", ak, asz, err);
             free(an);
             free(ak);
         }

@@ -62,8 +62,6 @@ struct jobs__task {
 };
 int jobs__task_load(struct jobs *j, int64_t pk, struct jobs__task *t);
 
-/* Set the thread's error message (jobs_errmsg). */
-void jobs__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Blob keys of a task's outputs (malloc'd). */
 char *jobs__results_key(const struct jobs__job *jb, int task_no);
@@ -102,8 +100,8 @@ struct jobs__worker {
     char infer_err[512];         /* why the machine type has no provider */
 };
 void jobs__worker_release(struct jobs__worker *w);
-int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
-int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err);
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err);
 
 /* Heartbeat helper used during a task: renews at most every heartbeat_ms;
  * returns ERR_NOTFOUND when the worker must stop (lease lost, job no longer
@@ -125,6 +123,6 @@ void jobs__throttle(struct jobs *j);
  * searched by name first). */
 int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
                         const char *content_type, const char *description, const char *file_name,
-                        const char *item_type, const char *mime, const char *key, int64_t size);
+                        const char *item_type, const char *mime, const char *key, int64_t size, struct err *err);
 
 #endif

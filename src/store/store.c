@@ -53,13 +53,38 @@ static int db_open_one(struct store *st, sqlite3 **out)
     return 0;
 }
 
+int store_sql_err(sqlite3 *db, int src)
+{
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ERR_AGAIN;
+    case SQLITE_FULL:
+        return ERR_NOSPACE;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: {
+        int e = db ? sqlite3_system_errno(db) : 0;
+        return e == ENOSPC || e == EDQUOT ? ERR_NOSPACE : ERR_INTERNAL;
+    }
+    default:
+        return ERR_INTERNAL;
+    }
+}
+
+int store_step_done(sqlite3 *db, sqlite3_stmt *q)
+{
+    int src = sqlite3_step(q);
+    return src == SQLITE_DONE ? 0 : store_sql_err(db, src);
+}
+
 int store_exec(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    int src = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (src != SQLITE_OK) {
         log_error("store", "sql failed: %s", err ? err : sqlite3_errmsg(db));
         sqlite3_free(err);
-        return ERR_INTERNAL;
+        return store_sql_err(db, src);
     }
     return 0;
 }
@@ -74,7 +99,7 @@ int store_tx_begin(sqlite3 *db)
         return ERR_AGAIN;
     }
     log_error("store", "BEGIN failed: %s", sqlite3_errmsg(db));
-    return ERR_INTERNAL;
+    return store_sql_err(db, rc);
 }
 
 int store_tx_commit(sqlite3 *db)

@@ -24,7 +24,9 @@
  *
  * Errors: 0 on success, <0 on failure (see base.h): ERR_NOTFOUND,
  * ERR_EXISTS, ERR_INVALID (bad id/key), ERR_AUTH (bad key or signature),
- * ERR_LIMIT (size limit), ERR_INTERNAL (SQLite or library failure), -errno.
+ * ERR_LIMIT (size limit), ERR_AGAIN (database busy), ERR_NOSPACE (storage
+ * full: SQLITE_FULL, ENOSPC, EDQUOT on any write), ERR_INTERNAL (SQLite or
+ * library failure), -errno.
  */
 #ifndef VBATCH_STORE_H
 #define VBATCH_STORE_H
@@ -68,6 +70,13 @@ int store_tx_commit(sqlite3 *db);
 void store_tx_rollback(sqlite3 *db);
 /* Run one SQL text (may hold several statements, no parameters). */
 int store_exec(sqlite3 *db, const char *sql);
+/* The code for a failed SQLite call on db that returned src: ERR_AGAIN
+ * (busy, locked), ERR_NOSPACE (SQLITE_FULL, or an I/O error whose errno
+ * is ENOSPC or EDQUOT), ERR_INTERNAL otherwise. */
+int store_sql_err(sqlite3 *db, int src);
+/* sqlite3_step of a statement that returns no row (INSERT, UPDATE,
+ * DELETE): 0 on SQLITE_DONE, else store_sql_err().  Does not finalize. */
+int store_step_done(sqlite3 *db, sqlite3_stmt *q);
 
 /* Schema migrations for a component (e.g. "jobs").  stmts[i] is the SQL of
  * migration i+1 (several statements separated by ';' are fine).  The ones

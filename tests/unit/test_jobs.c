@@ -14,6 +14,9 @@
 #include "t.h"
 #include "vision/vision.h"
 
+/* The message of the last call that was handed &te. */
+static struct err te;
+
 struct ctx {
     char dir[64];
     struct store *st;
@@ -81,7 +84,7 @@ static void ctx_open(struct ctx *c, int max_items)
     so.public_base_url = "http://127.0.0.1:9999";
     ASSERT_OK(store_open(c->dir, &c->st));
     ASSERT_OK(store_workspace_create(c->st, "ws", (char[STORE_KEY_LEN + 1]){0}));
-    ASSERT_OK(staging_new(c->st, &so, &c->sg));
+    ASSERT_OK(staging_new(c->st, &so, &c->sg, NULL));
     jobs_opts_default(&c->o);
     c->o.workers = 0;
     c->o.max_task_items = max_items;
@@ -90,7 +93,7 @@ static void ctx_open(struct ctx *c, int max_items)
     c->o.max_attempts = 3;
     c->o.model_infer = fake_infer;
     c->o.model_prepare = fake_prepare;
-    ASSERT_OK(jobs_new(c->st, c->sg, &c->o, &c->j));
+    ASSERT_OK(jobs_new(c->st, c->sg, &c->o, &c->j, NULL));
 }
 
 static void ctx_close(struct ctx *c)
@@ -116,7 +119,7 @@ static void upload(struct ctx *c, const char *batch, const char *name, int seed,
     ASSERT_OK(store_tmp_create(c->st, &tmp, &fd));
     ASSERT_EQ(write(fd, png, len), (ssize_t)len);
     close(fd);
-    ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out));
+    ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out, NULL));
     json_decref(out);
     free(tmp);
     free(png);
@@ -157,7 +160,7 @@ static json_t *body(const char *batch, const char *wf, const char *extra_json)
 static json_t *get_job(struct ctx *c, const char *id)
 {
     json_t *out = NULL;
-    ASSERT_OK(jobs_get(c->j, "ws", id, &out));
+    ASSERT_OK(jobs_get(c->j, "ws", id, &out, NULL));
     json_t *job = json_incref(json_object_get(out, "job"));
     json_decref(out);
     return job;
@@ -220,35 +223,35 @@ TEST(create_validates_and_is_idempotent)
     upload(&c, "b1", "a.png", 1, false);
 
     b = body("nope", "crop", NULL);
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_NOTFOUND);
-    ASSERT(strstr(jobs_errmsg(), "batch 'nope' not found"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_NOTFOUND);
+    ASSERT(strstr(te.msg, "batch 'nope' not found"));
     json_decref(b);
     b = body("b1", "nope", NULL);
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_NOTFOUND);
-    ASSERT(strstr(jobs_errmsg(), "workflow 'nope' not found"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_NOTFOUND);
+    ASSERT(strstr(te.msg, "workflow 'nope' not found"));
     json_decref(b);
     b = body("b1", "crop", "{\"maxImageFailureRate\": 1.5}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "maxImageFailureRate"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "maxImageFailureRate"));
     json_decref(b);
     b = body("b1", "crop", "{\"type\": \"simple-video-processing-v1\"}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "video"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "video"));
     json_decref(b);
     b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v1\", \"machineSize\": \"q\"}}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL), ERR_INVALID);
     json_decref(b);
 
     b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v1\", \"machineSize\": \"xs\"}}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out, NULL));
     ASSERT(json_is_true(json_object_get(out, "created")));
     json_decref(out);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out)); /* same definition: idempotent */
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out, NULL)); /* same definition: idempotent */
     ASSERT(json_is_false(json_object_get(out, "created")));
     json_decref(out);
     json_decref(b);
     b = body("b1", "crop", "{\"maxParallelTasks\": 3}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_EXISTS);
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL), ERR_EXISTS);
     json_decref(b);
 
     json_t *job = get_job(&c, "j1");
@@ -256,7 +259,7 @@ TEST(create_validates_and_is_idempotent)
     ASSERT(json_is_false(json_object_get(job, "isTerminal")));
     ASSERT(str_has_suffix(json_string_value(json_object_get(job, "createdAt")), "Z"));
     json_decref(job);
-    ASSERT_OK(jobs_list(c.j, "ws", 10, NULL, &out));
+    ASSERT_OK(jobs_list(c.j, "ws", 10, NULL, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "jobs")), 1);
     ASSERT(json_is_null(json_object_get(out, "nextPageToken")));
     json_decref(out);
@@ -277,7 +280,7 @@ TEST(leases_no_double_claim_and_expiry_requeues)
         upload(&c, "b1", n, i, false);
     }
     b = body("b1", "crop", "{\"maxParallelTasks\": 2}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", now, &t1));
@@ -331,7 +334,7 @@ TEST(concurrent_claims_never_share_a_task)
         upload(&c, "b1", n, i, false);
     }
     b = body("b1", "crop", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     for (int i = 0; i < 4; i++) {
@@ -364,7 +367,7 @@ TEST(max_parallel_tasks_honoured)
     upload(&c, "b1", "a.png", 1, false);
     upload(&c, "b1", "b.png", 2, false);
     b = body("b1", "crop", "{\"maxParallelTasks\": 1}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", now, &t1));
@@ -383,7 +386,7 @@ TEST(small_batches_cut_for_every_worker)
     ctx_open(&c, 500);
     jobs_free(c.j);
     c.o.workers = 2; /* not started: only the planner looks at it */
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     for (int i = 0; i < 40; i++) {
         char n[16];
@@ -393,17 +396,17 @@ TEST(small_batches_cut_for_every_worker)
             upload(&c, "b10", n, i, false);
     }
     b = body("b40", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j40", NULL, b, &out)); /* 40 / (2 x 2) = 10 -> 16, 16, 8 */
+    ASSERT_OK(jobs_create(c.j, "ws", "j40", NULL, b, &out, NULL)); /* 40 / (2 x 2) = 10 -> 16, 16, 8 */
     json_decref(out);
     json_decref(b);
-    ASSERT_OK(jobs_stages(c.j, "ws", "j40", &out));
+    ASSERT_OK(jobs_stages(c.j, "ws", "j40", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 3);
     json_decref(out);
     b = body("b10", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j10", NULL, b, &out)); /* under 16: one task */
+    ASSERT_OK(jobs_create(c.j, "ws", "j10", NULL, b, &out, NULL)); /* under 16: one task */
     json_decref(out);
     json_decref(b);
-    ASSERT_OK(jobs_stages(c.j, "ws", "j10", &out));
+    ASSERT_OK(jobs_stages(c.j, "ws", "j10", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 1);
     json_decref(out);
     ctx_close(&c);
@@ -422,10 +425,10 @@ TEST(processing_and_export_end_to_end)
     }
     b = body("b1", "det", "{\"notificationsURL\": null}");
     json_object_set_new(json_object_get(b, "processingSpecification"), "aggregationFormat", json_string("csv"));
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
-    ASSERT_OK(jobs_stages(c.j, "ws", "j1", &out));
+    ASSERT_OK(jobs_stages(c.j, "ws", "j1", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 3);
     json_decref(out);
     run_all(&c);
@@ -439,7 +442,7 @@ TEST(processing_and_export_end_to_end)
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(job, "lastNotification"), "imagesFailed")), 1);
     json_decref(job);
     /* one error log naming the corrupt file */
-    ASSERT_OK(jobs_logs(c.j, "ws", "j1", "error", 10, NULL, &out));
+    ASSERT_OK(jobs_logs(c.j, "ws", "j1", "error", 10, NULL, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "logs")), 1);
     ASSERT_STR_EQ(json_string_value(json_object_get(
                       json_object_get(json_array_get(json_object_get(out, "logs"), 0), "payload"), "file_path")),
@@ -458,10 +461,10 @@ TEST(processing_and_export_end_to_end)
     ASSERT(!strstr(data, "i3.png"));
     free(data);
     json_t *cnt = NULL;
-    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt));
+    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 1); /* no image outputs */
     json_decref(cnt);
-    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt));
+    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 3);
     json_decref(cnt);
     ctx_close(&c);
@@ -477,7 +480,7 @@ TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
     upload(&c, "b1", "ok1.png", 1, false);
     upload(&c, "b1", "ok2.png", 2, false);
     b = body("b1", "det", "{\"maxImageFailureRate\": 0.2}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     run_all(&c);
@@ -489,7 +492,7 @@ TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
     ASSERT_EQ(fake_calls, 0);
     /* restart with a higher limit: only the two unfinished tasks run */
     b = json_loads("{\"type\":\"parameters-override-v1\",\"maxImageFailureRate\":0.5}", 0, NULL);
-    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out, NULL));
     json_decref(out);
     json_decref(b);
     run_all(&c);
@@ -500,7 +503,7 @@ TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
     ASSERT_EQ(json_array_size(json_object_get(job, "restartParametersOverride")), 1);
     json_decref(job);
     /* a succeeded job cannot be restarted */
-    ASSERT_EQ(jobs_restart(c.j, "ws", "j1", NULL, &out), ERR_EXISTS);
+    ASSERT_EQ(jobs_restart(c.j, "ws", "j1", NULL, &out, NULL), ERR_EXISTS);
     ctx_close(&c);
 }
 
@@ -514,17 +517,17 @@ TEST(abort_stops_claims)
     upload(&c, "b1", "a.png", 1, false);
     upload(&c, "b1", "b.png", 2, false);
     b = body("b1", "crop", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", time_now_ms(), &t));
     ASSERT_GT(t, 0);
-    ASSERT_OK(jobs_abort(c.j, "ws", "j1", &out));
+    ASSERT_OK(jobs_abort(c.j, "ws", "j1", &out, NULL));
     json_decref(out);
     ASSERT_EQ(jobs_heartbeat(c.j, t, "A", time_now_ms(), 0, 0.5), ERR_NOTFOUND);
     ASSERT_OK(jobs_claim(c.j, "B", time_now_ms(), &t));
     ASSERT_EQ(t, 0);
-    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, NULL, &out));
+    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, NULL, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "statusType")),
                   "error");
@@ -532,20 +535,20 @@ TEST(abort_stops_claims)
     char *first = xstrdup(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "taskId")));
     json_decref(out);
     /* the token gives the second task; other listings refuse it */
-    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, tok, &out));
+    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, tok, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
     ASSERT(strcmp(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "taskId")),
                   first) != 0);
     free(first);
     ASSERT(json_is_null(json_object_get(out, "nextPageToken")));
     json_decref(out);
-    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "export", 1, tok, &out), ERR_INVALID);
-    ASSERT_EQ(jobs_logs(c.j, "ws", "j1", NULL, 1, tok, &out), ERR_INVALID);
-    ASSERT_EQ(jobs_list(c.j, "ws", 1, tok, &out), ERR_INVALID);
-    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "processing", 1, "1", &out), ERR_INVALID); /* the old form */
+    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "export", 1, tok, &out, NULL), ERR_INVALID);
+    ASSERT_EQ(jobs_logs(c.j, "ws", "j1", NULL, 1, tok, &out, NULL), ERR_INVALID);
+    ASSERT_EQ(jobs_list(c.j, "ws", 1, tok, &out, NULL), ERR_INVALID);
+    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "processing", 1, "1", &out, NULL), ERR_INVALID); /* the old form */
     free(tok);
     b = json_object(); /* {} is the same as no body */
-    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out, NULL));
     json_decref(b);
     json_decref(out);
     run_all(&c);
@@ -564,7 +567,7 @@ TEST(worker_threads_run_a_job)
     jobs_free(c.j); /* again, with two worker threads */
     c.o.workers = 2;
     c.o.poll_ms = 20;
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(jobs_start(c.j));
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     for (int i = 0; i < 7; i++) {
@@ -573,7 +576,7 @@ TEST(worker_threads_run_a_job)
         upload(&c, "b1", n, i, false);
     }
     b = body("b1", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     json_t *job = NULL;
@@ -600,7 +603,7 @@ TEST(timeout_ends_the_job)
     ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
     upload(&c, "b1", "a.png", 1, false);
     b = body("b1", "crop", "{\"processingTimeoutSeconds\": 1}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", time_now_ms(), &t));
@@ -668,9 +671,8 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     upload(&c, "b1", "a.png", 1, false);
     b = body("b1", "det", GPU_CC);
-    ASSERT_EQ(jobs_create(c.j, "ws", "g0", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "gpu"));
-    ASSERT_EQ(jobs_http_status(ERR_INVALID), 400);
+    ASSERT_EQ(jobs_create(c.j, "ws", "g0", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "gpu"));
     json_decref(b);
     ctx_close(&c);
 
@@ -678,20 +680,20 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ctx_open(&c, 10);
     jobs_free(c.j);
     c.o.model_select = fake_select;
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     upload(&c, "b1", "a.png", 1, false);
     upload(&c, "b1", "b.png", 2, false);
     b = body("b1", "det", GPU_CC);
     sel_gpu_ok = false;
-    ASSERT_EQ(jobs_create(c.j, "ws", "g1", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "g1", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "no CUDA provider"));
     ASSERT_EQ(sel_picks, 0);
     ASSERT_GE(sel_checks, 1);
-    ASSERT_EQ(jobs_get(c.j, "ws", "g1", &out), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_get(c.j, "ws", "g1", &out, NULL), ERR_NOTFOUND);
     /* with a GPU: accepted, and the worker runs the gpu provider */
     sel_gpu_ok = true;
-    ASSERT_OK(jobs_create(c.j, "ws", "g1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "g1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     int cpu_before = fake_calls, prep_before = prep_calls, seen_before = prep_seen;
@@ -706,7 +708,7 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     json_decref(job);
     /* a cpu job on the same service uses the cpu provider */
     b = body("b1", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "c1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "c1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     prep_before = prep_calls;
@@ -717,8 +719,8 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     sel_gpu_ok = false;
     b = json_loads("{\"type\": \"parameters-override-v1\", \"computeConfiguration\":"
                    " {\"type\": \"compute-configuration-v2\", \"machineType\": \"gpu\"}}", 0, NULL);
-    ASSERT_EQ(jobs_restart(c.j, "ws", "c1", b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
+    ASSERT_EQ(jobs_restart(c.j, "ws", "c1", b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "no CUDA provider"));
     json_decref(b);
     ctx_close(&c);
 }

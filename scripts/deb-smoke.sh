@@ -27,6 +27,11 @@ check datadir test "$(stat -c %U /var/lib/vbatch 2>/dev/null)" = vbatch
 check binary test -x /usr/bin/vbatch
 check units test -f /lib/systemd/system/vbatch.service -a -f /lib/systemd/system/vbatch-worker.service
 check ort test -f /usr/lib/vbatch/ort/lib/libonnxruntime.so
+if command -v systemd-analyze >/dev/null; then
+    # Unit syntax, users, paths and the binary, checked without a running systemd.
+    out=$(systemd-analyze verify /lib/systemd/system/vbatch.service /lib/systemd/system/vbatch-worker.service 2>&1)
+    if [ -z "$out" ]; then ok units-verify; else echo "$out"; bad units-verify; fi
+fi
 
 # Run the installed binary as the unit does (user vbatch, environment file),
 # on a data folder of its own under the package's data folder.

@@ -62,6 +62,7 @@ struct serve_cfg {
     int64_t task_lease_ms;
     int64_t max_model_bytes; /* model upload limit (POST/PUT /models/…) */
     int64_t model_threads;   /* ONNX Runtime intra-op threads per session; 0: CPUs / workers */
+    int64_t storage_reserve; /* bytes kept free on the data folder; -1: STORE_RESERVE_DEFAULT */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -106,6 +107,8 @@ static const struct opt serve_opts[] = {
      "model weights upload limit (default 1073741824)"},
     {"model-threads", "VBATCH_MODEL_THREADS", OPT_INT, O(model_threads),
      "ONNX Runtime intra-op threads per model session (default: CPUs / workers, at least 1)"},
+    {"storage-reserve", "VBATCH_STORAGE_RESERVE", OPT_INT, O(storage_reserve),
+     "bytes kept free on the data folder: uploads that would leave less are refused with 507 (default 16777216)"},
 };
 #undef O
 
@@ -247,7 +250,8 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
 
 static int cmd_serve(int argc, char **argv)
 {
-    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default", .workers = 2};
+    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default", .workers = 2,
+                          .storage_reserve = -1};
     struct store *st = NULL;
     struct staging *sg = NULL;
     struct model_registry *models = NULL;
@@ -281,6 +285,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "vbatch: cannot open data folder '%s': %s\n", c.data, err_str(rc));
         goto out;
     }
+    if (c.storage_reserve >= 0)
+        store_reserve_set(st, c.storage_reserve);
     rc = store_workspace_ensure_default(st, c.default_ws, &created, key);
     if (rc < 0) {
         fprintf(stderr, "vbatch: cannot create workspace '%s': %s\n", c.default_ws, err_str(rc));

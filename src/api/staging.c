@@ -317,9 +317,16 @@ static int up_begin(struct http_req *req, void *vctx)
     rc = http_multipart_new(http_req_header(req, "Content-Type"), &cb, &u->mp);
     if (rc < 0)
         return http_reply_error(req, 400, "expected a multipart/form-data body with a boundary");
-    rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
+    struct err e = ERR_INIT;
+    int64_t cl = http_req_content_length(req);
+    rc = store_space_check(ctx->st, cl > 0 ? cl : 0, "this upload", &e);
     if (rc < 0)
-        return http_reply_error(req, 500, "cannot create a temp file: %s", err_str(rc));
+        return api_reply_err(req, rc, &e);
+    rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
+    if (rc < 0) {
+        err_set(&e, rc, "cannot create a temp file: %s", err_str(rc));
+        return api_reply_err(req, rc, &e);
+    }
     return 0;
 }
 
@@ -333,8 +340,11 @@ static int up_body(struct http_req *req, const char *d, size_t n, void *vctx)
     if (u->too_big)
         return http_reply_error(req, 413, "image is over the limit of %llu bytes",
                                 (unsigned long long)u->ctx->max_image_bytes);
-    if (u->write_err)
-        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+    if (u->write_err) {
+        struct err e = ERR_INIT;
+        err_set(&e, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
+        return api_reply_err(req, u->write_err, &e);
+    }
     return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
 }
 
@@ -355,8 +365,10 @@ static int up_end(struct http_req *req, void *vctx)
     if (!fn || !*fn)
         return http_reply_error(req, 400, "missing fileName query parameter");
     if (close(u->fd) < 0) {
+        int rc = -errno;
         u->fd = -1;
-        return http_reply_error(req, 500, "cannot write the upload");
+        err_set(&e, rc, "cannot write the upload: %s", err_str(rc));
+        return api_reply_err(req, rc, &e);
     }
     u->fd = -1;
     char *tmp = u->tmp_path;

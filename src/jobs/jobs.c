@@ -886,6 +886,12 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
     rc = plan_items(j, ws, &d, &p, &total, err);
     if (rc < 0)
         goto out;
+    /* A job writes its results and exports: refused while the data
+     * folder is below its reserve, with the cause, rather than failing
+     * on its first write. */
+    rc = store_space_check(j->st, 0, "a new job", err);
+    if (rc < 0)
+        goto out;
     params_txt = d.params ? json_dumps(d.params, JSON_COMPACT | JSON_REAL_PRECISION(17)) : xstrdup("{}");
     plist_txt = d.persist_list ? json_dumps(d.persist_list, JSON_COMPACT) : NULL;
     outputs_txt = json_dumps(outputs, JSON_COMPACT);
@@ -893,7 +899,7 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
     db = store_db_acquire(j->st);
     rc = store_tx_begin(db);
     if (rc < 0) {
-        err_printf(err, "database busy");
+        err_printf(err, "%s", rc == ERR_AGAIN ? "database busy" : err_str(rc));
         goto out;
     }
     rc = job_find(db, ws, job_id, &pk, NULL, err);

@@ -226,6 +226,8 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
         err_printf(err, "fileName is missing or invalid (1-255 bytes, no '/' or '..')");
         return ERR_INVALID;
     }
+    if ((rc = store_space_check(s->st, 0, "a new upload URL", err)) < 0)
+        return rc;
     sqlite3 *db = store_db_acquire(s->st);
     rc = store_tx_begin(db);
     if (rc == 0) {
@@ -305,8 +307,11 @@ int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch
 {
     struct staging__batch b;
     char shard[37], key[96];
+    int rc = store_space_check(s->st, 0, "a new upload URL", err);
+    if (rc < 0)
+        return rc;
     sqlite3 *db = store_db_acquire(s->st);
-    int rc = store_tx_begin(db);
+    rc = store_tx_begin(db);
     if (rc == 0)
         rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b, err);
     if (rc == 0) {
@@ -440,6 +445,15 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
         rc = ERR_LIMIT;
         goto fail;
     }
+    /* Refuse now what could not be kept: the bytes of the upload and, for
+     * a tar shard, as many again for its extracted images. */
+    bool tar = !strcmp(p->kind, "tar");
+    if (content_length > 0 &&
+        (rc = store_space_check(s->st, tar ? 2 * content_length : content_length,
+                                tar ? "this tar shard and its extraction" : "this upload", err)) < 0)
+        goto fail;
+    if (content_length <= 0 && (rc = store_space_check(s->st, 0, "an upload", err)) < 0)
+        goto fail;
     p->key = xstrdup(key); /* from here put_free releases the claim */
     if ((rc = store_blob_writer_open(s->st, key, limit, &p->w)) < 0) {
         err_printf(err, "cannot create the upload file");
@@ -497,11 +511,21 @@ int staging_put_finish(struct staging_put *p, struct err *err)
 {
     struct staging *s = p->s;
     int64_t size = store_blob_writer_size(p->w);
-    int rc = store_blob_writer_finish(p->w);
     const char *mime = NULL;
+    int rc = 0;
+    /* Before the 200: a tar shard's extraction needs as many bytes again.
+     * Refused, nothing is kept and the URL stays usable for a retry. */
+    if (!strcmp(p->kind, "tar"))
+        rc = store_space_check(s->st, size, "the extraction of this tar shard", err);
+    if (rc < 0) {
+        store_blob_writer_abort(p->w);
+        p->w = NULL;
+        goto out;
+    }
+    rc = store_blob_writer_finish(p->w);
     p->w = NULL;
     if (rc < 0) {
-        err_printf(err, "cannot store the upload");
+        err_printf(err, "cannot store the upload: %s", err_str(rc));
         goto out;
     }
     if (!strcmp(p->kind, "video")) {
@@ -731,6 +755,10 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
     if (!ingest_id) {
         uuid4(gen_id);
         ingest_id = gen_id;
+    }
+    if ((rc = store_space_check(s->st, 0, "a new ingest", err)) < 0) {
+        json_decref(r.root);
+        return rc;
     }
     sqlite3 *db = store_db_acquire(s->st);
     rc = store_tx_begin(db);

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -49,6 +50,8 @@ void staging_opts_default(struct staging_opts *o)
     o->max_page_size = 1000;
     o->max_references = 20000;
     o->net_allow = NULL;
+    const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
+    o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
 }
 
 void staging__batch_prefix(int64_t bid, char out[32])

@@ -52,6 +52,8 @@ struct staging_opts {
     int max_references;            /* per image-references request; default 20000
                                       (videos: max_references/4 = 5000) */
     const char *net_allow;         /* SSRF allow-list, see store_net_allow_set; copied */
+    int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
+                                      default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
 };
 void staging_opts_default(struct staging_opts *o);
 

@@ -22,6 +22,9 @@ struct staging {
     bool kick_index, kick_fetch; /* work was queued */
     pthread_t th_index, th_fetch, th_sweep;
     struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
+    /* storage-full backoff of the indexer and the fetcher (indexer.c):
+     * no try before *_retry_at (monotonic ms); *_backoff the last delay */
+    int64_t index_retry_at, index_backoff, fetch_retry_at, fetch_backoff;
 };
 
 struct staging__putting {

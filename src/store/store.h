@@ -38,6 +38,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "base/base.h"
+
 struct store;
 
 /* ---- open / close ------------------------------------------------------ */
@@ -52,6 +54,25 @@ int store_open(const char *data_dir, struct store **out);
 void store_close(struct store *st);
 /* The data folder given to store_open(); valid until store_close(). */
 const char *store_data_dir(const struct store *st);
+
+/* ---- free space ------------------------------------------------------------ */
+
+/* An acknowledged write must never be lost to a full disk: every write
+ * that is answered 200 (a tar shard or video PUT, an image upload) and the
+ * work it queues (a shard's extraction) first asks store_space_check()
+ * whether the bytes it will need fit, leaving `reserve` bytes free for the
+ * database and small writes, and is refused with ERR_NOSPACE up front
+ * otherwise.  Default reserve: STORE_RESERVE_DEFAULT. */
+#define STORE_RESERVE_DEFAULT (16LL << 20)
+/* Set the reserve (bytes, >= 0); call before serving. */
+void store_reserve_set(struct store *st, int64_t bytes);
+/* Bytes the data folder's file system has free for vbatch (statvfs
+ * f_bavail * f_frsize), or -errno. */
+int64_t store_free_bytes(struct store *st);
+/* 0 when `need` more bytes fit with the reserve left free; else
+ * ERR_NOSPACE and "storage full: <free> bytes free, <what> needs <need>
+ * plus a reserve of <reserve>" in err.  A failed statvfs is not a refusal. */
+int store_space_check(struct store *st, int64_t need, const char *what, struct err *err);
 
 /* ---- SQL connections and transactions ---------------------------------- */
 

@@ -306,9 +306,12 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         return ERR_NOTFOUND;
     bool csv = !strcmp(jb.agg_format, "csv");
     eb = xasprintf("%s-export", jb.job_id);
-    rc = proc_tasks(j, jb.pk, &nos, &ntasks);
+    rc = store_space_check(j->st, 0, "the job's export", err);
+    if (rc == 0)
+        rc = proc_tasks(j, jb.pk, &nos, &ntasks);
     if (rc < 0) {
-        err_printf(err, "cannot list the tasks");
+        if (!err_is_nospace(rc))
+            err_printf(err, "cannot list the tasks");
         goto out;
     }
     outputs = json_loads(jb.outputs, 0, NULL);

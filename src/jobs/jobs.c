@@ -1928,19 +1928,20 @@ int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *
     return rc;
 }
 
-int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner)
+int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg)
 {
     sqlite3 *db = store_db_acquire(j->st);
     sqlite3_stmt *q = NULL;
     int rc = store_tx_begin(db);
     if (rc == 0)
         rc = sql_prep(db, "UPDATE tasks SET state='pending', lease_owner=NULL, lease_deadline_ms=0,"
-                          " attempts=MAX(attempts-1,0), message='handed back at shutdown', event_ms=?"
+                          " attempts=MAX(attempts-1,0), message=?, event_ms=?"
                           " WHERE pk=? AND lease_owner=? AND state='running'", &q);
     if (rc == 0) {
-        sqlite3_bind_int64(q, 1, time_now_ms());
-        sqlite3_bind_int64(q, 2, t->pk);
-        sqlite3_bind_text(q, 3, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 1, msg, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 2, time_now_ms());
+        sqlite3_bind_int64(q, 3, t->pk);
+        sqlite3_bind_text(q, 4, owner, -1, SQLITE_STATIC);
         rc = sql_step_done(db, q);
     }
     if (rc == 0)

@@ -24,6 +24,10 @@ struct jobs {
     pthread_mutex_t mu;        /* guards stop/cv */
     pthread_cond_t cv;         /* signalled on stop and on new work */
     bool stopping;             /* set by jobs_stop; read by workers under mu */
+    /* storage full (worker.c): no task is claimed before space_retry_at
+     * (monotonic ms); space_backoff is the last delay (1 s doubling to
+     * 30 s, reset by a task that goes through); guarded by mu */
+    int64_t space_retry_at, space_backoff;
 };
 
 /* Everything a worker needs about a job, read in one query. */
@@ -83,7 +87,9 @@ int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *
                         int64_t machine_ms);
 /* Hand a task back at shutdown: pending again at once (the attempt is
  * not counted), so that a restarted process need not wait for the lease. */
-int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner);
+/* Hand a running task back (pending, this claim not counted) with msg as
+ * its message: at shutdown, or while the storage is full. */
+int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg);
 /* Fail the task's attempt (error message); after max_attempts the job
  * fails.  ERR_NOTFOUND when the lease was lost. */
 int jobs__task_error(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg,

@@ -556,6 +556,10 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
         rc = jobs__hb_tick(j, &hb, t, w->owner, nitems ? (double)i / nitems : 0.0, false);
         if (rc < 0)
             goto out;
+        /* Below the data folder's reserve the task stops and waits for
+         * space (work_once) rather than failing on a write. */
+        if ((rc = store_space_check(j->st, 0, "this task's outputs", err)) < 0)
+            goto out;
         jobs__throttle(j);
         char *cause = NULL;
         if (jb.video) {
@@ -631,12 +635,36 @@ out:
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
+/* Storage-full backoff shared by the workers (struct jobs). */
+static bool space_waiting(struct jobs *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool wait = time_mono_ms() < j->space_retry_at;
+    pthread_mutex_unlock(&j->mu);
+    return wait;
+}
+
+static void space_backoff(struct jobs *j, bool full)
+{
+    pthread_mutex_lock(&j->mu);
+    if (full) {
+        j->space_backoff = j->space_backoff <= 0 ? 1000 : MIN(j->space_backoff * 2, 30000);
+        j->space_retry_at = time_mono_ms() + j->space_backoff;
+    } else {
+        j->space_backoff = 0;
+        j->space_retry_at = 0;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
 static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
 {
     int64_t pk = 0;
     struct jobs__task t;
-    int rc = jobs_claim(j, w->owner, time_now_ms(), &pk);
     *did = false;
+    if (space_waiting(j))
+        return 0;
+    int rc = jobs_claim(j, w->owner, time_now_ms(), &pk);
     if (rc < 0 || !pk)
         return rc;
     *did = true;
@@ -647,9 +675,22 @@ static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
     struct err e = ERR_INIT;
     rc = !strcmp(t.stage, JOBS_STAGE_EXPORT) ? jobs__run_export(j, w, &t, &e) : jobs__run_process(j, w, &t, &e);
     if (rc == ERR_AGAIN) { /* shutting down: hand the task back */
-        jobs__task_release(j, &t, w->owner);
+        jobs__task_release(j, &t, w->owner, "handed back at shutdown");
         return 0;
     }
+    if (err_is_nospace(rc)) {
+        /* Not the task's fault: hand it back, not counted, and let every
+         * worker wait a while; its outputs are written again from the
+         * start (deterministic keys) once there is space. */
+        char msg[ERR_MSG_MAX + 32];
+        snprintf(msg, sizeof msg, "waiting for storage: %s", err_text(&e, rc));
+        log_warn("jobs", "task waits for storage task=%lld stage=%s: %s", (long long)t.pk, t.stage, msg);
+        jobs__task_release(j, &t, w->owner, msg);
+        space_backoff(j, true);
+        return 0;
+    }
+    if (rc == 0)
+        space_backoff(j, false);
     if (rc == ERR_NOTFOUND)
         return 0; /* lease lost or job ended: nothing to record */
     if (rc < 0) {

@@ -12,6 +12,8 @@ file to the wanted free space.
   room; a shard acknowledged while there was room, whose extraction then
   finds the disk full, waits ("waiting-for-storage") and is indexed once
   space returns, every image exactly once and byte for byte.
+- A job task that finds the disk full is handed back ("waiting for
+  storage"), not failed, and the job finishes once space returns.
 """
 import http.client
 import io
@@ -29,7 +31,7 @@ import zlib
 import pytest
 
 from conftest import MULT, Server, multipart
-from jobs_helpers import CROP_WF, bp, job_body
+from jobs_helpers import CROP_WF, bp, download_export, job_body, results_rows, stage_pngs, wait_job
 
 WF = '/workflows/v1/external'
 MIB = 1 << 20
@@ -307,3 +309,30 @@ def test_shard_that_finds_the_disk_full_waits_and_is_indexed_later(tmpfs_server)
     sh = s.ds('GET', '/bulk2/shards').json()['shards']
     assert sh[0]['statusName'] == 'ingested' and sh[0]['shardObjectsCount'] == len(files), sh
     check_items(s, 'bulk2', files)
+
+
+def test_job_that_finds_the_disk_full_waits_and_finishes_later(tmpfs_server):
+    s = tmpfs_server(48, args=['--storage-reserve', str(256 * 1024)],
+                     env={'VBATCH_JOBS_ITEM_DELAY_MS': str(int(300 * MULT))})
+    assert put_workflow(s, 'crop', CROP_WF).status == 200
+    names = stage_pngs(s, 'jb', 4)
+    r = bp(s, 'POST', '/jf1', body=job_body('jb', 'crop', persist=True))
+    assert r.status == 200, r
+    fill(s.data, 96 * 1024)  # under the reserve: the task stops at its next image
+    deadline = time.time() + 60 * MULT
+    msg = None
+    while time.time() < deadline:
+        tasks = bp(s, 'GET', '/jf1/stages/processing/tasks').json()['tasks']
+        msgs = [t['notification']['message'] for t in tasks]
+        msg = next((m for m in msgs if m.startswith('waiting for storage')), None)
+        if msg:
+            break
+        time.sleep(0.1)
+    assert msg and 'storage full' in msg, msgs
+    job = bp(s, 'GET', '/jf1').json()['job']
+    assert not job['isTerminal'] and not job['error'], job
+    unfill(s.data)
+    job = wait_job(s, 'jf1', timeout=120)
+    assert job['error'] is False, job
+    rows = results_rows(download_export(s, 'jf1'))
+    assert sorted(r['image'] for r in rows) == sorted(names)

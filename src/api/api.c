@@ -18,6 +18,8 @@
 
 #include "base/base.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,9 +143,25 @@ int api_reply_err(struct http_req *req, int rc, const struct err *e)
         st = 500; /* a bug below: a failure without a failure code */
     if (st == 503)
         return http_reply_error(req, st, "server busy, retry the request");
-    if (st == 507 && !str_has_prefix(msg, "storage full"))
-        return http_reply_error(req, st, "storage full: %s", msg);
+    if (st == 507 && !str_has_prefix(msg, "storage full")) {
+        /* "storage full: cannot write the upload", not "...: storage full" twice */
+        size_t n = strlen(msg), k = strlen(": storage full");
+        if (n > k && !strcmp(msg + n - k, ": storage full"))
+            n -= k;
+        return http_reply_error(req, st, "storage full: %.*s", (int)n, msg);
+    }
     return http_reply_error(req, st, "%s", msg);
+}
+
+int api_reply_errf(struct http_req *req, int rc, const char *fmt, ...)
+{
+    struct err e = ERR_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    e.code = rc;
+    return api_reply_err(req, rc, &e);
 }
 
 int api_reply(struct http_req *req, int rc, json_t *out, const struct err *e)

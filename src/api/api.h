@@ -90,6 +90,8 @@ unsigned api_http_status(int rc);
 /* Reply {"error": …} for a failure rc with the message of e (may be NULL;
  * err_str(rc) when it holds none).  Returns 0. */
 int api_reply_err(struct http_req *req, int rc, const struct err *e);
+/* The same with a message made here ("cannot write the upload: %s"). */
+int api_reply_errf(struct http_req *req, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Reply with the result of a service call: 200 and the JSON (stolen) when
  * rc >= 0, else api_reply_err(req, rc, e). */
 int api_reply(struct http_req *req, int rc, json_t *out, const struct err *e);

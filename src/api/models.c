@@ -314,9 +314,14 @@ static int mr_begin(struct http_req *req, void *vctx)
             return http_reply_error(req, 413, "model weights are over the limit of %llu bytes",
                                     (unsigned long long)mr_max(ctx));
     }
+    struct err e = ERR_INIT;
+    int64_t need = http_req_content_length(req);
+    /* the weights and their stored copy */
+    if ((rc = store_space_check(ctx->st, need > 0 ? 2 * need : 0, "this model", &e)) < 0)
+        return api_reply_err(req, rc, &e);
     rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
     if (rc < 0)
-        return http_reply_error(req, 500, "cannot create a temp file: %s", err_str(rc));
+        return api_reply_errf(req, rc, "cannot create a temp file: %s", err_str(rc));
     return 0;
 }
 
@@ -343,7 +348,7 @@ static int mr_body(struct http_req *req, const char *d, size_t n, void *vctx)
     if (u->meta_too_big)
         return http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
     if (u->write_err)
-        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
 }
 
@@ -394,7 +399,7 @@ static int mr_end(struct http_req *req, void *vctx)
     if (u->mp && !u->have_weights)
         return http_reply_error(req, 400, "the multipart body has no weights part (name it \"weights\")");
     if (mr_flush(u) < 0)
-        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     if (u->size == 0)
         return http_reply_error(req, 400, "empty model: the body holds no ONNX bytes");
     if (u->mp && u->have_meta) {
@@ -426,11 +431,12 @@ static int mr_end(struct http_req *req, void *vctx)
     if (rc < 0) {
         /* the runtime is there (checked above): a failure to load or check the
          * model is the model's */
-        unsigned st = rc == ERR_LIMIT ? 413 : rc == ERR_NOMEM ? 500 : rc == ERR_AGAIN ? 503 : 400;
+        unsigned st = rc == ERR_LIMIT || rc == ERR_NOMEM || rc == ERR_AGAIN || err_is_nospace(rc)
+                          ? api_http_status(rc) : 400;
         if (!err[0])
             snprintf(err, sizeof err, "cannot register model: %s", err_str(rc));
         /* an I/O failure storing the artefacts is the server's, not the model's */
-        if (strstr(err, "cannot store model"))
+        if (strstr(err, "cannot store model") && st == 400)
             st = 500;
         return http_reply_error(req, st, "%s", err);
     }

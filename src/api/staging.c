@@ -323,10 +323,8 @@ static int up_begin(struct http_req *req, void *vctx)
     if (rc < 0)
         return api_reply_err(req, rc, &e);
     rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
-    if (rc < 0) {
-        err_set(&e, rc, "cannot create a temp file: %s", err_str(rc));
-        return api_reply_err(req, rc, &e);
-    }
+    if (rc < 0)
+        return api_reply_errf(req, rc, "cannot create a temp file: %s", err_str(rc));
     return 0;
 }
 
@@ -340,11 +338,8 @@ static int up_body(struct http_req *req, const char *d, size_t n, void *vctx)
     if (u->too_big)
         return http_reply_error(req, 413, "image is over the limit of %llu bytes",
                                 (unsigned long long)u->ctx->max_image_bytes);
-    if (u->write_err) {
-        struct err e = ERR_INIT;
-        err_set(&e, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
-        return api_reply_err(req, u->write_err, &e);
-    }
+    if (u->write_err)
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
 }
 

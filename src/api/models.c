@@ -351,7 +351,8 @@ static int mr_body(struct http_req *req, const char *d, size_t n, void *vctx)
  * NULL), or replied 400. */
 static int mr_meta_parse(struct http_req *req, const char *text, size_t len, json_t **out)
 {
-    json_error_t e;
+    json_t *meta = NULL;
+    char err[300];
 
     *out = NULL;
     if (!text || len == 0)
@@ -360,9 +361,13 @@ static int mr_meta_parse(struct http_req *req, const char *text, size_t len, jso
         http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
         return ERR_LIMIT;
     }
-    json_t *meta = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
-    if (!meta) {
-        http_reply_error(req, 400, "model metadata is not valid JSON: %s (line %d)", e.text, e.line);
+    int rc = json_parse_outside(text, len, JSON_REJECT_DUPLICATES, &meta, err, sizeof err);
+    if (rc == ERR_LIMIT) {
+        http_reply_error(req, 400, "model metadata is %s", err);
+        return ERR_PARSE;
+    }
+    if (rc < 0) {
+        http_reply_error(req, 400, "model metadata is not valid JSON: %s", err);
         return ERR_PARSE;
     }
     if (!json_is_object(meta)) {

@@ -139,8 +139,10 @@ uint64_t http_req_body_size(const struct http_req *req);
 /* Buffered body (routes without ops.body), NUL-terminated; len may be NULL.
  * Owned by the request. */
 const char *http_req_body(const struct http_req *req, size_t *len);
-/* Parse the buffered body as JSON.  On failure replies 400 with the parser's
- * message and returns NULL.  Caller owns the result (json_decref). */
+/* Parse the buffered body as JSON (json_parse_outside: at most
+ * JSON_MAX_DEPTH levels deep).  On failure replies 400 with the parser's
+ * message, or one naming the nesting limit, and returns NULL.  Caller owns
+ * the result (json_decref). */
 json_t *http_req_body_json(struct http_req *req);
 
 /* Per-request state for the route's callbacks: 'fn' (may be NULL) is called

@@ -255,18 +255,19 @@ const char *http_req_body(const struct http_req *req, size_t *len)
 
 json_t *http_req_body_json(struct http_req *req)
 {
-    json_error_t e;
-    json_t *j;
+    json_t *j = NULL;
+    char err[300];
 
     if (req->body.len == 0) {
         http_reply_error(req, 400, "a JSON body is required");
         return NULL;
     }
-    j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &e);
-    if (!j)
-        http_reply_error(req, 400, "malformed JSON body: %s (line %d, column %d)", e.text, e.line,
-                         e.column);
-    return j;
+    int rc = json_parse_outside(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &j, err, sizeof err);
+    if (rc == ERR_LIMIT)
+        http_reply_error(req, 400, "the JSON body is %s", err);
+    else if (rc < 0)
+        http_reply_error(req, 400, "malformed JSON body: %s", err);
+    return rc < 0 ? NULL : j;
 }
 
 void http_req_set_state(struct http_req *req, void *state, void (*fn)(void *state))

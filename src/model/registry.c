@@ -1001,10 +1001,10 @@ static int read_json_file(const char *dir, const char *name, json_t **out, char 
         snprintf(err, errlen, "cannot read '%s': %s", path, err_str(rc));
         goto out;
     }
-    json_error_t je;
-    *out = json_loadb(data, len, 0, &je);
+    char e2[300] = "";
+    (void)json_parse_outside(data, len, 0, out, e2, sizeof e2);
     if (!*out || !json_is_object(*out)) {
-        snprintf(err, errlen, "'%s' is not a JSON object (%s)", path, *out ? "" : je.text);
+        snprintf(err, errlen, "'%s' is not a JSON object (%s)", path, e2);
         json_decref(*out);
         *out = NULL;
         rc = ERR_PARSE;

@@ -484,7 +484,7 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
     w->prepare = j->o.model_prepare;
     if (j->o.model_select) {
         w->prepare = NULL;
-        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, wf_uses_models(w->wf), &w->infer,
+        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, jb->ws, wf_uses_models(w->wf), &w->infer,
                               &w->prepare, &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
             w->infer = infer_unavailable;
             w->prepare = NULL;

@@ -156,3 +156,26 @@ def test_sidecars(srv):
     failed = shards[0]['statusMetadata']['failedFiles']
     assert [(f['file_name'], f['type']) for f in failed] == [('c.png.json', 'invalid-metadata-file')], failed
     assert '64 levels' in failed[0]['reason'], failed
+
+
+def test_reference_list_fetched_from_a_url(srv):
+    """A JSON Lines reference list is outside JSON too: a line nested too
+    deep is one refused reference, the others are fetched."""
+    from test_staging_refs import Origin
+    o = Origin(n_images=3)
+    try:
+        lines = [{'name': f'j{i}.png', 'url': o.url(f'/img/{i}.png')} for i in range(3)]
+        lines[1]['extra'] = deep(LIMIT)  # 65 levels with the line's object
+        lines[2]['extra'] = deep(LIMIT - 1)
+        o.jsonl = b''.join(json.dumps(x).encode() + b'\n' for x in lines)
+        r = srv.ds('POST', '/refs-url/bulk-upload/image-references',
+                   body=json.dumps({'imageReferencesURL': o.url('/refs.jsonl')}))
+        assert r.status == 200, r
+        assert srv.wait_count('refs-url', 2) == 2
+        names = sorted(f['fileName'] for f in srv.ds('GET', '/refs-url/list').json()['filesMetadata'])
+        assert names == ['j0.png', 'j2.png'], names
+        shards = srv.ds('GET', '/refs-url/shards').json()['shards']
+        failed = shards[0]['statusMetadata']['failedFiles']
+        assert [(f['file_name'], f['type']) for f in failed] == [('line 2', 'invalid-reference')], failed
+    finally:
+        o.close()

@@ -217,6 +217,13 @@ TEST(multipart_errors)
     const char *t3 = "--B\r\nnot a header\r\n\r\nabc\r\n--B--";
     ASSERT_EQ(mp_run(ct, t3, strlen(t3), 0, &log), ERR_PARSE);
     free(log);
+    /* a NUL inside a part's headers (it would cut the filename short) */
+    const char t3n[] = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\0.exe\"\r\n\r\nabc\r\n--B--";
+    ASSERT_EQ(mp_run(ct, t3n, sizeof t3n - 1, 0, &log), ERR_PARSE);
+    free(log);
+    const char t3m[] = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\nX: \0\r\n\r\nabc\r\n--B--";
+    ASSERT_EQ(mp_run(ct, t3m, sizeof t3m - 1, 0, &log), ERR_PARSE);
+    free(log);
     /* header block over the cap */
     struct buf big = BUF_INIT;
     buf_puts(&big, "--B\r\nX-Long: ");

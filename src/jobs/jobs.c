@@ -696,8 +696,8 @@ static int machine_check(struct jobs *j, const char *machine_type, bool needs_mo
         }
         return 0;
     }
-    if (j->o.model_select(j->o.model_select_ud, machine_type, needs_models, NULL, NULL, NULL, why, sizeof why) <
-        0) {
+    if (j->o.model_select(j->o.model_select_ud, machine_type, NULL, needs_models, NULL, NULL, NULL, why,
+                          sizeof why) < 0) {
         err_printf(err, "%s", why);
         return ERR_INVALID;
     }

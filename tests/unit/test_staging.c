@@ -408,7 +408,7 @@ TEST(single_upload_validation_and_mixing)
     ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "s1", NULL, &r, &te), ERR_INVALID);
     ASSERT(strstr(te.msg, "cannot be combined") != NULL);
     ASSERT_EQ(staging_ingest_references(c.s, "ws", "s1", NULL, false,
-                                        "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://x/a.jpg\"}]}", 63,
+                                        "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://x/a.jpg\"}]}", 61,
                                         &r, NULL), ERR_INVALID);
     ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "bulk1", NULL, &r, NULL));
     json_decref(r);

@@ -564,12 +564,15 @@ static int cmd_model(int argc, char **argv)
     }
     o.intra_op_threads = 1;
     rc = model_registry_new(&o, &reg, err, sizeof err);
-    if (rc == 0 && reg_cmd)
-        rc = jobs_models_store_put_dir(st, reg, ws, pos[1], pos[2], err, sizeof err);
+    struct err se = ERR_INIT;
+    if (rc == 0 && reg_cmd && (rc = jobs_models_store_put_dir(st, reg, ws, pos[1], pos[2], &se)) < 0)
+        snprintf(err, sizeof err, "%s", err_text(&se, rc));
     if (rc == 0 && del_cmd) {
-        rc = jobs_models_store_delete(st, reg, ws, pos[1], err, sizeof err);
+        rc = jobs_models_store_delete(st, reg, ws, pos[1], &se);
         if (rc == 0)
             printf("deleted: %s\n", pos[1]);
+        else
+            snprintf(err, sizeof err, "%s", err_text(&se, rc));
     }
     if (rc == 0 && list_cmd) {
         /* the legacy folder first: a stored model of the same id wins, as at start */

@@ -189,20 +189,22 @@ struct store;
  * wsmodels/<workspace>/<id, '/' as "--">/<uuid>/ for a workspace), then
  * the models row is switched to them in one transaction, then the model is
  * put into reg, then the previous generation's blobs are deleted.  <0 with
- * a message: a bad model (as register_bytes), ERR_AGAIN (database busy),
- * I/O errors ("cannot store model ..."). */
+ * the reason in *err: ERR_INVALID a bad model (ERR_LIMIT, ERR_NOMEM and
+ * ERR_AGAIN as register_bytes gives them), then the store's codes for
+ * writing it ("cannot store model ...": ERR_AGAIN database busy,
+ * ERR_NOSPACE storage full, others internal). */
 int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *workspace,
                           const char *model_id, const void *onnx, size_t len, const json_t *metadata,
-                          char *err, size_t errlen);
+                          struct err *err);
 /* The same from a model folder (model_artefacts_read_dir): the CLI. */
 int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *workspace,
-                              const char *model_id, const char *dir, char *err, size_t errlen);
+                              const char *model_id, const char *dir, struct err *err);
 /* Delete the row of (workspace, model_id), then that model from reg (when
  * reg holds the stored one), then the blobs.  ERR_NOTFOUND when the table
  * has no such row (a model of a models folder is not in the table, nor is
  * another scope's model of the same id). */
 int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *workspace,
-                             const char *model_id, char *err, size_t errlen);
+                             const char *model_id, struct err *err);
 /* Bring reg up to date with the table: load the rows whose generation reg
  * does not hold (a row whose blobs are missing or do not match the row's
  * size/sha256 is skipped with a warning and counted in *n_bad), and remove

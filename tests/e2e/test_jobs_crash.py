@@ -7,7 +7,7 @@ VBATCH_JOBS_ITEM_DELAY_MS so that the kills land mid-stage."""
 import time
 
 from conftest import MULT, png_bytes
-from jobs_helpers import (CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows,
+from jobs_helpers import (CROP_WF, bp, damage_staged, download_export, job_body, list_files, put_workflow, results_rows,
                           stage_pngs, wait_job)
 
 LEASE = ['--allow-private-urls', '--task-lease-ms', '1500']
@@ -111,16 +111,17 @@ def test_processing_timeout(server_factory):
 def test_failure_rate_and_restart_with_override(server_factory):
     s = server_factory(['--allow-private-urls']).start()
     put_workflow(s, 'crop', CROP_WF)
-    good = []
+    good, bad = [], {}
     for i in range(16):
         data = png_bytes(100 + i)
         name = f'f{i:02d}.png'
         if i % 2:
-            data = data[:len(data) // 2]  # truncated: staged, but cannot be decoded
+            bad[name] = data[:len(data) // 2]  # truncated after staging: cannot be decoded
         else:
             good.append(name)
         r = s.upload_image('fr', name, data)
         assert r.status == 200, r
+    damage_staged(s, 'fr', bad)
     assert bp(s, 'POST', '/fr1', job_body('fr', 'crop', maxImageFailureRate=0.2)).status == 200
     job = wait_job(s, 'fr1')
     assert job['error'] is True and 'failure rate' in job['lastNotification']['message']

@@ -12,6 +12,9 @@
  *                              ": "), booleans True/False, null empty —
  *                              pandas' DataFrame.to_csv(index=False) layout
  *                              (WORKFLOWS.md 3.4)
+ * then, when images failed, the tasks' errors files (task-NNNNN.errors.jsonl,
+ * one {"image","stage","cause"} line per failed image) into
+ *   errors.jsonl               (part "errors")
  * and, when image outputs were persisted, packs them into
  *   images-NNNNN.tar.gz        (part "images"), each at most about
  *                              archive_max_bytes compressed (a new archive

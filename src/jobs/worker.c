@@ -20,7 +20,11 @@
  * 3.4), one JSON line per image into
  *   jobs/<ws>/<job>/processing/task-NNNNN.jsonl          (results)
  *   jobs/<ws>/<job>/processing/task-NNNNN.images.jsonl   (persisted images manifest)
+ *   jobs/<ws>/<job>/processing/task-NNNNN.errors.jsonl   (failed images: image, stage, cause)
  *   jobs/<ws>/<job>/images/tNNNNN/<item id>/<key path>.jpg (persisted images)
+ * Without maxImageFailureRate the failure budget applies: JOBS_FAIL_BUDGET
+ * consecutive images failing with the same cause stop the task and fail
+ * the job (jobs__task_fail_job); in a video, as many frames stop the video.
  * Every key depends only on the task, so a task run again after a crash
  * overwrites its outputs instead of adding to them.  The results file is
  * registered in the <job>-processing output batch (once: the part is

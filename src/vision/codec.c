@@ -686,10 +686,10 @@ static int jpeg_check(const uint8_t *p, size_t len, const char **why)
         int m = p[i++];
         if (m == 0xD9) /* EOI: data after it is ignored, as libjpeg does */
             return scans > 0 ? 0 : ERR_PARSE;
-        if (m == 0x00 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7))
-            return ERR_PARSE; /* no stuffing, SOI or RST between segments */
-        if (m == 0x01)
-            continue; /* TEM: no payload */
+        if (m == 0x00 || m == 0xD8)
+            return ERR_PARSE; /* no stuffing or second SOI between segments */
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7))
+            continue; /* TEM, a stray RST: no payload, libjpeg skips them */
         if (len - i < 2)
             return ERR_PARSE;
         size_t seglen = rd_be16(p + i);
@@ -825,7 +825,6 @@ static int webp_check(const uint8_t *p, size_t len, const char **why)
 {
     WebPBitstreamFeatures ft;
     size_t i = 12, riff;
-    bool image = false;
 
     *why = "truncated or corrupt WebP data";
     if (len < 20)
@@ -845,10 +844,9 @@ static int webp_check(const uint8_t *p, size_t len, const char **why)
         *why = "the image has too many pixels";
         return ERR_LIMIT;
     }
-    /* every chunk inside the RIFF payload, the image chunk complete */
-    while (i < 8 + riff) {
-        if (8 + riff - i < 8)
-            return ERR_PARSE;
+    /* the chunks up to the image inside the RIFF payload, the image chunk
+     * complete (what follows it, EXIF or XMP, the decoder never reads) */
+    while (i + 8 <= 8 + riff) {
         uint32_t csz = rd_le32(p + i + 4);
         if (csz > 8 + riff - i - 8)
             return ERR_PARSE;
@@ -861,15 +859,13 @@ static int webp_check(const uint8_t *p, size_t len, const char **why)
             uint32_t part0 = (uint32_t)(d[0] | d[1] << 8 | d[2] << 16) >> 5;
             if (part0 == 0 || part0 > csz - 10)
                 return ERR_PARSE;
-            image = true;
-        } else if (!memcmp(p + i, "VP8L", 4)) {
-            if (csz < 5 || d[0] != 0x2f)
-                return ERR_PARSE;
-            image = true;
+            return 0;
         }
+        if (!memcmp(p + i, "VP8L", 4))
+            return csz < 5 || d[0] != 0x2f ? ERR_PARSE : 0;
         i += 8 + (size_t)csz + (csz & 1);
     }
-    return image ? 0 : ERR_PARSE;
+    return ERR_PARSE; /* no image chunk */
 }
 
 int vis_check(const void *data, size_t len, enum vis_type *type, const char **why)

@@ -20,7 +20,9 @@ JPEGs at quality 90 (~90 KB of entropy-coded data each, not COM filler)
 and 640x480 PNGs, half and half.
 
 Prints one line per figure: "bench staging_check <name> before=… after=…
-ratio=after/before" (the issue's bar: ratio >= 0.85).
+ratio=after/before" — for the rates the issue's bar is ratio >= 0.85; the
+server CPU per image (utime+stime of the server process over the workload,
+steadier than the rates on a shared machine) should stay near 1 too.
 """
 import argparse
 import io
@@ -37,6 +39,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, 'tests', 'e2e'))
 import conftest  # noqa: E402
+
+
+def cpu_s(pid):
+    """utime + stime of a process, seconds (less sensitive to other load on
+    a shared machine than the wall-clock rates)."""
+    with open(f'/proc/{pid}/stat') as f:
+        parts = f.read().rsplit(')', 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def make_images(n=32):
@@ -129,11 +139,14 @@ def one_round(binary, imgs, n):
     with tempfile.TemporaryDirectory(dir=os.environ.get('BENCH_DIR')) as d:
         s = conftest.Server(d, ['--quiet']).start()
         try:
+            c0 = cpu_s(s.proc.pid)
             up = uploads(s, imgs, n)
+            c1 = cpu_s(s.proc.pid)
             tar = tar_ingest(s, imgs, n)
+            c2 = cpu_s(s.proc.pid)
         finally:
             s.stop()
-    return up, tar
+    return up, tar, (c1 - c0) * 1000 / n, (c2 - c1) * 1000 / n
 
 
 def main():
@@ -150,10 +163,12 @@ def main():
     res = {'before': [], 'after': []}
     for r in range(a.rounds):
         for side, binary in (('before', a.before), ('after', a.after)):
-            up, tar = one_round(binary, imgs, a.images)
-            res[side].append((up, tar))
-            print(f'# round {r + 1} {side}: uploads {up:.1f}/s, tar ingest {tar:.1f} MB/s', flush=True)
-    for i, (name, unit) in enumerate((('upload_image', 'per_s'), ('tar_ingest', 'mb_s'))):
+            up, tar, cpu_up, cpu_tar = one_round(binary, imgs, a.images)
+            res[side].append((up, tar, cpu_up, cpu_tar))
+            print(f'# round {r + 1} {side}: uploads {up:.1f}/s ({cpu_up:.2f} ms server CPU each), '
+                  f'tar ingest {tar:.1f} MB/s ({cpu_tar:.2f} ms server CPU per image)', flush=True)
+    for i, (name, unit) in enumerate((('upload_image', 'per_s'), ('tar_ingest', 'mb_s'),
+                                      ('upload_image_cpu', 'ms_per_image'), ('tar_ingest_cpu', 'ms_per_image'))):
         b = statistics.median(x[i] for x in res['before'])
         f = statistics.median(x[i] for x in res['after'])
         print(f'bench staging_check {name} unit={unit} before={b:.1f} after={f:.1f} ratio={f / b:.3f}', flush=True)

@@ -171,7 +171,9 @@ def main():
                                       ('upload_image_cpu', 'ms_per_image'), ('tar_ingest_cpu', 'ms_per_image'))):
         b = statistics.median(x[i] for x in res['before'])
         f = statistics.median(x[i] for x in res['after'])
-        print(f'bench staging_check {name} unit={unit} before={b:.1f} after={f:.1f} ratio={f / b:.3f}', flush=True)
+        prec = 2 if unit == 'ms_per_image' else 1
+        print(f'bench staging_check {name} unit={unit} before={b:.{prec}f} after={f:.{prec}f} ratio={f / b:.3f}',
+              flush=True)
 
 
 if __name__ == '__main__':

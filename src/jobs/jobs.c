@@ -1062,7 +1062,8 @@ static json_t *parse_or(const char *txt, json_t *dflt)
     " j.created_ms, j.updated_ms, j.items_total, j.machine_ms,"                                        \
     " (SELECT COALESCE(SUM(done_items),0) FROM tasks t WHERE t.job_pk=j.pk AND t.state='done'"        \
     "   AND t.stage_id='processing'),"                                                               \
-    " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=j.pk AND t.state='done'"      \
+    " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=j.pk"                         \
+    "   AND t.state IN ('done','aborted')" /* a task the failure budget stopped: its failures */      \
     "   AND t.stage_id='processing'),"                                                               \
     " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=j.pk),"                                      \
     " (SELECT COALESCE(SUM(COALESCE(progress,0)*n_items),0) FROM tasks t WHERE t.job_pk=j.pk"         \
@@ -1275,7 +1276,7 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
                       " (SELECT COALESCE(SUM(done_items),0) FROM tasks t WHERE t.job_pk=s.job_pk"
                       "   AND t.stage_id=s.stage_id AND t.state='done'),"
                       " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=s.job_pk"
-                      "   AND t.stage_id=s.stage_id AND t.state='done')"
+                      "   AND t.stage_id=s.stage_id AND t.state IN ('done','aborted'))"
                       " FROM stages s WHERE s.job_pk=? ORDER BY s.stage_id='export', s.stage_id", &q);
     if (rc == 0) {
         json_t *arr = json_array();
@@ -1567,7 +1568,8 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     }
     if (rc == 0)
         rc = sql_prep(db, "UPDATE tasks SET state='pending', lease_owner=NULL, lease_deadline_ms=0, attempts=0,"
-                          " progress=NULL, started_ms=NULL, message='queued again by restart', event_ms=?"
+                          " progress=NULL, started_ms=NULL, done_items=0, failed_items=0,"
+                          " message='queued again by restart', event_ms=?"
                           " WHERE job_pk=? AND stage_id='processing' AND (state<>'done' OR failed_items>0)", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, now);

@@ -126,6 +126,7 @@ def test_default_failure_budget_stops_a_broken_workflow(server_factory):
     logs = error_logs(s, 'broken1')
     failed = [e for e in logs if e['logType'] == 'image-processing-failed']
     assert 10 <= len(failed) <= 20, len(failed)  # one task's 10, not the 200
+    assert job['lastNotification']['imagesFailed'] == len(failed), job['lastNotification']
     assert any(e['logType'] == 'failure-budget-spent' for e in logs)
     # the stopped task is not done: a restart would run it again
     tasks = bp(s, 'GET', '/broken1/stages/processing/tasks', query={'pageSize': 100}).json()['tasks']

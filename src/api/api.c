@@ -129,6 +129,7 @@ unsigned api_http_status(int rc)
     case ERR_UNSUPPORTED:
         return 415;
     case ERR_AGAIN:
+    case ERR_UNAVAILABLE:
         return 503;
     default:
         return rc >= 0 ? 200 : 500;
@@ -141,6 +142,8 @@ int api_reply_err(struct http_req *req, int rc, const struct err *e)
     const char *msg = err_text(e, rc);
     if (st < 400)
         st = 500; /* a bug below: a failure without a failure code */
+    if (st == 503 && rc == ERR_UNAVAILABLE)
+        return http_reply_error(req, st, "the database cannot be reached, retry the request");
     if (st == 503)
         return http_reply_error(req, st, "server busy, retry the request");
     if (st == 507 && !str_has_prefix(msg, "storage full")) {

@@ -80,6 +80,7 @@ int api_int_query(struct http_req *req, const char *name, int max, int *out);
  *   ERR_PARSE, ERR_INVALID   400      ERR_LIMIT        413
  *   ERR_AUTH                 403 (1)  ERR_UNSUPPORTED  415
  *   ERR_NOTFOUND             404      ERR_AGAIN        503 (database busy)
+ *                                     ERR_UNAVAILABLE  503 (database unreachable)
  *   ERR_EXISTS               409      ERR_NOSPACE      507 (storage full) (2)
  *   anything else            500
  * (1) a credential that was presented and refused (a signed URL's

@@ -33,6 +33,7 @@ const char *err_str(int err)
     case ERR_UNSUPPORTED: return "unsupported";
     case ERR_AUTH: return "unauthorized";
     case ERR_NOSPACE: return "storage full";
+    case ERR_UNAVAILABLE: return "service unavailable";
     }
     if (err_is_nospace(err))
         return "storage full";

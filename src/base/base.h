@@ -28,6 +28,7 @@ enum {
     ERR_UNSUPPORTED = -10009,
     ERR_AUTH = -10010,     /* authentication / authorisation failure */
     ERR_NOSPACE = -10011,  /* storage full: ENOSPC, EDQUOT, SQLITE_FULL */
+    ERR_UNAVAILABLE = -10012, /* a service we need cannot be reached (database server) */
 };
 /* Short lowercase description of an error code; static storage. */
 const char *err_str(int err);

@@ -134,6 +134,14 @@ int64_t db_changes(struct db_conn *c);
  *   db_run(c, e, "UPDATE t SET a=?1 WHERE id=?2", "ti", a, id)  */
 int db_run(struct db_conn *c, struct err *e, const char *sql, const char *fmt, ...);
 
+/* ---- the way across (until every statement is on this layer) ------------- */
+
+/* The backend's own handle of c (a sqlite3 * or a PGconn *), for code not
+ * yet moved onto this layer that must join c's transaction. */
+void *db_conn_native(struct db_conn *c);
+/* The pooled connection whose native handle is h (NULL if none). */
+struct db_conn *db_conn_of_native(struct db *d, const void *h);
+
 /* ---- schema ------------------------------------------------------------- */
 
 /* Apply the migrations of 'component' above its recorded version, each in

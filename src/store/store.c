@@ -35,25 +35,6 @@ static void curl_init_once(void)
     curl_global_init(CURL_GLOBAL_ALL);
 }
 
-static int db_open_one(struct store *st, sqlite3 **out)
-{
-    sqlite3 *db = NULL;
-    int rc = sqlite3_open_v2(st->db_path, &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        log_error("store", "cannot open '%s': %s", st->db_path, db ? sqlite3_errmsg(db) : "oom");
-        sqlite3_close(db);
-        return ERR_INTERNAL;
-    }
-    sqlite3_busy_timeout(db, 5000);
-    if (store_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;") < 0) {
-        sqlite3_close(db);
-        return ERR_INTERNAL;
-    }
-    *out = db;
-    return 0;
-}
-
 void store_reserve_set(struct store *st, int64_t bytes)
 {
     st->reserve = bytes < 0 ? 0 : bytes;
@@ -147,42 +128,20 @@ void store_tx_rollback(sqlite3 *db)
 
 sqlite3 *store_db_acquire(struct store *st)
 {
-    sqlite3 *db = NULL;
-    pthread_mutex_lock(&st->pool_mu);
-    for (;;) {
-        if (st->pool_idle > 0) {
-            db = st->pool[--st->pool_idle];
-            break;
-        }
-        if (st->pool_open < STORE_POOL_MAX) {
-            st->pool_open++;
-            pthread_mutex_unlock(&st->pool_mu);
-            if (db_open_one(st, &db) == 0)
-                return db;
-            /* Opening failed (fd exhaustion?): wait for a returned one. */
-            pthread_mutex_lock(&st->pool_mu);
-            st->pool_open--;
-            if (st->pool_open == 0) {
-                pthread_mutex_unlock(&st->pool_mu);
-                log_error("store", "no database connection can be opened");
-                abort();
-            }
-        }
-        pthread_cond_wait(&st->pool_cv, &st->pool_mu);
+    struct err e = ERR_INIT;
+    struct db_conn *c = db_acquire(st->db, &e);
+    if (!c) { /* SQLite: only when no file descriptor is left */
+        log_error("store", "no database connection can be opened: %s", err_text(&e, ERR_INTERNAL));
+        abort();
     }
-    pthread_mutex_unlock(&st->pool_mu);
-    return db;
+    return db_conn_native(c);
 }
 
 void store_db_release(struct store *st, sqlite3 *db)
 {
     if (!db)
         return;
-    store_tx_rollback(db); /* never hand back an open transaction */
-    pthread_mutex_lock(&st->pool_mu);
-    st->pool[st->pool_idle++] = db;
-    pthread_cond_signal(&st->pool_cv);
-    pthread_mutex_unlock(&st->pool_mu);
+    db_release(st->db, db_conn_of_native(st->db, db));
 }
 
 static int load_secret(struct store *st)
@@ -210,7 +169,7 @@ static int load_secret(struct store *st)
 int store_open(const char *data_dir, struct store **out)
 {
     struct store *st = xcalloc(1, sizeof *st);
-    sqlite3 *db = NULL;
+    struct err e = ERR_INIT;
     int rc;
 
     pthread_once(&curl_once, curl_init_once);
@@ -220,8 +179,6 @@ int store_open(const char *data_dir, struct store **out)
     st->blob_dir = xasprintf("%s/blobs", data_dir);
     st->tmp_dir = xasprintf("%s/tmp", data_dir);
     st->db_path = xasprintf("%s/vbatch.db", data_dir);
-    pthread_mutex_init(&st->pool_mu, NULL);
-    pthread_cond_init(&st->pool_cv, NULL);
     pthread_mutex_init(&st->net_mu, NULL);
     store__outbox_init(st);
 
@@ -231,14 +188,10 @@ int store_open(const char *data_dir, struct store **out)
     }
     if ((rc = load_secret(st)) < 0)
         goto out;
-    if ((rc = db_open_one(st, &db)) < 0)
+    if ((rc = db_open(st->db_path, STORE_POOL_MAX, &st->db, &e)) < 0) {
+        log_error("store", "%s", err_text(&e, rc));
         goto out;
-    rc = store_exec(db, "CREATE TABLE IF NOT EXISTS schema_versions ("
-                        " component TEXT PRIMARY KEY, version INTEGER NOT NULL)");
-    sqlite3_close(db);
-    db = NULL;
-    if (rc < 0)
-        goto out;
+    }
     rc = store_migrate(st, "core", store__core_migrations, store__core_migrations_n);
 out:
     if (rc < 0) {
@@ -254,17 +207,10 @@ void store_close(struct store *st)
     if (!st)
         return;
     store_outbox_stop(st);
-    pthread_mutex_lock(&st->pool_mu);
-    if (st->pool_idle != st->pool_open)
-        log_warn("store", "closing with %d connection(s) still borrowed", st->pool_open - st->pool_idle);
-    for (int i = 0; i < st->pool_idle; i++)
-        sqlite3_close(st->pool[i]);
-    st->pool_idle = 0;
-    pthread_mutex_unlock(&st->pool_mu);
+    db_close(st->db);
+    st->db = NULL;
     store__outbox_destroy(st);
     store__net_free(st);
-    pthread_mutex_destroy(&st->pool_mu);
-    pthread_cond_destroy(&st->pool_cv);
     pthread_mutex_destroy(&st->net_mu);
     free(st->dir);
     free(st->blob_dir);
@@ -282,52 +228,10 @@ const char *store_data_dir(const struct store *st)
 
 int store_migrate(struct store *st, const char *component, const char *const *stmts, int n)
 {
-    sqlite3 *db = store_db_acquire(st);
-    sqlite3_stmt *q = NULL;
-    int rc = 0;
-
-    for (int i = 0; i < n; i++) {
-        int64_t version = 0;
-        if ((rc = store_tx_begin(db)) < 0)
-            break;
-        rc = ERR_INTERNAL;
-        if (sqlite3_prepare_v2(db, "SELECT version FROM schema_versions WHERE component=?", -1, &q, NULL))
-            goto fail;
-        sqlite3_bind_text(q, 1, component, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            version = sqlite3_column_int64(q, 0);
-        sqlite3_finalize(q);
-        q = NULL;
-        if (version > i) {
-            store_tx_rollback(db);
-            rc = 0;
-            continue;
-        }
-        if (store_exec(db, stmts[i]) < 0)
-            goto fail;
-        if (sqlite3_prepare_v2(db, "INSERT INTO schema_versions(component, version) VALUES(?, ?)"
-                                   " ON CONFLICT(component) DO UPDATE SET version=excluded.version",
-                               -1, &q, NULL))
-            goto fail;
-        sqlite3_bind_text(q, 1, component, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 2, i + 1);
-        if (sqlite3_step(q) != SQLITE_DONE)
-            goto fail;
-        sqlite3_finalize(q);
-        q = NULL;
-        if ((rc = store_tx_commit(db)) < 0)
-            break;
-        log_info("store", "migrated component=%s version=%d", component, i + 1);
-        continue;
-    fail:
-        log_error("store", "migration %s/%d failed: %s", component, i + 1, sqlite3_errmsg(db));
-        sqlite3_finalize(q);
-        q = NULL;
-        store_tx_rollback(db);
-        rc = ERR_INTERNAL;
-        break;
-    }
-    store_db_release(st, db);
+    struct err e = ERR_INIT;
+    int rc = db_migrate(st->db, component, stmts, n, &e);
+    if (rc < 0)
+        log_error("store", "%s", err_text(&e, rc));
     return rc;
 }
 

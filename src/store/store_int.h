@@ -11,6 +11,7 @@
 #include "base/base.h"
 
 #include "store/store.h"
+#include "store/db.h"
 
 #define STORE_POOL_MAX 16
 
@@ -28,11 +29,7 @@ struct store {
     uint8_t secret[32];        /* installation secret */
     int64_t reserve;           /* bytes kept free (store_reserve_set) */
 
-    pthread_mutex_t pool_mu;   /* guards the pool fields */
-    pthread_cond_t pool_cv;    /* signalled when a connection is given back */
-    sqlite3 *pool[STORE_POOL_MAX]; /* idle connections (stack) */
-    int pool_idle;             /* number of idle connections in pool[] */
-    int pool_open;             /* connections opened so far (<= STORE_POOL_MAX) */
+    struct db *db;             /* the SQL layer's pool (db.h), owned */
 
     pthread_mutex_t net_mu;    /* guards the allow-list */
     struct store_net_rule *net_rules; /* owned array */
@@ -47,6 +44,12 @@ struct store {
     bool ob_kick;              /* work may be due now */
     struct store_outbox_opts ob_opts;
 };
+
+/* The SQL layer of st: owner files under store/ borrow connections here. */
+static inline struct db *store__db(struct store *st)
+{
+    return st->db;
+}
 
 /* sql_sqlite.c: the core schema, one statement text per migration. */
 extern const char *const store__core_migrations[];

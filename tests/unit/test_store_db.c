@@ -1,0 +1,271 @@
+/* Unit tests of the SQL layer (src/store/db.h): statements, parameters,
+ * NULLs, changes, constraint codes, transactions, the pool, migrations.
+ *
+ * Every test runs on SQLite; with VBATCH_TEST_PG set to a libpq URI it
+ * runs on that PostgreSQL database too (scripts/test.sh sets it when
+ * it started a throwaway cluster). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "store/db.h"
+#include "t.h"
+
+static char *tmp_sqlite(void)
+{
+    char *d = strdup("/tmp/vbatch-db-XXXXXX");
+    if (!mkdtemp(d))
+        abort();
+    char *p = xasprintf("%s/t.db", d);
+    free(d);
+    return p;
+}
+
+/* The targets a test runs on: SQLite always, PostgreSQL when given. */
+static int targets(char *out[2])
+{
+    int n = 0;
+    out[n++] = tmp_sqlite();
+    const char *pg = getenv("VBATCH_TEST_PG");
+    if (pg && *pg)
+        out[n++] = xstrdup(pg);
+    return n;
+}
+
+static struct db *open_db(const char *target, int conns)
+{
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    if (db_open(target, conns, &d, &e) < 0)
+        T_FAIL("db_open(%s): %s", target, e.msg);
+    /* PostgreSQL databases are shared between runs: start clean. */
+    struct db_conn *c = db_acquire(d, &e);
+    if (!c)
+        T_FAIL("db_acquire: %s", e.msg);
+    if (db_exec(c, "DROP TABLE IF EXISTS t_items; DROP TABLE IF EXISTS t_mig;"
+                   " CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+                   " DELETE FROM schema_versions WHERE component LIKE 'test-%'",
+                &e) < 0)
+        T_FAIL("cleaning up: %s", e.msg);
+    db_release(d, c);
+    return d;
+}
+
+TEST(statements_params_nulls_changes)
+{
+    char *tg[2];
+    int nt = targets(tg);
+    for (int k = 0; k < nt; k++) {
+        struct db *d = open_db(tg[k], 4);
+        struct err e = ERR_INIT;
+        struct db_conn *c = db_acquire(d, &e);
+        struct db_stmt *s = NULL;
+        ASSERT(c != NULL);
+        ASSERT_OK(db_exec(c, "CREATE TABLE t_items (id BIGINT PRIMARY KEY, name TEXT UNIQUE, score DOUBLE PRECISION,"
+                             " note TEXT)", &e));
+        /* numbered parameters, one used twice, a NULL, a double */
+        ASSERT_OK(db_prepare(c, "INSERT INTO t_items(id, name, score, note) VALUES(?1, ?2, ?3, ?4)", &s, &e));
+        for (int i = 1; i <= 3; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "item-%d", i);
+            db_bind_int64(s, 1, (int64_t)i * 10000000000LL);
+            db_bind_text(s, 2, name);
+            db_bind_double(s, 3, i / 4.0);
+            if (i == 2)
+                db_bind_null(s, 4);
+            else
+                db_bind_text(s, 4, "n'ote ?1"); /* a literal-looking parameter inside a value */
+            ASSERT_EQ(db_step(s, &e), DB_DONE);
+            ASSERT_EQ(db_changes(c), 1);
+            db_reset(s);
+        }
+        db_finalize(s);
+        ASSERT_OK(db_run(c, &e, "UPDATE t_items SET note=?1 || '-' || ?1 WHERE id > ?2", "ti", "x",
+                         (int64_t)10000000000LL));
+        ASSERT_EQ(db_changes(c), 2);
+        ASSERT_OK(db_prepare(c, "SELECT id, name, score, note FROM t_items WHERE name <> '?3' ORDER BY id", &s, &e));
+        int n = 0;
+        while (db_step(s, &e) == DB_ROW) {
+            n++;
+            ASSERT_EQ(db_col_int64(s, 0), (int64_t)n * 10000000000LL);
+            ASSERT(db_col_double(s, 2) == n / 4.0);
+            ASSERT_EQ(db_col_count(s), 4);
+            if (n == 1)
+                ASSERT_STR_EQ(db_col_text(s, 3), "n'ote ?1");
+            else
+                ASSERT_STR_EQ(db_col_text(s, 3), "x-x");
+        }
+        ASSERT_EQ(n, 3);
+        db_finalize(s);
+        ASSERT_OK(db_prepare(c, "SELECT note, score FROM t_items WHERE id=?1", &s, &e));
+        db_bind_int64(s, 1, 20000000000LL);
+        ASSERT_OK(db_run(c, &e, "UPDATE t_items SET note=NULL WHERE id=?1", "i", (int64_t)20000000000LL));
+        ASSERT_EQ(db_step(s, &e), DB_ROW);
+        ASSERT(db_col_null(s, 0));
+        ASSERT(db_col_text(s, 0) == NULL);
+        ASSERT(!db_col_null(s, 1));
+        ASSERT_EQ(db_step(s, &e), DB_DONE);
+        ASSERT_EQ(db_step(s, &e), DB_DONE);
+        db_finalize(s);
+        /* a unique key refuses a row with ERR_EXISTS */
+        ASSERT_EQ(db_run(c, &e, "INSERT INTO t_items(id, name) VALUES(?1, ?2)", "it", (int64_t)99, "item-1"),
+                  ERR_EXISTS);
+        /* a bad statement is an error with a message, not a crash */
+        err_clear(&e);
+        ASSERT(db_prepare(c, "SELEC nonsense", &s, &e) < 0 || db_step(s, &e) < 0);
+        db_finalize(s);
+        ASSERT(e.msg[0] != 0);
+        db_exec(c, "DROP TABLE t_items", NULL);
+        db_release(d, c);
+        db_close(d);
+        free(tg[k]);
+    }
+}
+
+TEST(transactions_commit_and_rollback)
+{
+    char *tg[2];
+    int nt = targets(tg);
+    for (int k = 0; k < nt; k++) {
+        struct db *d = open_db(tg[k], 2);
+        struct err e = ERR_INIT;
+        struct db_conn *c = db_acquire(d, &e);
+        struct db_stmt *s = NULL;
+        ASSERT_OK(db_exec(c, "CREATE TABLE t_items (id BIGINT PRIMARY KEY)", &e));
+        ASSERT(!db_in_tx(c));
+        ASSERT_OK(db_begin(c, &e));
+        ASSERT(db_in_tx(c));
+        ASSERT_OK(db_run(c, &e, "INSERT INTO t_items VALUES(?1)", "i", (int64_t)1));
+        db_rollback(c);
+        ASSERT(!db_in_tx(c));
+        ASSERT_OK(db_begin(c, &e));
+        ASSERT_OK(db_run(c, &e, "INSERT INTO t_items VALUES(?1)", "i", (int64_t)2));
+        ASSERT_OK(db_commit(c, &e));
+        /* a connection given back inside a transaction is rolled back */
+        ASSERT_OK(db_begin(c, &e));
+        ASSERT_OK(db_run(c, &e, "INSERT INTO t_items VALUES(?1)", "i", (int64_t)3));
+        db_release(d, c);
+        c = db_acquire(d, &e);
+        ASSERT(!db_in_tx(c));
+        ASSERT_OK(db_prepare(c, "SELECT COALESCE(SUM(id), 0), COUNT(*) FROM t_items", &s, &e));
+        ASSERT_EQ(db_step(s, &e), DB_ROW);
+        ASSERT_EQ(db_col_int64(s, 0), 2);
+        ASSERT_EQ(db_col_int64(s, 1), 1);
+        db_finalize(s);
+        db_exec(c, "DROP TABLE t_items", NULL);
+        db_release(d, c);
+        db_close(d);
+        free(tg[k]);
+    }
+}
+
+struct pool_arg {
+    struct db *d;
+    int rounds;
+    int max_seen;
+    int *busy;
+    pthread_mutex_t *mu;
+};
+
+static void *pool_worker(void *p)
+{
+    struct pool_arg *a = p;
+    for (int i = 0; i < a->rounds; i++) {
+        struct db_conn *c = db_acquire(a->d, NULL);
+        if (!c)
+            abort();
+        pthread_mutex_lock(a->mu);
+        int now = ++*a->busy;
+        if (now > a->max_seen)
+            a->max_seen = now;
+        pthread_mutex_unlock(a->mu);
+        (void)db_run(c, NULL, "SELECT 1", NULL);
+        usleep(200);
+        pthread_mutex_lock(a->mu);
+        --*a->busy;
+        pthread_mutex_unlock(a->mu);
+        db_release(a->d, c);
+    }
+    return NULL;
+}
+
+TEST(pool_never_exceeds_its_size)
+{
+    char *p = tmp_sqlite();
+    struct db *d = open_db(p, 2);
+    pthread_t th[6];
+    int busy = 0;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    struct pool_arg a[6];
+    for (int i = 0; i < 6; i++) {
+        a[i] = (struct pool_arg){d, 50, 0, &busy, &mu};
+        pthread_create(&th[i], NULL, pool_worker, &a[i]);
+    }
+    int most = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        if (a[i].max_seen > most)
+            most = a[i].max_seen;
+    }
+    ASSERT_LE(most, 2);
+    ASSERT_GE(most, 1);
+    /* the native handle leads back to its pooled connection */
+    struct db_conn *c = db_acquire(d, NULL);
+    ASSERT(db_conn_of_native(d, db_conn_native(c)) == c);
+    ASSERT(db_conn_of_native(d, (void *)&most) == NULL);
+    db_release(d, c);
+    db_close(d);
+    free(p);
+}
+
+TEST(migrations_apply_once_and_refuse_newer)
+{
+    char *tg[2];
+    int nt = targets(tg);
+    for (int k = 0; k < nt; k++) {
+        struct db *d = open_db(tg[k], 2);
+        struct err e = ERR_INIT;
+        static const char *const m[] = {"CREATE TABLE t_mig (id BIGINT PRIMARY KEY, v TEXT)",
+                                        "ALTER TABLE t_mig ADD COLUMN w BIGINT",
+                                        "CREATE INDEX t_mig_w ON t_mig(w)"};
+        ASSERT_OK(db_migrate(d, "test-a", m, 1, &e));
+        ASSERT_OK(db_migrate(d, "test-a", m, 3, &e));
+        ASSERT_OK(db_migrate(d, "test-a", m, 3, &e)); /* idempotent */
+        struct db_conn *c = db_acquire(d, &e);
+        ASSERT_OK(db_run(c, &e, "INSERT INTO t_mig(id, v, w) VALUES(1, 'a', 2)", NULL));
+        db_release(d, c);
+        /* an older binary (knows 2 migrations) refuses a database at 3 */
+        err_clear(&e);
+        ASSERT_EQ(db_migrate(d, "test-a", m, 2, &e), ERR_UNSUPPORTED);
+        ASSERT(strstr(e.msg, "newer vbatch") != NULL);
+        /* a broken migration is refused and recorded nowhere */
+        static const char *const bad[] = {"CREATE TABLE t_items (id BIGINT)", "THIS IS NOT SQL"};
+        err_clear(&e);
+        ASSERT(db_migrate(d, "test-b", bad, 2, &e) < 0);
+        ASSERT(strstr(e.msg, "migration test-b/2") != NULL);
+        c = db_acquire(d, &e);
+        struct db_stmt *s = NULL;
+        ASSERT_OK(db_prepare(c, "SELECT version FROM schema_versions WHERE component='test-b'", &s, &e));
+        ASSERT_EQ(db_step(s, &e), DB_ROW);
+        ASSERT_EQ(db_col_int64(s, 0), 1);
+        db_finalize(s);
+        db_exec(c, "DROP TABLE t_mig; DROP TABLE t_items", NULL);
+        db_release(d, c);
+        db_close(d);
+        free(tg[k]);
+    }
+}
+
+TEST(targets_and_display_names)
+{
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    /* a SQLite file in a folder that does not exist: a clear error */
+    ASSERT(db_open("/nonexistent-dir/x/y.db", 1, &d, &e) < 0);
+    ASSERT(strstr(e.msg, "/nonexistent-dir/x/y.db") != NULL);
+    ASSERT(d == NULL);
+    ASSERT(db_open("", 1, &d, &e) < 0);
+}
+
+TEST_MAIN()

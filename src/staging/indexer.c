@@ -21,12 +21,11 @@
  * old state, with no item visible; on restart it is processed again and
  * its blobs are overwritten, so items are never half-visible and never
  * duplicated.  The transaction re-checks the state, so two indexers (or a
- * test and the thread) cannot both commit one shard.
+ * test and the thread) cannot both commit one shard.  The rows belong to
+ * store/ (store/shards.c: store_shard_next, store_shard_finish).
  */
 #include "staging/staging.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -36,242 +35,7 @@
 #include "staging/staging_int.h"
 #include "vision/vision.h"
 
-#define NOTIF_CONFIG "notification_config.json"
 #define LIST_CAP 1000 /* entries per webhook list before content_truncated */
-
-/* ---- tar scanning ---------------------------------------------------------------- */
-
-static const char *type_word(unsigned t)
-{
-    switch (t) {
-    case AE_IFLNK:
-        return "a symbolic link";
-    case AE_IFDIR:
-        return "a directory";
-    case AE_IFCHR:
-    case AE_IFBLK:
-        return "a device";
-    case AE_IFIFO:
-        return "a fifo";
-    case AE_IFSOCK:
-        return "a socket";
-    default:
-        return "not a regular file";
-    }
-}
-
-static int read_entry(struct archive *a, uint8_t *buf, size_t size)
-{
-    size_t got = 0;
-    while (got < size) {
-        la_ssize_t n = archive_read_data(a, buf + got, size - got);
-        if (n < 0)
-            return ERR_PARSE;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return got == size ? 0 : ERR_PARSE;
-}
-
-int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct staging__tar_limits *lim,
-                      const struct staging__tar_cb *cb, int *nimages, char **notif_ingest, char **notif_url,
-                      const char **why)
-{
-    struct archive *a = archive_read_new();
-    struct archive_entry *e;
-    int rc = 0, images = 0, index = 0;
-    char msg[320];
-    *why = NULL;
-    archive_read_support_format_tar(a);
-    if ((fd >= 0 ? archive_read_open_fd(a, fd, 65536) : archive_read_open_memory(a, mem, memlen)) != ARCHIVE_OK) {
-        *why = "corrupt-archive";
-        rc = ERR_PARSE;
-        goto out;
-    }
-    for (;;) {
-        int r = archive_read_next_header(a, &e);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) { /* RETRY = damaged header */
-            *why = "corrupt-archive";
-            rc = ERR_PARSE;
-            goto out;
-        }
-        if (++index > 10 * lim->max_images + 16) {
-            /* Bounded work and memory for archives of many tiny entries. */
-            *why = "too-many-entries";
-            rc = ERR_LIMIT;
-            goto out;
-        }
-        const char *name = archive_entry_pathname(e);
-        unsigned type = archive_entry_filetype(e);
-        const char *shown = name ? name : "(no name)";
-        if (type != AE_IFREG || archive_entry_hardlink(e) || archive_entry_symlink(e)) {
-            snprintf(msg, sizeof msg, "entry is %s", archive_entry_hardlink(e) ? "a hard link" : type_word(type));
-            cb->reject(cb->ud, shown, "not-a-regular-file", msg);
-            continue;
-        }
-        if (!name || !staging__name_valid(name)) {
-            cb->reject(cb->ud, shown, "unsafe-file-name", "entry names must be plain file names without '/' or '..'");
-            continue;
-        }
-        int64_t size = archive_entry_size(e);
-        if (!strcmp(name, NOTIF_CONFIG)) {
-            if (size < 0 || size > 65536) {
-                cb->reject(cb->ud, name, "invalid-notification-config", "notification config larger than 64 KiB");
-                continue;
-            }
-            uint8_t *buf = xmalloc((size_t)size + 1);
-            if (read_entry(a, buf, (size_t)size) < 0) {
-                free(buf);
-                *why = "corrupt-archive";
-                rc = ERR_PARSE;
-                goto out;
-            }
-            json_t *j = NULL;
-            (void)json_parse_outside((const char *)buf, (size_t)size, 0, &j, NULL, 0); /* else ignored */
-            const char *iid = json_string_value(json_object_get(j, "ingestId"));
-            const char *url = json_string_value(json_object_get(j, "notificationsURL"));
-            if (iid && strlen(iid) <= 256 && notif_ingest && !*notif_ingest)
-                *notif_ingest = xstrdup(iid);
-            if (url && strlen(url) <= 4096 && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)) &&
-                notif_url && !*notif_url)
-                *notif_url = xstrdup(url);
-            json_decref(j);
-            free(buf);
-            continue;
-        }
-        if (staging__sidecar_name(name)) {
-            /* Per-image metadata "<image>.json": a JSON object, staged in
-             * the metadata part; it does not count as an image. */
-            const char *bad = NULL;
-            if (size < 0 || size > STAGING_SIDECAR_MAX) {
-                cb->reject(cb->ud, name, "invalid-metadata-file",
-                           "a metadata file (.json) must be at most 65536 bytes");
-                continue;
-            }
-            uint8_t *buf = xmalloc((size_t)size + 1);
-            if (read_entry(a, buf, (size_t)size) < 0) {
-                free(buf);
-                *why = "corrupt-archive";
-                rc = ERR_PARSE;
-                goto out;
-            }
-            if (staging__sidecar_check(buf, (size_t)size, &bad) < 0) {
-                cb->reject(cb->ud, name, "invalid-metadata-file", bad);
-                free(buf);
-                continue;
-            }
-            rc = cb->image(cb->ud, index, name, buf, (size_t)size, "application/json");
-            free(buf);
-            if (rc < 0) {
-                *why = "storage-error";
-                goto out;
-            }
-            continue;
-        }
-        if (size < 0 || size > lim->max_image_bytes) {
-            snprintf(msg, sizeof msg, "Max size of single image is %lldB.", (long long)lim->max_image_bytes);
-            cb->reject(cb->ud, name, "file-size-limit-exceeded", msg);
-            continue;
-        }
-        uint8_t *buf = try_alloc((size_t)size + 1, 1);
-        if (!buf) {
-            rc = ERR_NOMEM;
-            *why = "out-of-memory";
-            goto out;
-        }
-        if (read_entry(a, buf, (size_t)size) < 0) {
-            free(buf);
-            *why = "corrupt-archive";
-            rc = ERR_PARSE;
-            goto out;
-        }
-        const char *ftype = NULL, *bad = NULL;
-        const char *mime = staging__image_mime(buf, (size_t)size, &ftype, &bad);
-        if (!mime) {
-            cb->reject(cb->ud, name, ftype, bad);
-            free(buf);
-            continue;
-        }
-        if (++images > lim->max_images) {
-            free(buf);
-            *why = "too-many-images";
-            rc = ERR_LIMIT;
-            goto out;
-        }
-        rc = cb->image(cb->ud, index, name, buf, (size_t)size, mime);
-        free(buf);
-        if (rc < 0) {
-            *why = "storage-error";
-            goto out;
-        }
-    }
-    *nimages = images;
-out:
-    archive_read_free(a);
-    return rc;
-}
-
-/* ---- webhooks ------------------------------------------------------------------------ */
-
-static void notify(sqlite3 *db, const char *ws, const char *url, json_t *payload)
-{
-    char *body = json_dumps(payload, JSON_COMPACT);
-    if (body && store_outbox_enqueue_db(db, url, ws, body, false) < 0)
-        log_warn("staging", "cannot queue webhook to '%s'", url);
-    free(body);
-    json_decref(payload);
-}
-
-static json_t *envelope(const char *ingest_id, const char *batch, const char *shard_id, json_t *notification)
-{
-    char ev[37];
-    uuid4(ev);
-    return json_pack("{s:s,s:s,s:s?,s:s,s:s?,s:o}", "type", "roboflow-data-staging-notification-v1", "event_id", ev,
-                     "ingest_id", ingest_id, "batch_id", batch, "shard_id", shard_id, "notification", notification);
-}
-
-void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const char *ingest_id, const char *batch,
-                           const char *shard_id, json_t *ingested, json_t *failed, bool truncated)
-{
-    bool trunc = truncated || json_array_size(ingested) > LIST_CAP || json_array_size(failed) > LIST_CAP;
-    json_t *ing = json_array(), *fail = json_array();
-    for (size_t i = 0; i < json_array_size(ingested) && i < LIST_CAP; i++)
-        json_array_append(ing, json_array_get(ingested, i));
-    for (size_t i = 0; i < json_array_size(failed) && i < LIST_CAP; i++)
-        json_array_append(fail, json_array_get(failed, i));
-    /* success: the shard delivered something, or had nothing to fail (the
-     * COMPAT example is success with one failed file beside an ingested one);
-     * a shard whose every file failed reports false. */
-    int success = json_array_size(ingested) > 0 || json_array_size(failed) == 0;
-    json_t *n = json_pack("{s:s,s:b,s:o,s:o,s:b}", "type", "ingest-files-status-notification-v1", "success", success,
-                          "ingested_files", ing, "failed_files", fail, "content_truncated", trunc);
-    notify(db, ws, url, envelope(ingest_id, batch, shard_id, n));
-}
-
-void staging__notify_ingest(sqlite3 *db, const char *ws, const char *url, const char *ingest_id, const char *batch,
-                            bool success, const char *err_type, const char *err_reason)
-{
-    json_t *n = json_pack("{s:s,s:b}", "type", "ingest-status-notification-v1", "success", success);
-    if (!success)
-        json_object_set_new(n, "error_details",
-                            json_pack("{s:s,s:s}", "type", err_type ? err_type : "ingest-failed", "reason",
-                                      err_reason ? err_reason : ""));
-    json_t *env = envelope(ingest_id, batch, NULL, n);
-    /* shard_id is null, not absent, in ingest-status notifications. */
-    json_t *ordered = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach(env, k, v) {
-        json_object_set(ordered, k, v);
-        if (!strcmp(k, "batch_id"))
-            json_object_set_new(ordered, "shard_id", json_null());
-    }
-    json_decref(env);
-    notify(db, ws, url, ordered);
-}
 
 /* ---- shared shard bookkeeping ------------------------------------------------------------ */
 
@@ -337,121 +101,64 @@ static int tar_image(void *ud, int index, const char *name, const void *data, si
     return job_add(j, name, key, mime, (int64_t)len);
 }
 
-static char *col_dup(sqlite3_stmt *q, int i)
+/* Load the oldest tar shard (refs false) or reference shard in `state`. */
+static int job_load(struct staging *s, bool refs, const char *state, struct shard_job *j)
 {
-    const char *t = (const char *)sqlite3_column_text(q, i);
-    return t ? xstrdup(t) : NULL;
-}
-
-/* Load the oldest shard of the given kinds in the given state. */
-static int job_load(struct staging *s, const char *kind_sql, const char *state, struct shard_job *j)
-{
-    sqlite3 *db = store_db_acquire(s->st);
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    char *sql = xasprintf("SELECT sh.bid, b.workspace, b.batch_id, sh.shard_id, sh.kind, sh.blob_key, sh.ingest_id,"
-                          " sh.notify_url, sh.cat_ingest, sh.cat_files, sh.refs, sh.refs_url FROM shards sh"
-                          " JOIN batches b ON b.bid = sh.bid WHERE sh.state=? AND sh.kind %s ORDER BY sh.id LIMIT 1",
-                          kind_sql);
+    struct store_shard_work w;
+    struct err e = ERR_INIT;
     memset(j, 0, sizeof *j);
     j->s = s;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, state, -1, SQLITE_STATIC);
-        int st = sqlite3_step(q);
-        if (st == SQLITE_DONE) {
-            rc = ERR_NOTFOUND;
-        } else if (st == SQLITE_ROW) {
-            j->bid = sqlite3_column_int64(q, 0);
-            j->ws = col_dup(q, 1);
-            j->batch = col_dup(q, 2);
-            j->shard_id = col_dup(q, 3);
-            j->kind = col_dup(q, 4);
-            j->blob_key = col_dup(q, 5);
-            j->ingest_id = col_dup(q, 6);
-            j->notify_url = col_dup(q, 7);
-            j->cat_ingest = sqlite3_column_int(q, 8) != 0;
-            j->cat_files = sqlite3_column_int(q, 9) != 0;
-            j->refs = col_dup(q, 10);
-            j->refs_url = col_dup(q, 11);
-            j->failed = json_array();
-            j->ingested = json_array();
-            rc = 0;
-        }
-    }
-    sqlite3_finalize(q);
-    free(sql);
-    store_db_release(s->st, db);
-    return rc;
+    int rc = store_shard_next(s->st, refs, state, &w, &e);
+    if (rc < 0)
+        return rc;
+    j->bid = w.bid;
+    j->ws = w.ws, j->batch = w.batch, j->shard_id = w.shard_id, j->kind = w.kind, j->blob_key = w.blob_key;
+    j->ingest_id = w.ingest_id, j->notify_url = w.notify_url, j->refs = w.refs, j->refs_url = w.refs_url;
+    j->cat_ingest = w.cat_ingest;
+    j->cat_files = w.cat_files;
+    j->failed = json_array();
+    j->ingested = json_array();
+    return 0;
 }
 
-/* Inside a transaction: is the shard still in `state`? */
-static bool shard_in_state(sqlite3 *db, const char *shard_id, const char *state)
+/* For a reference shard: the ingest's count and, when the ingest asked for
+ * ingest-status webhooks, both possible payloads of its last shard. */
+static void outcome_ingest(struct shard_job *j, struct store_shard_outcome *o, bool failed, const char *err_type,
+                           const char *reason, char **ok, char **bad)
 {
-    sqlite3_stmt *q = NULL;
-    bool ok = false;
-    if (sqlite3_prepare_v2(db, "SELECT state FROM shards WHERE shard_id=?", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, shard_id, -1, SQLITE_STATIC);
-        ok = sqlite3_step(q) == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(q, 0), state);
-    }
-    sqlite3_finalize(q);
-    return ok;
-}
-
-/* Inside a transaction: count a finished shard of a reference ingest and,
- * when it was the last one, queue the ingest-status webhook. */
-static void ingest_shard_done(sqlite3 *db, struct shard_job *j, bool failed, const char *err_type, const char *reason)
-{
-    sqlite3_stmt *q = NULL;
-    if (!j->ingest_id)
+    if (!strcmp(j->kind, "tar") || !j->ingest_id)
         return;
-    if (sqlite3_prepare_v2(db, "UPDATE ingests SET shards_done = shards_done + 1, shards_failed = shards_failed + ?"
-                               " WHERE bid=? AND ingest_id=? RETURNING shards_done, shards_total, shards_failed",
-                           -1, &q, NULL) != SQLITE_OK)
-        return;
-    sqlite3_bind_int(q, 1, failed ? 1 : 0);
-    sqlite3_bind_int64(q, 2, j->bid);
-    sqlite3_bind_text(q, 3, j->ingest_id, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) == SQLITE_ROW) {
-        int done = sqlite3_column_int(q, 0), total = sqlite3_column_int(q, 1), nf = sqlite3_column_int(q, 2);
-        sqlite3_step(q);
-        sqlite3_finalize(q);
-        q = NULL;
-        if (done >= total && j->notify_url && j->cat_ingest)
-            staging__notify_ingest(db, j->ws, j->notify_url, j->ingest_id, j->batch, nf == 0,
-                                   nf ? (err_type ? err_type : "ingest-failed") : NULL,
-                                   nf ? (reason ? reason : "some shards failed") : NULL);
+    o->ingest_id = j->ingest_id;
+    o->failed = failed;
+    if (j->notify_url && j->cat_ingest) {
+        *ok = staging__notify_ingest(j->ingest_id, j->batch, true, NULL, NULL);
+        *bad = staging__notify_ingest(j->ingest_id, j->batch, false, err_type ? err_type : "ingest-failed",
+                                      reason ? reason : "some shards failed");
+        o->ingest_ok = *ok;
+        o->ingest_failed = *bad;
     }
-    sqlite3_finalize(q);
 }
 
 /* Record a shard-level failure (no items), in one transaction. */
 static int job_fail(struct shard_job *j, const char *from_state, const char *status_name, const char *reason)
 {
     struct staging *s = j->s;
-    char prefix[160];
+    struct err e = ERR_INIT;
+    char prefix[160], *hook = NULL, *ok = NULL, *bad = NULL;
     snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
              j->shard_id);
     store_blob_delete_prefix(s->st, prefix);
-    sqlite3 *db = store_db_acquire(s->st);
-    int rc = store_tx_begin(db);
-    if (rc == 0 && !shard_in_state(db, j->shard_id, from_state))
-        rc = ERR_EXISTS;
-    if (rc == 0) {
-        json_t *meta = json_pack("{s:s,s:O,s:i}", "reason", reason, "failedFiles", j->failed, "failedCount",
-                                 j->nfailed);
-        rc = staging__shard_status(db, j->shard_id, "failed", status_name, "error", meta, 0);
-        json_decref(meta);
-    }
-    if (rc == 0) {
-        if (!strcmp(j->kind, "tar")) {
-            if (j->notify_url && j->ingest_id)
-                staging__notify_ingest(db, j->ws, j->notify_url, j->ingest_id, j->batch, false, status_name, reason);
-        } else {
-            ingest_shard_done(db, j, true, status_name, reason);
-        }
-    }
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    json_t *meta = json_pack("{s:s,s:O,s:i}", "reason", reason, "failedFiles", j->failed, "failedCount", j->nfailed);
+    char *meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
+                                    .state = "failed", .status_name = status_name, .status_type = "error",
+                                    .meta = meta_s, .ws = j->ws, .webhook_url = j->notify_url};
+    if (!strcmp(j->kind, "tar") && j->notify_url && j->ingest_id)
+        o.webhook = hook = staging__notify_ingest(j->ingest_id, j->batch, false, status_name, reason);
+    outcome_ingest(j, &o, true, status_name, reason, &ok, &bad);
+    int rc = store_shard_finish(s->st, &o, &e);
+    free(meta_s), free(hook), free(ok), free(bad);
     if (rc == 0) {
         log_warn("staging", "shard failed shard=%s status=%s reason=%s", j->shard_id, status_name, reason);
         store_outbox_kick(s->st);
@@ -463,40 +170,34 @@ static int job_fail(struct shard_job *j, const char *from_state, const char *sta
 static int job_commit(struct shard_job *j, const char *from_state)
 {
     struct staging *s = j->s;
+    struct err e = ERR_INIT;
+    char *hook = NULL, *ok = NULL, *bad = NULL;
     int rc = store_blob_sync(s->st);
     if (rc < 0)
         return rc;
-    sqlite3 *db = store_db_acquire(s->st);
-    rc = store_tx_begin(db);
-    if (rc == 0 && !shard_in_state(db, j->shard_id, from_state))
-        rc = ERR_EXISTS;
-    bool meta_part = false;
-    for (int i = 0; rc == 0 && i < j->nitems; i++) {
+    struct store_item_new *items = xcalloc((size_t)MAX(j->nitems, 1), sizeof *items);
+    for (int i = 0; i < j->nitems; i++) {
         bool meta = !strcmp(j->items[i].mime, "application/json"); /* a sidecar (tar only) */
-        if (meta && !meta_part) {
-            rc = staging__sidecar_part_ensure(db, j->bid);
-            meta_part = true;
-        }
-        if (rc == 0)
-            rc = staging__item_insert(db, j->bid, meta ? STAGING_METADATA_PART : NULL, j->items[i].name, j->shard_id,
-                                      meta ? "metadata" : !strcmp(j->kind, "video-refs") ? "video" : "image",
-                                      j->items[i].mime, j->items[i].key, j->items[i].size);
+        items[i] = (struct store_item_new){meta ? STAGING_METADATA_PART : NULL, j->items[i].name, j->shard_id,
+                                           meta ? "metadata" : !strcmp(j->kind, "video-refs") ? "video" : "image",
+                                           j->items[i].mime, j->items[i].key, j->items[i].size};
     }
     bool all_failed = j->nitems == 0 && j->nfailed > 0;
-    if (rc == 0) {
-        json_t *meta = json_pack("{s:i,s:O,s:i}", "ingestedFiles", j->nitems, "failedFiles", j->failed,
-                                 "failedCount", j->nfailed);
-        rc = staging__shard_status(db, j->shard_id, "done", all_failed ? "all-files-failed" : "ingested",
-                                   all_failed ? "error" : "success", meta, j->nitems);
-        json_decref(meta);
-    }
-    if (rc == 0 && j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
-        staging__notify_files(db, j->ws, j->notify_url, j->ingest_id, j->batch, j->shard_id, j->ingested,
-                              j->failed, j->nfailed > (int)json_array_size(j->failed));
-    if (rc == 0 && strcmp(j->kind, "tar") != 0)
-        ingest_shard_done(db, j, all_failed, "all-files-failed", "no file of the shard could be ingested");
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    json_t *meta = json_pack("{s:i,s:O,s:i}", "ingestedFiles", j->nitems, "failedFiles", j->failed, "failedCount",
+                             j->nfailed);
+    char *meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
+                                    .state = "done", .status_name = all_failed ? "all-files-failed" : "ingested",
+                                    .status_type = all_failed ? "error" : "success", .meta = meta_s,
+                                    .objects = j->nitems, .items = items, .nitems = j->nitems, .ws = j->ws,
+                                    .webhook_url = j->notify_url};
+    if (j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
+        o.webhook = hook = staging__notify_files(j->ingest_id, j->batch, j->shard_id, j->ingested, j->failed,
+                                                 j->nfailed > (int)json_array_size(j->failed));
+    outcome_ingest(j, &o, all_failed, "all-files-failed", "no file of the shard could be ingested", &ok, &bad);
+    rc = store_shard_finish(s->st, &o, &e);
+    free(items), free(meta_s), free(hook), free(ok), free(bad);
     if (rc == 0) {
         log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
                  json_array_size(j->failed));
@@ -535,25 +236,12 @@ static void job_wait_storage(struct shard_job *j, const char *from_state, const 
     snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
              j->shard_id);
     store_blob_delete_prefix(s->st, prefix);
-    sqlite3 *db = store_db_acquire(s->st);
-    sqlite3_stmt *q = NULL;
-    bool already = false;
-    if (sqlite3_prepare_v2(db, "SELECT status_name FROM shards WHERE shard_id=?", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, j->shard_id, -1, SQLITE_STATIC);
-        already = sqlite3_step(q) == SQLITE_ROW &&
-                  !strcmp((const char *)sqlite3_column_text(q, 0), "waiting-for-storage");
-    }
-    sqlite3_finalize(q);
-    int rc = already ? 0 : store_tx_begin(db);
-    if (!already && rc == 0 && shard_in_state(db, j->shard_id, from_state)) {
-        json_t *meta = json_pack("{s:s}", "reason", why);
-        rc = staging__shard_status(db, j->shard_id, from_state, "waiting-for-storage", "info", meta, 0);
-        json_decref(meta);
-        rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    } else if (!already) {
-        store_tx_rollback(db);
-    }
-    store_db_release(s->st, db);
+    json_t *meta = json_pack("{s:s}", "reason", why);
+    char *meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    struct err e = ERR_INIT;
+    store_shard_wait_storage(s->st, j->shard_id, from_state, meta_s, &e);
+    free(meta_s);
     log_warn("staging", "shard waiting for storage shard=%s: %s", j->shard_id, why);
 }
 
@@ -637,7 +325,7 @@ int staging_index_pending(struct staging *s, int *indexed)
     for (;;) {
         struct shard_job j;
         struct err e = ERR_INIT;
-        rc = job_load(s, "= 'tar'", "uploaded", &j);
+        rc = job_load(s, false, "uploaded", &j);
         if (rc == ERR_NOTFOUND) {
             rc = 0;
             job_release(&j);
@@ -960,7 +648,7 @@ int staging_fetch_pending(struct staging *s, int *fetched)
         goto done;
     for (;;) {
         struct shard_job j;
-        rc = job_load(s, "IN ('image-refs','video-refs')", "queued", &j);
+        rc = job_load(s, true, "queued", &j);
         if (rc == ERR_NOTFOUND) {
             rc = 0;
             job_release(&j);

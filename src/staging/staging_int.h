@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "staging/staging.h"
+#include "store/store_staging.h"
 
 struct staging {
     struct store *st;            /* borrowed */
@@ -34,38 +35,13 @@ struct staging__putting {
 
 void staging__kick(struct staging *s, bool index, bool fetch);
 
-/* sql.c */
-extern const char *const staging__migrations[];
-extern const int staging__migrations_n;
-
-/* Batch row lookup (staging.c).  bid = internal row id. */
-struct staging__batch {
-    int64_t bid;
-    char mode[16];        /* single | bulk | output */
-    char type[32];        /* simple-batch | sharded-batch | multipart-batch */
-    char content[16];     /* images | videos | mixed */
-};
-/* Inside a transaction: find the (unexpired) batch, or create it when
- * create_mode is not NULL ("single" or "bulk").  Refuses mixing. */
-int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                                 const char *display_name, const char *create_mode, struct staging__batch *out, struct err *err);
-int staging__batch_find(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                        struct staging__batch *out, struct err *err);
-/* Inside a transaction: insert one item row and bump counters/content type. */
-int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char *name, const char *shard_id,
-                         const char *content_type, const char *mime, const char *blob_key, int64_t size);
-/* Sidecar files (staging.c).  Is name "<something>.json" other than
+/* Sidecar files (names.c).  Is name "<something>.json" other than
  * notification_config.json? */
 bool staging__sidecar_name(const char *name);
 /* Check a sidecar's bytes: 0 when it is a JSON object of at most
  * STAGING_SIDECAR_MAX bytes, else ERR_INVALID/ERR_LIMIT with a static
  * reason in *why. */
 int staging__sidecar_check(const void *data, size_t len, const char **why);
-/* Inside a transaction: make sure the batch has the metadata part. */
-int staging__sidecar_part_ensure(sqlite3 *db, int64_t bid);
-/* Inside a transaction: set a shard's state and status, append to history. */
-int staging__shard_status(sqlite3 *db, const char *shard_id, const char *state, const char *status_name,
-                          const char *status_type, json_t *meta, int64_t objects);
 /* File names for staged files: 1..255 bytes, no '/', no "..", no control
  * characters, not "." */
 bool staging__name_valid(const char *name);
@@ -84,7 +60,7 @@ const char *staging__image_mime(const void *data, size_t len, const char **type,
  * one video stream, ERR_INVALID otherwise. *mime gets a static string. */
 int staging__video_probe(const char *path, const char **mime);
 
-/* Tar scanning (indexer.c), separated from the DB for the fuzz target. */
+/* Tar scanning (tar.c), separated from storage for the fuzz target. */
 struct staging__tar_limits {
     int64_t max_image_bytes;
     int max_images;
@@ -120,14 +96,12 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
 /* Validate one parsed reference entry; returns name/url borrowed. */
 int staging__ref_entry(json_t *e, const char **name, const char **url);
 
-/* Webhook payloads (indexer.c). */
-void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const char *ingest_id,
-                           const char *batch, const char *shard_id, json_t *ingested, json_t *failed,
-                           bool truncated);
-void staging__notify_ingest(sqlite3 *db, const char *ws, const char *url, const char *ingest_id,
-                            const char *batch, bool success, const char *err_type, const char *err_reason);
-
-/* Blob key prefix of a batch row: "b/<bid>" into out (32 bytes). */
-void staging__batch_prefix(int64_t bid, char out[32]);
+/* Webhook payloads (notify.c): the JSON text (malloc'd) of an
+ * ingest-files-status or ingest-status notification, each with a new
+ * event id; store/ queues them with the state change they report. */
+char *staging__notify_files(const char *ingest_id, const char *batch, const char *shard_id, json_t *ingested,
+                            json_t *failed, bool truncated);
+char *staging__notify_ingest(const char *ingest_id, const char *batch, bool success, const char *err_type,
+                             const char *err_reason);
 
 #endif

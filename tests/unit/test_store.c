@@ -288,7 +288,7 @@ TEST(outbox_retry_backoff_attempts)
     o.backoff_ms = 100;
     o.timeout_ms = 2000;
     int64_t t0 = time_now_ms();
-    ASSERT_OK(store_outbox_enqueue(st, url, "myws", "{\"type\":\"x\",\"n\":1}", true));
+    ASSERT_OK(store_outbox_enqueue(st, url, "myws", NULL, "{\"type\":\"x\",\"n\":1}", true));
     ASSERT_OK(store_outbox_start(st, &o));
     ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
     int64_t dt = time_now_ms() - t0;
@@ -335,8 +335,8 @@ TEST(outbox_gives_up_and_survives_restart)
     recv_start(&r, statuses, 1);
     char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
     ASSERT_OK(store_open(d, &st));
-    ASSERT_OK(store_outbox_enqueue(st, url, "ws", "{\"a\":1}", false));
-    ASSERT_EQ(store_outbox_enqueue(st, url, "ws", "[1]", false), ERR_INVALID);
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"a\":1}", false));
+    ASSERT_EQ(store_outbox_enqueue(st, url, "ws", NULL, "[1]", false), ERR_INVALID);
     store_close(st); /* never sent: the row is durable */
     ASSERT_OK(store_open(d, &st));
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
@@ -372,7 +372,7 @@ TEST(outbox_refuses_loopback_without_allow)
     store_outbox_opts_default(&o);
     o.backoff_ms = 10;
     o.max_attempts = 2;
-    ASSERT_OK(store_outbox_enqueue(st, url, "ws", "{}", false));
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{}", false));
     ASSERT_OK(store_outbox_start(st, &o));
     int64_t p = 1, dl, f = 0;
     for (int i = 0; i < 200 && f != 1; i++) {

@@ -525,7 +525,6 @@ static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
     curl_easy_setopt(f->c, CURLOPT_CONNECTTIMEOUT_MS, MIN(s->o.timeout_ms, 5000L));
     curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);
     curl_easy_setopt(f->c, CURLOPT_USERAGENT, "vbatch-webhook/1");
-    curl_easy_setopt(f->c, CURLOPT_PRIVATE, f);
     ok = curl_multi_add_handle(s->m, f->c) == CURLM_OK;
 out:
     free(auth);

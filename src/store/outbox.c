@@ -284,7 +284,7 @@ static sqlite3_stmt *claim_query(sqlite3 *db, char *const *skip, int nskip, int6
 {
     struct buf b = {0};
     sqlite3_stmt *q = NULL;
-    buf_puts(&b, "SELECT id, url, dest, workspace, payload, sign, attempts FROM outbox o"
+    buf_puts(&b, "SELECT id, url, dest, attempts FROM outbox o"
                  " WHERE state='pending' AND next_ms<=?1"
                  " AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state='pending'"
                  " AND p.workspace=o.workspace AND p.order_key=o.order_key AND p.id<o.id))");
@@ -330,6 +330,75 @@ static int exec_row_update(sqlite3 *db, const char *sql, int64_t a, int64_t b, i
     return rc;
 }
 
+/* A due row read by claim_query, before it is claimed. */
+struct ob_cand {
+    int64_t id;
+    int attempts;
+    char *url, *dest;
+};
+
+/* Read up to OB_SCAN candidates (the statement is finished before any row
+ * is changed).  Returns how many, <0 on error. */
+static int read_candidates(sqlite3 *db, char *const *skip, int nskip, int64_t now, struct ob_cand *c)
+{
+    sqlite3_stmt *q = claim_query(db, skip, nskip, now);
+    int n = 0, s_rc = SQLITE_DONE;
+    if (!q)
+        return ERR_INTERNAL;
+    while (n < OB_SCAN && (s_rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *url = (const char *)sqlite3_column_text(q, 1);
+        const char *dest = (const char *)sqlite3_column_text(q, 2);
+        c[n].id = sqlite3_column_int64(q, 0);
+        c[n].url = xstrdup(url);
+        c[n].dest = dest && *dest ? xstrdup(dest) : dest_of(url); /* "" in rows older than the column */
+        c[n].attempts = sqlite3_column_int(q, 3);
+        n++;
+    }
+    if (n < OB_SCAN && s_rc != SQLITE_DONE) {
+        for (int i = 0; i < n; i++) {
+            free(c[i].url);
+            free(c[i].dest);
+        }
+        n = ERR_INTERNAL;
+    }
+    sqlite3_finalize(q);
+    return n;
+}
+
+/* Claim row c (compare-and-set on its attempt count) and fill *out.
+ * Returns 1 claimed, 0 taken by another sender meanwhile, <0 error.  Takes
+ * c's strings when it returns 1. */
+static int claim_one(struct ob_sender *s, sqlite3 *db, int64_t now, struct ob_cand *c, struct ob_fly **out)
+{
+    sqlite3_stmt *q = NULL;
+    int changed = 0;
+    if (exec_row_update(db, "UPDATE outbox SET attempts=attempts+1, next_ms=?1"
+                            " WHERE id=?2 AND attempts=?3 AND state='pending' AND next_ms<=?4",
+                        now + lease_ms(&s->o), c->id, c->attempts, now, NULL, &changed) < 0)
+        return ERR_INTERNAL;
+    if (changed != 1)
+        return 0;
+    if (sqlite3_prepare_v2(db, "SELECT workspace, payload, sign FROM outbox WHERE id=?", -1, &q, NULL) != SQLITE_OK)
+        return ERR_INTERNAL;
+    sqlite3_bind_int64(q, 1, c->id);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return ERR_INTERNAL;
+    }
+    struct ob_fly *f = xcalloc(1, sizeof *f);
+    f->id = c->id;
+    f->attempt = c->attempts + 1;
+    f->url = c->url;
+    f->dest = c->dest;
+    c->url = c->dest = NULL;
+    f->workspace = xstrdup((const char *)sqlite3_column_text(q, 0));
+    f->payload = xstrdup((const char *)sqlite3_column_text(q, 1));
+    f->sign = sqlite3_column_int(q, 2) != 0;
+    sqlite3_finalize(q);
+    *out = f;
+    return 1;
+}
+
 /* Claim due rows into new[] (at most `room`), in one committed transaction.
  * Rows that used up max_attempts before (their last sender died) are marked
  * failed instead.  *next_due_ms = the earliest future next_ms of a pending
@@ -338,71 +407,51 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
 {
     sqlite3 *db = store_db_acquire(s->st);
     char *skip[OB_INFLIGHT_CAP];
+    struct ob_cand cand[OB_SCAN];
     int nskip = 0, n = 0, rc;
     sqlite3_stmt *q = NULL;
     *next_due_ms = -1;
     if ((rc = store_tx_begin(db)) < 0)
         goto out;
     for (int pass = 0; pass < OB_INFLIGHT_CAP && n < room; pass++) {
-        int rows = 0, s_rc = SQLITE_DONE;
-        rc = ERR_INTERNAL;
-        if (!(q = claim_query(db, skip, nskip, now)))
+        int nc = read_candidates(db, skip, nskip, now, cand);
+        if (nc < 0) {
+            rc = nc;
             goto out;
-        while (n < room && (s_rc = sqlite3_step(q)) == SQLITE_ROW) {
-            rows++;
-            int64_t id = sqlite3_column_int64(q, 0);
-            const char *url = (const char *)sqlite3_column_text(q, 1);
-            const char *dcol = (const char *)sqlite3_column_text(q, 2);
-            int attempts = sqlite3_column_int(q, 6);
-            char *dest = dcol && *dcol ? xstrdup(dcol) : dest_of(url); /* "" in rows older than the column */
-            int load = dest_load(s->fly, s->nfly, dest) + dest_load(new, n, dest);
-            if (load >= s->o.max_per_dest) {
-                if (!str_in(skip, nskip, dest) && nskip < OB_INFLIGHT_CAP) {
-                    skip[nskip++] = dest;
-                } else {
-                    free(dest);
-                }
-                continue;
-            }
-            int changed = 0;
-            if (attempts >= s->o.max_attempts) {
-                if (exec_row_update(db, "UPDATE outbox SET state='failed', done_ms=?1,"
-                                        " last_error=coalesce(last_error, ?5) WHERE id=?2 AND attempts=?3"
-                                        " AND state='pending'",
-                                    now, id, attempts, 0, "attempt interrupted", NULL) < 0) {
-                    free(dest);
-                    goto out;
-                }
-                free(dest);
-                continue;
-            }
-            if (exec_row_update(db, "UPDATE outbox SET attempts=attempts+1, next_ms=?1"
-                                    " WHERE id=?2 AND attempts=?3 AND state='pending' AND next_ms<=?4",
-                                now + lease_ms(&s->o), id, attempts, now, NULL, &changed) < 0) {
-                free(dest);
-                goto out;
-            }
-            if (changed != 1) { /* another sender took it */
-                free(dest);
-                continue;
-            }
-            struct ob_fly *f = xcalloc(1, sizeof *f);
-            f->id = id;
-            f->attempt = attempts + 1;
-            f->url = xstrdup(url);
-            f->dest = dest;
-            f->workspace = xstrdup((const char *)sqlite3_column_text(q, 3));
-            f->payload = xstrdup((const char *)sqlite3_column_text(q, 4));
-            f->sign = sqlite3_column_int(q, 5) != 0;
-            new[n++] = f;
         }
-        if (n < room && s_rc != SQLITE_DONE)
+        rc = 0;
+        for (int i = 0; i < nc; i++) {
+            struct ob_cand *c = &cand[i];
+            if (rc < 0 || n >= room)
+                goto next;
+            if (dest_load(s->fly, s->nfly, c->dest) + dest_load(new, n, c->dest) >= s->o.max_per_dest) {
+                if (!str_in(skip, nskip, c->dest) && nskip < OB_INFLIGHT_CAP) {
+                    skip[nskip++] = c->dest;
+                    c->dest = NULL;
+                }
+                goto next;
+            }
+            if (c->attempts >= s->o.max_attempts) {
+                rc = exec_row_update(db, "UPDATE outbox SET state='failed', done_ms=?1,"
+                                         " last_error=coalesce(last_error, ?5) WHERE id=?2 AND attempts=?3"
+                                         " AND state='pending'",
+                                     now, c->id, c->attempts, 0, "attempt interrupted", NULL);
+                goto next;
+            }
+            int got = claim_one(s, db, now, c, &new[n]);
+            if (got < 0)
+                rc = got;
+            else
+                n += got;
+        next:
+            free(c->url);
+            free(c->dest);
+        }
+        if (rc < 0)
             goto out;
-        sqlite3_finalize(q);
-        q = NULL;
         /* A full page may hide more rows behind the ones just claimed or
          * skipped: look again, without the destinations now at their limit. */
-        if (rows < OB_SCAN)
+        if (nc < OB_SCAN)
             break;
     }
     rc = ERR_INTERNAL;

@@ -48,7 +48,7 @@
 #define OB_ORDER_KEY_MAX 512
 #define OB_INFLIGHT_CAP 64     /* upper bound of max_inflight */
 #define OB_SCAN 64             /* candidate rows read per claim query */
-#define OB_IDLE_MS 5000        /* longest sleep without a kick (other processes' rows) */
+#define OB_IDLE_MS 1000        /* longest sleep without a kick (other processes' rows) */
 #define OB_RETRY_MS 500        /* after a failed claim transaction (busy database) */
 
 void store_outbox_opts_default(struct store_outbox_opts *o)
@@ -408,9 +408,26 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
     sqlite3 *db = store_db_acquire(s->st);
     char *skip[OB_INFLIGHT_CAP];
     struct ob_cand cand[OB_SCAN];
-    int nskip = 0, n = 0, rc;
+    int nskip = 0, n = 0, rc = ERR_INTERNAL;
     sqlite3_stmt *q = NULL;
     *next_due_ms = -1;
+    /* A read first: when nothing is due, no write transaction (the sender
+     * looks once a second for rows other processes queued). */
+    if (sqlite3_prepare_v2(db, "SELECT min(next_ms) FROM outbox WHERE state='pending'", -1, &q, NULL) ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        store_db_release(s->st, db);
+        return ERR_INTERNAL;
+    }
+    bool none = sqlite3_column_type(q, 0) == SQLITE_NULL;
+    int64_t first = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    q = NULL;
+    if (none || first > now) {
+        *next_due_ms = none ? -1 : first;
+        store_db_release(s->st, db);
+        return 0;
+    }
     if ((rc = store_tx_begin(db)) < 0)
         goto out;
     for (int pass = 0; pass < OB_INFLIGHT_CAP && n < room; pass++) {

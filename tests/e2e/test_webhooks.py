@@ -244,3 +244,46 @@ def test_order_per_ingest_kept_with_slow_failing_receiver(server_factory):
         assert len(rec.of('ord')) == 5, 'an event was delivered twice'
     finally:
         rec.close()
+
+
+def test_job_webhooks_from_a_worker_process_with_a_hanging_neighbour(server_factory):
+    """Jobs run by a separate `vbatch worker` process: their webhooks are
+    queued there and sent by the serve process's sender, which notices
+    them within a second; a hanging receiver of workspace A's jobs does not
+    hold up workspace B's."""
+    import copy
+    import subprocess
+    from conftest import BIN
+    from jobs_helpers import CROP_WF, bp, job_body, put_workflow, stage_pngs, wait_job
+    hang, ok = HangingReceiver(), ScriptedReceiver()
+    s = server_factory(['--allow-private-urls', '--workers', '0']).start()
+    w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '2'], stdout=subprocess.DEVNULL,
+                         stderr=open(s.log_path + '.worker', 'wb'))
+    try:
+        b = copy.copy(s)
+        b.workspace, b.key = 'team-b', new_workspace(s, 'team-b')
+        for srv in (s, b):
+            put_workflow(srv, 'crop', CROP_WF)
+            stage_pngs(srv, 'imgs', 1)
+        for i in range(6):
+            assert bp(s, 'POST', f'/hang{i}', job_body('imgs', 'crop', notificationsURL=hang.url)).status == 200
+        for i in range(6):
+            wait_job(s, f'hang{i}', timeout=120)
+        deadline = time.time() + 30 * MULT
+        while hang.accepted < 4 and time.time() < deadline:
+            time.sleep(0.02)
+        assert bp(b, 'POST', '/okjob', job_body('imgs', 'crop', ws='team-b', notificationsURL=ok.url)).status == 200
+        job = wait_job(b, 'okjob', timeout=120)
+        t_end = time.time()
+        assert job['error'] is False, job
+        call = ok.wait(lambda cs: cs, timeout=60, what='the healthy job webhook')[0]
+        latency = call['t'] - t_end
+        print(f'job webhook {latency:.3f} s after the job was seen ended; hanging receiver held {hang.max_open}')
+        assert latency < 2.0, f'healthy job webhook came {latency:.1f} s after the job ended'
+        assert call['body']['job_id'] == 'okjob' and call['body']['job_state'] == 'success'
+        assert 1 <= hang.max_open <= PER_DEST, hang.max_open
+    finally:
+        w.terminate()
+        assert w.wait(timeout=30 * MULT) == 0
+        hang.close()
+        ok.close()

@@ -46,7 +46,27 @@ const char *const store__core_migrations[] = {
     "  sha256 TEXT NOT NULL,"              /* lowercase hex of the ONNX file */
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL);",
-    /* 3: webhook delivery with bounded concurrency (src/store/outbox.c):
+    /* 3: models get a scope (issue 9): the workspace that registered the
+     * model over HTTP, or '' for the operator's (the CLI without
+     * --workspace).  Rows stored before had no owner recorded: they become
+     * the operator's (readable and usable by every workspace as before,
+     * writable only with the CLI).  Workspace models' blobs live under
+     * wsmodels/<ws>/<id, '/' as "--">/<generation>/. */
+    "CREATE TABLE models_v3 ("
+    "  workspace TEXT NOT NULL DEFAULT '',"
+    "  model_id TEXT NOT NULL,"
+    "  weights_key TEXT NOT NULL,"
+    "  meta_key TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (workspace, model_id));"
+    "INSERT INTO models_v3(workspace, model_id, weights_key, meta_key, size, sha256, created_ms, updated_ms)"
+    "  SELECT '', model_id, weights_key, meta_key, size, sha256, created_ms, updated_ms FROM models;"
+    "DROP TABLE models;"
+    "ALTER TABLE models_v3 RENAME TO models;",
+    /* 4: webhook delivery with bounded concurrency (src/store/outbox.c):
      * the destination host:port of each row (per-destination limit; '' in
      * rows queued before, worked out from url when sent) and the order key
      * (rows of one workspace and key go out one at a time, in id order) */

@@ -743,6 +743,30 @@ TEST(outbox_crash_during_post_retried_with_same_payload)
     free(d);
 }
 
+TEST(outbox_rows_from_before_dest_column)
+{
+    /* rows queued before migration 4 have dest '': worked out from url */
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"old\":true}", false));
+    sqlite3 *db = store_db_acquire(st);
+    ASSERT_OK(store_exec(db, "UPDATE outbox SET dest=''"));
+    store_db_release(st, db);
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.max_per_dest = 1;
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
+    store_close(st);
+    recv_stop(&r);
+    free(url);
+}
+
 static void *incr_main(void *arg)
 {
     struct store *st = arg;

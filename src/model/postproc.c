@@ -412,14 +412,32 @@ static int decode_classification(const struct model *m, const float *out, size_t
     return 0;
 }
 
-int model__decode(const struct model *m, const float *out0, const int64_t *shape0, int rank0,
-                  const float *protos, const int64_t *pshape, int b,
+bool model__box_to_image(const struct model_letterbox *lb, float x1, float y1, float x2, float y2,
+                         struct model_detection *d)
+{
+    if (!isfinite(x1) || !isfinite(y1) || !isfinite(x2) || !isfinite(y2))
+        return false;
+    d->x1 = nearbyintf(map_x(lb, x1)) + (float)lb->crop_x;
+    d->y1 = nearbyintf(map_y(lb, y1)) + (float)lb->crop_y;
+    d->x2 = nearbyintf(map_x(lb, x2)) + (float)lb->crop_x;
+    d->y2 = nearbyintf(map_y(lb, y2)) + (float)lb->crop_y;
+    return true;
+}
+
+int model__decode(const struct model *m, const struct model__out *outs, int b,
                   const struct model_letterbox *lb, const struct model_params *p,
-                  struct model_result *r)
+                  struct model_result *r, char *err, size_t errlen)
 {
     size_t nc = m->n_classes;
     int rc = 0;
 
+    if (m->task == MODEL_TASK_DETECTION && m->family != MODEL_FAMILY_YOLOV8)
+        return model__decode_family(m, outs, b, lb, p, r, err, errlen);
+    const float *out0 = outs[m->det_out].data;
+    const int64_t *shape0 = outs[m->det_out].shape;
+    int rank0 = outs[m->det_out].rank;
+    const float *protos = m->task == MODEL_TASK_SEGMENTATION ? outs[m->proto_out].data : NULL;
+    const int64_t *pshape = outs[m->proto_out].shape;
     r->task = m->task;
     if (m->task == MODEL_TASK_CLASSIFICATION || m->task == MODEL_TASK_MULTI_LABEL) {
         size_t per = 1;
@@ -513,10 +531,12 @@ int model__decode(const struct model *m, const float *out0, const int64_t *shape
         if (!class_allowed(m, p, bx->class_id))
             continue;
         struct model_detection *d = &r->dets[r->n_dets];
-        d->x1 = nearbyintf(map_x(lb, bx->x1)) + (float)lb->crop_x;
-        d->y1 = nearbyintf(map_y(lb, bx->y1)) + (float)lb->crop_y;
-        d->x2 = nearbyintf(map_x(lb, bx->x2)) + (float)lb->crop_x;
-        d->y2 = nearbyintf(map_y(lb, bx->y2)) + (float)lb->crop_y;
+        if (!model__box_to_image(lb, bx->x1, bx->y1, bx->x2, bx->y2, d)) {
+            snprintf(err, errlen, "the network produced a box that is not finite (NaN or "
+                     "infinity)");
+            rc = ERR_INVALID;
+            goto out;
+        }
         d->confidence = bx->score;
         d->class_id = bx->class_id;
         r->n_dets++;

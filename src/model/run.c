@@ -326,28 +326,35 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
         }
         if ((rc = model__session_run(m, input, batch, outs, err, errlen)) < 0)
             goto out;
-        float *d0 = NULL, *dp = NULL;
-        int64_t s0[8], sp[8];
-        int r0 = 0, rp = 0;
-        if ((rc = out_view(api, outs[m->det_out], &d0, s0, &r0)) < 0 ||
-            (m->task == MODEL_TASK_SEGMENTATION &&
-             (rc = out_view(api, outs[m->proto_out], &dp, sp, &rp)) < 0)) {
-            snprintf(err, errlen, "model '%s': cannot read its outputs", m->id);
-            goto out;
+        struct model__out views[MODEL_MAX_OUTPUTS];
+        memset(views, 0, sizeof(views));
+        for (size_t k = 0; k < m->n_out; k++) {
+            float *d = NULL;
+            if ((rc = out_view(api, outs[k], &d, views[k].shape, &views[k].rank)) < 0) {
+                snprintf(err, errlen, "model '%s': cannot read its outputs", m->id);
+                goto out;
+            }
+            views[k].data = d;
+            if (views[k].rank < 1 || views[k].shape[0] < (int64_t)nb) {
+                snprintf(err, errlen, "model '%s': output batch is smaller than the input's", m->id);
+                rc = ERR_INVALID;
+                goto out;
+            }
         }
-        if (r0 < 1 || s0[0] < (int64_t)nb || (dp && (rp != 4 || sp[0] < (int64_t)nb))) {
-            snprintf(err, errlen, "model '%s': output batch is smaller than the input's", m->id);
+        if (m->task == MODEL_TASK_SEGMENTATION && views[m->proto_out].rank != 4) {
+            snprintf(err, errlen, "model '%s': the prototype output is not of rank 4", m->id);
             rc = ERR_INVALID;
             goto out;
         }
         for (size_t i = 0; i < nb; i++) {
             struct model_result *r = &out[start + i];
+            char e2[256] = "";
             r->image_w = images[start + i]->w;
             r->image_h = images[start + i]->h;
-            rc = model__decode(m, d0, s0, r0, dp, sp, (int)i, &lb[i], p, r);
+            rc = model__decode(m, views, (int)i, &lb[i], p, r, e2, sizeof(e2));
             if (rc < 0) {
-                snprintf(err, errlen, "model '%s': cannot decode its output: %s", m->id,
-                         err_str(rc));
+                snprintf(err, errlen, "model '%s': cannot decode its output for image %zu: %s",
+                         m->id, start + i, e2[0] ? e2 : err_str(rc));
                 goto out;
             }
             done = start + i + 1;

@@ -30,6 +30,9 @@ on it), against which tests/unit/test_model.c checks ONNX Runtime's.
 | yolonas-tiny | YOLO-NAS export without NMS (super-gradients): "output0" boxes      |
 |              | (1, A, 4) x1 y1 x2 y2 in input pixels, "output1" scores (1, A, nc)  |
 |              | after sigmoid (the decoder goes by position, as Roboflow's does)    |
+| yolo26-ultra | yolo26-tiny's network as Ultralytics exports it: weights.onnx  |
+|              | alone, metadata names/imgsz/task/end2end "True"/description     |
+|              | (ultralytics engine/exporter.py)                                    |
 | rfdetr-tiny  | RF-DETR export (roboflow/rf-detr deploy): input "input" (1,3,H,W)   |
 |              | ImageNet-normalised, outputs "dets" (1, Q=300, 4) cx cy w h         |
 |              | relative to the input (sigmoid of reference points + deltas) and    |
@@ -41,6 +44,7 @@ deterministic for a given torch version.
 """
 import json
 import os
+import shutil
 
 import imageio as iio
 import numpy as np
@@ -318,6 +322,22 @@ def main():
            {"inference_config.json": cfg(128, "letterbox", post=nms),
             "model_config.json": {"model_architecture": "yolonas", "task_type": "object-detection",
                                   "backend_type": "onnx"}})
+    # an Ultralytics end-to-end export: no package files, ONNX metadata only
+    import onnx
+    d = os.path.join(OUT, "yolo26-ultra")
+    os.makedirs(d, exist_ok=True)
+    om = onnx.load(os.path.join(OUT, "yolo26-tiny", "weights.onnx"))
+    meta = {"description": "Ultralytics YOLO26n model trained on synth.yaml", "author": "Ultralytics",
+            "task": "detect", "batch": "1", "imgsz": "[128, 128]", "stride": "32", "end2end": "True",
+            "names": "{0: 'circle', 1: 'square', 2: 'triangle'}"}
+    for k, v in meta.items():
+        e = om.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(om, os.path.join(d, "weights.onnx"))
+    shutil.rmtree(os.path.join(d, "test"), ignore_errors=True)
+    shutil.copytree(os.path.join(OUT, "yolo26-tiny", "test"), os.path.join(d, "test"))
+    print("yolo26-ultra: yolo26-tiny with Ultralytics metadata (end2end True), no package files")
+
     for name, limit in (("nan-blank", -0.1), ("nan-bright", 0.05)):
         d = os.path.join(OUT, "bad", name)
         os.makedirs(d, exist_ok=True)

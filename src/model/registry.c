@@ -466,13 +466,21 @@ static int parse_prep(struct model *m, const struct spec *sp, json_t *pre, bool 
                 pp->resize = RESIZE_LETTERBOX;
             else if (!strcmp(rm, "center-crop"))
                 pp->resize = RESIZE_CENTER_CROP;
-            else {
+            else if (!strcmp(rm, "fit-longer-edge")) {
+                /* a fixed-size export cannot fit the longer edge: Roboflow
+                 * substitutes letterbox with padding 127 for the YOLO
+                 * families, stretch for RF-DETR (parse_inference_config's
+                 * implicit_resize_mode_substitutions).  The first pass runs
+                 * before the family is known; the second settles it. */
+                pp->resize = m->family == MODEL_FAMILY_RFDETR ? RESIZE_STRETCH : RESIZE_LETTERBOX;
+                pp->pad = 127;
+            } else {
                 snprintf(err, errlen, "resize_mode '%s' is not supported", rm);
                 return ERR_UNSUPPORTED;
             }
         }
         json_t *pv = json_object_get(ni, "padding_value");
-        if (json_is_integer(pv))
+        if (json_is_integer(pv) && !(rm && !strcmp(rm, "fit-longer-edge")))
             pp->pad = (uint8_t)MAX(0, MIN(255, json_integer_value(pv)));
         const char *cm = json_string_value(json_object_get(ni, "color_mode"));
         if (cm)

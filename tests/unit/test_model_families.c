@@ -98,6 +98,7 @@ static const struct family {
 } families[] = {
     {"yolov5-tiny", "yolov5", 1},   {"yolov7-tiny", "yolov7", 1}, {"yolov10-tiny", "yolov10", 1},
     {"yolo26-tiny", "yolo26", 1},   {"yolonas-tiny", "yolonas", 2}, {"rfdetr-tiny", "rfdetr", 2},
+    {"yolo26-ultra", "yolo26", 1}, /* Ultralytics metadata only: end2end "True" */
 };
 
 /* ---- recognition ------------------------------------------------------------- */
@@ -134,7 +135,8 @@ TEST(families_recognised_from_package)
 TEST(families_recognised_from_shapes)
 {
     struct model_registry *reg = reg_new(NULL);
-    const char *want[] = {"yolov5", "yolov5", "yolov10", "yolov10", "yolonas", "rfdetr"};
+    /* yolo26-ultra keeps its ONNX metadata (end2end) in the bytes */
+    const char *want[] = {"yolov5", "yolov5", "yolov10", "yolov10", "yolonas", "rfdetr", "yolo26"};
     for (size_t i = 0; i < ARRAY_LEN(families); i++) {
         char rel[256], err[1024] = "";
         snprintf(rel, sizeof(rel), "%s/weights.onnx", families[i].dir);
@@ -218,6 +220,10 @@ TEST(families_raw_outputs_match_torch)
                         T_FAIL("%s row %zu (score %.7g) has no equal in torch's output",
                                families[f].dir, i, (double)g[4]);
                     used[j] = true;
+                    for (int c = 0; c < 6; c++) {
+                        double want = json_number_value(json_array_get(data, j * 6 + (size_t)c));
+                        worst = fmax(worst, fabs(want - g[c]) / fmax(1.0, fabs(want)));
+                    }
                     if (j != i && fabs(g[4] - json_number_value(json_array_get(data, i * 6 + 4))) > 1e-5)
                         T_FAIL("%s row %zu: out of order beyond rounding", families[f].dir, i);
                 }
@@ -527,6 +533,38 @@ TEST(families_nan_at_run_time_fails_the_image)
     free(px);
     img_free(im);
     free(ip);
+    model_registry_free(reg);
+}
+
+/* fit-longer-edge cannot be applied to a fixed-size export: Roboflow
+ * substitutes letterbox with padding 127 (YOLO) or stretch (RF-DETR). */
+TEST(families_fit_longer_edge_substitution)
+{
+    struct model_registry *reg = reg_new(NULL);
+    const char *dirs[] = {"yolov5-tiny", "rfdetr-tiny"};
+    const char *want[] = {"letterbox", "stretch"};
+    for (int i = 0; i < 2; i++) {
+        char *d = mpath(dirs[i]), *ob = NULL, err[1024] = "";
+        json_t *meta = NULL;
+        size_t ol;
+        ASSERT_OK(model_artefacts_read_dir(d, 0, &ob, &ol, &meta, err, sizeof(err)));
+        json_t *ni = json_object_get(json_object_get(meta, "inference_config"), "network_input");
+        json_object_set_new(ni, "resize_mode", json_string("fit-longer-edge"));
+        json_object_set_new(ni, "padding_value", json_integer(0));
+        if (model_registry_register_bytes(reg, "fle/1", ob, ol, meta, err, sizeof(err)) < 0)
+            T_FAIL("%s: %s", dirs[i], err);
+        struct model *m = NULL;
+        ASSERT_OK(model_registry_get(reg, "fle/1", &m, err, sizeof(err)));
+        json_t *desc = model_describe(m), *pp = json_object_get(desc, "preprocessing");
+        ASSERT_STR_EQ(json_string_value(json_object_get(pp, "resize")), want[i]);
+        if (i == 0)
+            ASSERT_EQ(json_integer_value(json_object_get(pp, "padding_value")), 127);
+        json_decref(desc);
+        model_unref(m);
+        json_decref(meta);
+        free(ob);
+        free(d);
+    }
     model_registry_free(reg);
 }
 

@@ -339,7 +339,8 @@ def main():
     print("yolo26-ultra: yolo26-tiny with Ultralytics metadata (end2end True), no package files")
 
     for name, limit in (("nan-blank", -0.1), ("nan-bright", 0.05)):
-        d = os.path.join(OUT, "bad", name)
+        # bad/ holds models refused at registration; nan-bright registers
+        d = os.path.join(OUT, "bad" if limit < 0 else "", name)
         os.makedirs(d, exist_ok=True)
         m = NaNGate(YoloV5Head(V5_ANCHORS, 51, -0.9), limit).eval()
         torch.onnx.export(m, torch.zeros(1, 3, 128, 128), os.path.join(d, "weights.onnx"),
@@ -348,7 +349,7 @@ def main():
             f.write("\n".join(CLASSES) + "\n")
         with open(os.path.join(d, "model_type.json"), "w") as f:
             f.write('{"model_type": "yolov5v6n"}\n')
-        print(f"bad/{name}: NaN objectness {'on a blank input' if limit < 0 else 'on bright pictures'}")
+        print(f"{name}: NaN objectness {'on a blank input' if limit < 0 else 'on bright pictures'}")
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     export("rfdetr-tiny", RFDetr(31), 112, "input", ["dets", "labels"],
            {"inference_config.json": cfg(112, "stretch", mean=mean, std=std, extra={

@@ -510,7 +510,7 @@ TEST(families_refused_with_what_was_found)
 TEST(families_nan_at_run_time_fails_the_image)
 {
     struct model_registry *reg = reg_new(NULL);
-    struct model *m = reg_add(reg, "nan/1", "bad/nan-bright");
+    struct model *m = reg_add(reg, "nan/1", "nan-bright");
     model_unref(m);
     char *ip = mpath("synth-det/test/img_00.png");
     struct vis_image *im = png_load(ip);

@@ -287,6 +287,16 @@ struct model_tensor {
 int model_run_raw(struct model *m, const struct vis_image *img, struct model_tensor *outs,
                   size_t max_out, size_t *n_out, char *err, size_t errlen);
 
+/* Decode raw outputs (model output order, batch element 0, as
+ * model_run_raw returns them) for an image of geometry lb into r, as
+ * model_run does after inference: for tests (crafted outputs) and the
+ * benchmark (decode cost alone).  ERR_INVALID with a message when the
+ * tensors do not fit the model. */
+int model_decode_raw(const struct model *m, const struct model_tensor *outs, size_t n_out,
+                     const struct model_letterbox *lb, int image_w, int image_h,
+                     const struct model_params *p, struct model_result *r, char *err,
+                     size_t errlen);
+
 /* NMS over candidate boxes (xyxy + score + class), exposed for tests:
  * keep[] receives indices of kept boxes in output order; returns the count. */
 struct model_box {

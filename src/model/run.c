@@ -426,6 +426,49 @@ out:
     return rc;
 }
 
+int model_decode_raw(const struct model *m, const struct model_tensor *outs, size_t n_out,
+                     const struct model_letterbox *lb, int image_w, int image_h,
+                     const struct model_params *p, struct model_result *r, char *err,
+                     size_t errlen)
+{
+    struct model__out views[MODEL_MAX_OUTPUTS];
+    char e2[256] = "";
+    memset(r, 0, sizeof(*r));
+    if (n_out != m->n_out) {
+        snprintf(err, errlen, "model '%s' has %zu outputs, %zu given", m->id, m->n_out, n_out);
+        return ERR_INVALID;
+    }
+    for (size_t k = 0; k < n_out; k++) {
+        size_t cnt = 1;
+        if (outs[k].rank < 1 || outs[k].rank > 8 || !outs[k].data) {
+            snprintf(err, errlen, "output %zu: bad rank or no data", k);
+            return ERR_INVALID;
+        }
+        for (int i = 0; i < outs[k].rank; i++)
+            cnt = outs[k].shape[i] > 0 ? cnt * (size_t)outs[k].shape[i] : 0;
+        if (cnt == 0 || cnt != outs[k].count) {
+            snprintf(err, errlen, "output %zu: shape and count disagree", k);
+            return ERR_INVALID;
+        }
+        views[k].data = outs[k].data;
+        views[k].rank = outs[k].rank;
+        memcpy(views[k].shape, outs[k].shape, sizeof(views[k].shape));
+    }
+    if (m->task == MODEL_TASK_SEGMENTATION && views[m->proto_out].rank != 4) {
+        snprintf(err, errlen, "the prototype output is not of rank 4");
+        return ERR_INVALID;
+    }
+    r->image_w = image_w;
+    r->image_h = image_h;
+    int rc = model__decode(m, views, 0, lb, p, r, e2, sizeof(e2));
+    if (rc < 0) {
+        snprintf(err, errlen, "model '%s': cannot decode its output: %s", m->id,
+                 e2[0] ? e2 : err_str(rc));
+        model_result_release(r);
+    }
+    return rc;
+}
+
 /* ---- JSON ------------------------------------------------------------------------- */
 
 static json_t *image_json(const struct model_result *r)

@@ -568,6 +568,77 @@ TEST(families_fit_longer_edge_substitution)
     model_registry_free(reg);
 }
 
+/* Crafted outputs through model_decode_raw: what a broken network could
+ * answer fails the image with the cause, per family. */
+TEST(families_malformed_outputs_fail_with_cause)
+{
+    struct model_registry *reg = reg_new(NULL);
+    const struct {
+        const char *dir;
+        int out;     /* which output to spoil */
+        size_t at;   /* float index */
+        float value; /* written there */
+        size_t at2;  /* and a second one (SIZE_MAX: none) */
+        float value2;
+        const char *needle;
+    } cases[] = {
+        {"yolov5-tiny", 0, 4, NAN, SIZE_MAX, 0, "NaN objectness (anchor 0)"},
+        {"yolov5-tiny", 0, 8 * 3 + 6, NAN, 8 * 3 + 4, 0.99f, "NaN class score (anchor 3)"},
+        {"yolov5-tiny", 0, 8 * 2 + 0, INFINITY, 8 * 2 + 4, 0.99f, "not finite"},
+        {"yolov10-tiny", 0, 6 * 0 + 5, 7.0f, 6 * 0 + 4, 0.99f, "produced class 7 for detection 0; "
+                                                             "the model has 3 classes"},
+        {"yolov10-tiny", 0, 6 * 1 + 4, NAN, SIZE_MAX, 0, "NaN score (detection 1)"},
+        {"yolo26-tiny", 0, 6 * 2 + 5, 0.5f, 6 * 2 + 4, 0.99f, "produced class 0.5"},
+        {"yolo26-tiny", 0, 6 * 0 + 1, NAN, 6 * 0 + 4, 0.99f, "not finite"},
+        {"yolonas-tiny", 1, 3 * 5 + 2, NAN, SIZE_MAX, 0, "NaN score (anchor 5)"},
+        {"yolonas-tiny", 0, 4 * 5 + 3, -INFINITY, 3 * 5 + 2, 0.99f, "not finite"},
+        {"rfdetr-tiny", 1, 5 * 7 + 1, NAN, SIZE_MAX, 0, "NaN class logit (query 7)"},
+        {"rfdetr-tiny", 0, 4 * 9 + 2, NAN, 5 * 9 + 1, 30.0f, "not finite"},
+    };
+    char *ip = mpath("synth-det/test/img_00.png");
+    struct vis_image *im = png_load(ip);
+    free(ip);
+    for (size_t c = 0; c < ARRAY_LEN(cases); c++) {
+        struct model *m = reg_add(reg, cases[c].dir, cases[c].dir);
+        struct model_tensor outs[4];
+        size_t nout = 0;
+        char err[512] = "";
+        int w, h;
+        model_input_size(m, &w, &h);
+        float *t = xmalloc((size_t)w * (size_t)h * 3 * sizeof(float));
+        struct model_letterbox lb;
+        ASSERT_OK(model_preprocess(m, im, t, &lb));
+        free(t);
+        ASSERT_OK(model_run_raw(m, im, outs, 4, &nout, err, sizeof(err)));
+        struct model_params p;
+        model_params_init(&p);
+        struct model_result r;
+        /* intact: decodes */
+        ASSERT_OK(model_decode_raw(m, outs, nout, &lb, im->w, im->h, &p, &r, err, sizeof(err)));
+        model_result_release(&r);
+        /* the second write may be the output the first one does not spoil */
+        int o2 = cases[c].out;
+        if (!strcmp(cases[c].dir, "yolonas-tiny") || !strcmp(cases[c].dir, "rfdetr-tiny"))
+            o2 = 1 - cases[c].out;
+        outs[cases[c].out].data[cases[c].at] = cases[c].value;
+        if (cases[c].at2 != SIZE_MAX)
+            outs[o2].data[cases[c].at2] = cases[c].value2;
+        int rc = model_decode_raw(m, outs, nout, &lb, im->w, im->h, &p, &r, err, sizeof(err));
+        printf("  %s: %s\n", cases[c].dir, err);
+        ASSERT_EQ(rc, ERR_INVALID);
+        if (!strstr(err, cases[c].needle))
+            T_FAIL("case %zu: '%s' lacks '%s'", c, err, cases[c].needle);
+        /* the wrong number of outputs */
+        ASSERT_EQ(model_decode_raw(m, outs, nout + 1 > 4 ? 4 : nout + 1, &lb, im->w, im->h, &p, &r,
+                                   err, sizeof(err)), ERR_INVALID);
+        for (size_t k = 0; k < nout; k++)
+            free(outs[k].data);
+        model_unref(m);
+    }
+    img_free(im);
+    model_registry_free(reg);
+}
+
 /* ---- Roboflow package files through the upload metadata (issue item 5) --------- */
 
 TEST(families_upload_metadata_file_contents)

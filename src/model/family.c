@@ -111,12 +111,21 @@ static int64_t v5_anchor_count(int w, int h)
     return n;
 }
 
-bool model__arch_has_v8_head(const char *name)
+bool model__arch_decodes(const char *name, enum model_task t)
 {
     const char *src;
     struct model__hints h = {.arch = name};
-    enum hint_fam f = hint_of(&h, &name, &src);
-    return f == H_NONE || f == H_V8 || f == H_Y26 || f == H_OTHER;
+    switch (hint_of(&h, &name, &src)) {
+    case H_NONE:
+    case H_V8:
+    case H_Y26:
+    case H_OTHER:
+        return true;
+    case H_DETR:
+        return t == MODEL_TASK_DETECTION || t == MODEL_TASK_SEGMENTATION;
+    default:
+        return t == MODEL_TASK_DETECTION;
+    }
 }
 
 static bool fits_v8(int64_t od[][8], const size_t *orank, size_t nout, int64_t nc, int *o)
@@ -381,6 +390,55 @@ mismatch: {
 }
 }
 
+/* RF-DETR segmentation: dets (N, Q, 4), labels (N, Q, C), masks (N, Q, h, w). */
+static bool fits_detr_seg(int64_t od[][8], const size_t *orank, size_t nout)
+{
+    int ob, os;
+    return nout >= 3 && fits_pair(od, orank, nout, &ob, &os) && orank[2] == 4 &&
+           od[2][1] == od[0][1] && od[2][2] >= 1 && od[2][3] >= 1 && od[2][2] <= 4096 &&
+           od[2][3] <= 4096;
+}
+
+int model__family_detect_seg(struct model *m, const struct model__hints *h, int64_t od[][8],
+                             const size_t *orank, size_t nout, const char *shapes, char *err,
+                             size_t errlen)
+{
+    const char *hname = NULL, *hsrc = NULL;
+    enum hint_fam hf = hint_of(h, &hname, &hsrc);
+    int64_t nc = (int64_t)m->n_classes;
+    if (hf == H_DETR) {
+        if (!fits_detr_seg(od, orank, nout)) {
+            snprintf(err, errlen, "outputs %s do not fit the architecture named by the package "
+                     "(%s '%s'): expected dets (N, queries, 4) + labels (N, queries, classes[+1]) "
+                     "+ masks (N, queries, h, w) for instance segmentation", shapes, hsrc, hname);
+            return ERR_INVALID;
+        }
+    } else if (hf != H_NONE || !fits_detr_seg(od, orank, nout)) {
+        return 0;
+    } else {
+        bool names = nout >= 3 && !strcmp(m->out_names[0], "dets") &&
+                     !strcmp(m->out_names[1], "labels") && !strcmp(m->out_names[2], "masks");
+        if (!names && od[1][2] != nc + 1)
+            return 0;
+    }
+    m->family = MODEL_FAMILY_RFDETR;
+    m->det_out = 0;
+    m->scores_out = 1;
+    m->proto_out = 2;
+    set_arch(m, "rfdetr");
+    int rc = apply_class_ops(m, h->class_ops, err, errlen);
+    if (rc < 0)
+        return rc;
+    size_t named = m->class_map ? m->n_class_map : m->n_classes;
+    if (od[1][2] < (int64_t)m->n_classes || od[1][2] > (int64_t)named + 1) {
+        snprintf(err, errlen, "RF-DETR labels output has %lld logits per query for %zu class "
+                 "names (expected %zu or %zu); outputs %s", (long long)od[1][2], named, named,
+                 named + 1, shapes);
+        return ERR_INVALID;
+    }
+    return 1;
+}
+
 /* ---- decoding ----------------------------------------------------------------- */
 
 struct cand {
@@ -442,7 +500,8 @@ static int nms_emit(const struct model *m, const struct model_params *p,
                     char *err, size_t errlen)
 {
     size_t n = c->n;
-    if (p->max_candidates > 0 && n > (size_t)p->max_candidates) {
+    /* max_candidates: the new (IoU) path only, as for YOLOv8 */
+    if (p->nms == MODEL_NMS_IOU && p->max_candidates > 0 && n > (size_t)p->max_candidates) {
         /* the best scores (ties: anchor order): an NMS that suppresses
          * nothing (no IoU exceeds 2) returns exactly that order */
         size_t *ord = xmalloc(n * sizeof(size_t));
@@ -607,10 +666,86 @@ static int cmp_detr(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
+static inline float mask_at(const float *plane, int mw, int mh, int x, int y)
+{
+    /* outside the logits (a centre crop's negative padding): zeros, as
+     * Roboflow pads them */
+    return x < 0 || y < 0 || x >= mw || y >= mh ? 0.0f : plane[(size_t)y * (size_t)mw + (size_t)x];
+}
+
+/* RF-DETR mask of one query (logits mh x mw at the network input's
+ * resolution ratio) -> polygon in image pixels, as
+ * align_instance_segmentation_results does it: the letterbox padding cut
+ * in mask cells (rounded), bilinear resize (half-pixel centres) to the
+ * image after static crop, logit > 0; then the largest component's
+ * boundary.  Only the pixels whose bilinear samples can touch a positive
+ * logit are evaluated. */
+static int detr_mask_polygon(const struct model *m, const float *plane, int mh, int mw,
+                             const struct model_letterbox *lb, struct model_detection *d)
+{
+    double W = m->in_w, H = m->in_h;
+    double pl = lb->ox, pt = lb->oy;
+    double pr = W - pl - (double)lb->crop_w * lb->sx, pb = H - pt - (double)lb->crop_h * lb->sy;
+    int mpl = (int)nearbyint(mw / W * pl), mpr = (int)nearbyint(mw / W * pr);
+    int mpt = (int)nearbyint(mh / H * pt), mpb = (int)nearbyint(mh / H * pb);
+    int x0 = mpl, y0 = mpt, sw = mw - mpr - mpl, sh = mh - mpb - mpt;
+    int ow = lb->crop_w, oh = lb->crop_h, rc = 0;
+    if (sw <= 0 || sh <= 0 || ow <= 0 || oh <= 0)
+        return 0;
+    /* positive cells of the cut-out */
+    int cx0 = sw, cy0 = sh, cx1 = -1, cy1 = -1;
+    for (int y = 0; y < sh; y++)
+        for (int x = 0; x < sw; x++)
+            if (mask_at(plane, mw, mh, x0 + x, y0 + y) > 0) {
+                cx0 = MIN(cx0, x);
+                cx1 = MAX(cx1, x);
+                cy0 = MIN(cy0, y);
+                cy1 = MAX(cy1, y);
+            }
+    if (cx1 < 0)
+        return 0;
+    float fx = (float)sw / (float)ow, fy = (float)sh / (float)oh;
+    /* output pixels whose source position lies within one cell of them */
+    int rx0 = MAX(0, (int)floor((cx0 - 1 + 0.5) / fx - 0.5) - 1);
+    int rx1 = MIN(ow - 1, (int)ceil((cx1 + 1 + 0.5) / fx - 0.5) + 1);
+    int ry0 = MAX(0, (int)floor((cy0 - 1 + 0.5) / fy - 0.5) - 1);
+    int ry1 = MIN(oh - 1, (int)ceil((cy1 + 1 + 0.5) / fy - 0.5) + 1);
+    int rw = rx1 - rx0 + 1, rh = ry1 - ry0 + 1;
+    if (rw <= 0 || rh <= 0)
+        return 0;
+    uint8_t *mask = try_calloc((size_t)rw * (size_t)rh, 1);
+    if (!mask)
+        return ERR_NOMEM;
+    for (int y = 0; y < rh; y++) {
+        float sy = ((float)(ry0 + y) + 0.5f) * fy - 0.5f;
+        if (sy < 0)
+            sy = 0;
+        int ya = (int)sy, yb = ya + (ya < sh - 1 ? 1 : 0);
+        float ly = sy - (float)ya;
+        for (int x = 0; x < rw; x++) {
+            float sx = ((float)(rx0 + x) + 0.5f) * fx - 0.5f;
+            if (sx < 0)
+                sx = 0;
+            int xa = (int)sx, xb = xa + (xa < sw - 1 ? 1 : 0);
+            float lx = sx - (float)xa;
+            float v00 = mask_at(plane, mw, mh, x0 + xa, y0 + ya);
+            float v01 = mask_at(plane, mw, mh, x0 + xb, y0 + ya);
+            float v10 = mask_at(plane, mw, mh, x0 + xa, y0 + yb);
+            float v11 = mask_at(plane, mw, mh, x0 + xb, y0 + yb);
+            float v = (1 - ly) * ((1 - lx) * v00 + lx * v01) + ly * ((1 - lx) * v10 + lx * v11);
+            mask[(size_t)y * (size_t)rw + (size_t)x] = v > 0;
+        }
+    }
+    rc = model__mask_to_polygon(mask, rw, rh, (float)(rx0 + lb->crop_x), (float)(ry0 + lb->crop_y),
+                                d);
+    free(mask);
+    return rc;
+}
+
 static int decode_detr(const struct model *m, const struct model__out *ob,
-                       const struct model__out *os, int b, const struct model_letterbox *lb,
-                       const struct model_params *p, struct model_result *r, char *err,
-                       size_t errlen)
+                       const struct model__out *os, const struct model__out *om, int b,
+                       const struct model_letterbox *lb, const struct model_params *p,
+                       struct model_result *r, char *err, size_t errlen)
 {
     size_t Q = (size_t)ob->shape[1], C = (size_t)os->shape[2];
     if (ob->shape[2] != 4 || os->shape[1] != (int64_t)Q || Q * C > UINT32_MAX)
@@ -638,15 +773,17 @@ static int decode_detr(const struct model *m, const struct model__out *ob,
     }
     qsort(it, n, sizeof(*it), cmp_detr);
     n = MIN(n, Q);
-    /* no max_detections: Roboflow's RF-DETR detection path has none (the
-     * Q queries bound the count) */
+    /* no max_detections for detection: Roboflow's RF-DETR detection path
+     * has none (the Q queries bound the count); segmentation caps before
+     * the masks, as post_process_instance_segmentation_results does */
     r->dets = try_calloc(n ? n : 1, sizeof(*r->dets));
     if (!r->dets) {
         rc = ERR_NOMEM;
         goto out;
     }
     float W = (float)m->in_w, H = (float)m->in_h;
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    size_t kept = 0, maxk = om && p->max_detections > 0 ? (size_t)p->max_detections : n;
+    for (size_t i = 0; i < n && kept < maxk && rc == 0; i++) {
         size_t q = it[i].idx / C, cl = it[i].idx % C;
         int cls;
         if (m->class_map)
@@ -659,7 +796,14 @@ static int decode_detr(const struct model *m, const struct model__out *ob,
         float x1 = d[0] - 0.5f * d[2], y1 = d[1] - 0.5f * d[3];
         float x2 = d[0] + 0.5f * d[2], y2 = d[1] + 0.5f * d[3];
         struct model_box box = {x1 * W, y1 * H, x2 * W, y2 * H, it[i].s, cls};
+        size_t before = r->n_dets;
+        kept++;
         rc = emit(m, p, lb, &box, r, err, errlen);
+        if (rc == 0 && om && r->n_dets > before) {
+            int mh = (int)om->shape[2], mw = (int)om->shape[3];
+            const float *plane = om->data + ((size_t)b * Q + q) * (size_t)mh * (size_t)mw;
+            rc = detr_mask_polygon(m, plane, mh, mw, lb, &r->dets[r->n_dets - 1]);
+        }
     }
 out:
     free(it);
@@ -672,6 +816,8 @@ int model__decode_family(const struct model *m, const struct model__out *outs, i
 {
     const struct model__out *o = &outs[m->det_out];
     r->task = m->task;
+    if (m->task == MODEL_TASK_SEGMENTATION && m->family != MODEL_FAMILY_RFDETR)
+        return ERR_INVALID;
     if (o->rank != 3)
         return ERR_INVALID;
     switch (m->family) {
@@ -685,10 +831,18 @@ int model__decode_family(const struct model *m, const struct model__out *outs, i
         if (outs[m->scores_out].rank != 3)
             return ERR_INVALID;
         return decode_nas(m, o, &outs[m->scores_out], b, lb, p, r, err, errlen);
-    case MODEL_FAMILY_RFDETR:
+    case MODEL_FAMILY_RFDETR: {
+        const struct model__out *om = NULL;
         if (outs[m->scores_out].rank != 3)
             return ERR_INVALID;
-        return decode_detr(m, o, &outs[m->scores_out], b, lb, p, r, err, errlen);
+        if (m->task == MODEL_TASK_SEGMENTATION) {
+            om = &outs[m->proto_out];
+            if (om->rank != 4 || om->shape[1] != o->shape[1] || om->shape[2] < 1 ||
+                om->shape[3] < 1)
+                return ERR_INVALID;
+        }
+        return decode_detr(m, o, &outs[m->scores_out], om, b, lb, p, r, err, errlen);
+    }
     default:
         return ERR_INVALID;
     }

@@ -125,6 +125,12 @@ int model__decode(const struct model *m, const struct model__out *outs, int b,
 bool model__box_to_image(const struct model_letterbox *lb, float x1, float y1, float x2, float y2,
                          struct model_detection *d);
 
+/* Polygon of the largest 8-connected component of a 0/1 mask (w x h;
+ * overwritten), its outer boundary through pixel centres, shifted by
+ * (ox, oy) into d->points.  0 with no points when the mask is empty. */
+int model__mask_to_polygon(uint8_t *mask, int w, int h, float ox, float oy,
+                           struct model_detection *d);
+
 /* family.c */
 /* Hints about the architecture from the package: model_config.json
  * "model_architecture", model_type.json "model_type", Ultralytics metadata
@@ -145,11 +151,18 @@ struct model__hints {
 int model__family_detect(struct model *m, const struct model__hints *h, int64_t od[][8],
                          const size_t *orank, size_t nout, const char *shapes, char *err,
                          size_t errlen);
-/* Whether an architecture name (model_config / model_type; NULL: none)
- * may have YOLOv8-style segmentation / pose / classification heads: false
- * for the families vbatch decodes for detection only (YOLOv5/v7, YOLOv10,
- * YOLO-NAS, RF-DETR). */
-bool model__arch_has_v8_head(const char *name);
+/* Whether the architecture named (NULL: none) is decoded for task t:
+ * unnamed, YOLOv8-like and unknown names for every task (the YOLOv8 heads
+ * decide), RF-DETR for detection and instance segmentation, the other
+ * families for detection only. */
+bool model__arch_decodes(const char *name, enum model_task t);
+/* Instance segmentation: RF-DETR's dets + labels + masks when the package
+ * names RF-DETR or the outputs are that triple.  1: chosen (m->family,
+ * det_out, scores_out, proto_out set); 0: not RF-DETR (try YOLOv8's);
+ * <0: refused, message in err. */
+int model__family_detect_seg(struct model *m, const struct model__hints *h, int64_t od[][8],
+                             const size_t *orank, size_t nout, const char *shapes, char *err,
+                             size_t errlen);
 /* "YOLOv5/v7", "RF-DETR", ... for messages and model_describe. */
 const char *model__family_label(enum model__family f);
 /* Decoders of the non-YOLOv8 families (task detection). */

@@ -262,6 +262,29 @@ static int trace_boundary(const uint8_t *mask, int w, int h, int sx, int sy, int
     return 0;
 }
 
+int model__mask_to_polygon(uint8_t *mask, int w, int h, float ox, float oy,
+                           struct model_detection *d)
+{
+    int sx = 0, sy = 0, *pts = NULL, rc;
+    size_t npts = 0;
+    if (largest_component(mask, w, h, &sx, &sy) < 0)
+        return 0; /* empty */
+    if ((rc = trace_boundary(mask, w, h, sx, sy, &pts, &npts)) < 0)
+        return rc;
+    d->points = try_alloc(npts ? npts : 1, sizeof(struct model_point));
+    if (!d->points) {
+        free(pts);
+        return ERR_NOMEM;
+    }
+    for (size_t i = 0; i < npts; i++) {
+        d->points[i].x = (float)pts[2 * i] + ox;
+        d->points[i].y = (float)pts[2 * i + 1] + oy;
+    }
+    d->n_points = npts;
+    free(pts);
+    return 0;
+}
+
 /* ---- segmentation masks --------------------------------------------------------- */
 
 static inline float sigmoidf(float v)
@@ -431,7 +454,8 @@ int model__decode(const struct model *m, const struct model__out *outs, int b,
     size_t nc = m->n_classes;
     int rc = 0;
 
-    if (m->task == MODEL_TASK_DETECTION && m->family != MODEL_FAMILY_YOLOV8)
+    if ((m->task == MODEL_TASK_DETECTION || m->task == MODEL_TASK_SEGMENTATION) &&
+        m->family != MODEL_FAMILY_YOLOV8)
         return model__decode_family(m, outs, b, lb, p, r, err, errlen);
     const float *out0 = outs[m->det_out].data;
     const int64_t *shape0 = outs[m->det_out].shape;

@@ -854,9 +854,9 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
      * (its segmentation variants are not decoded yet) */
     {
         const char *an = hints.arch ? hints.arch : hints.model_type;
-        if (!model__arch_has_v8_head(an) && m->task != MODEL_TASK_DETECTION) {
-            snprintf(err, errlen, "model '%s': %s names architecture '%s'; vbatch decodes it for "
-                     "object-detection only, not %s", sp->id,
+        if (!model__arch_decodes(an, m->task)) {
+            snprintf(err, errlen, "model '%s': %s names architecture '%s'; vbatch does not decode "
+                     "it for %s", sp->id,
                      hints.arch ? "model_config.json model_architecture" : "model_type.json",
                      an, model_task_name(m->task));
             rc = ERR_UNSUPPORTED;
@@ -888,6 +888,16 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
         names = NULL; /* class_names_operations may have changed m->classes */
         break;
     case MODEL_TASK_SEGMENTATION:
+        rc = model__family_detect_seg(m, &hints, od, orank, nout, shape_s, e2, sizeof(e2));
+        if (rc < 0) {
+            snprintf(err, errlen, "model '%s': %s", sp->id, e2);
+            goto out;
+        }
+        if (rc == 1) {
+            rc = 0;
+            names = NULL; /* class_names_operations may have changed m->classes */
+            break;
+        }
         if (r3 < 0 || r4 < 0 || od[r4][1] < 1 || od[r4][1] > 256 ||
             od[r3][1] != (int64_t)(4 + nc) + od[r4][1] || od[r4][2] < 1 || od[r4][3] < 1) {
             snprintf(err, errlen, "model '%s': no decoder understands outputs %s for instance "
@@ -975,7 +985,7 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
             json_array_append_new(cn, json_string(m->classes[i]));
         json_object_set_new(info, "class_names", cn);
     }
-    if (m->task == MODEL_TASK_DETECTION) {
+    if (m->task == MODEL_TASK_DETECTION || m->family != MODEL_FAMILY_YOLOV8) {
         json_object_set_new(info, "architecture", json_string(m->arch ? m->arch : "yolov8"));
         json_object_set_new(info, "output_layout", json_string(model__family_label(m->family)));
     }

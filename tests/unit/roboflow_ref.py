@@ -9,8 +9,10 @@ rfdetr/common.py post_process_object_detection_results) in plain Python
 ONNX Runtime gave vbatch and compare the detections.
 
     python3 roboflow_ref.py IN.json  ->  stdout: [[x1, y1, x2, y2, confidence, class_id], ...]
+    (rfdetr-seg: each detection also carries the row runs of its mask's
+    largest component, [[y, x_start, x_end), ...])
 
-IN.json: {"family": "yolov5" | "yolonas" | "yolov10" | "yolo26" | "rfdetr",
+IN.json: {"family": "yolov5" | "yolonas" | "yolov10" | "yolo26" | "rfdetr" | "rfdetr-seg",
           "confidence": c, "iou_threshold": t, "class_agnostic_nms": bool,
           "max_detections": n, "n_classes": nc, "class_map": [..] | null,
           "input": [W, H], "image": [w, h],
@@ -153,8 +155,86 @@ def rfdetr(q):
             continue
         cx, cy, w, h = dets["data"][qi * 4: qi * 4 + 4]
         box = [(cx - 0.5 * w) * W, (cy - 0.5 * h) * H, (cx + 0.5 * w) * W, (cy + 0.5 * h) * H]
-        out.append(rescale(box, q) + [flat[i], c])
+        out.append(rescale(box, q) + [flat[i], c, qi])
     out.sort(key=lambda d: -d[4])
+    return out
+
+
+def rfdetr_seg(q):
+    """post_process_instance_segmentation_results: the selection of rfdetr()
+    capped at max_detections, then each query's mask logits through
+    align_instance_segmentation_results (padding cut in mask cells,
+    rounded; bilinear resize with half-pixel centres to the image; > 0).
+    Each detection gets the largest 8-connected component of its mask (what
+    the polygon outlines) as its bbox and row runs [[y, x0, x1), ...]."""
+    dets = rfdetr(q)[: q["max_detections"]]
+    masks = q["outputs"][2]
+    _, nq, mh, mw = masks["shape"]
+    W, H = q["input"]
+    lb = q["lb"]
+    iw, ih = q["image"]
+    ow, oh = iw - lb["crop_x"], ih - lb["crop_y"]
+    pl, pt = lb["ox"], lb["oy"]
+    pr, pb = W - pl - ow * lb["sx"], H - pt - oh * lb["sy"]
+    mpl, mpr = round(mw / W * pl), round(mw / W * pr)
+    mpt, mpb = round(mh / H * pt), round(mh / H * pb)
+    sw, sh = mw - mpl - mpr, mh - mpt - mpb
+    fx, fy = f32(sw / ow), f32(sh / oh)
+    out = []
+    for d in dets:
+        qi = d[6]
+        plane = masks["data"][qi * mh * mw: (qi + 1) * mh * mw]
+
+        def at(x, y):
+            x += mpl
+            y += mpt
+            return 0.0 if x < 0 or y < 0 or x >= mw or y >= mh else plane[y * mw + x]
+        fg = set()
+        # float32 step by step, as torch's upsample_bilinear2d computes
+        for y in range(oh):
+            sy = max(f32(f32(f32(y + 0.5) * fy) - 0.5), 0.0)
+            ya = int(sy)
+            yb = ya + (1 if ya < sh - 1 else 0)
+            ly = f32(sy - ya)
+            for x in range(ow):
+                sx = max(f32(f32(f32(x + 0.5) * fx) - 0.5), 0.0)
+                xa = int(sx)
+                xb = xa + (1 if xa < sw - 1 else 0)
+                lx = f32(sx - xa)
+                top = f32(f32(f32(1 - lx) * at(xa, ya)) + f32(lx * at(xb, ya)))
+                bot = f32(f32(f32(1 - lx) * at(xa, yb)) + f32(lx * at(xb, yb)))
+                v = f32(f32(f32(1 - ly) * top) + f32(ly * bot))
+                if v > 0:
+                    fg.add((x, y))
+        best = []
+        seen = set()
+        for p0 in sorted(fg, key=lambda p: (p[1], p[0])):
+            if p0 in seen:
+                continue
+            comp, stack = [], [p0]
+            seen.add(p0)
+            while stack:
+                x, y = stack.pop()
+                comp.append((x, y))
+                for dx in (-1, 0, 1):
+                    for dy in (-1, 0, 1):
+                        nb = (x + dx, y + dy)
+                        if nb in fg and nb not in seen:
+                            seen.add(nb)
+                            stack.append(nb)
+            if len(comp) > len(best):
+                best = comp
+        runs = []
+        for y in sorted({p[1] for p in best}):
+            xs = sorted(p[0] for p in best if p[1] == y)
+            start = prev = xs[0]
+            for x in xs[1:]:
+                if x != prev + 1:
+                    runs.append([y + lb["crop_y"], start + lb["crop_x"], prev + 1 + lb["crop_x"]])
+                    start = x
+                prev = x
+            runs.append([y + lb["crop_y"], start + lb["crop_x"], prev + 1 + lb["crop_x"]])
+        out.append(d[:6] + [runs])
     return out
 
 
@@ -171,7 +251,9 @@ def main():
     elif fam == "yolo26":
         res = e2e(q, True)
     elif fam == "rfdetr":
-        res = rfdetr(q)
+        res = [d[:6] for d in rfdetr(q)]
+    elif fam == "rfdetr-seg":
+        res = rfdetr_seg(q)
     else:
         raise SystemExit(f"unknown family {fam}")
     json.dump(res, sys.stdout)

@@ -166,26 +166,29 @@ TEST(families_recognised_from_shapes)
 
 /* ---- exactness ----------------------------------------------------------------- */
 
+static const struct family seg_family = {"rfdetr-seg-tiny", "rfdetr", 3};
+
 TEST(families_raw_outputs_match_torch)
 {
     struct model_registry *reg = reg_new(NULL);
-    for (size_t f = 0; f < ARRAY_LEN(families); f++) {
-        struct model *m = reg_add(reg, families[f].dir, families[f].dir);
+    for (size_t fi = 0; fi <= ARRAY_LEN(families); fi++) {
+        const struct family *fam = fi < ARRAY_LEN(families) ? &families[fi] : &seg_family;
+        struct model *m = reg_add(reg, fam->dir, fam->dir);
         char rel[256], err[512];
-        snprintf(rel, sizeof(rel), "%s/test/torch.json", families[f].dir);
+        snprintf(rel, sizeof(rel), "%s/test/torch.json", fam->dir);
         char *tp = mpath(rel);
         json_error_t je;
         json_t *tj = json_load_file(tp, 0, &je);
         if (!tj)
             T_FAIL("%s: %s", tp, je.text);
-        snprintf(rel, sizeof(rel), "%s/test/native.png", families[f].dir);
+        snprintf(rel, sizeof(rel), "%s/test/native.png", fam->dir);
         char *ip = mpath(rel);
         struct vis_image *im = png_load(ip);
         struct model_tensor outs[4];
         size_t nout = 0;
         if (model_run_raw(m, im, outs, 4, &nout, err, sizeof(err)) < 0)
             T_FAIL("run_raw: %s", err);
-        ASSERT_EQ((int)nout, families[f].n_out);
+        ASSERT_EQ((int)nout, fam->n_out);
         json_t *d = model_describe(m), *ref = json_object_get(tj, "native.png");
         double worst = 0;
         for (size_t k = 0; k < nout; k++) {
@@ -193,9 +196,10 @@ TEST(families_raw_outputs_match_torch)
                 json_object_get(json_array_get(json_object_get(d, "outputs"), k), "name"));
             json_t *r = json_object_get(ref, name);
             if (!r)
-                T_FAIL("%s: torch.json has no output '%s'", families[f].dir, name);
+                T_FAIL("%s: torch.json has no output '%s'", fam->dir, name);
             json_t *data = json_object_get(r, "data");
-            ASSERT_EQ((int64_t)json_array_size(data), (int64_t)outs[k].count);
+            size_t step = json_object_get(r, "step") ? (size_t)json_integer_value(json_object_get(r, "step")) : 1;
+            ASSERT_EQ((int64_t)json_array_size(data), (int64_t)((outs[k].count + step - 1) / step));
             if (outs[k].rank == 3 && outs[k].shape[2] == 6) {
                 /* end-to-end rows come out of a top-k: two scores within
                  * rounding of each other may swap places between PyTorch
@@ -218,30 +222,31 @@ TEST(families_raw_outputs_match_torch)
                     }
                     if (j == nr)
                         T_FAIL("%s row %zu (score %.7g) has no equal in torch's output",
-                               families[f].dir, i, (double)g[4]);
+                               fam->dir, i, (double)g[4]);
                     used[j] = true;
                     for (int c = 0; c < 6; c++) {
                         double want = json_number_value(json_array_get(data, j * 6 + (size_t)c));
                         worst = fmax(worst, fabs(want - g[c]) / fmax(1.0, fabs(want)));
                     }
                     if (j != i && fabs(g[4] - json_number_value(json_array_get(data, i * 6 + 4))) > 1e-5)
-                        T_FAIL("%s row %zu: out of order beyond rounding", families[f].dir, i);
+                        T_FAIL("%s row %zu: out of order beyond rounding", fam->dir, i);
                 }
                 free(used);
                 free(outs[k].data);
                 continue;
             }
-            for (size_t i = 0; i < outs[k].count; i++) {
+            for (size_t i = 0; i < json_array_size(data); i++) {
                 double want = json_number_value(json_array_get(data, i));
-                double diff = fabs(want - outs[k].data[i]) / fmax(1.0, fabs(want));
+                double got = outs[k].data[i * step];
+                double diff = fabs(want - got) / fmax(1.0, fabs(want));
                 worst = fmax(worst, diff);
                 if (diff > 1e-4)
-                    T_FAIL("%s %s[%zu]: onnx runtime %.7g vs torch %.7g", families[f].dir, name,
-                           i, (double)outs[k].data[i], want);
+                    T_FAIL("%s %s[%zu]: onnx runtime %.7g vs torch %.7g", fam->dir, name,
+                           i * step, got, want);
             }
             free(outs[k].data);
         }
-        printf("  %s: worst relative difference to torch %.2e\n", families[f].dir, worst);
+        printf("  %s: worst relative difference to torch %.2e\n", fam->dir, worst);
         json_decref(d);
         json_decref(tj);
         img_free(im);
@@ -438,6 +443,136 @@ TEST(families_response_json)
     model_registry_free(reg);
 }
 
+/* RF-DETR instance segmentation: boxes, scores and classes as the
+ * reference's, and each polygon outlines the largest component of the
+ * reference's mask (Roboflow's mask pipeline: padding cut, bilinear resize
+ * to the image, logit > 0): same bounding box, every vertex on a pixel of
+ * that component. */
+TEST(rfdetr_segmentation_matches_reference)
+{
+    struct model_registry *reg = reg_new(NULL);
+    struct model *m = reg_add(reg, "rfseg/1", "rfdetr-seg-tiny");
+    json_t *d = model_describe(m);
+    ASSERT_STR_EQ(json_string_value(json_object_get(d, "task")), "instance-segmentation");
+    ASSERT_STR_EQ(json_string_value(json_object_get(d, "architecture")), "rfdetr");
+    json_decref(d);
+    ASSERT_EQ((int)model_class_count(m), 3);
+    const char *pics[] = {"rfdetr-seg-tiny/test/native.png", "synth-det/test/img_00.png",
+                          "synth-det/test/img_05.png"};
+    json_t *pj = json_pack("{s:f, s:f, s:b, s:i}", "confidence", 0.3, "iou_threshold", 0.5,
+                           "class_agnostic_nms", 0, "max_detections", 6);
+    json_t *detr_map = json_pack("[i,i,i,i]", -1, 0, 1, 2);
+    int total = 0, vertices = 0;
+    for (size_t pi = 0; pi < ARRAY_LEN(pics); pi++) {
+        char *ip = mpath(pics[pi]);
+        struct vis_image *full = png_load(ip);
+        free(ip);
+        struct vis_image strip = *full;
+        strip.h = full->h * 5 / 8;
+        strip.px = full->px + (size_t)(full->h / 8) * (size_t)full->stride;
+        const struct vis_image *views[2] = {full, &strip};
+        for (int v = 0; v < 2; v++) {
+            struct model_tensor outs[4];
+            size_t nout = 0;
+            char err[512];
+            struct model_letterbox lb;
+            float *t = xmalloc((size_t)112 * 112 * 3 * sizeof(float));
+            ASSERT_OK(model_preprocess(m, views[v], t, &lb));
+            free(t);
+            ASSERT_OK(model_run_raw(m, views[v], outs, 4, &nout, err, sizeof(err)));
+            ASSERT_EQ((int)nout, 3);
+            struct model_params p;
+            model_params_init(&p);
+            ASSERT_OK(model_params_from_json(&p, pj, err, sizeof(err)));
+            struct model_result r;
+            if (model_run(m, &views[v], 1, &p, &r, err, sizeof(err)) < 0)
+                T_FAIL("run: %s", err);
+            json_t *ref = reference("rfdetr-seg", pj, m, views[v], &lb, outs, nout, detr_map);
+            char what[256];
+            snprintf(what, sizeof(what), "rfdetr-seg-tiny on %s%s", pics[pi], v ? " (strip)" : "");
+            compare_dets(what, &r, ref, &total);
+            for (size_t i = 0; i < r.n_dets; i++) {
+                json_t *runs = json_array_get(json_array_get(ref, i), 6);
+                const struct model_detection *dt = &r.dets[i];
+                if (json_array_size(runs) == 0) {
+                    ASSERT_EQ((int)dt->n_points, 0);
+                    continue;
+                }
+                ASSERT_GT((int)dt->n_points, 0);
+                int bx0 = 1 << 30, by0 = 1 << 30, bx1 = -1, by1 = -1;
+                size_t k;
+                json_t *run;
+                json_array_foreach(runs, k, run)
+                {
+                    int y = (int)json_integer_value(json_array_get(run, 0));
+                    int a = (int)json_integer_value(json_array_get(run, 1));
+                    int b = (int)json_integer_value(json_array_get(run, 2));
+                    bx0 = MIN(bx0, a);
+                    bx1 = MAX(bx1, b - 1);
+                    by0 = MIN(by0, y);
+                    by1 = MAX(by1, y);
+                }
+                float px0 = 1e9f, py0 = 1e9f, px1 = -1, py1 = -1;
+                for (size_t j = 0; j < dt->n_points; j++) {
+                    float x = dt->points[j].x, y = dt->points[j].y;
+                    px0 = fminf(px0, x);
+                    px1 = fmaxf(px1, x);
+                    py0 = fminf(py0, y);
+                    py1 = fmaxf(py1, y);
+                    bool inside = false;
+                    json_array_foreach(runs, k, run)
+                    {
+                        if (json_integer_value(json_array_get(run, 0)) == (json_int_t)y &&
+                            x >= json_integer_value(json_array_get(run, 1)) &&
+                            x < json_integer_value(json_array_get(run, 2)))
+                            inside = true;
+                    }
+                    if (!inside)
+                        T_FAIL("%s: detection %zu vertex (%g, %g) is not on the reference's mask",
+                               what, i, (double)x, (double)y);
+                    vertices++;
+                }
+                if (px0 != bx0 || px1 != bx1 || py0 != by0 || py1 != by1)
+                    T_FAIL("%s: detection %zu polygon spans (%g,%g)-(%g,%g), the reference's "
+                           "mask (%d,%d)-(%d,%d)", what, i, (double)px0, (double)py0, (double)px1,
+                           (double)py1, bx0, by0, bx1, by1);
+            }
+            json_decref(ref);
+            model_result_release(&r);
+            model_params_release(&p);
+            for (size_t k = 0; k < nout; k++)
+                free(outs[k].data);
+        }
+        img_free(full);
+    }
+    printf("  rfdetr-seg-tiny: %d detections and %d polygon vertices agree with the reference\n",
+           total, vertices);
+    ASSERT_GE(total, 10);
+    /* the bytes alone: dets + labels + masks make an RF-DETR segmenter */
+    {
+        char *wp = mpath("rfdetr-seg-tiny/weights.onnx"), err[1024] = "";
+        size_t len;
+        char *onnx = read_file(wp, &len);
+        json_t *meta = json_pack("{s:[s,s,s,s]}", "class_names", "x", "circle", "square", "triangle");
+        if (model_registry_register_bytes(reg, "rfseg/bare", onnx, len, meta, err, sizeof(err)) < 0)
+            T_FAIL("bare: %s", err);
+        struct model *mb = NULL;
+        ASSERT_OK(model_registry_get(reg, "rfseg/bare", &mb, err, sizeof(err)));
+        json_t *db = model_describe(mb);
+        ASSERT_STR_EQ(json_string_value(json_object_get(db, "task")), "instance-segmentation");
+        ASSERT_STR_EQ(json_string_value(json_object_get(db, "architecture")), "rfdetr");
+        json_decref(db);
+        model_unref(mb);
+        json_decref(meta);
+        free(onnx);
+        free(wp);
+    }
+    json_decref(detr_map);
+    json_decref(pj);
+    model_unref(m);
+    model_registry_free(reg);
+}
+
 /* ---- refusals ------------------------------------------------------------------- */
 
 static void expect_bytes_refused(struct model_registry *reg, const char *weights_rel,
@@ -487,7 +622,14 @@ TEST(families_refused_with_what_was_found)
     /* segmentation of a family decoded for detection only */
     snprintf(meta, sizeof(meta), "{%s, \"task\": \"instance-segmentation\", \"model_config\": "
              "{\"model_architecture\": \"yolov5\"}}", names);
-    expect_bytes_refused(reg, "yolov5-tiny/weights.onnx", meta, "object-detection only");
+    expect_bytes_refused(reg, "yolov5-tiny/weights.onnx", meta,
+                         "names architecture 'yolov5'; vbatch does not decode it for "
+                         "instance-segmentation");
+    /* RF-DETR asked to segment without a masks output */
+    snprintf(meta, sizeof(meta), "{\"class_names\": [\"s\", \"a\", \"b\", \"c\"], \"task\": "
+             "\"instance-segmentation\", \"model_type\": \"rfdetr-seg-nano\"}");
+    expect_bytes_refused(reg, "rfdetr-tiny/weights.onnx", meta,
+                         "+ masks (N, queries, h, w) for instance segmentation");
     /* class count does not fit any layout: every candidate is named */
     expect_bytes_refused(reg, "yolov5-tiny/weights.onnx", "{\"class_names\": [\"a\", \"b\"]}",
                          "expected one of YOLOv8/v11 (N, 6, anchors), YOLOv5/v7 (N, anchors, 7)");

@@ -22,6 +22,9 @@ on it), against which tests/unit/test_model.c checks ONNX Runtime's.
 |              | 3 anchors per cell at strides 8/16/32, xy = (2s-0.5+grid)*stride,   |
 |              | wh = (2s)^2*anchor, objectness and class scores after sigmoid,      |
 |              | not multiplied together                                             |
+| yolov5-seg-tiny | YOLOv5 Segment head (models/yolo.py Segment, export.py):    |
+|              | "output0" (1, A, 5+nc+32), mask coefficients raw, "output1"        |
+|              | prototypes (1, 32, 32, 32); task instance-segmentation             |
 | yolov7-tiny  | same layout (YOLOv7 IDetect export, output "output", v7 anchors)    |
 | yolov10-tiny | YOLOv10 end-to-end export (ultralytics v10postprocess): output0     |
 |              | (1, 300, 6) = x1 y1 x2 y2 in input pixels, score, class as float;   |
@@ -122,6 +125,46 @@ class YoloV5Head(nn.Module):
             wh = (p[..., 2:4] * 2) ** 2 * ag
             z.append(torch.cat((xy, wh, p[..., 4:]), -1).view(n, -1, self.no))
         return torch.cat(z, 1)
+
+
+class YoloV5Seg(YoloV5Head):
+    """YOLOv5 Segment head as exported (ultralytics/yolov5 models/yolo.py
+    Segment): (1, A, 5+nc+32) with xy/wh/objectness/classes decoded as in
+    Detect and the 32 mask coefficients raw, plus "output1" prototypes
+    (1, 32, H/4, W/4) from the stride-8 features upsampled 2x."""
+
+    def __init__(self, anchors, seed, obj_bias, nm=32):
+        nn.Module.__init__(self)
+        self.b = backbone(seed)
+        self.no = 5 + NC + nm
+        self.nm = nm
+        self.m = nn.ModuleList(nn.Conv2d(c, 3 * self.no, 1) for c in CH)
+        self.proto = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                   nn.Conv2d(16, nm, 3, 1, 1), nn.SiLU())
+        with torch.no_grad():
+            for conv in self.m:
+                conv.weight.mul_(2.0)
+                bias = conv.bias.view(3, self.no)
+                bias[:, 4] = obj_bias
+            self.proto[1].weight.mul_(3.0)
+        self.register_buffer("anchors", torch.tensor(anchors, dtype=torch.float32).view(3, 3, 2))
+
+    def forward(self, x):
+        feats = self.b(x)
+        z = []
+        for i, f in enumerate(feats):
+            p = self.m[i](f)
+            n, _, h, w = p.shape
+            p = p.view(n, 3, self.no, h, w).permute(0, 1, 3, 4, 2)
+            gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32),
+                                    torch.arange(w, dtype=torch.float32), indexing="ij")
+            grid = torch.stack((gx, gy), 2).view(1, 1, h, w, 2)
+            ag = self.anchors[i].view(1, 3, 1, 1, 2)
+            xy = (p[..., 0:2].sigmoid() * 2 - 0.5 + grid) * STRIDES[i]
+            wh = (p[..., 2:4].sigmoid() * 2) ** 2 * ag
+            conf = p[..., 4:5 + NC].sigmoid()
+            z.append(torch.cat((xy, wh, conf, p[..., 5 + NC:]), -1).view(n, -1, self.no))
+        return torch.cat(z, 1), self.proto(feats[0])
 
 
 class AnchorFreeHead(nn.Module):
@@ -340,6 +383,10 @@ def main():
     export("yolov5-tiny", YoloV5Head(V5_ANCHORS, 51, -0.9), 128, "images", ["output0"],
            {"inference_config.json": cfg(128, "letterbox", post=nms),
             "model_config.json": {"model_architecture": "yolov5", "task_type": "object-detection",
+                                  "backend_type": "onnx"}})
+    export("yolov5-seg-tiny", YoloV5Seg(V5_ANCHORS, 53, -0.9), 128, "images", ["output0", "output1"],
+           {"inference_config.json": cfg(128, "letterbox", post=nms),
+            "model_config.json": {"model_architecture": "yolov5", "task_type": "instance-segmentation",
                                   "backend_type": "onnx"}})
     export("yolov7-tiny", YoloV5Head(V7_ANCHORS, 71, -0.9), 128, "images", ["output"],
            {"inference_config.json": cfg(128, "stretch", post=nms),

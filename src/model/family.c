@@ -26,6 +26,12 @@
  *                     sorted by score (rfdetr/common.py
  *                     post_process_object_detection_results).  No NMS.
  *
+ * Instance segmentation: YOLOv5/v7-seg adds raw mask coefficients to each
+ * row and a prototype output (decoded as YOLOv5 detection, masks by the
+ * YOLOv8-seg pipeline of postproc.c); RF-DETR-seg adds masks (N, Q, h, w)
+ * logits (the selection capped at max_detections; each mask's padding cut,
+ * resized bilinearly to the image, > 0; polygon of its largest component).
+ *
  * The family comes from the package first (model_config.json
  * model_architecture, model_type.json, Ultralytics "end2end" metadata,
  * inference_config.json fused NMS), then from the output shapes; a model
@@ -122,6 +128,7 @@ bool model__arch_decodes(const char *name, enum model_task t)
     case H_OTHER:
         return true;
     case H_DETR:
+    case H_V5:
         return t == MODEL_TASK_DETECTION || t == MODEL_TASK_SEGMENTATION;
     default:
         return t == MODEL_TASK_DETECTION;
@@ -399,6 +406,35 @@ static bool fits_detr_seg(int64_t od[][8], const size_t *orank, size_t nout)
            od[2][3] <= 4096;
 }
 
+/* YOLOv5/v7-seg: (N, A, 5+nc+nm) and prototypes (N, nm, h, w) among the
+ * outputs (YOLOv7-seg exports carry more outputs; the first rank-4 one
+ * with nm planes is the prototypes). */
+static bool fits_v5_seg(int64_t od[][8], const size_t *orank, size_t nout, int64_t nc, int *o,
+                        int *op)
+{
+    for (size_t i = 0; i < nout; i++) {
+        if (orank[i] != 3 || od[i][1] < 1 || od[i][2] <= 5 + nc)
+            continue;
+        int64_t nm = od[i][2] - 5 - nc;
+        for (size_t j = 0; j < nout; j++)
+            if (orank[j] == 4 && od[j][1] == nm && nm <= 256 && od[j][2] >= 1 && od[j][3] >= 1) {
+                *o = (int)i;
+                *op = (int)j;
+                return true;
+            }
+    }
+    return false;
+}
+
+static bool fits_v8_seg(int64_t od[][8], const size_t *orank, size_t nout, int64_t nc)
+{
+    for (size_t i = 0; i < nout; i++)
+        for (size_t j = 0; j < nout; j++)
+            if (orank[i] == 3 && orank[j] == 4 && od[i][1] == 4 + nc + od[j][1])
+                return true;
+    return false;
+}
+
 int model__family_detect_seg(struct model *m, const struct model__hints *h, int64_t od[][8],
                              const size_t *orank, size_t nout, const char *shapes, char *err,
                              size_t errlen)
@@ -406,6 +442,22 @@ int model__family_detect_seg(struct model *m, const struct model__hints *h, int6
     const char *hname = NULL, *hsrc = NULL;
     enum hint_fam hf = hint_of(h, &hname, &hsrc);
     int64_t nc = (int64_t)m->n_classes;
+    int o = -1, op = -1;
+    if (hf == H_V5 || (hf == H_NONE && !fits_v8_seg(od, orank, nout, nc) &&
+                       fits_v5_seg(od, orank, nout, nc, &o, &op))) {
+        if (!fits_v5_seg(od, orank, nout, nc, &o, &op)) {
+            snprintf(err, errlen, "outputs %s do not fit the architecture named by the package "
+                     "(%s '%s'): expected (N, anchors, 5+%lld+masks) and prototypes (N, masks, h, "
+                     "w) for instance segmentation", shapes, hsrc, hname, (long long)nc);
+            return ERR_INVALID;
+        }
+        m->family = MODEL_FAMILY_YOLOV5;
+        m->det_out = o;
+        m->proto_out = op;
+        m->nm = (int)od[op][1];
+        set_arch(m, hname && arch_is(hname, "yolov7") ? "yolov7" : "yolov5");
+        return 1;
+    }
     if (hf == H_DETR) {
         if (!fits_detr_seg(od, orank, nout)) {
             snprintf(err, errlen, "outputs %s do not fit the architecture named by the package "
@@ -443,25 +495,51 @@ int model__family_detect_seg(struct model *m, const struct model__hints *h, int6
 
 struct cand {
     struct model_box *b;
+    size_t *a; /* anchor of each box */
     size_t n, cap;
 };
 
-static int cand_push(struct cand *c, float x1, float y1, float x2, float y2, float s, int cls)
+static int cand_push(struct cand *c, float x1, float y1, float x2, float y2, float s, int cls,
+                     size_t a)
 {
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 64;
         struct model_box *nb = try_alloc(nc, sizeof(*nb));
-        if (!nb)
+        size_t *na = try_alloc(nc, sizeof(*na));
+        if (!nb || !na) {
+            free(nb);
+            free(na);
             return ERR_NOMEM;
-        if (c->n)
+        }
+        if (c->n) {
             memcpy(nb, c->b, c->n * sizeof(*nb));
+            memcpy(na, c->a, c->n * sizeof(*na));
+        }
         free(c->b);
+        free(c->a);
         c->b = nb;
+        c->a = na;
         c->cap = nc;
     }
+    c->a[c->n] = a;
     c->b[c->n++] = (struct model_box){x1, y1, x2, y2, s, cls};
     return 0;
 }
+
+static void cand_free(struct cand *c)
+{
+    free(c->b);
+    free(c->a);
+}
+
+/* Prototype masks of a YOLOv5/v7-seg image: coefficients of anchor a at
+ * coef[a * row + k], k < m->nm. */
+struct seg_ctx {
+    const float *coef;
+    size_t row;
+    const float *protos;
+    int ph, pw;
+};
 
 static bool filter_ok(const struct model *m, const struct model_params *p, int cls)
 {
@@ -496,8 +574,8 @@ static int emit(const struct model *m, const struct model_params *p,
 
 /* Candidates -> max_candidates cap -> NMS -> max_detections -> r. */
 static int nms_emit(const struct model *m, const struct model_params *p,
-                    const struct model_letterbox *lb, struct cand *c, struct model_result *r,
-                    char *err, size_t errlen)
+                    const struct model_letterbox *lb, struct cand *c, const struct seg_ctx *seg,
+                    struct model_result *r, char *err, size_t errlen)
 {
     size_t n = c->n;
     /* max_candidates: the new (IoU) path only, as for YOLOv8 */
@@ -507,11 +585,16 @@ static int nms_emit(const struct model *m, const struct model_params *p,
         size_t *ord = xmalloc(n * sizeof(size_t));
         size_t k = model_nms(c->b, n, MODEL_NMS_IOU, 2.0f, true, (size_t)p->max_candidates, ord);
         struct model_box *nb = xmalloc(k * sizeof(*nb));
-        for (size_t i = 0; i < k; i++)
+        size_t *na = xmalloc(k * sizeof(*na));
+        for (size_t i = 0; i < k; i++) {
             nb[i] = c->b[ord[i]];
+            na[i] = c->a[ord[i]];
+        }
         free(ord);
         free(c->b);
+        free(c->a);
         c->b = nb;
+        c->a = na;
         c->n = c->cap = n = k;
     }
     size_t maxk = p->max_detections > 0 ? (size_t)p->max_detections : n;
@@ -523,8 +606,15 @@ static int nms_emit(const struct model *m, const struct model_params *p,
     }
     size_t nk = model_nms(c->b, n, p->nms, p->iou_threshold, p->class_agnostic_nms, maxk, keep);
     int rc = 0;
-    for (size_t i = 0; i < nk && rc == 0; i++)
-        rc = emit(m, p, lb, &c->b[keep[i]], r, err, errlen);
+    for (size_t i = 0; i < nk && rc == 0; i++) {
+        const struct model_box *bx = &c->b[keep[i]];
+        size_t before = r->n_dets;
+        rc = emit(m, p, lb, bx, r, err, errlen);
+        if (rc == 0 && seg && r->n_dets > before)
+            rc = model__mask_polygon(m, seg->coef + c->a[keep[i]] * seg->row, 1, seg->protos,
+                                     seg->ph, seg->pw, bx->x1, bx->y1, bx->x2, bx->y2, lb, p,
+                                     &r->dets[r->n_dets - 1]);
+    }
     free(keep);
     return rc;
 }
@@ -534,16 +624,26 @@ static bool pass(const struct model_params *p, float v)
     return p->nms == MODEL_NMS_CLASSIC ? v >= p->confidence : v > p->confidence;
 }
 
-static int decode_v5(const struct model *m, const struct model__out *o, int b,
-                     const struct model_letterbox *lb, const struct model_params *p,
-                     struct model_result *r, char *err, size_t errlen)
+static int decode_v5(const struct model *m, const struct model__out *o,
+                     const struct model__out *op, int b, const struct model_letterbox *lb,
+                     const struct model_params *p, struct model_result *r, char *err,
+                     size_t errlen)
 {
     size_t A = (size_t)o->shape[1], C = (size_t)o->shape[2], nc = m->n_classes;
+    size_t nm = op ? (size_t)m->nm : 0;
     const float *base = o->data + (size_t)b * A * C;
     struct cand c = {0};
+    struct seg_ctx seg;
     int rc = 0;
-    if (C != 5 + nc)
+    if (C != 5 + nc + nm)
         return ERR_INVALID;
+    if (op) {
+        if (op->rank != 4 || op->shape[1] != (int64_t)nm || op->shape[2] < 1 || op->shape[3] < 1)
+            return ERR_INVALID;
+        seg = (struct seg_ctx){base + 5 + nc, C,
+                               op->data + (size_t)b * nm * (size_t)op->shape[2] * (size_t)op->shape[3],
+                               (int)op->shape[2], (int)op->shape[3]};
+    }
     for (size_t a = 0; a < A && rc == 0; a++) {
         const float *row = base + a * C;
         if (isnan(row[4])) {
@@ -569,11 +669,11 @@ static int decode_v5(const struct model *m, const struct model__out *o, int b,
             break;
         }
         float hw = row[2] / 2, hh = row[3] / 2;
-        rc = cand_push(&c, row[0] - hw, row[1] - hh, row[0] + hw, row[1] + hh, best, cls);
+        rc = cand_push(&c, row[0] - hw, row[1] - hh, row[0] + hw, row[1] + hh, best, cls, a);
     }
     if (rc == 0)
-        rc = nms_emit(m, p, lb, &c, r, err, errlen);
-    free(c.b);
+        rc = nms_emit(m, p, lb, &c, op ? &seg : NULL, r, err, errlen);
+    cand_free(&c);
     return rc;
 }
 
@@ -608,11 +708,11 @@ static int decode_nas(const struct model *m, const struct model__out *ob,
         if (!pass(p, best))
             continue;
         const float *q = bx + a * 4;
-        rc = cand_push(&c, q[0], q[1], q[2], q[3], best, cls);
+        rc = cand_push(&c, q[0], q[1], q[2], q[3], best, cls, a);
     }
     if (rc == 0)
-        rc = nms_emit(m, p, lb, &c, r, err, errlen);
-    free(c.b);
+        rc = nms_emit(m, p, lb, &c, NULL, r, err, errlen);
+    cand_free(&c);
     return rc;
 }
 
@@ -816,13 +916,15 @@ int model__decode_family(const struct model *m, const struct model__out *outs, i
 {
     const struct model__out *o = &outs[m->det_out];
     r->task = m->task;
-    if (m->task == MODEL_TASK_SEGMENTATION && m->family != MODEL_FAMILY_RFDETR)
+    if (m->task == MODEL_TASK_SEGMENTATION && m->family != MODEL_FAMILY_RFDETR &&
+        m->family != MODEL_FAMILY_YOLOV5)
         return ERR_INVALID;
     if (o->rank != 3)
         return ERR_INVALID;
     switch (m->family) {
     case MODEL_FAMILY_YOLOV5:
-        return decode_v5(m, o, b, lb, p, r, err, errlen);
+        return decode_v5(m, o, m->task == MODEL_TASK_SEGMENTATION ? &outs[m->proto_out] : NULL, b,
+                         lb, p, r, err, errlen);
     case MODEL_FAMILY_E2E:
         if (o->shape[2] != 6)
             return ERR_INVALID;

@@ -3,8 +3,9 @@
  * pre-processing and the decoders (YOLOv8/v11 detection, instance
  * segmentation with mask prototypes, YOLOv8-pose keypoints, single- and
  * multi-label classification; detection also for YOLOv5/v7, YOLOv10 and
- * YOLO26 end-to-end, YOLO-NAS and RF-DETR) with NMS where the architecture
- * has it, producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
+ * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
+ * YOLOv5/v7-seg and RF-DETR) with NMS where the architecture has it,
+ * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
  * ONNX Runtime is loaded at run time with dlopen() from a configurable path,

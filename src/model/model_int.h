@@ -125,6 +125,13 @@ int model__decode(const struct model *m, const struct model__out *outs, int b,
 bool model__box_to_image(const struct model_letterbox *lb, float x1, float y1, float x2, float y2,
                          struct model_detection *d);
 
+/* Prototype-mask polygon of one detection (YOLOv8-seg and YOLOv5/v7-seg):
+ * m->nm coefficients at coef[k * coef_stride], prototypes (nm, ph, pw) of
+ * the image, box in input pixels; mask_decode_mode as in the docs. */
+int model__mask_polygon(const struct model *m, const float *coef, size_t coef_stride,
+                        const float *protos, int ph, int pw, float bx1, float by1, float bx2,
+                        float by2, const struct model_letterbox *lb, const struct model_params *p,
+                        struct model_detection *det);
 /* Polygon of the largest 8-connected component of a 0/1 mask (w x h;
  * overwritten), its outer boundary through pixel centres, shifted by
  * (ox, oy) into d->points.  0 with no points when the mask is empty. */

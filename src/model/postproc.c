@@ -294,7 +294,7 @@ static inline float sigmoidf(float v)
 
 /* Polygon of detection 'det' (box in input pixels bx*) from coefs and
  * protos (nm, ph, pw).  Points are written in original-image pixels. */
-static int mask_polygon(const struct model *m, const float *coef, size_t coef_stride,
+int model__mask_polygon(const struct model *m, const float *coef, size_t coef_stride,
                         const float *protos, int ph, int pw, float bx1, float by1, float bx2,
                         float by2, const struct model_letterbox *lb, const struct model_params *p,
                         struct model_detection *det)
@@ -566,7 +566,7 @@ int model__decode(const struct model *m, const struct model__out *outs, int b,
         d->class_id = bx->class_id;
         r->n_dets++;
         if (nm && protos) {
-            rc = mask_polygon(m, o + (4 + nc) * A + a, A, protos + (size_t)b * nm * pshape[2] * pshape[3],
+            rc = model__mask_polygon(m, o + (4 + nc) * A + a, A, protos + (size_t)b * nm * pshape[2] * pshape[3],
                               (int)pshape[2], (int)pshape[3], bx->x1, bx->y1, bx->x2, bx->y2, lb,
                               p, d);
             if (rc < 0)

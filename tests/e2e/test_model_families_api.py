@@ -5,7 +5,7 @@ PUT /models/v1/external/{ws}/models/{id} from its Roboflow package files as
 they are — each file's text in the `metadata` object under its name
 without extension — is described with its architecture, and runs in one
 batch job (one detection step per family, and an instance segmentation
-step with the RF-DETR segmenter) over staged synthetic pictures.
+steps with the RF-DETR and YOLOv5 segmenters) over staged synthetic pictures.
 A package whose outputs do not fit the architecture it names is refused
 with 400 and the registry's message."""
 import json
@@ -83,6 +83,13 @@ def test_families_register_from_package_files_and_run_in_a_job(srv):
     steps.append({'type': 'roboflow_core/roboflow_instance_segmentation_model@v2', 'name': 'rfdetr_seg',
                   'images': '$inputs.image', 'model_id': 'fam-rfdetr-seg', 'confidence': 0.3})
     outputs.append({'type': 'JsonField', 'name': 'rfdetr_seg', 'selector': '$steps.rfdetr_seg.predictions'})
+    d = os.path.join(MODELS, 'yolov5-seg-tiny')
+    r = register(srv, 'fam-yolov5-seg', d, package_metadata(d))
+    assert r.status == 200, r
+    assert r.json()['task'] == 'instance-segmentation' and r.json()['details']['architecture'] == 'yolov5'
+    steps.append({'type': 'roboflow_core/roboflow_instance_segmentation_model@v2', 'name': 'yolov5_seg',
+                  'images': '$inputs.image', 'model_id': 'fam-yolov5-seg', 'confidence': 0.4})
+    outputs.append({'type': 'JsonField', 'name': 'yolov5_seg', 'selector': '$steps.yolov5_seg.predictions'})
     put_workflow(srv, 'families', {'version': '1.0',
                                    'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
                                    'steps': steps, 'outputs': outputs})
@@ -104,11 +111,12 @@ def test_families_register_from_package_files_and_run_in_a_job(srv):
         for p in preds:
             assert p['class'] in ('circle', 'square', 'triangle'), p
             assert p['confidence'] >= 0.3 and p['width'] >= 0 and p['height'] >= 0, p
-    seg = [p for row in rows for p in row['rfdetr_seg']['predictions']]
-    assert seg and any(len(p['points']) >= 3 for p in seg), rows[0]['rfdetr_seg']
-    for p in seg:
-        for pt in p['points']:
-            assert 0 <= pt['x'] <= 256 and 0 <= pt['y'] <= 256, pt
+    for step in ('rfdetr_seg', 'yolov5_seg'):
+        seg = [p for row in rows for p in row[step]['predictions']]
+        assert seg and any(len(p['points']) >= 3 for p in seg), rows[0][step]
+        for p in seg:
+            for pt in p['points']:
+                assert 0 <= pt['x'] <= 256 and 0 <= pt['y'] <= 256, pt
 
 
 def test_package_naming_another_architecture_refused(srv):

@@ -91,10 +91,11 @@ def nms_family(q, cands):
 def yolov5(q):
     """run_nms_yolov5: objectness > confidence; score = best class score."""
     cands = []
+    nc = q["n_classes"]
     for r in rows(q["outputs"][0]):
         if not r[4] > q["confidence"]:
             continue
-        s, k = argmax(r[5:])
+        s, k = argmax(r[5:5 + nc])  # -seg: mask coefficients follow
         cands.append(([r[0] - r[2] / 2, r[1] - r[3] / 2, r[0] + r[2] / 2, r[1] + r[3] / 2], s, k))
     return nms_family(q, cands)
 

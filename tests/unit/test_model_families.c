@@ -166,13 +166,15 @@ TEST(families_recognised_from_shapes)
 
 /* ---- exactness ----------------------------------------------------------------- */
 
-static const struct family seg_family = {"rfdetr-seg-tiny", "rfdetr", 3};
+static const struct family seg_families[] = {{"rfdetr-seg-tiny", "rfdetr", 3},
+                                             {"yolov5-seg-tiny", "yolov5", 2}};
 
 TEST(families_raw_outputs_match_torch)
 {
     struct model_registry *reg = reg_new(NULL);
-    for (size_t fi = 0; fi <= ARRAY_LEN(families); fi++) {
-        const struct family *fam = fi < ARRAY_LEN(families) ? &families[fi] : &seg_family;
+    for (size_t fi = 0; fi < ARRAY_LEN(families) + ARRAY_LEN(seg_families); fi++) {
+        const struct family *fam = fi < ARRAY_LEN(families) ? &families[fi]
+                                                            : &seg_families[fi - ARRAY_LEN(families)];
         struct model *m = reg_add(reg, fam->dir, fam->dir);
         char rel[256], err[512];
         snprintf(rel, sizeof(rel), "%s/test/torch.json", fam->dir);
@@ -573,6 +575,94 @@ TEST(rfdetr_segmentation_matches_reference)
     model_registry_free(reg);
 }
 
+/* YOLOv5-seg: boxes, scores and classes as the reference's (Roboflow's
+ * YOLOv5 selection and NMS); the polygons come from vbatch's prototype-mask
+ * pipeline (the YOLOv8-seg one, docs/MODELS.md), so here they are only
+ * checked to exist and to stay inside their boxes. */
+TEST(yolov5_segmentation)
+{
+    struct model_registry *reg = reg_new(NULL);
+    struct model *m = reg_add(reg, "v5seg/1", "yolov5-seg-tiny");
+    json_t *d = model_describe(m);
+    ASSERT_STR_EQ(json_string_value(json_object_get(d, "task")), "instance-segmentation");
+    ASSERT_STR_EQ(json_string_value(json_object_get(d, "architecture")), "yolov5");
+    ASSERT_EQ(json_integer_value(json_object_get(d, "mask_coefficients")), 32);
+    json_decref(d);
+    const char *pics[] = {"yolov5-seg-tiny/test/native.png", "synth-det/test/img_00.png",
+                          "synth-det/test/img_03.png"};
+    json_t *pj = json_pack("{s:f, s:f, s:b, s:i}", "confidence", 0.4, "iou_threshold", 0.45,
+                           "class_agnostic_nms", 0, "max_detections", 20);
+    int total = 0, with_poly = 0;
+    for (size_t pi = 0; pi < ARRAY_LEN(pics); pi++) {
+        char *ip = mpath(pics[pi]);
+        struct vis_image *full = png_load(ip);
+        free(ip);
+        struct vis_image strip = *full;
+        strip.h = full->h * 5 / 8;
+        strip.px = full->px + (size_t)(full->h / 8) * (size_t)full->stride;
+        const struct vis_image *views[2] = {full, &strip};
+        for (int v = 0; v < 2; v++) {
+            struct model_tensor outs[4];
+            size_t nout = 0;
+            char err[512];
+            struct model_letterbox lb;
+            float *t = xmalloc((size_t)128 * 128 * 3 * sizeof(float));
+            ASSERT_OK(model_preprocess(m, views[v], t, &lb));
+            free(t);
+            ASSERT_OK(model_run_raw(m, views[v], outs, 4, &nout, err, sizeof(err)));
+            struct model_params p;
+            model_params_init(&p);
+            ASSERT_OK(model_params_from_json(&p, pj, err, sizeof(err)));
+            struct model_result r;
+            if (model_run(m, &views[v], 1, &p, &r, err, sizeof(err)) < 0)
+                T_FAIL("run: %s", err);
+            json_t *ref = reference("yolov5", pj, m, views[v], &lb, outs, nout, NULL);
+            char what[256];
+            snprintf(what, sizeof(what), "yolov5-seg-tiny on %s%s", pics[pi], v ? " (strip)" : "");
+            compare_dets(what, &r, ref, &total);
+            for (size_t i = 0; i < r.n_dets; i++) {
+                const struct model_detection *dt = &r.dets[i];
+                with_poly += dt->n_points >= 3;
+                for (size_t j = 0; j < dt->n_points; j++)
+                    if (dt->points[j].x < dt->x1 - 1 || dt->points[j].x > dt->x2 + 1 ||
+                        dt->points[j].y < dt->y1 - 1 || dt->points[j].y > dt->y2 + 1)
+                        T_FAIL("%s: detection %zu vertex (%g, %g) outside its box", what, i,
+                               (double)dt->points[j].x, (double)dt->points[j].y);
+            }
+            json_decref(ref);
+            model_result_release(&r);
+            model_params_release(&p);
+            for (size_t k = 0; k < nout; k++)
+                free(outs[k].data);
+        }
+        img_free(full);
+    }
+    printf("  yolov5-seg-tiny: %d detections equal to the reference's, %d with a polygon\n", total,
+           with_poly);
+    ASSERT_GE(total, 10);
+    ASSERT_GE(with_poly, total / 2);
+    /* the bytes alone: (N, A, 5+nc+nm) + (N, nm, h, w) is YOLOv5-seg */
+    char *wp = mpath("yolov5-seg-tiny/weights.onnx"), err[1024] = "";
+    size_t len;
+    char *onnx = read_file(wp, &len);
+    json_t *meta = json_pack("{s:[s,s,s]}", "class_names", "circle", "square", "triangle");
+    if (model_registry_register_bytes(reg, "v5seg/bare", onnx, len, meta, err, sizeof(err)) < 0)
+        T_FAIL("bare: %s", err);
+    struct model *mb = NULL;
+    ASSERT_OK(model_registry_get(reg, "v5seg/bare", &mb, err, sizeof(err)));
+    json_t *db = model_describe(mb);
+    ASSERT_STR_EQ(json_string_value(json_object_get(db, "task")), "instance-segmentation");
+    ASSERT_STR_EQ(json_string_value(json_object_get(db, "architecture")), "yolov5");
+    json_decref(db);
+    model_unref(mb);
+    json_decref(meta);
+    free(onnx);
+    free(wp);
+    json_decref(pj);
+    model_unref(m);
+    model_registry_free(reg);
+}
+
 /* ---- refusals ------------------------------------------------------------------- */
 
 static void expect_bytes_refused(struct model_registry *reg, const char *weights_rel,
@@ -623,8 +713,13 @@ TEST(families_refused_with_what_was_found)
     snprintf(meta, sizeof(meta), "{%s, \"task\": \"instance-segmentation\", \"model_config\": "
              "{\"model_architecture\": \"yolov5\"}}", names);
     expect_bytes_refused(reg, "yolov5-tiny/weights.onnx", meta,
-                         "names architecture 'yolov5'; vbatch does not decode it for "
-                         "instance-segmentation");
+                         "expected (N, anchors, 5+3+masks) and prototypes (N, masks, h, w) for "
+                         "instance segmentation");
+    snprintf(meta, sizeof(meta), "{%s, \"task\": \"keypoint-detection\", \"model_config\": "
+             "{\"model_architecture\": \"yolonas\"}}", names);
+    expect_bytes_refused(reg, "yolonas-tiny/weights.onnx", meta,
+                         "names architecture 'yolonas'; vbatch does not decode it for "
+                         "keypoint-detection");
     /* RF-DETR asked to segment without a masks output */
     snprintf(meta, sizeof(meta), "{\"class_names\": [\"s\", \"a\", \"b\", \"c\"], \"task\": "
              "\"instance-segmentation\", \"model_type\": \"rfdetr-seg-nano\"}");

@@ -164,6 +164,64 @@ TEST(families_recognised_from_shapes)
     model_registry_free(reg);
 }
 
+/* Fused NMS (inference_config post_processing {"type": "nms", "fused":
+ * true}) on a YOLOv8 package: the (N, K, 6) output is decoded like
+ * YOLO26's (>= confidence, every row: no max_detections), while YOLOv10
+ * keeps the first max_detections rows. */
+TEST(fused_nms_package_decoded_end_to_end)
+{
+    struct model_registry *reg = reg_new(NULL);
+    char *wp = mpath("yolov10-tiny/weights.onnx"), err[1024] = "";
+    size_t len;
+    char *onnx = read_file(wp, &len);
+    free(wp);
+    const char *metas[] = {
+        "{\"class_names\": [\"a\", \"b\", \"c\"], \"inference_config\": {\"post_processing\": "
+        "{\"type\": \"nms\", \"fused\": true}}}",
+        "{\"class_names\": [\"a\", \"b\", \"c\"], \"model_config\": {\"model_architecture\": "
+        "\"yolov8\"}, \"inference_config\": {\"post_processing\": {\"type\": \"nms\", \"fused\": true}}}",
+        "{\"class_names\": [\"a\", \"b\", \"c\"], \"model_config\": {\"model_architecture\": "
+        "\"yolov10\"}}",
+    };
+    char *ip = mpath("synth-det/test/img_03.png");
+    struct vis_image *im = png_load(ip);
+    free(ip);
+    size_t counts[3];
+    for (int k = 0; k < 3; k++) {
+        json_t *meta = json_loads(metas[k], 0, NULL);
+        ASSERT(meta);
+        if (model_registry_register_bytes(reg, "fused/1", onnx, len, meta, err, sizeof(err)) < 0)
+            T_FAIL("case %d: %s", k, err);
+        struct model *m = NULL;
+        ASSERT_OK(model_registry_get(reg, "fused/1", &m, err, sizeof(err)));
+        json_t *d = model_describe(m);
+        ASSERT_STR_EQ(json_string_value(json_object_get(d, "output_layout")),
+                      "end-to-end YOLOv10/YOLO26");
+        ASSERT_STR_EQ(json_string_value(json_object_get(d, "architecture")),
+                      k < 2 ? "yolov8" : "yolov10");
+        json_decref(d);
+        struct model_params p;
+        model_params_init(&p);
+        p.confidence = 0.25f;
+        p.max_detections = 2;
+        struct model_result r;
+        const struct vis_image *ims[1] = {im};
+        ASSERT_OK(model_run(m, ims, 1, &p, &r, err, sizeof(err)));
+        counts[k] = r.n_dets;
+        model_result_release(&r);
+        model_unref(m);
+        json_decref(meta);
+    }
+    printf("  fused NMS: %zu and %zu detections (no cap), YOLOv10: %zu (max_detections 2)\n",
+           counts[0], counts[1], counts[2]);
+    ASSERT_EQ((int64_t)counts[2], 2);
+    ASSERT_GT((int64_t)counts[0], 2);
+    ASSERT_EQ((int64_t)counts[0], (int64_t)counts[1]);
+    img_free(im);
+    free(onnx);
+    model_registry_free(reg);
+}
+
 /* ---- exactness ----------------------------------------------------------------- */
 
 static const struct family seg_families[] = {{"rfdetr-seg-tiny", "rfdetr", 3},

@@ -302,11 +302,7 @@ int model__family_detect(struct model *m, const struct model__hints *h, int64_t 
         m->det_out = o;
         set_arch(m, hname);
         return 0;
-    case H_OTHER:
-        snprintf(err, errlen, "%s names architecture '%s', which vbatch does not decode for "
-                 "object detection (it knows yolov5, yolov7, yolov8, yolov10, yolo11, yolo26, "
-                 "yolonas, rfdetr); outputs %s", hsrc, hname, shapes);
-        return ERR_UNSUPPORTED;
+    case H_OTHER: /* a name vbatch does not know: the shapes decide, as without one */
     case H_NONE:
         break;
     }
@@ -357,12 +353,19 @@ int model__family_detect(struct model *m, const struct model__hints *h, int64_t 
             return 0;
         }
     }
-    snprintf(err, errlen, "no decoder understands outputs %s for object detection with %lld "
-             "classes; expected one of YOLOv8/v11 (N, %lld, anchors), YOLOv5/v7 (N, anchors, %lld), "
-             "YOLOv10/YOLO26 end-to-end (N, detections, 6), YOLO-NAS boxes (N, anchors, 4) + "
-             "scores (N, anchors, %lld), RF-DETR dets (N, queries, 4) + labels (N, queries, "
-             "classes[+1])", shapes, (long long)nc, (long long)(4 + nc), (long long)(5 + nc),
-             (long long)nc);
+    {
+        char other[200] = "";
+        if (hf == H_OTHER)
+            snprintf(other, sizeof(other), "; %s names architecture '%.60s', which vbatch does "
+                     "not know (it knows yolov5, yolov7, yolov8, yolov10, yolo11, yolo26, yolonas, "
+                     "rfdetr)", hsrc, hname);
+        snprintf(err, errlen, "no decoder understands outputs %s for object detection with %lld "
+                 "classes; expected one of YOLOv8/v11 (N, %lld, anchors), YOLOv5/v7 (N, anchors, "
+                 "%lld), YOLOv10/YOLO26 end-to-end (N, detections, 6), YOLO-NAS boxes (N, anchors, "
+                 "4) + scores (N, anchors, %lld), RF-DETR dets (N, queries, 4) + labels (N, "
+                 "queries, classes[+1])%s", shapes, (long long)nc, (long long)(4 + nc),
+                 (long long)(5 + nc), (long long)nc, other);
+    }
     return ERR_INVALID;
 
 rfdetr: {

@@ -558,7 +558,7 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     char *meta_e2e = NULL, *meta_desc = NULL;
     float *zero = NULL;
     int rc;
-    char e2[512];
+    char e2[1024];
 
     if ((rc = registry_ort(reg, &o, err, errlen)) < 0)
         return rc;

@@ -764,9 +764,24 @@ TEST(families_refused_with_what_was_found)
     snprintf(meta, sizeof(meta), "{%s, \"model_config\": {\"model_architecture\": \"yolov5\"}}",
              names);
     expect_bytes_refused(reg, "synth-det/weights.onnx", meta, "(N, anchors, 5+classes)");
-    /* an architecture vbatch does not know */
-    snprintf(meta, sizeof(meta), "{%s, \"model_type\": \"yolov99x\"}", names);
-    expect_bytes_refused(reg, "yolov5-tiny/weights.onnx", meta, "architecture 'yolov99x'");
+    /* an architecture vbatch does not know: the shapes decide; named in
+     * the refusal when they fit nothing */
+    expect_bytes_refused(reg, "yolov5-tiny/weights.onnx",
+                         "{\"class_names\": [\"a\", \"b\"], \"model_type\": \"yolov99x\"}",
+                         "model_type.json model_type names architecture 'yolov99x', which vbatch "
+                         "does not know");
+    {
+        char *wp = mpath("yolov5-tiny/weights.onnx"), err[1024] = "";
+        size_t len;
+        char *onnx = read_file(wp, &len);
+        snprintf(meta, sizeof(meta), "{%s, \"model_type\": \"yolov99x\"}", names);
+        json_t *mj = json_loads(meta, 0, NULL);
+        if (model_registry_register_bytes(reg, "other/1", onnx, len, mj, err, sizeof(err)) < 0)
+            T_FAIL("unknown name, YOLOv5 shapes: %s", err);
+        json_decref(mj);
+        free(onnx);
+        free(wp);
+    }
     /* segmentation of a family decoded for detection only */
     snprintf(meta, sizeof(meta), "{%s, \"task\": \"instance-segmentation\", \"model_config\": "
              "{\"model_architecture\": \"yolov5\"}}", names);

@@ -69,6 +69,7 @@ struct model__out {
 struct model {
     int refs;                   /* atomic */
     char *id;
+    char *ws;                   /* owning workspace, NULL: the operator's */
     char *dir;                  /* artefact folder, or NULL (in-memory) */
     char *tag;                  /* model_registry_add's tag, or NULL */
     enum model_task task;

@@ -81,7 +81,7 @@ static struct model *reg_add(struct model_registry *reg, const char *id, const c
         T_FAIL("register %s: %s", rel, err);
     free(p);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, id, &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, id, &m, err, sizeof(err)));
     return m;
 }
 
@@ -121,7 +121,7 @@ TEST(families_recognised_from_package)
     /* RF-DETR: the super-class removed by class_names_operations */
     struct model *m = NULL;
     char err[256];
-    ASSERT_OK(model_registry_get(reg, "rfdetr-tiny", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "rfdetr-tiny", &m, err, sizeof(err)));
     ASSERT_EQ((int)model_class_count(m), 3);
     ASSERT_STR_EQ(model_class_name(m, 0), "circle");
     ASSERT_STR_EQ(model_class_name(m, 2), "triangle");
@@ -150,7 +150,7 @@ TEST(families_recognised_from_shapes)
         if (rc < 0)
             T_FAIL("%s from bytes: %s", families[i].dir, err);
         struct model *m = NULL;
-        ASSERT_OK(model_registry_get(reg, "bare/1", &m, err, sizeof(err)));
+        ASSERT_OK(model_registry_get(reg, NULL, "bare/1", &m, err, sizeof(err)));
         json_t *d = model_describe(m);
         printf("  %s (no package files): %s\n", families[i].dir,
                json_string_value(json_object_get(d, "architecture")));
@@ -193,7 +193,7 @@ TEST(fused_nms_package_decoded_end_to_end)
         if (model_registry_register_bytes(reg, "fused/1", onnx, len, meta, err, sizeof(err)) < 0)
             T_FAIL("case %d: %s", k, err);
         struct model *m = NULL;
-        ASSERT_OK(model_registry_get(reg, "fused/1", &m, err, sizeof(err)));
+        ASSERT_OK(model_registry_get(reg, NULL, "fused/1", &m, err, sizeof(err)));
         json_t *d = model_describe(m);
         ASSERT_STR_EQ(json_string_value(json_object_get(d, "output_layout")),
                       "end-to-end YOLOv10/YOLO26");
@@ -486,7 +486,7 @@ TEST(families_response_json)
     json_t *out = NULL, *params = json_pack("{s:f}", "confidence", 0.3);
     char err[512];
     const struct vis_image *ims[1] = {im};
-    if (model_registry_infer(reg, "rf/1", "object-detection", params, ims, 1, &out, err,
+    if (model_registry_infer(reg, NULL, "rf/1", "object-detection", params, ims, 1, &out, err,
                              sizeof(err)) < 0)
         T_FAIL("infer: %s", err);
     json_t *preds = json_object_get(out, "predictions");
@@ -617,7 +617,7 @@ TEST(rfdetr_segmentation_matches_reference)
         if (model_registry_register_bytes(reg, "rfseg/bare", onnx, len, meta, err, sizeof(err)) < 0)
             T_FAIL("bare: %s", err);
         struct model *mb = NULL;
-        ASSERT_OK(model_registry_get(reg, "rfseg/bare", &mb, err, sizeof(err)));
+        ASSERT_OK(model_registry_get(reg, NULL, "rfseg/bare", &mb, err, sizeof(err)));
         json_t *db = model_describe(mb);
         ASSERT_STR_EQ(json_string_value(json_object_get(db, "task")), "instance-segmentation");
         ASSERT_STR_EQ(json_string_value(json_object_get(db, "architecture")), "rfdetr");
@@ -707,7 +707,7 @@ TEST(yolov5_segmentation)
     if (model_registry_register_bytes(reg, "v5seg/bare", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("bare: %s", err);
     struct model *mb = NULL;
-    ASSERT_OK(model_registry_get(reg, "v5seg/bare", &mb, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "v5seg/bare", &mb, err, sizeof(err)));
     json_t *db = model_describe(mb);
     ASSERT_STR_EQ(json_string_value(json_object_get(db, "task")), "instance-segmentation");
     ASSERT_STR_EQ(json_string_value(json_object_get(db, "architecture")), "yolov5");
@@ -827,7 +827,7 @@ TEST(families_nan_at_run_time_fails_the_image)
     json_t *out = NULL;
     char err[512] = "";
     const struct vis_image *ims[1] = {im};
-    int rc = model_registry_infer(reg, "nan/1", NULL, NULL, ims, 1, &out, err, sizeof(err));
+    int rc = model_registry_infer(reg, NULL, "nan/1", NULL, NULL, ims, 1, &out, err, sizeof(err));
     printf("  %s\n", err);
     ASSERT_EQ(rc, ERR_INVALID);
     ASSERT(strstr(err, "model 'nan/1': cannot decode its output for image 0: the network "
@@ -837,7 +837,7 @@ TEST(families_nan_at_run_time_fails_the_image)
     uint8_t *px = xcalloc((size_t)im->stride * (size_t)im->h, 1);
     black.px = px;
     ims[0] = &black;
-    ASSERT_OK(model_registry_infer(reg, "nan/1", NULL, NULL, ims, 1, &out, err, sizeof(err)));
+    ASSERT_OK(model_registry_infer(reg, NULL, "nan/1", NULL, NULL, ims, 1, &out, err, sizeof(err)));
     ASSERT(json_is_array(json_object_get(out, "predictions")));
     json_decref(out);
     free(px);
@@ -864,7 +864,7 @@ TEST(families_fit_longer_edge_substitution)
         if (model_registry_register_bytes(reg, "fle/1", ob, ol, meta, err, sizeof(err)) < 0)
             T_FAIL("%s: %s", dirs[i], err);
         struct model *m = NULL;
-        ASSERT_OK(model_registry_get(reg, "fle/1", &m, err, sizeof(err)));
+        ASSERT_OK(model_registry_get(reg, NULL, "fle/1", &m, err, sizeof(err)));
         json_t *desc = model_describe(m), *pp = json_object_get(desc, "preprocessing");
         ASSERT_STR_EQ(json_string_value(json_object_get(pp, "resize")), want[i]);
         if (i == 0)
@@ -980,7 +980,7 @@ TEST(families_upload_metadata_file_contents)
     if (model_registry_register_bytes(reg, "up/rf", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("register: %s", err);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, "up/rf", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "up/rf", &m, err, sizeof(err)));
     json_t *desc = model_describe(m);
     ASSERT_STR_EQ(json_string_value(json_object_get(desc, "architecture")), "rfdetr");
     ASSERT_EQ((int)model_class_count(m), 3);
@@ -996,7 +996,7 @@ TEST(families_upload_metadata_file_contents)
     int bad = -1;
     ASSERT_EQ(model_registry_load_dir(reg, mdir, &bad, err, sizeof(err)), 1);
     ASSERT_EQ(bad, 0);
-    ASSERT_OK(model_registry_get(reg, "up/rf", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "up/rf", &m, err, sizeof(err)));
     desc = model_describe(m);
     ASSERT_STR_EQ(json_string_value(json_object_get(desc, "architecture")), "rfdetr");
     ASSERT_EQ((int)model_class_count(m), 3);

@@ -103,7 +103,8 @@ static void va_anchor(const struct wf_det *d, int pos, double *x, double *y)
                 return;
             }
         }
-        /* fallthrough */
+        *x = cx, *y = cy;
+        return;
     default: *x = cx, *y = cy; return;
     }
 }

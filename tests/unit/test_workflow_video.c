@@ -773,4 +773,104 @@ TEST(icon_static_and_dynamic)
     (void)last_image_json;
 }
 
+/* ---- text_display / rich_label ---------------------------------------------------------------- */
+
+#define TD(extra)                                                                                    \
+    HEAD "{\"type\":\"roboflow_core/text_display@v1\",\"name\":\"td\",\"image\":\"$inputs.image\"," extra "}]," \
+         "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"img\",\"selector\":\"$steps.td.image\"}]}"
+
+static struct vis_image *td_frame(const char *def)
+{
+    struct wf_workflow *wf = compile_or_die(def);
+    json_t *r = frame(wf, NULL, 1);
+    struct vis_image *im = out_image(r, "img");
+    json_decref(r);
+    wf_free(wf);
+    return im;
+}
+
+TEST(text_display_layout)
+{
+    img_value = 200;
+    nboxes = 3;
+    for (int k = 0; k < 3; k++)
+        box(k, 50 + 60 * k, 150, 20, 20, 0, -1);
+    /* one line, scale 1, thickness 2: cv2 text height round(21 + 3/2) = 22, baseline
+     * round(9) = 9, line advance 31; box 31 + 2 * 10 high at (10, 10) (top_left + offsets) */
+    struct vis_image *im = td_frame(TD("\"text\":\"Hi\""));
+    ASSERT(near_px(im, 12, 12, 0, 0, 0, 12));      /* padding: black background */
+    ASSERT(near_px(im, 12, 59, 0, 0, 0, 12));      /* last row of the box: 10 + 51 - 1 */
+    ASSERT(near_px(im, 12, 63, 200, 200, 200, 12)); /* below it */
+    ASSERT(near_px(im, 8, 20, 200, 200, 200, 12));
+    vis_image_free(im);
+    /* two lines: 2 * 31 + spacing round(0.25 * 31) = 8 -> 70 + 20 = 90 high: rows 10..99 */
+    im = td_frame(TD("\"text\":\"Hi\\nthere\""));
+    ASSERT(near_px(im, 12, 97, 0, 0, 0, 12));
+    ASSERT(near_px(im, 12, 103, 200, 200, 200, 12));
+    vis_image_free(im);
+    /* bottom_right with negative offsets, half-transparent: 200 * 0.5 -> 100 */
+    im = td_frame(TD("\"text\":\"Hi\",\"anchor\":\"bottom_right\",\"offset_x\":-10,\"offset_y\":-10,"
+                     "\"background_opacity\":0.5"));
+    ASSERT(near_px(im, 400 - 12, 200 - 12, 100, 100, 100, 12));
+    ASSERT(near_px(im, 400 - 8, 200 - 12, 200, 200, 200, 12));
+    vis_image_free(im);
+    /* absolute position beyond the image: clamped inside */
+    im = td_frame(TD("\"text\":\"Hi\",\"position_mode\":\"absolute\",\"position_x\":5000,\"position_y\":-50"));
+    ASSERT(near_px(im, 398, 2, 0, 0, 0, 12));
+    vis_image_free(im);
+    /* parameters with operations: "{{ $parameters.n }}" -> "3" (3 detections): a short
+     * box; an unknown parameter stays as written: a long one */
+    im = td_frame(TD("\"text\":\"{{ $parameters.n }}\",\"text_parameters\":{\"n\":\"$steps.det.predictions\"},"
+                     "\"text_parameters_operations\":{\"n\":[{\"type\":\"SequenceLength\"}]}"));
+    ASSERT(near_px(im, 10 + 60, 12, 200, 200, 200, 12));
+    vis_image_free(im);
+    im = td_frame(TD("\"text\":\"{{ $parameters.zz }}\",\"text_parameters\":{\"n\":\"$steps.det.predictions\"}"));
+    ASSERT(near_px(im, 10 + 60, 12, 0, 0, 0, 12));
+    vis_image_free(im);
+    img_value = 100;
+    /* bad values: compile errors or step errors */
+    char err[512];
+    ASSERT(compile_err(TD("\"text\":\"x\",\"anchor\":\"middle\""), err, sizeof err) < 0);
+    ASSERT(compile_err(TD("\"text\":\"x\",\"text_parameters_operations\":{\"n\":[{\"type\":\"Nope\"}]}"), err,
+                       sizeof err) < 0);
+    struct wf_workflow *wf = compile_or_die(TD("\"text\":\"x\",\"font_scale\":1e9"));
+    ASSERT(frame_ex(wf, NULL, 1, 400, 200, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "font_scale") != NULL);
+    wf_free(wf);
+    wf = compile_or_die(TD("\"text\":\"x\",\"padding\":-3"));
+    ASSERT(frame_ex(wf, NULL, 1, 400, 200, err, sizeof err) == NULL);
+    wf_free(wf);
+}
+
+TEST(rich_label_box_above_the_detection)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/rich_label_visualization@v1\",\"name\":\"rl\",\"image\":\"$inputs.image\","
+             "\"predictions\":\"$steps.det.predictions\",\"text\":\"Class and Confidence\"}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"img\",\"selector\":\"$steps.rl.image\"}]}");
+    nboxes = 1;
+    box(0, 100, 120, 40, 40, 0, -1); /* top-left corner (80, 100) */
+    json_t *r = frame(wf, NULL, 1);
+    struct vis_image *im = out_image(r, "img");
+    /* TOP_LEFT: the label's box ends at the anchor; DEFAULT palette, class 0: #A351FB;
+     * the padding (10) is background colour */
+    ASSERT(near_px(im, 82, 98, 0xFB, 0x51, 0xA3, 30));
+    ASSERT(near_px(im, 78, 98, 100, 100, 100, 10));
+    ASSERT(near_px(im, 82, 103, 100, 100, 100, 10));
+    vis_image_free(im);
+    json_decref(r);
+    nboxes = 0;
+    r = frame(wf, NULL, 2);
+    im = out_image(r, "img");
+    ASSERT(near_px(im, 82, 98, 100, 100, 100, 10));
+    vis_image_free(im);
+    json_decref(r);
+    wf_free(wf);
+    char err[512];
+    ASSERT(compile_err(HEAD "{\"type\":\"roboflow_core/rich_label_visualization@v1\",\"name\":\"rl\","
+                            "\"image\":\"$inputs.image\",\"predictions\":\"$steps.det.predictions\","
+                            "\"font_size\":0}],\"outputs\":[]}",
+                       err, sizeof err) < 0);
+}
+
 TEST_MAIN()

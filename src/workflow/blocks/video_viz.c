@@ -79,6 +79,7 @@ static const struct wf_output OUT_IMAGE[] = {{"image", WF_K_IMAGE}};
 static int int_arg(struct wf_call *c, size_t i, const char *name, int64_t lo, int64_t hi, int64_t def, int *out)
 {
     int64_t v = wf_arg_int(c, i, name, def);
+    *out = 0;
     if (v < lo || v > hi)
         return wf_call_fail(c, "field '%s': %lld is out of range [%lld, %lld]", name, (long long)v,
                             (long long)lo, (long long)hi);
@@ -571,6 +572,431 @@ static int icon_run(struct wf_call *c)
     return 0;
 }
 
+
+/* ---- text_display v1 ------------------------------------------------------------------------ */
+
+#define TD_MAX_TEXT 65536
+#define TD_MAX_LINES 1000
+#define TD_MAX_PADDING 10000
+#define TD_MAX_SCALE 100.0
+
+static const char *const TD_ALIGNS[] = {"left", "center", "right", NULL};
+static const char *const TD_MODES[] = {"absolute", "relative", NULL};
+static const char *const TD_ANCHORS[] = {"center",      "top_left",      "top_center",   "top_right",   "bottom_left",
+                                         "bottom_center", "bottom_right", "center_left", "center_right", NULL};
+static const double TD_ANCHOR_XY[][2] = {{0.5, 0.5}, {0, 0}, {0.5, 0}, {1, 0},   {0, 1},
+                                         {0.5, 1},   {1, 1}, {0, 0.5}, {1, 0.5}};
+
+static int choice_index(const char *const *list, const char *s)
+{
+    for (int k = 0; s && list[k]; k++)
+        if (!strcmp(list[k], s))
+            return k;
+    return -1;
+}
+
+/* format_text_with_parameters: "{{ $parameters.name }}" replaced by str()
+ * of the parameter after its operations; unknown names are left as is. */
+static int td_format(struct wf_call *c, size_t i, const char *text, struct buf *b)
+{
+    const struct wf_value *params = wf_arg(c, i, "text_parameters");
+    const json_t *ops = wf_arg_json(c, i, "text_parameters_operations");
+    const char *t = text;
+    while (*t) {
+        const char *open = strstr(t, "{{"), *p, *close;
+        char name[128];
+        size_t nl = 0;
+        if (!open) {
+            buf_puts(b, t);
+            break;
+        }
+        buf_append(b, t, (size_t)(open - t));
+        p = open + 2;
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v')
+            p++;
+        close = strstr(p, "}}");
+        if (close && !strncmp(p, "$parameters.", 12)) {
+            p += 12;
+            while ((p[nl] == '_' || (p[nl] >= '0' && p[nl] <= '9') || (p[nl] >= 'a' && p[nl] <= 'z') ||
+                    (p[nl] >= 'A' && p[nl] <= 'Z')) && nl < sizeof name - 1)
+                nl++;
+            memcpy(name, p, nl);
+            name[nl] = 0;
+            const char *q = p + nl;
+            while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r' || *q == '\f' || *q == '\v')
+                q++;
+            struct wf_value *v = nl && q == close && params ? wf_value_dict_get(params, name) : NULL;
+            if (v) {
+                struct wf_value *tv = NULL;
+                const json_t *chain = json_is_object(ops) ? json_object_get(ops, name) : NULL;
+                if (json_array_size(chain) > 0) {
+                    char err[256];
+                    struct wf_ql_ctx cx = {NULL, NULL, NULL, err, sizeof err};
+                    if (wf__ql_apply(&cx, chain, v, &tv) < 0)
+                        return wf_call_fail(c, "field 'text_parameters_operations': '%s': %s", name, err);
+                    v = tv;
+                }
+                json_t *j = wf_value_to_json(v, false);
+                char *str = wf__py_str(j);
+                buf_puts(b, str);
+                free(str);
+                json_decref(j);
+                wf_value_unref(tv);
+                t = close + 2;
+                continue;
+            }
+        }
+        buf_append(b, open, 2);
+        t = open + 2;
+    }
+    if (b->len > TD_MAX_TEXT)
+        return wf_call_fail(c, "the text is longer than %d bytes", TD_MAX_TEXT);
+    return 0;
+}
+
+/* Filled rectangle (corners included) clipped to img. */
+static void td_fill(struct vis_image *img, int x1, int y1, int x2, int y2, struct vis_color col)
+{
+    struct vis_image view;
+    x1 = MAX(x1, 0), y1 = MAX(y1, 0), x2 = MIN(x2, img->w - 1), y2 = MIN(y2, img->h - 1);
+    if (x2 >= x1 && y2 >= y1 && vis_image_view(img, x1, y1, x2 - x1 + 1, y2 - y1 + 1, &view) == 0)
+        vis_image_fill(&view, col);
+}
+
+/* text_display's draw_background: opaque, or blended (cv2.addWeighted) over
+ * the clipped box; rounded corners with border_radius. */
+static int td_background(struct vis_image *img, int x1, int y1, int x2, int y2, struct vis_color col, double alpha,
+                         int radius)
+{
+    if (x2 <= x1 || y2 <= y1 || alpha <= 0)
+        return 0;
+    if (alpha >= 1) {
+        if (radius > 0)
+            viz__rounded_rect(img, x1, y1, x2 - 1, y2 - 1, col, radius);
+        else
+            td_fill(img, x1, y1, x2 - 1, y2 - 1, col);
+        return 0;
+    }
+    struct vis_image roi, *ov = NULL;
+    if (vis_image_view(img, x1, y1, x2 - x1, y2 - y1, &roi) < 0)
+        return 0;
+    if (!(ov = vis_image_clone(&roi)))
+        return ERR_NOMEM;
+    if (radius > 0)
+        viz__rounded_rect(ov, 0, 0, ov->w - 1, ov->h - 1, col, radius);
+    else
+        vis_image_fill(ov, col);
+    int ch = vis_channels(&roi);
+    for (int y = 0; y < roi.h; y++)
+        for (int x = 0; x < roi.w; x++) {
+            uint8_t *p = vis_px(&roi, x, y);
+            const uint8_t *o = vis_px(ov, x, y);
+            for (int k = 0; k < ch; k++)
+                p[k] = (uint8_t)lrint(o[k] * alpha + p[k] * (1 - alpha));
+        }
+    vis_image_free(ov);
+    return 0;
+}
+
+static int td_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const char *text = wf_arg_str(c, i, "text"), *bg = wf_arg_str(c, i, "background_color");
+        double scale = wf_arg_double(c, i, "font_scale", 1.0), opacity = wf_arg_double(c, i, "background_opacity", 1.0);
+        int thick, pad, radius, align, mode, anchor, rc;
+        struct vis_color fg, bgc = {0, 0, 0};
+        bool transparent;
+        struct buf b = BUF_INIT;
+        if (!im || !text)
+            return wf_call_fail(c, "image and text are required");
+        if (int_arg(c, i, "font_thickness", 1, 100, 2, &thick) < 0 ||
+            int_arg(c, i, "padding", 0, TD_MAX_PADDING, 10, &pad) < 0 ||
+            int_arg(c, i, "border_radius", 0, TD_MAX_PADDING, 0, &radius) < 0)
+            return ERR_INVALID;
+        if (!(scale > 0 && scale <= TD_MAX_SCALE))
+            return wf_call_fail(c, "font_scale must be in (0, %g]", TD_MAX_SCALE);
+        if ((align = choice_index(TD_ALIGNS, wf_arg_str(c, i, "text_align"))) < 0 ||
+            (mode = choice_index(TD_MODES, wf_arg_str(c, i, "position_mode"))) < 0)
+            return wf_call_fail(c, "invalid text_align or position_mode");
+        {
+            char low[32] = "";
+            const char *a = wf_arg_str(c, i, "anchor");
+            for (size_t k = 0; a && a[k] && k < sizeof low - 1; k++)
+                low[k] = (char)(a[k] >= 'A' && a[k] <= 'Z' ? a[k] + 32 : a[k]), low[k + 1] = 0;
+            if ((anchor = choice_index(TD_ANCHORS, low)) < 0)
+                return wf_call_fail(c, "unknown anchor '%s'", a ? a : "");
+        }
+        if (viz__color_parse(wf_arg_str(c, i, "text_color"), &fg) < 0)
+            return wf_call_fail(c, "invalid text_color");
+        transparent = bg && !strcasecmp(bg, "transparent");
+        if (!transparent && viz__color_parse(bg, &bgc) < 0)
+            return wf_call_fail(c, "invalid background_color");
+        int64_t pxx = wf_arg_int(c, i, "position_x", 0), pyy = wf_arg_int(c, i, "position_y", 0);
+        int64_t ox = wf_arg_int(c, i, "offset_x", 10), oy = wf_arg_int(c, i, "offset_y", 10);
+        if (llabs(pxx) > 1000000 || llabs(pyy) > 1000000 || llabs(ox) > 1000000 || llabs(oy) > 1000000)
+            return wf_call_fail(c, "positions and offsets must be within +-1000000");
+        buf_init(&b, TD_MAX_TEXT + 1024);
+        if ((rc = td_format(c, i, text, &b)) < 0) {
+            buf_release(&b);
+            return rc;
+        }
+        /* compute_layout */
+        struct vis_font *font = vis_font_default();
+        const char *ft = b.data ? b.data : "";
+        int nlines = 1;
+        for (const char *q = ft; *q; q++)
+            nlines += *q == '\n';
+        if (nlines > TD_MAX_LINES) {
+            buf_release(&b);
+            return wf_call_fail(c, "more than %d lines of text", TD_MAX_LINES);
+        }
+        char **lines = xcalloc((size_t)nlines, sizeof *lines);
+        int *lw = xcalloc((size_t)nlines, sizeof *lw), maxw = 0, refw, refh;
+        {
+            const char *q = ft;
+            for (int k = 0; k < nlines; k++) {
+                const char *e = strchr(q, '\n');
+                size_t n = e ? (size_t)(e - q) : strlen(q);
+                lines[k] = xstrndup(q, n);
+                q = e ? e + 1 : q + n;
+            }
+        }
+        viz__text_size(font, "Ag", scale, thick, &refw, &refh);
+        int base = (int)lrint(9 * scale); /* cv2 baseline of FONT_HERSHEY_SIMPLEX */
+        int adv = refh + base, spacing = MAX(1, (int)lrint(0.25 * adv));
+        for (int k = 0; k < nlines; k++) {
+            bool blank = true;
+            for (const char *q = lines[k]; *q; q++)
+                blank &= *q == ' ' || *q == '\t' || *q == '\r' || *q == '\f' || *q == '\v';
+            if (!blank && viz__text_size(font, lines[k], scale, thick, &lw[k], &refw) < 0)
+                lw[k] = 0;
+            maxw = MAX(maxw, lw[k]);
+        }
+        int64_t total_h = (int64_t)nlines * adv + (int64_t)MAX(0, nlines - 1) * spacing;
+        int64_t bw = maxw + 2 * (int64_t)pad, bh = total_h + 2 * (int64_t)pad, bx, by;
+        int W = im->img->w, H = im->img->h;
+        if (mode == 0) {
+            bx = pxx, by = pyy;
+        } else {
+            double ax = TD_ANCHOR_XY[anchor][0], ay = TD_ANCHOR_XY[anchor][1];
+            bx = (int64_t)lrint(ax * W) - (int64_t)lrint(ax * (double)bw) + ox;
+            by = (int64_t)lrint(ay * H) - (int64_t)lrint(ay * (double)bh) + oy;
+        }
+        bx = bw > W ? 0 : MAX(0, MIN(bx, W - bw));
+        by = bh > H ? 0 : MAX(0, MIN(by, H - bh));
+        struct vis_image *px = vis_image_clone(im->img);
+        rc = px ? 0 : ERR_NOMEM;
+        if (rc == 0 && !transparent)
+            rc = td_background(px, (int)MAX(0, bx), (int)MAX(0, by), (int)MIN(W, bx + bw), (int)MIN(H, by + bh), bgc,
+                               opacity, radius);
+        int64_t cy = by + pad;
+        for (int k = 0; k < nlines && rc == 0; k++) {
+            if (lw[k] > 0) {
+                int64_t tx = bx + pad + (align == 1 ? (maxw - lw[k]) / 2 : align == 2 ? maxw - lw[k] : 0);
+                int64_t ty = cy + refh;
+                if (ty > 0 && cy < H && tx < W)
+                    viz__text_draw(px, font, lines[k], vis_text_px_for_scale(scale), (int)tx, (int)ty, thick, fg);
+            }
+            cy += adv + (k < nlines - 1 ? spacing : 0);
+        }
+        for (int k = 0; k < nlines; k++)
+            free(lines[k]);
+        free(lines);
+        free(lw);
+        buf_release(&b);
+        if (rc < 0) {
+            vis_image_free(px);
+            return wf_call_fail(c, "out of memory");
+        }
+        wf_out_image(c, i, "image", im, px);
+    }
+    return 0;
+}
+
+static int td_check(const json_t *step, char *err, size_t errlen)
+{
+    const json_t *ops = json_object_get(step, "text_parameters_operations");
+    const char *key;
+    const json_t *v;
+    if (!json_is_object(ops))
+        return 0;
+    json_object_foreach((json_t *)ops, key, v) {
+        char sub[256];
+        if (wf__ql_check_ops(v, sub, sizeof sub) < 0) {
+            wf__errf(err, errlen, "field 'text_parameters_operations': '%s': %s", key, sub);
+            return ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
+/* ---- rich_label_visualization v1 -------------------------------------------------------------- */
+
+#define RL_MAX_FONT 1000
+#define RL_MAX_LABEL 4096
+
+/* sv wrap_text (textwrap.wrap with break_long_words, drop_whitespace) on
+ * byte columns; existing newlines kept. */
+static int rl_wrap(const char *text, int maxlen, char ***out)
+{
+    char **lines = NULL;
+    int n = 0;
+    const char *p = text;
+    for (;;) {
+        const char *e = strchr(p, '\n');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (maxlen <= 0 || len == 0) {
+            lines = xrealloc(lines, (size_t)(n + 1) * sizeof *lines);
+            lines[n++] = xstrndup(p, len);
+        } else {
+            size_t k = 0;
+            bool any = false;
+            while (k < len) {
+                while (k < len && p[k] == ' ')
+                    k++;
+                if (k >= len)
+                    break;
+                size_t start = k, last_space = 0, end = k;
+                while (end < len && end - start < (size_t)maxlen) {
+                    if (p[end] == ' ')
+                        last_space = end;
+                    end++;
+                }
+                if (end < len && p[end] != ' ' && last_space > start)
+                    end = last_space; /* break at the last space */
+                size_t trim = end;
+                while (trim > start && p[trim - 1] == ' ')
+                    trim--;
+                lines = xrealloc(lines, (size_t)(n + 1) * sizeof *lines);
+                lines[n++] = xstrndup(p + start, trim - start);
+                any = true;
+                k = end;
+            }
+            if (!any) {
+                lines = xrealloc(lines, (size_t)(n + 1) * sizeof *lines);
+                lines[n++] = xstrdup("");
+            }
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    *out = lines;
+    return n;
+}
+
+static int rl_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        const char *text = wf_arg_str(c, i, "text"), *mode = wf_arg_str(c, i, "text_size_mode");
+        int fsize, pad, radius, pos, axis, maxlen = 0, rc = 0;
+        struct vis_color fg;
+        struct viz_palette pal = {0};
+        char err[256];
+        if (!im || !ds)
+            return wf_call_fail(c, "image and predictions are required");
+        if (int_arg(c, i, "font_size", 1, RL_MAX_FONT, 14, &fsize) < 0 ||
+            int_arg(c, i, "text_padding", 0, TD_MAX_PADDING, 10, &pad) < 0 ||
+            int_arg(c, i, "border_radius", 0, TD_MAX_PADDING, 0, &radius) < 0)
+            return ERR_INVALID;
+        if (!wf_value_is_null(wf_arg(c, i, "max_line_length")) &&
+            int_arg(c, i, "max_line_length", 1, 100000, 1, &maxlen) < 0)
+            return ERR_INVALID;
+        if ((pos = viz__pos_parse(wf_arg_str(c, i, "text_position"))) < 0 ||
+            (axis = viz__axis_parse(wf_arg_str(c, i, "color_axis"))) < 0)
+            return wf_call_fail(c, "invalid text_position or color_axis");
+        if (viz__color_parse(wf_arg_str(c, i, "text_color"), &fg) < 0)
+            return wf_call_fail(c, "invalid text_color");
+        struct vis_image *px = vis_image_clone(im->img);
+        if (!px)
+            return wf_call_fail(c, "out of memory");
+        if (ds->n == 0) {
+            wf_out_image(c, i, "image", im, px);
+            continue;
+        }
+        if (mode && !strcmp(mode, "Automatic")) {
+            /* compute_adaptive_rich_font_size: 14 pt at 1080 px, scaled, 8..128 */
+            double base = 14.0 * MIN(px->w, px->h) / 1080.0;
+            fsize = (int)MAX(8, MIN(128, lrint(base * fsize / 14.0)));
+        }
+        if (viz__palette_init(&pal, wf_arg_str(c, i, "color_palette"), wf_arg_json(c, i, "custom_colors"), err,
+                              sizeof err) < 0) {
+            vis_image_free(px);
+            return wf_call_fail(c, "%s", err);
+        }
+        struct vis_font *font = vis_font_default();
+        struct vis_text_metrics tg;
+        if (vis_text_measure(font, "Tg", fsize, &tg) < 0)
+            memset(&tg, 0, sizeof tg);
+        int tg_ascent = tg.height - tg.baseline;
+        bool masks = false;
+        for (size_t k = 0; k < ds->n; k++)
+            masks |= ds->d[k].has_mask;
+        for (size_t k = 0; k < ds->n && rc == 0; k++) {
+            char label[RL_MAX_LABEL], **lines = NULL;
+            struct vis_color bgc;
+            int ax, ay, n, maxw = 0, total = 0, *lh;
+            if (viz__det_label(ds, k, text ? text : "Class", px->w, px->h, masks, label, sizeof label, err,
+                               sizeof err) < 0 ||
+                viz__color_for(&pal, axis, k, ds->d[k].class_id, ds->d[k].tracker_id, &bgc, err, sizeof err) < 0) {
+                rc = wf_call_fail(c, "%s", err);
+                break;
+            }
+            if (viz__anchor(&ds->d[k], pos, px->w, px->h, &ax, &ay) < 0) {
+                rc = wf_call_fail(c, "text_position CENTER_OF_MASS needs masks");
+                break;
+            }
+            n = rl_wrap(label, maxlen, &lines);
+            lh = xcalloc((size_t)n, sizeof *lh);
+            for (int q = 0; q < n; q++) {
+                struct vis_text_metrics m = {0, 0, 0};
+                if (lines[q][0])
+                    vis_text_measure(font, lines[q], fsize, &m);
+                maxw = MAX(maxw, m.width);
+                lh[q] = m.height;
+                total += m.height;
+            }
+            total += (n - 1) * pad;
+            int w = maxw + 2 * pad, h = total + 2 * pad, hw = w / 2, hh = h / 2, xy[4];
+            switch (pos) {
+            case VIZ_POS_TOP_LEFT: xy[0] = ax, xy[1] = ay - h, xy[2] = ax + w, xy[3] = ay; break;
+            case VIZ_POS_TOP_RIGHT: xy[0] = ax - w, xy[1] = ay - h, xy[2] = ax, xy[3] = ay; break;
+            case VIZ_POS_TOP_CENTER: xy[0] = ax - hw, xy[1] = ay - h, xy[2] = ax + hw, xy[3] = ay; break;
+            case VIZ_POS_BOTTOM_LEFT: xy[0] = ax, xy[1] = ay, xy[2] = ax + w, xy[3] = ay + h; break;
+            case VIZ_POS_BOTTOM_RIGHT: xy[0] = ax - w, xy[1] = ay, xy[2] = ax, xy[3] = ay + h; break;
+            case VIZ_POS_BOTTOM_CENTER: xy[0] = ax - hw, xy[1] = ay, xy[2] = ax + hw, xy[3] = ay + h; break;
+            case VIZ_POS_CENTER_LEFT: xy[0] = ax - w, xy[1] = ay - hh, xy[2] = ax, xy[3] = ay + hh; break;
+            case VIZ_POS_CENTER_RIGHT: xy[0] = ax, xy[1] = ay - hh, xy[2] = ax + w, xy[3] = ay + hh; break;
+            default: xy[0] = ax - hw, xy[1] = ay - hh, xy[2] = ax + hw, xy[3] = ay + hh; break;
+            }
+            /* PIL rounded_rectangle: corners included */
+            if (radius > 0)
+                viz__rounded_rect(px, xy[0], xy[1], xy[2], xy[3], bgc, radius);
+            else
+                td_fill(px, xy[0], xy[1], xy[2], xy[3], bgc);
+            int ty = xy[1] + pad;
+            for (int q = 0; q < n; q++) {
+                if (lines[q][0])
+                    vis_text_draw(px, font, lines[q], fsize, xy[0] + pad, ty + tg_ascent, fg);
+                ty += lh[q] + pad;
+                free(lines[q]);
+            }
+            free(lines);
+            free(lh);
+        }
+        viz__palette_release(&pal);
+        if (rc < 0) {
+            vis_image_free(px);
+            return rc;
+        }
+        wf_out_image(c, i, "image", im, px);
+    }
+    return 0;
+}
+
 /* ---- manifests ------------------------------------------------------------------------------ */
 
 static const struct wf_field trace_fields[] = {
@@ -629,4 +1055,51 @@ static const struct wf_block icon_v1 = {
     .run = icon_run,
 };
 
-const struct wf_block *const wf_blocks_video_viz[] = {&trace_v1, &heat_v1, &grid_v1, &icon_v1, NULL};
+static const struct wf_field td_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"text", NULL, WF_FT_STRING, NULL, 0, WF_F_NO_SELECTOR, NULL},
+    {"text_parameters", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},
+    {"text_parameters_operations", NULL, WF_FT_DICT, "{}", 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
+    {"text_color", NULL, WF_FT_STRING, "\"WHITE\"", WF_K_STRING, 0, NULL},
+    {"background_color", NULL, WF_FT_STRING, "\"BLACK\"", WF_K_STRING, 0, NULL},
+    {"background_opacity", NULL, WF_FT_FLOAT01, "1.0", WF_K_FLOAT, 0, NULL},
+    {"font_scale", NULL, WF_FT_FLOAT, "1.0", WF_K_NUMBER, 0, NULL},
+    {"font_thickness", NULL, WF_FT_INT, "2", WF_K_INT, 0, NULL},
+    {"padding", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"text_align", NULL, WF_FT_ENUM, "\"left\"", WF_K_STRING, 0, TD_ALIGNS},
+    {"border_radius", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+    {"position_mode", NULL, WF_FT_ENUM, "\"relative\"", WF_K_STRING, 0, TD_MODES},
+    {"position_x", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+    {"position_y", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+    {"anchor", NULL, WF_FT_ENUM, "\"top_left\"", WF_K_STRING, 0, TD_ANCHORS},
+    {"offset_x", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"offset_y", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    F_COPY,
+};
+static const char *const RL_TEXTS[] = {"Class", "Confidence", "Class and Confidence", "Index", "Dimensions", "Area",
+                                       "Area (mask)", "Area (converted)", "Tracker Id", "Time In Zone", NULL};
+static const char *const RL_SIZE_MODES[] = {"Manual", "Automatic", NULL};
+static const struct wf_field rl_fields[] = {
+    F_IMAGE, F_COPY, F_PRED, F_COLORABLE,
+    {"text", NULL, WF_FT_ENUM, "\"Class\"", WF_K_STRING, 0, RL_TEXTS},
+    {"text_position", NULL, WF_FT_ENUM, "\"TOP_LEFT\"", WF_K_STRING, 0, POSITIONS},
+    {"text_color", NULL, WF_FT_STRING, "\"WHITE\"", WF_K_STRING, 0, NULL},
+    {"font_family", NULL, WF_FT_STRING, "\"Geist Mono\"", WF_K_STRING, 0, NULL},
+    {"text_size_mode", NULL, WF_FT_ENUM, "\"Manual\"", WF_K_STRING, 0, RL_SIZE_MODES},
+    {"font_size", NULL, WF_FT_INT_POS, "14", WF_K_INT, 0, NULL},
+    {"text_padding", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"border_radius", NULL, WF_FT_INT, "0", WF_K_INT, 0, NULL},
+    {"max_line_length", NULL, WF_FT_INT_POS, "null", WF_K_INT, WF_F_NULLABLE, NULL},
+};
+static const struct wf_block td_v1 = {
+    .types = (const char *const[]){"roboflow_core/text_display@v1", NULL},
+    .fields = td_fields, .nfields = ARRAY_LEN(td_fields), .outputs = OUT_IMAGE, .noutputs = 1,
+    .run = td_run, .check = td_check,
+};
+static const struct wf_block rl_v1 = {
+    .types = (const char *const[]){"roboflow_core/rich_label_visualization@v1", NULL},
+    .fields = rl_fields, .nfields = ARRAY_LEN(rl_fields), .outputs = OUT_IMAGE, .noutputs = 1,
+    .run = rl_run,
+};
+
+const struct wf_block *const wf_blocks_video_viz[] = {&trace_v1, &heat_v1, &grid_v1, &icon_v1, &td_v1, &rl_v1, NULL};

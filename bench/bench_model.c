@@ -284,8 +284,8 @@ int main(int argc, char **argv)
         return 1;
     }
     struct model *m2 = NULL, *m1 = NULL;
-    model_registry_get(reg2, "bench/1", &m2, err, sizeof(err));
-    model_registry_get(reg1, "bench/1", &m1, err, sizeof(err));
+    model_registry_get(reg2, NULL, "bench/1", &m2, err, sizeof(err));
+    model_registry_get(reg1, NULL, "bench/1", &m1, err, sizeof(err));
 
     /* decode + pre-process per 1080p JPEG */
     int W, H;

@@ -731,8 +731,8 @@ static int machine_check(struct jobs *j, const char *machine_type, bool needs_mo
         }
         return 0;
     }
-    if (j->o.model_select(j->o.model_select_ud, machine_type, needs_models, NULL, NULL, NULL, err, sizeof err) <
-        0) {
+    if (j->o.model_select(j->o.model_select_ud, machine_type, NULL, needs_models, NULL, NULL, NULL, err,
+                          sizeof err) < 0) {
         jobs__err("%s", err);
         return ERR_INVALID;
     }

@@ -141,7 +141,6 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
     char *data = NULL;
     size_t len = 0;
     json_t *meta = NULL, *v;
-    json_error_t jerr;
     const char *k;
     int rc = staging_item_find(j->sg, jb->ws, jb->batch, jb->meta_part, name, &sc);
 
@@ -158,10 +157,10 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
         *cause = xasprintf("cannot read the metadata file '%s': %s", name, err_str(rc));
         goto out;
     }
-    meta = json_loadb(data, len, 0, &jerr);
-    if (!json_is_object(meta)) {
+    char e2[300];
+    if (json_parse_outside(data, len, 0, &meta, e2, sizeof e2) < 0 || !json_is_object(meta)) {
         *cause = xasprintf("cannot parse the metadata file '%s': %s", name,
-                           meta ? "it is not a JSON object" : jerr.text);
+                           meta ? "it is not a JSON object" : e2);
         goto out;
     }
     *out = base ? json_deep_copy(base) : json_object();
@@ -515,7 +514,7 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
     w->prepare = j->o.model_prepare;
     if (j->o.model_select) {
         w->prepare = NULL;
-        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, wf_uses_models(w->wf), &w->infer,
+        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, jb->ws, wf_uses_models(w->wf), &w->infer,
                               &w->prepare, &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
             w->infer = infer_unavailable;
             w->prepare = NULL;

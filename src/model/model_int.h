@@ -49,6 +49,7 @@ struct model__prep {
 struct model {
     int refs;                   /* atomic */
     char *id;
+    char *ws;                   /* owning workspace, NULL: the operator's */
     char *dir;                  /* artefact folder, or NULL (in-memory) */
     char *tag;                  /* model_registry_add's tag, or NULL */
     enum model_task task;

@@ -36,8 +36,15 @@
 #define MODEL_ID_MAX 200
 
 struct alias {
+    char *ws; /* the workspace whose lookups see it; NULL: every lookup */
     char *name, *target;
 };
+
+/* Same scope: both NULL (the operator's) or the same workspace. */
+static bool ws_eq(const char *a, const char *b)
+{
+    return a ? b && !strcmp(a, b) : !b;
+}
 
 struct model_registry {
     pthread_mutex_t lock;
@@ -165,6 +172,7 @@ void model_registry_free(struct model_registry *reg)
         model_unref(reg->models[i]);
     free(reg->models);
     for (size_t i = 0; i < reg->n_aliases; i++) {
+        free(reg->aliases[i].ws);
         free(reg->aliases[i].name);
         free(reg->aliases[i].target);
     }
@@ -245,10 +253,16 @@ void model__free(struct model *m)
         free(m->out_names[i]);
     free(m->in_name);
     free(m->id);
+    free(m->ws);
     free(m->dir);
     free(m->tag);
     json_decref(m->info);
     free(m);
+}
+
+const char *model_workspace(const struct model *m)
+{
+    return m->ws;
 }
 
 const char *model_id(const struct model *m)
@@ -961,13 +975,13 @@ out:
     return rc;
 }
 
-/* Put m into the table (replacing a model of the same id). */
+/* Put m into the table (replacing a model of the same scope and id). */
 static void registry_insert(struct model_registry *reg, struct model *m)
 {
     struct model *old = NULL;
     pthread_mutex_lock(&reg->lock);
     for (size_t i = 0; i < reg->n_models; i++)
-        if (!strcmp(reg->models[i]->id, m->id)) {
+        if (!strcmp(reg->models[i]->id, m->id) && ws_eq(reg->models[i]->ws, m->ws)) {
             old = reg->models[i];
             reg->models[i] = m;
             m = NULL;
@@ -1001,10 +1015,10 @@ static int read_json_file(const char *dir, const char *name, json_t **out, char 
         snprintf(err, errlen, "cannot read '%s': %s", path, err_str(rc));
         goto out;
     }
-    json_error_t je;
-    *out = json_loadb(data, len, 0, &je);
+    char e2[300] = "";
+    (void)json_parse_outside(data, len, 0, out, e2, sizeof e2);
     if (!*out || !json_is_object(*out)) {
-        snprintf(err, errlen, "'%s' is not a JSON object (%s)", path, *out ? "" : je.text);
+        snprintf(err, errlen, "'%s' is not a JSON object (%s)", path, e2);
         json_decref(*out);
         *out = NULL;
         rc = ERR_PARSE;
@@ -1048,7 +1062,9 @@ static int write_model_json(const char *dir, const char *id, const json_t *meta)
     return rc;
 }
 
-static void add_meta_aliases(struct model_registry *reg, const char *id, const json_t *meta)
+static int alias_set(struct model_registry *reg, const char *ws, const char *alias, const char *target);
+
+static void add_meta_aliases(struct model_registry *reg, const char *ws, const char *id, const json_t *meta)
 {
     json_t *al = meta ? json_object_get(meta, "aliases") : NULL;
     size_t i;
@@ -1056,7 +1072,7 @@ static void add_meta_aliases(struct model_registry *reg, const char *id, const j
     json_array_foreach(al, i, v)
     {
         if (json_is_string(v))
-            model_registry_alias_set(reg, json_string_value(v), id);
+            alias_set(reg, ws, json_string_value(v), id);
     }
 }
 
@@ -1131,7 +1147,7 @@ static int register_folder(struct model_registry *reg, const char *id, const cha
             json_object_set_new(m->info, "artefacts", json_string(dest));
         }
     }
-    add_meta_aliases(reg, id, sp.meta);
+    add_meta_aliases(reg, NULL, id, sp.meta);
     registry_insert(reg, m);
     m = NULL;
     log_info("model", "registered model '%s' from %s", id, src);
@@ -1353,24 +1369,27 @@ int model_registry_prepare_bytes(struct model_registry *reg, const char *id, con
     return rc;
 }
 
-void model_registry_add(struct model_registry *reg, struct model *m, const char *tag)
+void model_registry_add(struct model_registry *reg, struct model *m, const char *workspace, const char *tag)
 {
     /* m is not visible to other threads before registry_insert */
     free(m->tag);
     m->tag = tag ? xstrdup(tag) : NULL;
+    free(m->ws);
+    m->ws = workspace ? xstrdup(workspace) : NULL;
     model_ref(m);
-    add_meta_aliases(reg, m->id, m->info);
+    add_meta_aliases(reg, m->ws, m->id, m->info);
     registry_insert(reg, m);
-    log_info("model", "registered model '%s'%s%s", m->id, tag ? " tag=" : "", tag ? tag : "");
+    log_info("model", "registered model '%s'%s%s%s%s", m->id, workspace ? " workspace=" : "",
+             workspace ? workspace : "", tag ? " tag=" : "", tag ? tag : "");
 }
 
-int model_registry_remove(struct model_registry *reg, const char *id, const char *tag)
+int model_registry_remove(struct model_registry *reg, const char *workspace, const char *id, const char *tag)
 {
     struct model *gone = NULL;
     pthread_mutex_lock(&reg->lock);
     for (size_t i = 0; i < reg->n_models; i++) {
         struct model *m = reg->models[i];
-        if (strcmp(m->id, id) != 0)
+        if (strcmp(m->id, id) != 0 || !ws_eq(m->ws, workspace))
             continue;
         if (tag && (!m->tag || strcmp(m->tag, tag) != 0))
             break;
@@ -1390,9 +1409,11 @@ json_t *model_registry_tags(struct model_registry *reg)
 {
     json_t *o = json_object();
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->n_models; i++)
-        if (reg->models[i]->tag)
-            json_object_set_new(o, reg->models[i]->id, json_string(reg->models[i]->tag));
+    for (size_t i = 0; i < reg->n_models; i++) {
+        const struct model *m = reg->models[i];
+        if (m->tag)
+            json_object_set_new(o, m->tag, json_pack("{s:s,s:s?}", "modelId", m->id, "workspace", m->ws));
+    }
     pthread_mutex_unlock(&reg->lock);
     return o;
 }
@@ -1456,7 +1477,7 @@ int model_registry_register_bytes(struct model_registry *reg, const char *id, co
         if ((rc = write_model_json(dest, id, meta)) < 0)
             goto io;
     }
-    add_meta_aliases(reg, id, meta);
+    add_meta_aliases(reg, NULL, id, meta);
     registry_insert(reg, m);
     m = NULL;
     log_info("model", "registered model '%s' from upload (%zu bytes)", id, onnx_len);
@@ -1473,13 +1494,13 @@ out:
 
 /* ---- aliases and lookup ------------------------------------------------------------ */
 
-int model_registry_alias_set(struct model_registry *reg, const char *alias, const char *target)
+static int alias_set(struct model_registry *reg, const char *ws, const char *alias, const char *target)
 {
     if (!model_id_valid(alias) || !model_id_valid(target))
         return ERR_INVALID;
     pthread_mutex_lock(&reg->lock);
     for (size_t i = 0; i < reg->n_aliases; i++)
-        if (!strcmp(reg->aliases[i].name, alias)) {
+        if (!strcmp(reg->aliases[i].name, alias) && ws_eq(reg->aliases[i].ws, ws)) {
             free(reg->aliases[i].target);
             reg->aliases[i].target = xstrdup(target);
             pthread_mutex_unlock(&reg->lock);
@@ -1489,6 +1510,7 @@ int model_registry_alias_set(struct model_registry *reg, const char *alias, cons
         reg->cap_aliases = reg->cap_aliases ? reg->cap_aliases * 2 : 8;
         reg->aliases = xrealloc(reg->aliases, reg->cap_aliases * sizeof(*reg->aliases));
     }
+    reg->aliases[reg->n_aliases].ws = ws ? xstrdup(ws) : NULL;
     reg->aliases[reg->n_aliases].name = xstrdup(alias);
     reg->aliases[reg->n_aliases].target = xstrdup(target);
     reg->n_aliases++;
@@ -1496,41 +1518,58 @@ int model_registry_alias_set(struct model_registry *reg, const char *alias, cons
     return 0;
 }
 
-/* Caller holds the lock. */
-static struct model *find_locked(struct model_registry *reg, const char *id)
+int model_registry_alias_set(struct model_registry *reg, const char *alias, const char *target)
+{
+    return alias_set(reg, NULL, alias, target);
+}
+
+/* The model of exactly this scope and id.  Caller holds the lock. */
+static struct model *find_locked(struct model_registry *reg, const char *ws, const char *id)
 {
     for (size_t i = 0; i < reg->n_models; i++)
-        if (!strcmp(reg->models[i]->id, id))
+        if (!strcmp(reg->models[i]->id, id) && ws_eq(reg->models[i]->ws, ws))
             return reg->models[i];
     return NULL;
 }
 
-int model_registry_get(struct model_registry *reg, const char *id, struct model **out, char *err,
-                       size_t errlen)
+/* The target of alias name in scope ws (NULL: the operator's aliases,
+ * then the built-in ones); NULL when name is no alias there.  Caller holds
+ * the lock. */
+static const char *alias_locked(struct model_registry *reg, const char *ws, const char *name)
+{
+    for (size_t i = 0; i < reg->n_aliases; i++)
+        if (!strcmp(reg->aliases[i].name, name) && ws_eq(reg->aliases[i].ws, ws))
+            return reg->aliases[i].target;
+    for (size_t i = 0; !ws && i < ARRAY_LEN(builtin_aliases); i++)
+        if (!strcmp(builtin_aliases[i][0], name))
+            return builtin_aliases[i][1];
+    return NULL;
+}
+
+int model_registry_get(struct model_registry *reg, const char *workspace, const char *id, struct model **out,
+                       char *err, size_t errlen)
 {
     const char *target = NULL;
-    struct model *m;
+    struct model *m = NULL;
     int rc = 0;
 
     if (!id || !*id) {
         snprintf(err, errlen, "no model id given");
         return ERR_INVALID;
     }
+    /* each name, then each alias target (4 hops at most): the workspace's
+     * model, its alias, the operator's model, the operator's or built-in
+     * alias */
     pthread_mutex_lock(&reg->lock);
-    m = find_locked(reg, id);
-    for (int hop = 0; !m && hop < 4; hop++) {
-        const char *t = NULL;
-        const char *cur = target ? target : id;
-        for (size_t i = 0; i < reg->n_aliases && !t; i++)
-            if (!strcmp(reg->aliases[i].name, cur))
-                t = reg->aliases[i].target;
-        for (size_t i = 0; i < ARRAY_LEN(builtin_aliases) && !t; i++)
-            if (!strcmp(builtin_aliases[i][0], cur))
-                t = builtin_aliases[i][1];
-        if (!t)
+    for (int hop = 0; hop < 5; hop++) {
+        const char *cur = target ? target : id, *t = NULL;
+        if (workspace && ((m = find_locked(reg, workspace, cur)) || (t = alias_locked(reg, workspace, cur))))
+            ;
+        else if (!(m = find_locked(reg, NULL, cur)))
+            t = alias_locked(reg, NULL, cur);
+        if (m || !t)
             break;
         target = t;
-        m = find_locked(reg, target);
     }
     if (m)
         model_ref(m);
@@ -1552,7 +1591,8 @@ json_t *model_registry_list(struct model_registry *reg)
     json_t *a = json_array();
     pthread_mutex_lock(&reg->lock);
     for (size_t i = 0; i < reg->n_models; i++)
-        json_array_append_new(a, json_string(reg->models[i]->id));
+        json_array_append_new(a, json_pack("{s:s,s:s?}", "modelId", reg->models[i]->id, "workspace",
+                                           reg->models[i]->ws));
     pthread_mutex_unlock(&reg->lock);
     return a;
 }

@@ -516,7 +516,7 @@ json_t *model_result_to_json(const struct model *m, const struct model_result *r
     return o;
 }
 
-int model_registry_infer(struct model_registry *reg, const char *id, const char *task,
+int model_registry_infer(struct model_registry *reg, const char *workspace, const char *id, const char *task,
                          const json_t *params, const struct vis_image *const *images, size_t n,
                          json_t **out, char *err, size_t errlen)
 {
@@ -526,7 +526,7 @@ int model_registry_infer(struct model_registry *reg, const char *id, const char 
     int rc;
 
     model_params_init(&p);
-    if ((rc = model_registry_get(reg, id, &m, err, errlen)) < 0)
+    if ((rc = model_registry_get(reg, workspace, id, &m, err, errlen)) < 0)
         return rc;
     if (task) {
         enum model_task want = model_task_parse(task);
@@ -558,11 +558,11 @@ out:
     return rc;
 }
 
-int model_registry_prepare(struct model_registry *reg, const char *model_id, struct vis_image *img,
-                           char *err, size_t errlen)
+int model_registry_prepare(struct model_registry *reg, const char *workspace, const char *model_id,
+                           struct vis_image *img, char *err, size_t errlen)
 {
     struct model *m = NULL;
-    int rc = model_registry_get(reg, model_id, &m, err, errlen);
+    int rc = model_registry_get(reg, workspace, model_id, &m, err, errlen);
     if (rc < 0)
         return rc;
     rc = model_prepare(m, img);

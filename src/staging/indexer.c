@@ -129,7 +129,8 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
                 rc = ERR_PARSE;
                 goto out;
             }
-            json_t *j = json_loadb((const char *)buf, (size_t)size, 0, NULL);
+            json_t *j = NULL;
+            (void)json_parse_outside((const char *)buf, (size_t)size, 0, &j, NULL, 0); /* else ignored */
             const char *iid = json_string_value(json_object_get(j, "ingestId"));
             const char *url = json_string_value(json_object_get(j, "notificationsURL"));
             if (iid && strlen(iid) <= 256 && notif_ingest && !*notif_ingest)
@@ -807,7 +808,8 @@ static int fetch_one(struct shard_job *j)
                 l[--ll] = 0;
             if (!ll)
                 continue;
-            json_t *e = json_loads(l, 0, NULL);
+            json_t *e = NULL;
+            (void)json_parse_outside(l, ll, 0, &e, NULL, 0); /* too deep or malformed: rejected below */
             const char *n, *u;
             if (staging__ref_entry(e, &n, &u) < 0) {
                 char nm[32];

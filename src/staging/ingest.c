@@ -620,12 +620,16 @@ int staging__ref_entry(json_t *e, const char **name, const char **url)
 
 int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out)
 {
-    json_error_t jerr;
     const char *k_list = video ? "videoReferences" : "imageReferences";
     const char *k_url = video ? "videoReferencesURL" : "imageReferencesURL";
     memset(out, 0, sizeof *out);
     out->cat_ingest = true;
-    json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = NULL;
+    char e2[300];
+    if (json_parse_outside(body, len, JSON_REJECT_DUPLICATES, &root, e2, sizeof e2) == ERR_LIMIT) {
+        staging__err("the body is %s", e2);
+        return ERR_INVALID;
+    }
     if (!json_is_object(root)) {
         staging__err("body must be a JSON object");
         json_decref(root);

@@ -680,11 +680,15 @@ static int gpu_fake_infer(void *ud, const struct wf_model_request *req, const st
     return fake_infer(NULL, req, images, n, out, err, errlen);
 }
 
-static int fake_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
+static int fake_select(void *ud, const char *machine_type, const char *workspace, bool needs_models,
+                       wf_model_infer_fn *fn, wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
 {
     (void)ud;
     (void)needs_models;
+    if (fn && (!workspace || strcmp(workspace, "ws") != 0)) { /* a worker picks for the job's workspace */
+        snprintf(err, errlen, "provider picked for workspace '%s'", workspace ? workspace : "(none)");
+        return ERR_INVALID;
+    }
     if (fn)
         sel_picks++;
     else
@@ -789,16 +793,16 @@ TEST(missing_onnx_runtime_is_named_by_the_providers)
     ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
     ASSERT_OK(jobs_models_new(reg, "/nonexistent-data", NULL, 1, &m));
     /* a workflow without models does not need the runtime */
-    ASSERT_OK(jobs_models_select(m, "cpu", false, NULL, NULL, NULL, err, sizeof err));
-    ASSERT(jobs_models_select(m, "cpu", true, NULL, NULL, NULL, err, sizeof err) < 0);
+    ASSERT_OK(jobs_models_select(m, "cpu", "ws", false, NULL, NULL, NULL, err, sizeof err));
+    ASSERT(jobs_models_select(m, "cpu", "ws", true, NULL, NULL, NULL, err, sizeof err) < 0);
     ASSERT(strstr(err, "model steps") && strstr(err, "ONNX Runtime"));
     /* the gpu registry loads ONNX Runtime from the default place (VBATCH_ORT_LIB
      * or the built-in path, as jobs_models_open does): CPU-only here */
-    ASSERT(jobs_models_select(m, "gpu", false, &fn, &prep, &ud, err, sizeof err) < 0);
+    ASSERT(jobs_models_select(m, "gpu", "ws", false, &fn, &prep, &ud, err, sizeof err) < 0);
     ASSERT(strstr(err, "gpu"));
-    ASSERT(jobs_models_select(m, "tpu", false, NULL, NULL, NULL, err, sizeof err) < 0);
+    ASSERT(jobs_models_select(m, "tpu", "ws", false, NULL, NULL, NULL, err, sizeof err) < 0);
     /* at run time the model step's error says why, not "model not found" */
-    ASSERT_OK(jobs_models_select(m, "cpu", false, &fn, &prep, &ud, err, sizeof err));
+    ASSERT_OK(jobs_models_select(m, "cpu", "ws", false, &fn, &prep, &ud, err, sizeof err));
     struct vis_image *img = vis_image_new(8, 8, VIS_BGR);
     const struct vis_image *arr[1] = {img};
     struct wf_model_request req = {0};

@@ -873,4 +873,84 @@ TEST(rich_label_box_above_the_detection)
                        err, sizeof err) < 0);
 }
 
+/* ---- trackers_sort / trackers_bytetrack ------------------------------------------------------- */
+
+#define TK(type, extra)                                                                              \
+    HEAD "{\"type\":\"roboflow_core/" type "\",\"name\":\"tk\",\"image\":\"$inputs.image\","           \
+         "\"detections\":\"$steps.det.predictions\"" extra "}],"                                       \
+         "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.tk.tracked_detections\"},"  \
+         "{\"type\":\"JsonField\",\"name\":\"new\",\"selector\":\"$steps.tk.new_instances\"},"           \
+         "{\"type\":\"JsonField\",\"name\":\"seen\",\"selector\":\"$steps.tk.already_seen_instances\"}]}"
+
+static int64_t tid_at(const json_t *r, size_t k)
+{
+    return json_integer_value(json_object_get(json_array_get(preds_of(r, "t"), k), "tracker_id"));
+}
+
+TEST(trackers_sort_ids_after_three_updates)
+{
+    /* trackers' SORTTracker, defaults (3 consecutive frames, IoU 0.3): a track spawned
+     * on frame 1 is updated on frames 2 and 3 and gets id 0 (the package's first id) on
+     * frame 3; a second object from frame 4 gets id 1 on frame 6; a 3-frame gap of the
+     * first keeps its id (lost after int(10 / 30 * 30) = 10 frames at 10 fps) */
+    struct wf_workflow *wf = compile_or_die(TK("trackers_sort@v1", ""));
+    struct wf_state *st = wf_state_new();
+    for (int f = 1; f <= 12; f++) {
+        bool gap = f >= 8 && f <= 10;
+        nboxes = 0;
+        if (!gap)
+            box(nboxes++, 60 + 5 * f, 60, 40, 40, 0, -1);
+        if (f >= 4)
+            box(nboxes++, 300, 140 - 2 * f, 40, 40, 2, -1);
+        json_t *r = frame(wf, st, f);
+        const json_t *t = preds_of(r, "t");
+        size_t want = (f >= 3 && !gap ? 1 : 0) + (f >= 6 ? 1 : 0);
+        ASSERT_EQ(json_array_size(t), want);
+        if (f >= 3 && !gap)
+            ASSERT_EQ(tid_at(r, 0), 0);
+        if (f >= 6)
+            ASSERT_EQ(tid_at(r, want - 1), 1);
+        ASSERT_EQ(json_array_size(preds_of(r, "new")), f == 3 || f == 6 ? 1 : 0);
+        ASSERT_EQ(json_array_size(preds_of(r, "seen")), want - (f == 3 || f == 6 ? 1 : 0));
+        json_decref(r);
+    }
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(trackers_bytetrack_two_rounds)
+{
+    /* trackers' ByteTrackTracker, defaults (activation 0.7, high 0.6, 2 frames, IoU 0.1):
+     * frame 1 spawns (no id), frame 2 gives id 0; a low-confidence (0.5) detection of the
+     * track on frame 3 is matched in the second round and keeps id 0; a lone 0.65 or 0.5
+     * detection never starts a track */
+    struct wf_workflow *wf = compile_or_die(TK("trackers_bytetrack@v1", ""));
+    struct wf_state *st = wf_state_new();
+    for (int f = 1; f <= 5; f++) {
+        nboxes = 0;
+        box(nboxes++, 60 + 5 * f, 60, 40, 40, 0, -1);
+        boxes[0].conf = f == 3 ? 0.5 : 0.9;
+        box(nboxes++, 300, 60, 40, 40, 2, -1);
+        boxes[1].conf = 0.65;
+        box(nboxes++, 300, 160, 40, 40, 2, -1);
+        boxes[2].conf = 0.5;
+        json_t *r = frame(wf, st, f);
+        ASSERT_EQ(json_array_size(preds_of(r, "t")), f == 1 ? 0 : 1);
+        if (f > 1) {
+            ASSERT_EQ(tid_at(r, 0), 0);
+            ASSERT(fabs(json_number_value(json_object_get(json_array_get(preds_of(r, "t"), 0), "confidence")) -
+                        (f == 3 ? 0.5 : 0.9)) < 1e-6);
+        }
+        json_decref(r);
+    }
+    wf_state_free(st);
+    wf_free(wf);
+    /* parameters out of range: compile or step errors, never a crash */
+    char err[512];
+    ASSERT(compile_err(TK("trackers_bytetrack@v1", ",\"minimum_iou_threshold\":2"), err, sizeof err) < 0);
+    wf = compile_or_die(TK("trackers_sort@v1", ",\"lost_track_buffer\":-5"));
+    ASSERT(frame_ex(wf, NULL, 1, 400, 200, err, sizeof err) == NULL);
+    wf_free(wf);
+}
+
 TEST_MAIN()

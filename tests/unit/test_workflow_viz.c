@@ -1036,7 +1036,7 @@ TEST(manifests_match_blocks_json)
     check_family(spec, wf_blocks_classical_cv, &n);
     check_family(spec, wf_blocks_video_viz, &n);
     check_family(spec, wf_blocks_video_analytics, &n);
-    ASSERT_EQ(n, 24 + 9 + 6 + 7);
+    ASSERT_EQ(n, 24 + 9 + 6 + 9);
     json_decref(spec);
 }
 

@@ -2,7 +2,8 @@
  * blocks/video_analytics.c — analytics and sampling blocks that keep state
  * across the frames of a video, besides the trackers of analytics.c:
  * path_deviation_analytics v1/v2, overlap v1 (stateless), data_aggregator
- * v1, detection_event_log v1, identify_outliers v1 and identify_changes v1.
+ * v1, detection_event_log v1, identify_outliers v1, identify_changes v1 and
+ * the trackers_sort / trackers_bytetrack v1 blocks (roboflow/trackers).
  *
  * State lives in the run's struct wf_state (wf_call_state), one object per
  * step and video_identifier where Roboflow's block keys its state by video
@@ -1179,6 +1180,500 @@ static int changes_run(struct wf_call *c)
     return 0;
 }
 
+
+/* ---- trackers_sort v1 / trackers_bytetrack v1 (roboflow/trackers) ---------------------------- */
+
+/* The `trackers` package's SORT and ByteTrack as Roboflow's tracker blocks
+ * run them: a Kalman filter on xyxy with constant velocity (F = [I I; 0 I],
+ * H = [I 0], Q = 0.01 I, R = 0.1 I, P0 = I), IoU association by an optimal
+ * assignment (scipy linear_sum_assignment, maximised), tracks dropped after
+ * int(fps / 30 * lost_track_buffer) frames without update unless young and
+ * just updated, ids given once a track has minimum_consecutive_frames
+ * updates, detections without an id (-1) left out, and the FIFO instance
+ * cache of new / already seen ids.  The filter runs in double precision
+ * (the package uses float32).  Ids count from 0 per video; the package's
+ * counter is process-wide (a class attribute). */
+
+#define TK_MAX_DETS 2000
+#define TK_MAX_TRACKS 4000
+
+struct ktrack {
+    double x[8];
+    double P[64];
+    int64_t id; /* -1 until mature */
+    int64_t updates, since_update;
+};
+
+struct ktracker {
+    struct ktrack *t;
+    size_t n, cap;
+    int64_t next_id;
+    int max_lost;
+    /* FIFO instance cache */
+    int64_t *cache;
+    size_t ncache, cache_cap, cache_head;
+};
+
+static void ktracker_free(void *p)
+{
+    struct ktracker *k = p;
+    free(k->t);
+    free(k->cache);
+    free(k);
+}
+
+static void kt_init(struct ktrack *t, const struct wf_det *d)
+{
+    memset(t, 0, sizeof *t);
+    t->x[0] = d->x1, t->x[1] = d->y1, t->x[2] = d->x2, t->x[3] = d->y2;
+    for (int i = 0; i < 8; i++)
+        t->P[i * 8 + i] = 1;
+    t->id = -1;
+    t->updates = 1;
+}
+
+static void kt_predict(struct ktrack *t)
+{
+    double FP[64], P2[64];
+    for (int i = 0; i < 4; i++)
+        t->x[i] += t->x[i + 4];
+    /* FP = F P; P2 = FP F^T + Q */
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            FP[i * 8 + j] = t->P[i * 8 + j] + (i < 4 ? t->P[(i + 4) * 8 + j] : 0);
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++)
+            P2[i * 8 + j] = FP[i * 8 + j] + (j < 4 ? FP[i * 8 + j + 4] : 0) + (i == j ? 0.01 : 0);
+    memcpy(t->P, P2, sizeof P2);
+    t->since_update++;
+}
+
+/* 4x4 inverse by Gauss-Jordan with partial pivoting; false when singular. */
+static bool inv4(const double *a, double *out)
+{
+    double m[4][8];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 8; j++)
+            m[i][j] = j < 4 ? a[i * 4 + j] : (j - 4 == i);
+    for (int c = 0; c < 4; c++) {
+        int p = c;
+        for (int r = c + 1; r < 4; r++)
+            if (fabs(m[r][c]) > fabs(m[p][c]))
+                p = r;
+        if (fabs(m[p][c]) < 1e-300)
+            return false;
+        for (int j = 0; j < 8; j++) {
+            double tmp = m[c][j];
+            m[c][j] = m[p][j];
+            m[p][j] = tmp;
+        }
+        double d = m[c][c];
+        for (int j = 0; j < 8; j++)
+            m[c][j] /= d;
+        for (int r = 0; r < 4; r++)
+            if (r != c) {
+                double f = m[r][c];
+                for (int j = 0; j < 8; j++)
+                    m[r][j] -= f * m[c][j];
+            }
+    }
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            out[i * 4 + j] = m[i][j + 4];
+    return true;
+}
+
+static void kt_update(struct ktrack *t, const struct wf_det *d)
+{
+    double S[16], Si[16], K[32], z[4] = {d->x1, d->y1, d->x2, d->y2}, P2[64];
+    t->since_update = 0;
+    t->updates++;
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            S[i * 4 + j] = t->P[i * 8 + j] + (i == j ? 0.1 : 0);
+    if (!inv4(S, Si))
+        return;
+    /* K = P[:, 0:4] S^-1 */
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 4; j++) {
+            double s = 0;
+            for (int k = 0; k < 4; k++)
+                s += t->P[i * 8 + k] * Si[k * 4 + j];
+            K[i * 4 + j] = s;
+        }
+    double y[4];
+    for (int k = 0; k < 4; k++)
+        y[k] = z[k] - t->x[k];
+    for (int i = 0; i < 8; i++)
+        for (int k = 0; k < 4; k++)
+            t->x[i] += K[i * 4 + k] * y[k];
+    /* P = (I - K H) P = P - K P[0:4, :] */
+    for (int i = 0; i < 8; i++)
+        for (int j = 0; j < 8; j++) {
+            double s = 0;
+            for (int k = 0; k < 4; k++)
+                s += K[i * 4 + k] * t->P[k * 8 + j];
+            P2[i * 8 + j] = t->P[i * 8 + j] - s;
+        }
+    memcpy(t->P, P2, sizeof P2);
+}
+
+/* sv.box_iou_batch of a track's state box and a detection. */
+static double kt_iou(const struct ktrack *t, const struct wf_det *d)
+{
+    double ax1 = t->x[0], ay1 = t->x[1], ax2 = t->x[2], ay2 = t->x[3];
+    double iw = fmin(ax2, d->x2) - fmax(ax1, d->x1), ih = fmin(ay2, d->y2) - fmax(ay1, d->y1);
+    double inter = iw > 0 && ih > 0 ? iw * ih : 0;
+    double ua = (ax2 - ax1) * (ay2 - ay1) + ((double)d->x2 - d->x1) * ((double)d->y2 - d->y1) - inter;
+    return ua > 0 ? inter / ua : 0;
+}
+
+/* Minimum-cost assignment of an n x m matrix (rows <= cols): col_of[row].
+ * Shortest augmenting paths with potentials (O(n^2 m)). */
+static void lsa_min(const double *cost, int n, int m, int *col_of)
+{
+    double *u = xcalloc((size_t)n + 1, sizeof *u), *v = xcalloc((size_t)m + 1, sizeof *v);
+    double *dist = xmalloc(((size_t)m + 1) * sizeof *dist);
+    int *row_of = xcalloc((size_t)m + 1, sizeof *row_of), *prev = xcalloc((size_t)m + 1, sizeof *prev);
+    bool *done = xmalloc(((size_t)m + 1) * sizeof *done);
+    for (int r = 1; r <= n; r++) {
+        int c0 = 0;
+        row_of[0] = r;
+        for (int c = 0; c <= m; c++)
+            dist[c] = INFINITY, done[c] = false;
+        do {
+            done[c0] = true;
+            int r0 = row_of[c0], c1 = 0;
+            double best = INFINITY;
+            for (int c = 1; c <= m; c++) {
+                if (done[c])
+                    continue;
+                double red = cost[(size_t)(r0 - 1) * m + (c - 1)] - u[r0] - v[c];
+                if (red < dist[c])
+                    dist[c] = red, prev[c] = c0;
+                if (dist[c] < best)
+                    best = dist[c], c1 = c;
+            }
+            for (int c = 0; c <= m; c++) {
+                if (done[c])
+                    u[row_of[c]] += best, v[c] -= best;
+                else
+                    dist[c] -= best;
+            }
+            c0 = c1;
+        } while (row_of[c0] != 0);
+        do {
+            int c1 = prev[c0];
+            row_of[c0] = row_of[c1];
+            c0 = c1;
+        } while (c0);
+    }
+    for (int c = 1; c <= m; c++)
+        if (row_of[c])
+            col_of[row_of[c] - 1] = c - 1;
+    free(u);
+    free(v);
+    free(dist);
+    free(row_of);
+    free(prev);
+    free(done);
+}
+
+/* linear_sum_assignment(sim, maximize=True), then pairs with sim >= thr:
+ * det_of[track] (or -1) and track_of[det] (or -1). */
+static void kt_associate(struct ktrack *const *tr, int nt, const struct wf_det *const *ds, int nd, double thr,
+                         int *det_of, int *track_of)
+{
+    for (int i = 0; i < nt; i++)
+        det_of[i] = -1;
+    for (int j = 0; j < nd; j++)
+        track_of[j] = -1;
+    if (nt == 0 || nd == 0)
+        return;
+    bool tr_rows = nt <= nd;
+    int n = tr_rows ? nt : nd, m = tr_rows ? nd : nt;
+    double *cost = xmalloc((size_t)n * m * sizeof *cost), *sim = xmalloc((size_t)nt * nd * sizeof *sim);
+    int *col_of = xmalloc((size_t)n * sizeof *col_of);
+    for (int i = 0; i < nt; i++)
+        for (int j = 0; j < nd; j++) {
+            sim[(size_t)i * nd + j] = kt_iou(tr[i], ds[j]);
+            if (tr_rows)
+                cost[(size_t)i * m + j] = -sim[(size_t)i * nd + j];
+            else
+                cost[(size_t)j * m + i] = -sim[(size_t)i * nd + j];
+        }
+    lsa_min(cost, n, m, col_of);
+    for (int r = 0; r < n; r++) {
+        int i = tr_rows ? r : col_of[r], j = tr_rows ? col_of[r] : r;
+        if (sim[(size_t)i * nd + j] >= thr)
+            det_of[i] = j, track_of[j] = i;
+    }
+    free(cost);
+    free(sim);
+    free(col_of);
+}
+
+/* get_alive_trackers */
+static void kt_prune(struct ktracker *k, int64_t min_frames)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        struct ktrack *t = &k->t[i];
+        if (t->since_update < k->max_lost && (t->updates >= min_frames || t->since_update == 0))
+            k->t[w++] = *t;
+    }
+    k->n = w;
+}
+
+static int kt_spawn(struct wf_call *c, struct ktracker *k, const struct wf_det *d)
+{
+    if (k->n >= TK_MAX_TRACKS)
+        return wf_call_fail(c, "more than %d tracks in one video", TK_MAX_TRACKS);
+    if (k->n == k->cap) {
+        k->cap = k->cap ? 2 * k->cap : 32;
+        k->t = xrealloc(k->t, k->cap * sizeof *k->t);
+    }
+    kt_init(&k->t[k->n++], d);
+    return 0;
+}
+
+/* InstanceCache.record_instance: true when seen before; FIFO of size. */
+static bool kt_seen(struct ktracker *k, int64_t id, size_t size)
+{
+    size = MAX(size, 1);
+    for (size_t i = 0; i < k->ncache; i++)
+        if (k->cache[(k->cache_head + i) % k->cache_cap] == id)
+            return true;
+    if (!k->cache) {
+        k->cache_cap = size;
+        k->cache = xmalloc(size * sizeof *k->cache);
+    }
+    if (k->ncache >= k->cache_cap) {
+        k->cache_head = (k->cache_head + 1) % k->cache_cap;
+        k->ncache--;
+    }
+    k->cache[(k->cache_head + k->ncache) % k->cache_cap] = id;
+    k->ncache++;
+    return false;
+}
+
+/* SORTTracker.update: the ids of ds's detections (-1 when none). */
+static int sort_update(struct wf_call *c, struct ktracker *k, const struct wf_dets *ds, double iou_thr,
+                       double act_thr, int64_t min_frames, int64_t *ids)
+{
+    int nd = (int)ds->n, nt = (int)k->n;
+    for (int j = 0; j < nd; j++)
+        ids[j] = -1;
+    if (nt == 0 && nd == 0)
+        return 0;
+    for (size_t i = 0; i < k->n; i++)
+        kt_predict(&k->t[i]);
+    struct ktrack **tr = xmalloc(((size_t)nt + 1) * sizeof *tr);
+    const struct wf_det **dv = xmalloc(((size_t)nd + 1) * sizeof *dv);
+    int *det_of = xmalloc(((size_t)nt + 1) * sizeof *det_of), *track_of = xmalloc(((size_t)nd + 1) * sizeof *track_of);
+    for (int i = 0; i < nt; i++)
+        tr[i] = &k->t[i];
+    for (int j = 0; j < nd; j++)
+        dv[j] = &ds->d[j];
+    kt_associate(tr, nt, dv, nd, iou_thr, det_of, track_of);
+    for (int i = 0; i < nt; i++)
+        if (det_of[i] >= 0)
+            kt_update(&k->t[i], dv[det_of[i]]);
+    int rc = 0;
+    for (int j = 0; j < nd && rc == 0; j++)
+        if (track_of[j] < 0 && ds->d[j].confidence >= act_thr)
+            rc = kt_spawn(c, k, &ds->d[j]);
+    free(tr);
+    free(det_of);
+    free(track_of);
+    if (rc < 0) {
+        free(dv);
+        return rc;
+    }
+    kt_prune(k, min_frames);
+    /* update_detections_with_track_ids: pairs with IoU > thr, best first */
+    nt = (int)k->n;
+    struct pair {
+        double iou;
+        int r, c;
+    } *pairs = NULL;
+    size_t np = 0, pcap = 0;
+    for (int i = 0; i < nt; i++)
+        for (int j = 0; j < nd; j++) {
+            double v = kt_iou(&k->t[i], dv[j]);
+            if (v > iou_thr) {
+                if (np == pcap) {
+                    pcap = pcap ? 2 * pcap : 64;
+                    pairs = xrealloc(pairs, pcap * sizeof *pairs);
+                }
+                pairs[np++] = (struct pair){v, i, j};
+            }
+        }
+    /* stable sort by IoU descending (insertion sort keeps equal pairs in order) */
+    for (size_t a = 1; a < np; a++) {
+        struct pair p = pairs[a];
+        size_t b = a;
+        while (b > 0 && pairs[b - 1].iou < p.iou) {
+            pairs[b] = pairs[b - 1];
+            b--;
+        }
+        pairs[b] = p;
+    }
+    bool *used_r = xcalloc((size_t)nt + 1, 1), *used_c = xcalloc((size_t)nd + 1, 1);
+    for (size_t q = 0; q < np; q++) {
+        struct ktrack *t = &k->t[pairs[q].r];
+        if (used_r[pairs[q].r] || used_c[pairs[q].c])
+            continue;
+        if (t->updates >= min_frames) {
+            if (t->id == -1)
+                t->id = k->next_id++;
+            ids[pairs[q].c] = t->id;
+        }
+        used_r[pairs[q].r] = used_c[pairs[q].c] = true;
+    }
+    free(pairs);
+    free(used_r);
+    free(used_c);
+    free(dv);
+    return 0;
+}
+
+/* ByteTrackTracker.update: the output order (matched high-confidence
+ * detections by track, then matched low ones) as indices into ds with
+ * their ids; unmatched and new detections (-1) are not listed. */
+static int bytetrack_update(struct wf_call *c, struct ktracker *k, const struct wf_dets *ds, double iou_thr,
+                            double act_thr, double high_thr, int64_t min_frames, int *order, int64_t *ids, int *nout)
+{
+    int nd = (int)ds->n, nt = (int)k->n, nh = 0, nl = 0, rc = 0;
+    *nout = 0;
+    if (nt == 0 && nd == 0)
+        return 0;
+    for (size_t i = 0; i < k->n; i++)
+        kt_predict(&k->t[i]);
+    const struct wf_det **hi = xmalloc(((size_t)nd + 1) * sizeof *hi), **lo = xmalloc(((size_t)nd + 1) * sizeof *lo);
+    int *hi_idx = xmalloc(((size_t)nd + 1) * sizeof *hi_idx), *lo_idx = xmalloc(((size_t)nd + 1) * sizeof *lo_idx);
+    for (int j = 0; j < nd; j++) {
+        if (ds->d[j].confidence >= high_thr)
+            hi_idx[nh] = j, hi[nh++] = &ds->d[j];
+        else
+            lo_idx[nl] = j, lo[nl++] = &ds->d[j];
+    }
+    struct ktrack **tr = xmalloc(((size_t)nt + 1) * sizeof *tr), **rest = xmalloc(((size_t)nt + 1) * sizeof *rest);
+    int *det_of = xmalloc(((size_t)nt + 1) * sizeof *det_of), *track_of = xmalloc(((size_t)nd + 1) * sizeof *track_of);
+    for (int i = 0; i < nt; i++)
+        tr[i] = &k->t[i];
+    /* first round: high-confidence detections with every track */
+    kt_associate(tr, nt, hi, nh, iou_thr, det_of, track_of);
+    int nrest = 0;
+    bool *hi_matched = xcalloc((size_t)nd + 1, 1);
+    for (int i = 0; i < nt; i++) {
+        if (det_of[i] < 0) {
+            rest[nrest++] = tr[i];
+            continue;
+        }
+        kt_update(tr[i], hi[det_of[i]]);
+        hi_matched[det_of[i]] = true;
+        if (tr[i]->updates >= min_frames && tr[i]->id == -1)
+            tr[i]->id = k->next_id++;
+        order[*nout] = hi_idx[det_of[i]], ids[(*nout)++] = tr[i]->id;
+    }
+    /* second round: low-confidence detections with the remaining tracks */
+    kt_associate(rest, nrest, lo, nl, iou_thr, det_of, track_of);
+    for (int i = 0; i < nrest; i++) {
+        if (det_of[i] < 0)
+            continue;
+        kt_update(rest[i], lo[det_of[i]]);
+        if (rest[i]->updates >= min_frames && rest[i]->id == -1)
+            rest[i]->id = k->next_id++;
+        order[*nout] = lo_idx[det_of[i]], ids[(*nout)++] = rest[i]->id;
+    }
+    /* new tracks from unmatched high-confidence detections */
+    for (int j = 0; j < nh && rc == 0; j++)
+        if (!hi_matched[j] && hi[j]->confidence >= act_thr)
+            rc = kt_spawn(c, k, hi[j]);
+    free(hi);
+    free(lo);
+    free(hi_idx);
+    free(lo_idx);
+    free(tr);
+    free(rest);
+    free(det_of);
+    free(track_of);
+    free(hi_matched);
+    if (rc < 0)
+        return rc;
+    kt_prune(k, min_frames);
+    return 0;
+}
+
+static int trackers_block(struct wf_call *c, bool bytetrack)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const json_t *vm;
+        const char *vid = va_video(c, i, true, &vm);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        struct wf_dets empty = {0};
+        if (!ds)
+            ds = &empty;
+        if (ds->n > TK_MAX_DETS)
+            return wf_call_fail(c, "%zu detections in one frame: the tracker takes at most %d", ds->n, TK_MAX_DETS);
+        double iou_thr = wf_arg_double(c, i, "minimum_iou_threshold", bytetrack ? 0.1 : 0.3);
+        double act_thr = wf_arg_double(c, i, "track_activation_threshold", bytetrack ? 0.7 : 0.25);
+        double high_thr = bytetrack ? wf_arg_double(c, i, "high_conf_det_threshold", 0.6) : 0;
+        int64_t min_frames = wf_arg_int(c, i, "minimum_consecutive_frames", bytetrack ? 2 : 3);
+        int64_t buffer = wf_arg_int(c, i, "lost_track_buffer", 30);
+        int64_t cache_size = wf_arg_int(c, i, "instances_cache_size", 16384);
+        if (min_frames < 0 || min_frames > 1000000 || buffer < 0 || buffer > 1000000)
+            return wf_call_fail(c, "minimum_consecutive_frames and lost_track_buffer must be within 0..1000000");
+        if (cache_size < 0 || cache_size > 100000)
+            return wf_call_fail(c, "instances_cache_size must be within 0..100000");
+        void **slot = wf_call_state(c, vid, ktracker_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos tracked at once (at most %d)", WF_STATE_MAX);
+        struct ktracker *k = *slot;
+        if (!k) {
+            /* parameters are read once, when the video's tracker is created (as Roboflow) */
+            const json_t *f = json_object_get(vm, "fps");
+            double fps = json_is_number(f) && json_number_value(f) != 0 ? json_number_value(f) : 30;
+            k = xcalloc(1, sizeof *k);
+            k->max_lost = (int)MIN(1e9, fps / 30.0 * (double)buffer);
+            *slot = k;
+        }
+        int64_t *ids = xmalloc((ds->n + 1) * sizeof *ids);
+        int *order = xmalloc((ds->n + 1) * sizeof *order), nout = 0, rc;
+        if (bytetrack) {
+            rc = bytetrack_update(c, k, ds, iou_thr, act_thr, high_thr, min_frames, order, ids, &nout);
+        } else {
+            rc = sort_update(c, k, ds, iou_thr, act_thr, min_frames, ids);
+            for (size_t j = 0; j < ds->n; j++)
+                order[j] = (int)j;
+            nout = (int)ds->n;
+        }
+        if (rc < 0) {
+            free(ids);
+            free(order);
+            return rc;
+        }
+        struct wf_dets *out = wf_dets_new(), *fresh = wf_dets_new(), *seen = wf_dets_new();
+        for (int q = 0; q < nout; q++) {
+            if (ids[q] < 0)
+                continue;
+            struct wf_det *o = wf_dets_push_copy(out, &ds->d[order[q]]);
+            o->tracker_id = ids[q];
+            wf_dets_push_copy(kt_seen(k, ids[q], (size_t)cache_size) ? seen : fresh, o);
+        }
+        free(ids);
+        free(order);
+        wf_out_dets(c, i, "tracked_detections", out);
+        wf_out_dets(c, i, "new_instances", fresh);
+        wf_out_dets(c, i, "already_seen_instances", seen);
+    }
+    return 0;
+}
+
+static int tk_sort_run(struct wf_call *c) { return trackers_block(c, false); }
+static int tk_bytetrack_run(struct wf_call *c) { return trackers_block(c, true); }
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_DETS(name) {name, NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL}
@@ -1251,6 +1746,28 @@ static const struct wf_output chg_outs[] = {{"is_outlier", WF_K_BOOL}, {"percent
                                             {"z_score", WF_K_FLOAT},   {"average", WF_K_LIST},
                                             {"std", WF_K_LIST},        {"warming_up", WF_K_BOOL}};
 
+static const struct wf_field tk_sort_fields[] = {
+    F_IMG,
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"minimum_iou_threshold", NULL, WF_FT_FLOAT01, "0.3", WF_K_FLOAT, WF_F_NULLABLE, NULL},
+    {"minimum_consecutive_frames", NULL, WF_FT_INT, "3", WF_K_INT, WF_F_NULLABLE, NULL},
+    {"lost_track_buffer", NULL, WF_FT_INT, "30", WF_K_INT, WF_F_NULLABLE, NULL},
+    {"track_activation_threshold", NULL, WF_FT_FLOAT01, "0.25", WF_K_FLOAT, WF_F_NULLABLE, NULL},
+    {"instances_cache_size", NULL, WF_FT_INT, "16384", 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_field tk_bytetrack_fields[] = {
+    F_IMG,
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"minimum_iou_threshold", NULL, WF_FT_FLOAT01, "0.1", WF_K_FLOAT, WF_F_NULLABLE, NULL},
+    {"minimum_consecutive_frames", NULL, WF_FT_INT, "2", WF_K_INT, WF_F_NULLABLE, NULL},
+    {"lost_track_buffer", NULL, WF_FT_INT, "30", WF_K_INT, WF_F_NULLABLE, NULL},
+    {"track_activation_threshold", NULL, WF_FT_FLOAT01, "0.7", WF_K_FLOAT, WF_F_NULLABLE, NULL},
+    {"high_conf_det_threshold", NULL, WF_FT_FLOAT01, "0.6", WF_K_FLOAT, WF_F_NULLABLE, NULL},
+    {"instances_cache_size", NULL, WF_FT_INT, "16384", 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_output tk_outs[] = {
+    {"tracked_detections", WF_K_DETS}, {"new_instances", WF_K_DETS}, {"already_seen_instances", WF_K_DETS}};
+
 static const struct wf_block pd1 = {
     .types = (const char *const[]){"roboflow_core/path_deviation_analytics@v1", NULL},
     .fields = pd1_fields, .nfields = ARRAY_LEN(pd1_fields), .outputs = pd_outs, .noutputs = 1, .run = pd1_run,
@@ -1287,4 +1804,16 @@ static const struct wf_block chg1 = {
     .noutputs = ARRAY_LEN(chg_outs), .run = changes_run,
 };
 
-const struct wf_block *const wf_blocks_video_analytics[] = {&pd1, &pd2, &overlap1, &agg1, &el1, &outl1, &chg1, NULL};
+static const struct wf_block tk_sort = {
+    .types = (const char *const[]){"roboflow_core/trackers_sort@v1", NULL},
+    .fields = tk_sort_fields, .nfields = ARRAY_LEN(tk_sort_fields), .outputs = tk_outs,
+    .noutputs = ARRAY_LEN(tk_outs), .run = tk_sort_run,
+};
+static const struct wf_block tk_bytetrack = {
+    .types = (const char *const[]){"roboflow_core/trackers_bytetrack@v1", NULL},
+    .fields = tk_bytetrack_fields, .nfields = ARRAY_LEN(tk_bytetrack_fields), .outputs = tk_outs,
+    .noutputs = ARRAY_LEN(tk_outs), .run = tk_bytetrack_run,
+};
+
+const struct wf_block *const wf_blocks_video_analytics[] = {&pd1, &pd2, &overlap1, &agg1, &el1, &outl1, &chg1,
+                                                           &tk_sort, &tk_bytetrack, NULL};

@@ -714,6 +714,21 @@ TEST(grid_lays_images_on_a_square)
     vis_image_free(a);
     vis_image_free(b);
     wf_free(wf);
+    /* a single selector is taken as a list of one (the manifest's coerce_single_selector_to_list):
+     * one image fills the whole 200x100 grid cell, 400x200 scaled by 0.5 */
+    wf = compile_or_die(TWO_IMAGES "{\"type\":\"roboflow_core/grid_visualization@v1\",\"name\":\"g\","
+                                   "\"images\":\"$inputs.other\",\"width\":200,\"height\":100}],"
+                                   "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"img\",\"selector\":\"$steps.g.image\"}]}");
+    a = img_new(10, 10, 0);
+    b = img_new(400, 200, 230);
+    r = two_image_run(wf, a, b);
+    im = out_image(r, "img");
+    ASSERT(near_px(im, 190, 90, 230, 230, 230, 8));
+    vis_image_free(im);
+    json_decref(r);
+    vis_image_free(a);
+    vis_image_free(b);
+    wf_free(wf);
     char err[512];
     /* a width of 0 or beyond the bound is a step error */
     wf = compile_or_die(TWO_IMAGES "{\"type\":\"roboflow_core/grid_visualization@v1\",\"name\":\"g\","

@@ -188,9 +188,10 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
             rc = ERR_PARSE;
             goto out;
         }
-        const char *mime = staging__image_mime(buf, (size_t)size);
+        const char *ftype = NULL, *bad = NULL;
+        const char *mime = staging__image_mime(buf, (size_t)size, &ftype, &bad);
         if (!mime) {
-            cb->reject(cb->ud, name, "unsupported-file-type", "not a JPEG, PNG, WebP or BMP image");
+            cb->reject(cb->ud, name, ftype, bad);
             free(buf);
             continue;
         }
@@ -689,10 +690,10 @@ static void fetch_ref(struct shard_job *j, int index, struct ref_result *res)
         free(tmp);
         tmp = NULL;
     } else {
-        res->mime = staging__image_mime(k.mem.data, k.mem.len);
+        const char *bad = NULL;
+        res->mime = staging__image_mime(k.mem.data, k.mem.len, &res->ftype, &bad);
         if (!res->mime) {
-            res->ftype = "unsupported-file-type";
-            snprintf(res->reason, sizeof res->reason, "not a JPEG, PNG, WebP or BMP image");
+            snprintf(res->reason, sizeof res->reason, "%s", bad);
             goto out;
         }
         if (store_blob_put_nosync(s->st, res->key, k.mem.data, k.mem.len) < 0)

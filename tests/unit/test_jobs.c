@@ -111,13 +111,19 @@ static void upload(struct ctx *c, const char *batch, const char *name, int seed,
     for (size_t i = 0; i < (size_t)img->stride * 12; i++)
         img->px[i] = (uint8_t)(i * 7 + seed);
     ASSERT_OK(vis_encode_png(img, &png, &len));
-    if (corrupt)
-        len = len / 2; /* truncated: the staging type check passes, decoding fails */
     ASSERT_OK(store_tmp_create(c->st, &tmp, &fd));
     ASSERT_EQ(write(fd, png, len), (ssize_t)len);
     close(fd);
     ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out));
     json_decref(out);
+    if (corrupt) {
+        /* staging refuses a truncated image: damage the stored blob instead,
+         * so that decoding fails when the job runs */
+        struct staging_item it;
+        ASSERT_OK(staging_item_find(c->sg, "ws", batch, NULL, name, &it));
+        ASSERT_OK(store_blob_put(c->st, it.blob_key, png, len / 2));
+        staging_item_release(&it);
+    }
     free(tmp);
     free(png);
     vis_image_free(img);
@@ -512,8 +518,18 @@ TEST(processing_and_export_end_to_end)
     free(data);
     json_t *cnt = NULL;
     ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt));
-    ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 1); /* no image outputs */
+    /* no image outputs: the results and the failed image's errors.jsonl */
+    ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 2);
     json_decref(cnt);
+    ASSERT_OK(store_blob_read(c.st, "jobs/ws/j1/export/errors.jsonl", 1 << 20, &data, &len));
+    json_t *err = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(err, "image")), "i3.png");
+    ASSERT_STR_EQ(json_string_value(json_object_get(err, "stage")), "processing");
+    ASSERT(strstr(json_string_value(json_object_get(err, "cause")), "decode"));
+    ASSERT_EQ(data[len - 1], '\n');
+    ASSERT(memchr(data, '\n', len) == data + len - 1); /* one line */
+    json_decref(err);
+    free(data);
     ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt));
     ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 3);
     json_decref(cnt);

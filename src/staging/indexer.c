@@ -154,11 +154,13 @@ static int job_fail(struct shard_job *j, const char *from_state, const char *sta
     struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
                                     .state = "failed", .status_name = status_name, .status_type = "error",
                                     .meta = meta_s, .ws = j->ws, .webhook_url = j->notify_url};
+    char *okey = staging__notify_key(j->ingest_id, j->batch);
+    o.webhook_key = okey;
     if (!strcmp(j->kind, "tar") && j->notify_url && j->ingest_id)
         o.webhook = hook = staging__notify_ingest(j->ingest_id, j->batch, false, status_name, reason);
     outcome_ingest(j, &o, true, status_name, reason, &ok, &bad);
     int rc = store_shard_finish(s->st, &o, &e);
-    free(meta_s), free(hook), free(ok), free(bad);
+    free(meta_s), free(hook), free(ok), free(bad), free(okey);
     if (rc == 0) {
         log_warn("staging", "shard failed shard=%s status=%s reason=%s", j->shard_id, status_name, reason);
         store_outbox_kick(s->st);
@@ -192,12 +194,14 @@ static int job_commit(struct shard_job *j, const char *from_state)
                                     .status_type = all_failed ? "error" : "success", .meta = meta_s,
                                     .objects = j->nitems, .items = items, .nitems = j->nitems, .ws = j->ws,
                                     .webhook_url = j->notify_url};
+    char *okey = staging__notify_key(j->ingest_id, j->batch);
+    o.webhook_key = okey;
     if (j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
         o.webhook = hook = staging__notify_files(j->ingest_id, j->batch, j->shard_id, j->ingested, j->failed,
                                                  j->nfailed > (int)json_array_size(j->failed));
     outcome_ingest(j, &o, all_failed, "all-files-failed", "no file of the shard could be ingested", &ok, &bad);
     rc = store_shard_finish(s->st, &o, &e);
-    free(items), free(meta_s), free(hook), free(ok), free(bad);
+    free(items), free(meta_s), free(hook), free(ok), free(bad), free(okey);
     if (rc == 0) {
         log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
                  json_array_size(j->failed));

@@ -66,3 +66,8 @@ char *staging__notify_ingest(const char *ingest_id, const char *batch, bool succ
     json_decref(env);
     return payload_text(ordered);
 }
+
+char *staging__notify_key(const char *ingest_id, const char *batch)
+{
+    return ingest_id ? xasprintf("ingest/%s", ingest_id) : xasprintf("batch/%s", batch ? batch : "");
+}

@@ -103,5 +103,9 @@ char *staging__notify_files(const char *ingest_id, const char *batch, const char
                             json_t *failed, bool truncated);
 char *staging__notify_ingest(const char *ingest_id, const char *batch, bool success, const char *err_type,
                              const char *err_reason);
+/* The outbox order key of those webhooks: one ingest's go out in order
+ * ("ingest/<id>"); without an ingest id, one batch's ("batch/<id>").
+ * malloc'd. */
+char *staging__notify_key(const char *ingest_id, const char *batch);
 
 #endif

@@ -399,9 +399,10 @@ int store_shard_next(struct store *st, bool refs, const char *state, struct stor
 
 /* Inside the transaction on c: queue a webhook (the outbox is joined
  * through the connection's native handle until outbox.c is on db.h). */
-static void webhook(struct db_conn *c, const char *ws, const char *url, const char *payload)
+static void webhook(struct db_conn *c, const struct store_shard_outcome *o, const char *payload)
 {
-    if (url && payload && store_outbox_enqueue_db(db_conn_native(c), url, ws, payload, false) < 0)
+    const char *url = o->webhook_url;
+    if (url && payload && store_outbox_enqueue_db(db_conn_native(c), url, o->ws, o->webhook_key, payload, false) < 0)
         log_warn("staging", "cannot queue webhook to '%s'", url);
 }
 
@@ -426,7 +427,7 @@ static void ingest_shard_done(struct db_conn *c, const struct store_shard_outcom
         db_finalize(q);
         q = NULL;
         if (done >= total)
-            webhook(c, o->ws, o->webhook_url, nf == 0 ? o->ingest_ok : o->ingest_failed);
+            webhook(c, o, nf == 0 ? o->ingest_ok : o->ingest_failed);
     }
     db_finalize(q);
 }
@@ -454,7 +455,7 @@ static int finish_body(struct store *st, struct db_conn *c, void *ud, struct err
     if (rc == 0)
         rc = shard_status(c, o->shard_id, o->state, o->status_name, o->status_type, o->meta, o->objects, e);
     if (rc == 0) {
-        webhook(c, o->ws, o->webhook_url, o->webhook);
+        webhook(c, o, o->webhook);
         ingest_shard_done(c, o);
     }
     return rc;

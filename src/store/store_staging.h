@@ -250,7 +250,8 @@ struct store_shard_outcome {
     int64_t objects;
     const struct store_item_new *items; /* published with it; a metadata part is created for sidecars */
     int nitems;
-    const char *ws, *webhook_url; /* webhooks below go to webhook_url as workspace ws */
+    const char *ws, *webhook_url; /* webhooks below go to webhook_url as workspace ws, */
+    const char *webhook_key;      /* in the order of this outbox key ("ingest/<id>") */
     const char *webhook;     /* a payload queued unconditionally, or NULL */
     /* a reference ingest's shard: count it done (failed or not) in the
      * ingest; after its last shard queue ingest_ok (no shard failed) or

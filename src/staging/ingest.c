@@ -2,7 +2,7 @@
  * ingest.c — the ingest endpoints: single-image upload, signed upload URLs
  * for videos and tar shards, the signed PUT sink and GET download, the
  * video container probe (vision's FFmpeg probe), and reference ingests (parsed and queued here,
- * fetched by the fetcher thread in indexer.c).
+ * fetched by the fetcher thread in fetcher.c).
  *
  * Upload flow of a signed PUT (tar shard or video):
  *

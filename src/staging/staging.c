@@ -10,7 +10,10 @@
  *   ingest.c    the ingest endpoints and the signed PUT/GET sinks
  *   tar.c       tar scanning (separate from storage for the fuzz target)
  *   notify.c    ingest webhook payloads
- *   indexer.c   background shard work: tar indexing, reference fetching
+ *   shardjob.c  a shard's work: load, record its files, end it (one
+ *               transaction), wait for storage, back off
+ *   indexer.c   the indexer thread's work: tar shards
+ *   fetcher.c   the fetcher thread's work: reference shards
  * None of them speaks SQL: the tables belong to store/ (store_staging.h:
  * store/batches.c, store/shards.c).
  *

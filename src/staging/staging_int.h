@@ -23,7 +23,7 @@ struct staging {
     bool kick_index, kick_fetch; /* work was queued */
     pthread_t th_index, th_fetch, th_sweep;
     struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
-    /* storage-full backoff of the indexer and the fetcher (indexer.c):
+    /* storage-full backoff of the indexer and the fetcher (shardjob.c):
      * no try before *_retry_at (monotonic ms); *_backoff the last delay */
     int64_t index_retry_at, index_backoff, fetch_retry_at, fetch_backoff;
 };
@@ -95,6 +95,43 @@ struct staging__refs_req {
 int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out, struct err *err);
 /* Validate one parsed reference entry; returns name/url borrowed. */
 int staging__ref_entry(json_t *e, const char **name, const char **url);
+
+/* Shard work shared by the indexer and the fetcher (shardjob.c). */
+#define STAGING_LIST_CAP 1000 /* entries per webhook list before content_truncated */
+struct staging__staged {
+    char *name, *key, *mime;
+    int64_t size;
+};
+struct staging__job {
+    struct staging *s;
+    int64_t bid;
+    char *ws, *batch, *shard_id, *kind, *blob_key, *ingest_id, *notify_url, *refs, *refs_url;
+    bool cat_ingest, cat_files;
+    struct staging__staged *items; /* accepted, blobs written */
+    int nitems, capitems;
+    json_t *failed;         /* [{type,file_name,reason}], at most STAGING_LIST_CAP */
+    int nfailed;            /* all failures, also those beyond STAGING_LIST_CAP */
+    json_t *ingested;       /* [name] */
+};
+/* Take the oldest tar shard (refs false) or reference shard in `state`
+ * (ERR_NOTFOUND: none); release with staging__job_release. */
+int staging__job_load(struct staging *s, bool refs, const char *state, struct staging__job *j);
+void staging__job_release(struct staging__job *j);
+/* A file staged (blob written) / rejected (a tar_cb reject callback). */
+int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size);
+void staging__job_reject(void *ud, const char *name, const char *type, const char *reason);
+/* End the shard: failed (no items) or done with its staged items, with
+ * its webhooks, in one transaction; ERR_EXISTS when another worker did. */
+int staging__job_fail(struct staging__job *j, const char *from_state, const char *status_name, const char *reason);
+int staging__job_commit(struct staging__job *j, const char *from_state);
+/* Storage ran out: the shard keeps from_state, shows waiting-for-storage. */
+void staging__job_wait_storage(struct staging__job *j, const char *from_state, const char *why);
+/* Sleep ms, waking early when the context stops. */
+void staging__sleep_ms_unless_stopped(struct staging *s, int64_t ms);
+/* After a storage failure a queue waits before its next try: 1 s doubling
+ * to 30 s, reset by the next shard that goes through. */
+bool staging__backoff_waiting(struct staging *s, int64_t *until);
+void staging__backoff_set(struct staging *s, int64_t *until, int64_t *delay, bool failed);
 
 /* Webhook payloads (notify.c): the JSON text (malloc'd) of an
  * ingest-files-status or ingest-status notification, each with a new

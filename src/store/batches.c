@@ -20,7 +20,7 @@
 
 #include "store/staging_int.h"
 
-static char *col_dup(struct db_stmt *q, int i)
+char *store__col_dup(struct db_stmt *q, int i)
 {
     const char *t = db_col_text(q, i);
     return t ? xstrdup(t) : NULL;
@@ -232,10 +232,10 @@ int store_batch_create_output(struct store *st, const char *ws, const char *batc
 static void info_fill(struct db_stmt *q, struct store_batch_info *b)
 {
     b->bid = db_col_int64(q, 0);
-    b->display_name = col_dup(q, 1);
-    b->batch_id = col_dup(q, 2);
-    b->batch_type = col_dup(q, 3);
-    b->content_type = col_dup(q, 4);
+    b->display_name = store__col_dup(q, 1);
+    b->batch_id = store__col_dup(q, 2);
+    b->batch_type = store__col_dup(q, 3);
+    b->content_type = store__col_dup(q, 4);
     b->created_ms = db_col_int64(q, 5);
     b->expires_ms = db_col_int64(q, 6);
 }
@@ -386,8 +386,8 @@ int store_batch_parts(struct store *st, const char *ws, const char *batch, struc
                 cap = cap ? cap * 2 : 8;
                 arr = xrealloc(arr, (size_t)cap * sizeof *arr);
             }
-            arr[cnt++] = (struct store_part){col_dup(q, 0), col_dup(q, 1), col_dup(q, 2), col_dup(q, 3),
-                                             col_dup(q, 4)};
+            arr[cnt++] = (struct store_part){store__col_dup(q, 0), store__col_dup(q, 1), store__col_dup(q, 2), store__col_dup(q, 3),
+                                             store__col_dup(q, 4)};
         }
     }
     db_finalize(q);
@@ -520,12 +520,12 @@ static void item_fill(struct db_stmt *q, struct store_item *it)
 {
     memset(it, 0, sizeof *it);
     it->id = db_col_int64(q, 0);
-    it->name = col_dup(q, 1);
-    it->part = col_dup(q, 2);
-    it->shard_id = col_dup(q, 3);
-    it->content_type = col_dup(q, 4);
-    it->mime = col_dup(q, 5);
-    it->blob_key = col_dup(q, 6);
+    it->name = store__col_dup(q, 1);
+    it->part = store__col_dup(q, 2);
+    it->shard_id = store__col_dup(q, 3);
+    it->content_type = store__col_dup(q, 4);
+    it->mime = store__col_dup(q, 5);
+    it->blob_key = store__col_dup(q, 6);
     it->size = db_col_int64(q, 7);
 }
 
@@ -538,12 +538,12 @@ static void list_fill(struct db_stmt *q, struct store_item *it)
 {
     memset(it, 0, sizeof *it);
     it->id = db_col_int64(q, 0);
-    it->name = col_dup(q, 1);
-    it->part = col_dup(q, 2);
-    it->shard_id = col_dup(q, 3);
-    it->content_type = col_dup(q, 4);
-    it->blob_key = col_dup(q, 5);
-    it->nested_content_type = col_dup(q, 6);
+    it->name = store__col_dup(q, 1);
+    it->part = store__col_dup(q, 2);
+    it->shard_id = store__col_dup(q, 3);
+    it->content_type = store__col_dup(q, 4);
+    it->blob_key = store__col_dup(q, 5);
+    it->nested_content_type = store__col_dup(q, 6);
 }
 
 static int items_query(struct store *st, const char *ws, const char *batch, const char *part, const char *sql,
@@ -651,7 +651,7 @@ int store_item_mime(struct store *st, const char *blob_key, char **mime, struct 
         db_bind_text(q, 1, blob_key);
         rc = db_step(q, e);
         if (rc == DB_ROW)
-            *mime = col_dup(q, 0);
+            *mime = store__col_dup(q, 0);
         if (rc > 0 || rc == DB_DONE)
             rc = 0;
     }

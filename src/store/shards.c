@@ -31,12 +31,6 @@
 
 #include "store/staging_int.h"
 
-static char *col_dup(struct db_stmt *q, int i)
-{
-    const char *t = db_col_text(q, i);
-    return t ? xstrdup(t) : NULL;
-}
-
 /* ---- shard rows -------------------------------------------------------------------------- */
 
 static int shard_insert(struct db_conn *c, int64_t bid, const char *shard_id, const char *kind, const char *state,
@@ -123,12 +117,12 @@ int store_shards_page(struct store *st, const char *ws, const char *batch, int64
         while (cnt < limit && (rc = db_step(q, e)) == DB_ROW) {
             struct store_shard_info *r = &arr[cnt++];
             r->id = db_col_int64(q, 0);
-            r->shard_id = col_dup(q, 1);
-            r->status_name = col_dup(q, 2);
-            r->status_type = col_dup(q, 3);
+            r->shard_id = store__col_dup(q, 1);
+            r->status_name = store__col_dup(q, 2);
+            r->status_type = store__col_dup(q, 3);
             r->event_ms = db_col_int64(q, 4);
             r->objects = db_col_int64(q, 5);
-            r->status_meta = col_dup(q, 6);
+            r->status_meta = store__col_dup(q, 6);
         }
         if (rc > 0)
             rc = 0;
@@ -234,8 +228,8 @@ int store_upload_get(struct store *st, const char *key, struct store_upload *out
         } else if (rc == DB_ROW) {
             out->bid = db_col_int64(q, 0);
             snprintf(out->kind, sizeof out->kind, "%s", db_col_text(q, 1));
-            out->shard_id = col_dup(q, 2);
-            out->file_name = col_dup(q, 3);
+            out->shard_id = store__col_dup(q, 2);
+            out->file_name = store__col_dup(q, 3);
             out->pending = !strcmp(db_col_text(q, 4), "pending");
             out->size_limit = db_col_int64(q, 5);
             rc = 0;
@@ -318,7 +312,7 @@ static int ingest_body(struct store *st, struct db_conn *c, void *ud, struct err
     db_bind_text(q, 2, in->ingest_id);
     rc = db_step(q, e);
     if (rc == DB_ROW)
-        *a->dup = col_dup(q, 0);
+        *a->dup = store__col_dup(q, 0);
     db_finalize(q);
     if (rc != DB_DONE)
         return rc < 0 ? rc : 0;
@@ -378,17 +372,17 @@ int store_shard_next(struct store *st, bool refs, const char *state, struct stor
             rc = ERR_NOTFOUND;
         } else if (rc == DB_ROW) {
             w->bid = db_col_int64(q, 0);
-            w->ws = col_dup(q, 1);
-            w->batch = col_dup(q, 2);
-            w->shard_id = col_dup(q, 3);
-            w->kind = col_dup(q, 4);
-            w->blob_key = col_dup(q, 5);
-            w->ingest_id = col_dup(q, 6);
-            w->notify_url = col_dup(q, 7);
+            w->ws = store__col_dup(q, 1);
+            w->batch = store__col_dup(q, 2);
+            w->shard_id = store__col_dup(q, 3);
+            w->kind = store__col_dup(q, 4);
+            w->blob_key = store__col_dup(q, 5);
+            w->ingest_id = store__col_dup(q, 6);
+            w->notify_url = store__col_dup(q, 7);
             w->cat_ingest = db_col_int64(q, 8) != 0;
             w->cat_files = db_col_int64(q, 9) != 0;
-            w->refs = col_dup(q, 10);
-            w->refs_url = col_dup(q, 11);
+            w->refs = store__col_dup(q, 10);
+            w->refs_url = store__col_dup(q, 11);
             rc = 0;
         }
     }

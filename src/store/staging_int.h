@@ -10,6 +10,8 @@
 #include "store/store_int.h"
 #include "store/store_staging.h"
 
+/* batches.c: a text column as a malloc'd copy (NULL for SQL NULL). */
+char *store__col_dup(struct db_stmt *q, int i);
 /* batches.c, inside a transaction on c. */
 int store__batch_find(struct db_conn *c, const char *ws, const char *batch, struct store_batch *out,
                       struct err *e);

@@ -401,12 +401,12 @@ int store_job_stages(struct store *st, int64_t job_pk, struct store_stage_row **
 /* Queue a webhook in c's transaction.  The outbox (outbox.c) is not on
  * db.h yet: on SQLite it joins c's transaction through the native handle;
  * PostgreSQL waits for outbox.c's move (the `db` branch). */
-static int outbox_enqueue_c(struct db_conn *c, const char *url, const char *ws, const char *payload, bool sign,
-                            struct err *e)
+static int outbox_enqueue_c(struct db_conn *c, const char *url, const char *ws, const char *order_key,
+                            const char *payload, bool sign, struct err *e)
 {
     if (db_conn_kind(c) != DB_SQLITE)
         return err_set(e, ERR_UNSUPPORTED, "job webhooks on PostgreSQL wait for the outbox's move to db.h");
-    int rc = store_outbox_enqueue_db((sqlite3 *)db_conn_native(c), url, ws, payload, sign);
+    int rc = store_outbox_enqueue_db((sqlite3 *)db_conn_native(c), url, ws, order_key, payload, sign);
     if (rc < 0)
         err_set(e, rc, "cannot queue the job webhook: %s", err_str(rc));
     return rc;
@@ -428,7 +428,9 @@ int store__job_webhook(struct db_conn *c, int64_t job_pk, bool success, struct e
                               success ? "success" : "fail", "delivery_attempt", 1);
         char *txt = json_dumps(p, JSON_COMPACT);
         json_decref(p);
-        rc = outbox_enqueue_c(c, db_col_text(q, 0), db_col_text(q, 1) ? db_col_text(q, 1) : "", txt, true, e);
+        char *key = xasprintf("job/%s", db_col_text(q, 2) ? db_col_text(q, 2) : ""); /* a job's webhooks go out in order */
+        rc = outbox_enqueue_c(c, db_col_text(q, 0), db_col_text(q, 1) ? db_col_text(q, 1) : "", key, txt, true, e);
+        free(key);
         free(txt);
         if (rc < 0)
             log_error("jobs", "cannot queue the job webhook: %s", err_text(e, rc));

@@ -383,8 +383,23 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
         }
         blk = wf__block_find(type);
         if (!blk) {
-            ERRF("step '%s': field 'type': unsupported block '%s' (unknown to this engine)", name,
-                 type);
+            const char *what = NULL;
+            switch (wf_block_status(type, &what)) {
+            case WF_BLOCK_CLOUD_ONLY:
+                ERRF("step '%s': field 'type': block '%s' needs a cloud service (%s) and is "
+                     "refused: this engine runs workflows offline",
+                     name, type, what);
+                break;
+            case WF_BLOCK_NEEDS_MODEL:
+                ERRF("step '%s': field 'type': block '%s' needs a model not yet supported by "
+                     "this engine (%s) and is refused",
+                     name, type, what);
+                break;
+            default:
+                ERRF("step '%s': field 'type': unsupported block '%s' (unknown to this engine)",
+                     name, type);
+                break;
+            }
             return ERR_UNSUPPORTED;
         }
         st = &wf->steps[wf->nsteps++];

@@ -1,0 +1,507 @@
+/*
+ * blocks/measure.c — measurement and detection-set blocks of Roboflow's
+ * classical_cv / transformations families that need no model and no new
+ * library: mask_area_measurement, distance_measurement,
+ * detections_nearest_neighbor, detections_combine, camera_focus v1.
+ *
+ * Behaviour follows roboflow/inference's blocks (read, not copied):
+ * - mask_area_measurement: area_px = non-zero pixels of the mask (the
+ *   polygon rasterized as cv2.fillPoly does), or the box area when there is
+ *   no mask or it is empty; area_converted = area_px / pixels_per_unit²
+ *   (pixels_per_unit <= 0 counts as 1);
+ * - distance_measurement: boxes rounded half-to-even (numpy round), the
+ *   first box of each class (scanning stops once both are found), 0 when the
+ *   boxes overlap or have no gap on the reference axis, otherwise the gap in
+ *   pixels and that gap over the pixel ratio (given, or the reference
+ *   object's mean of width/reference_width and height/reference_height);
+ * - detections_nearest_neighbor: brute-force distances between float anchor
+ *   points (sv get_anchors_coordinates, or a named keypoint), a target with
+ *   the query's detection_id excluded, max_distance applied before ranking,
+ *   every target within 1 px of the row minimum matched (ties duplicate the
+ *   query row), nearest_target_distance set on every query (null when none);
+ * - detections_combine: sv.Detections.merge of the two sets (empty sets
+ *   dropped; masks must be on both or neither);
+ * - camera_focus v1: Brenner's measure on the grayscale image: per pixel
+ *   max(clip(I[x+2]-I[x], 0), clip(I[y+2]-I[y], 0))² (I: cv2.cvtColor's
+ *   gray, OpenCV 4's rounding), its mean as
+ *   focus_measure, the map scaled to 0..255 (truncated) as a GRAY image with
+ *   "Focus value: <mean, 2 decimals>" at (10, 30).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/blocks/viz_int.h"
+#include "workflow/wf_int.h"
+
+#define TYPES(var, ...) static const char *const var##_types[] = {__VA_ARGS__, NULL}
+#define BLOCK(var, fields, outs, fn)                                                        \
+    static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,      \
+                                        ARRAY_LEN(outs), 0, 0, NULL, fn, NULL}
+
+static void det_set_extra(struct wf_det *d, const char *key, json_t *v)
+{
+    if (!d->extra)
+        d->extra = json_object();
+    json_object_set_new(d->extra, key, v);
+}
+
+/* ---- mask_area_measurement ----------------------------------------------- */
+
+/* Area in square pixels: mask pixel count, or the box area. */
+static int det_area_px(const struct wf_det *d, double *area)
+{
+    struct vis_image *m = NULL;
+    int ox, oy, rc;
+    long long n = 0;
+    if (d->has_mask && d->img_w > 0 && d->img_h > 0) {
+        if ((rc = viz__det_mask(d, d->img_w, d->img_h, &m, &ox, &oy)) < 0)
+            return rc;
+        if (m) {
+            for (int y = 0; y < m->h; y++) {
+                const uint8_t *row = vis_px(m, 0, y);
+                for (int x = 0; x < m->w; x++)
+                    n += row[x] != 0;
+            }
+            vis_image_free(m);
+        }
+        if (n > 0) {
+            *area = (double)n;
+            return 0;
+        }
+    }
+    *area = ((double)d->x2 - d->x1) * ((double)d->y2 - d->y1);
+    return 0;
+}
+
+static int mask_area_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *in = wf_arg_dets(c, i, "predictions");
+        double ppu = wf_arg_double(c, i, "pixels_per_unit", 1.0);
+        double scale = ppu > 0 ? ppu * ppu : 1.0;
+        struct wf_dets *ds;
+        if (!in)
+            continue;
+        if (!isfinite(scale) || scale == 0)
+            return wf_call_fail(c, "pixels_per_unit must be a finite number, got %g", ppu);
+        ds = wf_dets_clone(in);
+        for (size_t k = 0; k < ds->n; k++) {
+            double a;
+            int rc = det_area_px(&ds->d[k], &a);
+            if (rc < 0) {
+                wf_dets_free(ds);
+                return wf_call_fail(c, "detection #%zu: mask too large (%d)", k, rc);
+            }
+            det_set_extra(&ds->d[k], "area_px", json_real(a));
+            det_set_extra(&ds->d[k], "area_converted", json_real(a / scale));
+        }
+        wf_out_dets(c, i, "predictions", ds);
+    }
+    return 0;
+}
+
+/* ---- distance_measurement ------------------------------------------------ */
+
+struct ibox {
+    long long x1, y1, x2, y2;
+};
+
+/* numpy .round().astype(int) of a coordinate: half to even, clamped. */
+static long long round_even(float v)
+{
+    double r = nearbyint((double)v);
+    if (!(r > -1e12))
+        return r != r ? 0 : -1000000000000LL;
+    return r > 1e12 ? 1000000000000LL : (long long)r;
+}
+
+static struct ibox ibox_of(const struct wf_det *d)
+{
+    struct ibox b = {round_even(d->x1), round_even(d->y1), round_even(d->x2), round_even(d->y2)};
+    return b;
+}
+
+static bool boxes_overlap(const struct ibox *a, const struct ibox *b)
+{
+    if (a->x2 < b->x1 || b->x2 < a->x1)
+        return false;
+    if (a->y2 < b->y1 || b->y2 < a->y1)
+        return false;
+    return true;
+}
+
+static bool axis_gap(const struct ibox *a, const struct ibox *b, bool horizontal)
+{
+    if (horizontal)
+        return !(a->x1 < b->x2 && a->x2 > b->x1);
+    return !(a->y1 < b->y2 && a->y2 > b->y1);
+}
+
+static long long gap_pixels(const struct ibox *a, const struct ibox *b, bool horizontal)
+{
+    if (!horizontal)
+        return b->y1 > a->y2 ? llabs(b->y1 - a->y2) : llabs(a->y1 - b->y2);
+    return b->x1 > a->x2 ? llabs(b->x1 - a->x2) : llabs(a->x1 - b->x2);
+}
+
+static int distance_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        const char *n1 = wf_arg_str(c, i, "object_1_class_name");
+        const char *n2 = wf_arg_str(c, i, "object_2_class_name");
+        const char *axis = wf_arg_str(c, i, "reference_axis");
+        const char *method = wf_arg_str(c, i, "calibration_method");
+        bool horizontal = axis && !strcmp(axis, "horizontal");
+        const struct wf_det *d1 = NULL, *d2 = NULL;
+        double ratio;
+        if (!ds)
+            continue;
+        for (size_t k = 0; k < ds->n && !(d1 && d2); k++) {
+            const char *cn = ds->d[k].class_name ? ds->d[k].class_name : "";
+            if (!strcmp(cn, n1))
+                d1 = &ds->d[k];
+            else if (!strcmp(cn, n2))
+                d2 = &ds->d[k];
+        }
+        if (!d1 || !d2)
+            return wf_call_fail(c, "reference class '%.100s' or '%.100s' not found in predictions",
+                                n1, n2);
+        struct ibox b1 = ibox_of(d1), b2 = ibox_of(d2);
+        if (boxes_overlap(&b1, &b2) || !axis_gap(&b1, &b2, horizontal)) {
+            wf_out_json(c, i, "distance_cm", json_integer(0));
+            wf_out_json(c, i, "distance_pixel", json_integer(0));
+            continue;
+        }
+        if (!strcmp(method, "reference object")) {
+            const char *ref = wf_arg_str(c, i, "reference_object_class_name");
+            double rw = wf_arg_double(c, i, "reference_width", 2.5);
+            double rh = wf_arg_double(c, i, "reference_height", 2.5);
+            const struct wf_det *r = NULL;
+            for (size_t k = 0; k < ds->n && !r; k++)
+                if (ref && ds->d[k].class_name && !strcmp(ds->d[k].class_name, ref))
+                    r = &ds->d[k];
+            if (!r)
+                return wf_call_fail(c, "reference class '%.100s' not found in predictions",
+                                    ref ? ref : "");
+            if (!(rw > 0) || !(rh > 0))
+                return wf_call_fail(c, "reference object dimensions must be greater than zero");
+            struct ibox rb = ibox_of(r);
+            ratio = ((double)llabs(rb.x2 - rb.x1) / rw + (double)llabs(rb.y2 - rb.y1) / rh) / 2;
+        } else {
+            ratio = wf_arg_double(c, i, "pixel_ratio", 100);
+            if (!(ratio > 0))
+                return wf_call_fail(c, "pixel-to-centimeter ratio must be greater than zero");
+        }
+        long long px = gap_pixels(&b1, &b2, horizontal);
+        /* a zero-size reference object gives numpy's inf (or nan for 0/0) */
+        double cm = ratio > 0 ? (double)px / ratio : (px ? INFINITY : NAN);
+        wf_out_json(c, i, "distance_cm", isfinite(cm) ? json_real(cm) : json_null());
+        wf_out_json(c, i, "distance_pixel", json_integer(px));
+    }
+    return 0;
+}
+
+/* ---- detections_nearest_neighbor ----------------------------------------- */
+
+static const char *const ANCHORS[] = {"CENTER",      "CENTER_LEFT",   "CENTER_RIGHT",
+                                      "TOP_CENTER",  "TOP_LEFT",      "TOP_RIGHT",
+                                      "BOTTOM_LEFT", "BOTTOM_CENTER", "BOTTOM_RIGHT",
+                                      "KEYPOINT",    NULL};
+#define NN_TIE_EPS 1.0
+#define NN_MAX_PAIRS 1000000 /* matched pairs in one image (ties duplicate rows) */
+
+/* Anchor points of ds (NaN when a keypoint is missing). */
+static int nn_points(struct wf_call *c, const struct wf_dets *ds, const char *point,
+                     const char *kp_name, double *xy)
+{
+    bool kp = !strcmp(point, "KEYPOINT");
+    for (size_t k = 0; k < ds->n; k++) {
+        const struct wf_det *d = &ds->d[k];
+        double x1 = d->x1, y1 = d->y1, x2 = d->x2, y2 = d->y2;
+        double cx = (x1 + x2) / 2, cy = (y1 + y2) / 2, x = cx, y = cy;
+        if (kp) {
+            if (!d->has_kp)
+                return wf_call_fail(c, "query_point/target_point set to 'KEYPOINT' but the "
+                                       "predictions do not contain keypoint data");
+            x = y = NAN;
+            for (size_t j = 0; j < d->nkp; j++)
+                if (d->kp[j].class_name && !strcmp(d->kp[j].class_name, kp_name)) {
+                    x = d->kp[j].x, y = d->kp[j].y;
+                    break;
+                }
+        } else if (!strcmp(point, "CENTER_LEFT"))
+            x = x1;
+        else if (!strcmp(point, "CENTER_RIGHT"))
+            x = x2;
+        else if (!strcmp(point, "TOP_CENTER"))
+            y = y1;
+        else if (!strcmp(point, "TOP_LEFT"))
+            x = x1, y = y1;
+        else if (!strcmp(point, "TOP_RIGHT"))
+            x = x2, y = y1;
+        else if (!strcmp(point, "BOTTOM_LEFT"))
+            x = x1, y = y2;
+        else if (!strcmp(point, "BOTTOM_CENTER"))
+            y = y2;
+        else if (!strcmp(point, "BOTTOM_RIGHT"))
+            x = x2, y = y2;
+        xy[2 * k] = x, xy[2 * k + 1] = y;
+    }
+    return 0;
+}
+
+/* Distance of query q to target t, NaN when excluded. */
+static double nn_dist(const struct wf_dets *qs, const struct wf_dets *ts, const double *qp,
+                      const double *tp, size_t q, size_t t, double maxd)
+{
+    double d = hypot(qp[2 * q] - tp[2 * t], qp[2 * q + 1] - tp[2 * t + 1]);
+    if (!strcmp(qs->d[q].detection_id, ts->d[t].detection_id))
+        return NAN;
+    if (d > maxd)
+        return NAN;
+    return d;
+}
+
+static int nn_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *qs = wf_arg_dets(c, i, "query_predictions");
+        const struct wf_dets *ts = wf_arg_dets(c, i, "target_predictions");
+        const char *qpt = wf_arg_str(c, i, "query_point");
+        const char *tpt = wf_arg_str(c, i, "target_point");
+        const char *qkn = wf_arg_str(c, i, "query_keypoint_name");
+        const char *tkn = wf_arg_str(c, i, "target_keypoint_name");
+        const struct wf_value *md = wf_arg(c, i, "max_distance");
+        double maxd = wf_value_is_null(md) ? INFINITY : wf_arg_double(c, i, "max_distance", 0);
+        if (!qs || !ts)
+            continue;
+        if (!strcmp(qpt, "KEYPOINT") && !(qkn && *qkn))
+            return wf_call_fail(c, "`query_keypoint_name` must be provided when `query_point` "
+                                   "is set to 'KEYPOINT'");
+        if (!strcmp(tpt, "KEYPOINT") && !(tkn && *tkn))
+            return wf_call_fail(c, "`target_keypoint_name` must be provided when "
+                                   "`target_point` is set to 'KEYPOINT'");
+        double *qp = xcalloc(qs->n * 2 + 1, sizeof *qp), *tp = xcalloc(ts->n * 2 + 1, sizeof *tp);
+        struct wf_dets *qout = wf_dets_clone(qs), *mq = wf_dets_new(), *mt = wf_dets_new();
+        int rc = 0;
+        if (nn_points(c, qs, qpt, qkn, qp) < 0 || nn_points(c, ts, tpt, tkn, tp) < 0) {
+            rc = ERR_INVALID;
+            goto done;
+        }
+        size_t pairs = 0;
+        for (size_t q = 0; q < qs->n; q++) {
+            double best = NAN;
+            for (size_t t = 0; t < ts->n; t++) {
+                double d = nn_dist(qs, ts, qp, tp, q, t, maxd);
+                if (!isnan(d) && (isnan(best) || d < best))
+                    best = d;
+            }
+            det_set_extra(&qout->d[q], "nearest_target_distance",
+                          isnan(best) ? json_null() : json_real(best));
+            if (isnan(best))
+                continue;
+            for (size_t t = 0; t < ts->n; t++) {
+                double d = nn_dist(qs, ts, qp, tp, q, t, maxd);
+                if (isnan(d) || !(d <= best + NN_TIE_EPS))
+                    continue;
+                if (++pairs > NN_MAX_PAIRS) {
+                    rc = wf_call_fail(c, "more than %d matched pairs", NN_MAX_PAIRS);
+                    goto done;
+                }
+                wf_dets_push_copy(mq, &qout->d[q]);
+                wf_dets_push_copy(mt, &ts->d[t]);
+            }
+        }
+    done:
+        free(qp);
+        free(tp);
+        if (rc < 0) {
+            wf_dets_free(qout);
+            wf_dets_free(mq);
+            wf_dets_free(mt);
+            return rc;
+        }
+        wf_out_dets(c, i, "query_predictions", qout);
+        wf_out_dets(c, i, "matched_query_detections", mq);
+        wf_out_dets(c, i, "matched_target_detections", mt);
+    }
+    return 0;
+}
+
+/* ---- detections_combine -------------------------------------------------- */
+
+static int combine_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *a = wf_arg_dets(c, i, "prediction_one");
+        const struct wf_dets *b = wf_arg_dets(c, i, "prediction_two");
+        if (!a || !b)
+            continue;
+        if (a->n && b->n && a->d[0].has_mask != b->d[0].has_mask)
+            return wf_call_fail(c, "all or none of the detections must have masks "
+                                   "(sv.Detections.merge)");
+        if (a->n + b->n > WF_MAX_ELEMENTS)
+            return wf_call_fail(c, "more than %d detections", WF_MAX_ELEMENTS);
+        struct wf_dets *ds = wf_dets_clone(a);
+        for (size_t k = 0; k < b->n; k++)
+            wf_dets_push_copy(ds, &b->d[k]);
+        wf_out_dets(c, i, "predictions", ds);
+    }
+    return 0;
+}
+
+/* ---- camera_focus v1 ----------------------------------------------------- */
+
+/* Brenner map of gray (as double, squared differences) and its mean. */
+static int brenner(const struct vis_image *gray, struct vis_image **map, double *mean)
+{
+    int w = gray->w, h = gray->h;
+    size_t n = (size_t)w * (size_t)h;
+    uint32_t *fm = malloc(n * sizeof *fm), fmax = 0;
+    double sum = 0;
+    if (!fm)
+        return ERR_NOMEM;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = vis_px(gray, 0, y), *r2 = y + 2 < h ? vis_px(gray, 0, y + 2) : NULL;
+        for (int x = 0; x < w; x++) {
+            int dh = x + 2 < w ? (int)r[x + 2] - (int)r[x] : 0;
+            int dv = r2 ? (int)r2[x] - (int)r[x] : 0;
+            int m = MAX(MAX(dh, dv), 0);
+            uint32_t v = (uint32_t)(m * m);
+            fm[(size_t)y * w + x] = v;
+            fmax = MAX(fmax, v);
+            sum += v;
+        }
+    }
+    *mean = n ? sum / (double)n : 0;
+    *map = vis_image_new(w, h, VIS_GRAY);
+    if (!*map) {
+        free(fm);
+        return ERR_NOMEM;
+    }
+    for (int y = 0; y < h; y++) {
+        uint8_t *o = vis_px(*map, 0, y);
+        for (int x = 0; x < w; x++)
+            /* (fm / max) * 255 then astype(uint8): truncation */
+            o[x] = fmax ? (uint8_t)((double)fm[(size_t)y * w + x] / fmax * 255.0) : 0;
+    }
+    free(fm);
+    return 0;
+}
+
+/* cv2.cvtColor(BGR2GRAY / BGRA2GRAY) of OpenCV 4.x's vectorized 8-bit path
+ * (what Roboflow's Python gets): 16-bit fixed point 7470 B + 38470 G +
+ * 19596 R, rounded — it differs from the 14-bit scalar formula of
+ * vis_convert in about 1 of 400 colours (checked against Debian's
+ * python3-opencv 4.6 over all 2^24 colours).  GRAY is copied. */
+static struct vis_image *gray_cv2(const struct vis_image *src)
+{
+    struct vis_image *g = vis_image_new(src->w, src->h, VIS_GRAY);
+    int ch = vis_channels(src);
+    if (!g)
+        return NULL;
+    for (int y = 0; y < src->h; y++) {
+        const uint8_t *s = vis_px(src, 0, y);
+        uint8_t *o = vis_px(g, 0, y);
+        for (int x = 0; x < src->w; x++, s += ch)
+            o[x] = ch == 1 ? s[0]
+                           : (uint8_t)((s[0] * 7470u + s[1] * 38470u + s[2] * 19596u + 32768u) >> 16);
+    }
+    return g;
+}
+
+static int focus1_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        struct vis_image *gray = NULL, *map = NULL;
+        double mean = 0;
+        char text[64];
+        int rc;
+        if (!im)
+            continue;
+        if (im->img->w < 1 || im->img->h < 1)
+            return wf_call_fail(c, "empty image");
+        gray = gray_cv2(im->img);
+        rc = gray ? 0 : ERR_NOMEM;
+        if (rc == 0)
+            rc = brenner(gray, &map, &mean);
+        vis_image_free(gray);
+        if (rc < 0)
+            return wf_call_fail(c, "out of memory");
+        snprintf(text, sizeof text, "Focus value: %.2f", mean);
+        /* cv2.putText(FONT_HERSHEY_SIMPLEX, scale 1, white, thickness 2) at
+         * baseline-left (10, 30) */
+        viz__text_draw(map, vis_font_default(), text, vis_text_px_for_scale(1.0), 10, 30, 2,
+                       VIS_RGB(255, 255, 255));
+        wf_out_image(c, i, "warped_image", im, map);
+        wf_out_json(c, i, "focus_measure", json_real(mean));
+    }
+    return 0;
+}
+
+/* ---- manifests (spec/blocks.json) ---------------------------------------- */
+
+static const struct wf_field mask_area_fields[] = {
+    {"predictions", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"pixels_per_unit", NULL, WF_FT_FLOAT, "1.0", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output mask_area_outs[] = {{"predictions", WF_K_OD | WF_K_IS}};
+TYPES(mask_area, "roboflow_core/mask_area_measurement@v1");
+BLOCK(mask_area, mask_area_fields, mask_area_outs, mask_area_run);
+
+static const char *const AXES[] = {"horizontal", "vertical", NULL};
+static const char *const CALIBRATIONS[] = {"reference object", "pixel to centimeter", NULL};
+static const struct wf_field distance_fields[] = {
+    {"predictions", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"object_1_class_name", NULL, WF_FT_STRING, NULL, 0, WF_F_NO_SELECTOR, NULL},
+    {"object_2_class_name", NULL, WF_FT_STRING, NULL, 0, WF_F_NO_SELECTOR, NULL},
+    {"reference_axis", NULL, WF_FT_ENUM, NULL, 0, WF_F_NO_SELECTOR, AXES},
+    {"calibration_method", NULL, WF_FT_ENUM, NULL, 0, WF_F_NO_SELECTOR, CALIBRATIONS},
+    {"reference_object_class_name", NULL, WF_FT_STRING, "\"reference-object\"", WF_K_STRING, 0,
+     NULL},
+    {"reference_width", NULL, WF_FT_FLOAT, "2.5", WF_K_NUMBER, 0, NULL},
+    {"reference_height", NULL, WF_FT_FLOAT, "2.5", WF_K_NUMBER, 0, NULL},
+    {"pixel_ratio", NULL, WF_FT_FLOAT, "100", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output distance_outs[] = {{"distance_cm", WF_K_NUMBER},
+                                                 {"distance_pixel", WF_K_NUMBER}};
+TYPES(distance, "roboflow_core/distance_measurement@v1");
+BLOCK(distance, distance_fields, distance_outs, distance_run);
+
+static const struct wf_field nn_fields[] = {
+    {"query_predictions", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"target_predictions", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"query_point", NULL, WF_FT_ENUM, "\"CENTER\"", WF_K_STRING, 0, ANCHORS},
+    {"target_point", NULL, WF_FT_ENUM, "\"CENTER\"", WF_K_STRING, 0, ANCHORS},
+    {"query_keypoint_name", NULL, WF_FT_STRING, "null", WF_K_STRING, WF_F_NULLABLE, NULL},
+    {"target_keypoint_name", NULL, WF_FT_STRING, "null", WF_K_STRING, WF_F_NULLABLE, NULL},
+    {"max_distance", NULL, WF_FT_INT, "null", WF_K_INT, WF_F_NULLABLE, NULL},
+};
+static const struct wf_output nn_outs[] = {{"query_predictions", WF_K_DETS},
+                                           {"matched_query_detections", WF_K_DETS},
+                                           {"matched_target_detections", WF_K_DETS}};
+TYPES(nn, "roboflow_core/detections_nearest_neighbor@v1");
+BLOCK(nn, nn_fields, nn_outs, nn_run);
+
+static const struct wf_field combine_fields[] = {
+    {"prediction_one", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"prediction_two", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+};
+static const struct wf_output combine_outs[] = {{"predictions", WF_K_OD | WF_K_IS}};
+TYPES(combine, "roboflow_core/detections_combine@v1");
+BLOCK(combine, combine_fields, combine_outs, combine_run);
+
+static const struct wf_field focus1_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+};
+static const struct wf_output focus1_outs[] = {{"warped_image", WF_K_IMAGE},
+                                               {"focus_measure", WF_K_FLOAT}};
+TYPES(focus1, "roboflow_core/camera_focus@v1");
+BLOCK(focus1, focus1_fields, focus1_outs, focus1_run);
+
+const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine, &focus1,
+                                                    NULL};

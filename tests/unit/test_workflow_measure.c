@@ -1,0 +1,553 @@
+/*
+ * test_workflow_measure.c — mask_area_measurement, distance_measurement,
+ * detections_nearest_neighbor, detections_combine and camera_focus v1
+ * (blocks/measure.c), run through the engine.
+ *
+ * Detections come from a scripted model provider: model "set/<k>" returns
+ * the predictions JSON g_sets[k], so every box, polygon and keypoint is
+ * exact; model "cap/1" keeps a copy of the image it receives (the block's
+ * output pixels).  Expected values and where each comes from:
+ * - fillPoly pixel counts, Brenner means/maps and nearest-neighbour
+ *   distances: tests/unit/test_workflow_measure_ref.py (Debian
+ *   python3-opencv 4.6 / numpy, the way roboflow/inference computes them);
+ * - distance_measurement: by hand from inference's
+ *   classical_cv/distance_measurement/v1.py (rules in the comments).
+ */
+#include "t.h"
+
+#include <math.h>
+
+#include "base/base.h"
+#include "workflow/workflow.h"
+
+static const char *g_sets[8];
+static struct vis_image *g_cap;
+
+static int set_infer(void *ud, const struct wf_model_request *req,
+                     const struct vis_image *const *images, size_t n, json_t **out, char *err,
+                     size_t errlen)
+{
+    (void)ud;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds;
+        if (!strncmp(req->model_id, "cap/", 4)) {
+            vis_image_free(g_cap);
+            g_cap = vis_image_clone(images[i]);
+            preds = json_array();
+        } else {
+            int k = atoi(req->model_id + 4);
+            json_error_t je;
+            preds = json_loads(g_sets[k], 0, &je);
+            if (!preds) {
+                snprintf(err, errlen, "bad set %d: %s", k, je.text);
+                return ERR_INVALID;
+            }
+        }
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height",
+                           images[i]->h, "predictions", preds);
+    }
+    return 0;
+}
+
+static const struct wf_env set_env = {set_infer, NULL, 95, NULL};
+
+#define IN_IMAGE "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+#define OD(name, k)                                                                           \
+    "{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"" name         \
+    "\",\"images\":\"$inputs.image\",\"model_id\":\"set/" #k "\"}"
+#define IS(name, k)                                                                           \
+    "{\"type\":\"roboflow_core/roboflow_instance_segmentation_model@v2\",\"name\":\"" name    \
+    "\",\"images\":\"$inputs.image\",\"model_id\":\"set/" #k "\"}"
+#define KP(name, k)                                                                           \
+    "{\"type\":\"roboflow_core/roboflow_keypoint_detection_model@v2\",\"name\":\"" name       \
+    "\",\"images\":\"$inputs.image\",\"model_id\":\"set/" #k "\"}"
+
+/* Compile and run def on a w x h image; *res gets results[0].  Returns the
+ * compile/run status; err holds the message. */
+static int run_def(const char *def, struct vis_image *im, json_t **res, char *err, size_t errlen)
+{
+    struct wf_workflow *wf = NULL;
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    json_t *all = NULL;
+    int rc = wf_compile_text(def, strlen(def), &wf, err, errlen);
+    *res = NULL;
+    if (rc < 0)
+        return rc;
+    rc = wf_run(wf, &set_env, &in, &all, err, errlen);
+    if (rc == 0)
+        *res = json_incref(json_array_get(all, 0));
+    json_decref(all);
+    wf_free(wf);
+    return rc;
+}
+
+static json_t *run_ok(const char *def, int w, int h)
+{
+    struct vis_image *im = vis_image_new(w, h, VIS_BGR);
+    char err[512] = "";
+    json_t *res = NULL;
+    memset(im->px, 40, (size_t)im->stride * h);
+    if (run_def(def, im, &res, err, sizeof err) < 0)
+        T_FAIL("run failed: %s", err);
+    vis_image_free(im);
+    return res;
+}
+
+static void run_err(const char *def, int w, int h, const char *needle)
+{
+    struct vis_image *im = vis_image_new(w, h, VIS_BGR);
+    char err[512] = "";
+    json_t *res = NULL;
+    memset(im->px, 40, (size_t)im->stride * h);
+    if (run_def(def, im, &res, err, sizeof err) == 0)
+        T_FAIL("expected an error containing '%s'", needle);
+    if (!strstr(err, needle))
+        T_FAIL("error '%s' does not contain '%s'", err, needle);
+    json_decref(res);
+    vis_image_free(im);
+}
+
+/* predictions list of serialized detections output 'name' of results */
+static json_t *preds_of(json_t *res, const char *name)
+{
+    json_t *p = json_object_get(json_object_get(res, name), "predictions");
+    if (!json_is_array(p))
+        T_FAIL("output '%s' is not serialized detections", name);
+    return p;
+}
+
+static double num(const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+    if (!json_is_number(v))
+        T_FAIL("key '%s' is not a number", k);
+    return json_number_value(v);
+}
+
+/* ---- mask_area_measurement ------------------------------------------------ */
+
+static char g_buf[8][4096];
+
+/* A prediction with box (x1, y1, x2, y2). */
+static const char *pred(char *buf, size_t len, double x1, double y1, double x2, double y2,
+                        const char *cls, const char *extra)
+{
+    snprintf(buf, len,
+             "{\"x\":%.17g,\"y\":%.17g,\"width\":%.17g,\"height\":%.17g,\"confidence\":0.9,"
+             "\"class\":\"%s\",\"class_id\":0%s%s}",
+             (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, cls, extra ? "," : "",
+             extra ? extra : "");
+    return buf;
+}
+
+TEST(mask_area_counts_mask_pixels_like_fillpoly)
+{
+    char a[512], b[512], cc[512], d[512];
+    /* 121, 286, 112: cv2.fillPoly + countNonZero (ref script) */
+    pred(a, sizeof a, 10, 10, 20, 20, "sq",
+         "\"points\":[{\"x\":10,\"y\":10},{\"x\":20,\"y\":10},{\"x\":20,\"y\":20},{\"x\":10,\"y\":20}]");
+    pred(b, sizeof b, 5, 5, 30, 25, "tri",
+         "\"points\":[{\"x\":5,\"y\":5},{\"x\":30,\"y\":5},{\"x\":5,\"y\":25}]");
+    pred(cc, sizeof cc, 50, 40, 64, 48, "clip",
+         "\"points\":[{\"x\":50,\"y\":40},{\"x\":70,\"y\":40},{\"x\":70,\"y\":60},{\"x\":50,\"y\":60}]");
+    /* a degenerate mask (no pixel: a polygon outside the image) falls back
+     * to the box area 4 x 2.5 */
+    pred(d, sizeof d, 1, 1, 5, 3.5, "out",
+         "\"points\":[{\"x\":-9,\"y\":-9},{\"x\":-5,\"y\":-9},{\"x\":-5,\"y\":-5}]");
+    snprintf(g_buf[0], sizeof g_buf[0], "[%s,%s,%s,%s]", a, b, cc, d);
+    g_sets[0] = g_buf[0];
+    json_t *res = run_ok(IN_IMAGE "\"steps\":[" IS("m", 0) ","
+                                  "{\"type\":\"roboflow_core/mask_area_measurement@v1\","
+                                  "\"name\":\"area\",\"predictions\":\"$steps.m.predictions\","
+                                  "\"pixels_per_unit\":2}],"
+                                  "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","
+                                  "\"selector\":\"$steps.area.predictions\"}]}",
+                         64, 48);
+    json_t *p = preds_of(res, "o");
+    ASSERT_EQ(json_array_size(p), 4);
+    static const double want[] = {121, 286, 112, 10};
+    for (size_t k = 0; k < 4; k++) {
+        ASSERT_NEAR(num(json_array_get(p, k), "area_px"), want[k], 1e-9);
+        ASSERT_NEAR(num(json_array_get(p, k), "area_converted"), want[k] / 4, 1e-9);
+    }
+    json_decref(res);
+}
+
+TEST(mask_area_boxes_and_bad_scale)
+{
+    char a[512];
+    pred(a, sizeof a, 10, 10, 20.5, 14, "b", NULL);
+    snprintf(g_buf[1], sizeof g_buf[1], "[%s]", a);
+    g_sets[1] = g_buf[1];
+    g_sets[2] = "[]";
+    /* object detection: box area 10.5 x 4; pixels_per_unit 0 counts as 1 */
+    json_t *res = run_ok(IN_IMAGE "\"steps\":[" OD("m", 1) "," OD("e", 2) ","
+                                  "{\"type\":\"roboflow_core/mask_area_measurement@v1\","
+                                  "\"name\":\"area\",\"predictions\":\"$steps.m.predictions\","
+                                  "\"pixels_per_unit\":0},"
+                                  "{\"type\":\"roboflow_core/mask_area_measurement@v1\","
+                                  "\"name\":\"empty\",\"predictions\":\"$steps.e.predictions\"}],"
+                                  "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","
+                                  "\"selector\":\"$steps.area.predictions\"},"
+                                  "{\"type\":\"JsonField\",\"name\":\"e\","
+                                  "\"selector\":\"$steps.empty.predictions\"}]}",
+                         64, 48);
+    json_t *p = preds_of(res, "o");
+    ASSERT_NEAR(num(json_array_get(p, 0), "area_px"), 42, 1e-9);
+    ASSERT_NEAR(num(json_array_get(p, 0), "area_converted"), 42, 1e-9);
+    ASSERT_EQ(json_array_size(preds_of(res, "e")), 0);
+    json_decref(res);
+    /* a huge scale underflows to a finite 0, an infinite one is refused */
+    run_err(IN_IMAGE "\"steps\":[" OD("m", 1) ","
+                     "{\"type\":\"roboflow_core/mask_area_measurement@v1\","
+                     "\"name\":\"area\",\"predictions\":\"$steps.m.predictions\","
+                     "\"pixels_per_unit\":1e300}],\"outputs\":[]}",
+            64, 48, "pixels_per_unit must be a finite number");
+}
+
+/* ---- distance_measurement ------------------------------------------------- */
+
+#define DIST_DEF(extra)                                                                        \
+    IN_IMAGE "\"steps\":[" OD("m", 3) ",{\"type\":\"roboflow_core/distance_measurement@v1\","   \
+             "\"name\":\"d\",\"predictions\":\"$steps.m.predictions\"," extra "}],"             \
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"cm\","                           \
+             "\"selector\":\"$steps.d.distance_cm\"},{\"type\":\"JsonField\",\"name\":\"px\"," \
+             "\"selector\":\"$steps.d.distance_pixel\"}]}"
+
+static void dist_case(const char *extra_def, double want_cm, long long want_px)
+{
+    char def[4096];
+    snprintf(def, sizeof def, DIST_DEF("%s"), extra_def);
+    json_t *res = run_ok(def, 128, 96);
+    const json_t *cm = json_object_get(res, "cm"), *px = json_object_get(res, "px");
+    if (!json_is_number(cm) || !json_is_integer(px))
+        T_FAIL("bad outputs for %s", extra_def);
+    ASSERT_NEAR(json_number_value(cm), want_cm, 1e-9);
+    ASSERT_EQ(json_integer_value(px), want_px);
+    json_decref(res);
+}
+
+static void dist_set(void)
+{
+    char a[256], b[256], r[256], a2[256];
+    /* a: x 10..20.5 rounds half-to-even to 10..20; b: 50..60 -> gap 30 px */
+    pred(a, sizeof a, 10, 10, 20.5, 20, "a", NULL);
+    pred(b, sizeof b, 50, 12, 60, 22, "b", NULL);
+    /* reference object 4 x 8 px for 2 x 4 cm: ratio (4/2 + 8/4) / 2 = 2 */
+    pred(r, sizeof r, 0, 30, 4, 38, "reference-object", NULL);
+    /* a second 'a' after both are found is ignored */
+    pred(a2, sizeof a2, 100, 80, 110, 90, "a", NULL);
+    snprintf(g_buf[3], sizeof g_buf[3], "[%s,%s,%s,%s]", a, b, r, a2);
+    g_sets[3] = g_buf[3];
+}
+
+TEST(distance_measurement_pixel_ratio_and_reference_object)
+{
+    dist_set();
+    dist_case("\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+              "\"reference_axis\":\"horizontal\",\"calibration_method\":\"pixel to centimeter\","
+              "\"pixel_ratio\":10",
+              3.0, 30);
+    /* object order does not matter: the gap is measured either way */
+    dist_case("\"object_1_class_name\":\"b\",\"object_2_class_name\":\"a\","
+              "\"reference_axis\":\"horizontal\",\"calibration_method\":\"reference object\","
+              "\"reference_width\":2,\"reference_height\":4",
+              15.0, 30);
+    /* vertical: y ranges 10..20 and 12..22 overlap -> no gap -> 0, 0 */
+    dist_case("\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+              "\"reference_axis\":\"vertical\",\"calibration_method\":\"pixel to centimeter\"",
+              0, 0);
+    /* vertical gap between 'a' (y 10..20) and the reference (y 30..38): 10 px / 100 */
+    dist_case("\"object_1_class_name\":\"a\",\"object_2_class_name\":\"reference-object\","
+              "\"reference_axis\":\"vertical\",\"calibration_method\":\"pixel to centimeter\"",
+              0.1, 10);
+}
+
+TEST(distance_measurement_errors)
+{
+    char def[4096];
+    dist_set();
+    snprintf(def, sizeof def, DIST_DEF("%s"),
+             "\"object_1_class_name\":\"a\",\"object_2_class_name\":\"zzz\","
+             "\"reference_axis\":\"horizontal\",\"calibration_method\":\"pixel to centimeter\"");
+    run_err(def, 128, 96, "reference class 'a' or 'zzz' not found in predictions");
+    snprintf(def, sizeof def, DIST_DEF("%s"),
+             "\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+             "\"reference_axis\":\"horizontal\",\"calibration_method\":\"reference object\","
+             "\"reference_object_class_name\":\"coin\"");
+    run_err(def, 128, 96, "reference class 'coin' not found");
+    snprintf(def, sizeof def, DIST_DEF("%s"),
+             "\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+             "\"reference_axis\":\"horizontal\",\"calibration_method\":\"reference object\","
+             "\"reference_width\":0");
+    run_err(def, 128, 96, "dimensions must be greater than zero");
+    snprintf(def, sizeof def, DIST_DEF("%s"),
+             "\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+             "\"reference_axis\":\"horizontal\",\"calibration_method\":\"pixel to centimeter\","
+             "\"pixel_ratio\":-1");
+    run_err(def, 128, 96, "ratio must be greater than zero");
+    /* literal-only enums are checked at compile time */
+    snprintf(def, sizeof def, DIST_DEF("%s"),
+             "\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+             "\"reference_axis\":\"diagonal\",\"calibration_method\":\"pixel to centimeter\"");
+    run_err(def, 128, 96, "'diagonal' is not one of the allowed values");
+    g_sets[2] = "[]";
+    run_err(IN_IMAGE "\"steps\":[" OD("m", 2) ",{\"type\":\"roboflow_core/distance_measurement@v1\","
+                     "\"name\":\"d\",\"predictions\":\"$steps.m.predictions\","
+                     "\"object_1_class_name\":\"a\",\"object_2_class_name\":\"b\","
+                     "\"reference_axis\":\"horizontal\","
+                     "\"calibration_method\":\"pixel to centimeter\"}],\"outputs\":[]}",
+            16, 16, "not found in predictions");
+}
+
+/* ---- detections_nearest_neighbor ------------------------------------------- */
+
+/* query centres (15,15) (100,100) (40,10); target centres (18,19) (12,11)
+ * (44.5,10) (45,10) — distance matrix in the ref script */
+static void nn_sets(void)
+{
+    char q[3][256], t[4][256];
+    pred(q[0], sizeof q[0], 10, 10, 20, 20, "q0", NULL);
+    pred(q[1], sizeof q[1], 95, 95, 105, 105, "q1", NULL);
+    pred(q[2], sizeof q[2], 38, 8, 42, 12, "q2", NULL);
+    pred(t[0], sizeof t[0], 16, 17, 20, 21, "t0", NULL);
+    pred(t[1], sizeof t[1], 10, 9, 14, 13, "t1", NULL);
+    pred(t[2], sizeof t[2], 43, 8, 46, 12, "t2", NULL);
+    pred(t[3], sizeof t[3], 44, 9, 46, 11, "t3", NULL);
+    snprintf(g_buf[4], sizeof g_buf[4], "[%s,%s,%s]", q[0], q[1], q[2]);
+    snprintf(g_buf[5], sizeof g_buf[5], "[%s,%s,%s,%s]", t[0], t[1], t[2], t[3]);
+    g_sets[4] = g_buf[4], g_sets[5] = g_buf[5];
+}
+
+#define NN_DEF(q, t, extra)                                                                    \
+    IN_IMAGE "\"steps\":[" OD("q", q) "," OD("t", t) ","                                       \
+             "{\"type\":\"roboflow_core/detections_nearest_neighbor@v1\",\"name\":\"nn\","      \
+             "\"query_predictions\":\"$steps.q.predictions\","                                 \
+             "\"target_predictions\":\"$steps.t.predictions\"" extra "}],"                     \
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"all\","                          \
+             "\"selector\":\"$steps.nn.query_predictions\"},"                                  \
+             "{\"type\":\"JsonField\",\"name\":\"mq\","                                        \
+             "\"selector\":\"$steps.nn.matched_query_detections\"},"                           \
+             "{\"type\":\"JsonField\",\"name\":\"mt\","                                        \
+             "\"selector\":\"$steps.nn.matched_target_detections\"}]}"
+
+static void expect_pairs(json_t *res, const char *const *pairs, size_t n)
+{
+    json_t *mq = preds_of(res, "mq"), *mt = preds_of(res, "mt");
+    ASSERT_EQ(json_array_size(mq), n);
+    ASSERT_EQ(json_array_size(mt), n);
+    for (size_t k = 0; k < n; k++) {
+        char got[16];
+        snprintf(got, sizeof got, "%s-%s",
+                 json_string_value(json_object_get(json_array_get(mq, k), "class")),
+                 json_string_value(json_object_get(json_array_get(mt, k), "class")));
+        ASSERT_STR_EQ(got, pairs[k]);
+    }
+}
+
+TEST(nearest_neighbor_ties_and_max_distance)
+{
+    nn_sets();
+    json_t *res = run_ok(NN_DEF(4, 5, ""), 128, 128);
+    json_t *all = preds_of(res, "all");
+    ASSERT_EQ(json_array_size(all), 3);
+    ASSERT_NEAR(num(json_array_get(all, 0), "nearest_target_distance"), 5.0, 1e-9);
+    ASSERT_NEAR(num(json_array_get(all, 1), "nearest_target_distance"), 105.47511555, 1e-7);
+    ASSERT_NEAR(num(json_array_get(all, 2), "nearest_target_distance"), 4.5, 1e-9);
+    /* ties within 1 px duplicate the query row, row-major */
+    static const char *const all_pairs[] = {"q0-t0", "q0-t1", "q1-t2", "q1-t3", "q2-t2", "q2-t3"};
+    expect_pairs(res, all_pairs, 6);
+    json_decref(res);
+
+    /* max_distance drops candidates before ranking: q1 has none (null) */
+    res = run_ok(NN_DEF(4, 5, ",\"max_distance\":50"), 128, 128);
+    all = preds_of(res, "all");
+    ASSERT(json_is_null(json_object_get(json_array_get(all, 1), "nearest_target_distance")));
+    static const char *const near_pairs[] = {"q0-t0", "q0-t1", "q2-t2", "q2-t3"};
+    expect_pairs(res, near_pairs, 4);
+    json_decref(res);
+
+    /* other anchors: TOP_LEFT of q2 (38,8) vs TOP_LEFT of targets: t2 (43,8) = 5 */
+    res = run_ok(NN_DEF(4, 5, ",\"query_point\":\"TOP_LEFT\",\"target_point\":\"TOP_LEFT\""),
+                 128, 128);
+    ASSERT_NEAR(num(json_array_get(preds_of(res, "all"), 2), "nearest_target_distance"), 5.0,
+                1e-9);
+    json_decref(res);
+}
+
+TEST(nearest_neighbor_same_set_excludes_self_and_empty_targets)
+{
+    nn_sets();
+    g_sets[2] = "[]";
+    /* the same detections as query and target: each one's own detection_id
+     * is excluded, so q0's nearest is q2 (25.495...), not itself */
+    json_t *res = run_ok(IN_IMAGE "\"steps\":[" OD("q", 4) ","
+                                  "{\"type\":\"roboflow_core/detections_nearest_neighbor@v1\","
+                                  "\"name\":\"nn\",\"query_predictions\":\"$steps.q.predictions\","
+                                  "\"target_predictions\":\"$steps.q.predictions\"}],"
+                                  "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"all\","
+                                  "\"selector\":\"$steps.nn.query_predictions\"}]}",
+                         128, 128);
+    ASSERT_NEAR(num(json_array_get(preds_of(res, "all"), 0), "nearest_target_distance"),
+                sqrt(25.0 * 25 + 5 * 5), 1e-9);
+    json_decref(res);
+    /* no targets: every distance null, nothing matched */
+    res = run_ok(NN_DEF(4, 2, ""), 128, 128);
+    ASSERT(json_is_null(
+        json_object_get(json_array_get(preds_of(res, "all"), 0), "nearest_target_distance")));
+    expect_pairs(res, NULL, 0);
+    json_decref(res);
+    /* no queries */
+    res = run_ok(NN_DEF(2, 5, ""), 128, 128);
+    ASSERT_EQ(json_array_size(preds_of(res, "all")), 0);
+    json_decref(res);
+}
+
+TEST(nearest_neighbor_keypoints)
+{
+    char a[512], b[512];
+    /* keypoint detections: the 'nose' keypoints are at (10,10) and (13,14) -> 5 */
+    pred(a, sizeof a, 0, 0, 50, 50, "p",
+         "\"keypoints\":[{\"x\":1,\"y\":1,\"confidence\":0.9,\"class_id\":0,\"class\":\"eye\"},"
+         "{\"x\":10,\"y\":10,\"confidence\":0.9,\"class_id\":1,\"class\":\"nose\"}]");
+    pred(b, sizeof b, 60, 60, 70, 70, "p",
+         "\"keypoints\":[{\"x\":13,\"y\":14,\"confidence\":0.9,\"class_id\":1,\"class\":\"nose\"}]");
+    snprintf(g_buf[6], sizeof g_buf[6], "[%s]", a);
+    snprintf(g_buf[7], sizeof g_buf[7], "[%s]", b);
+    g_sets[6] = g_buf[6], g_sets[7] = g_buf[7];
+    const char *def =
+        IN_IMAGE "\"steps\":[" KP("q", 6) "," KP("t", 7) ","
+                 "{\"type\":\"roboflow_core/detections_nearest_neighbor@v1\",\"name\":\"nn\","
+                 "\"query_predictions\":\"$steps.q.predictions\","
+                 "\"target_predictions\":\"$steps.t.predictions\","
+                 "\"query_point\":\"KEYPOINT\",\"query_keypoint_name\":\"nose\","
+                 "\"target_point\":\"KEYPOINT\",\"target_keypoint_name\":\"%s\"}],"
+                 "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"all\","
+                 "\"selector\":\"$steps.nn.query_predictions\"}]}";
+    char buf[4096];
+    snprintf(buf, sizeof buf, def, "nose");
+    json_t *res = run_ok(buf, 128, 128);
+    ASSERT_NEAR(num(json_array_get(preds_of(res, "all"), 0), "nearest_target_distance"), 5.0,
+                1e-9);
+    json_decref(res);
+    /* a keypoint name no target has: NaN anchors, no match */
+    snprintf(buf, sizeof buf, def, "ear");
+    res = run_ok(buf, 128, 128);
+    ASSERT(json_is_null(
+        json_object_get(json_array_get(preds_of(res, "all"), 0), "nearest_target_distance")));
+    json_decref(res);
+    /* KEYPOINT without a name, or on detections without keypoints */
+    nn_sets();
+    run_err(NN_DEF(4, 5, ",\"query_point\":\"KEYPOINT\""), 128, 128,
+            "`query_keypoint_name` must be provided");
+    run_err(NN_DEF(4, 5, ",\"target_point\":\"KEYPOINT\",\"target_keypoint_name\":\"x\""), 128,
+            128, "do not contain keypoint data");
+    run_err(NN_DEF(4, 5, ",\"query_point\":\"MIDDLE\""), 128, 128,
+            "'MIDDLE' is not one of the allowed values");
+}
+
+/* ---- detections_combine ----------------------------------------------------- */
+
+TEST(detections_combine_merges_in_order)
+{
+    nn_sets();
+    g_sets[2] = "[]";
+    char m[512];
+    pred(m, sizeof m, 1, 1, 9, 9, "m",
+         "\"points\":[{\"x\":1,\"y\":1},{\"x\":9,\"y\":1},{\"x\":9,\"y\":9}]");
+    snprintf(g_buf[0], sizeof g_buf[0], "[%s]", m);
+    g_sets[0] = g_buf[0];
+    const char *def =
+        IN_IMAGE "\"steps\":[%s,%s,{\"type\":\"roboflow_core/detections_combine@v1\","
+                 "\"name\":\"c\",\"prediction_one\":\"$steps.a.predictions\","
+                 "\"prediction_two\":\"$steps.b.predictions\"}],"
+                 "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","
+                 "\"selector\":\"$steps.c.predictions\"}]}";
+    char buf[4096];
+    snprintf(buf, sizeof buf, def, OD("a", 4), OD("b", 5));
+    json_t *res = run_ok(buf, 128, 128);
+    json_t *p = preds_of(res, "o");
+    ASSERT_EQ(json_array_size(p), 7);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "q0");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 3), "class")), "t0");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 6), "class")), "t3");
+    json_decref(res);
+    /* an empty side is dropped before the mask check; masks + boxes fail */
+    snprintf(buf, sizeof buf, def, IS("a", 0), OD("b", 2));
+    res = run_ok(buf, 128, 128);
+    ASSERT_EQ(json_array_size(preds_of(res, "o")), 1);
+    json_decref(res);
+    snprintf(buf, sizeof buf, def, IS("a", 0), OD("b", 5));
+    run_err(buf, 128, 128, "all or none of the detections must have masks");
+}
+
+/* ---- camera_focus v1 ------------------------------------------------------- */
+
+static struct vis_image *pattern_image(int w, int h)
+{
+    struct vis_image *im = vis_image_new(w, h, VIS_BGR);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            uint8_t *p = vis_px(im, x, y);
+            p[0] = (uint8_t)((x * 7 + y * 3) & 255);
+            p[1] = (uint8_t)((x * x + y) & 255);
+            p[2] = (uint8_t)((x + y * y * 5) & 255);
+        }
+    return im;
+}
+
+#define FOCUS_DEF                                                                              \
+    IN_IMAGE "\"steps\":[{\"type\":\"roboflow_core/camera_focus@v1\",\"name\":\"f\","          \
+             "\"image\":\"$inputs.image\"},"                                                   \
+             "{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"cap\"," \
+             "\"images\":\"$steps.f.warped_image\",\"model_id\":\"cap/1\"}],"                 \
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"fm\","                          \
+             "\"selector\":\"$steps.f.focus_measure\"}]}"
+
+TEST(camera_focus_v1_brenner)
+{
+    struct vis_image *im = pattern_image(64, 48);
+    char err[512] = "";
+    json_t *res = NULL;
+    if (run_def(FOCUS_DEF, im, &res, err, sizeof err) < 0)
+        T_FAIL("run failed: %s", err);
+    /* numpy: 2143.0462239583 (ref script) */
+    ASSERT_NEAR(num(res, "fm"), 2143.0462239583, 1e-6);
+    ASSERT(g_cap != NULL);
+    ASSERT_EQ(g_cap->w, 64);
+    ASSERT_EQ(g_cap->h, 48);
+    /* below the text: the map scaled to 0..255 and truncated */
+    long long sum = 0;
+    for (int y = 40; y < 48; y++)
+        for (int x = 0; x < 64; x++)
+            sum += vis_px(g_cap, x, y)[0];
+    ASSERT_EQ(sum, 14647);
+    ASSERT_EQ(vis_px(g_cap, 3, 45)[0], 1);
+    ASSERT_EQ(vis_px(g_cap, 60, 44)[0], 25);
+    /* the text is drawn in white near (10, 30) */
+    int white = 0;
+    for (int y = 8; y < 32; y++)
+        for (int x = 10; x < 64; x++)
+            white += vis_px(g_cap, x, y)[0] == 255;
+    ASSERT_GT(white, 20);
+    json_decref(res);
+    vis_image_free(im);
+
+    /* a flat image: measure 0, black map; 1x1 and 2x2 images work too */
+    static const int sizes[][2] = {{16, 16}, {1, 1}, {2, 2}, {1, 7}};
+    for (size_t k = 0; k < 4; k++) {
+        im = vis_image_new(sizes[k][0], sizes[k][1], VIS_BGR);
+        memset(im->px, 77, (size_t)im->stride * sizes[k][1]);
+        if (run_def(FOCUS_DEF, im, &res, err, sizeof err) < 0)
+            T_FAIL("run failed: %s", err);
+        ASSERT_NEAR(num(res, "fm"), 0, 0);
+        json_decref(res);
+        vis_image_free(im);
+    }
+    vis_image_free(g_cap);
+    g_cap = NULL;
+}
+
+TEST_MAIN()

@@ -1,0 +1,151 @@
+/*
+ * blocks/stateful.c — flow-control blocks that remember earlier frames:
+ * rate_limiter and delta_filter (roboflow/inference flow_control/, read,
+ * not copied).  Their memory is the step's state slot (wf_call_state), so
+ * the jobs worker gives each video its own and an image run starts afresh,
+ * as a separate Roboflow request does.
+ *
+ * - rate_limiter: the branch continues (next_steps) when no earlier
+ *   element passed, or when at least cooldown_seconds elapsed since the last
+ *   one that did; otherwise it terminates.  The time is frame_number / fps
+ *   of video_reference_image's video metadata (an image without metadata is
+ *   frame 0 at 30 fps, as Roboflow synthesizes it), or the wall clock when
+ *   no reference image is given or its fps is 0.  One memory per step and
+ *   state (Roboflow keeps one per block instance).
+ * - delta_filter: the branch continues when `value` differs from the value
+ *   this video (video_identifier of the image's metadata, else its
+ *   parent_id) had last time, and that value is remembered.  JSON values
+ *   compare by content; images and detections never compare equal (their
+ *   ids are fresh on every frame, as sv.Detections' data differ).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/wf_int.h"
+
+static const char *video_id(const struct wf_image *im)
+{
+    const json_t *vm = im ? im->video_metadata : NULL;
+    const char *id = json_string_value(json_object_get(vm, "video_identifier"));
+    if (id)
+        return id;
+    return im && im->parent_id ? im->parent_id : "image";
+}
+
+static void select_next(struct wf_call *c, size_t i)
+{
+    const json_t *next = wf_arg_json(c, i, "next_steps");
+    size_t k;
+    const json_t *s;
+    json_array_foreach(next, k, s) {
+        const char *name = json_string_value(s);
+        wf_out_next_steps(c, i, &name, 1);
+    }
+}
+
+static int next_steps_check(const json_t *step, char *err, size_t errlen)
+{
+    if (!json_is_array(json_object_get(step, "next_steps"))) {
+        wf__errf(err, errlen, "field 'next_steps': expected a list of step selectors");
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+/* ---- rate_limiter ---------------------------------------------------------- */
+
+struct rate_state {
+    double last; /* seconds of the last element that passed */
+};
+
+static int rate_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double cooldown = wf_arg_double(c, i, "cooldown_seconds", 1.0);
+        const struct wf_value *ref = wf_arg(c, i, "video_reference_image");
+        const struct wf_image *im = wf_arg_image(c, i, "video_reference_image");
+        double now = (double)time_now_ms() / 1000.0;
+        if (!wf_value_is_null(ref) && im) {
+            const json_t *vm = im->video_metadata;
+            const json_t *fps = json_object_get(vm, "fps"), *fno = json_object_get(vm, "frame_number");
+            double f = vm ? (json_is_number(fps) ? json_number_value(fps) : 0) : 30;
+            double n = vm ? (json_is_number(fno) ? json_number_value(fno) : 0) : 0;
+            if (f != 0 && isfinite(f) && isfinite(n))
+                now = n / f;
+        }
+        void **slot = wf_call_state(c, "rate_limiter", free);
+        if (!slot)
+            return wf_call_fail(c, "too many states at once (at most %d)", WF_STATE_MAX);
+        struct rate_state *st = *slot;
+        if (st && now - st->last < cooldown)
+            continue; /* throttled: the branch terminates */
+        if (!st)
+            *slot = st = xcalloc(1, sizeof *st);
+        st->last = now;
+        select_next(c, i);
+    }
+    return 0;
+}
+
+/* ---- delta_filter ------------------------------------------------------------ */
+
+static void json_free(void *p)
+{
+    json_decref(p);
+}
+
+static int delta_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const struct wf_value *v = wf_arg(c, i, "value");
+        void **slot = wf_call_state(c, video_id(im), json_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        json_t *cur = NULL;
+        if (wf_value_is_null(v))
+            cur = json_null();
+        else if (v->type == WF_V_JSON)
+            cur = json_incref(v->json);
+        /* cur NULL: an image, detections or a list of them — always a change */
+        bool same = cur && *slot && json_equal(*slot, cur);
+        if (same) {
+            json_decref(cur);
+            continue;
+        }
+        json_decref(*slot);
+        *slot = cur;
+        select_next(c, i);
+    }
+    return 0;
+}
+
+/* ---- manifests (spec/blocks.json) ------------------------------------------- */
+
+static const struct wf_output no_outs[1] = {{NULL, 0}};
+
+static const struct wf_field rate_fields[] = {
+    {"cooldown_seconds", NULL, WF_FT_FLOAT, "1.0", 0, WF_F_NO_SELECTOR, NULL},
+    {"depends_on", NULL, WF_FT_ANY, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
+    {"next_steps", NULL, WF_FT_LIST, NULL, 0, WF_F_STEP_SELECTORS, NULL},
+    {"video_reference_image", NULL, WF_FT_IMAGE, "null", WF_K_IMAGE,
+     WF_F_SELECTOR_ONLY | WF_F_NULLABLE, NULL},
+};
+static const struct wf_block rate = {
+    (const char *const[]){"roboflow_core/rate_limiter@v1", NULL},
+    rate_fields, ARRAY_LEN(rate_fields), no_outs, 0, 0, WF_BLOCK_FLOW_CONTROL, NULL,
+    rate_run, next_steps_check};
+
+static const struct wf_field delta_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"value", NULL, WF_FT_ANY, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
+    {"next_steps", NULL, WF_FT_LIST, NULL, 0, WF_F_STEP_SELECTORS, NULL},
+};
+static const struct wf_block delta = {
+    (const char *const[]){"roboflow_core/delta_filter@v1", NULL},
+    delta_fields, ARRAY_LEN(delta_fields), no_outs, 0, 0, WF_BLOCK_FLOW_CONTROL, NULL,
+    delta_run, next_steps_check};
+
+const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, NULL};

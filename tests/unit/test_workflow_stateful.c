@@ -1,0 +1,175 @@
+/*
+ * test_workflow_stateful.c — rate_limiter and delta_filter
+ * (blocks/stateful.c) over sequences of video frames sharing one
+ * wf_state, as the jobs worker runs a video.
+ *
+ * Expected behaviour: roboflow/inference flow_control/rate_limiter/v1.py
+ * (time = frame_number / fps of video_reference_image; throttled while
+ * now - last_passed < cooldown_seconds) and flow_control/delta_filter/v1.py
+ * (continue when the value differs from the video's previous one).
+ */
+#include "t.h"
+
+#include "base/base.h"
+#include "workflow/workflow.h"
+
+static int no_infer(void *ud, const struct wf_model_request *req,
+                    const struct vis_image *const *images, size_t n, json_t **out, char *err,
+                    size_t errlen)
+{
+    (void)ud, (void)req, (void)images, (void)n, (void)out;
+    snprintf(err, errlen, "no model in this test");
+    return ERR_INVALID;
+}
+
+/* The step after the flow-control block: the image width (null when the
+ * branch terminated). */
+#define AFTER                                                                                  \
+    "{\"type\":\"roboflow_core/property_definition@v1\",\"name\":\"after\","                  \
+    "\"data\":\"$inputs.image\",\"operations\":[{\"type\":\"ExtractImageProperty\","           \
+    "\"property_name\":\"width\"}]}"
+#define HEAD                                                                                   \
+    "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"       \
+    "{\"type\":\"WorkflowParameter\",\"name\":\"v\"}],\"steps\":["
+#define TAIL                                                                                   \
+    "," AFTER "],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"w\","                        \
+    "\"selector\":\"$steps.after.output\"}]}"
+
+/* Run one frame (frame_number no at fps, video vid, parameter v); returns
+ * whether the branch went on. */
+static bool frame(const struct wf_workflow *wf, struct wf_state *st, const char *vid, int no,
+                  double fps, json_t *v)
+{
+    struct vis_image *im = vis_image_new(8, 6, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 6);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = vid ? json_pack("{s:s,s:i,s:s,s:f,s:b}", "video_identifier", vid, "frame_number",
+                                 no, "frame_timestamp", "2026-12-06T00:00:00.000Z", "fps", fps,
+                                 "comes_from_video_file", 1)
+                     : NULL;
+    struct wf_image_input ii = {"image", imgs, 1, false, vm};
+    json_t *params = json_pack("{s:O}", "v", v ? v : json_null());
+    struct wf_run_inputs in = {&ii, 1, params};
+    struct wf_env env = {no_infer, NULL, 90, st};
+    json_t *res = NULL;
+    char err[512];
+    if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    const json_t *w = json_object_get(json_array_get(res, 0), "w");
+    bool went_on = json_is_integer(w) && json_integer_value(w) == 8;
+    if (!went_on && !json_is_null(w))
+        T_FAIL("unexpected output");
+    json_decref(res);
+    json_decref(params);
+    json_decref(vm);
+    json_decref(v);
+    vis_image_free(im);
+    return went_on;
+}
+
+static struct wf_workflow *compile_or_die(const char *text)
+{
+    struct wf_workflow *wf = NULL;
+    char err[512];
+    if (wf_compile_text(text, strlen(text), &wf, err, sizeof err) < 0)
+        T_FAIL("compile: %s", err);
+    return wf;
+}
+
+TEST(rate_limiter_uses_frame_time)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/rate_limiter@v1\",\"name\":\"rl\","
+             "\"cooldown_seconds\":1.0,\"depends_on\":\"$inputs.image\","
+             "\"next_steps\":[\"$steps.after\"],\"video_reference_image\":\"$inputs.image\"}" TAIL);
+    struct wf_state *st = wf_state_new();
+    /* 10 fps: frames 0, 10, 20 are 1 s apart (not < 1 s: they pass);
+     * 5 and 19 are within the cooldown of the last passed frame */
+    static const int frames[] = {0, 5, 9, 10, 19, 20, 35};
+    static const bool want[] = {true, false, false, true, false, true, true};
+    for (size_t k = 0; k < sizeof frames / sizeof *frames; k++)
+        if (frame(wf, st, "clip", frames[k], 10.0, NULL) != want[k])
+            T_FAIL("frame %d: expected %s", frames[k], want[k] ? "to pass" : "throttled");
+    wf_state_free(st);
+    /* without a state every run starts afresh and passes */
+    ASSERT(frame(wf, NULL, "clip", 1, 10.0, NULL));
+    ASSERT(frame(wf, NULL, "clip", 2, 10.0, NULL));
+    wf_free(wf);
+}
+
+TEST(rate_limiter_wall_clock_and_bad_metadata)
+{
+    /* no reference image: wall clock; a 1 h cooldown throttles the 2nd run */
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/rate_limiter@v1\",\"name\":\"rl\","
+             "\"cooldown_seconds\":3600,\"depends_on\":\"$inputs.image\","
+             "\"next_steps\":[\"$steps.after\"]}" TAIL);
+    struct wf_state *st = wf_state_new();
+    ASSERT(frame(wf, st, "clip", 0, 10.0, NULL));
+    ASSERT(!frame(wf, st, "clip", 100000, 10.0, NULL));
+    wf_state_free(st);
+    wf_free(wf);
+    /* fps 0 falls back to the wall clock; a zero cooldown never throttles */
+    wf = compile_or_die(HEAD "{\"type\":\"roboflow_core/rate_limiter@v1\",\"name\":\"rl\","
+                             "\"cooldown_seconds\":0,\"depends_on\":\"$inputs.image\","
+                             "\"next_steps\":[\"$steps.after\"],"
+                             "\"video_reference_image\":\"$inputs.image\"}" TAIL);
+    st = wf_state_new();
+    ASSERT(frame(wf, st, "clip", 0, 0.0, NULL));
+    ASSERT(frame(wf, st, "clip", 0, 0.0, NULL));
+    /* an image without metadata is frame 0 at 30 fps: time 0, before the
+     * wall-clock time of the last pass, so the difference is negative and
+     * (as in Roboflow's timedelta check) below the cooldown: throttled */
+    ASSERT(!frame(wf, st, NULL, 0, 0.0, NULL));
+    wf_state_free(st);
+    wf_free(wf);
+    /* cooldown_seconds is a literal; next_steps must be a list */
+    struct wf_workflow *bad = NULL;
+    char err[512];
+    const char *t1 = HEAD "{\"type\":\"roboflow_core/rate_limiter@v1\",\"name\":\"rl\","
+                          "\"cooldown_seconds\":\"$inputs.v\",\"depends_on\":\"$inputs.image\","
+                          "\"next_steps\":[\"$steps.after\"]}" TAIL;
+    ASSERT(wf_compile_text(t1, strlen(t1), &bad, err, sizeof err) < 0);
+    const char *t2 = HEAD "{\"type\":\"roboflow_core/rate_limiter@v1\",\"name\":\"rl\","
+                          "\"depends_on\":\"$inputs.image\",\"next_steps\":\"$steps.after\"}" TAIL;
+    ASSERT(wf_compile_text(t2, strlen(t2), &bad, err, sizeof err) < 0);
+    ASSERT(strstr(err, "next_steps"));
+}
+
+TEST(delta_filter_per_video)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/delta_filter@v1\",\"name\":\"df\","
+             "\"image\":\"$inputs.image\",\"value\":\"$inputs.v\","
+             "\"next_steps\":[\"$steps.after\"]}" TAIL);
+    struct wf_state *st = wf_state_new();
+    ASSERT(frame(wf, st, "a", 0, 30, json_integer(3)));
+    ASSERT(!frame(wf, st, "a", 1, 30, json_integer(3)));
+    /* another video has its own memory */
+    ASSERT(frame(wf, st, "b", 0, 30, json_integer(3)));
+    ASSERT(frame(wf, st, "a", 2, 30, json_integer(4)));
+    ASSERT(frame(wf, st, "a", 3, 30, json_integer(3)));
+    ASSERT(!frame(wf, st, "a", 4, 30, json_integer(3)));
+    /* JSON values compare by content */
+    ASSERT(frame(wf, st, "a", 5, 30, json_pack("{s:[i,s]}", "k", 1, "x")));
+    ASSERT(!frame(wf, st, "a", 6, 30, json_pack("{s:[i,s]}", "k", 1, "x")));
+    ASSERT(frame(wf, st, "a", 7, 30, json_string("x")));
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(delta_filter_detections_always_change)
+{
+    /* images and detections never compare equal (fresh ids every frame) */
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/delta_filter@v1\",\"name\":\"df\","
+             "\"image\":\"$inputs.image\",\"value\":\"$inputs.image\","
+             "\"next_steps\":[\"$steps.after\"]}" TAIL);
+    struct wf_state *st = wf_state_new();
+    ASSERT(frame(wf, st, "a", 0, 30, NULL));
+    ASSERT(frame(wf, st, "a", 1, 30, NULL));
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST_MAIN()

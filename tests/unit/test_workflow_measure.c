@@ -550,4 +550,155 @@ TEST(camera_focus_v1_brenner)
     g_cap = NULL;
 }
 
+/* ---- template_matching ------------------------------------------------------ */
+
+/* max(0, 200 - 12·|L1 distance to (cx, cy)|) added to every channel, clipped */
+static void cone_add(struct vis_image *im, int cx, int cy)
+{
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w; x++) {
+            int v = 200 - 12 * (abs(x - cx) + abs(y - cy));
+            uint8_t *p = vis_px(im, x, y);
+            for (int k = 0; k < 3; k++)
+                p[k] = (uint8_t)MIN(255, p[k] + MAX(0, v));
+        }
+}
+
+static struct vis_image *cone_scene(void)
+{
+    struct vis_image *im = pattern_image(96, 64);
+    for (int y = 0; y < 64; y++)
+        for (int x = 0; x < 96; x++)
+            for (int k = 0; k < 3; k++)
+                vis_px(im, x, y)[k] /= 4;
+    cone_add(im, 30, 20);
+    cone_add(im, 70, 45);
+    return im;
+}
+
+static json_t *tm_run_def(const char *extra, struct vis_image *im, struct vis_image *tpl,
+                          char *err, size_t errlen)
+{
+    char def[2048];
+    struct wf_workflow *wf = NULL;
+    const struct vis_image *i1[1] = {im}, *i2[1] = {tpl};
+    struct wf_image_input ii[2] = {{"image", i1, 1, false, NULL}, {"template", i2, 1, false, NULL}};
+    struct wf_run_inputs in = {ii, 2, NULL};
+    json_t *all = NULL, *r = NULL;
+    snprintf(def, sizeof def,
+             "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"
+             "{\"type\":\"WorkflowImage\",\"name\":\"template\"}],\"steps\":[{\"type\":"
+             "\"roboflow_core/template_matching@v1\",\"name\":\"tm\",\"image\":\"$inputs.image\","
+             "\"template\":\"$inputs.template\"%s}],\"outputs\":[{\"type\":\"JsonField\","
+             "\"name\":\"p\",\"selector\":\"$steps.tm.predictions\"},{\"type\":\"JsonField\","
+             "\"name\":\"n\",\"selector\":\"$steps.tm.number_of_matches\"}]}",
+             extra);
+    if (wf_compile_text(def, strlen(def), &wf, err, errlen) < 0)
+        return NULL;
+    if (wf_run(wf, &set_env, &in, &all, err, errlen) == 0)
+        r = json_incref(json_array_get(all, 0));
+    json_decref(all);
+    wf_free(wf);
+    return r;
+}
+
+static void expect_boxes(json_t *res, const int (*want)[4], size_t n)
+{
+    json_t *p = preds_of(res, "p");
+    ASSERT_EQ(json_array_size(p), n);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), n);
+    for (size_t k = 0; k < n; k++) {
+        json_t *d = json_array_get(p, k);
+        double w = num(d, "width"), h = num(d, "height");
+        ASSERT_NEAR(num(d, "x") - w / 2, want[k][0], 1e-9);
+        ASSERT_NEAR(num(d, "y") - h / 2, want[k][1], 1e-9);
+        ASSERT_NEAR(num(d, "x") + w / 2, want[k][2], 1e-9);
+        ASSERT_NEAR(num(d, "y") + h / 2, want[k][3], 1e-9);
+        ASSERT_NEAR(num(d, "confidence"), 1.0, 0);
+        ASSERT_STR_EQ(json_string_value(json_object_get(d, "class")), "template_match");
+    }
+}
+
+TEST(template_matching_like_opencv)
+{
+    struct vis_image *im = cone_scene(), *tpl = vis_image_new(15, 15, VIS_BGR);
+    memset(tpl->px, 0, (size_t)tpl->stride * 15);
+    cone_add(tpl, 7, 7);
+    char err[512] = "";
+    /* cv2.matchTemplate + np.where + sv NMS (ref script): 8 positions at
+     * 0.9, NMS keeps (23,14,38,29) and (64,38,79,53) */
+    json_t *res = tm_run_def(",\"matching_threshold\":0.9", im, tpl, err, sizeof err);
+    if (!res)
+        T_FAIL("run: %s", err);
+    static const int want9[][4] = {{23, 14, 38, 29}, {64, 38, 79, 53}};
+    expect_boxes(res, want9, 2);
+    json_decref(res);
+    /* without NMS: every position above the threshold, row-major; 43 at
+     * 0.7, the first three as the ref script prints them */
+    res = tm_run_def(",\"matching_threshold\":0.7,\"apply_nms\":false", im, tpl, err, sizeof err);
+    ASSERT(res);
+    ASSERT_EQ(json_array_size(preds_of(res, "p")), 43);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 43);
+    {
+        json_t *p = preds_of(res, "p");
+        static const int first[][4] = {{22, 11, 37, 26}, {23, 11, 38, 26}, {24, 11, 39, 26}};
+        for (size_t k = 0; k < 3; k++) {
+            json_t *d = json_array_get(p, k);
+            ASSERT_NEAR(num(d, "x") - num(d, "width") / 2, first[k][0], 1e-9);
+            ASSERT_NEAR(num(d, "y") - num(d, "height") / 2, first[k][1], 1e-9);
+        }
+    }
+    json_decref(res);
+    /* 8 positions at 0.9 without NMS too (the count the ref script gives) */
+    res = tm_run_def(",\"matching_threshold\":0.9,\"apply_nms\":false", im, tpl, err, sizeof err);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 8);
+    json_decref(res);
+    /* nothing above 1.01: empty predictions */
+    res = tm_run_def(",\"matching_threshold\":1.01", im, tpl, err, sizeof err);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 0);
+    ASSERT_EQ(json_array_size(preds_of(res, "p")), 0);
+    json_decref(res);
+    vis_image_free(im);
+    vis_image_free(tpl);
+}
+
+TEST(template_matching_flat_and_bad_inputs)
+{
+    struct vis_image *im = cone_scene(), *flat = vis_image_new(5, 4, VIS_BGR);
+    memset(flat->px, 9, (size_t)flat->stride * 4);
+    char err[512] = "";
+    /* a flat template: OpenCV gives 1 everywhere -> all 92 x 61 positions match */
+    json_t *res = tm_run_def(",\"apply_nms\":false", im, flat, err, sizeof err);
+    if (!res)
+        T_FAIL("run: %s", err);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 92 * 61);
+    json_decref(res);
+    /* a flat image region gives 0 (cv2): a flat image never matches */
+    struct vis_image *flatimg = vis_image_new(40, 30, VIS_BGR), *tpl = vis_image_new(15, 15, VIS_BGR);
+    memset(flatimg->px, 50, (size_t)flatimg->stride * 30);
+    memset(tpl->px, 0, (size_t)tpl->stride * 15);
+    cone_add(tpl, 7, 7);
+    res = tm_run_def(",\"matching_threshold\":0.0,\"apply_nms\":false", flatimg, tpl, err, sizeof err);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 26 * 16);
+    json_decref(res);
+    res = tm_run_def(",\"matching_threshold\":0.001", flatimg, tpl, err, sizeof err);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 0);
+    json_decref(res);
+    /* a template larger than the image */
+    ASSERT(tm_run_def("", tpl, im, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "template (96x64) larger than the image (15x15)"));
+    /* threshold -1: every position of a large image; over the limit */
+    struct vis_image *big = pattern_image(400, 300);
+    ASSERT(tm_run_def(",\"matching_threshold\":-1", big, tpl, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "more than 20000 positions match"));
+    /* nms_threshold is a number in [0, 1] */
+    ASSERT(tm_run_def(",\"nms_threshold\":2", im, tpl, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "nms_threshold"));
+    vis_image_free(big);
+    vis_image_free(flatimg);
+    vis_image_free(tpl);
+    vis_image_free(flat);
+    vis_image_free(im);
+}
+
 TEST_MAIN()

@@ -18,6 +18,48 @@ def pattern(w, h):
     return np.dstack([b, g, r]).astype(np.uint8)
 
 
+def patch(w, h):
+    """The template the C test pastes (patch_image())."""
+    y, x = np.mgrid[0:h, 0:w]
+    v = ((x * 37 + y * 91) * 13 + (x * y) % 7 * 40) & 255
+    return np.dstack([v, (v * 3) & 255, 255 - v]).astype(np.uint8)
+
+
+def cone(w, h, cx, cy, img=None):
+    """max(0, 200 - 12 * L1 distance to (cx, cy)) added to img (cone_add())."""
+    y, x = np.mgrid[0:h, 0:w]
+    v = np.maximum(0, 200 - 12 * (np.abs(x - cx) + np.abs(y - cy)))
+    base = np.zeros((h, w, 3), dtype=np.int64) if img is None else img.astype(np.int64)
+    return np.clip(base + v[:, :, None], 0, 255).astype(np.uint8)
+
+
+def sv_nms(xyxy, conf, thr):
+    """supervision box_non_max_suppression (one class)."""
+    order = np.flip(conf.argsort())
+    boxes = xyxy[order].astype(float)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    tl = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    br = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    ious = inter / (area[:, None] + area[None, :] - inter) - np.eye(len(boxes))
+    keep = np.ones(len(boxes), dtype=bool)
+    for i, iou in enumerate(ious):
+        if keep[i]:
+            keep &= ~(iou > thr)
+    return keep[order.argsort()]
+
+
+def template_matching(img, tpl, thr, nms_thr):
+    res = cv2.matchTemplate(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY),
+                            cv2.cvtColor(tpl, cv2.COLOR_BGR2GRAY), cv2.TM_CCOEFF_NORMED)
+    loc = np.where(res >= thr)
+    h, w = tpl.shape[:2]
+    xyxy = np.array([(x, y, x + w, y + h) for x, y in zip(*loc[::-1])])
+    if len(xyxy) == 0:
+        return xyxy, xyxy
+    return xyxy, xyxy[sv_nms(xyxy, np.ones(len(xyxy)), nms_thr)]
+
+
 def mask_area(poly, w, h):
     m = np.zeros((h, w), dtype=np.uint8)
     cv2.fillPoly(m, [np.array(poly, dtype=np.int32)], color=1)
@@ -44,6 +86,21 @@ if __name__ == "__main__":
     print("brenner mean 64x48 pattern: %.10f" % mean)
     print("brenner map sum of rows 40..47:", int(im[40:48].astype(np.int64).sum()))
     print("brenner map (3,45), (60,44):", int(im[45, 3]), int(im[44, 60]))
+    img = pattern(96, 64)
+    tpl = patch(12, 10)
+    img[15:25, 20:32] = tpl
+    img[40:50, 60:72] = tpl
+    for thr in (0.8, 0.5):
+        allm, kept = template_matching(img, tpl, thr, 0.5)
+        print("template_matching thr %.1f: %d positions, after NMS:" % (thr, len(allm)), kept.tolist())
+    img = cone(96, 64, 30, 20, pattern(96, 64) // 4)
+    img = cone(96, 64, 70, 45, img)
+    tpl = cone(15, 15, 7, 7)
+    for thr in (0.9, 0.7):
+        allm, kept = template_matching(img, tpl, thr, 0.5)
+        print("cone template_matching thr %.1f: %d positions %s, after NMS:" % (thr, len(allm), allm.tolist()[:3]), kept.tolist())
+    allm, kept = template_matching(img, tpl, 0.7, 0.1)
+    print("cone thr 0.7 nms 0.1 after NMS:", kept.tolist())
     q = np.array([[15.0, 15.0], [100.0, 100.0], [40.0, 10.0]])
     t = np.array([[18.0, 19.0], [12.0, 11.0], [44.5, 10.0], [45.0, 10.0]])
     d = np.sqrt(((q[:, None, :] - t[None, :, :]) ** 2).sum(-1))

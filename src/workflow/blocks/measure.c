@@ -2,7 +2,8 @@
  * blocks/measure.c — measurement and detection-set blocks of Roboflow's
  * classical_cv / transformations families that need no model and no new
  * library: mask_area_measurement, distance_measurement,
- * detections_nearest_neighbor, detections_combine, camera_focus v1.
+ * detections_nearest_neighbor, detections_combine, camera_focus v1,
+ * template_matching.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -25,7 +26,11 @@
  *   max(clip(I[x+2]-I[x], 0), clip(I[y+2]-I[y], 0))² (I: cv2.cvtColor's
  *   gray, OpenCV 4's rounding), its mean as
  *   focus_measure, the map scaled to 0..255 (truncated) as a GRAY image with
- *   "Focus value: <mean, 2 decimals>" at (10, 30).
+ *   "Focus value: <mean, 2 decimals>" at (10, 30);
+ * - template_matching: cv2.matchTemplate(TM_CCOEFF_NORMED) of the grays
+ *   (exact integer correlation, direct — no DFT — so the work is bounded by
+ *   TM_MAX_WORK), every position >= matching_threshold a box of the
+ *   template's size (confidence 1, class "template_match"), then sv's NMS.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -443,6 +448,241 @@ static int focus1_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- template_matching ------------------------------------------------------ */
+
+#define TM_MAX_WORK 2e10      /* (W-w+1)(H-h+1)·w·h multiply-adds per image */
+#define TM_MAX_MATCHES 20000  /* positions above the threshold (NMS is quadratic) */
+
+/* acc[x] += Σ_tx t[tx]·img[x + tx] for x < rw: one template row against
+ * one image row, in float — exact while the sum stays below 2^24 (integer
+ * products of 8-bit values, w <= TM_FLOAT_MAX_W).  Vectorized for AVX2+FMA
+ * where the CPU has it (function multi-versioning), SSE2 otherwise. */
+#define TM_FLOAT_MAX_W 258
+__attribute__((target_clones("arch=haswell", "default"), optimize("O3")))
+static void tm_corr_row(float *restrict acc, const float *restrict img, const float *restrict t,
+                        int w, int rw)
+{
+    int tx = 0;
+    for (; tx + 8 <= w; tx += 8) {
+        float t0 = t[tx], t1 = t[tx + 1], t2 = t[tx + 2], t3 = t[tx + 3];
+        float t4 = t[tx + 4], t5 = t[tx + 5], t6 = t[tx + 6], t7 = t[tx + 7];
+        const float *p = img + tx;
+        for (int x = 0; x < rw; x++)
+            acc[x] += (t0 * p[x] + t1 * p[x + 1] + t2 * p[x + 2] + t3 * p[x + 3]) +
+                      (t4 * p[x + 4] + t5 * p[x + 5] + t6 * p[x + 6] + t7 * p[x + 7]);
+    }
+    for (; tx + 4 <= w; tx += 4) {
+        float t0 = t[tx], t1 = t[tx + 1], t2 = t[tx + 2], t3 = t[tx + 3];
+        const float *p = img + tx;
+        for (int x = 0; x < rw; x++)
+            acc[x] += t0 * p[x] + t1 * p[x + 1] + t2 * p[x + 2] + t3 * p[x + 3];
+    }
+    for (; tx < w; tx++) {
+        float tv = t[tx];
+        const float *p = img + tx;
+        for (int x = 0; x < rw; x++)
+            acc[x] += tv * p[x];
+    }
+}
+
+/* cv2.matchTemplate(gray, tmpl, TM_CCOEFF_NORMED) as float32: correlation
+ * sums computed exactly in integers, window sums from integral images,
+ * normalized like OpenCV (flat windows 0, a flat template 1 everywhere,
+ * |num| within 12.5 % above the norm clamped to ±1).  res is rw x rh. */
+static int ccoeff_normed(const struct vis_image *img, const struct vis_image *tpl, float *res)
+{
+    int W = img->w, H = img->h, w = tpl->w, h = tpl->h, rw = W - w + 1, rh = H - h + 1;
+    size_t n = (size_t)w * (size_t)h;
+    int64_t tsum = 0, tsum2 = 0;
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int v = vis_px(tpl, x, y)[0];
+            tsum += v, tsum2 += (int64_t)v * v;
+        }
+    double tnorm2 = (double)tsum2 - (double)tsum * (double)tsum / (double)n;
+    if (!(tnorm2 > 0) || sqrt(tnorm2) < 2.2204460492503131e-16) {
+        for (size_t k = 0; k < (size_t)rw * rh; k++)
+            res[k] = 1.0f;
+        return 0;
+    }
+    double tnorm = sqrt(tnorm2);
+    /* integral images of I and I² (W+1) x (H+1) */
+    size_t iw = (size_t)W + 1;
+    int64_t *s1 = calloc(iw * ((size_t)H + 1), sizeof *s1);
+    int64_t *s2 = calloc(iw * ((size_t)H + 1), sizeof *s2);
+    int64_t *acc = malloc((size_t)rw * sizeof *acc);
+    int32_t *racc = malloc((size_t)rw * sizeof *racc);
+    if (!s1 || !s2 || !acc || !racc) {
+        free(s1), free(s2), free(acc), free(racc);
+        return ERR_NOMEM;
+    }
+    for (int y = 0; y < H; y++) {
+        const uint8_t *r = vis_px(img, 0, y);
+        int64_t a = 0, b = 0;
+        for (int x = 0; x < W; x++) {
+            a += r[x], b += (int64_t)r[x] * r[x];
+            s1[(y + 1) * iw + x + 1] = s1[y * iw + x + 1] + a;
+            s2[(y + 1) * iw + x + 1] = s2[y * iw + x + 1] + b;
+        }
+    }
+    /* float copies of the pixels for the vectorized row kernel */
+    float *fimg = NULL, *ftpl = NULL, *facc = NULL;
+    bool use_float = w <= TM_FLOAT_MAX_W;
+    if (use_float) {
+        fimg = malloc((size_t)W * H * sizeof *fimg);
+        ftpl = malloc(n * sizeof *ftpl);
+        facc = malloc((size_t)rw * sizeof *facc);
+        if (!fimg || !ftpl || !facc) {
+            free(s1), free(s2), free(acc), free(racc), free(fimg), free(ftpl), free(facc);
+            return ERR_NOMEM;
+        }
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                fimg[(size_t)y * W + x] = vis_px(img, x, y)[0];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                ftpl[(size_t)y * w + x] = vis_px(tpl, x, y)[0];
+    }
+    for (int y = 0; y < rh; y++) {
+        memset(acc, 0, (size_t)rw * sizeof *acc);
+        for (int ty = 0; ty < h; ty++) {
+            if (use_float) {
+                memset(facc, 0, (size_t)rw * sizeof *facc);
+                tm_corr_row(facc, fimg + (size_t)(y + ty) * W, ftpl + (size_t)ty * w, w, rw);
+                for (int x = 0; x < rw; x++)
+                    acc[x] += (int64_t)facc[x];
+                continue;
+            }
+            const uint8_t *ir = vis_px(img, 0, y + ty), *tr = vis_px(tpl, 0, ty);
+            memset(racc, 0, (size_t)rw * sizeof *racc);
+            /* a row of the template: at most w·255² < 2^31 for w < 33025 */
+            for (int tx = 0; tx < w; tx++) {
+                int32_t t = tr[tx];
+                const uint8_t *ip = ir + tx;
+                for (int x = 0; x < rw; x++)
+                    racc[x] += t * (int32_t)ip[x];
+            }
+            for (int x = 0; x < rw; x++)
+                acc[x] += racc[x];
+        }
+        for (int x = 0; x < rw; x++) {
+            size_t a = (size_t)y * iw + x, b = a + w, c2 = a + (size_t)h * iw, d = c2 + w;
+            double ws = (double)(s1[d] - s1[b] - s1[c2] + s1[a]);
+            double ws2 = (double)(s2[d] - s2[b] - s2[c2] + s2[a]);
+            double num = (double)acc[x] - ws * (double)tsum / (double)n;
+            double var = ws2 - ws * ws / (double)n;
+            double t = sqrt(var > 0 ? var : 0) * tnorm;
+            if (fabs(num) < t)
+                num /= t;
+            else if (fabs(num) < t * 1.125)
+                num = num > 0 ? 1 : -1;
+            else
+                num = 0;
+            res[(size_t)y * rw + x] = (float)num;
+        }
+    }
+    free(s1), free(s2), free(acc), free(racc), free(fimg), free(ftpl), free(facc);
+    return 0;
+}
+
+/* sv box_iou of two integer boxes (no +1). */
+static double ibox_iou(const int *a, const int *b)
+{
+    double ix = MIN(a[2], b[2]) - MAX(a[0], b[0]), iy = MIN(a[3], b[3]) - MAX(a[1], b[1]);
+    double aa = (double)(a[2] - a[0]) * (a[3] - a[1]), ab = (double)(b[2] - b[0]) * (b[3] - b[1]);
+    if (ix <= 0 || iy <= 0)
+        return 0;
+    return ix * iy / (aa + ab - ix * iy);
+}
+
+static int tm_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const struct wf_image *tp = wf_arg_image(c, i, "template");
+        double thr = wf_arg_double(c, i, "matching_threshold", 0.8);
+        bool nms = wf_arg_bool(c, i, "apply_nms", true);
+        double nms_thr = wf_arg_double(c, i, "nms_threshold", 0.5);
+        if (!im || !tp)
+            continue;
+        int W = im->img->w, H = im->img->h, w = tp->img->w, h = tp->img->h;
+        if (w < 1 || h < 1 || W < 1 || H < 1)
+            return wf_call_fail(c, "empty image or template");
+        if (w > W || h > H)
+            return wf_call_fail(c, "template (%dx%d) larger than the image (%dx%d)", w, h, W, H);
+        int rw = W - w + 1, rh = H - h + 1;
+        if ((double)rw * rh * w * h > TM_MAX_WORK)
+            return wf_call_fail(c, "template %dx%d on a %dx%d image is too much work (over %.0e "
+                                   "multiply-adds); use a smaller template or image",
+                                w, h, W, H, TM_MAX_WORK);
+        struct vis_image *g = gray_cv2(im->img), *t = gray_cv2(tp->img);
+        float *res = malloc((size_t)rw * rh * sizeof *res);
+        int rc = g && t && res ? ccoeff_normed(g, t, res) : ERR_NOMEM;
+        vis_image_free(g);
+        vis_image_free(t);
+        if (rc < 0) {
+            free(res);
+            return wf_call_fail(c, "out of memory");
+        }
+        /* np.where(res >= threshold): row-major (y, x) */
+        size_t nm = 0, cap = 0;
+        int *boxes = NULL;
+        float fthr = (float)thr;
+        for (int y = 0; y < rh && rc == 0; y++)
+            for (int x = 0; x < rw; x++)
+                if (res[(size_t)y * rw + x] >= fthr) {
+                    if (nm == TM_MAX_MATCHES) {
+                        rc = ERR_LIMIT;
+                        break;
+                    }
+                    if (nm == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        boxes = xrealloc(boxes, cap * 4 * sizeof *boxes);
+                    }
+                    int *b = boxes + 4 * nm++;
+                    b[0] = x, b[1] = y, b[2] = x + w, b[3] = y + h;
+                }
+        free(res);
+        if (rc < 0) {
+            free(boxes);
+            return wf_call_fail(c, "more than %d positions match; raise matching_threshold",
+                                TM_MAX_MATCHES);
+        }
+        bool *keep = xcalloc(nm + 1, sizeof *keep);
+        for (size_t k = 0; k < nm; k++)
+            keep[k] = true;
+        if (nms) {
+            /* sv with_nms: equal confidences, visited in the reverse of the
+             * row-major order (numpy's flipped argsort of equal keys) */
+            for (size_t a = nm; a-- > 0;) {
+                if (!keep[a])
+                    continue;
+                for (size_t b = 0; b < nm; b++)
+                    if (b != a && keep[b] && ibox_iou(boxes + 4 * a, boxes + 4 * b) > nms_thr)
+                        keep[b] = false;
+            }
+        }
+        struct wf_dets *ds = wf_dets_new();
+        for (size_t k = 0; k < nm; k++) {
+            if (!keep[k])
+                continue;
+            struct wf_det *d = wf_dets_push_new(ds);
+            int *b = boxes + 4 * k;
+            d->x1 = (float)b[0], d->y1 = (float)b[1], d->x2 = (float)b[2], d->y2 = (float)b[3];
+            d->confidence = 1.0f;
+            d->class_id = 0;
+            wf_det_set_str(&d->class_name, "template_match");
+            wf_det_set_str(&d->prediction_type, "object-detection");
+            wf_det_attach_image(d, im);
+        }
+        free(keep);
+        free(boxes);
+        wf_out_json(c, i, "number_of_matches", json_integer((json_int_t)ds->n));
+        wf_out_dets(c, i, "predictions", ds);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -503,5 +743,16 @@ static const struct wf_output focus1_outs[] = {{"warped_image", WF_K_IMAGE},
 TYPES(focus1, "roboflow_core/camera_focus@v1");
 BLOCK(focus1, focus1_fields, focus1_outs, focus1_run);
 
-const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine, &focus1,
-                                                    NULL};
+static const struct wf_field tm_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"template", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"matching_threshold", NULL, WF_FT_FLOAT, "0.8", WF_K_NUMBER, 0, NULL},
+    {"apply_nms", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},
+    {"nms_threshold", NULL, WF_FT_FLOAT01, "0.5", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output tm_outs[] = {{"predictions", WF_K_OD}, {"number_of_matches", WF_K_INT}};
+TYPES(tm, "roboflow_core/template_matching@v1");
+BLOCK(tm, tm_fields, tm_outs, tm_run);
+
+const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
+                                                    &focus1,    &tm,       NULL};

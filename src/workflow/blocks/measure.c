@@ -458,8 +458,12 @@ static int focus1_run(struct wf_call *c)
  * products of 8-bit values, w <= TM_FLOAT_MAX_W).  Vectorized for AVX2+FMA
  * where the CPU has it (function multi-versioning), SSE2 otherwise. */
 #define TM_FLOAT_MAX_W 258
-__attribute__((target_clones("arch=haswell", "default"), optimize("O3")))
-static void tm_corr_row(float *restrict acc, const float *restrict img, const float *restrict t,
+#if defined(__clang__)
+#define TM_KERNEL __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define TM_KERNEL __attribute__((target_clones("arch=haswell", "default"), optimize("O3")))
+#endif
+TM_KERNEL static void tm_corr_row(float *restrict acc, const float *restrict img, const float *restrict t,
                         int w, int rw)
 {
     int tx = 0;

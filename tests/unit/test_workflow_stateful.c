@@ -172,4 +172,106 @@ TEST(delta_filter_detections_always_change)
     wf_free(wf);
 }
 
+/* ---- buffer ---------------------------------------------------------------- */
+
+static json_t *run_frame(const struct wf_workflow *wf, struct wf_state *st, json_t *v)
+{
+    struct vis_image *im = vis_image_new(8, 6, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 6);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    json_t *params = json_pack("{s:o}", "v", v);
+    struct wf_run_inputs in = {&ii, 1, params};
+    struct wf_env env = {no_infer, NULL, 90, st};
+    json_t *res = NULL;
+    char err[512];
+    if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    json_t *r = json_incref(json_object_get(json_array_get(res, 0), "o"));
+    json_decref(res);
+    json_decref(params);
+    vis_image_free(im);
+    return r;
+}
+
+#define BUF_DEF(data, extra)                                                                   \
+    HEAD "{\"type\":\"roboflow_core/buffer@v1\",\"name\":\"b\",\"data\":\"" data "\"" extra "}],"  \
+         "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.b.output\"}]}"
+
+static void expect_json(json_t *got, const char *want)
+{
+    json_error_t je;
+    json_t *w = json_loads(want, JSON_DECODE_ANY, &je);
+    if (!w || !json_equal(got, w)) {
+        char *g = json_dumps(got, JSON_ENCODE_ANY);
+        T_FAIL("got %s, want %s", g ? g : "?", want);
+    }
+    json_decref(w);
+    json_decref(got);
+}
+
+TEST(buffer_keeps_last_values_newest_first)
+{
+    struct wf_workflow *wf = compile_or_die(BUF_DEF("$inputs.v", ",\"length\":3"));
+    struct wf_state *st = wf_state_new();
+    expect_json(run_frame(wf, st, json_integer(1)), "[1]");
+    expect_json(run_frame(wf, st, json_integer(2)), "[2, 1]");
+    expect_json(run_frame(wf, st, json_string("x")), "[\"x\", 2, 1]");
+    expect_json(run_frame(wf, st, json_integer(4)), "[4, \"x\", 2]");
+    wf_state_free(st);
+    wf_free(wf);
+    /* pad: always `length` items, None at the end */
+    wf = compile_or_die(BUF_DEF("$inputs.v", ",\"length\":3,\"pad\":true"));
+    st = wf_state_new();
+    expect_json(run_frame(wf, st, json_integer(1)), "[1, null, null]");
+    expect_json(run_frame(wf, st, json_integer(2)), "[2, 1, null]");
+    wf_state_free(st);
+    wf_free(wf);
+    /* length 0: always empty (Python's buffer[:0]) */
+    wf = compile_or_die(BUF_DEF("$inputs.v", ",\"length\":0"));
+    st = wf_state_new();
+    expect_json(run_frame(wf, st, json_integer(1)), "[]");
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(buffer_of_images_and_limits)
+{
+    struct wf_workflow *wf = compile_or_die(BUF_DEF("$inputs.image", ",\"length\":2"));
+    struct wf_state *st = wf_state_new();
+    for (int k = 0; k < 5; k++) {
+        json_t *o = run_frame(wf, st, json_null());
+        ASSERT_EQ(json_array_size(o), k == 0 ? 1 : 2);
+        /* serialized images: {"type": "base64", "value": ...} */
+        ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(o, 0), "type")), "base64");
+        json_decref(o);
+    }
+    wf_state_free(st);
+    wf_free(wf);
+    /* a huge length is a step error; a negative one or a selector fails to compile */
+    wf = compile_or_die(BUF_DEF("$inputs.v", ",\"length\":100000"));
+    {
+        struct vis_image *im = vis_image_new(8, 6, VIS_BGR);
+        const struct vis_image *imgs[1] = {im};
+        struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+        json_t *params = json_pack("{s:i}", "v", 1);
+        struct wf_run_inputs in = {&ii, 1, params};
+        struct wf_env env = {no_infer, NULL, 90, NULL};
+        json_t *res = NULL;
+        char err[512] = "";
+        ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
+        ASSERT(strstr(err, "length must be between 0 and 64"));
+        json_decref(params);
+        vis_image_free(im);
+    }
+    wf_free(wf);
+    struct wf_workflow *bad = NULL;
+    char err[512];
+    const char *t1 = BUF_DEF("$inputs.v", ",\"length\":-1");
+    ASSERT(wf_compile_text(t1, strlen(t1), &bad, err, sizeof err) < 0);
+    const char *t2 = BUF_DEF("$inputs.v", "");
+    ASSERT(wf_compile_text(t2, strlen(t2), &bad, err, sizeof err) < 0);
+    ASSERT(strstr(err, "length"));
+}
+
 TEST_MAIN()

@@ -1,7 +1,7 @@
 /*
- * blocks/stateful.c — flow-control blocks that remember earlier frames:
- * rate_limiter and delta_filter (roboflow/inference flow_control/, read,
- * not copied).  Their memory is the step's state slot (wf_call_state), so
+ * blocks/stateful.c — blocks that remember earlier frames: rate_limiter,
+ * delta_filter and buffer (roboflow/inference flow_control/ and fusion/,
+ * read, not copied).  Their memory is the step's state slot (wf_call_state), so
  * the jobs worker gives each video its own and an image run starts afresh,
  * as a separate Roboflow request does.
  *
@@ -17,6 +17,10 @@
  *   parent_id) had last time, and that value is remembered.  JSON values
  *   compare by content; images and detections never compare equal (their
  *   ids are fresh on every frame, as sv.Detections' data differ).
+ * - buffer: the last `length` values of `data`, newest first, padded with
+ *   None up to `length` when `pad`; at most BUFFER_MAX values (Roboflow has
+ *   no bound).  One buffer per step and state, as Roboflow keeps one per
+ *   block instance.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -122,6 +126,54 @@ static int delta_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- buffer ------------------------------------------------------------------- */
+
+#define BUFFER_MAX 64 /* values kept (images stay in memory while buffered) */
+
+struct buffer {
+    size_t n;
+    struct wf_value *v[BUFFER_MAX]; /* newest first, owned references */
+};
+
+static void buffer_free(void *p)
+{
+    struct buffer *b = p;
+    for (size_t k = 0; b && k < b->n; k++)
+        wf_value_unref(b->v[k]);
+    free(b);
+}
+
+static int buffer_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        int64_t length = wf_arg_int(c, i, "length", 0);
+        bool pad = wf_arg_bool(c, i, "pad", false);
+        if (length < 0 || length > BUFFER_MAX)
+            return wf_call_fail(c, "length must be between 0 and %d, got %lld", BUFFER_MAX,
+                                (long long)length);
+        void **slot = wf_call_state(c, "buffer", buffer_free);
+        if (!slot)
+            return wf_call_fail(c, "too many states at once (at most %d)", WF_STATE_MAX);
+        struct buffer *b = *slot;
+        if (!b)
+            *slot = b = xcalloc(1, sizeof *b);
+        /* insert at the front, keep the first `length` */
+        if (b->n == BUFFER_MAX)
+            wf_value_unref(b->v[--b->n]);
+        memmove(b->v + 1, b->v, b->n * sizeof *b->v);
+        b->v[0] = wf_value_ref((struct wf_value *)wf_arg(c, i, "data"));
+        b->n++;
+        while (b->n > (size_t)length)
+            wf_value_unref(b->v[--b->n]);
+        size_t out_n = pad ? (size_t)length : b->n;
+        struct wf_value *list = wf_value_list(out_n);
+        for (size_t k = 0; k < b->n; k++)
+            wf_value_list_set(list, k, wf_value_ref(b->v[k]));
+        wf_out_set(c, i, "output", list);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ------------------------------------------- */
 
 static const struct wf_output no_outs[1] = {{NULL, 0}};
@@ -148,4 +200,15 @@ static const struct wf_block delta = {
     delta_fields, ARRAY_LEN(delta_fields), no_outs, 0, 0, WF_BLOCK_FLOW_CONTROL, NULL,
     delta_run, next_steps_check};
 
-const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, NULL};
+static const struct wf_field buffer_fields[] = {
+    {"data", NULL, WF_FT_ANY, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
+    {"length", NULL, WF_FT_INT_NONNEG, NULL, 0, WF_F_NO_SELECTOR, NULL},
+    {"pad", NULL, WF_FT_BOOL, "false", 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_output buffer_outs[] = {{"output", WF_K_LIST}};
+static const struct wf_block buffer = {
+    (const char *const[]){"roboflow_core/buffer@v1", "Buffer", NULL},
+    buffer_fields, ARRAY_LEN(buffer_fields), buffer_outs, ARRAY_LEN(buffer_outs), 0, 0, NULL,
+    buffer_run, NULL};
+
+const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, &buffer, NULL};

@@ -60,6 +60,43 @@ def template_matching(img, tpl, thr, nms_thr):
     return xyxy, xyxy[sv_nms(xyxy, np.ones(len(xyxy)), nms_thr)]
 
 
+def three_colors(w, h):
+    """dominant_color's test image (three_colors() in the C test): the left
+    60 % columns alternate (10,20,200)/(12,22,202), the next 30 % are
+    (200,40,30), the rest (30,180,60) (BGR)."""
+    img = np.zeros((h, w, 3), dtype=np.uint8)
+    for x in range(w):
+        if x < w * 6 // 10:
+            img[:, x] = (10, 20, 200) if x % 2 == 0 else (12, 22, 202)
+        elif x < w * 9 // 10:
+            img[:, x] = (200, 40, 30)
+        else:
+            img[:, x] = (30, 180, 60)
+    return img
+
+
+def dominant_color(img, k, iters, target, seed):
+    """roboflow/inference find_dominant_color after its downsampling, with
+    np.random seeded (Roboflow leaves it unseeded)."""
+    np.random.seed(seed)
+    h, w = img.shape[:2]
+    s = max(1, min(w, h) // target)
+    pixels = img[::s, ::s].reshape(-1, 3).astype(np.float32)
+    centroids = pixels[np.random.choice(pixels.shape[0], k, replace=False)]
+    for _ in range(iters):
+        labels = np.argmin(np.sqrt(((pixels[:, np.newaxis] - centroids) ** 2).sum(axis=2)), axis=1)
+        new = np.zeros_like(centroids)
+        for i in range(k):
+            pts = pixels[labels == i]
+            new[i] = pts.mean(axis=0) if len(pts) else pixels[np.random.choice(pixels.shape[0])]
+        if np.allclose(centroids, new):
+            break
+        centroids = new
+    uniq, counts = np.unique(labels, return_counts=True)
+    c = centroids[uniq[np.argmax(counts)]]
+    return tuple(int(np.clip(round(x), 0, 255)) for x in reversed(c))
+
+
 def mask_area(poly, w, h):
     m = np.zeros((h, w), dtype=np.uint8)
     cv2.fillPoly(m, [np.array(poly, dtype=np.int32)], color=1)
@@ -101,6 +138,12 @@ if __name__ == "__main__":
         print("cone template_matching thr %.1f: %d positions %s, after NMS:" % (thr, len(allm), allm.tolist()[:3]), kept.tolist())
     allm, kept = template_matching(img, tpl, 0.7, 0.1)
     print("cone thr 0.7 nms 0.1 after NMS:", kept.tolist())
+    img = three_colors(300, 200)
+    from collections import Counter
+    for target in (100, 250):
+        res = Counter(dominant_color(img, 3, 100, target, seed) for seed in range(50))
+        print("dominant_color k=3 target %d over 50 seeds:" % target, dict(res))
+        print("dominant_color k=1 target %d:" % target, dominant_color(img, 1, 100, target, 0))
     q = np.array([[15.0, 15.0], [100.0, 100.0], [40.0, 10.0]])
     t = np.array([[18.0, 19.0], [12.0, 11.0], [44.5, 10.0], [45.0, 10.0]])
     d = np.sqrt(((q[:, None, :] - t[None, :, :]) ** 2).sum(-1))

@@ -3,7 +3,7 @@
  * classical_cv / transformations families that need no model and no new
  * library: mask_area_measurement, distance_measurement,
  * detections_nearest_neighbor, detections_combine, camera_focus v1,
- * template_matching.
+ * template_matching, dominant_color.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -30,7 +30,11 @@
  * - template_matching: cv2.matchTemplate(TM_CCOEFF_NORMED) of the grays
  *   (exact integer correlation, direct — no DFT — so the work is bounded by
  *   TM_MAX_WORK), every position >= matching_threshold a box of the
- *   template's size (confidence 1, class "template_match"), then sv's NMS.
+ *   template's size (confidence 1, class "template_match"), then sv's NMS;
+ * - dominant_color: every (min(w, h) // target_size)-th pixel, k-means as
+ *   find_dominant_color (see dc_kmeans), the centroid as [r, g, b]; the
+ *   initial centroids come from a fixed-seed generator, so the result is
+ *   reproducible where Roboflow's depends on numpy's global random state.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -687,6 +691,144 @@ static int tm_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- dominant_color ------------------------------------------------------------ */
+
+#define DC_MAX_PIXELS (4u << 20) /* pixels clustered after the downsampling */
+
+static uint64_t dc_rand(uint64_t *s)
+{
+    /* xorshift64*: a fixed seed, so a run is reproducible (Roboflow draws
+     * from numpy's unseeded global generator) */
+    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+/* k-means as Roboflow's find_dominant_color: float32 pixels, k distinct
+ * random pixels as centroids, nearest centroid by float32 Euclidean
+ * distance (first on ties), means (an empty cluster takes a random pixel),
+ * stop when np.allclose(old, new); the centroid of the most common label
+ * (lowest label on ties).  px: n x 3 BGR floats.  Writes B, G, R. */
+static void dc_kmeans(const float *px, size_t n, int k, int iters, float out[3])
+{
+    float cen[10][3], nc[10][3];
+    double sum[10][3];
+    size_t cnt[10];
+    uint32_t *lab = xcalloc(n, sizeof *lab);
+    size_t *pick = xcalloc(n, sizeof *pick);
+    uint64_t seed = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < n; i++)
+        pick[i] = i;
+    for (int c = 0; c < k; c++) { /* choice(n, k, replace=False) */
+        size_t j = c + dc_rand(&seed) % (n - c), t = pick[c];
+        pick[c] = pick[j], pick[j] = t;
+        memcpy(cen[c], px + 3 * pick[c], sizeof cen[c]);
+    }
+    free(pick);
+    for (int it = 0; it < iters; it++) {
+        memset(sum, 0, sizeof sum);
+        memset(cnt, 0, sizeof cnt);
+        for (size_t i = 0; i < n; i++) {
+            const float *p = px + 3 * i;
+            float best = INFINITY;
+            uint32_t bl = 0;
+            for (int c = 0; c < k; c++) {
+                float d0 = p[0] - cen[c][0], d1 = p[1] - cen[c][1], d2 = p[2] - cen[c][2];
+                float d = sqrtf(d0 * d0 + d1 * d1 + d2 * d2);
+                if (d < best)
+                    best = d, bl = (uint32_t)c;
+            }
+            lab[i] = bl;
+            cnt[bl]++;
+            sum[bl][0] += p[0], sum[bl][1] += p[1], sum[bl][2] += p[2];
+        }
+        for (int c = 0; c < k; c++) {
+            if (cnt[c])
+                for (int ch = 0; ch < 3; ch++)
+                    nc[c][ch] = (float)(sum[c][ch] / (double)cnt[c]);
+            else
+                memcpy(nc[c], px + 3 * (dc_rand(&seed) % n), sizeof nc[c]);
+        }
+        bool close = true;
+        for (int c = 0; c < k && close; c++)
+            for (int ch = 0; ch < 3; ch++)
+                if (!(fabsf(cen[c][ch] - nc[c][ch]) <= 1e-8 + 1e-5 * fabsf(nc[c][ch])))
+                    close = false;
+        if (close)
+            break;
+        memcpy(cen, nc, sizeof cen);
+    }
+    size_t counts[10] = {0};
+    for (size_t i = 0; i < n; i++)
+        counts[lab[i]]++;
+    int top = 0;
+    for (int c = 1; c < k; c++)
+        if (counts[c] > counts[top])
+            top = c;
+    memcpy(out, cen[top], sizeof cen[top]);
+    free(lab);
+}
+
+static int dc_check(const json_t *step, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        int max;
+    } lim[] = {{"color_clusters", 10}, {"max_iterations", 500}, {"target_size", 250}};
+    for (size_t i = 0; i < ARRAY_LEN(lim); i++) {
+        const json_t *v = json_object_get(step, lim[i].name);
+        if (json_is_number(v) && !(json_number_value(v) > 0 && json_number_value(v) <= lim[i].max)) {
+            wf__errf(err, errlen, "field '%s': must be in (0, %d], got %g", lim[i].name,
+                     lim[i].max, json_number_value(v));
+            return ERR_INVALID;
+        }
+    }
+    return 0;
+}
+
+static int dc_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        int64_t k = wf_arg_int(c, i, "color_clusters", 4);
+        int64_t iters = wf_arg_int(c, i, "max_iterations", 100);
+        int64_t target = wf_arg_int(c, i, "target_size", 100);
+        if (!im)
+            continue;
+        if (k < 1 || k > 10 || iters < 1 || iters > 500 || target < 1 || target > 250)
+            return wf_call_fail(c, "color_clusters must be in 1..10, max_iterations in 1..500, "
+                                   "target_size in 1..250");
+        const struct vis_image *src = im->img;
+        int w = src->w, h = src->h, ch = vis_channels(src);
+        int scale = (int)MAX(1, MIN(w, h) / target);
+        size_t sw = (size_t)(w + scale - 1) / scale, sh = (size_t)(h + scale - 1) / scale;
+        size_t n = sw * sh;
+        if (n < (size_t)k)
+            return wf_call_fail(c, "color_clusters (%lld) larger than the %zu pixels sampled",
+                                (long long)k, n);
+        if (n > DC_MAX_PIXELS)
+            return wf_call_fail(c, "%zu pixels to cluster after downsampling (at most %u)", n,
+                                DC_MAX_PIXELS);
+        float *px = malloc(n * 3 * sizeof *px), bgr[3];
+        if (!px)
+            return wf_call_fail(c, "out of memory");
+        size_t m = 0;
+        for (int y = 0; y < h; y += scale)
+            for (int x = 0; x < w; x += scale, m++) {
+                const uint8_t *p = vis_px(src, x, y);
+                for (int q = 0; q < 3; q++)
+                    px[3 * m + q] = p[ch == 1 ? 0 : q];
+            }
+        dc_kmeans(px, n, (int)k, (int)iters, bgr);
+        free(px);
+        /* tuple(int(clip(round(x), 0, 255)) for x in reversed(bgr)): half to even */
+        json_t *rgb = json_array();
+        for (int q = 2; q >= 0; q--)
+            json_array_append_new(rgb, json_integer((json_int_t)MIN(255.0, MAX(0.0, nearbyint(bgr[q])))));
+        wf_out_json(c, i, "rgb_color", rgb);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -758,5 +900,17 @@ static const struct wf_output tm_outs[] = {{"predictions", WF_K_OD}, {"number_of
 TYPES(tm, "roboflow_core/template_matching@v1");
 BLOCK(tm, tm_fields, tm_outs, tm_run);
 
+static const struct wf_field dc_fields[] = {
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"color_clusters", NULL, WF_FT_INT, "4", WF_K_INT, 0, NULL},
+    {"max_iterations", NULL, WF_FT_INT, "100", WF_K_INT, 0, NULL},
+    {"target_size", NULL, WF_FT_INT, "100", WF_K_INT, 0, NULL},
+};
+static const struct wf_output dc_outs[] = {{"rgb_color", WF_K_COLOR}};
+static const char *const dc_types[] = {"roboflow_core/dominant_color@v1", NULL};
+static const struct wf_block dc = {dc_types, dc_fields, ARRAY_LEN(dc_fields), dc_outs,
+                                   ARRAY_LEN(dc_outs), 0, 0, NULL, dc_run, dc_check};
+
 const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
-                                                    &focus1,    &tm,       NULL};
+                                                    &focus1,    &tm,       &dc,
+                                                    NULL};

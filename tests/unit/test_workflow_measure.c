@@ -788,4 +788,144 @@ TEST(dominant_color_limits)
     vis_image_free(one);
 }
 
+/* ---- contours_detection ------------------------------------------------------------ */
+
+static void set_gray(struct vis_image *im, int x0, int y0, int x1, int y1, uint8_t v)
+{
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++)
+            memset(vis_px(im, x, y), v, 3);
+}
+
+static struct vis_image *blobs_image(void)
+{
+    struct vis_image *im = vis_image_new(16, 12, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 12);
+    set_gray(im, 2, 2, 6, 5, 255);
+    set_gray(im, 3, 7, 5, 11, 9);
+    set_gray(im, 9, 6, 14, 10, 255);
+    set_gray(im, 10, 7, 13, 9, 0);
+    set_gray(im, 11, 8, 12, 9, 200); /* inside the ring's hole: not external */
+    set_gray(im, 13, 0, 16, 3, 1);   /* touching the image border */
+    return im;
+}
+
+static struct vis_image *speckle_image(int w, int h)
+{
+    struct vis_image *im = vis_image_new(w, h, VIS_BGR);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            memset(vis_px(im, x, y), ((x * 7 + y * 13 + (x * y) % 5) % 11) < 4 ? 255 : 0, 3);
+    return im;
+}
+
+#define CONTOURS_DEF(extra)                                                                    \
+    IN_IMAGE "\"steps\":[{\"type\":\"roboflow_core/contours_detection@v1\",\"name\":\"c\","    \
+             "\"image\":\"$inputs.image\"" extra "},"                                          \
+             "{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"cap\"," \
+             "\"images\":\"$steps.c.warped_image\",\"model_id\":\"cap/1\"}],"                  \
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"c\",\"selector\":\"$steps.c.contours\"}," \
+             "{\"type\":\"JsonField\",\"name\":\"h\",\"selector\":\"$steps.c.hierarchy\"},"    \
+             "{\"type\":\"JsonField\",\"name\":\"n\",\"selector\":\"$steps.c.number_contours\"}]}"
+
+TEST(contours_detection_like_findcontours)
+{
+    struct vis_image *im = blobs_image();
+    char err[512] = "";
+    json_t *res = NULL;
+    if (run_def(CONTOURS_DEF(""), im, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    /* cv2.findContours(RETR_EXTERNAL, CHAIN_APPROX_SIMPLE), ref script */
+    json_error_t je;
+    json_t *want = json_loads("[[[[3,7]],[[3,10]],[[4,10]],[[4,7]]],[[[9,6]],[[9,9]],[[13,9]],[[13,6]]],"
+                              "[[[2,2]],[[2,4]],[[5,4]],[[5,2]]],[[[13,0]],[[13,2]],[[15,2]],[[15,0]]]]",
+                              0, &je);
+    json_t *wanth = json_loads("[[[1,-1,-1,-1],[2,0,-1,-1],[3,1,-1,-1],[-1,2,-1,-1]]]", 0, &je);
+    ASSERT(json_equal(json_object_get(res, "c"), want));
+    ASSERT(json_equal(json_object_get(res, "h"), wanth));
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 4);
+    /* the output image: gray back to BGR, contours in (255, 0, 255) */
+    ASSERT(g_cap && g_cap->fmt == VIS_BGR);
+    ASSERT_EQ(vis_px(g_cap, 0, 11)[0], 0);
+    ASSERT_EQ(vis_px(g_cap, 2, 2)[0], 255);
+    ASSERT_EQ(vis_px(g_cap, 2, 2)[1], 0);
+    ASSERT_EQ(vis_px(g_cap, 2, 2)[2], 255);
+    json_decref(want);
+    json_decref(wanth);
+    json_decref(res);
+    vis_image_free(im);
+}
+
+static void speckle_case(int w, int h, int n, int points, long long hash)
+{
+    struct vis_image *im = speckle_image(w, h);
+    char err[512] = "";
+    json_t *res = NULL;
+    if (run_def(CONTOURS_DEF(",\"line_thickness\":1"), im, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    json_t *cs = json_object_get(res, "c");
+    long long hsh = 0;
+    int tot = 0;
+    for (size_t k = 0; k < json_array_size(cs); k++) {
+        json_t *ct = json_array_get(cs, k);
+        for (size_t j = 0; j < json_array_size(ct); j++, tot++) {
+            json_t *pt = json_array_get(json_array_get(ct, j), 0);
+            long long x = json_integer_value(json_array_get(pt, 0)),
+                      y = json_integer_value(json_array_get(pt, 1));
+            hsh = (hsh + (long long)(k + 1) * (long long)(j + 1) % 1000000007 * (1000 * x + y)) %
+                  1000000007;
+        }
+    }
+    ASSERT_EQ(json_array_size(cs), n);
+    ASSERT_EQ(tot, points);
+    ASSERT_EQ(hsh, hash);
+    json_decref(res);
+    vis_image_free(im);
+}
+
+TEST(contours_detection_dense_texture)
+{
+    /* (count, points, hash) from the ref script's contour_digest */
+    speckle_case(64, 48, 100, 1364, 445749332);
+    speckle_case(97, 61, 193, 2607, 69313257);
+}
+
+TEST(contours_detection_edge_cases)
+{
+    char err[512] = "";
+    json_t *res = NULL;
+    /* black: no contours, hierarchy None (cv2 returns None) */
+    struct vis_image *im = vis_image_new(5, 4, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 4);
+    ASSERT(run_def(CONTOURS_DEF(""), im, &res, err, sizeof err) == 0);
+    ASSERT_EQ(json_array_size(json_object_get(res, "c")), 0);
+    ASSERT(json_is_null(json_object_get(res, "h")));
+    json_decref(res);
+    /* all white: the image border; one pixel: one point (cv2) */
+    memset(im->px, 255, (size_t)im->stride * 4);
+    ASSERT(run_def(CONTOURS_DEF(""), im, &res, err, sizeof err) == 0);
+    json_error_t je;
+    json_t *want = json_loads("[[[[0,0]],[[0,3]],[[4,3]],[[4,0]]]]", 0, &je);
+    ASSERT(json_equal(json_object_get(res, "c"), want));
+    json_decref(want);
+    json_decref(res);
+    memset(im->px, 0, (size_t)im->stride * 4);
+    set_gray(im, 2, 2, 3, 3, 1);
+    ASSERT(run_def(CONTOURS_DEF(""), im, &res, err, sizeof err) == 0);
+    want = json_loads("[[[[2,2]]]]", 0, &je);
+    ASSERT(json_equal(json_object_get(res, "c"), want));
+    json_decref(want);
+    json_decref(res);
+    /* a huge line thickness is refused, 1x1 images work */
+    ASSERT(run_def(CONTOURS_DEF(",\"line_thickness\":100000"), im, &res, err, sizeof err) < 0);
+    ASSERT(strstr(err, "line_thickness"));
+    vis_image_free(im);
+    im = vis_image_new(1, 1, VIS_BGR);
+    memset(im->px, 255, 3);
+    ASSERT(run_def(CONTOURS_DEF(""), im, &res, err, sizeof err) == 0);
+    ASSERT_EQ(json_integer_value(json_object_get(res, "n")), 1);
+    json_decref(res);
+    vis_image_free(im);
+}
+
 TEST_MAIN()

@@ -97,6 +97,35 @@ def dominant_color(img, k, iters, target, seed):
     return tuple(int(np.clip(round(x), 0, 255)) for x in reversed(c))
 
 
+def blobs():
+    """contours_detection's small test image (blobs_image() in the C test)."""
+    img = np.zeros((12, 16), np.uint8)
+    img[2:5, 2:6] = 255
+    img[7:11, 3:5] = 9
+    img[6:10, 9:14] = 255
+    img[7:9, 10:13] = 0
+    img[8, 11] = 200
+    img[0:3, 13:16] = 1
+    return img
+
+
+def speckle(w, h):
+    """A dense binary texture (speckle_image() in the C test)."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.where(((x * 7 + y * 13 + (x * y) % 5) % 11) < 4, 255, 0).astype(np.uint8)
+
+
+def contour_digest(contours):
+    """(count, points, hash) of a contour list; hash = sum over contour k and
+    point j of (k + 1)(j + 1)(1000 x + y) mod 1000000007."""
+    tot, hsh = 0, 0
+    for k, c in enumerate(contours):
+        for j, (x, y) in enumerate(c.reshape(-1, 2).tolist()):
+            hsh = (hsh + (k + 1) * (j + 1) * (1000 * x + y)) % 1000000007
+            tot += 1
+    return len(contours), tot, hsh
+
+
 def mask_area(poly, w, h):
     m = np.zeros((h, w), dtype=np.uint8)
     cv2.fillPoly(m, [np.array(poly, dtype=np.int32)], color=1)
@@ -144,6 +173,11 @@ if __name__ == "__main__":
         res = Counter(dominant_color(img, 3, 100, target, seed) for seed in range(50))
         print("dominant_color k=3 target %d over 50 seeds:" % target, dict(res))
         print("dominant_color k=1 target %d:" % target, dominant_color(img, 1, 100, target, 0))
+    c, hier = cv2.findContours(blobs(), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    print("contours of blobs():", [x.reshape(-1, 2).tolist() for x in c], hier.tolist())
+    for w, h in ((64, 48), (97, 61)):
+        c, hier = cv2.findContours(speckle(w, h), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        print("contours of speckle(%d, %d): (count, points, hash)" % (w, h), contour_digest(c))
     q = np.array([[15.0, 15.0], [100.0, 100.0], [40.0, 10.0]])
     t = np.array([[18.0, 19.0], [12.0, 11.0], [44.5, 10.0], [45.0, 10.0]])
     d = np.sqrt(((q[:, None, :] - t[None, :, :]) ** 2).sum(-1))

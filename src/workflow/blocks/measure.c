@@ -3,7 +3,7 @@
  * classical_cv / transformations families that need no model and no new
  * library: mask_area_measurement, distance_measurement,
  * detections_nearest_neighbor, detections_combine, camera_focus v1,
- * template_matching, dominant_color.
+ * template_matching, dominant_color, contours_detection.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -34,7 +34,12 @@
  * - dominant_color: every (min(w, h) // target_size)-th pixel, k-means as
  *   find_dominant_color (see dc_kmeans), the centroid as [r, g, b]; the
  *   initial centroids come from a fixed-seed generator, so the result is
- *   reproducible where Roboflow's depends on numpy's global random state.
+ *   reproducible where Roboflow's depends on numpy's global random state;
+ * - contours_detection: cv2.findContours(RETR_EXTERNAL,
+ *   CHAIN_APPROX_SIMPLE) of the gray image (non-zero = foreground) by
+ *   Suzuki & Abe's border following as OpenCV runs it; contours as numpy's
+ *   tolist() of (N, 1, 2) arrays, hierarchy (1, N, 4) or None; the gray
+ *   image back in BGR with the contours drawn in (255, 0, 255).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -829,6 +834,202 @@ static int dc_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- contours_detection ---------------------------------------------------------- */
+
+#define CT_MAX_POINTS (8u << 20) /* contour points kept per image */
+
+/* Chain directions as OpenCV numbers them: 0 E, 1 NE, 2 N, ... 7 SE
+ * (counter-clockwise on screen, y down). */
+static const int CT_DX[8] = {1, 1, 0, -1, -1, -1, 0, 1};
+static const int CT_DY[8] = {0, -1, -1, -1, 0, 1, 1, 1};
+
+struct ct_border {
+    bool hole;
+    int parent;
+};
+
+struct ct_out {
+    int *pts;       /* x, y pairs of every external contour, in discovery order */
+    size_t npts, cap;
+    size_t *start;  /* contour k: pts[start[k] .. start[k + 1]) */
+    size_t n, scap;
+};
+
+static void ct_push(struct ct_out *o, int x, int y)
+{
+    if (o->npts == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 256;
+        o->pts = xrealloc(o->pts, o->cap * 2 * sizeof *o->pts);
+    }
+    o->pts[2 * o->npts] = x, o->pts[2 * o->npts + 1] = y;
+    o->npts++;
+}
+
+/* Follow the border starting at (x0, y0) of the padded label map f
+ * (stride fw), Suzuki & Abe's step 3 as OpenCV's icvFetchContour does it:
+ * marks the border's pixels nbd (or -nbd where the right neighbour is 0)
+ * and, when keep, stores the CHAIN_APPROX_SIMPLE points (image
+ * coordinates: padded minus 1). */
+static void ct_trace(int32_t *f, int fw, int x0, int y0, bool hole, int32_t nbd, bool keep,
+                     struct ct_out *o)
+{
+    int32_t *i0 = f + (size_t)y0 * fw + x0;
+    ptrdiff_t delta[8];
+    for (int k = 0; k < 8; k++)
+        delta[k] = (ptrdiff_t)CT_DY[k] * fw + CT_DX[k];
+    int s_end = hole ? 0 : 4, s = s_end;
+    int px = x0 - 1, py = y0 - 1;
+    do {
+        s = (s - 1) & 7;
+    } while (i0[delta[s]] == 0 && s != s_end);
+    if (s == s_end) { /* a single pixel */
+        *i0 = -nbd;
+        if (keep)
+            ct_push(o, px, py);
+        return;
+    }
+    int32_t *i1 = i0 + delta[s], *i3 = i0;
+    int prev_s = s ^ 4;
+    for (;;) {
+        int32_t *i4;
+        s_end = s;
+        for (;;) {
+            s = (s + 1) & 7;
+            i4 = i3 + delta[s];
+            if (*i4 != 0)
+                break;
+        }
+        /* the right neighbour was examined and is 0: -nbd */
+        if ((unsigned)(s - 1) < (unsigned)s_end)
+            *i3 = -nbd;
+        else if (*i3 == 1)
+            *i3 = nbd;
+        if (keep && s != prev_s) {
+            ct_push(o, px, py);
+            prev_s = s;
+        }
+        px += CT_DX[s], py += CT_DY[s];
+        if (i4 == i0 && i3 == i1)
+            break;
+        i3 = i4;
+        s = (s + 4) & 7;
+    }
+}
+
+/* cv2.findContours(gray != 0, RETR_EXTERNAL, CHAIN_APPROX_SIMPLE): the
+ * outer borders whose parent is the frame, in OpenCV's order (the reverse
+ * of their discovery in the raster scan). */
+static int ct_find(const struct vis_image *gray, struct ct_out *o)
+{
+    int w = gray->w, h = gray->h, fw = w + 2;
+    int32_t *f = calloc((size_t)fw * (size_t)(h + 2), sizeof *f);
+    struct ct_border *b = NULL;
+    size_t nb = 2, bcap = 64;
+    if (!f)
+        return ERR_NOMEM;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = vis_px(gray, 0, y);
+        for (int x = 0; x < w; x++)
+            f[(size_t)(y + 1) * fw + x + 1] = r[x] != 0;
+    }
+    b = xcalloc(bcap, sizeof *b);
+    b[1].hole = true, b[1].parent = 0; /* the frame */
+    for (int y = 1; y <= h; y++) {
+        int32_t lnbd = 1;
+        for (int x = 1; x <= w; x++) {
+            int32_t *p = f + (size_t)y * fw + x;
+            bool outer = p[0] == 1 && p[-1] == 0, hole = !outer && p[0] >= 1 && p[1] == 0;
+            if (outer || hole) {
+                if (nb >= INT32_MAX - 1) {
+                    free(f), free(b);
+                    return ERR_LIMIT;
+                }
+                int32_t nbd = (int32_t)nb++;
+                if (nb > bcap) {
+                    bcap *= 2;
+                    b = xrealloc(b, bcap * sizeof *b);
+                }
+                if (hole && p[0] > 1)
+                    lnbd = p[0];
+                const struct ct_border *lb = &b[lnbd];
+                b[nbd].hole = hole;
+                b[nbd].parent = outer ? (lb->hole ? lnbd : lb->parent) : (lb->hole ? lb->parent : lnbd);
+                bool keep = outer && b[nbd].parent == 1;
+                if (keep) {
+                    if (o->n + 1 >= o->scap) {
+                        o->scap = o->scap ? o->scap * 2 : 16;
+                        o->start = xrealloc(o->start, o->scap * sizeof *o->start);
+                    }
+                    o->start[o->n++] = o->npts;
+                }
+                ct_trace(f, fw, x, y, hole, nbd, keep, o);
+                if (o->npts > CT_MAX_POINTS) {
+                    free(f), free(b);
+                    return ERR_LIMIT;
+                }
+            }
+            if (p[0] != 1 && p[0] != 0)
+                lnbd = p[0] < 0 ? -p[0] : p[0];
+        }
+    }
+    if (o->start) {
+        if (o->n + 1 > o->scap)
+            o->start = xrealloc(o->start, (o->n + 1) * sizeof *o->start);
+        o->start[o->n] = o->npts;
+    }
+    free(f);
+    free(b);
+    return 0;
+}
+
+static int contours_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        int64_t thick = wf_arg_int(c, i, "line_thickness", 3);
+        struct ct_out o = {0};
+        if (!im)
+            continue;
+        if (thick < -1 || thick > 1000)
+            return wf_call_fail(c, "line_thickness must be in -1..1000, got %lld", (long long)thick);
+        struct vis_image *gray = gray_cv2(im->img), *out = NULL;
+        int rc = gray ? ct_find(gray, &o) : ERR_NOMEM;
+        if (rc == 0)
+            rc = vis_convert(gray, VIS_BGR, &out);
+        vis_image_free(gray);
+        if (rc < 0) {
+            free(o.pts), free(o.start);
+            return wf_call_fail(c, rc == ERR_LIMIT ? "too many contour points (more than %u)"
+                                                   : "out of memory (%u)",
+                                CT_MAX_POINTS);
+        }
+        json_t *contours = json_array(), *hier = json_array();
+        struct vis_color col = VIS_RGB(255, 0, 255);
+        for (size_t k = o.n; k-- > 0;) {
+            size_t a = o.start[k], e = o.start[k + 1], out_k = o.n - 1 - k;
+            json_t *ct = json_array();
+            for (size_t q = a; q < e; q++)
+                json_array_append_new(ct, json_pack("[[i,i]]", o.pts[2 * q], o.pts[2 * q + 1]));
+            json_array_append_new(contours, ct);
+            json_array_append_new(hier, json_pack("[i,i,i,i]", out_k + 1 < o.n ? (int)out_k + 1 : -1,
+                                                  (int)out_k - 1, -1, -1));
+            /* cv2.drawContours: the closed polyline (thickness >= 1) */
+            if (thick >= 1)
+                for (size_t q = a; q < e; q++) {
+                    size_t r = q + 1 < e ? q + 1 : a;
+                    vis_draw_line(out, o.pts[2 * q], o.pts[2 * q + 1], o.pts[2 * r],
+                                  o.pts[2 * r + 1], col, (int)thick);
+                }
+        }
+        wf_out_image(c, i, "warped_image", im, out);
+        wf_out_json(c, i, "contours", contours);
+        wf_out_json(c, i, "hierarchy", o.n ? json_pack("[o]", hier) : (json_decref(hier), json_null()));
+        wf_out_json(c, i, "number_contours", json_integer((json_int_t)o.n));
+        free(o.pts), free(o.start);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -911,6 +1112,17 @@ static const char *const dc_types[] = {"roboflow_core/dominant_color@v1", NULL};
 static const struct wf_block dc = {dc_types, dc_fields, ARRAY_LEN(dc_fields), dc_outs,
                                    ARRAY_LEN(dc_outs), 0, 0, NULL, dc_run, dc_check};
 
+static const struct wf_field contours_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"line_thickness", NULL, WF_FT_INT, "3", WF_K_INT, 0, NULL},
+};
+static const struct wf_output contours_outs[] = {{"warped_image", WF_K_IMAGE},
+                                                 {"contours", 0},
+                                                 {"hierarchy", 0},
+                                                 {"number_contours", WF_K_INT}};
+TYPES(contours, "roboflow_core/contours_detection@v1");
+BLOCK(contours, contours_fields, contours_outs, contours_run);
+
 const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
                                                     &focus1,    &tm,       &dc,
-                                                    NULL};
+                                                    &contours,  NULL};

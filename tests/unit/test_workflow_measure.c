@@ -928,4 +928,101 @@ TEST(contours_detection_edge_cases)
     vis_image_free(im);
 }
 
+/* ---- size_measurement ------------------------------------------------------------ */
+
+#define SM_DEF(objs, refs, dims)                                                               \
+    IN_IMAGE "\"steps\":[" objs "," refs ",{\"type\":\"roboflow_core/size_measurement@v1\","    \
+             "\"name\":\"sm\",\"object_predictions\":\"$steps.o.predictions\","                \
+             "\"reference_predictions\":\"$steps.r.predictions\",\"reference_dimensions\":" dims "}]," \
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"d\",\"selector\":\"$steps.sm.dimensions\"}]}"
+
+static void sm_sets(void)
+{
+    char a[512], b[512], cc[512], r1[256], r2[256];
+    /* a 45-degree rectangle, a 30 x 2 strip, a mask outside the image */
+    pred(a, sizeof a, 40, 30, 80, 70, "rot",
+         "\"points\":[{\"x\":50,\"y\":30},{\"x\":80,\"y\":60},{\"x\":70,\"y\":70},{\"x\":40,\"y\":40}]");
+    pred(b, sizeof b, 10, 60, 40, 62, "flat",
+         "\"points\":[{\"x\":10,\"y\":60},{\"x\":40,\"y\":60},{\"x\":40,\"y\":62},{\"x\":10,\"y\":62}]");
+    pred(cc, sizeof cc, 1, 1, 3, 3, "out",
+         "\"points\":[{\"x\":-9,\"y\":-9},{\"x\":-5,\"y\":-9},{\"x\":-5,\"y\":-5}]");
+    snprintf(g_buf[0], sizeof g_buf[0], "[%s,%s,%s]", a, b, cc);
+    g_sets[0] = g_buf[0];
+    /* references: the most confident is 10 x 20 px */
+    snprintf(r1, sizeof r1,
+             "{\"x\":25,\"y\":25,\"width\":50,\"height\":50,\"confidence\":0.5,\"class\":\"r\",\"class_id\":0}");
+    snprintf(r2, sizeof r2,
+             "{\"x\":15,\"y\":20,\"width\":10,\"height\":20,\"confidence\":0.9,\"class\":\"r\",\"class_id\":0}");
+    snprintf(g_buf[1], sizeof g_buf[1], "[%s,%s]", r1, r2);
+    g_sets[1] = g_buf[1];
+    pred(a, sizeof a, 30, 60, 54, 70, "box", NULL);
+    snprintf(g_buf[3], sizeof g_buf[3], "[%s]", a);
+    g_sets[3] = g_buf[3];
+    g_sets[2] = "[]";
+}
+
+static void dims_is(const json_t *d, double w, double h)
+{
+    if (!json_is_object(d))
+        T_FAIL("not a dimensions dict");
+    ASSERT_NEAR(num(d, "width"), w, 1e-3);
+    ASSERT_NEAR(num(d, "height"), h, 1e-3);
+    ASSERT_NEAR(num(d, "longer"), MAX(w, h), 1e-3);
+    ASSERT_NEAR(num(d, "shorter"), MIN(w, h), 1e-3);
+}
+
+TEST(size_measurement_min_area_rect)
+{
+    sm_sets();
+    /* reference 10 x 20 px for "5,10" -> scale 0.5 both ways; dims from
+     * fillPoly + findContours + minAreaRect + boxPoints (ref script) */
+    json_t *res = run_ok(SM_DEF(IS("o", 0), OD("r", 1), "\"5,10\""), 128, 96);
+    json_t *d = json_object_get(res, "d");
+    ASSERT_EQ(json_array_size(d), 3);
+    dims_is(json_array_get(d, 0), 42.42640686035156 * 0.5, 14.142135620117188 * 0.5);
+    dims_is(json_array_get(d, 1), 15.0, 1.0);
+    ASSERT(json_is_null(json_array_get(d, 2)));
+    json_decref(res);
+    /* boxes without masks: the box sides; [w, h] as a list */
+    res = run_ok(SM_DEF(OD("o", 3), OD("r", 1), "[10, 40]"), 128, 96);
+    dims_is(json_array_get(json_object_get(res, "d"), 0), 24.0, 20.0);
+    json_decref(res);
+    /* a reference polygon given as a list: 8.944 x 4.472 (minAreaRect) */
+    res = run_ok(IN_IMAGE "\"steps\":[" OD("o", 3) ",{\"type\":\"roboflow_core/size_measurement@v1\","
+                          "\"name\":\"sm\",\"object_predictions\":\"$steps.o.predictions\","
+                          "\"reference_predictions\":[[0,0],[8,4],[6,8],[-2,4]],"
+                          "\"reference_dimensions\":[8.944271087646484,4.4721360206604]}],"
+                          "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"d\","
+                          "\"selector\":\"$steps.sm.dimensions\"}]}",
+                 128, 96);
+    dims_is(json_array_get(json_object_get(res, "d"), 0), 24.0, 10.0);
+    json_decref(res);
+}
+
+TEST(size_measurement_missing_reference_and_errors)
+{
+    sm_sets();
+    /* no reference detection: None */
+    json_t *res = run_ok(SM_DEF(OD("o", 3), OD("r", 2), "\"5,10\""), 128, 96);
+    ASSERT(json_is_null(json_object_get(res, "d")));
+    json_decref(res);
+    /* a degenerate reference polygon (no area): None */
+    res = run_ok(IN_IMAGE "\"steps\":[" OD("o", 3) ",{\"type\":\"roboflow_core/size_measurement@v1\","
+                          "\"name\":\"sm\",\"object_predictions\":\"$steps.o.predictions\","
+                          "\"reference_predictions\":[[0,0],[8,4],[16,8]],"
+                          "\"reference_dimensions\":\"1,1\"}],"
+                          "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"d\","
+                          "\"selector\":\"$steps.sm.dimensions\"}]}",
+                 128, 96);
+    ASSERT(json_is_null(json_object_get(res, "d")));
+    json_decref(res);
+    run_err(SM_DEF(OD("o", 3), OD("r", 1), "\"5;10\""), 128, 96, "format 'width,height'");
+    run_err(SM_DEF(OD("o", 3), OD("r", 1), "[1, 2, 3]"), 128, 96, "two values");
+    run_err(IN_IMAGE "\"steps\":[" OD("o", 3) ",{\"type\":\"roboflow_core/size_measurement@v1\","
+                     "\"name\":\"sm\",\"object_predictions\":\"$steps.o.predictions\","
+                     "\"reference_predictions\":[[0,0],\"x\",[1,1]],\"reference_dimensions\":\"1,1\"}],"
+                     "\"outputs\":[]}",
+            128, 96, "point #1 is not [x, y]");
+}
+
 TEST_MAIN()

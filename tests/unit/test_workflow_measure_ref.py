@@ -126,6 +126,30 @@ def contour_digest(contours):
     return len(contours), tot, hsh
 
 
+def aligned_dims(contour):
+    """roboflow/inference compute_aligned_dimensions."""
+    box = np.array(cv2.boxPoints(cv2.minAreaRect(contour)), dtype=np.float32)
+    e1, e2 = box[1] - box[0], box[2] - box[1]
+    def hscore(a):
+        m = abs(a % 180)
+        return min(m, 180 - m)
+    a1 = np.degrees(np.arctan2(e1[1], e1[0]))
+    a2 = np.degrees(np.arctan2(e2[1], e2[0]))
+    l1, l2 = float(np.linalg.norm(e1)), float(np.linalg.norm(e2))
+    return (l1, l2) if hscore(a1) < hscore(a2) else (l2, l1)
+
+
+def mask_dims(poly, w, h):
+    """get_detection_dimensions of a mask rasterized from poly."""
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [np.array(poly, dtype=np.int32)], 1)
+    cs, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not cs:
+        return None
+    c = max(cs, key=cv2.contourArea)
+    return aligned_dims(c) if cv2.contourArea(c) > 0 else None
+
+
 def mask_area(poly, w, h):
     m = np.zeros((h, w), dtype=np.uint8)
     cv2.fillPoly(m, [np.array(poly, dtype=np.int32)], color=1)
@@ -178,6 +202,17 @@ if __name__ == "__main__":
     for w, h in ((64, 48), (97, 61)):
         c, hier = cv2.findContours(speckle(w, h), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         print("contours of speckle(%d, %d): (count, points, hash)" % (w, h), contour_digest(c))
+    d = mask_dims([[50, 30], [80, 60], [70, 70], [40, 40]], 128, 96)
+    print("size_measurement 45-degree rect mask dims (px):", d, "scaled by 0.5:", [x * 0.5 for x in d])
+    # a slope of 1/2: cv2.fillPoly draws the outline with 8-connected lines
+    # and covers 689 pixels; vision's vis_fill_polygon covers 665, so this
+    # shape is not used as a reference (see WORKFLOWS-ENGINE.md)
+    d = mask_dims([[50, 40], [82, 56], [74, 72], [42, 56]], 128, 96)
+    print("size_measurement 26.6-degree rect mask dims (px):", d, mask_area([[50, 40], [82, 56], [74, 72], [42, 56]], 128, 96))
+    d = mask_dims([[10, 60], [40, 60], [40, 62], [10, 62]], 128, 96)
+    print("size_measurement flat rect mask dims (px):", d)
+    poly = np.array([[0, 0], [8, 4], [6, 8], [-2, 4]])
+    print("size_measurement reference polygon dims:", aligned_dims(poly))
     q = np.array([[15.0, 15.0], [100.0, 100.0], [40.0, 10.0]])
     t = np.array([[18.0, 19.0], [12.0, 11.0], [44.5, 10.0], [45.0, 10.0]])
     d = np.sqrt(((q[:, None, :] - t[None, :, :]) ** 2).sum(-1))

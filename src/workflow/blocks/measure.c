@@ -3,7 +3,7 @@
  * classical_cv / transformations families that need no model and no new
  * library: mask_area_measurement, distance_measurement,
  * detections_nearest_neighbor, detections_combine, camera_focus v1,
- * template_matching, dominant_color, contours_detection.
+ * template_matching, dominant_color, contours_detection, size_measurement.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -39,7 +39,11 @@
  *   CHAIN_APPROX_SIMPLE) of the gray image (non-zero = foreground) by
  *   Suzuki & Abe's border following as OpenCV runs it; contours as numpy's
  *   tolist() of (N, 1, 2) arrays, hierarchy (1, N, 4) or None; the gray
- *   image back in BGR with the contours drawn in (255, 0, 255).
+ *   image back in BGR with the contours drawn in (255, 0, 255);
+ * - size_measurement: each object's minimum-area rectangle (of the largest
+ *   external contour of its mask, or its box) scaled by the reference's
+ *   (the most confident reference detection, or a polygon given as a
+ *   list): width = the side closer to horizontal, height, longer, shorter.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -1030,6 +1034,206 @@ static int contours_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- size_measurement ------------------------------------------------------------ */
+
+#define SM_MAX_HULL 100000
+
+static double sm_cross(const double *o, const double *a, const double *b)
+{
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+}
+
+static int sm_cmp(const void *a, const void *b)
+{
+    const double *p = a, *q = b;
+    return p[0] < q[0] ? -1 : p[0] > q[0] ? 1 : p[1] < q[1] ? -1 : p[1] > q[1];
+}
+
+/* |cv2.contourArea| of a closed polygon (shoelace). */
+static double sm_area(const double *pts, size_t n)
+{
+    double a = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = (i + 1) % n;
+        a += pts[2 * i] * pts[2 * j + 1] - pts[2 * j] * pts[2 * i + 1];
+    }
+    return fabs(a) / 2;
+}
+
+/* Roboflow's compute_aligned_dimensions: the sides of the minimum-area
+ * rectangle (cv2.minAreaRect: rotating calipers over the convex hull), the
+ * side closer to horizontal as the width.  pts is modified (sorted). */
+static int sm_aligned_dims(double *pts, size_t n, double *w, double *h)
+{
+    if (n > SM_MAX_HULL)
+        return ERR_LIMIT;
+    qsort(pts, n, 2 * sizeof *pts, sm_cmp);
+    double *hull = xcalloc(2 * (2 * n + 1), sizeof *hull);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) { /* Andrew's monotone chain */
+        while (k >= 2 && sm_cross(hull + 2 * (k - 2), hull + 2 * (k - 1), pts + 2 * i) <= 0)
+            k--;
+        memcpy(hull + 2 * k++, pts + 2 * i, 2 * sizeof *pts);
+    }
+    for (size_t i = n - 1, t = k + 1; i-- > 0;) {
+        while (k >= t && sm_cross(hull + 2 * (k - 2), hull + 2 * (k - 1), pts + 2 * i) <= 0)
+            k--;
+        memcpy(hull + 2 * k++, pts + 2 * i, 2 * sizeof *pts);
+    }
+    size_t m = k > 1 ? k - 1 : k;
+    double best = INFINITY, bw = 0, bh = 0, bang = 0;
+    for (size_t e = 0; e < m; e++) {
+        const double *a = hull + 2 * e, *b = hull + 2 * ((e + 1) % m);
+        double ux = b[0] - a[0], uy = b[1] - a[1], len = hypot(ux, uy);
+        if (len == 0)
+            continue;
+        ux /= len, uy /= len;
+        double lo = INFINITY, hi = -INFINITY, plo = INFINITY, phi = -INFINITY;
+        for (size_t q = 0; q < m; q++) {
+            double px = hull[2 * q] - a[0], py = hull[2 * q + 1] - a[1];
+            double pu = px * ux + py * uy, pv = -px * uy + py * ux;
+            lo = MIN(lo, pu), hi = MAX(hi, pu), plo = MIN(plo, pv), phi = MAX(phi, pv);
+        }
+        double area = (hi - lo) * (phi - plo);
+        if (area < best - 1e-9)
+            best = area, bw = hi - lo, bh = phi - plo, bang = atan2(uy, ux) * 180 / M_PI;
+    }
+    free(hull);
+    /* horizontal_score: min(|a mod 180|, 180 - |a mod 180|) */
+    double a1 = fabs(fmod(bang, 180)), a2 = fabs(fmod(bang + 90, 180));
+    double s1 = MIN(a1, 180 - a1), s2 = MIN(a2, 180 - a2);
+    if (s1 < s2)
+        *w = bw, *h = bh;
+    else
+        *w = bh, *h = bw;
+    return 0;
+}
+
+/* get_detection_dimensions: the largest external contour of the mask, or
+ * the box; 0, 0 when the mask has no area. */
+static int sm_det_dims(const struct wf_det *d, double *w, double *h)
+{
+    *w = *h = 0;
+    if (!d->has_mask) {
+        *w = (double)d->x2 - d->x1, *h = (double)d->y2 - d->y1;
+        return 0;
+    }
+    struct vis_image *m = NULL;
+    int ox, oy, rc = d->img_w > 0 && d->img_h > 0 ? viz__det_mask(d, d->img_w, d->img_h, &m, &ox, &oy) : 0;
+    if (rc < 0 || !m)
+        return rc;
+    struct ct_out o = {0};
+    rc = ct_find(m, &o);
+    vis_image_free(m);
+    if (rc == 0 && o.n) {
+        /* max(contours, key=contourArea): the first largest in OpenCV's order */
+        size_t bestk = 0;
+        double besta = -1;
+        double *pts = xcalloc(2 * o.npts + 2, sizeof *pts);
+        for (size_t k = o.n; k-- > 0;) {
+            size_t a = o.start[k], e = o.start[k + 1];
+            for (size_t q = a; q < e; q++)
+                pts[2 * (q - a)] = o.pts[2 * q], pts[2 * (q - a) + 1] = o.pts[2 * q + 1];
+            double ar = sm_area(pts, e - a);
+            if (ar > besta)
+                besta = ar, bestk = k;
+        }
+        if (besta > 0) {
+            size_t a = o.start[bestk], e = o.start[bestk + 1];
+            for (size_t q = a; q < e; q++)
+                pts[2 * (q - a)] = o.pts[2 * q], pts[2 * (q - a) + 1] = o.pts[2 * q + 1];
+            rc = sm_aligned_dims(pts, e - a, w, h);
+        }
+        free(pts);
+    }
+    free(o.pts), free(o.start);
+    return rc;
+}
+
+static int sm_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *objs = wf_arg_dets(c, i, "object_predictions");
+        const struct wf_dets *refd = wf_arg_dets(c, i, "reference_predictions");
+        const json_t *refl = refd ? NULL : wf_arg_json(c, i, "reference_predictions");
+        const json_t *dims = wf_arg_json(c, i, "reference_dimensions");
+        double rw_act, rh_act, rw = 0, rh = 0;
+        int rc = 0;
+        if (!objs)
+            continue;
+        /* parse_reference_dimensions: "w,h" or [w, h] */
+        if (json_is_string(dims)) {
+            char extra;
+            if (sscanf(json_string_value(dims), "%lf , %lf %c", &rw_act, &rh_act, &extra) != 2 ||
+                !strchr(json_string_value(dims), ','))
+                return wf_call_fail(c, "reference_dimensions must be a string in the format "
+                                       "'width,height'");
+        } else if (json_is_array(dims) && json_array_size(dims) == 2 &&
+                   json_is_number(json_array_get(dims, 0)) && json_is_number(json_array_get(dims, 1))) {
+            rw_act = json_number_value(json_array_get(dims, 0));
+            rh_act = json_number_value(json_array_get(dims, 1));
+        } else
+            return wf_call_fail(c, "reference_dimensions must have two values (width, height)");
+        if (refd) {
+            if (refd->n == 0) {
+                wf_out_json(c, i, "dimensions", json_null());
+                continue;
+            }
+            size_t best = 0;
+            for (size_t k = 1; k < refd->n; k++)
+                if (refd->d[k].confidence > refd->d[best].confidence)
+                    best = k;
+            rc = sm_det_dims(&refd->d[best], &rw, &rh);
+        } else if (json_is_array(refl)) {
+            size_t n = json_array_size(refl);
+            if (n < 2) {
+                wf_out_json(c, i, "dimensions", json_null());
+                continue;
+            }
+            if (n > SM_MAX_HULL)
+                return wf_call_fail(c, "reference polygon has more than %d points", SM_MAX_HULL);
+            double *pts = xcalloc(2 * n, sizeof *pts);
+            for (size_t k = 0; k < n; k++) {
+                const json_t *p = json_array_get(refl, k);
+                if (!json_is_array(p) || json_array_size(p) != 2 ||
+                    !json_is_number(json_array_get(p, 0)) || !json_is_number(json_array_get(p, 1))) {
+                    free(pts);
+                    return wf_call_fail(c, "reference_predictions: point #%zu is not [x, y]", k);
+                }
+                pts[2 * k] = json_number_value(json_array_get(p, 0));
+                pts[2 * k + 1] = json_number_value(json_array_get(p, 1));
+            }
+            if (n >= 3 && sm_area(pts, n) > 0)
+                rc = sm_aligned_dims(pts, n, &rw, &rh);
+            free(pts);
+        } else
+            return wf_call_fail(c, "reference_predictions must be detections or a list of points");
+        if (rc < 0)
+            return wf_call_fail(c, "reference too large (%d)", rc);
+        if (!(rw != 0) || !(rh != 0)) {
+            wf_out_json(c, i, "dimensions", json_null());
+            continue;
+        }
+        double ws = rw_act / rw, hs = rh_act / rh;
+        json_t *out = json_array();
+        for (size_t k = 0; k < objs->n; k++) {
+            double ow, oh;
+            if ((rc = sm_det_dims(&objs->d[k], &ow, &oh)) < 0) {
+                json_decref(out);
+                return wf_call_fail(c, "detection #%zu: mask too large", k);
+            }
+            if (ow > 0 && oh > 0) {
+                double aw = ow * ws, ah = oh * hs;
+                json_array_append_new(out, json_pack("{s:f,s:f,s:f,s:f}", "width", aw, "height", ah,
+                                                     "longer", MAX(aw, ah), "shorter", MIN(aw, ah)));
+            } else
+                json_array_append_new(out, json_null());
+        }
+        wf_out_json(c, i, "dimensions", out);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -1123,6 +1327,15 @@ static const struct wf_output contours_outs[] = {{"warped_image", WF_K_IMAGE},
 TYPES(contours, "roboflow_core/contours_detection@v1");
 BLOCK(contours, contours_fields, contours_outs, contours_run);
 
+static const struct wf_field sm_fields[] = {
+    {"object_predictions", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"reference_predictions", NULL, WF_FT_ANY, NULL, WF_K_OD | WF_K_IS | WF_K_LIST, 0, NULL},
+    {"reference_dimensions", NULL, WF_FT_ANY, NULL, WF_K_LIST | WF_K_STRING, 0, NULL},
+};
+static const struct wf_output sm_outs[] = {{"dimensions", WF_K_LIST}};
+TYPES(sm, "roboflow_core/size_measurement@v1");
+BLOCK(sm, sm_fields, sm_outs, sm_run);
+
 const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
                                                     &focus1,    &tm,       &dc,
-                                                    &contours,  NULL};
+                                                    &contours,  &sm,       NULL};

@@ -7,6 +7,7 @@
 #   make BUILD=build-x        use another build folder (parallel work trees)
 #   make fuzz                 libFuzzer targets (clang) in $(BUILD)/fuzz/
 #   make bench                benchmark programs in $(BUILD)/bench/
+#   make deb                  Debian package build-deb/vbatch_<version>_<arch>.deb
 #
 # Each folder under src/ is a module compiled into its own static library;
 # a unit test tests/unit/test_<module>[_what].c links its module and the
@@ -14,6 +15,9 @@
 # tested without the ones above it.
 
 ORT_DIR ?= $(HOME)/.cache/vbatch/ort
+# Where the binary looks for libonnxruntime.so at run time (VBATCH_ORT_LIB
+# overrides it); the Debian package points it at its own copy.
+ORT_RUNTIME_DIR ?= $(ORT_DIR)
 SAN ?=
 ifeq ($(SAN),)
 BUILD ?= build
@@ -32,7 +36,7 @@ WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes 
         -Wno-format-nonliteral
 OPT ?= -O2
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -pthread -Isrc \
-              -I$(ORT_DIR)/include $(PKG_CFLAGS) -DVBATCH_ORT_DIR='"$(ORT_DIR)"' $(CFLAGS)
+              -I$(ORT_DIR)/include $(PKG_CFLAGS) -DVBATCH_ORT_DIR='"$(ORT_RUNTIME_DIR)"' $(CFLAGS)
 LDLIBS_ALL := $(PKG_LIBS) -lm -ldl -pthread $(LDLIBS)
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -55,7 +59,7 @@ mod_srcs = $(wildcard src/$(1)/*.c src/$(1)/*/*.c)
 mod_lib = $(BUILD)/lib$(1).a
 all_objs := $(foreach m,$(MODULES),$(patsubst src/%.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(m))))
 
-.PHONY: all test unit e2e fuzz bench clean deps
+.PHONY: all test unit e2e fuzz bench clean deps deb
 all: $(BUILD)/vbatch
 
 $(BUILD)/obj/%.o: src/%.c
@@ -131,7 +135,14 @@ test: $(BUILD)/vbatch $(UNIT_BINS) $(FUZZ_REPLAY)
 deps:
 	scripts/install-deps.sh
 
+# The Debian package: a release build whose ONNX Runtime path is the
+# package's own copy, the systemd units and the default environment file
+# from deploy/ (scripts/make-deb.sh says what goes where).
+deb:
+	$(MAKE) BUILD=build-deb SAN= ORT_RUNTIME_DIR=/usr/lib/vbatch/ort build-deb/vbatch
+	scripts/make-deb.sh build-deb
+
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-deb
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

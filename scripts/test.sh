@@ -45,6 +45,16 @@ if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
     fi
     pass=$((pass+p)); fail=$((fail+${f:-0}))
 fi
+# The Debian package: build, install, run, remove (root only; .ci/run sets it).
+if [ "${VBATCH_TEST_DEB:-0}" = 1 ]; then
+    scripts/deb-smoke.sh 2>&1 | tee "$log"
+    line=$(grep -E '^deb-smoke: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    if [ -z "$line" ]; then echo "FAIL deb-smoke (no summary)"; fail=$((fail+1))
+    else
+        pass=$((pass+$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+        fail=$((fail+$(sed -E 's/.*, ([0-9]+) failed/\1/' <<<"$line")))
+    fi
+fi
 rm -f "$log"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -415,6 +415,7 @@ struct jobdef {
     const char *notif;
     bool video;                         /* simple-video-processing-v1 */
     double max_fps;                     /* maxVideoFPS, 0 = every frame */
+    const char *backend;                /* inferenceBackend: "inference-models" | "old-inference" */
 };
 
 static bool opt_null(const json_t *v)
@@ -456,7 +457,7 @@ static int parse_compute(const json_t *cc, int *workers, const char **machine)
             {"xs", 8}, {"s", 4}, {"m", 2}, {"l", 1}, {"xl", 1}};
         const char *sz = json_string_value(json_object_get(cc, "machineSize"));
         if (!sz) {
-            *workers = 2;
+            *workers = JOBS_WORKERS_DEFAULT;
             return 0;
         }
         for (size_t i = 0; i < ARRAY_LEN(map); i++)
@@ -503,10 +504,11 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
     int rc;
 
     memset(d, 0, sizeof *d);
-    d->workers = 2;
+    d->workers = JOBS_WORKERS_DEFAULT;
     d->machine_type = "cpu";
     d->max_fail_rate = -1;
     d->agg = "jsonl";
+    d->backend = "inference-models";
     if (!json_is_object(b)) {
         jobs__err("the body must be a JSON object");
         return ERR_INVALID;
@@ -572,6 +574,8 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
         jobs__err("inferenceBackend must be \"inference-models\" or \"old-inference\"");
         return ERR_INVALID;
     }
+    if (!opt_null(v))
+        d->backend = json_string_value(v);
     ps = json_object_get(b, "processingSpecification");
     if (!json_is_object(ps) || !json_string_value(json_object_get(ps, "type")) ||
         strcmp(json_string_value(json_object_get(ps, "type")), "workflows-processing-specification-v1")) {
@@ -958,7 +962,7 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
         bind_text_or_null(q, 12, plist_txt);
         sqlite3_bind_text(q, 13, params_txt, -1, SQLITE_STATIC);
         bind_text_or_null(q, 14, d.notif);
-        sqlite3_bind_int64(q, 15, d.timeout_s ? d.timeout_s : 3600);
+        sqlite3_bind_int64(q, 15, d.timeout_s ? d.timeout_s : JOBS_TIMEOUT_S_DEFAULT);
         if (d.max_parallel)
             sqlite3_bind_int64(q, 16, d.max_parallel);
         if (d.max_fail_rate >= 0)
@@ -1004,8 +1008,11 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
     }
     if (rc == 0)
         rc = log_db(db, pk, "info", "jobs", "job-created",
-                    json_pack("{s:s,s:s,s:I,s:i}", "batchId", d.batch, "workflowId", d.wf_id, "images",
-                              (json_int_t)total, "tasks", p.n),
+                    json_pack("{s:s,s:s,s:I,s:i,s:s,s:i,s:I,s:s}", "batchId", d.batch, "workflowId", d.wf_id,
+                              "images", (json_int_t)total, "tasks", p.n, "machineType", d.machine_type,
+                              "workersPerMachine", d.workers, "processingTimeoutSeconds",
+                              (json_int_t)(d.timeout_s ? d.timeout_s : JOBS_TIMEOUT_S_DEFAULT),
+                              "inferenceBackend", d.backend),
                     NULL, 0);
     if (rc == 0)
         rc = store_tx_commit(db);
@@ -1059,7 +1066,8 @@ static json_t *parse_or(const char *txt, json_t *dflt)
     "   AND t.stage_id='processing'),"                                                               \
     " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=j.pk),"                                      \
     " (SELECT COALESCE(SUM(COALESCE(progress,0)*n_items),0) FROM tasks t WHERE t.job_pk=j.pk"         \
-    "   AND t.stage_id='processing')"
+    "   AND t.stage_id='processing'),"                                                               \
+    " EXISTS(SELECT 1 FROM tasks t WHERE t.job_pk=j.pk AND (t.started_ms IS NOT NULL OR t.state='done'))"
 
 static json_t *job_meta_from_row(sqlite3_stmt *q)
 {
@@ -1123,6 +1131,21 @@ static int job_pk_get(struct jobs *j, const char *ws, const char *job_id, int64_
     return rc;
 }
 
+/* The seed's job status of an internal state (docs/JOBS.md, "Job status"):
+ * a running job is "pending" until a worker has claimed one of its tasks,
+ * then "processing"; succeeded -> "completed"; aborted -> "aborted"; every
+ * other end (failed, and any error state) -> "failed". */
+static const char *job_status_of(const char *state, bool started)
+{
+    if (!strcmp(state, "running"))
+        return started ? "processing" : "pending";
+    if (!strcmp(state, "succeeded"))
+        return "completed";
+    if (!strcmp(state, "aborted"))
+        return "aborted";
+    return "failed";
+}
+
 int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out)
 {
     sqlite3_stmt *q = NULL;
@@ -1132,7 +1155,12 @@ int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out)
         sqlite3_bind_text(q, 1, ws, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, job_id, -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW) {
-            *out = json_pack("{s:o}", "job", job_meta_from_row(q));
+            json_t *m = job_meta_from_row(q);
+            /* top-level progress: the very value of lastNotification.progress */
+            json_t *prog = json_object_get(json_object_get(m, "lastNotification"), "progress");
+            *out = json_pack("{s:s,s:s,s:f,s:o}", "status", "ok", "jobStatus",
+                             job_status_of(col_str(q, 4), sqlite3_column_int(q, 16) != 0), "progress",
+                             json_number_value(prog), "job", m);
         } else {
             jobs__err("job '%.40s' not found in workspace '%s'", job_id, ws);
             rc = ERR_NOTFOUND;
@@ -1207,7 +1235,7 @@ int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, 
             n++;
         }
         bool more = sqlite3_stmt_busy(q) && n == ps;
-        *out = json_pack("{s:o,s:o}", "jobs", arr, "nextPageToken", token_json(scope, more, last));
+        *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "jobs", arr, "nextPageToken", token_json(scope, more, last));
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);
@@ -1272,7 +1300,7 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
                                 ts_json(MAX(sqlite3_column_int64(q, 8), start)));
             json_array_append_new(arr, s);
         }
-        *out = json_pack("{s:o}", "stages", arr);
+        *out = json_pack("{s:s,s:o}", "status", "ok", "stages", arr);
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);
@@ -1335,7 +1363,7 @@ int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *s
             last = sqlite3_column_int64(q, 0);
             n++;
         }
-        *out = json_pack("{s:o,s:o}", "tasks", arr, "nextPageToken", token_json(scope, more, last));
+        *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "tasks", arr, "nextPageToken", token_json(scope, more, last));
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);
@@ -1400,7 +1428,7 @@ int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *se
             last = sqlite3_column_int64(q, 0);
             n++;
         }
-        *out = json_pack("{s:o,s:o}", "logs", arr, "nextPageToken", token_json(scope, more, last));
+        *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "logs", arr, "nextPageToken", token_json(scope, more, last));
     }
     sqlite3_finalize(q);
     store_db_release(j->st, db);
@@ -1623,6 +1651,8 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
             jb->video = type && !strcmp(type, "simple-video-processing-v1");
             jb->max_fps = json_number_value(
                 json_object_get(json_object_get(def, "processingSpecification"), "maxVideoFPS"));
+            const char *be = json_string_value(json_object_get(def, "inferenceBackend"));
+            jb->old_inference = be && !strcmp(be, "old-inference");
             json_decref(def);
         } else {
             rc = ERR_NOTFOUND;
@@ -1669,6 +1699,15 @@ char *jobs__manifest_key(const struct jobs__job *jb, int task_no)
     return xasprintf("jobs/%s/%s/processing/task-%05d.images.jsonl", jb->ws, jb->job_id, task_no);
 }
 
+/* The process a lease owner belongs to: the service's prefix for its own
+ * worker threads ("<prefix>-w<i>"), else the owner itself (an owner given
+ * to jobs_work_once / jobs_claim by a caller is a process of its own). */
+static const char *claim_process(const struct jobs *j, const char *owner)
+{
+    size_t n = strlen(j->owner_prefix);
+    return !strncmp(owner, j->owner_prefix, n) && owner[n] == '-' ? j->owner_prefix : owner;
+}
+
 int jobs_claim(struct jobs *j, const char *owner, int64_t now_ms, int64_t *task_pk)
 {
     sqlite3 *db = store_db_acquire(j->st);
@@ -1690,9 +1729,14 @@ int jobs_claim(struct jobs *j, const char *owner, int64_t now_ms, int64_t *task_
                       "  AND (t.state='pending' OR t.lease_deadline_ms<?1)"
                       "  AND (jb.max_parallel IS NULL OR (SELECT COUNT(*) FROM tasks r WHERE r.job_pk=t.job_pk"
                       "       AND r.state='running' AND r.lease_deadline_ms>=?1) < jb.max_parallel)"
+                      /* workersPerMachine: this process runs at most that many of the job's tasks */
+                      "  AND (SELECT COUNT(*) FROM tasks r WHERE r.job_pk=t.job_pk AND r.state='running'"
+                      "       AND r.lease_deadline_ms>=?1 AND (r.lease_owner=?2"
+                      "       OR substr(r.lease_owner, 1, length(?2) + 1)=?2 || '-')) < jb.workers"
                       " ORDER BY t.job_pk, t.pk LIMIT 1", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, now_ms);
+        sqlite3_bind_text(q, 2, claim_process(j, owner), -1, SQLITE_STATIC);
         if (sqlite3_step(q) == SQLITE_ROW) {
             pk = sqlite3_column_int64(q, 0);
             job_pk = sqlite3_column_int64(q, 1);

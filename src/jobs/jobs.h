@@ -101,13 +101,18 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
  * the workflow and the notificationsURL address are not looked at).
  * 0 or ERR_INVALID with jobs_errmsg().  The fuzz target's entry. */
 int jobs_definition_check(const json_t *body);
-/* GET /jobs/{id} -> {"job": JobMetadata} */
+/* Every answer below carries "status": "ok" (the seed documents it on every
+ * 2xx answer).
+ *
+ * GET /jobs/{id} -> {"status":"ok","jobStatus","progress","job": JobMetadata}:
+ * jobStatus pending|processing|completed|failed|aborted (docs/JOBS.md),
+ * progress the value of job.lastNotification.progress (0..1). */
 int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out);
-/* GET /jobs -> {"jobs":[JobMetadata…],"nextPageToken":…|null}, newest first */
+/* GET /jobs -> {"status":"ok","jobs":[JobMetadata…],"nextPageToken":…|null}, newest first */
 int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out);
-/* GET /jobs/{id}/stages -> {"stages":[JobStageDetails…]} */
+/* GET /jobs/{id}/stages -> {"status":"ok","stages":[JobStageDetails…]} */
 int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out);
-/* GET /jobs/{id}/stages/{stage}/tasks -> {"tasks":[TaskStatus…],"nextPageToken":…} */
+/* GET /jobs/{id}/stages/{stage}/tasks -> {"status":"ok","tasks":[TaskStatus…],"nextPageToken":…} */
 int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *stage, int page_size,
                const char *token, json_t **out);
 /* POST /jobs/{id}/abort -> {"status":"ok","jobId","job":JobMetadata}: a
@@ -118,7 +123,7 @@ int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out)
  * Only a job that ended with an error may be restarted (ERR_EXISTS for a
  * running or succeeded one); unfinished and failed tasks are queued again. */
 int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out);
-/* GET /jobs/{id}/logs -> {"logs":[JobLog…],"nextPageToken":…}; severity NULL = all */
+/* GET /jobs/{id}/logs -> {"status":"ok","logs":[JobLog…],"nextPageToken":…}; severity NULL = all */
 int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *severity, int page_size,
               const char *token, json_t **out);
 

@@ -13,6 +13,10 @@
 #define JOBS_ID_MAX 20
 #define JOBS_STAGE_PROC "processing"
 #define JOBS_STAGE_EXPORT "export"
+/* Defaults of a job definition (the seed's): computeConfiguration.
+ * workersPerMachine, processingTimeoutSeconds. */
+#define JOBS_WORKERS_DEFAULT 4
+#define JOBS_TIMEOUT_S_DEFAULT 3600
 
 struct jobs {
     struct store *st;          /* borrowed */
@@ -46,6 +50,7 @@ struct jobs__job {
     bool video;          /* simple-video-processing-v1: one video per task, a row per frame */
     double max_fps;      /* maxVideoFPS; 0 = every frame */
     char *meta_part;     /* owned: part of the sidecars when meta_map is set */
+    bool old_inference;  /* inferenceBackend "old-inference": the classic NMS (docs/MODELS.md) */
 };
 void jobs__job_release(struct jobs__job *jb);
 /* Read job pk into *jb (release with jobs__job_release).  ERR_NOTFOUND. */
@@ -100,6 +105,11 @@ struct jobs__worker {
     void *infer_ud;
     wf_model_prepare_fn prepare; /* its companion, or NULL */
     char infer_err[512];         /* why the machine type has no provider */
+    /* inferenceBackend "old-inference": infer/prepare above wrap these
+     * (over infer_ud = this worker), adding "nms_mode": "classic" */
+    wf_model_infer_fn base_infer;
+    void *base_ud;
+    wf_model_prepare_fn base_prepare;
 };
 void jobs__worker_release(struct jobs__worker *w);
 int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
@@ -122,7 +132,8 @@ void jobs__throttle(struct jobs *j);
 
 /* Make sure the output batch and part exist and, when file_name is not
  * NULL, that the file is an item of the part exactly once (the part is
- * searched by name first). */
+ * searched by name first).  A part of content_type "archives" gets the
+ * nestedContentType "image" (jobs archive only image outputs). */
 int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
                         const char *content_type, const char *description, const char *file_name,
                         const char *item_type, const char *mime, const char *key, int64_t size);

@@ -58,7 +58,10 @@ int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const
         jobs__err("cannot create output batch '%s': %s", batch, staging_errmsg());
         return rc;
     }
-    rc = staging_output_part_add(j->sg, ws, batch, part, "file-part", content_type, description, NULL);
+    /* The only archives a job writes are the export's .tar.gz of persisted
+     * image outputs: their part says so with nestedContentType "image". */
+    const char *nested = !strcmp(content_type, "archives") ? "image" : NULL;
+    rc = staging_output_part_add(j->sg, ws, batch, part, "file-part", content_type, description, nested);
     if (rc < 0) {
         jobs__err("cannot add part '%s' to '%s': %s", part, batch, staging_errmsg());
         return rc;
@@ -476,8 +479,35 @@ static int infer_unavailable(void *ud, const struct wf_model_request *req, const
     return ERR_UNSUPPORTED;
 }
 
+/* inferenceBackend "old-inference" (ud: the worker): the request goes to
+ * the job's provider with "nms_mode": "classic" added to its parameters,
+ * so that detection models use the classic fast-NMS (docs/MODELS.md); a
+ * step that sets nms_mode itself keeps it. */
+static int infer_classic(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                         size_t n, json_t **out, char *err, size_t errlen)
+{
+    const struct jobs__worker *w = ud;
+    json_t *params = json_is_object(req->params) ? json_copy((json_t *)req->params) : json_object();
+    if (!json_object_get(params, "nms_mode"))
+        json_object_set_new(params, "nms_mode", json_string("classic"));
+    struct wf_model_request r = *req;
+    r.params = params;
+    int rc = w->base_infer(w->base_ud, &r, images, n, out, err, errlen);
+    json_decref(params);
+    return rc;
+}
+
+/* Pre-processing does not depend on the NMS: the provider's own. */
+static int prepare_classic(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
+                           size_t errlen)
+{
+    const struct jobs__worker *w = ud;
+    return w->base_prepare(w->base_ud, req, img, err, errlen);
+}
+
 /* The model provider for the job's machine type (checked again here: the
- * runtime may differ from the one of the process that accepted the job). */
+ * runtime may differ from the one of the process that accepted the job),
+ * wrapped for the job's inferenceBackend. */
 static void select_provider(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb)
 {
     w->infer = j->o.model_infer;
@@ -496,6 +526,14 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
         w->infer = infer_unavailable;
         w->prepare = NULL;
         w->infer_ud = w->infer_err;
+    }
+    if (jb->old_inference && w->infer && w->infer != infer_unavailable) {
+        w->base_infer = w->infer;
+        w->base_ud = w->infer_ud;
+        w->base_prepare = w->prepare;
+        w->infer = infer_classic;
+        w->prepare = w->prepare ? prepare_classic : NULL;
+        w->infer_ud = w;
     }
 }
 

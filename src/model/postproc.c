@@ -8,7 +8,7 @@
  * or nk*(x, y, conf) keypoints (pose).  The best class score is the
  * confidence; candidates above the threshold are sorted by confidence
  * (ties: lower anchor first, so results are deterministic), capped at
- * max_candidates, and go through NMS:
+ * max_candidates (IoU mode only, as in Roboflow), and go through NMS:
  *
  *   MODEL_NMS_IOU (default, the current Roboflow backend): conf > thr,
  *     greedy suppression by true IoU > iou_threshold, per class unless
@@ -479,8 +479,9 @@ int model__decode(const struct model *m, const float *out0, const int64_t *shape
         cand_a[k] = a;
         k++;
     }
-    /* max_candidates: keep the best-scored ones */
-    if (p->max_candidates > 0 && ncand > (size_t)p->max_candidates) {
+    /* max_candidates: keep the best-scored ones (the new path only: the
+     * classic w_np_non_max_suppression accepts it and does not use it) */
+    if (p->nms == MODEL_NMS_IOU && p->max_candidates > 0 && ncand > (size_t)p->max_candidates) {
         size_t *ord = xmalloc(ncand * sizeof(size_t));
         struct model_box *c2 = xmalloc((size_t)p->max_candidates * sizeof(*c2));
         size_t *a2 = xmalloc((size_t)p->max_candidates * sizeof(size_t));

@@ -751,6 +751,7 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
     if (st == SQLITE_ROW) {
         resp = json_loads((const char *)sqlite3_column_text(q, 0), 0, NULL);
         if (resp) {
+            json_object_set_new(resp, "status", json_string("ok")); /* absent from older rows */
             json_object_set_new(resp, "duplicated", json_true());
             rc = 0;
         }
@@ -758,7 +759,7 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
     }
     sqlite3_finalize(q);
     q = NULL;
-    resp = json_pack("{s:s}", "ingestId", ingest_id);
+    resp = json_pack("{s:s,s:s}", "status", "ok", "ingestId", ingest_id);
     shard_ids = json_array();
     const char *kind = video ? "video-refs" : "image-refs";
     int nshards = 0;

@@ -711,7 +711,7 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
         staging__err("database error");
         return rc;
     }
-    *out = json_pack("{s:o,s:o}", "batches", arr, "nextPageToken", next);
+    *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "batches", arr, "nextPageToken", next);
     return 0;
 }
 
@@ -728,7 +728,7 @@ int staging_batch_get(struct staging *s, const char *ws, const char *batch, json
                                " FROM batches WHERE bid=?", -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(q, 1, b.bid);
         if (sqlite3_step(q) == SQLITE_ROW) {
-            *out = json_pack("{s:o}", "batch", batch_json(q, 0));
+            *out = json_pack("{s:s,s:o}", "status", "ok", "batch", batch_json(q, 0));
             rc = 0;
         }
     }
@@ -770,7 +770,7 @@ int staging_batch_count(struct staging *s, const char *ws, const char *batch, co
     int64_t n = 0;
     int rc = staging_items_count(s, ws, batch, part_name && *part_name ? part_name : NULL, &n);
     if (rc == 0)
-        *out = json_pack("{s:I}", "count", (json_int_t)n);
+        *out = json_pack("{s:s,s:I}", "status", "ok", "count", (json_int_t)n);
     return rc;
 }
 
@@ -807,7 +807,8 @@ out:
         json_decref(arr);
         return rc;
     }
-    *out = json_pack("{s:o}", "batchParts", arr);
+    /* "batchParts" is what the CLI reads, "parts" what the seed documents */
+    *out = json_pack("{s:s,s:O,s:o}", "status", "ok", "batchParts", arr, "parts", arr);
     return 0;
 }
 
@@ -841,10 +842,13 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
     if ((rc = staging__batch_find(s, db, ws, batch, &b)) < 0)
         goto out;
     rc = ERR_INTERNAL;
-    const char *sql = part_name ? "SELECT id, name, part, shard_id, content_type, blob_key FROM items"
-                                  " WHERE bid=?1 AND part=?4 AND id>?2 ORDER BY id LIMIT ?3"
-                                : "SELECT id, name, part, shard_id, content_type, blob_key FROM items"
-                                  " WHERE bid=?1 AND id>?2 ORDER BY id LIMIT ?3";
+    /* nestedContentType: the item's part says what its archives hold */
+#define LIST_COLS                                                                                \
+    "SELECT i.id, i.name, i.part, i.shard_id, i.content_type, i.blob_key, p.nested_content_type"  \
+    " FROM items i LEFT JOIN parts p ON p.bid=i.bid AND p.part_name=i.part"
+    const char *sql = part_name ? LIST_COLS " WHERE i.bid=?1 AND i.part=?4 AND i.id>?2 ORDER BY i.id LIMIT ?3"
+                                : LIST_COLS " WHERE i.bid=?1 AND i.id>?2 ORDER BY i.id LIMIT ?3";
+#undef LIST_COLS
     if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
         goto out;
     sqlite3_bind_int64(q, 1, b.bid);
@@ -869,6 +873,8 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
             json_object_set_new(f, "partName", json_string(col_text(q, 2)));
         if (col_text(q, 3))
             json_object_set_new(f, "shardId", json_string(col_text(q, 3)));
+        if (col_text(q, 6))
+            json_object_set_new(f, "nestedContentType", json_string(col_text(q, 6)));
         json_array_append_new(arr, f);
         n++;
     }
@@ -882,7 +888,7 @@ out:
         json_decref(next);
         return rc;
     }
-    *out = json_pack("{s:o,s:o}", "filesMetadata", arr, "nextPageToken", next);
+    *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "filesMetadata", arr, "nextPageToken", next);
     return 0;
 }
 
@@ -939,7 +945,7 @@ out:
         json_decref(next);
         return rc;
     }
-    *out = json_pack("{s:o,s:o}", "shards", arr, "nextPageToken", next);
+    *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "shards", arr, "nextPageToken", next);
     return 0;
 }
 

@@ -75,7 +75,10 @@ int staging_http_status(int rc);
  * A bad token -> ERR_INVALID.  Pagination is keyset: a page costs the same
  * at any depth; the last page has "nextPageToken": null. */
 
-/* GET /batches -> {"batches":[BatchMetadata...],"nextPageToken":…} */
+/* Every answer below carries "status": "ok" first (the seed documents it on
+ * every 2xx answer).
+ *
+ * GET /batches -> {"batches":[BatchMetadata...],"nextPageToken":…} */
 int staging_list_batches(struct staging *s, const char *ws, int page_size, const char *page_token,
                          json_t **out);
 /* GET /batches/{b} -> {"batch":BatchMetadata} (displayName, batchId,
@@ -85,10 +88,12 @@ int staging_batch_get(struct staging *s, const char *ws, const char *batch, json
 int staging_batch_count(struct staging *s, const char *ws, const char *batch, const char *part_name,
                         json_t **out);
 /* GET /batches/{b}/parts -> {"batchParts":[{partName,partType,contentType,
- * partDescription?,nestedContentType?}]} ([] for a batch without parts) */
+ * partDescription?,nestedContentType?}],"parts":[the same]} ([] for a batch
+ * without parts; the CLI reads batchParts, the seed documents parts) */
 int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out);
 /* GET /batches/{b}/list -> {"filesMetadata":[{downloadURL (signed GET),
- * fileName, contentType, partName?, shardId?, nestedContentType?}],
+ * fileName, contentType, partName?, shardId?, nestedContentType? (the
+ * nested content type of the file's part: what its archives hold)}],
  * "nextPageToken":…} */
 int staging_list_items(struct staging *s, const char *ws, const char *batch, const char *part_name,
                        int page_size, const char *page_token, json_t **out);
@@ -124,7 +129,7 @@ int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch
  * body (<= 64 MiB): {"imageReferences":[{"name","url"}]} or
  * {"imageReferencesURL": "https://…jsonl"} (video: videoReferences[URL]),
  * optional ingestId, notificationsURL, notificationCategories.
- * -> {"ingestId","shardIds":[…]} (images) / {"ingestId"} (videos), plus
+ * -> {"status":"ok","ingestId","shardIds":[…]} (images) / {"status":"ok","ingestId"} (videos), plus
  * "duplicated": true when this ingestId was already used for the batch (the
  * first ingest's answer is returned and nothing new is queued).  Fetching
  * happens in the background; unsafe URLs are reported by webhook and in

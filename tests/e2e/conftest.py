@@ -4,9 +4,10 @@ standard library only, kill it afterwards.
 
 VBATCH_BIN selects the binary (default: build-san/vbatch, as scripts/test.sh
 sets it).  TEST_TIMEOUT_MULT scales the waits (sanitizer builds are slower).
-Responses under /data-staging/ are checked against the published OpenAPI
-document with ../shared/tools/openapi_check.py (the shared folder sits next
-to the repository, in CI as here).
+Responses under /data-staging/ and /batch-processing/ are checked against
+the published OpenAPI documents with ../shared/tools/openapi_check.py and
+against the OpenAPI snippets of the seed reference (../shared/seed/*.md) (the
+shared folder sits next to the repository, in CI as here).
 """
 import http.client
 import io
@@ -42,6 +43,7 @@ BIN = os.environ.get('VBATCH_BIN') or os.path.join(REPO, 'build-san', 'vbatch')
 MULT = max(1, int(os.environ.get('TEST_TIMEOUT_MULT', '1') or 1))
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data')
 DS = '/data-staging/v1/external'
+BP = '/batch-processing/v1/external'
 
 
 def free_port():
@@ -271,21 +273,74 @@ class Server:
         return d, put
 
 
+_seed_cache = None
+
+
+def _seed_operations():
+    """(regex, method, 200 schema) of every OpenAPI snippet of the seed
+    reference: each is a one-line document in a markdown file."""
+    global _seed_cache
+    if _seed_cache is None:
+        import re
+        _seed_cache = []
+        seed = os.path.join(SHARED, 'seed')
+        for name in sorted(os.listdir(seed)) if os.path.isdir(seed) else []:
+            with open(os.path.join(seed, name)) as f:
+                for line in f:
+                    if not line.startswith('{"openapi"'):
+                        continue
+                    doc = json.loads(line)
+                    for template, ops in doc.get('paths', {}).items():
+                        rx = '^' + re.sub(r'\\\{[^}]+\\\}', '[^/]+', re.escape(template)) + '$'
+                        for method, op in ops.items():
+                            schema = (op.get('responses', {}).get('200', {}).get('content', {})
+                                      .get('application/json', {}).get('schema'))
+                            if schema is not None:
+                                _seed_cache.append((re.compile(rx), method.lower(), schema))
+    return _seed_cache
+
+
+def seed_errors(method, path, status, body):
+    """Errors of a 2xx body against the seed's snippet for this path (none
+    when the seed documents no such call)."""
+    if status // 100 != 2:
+        return []
+    try:
+        from openapi_schema_validator import OAS30Validator as V
+    except ImportError:  # pragma: no cover
+        from jsonschema import Draft4Validator as V
+    if isinstance(body, dict) and body.get('nextPageToken', '') is None:
+        body = {k: v for k, v in body.items() if k != 'nextPageToken'}
+    errs = []
+    for rx, m, schema in _seed_operations():
+        if m == method.lower() and rx.match(path):
+            errs += [f'seed: {"/".join(map(str, e.absolute_path)) or "(body)"}: {e.message}'
+                     for e in V(schema).iter_errors(body)]
+    return errs
+
+
 def openapi_ok(method, path, r):
+    """Check an answer of the Data Staging or Batch Processing API against
+    the published documents and the seed's snippets; returns the body."""
     path = path.split('?', 1)[0]
-    if _openapi_check is None or not path.startswith(DS):
-        return
+    if not (path.startswith(DS) or path.startswith(BP)):
+        return None
     try:
         body = json.loads(r.body)
     except ValueError:
         raise AssertionError(f'{method} {path}: body is not JSON: {r.body[:200]!r}')
     if r.status >= 400:
         assert isinstance(body, dict) and isinstance(body.get('error'), str), body
+        return body
+    if _openapi_check is None:
+        return body
     errs = _openapi_check(method, path, r.status, body)
     # Error statuses that the published document does not list are fine as
     # long as the body is {"error": "..."} (checked above).
     errs = [e for e in errs if not e.startswith('status ')]
+    errs += seed_errors(method, path, r.status, body)
     assert not errs, f'{method} {path} -> {r.status}: {errs}'
+    return body
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 
-from conftest import MULT, REPO, _openapi_check, png_bytes
+from conftest import MULT, REPO, openapi_ok, png_bytes
 
 BP = '/batch-processing/v1/external'
 MODELS = os.path.join(REPO, 'tests', 'data', 'models')
@@ -59,15 +59,7 @@ def ort_env(tmpdir):
 
 
 def bp_ok(method, path, r):
-    path = path.split('?', 1)[0]
-    body = json.loads(r.body)
-    if r.status >= 400:
-        assert isinstance(body, dict) and isinstance(body.get('error'), str), body
-        return body
-    if _openapi_check is not None:
-        errs = [e for e in _openapi_check(method, path, r.status, body) if not e.startswith('status ')]
-        assert not errs, f'{method} {path} -> {r.status}: {errs}'
-    return body
+    return openapi_ok(method, path, r)
 
 
 def bp(s, method, rest, body=None, query=None, check=True, raw_body=None):

@@ -93,7 +93,7 @@ def test_restart_keeps_key_and_prints_it_once(server_factory):
         assert 'api_key:' not in f.read()
     s.key = key
     assert s.request('GET', '/').json() == {'workspace': 'default'}
-    assert s.ds('GET', '/keep/count').json() == {'count': 1}
+    assert s.ds('GET', '/keep/count').json()['count'] == 1
 
 
 def test_sigint_stops_cleanly(server_factory):

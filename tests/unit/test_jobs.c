@@ -330,7 +330,10 @@ TEST(concurrent_claims_never_share_a_task)
         snprintf(n, sizeof n, "i%d.png", i);
         upload(&c, "b1", n, i, false);
     }
-    b = body("b1", "crop", NULL);
+    /* each claimer is a process of its own holding many tasks: lift the
+     * workersPerMachine cap (default 4) above the 24 tasks */
+    b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v2\","
+                           " \"workersPerMachine\": 64}}");
     ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
     json_decref(out);
     json_decref(b);
@@ -351,6 +354,56 @@ TEST(concurrent_claims_never_share_a_task)
     for (int x = 0; x < total; x++)
         for (int y = x + 1; y < total; y++)
             ASSERT_NE(all[x], all[y]);
+    ctx_close(&c);
+}
+
+/* workersPerMachine caps the tasks of a job that the threads of one process
+ * ("<worker_id>-w<i>") hold at once; other processes and expired leases do
+ * not count.  GET job says pending before the first claim, processing after. */
+TEST(workers_per_machine_caps_one_process)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    int64_t t[6] = {0}, now = time_now_ms();
+    ctx_open(&c, 1);
+    jobs_free(c.j);
+    c.o.worker_id = "pa";
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
+    for (int i = 0; i < 6; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%d.png", i);
+        upload(&c, "b1", n, i, false);
+    }
+    b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v2\","
+                           " \"workersPerMachine\": 2}}");
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    json_decref(out);
+    json_decref(b);
+    json_t *g = NULL;
+    ASSERT_OK(jobs_get(c.j, "ws", "j1", &g));
+    ASSERT_STR_EQ(json_string_value(json_object_get(g, "status")), "ok");
+    ASSERT_STR_EQ(json_string_value(json_object_get(g, "jobStatus")), "pending");
+    ASSERT_NEAR(json_number_value(json_object_get(g, "progress")), 0.0, 1e-12);
+    json_decref(g);
+    ASSERT_OK(jobs_claim(c.j, "pa-w0", now, &t[0]));
+    ASSERT_OK(jobs_claim(c.j, "pa-w1", now, &t[1]));
+    ASSERT_OK(jobs_claim(c.j, "pa-w2", now, &t[2]));
+    ASSERT_GT(t[0], 0);
+    ASSERT_GT(t[1], 0);
+    ASSERT_EQ(t[2], 0); /* this process already runs 2 of the job's tasks */
+    ASSERT_OK(jobs_claim(c.j, "pb-w0", now, &t[3])); /* another process */
+    ASSERT_GT(t[3], 0);
+    ASSERT_OK(jobs_claim(c.j, "pb-w0", now, &t[4])); /* a caller-named owner is a process */
+    ASSERT_GT(t[4], 0);
+    ASSERT_OK(jobs_claim(c.j, "pb-w0", now, &t[5]));
+    ASSERT_EQ(t[5], 0);
+    ASSERT_OK(jobs_get(c.j, "ws", "j1", &g));
+    ASSERT_STR_EQ(json_string_value(json_object_get(g, "jobStatus")), "processing");
+    json_decref(g);
+    /* the process's leases expired (lease 1000 ms): it may claim again */
+    ASSERT_OK(jobs_claim(c.j, "pa-w2", now + 1500, &t[2]));
+    ASSERT_GT(t[2], 0);
     ctx_close(&c);
 }
 

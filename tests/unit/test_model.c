@@ -624,6 +624,35 @@ TEST(nms_class_aware_agnostic_and_max)
     ASSERT_EQ((int)keep[0], 1);
 }
 
+/* max_candidates caps the candidates of the new (IoU) path only: the
+ * classic NMS accepts it and does not use it (WORKFLOWS.md 4.3). */
+TEST(max_candidates_new_path_only)
+{
+    struct model_registry *reg = reg_new(NULL);
+    reg_add(reg, "synth-det/1", "synth-det");
+    json_t *iou[6], *classic[6], *classic_all[6], *gt;
+    run_testset(reg, "synth-det/1", "synth-det", "{\"max_candidates\": 1}", 6, iou, &gt);
+    json_decref(gt);
+    run_testset(reg, "synth-det/1", "synth-det", "{\"max_candidates\": 1, \"nms_mode\": \"classic\"}", 6,
+                classic, &gt);
+    json_decref(gt);
+    run_testset(reg, "synth-det/1", "synth-det", "{\"nms_mode\": \"classic\"}", 6, classic_all, &gt);
+    json_decref(gt);
+    size_t more = 0;
+    for (int i = 0; i < 6; i++) {
+        size_t ni = json_array_size(json_object_get(iou[i], "predictions"));
+        size_t nc = json_array_size(json_object_get(classic[i], "predictions"));
+        ASSERT(ni <= 1);
+        ASSERT_EQ((int)nc, (int)json_array_size(json_object_get(classic_all[i], "predictions")));
+        more += nc > 1;
+        json_decref(iou[i]);
+        json_decref(classic[i]);
+        json_decref(classic_all[i]);
+    }
+    ASSERT(more > 0);
+    model_registry_free(reg);
+}
+
 /* Through the model: agnostic NMS never returns more boxes, class_filter
  * and max_detections apply, confidence raises the bar. */
 TEST(detector_params)

@@ -458,6 +458,91 @@ TEST(segmentation_keypoints_serialization_and_parent_conversion)
     wf_free(wf);
 }
 
+/* The keys of an object, comma-separated, in order. */
+static void keys_of(const json_t *o, char *out, size_t n)
+{
+    const char *k;
+    json_t *v;
+    size_t len = 0;
+    out[0] = 0;
+    json_object_foreach((json_t *)o, k, v) len += (size_t)snprintf(out + len, len < n ? n - len : 0, "%s%s",
+                                                                  len ? "," : "", k);
+}
+
+/* A provider that times itself: its "time" is kept. */
+static int timed_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                       size_t n, json_t **out, char *err, size_t errlen)
+{
+    int rc = fake_infer(ud, req, images, n, out, err, errlen);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        json_object_set_new(out[i], "time", json_real(0.25));
+    return rc;
+}
+
+/* Model outputs keyed as Roboflow serialises them (WORKFLOWS.md 3.2):
+ * classification and multi-label pass the model dict through with
+ * inference_id then time first; detections have no time. */
+TEST(model_output_shapes_as_roboflow)
+{
+    struct wf_workflow *wf = compile_or_die(
+        WF_HEAD "],\"steps\":[{\"type\":\"roboflow_core/roboflow_classification_model@v2\",\"name\":\"c\","
+                "\"images\":\"$inputs.image\",\"model_id\":\"cls/1\"},"
+                "{\"type\":\"roboflow_core/roboflow_multi_label_classification_model@v2\",\"name\":\"m\","
+                "\"images\":\"$inputs.image\",\"model_id\":\"mlc/1\"},"
+                "{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"d\","
+                "\"images\":\"$inputs.image\",\"model_id\":\"det/1\"},"
+                "{\"type\":\"roboflow_core/roboflow_instance_segmentation_model@v2\",\"name\":\"s\","
+                "\"images\":\"$inputs.image\",\"model_id\":\"seg/1\"},"
+                "{\"type\":\"roboflow_core/roboflow_keypoint_detection_model@v2\",\"name\":\"k\","
+                "\"images\":\"$inputs.image\",\"model_id\":\"kp/1\"}],"
+                "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"c\",\"selector\":\"$steps.c.predictions\"},"
+                "{\"type\":\"JsonField\",\"name\":\"m\",\"selector\":\"$steps.m.predictions\"},"
+                "{\"type\":\"JsonField\",\"name\":\"d\",\"selector\":\"$steps.d.predictions\"},"
+                "{\"type\":\"JsonField\",\"name\":\"s\",\"selector\":\"$steps.s.predictions\"},"
+                "{\"type\":\"JsonField\",\"name\":\"k\",\"selector\":\"$steps.k.predictions\"}]}");
+    struct vis_image *im = img_new(40, 40, 0);
+    img_rect(im, 5, 5, 15, 15, 255);
+    json_t *r = run1(wf, im, NULL);
+    char keys[512];
+    json_t *c = json_object_get(r, "c"), *m = json_object_get(r, "m");
+    keys_of(c, keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "inference_id,time,image,predictions,top,confidence,prediction_type,parent_id,"
+                        "root_parent_id");
+    ASSERT(json_is_real(json_object_get(c, "time")) && json_real_value(json_object_get(c, "time")) >= 0);
+    keys_of(m, keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "inference_id,time,image,predictions,predicted_classes,prediction_type,parent_id,"
+                        "root_parent_id");
+    ASSERT(json_is_real(json_object_get(m, "time")) && json_real_value(json_object_get(m, "time")) >= 0);
+    keys_of(json_object_get(r, "d"), keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "image,predictions");
+    keys_of(json_array_get(json_object_get(json_object_get(r, "d"), "predictions"), 0), keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "width,height,x,y,confidence,class_id,class,detection_id,parent_id");
+    keys_of(json_array_get(json_object_get(json_object_get(r, "s"), "predictions"), 0), keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "width,height,x,y,confidence,class_id,points,class,detection_id,parent_id");
+    json_t *kp = json_array_get(json_object_get(json_object_get(r, "k"), "predictions"), 0);
+    keys_of(kp, keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "width,height,x,y,confidence,class_id,class,detection_id,parent_id,keypoints");
+    keys_of(json_array_get(json_object_get(kp, "keypoints"), 0), keys, sizeof keys);
+    ASSERT_STR_EQ(keys, "class_id,class,confidence,x,y");
+    json_decref(r);
+
+    /* a provider's own time is kept, in its place */
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {timed_infer, NULL, 0, NULL};
+    json_t *out = NULL;
+    char err[512];
+    ASSERT_OK(wf_run(wf, &env, &in, &out, err, sizeof err));
+    c = json_object_get(json_array_get(out, 0), "c");
+    ASSERT_NEAR(json_number_value(json_object_get(c, "time")), 0.25, 1e-12);
+    keys_of(c, keys, sizeof keys);
+    ASSERT(!strncmp(keys, "inference_id,time,image,", 24));
+    json_decref(out);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
 /* wf_prepare_input: the model steps fed by the input itself, once per model id */
 struct prep_log {
     int n;

@@ -10,8 +10,8 @@
  * do: detections get a uuid4 detection_id, parent/root metadata of the
  * image and prediction_type (convert_inference_detections_batch_to_sv_
  * detections + attach_parents_coordinates_to_sv_detections); classification
- * responses pass through with prediction_type, parent_id and root_parent_id
- * added.
+ * responses pass through with time (when the provider gives none),
+ * prediction_type, parent_id and root_parent_id added.
  *
  * confidence: v1/v2 pass "confidence"; v3 resolves confidence_mode: "custom"
  * sends custom_confidence as "confidence", "default" sends none (the model's
@@ -97,15 +97,23 @@ static json_t *build_params(struct wf_call *c, size_t i, const struct wf_block *
     return p;
 }
 
+/* Roboflow passes a classification response through as the model dict
+ * (WORKFLOWS.md 3.2): inference_id, time (seconds the inference took: the
+ * provider's own "time" when it gives one, else the provider call's, shared
+ * by the images of a batched call as in Roboflow), then the model's keys
+ * (image, predictions, top/confidence or predicted_classes), then
+ * prediction_type, parent_id, root_parent_id. */
 static json_t *classification_value(json_t *resp, const struct wf_image *im,
-                                    const char *inference_id)
+                                    const char *inference_id, double seconds)
 {
     json_t *o = json_object();
     const char *k;
     json_t *v;
+    const json_t *t = json_object_get(resp, "time");
     json_object_set_new(o, "inference_id", json_string(inference_id));
+    json_object_set_new(o, "time", json_real(json_is_number(t) ? json_number_value(t) : seconds));
     json_object_foreach(resp, k, v) {
-        if (strcmp(k, "inference_id") != 0)
+        if (strcmp(k, "inference_id") != 0 && strcmp(k, "time") != 0)
             json_object_set(o, k, v);
     }
     json_object_set_new(o, "prediction_type", json_string("classification"));
@@ -160,8 +168,10 @@ static int model_run(struct wf_call *c, enum task task, int version)
         req.params = params[i];
         perr[0] = 0;
         memset(resps, 0, (n + 1) * sizeof *resps);
+        int64_t t0 = time_mono_ns();
         rc = env->model_infer(env->model_ud, &req, (const struct vis_image *const *)imgs, m, resps,
                               perr, sizeof perr);
+        double seconds = (double)(time_mono_ns() - t0) / 1e9;
         if (rc < 0) {
             rc = wf_call_fail(c, "model '%s': %s", mid, perr[0] ? perr : err_str(rc));
             goto out;
@@ -185,7 +195,7 @@ static int model_run(struct wf_call *c, enum task task, int version)
             if (version >= 2)
                 wf_out_json(c, j, "model_id", json_string(mid));
             if (task == T_CLS || task == T_MLC) {
-                wf_out_json(c, j, "predictions", classification_value(resp, im, inference_id));
+                wf_out_json(c, j, "predictions", classification_value(resp, im, inference_id, seconds));
             } else {
                 struct wf_dets *ds = NULL;
                 if (wf_dets_from_inference(resp, im, task_names[task], inference_id,

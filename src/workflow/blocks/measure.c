@@ -1287,7 +1287,7 @@ TYPES(combine, "roboflow_core/detections_combine@v1");
 BLOCK(combine, combine_fields, combine_outs, combine_run);
 
 static const struct wf_field focus1_fields[] = {
-    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
 };
 static const struct wf_output focus1_outs[] = {{"warped_image", WF_K_IMAGE},
                                                {"focus_measure", WF_K_FLOAT}};
@@ -1295,8 +1295,8 @@ TYPES(focus1, "roboflow_core/camera_focus@v1");
 BLOCK(focus1, focus1_fields, focus1_outs, focus1_run);
 
 static const struct wf_field tm_fields[] = {
-    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
-    {"template", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"template", "templates", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
     {"matching_threshold", NULL, WF_FT_FLOAT, "0.8", WF_K_NUMBER, 0, NULL},
     {"apply_nms", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},
     {"nms_threshold", NULL, WF_FT_FLOAT01, "0.5", WF_K_NUMBER, 0, NULL},
@@ -1317,7 +1317,7 @@ static const struct wf_block dc = {dc_types, dc_fields, ARRAY_LEN(dc_fields), dc
                                    ARRAY_LEN(dc_outs), 0, 0, NULL, dc_run, dc_check};
 
 static const struct wf_field contours_fields[] = {
-    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
     {"line_thickness", NULL, WF_FT_INT, "3", WF_K_INT, 0, NULL},
 };
 static const struct wf_output contours_outs[] = {{"warped_image", WF_K_IMAGE},

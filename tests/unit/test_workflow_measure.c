@@ -1025,4 +1025,92 @@ TEST(size_measurement_missing_reference_and_errors)
             128, 96, "point #1 is not [x, y]");
 }
 
+/* ---- detections_difference --------------------------------------------------------- */
+
+static void dd_sets(void)
+{
+    char a[256], b[256], cc[256], a2[256], c2[256], d[256];
+    pred(a, sizeof a, 10, 10, 30, 30, "car", NULL);
+    pred(b, sizeof b, 50, 50, 70, 70, "car", NULL);
+    pred(cc, sizeof cc, 100, 10, 120, 30, "person", NULL);
+    pred(a2, sizeof a2, 12, 10, 32, 30, "car", NULL);
+    pred(c2, sizeof c2, 100, 12, 120, 32, "dog", NULL);
+    pred(d, sizeof d, 200, 200, 220, 220, "car", NULL);
+    snprintf(g_buf[4], sizeof g_buf[4], "[%s,%s,%s]", a, b, cc);
+    snprintf(g_buf[5], sizeof g_buf[5], "[%s,%s,%s]", a2, c2, d);
+    g_sets[4] = g_buf[4], g_sets[5] = g_buf[5], g_sets[2] = "[]";
+}
+
+#define DD_DEF(r, c, extra)                                                                    \
+    IN_IMAGE "\"steps\":[" OD("r", r) "," OD("c", c) ","                                       \
+             "{\"type\":\"roboflow_core/detections_difference@v1\",\"name\":\"dd\","           \
+             "\"reference_predictions\":\"$steps.r.predictions\","                             \
+             "\"candidate_predictions\":\"$steps.c.predictions\"" extra "}],"                  \
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.dd.*\"}]}"
+
+/* classes of output 'name' of the dd step, joined by ',' */
+static void dd_classes(json_t *res, const char *name, const char *want)
+{
+    json_t *p = json_object_get(json_object_get(json_object_get(res, "o"), name), "predictions");
+    char got[256] = "";
+    for (size_t k = 0; k < json_array_size(p); k++) {
+        if (k)
+            strcat(got, ",");
+        strncat(got, json_string_value(json_object_get(json_array_get(p, k), "class")), 40);
+    }
+    if (strcmp(got, want))
+        T_FAIL("%s: got '%s', want '%s'", name, got, want);
+}
+
+static int64_t dd_int(json_t *res, const char *k)
+{
+    return json_integer_value(json_object_get(json_object_get(res, "o"), k));
+}
+
+TEST(detections_difference_greedy_matching)
+{
+    dd_sets();
+    /* costs (spatial_weight 0.4): car-car 0.4 x (1 - 360/440) = 0.0727,
+     * person-dog 0.0727 + 0.15 = 0.2227; the second car against the new
+     * car is disjoint: 0.4 x (1 + 212.13 / 240.42) = 0.7529 > 0.75 -> not
+     * matched (Roboflow's compute_pairwise_costs + greedy_match) */
+    json_t *res = run_ok(DD_DEF(4, 5, ""), 256, 256);
+    dd_classes(res, "removed_detections", "car");
+    dd_classes(res, "persisted_detections", "car,dog");
+    dd_classes(res, "new_detections", "car");
+    ASSERT_EQ(dd_int(res, "removed_count"), 1);
+    ASSERT_EQ(dd_int(res, "new_count"), 1);
+    ASSERT(json_is_true(json_object_get(json_object_get(res, "o"), "verified")));
+    json_decref(res);
+    /* reject_cost 0.7530 accepts that pair (0.75294...) */
+    res = run_ok(DD_DEF(4, 5, ",\"reject_cost\":0.7530"), 256, 256);
+    ASSERT_EQ(dd_int(res, "removed_count"), 0);
+    ASSERT_EQ(dd_int(res, "new_count"), 0);
+    ASSERT(json_is_false(json_object_get(json_object_get(res, "o"), "verified")));
+    json_decref(res);
+    /* class_strict: person vs dog can never match */
+    res = run_ok(DD_DEF(4, 5, ",\"class_strict\":true,\"min_removed_to_verify\":3"), 256, 256);
+    dd_classes(res, "removed_detections", "car,person");
+    dd_classes(res, "persisted_detections", "car");
+    dd_classes(res, "new_detections", "dog,car");
+    ASSERT(json_is_false(json_object_get(json_object_get(res, "o"), "verified")));
+    json_decref(res);
+}
+
+TEST(detections_difference_empty_sides)
+{
+    dd_sets();
+    json_t *res = run_ok(DD_DEF(2, 5, ""), 256, 256);
+    ASSERT_EQ(dd_int(res, "removed_count"), 0);
+    ASSERT_EQ(dd_int(res, "new_count"), 3);
+    /* no reference: never verified */
+    ASSERT(json_is_false(json_object_get(json_object_get(res, "o"), "verified")));
+    json_decref(res);
+    res = run_ok(DD_DEF(4, 2, ",\"min_removed_to_verify\":3"), 256, 256);
+    dd_classes(res, "removed_detections", "car,car,person");
+    ASSERT(json_is_true(json_object_get(json_object_get(res, "o"), "verified")));
+    json_decref(res);
+    run_err(DD_DEF(4, 5, ",\"spatial_weight\":1.5"), 256, 256, "spatial_weight");
+}
+
 TEST_MAIN()

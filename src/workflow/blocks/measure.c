@@ -3,7 +3,8 @@
  * classical_cv / transformations families that need no model and no new
  * library: mask_area_measurement, distance_measurement,
  * detections_nearest_neighbor, detections_combine, camera_focus v1,
- * template_matching, dominant_color, contours_detection, size_measurement.
+ * template_matching, dominant_color, contours_detection, size_measurement,
+ * detections_difference.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -43,7 +44,12 @@
  * - size_measurement: each object's minimum-area rectangle (of the largest
  *   external contour of its mask, or its box) scaled by the reference's
  *   (the most confident reference detection, or a polygon given as a
- *   list): width = the side closer to horizontal, height, longer, shorter.
+ *   list): width = the side closer to horizontal, height, longer, shorter;
+ * - detections_difference: Roboflow's pairwise cost (spatial_weight x
+ *   (1 - IoU), or 1 + centre distance / enclosing diagonal when disjoint,
+ *   plus the class-mismatch penalty or infinity when class_strict) and its
+ *   greedy lowest-cost matching (ties: the first pair in row-major order)
+ *   up to reject_cost; removed / persisted / new detections and counts.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -1234,6 +1240,109 @@ static int sm_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- detections_difference --------------------------------------------------------- */
+
+#define DD_MAX_PAIRS (1u << 20) /* reference x candidate pairs per image */
+
+struct dd_pair {
+    double cost;
+    size_t flat; /* i * n_cand + j: numpy's argmin picks the first of equal costs */
+};
+
+static int dd_cmp(const void *a, const void *b)
+{
+    const struct dd_pair *p = a, *q = b;
+    if (p->cost != q->cost)
+        return p->cost < q->cost ? -1 : 1;
+    return p->flat < q->flat ? -1 : p->flat > q->flat;
+}
+
+/* Roboflow's compute_pairwise_costs for one pair. */
+static double dd_cost(const struct wf_det *r, const struct wf_det *c, double sw, double pen,
+                      bool strict)
+{
+    double ix = MIN(r->x2, c->x2) - MAX(r->x1, c->x1), iy = MIN(r->y2, c->y2) - MAX(r->y1, c->y1);
+    double inter = MAX(0.0, ix) * MAX(0.0, iy);
+    double ar = ((double)r->x2 - r->x1) * ((double)r->y2 - r->y1);
+    double ac = ((double)c->x2 - c->x1) * ((double)c->y2 - c->y1);
+    double uni = ar + ac - inter, iou = uni > 0 ? inter / uni : 0, spatial;
+    if (iou <= 0) {
+        double dx = ((double)r->x1 + r->x2) / 2 - ((double)c->x1 + c->x2) / 2;
+        double dy = ((double)r->y1 + r->y2) / 2 - ((double)c->y1 + c->y2) / 2;
+        double diag = hypot(MAX(r->x2, c->x2) - MIN(r->x1, c->x1), MAX(r->y2, c->y2) - MIN(r->y1, c->y1));
+        spatial = 1.0 + (diag > 0 ? hypot(dx, dy) / diag : 0);
+    } else
+        spatial = 1.0 - iou;
+    double cost = sw * spatial;
+    bool mismatch = strcmp(r->class_name ? r->class_name : "", c->class_name ? c->class_name : "");
+    if (mismatch)
+        cost = strict ? INFINITY : cost + pen;
+    return cost;
+}
+
+static struct wf_dets *dd_subset(const struct wf_dets *ds, const bool *take, bool want)
+{
+    struct wf_dets *o = wf_dets_new();
+    for (size_t k = 0; k < ds->n; k++)
+        if (take[k] == want)
+            wf_dets_push_copy(o, &ds->d[k]);
+    return o;
+}
+
+static int dd_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_dets *ref = wf_arg_dets(c, i, "reference_predictions");
+        const struct wf_dets *cand = wf_arg_dets(c, i, "candidate_predictions");
+        double sw = wf_arg_double(c, i, "spatial_weight", 0.4);
+        double pen = wf_arg_double(c, i, "class_mismatch_penalty", 0.15);
+        double reject = wf_arg_double(c, i, "reject_cost", 0.75);
+        bool strict = wf_arg_bool(c, i, "class_strict", false);
+        int64_t min_removed = wf_arg_int(c, i, "min_removed_to_verify", 1);
+        if (!ref || !cand)
+            continue;
+        size_t nr = ref->n, nc = cand->n;
+        if (nr && nc && nr > DD_MAX_PAIRS / nc)
+            return wf_call_fail(c, "%zu x %zu detections to compare (at most %u pairs)", nr, nc,
+                                DD_MAX_PAIRS);
+        bool *rm = xcalloc(nr + 1, sizeof *rm), *cm = xcalloc(nc + 1, sizeof *cm);
+        if (nr && nc) {
+            struct dd_pair *pairs = xcalloc(nr * nc, sizeof *pairs);
+            for (size_t a = 0; a < nr; a++)
+                for (size_t b = 0; b < nc; b++)
+                    pairs[a * nc + b] = (struct dd_pair){
+                        dd_cost(&ref->d[a], &cand->d[b], sw, pen, strict), a * nc + b};
+            qsort(pairs, nr * nc, sizeof *pairs, dd_cmp);
+            /* greedy_match: the cheapest remaining pair until it exceeds reject_cost */
+            size_t left = MIN(nr, nc);
+            for (size_t k = 0; k < nr * nc && left; k++) {
+                size_t a = pairs[k].flat / nc, b = pairs[k].flat % nc;
+                if (rm[a] || cm[b])
+                    continue;
+                if (!isfinite(pairs[k].cost) || pairs[k].cost > reject)
+                    break;
+                rm[a] = cm[b] = true;
+                left--;
+            }
+            free(pairs);
+        }
+        size_t removed = 0, fresh = 0;
+        for (size_t a = 0; a < nr; a++)
+            removed += !rm[a];
+        for (size_t b = 0; b < nc; b++)
+            fresh += !cm[b];
+        wf_out_dets(c, i, "removed_detections", dd_subset(ref, rm, false));
+        wf_out_dets(c, i, "persisted_detections", dd_subset(cand, cm, true));
+        wf_out_dets(c, i, "new_detections", dd_subset(cand, cm, false));
+        wf_out_json(c, i, "removed_count", json_integer((json_int_t)removed));
+        wf_out_json(c, i, "new_count", json_integer((json_int_t)fresh));
+        wf_out_json(c, i, "verified", json_boolean(nr > 0 && (int64_t)removed >= min_removed));
+        free(rm);
+        free(cm);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -1336,6 +1445,22 @@ static const struct wf_output sm_outs[] = {{"dimensions", WF_K_LIST}};
 TYPES(sm, "roboflow_core/size_measurement@v1");
 BLOCK(sm, sm_fields, sm_outs, sm_run);
 
+static const struct wf_field dd_fields[] = {
+    {"reference_predictions", NULL, WF_FT_DETS, NULL, WF_K_OD, WF_F_SELECTOR_ONLY, NULL},
+    {"candidate_predictions", NULL, WF_FT_DETS, NULL, WF_K_OD, WF_F_SELECTOR_ONLY, NULL},
+    {"spatial_weight", NULL, WF_FT_FLOAT01, "0.4", WF_K_NUMBER, 0, NULL},
+    {"class_mismatch_penalty", NULL, WF_FT_FLOAT, "0.15", WF_K_NUMBER, 0, NULL},
+    {"reject_cost", NULL, WF_FT_FLOAT, "0.75", WF_K_NUMBER, 0, NULL},
+    {"class_strict", NULL, WF_FT_BOOL, "false", WF_K_BOOL, 0, NULL},
+    {"min_removed_to_verify", NULL, WF_FT_INT, "1", WF_K_INT, 0, NULL},
+};
+static const struct wf_output dd_outs[] = {
+    {"removed_detections", WF_K_OD}, {"persisted_detections", WF_K_OD}, {"new_detections", WF_K_OD},
+    {"removed_count", WF_K_INT},     {"new_count", WF_K_INT},           {"verified", WF_K_BOOL}};
+TYPES(dd, "roboflow_core/detections_difference@v1", "DetectionsDifference");
+BLOCK(dd, dd_fields, dd_outs, dd_run);
+
 const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
                                                     &focus1,    &tm,       &dc,
-                                                    &contours,  &sm,       NULL};
+                                                    &contours,  &sm,       &dd,
+                                                    NULL};

@@ -1113,4 +1113,56 @@ TEST(detections_difference_empty_sides)
     run_err(DD_DEF(4, 5, ",\"spatial_weight\":1.5"), 256, 256, "spatial_weight");
 }
 
+/* ---- cosine_similarity ---------------------------------------------------------- */
+
+static json_t *cos_run_params(const char *a, const char *b, char *err, size_t errlen)
+{
+    const char *def =
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"
+        "{\"type\":\"WorkflowParameter\",\"name\":\"a\"},{\"type\":\"WorkflowParameter\",\"name\":\"b\"}],"
+        "\"steps\":[{\"type\":\"roboflow_core/cosine_similarity@v1\",\"name\":\"cs\","
+        "\"embedding_1\":\"$inputs.a\",\"embedding_2\":\"$inputs.b\"}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"s\",\"selector\":\"$steps.cs.similarity\"}]}";
+    struct wf_workflow *wf = NULL;
+    struct vis_image *im = vis_image_new(4, 4, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 4);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    char pj[512];
+    json_error_t je;
+    snprintf(pj, sizeof pj, "{\"a\":%s,\"b\":%s}", a, b);
+    json_t *params = json_loads(pj, 0, &je), *all = NULL, *r = NULL;
+    struct wf_run_inputs in = {&ii, 1, params};
+    if (wf_compile_text(def, strlen(def), &wf, err, errlen) == 0 &&
+        wf_run(wf, &set_env, &in, &all, err, errlen) == 0)
+        r = json_incref(json_array_get(all, 0));
+    json_decref(all);
+    json_decref(params);
+    wf_free(wf);
+    vis_image_free(im);
+    return r;
+}
+
+TEST(cosine_similarity)
+{
+    char err[512] = "";
+    /* numpy: dot([1,2,3],[4,5,6]) / sqrt(14 * 77) = 32 / 32.8329... */
+    json_t *r = cos_run_params("[1,2,3]", "[4,5,6]", err, sizeof err);
+    if (!r)
+        T_FAIL("run: %s", err);
+    ASSERT_NEAR(num(r, "s"), 32.0 / sqrt(14.0 * 77.0), 1e-12);
+    json_decref(r);
+    r = cos_run_params("[1,0]", "[-2,0]", err, sizeof err);
+    ASSERT_NEAR(num(r, "s"), -1.0, 1e-12);
+    json_decref(r);
+    /* a zero vector: NaN in numpy, None here */
+    r = cos_run_params("[0,0]", "[1,2]", err, sizeof err);
+    ASSERT(json_is_null(json_object_get(r, "s")));
+    json_decref(r);
+    ASSERT(cos_run_params("[1,2,3]", "[1,2]", err, sizeof err) == NULL);
+    ASSERT(strstr(err, "different shape of embeddings. `embedding_1`: (N, 3), `embedding_2`: (N, 2)"));
+    ASSERT(cos_run_params("[1,\"x\"]", "[1,2]", err, sizeof err) == NULL);
+    ASSERT(strstr(err, "embedding item #1 is not a number"));
+}
+
 TEST_MAIN()

@@ -4,7 +4,7 @@
  * library: mask_area_measurement, distance_measurement,
  * detections_nearest_neighbor, detections_combine, camera_focus v1,
  * template_matching, dominant_color, contours_detection, size_measurement,
- * detections_difference.
+ * detections_difference, cosine_similarity.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -1343,6 +1343,36 @@ static int dd_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- cosine_similarity ---------------------------------------------------------- */
+
+static int cos_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const json_t *a = wf_arg_json(c, i, "embedding_1"), *b = wf_arg_json(c, i, "embedding_2");
+        if (!a || !b)
+            continue;
+        if (!json_is_array(a) || !json_is_array(b))
+            return wf_call_fail(c, "embeddings must be lists of numbers");
+        if (json_array_size(a) != json_array_size(b))
+            return wf_call_fail(c, "roboflow_core/cosine_similarity@v1 block feed with different "
+                                   "shape of embeddings. `embedding_1`: (N, %zu), `embedding_2`: (N, %zu)",
+                                json_array_size(a), json_array_size(b));
+        double dot = 0, na = 0, nb = 0;
+        for (size_t k = 0; k < json_array_size(a); k++) {
+            const json_t *x = json_array_get(a, k), *y = json_array_get(b, k);
+            if (!json_is_number(x) || !json_is_number(y))
+                return wf_call_fail(c, "embedding item #%zu is not a number", k);
+            double u = json_number_value(x), v = json_number_value(y);
+            dot += u * v, na += u * u, nb += v * v;
+        }
+        /* np.dot(a, b) / sqrt(vdot(a, a) * vdot(b, b)): a zero vector gives
+         * NaN there, None here */
+        double sim = dot / sqrt(na * nb);
+        wf_out_json(c, i, "similarity", isfinite(sim) ? json_real(sim) : json_null());
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -1460,7 +1490,15 @@ static const struct wf_output dd_outs[] = {
 TYPES(dd, "roboflow_core/detections_difference@v1", "DetectionsDifference");
 BLOCK(dd, dd_fields, dd_outs, dd_run);
 
+static const struct wf_field cos_fields[] = {
+    {"embedding_1", NULL, WF_FT_LIST, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
+    {"embedding_2", NULL, WF_FT_LIST, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
+};
+static const struct wf_output cos_outs[] = {{"similarity", WF_K_FLOAT}};
+TYPES(cosine, "roboflow_core/cosine_similarity@v1");
+BLOCK(cosine, cos_fields, cos_outs, cos_run);
+
 const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
                                                     &focus1,    &tm,       &dc,
                                                     &contours,  &sm,       &dd,
-                                                    NULL};
+                                                    &cosine,    NULL};

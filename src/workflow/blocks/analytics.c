@@ -1249,6 +1249,164 @@ static int vel_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- path_deviation_analytics ------------------------------------------------------------- */
+
+/* Per video: each tracker's anchor path and the last row of the discrete
+ * Fréchet table against the reference path (Roboflow's recursive
+ * _compute_distance, evaluated one row per new point: row i depends only
+ * on row i - 1).  The rows are recomputed from the stored paths when the
+ * reference path changes. */
+struct pd_track {
+    int64_t id;
+    double *path; /* x, y pairs */
+    size_t n, cap;
+    double *row;  /* nref values: D[n - 1][0 .. nref - 1] */
+};
+
+struct pd {
+    struct pd_track *t;
+    size_t n, cap;
+    double *ref; /* x, y pairs of the reference path the rows were built on */
+    size_t nref;
+};
+
+#define PD_MAX_TRACKS 100000   /* per video; the oldest ids go first beyond */
+#define PD_MAX_POINTS 1000000  /* path points kept per track */
+#define PD_MAX_REF 100000      /* reference path points */
+
+static void pd_free(void *p)
+{
+    struct pd *v = p;
+    for (size_t k = 0; v && k < v->n; k++)
+        free(v->t[k].path), free(v->t[k].row);
+    if (v)
+        free(v->t), free(v->ref);
+    free(v);
+}
+
+/* Append row i (point px, py) to the table whose previous row is row. */
+static void pd_row(double *row, size_t i, double px, double py, const double *ref, size_t nref)
+{
+    double left = 0;
+    for (size_t j = 0; j < nref; j++) {
+        double d = hypot(px - ref[2 * j], py - ref[2 * j + 1]), v;
+        if (i == 0)
+            v = j == 0 ? d : MAX(left, d);
+        else if (j == 0)
+            v = MAX(row[0], d);
+        else
+            v = MAX(MIN(MIN(row[j], row[j - 1]), left), d);
+        if (j > 0)
+            row[j - 1] = left; /* row[j - 1] is still needed as "diagonal" above */
+        left = v;
+        if (j + 1 == nref)
+            row[j] = v;
+    }
+}
+
+static int pd_block(struct wf_call *c, int version)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, version >= 2, &fps, NULL);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        const json_t *refj = wf_arg_json(c, i, "reference_path");
+        int a = anchor_index(c, wf_arg_str(c, i, "triggering_anchor"));
+        if (a < 0)
+            return ERR_INVALID;
+        if (need_tracked(c, ds, "path_deviation_analytics") < 0)
+            return ERR_INVALID;
+        size_t nref = json_array_size(refj);
+        if (!json_is_array(refj) || nref == 0 || nref > PD_MAX_REF)
+            return wf_call_fail(c, "reference_path must be a list of 1 to %d [x, y] points",
+                                PD_MAX_REF);
+        double *ref = xcalloc(2 * nref, sizeof *ref);
+        for (size_t k = 0; k < nref; k++) {
+            const json_t *p = json_array_get(refj, k);
+            if (!json_is_array(p) || json_array_size(p) != 2 ||
+                !json_is_number(json_array_get(p, 0)) || !json_is_number(json_array_get(p, 1))) {
+                free(ref);
+                return wf_call_fail(c, "reference_path point #%zu is not [x, y]", k);
+            }
+            ref[2 * k] = json_number_value(json_array_get(p, 0));
+            ref[2 * k + 1] = json_number_value(json_array_get(p, 1));
+        }
+        void **slot = wf_call_state(c, vid, pd_free);
+        if (!slot) {
+            free(ref);
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        }
+        struct pd *v = *slot;
+        if (!v)
+            *slot = v = xcalloc(1, sizeof *v);
+        if (v->nref != nref || (nref && memcmp(v->ref, ref, 2 * nref * sizeof *ref))) {
+            /* a new reference path: rebuild every track's row */
+            free(v->ref);
+            v->ref = ref, v->nref = nref;
+            for (size_t k = 0; k < v->n; k++) {
+                struct pd_track *t = &v->t[k];
+                t->row = xrealloc(t->row, nref * sizeof *t->row);
+                for (size_t q = 0; q < t->n; q++)
+                    pd_row(t->row, q, t->path[2 * q], t->path[2 * q + 1], v->ref, nref);
+            }
+        } else
+            free(ref);
+        struct wf_dets *out = wf_dets_new();
+        for (size_t k = 0; ds && k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            struct pd_track *t = NULL;
+            for (size_t q = 0; q < v->n && !t; q++)
+                if (v->t[q].id == d->tracker_id)
+                    t = &v->t[q];
+            if (!t) {
+                if (v->n == PD_MAX_TRACKS) {
+                    free(v->t[0].path), free(v->t[0].row);
+                    memmove(&v->t[0], &v->t[1], (v->n - 1) * sizeof *v->t);
+                    v->n--;
+                }
+                if (v->n == v->cap) {
+                    v->cap = v->cap ? v->cap * 2 : 16;
+                    v->t = xrealloc(v->t, v->cap * sizeof *v->t);
+                }
+                t = &v->t[v->n++];
+                memset(t, 0, sizeof *t);
+                t->id = d->tracker_id;
+                t->row = xcalloc(v->nref, sizeof *t->row);
+            }
+            if (t->n == PD_MAX_POINTS) {
+                wf_dets_free(out);
+                return wf_call_fail(c, "track %lld has more than %d path points",
+                                    (long long)t->id, PD_MAX_POINTS);
+            }
+            double x, y;
+            anchor_xy(d, a, &x, &y);
+            if (t->n == t->cap) {
+                t->cap = t->cap ? t->cap * 2 : 64;
+                t->path = xrealloc(t->path, 2 * t->cap * sizeof *t->path);
+            }
+            t->path[2 * t->n] = x, t->path[2 * t->n + 1] = y;
+            pd_row(t->row, t->n, x, y, v->ref, v->nref);
+            t->n++;
+            struct wf_det *o = wf_dets_push_copy(out, d);
+            if (!o->extra)
+                o->extra = json_object();
+            json_object_set_new(o->extra, "path_deviation", json_real(t->row[v->nref - 1]));
+        }
+        wf_out_dets(c, i, "path_deviation_detections", out);
+    }
+    return 0;
+}
+
+static int pd1_run(struct wf_call *c)
+{
+    return pd_block(c, 1);
+}
+
+static int pd2_run(struct wf_call *c)
+{
+    return pd_block(c, 2);
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -1337,4 +1495,20 @@ BLOCK(tiz3, tiz2_fields, tiz_outs, tiz3_run, "roboflow_core/time_in_zone@v3")
 
 BLOCK(vel1, vel_fields, vel_outs, vel_run, "roboflow_core/velocity@v1")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, NULL};
+static const struct wf_field pd1_fields[] = {
+    {"metadata", NULL, WF_FT_DICT, NULL, WF_K_VIDEO_META, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"triggering_anchor", NULL, WF_FT_STRING, "\"CENTER\"", WF_K_STRING, 0, NULL},
+    {"reference_path", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
+};
+static const struct wf_field pd2_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"triggering_anchor", NULL, WF_FT_STRING, "\"CENTER\"", WF_K_STRING, 0, NULL},
+    {"reference_path", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
+};
+static const struct wf_output pd_outs[] = {{"path_deviation_detections", WF_K_OD | WF_K_IS}};
+BLOCK(pd1, pd1_fields, pd_outs, pd1_run, "roboflow_core/path_deviation_analytics@v1")
+BLOCK(pd2, pd2_fields, pd_outs, pd2_run, "roboflow_core/path_deviation_analytics@v2")
+
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, NULL};

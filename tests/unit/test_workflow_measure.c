@@ -1165,4 +1165,49 @@ TEST(cosine_similarity)
     ASSERT(strstr(err, "embedding item #1 is not a number"));
 }
 
+/* ---- overlap (analytics) ------------------------------------------------------------ */
+
+TEST(overlap_center_and_any)
+{
+    char z[256], a[256], b[256], cc[256], d[256];
+    /* the zone (class "zone") 10..50; a: centre (30,30) inside; b: touches
+     * the zone's edge at x = 50 (centre outside); c: far away; d: centre
+     * exactly on the edge x = 50 (strict inequality: not inside) */
+    pred(z, sizeof z, 10, 10, 50, 50, "zone", NULL);
+    pred(a, sizeof a, 25, 25, 35, 35, "a", NULL);
+    pred(b, sizeof b, 50, 20, 70, 40, "b", NULL);
+    pred(cc, sizeof cc, 80, 80, 90, 90, "c", NULL);
+    pred(d, sizeof d, 45, 20, 55, 30, "d", NULL);
+    snprintf(g_buf[6], sizeof g_buf[6], "[%s,%s,%s,%s,%s]", a, z, b, cc, d);
+    g_sets[6] = g_buf[6];
+    const char *def = IN_IMAGE "\"steps\":[" OD("m", 6) ",{\"type\":\"roboflow_core/overlap@v1\","
+                               "\"name\":\"ov\",\"predictions\":\"$steps.m.predictions\","
+                               "\"overlap_class_name\":\"zone\"%s}],\"outputs\":[{\"type\":"
+                               "\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.ov.overlaps\"}]}";
+    char buf[2048];
+    snprintf(buf, sizeof buf, def, "");
+    json_t *res = run_ok(buf, 128, 128);
+    json_t *p = preds_of(res, "o");
+    ASSERT_EQ(json_array_size(p), 1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "a");
+    json_decref(res);
+    snprintf(buf, sizeof buf, def, ",\"overlap_type\":\"Any Overlap\"");
+    res = run_ok(buf, 128, 128);
+    p = preds_of(res, "o");
+    ASSERT_EQ(json_array_size(p), 3);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 0), "class")), "a");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 1), "class")), "b");
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(p, 2), "class")), "d");
+    json_decref(res);
+    /* no box of the class: nothing; empty detections: nothing */
+    snprintf(buf, sizeof buf, def, "");
+    char *q = strstr(buf, "\"zone\"");
+    memcpy(q, "\"nope\"", 6);
+    res = run_ok(buf, 128, 128);
+    ASSERT_EQ(json_array_size(preds_of(res, "o")), 0);
+    json_decref(res);
+    snprintf(buf, sizeof buf, def, ",\"overlap_type\":\"Some Overlap\"");
+    run_err(buf, 128, 128, "'Some Overlap' is not one of the allowed values");
+}
+
 TEST_MAIN()

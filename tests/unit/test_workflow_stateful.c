@@ -274,4 +274,110 @@ TEST(buffer_of_images_and_limits)
     ASSERT(strstr(err, "length"));
 }
 
+/* ---- frame_delay --------------------------------------------------------------- */
+
+static json_t *run_meta(const struct wf_workflow *wf, struct wf_state *st, const char *vid, int no,
+                        json_t *v, char *err, size_t errlen)
+{
+    struct vis_image *im = vis_image_new(8, 6, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 6);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", vid, "frame_number", no, "fps", 30.0);
+    struct wf_image_input ii = {"image", imgs, 1, false, vm};
+    json_t *params = json_pack("{s:o}", "v", v);
+    struct wf_run_inputs in = {&ii, 1, params};
+    struct wf_env env = {no_infer, NULL, 90, st};
+    json_t *res = NULL, *r = NULL;
+    if (wf_run(wf, &env, &in, &res, err, errlen) == 0)
+        r = json_incref(json_array_get(res, 0));
+    json_decref(res);
+    json_decref(params);
+    json_decref(vm);
+    vis_image_free(im);
+    return r;
+}
+
+#define FD_DEF(extra)                                                                          \
+    HEAD "{\"type\":\"roboflow_core/frame_delay@v1\",\"name\":\"fd\",\"image\":\"$inputs.image\"," \
+         "\"data\":\"$inputs.v\"" extra "}],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","  \
+         "\"selector\":\"$steps.fd.*\"}]}"
+
+static void fd_expect(json_t *r, const char *output, bool avail, int ref)
+{
+    if (!r)
+        T_FAIL("run failed");
+    json_t *o = json_object_get(r, "o");
+    json_error_t je;
+    json_t *w = json_loads(output, JSON_DECODE_ANY, &je);
+    if (!json_equal(json_object_get(o, "output"), w)) {
+        char *g = json_dumps(json_object_get(o, "output"), JSON_ENCODE_ANY);
+        T_FAIL("output %s, want %s", g ? g : "?", output);
+    }
+    ASSERT_EQ(json_is_true(json_object_get(o, "is_available")), avail);
+    ASSERT_EQ(json_integer_value(json_object_get(o, "reference_frame_number")), ref);
+    json_decref(w);
+    json_decref(r);
+}
+
+TEST(frame_delay_past_frames_per_video)
+{
+    struct wf_workflow *wf = compile_or_die(FD_DEF(",\"offset\":-2,\"default_value\":\"none yet\""));
+    struct wf_state *st = wf_state_new();
+    char err[512] = "";
+    fd_expect(run_meta(wf, st, "a", 1, json_integer(10), err, sizeof err), "\"none yet\"", false, 1);
+    fd_expect(run_meta(wf, st, "a", 2, json_integer(20), err, sizeof err), "\"none yet\"", false, 2);
+    fd_expect(run_meta(wf, st, "a", 3, json_integer(30), err, sizeof err), "10", true, 3);
+    /* another video: its own frames */
+    fd_expect(run_meta(wf, st, "b", 3, json_integer(99), err, sizeof err), "\"none yet\"", false, 3);
+    /* a skipped frame number: frame 5 - 2 = 3 is there */
+    fd_expect(run_meta(wf, st, "a", 5, json_integer(50), err, sizeof err), "30", true, 5);
+    /* frame 6 - 2 = 4 never came */
+    fd_expect(run_meta(wf, st, "a", 6, json_string("x"), err, sizeof err), "\"none yet\"", false, 6);
+    /* the numbering goes back: a new stream, nothing buffered */
+    fd_expect(run_meta(wf, st, "a", 3, json_integer(7), err, sizeof err), "\"none yet\"", false, 3);
+    fd_expect(run_meta(wf, st, "a", 5, json_integer(8), err, sizeof err), "7", true, 5);
+    wf_state_free(st);
+    wf_free(wf);
+    /* offset 0: this frame's own value; no default: None */
+    wf = compile_or_die(FD_DEF(",\"offset\":0"));
+    st = wf_state_new();
+    fd_expect(run_meta(wf, st, "a", 1, json_pack("[i,s]", 1, "z"), err, sizeof err), "[1, \"z\"]",
+              true, 1);
+    wf_state_free(st);
+    wf_free(wf);
+    wf = compile_or_die(FD_DEF(",\"offset\":-1"));
+    st = wf_state_new();
+    fd_expect(run_meta(wf, st, "a", 1, json_integer(1), err, sizeof err), "null", false, 1);
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(frame_delay_offset_bounds)
+{
+    char err[512] = "";
+    struct wf_workflow *wf = compile_or_die(FD_DEF(",\"offset\":1"));
+    ASSERT(run_meta(wf, NULL, "a", 1, json_integer(1), err, sizeof err) == NULL);
+    ASSERT(strstr(err, "`offset` must be <= 0 (got 1)"));
+    wf_free(wf);
+    wf = compile_or_die(FD_DEF(",\"offset\":-257"));
+    ASSERT(run_meta(wf, NULL, "a", 1, json_integer(1), err, sizeof err) == NULL);
+    ASSERT(strstr(err, "no smaller than -256"));
+    wf_free(wf);
+    /* the deepest offset: 300 frames through a -256 window stay bounded */
+    wf = compile_or_die(FD_DEF(",\"offset\":-256"));
+    struct wf_state *st = wf_state_new();
+    for (int f = 0; f < 300; f++) {
+        json_t *r = run_meta(wf, st, "a", f, json_integer(f), err, sizeof err);
+        json_t *o = json_object_get(json_object_get(r, "o"), "output");
+        ASSERT(f < 256 ? json_is_null(o) : json_integer_value(o) == f - 256);
+        json_decref(r);
+    }
+    wf_state_free(st);
+    wf_free(wf);
+    /* TimeTravel is an alias */
+    wf = compile_or_die(HEAD "{\"type\":\"TimeTravel\",\"name\":\"fd\",\"image\":\"$inputs.image\","
+                             "\"data\":\"$inputs.image\",\"offset\":-1}],\"outputs\":[]}");
+    wf_free(wf);
+}
+
 TEST_MAIN()

@@ -1,6 +1,6 @@
 /*
  * blocks/stateful.c — blocks that remember earlier frames: rate_limiter,
- * delta_filter and buffer (roboflow/inference flow_control/ and fusion/,
+ * delta_filter, buffer and frame_delay (roboflow/inference flow_control/ and fusion/,
  * read, not copied).  Their memory is the step's state slot (wf_call_state), so
  * the jobs worker gives each video its own and an image run starts afresh,
  * as a separate Roboflow request does.
@@ -21,6 +21,10 @@
  *   None up to `length` when `pad`; at most BUFFER_MAX values (Roboflow has
  *   no bound).  One buffer per step and state, as Roboflow keeps one per
  *   block instance.
+ * - frame_delay: `data` of frame frame_number + offset (offset in
+ *   -256..0) of the same video, or default_value; frames a lookup can no
+ *   longer reach (older than the largest |offset| seen) are dropped, and a
+ *   frame number going backwards starts the video afresh.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -174,6 +178,95 @@ static int buffer_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- frame_delay ---------------------------------------------------------------- */
+
+#define FD_MAX_OFFSET 256 /* Roboflow's MAX_OFFSET: every buffered frame is kept */
+
+struct fd_entry {
+    int64_t frame;
+    struct wf_value *v; /* owned reference */
+};
+
+struct frame_delay {
+    struct fd_entry e[FD_MAX_OFFSET + 2]; /* frame numbers increasing */
+    size_t n;
+    int64_t max_abs; /* the largest |offset| seen since the last reset */
+};
+
+static void fd_clear(struct frame_delay *b)
+{
+    for (size_t k = 0; k < b->n; k++)
+        wf_value_unref(b->e[k].v);
+    b->n = 0;
+}
+
+static void fd_free(void *p)
+{
+    if (p)
+        fd_clear(p);
+    free(p);
+}
+
+static int fd_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        int64_t offset = wf_arg_int(c, i, "offset", 0);
+        if (offset > 0)
+            return wf_call_fail(c, "Frame Delay only supports past offsets: `offset` must be <= 0 "
+                                   "(got %lld).", (long long)offset);
+        if (offset < -FD_MAX_OFFSET)
+            return wf_call_fail(c, "Frame Delay supports an `offset` no smaller than -%d, since "
+                                   "every buffered frame is retained in memory (got %lld).",
+                                FD_MAX_OFFSET, (long long)offset);
+        const json_t *vm = im ? im->video_metadata : NULL;
+        const json_t *fno = json_object_get(vm, "frame_number");
+        int64_t frame = json_is_integer(fno) ? json_integer_value(fno)
+                        : json_is_number(fno) ? (int64_t)json_number_value(fno)
+                                              : 0;
+        void **slot = wf_call_state(c, video_id(im), fd_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct frame_delay *b = *slot;
+        if (!b)
+            *slot = b = xcalloc(1, sizeof *b);
+        if (b->n && frame < b->e[b->n - 1].frame) { /* the numbering restarted */
+            fd_clear(b);
+            b->max_abs = 0;
+        }
+        b->max_abs = MAX(b->max_abs, -offset);
+        struct wf_value *data = wf_value_ref((struct wf_value *)wf_arg(c, i, "data"));
+        if (b->n && b->e[b->n - 1].frame == frame) {
+            wf_value_unref(b->e[b->n - 1].v);
+            b->e[b->n - 1].v = data;
+        } else {
+            if (b->n == ARRAY_LEN(b->e)) { /* cannot happen after eviction; keep it bounded */
+                wf_value_unref(b->e[0].v);
+                memmove(b->e, b->e + 1, --b->n * sizeof *b->e);
+            }
+            b->e[b->n++] = (struct fd_entry){frame, data};
+        }
+        int64_t target = frame + offset;
+        struct wf_value *out = NULL;
+        for (size_t k = 0; k < b->n && !out; k++)
+            if (b->e[k].frame == target)
+                out = wf_value_ref(b->e[k].v);
+        bool available = out != NULL;
+        if (!out)
+            out = wf_value_json(json_deep_copy(wf_arg_json(c, i, "default_value")));
+        /* keep only the frames a lookup can still reach */
+        size_t drop = 0;
+        while (drop < b->n && b->e[drop].frame < frame - b->max_abs)
+            wf_value_unref(b->e[drop++].v);
+        memmove(b->e, b->e + drop, (b->n - drop) * sizeof *b->e);
+        b->n -= drop;
+        wf_out_set(c, i, "output", out);
+        wf_out_json(c, i, "is_available", json_boolean(available));
+        wf_out_json(c, i, "reference_frame_number", json_integer((json_int_t)frame));
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ------------------------------------------- */
 
 static const struct wf_output no_outs[1] = {{NULL, 0}};
@@ -211,4 +304,17 @@ static const struct wf_block buffer = {
     buffer_fields, ARRAY_LEN(buffer_fields), buffer_outs, ARRAY_LEN(buffer_outs), 0, 0, NULL,
     buffer_run, NULL};
 
-const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, &buffer, NULL};
+static const struct wf_field fd_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"data", NULL, WF_FT_ANY, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
+    {"offset", NULL, WF_FT_INT, NULL, WF_K_INT, 0, NULL},
+    {"default_value", NULL, WF_FT_ANY, "null", 0, WF_F_NO_SELECTOR | WF_F_NULLABLE, NULL},
+};
+static const struct wf_output fd_outs[] = {
+    {"output", 0}, {"is_available", WF_K_BOOL}, {"reference_frame_number", WF_K_INT}};
+static const struct wf_block frame_delay = {
+    (const char *const[]){"roboflow_core/frame_delay@v1", "FrameDelay",
+                          "roboflow_core/time_travel@v1", "TimeTravel", NULL},
+    fd_fields, ARRAY_LEN(fd_fields), fd_outs, ARRAY_LEN(fd_outs), 0, 0, NULL, fd_run, NULL};
+
+const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, &buffer, &frame_delay, NULL};

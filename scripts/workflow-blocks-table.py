@@ -29,13 +29,13 @@ def registry(lister):
     out = subprocess.run([lister, "--list"], check=True, capture_output=True, text=True).stdout
     known = {}
     for line in out.splitlines():
-        t, st, what = line.split("\t")
-        known[t] = (st, what)
+        t, st, what, kind = line.split("\t")
+        known[t] = (st, what, kind == "canonical")
     return known
 
 
 def cell(known, t):
-    st, what = known.get(t, ("unknown", ""))
+    st, what, _ = known.get(t, ("unknown", "", True))
     if st == "runs":
         return "runs"
     if st == "cloud":
@@ -50,9 +50,10 @@ def table(blocks, known):
     for e in blocks:
         if e.get("type"):
             types.setdefault(e["type"][0], e.get("file", ""))
-    # registered canonical types that blocks.json lacks still get a row
-    for t in known:
-        if t.startswith("roboflow_core/") and t not in types:
+    listed = {t for e in blocks if e.get("type") for t in e["type"]}
+    # canonical types the engine knows that blocks.json lacks still get a row
+    for t, (_, _, canonical) in known.items():
+        if canonical and t not in listed:
             types[t] = ""
     rows = sorted(types)
     counts = {"runs": 0, "cloud": 0, "model": 0, "unknown": 0}

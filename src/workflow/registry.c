@@ -355,7 +355,7 @@ enum wf_block_status wf_block_status(const char *type, const char **what)
     return WF_BLOCK_UNKNOWN;
 }
 
-const char *wf_block_type_at(size_t i, enum wf_block_status *st)
+const char *wf_block_type_at(size_t i, enum wf_block_status *st, bool *canonical)
 {
     for (size_t f = 0; f < ARRAY_LEN(families); f++)
         for (size_t b = 0; families[f][b]; b++)
@@ -363,11 +363,17 @@ const char *wf_block_type_at(size_t i, enum wf_block_status *st)
                 if (i-- == 0) {
                     if (st)
                         *st = WF_BLOCK_RUNS;
+                    if (canonical)
+                        *canonical = t == 0;
                     return families[f][b]->types[t];
                 }
     if (i < ARRAY_LEN(refused)) {
         if (st)
             *st = refused[i].status;
+        /* the refusal table lists each canonical name before its aliases,
+         * which never start with "roboflow_core/" */
+        if (canonical)
+            *canonical = str_has_prefix(refused[i].type, "roboflow_core/");
         return refused[i].type;
     }
     return NULL;

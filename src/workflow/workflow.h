@@ -133,9 +133,11 @@ enum wf_block_status {
  * block needs ("the OpenAI API", "CLIP"), NULL otherwise.  Static strings. */
 enum wf_block_status wf_block_status(const char *type, const char **what);
 /* The i-th type identifier the engine knows (every registered type and
- * alias, then every refused one), NULL past the end; *st gets its status.
- * For documentation tools and tests. */
-const char *wf_block_type_at(size_t i, enum wf_block_status *st);
+ * alias, then every refused one), NULL past the end; *st gets its status,
+ * *canonical whether it is a block's canonical "roboflow_core/x@vN" name
+ * rather than an alias (both may be NULL).  For documentation tools and
+ * tests. */
+const char *wf_block_type_at(size_t i, enum wf_block_status *st, bool *canonical);
 
 /* Introspection of a compiled workflow (pointers live as long as wf). */
 size_t wf_image_input_count(const struct wf_workflow *wf);

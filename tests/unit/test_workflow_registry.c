@@ -7,7 +7,8 @@
  * says the same as the registry, row by row.
  *
  * `test_workflow_registry --list` prints every type the engine knows as
- * "type<TAB>status<TAB>what" lines: the input of the table script.
+ * "type<TAB>status<TAB>what<TAB>canonical|alias" lines: the input of the
+ * table script.
  */
 #include "t.h"
 
@@ -121,7 +122,7 @@ TEST(type_listing_is_consistent)
     enum wf_block_status st;
     const char *t;
     size_t n = 0, nrun = 0, nref = 0;
-    for (size_t i = 0; (t = wf_block_type_at(i, &st)); i++) {
+    for (size_t i = 0; (t = wf_block_type_at(i, &st, NULL)); i++) {
         n++;
         enum wf_block_status now = wf_block_status(t, NULL);
         if (now != st)
@@ -132,8 +133,18 @@ TEST(type_listing_is_consistent)
     }
     ASSERT_GT(nrun, 100);
     ASSERT_GT(nref, 70);
-    ASSERT(wf_block_type_at(n, NULL) == NULL);
-    ASSERT(wf_block_type_at((size_t)-1, NULL) == NULL);
+    ASSERT(wf_block_type_at(n, NULL, NULL) == NULL);
+    ASSERT(wf_block_type_at((size_t)-1, NULL, NULL) == NULL);
+    /* canonical names: the registered blocks' first type, refused names
+     * with the roboflow_core/ prefix */
+    bool canon = false;
+    for (size_t i = 0; (t = wf_block_type_at(i, &st, &canon)); i++) {
+        if (!strcmp(t, "roboflow_core/frame_delay@v1") || !strcmp(t, "roboflow_core/open_ai@v1"))
+            ASSERT(canon);
+        if (!strcmp(t, "roboflow_core/time_travel@v1") || !strcmp(t, "OpenAI") ||
+            !strcmp(t, "ObjectDetectionModel"))
+            ASSERT(!canon);
+    }
 }
 
 static char *read_doc(void)
@@ -184,9 +195,10 @@ TEST(docs_table_matches_registry)
     ASSERT_GT(rows, 200);
     enum wf_block_status st;
     const char *t;
-    for (size_t i = 0; (t = wf_block_type_at(i, &st)); i++) {
-        if (strncmp(t, "roboflow_core/", 14) != 0)
-            continue; /* legacy aliases are not rows */
+    bool canon;
+    for (size_t i = 0; (t = wf_block_type_at(i, &st, &canon)); i++) {
+        if (!canon)
+            continue; /* aliases are not rows */
         bool found = false;
         for (size_t k = 0; k < rows && !found; k++)
             found = !strcmp(seen[k], t);
@@ -211,9 +223,11 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--list")) {
         enum wf_block_status st;
         const char *t, *what;
-        for (size_t i = 0; (t = wf_block_type_at(i, &st)); i++) {
+        bool canon;
+        for (size_t i = 0; (t = wf_block_type_at(i, &st, &canon)); i++) {
             wf_block_status(t, &what);
-            printf("%s\t%s\t%s\n", t, status_word(st), what ? what : "");
+            printf("%s\t%s\t%s\t%s\n", t, status_word(st), what ? what : "",
+                   canon ? "canonical" : "alias");
         }
         return 0;
     }

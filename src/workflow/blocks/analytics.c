@@ -1407,6 +1407,258 @@ static int pd2_run(struct wf_call *c)
     return pd_block(c, 2);
 }
 
+/* ---- track_class_lock -------------------------------------------------------------------- */
+
+/* Per video: each tracker's class votes (Roboflow's TrackClassLockBlockV1):
+ * before the lock, qualifying detections (confidence >= vote_confidence)
+ * vote for their class; the leader locks once it has min_votes and leads
+ * the runner-up by lead_margin.  After the lock a different class must be
+ * seen switch_after frames in a row to take over.  Locked detections get
+ * the locked class (and its class id) and the mean confidence of its
+ * votes; a new tracker id can inherit a recently lost locked track whose
+ * last box overlaps it (reattach_window, reattach_iou).  Tracks unseen for
+ * state_ttl frames are forgotten. */
+struct tcl_class {
+    char *name;
+    int votes;       /* in the vote table when in_votes */
+    double conf;
+    bool in_votes;
+    bool has_id;
+    int id;
+};
+
+struct tcl_track {
+    int64_t id;
+    struct tcl_class *c; /* insertion order of the vote table */
+    size_t nc, cap;
+    int locked;          /* index into c, -1 none */
+    int64_t last_seen;
+    int challenger;      /* index into c, -1 none */
+    int streak;
+    double streak_conf;
+    bool has_box;
+    float box[4];
+};
+
+struct tcl {
+    struct tcl_track *t; /* insertion order (a Python dict) */
+    size_t n, cap;
+    int64_t frame;
+};
+
+#define TCL_MAX_TRACKS 100000 /* per video; the oldest go first beyond */
+#define TCL_MAX_CLASSES 1024  /* class names remembered per track */
+
+static void tcl_track_release(struct tcl_track *t)
+{
+    for (size_t k = 0; k < t->nc; k++)
+        free(t->c[k].name);
+    free(t->c);
+}
+
+static void tcl_free(void *p)
+{
+    struct tcl *v = p;
+    for (size_t k = 0; v && k < v->n; k++)
+        tcl_track_release(&v->t[k]);
+    if (v)
+        free(v->t);
+    free(v);
+}
+
+static int tcl_class(struct tcl_track *t, const char *name)
+{
+    for (size_t k = 0; k < t->nc; k++)
+        if (!strcmp(t->c[k].name, name))
+            return (int)k;
+    if (t->nc == TCL_MAX_CLASSES)
+        return -1;
+    if (t->nc == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4;
+        t->c = xrealloc(t->c, t->cap * sizeof *t->c);
+    }
+    t->c[t->nc] = (struct tcl_class){xstrdup(name), 0, 0, false, false, 0};
+    return (int)t->nc++;
+}
+
+static double tcl_iou(const float *a, const float *b)
+{
+    double iw = MIN(a[2], b[2]) - MAX(a[0], b[0]), ih = MIN(a[3], b[3]) - MAX(a[1], b[1]);
+    if (iw <= 0 || ih <= 0)
+        return 0;
+    double inter = iw * ih, uni = ((double)a[2] - a[0]) * ((double)a[3] - a[1]) +
+                                  ((double)b[2] - b[0]) * ((double)b[3] - b[1]) - inter;
+    return uni > 0 ? inter / uni : 0;
+}
+
+static int tcl_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, true, &fps, NULL);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        int64_t min_votes = wf_arg_int(c, i, "min_votes", 10);
+        double vote_conf = wf_arg_double(c, i, "vote_confidence", 0.8);
+        int64_t lead = wf_arg_int(c, i, "lead_margin", 3);
+        int64_t switch_after = wf_arg_int(c, i, "switch_after", 15);
+        int64_t ttl = wf_arg_int(c, i, "state_ttl", 300);
+        int64_t window = wf_arg_int(c, i, "reattach_window", 30);
+        double reiou = wf_arg_double(c, i, "reattach_iou", 0.3);
+        if (min_votes < 1)
+            return wf_call_fail(c, "`min_votes` must be >= 1, got %lld", (long long)min_votes);
+        if (!(vote_conf >= 0 && vote_conf <= 1))
+            return wf_call_fail(c, "`vote_confidence` must be within [0.0, 1.0], got %g", vote_conf);
+        if (lead < 0)
+            return wf_call_fail(c, "`lead_margin` must be >= 0, got %lld", (long long)lead);
+        if (switch_after < 1)
+            return wf_call_fail(c, "`switch_after` must be >= 1, got %lld", (long long)switch_after);
+        if (ttl < 1)
+            return wf_call_fail(c, "`state_ttl` must be >= 1, got %lld", (long long)ttl);
+        if (window < 0)
+            return wf_call_fail(c, "`reattach_window` must be >= 0, got %lld", (long long)window);
+        if (!(reiou >= 0 && reiou <= 1))
+            return wf_call_fail(c, "`reattach_iou` must be within [0.0, 1.0], got %g", reiou);
+        if (window > ttl)
+            return wf_call_fail(c, "`reattach_window` (%lld) must not exceed `state_ttl` (%lld)",
+                                (long long)window, (long long)ttl);
+        if (!ds)
+            continue;
+        if (need_tracked(c, ds, "track_class_lock") < 0)
+            return ERR_INVALID;
+        void **slot = wf_call_state(c, vid, tcl_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct tcl *v = *slot;
+        if (!v)
+            *slot = v = xcalloc(1, sizeof *v);
+        int64_t frame = ++v->frame;
+        struct wf_dets *out = wf_dets_clone(ds);
+        for (size_t k = 0; k < out->n; k++) {
+            struct wf_det *d = &out->d[k];
+            bool locked_flag = false;
+            int64_t tid = d->tracker_id;
+            struct tcl_track *t = NULL;
+            size_t ti = 0;
+            for (; ti < v->n && !t; ti++)
+                if (v->t[ti].id == tid)
+                    t = &v->t[ti];
+            if (!t && tid >= 0) {
+                /* _find_lock_to_inherit: a lost locked track, best IoU first */
+                float box[4] = {d->x1, d->y1, d->x2, d->y2};
+                size_t best = SIZE_MAX;
+                double best_iou = 0;
+                for (size_t q = 0; q < v->n; q++) {
+                    struct tcl_track *o = &v->t[q];
+                    bool active = false;
+                    for (size_t a = 0; a < out->n && !active; a++)
+                        active = out->d[a].tracker_id == o->id && out->d[a].tracker_id >= 0;
+                    int64_t gap = frame - o->last_seen;
+                    if (active || o->locked < 0 || !o->has_box || gap < 1 || gap > window)
+                        continue;
+                    double iou = tcl_iou(box, o->box);
+                    if (iou >= reiou && iou > best_iou)
+                        best = q, best_iou = iou;
+                }
+                if (best != SIZE_MAX) { /* tracks[tid] = tracks.pop(inherited) */
+                    struct tcl_track moved = v->t[best];
+                    memmove(&v->t[best], &v->t[best + 1], (v->n - best - 1) * sizeof *v->t);
+                    moved.id = tid;
+                    v->t[v->n - 1] = moved;
+                    t = &v->t[v->n - 1];
+                } else {
+                    if (v->n == TCL_MAX_TRACKS) {
+                        tcl_track_release(&v->t[0]);
+                        memmove(&v->t[0], &v->t[1], (v->n - 1) * sizeof *v->t);
+                        v->n--;
+                    }
+                    if (v->n == v->cap) {
+                        v->cap = v->cap ? v->cap * 2 : 16;
+                        v->t = xrealloc(v->t, v->cap * sizeof *v->t);
+                    }
+                    t = &v->t[v->n++];
+                    memset(t, 0, sizeof *t);
+                    t->id = tid, t->locked = -1, t->challenger = -1;
+                }
+            }
+            if (!t) { /* a negative tracker id: left as is */
+                if (!d->extra)
+                    d->extra = json_object();
+                json_object_set_new(d->extra, "class_locked", json_false());
+                continue;
+            }
+            t->last_seen = frame;
+            t->has_box = true;
+            t->box[0] = d->x1, t->box[1] = d->y1, t->box[2] = d->x2, t->box[3] = d->y2;
+            const char *cname = d->class_name ? d->class_name : "";
+            double conf = d->confidence;
+            bool qualifying = conf >= vote_conf;
+            int ci = tcl_class(t, cname);
+            if (ci >= 0 && t->locked < 0) {
+                if (qualifying) {
+                    if (!t->c[ci].in_votes)
+                        t->c[ci].in_votes = true, t->c[ci].votes = 0, t->c[ci].conf = 0;
+                    t->c[ci].votes++;
+                    t->c[ci].conf += conf;
+                    t->c[ci].has_id = true, t->c[ci].id = d->class_id;
+                }
+                /* sorted(votes, reverse=True) is stable: the first class with
+                 * the most votes leads; the runner-up has the most of the rest */
+                int top = -1, top_v = 0, runner_v = 0;
+                for (size_t q = 0; q < t->nc; q++)
+                    if (t->c[q].in_votes && (top < 0 || t->c[q].votes > top_v))
+                        top = (int)q, top_v = t->c[q].votes;
+                for (size_t q = 0; q < t->nc; q++)
+                    if (t->c[q].in_votes && (int)q != top)
+                        runner_v = MAX(runner_v, t->c[q].votes);
+                if (top >= 0 && top_v >= min_votes && top_v - runner_v >= lead)
+                    t->locked = top;
+            } else if (ci >= 0) {
+                if (qualifying && ci != t->locked) {
+                    if (ci == t->challenger)
+                        t->streak++, t->streak_conf += conf;
+                    else {
+                        t->challenger = ci, t->streak = 1, t->streak_conf = conf;
+                        t->c[ci].has_id = true, t->c[ci].id = d->class_id;
+                    }
+                    if (t->streak >= switch_after) {
+                        for (size_t q = 0; q < t->nc; q++)
+                            t->c[q].in_votes = false;
+                        t->locked = t->challenger;
+                        t->c[ci].in_votes = true;
+                        t->c[ci].votes = t->streak;
+                        t->c[ci].conf = t->streak_conf;
+                        t->challenger = -1, t->streak = 0, t->streak_conf = 0;
+                    }
+                } else
+                    t->challenger = -1, t->streak = 0, t->streak_conf = 0;
+            }
+            if (t->locked >= 0) {
+                struct tcl_class *lc = &t->c[t->locked];
+                wf_det_set_str(&d->class_name, lc->name);
+                if (lc->has_id)
+                    d->class_id = lc->id;
+                double denom = MAX(lc->in_votes ? lc->votes : 0, 1);
+                d->confidence = (float)MIN(1.0, (lc->in_votes ? lc->conf : 0) / denom);
+                locked_flag = true;
+            }
+            if (!d->extra)
+                d->extra = json_object();
+            json_object_set_new(d->extra, "class_locked", json_boolean(locked_flag));
+        }
+        /* forget stale tracks, keeping the order */
+        size_t w = 0;
+        for (size_t q = 0; q < v->n; q++) {
+            if (frame - v->t[q].last_seen > ttl)
+                tcl_track_release(&v->t[q]);
+            else
+                v->t[w++] = v->t[q];
+        }
+        v->n = w;
+        wf_out_dets(c, i, "tracked_detections", out);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -1507,8 +1759,22 @@ static const struct wf_field pd2_fields[] = {
     {"triggering_anchor", NULL, WF_FT_STRING, "\"CENTER\"", WF_K_STRING, 0, NULL},
     {"reference_path", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
 };
+static const struct wf_field tcl_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"min_votes", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"vote_confidence", NULL, WF_FT_FLOAT, "0.8", WF_K_NUMBER, 0, NULL},
+    {"lead_margin", NULL, WF_FT_INT, "3", WF_K_INT, 0, NULL},
+    {"switch_after", NULL, WF_FT_INT, "15", WF_K_INT, 0, NULL},
+    {"state_ttl", NULL, WF_FT_INT, "300", WF_K_INT, 0, NULL},
+    {"reattach_window", NULL, WF_FT_INT, "30", WF_K_INT, 0, NULL},
+    {"reattach_iou", NULL, WF_FT_FLOAT, "0.3", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output tcl_outs[] = {{"tracked_detections", WF_K_DETS}};
+BLOCK(tcl1, tcl_fields, tcl_outs, tcl_run, "roboflow_core/track_class_lock@v1")
+
 static const struct wf_output pd_outs[] = {{"path_deviation_detections", WF_K_OD | WF_K_IS}};
 BLOCK(pd1, pd1_fields, pd_outs, pd1_run, "roboflow_core/path_deviation_analytics@v1")
 BLOCK(pd2, pd2_fields, pd_outs, pd2_run, "roboflow_core/path_deviation_analytics@v2")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, NULL};
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, NULL};

@@ -1659,6 +1659,410 @@ static int tcl_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- data_aggregator ---------------------------------------------------------------------- */
+
+/* Roboflow's DataAggregatorBlockV1: values of `data` (after the optional
+ * query-language `data_operations`) feed aggregation states named
+ * "<field>_<mode>"; every output is None until the interval (a number of
+ * runs, or seconds / minutes / hours of wall clock since the last flush)
+ * is reached, then the results are output and the states start afresh.
+ * Values follow Python: sum/avg/max/min/values_difference take numbers
+ * (max/min also strings), count adds len() of lists, strings (code
+ * points) and dicts and 1 for anything else, distinct / count_distinct /
+ * values_counts take the items of a list.  One aggregation per step and
+ * state (Roboflow keeps one per block instance). */
+enum agg_mode { AG_SUM, AG_AVG, AG_MAX, AG_MIN, AG_COUNT, AG_DISTINCT, AG_COUNT_DISTINCT,
+                AG_VALUES_COUNTS, AG_VALUES_DIFF };
+static const char *const AGG_MODES[] = {"sum",      "avg",           "max",          "min",
+                                        "count",    "distinct",      "count_distinct",
+                                        "values_counts", "values_difference", NULL};
+
+#define AGG_MAX_STATES 64
+#define AGG_MAX_DISTINCT 100000 /* distinct values (and value counts) kept per state */
+
+struct agg_state {
+    char *key;        /* "<field>_<mode>" */
+    char *field;
+    enum agg_mode mode;
+    json_t *acc;      /* sum / max / min / min of difference: a number or string, NULL none */
+    json_t *acc2;     /* values_difference: max */
+    int64_t n;        /* avg count, count */
+    json_t *items;    /* distinct values (array) or values_counts (object) */
+};
+
+struct agg {
+    struct agg_state s[AGG_MAX_STATES];
+    size_t n;
+    int64_t runs;
+    int64_t start_ms;
+};
+
+static void agg_reset(struct agg *a)
+{
+    for (size_t k = 0; k < a->n; k++) {
+        free(a->s[k].key), free(a->s[k].field);
+        json_decref(a->s[k].acc), json_decref(a->s[k].acc2), json_decref(a->s[k].items);
+    }
+    a->n = 0;
+}
+
+static void agg_free(void *p)
+{
+    if (p)
+        agg_reset(p);
+    free(p);
+}
+
+/* Python number view: ints stay ints, bools count as 0/1. */
+static bool agg_num(const json_t *v, double *d)
+{
+    if (json_is_integer(v) || json_is_real(v)) {
+        *d = json_number_value(v);
+        return true;
+    }
+    if (json_is_boolean(v)) {
+        *d = json_is_true(v);
+        return true;
+    }
+    return false;
+}
+
+static json_t *agg_add(const json_t *a, const json_t *b)
+{
+    if (json_is_integer(a) && (json_is_integer(b) || json_is_boolean(b)))
+        return json_integer(json_integer_value(a) + (json_is_boolean(b) ? json_is_true(b) : json_integer_value(b)));
+    double x, y;
+    agg_num(a, &x), agg_num(b, &y);
+    return json_real(x + y);
+}
+
+/* Python's a < b for numbers or strings; -2 when not comparable. */
+static int agg_cmp(const json_t *a, const json_t *b)
+{
+    double x, y;
+    if (agg_num(a, &x) && agg_num(b, &y))
+        return x < y ? -1 : x > y;
+    if (json_is_string(a) && json_is_string(b)) {
+        int c = strcmp(json_string_value(a), json_string_value(b));
+        return c < 0 ? -1 : c > 0;
+    }
+    return -2;
+}
+
+/* Python equality of hashable values (1 == 1.0 == True). */
+static bool agg_eq(const json_t *a, const json_t *b)
+{
+    double x, y;
+    if (agg_num(a, &x) && agg_num(b, &y))
+        return x == y;
+    return json_equal((json_t *)a, (json_t *)b);
+}
+
+/* str() of a dict key as json.dumps writes it. */
+static char *agg_key_str(const json_t *v)
+{
+    if (json_is_string(v))
+        return xstrdup(json_string_value(v));
+    if (json_is_integer(v))
+        return xasprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_true(v))
+        return xstrdup("true");
+    if (json_is_false(v))
+        return xstrdup("false");
+    if (json_is_null(v))
+        return xstrdup("null");
+    if (json_is_real(v)) { /* repr(): the shortest form that reads back */
+        double d = json_real_value(v);
+        for (int p = 1; p <= 17; p++) {
+            char *s = xasprintf("%.*g", p, d);
+            if (strtod(s, NULL) == d) {
+                if (!strpbrk(s, ".eEn")) {
+                    char *t = xasprintf("%s.0", s);
+                    free(s);
+                    return t;
+                }
+                return s;
+            }
+            free(s);
+        }
+    }
+    return NULL;
+}
+
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+static int agg_on_data(struct wf_call *c, struct agg_state *st, const json_t *v)
+{
+    double x;
+    switch (st->mode) {
+    case AG_SUM:
+    case AG_AVG:
+        if (!agg_num(v, &x))
+            return wf_call_fail(c, "%s: cannot add a non-number value", st->key);
+        if (!st->acc)
+            st->acc = json_integer(0);
+        {
+            json_t *sum = agg_add(st->acc, v);
+            json_decref(st->acc);
+            st->acc = sum;
+        }
+        st->n++;
+        return 0;
+    case AG_MAX:
+    case AG_MIN:
+    case AG_VALUES_DIFF:
+        if (!st->acc) {
+            if (agg_cmp(v, v) == -2)
+                return wf_call_fail(c, "%s: values must be numbers or strings", st->key);
+            st->acc = json_deep_copy(v);
+            st->acc2 = json_deep_copy(v);
+            return 0;
+        }
+        {
+            int lo = agg_cmp(v, st->acc), hi = agg_cmp(v, st->acc2);
+            if (lo == -2 || hi == -2)
+                return wf_call_fail(c, "%s: values cannot be compared", st->key);
+            if (st->mode == AG_VALUES_DIFF && (!agg_num(v, &x)))
+                return wf_call_fail(c, "%s: values must be numbers", st->key);
+            bool better = st->mode == AG_MAX ? lo > 0 : lo < 0;
+            if (st->mode != AG_VALUES_DIFF && better) {
+                json_decref(st->acc);
+                st->acc = json_deep_copy(v);
+            }
+            if (st->mode == AG_VALUES_DIFF) {
+                if (lo < 0)
+                    json_decref(st->acc), st->acc = json_deep_copy(v);
+                if (hi > 0)
+                    json_decref(st->acc2), st->acc2 = json_deep_copy(v);
+            }
+        }
+        return 0;
+    case AG_COUNT:
+        st->n += json_is_array(v)    ? (int64_t)json_array_size(v)
+                 : json_is_object(v) ? (int64_t)json_object_size(v)
+                 : json_is_string(v) ? (int64_t)utf8_len(json_string_value(v))
+                                     : 1;
+        return 0;
+    case AG_DISTINCT:
+    case AG_COUNT_DISTINCT:
+    case AG_VALUES_COUNTS: {
+        bool list = json_is_array(v);
+        size_t nitems = list ? json_array_size(v) : 1;
+        if (!st->items)
+            st->items = st->mode == AG_VALUES_COUNTS ? json_object() : json_array();
+        for (size_t k = 0; k < nitems; k++) {
+            const json_t *it = list ? json_array_get(v, k) : v;
+            if (json_is_array(it) || json_is_object(it))
+                return wf_call_fail(c, "%s: unhashable value (a list or dict)", st->key);
+            if (st->mode == AG_VALUES_COUNTS) {
+                char *ks = agg_key_str(it);
+                json_t *cur = json_object_get(st->items, ks);
+                if (!cur && json_object_size(st->items) >= AGG_MAX_DISTINCT) {
+                    free(ks);
+                    return wf_call_fail(c, "%s: more than %d distinct values", st->key,
+                                        AGG_MAX_DISTINCT);
+                }
+                json_object_set_new(st->items, ks, json_integer(cur ? json_integer_value(cur) + 1 : 1));
+                free(ks);
+                continue;
+            }
+            bool seen = false;
+            for (size_t q = 0; q < json_array_size(st->items) && !seen; q++)
+                seen = agg_eq(json_array_get(st->items, q), it);
+            if (!seen) {
+                if (json_array_size(st->items) >= AGG_MAX_DISTINCT)
+                    return wf_call_fail(c, "%s: more than %d distinct values", st->key,
+                                        AGG_MAX_DISTINCT);
+                json_array_append_new(st->items, json_deep_copy(it));
+            }
+        }
+        return 0;
+    }
+    }
+    return 0;
+}
+
+static json_t *agg_result(const struct agg_state *st)
+{
+    switch (st->mode) {
+    case AG_SUM:
+        return st->acc ? json_incref(st->acc) : json_integer(0);
+    case AG_AVG: {
+        double x = 0;
+        if (!st->n)
+            return json_null();
+        agg_num(st->acc, &x);
+        return json_real(x / (double)st->n);
+    }
+    case AG_MAX:
+    case AG_MIN:
+        return st->acc ? json_incref(st->acc) : json_null();
+    case AG_VALUES_DIFF:
+        if (!st->acc)
+            return json_null();
+        if (json_is_integer(st->acc2) && json_is_integer(st->acc))
+            return json_integer(json_integer_value(st->acc2) - json_integer_value(st->acc));
+        {
+            double a, b;
+            agg_num(st->acc2, &a), agg_num(st->acc, &b);
+            return json_real(a - b);
+        }
+    case AG_COUNT:
+        return json_integer(st->n);
+    case AG_DISTINCT:
+        return st->items ? json_incref(st->items) : json_array();
+    case AG_COUNT_DISTINCT:
+        return json_integer((json_int_t)json_array_size(st->items));
+    case AG_VALUES_COUNTS:
+        return st->items ? json_incref(st->items) : json_object();
+    }
+    return json_null();
+}
+
+static int agg_check(const json_t *step, char *err, size_t errlen)
+{
+    const json_t *modes = json_object_get(step, "aggregation_mode"), *ops = json_object_get(step, "data_operations");
+    const char *key;
+    const json_t *v;
+    char sub[256];
+    if (!json_is_object(modes)) {
+        wf__errf(err, errlen, "field 'aggregation_mode': expected a dict of lists");
+        return ERR_INVALID;
+    }
+    json_object_foreach((json_t *)modes, key, v) {
+        size_t k;
+        const json_t *m;
+        if (!json_is_array(v)) {
+            wf__errf(err, errlen, "field 'aggregation_mode': '%s' must be a list", key);
+            return ERR_INVALID;
+        }
+        json_array_foreach(v, k, m) {
+            bool ok = false;
+            for (size_t q = 0; AGG_MODES[q] && !ok; q++)
+                ok = json_is_string(m) && !strcmp(json_string_value(m), AGG_MODES[q]);
+            if (!ok) {
+                wf__errf(err, errlen, "field 'aggregation_mode': '%s': unknown aggregation '%s'",
+                         key, json_is_string(m) ? json_string_value(m) : "?");
+                return ERR_INVALID;
+            }
+        }
+    }
+    if (ops && !json_is_object(ops)) {
+        wf__errf(err, errlen, "field 'data_operations': expected a dict of operation lists");
+        return ERR_INVALID;
+    }
+    json_object_foreach((json_t *)ops, key, v) {
+        if (wf__ql_check_ops(v, sub, sizeof sub) < 0) {
+            wf__errf(err, errlen, "field 'data_operations': '%s': %s", key, sub);
+            return ERR_INVALID;
+        }
+    }
+    const json_t *iv = json_object_get(step, "interval");
+    if (json_is_number(iv) && !(json_number_value(iv) > 0)) {
+        wf__errf(err, errlen, "field 'interval': must be greater than 0");
+        return ERR_INVALID;
+    }
+    return 0;
+}
+
+static int agg_run(struct wf_call *c)
+{
+    char err[512];
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_value *data = wf_arg(c, i, "data");
+        const json_t *ops = wf_arg_json(c, i, "data_operations");
+        const json_t *modes = wf_arg_json(c, i, "aggregation_mode");
+        const char *unit = wf_arg_str(c, i, "interval_unit");
+        int64_t interval = wf_arg_int(c, i, "interval", 1);
+        if (!data || data->type != WF_V_DICT)
+            continue;
+        void **slot = wf_call_state(c, "data_aggregator", agg_free);
+        if (!slot)
+            return wf_call_fail(c, "too many states at once (at most %d)", WF_STATE_MAX);
+        struct agg *a = *slot;
+        if (!a) {
+            *slot = a = xcalloc(1, sizeof *a);
+            a->start_ms = time_now_ms();
+        }
+        /* ensure_states_initialised: data's order, then each field's modes */
+        for (size_t k = 0; k < data->n; k++) {
+            const json_t *ml = json_object_get(modes, data->keys[k]), *m;
+            size_t q;
+            json_array_foreach(ml, q, m) {
+                char *key = xasprintf("%s_%s", data->keys[k], json_string_value(m));
+                bool have = false;
+                for (size_t z = 0; z < a->n && !have; z++)
+                    have = !strcmp(a->s[z].key, key);
+                if (have || a->n == AGG_MAX_STATES) {
+                    free(key);
+                    continue;
+                }
+                struct agg_state *st = &a->s[a->n++];
+                memset(st, 0, sizeof *st);
+                st->key = key;
+                st->field = xstrdup(data->keys[k]);
+                for (int md = 0; AGG_MODES[md]; md++)
+                    if (!strcmp(AGG_MODES[md], json_string_value(m)))
+                        st->mode = (enum agg_mode)md;
+            }
+        }
+        a->runs++;
+        int rc = 0;
+        for (size_t k = 0; k < data->n && rc == 0; k++) {
+            struct wf_value *val = wf_value_ref(data->items[k]);
+            const json_t *fops = json_object_get(ops, data->keys[k]);
+            if (fops) {
+                struct wf_value *outv = NULL;
+                struct wf_ql_ctx cx = {.err = err, .errlen = sizeof err};
+                if (wf__ql_apply(&cx, fops, val, &outv) < 0) {
+                    wf_value_unref(val);
+                    return wf_call_fail(c, "field 'data_operations': '%s': %s", data->keys[k], err);
+                }
+                wf_value_unref(val);
+                val = outv;
+            }
+            json_t *j = wf_value_to_json(val, false);
+            wf_value_unref(val);
+            for (size_t z = 0; z < a->n && rc == 0; z++)
+                if (!strcmp(a->s[z].field, data->keys[k]))
+                    rc = agg_on_data(c, &a->s[z], j ? j : json_null());
+            json_decref(j);
+        }
+        if (rc < 0)
+            return rc;
+        const char *key;
+        const json_t *v;
+        json_object_foreach((json_t *)ops, key, v) {
+            bool found = false;
+            for (size_t k = 0; k < data->n && !found; k++)
+                found = !strcmp(data->keys[k], key);
+            if (!found)
+                return wf_call_fail(c, "field 'data_operations': '%s' is not a key of 'data'", key);
+        }
+        bool flush;
+        if (!unit || !strcmp(unit, "runs"))
+            flush = a->runs >= interval;
+        else {
+            double mult = !strcmp(unit, "hours") ? 3600 : !strcmp(unit, "minutes") ? 60 : 1;
+            flush = (double)(time_now_ms() - a->start_ms) / 1000.0 >= (double)interval * mult;
+        }
+        if (!flush)
+            continue; /* every output None */
+        for (size_t z = 0; z < a->n; z++)
+            wf_out_json(c, i, a->s[z].key, agg_result(&a->s[z]));
+        agg_reset(a);
+        a->runs = 0;
+        a->start_ms = time_now_ms();
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -1773,8 +2177,21 @@ static const struct wf_field tcl_fields[] = {
 static const struct wf_output tcl_outs[] = {{"tracked_detections", WF_K_DETS}};
 BLOCK(tcl1, tcl_fields, tcl_outs, tcl_run, "roboflow_core/track_class_lock@v1")
 
+static const char *const AGG_UNITS[] = {"seconds", "minutes", "hours", "runs", NULL};
+static const struct wf_field agg_fields[] = {
+    {"data", NULL, WF_FT_DICT, NULL, 0, WF_F_SELECTOR_DICT, NULL},
+    {"data_operations", NULL, WF_FT_DICT, "{}", 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
+    {"aggregation_mode", NULL, WF_FT_DICT, NULL, 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
+    {"interval_unit", NULL, WF_FT_ENUM, "\"seconds\"", 0, WF_F_NO_SELECTOR, AGG_UNITS},
+    {"interval", NULL, WF_FT_INT_POS, NULL, 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_output agg_outs[1] = {{NULL, 0}};
+static const char *const agg_types[] = {"roboflow_core/data_aggregator@v1", NULL};
+static const struct wf_block agg1 = {agg_types, agg_fields, ARRAY_LEN(agg_fields), agg_outs, 0, 0,
+                                     WF_BLOCK_DYN_OUTPUTS, "aggregation_mode", agg_run, agg_check};
+
 static const struct wf_output pd_outs[] = {{"path_deviation_detections", WF_K_OD | WF_K_IS}};
 BLOCK(pd1, pd1_fields, pd_outs, pd1_run, "roboflow_core/path_deviation_analytics@v1")
 BLOCK(pd2, pd2_fields, pd_outs, pd2_run, "roboflow_core/path_deviation_analytics@v2")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, NULL};
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, &agg1, NULL};

@@ -38,7 +38,7 @@ static void *run(void *arg)
     for (int i = 0; i < per_thread; i++) {
         const struct vis_image *im[1] = {imgs[(off + i) % nimgs]};
         json_t *out[1] = {NULL};
-        if (model_registry_infer(reg, bench_model_id, "object-detection", NULL, im, 1, out, err, sizeof err) < 0) {
+        if (model_registry_infer(reg, NULL, bench_model_id, "object-detection", NULL, im, 1, out, err, sizeof err) < 0) {
             fprintf(stderr, "infer: %s\n", err);
             exit(1);
         }

@@ -45,6 +45,8 @@ static double median_ms(bench_fn fn, void *arg, int runs)
 struct ctx {
     uint8_t *jpeg;
     size_t jpeg_len;
+    uint8_t *png;          /* the same 1080p image as PNG */
+    size_t png_len;
     struct vis_image *img; /* decoded 1080p */
     uint8_t *copy_src, *copy_dst;
     size_t copy_len;
@@ -217,6 +219,30 @@ static void f_labels(void *a)
     vis_image_free(img);
 }
 
+/* staging's content check (vis_check) against decoding the same bytes */
+static void f_check_jpeg(void *a)
+{
+    struct ctx *c = a;
+    if (vis_check(c->jpeg, c->jpeg_len, NULL, NULL) < 0)
+        abort();
+}
+
+static void f_check_png(void *a)
+{
+    struct ctx *c = a;
+    if (vis_check(c->png, c->png_len, NULL, NULL) < 0)
+        abort();
+}
+
+static void f_decode_png(void *a)
+{
+    struct ctx *c = a;
+    struct vis_image *img = NULL;
+    if (vis_decode(c->png, c->png_len, &img) < 0)
+        abort();
+    vis_image_free(img);
+}
+
 static void report(const char *name, double ms, const char *base, double base_ms)
 {
     printf("bench=%s ms=%.3f baseline=%s baseline_ms=%.3f ratio=%.2f\n", name, ms, base, base_ms,
@@ -265,6 +291,11 @@ int main(void)
     if (vis_letterbox(c.img, 640, 640, VIS_RGB(114, 114, 114), &c.lb, NULL) < 0)
         return 1;
     report("vision_tensor_f32_640", median_ms(f_tensor, &c, 21), "memcpy_1080p_bgr", base);
+    if (vis_encode_png(c.img, &c.png, &c.png_len) < 0)
+        return 1;
+    report("vision_check_jpeg_1080p", median_ms(f_check_jpeg, &c, 21), "jpeg_decode_1080p", dec);
+    report("vision_check_png_1080p", median_ms(f_check_png, &c, 11), "png_decode_1080p",
+           median_ms(f_decode_png, &c, 5));
     {
         struct vis_video_info vi;
         if (vis_video_probe_file(COCKATOO, &vi) == 0) {
@@ -284,6 +315,7 @@ int main(void)
     vis_image_free(c.img);
     free(png);
     free(c.jpeg);
+    free(c.png);
     free(c.copy_src);
     free(c.copy_dst);
     free(c.tensor);

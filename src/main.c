@@ -499,13 +499,17 @@ out:
 
 /* vbatch model register ID DIR | model list | model delete ID: the models
  * stored in the data folder (blob store + models table, as the /models
- * API stores them).  A running server or worker on the same data finds a
- * model registered here when a task or a GET asks for it, and drops a
- * deleted one at its next re-read of the table. */
+ * API stores them).  Without --workspace a model is the operator's (read
+ * and used by every workspace, written by none over HTTP); with
+ * --workspace W it is W's, as if W had registered it over HTTP.  A running
+ * server or worker on the same data finds a model registered here when a
+ * task or a GET asks for it, and drops a deleted one at its next re-read
+ * of the table. */
 static int cmd_model(int argc, char **argv)
 {
     const char *data = getenv("VBATCH_DATA");
     const char *pos[3] = {NULL, NULL, NULL};
+    const char *ws = NULL;
     struct model_registry_opts o = {0};
     struct model_registry *reg = NULL;
     struct store *st = NULL;
@@ -519,6 +523,10 @@ static int cmd_model(int argc, char **argv)
             data = argv[++i];
         else if (!strncmp(argv[i], "--data=", 7))
             data = argv[i] + 7;
+        else if (!strcmp(argv[i], "--workspace") && i + 1 < argc)
+            ws = argv[++i];
+        else if (!strncmp(argv[i], "--workspace=", 12))
+            ws = argv[i] + 12;
         else if (argv[i][0] != '-' && npos < 3)
             pos[npos++] = argv[i];
         else
@@ -528,9 +536,10 @@ static int cmd_model(int argc, char **argv)
     bool list_cmd = npos == 1 && !strcmp(pos[0], "list");
     bool del_cmd = npos == 2 && !strcmp(pos[0], "delete");
     if (!reg_cmd && !list_cmd && !del_cmd) {
-        fprintf(stderr, "usage: vbatch model register ID DIR [--data DIR]\n"
-                        "       vbatch model list [--data DIR]\n"
-                        "       vbatch model delete ID [--data DIR]\n");
+        fprintf(stderr, "usage: vbatch model register ID DIR [--workspace WS] [--data DIR]\n"
+                        "       vbatch model list [--workspace WS] [--data DIR]\n"
+                        "       vbatch model delete ID [--workspace WS] [--data DIR]\n"
+                        "without --workspace: the operator's models (used by every workspace)\n");
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
@@ -538,12 +547,16 @@ static int cmd_model(int argc, char **argv)
         fprintf(stderr, "vbatch: cannot open the data folder '%s': %s\n", data, err_str(rc));
         goto out;
     }
+    if (ws && store_workspace_exists(st, ws) < 0) {
+        fprintf(stderr, "vbatch: no workspace '%s' in '%s'\n", ws, data);
+        goto out;
+    }
     o.intra_op_threads = 1;
     rc = model_registry_new(&o, &reg, err, sizeof err);
     if (rc == 0 && reg_cmd)
-        rc = jobs_models_store_put_dir(st, reg, pos[1], pos[2], err, sizeof err);
+        rc = jobs_models_store_put_dir(st, reg, ws, pos[1], pos[2], err, sizeof err);
     if (rc == 0 && del_cmd) {
-        rc = jobs_models_store_delete(st, reg, pos[1], err, sizeof err);
+        rc = jobs_models_store_delete(st, reg, ws, pos[1], err, sizeof err);
         if (rc == 0)
             printf("deleted: %s\n", pos[1]);
     }
@@ -568,26 +581,30 @@ static int cmd_model(int argc, char **argv)
         fprintf(stderr, "vbatch: %s\n", err);
         goto out;
     }
+    /* one line per model: id, task, input size, classes, and the scope
+     * ("operator", "workspace W"), "(folder)" for a models folder's */
     json_t *ids = del_cmd ? json_array() : model_registry_list(reg);
-    json_t *tags = model_registry_tags(reg);
     size_t i;
     json_t *v;
     json_array_foreach(ids, i, v)
     {
         struct model *m = NULL;
-        const char *id = json_string_value(v);
-        if (reg_cmd && strcmp(id, pos[1]) != 0)
+        const char *id = json_string_value(json_object_get(v, "modelId"));
+        const char *mws = json_string_value(json_object_get(v, "workspace"));
+        bool same_scope = mws ? ws && !strcmp(mws, ws) : !ws;
+        if (reg_cmd && (strcmp(id, pos[1]) != 0 || !same_scope))
             continue;
-        if (model_registry_get(reg, id, &m, err, sizeof err) < 0)
+        if (ws && mws && !same_scope)
+            continue; /* --workspace W lists W's and the operator's */
+        if (model_registry_get(reg, mws, id, &m, err, sizeof err) < 0)
             continue;
         int w = 0, h = 0;
         model_input_size(m, &w, &h);
-        printf("%s%s\t%s\t%dx%d\t%zu classes%s\n", reg_cmd ? "registered: " : "", id,
-               model_task_name(model_task(m)), w, h, model_class_count(m),
-               list_cmd && !json_object_get(tags, id) ? "\t(folder)" : "");
+        printf("%s%s\t%s\t%dx%d\t%zu classes\t%s%s%s\n", reg_cmd ? "registered: " : "", id,
+               model_task_name(model_task(m)), w, h, model_class_count(m), mws ? "workspace " : "operator",
+               mws ? mws : "", model_tag(m) ? "" : "\t(folder)");
         model_unref(m);
     }
-    json_decref(tags);
     json_decref(ids);
     ret = 0;
 out:
@@ -608,7 +625,8 @@ static const struct command commands[] = {
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
-    {"model", cmd_model, "model register ID DIR | model list | model delete ID [--data DIR]: stored models"},
+    {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
+                         " stored models (the operator's without --workspace)"},
 };
 
 static void usage(FILE *f)

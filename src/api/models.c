@@ -10,10 +10,16 @@
  * The registry checks the id (letters, digits, '-', '_', '.', at most one
  * '/', at most 200 characters).
  *
- * Models are process-wide: one registry (model/model.h) serves every
- * workspace, so a model registered with workspace A's key is visible to B
- * too.  Each call still needs a valid key of the workspace in the path
- * (api_auth: 401 / 403).
+ * Models have a scope (model/model.h "Scopes"; docs/API.md, Models): a
+ * model registered here belongs to the workspace of the path, and only
+ * that workspace sees, uses, replaces or deletes it (another workspace
+ * gets 404, and may register its own model of the same id).  The
+ * operator's models (models folders, `vbatch model register` without
+ * --workspace) are seen and used by every workspace and written by none
+ * here: a PUT or DELETE of such an id is 409, unless the workspace has its
+ * own model of that id (which it then replaces or deletes).  A workspace
+ * sees its own model of an id before the operator's.  Each call needs a
+ * valid key of the workspace in the path (api_auth: 401 / 403).
  *
  * Upload body, either
  *   - the raw ONNX bytes (any Content-Type but multipart/form-data), with
@@ -28,7 +34,7 @@
  * mapped and handed to jobs_models_store_put, which validates the model
  * (its message is the 400 body), writes the weights and a metadata JSON
  * into the blob store under a fresh generation folder
- * (models/<id with '/' as "--">/<uuid>/), switches the `models` row to
+ * (wsmodels/<workspace>/<id with '/' as "--">/<uuid>/), switches the `models` row to
  * them in one transaction, puts the model into the registry and deletes
  * the previous generation's blobs (docs/MODELS.md, "Stored models").  The
  * temp file is removed when the request ends, whatever the outcome.
@@ -41,8 +47,8 @@
  * (DATA/models of older versions, --models-dir): remove it there.
  *
  * Models registered by another process (the CLI, another server on the
- * same data) are found too: a GET of an unknown id and every list re-read
- * the `models` table first (jobs_models_store_sync).
+ * same data) are found too: every GET, list, PUT and DELETE re-reads the
+ * `models` table first (jobs_models_store_sync: only changed rows load).
  */
 #include "api/api.h"
 
@@ -107,6 +113,13 @@ static json_t *mr_str(const char *s)
     return v ? v : json_string("");
 }
 
+/* "workspace" for a model of the caller's workspace, "operator" for one of
+ * the operator's (the only two kinds a caller ever sees). */
+static const char *mr_scope(const struct model *m)
+{
+    return model_workspace(m) ? "workspace" : "operator";
+}
+
 /* The describe body of one model (new reference; NULL on allocation failure). */
 static json_t *mr_summary(const struct model *m)
 {
@@ -122,9 +135,40 @@ static json_t *mr_summary(const struct model *m)
     json_t *aliases = mr_aliases(info);
     json_object_del(info, "artefacts"); /* a server path: not the client's business */
     json_object_del(info, "aliases");   /* reported at the top */
-    return json_pack("{s:s,s:s,s:{s:i,s:i},s:o,s:o,s:o}", "modelId", model_id(m), "task",
-                     mr_task(m), "inputSize", "width", w, "height", h,
-                     "classNames", names, "aliases", aliases, "details", info);
+    return json_pack("{s:s,s:s,s:s,s:{s:i,s:i},s:o,s:o,s:o}", "modelId", model_id(m), "scope", mr_scope(m),
+                     "task", mr_task(m), "inputSize", "width", w, "height", h, "classNames", names, "aliases",
+                     aliases, "details", info);
+}
+
+/* Does ws (NULL: the operator) have a model of exactly this id?  (Not
+ * through an alias, not the other scope's.) */
+static bool mr_has_exact(struct api_ctx *ctx, const char *ws, const char *id)
+{
+    struct model *m = NULL;
+    char err[256];
+    bool yes = model_registry_get(ctx->models, ws, id, &m, err, sizeof err) == 0 && !strcmp(model_id(m), id) &&
+               (ws ? model_workspace(m) && !strcmp(model_workspace(m), ws) : !model_workspace(m));
+    model_unref(m);
+    return yes;
+}
+
+/* Replied 409 when id is the operator's and ws has no model of its own
+ * under it (what = "replaced" / "deleted"); 0 otherwise.  The registry is
+ * brought up to date with the table first (the CLI may have registered
+ * it). */
+static int mr_operator_guard(struct http_req *req, struct api_ctx *ctx, const char *ws, const char *id,
+                             const char *what)
+{
+    if (jobs_models_store_sync(ctx->st, ctx->models, NULL, NULL) < 0) {
+        http_reply_error(req, 500, "cannot read the models table");
+        return ERR_INTERNAL;
+    }
+    if (mr_has_exact(ctx, ws, id) || !mr_has_exact(ctx, NULL, id))
+        return 0;
+    http_reply_error(req, 409, "model '%s' is provided by the operator of this server (a models folder or "
+                     "`vbatch model register` without --workspace): every workspace may use it, none may "
+                     "have it %s over the API; register your own model under another id", id, what);
+    return ERR_EXISTS;
 }
 
 /* ---- reads -------------------------------------------------------------------------- */
@@ -132,46 +176,56 @@ static json_t *mr_summary(const struct model *m)
 static int mr_list(struct http_req *req, void *vctx)
 {
     struct api_ctx *ctx = vctx;
+    char ws[STORE_WS_MAX + 1];
     char err[256];
     size_t i;
     json_t *v;
 
-    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+    if (api_auth(req, ctx, ws) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
     /* models stored by other processes since (loads only what changed) */
     if (jobs_models_store_sync(ctx->st, ctx->models, NULL, NULL) < 0)
         return http_reply_error(req, 500, "cannot read the models table");
-    json_t *ids = model_registry_list(ctx->models);
+    json_t *all = model_registry_list(ctx->models);
     json_t *out = json_array();
-    json_array_foreach(ids, i, v)
+    json_array_foreach(all, i, v)
     {
+        const char *id = json_string_value(json_object_get(v, "modelId"));
+        const char *mws = json_string_value(json_object_get(v, "workspace"));
         struct model *m = NULL;
         int w = 0, h = 0;
+        /* the caller's own models, and the operator's it does not shadow;
+         * never another workspace's */
+        if (mws ? strcmp(mws, ws) != 0 : mr_has_exact(ctx, ws, id))
+            continue;
         /* a model replaced or gone between list and get is just left out */
-        if (model_registry_get(ctx->models, json_string_value(v), &m, err, sizeof err) < 0)
+        if (model_registry_get(ctx->models, mws, id, &m, err, sizeof err) < 0)
             continue;
         model_input_size(m, &w, &h);
-        json_array_append_new(out, json_pack("{s:s,s:s,s:I,s:{s:i,s:i}}", "modelId", model_id(m),
-                                             "task", mr_task(m), "classCount",
-                                             (json_int_t)model_class_count(m), "inputSize",
-                                             "width", w, "height", h));
+        json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:I,s:{s:i,s:i}}", "modelId", model_id(m), "scope",
+                                             mr_scope(m), "task", mr_task(m), "classCount",
+                                             (json_int_t)model_class_count(m), "inputSize", "width", w,
+                                             "height", h));
         model_unref(m);
     }
-    json_decref(ids);
+    json_decref(all);
     return http_reply_json(req, 200, json_pack("{s:o}", "models", out));
 }
 
 static int mr_get(struct http_req *req, void *vctx)
 {
     struct api_ctx *ctx = vctx;
+    char ws[STORE_WS_MAX + 1];
     struct model *m = NULL;
     char err[512];
 
-    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+    if (api_auth(req, ctx, ws) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
-    int rc = model_registry_get(ctx->models, mr_id(req), &m, err, sizeof err);
-    if (rc == ERR_NOTFOUND && jobs_models_store_sync(ctx->st, ctx->models, NULL, NULL) == 0)
-        rc = model_registry_get(ctx->models, mr_id(req), &m, err, sizeof err); /* stored elsewhere */
+    /* stored, replaced or deleted by other processes since (loads only what
+     * changed): a workspace's own model may now hide an operator's */
+    if (jobs_models_store_sync(ctx->st, ctx->models, NULL, NULL) < 0)
+        return http_reply_error(req, 500, "cannot read the models table");
+    int rc = model_registry_get(ctx->models, ws, mr_id(req), &m, err, sizeof err);
     if (rc == ERR_NOTFOUND)
         return http_reply_error(req, 404, "%s", err);
     if (rc < 0)
@@ -189,6 +243,7 @@ enum mr_part { MR_SKIP, MR_WEIGHTS, MR_META };
 
 struct mr_up {
     struct api_ctx *ctx;
+    char ws[STORE_WS_MAX + 1]; /* the caller's workspace: the model's scope */
     struct http_multipart *mp; /* NULL: raw body */
     int fd;                    /* temp file, -1 once closed */
     char *tmp_path;            /* owned; the file is removed at completion */
@@ -301,7 +356,7 @@ static int mr_begin(struct http_req *req, void *vctx)
     u->ctx = ctx;
     u->meta = (struct buf)BUF_INIT;
     http_req_set_state(req, u, mr_up_free);
-    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+    if (api_auth(req, ctx, u->ws) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
     if (ct && !strncasecmp(ct, "multipart/form-data", 19)) {
         struct http_mp_cb cb = {mr_part_begin, mr_part_data, mr_part_end, u};
@@ -351,7 +406,8 @@ static int mr_body(struct http_req *req, const char *d, size_t n, void *vctx)
  * NULL), or replied 400. */
 static int mr_meta_parse(struct http_req *req, const char *text, size_t len, json_t **out)
 {
-    json_error_t e;
+    json_t *meta = NULL;
+    char err[300];
 
     *out = NULL;
     if (!text || len == 0)
@@ -360,9 +416,13 @@ static int mr_meta_parse(struct http_req *req, const char *text, size_t len, jso
         http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
         return ERR_LIMIT;
     }
-    json_t *meta = json_loadb(text, len, JSON_REJECT_DUPLICATES, &e);
-    if (!meta) {
-        http_reply_error(req, 400, "model metadata is not valid JSON: %s (line %d)", e.text, e.line);
+    int rc = json_parse_outside(text, len, JSON_REJECT_DUPLICATES, &meta, err, sizeof err);
+    if (rc == ERR_LIMIT) {
+        http_reply_error(req, 400, "model metadata is %s", err);
+        return ERR_PARSE;
+    }
+    if (rc < 0) {
+        http_reply_error(req, 400, "model metadata is not valid JSON: %s", err);
         return ERR_PARSE;
     }
     if (!json_is_object(meta)) {
@@ -407,6 +467,10 @@ static int mr_end(struct http_req *req, void *vctx)
     }
     if (rc < 0)
         return 0;
+    if (mr_operator_guard(req, ctx, u->ws, id, "replaced") < 0) {
+        json_decref(meta);
+        return 0;
+    }
     rc = model_registry_runtime_check(ctx->models, err, sizeof err);
     if (rc < 0) {
         json_decref(meta);
@@ -420,7 +484,7 @@ static int mr_end(struct http_req *req, void *vctx)
     err[0] = '\0';
     /* two uploads of one id at once each write their own generation; the
      * last row switch wins, whole */
-    rc = jobs_models_store_put(ctx->st, ctx->models, id, map, (size_t)u->size, meta, err, sizeof err);
+    rc = jobs_models_store_put(ctx->st, ctx->models, u->ws, id, map, (size_t)u->size, meta, err, sizeof err);
     munmap(map, (size_t)u->size);
     json_decref(meta);
     if (rc < 0) {
@@ -434,7 +498,7 @@ static int mr_end(struct http_req *req, void *vctx)
             st = 500;
         return http_reply_error(req, st, "%s", err);
     }
-    rc = model_registry_get(ctx->models, id, &m, err, sizeof err);
+    rc = model_registry_get(ctx->models, u->ws, id, &m, err, sizeof err);
     if (rc < 0) /* replaced and gone in between: still registered once */
         return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
     json_t *out = mr_summary(m);
@@ -450,24 +514,19 @@ static int mr_end(struct http_req *req, void *vctx)
 static int mr_delete(struct http_req *req, void *vctx)
 {
     struct api_ctx *ctx = vctx;
+    char ws[STORE_WS_MAX + 1];
     const char *id = mr_id(req);
     char err[512];
 
-    if (api_auth(req, ctx, NULL) < 0 || mr_have_registry(req, ctx) < 0)
+    if (api_auth(req, ctx, ws) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
-    int rc = jobs_models_store_delete(ctx->st, ctx->models, id, err, sizeof err);
+    int rc = jobs_models_store_delete(ctx->st, ctx->models, ws, id, err, sizeof err);
     if (rc == ERR_NOTFOUND) {
-        /* its own id in the registry, but not stored: a models folder's */
-        json_t *ids = model_registry_list(ctx->models);
-        bool folder = false;
-        size_t i;
-        json_t *v;
-        json_array_foreach(ids, i, v) folder = folder || !strcmp(json_string_value(v), id);
-        json_decref(ids);
-        if (folder)
-            return http_reply_error(req, 409, "model '%s' comes from a models folder (DATA/models or "
-                                    "--models-dir), not from the API: remove its folder instead", id);
-        return http_reply_error(req, 404, "%s", err);
+        /* not a stored model of this workspace: the operator's (stored or
+         * a models folder's), or nothing this workspace may know of */
+        if (mr_operator_guard(req, ctx, ws, id, "deleted") < 0)
+            return 0;
+        return http_reply_error(req, 404, "unknown model '%s' (not registered in workspace '%s')", id, ws);
     }
     if (rc == ERR_AGAIN)
         return http_reply_error(req, 503, "%s", err);

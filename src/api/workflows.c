@@ -156,7 +156,6 @@ static int wf_load_file(struct store *st, const char *ws, const char *dir, const
     size_t n = strlen(fname);
     char *path = NULL, *text = NULL;
     json_t *body = NULL;
-    json_error_t e;
     bool validated;
     int rc;
 
@@ -174,9 +173,9 @@ static int wf_load_file(struct store *st, const char *ws, const char *dir, const
         log_warn("api", "workflows-dir: cannot read '%s': %s", path, err_str(rc));
         goto out;
     }
-    body = json_loads(text, JSON_REJECT_DUPLICATES, &e);
-    if (!body) {
-        log_warn("api", "workflows-dir: '%s' is not JSON: %s (line %d)", path, e.text, e.line);
+    rc = json_parse_outside(text, strlen(text), JSON_REJECT_DUPLICATES, &body, err, sizeof err);
+    if (rc < 0) {
+        log_warn("api", "workflows-dir: '%s' is not usable JSON: %s", path, err);
         rc = ERR_PARSE;
         goto out;
     }

@@ -143,6 +143,27 @@ int url_decode(char *s, bool form);
 /* Percent-encode everything outside RFC 3986 unreserved; caller frees. */
 char *url_encode(const char *s);
 
+/* ---- JSON from outside ------------------------------------------------- */
+/* Every JSON text that comes from outside (request bodies, upload metadata,
+ * workflow definitions, staged sidecars and notification configs, model
+ * folders) is parsed with json_parse_outside, which caps how deep arrays
+ * and objects nest.  jansson alone accepts 2048 levels; a job or workflow
+ * stored that deep could not be read back by common clients (Python's
+ * parser stops near 1000) and costs stack in every later walk. */
+#define JSON_MAX_DEPTH 64
+struct json_t; /* jansson's json_t */
+/* Parse len bytes of JSON text with jansson (flags: json_loadb's, e.g.
+ * JSON_REJECT_DUPLICATES or JSON_DECODE_ANY) after checking that arrays
+ * and objects nest at most JSON_MAX_DEPTH levels ("[]" is one level).
+ * Returns 0 and *out (a new reference), or, with a message in err (may be
+ * NULL):
+ *   ERR_LIMIT  nested deeper than JSON_MAX_DEPTH: "JSON nested deeper than
+ *              the limit of 64 levels of arrays and objects";
+ *   ERR_PARSE  malformed: jansson's message, with line and column.
+ * Both are the client's fault: answer 400, not 413. */
+int json_parse_outside(const char *text, size_t len, size_t flags, struct json_t **out, char *err,
+                       size_t errlen);
+
 /* ---- files ------------------------------------------------------------- */
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);

@@ -84,6 +84,22 @@ int http_router_match(const struct http_router *r, const char *method, const cha
                       char *scratch, size_t cap, struct http_param params[HTTP_MAX_PARAMS],
                       int *nparams, const struct http_route_ops **ops, void **ctx);
 
+/* ---- request target ------------------------------------------------------- */
+/* Percent-decode one piece of a request target in place: the path, or one
+ * query key or value ('+' is not touched here: libmicrohttpd has already
+ * turned it into a space in the query).  Returns the decoded length, or
+ *   ERR_PARSE    a '%' not followed by two hex digits;
+ *   ERR_INVALID  a decoded byte that may not stand there, in *bad (may be
+ *                NULL): in the path only printable ASCII other than space
+ *                (0x21..0x7e), which every literal, id, model id and blob
+ *                key of the API is made of; in the query anything but NUL
+ *                and the other control bytes (tab, CR and LF are allowed).
+ * The server refuses a request whose target fails here with 400 before
+ * routing, so no handler ever sees a value cut short by a NUL ("victim%00x"
+ * is not "victim"). */
+enum http_url_part { HTTP_URL_PATH, HTTP_URL_QUERY };
+int http_url_decode(char *s, enum http_url_part part, int *bad);
+
 /* ---- server ---------------------------------------------------------------- */
 struct http_server_opts {
     const char *listen;       /* "ADDR:PORT" (IPv4, or [v6]:port); port 0 picks a free one */
@@ -103,11 +119,14 @@ void http_server_stop(struct http_server *s);
 
 /* ---- request accessors (valid until the request completes) ----------------- */
 const char *http_req_method(const struct http_req *req);
-/* Decoded path, without the query string. */
+/* Decoded path, without the query string (http_url_decode: no NUL, only
+ * printable ASCII). */
 const char *http_req_path(const struct http_req *req);
 /* Path parameter of the matched pattern; NULL if absent. */
 const char *http_req_param(const struct http_req *req, const char *name);
-/* Decoded query parameter; NULL if absent.  A key given without '=' is "". */
+/* Decoded query parameter (http_url_decode: no NUL or control byte); the
+ * first one when the key is given twice; NULL if absent.  A key given
+ * without '=' is "". */
 const char *http_req_query(const struct http_req *req, const char *name);
 /* How many times the query carries `name` (a signed URL or a key given twice is refused). */
 int http_req_query_count(const struct http_req *req, const char *name);
@@ -120,8 +139,10 @@ uint64_t http_req_body_size(const struct http_req *req);
 /* Buffered body (routes without ops.body), NUL-terminated; len may be NULL.
  * Owned by the request. */
 const char *http_req_body(const struct http_req *req, size_t *len);
-/* Parse the buffered body as JSON.  On failure replies 400 with the parser's
- * message and returns NULL.  Caller owns the result (json_decref). */
+/* Parse the buffered body as JSON (json_parse_outside: at most
+ * JSON_MAX_DEPTH levels deep).  On failure replies 400 with the parser's
+ * message, or one naming the nesting limit, and returns NULL.  Caller owns
+ * the result (json_decref). */
 json_t *http_req_body_json(struct http_req *req);
 
 /* Per-request state for the route's callbacks: 'fn' (may be NULL) is called

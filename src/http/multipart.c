@@ -167,6 +167,10 @@ static int mp_headers_done(struct http_multipart *mp)
 
     if (++mp->parts > HTTP_MP_MAX_PARTS)
         return ERR_LIMIT;
+    /* read as C strings below: a NUL would hide the rest of a header (a
+     * filename "a.png\0.exe" read as "a.png"), as %00 did in the path */
+    if (mp->hdr.len && memchr(mp->hdr.data, '\0', mp->hdr.len))
+        return ERR_PARSE;
     while (*line) {
         char *eol = strstr(line, "\r\n");
         if (eol)

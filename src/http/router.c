@@ -195,3 +195,22 @@ int http_router_match(const struct http_router *r, const char *method, const cha
         return http_router_match(r, "GET", path, scratch, cap, params, nparams, ops, ctx);
     return other_method ? ERR_UNSUPPORTED : ERR_NOTFOUND;
 }
+
+int http_url_decode(char *s, enum http_url_part part, int *bad)
+{
+    int n = url_decode(s, false);
+
+    if (n < 0)
+        return ERR_PARSE;
+    for (int i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = part == HTTP_URL_PATH ? c > 0x20 && c < 0x7f
+                                        : (c >= 0x20 && c != 0x7f) || c == '\t' || c == '\r' || c == '\n';
+        if (!ok) {
+            if (bad)
+                *bad = c;
+            return ERR_INVALID;
+        }
+    }
+    return n;
+}

@@ -61,7 +61,9 @@ struct http_req {
     struct MHD_Connection *conn;
     struct http_server *srv;
     char method[16];
-    char *path;                 /* owned, decoded path */
+    char *path;                 /* owned, decoded path (raw when refused) */
+    char **qkey, **qval;        /* owned, the decoded query, nq pairs in order */
+    int nq;
     char *scratch;              /* owned, split path holding param values */
     struct http_param params[HTTP_MAX_PARAMS];
     int nparams;
@@ -225,35 +227,18 @@ const char *http_req_param(const struct http_req *req, const char *name)
 
 const char *http_req_query(const struct http_req *req, const char *name)
 {
-    const char *v = NULL;
-    size_t vlen = 0;
-    if (MHD_lookup_connection_value_n(req->conn, MHD_GET_ARGUMENT_KIND, name, strlen(name), &v,
-                                      &vlen) != MHD_YES)
-        return NULL;
-    return v ? v : "";
-}
-
-struct query_count {
-    const char *name;
-    int n;
-};
-
-static enum MHD_Result query_count_one(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
-{
-    struct query_count *qc = cls;
-    (void)kind;
-    (void)value;
-    if (key && !strcmp(key, qc->name))
-        qc->n++;
-    return MHD_YES;
+    for (int i = 0; i < req->nq; i++)
+        if (!strcmp(req->qkey[i], name))
+            return req->qval[i];
+    return NULL;
 }
 
 int http_req_query_count(const struct http_req *req, const char *name)
 {
-    struct query_count qc = {name, 0};
-    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_count_one, &qc);
-    return qc.n;
+    int n = 0;
+    for (int i = 0; i < req->nq; i++)
+        n += !strcmp(req->qkey[i], name);
+    return n;
 }
 
 const char *http_req_header(const struct http_req *req, const char *name)
@@ -270,18 +255,19 @@ const char *http_req_body(const struct http_req *req, size_t *len)
 
 json_t *http_req_body_json(struct http_req *req)
 {
-    json_error_t e;
-    json_t *j;
+    json_t *j = NULL;
+    char err[300];
 
     if (req->body.len == 0) {
         http_reply_error(req, 400, "a JSON body is required");
         return NULL;
     }
-    j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &e);
-    if (!j)
-        http_reply_error(req, 400, "malformed JSON body: %s (line %d, column %d)", e.text, e.line,
-                         e.column);
-    return j;
+    int rc = json_parse_outside(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &j, err, sizeof err);
+    if (rc == ERR_LIMIT)
+        http_reply_error(req, 400, "the JSON body is %s", err);
+    else if (rc < 0)
+        http_reply_error(req, 400, "malformed JSON body: %s", err);
+    return rc < 0 ? NULL : j;
 }
 
 void http_req_set_state(struct http_req *req, void *state, void (*fn)(void *state))
@@ -337,6 +323,12 @@ static void req_free(struct http_req *req)
         free(req->hdr_value[i]);
     }
     buf_release(&req->body);
+    for (int i = 0; i < req->nq; i++) {
+        free(req->qkey[i]);
+        free(req->qval[i]);
+    }
+    free(req->qkey);
+    free(req->qval);
     free(req->base_url);
     free(req->path);
     free(req->scratch);
@@ -371,22 +363,98 @@ static void req_fail(struct http_req *req, int rc)
     http_reply_error(req, st, "%s", st == 500 ? "internal error" : err_str(rc));
 }
 
-static void req_begin(struct http_req *req, const char *url)
+/* ---- the request target ---------------------------------------------------------- */
+
+/* libmicrohttpd's unescape callback: leave every piece as it came (only
+ * '+' -> ' ' in the query, done by libmicrohttpd before this).  Its own
+ * decoder writes a %00 as a NUL into a string that is then read as a C
+ * string: "victim%00x" would reach a handler as "victim".  The pieces are
+ * decoded and checked by req_target instead. */
+static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return strlen(s);
+}
+
+struct query_walk {
+    struct http_req *req;
+    int rc, bad;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                 const char *value, size_t value_size)
+{
+    struct query_walk *qw = cls;
+    struct http_req *req = qw->req;
+    char *k = xstrndup(key ? key : "", key ? key_size : 0);
+    char *v = xstrndup(value ? value : "", value ? value_size : 0);
+    int rc;
+    (void)kind;
+
+    if ((rc = http_url_decode(k, HTTP_URL_QUERY, &qw->bad)) < 0 ||
+        (rc = http_url_decode(v, HTTP_URL_QUERY, &qw->bad)) < 0) {
+        qw->rc = rc;
+        free(k);
+        free(v);
+        return MHD_NO;
+    }
+    req->qkey = xrealloc(req->qkey, (size_t)(req->nq + 1) * sizeof(char *));
+    req->qval = xrealloc(req->qval, (size_t)(req->nq + 1) * sizeof(char *));
+    req->qkey[req->nq] = k;
+    req->qval[req->nq] = v;
+    req->nq++;
+    return MHD_YES;
+}
+
+/* Decode the path and the query of the request (http_url_decode).  false
+ * after replying 400 when a piece holds a bad escape or a byte that may not
+ * stand there: refused before routing, whatever the route. */
+static bool req_target(struct http_req *req, const char *url)
+{
+    struct query_walk qw = {req, 0, 0};
+    int rc = http_url_decode(req->path, HTTP_URL_PATH, &qw.bad);
+
+    if (rc < 0) {
+        free(req->path);
+        req->path = xstrdup(url); /* the raw form, for the log line */
+        if (rc == ERR_PARSE)
+            http_reply_error(req, 400, "malformed request path: a '%%' must be followed by two hex digits");
+        else
+            http_reply_error(req, 400, "the request path holds the byte 0x%02X (%%%02X), which no path of "
+                             "this API may hold (only printable ASCII other than space)", qw.bad, qw.bad);
+        return false;
+    }
+    MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_one, &qw);
+    if (qw.rc == ERR_PARSE) {
+        http_reply_error(req, 400, "malformed query string: a '%%' must be followed by two hex digits");
+        return false;
+    }
+    if (qw.rc < 0) {
+        http_reply_error(req, 400, "a query parameter holds the byte 0x%02X (%%%02X), which no query value "
+                         "may hold (NUL and control bytes other than tab, CR and LF)", qw.bad, qw.bad);
+        return false;
+    }
+    return true;
+}
+
+static void req_begin(struct http_req *req)
 {
     const struct http_route_ops *ops = NULL;
     void *ctx = NULL;
-    size_t cap = strlen(url) + 1;
+    const char *path = req->path;
+    size_t cap = strlen(path) + 1;
     int rc;
 
     req->scratch = xmalloc(cap);
-    rc = http_router_match(req->srv->router, req->method, url, req->scratch, cap, req->params,
+    rc = http_router_match(req->srv->router, req->method, path, req->scratch, cap, req->params,
                            &req->nparams, &ops, &ctx);
     if (rc == ERR_NOTFOUND) {
-        http_reply_error(req, 404, "no such endpoint: %s %s", req->method, url);
+        http_reply_error(req, 404, "no such endpoint: %s %.200s", req->method, path);
         return;
     }
     if (rc == ERR_UNSUPPORTED) {
-        http_reply_error(req, 405, "method %s is not allowed on %s", req->method, url);
+        http_reply_error(req, 405, "method %s is not allowed on %.200s", req->method, path);
         return;
     }
     if (rc < 0) {
@@ -488,7 +556,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             http_reply_error(req, 400, "a request may not carry both Content-Length and Transfer-Encoding");
             return req_queue(req);
         }
-        req_begin(req, url);
+        if (req_target(req, url))
+            req_begin(req);
         if (req->replied && req->has_body) {
             /* A client that sent "Expect: 100-continue" waits for us: answer
              * now rather than invite a body we would only drop. */
@@ -644,6 +713,7 @@ int http_server_start(const struct http_server_opts *opts, struct http_router *r
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_THREAD_POOL_SIZE, threads,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape_none, NULL,
                             MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)(opts->conn_timeout_s ? opts->conn_timeout_s : 60),
                             MHD_OPTION_CONNECTION_LIMIT,

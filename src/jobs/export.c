@@ -12,6 +12,9 @@
  *                              ": "), booleans True/False, null empty —
  *                              pandas' DataFrame.to_csv(index=False) layout
  *                              (WORKFLOWS.md 3.4)
+ * then, when images failed, the tasks' errors files (task-NNNNN.errors.jsonl,
+ * one {"image","stage","cause"} line per failed image) into
+ *   errors.jsonl               (part "errors")
  * and, when image outputs were persisted, packs them into
  *   images-NNNNN.tar.gz        (part "images"), each at most about
  *                              archive_max_bytes compressed (a new archive
@@ -285,6 +288,49 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
     return rc;
 }
 
+/* errors.jsonl: the lines of the processing tasks' errors files, in task
+ * order ({"image","stage","cause"}, one per failed image: each task's file
+ * is rewritten whole by a retried task, so every failure is there once).
+ * Written always (a re-run export leaves no stale lines), registered in
+ * the part "errors" when it is not empty. */
+static int export_errors(struct jobs *j, const struct jobs__job *jb, const int *nos, int ntasks, const char *eb,
+                         char **line, size_t *lcap)
+{
+    char *key = xasprintf("jobs/%s/%s/export/errors.jsonl", jb->ws, jb->job_id);
+    struct store_blob_writer *out = NULL;
+    FILE *fp = NULL;
+    int rc = store_blob_writer_open(j->st, key, 0, &out);
+
+    for (int k = 0; rc == 0 && k < ntasks; k++) {
+        char *ek = jobs__errors_key(jb, nos[k]);
+        rc = blob_fopen(j, ek, &fp); /* absent: a task done before errors files existed */
+        free(ek);
+        ssize_t n;
+        while (rc == 0 && fp && (n = getline(line, lcap, fp)) > 0) {
+            rc = store_blob_writer_write(out, *line, (size_t)n);
+            if (rc == 0 && (*line)[n - 1] != '\n')
+                rc = store_blob_writer_write(out, "\n", 1);
+        }
+        if (fp)
+            fclose(fp);
+        fp = NULL;
+    }
+    if (rc == 0) {
+        int64_t size = store_blob_writer_size(out);
+        rc = store_blob_writer_finish(out);
+        out = NULL;
+        if (rc == 0 && size > 0)
+            rc = jobs__output_ensure(j, jb->ws, eb, "errors", "metadata",
+                                     "failed images (JSONL: image, stage, cause)", "errors.jsonl", "metadata",
+                                     "application/x-ndjson", key, size);
+    }
+    if (rc < 0 && !jobs_errmsg()[0])
+        jobs__err("cannot write the errors file: %s", err_str(rc));
+    store_blob_writer_abort(out);
+    free(key);
+    return rc;
+}
+
 int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
 {
     struct jobs__job jb;
@@ -387,7 +433,12 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
             goto out;
     }
 
-    /* 2. persisted image outputs, packed into bounded .tar.gz archives */
+    /* 2. the failed images: the tasks' errors files, part "errors" */
+    rc = export_errors(j, &jb, nos, ntasks, eb, &line, &lcap);
+    if (rc < 0)
+        goto out;
+
+    /* 3. persisted image outputs, packed into bounded .tar.gz archives */
     if (jb.persist) {
         copybuf = xmalloc(64 * 1024);
         for (int k = 0; rc == 0 && k < ntasks; k++) {

@@ -731,8 +731,8 @@ static int machine_check(struct jobs *j, const char *machine_type, bool needs_mo
         }
         return 0;
     }
-    if (j->o.model_select(j->o.model_select_ud, machine_type, needs_models, NULL, NULL, NULL, err, sizeof err) <
-        0) {
+    if (j->o.model_select(j->o.model_select_ud, machine_type, NULL, needs_models, NULL, NULL, NULL, err,
+                          sizeof err) < 0) {
         jobs__err("%s", err);
         return ERR_INVALID;
     }
@@ -1062,7 +1062,8 @@ static json_t *parse_or(const char *txt, json_t *dflt)
     " j.created_ms, j.updated_ms, j.items_total, j.machine_ms,"                                        \
     " (SELECT COALESCE(SUM(done_items),0) FROM tasks t WHERE t.job_pk=j.pk AND t.state='done'"        \
     "   AND t.stage_id='processing'),"                                                               \
-    " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=j.pk AND t.state='done'"      \
+    " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=j.pk"                         \
+    "   AND t.state IN ('done','aborted')" /* a task the failure budget stopped: its failures */      \
     "   AND t.stage_id='processing'),"                                                               \
     " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=j.pk),"                                      \
     " (SELECT COALESCE(SUM(COALESCE(progress,0)*n_items),0) FROM tasks t WHERE t.job_pk=j.pk"         \
@@ -1271,7 +1272,11 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
                       " (SELECT MAX(event_ms) FROM tasks t WHERE t.job_pk=s.job_pk AND t.stage_id=s.stage_id),"
                       " (SELECT MIN(started_ms) FROM tasks t WHERE t.job_pk=s.job_pk AND t.stage_id=s.stage_id),"
                       " (SELECT COALESCE(SUM(COALESCE(progress,0)),0) FROM tasks t WHERE t.job_pk=s.job_pk"
-                      "   AND t.stage_id=s.stage_id)"
+                      "   AND t.stage_id=s.stage_id),"
+                      " (SELECT COALESCE(SUM(done_items),0) FROM tasks t WHERE t.job_pk=s.job_pk"
+                      "   AND t.stage_id=s.stage_id AND t.state='done'),"
+                      " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=s.job_pk"
+                      "   AND t.stage_id=s.stage_id AND t.state IN ('done','aborted'))"
                       " FROM stages s WHERE s.job_pk=? ORDER BY s.stage_id='export', s.stage_id", &q);
     if (rc == 0) {
         json_t *arr = json_array();
@@ -1288,6 +1293,10 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
                                       : running || done ? "stage in progress" : "stage not started",
                                       "tasksDone", done, "tasksRunning", running, "tasksNumber", total,
                                       "progress", total ? sqlite3_column_double(q, 10) / total : 1.0);
+            if (!strcmp(col_str(q, 0), JOBS_STAGE_PROC)) { /* the images of the tasks done */
+                json_object_set_new(notif, "imagesProcessed", json_integer(sqlite3_column_int64(q, 11)));
+                json_object_set_new(notif, "imagesFailed", json_integer(sqlite3_column_int64(q, 12)));
+            }
             json_t *s = json_object();
             json_object_set_new(s, "processingStageId", json_string(col_str(q, 0)));
             json_object_set_new(s, "processingStageName", json_string(col_str(q, 1)));
@@ -1543,7 +1552,8 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
                           " workers=CASE WHEN ?6>0 THEN ?6 ELSE workers END,"
                           " machine_type=COALESCE(?7, machine_type),"
                           " current_stage=CASE WHEN EXISTS(SELECT 1 FROM tasks WHERE job_pk=?8 AND"
-                          "   stage_id='processing' AND state<>'done') THEN 'processing' ELSE 'export' END"
+                          "   stage_id='processing' AND (state<>'done' OR failed_items>0)) THEN 'processing'"
+                          "   ELSE 'export' END"
                           " WHERE pk=?8", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, now);
@@ -1558,14 +1568,15 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     }
     if (rc == 0)
         rc = sql_prep(db, "UPDATE tasks SET state='pending', lease_owner=NULL, lease_deadline_ms=0, attempts=0,"
-                          " progress=NULL, started_ms=NULL, message='queued again by restart', event_ms=?"
-                          " WHERE job_pk=? AND stage_id='processing' AND state<>'done'", &q);
+                          " progress=NULL, started_ms=NULL, done_items=0, failed_items=0,"
+                          " message='queued again by restart', event_ms=?"
+                          " WHERE job_pk=? AND stage_id='processing' AND (state<>'done' OR failed_items>0)", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, now);
         sqlite3_bind_int64(q, 2, pk);
         rc = sql_step_done(db, q);
     }
-    if (rc == 0)
+    if (rc == 0) /* after the processing tasks: those requeued are no longer done */
         rc = sql_prep(db, "UPDATE tasks SET state=CASE WHEN EXISTS(SELECT 1 FROM tasks p WHERE p.job_pk=?2"
                           "   AND p.stage_id='processing' AND p.state<>'done') THEN 'waiting' ELSE 'pending' END,"
                           " lease_owner=NULL, lease_deadline_ms=0, attempts=0, progress=NULL, started_ms=NULL, message=NULL,"
@@ -1617,8 +1628,8 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
     sqlite3 *db = store_db_acquire(j->st);
     memset(jb, 0, sizeof *jb);
     int rc = sql_prep(db, "SELECT workspace, job_id, batch_id, part_name, wf_def, image_input, params,"
-                          " persist_list, agg_format, outputs, persist, state, machine_type, definition FROM jobs"
-                          " WHERE pk=?", &q);
+                          " persist_list, agg_format, outputs, persist, state, machine_type, definition,"
+                          " max_fail_rate IS NOT NULL FROM jobs WHERE pk=?", &q);
     if (rc == 0) {
         sqlite3_bind_int64(q, 1, pk);
         if (sqlite3_step(q) == SQLITE_ROW) {
@@ -1636,6 +1647,7 @@ int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb)
             jb->persist = sqlite3_column_int(q, 10) != 0;
             snprintf(jb->state, sizeof jb->state, "%s", col_str(q, 11));
             snprintf(jb->machine_type, sizeof jb->machine_type, "%s", col_str(q, 12));
+            jb->has_fail_rate = sqlite3_column_int(q, 14) != 0;
             /* imagesMetadataInputsMapping and imagesMetadataPart live only
              * in the stored definition (validated by parse_def). */
             json_t *def = json_loads(col_str(q, 13), 0, NULL);
@@ -1697,6 +1709,11 @@ char *jobs__results_key(const struct jobs__job *jb, int task_no)
 char *jobs__manifest_key(const struct jobs__job *jb, int task_no)
 {
     return xasprintf("jobs/%s/%s/processing/task-%05d.images.jsonl", jb->ws, jb->job_id, task_no);
+}
+
+char *jobs__errors_key(const struct jobs__job *jb, int task_no)
+{
+    return xasprintf("jobs/%s/%s/processing/task-%05d.errors.jsonl", jb->ws, jb->job_id, task_no);
 }
 
 /* The process a lease owner belongs to: the service's prefix for its own
@@ -1956,11 +1973,54 @@ static int after_processing_db(sqlite3 *db, int64_t job_pk)
     return rc;
 }
 
+/* After the export: the job succeeds, unless it had images and none of
+ * them succeeded — then it fails with the first failure's cause (the
+ * export, errors part included, is kept). */
 static int after_export_db(sqlite3 *db, int64_t job_pk)
 {
     sqlite3_stmt *q = NULL;
-    int rc = sql_prep(db, "UPDATE jobs SET state='succeeded', message='job completed', updated_ms=?"
-                          " WHERE pk=? AND state='running'", &q);
+    int64_t total = 0, done = 0, failed = 0;
+    bool video = false;
+    int rc = sql_prep(db, "SELECT jb.items_total, json_extract(jb.definition, '$.type')='simple-video-processing-v1',"
+                          " (SELECT COALESCE(SUM(done_items),0) FROM tasks t WHERE t.job_pk=jb.pk"
+                          "   AND t.stage_id='processing' AND t.state='done'),"
+                          " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=jb.pk"
+                          "   AND t.stage_id='processing' AND t.state='done')"
+                          " FROM jobs jb WHERE jb.pk=? AND jb.state='running'", &q);
+    if (rc < 0)
+        return rc;
+    sqlite3_bind_int64(q, 1, job_pk);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        total = sqlite3_column_int64(q, 0);
+        video = sqlite3_column_int(q, 1) != 0;
+        done = sqlite3_column_int64(q, 2);
+        failed = sqlite3_column_int64(q, 3);
+    }
+    sqlite3_finalize(q);
+    if (total > 0 && done == 0 && failed > 0) {
+        char *first = NULL;
+        rc = sql_prep(db, "SELECT payload FROM job_logs WHERE job_pk=? AND log_type='image-processing-failed'"
+                          " ORDER BY id DESC LIMIT 1", &q);
+        if (rc < 0)
+            return rc;
+        sqlite3_bind_int64(q, 1, job_pk);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            json_t *p = json_loads(col_str(q, 0), 0, NULL);
+            first = xasprintf("'%s': %s", json_string_value(json_object_get(p, "file_path")),
+                              json_string_value(json_object_get(p, "cause")));
+            json_decref(p);
+        }
+        sqlite3_finalize(q);
+        char *msg = xasprintf("no %s succeeded: all %lld failed (the errors part of the export lists them);"
+                              " the last: %s", video ? "video" : "image", (long long)failed,
+                              first ? first : "(not logged)");
+        rc = job_end_error_db(db, job_pk, "failed", msg, "all-images-failed");
+        free(msg);
+        free(first);
+        return rc;
+    }
+    rc = sql_prep(db, "UPDATE jobs SET state='succeeded', message='job completed', updated_ms=?"
+                      " WHERE pk=? AND state='running'", &q);
     if (rc < 0)
         return rc;
     sqlite3_bind_int64(q, 1, time_now_ms());
@@ -1992,6 +2052,31 @@ int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *
         rc = machine_time_db(db, t->job_pk, machine_ms);
     if (rc == 0)
         rc = export ? after_export_db(db, t->job_pk) : after_processing_db(db, t->job_pk);
+    if (rc == 0)
+        rc = store_tx_commit(db);
+    else
+        store_tx_rollback(db);
+    store_db_release(j->st, db);
+    if (rc == 0)
+        jobs_kick(j);
+    return rc;
+}
+
+int jobs__task_fail_job(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
+                        const struct jobs__fail *fails, int nfails, const char *msg, int64_t machine_ms)
+{
+    sqlite3 *db = store_db_acquire(j->st);
+    int rc = store_tx_begin(db);
+    if (rc == 0)
+        rc = task_mark_db(db, t, owner, "aborted", done_items, nfails, msg);
+    for (int i = 0; rc == 0 && i < nfails; i++)
+        rc = log_db(db, t->job_pk, "error", "worker", "image-processing-failed",
+                    json_pack("{s:s,s:s}", "file_path", fails[i].file, "cause", fails[i].cause), t->stage,
+                    t->task_no);
+    if (rc == 0 && machine_ms > 0)
+        rc = machine_time_db(db, t->job_pk, machine_ms);
+    if (rc == 0)
+        rc = job_end_error_db(db, t->job_pk, "failed", msg, "failure-budget-spent");
     if (rc == 0)
         rc = store_tx_commit(db);
     else

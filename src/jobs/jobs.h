@@ -60,15 +60,16 @@ struct jobs_opts {
     wf_model_prepare_fn model_prepare;
     /* Machine types (computeConfiguration.machineType).  NULL: every job
      * runs on model_infer/model_ud and a "gpu" job is refused with 400.
-     * Otherwise model_select(model_select_ud, machine_type, needs_models,
-     * &fn, &prep, &fn_ud, err, errlen) gives the provider for a job's
-     * machine type and its prepare companion over the same fn_ud (may be
-     * set to NULL) (jobs_models_select); called with fn NULL at POST/restart
-     * time, it only checks (no model may be loaded then) and its error
-     * refuses the job with 400.  needs_models: the workflow has model
-     * steps. */
-    int (*model_select)(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                        wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen);
+     * Otherwise model_select(model_select_ud, machine_type, workspace,
+     * needs_models, &fn, &prep, &fn_ud, err, errlen) gives the provider for
+     * a job's machine type and workspace (whose models its model ids name)
+     * and its prepare companion over the same fn_ud (may be set to NULL)
+     * (jobs_models_select); called with fn NULL at POST/restart time, it
+     * only checks (no model may be loaded then) and its error refuses the
+     * job with 400.  needs_models: the workflow has model steps. */
+    int (*model_select)(void *ud, const char *machine_type, const char *workspace, bool needs_models,
+                        wf_model_infer_fn *fn, wf_model_prepare_fn *prep, void **fn_ud, char *err,
+                        size_t errlen);
     void *model_select_ud;
 };
 void jobs_opts_default(struct jobs_opts *o);
@@ -146,7 +147,8 @@ struct model_registry;
 int jobs_models_open(const char *data_dir, const char *extra_dir, int intra_threads,
                      struct model_registry **out, char *err, size_t errlen);
 /* wf_model_infer_fn over a struct model_registry * (ud): put it with the
- * registry into jobs_opts.model_infer / model_ud. */
+ * registry into jobs_opts.model_infer / model_ud.  It sees the operator's
+ * models only (no workspace: see jobs_models_select). */
 int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
                      size_t n, json_t **out, char *err, size_t errlen);
 
@@ -165,43 +167,57 @@ int jobs_models_new(struct model_registry *cpu, const char *data_dir, const char
                     int intra_threads, struct jobs_models **out);
 void jobs_models_free(struct jobs_models *m); /* accepts NULL */
 /* jobs_opts.model_select over a struct jobs_models * (ud).  "cpu" with
- * needs_models checks that ONNX Runtime loads.  <0 with a message. */
-int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen);
+ * needs_models checks that ONNX Runtime loads.  The provider looks model
+ * ids up as workspace sees them (its own models first, then the
+ * operator's; model/model.h "Scopes"); *fn_ud lives as long as ud.  <0
+ * with a message. */
+int jobs_models_select(void *ud, const char *machine_type, const char *workspace, bool needs_models,
+                       wf_model_infer_fn *fn, wf_model_prepare_fn *prep, void **fn_ud, char *err,
+                       size_t errlen);
 
 /* ---- models stored in the blob store + the models table (docs/MODELS.md) ---- */
 
 struct store;
-/* Register model_id from bytes (metadata as model_registry_register_bytes):
- * the model is built and checked first, then its weights and metadata are
- * written as blobs under a new generation folder
- * (models/<id, '/' as "--">/<uuid>/), then the models row is switched to
- * them in one transaction, then the model is put into reg, then the
- * previous generation's blobs are deleted.  <0 with a message: a bad model
- * (as register_bytes), ERR_AGAIN (database busy), I/O errors ("cannot store
- * model ..."). */
-int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *model_id,
-                          const void *onnx, size_t len, const json_t *metadata, char *err, size_t errlen);
+/* Stored models have a scope (model/model.h "Scopes"): workspace NULL for
+ * the operator's (the CLI without --workspace; rows stored before models
+ * had workspaces), else the workspace that registered it over HTTP.  The
+ * table's key is (workspace, model_id), '' standing for the operator. */
+
+/* Register model_id in scope workspace from bytes (metadata as
+ * model_registry_register_bytes): the model is built and checked first,
+ * then its weights and metadata are written as blobs under a new
+ * generation folder (models/<id, '/' as "--">/<uuid>/ for the operator,
+ * wsmodels/<workspace>/<id, '/' as "--">/<uuid>/ for a workspace), then
+ * the models row is switched to them in one transaction, then the model is
+ * put into reg, then the previous generation's blobs are deleted.  <0 with
+ * a message: a bad model (as register_bytes), ERR_AGAIN (database busy),
+ * I/O errors ("cannot store model ..."). */
+int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *workspace,
+                          const char *model_id, const void *onnx, size_t len, const json_t *metadata,
+                          char *err, size_t errlen);
 /* The same from a model folder (model_artefacts_read_dir): the CLI. */
-int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *model_id,
-                              const char *dir, char *err, size_t errlen);
-/* Delete the row, then the model from reg (when reg holds the stored one),
- * then the blobs.  ERR_NOTFOUND when the table has no such id (a model of
- * a models folder is not in the table). */
-int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *model_id,
-                             char *err, size_t errlen);
+int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *workspace,
+                              const char *model_id, const char *dir, char *err, size_t errlen);
+/* Delete the row of (workspace, model_id), then that model from reg (when
+ * reg holds the stored one), then the blobs.  ERR_NOTFOUND when the table
+ * has no such row (a model of a models folder is not in the table, nor is
+ * another scope's model of the same id). */
+int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *workspace,
+                             const char *model_id, char *err, size_t errlen);
 /* Bring reg up to date with the table: load the rows whose generation reg
  * does not hold (a row whose blobs are missing or do not match the row's
  * size/sha256 is skipped with a warning and counted in *n_bad), and remove
  * the stored models whose row is gone.  n_loaded / n_bad may be NULL.  <0
  * only when the table cannot be read. */
 int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_loaded, int *n_bad);
-/* Delete the generation folders models/<dn>/<gen>/ that no row names and
+/* Delete the generation folders models/<dn>/<gen>/ and
+ * wsmodels/<ws>/<dn>/<gen>/ that no row names and
  * that are older than older_than_ms (left by a crash between the blob
  * writes and the commit, or by a failed deletion of a replaced
  * generation).  Returns how many were deleted, or <0. */
 int jobs_models_store_sweep(struct store *st, int64_t older_than_ms);
-/* The rows: [{"modelId","weightsKey","size","sha256","createdAt","updatedAt"}]. */
+/* The rows: [{"modelId","workspace" (absent: the operator's),"weightsKey","size","sha256",
+ * "createdAt","updatedAt"}], by workspace then id. */
 int jobs_models_store_list(struct store *st, json_t **out);
 /* Let the providers of m re-read the models table (jobs_models_store_sync)
  * when a task asks for a model id they do not know, and every few seconds

@@ -50,6 +50,7 @@ struct jobs__job {
     bool video;          /* simple-video-processing-v1: one video per task, a row per frame */
     double max_fps;      /* maxVideoFPS; 0 = every frame */
     char *meta_part;     /* owned: part of the sidecars when meta_map is set */
+    bool has_fail_rate;  /* maxImageFailureRate set: it rules, not the failure budget */
     bool old_inference;  /* inferenceBackend "old-inference": the classic NMS (docs/MODELS.md) */
 };
 void jobs__job_release(struct jobs__job *jb);
@@ -73,6 +74,15 @@ void jobs__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Blob keys of a task's outputs (malloc'd). */
 char *jobs__results_key(const struct jobs__job *jb, int task_no);
 char *jobs__manifest_key(const struct jobs__job *jb, int task_no);
+/* The task's failed images, one JSON line each {"image","stage","cause"}
+ * (rewritten whole by a task run again; the export concatenates them). */
+char *jobs__errors_key(const struct jobs__job *jb, int task_no);
+
+/* The default failure budget (no maxImageFailureRate): a processing task
+ * that sees this many consecutive images fail with the same cause stops
+ * and fails the job; in a video, this many consecutive frames failing with
+ * the same cause stop that video (one failed item). */
+#define JOBS_FAIL_BUDGET 10
 
 /* A failed image of a task, logged at completion. */
 struct jobs__fail {
@@ -88,6 +98,12 @@ struct jobs__fail {
 int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
                         int failed_items, const struct jobs__fail *fails, int nfails,
                         int64_t machine_ms);
+/* The failure budget is spent (JOBS_FAIL_BUDGET): in one transaction the
+ * task is aborted (not done: a restart runs it again), its failures are
+ * logged and the job fails with msg.  ERR_NOTFOUND when the lease was
+ * lost. */
+int jobs__task_fail_job(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
+                        const struct jobs__fail *fails, int nfails, const char *msg, int64_t machine_ms);
 /* Hand a task back at shutdown: pending again at once (the attempt is
  * not counted), so that a restarted process need not wait for the lease. */
 int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner);

@@ -20,6 +20,12 @@
  *
  * The GPU path cannot run on the development machine (its ONNX Runtime is
  * CPU-only): there the check refuses gpu jobs with ONNX Runtime's message.
+ *
+ * Workspaces: a job's model ids are looked up as the job's workspace sees
+ * them (model/model.h, "Scopes": its own models first, then the
+ * operator's).  jobs_models_select hands the worker a scope (machine type
+ * + workspace) as the provider's ud; scopes are interned in struct
+ * jobs_models and live as long as it.
  */
 #include "jobs/jobs_int.h"
 
@@ -98,7 +104,7 @@ static void runtime_explain(struct model_registry *reg, char *err, size_t errlen
 int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
                      size_t n, json_t **out, char *err, size_t errlen)
 {
-    int rc = model_registry_infer(ud, req->model_id, req->task, req->params, images, n, out, err, errlen);
+    int rc = model_registry_infer(ud, NULL, req->model_id, req->task, req->params, images, n, out, err, errlen);
     if (rc < 0)
         runtime_explain(ud, err, errlen);
     return rc;
@@ -107,10 +113,18 @@ int jobs_model_infer(void *ud, const struct wf_model_request *req, const struct 
 int jobs_model_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
                        size_t errlen)
 {
-    return model_registry_prepare(ud, req->model_id, img, err, errlen);
+    return model_registry_prepare(ud, NULL, req->model_id, img, err, errlen);
 }
 
 /* ---- machine types ------------------------------------------------------------ */
+
+/* A provider's ud: the machine type's registry and the job's workspace. */
+struct jobs_models_scope {
+    struct jobs_models *m;
+    bool gpu;
+    char *ws;                        /* NULL: operator models only */
+    struct jobs_models_scope *next;
+};
 
 struct jobs_models {
     struct model_registry *cpu; /* borrowed */
@@ -125,7 +139,28 @@ struct jobs_models {
     pthread_mutex_t sync_lock;  /* one re-read at a time */
     int64_t cpu_sync_ms;        /* last re-read of each registry (atomic) */
     int64_t gpu_sync_ms;
+    struct jobs_models_scope *scopes; /* under lock; freed with m */
 };
+
+/* The interned scope of (gpu, ws). */
+static struct jobs_models_scope *scope_get(struct jobs_models *m, bool gpu, const char *ws)
+{
+    struct jobs_models_scope *s;
+    pthread_mutex_lock(&m->lock);
+    for (s = m->scopes; s; s = s->next)
+        if (s->gpu == gpu && (s->ws ? ws && !strcmp(s->ws, ws) : !ws))
+            break;
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        s->m = m;
+        s->gpu = gpu;
+        s->ws = ws ? xstrdup(ws) : NULL;
+        s->next = m->scopes;
+        m->scopes = s;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return s;
+}
 
 static int ms_sync_period_ms(void);
 
@@ -153,17 +188,22 @@ static void models_resync(struct jobs_models *m, struct model_registry *reg, int
     pthread_mutex_unlock(&m->sync_lock);
 }
 
-/* wf_model_infer_fn for cpu jobs (ud: struct jobs_models). */
+/* wf_model_infer_fn for cpu jobs (ud: struct jobs_models_scope). */
 static int cpu_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
                      size_t n, json_t **out, char *err, size_t errlen)
 {
-    struct jobs_models *m = ud;
+    struct jobs_models_scope *sc = ud;
+    struct jobs_models *m = sc->m;
     struct model *mod = NULL;
     char e2[400];
-    bool miss = model_registry_get(m->cpu, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND;
+    bool miss = model_registry_get(m->cpu, sc->ws, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND;
     model_unref(mod);
     models_resync(m, m->cpu, &m->cpu_sync_ms, miss);
-    return jobs_model_infer(m->cpu, req, images, n, out, err, errlen);
+    int rc = model_registry_infer(m->cpu, sc->ws, req->model_id, req->task, req->params, images, n, out, err,
+                                  errlen);
+    if (rc < 0)
+        runtime_explain(m->cpu, err, errlen);
+    return rc;
 }
 
 void jobs_models_set_store(struct jobs_models *m, struct store *st)
@@ -198,6 +238,12 @@ void jobs_models_free(struct jobs_models *m)
     if (!m)
         return;
     model_registry_free(m->gpu);
+    while (m->scopes) {
+        struct jobs_models_scope *s = m->scopes;
+        m->scopes = s->next;
+        free(s->ws);
+        free(s);
+    }
     pthread_mutex_destroy(&m->lock);
     pthread_mutex_destroy(&m->sync_lock);
     free(m->dir);
@@ -228,11 +274,12 @@ static int gpu_registry_locked(struct jobs_models *m, char *err, size_t errlen)
     return 0;
 }
 
-/* wf_model_infer_fn for gpu jobs (ud: struct jobs_models). */
+/* wf_model_infer_fn for gpu jobs (ud: struct jobs_models_scope). */
 static int gpu_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
                      size_t n, json_t **out, char *err, size_t errlen)
 {
-    struct jobs_models *m = ud;
+    struct jobs_models_scope *sc = ud;
+    struct jobs_models *m = sc->m;
     struct model *mod = NULL;
     char e2[400];
     int rc;
@@ -240,7 +287,7 @@ static int gpu_infer(void *ud, const struct wf_model_request *req, const struct 
     /* A model registered after the gpu registry was loaded: read the
      * folders again when the legacy models folder changed since, and the
      * models table. */
-    bool miss = model_registry_get(m->gpu, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND;
+    bool miss = model_registry_get(m->gpu, sc->ws, req->model_id, &mod, e2, sizeof e2) == ERR_NOTFOUND;
     if (miss) {
         pthread_mutex_lock(&m->lock);
         struct timespec now = dir_mtime(m->dir);
@@ -253,29 +300,32 @@ static int gpu_infer(void *ud, const struct wf_model_request *req, const struct 
     }
     model_unref(mod);
     models_resync(m, m->gpu, &m->gpu_sync_ms, miss);
-    rc = model_registry_infer(m->gpu, req->model_id, req->task, req->params, images, n, out, err, errlen);
+    rc = model_registry_infer(m->gpu, sc->ws, req->model_id, req->task, req->params, images, n, out, err, errlen);
     if (rc < 0)
         runtime_explain(m->gpu, err, errlen);
     return rc;
 }
 
-/* wf_model_prepare_fn of cpu_infer and gpu_infer (ud: struct jobs_models).
- * An id the registry does not know yet fails here; the step's inference
- * then re-reads the models table and pre-processes the image itself. */
+/* wf_model_prepare_fn of cpu_infer and gpu_infer (ud: struct
+ * jobs_models_scope).  An id the registry does not know yet fails here;
+ * the step's inference then re-reads the models table and pre-processes
+ * the image itself. */
 static int cpu_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
                        size_t errlen)
 {
-    return model_registry_prepare(((struct jobs_models *)ud)->cpu, req->model_id, img, err, errlen);
+    struct jobs_models_scope *sc = ud;
+    return model_registry_prepare(sc->m->cpu, sc->ws, req->model_id, img, err, errlen);
 }
 
 static int gpu_prepare(void *ud, const struct wf_model_request *req, struct vis_image *img, char *err,
                        size_t errlen)
 {
-    return model_registry_prepare(((struct jobs_models *)ud)->gpu, req->model_id, img, err, errlen);
+    struct jobs_models_scope *sc = ud;
+    return model_registry_prepare(sc->m->gpu, sc->ws, req->model_id, img, err, errlen);
 }
 
-int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
+int jobs_models_select(void *ud, const char *machine_type, const char *workspace, bool needs_models,
+                       wf_model_infer_fn *fn, wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
 {
     struct jobs_models *m = ud;
     char e2[400];
@@ -286,16 +336,11 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
             snprintf(err, errlen, "the workflow has model steps but ONNX Runtime cannot be used: %s", e2);
             return ERR_UNSUPPORTED;
         }
-        if (fn && m->st) {
+        if (fn) {
             *fn = cpu_infer;
-            *fn_ud = m;
+            *fn_ud = scope_get(m, false, workspace);
             if (prep)
                 *prep = cpu_prepare;
-        } else if (fn) {
-            *fn = jobs_model_infer;
-            *fn_ud = m->cpu;
-            if (prep)
-                *prep = jobs_model_prepare;
         }
         return 0;
     }
@@ -319,7 +364,7 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
     pthread_mutex_unlock(&m->lock);
     if (rc == 0 && fn) {
         *fn = gpu_infer;
-        *fn_ud = m;
+        *fn_ud = scope_get(m, true, workspace);
         if (prep)
             *prep = gpu_prepare;
     }
@@ -329,8 +374,11 @@ int jobs_models_select(void *ud, const char *machine_type, bool needs_models, wf
 /* ---- models in the control database and the blob store ---------------------------
  *
  * A model registered through the API or the CLI is two blobs under a
- * generation folder, models/<id with '/' as "--">/<uuid>/{weights.onnx,
- * metadata.json}, and one row of the core table `models` naming them.
+ * generation folder, {weights.onnx, metadata.json} under
+ * models/<id with '/' as "--">/<uuid>/ for an operator model and
+ * wsmodels/<workspace>/<id with '/' as "--">/<uuid>/ for a workspace's,
+ * and one row of the core table `models` (key: workspace, '' for the
+ * operator's, and model_id) naming them.
  * Order of writes: both blobs (store_blob_put syncs each), then the row in
  * one transaction, then the blobs of the generation the row named before.
  * A crash before the commit leaves an orphan generation folder and the old
@@ -371,14 +419,33 @@ static int ms_step_key(sqlite3_stmt *q, char **key)
     return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : ERR_INTERNAL;
 }
 
-/* "models/<dn>/<gen>" of a weights key "models/<dn>/<gen>/weights.onnx"
- * (malloc'd), NULL for a key of another shape. */
+/* The generation folder of a weights key ("models/<dn>/<gen>" or
+ * "wsmodels/<ws>/<dn>/<gen>" before "/weights.onnx"), malloc'd; NULL for a
+ * key of another shape. */
 static char *ms_gen_prefix(const char *wkey)
 {
     const char *slash = strrchr(wkey, '/');
-    if (!str_has_prefix(wkey, "models/") || !slash || strcmp(slash, "/weights.onnx") != 0)
+    if ((!str_has_prefix(wkey, "models/") && !str_has_prefix(wkey, "wsmodels/")) || !slash ||
+        strcmp(slash, "/weights.onnx") != 0)
         return NULL;
     return xstrndup(wkey, (size_t)(slash - wkey));
+}
+
+/* The column value of a scope: '' for the operator's. */
+static const char *ms_ws_col(const char *ws)
+{
+    return ws ? ws : "";
+}
+
+/* "model 'x'" or "model 'x' of workspace 'w'" for messages (static per thread). */
+static const char *ms_name(const char *ws, const char *id)
+{
+    static __thread char s[400];
+    if (ws)
+        snprintf(s, sizeof s, "model '%s' of workspace '%s'", id, ws);
+    else
+        snprintf(s, sizeof s, "model '%s'", id);
+    return s;
 }
 
 /* Delete a generation's blobs (and the id's folder when it is left empty). */
@@ -398,8 +465,8 @@ static void ms_blobs_delete(struct store *st, const char *wkey)
     free(gen);
 }
 
-int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *id, const void *onnx,
-                          size_t len, const json_t *meta, char *err, size_t errlen)
+int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *ws, const char *id,
+                          const void *onnx, size_t len, const json_t *meta, char *err, size_t errlen)
 {
     struct model *m = NULL;
     sqlite3 *db = NULL;
@@ -414,16 +481,21 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     /* build and check first: a bad model writes nothing */
     if ((rc = model_registry_prepare_bytes(reg, id, onnx, len, meta, &m, err, errlen)) < 0)
         return rc;
+    if (ws && !id_valid(ws, STORE_WS_MAX)) {
+        snprintf(err, errlen, "invalid workspace '%.64s'", ws);
+        rc = ERR_INVALID;
+        goto out;
+    }
     uuid4(gen);
     dn = model_id_dirname(id);
-    prefix = xasprintf("models/%s/%s", dn, gen);
+    prefix = ws ? xasprintf("wsmodels/%s/%s/%s", ws, dn, gen) : xasprintf("models/%s/%s", dn, gen);
     wkey = xasprintf("%s/weights.onnx", prefix);
     mkey = xasprintf("%s/metadata.json", prefix);
     mj = meta ? json_deep_copy(meta) : json_object();
     json_object_set_new(mj, "model_id", json_string(id));
     text = json_dumps(mj, JSON_COMPACT | JSON_REAL_PRECISION(17));
     if (!text || strlen(text) > MS_META_MAX) {
-        snprintf(err, errlen, "model '%s': metadata is over %u bytes", id, MS_META_MAX);
+        snprintf(err, errlen, "%s: metadata is over %u bytes", ms_name(ws, id), MS_META_MAX);
         rc = ERR_LIMIT;
         goto out;
     }
@@ -432,7 +504,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     blobs = true;
     if ((rc = store_blob_put(st, wkey, onnx, len)) < 0 ||
         (rc = store_blob_put(st, mkey, text, strlen(text))) < 0) {
-        snprintf(err, errlen, "cannot store model '%s' in the blob store: %s", id, err_str(rc));
+        snprintf(err, errlen, "cannot store %s in the blob store: %s", ms_name(ws, id), err_str(rc));
         goto out;
     }
 
@@ -440,48 +512,51 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     locked = true;
     db = store_db_acquire(st);
     if ((rc = store_tx_begin(db)) < 0) {
-        snprintf(err, errlen, "cannot store model '%s': the database is busy", id);
+        snprintf(err, errlen, "cannot store %s: the database is busy", ms_name(ws, id));
         goto out;
     }
     rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "SELECT weights_key FROM models WHERE model_id=?", -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT weights_key FROM models WHERE workspace=? AND model_id=?", -1, &q, NULL) !=
+        SQLITE_OK)
         goto sql;
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, ms_ws_col(ws), -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     if (ms_step_key(q, &old) < 0)
         goto sql;
     sqlite3_finalize(q);
     q = NULL;
     int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, "INSERT INTO models(model_id, weights_key, meta_key, size, sha256, created_ms,"
-                               " updated_ms) VALUES(?,?,?,?,?,?,?) ON CONFLICT(model_id) DO UPDATE SET"
-                               " weights_key=excluded.weights_key, meta_key=excluded.meta_key,"
+    if (sqlite3_prepare_v2(db, "INSERT INTO models(workspace, model_id, weights_key, meta_key, size, sha256,"
+                               " created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(workspace, model_id)"
+                               " DO UPDATE SET weights_key=excluded.weights_key, meta_key=excluded.meta_key,"
                                " size=excluded.size, sha256=excluded.sha256, updated_ms=excluded.updated_ms",
                            -1, &q, NULL) != SQLITE_OK)
         goto sql;
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, wkey, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, mkey, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, (int64_t)len);
-    sqlite3_bind_text(q, 5, hex, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 6, now);
+    sqlite3_bind_text(q, 1, ms_ws_col(ws), -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, wkey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, mkey, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, (int64_t)len);
+    sqlite3_bind_text(q, 6, hex, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 7, now);
+    sqlite3_bind_int64(q, 8, now);
     if (sqlite3_step(q) != SQLITE_DONE)
         goto sql;
     if ((rc = store_tx_commit(db)) < 0) {
-        snprintf(err, errlen, "cannot store model '%s': commit failed: %s", id, err_str(rc));
+        snprintf(err, errlen, "cannot store %s: commit failed: %s", ms_name(ws, id), err_str(rc));
         goto out;
     }
     blobs = false; /* the row names them now */
-    model_registry_add(reg, m, wkey);
+    model_registry_add(reg, m, ws, wkey);
     pthread_mutex_unlock(&ms_lock);
     locked = false;
     if (old && strcmp(old, wkey) != 0)
         ms_blobs_delete(st, old);
-    log_info("jobs", "model stored id=%s key=%s size=%zu sha256=%s", id, wkey, len, hex);
+    log_info("jobs", "model stored id=%s workspace=%s key=%s size=%zu sha256=%s", id, ws ? ws : "-", wkey, len, hex);
     rc = 0;
     goto out;
 sql:
-    snprintf(err, errlen, "cannot store model '%s': %s", id, sqlite3_errmsg(db));
+    snprintf(err, errlen, "cannot store %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
     store_tx_rollback(db);
 out:
     sqlite3_finalize(q);
@@ -502,8 +577,8 @@ out:
     return rc;
 }
 
-int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *id, const char *dir,
-                              char *err, size_t errlen)
+int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *ws, const char *id,
+                              const char *dir, char *err, size_t errlen)
 {
     char *onnx = NULL;
     size_t len = 0;
@@ -511,16 +586,35 @@ int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, cons
     char e2[768];
     int rc = model_artefacts_read_dir(dir, 0, &onnx, &len, &meta, e2, sizeof e2);
     if (rc < 0)
-        snprintf(err, errlen, "model '%s': %s", id, e2);
+        snprintf(err, errlen, "%s: %s", ms_name(ws, id), e2);
     else
-        rc = jobs_models_store_put(st, reg, id, onnx, len, meta, err, errlen);
+        rc = jobs_models_store_put(st, reg, ws, id, onnx, len, meta, err, errlen);
     free(onnx);
     json_decref(meta);
     return rc;
 }
 
-int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *id, char *err,
-                             size_t errlen)
+/* The tag (weights key) reg holds for (ws, id), a copy, or NULL. */
+static char *ms_reg_tag(struct model_registry *reg, const char *ws, const char *id)
+{
+    json_t *tags = model_registry_tags(reg);
+    const char *tag;
+    json_t *v;
+    char *out = NULL;
+    json_object_foreach(tags, tag, v)
+    {
+        const char *tws = json_string_value(json_object_get(v, "workspace"));
+        if (!strcmp(json_string_value(json_object_get(v, "modelId")), id) && (tws ? ws && !strcmp(tws, ws) : !ws)) {
+            out = xstrdup(tag);
+            break;
+        }
+    }
+    json_decref(tags);
+    return out;
+}
+
+int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *ws, const char *id,
+                             char *err, size_t errlen)
 {
     sqlite3_stmt *q = NULL;
     char *old = NULL;
@@ -529,40 +623,40 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
     pthread_mutex_lock(&ms_lock);
     sqlite3 *db = store_db_acquire(st);
     if ((rc = store_tx_begin(db)) < 0) {
-        snprintf(err, errlen, "cannot delete model '%s': the database is busy", id);
+        snprintf(err, errlen, "cannot delete %s: the database is busy", ms_name(ws, id));
         goto out;
     }
     rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM models WHERE model_id=? RETURNING weights_key", -1, &q, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "DELETE FROM models WHERE workspace=? AND model_id=? RETURNING weights_key", -1, &q,
+                           NULL) != SQLITE_OK)
         goto sql;
-    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 1, ms_ws_col(ws), -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
     if (ms_step_key(q, &old) < 0)
         goto sql;
     sqlite3_finalize(q);
     q = NULL;
     if (!old) {
         store_tx_rollback(db);
-        snprintf(err, errlen, "unknown model '%s' (not registered)", id);
+        snprintf(err, errlen, "unknown %s (not registered)", ms_name(ws, id));
         rc = ERR_NOTFOUND;
         goto out;
     }
     if ((rc = store_tx_commit(db)) < 0) {
-        snprintf(err, errlen, "cannot delete model '%s': commit failed: %s", id, err_str(rc));
+        snprintf(err, errlen, "cannot delete %s: commit failed: %s", ms_name(ws, id), err_str(rc));
         goto out;
     }
     /* whatever generation this registry holds (another process may have
      * replaced it since we loaded it); a model of a models folder has no
      * tag and is not touched */
-    json_t *tags = model_registry_tags(reg);
-    const char *tag = json_string_value(json_object_get(tags, id));
+    char *tag = ms_reg_tag(reg, ws, id);
     if (tag)
-        model_registry_remove(reg, id, tag);
-    json_decref(tags);
+        model_registry_remove(reg, ws, id, tag);
+    free(tag);
     rc = 0;
     goto out;
 sql:
-    snprintf(err, errlen, "cannot delete model '%s': %s", id, sqlite3_errmsg(db));
+    snprintf(err, errlen, "cannot delete %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
     store_tx_rollback(db);
 out:
     sqlite3_finalize(q);
@@ -570,13 +664,14 @@ out:
     pthread_mutex_unlock(&ms_lock);
     if (rc == 0) {
         ms_blobs_delete(st, old); /* after the row: never a row without bytes */
-        log_info("jobs", "model deleted id=%s key=%s", id, old);
+        log_info("jobs", "model deleted id=%s workspace=%s key=%s", id, ws ? ws : "-", old);
     }
     free(old);
     return rc;
 }
 
 struct ms_row {
+    char *ws; /* NULL: the operator's ('' in the table) */
     char *id, *wkey, *mkey, *sha;
     int64_t size, created_ms, updated_ms;
 };
@@ -584,6 +679,7 @@ struct ms_row {
 static void ms_rows_free(struct ms_row *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        free(r[i].ws);
         free(r[i].id);
         free(r[i].wkey);
         free(r[i].mkey);
@@ -592,7 +688,7 @@ static void ms_rows_free(struct ms_row *r, size_t n)
     free(r);
 }
 
-/* Every row of the models table, by id. */
+/* Every row of the models table, by workspace ('' first) and id. */
 static int ms_rows(struct store *st, struct ms_row **out, size_t *n_out)
 {
     sqlite3_stmt *q = NULL;
@@ -601,8 +697,8 @@ static int ms_rows(struct store *st, struct ms_row **out, size_t *n_out)
     int rc = ERR_INTERNAL, s;
     sqlite3 *db = store_db_acquire(st);
 
-    if (sqlite3_prepare_v2(db, "SELECT model_id, weights_key, meta_key, sha256, size, created_ms, updated_ms"
-                               " FROM models ORDER BY model_id", -1, &q, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, "SELECT model_id, weights_key, meta_key, sha256, size, created_ms, updated_ms,"
+                               " workspace FROM models ORDER BY workspace, model_id", -1, &q, NULL) != SQLITE_OK)
         goto out;
     while ((s = sqlite3_step(q)) == SQLITE_ROW) {
         if (n == cap) {
@@ -616,6 +712,8 @@ static int ms_rows(struct store *st, struct ms_row **out, size_t *n_out)
         r[n].size = sqlite3_column_int64(q, 4);
         r[n].created_ms = sqlite3_column_int64(q, 5);
         r[n].updated_ms = sqlite3_column_int64(q, 6);
+        const char *ws = (const char *)sqlite3_column_text(q, 7);
+        r[n].ws = ws && *ws ? xstrdup(ws) : NULL;
         n++;
     }
     if (s == SQLITE_DONE)
@@ -675,7 +773,7 @@ static int ms_load(struct store *st, struct model_registry *reg, const struct ms
         snprintf(err, errlen, "model '%s': cannot read blob '%s': %s", row->id, row->mkey, err_str(rc));
         goto out;
     }
-    meta = json_loads(text, 0, &je);
+    meta = json_loads(text, 0, &je); /* written by jobs_models_store_put */
     if (!json_is_object(meta)) {
         snprintf(err, errlen, "model '%s': blob '%s' is not a JSON object", row->id, row->mkey);
         rc = ERR_PARSE;
@@ -685,7 +783,7 @@ static int ms_load(struct store *st, struct model_registry *reg, const struct ms
     /* the bytes are whole: a refusal now is this registry's (its runtime) */
     if ((rc = model_registry_prepare_bytes(reg, row->id, map, (size_t)size, meta, &m, err, errlen)) < 0)
         goto out_model;
-    model_registry_add(reg, m, row->wkey);
+    model_registry_add(reg, m, row->ws, row->wkey);
     goto out_model;
 out:
     *bytes_bad = rc != ERR_NOMEM;
@@ -714,9 +812,8 @@ int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_
     if (!ms_bad_keys)
         ms_bad_keys = json_object();
     for (size_t i = 0; i < n; i++) {
-        const char *t = json_string_value(json_object_get(tags, rows[i].id));
-        if (t && !strcmp(t, rows[i].wkey))
-            continue;
+        if (json_object_get(tags, rows[i].wkey))
+            continue; /* this generation is loaded (keys are unique per scope, id and generation) */
         if (json_object_get(ms_bad_keys, rows[i].wkey)) {
             bad++; /* reported when first seen */
             continue;
@@ -744,14 +841,16 @@ int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_
             json_object_del(ms_bad_keys, bk);
     }
     /* rows deleted (by another process) since these were loaded */
-    const char *id;
+    const char *tag;
     json_t *v;
-    json_object_foreach(tags, id, v)
+    json_object_foreach(tags, tag, v)
     {
+        const char *id = json_string_value(json_object_get(v, "modelId"));
+        const char *ws = json_string_value(json_object_get(v, "workspace"));
         bool found = false;
         for (size_t i = 0; i < n && !found; i++)
-            found = !strcmp(rows[i].id, id);
-        if (!found && model_registry_remove(reg, id, json_string_value(v)) == 0)
+            found = !strcmp(rows[i].id, id) && (rows[i].ws ? ws && !strcmp(rows[i].ws, ws) : !ws);
+        if (!found && model_registry_remove(reg, ws, id, tag) == 0)
             removed++;
     }
     json_decref(tags);
@@ -779,16 +878,17 @@ int jobs_models_store_list(struct store *st, json_t **out)
         char c[TIME_ISO_LEN], u[TIME_ISO_LEN];
         time_iso8601(rows[i].created_ms, c);
         time_iso8601(rows[i].updated_ms, u);
-        json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "modelId", rows[i].id, "weightsKey",
-                                           rows[i].wkey, "size", (json_int_t)rows[i].size, "sha256",
-                                           rows[i].sha, "createdAt", c, "updatedAt", u));
+        json_array_append_new(a, json_pack("{s:s,s:s?,s:s,s:I,s:s,s:s,s:s}", "modelId", rows[i].id, "workspace",
+                                           rows[i].ws, "weightsKey", rows[i].wkey, "size",
+                                           (json_int_t)rows[i].size, "sha256", rows[i].sha, "createdAt", c,
+                                           "updatedAt", u));
     }
     ms_rows_free(rows, n);
     *out = a;
     return 0;
 }
 
-/* Is "models/<dn>/<gen>" the generation of one of the rows? */
+/* Is prefix (a generation folder) the generation of one of the rows? */
 static bool ms_live(const struct ms_row *rows, size_t n, const char *prefix)
 {
     size_t pl = strlen(prefix);
@@ -798,24 +898,17 @@ static bool ms_live(const struct ms_row *rows, size_t n, const char *prefix)
     return false;
 }
 
-int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
+/* Sweep the generation folders <key_root>/<dn>/<gen> (see
+ * jobs_models_store_sweep); the count swept. */
+static int ms_sweep_root(struct store *st, const struct ms_row *rows, size_t n, const char *key_root,
+                         int64_t older_than_ms, int64_t now)
 {
-    struct ms_row *rows = NULL;
-    size_t n = 0;
-    int swept = 0, rc;
-    char *root = store_blob_path(st, "models");
-    DIR *d = NULL;
+    char *root = store_blob_path(st, key_root);
+    DIR *d = opendir(root);
     struct dirent *e;
+    int swept = 0;
 
-    if ((rc = ms_rows(st, &rows, &n)) < 0)
-        goto out;
-    d = opendir(root);
-    if (!d) {
-        rc = errno == ENOENT ? 0 : -errno;
-        goto out;
-    }
-    int64_t now = time_now_ms();
-    while ((e = readdir(d)) != NULL) {
+    while (d && (e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
         char *sub = xasprintf("%s/%s", root, e->d_name);
@@ -826,7 +919,7 @@ int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
             if (ge->d_name[0] == '.' || fstatat(dirfd(g), ge->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
                 !S_ISDIR(sb.st_mode))
                 continue;
-            char *prefix = xasprintf("models/%s/%s", e->d_name, ge->d_name);
+            char *prefix = xasprintf("%s/%s/%s", key_root, e->d_name, ge->d_name);
             /* a generation is written before its row: only old ones are orphans */
             if (now - (int64_t)sb.st_mtime * 1000 >= older_than_ms && !ms_live(rows, n, prefix) &&
                 store_blob_delete_prefix(st, prefix) == 0) {
@@ -840,11 +933,39 @@ int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
         (void)rmdir(sub); /* only when empty */
         free(sub);
     }
-    rc = swept;
-out:
     if (d)
         closedir(d);
-    ms_rows_free(rows, n);
     free(root);
+    return swept;
+}
+
+int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
+{
+    struct ms_row *rows = NULL;
+    size_t n = 0;
+    int64_t now = time_now_ms();
+    int rc = ms_rows(st, &rows, &n);
+
+    if (rc < 0)
+        return rc;
+    /* the operator's: models/<dn>/<gen>; each workspace's: wsmodels/<ws>/<dn>/<gen> */
+    rc = ms_sweep_root(st, rows, n, "models", older_than_ms, now);
+    char *wsroot = store_blob_path(st, "wsmodels");
+    DIR *d = opendir(wsroot);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *kr = xasprintf("wsmodels/%s", e->d_name);
+        rc += ms_sweep_root(st, rows, n, kr, older_than_ms, now);
+        char *p = store_blob_path(st, kr);
+        (void)rmdir(p); /* only when empty */
+        free(p);
+        free(kr);
+    }
+    if (d)
+        closedir(d);
+    free(wsroot);
+    ms_rows_free(rows, n);
     return rc;
 }

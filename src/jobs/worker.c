@@ -20,7 +20,11 @@
  * 3.4), one JSON line per image into
  *   jobs/<ws>/<job>/processing/task-NNNNN.jsonl          (results)
  *   jobs/<ws>/<job>/processing/task-NNNNN.images.jsonl   (persisted images manifest)
+ *   jobs/<ws>/<job>/processing/task-NNNNN.errors.jsonl   (failed images: image, stage, cause)
  *   jobs/<ws>/<job>/images/tNNNNN/<item id>/<key path>.jpg (persisted images)
+ * Without maxImageFailureRate the failure budget applies: JOBS_FAIL_BUDGET
+ * consecutive images failing with the same cause stop the task and fail
+ * the job (jobs__task_fail_job); in a video, as many frames stop the video.
  * Every key depends only on the task, so a task run again after a crash
  * overwrites its outputs instead of adding to them.  The results file is
  * registered in the <job>-processing output batch (once: the part is
@@ -141,7 +145,6 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
     char *data = NULL;
     size_t len = 0;
     json_t *meta = NULL, *v;
-    json_error_t jerr;
     const char *k;
     int rc = staging_item_find(j->sg, jb->ws, jb->batch, jb->meta_part, name, &sc);
 
@@ -158,10 +161,10 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
         *cause = xasprintf("cannot read the metadata file '%s': %s", name, err_str(rc));
         goto out;
     }
-    meta = json_loadb(data, len, 0, &jerr);
-    if (!json_is_object(meta)) {
+    char e2[300];
+    if (json_parse_outside(data, len, 0, &meta, e2, sizeof e2) < 0 || !json_is_object(meta)) {
         *cause = xasprintf("cannot parse the metadata file '%s': %s", name,
-                           meta ? "it is not a JSON object" : jerr.text);
+                           meta ? "it is not a JSON object" : e2);
         goto out;
     }
     *out = base ? json_deep_copy(base) : json_object();
@@ -403,9 +406,9 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
                          struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
                          int nitems, char **cause)
 {
-    char *path = store_blob_path(j->st, it->blob_key), *first_bad = NULL;
+    char *path = store_blob_path(j->st, it->blob_key), *first_bad = NULL, *last_bad = NULL;
     struct vis_video *v = NULL;
-    long long nframes = 0, nbad = 0;
+    long long nframes = 0, nbad = 0, run = 0; /* run: consecutive frames failed with last_bad */
     int rc = vis_video_open_file(path, jb->max_fps, &v);
 
     free(path);
@@ -448,12 +451,20 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
         fetched_free(f);
         nframes++;
         nbad += fc != NULL;
+        run = !fc ? 0 : last_bad && !strcmp(fc, last_bad) ? run + 1 : 1;
+        free(last_bad);
+        last_bad = fc ? xstrdup(fc) : NULL;
         if (fc && !first_bad)
             first_bad = fc;
         else
             free(fc);
         if (rc < 0)
             break;
+        if (run >= JOBS_FAIL_BUDGET) { /* the failure budget: a broken workflow stops the video */
+            *cause = xasprintf("stopped after %lld consecutive frames failed with the same cause (%lld frames"
+                               " processed): %s", run, nframes, last_bad);
+            break;
+        }
     }
     lookahead_stop(ahead, fetched_free); /* before the iterator it uses */
     vis_video_free(v);
@@ -463,6 +474,7 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
     else if (rc >= 0 && nframes == 0 && !*cause)
         *cause = xasprintf("the video has no frame to process");
     free(first_bad);
+    free(last_bad);
     return rc < 0 ? rc : 0;
 }
 
@@ -515,7 +527,7 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
     w->prepare = j->o.model_prepare;
     if (j->o.model_select) {
         w->prepare = NULL;
-        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, wf_uses_models(w->wf), &w->infer,
+        if (j->o.model_select(j->o.model_select_ud, jb->machine_type, jb->ws, wf_uses_models(w->wf), &w->infer,
                               &w->prepare, &w->infer_ud, w->infer_err, sizeof w->infer_err) < 0) {
             w->infer = infer_unavailable;
             w->prepare = NULL;
@@ -545,9 +557,10 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     struct jobs__fail *fails = NULL;
     struct lookahead *ahead = NULL;
     struct fetch_ctx fc;
-    struct store_blob_writer *rw = NULL, *mw = NULL;
+    struct store_blob_writer *rw = NULL, *mw = NULL, *ew = NULL;
     json_t *params = NULL, *plist = NULL;
-    char *rkey = NULL, *mkey = NULL;
+    char *rkey = NULL, *mkey = NULL, *ekey = NULL;
+    int run = 0; /* consecutive images failed with the same cause (the failure budget) */
     struct jobs__hb hb = {time_mono_ms(), time_mono_ms(), 0};
     char err[512];
     int rc = jobs__job_load(j, t->job_pk, &jb);
@@ -575,7 +588,10 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
         }
     }
     rkey = jobs__results_key(&jb, t->task_no);
+    ekey = jobs__errors_key(&jb, t->task_no);
     rc = store_blob_writer_open(j->st, rkey, 0, &rw);
+    if (rc == 0)
+        rc = store_blob_writer_open(j->st, ekey, 0, &ew);
     if (rc == 0 && jb.persist) {
         mkey = jobs__manifest_key(&jb, t->task_no);
         rc = store_blob_writer_open(j->st, mkey, 0, &mw);
@@ -609,12 +625,38 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
             free(cause);
             goto out;
         }
-        if (cause) {
-            fails[nfailed].file = xstrdup(items[i].name);
-            fails[nfailed].cause = cause;
-            nfailed++;
-        } else {
+        if (!cause) {
             ndone++;
+            run = 0;
+            continue;
+        }
+        run = nfailed > 0 && run > 0 && !strcmp(fails[nfailed - 1].cause, cause) ? run + 1 : 1;
+        fails[nfailed].file = xstrdup(items[i].name);
+        fails[nfailed].cause = cause;
+        nfailed++;
+        /* one line per failed image: the export's errors part */
+        json_t *e = json_pack("{s:s,s:s,s:s}", "image", items[i].name, "stage", JOBS_STAGE_PROC, "cause", cause);
+        char *el = json_dumps(e, JSON_COMPACT);
+        json_decref(e);
+        rc = writer_puts(ew, el, strlen(el));
+        if (rc == 0)
+            rc = writer_puts(ew, "\n", 1);
+        free(el);
+        if (rc < 0) {
+            jobs__err("cannot write the errors file: %s", err_str(rc));
+            goto out;
+        }
+        if (!jb.has_fail_rate && run >= JOBS_FAIL_BUDGET) {
+            /* the default failure budget is spent: stop here, fail the job */
+            char *msg = xasprintf("failure budget spent: %d consecutive %s failed with the same cause (the last: "
+                                  "'%s'): %s; set maxImageFailureRate to let a job go on past failures",
+                                  run, jb.video ? "videos" : "images", items[i].name, cause);
+            log_warn("jobs", "job=%s task=%d: %s", jb.job_id, t->task_no, msg);
+            rc = jobs__task_fail_job(j, t, w->owner, ndone, fails, nfailed, msg,
+                                     time_mono_ms() - hb.start_ms - hb.counted_ms);
+            free(msg);
+            rc = rc == 0 ? 0 : ERR_NOTFOUND; /* either way nothing more to record */
+            goto out;
         }
     }
     lookahead_stop(ahead, fetched_free);
@@ -629,6 +671,9 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
             rc = store_blob_writer_finish(mw);
         mw = NULL;
     }
+    if (rc == 0)
+        rc = store_blob_writer_finish(ew); /* always written, empty too: a retry leaves no stale lines */
+    ew = NULL;
     if (rc == 0) {
         int64_t size = store_blob_writer_size(rw);
         rc = store_blob_writer_finish(rw);
@@ -655,6 +700,7 @@ out:
     lookahead_stop(ahead, fetched_free);
     store_blob_writer_abort(rw);
     store_blob_writer_abort(mw);
+    store_blob_writer_abort(ew);
     for (int i = 0; i < nfailed; i++) {
         free(fails[i].file);
         free(fails[i].cause);
@@ -665,6 +711,7 @@ out:
     json_decref(plist);
     free(rkey);
     free(mkey);
+    free(ekey);
     jobs__job_release(&jb);
     return rc;
 }

@@ -2,8 +2,10 @@
  * model — ONNX models behind a model_id: the registry, ONNX Runtime sessions,
  * pre-processing and the decoders (YOLOv8/v11 detection, instance
  * segmentation with mask prototypes, YOLOv8-pose keypoints, single- and
- * multi-label classification) with NMS, producing Roboflow inference
- * responses.  docs/MODELS.md describes the artefact layouts and the choices
+ * multi-label classification; detection also for YOLOv5/v7, YOLOv10 and
+ * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
+ * YOLOv5/v7-seg and RF-DETR) with NMS where the architecture has it,
+ * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
  * ONNX Runtime is loaded at run time with dlopen() from a configurable path,
@@ -30,6 +32,17 @@ struct model_registry;
 struct model;
 
 /* ---- registry ---------------------------------------------------------- */
+
+/* Scopes.  A model belongs to the operator (workspace NULL: models folders,
+ * register_dir / register_bytes, model_registry_add without a workspace)
+ * or to one workspace (model_registry_add with its name).  Two workspaces
+ * may each have a model of the same id; a workspace's model may have the
+ * id of an operator model.  A lookup in workspace W resolves a name as
+ * W's own model, else W's alias, else the operator's model, else the
+ * operator's or a built-in alias, and follows an alias's target the same
+ * way (4 hops at most); a lookup without a workspace sees only the
+ * operator's models and aliases.  Aliases given in a model's metadata
+ * belong to the model's scope. */
 
 struct model_registry_opts {
     const char *ort_lib;      /* path of libonnxruntime.so; NULL: $VBATCH_ORT_LIB,
@@ -85,10 +98,15 @@ int model_registry_register_dir(struct model_registry *reg, const char *model_id
  * object (may be NULL) with any of
  *   "task": "object-detection" | "instance-segmentation" | "classification"
  *           | "multi-label-classification" | "keypoint-detection",
- *   "class_names": ["a", ...],
+ *   "class_names": ["a", ...]   or the text of class_names.txt,
  *   "environment": {...}        (Roboflow environment.json content),
  *   "inference_config": {...}   (Roboflow inference_config.json content),
+ *   "model_config": {...}       (model_config.json: model_architecture,
+ *                                task_type),
+ *   "model_type": {...}         (model_type.json: {"model_type": "rfdetr-base"};
+ *                                a bare name is accepted too),
  *   "keypoint_names": [...], "aliases": ["name", ...].
+ * The four JSON files may also be given as their text (a JSON string).
  * The artefacts are written to models_dir when set (else kept in memory
  * only).  Same checks as register_dir. */
 int model_registry_register_bytes(struct model_registry *reg, const char *model_id,
@@ -107,37 +125,44 @@ int model_registry_prepare_bytes(struct model_registry *reg, const char *model_i
  * replacing one of the same id, and set the aliases of its metadata.  tag
  * (copied; NULL: none) is an opaque string that tells generations of a
  * model apart, e.g. the blob key its bytes came from; see model_tag and
- * model_registry_tags.  m must not have been added to a registry yet. */
-void model_registry_add(struct model_registry *reg, struct model *m, const char *tag);
-/* Remove the model registered under model_id (its own id: aliases are not
- * followed, and an alias to it stays and then resolves to "not
- * registered").  tag non-NULL: only when the model's tag equals it.
+ * model_registry_tags.  workspace (copied): the model's scope, NULL for
+ * the operator's.  m must not have been added to a registry yet. */
+void model_registry_add(struct model_registry *reg, struct model *m, const char *workspace, const char *tag);
+/* Remove the model registered under model_id in exactly the scope
+ * workspace (NULL: the operator's; its own id: aliases are not followed,
+ * and an alias to it stays and then resolves to "not registered").  tag
+ * non-NULL: only when the model's tag equals it.
  * Callers holding a reference keep the model until they unref it.
  * ERR_NOTFOUND when there is no such model (or the tag differs). */
-int model_registry_remove(struct model_registry *reg, const char *model_id, const char *tag);
+int model_registry_remove(struct model_registry *reg, const char *workspace, const char *model_id,
+                          const char *tag);
 /* Folder / blob-key name of a model id: '/' written as "--" (ids never
  * contain "--"); malloc'd. */
 char *model_id_dirname(const char *model_id);
-/* {model_id: tag} of the registered models that have a tag, new object. */
+/* {tag: {"modelId", "workspace" (null: the operator's)}} of the
+ * registered models that have a tag, new object. */
 json_t *model_registry_tags(struct model_registry *reg);
 /* Read a model folder (weights.onnx; class_names.txt, environment.json,
- * inference_config.json, model.json when present) into the ONNX bytes
+ * inference_config.json, model_config.json, model_type.json, model.json
+ * when present) into the ONNX bytes
  * (*onnx malloc'd, at most max_bytes; 0: 1 GiB) and the metadata object
  * register_bytes / prepare_bytes take (*meta, new reference), so that the
  * folder registers from bytes with the same result as register_dir. */
 int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, size_t *len,
                              json_t **meta, char *err, size_t errlen);
 
-/* alias -> target id (the target need not be registered yet).  The public
- * Roboflow aliases (yolov8n-640 -> coco/3, ...) are built in; a registered
- * model with the alias's own name wins over an alias. */
+/* alias -> target id, an operator alias (the target need not be registered
+ * yet).  The public Roboflow aliases (yolov8n-640 -> coco/3, ...) are built
+ * in; a registered model with the alias's own name wins over an alias. */
 int model_registry_alias_set(struct model_registry *reg, const char *alias, const char *target);
 
-/* Look a model up (aliases resolved).  Returns 0 and a new reference in
+/* Look a model up as workspace sees it (NULL: the operator's models only;
+ * see "Scopes" above; aliases resolved).  Returns 0 and a new reference in
  * *out (release with model_unref) or ERR_NOTFOUND with a message. */
-int model_registry_get(struct model_registry *reg, const char *model_id, struct model **out,
-                       char *err, size_t errlen);
-/* Ids of the registered models (not aliases), a new JSON array. */
+int model_registry_get(struct model_registry *reg, const char *workspace, const char *model_id,
+                       struct model **out, char *err, size_t errlen);
+/* Every registered model (not aliases) of every scope, a new JSON array of
+ * {"modelId", "workspace" (null: the operator's)}. */
 json_t *model_registry_list(struct model_registry *reg);
 
 void model_ref(struct model *m);
@@ -157,6 +182,7 @@ const char *model_task_name(enum model_task t);
 enum model_task model_task_parse(const char *s);
 
 const char *model_id(const struct model *m);
+const char *model_workspace(const struct model *m); /* its scope; NULL: the operator's */
 const char *model_tag(const struct model *m); /* model_registry_add's tag, or NULL */
 enum model_task model_task(const struct model *m);
 size_t model_class_count(const struct model *m);
@@ -247,16 +273,18 @@ json_t *model_result_to_json(const struct model *m, const struct model_result *r
  * caller expects ("object-detection", "instance-segmentation",
  * "classification", "multi-label-classification", "keypoint-detection"); a
  * mismatch is an error.  params: snake_case block parameters (may be NULL),
- * defaults as in WORKFLOWS.md 4.3.  Returns 0, or <0 with a message in err
+ * defaults as in WORKFLOWS.md 4.3.  model_id is looked up as workspace
+ * sees it (model_registry_get).  Returns 0, or <0 with a message in err
  * (unknown model id: ERR_NOTFOUND). */
-int model_registry_infer(struct model_registry *reg, const char *model_id, const char *task,
+int model_registry_infer(struct model_registry *reg, const char *workspace, const char *model_id,
+                         const char *task,
                          const json_t *params, const struct vis_image *const *images, size_t n,
                          json_t **out, char *err, size_t errlen);
 
-/* model_prepare for model_id (aliases resolved); ERR_NOTFOUND with a
- * message for an unknown id. */
-int model_registry_prepare(struct model_registry *reg, const char *model_id, struct vis_image *img,
-                           char *err, size_t errlen);
+/* model_prepare for model_id as workspace sees it (model_registry_get);
+ * ERR_NOTFOUND with a message for an unknown id. */
+int model_registry_prepare(struct model_registry *reg, const char *workspace, const char *model_id,
+                           struct vis_image *img, char *err, size_t errlen);
 
 /* ---- pieces exposed for tests and benchmarks --------------------------------- */
 
@@ -279,6 +307,16 @@ struct model_tensor {
  * model output order (at most max_out); *n_out set.  Free each .data. */
 int model_run_raw(struct model *m, const struct vis_image *img, struct model_tensor *outs,
                   size_t max_out, size_t *n_out, char *err, size_t errlen);
+
+/* Decode raw outputs (model output order, batch element 0, as
+ * model_run_raw returns them) for an image of geometry lb into r, as
+ * model_run does after inference: for tests (crafted outputs) and the
+ * benchmark (decode cost alone).  ERR_INVALID with a message when the
+ * tensors do not fit the model. */
+int model_decode_raw(const struct model *m, const struct model_tensor *outs, size_t n_out,
+                     const struct model_letterbox *lb, int image_w, int image_h,
+                     const struct model_params *p, struct model_result *r, char *err,
+                     size_t errlen);
 
 /* NMS over candidate boxes (xyxy + score + class), exposed for tests:
  * keep[] receives indices of kept boxes in output order; returns the count. */

@@ -129,7 +129,8 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
                 rc = ERR_PARSE;
                 goto out;
             }
-            json_t *j = json_loadb((const char *)buf, (size_t)size, 0, NULL);
+            json_t *j = NULL;
+            (void)json_parse_outside((const char *)buf, (size_t)size, 0, &j, NULL, 0); /* else ignored */
             const char *iid = json_string_value(json_object_get(j, "ingestId"));
             const char *url = json_string_value(json_object_get(j, "notificationsURL"));
             if (iid && strlen(iid) <= 256 && notif_ingest && !*notif_ingest)
@@ -187,9 +188,10 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
             rc = ERR_PARSE;
             goto out;
         }
-        const char *mime = staging__image_mime(buf, (size_t)size);
+        const char *ftype = NULL, *bad = NULL;
+        const char *mime = staging__image_mime(buf, (size_t)size, &ftype, &bad);
         if (!mime) {
-            cb->reject(cb->ud, name, "unsupported-file-type", "not a JPEG, PNG, WebP or BMP image");
+            cb->reject(cb->ud, name, ftype, bad);
             free(buf);
             continue;
         }
@@ -688,10 +690,10 @@ static void fetch_ref(struct shard_job *j, int index, struct ref_result *res)
         free(tmp);
         tmp = NULL;
     } else {
-        res->mime = staging__image_mime(k.mem.data, k.mem.len);
+        const char *bad = NULL;
+        res->mime = staging__image_mime(k.mem.data, k.mem.len, &res->ftype, &bad);
         if (!res->mime) {
-            res->ftype = "unsupported-file-type";
-            snprintf(res->reason, sizeof res->reason, "not a JPEG, PNG, WebP or BMP image");
+            snprintf(res->reason, sizeof res->reason, "%s", bad);
             goto out;
         }
         if (store_blob_put_nosync(s->st, res->key, k.mem.data, k.mem.len) < 0)
@@ -807,7 +809,8 @@ static int fetch_one(struct shard_job *j)
                 l[--ll] = 0;
             if (!ll)
                 continue;
-            json_t *e = json_loads(l, 0, NULL);
+            json_t *e = NULL;
+            (void)json_parse_outside(l, ll, 0, &e, NULL, 0); /* too deep or malformed: rejected below */
             const char *n, *u;
             if (staging__ref_entry(e, &n, &u) < 0) {
                 char nm[32];

@@ -32,23 +32,26 @@
 
 /* ---- single image ------------------------------------------------------------------ */
 
-const char *staging__image_mime(const void *data, size_t len)
+const char *staging__image_mime(const void *data, size_t len, const char **type, const char **why)
 {
     enum vis_type t = VIS_TYPE_UNKNOWN;
-    int w = 0, h = 0;
-    if (vis_sniff(data, len) == VIS_TYPE_UNKNOWN || vis_probe(data, len, &t, &w, &h) < 0)
+    const char *msg = NULL;
+    /* an image no decoder will take (a PNG header claiming 100000x100000,
+     * a truncated scan, an animated WebP) is refused now, not at job time */
+    int rc = vis_check(data, len, &t, &msg);
+    if (rc < 0) {
+        if (type)
+            *type = rc == ERR_UNSUPPORTED ? "unsupported-file-type" : "corrupt-image-file";
+        if (why)
+            *why = msg;
         return NULL;
-    /* vis_probe leaves the size check to us: an image no decoder will take
-     * (a PNG header claiming 100000x100000) is refused now, not at job time. */
-    if (w <= 0 || h <= 0 || w > VIS_MAX_SIDE || h > VIS_MAX_SIDE ||
-        (uint64_t)w * (uint64_t)h > VIS_MAX_PIXELS)
-        return NULL;
+    }
     return vis_type_mime(t);
 }
 
 /* Size and content check of an uploaded file (mapped, not copied).  The
  * size is checked before the content is read. */
-static int check_file(const char *path, int64_t max, int64_t *size, const char **mime)
+static int check_file(const char *path, int64_t max, int64_t *size, const char **mime, const char **why)
 {
     struct stat sb;
     int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
@@ -67,7 +70,7 @@ static int check_file(const char *path, int64_t max, int64_t *size, const char *
         rc = -errno;
         goto out;
     }
-    *mime = staging__image_mime(m, (size_t)sb.st_size);
+    *mime = staging__image_mime(m, (size_t)sb.st_size, NULL, why);
     munmap(m, (size_t)sb.st_size);
 out:
     close(fd);
@@ -97,7 +100,7 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
                          const char *file_name, const char *tmp_path, json_t **out)
 {
     struct staging__batch b;
-    const char *mime = NULL;
+    const char *mime = NULL, *bad = "not a JPEG, PNG, WebP or BMP image";
     int64_t size = 0;
     char uuid[37], key[96];
     bool consumed = false;
@@ -130,7 +133,7 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
             goto out;
         size = (int64_t)len;
         mime = "application/json";
-    } else if ((rc = check_file(tmp_path, s->o.max_image_bytes, &size, &mime)) < 0) {
+    } else if ((rc = check_file(tmp_path, s->o.max_image_bytes, &size, &mime, &bad)) < 0) {
         staging__err("cannot read the uploaded file");
         goto out;
     }
@@ -140,8 +143,8 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         goto out;
     }
     if (!mime) {
-        staging__err("'%s' is not a JPEG, PNG, WebP or BMP image of at most %u pixels", file_name,
-                     (unsigned)VIS_MAX_PIXELS);
+        staging__err("'%s' cannot be staged: %s (a JPEG, PNG, WebP or BMP image of at most %u pixels that a "
+                     "job can decode is needed)", file_name, bad, (unsigned)VIS_MAX_PIXELS);
         rc = ERR_INVALID;
         goto out;
     }
@@ -620,12 +623,16 @@ int staging__ref_entry(json_t *e, const char **name, const char **url)
 
 int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out)
 {
-    json_error_t jerr;
     const char *k_list = video ? "videoReferences" : "imageReferences";
     const char *k_url = video ? "videoReferencesURL" : "imageReferencesURL";
     memset(out, 0, sizeof *out);
     out->cat_ingest = true;
-    json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = NULL;
+    char e2[300];
+    if (json_parse_outside(body, len, JSON_REJECT_DUPLICATES, &root, e2, sizeof e2) == ERR_LIMIT) {
+        staging__err("the body is %s", e2);
+        return ERR_INVALID;
+    }
     if (!json_is_object(root)) {
         staging__err("body must be a JSON object");
         json_decref(root);

@@ -545,7 +545,11 @@ int staging__sidecar_check(const void *data, size_t len, const char **why)
         *why = "a metadata file (.json) must be at most 65536 bytes";
         return ERR_LIMIT;
     }
-    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = NULL;
+    if (json_parse_outside(data, len, JSON_REJECT_DUPLICATES, &j, NULL, 0) == ERR_LIMIT) {
+        *why = "a metadata file (.json) may nest arrays and objects at most 64 levels deep";
+        return ERR_INVALID;
+    }
     bool ok = json_is_object(j);
     json_decref(j);
     if (!ok) {

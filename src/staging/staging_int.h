@@ -71,9 +71,14 @@ bool staging__name_valid(const char *name);
 /* true when str (NUL-terminated) is well-formed UTF-8 (no surrogates, no overlongs) */
 bool staging__utf8_valid(const char *str);
 
-/* ingest.c: content check of a whole image: the MIME type (static) when
- * the bytes are a JPEG/PNG/WebP/BMP whose header parses, else NULL. */
-const char *staging__image_mime(const void *data, size_t len);
+/* ingest.c: content check of a whole image (vis_check: the header, the
+ * size limits and the whole stream decoded at a tiny scale): the MIME type
+ * (static) when a job can decode the bytes, else NULL with *why (may be
+ * NULL) a static phrase saying why and *type (may be NULL) the failure
+ * type of a shard's failedFiles: "unsupported-file-type" (not an image
+ * format vbatch decodes, animated WebP) or "corrupt-image-file"
+ * (truncated, corrupt, too many pixels). */
+const char *staging__image_mime(const void *data, size_t len, const char **type, const char **why);
 /* ingest.c: container probe of a file (vis_video_probe_file): 0 if it holds at least
  * one video stream, ERR_INVALID otherwise. *mime gets a static string. */
 int staging__video_probe(const char *path, const char **mime);

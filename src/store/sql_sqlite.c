@@ -46,5 +46,25 @@ const char *const store__core_migrations[] = {
     "  sha256 TEXT NOT NULL,"              /* lowercase hex of the ONNX file */
     "  created_ms INTEGER NOT NULL,"
     "  updated_ms INTEGER NOT NULL);",
+    /* 3: models get a scope (issue 9): the workspace that registered the
+     * model over HTTP, or '' for the operator's (the CLI without
+     * --workspace).  Rows stored before had no owner recorded: they become
+     * the operator's (readable and usable by every workspace as before,
+     * writable only with the CLI).  Workspace models' blobs live under
+     * wsmodels/<ws>/<id, '/' as "--">/<generation>/. */
+    "CREATE TABLE models_v3 ("
+    "  workspace TEXT NOT NULL DEFAULT '',"
+    "  model_id TEXT NOT NULL,"
+    "  weights_key TEXT NOT NULL,"
+    "  meta_key TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (workspace, model_id));"
+    "INSERT INTO models_v3(workspace, model_id, weights_key, meta_key, size, sha256, created_ms, updated_ms)"
+    "  SELECT '', model_id, weights_key, meta_key, size, sha256, created_ms, updated_ms FROM models;"
+    "DROP TABLE models;"
+    "ALTER TABLE models_v3 RENAME TO models;",
 };
 const int store__core_migrations_n = (int)ARRAY_LEN(store__core_migrations);

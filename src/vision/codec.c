@@ -23,6 +23,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 #include <webp/decode.h>
+#include <zlib.h>
 
 #include "base/base.h"
 #include "vision/vision_int.h"
@@ -533,6 +534,15 @@ static int bmp_decode(const uint8_t *p, size_t len, struct vis_image **out)
     rowbytes = (((size_t)w * (size_t)bpp + 31) / 32) * 4;
     if (off > len || (len - off) / rowbytes < (size_t)h)
         return ERR_PARSE;
+    if (!out) { /* check only (vis_check): the palette indices, no copy */
+        for (int y = 0; bpp == 8 && y < h; y++) {
+            const uint8_t *s = p + off + (size_t)y * rowbytes;
+            for (int x = 0; x < w; x++)
+                if (s[x] >= npal)
+                    return ERR_PARSE;
+        }
+        return 0;
+    }
     img = vis__image_alloc(w, h, VIS_BGR, 0);
     if (!img)
         return ERR_NOMEM;
@@ -629,6 +639,266 @@ int vis_load_file(const char *path, size_t max_bytes, struct vis_image **out)
     rc = vis_decode(data, len, out);
     free(data);
     return rc;
+}
+
+/* ---- content check (staging) --------------------------------------------- */
+
+/*
+ * Decoding costs too much to run on every staged image (a 640x480 JPEG
+ * entropy-decoded at 1/8 scale: 1.8 ms, a 600 KB PNG inflated: 8 ms,
+ * against 0.9 ms of server CPU for the whole upload), so the check walks
+ * the container instead, at memory speed, and refuses what the decoders
+ * would refuse for being cut short or mis-assembled:
+ *   JPEG  the segments up to each SOS, each scan's entropy-coded data up to
+ *         the next marker (only stuffed 0xFF00 and RST0-7 inside), EOI at
+ *         the end; SOF0/1/2/9/10 at 8 bits only, at most 500 scans (the
+ *         decoder's TJFLAG_LIMITSCANS), CMYK refused;
+ *   PNG   every chunk within the data and its CRC (critical chunks), IHDR
+ *         valid and first, PLTE for paletted, IDAT run with a valid zlib
+ *         header, IEND last, no unknown critical chunk;
+ *   WebP  the RIFF size against the data, every chunk within it, the
+ *         VP8/VP8L image chunk complete (VP8: its first partition inside
+ *         the chunk), animation refused (WebPGetFeatures);
+ *   BMP   the pixel rows present and palette indices in range (bmp_decode
+ *         without the copy).
+ * What it cannot see is entropy data that is damaged yet well framed (a
+ * flipped bit inside a scan or a deflate stream with a valid CRC): such a
+ * file still fails at job time, as one failed image.
+ */
+
+#define JPEG_MAX_SCANS 500 /* libjpeg-turbo's TJFLAG_LIMITSCANS bound */
+
+static int jpeg_check(const uint8_t *p, size_t len, const char **why)
+{
+    size_t i = 2;
+    int scans = 0, sof = 0;
+
+    *why = "truncated or corrupt JPEG data";
+    if (len < 4 || p[0] != 0xFF || p[1] != 0xD8)
+        return ERR_PARSE;
+    for (;;) {
+        if (i >= len || p[i] != 0xFF)
+            return ERR_PARSE; /* cut short, or bytes where a marker belongs */
+        while (i < len && p[i] == 0xFF)
+            i++; /* fill bytes */
+        if (i >= len)
+            return ERR_PARSE;
+        int m = p[i++];
+        if (m == 0xD9) /* EOI: data after it is ignored, as libjpeg does */
+            return scans > 0 ? 0 : ERR_PARSE;
+        if (m == 0x00 || m == 0xD8)
+            return ERR_PARSE; /* no stuffing or second SOI between segments */
+        if (m == 0x01 || (m >= 0xD0 && m <= 0xD7))
+            continue; /* TEM, a stray RST: no payload, libjpeg skips them */
+        if (len - i < 2)
+            return ERR_PARSE;
+        size_t seglen = rd_be16(p + i);
+        if (seglen < 2 || seglen > len - i)
+            return ERR_PARSE;
+        const uint8_t *q = p + i + 2;
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+            if (seglen < 8)
+                return ERR_PARSE;
+            if (m != 0xC0 && m != 0xC1 && m != 0xC2 && m != 0xC9 && m != 0xCA) {
+                *why = "this JPEG process (lossless or hierarchical) is not supported";
+                return ERR_UNSUPPORTED;
+            }
+            if (q[0] != 8) {
+                *why = "only 8-bit JPEG is supported";
+                return ERR_UNSUPPORTED;
+            }
+            int h = (int)rd_be16(q + 1), w = (int)rd_be16(q + 3), nc = q[5];
+            if (w <= 0 || h <= 0 || sof)
+                return ERR_PARSE;
+            if (!vis__size_ok(w, h)) {
+                *why = "the image has too many pixels";
+                return ERR_LIMIT;
+            }
+            if (nc == 4) {
+                *why = "CMYK JPEG is not supported";
+                return ERR_UNSUPPORTED;
+            }
+            if ((nc != 1 && nc != 3) || seglen < 8 + 3 * (size_t)nc)
+                return ERR_PARSE;
+            sof = 1;
+        }
+        i += seglen;
+        if (m != 0xDA)
+            continue;
+        /* SOS: the entropy-coded data runs to the next marker */
+        if (!sof || ++scans > JPEG_MAX_SCANS)
+            return ERR_PARSE;
+        for (;;) {
+            const uint8_t *ff = i < len ? memchr(p + i, 0xFF, len - i) : NULL;
+            if (!ff)
+                return ERR_PARSE; /* cut inside a scan */
+            size_t k = (size_t)(ff - p) + 1;
+            while (k < len && p[k] == 0xFF)
+                k++;
+            if (k >= len)
+                return ERR_PARSE;
+            if (p[k] == 0x00 || (p[k] >= 0xD0 && p[k] <= 0xD7)) {
+                i = k + 1;
+                continue;
+            }
+            i = (size_t)(ff - p); /* a marker: back to the segment walk */
+            break;
+        }
+    }
+}
+
+/* PNG chunk types as big-endian words */
+#define PNG_T(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+
+static int png_check(const uint8_t *p, size_t len, const char **why)
+{
+    size_t i = 8;
+    int n = 0, ctype = -1, plte = 0, idat = 0; /* idat: 0 none yet, 1 in the run, 2 after it */
+
+    *why = "truncated or corrupt PNG data";
+    for (;; n++) {
+        if (len - i < 12)
+            return ERR_PARSE;
+        uint32_t clen = rd_be32(p + i), type = rd_be32(p + i + 4);
+        if (clen > 0x7FFFFFFFu || clen > len - i - 12)
+            return ERR_PARSE;
+        const uint8_t *d = p + i + 8;
+        for (int k = 0; k < 4; k++) {
+            uint8_t c = p[i + 4 + k];
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+                return ERR_PARSE;
+        }
+        bool critical = !(p[i + 4] & 0x20);
+        if (critical && crc32(crc32(0L, Z_NULL, 0), p + i + 4, clen + 4) != rd_be32(d + clen))
+            return ERR_PARSE;
+        if (n == 0 && type != PNG_T('I', 'H', 'D', 'R'))
+            return ERR_PARSE;
+        if (idat == 1 && type != PNG_T('I', 'D', 'A', 'T'))
+            idat = 2;
+        switch (type) {
+        case PNG_T('I', 'H', 'D', 'R'): {
+            if (n != 0 || clen != 13)
+                return ERR_PARSE;
+            uint32_t w = rd_be32(d), h = rd_be32(d + 4);
+            int depth = d[8];
+            ctype = d[9];
+            if (w == 0 || h == 0 || w > 0x7FFFFFFFu || h > 0x7FFFFFFFu)
+                return ERR_PARSE;
+            if (!vis__size_ok(w, h)) {
+                *why = "the image has too many pixels";
+                return ERR_LIMIT;
+            }
+            bool ok = (ctype == 0 && (depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16)) ||
+                      (ctype == 3 && (depth == 1 || depth == 2 || depth == 4 || depth == 8)) ||
+                      ((ctype == 2 || ctype == 4 || ctype == 6) && (depth == 8 || depth == 16));
+            if (!ok || d[10] != 0 || d[11] != 0 || d[12] > 1)
+                return ERR_PARSE;
+            break;
+        }
+        case PNG_T('P', 'L', 'T', 'E'):
+            if (idat || clen == 0 || clen % 3 || clen > 768)
+                return ERR_PARSE;
+            plte = 1;
+            break;
+        case PNG_T('I', 'D', 'A', 'T'):
+            if (idat == 2 || (ctype == 3 && !plte))
+                return ERR_PARSE;
+            if (idat == 0) { /* the zlib header: deflate, window <= 32K, no preset dictionary */
+                if (clen < 2 || (d[0] & 0x0F) != 8 || (d[0] >> 4) > 7 || (d[1] & 0x20) ||
+                    ((unsigned)d[0] << 8 | d[1]) % 31)
+                    return ERR_PARSE;
+            }
+            idat = 1;
+            break;
+        case PNG_T('I', 'E', 'N', 'D'):
+            return idat && clen == 0 ? 0 : ERR_PARSE;
+        default:
+            if (critical)
+                return ERR_PARSE; /* an unknown critical chunk: libpng refuses it */
+            break;
+        }
+        i += 12 + (size_t)clen;
+    }
+}
+
+static int webp_check(const uint8_t *p, size_t len, const char **why)
+{
+    WebPBitstreamFeatures ft;
+    size_t i = 12, riff;
+
+    *why = "truncated or corrupt WebP data";
+    if (len < 20)
+        return ERR_PARSE;
+    riff = rd_le32(p + 4);
+    if (riff < 4 || riff > len - 8)
+        return ERR_PARSE; /* cut short */
+    if (WebPGetFeatures(p, len, &ft) != VP8_STATUS_OK || ft.width <= 0 || ft.height <= 0) {
+        *why = "the WebP header cannot be read";
+        return ERR_PARSE;
+    }
+    if (ft.has_animation) {
+        *why = "animated WebP is not supported (still images only)";
+        return ERR_UNSUPPORTED;
+    }
+    if (!vis__size_ok(ft.width, ft.height)) {
+        *why = "the image has too many pixels";
+        return ERR_LIMIT;
+    }
+    /* the chunks up to the image inside the RIFF payload, the image chunk
+     * complete (what follows it, EXIF or XMP, the decoder never reads) */
+    while (i + 8 <= 8 + riff) {
+        uint32_t csz = rd_le32(p + i + 4);
+        if (csz > 8 + riff - i - 8)
+            return ERR_PARSE;
+        const uint8_t *d = p + i + 8;
+        if (!memcmp(p + i, "VP8 ", 4)) {
+            /* frame tag: key frame bit 0, first partition size in bits 5..23;
+             * then the start code 9d 01 2a */
+            if (csz < 10 || (d[0] & 1) || d[3] != 0x9d || d[4] != 0x01 || d[5] != 0x2a)
+                return ERR_PARSE;
+            uint32_t part0 = (uint32_t)(d[0] | d[1] << 8 | d[2] << 16) >> 5;
+            if (part0 == 0 || part0 > csz - 10)
+                return ERR_PARSE;
+            return 0;
+        }
+        if (!memcmp(p + i, "VP8L", 4))
+            return csz < 5 || d[0] != 0x2f ? ERR_PARSE : 0;
+        i += 8 + (size_t)csz + (csz & 1);
+    }
+    return ERR_PARSE; /* no image chunk */
+}
+
+int vis_check(const void *data, size_t len, enum vis_type *type, const char **why)
+{
+    const char *msg = NULL;
+    enum vis_type t = vis_sniff(data, len);
+    int rc;
+
+    switch (t) {
+    case VIS_TYPE_JPEG: rc = jpeg_check(data, len, &msg); break;
+    case VIS_TYPE_PNG: rc = png_check(data, len, &msg); break;
+    case VIS_TYPE_WEBP: rc = webp_check(data, len, &msg); break;
+    case VIS_TYPE_BMP:
+        rc = bmp_decode(data, len, NULL);
+        msg = rc == ERR_LIMIT ? "the image has too many pixels"
+              : rc == ERR_UNSUPPORTED ? "this BMP variant is not supported (uncompressed 8, 24 and 32 bit only)"
+                                      : "truncated or corrupt BMP data";
+        break;
+    default:
+        rc = ERR_UNSUPPORTED;
+        msg = "not a JPEG, PNG, WebP or BMP image";
+        break;
+    }
+    if (rc == ERR_NOMEM)
+        msg = "out of memory";
+    if (rc < 0) {
+        if (why)
+            *why = msg;
+        return rc;
+    }
+    if (type)
+        *type = t;
+    return 0;
 }
 
 /* ---- encoders ------------------------------------------------------------ */

@@ -125,6 +125,19 @@ int vis_load_file(const char *path, size_t max_bytes, struct vis_image **out);
  * missing or malformed, ERR_UNSUPPORTED for an unknown type.  type/w/h may
  * be NULL. */
 int vis_probe(const void *data, size_t len, enum vis_type *type, int *w, int *h);
+/* Check, at memory speed, that the bytes are a whole image vis_decode
+ * can take — what staging runs on every image it accepts: a known
+ * container, header dimensions within VIS_MAX_SIDE / VIS_MAX_PIXELS, a
+ * variant the decoders handle, and the whole stream present and well
+ * framed (JPEG segments and scans up to EOI, PNG chunks with their CRCs up
+ * to IEND, WebP RIFF and chunk sizes, BMP rows and palette indices; see
+ * codec.c for the exact rules).  No pixel is decoded: entropy data that is
+ * damaged yet well framed passes.  Animated WebP is refused
+ * (ERR_UNSUPPORTED): vis_decode takes still images only.  Returns 0 and
+ * sets *type (may be NULL), or <0 (ERR_UNSUPPORTED, ERR_PARSE, ERR_LIMIT)
+ * and sets *why (may be NULL) to a static lowercase phrase naming the
+ * problem, e.g. "truncated or corrupt JPEG data". */
+int vis_check(const void *data, size_t len, enum vis_type *type, const char **why);
 /* EXIF orientation (1..8) of a JPEG, 1 when absent or unreadable. */
 int vis_jpeg_orientation(const void *data, size_t len);
 /* Encode to JPEG (quality 1..100, 4:2:0 like cv2.imencode) or PNG (zlib

@@ -956,16 +956,16 @@ out:
 int wf_compile_text(const char *text, size_t len, struct wf_workflow **out, char *err,
                     size_t errlen)
 {
-    json_error_t je;
-    json_t *def;
+    json_t *def = NULL;
+    char e2[300];
     int rc;
     if (len > 4u << 20) {
         ERRF("definition: larger than 4 MiB");
         return ERR_LIMIT;
     }
-    def = json_loadb(text, len, 0, &je); /* duplicate keys: the last wins, as in Python */
-    if (!def) {
-        ERRF("definition: invalid JSON at line %d: %s", je.line, je.text);
+    /* duplicate keys: the last wins, as in Python */
+    if ((rc = json_parse_outside(text, len, 0, &def, e2, sizeof e2)) < 0) {
+        ERRF("definition: %s%s", rc == ERR_LIMIT ? "" : "invalid JSON: ", e2);
         return ERR_PARSE;
     }
     rc = wf_compile(def, out, err, errlen);

@@ -139,6 +139,18 @@ def list_files(s, batch, part=None):
             return out
 
 
+def damage_staged(s, batch, damage):
+    """Rewrite the stored bytes of staged images ({file name: new bytes}),
+    as storage damage would: staging refuses undecodable images, so this is
+    how a test gets images that fail when the job runs."""
+    files = {f['fileName']: f for f in list_files(s, batch)}
+    for name, data in damage.items():
+        path = urllib.parse.urlsplit(files[name]['downloadURL']).path
+        key = urllib.parse.unquote(path.split('/blobs/', 1)[1])
+        with open(os.path.join(s.data, 'blobs', key), 'wb') as f:
+            f.write(data)
+
+
 def download_export(s, job_id):
     """Download every file of <job>-export as the CLI does: .tar.gz are
     unpacked.  Returns {'parts': [...], 'files': {part: {name: bytes}},

@@ -4,11 +4,12 @@ exactly once in the export); abort stops work within seconds and restart
 re-runs only what is unfinished; processingTimeoutSeconds and
 maxImageFailureRate end jobs with an error.  Workers are slowed with
 VBATCH_JOBS_ITEM_DELAY_MS so that the kills land mid-stage."""
+import json
 import time
 
 from conftest import MULT, png_bytes
-from jobs_helpers import (CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows,
-                          stage_pngs, wait_job)
+from jobs_helpers import (CROP_WF, bp, damage_staged, download_export, job_body, list_files, put_workflow,
+                          results_rows, stage_pngs, wait_job)
 
 LEASE = ['--allow-private-urls', '--task-lease-ms', '1500']
 
@@ -56,6 +57,9 @@ def test_kill9_during_processing_and_export(server_factory):
     s = server_factory(LEASE, env=slow(4)).start()
     put_workflow(s, 'crop', CROP_WF)
     names = stage_pngs(s, 'crash', 520, bulk=True)
+    # one image in 40 fails when the job runs: the errors part lists each once
+    bad = names[7::40]
+    damage_staged(s, 'crash', {n: b'\x89PNG\r\n\x1a\n damaged' for n in bad})
     assert bp(s, 'POST', '/crash1', job_body('crash', 'crop', persist=True)).status == 200
     # shards of 256, 256, 8; a batch this small is cut into tasks of at most
     # ceil(520 / (2 x 2 workers)) = 130 so that both workers get a share
@@ -67,7 +71,10 @@ def test_kill9_during_processing_and_export(server_factory):
     restart(s)
     job = wait_job(s, 'crash1', timeout=180)
     assert job['error'] is False, job
-    check_exactly_once(s, 'crash1', names)
+    assert job['lastNotification']['imagesFailed'] == len(bad), job
+    exp = check_exactly_once(s, 'crash1', sorted(set(names) - set(bad)))
+    errors = [json.loads(line)['image'] for line in exp['files']['errors']['errors.jsonl'].decode().splitlines()]
+    assert sorted(errors) == sorted(bad), errors
     # the lease takeovers are logged
     logs = bp(s, 'GET', '/crash1/logs', query={'severity': 'warning', 'pageSize': 1000}).json()['logs']
     assert any(entry['logType'] == 'lease-expired' for entry in logs)
@@ -111,16 +118,17 @@ def test_processing_timeout(server_factory):
 def test_failure_rate_and_restart_with_override(server_factory):
     s = server_factory(['--allow-private-urls']).start()
     put_workflow(s, 'crop', CROP_WF)
-    good = []
+    good, bad = [], {}
     for i in range(16):
         data = png_bytes(100 + i)
         name = f'f{i:02d}.png'
         if i % 2:
-            data = data[:len(data) // 2]  # truncated: staged, but cannot be decoded
+            bad[name] = data[:len(data) // 2]  # truncated after staging: cannot be decoded
         else:
             good.append(name)
         r = s.upload_image('fr', name, data)
         assert r.status == 200, r
+    damage_staged(s, 'fr', bad)
     assert bp(s, 'POST', '/fr1', job_body('fr', 'crop', maxImageFailureRate=0.2)).status == 200
     job = wait_job(s, 'fr1')
     assert job['error'] is True and 'failure rate' in job['lastNotification']['message']

@@ -92,6 +92,28 @@ def test_every_frame_jsonl(vsrv):
     assert all(r['tag'] == 'v' and r['crop'] == '<deducted_image>' for r in rows)
 
 
+def test_broken_workflow_stops_each_video_and_fails_the_job(vsrv):
+    """The failure budget per frame: a workflow that fails on every frame
+    stops each video after 10 frames; no video succeeded, so the job fails
+    and the errors part lists both videos with the cause."""
+    import json
+    wf = dict(DET_WF, steps=[dict(DET_WF['steps'][0], model_id='no-such-model')])
+    put_workflow(vsrv, 'vbroken', wf)
+    r = bp(vsrv, 'POST', '/vbroken1', video_body('clips', 'vbroken'))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vbroken1')
+    n = job['lastNotification']
+    assert job['error'] is True and n['state'] == 'failed', job
+    assert 'no video succeeded' in n['message'] and 'no-such-model' in n['message'], n
+    assert n['imagesFailed'] == 2
+    exp = download_export(vsrv, 'vbroken1')
+    errs = [json.loads(x) for x in exp['files']['errors']['errors.jsonl'].decode().splitlines()]
+    assert sorted(e['image'] for e in errs) == ['a.mp4', 'b.mp4']
+    for e in errs:
+        assert 'stopped after 10 consecutive frames failed with the same cause (10 frames processed)' in e['cause'], e
+    assert results_rows(exp) == []
+
+
 def test_max_fps_csv_and_persisted_frames(vsrv):
     r = bp(vsrv, 'POST', '/vfps', video_body('clips', 'crop', fps=5, fmt='csv', persist=True,
                                              spec={'imagesOutputsToBePersisted': ['crop']}))

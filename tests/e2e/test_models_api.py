@@ -40,9 +40,10 @@ def det_metadata(**extra):
     return m
 
 
-def model_blobs(data, dn):
-    """Files under DATA/blobs/models/<dn>/ (relative paths)."""
-    root = os.path.join(data, 'blobs', 'models', dn)
+def model_blobs(data, dn, ws=None):
+    """Files under DATA/blobs/models/<dn>/ (the operator's), or
+    DATA/blobs/wsmodels/<ws>/<dn>/ (workspace ws's), as relative paths."""
+    root = os.path.join(data, 'blobs', *(('wsmodels', ws) if ws else ('models',)), dn)
     return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, '**'), recursive=True)
                   if os.path.isfile(p))
 
@@ -56,12 +57,12 @@ def model_row(data, model_id):
         db.close()
 
 
-def register_multipart(s, model_id, weights, metadata, **kw):
+def register_multipart(s, model_id, weights, metadata, path_ws=None, **kw):
     fields = [('weights', 'weights.onnx', weights)]
     if metadata is not None:
         fields.append(('metadata', None, json.dumps(metadata).encode()))
     ctype, body = multipart(fields)
-    return s.request('PUT', f'{MR}/{s.workspace}/models/{model_id}', body=body,
+    return s.request('PUT', f'{MR}/{path_ws or s.workspace}/models/{model_id}', body=body,
                      headers={'Content-Type': ctype}, **kw)
 
 
@@ -199,11 +200,12 @@ def test_upload_stored_in_blobs_survives_restart(server_factory, tmpdir_path):
     r = register_multipart(s, 'keep/2', weights, det_metadata(aliases=['keep-alias']))
     assert r.status == 200, r
     # the bytes are blobs of one generation, the row names them; nothing in DATA/models
-    files = model_blobs(s.data, 'keep--2')
+    files = model_blobs(s.data, 'keep--2', s.workspace)
     assert len(files) == 2 and {os.path.basename(f) for f in files} == {'weights.onnx', 'metadata.json'}, files
     assert not os.path.exists(os.path.join(s.data, 'models', 'keep--2'))
     wkey, mkey, size, sha, created, updated = model_row(s.data, 'keep/2')
-    assert wkey.startswith('models/keep--2/') and wkey.endswith('/weights.onnx')
+    # registered over HTTP: workspace default's model (issue 9), under wsmodels/<ws>/
+    assert wkey.startswith(f'wsmodels/{s.workspace}/keep--2/') and wkey.endswith('/weights.onnx')
     assert _read(s.data, 'blobs', wkey) == weights
     assert size == len(weights) and sha == hashlib.sha256(weights).hexdigest()
     meta = json.loads(_read(s.data, 'blobs', mkey))
@@ -222,12 +224,12 @@ def test_upload_stored_in_blobs_survives_restart(server_factory, tmpdir_path):
     assert r.status == 200, r
     wkey2, _, _, _, created2, updated2 = model_row(s.data, 'keep/2')
     assert wkey2 != wkey and created2 == created and updated2 >= updated
-    files = model_blobs(s.data, 'keep--2')
-    assert len(files) == 2 and all(f.startswith(wkey2.split('/')[2] + '/') for f in files), files
+    files = model_blobs(s.data, 'keep--2', s.workspace)
+    assert len(files) == 2 and all(f.startswith(wkey2.split('/')[3] + '/') for f in files), files
     # a bad replacement changes nothing and leaves no blobs behind
     r = register_multipart(s, 'keep/2', _read(MODELS, 'bad', 'garbage', 'weights.onnx'), det_metadata())
     assert r.status == 400, r
-    assert model_blobs(s.data, 'keep--2') == files and model_row(s.data, 'keep/2')[0] == wkey2
+    assert model_blobs(s.data, 'keep--2', s.workspace) == files and model_row(s.data, 'keep/2')[0] == wkey2
 
     # delete: 200 like the workflows DELETE, then 404, row and blobs gone, alias unknown
     r = s.request('DELETE', f'{MR}/{s.workspace}/models/keep/2')
@@ -236,7 +238,7 @@ def test_upload_stored_in_blobs_survives_restart(server_factory, tmpdir_path):
     r = s.request('GET', f'{MR}/{s.workspace}/models/keep-alias')
     assert r.status == 404 and 'alias' in r.json()['error'], r
     assert model_row(s.data, 'keep/2') is None
-    assert model_blobs(s.data, 'keep--2') == []
+    assert model_blobs(s.data, 'keep--2', s.workspace) == []
     assert 'keep/2' not in [m['modelId'] for m in s.request('GET', f'{MR}/{s.workspace}/models').json()['models']]
     r = s.request('DELETE', f'{MR}/{s.workspace}/models/keep/2')
     assert r.status == 404 and 'keep/2' in r.json()['error'], r
@@ -251,8 +253,9 @@ def test_upload_stored_in_blobs_survives_restart(server_factory, tmpdir_path):
 
 
 def test_legacy_models_folder_still_loads(server_factory, tmpdir_path):
-    """DATA/models/<dn>/ of older versions loads at start; DELETE refuses it
-    with 409 (it is not in the table), a stored model of the same id wins."""
+    """DATA/models/<dn>/ of older versions loads at start; it is the
+    operator's: PUT and DELETE refuse it with 409 (issue 9); a model the
+    operator stores with the CLI under the same id wins."""
     s = server_factory(env=ort_env(tmpdir_path))
     os.makedirs(os.path.join(s.data, 'models'))
     shutil.copytree(DET, os.path.join(s.data, 'models', 'old--1'), ignore=shutil.ignore_patterns('test'))
@@ -262,7 +265,13 @@ def test_legacy_models_folder_still_loads(server_factory, tmpdir_path):
     r = s.request('DELETE', f'{MR}/{s.workspace}/models/old/1')
     assert r.status == 409 and 'folder' in r.json()['error'], r
     r = register_multipart(s, 'old/1', _read(DET, 'weights.onnx'), det_metadata(class_names=['x', 'y', 'z']))
-    assert r.status == 200, r
+    assert r.status == 409 and 'operator' in r.json()['error'], r
+    xyz = os.path.join(tmpdir_path, 'xyz')
+    shutil.copytree(DET, xyz, ignore=shutil.ignore_patterns('test'))
+    with open(os.path.join(xyz, 'class_names.txt'), 'w') as f:
+        f.write('x\ny\nz\n')
+    p = s.cli('model', 'register', 'old/1', xyz)
+    assert p.returncode == 0, p.stderr
     assert s.stop() == 0
     s.start()
     assert s.request('GET', f'{MR}/{s.workspace}/models/old/1').json()['classNames'] == ['x', 'y', 'z']
@@ -297,7 +306,8 @@ def test_separate_worker_finds_model_registered_later(server_factory, tmpdir_pat
         rows = results_rows(download_export(s, 'e2e-late'))
         assert len(rows) == 2 and all('predictions' in row['predictions'] for row in rows)
         wlog = open(s.log_path + '.worker').read()
-        assert "registered model 'late/1' tag=models/late--1/" in wlog, wlog[-3000:]
+        assert f"registered model 'late/1' workspace={s.workspace} tag=wsmodels/{s.workspace}/late--1/" in wlog, \
+            wlog[-3000:]
     finally:
         w.terminate()
         assert w.wait(timeout=30 * MULT) == 0, open(s.log_path + '.worker').read()[-3000:]
@@ -322,7 +332,7 @@ def test_cli_register_and_list(tmpdir_path):
     assert model_row(data, 'cli-bad') is None and model_blobs(data, 'cli-bad') == []
     p = run('list')
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines() == ['cli-proj/4\tobject-detection\t128x128\t3 classes'], p.stdout
+    assert p.stdout.splitlines() == ['cli-proj/4\tobject-detection\t128x128\t3 classes\toperator'], p.stdout
     p = run('register', 'only-id')
     assert p.returncode == 2 and 'usage' in p.stderr
     # a server on the same data sees the CLI's model (re-read on an unknown id)
@@ -381,4 +391,4 @@ def test_concurrent_uploads_of_one_id(server_factory, tmpdir_path):
     assert live in sets
     wkey, mkey = model_row(s.data, 'race/1')[:2]
     assert json.loads(_read(s.data, 'blobs', mkey))['class_names'] == live
-    assert model_blobs(s.data, 'race--1') == sorted([wkey.split('/', 2)[2], mkey.split('/', 2)[2]])
+    assert model_blobs(s.data, 'race--1', s.workspace) == sorted([wkey.split('/', 3)[3], mkey.split('/', 3)[3]])

@@ -1,9 +1,14 @@
 /*
- * fuzz_http_router.c — libFuzzer target for the router's path matching.
- * Input: first byte picks the method, the rest (up to a NUL) is the path
- * as libmicrohttpd would hand it over (already percent-decoded, so any
- * byte may appear).  Checks that a match only ever returns parameters that
- * are non-empty pieces of the path.
+ * fuzz_http_router.c — libFuzzer target for the request target's decoding
+ * and the router's path matching, as the server does them.
+ * Input: first byte picks the method, the rest (up to a NUL) is the raw
+ * path as it came on the request line (percent escapes not decoded; the
+ * server's unescape callback leaves it so).  It is decoded with
+ * http_url_decode (a refused path goes no further, as the server answers
+ * 400); checks that a decoded path holds only printable ASCII, that its
+ * length is the one returned (no NUL inside), and that a match only ever
+ * returns parameters that are non-empty pieces of the path holding only
+ * those bytes.
  */
 #include "http/http.h"
 
@@ -28,6 +33,8 @@ static struct http_router *fz_router(void)
         "/data-staging/v1/external/{workspace}/batches/{batch_id}/count",
         "/data-staging/v1/external/{workspace}/batches/{batch_id}/upload/image",
         "/workflows/v1/external/{workspace}/workflows/{workflow_id}",
+        "/models/v1/external/{workspace}/models/{model_id*}",
+        "/batch-processing/v1/external/{workspace}/jobs/{job_id}",
     };
     if (!r) {
         struct http_route_ops ops = {.end = fz_end};
@@ -49,7 +56,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *path = malloc(size);
     memcpy(path, data + 1, size - 1);
     path[size - 1] = '\0';
+    int n = http_url_decode(path, HTTP_URL_PATH, NULL);
+    if (n < 0) {
+        free(path);
+        return 0;
+    }
     size_t plen = strlen(path);
+    if (plen != (size_t)n)
+        abort(); /* a NUL inside the decoded path */
+    for (size_t i = 0; i < plen; i++)
+        if ((unsigned char)path[i] <= 0x20 || (unsigned char)path[i] >= 0x7f)
+            abort();
     char *scratch = malloc(plen + 1);
     struct http_param params[HTTP_MAX_PARAMS];
     int np = 0;

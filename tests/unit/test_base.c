@@ -1,4 +1,6 @@
 #include "base/base.h"
+
+#include <jansson.h>
 #include "t.h"
 
 #include <stdlib.h>
@@ -151,6 +153,60 @@ TEST(page_tokens_bound_to_scope)
     ASSERT_OK(page_token_parse("s", NULL, &v));
     ASSERT_EQ(v, 0);
     ASSERT_OK(page_token_parse("s", "", &v));
+}
+
+/* n arrays nested, innermost holding v: "[[[1]]]" */
+static char *nested(int n, const char *open, const char *close, const char *v)
+{
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < n; i++)
+        buf_puts(&b, open);
+    buf_puts(&b, v);
+    for (int i = 0; i < n; i++)
+        buf_puts(&b, close);
+    return buf_detach(&b, NULL);
+}
+
+TEST(json_parse_outside_depth)
+{
+    char err[300];
+    json_t *j = NULL;
+    char *t;
+
+    /* exactly the limit: parsed */
+    t = nested(JSON_MAX_DEPTH, "[", "]", "1");
+    ASSERT_OK(json_parse_outside(t, strlen(t), 0, &j, err, sizeof err));
+    ASSERT(json_is_array(j));
+    json_decref(j);
+    free(t);
+    /* one more, arrays or objects or a mix: refused, naming the limit */
+    static const char *const opens[][2] = {{"[", "]"}, {"{\"k\":", "}"}, {"[{\"a\":[", "]}]"}};
+    for (size_t i = 0; i < ARRAY_LEN(opens); i++) {
+        int per = i == 2 ? 3 : 1;
+        t = nested(JSON_MAX_DEPTH / per + 1, opens[i][0], opens[i][1], "1");
+        j = NULL;
+        ASSERT_EQ(json_parse_outside(t, strlen(t), 0, &j, err, sizeof err), ERR_LIMIT);
+        ASSERT(j == NULL);
+        ASSERT(strstr(err, "limit of 64 levels"));
+        free(t);
+    }
+    /* 2000 levels (what jansson alone accepts) */
+    t = nested(2000, "[", "]", "");
+    ASSERT_EQ(json_parse_outside(t, strlen(t), JSON_DECODE_ANY, &j, NULL, 0), ERR_LIMIT);
+    free(t);
+    /* brackets inside strings (escaped quotes too) do not count */
+    t = nested(200, "[", "]", "");
+    char *s = xasprintf("{\"a\":\"%s\\\"[[[\",\"b\":[1]}", t);
+    ASSERT_OK(json_parse_outside(s, strlen(s), JSON_REJECT_DUPLICATES, &j, err, sizeof err));
+    ASSERT_EQ(json_integer_value(json_array_get(json_object_get(j, "b"), 0)), 1);
+    json_decref(j);
+    free(s);
+    free(t);
+    /* malformed but shallow: the parser's message with line and column */
+    ASSERT_EQ(json_parse_outside("{\"a\":", 5, 0, &j, err, sizeof err), ERR_PARSE);
+    ASSERT(strstr(err, "line 1"));
+    ASSERT_EQ(json_parse_outside("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &j, err, sizeof err), ERR_PARSE);
+    ASSERT_EQ(json_parse_outside(NULL, 0, 0, &j, err, sizeof err), ERR_PARSE);
 }
 
 TEST_MAIN()

@@ -61,6 +61,48 @@ TEST(router_params_and_errors)
     http_router_free(r);
 }
 
+/* Decode a copy of in; returns the result code, the text in out. */
+static int url_dec(const char *in, enum http_url_part part, char *out, int *bad)
+{
+    strcpy(out, in);
+    return http_url_decode(out, part, bad);
+}
+
+TEST(url_decode_target)
+{
+    char b[256];
+    int bad = -1;
+
+    ASSERT_EQ(url_dec("/a/b%2Fc/d%7E", HTTP_URL_PATH, b, &bad), 9);
+    ASSERT_STR_EQ(b, "/a/b/c/d~");
+    ASSERT_EQ(url_dec("a+b", HTTP_URL_PATH, b, &bad), 3);
+    ASSERT_STR_EQ(b, "a+b");
+    /* a NUL would cut the value: refused wherever it is */
+    ASSERT_EQ(url_dec("/workflows/victim%00x", HTTP_URL_PATH, b, &bad), ERR_INVALID);
+    ASSERT_EQ(bad, 0);
+    ASSERT_EQ(url_dec("key%00junk", HTTP_URL_QUERY, b, &bad), ERR_INVALID);
+    ASSERT_EQ(bad, 0);
+    /* the path: printable ASCII other than space only */
+    static const char *const path_bad[] = {"/x%01", "/x%1f", "/x%20", "/x%7f", "/x%80", "/x%c3%a9", "/x%ff",
+                                           "/x%0a", "/x%09"};
+    for (size_t i = 0; i < ARRAY_LEN(path_bad); i++)
+        ASSERT_EQ(url_dec(path_bad[i], HTTP_URL_PATH, b, NULL), ERR_INVALID);
+    ASSERT_EQ(url_dec("/x%c3%a9", HTTP_URL_PATH, b, &bad), ERR_INVALID);
+    ASSERT_EQ(bad, 0xc3);
+    /* the query: UTF-8, spaces, tab, CR and LF are fine; other controls not */
+    ASSERT_EQ(url_dec("caf%C3%A9 %09%0d%0a", HTTP_URL_QUERY, b, &bad), 9);
+    static const char *const query_bad[] = {"%01", "x%1b", "%7f", "%00"};
+    for (size_t i = 0; i < ARRAY_LEN(query_bad); i++)
+        ASSERT_EQ(url_dec(query_bad[i], HTTP_URL_QUERY, b, NULL), ERR_INVALID);
+    /* malformed escapes */
+    static const char *const malformed[] = {"/x%", "/x%4", "/x%zz", "/x%g0", "/%%"};
+    for (size_t i = 0; i < ARRAY_LEN(malformed); i++) {
+        ASSERT_EQ(url_dec(malformed[i], HTTP_URL_PATH, b, NULL), ERR_PARSE);
+        ASSERT_EQ(url_dec(malformed[i], HTTP_URL_QUERY, b, NULL), ERR_PARSE);
+    }
+    ASSERT_EQ(url_dec("", HTTP_URL_QUERY, b, NULL), 0);
+}
+
 /* ---- multipart ----------------------------------------------------------------- */
 
 struct mp_rec {
@@ -174,6 +216,13 @@ TEST(multipart_errors)
     /* header line without a colon */
     const char *t3 = "--B\r\nnot a header\r\n\r\nabc\r\n--B--";
     ASSERT_EQ(mp_run(ct, t3, strlen(t3), 0, &log), ERR_PARSE);
+    free(log);
+    /* a NUL inside a part's headers (it would cut the filename short) */
+    const char t3n[] = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\0.exe\"\r\n\r\nabc\r\n--B--";
+    ASSERT_EQ(mp_run(ct, t3n, sizeof t3n - 1, 0, &log), ERR_PARSE);
+    free(log);
+    const char t3m[] = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.png\"\r\nX: \0\r\n\r\nabc\r\n--B--";
+    ASSERT_EQ(mp_run(ct, t3m, sizeof t3m - 1, 0, &log), ERR_PARSE);
     free(log);
     /* header block over the cap */
     struct buf big = BUF_INIT;
@@ -365,6 +414,22 @@ TEST(server_routes_queries_errors)
     ASSERT_EQ(roundtrip(port, "GET /nope HTTP/1.1\r\nHost: h\r\n\r\n", &body), 404);
     ASSERT(strstr(body, "\"error\""));
     free(body);
+    /* escapes decoded by the server: a NUL or a bad byte is refused before routing */
+    ASSERT_EQ(roundtrip(port, "GET /q/x%31?a=%C3%A9&b%3D=%2B HTTP/1.1\r\nHost: h\r\n\r\n", &body), 200);
+    ASSERT_STR_EQ(body, "{\"a\":\"\xc3\xa9\",\"b\":null,\"c\":null,\"id\":\"x1\"}");
+    free(body);
+    static const char *const refused[] = {
+        "GET /q/x%00y HTTP/1.1\r\nHost: h\r\n\r\n", "GET /q/x%01 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /q/x%zz HTTP/1.1\r\nHost: h\r\n\r\n",  "GET /nope%00 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /q/x?a=1%00 HTTP/1.1\r\nHost: h\r\n\r\n", "GET /q/x?a%00=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "GET /q/x?a=%1b HTTP/1.1\r\nHost: h\r\n\r\n", "GET /q/x?a=%4 HTTP/1.1\r\nHost: h\r\n\r\n",
+        "POST /echo%00 HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(refused); i++) {
+        ASSERT_EQ(roundtrip(port, refused[i], &body), 400);
+        ASSERT(strstr(body, "\"error\""));
+        free(body);
+    }
     ASSERT_EQ(roundtrip(port, "DELETE /q/x HTTP/1.1\r\nHost: h\r\n\r\n", &body), 405);
     ASSERT(strstr(body, "\"error\""));
     free(body);

@@ -111,13 +111,19 @@ static void upload(struct ctx *c, const char *batch, const char *name, int seed,
     for (size_t i = 0; i < (size_t)img->stride * 12; i++)
         img->px[i] = (uint8_t)(i * 7 + seed);
     ASSERT_OK(vis_encode_png(img, &png, &len));
-    if (corrupt)
-        len = len / 2; /* truncated: the staging type check passes, decoding fails */
     ASSERT_OK(store_tmp_create(c->st, &tmp, &fd));
     ASSERT_EQ(write(fd, png, len), (ssize_t)len);
     close(fd);
     ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out));
     json_decref(out);
+    if (corrupt) {
+        /* staging refuses a truncated image: damage the stored blob instead,
+         * so that decoding fails when the job runs */
+        struct staging_item it;
+        ASSERT_OK(staging_item_find(c->sg, "ws", batch, NULL, name, &it));
+        ASSERT_OK(store_blob_put(c->st, it.blob_key, png, len / 2));
+        staging_item_release(&it);
+    }
     free(tmp);
     free(png);
     vis_image_free(img);
@@ -512,8 +518,18 @@ TEST(processing_and_export_end_to_end)
     free(data);
     json_t *cnt = NULL;
     ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt));
-    ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 1); /* no image outputs */
+    /* no image outputs: the results and the failed image's errors.jsonl */
+    ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 2);
     json_decref(cnt);
+    ASSERT_OK(store_blob_read(c.st, "jobs/ws/j1/export/errors.jsonl", 1 << 20, &data, &len));
+    json_t *err = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(err, "image")), "i3.png");
+    ASSERT_STR_EQ(json_string_value(json_object_get(err, "stage")), "processing");
+    ASSERT(strstr(json_string_value(json_object_get(err, "cause")), "decode"));
+    ASSERT_EQ(data[len - 1], '\n');
+    ASSERT(memchr(data, '\n', len) == data + len - 1); /* one line */
+    json_decref(err);
+    free(data);
     ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt));
     ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 3);
     json_decref(cnt);
@@ -680,11 +696,15 @@ static int gpu_fake_infer(void *ud, const struct wf_model_request *req, const st
     return fake_infer(NULL, req, images, n, out, err, errlen);
 }
 
-static int fake_select(void *ud, const char *machine_type, bool needs_models, wf_model_infer_fn *fn,
-                       wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
+static int fake_select(void *ud, const char *machine_type, const char *workspace, bool needs_models,
+                       wf_model_infer_fn *fn, wf_model_prepare_fn *prep, void **fn_ud, char *err, size_t errlen)
 {
     (void)ud;
     (void)needs_models;
+    if (fn && (!workspace || strcmp(workspace, "ws") != 0)) { /* a worker picks for the job's workspace */
+        snprintf(err, errlen, "provider picked for workspace '%s'", workspace ? workspace : "(none)");
+        return ERR_INVALID;
+    }
     if (fn)
         sel_picks++;
     else
@@ -789,16 +809,16 @@ TEST(missing_onnx_runtime_is_named_by_the_providers)
     ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
     ASSERT_OK(jobs_models_new(reg, "/nonexistent-data", NULL, 1, &m));
     /* a workflow without models does not need the runtime */
-    ASSERT_OK(jobs_models_select(m, "cpu", false, NULL, NULL, NULL, err, sizeof err));
-    ASSERT(jobs_models_select(m, "cpu", true, NULL, NULL, NULL, err, sizeof err) < 0);
+    ASSERT_OK(jobs_models_select(m, "cpu", "ws", false, NULL, NULL, NULL, err, sizeof err));
+    ASSERT(jobs_models_select(m, "cpu", "ws", true, NULL, NULL, NULL, err, sizeof err) < 0);
     ASSERT(strstr(err, "model steps") && strstr(err, "ONNX Runtime"));
     /* the gpu registry loads ONNX Runtime from the default place (VBATCH_ORT_LIB
      * or the built-in path, as jobs_models_open does): CPU-only here */
-    ASSERT(jobs_models_select(m, "gpu", false, &fn, &prep, &ud, err, sizeof err) < 0);
+    ASSERT(jobs_models_select(m, "gpu", "ws", false, &fn, &prep, &ud, err, sizeof err) < 0);
     ASSERT(strstr(err, "gpu"));
-    ASSERT(jobs_models_select(m, "tpu", false, NULL, NULL, NULL, err, sizeof err) < 0);
+    ASSERT(jobs_models_select(m, "tpu", "ws", false, NULL, NULL, NULL, err, sizeof err) < 0);
     /* at run time the model step's error says why, not "model not found" */
-    ASSERT_OK(jobs_models_select(m, "cpu", false, &fn, &prep, &ud, err, sizeof err));
+    ASSERT_OK(jobs_models_select(m, "cpu", "ws", false, &fn, &prep, &ud, err, sizeof err));
     struct vis_image *img = vis_image_new(8, 8, VIS_BGR);
     const struct vis_image *arr[1] = {img};
     struct wf_model_request req = {0};

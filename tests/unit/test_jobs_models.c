@@ -112,7 +112,7 @@ static char *class0(struct model_registry *reg, const char *id)
 {
     struct model *m = NULL;
     char err[256];
-    if (model_registry_get(reg, id, &m, err, sizeof err) < 0)
+    if (model_registry_get(reg, NULL, id, &m, err, sizeof err) < 0)
         return NULL;
     char *s = xstrdup(model_class_name(m, 0));
     model_unref(m);
@@ -129,13 +129,14 @@ TEST(put_sync_replace_delete)
 
     ctx_open(&c);
     json_object_set_new(c.meta, "aliases", json_pack("[s]", "st-alias"));
-    if (jobs_models_store_put(c.st, c.reg, "proj/3", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "proj/3", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     char *k1 = row_key(&c, "proj/3");
     ASSERT(k1 && str_has_prefix(k1, "models/proj--3/"));
     ASSERT_EQ(blob_files(&c, "proj--3"), 2);
     json_t *tags = model_registry_tags(c.reg);
-    ASSERT_STR_EQ(json_string_value(json_object_get(tags, "proj/3")), k1);
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(tags, k1), "modelId")), "proj/3");
+    ASSERT(json_is_null(json_object_get(json_object_get(tags, k1), "workspace")));
     json_decref(tags);
     /* nothing was written into a models folder */
     char *legacy = xasprintf("%s/models", c.dir);
@@ -148,8 +149,8 @@ TEST(put_sync_replace_delete)
     ASSERT_EQ(loaded, 1);
     ASSERT_EQ(bad, 0);
     struct model *a = NULL, *b = NULL;
-    ASSERT_OK(model_registry_get(c.reg, "proj/3", &a, err, sizeof err));
-    ASSERT_OK(model_registry_get(other, "st-alias", &b, err, sizeof err));
+    ASSERT_OK(model_registry_get(c.reg, NULL, "proj/3", &a, err, sizeof err));
+    ASSERT_OK(model_registry_get(other, NULL, "st-alias", &b, err, sizeof err));
     json_t *da = model_describe(a), *db = model_describe(b);
     ASSERT(json_equal(da, db));
     json_decref(da);
@@ -162,7 +163,7 @@ TEST(put_sync_replace_delete)
 
     /* replace: new generation, old blobs gone, the other registry follows */
     json_object_set_new(c.meta, "class_names", json_pack("[s,s,s]", "x", "y", "z"));
-    if (jobs_models_store_put(c.st, c.reg, "proj/3", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "proj/3", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     char *k2 = row_key(&c, "proj/3");
     ASSERT(k2 && strcmp(k1, k2) != 0);
@@ -181,27 +182,27 @@ TEST(put_sync_replace_delete)
 
     /* a bad model writes nothing and keeps the live one */
     const char junk[] = "not an onnx file";
-    ASSERT(jobs_models_store_put(c.st, c.reg, "proj/3", junk, sizeof junk, c.meta, err, sizeof err) < 0);
+    ASSERT(jobs_models_store_put(c.st, c.reg, NULL, "proj/3", junk, sizeof junk, c.meta, err, sizeof err) < 0);
     char *k3 = row_key(&c, "proj/3");
     ASSERT_STR_EQ(k3, k2);
     free(k3);
     ASSERT_EQ(blob_files(&c, "proj--3"), 2);
 
     /* delete: a held reference stays usable; the alias then says "not registered" */
-    ASSERT_OK(model_registry_get(c.reg, "proj/3", &a, err, sizeof err));
-    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "proj/3", err, sizeof err));
+    ASSERT_OK(model_registry_get(c.reg, NULL, "proj/3", &a, err, sizeof err));
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, NULL, "proj/3", err, sizeof err));
     ASSERT_STR_EQ(model_id(a), "proj/3");
     ASSERT_STR_EQ(model_class_name(a, 0), "x");
     model_unref(a);
-    ASSERT_EQ(model_registry_get(c.reg, "proj/3", &a, err, sizeof err), ERR_NOTFOUND);
-    ASSERT_EQ(model_registry_get(c.reg, "st-alias", &a, err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(c.reg, NULL, "proj/3", &a, err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(c.reg, NULL, "st-alias", &a, err, sizeof err), ERR_NOTFOUND);
     ASSERT(strstr(err, "alias of 'proj/3'"));
     ASSERT(row_key(&c, "proj/3") == NULL);
     ASSERT_EQ(blob_files(&c, "proj--3"), 0);
-    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "proj/3", err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, NULL, "proj/3", err, sizeof err), ERR_NOTFOUND);
     /* the other process drops it at its next re-read */
     ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
-    ASSERT_EQ(model_registry_get(other, "proj/3", &a, err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(other, NULL, "proj/3", &a, err, sizeof err), ERR_NOTFOUND);
 
     free(k1);
     free(k2);
@@ -218,9 +219,9 @@ TEST(rows_without_good_bytes_are_skipped)
     struct model_registry_opts o = {.intra_op_threads = 1};
 
     ctx_open(&c);
-    if (jobs_models_store_put(c.st, c.reg, "gone", c.onnx, c.len, c.meta, err, sizeof err) < 0 ||
-        jobs_models_store_put(c.st, c.reg, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0 ||
-        jobs_models_store_put(c.st, c.reg, "fine", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "gone", c.onnx, c.len, c.meta, err, sizeof err) < 0 ||
+        jobs_models_store_put(c.st, c.reg, NULL, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0 ||
+        jobs_models_store_put(c.st, c.reg, NULL, "fine", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     char *kg = row_key(&c, "gone"), *kt = row_key(&c, "torn");
     ASSERT_OK(store_blob_delete(c.st, kg));
@@ -235,20 +236,20 @@ TEST(rows_without_good_bytes_are_skipped)
     ASSERT_EQ(loaded, 1);
     ASSERT_EQ(bad, 2);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(other, "fine", &m, err, sizeof err));
+    ASSERT_OK(model_registry_get(other, NULL, "fine", &m, err, sizeof err));
     model_unref(m);
-    ASSERT_EQ(model_registry_get(other, "torn", &m, err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(other, NULL, "torn", &m, err, sizeof err), ERR_NOTFOUND);
     /* still bad at the next re-read (not hashed again: same keys) */
     ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
     ASSERT_EQ(loaded, 0);
     ASSERT_EQ(bad, 2);
     /* a new registration of the id has a new key and loads */
-    if (jobs_models_store_put(c.st, c.reg, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
     ASSERT_EQ(loaded, 1);
     ASSERT_EQ(bad, 1);
-    ASSERT_OK(model_registry_get(other, "torn", &m, err, sizeof err));
+    ASSERT_OK(model_registry_get(other, NULL, "torn", &m, err, sizeof err));
     model_unref(m);
     free(kg);
     free(kt);
@@ -262,7 +263,7 @@ TEST(sweep_deletes_only_old_orphan_generations)
     char err[1024];
 
     ctx_open(&c);
-    if (jobs_models_store_put(c.st, c.reg, "kept/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "kept/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     /* a crash between the blob writes and the commit */
     ASSERT_OK(store_blob_put(c.st, "models/kept--1/orphan-gen/weights.onnx", "x", 1));
@@ -305,7 +306,7 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT_OK(jobs_models_store_sync(c.st, worker_reg, NULL, NULL));
     ASSERT_OK(jobs_models_new(worker_reg, c.dir, NULL, 1, &jm));
     jobs_models_set_store(jm, c.st);
-    ASSERT_OK(jobs_models_select(jm, "cpu", true, &fn, &prep, &ud, err, sizeof err));
+    ASSERT_OK(jobs_models_select(jm, "cpu", NULL, true, &fn, &prep, &ud, err, sizeof err));
 
     struct vis_image *img = vis_image_new(64, 48, VIS_BGR);
     const struct vis_image *arr[1] = {img};
@@ -316,7 +317,7 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT(fn(ud, &req, arr, 1, out, err, sizeof err) < 0);
     ASSERT(strstr(err, "later/1"));
     /* registered by "the server" (another registry, same store) */
-    if (jobs_models_store_put(c.st, c.reg, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     if (fn(ud, &req, arr, 1, out, err, sizeof err) < 0)
         T_FAIL("%s", err);
@@ -334,7 +335,7 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     /* replaced elsewhere while tasks run: the periodic re-read follows it */
     setenv("VBATCH_MODELS_SYNC_MS", "0", 1);
     json_object_set_new(c.meta, "class_names", json_pack("[s,s,s]", "p", "q", "r"));
-    if (jobs_models_store_put(c.st, c.reg, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
+    if (jobs_models_store_put(c.st, c.reg, NULL, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
         T_FAIL("%s", err);
     char *n0 = class0(worker_reg, "later/1");
     ASSERT_STR_EQ(n0, "circle");
@@ -346,12 +347,152 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT_STR_EQ(n0, "p");
     free(n0);
     /* deleted elsewhere: dropped at the next re-read, then unknown */
-    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "later/1", err, sizeof err));
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, NULL, "later/1", err, sizeof err));
     ASSERT(fn(ud, &req, arr, 1, out, err, sizeof err) < 0);
     ASSERT(strstr(err, "later/1"));
     vis_image_free(img);
     jobs_models_free(jm);
     model_registry_free(worker_reg);
+    ctx_close(&c);
+}
+
+/* class 0 of id as workspace ws sees it, malloc'd, or NULL. */
+static char *class0_in(struct model_registry *reg, const char *ws, const char *id)
+{
+    struct model *m = NULL;
+    char err[256];
+    if (model_registry_get(reg, ws, id, &m, err, sizeof err) < 0)
+        return NULL;
+    char *s = xstrdup(model_class_name(m, 0));
+    model_unref(m);
+    return s;
+}
+
+static void put_named(struct ctx *c, const char *ws, const char *id, const char *cls, const char *alias)
+{
+    char err[1024];
+    json_t *meta = json_deep_copy(c->meta);
+    json_object_set_new(meta, "class_names", json_pack("[s,s,s]", cls, "y", "z"));
+    if (alias)
+        json_object_set_new(meta, "aliases", json_pack("[s]", alias));
+    if (jobs_models_store_put(c->st, c->reg, ws, id, c->onnx, c->len, meta, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    json_decref(meta);
+}
+
+static void expect_class(struct model_registry *reg, const char *ws, const char *id, const char *want)
+{
+    char *got = class0_in(reg, ws, id);
+    if (want ? !got || strcmp(got, want) != 0 : got != NULL)
+        T_FAIL("%s as workspace %s sees it: class %s, expected %s", id, ws ? ws : "(none)", got ? got : "(none)",
+               want ? want : "(none)");
+    free(got);
+}
+
+TEST(workspace_scopes)
+{
+    struct ctx c;
+    char err[1024];
+    struct model_registry *other = NULL;
+    struct model_registry_opts o = {.intra_op_threads = 1};
+    int loaded = -1, bad = -1;
+
+    ctx_open(&c);
+    put_named(&c, "wa", "shared/1", "a-own", "a-alias");
+    put_named(&c, "wb", "shared/1", "b-own", NULL);
+    put_named(&c, NULL, "op/1", "op", "op-alias");
+    put_named(&c, NULL, "over/1", "op-over", NULL);
+    put_named(&c, "wa", "over/1", "a-over", NULL);
+    /* blobs per scope */
+    json_t *rows = NULL;
+    ASSERT_OK(jobs_models_store_list(c.st, &rows));
+    ASSERT_EQ((int)json_array_size(rows), 5);
+    size_t i;
+    json_t *v;
+    json_array_foreach(rows, i, v)
+    {
+        const char *ws = json_string_value(json_object_get(v, "workspace"));
+        const char *k = json_string_value(json_object_get(v, "weightsKey"));
+        char *want = ws ? xasprintf("wsmodels/%s/", ws) : xstrdup("models/");
+        ASSERT(str_has_prefix(k, want));
+        free(want);
+    }
+    json_decref(rows);
+    /* in this process and in another one that reads the table */
+    ASSERT_OK(model_registry_new(&o, &other, err, sizeof err));
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    ASSERT_EQ(loaded, 5);
+    struct model_registry *regs[2] = {c.reg, other};
+    for (int r = 0; r < 2; r++) {
+        struct model_registry *reg = regs[r];
+        expect_class(reg, "wa", "shared/1", "a-own");
+        expect_class(reg, "wb", "shared/1", "b-own");
+        expect_class(reg, "wc", "shared/1", NULL); /* a third workspace sees neither */
+        expect_class(reg, NULL, "shared/1", NULL);
+        /* the operator's: everyone; a workspace's own of that id first */
+        expect_class(reg, "wa", "op/1", "op");
+        expect_class(reg, "wc", "op/1", "op");
+        expect_class(reg, NULL, "op/1", "op");
+        expect_class(reg, "wa", "over/1", "a-over");
+        expect_class(reg, "wb", "over/1", "op-over");
+        /* aliases belong to their model's scope */
+        expect_class(reg, "wa", "a-alias", "a-own");
+        expect_class(reg, "wb", "a-alias", NULL);
+        expect_class(reg, "wb", "op-alias", "op");
+    }
+    /* the wrong scope's delete finds nothing; the right one leaves the others */
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "wc", "shared/1", err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, NULL, "shared/1", err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "wb", "op/1", err, sizeof err), ERR_NOTFOUND);
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "wb", "shared/1", err, sizeof err));
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "wa", "over/1", err, sizeof err));
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    for (int r = 0; r < 2; r++) {
+        expect_class(regs[r], "wb", "shared/1", NULL);
+        expect_class(regs[r], "wa", "shared/1", "a-own");
+        expect_class(regs[r], "wa", "over/1", "op-over");
+    }
+
+    /* the providers look ids up in the job's workspace */
+    struct jobs_models *jm = NULL;
+    wf_model_infer_fn fn = NULL;
+    wf_model_prepare_fn prep = NULL;
+    void *ua = NULL, *ub = NULL, *ua2 = NULL;
+    ASSERT_OK(jobs_models_new(other, c.dir, NULL, 1, &jm));
+    jobs_models_set_store(jm, c.st);
+    ASSERT_OK(jobs_models_select(jm, "cpu", "wa", true, &fn, &prep, &ua, err, sizeof err));
+    ASSERT_OK(jobs_models_select(jm, "cpu", "wb", true, &fn, &prep, &ub, err, sizeof err));
+    ASSERT_OK(jobs_models_select(jm, "cpu", "wa", true, &fn, &prep, &ua2, err, sizeof err));
+    ASSERT(ua == ua2 && ua != ub);
+    struct vis_image *img = vis_image_new(64, 48, VIS_BGR);
+    const struct vis_image *arr[1] = {img};
+    struct wf_model_request req = {.model_id = "shared/1", .task = "object-detection"};
+    json_t *out[1] = {NULL};
+    if (fn(ua, &req, arr, 1, out, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    json_decref(out[0]);
+    ASSERT(fn(ub, &req, arr, 1, out, err, sizeof err) < 0);
+    ASSERT(strstr(err, "unknown model 'shared/1'"));
+    req.model_id = "op/1";
+    if (fn(ub, &req, arr, 1, out, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    json_decref(out[0]);
+    vis_image_free(img);
+    jobs_models_free(jm);
+
+    /* orphans of a workspace's generations are swept too */
+    ASSERT_OK(store_blob_put(c.st, "wsmodels/wa/x/orphan-gen/weights.onnx", "x", 1));
+    ASSERT_EQ(jobs_models_store_sweep(c.st, 0), 1);
+    char *p = store_blob_path(c.st, "wsmodels/wa/x");
+    ASSERT(access(p, F_OK) != 0);
+    free(p);
+    expect_class(c.reg, "wa", "shared/1", "a-own");
+    model_registry_free(other);
+    ASSERT_OK(model_registry_new(&o, &other, err, sizeof err));
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    ASSERT_EQ(loaded, 3);
+    ASSERT_EQ(bad, 0);
+    model_registry_free(other);
     ctx_close(&c);
 }
 

@@ -202,7 +202,7 @@ static void run_testset(struct model_registry *reg, const char *id, const char *
         imgs[i] = png_load(p);
         free(p);
     }
-    int rc = model_registry_infer(reg, id, NULL, params, (const struct vis_image *const *)imgs, n,
+    int rc = model_registry_infer(reg, NULL, id, NULL, params, (const struct vis_image *const *)imgs, n,
                                   out, err, sizeof(err));
     if (rc < 0)
         T_FAIL("infer: %s", err);
@@ -301,7 +301,7 @@ static void compare_raw(const char *name, const char *id, int n_out_expect)
     reg_add(reg, id, name);
     struct model *m = NULL;
     char err[512], rel[256];
-    ASSERT_OK(model_registry_get(reg, id, &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, id, &m, err, sizeof(err)));
     snprintf(rel, sizeof(rel), "%s/test/torch.json", name);
     char *tp = mpath(rel);
     json_t *tj = load_json(tp);
@@ -695,7 +695,7 @@ TEST(detector_params)
     struct vis_image dummy = {.w = 8, .h = 8, .stride = 24, .fmt = VIS_BGR, .px = xcalloc(1, 192)};
     const struct vis_image *di[1] = {&dummy};
     json_t *o1[1];
-    ASSERT_EQ(model_registry_infer(reg, "synth-det/1", NULL, bad, di, 1, o1, err, sizeof(err)), ERR_INVALID);
+    ASSERT_EQ(model_registry_infer(reg, NULL, "synth-det/1", NULL, bad, di, 1, o1, err, sizeof(err)), ERR_INVALID);
     ASSERT(strstr(err, "confidence"));
     json_decref(bad);
     free(dummy.px);
@@ -709,27 +709,27 @@ TEST(unknown_model_and_aliases)
     struct model_registry *reg = reg_new(NULL);
     char err[512] = "";
     struct model *m = NULL;
-    ASSERT_EQ(model_registry_get(reg, "nope/1", &m, err, sizeof(err)), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(reg, NULL, "nope/1", &m, err, sizeof(err)), ERR_NOTFOUND);
     ASSERT(strstr(err, "unknown model 'nope/1'"));
-    ASSERT_EQ(model_registry_get(reg, "yolov8n-640", &m, err, sizeof(err)), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(reg, NULL, "yolov8n-640", &m, err, sizeof(err)), ERR_NOTFOUND);
     ASSERT(strstr(err, "coco/3"));
     reg_add(reg, "coco/3", "synth-det");
-    ASSERT_OK(model_registry_get(reg, "yolov8n-640", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "yolov8n-640", &m, err, sizeof(err)));
     ASSERT_STR_EQ(model_id(m), "coco/3");
     ASSERT_EQ(model_task(m), MODEL_TASK_DETECTION);
     model_unref(m);
     ASSERT_OK(model_registry_alias_set(reg, "my-shapes", "coco/3"));
-    ASSERT_OK(model_registry_get(reg, "my-shapes", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "my-shapes", &m, err, sizeof(err)));
     model_unref(m);
     /* task mismatch */
     struct vis_image dummy = {.w = 8, .h = 8, .stride = 24, .fmt = VIS_BGR, .px = xcalloc(1, 192)};
     const struct vis_image *di[1] = {&dummy};
     json_t *o1[1];
-    ASSERT_EQ(model_registry_infer(reg, "coco/3", "classification", NULL, di, 1, o1, err, sizeof(err)),
+    ASSERT_EQ(model_registry_infer(reg, NULL, "coco/3", "classification", NULL, di, 1, o1, err, sizeof(err)),
               ERR_INVALID);
     ASSERT(strstr(err, "object-detection"));
-    ASSERT_EQ(model_registry_infer(reg, "missing/2", NULL, NULL, di, 1, o1, err, sizeof(err)), ERR_NOTFOUND);
-    ASSERT_OK(model_registry_infer(reg, "coco/3", "object-detection", NULL, di, 1, o1, err, sizeof(err)));
+    ASSERT_EQ(model_registry_infer(reg, NULL, "missing/2", NULL, NULL, di, 1, o1, err, sizeof(err)), ERR_NOTFOUND);
+    ASSERT_OK(model_registry_infer(reg, NULL, "coco/3", "object-detection", NULL, di, 1, o1, err, sizeof(err)));
     json_decref(o1[0]);
     free(dummy.px);
     /* invalid ids */
@@ -751,7 +751,7 @@ static void expect_refused(const char *rel, const char *needle)
     if (!strstr(err, needle))
         T_FAIL("error for %s lacks '%s': %s", rel, needle, err);
     struct model *m = NULL;
-    ASSERT_EQ(model_registry_get(reg, "bad/1", &m, err, sizeof(err)), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_get(reg, NULL, "bad/1", &m, err, sizeof(err)), ERR_NOTFOUND);
     free(p);
     model_registry_free(reg);
 }
@@ -772,7 +772,7 @@ TEST(ultralytics_metadata)
     reg_add(reg, "ultra/1", "ultra-tiny");
     struct model *m = NULL;
     char err[256];
-    ASSERT_OK(model_registry_get(reg, "ultra/1", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "ultra/1", &m, err, sizeof(err)));
     ASSERT_EQ((int)model_class_count(m), 2);
     ASSERT_STR_EQ(model_class_name(m, 1), "dog");
     ASSERT_EQ(model_task(m), MODEL_TASK_DETECTION);
@@ -824,11 +824,11 @@ TEST(register_bytes_persist_and_reload)
     ASSERT_EQ(n, 2);
     ASSERT_EQ(bad, 0);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, "shapes-640", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "shapes-640", &m, err, sizeof(err)));
     ASSERT_STR_EQ(model_id(m), "shapes/7");
     ASSERT_STR_EQ(model_class_name(m, 2), "triangle");
     model_unref(m);
-    ASSERT_OK(model_registry_get(reg, "det-copy/2", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "det-copy/2", &m, err, sizeof(err)));
     model_unref(m);
     json_t *list = model_registry_list(reg);
     ASSERT_EQ((int)json_array_size(list), 2);
@@ -853,7 +853,7 @@ static json_t *infer_one(struct model_registry *reg, const char *id, const struc
     char err[512] = "";
     json_t *out = NULL;
     const struct vis_image *arr[1] = {im};
-    if (model_registry_infer(reg, id, NULL, NULL, arr, 1, &out, err, sizeof(err)) < 0)
+    if (model_registry_infer(reg, NULL, id, NULL, NULL, arr, 1, &out, err, sizeof(err)) < 0)
         T_FAIL("infer: %s", err);
     return out;
 }
@@ -877,8 +877,8 @@ TEST(prepare_ahead_is_used_and_freed)
     /* prepare, then blank the pixels: a run that uses the prepared tensor
      * still sees the shapes (the contract forbids changing the pixels; the
      * test does it to prove the tensor is what runs) */
-    ASSERT_OK(model_registry_prepare(reg, "synth-det/1", im, err, sizeof(err)));
-    ASSERT_OK(model_registry_prepare(reg, "synth-det/1", im, err, sizeof(err))); /* once is kept */
+    ASSERT_OK(model_registry_prepare(reg, NULL, "synth-det/1", im, err, sizeof(err)));
+    ASSERT_OK(model_registry_prepare(reg, NULL, "synth-det/1", im, err, sizeof(err))); /* once is kept */
     ASSERT(im->aux != NULL);
     memset(im->px, 0, (size_t)im->stride * (size_t)im->h);
     json_t *got = infer_one(reg, "synth-det/1", im);
@@ -901,13 +901,13 @@ TEST(prepare_ahead_is_used_and_freed)
     ASSERT_EQ(json_array_size(json_object_get(reg_out, "predictions")), 0);
 
     /* unknown model: a clear error, nothing attached */
-    ASSERT_EQ(model_registry_prepare(reg, "nope/1", blank, err, sizeof(err)), ERR_NOTFOUND);
+    ASSERT_EQ(model_registry_prepare(reg, NULL, "nope/1", blank, err, sizeof(err)), ERR_NOTFOUND);
     ASSERT(blank->aux == NULL);
     /* aux of another kind is left alone */
     int token = 0;
     blank->aux = &token;
     blank->aux_free = NULL;
-    ASSERT(model_registry_prepare(reg, "synth-det/1", blank, err, sizeof(err)) < 0);
+    ASSERT(model_registry_prepare(reg, NULL, "synth-det/1", blank, err, sizeof(err)) < 0);
     ASSERT(blank->aux == &token);
     blank->aux = NULL;
 
@@ -939,7 +939,7 @@ TEST(preprocess_letterbox_bgr_normalise)
     if (model_registry_register_bytes(reg, "lb/1", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("%s", err);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, "lb/1", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "lb/1", &m, err, sizeof(err)));
     /* 64x32 image: left half B=255, right half R=255 -> letterbox 32x16 at y 8..24 */
     struct vis_image im = {.w = 64, .h = 32, .stride = 192, .fmt = VIS_BGR, .px = xcalloc(64 * 32, 3)};
     for (int y = 0; y < 32; y++)
@@ -968,7 +968,7 @@ TEST(preprocess_letterbox_bgr_normalise)
     ASSERT(meta);
     if (model_registry_register_bytes(reg, "crop/1", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("%s", err);
-    ASSERT_OK(model_registry_get(reg, "crop/1", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "crop/1", &m, err, sizeof(err)));
     ASSERT_OK(model_preprocess(m, &im, t, &lb));
     ASSERT_EQ(lb.crop_x, 32);
     ASSERT_EQ(lb.crop_w, 32);
@@ -1001,7 +1001,7 @@ TEST(preprocess_fixed_point_ramp)
     if (model_registry_register_bytes(reg, "ramp/1", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("%s", err);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, "ramp/1", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "ramp/1", &m, err, sizeof(err)));
     int W = 0, H = 0;
     model_input_size(m, &W, &H);
     /* B = x, G = 2y, R = 255 - x over 211 x 97: letterboxed by 32/211 */
@@ -1077,7 +1077,7 @@ TEST(letterbox_mapping_back)
             memcpy(big.px + (size_t)y * big.stride + 16 * 3, im->px + (size_t)y * im->stride, 256 * 3);
         const struct vis_image *ims[1] = {&big};
         json_t *out[1];
-        if (model_registry_infer(reg, "lbdet/1", "object-detection", NULL, ims, 1, out, err, sizeof(err)) < 0)
+        if (model_registry_infer(reg, NULL, "lbdet/1", "object-detection", NULL, ims, 1, out, err, sizeof(err)) < 0)
             T_FAIL("%s", err);
         size_t g, k;
         json_t *o, *p;
@@ -1127,7 +1127,7 @@ TEST(upload_metadata_checked)
         const char *meta, *needle;
     } cases[] = {
         {"{\"class_names\": [1, 2]}", "class_names"},
-        {"{\"environment\": \"x\"}", "JSON objects"},
+        {"{\"environment\": \"x\"}", "must be a JSON object"},
         {"{\"task\": \"nonsense\"}", "unknown task 'nonsense'"},
         {"{\"task\": \"classification\"}", "no decoder understands"},
         {"{\"environment\": {\"PREPROCESSING\": \"{\\\"contrast\\\": {\\\"enabled\\\": true, "
@@ -1177,7 +1177,7 @@ TEST(preprocess_contrast_and_center_crop)
     if (model_registry_register_bytes(reg, "ct/1", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("%s", err);
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, "ct/1", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "ct/1", &m, err, sizeof(err)));
     /* 32x32 gray ramp 100..131 in all channels */
     struct vis_image im = {.w = 32, .h = 32, .stride = 96, .fmt = VIS_BGR, .px = xmalloc(32 * 96)};
     for (int y = 0; y < 32; y++)
@@ -1196,7 +1196,7 @@ TEST(preprocess_contrast_and_center_crop)
     meta = json_loads("{\"inference_config\": {\"network_input\": {\"resize_mode\": \"center-crop\"}}}", 0, NULL);
     if (model_registry_register_bytes(reg, "cc/1", onnx, len, meta, err, sizeof(err)) < 0)
         T_FAIL("%s", err);
-    ASSERT_OK(model_registry_get(reg, "cc/1", &m, err, sizeof(err)));
+    ASSERT_OK(model_registry_get(reg, NULL, "cc/1", &m, err, sizeof(err)));
     struct vis_image wide = {.w = 64, .h = 32, .stride = 192, .fmt = VIS_BGR, .px = xmalloc(32 * 192)};
     for (int y = 0; y < 32; y++)
         for (int x = 0; x < 64; x++)
@@ -1257,7 +1257,7 @@ static void *thr_run(void *p)
     for (int i = 0; i < 5; i++) {
         json_t *o[1];
         const struct vis_image *im[1] = {a->img};
-        if (model_registry_infer(a->reg, "synth-det/1", NULL, NULL, im, 1, o, err, sizeof(err)) < 0)
+        if (model_registry_infer(a->reg, NULL, "synth-det/1", NULL, NULL, im, 1, o, err, sizeof(err)) < 0)
             return NULL;
         free(a->dump);
         a->dump = json_dumps(o[0], JSON_SORT_KEYS | JSON_REAL_PRECISION(6));

@@ -404,7 +404,7 @@ TEST(single_upload_validation_and_mixing)
     ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "s1", NULL, &r), ERR_INVALID);
     ASSERT(strstr(staging_errmsg(), "cannot be combined") != NULL);
     ASSERT_EQ(staging_ingest_references(c.s, "ws", "s1", NULL, false,
-                                        "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://x/a.jpg\"}]}", 63,
+                                        "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://x/a.jpg\"}]}", 61,
                                         &r), ERR_INVALID);
     ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "bulk1", NULL, &r));
     json_decref(r);

@@ -53,13 +53,26 @@ TEST(image_mime_refuses_oversize_headers)
 {
     uint8_t buf[64];
     size_t n = png_with_size(buf, 16, 8);
-    ASSERT(staging__image_mime(buf, n) != NULL);
+    /* a header alone is not an image a job can decode */
+    const char *type = NULL, *why = NULL;
+    ASSERT(staging__image_mime(buf, n, &type, &why) == NULL);
+    ASSERT_STR_EQ(type, "corrupt-image-file");
+    ASSERT_STR_EQ(why, "truncated or corrupt PNG data");
+    struct vis_image *img = vis_image_new(16, 8, VIS_BGR);
+    uint8_t *png = NULL;
+    size_t plen = 0;
+    ASSERT_OK(vis_encode_png(img, &png, &plen));
+    ASSERT_STR_EQ(staging__image_mime(png, plen, NULL, NULL), "image/png");
+    ASSERT(staging__image_mime(png, plen - 13, &type, &why) == NULL); /* IEND cut off */
+    ASSERT_STR_EQ(type, "corrupt-image-file");
+    free(png);
+    vis_image_free(img);
     n = png_with_size(buf, 100000, 100000);
-    ASSERT(staging__image_mime(buf, n) == NULL);
+    ASSERT(staging__image_mime(buf, n, NULL, NULL) == NULL);
     n = png_with_size(buf, VIS_MAX_SIDE + 1, 1);
-    ASSERT(staging__image_mime(buf, n) == NULL);
+    ASSERT(staging__image_mime(buf, n, NULL, NULL) == NULL);
     n = png_with_size(buf, 20000, 20000); /* sides fine, 400 Mpx over VIS_MAX_PIXELS */
-    ASSERT(staging__image_mime(buf, n) == NULL);
+    ASSERT(staging__image_mime(buf, n, NULL, NULL) == NULL);
 }
 
 TEST_MAIN()

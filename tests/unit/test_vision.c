@@ -214,6 +214,56 @@ TEST(decode_animated_webp_refused)
     free(d);
 }
 
+/* vis_check (staging's content check) takes what vis_decode takes, and
+ * refuses every truncation and garbage behind a valid magic. */
+TEST(check_agrees_with_decode)
+{
+    const char *names[] = {"rgb16x8.jpg",      "rgb16x8_prog.jpg", "rgb16x8_exif6.jpg", "gray16x8.jpg",
+                           "rgb16x8.png",      "rgba16x8.png",     "pal16x8.png",       "gray16bit.png",
+                           "rgb16x8.webp",     "rgb16x8_24.bmp",   "rgb16x8_32td.bmp",  "pal16x8_8.bmp"};
+    for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+        size_t len;
+        char *d = load(names[i], &len);
+        enum vis_type t = VIS_TYPE_UNKNOWN;
+        const char *why = NULL;
+        ASSERT_OK(vis_check(d, len, &t, &why));
+        ASSERT_EQ(t, vis_sniff(d, len));
+        /* every cut: refused with a reason exactly when decoding fails */
+        for (size_t n = 0; n < len; n++) {
+            struct vis_image *img = NULL;
+            int drc = vis_decode(d, n, &img);
+            vis_image_free(img);
+            why = NULL;
+            int crc = vis_check(d, n, NULL, &why);
+            if ((crc == 0) != (drc == 0))
+                T_FAIL("%s cut at %zu: check %d, decode %d", names[i], n, crc, drc);
+            if (crc < 0)
+                ASSERT(why && why[0]);
+        }
+        /* a cut of the end (EOI, IEND, the last BMP row...) is refused */
+        ASSERT(vis_check(d, len - 1, NULL, NULL) < 0);
+        free(d);
+    }
+    size_t len;
+    char *d = load("anim.webp", &len);
+    const char *why = NULL;
+    ASSERT_EQ(vis_check(d, len, NULL, &why), ERR_UNSUPPORTED);
+    ASSERT(strstr(why, "animated"));
+    free(d);
+    /* garbage after a valid magic */
+    static const char *const magic[] = {"\xff\xd8\xff\xe0", "\x89PNG\r\n\x1a\n", "RIFF\x40\0\0\0WEBPVP8 ", "BM"};
+    static const size_t mlen[] = {4, 8, 16, 2};
+    uint8_t buf[80];
+    for (size_t i = 0; i < ARRAY_LEN(magic); i++) {
+        memset(buf, 0x5a, sizeof buf);
+        memcpy(buf, magic[i], mlen[i]);
+        why = NULL;
+        ASSERT(vis_check(buf, sizeof buf, NULL, &why) < 0);
+        ASSERT(why && why[0]);
+    }
+    ASSERT_EQ(vis_check("hello", 5, NULL, &why), ERR_UNSUPPORTED);
+}
+
 TEST(decode_bmp_palette)
 {
     struct vis_image *img = decode_file("pal16x8_8.bmp");

@@ -565,7 +565,8 @@ static int json_parser_run(struct wf_call *c)
                     end = close;
                 }
             }
-            parsed = json_loadb(start, (size_t)(end - start), JSON_DECODE_ANY, NULL);
+            /* a model's text: nested too deep counts as not parsed */
+            (void)json_parse_outside(start, (size_t)(end - start), JSON_DECODE_ANY, &parsed, NULL, 0);
         }
         /* error when the text is not a JSON object or lacks an expected field */
         bool error = !json_is_object(parsed);

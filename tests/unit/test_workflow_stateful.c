@@ -380,4 +380,119 @@ TEST(frame_delay_offset_bounds)
     wf_free(wf);
 }
 
+/* ---- identify_changes ----------------------------------------------------------- */
+
+/* Expected per run [is_outlier, percentile, z_score, average, std, warming_up]
+ * for the embeddings of test_workflow_ichg_ref.py (window_size 3), printed
+ * by that script (Roboflow's IdentifyChangesBlockV1 step by step). */
+static const char *const ICHG_EMA =
+    "[[false, 0.5, 0.0, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], true], [false, 0.5, 0.0, [0.999388373"
+    "4673619, 0.011043152607484655, 0.0], [0.00174071962847496, 0.03142936330963102, 0.0], true"
+    "], [false, 0.0007827011290012509, 3.1622776601683795, [0.9993247700084102, 0.0149325990411"
+    "25413, 0.0], [0.0016612832637410944, 0.031805023472420285, 0.0], true], [true, 0.023788713"
+    "60867274, 1.9811234846990817, [0.9992540759408203, 0.013439339137012873, 0.005255883312276"
+    "367], [0.0015888224724009605, 0.030470726114043445, 0.014958506144577008], false], [true, "
+    "0.9992171298561532, -3.1622147900866975, [0.8993286683467383, 0.11209540522331159, 0.00473"
+    "02949810487304], [0.2843966900162442, 0.2822641946430345, 0.014269505405948266], false], ["
+    "false, 0.37344148031332625, 0.32275214109130146, [0.9093758075100652, 0.10088586470098043,"
+    " 0.006256865602903871], [0.27131344254653306, 0.26967306834272353, 0.014217358783254672], "
+    "false]]";
+static const char *const ICHG_SMA =
+    "[[false, 0.5, 0.0, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], true], [false, 0.5, 0.0, [0.996941867"
+    "3368095, 0.055215763037423274, 0.0], [0.0043248526878202275, 0.07808688094430304, 0.0], tr"
+    "ue], [false, 0.12410653949496286, 1.1547005383792464, [0.9975453578504878, 0.0534563810062"
+    "4626, 0.0], [0.0032318381435295315, 0.05529978990194957, 0.0], true], [false, 0.3732709720"
+    "3624215, 0.3232024255642028, [0.9978134757209933, 0.040092285754684695, 0.0131397082806909"
+    "18], [0.002692718693177185, 0.05247006139731257, 0.026279416561381837], false], [true, 0.9"
+    "6317830061235, -1.788822545726246, [0.7982507805767947, 0.23207382860374776, 0.01051176662"
+    "4552735], [0.44624184532218886, 0.431682052534978, 0.023505024736113427], false], [false, "
+    "0.36932252285937417, 0.3336481951261074, [0.8318423271439968, 0.1933948571697898, 0.012092"
+    "472387060635], [0.4075239620168376, 0.3975624385826493, 0.0213771077211581], false]]";
+static const char *const ICHG_WINDOW =
+    "[[false, 0.5, 0.0, [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], true], [false, 0.5, 0.0, [0.993883734"
+    "6736189, 0.11043152607484655, 0.0], [0.0, 0.0, 0.0], true], [false, 0.5, 0.0, [0.996318036"
+    "7757318, 0.08018457150936939, 0.0], [0.002434302102112873, 0.030246954565477158, 0.0], tru"
+    "e], [false, 0.8413447460685429, -1.0, [0.9970846342946578, 0.05345638100624626, 0.01751961"
+    "1040921226], [0.0022640438736063425, 0.04515208938096341, 0.024776471541572212], false], ["
+    "true, 0.9213497305510029, -1.4142090249675754, [0.6657900560701181, 0.3499792056479641, 0."
+    "017519611040921226], [0.47078466669635194, 0.46008601819953016, 0.024776471541572212], fal"
+    "se], [false, 0.28365985319084364, 0.5720033481312524, [0.6661392964375056, 0.3333333333333"
+    "333, 0.02418494477412127], [0.47103186099669675, 0.4714045207910317, 0.021660535096645565]"
+    ", false]]";
+
+static void ichg_case(const char *strategy, const char *expected)
+{
+    char def[2048];
+    snprintf(def, sizeof def,
+             HEAD "{\"type\":\"roboflow_core/identify_changes@v1\",\"name\":\"ic\","
+                  "\"strategy\":\"%s\",\"embedding\":\"$inputs.v\",\"window_size\":3}],"
+                  "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.ic.*\"}]}",
+             strategy);
+    struct wf_workflow *wf = compile_or_die(def);
+    struct wf_state *st = wf_state_new();
+    static const double emb[6][3] = {{1, 0, 0},    {0.9, 0.1, 0}, {1, 0.05, 0},
+                                     {0.95, 0, 0.05}, {0, 1, 0},   {1, 0, 0.02}};
+    json_error_t je;
+    json_t *want = json_loads(expected, 0, &je);
+    ASSERT(want);
+    for (size_t k = 0; k < 6; k++) {
+        json_t *o = run_frame(wf, st, json_pack("[f,f,f]", emb[k][0], emb[k][1], emb[k][2]));
+        json_t *w = json_array_get(want, k);
+        if (json_is_true(json_object_get(o, "is_outlier")) != json_is_true(json_array_get(w, 0)) ||
+            json_is_true(json_object_get(o, "warming_up")) != json_is_true(json_array_get(w, 5)))
+            T_FAIL("%s run %zu: flags differ", strategy, k);
+        ASSERT_NEAR(json_number_value(json_object_get(o, "percentile")),
+                    json_number_value(json_array_get(w, 1)), 1e-9);
+        ASSERT_NEAR(json_number_value(json_object_get(o, "z_score")),
+                    json_number_value(json_array_get(w, 2)), 1e-9);
+        for (size_t q = 0; q < 3; q++) {
+            ASSERT_NEAR(json_number_value(json_array_get(json_object_get(o, "average"), q)),
+                        json_number_value(json_array_get(json_array_get(w, 3), q)), 1e-12);
+            ASSERT_NEAR(json_number_value(json_array_get(json_object_get(o, "std"), q)),
+                        json_number_value(json_array_get(json_array_get(w, 4), q)), 1e-12);
+        }
+        json_decref(o);
+    }
+    json_decref(want);
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(identify_changes_strategies)
+{
+    ichg_case("Exponential Moving Average (EMA)", ICHG_EMA);
+    ichg_case("Simple Moving Average (SMA)", ICHG_SMA);
+    ichg_case("Sliding Window", ICHG_WINDOW);
+}
+
+TEST(identify_changes_bad_embeddings)
+{
+    struct wf_workflow *wf = compile_or_die(
+        HEAD "{\"type\":\"roboflow_core/identify_changes@v1\",\"name\":\"ic\",\"embedding\":\"$inputs.v\"}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.ic.*\"}]}");
+    struct wf_state *st = wf_state_new();
+    json_decref(run_frame(wf, st, json_pack("[f,f]", 1.0, 2.0)));
+    char err[512] = "";
+    struct vis_image *im = vis_image_new(8, 6, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 6);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    static const char *const bad[][2] = {{"[1, 2, 3]", "embedding size changed from 2 to 3"},
+                                         {"[1, \"x\"]", "embedding item #1 is not a number"},
+                                         {"[]", "non-empty list"}};
+    for (size_t k = 0; k < 3; k++) {
+        json_t *params = json_pack("{s:o}", "v", json_loads(bad[k][0], 0, NULL));
+        struct wf_run_inputs in = {&ii, 1, params};
+        struct wf_env env = {no_infer, NULL, 90, st};
+        json_t *res = NULL;
+        ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
+        if (!strstr(err, bad[k][1]))
+            T_FAIL("%s: %s", bad[k][0], err);
+        json_decref(params);
+    }
+    vis_image_free(im);
+    wf_state_free(st);
+    wf_free(wf);
+}
+
 TEST_MAIN()

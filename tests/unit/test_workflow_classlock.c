@@ -1,8 +1,11 @@
 /*
- * test_workflow_classlock.c — track_class_lock v1 over a scripted sequence
- * of tracked detections (the model's predictions carry tracker_id).
- * Expected values: tests/unit/test_workflow_classlock_ref.py, Roboflow's
- * TrackClassLockBlockV1 rules step by step.
+ * test_workflow_classlock.c — track_class_lock v1 and stabilize_detections
+ * v1 over scripted sequences of tracked detections (the model's
+ * predictions carry tracker_id).  Expected values:
+ * tests/unit/test_workflow_classlock_ref.py (Roboflow's
+ * TrackClassLockBlockV1 rules step by step) and
+ * tests/unit/test_workflow_stab_ref.py (StabilizeTrackedDetectionsBlockV1
+ * with its Kalman filter in numpy matrices).
  */
 #include "t.h"
 #include "test_workflow_fake.h"
@@ -166,6 +169,66 @@ TEST(track_class_lock_parameters)
     ASSERT(wf_run(wf, &fake_env, &in, &res, err, sizeof err) < 0);
     ASSERT(strstr(err, "tracker_id not initialized"));
     vis_image_free(im);
+    wf_free(wf);
+}
+
+/* ---- stabilize_detections --------------------------------------------------------- */
+
+TEST(stabilize_detections_smooths_and_predicts)
+{
+    static const struct sdet frames[][2] = {
+        {{1, "o", 0.9, {10, 10, 30, 30}}},
+        {{1, "o", 0.9, {14, 10, 34, 30}}, {2, "o", 0.9, {100, 50, 120, 70}}},
+        {{1, "o", 0.9, {18, 11, 38, 31}}, {2, "o", 0.9, {100, 52, 120, 72}}},
+        {{1, "o", 0.9, {22, 12, 42, 32}}},
+        {{0}}, {{0}}, {{0}},
+        {{1, "o", 0.9, {40, 14, 60, 34}}},
+    };
+    static const int nper[] = {1, 2, 2, 1, 0, 0, 0, 1};
+    /* (tracker id, x1, y1, x2, y2) per output, from the ref script */
+    static const struct {
+        int n;
+        double d[2][5];
+    } want[] = {
+        {1, {{1, 10.0, 10.0, 30.0, 30.0}}},
+        {2, {{1, 10.8, 10.0, 30.8, 30.0}, {2, 100.0, 50.0, 120.0, 70.0}}},
+        {2, {{1, 14.8, 10.2, 34.8, 30.2}, {2, 100.0, 50.4, 120.0, 70.4}}},
+        {2, {{1, 18.8, 11.2, 38.8, 31.2}, {2, 100.0, 52.4, 120.0, 72.4}}},
+        {1, {{1, 22.8, 12.116911962, 42.8, 32.116911962}}},
+        {1, {{1, 23.6, 12.233823924, 43.6, 32.233823924}}},
+        {1, {{1, 24.4, 12.350735886, 44.4, 32.350735886}}},
+        {1, {{1, 27.52, 12.680588709, 47.52, 32.680588709}}},
+    };
+    struct wf_workflow *wf = compile_or_die(
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+        "\"steps\":[{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"det\","
+        "\"images\":\"$inputs.image\",\"model_id\":\"m\",\"confidence\":0.01},"
+        "{\"type\":\"roboflow_core/stabilize_detections@v1\",\"name\":\"lock\",\"image\":\"$inputs.image\","
+        "\"detections\":\"$steps.det.predictions\"}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.lock.tracked_detections\"}]}");
+    struct wf_state *st = wf_state_new();
+    char err[512] = "";
+    for (int f = 0; f < 8; f++) {
+        g_dets = frames[f], g_n = nper[f];
+        json_t *r = frame(wf, st, f + 1, err, sizeof err);
+        if (!r)
+            T_FAIL("frame %d: %s", f + 1, err);
+        json_t *p = json_object_get(r, "predictions");
+        if ((int)json_array_size(p) != want[f].n)
+            T_FAIL("frame %d: %zu detections, want %d", f + 1, json_array_size(p), want[f].n);
+        for (int k = 0; k < want[f].n; k++) {
+            json_t *d = json_array_get(p, k);
+            double x = json_number_value(json_object_get(d, "x")), y = json_number_value(json_object_get(d, "y"));
+            double w = json_number_value(json_object_get(d, "width")), h = json_number_value(json_object_get(d, "height"));
+            ASSERT_EQ(json_integer_value(json_object_get(d, "tracker_id")), (int64_t)want[f].d[k][0]);
+            ASSERT_NEAR(x - w / 2, want[f].d[k][1], 1e-4);
+            ASSERT_NEAR(y - h / 2, want[f].d[k][2], 1e-4);
+            ASSERT_NEAR(x + w / 2, want[f].d[k][3], 1e-4);
+            ASSERT_NEAR(y + h / 2, want[f].d[k][4], 1e-4);
+        }
+        json_decref(r);
+    }
+    wf_state_free(st);
     wf_free(wf);
 }
 

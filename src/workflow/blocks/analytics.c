@@ -2063,6 +2063,247 @@ static int agg_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- stabilize_detections ----------------------------------------------------------------- */
+
+/* Roboflow's StabilizeTrackedDetectionsBlockV1, per video: the last raw
+ * detection of each tracker; a velocity Kalman filter per tracker fed with
+ * the displacement of the box's bottom-right corner (Roboflow's "centre"
+ * x1 + |x2 - x1|, y1 + |y2 - y1|) averaged over smoothing_window_size
+ * measurements; boxes blended with the previous raw box
+ * (bbox_smoothing_coefficient); a tracker missing from the frame is output
+ * at its last box moved by the predicted velocity (blended the same way)
+ * until its measurement history runs out.  The filter's covariance stays
+ * a multiple of the identity, so it is kept as one number. */
+struct stab_cached {
+    int64_t id;
+    struct wf_det d; /* owned copy */
+};
+
+struct stab_kf {
+    int64_t id;
+    double v[2], p;
+    double (*hist)[2]; /* newest first, at most win */
+    size_t nh;
+};
+
+struct stab {
+    struct stab_cached *c;
+    size_t nc, capc;
+    struct stab_kf *k;
+    size_t nk, capk;
+    size_t win; /* history length, fixed by the first call */
+};
+
+#define STAB_MAX_TRACKS 100000
+#define STAB_MAX_WINDOW 1000
+
+static void stab_free(void *p)
+{
+    struct stab *s = p;
+    for (size_t q = 0; s && q < s->nc; q++)
+        wf_det_release(&s->c[q].d);
+    for (size_t q = 0; s && q < s->nk; q++)
+        free(s->k[q].hist);
+    if (s)
+        free(s->c), free(s->k);
+    free(s);
+}
+
+static struct stab_cached *stab_cached(struct stab *s, int64_t id)
+{
+    for (size_t q = 0; q < s->nc; q++)
+        if (s->c[q].id == id)
+            return &s->c[q];
+    return NULL;
+}
+
+static struct stab_kf *stab_kf(struct stab *s, int64_t id)
+{
+    for (size_t q = 0; q < s->nk; q++)
+        if (s->k[q].id == id)
+            return &s->k[q];
+    return NULL;
+}
+
+static void stab_corner(const struct wf_det *d, double *x, double *y)
+{
+    *x = (double)d->x1 + fabs((double)d->x2 - d->x1);
+    *y = (double)d->y1 + fabs((double)d->y2 - d->y1);
+}
+
+static int stab_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, true, &fps, NULL);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        int64_t win = wf_arg_int(c, i, "smoothing_window_size", 3);
+        double alpha = wf_arg_double(c, i, "bbox_smoothing_coefficient", 0.2);
+        if (!ds)
+            continue;
+        if (win < 1 || win > STAB_MAX_WINDOW)
+            return wf_call_fail(c, "smoothing_window_size must be in 1..%d", STAB_MAX_WINDOW);
+        if (need_tracked(c, ds, "stabilize_detections") < 0)
+            return ERR_INVALID;
+        if (ds->n > STAB_MAX_TRACKS)
+            return wf_call_fail(c, "more than %d detections", STAB_MAX_TRACKS);
+        void **slot = wf_call_state(c, vid, stab_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct stab *s = *slot;
+        if (!s) {
+            *slot = s = xcalloc(1, sizeof *s);
+            s->win = (size_t)win;
+        }
+        /* 1. measured velocities (a later duplicate id overwrites) */
+        size_t n = ds->n;
+        int64_t *mid = xcalloc(n + 1, sizeof *mid);
+        double (*mv)[2] = xcalloc(n + 1, sizeof *mv);
+        size_t nm = 0;
+        for (size_t q = 0; q < n; q++) {
+            const struct wf_det *d = &ds->d[q];
+            struct stab_cached *pc = stab_cached(s, d->tracker_id);
+            if (!pc)
+                continue;
+            double tx, ty, px, py;
+            stab_corner(d, &tx, &ty);
+            stab_corner(&pc->d, &px, &py);
+            size_t z = 0;
+            while (z < nm && mid[z] != d->tracker_id)
+                z++;
+            if (z == nm)
+                mid[nm++] = d->tracker_id;
+            mv[z][0] = tx - px, mv[z][1] = ty - py;
+        }
+        /* 2. the Kalman update, then predict every tracked vector */
+        bool *updated = NULL;
+        for (size_t z = 0; z < nm; z++) {
+            struct stab_kf *k = stab_kf(s, mid[z]);
+            if (k) {
+                memmove(k->hist + 1, k->hist, MIN(k->nh, s->win - 1) * sizeof *k->hist);
+                k->hist[0][0] = mv[z][0], k->hist[0][1] = mv[z][1];
+                k->nh = MIN(k->nh + 1, s->win);
+                double sx = 0, sy = 0;
+                for (size_t h = 0; h < k->nh; h++)
+                    sx += k->hist[h][0], sy += k->hist[h][1];
+                sx /= (double)k->nh, sy /= (double)k->nh;
+                double gain = k->p / (k->p + 0.01);
+                k->v[0] += gain * (sx - k->v[0]);
+                k->v[1] += gain * (sy - k->v[1]);
+                k->p -= gain * k->p;
+            } else {
+                if (s->nk == s->capk) {
+                    s->capk = s->capk ? s->capk * 2 : 16;
+                    s->k = xrealloc(s->k, s->capk * sizeof *s->k);
+                }
+                k = &s->k[s->nk++];
+                k->id = mid[z];
+                k->v[0] = mv[z][0], k->v[1] = mv[z][1];
+                k->p = 1.0;
+                k->hist = xcalloc(s->win, sizeof *k->hist);
+                k->hist[0][0] = mv[z][0], k->hist[0][1] = mv[z][1];
+                k->nh = 1;
+            }
+        }
+        size_t npred = s->nk;
+        int64_t *pid = xcalloc(npred + 1, sizeof *pid);
+        double (*pv)[2] = xcalloc(npred + 1, sizeof *pv);
+        for (size_t q = 0; q < s->nk; q++) { /* predict: F = I, P += Q */
+            s->k[q].p += 0.001;
+            pid[q] = s->k[q].id, pv[q][0] = s->k[q].v[0], pv[q][1] = s->k[q].v[1];
+        }
+        updated = xcalloc(s->nk + 1, sizeof *updated);
+        for (size_t q = 0; q < s->nk; q++)
+            for (size_t z = 0; z < nm && !updated[q]; z++)
+                updated[q] = mid[z] == s->k[q].id;
+        size_t w = 0;
+        for (size_t q = 0; q < s->nk; q++) {
+            struct stab_kf *k = &s->k[q];
+            if (!updated[q] && k->nh) { /* history.popleft(): drop the newest */
+                memmove(k->hist, k->hist + 1, (k->nh - 1) * sizeof *k->hist);
+                k->nh--;
+            }
+            if (!updated[q] && !k->nh)
+                free(k->hist);
+            else
+                s->k[w++] = *k;
+        }
+        s->nk = w;
+        free(updated);
+        /* 3. this frame's detections, blended with the previous raw box */
+        struct wf_dets *out = wf_dets_new();
+        int64_t *oid = xcalloc(n + npred + 1, sizeof *oid);
+        size_t no = 0;
+        for (size_t q = 0; q < n; q++) {
+            const struct wf_det *d = &ds->d[q];
+            struct stab_cached *pc = stab_cached(s, d->tracker_id);
+            struct wf_det cur;
+            wf_det_copy(&cur, d);
+            if (pc) {
+                cur.x1 = (float)(alpha * d->x1 + (1 - alpha) * pc->d.x1);
+                cur.y1 = (float)(alpha * d->y1 + (1 - alpha) * pc->d.y1);
+                cur.x2 = (float)(alpha * d->x2 + (1 - alpha) * pc->d.x2);
+                cur.y2 = (float)(alpha * d->y2 + (1 - alpha) * pc->d.y2);
+            }
+            size_t z = 0; /* an ordered dict: a repeated id keeps its place */
+            while (z < no && oid[z] != d->tracker_id)
+                z++;
+            if (z == no) {
+                oid[no++] = d->tracker_id;
+                wf_dets_push_copy(out, &cur);
+            } else {
+                wf_det_release(&out->d[z]);
+                wf_det_copy(&out->d[z], &cur);
+            }
+            wf_det_release(&cur);
+            if (pc) {
+                wf_det_release(&pc->d);
+                wf_det_copy(&pc->d, d);
+            } else {
+                if (s->nc == s->capc) {
+                    s->capc = s->capc ? s->capc * 2 : 16;
+                    s->c = xrealloc(s->c, s->capc * sizeof *s->c);
+                }
+                s->c[s->nc].id = d->tracker_id;
+                wf_det_copy(&s->c[s->nc++].d, d);
+            }
+        }
+        /* 4. trackers not in this frame: their last box moved by the
+         * predicted velocity, blended; the cached box becomes that */
+        for (size_t q = 0; q < npred; q++) {
+            bool present = false;
+            for (size_t z = 0; z < no && !present; z++)
+                present = oid[z] == pid[q];
+            struct stab_cached *pc = present ? NULL : stab_cached(s, pid[q]);
+            if (!pc)
+                continue;
+            double vx = pv[q][0], vy = pv[q][1];
+            struct wf_det *d = &pc->d;
+            d->x1 = (float)(alpha * (d->x1 + vx) + (1 - alpha) * d->x1);
+            d->y1 = (float)(alpha * (d->y1 + vy) + (1 - alpha) * d->y1);
+            d->x2 = (float)(alpha * (d->x2 + vx) + (1 - alpha) * d->x2);
+            d->y2 = (float)(alpha * (d->y2 + vy) + (1 - alpha) * d->y2);
+            oid[no++] = pid[q];
+            wf_dets_push_copy(out, d);
+        }
+        /* 5. forget cached detections that are neither filtered nor output */
+        w = 0;
+        for (size_t q = 0; q < s->nc; q++) {
+            bool keep = stab_kf(s, s->c[q].id) != NULL;
+            for (size_t z = 0; z < no && !keep; z++)
+                keep = oid[z] == s->c[q].id;
+            if (keep)
+                s->c[w++] = s->c[q];
+            else
+                wf_det_release(&s->c[q].d);
+        }
+        s->nc = w;
+        free(mid), free(mv), free(pid), free(pv), free(oid);
+        wf_out_dets(c, i, "tracked_detections", out);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -2190,8 +2431,17 @@ static const char *const agg_types[] = {"roboflow_core/data_aggregator@v1", NULL
 static const struct wf_block agg1 = {agg_types, agg_fields, ARRAY_LEN(agg_fields), agg_outs, 0, 0,
                                      WF_BLOCK_DYN_OUTPUTS, "aggregation_mode", agg_run, agg_check};
 
+static const struct wf_field stab_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"smoothing_window_size", NULL, WF_FT_INT, "3", WF_K_INT, WF_F_NULLABLE, NULL},
+    {"bbox_smoothing_coefficient", NULL, WF_FT_FLOAT01, "0.2", WF_K_NUMBER, WF_F_NULLABLE, NULL},
+};
+static const struct wf_output stab_outs[] = {{"tracked_detections", WF_K_OD | WF_K_IS}};
+BLOCK(stab1, stab_fields, stab_outs, stab_run, "roboflow_core/stabilize_detections@v1")
+
 static const struct wf_output pd_outs[] = {{"path_deviation_detections", WF_K_OD | WF_K_IS}};
 BLOCK(pd1, pd1_fields, pd_outs, pd1_run, "roboflow_core/path_deviation_analytics@v1")
 BLOCK(pd2, pd2_fields, pd_outs, pd2_run, "roboflow_core/path_deviation_analytics@v2")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, &agg1, NULL};
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, &agg1, &stab1, NULL};

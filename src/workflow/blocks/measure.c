@@ -240,6 +240,7 @@ static const char *const ANCHORS[] = {"CENTER",      "CENTER_LEFT",   "CENTER_RI
                                       "KEYPOINT",    NULL};
 #define NN_TIE_EPS 1.0
 #define NN_MAX_PAIRS 1000000 /* matched pairs in one image (ties duplicate rows) */
+#define NN_MAX_WORK 1e8      /* query x target distances per image */
 
 /* Anchor points of ds (NaN when a keypoint is missing). */
 static int nn_points(struct wf_call *c, const struct wf_dets *ds, const char *point,
@@ -306,6 +307,9 @@ static int nn_run(struct wf_call *c)
         double maxd = wf_value_is_null(md) ? INFINITY : wf_arg_double(c, i, "max_distance", 0);
         if (!qs || !ts)
             continue;
+        if ((double)qs->n * (double)ts->n > NN_MAX_WORK)
+            return wf_call_fail(c, "%zu x %zu detections to compare (at most %.0e pairs)", qs->n,
+                                ts->n, NN_MAX_WORK);
         if (!strcmp(qpt, "KEYPOINT") && !(qkn && *qkn))
             return wf_call_fail(c, "`query_keypoint_name` must be provided when `query_point` "
                                    "is set to 'KEYPOINT'");
@@ -475,6 +479,7 @@ static int focus1_run(struct wf_call *c)
 
 #define TM_MAX_WORK 2e10      /* (W-w+1)(H-h+1)·w·h multiply-adds per image */
 #define TM_MAX_MATCHES 20000  /* positions above the threshold (NMS is quadratic) */
+#define TM_MAX_PIXELS (40u << 20) /* image pixels (20 bytes of work memory each) */
 
 /* acc[x] += Σ_tx t[tx]·img[x + tx] for x < rw: one template row against
  * one image row, in float — exact while the sum stays below 2^24 (integer
@@ -638,6 +643,9 @@ static int tm_run(struct wf_call *c)
         if (w > W || h > H)
             return wf_call_fail(c, "template (%dx%d) larger than the image (%dx%d)", w, h, W, H);
         int rw = W - w + 1, rh = H - h + 1;
+        if ((double)W * H > TM_MAX_PIXELS)
+            return wf_call_fail(c, "image of %dx%d pixels is too large for template matching "
+                                   "(at most %u pixels)", W, H, TM_MAX_PIXELS);
         if ((double)rw * rh * w * h > TM_MAX_WORK)
             return wf_call_fail(c, "template %dx%d on a %dx%d image is too much work (over %.0e "
                                    "multiply-adds); use a smaller template or image",
@@ -850,7 +858,7 @@ static int dc_run(struct wf_call *c)
 
 /* ---- contours_detection ---------------------------------------------------------- */
 
-#define CT_MAX_POINTS (8u << 20) /* contour points kept per image */
+#define CT_MAX_POINTS (1u << 20) /* contour points output per image (JSON) */
 
 /* Chain directions as OpenCV numbers them: 0 E, 1 NE, 2 N, ... 7 SE
  * (counter-clockwise on screen, y down). */
@@ -1397,6 +1405,9 @@ static int ov_run(struct wf_call *c)
         bool center = !type || !strcmp(type, "Center Overlap");
         if (!ds)
             continue;
+        if (ds->n > 10000)
+            return wf_call_fail(c, "%zu detections (at most 10000: the comparison is quadratic)",
+                                ds->n);
         bool *is_ov = xcalloc(ds->n + 1, sizeof *is_ov), *hit = xcalloc(ds->n + 1, sizeof *hit);
         for (size_t k = 0; k < ds->n; k++)
             is_ov[k] = ds->d[k].class_name && cls && !strcmp(ds->d[k].class_name, cls);

@@ -232,4 +232,77 @@ TEST(stabilize_detections_smooths_and_predicts)
     wf_free(wf);
 }
 
+/* ---- detection_event_log ------------------------------------------------------------ */
+
+static json_t *frame_ts(const struct wf_workflow *wf, struct wf_state *st, int no, const char *ts)
+{
+    struct vis_image *im = img_new(200, 200, 0);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = json_pack("{s:s,s:i,s:s,s:f}", "video_identifier", "v", "frame_number", no,
+                           "frame_timestamp", ts, "fps", 30.0);
+    struct wf_image_input ii = {"image", imgs, 1, false, vm};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {tracked_infer, NULL, 90, st};
+    json_t *res = NULL;
+    char err[512];
+    if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+        T_FAIL("run: %s", err);
+    json_t *r = json_incref(json_object_get(json_array_get(res, 0), "o"));
+    json_decref(res);
+    json_decref(vm);
+    vis_image_free(im);
+    return r;
+}
+
+TEST(detection_event_log_events_and_flush)
+{
+    /* Roboflow's DetectionEventLogBlockV1 with frame_threshold 2,
+     * flush_interval 3, stale_frames 1, frames 0.5 s apart:
+     * f1 car#5; f2 car#5 + bus#6; f3 bus#6; f4 nothing -> at f4 (4 - 1 >= 3)
+     * #5 (last seen f2, 4 - 2 > 1) is dropped and, seen twice, complete */
+    static const struct sdet f1[] = {{5, "car", 0.9, A}}, f2[] = {{5, "car", 0.9, A}, {6, "bus", 0.9, B}},
+                             f3[] = {{6, "bus", 0.9, B}};
+    struct wf_workflow *wf = compile_or_die(
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+        "\"steps\":[{\"type\":\"roboflow_core/roboflow_object_detection_model@v2\",\"name\":\"det\","
+        "\"images\":\"$inputs.image\",\"model_id\":\"m\",\"confidence\":0.01},"
+        "{\"type\":\"roboflow_core/detection_event_log@v1\",\"name\":\"log\",\"image\":\"$inputs.image\","
+        "\"detections\":\"$steps.det.predictions\",\"frame_threshold\":2,\"flush_interval\":3,"
+        "\"stale_frames\":1}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.log.*\"}]}");
+    struct wf_state *st = wf_state_new();
+    g_dets = f1, g_n = 1;
+    json_t *r = frame_ts(wf, st, 1, "2026-12-06T10:00:00.000Z");
+    ASSERT_EQ(json_integer_value(json_object_get(r, "total_pending")), 1);
+    ASSERT_EQ(json_integer_value(json_object_get(r, "total_logged")), 0);
+    json_decref(r);
+    g_dets = f2, g_n = 2;
+    r = frame_ts(wf, st, 2, "2026-12-06T10:00:00.500Z");
+    ASSERT_EQ(json_integer_value(json_object_get(r, "total_logged")), 1);
+    ASSERT_EQ(json_integer_value(json_object_get(r, "total_pending")), 1);
+    json_t *e5 = json_object_get(json_object_get(json_object_get(r, "event_log"), "logged"), "5");
+    ASSERT_STR_EQ(json_string_value(json_object_get(e5, "class_name")), "car");
+    ASSERT_EQ(json_integer_value(json_object_get(e5, "frame_count")), 2);
+    ASSERT_NEAR(json_number_value(json_object_get(e5, "last_seen_relative")), 0.5, 1e-9);
+    ASSERT_NEAR(json_number_value(json_object_get(e5, "first_seen_timestamp")), 1796551200.0, 1e-3);
+    ASSERT_EQ(json_array_size(json_object_get(json_object_get(r, "detections"), "predictions")), 2);
+    json_decref(r);
+    g_dets = f3, g_n = 1;
+    json_decref(frame_ts(wf, st, 3, "2026-12-06T10:00:01.000Z"));
+    g_n = 0;
+    r = frame_ts(wf, st, 4, "2026-12-06T10:00:01.500+00:00");
+    json_t *done = json_object_get(json_object_get(r, "complete_events"), "5");
+    ASSERT(json_is_object(done));
+    ASSERT_EQ(json_integer_value(json_object_get(done, "first_seen_frame")), 1);
+    ASSERT_EQ(json_integer_value(json_object_get(done, "last_seen_frame")), 2);
+    ASSERT(!json_object_get(done, "logged"));
+    ASSERT_EQ(json_integer_value(json_object_get(r, "total_logged")), 1); /* #6 */
+    ASSERT_EQ(json_integer_value(json_object_get(r, "total_pending")), 0);
+    json_t *e6 = json_object_get(json_object_get(json_object_get(r, "event_log"), "logged"), "6");
+    ASSERT_NEAR(json_number_value(json_object_get(e6, "last_seen_relative")), 1.0, 1e-9);
+    json_decref(r);
+    wf_state_free(st);
+    wf_free(wf);
+}
+
 TEST_MAIN()

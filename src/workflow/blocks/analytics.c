@@ -39,6 +39,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "workflow/wf_int.h"
@@ -2304,6 +2305,171 @@ static int stab_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- detection_event_log ------------------------------------------------------------------- */
+
+/* Roboflow's DetectionEventLogBlockV1, per video: one event per tracker id
+ * (class, first/last frame of this video's run counter, first/last
+ * timestamp and time relative to the video's first frame, frame count);
+ * "logged" once seen frame_threshold times, else "pending".  Every
+ * flush_interval frames, events unseen for more than stale_frames frames
+ * are dropped and the logged ones come out as complete_events.  Times come
+ * from the frame's frame_timestamp (ISO 8601; a time without a zone is
+ * taken as UTC), else frame_number / fps (fallback_fps when the fps is 0). */
+struct del_event {
+    int64_t id;
+    char *cls;
+    int64_t first_frame, last_frame, count;
+    double first_ts, last_ts, first_rel, last_rel;
+};
+
+struct del_log {
+    struct del_event *e;
+    size_t n, cap;
+    int64_t frames, last_flush;
+    bool flushed_set, first_set;
+    double first_ts;
+};
+
+#define DEL_MAX_EVENTS 100000 /* per video; the oldest go first beyond */
+
+static void del_free(void *p)
+{
+    struct del_log *l = p;
+    for (size_t k = 0; l && k < l->n; k++)
+        free(l->e[k].cls);
+    if (l)
+        free(l->e);
+    free(l);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.frac][Z|+HH:MM|-HH:MM]" -> Unix seconds. */
+static bool del_parse_ts(const char *s, double *out)
+{
+    int y, mo, d, h, mi, n = 0;
+    double sec;
+    if (!s || sscanf(s, "%4d-%2d-%2d%*1[T ]%2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+        return false;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+    double t = (double)timegm(&tm) + sec;
+    const char *z = s + n;
+    if (*z == '+' || *z == '-') {
+        int oh = 0, om = 0;
+        if (sscanf(z + 1, "%2d:%2d", &oh, &om) < 1)
+            return false;
+        t -= (*z == '-' ? -1 : 1) * (oh * 3600.0 + om * 60.0);
+    }
+    *out = t;
+    return true;
+}
+
+static json_t *del_event_json(const struct del_event *e)
+{
+    return json_pack("{s:I,s:s,s:I,s:f,s:I,s:f,s:f,s:f,s:I}", "tracker_id", (json_int_t)e->id,
+                     "class_name", e->cls, "first_seen_frame", (json_int_t)e->first_frame,
+                     "first_seen_timestamp", e->first_ts, "last_seen_frame",
+                     (json_int_t)e->last_frame, "last_seen_timestamp", e->last_ts,
+                     "first_seen_relative", e->first_rel, "last_seen_relative", e->last_rel,
+                     "frame_count", (json_int_t)e->count);
+}
+
+static int del_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const json_t *vm;
+        const char *vid = video_of(c, i, true, &fps, &vm);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        int64_t threshold = wf_arg_int(c, i, "frame_threshold", 30);
+        int64_t flush = wf_arg_int(c, i, "flush_interval", 30);
+        int64_t stale = wf_arg_int(c, i, "stale_frames", 300);
+        double fallback = wf_arg_double(c, i, "fallback_fps", 1.0);
+        if (!ds)
+            continue;
+        if (fallback == 0 && fps == 0)
+            return wf_call_fail(c, "fallback_fps must not be 0 when the video has no fps");
+        void **slot = wf_call_state(c, vid, del_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct del_log *l = *slot;
+        if (!l)
+            *slot = l = xcalloc(1, sizeof *l);
+        int64_t frame = ++l->frames;
+        double now = (double)time_now_ms() / 1000.0, ts, rel;
+        /* a frame without metadata: Roboflow synthesizes frame_timestamp = now */
+        bool have_ts = vm ? del_parse_ts(json_string_value(json_object_get(vm, "frame_timestamp")), &ts)
+                          : (ts = now, true);
+        if (have_ts) {
+            if (!l->first_set)
+                l->first_set = true, l->first_ts = ts;
+            rel = ts - l->first_ts;
+        } else {
+            const json_t *fn = json_object_get(vm, "frame_number");
+            double f = fps != 0 ? fps : fallback, number = json_is_number(fn) ? json_number_value(fn) : 0;
+            rel = MAX(number - 1, 0.0) / f;
+            ts = now;
+        }
+        if (!l->flushed_set)
+            l->flushed_set = true, l->last_flush = frame;
+        json_t *complete = json_object();
+        if (frame - l->last_flush >= flush) {
+            size_t w = 0;
+            for (size_t k = 0; k < l->n; k++) {
+                struct del_event *e = &l->e[k];
+                if (frame - e->last_frame > stale) {
+                    if (e->count >= threshold) {
+                        char key[32];
+                        snprintf(key, sizeof key, "%lld", (long long)e->id);
+                        json_object_set_new(complete, key, del_event_json(e));
+                    }
+                    free(e->cls);
+                } else
+                    l->e[w++] = *e;
+            }
+            l->n = w;
+            l->last_flush = frame;
+        }
+        for (size_t k = 0; k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            if (d->tracker_id == WF_NO_TRACKER)
+                break; /* untracked detections: nothing is logged (tracker_id None) */
+            struct del_event *e = NULL;
+            for (size_t q = 0; q < l->n && !e; q++)
+                if (l->e[q].id == d->tracker_id)
+                    e = &l->e[q];
+            if (e) {
+                e->last_frame = frame, e->last_ts = ts, e->last_rel = rel;
+                e->count++;
+                continue;
+            }
+            if (l->n == DEL_MAX_EVENTS) {
+                free(l->e[0].cls);
+                memmove(&l->e[0], &l->e[1], (l->n - 1) * sizeof *l->e);
+                l->n--;
+            }
+            if (l->n == l->cap) {
+                l->cap = l->cap ? l->cap * 2 : 16;
+                l->e = xrealloc(l->e, l->cap * sizeof *l->e);
+            }
+            l->e[l->n++] = (struct del_event){d->tracker_id, xstrdup(d->class_name ? d->class_name : "unknown"),
+                                              frame, frame, 1, ts, ts, rel, rel};
+        }
+        json_t *logged = json_object(), *pending = json_object();
+        for (size_t k = 0; k < l->n; k++) {
+            char key[32];
+            snprintf(key, sizeof key, "%lld", (long long)l->e[k].id);
+            json_object_set_new(l->e[k].count >= threshold ? logged : pending, key,
+                                del_event_json(&l->e[k]));
+        }
+        json_int_t nl = (json_int_t)json_object_size(logged), np = (json_int_t)json_object_size(pending);
+        wf_out_json(c, i, "event_log", json_pack("{s:o,s:o}", "logged", logged, "pending", pending));
+        wf_out_dets(c, i, "detections", wf_dets_clone(ds));
+        wf_out_json(c, i, "total_logged", json_integer(nl));
+        wf_out_json(c, i, "total_pending", json_integer(np));
+        wf_out_json(c, i, "complete_events", complete);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -2440,8 +2606,24 @@ static const struct wf_field stab_fields[] = {
 static const struct wf_output stab_outs[] = {{"tracked_detections", WF_K_OD | WF_K_IS}};
 BLOCK(stab1, stab_fields, stab_outs, stab_run, "roboflow_core/stabilize_detections@v1")
 
+static const struct wf_field del_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"frame_threshold", NULL, WF_FT_INT, "30", WF_K_INT, 0, NULL},
+    {"flush_interval", NULL, WF_FT_INT, "30", WF_K_INT, 0, NULL},
+    {"stale_frames", NULL, WF_FT_INT, "300", WF_K_INT, 0, NULL},
+    {"reference_timestamp", NULL, WF_FT_FLOAT, "null", WF_K_NUMBER, WF_F_NULLABLE, NULL},
+    {"fallback_fps", NULL, WF_FT_FLOAT, "1.0", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output del_outs[] = {{"event_log", WF_K_DICT},
+                                            {"detections", WF_K_OD | WF_K_IS},
+                                            {"total_logged", WF_K_INT},
+                                            {"total_pending", WF_K_INT},
+                                            {"complete_events", WF_K_DICT}};
+BLOCK(del1, del_fields, del_outs, del_run, "roboflow_core/detection_event_log@v1")
+
 static const struct wf_output pd_outs[] = {{"path_deviation_detections", WF_K_OD | WF_K_IS}};
 BLOCK(pd1, pd1_fields, pd_outs, pd1_run, "roboflow_core/path_deviation_analytics@v1")
 BLOCK(pd2, pd2_fields, pd_outs, pd2_run, "roboflow_core/path_deviation_analytics@v2")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, &agg1, &stab1, NULL};
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &pd1, &pd2, &tcl1, &agg1, &stab1, &del1, NULL};

@@ -411,57 +411,65 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
         /* dynamic outputs (json_parser's fields) come first, like the keys of
          * the dict Roboflow's block returns; the static ones follow */
         if ((blk->flags & WF_BLOCK_DYN_OUTPUTS) && blk->dyn_outputs_field) {
-            const json_t *names = json_object_get(s, blk->dyn_outputs_field);
-            json_t *made = NULL;
+            json_t *names = json_object_get(s, blk->dyn_outputs_field), *built = NULL;
             size_t k;
             const json_t *nm;
             if (json_is_object(names)) {
                 /* a dict of lists (data_aggregator's aggregation_mode): one
-                 * output "<key>_<item>" per item, keys in the order of the
-                 * step's 'data' dict (Roboflow's get_actual_outputs) */
+                 * output "<key>_<item>" per item, the keys of the step's 'data'
+                 * dict first in data's order (Roboflow's get_actual_outputs),
+                 * then any other key */
                 const json_t *data = json_object_get(s, "data");
                 const char *key;
-                const json_t *v;
-                made = json_array();
-                if (!json_is_object(data))
-                    data = names;
-                json_object_foreach((json_t *)data, key, v) {
-                    const json_t *items = json_object_get(names, key), *it;
-                    size_t q;
-                    json_array_foreach(items, q, it) {
-                        if (!json_is_string(it))
+                const json_t *items;
+                built = json_array();
+                for (int pass = 0; pass < 2; pass++) {
+                    const json_t *order = pass == 0 ? data : names;
+                    if (!json_is_object(order))
+                        continue;
+                    json_object_foreach((json_t *)order, key, items) {
+                        size_t q;
+                        const json_t *it;
+                        bool in_data = json_is_object(data) && json_object_get(data, key);
+                        if (pass == 1 && in_data)
                             continue;
-                        char *n = xasprintf("%s_%s", key, json_string_value(it));
-                        json_array_append_new(made, json_string(n));
-                        free(n);
+                        items = json_object_get(names, key);
+                        if (!json_is_array(items))
+                            continue;
+                        json_array_foreach(items, q, it) {
+                            if (json_is_string(it))
+                                json_array_append_new(built, json_sprintf("%s_%s", key, json_string_value(it)));
+                            else
+                                json_array_append_new(built, json_integer(0)); /* rejected below */
+                        }
                     }
                 }
-                names = made;
+                names = built;
             }
             if (!json_is_array(names) || json_array_size(names) > 64) {
-                json_decref(made);
                 ERRF("step '%s': field '%s': expected a list of at most 64 names", name,
                      blk->dyn_outputs_field);
+                json_decref(built);
                 return ERR_INVALID;
             }
             json_array_foreach(names, k, nm) {
                 if (!json_is_string(nm) || !name_ok(json_string_value(nm), false)) {
                     ERRF("step '%s': field '%s': invalid output name", name,
                          blk->dyn_outputs_field);
-                    json_decref(made);
+                    json_decref(built);
                     return ERR_INVALID;
                 }
                 if (find_out(st, json_string_value(nm)) >= 0) {
                     ERRF("step '%s': field '%s': '%s' is a reserved or duplicated name", name,
                          blk->dyn_outputs_field, json_string_value(nm));
-                    json_decref(made);
+                    json_decref(built);
                     return ERR_INVALID;
                 }
                 for (size_t o = 0; o < blk->noutputs; o++)
                     if (!strcmp(blk->outputs[o].name, json_string_value(nm))) {
                         ERRF("step '%s': field '%s': '%s' is a reserved name", name,
                              blk->dyn_outputs_field, json_string_value(nm));
-                        json_decref(made);
+                        json_decref(built);
                         return ERR_INVALID;
                     }
                 st->outs = xrealloc(st->outs, (st->nouts + blk->noutputs + 1) * sizeof *st->outs);
@@ -470,7 +478,7 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
                 st->outs[st->nouts] = xstrdup(json_string_value(nm));
                 st->out_kinds[st->nouts++] = 0;
             }
-            json_decref(made);
+            json_decref(built);
         }
         for (size_t o = 0; o < blk->noutputs; o++) {
             st->outs[st->nouts] = xstrdup(blk->outputs[o].name);

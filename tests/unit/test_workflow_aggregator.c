@@ -126,7 +126,7 @@ TEST(data_aggregator_seconds_and_errors)
         "\"steps\":[{\"type\":\"roboflow_core/data_aggregator@v1\",\"name\":\"agg\","
         "\"data\":{\"x\":\"$inputs.image\"},\"aggregation_mode\":{\"x\":[\"median\"]},\"interval\":1}],"
         "\"outputs\":[]}",
-        "unknown aggregation 'median'");
+        "'x': unknown mode");
     /* summing a list is a step error, not a crash */
     wf = compile_or_die(
         "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
@@ -147,7 +147,7 @@ TEST(data_aggregator_seconds_and_errors)
         char err[512] = "";
         g_classes = f1, g_ncls = 1;
         ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
-        ASSERT(strstr(err, "c_sum: cannot add a non-number value"));
+        ASSERT(strstr(err, "cannot sum a non-number value of 'c'"));
         vis_image_free(im);
     }
     wf_free(wf);

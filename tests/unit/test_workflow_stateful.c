@@ -477,8 +477,8 @@ TEST(identify_changes_bad_embeddings)
     memset(im->px, 0, (size_t)im->stride * 6);
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
-    static const char *const bad[][2] = {{"[1, 2, 3]", "embedding size changed from 2 to 3"},
-                                         {"[1, \"x\"]", "embedding item #1 is not a number"},
+    static const char *const bad[][2] = {{"[1, 2, 3]", "embedding has 3 dimensions, earlier ones had 2"},
+                                         {"[1, \"x\"]", "embedding item 1 is not a finite number"},
                                          {"[]", "non-empty list"}};
     for (size_t k = 0; k < 3; k++) {
         json_t *params = json_pack("{s:o}", "v", json_loads(bad[k][0], 0, NULL));

@@ -4,7 +4,7 @@
  * library: mask_area_measurement, distance_measurement,
  * detections_nearest_neighbor, detections_combine, camera_focus v1,
  * template_matching, dominant_color, contours_detection, size_measurement,
- * detections_difference, cosine_similarity, overlap.
+ * detections_difference, cosine_similarity.
  *
  * Behaviour follows roboflow/inference's blocks (read, not copied):
  * - mask_area_measurement: area_px = non-zero pixels of the mask (the
@@ -49,11 +49,7 @@
  *   (1 - IoU), or 1 + centre distance / enclosing diagonal when disjoint,
  *   plus the class-mismatch penalty or infinity when class_strict) and its
  *   greedy lowest-cost matching (ties: the first pair in row-major order)
- *   up to reject_cost; removed / persisted / new detections and counts;
- * - overlap (analytics): the detections (not of overlap_class_name) whose
- *   centre lies strictly inside, or whose box touches ("Any Overlap"), a
- *   box of that class; in input order (Roboflow returns them in the
- *   iteration order of a Python set of indices, ascending for small sets).
+ *   up to reject_cost; removed / persisted / new detections and counts.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -1385,50 +1381,6 @@ static int cos_run(struct wf_call *c)
     return 0;
 }
 
-/* ---- overlap (analytics) ------------------------------------------------------------ */
-
-static bool ov_hit(const struct wf_det *o, const struct wf_det *d, bool center)
-{
-    if (center) {
-        double x = d->x1 + ((double)d->x2 - d->x1) / 2, y = d->y1 + ((double)d->y2 - d->y1) / 2;
-        return x > o->x1 && x < o->x2 && y > o->y1 && y < o->y2;
-    }
-    return !(d->x2 < o->x1 || d->x1 > o->x2 || d->y2 < o->y1 || d->y1 > o->y2);
-}
-
-static int ov_run(struct wf_call *c)
-{
-    for (size_t i = 0; i < wf_call_n(c); i++) {
-        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
-        const char *type = wf_arg_str(c, i, "overlap_type");
-        const char *cls = wf_arg_str(c, i, "overlap_class_name");
-        bool center = !type || !strcmp(type, "Center Overlap");
-        if (!ds)
-            continue;
-        if (ds->n > 10000)
-            return wf_call_fail(c, "%zu detections (at most 10000: the comparison is quadratic)",
-                                ds->n);
-        bool *is_ov = xcalloc(ds->n + 1, sizeof *is_ov), *hit = xcalloc(ds->n + 1, sizeof *hit);
-        for (size_t k = 0; k < ds->n; k++)
-            is_ov[k] = ds->d[k].class_name && cls && !strcmp(ds->d[k].class_name, cls);
-        for (size_t a = 0; a < ds->n; a++) {
-            if (!is_ov[a])
-                continue;
-            for (size_t b = 0; b < ds->n; b++)
-                if (!is_ov[b] && !hit[b] && ov_hit(&ds->d[a], &ds->d[b], center))
-                    hit[b] = true;
-        }
-        struct wf_dets *out = wf_dets_new();
-        for (size_t k = 0; k < ds->n; k++)
-            if (hit[k])
-                wf_dets_push_copy(out, &ds->d[k]);
-        free(is_ov);
-        free(hit);
-        wf_out_dets(c, i, "overlaps", out);
-    }
-    return 0;
-}
-
 /* ---- manifests (spec/blocks.json) ---------------------------------------- */
 
 static const struct wf_field mask_area_fields[] = {
@@ -1554,17 +1506,8 @@ static const struct wf_output cos_outs[] = {{"similarity", WF_K_FLOAT}};
 TYPES(cosine, "roboflow_core/cosine_similarity@v1");
 BLOCK(cosine, cos_fields, cos_outs, cos_run);
 
-static const char *const OVERLAP_TYPES[] = {"Center Overlap", "Any Overlap", NULL};
-static const struct wf_field ov_fields[] = {
-    {"predictions", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
-    {"overlap_type", NULL, WF_FT_ENUM, "\"Center Overlap\"", 0, WF_F_NO_SELECTOR, OVERLAP_TYPES},
-    {"overlap_class_name", NULL, WF_FT_STRING, NULL, 0, WF_F_NO_SELECTOR, NULL},
-};
-static const struct wf_output ov_outs[] = {{"overlaps", WF_K_OD}};
-TYPES(ov, "roboflow_core/overlap@v1");
-BLOCK(ov, ov_fields, ov_outs, ov_run);
 
 const struct wf_block *const wf_blocks_measure[] = {&mask_area, &distance, &nn, &combine,
                                                     &focus1,    &tm,       &dc,
                                                     &contours,  &sm,       &dd,
-                                                    &cosine,    &ov,       NULL};
+                                                    &cosine,    NULL};

@@ -1,6 +1,6 @@
 /*
  * blocks/stateful.c — blocks that remember earlier frames: rate_limiter,
- * delta_filter, buffer, frame_delay and identify_changes (roboflow/inference flow_control/ and fusion/,
+ * delta_filter, buffer and frame_delay (roboflow/inference flow_control/ and fusion/,
  * read, not copied).  Their memory is the step's state slot (wf_call_state), so
  * the jobs worker gives each video its own and an image run starts afresh,
  * as a separate Roboflow request does.
@@ -25,11 +25,6 @@
  *   -256..0) of the same video, or default_value; frames a lookup can no
  *   longer reach (older than the largest |offset| seen) are dropped, and a
  *   frame number going backwards starts the video afresh.
- * - identify_changes: Roboflow's running statistics (EMA, SMA by Welford,
- *   or a sliding window) of the normalized embeddings and of their cosine
- *   similarity to the running average; z-score and two-sided percentile of
- *   the latest similarity, outlier outside threshold_percentile after
- *   `warmup` samples.  One state per step (Roboflow: per block instance).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -272,186 +267,6 @@ static int fd_run(struct wf_call *c)
     return 0;
 }
 
-/* ---- identify_changes -------------------------------------------------------------- */
-
-#define IC_MAX_VALUES (4u << 20) /* window_size x embedding dimension kept */
-
-enum { IC_EMA, IC_SMA, IC_WINDOW };
-static const char *const IC_STRATEGIES[] = {"Exponential Moving Average (EMA)",
-                                            "Simple Moving Average (SMA)", "Sliding Window",
-                                            NULL};
-
-/* Roboflow's IdentifyChangesBlockV1 state: running statistics of the
- * normalized embeddings and of their cosine similarity to the average. */
-struct ichg {
-    size_t dim;
-    double *avg, *std, *var, *m2; /* NULL until the first embedding */
-    double *win;                  /* sliding window of embeddings, oldest first */
-    size_t nwin;
-    int64_t samples;
-    bool has_cs;
-    double cs_avg, cs_std, cs_var, cs_m2;
-    double *cs_win;
-    size_t ncs;
-};
-
-static void ichg_free(void *p)
-{
-    struct ichg *s = p;
-    if (s)
-        free(s->avg), free(s->std), free(s->var), free(s->m2), free(s->win), free(s->cs_win);
-    free(s);
-}
-
-/* numpy mean and (population) std of the last n rows of width dim. */
-static void ic_mean_std(const double *rows, size_t n, size_t dim, double *mean, double *std)
-{
-    for (size_t j = 0; j < dim; j++) {
-        double m = 0, v = 0;
-        for (size_t r = 0; r < n; r++)
-            m += rows[r * dim + j];
-        m /= (double)n;
-        for (size_t r = 0; r < n; r++)
-            v += (rows[r * dim + j] - m) * (rows[r * dim + j] - m);
-        mean[j] = m;
-        std[j] = sqrt(v / (double)n);
-    }
-}
-
-static json_t *ic_list(const double *v, size_t n)
-{
-    json_t *a = json_array();
-    for (size_t k = 0; k < n; k++)
-        json_array_append_new(a, json_real(v[k]));
-    return a;
-}
-
-static int ichg_run(struct wf_call *c)
-{
-    for (size_t i = 0; i < wf_call_n(c); i++) {
-        const json_t *emb = wf_arg_json(c, i, "embedding");
-        const char *strategy = wf_arg_str(c, i, "strategy");
-        double thr = wf_arg_double(c, i, "threshold_percentile", 0.2);
-        int64_t warmup = wf_arg_int(c, i, "warmup", 3);
-        double a = wf_arg_double(c, i, "smoothing_factor", 0.1);
-        int64_t wsize = wf_arg_int(c, i, "window_size", 10);
-        int strat = IC_EMA;
-        for (int k = 0; IC_STRATEGIES[k]; k++)
-            if (strategy && !strcmp(strategy, IC_STRATEGIES[k]))
-                strat = k;
-        if (!json_is_array(emb) || json_array_size(emb) == 0)
-            return wf_call_fail(c, "embedding must be a non-empty list of numbers");
-        size_t dim = json_array_size(emb);
-        if (strat == IC_WINDOW && (wsize < 1 || (uint64_t)wsize * dim > IC_MAX_VALUES))
-            return wf_call_fail(c, "window_size x embedding size must be in 1..%u", IC_MAX_VALUES);
-        double *e = xcalloc(dim, sizeof *e), norm = 0;
-        for (size_t k = 0; k < dim; k++) {
-            const json_t *x = json_array_get(emb, k);
-            if (!json_is_number(x)) {
-                free(e);
-                return wf_call_fail(c, "embedding item #%zu is not a number", k);
-            }
-            e[k] = json_number_value(x);
-            norm += e[k] * e[k];
-        }
-        norm = sqrt(norm);
-        if (norm != 0)
-            for (size_t k = 0; k < dim; k++)
-                e[k] /= norm;
-        void **slot = wf_call_state(c, "identify_changes", ichg_free);
-        if (!slot) {
-            free(e);
-            return wf_call_fail(c, "too many states at once (at most %d)", WF_STATE_MAX);
-        }
-        struct ichg *s = *slot;
-        if (!s)
-            *slot = s = xcalloc(1, sizeof *s);
-        if (s->avg && s->dim != dim) {
-            free(e);
-            return wf_call_fail(c, "embedding size changed from %zu to %zu", s->dim, dim);
-        }
-        json_t *z_out = json_integer(0);
-        double percentile = 0.5;
-        if (s->avg) {
-            double dot = 0, na = 0, nb = 0;
-            for (size_t k = 0; k < dim; k++)
-                dot += e[k] * s->avg[k], na += e[k] * e[k], nb += s->avg[k] * s->avg[k];
-            double cs = dot / sqrt(na * nb);
-            if (!s->has_cs) {
-                s->has_cs = true;
-                s->cs_avg = cs, s->cs_std = 0, s->cs_var = 0, s->cs_m2 = 0;
-            } else if (strat == IC_EMA) {
-                s->cs_avg = (1 - a) * s->cs_avg + a * cs;
-                double diff = cs - s->cs_avg;
-                s->cs_var = (1 - a) * s->cs_var + a * diff * diff;
-                s->cs_std = sqrt(s->cs_var);
-            } else if (strat == IC_SMA) {
-                double count = (double)(s->samples + 1), delta = cs - s->cs_avg;
-                s->cs_avg = cs / count + s->cs_avg * (double)s->samples / count;
-                s->cs_m2 += delta * (cs - s->cs_avg);
-                s->cs_std = sqrt(s->cs_m2 / (count - 1));
-            } else {
-                if (!s->cs_win)
-                    s->cs_win = xcalloc((size_t)wsize + 1, sizeof *s->cs_win);
-                if (s->ncs > (size_t)wsize) /* window_size lowered: keep the newest */
-                    s->ncs = (size_t)wsize;
-                s->cs_win = xrealloc(s->cs_win, ((size_t)wsize + 1) * sizeof *s->cs_win);
-                s->cs_win[s->ncs++] = cs;
-                if (s->ncs > (size_t)wsize)
-                    memmove(s->cs_win, s->cs_win + 1, --s->ncs * sizeof *s->cs_win);
-                ic_mean_std(s->cs_win, s->ncs, 1, &s->cs_avg, &s->cs_std);
-            }
-            if (s->cs_std != 0) {
-                double z = (cs - s->cs_avg) / s->cs_std;
-                json_decref(z_out);
-                z_out = json_real(z);
-                percentile = 1 - 0.5 * (1 + erf(z / sqrt(2.0)));
-            }
-        }
-        bool warming = s->samples < warmup;
-        bool outlier = !warming && (percentile <= thr / 2 || percentile >= 1 - thr / 2);
-        if (!s->avg) {
-            s->dim = dim;
-            s->avg = e, e = NULL;
-            s->std = xcalloc(dim, sizeof *s->std);
-            s->var = xcalloc(dim, sizeof *s->var);
-            s->m2 = xcalloc(dim, sizeof *s->m2);
-        } else if (strat == IC_EMA) {
-            for (size_t k = 0; k < dim; k++) {
-                s->avg[k] = (1 - a) * s->avg[k] + a * e[k];
-                double diff = e[k] - s->avg[k];
-                s->var[k] = (1 - a) * s->var[k] + a * diff * diff;
-                s->std[k] = sqrt(s->var[k]);
-            }
-        } else if (strat == IC_SMA) {
-            double count = (double)(s->samples + 1);
-            for (size_t k = 0; k < dim; k++) {
-                double delta = e[k] - s->avg[k];
-                s->avg[k] += delta / count;
-                s->m2[k] += delta * (e[k] - s->avg[k]);
-                s->std[k] = sqrt(s->m2[k] / (count - 1));
-            }
-        } else {
-            if (s->nwin > (size_t)wsize)
-                s->nwin = (size_t)wsize;
-            s->win = xrealloc(s->win, ((size_t)wsize + 1) * dim * sizeof *s->win);
-            memcpy(s->win + s->nwin * dim, e, dim * sizeof *e);
-            if (++s->nwin > (size_t)wsize)
-                memmove(s->win, s->win + dim, --s->nwin * dim * sizeof *s->win);
-            ic_mean_std(s->win, s->nwin, dim, s->avg, s->std);
-        }
-        free(e);
-        s->samples++;
-        wf_out_json(c, i, "is_outlier", json_boolean(outlier));
-        wf_out_json(c, i, "percentile", json_real(percentile));
-        wf_out_json(c, i, "z_score", z_out);
-        wf_out_json(c, i, "average", ic_list(s->avg, dim));
-        wf_out_json(c, i, "std", ic_list(s->std, dim));
-        wf_out_json(c, i, "warming_up", json_boolean(warming));
-    }
-    return 0;
-}
-
 /* ---- manifests (spec/blocks.json) ------------------------------------------- */
 
 static const struct wf_output no_outs[1] = {{NULL, 0}};
@@ -502,22 +317,4 @@ static const struct wf_block frame_delay = {
                           "roboflow_core/time_travel@v1", "TimeTravel", NULL},
     fd_fields, ARRAY_LEN(fd_fields), fd_outs, ARRAY_LEN(fd_outs), 0, 0, NULL, fd_run, NULL};
 
-static const struct wf_field ichg_fields[] = {
-    {"strategy", NULL, WF_FT_ENUM, "\"Exponential Moving Average (EMA)\"", 0, WF_F_NO_SELECTOR,
-     IC_STRATEGIES},
-    {"embedding", NULL, WF_FT_LIST, NULL, 0, WF_F_SELECTOR_ONLY, NULL},
-    {"threshold_percentile", NULL, WF_FT_FLOAT01, "0.2", WF_K_NUMBER, 0, NULL},
-    {"warmup", NULL, WF_FT_INT, "3", WF_K_INT, 0, NULL},
-    {"smoothing_factor", NULL, WF_FT_FLOAT01, "0.1", WF_K_NUMBER, WF_F_NULLABLE, NULL},
-    {"window_size", NULL, WF_FT_INT, "10", WF_K_INT, WF_F_NULLABLE, NULL},
-};
-static const struct wf_output ichg_outs[] = {
-    {"is_outlier", WF_K_BOOL}, {"percentile", WF_K_FLOAT}, {"z_score", WF_K_FLOAT},
-    {"average", WF_K_LIST},    {"std", WF_K_LIST},         {"warming_up", WF_K_BOOL}};
-static const struct wf_block ichg = {
-    (const char *const[]){"roboflow_core/identify_changes@v1", NULL},
-    ichg_fields, ARRAY_LEN(ichg_fields), ichg_outs, ARRAY_LEN(ichg_outs), 0, 0, NULL, ichg_run,
-    NULL};
-
-const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, &buffer, &frame_delay, &ichg,
-                                                     NULL};
+const struct wf_block *const wf_blocks_stateful[] = {&rate, &delta, &buffer, &frame_delay, NULL};

@@ -72,9 +72,13 @@ static json_t *run_tz(const char *tz, char *err, size_t errlen)
 TEST(current_time_outputs)
 {
     char err[512] = "";
-    time_t before = time(NULL);
+    /* CLOCK_REALTIME as the block reads it (time() may use the coarse clock,
+     * a few ms behind) */
+    struct timespec b, a;
+    clock_gettime(CLOCK_REALTIME, &b);
     json_t *o = run_tz("UTC", err, sizeof err);
-    time_t after = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &a);
+    time_t before = b.tv_sec, after = a.tv_sec;
     if (!o)
         T_FAIL("run: %s", err);
     const char *iso = json_string_value(json_object_get(o, "iso_string"));

@@ -61,12 +61,12 @@ static void put_url(struct staging *s, const char *url, const void *data, size_t
     char *key = strndup(p, strcspn(p, "?"));
     char *m = qv(url, "method"), *e = qv(url, "expires"), *l = qv(url, "limit"), *g = qv(url, "signature");
     struct staging_put *put;
-    if (staging_put_open(s, key, m, e, l, g, (int64_t)len, &put) < 0)
+    if (staging_put_open(s, key, m, e, l, g, (int64_t)len, &put, NULL) < 0)
         abort();
     for (size_t off = 0; off < len; off += 65536)
-        if (staging_put_write(put, (const uint8_t *)data + off, MIN(65536, len - off)) < 0)
+        if (staging_put_write(put, (const uint8_t *)data + off, MIN(65536, len - off), NULL) < 0)
             abort();
-    if (staging_put_finish(put) < 0)
+    if (staging_put_finish(put, NULL) < 0)
         abort();
     free(key), free(m), free(e), free(l), free(g);
 }
@@ -135,7 +135,7 @@ static void bench_tar(struct store *st, struct staging *s, const char *dir)
     double t0 = now_s();
     for (int k = 0; k < SHARDS; k++) {
         json_t *r = NULL;
-        if (staging_bulk_upload_url(s, "ws", batch, NULL, &r) < 0)
+        if (staging_bulk_upload_url(s, "ws", batch, NULL, &r, NULL) < 0)
             abort();
         put_url(s, json_string_value(json_object_get(json_object_get(r, "signedURLDetails"), "uploadURL")), tars[k],
                 tlen[k]);
@@ -147,7 +147,7 @@ static void bench_tar(struct store *st, struct staging *s, const char *dir)
     double dt = now_s() - t0;
     fprintf(stderr, "(tar: put %.3f s, index %.3f s)\n", t_put, dt - t_put);
     json_t *r = NULL;
-    staging_batch_count(s, "ws", batch, NULL, &r);
+    staging_batch_count(s, "ws", batch, NULL, &r, NULL);
     if (json_integer_value(json_object_get(r, "count")) != SHARDS * PER) {
         fprintf(stderr, "tar bench: count mismatch\n");
         exit(1);
@@ -172,7 +172,7 @@ static void bench_tar(struct store *st, struct staging *s, const char *dir)
 
 static void fill(struct store *st, struct staging *s, const char *batch, long n)
 {
-    if (staging_output_batch_create(s, "ws", batch, NULL) < 0)
+    if (staging_output_batch_create(s, "ws", batch, NULL, NULL) < 0)
         abort();
     sqlite3 *db = store_db_acquire(st);
     sqlite3_stmt *q = NULL;
@@ -216,13 +216,13 @@ static struct reads measure(struct staging *s, const char *batch)
     json_t *out = NULL;
     double t0 = now_s();
     for (int i = 0; i < 20 * REPS; i++) {
-        staging_batch_count(s, "ws", batch, NULL, &out);
+        staging_batch_count(s, "ws", batch, NULL, &out, NULL);
         json_decref(out);
     }
     r.count_ms = (now_s() - t0) * 1000 / (20 * REPS);
     t0 = now_s();
     for (int i = 0; i < REPS; i++) {
-        staging_list_items(s, "ws", batch, NULL, 100, NULL, &out);
+        staging_list_items(s, "ws", batch, NULL, 100, NULL, &out, NULL);
         json_decref(out);
     }
     r.first_ms = (now_s() - t0) * 1000 / REPS;
@@ -230,8 +230,8 @@ static struct reads measure(struct staging *s, const char *batch)
     struct staging_item *it;
     int n;
     int64_t total = 0;
-    staging_items_count(s, "ws", batch, NULL, &total);
-    staging_items_page(s, "ws", batch, NULL, 0, 1, &it, &n);
+    staging_items_count(s, "ws", batch, NULL, &total, NULL);
+    staging_items_page(s, "ws", batch, NULL, 0, 1, &it, &n, NULL);
     int64_t first_id = it[0].id;
     staging_items_free(it, n);
     char tok_raw[40];
@@ -239,14 +239,14 @@ static struct reads measure(struct staging *s, const char *batch)
     char *tok = base64url_encode(tok_raw, (size_t)tl);
     t0 = now_s();
     for (int i = 0; i < REPS; i++) {
-        staging_list_items(s, "ws", batch, NULL, 100, tok, &out);
+        staging_list_items(s, "ws", batch, NULL, 100, tok, &out, NULL);
         json_decref(out);
     }
     r.deep_ms = (now_s() - t0) * 1000 / REPS;
     free(tok);
     t0 = now_s();
     for (int i = 0; i < 5; i++) {
-        staging_batch_count(s, "ws", batch, "results", &out);
+        staging_batch_count(s, "ws", batch, "results", &out, NULL);
         json_decref(out);
     }
     r.part_count_ms = (now_s() - t0) * 1000 / 5;
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
     struct staging *s = NULL;
     struct staging_opts o;
     staging_opts_default(&o);
-    if (store_open(dir, &st) < 0 || staging_new(st, &o, &s) < 0)
+    if (store_open(dir, &st) < 0 || staging_new(st, &o, &s, NULL) < 0)
         return 1;
     bench_tar(st, s, dir);
 

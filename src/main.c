@@ -62,6 +62,7 @@ struct serve_cfg {
     int64_t task_lease_ms;
     int64_t max_model_bytes; /* model upload limit (POST/PUT /models/…) */
     int64_t model_threads;   /* ONNX Runtime intra-op threads per session; 0: CPUs / workers */
+    int64_t storage_reserve; /* bytes kept free on the data folder; -1: STORE_RESERVE_DEFAULT */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -106,6 +107,8 @@ static const struct opt serve_opts[] = {
      "model weights upload limit (default 1073741824)"},
     {"model-threads", "VBATCH_MODEL_THREADS", OPT_INT, O(model_threads),
      "ONNX Runtime intra-op threads per model session (default: CPUs / workers, at least 1)"},
+    {"storage-reserve", "VBATCH_STORAGE_RESERVE", OPT_INT, O(storage_reserve),
+     "bytes kept free on the data folder: uploads that would leave less are refused with 507 (default 16777216)"},
 };
 #undef O
 
@@ -236,17 +239,19 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
     jo.model_prepare = jobs_model_prepare;
     jo.model_select = jobs_models_select;
     jo.model_select_ud = *machines;
-    rc = jobs_new(st, sg, &jo, jobs);
+    struct err e = ERR_INIT;
+    rc = jobs_new(st, sg, &jo, jobs, &e);
     if (rc == 0)
         rc = jobs_start(*jobs);
     if (rc < 0)
-        fprintf(stderr, "vbatch: cannot start the jobs service: %s (%s)\n", err_str(rc), jobs_errmsg());
+        fprintf(stderr, "vbatch: cannot start the jobs service: %s\n", err_text(&e, rc));
     return rc;
 }
 
 static int cmd_serve(int argc, char **argv)
 {
-    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default", .workers = 2};
+    struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default", .workers = 2,
+                          .storage_reserve = -1};
     struct store *st = NULL;
     struct staging *sg = NULL;
     struct model_registry *models = NULL;
@@ -280,6 +285,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "vbatch: cannot open data folder '%s': %s\n", c.data, err_str(rc));
         goto out;
     }
+    if (c.storage_reserve >= 0)
+        store_reserve_set(st, c.storage_reserve);
     rc = store_workspace_ensure_default(st, c.default_ws, &created, key);
     if (rc < 0) {
         fprintf(stderr, "vbatch: cannot create workspace '%s': %s\n", c.default_ws, err_str(rc));
@@ -313,11 +320,12 @@ static int cmd_serve(int argc, char **argv)
     if (c.max_page_size)
         so.max_page_size = (int)MIN(c.max_page_size, 100000);
     so.net_allow = c.allow_private_urls ? "0.0.0.0/0,::/0" : c.url_allowlist;
-    rc = staging_new(st, &so, &sg);
+    struct err se = ERR_INIT;
+    rc = staging_new(st, &so, &sg, &se);
     if (rc == 0)
-        rc = staging_start(sg);
+        rc = staging_start(sg, &se);
     if (rc < 0) {
-        fprintf(stderr, "vbatch: cannot start staging: %s (%s)\n", err_str(rc), staging_errmsg());
+        fprintf(stderr, "vbatch: cannot start staging: %s\n", err_text(&se, rc));
         goto out;
     }
     if (c.workflows_dir) {
@@ -350,7 +358,8 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "vbatch: route table: %s\n", err_str(rc));
         goto out;
     }
-    struct http_server_opts ho = {.listen = c.listen, .threads = c.threads, .quiet = c.quiet};
+    struct http_server_opts ho = {.listen = c.listen, .threads = c.threads, .quiet = c.quiet,
+                                  .err_status = api_http_status};
     rc = http_server_start(&ho, router, &srv);
     if (rc < 0) {
         fprintf(stderr, "vbatch: cannot listen on '%s': %s\n", c.listen, err_str(rc));
@@ -477,8 +486,10 @@ static int cmd_worker(int argc, char **argv)
     }
     staging_opts_default(&so);
     so.public_base_url = "http://127.0.0.1";
-    if (staging_new(st, &so, &sg) < 0) {
-        fprintf(stderr, "vbatch: cannot open staging: %s\n", staging_errmsg());
+    struct err se = ERR_INIT;
+    int src = staging_new(st, &so, &sg, &se);
+    if (src < 0) {
+        fprintf(stderr, "vbatch: cannot open staging: %s\n", err_text(&se, src));
         goto out;
     }
     if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)
@@ -553,12 +564,15 @@ static int cmd_model(int argc, char **argv)
     }
     o.intra_op_threads = 1;
     rc = model_registry_new(&o, &reg, err, sizeof err);
-    if (rc == 0 && reg_cmd)
-        rc = jobs_models_store_put_dir(st, reg, ws, pos[1], pos[2], err, sizeof err);
+    struct err se = ERR_INIT;
+    if (rc == 0 && reg_cmd && (rc = jobs_models_store_put_dir(st, reg, ws, pos[1], pos[2], &se)) < 0)
+        snprintf(err, sizeof err, "%s", err_text(&se, rc));
     if (rc == 0 && del_cmd) {
-        rc = jobs_models_store_delete(st, reg, ws, pos[1], err, sizeof err);
+        rc = jobs_models_store_delete(st, reg, ws, pos[1], &se);
         if (rc == 0)
             printf("deleted: %s\n", pos[1]);
+        else
+            snprintf(err, sizeof err, "%s", err_text(&se, rc));
     }
     if (rc == 0 && list_cmd) {
         /* the legacy folder first: a stored model of the same id wins, as at start */

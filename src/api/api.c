@@ -18,6 +18,8 @@
 
 #include "base/base.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,7 +110,61 @@ int api_int_query(struct http_req *req, const char *name, int max, int *out)
     return 0;
 }
 
-int api_reply_staging(struct http_req *req, int rc, json_t *out)
+unsigned api_http_status(int rc)
+{
+    if (err_is_nospace(rc))
+        return 507;
+    switch (rc) {
+    case ERR_PARSE:
+    case ERR_INVALID:
+        return 400;
+    case ERR_AUTH:
+        return 403;
+    case ERR_NOTFOUND:
+        return 404;
+    case ERR_EXISTS:
+        return 409;
+    case ERR_LIMIT:
+        return 413;
+    case ERR_UNSUPPORTED:
+        return 415;
+    case ERR_AGAIN:
+        return 503;
+    default:
+        return rc >= 0 ? 200 : 500;
+    }
+}
+
+int api_reply_err(struct http_req *req, int rc, const struct err *e)
+{
+    unsigned st = api_http_status(rc);
+    const char *msg = err_text(e, rc);
+    if (st < 400)
+        st = 500; /* a bug below: a failure without a failure code */
+    if (st == 503)
+        return http_reply_error(req, st, "server busy, retry the request");
+    if (st == 507 && !str_has_prefix(msg, "storage full")) {
+        /* "storage full: cannot write the upload", not "...: storage full" twice */
+        size_t n = strlen(msg), k = strlen(": storage full");
+        if (n > k && !strcmp(msg + n - k, ": storage full"))
+            n -= k;
+        return http_reply_error(req, st, "storage full: %.*s", (int)n, msg);
+    }
+    return http_reply_error(req, st, "%s", msg);
+}
+
+int api_reply_errf(struct http_req *req, int rc, const char *fmt, ...)
+{
+    struct err e = ERR_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.msg, sizeof e.msg, fmt, ap);
+    va_end(ap);
+    e.code = rc;
+    return api_reply_err(req, rc, &e);
+}
+
+int api_reply(struct http_req *req, int rc, json_t *out, const struct err *e)
 {
     if (rc >= 0) {
         if (!out) /* a bug below: say so rather than send an empty 200 */
@@ -116,8 +172,5 @@ int api_reply_staging(struct http_req *req, int rc, json_t *out)
         return http_reply_json(req, 200, out);
     }
     json_decref(out);
-    int st = staging_http_status(rc);
-    if (st < 400)
-        st = 500;
-    return http_reply_error(req, (unsigned)st, "%s", staging_errmsg());
+    return api_reply_err(req, rc, e);
 }

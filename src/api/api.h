@@ -73,9 +73,28 @@ const char *api_id_param(struct http_req *req, const char *name, const char *wha
  * with *out (0 when absent), or replies 400 and returns ERR_INVALID. */
 int api_int_query(struct http_req *req, const char *name, int max, int *out);
 
-/* Reply with the result of a staging call: 200 and the JSON (stolen) when
- * rc >= 0, else staging_http_status(rc) and {"error": staging_errmsg()}. */
-int api_reply_staging(struct http_req *req, int rc, json_t *out);
+/* ---- errors: the one code -> HTTP status mapping ----------------------------
+ * Nothing below api/ knows HTTP statuses: staging/, jobs/ and store/
+ * return a code (base.h) and write the reason into the caller's struct
+ * err.  The statuses:
+ *   ERR_PARSE, ERR_INVALID   400      ERR_LIMIT        413
+ *   ERR_AUTH                 403 (1)  ERR_UNSUPPORTED  415
+ *   ERR_NOTFOUND             404      ERR_AGAIN        503 (database busy)
+ *   ERR_EXISTS               409      ERR_NOSPACE      507 (storage full) (2)
+ *   anything else            500
+ * (1) a credential that was presented and refused (a signed URL's
+ *     signature, as object stores answer); a missing or unknown api_key
+ *     is answered 401 by api_auth itself.
+ * (2) also -ENOSPC and -EDQUOT; the message starts "storage full". */
+unsigned api_http_status(int rc);
+/* Reply {"error": …} for a failure rc with the message of e (may be NULL;
+ * err_str(rc) when it holds none).  Returns 0. */
+int api_reply_err(struct http_req *req, int rc, const struct err *e);
+/* The same with a message made here ("cannot write the upload: %s"). */
+int api_reply_errf(struct http_req *req, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Reply with the result of a service call: 200 and the JSON (stolen) when
+ * rc >= 0, else api_reply_err(req, rc, e). */
+int api_reply(struct http_req *req, int rc, json_t *out, const struct err *e);
 
 /* Load every definition of dir into the registry: dir/<id>.json goes into
  * workspace 'default_ws', dir/<ws>/<id>.json into workspace <ws> (which

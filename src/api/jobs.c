@@ -2,8 +2,8 @@
  * jobs.c (api) — HTTP handlers of the Batch Processing API.  Each handler
  * authenticates (the key's workspace must be the path's), checks the ids
  * and query values and calls one jobs_* function, whose JSON is sent as it
- * is (200) or whose error becomes {"error": "<message>"} with the status of
- * jobs_http_status().
+ * is (200) or whose error becomes {"error": "<message>"} (api_reply: the
+ * status from api_http_status, the message from the call's struct err).
  */
 #include "api/jobs.h"
 
@@ -15,17 +15,6 @@
 #define BP "/batch-processing/v1/external/{workspace}/jobs"
 #define JOB_ID_MAX 20
 #define JOB_BODY_MAX (1u << 20)
-
-static int reply(struct http_req *req, int rc, json_t *out)
-{
-    if (rc >= 0) {
-        if (!out)
-            return http_reply_error(req, 500, "internal error: the service produced no response");
-        return http_reply_json(req, 200, out);
-    }
-    json_decref(out);
-    return http_reply_error(req, (unsigned)jobs_http_status(rc), "%s", jobs_errmsg());
-}
 
 /* Authenticate; returns the service or NULL after replying. */
 static struct jobs *bp_auth(struct http_req *req, struct api_ctx *ctx, char ws[STORE_WS_MAX + 1])
@@ -48,30 +37,33 @@ static int bp_list(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     int page;
     struct jobs *j = bp_auth(req, vctx, ws);
     if (!j || api_int_query(req, "pageSize", 1000, &page) < 0)
         return 0;
-    int rc = jobs_list(j, ws, page, http_req_query(req, "nextPageToken"), &out);
-    return reply(req, rc, out);
+    int rc = jobs_list(j, ws, page, http_req_query(req, "nextPageToken"), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_get(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
     if (!id)
         return 0;
-    int rc = jobs_get(j, ws, id, &out);
-    return reply(req, rc, out);
+    int rc = jobs_get(j, ws, id, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_create(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
     if (!id)
@@ -79,27 +71,29 @@ static int bp_create(struct http_req *req, void *vctx)
     json_t *body = http_req_body_json(req);
     if (!body)
         return 0;
-    int rc = jobs_create(j, ws, id, http_req_query(req, "name"), body, &out);
+    int rc = jobs_create(j, ws, id, http_req_query(req, "name"), body, &out, &e);
     json_decref(body);
-    return reply(req, rc, out);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_stages(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
     if (!id)
         return 0;
-    int rc = jobs_stages(j, ws, id, &out);
-    return reply(req, rc, out);
+    int rc = jobs_stages(j, ws, id, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_tasks(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     int page;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
@@ -108,26 +102,28 @@ static int bp_tasks(struct http_req *req, void *vctx)
     const char *stage = api_id_param(req, "stage_id", "stage id", 64);
     if (!stage || api_int_query(req, "pageSize", 1000, &page) < 0)
         return 0;
-    int rc = jobs_tasks(j, ws, id, stage, page, http_req_query(req, "nextPageToken"), &out);
-    return reply(req, rc, out);
+    int rc = jobs_tasks(j, ws, id, stage, page, http_req_query(req, "nextPageToken"), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_abort(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
     if (!id)
         return 0;
-    int rc = jobs_abort(j, ws, id, &out);
-    return reply(req, rc, out);
+    int rc = jobs_abort(j, ws, id, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_restart(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL, *body = NULL;
+    struct err e = ERR_INIT;
     size_t len = 0;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
@@ -142,23 +138,24 @@ static int bp_restart(struct http_req *req, void *vctx)
         if (!body)
             return 0;
     }
-    int rc = jobs_restart(j, ws, id, body, &out);
+    int rc = jobs_restart(j, ws, id, body, &out, &e);
     json_decref(body);
-    return reply(req, rc, out);
+    return api_reply(req, rc, out, &e);
 }
 
 static int bp_logs(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     int page;
     struct jobs *j = bp_auth(req, vctx, ws);
     const char *id = j ? bp_job(req) : NULL;
     if (!id || api_int_query(req, "pageSize", 1000, &page) < 0)
         return 0;
     int rc = jobs_logs(j, ws, id, http_req_query(req, "severity"), page, http_req_query(req, "nextPageToken"),
-                       &out);
-    return reply(req, rc, out);
+                       &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 int api_jobs_register(struct http_router *r, struct api_ctx *ctx)

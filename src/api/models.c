@@ -369,9 +369,14 @@ static int mr_begin(struct http_req *req, void *vctx)
             return http_reply_error(req, 413, "model weights are over the limit of %llu bytes",
                                     (unsigned long long)mr_max(ctx));
     }
+    struct err e = ERR_INIT;
+    int64_t need = http_req_content_length(req);
+    /* the weights and their stored copy */
+    if ((rc = store_space_check(ctx->st, need > 0 ? 2 * need : 0, "this model", &e)) < 0)
+        return api_reply_err(req, rc, &e);
     rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
     if (rc < 0)
-        return http_reply_error(req, 500, "cannot create a temp file: %s", err_str(rc));
+        return api_reply_errf(req, rc, "cannot create a temp file: %s", err_str(rc));
     return 0;
 }
 
@@ -398,7 +403,7 @@ static int mr_body(struct http_req *req, const char *d, size_t n, void *vctx)
     if (u->meta_too_big)
         return http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
     if (u->write_err)
-        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
 }
 
@@ -454,7 +459,7 @@ static int mr_end(struct http_req *req, void *vctx)
     if (u->mp && !u->have_weights)
         return http_reply_error(req, 400, "the multipart body has no weights part (name it \"weights\")");
     if (mr_flush(u) < 0)
-        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     if (u->size == 0)
         return http_reply_error(req, 400, "empty model: the body holds no ONNX bytes");
     if (u->mp && u->have_meta) {
@@ -481,23 +486,16 @@ static int mr_end(struct http_req *req, void *vctx)
         json_decref(meta);
         return http_reply_error(req, 500, "cannot map the upload: %s", strerror(errno));
     }
-    err[0] = '\0';
     /* two uploads of one id at once each write their own generation; the
-     * last row switch wins, whole */
-    rc = jobs_models_store_put(ctx->st, ctx->models, u->ws, id, map, (size_t)u->size, meta, err, sizeof err);
+     * last row switch wins, whole.  The runtime is there (checked above): a
+     * model that does not load or check is ERR_INVALID (400); storing it
+     * fails with the store's codes (503, 507, 500). */
+    struct err e = ERR_INIT;
+    rc = jobs_models_store_put(ctx->st, ctx->models, u->ws, id, map, (size_t)u->size, meta, &e);
     munmap(map, (size_t)u->size);
     json_decref(meta);
-    if (rc < 0) {
-        /* the runtime is there (checked above): a failure to load or check the
-         * model is the model's */
-        unsigned st = rc == ERR_LIMIT ? 413 : rc == ERR_NOMEM ? 500 : rc == ERR_AGAIN ? 503 : 400;
-        if (!err[0])
-            snprintf(err, sizeof err, "cannot register model: %s", err_str(rc));
-        /* an I/O failure storing the artefacts is the server's, not the model's */
-        if (strstr(err, "cannot store model"))
-            st = 500;
-        return http_reply_error(req, st, "%s", err);
-    }
+    if (rc < 0)
+        return api_reply_err(req, rc, &e);
     rc = model_registry_get(ctx->models, u->ws, id, &m, err, sizeof err);
     if (rc < 0) /* replaced and gone in between: still registered once */
         return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
@@ -516,11 +514,11 @@ static int mr_delete(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     const char *id = mr_id(req);
-    char err[512];
+    struct err e = ERR_INIT;
 
     if (api_auth(req, ctx, ws) < 0 || mr_have_registry(req, ctx) < 0)
         return 0;
-    int rc = jobs_models_store_delete(ctx->st, ctx->models, ws, id, err, sizeof err);
+    int rc = jobs_models_store_delete(ctx->st, ctx->models, ws, id, &e);
     if (rc == ERR_NOTFOUND) {
         /* not a stored model of this workspace: the operator's (stored or
          * a models folder's), or nothing this workspace may know of */
@@ -528,10 +526,8 @@ static int mr_delete(struct http_req *req, void *vctx)
             return 0;
         return http_reply_error(req, 404, "unknown model '%s' (not registered in workspace '%s')", id, ws);
     }
-    if (rc == ERR_AGAIN)
-        return http_reply_error(req, 503, "%s", err);
     if (rc < 0)
-        return http_reply_error(req, 500, "%s", err);
+        return api_reply_err(req, rc, &e);
     return http_reply_json(req, 200, json_pack("{s:s,s:s}", "status", "ok", "modelId", id));
 }
 

@@ -50,12 +50,13 @@ static int ds_list_batches(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     int page;
 
     if (api_auth(req, ctx, ws) < 0 || api_int_query(req, "pageSize", ctx->max_page_size > 0 ? ctx->max_page_size : 1000, &page) < 0)
         return 0;
-    int rc = staging_list_batches(ctx->sg, ws, page, http_req_query(req, "nextPageToken"), &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_list_batches(ctx->sg, ws, page, http_req_query(req, "nextPageToken"), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_batch_get(struct http_req *req, void *vctx)
@@ -63,12 +64,13 @@ static int ds_batch_get(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b)
         return 0;
-    int rc = staging_batch_get(ctx->sg, ws, b, &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_batch_get(ctx->sg, ws, b, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_count(struct http_req *req, void *vctx)
@@ -76,12 +78,13 @@ static int ds_count(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b)
         return 0;
-    int rc = staging_batch_count(ctx->sg, ws, b, http_req_query(req, "partName"), &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_batch_count(ctx->sg, ws, b, http_req_query(req, "partName"), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_parts(struct http_req *req, void *vctx)
@@ -89,12 +92,13 @@ static int ds_parts(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b)
         return 0;
-    int rc = staging_batch_parts(ctx->sg, ws, b, &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_batch_parts(ctx->sg, ws, b, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_list(struct http_req *req, void *vctx)
@@ -102,14 +106,15 @@ static int ds_list(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     int page;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b || api_int_query(req, "pageSize", ctx->max_page_size > 0 ? ctx->max_page_size : 1000, &page) < 0)
         return 0;
     int rc = staging_list_items(ctx->sg, ws, b, http_req_query(req, "partName"), page,
-                                http_req_query(req, "nextPageToken"), &out);
-    return api_reply_staging(req, rc, out);
+                                http_req_query(req, "nextPageToken"), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_shards(struct http_req *req, void *vctx)
@@ -117,13 +122,14 @@ static int ds_shards(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     int page;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b || api_int_query(req, "pageSize", ctx->max_page_size > 0 ? ctx->max_page_size : 1000, &page) < 0)
         return 0;
-    int rc = staging_list_shards(ctx->sg, ws, b, page, http_req_query(req, "nextPageToken"), &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_list_shards(ctx->sg, ws, b, page, http_req_query(req, "nextPageToken"), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 /* ---- signed-URL requests and reference ingests --------------------------------- */
@@ -133,6 +139,7 @@ static int ds_video_url(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b)
@@ -140,8 +147,8 @@ static int ds_video_url(struct http_req *req, void *vctx)
     const char *fn = http_req_query(req, "fileName");
     if (!fn || !*fn)
         return http_reply_error(req, 400, "missing fileName query parameter");
-    int rc = staging_upload_video_url(ctx->sg, ws, b, ds_display_name(req), fn, &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_upload_video_url(ctx->sg, ws, b, ds_display_name(req), fn, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_bulk_url(struct http_req *req, void *vctx)
@@ -149,18 +156,20 @@ static int ds_bulk_url(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     const char *b = ds_batch(req, ctx, ws);
 
     if (!b)
         return 0;
-    int rc = staging_bulk_upload_url(ctx->sg, ws, b, ds_display_name(req), &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_bulk_upload_url(ctx->sg, ws, b, ds_display_name(req), &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_refs(struct http_req *req, struct api_ctx *ctx, bool video)
 {
     char ws[STORE_WS_MAX + 1];
     json_t *out = NULL;
+    struct err e = ERR_INIT;
     size_t len;
     const char *b = ds_batch(req, ctx, ws);
 
@@ -175,8 +184,8 @@ static int ds_refs(struct http_req *req, struct api_ctx *ctx, bool video)
     json_decref(j);
     if (!is_obj)
         return http_reply_error(req, 400, "the body must be a JSON object");
-    int rc = staging_ingest_references(ctx->sg, ws, b, ds_display_name(req), video, body, len, &out);
-    return api_reply_staging(req, rc, out);
+    int rc = staging_ingest_references(ctx->sg, ws, b, ds_display_name(req), video, body, len, &out, &e);
+    return api_reply(req, rc, out, &e);
 }
 
 static int ds_image_refs(struct http_req *req, void *vctx)
@@ -308,9 +317,14 @@ static int up_begin(struct http_req *req, void *vctx)
     rc = http_multipart_new(http_req_header(req, "Content-Type"), &cb, &u->mp);
     if (rc < 0)
         return http_reply_error(req, 400, "expected a multipart/form-data body with a boundary");
+    struct err e = ERR_INIT;
+    int64_t cl = http_req_content_length(req);
+    rc = store_space_check(ctx->st, cl > 0 ? cl : 0, "this upload", &e);
+    if (rc < 0)
+        return api_reply_err(req, rc, &e);
     rc = store_tmp_create(ctx->st, &u->tmp_path, &u->fd);
     if (rc < 0)
-        return http_reply_error(req, 500, "cannot create a temp file: %s", err_str(rc));
+        return api_reply_errf(req, rc, "cannot create a temp file: %s", err_str(rc));
     return 0;
 }
 
@@ -325,7 +339,7 @@ static int up_body(struct http_req *req, const char *d, size_t n, void *vctx)
         return http_reply_error(req, 413, "image is over the limit of %llu bytes",
                                 (unsigned long long)u->ctx->max_image_bytes);
     if (u->write_err)
-        return http_reply_error(req, 500, "cannot write the upload: %s", err_str(u->write_err));
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
 }
 
@@ -334,6 +348,7 @@ static int up_end(struct http_req *req, void *vctx)
     struct api_ctx *ctx = vctx;
     struct up_img *u = http_req_state(req);
     json_t *out = NULL;
+    struct err e = ERR_INIT;
 
     if (http_multipart_finish(u->mp) < 0)
         return http_reply_error(req, 400, "malformed multipart body: it ends before the closing boundary");
@@ -345,16 +360,18 @@ static int up_end(struct http_req *req, void *vctx)
     if (!fn || !*fn)
         return http_reply_error(req, 400, "missing fileName query parameter");
     if (close(u->fd) < 0) {
+        int rc = -errno;
         u->fd = -1;
-        return http_reply_error(req, 500, "cannot write the upload");
+        err_set(&e, rc, "cannot write the upload: %s", err_str(rc));
+        return api_reply_err(req, rc, &e);
     }
     u->fd = -1;
     char *tmp = u->tmp_path;
     u->tmp_path = NULL; /* consumed by staging in every case */
     int rc = staging_upload_image(ctx->sg, u->ws, http_req_param(req, "batch_id"),
-                                  ds_display_name(req), fn, tmp, &out);
+                                  ds_display_name(req), fn, tmp, &out, &e);
     free(tmp);
-    return api_reply_staging(req, rc, out);
+    return api_reply(req, rc, out, &e);
 }
 
 /* ---- signed blob URLs ----------------------------------------------------------------- */
@@ -381,31 +398,34 @@ static int blob_put_begin(struct http_req *req, void *vctx)
 {
     struct api_ctx *ctx = vctx;
     struct staging_put *p = NULL;
+    struct err e = ERR_INIT;
     if (blob_query_unique(req) < 0)
         return 0;
     int rc = staging_put_open(ctx->sg, http_req_param(req, "key"), http_req_query(req, "method"),
                               http_req_query(req, "expires"), http_req_query(req, "limit"),
-                              http_req_query(req, "signature"), http_req_content_length(req), &p);
+                              http_req_query(req, "signature"), http_req_content_length(req), &p, &e);
     if (rc < 0)
-        return api_reply_staging(req, rc, NULL);
+        return api_reply(req, rc, NULL, &e);
     http_req_set_state(req, p, blob_put_free);
     return 0;
 }
 
 static int blob_put_body(struct http_req *req, const char *d, size_t n, void *vctx)
 {
+    struct err e = ERR_INIT;
     (void)vctx;
-    int rc = staging_put_write(http_req_state(req), d, n);
-    return rc < 0 ? api_reply_staging(req, rc, NULL) : 0;
+    int rc = staging_put_write(http_req_state(req), d, n, &e);
+    return rc < 0 ? api_reply_err(req, rc, &e) : 0;
 }
 
 static int blob_put_end(struct http_req *req, void *vctx)
 {
     struct staging_put *p = http_req_state(req);
+    struct err e = ERR_INIT;
     (void)vctx;
     http_req_set_state(req, NULL, NULL); /* finish frees p in every case */
-    int rc = staging_put_finish(p);
-    return api_reply_staging(req, rc, rc < 0 ? NULL : json_pack("{s:s}", "status", "ok"));
+    int rc = staging_put_finish(p, &e);
+    return api_reply(req, rc, rc < 0 ? NULL : json_pack("{s:s}", "status", "ok"), &e);
 }
 
 static int blob_get(struct http_req *req, void *vctx)
@@ -414,13 +434,14 @@ static int blob_get(struct http_req *req, void *vctx)
     int fd = -1;
     int64_t size = 0;
     const char *mime = NULL;
+    struct err e = ERR_INIT;
     if (blob_query_unique(req) < 0)
         return 0;
     int rc = staging_get_open(ctx->sg, http_req_param(req, "key"), http_req_query(req, "method"),
                               http_req_query(req, "expires"), http_req_query(req, "limit"),
-                              http_req_query(req, "signature"), &fd, &size, &mime);
+                              http_req_query(req, "signature"), &fd, &size, &mime, &e);
     if (rc < 0)
-        return api_reply_staging(req, rc, NULL);
+        return api_reply(req, rc, NULL, &e);
     return http_reply_fd(req, 200, mime ? mime : "application/octet-stream", fd, (uint64_t)size);
 }
 

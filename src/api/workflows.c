@@ -72,12 +72,14 @@ static int wf_put(struct http_req *req, void *vctx)
         return http_reply_error(req, 400, "%s", err);
     }
     char *text = json_dumps(def, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    struct err e = ERR_INIT;
     json_decref(body);
-    rc = text ? store_workflow_put(ctx->st, ws, id, text) : ERR_NOMEM;
+    rc = text ? store_space_check(ctx->st, (int64_t)strlen(text), "this workflow", &e) : ERR_NOMEM;
+    if (rc == 0 && (rc = store_workflow_put(ctx->st, ws, id, text)) < 0)
+        err_set(&e, rc, "cannot store workflow '%s': %s", id, err_str(rc));
     free(text);
     if (rc < 0)
-        return http_reply_error(req, http_status_for_err(rc), "cannot store workflow '%s': %s", id,
-                                err_str(rc));
+        return api_reply_err(req, rc, &e);
     return http_reply_json(req, 200, json_pack("{s:s,s:s,s:b}", "status", "ok", "workflowId", id,
                                                "validated", validated));
 }

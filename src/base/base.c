@@ -32,10 +32,90 @@ const char *err_str(int err)
     case ERR_INTERNAL: return "internal error";
     case ERR_UNSUPPORTED: return "unsupported";
     case ERR_AUTH: return "unauthorized";
+    case ERR_NOSPACE: return "storage full";
     }
+    if (err_is_nospace(err))
+        return "storage full";
     if (err < 0 && err > -4096)
         return strerror(-err);
     return "unknown error";
+}
+
+int err_errno(int errnum)
+{
+    if (errnum == ENOSPC || errnum == EDQUOT)
+        return ERR_NOSPACE;
+    return errnum > 0 ? -errnum : ERR_INTERNAL;
+}
+
+bool err_is_nospace(int err)
+{
+    return err == ERR_NOSPACE || err == -ENOSPC || err == -EDQUOT;
+}
+
+static void err_vset(struct err *e, const char *fmt, va_list ap)
+{
+    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+}
+
+int err_set(struct err *e, int code, const char *fmt, ...)
+{
+    if (!e)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(e, fmt, ap);
+    va_end(ap);
+    e->code = code;
+    return code;
+}
+
+void err_printf(struct err *e, const char *fmt, ...)
+{
+    if (!e)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    err_vset(e, fmt, ap);
+    va_end(ap);
+}
+
+int err_prefix(struct err *e, int code, const char *fmt, ...)
+{
+    char old[ERR_MSG_MAX];
+    if (!e)
+        return code;
+    snprintf(old, sizeof old, "%s", e->msg[0] ? e->msg : err_str(code));
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    va_end(ap);
+    size_t used = n < 0 ? 0 : MIN((size_t)n, sizeof e->msg - 1);
+    size_t room = sizeof e->msg - 1 - used;
+    size_t olen = strlen(old);
+    if (room > 2) {
+        memcpy(e->msg + used, ": ", 2);
+        used += 2;
+        room -= 2;
+        memcpy(e->msg + used, old, MIN(olen, room));
+        used += MIN(olen, room);
+    }
+    e->msg[used] = '\0';
+    e->code = code;
+    return code;
+}
+
+const char *err_text(const struct err *e, int rc)
+{
+    return e && e->msg[0] ? e->msg : err_str(rc);
+}
+
+void err_clear(struct err *e)
+{
+    if (e) {
+        e->code = 0;
+        e->msg[0] = '\0';
+    }
 }
 
 static void oom(size_t n)

@@ -27,9 +27,41 @@ enum {
     ERR_INTERNAL = -10008, /* a bug or a library failure */
     ERR_UNSUPPORTED = -10009,
     ERR_AUTH = -10010,     /* authentication / authorisation failure */
+    ERR_NOSPACE = -10011,  /* storage full: ENOSPC, EDQUOT, SQLITE_FULL */
 };
 /* Short lowercase description of an error code; static storage. */
 const char *err_str(int err);
+/* -errnum as a code, with the storage-full errnos (ENOSPC, EDQUOT) as
+ * ERR_NOSPACE: err_errno(errno) after a failed write. */
+int err_errno(int errnum);
+/* A code that says the storage is full (ERR_NOSPACE, -ENOSPC, -EDQUOT). */
+bool err_is_nospace(int err);
+
+/* The message of a failure travels with the call (git's `struct strbuf
+ * *err` in refs.h): a function that can fail for a reason a user should
+ * read takes `struct err *e` as its last parameter and, when it fails,
+ * returns the code and writes the reason into *e.  The caller owns the
+ * object (on its stack, ERR_INIT); e may be NULL when only the code is
+ * wanted.  There is no per-thread error state anywhere in vbatch, so the
+ * text of an answer can only come from the request that made it.  Only
+ * src/api/ turns a code into an HTTP status (api_http_status). */
+#define ERR_MSG_MAX 480
+struct err {
+    int code;              /* the code of the last err_set (0: none) */
+    char msg[ERR_MSG_MAX]; /* "" or a message for the user, no trailing '.' needed */
+};
+#define ERR_INIT {0, ""}
+/* Record code and message; returns code (`return err_set(e, ERR_X, ...)`). */
+int err_set(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Record a message only, the code being returned separately. */
+void err_printf(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Put "<prefix>: " before the message already there (or before
+ * err_str(code) when there is none); returns code. */
+int err_prefix(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The message for a failure with code rc: e's message when it has one,
+ * else err_str(rc).  Never NULL. */
+const char *err_text(const struct err *e, int rc);
+void err_clear(struct err *e);
 
 /* ---- allocation ------------------------------------------------------ */
 /* Small bookkeeping allocations: abort on failure (never return NULL). */

@@ -37,9 +37,9 @@ struct http_req;
 
 /* ---- route callbacks ----------------------------------------------------- */
 /* Each callback returns 0 on success.  A negative return without a reply
- * already made becomes an error reply whose status follows the code
- * (http_status_for_err) and whose message is err_str().  'ctx' is the
- * pointer given to http_router_add. */
+ * already made becomes an error reply whose status is the server's
+ * err_status(code) (http_server_opts; 500 without one) and whose message
+ * is err_str().  'ctx' is the pointer given to http_router_add. */
 typedef int (*http_begin_fn)(struct http_req *req, void *ctx);
 typedef int (*http_body_fn)(struct http_req *req, const char *data, size_t len, void *ctx);
 typedef int (*http_end_fn)(struct http_req *req, void *ctx);
@@ -107,6 +107,11 @@ struct http_server_opts {
     unsigned conn_timeout_s;  /* idle connection timeout; 0 = 60 */
     unsigned max_conns;       /* 0 = 1024 */
     bool quiet;               /* no per-request log line (benchmarks) */
+    /* Status of a callback's negative return made without a reply: the
+     * one code-to-status mapping lives above http/ (api_http_status);
+     * NULL: 500.  This module knows only the statuses of HTTP itself
+     * (400 malformed request, 404/405 routing, 413 body size, 501). */
+    unsigned (*err_status)(int err);
 };
 /* Start serving 'router' (borrowed; must outlive the server).  On success
  * returns 0 and *out; the caller stops it with http_server_stop(). */
@@ -173,11 +178,6 @@ int http_reply_fd(struct http_req *req, unsigned status, const char *content_typ
                   uint64_t size);
 /* Add a header to the reply made next (or already made).  Up to 8. */
 int http_reply_header(struct http_req *req, const char *name, const char *value);
-
-/* Status for an internal error code: ERR_PARSE/ERR_INVALID 400, ERR_AUTH 401,
- * ERR_NOTFOUND 404, ERR_EXISTS 409, ERR_LIMIT 413, ERR_UNSUPPORTED 415,
- * anything else 500. */
-unsigned http_status_for_err(int err);
 
 /* ---- multipart/form-data (RFC 7578), incremental --------------------------- */
 /* A part's headers, borrowed for the duration of the part_begin callback.

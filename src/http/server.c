@@ -55,6 +55,7 @@ struct http_server {
     unsigned port;
     char default_host[64]; /* "127.0.0.1:PORT" when there is no Host header */
     bool quiet;
+    unsigned (*err_status)(int err); /* may be NULL: 500 */
 };
 
 struct http_req {
@@ -90,27 +91,6 @@ struct http_req {
 };
 
 /* ---- replies ------------------------------------------------------------------ */
-
-unsigned http_status_for_err(int err)
-{
-    switch (err) {
-    case ERR_PARSE:
-    case ERR_INVALID:
-        return 400;
-    case ERR_AUTH:
-        return 401;
-    case ERR_NOTFOUND:
-        return 404;
-    case ERR_EXISTS:
-        return 409;
-    case ERR_LIMIT:
-        return 413;
-    case ERR_UNSUPPORTED:
-        return 415;
-    default:
-        return 500;
-    }
-}
 
 bool http_req_replied(const struct http_req *req)
 {
@@ -359,7 +339,9 @@ static void req_fail(struct http_req *req, int rc)
 {
     if (req->replied)
         return;
-    unsigned st = http_status_for_err(rc);
+    unsigned st = req->srv->err_status ? req->srv->err_status(rc) : 500;
+    if (st < 400 || st > 599)
+        st = 500;
     http_reply_error(req, st, "%s", st == 500 ? "internal error" : err_str(rc));
 }
 
@@ -492,8 +474,10 @@ static void req_chunk(struct http_req *req, const char *data, size_t n)
     }
     if (req->ops->body)
         rc = req->ops->body(req, data, n, req->ctx);
-    else if (buf_append(&req->body, data, n) < 0)
-        rc = ERR_LIMIT;
+    else if (buf_append(&req->body, data, n) < 0) {
+        http_reply_error(req, 413, "request body is over the limit of %zu bytes", req->body.limit);
+        return;
+    }
     if (rc < 0)
         req_fail(req, rc);
 }
@@ -707,6 +691,7 @@ int http_server_start(const struct http_server_opts *opts, struct http_router *r
     s = xcalloc(1, sizeof(*s));
     s->router = router;
     s->quiet = opts->quiet;
+    s->err_status = opts->err_status;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,

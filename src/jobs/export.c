@@ -192,7 +192,7 @@ static la_ssize_t tgz_write_cb(struct archive *a, void *ud, const void *buf, siz
     return z->wrc == 0 ? (la_ssize_t)n : -1;
 }
 
-static int tgz_open(struct jobs *j, const char *key, struct tgz *z)
+static int tgz_open(struct jobs *j, const char *key, struct tgz *z, struct err *err)
 {
     memset(z, 0, sizeof *z);
     int rc = store_blob_writer_open(j->st, key, 0, &z->w);
@@ -204,7 +204,7 @@ static int tgz_open(struct jobs *j, const char *key, struct tgz *z)
         archive_write_set_bytes_in_last_block(z->a, 1) != ARCHIVE_OK ||
         archive_write_set_options(z->a, "gzip:!timestamp,gzip:compression-level=0") != ARCHIVE_OK ||
         archive_write_open(z->a, z, NULL, tgz_write_cb, NULL) != ARCHIVE_OK) {
-        jobs__err("libarchive: %s", z->a ? archive_error_string(z->a) : "out of memory");
+        err_printf(err, "libarchive: %s", z->a ? archive_error_string(z->a) : "out of memory");
         if (z->a)
             archive_write_free(z->a);
         z->a = NULL;
@@ -225,11 +225,11 @@ static void tgz_abort(struct tgz *z)
 }
 
 /* Close the archive and publish the blob; *size = its bytes. */
-static int tgz_finish(struct tgz *z, int64_t *size)
+static int tgz_finish(struct tgz *z, int64_t *size, struct err *err)
 {
     int rc = archive_write_close(z->a) == ARCHIVE_OK && z->wrc == 0 ? 0 : ERR_INTERNAL;
     if (rc < 0)
-        jobs__err("cannot finish an archive: %s", archive_error_string(z->a));
+        err_printf(err, "cannot finish an archive: %s", archive_error_string(z->a));
     archive_write_free(z->a);
     z->a = NULL;
     if (rc < 0) {
@@ -244,13 +244,13 @@ static int tgz_finish(struct tgz *z, int64_t *size)
 }
 
 /* Add one blob to the archive under arc, streamed. */
-static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *arc, char *copybuf, size_t cap)
+static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *arc, char *copybuf, size_t cap, struct err *err)
 {
     int fd = -1;
     int64_t size = 0;
     int rc = store_blob_open(j->st, key, &fd, &size);
     if (rc < 0) {
-        jobs__err("persisted image '%s' is missing: %s", key, err_str(rc));
+        err_printf(err, "persisted image '%s' is missing: %s", key, err_str(rc));
         return rc;
     }
     struct archive_entry *e = archive_entry_new();
@@ -262,7 +262,7 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
      * again after a crash, so archive boundaries (and names) do not move. */
     archive_entry_set_mtime(e, (time_t)1700000000, 0);
     if (archive_write_header(z->a, e) != ARCHIVE_OK) {
-        jobs__err("libarchive: %s", archive_error_string(z->a));
+        err_printf(err, "libarchive: %s", archive_error_string(z->a));
         rc = ERR_INTERNAL;
     }
     int64_t left = size;
@@ -272,11 +272,11 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
             continue;
         if (r <= 0) {
             rc = r < 0 ? -errno : ERR_INTERNAL;
-            jobs__err("cannot read '%s'", key);
+            err_printf(err, "cannot read '%s'", key);
             break;
         }
         if (archive_write_data(z->a, copybuf, (size_t)r) != r) {
-            jobs__err("libarchive: %s", archive_error_string(z->a));
+            err_printf(err, "libarchive: %s", archive_error_string(z->a));
             rc = ERR_INTERNAL;
         }
         left -= r;
@@ -294,7 +294,7 @@ static int tgz_add(struct jobs *j, struct tgz *z, const char *key, const char *a
  * Written always (a re-run export leaves no stale lines), registered in
  * the part "errors" when it is not empty. */
 static int export_errors(struct jobs *j, const struct jobs__job *jb, const int *nos, int ntasks, const char *eb,
-                         char **line, size_t *lcap)
+                         char **line, size_t *lcap, struct err *err)
 {
     char *key = xasprintf("jobs/%s/%s/export/errors.jsonl", jb->ws, jb->job_id);
     struct store_blob_writer *out = NULL;
@@ -322,16 +322,16 @@ static int export_errors(struct jobs *j, const struct jobs__job *jb, const int *
         if (rc == 0 && size > 0)
             rc = jobs__output_ensure(j, jb->ws, eb, "errors", "metadata",
                                      "failed images (JSONL: image, stage, cause)", "errors.jsonl", "metadata",
-                                     "application/x-ndjson", key, size);
+                                     "application/x-ndjson", key, size, err);
     }
-    if (rc < 0 && !jobs_errmsg()[0])
-        jobs__err("cannot write the errors file: %s", err_str(rc));
+    if (rc < 0 && !(err && err->msg[0]))
+        err_printf(err, "cannot write the errors file: %s", err_str(rc));
     store_blob_writer_abort(out);
     free(key);
     return rc;
 }
 
-int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err)
 {
     struct jobs__job jb;
     struct jobs__hb hb = {time_mono_ms(), time_mono_ms(), 0};
@@ -352,9 +352,12 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         return ERR_NOTFOUND;
     bool csv = !strcmp(jb.agg_format, "csv");
     eb = xasprintf("%s-export", jb.job_id);
-    rc = proc_tasks(j, jb.pk, &nos, &ntasks);
+    rc = store_space_check(j->st, 0, "the job's export", err);
+    if (rc == 0)
+        rc = proc_tasks(j, jb.pk, &nos, &ntasks);
     if (rc < 0) {
-        jobs__err("cannot list the tasks");
+        if (!err_is_nospace(rc))
+            err_printf(err, "cannot list the tasks");
         goto out;
     }
     outputs = json_loads(jb.outputs, 0, NULL);
@@ -369,7 +372,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
     key = xasprintf("jobs/%s/%s/export/aggregated_results.%s", jb.ws, jb.job_id, csv ? "csv" : "jsonl");
     rc = store_blob_writer_open(j->st, key, 0, &out);
     if (rc < 0) {
-        jobs__err("cannot open the export blob: %s", err_str(rc));
+        err_printf(err, "cannot open the export blob: %s", err_str(rc));
         goto out;
     }
     if (csv) {
@@ -385,7 +388,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         char *rk = jobs__results_key(&jb, nos[k]);
         rc = blob_fopen(j, rk, &fp);
         if (rc == 0 && !fp) {
-            jobs__err("results of task %d are missing", nos[k]);
+            err_printf(err, "results of task %d are missing", nos[k]);
             rc = ERR_INTERNAL;
         }
         free(rk);
@@ -399,7 +402,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
             }
             json_t *row = json_loadb(line, (size_t)n, 0, NULL);
             if (!row) {
-                jobs__err("a results row of task %d is not JSON", nos[k]);
+                err_printf(err, "a results row of task %d is not JSON", nos[k]);
                 rc = ERR_PARSE;
                 break;
             }
@@ -414,8 +417,8 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         fp = NULL;
     }
     if (rc < 0) {
-        if (!jobs_errmsg()[0])
-            jobs__err("cannot write the aggregated results: %s", err_str(rc));
+        if (!err->msg[0])
+            err_printf(err, "cannot write the aggregated results: %s", err_str(rc));
         goto out;
     }
     rc = jobs__hb_tick(j, &hb, t, w->owner, 0.5, true);
@@ -428,13 +431,13 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
         if (rc == 0)
             rc = jobs__output_ensure(j, jb.ws, eb, "results", "metadata", "aggregated workflow results",
                                      csv ? "aggregated_results.csv" : "aggregated_results.jsonl", "metadata",
-                                     csv ? "text/csv" : "application/x-ndjson", key, size);
+                                     csv ? "text/csv" : "application/x-ndjson", key, size, err);
         if (rc < 0)
             goto out;
     }
 
     /* 2. the failed images: the tasks' errors files, part "errors" */
-    rc = export_errors(j, &jb, nos, ntasks, eb, &line, &lcap);
+    rc = export_errors(j, &jb, nos, ntasks, eb, &line, &lcap, err);
     if (rc < 0)
         goto out;
 
@@ -456,7 +459,7 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
                 json_int_t sz = json_integer_value(json_object_get(m, "size"));
                 if (!ik || !arc) {
                     json_decref(m);
-                    jobs__err("bad image manifest line of task %d", nos[k]);
+                    err_printf(err, "bad image manifest line of task %d", nos[k]);
                     rc = ERR_PARSE;
                     break;
                 }
@@ -465,21 +468,21 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
                     int64_t asz = 0;
                     char *an = xasprintf("images-%05d.tar.gz", narch);
                     char *ak = xasprintf("jobs/%s/%s/export/%s", jb.ws, jb.job_id, an);
-                    rc = tgz_finish(&z, &asz);
+                    rc = tgz_finish(&z, &asz, err);
                     if (rc == 0)
                         rc = jobs__output_ensure(j, jb.ws, eb, "images", "archives", "persisted image outputs",
-                                                 an, "archives", "application/gzip", ak, asz);
+                                                 an, "archives", "application/gzip", ak, asz, err);
                     free(an);
                     free(ak);
                 }
                 if (rc == 0 && !z.a) {
                     char *ak = xasprintf("jobs/%s/%s/export/images-%05d.tar.gz", jb.ws, jb.job_id, ++narch);
-                    rc = tgz_open(j, ak, &z);
+                    rc = tgz_open(j, ak, &z, err);
                     free(ak);
                 }
                 jobs__throttle(j);
                 if (rc == 0)
-                    rc = tgz_add(j, &z, ik, arc, copybuf, 64 * 1024);
+                    rc = tgz_add(j, &z, ik, arc, copybuf, 64 * 1024, err);
                 json_decref(m);
             }
             if (fp)
@@ -490,10 +493,10 @@ int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__
             int64_t asz = 0;
             char *an = xasprintf("images-%05d.tar.gz", narch);
             char *ak = xasprintf("jobs/%s/%s/export/%s", jb.ws, jb.job_id, an);
-            rc = tgz_finish(&z, &asz);
+            rc = tgz_finish(&z, &asz, err);
             if (rc == 0)
                 rc = jobs__output_ensure(j, jb.ws, eb, "images", "archives", "persisted image outputs", an,
-                                         "archives", "application/gzip", ak, asz);
+                                         "archives", "application/gzip", ak, asz, err);
             free(an);
             free(ak);
         }

@@ -36,44 +36,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- errors ------------------------------------------------------------------ */
-
-static __thread char jobs_err_buf[512];
-
-void jobs__err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(jobs_err_buf, sizeof jobs_err_buf, fmt, ap);
-    va_end(ap);
-}
-
-const char *jobs_errmsg(void)
-{
-    return jobs_err_buf[0] ? jobs_err_buf : "internal error";
-}
-
-int jobs_http_status(int rc)
-{
-    if (rc >= 0)
-        return 200;
-    switch (rc) {
-    case ERR_INVALID:
-    case ERR_PARSE:
-    case ERR_LIMIT:
-    case ERR_UNSUPPORTED:
-        return 400;
-    case ERR_NOTFOUND:
-        return 404;
-    case ERR_EXISTS:
-        return 409;
-    case ERR_AUTH:
-        return 403;
-    default:
-        return 500;
-    }
-}
-
 /* ---- schema --------------------------------------------------------------------- */
 
 static const char *const jobs_migrations[] = {
@@ -126,9 +88,10 @@ static const char *const jobs_migrations[] = {
 
 static int sql_prep(sqlite3 *db, const char *sql, sqlite3_stmt **q)
 {
-    if (sqlite3_prepare_v2(db, sql, -1, q, NULL) != SQLITE_OK) {
-        jobs__err("database error: %s", sqlite3_errmsg(db));
-        return ERR_INTERNAL;
+    int src = sqlite3_prepare_v2(db, sql, -1, q, NULL);
+    if (src != SQLITE_OK) {
+        log_error("jobs", "database error: %s", sqlite3_errmsg(db));
+        return store_sql_err(db, src);
     }
     return 0;
 }
@@ -155,9 +118,11 @@ static const char *col_str(sqlite3_stmt *q, int i)
 
 static int sql_step_done(sqlite3 *db, sqlite3_stmt *q)
 {
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : ERR_INTERNAL;
-    if (rc < 0)
-        jobs__err("database error: %s", sqlite3_errmsg(db));
+    int src = sqlite3_step(q), rc = 0;
+    if (src != SQLITE_DONE) {
+        log_error("jobs", "database error: %s", sqlite3_errmsg(db));
+        rc = store_sql_err(db, src);
+    }
     sqlite3_finalize(q);
     return rc;
 }
@@ -211,7 +176,7 @@ static int webhook_db(sqlite3 *db, int64_t job_pk, bool success)
         free(key);
         free(txt);
         if (rc < 0)
-            jobs__err("cannot queue the job webhook: %s", err_str(rc));
+            log_error("jobs", "cannot queue the job webhook: %s", err_str(rc));
     }
     sqlite3_finalize(q);
     return rc;
@@ -268,12 +233,12 @@ void jobs_opts_default(struct jobs_opts *o)
         o->item_delay_ms = MAX(0, MIN(atoll(d), 60000));
 }
 
-int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, struct jobs **out)
+int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, struct jobs **out, struct err *err)
 {
     struct jobs *j;
     int rc = store_migrate(st, "jobs", jobs_migrations, (int)ARRAY_LEN(jobs_migrations));
     if (rc < 0) {
-        jobs__err("cannot migrate the jobs tables: %s", err_str(rc));
+        err_printf(err, "cannot migrate the jobs tables: %s", err_str(rc));
         return rc;
     }
     j = xcalloc(1, sizeof *j);
@@ -426,18 +391,18 @@ static bool opt_null(const json_t *v)
 }
 
 /* Parse a compute configuration into workers/machine type. */
-static int parse_compute(const json_t *cc, int *workers, const char **machine)
+static int parse_compute(const json_t *cc, int *workers, const char **machine, struct err *err)
 {
     const char *type = json_string_value(json_object_get(cc, "type"));
     const json_t *mt = json_object_get(cc, "machineType");
     if (!json_is_object(cc)) {
-        jobs__err("computeConfiguration must be an object");
+        err_printf(err, "computeConfiguration must be an object");
         return ERR_INVALID;
     }
     if (!opt_null(mt)) {
         const char *m = json_string_value(mt);
         if (!m || (strcmp(m, "cpu") && strcmp(m, "gpu"))) {
-            jobs__err("computeConfiguration.machineType must be \"cpu\" or \"gpu\"");
+            err_printf(err, "computeConfiguration.machineType must be \"cpu\" or \"gpu\"");
             return ERR_INVALID;
         }
         *machine = m;
@@ -446,7 +411,7 @@ static int parse_compute(const json_t *cc, int *workers, const char **machine)
         const json_t *w = json_object_get(cc, "workersPerMachine");
         if (!opt_null(w)) {
             if (!json_is_integer(w) || json_integer_value(w) < 1 || json_integer_value(w) > 64) {
-                jobs__err("computeConfiguration.workersPerMachine must be an integer from 1 to 64");
+                err_printf(err, "computeConfiguration.workersPerMachine must be an integer from 1 to 64");
                 return ERR_INVALID;
             }
             *workers = (int)json_integer_value(w);
@@ -467,39 +432,39 @@ static int parse_compute(const json_t *cc, int *workers, const char **machine)
                 *workers = map[i].workers;
                 return 0;
             }
-        jobs__err("computeConfiguration.machineSize must be one of xs, s, m, l, xl");
+        err_printf(err, "computeConfiguration.machineSize must be one of xs, s, m, l, xl");
         return ERR_INVALID;
     }
-    jobs__err("computeConfiguration.type must be \"compute-configuration-v2\" (or the legacy"
+    err_printf(err, "computeConfiguration.type must be \"compute-configuration-v2\" (or the legacy"
               " \"compute-configuration-v1\")");
     return ERR_INVALID;
 }
 
-static int parse_pos_int(const json_t *v, const char *what, json_int_t max, json_int_t *out)
+static int parse_pos_int(const json_t *v, const char *what, json_int_t max, json_int_t *out, struct err *err)
 {
     if (opt_null(v))
         return 0;
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > max) {
-        jobs__err("%s must be an integer from 1 to %lld", what, (long long)max);
+        err_printf(err, "%s must be an integer from 1 to %lld", what, (long long)max);
         return ERR_INVALID;
     }
     *out = json_integer_value(v);
     return 0;
 }
 
-static int parse_rate(const json_t *v, double *out)
+static int parse_rate(const json_t *v, double *out, struct err *err)
 {
     if (opt_null(v))
         return 0;
     if (!json_is_number(v) || json_number_value(v) < 0.0 || json_number_value(v) > 1.0) {
-        jobs__err("maxImageFailureRate must be a number from 0 to 1");
+        err_printf(err, "maxImageFailureRate must be a number from 0 to 1");
         return ERR_INVALID;
     }
     *out = json_number_value(v);
     return 0;
 }
 
-static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
+static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d, struct err *err)
 {
     const char *type = json_string_value(json_object_get(b, "type"));
     const json_t *in, *ps, *v;
@@ -512,68 +477,68 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
     d->agg = "jsonl";
     d->backend = "inference-models";
     if (!json_is_object(b)) {
-        jobs__err("the body must be a JSON object");
+        err_printf(err, "the body must be a JSON object");
         return ERR_INVALID;
     }
     if (!type) {
-        jobs__err("missing job type: expected \"simple-image-processing-v1\" or \"simple-video-processing-v1\"");
+        err_printf(err, "missing job type: expected \"simple-image-processing-v1\" or \"simple-video-processing-v1\"");
         return ERR_INVALID;
     }
     if (!strcmp(type, "trt-compilation-v1") || !strcmp(type, "TRT_COMPILATION_V1")) {
-        jobs__err("TensorRT compilation jobs are not supported by this server");
+        err_printf(err, "TensorRT compilation jobs are not supported by this server");
         return ERR_INVALID;
     }
     d->video = !strcmp(type, "simple-video-processing-v1");
     if (!d->video && strcmp(type, "simple-image-processing-v1") != 0) {
-        jobs__err("unknown job type '%.64s': expected \"simple-image-processing-v1\" or "
+        err_printf(err, "unknown job type '%.64s': expected \"simple-image-processing-v1\" or "
                   "\"simple-video-processing-v1\"", type);
         return ERR_INVALID;
     }
     in = json_object_get(b, "jobInput");
     if (!json_is_object(in) || !json_string_value(json_object_get(in, "type")) ||
         strcmp(json_string_value(json_object_get(in, "type")), "staging-batch-input-v1") != 0) {
-        jobs__err("jobInput must be {\"type\": \"staging-batch-input-v1\", \"batchId\": …}");
+        err_printf(err, "jobInput must be {\"type\": \"staging-batch-input-v1\", \"batchId\": …}");
         return ERR_INVALID;
     }
     d->batch = json_string_value(json_object_get(in, "batchId"));
     if (!d->batch || !id_valid(d->batch, 64)) {
-        jobs__err("jobInput.batchId must be 1 to 64 characters of a-z, 0-9, '-' and '_'");
+        err_printf(err, "jobInput.batchId must be 1 to 64 characters of a-z, 0-9, '-' and '_'");
         return ERR_INVALID;
     }
     v = json_object_get(in, "partName");
     if (!opt_null(v)) {
         d->part = json_string_value(v);
         if (!d->part || !id_valid(d->part, 64)) {
-            jobs__err("jobInput.partName is not a valid part name");
+            err_printf(err, "jobInput.partName is not a valid part name");
             return ERR_INVALID;
         }
     }
     v = json_object_get(in, "imagesMetadataPart");
     if (!opt_null(v) && (!json_string_value(v) || !id_valid(json_string_value(v), 64))) {
-        jobs__err("jobInput.imagesMetadataPart is not a valid part name");
+        err_printf(err, "jobInput.imagesMetadataPart is not a valid part name");
         return ERR_INVALID;
     }
     if (!opt_null(v) && d->video) {
-        jobs__err("jobInput.imagesMetadataPart is for image jobs only");
+        err_printf(err, "jobInput.imagesMetadataPart is for image jobs only");
         return ERR_INVALID;
     }
-    rc = parse_compute(json_object_get(b, "computeConfiguration"), &d->workers, &d->machine_type);
+    rc = parse_compute(json_object_get(b, "computeConfiguration"), &d->workers, &d->machine_type, err);
     if (rc < 0)
         return rc;
     if ((rc = parse_pos_int(json_object_get(b, "processingTimeoutSeconds"), "processingTimeoutSeconds",
-                            31ll * 24 * 3600, &d->timeout_s)) < 0 ||
+                            31ll * 24 * 3600, &d->timeout_s, err)) < 0 ||
         (rc = parse_pos_int(json_object_get(b, "maxParallelTasks"), "maxParallelTasks", 10000,
-                            &d->max_parallel)) < 0 ||
-        (rc = parse_rate(json_object_get(b, "maxImageFailureRate"), &d->max_fail_rate)) < 0)
+                            &d->max_parallel, err)) < 0 ||
+        (rc = parse_rate(json_object_get(b, "maxImageFailureRate"), &d->max_fail_rate, err)) < 0)
         return rc;
     if (d->video && d->max_fail_rate >= 0) {
-        jobs__err("maxImageFailureRate is for image jobs only (a video job fails its videos one by one)");
+        err_printf(err, "maxImageFailureRate is for image jobs only (a video job fails its videos one by one)");
         return ERR_INVALID;
     }
     v = json_object_get(b, "inferenceBackend");
     if (!opt_null(v) && (!json_is_string(v) || (strcmp(json_string_value(v), "inference-models") &&
                                                 strcmp(json_string_value(v), "old-inference")))) {
-        jobs__err("inferenceBackend must be \"inference-models\" or \"old-inference\"");
+        err_printf(err, "inferenceBackend must be \"inference-models\" or \"old-inference\"");
         return ERR_INVALID;
     }
     if (!opt_null(v))
@@ -581,32 +546,32 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
     ps = json_object_get(b, "processingSpecification");
     if (!json_is_object(ps) || !json_string_value(json_object_get(ps, "type")) ||
         strcmp(json_string_value(json_object_get(ps, "type")), "workflows-processing-specification-v1")) {
-        jobs__err("processingSpecification must have \"type\": \"workflows-processing-specification-v1\"");
+        err_printf(err, "processingSpecification must have \"type\": \"workflows-processing-specification-v1\"");
         return ERR_INVALID;
     }
     d->wf_ws = json_string_value(json_object_get(ps, "workspace"));
     d->wf_id = json_string_value(json_object_get(ps, "workflowId"));
     if (!d->wf_ws || !d->wf_id || !*d->wf_ws || !*d->wf_id) {
-        jobs__err("processingSpecification needs \"workspace\" and \"workflowId\" strings");
+        err_printf(err, "processingSpecification needs \"workspace\" and \"workflowId\" strings");
         return ERR_INVALID;
     }
     v = json_object_get(ps, "workflowParameters");
     if (!opt_null(v)) {
         if (!json_is_object(v)) {
-            jobs__err("processingSpecification.workflowParameters must be an object");
+            err_printf(err, "processingSpecification.workflowParameters must be an object");
             return ERR_INVALID;
         }
         d->params = (json_t *)v;
     }
     v = json_object_get(ps, "imageInputName");
     if (!opt_null(v) && !(d->image_input = json_string_value(v))) {
-        jobs__err("processingSpecification.imageInputName must be a string");
+        err_printf(err, "processingSpecification.imageInputName must be a string");
         return ERR_INVALID;
     }
     v = json_object_get(ps, "persistImagesOutputs");
     if (!opt_null(v)) {
         if (!json_is_boolean(v)) {
-            jobs__err("processingSpecification.persistImagesOutputs must be a boolean");
+            err_printf(err, "processingSpecification.persistImagesOutputs must be a boolean");
             return ERR_INVALID;
         }
         d->persist = json_is_true(v);
@@ -616,12 +581,12 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
         size_t i;
         json_t *e;
         if (!json_is_array(v)) {
-            jobs__err("processingSpecification.imagesOutputsToBePersisted must be a list of output names");
+            err_printf(err, "processingSpecification.imagesOutputsToBePersisted must be a list of output names");
             return ERR_INVALID;
         }
         json_array_foreach(v, i, e) if (!json_is_string(e))
         {
-            jobs__err("processingSpecification.imagesOutputsToBePersisted must be a list of output names");
+            err_printf(err, "processingSpecification.imagesOutputsToBePersisted must be a list of output names");
             return ERR_INVALID;
         }
         d->persist_list = (json_t *)v;
@@ -630,37 +595,37 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
     if (!opt_null(v)) {
         d->agg = json_string_value(v);
         if (!d->agg || (strcmp(d->agg, "csv") && strcmp(d->agg, "jsonl"))) {
-            jobs__err("processingSpecification.aggregationFormat must be \"csv\" or \"jsonl\"");
+            err_printf(err, "processingSpecification.aggregationFormat must be \"csv\" or \"jsonl\"");
             return ERR_INVALID;
         }
     }
     v = json_object_get(ps, "maxVideoFPS");
     if (!opt_null(v)) {
         if (!d->video) {
-            jobs__err("processingSpecification.maxVideoFPS is for video jobs only");
+            err_printf(err, "processingSpecification.maxVideoFPS is for video jobs only");
             return ERR_INVALID;
         }
         if (!json_is_number(v) || !(json_number_value(v) > 0 && json_number_value(v) <= 1000)) {
-            jobs__err("processingSpecification.maxVideoFPS must be a number of frames per second in (0, 1000]");
+            err_printf(err, "processingSpecification.maxVideoFPS must be a number of frames per second in (0, 1000]");
             return ERR_INVALID;
         }
         d->max_fps = json_number_value(v);
     }
     v = json_object_get(ps, "imagesMetadataInputsMapping");
     if (!opt_null(v) && d->video) {
-        jobs__err("processingSpecification.imagesMetadataInputsMapping is for image jobs only");
+        err_printf(err, "processingSpecification.imagesMetadataInputsMapping is for image jobs only");
         return ERR_INVALID;
     }
     if (!opt_null(v)) {
         const char *k;
         json_t *e;
         if (!json_is_object(v)) {
-            jobs__err("processingSpecification.imagesMetadataInputsMapping must be an object");
+            err_printf(err, "processingSpecification.imagesMetadataInputsMapping must be an object");
             return ERR_INVALID;
         }
         json_object_foreach((json_t *)v, k, e) if (!json_is_string(e))
         {
-            jobs__err("imagesMetadataInputsMapping['%.64s'] must be a metadata key (string)", k);
+            err_printf(err, "imagesMetadataInputsMapping['%.64s'] must be a metadata key (string)", k);
             return ERR_INVALID;
         }
     }
@@ -669,28 +634,28 @@ static int parse_def(struct jobs *j, const json_t *b, struct jobdef *d)
         const char *why = NULL;
         d->notif = json_string_value(v);
         if (!d->notif || strlen(d->notif) > 2048) {
-            jobs__err("notificationsURL must be a URL string");
+            err_printf(err, "notificationsURL must be a URL string");
             return ERR_INVALID;
         }
         if (j && store_net_check_url(j->st, d->notif, &why) < 0) {
-            jobs__err("notificationsURL '%.200s' is not allowed: %s", d->notif, why ? why : "invalid");
+            err_printf(err, "notificationsURL '%.200s' is not allowed: %s", d->notif, why ? why : "invalid");
             return ERR_INVALID;
         }
     }
     return 0;
 }
 
-int jobs_definition_check(const json_t *body)
+int jobs_definition_check(const json_t *body, struct err *err)
 {
     struct jobdef d;
-    return parse_def(NULL, body, &d);
+    return parse_def(NULL, body, &d, err);
 }
 
 /* ---- POST job ------------------------------------------------------------------------------------ */
 
 /* Find a job by (ws, job_id): *pk (0 when absent) and *def (malloc'd canonical
  * definition, may be NULL). */
-static int job_find(sqlite3 *db, const char *ws, const char *job_id, int64_t *pk, char **def)
+static int job_find(sqlite3 *db, const char *ws, const char *job_id, int64_t *pk, char **def, struct err *err)
 {
     sqlite3_stmt *q = NULL;
     int rc = sql_prep(db, "SELECT pk, definition FROM jobs WHERE workspace=? AND job_id=?", &q);
@@ -707,7 +672,7 @@ static int job_find(sqlite3 *db, const char *ws, const char *job_id, int64_t *pk
         if (def)
             *def = col_dup(q, 1);
     } else if (s != SQLITE_DONE) {
-        jobs__err("database error: %s", sqlite3_errmsg(db));
+        err_printf(err, "database error: %s", sqlite3_errmsg(db));
         rc = ERR_INTERNAL;
     }
     sqlite3_finalize(q);
@@ -722,20 +687,20 @@ static json_t *reply_created(const char *job_id, bool created)
 /* Can jobs of this machine type run here (the model runtime, and for
  * "gpu" a GPU execution provider)?  Loads no model.  ERR_INVALID (400)
  * with a message when not. */
-static int machine_check(struct jobs *j, const char *machine_type, bool needs_models)
+static int machine_check(struct jobs *j, const char *machine_type, bool needs_models, struct err *err)
 {
-    char err[512];
+    char why[400];
     if (!j->o.model_select) {
         if (machine_type && !strcmp(machine_type, "gpu")) {
-            jobs__err("computeConfiguration.machineType \"gpu\" is not available on this server (no GPU"
+            err_printf(err, "computeConfiguration.machineType \"gpu\" is not available on this server (no GPU"
                       " model runtime configured)");
             return ERR_INVALID;
         }
         return 0;
     }
-    if (j->o.model_select(j->o.model_select_ud, machine_type, NULL, needs_models, NULL, NULL, NULL, err,
-                          sizeof err) < 0) {
-        jobs__err("%s", err);
+    if (j->o.model_select(j->o.model_select_ud, machine_type, NULL, needs_models, NULL, NULL, NULL, why,
+                          sizeof why) < 0) {
+        err_printf(err, "%s", why);
         return ERR_INVALID;
     }
     return 0;
@@ -743,13 +708,13 @@ static int machine_check(struct jobs *j, const char *machine_type, bool needs_mo
 
 /* Compile the snapshot and resolve the image input and the outputs. */
 static int check_workflow(const char *wf_text, const struct jobdef *d, char **image_input,
-                          json_t **outputs, bool *uses_models)
+                          json_t **outputs, bool *uses_models, struct err *err)
 {
     struct wf_workflow *wf = NULL;
-    char err[400];
-    int rc = wf_compile_text(wf_text, strlen(wf_text), &wf, err, sizeof err);
+    char why[400];
+    int rc = wf_compile_text(wf_text, strlen(wf_text), &wf, why, sizeof why);
     if (rc < 0) {
-        jobs__err("workflow '%s' does not compile: %s", d->wf_id, err);
+        err_printf(err, "workflow '%s' does not compile: %s", d->wf_id, why);
         return ERR_INVALID;
     }
     *uses_models = wf_uses_models(wf);
@@ -759,7 +724,7 @@ static int check_workflow(const char *wf_text, const struct jobdef *d, char **im
         for (size_t i = 0; i < ni; i++)
             found |= !strcmp(wf_image_input_name(wf, i), d->image_input);
         if (!found) {
-            jobs__err("imageInputName '%.64s' is not an image input of workflow '%s'", d->image_input,
+            err_printf(err, "imageInputName '%.64s' is not an image input of workflow '%s'", d->image_input,
                       d->wf_id);
             rc = ERR_INVALID;
             goto out;
@@ -768,7 +733,7 @@ static int check_workflow(const char *wf_text, const struct jobdef *d, char **im
     } else if (ni == 1) {
         *image_input = xstrdup(wf_image_input_name(wf, 0));
     } else {
-        jobs__err("workflow '%s' has %zu image inputs: batch processing needs exactly one, or"
+        err_printf(err, "workflow '%s' has %zu image inputs: batch processing needs exactly one, or"
                   " imageInputName", d->wf_id, ni);
         rc = ERR_INVALID;
         goto out;
@@ -785,7 +750,7 @@ static int check_workflow(const char *wf_text, const struct jobdef *d, char **im
             for (size_t k = 0; k < wf_output_count(wf); k++)
                 found |= !strcmp(wf_output_name(wf, k), json_string_value(e));
             if (!found) {
-                jobs__err("imagesOutputsToBePersisted: '%.64s' is not an output of workflow '%s'",
+                err_printf(err, "imagesOutputsToBePersisted: '%.64s' is not an output of workflow '%s'",
                           json_string_value(e), d->wf_id);
                 rc = ERR_INVALID;
                 free(*image_input);
@@ -811,13 +776,13 @@ out:
  * with tasks of 500, a 400-image job would run on one worker — one ONNX
  * Runtime thread of a 2-core machine — while the other waits. */
 static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, struct plan *p,
-                      int64_t *total)
+                      int64_t *total, struct err *err)
 {
     int64_t after = 0, count = 0;
     int rc = 0;
     *total = 0;
     p->max_items = d->video ? 1 : j->o.max_task_items;
-    if (!d->video && staging_items_count(j->sg, ws, d->batch, d->part, &count) == 0 && count > 0) {
+    if (!d->video && staging_items_count(j->sg, ws, d->batch, d->part, &count, err) == 0 && count > 0) {
         int64_t want = 2 * (int64_t)MAX(j->o.workers, 1);
         int64_t per = MAX(PLAN_MIN_TASK_ITEMS, (count + want - 1) / want);
         p->max_items = (int)MIN((int64_t)j->o.max_task_items, per);
@@ -826,19 +791,18 @@ static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, st
         struct staging_item *it = NULL;
         int n = 0;
         /* Images only: metadata items (sidecars) are read by the worker. */
-        rc = staging_items_page_media(j->sg, ws, d->batch, d->part, after, 5000, &it, &n);
+        rc = staging_items_page_media(j->sg, ws, d->batch, d->part, after, 5000, &it, &n, err);
         if (rc == ERR_NOTFOUND) {
-            jobs__err("batch '%s' not found in workspace '%s'", d->batch, ws);
+            err_printf(err, "batch '%s' not found in workspace '%s'", d->batch, ws);
             return rc;
         }
         if (rc < 0) {
-            jobs__err("cannot read batch '%s': %s", d->batch, staging_errmsg());
-            return rc;
+            return err_prefix(err, rc, "cannot read batch '%s'", d->batch);
         }
         for (int i = 0; i < n; i++) {
             bool is_video = it[i].content_type && !strcmp(it[i].content_type, "video");
             if (is_video != d->video) {
-                jobs__err(is_video ? "batch '%s' holds videos ('%.100s'): post a video job "
+                err_printf(err, is_video ? "batch '%s' holds videos ('%.100s'): post a video job "
                                      "(\"type\": \"simple-video-processing-v1\") for them"
                                    : "batch '%s' holds images ('%.100s'): a video job takes videos only",
                           d->batch, it[i].name);
@@ -858,7 +822,7 @@ static int plan_items(struct jobs *j, const char *ws, const struct jobdef *d, st
 }
 
 int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *name, const json_t *body,
-                json_t **out)
+                json_t **out, struct err *err)
 {
     struct jobdef d;
     struct plan p = {0};
@@ -872,24 +836,24 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
     int rc;
 
     if (!id_valid(job_id, JOBS_ID_MAX)) {
-        jobs__err("invalid job id '%.40s': use 1 to 20 characters of a-z, 0-9, '-' and '_'", job_id);
+        err_printf(err, "invalid job id '%.40s': use 1 to 20 characters of a-z, 0-9, '-' and '_'", job_id);
         return ERR_INVALID;
     }
     if (name && strlen(name) > 256) {
-        jobs__err("job name is longer than 256 characters");
+        err_printf(err, "job name is longer than 256 characters");
         return ERR_INVALID;
     }
-    rc = parse_def(j, body, &d);
+    rc = parse_def(j, body, &d, err);
     if (rc < 0)
         return rc;
     canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
     if (!canon) {
-        jobs__err("cannot serialise the job definition");
+        err_printf(err, "cannot serialise the job definition");
         return ERR_INVALID;
     }
     /* Idempotent re-POST: the same definition answers 200, another 409. */
     db = store_db_acquire(j->st);
-    rc = job_find(db, ws, job_id, &pk, &existing);
+    rc = job_find(db, ws, job_id, &pk, &existing, err);
     store_db_release(j->st, db);
     db = NULL;
     if (rc < 0)
@@ -898,34 +862,40 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
         if (existing && !strcmp(existing, canon)) {
             *out = reply_created(job_id, false);
         } else {
-            jobs__err("job '%s' already exists with a different definition", job_id);
+            err_printf(err, "job '%s' already exists with a different definition", job_id);
             rc = ERR_EXISTS;
         }
         goto out;
     }
     if (strcmp(d.wf_ws, ws) != 0) {
-        jobs__err("workflow workspace '%.64s' is not this workspace ('%s'): only workflows of the"
+        err_printf(err, "workflow workspace '%.64s' is not this workspace ('%s'): only workflows of the"
                   " job's workspace can be used", d.wf_ws, ws);
         rc = ERR_INVALID;
         goto out;
     }
     rc = store_workflow_get(j->st, ws, d.wf_id, &wf_text);
     if (rc == ERR_NOTFOUND || rc == ERR_INVALID) {
-        jobs__err("workflow '%.64s' not found in workspace '%s'", d.wf_id, ws);
+        err_printf(err, "workflow '%.64s' not found in workspace '%s'", d.wf_id, ws);
         rc = ERR_NOTFOUND;
         goto out;
     }
     if (rc < 0) {
-        jobs__err("cannot read workflow '%.64s': %s", d.wf_id, err_str(rc));
+        err_printf(err, "cannot read workflow '%.64s': %s", d.wf_id, err_str(rc));
         goto out;
     }
-    rc = check_workflow(wf_text, &d, &image_input, &outputs, &uses_models);
+    rc = check_workflow(wf_text, &d, &image_input, &outputs, &uses_models, err);
     if (rc < 0)
         goto out;
-    rc = machine_check(j, d.machine_type, uses_models);
+    rc = machine_check(j, d.machine_type, uses_models, err);
     if (rc < 0)
         goto out;
-    rc = plan_items(j, ws, &d, &p, &total);
+    rc = plan_items(j, ws, &d, &p, &total, err);
+    if (rc < 0)
+        goto out;
+    /* A job writes its results and exports: refused while the data
+     * folder is below its reserve, with the cause, rather than failing
+     * on its first write. */
+    rc = store_space_check(j->st, 0, "a new job", err);
     if (rc < 0)
         goto out;
     params_txt = d.params ? json_dumps(d.params, JSON_COMPACT | JSON_REAL_PRECISION(17)) : xstrdup("{}");
@@ -935,12 +905,12 @@ int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *
     db = store_db_acquire(j->st);
     rc = store_tx_begin(db);
     if (rc < 0) {
-        jobs__err("database busy");
+        err_printf(err, "%s", rc == ERR_AGAIN ? "database busy" : err_str(rc));
         goto out;
     }
-    rc = job_find(db, ws, job_id, &pk, NULL);
+    rc = job_find(db, ws, job_id, &pk, NULL, err);
     if (rc == 0 && pk) {
-        jobs__err("job '%s' was created concurrently", job_id);
+        err_printf(err, "job '%s' was created concurrently", job_id);
         rc = ERR_EXISTS;
     }
     if (rc == 0)
@@ -1122,13 +1092,13 @@ static json_t *job_meta_from_row(sqlite3_stmt *q)
 }
 
 /* Look a job up and return its pk (ERR_NOTFOUND with a message). */
-static int job_pk_get(struct jobs *j, const char *ws, const char *job_id, int64_t *pk)
+static int job_pk_get(struct jobs *j, const char *ws, const char *job_id, int64_t *pk, struct err *err)
 {
     sqlite3 *db = store_db_acquire(j->st);
-    int rc = job_find(db, ws, job_id, pk, NULL);
+    int rc = job_find(db, ws, job_id, pk, NULL, err);
     store_db_release(j->st, db);
     if (rc == 0 && !*pk) {
-        jobs__err("job '%.40s' not found in workspace '%s'", job_id, ws);
+        err_printf(err, "job '%.40s' not found in workspace '%s'", job_id, ws);
         rc = ERR_NOTFOUND;
     }
     return rc;
@@ -1149,7 +1119,7 @@ static const char *job_status_of(const char *state, bool started)
     return "failed";
 }
 
-int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out)
+int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err)
 {
     sqlite3_stmt *q = NULL;
     sqlite3 *db = store_db_acquire(j->st);
@@ -1165,7 +1135,7 @@ int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out)
                              job_status_of(col_str(q, 4), sqlite3_column_int(q, 16) != 0), "progress",
                              json_number_value(prog), "job", m);
         } else {
-            jobs__err("job '%.40s' not found in workspace '%s'", job_id, ws);
+            err_printf(err, "job '%.40s' not found in workspace '%s'", job_id, ws);
             rc = ERR_NOTFOUND;
         }
     }
@@ -1179,21 +1149,21 @@ int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out)
  * "tasks|<job pk>|<stage>", "logs|<job pk>|<severity>". */
 #define PAGE_SCOPE_MAX 192
 
-static int token_parse(const char *scope, const char *tok, int64_t *v)
+static int token_parse(const char *scope, const char *tok, int64_t *v, struct err *err)
 {
     if (page_token_parse(scope, tok, v) < 0 || *v < 0) {
-        jobs__err("invalid nextPageToken '%.40s': not one this listing gave", tok);
+        err_printf(err, "invalid nextPageToken '%.40s': not one this listing gave", tok);
         return ERR_INVALID;
     }
     return 0;
 }
 
-static int page_size_fix(int page_size, int *out)
+static int page_size_fix(int page_size, int *out, struct err *err)
 {
     if (page_size <= 0)
         page_size = 100;
     if (page_size > 1000) {
-        jobs__err("pageSize must be at most 1000");
+        err_printf(err, "pageSize must be at most 1000");
         return ERR_INVALID;
     }
     *out = page_size;
@@ -1210,13 +1180,13 @@ static json_t *token_json(const char *scope, bool more, int64_t last)
     return r;
 }
 
-int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out)
+int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out, struct err *err)
 {
     int64_t before;
     int ps, rc;
     char scope[PAGE_SCOPE_MAX];
     snprintf(scope, sizeof scope, "jobs|%s", ws);
-    if ((rc = token_parse(scope, token, &before)) < 0 || (rc = page_size_fix(page_size, &ps)) < 0)
+    if ((rc = token_parse(scope, token, &before, err)) < 0 || (rc = page_size_fix(page_size, &ps, err)) < 0)
         return rc;
     sqlite3_stmt *q = NULL;
     sqlite3 *db = store_db_acquire(j->st);
@@ -1256,10 +1226,10 @@ static const char *task_status_type(const char *state)
     return "pending"; /* waiting, pending */
 }
 
-int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out)
+int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err)
 {
     int64_t pk;
-    int rc = job_pk_get(j, ws, job_id, &pk);
+    int rc = job_pk_get(j, ws, job_id, &pk, err);
     if (rc < 0)
         return rc;
     sqlite3_stmt *q = NULL;
@@ -1319,20 +1289,20 @@ int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out
 }
 
 int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *stage, int page_size,
-               const char *token, json_t **out)
+               const char *token, json_t **out, struct err *err)
 {
     int64_t pk, after;
     int ps, rc;
     char scope[PAGE_SCOPE_MAX];
-    if ((rc = page_size_fix(page_size, &ps)) < 0)
+    if ((rc = page_size_fix(page_size, &ps, err)) < 0)
         return rc;
-    if ((rc = job_pk_get(j, ws, job_id, &pk)) < 0)
+    if ((rc = job_pk_get(j, ws, job_id, &pk, err)) < 0)
         return rc;
     snprintf(scope, sizeof scope, "tasks|%lld|%.40s", (long long)pk, stage);
-    if ((rc = token_parse(scope, token, &after)) < 0)
+    if ((rc = token_parse(scope, token, &after, err)) < 0)
         return rc;
     if (strcmp(stage, JOBS_STAGE_PROC) && strcmp(stage, JOBS_STAGE_EXPORT)) {
-        jobs__err("job '%s' has no stage '%.40s' (stages: processing, export)", job_id, stage);
+        err_printf(err, "job '%s' has no stage '%.40s' (stages: processing, export)", job_id, stage);
         return ERR_NOTFOUND;
     }
     sqlite3_stmt *q = NULL;
@@ -1382,24 +1352,24 @@ int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *s
 }
 
 int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *severity, int page_size,
-              const char *token, json_t **out)
+              const char *token, json_t **out, struct err *err)
 {
     int64_t pk, after;
     int ps, rc;
     if (severity && *severity && strcmp(severity, "info") && strcmp(severity, "warning") &&
         strcmp(severity, "error")) {
-        jobs__err("severity must be info, warning or error");
+        err_printf(err, "severity must be info, warning or error");
         return ERR_INVALID;
     }
     if (severity && !*severity)
         severity = NULL;
     char scope[PAGE_SCOPE_MAX];
-    if ((rc = page_size_fix(page_size, &ps)) < 0)
+    if ((rc = page_size_fix(page_size, &ps, err)) < 0)
         return rc;
-    if ((rc = job_pk_get(j, ws, job_id, &pk)) < 0)
+    if ((rc = job_pk_get(j, ws, job_id, &pk, err)) < 0)
         return rc;
     snprintf(scope, sizeof scope, "logs|%lld|%s", (long long)pk, severity ? severity : "");
-    if ((rc = token_parse(scope, token, &after)) < 0)
+    if ((rc = token_parse(scope, token, &after, err)) < 0)
         return rc;
     sqlite3_stmt *q = NULL;
     sqlite3 *db = store_db_acquire(j->st);
@@ -1448,10 +1418,10 @@ int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *se
 
 /* ---- abort and restart ------------------------------------------------------------------------- */
 
-int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out)
+int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err)
 {
     int64_t pk;
-    int rc = job_pk_get(j, ws, job_id, &pk);
+    int rc = job_pk_get(j, ws, job_id, &pk, err);
     if (rc < 0)
         return rc;
     sqlite3 *db = store_db_acquire(j->st);
@@ -1466,7 +1436,7 @@ int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out)
     store_db_release(j->st, db);
     if (rc == 0) {
         json_t *m = NULL;
-        rc = jobs_get(j, ws, job_id, &m);
+        rc = jobs_get(j, ws, job_id, &m, err);
         if (rc == 0) {
             json_t *job = json_object_get(m, "job");
             *out = json_pack("{s:s,s:s,s:O}", "status", "ok", "jobId", job_id, "job", job);
@@ -1477,7 +1447,7 @@ int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out)
     return rc;
 }
 
-int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out)
+int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out, struct err *err)
 {
     int64_t pk;
     json_int_t timeout = 0, maxpar = 0;
@@ -1492,25 +1462,25 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     if (body && !json_is_null(body)) {
         const char *type = json_string_value(json_object_get(body, "type"));
         if (!json_is_object(body) || !type || strcmp(type, "parameters-override-v1")) {
-            jobs__err("the restart body must be {\"type\": \"parameters-override-v1\", …}");
+            err_printf(err, "the restart body must be {\"type\": \"parameters-override-v1\", …}");
             return ERR_INVALID;
         }
         const json_t *cc = json_object_get(body, "computeConfiguration");
         if (!opt_null(cc)) {
             has_cc = true;
-            if ((rc = parse_compute(cc, &workers, &machine)) < 0)
+            if ((rc = parse_compute(cc, &workers, &machine, err)) < 0)
                 return rc;
-            if ((rc = machine_check(j, machine, false)) < 0)
+            if ((rc = machine_check(j, machine, false, err)) < 0)
                 return rc;
         }
         if ((rc = parse_pos_int(json_object_get(body, "processingTimeoutSeconds"), "processingTimeoutSeconds",
-                                31ll * 24 * 3600, &timeout)) < 0 ||
+                                31ll * 24 * 3600, &timeout, err)) < 0 ||
             (rc = parse_pos_int(json_object_get(body, "maxParallelTasks"), "maxParallelTasks", 10000,
-                                &maxpar)) < 0 ||
-            (rc = parse_rate(json_object_get(body, "maxImageFailureRate"), &rate)) < 0)
+                                &maxpar, err)) < 0 ||
+            (rc = parse_rate(json_object_get(body, "maxImageFailureRate"), &rate, err)) < 0)
             return rc;
     }
-    if ((rc = job_pk_get(j, ws, job_id, &pk)) < 0)
+    if ((rc = job_pk_get(j, ws, job_id, &pk, err)) < 0)
         return rc;
 
     sqlite3 *db = store_db_acquire(j->st);
@@ -1519,7 +1489,7 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
     int64_t now = time_now_ms();
     rc = store_tx_begin(db);
     if (rc < 0) {
-        jobs__err("database busy");
+        err_printf(err, "database busy");
         store_db_release(j->st, db);
         return rc;
     }
@@ -1529,10 +1499,10 @@ int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_
         if (sqlite3_step(q) == SQLITE_ROW) {
             const char *st = col_str(q, 0);
             if (!strcmp(st, "running")) {
-                jobs__err("job '%s' is still running: abort it first", job_id);
+                err_printf(err, "job '%s' is still running: abort it first", job_id);
                 rc = ERR_EXISTS;
             } else if (!strcmp(st, "succeeded")) {
-                jobs__err("job '%s' already completed successfully", job_id);
+                err_printf(err, "job '%s' already completed successfully", job_id);
                 rc = ERR_EXISTS;
             } else {
                 json_t *arr = parse_or(col_str(q, 1), json_array());
@@ -2089,19 +2059,20 @@ int jobs__task_fail_job(struct jobs *j, const struct jobs__task *t, const char *
     return rc;
 }
 
-int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner)
+int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg)
 {
     sqlite3 *db = store_db_acquire(j->st);
     sqlite3_stmt *q = NULL;
     int rc = store_tx_begin(db);
     if (rc == 0)
         rc = sql_prep(db, "UPDATE tasks SET state='pending', lease_owner=NULL, lease_deadline_ms=0,"
-                          " attempts=MAX(attempts-1,0), message='handed back at shutdown', event_ms=?"
+                          " attempts=MAX(attempts-1,0), message=?, event_ms=?"
                           " WHERE pk=? AND lease_owner=? AND state='running'", &q);
     if (rc == 0) {
-        sqlite3_bind_int64(q, 1, time_now_ms());
-        sqlite3_bind_int64(q, 2, t->pk);
-        sqlite3_bind_text(q, 3, owner, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 1, msg, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 2, time_now_ms());
+        sqlite3_bind_int64(q, 3, t->pk);
+        sqlite3_bind_text(q, 4, owner, -1, SQLITE_STATIC);
         rc = sql_step_done(db, q);
     }
     if (rc == 0)

@@ -6,8 +6,8 @@
  *
  * Like staging/, it answers the Batch Processing API with ready-to-send
  * JSON shaped as spec/COMPAT.md sections 1-4 say, so the HTTP handlers stay
- * thin: call one function, send the JSON (200) or map the error with
- * jobs_http_status() and send {"error": jobs_errmsg()}.
+ * thin: call one function, send the JSON (200) or its error (the code
+ * mapped to a status in src/api/, the message from the struct err).
  *
  * State lives only in the store (tables jobs, stages, tasks, job_logs of
  * the "jobs" migration component) and in blobs at deterministic keys, so
@@ -18,8 +18,10 @@
  * Thread safety: every function may be called from any thread.
  * jobs_start/stop/free from one thread.
  * Returned JSON (json_t **out): a new reference, the caller json_decref()s.
- * Errors: ERR_INVALID/ERR_PARSE (400), ERR_NOTFOUND (404), ERR_EXISTS
- * (409), others (500); jobs_errmsg() holds a message for the thread.
+ * Errors (base.h): 0 or a negative code, the reason written into the last
+ * parameter `struct err *err` (may be NULL): ERR_INVALID/ERR_PARSE (bad
+ * definition), ERR_NOTFOUND, ERR_EXISTS (conflict), ERR_AGAIN (database
+ * busy), ERR_NOSPACE (storage full), others (internal).
  */
 #ifndef VBATCH_JOBS_H
 #define VBATCH_JOBS_H
@@ -77,16 +79,13 @@ void jobs_opts_default(struct jobs_opts *o);
 /* Create the service over an open store and staging context (borrowed;
  * they must outlive it): applies the "jobs" migrations.  Free with
  * jobs_free(). */
-int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, struct jobs **out);
+int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, struct jobs **out, struct err *err);
 /* Start o->workers worker threads (no-op when 0). */
 int jobs_start(struct jobs *j);
 /* Ask the workers to stop and join them; a task in hand is left with its
  * lease, to be claimed again when the lease expires (idempotent). */
 void jobs_stop(struct jobs *j);
 void jobs_free(struct jobs *j); /* stops first; NULL ok */
-
-const char *jobs_errmsg(void);
-int jobs_http_status(int rc);
 
 /* ---- API ------------------------------------------------------------------ */
 
@@ -97,36 +96,36 @@ int jobs_http_status(int rc);
  * posted again -> 0 (*created false); a different one -> ERR_EXISTS.
  * *out = {"status":"ok","jobId":…,"created":bool}. */
 int jobs_create(struct jobs *j, const char *ws, const char *job_id, const char *name,
-                const json_t *body, json_t **out);
+                const json_t *body, json_t **out, struct err *err);
 /* Check a job definition's shape and values alone (no store: the batch,
  * the workflow and the notificationsURL address are not looked at).
- * 0 or ERR_INVALID with jobs_errmsg().  The fuzz target's entry. */
-int jobs_definition_check(const json_t *body);
+ * 0 or ERR_INVALID with the reason in *err.  The fuzz target's entry. */
+int jobs_definition_check(const json_t *body, struct err *err);
 /* Every answer below carries "status": "ok" (the seed documents it on every
  * 2xx answer).
  *
  * GET /jobs/{id} -> {"status":"ok","jobStatus","progress","job": JobMetadata}:
  * jobStatus pending|processing|completed|failed|aborted (docs/JOBS.md),
  * progress the value of job.lastNotification.progress (0..1). */
-int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out);
+int jobs_get(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err);
 /* GET /jobs -> {"status":"ok","jobs":[JobMetadata…],"nextPageToken":…|null}, newest first */
-int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out);
+int jobs_list(struct jobs *j, const char *ws, int page_size, const char *token, json_t **out, struct err *err);
 /* GET /jobs/{id}/stages -> {"status":"ok","stages":[JobStageDetails…]} */
-int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out);
+int jobs_stages(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err);
 /* GET /jobs/{id}/stages/{stage}/tasks -> {"status":"ok","tasks":[TaskStatus…],"nextPageToken":…} */
 int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *stage, int page_size,
-               const char *token, json_t **out);
+               const char *token, json_t **out, struct err *err);
 /* POST /jobs/{id}/abort -> {"status":"ok","jobId","job":JobMetadata}: a
  * running job ends at once (error, webhook "fail"); its workers drop their
  * tasks at their next heartbeat check.  A terminal job is left as it is. */
-int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out);
+int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err);
 /* POST /jobs/{id}/restart, body NULL or {"type":"parameters-override-v1",…}.
  * Only a job that ended with an error may be restarted (ERR_EXISTS for a
  * running or succeeded one); unfinished and failed tasks are queued again. */
-int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out);
+int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out, struct err *err);
 /* GET /jobs/{id}/logs -> {"status":"ok","logs":[JobLog…],"nextPageToken":…}; severity NULL = all */
 int jobs_logs(struct jobs *j, const char *ws, const char *job_id, const char *severity, int page_size,
-              const char *token, json_t **out);
+              const char *token, json_t **out, struct err *err);
 
 /* ---- worker loop (also for `vbatch worker` and tests) ------------------------ */
 
@@ -190,20 +189,22 @@ struct store;
  * wsmodels/<workspace>/<id, '/' as "--">/<uuid>/ for a workspace), then
  * the models row is switched to them in one transaction, then the model is
  * put into reg, then the previous generation's blobs are deleted.  <0 with
- * a message: a bad model (as register_bytes), ERR_AGAIN (database busy),
- * I/O errors ("cannot store model ..."). */
+ * the reason in *err: ERR_INVALID a bad model (ERR_LIMIT, ERR_NOMEM and
+ * ERR_AGAIN as register_bytes gives them), then the store's codes for
+ * writing it ("cannot store model ...": ERR_AGAIN database busy,
+ * ERR_NOSPACE storage full, others internal). */
 int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *workspace,
                           const char *model_id, const void *onnx, size_t len, const json_t *metadata,
-                          char *err, size_t errlen);
+                          struct err *err);
 /* The same from a model folder (model_artefacts_read_dir): the CLI. */
 int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *workspace,
-                              const char *model_id, const char *dir, char *err, size_t errlen);
+                              const char *model_id, const char *dir, struct err *err);
 /* Delete the row of (workspace, model_id), then that model from reg (when
  * reg holds the stored one), then the blobs.  ERR_NOTFOUND when the table
  * has no such row (a model of a models folder is not in the table, nor is
  * another scope's model of the same id). */
 int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *workspace,
-                             const char *model_id, char *err, size_t errlen);
+                             const char *model_id, struct err *err);
 /* Bring reg up to date with the table: load the rows whose generation reg
  * does not hold (a row whose blobs are missing or do not match the row's
  * size/sha256 is skipped with a warning and counted in *n_bad), and remove

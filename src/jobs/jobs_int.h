@@ -28,6 +28,10 @@ struct jobs {
     pthread_mutex_t mu;        /* guards stop/cv */
     pthread_cond_t cv;         /* signalled on stop and on new work */
     bool stopping;             /* set by jobs_stop; read by workers under mu */
+    /* storage full (worker.c): no task is claimed before space_retry_at
+     * (monotonic ms); space_backoff is the last delay (1 s doubling to
+     * 30 s, reset by a task that goes through); guarded by mu */
+    int64_t space_retry_at, space_backoff;
 };
 
 /* Everything a worker needs about a job, read in one query. */
@@ -68,8 +72,6 @@ struct jobs__task {
 };
 int jobs__task_load(struct jobs *j, int64_t pk, struct jobs__task *t);
 
-/* Set the thread's error message (jobs_errmsg). */
-void jobs__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Blob keys of a task's outputs (malloc'd). */
 char *jobs__results_key(const struct jobs__job *jb, int task_no);
@@ -106,7 +108,9 @@ int jobs__task_fail_job(struct jobs *j, const struct jobs__task *t, const char *
                         const struct jobs__fail *fails, int nfails, const char *msg, int64_t machine_ms);
 /* Hand a task back at shutdown: pending again at once (the attempt is
  * not counted), so that a restarted process need not wait for the lease. */
-int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner);
+/* Hand a running task back (pending, this claim not counted) with msg as
+ * its message: at shutdown, or while the storage is full. */
+int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg);
 /* Fail the task's attempt (error message); after max_attempts the job
  * fails.  ERR_NOTFOUND when the lease was lost. */
 int jobs__task_error(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg,
@@ -128,8 +132,8 @@ struct jobs__worker {
     wf_model_prepare_fn base_prepare;
 };
 void jobs__worker_release(struct jobs__worker *w);
-int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
-int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t);
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err);
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err);
 
 /* Heartbeat helper used during a task: renews at most every heartbeat_ms;
  * returns ERR_NOTFOUND when the worker must stop (lease lost, job no longer
@@ -152,6 +156,6 @@ void jobs__throttle(struct jobs *j);
  * nestedContentType "image" (jobs archive only image outputs). */
 int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
                         const char *content_type, const char *description, const char *file_name,
-                        const char *item_type, const char *mime, const char *key, int64_t size);
+                        const char *item_type, const char *mime, const char *key, int64_t size, struct err *err);
 
 #endif

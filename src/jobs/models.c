@@ -466,7 +466,7 @@ static void ms_blobs_delete(struct store *st, const char *wkey)
 }
 
 int jobs_models_store_put(struct store *st, struct model_registry *reg, const char *ws, const char *id,
-                          const void *onnx, size_t len, const json_t *meta, char *err, size_t errlen)
+                          const void *onnx, size_t len, const json_t *meta, struct err *err)
 {
     struct model *m = NULL;
     sqlite3 *db = NULL;
@@ -478,11 +478,16 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     bool locked = false, blobs = false;
     int rc;
 
-    /* build and check first: a bad model writes nothing */
-    if ((rc = model_registry_prepare_bytes(reg, id, onnx, len, meta, &m, err, errlen)) < 0)
-        return rc;
+    /* build and check first: a bad model writes nothing; its failure is the
+     * model's (ERR_INVALID) unless it is a limit, memory or a busy runtime */
+    char why[ERR_MSG_MAX] = "";
+    if ((rc = model_registry_prepare_bytes(reg, id, onnx, len, meta, &m, why, sizeof why)) < 0) {
+        if (rc != ERR_LIMIT && rc != ERR_NOMEM && rc != ERR_AGAIN)
+            rc = ERR_INVALID;
+        return err_set(err, rc, "%s", why[0] ? why : "invalid model");
+    }
     if (ws && !id_valid(ws, STORE_WS_MAX)) {
-        snprintf(err, errlen, "invalid workspace '%.64s'", ws);
+        err_printf(err, "invalid workspace '%.64s'", ws);
         rc = ERR_INVALID;
         goto out;
     }
@@ -495,7 +500,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     json_object_set_new(mj, "model_id", json_string(id));
     text = json_dumps(mj, JSON_COMPACT | JSON_REAL_PRECISION(17));
     if (!text || strlen(text) > MS_META_MAX) {
-        snprintf(err, errlen, "%s: metadata is over %u bytes", ms_name(ws, id), MS_META_MAX);
+        err_printf(err, "%s: metadata is over %u bytes", ms_name(ws, id), MS_META_MAX);
         rc = ERR_LIMIT;
         goto out;
     }
@@ -504,7 +509,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     blobs = true;
     if ((rc = store_blob_put(st, wkey, onnx, len)) < 0 ||
         (rc = store_blob_put(st, mkey, text, strlen(text))) < 0) {
-        snprintf(err, errlen, "cannot store %s in the blob store: %s", ms_name(ws, id), err_str(rc));
+        err_printf(err, "cannot store %s in the blob store: %s", ms_name(ws, id), err_str(rc));
         goto out;
     }
 
@@ -512,7 +517,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     locked = true;
     db = store_db_acquire(st);
     if ((rc = store_tx_begin(db)) < 0) {
-        snprintf(err, errlen, "cannot store %s: the database is busy", ms_name(ws, id));
+        err_printf(err, "cannot store %s: %s", ms_name(ws, id), rc == ERR_AGAIN ? "the database is busy" : err_str(rc));
         goto out;
     }
     rc = ERR_INTERNAL;
@@ -543,7 +548,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     if (sqlite3_step(q) != SQLITE_DONE)
         goto sql;
     if ((rc = store_tx_commit(db)) < 0) {
-        snprintf(err, errlen, "cannot store %s: commit failed: %s", ms_name(ws, id), err_str(rc));
+        err_printf(err, "cannot store %s: commit failed: %s", ms_name(ws, id), err_str(rc));
         goto out;
     }
     blobs = false; /* the row names them now */
@@ -556,7 +561,8 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     rc = 0;
     goto out;
 sql:
-    snprintf(err, errlen, "cannot store %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
+    rc = store_sql_err(db, sqlite3_errcode(db));
+    err_printf(err, "cannot store %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
     store_tx_rollback(db);
 out:
     sqlite3_finalize(q);
@@ -578,7 +584,7 @@ out:
 }
 
 int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, const char *ws, const char *id,
-                              const char *dir, char *err, size_t errlen)
+                              const char *dir, struct err *err)
 {
     char *onnx = NULL;
     size_t len = 0;
@@ -586,9 +592,9 @@ int jobs_models_store_put_dir(struct store *st, struct model_registry *reg, cons
     char e2[768];
     int rc = model_artefacts_read_dir(dir, 0, &onnx, &len, &meta, e2, sizeof e2);
     if (rc < 0)
-        snprintf(err, errlen, "%s: %s", ms_name(ws, id), e2);
+        err_printf(err, "%s: %s", ms_name(ws, id), e2);
     else
-        rc = jobs_models_store_put(st, reg, ws, id, onnx, len, meta, err, errlen);
+        rc = jobs_models_store_put(st, reg, ws, id, onnx, len, meta, err);
     free(onnx);
     json_decref(meta);
     return rc;
@@ -614,7 +620,7 @@ static char *ms_reg_tag(struct model_registry *reg, const char *ws, const char *
 }
 
 int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *ws, const char *id,
-                             char *err, size_t errlen)
+                             struct err *err)
 {
     sqlite3_stmt *q = NULL;
     char *old = NULL;
@@ -623,7 +629,7 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
     pthread_mutex_lock(&ms_lock);
     sqlite3 *db = store_db_acquire(st);
     if ((rc = store_tx_begin(db)) < 0) {
-        snprintf(err, errlen, "cannot delete %s: the database is busy", ms_name(ws, id));
+        err_printf(err, "cannot delete %s: %s", ms_name(ws, id), rc == ERR_AGAIN ? "the database is busy" : err_str(rc));
         goto out;
     }
     rc = ERR_INTERNAL;
@@ -638,12 +644,12 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
     q = NULL;
     if (!old) {
         store_tx_rollback(db);
-        snprintf(err, errlen, "unknown %s (not registered)", ms_name(ws, id));
+        err_printf(err, "unknown %s (not registered)", ms_name(ws, id));
         rc = ERR_NOTFOUND;
         goto out;
     }
     if ((rc = store_tx_commit(db)) < 0) {
-        snprintf(err, errlen, "cannot delete %s: commit failed: %s", ms_name(ws, id), err_str(rc));
+        err_printf(err, "cannot delete %s: commit failed: %s", ms_name(ws, id), err_str(rc));
         goto out;
     }
     /* whatever generation this registry holds (another process may have
@@ -656,7 +662,8 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
     rc = 0;
     goto out;
 sql:
-    snprintf(err, errlen, "cannot delete %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
+    rc = store_sql_err(db, sqlite3_errcode(db));
+    err_printf(err, "cannot delete %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
     store_tx_rollback(db);
 out:
     sqlite3_finalize(q);

@@ -55,20 +55,18 @@ void jobs__worker_release(struct jobs__worker *w)
 
 int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
                         const char *content_type, const char *description, const char *file_name,
-                        const char *item_type, const char *mime, const char *key, int64_t size)
+                        const char *item_type, const char *mime, const char *key, int64_t size, struct err *err)
 {
-    int rc = staging_output_batch_create(j->sg, ws, batch, batch);
+    int rc = staging_output_batch_create(j->sg, ws, batch, batch, err);
     if (rc < 0 && rc != ERR_EXISTS) {
-        jobs__err("cannot create output batch '%s': %s", batch, staging_errmsg());
-        return rc;
+        return err_prefix(err, rc, "cannot create output batch '%s'", batch);
     }
     /* The only archives a job writes are the export's .tar.gz of persisted
      * image outputs: their part says so with nestedContentType "image". */
     const char *nested = !strcmp(content_type, "archives") ? "image" : NULL;
-    rc = staging_output_part_add(j->sg, ws, batch, part, "file-part", content_type, description, nested);
+    rc = staging_output_part_add(j->sg, ws, batch, part, "file-part", content_type, description, nested, err);
     if (rc < 0) {
-        jobs__err("cannot add part '%s' to '%s': %s", part, batch, staging_errmsg());
-        return rc;
+        return err_prefix(err, rc, "cannot add part '%s' to '%s'", part, batch);
     }
     if (!file_name)
         return 0;
@@ -76,10 +74,9 @@ int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const
     for (;;) {
         struct staging_item *it = NULL;
         int n = 0;
-        rc = staging_items_page(j->sg, ws, batch, part, after, 1000, &it, &n);
+        rc = staging_items_page(j->sg, ws, batch, part, after, 1000, &it, &n, err);
         if (rc < 0) {
-            jobs__err("cannot list '%s': %s", batch, staging_errmsg());
-            return rc;
+            return err_prefix(err, rc, "cannot list '%s'", batch);
         }
         bool found = false;
         for (int i = 0; i < n && !found; i++) {
@@ -92,9 +89,9 @@ int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const
         if (n < 1000)
             break;
     }
-    rc = staging_output_item_add(j->sg, ws, batch, part, file_name, item_type, mime, key, size);
+    rc = staging_output_item_add(j->sg, ws, batch, part, file_name, item_type, mime, key, size, err);
     if (rc < 0)
-        jobs__err("cannot register '%s' in '%s': %s", file_name, batch, staging_errmsg());
+        err_prefix(err, rc, "cannot register '%s' in '%s'", file_name, batch);
     return rc;
 }
 
@@ -146,14 +143,15 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
     size_t len = 0;
     json_t *meta = NULL, *v;
     const char *k;
-    int rc = staging_item_find(j->sg, jb->ws, jb->batch, jb->meta_part, name, &sc);
+    struct err e = ERR_INIT;
+    int rc = staging_item_find(j->sg, jb->ws, jb->batch, jb->meta_part, name, &sc, &e);
 
     *out = NULL;
     if (rc == ERR_NOTFOUND)
         goto out; /* no sidecar: the job's parameters (or the workflow defaults) apply */
     if (rc < 0) {
         *cause = xasprintf("cannot look up the metadata file '%s' in part '%s': %s", name, jb->meta_part,
-                           staging_errmsg());
+                           err_text(&e, rc));
         goto out;
     }
     rc = store_blob_read(j->st, sc.blob_key, STAGING_SIDECAR_MAX, &data, &len);
@@ -291,7 +289,7 @@ static void *fetch_one(void *ud, size_t i)
 static int process_item(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
                         const struct staging_item *it, const struct fetched *f, const json_t *params,
                         const json_t *plist, struct store_blob_writer *rw, struct store_blob_writer *mw,
-                        char **cause)
+                        char **cause, struct err *err)
 {
     char *line = NULL;
     const struct vis_image *img = f->img;
@@ -299,7 +297,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
     struct wf_image_output *imgs = NULL;
     size_t nimgs = 0;
     json_t *own_params = NULL;
-    char err[512];
+    char why[512];
     int rc;
 
     *cause = NULL;
@@ -322,9 +320,9 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state};
-        rc = wf_run(w->wf, &env, &ri, &results, err, sizeof err);
+        rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
-            *cause = xasprintf("workflow error: %s", rc < 0 ? err : "no result");
+            *cause = xasprintf("workflow error: %s", rc < 0 ? why : "no result");
             rc = 0;
             goto out;
         }
@@ -375,7 +373,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
             }
             free(key);
             if (rc < 0) {
-                jobs__err("cannot store an image output: %s", err_str(rc));
+                err_printf(err, "cannot store an image output: %s", err_str(rc));
                 goto out;
             }
         }
@@ -384,7 +382,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
     if (rc == 0)
         rc = writer_puts(rw, "\n", 1);
     if (rc < 0)
-        jobs__err("cannot write the results: %s", err_str(rc));
+        err_printf(err, "cannot write the results: %s", err_str(rc));
 out:
     json_decref(own_params);
     free(line);
@@ -404,7 +402,7 @@ out:
 static int process_video(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
                          const struct staging_item *it, const json_t *params, const json_t *plist,
                          struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
-                         int nitems, char **cause)
+                         int nitems, char **cause, struct err *err)
 {
     char *path = store_blob_path(j->st, it->blob_key), *first_bad = NULL, *last_bad = NULL;
     struct vis_video *v = NULL;
@@ -424,7 +422,7 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
     struct frame_ctx fcx = {v, info, it->name, w->wf, jb->image_input, w->prepare, w->infer_ud, false};
     struct lookahead *ahead = NULL;
     if ((rc = lookahead_start(SIZE_MAX, 1, 10, fetch_frame, &fcx, &ahead)) < 0) {
-        jobs__err("cannot start the decode-ahead thread: %s", err_str(rc));
+        err_printf(err, "cannot start the decode-ahead thread: %s", err_str(rc));
         vis_video_free(v);
         wf_state_free(state);
         return rc;
@@ -447,7 +445,7 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
         }
         char *fc = NULL;
         f->state = state;
-        rc = process_item(j, w, jb, t, it, f, params, plist, rw, mw, &fc);
+        rc = process_item(j, w, jb, t, it, f, params, plist, rw, mw, &fc, err);
         fetched_free(f);
         nframes++;
         nbad += fc != NULL;
@@ -549,7 +547,7 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
     }
 }
 
-int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t)
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err)
 {
     struct jobs__job jb;
     struct staging_item *items = NULL;
@@ -562,16 +560,16 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     char *rkey = NULL, *mkey = NULL, *ekey = NULL;
     int run = 0; /* consecutive images failed with the same cause (the failure budget) */
     struct jobs__hb hb = {time_mono_ms(), time_mono_ms(), 0};
-    char err[512];
+    char why[512];
     int rc = jobs__job_load(j, t->job_pk, &jb);
 
     if (rc < 0)
         return ERR_NOTFOUND;
     if (w->wf_job_pk != jb.pk) {
         jobs__worker_release(w);
-        rc = wf_compile_text(jb.wf_def, strlen(jb.wf_def), &w->wf, err, sizeof err);
+        rc = wf_compile_text(jb.wf_def, strlen(jb.wf_def), &w->wf, why, sizeof why);
         if (rc < 0) {
-            jobs__err("the workflow snapshot does not compile: %s", err);
+            err_printf(err, "the workflow snapshot does not compile: %s", why);
             goto out;
         }
         w->wf_job_pk = jb.pk;
@@ -581,9 +579,9 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
     plist = jb.persist_list ? json_loads(jb.persist_list, 0, NULL) : NULL;
     if (t->n_items > 0) {
         /* The same filter as the planner: n_items images after after_id. */
-        rc = staging_items_page_media(j->sg, jb.ws, jb.batch, jb.part, t->after_id, t->n_items, &items, &nitems);
+        rc = staging_items_page_media(j->sg, jb.ws, jb.batch, jb.part, t->after_id, t->n_items, &items, &nitems, err);
         if (rc < 0) {
-            jobs__err("cannot read the input batch '%s': %s", jb.batch, staging_errmsg());
+            err_prefix(err, rc, "cannot read the input batch '%s'", jb.batch);
             goto out;
         }
     }
@@ -597,7 +595,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
         rc = store_blob_writer_open(j->st, mkey, 0, &mw);
     }
     if (rc < 0) {
-        jobs__err("cannot open the results blob: %s", err_str(rc));
+        err_printf(err, "cannot open the results blob: %s", err_str(rc));
         goto out;
     }
     fails = xcalloc((size_t)MAX(nitems, 1), sizeof *fails);
@@ -605,20 +603,24 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
         nuse++; /* the rest was added to the batch after planning */
     fc = (struct fetch_ctx){j, items, w->wf, jb.image_input, w->prepare, w->infer_ud};
     if (nuse > 0 && !jb.video && (rc = lookahead_start((size_t)nuse, 1, 10, fetch_one, &fc, &ahead)) < 0) {
-        jobs__err("cannot start the decode-ahead thread: %s", err_str(rc));
+        err_printf(err, "cannot start the decode-ahead thread: %s", err_str(rc));
         goto out;
     }
     for (int i = 0; i < nuse; i++) {
         rc = jobs__hb_tick(j, &hb, t, w->owner, nitems ? (double)i / nitems : 0.0, false);
         if (rc < 0)
             goto out;
+        /* Below the data folder's reserve the task stops and waits for
+         * space (work_once) rather than failing on a write. */
+        if ((rc = store_space_check(j->st, 0, "this task's outputs", err)) < 0)
+            goto out;
         jobs__throttle(j);
         char *cause = NULL;
         if (jb.video) {
-            rc = process_video(j, w, &jb, t, &items[i], params, plist, rw, mw, &hb, i, nitems, &cause);
+            rc = process_video(j, w, &jb, t, &items[i], params, plist, rw, mw, &hb, i, nitems, &cause, err);
         } else {
             struct fetched *f = lookahead_take(ahead, (size_t)i);
-            rc = process_item(j, w, &jb, t, &items[i], f, params, plist, rw, mw, &cause);
+            rc = process_item(j, w, &jb, t, &items[i], f, params, plist, rw, mw, &cause, err);
             fetched_free(f);
         }
         if (rc < 0) {
@@ -643,7 +645,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
             rc = writer_puts(ew, "\n", 1);
         free(el);
         if (rc < 0) {
-            jobs__err("cannot write the errors file: %s", err_str(rc));
+            err_printf(err, "cannot write the errors file: %s", err_str(rc));
             goto out;
         }
         if (!jb.has_fail_rate && run >= JOBS_FAIL_BUDGET) {
@@ -682,14 +684,14 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs_
             char *pb = xasprintf("%s-processing", jb.job_id);
             char *fn = xasprintf("task-%05d.jsonl", t->task_no);
             rc = jobs__output_ensure(j, jb.ws, pb, "results", "metadata", "per-task results rows (JSONL)", fn,
-                                     "metadata", "application/x-ndjson", rkey, size);
+                                     "metadata", "application/x-ndjson", rkey, size, err);
             free(pb);
             free(fn);
         }
     }
     if (rc < 0) {
-        if (!jobs_errmsg()[0])
-            jobs__err("cannot publish the results: %s", err_str(rc));
+        if (!err->msg[0])
+            err_printf(err, "cannot publish the results: %s", err_str(rc));
         goto out;
     }
     rc = jobs__task_complete(j, t, w->owner, ndone, nfailed, fails, nfailed,
@@ -718,12 +720,36 @@ out:
 
 /* ---- the loop ---------------------------------------------------------------------------- */
 
+/* Storage-full backoff shared by the workers (struct jobs). */
+static bool space_waiting(struct jobs *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool wait = time_mono_ms() < j->space_retry_at;
+    pthread_mutex_unlock(&j->mu);
+    return wait;
+}
+
+static void space_backoff(struct jobs *j, bool full)
+{
+    pthread_mutex_lock(&j->mu);
+    if (full) {
+        j->space_backoff = j->space_backoff <= 0 ? 1000 : MIN(j->space_backoff * 2, 30000);
+        j->space_retry_at = time_mono_ms() + j->space_backoff;
+    } else {
+        j->space_backoff = 0;
+        j->space_retry_at = 0;
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
 static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
 {
     int64_t pk = 0;
     struct jobs__task t;
-    int rc = jobs_claim(j, w->owner, time_now_ms(), &pk);
     *did = false;
+    if (space_waiting(j))
+        return 0;
+    int rc = jobs_claim(j, w->owner, time_now_ms(), &pk);
     if (rc < 0 || !pk)
         return rc;
     *did = true;
@@ -731,17 +757,30 @@ static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
     if (rc < 0)
         return 0;
     int64_t start = time_mono_ms();
-    jobs__err("%s", "");
-    rc = !strcmp(t.stage, JOBS_STAGE_EXPORT) ? jobs__run_export(j, w, &t) : jobs__run_process(j, w, &t);
+    struct err e = ERR_INIT;
+    rc = !strcmp(t.stage, JOBS_STAGE_EXPORT) ? jobs__run_export(j, w, &t, &e) : jobs__run_process(j, w, &t, &e);
     if (rc == ERR_AGAIN) { /* shutting down: hand the task back */
-        jobs__task_release(j, &t, w->owner);
+        jobs__task_release(j, &t, w->owner, "handed back at shutdown");
         return 0;
     }
+    if (err_is_nospace(rc)) {
+        /* Not the task's fault: hand it back, not counted, and let every
+         * worker wait a while; its outputs are written again from the
+         * start (deterministic keys) once there is space. */
+        char msg[ERR_MSG_MAX + 32];
+        snprintf(msg, sizeof msg, "waiting for storage: %s", err_text(&e, rc));
+        log_warn("jobs", "task waits for storage task=%lld stage=%s: %s", (long long)t.pk, t.stage, msg);
+        jobs__task_release(j, &t, w->owner, msg);
+        space_backoff(j, true);
+        return 0;
+    }
+    if (rc == 0)
+        space_backoff(j, false);
     if (rc == ERR_NOTFOUND)
         return 0; /* lease lost or job ended: nothing to record */
     if (rc < 0) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s", jobs_errmsg()[0] ? jobs_errmsg() : err_str(rc));
+        snprintf(msg, sizeof msg, "%s", err_text(&e, rc));
         log_warn("jobs", "task failed task=%lld stage=%s: %s", (long long)t.pk, t.stage, msg);
         jobs__task_error(j, &t, w->owner, msg, time_mono_ms() - start);
     }
@@ -807,7 +846,7 @@ int jobs_start(struct jobs *j)
         a->index = i;
         if (pthread_create(&j->threads[i], NULL, worker_main, a) != 0) {
             free(a);
-            jobs__err("cannot start worker thread %d", i);
+            log_error("jobs", "cannot start worker thread %d", i);
             jobs_stop(j);
             return ERR_INTERNAL;
         }

@@ -514,7 +514,80 @@ static int job_commit(struct shard_job *j, const char *from_state)
 
 /* ---- tar shards -------------------------------------------------------------------------- */
 
-static int index_one(struct shard_job *j)
+/* Sleep ms, waking early when the context stops. */
+static void sleep_ms_unless_stopped(struct staging *s, int64_t ms)
+{
+    int64_t end = time_mono_ms() + ms;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop && s->running;
+        pthread_mutex_unlock(&s->mu);
+        int64_t left = end - time_mono_ms();
+        if (stop || left <= 0)
+            return;
+        struct timespec ts = {0, (long)MIN(left, 50) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Storage ran out while a shard was being staged (extraction, reference
+ * fetches, the commit): the shard keeps its state (from_state, so it is
+ * retried) and its upload; the blobs written so far are removed; its status
+ * says "waiting-for-storage" with the cause (recorded once, when the disk
+ * lets the database take it). */
+static void job_wait_storage(struct shard_job *j, const char *from_state, const char *why)
+{
+    struct staging *s = j->s;
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
+             j->shard_id);
+    store_blob_delete_prefix(s->st, prefix);
+    sqlite3 *db = store_db_acquire(s->st);
+    sqlite3_stmt *q = NULL;
+    bool already = false;
+    if (sqlite3_prepare_v2(db, "SELECT status_name FROM shards WHERE shard_id=?", -1, &q, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(q, 1, j->shard_id, -1, SQLITE_STATIC);
+        already = sqlite3_step(q) == SQLITE_ROW &&
+                  !strcmp((const char *)sqlite3_column_text(q, 0), "waiting-for-storage");
+    }
+    sqlite3_finalize(q);
+    int rc = already ? 0 : store_tx_begin(db);
+    if (!already && rc == 0 && shard_in_state(db, j->shard_id, from_state)) {
+        json_t *meta = json_pack("{s:s}", "reason", why);
+        rc = staging__shard_status(db, j->shard_id, from_state, "waiting-for-storage", "info", meta, 0);
+        json_decref(meta);
+        rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
+    } else if (!already) {
+        store_tx_rollback(db);
+    }
+    store_db_release(s->st, db);
+    log_warn("staging", "shard waiting for storage shard=%s: %s", j->shard_id, why);
+}
+
+/* After a storage failure, the queue waits before its next try: 1 s,
+ * doubling to 30 s; reset by the next shard that goes through. */
+static bool backoff_waiting(struct staging *s, int64_t *until)
+{
+    pthread_mutex_lock(&s->mu);
+    bool wait = time_mono_ms() < *until;
+    pthread_mutex_unlock(&s->mu);
+    return wait;
+}
+
+static void backoff_set(struct staging *s, int64_t *until, int64_t *delay, bool failed)
+{
+    pthread_mutex_lock(&s->mu);
+    if (failed) {
+        *delay = *delay <= 0 ? 1000 : MIN(*delay * 2, 30000);
+        *until = time_mono_ms() + *delay;
+    } else {
+        *delay = 0;
+        *until = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int index_one(struct shard_job *j, struct err *err)
 {
     struct staging *s = j->s;
     struct staging__tar_limits lim = {s->o.max_image_bytes, s->o.max_shard_images};
@@ -531,6 +604,13 @@ static int index_one(struct shard_job *j)
         snprintf(reason, sizeof reason, "Max size of a shard is %lldB.", (long long)s->o.max_shard_bytes);
         return job_fail(j, "uploaded", "shard-size-limit-exceeded", reason);
     }
+    if (s->o.index_delay_ms > 0) /* tests: a window between the upload and its extraction */
+        sleep_ms_unless_stopped(s, s->o.index_delay_ms);
+    /* The extracted images take about as many bytes as the archive. */
+    if ((rc = store_space_check(s->st, size, "the extraction of this shard", err)) < 0) {
+        close(fd);
+        return rc;
+    }
     rc = staging__tar_scan(fd, NULL, 0, &lim, &cb, &n, j->ingest_id ? NULL : &j->ingest_id,
                            j->notify_url ? NULL : &j->notify_url, &why);
     close(fd);
@@ -544,9 +624,12 @@ static int index_one(struct shard_job *j)
     } else if (rc == ERR_PARSE) {
         rc = job_fail(j, "uploaded", why, "the archive is not a valid uncompressed tar file");
     } else if (rc < 0) {
-        return rc; /* storage trouble: leave the shard uploaded, retry later */
+        /* storage trouble: leave the shard uploaded, retry later */
+        return err_set(err, rc, "cannot extract the archive: %s", err_str(rc));
     } else {
         rc = job_commit(j, "uploaded");
+        if (rc < 0 && rc != ERR_EXISTS)
+            err_printf(err, "cannot record the shard's images: %s", err_str(rc));
     }
     if (rc == 0)
         store_blob_delete(s->st, j->blob_key);
@@ -556,8 +639,11 @@ static int index_one(struct shard_job *j)
 int staging_index_pending(struct staging *s, int *indexed)
 {
     int n = 0, rc = 0;
+    if (backoff_waiting(s, &s->index_retry_at))
+        goto done;
     for (;;) {
         struct shard_job j;
+        struct err e = ERR_INIT;
         rc = job_load(s, "= 'tar'", "uploaded", &j);
         if (rc == ERR_NOTFOUND) {
             rc = 0;
@@ -565,7 +651,16 @@ int staging_index_pending(struct staging *s, int *indexed)
             break;
         }
         if (rc == 0)
-            rc = index_one(&j);
+            rc = index_one(&j, &e);
+        if (err_is_nospace(rc)) {
+            /* an acknowledged shard is never dropped for want of space */
+            job_wait_storage(&j, "uploaded", err_text(&e, rc));
+            job_release(&j);
+            backoff_set(s, &s->index_retry_at, &s->index_backoff, true);
+            break;
+        }
+        if (rc == 0)
+            backoff_set(s, &s->index_retry_at, &s->index_backoff, false);
         if (rc < 0 && rc != ERR_EXISTS && rc != ERR_AGAIN) {
             /* A shard that cannot be processed must not block the queue;
              * a busy database (ERR_AGAIN) is retried on the next round. */
@@ -584,6 +679,7 @@ int staging_index_pending(struct staging *s, int *indexed)
         if (stop)
             break;
     }
+done:
     if (indexed)
         *indexed = n;
     return rc;
@@ -596,6 +692,7 @@ struct sink {
     int fd;
     int64_t limit, got;
     bool over;
+    int werr;         /* a failed write to fd (-errno) */
 };
 
 static size_t sink_cb(char *p, size_t sz, size_t n, void *ud)
@@ -608,7 +705,10 @@ static size_t sink_cb(char *p, size_t sz, size_t n, void *ud)
     }
     k->got += (int64_t)len;
     if (k->fd >= 0) {
-        return fd_write_all(k->fd, p, len) == 0 ? len : 0;
+        int rc = fd_write_all(k->fd, p, len);
+        if (rc < 0)
+            k->werr = rc;
+        return rc == 0 ? len : 0;
     }
     return buf_append(&k->mem, p, len) == 0 ? len : 0;
 }
@@ -659,6 +759,7 @@ static int fetch(struct staging *s, const char *url, struct sink *k, char reason
 struct ref_result {
     const char *name, *url; /* borrowed from the refs JSON */
     bool ok;
+    bool nospace;           /* storing it failed for want of space: retry the shard */
     char key[160];
     const char *mime;       /* static */
     int64_t size;
@@ -670,15 +771,21 @@ static void fetch_ref(struct shard_job *j, int index, struct ref_result *res)
 {
     struct staging *s = j->s;
     bool video = !strcmp(j->kind, "video-refs");
-    struct sink k = {BUF_INIT, -1, video ? s->o.max_video_bytes : s->o.max_image_bytes, 0, false};
+    struct sink k = {BUF_INIT, -1, video ? s->o.max_video_bytes : s->o.max_image_bytes, 0, false, 0};
     char *tmp = NULL;
     int rc;
     snprintf(res->key, sizeof res->key, "b/%lld/r/%s/%d", (long long)j->bid, j->shard_id, index);
     res->ftype = "internal-error";
     snprintf(res->reason, sizeof res->reason, "cannot store the file");
-    if (video && store_tmp_create(s->st, &tmp, &k.fd) < 0)
+    if (video && (rc = store_tmp_create(s->st, &tmp, &k.fd)) < 0) {
+        res->nospace = err_is_nospace(rc);
         goto out;
+    }
     rc = fetch(s, res->url, &k, res->reason);
+    if (rc < 0 && err_is_nospace(k.werr)) {
+        res->nospace = true;
+        goto out;
+    }
     if (rc < 0) {
         res->ftype = rc == ERR_LIMIT ? "file-size-limit-exceeded" : rc == ERR_INVALID ? "unsafe-url-detected"
                                                                                        : "download-failed";
@@ -692,8 +799,10 @@ static void fetch_ref(struct shard_job *j, int index, struct ref_result *res)
             snprintf(res->reason, sizeof res->reason, "not a video container that can be read");
             goto out;
         }
-        if (store_blob_put_file(s->st, res->key, tmp) < 0)
+        if ((rc = store_blob_put_file(s->st, res->key, tmp)) < 0) {
+            res->nospace = err_is_nospace(rc);
             goto out;
+        }
         free(tmp);
         tmp = NULL;
     } else {
@@ -703,8 +812,10 @@ static void fetch_ref(struct shard_job *j, int index, struct ref_result *res)
             snprintf(res->reason, sizeof res->reason, "%s", bad);
             goto out;
         }
-        if (store_blob_put_nosync(s->st, res->key, k.mem.data, k.mem.len) < 0)
+        if ((rc = store_blob_put_nosync(s->st, res->key, k.mem.data, k.mem.len)) < 0) {
+            res->nospace = err_is_nospace(rc);
             goto out;
+        }
     }
     res->ok = true;
     res->size = k.got;
@@ -775,6 +886,11 @@ static int fetch_all(struct shard_job *j, json_t *refs)
         rc = ERR_AGAIN; /* stays queued; redone after restart */
         goto out;
     }
+    for (int i = 0; i < p.n; i++)
+        if (p.res[i].nospace) {
+            rc = ERR_NOSPACE; /* stays queued; fetched again once there is space */
+            goto out;
+        }
     for (int i = 0; i < p.n; i++) {
         struct ref_result *r = &p.res[i];
         if (!r->url)
@@ -799,7 +915,7 @@ static int fetch_one(struct shard_job *j)
     bool video = !strcmp(j->kind, "video-refs");
     int max = video ? MAX(1, s->o.max_references / 4) : s->o.max_references;
     if (j->refs_url) {
-        struct sink k = {BUF_INIT, -1, REFS_FILE_MAX, 0, false};
+        struct sink k = {BUF_INIT, -1, REFS_FILE_MAX, 0, false, 0};
         int rc = fetch(s, j->refs_url, &k, reason);
         if (rc < 0) {
             buf_release(&k.mem);
@@ -847,6 +963,8 @@ static int fetch_one(struct shard_job *j)
 int staging_fetch_pending(struct staging *s, int *fetched)
 {
     int n = 0, rc = 0;
+    if (backoff_waiting(s, &s->fetch_retry_at))
+        goto done;
     for (;;) {
         struct shard_job j;
         rc = job_load(s, "IN ('image-refs','video-refs')", "queued", &j);
@@ -857,6 +975,14 @@ int staging_fetch_pending(struct staging *s, int *fetched)
         }
         if (rc == 0)
             rc = fetch_one(&j);
+        if (err_is_nospace(rc)) {
+            job_wait_storage(&j, "queued", "storage full: the fetched files cannot be stored");
+            job_release(&j);
+            backoff_set(s, &s->fetch_retry_at, &s->fetch_backoff, true);
+            break;
+        }
+        if (rc == 0)
+            backoff_set(s, &s->fetch_retry_at, &s->fetch_backoff, false);
         if (rc < 0 && rc != ERR_EXISTS && rc != ERR_AGAIN) {
             char reason[160];
             snprintf(reason, sizeof reason, "internal error while fetching: %s", err_str(rc));
@@ -868,6 +994,7 @@ int staging_fetch_pending(struct staging *s, int *fetched)
             break;
         n++;
     }
+done:
     if (fetched)
         *fetched = n;
     return rc;

@@ -79,25 +79,25 @@ out:
 
 /* Short transaction: find or create the batch in the given mode. */
 static int batch_prepare(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                         const char *mode, struct staging__batch *b)
+                         const char *mode, struct staging__batch *b, struct err *err)
 {
     sqlite3 *db = store_db_acquire(s->st);
     /* Fast path without the write lock: the batch exists in this mode. */
-    int rc = staging__batch_find(s, db, ws, batch, b);
+    int rc = staging__batch_find(s, db, ws, batch, b, err);
     if (rc == 0 && !strcmp(b->mode, mode)) {
         store_db_release(s->st, db);
         return 0;
     }
     rc = store_tx_begin(db);
     if (rc == 0)
-        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, mode, b);
+        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, mode, b, err);
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
     store_db_release(s->st, db);
     return rc;
 }
 
 int staging_upload_image(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                         const char *file_name, const char *tmp_path, json_t **out)
+                         const char *file_name, const char *tmp_path, json_t **out, struct err *err)
 {
     struct staging__batch b;
     const char *mime = NULL, *bad = "not a JPEG, PNG, WebP or BMP image";
@@ -106,12 +106,12 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
     bool consumed = false;
     int rc;
     if (!id_valid(batch, 64)) {
-        staging__err("invalid batch id: use 1-64 of a-z 0-9 _ -");
+        err_printf(err, "invalid batch id: use 1-64 of a-z 0-9 _ -");
         rc = ERR_INVALID;
         goto out;
     }
     if (!staging__name_valid(file_name)) {
-        staging__err("fileName is missing or invalid (1-255 bytes, no '/' or '..')");
+        err_printf(err, "fileName is missing or invalid (1-255 bytes, no '/' or '..')");
         rc = ERR_INVALID;
         goto out;
     }
@@ -123,10 +123,10 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         const char *why = NULL;
         rc = file_read_all(tmp_path, STAGING_SIDECAR_MAX + 1, &data, &len);
         if (rc == ERR_LIMIT || (rc == 0 && (rc = staging__sidecar_check(data, len, &why)) < 0)) {
-            staging__err("'%s': %s", file_name, why ? why : "a metadata file (.json) must be at most 65536 bytes");
+            err_printf(err, "'%s': %s", file_name, why ? why : "a metadata file (.json) must be at most 65536 bytes");
             rc = rc == ERR_LIMIT ? ERR_LIMIT : ERR_INVALID;
         } else if (rc < 0) {
-            staging__err("cannot read the uploaded file");
+            err_printf(err, "cannot read the uploaded file");
         }
         free(data);
         if (rc < 0)
@@ -134,26 +134,26 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         size = (int64_t)len;
         mime = "application/json";
     } else if ((rc = check_file(tmp_path, s->o.max_image_bytes, &size, &mime, &bad)) < 0) {
-        staging__err("cannot read the uploaded file");
+        err_printf(err, "cannot read the uploaded file");
         goto out;
     }
     if (size > s->o.max_image_bytes) {
-        staging__err("Max size of single image is %lldB.", (long long)s->o.max_image_bytes);
+        err_printf(err, "Max size of single image is %lldB.", (long long)s->o.max_image_bytes);
         rc = ERR_LIMIT;
         goto out;
     }
     if (!mime) {
-        staging__err("'%s' cannot be staged: %s (a JPEG, PNG, WebP or BMP image of at most %u pixels that a "
+        err_printf(err, "'%s' cannot be staged: %s (a JPEG, PNG, WebP or BMP image of at most %u pixels that a "
                      "job can decode is needed)", file_name, bad, (unsigned)VIS_MAX_PIXELS);
         rc = ERR_INVALID;
         goto out;
     }
-    if ((rc = batch_prepare(s, ws, batch, display_name, "single", &b)) < 0)
+    if ((rc = batch_prepare(s, ws, batch, display_name, "single", &b, err)) < 0)
         goto out;
     uuid4(uuid);
     snprintf(key, sizeof key, "b/%lld/i/%s", (long long)b.bid, uuid);
     if ((rc = store_blob_put_file(s->st, key, tmp_path)) < 0) {
-        staging__err("cannot store the image");
+        err_printf(err, "cannot store the image: %s", err_str(rc));
         goto out;
     }
     consumed = true;
@@ -161,9 +161,9 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
     struct staging__batch b2;
     rc = store_tx_begin(db);
     if (rc == 0)
-        rc = staging__batch_find(s, db, ws, batch, &b2);
+        rc = staging__batch_find(s, db, ws, batch, &b2, err);
     if (rc == 0 && b2.bid != b.bid) {
-        staging__err("batch '%s' was removed during the upload", batch);
+        err_printf(err, "batch '%s' was removed during the upload", batch);
         rc = ERR_NOTFOUND;
     }
     if (rc == 0 && meta)
@@ -213,33 +213,34 @@ static int uploads_insert(sqlite3 *db, const char *key, int64_t bid, const char 
             sqlite3_bind_text(q, 5, file_name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 6, limit);
         sqlite3_bind_int64(q, 7, time_now_ms());
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = 0;
+        rc = store_step_done(db, q);
     }
     sqlite3_finalize(q);
     return rc;
 }
 
 int staging_upload_video_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                             const char *file_name, json_t **out)
+                             const char *file_name, json_t **out, struct err *err)
 {
     struct staging__batch b;
     char uuid[37], key[96];
     int rc;
     if (!staging__name_valid(file_name)) {
-        staging__err("fileName is missing or invalid (1-255 bytes, no '/' or '..')");
+        err_printf(err, "fileName is missing or invalid (1-255 bytes, no '/' or '..')");
         return ERR_INVALID;
     }
+    if ((rc = store_space_check(s->st, 0, "a new upload URL", err)) < 0)
+        return rc;
     sqlite3 *db = store_db_acquire(s->st);
     rc = store_tx_begin(db);
     if (rc == 0) {
         /* Videos go into any input batch; a new batch becomes a simple one. */
-        rc = staging__batch_find(s, db, ws, batch, &b);
+        rc = staging__batch_find(s, db, ws, batch, &b, err);
         if (rc == 0 && !strcmp(b.mode, "output")) {
-            staging__err("batch '%s' holds job outputs and cannot take uploads", batch);
+            err_printf(err, "batch '%s' holds job outputs and cannot take uploads", batch);
             rc = ERR_INVALID;
         } else if (rc == ERR_NOTFOUND) {
-            rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "single", &b);
+            rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "single", &b, err);
         }
     }
     if (rc == 0) {
@@ -298,22 +299,26 @@ static int shard_insert(sqlite3 *db, int64_t bid, const char *shard_id, const ch
     sqlite3_bind_text(q, 1, shard_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, status_name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, now);
-    if (sqlite3_step(q) == SQLITE_DONE)
-        rc = 0;
+    rc = store_step_done(db, q);
 out:
+    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
+        rc = store_sql_err(db, sqlite3_errcode(db));
     sqlite3_finalize(q);
     return rc;
 }
 
 int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                            json_t **out)
+                            json_t **out, struct err *err)
 {
     struct staging__batch b;
     char shard[37], key[96];
+    int rc = store_space_check(s->st, 0, "a new upload URL", err);
+    if (rc < 0)
+        return rc;
     sqlite3 *db = store_db_acquire(s->st);
-    int rc = store_tx_begin(db);
+    rc = store_tx_begin(db);
     if (rc == 0)
-        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b);
+        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b, err);
     if (rc == 0) {
         uuid4(shard);
         snprintf(key, sizeof key, "b/%lld/s/%s.tar", (long long)b.bid, shard);
@@ -393,18 +398,18 @@ static void put_free(struct staging_put *p)
 }
 
 int staging_put_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
-                     const char *q_limit, const char *q_signature, int64_t content_length, struct staging_put **out)
+                     const char *q_limit, const char *q_signature, int64_t content_length, struct staging_put **out, struct err *err)
 {
     int64_t limit = 0;
     sqlite3_stmt *q = NULL;
     struct staging_put *p = NULL;
     int rc = store_signed_verify(s->st, "PUT", key, q_method, q_expires, q_limit, q_signature, &limit);
     if (rc < 0) {
-        staging__err("invalid, expired or tampered signed URL");
+        err_printf(err, "invalid, expired or tampered signed URL");
         return rc == ERR_INVALID ? ERR_AUTH : rc;
     }
     if (put_claim(s, key) < 0) {
-        staging__err("an upload to this URL is already in progress");
+        err_printf(err, "an upload to this URL is already in progress");
         return ERR_EXISTS;
     }
     sqlite3 *db = store_db_acquire(s->st);
@@ -414,12 +419,12 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
         sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
         int st = sqlite3_step(q);
         if (st == SQLITE_DONE) {
-            staging__err("no upload is expected at this URL (batch expired or removed?)");
+            err_printf(err, "no upload is expected at this URL (batch expired or removed?)");
             rc = ERR_NOTFOUND;
         } else if (st == SQLITE_ROW) {
             const char *state = (const char *)sqlite3_column_text(q, 4);
             if (strcmp(state, "pending") != 0) {
-                staging__err("this upload URL was already used");
+                err_printf(err, "this upload URL was already used");
                 rc = ERR_EXISTS;
             } else {
                 p = xcalloc(1, sizeof *p);
@@ -440,14 +445,23 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
     if (rc < 0)
         goto fail;
     if (content_length > limit) {
-        staging__err("upload of %lld bytes exceeds the limit of %lld bytes", (long long)content_length,
+        err_printf(err, "upload of %lld bytes exceeds the limit of %lld bytes", (long long)content_length,
                      (long long)limit);
         rc = ERR_LIMIT;
         goto fail;
     }
+    /* Refuse now what could not be kept: the bytes of the upload and, for
+     * a tar shard, as many again for its extracted images. */
+    bool tar = !strcmp(p->kind, "tar");
+    if (content_length > 0 &&
+        (rc = store_space_check(s->st, tar ? 2 * content_length : content_length,
+                                tar ? "this tar shard and its extraction" : "this upload", err)) < 0)
+        goto fail;
+    if (content_length <= 0 && (rc = store_space_check(s->st, 0, "an upload", err)) < 0)
+        goto fail;
     p->key = xstrdup(key); /* from here put_free releases the claim */
     if ((rc = store_blob_writer_open(s->st, key, limit, &p->w)) < 0) {
-        staging__err("cannot create the upload file");
+        err_printf(err, "cannot create the upload file");
         goto fail;
     }
     *out = p;
@@ -463,13 +477,13 @@ fail:
     return rc;
 }
 
-int staging_put_write(struct staging_put *p, const void *data, size_t len)
+int staging_put_write(struct staging_put *p, const void *data, size_t len, struct err *err)
 {
     int rc = store_blob_writer_write(p->w, data, len);
     if (rc == ERR_LIMIT)
-        staging__err("upload exceeds its size limit");
+        err_printf(err, "upload exceeds its size limit");
     else if (rc < 0)
-        staging__err("cannot write the upload: %s", err_str(rc));
+        err_printf(err, "cannot write the upload: %s", err_str(rc));
     return rc;
 }
 
@@ -481,7 +495,7 @@ void staging_put_abort(struct staging_put *p)
     put_free(p);
 }
 
-static int upload_mark(sqlite3 *db, const char *key, const char *state)
+static int upload_mark(sqlite3 *db, const char *key, const char *state, struct err *err)
 {
     sqlite3_stmt *q = NULL;
     int rc = ERR_INTERNAL;
@@ -494,19 +508,29 @@ static int upload_mark(sqlite3 *db, const char *key, const char *state)
     }
     sqlite3_finalize(q);
     if (rc == ERR_EXISTS)
-        staging__err("this upload URL was already used");
+        err_printf(err, "this upload URL was already used");
     return rc;
 }
 
-int staging_put_finish(struct staging_put *p)
+int staging_put_finish(struct staging_put *p, struct err *err)
 {
     struct staging *s = p->s;
     int64_t size = store_blob_writer_size(p->w);
-    int rc = store_blob_writer_finish(p->w);
     const char *mime = NULL;
+    int rc = 0;
+    /* Before the 200: a tar shard's extraction needs as many bytes again.
+     * Refused, nothing is kept and the URL stays usable for a retry. */
+    if (!strcmp(p->kind, "tar"))
+        rc = store_space_check(s->st, size, "the extraction of this tar shard", err);
+    if (rc < 0) {
+        store_blob_writer_abort(p->w);
+        p->w = NULL;
+        goto out;
+    }
+    rc = store_blob_writer_finish(p->w);
     p->w = NULL;
     if (rc < 0) {
-        staging__err("cannot store the upload");
+        err_printf(err, "cannot store the upload: %s", err_str(rc));
         goto out;
     }
     if (!strcmp(p->kind, "video")) {
@@ -516,11 +540,11 @@ int staging_put_finish(struct staging_put *p)
         if (rc < 0) {
             store_blob_delete(s->st, p->key);
             sqlite3 *db = store_db_acquire(s->st);
-            if (store_tx_begin(db) == 0 && upload_mark(db, p->key, "failed") == 0)
+            if (store_tx_begin(db) == 0 && upload_mark(db, p->key, "failed", err) == 0)
                 store_tx_commit(db);
             store_tx_rollback(db);
             store_db_release(s->st, db);
-            staging__err("'%s' is not a video container that can be read", p->file_name);
+            err_printf(err, "'%s' is not a video container that can be read", p->file_name);
             rc = ERR_INVALID;
             goto out;
         }
@@ -528,7 +552,7 @@ int staging_put_finish(struct staging_put *p)
     sqlite3 *db = store_db_acquire(s->st);
     rc = store_tx_begin(db);
     if (rc == 0)
-        rc = upload_mark(db, p->key, "done");
+        rc = upload_mark(db, p->key, "done", err);
     if (rc == 0 && !strcmp(p->kind, "video"))
         rc = staging__item_insert(db, p->bid, NULL, p->file_name, NULL, "video", mime, p->key, size);
     if (rc == 0 && !strcmp(p->kind, "tar"))
@@ -557,12 +581,12 @@ static const char *mime_static(const char *m)
 }
 
 int staging_get_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
-                     const char *q_limit, const char *q_signature, int *fd, int64_t *size, const char **mime)
+                     const char *q_limit, const char *q_signature, int *fd, int64_t *size, const char **mime, struct err *err)
 {
     sqlite3_stmt *q = NULL;
     int rc = store_signed_verify(s->st, "GET", key, q_method, q_expires, q_limit, q_signature, NULL);
     if (rc < 0) {
-        staging__err("invalid, expired or tampered signed URL");
+        err_printf(err, "invalid, expired or tampered signed URL");
         return rc == ERR_INVALID ? ERR_AUTH : rc;
     }
     const char *m = NULL;
@@ -576,7 +600,7 @@ int staging_get_open(struct staging *s, const char *key, const char *q_method, c
     store_db_release(s->st, db);
     rc = store_blob_open(s->st, key, fd, size);
     if (rc < 0) {
-        staging__err("object not found");
+        err_printf(err, "object not found");
         return rc == ERR_INVALID ? ERR_NOTFOUND : rc;
     }
     *mime = m ? m : "application/octet-stream";
@@ -621,7 +645,7 @@ int staging__ref_entry(json_t *e, const char **name, const char **url)
     return 0;
 }
 
-int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out)
+int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out, struct err *err)
 {
     const char *k_list = video ? "videoReferences" : "imageReferences";
     const char *k_url = video ? "videoReferencesURL" : "imageReferencesURL";
@@ -630,27 +654,27 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
     json_t *root = NULL;
     char e2[300];
     if (json_parse_outside(body, len, JSON_REJECT_DUPLICATES, &root, e2, sizeof e2) == ERR_LIMIT) {
-        staging__err("the body is %s", e2);
+        err_printf(err, "the body is %s", e2);
         return ERR_INVALID;
     }
     if (!json_is_object(root)) {
-        staging__err("body must be a JSON object");
+        err_printf(err, "body must be a JSON object");
         json_decref(root);
         return ERR_INVALID;
     }
     out->root = root;
     json_t *list = json_object_get(root, k_list), *url = json_object_get(root, k_url);
     if ((list && url) || (!list && !url)) {
-        staging__err("give exactly one of '%s' and '%s'", k_list, k_url);
+        err_printf(err, "give exactly one of '%s' and '%s'", k_list, k_url);
         goto bad;
     }
     if (list) {
         if (!json_is_array(list) || json_array_size(list) == 0) {
-            staging__err("'%s' must be a non-empty list", k_list);
+            err_printf(err, "'%s' must be a non-empty list", k_list);
             goto bad;
         }
         if (json_array_size(list) > (size_t)max_refs) {
-            staging__err("'%s' holds more than %d references", k_list, max_refs);
+            err_printf(err, "'%s' holds more than %d references", k_list, max_refs);
             json_decref(root);
             out->root = NULL;
             return ERR_LIMIT;
@@ -660,14 +684,14 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
         json_array_foreach(list, i, e) {
             const char *n, *u;
             if (staging__ref_entry(e, &n, &u) < 0) {
-                staging__err("reference %zu needs a valid 'name' (no '/' or '..') and an http(s) 'url'", i);
+                err_printf(err, "reference %zu needs a valid 'name' (no '/' or '..') and an http(s) 'url'", i);
                 goto bad;
             }
         }
         out->refs = list;
     } else {
         if (!http_url(json_string_value(url))) {
-            staging__err("'%s' must be an http(s) URL", k_url);
+            err_printf(err, "'%s' must be an http(s) URL", k_url);
             goto bad;
         }
         out->refs_url = json_string_value(url);
@@ -676,7 +700,7 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
     if (v && !json_is_null(v)) {
         const char *id = json_string_value(v);
         if (!id || !*id || strlen(id) > 256) {
-            staging__err("'ingestId' must be a string of 1-256 bytes");
+            err_printf(err, "'ingestId' must be a string of 1-256 bytes");
             goto bad;
         }
         out->ingest_id = id;
@@ -684,7 +708,7 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
     v = json_object_get(root, "notificationsURL");
     if (v && !json_is_null(v)) {
         if (!http_url(json_string_value(v))) {
-            staging__err("'notificationsURL' must be an http(s) URL");
+            err_printf(err, "'notificationsURL' must be an http(s) URL");
             goto bad;
         }
         out->notify_url = json_string_value(v);
@@ -694,7 +718,7 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
         size_t i;
         json_t *e;
         if (!json_is_array(v) || json_array_size(v) > 8) {
-            staging__err("'notificationCategories' must be a list");
+            err_printf(err, "'notificationCategories' must be a list");
             goto bad;
         }
         out->cat_ingest = false;
@@ -705,7 +729,7 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
             else if (c && !strcmp(c, "files-status"))
                 out->cat_files = true;
             else {
-                staging__err("unknown notification category (use ingest-status, files-status)");
+                err_printf(err, "unknown notification category (use ingest-status, files-status)");
                 goto bad;
             }
         }
@@ -720,7 +744,7 @@ bad:
 #define REFS_PER_SHARD 500
 
 int staging_ingest_references(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                              bool video, const char *body, size_t len, json_t **out)
+                              bool video, const char *body, size_t len, json_t **out, struct err *err)
 {
     struct staging__refs_req r;
     struct staging__batch b;
@@ -728,11 +752,11 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
     json_t *resp = NULL, *shard_ids = NULL;
     char gen_id[37];
     int max = video ? MAX(1, s->o.max_references / 4) : s->o.max_references;
-    int rc = staging__refs_parse(body, len, video, max, &r);
+    int rc = staging__refs_parse(body, len, video, max, &r, err);
     if (rc < 0)
         return rc;
     if (!id_valid(batch, 64)) {
-        staging__err("invalid batch id: use 1-64 of a-z 0-9 _ -");
+        err_printf(err, "invalid batch id: use 1-64 of a-z 0-9 _ -");
         json_decref(r.root);
         return ERR_INVALID;
     }
@@ -741,10 +765,14 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
         uuid4(gen_id);
         ingest_id = gen_id;
     }
+    if ((rc = store_space_check(s->st, 0, "a new ingest", err)) < 0) {
+        json_decref(r.root);
+        return rc;
+    }
     sqlite3 *db = store_db_acquire(s->st);
     rc = store_tx_begin(db);
     if (rc == 0)
-        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b);
+        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b, err);
     if (rc < 0)
         goto out;
     /* De-duplication: the same ingestId for the same batch answers the
@@ -811,8 +839,7 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
         sqlite3_bind_text(q, 3, stored, -1, SQLITE_STATIC);
         sqlite3_bind_int(q, 4, nshards);
         sqlite3_bind_int64(q, 5, time_now_ms());
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = 0;
+        rc = store_step_done(db, q);
     }
     free(stored);
     json_object_set_new(resp, "duplicated", json_false());
@@ -824,7 +851,7 @@ out:
     json_decref(r.root);
     if (rc < 0) {
         if (rc == ERR_INTERNAL)
-            staging__err("database error");
+            err_printf(err, "database error");
         json_decref(resp);
         return rc;
     }

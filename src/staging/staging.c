@@ -28,50 +28,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "staging/staging_int.h"
-
-static __thread char err_buf[512];
-
-void staging__err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err_buf, sizeof err_buf, fmt, ap);
-    va_end(ap);
-}
-
-const char *staging_errmsg(void)
-{
-    return err_buf[0] ? err_buf : "error";
-}
-
-int staging_http_status(int rc)
-{
-    switch (rc) {
-    case ERR_INVALID:
-    case ERR_PARSE:
-        return 400;
-    case ERR_NOTFOUND:
-        return 404;
-    case ERR_EXISTS:
-        return 409;
-    case ERR_LIMIT:
-        return 413;
-    case ERR_AUTH:
-        return 403;
-    case ERR_UNSUPPORTED:
-        return 415;
-    case ERR_AGAIN:
-        /* The write lock was busy past the timeout: clients retry 503. */
-        staging__err("server busy, retry the request");
-        return 503;
-    default:
-        return rc >= 0 ? 200 : 500;
-    }
-}
 
 void staging_opts_default(struct staging_opts *o)
 {
@@ -89,6 +50,8 @@ void staging_opts_default(struct staging_opts *o)
     o->max_page_size = 1000;
     o->max_references = 20000;
     o->net_allow = NULL;
+    const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
+    o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
 }
 
 void staging__batch_prefix(int64_t bid, char out[32])
@@ -142,7 +105,7 @@ bool staging__name_valid(const char *name)
 
 /* ---- context and threads ---------------------------------------------------- */
 
-int staging_new(struct store *st, const struct staging_opts *o, struct staging **out)
+int staging_new(struct store *st, const struct staging_opts *o, struct staging **out, struct err *err)
 {
     struct staging *s = xcalloc(1, sizeof *s);
     int rc;
@@ -171,7 +134,7 @@ int staging_new(struct store *st, const struct staging_opts *o, struct staging *
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
     if (s->net_allow && (rc = store_net_allow_set(st, s->net_allow)) < 0) {
-        staging__err("bad network allow-list '%s'", s->net_allow);
+        err_printf(err, "bad network allow-list '%s'", s->net_allow);
         goto fail;
     }
     if ((rc = store_migrate(st, "staging", staging__migrations, staging__migrations_n)) < 0)
@@ -248,7 +211,7 @@ static void *sweep_main(void *arg)
     return NULL;
 }
 
-int staging_start(struct staging *s)
+int staging_start(struct staging *s, struct err *err)
 {
     int rc = 0;
     pthread_mutex_lock(&s->mu);
@@ -260,9 +223,9 @@ int staging_start(struct staging *s)
     s->kick_index = s->kick_fetch = true;
     pthread_mutex_unlock(&s->mu);
     if ((rc = store_outbox_start(s->st, NULL)) < 0)
-        return rc;
+        return err_set(err, rc, "cannot start the webhook sender: %s", err_str(rc));
     if (pthread_create(&s->th_index, NULL, index_main, s) != 0)
-        return ERR_INTERNAL;
+        return err_set(err, ERR_INTERNAL, "cannot start the shard indexer thread");
     if (pthread_create(&s->th_fetch, NULL, fetch_main, s) != 0)
         goto fail1;
     if (pthread_create(&s->th_sweep, NULL, sweep_main, s) != 0)
@@ -278,14 +241,14 @@ fail2:
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->th_fetch, NULL);
     pthread_join(s->th_index, NULL);
-    return ERR_INTERNAL;
+    return err_set(err, ERR_INTERNAL, "cannot start the staging threads");
 fail1:
     pthread_mutex_lock(&s->mu);
     s->stop = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->th_index, NULL);
-    return ERR_INTERNAL;
+    return err_set(err, ERR_INTERNAL, "cannot start the staging threads");
 }
 
 void staging_stop(struct staging *s)
@@ -350,16 +313,16 @@ static int batch_row(sqlite3 *db, const char *ws, const char *batch, struct stag
 }
 
 int staging__batch_find(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                        struct staging__batch *out)
+                        struct staging__batch *out, struct err *err)
 {
     (void)s;
     if (!id_valid(batch, 64)) {
-        staging__err("invalid batch id '%.80s': use 1-64 of a-z 0-9 _ -", batch ? batch : "");
+        err_printf(err, "invalid batch id '%.80s': use 1-64 of a-z 0-9 _ -", batch ? batch : "");
         return ERR_INVALID;
     }
     int rc = batch_row(db, ws, batch, out);
     if (rc == ERR_NOTFOUND)
-        staging__err("batch '%s' not found", batch);
+        err_printf(err, "batch '%s' not found", batch);
     return rc;
 }
 
@@ -415,17 +378,17 @@ out:
 }
 
 int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                                 const char *display_name, const char *create_mode, struct staging__batch *out)
+                                 const char *display_name, const char *create_mode, struct staging__batch *out, struct err *err)
 {
     sqlite3_stmt *q = NULL;
-    int rc = staging__batch_find(s, db, ws, batch, out);
+    int rc = staging__batch_find(s, db, ws, batch, out, err);
     if (rc == 0 && create_mode) {
         if (!strcmp(out->mode, "output")) {
-            staging__err("batch '%s' holds job outputs and cannot take uploads", batch);
+            err_printf(err, "batch '%s' holds job outputs and cannot take uploads", batch);
             return ERR_INVALID;
         }
         if (strcmp(out->mode, create_mode) != 0) {
-            staging__err("batch '%s' was filled by %s uploads; single-image and bulk uploads cannot be "
+            err_printf(err, "batch '%s' was filled by %s uploads; single-image and bulk uploads cannot be "
                          "combined in one batch: use another batch id",
                          batch, !strcmp(out->mode, "single") ? "single-image" : "bulk");
             return ERR_INVALID;
@@ -435,11 +398,11 @@ int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws,
     if (rc != ERR_NOTFOUND || !create_mode)
         return rc;
     if (display_name && strlen(display_name) > 256) {
-        staging__err("displayName is longer than 256 bytes");
+        err_printf(err, "displayName is longer than 256 bytes");
         return ERR_INVALID;
     }
     if (display_name && !staging__utf8_valid(display_name)) {
-        staging__err("displayName is not valid UTF-8");
+        err_printf(err, "displayName is not valid UTF-8");
         return ERR_INVALID;
     }
     if ((rc = drop_expired(s, db, ws, batch)) < 0)
@@ -468,6 +431,8 @@ int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws,
             rc = 0;
         }
     }
+    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
+        rc = store_sql_err(db, sqlite3_errcode(db));
     sqlite3_finalize(q);
     return rc;
 }
@@ -527,8 +492,10 @@ int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char 
     }
     rc = 0;
 out:
-    if (rc < 0)
+    if (rc < 0) {
         log_error("staging", "item insert failed: %s", sqlite3_errmsg(db));
+        rc = store_sql_err(db, sqlite3_errcode(db));
+    }
     sqlite3_finalize(q);
     return rc;
 }
@@ -568,8 +535,7 @@ int staging__sidecar_part_ensure(sqlite3 *db, int64_t bid)
                                " VALUES(?,'" STAGING_METADATA_PART "','file-part','metadata',"
                                "'per-image metadata (<image file name>.json)')", -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(q, 1, bid);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = 0;
+        rc = store_step_done(db, q);
     }
     if (rc < 0)
         log_error("staging", "metadata part insert failed: %s", sqlite3_errmsg(db));
@@ -608,9 +574,10 @@ int staging__shard_status(sqlite3 *db, const char *shard_id, const char *state, 
     if (m)
         sqlite3_bind_text(q, 4, m, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 5, now);
-    if (sqlite3_step(q) == SQLITE_DONE)
-        rc = 0;
+    rc = store_step_done(db, q);
 out:
+    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
+        rc = store_sql_err(db, sqlite3_errcode(db));
     sqlite3_finalize(q);
     free(m);
     return rc;
@@ -623,18 +590,18 @@ out:
 /* pageSize and nextPageToken of a listing; scope names the listing so that
  * its tokens are refused by any other (page_token_make in base.h). */
 static int page_args(struct staging *s, const char *scope, int page_size, const char *token, int *limit,
-                     int64_t *after)
+                     int64_t *after, struct err *err)
 {
     *after = 0;
     if (page_size <= 0)
         page_size = s->o.default_page_size;
     if (page_size > s->o.max_page_size) {
-        staging__err("pageSize must be between 1 and %d", s->o.max_page_size);
+        err_printf(err, "pageSize must be between 1 and %d", s->o.max_page_size);
         return ERR_INVALID;
     }
     *limit = page_size;
     if (page_token_parse(scope, token, after) < 0) {
-        staging__err("invalid nextPageToken: not one this listing gave");
+        err_printf(err, "invalid nextPageToken: not one this listing gave");
         return ERR_INVALID;
     }
     return 0;
@@ -672,13 +639,13 @@ static json_t *batch_json(sqlite3_stmt *q, int off)
     return b;
 }
 
-int staging_list_batches(struct staging *s, const char *ws, int page_size, const char *page_token_s, json_t **out)
+int staging_list_batches(struct staging *s, const char *ws, int page_size, const char *page_token_s, json_t **out, struct err *err)
 {
     int limit;
     int64_t after;
     char scope[PAGE_SCOPE_MAX];
     snprintf(scope, sizeof scope, "batches|%s", ws);
-    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after);
+    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
     sqlite3 *db = store_db_acquire(s->st);
@@ -712,19 +679,19 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
     if (rc < 0) {
         json_decref(arr);
         json_decref(next);
-        staging__err("database error");
+        err_printf(err, "database error");
         return rc;
     }
     *out = json_pack("{s:s,s:o,s:o}", "status", "ok", "batches", arr, "nextPageToken", next);
     return 0;
 }
 
-int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out)
+int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err)
 {
     struct staging__batch b;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
-    int rc = staging__batch_find(s, db, ws, batch, &b);
+    int rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
@@ -742,12 +709,12 @@ out:
     return rc;
 }
 
-int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n)
+int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n, struct err *err)
 {
     struct staging__batch b;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
-    int rc = staging__batch_find(s, db, ws, batch, &b);
+    int rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
@@ -769,22 +736,22 @@ out:
     return rc;
 }
 
-int staging_batch_count(struct staging *s, const char *ws, const char *batch, const char *part_name, json_t **out)
+int staging_batch_count(struct staging *s, const char *ws, const char *batch, const char *part_name, json_t **out, struct err *err)
 {
     int64_t n = 0;
-    int rc = staging_items_count(s, ws, batch, part_name && *part_name ? part_name : NULL, &n);
+    int rc = staging_items_count(s, ws, batch, part_name && *part_name ? part_name : NULL, &n, err);
     if (rc == 0)
         *out = json_pack("{s:s,s:I}", "status", "ok", "count", (json_int_t)n);
     return rc;
 }
 
-int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out)
+int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err)
 {
     struct staging__batch b;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
     json_t *arr = json_array();
-    int rc = staging__batch_find(s, db, ws, batch, &b);
+    int rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
@@ -828,7 +795,7 @@ static char *download_url(struct staging *s, const char *key)
 }
 
 int staging_list_items(struct staging *s, const char *ws, const char *batch, const char *part_name, int page_size,
-                       const char *page_token_s, json_t **out)
+                       const char *page_token_s, json_t **out, struct err *err)
 {
     struct staging__batch b;
     int limit;
@@ -837,13 +804,13 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
     if (part_name && !*part_name)
         part_name = NULL;
     snprintf(scope, sizeof scope, "items|%s|%s|%s", ws, batch, part_name ? part_name : "");
-    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after);
+    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
     json_t *arr = json_array(), *next = json_null();
-    if ((rc = staging__batch_find(s, db, ws, batch, &b)) < 0)
+    if ((rc = staging__batch_find(s, db, ws, batch, &b, err)) < 0)
         goto out;
     rc = ERR_INTERNAL;
     /* nestedContentType: the item's part says what its archives hold */
@@ -897,20 +864,20 @@ out:
 }
 
 int staging_list_shards(struct staging *s, const char *ws, const char *batch, int page_size,
-                        const char *page_token_s, json_t **out)
+                        const char *page_token_s, json_t **out, struct err *err)
 {
     struct staging__batch b;
     int limit;
     int64_t after;
     char scope[PAGE_SCOPE_MAX];
     snprintf(scope, sizeof scope, "shards|%s|%s", ws, batch);
-    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after);
+    int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
     json_t *arr = json_array(), *next = json_null();
-    if ((rc = staging__batch_find(s, db, ws, batch, &b)) < 0)
+    if ((rc = staging__batch_find(s, db, ws, batch, &b, err)) < 0)
         goto out;
     rc = ERR_INTERNAL;
     if (sqlite3_prepare_v2(db, "SELECT id, shard_id, status_name, status_type, event_ms, objects, status_meta"
@@ -974,18 +941,18 @@ static void item_fill(sqlite3_stmt *q, struct staging_item *it)
 }
 
 static int items_page(struct staging *s, const char *ws, const char *batch, const char *part, bool media_only,
-                      int64_t after_id, int limit, struct staging_item **items, int *n)
+                      int64_t after_id, int limit, struct staging_item **items, int *n, struct err *err)
 {
     struct staging__batch b;
     struct staging_item *arr = NULL;
     int cnt = 0;
     if (limit <= 0 || limit > 10000) {
-        staging__err("limit must be 1..10000");
+        err_printf(err, "limit must be 1..10000");
         return ERR_INVALID;
     }
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
-    int rc = staging__batch_find(s, db, ws, batch, &b);
+    int rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
@@ -1020,25 +987,25 @@ out:
 }
 
 int staging_items_page(struct staging *s, const char *ws, const char *batch, const char *part, int64_t after_id,
-                       int limit, struct staging_item **items, int *n)
+                       int limit, struct staging_item **items, int *n, struct err *err)
 {
-    return items_page(s, ws, batch, part, false, after_id, limit, items, n);
+    return items_page(s, ws, batch, part, false, after_id, limit, items, n, err);
 }
 
 int staging_items_page_media(struct staging *s, const char *ws, const char *batch, const char *part,
-                             int64_t after_id, int limit, struct staging_item **items, int *n)
+                             int64_t after_id, int limit, struct staging_item **items, int *n, struct err *err)
 {
-    return items_page(s, ws, batch, part, true, after_id, limit, items, n);
+    return items_page(s, ws, batch, part, true, after_id, limit, items, n, err);
 }
 
 int staging_item_find(struct staging *s, const char *ws, const char *batch, const char *part, const char *name,
-                      struct staging_item *out)
+                      struct staging_item *out, struct err *err)
 {
     struct staging__batch b;
     sqlite3 *db = store_db_acquire(s->st);
     sqlite3_stmt *q = NULL;
     memset(out, 0, sizeof *out);
-    int rc = staging__batch_find(s, db, ws, batch, &b);
+    int rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc < 0)
         goto out;
     rc = ERR_INTERNAL;
@@ -1058,7 +1025,7 @@ int staging_item_find(struct staging *s, const char *ws, const char *batch, cons
         item_fill(q, out);
         rc = 0;
     } else if (st == SQLITE_DONE) {
-        staging__err("no item '%.255s' in the batch", name);
+        err_printf(err, "no item '%.255s' in the batch", name);
         rc = ERR_NOTFOUND;
     }
 out:
@@ -1095,18 +1062,18 @@ void staging_items_free(struct staging_item *items, int n)
     free(items);
 }
 
-int staging_output_batch_create(struct staging *s, const char *ws, const char *batch, const char *display_name)
+int staging_output_batch_create(struct staging *s, const char *ws, const char *batch, const char *display_name, struct err *err)
 {
     struct staging__batch b;
     sqlite3 *db = store_db_acquire(s->st);
     int rc = store_tx_begin(db);
     if (rc == 0) {
-        rc = staging__batch_find(s, db, ws, batch, &b);
+        rc = staging__batch_find(s, db, ws, batch, &b, err);
         if (rc == 0) {
-            staging__err("batch '%s' already exists", batch);
+            err_printf(err, "batch '%s' already exists", batch);
             rc = ERR_EXISTS;
         } else if (rc == ERR_NOTFOUND) {
-            rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "output", &b);
+            rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "output", &b, err);
         }
     }
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
@@ -1116,18 +1083,18 @@ int staging_output_batch_create(struct staging *s, const char *ws, const char *b
 
 int staging_output_part_add(struct staging *s, const char *ws, const char *batch, const char *part,
                             const char *part_type, const char *content_type, const char *description,
-                            const char *nested_content_type)
+                            const char *nested_content_type, struct err *err)
 {
     struct staging__batch b;
     sqlite3_stmt *q = NULL;
     if (!id_valid(part, 64) || !part_type || !content_type) {
-        staging__err("invalid part");
+        err_printf(err, "invalid part");
         return ERR_INVALID;
     }
     sqlite3 *db = store_db_acquire(s->st);
     int rc = store_tx_begin(db);
     if (rc == 0)
-        rc = staging__batch_find(s, db, ws, batch, &b);
+        rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc == 0) {
         rc = ERR_INTERNAL;
         if (sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO parts(bid, part_name, part_type, content_type,"
@@ -1141,8 +1108,7 @@ int staging_output_part_add(struct staging *s, const char *ws, const char *batch
                 sqlite3_bind_text(q, 5, description, -1, SQLITE_STATIC);
             if (nested_content_type)
                 sqlite3_bind_text(q, 6, nested_content_type, -1, SQLITE_STATIC);
-            if (sqlite3_step(q) == SQLITE_DONE)
-                rc = 0;
+            rc = store_step_done(db, q);
         }
         sqlite3_finalize(q);
     }
@@ -1153,17 +1119,17 @@ int staging_output_part_add(struct staging *s, const char *ws, const char *batch
 
 int staging_output_item_add(struct staging *s, const char *ws, const char *batch, const char *part,
                             const char *file_name, const char *content_type, const char *mime,
-                            const char *blob_key, int64_t size)
+                            const char *blob_key, int64_t size, struct err *err)
 {
     struct staging__batch b;
     if (!staging__name_valid(file_name) || !store_blob_key_valid(blob_key) || !content_type) {
-        staging__err("invalid output item");
+        err_printf(err, "invalid output item");
         return ERR_INVALID;
     }
     sqlite3 *db = store_db_acquire(s->st);
     int rc = store_tx_begin(db);
     if (rc == 0)
-        rc = staging__batch_find(s, db, ws, batch, &b);
+        rc = staging__batch_find(s, db, ws, batch, &b, err);
     if (rc == 0)
         rc = staging__item_insert(db, b.bid, part, file_name, NULL, content_type, mime, blob_key, size);
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);

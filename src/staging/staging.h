@@ -5,8 +5,9 @@
  * and video references fetched in the background), ingest webhooks, and
  * the expiry sweeper.  It answers the Data Staging API in ready-to-send
  * JSON shaped as spec/COMPAT.md says, so that the HTTP handlers stay thin:
- * parse the path/query, call one function, send the JSON (200) or map the
- * error code with staging_http_status() and send {"error": staging_errmsg()}.
+ * parse the path/query, call one function, send the JSON (200) or its
+ * error (api_reply_err: the status from the code, the message from the
+ * struct err the call filled).
  *
  * Background threads (started by staging_start): shard indexer (tar ->
  * items, libarchive), reference fetcher (libcurl), expiry sweeper, and the
@@ -16,10 +17,12 @@
  * run on libmicrohttpd's pool).  staging_start/stop/free from one thread.
  *
  * Returned JSON (json_t **out): a new reference, the caller json_decref()s.
- * Errors: ERR_INVALID/ERR_PARSE (400), ERR_NOTFOUND (404), ERR_EXISTS (409),
- * ERR_LIMIT (413, or 400 for a page size), ERR_AUTH (403, signed URLs),
- * ERR_AGAIN (503: database busy, retry), others (500).  After a failure, staging_errmsg() holds a human message
- * for the calling thread.
+ * Errors (base.h): the functions return 0 or a negative code and, on
+ * failure, write the reason into their last parameter `struct err *err`
+ * (may be NULL): ERR_INVALID/ERR_PARSE (bad input), ERR_NOTFOUND,
+ * ERR_EXISTS, ERR_LIMIT (a size limit), ERR_AUTH (signed URLs), ERR_AGAIN
+ * (database busy, retry), ERR_NOSPACE (storage full), others (internal).
+ * Nothing here knows HTTP statuses: src/api/ maps the codes.
  */
 #ifndef VBATCH_STAGING_H
 #define VBATCH_STAGING_H
@@ -29,6 +32,7 @@
 
 #include <jansson.h>
 
+#include "base/base.h"
 #include "store/store.h"
 
 struct staging;
@@ -48,27 +52,23 @@ struct staging_opts {
     int max_references;            /* per image-references request; default 20000
                                       (videos: max_references/4 = 5000) */
     const char *net_allow;         /* SSRF allow-list, see store_net_allow_set; copied */
+    int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
+                                      default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
 };
 void staging_opts_default(struct staging_opts *o);
 
 /* Create the context over an open store (borrowed; must outlive the
  * context): applies the "staging" migrations.  *out freed with
  * staging_free(). */
-int staging_new(struct store *st, const struct staging_opts *o, struct staging **out);
+int staging_new(struct store *st, const struct staging_opts *o, struct staging **out, struct err *err);
 /* Start the indexer, fetcher, sweeper and the outbox sender; requeues
  * work left unfinished by a crash (shards uploaded but not indexed,
  * reference shards not fetched). */
-int staging_start(struct staging *s);
+int staging_start(struct staging *s, struct err *err);
 /* Stop and join the threads started by staging_start (idempotent). */
 void staging_stop(struct staging *s);
 /* Stops if needed, then frees.  NULL ok. */
 void staging_free(struct staging *s);
-
-/* Message of the last failure on this thread (static/thread storage,
- * valid until the next staging call on the thread); never NULL. */
-const char *staging_errmsg(void);
-/* HTTP status for a staging error code (200 for rc >= 0). */
-int staging_http_status(int rc);
 
 /* ---- read endpoints ----------------------------------------------------- */
 /* page_size <= 0 means the default; page_token NULL or "" = first page.
@@ -80,27 +80,27 @@ int staging_http_status(int rc);
  *
  * GET /batches -> {"batches":[BatchMetadata...],"nextPageToken":…} */
 int staging_list_batches(struct staging *s, const char *ws, int page_size, const char *page_token,
-                         json_t **out);
+                         json_t **out, struct err *err);
 /* GET /batches/{b} -> {"batch":BatchMetadata} (displayName, batchId,
  * batchType, batchContentType, createdDate, expiryDate) */
-int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out);
+int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err);
 /* GET /batches/{b}/count[?partName] -> {"count":N} (part_name NULL = all) */
 int staging_batch_count(struct staging *s, const char *ws, const char *batch, const char *part_name,
-                        json_t **out);
+                        json_t **out, struct err *err);
 /* GET /batches/{b}/parts -> {"batchParts":[{partName,partType,contentType,
  * partDescription?,nestedContentType?}],"parts":[the same]} ([] for a batch
  * without parts; the CLI reads batchParts, the seed documents parts) */
-int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out);
+int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err);
 /* GET /batches/{b}/list -> {"filesMetadata":[{downloadURL (signed GET),
  * fileName, contentType, partName?, shardId?, nestedContentType? (the
  * nested content type of the file's part: what its archives hold)}],
  * "nextPageToken":…} */
 int staging_list_items(struct staging *s, const char *ws, const char *batch, const char *part_name,
-                       int page_size, const char *page_token, json_t **out);
+                       int page_size, const char *page_token, json_t **out, struct err *err);
 /* GET /batches/{b}/shards -> {"shards":[{shardId,statusName,statusType,
  * eventTimestamp,shardObjectsCount,statusMetadata}],"nextPageToken":…} */
 int staging_list_shards(struct staging *s, const char *ws, const char *batch, int page_size,
-                        const char *page_token, json_t **out);
+                        const char *page_token, json_t **out, struct err *err);
 
 /* ---- ingest endpoints ---------------------------------------------------- */
 /* display_name NULL/"" -> the batch id.  A missing batch is created
@@ -115,16 +115,16 @@ int staging_list_shards(struct staging *s, const char *ws, const char *batch, in
  * temp file is consumed in every case (moved or deleted).
  * -> {"status":"ok","fileName":…} */
 int staging_upload_image(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                         const char *file_name, const char *tmp_path, json_t **out);
+                         const char *file_name, const char *tmp_path, json_t **out, struct err *err);
 /* POST /upload/video?fileName -> {"status":"ok","signedURLDetails":
  * {"uploadURL","method":"PUT","extensionHeaders":{},"maxFileSize"}} */
 int staging_upload_video_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                             const char *file_name, json_t **out);
+                             const char *file_name, json_t **out, struct err *err);
 /* POST /bulk-upload/image-files -> {"status":"ok","signedURLDetails":
  * {"shardId","uploadURL","method":"PUT","extensionHeaders":{},
  *  "maxNumberOfImages","maxShardSize"}} */
 int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                            json_t **out);
+                            json_t **out, struct err *err);
 /* POST /bulk-upload/image-references or video-references with the raw JSON
  * body (<= 64 MiB): {"imageReferences":[{"name","url"}]} or
  * {"imageReferencesURL": "https://…jsonl"} (video: videoReferences[URL]),
@@ -135,25 +135,25 @@ int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch
  * happens in the background; unsafe URLs are reported by webhook and in
  * the shard status. */
 int staging_ingest_references(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                              bool video, const char *body, size_t len, json_t **out);
+                              bool video, const char *body, size_t len, json_t **out, struct err *err);
 
 /* ---- signed blob URLs (/blobs/<key>?method&expires&limit&signature) ------ */
 
 /* PUT sink.  key = decoded path after "/blobs/", the q_* the raw query
  * values.  content_length < 0 when unknown.  Verifies the signature
- * (ERR_AUTH -> 403) and that the key is a pending upload (ERR_NOTFOUND or
+ * (ERR_AUTH) and that the key is a pending upload (ERR_NOTFOUND or
  * ERR_EXISTS when already uploaded), and that content_length fits the
- * signed limit (ERR_LIMIT -> 413).  Then write the body chunk by chunk
- * (ERR_LIMIT past the limit -> abort, answer 413; nothing is left behind)
+ * signed limit (ERR_LIMIT).  Then write the body chunk by chunk
+ * (ERR_LIMIT past the limit: abort; nothing is left behind)
  * and finish (fsync, rename, record: a tar shard is queued for indexing, a
  * video is probed and becomes an item or fails) or abort. */
 struct staging_put;
 int staging_put_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
                      const char *q_limit, const char *q_signature, int64_t content_length,
-                     struct staging_put **out);
-int staging_put_write(struct staging_put *p, const void *data, size_t len);
+                     struct staging_put **out, struct err *err);
+int staging_put_write(struct staging_put *p, const void *data, size_t len, struct err *err);
 /* Frees p in every case.  0 -> answer 200 {"status":"ok"}. */
-int staging_put_finish(struct staging_put *p);
+int staging_put_finish(struct staging_put *p, struct err *err);
 /* Frees p; NULL ok. */
 void staging_put_abort(struct staging_put *p);
 
@@ -161,7 +161,7 @@ void staging_put_abort(struct staging_put *p);
  * string like "image/jpeg" or "application/octet-stream"). */
 int staging_get_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
                      const char *q_limit, const char *q_signature, int *fd, int64_t *size,
-                     const char **mime);
+                     const char **mime, struct err *err);
 
 /* ---- for the jobs module: input items and output batches ----------------- */
 
@@ -179,12 +179,12 @@ struct staging_item {
  * after_id, ordered by id.  *items is a malloc'd array of *n entries; free
  * with staging_items_free().  ERR_NOTFOUND for an unknown batch. */
 int staging_items_page(struct staging *s, const char *ws, const char *batch, const char *part,
-                       int64_t after_id, int limit, struct staging_item **items, int *n);
+                       int64_t after_id, int limit, struct staging_item **items, int *n, struct err *err);
 /* Like staging_items_page, but without metadata items (content type
  * "metadata": image sidecars, see staging_item_find): the images (and
  * videos) a job processes. */
 int staging_items_page_media(struct staging *s, const char *ws, const char *batch, const char *part,
-                             int64_t after_id, int limit, struct staging_item **items, int *n);
+                             int64_t after_id, int limit, struct staging_item **items, int *n, struct err *err);
 void staging_items_free(struct staging_item *items, int n);
 
 /* Image sidecars: a staged file "<image file name>.json" (not
@@ -198,22 +198,22 @@ void staging_items_free(struct staging_item *items, int n);
  * staging_item_release).  ERR_NOTFOUND for an unknown batch or no such
  * item. */
 int staging_item_find(struct staging *s, const char *ws, const char *batch, const char *part, const char *name,
-                      struct staging_item *out);
+                      struct staging_item *out, struct err *err);
 void staging_item_release(struct staging_item *it);
 /* Item count (part NULL = all).  ERR_NOTFOUND. */
-int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n);
+int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n, struct err *err);
 
 /* Create a multipart output batch (ERR_EXISTS if it exists). */
-int staging_output_batch_create(struct staging *s, const char *ws, const char *batch, const char *display_name);
+int staging_output_batch_create(struct staging *s, const char *ws, const char *batch, const char *display_name, struct err *err);
 /* Add (or keep) a part: part_type e.g. "file-part", content_type e.g.
  * "archives"/"metadata"/"images"; description/nested may be NULL. */
 int staging_output_part_add(struct staging *s, const char *ws, const char *batch, const char *part,
                             const char *part_type, const char *content_type, const char *description,
-                            const char *nested_content_type);
+                            const char *nested_content_type, struct err *err);
 /* Record a file already put in the blob store as an item of a part. */
 int staging_output_item_add(struct staging *s, const char *ws, const char *batch, const char *part,
                             const char *file_name, const char *content_type, const char *mime,
-                            const char *blob_key, int64_t size);
+                            const char *blob_key, int64_t size, struct err *err);
 
 /* ---- maintenance ------------------------------------------------------------ */
 

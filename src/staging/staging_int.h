@@ -22,6 +22,9 @@ struct staging {
     bool kick_index, kick_fetch; /* work was queued */
     pthread_t th_index, th_fetch, th_sweep;
     struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
+    /* storage-full backoff of the indexer and the fetcher (indexer.c):
+     * no try before *_retry_at (monotonic ms); *_backoff the last delay */
+    int64_t index_retry_at, index_backoff, fetch_retry_at, fetch_backoff;
 };
 
 struct staging__putting {
@@ -29,8 +32,6 @@ struct staging__putting {
     char key[];
 };
 
-/* Thread-local error message (staging.c). */
-void staging__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void staging__kick(struct staging *s, bool index, bool fetch);
 
 /* sql.c */
@@ -47,9 +48,9 @@ struct staging__batch {
 /* Inside a transaction: find the (unexpired) batch, or create it when
  * create_mode is not NULL ("single" or "bulk").  Refuses mixing. */
 int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                                 const char *display_name, const char *create_mode, struct staging__batch *out);
+                                 const char *display_name, const char *create_mode, struct staging__batch *out, struct err *err);
 int staging__batch_find(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                        struct staging__batch *out);
+                        struct staging__batch *out, struct err *err);
 /* Inside a transaction: insert one item row and bump counters/content type. */
 int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char *name, const char *shard_id,
                          const char *content_type, const char *mime, const char *blob_key, int64_t size);
@@ -115,7 +116,7 @@ struct staging__refs_req {
     const char *notify_url;  /* borrowed, or NULL */
     bool cat_ingest, cat_files; /* notification categories */
 };
-int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out);
+int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, struct staging__refs_req *out, struct err *err);
 /* Validate one parsed reference entry; returns name/url borrowed. */
 int staging__ref_entry(json_t *e, const char **name, const char **url);
 

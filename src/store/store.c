@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -53,13 +54,66 @@ static int db_open_one(struct store *st, sqlite3 **out)
     return 0;
 }
 
+void store_reserve_set(struct store *st, int64_t bytes)
+{
+    st->reserve = bytes < 0 ? 0 : bytes;
+}
+
+int64_t store_free_bytes(struct store *st)
+{
+    struct statvfs sv;
+    if (statvfs(st->dir, &sv) < 0)
+        return -errno;
+    return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+}
+
+int store_space_check(struct store *st, int64_t need, const char *what, struct err *err)
+{
+    int64_t avail = store_free_bytes(st);
+    if (avail < 0) /* cannot tell: let the write itself find out */
+        return 0;
+    if (need < 0)
+        need = 0;
+    if (avail >= need && avail - need >= st->reserve)
+        return 0;
+    log_warn("store", "storage full: %lld bytes free, %s needs %lld plus a reserve of %lld", (long long)avail,
+             what, (long long)need, (long long)st->reserve);
+    return err_set(err, ERR_NOSPACE, "storage full: %lld bytes free, %s needs %lld plus a reserve of %lld",
+                   (long long)avail, what, (long long)need, (long long)st->reserve);
+}
+
+int store_sql_err(sqlite3 *db, int src)
+{
+    switch (src & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return ERR_AGAIN;
+    case SQLITE_FULL:
+        return ERR_NOSPACE;
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN: {
+        int e = db ? sqlite3_system_errno(db) : 0;
+        return e == ENOSPC || e == EDQUOT ? ERR_NOSPACE : ERR_INTERNAL;
+    }
+    default:
+        return ERR_INTERNAL;
+    }
+}
+
+int store_step_done(sqlite3 *db, sqlite3_stmt *q)
+{
+    int src = sqlite3_step(q);
+    return src == SQLITE_DONE ? 0 : store_sql_err(db, src);
+}
+
 int store_exec(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    int src = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (src != SQLITE_OK) {
         log_error("store", "sql failed: %s", err ? err : sqlite3_errmsg(db));
         sqlite3_free(err);
-        return ERR_INTERNAL;
+        return store_sql_err(db, src);
     }
     return 0;
 }
@@ -74,7 +128,7 @@ int store_tx_begin(sqlite3 *db)
         return ERR_AGAIN;
     }
     log_error("store", "BEGIN failed: %s", sqlite3_errmsg(db));
-    return ERR_INTERNAL;
+    return store_sql_err(db, rc);
 }
 
 int store_tx_commit(sqlite3 *db)
@@ -162,6 +216,7 @@ int store_open(const char *data_dir, struct store **out)
     pthread_once(&curl_once, curl_init_once);
 
     st->dir = xstrdup(data_dir);
+    st->reserve = STORE_RESERVE_DEFAULT;
     st->blob_dir = xasprintf("%s/blobs", data_dir);
     st->tmp_dir = xasprintf("%s/tmp", data_dir);
     st->db_path = xasprintf("%s/vbatch.db", data_dir);
@@ -471,8 +526,7 @@ int store_workflow_put(struct store *st, const char *ws, const char *workflow_id
         sqlite3_bind_text(q, 3, definition, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 4, now);
         sqlite3_bind_int64(q, 5, now);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = 0;
+        rc = store_step_done(db, q);
     }
     sqlite3_finalize(q);
     store_db_release(st, db);

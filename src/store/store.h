@@ -24,7 +24,9 @@
  *
  * Errors: 0 on success, <0 on failure (see base.h): ERR_NOTFOUND,
  * ERR_EXISTS, ERR_INVALID (bad id/key), ERR_AUTH (bad key or signature),
- * ERR_LIMIT (size limit), ERR_INTERNAL (SQLite or library failure), -errno.
+ * ERR_LIMIT (size limit), ERR_AGAIN (database busy), ERR_NOSPACE (storage
+ * full: SQLITE_FULL, ENOSPC, EDQUOT on any write), ERR_INTERNAL (SQLite or
+ * library failure), -errno.
  */
 #ifndef VBATCH_STORE_H
 #define VBATCH_STORE_H
@@ -35,6 +37,8 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+
+#include "base/base.h"
 
 struct store;
 
@@ -50,6 +54,25 @@ int store_open(const char *data_dir, struct store **out);
 void store_close(struct store *st);
 /* The data folder given to store_open(); valid until store_close(). */
 const char *store_data_dir(const struct store *st);
+
+/* ---- free space ------------------------------------------------------------ */
+
+/* An acknowledged write must never be lost to a full disk: every write
+ * that is answered 200 (a tar shard or video PUT, an image upload) and the
+ * work it queues (a shard's extraction) first asks store_space_check()
+ * whether the bytes it will need fit, leaving `reserve` bytes free for the
+ * database and small writes, and is refused with ERR_NOSPACE up front
+ * otherwise.  Default reserve: STORE_RESERVE_DEFAULT. */
+#define STORE_RESERVE_DEFAULT (16LL << 20)
+/* Set the reserve (bytes, >= 0); call before serving. */
+void store_reserve_set(struct store *st, int64_t bytes);
+/* Bytes the data folder's file system has free for vbatch (statvfs
+ * f_bavail * f_frsize), or -errno. */
+int64_t store_free_bytes(struct store *st);
+/* 0 when `need` more bytes fit with the reserve left free; else
+ * ERR_NOSPACE and "storage full: <free> bytes free, <what> needs <need>
+ * plus a reserve of <reserve>" in err.  A failed statvfs is not a refusal. */
+int store_space_check(struct store *st, int64_t need, const char *what, struct err *err);
 
 /* ---- SQL connections and transactions ---------------------------------- */
 
@@ -68,6 +91,13 @@ int store_tx_commit(sqlite3 *db);
 void store_tx_rollback(sqlite3 *db);
 /* Run one SQL text (may hold several statements, no parameters). */
 int store_exec(sqlite3 *db, const char *sql);
+/* The code for a failed SQLite call on db that returned src: ERR_AGAIN
+ * (busy, locked), ERR_NOSPACE (SQLITE_FULL, or an I/O error whose errno
+ * is ENOSPC or EDQUOT), ERR_INTERNAL otherwise. */
+int store_sql_err(sqlite3 *db, int src);
+/* sqlite3_step of a statement that returns no row (INSERT, UPDATE,
+ * DELETE): 0 on SQLITE_DONE, else store_sql_err().  Does not finalize. */
+int store_step_done(sqlite3 *db, sqlite3_stmt *q);
 
 /* Schema migrations for a component (e.g. "jobs").  stmts[i] is the SQL of
  * migration i+1 (several statements separated by ';' are fine).  The ones

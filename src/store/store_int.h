@@ -26,6 +26,7 @@ struct store {
     char *tmp_dir;             /* DATA/tmp, owned */
     char *db_path;             /* DATA/vbatch.db, owned */
     uint8_t secret[32];        /* installation secret */
+    int64_t reserve;           /* bytes kept free (store_reserve_set) */
 
     pthread_mutex_t pool_mu;   /* guards the pool fields */
     pthread_cond_t pool_cv;    /* signalled when a connection is given back */

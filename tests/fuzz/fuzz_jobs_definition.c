@@ -20,10 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *j = json_loadb((const char *)data, size, 0, NULL);
     if (!j)
         return 0;
-    int rc = jobs_definition_check(j);
+    struct err e = ERR_INIT;
+    int rc = jobs_definition_check(j, &e);
     if (rc != 0 && rc != ERR_INVALID)
         abort();
-    if (rc < 0 && strlen(jobs_errmsg()) == 0)
+    if (rc < 0 && e.msg[0] == '\0')
         abort();
     json_decref(j);
     return 0;

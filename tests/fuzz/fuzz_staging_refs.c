@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct staging__refs_req r;
     bool video = size > 0 && (data[0] & 1);
-    if (staging__refs_parse((const char *)data, size, video, 100, &r) == 0) {
+    if (staging__refs_parse((const char *)data, size, video, 100, &r, NULL) == 0) {
         size_t i;
         json_t *e;
         json_array_foreach(r.refs, i, e) {

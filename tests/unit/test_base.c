@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include "t.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,44 @@ TEST(json_parse_outside_depth)
     ASSERT(strstr(err, "line 1"));
     ASSERT_EQ(json_parse_outside("{\"a\":1,\"a\":2}", 13, JSON_REJECT_DUPLICATES, &j, err, sizeof err), ERR_PARSE);
     ASSERT_EQ(json_parse_outside(NULL, 0, 0, &j, err, sizeof err), ERR_PARSE);
+}
+
+TEST(err_objects)
+{
+    struct err e = ERR_INIT;
+    /* a failure's message and code travel in the caller's object */
+    ASSERT_EQ(err_set(&e, ERR_NOTFOUND, "batch '%s' not found", "b1"), ERR_NOTFOUND);
+    ASSERT_EQ(e.code, ERR_NOTFOUND);
+    ASSERT_STR_EQ(err_text(&e, ERR_NOTFOUND), "batch 'b1' not found");
+    ASSERT_EQ(err_prefix(&e, ERR_NOTFOUND, "cannot read '%s'", "x"), ERR_NOTFOUND);
+    ASSERT_STR_EQ(e.msg, "cannot read 'x': batch 'b1' not found");
+    /* nothing written: the code's text, never another call's */
+    struct err f = ERR_INIT;
+    ASSERT_STR_EQ(err_text(&f, ERR_INTERNAL), "internal error");
+    ASSERT_STR_EQ(err_text(NULL, ERR_NOSPACE), "storage full");
+    err_prefix(&f, -ENOSPC, "cannot store the image");
+    ASSERT_STR_EQ(f.msg, "cannot store the image: storage full");
+    /* NULL: the code only */
+    ASSERT_EQ(err_set(NULL, ERR_INVALID, "x"), ERR_INVALID);
+    err_printf(NULL, "y");
+    /* a long prefix and message are cut, still terminated */
+    char big[2 * ERR_MSG_MAX];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    err_set(&e, ERR_INVALID, "%s", big);
+    ASSERT_EQ(strlen(e.msg), (size_t)ERR_MSG_MAX - 1);
+    err_prefix(&e, ERR_INVALID, "%s", big);
+    ASSERT_EQ(strlen(e.msg), (size_t)ERR_MSG_MAX - 1);
+    err_clear(&e);
+    ASSERT_STR_EQ(e.msg, "");
+    ASSERT_EQ(e.code, 0);
+    /* storage full, one code */
+    ASSERT_EQ(err_errno(ENOSPC), ERR_NOSPACE);
+    ASSERT_EQ(err_errno(EDQUOT), ERR_NOSPACE);
+    ASSERT_EQ(err_errno(EIO), -EIO);
+    ASSERT(err_is_nospace(ERR_NOSPACE) && err_is_nospace(-ENOSPC) && err_is_nospace(-EDQUOT));
+    ASSERT(!err_is_nospace(ERR_INTERNAL) && !err_is_nospace(-EIO));
+    ASSERT_STR_EQ(err_str(-ENOSPC), "storage full");
 }
 
 TEST_MAIN()

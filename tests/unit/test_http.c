@@ -327,6 +327,12 @@ static int h_fail(struct http_req *req, void *ctx)
     return ERR_NOTFOUND;
 }
 
+/* The server's mapping of a bare failure code (the api's is api_http_status). */
+static unsigned t_status(int err)
+{
+    return err == ERR_NOTFOUND ? 404 : 500;
+}
+
 static struct http_server *srv_start(struct http_router **rout)
 {
     struct http_router *r = http_router_new();
@@ -339,7 +345,8 @@ static struct http_server *srv_start(struct http_router **rout)
     ASSERT_OK(http_router_add(r, "POST", "/echo", &echo, NULL));
     ASSERT_OK(http_router_add(r, "POST", "/json", &js, NULL));
     ASSERT_OK(http_router_add(r, "PUT", "/stream", &st, NULL));
-    struct http_server_opts o = {.listen = "127.0.0.1:0", .threads = 2, .quiet = false};
+    struct http_server_opts o = {.listen = "127.0.0.1:0", .threads = 2, .quiet = false,
+                                 .err_status = t_status};
     struct http_server *s = NULL;
     ASSERT_OK(http_server_start(&o, r, &s));
     ASSERT_GT(http_server_port(s), 0);

@@ -14,6 +14,9 @@
 #include "t.h"
 #include "vision/vision.h"
 
+/* The message of the last call that was handed &te. */
+static struct err te;
+
 struct ctx {
     char dir[64];
     struct store *st;
@@ -81,7 +84,7 @@ static void ctx_open(struct ctx *c, int max_items)
     so.public_base_url = "http://127.0.0.1:9999";
     ASSERT_OK(store_open(c->dir, &c->st));
     ASSERT_OK(store_workspace_create(c->st, "ws", (char[STORE_KEY_LEN + 1]){0}));
-    ASSERT_OK(staging_new(c->st, &so, &c->sg));
+    ASSERT_OK(staging_new(c->st, &so, &c->sg, NULL));
     jobs_opts_default(&c->o);
     c->o.workers = 0;
     c->o.max_task_items = max_items;
@@ -90,7 +93,7 @@ static void ctx_open(struct ctx *c, int max_items)
     c->o.max_attempts = 3;
     c->o.model_infer = fake_infer;
     c->o.model_prepare = fake_prepare;
-    ASSERT_OK(jobs_new(c->st, c->sg, &c->o, &c->j));
+    ASSERT_OK(jobs_new(c->st, c->sg, &c->o, &c->j, NULL));
 }
 
 static void ctx_close(struct ctx *c)
@@ -114,13 +117,13 @@ static void upload(struct ctx *c, const char *batch, const char *name, int seed,
     ASSERT_OK(store_tmp_create(c->st, &tmp, &fd));
     ASSERT_EQ(write(fd, png, len), (ssize_t)len);
     close(fd);
-    ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out));
+    ASSERT_OK(staging_upload_image(c->sg, "ws", batch, NULL, name, tmp, &out, NULL));
     json_decref(out);
     if (corrupt) {
         /* staging refuses a truncated image: damage the stored blob instead,
          * so that decoding fails when the job runs */
         struct staging_item it;
-        ASSERT_OK(staging_item_find(c->sg, "ws", batch, NULL, name, &it));
+        ASSERT_OK(staging_item_find(c->sg, "ws", batch, NULL, name, &it, NULL));
         ASSERT_OK(store_blob_put(c->st, it.blob_key, png, len / 2));
         staging_item_release(&it);
     }
@@ -163,7 +166,7 @@ static json_t *body(const char *batch, const char *wf, const char *extra_json)
 static json_t *get_job(struct ctx *c, const char *id)
 {
     json_t *out = NULL;
-    ASSERT_OK(jobs_get(c->j, "ws", id, &out));
+    ASSERT_OK(jobs_get(c->j, "ws", id, &out, NULL));
     json_t *job = json_incref(json_object_get(out, "job"));
     json_decref(out);
     return job;
@@ -226,35 +229,35 @@ TEST(create_validates_and_is_idempotent)
     upload(&c, "b1", "a.png", 1, false);
 
     b = body("nope", "crop", NULL);
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_NOTFOUND);
-    ASSERT(strstr(jobs_errmsg(), "batch 'nope' not found"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_NOTFOUND);
+    ASSERT(strstr(te.msg, "batch 'nope' not found"));
     json_decref(b);
     b = body("b1", "nope", NULL);
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_NOTFOUND);
-    ASSERT(strstr(jobs_errmsg(), "workflow 'nope' not found"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_NOTFOUND);
+    ASSERT(strstr(te.msg, "workflow 'nope' not found"));
     json_decref(b);
     b = body("b1", "crop", "{\"maxImageFailureRate\": 1.5}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "maxImageFailureRate"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "maxImageFailureRate"));
     json_decref(b);
     b = body("b1", "crop", "{\"type\": \"simple-video-processing-v1\"}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "video"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "video"));
     json_decref(b);
     b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v1\", \"machineSize\": \"q\"}}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_INVALID);
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL), ERR_INVALID);
     json_decref(b);
 
     b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v1\", \"machineSize\": \"xs\"}}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out, NULL));
     ASSERT(json_is_true(json_object_get(out, "created")));
     json_decref(out);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out)); /* same definition: idempotent */
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", "my job", b, &out, NULL)); /* same definition: idempotent */
     ASSERT(json_is_false(json_object_get(out, "created")));
     json_decref(out);
     json_decref(b);
     b = body("b1", "crop", "{\"maxParallelTasks\": 3}");
-    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out), ERR_EXISTS);
+    ASSERT_EQ(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL), ERR_EXISTS);
     json_decref(b);
 
     json_t *job = get_job(&c, "j1");
@@ -262,7 +265,7 @@ TEST(create_validates_and_is_idempotent)
     ASSERT(json_is_false(json_object_get(job, "isTerminal")));
     ASSERT(str_has_suffix(json_string_value(json_object_get(job, "createdAt")), "Z"));
     json_decref(job);
-    ASSERT_OK(jobs_list(c.j, "ws", 10, NULL, &out));
+    ASSERT_OK(jobs_list(c.j, "ws", 10, NULL, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "jobs")), 1);
     ASSERT(json_is_null(json_object_get(out, "nextPageToken")));
     json_decref(out);
@@ -283,7 +286,7 @@ TEST(leases_no_double_claim_and_expiry_requeues)
         upload(&c, "b1", n, i, false);
     }
     b = body("b1", "crop", "{\"maxParallelTasks\": 2}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", now, &t1));
@@ -340,7 +343,7 @@ TEST(concurrent_claims_never_share_a_task)
      * workersPerMachine cap (default 4) above the 24 tasks */
     b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v2\","
                            " \"workersPerMachine\": 64}}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     for (int i = 0; i < 4; i++) {
@@ -374,7 +377,7 @@ TEST(workers_per_machine_caps_one_process)
     ctx_open(&c, 1);
     jobs_free(c.j);
     c.o.worker_id = "pa";
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
     for (int i = 0; i < 6; i++) {
         char n[16];
@@ -383,11 +386,11 @@ TEST(workers_per_machine_caps_one_process)
     }
     b = body("b1", "crop", "{\"computeConfiguration\": {\"type\": \"compute-configuration-v2\","
                            " \"workersPerMachine\": 2}}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     json_t *g = NULL;
-    ASSERT_OK(jobs_get(c.j, "ws", "j1", &g));
+    ASSERT_OK(jobs_get(c.j, "ws", "j1", &g, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(g, "status")), "ok");
     ASSERT_STR_EQ(json_string_value(json_object_get(g, "jobStatus")), "pending");
     ASSERT_NEAR(json_number_value(json_object_get(g, "progress")), 0.0, 1e-12);
@@ -404,7 +407,7 @@ TEST(workers_per_machine_caps_one_process)
     ASSERT_GT(t[4], 0);
     ASSERT_OK(jobs_claim(c.j, "pb-w0", now, &t[5]));
     ASSERT_EQ(t[5], 0);
-    ASSERT_OK(jobs_get(c.j, "ws", "j1", &g));
+    ASSERT_OK(jobs_get(c.j, "ws", "j1", &g, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(g, "jobStatus")), "processing");
     json_decref(g);
     /* the process's leases expired (lease 1000 ms): it may claim again */
@@ -423,7 +426,7 @@ TEST(max_parallel_tasks_honoured)
     upload(&c, "b1", "a.png", 1, false);
     upload(&c, "b1", "b.png", 2, false);
     b = body("b1", "crop", "{\"maxParallelTasks\": 1}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", now, &t1));
@@ -442,7 +445,7 @@ TEST(small_batches_cut_for_every_worker)
     ctx_open(&c, 500);
     jobs_free(c.j);
     c.o.workers = 2; /* not started: only the planner looks at it */
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     for (int i = 0; i < 40; i++) {
         char n[16];
@@ -452,17 +455,17 @@ TEST(small_batches_cut_for_every_worker)
             upload(&c, "b10", n, i, false);
     }
     b = body("b40", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j40", NULL, b, &out)); /* 40 / (2 x 2) = 10 -> 16, 16, 8 */
+    ASSERT_OK(jobs_create(c.j, "ws", "j40", NULL, b, &out, NULL)); /* 40 / (2 x 2) = 10 -> 16, 16, 8 */
     json_decref(out);
     json_decref(b);
-    ASSERT_OK(jobs_stages(c.j, "ws", "j40", &out));
+    ASSERT_OK(jobs_stages(c.j, "ws", "j40", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 3);
     json_decref(out);
     b = body("b10", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j10", NULL, b, &out)); /* under 16: one task */
+    ASSERT_OK(jobs_create(c.j, "ws", "j10", NULL, b, &out, NULL)); /* under 16: one task */
     json_decref(out);
     json_decref(b);
-    ASSERT_OK(jobs_stages(c.j, "ws", "j10", &out));
+    ASSERT_OK(jobs_stages(c.j, "ws", "j10", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 1);
     json_decref(out);
     ctx_close(&c);
@@ -481,10 +484,10 @@ TEST(processing_and_export_end_to_end)
     }
     b = body("b1", "det", "{\"notificationsURL\": null}");
     json_object_set_new(json_object_get(b, "processingSpecification"), "aggregationFormat", json_string("csv"));
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
-    ASSERT_OK(jobs_stages(c.j, "ws", "j1", &out));
+    ASSERT_OK(jobs_stages(c.j, "ws", "j1", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 3);
     json_decref(out);
     run_all(&c);
@@ -498,7 +501,7 @@ TEST(processing_and_export_end_to_end)
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(job, "lastNotification"), "imagesFailed")), 1);
     json_decref(job);
     /* one error log naming the corrupt file */
-    ASSERT_OK(jobs_logs(c.j, "ws", "j1", "error", 10, NULL, &out));
+    ASSERT_OK(jobs_logs(c.j, "ws", "j1", "error", 10, NULL, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "logs")), 1);
     ASSERT_STR_EQ(json_string_value(json_object_get(
                       json_object_get(json_array_get(json_object_get(out, "logs"), 0), "payload"), "file_path")),
@@ -517,7 +520,7 @@ TEST(processing_and_export_end_to_end)
     ASSERT(!strstr(data, "i3.png"));
     free(data);
     json_t *cnt = NULL;
-    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt));
+    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-export", NULL, &cnt, NULL));
     /* no image outputs: the results and the failed image's errors.jsonl */
     ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 2);
     json_decref(cnt);
@@ -530,7 +533,7 @@ TEST(processing_and_export_end_to_end)
     ASSERT(memchr(data, '\n', len) == data + len - 1); /* one line */
     json_decref(err);
     free(data);
-    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt));
+    ASSERT_OK(staging_batch_count(c.sg, "ws", "j1-processing", NULL, &cnt, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(cnt, "count")), 3);
     json_decref(cnt);
     ctx_close(&c);
@@ -546,7 +549,7 @@ TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
     upload(&c, "b1", "ok1.png", 1, false);
     upload(&c, "b1", "ok2.png", 2, false);
     b = body("b1", "det", "{\"maxImageFailureRate\": 0.2}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     run_all(&c);
@@ -558,7 +561,7 @@ TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
     ASSERT_EQ(fake_calls, 0);
     /* restart with a higher limit: only the two unfinished tasks run */
     b = json_loads("{\"type\":\"parameters-override-v1\",\"maxImageFailureRate\":0.5}", 0, NULL);
-    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out, NULL));
     json_decref(out);
     json_decref(b);
     run_all(&c);
@@ -569,7 +572,7 @@ TEST(failure_rate_fails_the_job_and_restart_reruns_unfinished)
     ASSERT_EQ(json_array_size(json_object_get(job, "restartParametersOverride")), 1);
     json_decref(job);
     /* a succeeded job cannot be restarted */
-    ASSERT_EQ(jobs_restart(c.j, "ws", "j1", NULL, &out), ERR_EXISTS);
+    ASSERT_EQ(jobs_restart(c.j, "ws", "j1", NULL, &out, NULL), ERR_EXISTS);
     ctx_close(&c);
 }
 
@@ -583,17 +586,17 @@ TEST(abort_stops_claims)
     upload(&c, "b1", "a.png", 1, false);
     upload(&c, "b1", "b.png", 2, false);
     b = body("b1", "crop", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", time_now_ms(), &t));
     ASSERT_GT(t, 0);
-    ASSERT_OK(jobs_abort(c.j, "ws", "j1", &out));
+    ASSERT_OK(jobs_abort(c.j, "ws", "j1", &out, NULL));
     json_decref(out);
     ASSERT_EQ(jobs_heartbeat(c.j, t, "A", time_now_ms(), 0, 0.5), ERR_NOTFOUND);
     ASSERT_OK(jobs_claim(c.j, "B", time_now_ms(), &t));
     ASSERT_EQ(t, 0);
-    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, NULL, &out));
+    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, NULL, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "statusType")),
                   "error");
@@ -601,20 +604,20 @@ TEST(abort_stops_claims)
     char *first = xstrdup(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "taskId")));
     json_decref(out);
     /* the token gives the second task; other listings refuse it */
-    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, tok, &out));
+    ASSERT_OK(jobs_tasks(c.j, "ws", "j1", "processing", 1, tok, &out, NULL));
     ASSERT_EQ(json_array_size(json_object_get(out, "tasks")), 1);
     ASSERT(strcmp(json_string_value(json_object_get(json_array_get(json_object_get(out, "tasks"), 0), "taskId")),
                   first) != 0);
     free(first);
     ASSERT(json_is_null(json_object_get(out, "nextPageToken")));
     json_decref(out);
-    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "export", 1, tok, &out), ERR_INVALID);
-    ASSERT_EQ(jobs_logs(c.j, "ws", "j1", NULL, 1, tok, &out), ERR_INVALID);
-    ASSERT_EQ(jobs_list(c.j, "ws", 1, tok, &out), ERR_INVALID);
-    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "processing", 1, "1", &out), ERR_INVALID); /* the old form */
+    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "export", 1, tok, &out, NULL), ERR_INVALID);
+    ASSERT_EQ(jobs_logs(c.j, "ws", "j1", NULL, 1, tok, &out, NULL), ERR_INVALID);
+    ASSERT_EQ(jobs_list(c.j, "ws", 1, tok, &out, NULL), ERR_INVALID);
+    ASSERT_EQ(jobs_tasks(c.j, "ws", "j1", "processing", 1, "1", &out, NULL), ERR_INVALID); /* the old form */
     free(tok);
     b = json_object(); /* {} is the same as no body */
-    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out));
+    ASSERT_OK(jobs_restart(c.j, "ws", "j1", b, &out, NULL));
     json_decref(b);
     json_decref(out);
     run_all(&c);
@@ -633,7 +636,7 @@ TEST(worker_threads_run_a_job)
     jobs_free(c.j); /* again, with two worker threads */
     c.o.workers = 2;
     c.o.poll_ms = 20;
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(jobs_start(c.j));
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     for (int i = 0; i < 7; i++) {
@@ -642,7 +645,7 @@ TEST(worker_threads_run_a_job)
         upload(&c, "b1", n, i, false);
     }
     b = body("b1", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     json_t *job = NULL;
@@ -669,7 +672,7 @@ TEST(timeout_ends_the_job)
     ASSERT_OK(store_workflow_put(c.st, "ws", "crop", CROP_WF));
     upload(&c, "b1", "a.png", 1, false);
     b = body("b1", "crop", "{\"processingTimeoutSeconds\": 1}");
-    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "j1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     ASSERT_OK(jobs_claim(c.j, "A", time_now_ms(), &t));
@@ -741,9 +744,8 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     upload(&c, "b1", "a.png", 1, false);
     b = body("b1", "det", GPU_CC);
-    ASSERT_EQ(jobs_create(c.j, "ws", "g0", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "gpu"));
-    ASSERT_EQ(jobs_http_status(ERR_INVALID), 400);
+    ASSERT_EQ(jobs_create(c.j, "ws", "g0", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "gpu"));
     json_decref(b);
     ctx_close(&c);
 
@@ -751,20 +753,20 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     ctx_open(&c, 10);
     jobs_free(c.j);
     c.o.model_select = fake_select;
-    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j));
+    ASSERT_OK(jobs_new(c.st, c.sg, &c.o, &c.j, NULL));
     ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
     upload(&c, "b1", "a.png", 1, false);
     upload(&c, "b1", "b.png", 2, false);
     b = body("b1", "det", GPU_CC);
     sel_gpu_ok = false;
-    ASSERT_EQ(jobs_create(c.j, "ws", "g1", NULL, b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
+    ASSERT_EQ(jobs_create(c.j, "ws", "g1", NULL, b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "no CUDA provider"));
     ASSERT_EQ(sel_picks, 0);
     ASSERT_GE(sel_checks, 1);
-    ASSERT_EQ(jobs_get(c.j, "ws", "g1", &out), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_get(c.j, "ws", "g1", &out, NULL), ERR_NOTFOUND);
     /* with a GPU: accepted, and the worker runs the gpu provider */
     sel_gpu_ok = true;
-    ASSERT_OK(jobs_create(c.j, "ws", "g1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "g1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     int cpu_before = fake_calls, prep_before = prep_calls, seen_before = prep_seen;
@@ -779,7 +781,7 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     json_decref(job);
     /* a cpu job on the same service uses the cpu provider */
     b = body("b1", "det", NULL);
-    ASSERT_OK(jobs_create(c.j, "ws", "c1", NULL, b, &out));
+    ASSERT_OK(jobs_create(c.j, "ws", "c1", NULL, b, &out, NULL));
     json_decref(out);
     json_decref(b);
     prep_before = prep_calls;
@@ -790,8 +792,8 @@ TEST(gpu_jobs_refused_without_provider_and_routed_with_one)
     sel_gpu_ok = false;
     b = json_loads("{\"type\": \"parameters-override-v1\", \"computeConfiguration\":"
                    " {\"type\": \"compute-configuration-v2\", \"machineType\": \"gpu\"}}", 0, NULL);
-    ASSERT_EQ(jobs_restart(c.j, "ws", "c1", b, &out), ERR_INVALID);
-    ASSERT(strstr(jobs_errmsg(), "no CUDA provider"));
+    ASSERT_EQ(jobs_restart(c.j, "ws", "c1", b, &out, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "no CUDA provider"));
     json_decref(b);
     ctx_close(&c);
 }

@@ -25,6 +25,9 @@
 #include "store/store.h"
 #include "workflow/workflow.h"
 
+/* The message of the last call that was handed &te. */
+static struct err te;
+
 static const char *det_dir(void)
 {
     const char *s = getenv("VBATCH_SRCDIR");
@@ -129,8 +132,8 @@ TEST(put_sync_replace_delete)
 
     ctx_open(&c);
     json_object_set_new(c.meta, "aliases", json_pack("[s]", "st-alias"));
-    if (jobs_models_store_put(c.st, c.reg, NULL, "proj/3", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "proj/3", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     char *k1 = row_key(&c, "proj/3");
     ASSERT(k1 && str_has_prefix(k1, "models/proj--3/"));
     ASSERT_EQ(blob_files(&c, "proj--3"), 2);
@@ -163,8 +166,8 @@ TEST(put_sync_replace_delete)
 
     /* replace: new generation, old blobs gone, the other registry follows */
     json_object_set_new(c.meta, "class_names", json_pack("[s,s,s]", "x", "y", "z"));
-    if (jobs_models_store_put(c.st, c.reg, NULL, "proj/3", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "proj/3", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     char *k2 = row_key(&c, "proj/3");
     ASSERT(k2 && strcmp(k1, k2) != 0);
     ASSERT_EQ(blob_files(&c, "proj--3"), 2);
@@ -182,7 +185,7 @@ TEST(put_sync_replace_delete)
 
     /* a bad model writes nothing and keeps the live one */
     const char junk[] = "not an onnx file";
-    ASSERT(jobs_models_store_put(c.st, c.reg, NULL, "proj/3", junk, sizeof junk, c.meta, err, sizeof err) < 0);
+    ASSERT(jobs_models_store_put(c.st, c.reg, NULL, "proj/3", junk, sizeof junk, c.meta, &te) < 0);
     char *k3 = row_key(&c, "proj/3");
     ASSERT_STR_EQ(k3, k2);
     free(k3);
@@ -190,7 +193,7 @@ TEST(put_sync_replace_delete)
 
     /* delete: a held reference stays usable; the alias then says "not registered" */
     ASSERT_OK(model_registry_get(c.reg, NULL, "proj/3", &a, err, sizeof err));
-    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, NULL, "proj/3", err, sizeof err));
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, NULL, "proj/3", &te));
     ASSERT_STR_EQ(model_id(a), "proj/3");
     ASSERT_STR_EQ(model_class_name(a, 0), "x");
     model_unref(a);
@@ -199,7 +202,7 @@ TEST(put_sync_replace_delete)
     ASSERT(strstr(err, "alias of 'proj/3'"));
     ASSERT(row_key(&c, "proj/3") == NULL);
     ASSERT_EQ(blob_files(&c, "proj--3"), 0);
-    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, NULL, "proj/3", err, sizeof err), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, NULL, "proj/3", &te), ERR_NOTFOUND);
     /* the other process drops it at its next re-read */
     ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
     ASSERT_EQ(model_registry_get(other, NULL, "proj/3", &a, err, sizeof err), ERR_NOTFOUND);
@@ -219,10 +222,10 @@ TEST(rows_without_good_bytes_are_skipped)
     struct model_registry_opts o = {.intra_op_threads = 1};
 
     ctx_open(&c);
-    if (jobs_models_store_put(c.st, c.reg, NULL, "gone", c.onnx, c.len, c.meta, err, sizeof err) < 0 ||
-        jobs_models_store_put(c.st, c.reg, NULL, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0 ||
-        jobs_models_store_put(c.st, c.reg, NULL, "fine", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "gone", c.onnx, c.len, c.meta, &te) < 0 ||
+        jobs_models_store_put(c.st, c.reg, NULL, "torn", c.onnx, c.len, c.meta, &te) < 0 ||
+        jobs_models_store_put(c.st, c.reg, NULL, "fine", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     char *kg = row_key(&c, "gone"), *kt = row_key(&c, "torn");
     ASSERT_OK(store_blob_delete(c.st, kg));
     /* same size, one byte changed: only the sha256 tells */
@@ -244,8 +247,8 @@ TEST(rows_without_good_bytes_are_skipped)
     ASSERT_EQ(loaded, 0);
     ASSERT_EQ(bad, 2);
     /* a new registration of the id has a new key and loads */
-    if (jobs_models_store_put(c.st, c.reg, NULL, "torn", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "torn", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
     ASSERT_EQ(loaded, 1);
     ASSERT_EQ(bad, 1);
@@ -263,8 +266,8 @@ TEST(sweep_deletes_only_old_orphan_generations)
     char err[1024];
 
     ctx_open(&c);
-    if (jobs_models_store_put(c.st, c.reg, NULL, "kept/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "kept/1", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     /* a crash between the blob writes and the commit */
     ASSERT_OK(store_blob_put(c.st, "models/kept--1/orphan-gen/weights.onnx", "x", 1));
     ASSERT_OK(store_blob_put(c.st, "models/other/orphan-gen/weights.onnx", "x", 1));
@@ -317,8 +320,8 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT(fn(ud, &req, arr, 1, out, err, sizeof err) < 0);
     ASSERT(strstr(err, "later/1"));
     /* registered by "the server" (another registry, same store) */
-    if (jobs_models_store_put(c.st, c.reg, NULL, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "later/1", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     if (fn(ud, &req, arr, 1, out, err, sizeof err) < 0)
         T_FAIL("%s", err);
     ASSERT(json_is_array(json_object_get(out[0], "predictions")));
@@ -335,8 +338,8 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     /* replaced elsewhere while tasks run: the periodic re-read follows it */
     setenv("VBATCH_MODELS_SYNC_MS", "0", 1);
     json_object_set_new(c.meta, "class_names", json_pack("[s,s,s]", "p", "q", "r"));
-    if (jobs_models_store_put(c.st, c.reg, NULL, "later/1", c.onnx, c.len, c.meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "later/1", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     char *n0 = class0(worker_reg, "later/1");
     ASSERT_STR_EQ(n0, "circle");
     free(n0);
@@ -347,7 +350,7 @@ TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
     ASSERT_STR_EQ(n0, "p");
     free(n0);
     /* deleted elsewhere: dropped at the next re-read, then unknown */
-    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, NULL, "later/1", err, sizeof err));
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, NULL, "later/1", &te));
     ASSERT(fn(ud, &req, arr, 1, out, err, sizeof err) < 0);
     ASSERT(strstr(err, "later/1"));
     vis_image_free(img);
@@ -370,13 +373,12 @@ static char *class0_in(struct model_registry *reg, const char *ws, const char *i
 
 static void put_named(struct ctx *c, const char *ws, const char *id, const char *cls, const char *alias)
 {
-    char err[1024];
     json_t *meta = json_deep_copy(c->meta);
     json_object_set_new(meta, "class_names", json_pack("[s,s,s]", cls, "y", "z"));
     if (alias)
         json_object_set_new(meta, "aliases", json_pack("[s]", alias));
-    if (jobs_models_store_put(c->st, c->reg, ws, id, c->onnx, c->len, meta, err, sizeof err) < 0)
-        T_FAIL("%s", err);
+    if (jobs_models_store_put(c->st, c->reg, ws, id, c->onnx, c->len, meta, &te) < 0)
+        T_FAIL("%s", te.msg);
     json_decref(meta);
 }
 
@@ -441,11 +443,11 @@ TEST(workspace_scopes)
         expect_class(reg, "wb", "op-alias", "op");
     }
     /* the wrong scope's delete finds nothing; the right one leaves the others */
-    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "wc", "shared/1", err, sizeof err), ERR_NOTFOUND);
-    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, NULL, "shared/1", err, sizeof err), ERR_NOTFOUND);
-    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "wb", "op/1", err, sizeof err), ERR_NOTFOUND);
-    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "wb", "shared/1", err, sizeof err));
-    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "wa", "over/1", err, sizeof err));
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "wc", "shared/1", &te), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, NULL, "shared/1", &te), ERR_NOTFOUND);
+    ASSERT_EQ(jobs_models_store_delete(c.st, c.reg, "wb", "op/1", &te), ERR_NOTFOUND);
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "wb", "shared/1", &te));
+    ASSERT_OK(jobs_models_store_delete(c.st, c.reg, "wa", "over/1", &te));
     ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
     for (int r = 0; r < 2; r++) {
         expect_class(regs[r], "wb", "shared/1", NULL);

@@ -15,6 +15,9 @@
 #include "test_store_recv.h"
 #include "vision/vision.h"
 
+/* The message of the last call that was handed &te. */
+static struct err te;
+
 struct ctx {
     char dir[64]; /* temp data folder, kept across ctx_close/ctx_open */
     struct store *st;
@@ -37,8 +40,8 @@ static void ctx_open(struct ctx *c, struct staging_opts *o)
     c->o.net_allow = "127.0.0.1";
     if (store_open(c->dir, &c->st) < 0)
         T_FAIL("store_open");
-    if (staging_new(c->st, &c->o, &c->s) < 0)
-        T_FAIL("staging_new: %s", staging_errmsg());
+    if (staging_new(c->st, &c->o, &c->s, NULL) < 0)
+        T_FAIL("staging_new");
 }
 
 static void ctx_close(struct ctx *c)
@@ -157,7 +160,7 @@ static int put_shard(struct ctx *c, const char *batch, const void *data, size_t 
     json_t *r = NULL;
     struct surl u;
     struct staging_put *p;
-    int rc = staging_bulk_upload_url(c->s, "ws", batch, NULL, &r);
+    int rc = staging_bulk_upload_url(c->s, "ws", batch, NULL, &r, NULL);
     if (rc < 0)
         return rc;
     json_t *d = json_object_get(r, "signedURLDetails");
@@ -165,24 +168,24 @@ static int put_shard(struct ctx *c, const char *batch, const void *data, size_t 
         snprintf(shard_out, 64, "%s", json_string_value(json_object_get(d, "shardId")));
     surl_parse(json_string_value(json_object_get(d, "uploadURL")), &u);
     json_decref(r);
-    rc = staging_put_open(c->s, u.key, u.m, u.e, u.l, u.sig, (int64_t)len, &p);
+    rc = staging_put_open(c->s, u.key, u.m, u.e, u.l, u.sig, (int64_t)len, &p, NULL);
     surl_free(&u);
     if (rc < 0)
         return rc;
     for (size_t off = 0; off < len; off += 7000) {
-        rc = staging_put_write(p, (const uint8_t *)data + off, MIN(7000, len - off));
+        rc = staging_put_write(p, (const uint8_t *)data + off, MIN(7000, len - off), NULL);
         if (rc < 0) {
             staging_put_abort(p);
             return rc;
         }
     }
-    return staging_put_finish(p);
+    return staging_put_finish(p, NULL);
 }
 
 static int64_t count(struct ctx *c, const char *batch, const char *part)
 {
     json_t *r = NULL;
-    if (staging_batch_count(c->s, "ws", batch, part, &r) < 0)
+    if (staging_batch_count(c->s, "ws", batch, part, &r, NULL) < 0)
         return -1;
     int64_t n = json_integer_value(json_object_get(r, "count"));
     json_decref(r);
@@ -192,8 +195,8 @@ static int64_t count(struct ctx *c, const char *batch, const char *part)
 static json_t *shard0(struct ctx *c, const char *batch, int idx)
 {
     json_t *r = NULL;
-    if (staging_list_shards(c->s, "ws", batch, 0, NULL, &r) < 0)
-        T_FAIL("list shards: %s", staging_errmsg());
+    if (staging_list_shards(c->s, "ws", batch, 0, NULL, &r, NULL) < 0)
+        T_FAIL("list shards");
     json_t *s = json_incref(json_array_get(json_object_get(r, "shards"), (size_t)idx));
     json_decref(r);
     return s;
@@ -209,7 +212,8 @@ static int upload_file(struct ctx *c, const char *batch, const char *name, const
     if (write(fd, data, len) != (ssize_t)len)
         abort();
     close(fd);
-    int rc = staging_upload_image(c->s, "ws", batch, "Shown", name, path, &r);
+    err_clear(&te);
+    int rc = staging_upload_image(c->s, "ws", batch, "Shown", name, path, &r, &te);
     ASSERT(access(path, F_OK) != 0); /* consumed in every case */
     free(path);
     json_decref(r);
@@ -249,7 +253,7 @@ TEST(tar_shards_pagination_1200_items)
     char seen[1200] = {0};
     for (;;) {
         json_t *r = NULL;
-        ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 100, token, &r));
+        ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 100, token, &r, NULL));
         json_t *files = json_object_get(r, "filesMetadata");
         size_t i;
         json_t *f;
@@ -280,32 +284,32 @@ TEST(tar_shards_pagination_1200_items)
 
     /* Download one item through its signed GET URL. */
     json_t *r = NULL;
-    ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 1, NULL, &r));
+    ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 1, NULL, &r, NULL));
     struct surl u;
     surl_parse(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
                                                  "downloadURL")), &u);
     int fd;
     int64_t size;
     const char *mime;
-    ASSERT_OK(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime));
+    ASSERT_OK(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime, NULL));
     ASSERT_STR_EQ(mime, "image/jpeg");
     uint8_t hdr[3];
     ASSERT_EQ(read(fd, hdr, 3), 3);
     ASSERT_EQ(hdr[0], 0xFF);
     close(fd);
     u.sig[2] = u.sig[2] == 'x' ? 'y' : 'x';
-    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime), ERR_AUTH);
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime, NULL), ERR_AUTH);
     surl_free(&u);
     json_decref(r);
 
     /* Bad tokens and page sizes. */
-    ASSERT_EQ(staging_list_items(c.s, "ws", "big", NULL, 100, "garbage!", &r), ERR_INVALID);
-    ASSERT_EQ(staging_list_items(c.s, "ws", "big", NULL, 100000, NULL, &r), ERR_INVALID);
-    ASSERT_EQ(staging_list_items(c.s, "ws", "nope", NULL, 10, NULL, &r), ERR_NOTFOUND);
-    ASSERT_EQ(staging_list_items(c.s, "ws", "BAD ID", NULL, 10, NULL, &r), ERR_INVALID);
-    ASSERT_EQ(staging_list_items(c.s, "other-ws", "big", NULL, 10, NULL, &r), ERR_NOTFOUND);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "big", NULL, 100, "garbage!", &r, NULL), ERR_INVALID);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "big", NULL, 100000, NULL, &r, NULL), ERR_INVALID);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "nope", NULL, 10, NULL, &r, NULL), ERR_NOTFOUND);
+    ASSERT_EQ(staging_list_items(c.s, "ws", "BAD ID", NULL, 10, NULL, &r, NULL), ERR_INVALID);
+    ASSERT_EQ(staging_list_items(c.s, "other-ws", "big", NULL, 10, NULL, &r, NULL), ERR_NOTFOUND);
     /* 1000-per-page: two pages. */
-    ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 1000, NULL, &r));
+    ASSERT_OK(staging_list_items(c.s, "ws", "big", NULL, 1000, NULL, &r, NULL));
     ASSERT_EQ(json_array_size(json_object_get(r, "filesMetadata")), 1000);
     ASSERT(json_is_string(json_object_get(r, "nextPageToken")));
     json_decref(r);
@@ -341,7 +345,7 @@ TEST(batches_metadata_and_list)
     }
     free(j);
     json_t *r = NULL;
-    ASSERT_OK(staging_batch_get(c.s, "ws", "b3", &r));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "b3", &r, NULL));
     json_t *b = json_object_get(r, "batch");
     ASSERT_STR_EQ(json_string_value(json_object_get(b, "batchId")), "b3");
     ASSERT_STR_EQ(json_string_value(json_object_get(b, "displayName")), "Shown");
@@ -353,22 +357,22 @@ TEST(batches_metadata_and_list)
     ASSERT_OK(time_parse_iso8601(json_string_value(json_object_get(b, "expiryDate")), &ex));
     ASSERT_EQ(ex - cr, 7LL * 24 * 3600 * 1000);
     json_decref(r);
-    ASSERT_OK(staging_list_batches(c.s, "ws", 2, NULL, &r));
+    ASSERT_OK(staging_list_batches(c.s, "ws", 2, NULL, &r, NULL));
     ASSERT_EQ(json_array_size(json_object_get(r, "batches")), 2);
     char *tok = strdup(json_string_value(json_object_get(r, "nextPageToken")));
     json_decref(r);
-    ASSERT_OK(staging_list_batches(c.s, "ws", 2, tok, &r));
+    ASSERT_OK(staging_list_batches(c.s, "ws", 2, tok, &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "batches"), 0), "batchId")),
                   "b2");
     json_decref(r);
     free(tok);
-    ASSERT_OK(staging_list_batches(c.s, "ws", 5, NULL, &r));
+    ASSERT_OK(staging_list_batches(c.s, "ws", 5, NULL, &r, NULL));
     ASSERT(json_is_null(json_object_get(r, "nextPageToken")));
     json_decref(r);
-    ASSERT_OK(staging_list_batches(c.s, "nobody", 5, NULL, &r));
+    ASSERT_OK(staging_list_batches(c.s, "nobody", 5, NULL, &r, NULL));
     ASSERT_EQ(json_array_size(json_object_get(r, "batches")), 0);
     json_decref(r);
-    ASSERT_OK(staging_batch_parts(c.s, "ws", "b1", &r));
+    ASSERT_OK(staging_batch_parts(c.s, "ws", "b1", &r, NULL));
     ASSERT_EQ(json_array_size(json_object_get(r, "batchParts")), 0);
     json_decref(r);
     ctx_close(&c);
@@ -387,7 +391,7 @@ TEST(single_upload_validation_and_mixing)
     ASSERT_GT(bl, 4000);
     ASSERT_OK(upload_file(&c, "s1", "a.jpg", j, jl));
     ASSERT_EQ(upload_file(&c, "s1", "big.jpg", big, bl), ERR_LIMIT);
-    ASSERT(strstr(staging_errmsg(), "Max size of single image is 4000B.") != NULL);
+    ASSERT(strstr(te.msg, "Max size of single image is 4000B.") != NULL);
     ASSERT_EQ(upload_file(&c, "s1", "t.jpg", "hello world, not an image", 25), ERR_INVALID);
     ASSERT_EQ(upload_file(&c, "s1", "../x.jpg", j, jl), ERR_INVALID);
     ASSERT_EQ(upload_file(&c, "s1", "", j, jl), ERR_INVALID);
@@ -401,20 +405,14 @@ TEST(single_upload_validation_and_mixing)
     ASSERT_EQ(count(&c, "s1", NULL), 1);
     /* mixing single and bulk */
     json_t *r = NULL;
-    ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "s1", NULL, &r), ERR_INVALID);
-    ASSERT(strstr(staging_errmsg(), "cannot be combined") != NULL);
+    ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "s1", NULL, &r, &te), ERR_INVALID);
+    ASSERT(strstr(te.msg, "cannot be combined") != NULL);
     ASSERT_EQ(staging_ingest_references(c.s, "ws", "s1", NULL, false,
                                         "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://x/a.jpg\"}]}", 61,
-                                        &r), ERR_INVALID);
-    ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "bulk1", NULL, &r));
+                                        &r, NULL), ERR_INVALID);
+    ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "bulk1", NULL, &r, NULL));
     json_decref(r);
     ASSERT_EQ(upload_file(&c, "bulk1", "a.jpg", j, jl), ERR_INVALID);
-    ASSERT_EQ(staging_http_status(ERR_INVALID), 400);
-    ASSERT_EQ(staging_http_status(ERR_LIMIT), 413);
-    ASSERT_EQ(staging_http_status(ERR_AUTH), 403);
-    ASSERT_EQ(staging_http_status(ERR_NOTFOUND), 404);
-    ASSERT_EQ(staging_http_status(ERR_AGAIN), 503);
-    ASSERT(strstr(staging_errmsg(), "busy") != NULL);
     free(j);
     free(big);
     ctx_close(&c);
@@ -474,7 +472,7 @@ TEST(tar_hostile_entries_and_notifications)
     json_decref(sh);
     /* notification_config.json is not an item */
     json_t *r = NULL;
-    ASSERT_OK(staging_list_items(c.s, "ws", "h", NULL, 10, NULL, &r));
+    ASSERT_OK(staging_list_items(c.s, "ws", "h", NULL, 10, NULL, &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
                                                     "fileName")), "good.jpg");
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 1),
@@ -567,14 +565,14 @@ TEST(tar_too_many_images_corrupt_and_size_limit)
     json_t *r = NULL;
     struct surl u;
     struct staging_put *pp;
-    ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "m", NULL, &r));
+    ASSERT_OK(staging_bulk_upload_url(c.s, "ws", "m", NULL, &r, NULL));
     surl_parse(json_string_value(json_object_get(json_object_get(r, "signedURLDetails"), "uploadURL")), &u);
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(r, "signedURLDetails"), "maxShardSize")), 200000);
     ASSERT_EQ(json_integer_value(json_object_get(json_object_get(r, "signedURLDetails"), "maxNumberOfImages")), 5);
     json_decref(r);
-    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, -1, &pp));
-    ASSERT_OK(staging_put_write(pp, buf, 150000));
-    ASSERT_EQ(staging_put_write(pp, buf, 150000), ERR_LIMIT);
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, -1, &pp, NULL));
+    ASSERT_OK(staging_put_write(pp, buf, 150000, NULL));
+    ASSERT_EQ(staging_put_write(pp, buf, 150000, NULL), ERR_LIMIT);
     staging_put_abort(pp);
     int fd;
     int64_t size;
@@ -588,15 +586,15 @@ TEST(tar_too_many_images_corrupt_and_size_limit)
     free(tmpd);
     ASSERT_EQ(files, 0);
     /* the URL still works for a retry within the limit, then is spent */
-    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp));
-    ASSERT_OK(staging_put_write(pp, "0123456789", 10));
-    ASSERT_OK(staging_put_finish(pp));
-    ASSERT_EQ(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp), ERR_EXISTS);
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp, NULL));
+    ASSERT_OK(staging_put_write(pp, "0123456789", 10, NULL));
+    ASSERT_OK(staging_put_finish(pp, NULL));
+    ASSERT_EQ(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp, NULL), ERR_EXISTS);
     /* tampered, wrong-method */
     u.l[0] = '9';
-    ASSERT_EQ(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp), ERR_AUTH);
-    ASSERT_EQ(staging_put_open(c.s, u.key, "GET", u.e, u.l, u.sig, 10, &pp), ERR_AUTH);
-    ASSERT_EQ(staging_put_open(c.s, "../../etc", u.m, u.e, u.l, u.sig, 10, &pp), ERR_AUTH);
+    ASSERT_EQ(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, 10, &pp, NULL), ERR_AUTH);
+    ASSERT_EQ(staging_put_open(c.s, u.key, "GET", u.e, u.l, u.sig, 10, &pp, NULL), ERR_AUTH);
+    ASSERT_EQ(staging_put_open(c.s, "../../etc", u.m, u.e, u.l, u.sig, 10, &pp, NULL), ERR_AUTH);
     surl_free(&u);
     free(buf);
     ctx_close(&c);
@@ -658,7 +656,7 @@ TEST(indexing_is_crash_safe)
     ctx_close(&c);
     ctx_open(&c, NULL);
     ASSERT_EQ(count(&c, "cr", NULL), 0);
-    ASSERT_OK(staging_start(c.s)); /* the indexer thread picks it up */
+    ASSERT_OK(staging_start(c.s, NULL)); /* the indexer thread picks it up */
     for (int i = 0; i < 200 && count(&c, "cr", NULL) < 50; i++)
         usleep(20000);
     staging_stop(c.s);
@@ -681,53 +679,53 @@ TEST(output_batches_parts_and_counts)
 {
     struct ctx c = {0};
     ctx_open(&c, NULL);
-    ASSERT_OK(staging_output_batch_create(c.s, "ws", "job-1-export", NULL));
-    ASSERT_EQ(staging_output_batch_create(c.s, "ws", "job-1-export", NULL), ERR_EXISTS);
-    ASSERT_OK(staging_output_part_add(c.s, "ws", "job-1-export", "results", "file-part", "metadata", NULL, NULL));
-    ASSERT_OK(staging_output_part_add(c.s, "ws", "job-1-export", "images", "file-part", "archives", "viz", "images"));
+    ASSERT_OK(staging_output_batch_create(c.s, "ws", "job-1-export", NULL, NULL));
+    ASSERT_EQ(staging_output_batch_create(c.s, "ws", "job-1-export", NULL, NULL), ERR_EXISTS);
+    ASSERT_OK(staging_output_part_add(c.s, "ws", "job-1-export", "results", "file-part", "metadata", NULL, NULL, NULL));
+    ASSERT_OK(staging_output_part_add(c.s, "ws", "job-1-export", "images", "file-part", "archives", "viz", "images", NULL));
     for (int i = 0; i < 3; i++) {
         char key[64], name[32];
         snprintf(key, sizeof key, "jobs/ws/job-1/out-%d.jsonl", i);
         snprintf(name, sizeof name, "out-%d.jsonl", i);
         ASSERT_OK(store_blob_put(c.st, key, "{}\n", 3));
         ASSERT_OK(staging_output_item_add(c.s, "ws", "job-1-export", "results", name, "application/jsonl",
-                                          "application/jsonl", key, 3));
+                                          "application/jsonl", key, 3, NULL));
     }
     ASSERT_OK(store_blob_put(c.st, "jobs/ws/job-1/img.tar", "x", 1));
     ASSERT_OK(staging_output_item_add(c.s, "ws", "job-1-export", "images", "img.tar", "archive",
-                                      "application/x-tar", "jobs/ws/job-1/img.tar", 1));
+                                      "application/x-tar", "jobs/ws/job-1/img.tar", 1, NULL));
     ASSERT_EQ(count(&c, "job-1-export", NULL), 4);
     ASSERT_EQ(count(&c, "job-1-export", "results"), 3);
     ASSERT_EQ(count(&c, "job-1-export", "images"), 1);
     ASSERT_EQ(count(&c, "job-1-export", "nope"), 0);
     json_t *r = NULL;
-    ASSERT_OK(staging_batch_parts(c.s, "ws", "job-1-export", &r));
+    ASSERT_OK(staging_batch_parts(c.s, "ws", "job-1-export", &r, NULL));
     json_t *parts = json_object_get(r, "batchParts");
     ASSERT_EQ(json_array_size(parts), 2);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "partName")), "images");
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "nestedContentType")), "images");
     json_decref(r);
-    ASSERT_OK(staging_list_items(c.s, "ws", "job-1-export", "results", 2, NULL, &r));
+    ASSERT_OK(staging_list_items(c.s, "ws", "job-1-export", "results", 2, NULL, &r, NULL));
     ASSERT_EQ(json_array_size(json_object_get(r, "filesMetadata")), 2);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
                                                     "partName")), "results");
     json_decref(r);
-    ASSERT_OK(staging_batch_get(c.s, "ws", "job-1-export", &r));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "job-1-export", &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchType")), "multipart-batch");
     json_decref(r);
     struct staging_item *items;
     int n;
-    ASSERT_OK(staging_items_page(c.s, "ws", "job-1-export", "results", 0, 2, &items, &n));
+    ASSERT_OK(staging_items_page(c.s, "ws", "job-1-export", "results", 0, 2, &items, &n, NULL));
     ASSERT_EQ(n, 2);
     int64_t last = items[1].id;
     ASSERT_STR_EQ(items[0].blob_key, "jobs/ws/job-1/out-0.jsonl");
     staging_items_free(items, n);
-    ASSERT_OK(staging_items_page(c.s, "ws", "job-1-export", "results", last, 10, &items, &n));
+    ASSERT_OK(staging_items_page(c.s, "ws", "job-1-export", "results", last, 10, &items, &n, NULL));
     ASSERT_EQ(n, 1);
     staging_items_free(items, n);
     /* uploads into an output batch are refused */
     json_t *rr = NULL;
-    ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "job-1-export", NULL, &rr), ERR_INVALID);
+    ASSERT_EQ(staging_bulk_upload_url(c.s, "ws", "job-1-export", NULL, &rr, NULL), ERR_INVALID);
     /* sweeping removes the blobs outside the batch folder too */
     int removed = 0;
     ASSERT_OK(staging_sweep(c.s, time_now_ms() + 8LL * 24 * 3600 * 1000, &removed));
@@ -751,11 +749,11 @@ TEST(expiry_sweeper)
     ASSERT_OK(upload_file(&c, "e1", "a.jpg", j, jl));
     struct staging_item *items;
     int n;
-    ASSERT_OK(staging_items_page(c.s, "ws", "e1", NULL, 0, 10, &items, &n));
+    ASSERT_OK(staging_items_page(c.s, "ws", "e1", NULL, 0, 10, &items, &n, NULL));
     ASSERT_EQ(n, 1);
     char *key = strdup(items[0].blob_key);
     staging_items_free(items, n);
-    ASSERT_OK(staging_start(c.s));
+    ASSERT_OK(staging_start(c.s, NULL));
     int fd;
     int64_t sz;
     ASSERT_OK(store_blob_open(c.st, key, &fd, &sz));
@@ -764,7 +762,7 @@ TEST(expiry_sweeper)
     staging_stop(c.s);
     ASSERT_EQ(store_blob_open(c.st, key, &fd, &sz), ERR_NOTFOUND);
     json_t *r = NULL;
-    ASSERT_EQ(staging_batch_get(c.s, "ws", "e1", &r), ERR_NOTFOUND);
+    ASSERT_EQ(staging_batch_get(c.s, "ws", "e1", &r, NULL), ERR_NOTFOUND);
     /* the id can be used again */
     ASSERT_OK(upload_file(&c, "e1", "a.jpg", j, jl));
     ASSERT_EQ(count(&c, "e1", NULL), 1);
@@ -799,14 +797,14 @@ TEST(references_dedup_webhooks_and_ssrf)
                       "\"notificationCategories\":[\"ingest-status\",\"files-status\"]}",
                       files.port, files.port, hooks.port);
     json_t *r = NULL;
-    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", "Refs", false, body, (size_t)bl, &r));
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", "Refs", false, body, (size_t)bl, &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(r, "ingestId")), "ing-1");
     ASSERT_EQ(json_array_size(json_object_get(r, "shardIds")), 1);
     char *sid = strdup(json_string_value(json_array_get(json_object_get(r, "shardIds"), 0)));
     ASSERT(!json_is_true(json_object_get(r, "duplicated")));
     json_decref(r);
     /* repeated ingestId: same answer, duplicated, nothing queued */
-    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", "Refs", false, body, (size_t)bl, &r));
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", "Refs", false, body, (size_t)bl, &r, NULL));
     ASSERT(json_is_true(json_object_get(r, "duplicated")));
     ASSERT_STR_EQ(json_string_value(json_array_get(json_object_get(r, "shardIds"), 0)), sid);
     json_decref(r);
@@ -849,7 +847,7 @@ TEST(references_dedup_webhooks_and_ssrf)
     bl = snprintf(body, sizeof body,
                   "{\"imageReferencesURL\":\"https://192.168.7.7/refs.jsonl\",\"ingestId\":\"ing-2\","
                   "\"notificationsURL\":\"http://127.0.0.1:%d/hook\"}", hooks.port);
-    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", NULL, false, body, (size_t)bl, &r));
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs", NULL, false, body, (size_t)bl, &r, NULL));
     json_decref(r);
     ASSERT_OK(staging_fetch_pending(c.s, &n));
     sh = shard0(&c, "refs", 1);
@@ -882,7 +880,7 @@ TEST(references_dedup_webhooks_and_ssrf)
     files.body = jsonl;
     files.body_len = strlen(jsonl);
     bl = snprintf(body, sizeof body, "{\"imageReferencesURL\":\"http://127.0.0.1:%d/r.jsonl\"}", files.port);
-    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs2", NULL, false, body, (size_t)bl, &r));
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "refs2", NULL, false, body, (size_t)bl, &r, NULL));
     json_decref(r);
     ASSERT_OK(staging_fetch_pending(c.s, &n));
     sh = shard0(&c, "refs2", 0);
@@ -893,14 +891,14 @@ TEST(references_dedup_webhooks_and_ssrf)
     json_decref(sh);
 
     /* bad bodies */
-    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, "[]", 2, &r), ERR_INVALID);
-    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, "{}", 2, &r), ERR_INVALID);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, "[]", 2, &r, NULL), ERR_INVALID);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, "{}", 2, &r, NULL), ERR_INVALID);
     const char *b2 = "{\"imageReferences\":[{\"name\":\"a/b.jpg\",\"url\":\"http://x/\"}]}";
-    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, b2, strlen(b2), &r), ERR_INVALID);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, b2, strlen(b2), &r, NULL), ERR_INVALID);
     b2 = "{\"imageReferences\":[{\"name\":\"b.jpg\",\"url\":\"file:///etc/passwd\"}]}";
-    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, b2, strlen(b2), &r), ERR_INVALID);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, false, b2, strlen(b2), &r, NULL), ERR_INVALID);
     b2 = "{\"videoReferencesURL\":\"ftp://x/y\"}";
-    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, true, b2, strlen(b2), &r), ERR_INVALID);
+    ASSERT_EQ(staging_ingest_references(c.s, "ws", "refs", NULL, true, b2, strlen(b2), &r, NULL), ERR_INVALID);
     recv_stop(&files);
     recv_stop(&hooks);
     free(j);
@@ -927,7 +925,7 @@ TEST(references_redirect_to_private_address_refused)
                       "{\"imageReferences\":[{\"name\":\"a.jpg\",\"url\":\"http://127.0.0.1:%d/a.jpg\"},"
                       "{\"name\":\"b.jpg\",\"url\":\"http://127.0.0.2:%d/b.jpg\"}]}", outer.port, inner.port);
     json_t *r = NULL;
-    ASSERT_OK(staging_ingest_references(c.s, "ws", "rd", NULL, false, body, (size_t)bl, &r));
+    ASSERT_OK(staging_ingest_references(c.s, "ws", "rd", NULL, false, body, (size_t)bl, &r, NULL));
     json_decref(r);
     ASSERT_OK(staging_fetch_pending(c.s, NULL));
     ASSERT_EQ(recv_count(&outer), 1);
@@ -1009,8 +1007,8 @@ TEST(video_upload_rejects_non_video)
     json_t *r = NULL;
     struct surl u;
     struct staging_put *p;
-    ASSERT_EQ(staging_upload_video_url(c.s, "ws", "v", NULL, "../a.mp4", &r), ERR_INVALID);
-    ASSERT_OK(staging_upload_video_url(c.s, "ws", "v", NULL, "a.mp4", &r));
+    ASSERT_EQ(staging_upload_video_url(c.s, "ws", "v", NULL, "../a.mp4", &r, NULL), ERR_INVALID);
+    ASSERT_OK(staging_upload_video_url(c.s, "ws", "v", NULL, "a.mp4", &r, NULL));
     json_t *d = json_object_get(r, "signedURLDetails");
     ASSERT_STR_EQ(json_string_value(json_object_get(d, "method")), "PUT");
     ASSERT(json_is_object(json_object_get(d, "extensionHeaders")));
@@ -1018,9 +1016,9 @@ TEST(video_upload_rejects_non_video)
     json_decref(r);
     size_t jl;
     uint8_t *j = jpeg(&jl, 8);
-    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, (int64_t)jl, &p));
-    ASSERT_OK(staging_put_write(p, j, jl));
-    ASSERT_EQ(staging_put_finish(p), ERR_INVALID);
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, (int64_t)jl, &p, NULL));
+    ASSERT_OK(staging_put_write(p, j, jl, NULL));
+    ASSERT_EQ(staging_put_finish(p, NULL), ERR_INVALID);
     int fd;
     int64_t sz;
     ASSERT_EQ(store_blob_open(c.st, u.key, &fd, &sz), ERR_NOTFOUND);
@@ -1045,32 +1043,32 @@ TEST(video_upload_probe_records_item)
     json_t *r = NULL;
     struct surl u;
     struct staging_put *p;
-    ASSERT_OK(staging_upload_video_url(c.s, "ws", "vid", "Videos", "clip.mp4", &r));
+    ASSERT_OK(staging_upload_video_url(c.s, "ws", "vid", "Videos", "clip.mp4", &r, NULL));
     surl_parse(json_string_value(json_object_get(json_object_get(r, "signedURLDetails"), "uploadURL")), &u);
     json_decref(r);
-    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, (int64_t)len, &p));
-    ASSERT_OK(staging_put_write(p, data, len));
-    ASSERT_OK(staging_put_finish(p));
+    ASSERT_OK(staging_put_open(c.s, u.key, u.m, u.e, u.l, u.sig, (int64_t)len, &p, NULL));
+    ASSERT_OK(staging_put_write(p, data, len, NULL));
+    ASSERT_OK(staging_put_finish(p, NULL));
     ASSERT_EQ(count(&c, "vid", NULL), 1);
-    ASSERT_OK(staging_list_items(c.s, "ws", "vid", NULL, 10, NULL, &r));
+    ASSERT_OK(staging_list_items(c.s, "ws", "vid", NULL, 10, NULL, &r, NULL));
     json_t *f = json_array_get(json_object_get(r, "filesMetadata"), 0);
     ASSERT_STR_EQ(json_string_value(json_object_get(f, "fileName")), "clip.mp4");
     ASSERT_STR_EQ(json_string_value(json_object_get(f, "contentType")), "video");
     json_decref(r);
-    ASSERT_OK(staging_batch_get(c.s, "ws", "vid", &r));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "vid", &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "videos");
     json_decref(r);
     /* an image next to it makes the batch mixed */
     size_t jl;
     uint8_t *j = jpeg(&jl, 8);
     ASSERT_OK(upload_file(&c, "vid", "a.jpg", j, jl));
-    ASSERT_OK(staging_batch_get(c.s, "ws", "vid", &r));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "vid", &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "mixed");
     json_decref(r);
     int fd;
     int64_t sz;
     const char *mime;
-    ASSERT_OK(staging_get_open(c.s, u.key, "GET", u.e, "0", u.sig, &fd, &sz, &mime) == ERR_AUTH ? 0 : -1);
+    ASSERT_OK(staging_get_open(c.s, u.key, "GET", u.e, "0", u.sig, &fd, &sz, &mime, NULL) == ERR_AUTH ? 0 : -1);
     surl_free(&u);
     free(j);
     free(data);
@@ -1119,16 +1117,16 @@ TEST(tar_sidecars_metadata_part)
     json_decref(sh);
     /* still an image batch; the metadata part is listed */
     json_t *r = NULL;
-    ASSERT_OK(staging_batch_get(c.s, "ws", "m", &r));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "m", &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "images");
     json_decref(r);
-    ASSERT_OK(staging_batch_parts(c.s, "ws", "m", &r));
+    ASSERT_OK(staging_batch_parts(c.s, "ws", "m", &r, NULL));
     json_t *parts = json_object_get(r, "batchParts");
     ASSERT_EQ(json_array_size(parts), 1);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "partName")), "metadata");
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(parts, 0), "contentType")), "metadata");
     json_decref(r);
-    ASSERT_OK(staging_list_items(c.s, "ws", "m", STAGING_METADATA_PART, 10, NULL, &r));
+    ASSERT_OK(staging_list_items(c.s, "ws", "m", STAGING_METADATA_PART, 10, NULL, &r, NULL));
     json_t *fm = json_object_get(r, "filesMetadata");
     ASSERT_EQ(json_array_size(fm), 2);
     ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(fm, 0), "fileName")), "a.jpg.json");
@@ -1138,17 +1136,17 @@ TEST(tar_sidecars_metadata_part)
     /* the images-only page skips sidecars; all items with part NULL */
     struct staging_item *it = NULL;
     int n = 0;
-    ASSERT_OK(staging_items_page_media(c.s, "ws", "m", NULL, 0, 10, &it, &n));
+    ASSERT_OK(staging_items_page_media(c.s, "ws", "m", NULL, 0, 10, &it, &n, NULL));
     ASSERT_EQ(n, 3);
     for (int i = 0; i < n; i++)
         ASSERT_STR_EQ(it[i].content_type, "image");
     staging_items_free(it, n);
-    ASSERT_OK(staging_items_page(c.s, "ws", "m", NULL, 0, 10, &it, &n));
+    ASSERT_OK(staging_items_page(c.s, "ws", "m", NULL, 0, 10, &it, &n, NULL));
     ASSERT_EQ(n, 5);
     staging_items_free(it, n);
     /* lookup by name */
     struct staging_item sc;
-    ASSERT_OK(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "c.jpg.json", &sc));
+    ASSERT_OK(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "c.jpg.json", &sc, NULL));
     ASSERT_STR_EQ(sc.mime, "application/json");
     ASSERT_EQ(sc.size, 11);
     char *data = NULL;
@@ -1158,12 +1156,12 @@ TEST(tar_sidecars_metadata_part)
     ASSERT(memcmp(data, "{\"tag\":\"C\"}", 11) == 0);
     free(data);
     staging_item_release(&sc);
-    ASSERT_EQ(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "b.jpg.json", &sc), ERR_NOTFOUND);
-    ASSERT_EQ(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "a.jpg", &sc), ERR_NOTFOUND);
-    ASSERT_OK(staging_item_find(c.s, "ws", "m", NULL, "a.jpg", &sc));
+    ASSERT_EQ(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "b.jpg.json", &sc, NULL), ERR_NOTFOUND);
+    ASSERT_EQ(staging_item_find(c.s, "ws", "m", STAGING_METADATA_PART, "a.jpg", &sc, NULL), ERR_NOTFOUND);
+    ASSERT_OK(staging_item_find(c.s, "ws", "m", NULL, "a.jpg", &sc, NULL));
     ASSERT_STR_EQ(sc.content_type, "image");
     staging_item_release(&sc);
-    ASSERT_EQ(staging_item_find(c.s, "ws", "nope", NULL, "a.jpg", &sc), ERR_NOTFOUND);
+    ASSERT_EQ(staging_item_find(c.s, "ws", "nope", NULL, "a.jpg", &sc, NULL), ERR_NOTFOUND);
     /* single uploads: a sidecar first keeps the batch an image batch */
     ASSERT_OK(upload_file(&c, "single", "x.png.json", "{\"tag\":\"X\"}", 11));
     ASSERT_OK(upload_file(&c, "single", "x.png", j, jl));
@@ -1171,7 +1169,7 @@ TEST(tar_sidecars_metadata_part)
     ASSERT_EQ(upload_file(&c, "single", "z.png.json", big, STAGING_SIDECAR_MAX + 100), ERR_LIMIT);
     ASSERT_EQ(count(&c, "single", NULL), 2);
     ASSERT_EQ(count(&c, "single", STAGING_METADATA_PART), 1);
-    ASSERT_OK(staging_batch_get(c.s, "ws", "single", &r));
+    ASSERT_OK(staging_batch_get(c.s, "ws", "single", &r, NULL));
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "images");
     json_decref(r);
     free(big);

@@ -63,6 +63,7 @@ struct serve_cfg {
     int64_t max_model_bytes; /* model upload limit (POST/PUT /models/…) */
     int64_t model_threads;   /* ONNX Runtime intra-op threads per session; 0: CPUs / workers */
     int64_t storage_reserve; /* bytes kept free on the data folder; -1: STORE_RESERVE_DEFAULT */
+    const char *metrics_token; /* GET /metrics needs "Authorization: Bearer <it>" when set */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -109,6 +110,8 @@ static const struct opt serve_opts[] = {
      "ONNX Runtime intra-op threads per model session (default: CPUs / workers, at least 1)"},
     {"storage-reserve", "VBATCH_STORAGE_RESERVE", OPT_INT, O(storage_reserve),
      "bytes kept free on the data folder: uploads that would leave less are refused with 507 (default 16777216)"},
+    {"metrics-token", "VBATCH_METRICS_TOKEN", OPT_STR, O(metrics_token),
+     "GET /metrics then needs 'Authorization: Bearer <token>' (default: no credential)"},
 };
 #undef O
 
@@ -272,6 +275,7 @@ static int cmd_serve(int argc, char **argv)
         serve_usage(rc > 0 ? stdout : stderr);
         return rc > 0 ? 0 : 2;
     }
+    metrics_process_init();
     /* Block the stop signals before any thread exists: every thread
      * inherits the mask and only sigwait() below receives them. */
     sigemptyset(&sigs);
@@ -352,6 +356,7 @@ static int cmd_serve(int argc, char **argv)
     ctx.max_page_size = so.max_page_size;
     ctx.models = models;
     ctx.max_model_bytes = (uint64_t)c.max_model_bytes;
+    ctx.metrics_token = c.metrics_token;
     router = http_router_new();
     rc = api_routes_register(router, &ctx);
     if (rc < 0) {

@@ -41,6 +41,8 @@ int api_routes_register(struct http_router *r, struct api_ctx *ctx)
         rc = api_workflows_register(r, ctx);
     if (rc == 0)
         rc = api_models_register(r, ctx);
+    if (rc == 0)
+        rc = api_metrics_register(r, ctx);
 #ifdef API_HAVE_JOBS
     if (rc == 0)
         rc = api_jobs_register(r, ctx);

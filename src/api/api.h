@@ -8,6 +8,7 @@
  *   workflows.c  workflows registry (/workflows/v1/external/…) and the
  *                --workflows-dir loader
  *   models.c     model registry (/models/v1/external/…): upload, list, describe
+ *   metrics.c    GET /metrics (Prometheus text format; --metrics-token)
  *   jobs*.c      Batch Processing API (written by the jobs work)
  *
  * A group registers its routes from its own file with
@@ -44,6 +45,8 @@ struct api_ctx {
     struct model_registry *models; /* borrowed; process-wide model registry
                                     * (NULL: the models routes answer 503) */
     uint64_t max_model_bytes;    /* model weights upload cap; 0: 1 GiB */
+    const char *metrics_token;   /* borrowed; NULL or "": GET /metrics needs no
+                                  * credential, else "Authorization: Bearer <it>" */
 };
 
 /* Register every resource group's routes on r (ctx borrowed, must outlive
@@ -55,6 +58,7 @@ int api_root_register(struct http_router *r, struct api_ctx *ctx);
 int api_staging_register(struct http_router *r, struct api_ctx *ctx);
 int api_workflows_register(struct http_router *r, struct api_ctx *ctx);
 int api_models_register(struct http_router *r, struct api_ctx *ctx);
+int api_metrics_register(struct http_router *r, struct api_ctx *ctx); /* metrics.c: GET /metrics */
 
 /* ---- helpers for handlers --------------------------------------------------- */
 

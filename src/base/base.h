@@ -231,6 +231,60 @@ int lookahead_start(size_t n, int depth, int nice, lookahead_fn fn, void *ud, st
 void *lookahead_take(struct lookahead *la, size_t i);
 void lookahead_stop(struct lookahead *la, void (*free_fn)(void *));
 
+/* ---- metrics ------------------------------------------------------------- */
+/* The process-wide registry behind GET /metrics (metrics.c).  The catalogue
+ * of families is fixed here; any module bumps a family by id with its label
+ * values in the order the catalogue names them (NULL for the unused ones),
+ * without knowing HTTP or the text format.  Label values must be bounded
+ * sets (route templates, job types, model ids, reasons) and never carry an
+ * id of a batch, job or request, a workspace name or a key: a family keeps
+ * at most 400 label sets (more fall into one series labelled "other"), and
+ * values are cut to METRIC_LABEL_MAX bytes.  Cost: a lookup is a hash and
+ * a lock-free probe, a bump one relaxed atomic add (a histogram: three
+ * and a compare-and-swap).  Thread safe. */
+enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
+enum metric_id {
+    METRIC_HTTP_REQUESTS,      /* counter {method, route, status} */
+    METRIC_HTTP_DURATION,      /* histogram {method, route}, seconds */
+    METRIC_INGEST_BYTES,       /* counter {kind} */
+    METRIC_INGEST_ITEMS,       /* counter {kind} */
+    METRIC_IMAGES_PROCESSED,   /* counter {job_type} */
+    METRIC_IMAGES_FAILED,      /* counter {job_type} */
+    METRIC_TASK_ERRORS,        /* counter */
+    METRIC_MODEL_INFER,        /* histogram {model}, seconds */
+    METRIC_WEBHOOK_DELIVERIES, /* counter */
+    METRIC_WEBHOOK_FAILURES,   /* counter */
+    METRIC_WORKER_HEARTBEATS,  /* counter */
+    METRIC_WORKER_HEARTBEAT_TIME, /* gauge, Unix seconds */
+    METRIC_DB_ERRORS,          /* counter {reason} */
+    METRIC_BLOB_ERRORS,        /* counter {op} */
+    METRIC__COUNT
+};
+#define METRIC_LABEL_MAX 160
+struct metric_series; /* one label set of a family; lives as long as the process */
+/* The series of family id with these label values (created on first use;
+ * NULL only for a bad id).  Callers on a hot path may keep the pointer. */
+struct metric_series *metric_series_get(enum metric_id id, const char *l0, const char *l1, const char *l2);
+void metric_series_add(struct metric_series *s, uint64_t n);               /* counters */
+void metric_series_observe(enum metric_id id, struct metric_series *s, double v); /* histograms */
+void metric_series_set(struct metric_series *s, double v);                 /* gauges */
+/* Lookup and bump in one call. */
+void metric_count(enum metric_id id, uint64_t n, const char *l0, const char *l1, const char *l2);
+void metric_observe(enum metric_id id, double v, const char *l0, const char *l1, const char *l2);
+void metric_set(enum metric_id id, double v); /* unlabelled gauges */
+/* Append every family of the catalogue to b in the Prometheus text format
+ * (version 0.0.4), then, with metrics_render_process, the process_* metrics
+ * (CPU seconds, resident and virtual memory, open and max fds, start time)
+ * read from /proc.  metrics_process_init records the start time. */
+void metrics_render(struct buf *b);
+void metrics_process_init(void);
+void metrics_render_process(struct buf *b);
+/* Helpers for families rendered elsewhere (gauges read at scrape time):
+ * "# HELP"/"# TYPE" lines, a label value escaped, a sample value. */
+void metrics_put_help(struct buf *b, const char *name, const char *type, const char *help);
+void metrics_escape_label(struct buf *b, const char *v);
+void metrics_put_double(struct buf *b, double v);
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -13,7 +13,9 @@
 #include "http/http.h"
 
 #include "base/base.h"
+#include "http/http_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@
 struct route {
     char method[8];
     char *pattern;               /* owned copy, split into segs in place */
+    char *tmpl;                  /* owned copy as given: the metrics' route label */
     char *segs[ROUTER_MAX_SEGS]; /* literal, or parameter name */
     bool is_param[ROUTER_MAX_SEGS];
     int nsegs;
@@ -44,8 +47,10 @@ void http_router_free(struct http_router *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n; i++)
+    for (size_t i = 0; i < r->n; i++) {
         free(r->routes[i].pattern);
+        free(r->routes[i].tmpl);
+    }
     free(r->routes);
     free(r);
 }
@@ -121,6 +126,7 @@ int http_router_add(struct http_router *r, const char *method, const char *patte
     }
     rt.ops = *ops;
     rt.ctx = ctx;
+    rt.tmpl = xstrdup(pattern);
     if (r->n == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 32;
         r->routes = xrealloc(r->routes, r->cap * sizeof(*r->routes));
@@ -194,6 +200,12 @@ int http_router_match(const struct http_router *r, const char *method, const cha
     if (other_method && !strcmp(method, "HEAD"))
         return http_router_match(r, "GET", path, scratch, cap, params, nparams, ops, ctx);
     return other_method ? ERR_UNSUPPORTED : ERR_NOTFOUND;
+}
+
+const char *http__route_template(const struct http_route_ops *ops)
+{
+    const struct route *rt = (const struct route *)(const void *)((const char *)ops - offsetof(struct route, ops));
+    return rt->tmpl;
 }
 
 int http_url_decode(char *s, enum http_url_part part, int *bad)

@@ -30,6 +30,7 @@
 #include "http/http.h"
 
 #include "base/base.h"
+#include "http/http_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -580,6 +581,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return req_queue(req);
 }
 
+/* The request's metrics: labelled by the route's template, never by the
+ * raw path (ids), and by one of a fixed set of methods (a client may send
+ * any token as its method). */
+static void req_metrics(const struct http_req *req, int64_t dt_ns)
+{
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    const char *method = "other";
+    const char *route = req->ops ? http__route_template(req->ops) : "unmatched";
+    char status[16] = "aborted";
+
+    for (size_t i = 0; i < ARRAY_LEN(methods); i++)
+        if (!strcmp(req->method, methods[i]))
+            method = methods[i];
+    if (req->queued)
+        snprintf(status, sizeof status, "%u", req->status);
+    metric_count(METRIC_HTTP_REQUESTS, 1, method, route, status);
+    metric_observe(METRIC_HTTP_DURATION, (double)dt_ns / 1e9, method, route, NULL);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -590,8 +610,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!req)
         return;
     *con_cls = NULL;
+    int64_t dt_ns = time_mono_ns() - req->t0_ns;
+    req_metrics(req, dt_ns);
     if (!srv->quiet) {
-        double ms = (double)(time_mono_ns() - req->t0_ns) / 1e6;
+        double ms = (double)dt_ns / 1e6;
         log_info("http", "request method=%s path=%s status=%u bytes_in=%llu bytes_out=%llu "
                  "ms=%.2f%s",
                  req->method, req->path, req->queued ? req->status : 0,

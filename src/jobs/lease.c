@@ -159,6 +159,10 @@ int jobs_heartbeat(struct jobs *j, int64_t task_pk, const char *owner, int64_t n
     rc = store_task_heartbeat(j->st, task_pk, t.job_pk, owner, now_ms, j->o.lease_ms, machine_ms, progress, &lost, &e);
     if (rc < 0)
         return store_failed(rc, &e);
+    if (!lost) {
+        metric_count(METRIC_WORKER_HEARTBEATS, 1, NULL, NULL, NULL);
+        metric_set(METRIC_WORKER_HEARTBEAT_TIME, (double)now_ms / 1000.0);
+    }
     return lost ? ERR_NOTFOUND : 0;
 }
 
@@ -210,5 +214,6 @@ int jobs__task_error(struct jobs *j, const struct store_task *t, const char *own
                      int64_t machine_ms)
 {
     struct err e = ERR_INIT;
+    metric_count(METRIC_TASK_ERRORS, 1, NULL, NULL, NULL);
     return store_failed(store_task_error(j->st, t, owner, msg, j->o.max_attempts, machine_ms, &e), &e);
 }

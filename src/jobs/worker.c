@@ -547,6 +547,15 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
     }
 }
 
+/* The metrics of a task whose outcome was recorded (a task retried after
+ * an error is counted by the attempt that ends it). */
+static void count_images(const struct jobs__job *jb, int ndone, int nfailed)
+{
+    const char *type = jb->video ? "simple-video-processing-v1" : "simple-image-processing-v1";
+    metric_count(METRIC_IMAGES_PROCESSED, (uint64_t)ndone, type, NULL, NULL);
+    metric_count(METRIC_IMAGES_FAILED, (uint64_t)nfailed, type, NULL, NULL);
+}
+
 int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store_task *t, struct err *err)
 {
     struct jobs__job jb;
@@ -656,6 +665,8 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store
             log_warn("jobs", "job=%s task=%d: %s", jb.job_id, t->task_no, msg);
             rc = jobs__task_fail_job(j, t, w->owner, ndone, fails, nfailed, msg,
                                      time_mono_ms() - hb.start_ms - hb.counted_ms);
+            if (rc == 0)
+                count_images(&jb, ndone, nfailed);
             free(msg);
             rc = rc == 0 ? 0 : ERR_NOTFOUND; /* either way nothing more to record */
             goto out;
@@ -696,8 +707,10 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store
     }
     rc = jobs__task_complete(j, t, w->owner, ndone, nfailed, fails, nfailed,
                              time_mono_ms() - hb.start_ms - hb.counted_ms);
-    if (rc == 0)
+    if (rc == 0) {
+        count_images(&jb, ndone, nfailed);
         log_info("jobs", "task done job=%s task=%d images=%d failed=%d", jb.job_id, t->task_no, ndone, nfailed);
+    }
 out:
     lookahead_stop(ahead, fetched_free);
     store_blob_writer_abort(rw);

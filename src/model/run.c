@@ -595,8 +595,12 @@ int model_registry_infer(struct model_registry *reg, const char *workspace, cons
     if ((rc = model_params_from_json(&p, params, err, errlen)) < 0)
         goto out;
     res = xcalloc(n ? n : 1, sizeof(*res));
+    int64_t t0 = time_mono_ns();
     if ((rc = model_run(m, images, n, &p, res, err, errlen)) < 0)
         goto out;
+    /* labelled by the model id (a bounded set: the registry's models),
+     * never by the workspace */
+    metric_observe(METRIC_MODEL_INFER, (double)(time_mono_ns() - t0) / 1e9, id, NULL, NULL);
     for (size_t i = 0; i < n; i++) {
         out[i] = model_result_to_json(m, &res[i], &p);
         model_result_release(&res[i]);

@@ -157,6 +157,8 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         store_blob_delete(s->st, key);
         goto out;
     }
+    metric_count(METRIC_INGEST_BYTES, (uint64_t)size, "image", NULL, NULL);
+    metric_count(METRIC_INGEST_ITEMS, 1, meta ? "metadata" : "image", NULL, NULL);
     *out = json_pack("{s:s,s:s}", "status", "ok", "fileName", file_name);
 out:
     if (!consumed)
@@ -389,6 +391,13 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     rc = store_upload_done(s->st, p->key, &p->u, mime, size, err);
     if (rc < 0 && rc != ERR_EXISTS)
         store_blob_delete(s->st, p->key);
+    if (rc == 0) {
+        bool tar = !strcmp(p->u.kind, "tar");
+        /* a video PUT is its item; a shard's items are counted when indexed */
+        metric_count(METRIC_INGEST_BYTES, (uint64_t)size, tar ? "shard" : "video", NULL, NULL);
+        if (!tar)
+            metric_count(METRIC_INGEST_ITEMS, 1, "video", NULL, NULL);
+    }
     if (rc == 0 && !strcmp(p->u.kind, "tar"))
         staging__kick(s, true, false);
 out:

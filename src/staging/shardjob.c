@@ -159,6 +159,14 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
     rc = store_shard_finish(s->st, &o, &e);
     free(items), free(meta_s), free(hook), free(ok), free(bad), free(okey);
     if (rc == 0) {
+        /* kind: tar, image-refs, video-refs (fixed by the shards table) */
+        const char *mk = !strcmp(j->kind, "tar") ? "shard" : j->kind;
+        int64_t bytes = 0;
+        for (int i = 0; i < j->nitems; i++)
+            bytes += j->items[i].size;
+        metric_count(METRIC_INGEST_ITEMS, (uint64_t)j->nitems, mk, NULL, NULL);
+        if (strcmp(j->kind, "tar") != 0) /* a shard's bytes were counted at its PUT */
+            metric_count(METRIC_INGEST_BYTES, (uint64_t)bytes, mk, NULL, NULL);
         log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
                  json_array_size(j->failed));
         store_outbox_kick(s->st);

@@ -99,6 +99,16 @@ static int fsync_parent(const char *path)
     return rc;
 }
 
+/* Count an OS failure of a blob operation (vbatch_blob_errors_total);
+ * refusals of a caller's input (bad key, not found, over a limit) are not
+ * store errors.  Returns rc. */
+static int blob_err(const char *op, int rc)
+{
+    if (rc < 0 && (rc > ERR_PARSE || rc == ERR_NOSPACE))
+        metric_count(METRIC_BLOB_ERRORS, 1, op, NULL, NULL);
+    return rc;
+}
+
 /* fsync src (an existing file) and rename it to the blob path of key. */
 static int blob_publish(struct store *st, const char *key, const char *src, int fd)
 {
@@ -127,7 +137,7 @@ out:
     if (own_fd >= 0)
         close(own_fd);
     free(dst);
-    return rc;
+    return blob_err("write", rc);
 }
 
 int store_blob_put_file(struct store *st, const char *key, const char *src_path)
@@ -159,7 +169,7 @@ int store_blob_put_nosync(struct store *st, const char *key, const void *data, s
         unlink(dst);
 out:
     free(dst);
-    return rc;
+    return blob_err("write", rc);
 }
 
 int store_blob_sync(struct store *st)
@@ -171,7 +181,7 @@ int store_blob_sync(struct store *st)
     if (syncfs(fd) < 0)
         rc = -errno;
     close(fd);
-    return rc;
+    return blob_err("write", rc);
 }
 
 int store_blob_put(struct store *st, const char *key, const void *data, size_t len)
@@ -202,7 +212,7 @@ int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size)
     int rc = f < 0 ? (errno == ENOENT ? ERR_NOTFOUND : -errno) : 0;
     free(path);
     if (rc < 0)
-        return rc;
+        return blob_err("read", rc);
     if (fstat(f, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         close(f);
         return ERR_NOTFOUND;
@@ -221,7 +231,7 @@ int store_blob_read(struct store *st, const char *key, size_t max, char **data, 
     free(path);
     if (rc == -ENOENT)
         rc = ERR_NOTFOUND;
-    return rc;
+    return blob_err("read", rc);
 }
 
 int store_blob_delete(struct store *st, const char *key)
@@ -231,7 +241,7 @@ int store_blob_delete(struct store *st, const char *key)
     char *path = store_blob_path(st, key);
     int rc = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
     free(path);
-    return rc;
+    return blob_err("delete", rc);
 }
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -253,7 +263,7 @@ int store_blob_delete_prefix(struct store *st, const char *prefix)
     if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
         rc = -errno;
     free(path);
-    return rc;
+    return blob_err("delete", rc);
 }
 
 int store_tmp_sweep(struct store *st, int64_t older_than_ms)
@@ -313,7 +323,7 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_
     int rc = fd_write_all(w->fd, data, len);
     if (rc == 0)
         w->size += (int64_t)len;
-    return rc;
+    return blob_err("write", rc);
 }
 
 int64_t store_blob_writer_size(const struct store_blob_writer *w)

@@ -201,11 +201,26 @@ struct db_conn *db_conn_of_native(struct db *d, const void *h)
     return c;
 }
 
+/* ---- metrics ------------------------------------------------------------ */
+
+/* Count a failed database call (vbatch_db_errors_total) by reason.  A
+ * UNIQUE conflict (ERR_EXISTS) is an answer the callers ask for, not an
+ * error of the database.  Returns rc. */
+static int db_err(int rc)
+{
+    if (rc >= 0 || rc == ERR_EXISTS)
+        return rc;
+    metric_count(METRIC_DB_ERRORS, 1,
+                 rc == ERR_AGAIN ? "busy" : rc == ERR_UNAVAILABLE ? "unavailable"
+                 : err_is_nospace(rc) ? "full" : "error", NULL, NULL);
+    return rc;
+}
+
 /* ---- transactions ------------------------------------------------------ */
 
 int db_begin(struct db_conn *c, struct err *e)
 {
-    int rc = DISPATCH(c->kind, begin, c, e);
+    int rc = db_err(DISPATCH(c->kind, begin, c, e));
     if (rc == 0)
         c->in_tx = true;
     return rc;
@@ -237,7 +252,7 @@ bool db_in_tx(const struct db_conn *c)
 
 int db_exec(struct db_conn *c, const char *sql, struct err *e)
 {
-    return DISPATCH(c->kind, exec, c, sql, e);
+    return db_err(DISPATCH(c->kind, exec, c, sql, e));
 }
 
 int64_t db_changes(struct db_conn *c)
@@ -252,7 +267,7 @@ int db_prepare(struct db_conn *c, const char *sql, struct db_stmt **out, struct 
     struct db_stmt *s = xcalloc(1, sizeof *s);
     s->c = c;
     s->sql = xstrdup(sql);
-    int rc = DISPATCH(c->kind, prepare, s, e);
+    int rc = db_err(DISPATCH(c->kind, prepare, s, e));
     if (rc < 0) {
         free(s->sql);
         free(s);
@@ -325,7 +340,7 @@ int db_step(struct db_stmt *s, struct err *e)
 {
     if (s->done)
         return DB_DONE;
-    int rc = DISPATCH(s->c->kind, step, s, e);
+    int rc = db_err(DISPATCH(s->c->kind, step, s, e));
     s->started = true;
     if (rc == DB_DONE)
         s->done = true;

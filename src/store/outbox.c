@@ -603,6 +603,7 @@ static void note_result(const struct ob_fly *f, struct ob_done *d)
 {
     d->id = f->id;
     d->attempt = f->attempt;
+    metric_count(d->ok ? METRIC_WEBHOOK_DELIVERIES : METRIC_WEBHOOK_FAILURES, 1, NULL, NULL, NULL);
     if (!d->ok)
         log_warn("store", "webhook attempt failed id=%lld attempt=%d url=%s: %s", (long long)f->id, f->attempt,
                  f->url, d->err);

@@ -227,6 +227,18 @@ int store_tasks_page(struct store *st, int64_t job_pk, const char *stage, int64_
  * (*nos malloc'd). */
 int store_tasks_done_numbers(struct store *st, int64_t job_pk, int **nos, int *n, struct err *e);
 
+/* How many tasks and jobs each state holds, over every workspace (the
+ * gauges of GET /metrics, read at scrape time).  Fills the counts of the
+ * states named in the schema (tasks: waiting, pending, running, done,
+ * aborted; jobs: running, succeeded, failed, aborted); a state not there
+ * reads 0.  One read transaction-free pass over the (state, job_pk) index
+ * and the jobs table. */
+struct store_state_counts {
+    int64_t tasks_waiting, tasks_pending, tasks_running, tasks_done, tasks_aborted;
+    int64_t jobs_running, jobs_succeeded, jobs_failed, jobs_aborted;
+};
+int store_jobs_state_counts(struct store *st, struct store_state_counts *out, struct err *e);
+
 /* ---- job logs (store/job_logs.c) ------------------------------------------- */
 
 struct store_job_log_row {

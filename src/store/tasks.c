@@ -557,3 +557,47 @@ int store_tasks_done_numbers(struct store *st, int64_t job_pk, int **nos, int *n
     store__jobs_conn_release(st, c);
     return rc;
 }
+
+static int64_t *state_slot(struct store_state_counts *o, bool tasks, const char *s)
+{
+    if (tasks)
+        return !strcmp(s, "waiting") ? &o->tasks_waiting
+             : !strcmp(s, "pending") ? &o->tasks_pending
+             : !strcmp(s, "running") ? &o->tasks_running
+             : !strcmp(s, "done")    ? &o->tasks_done
+             : !strcmp(s, "aborted") ? &o->tasks_aborted : NULL;
+    return !strcmp(s, "running")   ? &o->jobs_running
+         : !strcmp(s, "succeeded") ? &o->jobs_succeeded
+         : !strcmp(s, "failed")    ? &o->jobs_failed
+         : !strcmp(s, "aborted")   ? &o->jobs_aborted : NULL;
+}
+
+int store_jobs_state_counts(struct store *st, struct store_state_counts *out, struct err *e)
+{
+    static const char *const sql[2] = {"SELECT state, COUNT(*) FROM tasks GROUP BY state",
+                                       "SELECT state, COUNT(*) FROM jobs GROUP BY state"};
+    struct store_state_counts o;
+    struct db_conn *c = NULL;
+    struct db_stmt *q = NULL;
+    int rc = store__jobs_conn(st, &c, e);
+
+    if (rc < 0)
+        return rc;
+    memset(&o, 0, sizeof o);
+    for (int i = 0; i < 2 && rc >= 0; i++) {
+        rc = db_prepare(c, sql[i], &q, e);
+        while (rc >= 0 && (rc = db_step(q, e)) == DB_ROW) {
+            const char *s = db_col_text(q, 0);
+            int64_t *slot = s ? state_slot(&o, i == 0, s) : NULL;
+            if (slot)
+                *slot = db_col_int64(q, 1);
+        }
+        db_finalize(q);
+        q = NULL;
+    }
+    store__jobs_conn_release(st, c);
+    if (rc < 0)
+        return rc;
+    *out = o;
+    return 0;
+}

@@ -4,6 +4,7 @@
 #include "t.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,106 @@ TEST(err_objects)
     ASSERT(err_is_nospace(ERR_NOSPACE) && err_is_nospace(-ENOSPC) && err_is_nospace(-EDQUOT));
     ASSERT(!err_is_nospace(ERR_INTERNAL) && !err_is_nospace(-EIO));
     ASSERT_STR_EQ(err_str(-ENOSPC), "storage full");
+}
+
+/* ---- metrics registry (metrics.c) ------------------------------------------ */
+
+static char *render(void)
+{
+    struct buf b = BUF_INIT;
+    metrics_render(&b);
+    return buf_detach(&b, NULL);
+}
+
+TEST(metrics_counters_labels_and_text)
+{
+    metric_count(METRIC_INGEST_ITEMS, 3, "image", NULL, NULL);
+    metric_count(METRIC_INGEST_ITEMS, 2, "image", NULL, NULL);
+    struct metric_series *s = metric_series_get(METRIC_INGEST_ITEMS, "image", NULL, NULL);
+    ASSERT(s == metric_series_get(METRIC_INGEST_ITEMS, "image", NULL, NULL)); /* one series per label set */
+    metric_series_add(s, 1);
+    metric_count(METRIC_HTTP_REQUESTS, 1, "GET", "/a/{id}", "404");
+    metric_count(METRIC_HTTP_REQUESTS, 1, "GET", "/a/{id}", "200");
+    metric_count(METRIC_BLOB_ERRORS, 1, "wr\"i\\te\nx", NULL, NULL); /* escaped, not trusted */
+    metric_observe(METRIC_HTTP_DURATION, 0.003, "GET", "/a/{id}", NULL);
+    metric_observe(METRIC_HTTP_DURATION, 20, "GET", "/a/{id}", NULL);
+    metric_set(METRIC_WORKER_HEARTBEAT_TIME, 1234.5);
+    char *t = render();
+    ASSERT(strstr(t, "# TYPE vbatch_ingest_items_total counter\n"));
+    ASSERT(strstr(t, "\nvbatch_ingest_items_total{kind=\"image\"} 6\n"));
+    ASSERT(strstr(t, "\nvbatch_http_requests_total{method=\"GET\",route=\"/a/{id}\",status=\"404\"} 1\n"));
+    ASSERT(strstr(t, "\nvbatch_http_requests_total{method=\"GET\",route=\"/a/{id}\",status=\"200\"} 1\n"));
+    ASSERT(strstr(t, "\nvbatch_blob_errors_total{op=\"wr\\\"i\\\\te\\nx\"} 1\n"));
+    /* histogram: cumulative buckets, +Inf = _count */
+    ASSERT(strstr(t, "\nvbatch_http_request_duration_seconds_bucket{method=\"GET\",route=\"/a/{id}\",le=\"0.0025\"} 0\n"));
+    ASSERT(strstr(t, "\nvbatch_http_request_duration_seconds_bucket{method=\"GET\",route=\"/a/{id}\",le=\"0.005\"} 1\n"));
+    ASSERT(strstr(t, "\nvbatch_http_request_duration_seconds_bucket{method=\"GET\",route=\"/a/{id}\",le=\"10\"} 1\n"));
+    ASSERT(strstr(t, "\nvbatch_http_request_duration_seconds_bucket{method=\"GET\",route=\"/a/{id}\",le=\"+Inf\"} 2\n"));
+    ASSERT(strstr(t, "\nvbatch_http_request_duration_seconds_sum{method=\"GET\",route=\"/a/{id}\"} 20.003\n"));
+    ASSERT(strstr(t, "\nvbatch_http_request_duration_seconds_count{method=\"GET\",route=\"/a/{id}\"} 2\n"));
+    /* unlabelled families are there before their first bump */
+    ASSERT(strstr(t, "\nvbatch_webhook_failures_total 0\n"));
+    ASSERT(strstr(t, "\nvbatch_worker_last_heartbeat_timestamp_seconds 1234.5\n"));
+    free(t);
+}
+
+TEST(metrics_cardinality_cap)
+{
+    char v[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(v, sizeof v, "m%d", i);
+        metric_observe(METRIC_MODEL_INFER, 0.01, v, NULL, NULL);
+    }
+    char *t = render();
+    int n = 0;
+    for (const char *p = t; (p = strstr(p, "vbatch_model_inference_seconds_count{")); p++)
+        n++;
+    ASSERT_EQ(n, 400); /* 399 models and "other" */
+    ASSERT(strstr(t, "vbatch_model_inference_seconds_count{model=\"other\"} 601\n"));
+    free(t);
+    /* a long value is cut, so it cannot grow the page without bound */
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ASSERT(metric_series_get(METRIC_INGEST_BYTES, big, NULL, NULL) ==
+           metric_series_get(METRIC_INGEST_BYTES, big + 600 - 1 - METRIC_LABEL_MAX, NULL, NULL));
+}
+
+static void *mt_bump(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20000; i++) {
+        metric_count(METRIC_HTTP_REQUESTS, 1, "PUT", i % 2 ? "/x" : "/y", "200");
+        metric_observe(METRIC_HTTP_DURATION, 0.5, "PUT", "/x", NULL);
+    }
+    return NULL;
+}
+
+TEST(metrics_threads)
+{
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, mt_bump, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    char *t = render();
+    ASSERT(strstr(t, "vbatch_http_requests_total{method=\"PUT\",route=\"/x\",status=\"200\"} 40000\n"));
+    ASSERT(strstr(t, "vbatch_http_requests_total{method=\"PUT\",route=\"/y\",status=\"200\"} 40000\n"));
+    ASSERT(strstr(t, "vbatch_http_request_duration_seconds_count{method=\"PUT\",route=\"/x\"} 80000\n"));
+    ASSERT(strstr(t, "vbatch_http_request_duration_seconds_sum{method=\"PUT\",route=\"/x\"} 40000\n"));
+    free(t);
+}
+
+TEST(metrics_process)
+{
+    struct buf b = BUF_INIT;
+    metrics_process_init();
+    metrics_render_process(&b);
+    ASSERT(strstr(b.data, "\nprocess_resident_memory_bytes "));
+    ASSERT(strstr(b.data, "\nprocess_open_fds "));
+    ASSERT(strstr(b.data, "# TYPE process_cpu_seconds_total counter\n"));
+    ASSERT(strstr(b.data, "\nprocess_start_time_seconds "));
+    buf_release(&b);
 }
 
 TEST_MAIN()

@@ -7,6 +7,11 @@
  *   2. multipart parse MB/s of a 32 MiB part fed in 64 KiB chunks vs a
  *      memcpy of the same bytes (baseline); ratio = parse / memcpy.
  *
+ *   3. with arguments PORT PATH (bench_http_server 8080 '/?api_key=K'):
+ *      keep-alive GET req/s of PATH on a running server (vbatch serve
+ *      --quiet: authentication, routing, metrics, the JSON answer) vs the
+ *      bare daemon, alternating rounds, same clients; only this figure.
+ *
  * One line per figure: "bench http <name> key=value ...".
  */
 #include "http/http.h"
@@ -135,7 +140,7 @@ static int noop_data(void *arg, const char *d, size_t n)
     return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *req = "GET /data-staging/v1/external/ws/batches/b1/count?api_key=k HTTP/1.1\r\n"
                       "Host: 127.0.0.1\r\n\r\n";
@@ -149,6 +154,21 @@ int main(void)
         return 1;
     unsigned bport = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
 
+    if (argc == 3) {
+        /* a running server's GET vs the bare daemon */
+        char *ext = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", argv[2]);
+        unsigned eport = (unsigned)atoi(argv[1]);
+        double bare = 0, ours = 0;
+        for (int k = 0; k < ROUNDS; k++) {
+            bare = MAX(bare, run_clients(bport, req));
+            ours = MAX(ours, run_clients(eport, ext));
+        }
+        MHD_stop_daemon(d);
+        printf("bench http server_get clients=%d bare_threads=%u bare_req_s=%.0f server_req_s=%.0f ratio=%.3f\n",
+               CLIENTS, threads, bare, ours, ours / bare);
+        free(ext);
+        return 0;
+    }
     struct http_router *r = http_router_new();
     http_router_get(r, "/healthz", h_count, NULL);
     http_router_get(r, "/data-staging/v1/external/{workspace}/batches", h_count, NULL);

@@ -176,6 +176,7 @@ enum model_task {
     MODEL_TASK_CLASSIFICATION,
     MODEL_TASK_MULTI_LABEL,
     MODEL_TASK_KEYPOINTS,
+    MODEL_TASK_SEMANTIC, /* "semantic-segmentation": per-pixel class logits */
 };
 /* "object-detection", ... ; and back (0 for an unknown name). */
 const char *model_task_name(enum model_task t);
@@ -244,6 +245,8 @@ struct model_result {
     size_t n_dets;
     float *scores;                   /* classification: per-class probabilities */
     size_t n_scores;
+    uint8_t *class_mask;             /* semantic segmentation: image_w * image_h class ids */
+    uint8_t *conf_mask;              /* ... and confidences round(p * 255), row-major */
 };
 void model_result_release(struct model_result *r); /* frees members, not r */
 

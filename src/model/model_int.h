@@ -178,6 +178,13 @@ int model__decode_family(const struct model *m, const struct model__out *outs, i
                          const struct model_letterbox *lb, const struct model_params *p,
                          struct model_result *r, char *err, size_t errlen);
 
+/* Semantic segmentation (semantic.c): decode logits (N, C, H, W) of batch
+ * element b into r->class_mask / conf_mask at r->image_w x image_h (set by
+ * the caller); and the Roboflow response of such a result (new ref). */
+int model__decode_semantic(const struct model *m, const struct model__out *o, int b,
+                           struct model_result *r, char *err, size_t errlen);
+json_t *model__semantic_json(const struct model *m, const struct model_result *r);
+
 void model__free(struct model *m);
 
 /* true when an ORT call succeeded; a failure status is released. */

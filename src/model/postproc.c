@@ -457,6 +457,8 @@ int model__decode(const struct model *m, const struct model__out *outs, int b,
     if ((m->task == MODEL_TASK_DETECTION || m->task == MODEL_TASK_SEGMENTATION) &&
         m->family != MODEL_FAMILY_YOLOV8)
         return model__decode_family(m, outs, b, lb, p, r, err, errlen);
+    if (m->task == MODEL_TASK_SEMANTIC)
+        return model__decode_semantic(m, &outs[m->det_out], b, r, err, errlen);
     const float *out0 = outs[m->det_out].data;
     const int64_t *shape0 = outs[m->det_out].shape;
     int rank0 = outs[m->det_out].rank;
@@ -610,5 +612,7 @@ void model_result_release(struct model_result *r)
     }
     free(r->dets);
     free(r->scores);
+    free(r->class_mask);
+    free(r->conf_mask);
     memset(r, 0, sizeof(*r));
 }

@@ -484,6 +484,8 @@ static double round4(double v)
 json_t *model_result_to_json(const struct model *m, const struct model_result *r,
                              const struct model_params *p)
 {
+    if (r->task == MODEL_TASK_SEMANTIC)
+        return model__semantic_json(m, r);
     json_t *o = json_object();
     json_object_set_new(o, "image", image_json(r));
     if (r->task == MODEL_TASK_CLASSIFICATION) {

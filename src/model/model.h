@@ -213,6 +213,8 @@ struct model_params {
     float tradeoff_factor;     /* 0.0 (tradeoff mode: 0 = fast .. 1 = accurate) */
     float keypoint_confidence; /* 0.0: keypoints below are dropped */
     enum model_nms_mode nms;   /* MODEL_NMS_IOU */
+    bool rle_masks;            /* "response_mask_format": "rle": instance masks kept
+                                  (model_detection.mask) and answered as COCO RLE */
 };
 void model_params_init(struct model_params *p);
 /* Fill p (after model_params_init) from snake_case block parameters;
@@ -237,6 +239,10 @@ struct model_detection {
     size_t n_points;
     struct model_keypoint *keypoints; /* owned by the result */
     size_t n_keypoints;
+    uint8_t *mask;                    /* rle_masks: 0/1 mask of the region mask_x, mask_y,
+                                         mask_w x mask_h in original-image pixels (all of
+                                         the instance's pixels); owned; NULL: empty */
+    int mask_x, mask_y, mask_w, mask_h;
 };
 struct model_result {
     enum model_task task;

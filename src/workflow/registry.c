@@ -307,8 +307,6 @@ static const struct refusal refused[] = {
     {"roboflow_core/roboflow_dataset_upload@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow dataset upload"},
     {"RoboflowDatasetUpload", WF_BLOCK_CLOUD_ONLY, "Roboflow dataset upload"},
     {"roboflow_core/roboflow_dataset_upload@v2", WF_BLOCK_CLOUD_ONLY, "Roboflow dataset upload"},
-    {"roboflow_core/roboflow_instance_segmentation_model@v4", WF_BLOCK_NEEDS_MODEL,
-     "instance segmentation v4 (RLE masks)"},
     {"roboflow_core/roboflow_vision_events@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow Vision Events"},
     {"roboflow_core/sam3@v1", WF_BLOCK_NEEDS_MODEL, "SAM 3"},
     {"roboflow_core/sam3@v2", WF_BLOCK_NEEDS_MODEL, "SAM 3"},

@@ -13,6 +13,9 @@
  * responses pass through with time (when the provider gives none),
  * prediction_type, parent_id and root_parent_id added.
  *
+ * Instance segmentation v4 asks the provider for "response_mask_format":
+ * "rle" and keeps each prediction's "rle_mask" (COCO RLE, no polygon).
+ *
  * Semantic segmentation (v1, v2) converts Roboflow's response (class-id and
  * confidence PNG masks) the way RoboflowSemanticSegmentationModelBlockV1/V2
  * _convert_to_sv_detections do: one detection per class present except 0,
@@ -95,6 +98,8 @@ static json_t *build_params(struct wf_call *c, size_t i, const struct wf_block *
         if (v && !json_is_null(v))
             json_object_set_new(p, n, json_deep_copy(v));
     }
+    if (blk == models_block_of(T_IS, 4)) /* v4: masks as COCO RLE */
+        json_object_set_new(p, "response_mask_format", json_string("rle"));
     if (wf__field_index(blk, "confidence_mode") >= 0) {
         const char *mode = wf_arg_str(c, i, "confidence_mode");
         if (mode && !strcmp(mode, "custom")) {
@@ -270,6 +275,37 @@ static int semantic_dets(const json_t *resp, int version, struct wf_dets **out)
     return 0;
 }
 
+/* Instance segmentation v4: the response's "rle_mask" of each prediction
+ * that wf_dets_from_inference kept (same class filter, same order) goes to
+ * the detection's data, serialised after the other keys as Roboflow's
+ * serialise_rle_sv_detections does (no "points"). */
+static void attach_rle(const json_t *resp, const json_t *class_filter, struct wf_dets *ds)
+{
+    const json_t *preds = json_object_get(resp, "predictions"), *p;
+    size_t i, k = 0;
+    json_array_foreach(preds, i, p) {
+        const json_t *cls = json_object_get(p, "class"), *rle = json_object_get(p, "rle_mask");
+        bool ok = !json_is_array(class_filter);
+        size_t f;
+        const json_t *v;
+        if (!json_is_object(p))
+            continue;
+        json_array_foreach(class_filter, f, v) {
+            if (json_is_string(v) && json_is_string(cls) &&
+                !strcmp(json_string_value(v), json_string_value(cls)))
+                ok = true;
+        }
+        if (!ok || k >= ds->n)
+            continue;
+        if (json_is_object(rle)) {
+            if (!ds->d[k].extra)
+                ds->d[k].extra = json_object();
+            json_object_set(ds->d[k].extra, "rle_mask", (json_t *)rle);
+        }
+        k++;
+    }
+}
+
 static int model_run(struct wf_call *c, enum task task, int version)
 {
     const struct wf_env *env = wf_call_env(c);
@@ -364,6 +400,8 @@ static int model_run(struct wf_call *c, enum task task, int version)
                                       mid);
                     goto out;
                 }
+                if (task == T_IS && version >= 4)
+                    attach_rle(resp, json_object_get(params[j], "class_filter"), ds);
                 wf_out_dets(c, j, "predictions", ds);
             }
             json_decref(resp);
@@ -388,6 +426,7 @@ RUNFN(od3_run, T_OD, 3)
 RUNFN(is1_run, T_IS, 1)
 RUNFN(is2_run, T_IS, 2)
 RUNFN(is3_run, T_IS, 3)
+RUNFN(is4_run, T_IS, 4)
 RUNFN(kp1_run, T_KP, 1)
 RUNFN(kp2_run, T_KP, 2)
 RUNFN(kp3_run, T_KP, 3)
@@ -409,6 +448,9 @@ static const struct wf_field is12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_DE
 static const struct wf_field is3_fields[] = {F_IMAGES, F_MODEL_ID,
                                              F_CONF_MODE("\"best\"", conf_modes3), F_CUSTOM_CONF,
                                              F_DET_COMMON, F_MASK, F_AL, F_DENSE};
+static const struct wf_field is4_fields[] = {F_IMAGES, F_MODEL_ID,
+                                             F_CONF_MODE("\"best\"", conf_modes3), F_CUSTOM_CONF,
+                                             F_DET_COMMON, F_MASK, F_AL};
 static const struct wf_field kp12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_KPCONF,
                                               F_DET_COMMON, F_AL};
 static const struct wf_field kp3_fields[] = {F_IMAGES, F_MODEL_ID,
@@ -461,6 +503,7 @@ BLOCK(is1, is12_fields, is1_outs, is1_run, "roboflow_core/roboflow_instance_segm
       "RoboflowInstanceSegmentationModel", "InstanceSegmentationModel")
 BLOCK(is2, is12_fields, is2_outs, is2_run, "roboflow_core/roboflow_instance_segmentation_model@v2")
 BLOCK(is3, is3_fields, is2_outs, is3_run, "roboflow_core/roboflow_instance_segmentation_model@v3")
+BLOCK(is4, is4_fields, is2_outs, is4_run, "roboflow_core/roboflow_instance_segmentation_model@v4")
 BLOCK(kp1, kp12_fields, kp1_outs, kp1_run, "roboflow_core/roboflow_keypoint_detection_model@v1",
       "RoboflowKeypointDetectionModel", "KeypointsDetectionModel")
 BLOCK(kp2, kp12_fields, kp2_outs, kp2_run, "roboflow_core/roboflow_keypoint_detection_model@v2")
@@ -486,6 +529,8 @@ static const struct wf_block *models_block_of(enum task t, int v)
 {
     if (t == T_SEM)
         return v == 1 ? &sem1 : &sem2;
+    if (t == T_IS && v == 4)
+        return &is4;
     static const struct wf_block *const table[5][3] = {
         [T_OD] = {&od1, &od2, &od3},     [T_IS] = {&is1, &is2, &is3},
         [T_KP] = {&kp1, &kp2, &kp3},     [T_CLS] = {&cls1, &cls2, &cls3},
@@ -496,7 +541,7 @@ static const struct wf_block *models_block_of(enum task t, int v)
 
 const struct wf_block *const wf_blocks_models[] = {
     &od1, &od2, &od3, &is1, &is2, &is3, &kp1, &kp2, &kp3,
-    &cls1, &cls2, &cls3, &mlc1, &mlc2, &mlc3, &sem1, &sem2, NULL,
+    &cls1, &cls2, &cls3, &mlc1, &mlc2, &mlc3, &sem1, &sem2, &is4, NULL,
 };
 
 const char *wf__model_block_task(const struct wf_block *blk)
@@ -504,6 +549,8 @@ const char *wf__model_block_task(const struct wf_block *blk)
     static const enum task order[] = {T_OD, T_IS, T_KP, T_CLS, T_MLC}; /* wf_blocks_models, 3 each */
     if (blk == &sem1 || blk == &sem2)
         return task_names[T_SEM];
+    if (blk == &is4)
+        return task_names[T_IS];
     for (size_t k = 0; wf_blocks_models[k]; k++)
         if (wf_blocks_models[k] == blk)
             return task_names[order[k / 3]];

@@ -303,4 +303,149 @@ TEST(semantic_malformed)
     model_registry_free(reg);
 }
 
+/* pycocotools rleFrString + decode: row-major 0/1 mask of w x h */
+static uint8_t *rle_decode(const char *s, int w, int h)
+{
+    long cnt[1 << 16];
+    size_t n = 0, len = strlen(s);
+    for (size_t i = 0; i < len && n < ARRAY_LEN(cnt);) {
+        long x = 0;
+        int k = 0, more = 1;
+        while (more && i < len) {
+            long c = s[i] - 48;
+            x |= (c & 0x1f) << (5 * k);
+            more = (int)(c & 0x20);
+            i++, k++;
+            if (!more && (c & 0x10))
+                x -= 1L << (5 * k); /* sign extension */
+        }
+        if (n > 2)
+            x += cnt[n - 2];
+        cnt[n++] = x;
+    }
+    uint8_t *m = xcalloc((size_t)w * (size_t)h, 1);
+    long pos = 0, tot = 0;
+    for (size_t i = 0; i < n; i++) {
+        for (long j = 0; j < cnt[i] && pos + j < (long)w * h; j++)
+            if (i % 2)
+                m[((pos + j) % h) * w + (pos + j) / h] = 1;
+        pos += cnt[i];
+        tot += cnt[i];
+    }
+    ASSERT_EQ(tot, (long)w * h);
+    return m;
+}
+
+/* roboflow_instance_segmentation_model@v4: the provider's RLE masks
+ * ("response_mask_format": "rle") become the detections' rle_mask, after
+ * the class filter, without polygons; the masks hold the polygons v2
+ * draws (RF-DETR and the YOLOv8-seg path) */
+TEST(instance_segmentation_v4_rle)
+{
+    struct model_registry *reg = NULL;
+    struct model_registry_opts o = {.intra_op_threads = 1};
+    char err[1024] = "";
+    ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
+    const char *ids[] = {"rfseg/1", "yseg/1"}, *dirs[] = {"rfdetr-seg-tiny", "synth-seg"};
+    for (int k = 0; k < 2; k++) {
+        char *dir = xasprintf("%s/tests/data/models/%s", src_dir(), dirs[k]);
+        if (model_registry_register_dir(reg, ids[k], dir, err, sizeof err) < 0)
+            T_FAIL("register %s: %s", dirs[k], err);
+        free(dir);
+    }
+    struct vis_image *im = load("synth-det/test/img_05.png");
+    const struct vis_image *imgs[1] = {im};
+    int n_masks = 0, n_vert = 0;
+    for (int k = 0; k < 2; k++) {
+        for (int filt = 0; filt < 2; filt++) {
+            /* the model's own RLE answer, for comparison; the filter keeps
+             * the class of its last prediction */
+            json_t *resp[1] = {NULL};
+            json_t *prm = json_pack("{s:f,s:s}", "confidence", 0.3, "response_mask_format", "rle");
+            ASSERT_OK(model_registry_infer(reg, NULL, ids[k], "instance-segmentation", prm, imgs,
+                                           1, resp, err, sizeof err));
+            const json_t *mp = json_object_get(resp[0], "predictions");
+            ASSERT(json_array_size(mp) >= 1);
+            const char *keep = json_string_value(
+                json_object_get(json_array_get(mp, json_array_size(mp) - 1), "class"));
+            char *def = xasprintf(
+                "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+                "\"steps\":[{\"type\":\"roboflow_core/roboflow_instance_segmentation_model@v4\","
+                "\"name\":\"a\",\"images\":\"$inputs.image\",\"model_id\":\"%s\","
+                "\"confidence_mode\":\"custom\",\"custom_confidence\":0.3%s%s%s},"
+                "{\"type\":\"roboflow_core/roboflow_instance_segmentation_model@v2\",\"name\":\"b\","
+                "\"images\":\"$inputs.image\",\"model_id\":\"%s\",\"confidence\":0.3%s%s%s}],"
+                "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"v4\",\"selector\":\"$steps.a.predictions\"},"
+                "{\"type\":\"JsonField\",\"name\":\"v2\",\"selector\":\"$steps.b.predictions\"}]}",
+                ids[k], filt ? ",\"class_filter\":[\"" : "", filt ? keep : "",
+                filt ? "\"]" : "", ids[k], filt ? ",\"class_filter\":[\"" : "", filt ? keep : "",
+                filt ? "\"]" : "");
+            struct wf_workflow *wf = NULL;
+            if (wf_compile_text(def, strlen(def), &wf, err, sizeof err) < 0)
+                T_FAIL("compile: %s", err);
+            free(def);
+            struct wf_env env = {.model_infer = provider, .model_ud = reg};
+            struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+            struct wf_run_inputs in = {&ii, 1, NULL};
+            json_t *res = NULL;
+            if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+                T_FAIL("run: %s", err);
+            const json_t *v4 = json_object_get(json_object_get(json_array_get(res, 0), "v4"),
+                                               "predictions");
+            const json_t *v2 = json_object_get(json_object_get(json_array_get(res, 0), "v2"),
+                                               "predictions");
+            size_t j = 0, i;
+            const json_t *e;
+            ASSERT(json_array_size(v4) > 0);
+            json_array_foreach(mp, i, e) {
+                const char *cls = json_string_value(json_object_get(e, "class"));
+                if (filt && strcmp(cls, keep) != 0)
+                    continue;
+                const json_t *g = json_array_get(v4, j++);
+                ASSERT(g);
+                ASSERT_STR_EQ(json_string_value(json_object_get(g, "class")), cls);
+                ASSERT(!json_object_get(g, "points"));
+                ASSERT(json_equal(json_object_get(g, "rle_mask"), json_object_get(e, "rle_mask")));
+                ASSERT_STR_EQ(json_string_value(json_object_get(g, "parent_id")), "image");
+                n_masks++;
+            }
+            ASSERT_EQ(j, json_array_size(v4));
+            /* v2's polygons lie on v4's masks (same detections, same order,
+             * v2 dropping the instances without a polygon) */
+            size_t q = 0;
+            json_array_foreach(v4, i, e) {
+                const json_t *pv2 = json_array_get(v2, q);
+                if (!pv2 || json_number_value(json_object_get(pv2, "x")) !=
+                                json_number_value(json_object_get(e, "x")))
+                    continue;
+                q++;
+                uint8_t *mk = rle_decode(json_string_value(json_object_get(
+                                             json_object_get(e, "rle_mask"), "counts")),
+                                         im->w, im->h);
+                size_t t;
+                const json_t *pt;
+                json_array_foreach(json_object_get(pv2, "points"), t, pt) {
+                    int x = (int)lrint(json_number_value(json_object_get(pt, "x")));
+                    int y = (int)lrint(json_number_value(json_object_get(pt, "y")));
+                    x = MIN(MAX(x, 0), im->w - 1), y = MIN(MAX(y, 0), im->h - 1);
+                    if (!mk[(size_t)y * (size_t)im->w + (size_t)x])
+                        T_FAIL("%s: polygon vertex (%d, %d) of detection %zu is off its RLE mask",
+                               ids[k], x, y, i);
+                    n_vert++;
+                }
+                free(mk);
+            }
+            ASSERT_EQ(q, json_array_size(v2));
+            json_decref(prm);
+            json_decref(resp[0]);
+            json_decref(res);
+            wf_free(wf);
+        }
+    }
+    printf("  %d RLE masks equal to the model's, %d polygon vertices on them\n", n_masks, n_vert);
+    ASSERT(n_vert > 0);
+    vis_image_free(im);
+    model_registry_free(reg);
+}
+
 TEST_MAIN()

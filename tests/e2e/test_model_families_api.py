@@ -9,7 +9,8 @@ steps with the RF-DETR and YOLOv5 segmenters) over staged synthetic pictures.
 A package whose outputs do not fit the architecture it names is refused
 with 400 and the registry's message.  The DeepLabV3+ replica registers as a
 semantic segmentation model and runs in a job through the
-roboflow_semantic_segmentation_model@v1/@v2 blocks (COCO RLE masks)."""
+roboflow_semantic_segmentation_model@v1/@v2 blocks (COCO RLE masks), beside
+an RF-DETR segmenter through roboflow_instance_segmentation_model@v4."""
 import json
 import os
 
@@ -179,14 +180,21 @@ def test_semantic_segmentation_registers_and_runs_in_a_job(srv):
     assert 'semantic segmentation with 3 classes' in r.json()['error'], r.json()
     assert 'output (1, 4, 128, 128)' in r.json()['error'], r.json()
 
+    d = os.path.join(MODELS, 'rfdetr-seg-tiny')
+    r = register(srv, 'fam-rfdetr-seg-v4', d, package_metadata(d))
+    assert r.status == 200, r
     put_workflow(srv, 'semantic', {
         'version': '1.0', 'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
         'steps': [{'type': 'roboflow_core/roboflow_semantic_segmentation_model@v1', 'name': 's1',
                    'images': '$inputs.image', 'model_id': 'fam-deeplab'},
                   {'type': 'roboflow_core/roboflow_semantic_segmentation_model@v2', 'name': 's2',
-                   'images': '$inputs.image', 'model_id': 'fam-deeplab'}],
+                   'images': '$inputs.image', 'model_id': 'fam-deeplab'},
+                  {'type': 'roboflow_core/roboflow_instance_segmentation_model@v4', 'name': 'i4',
+                   'images': '$inputs.image', 'model_id': 'fam-rfdetr-seg-v4',
+                   'confidence_mode': 'custom', 'custom_confidence': 0.3}],
         'outputs': [{'type': 'JsonField', 'name': 'v1', 'selector': '$steps.s1.predictions'},
-                    {'type': 'JsonField', 'name': 'v2', 'selector': '$steps.s2.predictions'}]})
+                    {'type': 'JsonField', 'name': 'v2', 'selector': '$steps.s2.predictions'},
+                    {'type': 'JsonField', 'name': 'i4', 'selector': '$steps.i4.predictions'}]})
     pics = ['img_00.png', 'img_03.png']
     for fn in pics:
         r = srv.upload_image('sempics', fn, _read(MODELS, 'synth-det', 'test', fn))
@@ -198,7 +206,7 @@ def test_semantic_segmentation_registers_and_runs_in_a_job(srv):
     assert job['error'] is False, job
     rows = results_rows(download_export(srv, 'e2e-semantic'))
     assert len(rows) == len(pics)
-    n = 0
+    n = n_i4 = 0
     for row in rows:
         assert row['v1']['image'] == {'width': None, 'height': None}, row['v1']['image']
         assert row['v2']['image'] == {'width': 256, 'height': 256}, row['v2']['image']
@@ -220,4 +228,10 @@ def test_semantic_segmentation_registers_and_runs_in_a_job(srv):
                 seen[i] += v
             n += 1
         assert max(seen) == 1  # one class per pixel
-    assert n >= 2
+        # instance segmentation v4: RLE masks instead of polygons, inside their boxes
+        for p in row['i4']['predictions']:
+            assert 'points' not in p and p['rle_mask']['size'] == [256, 256], p
+            assert p['class'] in ('circle', 'square', 'triangle') and p['confidence'] >= 0.3
+            m = rle_decode(p['rle_mask'])
+            n_i4 += sum(m) > 0
+    assert n >= 2 and n_i4 >= 1

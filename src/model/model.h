@@ -4,7 +4,8 @@
  * segmentation with mask prototypes, YOLOv8-pose keypoints, single- and
  * multi-label classification; detection also for YOLOv5/v7, YOLOv10 and
  * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
- * YOLOv5/v7-seg and RF-DETR) with NMS where the architecture has it,
+ * YOLOv5/v7-seg and RF-DETR, masks as polygons or COCO RLE; semantic
+ * segmentation from per-pixel logits) with NMS where the architecture has it,
  * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
@@ -97,7 +98,8 @@ int model_registry_register_dir(struct model_registry *reg, const char *model_id
 /* Register model_id from uploaded bytes: the ONNX file and a metadata JSON
  * object (may be NULL) with any of
  *   "task": "object-detection" | "instance-segmentation" | "classification"
- *           | "multi-label-classification" | "keypoint-detection",
+ *           | "multi-label-classification" | "keypoint-detection"
+ *           | "semantic-segmentation",
  *   "class_names": ["a", ...]   or the text of class_names.txt,
  *   "environment": {...}        (Roboflow environment.json content),
  *   "inference_config": {...}   (Roboflow inference_config.json content),

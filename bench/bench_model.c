@@ -1,7 +1,10 @@
 /*
  * bench_model — vbatch's whole per-image model path against bare ONNX
  * Runtime, in one run, on the YOLOv8n-sized model made by
- * scripts/make-bench-model.py (8.7 GFLOP at 640x640).
+ * scripts/make-bench-model.py (8.7 GFLOP at 640x640), or that network in
+ * another architecture's output layout (make-bench-model.py DIR FAMILY:
+ * yolov5, yolov10, yolo26, yolonas, rfdetr); the bare run fetches every
+ * output, as vbatch's does.
  *
  *   bench_model [MODEL_DIR] [N]      (default ~/.cache/vbatch/bench/yolov8n-random, 108)
  *
@@ -189,16 +192,40 @@ struct bare_arg {
     int record;
 };
 
+/* The model's input name and every output name (any family's layout). */
+static char bare_in[64], bare_out[4][64];
+static size_t bare_nout;
+
+static void bare_names(const OrtApi *api, OrtSession *s)
+{
+    OrtAllocator *al = NULL;
+    char *nm = NULL;
+    CHECK(api->GetAllocatorWithDefaultOptions(&al));
+    CHECK(api->SessionGetInputName(s, 0, al, &nm));
+    snprintf(bare_in, sizeof(bare_in), "%s", nm);
+    CHECK(api->AllocatorFree(al, nm));
+    CHECK(api->SessionGetOutputCount(s, &bare_nout));
+    bare_nout = MIN(bare_nout, 4);
+    for (size_t i = 0; i < bare_nout; i++) {
+        CHECK(api->SessionGetOutputName(s, i, al, &nm));
+        snprintf(bare_out[i], sizeof(bare_out[i]), "%s", nm);
+        CHECK(api->AllocatorFree(al, nm));
+    }
+}
+
 static void *bare_loop(void *p)
 {
     struct bare_arg *a = p;
     const OrtApi *api = a->api;
-    const char *in_names[] = {"images"}, *out_names[] = {"output0"};
+    const char *in_names[] = {bare_in};
+    const char *out_names[4] = {bare_out[0], bare_out[1], bare_out[2], bare_out[3]};
     for (int i = 0; i < a->n; i++) {
-        OrtValue *out = NULL;
+        OrtValue *out[4] = {NULL};
         double t0 = now_ms();
-        CHECK(api->Run(a->sess, NULL, in_names, (const OrtValue *const *)&a->in, 1, out_names, 1, &out));
-        api->ReleaseValue(out);
+        CHECK(api->Run(a->sess, NULL, in_names, (const OrtValue *const *)&a->in, 1, out_names,
+                       bare_nout, out));
+        for (size_t k = 0; k < bare_nout; k++)
+            api->ReleaseValue(out[k]);
         if (a->record && n_bare < LAT_N)
             lat_bare[n_bare++] = now_ms() - t0;
     }
@@ -316,6 +343,39 @@ int main(int argc, char **argv)
     printf("bench_model decode_1080p_cpu %.2f ms (thread CPU time)\n", cdec / 18);
     printf("bench_model preprocess_1080p_to_640_cpu %.2f ms (thread CPU time)\n", cpre / 18);
 
+    /* the decoder alone (candidates, NMS or top-k, mapping back) on the raw
+     * outputs of the 1080p picture, default parameters */
+    {
+        struct vis_image *img = NULL;
+        struct model_tensor outs[4];
+        size_t nout = 0;
+        struct model_params p;
+        model_params_init(&p);
+        if (vis_decode(jpg, jlen, &img) < 0 || model_run_raw(m1, img, outs, 4, &nout, err, sizeof(err)) < 0)
+            return 1;
+        model_preprocess(m1, img, tensor, &lb);
+        double best = 1e9;
+        size_t dets = 0;
+        for (int rep = 0; rep < 5; rep++) {
+            double c0 = cpu_ms();
+            for (int i = 0; i < 40; i++) {
+                struct model_result r;
+                if (model_decode_raw(m1, outs, nout, &lb, img->w, img->h, &p, &r, err, sizeof(err)) < 0) {
+                    fprintf(stderr, "%s\n", err);
+                    return 1;
+                }
+                dets = r.n_dets;
+                model_result_release(&r);
+            }
+            best = MIN(best, (cpu_ms() - c0) / 40);
+        }
+        printf("bench_model decode_only_cpu %.3f ms (%zu detections; best of 5 x 40, thread CPU time)\n",
+               best, dets);
+        for (size_t k = 0; k < nout; k++)
+            free(outs[k].data);
+        vis_image_free(img);
+    }
+
     /* bare ORT on the same tensor */
     void *envp = NULL;
     const OrtApi *api = model_registry_ort_api(reg2, &envp, err, sizeof(err));
@@ -325,6 +385,13 @@ int main(int argc, char **argv)
     }
     char *wpath = xasprintf("%s/weights.onnx", dir);
     OrtSession *bs2 = bare_session(api, envp, wpath, 2), *bs1 = bare_session(api, envp, wpath, 1);
+    bare_names(api, bs2);
+    {
+        json_t *d = model_describe(m2);
+        printf("bench_model model %s, architecture %s, %zu outputs\n", dir,
+               json_string_value(json_object_get(d, "architecture")), bare_nout);
+        json_decref(d);
+    }
     OrtMemoryInfo *mi = NULL;
     OrtValue *in = NULL;
     int64_t shape[4] = {1, 3, H, W};

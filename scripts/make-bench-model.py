@@ -1,10 +1,17 @@
 #!/usr/bin/python3
 """Build a YOLOv8n-sized detector with random weights for the benchmarks.
 
-    /usr/bin/python3 scripts/make-bench-model.py [OUT_DIR]
+    /usr/bin/python3 scripts/make-bench-model.py [OUT_DIR] [FAMILY]
 
 OUT_DIR defaults to ~/.cache/vbatch/bench/yolov8n-random (generated, never
-committed).  The network follows the published YOLOv8n layout (width 0.25,
+committed).  FAMILY (default yolov8) rewrites the same network's output in
+the layout of another architecture's export, so that every family is
+measured on the same 8.7 GFLOP of inference: yolov5 (1, 8400, 85) with an
+objectness column (the best class score), yolov10 / yolo26 end-to-end
+(1, 300, 6), yolonas boxes (1, 8400, 4) x1y1x2y2 + scores (1, 8400, 80),
+rfdetr dets (1, 300, 4) cx cy w h in 0..1 + labels (1, 300, 81) logits
+(input "input", ImageNet normalisation).  The family's inference_config.json
+and model_config.json are written beside.  The network follows the published YOLOv8n layout (width 0.25,
 depth 0.33: C2f blocks, SPPF, PAN neck, decoupled head with DFL, 80
 classes; BatchNorm folded into the convolutions as in an export), so its
 cost is the real one: about 8.7 GFLOP at 640x640 (the script counts and
@@ -128,6 +135,39 @@ class YOLOv8n(nn.Module):
         return torch.cat([xywh, cls.sigmoid()], 1)
 
 
+class FamilyHead(nn.Module):
+    """The YOLOv8n output (1, 4+80, 8400), xywh + sigmoid scores, in another
+    family's export layout."""
+
+    def __init__(self, inner, family):
+        super().__init__()
+        self.inner = inner
+        self.family = family
+
+    def forward(self, x):
+        y = self.inner(x)
+        xywh, sc = y[:, :4], y[:, 4:]
+        xyxy = torch.cat([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], 1)
+        if self.family == "yolov5":
+            obj = sc.amax(1, keepdim=True)
+            return torch.cat([xywh, obj, sc], 1).permute(0, 2, 1)
+        if self.family == "yolonas":
+            return xyxy.permute(0, 2, 1), sc.permute(0, 2, 1)
+        scores = sc.permute(0, 2, 1)
+        idx = torch.topk(scores.amax(-1), 300, dim=-1).indices
+        if self.family == "rfdetr":
+            dets = torch.gather(xywh.permute(0, 2, 1), 1, idx.unsqueeze(-1).repeat(1, 1, 4)) / 640.0
+            s = torch.gather(scores, 1, idx.unsqueeze(-1).repeat(1, 1, 80)).clamp(1e-6, 1 - 1e-6)
+            logits = torch.log(s / (1 - s))
+            return dets, torch.cat([logits, torch.full_like(logits[..., :1], -5.0)], -1)
+        boxes = torch.gather(xyxy.permute(0, 2, 1), 1, idx.unsqueeze(-1).repeat(1, 1, 4))
+        s = torch.gather(scores, 1, idx.unsqueeze(-1).repeat(1, 1, 80))
+        top = torch.topk(s.flatten(1), 300, dim=-1)
+        qi = torch.div(top.indices, 80, rounding_mode="floor")
+        boxes = torch.gather(boxes, 1, qi.unsqueeze(-1).repeat(1, 1, 4))
+        return torch.cat([boxes, top.values.unsqueeze(-1), (top.indices % 80).unsqueeze(-1).float()], -1)
+
+
 def count_gflop(model, x):
     total = [0]
 
@@ -157,6 +197,7 @@ def sample_image():
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.expanduser("~/.cache/vbatch/bench/yolov8n-random")
+    family = sys.argv[2] if len(sys.argv) > 2 else "yolov8"
     os.makedirs(out, exist_ok=True)
     model = YOLOv8n().eval()
     x = sample_image()
@@ -171,8 +212,23 @@ def main():
             seq[-1].bias += shift
         y = model(x)
     ncand = int((y[0, 4:].max(0).values > 0.4).sum())
-    torch.onnx.export(model, x, os.path.join(out, "weights.onnx"), opset_version=17,
-                      input_names=["images"], output_names=["output0"], do_constant_folding=True)
+    io = {"yolov8": (["images"], ["output0"]), "yolov5": (["images"], ["output0"]),
+          "yolov10": (["images"], ["output0"]), "yolo26": (["images"], ["output0"]),
+          "yolonas": (["input"], ["output0", "output1"]), "rfdetr": (["input"], ["dets", "labels"])}
+    ins, outs = io[family]
+    net = model if family == "yolov8" else FamilyHead(model, family).eval()
+    torch.onnx.export(net, x, os.path.join(out, "weights.onnx"), opset_version=17,
+                      input_names=ins, output_names=outs, do_constant_folding=True)
+    if family != "yolov8":
+        ni = {"training_input_size": {"height": 640, "width": 640}, "dynamic_spatial_size_supported": False,
+              "color_mode": "rgb", "resize_mode": "stretch", "input_channels": 3, "scaling_factor": 255}
+        if family == "rfdetr":
+            ni["normalization"] = [[0.485, 0.456, 0.406], [0.229, 0.224, 0.225]]
+        with open(os.path.join(out, "inference_config.json"), "w") as f:
+            json.dump({"network_input": ni}, f)
+        with open(os.path.join(out, "model_config.json"), "w") as f:
+            json.dump({"model_architecture": family, "task_type": "object-detection",
+                       "backend_type": "onnx"}, f)
     names = ["person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
              "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
              "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",

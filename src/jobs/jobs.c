@@ -171,7 +171,9 @@ static int webhook_db(sqlite3 *db, int64_t job_pk, bool success)
                               success ? "success" : "fail", "delivery_attempt", 1);
         char *txt = json_dumps(p, JSON_COMPACT);
         json_decref(p);
-        rc = store_outbox_enqueue_db(db, col_str(q, 0), col_str(q, 1), txt, true);
+        char *key = xasprintf("job/%s", col_str(q, 2)); /* a job's webhooks go out in order */
+        rc = store_outbox_enqueue_db(db, col_str(q, 0), col_str(q, 1), key, txt, true);
+        free(key);
         free(txt);
         if (rc < 0)
             log_error("jobs", "cannot queue the job webhook: %s", err_str(rc));

@@ -2,8 +2,10 @@
  * model — ONNX models behind a model_id: the registry, ONNX Runtime sessions,
  * pre-processing and the decoders (YOLOv8/v11 detection, instance
  * segmentation with mask prototypes, YOLOv8-pose keypoints, single- and
- * multi-label classification) with NMS, producing Roboflow inference
- * responses.  docs/MODELS.md describes the artefact layouts and the choices
+ * multi-label classification; detection also for YOLOv5/v7, YOLOv10 and
+ * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
+ * YOLOv5/v7-seg and RF-DETR) with NMS where the architecture has it,
+ * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
  * ONNX Runtime is loaded at run time with dlopen() from a configurable path,
@@ -96,10 +98,15 @@ int model_registry_register_dir(struct model_registry *reg, const char *model_id
  * object (may be NULL) with any of
  *   "task": "object-detection" | "instance-segmentation" | "classification"
  *           | "multi-label-classification" | "keypoint-detection",
- *   "class_names": ["a", ...],
+ *   "class_names": ["a", ...]   or the text of class_names.txt,
  *   "environment": {...}        (Roboflow environment.json content),
  *   "inference_config": {...}   (Roboflow inference_config.json content),
+ *   "model_config": {...}       (model_config.json: model_architecture,
+ *                                task_type),
+ *   "model_type": {...}         (model_type.json: {"model_type": "rfdetr-base"};
+ *                                a bare name is accepted too),
  *   "keypoint_names": [...], "aliases": ["name", ...].
+ * The four JSON files may also be given as their text (a JSON string).
  * The artefacts are written to models_dir when set (else kept in memory
  * only).  Same checks as register_dir. */
 int model_registry_register_bytes(struct model_registry *reg, const char *model_id,
@@ -136,7 +143,8 @@ char *model_id_dirname(const char *model_id);
  * registered models that have a tag, new object. */
 json_t *model_registry_tags(struct model_registry *reg);
 /* Read a model folder (weights.onnx; class_names.txt, environment.json,
- * inference_config.json, model.json when present) into the ONNX bytes
+ * inference_config.json, model_config.json, model_type.json, model.json
+ * when present) into the ONNX bytes
  * (*onnx malloc'd, at most max_bytes; 0: 1 GiB) and the metadata object
  * register_bytes / prepare_bytes take (*meta, new reference), so that the
  * folder registers from bytes with the same result as register_dir. */
@@ -299,6 +307,16 @@ struct model_tensor {
  * model output order (at most max_out); *n_out set.  Free each .data. */
 int model_run_raw(struct model *m, const struct vis_image *img, struct model_tensor *outs,
                   size_t max_out, size_t *n_out, char *err, size_t errlen);
+
+/* Decode raw outputs (model output order, batch element 0, as
+ * model_run_raw returns them) for an image of geometry lb into r, as
+ * model_run does after inference: for tests (crafted outputs) and the
+ * benchmark (decode cost alone).  ERR_INVALID with a message when the
+ * tensors do not fit the model. */
+int model_decode_raw(const struct model *m, const struct model_tensor *outs, size_t n_out,
+                     const struct model_letterbox *lb, int image_w, int image_h,
+                     const struct model_params *p, struct model_result *r, char *err,
+                     size_t errlen);
 
 /* NMS over candidate boxes (xyxy + score + class), exposed for tests:
  * keep[] receives indices of kept boxes in output order; returns the count. */

@@ -46,6 +46,26 @@ struct model__prep {
     float mean[3], std[3];   /* applied after scaling */
 };
 
+/* How a detection model's outputs are laid out (family.c decodes them). */
+enum model__family {
+    MODEL_FAMILY_YOLOV8 = 0, /* (N, 4+nc[+nm | +3k], A) channel-major: YOLOv8/v11,
+                                non-end-to-end YOLO26 (and every non-detection task) */
+    MODEL_FAMILY_YOLOV5,     /* (N, A, 5+nc): cx cy w h objectness class scores
+                                (YOLOv5, YOLOv7) */
+    MODEL_FAMILY_E2E,        /* (N, K, 6): x1 y1 x2 y2 score class, NMS-free
+                                (YOLOv10, YOLO26 end-to-end, fused NMS) */
+    MODEL_FAMILY_YOLONAS,    /* boxes (N, A, 4) xyxy + scores (N, A, nc) */
+    MODEL_FAMILY_RFDETR,     /* dets (N, Q, 4) cxcywh in 0..1 + labels (N, Q, C)
+                                logits: top-k, no NMS */
+};
+
+/* One output of a run, borrowed from ONNX Runtime. */
+struct model__out {
+    const float *data;
+    int64_t shape[8];
+    int rank;
+};
+
 struct model {
     int refs;                   /* atomic */
     char *id;
@@ -64,6 +84,14 @@ struct model {
     int fixed_batch;            /* when not dynamic */
     int nm;                     /* mask coefficients (segmentation) */
     int det_out, proto_out;     /* output indices */
+    enum model__family family;  /* detection output layout */
+    char *arch;                 /* architecture reported (yolov8, yolov5, rfdetr, ...) */
+    int scores_out;             /* YOLO-NAS scores / RF-DETR logits output index */
+    bool e2e_inclusive;         /* E2E: score >= threshold (YOLO26, fused NMS);
+                                   false: > (YOLOv10) */
+    int *class_map;             /* RF-DETR: logit class -> class id, -1 dropped
+                                   (class_names_operations); NULL: identity */
+    size_t n_class_map;
     struct model__ort *ort;
     OrtSession *sess;
     char *in_name;
@@ -88,11 +116,67 @@ int model__session_run(struct model *m, float *tensor, int batch, OrtValue **out
 void model__letterbox_plan(const struct model *m, int img_w, int img_h, struct model_letterbox *lb,
                            int *rw, int *rh, int *px, int *py);
 
-/* postproc.c */
-int model__decode(const struct model *m, const float *out0, const int64_t *shape0, int rank0,
-                  const float *protos, const int64_t *pshape, int b,
+/* postproc.c: decode image b of a batch run (outs: every output of the
+ * model, in model order). */
+int model__decode(const struct model *m, const struct model__out *outs, int b,
                   const struct model_letterbox *lb, const struct model_params *p,
-                  struct model_result *r);
+                  struct model_result *r, char *err, size_t errlen);
+/* Box in input pixels -> original-image pixels, rounded (Roboflow's
+ * rescale + round); false when a coordinate is not finite. */
+bool model__box_to_image(const struct model_letterbox *lb, float x1, float y1, float x2, float y2,
+                         struct model_detection *d);
+
+/* Prototype-mask polygon of one detection (YOLOv8-seg and YOLOv5/v7-seg):
+ * m->nm coefficients at coef[k * coef_stride], prototypes (nm, ph, pw) of
+ * the image, box in input pixels; mask_decode_mode as in the docs. */
+int model__mask_polygon(const struct model *m, const float *coef, size_t coef_stride,
+                        const float *protos, int ph, int pw, float bx1, float by1, float bx2,
+                        float by2, const struct model_letterbox *lb, const struct model_params *p,
+                        struct model_detection *det);
+/* Polygon of the largest 8-connected component of a 0/1 mask (w x h;
+ * overwritten), its outer boundary through pixel centres, shifted by
+ * (ox, oy) into d->points.  0 with no points when the mask is empty. */
+int model__mask_to_polygon(uint8_t *mask, int w, int h, float ox, float oy,
+                           struct model_detection *d);
+
+/* family.c */
+/* Hints about the architecture from the package: model_config.json
+ * "model_architecture", model_type.json "model_type", Ultralytics metadata
+ * ("end2end", "description"), inference_config.json post_processing.  All
+ * borrowed; NULL when absent. */
+struct model__hints {
+    const char *arch;        /* model_config model_architecture */
+    const char *model_type;  /* model_type.json model_type */
+    const char *ul_desc;     /* Ultralytics "description" */
+    bool ul_end2end;         /* Ultralytics "end2end" is True */
+    bool fused_nms;          /* inference_config post_processing: nms, fused */
+    const json_t *class_ops; /* inference_config class_names_operations */
+};
+/* Choose the detection decoder from the hints and the trial-run output
+ * shapes (od/orank, nout outputs).  Sets m->family, m->arch, m->det_out,
+ * m->scores_out, m->class_map; ERR_INVALID with a message naming what was
+ * found when nothing fits. */
+int model__family_detect(struct model *m, const struct model__hints *h, int64_t od[][8],
+                         const size_t *orank, size_t nout, const char *shapes, char *err,
+                         size_t errlen);
+/* Whether the architecture named (NULL: none) is decoded for task t:
+ * unnamed, YOLOv8-like and unknown names for every task (the YOLOv8 heads
+ * decide), RF-DETR for detection and instance segmentation, the other
+ * families for detection only. */
+bool model__arch_decodes(const char *name, enum model_task t);
+/* Instance segmentation: RF-DETR's dets + labels + masks when the package
+ * names RF-DETR or the outputs are that triple.  1: chosen (m->family,
+ * det_out, scores_out, proto_out set); 0: not RF-DETR (try YOLOv8's);
+ * <0: refused, message in err. */
+int model__family_detect_seg(struct model *m, const struct model__hints *h, int64_t od[][8],
+                             const size_t *orank, size_t nout, const char *shapes, char *err,
+                             size_t errlen);
+/* "YOLOv5/v7", "RF-DETR", ... for messages and model_describe. */
+const char *model__family_label(enum model__family f);
+/* Decoders of the non-YOLOv8 families (task detection). */
+int model__decode_family(const struct model *m, const struct model__out *outs, int b,
+                         const struct model_letterbox *lb, const struct model_params *p,
+                         struct model_result *r, char *err, size_t errlen);
 
 void model__free(struct model *m);
 

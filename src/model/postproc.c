@@ -262,6 +262,29 @@ static int trace_boundary(const uint8_t *mask, int w, int h, int sx, int sy, int
     return 0;
 }
 
+int model__mask_to_polygon(uint8_t *mask, int w, int h, float ox, float oy,
+                           struct model_detection *d)
+{
+    int sx = 0, sy = 0, *pts = NULL, rc;
+    size_t npts = 0;
+    if (largest_component(mask, w, h, &sx, &sy) < 0)
+        return 0; /* empty */
+    if ((rc = trace_boundary(mask, w, h, sx, sy, &pts, &npts)) < 0)
+        return rc;
+    d->points = try_alloc(npts ? npts : 1, sizeof(struct model_point));
+    if (!d->points) {
+        free(pts);
+        return ERR_NOMEM;
+    }
+    for (size_t i = 0; i < npts; i++) {
+        d->points[i].x = (float)pts[2 * i] + ox;
+        d->points[i].y = (float)pts[2 * i + 1] + oy;
+    }
+    d->n_points = npts;
+    free(pts);
+    return 0;
+}
+
 /* ---- segmentation masks --------------------------------------------------------- */
 
 static inline float sigmoidf(float v)
@@ -271,7 +294,7 @@ static inline float sigmoidf(float v)
 
 /* Polygon of detection 'det' (box in input pixels bx*) from coefs and
  * protos (nm, ph, pw).  Points are written in original-image pixels. */
-static int mask_polygon(const struct model *m, const float *coef, size_t coef_stride,
+int model__mask_polygon(const struct model *m, const float *coef, size_t coef_stride,
                         const float *protos, int ph, int pw, float bx1, float by1, float bx2,
                         float by2, const struct model_letterbox *lb, const struct model_params *p,
                         struct model_detection *det)
@@ -412,14 +435,33 @@ static int decode_classification(const struct model *m, const float *out, size_t
     return 0;
 }
 
-int model__decode(const struct model *m, const float *out0, const int64_t *shape0, int rank0,
-                  const float *protos, const int64_t *pshape, int b,
+bool model__box_to_image(const struct model_letterbox *lb, float x1, float y1, float x2, float y2,
+                         struct model_detection *d)
+{
+    if (!isfinite(x1) || !isfinite(y1) || !isfinite(x2) || !isfinite(y2))
+        return false;
+    d->x1 = nearbyintf(map_x(lb, x1)) + (float)lb->crop_x;
+    d->y1 = nearbyintf(map_y(lb, y1)) + (float)lb->crop_y;
+    d->x2 = nearbyintf(map_x(lb, x2)) + (float)lb->crop_x;
+    d->y2 = nearbyintf(map_y(lb, y2)) + (float)lb->crop_y;
+    return true;
+}
+
+int model__decode(const struct model *m, const struct model__out *outs, int b,
                   const struct model_letterbox *lb, const struct model_params *p,
-                  struct model_result *r)
+                  struct model_result *r, char *err, size_t errlen)
 {
     size_t nc = m->n_classes;
     int rc = 0;
 
+    if ((m->task == MODEL_TASK_DETECTION || m->task == MODEL_TASK_SEGMENTATION) &&
+        m->family != MODEL_FAMILY_YOLOV8)
+        return model__decode_family(m, outs, b, lb, p, r, err, errlen);
+    const float *out0 = outs[m->det_out].data;
+    const int64_t *shape0 = outs[m->det_out].shape;
+    int rank0 = outs[m->det_out].rank;
+    const float *protos = m->task == MODEL_TASK_SEGMENTATION ? outs[m->proto_out].data : NULL;
+    const int64_t *pshape = outs[m->proto_out].shape;
     r->task = m->task;
     if (m->task == MODEL_TASK_CLASSIFICATION || m->task == MODEL_TASK_MULTI_LABEL) {
         size_t per = 1;
@@ -514,15 +556,17 @@ int model__decode(const struct model *m, const float *out0, const int64_t *shape
         if (!class_allowed(m, p, bx->class_id))
             continue;
         struct model_detection *d = &r->dets[r->n_dets];
-        d->x1 = nearbyintf(map_x(lb, bx->x1)) + (float)lb->crop_x;
-        d->y1 = nearbyintf(map_y(lb, bx->y1)) + (float)lb->crop_y;
-        d->x2 = nearbyintf(map_x(lb, bx->x2)) + (float)lb->crop_x;
-        d->y2 = nearbyintf(map_y(lb, bx->y2)) + (float)lb->crop_y;
+        if (!model__box_to_image(lb, bx->x1, bx->y1, bx->x2, bx->y2, d)) {
+            snprintf(err, errlen, "the network produced a box that is not finite (NaN or "
+                     "infinity)");
+            rc = ERR_INVALID;
+            goto out;
+        }
         d->confidence = bx->score;
         d->class_id = bx->class_id;
         r->n_dets++;
         if (nm && protos) {
-            rc = mask_polygon(m, o + (4 + nc) * A + a, A, protos + (size_t)b * nm * pshape[2] * pshape[3],
+            rc = model__mask_polygon(m, o + (4 + nc) * A + a, A, protos + (size_t)b * nm * pshape[2] * pshape[3],
                               (int)pshape[2], (int)pshape[3], bx->x1, bx->y1, bx->x2, bx->y2, lb,
                               p, d);
             if (rc < 0)

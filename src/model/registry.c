@@ -28,7 +28,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "base/base.h"
@@ -252,6 +254,8 @@ void model__free(struct model *m)
     for (size_t i = 0; i < m->n_out; i++)
         free(m->out_names[i]);
     free(m->in_name);
+    free(m->arch);
+    free(m->class_map);
     free(m->id);
     free(m->ws);
     free(m->dir);
@@ -302,6 +306,8 @@ struct spec {
     json_t *env;      /* environment.json object or NULL */
     json_t *cfg;      /* inference_config.json object or NULL */
     json_t *meta;     /* vbatch metadata (task, keypoint_names, aliases) or NULL */
+    json_t *mcfg;     /* model_config.json object or NULL */
+    json_t *mtype;    /* model_type.json object or NULL */
     const char *dir;  /* artefact folder or NULL */
 };
 
@@ -474,13 +480,21 @@ static int parse_prep(struct model *m, const struct spec *sp, json_t *pre, bool 
                 pp->resize = RESIZE_LETTERBOX;
             else if (!strcmp(rm, "center-crop"))
                 pp->resize = RESIZE_CENTER_CROP;
-            else {
+            else if (!strcmp(rm, "fit-longer-edge")) {
+                /* a fixed-size export cannot fit the longer edge: Roboflow
+                 * substitutes letterbox with padding 127 for the YOLO
+                 * families, stretch for RF-DETR (parse_inference_config's
+                 * implicit_resize_mode_substitutions).  The first pass runs
+                 * before the family is known; the second settles it. */
+                pp->resize = m->family == MODEL_FAMILY_RFDETR ? RESIZE_STRETCH : RESIZE_LETTERBOX;
+                pp->pad = 127;
+            } else {
                 snprintf(err, errlen, "resize_mode '%s' is not supported", rm);
                 return ERR_UNSUPPORTED;
             }
         }
         json_t *pv = json_object_get(ni, "padding_value");
-        if (json_is_integer(pv))
+        if (json_is_integer(pv) && !(rm && !strcmp(rm, "fit-longer-edge")))
             pp->pad = (uint8_t)MAX(0, MIN(255, json_integer_value(pv)));
         const char *cm = json_string_value(json_object_get(ni, "color_mode"));
         if (cm)
@@ -555,9 +569,10 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     OrtValue *outs[MODEL_MAX_OUTPUTS] = {0};
     json_t *pre = NULL, *unames = NULL, *info = NULL;
     char *meta_task = NULL, *meta_names = NULL, *meta_imgsz = NULL, *meta_kpt = NULL;
+    char *meta_e2e = NULL, *meta_desc = NULL;
     float *zero = NULL;
     int rc;
-    char e2[512];
+    char e2[1024];
 
     if ((rc = registry_ort(reg, &o, err, errlen)) < 0)
         return rc;
@@ -663,6 +678,8 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     meta_task = model__meta_lookup(o, m->sess, "task");
     meta_imgsz = model__meta_lookup(o, m->sess, "imgsz");
     meta_kpt = model__meta_lookup(o, m->sess, "kpt_shape");
+    meta_e2e = model__meta_lookup(o, m->sess, "end2end");
+    meta_desc = model__meta_lookup(o, m->sess, "description");
     bool ultralytics = meta_names != NULL;
     json_t *names = sp->names;
     if (!names && sp->env && json_is_object(json_object_get(sp->env, "CLASS_MAP"))) {
@@ -704,6 +721,8 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
         m->classes[i] = xstrdup(s ? s : "");
     }
     const char *task_s = json_string_value(json_object_get(sp->meta, "task"));
+    if (!task_s)
+        task_s = json_string_value(json_object_get(sp->mcfg, "task_type"));
     if (!task_s)
         task_s = json_string_value(json_object_get(sp->env, "TASK"));
     if (!task_s)
@@ -785,6 +804,37 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
         json_array_append_new(jouts, jo);
     }
 
+    /* a network that answers NaN to a blank picture would answer it to real
+     * ones: refuse it here rather than fail every image */
+    for (size_t i = 0; i < nout; i++) {
+        float *vals = NULL;
+        size_t cnt = 1;
+        for (size_t k = 0; k < orank[i]; k++)
+            cnt *= (size_t)(od[i][k] > 0 ? od[i][k] : 0);
+        if (!model__ok(api, api->GetTensorMutableData(outs[i], (void **)&vals)) || !vals)
+            continue;
+        for (size_t k = 0; k < cnt; k++)
+            if (isnan(vals[k])) {
+                snprintf(err, errlen, "model '%s': output %zu ('%s') holds NaN values on a blank "
+                         "%dx%d input", sp->id, i, m->out_names[i], m->in_w, m->in_h);
+                rc = ERR_INVALID;
+                goto out;
+            }
+    }
+
+    /* ---- architecture hints */
+    struct model__hints hints = {0};
+    hints.arch = json_string_value(json_object_get(sp->mcfg, "model_architecture"));
+    hints.model_type = json_string_value(json_object_get(sp->mtype, "model_type"));
+    hints.ul_desc = meta_desc;
+    hints.ul_end2end = meta_e2e && !strcasecmp(meta_e2e, "true");
+    {
+        json_t *ppc = sp->cfg ? json_object_get(sp->cfg, "post_processing") : NULL;
+        const char *pt = json_string_value(json_object_get(ppc, "type"));
+        hints.fused_nms = pt && !strcmp(pt, "nms") && json_is_true(json_object_get(ppc, "fused"));
+        hints.class_ops = sp->cfg ? json_object_get(sp->cfg, "class_names_operations") : NULL;
+    }
+
     /* ---- decoder choice and checks */
     int r3 = -1, r4 = -1, r2 = -1;
     for (size_t i = 0; i < nout; i++) {
@@ -805,14 +855,38 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
                           : MODEL_TASK_CLASSIFICATION;
         else if (r3 >= 0 && od[r3][1] == (int64_t)(4 + nc))
             m->task = MODEL_TASK_DETECTION;
-        else if (r3 >= 0 && od[r3][1] > (int64_t)(4 + nc) && (od[r3][1] - 4 - (int64_t)nc) % 3 == 0)
+        else if (r3 >= 0 && model__family_detect(m, &hints, od, orank, nout, "", e2,
+                                                 sizeof(e2)) == 0)
+            m->task = MODEL_TASK_DETECTION; /* YOLOv5, YOLO-NAS, RF-DETR, end-to-end ... */
+        else if (r3 >= 0 && od[r3][1] > (int64_t)(4 + nc) && (od[r3][1] - 4 - (int64_t)nc) % 3 == 0 &&
+                 od[r3][2] > od[r3][1]) /* channel-major: more anchors than rows */
             m->task = MODEL_TASK_KEYPOINTS;
+        else if (r3 >= 0)
+            m->task = MODEL_TASK_DETECTION; /* refused below with what was found */
     }
-    char shape_s[128] = "";
+    /* the task is settled: the hinted architecture decodes detection only
+     * (its segmentation variants are not decoded yet) */
+    {
+        const char *an = hints.arch ? hints.arch : hints.model_type;
+        if (!model__arch_decodes(an, m->task)) {
+            snprintf(err, errlen, "model '%s': %s names architecture '%s'; vbatch does not decode "
+                     "it for %s", sp->id,
+                     hints.arch ? "model_config.json model_architecture" : "model_type.json",
+                     an, model_task_name(m->task));
+            rc = ERR_UNSUPPORTED;
+            goto out;
+        }
+    }
+    char shape_s[256] = "";
     {
         size_t off = 0;
         for (size_t i = 0; i < nout && off < sizeof(shape_s) - 40; i++) {
-            off += (size_t)snprintf(shape_s + off, sizeof(shape_s) - off, "%s(", i ? ", " : "");
+            if (m->out_names[i][0] && strlen(m->out_names[i]) < 32)
+                off += (size_t)snprintf(shape_s + off, sizeof(shape_s) - off, "%s%s ", i ? ", " : "",
+                                        m->out_names[i]);
+            else if (i)
+                off += (size_t)snprintf(shape_s + off, sizeof(shape_s) - off, ", ");
+            off += (size_t)snprintf(shape_s + off, sizeof(shape_s) - off, "(");
             for (size_t k = 0; k < orank[i] && off < sizeof(shape_s) - 20; k++)
                 off += (size_t)snprintf(shape_s + off, sizeof(shape_s) - off, "%s%lld",
                                         k ? ", " : "", (long long)od[i][k]);
@@ -821,16 +895,23 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     }
     switch (m->task) {
     case MODEL_TASK_DETECTION:
-        if (r3 < 0 || od[r3][1] != (int64_t)(4 + nc)) {
-            snprintf(err, errlen, "model '%s': no decoder understands outputs %s for object "
-                     "detection with %zu classes (expected YOLOv8 layout (N, %zu, anchors))",
-                     sp->id, shape_s, nc, 4 + nc);
-            rc = ERR_INVALID;
+        if ((rc = model__family_detect(m, &hints, od, orank, nout, shape_s, e2, sizeof(e2))) < 0) {
+            snprintf(err, errlen, "model '%s': %s", sp->id, e2);
             goto out;
         }
-        m->det_out = r3;
+        names = NULL; /* class_names_operations may have changed m->classes */
         break;
     case MODEL_TASK_SEGMENTATION:
+        rc = model__family_detect_seg(m, &hints, od, orank, nout, shape_s, e2, sizeof(e2));
+        if (rc < 0) {
+            snprintf(err, errlen, "model '%s': %s", sp->id, e2);
+            goto out;
+        }
+        if (rc == 1) {
+            rc = 0;
+            names = NULL; /* class_names_operations may have changed m->classes */
+            break;
+        }
         if (r3 < 0 || r4 < 0 || od[r4][1] < 1 || od[r4][1] > 256 ||
             od[r3][1] != (int64_t)(4 + nc) + od[r4][1] || od[r4][2] < 1 || od[r4][3] < 1) {
             snprintf(err, errlen, "model '%s': no decoder understands outputs %s for instance "
@@ -910,7 +991,18 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     /* ---- description */
     json_object_set_new(info, "model_id", json_string(m->id));
     json_object_set_new(info, "task", json_string(model_task_name(m->task)));
-    json_object_set(info, "class_names", names);
+    if (names) {
+        json_object_set(info, "class_names", names);
+    } else {
+        json_t *cn = json_array();
+        for (size_t i = 0; i < m->n_classes; i++)
+            json_array_append_new(cn, json_string(m->classes[i]));
+        json_object_set_new(info, "class_names", cn);
+    }
+    if (m->task == MODEL_TASK_DETECTION || m->family != MODEL_FAMILY_YOLOV8) {
+        json_object_set_new(info, "architecture", json_string(m->arch ? m->arch : "yolov8"));
+        json_object_set_new(info, "output_layout", json_string(model__family_label(m->family)));
+    }
     json_t *jin = json_object();
     json_object_set_new(jin, "name", json_string(m->in_name ? m->in_name : ""));
     json_object_set_new(jin, "width", json_integer(m->in_w));
@@ -968,6 +1060,8 @@ out:
     free(meta_names);
     free(meta_imgsz);
     free(meta_kpt);
+    free(meta_e2e);
+    free(meta_desc);
     json_decref(pre);
     json_decref(unames);
     json_decref(info);
@@ -1040,8 +1134,9 @@ static int copy_file(const char *src, const char *dst, uint64_t max)
     return rc;
 }
 
-static const char *const artefact_files[] = {"weights.onnx", "class_names.txt",
-                                             "environment.json", "inference_config.json"};
+static const char *const artefact_files[] = {"weights.onnx",          "class_names.txt",
+                                             "environment.json",      "inference_config.json",
+                                             "model_config.json",     "model_type.json"};
 
 static int write_model_json(const char *dir, const char *id, const json_t *meta)
 {
@@ -1111,7 +1206,9 @@ static int register_folder(struct model_registry *reg, const char *id, const cha
     }
     if ((rc = read_json_file(src, "environment.json", &sp.env, err, errlen)) < 0 ||
         (rc = read_json_file(src, "inference_config.json", &sp.cfg, err, errlen)) < 0 ||
-        (rc = read_json_file(src, "model.json", &sp.meta, err, errlen)) < 0)
+        (rc = read_json_file(src, "model.json", &sp.meta, err, errlen)) < 0 ||
+        (rc = read_json_file(src, "model_config.json", &sp.mcfg, err, errlen)) < 0 ||
+        (rc = read_json_file(src, "model_type.json", &sp.mtype, err, errlen)) < 0)
         goto out;
     if ((rc = model_build(reg, &sp, &m, err, errlen)) < 0)
         goto out;
@@ -1162,6 +1259,8 @@ out:
     json_decref(sp.env);
     json_decref(sp.cfg);
     json_decref(sp.meta);
+    json_decref(sp.mcfg);
+    json_decref(sp.mtype);
     return rc;
 }
 
@@ -1175,7 +1274,7 @@ int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, s
                              json_t **meta, char *err, size_t errlen)
 {
     char *wpath = xasprintf("%s/weights.onnx", dir), *tpath = NULL, *txt = NULL;
-    json_t *mj = NULL, *names = NULL, *env = NULL, *cfg = NULL;
+    json_t *mj = NULL, *names = NULL, *env = NULL, *cfg = NULL, *mcfg = NULL, *mtype = NULL;
     int rc;
 
     *onnx = NULL;
@@ -1197,7 +1296,9 @@ int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, s
     }
     if ((rc = read_json_file(dir, "environment.json", &env, err, errlen)) < 0 ||
         (rc = read_json_file(dir, "inference_config.json", &cfg, err, errlen)) < 0 ||
-        (rc = read_json_file(dir, "model.json", &mj, err, errlen)) < 0)
+        (rc = read_json_file(dir, "model.json", &mj, err, errlen)) < 0 ||
+        (rc = read_json_file(dir, "model_config.json", &mcfg, err, errlen)) < 0 ||
+        (rc = read_json_file(dir, "model_type.json", &mtype, err, errlen)) < 0)
         goto out;
     /* model.json gives task, keypoint_names, aliases; the rest comes from
      * the files, as register_dir reads them */
@@ -1207,6 +1308,12 @@ int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, s
     json_object_del(mj, "class_names");
     json_object_del(mj, "environment");
     json_object_del(mj, "inference_config");
+    json_object_del(mj, "model_config");
+    json_object_del(mj, "model_type");
+    if (mcfg)
+        json_object_set(mj, "model_config", mcfg);
+    if (mtype)
+        json_object_set(mj, "model_type", mtype);
     if (names)
         json_object_set(mj, "class_names", names);
     if (env)
@@ -1228,6 +1335,8 @@ out:
     json_decref(names);
     json_decref(env);
     json_decref(cfg);
+    json_decref(mcfg);
+    json_decref(mtype);
     return rc;
 }
 
@@ -1327,23 +1436,51 @@ static int spec_from_meta(struct spec *sp, const char *id, const void *onnx, siz
         return ERR_INVALID;
     }
     json_t *names = meta ? json_object_get(meta, "class_names") : NULL;
-    if (names) {
+    if (json_is_string(names)) {
+        /* class_names.txt as it is: one name a line */
+        int rc = names_from_text(json_string_value(names), &sp->names, err, errlen);
+        if (rc < 0)
+            return rc;
+    } else if (names && !json_is_null(names)) {
         size_t i;
         json_t *v;
         bool ok = json_is_array(names) && json_array_size(names) <= MODEL_MAX_CLASSES;
         json_array_foreach(names, i, v) ok = ok && json_is_string(v);
         if (!ok) {
-            snprintf(err, errlen, "class_names must be an array of at most %d strings",
-                     MODEL_MAX_CLASSES);
+            snprintf(err, errlen, "class_names must be an array of at most %d strings, or the "
+                     "text of class_names.txt", MODEL_MAX_CLASSES);
             return ERR_INVALID;
         }
+        sp->names = json_incref(names);
     }
-    sp->names = names ? json_incref(names) : NULL;
-    sp->env = meta ? json_incref(json_object_get(meta, "environment")) : NULL;
-    sp->cfg = meta ? json_incref(json_object_get(meta, "inference_config")) : NULL;
     sp->meta = meta ? json_incref((json_t *)meta) : NULL;
-    if ((sp->env && !json_is_object(sp->env)) || (sp->cfg && !json_is_object(sp->cfg))) {
-        snprintf(err, errlen, "environment and inference_config must be JSON objects");
+    static const char *const keys[] = {"environment", "inference_config", "model_config",
+                                       "model_type"};
+    json_t **dst[] = {&sp->env, &sp->cfg, &sp->mcfg, &sp->mtype};
+    for (size_t k = 0; k < ARRAY_LEN(keys); k++) {
+        json_t *v = meta ? json_object_get(meta, keys[k]) : NULL;
+        if (!v || json_is_null(v))
+            continue;
+        if (json_is_object(v)) {
+            *dst[k] = json_incref(v);
+            continue;
+        }
+        if (json_is_string(v)) {
+            /* the file's text as it is */
+            json_t *o = json_loads(json_string_value(v), 0, NULL);
+            if (json_is_object(o)) {
+                *dst[k] = o;
+                continue;
+            }
+            json_decref(o);
+            if (k == 3 && json_string_length(v) > 0 && json_string_length(v) <= 100) {
+                /* model_type given as the bare name */
+                *dst[k] = json_pack("{s:O}", "model_type", v);
+                continue;
+            }
+        }
+        snprintf(err, errlen, "metadata '%s' must be a JSON object (the content of %s.json) or "
+                 "that file's text", keys[k], keys[k]);
         return ERR_INVALID;
     }
     return 0;
@@ -1355,6 +1492,8 @@ static void spec_release(struct spec *sp)
     json_decref(sp->env);
     json_decref(sp->cfg);
     json_decref(sp->meta);
+    json_decref(sp->mcfg);
+    json_decref(sp->mtype);
 }
 
 int model_registry_prepare_bytes(struct model_registry *reg, const char *id, const void *onnx,
@@ -1461,9 +1600,10 @@ int model_registry_register_bytes(struct model_registry *reg, const char *id, co
             if (rc < 0)
                 goto io;
         }
-        json_t *objs[2] = {sp.env, sp.cfg};
-        const char *fn[2] = {"environment.json", "inference_config.json"};
-        for (int k = 0; k < 2; k++) {
+        json_t *objs[4] = {sp.env, sp.cfg, sp.mcfg, sp.mtype};
+        const char *fn[4] = {"environment.json", "inference_config.json", "model_config.json",
+                             "model_type.json"};
+        for (int k = 0; k < 4; k++) {
             if (!objs[k])
                 continue;
             char *s = json_dumps(objs[k], JSON_INDENT(1) | JSON_REAL_PRECISION(9));

@@ -326,28 +326,35 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
         }
         if ((rc = model__session_run(m, input, batch, outs, err, errlen)) < 0)
             goto out;
-        float *d0 = NULL, *dp = NULL;
-        int64_t s0[8], sp[8];
-        int r0 = 0, rp = 0;
-        if ((rc = out_view(api, outs[m->det_out], &d0, s0, &r0)) < 0 ||
-            (m->task == MODEL_TASK_SEGMENTATION &&
-             (rc = out_view(api, outs[m->proto_out], &dp, sp, &rp)) < 0)) {
-            snprintf(err, errlen, "model '%s': cannot read its outputs", m->id);
-            goto out;
+        struct model__out views[MODEL_MAX_OUTPUTS];
+        memset(views, 0, sizeof(views));
+        for (size_t k = 0; k < m->n_out; k++) {
+            float *d = NULL;
+            if ((rc = out_view(api, outs[k], &d, views[k].shape, &views[k].rank)) < 0) {
+                snprintf(err, errlen, "model '%s': cannot read its outputs", m->id);
+                goto out;
+            }
+            views[k].data = d;
+            if (views[k].rank < 1 || views[k].shape[0] < (int64_t)nb) {
+                snprintf(err, errlen, "model '%s': output batch is smaller than the input's", m->id);
+                rc = ERR_INVALID;
+                goto out;
+            }
         }
-        if (r0 < 1 || s0[0] < (int64_t)nb || (dp && (rp != 4 || sp[0] < (int64_t)nb))) {
-            snprintf(err, errlen, "model '%s': output batch is smaller than the input's", m->id);
+        if (m->task == MODEL_TASK_SEGMENTATION && views[m->proto_out].rank != 4) {
+            snprintf(err, errlen, "model '%s': the prototype output is not of rank 4", m->id);
             rc = ERR_INVALID;
             goto out;
         }
         for (size_t i = 0; i < nb; i++) {
             struct model_result *r = &out[start + i];
+            char e2[256] = "";
             r->image_w = images[start + i]->w;
             r->image_h = images[start + i]->h;
-            rc = model__decode(m, d0, s0, r0, dp, sp, (int)i, &lb[i], p, r);
+            rc = model__decode(m, views, (int)i, &lb[i], p, r, e2, sizeof(e2));
             if (rc < 0) {
-                snprintf(err, errlen, "model '%s': cannot decode its output: %s", m->id,
-                         err_str(rc));
+                snprintf(err, errlen, "model '%s': cannot decode its output for image %zu: %s",
+                         m->id, start + i, e2[0] ? e2 : err_str(rc));
                 goto out;
             }
             done = start + i + 1;
@@ -416,6 +423,49 @@ out:
         if (outs[i])
             api->ReleaseValue(outs[i]);
     free(tensor);
+    return rc;
+}
+
+int model_decode_raw(const struct model *m, const struct model_tensor *outs, size_t n_out,
+                     const struct model_letterbox *lb, int image_w, int image_h,
+                     const struct model_params *p, struct model_result *r, char *err,
+                     size_t errlen)
+{
+    struct model__out views[MODEL_MAX_OUTPUTS];
+    char e2[256] = "";
+    memset(r, 0, sizeof(*r));
+    if (n_out != m->n_out) {
+        snprintf(err, errlen, "model '%s' has %zu outputs, %zu given", m->id, m->n_out, n_out);
+        return ERR_INVALID;
+    }
+    for (size_t k = 0; k < n_out; k++) {
+        size_t cnt = 1;
+        if (outs[k].rank < 1 || outs[k].rank > 8 || !outs[k].data) {
+            snprintf(err, errlen, "output %zu: bad rank or no data", k);
+            return ERR_INVALID;
+        }
+        for (int i = 0; i < outs[k].rank; i++)
+            cnt = outs[k].shape[i] > 0 ? cnt * (size_t)outs[k].shape[i] : 0;
+        if (cnt == 0 || cnt != outs[k].count) {
+            snprintf(err, errlen, "output %zu: shape and count disagree", k);
+            return ERR_INVALID;
+        }
+        views[k].data = outs[k].data;
+        views[k].rank = outs[k].rank;
+        memcpy(views[k].shape, outs[k].shape, sizeof(views[k].shape));
+    }
+    if (m->task == MODEL_TASK_SEGMENTATION && views[m->proto_out].rank != 4) {
+        snprintf(err, errlen, "the prototype output is not of rank 4");
+        return ERR_INVALID;
+    }
+    r->image_w = image_w;
+    r->image_h = image_h;
+    int rc = model__decode(m, views, 0, lb, p, r, e2, sizeof(e2));
+    if (rc < 0) {
+        snprintf(err, errlen, "model '%s': cannot decode its output: %s", m->id,
+                 e2[0] ? e2 : err_str(rc));
+        model_result_release(r);
+    }
     return rc;
 }
 

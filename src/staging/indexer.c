@@ -216,11 +216,18 @@ out:
 
 /* ---- webhooks ------------------------------------------------------------------------ */
 
+/* Queue payload (owned) for url.  One ingest's webhooks (its shards'
+ * files-status, then its ingest-status) go out in order; without an
+ * ingest id, one batch's. */
 static void notify(sqlite3 *db, const char *ws, const char *url, json_t *payload)
 {
     char *body = json_dumps(payload, JSON_COMPACT);
-    if (body && store_outbox_enqueue_db(db, url, ws, body, false) < 0)
+    const char *ingest = json_string_value(json_object_get(payload, "ingest_id"));
+    const char *batch = json_string_value(json_object_get(payload, "batch_id"));
+    char *key = ingest ? xasprintf("ingest/%s", ingest) : xasprintf("batch/%s", batch ? batch : "");
+    if (body && store_outbox_enqueue_db(db, url, ws, key, body, false) < 0)
         log_warn("staging", "cannot queue webhook to '%s'", url);
+    free(key);
     free(body);
     json_decref(payload);
 }

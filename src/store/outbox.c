@@ -3,29 +3,53 @@
  *
  * A webhook is a row in `outbox`, inserted in the same transaction as the
  * state change it reports (store_outbox_enqueue_db), so it exists exactly
- * when the change does.  The sender delivers at least once:
+ * when the change does.  The sender delivers at least once, several POSTs
+ * at a time (one thread driving a curl multi handle):
  *
- *   pending --(claim: attempts+1, next_ms = now+backoff, committed)--> POST
+ *   pending, due --(claim: attempts+1, next_ms = lease, committed)--> POST
  *     POST 2xx           --> delivered
- *     other / no answer  --> pending (next_ms already set) or, after
- *                            max_attempts, failed
+ *     other / no answer  --> pending with next_ms = failure time + backoff,
+ *                            or, after max_attempts, failed
  *
- * Because the attempt is counted and the retry time pushed forward *before*
- * the POST, a crash during a POST makes the row due again after the
- * backoff, with the next delivery_attempt number.  The payload stored is
- * the caller's JSON object; each attempt sends it with "delivery_attempt"
- * set to the attempt number.
+ * Claims.  A row is claimed in a write transaction by a compare-and-set on
+ * its attempt count, and the claim pushes next_ms to a lease (now + 1.5 x
+ * the POST timeout, at least timeout + 1 s) that the POST ends before; the result is written
+ * only while the attempt count is still the claimed one.  So several
+ * senders (processes) on one database never send one row at once, and a
+ * row whose sender died is taken again when its lease runs out, with the
+ * same payload (same event_id) and the next delivery_attempt number.  A
+ * clean stop hands its in-flight rows back at once (attempt not counted).
+ *
+ * Concurrency.  At most max_inflight POSTs run at once and at most
+ * max_per_dest of them to one destination (scheme's host:port, kept in the
+ * row), so a receiver that never answers holds max_per_dest slots for its
+ * timeout, not the sender.  Rows to a destination at its limit are skipped,
+ * not waited for.
+ *
+ * Order.  Rows with the same (workspace, order_key) are delivered one at a
+ * time in id (= commit) order: a row is not claimed while an older row of
+ * its key is still pending (in flight or waiting for a retry).  A key's
+ * later event therefore waits until the earlier one is delivered or has
+ * failed for good.  Rows without a key are independent.
+ *
+ * The payload stored is the caller's JSON object; each attempt sends it
+ * with "delivery_attempt" set to the attempt number.
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <string.h>
 #include <time.h>
 
 #include "store/store_int.h"
 
 #define OUTBOX_PAYLOAD_MAX (1u << 20)
+#define OB_ORDER_KEY_MAX 512
+#define OB_INFLIGHT_CAP 64     /* upper bound of max_inflight */
+#define OB_SCAN 64             /* candidate rows read per claim query */
+#define OB_IDLE_MS 1000        /* longest sleep without a kick (other processes' rows) */
+#define OB_RETRY_MS 500        /* after a failed claim transaction (busy database) */
 
 void store_outbox_opts_default(struct store_outbox_opts *o)
 {
@@ -33,31 +57,50 @@ void store_outbox_opts_default(struct store_outbox_opts *o)
     o->backoff_ms = 1000;
     o->backoff_max_ms = 300000;
     o->timeout_ms = 10000;
+    o->max_inflight = 16;
+    o->max_per_dest = 4;
 }
 
 void store__outbox_init(struct store *st)
 {
     pthread_mutex_init(&st->ob_mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&st->ob_cv, &ca);
-    pthread_condattr_destroy(&ca);
     store_outbox_opts_default(&st->ob_opts);
 }
 
 void store__outbox_destroy(struct store *st)
 {
     pthread_mutex_destroy(&st->ob_mu);
-    pthread_cond_destroy(&st->ob_cv);
 }
 
-int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *payload, bool sign)
+/* "host:port" of url (host lower-cased, the scheme's port when none is
+ * given), or "" when curl cannot parse it.  Caller frees. */
+static char *dest_of(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *out;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+        for (char *p = host; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        out = xasprintf("%s:%s", host, port);
+    } else {
+        out = xstrdup("");
+    }
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out;
+}
+
+int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *order_key,
+                            const char *payload, bool sign)
 {
     sqlite3_stmt *q = NULL;
     json_t *j;
     int rc = ERR_INTERNAL;
-    if (!url || !workspace || !payload || strlen(payload) > OUTBOX_PAYLOAD_MAX)
+    if (!url || !workspace || !payload || strlen(payload) > OUTBOX_PAYLOAD_MAX ||
+        (order_key && strlen(order_key) > OB_ORDER_KEY_MAX))
         return ERR_INVALID;
     j = json_loads(payload, 0, NULL);
     if (!json_is_object(j)) {
@@ -65,28 +108,34 @@ int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace,
         return ERR_INVALID;
     }
     json_decref(j);
+    char *dest = dest_of(url);
     int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, "INSERT INTO outbox(url, workspace, payload, sign, next_ms, created_ms)"
-                               " VALUES(?,?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(db, "INSERT INTO outbox(url, workspace, order_key, dest, payload, sign, next_ms,"
+                               " created_ms) VALUES(?,?,?,?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
         sqlite3_bind_text(q, 1, url, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, workspace, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, payload, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 4, sign ? 1 : 0);
-        sqlite3_bind_int64(q, 5, now);
-        sqlite3_bind_int64(q, 6, now);
+        if (order_key)
+            sqlite3_bind_text(q, 3, order_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, dest, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, payload, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 6, sign ? 1 : 0);
+        sqlite3_bind_int64(q, 7, now);
+        sqlite3_bind_int64(q, 8, now);
         if (sqlite3_step(q) == SQLITE_DONE)
             rc = 0;
     }
     sqlite3_finalize(q);
+    free(dest);
     return rc;
 }
 
-int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *payload, bool sign)
+int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
+                         const char *payload, bool sign)
 {
     sqlite3 *db = store_db_acquire(st);
     int rc = store_tx_begin(db);
     if (rc == 0)
-        rc = store_outbox_enqueue_db(db, url, workspace, payload, sign);
+        rc = store_outbox_enqueue_db(db, url, workspace, order_key, payload, sign);
     rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
     store_db_release(st, db);
     if (rc == 0)
@@ -98,7 +147,8 @@ void store_outbox_kick(struct store *st)
 {
     pthread_mutex_lock(&st->ob_mu);
     st->ob_kick = true;
-    pthread_cond_signal(&st->ob_cv);
+    if (st->ob_multi)
+        curl_multi_wakeup(st->ob_multi);
     pthread_mutex_unlock(&st->ob_mu);
 }
 
@@ -152,12 +202,56 @@ int store_outbox_purge(struct store *st, int64_t older_than_ms, int64_t *n)
     return rc;
 }
 
-struct ob_row {
+/* ---- the sender ---------------------------------------------------------------------- */
+
+/* One claimed row (in flight once its POST is added to the multi handle). */
+struct ob_fly {
     int64_t id;
-    char *url, *workspace, *payload;
+    int attempt;               /* the attempt being made, 1-based (= attempts in the row) */
+    char *url, *dest, *workspace, *payload;
     bool sign;
-    int attempt; /* the attempt about to be made, 1-based */
+    char *body;                /* the POSTed bytes */
+    struct curl_slist *hdrs;
+    CURL *c;
 };
+
+/* The outcome of one attempt, written by ob_finish(). */
+struct ob_done {
+    int64_t id;
+    int attempt;
+    bool ok;
+    char err[128];
+};
+
+struct ob_sender {
+    struct store *st;
+    struct store_outbox_opts o;
+    CURLM *m;
+    struct ob_fly *fly[OB_INFLIGHT_CAP];
+    int nfly;
+};
+
+static void fly_free(struct ob_fly *f)
+{
+    if (!f)
+        return;
+    if (f->c)
+        curl_easy_cleanup(f->c);
+    curl_slist_free_all(f->hdrs);
+    free(f->url);
+    free(f->dest);
+    free(f->workspace);
+    free(f->payload);
+    free(f->body);
+    free(f);
+}
+
+/* How long a claim lasts: the POST's timeout and some slack for recording
+ * its outcome. */
+static int64_t lease_ms(const struct store_outbox_opts *o)
+{
+    return o->timeout_ms + MAX(1000, o->timeout_ms / 2);
+}
 
 static int64_t backoff_for(const struct store_outbox_opts *o, int attempt)
 {
@@ -167,100 +261,292 @@ static int64_t backoff_for(const struct store_outbox_opts *o, int attempt)
     return MIN(d, o->backoff_max_ms);
 }
 
-/* Claim one due row: bump attempts and push next_ms, committed.  Returns 1
- * with *row filled, 0 when nothing is due (then *next_due_ms is the next
- * due time or -1), <0 on error. */
-static int ob_claim(struct store *st, const struct store_outbox_opts *o, struct ob_row *row, int64_t *next_due_ms)
+/* In-flight (and just claimed) POSTs to dest. */
+static int dest_load(struct ob_fly *const *a, int n, const char *dest)
 {
-    sqlite3 *db = store_db_acquire(st);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += !strcmp(a[i]->dest, dest);
+    return k;
+}
+
+static bool str_in(char *const *a, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(a[i], s))
+            return true;
+    return false;
+}
+
+/* Candidate rows: pending, due, not behind an older pending row of their
+ * order key, not to a destination in skip[]. */
+static sqlite3_stmt *claim_query(sqlite3 *db, char *const *skip, int nskip, int64_t now)
+{
+    struct buf b = {0};
     sqlite3_stmt *q = NULL;
-    int rc = store_tx_begin(db), s;
-    int64_t now = time_now_ms();
-    *next_due_ms = -1;
-    if (rc < 0)
-        goto out;
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "SELECT id, url, workspace, payload, sign, attempts, next_ms FROM outbox"
-                               " WHERE state='pending' ORDER BY next_ms LIMIT 1", -1, &q, NULL))
-        goto out;
-    s = sqlite3_step(q);
-    if (s == SQLITE_DONE) {
-        rc = 0;
-        goto out;
+    buf_puts(&b, "SELECT id, url, dest, attempts FROM outbox o"
+                 " WHERE state='pending' AND next_ms<=?1"
+                 " AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state='pending'"
+                 " AND p.workspace=o.workspace AND p.order_key=o.order_key AND p.id<o.id))");
+    if (nskip > 0) {
+        buf_puts(&b, " AND dest NOT IN (");
+        for (int i = 0; i < nskip; i++)
+            buf_printf(&b, "%s?%d", i ? "," : "", i + 2);
+        buf_puts(&b, ")");
     }
-    if (s != SQLITE_ROW)
-        goto out;
-    int64_t next = sqlite3_column_int64(q, 6);
-    if (next > now) {
-        *next_due_ms = next;
-        rc = 0;
-        goto out;
+    buf_printf(&b, " ORDER BY next_ms, id LIMIT %d", OB_SCAN);
+    if (sqlite3_prepare_v2(db, b.data, -1, &q, NULL) != SQLITE_OK)
+        q = NULL;
+    buf_release(&b);
+    if (q) {
+        sqlite3_bind_int64(q, 1, now);
+        for (int i = 0; i < nskip; i++)
+            sqlite3_bind_text(q, i + 2, skip[i], -1, SQLITE_STATIC);
     }
-    row->id = sqlite3_column_int64(q, 0);
-    row->url = xstrdup((const char *)sqlite3_column_text(q, 1));
-    row->workspace = xstrdup((const char *)sqlite3_column_text(q, 2));
-    row->payload = xstrdup((const char *)sqlite3_column_text(q, 3));
-    row->sign = sqlite3_column_int(q, 4) != 0;
-    row->attempt = sqlite3_column_int(q, 5) + 1;
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(db, "UPDATE outbox SET attempts=?, next_ms=? WHERE id=?", -1, &q, NULL))
-        goto out;
-    sqlite3_bind_int(q, 1, row->attempt);
-    sqlite3_bind_int64(q, 2, now + backoff_for(o, row->attempt));
-    sqlite3_bind_int64(q, 3, row->id);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto out;
-    sqlite3_finalize(q);
-    q = NULL;
-    rc = store_tx_commit(db);
-    if (rc == 0)
-        rc = 1;
-out:
-    sqlite3_finalize(q);
-    if (rc <= 0) {
-        store_tx_rollback(db);
-        if (rc < 0 || !row->url) {
-            free(row->url);
-            free(row->workspace);
-            free(row->payload);
-            row->url = row->workspace = row->payload = NULL;
+    return q;
+}
+
+static int exec_row_update(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, int64_t d,
+                           const char *text, int *changed)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = ERR_INTERNAL;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+        /* ?1..?4 integers, ?5 text; binding a number the statement does
+         * not use is a harmless SQLITE_RANGE */
+        sqlite3_bind_int64(q, 1, a);
+        sqlite3_bind_int64(q, 2, b);
+        sqlite3_bind_int64(q, 3, c);
+        sqlite3_bind_int64(q, 4, d);
+        if (text)
+            sqlite3_bind_text(q, 5, text, -1, SQLITE_STATIC);
+        if (sqlite3_step(q) == SQLITE_DONE) {
+            rc = 0;
+            if (changed)
+                *changed = sqlite3_changes(db);
         }
     }
-    store_db_release(st, db);
+    sqlite3_finalize(q);
     return rc;
 }
 
-static void ob_finish(struct store *st, const struct store_outbox_opts *o, const struct ob_row *row, bool ok,
-                      const char *err)
+/* A due row read by claim_query, before it is claimed. */
+struct ob_cand {
+    int64_t id;
+    int attempts;
+    char *url, *dest;
+};
+
+/* Read up to OB_SCAN candidates (the statement is finished before any row
+ * is changed).  Returns how many, <0 on error. */
+static int read_candidates(sqlite3 *db, char *const *skip, int nskip, int64_t now, struct ob_cand *c)
 {
-    sqlite3 *db = store_db_acquire(st);
-    sqlite3_stmt *q = NULL;
-    const char *sql;
-    if (ok)
-        sql = "UPDATE outbox SET state='delivered', done_ms=?, last_error=NULL WHERE id=?";
-    else if (row->attempt >= o->max_attempts)
-        sql = "UPDATE outbox SET state='failed', done_ms=?, last_error=? WHERE id=?";
-    else
-        sql = "UPDATE outbox SET last_error=? WHERE id=?";
-    if (store_tx_begin(db) == 0 && sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
-        if (ok) {
-            sqlite3_bind_int64(q, 1, time_now_ms());
-            sqlite3_bind_int64(q, 2, row->id);
-        } else if (row->attempt >= o->max_attempts) {
-            sqlite3_bind_int64(q, 1, time_now_ms());
-            sqlite3_bind_text(q, 2, err, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 3, row->id);
-        } else {
-            sqlite3_bind_text(q, 1, err, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(q, 2, row->id);
+    sqlite3_stmt *q = claim_query(db, skip, nskip, now);
+    int n = 0, s_rc = SQLITE_DONE;
+    if (!q)
+        return ERR_INTERNAL;
+    while (n < OB_SCAN && (s_rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const char *url = (const char *)sqlite3_column_text(q, 1);
+        const char *dest = (const char *)sqlite3_column_text(q, 2);
+        c[n].id = sqlite3_column_int64(q, 0);
+        c[n].url = xstrdup(url);
+        c[n].dest = dest && *dest ? xstrdup(dest) : dest_of(url); /* "" in rows older than the column */
+        c[n].attempts = sqlite3_column_int(q, 3);
+        n++;
+    }
+    if (n < OB_SCAN && s_rc != SQLITE_DONE) {
+        for (int i = 0; i < n; i++) {
+            free(c[i].url);
+            free(c[i].dest);
         }
-        if (sqlite3_step(q) == SQLITE_DONE)
-            store_tx_commit(db);
+        n = ERR_INTERNAL;
     }
     sqlite3_finalize(q);
-    store_tx_rollback(db);
-    store_db_release(st, db);
+    return n;
+}
+
+/* Claim row c (compare-and-set on its attempt count) and fill *out.
+ * Returns 1 claimed, 0 taken by another sender meanwhile, <0 error.  Takes
+ * c's strings when it returns 1. */
+static int claim_one(struct ob_sender *s, sqlite3 *db, int64_t now, struct ob_cand *c, struct ob_fly **out)
+{
+    sqlite3_stmt *q = NULL;
+    int changed = 0;
+    if (exec_row_update(db, "UPDATE outbox SET attempts=attempts+1, next_ms=?1"
+                            " WHERE id=?2 AND attempts=?3 AND state='pending' AND next_ms<=?4",
+                        now + lease_ms(&s->o), c->id, c->attempts, now, NULL, &changed) < 0)
+        return ERR_INTERNAL;
+    if (changed != 1)
+        return 0;
+    if (sqlite3_prepare_v2(db, "SELECT workspace, payload, sign FROM outbox WHERE id=?", -1, &q, NULL) != SQLITE_OK)
+        return ERR_INTERNAL;
+    sqlite3_bind_int64(q, 1, c->id);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return ERR_INTERNAL;
+    }
+    struct ob_fly *f = xcalloc(1, sizeof *f);
+    f->id = c->id;
+    f->attempt = c->attempts + 1;
+    f->url = c->url;
+    f->dest = c->dest;
+    c->url = c->dest = NULL;
+    f->workspace = xstrdup((const char *)sqlite3_column_text(q, 0));
+    f->payload = xstrdup((const char *)sqlite3_column_text(q, 1));
+    f->sign = sqlite3_column_int(q, 2) != 0;
+    sqlite3_finalize(q);
+    *out = f;
+    return 1;
+}
+
+/* Claim due rows into new[] (at most `room`), in one committed transaction.
+ * Rows that used up max_attempts before (their last sender died) are marked
+ * failed instead.  *next_due_ms = the earliest future next_ms of a pending
+ * row, or -1.  Returns the number claimed, <0 on error (nothing claimed). */
+static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int room, int64_t *next_due_ms)
+{
+    sqlite3 *db = store_db_acquire(s->st);
+    char *skip[OB_INFLIGHT_CAP];
+    struct ob_cand cand[OB_SCAN];
+    int nskip = 0, n = 0, rc = ERR_INTERNAL;
+    sqlite3_stmt *q = NULL;
+    *next_due_ms = -1;
+    /* A read first: when nothing is due, no write transaction (the sender
+     * looks once a second for rows other processes queued). */
+    if (sqlite3_prepare_v2(db, "SELECT min(next_ms) FROM outbox WHERE state='pending'", -1, &q, NULL) ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        store_db_release(s->st, db);
+        return ERR_INTERNAL;
+    }
+    bool none = sqlite3_column_type(q, 0) == SQLITE_NULL;
+    int64_t first = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    q = NULL;
+    if (none || first > now) {
+        *next_due_ms = none ? -1 : first;
+        store_db_release(s->st, db);
+        return 0;
+    }
+    if ((rc = store_tx_begin(db)) < 0)
+        goto out;
+    for (int pass = 0; pass < OB_INFLIGHT_CAP && n < room; pass++) {
+        int nc = read_candidates(db, skip, nskip, now, cand);
+        if (nc < 0) {
+            rc = nc;
+            goto out;
+        }
+        rc = 0;
+        for (int i = 0; i < nc; i++) {
+            struct ob_cand *c = &cand[i];
+            if (rc < 0 || n >= room)
+                goto next;
+            if (dest_load(s->fly, s->nfly, c->dest) + dest_load(new, n, c->dest) >= s->o.max_per_dest) {
+                if (!str_in(skip, nskip, c->dest) && nskip < OB_INFLIGHT_CAP) {
+                    skip[nskip++] = c->dest;
+                    c->dest = NULL;
+                }
+                goto next;
+            }
+            if (c->attempts >= s->o.max_attempts) {
+                rc = exec_row_update(db, "UPDATE outbox SET state='failed', done_ms=?1,"
+                                         " last_error=coalesce(last_error, ?5) WHERE id=?2 AND attempts=?3"
+                                         " AND state='pending'",
+                                     now, c->id, c->attempts, 0, "attempt interrupted", NULL);
+                goto next;
+            }
+            int got = claim_one(s, db, now, c, &new[n]);
+            if (got < 0)
+                rc = got;
+            else
+                n += got;
+        next:
+            free(c->url);
+            free(c->dest);
+        }
+        if (rc < 0)
+            goto out;
+        /* A full page may hide more rows behind the ones just claimed or
+         * skipped: look again, without the destinations now at their limit. */
+        if (nc < OB_SCAN)
+            break;
+    }
+    rc = ERR_INTERNAL;
+    if (sqlite3_prepare_v2(db, "SELECT min(next_ms) FROM outbox WHERE state='pending' AND next_ms>?", -1, &q, NULL))
+        goto out;
+    sqlite3_bind_int64(q, 1, now);
+    if (sqlite3_step(q) != SQLITE_ROW)
+        goto out;
+    if (sqlite3_column_type(q, 0) != SQLITE_NULL)
+        *next_due_ms = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    q = NULL;
+    rc = store_tx_commit(db);
+out:
+    sqlite3_finalize(q);
+    for (int i = 0; i < nskip; i++)
+        free(skip[i]);
+    if (rc < 0) {
+        store_tx_rollback(db);
+        for (int i = 0; i < n; i++)
+            fly_free(new[i]);
+        n = 0;
+    }
+    store_db_release(s->st, db);
+    return rc < 0 ? rc : n;
+}
+
+/* Write the outcomes of finished attempts, in one transaction.  A row
+ * whose attempt count moved on (its lease ran out and another sender took
+ * it) is left alone. */
+static void ob_finish(struct ob_sender *s, const struct ob_done *d, int n)
+{
+    sqlite3 *db = store_db_acquire(s->st);
+    int rc = store_tx_begin(db);
+    int64_t now = time_now_ms();
+    for (int i = 0; i < n && rc == 0; i++) {
+        if (d[i].ok)
+            rc = exec_row_update(db, "UPDATE outbox SET state='delivered', done_ms=?1, last_error=NULL"
+                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                                 now, d[i].id, d[i].attempt, 0, NULL, NULL);
+        else if (d[i].attempt >= s->o.max_attempts)
+            rc = exec_row_update(db, "UPDATE outbox SET state='failed', done_ms=?1, last_error=?5"
+                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                                 now, d[i].id, d[i].attempt, 0, d[i].err, NULL);
+        else /* the backoff counts from this failure */
+            rc = exec_row_update(db, "UPDATE outbox SET next_ms=?1, last_error=?5"
+                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                                 now + backoff_for(&s->o, d[i].attempt), d[i].id, d[i].attempt, 0, d[i].err,
+                                 NULL);
+    }
+    if (rc == 0)
+        rc = store_tx_commit(db);
+    if (rc < 0) {
+        store_tx_rollback(db);
+        log_warn("store", "cannot record %d webhook attempt(s): %s; retried when their lease ends", n,
+                 err_str(rc));
+    }
+    store_db_release(s->st, db);
+}
+
+/* Hand the in-flight rows back on a clean stop: due now, attempt not
+ * counted (the receiver may still have got it: same event_id). */
+static void ob_release(struct ob_sender *s)
+{
+    if (s->nfly == 0)
+        return;
+    sqlite3 *db = store_db_acquire(s->st);
+    int rc = store_tx_begin(db);
+    int64_t now = time_now_ms();
+    for (int i = 0; i < s->nfly && rc == 0; i++)
+        rc = exec_row_update(db, "UPDATE outbox SET attempts=attempts-1, next_ms=?1"
+                                 " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                             now, s->fly[i]->id, s->fly[i]->attempt, 0, NULL, NULL);
+    if (rc == 0)
+        rc = store_tx_commit(db);
+    if (rc < 0)
+        store_tx_rollback(db);
+    store_db_release(s->st, db);
 }
 
 static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)
@@ -270,115 +556,182 @@ static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
-/* One POST.  Returns true on a 2xx answer; *err gets a static/short text. */
-static bool ob_post(struct store *st, const struct store_outbox_opts *o, const struct ob_row *row, char err[128])
+/* Prepare f's POST and add it to the multi handle.  On failure *err says
+ * why (the attempt then counts as failed). */
+static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
 {
-    json_t *j = json_loads(row->payload, 0, NULL);
-    char *body = NULL, *auth = NULL, *sig = NULL;
-    struct curl_slist *h = NULL;
-    CURL *c = NULL;
+    json_t *j = json_loads(f->payload, 0, NULL);
+    char *auth = NULL, *sig = NULL;
     bool ok = false;
-    long code = 0;
     snprintf(err, 128, "bad payload");
     if (!json_is_object(j))
         goto out;
-    json_object_set_new(j, "delivery_attempt", json_integer(row->attempt));
-    body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    if (!body)
+    json_object_set_new(j, "delivery_attempt", json_integer(f->attempt));
+    f->body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    if (!f->body)
         goto out;
-    c = curl_easy_init();
-    if (!c)
+    snprintf(err, 128, "cannot start the request");
+    if (!(f->c = curl_easy_init()))
         goto out;
-    auth = xasprintf("Authorization: Bearer rf_%s", row->workspace);
-    h = curl_slist_append(h, "Content-Type: application/json");
-    h = curl_slist_append(h, auth);
-    if (row->sign) {
+    auth = xasprintf("Authorization: Bearer rf_%s", f->workspace);
+    f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/json");
+    f->hdrs = curl_slist_append(f->hdrs, auth);
+    if (f->sign) {
         char hex[65];
-        store_secret_hmac_hex(st, body, strlen(body), hex);
+        store_secret_hmac_hex(s->st, f->body, strlen(f->body), hex);
         sig = xasprintf("X-Vbatch-Signature: sha256=%s", hex);
-        h = curl_slist_append(h, sig);
+        f->hdrs = curl_slist_append(f->hdrs, sig);
     }
-    store_net_guard_curl(st, c);
-    curl_easy_setopt(c, CURLOPT_URL, row->url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, MIN(o->timeout_ms, 5000L));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_cb);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "vbatch-webhook/1");
-    CURLcode cc = curl_easy_perform(c);
-    if (cc != CURLE_OK) {
-        snprintf(err, 128, "%s", curl_easy_strerror(cc));
-        goto out;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    ok = code >= 200 && code < 300;
-    if (!ok)
-        snprintf(err, 128, "http status %ld", code);
+    store_net_guard_curl(s->st, f->c);
+    curl_easy_setopt(f->c, CURLOPT_URL, f->url);
+    curl_easy_setopt(f->c, CURLOPT_HTTPHEADER, f->hdrs);
+    curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
+    curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
+    curl_easy_setopt(f->c, CURLOPT_TIMEOUT_MS, s->o.timeout_ms);
+    curl_easy_setopt(f->c, CURLOPT_CONNECTTIMEOUT_MS, MIN(s->o.timeout_ms, 5000L));
+    curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);
+    curl_easy_setopt(f->c, CURLOPT_USERAGENT, "vbatch-webhook/1");
+    ok = curl_multi_add_handle(s->m, f->c) == CURLM_OK;
 out:
-    if (c)
-        curl_easy_cleanup(c);
-    curl_slist_free_all(h);
     free(auth);
     free(sig);
-    free(body);
     json_decref(j);
     return ok;
 }
 
+static void note_result(const struct ob_fly *f, struct ob_done *d)
+{
+    d->id = f->id;
+    d->attempt = f->attempt;
+    if (!d->ok)
+        log_warn("store", "webhook attempt failed id=%lld attempt=%d url=%s: %s", (long long)f->id, f->attempt,
+                 f->url, d->err);
+    else
+        log_debug("store", "webhook delivered id=%lld attempt=%d", (long long)f->id, f->attempt);
+}
+
+/* Claim what the free slots allow and start those POSTs.  Returns <0 when
+ * the claim failed; *next_due_ms as ob_claim's. */
+static int ob_fill(struct ob_sender *s, int64_t *next_due_ms)
+{
+    struct ob_fly *new[OB_INFLIGHT_CAP];
+    struct ob_done bad[OB_INFLIGHT_CAP];
+    int nbad = 0;
+    int room = s->o.max_inflight - s->nfly;
+    *next_due_ms = -1;
+    if (room <= 0)
+        return 0; /* a finished POST wakes us */
+    int n = ob_claim(s, time_now_ms(), new, room, next_due_ms);
+    for (int i = 0; i < n; i++) {
+        struct ob_done *d = &bad[nbad];
+        memset(d, 0, sizeof *d);
+        if (ob_start(s, new[i], d->err)) {
+            s->fly[s->nfly++] = new[i];
+            continue;
+        }
+        note_result(new[i], d);
+        nbad++;
+        fly_free(new[i]);
+    }
+    if (nbad)
+        ob_finish(s, bad, nbad);
+    return n < 0 ? n : 0;
+}
+
+/* Collect finished POSTs and record them.  Returns how many finished. */
+static int ob_reap(struct ob_sender *s)
+{
+    struct ob_done done[OB_INFLIGHT_CAP];
+    int ndone = 0, left;
+    CURLMsg *msg;
+    while ((msg = curl_multi_info_read(s->m, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        CURL *c = msg->easy_handle;
+        CURLcode cc = msg->data.result;
+        int k = 0;
+        while (k < s->nfly && s->fly[k]->c != c)
+            k++;
+        if (k == s->nfly)
+            continue;
+        struct ob_fly *f = s->fly[k];
+        struct ob_done *d = &done[ndone++];
+        memset(d, 0, sizeof *d);
+        if (cc != CURLE_OK) {
+            snprintf(d->err, sizeof d->err, "%s", curl_easy_strerror(cc));
+        } else {
+            long code = 0;
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+            d->ok = code >= 200 && code < 300;
+            if (!d->ok)
+                snprintf(d->err, sizeof d->err, "http status %ld", code);
+        }
+        note_result(f, d);
+        curl_multi_remove_handle(s->m, c);
+        fly_free(f);
+        s->fly[k] = s->fly[--s->nfly];
+    }
+    if (ndone)
+        ob_finish(s, done, ndone);
+    return ndone;
+}
+
 static void *ob_main(void *arg)
 {
-    struct store *st = arg;
-    struct store_outbox_opts o;
+    struct ob_sender s = {.st = arg};
+    struct store *st = s.st;
     pthread_mutex_lock(&st->ob_mu);
-    o = st->ob_opts;
+    s.o = st->ob_opts;
     pthread_mutex_unlock(&st->ob_mu);
+    if (!(s.m = curl_multi_init())) {
+        log_error("store", "webhook sender: cannot create a curl multi handle; webhooks are not sent");
+        return NULL;
+    }
+    pthread_mutex_lock(&st->ob_mu);
+    st->ob_multi = s.m;
+    pthread_mutex_unlock(&st->ob_mu);
+    int64_t next_fill = 0; /* wall ms of the next claim pass */
+    bool fill_now = true;
     for (;;) {
-        struct ob_row row = {0};
-        int64_t next_due = -1;
         pthread_mutex_lock(&st->ob_mu);
         bool stop = st->ob_stop;
+        fill_now |= st->ob_kick;
         st->ob_kick = false;
         pthread_mutex_unlock(&st->ob_mu);
         if (stop)
             break;
-        int rc = ob_claim(st, &o, &row, &next_due);
-        if (rc == 1) {
-            char err[128];
-            bool ok = ob_post(st, &o, &row, err);
-            if (!ok)
-                log_warn("store", "webhook attempt failed id=%lld attempt=%d url=%s: %s", (long long)row.id,
-                         row.attempt, row.url, err);
-            else
-                log_debug("store", "webhook delivered id=%lld attempt=%d", (long long)row.id, row.attempt);
-            ob_finish(st, &o, &row, ok, err);
-            free(row.url);
-            free(row.workspace);
-            free(row.payload);
+        int64_t now = time_now_ms();
+        if (fill_now || now >= next_fill) {
+            int64_t due = -1;
+            int rc = ob_fill(&s, &due);
+            fill_now = false;
+            next_fill = now + (rc < 0 ? OB_RETRY_MS : OB_IDLE_MS);
+            if (due >= 0 && due < next_fill)
+                next_fill = due;
+        }
+        int running = 0;
+        curl_multi_perform(s.m, &running);
+        if (ob_reap(&s) > 0) {
+            fill_now = true; /* slots are free, and rows behind the finished ones may be due */
             continue;
         }
-        /* Nothing due: sleep until the next due row, a kick, or 5 s. */
-        int64_t wait_ms = 5000;
-        if (next_due >= 0)
-            wait_ms = MAX(1, MIN(wait_ms, next_due - time_now_ms()));
-        if (rc < 0)
-            wait_ms = 1000;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += wait_ms / 1000;
-        ts.tv_nsec += (wait_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&st->ob_mu);
-        while (!st->ob_stop && !st->ob_kick) {
-            if (pthread_cond_timedwait(&st->ob_cv, &st->ob_mu, &ts) == ETIMEDOUT)
-                break;
-        }
-        pthread_mutex_unlock(&st->ob_mu);
+        int64_t wait = next_fill - time_now_ms();
+        if (wait > OB_IDLE_MS)
+            wait = OB_IDLE_MS;
+        /* curl_multi_poll also returns for socket activity, curl's own
+         * timers and curl_multi_wakeup() (kick, stop). */
+        if (wait > 0)
+            curl_multi_poll(s.m, NULL, 0, (int)wait, NULL);
     }
+    pthread_mutex_lock(&st->ob_mu);
+    st->ob_multi = NULL;
+    pthread_mutex_unlock(&st->ob_mu);
+    ob_release(&s);
+    for (int i = 0; i < s.nfly; i++) {
+        curl_multi_remove_handle(s.m, s.fly[i]->c);
+        fly_free(s.fly[i]);
+    }
+    curl_multi_cleanup(s.m);
     return NULL;
 }
 
@@ -389,9 +742,14 @@ int store_outbox_start(struct store *st, const struct store_outbox_opts *o)
     if (!st->ob_running) {
         if (o)
             st->ob_opts = *o;
-        if (st->ob_opts.max_attempts < 1)
-            st->ob_opts.max_attempts = 1;
+        struct store_outbox_opts *so = &st->ob_opts;
+        so->max_attempts = MAX(so->max_attempts, 1);
+        so->max_inflight = MIN(MAX(so->max_inflight, 1), OB_INFLIGHT_CAP);
+        so->max_per_dest = MIN(MAX(so->max_per_dest, 1), so->max_inflight);
+        if (so->timeout_ms <= 0)
+            so->timeout_ms = 10000;
         st->ob_stop = false;
+        st->ob_kick = false;
         if (pthread_create(&st->ob_thread, NULL, ob_main, st) != 0)
             rc = ERR_INTERNAL;
         else
@@ -406,7 +764,8 @@ void store_outbox_stop(struct store *st)
     pthread_mutex_lock(&st->ob_mu);
     bool running = st->ob_running;
     st->ob_stop = true;
-    pthread_cond_broadcast(&st->ob_cv);
+    if (st->ob_multi)
+        curl_multi_wakeup(st->ob_multi);
     pthread_mutex_unlock(&st->ob_mu);
     if (running)
         pthread_join(st->ob_thread, NULL);

@@ -66,5 +66,12 @@ const char *const store__core_migrations[] = {
     "  SELECT '', model_id, weights_key, meta_key, size, sha256, created_ms, updated_ms FROM models;"
     "DROP TABLE models;"
     "ALTER TABLE models_v3 RENAME TO models;",
+    /* 4: webhook delivery with bounded concurrency (src/store/outbox.c):
+     * the destination host:port of each row (per-destination limit; '' in
+     * rows queued before, worked out from url when sent) and the order key
+     * (rows of one workspace and key go out one at a time, in id order) */
+    "ALTER TABLE outbox ADD COLUMN dest TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE outbox ADD COLUMN order_key TEXT;"
+    "CREATE INDEX outbox_order ON outbox(workspace, order_key, id) WHERE state='pending';",
 };
 const int store__core_migrations_n = (int)ARRAY_LEN(store__core_migrations);

@@ -241,28 +241,46 @@ int store_net_check_url(struct store *st, const char *url, const char **why);
  * "Authorization: Bearer rf_<workspace>"; each attempt sets
  * "delivery_attempt": N (1-based) in the body.  sign = also send
  * "X-Vbatch-Signature: sha256=<hex HMAC of the exact body, installation
- * secret>".  The _db variant joins the caller's open transaction, so the
- * webhook is durable exactly when the state change is. */
-int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *payload,
-                         bool sign);
-int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *payload,
-                            bool sign);
+ * secret>".  order_key (<= 512 bytes, NULL = none): webhooks of one
+ * workspace with the same key are delivered one at a time in the order
+ * they were queued (committed); a later one waits until the earlier is
+ * delivered or has failed for good ("job/<id>", "ingest/<id>").  The _db
+ * variant joins the caller's open transaction, so the webhook is durable
+ * exactly when the state change is.  ERR_INVALID for a payload that is
+ * not a JSON object or too long. */
+int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
+                         const char *payload, bool sign);
+int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *order_key,
+                            const char *payload, bool sign);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */
-    int64_t backoff_ms;    /* delay before attempt 2; doubles each time; default 1000 */
+    int64_t backoff_ms;    /* delay after the first failed attempt; doubles
+                              each time; default 1000 */
     int64_t backoff_max_ms;/* cap of the delay; default 300000 */
-    long timeout_ms;       /* per POST; default 10000 */
+    long timeout_ms;       /* per POST, connection included; default 10000 */
+    int max_inflight;      /* POSTs in flight at once; default 16, at most 64 */
+    int max_per_dest;      /* of which to one host:port; default 4 */
 };
 void store_outbox_opts_default(struct store_outbox_opts *o);
-/* Start the sender thread (no-op if running).  A 2xx answer marks a row
- * delivered; anything else (or no answer) schedules a retry after the
- * backoff; after max_attempts the row is marked failed.  Rows survive
- * restarts: a row in flight at a crash is sent again. */
+/* Start the sender thread (no-op if running).  It keeps up to max_inflight
+ * POSTs in flight, at most max_per_dest of them to one destination (the
+ * URL's host:port), so a receiver that does not answer only delays its own
+ * webhooks.  A 2xx answer marks a row delivered; anything else (or no
+ * answer within timeout_ms) schedules the next attempt at the time of the
+ * failure + backoff_ms * 2^(attempt-1) (capped); after max_attempts the
+ * row is marked failed.  Rows survive restarts.  Each row is claimed in
+ * the database for the length of its POST (a lease of 1.5 x timeout_ms,
+ * at least timeout_ms + 1 s),
+ * so several processes can run senders on one database; a row whose
+ * sender died during the POST is sent again, with the same payload and the
+ * next delivery_attempt, when its lease ends. */
 int store_outbox_start(struct store *st, const struct store_outbox_opts *o);
 /* Wake the sender now (enqueue does this already). */
 void store_outbox_kick(struct store *st);
-/* Stop and join the sender (no-op if not running). */
+/* Stop and join the sender (no-op if not running).  POSTs in flight are
+ * abandoned and their rows handed back, due at once with the same
+ * attempt number. */
 void store_outbox_stop(struct store *st);
 /* Delete delivered and failed rows finished before now - older_than_ms
  * (the staging sweeper calls it with 7 days).  *n (may be NULL) = rows. */

@@ -35,13 +35,14 @@ struct store {
     struct store_net_rule *net_rules; /* owned array */
     int net_nrules;
 
-    /* outbox sender */
-    pthread_mutex_t ob_mu;
-    pthread_cond_t ob_cv;
+    /* outbox sender (outbox.c) */
+    pthread_mutex_t ob_mu;     /* guards the ob_ fields */
     pthread_t ob_thread;
     bool ob_running;           /* thread started and not joined */
     bool ob_stop;              /* asks the thread to exit */
     bool ob_kick;              /* work may be due now */
+    void *ob_multi;            /* the sender's CURLM * while it runs (for
+                                  curl_multi_wakeup), else NULL; not owned */
     struct store_outbox_opts ob_opts;
 };
 

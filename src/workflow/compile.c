@@ -396,29 +396,53 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
         /* dynamic outputs (json_parser's fields) come first, like the keys of
          * the dict Roboflow's block returns; the static ones follow */
         if ((blk->flags & WF_BLOCK_DYN_OUTPUTS) && blk->dyn_outputs_field) {
-            const json_t *names = json_object_get(s, blk->dyn_outputs_field);
+            json_t *names = json_object_get(s, blk->dyn_outputs_field), *built = NULL;
             size_t k;
             const json_t *nm;
+            if (json_is_object(names)) {
+                /* a dict of lists (data_aggregator's aggregation_mode): one
+                 * output "<key>_<item>" per item */
+                const char *key;
+                const json_t *items;
+                built = json_array();
+                json_object_foreach(names, key, items) {
+                    size_t q;
+                    const json_t *it;
+                    if (!json_is_array(items))
+                        continue;
+                    json_array_foreach(items, q, it) {
+                        if (json_is_string(it))
+                            json_array_append_new(built, json_sprintf("%s_%s", key, json_string_value(it)));
+                        else
+                            json_array_append_new(built, json_integer(0)); /* rejected below */
+                    }
+                }
+                names = built;
+            }
             if (!json_is_array(names) || json_array_size(names) > 64) {
                 ERRF("step '%s': field '%s': expected a list of at most 64 names", name,
                      blk->dyn_outputs_field);
+                json_decref(built);
                 return ERR_INVALID;
             }
             json_array_foreach(names, k, nm) {
                 if (!json_is_string(nm) || !name_ok(json_string_value(nm), false)) {
                     ERRF("step '%s': field '%s': invalid output name", name,
                          blk->dyn_outputs_field);
+                    json_decref(built);
                     return ERR_INVALID;
                 }
                 if (find_out(st, json_string_value(nm)) >= 0) {
                     ERRF("step '%s': field '%s': '%s' is a reserved or duplicated name", name,
                          blk->dyn_outputs_field, json_string_value(nm));
+                    json_decref(built);
                     return ERR_INVALID;
                 }
                 for (size_t o = 0; o < blk->noutputs; o++)
                     if (!strcmp(blk->outputs[o].name, json_string_value(nm))) {
                         ERRF("step '%s': field '%s': '%s' is a reserved name", name,
                              blk->dyn_outputs_field, json_string_value(nm));
+                        json_decref(built);
                         return ERR_INVALID;
                     }
                 st->outs = xrealloc(st->outs, (st->nouts + blk->noutputs + 1) * sizeof *st->outs);
@@ -427,6 +451,7 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
                 st->outs[st->nouts] = xstrdup(json_string_value(nm));
                 st->out_kinds[st->nouts++] = 0;
             }
+            json_decref(built);
         }
         for (size_t o = 0; o < blk->noutputs; o++) {
             st->outs[st->nouts] = xstrdup(blk->outputs[o].name);

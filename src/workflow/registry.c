@@ -17,7 +17,7 @@
 static const struct wf_block *const *const families[] = {
     wf_blocks_core,          wf_blocks_transform,    wf_blocks_fusion,
     wf_blocks_models,        wf_blocks_visualization, wf_blocks_classical_cv,
-    wf_blocks_analytics,
+    wf_blocks_analytics,     wf_blocks_video_analytics, wf_blocks_video_viz,
 };
 
 struct defaults {

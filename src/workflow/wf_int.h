@@ -14,6 +14,8 @@
 extern const struct wf_block *const wf_blocks_transform[];
 extern const struct wf_block *const wf_blocks_fusion[];
 extern const struct wf_block *const wf_blocks_analytics[];
+extern const struct wf_block *const wf_blocks_video_analytics[]; /* blocks/video_analytics.c */
+extern const struct wf_block *const wf_blocks_video_viz[];       /* blocks/video_viz.c */
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

@@ -214,3 +214,74 @@ def test_kill9_mid_video_loses_and_duplicates_nothing(server_factory):
     got = sorted((r['image'], r['frame_number']) for r in rows)
     want = sorted((n, k) for n in ('a.mp4', 'b.mp4') for k in range(1, FRAMES + 1))
     assert got == want
+
+
+# detector -> tracker -> path deviation -> trace + heatmap, and a data
+# aggregator over the path deviations: every stateful block of issue 14's
+# video analytics keeps its state per video (docs/WORKFLOWS-ENGINE.md)
+REF_PATH = [[0, 120], [160, 120], [320, 120]]
+VIDEO_WF = {
+    'version': '1.0',
+    'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
+    'steps': [
+        {'type': 'roboflow_core/roboflow_object_detection_model@v2', 'name': 'det',
+         'images': '$inputs.image', 'model_id': 'synth-det', 'confidence': 0.05},
+        {'type': 'roboflow_core/byte_tracker@v3', 'name': 'bt', 'image': '$inputs.image',
+         'detections': '$steps.det.predictions'},
+        {'type': 'roboflow_core/path_deviation_analytics@v2', 'name': 'pd', 'image': '$inputs.image',
+         'detections': '$steps.bt.tracked_detections', 'reference_path': REF_PATH},
+        {'type': 'roboflow_core/trace_visualization@v1', 'name': 'trace', 'image': '$inputs.image',
+         'predictions': '$steps.bt.tracked_detections', 'trace_length': 10, 'thickness': 2},
+        {'type': 'roboflow_core/heatmap_visualization@v1', 'name': 'heat', 'image': '$steps.trace.image',
+         'predictions': '$steps.bt.tracked_detections', 'ignore_stationary': False},
+        {'type': 'roboflow_core/data_aggregator@v1', 'name': 'agg',
+         'data': {'dev': '$steps.pd.path_deviation_detections'},
+         'data_operations': {'dev': [{'type': 'SequenceLength'}]},
+         'aggregation_mode': {'dev': ['sum', 'max']}, 'interval_unit': 'runs', 'interval': 6},
+    ],
+    'outputs': [
+        {'type': 'JsonField', 'name': 'pd', 'selector': '$steps.pd.path_deviation_detections'},
+        {'type': 'JsonField', 'name': 'dev_sum', 'selector': '$steps.agg.dev_sum'},
+        {'type': 'JsonField', 'name': 'dev_max', 'selector': '$steps.agg.dev_max'},
+        {'type': 'JsonField', 'name': 'viz', 'selector': '$steps.heat.image'},
+    ],
+}
+
+
+def test_trace_heatmap_path_deviation_aggregator_per_video(vsrv):
+    put_workflow(vsrv, 'vana', VIDEO_WF)
+    r = bp(vsrv, 'POST', '/vana', video_body('clips', 'vana', persist=True,
+                                            spec={'imagesOutputsToBePersisted': ['viz']}))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vana')
+    assert job['error'] is False, job
+    exp = download_export(vsrv, 'vana')
+    rows = results_rows(exp, 'jsonl')
+    per = {n: sorted((r for r in rows if r['image'] == n), key=lambda r: r['frame_number'])
+           for n in ('a.mp4', 'b.mp4')}
+    for n, rs in per.items():
+        assert [r['frame_number'] for r in rs] == list(range(1, FRAMES + 1))
+        seen = set()
+        for r in rs:
+            for p in r['pd']['predictions']:
+                assert isinstance(p['tracker_id'], int) and p['path_deviation'] >= 0
+                if p['tracker_id'] not in seen:
+                    # a one-point path: its farthest distance to the reference points
+                    seen.add(p['tracker_id'])
+                    want = max(((p['x'] - x) ** 2 + (p['y'] - y) ** 2) ** 0.5 for x, y in REF_PATH)
+                    assert abs(p['path_deviation'] - want) < 1e-3, (p, want)
+        assert seen, n
+        # the aggregator flushes every 6 runs of this video: the detections of those 6 frames
+        for i, r in enumerate(rs):
+            if (i + 1) % 6:
+                assert r['dev_sum'] is None and r['dev_max'] is None
+            else:
+                lens = [len(x['pd']['predictions']) for x in rs[i - 5:i + 1]]
+                assert r['dev_sum'] == sum(lens) and r['dev_max'] == max(lens)
+    # each video with its own state: the same values for the same video twice
+    def strip(rs):
+        return [(r['dev_sum'], [(p['tracker_id'], p['path_deviation']) for p in r['pd']['predictions']])
+                for r in rs]
+    assert strip(per['a.mp4']) == strip(per['b.mp4'])
+    assert sorted(exp['members']) == sorted(f'{r["image"]}/{r["frame_number"]}/viz.jpg' for r in rows)
+    assert all(v[:2] == b'\xff\xd8' for v in exp['members'].values())

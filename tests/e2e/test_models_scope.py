@@ -239,6 +239,9 @@ def test_data_folder_from_before_keeps_working(server_factory, tmpdir_path):
             "INSERT INTO models_old SELECT model_id, weights_key, meta_key, size, sha256, created_ms, updated_ms"
             " FROM models;"
             "DROP TABLE models; ALTER TABLE models_old RENAME TO models;"
+            # and the outbox of core schema 2 (undo migration 4)
+            "DROP INDEX outbox_order; ALTER TABLE outbox DROP COLUMN dest;"
+            " ALTER TABLE outbox DROP COLUMN order_key;"
             "UPDATE schema_versions SET version=2 WHERE component='core';")
         db.commit()
     finally:

@@ -1127,7 +1127,7 @@ TEST(upload_metadata_checked)
         const char *meta, *needle;
     } cases[] = {
         {"{\"class_names\": [1, 2]}", "class_names"},
-        {"{\"environment\": \"x\"}", "JSON objects"},
+        {"{\"environment\": \"x\"}", "must be a JSON object"},
         {"{\"task\": \"nonsense\"}", "unknown task 'nonsense'"},
         {"{\"task\": \"classification\"}", "no decoder understands"},
         {"{\"environment\": {\"PREPROCESSING\": \"{\\\"contrast\\\": {\\\"enabled\\\": true, "

@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 
 #include "base/base.h"
@@ -288,7 +291,7 @@ TEST(outbox_retry_backoff_attempts)
     o.backoff_ms = 100;
     o.timeout_ms = 2000;
     int64_t t0 = time_now_ms();
-    ASSERT_OK(store_outbox_enqueue(st, url, "myws", "{\"type\":\"x\",\"n\":1}", true));
+    ASSERT_OK(store_outbox_enqueue(st, url, "myws", NULL, "{\"type\":\"x\",\"n\":1}", true));
     ASSERT_OK(store_outbox_start(st, &o));
     ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
     int64_t dt = time_now_ms() - t0;
@@ -335,8 +338,8 @@ TEST(outbox_gives_up_and_survives_restart)
     recv_start(&r, statuses, 1);
     char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
     ASSERT_OK(store_open(d, &st));
-    ASSERT_OK(store_outbox_enqueue(st, url, "ws", "{\"a\":1}", false));
-    ASSERT_EQ(store_outbox_enqueue(st, url, "ws", "[1]", false), ERR_INVALID);
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"a\":1}", false));
+    ASSERT_EQ(store_outbox_enqueue(st, url, "ws", NULL, "[1]", false), ERR_INVALID);
     store_close(st); /* never sent: the row is durable */
     ASSERT_OK(store_open(d, &st));
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
@@ -372,7 +375,7 @@ TEST(outbox_refuses_loopback_without_allow)
     store_outbox_opts_default(&o);
     o.backoff_ms = 10;
     o.max_attempts = 2;
-    ASSERT_OK(store_outbox_enqueue(st, url, "ws", "{}", false));
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{}", false));
     ASSERT_OK(store_outbox_start(st, &o));
     int64_t p = 1, dl, f = 0;
     for (int i = 0; i < 200 && f != 1; i++) {
@@ -381,6 +384,384 @@ TEST(outbox_refuses_loopback_without_allow)
     }
     ASSERT_EQ(f, 1);
     ASSERT_EQ(recv_count(&r), 0);
+    store_close(st);
+    recv_stop(&r);
+    free(url);
+}
+
+/* ---- concurrent delivery ------------------------------------------------------------- */
+
+/* A receiver that accepts connections and never answers; counts how many
+ * are open at once (a connection the sender gave up on is closed). */
+struct hang_srv {
+    int fd, port;
+    pthread_mutex_t mu;
+    int conns[64], nconns;
+    int accepted, max_open;
+    int stop; /* atomic */
+    pthread_t th;
+};
+
+static void *hang_main(void *arg)
+{
+    struct hang_srv *h = arg;
+    while (!__atomic_load_n(&h->stop, __ATOMIC_ACQUIRE)) {
+        struct pollfd p[65];
+        int n = 0;
+        p[n++] = (struct pollfd){.fd = h->fd, .events = POLLIN};
+        pthread_mutex_lock(&h->mu);
+        for (int i = 0; i < h->nconns; i++)
+            p[n++] = (struct pollfd){.fd = h->conns[i], .events = POLLIN};
+        pthread_mutex_unlock(&h->mu);
+        if (poll(p, (nfds_t)n, 50) <= 0)
+            continue;
+        pthread_mutex_lock(&h->mu);
+        for (int i = n - 1; i >= 1; i--) {
+            char buf[4096];
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            ssize_t r = recv(p[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (r == 0 || (r < 0 && errno != EAGAIN)) { /* closed by the sender */
+                close(p[i].fd);
+                for (int k = 0; k < h->nconns; k++)
+                    if (h->conns[k] == p[i].fd)
+                        h->conns[k] = h->conns[--h->nconns];
+            }
+        }
+        if ((p[0].revents & POLLIN) && h->nconns < 64) {
+            int c = accept(h->fd, NULL, NULL);
+            if (c >= 0) {
+                h->conns[h->nconns++] = c;
+                h->accepted++;
+                if (h->nconns > h->max_open)
+                    h->max_open = h->nconns;
+            }
+        }
+        pthread_mutex_unlock(&h->mu);
+    }
+    return NULL;
+}
+
+/* Listen only (no thread yet): hang_run() starts it. */
+static void hang_listen(struct hang_srv *h)
+{
+    struct sockaddr_in a = {0};
+    socklen_t al = sizeof a;
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (bind(h->fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(h->fd, 64) < 0)
+        abort();
+    getsockname(h->fd, (struct sockaddr *)&a, &al);
+    h->port = ntohs(a.sin_port);
+}
+
+static void hang_run(struct hang_srv *h)
+{
+    pthread_create(&h->th, NULL, hang_main, h);
+}
+
+static int hang_get(struct hang_srv *h, int *max_open)
+{
+    pthread_mutex_lock(&h->mu);
+    int n = h->accepted;
+    if (max_open)
+        *max_open = h->max_open;
+    pthread_mutex_unlock(&h->mu);
+    return n;
+}
+
+static void hang_wait(struct hang_srv *h, int n, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms && hang_get(h, NULL) < n; t += 10)
+        usleep(10000);
+    ASSERT_GE(hang_get(h, NULL), n);
+}
+
+static void hang_stop(struct hang_srv *h)
+{
+    __atomic_store_n(&h->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(h->th, NULL);
+    for (int i = 0; i < h->nconns; i++)
+        close(h->conns[i]);
+    close(h->fd);
+    pthread_mutex_destroy(&h->mu);
+}
+
+static json_t *req_json(struct recv_srv *r, int i)
+{
+    pthread_mutex_lock(&r->mu);
+    json_t *j = json_loads(r->req_body[i], 0, NULL);
+    pthread_mutex_unlock(&r->mu);
+    if (!j)
+        T_FAIL("request %d has no JSON body", i);
+    return j;
+}
+
+static int64_t req_int(struct recv_srv *r, int i, const char *key)
+{
+    json_t *j = req_json(r, i);
+    int64_t v = json_integer_value(json_object_get(j, key));
+    json_decref(j);
+    return v;
+}
+
+static int64_t row_int(struct store *st, const char *sql)
+{
+    sqlite3 *db = store_db_acquire(st);
+    sqlite3_stmt *q = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    store_db_release(st, db);
+    return v;
+}
+
+TEST(outbox_hanging_destination_holds_only_its_slots)
+{
+    struct store *st = open_tmp();
+    struct hang_srv h;
+    struct recv_srv r;
+    static const int ok[] = {200};
+    hang_listen(&h);
+    hang_run(&h);
+    recv_start(&r, ok, 1);
+    char *hurl = xasprintf("http://127.0.0.1:%d/hook", h.port);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.max_inflight = 4;
+    o.max_per_dest = 2;
+    o.timeout_ms = 5000;
+    /* more rows to the silent receiver than there are slots */
+    for (int i = 0; i < 8; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        ASSERT_OK(store_outbox_enqueue(st, hurl, "slow", NULL, body, false));
+    }
+    ASSERT_OK(store_outbox_start(st, &o));
+    hang_wait(&h, 2, 5000);
+    usleep(200000);
+    int64_t t0 = time_now_ms();
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(store_outbox_enqueue(st, url, "fast", NULL, "{\"fast\":1}", false));
+    ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
+    ASSERT_LT(r.req_ms[2] - t0, 1500); /* not behind a 5 s timeout */
+    int max_open = 0;
+    ASSERT_EQ(hang_get(&h, &max_open), 2);
+    ASSERT_EQ(max_open, 2);
+    /* a stop does not wait for the POSTs in flight: they are handed back,
+     * due at once, attempt not counted */
+    t0 = time_now_ms();
+    store_outbox_stop(st);
+    ASSERT_LT(time_now_ms() - t0, 1000);
+    ASSERT_EQ(row_int(st, "SELECT count(*) FROM outbox WHERE state='pending' AND attempts>0"), 0);
+    ASSERT_EQ(row_int(st, "SELECT count(*) FROM outbox WHERE state='pending'"), 8);
+    store_close(st);
+    hang_stop(&h);
+    recv_stop(&r);
+    free(hurl);
+    free(url);
+}
+
+TEST(outbox_order_key_one_at_a_time)
+{
+    struct store *st = open_tmp();
+    struct recv_srv ra, rb;
+    static const int a_script[] = {500, 500, 200};
+    static const int b_script[] = {200};
+    recv_start(&ra, a_script, 3);
+    recv_start(&rb, b_script, 1);
+    char *ua = xasprintf("http://127.0.0.1:%d/hook", ra.port);
+    char *ub = xasprintf("http://127.0.0.1:%d/hook", rb.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 200;
+    /* job a: events 1 then 2; job b and an unkeyed row are independent */
+    ASSERT_OK(store_outbox_enqueue(st, ua, "ws", "job/a", "{\"ev\":1}", false));
+    ASSERT_OK(store_outbox_enqueue(st, ua, "ws", "job/a", "{\"ev\":2}", false));
+    ASSERT_OK(store_outbox_enqueue(st, ub, "ws", "job/b", "{\"ev\":3}", false));
+    ASSERT_OK(store_outbox_enqueue(st, ub, "ws", NULL, "{\"ev\":4}", false));
+    /* the same key in another workspace is another sequence */
+    ASSERT_OK(store_outbox_enqueue(st, ub, "other", "job/a", "{\"ev\":5}", false));
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&ra, 4, 10000), 4);
+    ASSERT_EQ(recv_wait(&rb, 3, 2000), 3);
+    /* a's receiver: event 1 three times (500, 500, 200), then event 2 */
+    int64_t ev[4], att[4];
+    for (int i = 0; i < 4; i++) {
+        ev[i] = req_int(&ra, i, "ev");
+        att[i] = req_int(&ra, i, "delivery_attempt");
+    }
+    ASSERT_EQ(ev[0], 1);
+    ASSERT_EQ(ev[1], 1);
+    ASSERT_EQ(ev[2], 1);
+    ASSERT_EQ(ev[3], 2);
+    ASSERT_EQ(att[2], 3);
+    ASSERT_EQ(att[3], 1);
+    ASSERT_GE(ra.req_ms[3], ra.done_ms[2]);
+    /* the others went out at once, not behind job a's retries */
+    for (int i = 0; i < 3; i++)
+        ASSERT_LT(rb.req_ms[i], ra.req_ms[1]);
+    store_close(st);
+    recv_stop(&ra);
+    recv_stop(&rb);
+    free(ua);
+    free(ub);
+}
+
+TEST(outbox_backoff_counts_from_each_failure)
+{
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int script[] = {500, 500, 500, 200};
+    recv_start(&r, script, 4);
+    __atomic_store_n(&r.delay_ms, 400, __ATOMIC_RELEASE); /* each answer takes longer than the first backoff */
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 200;
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{}", false));
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 4, 15000), 4);
+    /* next attempt = failure + 200, 400, 800 ms */
+    for (int k = 0; k < 3; k++) {
+        int64_t gap = r.req_ms[k + 1] - r.done_ms[k], want = 200LL << k;
+        if (gap < want - 20 || gap > want + 700)
+            T_FAIL("gap after failure %d: %lld ms, want %lld", k + 1, (long long)gap, (long long)want);
+    }
+    store_close(st);
+    recv_stop(&r);
+    free(url);
+}
+
+TEST(outbox_two_senders_one_database)
+{
+    /* two stores on one data folder stand for two processes */
+    char *d = tmpdir();
+    struct store *a = NULL, *b = NULL;
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_open(d, &a));
+    ASSERT_OK(store_open(d, &b));
+    ASSERT_OK(store_net_allow_set(a, "127.0.0.1"));
+    ASSERT_OK(store_net_allow_set(b, "127.0.0.1"));
+    enum { N = 48 };
+    for (int i = 0; i < N; i++) {
+        char body[32];
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        ASSERT_OK(store_outbox_enqueue(i % 2 ? a : b, url, "ws", NULL, body, false));
+    }
+    ASSERT_OK(store_outbox_start(a, NULL));
+    ASSERT_OK(store_outbox_start(b, NULL));
+    ASSERT_EQ(recv_wait(&r, N, 15000), N);
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 200 && dl != N; i++) {
+        ASSERT_OK(store_outbox_counts(a, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(dl, N);
+    usleep(300000);
+    ASSERT_EQ(recv_count(&r), N); /* each row sent once */
+    int seen[N] = {0};
+    for (int i = 0; i < N; i++) {
+        int64_t n = req_int(&r, i, "n");
+        ASSERT(n >= 0 && n < N);
+        ASSERT_EQ(seen[n]++, 0);
+        ASSERT_EQ(req_int(&r, i, "delivery_attempt"), 1);
+    }
+    store_close(a);
+    store_close(b);
+    recv_stop(&r);
+    free(url);
+    free(d);
+}
+
+TEST(outbox_crash_during_post_retried_with_same_payload)
+{
+    char *d = tmpdir();
+    struct hang_srv h;
+    hang_listen(&h);
+    char *hurl = xasprintf("http://127.0.0.1:%d/hook", h.port);
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.timeout_ms = 1000; /* lease 2 s */
+    pid_t pid = fork();
+    ASSERT(pid >= 0);
+    if (pid == 0) { /* the process that dies during its POST */
+        struct store *st = NULL;
+        if (store_open(d, &st) < 0 || store_net_allow_set(st, "127.0.0.1") < 0 ||
+            store_outbox_enqueue(st, hurl, "ws", "job/x", "{\"event_id\":\"ev-1\"}", false) < 0 ||
+            store_outbox_start(st, &o) < 0)
+            _exit(3);
+        for (;;)
+            pause();
+    }
+    hang_run(&h);
+    hang_wait(&h, 1, 10000);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int64_t killed = time_now_ms();
+    struct store *st = NULL;
+    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    /* the row is claimed: attempt 1 counted, leased until next_ms */
+    ASSERT_EQ(row_int(st, "SELECT attempts FROM outbox WHERE state='pending'"), 1);
+    int64_t lease_end = row_int(st, "SELECT next_ms FROM outbox");
+    ASSERT_GT(lease_end, killed);
+    /* send the retry somewhere that answers */
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    sqlite3 *db = store_db_acquire(st);
+    char *sql = xasprintf("UPDATE outbox SET url='http://127.0.0.1:%d/hook', dest='127.0.0.1:%d'", r.port, r.port);
+    ASSERT_OK(store_exec(db, sql));
+    free(sql);
+    store_db_release(st, db);
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 1, 10000), 1);
+    ASSERT_GE(r.req_ms[0], lease_end - 5); /* not before the lease ended */
+    json_t *j = req_json(&r, 0);
+    ASSERT_EQ(json_integer_value(json_object_get(j, "delivery_attempt")), 2);
+    ASSERT(!strcmp(json_string_value(json_object_get(j, "event_id")), "ev-1"));
+    json_decref(j);
+    usleep(200000);
+    ASSERT_EQ(recv_count(&r), 1);
+    ASSERT_EQ(row_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'"), 1);
+    store_close(st);
+    recv_stop(&r);
+    hang_stop(&h);
+    free(hurl);
+    free(d);
+}
+
+TEST(outbox_rows_from_before_dest_column)
+{
+    /* rows queued before migration 4 have dest '': worked out from url */
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    for (int i = 0; i < 3; i++)
+        ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"old\":true}", false));
+    sqlite3 *db = store_db_acquire(st);
+    ASSERT_OK(store_exec(db, "UPDATE outbox SET dest=''"));
+    store_db_release(st, db);
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.max_per_dest = 1;
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 3, 5000), 3);
     store_close(st);
     recv_stop(&r);
     free(url);

@@ -10,10 +10,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RECV_MAX 64
@@ -32,7 +34,17 @@ struct recv_srv {
     const char *extra_header; /* e.g. "Location: …\r\n", or NULL */
     const void *body; /* served to every request when set */
     size_t body_len;
+    int delay_ms;     /* wait this long before each answer (set before start) */
+    int64_t req_ms[RECV_MAX];  /* wall ms when request i was read */
+    int64_t done_ms[RECV_MAX]; /* wall ms just before its answer was sent */
 };
+
+static int64_t recv_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void *recv_main(void *arg)
 {
@@ -62,12 +74,22 @@ static void *recv_main(void *arg)
         pthread_mutex_lock(&r->mu);
         int idx = r->nreq;
         int status = r->statuses[idx < r->nstatuses ? idx : r->nstatuses - 1];
-        if (idx < RECV_MAX && end) {
+        bool kept = idx < RECV_MAX && end;
+        if (kept) {
             r->req_head[idx] = strndup(buf, (size_t)(end - buf));
             r->req_body[idx] = strdup(end + 4);
-            r->nreq++;
+            r->req_ms[idx] = recv_now_ms();
         }
         pthread_mutex_unlock(&r->mu);
+        int delay = __atomic_load_n(&r->delay_ms, __ATOMIC_ACQUIRE);
+        if (delay > 0)
+            usleep((useconds_t)delay * 1000);
+        if (kept) {
+            pthread_mutex_lock(&r->mu);
+            r->done_ms[idx] = recv_now_ms();
+            r->nreq++; /* counted once its times are known */
+            pthread_mutex_unlock(&r->mu);
+        }
         char resp[160];
         const void *rb = r->body ? r->body : "ok";
         size_t rbl = r->body ? r->body_len : 2;

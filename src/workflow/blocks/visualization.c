@@ -950,7 +950,12 @@ static const struct wf_block pixelate_v1 = {
 
 /* inference's PolygonAnnotator: the outline of each mask (here: its
  * polygon, points truncated to int); boxes when there are no masks. */
-static int polygon_run(struct wf_call *c)
+static int polygon_common(struct wf_call *c, bool v2);
+static int polygon_run(struct wf_call *c) { return polygon_common(c, false); }
+/* v2 is sv.PolygonAnnotator: without masks nothing is drawn. */
+static int polygon_v2_run(struct wf_call *c) { return polygon_common(c, true); }
+
+static int polygon_common(struct wf_call *c, bool v2)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
         struct viz v;
@@ -966,6 +971,8 @@ static int polygon_run(struct wf_call *c)
             const struct wf_det *d = &v.ds->d[k];
             struct vis_color col;
             if ((rc = viz_color(&v, k, &col)) < 0)
+                break;
+            if (!masks && v2)
                 break;
             if (!masks) {
                 vis_draw_rect(v.px, viz__trunc(d->x1), viz__trunc(d->y1), viz__trunc(d->x2),
@@ -1002,6 +1009,11 @@ static const char *const polygon_types[] = {"roboflow_core/polygon_visualization
 static const struct wf_block polygon_v1 = {
     .types = polygon_types, .fields = polygon_fields, .nfields = ARRAY_LEN(polygon_fields),
     .outputs = OUT_IMAGE, .noutputs = 1, .run = polygon_run,
+};
+static const char *const polygon_v2_types[] = {"roboflow_core/polygon_visualization@v2", NULL};
+static const struct wf_block polygon_v2 = {
+    .types = polygon_v2_types, .fields = polygon_fields, .nfields = ARRAY_LEN(polygon_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = polygon_v2_run,
 };
 
 /* ---- mask_visualization ------------------------------------------------------------------ */
@@ -1810,18 +1822,30 @@ static const struct wf_block keypoint_v1 = {
  * kernel_size is not passed to the annotator, whose default (40) applies.
  * Where Python would produce NaN (nothing drawn) or wrap around past 255,
  * the image is left unchanged / saturated. */
-static int halo_run(struct wf_call *c)
+static int halo_common(struct wf_call *c, bool v2);
+static int halo_run(struct wf_call *c) { return halo_common(c, false); }
+/* v2 is sv.HaloAnnotator: kernel_size is used (1 to 1000), and without
+ * masks the image is left as it is. */
+static int halo_v2_run(struct wf_call *c) { return halo_common(c, true); }
+
+static int halo_common(struct wf_call *c, bool v2)
 {
-    enum { HALO_KERNEL = 40 };
     for (size_t i = 0; i < wf_call_n(c); i++) {
         struct viz v;
         struct vis_image *colored = NULL, *fmask = NULL, *gray = NULL;
         struct area_idx *order = NULL;
         double opacity = wf_arg_double(c, i, "opacity", 0.8);
         bool masks;
-        int rc, gmax = 0;
+        int rc, gmax = 0, HALO_KERNEL = 40;
+        if (v2 && (rc = arg_int_bounded(c, i, "kernel_size", 1, VIZ_MAX_THICKNESS, 40, &HALO_KERNEL)) < 0)
+            return rc;
         if ((rc = viz_begin(c, i, true, true, &v)) < 0)
             return rc;
+        if (v2 && !dets_have_masks(v.ds)) {
+            if ((rc = viz_end(&v, 0)) < 0)
+                return rc;
+            continue;
+        }
         colored = vis_image_new(v.px->w, v.px->h, v.px->fmt);
         fmask = vis_image_new(v.px->w, v.px->h, VIS_GRAY);
         order = xcalloc(v.ds->n + 1, sizeof *order);
@@ -1916,6 +1940,11 @@ static const char *const halo_types[] = {"roboflow_core/halo_visualization@v1",
 static const struct wf_block halo_v1 = {
     .types = halo_types, .fields = halo_fields, .nfields = ARRAY_LEN(halo_fields),
     .outputs = OUT_IMAGE, .noutputs = 1, .run = halo_run,
+};
+static const char *const halo_v2_types[] = {"roboflow_core/halo_visualization@v2", NULL};
+static const struct wf_block halo_v2 = {
+    .types = halo_v2_types, .fields = halo_fields, .nfields = ARRAY_LEN(halo_fields),
+    .outputs = OUT_IMAGE, .noutputs = 1, .run = halo_v2_run,
 };
 
 /* inference's ReferencePathVisualizationBlockV1: cv2.polylines (open). */
@@ -2335,5 +2364,5 @@ const struct wf_block *const wf_blocks_visualization[] = {
     &bbox_v1,  &label_v1, &label_v2,  &blur_v1, &pixelate_v1, &polygon_v1,   &mask_v1,
     &dot_v1,   &circle_v1, &corner_v1, &crop_v1, &zone_v1,     &cls_label_v1, &line_zone_v1,
     &ellipse_v1, &triangle_v1, &color_v1, &background_v1, &keypoint_v1,
-    &halo_v1,    &reference_path_v1, &comparison_v1, NULL,
+    &halo_v1,    &reference_path_v1, &comparison_v1, &polygon_v2, &halo_v2, NULL,
 };

@@ -436,7 +436,9 @@ static void clear_result(struct db_stmt *s)
 static int run(struct db_stmt *s, struct err *e)
 {
     struct pg_stmt *ps = s->aux;
-    int n = ps->nparams > s->np ? ps->nparams : s->np;
+    /* The parameters the text uses: one bound beyond them is ignored, as
+     * SQLite ignores it (PostgreSQL would refuse the extra ones). */
+    int n = ps->nparams;
     Oid types[DB_MAX_PARAMS];
     const char *values[DB_MAX_PARAMS];
     int lengths[DB_MAX_PARAMS];

@@ -35,6 +35,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,17 +62,21 @@ struct pg_stmt {
 /* ---- messages ------------------------------------------------------------ */
 
 /* libpq's message on one line: newlines and tabs become spaces, the
- * trailing ones go, and 'secret' (the password, may be NULL) never shows. */
-static void one_line(char *out, size_t n, const char *msg, const char *secret)
+ * trailing ones go, and none of secrets[0..n) (the password as written in
+ * the target and as decoded; NULL entries skipped) ever shows. */
+static void one_line(char *out, size_t n, const char *msg, char *const *secrets, int ns)
 {
     size_t j = 0;
-    size_t sl = secret && *secret ? strlen(secret) : 0;
     bool space = false;
     for (const char *p = msg ? msg : ""; *p && j + 4 < n; p++) {
-        if (sl && !strncmp(p, secret, sl)) {
+        size_t hit = 0;
+        for (int k = 0; k < ns && !hit; k++)
+            if (secrets[k] && *secrets[k] && !strncmp(p, secrets[k], strlen(secrets[k])))
+                hit = strlen(secrets[k]);
+        if (hit) {
             memcpy(out + j, "***", 3);
             j += 3;
-            p += sl - 1;
+            p += hit - 1;
             space = false;
             continue;
         }
@@ -141,19 +146,42 @@ static void notice_drop(void *arg, const char *msg)
     log_debug("db", "postgres notice: %.200s", msg);
 }
 
-/* The password given in the target (URI or query parameter), malloc'd, or
- * NULL: to scrub it from messages. */
-static char *password_of(const char *target)
+/* The passwords of the target, to scrub them from messages: [0] as
+ * libpq decodes it, [1] as written in the URI's user:password@ part, [2]
+ * as written in a password= parameter (each malloc'd or NULL). */
+struct secrets {
+    char *s[3];
+};
+
+static void secrets_of(const char *target, struct secrets *out)
 {
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(target, &errmsg);
-    char *pw = NULL;
+    memset(out, 0, sizeof *out);
     PQfreemem(errmsg);
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
         if (!strcmp(o->keyword, "password") && o->val && *o->val)
-            pw = xstrdup(o->val);
+            out->s[0] = xstrdup(o->val);
     PQconninfoFree(opts);
-    return pw;
+    const char *p = strstr(target, "://");
+    const char *auth = p ? p + 3 : target;
+    size_t auth_end = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < auth_end; i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon && at > colon + 1)
+        out->s[1] = xstrndup(colon + 1, (size_t)(at - colon - 1));
+    const char *q = strstr(target, "password=");
+    if (q && q > target && (q[-1] == '?' || q[-1] == '&') && q[9] && q[9] != '&')
+        out->s[2] = xstrndup(q + 9, strcspn(q + 9, "&#"));
+}
+
+static void secrets_free(struct secrets *x)
+{
+    for (int i = 0; i < 3; i++)
+        free(x->s[i]);
 }
 
 int db__pg_connect(struct db *d, struct db_conn *c, struct err *e)
@@ -162,9 +190,10 @@ int db__pg_connect(struct db *d, struct db_conn *c, struct err *e)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(d->target, &errmsg);
     if (!opts) {
-        char *pw = password_of(d->target);
-        one_line(msg, sizeof msg, errmsg ? errmsg : "out of memory", pw);
-        free(pw);
+        struct secrets x;
+        secrets_of(d->target, &x);
+        one_line(msg, sizeof msg, errmsg ? errmsg : "out of memory", x.s, 3);
+        secrets_free(&x);
         PQfreemem(errmsg);
         return err_set(e, ERR_INVALID, "bad database URL '%s': %s", d->display, msg);
     }
@@ -179,12 +208,13 @@ int db__pg_connect(struct db *d, struct db_conn *c, struct err *e)
     if (!h)
         return err_set(e, ERR_NOMEM, "cannot connect to '%s': out of memory", d->display);
     if (PQstatus(h) != CONNECTION_OK) {
-        char *pw = password_of(d->target);
+        struct secrets x;
         const char *raw = PQerrorMessage(h);
         const char *why = "cannot reach the server";
         int code = ERR_UNAVAILABLE;
-        one_line(msg, sizeof msg, raw, pw);
-        free(pw);
+        secrets_of(d->target, &x);
+        one_line(msg, sizeof msg, raw, x.s, 3);
+        secrets_free(&x);
         if (strstr(raw, "invalid integer value") || strstr(raw, "invalid port number") ||
             strstr(raw, "invalid connection option") || strstr(raw, "invalid value for parameter") ||
             strstr(raw, "invalid sslmode") || strstr(raw, "invalid URI")) {
@@ -233,6 +263,34 @@ void db__pg_disconnect(struct db_conn *c)
     c->h = NULL;
 }
 
+bool db__pg_alive(struct db_conn *c)
+{
+    PGconn *h = c->h;
+    if (!h || PQstatus(h) != CONNECTION_OK)
+        return false;
+    int fd = PQsocket(h);
+    if (fd < 0)
+        return false;
+    /* An idle connection has nothing to read unless the server spoke on
+     * its own: a notice, a parameter change, or a FATAL error and the end
+     * of the stream.  Read what there is until it would block; the end of
+     * the stream makes PQconsumeInput fail. */
+    for (int i = 0; i < 8; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 0);
+        if (r == 0)
+            return true;
+        if (r < 0 || (p.revents & (POLLERR | POLLNVAL)))
+            return false;
+        if (!PQconsumeInput(h) || PQstatus(h) != CONNECTION_OK)
+            return false;
+        PGnotify *n;
+        while ((n = PQnotifies(h)) != NULL)
+            PQfreemem(n);
+    }
+    return true;
+}
+
 /* ---- errors -------------------------------------------------------------- */
 
 static bool sqlstate_is(const char *st, const char *want)
@@ -249,7 +307,7 @@ static int fail(struct db_conn *c, PGresult *res, const char *sql, struct err *e
     char msg[ERR_MSG_MAX];
     int rc;
 
-    one_line(msg, sizeof msg, primary ? primary : PQerrorMessage(h), NULL);
+    one_line(msg, sizeof msg, primary ? primary : PQerrorMessage(h), NULL, 0);
     if (PQstatus(h) == CONNECTION_BAD || (st && !strncmp(st, "08", 2)) || sqlstate_is(st, "57P01") ||
         sqlstate_is(st, "57P02") || sqlstate_is(st, "57P03")) {
         c->broken = true;

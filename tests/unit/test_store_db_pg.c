@@ -57,6 +57,10 @@ TEST(connect_errors_say_why_without_the_password)
     ASSERT(strstr(e.msg, "cannot reach the server") != NULL);
     ASSERT(strstr(e.msg, "s3cretpw") == NULL);
     ASSERT(strchr(e.msg, '\n') == NULL);
+    /* a password libpq cannot decode is not echoed by its message */
+    err_clear(&e);
+    ASSERT_EQ(db_open("postgres://u:pa%zzss@host/db", 1, &d, &e), ERR_INVALID);
+    ASSERT(strstr(e.msg, "pa%zzss") == NULL && strstr(e.msg, "zzss") == NULL);
     /* a password given as a query parameter is hidden as well */
     err_clear(&e);
     ASSERT_EQ(db_open("postgresql://127.0.0.1:1/db?password=s3cretpw&connect_timeout=2", 1, &d, &e),
@@ -246,6 +250,26 @@ TEST(a_lost_connection_is_unavailable_and_replaced)
     ASSERT_EQ(db_run(a, &e, "SELECT 1", NULL), ERR_UNAVAILABLE);
     ASSERT(strstr(e.msg, "cannot be reached") != NULL);
     db_release(d, a); /* closed, not pooled */
+    db_release(d, b);
+    /* an idle pooled connection whose session the server ends is
+     * replaced at the next db_acquire: no error reaches the caller */
+    a = db_acquire(d, &e);
+    b = db_acquire(d, &e);
+    ASSERT(a && b);
+    ASSERT_OK(db_prepare(a, "SELECT pg_backend_pid()", &s, &e));
+    ASSERT_EQ(db_step(s, &e), DB_ROW);
+    int64_t idle_pid = db_col_int64(s, 0);
+    db_finalize(s);
+    db_release(d, a); /* idle in the pool now */
+    ASSERT_OK(db_run(b, &e, "SELECT pg_terminate_backend(?1::int)", "i", idle_pid));
+    usleep(100 * 1000);
+    a = db_acquire(d, &e);
+    ASSERT(a != NULL);
+    ASSERT_OK(db_prepare(a, "SELECT pg_backend_pid()", &s, &e));
+    ASSERT_EQ(db_step(s, &e), DB_ROW);
+    ASSERT_NE(db_col_int64(s, 0), idle_pid);
+    db_finalize(s);
+    db_release(d, a);
     db_release(d, b);
     /* the pool hands out working connections again, with new sessions */
     for (int i = 0; i < 3; i++) {

@@ -301,6 +301,8 @@ static int shard_insert(sqlite3 *db, int64_t bid, const char *shard_id, const ch
     sqlite3_bind_int64(q, 3, now);
     rc = store_step_done(db, q);
 out:
+    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
+        rc = store_sql_err(db, sqlite3_errcode(db));
     sqlite3_finalize(q);
     return rc;
 }

@@ -431,6 +431,8 @@ int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws,
             rc = 0;
         }
     }
+    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
+        rc = store_sql_err(db, sqlite3_errcode(db));
     sqlite3_finalize(q);
     return rc;
 }
@@ -574,6 +576,8 @@ int staging__shard_status(sqlite3 *db, const char *shard_id, const char *state, 
     sqlite3_bind_int64(q, 5, now);
     rc = store_step_done(db, q);
 out:
+    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
+        rc = store_sql_err(db, sqlite3_errcode(db));
     sqlite3_finalize(q);
     free(m);
     return rc;

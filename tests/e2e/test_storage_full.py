@@ -336,3 +336,50 @@ def test_job_that_finds_the_disk_full_waits_and_finishes_later(tmpfs_server):
     assert job['error'] is False, job
     rows = results_rows(download_export(s, 'jf1'))
     assert sorted(r['image'] for r in rows) == sorted(names)
+
+
+def test_reference_shard_that_finds_the_disk_full_waits_and_is_fetched_later(tmpfs_server):
+    import http.server
+    files = {f'r{i}.png': noise_png(5000 + i) for i in range(6)}  # 6 x 77 KB
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):
+            body = files.get(self.path.lstrip('/'))
+            self.send_response(200 if body else 404)
+            self.send_header('Content-Length', str(len(body or b'')))
+            self.end_headers()
+            self.wfile.write(body or b'')
+
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        # reserve 0: the ingest is accepted, the fetched files then do not fit
+        s = tmpfs_server(24, args=['--storage-reserve', '0', '--allow-private-urls'])
+        fill(s.data, 160 * 1024)
+        refs = [{'name': n, 'url': f'http://127.0.0.1:{httpd.server_address[1]}/{n}'} for n in files]
+        r = s.ds('POST', '/refs1/bulk-upload/image-references', body=json.dumps({'imageReferences': refs}).encode(),
+                 headers={'Content-Type': 'application/json'})
+        assert r.status == 200, r
+        deadline = time.time() + 30 * MULT
+        status = None
+        while time.time() < deadline:
+            sh = s.ds('GET', '/refs1/shards').json()['shards']
+            status = sh[0]['statusName']
+            if status == 'waiting-for-storage':
+                break
+            assert sh[0]['statusType'] != 'error', sh
+            time.sleep(0.1)
+        assert status == 'waiting-for-storage', sh
+        assert 'storage full' in sh[0]['statusMetadata']['reason'], sh
+        assert s.ds('GET', '/refs1/count').json()['count'] == 0
+        unfill(s.data)
+        assert s.wait_count('refs1', len(files), timeout=60) == len(files)
+        sh = s.ds('GET', '/refs1/shards').json()['shards']
+        assert sh[0]['statusName'] == 'ingested' and sh[0]['shardObjectsCount'] == len(files), sh
+        check_items(s, 'refs1', files)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -48,6 +48,7 @@ struct db_conn {
     bool broken;     /* the server went away: closed instead of pooled */
     int64_t changes; /* rows changed by the last statement */
     void *h;         /* sqlite3 * or PGconn * */
+    void *aux;       /* the backend's own (PostgreSQL: its statement cache) */
 };
 
 struct db_stmt {

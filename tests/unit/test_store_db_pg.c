@@ -284,6 +284,68 @@ TEST(a_lost_connection_is_unavailable_and_replaced)
     db_close(d);
 }
 
+TEST(prepared_statement_cache)
+{
+    const char *uri = pg_uri();
+    if (!uri)
+        return;
+    struct db *d = open_pg(uri, 1);
+    struct err e = ERR_INIT;
+    struct db_conn *c = db_acquire(d, &e);
+    struct db_stmt *s = NULL;
+    ASSERT_OK(db_exec(c, "DROP TABLE IF EXISTS t_pgc; CREATE TABLE t_pgc (id BIGINT PRIMARY KEY, v TEXT)", &e));
+    ASSERT_OK(db_run(c, &e, "INSERT INTO t_pgc VALUES(?1, ?2)", "it", (int64_t)1, "one"));
+    /* bounded: 100 different texts leave at most 64 prepared */
+    for (int i = 0; i < 100; i++) {
+        char *sql = xasprintf("SELECT v FROM t_pgc WHERE id = ?1 AND %d = %d", i, i);
+        ASSERT_OK(db_run(c, &e, sql, "i", (int64_t)1));
+        free(sql);
+    }
+    ASSERT_OK(db_prepare(c, "SELECT count(*) FROM pg_prepared_statements", &s, &e));
+    ASSERT_EQ(db_step(s, &e), DB_ROW);
+    ASSERT_LE(db_col_int64(s, 0), 64);
+    ASSERT_GE(db_col_int64(s, 0), 60);
+    db_finalize(s);
+    /* a schema change that alters a cached statement's result: outside a
+     * transaction it is run again transparently */
+    const char *q = "SELECT * FROM t_pgc WHERE id = ?1";
+    ASSERT_OK(db_prepare(c, q, &s, &e));
+    db_bind_int64(s, 1, 1);
+    ASSERT_EQ(db_step(s, &e), DB_ROW);
+    ASSERT_EQ(db_col_count(s), 2);
+    db_finalize(s);
+    ASSERT_OK(db_exec(c, "ALTER TABLE t_pgc ADD COLUMN w BIGINT DEFAULT 7", &e));
+    ASSERT_OK(db_prepare(c, q, &s, &e));
+    db_bind_int64(s, 1, 1);
+    ASSERT_EQ(db_step(s, &e), DB_ROW);
+    ASSERT_EQ(db_col_count(s), 3);
+    ASSERT_EQ(db_col_int64(s, 2), 7);
+    db_finalize(s);
+    /* inside a transaction: ERR_AGAIN, the transaction is to be run again */
+    ASSERT_OK(db_exec(c, "ALTER TABLE t_pgc DROP COLUMN w", &e));
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_prepare(c, q, &s, &e));
+    db_bind_int64(s, 1, 1);
+    err_clear(&e);
+    ASSERT_EQ(db_step(s, &e), ERR_AGAIN);
+    db_finalize(s);
+    db_rollback(c);
+    ASSERT_OK(db_prepare(c, q, &s, &e));
+    db_bind_int64(s, 1, 1);
+    ASSERT_EQ(db_step(s, &e), DB_ROW);
+    ASSERT_EQ(db_col_count(s), 2);
+    db_finalize(s);
+    /* a bad statement inside a transaction says what is wrong with it */
+    ASSERT_OK(db_begin(c, &e));
+    err_clear(&e);
+    ASSERT(db_run(c, &e, "SELECT nosuchcolumn FROM t_pgc WHERE id = ?1", "i", (int64_t)1) < 0);
+    ASSERT(strstr(e.msg, "nosuchcolumn") != NULL);
+    db_rollback(c);
+    db_exec(c, "DROP TABLE t_pgc", NULL);
+    db_release(d, c);
+    db_close(d);
+}
+
 TEST(statements_per_second)
 {
     /* Not a pass/fail figure: a point of comparison for docs/STORAGE.md

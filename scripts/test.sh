@@ -62,6 +62,17 @@ for r in "$BUILD"/tests/replay_*; do
     fi
 done
 
+# store/ owns every SQL statement (issue 11): no SQL text, no sqlite3 and no
+# db.h types in these modules.
+for m in jobs; do
+    if grep -nE 'sqlite3|struct db(_conn|_stmt)?\b|db_(acquire|prepare|run|begin|kind)\(|\b(SELECT|INSERT INTO|UPDATE [a-z_]+ SET|DELETE FROM)\b' \
+        src/$m/*.c src/$m/*.h; then
+        echo "FAIL sql-owner.$m (SQL outside src/store/, above)"; fail=$((fail+1))
+    else
+        echo "ok   sql-owner.$m"; pass=$((pass+1))
+    fi
+done
+
 if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
     line=$(tail -1 "$log")

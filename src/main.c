@@ -269,8 +269,8 @@ static int open_store(const char *data, const char *db, const char *what, struct
     }
     if (what && !store_db_is_sqlite(*st)) {
         fprintf(stderr,
-                "vbatch: %s cannot run on PostgreSQL ('%s') yet: the staging, jobs and models tables are still"
-                " SQLite-only in this vbatch (only `vbatch workspace create` works on PostgreSQL so far)\n",
+                "vbatch: %s cannot run on PostgreSQL ('%s') yet: the staging and jobs tables have no PostgreSQL"
+                " schema in this vbatch (`vbatch workspace create` and `vbatch model` work on PostgreSQL so far)\n",
                 what, store_db_name(*st));
         store_close(*st);
         *st = NULL;
@@ -595,7 +595,7 @@ static int cmd_model(int argc, char **argv)
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, "vbatch model", &st)) != 0) {
+    if ((rc = open_store(data, db, NULL, &st)) != 0) {
         ret = rc;
         goto out;
     }

@@ -170,6 +170,9 @@ bool str_has_prefix(const char *s, const char *prefix);
 bool str_has_suffix(const char *s, const char *suffix);
 /* Identifier check: ^[a-z0-9_-]{1,maxlen}$ */
 bool id_valid(const char *s, size_t maxlen);
+/* true when s (NUL-terminated) is well-formed UTF-8 (no surrogates, no
+ * overlong forms, nothing above U+10FFFF) */
+bool utf8_valid(const char *s);
 /* Percent-decode in place ('+' -> ' ' when form is true); returns the new
  * length or ERR_PARSE on a bad escape. */
 int url_decode(char *s, bool form);

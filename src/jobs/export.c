@@ -133,26 +133,10 @@ int jobs_jsonl_row(struct buf *b, const json_t *row)
 /* Task numbers of the job's processing tasks, in order (malloc'd). */
 static int proc_tasks(struct jobs *j, int64_t job_pk, int **nos, int *n)
 {
-    sqlite3 *db = store_db_acquire(j->st);
-    sqlite3_stmt *q = NULL;
-    int rc = 0, cap = 0;
-    *nos = NULL;
-    *n = 0;
-    if (sqlite3_prepare_v2(db, "SELECT task_no FROM tasks WHERE job_pk=? AND stage_id='processing'"
-                               " AND state='done' ORDER BY task_no", -1, &q, NULL) != SQLITE_OK) {
-        rc = ERR_INTERNAL;
-    } else {
-        sqlite3_bind_int64(q, 1, job_pk);
-        while (sqlite3_step(q) == SQLITE_ROW) {
-            if (*n == cap) {
-                cap = cap ? cap * 2 : 64;
-                *nos = xrealloc(*nos, (size_t)cap * sizeof **nos);
-            }
-            (*nos)[(*n)++] = sqlite3_column_int(q, 0);
-        }
-    }
-    sqlite3_finalize(q);
-    store_db_release(j->st, db);
+    struct err e = ERR_INIT;
+    int rc = store_tasks_done_numbers(j->st, job_pk, nos, n, &e);
+    if (rc < 0)
+        log_error("jobs", "database error: %s", err_text(&e, rc));
     return rc;
 }
 
@@ -331,7 +315,7 @@ static int export_errors(struct jobs *j, const struct jobs__job *jb, const int *
     return rc;
 }
 
-int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err)
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct store_task *t, struct err *err)
 {
     struct jobs__job jb;
     struct jobs__hb hb = {time_mono_ms(), time_mono_ms(), 0};

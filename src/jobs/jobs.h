@@ -10,7 +10,9 @@
  * mapped to a status in src/api/, the message from the struct err).
  *
  * State lives only in the store (tables jobs, stages, tasks, job_logs of
- * the "jobs" migration component) and in blobs at deterministic keys, so
+ * the "jobs" migration component, reached through the typed calls of
+ * store/store_jobs.h: no SQL in this module) and in blobs at
+ * deterministic keys, so
  * any process may die at any instant: a task whose lease is not renewed is
  * claimed again by another worker and its outputs overwritten, never
  * duplicated.  docs/JOBS.md describes the lifecycle and the layout.

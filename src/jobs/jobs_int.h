@@ -9,10 +9,11 @@
 #include <pthread.h>
 
 #include "base/base.h"
+#include "store/store_jobs.h"
 
 #define JOBS_ID_MAX 20
-#define JOBS_STAGE_PROC "processing"
-#define JOBS_STAGE_EXPORT "export"
+#define JOBS_STAGE_PROC STORE_STAGE_PROC
+#define JOBS_STAGE_EXPORT STORE_STAGE_EXPORT
 /* Defaults of a job definition (the seed's): computeConfiguration.
  * workersPerMachine, processingTimeoutSeconds. */
 #define JOBS_WORKERS_DEFAULT 4
@@ -61,16 +62,8 @@ void jobs__job_release(struct jobs__job *jb);
 /* Read job pk into *jb (release with jobs__job_release).  ERR_NOTFOUND. */
 int jobs__job_load(struct jobs *j, int64_t pk, struct jobs__job *jb);
 
-/* One task as the worker sees it. */
-struct jobs__task {
-    int64_t pk, job_pk;
-    char stage[16];
-    int task_no;
-    int64_t after_id, last_id;
-    int n_items;
-    int attempts;
-};
-int jobs__task_load(struct jobs *j, int64_t pk, struct jobs__task *t);
+/* One task as the worker sees it: struct store_task (store/store_jobs.h). */
+int jobs__task_load(struct jobs *j, int64_t pk, struct store_task *t);
 
 
 /* Blob keys of a task's outputs (malloc'd). */
@@ -86,34 +79,28 @@ char *jobs__errors_key(const struct jobs__job *jb, int task_no);
  * the same cause stop that video (one failed item). */
 #define JOBS_FAIL_BUDGET 10
 
-/* A failed image of a task, logged at completion. */
-struct jobs__fail {
-    char *file;  /* owned */
-    char *cause; /* owned */
-};
+/* A failed image of a task, logged at completion: struct store_image_fail. */
 
 /* Task completion (one transaction each).  For a processing task:
  * done/failed image counts and the failures to log; moves the stage and
  * the job on (export task queued when the last processing task is done,
  * failure-rate check).  ERR_NOTFOUND when the lease was lost (nothing
  * changed). */
-int jobs__task_complete(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
-                        int failed_items, const struct jobs__fail *fails, int nfails,
+int jobs__task_complete(struct jobs *j, const struct store_task *t, const char *owner, int done_items,
+                        int failed_items, const struct store_image_fail *fails, int nfails,
                         int64_t machine_ms);
 /* The failure budget is spent (JOBS_FAIL_BUDGET): in one transaction the
  * task is aborted (not done: a restart runs it again), its failures are
  * logged and the job fails with msg.  ERR_NOTFOUND when the lease was
  * lost. */
-int jobs__task_fail_job(struct jobs *j, const struct jobs__task *t, const char *owner, int done_items,
-                        const struct jobs__fail *fails, int nfails, const char *msg, int64_t machine_ms);
-/* Hand a task back at shutdown: pending again at once (the attempt is
- * not counted), so that a restarted process need not wait for the lease. */
+int jobs__task_fail_job(struct jobs *j, const struct store_task *t, const char *owner, int done_items,
+                        const struct store_image_fail *fails, int nfails, const char *msg, int64_t machine_ms);
 /* Hand a running task back (pending, this claim not counted) with msg as
  * its message: at shutdown, or while the storage is full. */
-int jobs__task_release(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg);
+int jobs__task_release(struct jobs *j, const struct store_task *t, const char *owner, const char *msg);
 /* Fail the task's attempt (error message); after max_attempts the job
  * fails.  ERR_NOTFOUND when the lease was lost. */
-int jobs__task_error(struct jobs *j, const struct jobs__task *t, const char *owner, const char *msg,
+int jobs__task_error(struct jobs *j, const struct store_task *t, const char *owner, const char *msg,
                      int64_t machine_ms);
 
 /* Run a claimed task (worker.c / export.c). */
@@ -132,8 +119,8 @@ struct jobs__worker {
     wf_model_prepare_fn base_prepare;
 };
 void jobs__worker_release(struct jobs__worker *w);
-int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err);
-int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err);
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store_task *t, struct err *err);
+int jobs__run_export(struct jobs *j, struct jobs__worker *w, const struct store_task *t, struct err *err);
 
 /* Heartbeat helper used during a task: renews at most every heartbeat_ms;
  * returns ERR_NOTFOUND when the worker must stop (lease lost, job no longer
@@ -143,7 +130,7 @@ struct jobs__hb {
     int64_t start_ms;  /* monotonic ms when the attempt started */
     int64_t counted_ms;/* machine time already added to the job */
 };
-int jobs__hb_tick(struct jobs *j, struct jobs__hb *hb, const struct jobs__task *t, const char *owner,
+int jobs__hb_tick(struct jobs *j, struct jobs__hb *hb, const struct store_task *t, const char *owner,
                   double progress, bool force);
 
 bool jobs__stopping(struct jobs *j);
@@ -157,5 +144,61 @@ void jobs__throttle(struct jobs *j);
 int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
                         const char *content_type, const char *description, const char *file_name,
                         const char *item_type, const char *mime, const char *key, int64_t size, struct err *err);
+
+/* jobs.c: wake the idle workers (new work). */
+void jobs__kick(struct jobs *j);
+/* views.c: the pk of (ws, job_id); ERR_NOTFOUND with a message. */
+int jobs__job_pk(struct jobs *j, const char *ws, const char *job_id, int64_t *pk, struct err *err);
+
+/* ---- definition.c: the job definition ---------------------------------------- */
+
+struct jobdef {
+    const char *batch, *part;
+    int workers;
+    const char *machine_type;
+    json_int_t timeout_s, max_parallel; /* 0 = unset */
+    double max_fail_rate;               /* < 0 = unset */
+    const char *wf_ws, *wf_id;
+    json_t *params;                     /* borrowed object or NULL */
+    const char *image_input;            /* NULL = the workflow's only one */
+    bool persist;
+    json_t *persist_list;               /* borrowed array or NULL */
+    const char *agg;
+    const char *notif;
+    bool video;                         /* simple-video-processing-v1 */
+    double max_fps;                     /* maxVideoFPS, 0 = every frame */
+    const char *backend;                /* inferenceBackend: "inference-models" | "old-inference" */
+};
+/* Absent or JSON null. */
+bool jobs__opt_null(const json_t *v);
+/* Parse a whole definition into *d (borrowing from b).  j may be NULL
+ * (no store: the notificationsURL address is not checked).  ERR_INVALID. */
+int jobs__parse_def(struct jobs *j, const json_t *b, struct jobdef *d, struct err *err);
+/* Parse a compute configuration into workers/machine type. */
+int jobs__parse_compute(const json_t *cc, int *workers, const char **machine, struct err *err);
+int jobs__parse_pos_int(const json_t *v, const char *what, json_int_t max, json_int_t *out, struct err *err);
+int jobs__parse_rate(const json_t *v, double *out, struct err *err);
+/* Can jobs of this machine type run here?  ERR_INVALID with a message. */
+int jobs__machine_check(struct jobs *j, const char *machine_type, bool needs_models, struct err *err);
+/* Compile the workflow snapshot and resolve the image input and the
+ * outputs (*image_input malloc'd, *outputs a new JSON array). */
+int jobs__check_workflow(const char *wf_text, const struct jobdef *d, char **image_input, json_t **outputs,
+                         bool *uses_models, struct err *err);
+
+/* ---- planner.c ---------------------------------------------------------------- */
+
+struct plan {
+    struct store_task_range *t;
+    int n, cap;
+    int max_items;
+    int64_t last_id;   /* id of the last item pushed (0 = none) */
+    char *shard;       /* shard of the current task (owned) */
+};
+void jobs__plan_push(struct plan *p, int64_t id, const char *shard);
+void jobs__plan_finish(struct plan *p);
+/* Read every item of the job's input and plan its tasks into *p (free
+ * p->t); *total = the items. */
+int jobs__plan_items(struct jobs *j, const char *ws, const struct jobdef *d, struct plan *p, int64_t *total,
+                     struct err *err);
 
 #endif

@@ -30,6 +30,7 @@
 #include "jobs/jobs_int.h"
 
 #include "model/model.h"
+#include "store/store_models.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -409,16 +410,6 @@ static pthread_mutex_t ms_lock = PTHREAD_MUTEX_INITIALIZER;
  * registration has a new key). */
 static json_t *ms_bad_keys;
 
-/* Step a statement whose row (if any) holds a blob key in column 0: *key
- * is a copy of it, or stays NULL when there is no row.  <0 on an error. */
-static int ms_step_key(sqlite3_stmt *q, char **key)
-{
-    int s = sqlite3_step(q);
-    if (s == SQLITE_ROW && sqlite3_column_text(q, 0))
-        *key = xstrdup((const char *)sqlite3_column_text(q, 0));
-    return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : ERR_INTERNAL;
-}
-
 /* The generation folder of a weights key ("models/<dn>/<gen>" or
  * "wsmodels/<ws>/<dn>/<gen>" before "/weights.onnx"), malloc'd; NULL for a
  * key of another shape. */
@@ -429,12 +420,6 @@ static char *ms_gen_prefix(const char *wkey)
         strcmp(slash, "/weights.onnx") != 0)
         return NULL;
     return xstrndup(wkey, (size_t)(slash - wkey));
-}
-
-/* The column value of a scope: '' for the operator's. */
-static const char *ms_ws_col(const char *ws)
-{
-    return ws ? ws : "";
 }
 
 /* "model 'x'" or "model 'x' of workspace 'w'" for messages (static per thread). */
@@ -469,8 +454,6 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
                           const void *onnx, size_t len, const json_t *meta, struct err *err)
 {
     struct model *m = NULL;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
     char gen[37], hex[65], *dn = NULL, *prefix = NULL, *wkey = NULL, *mkey = NULL, *text = NULL;
     char *old = NULL;
     uint8_t digest[32];
@@ -515,40 +498,8 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
 
     pthread_mutex_lock(&ms_lock);
     locked = true;
-    db = store_db_acquire(st);
-    if ((rc = store_tx_begin(db)) < 0) {
-        err_printf(err, "cannot store %s: %s", ms_name(ws, id), rc == ERR_AGAIN ? "the database is busy" : err_str(rc));
-        goto out;
-    }
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "SELECT weights_key FROM models WHERE workspace=? AND model_id=?", -1, &q, NULL) !=
-        SQLITE_OK)
-        goto sql;
-    sqlite3_bind_text(q, 1, ms_ws_col(ws), -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    if (ms_step_key(q, &old) < 0)
-        goto sql;
-    sqlite3_finalize(q);
-    q = NULL;
-    int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, "INSERT INTO models(workspace, model_id, weights_key, meta_key, size, sha256,"
-                               " created_ms, updated_ms) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(workspace, model_id)"
-                               " DO UPDATE SET weights_key=excluded.weights_key, meta_key=excluded.meta_key,"
-                               " size=excluded.size, sha256=excluded.sha256, updated_ms=excluded.updated_ms",
-                           -1, &q, NULL) != SQLITE_OK)
-        goto sql;
-    sqlite3_bind_text(q, 1, ms_ws_col(ws), -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, wkey, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, mkey, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 5, (int64_t)len);
-    sqlite3_bind_text(q, 6, hex, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 7, now);
-    sqlite3_bind_int64(q, 8, now);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto sql;
-    if ((rc = store_tx_commit(db)) < 0) {
-        err_printf(err, "cannot store %s: commit failed: %s", ms_name(ws, id), err_str(rc));
+    if ((rc = store_models_put(st, ws, id, wkey, mkey, (int64_t)len, hex, &old, err)) < 0) {
+        err_prefix(err, rc, "cannot store %s", ms_name(ws, id));
         goto out;
     }
     blobs = false; /* the row names them now */
@@ -559,15 +510,7 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
         ms_blobs_delete(st, old);
     log_info("jobs", "model stored id=%s workspace=%s key=%s size=%zu sha256=%s", id, ws ? ws : "-", wkey, len, hex);
     rc = 0;
-    goto out;
-sql:
-    rc = store_sql_err(db, sqlite3_errcode(db));
-    err_printf(err, "cannot store %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
-    store_tx_rollback(db);
 out:
-    sqlite3_finalize(q);
-    if (db)
-        store_db_release(st, db);
     if (locked)
         pthread_mutex_unlock(&ms_lock);
     if (blobs) /* not committed: nothing names them */
@@ -622,34 +565,16 @@ static char *ms_reg_tag(struct model_registry *reg, const char *ws, const char *
 int jobs_models_store_delete(struct store *st, struct model_registry *reg, const char *ws, const char *id,
                              struct err *err)
 {
-    sqlite3_stmt *q = NULL;
     char *old = NULL;
     int rc;
 
     pthread_mutex_lock(&ms_lock);
-    sqlite3 *db = store_db_acquire(st);
-    if ((rc = store_tx_begin(db)) < 0) {
-        err_printf(err, "cannot delete %s: %s", ms_name(ws, id), rc == ERR_AGAIN ? "the database is busy" : err_str(rc));
-        goto out;
-    }
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "DELETE FROM models WHERE workspace=? AND model_id=? RETURNING weights_key", -1, &q,
-                           NULL) != SQLITE_OK)
-        goto sql;
-    sqlite3_bind_text(q, 1, ms_ws_col(ws), -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
-    if (ms_step_key(q, &old) < 0)
-        goto sql;
-    sqlite3_finalize(q);
-    q = NULL;
-    if (!old) {
-        store_tx_rollback(db);
+    if ((rc = store_models_delete(st, ws, id, &old, err)) == ERR_NOTFOUND) {
         err_printf(err, "unknown %s (not registered)", ms_name(ws, id));
-        rc = ERR_NOTFOUND;
         goto out;
     }
-    if ((rc = store_tx_commit(db)) < 0) {
-        err_printf(err, "cannot delete %s: commit failed: %s", ms_name(ws, id), err_str(rc));
+    if (rc < 0) {
+        err_prefix(err, rc, "cannot delete %s", ms_name(ws, id));
         goto out;
     }
     /* whatever generation this registry holds (another process may have
@@ -660,14 +585,7 @@ int jobs_models_store_delete(struct store *st, struct model_registry *reg, const
         model_registry_remove(reg, ws, id, tag);
     free(tag);
     rc = 0;
-    goto out;
-sql:
-    rc = store_sql_err(db, sqlite3_errcode(db));
-    err_printf(err, "cannot delete %s: %s", ms_name(ws, id), sqlite3_errmsg(db));
-    store_tx_rollback(db);
 out:
-    sqlite3_finalize(q);
-    store_db_release(st, db);
     pthread_mutex_unlock(&ms_lock);
     if (rc == 0) {
         ms_blobs_delete(st, old); /* after the row: never a row without bytes */
@@ -677,70 +595,18 @@ out:
     return rc;
 }
 
-struct ms_row {
-    char *ws; /* NULL: the operator's ('' in the table) */
-    char *id, *wkey, *mkey, *sha;
-    int64_t size, created_ms, updated_ms;
-};
-
-static void ms_rows_free(struct ms_row *r, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(r[i].ws);
-        free(r[i].id);
-        free(r[i].wkey);
-        free(r[i].mkey);
-        free(r[i].sha);
-    }
-    free(r);
-}
-
 /* Every row of the models table, by workspace ('' first) and id. */
-static int ms_rows(struct store *st, struct ms_row **out, size_t *n_out)
+static int ms_rows(struct store *st, struct store_model_row **out, size_t *n_out)
 {
-    sqlite3_stmt *q = NULL;
-    struct ms_row *r = NULL;
-    size_t n = 0, cap = 0;
-    int rc = ERR_INTERNAL, s;
-    sqlite3 *db = store_db_acquire(st);
-
-    if (sqlite3_prepare_v2(db, "SELECT model_id, weights_key, meta_key, sha256, size, created_ms, updated_ms,"
-                               " workspace FROM models ORDER BY workspace, model_id", -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    while ((s = sqlite3_step(q)) == SQLITE_ROW) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            r = xrealloc(r, cap * sizeof *r);
-        }
-        r[n].id = xstrdup((const char *)sqlite3_column_text(q, 0));
-        r[n].wkey = xstrdup((const char *)sqlite3_column_text(q, 1));
-        r[n].mkey = xstrdup((const char *)sqlite3_column_text(q, 2));
-        r[n].sha = xstrdup((const char *)sqlite3_column_text(q, 3));
-        r[n].size = sqlite3_column_int64(q, 4);
-        r[n].created_ms = sqlite3_column_int64(q, 5);
-        r[n].updated_ms = sqlite3_column_int64(q, 6);
-        const char *ws = (const char *)sqlite3_column_text(q, 7);
-        r[n].ws = ws && *ws ? xstrdup(ws) : NULL;
-        n++;
-    }
-    if (s == SQLITE_DONE)
-        rc = 0;
-    else
-        log_warn("jobs", "cannot read the models table: %s", sqlite3_errmsg(db));
-out:
-    sqlite3_finalize(q);
-    store_db_release(st, db);
-    if (rc < 0) {
-        ms_rows_free(r, n);
-        return rc;
-    }
-    *out = r;
-    *n_out = n;
-    return 0;
+    struct err e = ERR_INIT;
+    int rc = store_models_list(st, out, n_out, &e);
+    if (rc < 0)
+        log_warn("jobs", "cannot read the models table: %s", err_text(&e, rc));
+    return rc;
 }
 
 /* Load one row's generation into reg (tagged with its weights key). */
-static int ms_load(struct store *st, struct model_registry *reg, const struct ms_row *row, bool *bytes_bad,
+static int ms_load(struct store *st, struct model_registry *reg, const struct store_model_row *row, bool *bytes_bad,
                    char *err, size_t errlen)
 {
     int fd = -1;
@@ -807,7 +673,7 @@ out_model:
 
 int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_loaded, int *n_bad)
 {
-    struct ms_row *rows = NULL;
+    struct store_model_row *rows = NULL;
     size_t n = 0;
     int loaded = 0, bad = 0, removed = 0, rc;
     char err[1024];
@@ -865,7 +731,7 @@ int jobs_models_store_sync(struct store *st, struct model_registry *reg, int *n_
         log_info("jobs", "stored models read rows=%zu loaded=%d bad=%d removed=%d", n, loaded, bad, removed);
 out:
     pthread_mutex_unlock(&ms_lock);
-    ms_rows_free(rows, n);
+    store_model_rows_free(rows, n);
     if (n_loaded)
         *n_loaded = loaded;
     if (n_bad)
@@ -875,7 +741,7 @@ out:
 
 int jobs_models_store_list(struct store *st, json_t **out)
 {
-    struct ms_row *rows = NULL;
+    struct store_model_row *rows = NULL;
     size_t n = 0;
     int rc = ms_rows(st, &rows, &n);
     if (rc < 0)
@@ -890,13 +756,13 @@ int jobs_models_store_list(struct store *st, json_t **out)
                                            (json_int_t)rows[i].size, "sha256", rows[i].sha, "createdAt", c,
                                            "updatedAt", u));
     }
-    ms_rows_free(rows, n);
+    store_model_rows_free(rows, n);
     *out = a;
     return 0;
 }
 
 /* Is prefix (a generation folder) the generation of one of the rows? */
-static bool ms_live(const struct ms_row *rows, size_t n, const char *prefix)
+static bool ms_live(const struct store_model_row *rows, size_t n, const char *prefix)
 {
     size_t pl = strlen(prefix);
     for (size_t i = 0; i < n; i++)
@@ -907,7 +773,7 @@ static bool ms_live(const struct ms_row *rows, size_t n, const char *prefix)
 
 /* Sweep the generation folders <key_root>/<dn>/<gen> (see
  * jobs_models_store_sweep); the count swept. */
-static int ms_sweep_root(struct store *st, const struct ms_row *rows, size_t n, const char *key_root,
+static int ms_sweep_root(struct store *st, const struct store_model_row *rows, size_t n, const char *key_root,
                          int64_t older_than_ms, int64_t now)
 {
     char *root = store_blob_path(st, key_root);
@@ -948,7 +814,7 @@ static int ms_sweep_root(struct store *st, const struct ms_row *rows, size_t n, 
 
 int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
 {
-    struct ms_row *rows = NULL;
+    struct store_model_row *rows = NULL;
     size_t n = 0;
     int64_t now = time_now_ms();
     int rc = ms_rows(st, &rows, &n);
@@ -973,6 +839,6 @@ int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
     if (d)
         closedir(d);
     free(wsroot);
-    ms_rows_free(rows, n);
+    store_model_rows_free(rows, n);
     return rc;
 }

@@ -286,7 +286,7 @@ static void *fetch_one(void *ud, size_t i)
 /* Run the workflow over one decoded image (f, owned by the caller) and
  * append its results row (and persisted image outputs).  A per-image
  * failure sets *cause and returns 0; <0 only when the task cannot go on. */
-static int process_item(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
+static int process_item(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct store_task *t,
                         const struct staging_item *it, const struct fetched *f, const json_t *params,
                         const json_t *plist, struct store_blob_writer *rw, struct store_blob_writer *mw,
                         char **cause, struct err *err)
@@ -399,7 +399,7 @@ out:
  * opened, breaks part-way or has frames the workflow fails on sets *cause
  * (the rows of the good frames are kept) and counts as one failed item.
  * Returns <0 only when the task cannot go on (lease lost, storage). */
-static int process_video(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct jobs__task *t,
+static int process_video(struct jobs *j, struct jobs__worker *w, const struct jobs__job *jb, const struct store_task *t,
                          const struct staging_item *it, const json_t *params, const json_t *plist,
                          struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
                          int nitems, char **cause, struct err *err)
@@ -547,12 +547,12 @@ static void select_provider(struct jobs *j, struct jobs__worker *w, const struct
     }
 }
 
-int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct jobs__task *t, struct err *err)
+int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store_task *t, struct err *err)
 {
     struct jobs__job jb;
     struct staging_item *items = NULL;
     int nitems = 0, nuse = 0, ndone = 0, nfailed = 0;
-    struct jobs__fail *fails = NULL;
+    struct store_image_fail *fails = NULL;
     struct lookahead *ahead = NULL;
     struct fetch_ctx fc;
     struct store_blob_writer *rw = NULL, *mw = NULL, *ew = NULL;
@@ -745,7 +745,7 @@ static void space_backoff(struct jobs *j, bool full)
 static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
 {
     int64_t pk = 0;
-    struct jobs__task t;
+    struct store_task t;
     *did = false;
     if (space_waiting(j))
         return 0;

@@ -2,7 +2,7 @@
  * ingest.c — the ingest endpoints: single-image upload, signed upload URLs
  * for videos and tar shards, the signed PUT sink and GET download, the
  * video container probe (vision's FFmpeg probe), and reference ingests (parsed and queued here,
- * fetched by the fetcher thread in indexer.c).
+ * fetched by the fetcher thread in fetcher.c).
  *
  * Upload flow of a signed PUT (tar shard or video):
  *
@@ -79,27 +79,20 @@ out:
 
 /* Short transaction: find or create the batch in the given mode. */
 static int batch_prepare(struct staging *s, const char *ws, const char *batch, const char *display_name,
-                         const char *mode, struct staging__batch *b, struct err *err)
+                         const char *mode, struct store_batch *b, struct err *err)
 {
-    sqlite3 *db = store_db_acquire(s->st);
     /* Fast path without the write lock: the batch exists in this mode. */
-    int rc = staging__batch_find(s, db, ws, batch, b, err);
-    if (rc == 0 && !strcmp(b->mode, mode)) {
-        store_db_release(s->st, db);
+    int rc = store_batch_find(s->st, ws, batch, b, err);
+    if (rc == 0 && !strcmp(b->mode, mode))
         return 0;
-    }
-    rc = store_tx_begin(db);
-    if (rc == 0)
-        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, mode, b, err);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
-    return rc;
+    err_clear(err);
+    return store_batch_get_or_create(s->st, ws, batch, display_name, mode, s->o.expiry_ms, b, err);
 }
 
 int staging_upload_image(struct staging *s, const char *ws, const char *batch, const char *display_name,
                          const char *file_name, const char *tmp_path, json_t **out, struct err *err)
 {
-    struct staging__batch b;
+    struct store_batch b;
     const char *mime = NULL, *bad = "not a JPEG, PNG, WebP or BMP image";
     int64_t size = 0;
     char uuid[37], key[96];
@@ -157,22 +150,9 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         goto out;
     }
     consumed = true;
-    sqlite3 *db = store_db_acquire(s->st);
-    struct staging__batch b2;
-    rc = store_tx_begin(db);
-    if (rc == 0)
-        rc = staging__batch_find(s, db, ws, batch, &b2, err);
-    if (rc == 0 && b2.bid != b.bid) {
-        err_printf(err, "batch '%s' was removed during the upload", batch);
-        rc = ERR_NOTFOUND;
-    }
-    if (rc == 0 && meta)
-        rc = staging__sidecar_part_ensure(db, b.bid);
-    if (rc == 0)
-        rc = staging__item_insert(db, b.bid, meta ? STAGING_METADATA_PART : NULL, file_name, NULL,
-                                  meta ? "metadata" : "image", mime, key, size);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    struct store_item_new it = {meta ? STAGING_METADATA_PART : NULL, file_name, NULL, meta ? "metadata" : "image",
+                                mime, key, size};
+    rc = store_item_add(s->st, ws, batch, b.bid, meta, &it, err);
     if (rc < 0) {
         store_blob_delete(s->st, key);
         goto out;
@@ -197,32 +177,9 @@ static char *upload_url(struct staging *s, const char *key, int64_t limit)
     return url;
 }
 
-static int uploads_insert(sqlite3 *db, const char *key, int64_t bid, const char *kind, const char *shard_id,
-                          const char *file_name, int64_t limit)
-{
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO uploads(blob_key, bid, kind, shard_id, file_name, size_limit, state,"
-                               " created_ms) VALUES(?,?,?,?,?,?,'pending',?)", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 2, bid);
-        sqlite3_bind_text(q, 3, kind, -1, SQLITE_STATIC);
-        if (shard_id)
-            sqlite3_bind_text(q, 4, shard_id, -1, SQLITE_STATIC);
-        if (file_name)
-            sqlite3_bind_text(q, 5, file_name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 6, limit);
-        sqlite3_bind_int64(q, 7, time_now_ms());
-        rc = store_step_done(db, q);
-    }
-    sqlite3_finalize(q);
-    return rc;
-}
-
 int staging_upload_video_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
                              const char *file_name, json_t **out, struct err *err)
 {
-    struct staging__batch b;
     char uuid[37], key[96];
     int rc;
     if (!staging__name_valid(file_name)) {
@@ -231,25 +188,10 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
     }
     if ((rc = store_space_check(s->st, 0, "a new upload URL", err)) < 0)
         return rc;
-    sqlite3 *db = store_db_acquire(s->st);
-    rc = store_tx_begin(db);
-    if (rc == 0) {
-        /* Videos go into any input batch; a new batch becomes a simple one. */
-        rc = staging__batch_find(s, db, ws, batch, &b, err);
-        if (rc == 0 && !strcmp(b.mode, "output")) {
-            err_printf(err, "batch '%s' holds job outputs and cannot take uploads", batch);
-            rc = ERR_INVALID;
-        } else if (rc == ERR_NOTFOUND) {
-            rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "single", &b, err);
-        }
-    }
-    if (rc == 0) {
-        uuid4(uuid);
-        snprintf(key, sizeof key, "b/%lld/v/%s", (long long)b.bid, uuid);
-        rc = uploads_insert(db, key, b.bid, "video", NULL, file_name, s->o.max_video_bytes);
-    }
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    /* Videos go into any input batch; a new batch becomes a simple one. */
+    uuid4(uuid);
+    rc = store_upload_video_create(s->st, ws, batch, display_name, file_name, uuid, s->o.max_video_bytes,
+                                   s->o.expiry_ms, key, err);
     if (rc < 0)
         return rc;
     char *url = upload_url(s, key, s->o.max_video_bytes);
@@ -259,76 +201,16 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
     return 0;
 }
 
-static int shard_insert(sqlite3 *db, int64_t bid, const char *shard_id, const char *kind, const char *state,
-                        const char *status_name, const char *blob_key, const char *ingest_id, const char *notify_url,
-                        bool cat_ingest, bool cat_files, const char *refs, const char *refs_url)
-{
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, "INSERT INTO shards(bid, shard_id, kind, state, status_name, status_type, blob_key,"
-                               " ingest_id, notify_url, cat_ingest, cat_files, refs, refs_url, event_ms, created_ms)"
-                               " VALUES(?,?,?,?,?,'info',?,?,?,?,?,?,?,?,?)", -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_int64(q, 1, bid);
-    sqlite3_bind_text(q, 2, shard_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 3, kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 4, state, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 5, status_name, -1, SQLITE_STATIC);
-    if (blob_key)
-        sqlite3_bind_text(q, 6, blob_key, -1, SQLITE_STATIC);
-    if (ingest_id)
-        sqlite3_bind_text(q, 7, ingest_id, -1, SQLITE_STATIC);
-    if (notify_url)
-        sqlite3_bind_text(q, 8, notify_url, -1, SQLITE_STATIC);
-    sqlite3_bind_int(q, 9, cat_ingest);
-    sqlite3_bind_int(q, 10, cat_files);
-    if (refs)
-        sqlite3_bind_text(q, 11, refs, -1, SQLITE_STATIC);
-    if (refs_url)
-        sqlite3_bind_text(q, 12, refs_url, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 13, now);
-    sqlite3_bind_int64(q, 14, now);
-    if (sqlite3_step(q) != SQLITE_DONE)
-        goto out;
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO shard_events(shard, status_name, status_type, event_ms)"
-                               " VALUES(?,?,'info',?)", -1, &q, NULL) != SQLITE_OK)
-        goto out;
-    sqlite3_bind_text(q, 1, shard_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, status_name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 3, now);
-    rc = store_step_done(db, q);
-out:
-    if (rc == ERR_INTERNAL) /* a failed step: busy, full or internal */
-        rc = store_sql_err(db, sqlite3_errcode(db));
-    sqlite3_finalize(q);
-    return rc;
-}
-
 int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
                             json_t **out, struct err *err)
 {
-    struct staging__batch b;
     char shard[37], key[96];
     int rc = store_space_check(s->st, 0, "a new upload URL", err);
     if (rc < 0)
         return rc;
-    sqlite3 *db = store_db_acquire(s->st);
-    rc = store_tx_begin(db);
-    if (rc == 0)
-        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b, err);
-    if (rc == 0) {
-        uuid4(shard);
-        snprintf(key, sizeof key, "b/%lld/s/%s.tar", (long long)b.bid, shard);
-        rc = shard_insert(db, b.bid, shard, "tar", "awaiting-upload", "awaiting-upload", key, NULL, NULL, false,
-                          true, NULL, NULL);
-    }
-    if (rc == 0)
-        rc = uploads_insert(db, key, b.bid, "tar", shard, NULL, s->o.max_shard_bytes);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    uuid4(shard);
+    rc = store_upload_tar_create(s->st, ws, batch, display_name, shard, s->o.max_shard_bytes, s->o.expiry_ms, key,
+                                 err);
     if (rc < 0)
         return rc;
     char *url = upload_url(s, key, s->o.max_shard_bytes);
@@ -345,10 +227,7 @@ struct staging_put {
     struct staging *s;
     struct store_blob_writer *w; /* owned */
     char *key;                   /* owned */
-    char kind[8];                /* tar | video */
-    char *shard_id;              /* owned, tar only */
-    char *file_name;             /* owned, video only */
-    int64_t bid;
+    struct store_upload u;       /* owned: the target (kind, batch, shard or file name) */
 };
 
 /* One writer per signed URL: a second PUT to a URL whose first PUT is
@@ -392,8 +271,7 @@ static void put_free(struct staging_put *p)
     if (p->key)
         put_release(p->s, p->key);
     free(p->key);
-    free(p->shard_id);
-    free(p->file_name);
+    store_upload_release(&p->u);
     free(p);
 }
 
@@ -401,7 +279,6 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
                      const char *q_limit, const char *q_signature, int64_t content_length, struct staging_put **out, struct err *err)
 {
     int64_t limit = 0;
-    sqlite3_stmt *q = NULL;
     struct staging_put *p = NULL;
     int rc = store_signed_verify(s->st, "PUT", key, q_method, q_expires, q_limit, q_signature, &limit);
     if (rc < 0) {
@@ -412,38 +289,19 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
         err_printf(err, "an upload to this URL is already in progress");
         return ERR_EXISTS;
     }
-    sqlite3 *db = store_db_acquire(s->st);
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "SELECT bid, kind, shard_id, file_name, state, size_limit FROM uploads"
-                               " WHERE blob_key=?", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-        int st = sqlite3_step(q);
-        if (st == SQLITE_DONE) {
-            err_printf(err, "no upload is expected at this URL (batch expired or removed?)");
-            rc = ERR_NOTFOUND;
-        } else if (st == SQLITE_ROW) {
-            const char *state = (const char *)sqlite3_column_text(q, 4);
-            if (strcmp(state, "pending") != 0) {
-                err_printf(err, "this upload URL was already used");
-                rc = ERR_EXISTS;
-            } else {
-                p = xcalloc(1, sizeof *p);
-                p->s = s;
-                p->bid = sqlite3_column_int64(q, 0);
-                snprintf(p->kind, sizeof p->kind, "%s", (const char *)sqlite3_column_text(q, 1));
-                if (sqlite3_column_text(q, 2))
-                    p->shard_id = xstrdup((const char *)sqlite3_column_text(q, 2));
-                if (sqlite3_column_text(q, 3))
-                    p->file_name = xstrdup((const char *)sqlite3_column_text(q, 3));
-                limit = MIN(limit, sqlite3_column_int64(q, 5));
-                rc = 0;
-            }
-        }
+    struct store_upload u;
+    rc = store_upload_get(s->st, key, &u, err);
+    if (rc == 0 && !u.pending) {
+        store_upload_release(&u);
+        err_printf(err, "this upload URL was already used");
+        rc = ERR_EXISTS;
     }
-    sqlite3_finalize(q);
-    store_db_release(s->st, db);
     if (rc < 0)
         goto fail;
+    p = xcalloc(1, sizeof *p);
+    p->s = s;
+    p->u = u;
+    limit = MIN(limit, u.size_limit);
     if (content_length > limit) {
         err_printf(err, "upload of %lld bytes exceeds the limit of %lld bytes", (long long)content_length,
                      (long long)limit);
@@ -452,7 +310,7 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
     }
     /* Refuse now what could not be kept: the bytes of the upload and, for
      * a tar shard, as many again for its extracted images. */
-    bool tar = !strcmp(p->kind, "tar");
+    bool tar = !strcmp(p->u.kind, "tar");
     if (content_length > 0 &&
         (rc = store_space_check(s->st, tar ? 2 * content_length : content_length,
                                 tar ? "this tar shard and its extraction" : "this upload", err)) < 0)
@@ -495,23 +353,6 @@ void staging_put_abort(struct staging_put *p)
     put_free(p);
 }
 
-static int upload_mark(sqlite3 *db, const char *key, const char *state, struct err *err)
-{
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "UPDATE uploads SET state=? WHERE blob_key=? AND state='pending'", -1, &q, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(q, 1, state, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, key, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = sqlite3_changes(db) == 1 ? 0 : ERR_EXISTS;
-    }
-    sqlite3_finalize(q);
-    if (rc == ERR_EXISTS)
-        err_printf(err, "this upload URL was already used");
-    return rc;
-}
-
 int staging_put_finish(struct staging_put *p, struct err *err)
 {
     struct staging *s = p->s;
@@ -520,7 +361,7 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     int rc = 0;
     /* Before the 200: a tar shard's extraction needs as many bytes again.
      * Refused, nothing is kept and the URL stays usable for a retry. */
-    if (!strcmp(p->kind, "tar"))
+    if (!strcmp(p->u.kind, "tar"))
         rc = store_space_check(s->st, size, "the extraction of this tar shard", err);
     if (rc < 0) {
         store_blob_writer_abort(p->w);
@@ -533,35 +374,22 @@ int staging_put_finish(struct staging_put *p, struct err *err)
         err_printf(err, "cannot store the upload: %s", err_str(rc));
         goto out;
     }
-    if (!strcmp(p->kind, "video")) {
+    if (!strcmp(p->u.kind, "video")) {
         char *path = store_blob_path(s->st, p->key);
         rc = staging__video_probe(path, &mime);
         free(path);
         if (rc < 0) {
             store_blob_delete(s->st, p->key);
-            sqlite3 *db = store_db_acquire(s->st);
-            if (store_tx_begin(db) == 0 && upload_mark(db, p->key, "failed", err) == 0)
-                store_tx_commit(db);
-            store_tx_rollback(db);
-            store_db_release(s->st, db);
-            err_printf(err, "'%s' is not a video container that can be read", p->file_name);
+            store_upload_fail(s->st, p->key, err);
+            err_printf(err, "'%s' is not a video container that can be read", p->u.file_name);
             rc = ERR_INVALID;
             goto out;
         }
     }
-    sqlite3 *db = store_db_acquire(s->st);
-    rc = store_tx_begin(db);
-    if (rc == 0)
-        rc = upload_mark(db, p->key, "done", err);
-    if (rc == 0 && !strcmp(p->kind, "video"))
-        rc = staging__item_insert(db, p->bid, NULL, p->file_name, NULL, "video", mime, p->key, size);
-    if (rc == 0 && !strcmp(p->kind, "tar"))
-        rc = staging__shard_status(db, p->shard_id, "uploaded", "uploaded", "info", NULL, 0);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    rc = store_upload_done(s->st, p->key, &p->u, mime, size, err);
     if (rc < 0 && rc != ERR_EXISTS)
         store_blob_delete(s->st, p->key);
-    if (rc == 0 && !strcmp(p->kind, "tar"))
+    if (rc == 0 && !strcmp(p->u.kind, "tar"))
         staging__kick(s, true, false);
 out:
     put_free(p);
@@ -583,21 +411,17 @@ static const char *mime_static(const char *m)
 int staging_get_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
                      const char *q_limit, const char *q_signature, int *fd, int64_t *size, const char **mime, struct err *err)
 {
-    sqlite3_stmt *q = NULL;
     int rc = store_signed_verify(s->st, "GET", key, q_method, q_expires, q_limit, q_signature, NULL);
     if (rc < 0) {
         err_printf(err, "invalid, expired or tampered signed URL");
         return rc == ERR_INVALID ? ERR_AUTH : rc;
     }
     const char *m = NULL;
-    sqlite3 *db = store_db_acquire(s->st);
-    if (sqlite3_prepare_v2(db, "SELECT mime FROM items WHERE blob_key=? LIMIT 1", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW)
-            m = mime_static((const char *)sqlite3_column_text(q, 0));
-    }
-    sqlite3_finalize(q);
-    store_db_release(s->st, db);
+    char *recorded = NULL;
+    struct err e2 = ERR_INIT; /* no recorded type is not an error: octet-stream */
+    if (store_item_mime(s->st, key, &recorded, &e2) == 0 && recorded)
+        m = mime_static(recorded);
+    free(recorded);
     rc = store_blob_open(s->st, key, fd, size);
     if (rc < 0) {
         err_printf(err, "object not found");
@@ -747,8 +571,6 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
                               bool video, const char *body, size_t len, json_t **out, struct err *err)
 {
     struct staging__refs_req r;
-    struct staging__batch b;
-    sqlite3_stmt *q = NULL;
     json_t *resp = NULL, *shard_ids = NULL;
     char gen_id[37];
     int max = video ? MAX(1, s->o.max_references / 4) : s->o.max_references;
@@ -769,84 +591,58 @@ int staging_ingest_references(struct staging *s, const char *ws, const char *bat
         json_decref(r.root);
         return rc;
     }
-    sqlite3 *db = store_db_acquire(s->st);
-    rc = store_tx_begin(db);
-    if (rc == 0)
-        rc = staging__batch_get_or_create(s, db, ws, batch, display_name, "bulk", &b, err);
-    if (rc < 0)
-        goto out;
-    /* De-duplication: the same ingestId for the same batch answers the
-     * first ingest's response and queues nothing. */
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "SELECT response FROM ingests WHERE bid=? AND ingest_id=?", -1, &q, NULL))
-        goto out;
-    sqlite3_bind_int64(q, 1, b.bid);
-    sqlite3_bind_text(q, 2, ingest_id, -1, SQLITE_STATIC);
-    int st = sqlite3_step(q);
-    if (st == SQLITE_ROW) {
-        resp = json_loads((const char *)sqlite3_column_text(q, 0), 0, NULL);
-        if (resp) {
-            json_object_set_new(resp, "status", json_string("ok")); /* absent from older rows */
-            json_object_set_new(resp, "duplicated", json_true());
-            rc = 0;
-        }
-        goto out;
-    }
-    sqlite3_finalize(q);
-    q = NULL;
+    /* The shards (REFS_PER_SHARD references each) and the answer, stored
+     * with the ingest so that a repeated ingestId gets it again. */
+    size_t nrefs = r.refs ? json_array_size(r.refs) : 0;
+    int nshards = r.refs ? (int)((nrefs + REFS_PER_SHARD - 1) / REFS_PER_SHARD) : 1;
+    struct store_ingest_shard *shards = xcalloc((size_t)nshards, sizeof *shards);
+    char (*sids)[37] = xcalloc((size_t)nshards, sizeof *sids);
     resp = json_pack("{s:s,s:s}", "status", "ok", "ingestId", ingest_id);
     shard_ids = json_array();
-    const char *kind = video ? "video-refs" : "image-refs";
-    int nshards = 0;
-    rc = 0;
-    if (r.refs) {
-        size_t n = json_array_size(r.refs);
-        for (size_t off = 0; off < n && rc == 0; off += REFS_PER_SHARD) {
+    for (int k = 0; k < nshards; k++) {
+        uuid4(sids[k]);
+        shards[k].shard_id = sids[k];
+        if (r.refs) {
             json_t *chunk = json_array();
-            for (size_t i = off; i < n && i < off + REFS_PER_SHARD; i++) {
+            size_t off = (size_t)k * REFS_PER_SHARD;
+            for (size_t i = off; i < nrefs && i < off + REFS_PER_SHARD; i++) {
                 json_t *e = json_array_get(r.refs, i);
                 json_array_append_new(chunk, json_pack("{s:O,s:O}", "name", json_object_get(e, "name"), "url",
                                                        json_object_get(e, "url")));
             }
-            char *refs = json_dumps(chunk, JSON_COMPACT);
-            char sid[37];
-            uuid4(sid);
-            rc = shard_insert(db, b.bid, sid, kind, "queued", "queued", NULL, ingest_id, r.notify_url, r.cat_ingest,
-                              r.cat_files, refs, NULL);
-            json_array_append_new(shard_ids, json_string(sid));
-            nshards++;
-            free(refs);
+            shards[k].refs = json_dumps(chunk, JSON_COMPACT);
             json_decref(chunk);
+        } else {
+            shards[k].refs_url = r.refs_url;
         }
-    } else {
-        char sid[37];
-        uuid4(sid);
-        rc = shard_insert(db, b.bid, sid, kind, "queued", "queued", NULL, ingest_id, r.notify_url, r.cat_ingest,
-                          r.cat_files, NULL, r.refs_url);
-        json_array_append_new(shard_ids, json_string(sid));
-        nshards++;
+        json_array_append_new(shard_ids, json_string(sids[k]));
     }
-    if (rc < 0)
-        goto out;
     if (!video)
         json_object_set(resp, "shardIds", shard_ids);
-    char *stored = json_dumps(resp, JSON_COMPACT);
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO ingests(bid, ingest_id, response, shards_total, created_ms)"
-                               " VALUES(?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, b.bid);
-        sqlite3_bind_text(q, 2, ingest_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, stored, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 4, nshards);
-        sqlite3_bind_int64(q, 5, time_now_ms());
-        rc = store_step_done(db, q);
-    }
+    char *stored = json_dumps(resp, JSON_COMPACT), *dup = NULL;
+    struct store_ingest_new in = {ingest_id, video ? "video-refs" : "image-refs", r.notify_url, r.cat_ingest,
+                                  r.cat_files, shards, nshards, stored};
+    rc = store_ingest_create(s->st, ws, batch, display_name, s->o.expiry_ms, &in, &dup, err);
     free(stored);
-    json_object_set_new(resp, "duplicated", json_false());
-out:
-    sqlite3_finalize(q);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(s->st, db);
+    for (int k = 0; k < nshards; k++)
+        free((char *)shards[k].refs);
+    free(shards);
+    free(sids);
+    if (rc == 0 && dup) {
+        /* De-duplication: the same ingestId for the same batch answers the
+         * first ingest's response and queues nothing. */
+        json_decref(resp);
+        resp = json_loads(dup, 0, NULL);
+        if (resp) {
+            json_object_set_new(resp, "status", json_string("ok")); /* absent from older rows */
+            json_object_set_new(resp, "duplicated", json_true());
+        } else {
+            rc = ERR_INTERNAL;
+        }
+        free(dup);
+    } else if (rc == 0) {
+        json_object_set_new(resp, "duplicated", json_false());
+    }
     json_decref(shard_ids);
     json_decref(r.root);
     if (rc < 0) {

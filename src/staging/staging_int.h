@@ -8,6 +8,7 @@
 
 #include "base/base.h"
 #include "staging/staging.h"
+#include "store/store_staging.h"
 
 struct staging {
     struct store *st;            /* borrowed */
@@ -22,7 +23,7 @@ struct staging {
     bool kick_index, kick_fetch; /* work was queued */
     pthread_t th_index, th_fetch, th_sweep;
     struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
-    /* storage-full backoff of the indexer and the fetcher (indexer.c):
+    /* storage-full backoff of the indexer and the fetcher (shardjob.c):
      * no try before *_retry_at (monotonic ms); *_backoff the last delay */
     int64_t index_retry_at, index_backoff, fetch_retry_at, fetch_backoff;
 };
@@ -34,38 +35,13 @@ struct staging__putting {
 
 void staging__kick(struct staging *s, bool index, bool fetch);
 
-/* sql.c */
-extern const char *const staging__migrations[];
-extern const int staging__migrations_n;
-
-/* Batch row lookup (staging.c).  bid = internal row id. */
-struct staging__batch {
-    int64_t bid;
-    char mode[16];        /* single | bulk | output */
-    char type[32];        /* simple-batch | sharded-batch | multipart-batch */
-    char content[16];     /* images | videos | mixed */
-};
-/* Inside a transaction: find the (unexpired) batch, or create it when
- * create_mode is not NULL ("single" or "bulk").  Refuses mixing. */
-int staging__batch_get_or_create(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                                 const char *display_name, const char *create_mode, struct staging__batch *out, struct err *err);
-int staging__batch_find(struct staging *s, sqlite3 *db, const char *ws, const char *batch,
-                        struct staging__batch *out, struct err *err);
-/* Inside a transaction: insert one item row and bump counters/content type. */
-int staging__item_insert(sqlite3 *db, int64_t bid, const char *part, const char *name, const char *shard_id,
-                         const char *content_type, const char *mime, const char *blob_key, int64_t size);
-/* Sidecar files (staging.c).  Is name "<something>.json" other than
+/* Sidecar files (names.c).  Is name "<something>.json" other than
  * notification_config.json? */
 bool staging__sidecar_name(const char *name);
 /* Check a sidecar's bytes: 0 when it is a JSON object of at most
  * STAGING_SIDECAR_MAX bytes, else ERR_INVALID/ERR_LIMIT with a static
  * reason in *why. */
 int staging__sidecar_check(const void *data, size_t len, const char **why);
-/* Inside a transaction: make sure the batch has the metadata part. */
-int staging__sidecar_part_ensure(sqlite3 *db, int64_t bid);
-/* Inside a transaction: set a shard's state and status, append to history. */
-int staging__shard_status(sqlite3 *db, const char *shard_id, const char *state, const char *status_name,
-                          const char *status_type, json_t *meta, int64_t objects);
 /* File names for staged files: 1..255 bytes, no '/', no "..", no control
  * characters, not "." */
 bool staging__name_valid(const char *name);
@@ -84,7 +60,7 @@ const char *staging__image_mime(const void *data, size_t len, const char **type,
  * one video stream, ERR_INVALID otherwise. *mime gets a static string. */
 int staging__video_probe(const char *path, const char **mime);
 
-/* Tar scanning (indexer.c), separated from the DB for the fuzz target. */
+/* Tar scanning (tar.c), separated from storage for the fuzz target. */
 struct staging__tar_limits {
     int64_t max_image_bytes;
     int max_images;
@@ -120,14 +96,53 @@ int staging__refs_parse(const char *body, size_t len, bool video, int max_refs, 
 /* Validate one parsed reference entry; returns name/url borrowed. */
 int staging__ref_entry(json_t *e, const char **name, const char **url);
 
-/* Webhook payloads (indexer.c). */
-void staging__notify_files(sqlite3 *db, const char *ws, const char *url, const char *ingest_id,
-                           const char *batch, const char *shard_id, json_t *ingested, json_t *failed,
-                           bool truncated);
-void staging__notify_ingest(sqlite3 *db, const char *ws, const char *url, const char *ingest_id,
-                            const char *batch, bool success, const char *err_type, const char *err_reason);
+/* Shard work shared by the indexer and the fetcher (shardjob.c). */
+#define STAGING_LIST_CAP 1000 /* entries per webhook list before content_truncated */
+struct staging__staged {
+    char *name, *key, *mime;
+    int64_t size;
+};
+struct staging__job {
+    struct staging *s;
+    int64_t bid;
+    char *ws, *batch, *shard_id, *kind, *blob_key, *ingest_id, *notify_url, *refs, *refs_url;
+    bool cat_ingest, cat_files;
+    struct staging__staged *items; /* accepted, blobs written */
+    int nitems, capitems;
+    json_t *failed;         /* [{type,file_name,reason}], at most STAGING_LIST_CAP */
+    int nfailed;            /* all failures, also those beyond STAGING_LIST_CAP */
+    json_t *ingested;       /* [name] */
+};
+/* Take the oldest tar shard (refs false) or reference shard in `state`
+ * (ERR_NOTFOUND: none); release with staging__job_release. */
+int staging__job_load(struct staging *s, bool refs, const char *state, struct staging__job *j);
+void staging__job_release(struct staging__job *j);
+/* A file staged (blob written) / rejected (a tar_cb reject callback). */
+int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size);
+void staging__job_reject(void *ud, const char *name, const char *type, const char *reason);
+/* End the shard: failed (no items) or done with its staged items, with
+ * its webhooks, in one transaction; ERR_EXISTS when another worker did. */
+int staging__job_fail(struct staging__job *j, const char *from_state, const char *status_name, const char *reason);
+int staging__job_commit(struct staging__job *j, const char *from_state);
+/* Storage ran out: the shard keeps from_state, shows waiting-for-storage. */
+void staging__job_wait_storage(struct staging__job *j, const char *from_state, const char *why);
+/* Sleep ms, waking early when the context stops. */
+void staging__sleep_ms_unless_stopped(struct staging *s, int64_t ms);
+/* After a storage failure a queue waits before its next try: 1 s doubling
+ * to 30 s, reset by the next shard that goes through. */
+bool staging__backoff_waiting(struct staging *s, int64_t *until);
+void staging__backoff_set(struct staging *s, int64_t *until, int64_t *delay, bool failed);
 
-/* Blob key prefix of a batch row: "b/<bid>" into out (32 bytes). */
-void staging__batch_prefix(int64_t bid, char out[32]);
+/* Webhook payloads (notify.c): the JSON text (malloc'd) of an
+ * ingest-files-status or ingest-status notification, each with a new
+ * event id; store/ queues them with the state change they report. */
+char *staging__notify_files(const char *ingest_id, const char *batch, const char *shard_id, json_t *ingested,
+                            json_t *failed, bool truncated);
+char *staging__notify_ingest(const char *ingest_id, const char *batch, bool success, const char *err_type,
+                             const char *err_reason);
+/* The outbox order key of those webhooks: one ingest's go out in order
+ * ("ingest/<id>"); without an ingest id, one batch's ("batch/<id>").
+ * malloc'd. */
+char *staging__notify_key(const char *ingest_id, const char *batch);
 
 #endif

@@ -2,7 +2,7 @@
  * outbox.c — the durable webhook outbox and its sender thread.
  *
  * A webhook is a row in `outbox`, inserted in the same transaction as the
- * state change it reports (store_outbox_enqueue_db), so it exists exactly
+ * state change it reports (store__outbox_enqueue), so it exists exactly
  * when the change does.  The sender delivers at least once, several POSTs
  * at a time (one thread driving a curl multi handle):
  *
@@ -117,35 +117,6 @@ int store__outbox_enqueue(struct db_conn *c, const char *url, const char *worksp
     char *dest = dest_of(url);
     int rc = db_run(c, e, OB_INSERT_SQL, "tttttii", url, workspace, order_key, dest, payload,
                     (int64_t)(sign ? 1 : 0), time_now_ms());
-    free(dest);
-    return rc;
-}
-
-/* The way across for callers still on a raw sqlite3 connection (staging,
- * jobs until they move onto store/'s owner files, which call
- * store__outbox_enqueue): the same row through SQLite's own calls. */
-int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *order_key,
-                            const char *payload, bool sign)
-{
-    sqlite3_stmt *q = NULL;
-    int rc = enqueue_check(url, workspace, order_key, payload);
-    if (rc < 0)
-        return rc;
-    rc = ERR_INTERNAL;
-    char *dest = dest_of(url);
-    int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, OB_INSERT_SQL, -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, url, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, workspace, -1, SQLITE_STATIC);
-        if (order_key)
-            sqlite3_bind_text(q, 3, order_key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, dest, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 5, payload, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 6, sign ? 1 : 0);
-        sqlite3_bind_int64(q, 7, now);
-        rc = store_step_done(db, q);
-    }
-    sqlite3_finalize(q);
     free(dest);
     return rc;
 }

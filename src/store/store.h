@@ -264,14 +264,13 @@ int store_net_check_url(struct store *st, const char *url, const char **why);
  * secret>".  order_key (<= 512 bytes, NULL = none): webhooks of one
  * workspace with the same key are delivered one at a time in the order
  * they were queued (committed); a later one waits until the earlier is
- * delivered or has failed for good ("job/<id>", "ingest/<id>").  The _db
- * variant joins the caller's open transaction, so the webhook is durable
- * exactly when the state change is.  ERR_INVALID for a payload that is
- * not a JSON object or too long. */
+ * delivered or has failed for good ("job/<id>", "ingest/<id>").  The
+ * owner files under store/ queue inside their own transaction with
+ * store__outbox_enqueue (store_int.h), so the webhook is durable exactly
+ * when the state change is.  ERR_INVALID for a payload that is not a JSON
+ * object or too long. */
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign);
-int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *order_key,
-                            const char *payload, bool sign);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */

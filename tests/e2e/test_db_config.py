@@ -3,9 +3,9 @@
 
 The PostgreSQL cases need VBATCH_TEST_PG (scripts/test.sh starts a
 throwaway cluster with scripts/pg-up.sh and sets it) and psql; each uses a
-schema of its own.  What runs on PostgreSQL today: `workspace create`;
-`serve`, `worker` and `model` refuse a PostgreSQL database at start until
-the staging, jobs and models tables have their PostgreSQL migrations."""
+schema of its own.  What runs on PostgreSQL today: `workspace create` and
+`model …`; `serve` and `worker` refuse a PostgreSQL database at start until
+the staging and jobs tables have their PostgreSQL migrations."""
 import os
 import shutil
 import sqlite3
@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from conftest import BIN, MULT
+from conftest import BIN, MULT, REPO
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')
@@ -103,13 +103,35 @@ def test_workspace_create_on_postgres(tmp_path, pg_schema):
 
 
 @need_pg
-def test_serve_worker_model_refuse_postgres_at_start(tmp_path, pg_schema):
+def test_models_on_postgres(tmp_path, pg_schema):
+    det = os.path.join(REPO, 'tests', 'data', 'models', 'synth-det')
+    assert run('workspace', 'create', 'ws1', '--data', str(tmp_path), '--db', pg_schema).returncode == 0
+    p = run('model', 'register', 'cli/1', det, '--data', str(tmp_path), '--db', pg_schema)
+    assert p.returncode == 0 and 'registered: cli/1' in p.stdout, p.stderr
+    p = run('model', 'register', 'w/1', det, '--workspace', 'ws1', '--data', str(tmp_path),
+            env={'VBATCH_DB': pg_schema})
+    assert p.returncode == 0 and 'workspace ws1' in p.stdout, p.stderr
+    p = run('model', 'list', '--workspace', 'ws1', '--data', str(tmp_path), '--db', pg_schema)
+    assert p.returncode == 0, p.stderr
+    assert [l.split('\t')[0] for l in p.stdout.splitlines()] == ['cli/1', 'w/1']
+    p = run('model', 'delete', 'cli/1', '--data', str(tmp_path), '--db', pg_schema)
+    assert p.returncode == 0 and 'deleted: cli/1' in p.stdout, p.stderr
+    # the rows live in PostgreSQL: no SQLite file in the data folder
+    assert not (tmp_path / 'vbatch.db').exists()
+    out = subprocess.run(['psql', '-X', '-At', pg_schema, '-c', 'SELECT workspace, model_id FROM models'],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['ws1|w/1']
+
+
+@need_pg
+def test_serve_and_worker_refuse_postgres_at_start(tmp_path, pg_schema):
     pw = urllib.parse.urlsplit(PG).password
-    for cmd in (['serve', '--listen', '127.0.0.1:0'], ['worker'], ['model', 'list']):
+    for cmd in (['serve', '--listen', '127.0.0.1:0'], ['worker']):
         p = run(*cmd, '--data', str(tmp_path), '--db', pg_schema)
         assert p.returncode == 2, (cmd, p.stderr)
         lines = error_lines(p)
-        assert len(lines) == 1 and 'cannot run on PostgreSQL' in lines[0] and 'SQLite-only' in lines[0], p.stderr
+        assert len(lines) == 1 and 'cannot run on PostgreSQL' in lines[0], p.stderr
+        assert 'staging and jobs tables have no PostgreSQL schema' in lines[0], p.stderr
         assert pw not in p.stderr
 
 

@@ -1,10 +1,14 @@
 /*
- * sql.c — the staging schema (SQLite dialect), one statement text per
- * migration, applied through store_migrate(st, "staging", ...).
+ * staging_schema.c — the schema of the Data Staging tables (component
+ * "staging"), one statement text per migration and one list per backend,
+ * applied by store_staging_migrate().  Never edit an applied migration:
+ * append one.  The SQLite list is the one vbatch has always applied (an
+ * existing data folder keeps its versions); the PostgreSQL list is left
+ * empty here and is written with the PostgreSQL backend.
  */
-#include "staging/staging_int.h"
+#include "store/staging_int.h"
 
-const char *const staging__migrations[] = {
+const char *const store__staging_migrations_sqlite[] = {
     /* 1 */
     "CREATE TABLE batches ("
     "  bid INTEGER PRIMARY KEY AUTOINCREMENT,"   /* never reused: blob prefix b/<bid> */
@@ -99,4 +103,20 @@ const char *const staging__migrations[] = {
     /* 3: item lookup by name within a part (image sidecars) */
     "CREATE INDEX items_name ON items(bid, part, name, id);",
 };
-const int staging__migrations_n = (int)ARRAY_LEN(staging__migrations);
+const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
+
+/* PostgreSQL: to be written with the PostgreSQL backend (types, identity
+ * columns); empty until then, so a PostgreSQL database is refused below. */
+const char *const store__staging_migrations_pg[] = {NULL};
+const int store__staging_migrations_pg_n = 0;
+
+int store_staging_migrate(struct store *st, struct err *e)
+{
+    struct db *d = store__db(st);
+    if (db_kind(d) == DB_POSTGRES) {
+        if (store__staging_migrations_pg_n == 0)
+            return err_set(e, ERR_UNSUPPORTED, "the staging tables have no PostgreSQL schema yet");
+        return db_migrate(d, "staging", store__staging_migrations_pg, store__staging_migrations_pg_n, e);
+    }
+    return db_migrate(d, "staging", store__staging_migrations_sqlite, store__staging_migrations_sqlite_n, e);
+}

@@ -1,0 +1,227 @@
+/*
+ * shardjob.c — the bookkeeping shared by the indexer (indexer.c) and the
+ * fetcher (fetcher.c): a shard taken from the queue, the files it staged
+ * and rejected, and the one transaction that ends it (items, status,
+ * webhooks: store_shard_finish) or marks it waiting for storage.
+ *
+ * Crash safety: a shard's images are written as blobs under the
+ * deterministic keys b/<bid>/s/<shard>/<n> (refs: .../r/<shard>/<n>), the
+ * file system is synced, and only then are all item rows inserted — in ONE
+ * transaction together with the state change that takes the shard out of
+ * "uploaded"/"queued".  A crash before the commit leaves the shard in its
+ * old state, with no item visible; on restart it is processed again and
+ * its blobs are overwritten, so items are never half-visible and never
+ * duplicated.  The transaction re-checks the state, so two indexers (or a
+ * test and the thread) cannot both commit one shard.  The rows belong to
+ * store/ (store/shards.c, where the shard state diagram is).
+ */
+#include "staging/staging.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "staging/staging_int.h"
+
+void staging__job_release(struct staging__job *j)
+{
+    free(j->ws), free(j->batch), free(j->shard_id), free(j->kind), free(j->blob_key);
+    free(j->ingest_id), free(j->notify_url), free(j->refs), free(j->refs_url);
+    for (int i = 0; i < j->nitems; i++) {
+        free(j->items[i].name);
+        free(j->items[i].key);
+        free(j->items[i].mime);
+    }
+    free(j->items);
+    json_decref(j->failed);
+    json_decref(j->ingested);
+}
+
+void staging__job_reject(void *ud, const char *name, const char *type, const char *reason)
+{
+    struct staging__job *j = ud;
+    j->nfailed++;
+    if (json_array_size(j->failed) < STAGING_LIST_CAP)
+        json_array_append_new(j->failed,
+                              json_pack("{s:s,s:s,s:s}", "type", type, "file_name", name, "reason", reason));
+}
+
+int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size)
+{
+    if (j->nitems == j->capitems) {
+        j->capitems = j->capitems ? j->capitems * 2 : 64;
+        j->items = xrealloc(j->items, (size_t)j->capitems * sizeof *j->items);
+    }
+    j->items[j->nitems++] = (struct staging__staged){xstrdup(name), xstrdup(key), xstrdup(mime), size};
+    json_array_append_new(j->ingested, json_string(name));
+    return 0;
+}
+
+/* Load the oldest tar shard (refs false) or reference shard in `state`. */
+int staging__job_load(struct staging *s, bool refs, const char *state, struct staging__job *j)
+{
+    struct store_shard_work w;
+    struct err e = ERR_INIT;
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    int rc = store_shard_next(s->st, refs, state, &w, &e);
+    if (rc < 0)
+        return rc;
+    j->bid = w.bid;
+    j->ws = w.ws, j->batch = w.batch, j->shard_id = w.shard_id, j->kind = w.kind, j->blob_key = w.blob_key;
+    j->ingest_id = w.ingest_id, j->notify_url = w.notify_url, j->refs = w.refs, j->refs_url = w.refs_url;
+    j->cat_ingest = w.cat_ingest;
+    j->cat_files = w.cat_files;
+    j->failed = json_array();
+    j->ingested = json_array();
+    return 0;
+}
+
+/* For a reference shard: the ingest's count and, when the ingest asked for
+ * ingest-status webhooks, both possible payloads of its last shard. */
+static void outcome_ingest(struct staging__job *j, struct store_shard_outcome *o, bool failed, const char *err_type,
+                           const char *reason, char **ok, char **bad)
+{
+    if (!strcmp(j->kind, "tar") || !j->ingest_id)
+        return;
+    o->ingest_id = j->ingest_id;
+    o->failed = failed;
+    if (j->notify_url && j->cat_ingest) {
+        *ok = staging__notify_ingest(j->ingest_id, j->batch, true, NULL, NULL);
+        *bad = staging__notify_ingest(j->ingest_id, j->batch, false, err_type ? err_type : "ingest-failed",
+                                      reason ? reason : "some shards failed");
+        o->ingest_ok = *ok;
+        o->ingest_failed = *bad;
+    }
+}
+
+/* Record a shard-level failure (no items), in one transaction. */
+int staging__job_fail(struct staging__job *j, const char *from_state, const char *status_name, const char *reason)
+{
+    struct staging *s = j->s;
+    struct err e = ERR_INIT;
+    char prefix[160], *hook = NULL, *ok = NULL, *bad = NULL;
+    snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
+             j->shard_id);
+    store_blob_delete_prefix(s->st, prefix);
+    json_t *meta = json_pack("{s:s,s:O,s:i}", "reason", reason, "failedFiles", j->failed, "failedCount", j->nfailed);
+    char *meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
+                                    .state = "failed", .status_name = status_name, .status_type = "error",
+                                    .meta = meta_s, .ws = j->ws, .webhook_url = j->notify_url};
+    char *okey = staging__notify_key(j->ingest_id, j->batch);
+    o.webhook_key = okey;
+    if (!strcmp(j->kind, "tar") && j->notify_url && j->ingest_id)
+        o.webhook = hook = staging__notify_ingest(j->ingest_id, j->batch, false, status_name, reason);
+    outcome_ingest(j, &o, true, status_name, reason, &ok, &bad);
+    int rc = store_shard_finish(s->st, &o, &e);
+    free(meta_s), free(hook), free(ok), free(bad), free(okey);
+    if (rc == 0) {
+        log_warn("staging", "shard failed shard=%s status=%s reason=%s", j->shard_id, status_name, reason);
+        store_outbox_kick(s->st);
+    }
+    return rc;
+}
+
+/* Publish a shard's staged items, in one transaction. */
+int staging__job_commit(struct staging__job *j, const char *from_state)
+{
+    struct staging *s = j->s;
+    struct err e = ERR_INIT;
+    char *hook = NULL, *ok = NULL, *bad = NULL;
+    int rc = store_blob_sync(s->st);
+    if (rc < 0)
+        return rc;
+    struct store_item_new *items = xcalloc((size_t)MAX(j->nitems, 1), sizeof *items);
+    for (int i = 0; i < j->nitems; i++) {
+        bool meta = !strcmp(j->items[i].mime, "application/json"); /* a sidecar (tar only) */
+        items[i] = (struct store_item_new){meta ? STAGING_METADATA_PART : NULL, j->items[i].name, j->shard_id,
+                                           meta ? "metadata" : !strcmp(j->kind, "video-refs") ? "video" : "image",
+                                           j->items[i].mime, j->items[i].key, j->items[i].size};
+    }
+    bool all_failed = j->nitems == 0 && j->nfailed > 0;
+    json_t *meta = json_pack("{s:i,s:O,s:i}", "ingestedFiles", j->nitems, "failedFiles", j->failed, "failedCount",
+                             j->nfailed);
+    char *meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
+                                    .state = "done", .status_name = all_failed ? "all-files-failed" : "ingested",
+                                    .status_type = all_failed ? "error" : "success", .meta = meta_s,
+                                    .objects = j->nitems, .items = items, .nitems = j->nitems, .ws = j->ws,
+                                    .webhook_url = j->notify_url};
+    char *okey = staging__notify_key(j->ingest_id, j->batch);
+    o.webhook_key = okey;
+    if (j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
+        o.webhook = hook = staging__notify_files(j->ingest_id, j->batch, j->shard_id, j->ingested, j->failed,
+                                                 j->nfailed > (int)json_array_size(j->failed));
+    outcome_ingest(j, &o, all_failed, "all-files-failed", "no file of the shard could be ingested", &ok, &bad);
+    rc = store_shard_finish(s->st, &o, &e);
+    free(items), free(meta_s), free(hook), free(ok), free(bad), free(okey);
+    if (rc == 0) {
+        log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
+                 json_array_size(j->failed));
+        store_outbox_kick(s->st);
+    }
+    return rc;
+}
+
+/* Sleep ms, waking early when the context stops. */
+void staging__sleep_ms_unless_stopped(struct staging *s, int64_t ms)
+{
+    int64_t end = time_mono_ms() + ms;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stop && s->running;
+        pthread_mutex_unlock(&s->mu);
+        int64_t left = end - time_mono_ms();
+        if (stop || left <= 0)
+            return;
+        struct timespec ts = {0, (long)MIN(left, 50) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Storage ran out while a shard was being staged (extraction, reference
+ * fetches, the commit): the shard keeps its state (from_state, so it is
+ * retried) and its upload; the blobs written so far are removed; its status
+ * says "waiting-for-storage" with the cause (recorded once, when the disk
+ * lets the database take it). */
+void staging__job_wait_storage(struct staging__job *j, const char *from_state, const char *why)
+{
+    struct staging *s = j->s;
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
+             j->shard_id);
+    store_blob_delete_prefix(s->st, prefix);
+    json_t *meta = json_pack("{s:s}", "reason", why);
+    char *meta_s = json_dumps(meta, JSON_COMPACT);
+    json_decref(meta);
+    struct err e = ERR_INIT;
+    store_shard_wait_storage(s->st, j->shard_id, from_state, meta_s, &e);
+    free(meta_s);
+    log_warn("staging", "shard waiting for storage shard=%s: %s", j->shard_id, why);
+}
+
+/* After a storage failure, the queue waits before its next try: 1 s,
+ * doubling to 30 s; reset by the next shard that goes through. */
+bool staging__backoff_waiting(struct staging *s, int64_t *until)
+{
+    pthread_mutex_lock(&s->mu);
+    bool wait = time_mono_ms() < *until;
+    pthread_mutex_unlock(&s->mu);
+    return wait;
+}
+
+void staging__backoff_set(struct staging *s, int64_t *until, int64_t *delay, bool failed)
+{
+    pthread_mutex_lock(&s->mu);
+    if (failed) {
+        *delay = *delay <= 0 ? 1000 : MIN(*delay * 2, 30000);
+        *until = time_mono_ms() + *delay;
+    } else {
+        *delay = 0;
+        *until = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}

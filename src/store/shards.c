@@ -1,0 +1,497 @@
+/*
+ * shards.c — owner of the tables shards, shard_events, uploads and
+ * ingests (store_staging.h): bulk uploads and their status history, the
+ * signed PUT targets, reference ingests, and the shard work of the
+ * indexer and fetcher threads.
+ *
+ * Shard states (shards.state) and the statuses clients see:
+ *
+ *   tar:  awaiting-upload ─PUT─► uploaded ─index─► done   (ingested/success)
+ *                                        └───────► failed (too-many-images,
+ *                                          shard-size-limit-exceeded,
+ *                                          corrupt-archive, upload-missing,
+ *                                          internal-error /error)
+ *   refs: queued ─fetch─► done (ingested/success | all-files-failed/error)
+ *               └───────► failed (unsafe-url-detected, references-fetch-failed)
+ *
+ * Every status change appends a row to shard_events.  A shard leaves
+ * "uploaded"/"queued" in ONE transaction together with its items, its
+ * webhooks and its ingest's count, and that transaction re-checks the
+ * state first (on PostgreSQL under a row lock), so two workers cannot both
+ * finish one shard.
+ *
+ * Upload targets (uploads.state): pending ─PUT done─► done | failed; a
+ * target is used once.
+ */
+#include "store/store_staging.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/staging_int.h"
+
+/* ---- shard rows -------------------------------------------------------------------------- */
+
+static int shard_insert(struct db_conn *c, int64_t bid, const char *shard_id, const char *kind, const char *state,
+                        const char *status_name, const char *blob_key, const char *ingest_id, const char *notify_url,
+                        bool cat_ingest, bool cat_files, const char *refs, const char *refs_url, struct err *e)
+{
+    int64_t now = time_now_ms();
+    int rc = db_run(c, e, "INSERT INTO shards(bid, shard_id, kind, state, status_name, status_type, blob_key,"
+                          " ingest_id, notify_url, cat_ingest, cat_files, refs, refs_url, event_ms, created_ms)"
+                          " VALUES(?1,?2,?3,?4,?5,'info',?6,?7,?8,?9,?10,?11,?12,?13,?14)", "itttttttiittii",
+                    bid, shard_id, kind, state, status_name, blob_key, ingest_id, notify_url, (int64_t)cat_ingest,
+                    (int64_t)cat_files, refs, refs_url, now, now);
+    if (rc == 0)
+        rc = db_run(c, e, "INSERT INTO shard_events(shard, status_name, status_type, event_ms)"
+                          " VALUES(?1,?2,'info',?3)", "tti", shard_id, status_name, now);
+    return rc;
+}
+
+/* Inside a transaction: set a shard's state and status, append to its
+ * history.  meta: JSON text or NULL. */
+static int shard_status(struct db_conn *c, const char *shard_id, const char *state, const char *status_name,
+                        const char *status_type, const char *meta, int64_t objects, struct err *e)
+{
+    int64_t now = time_now_ms();
+    int rc = db_run(c, e, "UPDATE shards SET state=?1, status_name=?2, status_type=?3, status_meta=?4,"
+                          " objects=?5, event_ms=?6 WHERE shard_id=?7", "ttttiit",
+                    state, status_name, status_type, meta, objects, now, shard_id);
+    if (rc == 0)
+        rc = db_run(c, e, "INSERT INTO shard_events(shard, status_name, status_type, meta, event_ms)"
+                          " VALUES(?1,?2,?3,?4,?5)", "tttti", shard_id, status_name, status_type, meta, now);
+    return rc;
+}
+
+/* Inside a transaction: is the shard still in `state`?  (1 yes, 0 no, <0) */
+static int shard_in_state(struct db_conn *c, const char *shard_id, const char *state, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    /* PostgreSQL: the row lock makes a second worker wait for the first's
+     * commit and then see the new state (untested on PostgreSQL). */
+    const char *sql = db_conn_kind(c) == DB_POSTGRES ? "SELECT state FROM shards WHERE shard_id=?1 FOR UPDATE"
+                                                     : "SELECT state FROM shards WHERE shard_id=?1";
+    int rc = db_prepare(c, sql, &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, shard_id);
+    rc = db_step(q, e);
+    if (rc == DB_ROW)
+        rc = !strcmp(db_col_text(q, 0), state) ? 1 : 0;
+    db_finalize(q);
+    return rc;
+}
+
+void store_shard_infos_free(struct store_shard_info *rows, int n)
+{
+    for (int i = 0; rows && i < n; i++) {
+        free(rows[i].shard_id);
+        free(rows[i].status_name);
+        free(rows[i].status_type);
+        free(rows[i].status_meta);
+    }
+    free(rows);
+}
+
+int store_shards_page(struct store *st, const char *ws, const char *batch, int64_t after, int limit,
+                      struct store_shard_info **rows, int *n, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    struct store_batch b;
+    struct store_shard_info *arr = NULL;
+    int cnt = 0;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = store__batch_find(c, ws, batch, &b, e);
+    if (rc == 0)
+        rc = db_prepare(c, "SELECT id, shard_id, status_name, status_type, event_ms, objects, status_meta"
+                           " FROM shards WHERE bid=?1 AND id>?2 ORDER BY id LIMIT ?3", &q, e);
+    if (rc == 0) {
+        db_bind_int64(q, 1, b.bid);
+        db_bind_int64(q, 2, after);
+        db_bind_int64(q, 3, limit);
+        arr = xcalloc((size_t)MAX(limit, 1), sizeof *arr);
+        while (cnt < limit && (rc = db_step(q, e)) == DB_ROW) {
+            struct store_shard_info *r = &arr[cnt++];
+            r->id = db_col_int64(q, 0);
+            r->shard_id = store__col_dup(q, 1);
+            r->status_name = store__col_dup(q, 2);
+            r->status_type = store__col_dup(q, 3);
+            r->event_ms = db_col_int64(q, 4);
+            r->objects = db_col_int64(q, 5);
+            r->status_meta = store__col_dup(q, 6);
+        }
+        if (rc > 0)
+            rc = 0;
+    }
+    db_finalize(q);
+    db_release(d, c);
+    if (rc < 0) {
+        store_shard_infos_free(arr, cnt);
+        return rc;
+    }
+    *rows = arr;
+    *n = cnt;
+    return 0;
+}
+
+/* ---- signed uploads ------------------------------------------------------------------------ */
+
+static int uploads_insert(struct db_conn *c, const char *key, int64_t bid, const char *kind, const char *shard_id,
+                          const char *file_name, int64_t limit, struct err *e)
+{
+    return db_run(c, e, "INSERT INTO uploads(blob_key, bid, kind, shard_id, file_name, size_limit, state,"
+                        " created_ms) VALUES(?1,?2,?3,?4,?5,?6,'pending',?7)", "titttii",
+                  key, bid, kind, shard_id, file_name, limit, time_now_ms());
+}
+
+struct upload_args {
+    const char *ws, *batch, *display_name, *file_name, *id;
+    int64_t size_limit, expiry_ms;
+    char *key;
+};
+
+static int video_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct upload_args *a = ud;
+    struct store_batch b;
+    /* Videos go into any input batch; a new batch becomes a simple one. */
+    int rc = store__batch_find(c, a->ws, a->batch, &b, e);
+    if (rc == 0 && !strcmp(b.mode, "output"))
+        return err_set(e, ERR_INVALID, "batch '%s' holds job outputs and cannot take uploads", a->batch);
+    if (rc == ERR_NOTFOUND)
+        rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "single", a->expiry_ms, &b, e);
+    if (rc < 0)
+        return rc;
+    snprintf(a->key, 96, "b/%lld/v/%s", (long long)b.bid, a->id);
+    return uploads_insert(c, a->key, b.bid, "video", NULL, a->file_name, a->size_limit, e);
+}
+
+int store_upload_video_create(struct store *st, const char *ws, const char *batch, const char *display_name,
+                              const char *file_name, const char *uuid, int64_t size_limit, int64_t expiry_ms,
+                              char key[96], struct err *e)
+{
+    struct upload_args a = {ws, batch, display_name, file_name, uuid, size_limit, expiry_ms, key};
+    return store__staging_tx(st, video_body, &a, e);
+}
+
+static int tar_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct upload_args *a = ud;
+    struct store_batch b;
+    int rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
+    if (rc < 0)
+        return rc;
+    snprintf(a->key, 96, "b/%lld/s/%s.tar", (long long)b.bid, a->id);
+    rc = shard_insert(c, b.bid, a->id, "tar", "awaiting-upload", "awaiting-upload", a->key, NULL, NULL, false, true,
+                      NULL, NULL, e);
+    if (rc == 0)
+        rc = uploads_insert(c, a->key, b.bid, "tar", a->id, NULL, a->size_limit, e);
+    return rc;
+}
+
+int store_upload_tar_create(struct store *st, const char *ws, const char *batch, const char *display_name,
+                            const char *shard_id, int64_t size_limit, int64_t expiry_ms, char key[96],
+                            struct err *e)
+{
+    struct upload_args a = {ws, batch, display_name, NULL, shard_id, size_limit, expiry_ms, key};
+    return store__staging_tx(st, tar_body, &a, e);
+}
+
+void store_upload_release(struct store_upload *u)
+{
+    if (!u)
+        return;
+    free(u->shard_id);
+    free(u->file_name);
+    memset(u, 0, sizeof *u);
+}
+
+int store_upload_get(struct store *st, const char *key, struct store_upload *out, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = db_prepare(c, "SELECT bid, kind, shard_id, file_name, state, size_limit FROM uploads WHERE blob_key=?1",
+                        &q, e);
+    if (rc == 0) {
+        db_bind_text(q, 1, key);
+        rc = db_step(q, e);
+        if (rc == DB_DONE) {
+            rc = err_set(e, ERR_NOTFOUND, "no upload is expected at this URL (batch expired or removed?)");
+        } else if (rc == DB_ROW) {
+            out->bid = db_col_int64(q, 0);
+            snprintf(out->kind, sizeof out->kind, "%s", db_col_text(q, 1));
+            out->shard_id = store__col_dup(q, 2);
+            out->file_name = store__col_dup(q, 3);
+            out->pending = !strcmp(db_col_text(q, 4), "pending");
+            out->size_limit = db_col_int64(q, 5);
+            rc = 0;
+        }
+    }
+    db_finalize(q);
+    db_release(d, c);
+    return rc;
+}
+
+static int upload_mark(struct db_conn *c, const char *key, const char *state, struct err *e)
+{
+    int rc = db_run(c, e, "UPDATE uploads SET state=?1 WHERE blob_key=?2 AND state='pending'", "tt", state, key);
+    if (rc == 0 && db_changes(c) != 1)
+        rc = err_set(e, ERR_EXISTS, "this upload URL was already used");
+    return rc;
+}
+
+static int fail_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    (void)st;
+    return upload_mark(c, ud, "failed", e);
+}
+
+int store_upload_fail(struct store *st, const char *key, struct err *e)
+{
+    return store__staging_tx(st, fail_body, (void *)key, e);
+}
+
+struct done_args {
+    const char *key, *mime;
+    const struct store_upload *u;
+    int64_t size;
+};
+
+static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct done_args *a = ud;
+    (void)st;
+    int rc = upload_mark(c, a->key, "done", e);
+    if (rc == 0 && !strcmp(a->u->kind, "video")) {
+        struct store_item_new it = {NULL, a->u->file_name, NULL, "video", a->mime, a->key, a->size};
+        rc = store__item_insert(c, a->u->bid, &it, e);
+    }
+    if (rc == 0 && !strcmp(a->u->kind, "tar"))
+        rc = shard_status(c, a->u->shard_id, "uploaded", "uploaded", "info", NULL, 0, e);
+    return rc;
+}
+
+int store_upload_done(struct store *st, const char *key, const struct store_upload *u, const char *mime,
+                      int64_t size, struct err *e)
+{
+    struct done_args a = {key, mime, u, size};
+    return store__staging_tx(st, done_body, &a, e);
+}
+
+/* ---- reference ingests ---------------------------------------------------------------------- */
+
+struct ingest_args {
+    const char *ws, *batch, *display_name;
+    int64_t expiry_ms;
+    const struct store_ingest_new *in;
+    char **dup;
+};
+
+static int ingest_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct ingest_args *a = ud;
+    const struct store_ingest_new *in = a->in;
+    struct store_batch b;
+    struct db_stmt *q = NULL;
+    int rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
+    if (rc < 0)
+        return rc;
+    /* De-duplication: the same ingestId for the same batch answers the
+     * first ingest's response and queues nothing. */
+    if ((rc = db_prepare(c, "SELECT response FROM ingests WHERE bid=?1 AND ingest_id=?2", &q, e)) < 0)
+        return rc;
+    db_bind_int64(q, 1, b.bid);
+    db_bind_text(q, 2, in->ingest_id);
+    rc = db_step(q, e);
+    if (rc == DB_ROW)
+        *a->dup = store__col_dup(q, 0);
+    db_finalize(q);
+    if (rc != DB_DONE)
+        return rc < 0 ? rc : 0;
+    for (int i = 0; i < in->nshards && rc == 0; i++)
+        rc = shard_insert(c, b.bid, in->shards[i].shard_id, in->kind, "queued", "queued", NULL, in->ingest_id,
+                          in->notify_url, in->cat_ingest, in->cat_files, in->shards[i].refs, in->shards[i].refs_url,
+                          e);
+    if (rc == 0)
+        rc = db_run(c, e, "INSERT INTO ingests(bid, ingest_id, response, shards_total, created_ms)"
+                          " VALUES(?1,?2,?3,?4,?5)", "ittii", b.bid, in->ingest_id, in->response,
+                    (int64_t)in->nshards, time_now_ms());
+    return rc;
+}
+
+int store_ingest_create(struct store *st, const char *ws, const char *batch, const char *display_name,
+                        int64_t expiry_ms, const struct store_ingest_new *in, char **dup_response, struct err *e)
+{
+    struct ingest_args a = {ws, batch, display_name, expiry_ms, in, dup_response};
+    *dup_response = NULL;
+    int rc = store__staging_tx(st, ingest_body, &a, e);
+    if (rc < 0) {
+        free(*dup_response);
+        *dup_response = NULL;
+    }
+    return rc;
+}
+
+/* ---- shard work ------------------------------------------------------------------------------ */
+
+void store_shard_work_release(struct store_shard_work *w)
+{
+    if (!w)
+        return;
+    free(w->ws), free(w->batch), free(w->shard_id), free(w->kind), free(w->blob_key);
+    free(w->ingest_id), free(w->notify_url), free(w->refs), free(w->refs_url);
+    memset(w, 0, sizeof *w);
+}
+
+int store_shard_next(struct store *st, bool refs, const char *state, struct store_shard_work *w, struct err *e)
+{
+#define WORK_SQL(kinds)                                                                                          \
+    "SELECT sh.bid, b.workspace, b.batch_id, sh.shard_id, sh.kind, sh.blob_key, sh.ingest_id, sh.notify_url,"    \
+    " sh.cat_ingest, sh.cat_files, sh.refs, sh.refs_url FROM shards sh JOIN batches b ON b.bid = sh.bid"         \
+    " WHERE sh.state=?1 AND sh.kind " kinds " ORDER BY sh.id LIMIT 1"
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    memset(w, 0, sizeof *w);
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = db_prepare(c, refs ? WORK_SQL("IN ('image-refs','video-refs')") : WORK_SQL("= 'tar'"), &q, e);
+#undef WORK_SQL
+    if (rc == 0) {
+        db_bind_text(q, 1, state);
+        rc = db_step(q, e);
+        if (rc == DB_DONE) {
+            rc = ERR_NOTFOUND;
+        } else if (rc == DB_ROW) {
+            w->bid = db_col_int64(q, 0);
+            w->ws = store__col_dup(q, 1);
+            w->batch = store__col_dup(q, 2);
+            w->shard_id = store__col_dup(q, 3);
+            w->kind = store__col_dup(q, 4);
+            w->blob_key = store__col_dup(q, 5);
+            w->ingest_id = store__col_dup(q, 6);
+            w->notify_url = store__col_dup(q, 7);
+            w->cat_ingest = db_col_int64(q, 8) != 0;
+            w->cat_files = db_col_int64(q, 9) != 0;
+            w->refs = store__col_dup(q, 10);
+            w->refs_url = store__col_dup(q, 11);
+            rc = 0;
+        }
+    }
+    db_finalize(q);
+    db_release(d, c);
+    return rc;
+}
+
+/* Inside the transaction on c: queue a webhook (the outbox's owner call,
+ * on db.h: either backend). */
+static void webhook(struct db_conn *c, const struct store_shard_outcome *o, const char *payload)
+{
+    const char *url = o->webhook_url;
+    struct err e = ERR_INIT;
+    if (url && payload && store__outbox_enqueue(c, url, o->ws, o->webhook_key, payload, false, &e) < 0)
+        log_warn("staging", "cannot queue webhook to '%s': %s", url, err_text(&e, ERR_INTERNAL));
+}
+
+/* Inside a transaction: count a finished shard of a reference ingest and,
+ * when it was the last one, queue the ingest-status webhook. */
+static void ingest_shard_done(struct db_conn *c, const struct store_shard_outcome *o)
+{
+    struct db_stmt *q = NULL;
+    struct err e = ERR_INIT;
+    if (!o->ingest_id)
+        return;
+    if (db_prepare(c, "UPDATE ingests SET shards_done = shards_done + 1, shards_failed = shards_failed + ?1"
+                      " WHERE bid=?2 AND ingest_id=?3 RETURNING shards_done, shards_total, shards_failed",
+                   &q, &e) < 0)
+        return;
+    db_bind_int64(q, 1, o->failed ? 1 : 0);
+    db_bind_int64(q, 2, o->bid);
+    db_bind_text(q, 3, o->ingest_id);
+    if (db_step(q, &e) == DB_ROW) {
+        int64_t done = db_col_int64(q, 0), total = db_col_int64(q, 1), nf = db_col_int64(q, 2);
+        db_step(q, &e);
+        db_finalize(q);
+        q = NULL;
+        if (done >= total)
+            webhook(c, o, nf == 0 ? o->ingest_ok : o->ingest_failed);
+    }
+    db_finalize(q);
+}
+
+static int finish_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    const struct store_shard_outcome *o = ud;
+    (void)st;
+    int rc = shard_in_state(c, o->shard_id, o->from_state, e);
+    if (rc == 0)
+        return ERR_EXISTS;
+    if (rc < 0)
+        return rc;
+    rc = 0;
+    bool meta_part = false;
+    for (int i = 0; rc == 0 && i < o->nitems; i++) {
+        const struct store_item_new *it = &o->items[i];
+        if (it->part && !strcmp(it->part, STORE_METADATA_PART) && !meta_part) {
+            rc = store__meta_part_ensure(c, o->bid, e);
+            meta_part = true;
+        }
+        if (rc == 0)
+            rc = store__item_insert(c, o->bid, it, e);
+    }
+    if (rc == 0)
+        rc = shard_status(c, o->shard_id, o->state, o->status_name, o->status_type, o->meta, o->objects, e);
+    if (rc == 0) {
+        webhook(c, o, o->webhook);
+        ingest_shard_done(c, o);
+    }
+    return rc;
+}
+
+int store_shard_finish(struct store *st, const struct store_shard_outcome *o, struct err *e)
+{
+    return store__staging_tx(st, finish_body, (void *)o, e);
+}
+
+struct wait_args {
+    const char *shard_id, *from_state, *meta;
+};
+
+static int wait_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct wait_args *a = ud;
+    (void)st;
+    int rc = shard_in_state(c, a->shard_id, a->from_state, e);
+    if (rc <= 0)
+        return rc < 0 ? rc : ERR_EXISTS;
+    return shard_status(c, a->shard_id, a->from_state, "waiting-for-storage", "info", a->meta, 0, e);
+}
+
+int store_shard_wait_storage(struct store *st, const char *shard_id, const char *from_state, const char *meta,
+                             struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    bool already = false;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    if (db_prepare(c, "SELECT status_name FROM shards WHERE shard_id=?1", &q, e) == 0) {
+        db_bind_text(q, 1, shard_id);
+        already = db_step(q, e) == DB_ROW && !strcmp(db_col_text(q, 0), "waiting-for-storage");
+    }
+    db_finalize(q);
+    db_release(d, c);
+    if (already)
+        return 0;
+    struct wait_args a = {shard_id, from_state, meta};
+    return store__staging_tx(st, wait_body, &a, e);
+}

@@ -1,0 +1,281 @@
+/* Unit tests of the owner files of the jobs tables (src/store/jobs.c,
+ * tasks.c, job_logs.c: store/store_jobs.h) and of the models table
+ * (src/store/models.c: store/store_models.h), called directly, below
+ * src/jobs/: a job's rows, the lease transitions, the end of a job read
+ * from its stored definition, the models rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/store.h"
+#include "store/store_jobs.h"
+#include "store/store_models.h"
+#include "t.h"
+
+static struct store *open_tmp(void)
+{
+    struct store *st = NULL;
+    struct err e = ERR_INIT;
+    char *d = strdup("/tmp/vbatch-store-jobs-XXXXXX");
+    if (!mkdtemp(d))
+        abort();
+    if (store_open(d, &st) < 0)
+        T_FAIL("store_open failed");
+    free(d);
+    if (store_jobs_migrate(st, &e) < 0)
+        T_FAIL("store_jobs_migrate: %s", e.msg);
+    return st;
+}
+
+/* A job of ntasks processing tasks of 2 items each. */
+static int64_t make_job(struct store *st, const char *job_id, const char *type, int ntasks)
+{
+    struct store_task_range t[8];
+    char *def = xasprintf("{\"type\":\"%s\"}", type);
+    struct store_job_new jn = {
+        .ws = "ws", .job_id = job_id, .name = job_id, .definition = def, .wf_def = "{}",
+        .image_input = "image", .outputs = "[]", .batch = "b1", .agg_format = "jsonl",
+        .params = "{}", .timeout_s = 3600, .max_fail_rate = -1, .workers = 4, .machine_type = "cpu",
+        .items_total = 2 * ntasks,
+    };
+    for (int i = 0; i < ntasks; i++)
+        t[i] = (struct store_task_range){2 * i, 2 * i + 2, 2};
+    int64_t pk = 0;
+    struct err e = ERR_INIT;
+    if (store_job_create(st, &jn, t, ntasks, json_pack("{s:i}", "tasks", ntasks), &pk, &e) < 0)
+        T_FAIL("store_job_create: %s", e.msg);
+    free(def);
+    return pk;
+}
+
+static int64_t claim(struct store *st, const char *owner, int64_t now)
+{
+    struct store_claim c = {.owner = owner, .process = owner, .now_ms = now, .lease_ms = 1000, .max_attempts = 3};
+    int64_t pk = -1;
+    struct err e = ERR_INIT;
+    if (store_task_claim(st, &c, &pk, &e) < 0)
+        T_FAIL("store_task_claim: %s", e.msg);
+    return pk;
+}
+
+static struct store_task task(struct store *st, int64_t pk)
+{
+    struct store_task t;
+    if (store_task_get(st, pk, &t, NULL) < 0)
+        T_FAIL("store_task_get %lld", (long long)pk);
+    return t;
+}
+
+TEST(create_claim_complete_export_succeeds)
+{
+    struct store *st = open_tmp();
+    int64_t pk = make_job(st, "j1", "simple-image-processing-v1", 2), found = 0;
+    struct store_job_row r;
+    char *def = NULL;
+    int64_t now = time_now_ms();
+
+    ASSERT_OK(store_job_find(st, "ws", "j1", &found, &def, NULL));
+    ASSERT_EQ(found, pk);
+    ASSERT_STR_EQ(def, "{\"type\":\"simple-image-processing-v1\"}");
+    free(def);
+    ASSERT_OK(store_job_find(st, "ws", "nope", &found, NULL, NULL));
+    ASSERT_EQ(found, 0);
+    struct err e = ERR_INIT;
+    ASSERT_EQ(store_job_create(st, &(struct store_job_new){.ws = "ws", .job_id = "j1"}, NULL, 0, json_object(),
+                               NULL, &e),
+              ERR_EXISTS);
+    ASSERT(strstr(e.msg, "created concurrently") != NULL);
+
+    ASSERT_OK(store_job_get(st, "ws", "j1", &r, NULL));
+    ASSERT_STR_EQ(r.state, "running");
+    ASSERT_STR_EQ(r.current_stage, "processing");
+    ASSERT_EQ(r.items_total, 4);
+    ASSERT(!r.started);
+    store_job_row_release(&r);
+
+    int64_t a = claim(st, "A", now), b = claim(st, "B", now);
+    ASSERT(a > 0 && b > 0 && a != b);
+    ASSERT_EQ(claim(st, "C", now), 0); /* the export task waits */
+    struct store_task ta = task(st, a), tb = task(st, b);
+    ASSERT_STR_EQ(ta.stage, "processing");
+    ASSERT_EQ(ta.attempts, 1);
+    /* another owner cannot complete A's task */
+    ASSERT_EQ(store_task_complete(st, &ta, "B", 2, 0, NULL, 0, 0, NULL), ERR_NOTFOUND);
+    ASSERT_OK(store_task_complete(st, &ta, "A", 2, 0, NULL, 0, 0, NULL));
+    ASSERT_OK(store_task_complete(st, &tb, "B", 1, 1, NULL, 0, 0, NULL));
+    int64_t x = claim(st, "C", now);
+    ASSERT(x > 0);
+    struct store_task tx = task(st, x);
+    ASSERT_STR_EQ(tx.stage, "export");
+    ASSERT_OK(store_task_complete(st, &tx, "C", 0, 0, NULL, 0, 0, NULL));
+
+    ASSERT_OK(store_job_get(st, "ws", "j1", &r, NULL));
+    ASSERT_STR_EQ(r.state, "succeeded");
+    ASSERT_EQ(r.images_done, 3);
+    ASSERT_EQ(r.images_failed, 1);
+    ASSERT(r.started);
+    store_job_row_release(&r);
+
+    struct store_stage_row *sr = NULL;
+    int ns = 0;
+    ASSERT_OK(store_job_stages(st, pk, &sr, &ns, NULL));
+    ASSERT_EQ(ns, 2);
+    ASSERT_STR_EQ(sr[0].stage_id, "processing"); /* processing first */
+    ASSERT_EQ(sr[0].tasks_number, 2);
+    ASSERT_EQ(sr[0].done, 2);
+    ASSERT(sr[0].has_started);
+    ASSERT_STR_EQ(sr[1].output_batch, "j1-export");
+    store_stage_rows_free(sr, ns);
+
+    int *nos = NULL, nn = 0;
+    ASSERT_OK(store_tasks_done_numbers(st, pk, &nos, &nn, NULL));
+    ASSERT_EQ(nn, 2);
+    ASSERT_EQ(nos[0], 1);
+    ASSERT_EQ(nos[1], 2);
+    free(nos);
+
+    struct store_job_log_row *lr = NULL;
+    int nl = 0;
+    ASSERT_OK(store_job_logs_page(st, pk, NULL, 0, 10, &lr, &nl, NULL));
+    ASSERT_EQ(nl, 3);
+    ASSERT_STR_EQ(lr[0].log_type, "job-created");
+    ASSERT_STR_EQ(lr[1].log_type, "stage-completed");
+    ASSERT_STR_EQ(lr[1].stage_id, "processing");
+    ASSERT_STR_EQ(lr[2].log_type, "job-completed");
+    int64_t after = lr[0].id;
+    store_job_log_rows_free(lr, nl);
+    ASSERT_OK(store_job_logs_page(st, pk, "info", after, 1, &lr, &nl, NULL));
+    ASSERT_EQ(nl, 1);
+    ASSERT_STR_EQ(lr[0].log_type, "stage-completed");
+    store_job_log_rows_free(lr, nl);
+    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 10, &lr, &nl, NULL));
+    ASSERT_EQ(nl, 0);
+    store_job_log_rows_free(lr, nl);
+    store_close(st);
+}
+
+/* The end of a job whose items all failed names videos or images by the
+ * job type read from the stored definition (no json function in SQL). */
+TEST(all_failed_message_reads_the_job_type)
+{
+    struct store *st = open_tmp();
+    const char *types[2] = {"simple-video-processing-v1", "simple-image-processing-v1"};
+    for (int k = 0; k < 2; k++) {
+        char id[8];
+        snprintf(id, sizeof id, "f%d", k);
+        make_job(st, id, types[k], 1);
+        int64_t now = time_now_ms();
+        struct store_task t = task(st, claim(st, "A", now));
+        struct store_image_fail f = {.file = (char *)"v.bin", .cause = (char *)"boom"};
+        ASSERT_OK(store_task_complete(st, &t, "A", 0, 1, &f, 1, 0, NULL));
+        struct store_task x = task(st, claim(st, "A", now));
+        ASSERT_STR_EQ(x.stage, "export");
+        ASSERT_OK(store_task_complete(st, &x, "A", 0, 0, NULL, 0, 0, NULL));
+        struct store_job_row r;
+        ASSERT_OK(store_job_get(st, "ws", id, &r, NULL));
+        ASSERT_STR_EQ(r.state, "failed");
+        ASSERT(strstr(r.message, k == 0 ? "no video succeeded: all 1 failed" : "no image succeeded: all 1 failed"));
+        ASSERT(strstr(r.message, "'v.bin': boom"));
+        store_job_row_release(&r);
+    }
+    store_close(st);
+}
+
+TEST(release_heartbeat_error_and_restart)
+{
+    struct store *st = open_tmp();
+    int64_t pk = make_job(st, "j2", "simple-image-processing-v1", 1), now = time_now_ms();
+    bool lost = false;
+
+    struct store_task t = task(st, claim(st, "A", now));
+    ASSERT_EQ(t.attempts, 1);
+    ASSERT_OK(store_task_release(st, &t, "A", "handed back", NULL));
+    t = task(st, t.pk);
+    ASSERT_EQ(t.attempts, 0); /* the claim is not counted, and never below 0 */
+    ASSERT_OK(store_task_release(st, &t, "A", "again", NULL)); /* not running: nothing changes */
+    ASSERT_EQ(task(st, t.pk).attempts, 0);
+
+    t = task(st, claim(st, "A", now));
+    ASSERT_OK(store_task_heartbeat(st, t.pk, pk, "A", now, 1000, 10, 0.5, &lost, NULL));
+    ASSERT(!lost);
+    ASSERT_OK(store_task_heartbeat(st, t.pk, pk, "B", now, 1000, 0, 0.5, &lost, NULL));
+    ASSERT(lost);
+    /* the lease expires: B claims it again, A's heartbeat finds it lost */
+    int64_t again = claim(st, "B", now + 5000);
+    ASSERT_EQ(again, t.pk);
+    ASSERT_OK(store_task_heartbeat(st, t.pk, pk, "A", now + 5000, 1000, 0, 0.5, &lost, NULL));
+    ASSERT(lost);
+
+    struct store_task_row *tr = NULL;
+    int n = 0;
+    ASSERT_OK(store_tasks_page(st, pk, "processing", 0, 10, &tr, &n, NULL));
+    ASSERT_EQ(n, 1);
+    ASSERT_STR_EQ(tr[0].state, "running");
+    ASSERT_STR_EQ(tr[0].message, "claimed again after its lease expired");
+    ASSERT_EQ(tr[0].attempts, 2);
+    store_task_rows_free(tr, n);
+
+    /* the last allowed attempt errs: the task is aborted, the job fails */
+    t = task(st, t.pk);
+    ASSERT_OK(store_task_error(st, &t, "B", "it broke", 2, 0, NULL));
+    struct store_job_row r;
+    ASSERT_OK(store_job_get(st, "ws", "j2", &r, NULL));
+    ASSERT_STR_EQ(r.state, "failed");
+    ASSERT(strstr(r.message, "failed 2 times: it broke"));
+    store_job_row_release(&r);
+
+    /* restart: running again, the task pending with zeroed counts */
+    char state[16];
+    struct store_job_restart rs = {.max_fail_rate = -1, .log_payload = json_object()};
+    ASSERT_OK(store_job_restart(st, pk, &rs, state, NULL));
+    ASSERT_STR_EQ(state, "failed");
+    ASSERT_OK(store_job_get(st, "ws", "j2", &r, NULL));
+    ASSERT_STR_EQ(r.state, "running");
+    ASSERT_STR_EQ(r.restart_overrides, "[{}]");
+    store_job_row_release(&r);
+    ASSERT_OK(store_tasks_page(st, pk, "processing", 0, 10, &tr, &n, NULL));
+    ASSERT_STR_EQ(tr[0].state, "pending");
+    ASSERT_EQ(tr[0].attempts, 0);
+    store_task_rows_free(tr, n);
+    rs.log_payload = json_object();
+    ASSERT_EQ(store_job_restart(st, pk, &rs, state, NULL), ERR_EXISTS);
+    ASSERT_STR_EQ(state, "running");
+
+    /* abort ends it with its tasks */
+    ASSERT_OK(store_job_end_error(st, pk, "aborted", "job aborted on request", "job-aborted", NULL));
+    ASSERT_EQ(claim(st, "A", now), 0);
+    store_close(st);
+}
+
+TEST(models_rows)
+{
+    struct store *st = open_tmp();
+    char *old = NULL;
+    struct store_model_row *rows = NULL;
+    size_t n = 0;
+
+    ASSERT_OK(store_models_put(st, NULL, "m1", "models/m1/g1/weights.onnx", "models/m1/g1/metadata.json", 10, "aa",
+                               &old, NULL));
+    ASSERT(old == NULL);
+    ASSERT_OK(store_models_put(st, "ws", "m1", "wsmodels/ws/m1/g1/weights.onnx", "k", 11, "bb", &old, NULL));
+    ASSERT(old == NULL); /* another scope */
+    ASSERT_OK(store_models_put(st, NULL, "m1", "models/m1/g2/weights.onnx", "models/m1/g2/metadata.json", 12, "cc",
+                               &old, NULL));
+    ASSERT_STR_EQ(old, "models/m1/g1/weights.onnx");
+    free(old);
+    ASSERT_OK(store_models_list(st, &rows, &n, NULL));
+    ASSERT_EQ(n, 2);
+    ASSERT(rows[0].ws == NULL); /* the operator's first */
+    ASSERT_STR_EQ(rows[0].wkey, "models/m1/g2/weights.onnx");
+    ASSERT_EQ(rows[0].size, 12);
+    ASSERT_STR_EQ(rows[1].ws, "ws");
+    store_model_rows_free(rows, n);
+    ASSERT_OK(store_models_delete(st, "ws", "m1", &old, NULL));
+    ASSERT_STR_EQ(old, "wsmodels/ws/m1/g1/weights.onnx");
+    free(old);
+    ASSERT_EQ(store_models_delete(st, "ws", "m1", &old, NULL), ERR_NOTFOUND);
+    ASSERT(old == NULL);
+    store_close(st);
+}
+
+TEST_MAIN()

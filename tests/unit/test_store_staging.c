@@ -1,0 +1,205 @@
+/* Unit tests of the Data Staging tables' owner files (store/batches.c,
+ * store/shards.c through store/store_staging.h): each state change is one
+ * transaction with its invariants (mode mixing refused, counts and content
+ * type kept with the items, a shard finished once, an ingest id answered
+ * once, webhooks queued with the change, expiry removing everything). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "store/store.h"
+#include "store/store_staging.h"
+#include "t.h"
+
+#define DAY (24LL * 3600 * 1000)
+
+static struct store *open_tmp(void)
+{
+    struct store *st = NULL;
+    struct err e = ERR_INIT;
+    char *d = strdup("/tmp/vbatch-sstaging-XXXXXX");
+    if (!mkdtemp(d))
+        abort();
+    if (store_open(d, &st) < 0)
+        T_FAIL("store_open failed");
+    free(d);
+    if (store_staging_migrate(st, &e) < 0 || store_staging_migrate(st, &e) < 0)
+        T_FAIL("store_staging_migrate: %s", e.msg);
+    return st;
+}
+
+static struct store_item_new item(const char *part, const char *name, const char *ct, const char *key)
+{
+    return (struct store_item_new){part, name, NULL, ct, "image/png", key, 10};
+}
+
+TEST(batch_modes_counts_and_content_type)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct store_batch b, b2;
+    ASSERT_EQ(store_batch_find(st, "ws", "Bad!", &b, &e), ERR_INVALID);
+    ASSERT_EQ(store_batch_find(st, "ws", "b1", &b, &e), ERR_NOTFOUND);
+    ASSERT_STR_EQ(e.msg, "batch 'b1' not found");
+    ASSERT_OK(store_batch_get_or_create(st, "ws", "b1", "My batch", "single", DAY, &b, &e));
+    ASSERT_STR_EQ(b.type, "simple-batch");
+    /* the same batch again; another mode is refused */
+    ASSERT_OK(store_batch_get_or_create(st, "ws", "b1", NULL, "single", DAY, &b2, &e));
+    ASSERT_EQ(b2.bid, b.bid);
+    ASSERT_EQ(store_batch_get_or_create(st, "ws", "b1", NULL, "bulk", DAY, &b2, &e), ERR_INVALID);
+    ASSERT(strstr(e.msg, "cannot be combined") != NULL);
+    /* a bad display name refuses only a new batch */
+    ASSERT_EQ(store_batch_get_or_create(st, "ws", "b2", "\xff", "single", DAY, &b2, &e), ERR_INVALID);
+    ASSERT_EQ(store_batch_find(st, "ws", "b2", &b2, &e), ERR_NOTFOUND);
+
+    struct store_item_new a = item(NULL, "a.png", "image", "b/1/i/a");
+    struct store_item_new m = item(STORE_METADATA_PART, "a.png.json", "metadata", "b/1/i/m");
+    struct store_item_new v = item(NULL, "v.mp4", "video", "b/1/v/v");
+    ASSERT_OK(store_item_add(st, "ws", "b1", b.bid, true, &m, &e)); /* a sidecar first: type stays */
+    ASSERT_OK(store_item_add(st, "ws", "b1", b.bid, false, &a, &e));
+    struct store_batch_info info;
+    ASSERT_OK(store_batch_info_get(st, "ws", "b1", &info, &e));
+    ASSERT_STR_EQ(info.content_type, "images");
+    ASSERT_STR_EQ(info.display_name, "My batch");
+    store_batch_info_release(&info);
+    ASSERT_OK(store_item_add(st, "ws", "b1", 0, false, &v, &e));
+    ASSERT_OK(store_batch_info_get(st, "ws", "b1", &info, &e));
+    ASSERT_STR_EQ(info.content_type, "mixed");
+    store_batch_info_release(&info);
+    /* a batch replaced under an upload refuses its item */
+    ASSERT_EQ(store_item_add(st, "ws", "b1", b.bid + 100, false, &a, &e), ERR_NOTFOUND);
+
+    int64_t n = -1;
+    ASSERT_OK(store_batch_count(st, "ws", "b1", NULL, &n, &e));
+    ASSERT_EQ(n, 3);
+    ASSERT_OK(store_batch_count(st, "ws", "b1", STORE_METADATA_PART, &n, &e));
+    ASSERT_EQ(n, 1);
+    ASSERT_OK(store_batch_count(st, "ws", "b1", "nopart", &n, &e));
+    ASSERT_EQ(n, 0);
+    struct store_part *parts = NULL;
+    int np = 0;
+    ASSERT_OK(store_batch_parts(st, "ws", "b1", &parts, &np, &e));
+    ASSERT_EQ(np, 1);
+    ASSERT_STR_EQ(parts[0].name, STORE_METADATA_PART);
+    store_parts_free(parts, np);
+
+    /* pages: media only leaves the sidecar out; keyset after the last id */
+    struct store_item *items = NULL;
+    int ni = 0;
+    ASSERT_OK(store_items_page(st, "ws", "b1", NULL, true, 0, 10, &items, &ni, &e));
+    ASSERT_EQ(ni, 2);
+    ASSERT_STR_EQ(items[0].name, "a.png");
+    int64_t after = items[0].id;
+    store_items_free(items, ni);
+    ASSERT_OK(store_items_list(st, "ws", "b1", NULL, after, 10, &items, &ni, &e));
+    ASSERT_EQ(ni, 1);
+    ASSERT_STR_EQ(items[0].name, "v.mp4");
+    store_items_free(items, ni);
+    struct store_item it;
+    ASSERT_OK(store_item_find(st, "ws", "b1", STORE_METADATA_PART, "a.png.json", &it, &e));
+    ASSERT_STR_EQ(it.blob_key, "b/1/i/m");
+    store_item_release(&it);
+    char *mime = NULL;
+    ASSERT_OK(store_item_mime(st, "b/1/v/v", &mime, &e));
+    ASSERT_STR_EQ(mime, "image/png");
+    free(mime);
+    ASSERT_OK(store_item_mime(st, "b/none", &mime, &e));
+    ASSERT(mime == NULL);
+
+    /* output batches: created once */
+    ASSERT_OK(store_batch_create_output(st, "ws", "out", NULL, DAY, &e));
+    ASSERT_EQ(store_batch_create_output(st, "ws", "out", NULL, DAY, &e), ERR_EXISTS);
+    ASSERT_EQ(store_batch_get_or_create(st, "ws", "out", NULL, "single", DAY, &b2, &e), ERR_INVALID);
+    store_close(st);
+}
+
+TEST(tar_upload_shard_finished_once_with_webhook)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    char key[96];
+    ASSERT_OK(store_upload_tar_create(st, "ws", "bulk1", NULL, "shard-1", 1000, DAY, key, &e));
+    ASSERT(strstr(key, "/s/shard-1.tar") != NULL);
+    struct store_upload u;
+    ASSERT_OK(store_upload_get(st, key, &u, &e));
+    ASSERT(u.pending);
+    ASSERT_STR_EQ(u.kind, "tar");
+    ASSERT_EQ(u.size_limit, 1000);
+    struct store_shard_work w;
+    ASSERT_EQ(store_shard_next(st, false, "uploaded", &w, &e), ERR_NOTFOUND);
+    ASSERT_OK(store_upload_done(st, key, &u, NULL, 100, &e));
+    ASSERT_EQ(store_upload_done(st, key, &u, NULL, 100, &e), ERR_EXISTS); /* used once */
+    store_upload_release(&u);
+
+    ASSERT_OK(store_shard_next(st, false, "uploaded", &w, &e));
+    ASSERT_STR_EQ(w.shard_id, "shard-1");
+    ASSERT_STR_EQ(w.batch, "bulk1");
+    struct store_item_new items[2] = {item(NULL, "x.png", "image", "b/1/s/shard-1/1"),
+                                      item(STORE_METADATA_PART, "x.png.json", "metadata", "b/1/s/shard-1/2")};
+    struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "uploaded", .state = "done",
+                                    .status_name = "ingested", .status_type = "success",
+                                    .meta = "{\"ingestedFiles\":2}", .objects = 2, .items = items, .nitems = 2,
+                                    .ws = "ws", .webhook_url = "http://127.0.0.1:9/hook",
+                                    .webhook = "{\"event_id\":\"e1\"}"};
+    ASSERT_OK(store_shard_finish(st, &o, &e));
+    ASSERT_EQ(store_shard_finish(st, &o, &e), ERR_EXISTS); /* a second worker: nothing twice */
+    store_shard_work_release(&w);
+    int64_t n = 0, pending = 0, delivered = 0, failed = 0;
+    ASSERT_OK(store_batch_count(st, "ws", "bulk1", NULL, &n, &e));
+    ASSERT_EQ(n, 2);
+    ASSERT_OK(store_outbox_counts(st, &pending, &delivered, &failed));
+    ASSERT_EQ(pending, 1);
+    struct store_shard_info *rows = NULL;
+    int nr = 0;
+    ASSERT_OK(store_shards_page(st, "ws", "bulk1", 0, 10, &rows, &nr, &e));
+    ASSERT_EQ(nr, 1);
+    ASSERT_STR_EQ(rows[0].status_name, "ingested");
+    ASSERT_EQ(rows[0].objects, 2);
+    store_shard_infos_free(rows, nr);
+
+    /* expiry removes the batch with everything in it */
+    int64_t bid = 0;
+    ASSERT_EQ(store_batch_expire_one(st, time_now_ms(), &bid, &e), ERR_NOTFOUND);
+    ASSERT_OK(store_batch_expire_one(st, time_now_ms() + 2 * DAY, &bid, &e));
+    ASSERT_EQ(bid, o.bid);
+    struct store_batch gone;
+    ASSERT_EQ(store_batch_find(st, "ws", "bulk1", &gone, &e), ERR_NOTFOUND);
+    ASSERT_EQ(store_upload_get(st, key, &u, &e), ERR_NOTFOUND);
+    store_close(st);
+}
+
+TEST(reference_ingest_once_and_last_shard_webhook)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct store_ingest_shard sh[2] = {{"r-1", "[]", NULL}, {"r-2", "[]", NULL}};
+    struct store_ingest_new in = {"ing-1", "image-refs", "http://127.0.0.1:9/hook", true, true, sh, 2,
+                                  "{\"ingestId\":\"ing-1\"}"};
+    char *dup = NULL;
+    ASSERT_OK(store_ingest_create(st, "ws", "refs", NULL, DAY, &in, &dup, &e));
+    ASSERT(dup == NULL);
+    ASSERT_OK(store_ingest_create(st, "ws", "refs", NULL, DAY, &in, &dup, &e));
+    ASSERT_STR_EQ(dup, "{\"ingestId\":\"ing-1\"}");
+    free(dup);
+    int64_t pending = 0, delivered = 0, failed = 0;
+    for (int i = 0; i < 2; i++) {
+        struct store_shard_work w;
+        ASSERT_OK(store_shard_next(st, true, "queued", &w, &e));
+        ASSERT_STR_EQ(w.shard_id, sh[i].shard_id);
+        ASSERT(w.cat_ingest && w.cat_files);
+        struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "queued",
+                                        .state = i ? "failed" : "done", .status_name = i ? "x-failed" : "ingested",
+                                        .status_type = i ? "error" : "success", .ws = "ws",
+                                        .webhook_url = w.notify_url, .ingest_id = w.ingest_id, .failed = i == 1,
+                                        .ingest_ok = "{\"ok\":true}", .ingest_failed = "{\"ok\":false}"};
+        ASSERT_OK(store_shard_finish(st, &o, &e));
+        store_shard_work_release(&w);
+        ASSERT_OK(store_outbox_counts(st, &pending, &delivered, &failed));
+        ASSERT_EQ(pending, i); /* the ingest-status webhook after the last shard only */
+    }
+    struct store_shard_work w;
+    ASSERT_EQ(store_shard_next(st, true, "queued", &w, &e), ERR_NOTFOUND);
+    store_close(st);
+}
+
+TEST_MAIN()

@@ -12,6 +12,7 @@
 #include "store/db.h"
 #include "store/store.h"
 #include "t.h"
+#include "t_pg.h"
 #include "test_store_recv.h"
 
 static char *tmpdir(void)
@@ -20,74 +21,6 @@ static char *tmpdir(void)
     if (!mkdtemp(d))
         abort();
     return d;
-}
-
-/* The database of the running test: NULL for SQLite in the data folder,
- * or a PostgreSQL URI whose search_path is a fresh schema of this test's
- * (the *_pg variants of BOTH tests, when VBATCH_TEST_PG is set). */
-static char *t_db;
-static char *t_schema;
-
-static void drop_schema(void)
-{
-    struct db *d = NULL;
-    if (!t_schema || db_open(getenv("VBATCH_TEST_PG"), 1, &d, NULL) < 0)
-        return;
-    struct db_conn *c = db_acquire(d, NULL);
-    char *sql = xasprintf("SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS %s CASCADE", t_schema);
-    if (c)
-        (void)db_exec(c, sql, NULL);
-    free(sql);
-    db_release(d, c);
-    db_close(d);
-}
-
-/* A fresh schema on VBATCH_TEST_PG for this test; false when unset. */
-static bool use_pg(void)
-{
-    const char *pg = getenv("VBATCH_TEST_PG");
-    struct db *d = NULL;
-    struct err e = ERR_INIT;
-    if (!pg || !*pg) {
-        fprintf(stderr, "  skipped: VBATCH_TEST_PG is not set\n");
-        return false;
-    }
-    t_schema = xasprintf("t_store_%d_%lld", (int)getpid(), (long long)time_now_ms());
-    if (db_open(pg, 1, &d, &e) < 0)
-        T_FAIL("VBATCH_TEST_PG: %s", e.msg);
-    struct db_conn *c = db_acquire(d, &e);
-    char *sql = xasprintf("CREATE SCHEMA %s", t_schema);
-    if (!c || db_exec(c, sql, &e) < 0)
-        T_FAIL("cannot create a test schema: %s", e.msg);
-    free(sql);
-    db_release(d, c);
-    db_close(d);
-    atexit(drop_schema);
-    t_db = xasprintf("%s%coptions=-csearch_path%%3D%s", pg, strchr(pg, '?') ? '&' : '?', t_schema);
-    return true;
-}
-
-/* A test body that runs on SQLite (NAME) and on PostgreSQL (NAME_pg). */
-#define BOTH(name)                                                                                                  \
-    static void both_##name(void);                                                                                 \
-    TEST(name)                                                                                                     \
-    {                                                                                                              \
-        both_##name();                                                                                             \
-    }                                                                                                              \
-    TEST(name##_pg)                                                                                                \
-    {                                                                                                              \
-        if (use_pg())                                                                                              \
-            both_##name();                                                                                         \
-    }                                                                                                              \
-    static void both_##name(void)
-
-static int t_open(const char *dir, struct store **st)
-{
-    struct err e = ERR_INIT;
-    int rc = store_open_ex(dir, t_db, st, &e);
-    if (rc < 0)
-        fprintf(stderr, "  store_open_ex: %s\n", e.msg);
-    return rc;
 }
 
 static struct store *open_tmp(void)

@@ -25,6 +25,7 @@ need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_
 def run(*args, env=None, timeout=60):
     e = dict(os.environ)
     e.pop('VBATCH_DB', None)
+    e.pop('VBATCH_PG_EXPERIMENTAL', None)
     e.update(env or {})
     return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout * MULT, env=e)
 
@@ -130,8 +131,8 @@ def test_serve_and_worker_refuse_postgres_at_start(tmp_path, pg_schema):
         p = run(*cmd, '--data', str(tmp_path), '--db', pg_schema)
         assert p.returncode == 2, (cmd, p.stderr)
         lines = error_lines(p)
-        assert len(lines) == 1 and 'cannot run on PostgreSQL' in lines[0], p.stderr
-        assert 'staging and jobs tables have no PostgreSQL schema' in lines[0], p.stderr
+        assert len(lines) == 1 and 'does not run on PostgreSQL' in lines[0], p.stderr
+        assert 'VBATCH_PG_EXPERIMENTAL=1' in lines[0], p.stderr
         assert pw not in p.stderr
 
 

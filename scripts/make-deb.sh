@@ -45,7 +45,7 @@ deps=$(cd "$scratch" && dpkg-shlibdeps -O "$abs_bin" 2>/dev/null | sed -n 's/^sh
 [ -n "$deps" ] || { echo "make-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 # The bundled library is dlopen()ed, so shlibdeps does not see what it needs;
 # it needs libstdc++ and libgcc besides libc.
-deps="$deps, libstdc++6, libgcc-s1, adduser, fonts-dejavu-core"
+deps="$deps, libstdc++6, libgcc-s1, adduser, fonts-dejavu-core, tzdata"
 
 size=$(du -sk "$root" | cut -f1)
 cat > "$root/DEBIAN/control" <<CONTROL

@@ -383,8 +383,23 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
         }
         blk = wf__block_find(type);
         if (!blk) {
-            ERRF("step '%s': field 'type': unsupported block '%s' (unknown to this engine)", name,
-                 type);
+            const char *what = NULL;
+            switch (wf_block_status(type, &what)) {
+            case WF_BLOCK_CLOUD_ONLY:
+                ERRF("step '%s': field 'type': block '%s' needs a cloud service (%s) and is "
+                     "refused: this engine runs workflows offline",
+                     name, type, what);
+                break;
+            case WF_BLOCK_NEEDS_MODEL:
+                ERRF("step '%s': field 'type': block '%s' needs a model not yet supported by "
+                     "this engine (%s) and is refused",
+                     name, type, what);
+                break;
+            default:
+                ERRF("step '%s': field 'type': unsupported block '%s' (unknown to this engine)",
+                     name, type);
+                break;
+            }
             return ERR_UNSUPPORTED;
         }
         st = &wf->steps[wf->nsteps++];
@@ -401,20 +416,32 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
             const json_t *nm;
             if (json_is_object(names)) {
                 /* a dict of lists (data_aggregator's aggregation_mode): one
-                 * output "<key>_<item>" per item */
+                 * output "<key>_<item>" per item, the keys of the step's 'data'
+                 * dict first in data's order (Roboflow's get_actual_outputs),
+                 * then any other key */
+                const json_t *data = json_object_get(s, "data");
                 const char *key;
                 const json_t *items;
                 built = json_array();
-                json_object_foreach(names, key, items) {
-                    size_t q;
-                    const json_t *it;
-                    if (!json_is_array(items))
+                for (int pass = 0; pass < 2; pass++) {
+                    const json_t *order = pass == 0 ? data : names;
+                    if (!json_is_object(order))
                         continue;
-                    json_array_foreach(items, q, it) {
-                        if (json_is_string(it))
-                            json_array_append_new(built, json_sprintf("%s_%s", key, json_string_value(it)));
-                        else
-                            json_array_append_new(built, json_integer(0)); /* rejected below */
+                    json_object_foreach((json_t *)order, key, items) {
+                        size_t q;
+                        const json_t *it;
+                        bool in_data = json_is_object(data) && json_object_get(data, key);
+                        if (pass == 1 && in_data)
+                            continue;
+                        items = json_object_get(names, key);
+                        if (!json_is_array(items))
+                            continue;
+                        json_array_foreach(items, q, it) {
+                            if (json_is_string(it))
+                                json_array_append_new(built, json_sprintf("%s_%s", key, json_string_value(it)));
+                            else
+                                json_array_append_new(built, json_integer(0)); /* rejected below */
+                        }
                     }
                 }
                 names = built;

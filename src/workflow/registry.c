@@ -17,7 +17,8 @@
 static const struct wf_block *const *const families[] = {
     wf_blocks_core,          wf_blocks_transform,    wf_blocks_fusion,
     wf_blocks_models,        wf_blocks_visualization, wf_blocks_classical_cv,
-    wf_blocks_analytics,     wf_blocks_video_analytics, wf_blocks_video_viz,
+    wf_blocks_analytics,     wf_blocks_measure,       wf_blocks_stateful,
+    wf_blocks_time,          wf_blocks_video_analytics, wf_blocks_video_viz,
 };
 
 struct defaults {
@@ -225,4 +226,156 @@ int wf__field_check(const struct wf_field *f, const struct wf_value *v, char *er
         wf__errf(err, errlen, "got a list/dict value where a different kind is expected");
         return ERR_INVALID;
     }
+}
+
+/* ---- refused blocks ----------------------------------------------------------
+ * Roboflow block types that this engine refuses at compile time, with the
+ * cloud service or the model each one needs (spec/blocks.json; legacy
+ * aliases included).  Blocks that call an LLM/VLM API or a Roboflow-hosted
+ * service cannot run offline; blocks that run a foundation model wait for
+ * that model's support in the model module.  A type must not be both
+ * registered and refused (test_workflow_registry checks it). */
+struct refusal {
+    const char *type;
+    enum wf_block_status status;
+    const char *what;
+};
+
+static const struct refusal refused[] = {
+    {"roboflow_core/anthropic_claude@v1", WF_BLOCK_CLOUD_ONLY, "the Anthropic API"},
+    {"roboflow_core/anthropic_claude@v2", WF_BLOCK_CLOUD_ONLY, "the Anthropic API"},
+    {"roboflow_core/anthropic_claude@v3", WF_BLOCK_CLOUD_ONLY, "the Anthropic API"},
+    {"roboflow_core/asset_library_attributes@v1", WF_BLOCK_CLOUD_ONLY,
+     "the Roboflow asset library"},
+    {"roboflow_core/clip@v1", WF_BLOCK_NEEDS_MODEL, "CLIP"},
+    {"roboflow_core/clip_comparison@v1", WF_BLOCK_NEEDS_MODEL, "CLIP"},
+    {"ClipComparison", WF_BLOCK_NEEDS_MODEL, "CLIP"},
+    {"roboflow_core/clip_comparison@v2", WF_BLOCK_NEEDS_MODEL, "CLIP"},
+    {"roboflow_core/cog_vlm@v1", WF_BLOCK_NEEDS_MODEL, "CogVLM"},
+    {"CogVLM", WF_BLOCK_NEEDS_MODEL, "CogVLM"},
+    {"roboflow_core/cosmos3_edge@v1", WF_BLOCK_NEEDS_MODEL, "Cosmos"},
+    {"roboflow_core/depth_estimation@v1", WF_BLOCK_NEEDS_MODEL, "a depth-estimation model"},
+    {"roboflow_core/easy_ocr@v1", WF_BLOCK_NEEDS_MODEL, "EasyOCR"},
+    {"EasyOCR", WF_BLOCK_NEEDS_MODEL, "EasyOCR"},
+    {"roboflow_core/florence_2@v1", WF_BLOCK_NEEDS_MODEL, "Florence-2"},
+    {"roboflow_core/florence_2@v2", WF_BLOCK_NEEDS_MODEL, "Florence-2"},
+    {"roboflow_core/gaze@v1", WF_BLOCK_NEEDS_MODEL, "L2CS gaze"},
+    {"roboflow_core/glm_ocr@v1", WF_BLOCK_NEEDS_MODEL, "GLM-OCR"},
+    {"roboflow_core/google_gemini@v1", WF_BLOCK_CLOUD_ONLY, "the Google Gemini API"},
+    {"roboflow_core/google_gemini@v2", WF_BLOCK_CLOUD_ONLY, "the Google Gemini API"},
+    {"roboflow_core/google_gemini@v3", WF_BLOCK_CLOUD_ONLY, "the Google Gemini API"},
+    {"roboflow_core/google_gemini@v4", WF_BLOCK_CLOUD_ONLY, "the Google Gemini API"},
+    {"roboflow_core/google_gemma@v1", WF_BLOCK_CLOUD_ONLY, "the Google Gemini API"},
+    {"roboflow_core/google_gemma@v2", WF_BLOCK_NEEDS_MODEL, "Gemma"},
+    {"roboflow_core/google_vision_ocr@v1", WF_BLOCK_CLOUD_ONLY, "Google Cloud Vision"},
+    {"roboflow_core/kimi_openrouter@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
+    {"roboflow_core/kimi_openrouter@v2", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
+    {"roboflow_core/llama_3_2_vision@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
+    {"roboflow_core/llama_vision@v2", WF_BLOCK_NEEDS_MODEL, "Llama 3.2 Vision"},
+    {"roboflow_core/lmm@v1", WF_BLOCK_CLOUD_ONLY, "a hosted LMM API (OpenAI GPT-4V)"},
+    {"LMM", WF_BLOCK_CLOUD_ONLY, "a hosted LMM API (OpenAI GPT-4V)"},
+    {"roboflow_core/lmm_for_classification@v1", WF_BLOCK_CLOUD_ONLY,
+     "a hosted LMM API (OpenAI GPT-4V)"},
+    {"LMMForClassification", WF_BLOCK_CLOUD_ONLY, "a hosted LMM API (OpenAI GPT-4V)"},
+    {"roboflow_core/meta_vlm@v1", WF_BLOCK_CLOUD_ONLY, "the Meta Llama API"},
+    {"roboflow_core/model_monitoring_inference_aggregator@v1", WF_BLOCK_CLOUD_ONLY,
+     "Roboflow Model Monitoring"},
+    {"roboflow_core/moondream2@v1", WF_BLOCK_NEEDS_MODEL, "Moondream 2"},
+    {"roboflow_core/ocr_model@v1", WF_BLOCK_NEEDS_MODEL, "DocTR OCR"},
+    {"OCRModel", WF_BLOCK_NEEDS_MODEL, "DocTR OCR"},
+    {"roboflow_core/open_ai@v1", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
+    {"OpenAI", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
+    {"roboflow_core/open_ai@v2", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
+    {"roboflow_core/open_ai@v3", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
+    {"roboflow_core/open_ai@v4", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
+    {"roboflow_core/open_ai@v5", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
+    {"roboflow_core/openai_compatible@v1", WF_BLOCK_CLOUD_ONLY,
+     "an external OpenAI-compatible LLM server"},
+    {"roboflow_core/openrouter@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
+    {"roboflow_core/perception_encoder@v1", WF_BLOCK_NEEDS_MODEL, "Perception Encoder"},
+    {"roboflow_core/pp_ocr@v1", WF_BLOCK_NEEDS_MODEL, "PaddleOCR"},
+    {"roboflow_core/qwen25vl@v1", WF_BLOCK_NEEDS_MODEL, "Qwen2.5-VL"},
+    {"roboflow_core/qwen3_5_openrouter@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
+    {"roboflow_core/qwen3_5vl@v1", WF_BLOCK_NEEDS_MODEL, "Qwen3.5-VL"},
+    {"roboflow_core/qwen3_5vl@v2", WF_BLOCK_NEEDS_MODEL, "Qwen3.5-VL"},
+    {"roboflow_core/qwen3_6_openrouter@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
+    {"roboflow_core/qwen3vl@v1", WF_BLOCK_NEEDS_MODEL, "Qwen3-VL"},
+    {"roboflow_core/qwen_vlm@v1", WF_BLOCK_NEEDS_MODEL, "Qwen VLM"},
+    {"roboflow_core/qwen_vlm@v2", WF_BLOCK_NEEDS_MODEL, "Qwen VLM"},
+    {"roboflow_core/roboflow_custom_metadata@v1", WF_BLOCK_CLOUD_ONLY, "the Roboflow platform API"},
+    {"RoboflowCustomMetadata", WF_BLOCK_CLOUD_ONLY, "the Roboflow platform API"},
+    {"roboflow_core/roboflow_dataset_upload@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow dataset upload"},
+    {"RoboflowDatasetUpload", WF_BLOCK_CLOUD_ONLY, "Roboflow dataset upload"},
+    {"roboflow_core/roboflow_dataset_upload@v2", WF_BLOCK_CLOUD_ONLY, "Roboflow dataset upload"},
+    {"roboflow_core/roboflow_instance_segmentation_model@v4", WF_BLOCK_NEEDS_MODEL,
+     "instance segmentation v4 (RLE masks)"},
+    {"roboflow_core/roboflow_semantic_segmentation_model@v1", WF_BLOCK_NEEDS_MODEL,
+     "semantic segmentation models"},
+    {"roboflow_core/roboflow_semantic_segmentation_model@v2", WF_BLOCK_NEEDS_MODEL,
+     "semantic segmentation models"},
+    {"roboflow_core/roboflow_vision_events@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow Vision Events"},
+    {"roboflow_core/sam3@v1", WF_BLOCK_NEEDS_MODEL, "SAM 3"},
+    {"roboflow_core/sam3@v2", WF_BLOCK_NEEDS_MODEL, "SAM 3"},
+    {"roboflow_core/sam3@v3", WF_BLOCK_NEEDS_MODEL, "SAM 3"},
+    {"roboflow_core/sam3_interactive@v1", WF_BLOCK_NEEDS_MODEL, "SAM 3"},
+    {"roboflow_core/sam3_video@v1", WF_BLOCK_NEEDS_MODEL, "SAM 3"},
+    {"roboflow_core/seg-preview@v1", WF_BLOCK_CLOUD_ONLY,
+     "the Roboflow-hosted segmentation preview"},
+    {"roboflow_core/segment_anything3_3d_objects@v1", WF_BLOCK_NEEDS_MODEL, "SAM 3D"},
+    {"roboflow_core/segment_anything@v1", WF_BLOCK_NEEDS_MODEL, "SAM 2"},
+    {"roboflow_core/segment_anything_2_video@v1", WF_BLOCK_NEEDS_MODEL, "SAM 2"},
+    {"roboflow_core/smolvlm2@v1", WF_BLOCK_NEEDS_MODEL, "SmolVLM2"},
+    {"roboflow_core/spacexai@v1", WF_BLOCK_CLOUD_ONLY, "the xAI API"},
+    {"roboflow_core/stability_ai_image_gen@v1", WF_BLOCK_CLOUD_ONLY, "the Stability AI API"},
+    {"roboflow_core/stability_ai_inpainting@v1", WF_BLOCK_CLOUD_ONLY, "the Stability AI API"},
+    {"roboflow_core/stability_ai_outpainting@v1", WF_BLOCK_CLOUD_ONLY, "the Stability AI API"},
+    {"roboflow_core/twilio_sms_notification@v1", WF_BLOCK_CLOUD_ONLY, "the Twilio SMS API"},
+    {"roboflow_core/twilio_sms_notification@v2", WF_BLOCK_CLOUD_ONLY, "the Twilio SMS API"},
+    {"roboflow_core/vision_event_bundle@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow Vision Events"},
+    {"roboflow_core/visual_search@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow visual search"},
+    {"roboflow_core/visual_search_classifier@v1", WF_BLOCK_CLOUD_ONLY, "Roboflow visual search"},
+    {"roboflow_core/yolo_world_model@v1", WF_BLOCK_NEEDS_MODEL, "YOLO-World"},
+    {"YoloWorldModel", WF_BLOCK_NEEDS_MODEL, "YOLO-World"},
+    {"YoloWorld", WF_BLOCK_NEEDS_MODEL, "YOLO-World"},
+};
+
+enum wf_block_status wf_block_status(const char *type, const char **what)
+{
+    if (what)
+        *what = NULL;
+    if (!type)
+        return WF_BLOCK_UNKNOWN;
+    if (wf__block_find(type))
+        return WF_BLOCK_RUNS;
+    for (size_t i = 0; i < ARRAY_LEN(refused); i++)
+        if (!strcmp(refused[i].type, type)) {
+            if (what)
+                *what = refused[i].what;
+            return refused[i].status;
+        }
+    return WF_BLOCK_UNKNOWN;
+}
+
+const char *wf_block_type_at(size_t i, enum wf_block_status *st, bool *canonical)
+{
+    for (size_t f = 0; f < ARRAY_LEN(families); f++)
+        for (size_t b = 0; families[f][b]; b++)
+            for (size_t t = 0; families[f][b]->types[t]; t++)
+                if (i-- == 0) {
+                    if (st)
+                        *st = WF_BLOCK_RUNS;
+                    if (canonical)
+                        *canonical = t == 0;
+                    return families[f][b]->types[t];
+                }
+    if (i < ARRAY_LEN(refused)) {
+        if (st)
+            *st = refused[i].status;
+        /* the refusal table lists each canonical name before its aliases,
+         * which never start with "roboflow_core/" */
+        if (canonical)
+            *canonical = str_has_prefix(refused[i].type, "roboflow_core/");
+        return refused[i].type;
+    }
+    return NULL;
 }

@@ -136,7 +136,10 @@ enum {
     WF_BLOCK_WHOLE_BATCH = 1u << 2,   /* run() must see every element of the batch,
                                          even masked ones (csv_formatter) */
     WF_BLOCK_DYN_OUTPUTS = 1u << 3,   /* extra outputs named by the list literal in
-                                         field dyn_outputs_field (json_parser) */
+                                         field dyn_outputs_field (json_parser), or, when
+                                         that field is a dict of lists, "<key>_<item>"
+                                         for the keys of the step's 'data' dict
+                                         (data_aggregator) */
 };
 
 struct wf_call; /* one invocation of a step over n batch elements; opaque */

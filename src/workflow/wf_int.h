@@ -14,6 +14,12 @@
 extern const struct wf_block *const wf_blocks_transform[];
 extern const struct wf_block *const wf_blocks_fusion[];
 extern const struct wf_block *const wf_blocks_analytics[];
+extern const struct wf_block *const wf_blocks_measure[];
+extern const struct wf_block *const wf_blocks_stateful[];
+extern const struct wf_block *const wf_blocks_time[];
+/* UTC offset in seconds of IANA zone name at Unix time t (TZif files of the
+ * system tz database); ERR_NOTFOUND when the zone is not installed. */
+int wf__tz_offset(const char *name, int64_t t, int *offset);
 extern const struct wf_block *const wf_blocks_video_analytics[]; /* blocks/video_analytics.c */
 extern const struct wf_block *const wf_blocks_video_viz[];       /* blocks/video_viz.c */
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);

@@ -117,6 +117,28 @@ int wf_compile_text(const char *text, size_t len, struct wf_workflow **out, char
 int wf_validate(const json_t *definition, char *err, size_t errlen);
 void wf_free(struct wf_workflow *wf); /* accepts NULL */
 
+/* What the engine does with a block type identifier (canonical
+ * "roboflow_core/x@vN" or a legacy alias).  A step of a refused type fails
+ * to compile with ERR_UNSUPPORTED and a message that says why:
+ *   "... block 'roboflow_core/open_ai@v4' needs a cloud service (the OpenAI API) ..."
+ * A type the engine does not know at all gets "unsupported block '...'
+ * (unknown to this engine)". */
+enum wf_block_status {
+    WF_BLOCK_UNKNOWN = 0, /* not known to this engine */
+    WF_BLOCK_RUNS,        /* registered: compiles and runs */
+    WF_BLOCK_CLOUD_ONLY,  /* refused: needs a cloud service (LLM/VLM API, Roboflow-hosted) */
+    WF_BLOCK_NEEDS_MODEL, /* refused: needs a model this engine does not support yet */
+};
+/* Status of type; *what (may be NULL) gets the service or model a refused
+ * block needs ("the OpenAI API", "CLIP"), NULL otherwise.  Static strings. */
+enum wf_block_status wf_block_status(const char *type, const char **what);
+/* The i-th type identifier the engine knows (every registered type and
+ * alias, then every refused one), NULL past the end; *st gets its status,
+ * *canonical whether it is a block's canonical "roboflow_core/x@vN" name
+ * rather than an alias (both may be NULL).  For documentation tools and
+ * tests. */
+const char *wf_block_type_at(size_t i, enum wf_block_status *st, bool *canonical);
+
 /* Introspection of a compiled workflow (pointers live as long as wf). */
 size_t wf_image_input_count(const struct wf_workflow *wf);
 /* Whether any step is a model block (one that calls wf_env.model_infer). */

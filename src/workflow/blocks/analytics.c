@@ -39,6 +39,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/base.h"
 #include "workflow/wf_int.h"
@@ -1249,6 +1250,499 @@ static int vel_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- track_class_lock -------------------------------------------------------------------- */
+
+/* Per video: each tracker's class votes (Roboflow's TrackClassLockBlockV1):
+ * before the lock, qualifying detections (confidence >= vote_confidence)
+ * vote for their class; the leader locks once it has min_votes and leads
+ * the runner-up by lead_margin.  After the lock a different class must be
+ * seen switch_after frames in a row to take over.  Locked detections get
+ * the locked class (and its class id) and the mean confidence of its
+ * votes; a new tracker id can inherit a recently lost locked track whose
+ * last box overlaps it (reattach_window, reattach_iou).  Tracks unseen for
+ * state_ttl frames are forgotten. */
+struct tcl_class {
+    char *name;
+    int votes;       /* in the vote table when in_votes */
+    double conf;
+    bool in_votes;
+    bool has_id;
+    int id;
+};
+
+struct tcl_track {
+    int64_t id;
+    struct tcl_class *c; /* insertion order of the vote table */
+    size_t nc, cap;
+    int locked;          /* index into c, -1 none */
+    int64_t last_seen;
+    int challenger;      /* index into c, -1 none */
+    int streak;
+    double streak_conf;
+    bool has_box;
+    float box[4];
+};
+
+struct tcl {
+    struct tcl_track *t; /* insertion order (a Python dict) */
+    size_t n, cap;
+    int64_t frame;
+};
+
+#define TCL_MAX_TRACKS 100000 /* per video; the oldest go first beyond */
+#define TCL_MAX_CLASSES 1024  /* class names remembered per track */
+
+static void tcl_track_release(struct tcl_track *t)
+{
+    for (size_t k = 0; k < t->nc; k++)
+        free(t->c[k].name);
+    free(t->c);
+}
+
+static void tcl_free(void *p)
+{
+    struct tcl *v = p;
+    for (size_t k = 0; v && k < v->n; k++)
+        tcl_track_release(&v->t[k]);
+    if (v)
+        free(v->t);
+    free(v);
+}
+
+static int tcl_class(struct tcl_track *t, const char *name)
+{
+    for (size_t k = 0; k < t->nc; k++)
+        if (!strcmp(t->c[k].name, name))
+            return (int)k;
+    if (t->nc == TCL_MAX_CLASSES)
+        return -1;
+    if (t->nc == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4;
+        t->c = xrealloc(t->c, t->cap * sizeof *t->c);
+    }
+    t->c[t->nc] = (struct tcl_class){xstrdup(name), 0, 0, false, false, 0};
+    return (int)t->nc++;
+}
+
+static double tcl_iou(const float *a, const float *b)
+{
+    double iw = MIN(a[2], b[2]) - MAX(a[0], b[0]), ih = MIN(a[3], b[3]) - MAX(a[1], b[1]);
+    if (iw <= 0 || ih <= 0)
+        return 0;
+    double inter = iw * ih, uni = ((double)a[2] - a[0]) * ((double)a[3] - a[1]) +
+                                  ((double)b[2] - b[0]) * ((double)b[3] - b[1]) - inter;
+    return uni > 0 ? inter / uni : 0;
+}
+
+static int tcl_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, true, &fps, NULL);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        int64_t min_votes = wf_arg_int(c, i, "min_votes", 10);
+        double vote_conf = wf_arg_double(c, i, "vote_confidence", 0.8);
+        int64_t lead = wf_arg_int(c, i, "lead_margin", 3);
+        int64_t switch_after = wf_arg_int(c, i, "switch_after", 15);
+        int64_t ttl = wf_arg_int(c, i, "state_ttl", 300);
+        int64_t window = wf_arg_int(c, i, "reattach_window", 30);
+        double reiou = wf_arg_double(c, i, "reattach_iou", 0.3);
+        if (min_votes < 1)
+            return wf_call_fail(c, "`min_votes` must be >= 1, got %lld", (long long)min_votes);
+        if (!(vote_conf >= 0 && vote_conf <= 1))
+            return wf_call_fail(c, "`vote_confidence` must be within [0.0, 1.0], got %g", vote_conf);
+        if (lead < 0)
+            return wf_call_fail(c, "`lead_margin` must be >= 0, got %lld", (long long)lead);
+        if (switch_after < 1)
+            return wf_call_fail(c, "`switch_after` must be >= 1, got %lld", (long long)switch_after);
+        if (ttl < 1)
+            return wf_call_fail(c, "`state_ttl` must be >= 1, got %lld", (long long)ttl);
+        if (window < 0)
+            return wf_call_fail(c, "`reattach_window` must be >= 0, got %lld", (long long)window);
+        if (!(reiou >= 0 && reiou <= 1))
+            return wf_call_fail(c, "`reattach_iou` must be within [0.0, 1.0], got %g", reiou);
+        if (window > ttl)
+            return wf_call_fail(c, "`reattach_window` (%lld) must not exceed `state_ttl` (%lld)",
+                                (long long)window, (long long)ttl);
+        if (!ds)
+            continue;
+        if (need_tracked(c, ds, "track_class_lock") < 0)
+            return ERR_INVALID;
+        void **slot = wf_call_state(c, vid, tcl_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct tcl *v = *slot;
+        if (!v)
+            *slot = v = xcalloc(1, sizeof *v);
+        int64_t frame = ++v->frame;
+        struct wf_dets *out = wf_dets_clone(ds);
+        for (size_t k = 0; k < out->n; k++) {
+            struct wf_det *d = &out->d[k];
+            bool locked_flag = false;
+            int64_t tid = d->tracker_id;
+            struct tcl_track *t = NULL;
+            size_t ti = 0;
+            for (; ti < v->n && !t; ti++)
+                if (v->t[ti].id == tid)
+                    t = &v->t[ti];
+            if (!t && tid >= 0) {
+                /* _find_lock_to_inherit: a lost locked track, best IoU first */
+                float box[4] = {d->x1, d->y1, d->x2, d->y2};
+                size_t best = SIZE_MAX;
+                double best_iou = 0;
+                for (size_t q = 0; q < v->n; q++) {
+                    struct tcl_track *o = &v->t[q];
+                    bool active = false;
+                    for (size_t a = 0; a < out->n && !active; a++)
+                        active = out->d[a].tracker_id == o->id && out->d[a].tracker_id >= 0;
+                    int64_t gap = frame - o->last_seen;
+                    if (active || o->locked < 0 || !o->has_box || gap < 1 || gap > window)
+                        continue;
+                    double iou = tcl_iou(box, o->box);
+                    if (iou >= reiou && iou > best_iou)
+                        best = q, best_iou = iou;
+                }
+                if (best != SIZE_MAX) { /* tracks[tid] = tracks.pop(inherited) */
+                    struct tcl_track moved = v->t[best];
+                    memmove(&v->t[best], &v->t[best + 1], (v->n - best - 1) * sizeof *v->t);
+                    moved.id = tid;
+                    v->t[v->n - 1] = moved;
+                    t = &v->t[v->n - 1];
+                } else {
+                    if (v->n == TCL_MAX_TRACKS) {
+                        tcl_track_release(&v->t[0]);
+                        memmove(&v->t[0], &v->t[1], (v->n - 1) * sizeof *v->t);
+                        v->n--;
+                    }
+                    if (v->n == v->cap) {
+                        v->cap = v->cap ? v->cap * 2 : 16;
+                        v->t = xrealloc(v->t, v->cap * sizeof *v->t);
+                    }
+                    t = &v->t[v->n++];
+                    memset(t, 0, sizeof *t);
+                    t->id = tid, t->locked = -1, t->challenger = -1;
+                }
+            }
+            if (!t) { /* a negative tracker id: left as is */
+                if (!d->extra)
+                    d->extra = json_object();
+                json_object_set_new(d->extra, "class_locked", json_false());
+                continue;
+            }
+            t->last_seen = frame;
+            t->has_box = true;
+            t->box[0] = d->x1, t->box[1] = d->y1, t->box[2] = d->x2, t->box[3] = d->y2;
+            const char *cname = d->class_name ? d->class_name : "";
+            double conf = d->confidence;
+            bool qualifying = conf >= vote_conf;
+            int ci = tcl_class(t, cname);
+            if (ci >= 0 && t->locked < 0) {
+                if (qualifying) {
+                    if (!t->c[ci].in_votes)
+                        t->c[ci].in_votes = true, t->c[ci].votes = 0, t->c[ci].conf = 0;
+                    t->c[ci].votes++;
+                    t->c[ci].conf += conf;
+                    t->c[ci].has_id = true, t->c[ci].id = d->class_id;
+                }
+                /* sorted(votes, reverse=True) is stable: the first class with
+                 * the most votes leads; the runner-up has the most of the rest */
+                int top = -1, top_v = 0, runner_v = 0;
+                for (size_t q = 0; q < t->nc; q++)
+                    if (t->c[q].in_votes && (top < 0 || t->c[q].votes > top_v))
+                        top = (int)q, top_v = t->c[q].votes;
+                for (size_t q = 0; q < t->nc; q++)
+                    if (t->c[q].in_votes && (int)q != top)
+                        runner_v = MAX(runner_v, t->c[q].votes);
+                if (top >= 0 && top_v >= min_votes && top_v - runner_v >= lead)
+                    t->locked = top;
+            } else if (ci >= 0) {
+                if (qualifying && ci != t->locked) {
+                    if (ci == t->challenger)
+                        t->streak++, t->streak_conf += conf;
+                    else {
+                        t->challenger = ci, t->streak = 1, t->streak_conf = conf;
+                        t->c[ci].has_id = true, t->c[ci].id = d->class_id;
+                    }
+                    if (t->streak >= switch_after) {
+                        for (size_t q = 0; q < t->nc; q++)
+                            t->c[q].in_votes = false;
+                        t->locked = t->challenger;
+                        t->c[ci].in_votes = true;
+                        t->c[ci].votes = t->streak;
+                        t->c[ci].conf = t->streak_conf;
+                        t->challenger = -1, t->streak = 0, t->streak_conf = 0;
+                    }
+                } else
+                    t->challenger = -1, t->streak = 0, t->streak_conf = 0;
+            }
+            if (t->locked >= 0) {
+                struct tcl_class *lc = &t->c[t->locked];
+                wf_det_set_str(&d->class_name, lc->name);
+                if (lc->has_id)
+                    d->class_id = lc->id;
+                double denom = MAX(lc->in_votes ? lc->votes : 0, 1);
+                d->confidence = (float)MIN(1.0, (lc->in_votes ? lc->conf : 0) / denom);
+                locked_flag = true;
+            }
+            if (!d->extra)
+                d->extra = json_object();
+            json_object_set_new(d->extra, "class_locked", json_boolean(locked_flag));
+        }
+        /* forget stale tracks, keeping the order */
+        size_t w = 0;
+        for (size_t q = 0; q < v->n; q++) {
+            if (frame - v->t[q].last_seen > ttl)
+                tcl_track_release(&v->t[q]);
+            else
+                v->t[w++] = v->t[q];
+        }
+        v->n = w;
+        wf_out_dets(c, i, "tracked_detections", out);
+    }
+    return 0;
+}
+
+/* ---- stabilize_detections ----------------------------------------------------------------- */
+
+/* Roboflow's StabilizeTrackedDetectionsBlockV1, per video: the last raw
+ * detection of each tracker; a velocity Kalman filter per tracker fed with
+ * the displacement of the box's bottom-right corner (Roboflow's "centre"
+ * x1 + |x2 - x1|, y1 + |y2 - y1|) averaged over smoothing_window_size
+ * measurements; boxes blended with the previous raw box
+ * (bbox_smoothing_coefficient); a tracker missing from the frame is output
+ * at its last box moved by the predicted velocity (blended the same way)
+ * until its measurement history runs out.  The filter's covariance stays
+ * a multiple of the identity, so it is kept as one number. */
+struct stab_cached {
+    int64_t id;
+    struct wf_det d; /* owned copy */
+};
+
+struct stab_kf {
+    int64_t id;
+    double v[2], p;
+    double (*hist)[2]; /* newest first, at most win */
+    size_t nh;
+};
+
+struct stab {
+    struct stab_cached *c;
+    size_t nc, capc;
+    struct stab_kf *k;
+    size_t nk, capk;
+    size_t win; /* history length, fixed by the first call */
+};
+
+#define STAB_MAX_TRACKS 100000
+#define STAB_MAX_WINDOW 1000
+
+static void stab_free(void *p)
+{
+    struct stab *s = p;
+    for (size_t q = 0; s && q < s->nc; q++)
+        wf_det_release(&s->c[q].d);
+    for (size_t q = 0; s && q < s->nk; q++)
+        free(s->k[q].hist);
+    if (s)
+        free(s->c), free(s->k);
+    free(s);
+}
+
+static struct stab_cached *stab_cached(struct stab *s, int64_t id)
+{
+    for (size_t q = 0; q < s->nc; q++)
+        if (s->c[q].id == id)
+            return &s->c[q];
+    return NULL;
+}
+
+static struct stab_kf *stab_kf(struct stab *s, int64_t id)
+{
+    for (size_t q = 0; q < s->nk; q++)
+        if (s->k[q].id == id)
+            return &s->k[q];
+    return NULL;
+}
+
+static void stab_corner(const struct wf_det *d, double *x, double *y)
+{
+    *x = (double)d->x1 + fabs((double)d->x2 - d->x1);
+    *y = (double)d->y1 + fabs((double)d->y2 - d->y1);
+}
+
+static int stab_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        double fps;
+        const char *vid = video_of(c, i, true, &fps, NULL);
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        int64_t win = wf_arg_int(c, i, "smoothing_window_size", 3);
+        double alpha = wf_arg_double(c, i, "bbox_smoothing_coefficient", 0.2);
+        if (!ds)
+            continue;
+        if (win < 1 || win > STAB_MAX_WINDOW)
+            return wf_call_fail(c, "smoothing_window_size must be in 1..%d", STAB_MAX_WINDOW);
+        if (need_tracked(c, ds, "stabilize_detections") < 0)
+            return ERR_INVALID;
+        if (ds->n > STAB_MAX_TRACKS)
+            return wf_call_fail(c, "more than %d detections", STAB_MAX_TRACKS);
+        void **slot = wf_call_state(c, vid, stab_free);
+        if (!slot)
+            return wf_call_fail(c, "too many videos at once (at most %d)", WF_STATE_MAX);
+        struct stab *s = *slot;
+        if (!s) {
+            *slot = s = xcalloc(1, sizeof *s);
+            s->win = (size_t)win;
+        }
+        /* 1. measured velocities (a later duplicate id overwrites) */
+        size_t n = ds->n;
+        int64_t *mid = xcalloc(n + 1, sizeof *mid);
+        double (*mv)[2] = xcalloc(n + 1, sizeof *mv);
+        size_t nm = 0;
+        for (size_t q = 0; q < n; q++) {
+            const struct wf_det *d = &ds->d[q];
+            struct stab_cached *pc = stab_cached(s, d->tracker_id);
+            if (!pc)
+                continue;
+            double tx, ty, px, py;
+            stab_corner(d, &tx, &ty);
+            stab_corner(&pc->d, &px, &py);
+            size_t z = 0;
+            while (z < nm && mid[z] != d->tracker_id)
+                z++;
+            if (z == nm)
+                mid[nm++] = d->tracker_id;
+            mv[z][0] = tx - px, mv[z][1] = ty - py;
+        }
+        /* 2. the Kalman update, then predict every tracked vector */
+        bool *updated = NULL;
+        for (size_t z = 0; z < nm; z++) {
+            struct stab_kf *k = stab_kf(s, mid[z]);
+            if (k) {
+                memmove(k->hist + 1, k->hist, MIN(k->nh, s->win - 1) * sizeof *k->hist);
+                k->hist[0][0] = mv[z][0], k->hist[0][1] = mv[z][1];
+                k->nh = MIN(k->nh + 1, s->win);
+                double sx = 0, sy = 0;
+                for (size_t h = 0; h < k->nh; h++)
+                    sx += k->hist[h][0], sy += k->hist[h][1];
+                sx /= (double)k->nh, sy /= (double)k->nh;
+                double gain = k->p / (k->p + 0.01);
+                k->v[0] += gain * (sx - k->v[0]);
+                k->v[1] += gain * (sy - k->v[1]);
+                k->p -= gain * k->p;
+            } else {
+                if (s->nk == s->capk) {
+                    s->capk = s->capk ? s->capk * 2 : 16;
+                    s->k = xrealloc(s->k, s->capk * sizeof *s->k);
+                }
+                k = &s->k[s->nk++];
+                k->id = mid[z];
+                k->v[0] = mv[z][0], k->v[1] = mv[z][1];
+                k->p = 1.0;
+                k->hist = xcalloc(s->win, sizeof *k->hist);
+                k->hist[0][0] = mv[z][0], k->hist[0][1] = mv[z][1];
+                k->nh = 1;
+            }
+        }
+        size_t npred = s->nk;
+        int64_t *pid = xcalloc(npred + 1, sizeof *pid);
+        double (*pv)[2] = xcalloc(npred + 1, sizeof *pv);
+        for (size_t q = 0; q < s->nk; q++) { /* predict: F = I, P += Q */
+            s->k[q].p += 0.001;
+            pid[q] = s->k[q].id, pv[q][0] = s->k[q].v[0], pv[q][1] = s->k[q].v[1];
+        }
+        updated = xcalloc(s->nk + 1, sizeof *updated);
+        for (size_t q = 0; q < s->nk; q++)
+            for (size_t z = 0; z < nm && !updated[q]; z++)
+                updated[q] = mid[z] == s->k[q].id;
+        size_t w = 0;
+        for (size_t q = 0; q < s->nk; q++) {
+            struct stab_kf *k = &s->k[q];
+            if (!updated[q] && k->nh) { /* history.popleft(): drop the newest */
+                memmove(k->hist, k->hist + 1, (k->nh - 1) * sizeof *k->hist);
+                k->nh--;
+            }
+            if (!updated[q] && !k->nh)
+                free(k->hist);
+            else
+                s->k[w++] = *k;
+        }
+        s->nk = w;
+        free(updated);
+        /* 3. this frame's detections, blended with the previous raw box */
+        struct wf_dets *out = wf_dets_new();
+        int64_t *oid = xcalloc(n + npred + 1, sizeof *oid);
+        size_t no = 0;
+        for (size_t q = 0; q < n; q++) {
+            const struct wf_det *d = &ds->d[q];
+            struct stab_cached *pc = stab_cached(s, d->tracker_id);
+            struct wf_det cur;
+            wf_det_copy(&cur, d);
+            if (pc) {
+                cur.x1 = (float)(alpha * d->x1 + (1 - alpha) * pc->d.x1);
+                cur.y1 = (float)(alpha * d->y1 + (1 - alpha) * pc->d.y1);
+                cur.x2 = (float)(alpha * d->x2 + (1 - alpha) * pc->d.x2);
+                cur.y2 = (float)(alpha * d->y2 + (1 - alpha) * pc->d.y2);
+            }
+            size_t z = 0; /* an ordered dict: a repeated id keeps its place */
+            while (z < no && oid[z] != d->tracker_id)
+                z++;
+            if (z == no) {
+                oid[no++] = d->tracker_id;
+                wf_dets_push_copy(out, &cur);
+            } else {
+                wf_det_release(&out->d[z]);
+                wf_det_copy(&out->d[z], &cur);
+            }
+            wf_det_release(&cur);
+            if (pc) {
+                wf_det_release(&pc->d);
+                wf_det_copy(&pc->d, d);
+            } else {
+                if (s->nc == s->capc) {
+                    s->capc = s->capc ? s->capc * 2 : 16;
+                    s->c = xrealloc(s->c, s->capc * sizeof *s->c);
+                }
+                s->c[s->nc].id = d->tracker_id;
+                wf_det_copy(&s->c[s->nc++].d, d);
+            }
+        }
+        /* 4. trackers not in this frame: their last box moved by the
+         * predicted velocity, blended; the cached box becomes that */
+        for (size_t q = 0; q < npred; q++) {
+            bool present = false;
+            for (size_t z = 0; z < no && !present; z++)
+                present = oid[z] == pid[q];
+            struct stab_cached *pc = present ? NULL : stab_cached(s, pid[q]);
+            if (!pc)
+                continue;
+            double vx = pv[q][0], vy = pv[q][1];
+            struct wf_det *d = &pc->d;
+            d->x1 = (float)(alpha * (d->x1 + vx) + (1 - alpha) * d->x1);
+            d->y1 = (float)(alpha * (d->y1 + vy) + (1 - alpha) * d->y1);
+            d->x2 = (float)(alpha * (d->x2 + vx) + (1 - alpha) * d->x2);
+            d->y2 = (float)(alpha * (d->y2 + vy) + (1 - alpha) * d->y2);
+            oid[no++] = pid[q];
+            wf_dets_push_copy(out, d);
+        }
+        /* 5. forget cached detections that are neither filtered nor output */
+        w = 0;
+        for (size_t q = 0; q < s->nc; q++) {
+            bool keep = stab_kf(s, s->c[q].id) != NULL;
+            for (size_t z = 0; z < no && !keep; z++)
+                keep = oid[z] == s->c[q].id;
+            if (keep)
+                s->c[w++] = s->c[q];
+            else
+                wf_det_release(&s->c[q].d);
+        }
+        s->nc = w;
+        free(mid), free(mv), free(pid), free(pv), free(oid);
+        wf_out_dets(c, i, "tracked_detections", out);
+    }
+    return 0;
+}
+
 /* ---- manifests (spec/blocks.json) ---------------------------------------------------------- */
 
 #define F_TRACK_COMMON                                                                          \
@@ -1337,4 +1831,28 @@ BLOCK(tiz3, tiz2_fields, tiz_outs, tiz3_run, "roboflow_core/time_in_zone@v3")
 
 BLOCK(vel1, vel_fields, vel_outs, vel_run, "roboflow_core/velocity@v1")
 
-const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, NULL};
+static const struct wf_field tcl_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_DETS, WF_F_SELECTOR_ONLY, NULL},
+    {"min_votes", NULL, WF_FT_INT, "10", WF_K_INT, 0, NULL},
+    {"vote_confidence", NULL, WF_FT_FLOAT, "0.8", WF_K_NUMBER, 0, NULL},
+    {"lead_margin", NULL, WF_FT_INT, "3", WF_K_INT, 0, NULL},
+    {"switch_after", NULL, WF_FT_INT, "15", WF_K_INT, 0, NULL},
+    {"state_ttl", NULL, WF_FT_INT, "300", WF_K_INT, 0, NULL},
+    {"reattach_window", NULL, WF_FT_INT, "30", WF_K_INT, 0, NULL},
+    {"reattach_iou", NULL, WF_FT_FLOAT, "0.3", WF_K_NUMBER, 0, NULL},
+};
+static const struct wf_output tcl_outs[] = {{"tracked_detections", WF_K_DETS}};
+BLOCK(tcl1, tcl_fields, tcl_outs, tcl_run, "roboflow_core/track_class_lock@v1")
+
+static const struct wf_field stab_fields[] = {
+    {"image", NULL, WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"detections", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"smoothing_window_size", NULL, WF_FT_INT, "3", WF_K_INT, WF_F_NULLABLE, NULL},
+    {"bbox_smoothing_coefficient", NULL, WF_FT_FLOAT01, "0.2", WF_K_NUMBER, WF_F_NULLABLE, NULL},
+};
+static const struct wf_output stab_outs[] = {{"tracked_detections", WF_K_OD | WF_K_IS}};
+BLOCK(stab1, stab_fields, stab_outs, stab_run, "roboflow_core/stabilize_detections@v1")
+
+
+const struct wf_block *const wf_blocks_analytics[] = {&bt1, &bt2, &bt3, &lc1, &lc2, &tiz1, &tiz2, &tiz3, &vel1, &tcl1, &stab1, NULL};

@@ -359,10 +359,14 @@ static void ellipse_rows(int k, int *j1, int *j2)
     }
 }
 
+#define EXT(max, a, b) ((max) ? MAX((a), (b)) : MIN((a), (b)))
+
 /* Sliding minimum (dilate: maximum) over src[x + a .. x + b] clipped to the
- * row (van Herk / Gil-Werman); len w; scratch of w + b - a + 1 bytes x 3. */
-static void run_extreme(const uint8_t *src, int w, int a, int b, bool max, uint8_t *dst,
-                        uint8_t *pad, uint8_t *g, uint8_t *hh)
+ * row (van Herk / Gil-Werman); len w; scratch pad, g, hh of w + b - a
+ * bytes each.  Inlined with a constant max so the loops vectorize. */
+static inline __attribute__((always_inline)) void
+run_extreme(const uint8_t *src, int w, int a, int b, bool max, uint8_t *dst, uint8_t *pad,
+            uint8_t *g, uint8_t *hh)
 {
     int L = b - a + 1, n = w + L - 1; /* pad[q] = src[q + a] */
     uint8_t fill = max ? 0 : 255;
@@ -370,22 +374,24 @@ static void run_extreme(const uint8_t *src, int w, int a, int b, bool max, uint8
         int x = q + a;
         pad[q] = x >= 0 && x < w ? src[x] : fill;
     }
-    for (int q = 0; q < n; q++) {
-        if (q % L == 0)
-            g[q] = pad[q];
-        else
-            g[q] = max ? MAX(g[q - 1], pad[q]) : MIN(g[q - 1], pad[q]);
+    for (int q0 = 0; q0 < n; q0 += L) { /* blocks of L: prefix and suffix extremes */
+        int q1 = MIN(q0 + L, n);
+        g[q0] = pad[q0];
+        for (int q = q0 + 1; q < q1; q++)
+            g[q] = EXT(max, g[q - 1], pad[q]);
+        hh[q1 - 1] = pad[q1 - 1];
+        for (int q = q1 - 2; q >= q0; q--)
+            hh[q] = EXT(max, hh[q + 1], pad[q]);
     }
-    for (int q = n - 1; q >= 0; q--) {
-        if (q == n - 1 || (q + 1) % L == 0)
-            hh[q] = pad[q];
-        else
-            hh[q] = max ? MAX(hh[q + 1], pad[q]) : MIN(hh[q + 1], pad[q]);
-    }
-    for (int x = 0; x < w; x++) {
-        uint8_t u = hh[x], v = g[x + L - 1];
-        dst[x] = max ? MAX(u, v) : MIN(u, v);
-    }
+    for (int x = 0; x < w; x++)
+        dst[x] = EXT(max, hh[x], g[x + L - 1]);
+}
+
+static inline __attribute__((always_inline)) void
+combine_rows(uint8_t *out, const uint8_t *s, int w, bool max)
+{
+    for (int x = 0; x < w; x++)
+        out[x] = EXT(max, out[x], s[x]);
 }
 
 /* cv2.erode / cv2.dilate of a GRAY image with the k x k ellipse anchored at
@@ -406,9 +412,9 @@ static int morph_ellipse(struct vis_image *img, int k, bool dilate)
         if (run_of[i] < 0)
             runs[nruns] = i, run_of[i] = nruns++;
     }
-    size_t plane = (size_t)w * (size_t)h;
+    size_t plane = (size_t)w * (size_t)h, sw = (size_t)w + (size_t)k + 1;
     uint8_t *hor = malloc(plane * (size_t)MAX(nruns, 1));
-    uint8_t *scratch = malloc(3 * ((size_t)w + (size_t)k + 1));
+    uint8_t *scratch = malloc(3 * sw);
     uint8_t *src = malloc(plane);
     if (!hor || !scratch || !src) {
         free(hor), free(scratch), free(src);
@@ -416,26 +422,31 @@ static int morph_ellipse(struct vis_image *img, int k, bool dilate)
     }
     for (int y = 0; y < h; y++)
         memcpy(src + (size_t)y * w, vis_px(img, 0, y), (size_t)w);
-    size_t sw = (size_t)w + (size_t)k + 1;
     for (int r = 0; r < nruns; r++) {
         int i = runs[r];
-        for (int y = 0; y < h; y++)
-            run_extreme(src + (size_t)y * w, w, j1[i] - an, j2[i] - 1 - an, dilate,
-                        hor + (size_t)r * plane + (size_t)y * w, scratch, scratch + sw,
-                        scratch + 2 * sw);
+        for (int y = 0; y < h; y++) {
+            const uint8_t *in = src + (size_t)y * w;
+            uint8_t *o = hor + (size_t)r * plane + (size_t)y * w;
+            if (dilate)
+                run_extreme(in, w, j1[i] - an, j2[i] - 1 - an, true, o, scratch, scratch + sw,
+                            scratch + 2 * sw);
+            else
+                run_extreme(in, w, j1[i] - an, j2[i] - 1 - an, false, o, scratch, scratch + sw,
+                            scratch + 2 * sw);
+        }
     }
     for (int y = 0; y < h; y++) {
         uint8_t *out = vis_px(img, 0, y);
-        for (int x = 0; x < w; x++) {
-            uint8_t v = dilate ? 0 : 255;
-            for (int i = 0; i < k; i++) {
-                int yy = y + i - an;
-                if (run_of[i] < 0 || yy < 0 || yy >= h)
-                    continue;
-                uint8_t s = hor[(size_t)run_of[i] * plane + (size_t)yy * w + x];
-                v = dilate ? MAX(v, s) : MIN(v, s);
-            }
-            out[x] = v;
+        memset(out, dilate ? 0 : 255, (size_t)w);
+        for (int i = 0; i < k; i++) {
+            int yy = y + i - an;
+            if (run_of[i] < 0 || yy < 0 || yy >= h)
+                continue;
+            const uint8_t *s = hor + (size_t)run_of[i] * plane + (size_t)yy * w;
+            if (dilate)
+                combine_rows(out, s, w, true);
+            else
+                combine_rows(out, s, w, false);
         }
     }
     free(hor), free(scratch), free(src);

@@ -48,5 +48,14 @@ int cv__find_contours(const struct vis_image *gray, struct cv_contours *o);
 /* cv2.getStructuringElement(MORPH_ELLIPSE, (k, k)) as k * k bytes 0/1,
  * row-major (blocks/motion.c); ERR_INVALID outside 1..255. */
 int cv__ellipse_kernel(int k, uint8_t *out);
+/* cv2.arcLength(pts, closed=True) of n integer points (x, y pairs). */
+double cv__arc_length(const int *p, size_t n);
+/* cv2.approxPolyDP(src, eps, closed=True) of count integer points (OpenCV
+ * 4.6: distances to the chord's line); dst has room for count points,
+ * stack for 2 * count + 2 entries; returns the number of points written. */
+size_t cv__approx_poly_closed(const int *src, size_t count, double eps, int *dst, size_t *stack);
+/* cv2.convexHull(pts, clockwise=True) of n integer points into hull (room
+ * for n + 1 points), OpenCV's first vertex and direction (blocks/zone.c). */
+size_t cv__convex_hull(const int *pts, size_t n, int *hull);
 
 #endif

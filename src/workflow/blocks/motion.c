@@ -468,8 +468,8 @@ static double contour_area(const int *p, size_t n)
     return fabs(a * 0.5);
 }
 
-/* cv2.arcLength(closed=True): float segment lengths summed in double. */
-static double arc_length(const int *p, size_t n)
+/* cv2.arcLength(closed=True): float segment lengths summed in double (cv_int.h). */
+double cv__arc_length(const int *p, size_t n)
 {
     double per = 0;
     if (n <= 1)
@@ -486,8 +486,8 @@ static double arc_length(const int *p, size_t n)
 
 /* cv2.approxPolyDP(src, eps, closed=True) for integer points (OpenCV 4.6:
  * distances to the chord's line); dst holds n points; returns the count. */
-static size_t approx_poly_closed(const int *src, size_t count, double eps, int *dst,
-                                 size_t *stack /* 2 * count */)
+size_t cv__approx_poly_closed(const int *src, size_t count, double eps, int *dst,
+                              size_t *stack /* 2 * count */)
 {
     size_t top = 0, new_count = 0, pos = 0, sl_start = 0, sl_end = 0, rs_start = 0, rs_end;
     int sx = -1000000, sy = -1000000, ex, ey, px, py;
@@ -876,7 +876,7 @@ static int motion_run(struct wf_call *c)
             size_t n = ps.n[k];
             int *ap = xcalloc(2 * n, sizeof *ap);
             size_t *stack = xcalloc(2 * n + 2, sizeof *stack);
-            size_t an = approx_poly_closed(ps.p[k], n, 0.01 * arc_length(ps.p[k], n), ap, stack);
+            size_t an = cv__approx_poly_closed(ps.p[k], n, 0.01 * cv__arc_length(ps.p[k], n), ap, stack);
             free(stack);
             if (an >= 3) {
                 int x0 = ap[0], y0 = ap[1], x1 = ap[0], y1 = ap[1];

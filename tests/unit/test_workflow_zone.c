@@ -221,4 +221,25 @@ TEST(convex_hull_order)
     ASSERT_EQ(hull[0], 7);
 }
 
+/* cv2.fillPoly on random polygons, some leaving the image (clipped
+ * outlines), some self-intersecting (even-odd rows). */
+TEST(fill_poly_matches_opencv)
+{
+    for (size_t r = 0; r < sizeof FILL_REF / sizeof *FILL_REF; r++) {
+        struct vis_image *m = NULL;
+        ASSERT_OK(cv__fill_poly(FILL_REF[r].pts, (size_t)FILL_REF[r].n, 60, 40, &m));
+        unsigned h = 2166136261u;
+        int count = 0;
+        for (int y = 0; y < 40; y++)
+            for (int x = 0; x < 60; x++) {
+                int b = vis_px(m, x, y)[0] != 0;
+                count += b;
+                h = (h ^ (unsigned)b) * 16777619u;
+            }
+        if (h != FILL_REF[r].hash)
+            T_FAIL("polygon %zu: %d pixels, OpenCV %d (hash differs)", r, count, FILL_REF[r].count);
+        vis_image_free(m);
+    }
+}
+
 TEST_MAIN()

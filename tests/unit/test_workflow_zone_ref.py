@@ -94,6 +94,25 @@ def main():
         z = "".join(" ".join("%d,%d" % (q[0], q[1]) for q in zone) + ";" for zone in zones)
         lines.append('    {%d, %r, %d, "%s"},' % (n, s, int(conv), z))
     lines.append("};")
+    # cv2.fillPoly on random polygons (some leaving the 60 x 40 image, some
+    # self-intersecting): the points and the FNV-1a hash of the 0/1 mask
+    rng = np.random.default_rng(3)
+    lines.append("struct fill_ref { int n; int pts[16]; unsigned hash; int count; };")
+    lines.append("static const struct fill_ref FILL_REF[] = {")
+    for t in range(300):
+        k = int(rng.integers(3, 9))
+        p = rng.integers(-10, 70, (k, 2))
+        p[:, 1] = rng.integers(-8, 48, k)
+        if t % 2:
+            p = np.clip(p, 0, [59, 39])
+        m = np.zeros((40, 60), np.uint8)
+        cv2.fillPoly(m, [p.astype(np.int32)], 1)
+        hsh = 2166136261
+        for b in m.reshape(-1).tolist():
+            hsh = ((hsh ^ b) * 16777619) & 0xFFFFFFFF
+        lines.append("    {%d, {%s}, %uu, %d}," % (k, ", ".join(str(int(v)) for v in p.reshape(-1)),
+                                                   hsh, int(m.sum())))
+    lines.append("};")
     with open(os.path.join(here, "test_workflow_zone_ref.h"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -57,5 +57,8 @@ size_t cv__approx_poly_closed(const int *src, size_t count, double eps, int *dst
 /* cv2.convexHull(pts, clockwise=True) of n integer points into hull (room
  * for n + 1 points), OpenCV's first vertex and direction (blocks/zone.c). */
 size_t cv__convex_hull(const int *pts, size_t n, int *hull);
+/* cv2.fillPoly(mask, [pts], 255) of n integer points on a new w x h GRAY
+ * image (blocks/zone.c); ERR_NOMEM. */
+int cv__fill_poly(const int *pts, size_t n, int w, int h, struct vis_image **out);
 
 #endif

@@ -39,6 +39,14 @@ on it), against which tests/unit/test_model.c checks ONNX Runtime's.
 | rfdetr-seg-tiny | RF-DETR segmentation export: as rfdetr-tiny (Q=100) plus     |
 |              | "masks" (1, Q, H/4, W/4) mask logits (a query embedding dotted     |
 |              | with a per-pixel embedding), task instance-segmentation           |
+| deeplab-tiny | DeepLabV3+ semantic segmentation as Roboflow exports it (the     |
+|              | segmentation_models_pytorch DeepLabV3Plus that Roboflow's            |
+|              | DeepLabV3PlusSemanticSegmentation runs): input "input" (1,3,H,W)    |
+|              | ImageNet-normalised, stretch resize, output "output" (1, C, H, W)   |
+|              | raw per-pixel class logits at the input resolution (encoder at      |
+|              | stride 4, decoder upsampled 4x bilinear); class 0 "background";    |
+|              | task semantic-segmentation.  `make-family-models.py deeplab-tiny`  |
+|              | builds this one alone                                               |
 | rfdetr-tiny  | RF-DETR export (roboflow/rf-detr deploy): input "input" (1,3,H,W)   |
 |              | ImageNet-normalised, outputs "dets" (1, Q=300, 4) cx cy w h         |
 |              | relative to the input (sigmoid of reference points + deltas) and    |
@@ -307,6 +315,42 @@ class RFDetrSeg(RFDetr):
         return dets, self.cls(v), masks
 
 
+class DeepLabTiny(nn.Module):
+    """DeepLabV3+-shaped: a stride-4 encoder, an ASPP-like pair of dilated
+    3x3 convolutions, a 1x1 classifier and a 4x bilinear upsampling back to
+    the input size (smp's DeepLabV3Plus segmentation head ends the same
+    way)."""
+
+    def __init__(self, seed, nc):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.enc = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(),
+                                 nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+        self.a1 = nn.Conv2d(16, 16, 3, 1, 2, dilation=2)
+        self.a2 = nn.Conv2d(16, 16, 3, 1, 4, dilation=4)
+        self.head = nn.Conv2d(32, nc, 1)
+        with torch.no_grad():
+            self.head.weight.mul_(90.0)  # confident pixels, uncertain borders
+            self.head.bias.fill_(0.0)
+
+    def forward(self, x):
+        f = self.enc(x)
+        y = self.head(torch.cat([self.a1(f).relu(), self.a2(f).relu()], 1))
+        return nn.functional.interpolate(y, scale_factor=4, mode="bilinear", align_corners=False)
+
+
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+
+def make_deeplab():
+    mean, std = IMAGENET
+    export("deeplab-tiny", DeepLabTiny(4, NC + 1), 128, "input", ["output"],
+           {"inference_config.json": cfg(128, "stretch", mean=mean, std=std),
+            "model_config.json": {"model_architecture": "deeplab-v3-plus",
+                                  "task_type": "semantic-segmentation", "backend_type": "onnx"}},
+           mean=mean, std=std, names=["background"] + CLASSES)
+
+
 def native_image(size):
     """The first synth-det test picture (256x256) averaged down 2x2 to 128,
     centre-cropped to size: pre-processing to the input size is then the
@@ -446,7 +490,14 @@ def main():
                                   "task_type": "instance-segmentation", "backend_type": "onnx"},
             "model_type.json": {"model_type": "rfdetr-seg-nano"}},
            mean=mean, std=std, names=["shapes-3fQz"] + CLASSES)
+    make_deeplab()
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    ONLY = {"deeplab-tiny": make_deeplab}
+    if len(sys.argv) > 1:
+        for a in sys.argv[1:]:
+            ONLY[a]()
+    else:
+        main()

@@ -784,7 +784,8 @@ static inline float mask_at(const float *plane, int mw, int mh, int x, int y)
  * boundary.  Only the pixels whose bilinear samples can touch a positive
  * logit are evaluated. */
 static int detr_mask_polygon(const struct model *m, const float *plane, int mh, int mw,
-                             const struct model_letterbox *lb, struct model_detection *d)
+                             const struct model_letterbox *lb, bool keep,
+                             struct model_detection *d)
 {
     double W = m->in_w, H = m->in_h;
     double pl = lb->ox, pt = lb->oy;
@@ -839,6 +840,8 @@ static int detr_mask_polygon(const struct model *m, const float *plane, int mh, 
             mask[(size_t)y * (size_t)rw + (size_t)x] = v > 0;
         }
     }
+    if (keep) /* the whole mask, all its components, before the polygon's choice */
+        model__keep_mask(d, mask, rx0 + lb->crop_x, ry0 + lb->crop_y, rw, rh);
     rc = model__mask_to_polygon(mask, rw, rh, (float)(rx0 + lb->crop_x), (float)(ry0 + lb->crop_y),
                                 d);
     free(mask);
@@ -905,7 +908,8 @@ static int decode_detr(const struct model *m, const struct model__out *ob,
         if (rc == 0 && om && r->n_dets > before) {
             int mh = (int)om->shape[2], mw = (int)om->shape[3];
             const float *plane = om->data + ((size_t)b * Q + q) * (size_t)mh * (size_t)mw;
-            rc = detr_mask_polygon(m, plane, mh, mw, lb, &r->dets[r->n_dets - 1]);
+            rc = detr_mask_polygon(m, plane, mh, mw, lb, p->rle_masks,
+                                   &r->dets[r->n_dets - 1]);
         }
     }
 out:

@@ -4,7 +4,8 @@
  * segmentation with mask prototypes, YOLOv8-pose keypoints, single- and
  * multi-label classification; detection also for YOLOv5/v7, YOLOv10 and
  * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
- * YOLOv5/v7-seg and RF-DETR) with NMS where the architecture has it,
+ * YOLOv5/v7-seg and RF-DETR, masks as polygons or COCO RLE; semantic
+ * segmentation from per-pixel logits) with NMS where the architecture has it,
  * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
@@ -97,7 +98,8 @@ int model_registry_register_dir(struct model_registry *reg, const char *model_id
 /* Register model_id from uploaded bytes: the ONNX file and a metadata JSON
  * object (may be NULL) with any of
  *   "task": "object-detection" | "instance-segmentation" | "classification"
- *           | "multi-label-classification" | "keypoint-detection",
+ *           | "multi-label-classification" | "keypoint-detection"
+ *           | "semantic-segmentation",
  *   "class_names": ["a", ...]   or the text of class_names.txt,
  *   "environment": {...}        (Roboflow environment.json content),
  *   "inference_config": {...}   (Roboflow inference_config.json content),
@@ -176,6 +178,7 @@ enum model_task {
     MODEL_TASK_CLASSIFICATION,
     MODEL_TASK_MULTI_LABEL,
     MODEL_TASK_KEYPOINTS,
+    MODEL_TASK_SEMANTIC, /* "semantic-segmentation": per-pixel class logits */
 };
 /* "object-detection", ... ; and back (0 for an unknown name). */
 const char *model_task_name(enum model_task t);
@@ -212,6 +215,8 @@ struct model_params {
     float tradeoff_factor;     /* 0.0 (tradeoff mode: 0 = fast .. 1 = accurate) */
     float keypoint_confidence; /* 0.0: keypoints below are dropped */
     enum model_nms_mode nms;   /* MODEL_NMS_IOU */
+    bool rle_masks;            /* "response_mask_format": "rle": instance masks kept
+                                  (model_detection.mask) and answered as COCO RLE */
 };
 void model_params_init(struct model_params *p);
 /* Fill p (after model_params_init) from snake_case block parameters;
@@ -236,6 +241,10 @@ struct model_detection {
     size_t n_points;
     struct model_keypoint *keypoints; /* owned by the result */
     size_t n_keypoints;
+    uint8_t *mask;                    /* rle_masks: 0/1 mask of the region mask_x, mask_y,
+                                         mask_w x mask_h in original-image pixels (all of
+                                         the instance's pixels); owned; NULL: empty */
+    int mask_x, mask_y, mask_w, mask_h;
 };
 struct model_result {
     enum model_task task;
@@ -244,6 +253,8 @@ struct model_result {
     size_t n_dets;
     float *scores;                   /* classification: per-class probabilities */
     size_t n_scores;
+    uint8_t *class_mask;             /* semantic segmentation: image_w * image_h class ids */
+    uint8_t *conf_mask;              /* ... and confidences round(p * 255), row-major */
 };
 void model_result_release(struct model_result *r); /* frees members, not r */
 

@@ -384,6 +384,33 @@ int model__mask_polygon(const struct model *m, const float *coef, size_t coef_st
             mask[y * bw + x] = (t + (b - t) * wy) > 0.5f;
         }
     }
+    if (p->rle_masks) {
+        /* the whole mask (every component) at the original resolution: each
+         * pixel of the (cropped) picture takes the grid cell under its centre */
+        int X0 = (int)floorf(map_x(lb, (float)gx0 / rx)), X1 = (int)ceilf(map_x(lb, (float)gx1 / rx));
+        int Y0 = (int)floorf(map_y(lb, (float)gy0 / ry)), Y1 = (int)ceilf(map_y(lb, (float)gy1 / ry));
+        X1 = MIN(X1, lb->crop_w), Y1 = MIN(Y1, lb->crop_h);
+        int ow = X1 - X0, oh = Y1 - Y0;
+        if (ow > 0 && oh > 0) {
+            uint8_t *om = try_calloc((size_t)ow * (size_t)oh, 1);
+            if (!om) {
+                rc = ERR_NOMEM;
+                goto out;
+            }
+            for (int y = 0; y < oh; y++) {
+                int g_y = (int)floorf((((float)(Y0 + y) + 0.5f) * lb->sy + lb->oy) * ry) - gy0;
+                if (g_y < 0 || g_y >= bh)
+                    continue;
+                for (int x = 0; x < ow; x++) {
+                    int g_x = (int)floorf((((float)(X0 + x) + 0.5f) * lb->sx + lb->ox) * rx) - gx0;
+                    if (g_x >= 0 && g_x < bw)
+                        om[(size_t)y * (size_t)ow + (size_t)x] = mask[g_y * bw + g_x];
+                }
+            }
+            model__keep_mask(det, om, X0 + lb->crop_x, Y0 + lb->crop_y, ow, oh);
+            free(om);
+        }
+    }
     int sx = 0, sy = 0;
     if (largest_component(mask, bw, bh, &sx, &sy) < 0)
         goto out;
@@ -457,6 +484,8 @@ int model__decode(const struct model *m, const struct model__out *outs, int b,
     if ((m->task == MODEL_TASK_DETECTION || m->task == MODEL_TASK_SEGMENTATION) &&
         m->family != MODEL_FAMILY_YOLOV8)
         return model__decode_family(m, outs, b, lb, p, r, err, errlen);
+    if (m->task == MODEL_TASK_SEMANTIC)
+        return model__decode_semantic(m, &outs[m->det_out], b, r, err, errlen);
     const float *out0 = outs[m->det_out].data;
     const int64_t *shape0 = outs[m->det_out].shape;
     int rank0 = outs[m->det_out].rank;
@@ -607,8 +636,11 @@ void model_result_release(struct model_result *r)
     for (size_t i = 0; i < r->n_dets; i++) {
         free(r->dets[i].points);
         free(r->dets[i].keypoints);
+        free(r->dets[i].mask);
     }
     free(r->dets);
     free(r->scores);
+    free(r->class_mask);
+    free(r->conf_mask);
     memset(r, 0, sizeof(*r));
 }

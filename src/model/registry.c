@@ -72,18 +72,18 @@ static const char *const builtin_aliases[][2] = {
 
 static const char *task_names[] = {NULL, "object-detection", "instance-segmentation",
                                    "classification", "multi-label-classification",
-                                   "keypoint-detection"};
+                                   "keypoint-detection", "semantic-segmentation"};
 
 const char *model_task_name(enum model_task t)
 {
-    return (int)t >= 1 && (int)t <= 5 ? task_names[t] : "unknown";
+    return (int)t >= 1 && (int)t <= 6 ? task_names[t] : "unknown";
 }
 
 enum model_task model_task_parse(const char *s)
 {
     if (!s)
         return 0;
-    for (int i = 1; i <= 5; i++)
+    for (int i = 1; i <= 6; i++)
         if (!strcmp(s, task_names[i]))
             return (enum model_task)i;
     /* Ultralytics and short names */
@@ -95,6 +95,8 @@ enum model_task model_task_parse(const char *s)
         return MODEL_TASK_CLASSIFICATION;
     if (!strcmp(s, "multi-label") || !strcmp(s, "multi_label_classification"))
         return MODEL_TASK_MULTI_LABEL;
+    if (!strcmp(s, "semantic_segmentation") || !strcmp(s, "semantic-segmentation"))
+        return MODEL_TASK_SEMANTIC;
     if (!strcmp(s, "pose") || !strcmp(s, "keypoints") || !strcmp(s, "keypoint_detection"))
         return MODEL_TASK_KEYPOINTS;
     return 0;
@@ -465,6 +467,15 @@ static int parse_prep(struct model *m, const struct spec *sp, json_t *pre, bool 
     if (m->task == MODEL_TASK_CLASSIFICATION || m->task == MODEL_TASK_MULTI_LABEL)
         for (int k = 0; k < 3; k++)
             pp->mean[k] = pp->std[k] = 0.5f;
+    if (m->task == MODEL_TASK_SEMANTIC) {
+        /* DeepLabV3Plus (Roboflow's semantic segmentation model) normalises
+         * with the ImageNet statistics */
+        static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+        for (int k = 0; k < 3; k++) {
+            pp->mean[k] = mean[k];
+            pp->std[k] = std[k];
+        }
+    }
     json_t *ni = sp->cfg ? json_object_get(sp->cfg, "network_input") : NULL;
     if (json_is_object(ni)) {
         json_t *tis = json_object_get(ni, "training_input_size");
@@ -847,7 +858,9 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
     }
     size_t nc = m->n_classes;
     if (!m->task) {
-        if (r3 >= 0 && r4 >= 0)
+        if (nout == 1 && r4 == 0 && od[0][1] == (int64_t)nc && nc >= 1)
+            m->task = MODEL_TASK_SEMANTIC; /* per-pixel class logits alone */
+        else if (r3 >= 0 && r4 >= 0)
             m->task = MODEL_TASK_SEGMENTATION;
         else if (r2 >= 0)
             m->task = json_is_true(json_object_get(sp->env, "MULTICLASS"))
@@ -959,6 +972,18 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
         }
         break;
     }
+    case MODEL_TASK_SEMANTIC:
+        /* Roboflow reads the first output; the class ids travel as uint8 */
+        if (orank[0] != 4 || od[0][1] != (int64_t)nc || nc < 1 || nc > 256 || od[0][2] < 1 ||
+            od[0][3] < 1) {
+            snprintf(err, errlen, "model '%s': no decoder understands outputs %s for semantic "
+                     "segmentation with %zu classes (expected logits (N, %zu, H, W) first, at "
+                     "most 256 classes)", sp->id, shape_s, nc, nc);
+            rc = ERR_INVALID;
+            goto out;
+        }
+        m->det_out = 0;
+        break;
     case MODEL_TASK_CLASSIFICATION:
     case MODEL_TASK_MULTI_LABEL: {
         int ri = r2 >= 0 ? r2 : 0;

@@ -107,6 +107,18 @@ int model_params_from_json(struct model_params *p, const json_t *params, char *e
             return ERR_INVALID;
         }
     }
+    v = json_object_get(params, "response_mask_format");
+    if (v && !json_is_null(v)) {
+        const char *s = json_string_value(v);
+        if (s && !strcmp(s, "rle"))
+            p->rle_masks = true;
+        else if (s && !strcmp(s, "polygon"))
+            p->rle_masks = false;
+        else {
+            snprintf(err, errlen, "parameter 'response_mask_format' must be polygon or rle");
+            return ERR_INVALID;
+        }
+    }
     v = json_object_get(params, "nms_mode");
     if (v && !json_is_null(v)) {
         const char *s = json_string_value(v);
@@ -484,6 +496,8 @@ static double round4(double v)
 json_t *model_result_to_json(const struct model *m, const struct model_result *r,
                              const struct model_params *p)
 {
+    if (r->task == MODEL_TASK_SEMANTIC)
+        return model__semantic_json(m, r);
     json_t *o = json_object();
     json_object_set_new(o, "image", image_json(r));
     if (r->task == MODEL_TASK_CLASSIFICATION) {
@@ -541,7 +555,13 @@ json_t *model_result_to_json(const struct model *m, const struct model_result *r
         json_object_set_new(pj, "confidence", json_real(d->confidence));
         json_object_set_new(pj, "class", json_string(m->classes[d->class_id]));
         json_object_set_new(pj, "class_id", json_integer(d->class_id));
-        if (r->task == MODEL_TASK_SEGMENTATION) {
+        if (r->task == MODEL_TASK_SEGMENTATION && p->rle_masks) {
+            char *counts = model__rle_region(d->mask, d->mask_x, d->mask_y, d->mask_w,
+                                             d->mask_h, r->image_w, r->image_h);
+            json_object_set_new(pj, "rle_mask", json_pack("{s:[i,i], s:s}", "size", r->image_h,
+                                                          r->image_w, "counts", counts));
+            free(counts);
+        } else if (r->task == MODEL_TASK_SEGMENTATION) {
             json_t *pts = json_array();
             for (size_t k = 0; k < d->n_points; k++)
                 json_array_append_new(pts, json_pack("{s:f, s:f}", "x", (double)d->points[k].x,

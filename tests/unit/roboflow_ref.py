@@ -10,7 +10,9 @@ ONNX Runtime gave vbatch and compare the detections.
 
     python3 roboflow_ref.py IN.json  ->  stdout: [[x1, y1, x2, y2, confidence, class_id], ...]
     (rfdetr-seg: each detection also carries the row runs of its mask's
-    largest component, [[y, x_start, x_end), ...])
+    largest component, [[y, x_start, x_end), ...], then the COCO RLE counts
+    string of its whole mask in the whole image, as pycocotools' encode +
+    rleToString give it for response_mask_format "rle")
 
 IN.json: {"family": "yolov5" | "yolonas" | "yolov10" | "yolo26" | "rfdetr" | "rfdetr-seg",
           "confidence": c, "iou_threshold": t, "class_agnostic_nms": bool,
@@ -235,8 +237,37 @@ def rfdetr_seg(q):
                     start = x
                 prev = x
             runs.append([y + lb["crop_y"], start + lb["crop_x"], prev + 1 + lb["crop_x"]])
-        out.append(d[:6] + [runs])
+        full = {(x + lb["crop_x"], y + lb["crop_y"]) for x, y in fg}
+        out.append(d[:6] + [runs, coco_rle(full, iw, ih)])
     return out
+
+
+def coco_rle(fg, w, h):
+    """pycocotools: column-major runs, the first of 0s (maybe empty); then
+    rleToString: each count less the one two before it (from the fourth
+    on), 5-bit groups with a continuation bit, + 48."""
+    counts, cur, run = [], 0, 0
+    for x in range(w):
+        for y in range(h):
+            v = 1 if (x, y) in fg else 0
+            if v != cur:
+                counts.append(run)
+                run, cur = 0, v
+            run += 1
+    counts.append(run)
+    s = []
+    for i, x in enumerate(counts):
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = (x != -1) if (c & 0x10) else (x != 0)
+            if more:
+                c |= 0x20
+            s.append(chr(c + 48))
+    return "".join(s)
 
 
 def main():

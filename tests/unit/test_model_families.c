@@ -522,7 +522,7 @@ TEST(rfdetr_segmentation_matches_reference)
     json_t *pj = json_pack("{s:f, s:f, s:b, s:i}", "confidence", 0.3, "iou_threshold", 0.5,
                            "class_agnostic_nms", 0, "max_detections", 6);
     json_t *detr_map = json_pack("[i,i,i,i]", -1, 0, 1, 2);
-    int total = 0, vertices = 0;
+    int total = 0, vertices = 0, rles = 0;
     for (size_t pi = 0; pi < ARRAY_LEN(pics); pi++) {
         char *ip = mpath(pics[pi]);
         struct vis_image *full = png_load(ip);
@@ -551,6 +551,41 @@ TEST(rfdetr_segmentation_matches_reference)
             char what[256];
             snprintf(what, sizeof(what), "rfdetr-seg-tiny on %s%s", pics[pi], v ? " (strip)" : "");
             compare_dets(what, &r, ref, &total);
+            {
+                /* response_mask_format "rle" (instance segmentation v4):
+                 * the whole mask as COCO RLE, equal to the reference's */
+                json_t *pr = json_deep_copy(pj);
+                json_object_set_new(pr, "response_mask_format", json_string("rle"));
+                struct model_params p2;
+                struct model_result r2;
+                model_params_init(&p2);
+                ASSERT_OK(model_params_from_json(&p2, pr, err, sizeof(err)));
+                ASSERT(p2.rle_masks);
+                if (model_run(m, &views[v], 1, &p2, &r2, err, sizeof(err)) < 0)
+                    T_FAIL("run: %s", err);
+                json_t *resp = model_result_to_json(m, &r2, &p2);
+                json_t *preds = json_object_get(resp, "predictions");
+                ASSERT_EQ(json_array_size(preds), r.n_dets);
+                for (size_t i = 0; i < r.n_dets; i++) {
+                    json_t *pi_ = json_array_get(preds, i);
+                    json_t *rle = json_object_get(pi_, "rle_mask");
+                    ASSERT(!json_object_get(pi_, "points"));
+                    ASSERT_EQ(json_integer_value(json_array_get(json_object_get(rle, "size"), 0)),
+                              views[v]->h);
+                    ASSERT_EQ(json_integer_value(json_array_get(json_object_get(rle, "size"), 1)),
+                              views[v]->w);
+                    const char *want = json_string_value(json_array_get(json_array_get(ref, i), 7));
+                    const char *got = json_string_value(json_object_get(rle, "counts"));
+                    if (!want || !got || strcmp(want, got) != 0)
+                        T_FAIL("%s: detection %zu RLE %.80s, reference %.80s", what, i,
+                               got ? got : "(none)", want ? want : "(none)");
+                    rles++;
+                }
+                json_decref(resp);
+                json_decref(pr);
+                model_result_release(&r2);
+                model_params_release(&p2);
+            }
             for (size_t i = 0; i < r.n_dets; i++) {
                 json_t *runs = json_array_get(json_array_get(ref, i), 6);
                 const struct model_detection *dt = &r.dets[i];
@@ -605,8 +640,9 @@ TEST(rfdetr_segmentation_matches_reference)
         }
         img_free(full);
     }
-    printf("  rfdetr-seg-tiny: %d detections and %d polygon vertices agree with the reference\n",
-           total, vertices);
+    printf("  rfdetr-seg-tiny: %d detections, %d polygon vertices and %d RLE masks agree with the "
+           "reference\n", total, vertices, rles);
+    ASSERT_EQ(rles, total);
     ASSERT_GE(total, 10);
     /* the bytes alone: dets + labels + masks make an RF-DETR segmenter */
     {

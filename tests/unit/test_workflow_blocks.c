@@ -878,7 +878,7 @@ TEST(manifests_match_blocks_json)
     ASSERT(spec != NULL);
     int n = check_manifests(spec, wf_blocks_core) + check_manifests(spec, wf_blocks_transform) +
             check_manifests(spec, wf_blocks_fusion) + check_manifests(spec, wf_blocks_models);
-    ASSERT_EQ(n, 8 + 11 + 4 + 15);
+    ASSERT_EQ(n, 8 + 11 + 4 + 18); /* models: 15 + semantic v1, v2 + instance seg v4 */
     json_decref(spec);
 }
 

@@ -93,10 +93,13 @@ TEST(model_blocks_are_refused_naming_the_model)
                        "model not yet supported by this engine (CLIP) and is refused");
     ASSERT_EQ(wf_block_status("YoloWorld", &what), WF_BLOCK_NEEDS_MODEL);
     ASSERT_STR_EQ(what, "YOLO-World");
-    ASSERT_EQ(compile_one("roboflow_core/roboflow_instance_segmentation_model@v4", err,
-                          sizeof err),
-              ERR_UNSUPPORTED);
+    ASSERT_EQ(compile_one("roboflow_core/cog_vlm@v1", err, sizeof err), ERR_UNSUPPORTED);
     ASSERT(strstr(err, "needs a model not yet supported"));
+    /* instance segmentation v4 (RLE masks) and semantic segmentation run */
+    ASSERT_EQ(wf_block_status("roboflow_core/roboflow_instance_segmentation_model@v4", NULL),
+              WF_BLOCK_RUNS);
+    ASSERT_EQ(wf_block_status("roboflow_core/roboflow_semantic_segmentation_model@v2", NULL),
+              WF_BLOCK_RUNS);
     ASSERT_EQ(compile_one("roboflow_core/sam3@v3", err, sizeof err), ERR_UNSUPPORTED);
     ASSERT(strstr(err, "(SAM 3)"));
 }

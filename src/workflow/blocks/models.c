@@ -13,22 +13,36 @@
  * responses pass through with time (when the provider gives none),
  * prediction_type, parent_id and root_parent_id added.
  *
+ * Instance segmentation v4 asks the provider for "response_mask_format":
+ * "rle" and keeps each prediction's "rle_mask" (COCO RLE, no polygon).
+ *
+ * Semantic segmentation (v1, v2) converts Roboflow's response (class-id and
+ * confidence PNG masks) the way RoboflowSemanticSegmentationModelBlockV1/V2
+ * _convert_to_sv_detections do: one detection per class present except 0,
+ * box [first col, first row, last col, last row] of its pixels, confidence
+ * the mean of its confidence-mask pixels / 255, class name from class_map
+ * (else the id), the class mask as COCO RLE under data "rle_mask", no
+ * parent metadata (v2: image_dimensions).  The detections serialise with
+ * "rle_mask" as Roboflow's serialise_rle_sv_detections does.
+ *
  * confidence: v1/v2 pass "confidence"; v3 resolves confidence_mode: "custom"
  * sends custom_confidence as "confidence", "default" sends none (the model's
  * default), "best" sends none plus "confidence_mode": "best" so that a
  * provider knowing per-class optimal thresholds can apply them.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
+#include "vision/vision.h"
 #include "workflow/wf_int.h"
 
-enum task { T_OD, T_IS, T_KP, T_CLS, T_MLC };
+enum task { T_OD, T_IS, T_KP, T_CLS, T_MLC, T_SEM };
 
 static const char *const task_names[] = {
     [T_OD] = "object-detection", [T_IS] = "instance-segmentation",
     [T_KP] = "keypoint-detection", [T_CLS] = "classification",
-    [T_MLC] = "multi-label-classification",
+    [T_MLC] = "multi-label-classification", [T_SEM] = "semantic-segmentation",
 };
 
 static const struct wf_block *models_block_of(enum task t, int v);
@@ -84,6 +98,8 @@ static json_t *build_params(struct wf_call *c, size_t i, const struct wf_block *
         if (v && !json_is_null(v))
             json_object_set_new(p, n, json_deep_copy(v));
     }
+    if (blk == models_block_of(T_IS, 4)) /* v4: masks as COCO RLE */
+        json_object_set_new(p, "response_mask_format", json_string("rle"));
     if (wf__field_index(blk, "confidence_mode") >= 0) {
         const char *mode = wf_arg_str(c, i, "confidence_mode");
         if (mode && !strcmp(mode, "custom")) {
@@ -120,6 +136,174 @@ static json_t *classification_value(json_t *resp, const struct wf_image *im,
     json_object_set_new(o, "parent_id", json_string(im->parent_id));
     json_object_set_new(o, "root_parent_id", json_string(im->root_parent_id));
     return o;
+}
+
+/* COCO RLE of the pixels of mask (w x h, row-major) equal to v, as
+ * pycocotools' encode + rleToString: column-major runs starting with a
+ * (possibly empty) run of other pixels, each count less the one two
+ * before it (after the first three), in 5-bit groups + 48. */
+static char *coco_rle(const uint8_t *mask, int w, int h, uint8_t v)
+{
+    size_t n = (size_t)w * (size_t)h, cap = 64, len = 0, nc = 0, ccap = 64;
+    long *cnt = xmalloc(ccap * sizeof *cnt), run = 0;
+    char *s;
+    bool cur = false;
+    for (int x = 0; x < w; x++)
+        for (int y = 0; y < h; y++) {
+            bool on = mask[(size_t)y * (size_t)w + (size_t)x] == v;
+            if (on != cur) {
+                if (nc == ccap)
+                    cnt = xrealloc(cnt, (ccap *= 2) * sizeof *cnt);
+                cnt[nc++] = run;
+                run = 0;
+                cur = on;
+            }
+            run++;
+        }
+    if (nc == ccap)
+        cnt = xrealloc(cnt, (ccap + 1) * sizeof *cnt);
+    cnt[nc++] = run;
+    (void)n;
+    s = xmalloc(cap);
+    for (size_t i = 0; i < nc; i++) {
+        long x = cnt[i];
+        bool more = true;
+        if (i > 2)
+            x -= cnt[i - 2];
+        while (more) {
+            long ch = x & 0x1f;
+            x >>= 5; /* arithmetic shift, as in C on a signed long */
+            more = (ch & 0x10) ? x != -1 : x != 0;
+            if (more)
+                ch |= 0x20;
+            if (len + 2 > cap)
+                s = xrealloc(s, cap *= 2);
+            s[len++] = (char)(ch + 48);
+        }
+    }
+    s[len] = 0;
+    free(cnt);
+    return s;
+}
+
+/* The first channel of a base64 PNG (gray), w x h; NULL when unreadable. */
+static uint8_t *b64_gray(const json_t *j, int *w, int *h)
+{
+    const char *s = json_string_value(j);
+    size_t blen = 0;
+    uint8_t *bytes, *px = NULL;
+    struct vis_image *img = NULL;
+    if (!s || !*s)
+        return NULL;
+    if (!(bytes = base64_decode(s, strlen(s), &blen)))
+        return NULL;
+    if (vis_decode(bytes, blen, &img) == 0) {
+        int ch = (int)img->fmt;
+        px = xmalloc((size_t)img->w * (size_t)img->h);
+        for (int y = 0; y < img->h; y++)
+            for (int x = 0; x < img->w; x++)
+                px[(size_t)y * (size_t)img->w + (size_t)x] =
+                    img->px[(size_t)y * (size_t)img->stride + (size_t)x * (size_t)ch];
+        *w = img->w;
+        *h = img->h;
+        vis_image_free(img);
+    }
+    free(bytes);
+    return px;
+}
+
+/* Roboflow's _convert_to_sv_detections of a semantic segmentation
+ * response; ERR_PARSE when it has no predictions object. */
+static int semantic_dets(const json_t *resp, int version, struct wf_dets **out)
+{
+    const json_t *p = json_object_get(resp, "predictions");
+    const json_t *cmap = json_object_get(p, "class_map");
+    int w = 0, h = 0, cw = 0, chh = 0;
+    uint8_t *cls, *conf;
+    struct wf_dets *ds;
+    if (!json_is_object(p))
+        return ERR_PARSE;
+    ds = wf_dets_new();
+    cls = b64_gray(json_object_get(p, "segmentation_mask"), &w, &h);
+    conf = b64_gray(json_object_get(p, "confidence_mask"), &cw, &chh);
+    if (conf && (cw != w || chh != h)) {
+        free(conf);
+        conf = NULL;
+    }
+    if (cls) {
+        size_t n = (size_t)w * (size_t)h;
+        int x0[256], y0[256], x1[256], y1[256];
+        double sum[256] = {0};
+        size_t cnt[256] = {0};
+        for (int k = 0; k < 256; k++)
+            x0[k] = y0[k] = INT32_MAX, x1[k] = y1[k] = -1;
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) {
+                size_t i = (size_t)y * (size_t)w + (size_t)x;
+                int k = cls[i];
+                cnt[k]++;
+                sum[k] += conf ? conf[i] : 0;
+                x0[k] = MIN(x0[k], x), x1[k] = MAX(x1[k], x);
+                y0[k] = MIN(y0[k], y), y1[k] = MAX(y1[k], y);
+            }
+        (void)n;
+        for (int k = 1; k < 256; k++) {
+            char key[8], *rle;
+            const json_t *nm;
+            struct wf_det *d;
+            if (!cnt[k])
+                continue;
+            d = wf_dets_push_new(ds);
+            d->x1 = (float)x0[k], d->y1 = (float)y0[k];
+            d->x2 = (float)x1[k], d->y2 = (float)y1[k];
+            d->class_id = k;
+            d->confidence = conf ? (float)(sum[k] / (double)cnt[k] / 255.0) : 1.0f;
+            snprintf(key, sizeof key, "%d", k);
+            nm = json_object_get(cmap, key);
+            wf_det_set_str(&d->class_name, json_is_string(nm) ? json_string_value(nm) : key);
+            d->no_parent = true;
+            if (version >= 2)
+                d->img_w = w, d->img_h = h;
+            rle = coco_rle(cls, w, h, (uint8_t)k);
+            d->extra = json_pack("{s:{s:[i,i],s:s}}", "rle_mask", "size", h, w, "counts", rle);
+            free(rle);
+        }
+    }
+    free(cls);
+    free(conf);
+    *out = ds;
+    return 0;
+}
+
+/* Instance segmentation v4: the response's "rle_mask" of each prediction
+ * that wf_dets_from_inference kept (same class filter, same order) goes to
+ * the detection's data, serialised after the other keys as Roboflow's
+ * serialise_rle_sv_detections does (no "points"). */
+static void attach_rle(const json_t *resp, const json_t *class_filter, struct wf_dets *ds)
+{
+    const json_t *preds = json_object_get(resp, "predictions"), *p;
+    size_t i, k = 0;
+    json_array_foreach(preds, i, p) {
+        const json_t *cls = json_object_get(p, "class"), *rle = json_object_get(p, "rle_mask");
+        bool ok = !json_is_array(class_filter);
+        size_t f;
+        const json_t *v;
+        if (!json_is_object(p))
+            continue;
+        json_array_foreach(class_filter, f, v) {
+            if (json_is_string(v) && json_is_string(cls) &&
+                !strcmp(json_string_value(v), json_string_value(cls)))
+                ok = true;
+        }
+        if (!ok || k >= ds->n)
+            continue;
+        if (json_is_object(rle)) {
+            if (!ds->d[k].extra)
+                ds->d[k].extra = json_object();
+            json_object_set(ds->d[k].extra, "rle_mask", (json_t *)rle);
+        }
+        k++;
+    }
 }
 
 static int model_run(struct wf_call *c, enum task task, int version)
@@ -196,6 +380,16 @@ static int model_run(struct wf_call *c, enum task task, int version)
                 wf_out_json(c, j, "model_id", json_string(mid));
             if (task == T_CLS || task == T_MLC) {
                 wf_out_json(c, j, "predictions", classification_value(resp, im, inference_id, seconds));
+            } else if (task == T_SEM) {
+                struct wf_dets *ds = NULL;
+                if (semantic_dets(resp, version, &ds) < 0) {
+                    for (size_t q = k; q < m; q++)
+                        json_decref(resps[q]);
+                    rc = wf_call_fail(c, "model '%s': malformed response (no 'predictions' "
+                                      "object)", mid);
+                    goto out;
+                }
+                wf_out_dets(c, j, "predictions", ds);
             } else {
                 struct wf_dets *ds = NULL;
                 if (wf_dets_from_inference(resp, im, task_names[task], inference_id,
@@ -206,6 +400,8 @@ static int model_run(struct wf_call *c, enum task task, int version)
                                       mid);
                     goto out;
                 }
+                if (task == T_IS && version >= 4)
+                    attach_rle(resp, json_object_get(params[j], "class_filter"), ds);
                 wf_out_dets(c, j, "predictions", ds);
             }
             json_decref(resp);
@@ -230,6 +426,7 @@ RUNFN(od3_run, T_OD, 3)
 RUNFN(is1_run, T_IS, 1)
 RUNFN(is2_run, T_IS, 2)
 RUNFN(is3_run, T_IS, 3)
+RUNFN(is4_run, T_IS, 4)
 RUNFN(kp1_run, T_KP, 1)
 RUNFN(kp2_run, T_KP, 2)
 RUNFN(kp3_run, T_KP, 3)
@@ -239,6 +436,8 @@ RUNFN(cls3_run, T_CLS, 3)
 RUNFN(mlc1_run, T_MLC, 1)
 RUNFN(mlc2_run, T_MLC, 2)
 RUNFN(mlc3_run, T_MLC, 3)
+RUNFN(sem1_run, T_SEM, 1)
+RUNFN(sem2_run, T_SEM, 2)
 
 static const struct wf_field od12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_DET_COMMON, F_AL};
 static const struct wf_field od3_fields[] = {F_IMAGES, F_MODEL_ID,
@@ -249,6 +448,9 @@ static const struct wf_field is12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_DE
 static const struct wf_field is3_fields[] = {F_IMAGES, F_MODEL_ID,
                                              F_CONF_MODE("\"best\"", conf_modes3), F_CUSTOM_CONF,
                                              F_DET_COMMON, F_MASK, F_AL, F_DENSE};
+static const struct wf_field is4_fields[] = {F_IMAGES, F_MODEL_ID,
+                                             F_CONF_MODE("\"best\"", conf_modes3), F_CUSTOM_CONF,
+                                             F_DET_COMMON, F_MASK, F_AL};
 static const struct wf_field kp12_fields[] = {F_IMAGES, F_MODEL_ID, F_CONF, F_KPCONF,
                                               F_DET_COMMON, F_AL};
 static const struct wf_field kp3_fields[] = {F_IMAGES, F_MODEL_ID,
@@ -261,6 +463,11 @@ static const struct wf_field cls3_fields[] = {F_IMAGES, F_MODEL_ID,
 static const struct wf_field mlc3_fields[] = {F_IMAGES, F_MODEL_ID,
                                               F_CONF_MODE("\"best\"", conf_modes3),
                                               F_CUSTOM_CONF, F_AL};
+
+static const struct wf_field sem1_fields[] = {F_IMAGES, F_MODEL_ID};
+static const struct wf_field sem2_fields[] = {F_IMAGES, F_MODEL_ID,
+                                              F_CONF_MODE("\"best\"", conf_modes3),
+                                              F_CUSTOM_CONF};
 
 static const struct wf_output od1_outs[] = {{"inference_id", WF_K_STRING}, {"predictions", WF_K_OD}};
 static const struct wf_output od2_outs[] = {{"inference_id", WF_K_STRING},
@@ -279,6 +486,10 @@ static const struct wf_output cls2_outs[] = {{"predictions", WF_K_CLS},
                                              {"inference_id", WF_K_STRING},
                                              {"model_id", WF_K_STRING}};
 
+static const struct wf_output sem_outs[] = {{"inference_id", WF_K_STRING},
+                                            {"predictions", WF_K_IS}, /* Roboflow: semantic_segmentation_prediction */
+                                            {"model_id", WF_K_STRING}};
+
 #define BLOCK(var, fields, outs, fn, ...)                                                     \
     static const char *const var##_types[] = {__VA_ARGS__, NULL};                          \
     static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,       \
@@ -292,6 +503,7 @@ BLOCK(is1, is12_fields, is1_outs, is1_run, "roboflow_core/roboflow_instance_segm
       "RoboflowInstanceSegmentationModel", "InstanceSegmentationModel")
 BLOCK(is2, is12_fields, is2_outs, is2_run, "roboflow_core/roboflow_instance_segmentation_model@v2")
 BLOCK(is3, is3_fields, is2_outs, is3_run, "roboflow_core/roboflow_instance_segmentation_model@v3")
+BLOCK(is4, is4_fields, is2_outs, is4_run, "roboflow_core/roboflow_instance_segmentation_model@v4")
 BLOCK(kp1, kp12_fields, kp1_outs, kp1_run, "roboflow_core/roboflow_keypoint_detection_model@v1",
       "RoboflowKeypointDetectionModel", "KeypointsDetectionModel")
 BLOCK(kp2, kp12_fields, kp2_outs, kp2_run, "roboflow_core/roboflow_keypoint_detection_model@v2")
@@ -308,8 +520,17 @@ BLOCK(mlc2, cls12_fields, cls2_outs, mlc2_run,
 BLOCK(mlc3, mlc3_fields, cls2_outs, mlc3_run,
       "roboflow_core/roboflow_multi_label_classification_model@v3")
 
+BLOCK(sem1, sem1_fields, sem_outs, sem1_run,
+      "roboflow_core/roboflow_semantic_segmentation_model@v1")
+BLOCK(sem2, sem2_fields, sem_outs, sem2_run,
+      "roboflow_core/roboflow_semantic_segmentation_model@v2")
+
 static const struct wf_block *models_block_of(enum task t, int v)
 {
+    if (t == T_SEM)
+        return v == 1 ? &sem1 : &sem2;
+    if (t == T_IS && v == 4)
+        return &is4;
     static const struct wf_block *const table[5][3] = {
         [T_OD] = {&od1, &od2, &od3},     [T_IS] = {&is1, &is2, &is3},
         [T_KP] = {&kp1, &kp2, &kp3},     [T_CLS] = {&cls1, &cls2, &cls3},
@@ -320,12 +541,16 @@ static const struct wf_block *models_block_of(enum task t, int v)
 
 const struct wf_block *const wf_blocks_models[] = {
     &od1, &od2, &od3, &is1, &is2, &is3, &kp1, &kp2, &kp3,
-    &cls1, &cls2, &cls3, &mlc1, &mlc2, &mlc3, NULL,
+    &cls1, &cls2, &cls3, &mlc1, &mlc2, &mlc3, &sem1, &sem2, &is4, NULL,
 };
 
 const char *wf__model_block_task(const struct wf_block *blk)
 {
     static const enum task order[] = {T_OD, T_IS, T_KP, T_CLS, T_MLC}; /* wf_blocks_models, 3 each */
+    if (blk == &sem1 || blk == &sem2)
+        return task_names[T_SEM];
+    if (blk == &is4)
+        return task_names[T_IS];
     for (size_t k = 0; wf_blocks_models[k]; k++)
         if (wf_blocks_models[k] == blk)
             return task_names[order[k / 3]];

@@ -26,7 +26,7 @@ BUILD ?= build-san
 endif
 
 CC ?= cc
-PKGS := libmicrohttpd libcurl openssl sqlite3 libarchive libturbojpeg libpng \
+PKGS := libmicrohttpd libcurl openssl sqlite3 libpq libarchive libturbojpeg libpng \
         libwebp libavformat libavcodec libswscale libavutil jansson freetype2 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

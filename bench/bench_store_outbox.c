@@ -13,7 +13,9 @@
  *  3. deliveries/s with 8 receivers (N spread over them).
  *
  * One line per figure: bench=<name> <value> baseline=<name> <value> ratio=<x>.
- * The data folder is a temp folder under $BENCH_DIR or /tmp.
+ * The data folder is a temp folder under $BENCH_DIR or /tmp; the database
+ * is SQLite in it, or with BENCH_DB=postgres://... a fresh schema of that
+ * PostgreSQL database per figure.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "store/db.h"
 #include "store/store.h"
 
 static double now_s(void)
@@ -144,15 +147,62 @@ static void rx_stop(struct rx *r)
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
+/* BENCH_DB=postgres://... runs the figures on PostgreSQL: each store gets
+ * a fresh schema there (dropped at exit), as each gets a fresh folder. */
+static char *schemas[16];
+static int nschemas;
+
+static void drop_schemas(void)
+{
+    struct db *d = NULL;
+    if (db_open(getenv("BENCH_DB"), 1, &d, NULL) < 0)
+        return;
+    struct db_conn *c = db_acquire(d, NULL);
+    for (int i = 0; c && i < nschemas; i++) {
+        char *sql = xasprintf("DROP SCHEMA IF EXISTS %s CASCADE", schemas[i]);
+        (void)db_exec(c, sql, NULL);
+        free(sql);
+        free(schemas[i]);
+    }
+    db_release(d, c);
+    db_close(d);
+}
+
+static char *fresh_pg_target(const char *uri)
+{
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    char *name = xasprintf("bench_outbox_%d_%d", (int)getpid(), nschemas);
+    char *sql = xasprintf("DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", name, name);
+    struct db_conn *c = NULL;
+    if (nschemas >= 16 || db_open(uri, 1, &d, &e) < 0 || !(c = db_acquire(d, &e)) || db_exec(c, sql, &e) < 0) {
+        fprintf(stderr, "BENCH_DB: %s\n", e.msg);
+        exit(1);
+    }
+    db_release(d, c);
+    db_close(d);
+    free(sql);
+    if (nschemas == 0)
+        atexit(drop_schemas);
+    schemas[nschemas++] = name;
+    return xasprintf("%s%coptions=-csearch_path%%3D%s", uri, strchr(uri, '?') ? '&' : '?', name);
+}
+
 static struct store *open_store(void)
 {
     const char *base = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : "/tmp";
+    const char *pg = getenv("BENCH_DB");
     char *d = xasprintf("%s/vbatch-bench-outbox-XXXXXX", base);
+    char *target = pg && *pg ? fresh_pg_target(pg) : NULL;
+    struct err e = ERR_INIT;
     if (!mkdtemp(d))
         abort();
     struct store *st = NULL;
-    if (store_open(d, &st) < 0 || store_net_allow_set(st, "127.0.0.1") < 0)
+    if (store_open_ex(d, target, &st, &e) < 0 || store_net_allow_set(st, "127.0.0.1") < 0) {
+        fprintf(stderr, "store_open_ex: %s\n", e.msg);
         abort();
+    }
+    free(target);
     free(d);
     return st;
 }

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config clang libclang-rt-14-dev
-      libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3
+      libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev
       libarchive-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       libjansson-dev libfreetype-dev fonts-dejavu-core

@@ -13,6 +13,33 @@ export VBATCH_BIN=${VBATCH_BIN:-$PWD/$BUILD/vbatch}
 pass=0; fail=0
 log=$(mktemp)
 
+# A throwaway PostgreSQL cluster for the tests that run on both backends
+# (scripts/pg-up.sh: installs Debian's postgresql if missing, initdb in a
+# temporary folder as an unprivileged user, Unix socket only), stopped at
+# the end, also on failure.  VBATCH_TEST_PG=URI uses a server of your own;
+# VBATCH_TEST_PG=off runs SQLite only.
+PG_DIR=""
+cleanup() {
+    rm -f "$log"
+    if [ -n "$PG_DIR" ]; then scripts/pg-down.sh "$PG_DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+if [ "${VBATCH_TEST_PG:-}" = off ]; then
+    unset VBATCH_TEST_PG
+    echo "test: PostgreSQL off (VBATCH_TEST_PG=off): SQLite only"
+elif [ -z "${VBATCH_TEST_PG:-}" ]; then
+    PG_DIR=$(mktemp -d /tmp/vbatch-pg.XXXXXX)
+    t0=$(date +%s%N)
+    if uri=$(scripts/pg-up.sh "$PG_DIR"); then
+        export VBATCH_TEST_PG=$uri
+        echo "test: PostgreSQL started in $PG_DIR in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    else
+        echo "test: WARNING: no PostgreSQL could be started (see above): the PostgreSQL tests are skipped"
+        rm -rf "$PG_DIR"; PG_DIR=""
+    fi
+fi
+
 for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     "$t" 2>&1 | tee "$log"
@@ -66,6 +93,5 @@ if [ "${VBATCH_TEST_DEB:-0}" = 1 ]; then
         fail=$((fail+$(sed -E 's/.*, ([0-9]+) failed/\1/' <<<"$line")))
     fi
 fi
-rm -f "$log"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -42,6 +42,7 @@
 struct serve_cfg {
     const char *listen;
     const char *data;
+    const char *db; /* database: NULL = SQLite in data; postgres://... */
     unsigned threads;
     const char *public_url;
     const char *workflows_dir;
@@ -79,6 +80,8 @@ struct opt {
 static const struct opt serve_opts[] = {
     {"listen", "VBATCH_LISTEN", OPT_STR, O(listen), "ADDR:PORT to listen on (default " DEFAULT_LISTEN ")"},
     {"data", "VBATCH_DATA", OPT_STR, O(data), "data folder: database, blobs, secret (default " DEFAULT_DATA ")"},
+    {"db", "VBATCH_DB", OPT_STR, O(db),
+     "database: postgres://user:pass@host:port/dbname (default: SQLite in the data folder)"},
     {"threads", "VBATCH_THREADS", OPT_INT, O(threads), "HTTP thread pool size (default: 4 x CPUs, 8 to 64)"},
     {"public-url", "VBATCH_PUBLIC_URL", OPT_STR, O(public_url),
      "base URL clients reach this server at, used in signed URLs (default http://<listen>)"},
@@ -251,6 +254,36 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
     return rc;
 }
 
+/* Open the store of a command: the data folder and the database 'db'
+ * (NULL or "": SQLite in the folder).  A database that cannot be used —
+ * bad URL, unreachable server, wrong password, migrated by a newer vbatch
+ * — is one line on stderr and exit status 2, as is a PostgreSQL database
+ * for a command whose tables are still SQLite-only ('what' names it;
+ * NULL: the command runs on either).  Returns 0, or the exit status. */
+static int open_store(const char *data, const char *db, const char *what, struct store **st)
+{
+    struct err e = ERR_INIT;
+    if (db && !*db)
+        db = NULL;
+    int rc = store_open_ex(data, db, st, &e);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
+        return rc == ERR_INVALID || rc == ERR_UNAVAILABLE || rc == ERR_AUTH || rc == ERR_UNSUPPORTED ? 2 : 1;
+    }
+    const char *x = getenv("VBATCH_PG_EXPERIMENTAL");
+    if (what && !store_db_is_sqlite(*st) && !(x && !strcmp(x, "1"))) {
+        fprintf(stderr,
+                "vbatch: %s does not run on PostgreSQL ('%s') yet: the staging and jobs code is not yet tested"
+                " there (`vbatch workspace create` and `vbatch model` are; VBATCH_PG_EXPERIMENTAL=1 runs it"
+                " anyway)\n",
+                what, store_db_name(*st));
+        store_close(*st);
+        *st = NULL;
+        return 2;
+    }
+    return 0;
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct serve_cfg c = {.listen = DEFAULT_LISTEN, .data = DEFAULT_DATA, .default_ws = "default", .workers = 2,
@@ -284,9 +317,8 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rc = store_open(c.data, &st);
-    if (rc < 0) {
-        fprintf(stderr, "vbatch: cannot open data folder '%s': %s\n", c.data, err_str(rc));
+    if ((rc = open_store(c.data, c.db, "vbatch serve", &st)) != 0) {
+        ret = rc;
         goto out;
     }
     if (c.storage_reserve >= 0)
@@ -394,6 +426,7 @@ out:
 static int cmd_workspace(int argc, char **argv)
 {
     const char *data = getenv("VBATCH_DATA");
+    const char *db = getenv("VBATCH_DB");
     const char *name = NULL;
     struct store *st = NULL;
     char key[STORE_KEY_LEN + 1];
@@ -402,7 +435,7 @@ static int cmd_workspace(int argc, char **argv)
     if (!data || !*data)
         data = DEFAULT_DATA;
     if (argc < 1 || strcmp(argv[0], "create") != 0) {
-        fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR]\n");
+        fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR] [--db URL]\n");
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -410,10 +443,14 @@ static int cmd_workspace(int argc, char **argv)
             data = argv[++i];
         else if (!strncmp(argv[i], "--data=", 7))
             data = argv[i] + 7;
+        else if (!strcmp(argv[i], "--db") && i + 1 < argc)
+            db = argv[++i];
+        else if (!strncmp(argv[i], "--db=", 5))
+            db = argv[i] + 5;
         else if (argv[i][0] != '-' && !name)
             name = argv[i];
         else {
-            fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR]\n");
+            fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR] [--db URL]\n");
             return 2;
         }
     }
@@ -421,11 +458,8 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
         return 2;
     }
-    rc = store_open(data, &st);
-    if (rc < 0) {
-        fprintf(stderr, "vbatch: cannot open data folder '%s': %s\n", data, err_str(rc));
-        return 1;
-    }
+    if ((rc = open_store(data, db, NULL, &st)) != 0)
+        return rc;
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
         fprintf(stderr, "vbatch: workspace '%s' already exists\n", name);
@@ -452,10 +486,13 @@ static int cmd_worker(int argc, char **argv)
     int sig = 0, ret = 1;
 
     const char *mt = getenv("VBATCH_MODEL_THREADS");
+    c.db = getenv("VBATCH_DB");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
             c.data = argv[++i];
+        else if (!strcmp(a, "--db") && v)
+            c.db = argv[++i];
         else if (!strcmp(a, "--models-dir") && v)
             c.models_dir = argv[++i];
         else if (!strcmp(a, "--workers") && v)
@@ -465,7 +502,7 @@ static int cmd_worker(int argc, char **argv)
         else if (!strcmp(a, "--model-threads") && v)
             mt = argv[++i];
         else {
-            fprintf(stderr, "usage: vbatch worker [--data DIR] [--workers N] [--models-dir DIR]"
+            fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
                             " [--task-lease-ms MS] [--model-threads N]\n");
             return 2;
         }
@@ -485,8 +522,9 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    if (store_open(c.data, &st) < 0) {
-        fprintf(stderr, "vbatch: cannot open data folder '%s'\n", c.data);
+    int orc = open_store(c.data, c.db, "vbatch worker", &st);
+    if (orc != 0) {
+        ret = orc;
         goto out;
     }
     staging_opts_default(&so);
@@ -524,6 +562,7 @@ out:
 static int cmd_model(int argc, char **argv)
 {
     const char *data = getenv("VBATCH_DATA");
+    const char *db = getenv("VBATCH_DB");
     const char *pos[3] = {NULL, NULL, NULL};
     const char *ws = NULL;
     struct model_registry_opts o = {0};
@@ -539,6 +578,10 @@ static int cmd_model(int argc, char **argv)
             data = argv[++i];
         else if (!strncmp(argv[i], "--data=", 7))
             data = argv[i] + 7;
+        else if (!strcmp(argv[i], "--db") && i + 1 < argc)
+            db = argv[++i];
+        else if (!strncmp(argv[i], "--db=", 5))
+            db = argv[i] + 5;
         else if (!strcmp(argv[i], "--workspace") && i + 1 < argc)
             ws = argv[++i];
         else if (!strncmp(argv[i], "--workspace=", 12))
@@ -552,15 +595,15 @@ static int cmd_model(int argc, char **argv)
     bool list_cmd = npos == 1 && !strcmp(pos[0], "list");
     bool del_cmd = npos == 2 && !strcmp(pos[0], "delete");
     if (!reg_cmd && !list_cmd && !del_cmd) {
-        fprintf(stderr, "usage: vbatch model register ID DIR [--workspace WS] [--data DIR]\n"
-                        "       vbatch model list [--workspace WS] [--data DIR]\n"
-                        "       vbatch model delete ID [--workspace WS] [--data DIR]\n"
+        fprintf(stderr, "usage: vbatch model register ID DIR [--workspace WS] [--data DIR] [--db URL]\n"
+                        "       vbatch model list [--workspace WS] [--data DIR] [--db URL]\n"
+                        "       vbatch model delete ID [--workspace WS] [--data DIR] [--db URL]\n"
                         "without --workspace: the operator's models (used by every workspace)\n");
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = store_open(data, &st)) < 0) {
-        fprintf(stderr, "vbatch: cannot open the data folder '%s': %s\n", data, err_str(rc));
+    if ((rc = open_store(data, db, NULL, &st)) != 0) {
+        ret = rc;
         goto out;
     }
     if (ws && store_workspace_exists(st, ws) < 0) {
@@ -641,9 +684,9 @@ struct command {
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
-    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--workers N] [--models-dir DIR]"
+    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
-    {"workspace", cmd_workspace, "workspace create NAME [--data DIR]: new workspace, prints its API key"},
+    {"workspace", cmd_workspace, "workspace create NAME [--data DIR] [--db URL]: new workspace, prints its API key"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},
 };

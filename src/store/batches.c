@@ -144,7 +144,8 @@ int store__batch_get_or_create(struct store *st, struct db_conn *c, const char *
     int64_t now = time_now_ms();
     struct db_stmt *q = NULL;
     rc = db_prepare(c, "INSERT INTO batches(workspace, batch_id, display_name, batch_type, content_type,"
-                       " ingest_mode, created_ms, expires_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8) RETURNING bid", &q, e);
+                       " ingest_mode, created_ms, expires_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)"
+                       " ON CONFLICT(workspace, batch_id) DO NOTHING RETURNING bid", &q, e);
     if (rc < 0)
         return rc;
     db_bind_text(q, 1, ws);
@@ -163,7 +164,16 @@ int store__batch_get_or_create(struct store *st, struct db_conn *c, const char *
         snprintf(out->content, sizeof out->content, "%s", "images");
         rc = 0;
     } else if (rc == DB_DONE) {
-        rc = err_set(e, ERR_INTERNAL, "the new batch row was not returned");
+        /* PostgreSQL: another transaction created the batch since the
+         * find above (SQLite's writer lock rules that out); it has
+         * committed, so take it as found, with the same mode checks. */
+        db_finalize(q);
+        rc = store__batch_find(c, ws, batch, out, e);
+        if (rc == ERR_NOTFOUND)
+            return err_set(e, ERR_AGAIN, "batch '%s' is being created and removed at once", batch);
+        if (rc < 0)
+            return rc;
+        return store__batch_get_or_create(st, c, ws, batch, display_name, create_mode, expiry_ms, out, e);
     }
     db_finalize(q);
     return rc;

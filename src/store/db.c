@@ -6,7 +6,9 @@
  * Pool: connections are opened lazily, at most max_conns at once; a caller
  * waits while all are borrowed.  A connection marked broken (its server
  * went away) is closed when given back instead of being pooled, so the
- * next db_acquire connects afresh.
+ * next db_acquire connects afresh; an idle PostgreSQL connection whose
+ * server closed it meanwhile is noticed at db_acquire (db__pg_alive) and
+ * replaced the same way.
  */
 #include "store/db_int.h"
 
@@ -139,6 +141,17 @@ struct db_conn *db_acquire(struct db *d, struct err *e)
     for (;;) {
         if (d->n_idle > 0) {
             c = d->idle[--d->n_idle];
+            if (c->kind == DB_POSTGRES && !db__pg_alive(c)) {
+                /* its server went away while it was idle: a new one */
+                all_drop(d, c);
+                d->n_open--;
+                pthread_mutex_unlock(&d->mu);
+                log_info("db", "dropping a closed idle connection to %s", d->display);
+                conn_free(c);
+                pthread_mutex_lock(&d->mu);
+                c = NULL;
+                continue;
+            }
             break;
         }
         if (d->n_open < d->max_conns) {

@@ -20,6 +20,12 @@
  *     backend has its own migration list: types, identity columns).
  * A bound parameter has the type of its db_bind_* call (int8, float8,
  * text, bytea on PostgreSQL), so "?1 || '-'" or "length(?2)" need no casts.
+ * A NULL (db_bind_null, 't' with NULL) is sent untyped: PostgreSQL takes
+ * its type from the context (a column it is compared with or stored in);
+ * where nothing gives one ("?3 IS NULL" alone) write CAST(?3 AS TEXT).
+ * On PostgreSQL an error inside a transaction aborts it: do not catch an
+ * error (e.g. ERR_EXISTS) and go on in the same transaction; write
+ * ON CONFLICT instead.
  *
  * Errors follow base.h: 0 or a negative code, with the reason in the
  * caller's struct err.  The codes the backends produce:

@@ -48,6 +48,7 @@ struct db_conn {
     bool broken;     /* the server went away: closed instead of pooled */
     int64_t changes; /* rows changed by the last statement */
     void *h;         /* sqlite3 * or PGconn * */
+    void *aux;       /* the backend's own (PostgreSQL: its statement cache) */
 };
 
 struct db_stmt {
@@ -95,6 +96,10 @@ double db__pg_col_double(struct db_stmt *s, int col);
 const char *db__pg_col_text(struct db_stmt *s, int col);
 const void *db__pg_col_blob(struct db_stmt *s, int col, size_t *len);
 int db__pg_col_count(struct db_stmt *s);
+/* Whether an idle connection is still usable: false when the server has
+ * closed it (restart, failover, idle timeout) — db_acquire then opens a
+ * new one instead of handing out a dead one.  Never blocks. */
+bool db__pg_alive(struct db_conn *c);
 /* The display form of a libpq URI / conninfo: the password replaced by
  * "***".  malloc'd. */
 char *db__pg_display(const char *target);

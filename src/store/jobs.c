@@ -398,17 +398,14 @@ int store_job_stages(struct store *st, int64_t job_pk, struct store_stage_row **
 
 /* ---- the end of a job --------------------------------------------------------- */
 
-/* Queue a webhook in c's transaction.  The outbox (outbox.c) is not on
- * db.h yet: on SQLite it joins c's transaction through the native handle;
- * PostgreSQL waits for outbox.c's move (the `db` branch). */
+/* Queue a webhook in c's transaction (the outbox's owner call, on db.h:
+ * either backend). */
 static int outbox_enqueue_c(struct db_conn *c, const char *url, const char *ws, const char *order_key,
                             const char *payload, bool sign, struct err *e)
 {
-    if (db_conn_kind(c) != DB_SQLITE)
-        return err_set(e, ERR_UNSUPPORTED, "job webhooks on PostgreSQL wait for the outbox's move to db.h");
-    int rc = store_outbox_enqueue_db((sqlite3 *)db_conn_native(c), url, ws, order_key, payload, sign);
+    int rc = store__outbox_enqueue(c, url, ws, order_key, payload, sign, e);
     if (rc < 0)
-        err_set(e, rc, "cannot queue the job webhook: %s", err_str(rc));
+        err_prefix(e, rc, "cannot queue the job webhook");
     return rc;
 }
 

@@ -2,7 +2,7 @@
  * outbox.c — the durable webhook outbox and its sender thread.
  *
  * A webhook is a row in `outbox`, inserted in the same transaction as the
- * state change it reports (store_outbox_enqueue_db), so it exists exactly
+ * state change it reports (store__outbox_enqueue), so it exists exactly
  * when the change does.  The sender delivers at least once, several POSTs
  * at a time (one thread driving a curl multi handle):
  *
@@ -93,38 +93,30 @@ static char *dest_of(const char *url)
     return out;
 }
 
-int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *order_key,
-                            const char *payload, bool sign)
+/* The checks of an enqueue's arguments: 0 or ERR_INVALID. */
+static int enqueue_check(const char *url, const char *workspace, const char *order_key, const char *payload)
 {
-    sqlite3_stmt *q = NULL;
-    json_t *j;
-    int rc = ERR_INTERNAL;
     if (!url || !workspace || !payload || strlen(payload) > OUTBOX_PAYLOAD_MAX ||
         (order_key && strlen(order_key) > OB_ORDER_KEY_MAX))
         return ERR_INVALID;
-    j = json_loads(payload, 0, NULL);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return ERR_INVALID;
-    }
+    json_t *j = json_loads(payload, 0, NULL);
+    bool ok = json_is_object(j);
     json_decref(j);
+    return ok ? 0 : ERR_INVALID;
+}
+
+#define OB_INSERT_SQL                                                                                              \
+    "INSERT INTO outbox(url, workspace, order_key, dest, payload, sign, next_ms, created_ms)"                     \
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)"
+
+int store__outbox_enqueue(struct db_conn *c, const char *url, const char *workspace, const char *order_key,
+                          const char *payload, bool sign, struct err *e)
+{
+    if (enqueue_check(url, workspace, order_key, payload) < 0)
+        return err_set(e, ERR_INVALID, "bad webhook: no URL, a payload that is not a JSON object, or too long");
     char *dest = dest_of(url);
-    int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, "INSERT INTO outbox(url, workspace, order_key, dest, payload, sign, next_ms,"
-                               " created_ms) VALUES(?,?,?,?,?,?,?,?)", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, url, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, workspace, -1, SQLITE_STATIC);
-        if (order_key)
-            sqlite3_bind_text(q, 3, order_key, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 4, dest, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 5, payload, -1, SQLITE_STATIC);
-        sqlite3_bind_int(q, 6, sign ? 1 : 0);
-        sqlite3_bind_int64(q, 7, now);
-        sqlite3_bind_int64(q, 8, now);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = 0;
-    }
-    sqlite3_finalize(q);
+    int rc = db_run(c, e, OB_INSERT_SQL, "tttttii", url, workspace, order_key, dest, payload,
+                    (int64_t)(sign ? 1 : 0), time_now_ms());
     free(dest);
     return rc;
 }
@@ -132,12 +124,14 @@ int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace,
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign)
 {
-    sqlite3 *db = store_db_acquire(st);
-    int rc = store_tx_begin(db);
+    struct err e = ERR_INIT;
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
     if (rc == 0)
-        rc = store_outbox_enqueue_db(db, url, workspace, order_key, payload, sign);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(st, db);
+        rc = store__outbox_enqueue(c, url, workspace, order_key, payload, sign, &e);
+    if (rc == 0)
+        rc = db_commit(c, &e);
+    store__release(st, c);
     if (rc == 0)
         store_outbox_kick(st);
     return rc;
@@ -154,15 +148,15 @@ void store_outbox_kick(struct store *st)
 
 int store_outbox_counts(struct store *st, int64_t *pending, int64_t *delivered, int64_t *failed)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
+    struct err e = ERR_INIT;
+    struct db_stmt *q = NULL;
     *pending = *delivered = *failed = 0;
-    sqlite3 *db = store_db_acquire(st);
-    if (sqlite3_prepare_v2(db, "SELECT state, count(*) FROM outbox GROUP BY state", -1, &q, NULL) == SQLITE_OK) {
-        int s;
-        while ((s = sqlite3_step(q)) == SQLITE_ROW) {
-            const char *state = (const char *)sqlite3_column_text(q, 0);
-            int64_t n = sqlite3_column_int64(q, 1);
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_prepare(c, "SELECT state, count(*) FROM outbox GROUP BY state", &q, &e) : e.code;
+    if (rc == 0) {
+        while ((rc = db_step(q, &e)) == DB_ROW) {
+            const char *state = db_col_text(q, 0);
+            int64_t n = db_col_int64(q, 1);
             if (!strcmp(state, "pending"))
                 *pending = n;
             else if (!strcmp(state, "delivered"))
@@ -170,33 +164,24 @@ int store_outbox_counts(struct store *st, int64_t *pending, int64_t *delivered, 
             else if (!strcmp(state, "failed"))
                 *failed = n;
         }
-        rc = s == SQLITE_DONE ? 0 : ERR_INTERNAL;
     }
-    sqlite3_finalize(q);
-    store_db_release(st, db);
+    db_finalize(q);
+    store__release(st, c);
     return rc;
 }
 
 int store_outbox_purge(struct store *st, int64_t older_than_ms, int64_t *n)
 {
-    sqlite3 *db = store_db_acquire(st);
-    sqlite3_stmt *q = NULL;
-    int rc = store_tx_begin(db);
+    struct err e = ERR_INIT;
     int64_t changed = 0;
-    if (rc == 0) {
-        rc = ERR_INTERNAL;
-        if (sqlite3_prepare_v2(db, "DELETE FROM outbox WHERE state IN ('delivered','failed') AND done_ms < ?", -1,
-                               &q, NULL) == SQLITE_OK) {
-            sqlite3_bind_int64(q, 1, time_now_ms() - older_than_ms);
-            if (sqlite3_step(q) == SQLITE_DONE) {
-                changed = sqlite3_changes(db);
-                rc = 0;
-            }
-        }
-        sqlite3_finalize(q);
-        rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    }
-    store_db_release(st, db);
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? 0 : e.code;
+    if (rc == 0)
+        rc = db_run(c, &e, "DELETE FROM outbox WHERE state IN ('delivered','failed') AND done_ms < ?1", "i",
+                    time_now_ms() - older_than_ms);
+    if (rc == 0)
+        changed = db_changes(c);
+    store__release(st, c);
     if (rc == 0 && n)
         *n = changed;
     return rc;
@@ -279,11 +264,15 @@ static bool str_in(char *const *a, int n, const char *s)
 }
 
 /* Candidate rows: pending, due, not behind an older pending row of their
- * order key, not to a destination in skip[]. */
-static sqlite3_stmt *claim_query(sqlite3 *db, char *const *skip, int nskip, int64_t now)
+ * order key, not to a destination in skip[].  On PostgreSQL the rows are
+ * locked FOR UPDATE SKIP LOCKED: a sender in another process that is
+ * claiming some of them passes them over instead of waiting (SQLite's
+ * writer lock makes that needless).  The claim itself stays a
+ * compare-and-set on the attempt count, so it is right on either. */
+static int claim_query(struct db_conn *c, char *const *skip, int nskip, int64_t now, struct db_stmt **out,
+                       struct err *e)
 {
     struct buf b = {0};
-    sqlite3_stmt *q = NULL;
     buf_puts(&b, "SELECT id, url, dest, attempts FROM outbox o"
                  " WHERE state='pending' AND next_ms<=?1"
                  " AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state='pending'"
@@ -295,38 +284,39 @@ static sqlite3_stmt *claim_query(sqlite3 *db, char *const *skip, int nskip, int6
         buf_puts(&b, ")");
     }
     buf_printf(&b, " ORDER BY next_ms, id LIMIT %d", OB_SCAN);
-    if (sqlite3_prepare_v2(db, b.data, -1, &q, NULL) != SQLITE_OK)
-        q = NULL;
+    if (db_conn_kind(c) == DB_POSTGRES)
+        buf_puts(&b, " FOR UPDATE OF o SKIP LOCKED");
+    int rc = db_prepare(c, b.data, out, e);
     buf_release(&b);
-    if (q) {
-        sqlite3_bind_int64(q, 1, now);
+    if (rc == 0) {
+        db_bind_int64(*out, 1, now);
         for (int i = 0; i < nskip; i++)
-            sqlite3_bind_text(q, i + 2, skip[i], -1, SQLITE_STATIC);
+            db_bind_text(*out, i + 2, skip[i]);
     }
-    return q;
+    return rc;
 }
 
-static int exec_row_update(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, int64_t d,
-                           const char *text, int *changed)
+/* One UPDATE of the sender's: ?1..?4 integers (a statement may leave some
+ * unused), ?5 text. *changed: rows changed. */
+static int exec_row_update(struct db_conn *c, const char *sql, int64_t a, int64_t b, int64_t cc, int64_t d,
+                           const char *text, int *changed, struct err *e)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
-        /* ?1..?4 integers, ?5 text; binding a number the statement does
-         * not use is a harmless SQLITE_RANGE */
-        sqlite3_bind_int64(q, 1, a);
-        sqlite3_bind_int64(q, 2, b);
-        sqlite3_bind_int64(q, 3, c);
-        sqlite3_bind_int64(q, 4, d);
-        if (text)
-            sqlite3_bind_text(q, 5, text, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_DONE) {
+    struct db_stmt *q = NULL;
+    int rc = db_prepare(c, sql, &q, e);
+    if (rc == 0) {
+        db_bind_int64(q, 1, a);
+        db_bind_int64(q, 2, b);
+        db_bind_int64(q, 3, cc);
+        db_bind_int64(q, 4, d); /* bound beyond the text's parameters: ignored */
+        db_bind_text(q, 5, text);
+        rc = db_step(q, e);
+        if (rc == DB_DONE) {
             rc = 0;
             if (changed)
-                *changed = sqlite3_changes(db);
+                *changed = (int)db_changes(c);
         }
     }
-    sqlite3_finalize(q);
+    db_finalize(q);
     return rc;
 }
 
@@ -339,64 +329,94 @@ struct ob_cand {
 
 /* Read up to OB_SCAN candidates (the statement is finished before any row
  * is changed).  Returns how many, <0 on error. */
-static int read_candidates(sqlite3 *db, char *const *skip, int nskip, int64_t now, struct ob_cand *c)
+static int read_candidates(struct db_conn *c, char *const *skip, int nskip, int64_t now, struct ob_cand *cd,
+                           struct err *e)
 {
-    sqlite3_stmt *q = claim_query(db, skip, nskip, now);
-    int n = 0, s_rc = SQLITE_DONE;
-    if (!q)
-        return ERR_INTERNAL;
-    while (n < OB_SCAN && (s_rc = sqlite3_step(q)) == SQLITE_ROW) {
-        const char *url = (const char *)sqlite3_column_text(q, 1);
-        const char *dest = (const char *)sqlite3_column_text(q, 2);
-        c[n].id = sqlite3_column_int64(q, 0);
-        c[n].url = xstrdup(url);
-        c[n].dest = dest && *dest ? xstrdup(dest) : dest_of(url); /* "" in rows older than the column */
-        c[n].attempts = sqlite3_column_int(q, 3);
+    struct db_stmt *q = NULL;
+    int n = 0, s_rc = DB_DONE;
+    int rc = claim_query(c, skip, nskip, now, &q, e);
+    if (rc < 0)
+        return rc;
+    while (n < OB_SCAN && (s_rc = db_step(q, e)) == DB_ROW) {
+        const char *url = db_col_text(q, 1);
+        const char *dest = db_col_text(q, 2);
+        cd[n].id = db_col_int64(q, 0);
+        cd[n].url = xstrdup(url);
+        cd[n].dest = dest && *dest ? xstrdup(dest) : dest_of(url); /* "" in rows older than the column */
+        cd[n].attempts = (int)db_col_int64(q, 3);
         n++;
     }
-    if (n < OB_SCAN && s_rc != SQLITE_DONE) {
+    if (s_rc < 0) {
         for (int i = 0; i < n; i++) {
-            free(c[i].url);
-            free(c[i].dest);
+            free(cd[i].url);
+            free(cd[i].dest);
         }
-        n = ERR_INTERNAL;
+        n = s_rc;
     }
-    sqlite3_finalize(q);
+    db_finalize(q);
     return n;
 }
 
-/* Claim row c (compare-and-set on its attempt count) and fill *out.
+/* Claim row cd (compare-and-set on its attempt count) and fill *out.
  * Returns 1 claimed, 0 taken by another sender meanwhile, <0 error.  Takes
- * c's strings when it returns 1. */
-static int claim_one(struct ob_sender *s, sqlite3 *db, int64_t now, struct ob_cand *c, struct ob_fly **out)
+ * cd's strings when it returns 1. */
+static int claim_one(struct ob_sender *s, struct db_conn *c, int64_t now, struct ob_cand *cd, struct ob_fly **out,
+                     struct err *e)
 {
-    sqlite3_stmt *q = NULL;
+    struct db_stmt *q = NULL;
     int changed = 0;
-    if (exec_row_update(db, "UPDATE outbox SET attempts=attempts+1, next_ms=?1"
-                            " WHERE id=?2 AND attempts=?3 AND state='pending' AND next_ms<=?4",
-                        now + lease_ms(&s->o), c->id, c->attempts, now, NULL, &changed) < 0)
-        return ERR_INTERNAL;
+    int rc = exec_row_update(c, "UPDATE outbox SET attempts=attempts+1, next_ms=?1"
+                                " WHERE id=?2 AND attempts=?3 AND state='pending' AND next_ms<=?4",
+                             now + lease_ms(&s->o), cd->id, cd->attempts, now, NULL, &changed, e);
+    if (rc < 0)
+        return rc;
     if (changed != 1)
         return 0;
-    if (sqlite3_prepare_v2(db, "SELECT workspace, payload, sign FROM outbox WHERE id=?", -1, &q, NULL) != SQLITE_OK)
-        return ERR_INTERNAL;
-    sqlite3_bind_int64(q, 1, c->id);
-    if (sqlite3_step(q) != SQLITE_ROW) {
-        sqlite3_finalize(q);
-        return ERR_INTERNAL;
+    if ((rc = db_prepare(c, "SELECT workspace, payload, sign FROM outbox WHERE id=?1", &q, e)) < 0)
+        return rc;
+    db_bind_int64(q, 1, cd->id);
+    rc = db_step(q, e);
+    if (rc != DB_ROW) {
+        db_finalize(q);
+        return rc < 0 ? rc : err_set(e, ERR_INTERNAL, "a claimed webhook row vanished");
     }
     struct ob_fly *f = xcalloc(1, sizeof *f);
-    f->id = c->id;
-    f->attempt = c->attempts + 1;
-    f->url = c->url;
-    f->dest = c->dest;
-    c->url = c->dest = NULL;
-    f->workspace = xstrdup((const char *)sqlite3_column_text(q, 0));
-    f->payload = xstrdup((const char *)sqlite3_column_text(q, 1));
-    f->sign = sqlite3_column_int(q, 2) != 0;
-    sqlite3_finalize(q);
+    f->id = cd->id;
+    f->attempt = cd->attempts + 1;
+    f->url = cd->url;
+    f->dest = cd->dest;
+    cd->url = cd->dest = NULL;
+    f->workspace = xstrdup(db_col_text(q, 0));
+    f->payload = xstrdup(db_col_text(q, 1));
+    f->sign = db_col_int64(q, 2) != 0;
+    db_finalize(q);
     *out = f;
     return 1;
+}
+
+/* min(next_ms) of the pending rows (above 'after' when after >= 0) into
+ * *out, -1 when none. */
+static int next_due(struct db_conn *c, int64_t after, int64_t *out, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    *out = -1;
+    int rc = db_prepare(c, after >= 0 ? "SELECT min(next_ms) FROM outbox WHERE state='pending' AND next_ms>?1"
+                                      : "SELECT min(next_ms) FROM outbox WHERE state='pending'",
+                        &q, e);
+    if (rc == 0) {
+        if (after >= 0)
+            db_bind_int64(q, 1, after);
+        rc = db_step(q, e);
+        if (rc == DB_ROW) {
+            if (!db_col_null(q, 0))
+                *out = db_col_int64(q, 0);
+            rc = 0;
+        } else if (rc == DB_DONE) {
+            rc = 0;
+        }
+    }
+    db_finalize(q);
+    return rc;
 }
 
 /* Claim due rows into new[] (at most `room`), in one committed transaction.
@@ -405,64 +425,61 @@ static int claim_one(struct ob_sender *s, sqlite3 *db, int64_t now, struct ob_ca
  * row, or -1.  Returns the number claimed, <0 on error (nothing claimed). */
 static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int room, int64_t *next_due_ms)
 {
-    sqlite3 *db = store_db_acquire(s->st);
+    struct err e = ERR_INIT;
     char *skip[OB_INFLIGHT_CAP];
     struct ob_cand cand[OB_SCAN];
-    int nskip = 0, n = 0, rc = ERR_INTERNAL;
-    sqlite3_stmt *q = NULL;
+    int nskip = 0, n = 0, rc;
+    int64_t first = -1;
     *next_due_ms = -1;
+    struct db_conn *c = store__acquire(s->st, &e);
+    if (!c)
+        return e.code;
     /* A read first: when nothing is due, no write transaction (the sender
      * looks once a second for rows other processes queued). */
-    if (sqlite3_prepare_v2(db, "SELECT min(next_ms) FROM outbox WHERE state='pending'", -1, &q, NULL) ||
-        sqlite3_step(q) != SQLITE_ROW) {
-        sqlite3_finalize(q);
-        store_db_release(s->st, db);
-        return ERR_INTERNAL;
+    if ((rc = next_due(c, -1, &first, &e)) < 0) {
+        store__release(s->st, c);
+        return rc;
     }
-    bool none = sqlite3_column_type(q, 0) == SQLITE_NULL;
-    int64_t first = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    q = NULL;
-    if (none || first > now) {
-        *next_due_ms = none ? -1 : first;
-        store_db_release(s->st, db);
+    if (first < 0 || first > now) {
+        *next_due_ms = first;
+        store__release(s->st, c);
         return 0;
     }
-    if ((rc = store_tx_begin(db)) < 0)
+    if ((rc = db_begin(c, &e)) < 0)
         goto out;
     for (int pass = 0; pass < OB_INFLIGHT_CAP && n < room; pass++) {
-        int nc = read_candidates(db, skip, nskip, now, cand);
+        int nc = read_candidates(c, skip, nskip, now, cand, &e);
         if (nc < 0) {
             rc = nc;
             goto out;
         }
         rc = 0;
         for (int i = 0; i < nc; i++) {
-            struct ob_cand *c = &cand[i];
+            struct ob_cand *cd = &cand[i];
             if (rc < 0 || n >= room)
                 goto next;
-            if (dest_load(s->fly, s->nfly, c->dest) + dest_load(new, n, c->dest) >= s->o.max_per_dest) {
-                if (!str_in(skip, nskip, c->dest) && nskip < OB_INFLIGHT_CAP) {
-                    skip[nskip++] = c->dest;
-                    c->dest = NULL;
+            if (dest_load(s->fly, s->nfly, cd->dest) + dest_load(new, n, cd->dest) >= s->o.max_per_dest) {
+                if (!str_in(skip, nskip, cd->dest) && nskip < OB_INFLIGHT_CAP) {
+                    skip[nskip++] = cd->dest;
+                    cd->dest = NULL;
                 }
                 goto next;
             }
-            if (c->attempts >= s->o.max_attempts) {
-                rc = exec_row_update(db, "UPDATE outbox SET state='failed', done_ms=?1,"
-                                         " last_error=coalesce(last_error, ?5) WHERE id=?2 AND attempts=?3"
-                                         " AND state='pending'",
-                                     now, c->id, c->attempts, 0, "attempt interrupted", NULL);
+            if (cd->attempts >= s->o.max_attempts) {
+                rc = exec_row_update(c, "UPDATE outbox SET state='failed', done_ms=?1,"
+                                        " last_error=coalesce(last_error, ?5) WHERE id=?2 AND attempts=?3"
+                                        " AND state='pending'",
+                                     now, cd->id, cd->attempts, 0, "attempt interrupted", NULL, &e);
                 goto next;
             }
-            int got = claim_one(s, db, now, c, &new[n]);
+            int got = claim_one(s, c, now, cd, &new[n], &e);
             if (got < 0)
                 rc = got;
             else
                 n += got;
         next:
-            free(c->url);
-            free(c->dest);
+            free(cd->url);
+            free(cd->dest);
         }
         if (rc < 0)
             goto out;
@@ -471,28 +488,18 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
         if (nc < OB_SCAN)
             break;
     }
-    rc = ERR_INTERNAL;
-    if (sqlite3_prepare_v2(db, "SELECT min(next_ms) FROM outbox WHERE state='pending' AND next_ms>?", -1, &q, NULL))
-        goto out;
-    sqlite3_bind_int64(q, 1, now);
-    if (sqlite3_step(q) != SQLITE_ROW)
-        goto out;
-    if (sqlite3_column_type(q, 0) != SQLITE_NULL)
-        *next_due_ms = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    q = NULL;
-    rc = store_tx_commit(db);
+    if ((rc = next_due(c, now, next_due_ms, &e)) == 0)
+        rc = db_commit(c, &e);
 out:
-    sqlite3_finalize(q);
     for (int i = 0; i < nskip; i++)
         free(skip[i]);
     if (rc < 0) {
-        store_tx_rollback(db);
+        db_rollback(c);
         for (int i = 0; i < n; i++)
             fly_free(new[i]);
         n = 0;
     }
-    store_db_release(s->st, db);
+    store__release(s->st, c);
     return rc < 0 ? rc : n;
 }
 
@@ -501,52 +508,50 @@ out:
  * it) is left alone. */
 static void ob_finish(struct ob_sender *s, const struct ob_done *d, int n)
 {
-    sqlite3 *db = store_db_acquire(s->st);
-    int rc = store_tx_begin(db);
+    struct err e = ERR_INIT;
+    struct db_conn *c = store__acquire(s->st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
     int64_t now = time_now_ms();
     for (int i = 0; i < n && rc == 0; i++) {
         if (d[i].ok)
-            rc = exec_row_update(db, "UPDATE outbox SET state='delivered', done_ms=?1, last_error=NULL"
-                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
-                                 now, d[i].id, d[i].attempt, 0, NULL, NULL);
+            rc = exec_row_update(c, "UPDATE outbox SET state='delivered', done_ms=?1, last_error=NULL"
+                                    " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                                 now, d[i].id, d[i].attempt, 0, NULL, NULL, &e);
         else if (d[i].attempt >= s->o.max_attempts)
-            rc = exec_row_update(db, "UPDATE outbox SET state='failed', done_ms=?1, last_error=?5"
-                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
-                                 now, d[i].id, d[i].attempt, 0, d[i].err, NULL);
+            rc = exec_row_update(c, "UPDATE outbox SET state='failed', done_ms=?1, last_error=?5"
+                                    " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                                 now, d[i].id, d[i].attempt, 0, d[i].err, NULL, &e);
         else /* the backoff counts from this failure */
-            rc = exec_row_update(db, "UPDATE outbox SET next_ms=?1, last_error=?5"
-                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
+            rc = exec_row_update(c, "UPDATE outbox SET next_ms=?1, last_error=?5"
+                                    " WHERE id=?2 AND attempts=?3 AND state='pending'",
                                  now + backoff_for(&s->o, d[i].attempt), d[i].id, d[i].attempt, 0, d[i].err,
-                                 NULL);
+                                 NULL, &e);
     }
     if (rc == 0)
-        rc = store_tx_commit(db);
-    if (rc < 0) {
-        store_tx_rollback(db);
+        rc = db_commit(c, &e);
+    if (rc < 0)
         log_warn("store", "cannot record %d webhook attempt(s): %s; retried when their lease ends", n,
-                 err_str(rc));
-    }
-    store_db_release(s->st, db);
+                 err_text(&e, rc));
+    store__release(s->st, c);
 }
 
 /* Hand the in-flight rows back on a clean stop: due now, attempt not
  * counted (the receiver may still have got it: same event_id). */
 static void ob_release(struct ob_sender *s)
 {
+    struct err e = ERR_INIT;
     if (s->nfly == 0)
         return;
-    sqlite3 *db = store_db_acquire(s->st);
-    int rc = store_tx_begin(db);
+    struct db_conn *c = store__acquire(s->st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
     int64_t now = time_now_ms();
     for (int i = 0; i < s->nfly && rc == 0; i++)
-        rc = exec_row_update(db, "UPDATE outbox SET attempts=attempts-1, next_ms=?1"
-                                 " WHERE id=?2 AND attempts=?3 AND state='pending'",
-                             now, s->fly[i]->id, s->fly[i]->attempt, 0, NULL, NULL);
+        rc = exec_row_update(c, "UPDATE outbox SET attempts=attempts-1, next_ms=?1"
+                                " WHERE id=?2 AND attempts=?3 AND state='pending'",
+                             now, s->fly[i]->id, s->fly[i]->attempt, 0, NULL, NULL, &e);
     if (rc == 0)
-        rc = store_tx_commit(db);
-    if (rc < 0)
-        store_tx_rollback(db);
-    store_db_release(s->st, db);
+        rc = db_commit(c, &e);
+    store__release(s->st, c);
 }
 
 static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)

@@ -391,13 +391,14 @@ int store_shard_next(struct store *st, bool refs, const char *state, struct stor
     return rc;
 }
 
-/* Inside the transaction on c: queue a webhook (the outbox is joined
- * through the connection's native handle until outbox.c is on db.h). */
+/* Inside the transaction on c: queue a webhook (the outbox's owner call,
+ * on db.h: either backend). */
 static void webhook(struct db_conn *c, const struct store_shard_outcome *o, const char *payload)
 {
     const char *url = o->webhook_url;
-    if (url && payload && store_outbox_enqueue_db(db_conn_native(c), url, o->ws, o->webhook_key, payload, false) < 0)
-        log_warn("staging", "cannot queue webhook to '%s'", url);
+    struct err e = ERR_INIT;
+    if (url && payload && store__outbox_enqueue(c, url, o->ws, o->webhook_key, payload, false, &e) < 0)
+        log_warn("staging", "cannot queue webhook to '%s': %s", url, err_text(&e, ERR_INTERNAL));
 }
 
 /* Inside a transaction: count a finished shard of a reference ingest and,

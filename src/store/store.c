@@ -129,6 +129,12 @@ void store_tx_rollback(sqlite3 *db)
 sqlite3 *store_db_acquire(struct store *st)
 {
     struct err e = ERR_INIT;
+    if (db_kind(st->db) != DB_SQLITE) {
+        /* Callers not yet moved onto db.h speak SQLite only; serve and
+         * worker refuse a PostgreSQL target at start, so this is a bug. */
+        log_error("store", "SQLite-only code called on the PostgreSQL database '%s'", db_display_name(st->db));
+        abort();
+    }
     struct db_conn *c = db_acquire(st->db, &e);
     if (!c) { /* SQLite: only when no file descriptor is left */
         log_error("store", "no database connection can be opened: %s", err_text(&e, ERR_INTERNAL));
@@ -142,6 +148,29 @@ void store_db_release(struct store *st, sqlite3 *db)
     if (!db)
         return;
     db_release(st->db, db_conn_of_native(st->db, db));
+}
+
+bool store_db_is_sqlite(const struct store *st)
+{
+    return db_kind(st->db) == DB_SQLITE;
+}
+
+const char *store_db_name(const struct store *st)
+{
+    return db_display_name(st->db);
+}
+
+struct db_conn *store__acquire(struct store *st, struct err *e)
+{
+    struct db_conn *c = db_acquire(st->db, e);
+    if (!c && e && !e->code)
+        err_set(e, ERR_UNAVAILABLE, "the database cannot be reached");
+    return c;
+}
+
+void store__release(struct store *st, struct db_conn *c)
+{
+    db_release(st->db, c);
 }
 
 static int load_secret(struct store *st)
@@ -168,31 +197,43 @@ static int load_secret(struct store *st)
 
 int store_open(const char *data_dir, struct store **out)
 {
-    struct store *st = xcalloc(1, sizeof *st);
     struct err e = ERR_INIT;
+    int rc = store_open_ex(data_dir, NULL, out, &e);
+    if (rc < 0)
+        log_error("store", "%s", err_text(&e, rc));
+    return rc;
+}
+
+int store_open_ex(const char *data_dir, const char *db_target, struct store **out, struct err *e)
+{
+    struct store *st = xcalloc(1, sizeof *st);
     int rc;
 
+    *out = NULL;
     pthread_once(&curl_once, curl_init_once);
 
     st->dir = xstrdup(data_dir);
     st->reserve = STORE_RESERVE_DEFAULT;
     st->blob_dir = xasprintf("%s/blobs", data_dir);
     st->tmp_dir = xasprintf("%s/tmp", data_dir);
-    st->db_path = xasprintf("%s/vbatch.db", data_dir);
+    st->db_path = db_target && *db_target ? xstrdup(db_target) : xasprintf("%s/vbatch.db", data_dir);
     pthread_mutex_init(&st->net_mu, NULL);
     store__outbox_init(st);
 
     if ((rc = mkdir_p(st->blob_dir, 0755)) < 0 || (rc = mkdir_p(st->tmp_dir, 0700)) < 0) {
-        log_error("store", "cannot create folders under '%s': %s", data_dir, err_str(rc));
+        err_set(e, rc, "cannot create folders under '%s': %s", data_dir, err_str(rc));
         goto out;
     }
-    if ((rc = load_secret(st)) < 0)
-        goto out;
-    if ((rc = db_open(st->db_path, STORE_POOL_MAX, &st->db, &e)) < 0) {
-        log_error("store", "%s", err_text(&e, rc));
+    if ((rc = load_secret(st)) < 0) {
+        err_set(e, rc, "cannot read or create the secret under '%s': %s", data_dir, err_str(rc));
         goto out;
     }
-    rc = store_migrate(st, "core", store__core_migrations, store__core_migrations_n);
+    if ((rc = db_open(st->db_path, STORE_POOL_MAX, &st->db, e)) < 0)
+        goto out;
+    if (db_kind(st->db) == DB_POSTGRES)
+        rc = db_migrate(st->db, "core", store__core_migrations_pg, store__core_migrations_pg_n, e);
+    else
+        rc = db_migrate(st->db, "core", store__core_migrations, store__core_migrations_n, e);
 out:
     if (rc < 0) {
         store_close(st);
@@ -229,6 +270,10 @@ const char *store_data_dir(const struct store *st)
 int store_migrate(struct store *st, const char *component, const char *const *stmts, int n)
 {
     struct err e = ERR_INIT;
+    if (db_kind(st->db) != DB_SQLITE) {
+        log_error("store", "component '%s' has only a SQLite schema: it cannot run on PostgreSQL yet", component);
+        return ERR_UNSUPPORTED;
+    }
     int rc = db_migrate(st->db, component, stmts, n, &e);
     if (rc < 0)
         log_error("store", "%s", err_text(&e, rc));
@@ -244,166 +289,188 @@ static void key_new(char key[STORE_KEY_LEN + 1])
     key[STORE_KEY_LEN] = 0;
 }
 
-static int key_insert(sqlite3 *db, const char *ws, const char *key)
+/* Inside c's transaction.  ERR_EXISTS on a key id collision (the row is
+ * not written; ON CONFLICT keeps a PostgreSQL transaction usable). */
+static int key_insert(struct db_conn *c, const char *ws, const char *key, struct err *e)
 {
     uint8_t h[32];
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
+    struct db_stmt *q = NULL;
     sha256(key, strlen(key), h);
-    if (sqlite3_prepare_v2(db, "INSERT INTO api_keys(key_id, workspace, key_hash, created_ms) VALUES(?,?,?,?)",
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, key + 3, 8, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, ws, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(q, 3, h, sizeof h, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 4, time_now_ms());
-        int s = sqlite3_step(q);
-        rc = s == SQLITE_DONE ? 0 : s == SQLITE_CONSTRAINT ? ERR_EXISTS : ERR_INTERNAL;
+    int rc = db_prepare(c, "INSERT INTO api_keys(key_id, workspace, key_hash, created_ms) VALUES(?1, ?2, ?3, ?4)"
+                           " ON CONFLICT(key_id) DO NOTHING", &q, e);
+    if (rc == 0) {
+        db_bind_textn(q, 1, key + 3, 8);
+        db_bind_text(q, 2, ws);
+        db_bind_blob(q, 3, h, sizeof h);
+        db_bind_int64(q, 4, time_now_ms());
+        rc = db_step(q, e);
+        if (rc == DB_DONE)
+            rc = db_changes(c) == 1 ? 0 : ERR_EXISTS;
     }
-    sqlite3_finalize(q);
+    db_finalize(q);
     return rc;
 }
 
-static int ws_count(sqlite3 *db, const char *name, int64_t *n)
+static int ws_count(struct db_conn *c, const char *name, int64_t *n, struct err *e)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    const char *sql = name ? "SELECT count(*) FROM workspaces WHERE name=?" : "SELECT count(*) FROM workspaces";
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK) {
+    struct db_stmt *q = NULL;
+    const char *sql = name ? "SELECT count(*) FROM workspaces WHERE name=?1" : "SELECT count(*) FROM workspaces";
+    int rc = db_prepare(c, sql, &q, e);
+    if (rc == 0) {
         if (name)
-            sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            *n = sqlite3_column_int64(q, 0);
+            db_bind_text(q, 1, name);
+        rc = db_step(q, e);
+        if (rc == DB_ROW) {
+            *n = db_col_int64(q, 0);
             rc = 0;
+        } else if (rc == DB_DONE) {
+            rc = ERR_INTERNAL;
         }
     }
-    sqlite3_finalize(q);
+    db_finalize(q);
     return rc;
 }
 
-/* Inside an open transaction: insert the workspace and a first key. */
-static int ws_insert(sqlite3 *db, const char *name, char key_out[STORE_KEY_LEN + 1])
+/* Inside an open transaction: insert the workspace and a first key.
+ * ERR_EXISTS when the name is taken. */
+static int ws_insert(struct db_conn *c, const char *name, char key_out[STORE_KEY_LEN + 1], struct err *e)
 {
-    sqlite3_stmt *q = NULL;
     char key[STORE_KEY_LEN + 1];
-    int rc = ERR_INTERNAL, s;
-    if (sqlite3_prepare_v2(db, "INSERT INTO workspaces(name, created_ms) VALUES(?,?)", -1, &q, NULL))
-        goto out;
-    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 2, time_now_ms());
-    s = sqlite3_step(q);
-    if (s != SQLITE_DONE) {
-        rc = s == SQLITE_CONSTRAINT ? ERR_EXISTS : ERR_INTERNAL;
-        goto out;
-    }
+    int rc = db_run(c, e, "INSERT INTO workspaces(name, created_ms) VALUES(?1, ?2) ON CONFLICT(name) DO NOTHING",
+                    "ti", name, time_now_ms());
+    if (rc == 0 && db_changes(c) != 1)
+        rc = ERR_EXISTS;
+    if (rc < 0)
+        return rc;
     do {
         key_new(key);
-        rc = key_insert(db, name, key);
+        rc = key_insert(c, name, key, e);
     } while (rc == ERR_EXISTS); /* key id collision: astronomically rare */
     if (rc == 0)
         memcpy(key_out, key, sizeof key);
-out:
-    sqlite3_finalize(q);
+    return rc;
+}
+
+/* Finish c's transaction: commit when rc is 0, else roll back.  Returns
+ * the outcome and gives c back. */
+static int tx_end(struct store *st, struct db_conn *c, int rc, struct err *e)
+{
+    if (!c)
+        return rc;
+    if (rc == 0)
+        rc = db_commit(c, e);
+    else
+        db_rollback(c);
+    db_release(st->db, c);
     return rc;
 }
 
 int store_workspace_create(struct store *st, const char *name, char key_out[STORE_KEY_LEN + 1])
 {
+    struct err e = ERR_INIT;
     if (!id_valid(name, STORE_WS_MAX))
         return ERR_INVALID;
-    sqlite3 *db = store_db_acquire(st);
-    int rc = store_tx_begin(db);
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
     if (rc == 0)
-        rc = ws_insert(db, name, key_out);
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    store_db_release(st, db);
-    return rc;
+        rc = ws_insert(c, name, key_out, &e);
+    return tx_end(st, c, rc, &e);
 }
 
 int store_key_create(struct store *st, const char *workspace, char key_out[STORE_KEY_LEN + 1])
 {
+    struct err e = ERR_INIT;
     char key[STORE_KEY_LEN + 1];
     int64_t n = 0;
-    sqlite3 *db = store_db_acquire(st);
-    int rc = store_tx_begin(db);
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
     if (rc == 0)
-        rc = ws_count(db, workspace, &n);
+        rc = ws_count(c, workspace, &n, &e);
     if (rc == 0 && n == 0)
         rc = ERR_NOTFOUND;
     if (rc == 0) {
         do {
             key_new(key);
-            rc = key_insert(db, workspace, key);
+            rc = key_insert(c, workspace, key, &e);
         } while (rc == ERR_EXISTS);
     }
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
+    rc = tx_end(st, c, rc, &e);
     if (rc == 0)
         memcpy(key_out, key, sizeof key);
-    store_db_release(st, db);
     return rc;
 }
 
 int store_workspace_ensure_default(struct store *st, const char *name, bool *created,
                                    char key_out[STORE_KEY_LEN + 1])
 {
+    struct err e = ERR_INIT;
     int64_t n = 0;
-    if (!id_valid(name, STORE_WS_MAX))
-        return ERR_INVALID;
-    sqlite3 *db = store_db_acquire(st);
-    int rc = store_tx_begin(db);
     *created = false;
     key_out[0] = 0;
+    if (!id_valid(name, STORE_WS_MAX))
+        return ERR_INVALID;
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
     if (rc == 0)
-        rc = ws_count(db, NULL, &n);
+        rc = ws_count(c, NULL, &n, &e);
     if (rc == 0 && n == 0) {
-        rc = ws_insert(db, name, key_out);
+        rc = ws_insert(c, name, key_out, &e);
         if (rc == 0)
             *created = true;
+        else if (rc == ERR_EXISTS) /* another process made it meanwhile */
+            rc = 0;
     }
-    rc = rc == 0 ? store_tx_commit(db) : (store_tx_rollback(db), rc);
-    if (rc < 0) {
+    rc = tx_end(st, c, rc, &e);
+    if (rc < 0 || !*created) {
         *created = false;
         key_out[0] = 0;
     }
-    store_db_release(st, db);
     return rc;
 }
 
 int store_key_verify(struct store *st, const char *key, char ws_out[STORE_WS_MAX + 1])
 {
+    struct err e = ERR_INIT;
     uint8_t h[32];
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_AUTH;
+    struct db_stmt *q = NULL;
+    int rc, s;
     if (!key || strlen(key) != STORE_KEY_LEN || memcmp(key, "vb_", 3) != 0)
         return ERR_AUTH;
     sha256(key, STORE_KEY_LEN, h);
-    sqlite3 *db = store_db_acquire(st);
-    if (sqlite3_prepare_v2(db, "SELECT key_hash, workspace FROM api_keys WHERE key_id=?", -1, &q, NULL)) {
-        rc = ERR_INTERNAL;
-        goto out;
-    }
-    sqlite3_bind_text(q, 1, key + 3, 8, SQLITE_STATIC);
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const void *hash = sqlite3_column_blob(q, 0);
-        const char *ws = (const char *)sqlite3_column_text(q, 1);
-        if (hash && sqlite3_column_bytes(q, 0) == 32 && ws && ct_equal(hash, h, 32) &&
-            strlen(ws) <= STORE_WS_MAX) {
-            strcpy(ws_out, ws);
-            rc = 0;
-            break;
+    struct db_conn *c = store__acquire(st, &e);
+    if (!c)
+        return e.code;
+    rc = db_prepare(c, "SELECT key_hash, workspace FROM api_keys WHERE key_id=?1", &q, &e);
+    if (rc == 0) {
+        db_bind_textn(q, 1, key + 3, 8);
+        rc = ERR_AUTH;
+        while ((s = db_step(q, &e)) == DB_ROW) {
+            size_t len = 0;
+            const void *hash = db_col_blob(q, 0, &len);
+            const char *ws = db_col_text(q, 1);
+            if (hash && len == 32 && ws && ct_equal(hash, h, 32) && strlen(ws) <= STORE_WS_MAX) {
+                strcpy(ws_out, ws);
+                rc = 0;
+                break;
+            }
         }
+        if (s < 0)
+            rc = s;
     }
-out:
-    sqlite3_finalize(q);
-    store_db_release(st, db);
+    db_finalize(q);
+    db_release(st->db, c);
     return rc;
 }
 
 int store_workspace_exists(struct store *st, const char *name)
 {
+    struct err e = ERR_INIT;
     int64_t n = 0;
-    sqlite3 *db = store_db_acquire(st);
-    int rc = ws_count(db, name, &n);
-    store_db_release(st, db);
+    struct db_conn *c = store__acquire(st, &e);
+    if (!c)
+        return e.code;
+    int rc = ws_count(c, name, &n, &e);
+    db_release(st->db, c);
     return rc < 0 ? rc : n > 0 ? 0 : ERR_NOTFOUND;
 }
 
@@ -413,75 +480,70 @@ int store_workspace_exists(struct store *st, const char *name)
 
 int store_workflow_put(struct store *st, const char *ws, const char *workflow_id, const char *definition)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
+    struct err e = ERR_INIT;
     if (!id_valid(workflow_id, 64) || !definition)
         return ERR_INVALID;
     if (strlen(definition) > WORKFLOW_MAX_BYTES)
         return ERR_LIMIT;
-    sqlite3 *db = store_db_acquire(st);
+    struct db_conn *c = store__acquire(st, &e);
+    if (!c)
+        return e.code;
     int64_t now = time_now_ms();
-    if (sqlite3_prepare_v2(db, "INSERT INTO workflows(workspace, workflow_id, definition, created_ms, updated_ms)"
-                               " VALUES(?,?,?,?,?) ON CONFLICT(workspace, workflow_id) DO UPDATE SET"
-                               " definition=excluded.definition, updated_ms=excluded.updated_ms",
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, ws, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, workflow_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 3, definition, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(q, 4, now);
-        sqlite3_bind_int64(q, 5, now);
-        rc = store_step_done(db, q);
-    }
-    sqlite3_finalize(q);
-    store_db_release(st, db);
+    int rc = db_run(c, &e,
+                    "INSERT INTO workflows(workspace, workflow_id, definition, created_ms, updated_ms)"
+                    " VALUES(?1, ?2, ?3, ?4, ?4) ON CONFLICT(workspace, workflow_id) DO UPDATE SET"
+                    " definition=excluded.definition, updated_ms=excluded.updated_ms",
+                    "ttti", ws, workflow_id, definition, now);
+    db_release(st->db, c);
     return rc;
 }
 
 int store_workflow_get(struct store *st, const char *ws, const char *workflow_id, char **definition)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    sqlite3 *db = store_db_acquire(st);
-    if (sqlite3_prepare_v2(db, "SELECT definition FROM workflows WHERE workspace=? AND workflow_id=?", -1, &q,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, ws, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, workflow_id, -1, SQLITE_STATIC);
-        int s = sqlite3_step(q);
-        if (s == SQLITE_ROW) {
-            *definition = xstrdup((const char *)sqlite3_column_text(q, 0));
+    struct err e = ERR_INIT;
+    struct db_stmt *q = NULL;
+    struct db_conn *c = store__acquire(st, &e);
+    if (!c)
+        return e.code;
+    int rc = db_prepare(c, "SELECT definition FROM workflows WHERE workspace=?1 AND workflow_id=?2", &q, &e);
+    if (rc == 0) {
+        db_bind_text(q, 1, ws);
+        db_bind_text(q, 2, workflow_id);
+        rc = db_step(q, &e);
+        if (rc == DB_ROW) {
+            *definition = xstrdup(db_col_text(q, 0));
             rc = 0;
-        } else if (s == SQLITE_DONE) {
+        } else if (rc == DB_DONE) {
             rc = ERR_NOTFOUND;
         }
     }
-    sqlite3_finalize(q);
-    store_db_release(st, db);
+    db_finalize(q);
+    db_release(st->db, c);
     return rc;
 }
 
 int store_workflow_list(struct store *st, const char *ws, json_t **out)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
+    struct err e = ERR_INIT;
+    struct db_stmt *q = NULL;
     json_t *arr = json_array();
-    sqlite3 *db = store_db_acquire(st);
-    if (sqlite3_prepare_v2(db, "SELECT workflow_id, created_ms, updated_ms FROM workflows WHERE workspace=?"
-                               " ORDER BY workflow_id", -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(q, 1, ws, -1, SQLITE_STATIC);
-        int s;
-        while ((s = sqlite3_step(q)) == SQLITE_ROW) {
-            char c[TIME_ISO_LEN], u[TIME_ISO_LEN];
-            time_iso8601(sqlite3_column_int64(q, 1), c);
-            time_iso8601(sqlite3_column_int64(q, 2), u);
-            json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "workflowId",
-                                                 (const char *)sqlite3_column_text(q, 0), "createdAt", c,
-                                                 "updatedAt", u));
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? 0 : e.code;
+    if (rc == 0)
+        rc = db_prepare(c, "SELECT workflow_id, created_ms, updated_ms FROM workflows WHERE workspace=?1"
+                           " ORDER BY workflow_id", &q, &e);
+    if (rc == 0) {
+        db_bind_text(q, 1, ws);
+        while ((rc = db_step(q, &e)) == DB_ROW) {
+            char cr[TIME_ISO_LEN], up[TIME_ISO_LEN];
+            time_iso8601(db_col_int64(q, 1), cr);
+            time_iso8601(db_col_int64(q, 2), up);
+            json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "workflowId", db_col_text(q, 0), "createdAt",
+                                                 cr, "updatedAt", up));
         }
-        if (s == SQLITE_DONE)
-            rc = 0;
     }
-    sqlite3_finalize(q);
-    store_db_release(st, db);
+    db_finalize(q);
+    db_release(st->db, c);
     if (rc == 0)
         *out = arr;
     else
@@ -491,17 +553,13 @@ int store_workflow_list(struct store *st, const char *ws, json_t **out)
 
 int store_workflow_delete(struct store *st, const char *ws, const char *workflow_id)
 {
-    sqlite3_stmt *q = NULL;
-    int rc = ERR_INTERNAL;
-    sqlite3 *db = store_db_acquire(st);
-    if (sqlite3_prepare_v2(db, "DELETE FROM workflows WHERE workspace=? AND workflow_id=?", -1, &q, NULL) ==
-        SQLITE_OK) {
-        sqlite3_bind_text(q, 1, ws, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, workflow_id, -1, SQLITE_STATIC);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = sqlite3_changes(db) > 0 ? 0 : ERR_NOTFOUND;
-    }
-    sqlite3_finalize(q);
-    store_db_release(st, db);
+    struct err e = ERR_INIT;
+    struct db_conn *c = store__acquire(st, &e);
+    if (!c)
+        return e.code;
+    int rc = db_run(c, &e, "DELETE FROM workflows WHERE workspace=?1 AND workflow_id=?2", "tt", ws, workflow_id);
+    if (rc == 0 && db_changes(c) == 0)
+        rc = ERR_NOTFOUND;
+    db_release(st->db, c);
     return rc;
 }

@@ -49,6 +49,22 @@ struct store;
  * migrations ("core" component: workspaces, api_keys, workflows, outbox).
  * The caller frees *out with store_close(). */
 int store_open(const char *data_dir, struct store **out);
+/* The same with the database named: db_target NULL or "" is SQLite in
+ * DATA/vbatch.db; "postgres://..." / "postgresql://..." is a PostgreSQL
+ * database (any libpq URI; the data folder still holds the blobs and the
+ * secret).  A bad URL, an unreachable server, a wrong password or a
+ * database migrated by a newer vbatch fail here with a one-line reason in
+ * *e (ERR_INVALID, ERR_UNAVAILABLE, ERR_AUTH, ERR_UNSUPPORTED); the
+ * password never appears in it.  PostgreSQL carries the core tables only
+ * so far: code on store_db_acquire()/store_migrate() (staging, jobs until
+ * they move onto the owner files) is SQLite-only, and callers check
+ * store_db_is_sqlite() before starting it. */
+int store_open_ex(const char *data_dir, const char *db_target, struct store **out, struct err *e);
+/* Whether the database is SQLite (else PostgreSQL). */
+bool store_db_is_sqlite(const struct store *st);
+/* The database's name for messages: the SQLite path, or the URI without
+ * its password. */
+const char *store_db_name(const struct store *st);
 /* Stop the outbox sender if running, close every connection.  NULL ok.
  * All borrowed connections must have been given back. */
 void store_close(struct store *st);
@@ -78,7 +94,9 @@ int store_space_check(struct store *st, int64_t need, const char *what, struct e
 
 /* Borrow a connection from the pool (blocks while all are in use).  The
  * connection has WAL, foreign keys on and a 5 s busy timeout.  Give it back
- * with store_db_release() from the same thread; never close it. */
+ * with store_db_release() from the same thread; never close it.  SQLite
+ * only (the way across for code not yet on the owner files): on a
+ * PostgreSQL store it aborts. */
 sqlite3 *store_db_acquire(struct store *st);
 void store_db_release(struct store *st, sqlite3 *db);
 
@@ -99,7 +117,9 @@ int store_sql_err(sqlite3 *db, int src);
  * DELETE): 0 on SQLITE_DONE, else store_sql_err().  Does not finalize. */
 int store_step_done(sqlite3 *db, sqlite3_stmt *q);
 
-/* Schema migrations for a component (e.g. "jobs").  stmts[i] is the SQL of
+/* Schema migrations for a component (e.g. "jobs"); SQLite only (a
+ * PostgreSQL store refuses with ERR_UNSUPPORTED: owner files under store/
+ * migrate with db_migrate and one list per backend).   stmts[i] is the SQL of
  * migration i+1 (several statements separated by ';' are fine).  The ones
  * above the component's recorded version are applied in order, each in its
  * own transaction together with the version bump.  Calling it again with
@@ -244,14 +264,13 @@ int store_net_check_url(struct store *st, const char *url, const char **why);
  * secret>".  order_key (<= 512 bytes, NULL = none): webhooks of one
  * workspace with the same key are delivered one at a time in the order
  * they were queued (committed); a later one waits until the earlier is
- * delivered or has failed for good ("job/<id>", "ingest/<id>").  The _db
- * variant joins the caller's open transaction, so the webhook is durable
- * exactly when the state change is.  ERR_INVALID for a payload that is
- * not a JSON object or too long. */
+ * delivered or has failed for good ("job/<id>", "ingest/<id>").  The
+ * owner files under store/ queue inside their own transaction with
+ * store__outbox_enqueue (store_int.h), so the webhook is durable exactly
+ * when the state change is.  ERR_INVALID for a payload that is not a JSON
+ * object or too long. */
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign);
-int store_outbox_enqueue_db(sqlite3 *db, const char *url, const char *workspace, const char *order_key,
-                            const char *payload, bool sign);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */

@@ -52,15 +52,29 @@ static inline struct db *store__db(struct store *st)
     return st->db;
 }
 
-/* sql_sqlite.c: the core schema, one statement text per migration. */
+/* Borrow / give back a connection of st's pool for an owner file's
+ * statements.  NULL with ERR_UNAVAILABLE in *e when a PostgreSQL server
+ * cannot be reached. */
+struct db_conn *store__acquire(struct store *st, struct err *e);
+void store__release(struct store *st, struct db_conn *c);
+
+/* sql_sqlite.c / sql_pg.c: the core schema, one statement text per
+ * migration, one list per backend. */
 extern const char *const store__core_migrations[];
 extern const int store__core_migrations_n;
+extern const char *const store__core_migrations_pg[];
+extern const int store__core_migrations_pg_n;
 
 /* net.c */
 bool store__net_addr_allowed(struct store *st, const struct sockaddr *sa);
 void store__net_free(struct store *st);
 
 /* outbox.c */
+/* Queue a webhook inside c's open transaction (the owner files' way to
+ * report a state change exactly when it commits; see store_outbox_enqueue
+ * in store.h for the arguments).  ERR_INVALID for a bad argument. */
+int store__outbox_enqueue(struct db_conn *c, const char *url, const char *workspace, const char *order_key,
+                          const char *payload, bool sign, struct err *e);
 void store__outbox_init(struct store *st);
 void store__outbox_destroy(struct store *st);
 

@@ -118,12 +118,33 @@ class Response:
         return f'<{self.status} {self.body[:300]!r}>'
 
 
+# VBATCH_E2E_DB=pg runs the servers (and their CLI calls) on the
+# PostgreSQL database of VBATCH_TEST_PG instead of SQLite: each data folder
+# gets a schema of its own (a restart on the same folder finds its rows),
+# through VBATCH_DB, with VBATCH_PG_EXPERIMENTAL=1.  Not part of the suite
+# yet: a trial of how far serve runs on PostgreSQL (docs/STORAGE.md).
+E2E_PG = os.environ.get('VBATCH_TEST_PG', '') if os.environ.get('VBATCH_E2E_DB') == 'pg' else ''
+
+
+def pg_db_for(data):
+    """The VBATCH_DB of a data folder on E2E_PG: a fresh schema the first time."""
+    import hashlib
+    name = 'e2e_' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16]
+    subprocess.run(['psql', '-X', '-q', E2E_PG, '-c', 'CREATE SCHEMA IF NOT EXISTS ' + name],
+                   check=True, capture_output=True, timeout=30)
+    sep = '&' if '?' in E2E_PG else '?'
+    return E2E_PG + sep + 'options=' + urllib.parse.quote('-csearch_path=' + name)
+
+
 class Server:
     def __init__(self, tmpdir, args=(), env=None, key=None):
         self.tmpdir = tmpdir
         self.data = os.path.join(tmpdir, 'data')
         self.args = list(args)
-        self.env = env or {}
+        self.env = dict(env or {})
+        if E2E_PG and 'VBATCH_DB' not in self.env:
+            self.env['VBATCH_DB'] = pg_db_for(self.data)
+            self.env['VBATCH_PG_EXPERIMENTAL'] = '1'  # serve's refusal of PostgreSQL, lifted
         self.proc = None
         self.port = None
         self.key = key

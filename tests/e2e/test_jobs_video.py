@@ -285,3 +285,58 @@ def test_trace_heatmap_path_deviation_aggregator_per_video(vsrv):
     assert strip(per['a.mp4']) == strip(per['b.mp4'])
     assert sorted(exp['members']) == sorted(f'{r["image"]}/{r["frame_number"]}/viz.jpg' for r in rows)
     assert all(v[:2] == b'\xff\xd8' for v in exp['members'].values())
+
+
+# background model blocks (blocks/motion.c): one MOG2 model per video
+MOTION_WF = {
+    'version': '1.0',
+    'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
+    'steps': [
+        {'type': 'roboflow_core/motion_detection@v1', 'name': 'md', 'image': '$inputs.image',
+         'history': 5, 'minimum_contour_area': 50},
+        {'type': 'roboflow_core/background_subtraction@v1', 'name': 'bg', 'image': '$inputs.image',
+         'history': 5},
+    ],
+    'outputs': [
+        {'type': 'JsonField', 'name': 'motion', 'selector': '$steps.md.motion'},
+        {'type': 'JsonField', 'name': 'alarm', 'selector': '$steps.md.alarm'},
+        {'type': 'JsonField', 'name': 'zones', 'selector': '$steps.md.motion_zones'},
+        {'type': 'JsonField', 'name': 'dets', 'selector': '$steps.md.detections'},
+        {'type': 'JsonField', 'name': 'mask', 'selector': '$steps.bg.image'},
+    ],
+}
+
+
+def test_motion_detection_and_background_subtraction_per_video(vsrv):
+    put_workflow(vsrv, 'vmotion', MOTION_WF)
+    r = bp(vsrv, 'POST', '/vmotion', video_body('clips', 'vmotion', persist=True,
+                                                spec={'imagesOutputsToBePersisted': ['mask']}))
+    assert r.status == 200, r
+    job = wait_job(vsrv, 'vmotion')
+    assert job['error'] is False, job
+    exp = download_export(vsrv, 'vmotion')
+    rows = results_rows(exp, 'jsonl')
+    per = {n: sorted((r for r in rows if r['image'] == n), key=lambda r: r['frame_number'])
+           for n in ('a.mp4', 'b.mp4')}
+    for n, rs in per.items():
+        assert [r['frame_number'] for r in rs] == list(range(1, FRAMES + 1))
+        # the first `history` frames of each video are suppressed
+        for r in rs[:5]:
+            assert (r['motion'], r['alarm'], r['zones']) == (False, False, []), (n, r)
+            assert r['dets']['predictions'] == []
+        # the model's first frame marks everything as shadow: one contour
+        # around the whole frame, and the alarm goes off
+        first = rs[5]
+        assert first['motion'] is True and first['alarm'] is True, first
+        assert first['zones'] == [[[0, 0], [0, 239], [319, 239], [319, 0]]], first['zones']
+        (d,) = first['dets']['predictions']
+        assert (d['x'], d['y'], d['width'], d['height'], d['class']) == (160, 120, 320, 240, 'motion')
+        # alarm only where motion starts
+        for prev, cur in zip(rs[5:], rs[6:]):
+            assert cur['alarm'] == (cur['motion'] and not prev['motion'])
+            assert len(cur['zones']) == len(cur['dets']['predictions'])
+    # each video with its own models: the same values for the same video twice
+    def strip(rs):
+        return [(r['motion'], r['alarm'], r['zones']) for r in rs]
+    assert strip(per['a.mp4']) == strip(per['b.mp4'])
+    assert sorted(exp['members']) == sorted(f'{r["image"]}/{r["frame_number"]}/mask.jpg' for r in rows)

@@ -9,8 +9,10 @@
 #include <sys/stat.h>
 
 #include "base/base.h"
+#include "store/db.h"
 #include "store/store.h"
 #include "t.h"
+#include "t_pg.h"
 #include "test_store_recv.h"
 
 static char *tmpdir(void)
@@ -25,24 +27,51 @@ static struct store *open_tmp(void)
 {
     struct store *st = NULL;
     char *d = tmpdir();
-    if (store_open(d, &st) < 0)
+    if (t_open(d, &st) < 0)
         T_FAIL("store_open failed");
     free(d);
     return st;
+}
+
+/* The test's database, opened beside the store (a second connection, as
+ * another process would have): one statement, the first column of its
+ * first row (-1 when none). */
+static int64_t sql_int(struct store *st, const char *sql)
+{
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
+    if (db_open(path, 1, &d, &e) < 0)
+        T_FAIL("db_open: %s", e.msg);
+    free(path);
+    struct db_conn *c = db_acquire(d, &e);
+    struct db_stmt *q = NULL;
+    int64_t v = -1;
+    if (db_prepare(c, sql, &q, &e) < 0)
+        T_FAIL("%s: %s", sql, e.msg);
+    int rc = db_step(q, &e);
+    if (rc < 0)
+        T_FAIL("%s: %s", sql, e.msg);
+    if (rc == DB_ROW)
+        v = db_col_int64(q, 0);
+    db_finalize(q);
+    db_release(d, c);
+    db_close(d);
+    return v;
 }
 
 TEST(open_twice_and_migrate_idempotent)
 {
     char *d = tmpdir();
     struct store *st = NULL;
-    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(t_open(d, &st));
     static const char *const m[] = {"CREATE TABLE jobs_x(id INTEGER PRIMARY KEY, v TEXT)",
                                     "ALTER TABLE jobs_x ADD COLUMN w INTEGER"};
     ASSERT_OK(store_migrate(st, "jobs", m, 1));
     ASSERT_OK(store_migrate(st, "jobs", m, 2));
     ASSERT_OK(store_migrate(st, "jobs", m, 2));
     store_close(st);
-    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(t_open(d, &st));
     ASSERT_OK(store_migrate(st, "jobs", m, 2));
     sqlite3 *db = store_db_acquire(st);
     ASSERT_OK(store_exec(db, "INSERT INTO jobs_x(v, w) VALUES('a', 1)"));
@@ -60,7 +89,7 @@ TEST(open_twice_and_migrate_idempotent)
     free(d);
 }
 
-TEST(workspace_keys)
+BOTH(workspace_keys)
 {
     struct store *st = open_tmp();
     char key[STORE_KEY_LEN + 1], key2[STORE_KEY_LEN + 1], ws[STORE_WS_MAX + 1];
@@ -90,7 +119,16 @@ TEST(workspace_keys)
     ASSERT_STR_EQ(ws, "default");
     ASSERT_OK(store_workspace_exists(st, "default"));
     ASSERT_EQ(store_workspace_exists(st, "zzz"), ERR_NOTFOUND);
-    /* The clear key is nowhere in the database file. */
+    /* The clear key is nowhere in the database (SQLite: its file). */
+    if (t_db) {
+        char *sql = xasprintf("SELECT count(*) FROM api_keys WHERE position('%.20s' in encode(key_hash, 'escape')) > 0"
+                              " OR position('%.20s' in key_id) > 0", key + 11, key + 11);
+        ASSERT_EQ(sql_int(st, sql), 0);
+        ASSERT_EQ(sql_int(st, "SELECT count(*) FROM api_keys WHERE length(key_hash) = 32"), 3);
+        free(sql);
+        store_close(st);
+        return;
+    }
     char *path = xasprintf("%s/vbatch.db", store_data_dir(st));
     store_close(st);
     char *data;
@@ -101,7 +139,7 @@ TEST(workspace_keys)
     free(path);
 }
 
-TEST(workflows)
+BOTH(workflows)
 {
     struct store *st = open_tmp();
     char *def = NULL;
@@ -278,7 +316,7 @@ TEST(net_guard)
     store_close(st);
 }
 
-TEST(outbox_retry_backoff_attempts)
+BOTH(outbox_retry_backoff_attempts)
 {
     struct store *st = open_tmp();
     struct recv_srv r;
@@ -329,7 +367,7 @@ TEST(outbox_retry_backoff_attempts)
     store_close(st);
 }
 
-TEST(outbox_gives_up_and_survives_restart)
+BOTH(outbox_gives_up_and_survives_restart)
 {
     char *d = tmpdir();
     struct store *st = NULL;
@@ -337,11 +375,11 @@ TEST(outbox_gives_up_and_survives_restart)
     static const int statuses[] = {500};
     recv_start(&r, statuses, 1);
     char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
-    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(t_open(d, &st));
     ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"a\":1}", false));
     ASSERT_EQ(store_outbox_enqueue(st, url, "ws", NULL, "[1]", false), ERR_INVALID);
     store_close(st); /* never sent: the row is durable */
-    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(t_open(d, &st));
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
     struct store_outbox_opts o;
     store_outbox_opts_default(&o);
@@ -364,7 +402,7 @@ TEST(outbox_gives_up_and_survives_restart)
     free(d);
 }
 
-TEST(outbox_refuses_loopback_without_allow)
+BOTH(outbox_refuses_loopback_without_allow)
 {
     struct store *st = open_tmp();
     struct recv_srv r;
@@ -510,17 +548,10 @@ static int64_t req_int(struct recv_srv *r, int i, const char *key)
 
 static int64_t row_int(struct store *st, const char *sql)
 {
-    sqlite3 *db = store_db_acquire(st);
-    sqlite3_stmt *q = NULL;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-        v = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    store_db_release(st, db);
-    return v;
+    return sql_int(st, sql);
 }
 
-TEST(outbox_hanging_destination_holds_only_its_slots)
+BOTH(outbox_hanging_destination_holds_only_its_slots)
 {
     struct store *st = open_tmp();
     struct hang_srv h;
@@ -568,7 +599,7 @@ TEST(outbox_hanging_destination_holds_only_its_slots)
     free(url);
 }
 
-TEST(outbox_order_key_one_at_a_time)
+BOTH(outbox_order_key_one_at_a_time)
 {
     struct store *st = open_tmp();
     struct recv_srv ra, rb;
@@ -615,7 +646,7 @@ TEST(outbox_order_key_one_at_a_time)
     free(ub);
 }
 
-TEST(outbox_backoff_counts_from_each_failure)
+BOTH(outbox_backoff_counts_from_each_failure)
 {
     struct store *st = open_tmp();
     struct recv_srv r;
@@ -641,7 +672,7 @@ TEST(outbox_backoff_counts_from_each_failure)
     free(url);
 }
 
-TEST(outbox_two_senders_one_database)
+BOTH(outbox_two_senders_one_database)
 {
     /* two stores on one data folder stand for two processes */
     char *d = tmpdir();
@@ -650,8 +681,8 @@ TEST(outbox_two_senders_one_database)
     static const int ok[] = {200};
     recv_start(&r, ok, 1);
     char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
-    ASSERT_OK(store_open(d, &a));
-    ASSERT_OK(store_open(d, &b));
+    ASSERT_OK(t_open(d, &a));
+    ASSERT_OK(t_open(d, &b));
     ASSERT_OK(store_net_allow_set(a, "127.0.0.1"));
     ASSERT_OK(store_net_allow_set(b, "127.0.0.1"));
     enum { N = 48 };
@@ -685,7 +716,7 @@ TEST(outbox_two_senders_one_database)
     free(d);
 }
 
-TEST(outbox_crash_during_post_retried_with_same_payload)
+BOTH(outbox_crash_during_post_retried_with_same_payload)
 {
     char *d = tmpdir();
     struct hang_srv h;
@@ -698,7 +729,7 @@ TEST(outbox_crash_during_post_retried_with_same_payload)
     ASSERT(pid >= 0);
     if (pid == 0) { /* the process that dies during its POST */
         struct store *st = NULL;
-        if (store_open(d, &st) < 0 || store_net_allow_set(st, "127.0.0.1") < 0 ||
+        if (t_open(d, &st) < 0 || store_net_allow_set(st, "127.0.0.1") < 0 ||
             store_outbox_enqueue(st, hurl, "ws", "job/x", "{\"event_id\":\"ev-1\"}", false) < 0 ||
             store_outbox_start(st, &o) < 0)
             _exit(3);
@@ -711,7 +742,7 @@ TEST(outbox_crash_during_post_retried_with_same_payload)
     waitpid(pid, NULL, 0);
     int64_t killed = time_now_ms();
     struct store *st = NULL;
-    ASSERT_OK(store_open(d, &st));
+    ASSERT_OK(t_open(d, &st));
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
     /* the row is claimed: attempt 1 counted, leased until next_ms */
     ASSERT_EQ(row_int(st, "SELECT attempts FROM outbox WHERE state='pending'"), 1);
@@ -721,11 +752,9 @@ TEST(outbox_crash_during_post_retried_with_same_payload)
     struct recv_srv r;
     static const int ok[] = {200};
     recv_start(&r, ok, 1);
-    sqlite3 *db = store_db_acquire(st);
     char *sql = xasprintf("UPDATE outbox SET url='http://127.0.0.1:%d/hook', dest='127.0.0.1:%d'", r.port, r.port);
-    ASSERT_OK(store_exec(db, sql));
+    (void)sql_int(st, sql);
     free(sql);
-    store_db_release(st, db);
     ASSERT_OK(store_outbox_start(st, &o));
     ASSERT_EQ(recv_wait(&r, 1, 10000), 1);
     ASSERT_GE(r.req_ms[0], lease_end - 5); /* not before the lease ended */
@@ -743,7 +772,7 @@ TEST(outbox_crash_during_post_retried_with_same_payload)
     free(d);
 }
 
-TEST(outbox_rows_from_before_dest_column)
+BOTH(outbox_rows_from_before_dest_column)
 {
     /* rows queued before migration 4 have dest '': worked out from url */
     struct store *st = open_tmp();
@@ -754,9 +783,7 @@ TEST(outbox_rows_from_before_dest_column)
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
     for (int i = 0; i < 3; i++)
         ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"old\":true}", false));
-    sqlite3 *db = store_db_acquire(st);
-    ASSERT_OK(store_exec(db, "UPDATE outbox SET dest=''"));
-    store_db_release(st, db);
+    (void)sql_int(st, "UPDATE outbox SET dest=''");
     struct store_outbox_opts o;
     store_outbox_opts_default(&o);
     o.max_per_dest = 1;

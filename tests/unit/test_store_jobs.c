@@ -11,6 +11,7 @@
 #include "store/store_jobs.h"
 #include "store/store_models.h"
 #include "t.h"
+#include "t_pg.h"
 
 static struct store *open_tmp(void)
 {
@@ -19,7 +20,7 @@ static struct store *open_tmp(void)
     char *d = strdup("/tmp/vbatch-store-jobs-XXXXXX");
     if (!mkdtemp(d))
         abort();
-    if (store_open(d, &st) < 0)
+    if (t_open(d, &st) < 0)
         T_FAIL("store_open failed");
     free(d);
     if (store_jobs_migrate(st, &e) < 0)
@@ -66,7 +67,7 @@ static struct store_task task(struct store *st, int64_t pk)
     return t;
 }
 
-TEST(create_claim_complete_export_succeeds)
+BOTH(create_claim_complete_export_succeeds)
 {
     struct store *st = open_tmp();
     int64_t pk = make_job(st, "j1", "simple-image-processing-v1", 2), found = 0;
@@ -156,7 +157,7 @@ TEST(create_claim_complete_export_succeeds)
 
 /* The end of a job whose items all failed names videos or images by the
  * job type read from the stored definition (no json function in SQL). */
-TEST(all_failed_message_reads_the_job_type)
+BOTH(all_failed_message_reads_the_job_type)
 {
     struct store *st = open_tmp();
     const char *types[2] = {"simple-video-processing-v1", "simple-image-processing-v1"};
@@ -181,7 +182,7 @@ TEST(all_failed_message_reads_the_job_type)
     store_close(st);
 }
 
-TEST(release_heartbeat_error_and_restart)
+BOTH(release_heartbeat_error_and_restart)
 {
     struct store *st = open_tmp();
     int64_t pk = make_job(st, "j2", "simple-image-processing-v1", 1), now = time_now_ms();
@@ -247,7 +248,7 @@ TEST(release_heartbeat_error_and_restart)
     store_close(st);
 }
 
-TEST(models_rows)
+BOTH(models_rows)
 {
     struct store *st = open_tmp();
     char *old = NULL;

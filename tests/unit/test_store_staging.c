@@ -10,6 +10,7 @@
 #include "store/store.h"
 #include "store/store_staging.h"
 #include "t.h"
+#include "t_pg.h"
 
 #define DAY (24LL * 3600 * 1000)
 
@@ -20,7 +21,7 @@ static struct store *open_tmp(void)
     char *d = strdup("/tmp/vbatch-sstaging-XXXXXX");
     if (!mkdtemp(d))
         abort();
-    if (store_open(d, &st) < 0)
+    if (t_open(d, &st) < 0)
         T_FAIL("store_open failed");
     free(d);
     if (store_staging_migrate(st, &e) < 0 || store_staging_migrate(st, &e) < 0)
@@ -33,7 +34,7 @@ static struct store_item_new item(const char *part, const char *name, const char
     return (struct store_item_new){part, name, NULL, ct, "image/png", key, 10};
 }
 
-TEST(batch_modes_counts_and_content_type)
+BOTH(batch_modes_counts_and_content_type)
 {
     struct store *st = open_tmp();
     struct err e = ERR_INIT;
@@ -113,7 +114,7 @@ TEST(batch_modes_counts_and_content_type)
     store_close(st);
 }
 
-TEST(tar_upload_shard_finished_once_with_webhook)
+BOTH(tar_upload_shard_finished_once_with_webhook)
 {
     struct store *st = open_tmp();
     struct err e = ERR_INIT;
@@ -168,7 +169,7 @@ TEST(tar_upload_shard_finished_once_with_webhook)
     store_close(st);
 }
 
-TEST(reference_ingest_once_and_last_shard_webhook)
+BOTH(reference_ingest_once_and_last_shard_webhook)
 {
     struct store *st = open_tmp();
     struct err e = ERR_INIT;

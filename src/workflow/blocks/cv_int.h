@@ -8,6 +8,7 @@
 #define VBATCH_CV_INT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "vision/vision.h"
 
@@ -31,5 +32,33 @@ int cv__equalize_hist_sk(struct vis_image *img);
 int cv__contrast_stretch(struct vis_image *img);
 /* Morphology by Roboflow's operation name ("Closing", "Opening then Closing", ...). */
 int cv__morph_named(struct vis_image *img, const char *op, int k);
+
+/* External contours of a GRAY image (blocks/measure.c). */
+struct cv_contours {
+    int *pts;       /* x, y pairs of every external contour, in discovery order */
+    size_t npts, cap;
+    size_t *start;  /* contour k: pts[start[k] .. start[k + 1]), n + 1 entries */
+    size_t n, scap;
+};
+/* cv2.findContours(gray != 0, RETR_EXTERNAL, CHAIN_APPROX_SIMPLE) points,
+ * contours in discovery order (OpenCV lists them last found first).  The
+ * caller frees o->pts and o->start (also on error).  ERR_LIMIT beyond 2^20
+ * points, ERR_NOMEM. */
+int cv__find_contours(const struct vis_image *gray, struct cv_contours *o);
+/* cv2.getStructuringElement(MORPH_ELLIPSE, (k, k)) as k * k bytes 0/1,
+ * row-major (blocks/motion.c); ERR_INVALID outside 1..255. */
+int cv__ellipse_kernel(int k, uint8_t *out);
+/* cv2.arcLength(pts, closed=True) of n integer points (x, y pairs). */
+double cv__arc_length(const int *p, size_t n);
+/* cv2.approxPolyDP(src, eps, closed=True) of count integer points (OpenCV
+ * 4.6: distances to the chord's line); dst has room for count points,
+ * stack for 2 * count + 2 entries; returns the number of points written. */
+size_t cv__approx_poly_closed(const int *src, size_t count, double eps, int *dst, size_t *stack);
+/* cv2.convexHull(pts, clockwise=True) of n integer points into hull (room
+ * for n + 1 points), OpenCV's first vertex and direction (blocks/zone.c). */
+size_t cv__convex_hull(const int *pts, size_t n, int *hull);
+/* cv2.fillPoly(mask, [pts], 255) of n integer points on a new w x h GRAY
+ * image (blocks/zone.c); ERR_NOMEM. */
+int cv__fill_poly(const int *pts, size_t n, int w, int h, struct vis_image **out);
 
 #endif

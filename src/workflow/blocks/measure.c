@@ -56,6 +56,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "workflow/blocks/cv_int.h"
 #include "workflow/blocks/viz_int.h"
 #include "workflow/wf_int.h"
 
@@ -866,14 +867,7 @@ struct ct_border {
     int parent;
 };
 
-struct ct_out {
-    int *pts;       /* x, y pairs of every external contour, in discovery order */
-    size_t npts, cap;
-    size_t *start;  /* contour k: pts[start[k] .. start[k + 1]) */
-    size_t n, scap;
-};
-
-static void ct_push(struct ct_out *o, int x, int y)
+static void ct_push(struct cv_contours *o, int x, int y)
 {
     if (o->npts == o->cap) {
         o->cap = o->cap ? o->cap * 2 : 256;
@@ -889,7 +883,7 @@ static void ct_push(struct ct_out *o, int x, int y)
  * and, when keep, stores the CHAIN_APPROX_SIMPLE points (image
  * coordinates: padded minus 1). */
 static void ct_trace(int32_t *f, int fw, int x0, int y0, bool hole, int32_t nbd, bool keep,
-                     struct ct_out *o)
+                     struct cv_contours *o)
 {
     int32_t *i0 = f + (size_t)y0 * fw + x0;
     ptrdiff_t delta[8];
@@ -936,8 +930,8 @@ static void ct_trace(int32_t *f, int fw, int x0, int y0, bool hole, int32_t nbd,
 
 /* cv2.findContours(gray != 0, RETR_EXTERNAL, CHAIN_APPROX_SIMPLE): the
  * outer borders whose parent is the frame, in OpenCV's order (the reverse
- * of their discovery in the raster scan). */
-static int ct_find(const struct vis_image *gray, struct ct_out *o)
+ * of their discovery in the raster scan).  Declared in cv_int.h. */
+int cv__find_contours(const struct vis_image *gray, struct cv_contours *o)
 {
     int w = gray->w, h = gray->h, fw = w + 2;
     int32_t *f = calloc((size_t)fw * (size_t)(h + 2), sizeof *f);
@@ -1005,13 +999,13 @@ static int contours_run(struct wf_call *c)
     for (size_t i = 0; i < wf_call_n(c); i++) {
         const struct wf_image *im = wf_arg_image(c, i, "image");
         int64_t thick = wf_arg_int(c, i, "line_thickness", 3);
-        struct ct_out o = {0};
+        struct cv_contours o = {0};
         if (!im)
             continue;
         if (thick < -1 || thick > 1000)
             return wf_call_fail(c, "line_thickness must be in -1..1000, got %lld", (long long)thick);
         struct vis_image *gray = gray_cv2(im->img), *out = NULL;
-        int rc = gray ? ct_find(gray, &o) : ERR_NOMEM;
+        int rc = gray ? cv__find_contours(gray, &o) : ERR_NOMEM;
         if (rc == 0)
             rc = vis_convert(gray, VIS_BGR, &out);
         vis_image_free(gray);
@@ -1136,8 +1130,8 @@ static int sm_det_dims(const struct wf_det *d, double *w, double *h)
     int ox, oy, rc = d->img_w > 0 && d->img_h > 0 ? viz__det_mask(d, d->img_w, d->img_h, &m, &ox, &oy) : 0;
     if (rc < 0 || !m)
         return rc;
-    struct ct_out o = {0};
-    rc = ct_find(m, &o);
+    struct cv_contours o = {0};
+    rc = cv__find_contours(m, &o);
     vis_image_free(m);
     if (rc == 0 && o.n) {
         /* max(contours, key=contourArea): the first largest in OpenCV's order */

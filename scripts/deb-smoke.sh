@@ -22,7 +22,7 @@ dpkg -s vbatch >/dev/null 2>&1 && dpkg --purge vbatch >/dev/null 2>&1
 
 if dpkg -i "$deb" >/tmp/vbatch-deb-install.log 2>&1; then ok install
 else cat /tmp/vbatch-deb-install.log; bad install; finish; fi
-check user getent passwd vbatch >/dev/null
+check user sh -c 'getent passwd vbatch >/dev/null'
 check datadir test "$(stat -c %U /var/lib/vbatch 2>/dev/null)" = vbatch
 check binary test -x /usr/bin/vbatch
 check units test -f /lib/systemd/system/vbatch.service -a -f /lib/systemd/system/vbatch-worker.service

@@ -63,6 +63,12 @@ int db_open(const char *target, int max_conns, struct db **out, struct err *e)
     *out = NULL;
     if (!target || !*target)
         return err_set(e, ERR_INVALID, "no database given");
+    const char *scheme_end = strstr(target, "://");
+    if (scheme_end && !is_pg_target(target))
+        return err_set(e, ERR_INVALID,
+                       "bad database URL: the scheme '%.*s' is none this vbatch knows (postgres://…,"
+                       " postgresql://…, or the path of a SQLite file)",
+                       (int)(scheme_end - target) + 3, target);
     d = xcalloc(1, sizeof *d);
     d->kind = is_pg_target(target) ? DB_POSTGRES : DB_SQLITE;
     d->target = xstrdup(target);

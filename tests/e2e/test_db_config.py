@@ -57,6 +57,12 @@ def test_bad_url_and_unreachable_server_exit_2_without_password(tmp_path):
         lines = error_lines(p)
         assert len(lines) == 1 and 'bad database URL' in lines[0], (cmd, p.stderr)
         assert 's3cret-pw' not in p.stderr + p.stdout
+    # a URL of another scheme is a bad URL, not the name of a SQLite file
+    p = run('serve', '--data', str(tmp_path), '--db', 'mysql://u:s3cret-pw@host/db')
+    assert p.returncode == 2, p.stderr
+    lines = error_lines(p)
+    assert len(lines) == 1 and 'bad database URL' in lines[0] and "'mysql://'" in lines[0], p.stderr
+    assert 's3cret-pw' not in p.stderr + p.stdout
     p = run('serve', '--data', str(tmp_path), env={'VBATCH_DB': 'postgresql://u:s3cret-pw@127.0.0.1:1/db'})
     assert p.returncode == 2, p.stderr
     lines = error_lines(p)

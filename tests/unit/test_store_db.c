@@ -266,6 +266,12 @@ TEST(targets_and_display_names)
     ASSERT(strstr(e.msg, "/nonexistent-dir/x/y.db") != NULL);
     ASSERT(d == NULL);
     ASSERT(db_open("", 1, &d, &e) < 0);
+    /* a URL of another scheme is not taken for a SQLite file name */
+    err_clear(&e);
+    ASSERT_EQ(db_open("mysql://u:secretpw@h/db", 1, &d, &e), ERR_INVALID);
+    ASSERT(strstr(e.msg, "mysql://") != NULL);
+    ASSERT(strstr(e.msg, "secretpw") == NULL);
+    ASSERT(d == NULL);
 }
 
 TEST_MAIN()

@@ -83,13 +83,42 @@ int store_task_get(struct store *st, int64_t pk, struct store_task *t, struct er
 /* SQLite: BEGIN IMMEDIATE holds the one writer lock, so no other claimer
  * runs between this SELECT and the UPDATE below. */
 static const char claim_sql_sqlite[] = CLAIM_SELECT;
-/* PostgreSQL — untested on PostgreSQL (the backend cannot run here yet):
- * concurrent claimers skip the task rows another transaction has locked
- * instead of waiting for them.  The per-job counts (maxParallelTasks,
- * workersPerMachine) are read without a lock on the job, so two
- * claimers of the same job at the same instant may each take one task
- * beyond them; the `db` branch decides whether to lock the job row. */
+/* PostgreSQL: concurrent claimers skip the task rows another transaction
+ * has locked instead of waiting for them.  Under READ COMMITTED the per-job
+ * counts of that SELECT may be stale by the claims of transactions still
+ * open, so the claimer then locks the job row (claimers of one job take
+ * turns from here) and counts again with a fresh snapshot: claim_room_pg. */
 static const char claim_sql_pg[] = CLAIM_SELECT " FOR UPDATE OF t SKIP LOCKED";
+static const char claim_lock_job_pg[] = "SELECT pk FROM jobs WHERE pk=?1 FOR UPDATE";
+static const char claim_room_pg[] =
+    "SELECT 1 FROM jobs jb WHERE jb.pk=?3 AND jb.state='running'"
+    "  AND (jb.max_parallel IS NULL OR (SELECT COUNT(*) FROM tasks r WHERE r.job_pk=jb.pk"
+    "       AND r.state='running' AND r.lease_deadline_ms>=?1) < jb.max_parallel)"
+    "  AND (SELECT COUNT(*) FROM tasks r WHERE r.job_pk=jb.pk AND r.state='running'"
+    "       AND r.lease_deadline_ms>=?1 AND (r.lease_owner=?2"
+    "       OR substr(r.lease_owner, 1, length(?2) + 1)=?2 || '-')) < jb.workers";
+
+/* PostgreSQL: 0 and *room when the job still has room for one more task of
+ * cl->process, counted after taking the job's row lock. */
+static int claim_recheck_pg(struct db_conn *c, const struct store_claim *cl, int64_t job_pk, bool *room,
+                            struct err *e)
+{
+    struct db_stmt *q = NULL;
+    int rc = db_run(c, e, claim_lock_job_pg, "i", job_pk);
+    *room = false;
+    if (rc == 0)
+        rc = db_prepare(c, claim_room_pg, &q, e);
+    if (rc == 0) {
+        db_bind_int64(q, 1, cl->now_ms);
+        db_bind_text(q, 2, cl->process);
+        db_bind_int64(q, 3, job_pk);
+        rc = db_step(q, e);
+        *room = rc == DB_ROW;
+        rc = rc < 0 ? rc : 0;
+    }
+    db_finalize(q);
+    return rc;
+}
 
 int store_task_claim(struct store *st, const struct store_claim *cl, int64_t *task_pk, struct err *e)
 {
@@ -126,6 +155,12 @@ int store_task_claim(struct store *st, const struct store_claim *cl, int64_t *ta
         if (rc > 0)
             rc = 0;
         db_finalize(q);
+    }
+    if (rc == 0 && pk && db_conn_kind(c) == DB_POSTGRES) {
+        bool room = false;
+        rc = claim_recheck_pg(c, cl, job_pk, &room, e);
+        if (rc == 0 && !room)
+            pk = 0; /* another claimer of the job took the last place meanwhile */
     }
     if (rc == 0 && pk && attempts >= cl->max_attempts) {
         char *msg = xasprintf("task %s-%05d failed %d times (last owner '%s'): the job is stopped", stage,

@@ -3,6 +3,7 @@
  * (src/store/models.c: store/store_models.h), called directly, below
  * src/jobs/: a job's rows, the lease transitions, the end of a job read
  * from its stored definition, the models rows. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,9 @@ static struct store *open_tmp(void)
     return st;
 }
 
+/* workersPerMachine of the jobs make_job creates. */
+static int mk_workers = 4;
+
 /* A job of ntasks processing tasks of 2 items each. */
 static int64_t make_job(struct store *st, const char *job_id, const char *type, int ntasks)
 {
@@ -36,7 +40,7 @@ static int64_t make_job(struct store *st, const char *job_id, const char *type, 
     struct store_job_new jn = {
         .ws = "ws", .job_id = job_id, .name = job_id, .definition = def, .wf_def = "{}",
         .image_input = "image", .outputs = "[]", .batch = "b1", .agg_format = "jsonl",
-        .params = "{}", .timeout_s = 3600, .max_fail_rate = -1, .workers = 4, .machine_type = "cpu",
+        .params = "{}", .timeout_s = 3600, .max_fail_rate = -1, .workers = mk_workers, .machine_type = "cpu",
         .items_total = 2 * ntasks,
     };
     for (int i = 0; i < ntasks; i++)
@@ -276,6 +280,60 @@ BOTH(models_rows)
     free(old);
     ASSERT_EQ(store_models_delete(st, "ws", "m1", &old, NULL), ERR_NOTFOUND);
     ASSERT(old == NULL);
+    store_close(st);
+}
+
+/* Claimers of one process racing for one job's tasks never hold more than
+ * its workersPerMachine (2 here) at once: on PostgreSQL the claim counts
+ * again under the job's row lock. */
+struct race_arg {
+    struct store *st;
+    char owner[32];
+    int64_t now, pk;
+    int rc;
+};
+
+static void *race_claim(void *p)
+{
+    struct race_arg *a = p;
+    struct store_claim c = {.owner = a->owner, .process = "proc", .now_ms = a->now, .lease_ms = 60000,
+                            .max_attempts = 3};
+    struct err e = ERR_INIT;
+    for (int tries = 0; tries < 50; tries++) {
+        a->rc = store_task_claim(a->st, &c, &a->pk, &e);
+        if (a->rc != ERR_AGAIN)
+            break;
+        err_clear(&e);
+    }
+    return NULL;
+}
+
+BOTH(racing_claims_respect_workers_per_machine)
+{
+    struct store *st = open_tmp();
+    mk_workers = 2;
+    for (int round = 0; round < 8; round++) {
+        char id[16];
+        snprintf(id, sizeof id, "race%d", round);
+        int64_t job = make_job(st, id, "simple-image-processing-v1", 8);
+        pthread_t th[6];
+        struct race_arg a[6];
+        int64_t now = time_now_ms();
+        for (int i = 0; i < 6; i++) {
+            a[i] = (struct race_arg){.st = st, .now = now};
+            snprintf(a[i].owner, sizeof a[i].owner, "proc-w%d", i);
+            pthread_create(&th[i], NULL, race_claim, &a[i]);
+        }
+        int claimed = 0;
+        for (int i = 0; i < 6; i++) {
+            pthread_join(th[i], NULL);
+            ASSERT_OK(a[i].rc);
+            claimed += a[i].pk != 0;
+        }
+        ASSERT_EQ(claimed, 2);
+        struct err e = ERR_INIT;
+        ASSERT_OK(store_job_end_error(st, job, "aborted", "round over", "aborted", &e));
+    }
     store_close(st);
 }
 

@@ -53,7 +53,7 @@ static int tx_end(struct db_conn *c, int rc, struct err *e)
 int store_jobs_migrate(struct store *st, struct err *e)
 {
     struct db *d = store__db(st);
-    if (db_kind(d) == DB_POSTGRES) /* untested on PostgreSQL: the list is still empty */
+    if (db_kind(d) == DB_POSTGRES)
         return db_migrate(d, "jobs", store__jobs_migrations_pg, store__jobs_migrations_pg_n, e);
     return db_migrate(d, "jobs", store__jobs_migrations_sqlite, store__jobs_migrations_sqlite_n, e);
 }

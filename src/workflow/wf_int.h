@@ -21,6 +21,10 @@ extern const struct wf_block *const wf_blocks_time[];
  * system tz database); ERR_NOTFOUND when the zone is not installed. */
 int wf__tz_offset(const char *name, int64_t t, int *offset);
 extern const struct wf_block *const wf_blocks_video_analytics[]; /* blocks/video_analytics.c */
+
+/* assign.c: optimal (minimum-cost) assignment of an n x m cost matrix
+ * (row-major), n <= m: col_of[i] for every row.  O(n^2 m). */
+void wf__assign_min(const double *cost, int n, int m, int *col_of);
 extern const struct wf_block *const wf_blocks_video_viz[];       /* blocks/video_viz.c */
 extern const struct wf_block *const wf_blocks_motion[];          /* blocks/motion.c */
 extern const struct wf_block *const wf_blocks_zone[];            /* blocks/zone.c */

@@ -49,66 +49,7 @@
 #define TRACK_MAX_DETS 2000
 #define TRACK_MAX_LOST 2000
 
-/* ---- linear assignment (Hungarian algorithm, shortest augmenting paths) ------------ */
-
-/* Optimal assignment of an n x m cost matrix (row-major), n <= m: col_of[i]
- * for every row.  O(n^2 m). */
-static void hungarian(const double *cost, int n, int m, int *col_of)
-{
-    double *u = xcalloc((size_t)n + 1, sizeof *u), *v = xcalloc((size_t)m + 1, sizeof *v);
-    double *minv = xmalloc(((size_t)m + 1) * sizeof *minv);
-    int *p = xcalloc((size_t)m + 1, sizeof *p), *way = xcalloc((size_t)m + 1, sizeof *way);
-    char *used = xmalloc((size_t)m + 1);
-
-    for (int i = 1; i <= n; i++) {
-        int j0 = 0;
-        p[0] = i;
-        for (int j = 0; j <= m; j++)
-            minv[j] = INFINITY;
-        memset(used, 0, (size_t)m + 1);
-        do {
-            used[j0] = 1;
-            int i0 = p[j0], j1 = 0;
-            double delta = INFINITY;
-            for (int j = 1; j <= m; j++) {
-                if (used[j])
-                    continue;
-                double cur = cost[(size_t)(i0 - 1) * m + (j - 1)] - u[i0] - v[j];
-                if (cur < minv[j]) {
-                    minv[j] = cur;
-                    way[j] = j0;
-                }
-                if (minv[j] < delta) {
-                    delta = minv[j];
-                    j1 = j;
-                }
-            }
-            for (int j = 0; j <= m; j++) {
-                if (used[j]) {
-                    u[p[j]] += delta;
-                    v[j] -= delta;
-                } else {
-                    minv[j] -= delta;
-                }
-            }
-            j0 = j1;
-        } while (p[j0] != 0);
-        do {
-            int j1 = way[j0];
-            p[j0] = p[j1];
-            j0 = j1;
-        } while (j0);
-    }
-    for (int j = 1; j <= m; j++)
-        if (p[j])
-            col_of[p[j] - 1] = j - 1;
-    free(u);
-    free(v);
-    free(minv);
-    free(p);
-    free(way);
-    free(used);
-}
+/* ---- linear assignment (the solver is wf__assign_min, assign.c) -------------------- */
 
 static void assign_dense(double *cost, int n, int m, double thresh, int *a_of, int *b_of);
 
@@ -174,7 +115,7 @@ static void assign_dense(double *cost, int n, int m, double thresh, int *a_of, i
             cost[k] = thresh + 1e-4;
     if (n <= m) {
         int *col = xmalloc((size_t)n * sizeof *col);
-        hungarian(cost, n, m, col);
+        wf__assign_min(cost, n, m, col);
         for (int i = 0; i < n; i++)
             if (cost[(size_t)i * m + col[i]] <= thresh) {
                 a_of[i] = col[i];
@@ -187,7 +128,7 @@ static void assign_dense(double *cost, int n, int m, double thresh, int *a_of, i
             for (int j = 0; j < m; j++)
                 t[(size_t)j * n + i] = cost[(size_t)i * m + j];
         int *row = xmalloc((size_t)m * sizeof *row);
-        hungarian(t, m, n, row);
+        wf__assign_min(t, m, n, row);
         for (int j = 0; j < m; j++)
             if (cost[(size_t)row[j] * m + j] <= thresh) {
                 b_of[j] = row[j];

@@ -1328,56 +1328,6 @@ static double kt_iou(const struct ktrack *t, const struct wf_det *d)
     return ua > 0 ? inter / ua : 0;
 }
 
-/* Minimum-cost assignment of an n x m matrix (rows <= cols): col_of[row].
- * Shortest augmenting paths with potentials (O(n^2 m)). */
-static void lsa_min(const double *cost, int n, int m, int *col_of)
-{
-    double *u = xcalloc((size_t)n + 1, sizeof *u), *v = xcalloc((size_t)m + 1, sizeof *v);
-    double *dist = xmalloc(((size_t)m + 1) * sizeof *dist);
-    int *row_of = xcalloc((size_t)m + 1, sizeof *row_of), *prev = xcalloc((size_t)m + 1, sizeof *prev);
-    bool *done = xmalloc(((size_t)m + 1) * sizeof *done);
-    for (int r = 1; r <= n; r++) {
-        int c0 = 0;
-        row_of[0] = r;
-        for (int c = 0; c <= m; c++)
-            dist[c] = INFINITY, done[c] = false;
-        do {
-            done[c0] = true;
-            int r0 = row_of[c0], c1 = 0;
-            double best = INFINITY;
-            for (int c = 1; c <= m; c++) {
-                if (done[c])
-                    continue;
-                double red = cost[(size_t)(r0 - 1) * m + (c - 1)] - u[r0] - v[c];
-                if (red < dist[c])
-                    dist[c] = red, prev[c] = c0;
-                if (dist[c] < best)
-                    best = dist[c], c1 = c;
-            }
-            for (int c = 0; c <= m; c++) {
-                if (done[c])
-                    u[row_of[c]] += best, v[c] -= best;
-                else
-                    dist[c] -= best;
-            }
-            c0 = c1;
-        } while (row_of[c0] != 0);
-        do {
-            int c1 = prev[c0];
-            row_of[c0] = row_of[c1];
-            c0 = c1;
-        } while (c0);
-    }
-    for (int c = 1; c <= m; c++)
-        if (row_of[c])
-            col_of[row_of[c] - 1] = c - 1;
-    free(u);
-    free(v);
-    free(dist);
-    free(row_of);
-    free(prev);
-    free(done);
-}
 
 /* linear_sum_assignment(sim, maximize=True), then pairs with sim >= thr:
  * det_of[track] (or -1) and track_of[det] (or -1). */
@@ -1402,7 +1352,7 @@ static void kt_associate(struct ktrack *const *tr, int nt, const struct wf_det *
             else
                 cost[(size_t)j * m + i] = -sim[(size_t)i * nd + j];
         }
-    lsa_min(cost, n, m, col_of);
+    wf__assign_min(cost, n, m, col_of);
     for (int r = 0; r < n; r++) {
         int i = tr_rows ? r : col_of[r], j = tr_rows ? col_of[r] : r;
         if (sim[(size_t)i * nd + j] >= thr)

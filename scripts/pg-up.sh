@@ -35,7 +35,7 @@ as_owner() { "$@"; }
 if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /nonexistent --shell /usr/sbin/nologin postgres
     chown postgres: "$DIR"
-    as_owner() { runuser -u postgres -- "$@"; }
+    as_owner() { (cd / && runuser -u postgres -- "$@"); }
 fi
 
 PASS=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')

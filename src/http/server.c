@@ -168,7 +168,13 @@ int http_reply_error(struct http_req *req, unsigned status, const char *fmt, ...
 int http_reply_fd(struct http_req *req, unsigned status, const char *content_type, int fd,
                   uint64_t size)
 {
-    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, 0);
+    return http_reply_fd_at(req, status, content_type, fd, 0, size);
+}
+
+int http_reply_fd_at(struct http_req *req, unsigned status, const char *content_type, int fd, uint64_t offset,
+                     uint64_t size)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, offset);
     if (!r) {
         close(fd);
         return ERR_INTERNAL;

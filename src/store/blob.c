@@ -360,7 +360,15 @@ struct store_blob_writer {
     int fd;
     int64_t limit; /* 0 = none */
     int64_t size;  /* bytes written so far */
+    int64_t kicked; /* bytes handed to writeback so far (below) */
 };
+
+/* A streamed blob (a tar shard, an export) is handed to the disk as it
+ * arrives, every WRITEBACK_STEP bytes (sync_file_range: start the writes,
+ * do not wait), so the fsync before the answer finds most of it written
+ * already instead of flushing the whole file at once: the disk works while
+ * the body is still being received. */
+#define WRITEBACK_STEP (2 << 20)
 
 int store_blob_writer_open(struct store *st, const char *key, int64_t limit, struct store_blob_writer **out)
 {
@@ -387,6 +395,10 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_
     int rc = fd_write_all(w->fd, data, len);
     if (rc == 0)
         w->size += (int64_t)len;
+    if (rc == 0 && w->size - w->kicked >= WRITEBACK_STEP) {
+        (void)sync_file_range(w->fd, w->kicked, w->size - w->kicked, SYNC_FILE_RANGE_WRITE); /* a hint */
+        w->kicked = w->size;
+    }
     return blob_err("write", rc);
 }
 

@@ -54,14 +54,14 @@ static int index_one(struct staging__job *j, struct err *err)
     }
     /* The shard is read in place: mapped, its headers parsed, each entry
      * checked where it lies; no byte is copied or written again. */
-    if (size > 0 && (m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+    /* MAP_POPULATE: the archive was just written, its pages are cached;
+     * mapping them all at once costs less than a fault per few pages. */
+    if (size > 0 && (m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)) == MAP_FAILED) {
         rc = -errno;
         close(fd);
         return err_set(err, rc, "cannot map the archive: %s", err_str(rc));
     }
     close(fd);
-    if (m)
-        (void)madvise(m, (size_t)size, MADV_SEQUENTIAL | MADV_WILLNEED);
     rc = staging__tar_scan(m ? m : "", (size_t)size, &lim, &cb, &n, j->ingest_id ? NULL : &j->ingest_id,
                            j->notify_url ? NULL : &j->notify_url, &why);
     if (m)

@@ -48,13 +48,8 @@ int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, st
         jobs_opts_default(&j->o);
     if (j->o.worker_id && *j->o.worker_id) {
         j->owner_prefix = xstrdup(j->o.worker_id);
-    } else {
-        char host[64] = "host";
-        gethostname(host, sizeof host - 1);
-        host[sizeof host - 1] = '\0';
-        char rnd[7];
-        rand_alnum(rnd, 6);
-        j->owner_prefix = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
+    } else { /* the process's identity, also its shard claims' owner */
+        j->owner_prefix = xstrdup(store_owner(st));
     }
     j->o.worker_id = j->owner_prefix;
     if (j->o.max_task_items <= 0 || j->o.max_task_items > 10000)

@@ -217,6 +217,13 @@ int store_open_ex(const char *data_dir, const char *db_target, struct store **ou
     st->blob_dir = xasprintf("%s/blobs", data_dir);
     st->tmp_dir = xasprintf("%s/tmp", data_dir);
     st->db_path = db_target && *db_target ? xstrdup(db_target) : xasprintf("%s/vbatch.db", data_dir);
+    {
+        char host[64] = "host", rnd[7];
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        rand_alnum(rnd, 6);
+        st->owner = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
+    }
     pthread_mutex_init(&st->net_mu, NULL);
     store__outbox_init(st);
 
@@ -257,12 +264,18 @@ void store_close(struct store *st)
     free(st->blob_dir);
     free(st->tmp_dir);
     free(st->db_path);
+    free(st->owner);
     free(st);
 }
 
 const char *store_data_dir(const struct store *st)
 {
     return st->dir;
+}
+
+const char *store_owner(const struct store *st)
+{
+    return st->owner;
 }
 
 /* ---- migrations ------------------------------------------------------------ */

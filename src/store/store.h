@@ -70,6 +70,27 @@ const char *store_db_name(const struct store *st);
 void store_close(struct store *st);
 /* The data folder given to store_open(); valid until store_close(). */
 const char *store_data_dir(const struct store *st);
+/* This handle's owner name for claims and leases in the database (shards
+ * being indexed or fetched, singleton leases, and by default the jobs
+ * module's task leases): "<host>-<pid>-<6 random [a-z0-9]>", made at
+ * store_open; one per open store, so two handles in one process act as two
+ * processes.  Valid until store_close(). */
+const char *store_owner(const struct store *st);
+
+/* ---- singleton leases (leases.c) ------------------------------------------ */
+
+/* A named lease held by one owner at a time across every process on the
+ * database (table `leases`: name, owner, until_ms), for background work
+ * that one process should do at a time (the expiry sweeper's
+ * "staging-sweep").  Take: 1 when owner now holds it until now + ttl_ms
+ * (it was free, expired, or already owner's: renewed), 0 when another
+ * owner holds it and it has not expired, <0 on a database error.  A holder
+ * that dies loses it when until_ms passes.  Times are the callers' clocks
+ * (ms since the epoch): machines sharing a database keep them in sync. */
+int store_lease_take(struct store *st, const char *name, const char *owner, int64_t ttl_ms, struct err *e);
+/* Give the lease up when owner holds it (a clean stop), so another process
+ * takes it at its next try.  0 also when owner did not hold it. */
+int store_lease_release(struct store *st, const char *name, const char *owner, struct err *e);
 
 /* ---- free space ------------------------------------------------------------ */
 

@@ -34,14 +34,19 @@
 
 #include "staging/staging_int.h"
 
-/* Register or clear the job's claim for the renewal thread. */
+/* Register or clear the job's claim for the renewal thread (one slot per
+ * queue: the thread's job; a test calling staging_index_pending beside the
+ * running thread only shares the slot, its claims expire as usual). */
 static void claim_track(struct staging__job *j, bool on)
 {
     struct staging *s = j->s;
     pthread_mutex_lock(&s->mu);
-    free(s->claimed[j->slot]);
-    s->claimed[j->slot] = on ? xstrdup(j->shard_id) : NULL;
-    s->claim_lost[j->slot] = false;
+    char **slot = &s->claimed[j->slot];
+    if (on || (*slot && !strcmp(*slot, j->shard_id))) {
+        free(*slot);
+        *slot = on ? xstrdup(j->shard_id) : NULL;
+        s->claim_lost[j->slot] = false;
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

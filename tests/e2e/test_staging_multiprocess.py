@@ -1,13 +1,17 @@
 """Two `vbatch serve` processes on one database and one data folder
-(docs/STORAGE.md, "Claims across processes"): a tar shard is indexed by
-one process at a time, a killed process's shard is taken over by the other
+(docs/STORAGE.md, "Claims across processes"): a tar shard is indexed and a
+reference shard fetched by one process at a time, a killed process's shard is taken over by the other
 once its claim expires (not before: the live owner renews it), every image
 is indexed exactly once, and the expiry sweeper runs in one process at a
 time.  Runs on SQLite (two processes on one data folder) and on the
 PostgreSQL database of VBATCH_TEST_PG (skipped when it is unset)."""
+import collections
+import http.server
+import json
 import os
 import re
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -129,6 +133,76 @@ def test_two_serve_processes_share_the_shard_work(tmpdir_path, backend):
         r = s1.ds('GET', '/mp/count')
         assert r.status == 200 and r.json()['count'] == SHARDS * PER_SHARD
     finally:
+        for s in (s1, s2):
+            if s.proc and s.proc.poll() is None:
+                rc = s.stop()
+                assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'
+
+
+class SlowOrigin:
+    """GET /img/<n>.png: a PNG after a short wait; counts the GETs per path."""
+
+    def __init__(self, n, delay):
+        self.images = {f'/img/{i}.png': png_bytes(5000 + i) for i in range(n)}
+        self.gets = collections.Counter()
+        lock = threading.Lock()
+        origin = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                with lock:
+                    origin.gets[self.path] += 1
+                time.sleep(delay)
+                body = origin.images.get(self.path)
+                self.send_response(200 if body else 404)
+                self.send_header('Content-Length', str(len(body or b'')))
+                self.end_headers()
+                self.wfile.write(body or b'')
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_two_serve_processes_fetch_each_reference_once(tmpdir_path, backend):
+    env = {'VBATCH_DB': backend, 'VBATCH_STAGING_CLAIM_LEASE_MS': str(LEASE_MS)}
+    if backend:
+        env['VBATCH_PG_EXPERIMENTAL'] = '1'
+    args = ['--workers', '0', '--allow-private-urls']
+    ingests, per = 8, 4
+    origin = SlowOrigin(ingests * per, 0.3)
+    s1 = Server(tmpdir_path, args=args, env=env)
+    s2 = Server(tmpdir_path, args=args, env=env)
+    s2.log_path = os.path.join(tmpdir_path, 'server2.log')
+    try:
+        s1.start()
+        s2.key = s1.key
+        s2.start()
+        for k in range(ingests):
+            refs = [{'name': f'r{k}-{i}.png', 'url': f'http://127.0.0.1:{origin.port}/img/{k * per + i}.png'}
+                    for i in range(per)]
+            r = (s1, s2)[k % 2].ds('POST', '/mpr/bulk-upload/image-references',
+                                   body=json.dumps({'imageReferences': refs, 'ingestId': f'mpr-{k}'}))
+            assert r.status == 200, r
+        total = ingests * per
+        assert s1.wait_count('mpr', total, timeout=60) == total
+        time.sleep(0.5)
+        # every reference fetched once, by one process or the other
+        assert sorted(origin.gets) == sorted(origin.images), origin.gets
+        assert set(origin.gets.values()) == {1}, origin.gets
+        c1, c2 = _claims(s1), _claims(s2)
+        assert len(c1) + len(c2) == len(set(c1) | set(c2)) == ingests, (c1, c2)
+        assert c1 and c2  # both processes took part
+        assert s2.ds('GET', '/mpr/count').json()['count'] == total
+    finally:
+        origin.close()
         for s in (s1, s2):
             if s.proc and s.proc.poll() is None:
                 rc = s.stop()

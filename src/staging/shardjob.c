@@ -46,6 +46,7 @@ static void claim_track(struct staging__job *j, bool on)
         free(*slot);
         *slot = on ? xstrdup(j->shard_id) : NULL;
         s->claim_lost[j->slot] = false;
+        s->claim_ok_ms[j->slot] = time_mono_ms();
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -103,7 +104,12 @@ void *staging__renew_main(void *arg)
         for (int i = 0; i < 2; i++) {
             struct err e = ERR_INIT;
             int rc = ids[i] && !stop ? store_shard_renew(s->st, ids[i], store_owner(s->st), lease, &e) : 0;
-            if (rc == ERR_EXISTS) {
+            if (rc == 0 && ids[i]) {
+                pthread_mutex_lock(&s->mu);
+                if (s->claimed[i] && !strcmp(s->claimed[i], ids[i]))
+                    s->claim_ok_ms[i] = time_mono_ms();
+                pthread_mutex_unlock(&s->mu);
+            } else if (rc == ERR_EXISTS) {
                 pthread_mutex_lock(&s->mu);
                 if (s->claimed[i] && !strcmp(s->claimed[i], ids[i]))
                     s->claim_lost[i] = true;
@@ -297,10 +303,21 @@ void staging__job_wait_storage(struct staging__job *j, const char *from_state, c
     struct staging *s = j->s;
     struct err e = ERR_INIT;
     char prefix[160];
-    /* Delete what was written only while the claim is surely ours. */
-    if (store_shard_renew(s->st, j->shard_id, store_owner(s->st), s->o.claim_lease_ms, &e) < 0) {
-        log_warn("staging", "shard not marked waiting for storage shard=%s: %s", j->shard_id,
-                 err_text(&e, ERR_INTERNAL));
+    /* Delete what was written only while the claim is surely ours: renewed
+     * now, or — when the database cannot take the renewal (a full disk) —
+     * confirmed less than half a lease ago, so that nobody can have taken
+     * it yet; the space is what this is for. */
+    int rc = store_shard_renew(s->st, j->shard_id, store_owner(s->st), s->o.claim_lease_ms, &e);
+    if (rc < 0 && rc != ERR_EXISTS) {
+        pthread_mutex_lock(&s->mu);
+        bool recent = !s->claim_lost[j->slot] && s->claimed[j->slot] && !strcmp(s->claimed[j->slot], j->shard_id) &&
+                      time_mono_ms() - s->claim_ok_ms[j->slot] < s->o.claim_lease_ms / 2;
+        pthread_mutex_unlock(&s->mu);
+        if (recent)
+            rc = 0;
+    }
+    if (rc < 0) {
+        log_warn("staging", "shard not marked waiting for storage shard=%s: %s", j->shard_id, err_text(&e, rc));
         return;
     }
     snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",

@@ -28,6 +28,7 @@ struct staging {
      * a renewal found the claim taken over */
     char *claimed[2];
     bool claim_lost[2];
+    int64_t claim_ok_ms[2];      /* monotonic ms the claim was last confirmed */
     struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
     /* storage-full backoff of the indexer and the fetcher (shardjob.c):
      * no try before *_retry_at (monotonic ms); *_backoff the last delay */

@@ -333,3 +333,26 @@ def test_export_refuses_hostile_archives(tmp_path):
     assert not (out / 'p' / 'link').exists() and not os.path.lexists(out / 'p' / 'link')
     found = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*') if p.is_file())
     assert found == ['deep/out/fine.jsonl', 'deep/out/p/good/one.txt', 'deep/out/p/two.txt'], found
+
+
+def test_progress_bar_on_a_terminal(server_factory, tmp_path):
+    """On a TTY the upload draws one bar line redrawn with \\r; piped, it
+    prints plain lines and no escape codes."""
+    import shlex
+    import shutil
+    if not shutil.which('script'):
+        pytest.skip('no script(1)')
+    s = server_factory().start()
+    imgs = tmp_path / 'imgs'
+    make_images(str(imgs), 40, size=32)
+    cmd = ' '.join(shlex.quote(a) for a in [BIN, 'batch', 'upload', str(imgs), '--batch', 'tty',
+                                             '--shard-size', '5', '--parallel', '1', '--max-rate', '20000'])
+    r = subprocess.run(['script', '-qec', cmd, '/dev/null'], capture_output=True, timeout=120 * MULT,
+                       env=dict(os.environ, TERM='xterm', VBATCH_SERVER=s.base, VBATCH_API_KEY=s.key))
+    assert r.returncode == 0, r.stdout[-2000:]
+    out = r.stdout.decode(errors='replace')
+    assert '\r\x1b[Kupload [' in out and '#' in out and '100.0%' in out
+    assert 'uploaded shard of' not in out  # the plain lines are for pipes
+    r = cli(s, 'batch', 'upload', str(imgs), '--batch', 'tty2', '--shard-size', '5')
+    assert r.returncode == 0 and '\x1b' not in r.stderr and '\r' not in r.stderr
+    assert r.stderr.count('uploaded shard of 5 file(s)') == 8

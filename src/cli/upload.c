@@ -796,11 +796,16 @@ int cli__batch_upload(struct cli *c, int argc, char **argv)
             cli__fail("%s", e.msg);
             goto out;
         }
-        printf("batch %s: %lld file(s) staged\n", batch, (long long)json_integer_value(json_object_get(j, "count")));
+        long long staged = json_integer_value(json_object_get(j, "count"));
+        long long want = (long long)(skipped_have + u.done_files);
+        printf("batch %s: %lld file(s) staged\n", batch, staged);
         json_decref(j);
+        if (staged < want)
+            fprintf(stderr, "vbatch: %lld of the files sent were not staged (rejected by the server:"
+                            " 'vbatch batch show %s' says why)\n", want - staged, batch);
         if (failed)
-            fprintf(stderr, "vbatch: %ld shard(s) of batch '%s' failed or hold rejected files:"
-                            " vbatch batch show %s\n", failed, batch, batch);
+            fprintf(stderr, "vbatch: %ld shard(s) of batch '%s' failed: 'vbatch batch show %s' says why\n", failed,
+                    batch, batch);
     }
     rc = 0;
 out:

@@ -356,3 +356,16 @@ def test_progress_bar_on_a_terminal(server_factory, tmp_path):
     r = cli(s, 'batch', 'upload', str(imgs), '--batch', 'tty2', '--shard-size', '5')
     assert r.returncode == 0 and '\x1b' not in r.stderr and '\r' not in r.stderr
     assert r.stderr.count('uploaded shard of 5 file(s)') == 8
+
+
+def test_rejected_files_are_reported(server_factory, tmp_path):
+    s = server_factory().start()
+    imgs = tmp_path / 'imgs'
+    make_images(str(imgs), 4)
+    (imgs / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\nnot really')
+    r = cli(s, 'batch', 'upload', str(imgs), '--batch', 'mixed')
+    assert r.returncode == 0, r.stderr
+    assert 'batch mixed: 4 file(s) staged' in r.stdout
+    assert "1 of the files sent were not staged" in r.stderr and "vbatch batch show mixed" in r.stderr
+    r = cli(s, 'batch', 'show', 'mixed')
+    assert r.returncode == 0 and 'broken.png' in r.stdout

@@ -129,7 +129,8 @@ static int unpack(const char *path, const char *dir, const char *shown, size_t *
             rc = err_set(e, CLI_EXIT_FAIL, "'%s' holds more than %d members", shown, MAX_MEMBERS);
             goto out;
         }
-        if (!name || !member_ok(name) || (type != AE_IFREG && type != AE_IFDIR)) {
+        bool link = archive_entry_hardlink(ent) != NULL || archive_entry_symlink(ent) != NULL;
+        if (!name || !member_ok(name) || link || (type != AE_IFREG && type != AE_IFDIR)) {
             fprintf(stderr, "vbatch: refused member '%s' of '%s': %s\n", name ? name : "(no name)", shown,
                     !name || !member_ok(name) ? "not a plain relative path" : "not a regular file or folder");
             refused++;

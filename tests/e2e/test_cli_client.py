@@ -266,8 +266,8 @@ def tgz(members):
     with tarfile.open(fileobj=bio, mode='w:gz', format=tarfile.PAX_FORMAT) as t:
         for name, data, kind in members:
             ti = tarfile.TarInfo(name)
-            if kind == 'link':
-                ti.type = tarfile.SYMTYPE
+            if kind in ('link', 'hardlink'):
+                ti.type = tarfile.SYMTYPE if kind == 'link' else tarfile.LNKTYPE
                 ti.linkname = data
                 t.addfile(ti)
             else:
@@ -312,7 +312,8 @@ def test_export_refuses_hostile_archives(tmp_path):
     Hostile.files = {
         'a': tgz([('good/one.txt', b'one', 'file'), ('../escape.txt', b'x', 'file'),
                   ('/abs.txt', b'x', 'file'), ('link', '/etc/passwd', 'link'),
-                  ('good/../../up2.txt', b'x', 'file'), ('two.txt', b'two', 'file')]),
+                  ('good/../../up2.txt', b'x', 'file'), ('two.txt', b'two', 'file'),
+                  ('hard', '/etc/passwd', 'hardlink')]),
         'b': b'{}', 'c': b'{}', 'd': b'{"fine":1}\n',
     }
     srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Hostile)
@@ -325,7 +326,7 @@ def test_export_refuses_hostile_archives(tmp_path):
     finally:
         srv.shutdown()
     assert r.returncode == 1, r.stderr
-    for bad in ('../escape.txt', '/abs.txt', "'link'", 'good/../../up2.txt', '../up.jsonl', '../../x'):
+    for bad in ('../escape.txt', '/abs.txt', "'link'", "'hard'", 'good/../../up2.txt', '../up.jsonl', '../../x'):
         assert bad in r.stderr, (bad, r.stderr)
     assert (out / 'p' / 'good' / 'one.txt').read_bytes() == b'one'
     assert (out / 'p' / 'two.txt').read_bytes() == b'two'

@@ -13,17 +13,21 @@
  *    --shard-size images (500, the API's limit) and --shard-mb megabytes;
  *    each video is a work item of its own.
  * 4. --parallel N threads (default 4), each with its own curl handle, take
- *    work items in order: a shard is built as an uncompressed tar in memory
- *    (libarchive; the thread's buffer is reused), a signed URL is asked for
- *    (POST bulk-upload/image-files) and the tar PUT to it; a video asks POST
+ *    work items in order: for a shard a signed URL is asked for (POST
+ *    bulk-upload/image-files) and an uncompressed tar PUT to it, made by
+ *    libarchive while it is sent (tarstream_*: file chunks in, tar bytes out
+ *    to curl's read callback; the Content-Length computed beforehand), or,
+ *    when a name is too long for a ustar header, built whole in memory first
+ *    (build_tar; the thread's buffer is reused); a video asks POST
  *    upload/video and streams the file from disk.  A failed item is tried
  *    again with a fresh URL (3 tries).  The main thread draws the progress
  *    (bar on a terminal, a line per finished item otherwise).
  * 5. Wait until the server has indexed the new shards (unless --no-wait)
  *    and report what the batch holds and which shards failed.
  *
- * Memory: at most --parallel shard buffers of --shard-mb each (plus tar
- * headers), and one 1 MiB read buffer per thread.
+ * Memory: one 1 MiB read buffer and about as much tar output per thread;
+ * a shard with a name of 100 bytes or more is held whole (at most
+ * --shard-mb plus headers).
  */
 #include "cli/cli.h"
 
@@ -421,9 +425,20 @@ static int xfer_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
     return 0;
 }
 
-/* PUT to a signed URL: from memory (data) or from the file f. */
-static int put_signed(CURL *h, json_t *details, const char *data, size_t len, FILE *f, int64_t fsize,
-                      int64_t max_rate, struct xfer *x, struct err *e)
+/* What a PUT sends: bytes in memory, a file, or a read callback; size is
+ * the Content-Length (for the last two). */
+struct body {
+    const char *data;
+    size_t len;
+    FILE *f;
+    curl_read_callback read;
+    void *read_ud;
+    int64_t size;
+};
+
+/* PUT to a signed URL. */
+static int put_signed(CURL *h, json_t *details, const struct body *bd, int64_t max_rate, struct xfer *x,
+                      struct err *e)
 {
     const char *url = cli__str(details, "uploadURL", NULL);
     struct curl_slist *hdrs = NULL;
@@ -458,14 +473,16 @@ static int put_signed(CURL *h, json_t *details, const char *data, size_t len, FI
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
     if (max_rate > 0)
         curl_easy_setopt(h, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)max_rate);
-    if (f) {
-        curl_easy_setopt(h, CURLOPT_READDATA, f);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)fsize);
+    if (bd->f || bd->read) {
+        if (bd->read)
+            curl_easy_setopt(h, CURLOPT_READFUNCTION, bd->read);
+        curl_easy_setopt(h, CURLOPT_READDATA, bd->read ? bd->read_ud : (void *)bd->f);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)bd->size);
     } else {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 0L);
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, data);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, bd->data);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bd->len);
     }
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xfer_cb);
@@ -487,6 +504,166 @@ out:
     buf_release(&resp);
     curl_slist_free_all(hdrs);
     return rc;
+}
+
+/* ---- streamed shards ----------------------------------------------------------------------
+ * libarchive writes the ustar archive unbuffered (bytes_per_block 0) into a
+ * small pending buffer from curl's read callback, one file chunk at a time,
+ * so reading the files overlaps sending them and a shard costs one 1 MiB
+ * chunk of memory whatever its size.  The Content-Length is known before:
+ * a ustar member is a 512-byte header and its data padded to 512 bytes, the
+ * archive ends with two zero blocks.  Names of 100 bytes and more need a
+ * pax header (their shards are built in memory by build_tar instead). */
+#define USTAR_NAME_MAX 99
+
+static int64_t stream_size(const struct up *u, const struct work *w)
+{
+    int64_t n = 1024;
+
+    for (size_t i = w->first; i < w->first + w->n; i++) {
+        const struct item *it = &u->items[i];
+        if (strlen(it->name) > USTAR_NAME_MAX)
+            return -1;
+        n += 512 + (it->size + 511) / 512 * 512;
+    }
+    return n;
+}
+
+struct tarstream {
+    struct up *u;
+    const struct work *w;
+    struct archive *a;
+    struct archive_entry *ent;
+    size_t next;     /* next item to add */
+    int fd;          /* the file being added, -1 between files */
+    int64_t left;    /* its bytes still to add */
+    struct buf out;  /* produced, not yet handed to curl */
+    size_t off;      /* handed-over bytes of out */
+    int64_t total, sent;
+    bool closed, failed;
+    char *chunk;     /* borrowed READ_CHUNK bytes */
+    char msg[ERR_MSG_MAX];
+};
+
+static la_ssize_t stream_write_cb(struct archive *a, void *ud, const void *p, size_t n)
+{
+    struct tarstream *ts = ud;
+
+    (void)a;
+    return buf_append(&ts->out, p, n) == 0 ? (la_ssize_t)n : -1;
+}
+
+static void tarstream_fail(struct tarstream *ts, const char *fmt, const char *what, const char *why)
+{
+    if (!ts->failed)
+        snprintf(ts->msg, sizeof ts->msg, fmt, what, why);
+    ts->failed = true;
+}
+
+static void tarstream_init(struct tarstream *ts, struct up *u, const struct work *w, int64_t total, char *chunk)
+{
+    memset(ts, 0, sizeof *ts);
+    ts->u = u;
+    ts->w = w;
+    ts->next = w->first;
+    ts->fd = -1;
+    ts->total = total;
+    ts->chunk = chunk;
+    buf_init(&ts->out, 0);
+    ts->a = archive_write_new();
+    ts->ent = archive_entry_new();
+    if (!ts->a || !ts->ent || archive_write_set_format_ustar(ts->a) != ARCHIVE_OK ||
+        archive_write_set_bytes_per_block(ts->a, 0) != ARCHIVE_OK ||
+        archive_write_open(ts->a, ts, NULL, stream_write_cb, NULL) != ARCHIVE_OK)
+        tarstream_fail(ts, "cannot start a tar archive%s%s", "", "");
+}
+
+static void tarstream_release(struct tarstream *ts)
+{
+    if (ts->fd >= 0)
+        close(ts->fd);
+    archive_entry_free(ts->ent);
+    if (ts->a)
+        archive_write_free(ts->a);
+    buf_release(&ts->out);
+}
+
+/* Add the next piece (a header, a chunk of a file, or the end) to out. */
+static void tarstream_produce(struct tarstream *ts)
+{
+    if (ts->fd < 0) {
+        if (ts->next == ts->w->first + ts->w->n) {
+            if (archive_write_close(ts->a) != ARCHIVE_OK)
+                tarstream_fail(ts, "cannot finish a tar%s: %s", "", archive_error_string(ts->a));
+            ts->closed = true;
+            return;
+        }
+        const struct item *it = &ts->u->items[ts->next++];
+        struct stat sb;
+        ts->fd = open(it->path, O_RDONLY | O_CLOEXEC);
+        if (ts->fd < 0 || fstat(ts->fd, &sb) != 0) {
+            tarstream_fail(ts, "cannot read '%s': %s", it->path, strerror(errno));
+            return;
+        }
+        if (sb.st_size != it->size) {
+            tarstream_fail(ts, "'%s' %s", it->path, "changed size during the upload");
+            return;
+        }
+        archive_entry_clear(ts->ent);
+        archive_entry_set_pathname(ts->ent, it->name);
+        archive_entry_set_filetype(ts->ent, AE_IFREG);
+        archive_entry_set_perm(ts->ent, 0644);
+        archive_entry_set_size(ts->ent, sb.st_size);
+        archive_entry_set_mtime(ts->ent, sb.st_mtime, 0);
+        if (archive_write_header(ts->a, ts->ent) != ARCHIVE_OK) {
+            tarstream_fail(ts, "cannot add '%s' to a tar: %s", it->path, archive_error_string(ts->a));
+            return;
+        }
+        ts->left = sb.st_size;
+    }
+    if (ts->left > 0) {
+        ssize_t r = read(ts->fd, ts->chunk, (size_t)MIN(ts->left, (int64_t)READ_CHUNK));
+        if (r < 0 && errno == EINTR)
+            return;
+        if (r <= 0) {
+            tarstream_fail(ts, "cannot read '%s': %s", ts->u->items[ts->next - 1].path,
+                           r < 0 ? strerror(errno) : "the file got shorter while it was read");
+            return;
+        }
+        if (archive_write_data(ts->a, ts->chunk, (size_t)r) != r) {
+            tarstream_fail(ts, "cannot add '%s' to a tar: %s", ts->u->items[ts->next - 1].path,
+                           archive_error_string(ts->a));
+            return;
+        }
+        ts->left -= r;
+    }
+    if (ts->left == 0) {
+        close(ts->fd);
+        ts->fd = -1;
+    }
+}
+
+static size_t tarstream_read(char *dst, size_t size, size_t nitems, void *ud)
+{
+    struct tarstream *ts = ud;
+    size_t want = size * nitems;
+
+    while (ts->off == ts->out.len && !ts->closed && !ts->failed) {
+        buf_reset(&ts->out);
+        ts->off = 0;
+        tarstream_produce(ts);
+    }
+    if (ts->failed)
+        return CURL_READFUNC_ABORT;
+    size_t n = MIN(want, ts->out.len - ts->off);
+    if (ts->sent + (int64_t)n > ts->total || (n == 0 && ts->sent != ts->total)) {
+        tarstream_fail(ts, "the tar of a shard came out at another size than announced%s%s", "", "");
+        return CURL_READFUNC_ABORT;
+    }
+    memcpy(dst, ts->out.data + ts->off, n);
+    ts->off += n;
+    ts->sent += (int64_t)n;
+    return n;
 }
 
 /* One try of work item w on handle h. */
@@ -511,12 +688,16 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
             goto out;
         }
         x->scale_num = x->scale_den = 1;
-        rc = put_signed(h, json_object_get(j, "signedURLDetails"), NULL, 0, f, it->size, u->max_rate, x, e);
+        struct body bd = {.f = f, .size = it->size};
+        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, e);
         if (rc)
             err_prefix(e, rc, "'%s'", it->name);
         goto out;
     }
-    if ((rc = build_tar(u, w, tar, chunk, e)) != 0)
+    /* a shard whose names all fit a ustar header is streamed: its tar is
+     * made while it is sent, never held whole */
+    int64_t ssize = stream_size(u, w);
+    if (ssize < 0 && (rc = build_tar(u, w, tar, chunk, e)) != 0)
         goto out;
     char *path = cli__ds_path(u->c, u->batch, "/bulk-upload/image-files");
     const char *q[] = {"displayName", u->display, NULL};
@@ -525,8 +706,20 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
     if (rc)
         goto out;
     x->scale_num = w->bytes;
-    x->scale_den = (int64_t)tar->len;
-    rc = put_signed(h, json_object_get(j, "signedURLDetails"), tar->data, tar->len, NULL, 0, u->max_rate, x, e);
+    if (ssize >= 0) {
+        struct tarstream ts;
+        tarstream_init(&ts, u, w, ssize, chunk);
+        struct body bd = {.read = tarstream_read, .read_ud = &ts, .size = ssize};
+        x->scale_den = ssize;
+        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, e);
+        if (ts.failed)
+            rc = err_set(e, CLI_EXIT_FAIL, "%s", ts.msg);
+        tarstream_release(&ts);
+    } else {
+        struct body bd = {.data = tar->data, .len = tar->len};
+        x->scale_den = (int64_t)tar->len;
+        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, e);
+    }
 out:
     if (f)
         fclose(f);

@@ -20,8 +20,20 @@ while [ $# -gt 0 ]; do
 done
 say() { printf 'demo: %s\n' "$*" >&2; }
 
+# A line every 10 s while a long step runs silently (apt-get, npm pack).
+ticker() {
+    local t=0
+    while sleep 10; do
+        t=$((t + 10))
+        say "   … $1, ${t} s so far"
+    done
+}
 say "1/6 checking the Debian packages and ONNX Runtime (a first run installs them: a few minutes)"
+ticker "still installing" &
+TICK=$!
 scripts/install-deps.sh
+kill "$TICK" 2>/dev/null || true
+wait "$TICK" 2>/dev/null || true
 
 total=$(find src -name '*.c' | wc -l)
 say "2/6 building build/vbatch ($total C files; about 30 s the first time, the log is /tmp/vbatch-demo-build.log)"

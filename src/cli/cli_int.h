@@ -16,6 +16,9 @@
 /* Largest JSON answer read into memory (a page of 1,000 list entries is
  * well under 1 MiB). */
 #define CLI_MAX_JSON_BYTES (64u << 20)
+/* The most pages one listing may take (a server that keeps answering with
+ * a nextPageToken is not followed forever). */
+#define CLI_MAX_PAGES 1000000
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
 
@@ -78,6 +81,8 @@ void cli__error_text(const char *body, size_t len, char *out, size_t outlen);
 char *cli__ds_path(const struct cli *c, const char *batch, const char *rest);
 char *cli__bp_path(const struct cli *c, const char *job, const char *rest);
 char *cli__wf_path(const struct cli *c, const char *wf);
+/* CLI_EXIT_FAIL with "GET <path>: more than CLI_MAX_PAGES pages" in e. */
+int cli__too_many_pages(const char *path, struct err *e);
 /* A curl handle with the common settings (user agent, no signals,
  * connection timeout).  Caller frees with curl_easy_cleanup. */
 CURL *cli__handle(const struct cli *c);

@@ -335,6 +335,11 @@ int cli__call(struct cli *c, const char *method, const char *path, const char *c
     return cli__call_on(c->curl, c, method, path, query, body, len, out, status, e);
 }
 
+int cli__too_many_pages(const char *path, struct err *e)
+{
+    return err_set(e, CLI_EXIT_FAIL, "GET %s: the server sent more than %d pages", path, CLI_MAX_PAGES);
+}
+
 static char *id_path(const char *prefix, const char *ws, const char *coll, const char *id, const char *rest)
 {
     char *w = url_encode(ws), *i = id ? url_encode(id) : NULL;

@@ -21,6 +21,7 @@ static int get_all(struct cli *c, const char *path, const char *key, const char 
 {
     json_t *all = json_array();
     char *token = NULL;
+    long pages = 0;
     struct err e = ERR_INIT;
     int rc = 0;
 
@@ -48,7 +49,12 @@ static int get_all(struct cli *c, const char *path, const char *key, const char 
         const char *t = cli__str(j, "nextPageToken", NULL);
         token = t ? xstrdup(t) : NULL;
         json_decref(j);
-    } while (token && (!limit || json_array_size(all) < (size_t)limit));
+    } while (token && (!limit || json_array_size(all) < (size_t)limit) && ++pages < CLI_MAX_PAGES);
+    if (token && pages >= CLI_MAX_PAGES) {
+        cli__too_many_pages(path, &e);
+        cli__fail("%s", e.msg);
+        rc = CLI_EXIT_FAIL;
+    }
     free(token);
     if (rc) {
         json_decref(all);

@@ -196,6 +196,7 @@ int cli__batch_export(struct cli *c, int argc, char **argv)
     char *batch = NULL, *path = NULL, *token = NULL, *tmp = NULL;
     struct err e = ERR_INIT;
     int npos = 0, rc, failures = 0;
+    long pages = 0;
     size_t nfiles = 0, ndl = 0;
     int64_t total = 0, t0;
 
@@ -297,7 +298,12 @@ int cli__batch_export(struct cli *c, int argc, char **argv)
         const char *t = cli__str(j, "nextPageToken", NULL);
         token = t ? xstrdup(t) : NULL;
         json_decref(j);
-    } while (token);
+    } while (token && ++pages < CLI_MAX_PAGES);
+    if (token) {
+        cli__too_many_pages(path, &e);
+        cli__fail("%s", e.msg);
+        failures++;
+    }
     {
         char a[32];
         double secs = (double)(time_mono_ms() - t0) / 1000.0;

@@ -223,6 +223,7 @@ int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, long *fa
     for (;;) {
         long pending = 0, bad = 0, status = 0;
         char *token = NULL;
+        long pages = 0;
         do {
             json_t *j = NULL;
             const char *q[] = {"pageSize", "1000", "nextPageToken", token, NULL};
@@ -249,7 +250,11 @@ int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, long *fa
             const char *t = cli__str(j, "nextPageToken", NULL);
             token = t ? xstrdup(t) : NULL;
             json_decref(j);
-        } while (token);
+        } while (token && ++pages < CLI_MAX_PAGES);
+        if (token) {
+            free(token);
+            rc = cli__too_many_pages(path, e);
+        }
         if (rc || pending == 0) {
             if (failed)
                 *failed = bad;
@@ -281,6 +286,7 @@ static int list_names(struct cli *c, const char *batch, char ***out, size_t *nou
     char *path = cli__ds_path(c, batch, "/list");
     char **names = NULL, *token = NULL;
     size_t n = 0, cap = 0;
+    long pages = 0;
     int rc = 0;
 
     do {
@@ -313,7 +319,11 @@ static int list_names(struct cli *c, const char *batch, char ***out, size_t *nou
         const char *t = cli__str(j, "nextPageToken", NULL);
         token = t ? xstrdup(t) : NULL;
         json_decref(j);
-    } while (token);
+    } while (token && ++pages < CLI_MAX_PAGES);
+    if (token) {
+        free(token);
+        rc = cli__too_many_pages(path, e);
+    }
     free(path);
     if (rc) {
         for (size_t i = 0; i < n; i++)

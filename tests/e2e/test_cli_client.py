@@ -183,6 +183,20 @@ def test_video_upload(server_factory, tmp_path):
     r = cli(s, 'batch', 'upload', str(vids / 'a.mp4'), '--batch', 'clips')
     assert r.returncode == 0 and '1 already on the server' in r.stderr
     assert len(listed(s, 'clips')) == 2
+    # a video job over them: one row per sampled frame
+    wf = tmp_path / 'crop.json'
+    wf.write_text(json.dumps(CROP_WF))
+    assert cli(s, 'workflow', 'put', 'crop', str(wf)).returncode == 0
+    r = cli(s, 'job', 'start', 'vjob', '--video', '--max-fps', '5', '--batch', 'clips', '--workflow', 'crop',
+            '--watch')
+    assert r.returncode == 0, r.stderr
+    body = s.request('GET', f'/batch-processing/v1/external/{s.workspace}/jobs/vjob').json()['job']['jobDefinition']
+    assert body['type'] == 'simple-video-processing-v1' and body['processingSpecification']['maxVideoFPS'] == 5
+    r = cli(s, 'batch', 'export', '--job', 'vjob', '--out', str(tmp_path / 'vout'))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in (tmp_path / 'vout' / 'results' / 'aggregated_results.jsonl').read_text().splitlines()]
+    per = {n: sum(1 for row in rows if row['image'] == n) for n in ('a.mp4', 'b.mp4')}
+    assert per['a.mp4'] == per['b.mp4'] > 1, per
 
 
 def test_job_abort_and_restart(server_factory, tmp_path):

@@ -448,7 +448,7 @@ struct body {
 
 /* PUT to a signed URL. */
 static int put_signed(CURL *h, json_t *details, const struct body *bd, int64_t max_rate, struct xfer *x,
-                      struct err *e)
+                      long *status, struct err *e)
 {
     const char *url = cli__str(details, "uploadURL", NULL);
     struct curl_slist *hdrs = NULL;
@@ -505,6 +505,7 @@ static int put_signed(CURL *h, json_t *details, const struct body *bd, int64_t m
         goto out;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    *status = code;
     if (code < 200 || code >= 300) {
         char msg[300];
         cli__error_text(resp.data ? resp.data : "", resp.len, msg, sizeof msg);
@@ -678,10 +679,11 @@ static size_t tarstream_read(char *dst, size_t size, size_t nitems, void *ud)
 
 /* One try of work item w on handle h. */
 static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar, char *chunk, struct xfer *x,
-                   struct err *e)
+                   bool *permanent, struct err *e)
 {
     json_t *j = NULL;
     FILE *f = NULL;
+    long status = 0;
     int rc;
 
     atomic_store(x->sent, 0);
@@ -699,7 +701,14 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
         }
         x->scale_num = x->scale_den = 1;
         struct body bd = {.f = f, .size = it->size};
-        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, e);
+        json_int_t max = json_integer_value(json_object_get(json_object_get(j, "signedURLDetails"), "maxFileSize"));
+        if (max > 0 && it->size > max) {
+            *permanent = true;
+            rc = err_set(e, CLI_EXIT_FAIL, "%lld bytes, over the server's video limit of %lld bytes",
+                         (long long)it->size, (long long)max);
+        } else {
+            rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, &status, e);
+        }
         if (rc)
             err_prefix(e, rc, "'%s'", it->name);
         goto out;
@@ -716,21 +725,31 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
     if (rc)
         goto out;
     x->scale_num = w->bytes;
-    if (ssize >= 0) {
+    int64_t tsize = ssize >= 0 ? ssize : (int64_t)tar->len;
+    json_int_t max = json_integer_value(json_object_get(json_object_get(j, "signedURLDetails"), "maxShardSize"));
+    if (max > 0 && tsize > max) {
+        *permanent = true;
+        rc = err_set(e, CLI_EXIT_FAIL, "its tar of %lld bytes is over the server's shard limit of %lld bytes"
+                     " (use a smaller --shard-mb or --shard-size)", (long long)tsize, (long long)max);
+    } else if (ssize >= 0) {
         struct tarstream ts;
         tarstream_init(&ts, u, w, ssize, chunk);
         struct body bd = {.read = tarstream_read, .read_ud = &ts, .size = ssize};
         x->scale_den = ssize;
-        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, e);
+        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, &status, e);
         if (ts.failed)
             rc = err_set(e, CLI_EXIT_FAIL, "%s", ts.msg);
         tarstream_release(&ts);
     } else {
         struct body bd = {.data = tar->data, .len = tar->len};
         x->scale_den = (int64_t)tar->len;
-        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, e);
+        rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, &status, e);
     }
 out:
+    /* the same bytes would be refused again: 400 (bad content), 413 (too
+     * large); other failures get a fresh URL and another try */
+    if (status == 400 || status == 413)
+        *permanent = true;
     if (f)
         fclose(f);
     json_decref(j);
@@ -755,11 +774,12 @@ static void *worker(void *arg)
         const struct work *w = &u->work[wi];
         struct err e = ERR_INIT;
         int rc = 0;
-        for (int t = 0; t < WORK_TRIES; t++) {
+        bool permanent = false;
+        for (int t = 0; t < WORK_TRIES && !permanent; t++) {
             if (t)
                 sleep(1);
             err_clear(&e);
-            if ((rc = do_work(u, h, w, &tar, chunk, &x, &e)) == 0)
+            if ((rc = do_work(u, h, w, &tar, chunk, &x, &permanent, &e)) == 0)
                 break;
         }
         atomic_store(x.sent, 0);
@@ -979,7 +999,7 @@ int cli__batch_upload(struct cli *c, int argc, char **argv)
         cli__bar_end(c);
         fprintf(stderr, "uploaded %zu file(s), %s in %.1f s (%s/s)\n", u.done_files, a, secs, b);
         if (started == 0 || u.failed_works) {
-            cli__fail("%zu of %zu upload(s) failed (the first: %s); run the same command again to upload the rest",
+            cli__fail("%zu of %zu upload(s) failed (the first: %s); once fixed, the same command uploads only what is missing",
                       started ? u.failed_works : u.nwork, u.nwork, started ? u.first_err : "cannot start a thread");
             rc = CLI_EXIT_FAIL;
             goto out;

@@ -403,3 +403,19 @@ def test_long_names_and_streamed_shards(server_factory, tmp_path):
     assert sorted(f['fileName'] for f in files) == sorted(want)
     for f in files:
         assert s.raw('GET', f['downloadURL']).body == want[f['fileName']]
+
+
+def test_shard_over_the_server_limit(server_factory, tmp_path):
+    """The signed URL's maxShardSize is checked before sending: no retries,
+    the fix said in one line; smaller shards then go through."""
+    s = server_factory(args=['--max-shard-bytes', '20000']).start()
+    imgs = tmp_path / 'imgs'
+    make_images(str(imgs), 10, size=32)
+    r = cli(s, 'batch', 'upload', str(imgs), '--batch', 'big')
+    assert r.returncode == 1
+    assert r.stderr.count("over the server's shard limit of 20000 bytes (use a smaller --shard-mb or --shard-size)") == 2
+    assert 'once fixed, the same command uploads only what is missing' in r.stderr
+    assert len(s.ds('GET', '/big/shards').json()['shards']) == 1  # one URL asked for: not retried
+    r = cli(s, 'batch', 'upload', str(imgs), '--batch', 'big', '--shard-size', '3')
+    assert r.returncode == 0, r.stderr
+    assert sorted(listed(s, 'big')) == [f'img{i:04d}.png' for i in range(10)]

@@ -866,6 +866,10 @@ int jobs_start(struct jobs *j)
         j->nthreads++;
     }
     log_info("jobs", "workers started count=%d owner=%s", j->nthreads, j->owner_prefix);
+    if (jobs__pool_join(j) < 0) {
+        jobs_stop(j);
+        return ERR_INTERNAL;
+    }
     return 0;
 }
 
@@ -877,6 +881,7 @@ void jobs_stop(struct jobs *j)
     j->stopping = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    jobs__pool_leave(j);
     for (int i = 0; i < j->nthreads; i++)
         pthread_join(j->threads[i], NULL);
     j->nthreads = 0;

@@ -25,6 +25,10 @@ void jobs_opts_default(struct jobs_opts *o)
     o->heartbeat_ms = 1000;
     o->poll_ms = 200;
     o->pool_beat_ms = 3000;
+    o->listen_poll_ms = 2000;
+    const char *ip = getenv("VBATCH_JOBS_IDLE_POLL_MS");
+    if (ip && *ip)
+        o->listen_poll_ms = MAX(1, MIN(atoll(ip), 600000));
     o->max_task_items = 500;
     o->max_attempts = 8;
     o->archive_max_bytes = 256ll << 20;
@@ -68,6 +72,8 @@ int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, st
         j->o.poll_ms = 200;
     if (j->o.pool_beat_ms <= 0)
         j->o.pool_beat_ms = 3000;
+    if (j->o.listen_poll_ms <= 0)
+        j->o.listen_poll_ms = 2000;
     if (j->o.max_attempts <= 0)
         j->o.max_attempts = 8;
     if (j->o.archive_max_bytes <= 0)

@@ -46,6 +46,9 @@ struct jobs_opts {
     int64_t lease_ms;          /* task lease; renewed by heartbeat; default 15000 */
     int64_t heartbeat_ms;      /* lease renewal / progress period; default 1000 */
     int64_t poll_ms;           /* idle worker sleep between claim attempts; default 200 */
+    int64_t listen_poll_ms;    /* the same while a PostgreSQL LISTEN wakes idle workers (the
+                                  poll is then only the fallback); default 2000, or
+                                  $VBATCH_JOBS_IDLE_POLL_MS (tests) */
     int64_t pool_beat_ms;      /* worker pool heartbeat (the workers table); a row 3 beats
                                   old is a dead process's; default 3000 */
     int max_task_items;        /* items per processing task; default 500 */

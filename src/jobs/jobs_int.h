@@ -40,6 +40,13 @@ struct jobs {
     int64_t pool_started_ms;   /* wall clock */
     pthread_t pool_thread;
     bool pool_running;         /* pool_thread started and not joined */
+    /* wake-ups from other processes (worker.c, PostgreSQL only): a thread
+     * waits for NOTIFY vbatch_tasks and kicks the idle workers */
+    struct store_tasks_listener *listener; /* owned, NULL on SQLite */
+    pthread_t listen_thread;
+    bool listen_running;       /* listen_thread started and not joined */
+    bool listen_live;          /* the LISTEN connection is up (guarded by mu):
+                                  idle workers poll every o.listen_poll_ms */
 };
 
 /* Everything a worker needs about a job, read in one query. */

@@ -254,6 +254,23 @@ void store_job_log_rows_free(struct store_job_log_row *r, int n);
 int store_job_logs_page(struct store *st, int64_t job_pk, const char *severity, int64_t after, int limit,
                         struct store_job_log_row **rows, int *n, struct err *e);
 
+/* ---- wake-ups of idle workers (store/tasks.c) -------------------------------- */
+
+/* On PostgreSQL every transaction that makes a task claimable (job
+ * created or restarted, task released, retried or completed) sends NOTIFY
+ * vbatch_tasks; a listener waits for it on a connection of its own.
+ * store_tasks_listen: ERR_UNSUPPORTED on SQLite (nothing to listen to:
+ * keep polling), ERR_UNAVAILABLE when the server cannot be reached.
+ * store_tasks_wait: 1 when notified (or reconnected after a loss: look for
+ * work), 0 on timeout or store_tasks_wake, ERR_UNAVAILABLE when the
+ * connection was lost (later calls reconnect).  store_tasks_wake may be
+ * called from any thread; the others belong to one thread. */
+struct store_tasks_listener;
+int store_tasks_listen(struct store *st, struct store_tasks_listener **out, struct err *e);
+int store_tasks_wait(struct store_tasks_listener *l, int64_t timeout_ms, struct err *e);
+void store_tasks_wake(struct store_tasks_listener *l);
+void store_tasks_listen_close(struct store_tasks_listener *l); /* NULL ok */
+
 /* ---- the live worker pool (store/workers.c) ---------------------------------- */
 
 #define STORE_WORKER_ID_MAX 200

@@ -79,5 +79,11 @@ const char *const store__core_migrations[] = {
     "  name TEXT PRIMARY KEY,"
     "  owner TEXT NOT NULL,"                     /* store_owner() of the holder */
     "  until_ms INTEGER NOT NULL);",
+    /* 6: the installation secret (store.c): one row named 'installation',
+     * 32 bytes, shared by every process on the database */
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BLOB NOT NULL,"
+    "  created_ms INTEGER NOT NULL);",
 };
 const int store__core_migrations_n = (int)ARRAY_LEN(store__core_migrations);

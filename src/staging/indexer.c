@@ -24,6 +24,8 @@ static int tar_image(void *ud, int index, const char *name, const void *data, si
 {
     struct staging__job *j = ud;
     (void)index, (void)data;
+    if (staging__job_lost(j))
+        return ERR_EXISTS; /* another process has the shard now: stop */
     return staging__job_add(j, name, j->blob_key, mime, (int64_t)len, offset);
 }
 

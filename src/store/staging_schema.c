@@ -102,7 +102,12 @@ const char *const store__staging_migrations_sqlite[] = {
     "  SELECT bid, part, count(*) FROM items WHERE part IS NOT NULL GROUP BY bid, part;",
     /* 3: item lookup by name within a part (image sidecars) */
     "CREATE INDEX items_name ON items(bid, part, name, id);",
-    /* 4: tar shards kept whole: an item of a shard is size bytes at
+    /* 4: shard claims (store/shards.c): the process working on an
+     * uploaded/queued shard and until when (ms) its claim holds unless
+     * renewed; NULL/0 = not claimed */
+    "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
+    "ALTER TABLE shards ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;",
+    /* 5: tar shards kept whole: an item of a shard is size bytes at
      * blob_offset of the shard's blob; NULL = the whole blob (single
      * uploads, videos, outputs, items written before this migration) */
     "ALTER TABLE items ADD COLUMN blob_offset INTEGER;"
@@ -208,7 +213,12 @@ const char *const store__staging_migrations_pg[] = {
     "  SELECT bid, part, count(*) FROM items WHERE part IS NOT NULL GROUP BY bid, part;",
     /* 3: item lookup by name within a part (image sidecars) */
     "CREATE INDEX items_name ON items(bid, part, name, id);",
-    /* 4: tar shards kept whole (see the SQLite list) */
+    /* 4: shard claims (store/shards.c): the process working on an
+     * uploaded/queued shard and until when (ms) its claim holds unless
+     * renewed; NULL/0 = not claimed */
+    "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
+    "ALTER TABLE shards ADD COLUMN claim_until BIGINT NOT NULL DEFAULT 0;",
+    /* 5: tar shards kept whole (see the SQLite list) */
     "ALTER TABLE items ADD COLUMN blob_offset BIGINT;"
     "DROP INDEX items_blob;"
     "CREATE INDEX items_blob ON items(blob_key, blob_offset);",

@@ -117,7 +117,8 @@ def test_shard_items_read_by_offset_by_downloads_and_a_job(server_factory):
 def to_old_layout(data):
     """Rewrite a data folder as vbatch wrote it before shards were kept
     whole: each image of a shard its own blob b/<bid>/s/<shard>/<n>, the
-    archive gone, items without blob_offset, staging schema version 3."""
+    archive gone, items without blob_offset, staging schema version 4 (the
+    one before blob_offset)."""
     db = sqlite3.connect(os.path.join(data, 'vbatch.db'))
     rows = db.execute('SELECT id, bid, shard_id, blob_key, blob_offset, size FROM items'
                       ' WHERE blob_offset IS NOT NULL ORDER BY id').fetchall()
@@ -135,7 +136,7 @@ def to_old_layout(data):
         tars.add(key)
     db.executescript('DROP INDEX items_blob; ALTER TABLE items DROP COLUMN blob_offset;'
                      ' CREATE INDEX items_blob ON items(blob_key);'
-                     " UPDATE schema_versions SET version=3 WHERE component='staging';")
+                     " UPDATE schema_versions SET version=4 WHERE component='staging';")
     db.commit()
     db.close()
     for key in tars:
@@ -154,7 +155,7 @@ def test_data_folder_of_an_earlier_version_still_downloads_and_runs(server_facto
     s.start()
     s.key = key
     with open(s.log_path) as f:
-        assert 'migrated component=staging version=4' in f.read()
+        assert 'migrated component=staging version=5' in f.read()
     listed = list_files(s, 'old')
     assert len(listed) == 30
     for f in listed:

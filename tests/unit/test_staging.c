@@ -732,6 +732,74 @@ TEST(indexing_is_crash_safe)
     ctx_close(&c);
 }
 
+/* Files under DATA/blobs/<prefix>/ */
+/* How many items of batch are ranges of the blob key that read back as
+ * the images they were (tar_images' JPEG). */
+static int items_readable(struct ctx *c, const char *batch, const char *key)
+{
+    struct staging_item *it = NULL;
+    int n = 0, ok = 0;
+    size_t jl, len;
+    uint8_t *jp = jpeg(&jl, 8);
+    if (staging_items_page(c->s, "ws", batch, NULL, 0, 100, &it, &n, NULL) < 0)
+        n = 0;
+    for (int i = 0; i < n; i++) {
+        char *data = NULL;
+        if (!strcmp(it[i].blob_key, key) && it[i].offset >= 0 &&
+            store_blob_read_at(c->st, key, it[i].offset, it[i].size, 1 << 20, &data, &len) == 0 && len == jl &&
+            !memcmp(data, jp, jl))
+            ok++;
+        free(data);
+    }
+    staging_items_free(it, n);
+    free(jp);
+    return ok;
+}
+
+TEST(claim_taken_over_leaves_the_new_owners_work_alone)
+{
+    /* two contexts on one data folder stand for two processes */
+    struct ctx a = {0}, b = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.claim_lease_ms = 300;
+    ctx_open(&a, &o);
+    memcpy(b.dir, a.dir, sizeof b.dir);
+    ctx_open(&b, &o);
+    struct tarb t;
+    tar_images(&t, 5, 0);
+    char shard[64];
+    ASSERT_OK(put_shard(&a, "to", t.buf, t.used, shard));
+    free(t.buf);
+    /* A claims the shard, then stalls past its lease without renewing */
+    struct staging__job ja;
+    ASSERT_OK(staging__job_load(a.s, false, "uploaded", &ja));
+    ASSERT_STR_EQ(ja.shard_id, shard);
+    int n = -1;
+    ASSERT_OK(staging_index_pending(b.s, &n));
+    ASSERT_EQ(n, 0); /* claimed by A: B leaves it */
+    usleep(400000);
+    ASSERT_OK(staging_index_pending(b.s, &n)); /* expired: B takes it over and indexes it */
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(count(&b, "to", NULL), 5);
+    /* B's work: the items, ranges of the shard's blob (kept whole) */
+    char tarkey[96];
+    snprintf(tarkey, sizeof tarkey, "b/%lld/s/%s.tar", (long long)ja.bid, shard);
+    ASSERT_EQ(items_readable(&b, "to", tarkey), 5);
+    /* A wakes up: whatever it decides is refused and removes nothing of B's */
+    ASSERT_EQ(staging__job_fail(&ja, "uploaded", "internal-error", "stalled"), ERR_EXISTS);
+    staging__job_wait_storage(&ja, "uploaded", "storage full: test");
+    ASSERT_EQ(staging__job_commit(&ja, "uploaded"), ERR_EXISTS);
+    staging__job_release(&ja);
+    ASSERT_EQ(items_readable(&b, "to", tarkey), 5);
+    ASSERT_EQ(count(&a, "to", NULL), 5);
+    json_t *sh = shard0(&a, "to", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    json_decref(sh);
+    ctx_close(&b);
+    ctx_close(&a);
+}
+
 TEST(output_batches_parts_and_counts)
 {
     struct ctx c = {0};

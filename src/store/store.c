@@ -173,22 +173,64 @@ void store__release(struct store *st, struct db_conn *c)
     db_release(st->db, c);
 }
 
+/* Publish a new secret at 'path' unless one is there: written to a temp
+ * file (0600, synced), then link(2)ed to the name, which fails with EEXIST
+ * when another process published one first.  Returns 0 (ours is there),
+ * -EEXIST (theirs is: read it) or a negative errno. */
+static int secret_publish(const char *path, const uint8_t *secret, size_t len)
+{
+    char *tmp = xasprintf("%s.tmp.%d.%lx", path, (int)getpid(), (unsigned long)random());
+    int rc = 0, fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        free(tmp);
+        return rc;
+    }
+    if ((rc = fd_write_all(fd, secret, len)) == 0 && fsync(fd) < 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && link(tmp, path) < 0)
+        rc = -errno;
+    unlink(tmp);
+    free(tmp);
+    if (rc == 0) {
+        char *dir = xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = 0;
+            rc = fsync_dir(*dir ? dir : "/");
+        }
+        free(dir);
+    }
+    return rc;
+}
+
+/* DATA/secret, made on first open.  Processes that open a new data folder
+ * at once (several `serve` and `worker` on one shared folder) all end up
+ * with the same secret: only the first publishes its own (secret_publish),
+ * the others read that one — so a URL signed by one is valid on all. */
 static int load_secret(struct store *st)
 {
     char *path = xasprintf("%s/secret", st->dir);
     char *data = NULL;
     size_t len = 0;
+    bool ours = false;
     int rc = file_read_all(path, 64, &data, &len);
-    if (rc == 0 && len == sizeof st->secret) {
-        memcpy(st->secret, data, len);
-    } else if (rc == -ENOENT) {
+    if (rc == -ENOENT) {
         rand_bytes(st->secret, sizeof st->secret);
-        rc = file_write_atomic(path, st->secret, sizeof st->secret);
-        if (rc == 0 && chmod(path, 0600) < 0)
-            rc = -errno;
-    } else if (rc == 0) {
-        log_error("store", "secret file '%s' has a wrong size", path);
-        rc = ERR_INVALID;
+        rc = secret_publish(path, st->secret, sizeof st->secret);
+        if (rc == 0)
+            ours = true;
+        else if (rc == -EEXIST)
+            rc = file_read_all(path, 64, &data, &len);
+    }
+    if (rc == 0 && !ours) {
+        if (data && len == sizeof st->secret) {
+            memcpy(st->secret, data, len);
+        } else {
+            log_error("store", "secret file '%s' has a wrong size", path);
+            rc = ERR_INVALID;
+        }
     }
     free(data);
     free(path);

@@ -103,7 +103,6 @@ int staging__job_fail(struct staging__job *j, const char *from_state, const char
     char prefix[160], *hook = NULL, *ok = NULL, *bad = NULL;
     snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
              j->shard_id);
-    store_blob_delete_prefix(s->st, prefix);
     json_t *meta = json_pack("{s:s,s:O,s:i}", "reason", reason, "failedFiles", j->failed, "failedCount", j->nfailed);
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
@@ -118,6 +117,11 @@ int staging__job_fail(struct staging__job *j, const char *from_state, const char
     int rc = store_shard_finish(s->st, &o, &e);
     free(meta_s), free(hook), free(ok), free(bad), free(okey);
     if (rc == 0) {
+        /* Only once the shard is ours to fail: a stale attempt (another
+         * process indexed it meanwhile: ERR_EXISTS) must not delete the
+         * images that one published under the same keys.  A crash before
+         * this leaves files under b/<bid>/, removed with the batch. */
+        store_blob_delete_prefix(s->st, prefix);
         log_warn("staging", "shard failed shard=%s status=%s reason=%s", j->shard_id, status_name, reason);
         store_outbox_kick(s->st);
     }
@@ -201,13 +205,15 @@ void staging__job_wait_storage(struct staging__job *j, const char *from_state, c
     char prefix[160];
     snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
              j->shard_id);
-    store_blob_delete_prefix(s->st, prefix);
     json_t *meta = json_pack("{s:s}", "reason", why);
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
     struct err e = ERR_INIT;
-    store_shard_wait_storage(s->st, j->shard_id, from_state, meta_s, &e);
+    int rc = store_shard_wait_storage(s->st, j->shard_id, from_state, meta_s, &e);
     free(meta_s);
+    if (rc == ERR_EXISTS)
+        return; /* no longer in from_state: another process staged it, its images stay */
+    store_blob_delete_prefix(s->st, prefix); /* recorded, or the database is full too: free the space */
     log_warn("staging", "shard waiting for storage shard=%s: %s", j->shard_id, why);
 }
 

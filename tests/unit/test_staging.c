@@ -680,6 +680,46 @@ TEST(indexing_is_crash_safe)
     ctx_close(&c);
 }
 
+/* Two indexers (two `serve` processes on one database) take the same
+ * uploaded shard: one commits it and deletes the archive; the other then
+ * finds the archive missing and records a failure.  That stale failure
+ * changes nothing (the shard is no longer "uploaded") and must not delete
+ * the images the winner published under the shard's keys. */
+TEST(stale_indexer_failure_keeps_the_winners_images)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    struct tarb t;
+    tar_images(&t, 20, 0);
+    char shard[64];
+    ASSERT_OK(put_shard(&c, "two", t.buf, t.used, shard));
+    free(t.buf);
+    struct staging__job late;
+    ASSERT_OK(staging__job_load(c.s, false, "uploaded", &late)); /* the other process's indexer */
+    int n = -1;
+    ASSERT_OK(staging_index_pending(c.s, &n)); /* this one wins */
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(count(&c, "two", NULL), 20);
+    ASSERT_EQ(staging__job_fail(&late, "uploaded", "upload-missing", "the uploaded archive is missing"), ERR_EXISTS);
+    staging__job_release(&late);
+    struct staging_item *it = NULL;
+    int ni = 0;
+    ASSERT_OK(staging_items_page(c.s, "ws", "two", NULL, 0, 100, &it, &ni, NULL));
+    ASSERT_EQ(ni, 20);
+    for (int i = 0; i < ni; i++) {
+        char *data = NULL;
+        size_t len = 0;
+        ASSERT_OK(store_blob_read(c.st, it[i].blob_key, 1 << 20, &data, &len));
+        ASSERT_EQ((int64_t)len, it[i].size);
+        free(data);
+    }
+    staging_items_free(it, ni);
+    json_t *sh = shard0(&c, "two", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    json_decref(sh);
+    ctx_close(&c);
+}
+
 TEST(output_batches_parts_and_counts)
 {
     struct ctx c = {0};

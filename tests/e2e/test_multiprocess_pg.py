@@ -42,7 +42,8 @@ import uuid
 import pytest
 
 from conftest import BIN, MULT, Server, make_tar, png_bytes
-from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows
+from jobs_helpers import (CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows,
+                          verify_signature)
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 pytestmark = pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'),
@@ -50,7 +51,7 @@ pytestmark = pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'
 
 N_IMAGES = 2000
 SHARD = 250                  # 8 tar shards (at most 500 images each)
-LEASE_MS = 3000              # a killed worker's task is taken over after this
+LEASE_MS = 4000              # a killed worker's task is taken over after this
 ITEM_DELAY_MS = 4            # per image, in processing and in the export
 
 
@@ -143,9 +144,10 @@ class Hooks:
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 n = int(self.headers.get('Content-Length') or 0)
-                body = json.loads(self.rfile.read(n))
+                raw = self.rfile.read(n)
+                body = json.loads(raw)
                 with rec.lock:
-                    rec.calls.append({'t': time.time(), 'body': body})
+                    rec.calls.append({'t': time.time(), 'body': body, 'raw': raw, 'headers': dict(self.headers)})
                 first = body.get('delivery_attempt') == 1
                 code = 200
                 if first and body['type'] == 'roboflow-data-staging-notification-v1':
@@ -192,6 +194,20 @@ def task_rows(db, job):
                     " FROM tasks t JOIN jobs j ON j.pk=t.job_pk WHERE j.job_id='%s'"
                     " ORDER BY t.stage_id DESC, t.task_no" % job)
     return [(r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows]
+
+
+def half_put_then_kill(s, url, body):
+    """Send the headers and half the body of a PUT to s, then kill -9 s."""
+    import http.client
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection('127.0.0.1', s.port, timeout=30 * MULT)
+    c.putrequest('PUT', u.path + '?' + u.query)
+    c.putheader('Content-Length', str(len(body)))
+    c.endheaders()
+    c.send(body[:len(body) // 2])
+    time.sleep(0.3)  # the server is streaming it to a temp file
+    s.kill9()
+    c.close()
 
 
 def hooked_shard(names, first, ingest, url):
@@ -254,8 +270,19 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
             d = r.json()['signedURLDetails']
             assert d['uploadURL'].startswith(a.base + '/'), d
             tar = hooked_shard(names[k:k + SHARD], k, f'ing-{k // SHARD}', hooks.url)
-            put = a.raw('PUT', d['uploadURL'], body=tar, headers=d.get('extensionHeaders') or {})
-            assert put.status == 200, put
+            if k == 3 * SHARD:
+                # A dies in the middle of this PUT; the client sends it again
+                # to B (as a load balancer in front of both would): the
+                # signed URL is valid there and the half upload left nothing
+                half_put_then_kill(a, d['uploadURL'], tar)
+                log('upload: killed API A in the middle of a shard PUT')
+                put = b.raw('PUT', d['uploadURL'].replace(a.base, b.base, 1), body=tar,
+                            headers=d.get('extensionHeaders') or {})
+                assert put.status == 200, put
+                a.start(same_port=True)
+            else:
+                put = a.raw('PUT', d['uploadURL'], body=tar, headers=d.get('extensionHeaders') or {})
+                assert put.status == 200, put
             shards[d['shardId']] = f'ing-{k // SHARD}'
         assert b.wait_count('mp', N_IMAGES, timeout=180) == N_IMAGES
         assert b.ds('GET', '/mp/count').json()['count'] == N_IMAGES
@@ -382,6 +409,13 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
         twice = {k: v for k, v in events.items() if len(v) > 1}
         assert not twice, f'webhooks delivered twice with different event ids: {twice}'
         assert [k for k in events if k[0] == 'job'] == [('job', 'mp1', 'success')], list(events)
+        # every API process signed with the one installation secret
+        with hooks.lock:
+            calls = list(hooks.calls)
+        signed = [c for c in calls if c['body']['type'] == 'roboflow-batch-job-notification-v1']
+        assert len(signed) >= 2 and all(verify_signature(data, c['headers'], c['raw']) for c in signed), signed
+        assert all(verify_signature(data, c['headers'], c['raw']) for c in calls
+                   if 'x-vbatch-signature' in {h.lower() for h in c['headers']}), calls
         assert {k[2] for k in events if k[0] == 'staging'} == set(shards), list(events)
         assert {k[1] for k in events if k[0] == 'staging'} == set(shards.values()), list(events)
         # one outbox row per event, each delivered

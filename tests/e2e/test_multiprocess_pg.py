@@ -251,13 +251,10 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
                 with open(s.out_path) as f:
                     keys += [ln.split()[1] for ln in f if ln.startswith('api_key: ')]
             return keys
-        keys = wait_until(printed_key, timeout=60, what='the first key')
-        time.sleep(0.5)
-        keys = printed_key()
-        assert len(keys) == 1, keys
-        a.key = b.key = keys[0]
+        a.key = b.key = wait_until(printed_key, timeout=60, what='the first key')[0]
         a.wait_healthy()
-        b.wait_healthy()
+        b.wait_healthy()  # both past their start-up: a second key would be printed by now
+        assert len(printed_key()) == 1, printed_key()
         assert all(w.proc.poll() is None for w in workers), [w.log()[-2000:] for w in workers]
 
         # -- upload through A (signed-URL PUTs of tar shards), count on B -----
@@ -273,7 +270,7 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
             if k == 3 * SHARD:
                 # A dies in the middle of this PUT; the client sends it again
                 # to B (as a load balancer in front of both would): the
-                # signed URL is valid there and the half upload left nothing
+                # signed URL is valid there, the half upload is not taken
                 half_put_then_kill(a, d['uploadURL'], tar)
                 log('upload: killed API A in the middle of a shard PUT')
                 put = b.raw('PUT', d['uploadURL'].replace(a.base, b.base, 1), body=tar,
@@ -380,8 +377,10 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
                     f'a live worker lost its lease (its work was done twice): {entry}'
         assert sum(takeovers.values()) >= 2, logs  # the two killed workers' tasks
         # each claim after a task's first is a takeover of a killed worker's lease
+        failed = [ln for w in workers for ln in w.log().splitlines() if 'task failed' in ln or 'database' in ln]
         assert {f'{t[0]}-{t[1]:05d}': t[3] for t in rows} == \
-            {f'{t[0]}-{t[1]:05d}': 1 + takeovers[f'{t[0]}-{t[1]:05d}'] for t in rows}, (rows, takeovers)
+            {f'{t[0]}-{t[1]:05d}': 1 + takeovers[f'{t[0]}-{t[1]:05d}'] for t in rows}, \
+            (rows, takeovers, [e for e in logs if e['logType'] != 'lease-expired'], failed)
         assert [e['logType'] for e in logs].count('stage-completed') == 1, logs  # processing; the export's end is job-completed
         assert [e['logType'] for e in logs].count('job-completed') == 1, logs
         done = collections.Counter()

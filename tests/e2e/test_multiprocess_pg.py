@@ -297,8 +297,11 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
         r = bp(a, 'POST', '/mp1', job_body('mp', 'crop', persist=True, notificationsURL=hooks.url))
         assert r.status == 200, r
         assert bp(b, 'GET', '/mp1').json()['job']['isTerminal'] is False
-        # shards of 250: 8 processing tasks, whatever the pool's size
-        assert len([t for t in task_rows(pg_schema, 'mp1') if t[0] == 'processing']) == 8
+        # tasks never cross a shard: at least 8 for 8 shards of 250, enough
+        # for the 3 workers (how much finer the planner cuts for the live
+        # pool is the planner's business: not fixed here)
+        n_proc = len([t for t in task_rows(pg_schema, 'mp1') if t[0] == 'processing'])
+        assert n_proc >= 8, n_proc
 
         # -- during processing: kill -9 a worker with a running task and B ------
         def running_proc():
@@ -362,7 +365,7 @@ def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
             (len(rows), [n for n, c in counts.items() if c > 1][:10])
         assert sorted(exp['members']) == sorted(f'{n}/crop.jpg' for n in names)
         proc_files = [f['fileName'] for f in list_files(b, 'mp1-processing')]
-        assert len(proc_files) == len(set(proc_files)) == 8, proc_files
+        assert len(proc_files) == len(set(proc_files)) == n_proc, proc_files
 
         # -- no task carried out twice to completion ----------------------------
         rows = task_rows(pg_schema, 'mp1')

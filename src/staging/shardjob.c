@@ -14,8 +14,9 @@
  * out of "uploaded"/"queued".  A crash before the commit leaves the shard
  * in its old state, with no item visible; on restart it is processed
  * again (a tar shard's blob is read again, a reference shard's blobs are
- * overwritten), so items are never half-visible and never duplicated.  The transaction re-checks the state, so two indexers (or a
- * test and the thread) cannot both commit one shard.  The rows belong to
+ * overwritten), so items are never half-visible and never duplicated.
+ * The transaction re-checks the state, so two indexers (or a test and the
+ * thread) cannot both commit one shard.  The rows belong to
  * store/ (store/shards.c, where the shard state diagram is).
  *
  * Claims across processes: a shard is claimed for this process

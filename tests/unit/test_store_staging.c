@@ -441,6 +441,8 @@ BOTH(singleton_lease_racing_takers_one_winner)
     ASSERT_EQ(holders, 1); /* the first taker keeps it for 60 s: nobody else ever got it */
     for (int i = K - 1; i >= 0; i--)
         store_close(st[i]);
+}
+
 /* Another process creates the output batch in a transaction that is still
  * open when this one looks: this one waits for it and answers "exists"
  * (jobs__output_ensure goes on), not "holds job outputs and cannot take

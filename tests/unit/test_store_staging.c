@@ -545,7 +545,7 @@ BOTH(reference_ingest_retried_at_once)
     free(dup);
     /* nothing of the retry was queued */
     struct store_shard_work w;
-    ASSERT_EQ(store_shard_next(st, true, "queued", &w, &e), ERR_NOTFOUND);
+    ASSERT_EQ(store_shard_claim(st, true, "queued", "t", 60000, &w, &e), ERR_NOTFOUND);
     free(sqlite_path);
     store_close(st);
 }

@@ -404,13 +404,20 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
                          struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
                          int nitems, char **cause, struct err *err)
 {
-    char *path = store_blob_path(j->st, it->blob_key), *first_bad = NULL, *last_bad = NULL;
+    char *path = NULL, *first_bad = NULL, *last_bad = NULL;
     struct vis_video *v = NULL;
     long long nframes = 0, nbad = 0, run = 0; /* run: consecutive frames failed with last_bad */
-    int rc = vis_video_open_file(path, jb->max_fps, &v);
+    /* ffmpeg wants a file: the blob's own, or a downloaded copy on S3 */
+    int rc = store_blob_local_copy(j->st, it->blob_key, &path);
 
-    free(path);
     *cause = NULL;
+    if (rc < 0 && rc != ERR_NOTFOUND) {
+        err_printf(err, "cannot read the video '%s': %s", it->blob_key, err_str(rc));
+        return rc;
+    }
+    if (rc == 0)
+        rc = vis_video_open_file(path, jb->max_fps, &v);
+    store_blob_local_release(j->st, path);
     if (rc < 0) {
         *cause = xasprintf("cannot open the video: %s", err_str(rc));
         return 0;

@@ -1,0 +1,169 @@
+"""--blobs / VBATCH_BLOBS: the blob store on S3-compatible object storage.
+
+Start-up errors (one line on stderr, exit status 2, never the secret): a
+bad URL, missing credentials, an unreachable endpoint; with VBATCH_TEST_S3
+(scripts/test.sh starts a throwaway radosgw with scripts/s3-up.sh) also
+wrong credentials and a missing bucket, and a server whose blobs are all on
+radosgw: single uploads, tar shards through vbatch's signed URLs, a job
+with persisted images and its export downloads; the objects of an expired
+batch are deleted."""
+import os
+import subprocess
+import time
+import uuid
+import urllib.parse
+
+import pytest
+
+from conftest import BIN, MULT, Server
+from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, stage_pngs, wait_job
+
+S3 = os.environ.get('VBATCH_TEST_S3', '')
+need_s3 = pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
+                             reason='VBATCH_TEST_S3 / AWS credentials not set')
+SECRET = 'sEcReT-never-printed-42'
+
+
+def run(*args, env=None, timeout=60):
+    e = dict(os.environ)
+    for k in ('VBATCH_DB', 'VBATCH_BLOBS', 'VBATCH_BLOBS_CREDENTIALS', 'AWS_SESSION_TOKEN'):
+        e.pop(k, None)
+    e.update({'AWS_ACCESS_KEY_ID': 'AKIDTEST', 'AWS_SECRET_ACCESS_KEY': SECRET})
+    e.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout * MULT, env=e)
+
+
+def error_lines(p):
+    """stderr without the log lines (timestamped)."""
+    return [l for l in p.stderr.splitlines() if l and not l[:4].isdigit()]
+
+
+def one_error(p, want):
+    assert p.returncode == 2, p.stderr
+    lines = error_lines(p)
+    assert len(lines) == 1 and want in lines[0], p.stderr
+    assert SECRET not in p.stderr + p.stdout
+    return lines[0]
+
+
+COMMANDS = (['serve'], ['worker'], ['model', 'list'])
+
+
+def test_bad_url_exit_2(tmp_path):
+    for cmd in COMMANDS:
+        for url in ('s3://', 'file:///x', 's3://Bad_Bucket', 's3://bucket?endpoint=ftp://h',
+                    's3://bucket?what=1', 's3://bucket/../x'):
+            p = run(*cmd, '--data', str(tmp_path), '--blobs', url)
+            one_error(p, 'bad blob store URL')
+    p = run('serve', '--data', str(tmp_path), env={'VBATCH_BLOBS': 's3://bucket?path_style=yes'})
+    one_error(p, 'path_style must be 0 or 1')
+
+
+def test_missing_credentials_exit_2(tmp_path):
+    env = {'AWS_ACCESS_KEY_ID': '', 'AWS_SECRET_ACCESS_KEY': ''}
+    p = run('serve', '--data', str(tmp_path), '--blobs', 's3://bucket?endpoint=http://127.0.0.1:1', env=env)
+    one_error(p, 'no object store credentials')
+    p = run('serve', '--data', str(tmp_path), '--blobs', 's3://bucket?endpoint=http://127.0.0.1:1',
+            '--blobs-credentials', str(tmp_path / 'nope'), env=env)
+    one_error(p, 'cannot read the credentials file')
+
+
+def test_unreachable_endpoint_exit_2(tmp_path):
+    for cmd in COMMANDS:
+        p = run(*cmd, '--data', str(tmp_path), '--blobs', 's3://bucket?endpoint=http://127.0.0.1:1&path_style=1')
+        one_error(p, 'cannot reach the object store at http://127.0.0.1:1')
+
+
+def s3_parts():
+    u = urllib.parse.urlsplit(S3)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    return u.netloc, u.path.strip('/'), q
+
+
+def with_prefix(prefix):
+    bucket, pre, q = s3_parts()
+    full = f'{pre}/{prefix}' if pre else prefix
+    return f's3://{bucket}/{full}?' + urllib.parse.urlencode(q)
+
+
+@need_s3
+def test_wrong_credentials_and_missing_bucket_exit_2(tmp_path):
+    creds = tmp_path / 'creds'
+    creds.write_text(f'AWS_ACCESS_KEY_ID={os.environ["AWS_ACCESS_KEY_ID"]}\nAWS_SECRET_ACCESS_KEY={SECRET}\n')
+    for cmd in COMMANDS:
+        p = run(*cmd, '--data', str(tmp_path), '--blobs', S3, '--blobs-credentials', str(creds))
+        one_error(p, 'refused the credentials')
+    bucket, pre, q = s3_parts()
+    env = {'AWS_ACCESS_KEY_ID': os.environ['AWS_ACCESS_KEY_ID'],
+           'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY']}
+    p = run('serve', '--data', str(tmp_path), '--blobs', 's3://no-such-bucket-e2e?' + urllib.parse.urlencode(q),
+            env=env)
+    one_error(p, "no such bucket 'no-such-bucket-e2e'")
+    assert os.environ['AWS_SECRET_ACCESS_KEY'] not in p.stderr
+
+
+def s3_keys(prefix):
+    """Keys under prefix in the test bucket (a signed listing with curl)."""
+    bucket, pre, q = s3_parts()
+    full = f'{pre}/{prefix}' if pre else prefix
+    url = f'{q["endpoint"]}/{bucket}?list-type=2&max-keys=1000&prefix={urllib.parse.quote(full + "/", safe="")}'
+    out = subprocess.run(['curl', '-sf', '--aws-sigv4', f'aws:amz:{q.get("region", "us-east-1")}:s3', '--user',
+                          f'{os.environ["AWS_ACCESS_KEY_ID"]}:{os.environ["AWS_SECRET_ACCESS_KEY"]}',
+                          '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', url],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    import re
+    return [k[len(full) + 1:] for k in re.findall(r'<Key>([^<]*)</Key>', out)]
+
+
+@need_s3
+def test_serve_with_blobs_on_s3(tmp_path):
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    env = {'VBATCH_BLOBS': with_prefix(prefix)}
+    s = Server(str(tmp_path), env=env).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        stage_pngs(s, 'single', 6)
+        stage_pngs(s, 'bulk', 20, bulk=True, seed=100)
+        keys = s3_keys(prefix)
+        # every staged item is an object; nothing is kept in the data folder
+        assert len([k for k in keys if k.startswith('b/')]) >= 26, keys
+        local = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
+        assert local == [], local
+        # an item downloads from its /list URL
+        files = list_files(s, 'single')
+        r = s.raw('GET', files[0]['downloadURL'])
+        assert r.status == 200 and r.body[:4] == b'\x89PNG', r
+        # a job reads its items from the store and writes results and images there
+        r = bp(s, 'POST', '/e2e-s3', job_body('bulk', 'crop', fmt='csv', persist=True,
+                                              spec={'imagesOutputsToBePersisted': ['crop']}))
+        assert r.status == 200, r
+        job = wait_job(s, 'e2e-s3')
+        assert job['error'] is False, job
+        exp = download_export(s, 'e2e-s3')
+        rows = results_rows(exp, 'csv')
+        assert sorted(r['image'] for r in rows) == [f'img-{i:04d}.png' for i in range(20)]
+        assert sorted(exp['members']) == sorted(f'img-{i:04d}.png/crop.jpg' for i in range(20))
+        local = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
+        assert local == [], local
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+    assert os.environ['AWS_SECRET_ACCESS_KEY'] not in s.tail_log(100000)
+
+
+@need_s3
+def test_expiry_deletes_the_objects(tmp_path):
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--batch-expiry', '3', '--sweep-interval', '1'],
+               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        stage_pngs(s, 'short', 3)
+        stage_pngs(s, 'short-bulk', 5, bulk=True)
+        assert len(s3_keys(prefix)) >= 8
+        deadline = time.time() + 30 * MULT
+        while time.time() < deadline and s3_keys(prefix):
+            time.sleep(0.5)
+        assert s3_keys(prefix) == []
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

@@ -167,3 +167,29 @@ def test_expiry_deletes_the_objects(tmp_path):
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_video_upload_and_job_on_s3(tmp_path):
+    from test_jobs_video import FRAMES, VID, stage_video, video_body
+    if not os.path.exists(VID):
+        pytest.skip(f'{VID} missing (python3-imageio)')
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        with open(VID, 'rb') as f:
+            stage_video(s, 'clips', 'a.mp4', f.read())
+        assert s.wait_count('clips', 1) == 1
+        assert any(k.startswith('b/') and '/v/' in k for k in s3_keys(prefix))
+        r = bp(s, 'POST', '/vs3', video_body('clips', 'crop'))
+        assert r.status == 200, r
+        job = wait_job(s, 'vs3')
+        assert job['error'] is False, job
+        rows = results_rows(download_export(s, 'vs3'), 'jsonl')
+        assert [r['frame_number'] for r in rows] == list(range(1, FRAMES + 1))
+        local = [f for _, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
+        assert local == [], local
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

@@ -310,6 +310,47 @@ static int local_size(struct store *st, const char *key, int64_t *size)
     return blob_err("read", rc);
 }
 
+struct walk {
+    struct store *st;
+    size_t skip;   /* strlen(blob_dir) + 1 */
+    store_blob_list_fn fn;
+    void *ud;
+};
+static __thread struct walk *walk_cur; /* nftw has no user pointer */
+
+static int walk_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F || !S_ISREG(sb->st_mode))
+        return 0;
+    const char *key = path + walk_cur->skip;
+    if (!store_blob_key_valid(key))
+        return 0;
+    return walk_cur->fn(walk_cur->ud, key, (int64_t)sb->st_size,
+                        (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000);
+}
+
+static int local_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud)
+{
+    if (!store_blob_key_valid(prefix))
+        return ERR_INVALID;
+    struct walk w = {st, strlen(st->blob_dir) + 1, fn, ud};
+    char *path = store_blob_path(st, prefix);
+    struct walk *saved = walk_cur;
+    walk_cur = &w;
+    int rc = nftw(path, walk_one, 16, FTW_PHYS);
+    walk_cur = saved;
+    if (rc < 0)
+        rc = errno == ENOENT ? 0 : -errno;
+    free(path);
+    return rc;
+}
+
+int store_blob_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud)
+{
+    return st->blob->list(st, prefix, fn, ud);
+}
+
 const struct store_blob_ops store__blob_local = {
     .name = "local",
     .put = local_put,
@@ -321,6 +362,7 @@ const struct store_blob_ops store__blob_local = {
     .del = local_delete,
     .del_prefix = local_delete_prefix,
     .sync = local_sync,
+    .list = local_list,
 };
 
 /* ---- the public calls: through the backend ------------------------------------------ */

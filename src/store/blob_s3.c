@@ -125,6 +125,31 @@ static int b_del_prefix(struct store *st, const char *prefix)
     return rc;
 }
 
+static int b_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud)
+{
+    struct err e = ERR_INIT;
+    char *token = NULL, *p;
+    int rc = 0;
+    if (!store_blob_key_valid(prefix))
+        return ERR_INVALID;
+    p = xasprintf("%s/", prefix);
+    do {
+        struct s3_obj *objs;
+        int n;
+        char *next = NULL;
+        rc = s3_fail("list", prefix, s3_list(st->s3, p, token, 1000, &objs, &n, &next, &e), &e);
+        free(token);
+        token = next;
+        for (int i = 0; i < n && rc == 0; i++)
+            if (store_blob_key_valid(objs[i].key)) /* objects of other writers: skipped */
+                rc = fn(ud, objs[i].key, objs[i].size, objs[i].mtime_ms);
+        s3_objs_free(objs, n);
+    } while (rc == 0 && token);
+    free(token);
+    free(p);
+    return rc;
+}
+
 static int b_sync(struct store *st)
 {
     (void)st;
@@ -142,6 +167,7 @@ const struct store_blob_ops store__blob_s3 = {
     .del = b_del,
     .del_prefix = b_del_prefix,
     .sync = b_sync,
+    .list = b_list,
 };
 
 int store_blobs_configure(struct store *st, const char *url, const char *cred_file, struct err *e)

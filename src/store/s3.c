@@ -903,6 +903,11 @@ int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, s
     char *item;
     while ((item = xml_take(xml, "Contents", &at)) != NULL) {
         char *k = xml_take(item, "Key", NULL), *sz = xml_take(item, "Size", NULL);
+        char *lm = xml_take(item, "LastModified", NULL);
+        int64_t mt = 0;
+        if (!lm || time_parse_iso8601(lm, &mt) < 0)
+            mt = 0;
+        free(lm);
         if (k && strlen(k) >= strip) {
             if (*n == cap) {
                 cap = cap ? cap * 2 : 64;
@@ -910,6 +915,7 @@ int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, s
             }
             (*objs)[*n].key = xstrdup(k + strip);
             (*objs)[*n].size = sz ? atoll(sz) : 0;
+            (*objs)[*n].mtime_ms = mt;
             (*n)++;
         }
         free(k);

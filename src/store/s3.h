@@ -96,6 +96,7 @@ int s3_delete(struct s3 *s, const char *key, struct err *e);
 struct s3_obj {
     char *key;
     int64_t size;
+    int64_t mtime_ms; /* LastModified, ms since the epoch (0: unknown) */
 };
 int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, struct s3_obj **objs, int *n,
             char **next, struct err *e);

@@ -247,6 +247,13 @@ int store_blob_delete(struct store *st, const char *key);
 /* Delete every blob whose key starts with prefix + "/" (a folder). */
 int store_blob_delete_prefix(struct store *st, const char *prefix);
 
+/* Call fn for every blob whose key starts with prefix + "/" (order not
+ * specified): its key, size and modification time (ms since the epoch).
+ * fn returns 0 to go on, anything else to stop (returned).  Local: a walk
+ * of the folder; S3: a listing, 1000 keys a request. */
+typedef int (*store_blob_list_fn)(void *ud, const char *key, int64_t size, int64_t mtime_ms);
+int store_blob_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud);
+
 /* Streaming writer: bytes go to a temp file, finish fsyncs and renames it
  * to key, abort (or any error) removes the temp file, leaving nothing.
  * limit > 0 caps the total size: a write beyond it returns ERR_LIMIT (the

@@ -37,6 +37,7 @@ struct store_blob_ops {
     int (*del)(struct store *st, const char *key);
     int (*del_prefix)(struct store *st, const char *prefix);
     int (*sync)(struct store *st);
+    int (*list)(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud);
 };
 extern const struct store_blob_ops store__blob_local;
 extern const struct store_blob_ops store__blob_s3;

@@ -577,6 +577,44 @@ TEST(live_many_requests)
 
 /* ---- the blob interface on both backends ------------------------------------------------ */
 
+struct seen {
+    int n, stop_after;
+    char *keys; /* "key:size " sorted */
+    int64_t min_mtime, max_mtime;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int seen_one(void *ud, const char *key, int64_t size, int64_t mtime_ms)
+{
+    struct seen *s = ud;
+    char *item = xasprintf("%s:%lld ", key, (long long)size);
+    /* keep the list sorted: split, add, sort, join */
+    char *parts[64];
+    int n = 0;
+    char *all = s->keys ? s->keys : xstrdup(""), *save = NULL;
+    for (char *t = strtok_r(all, " ", &save); t && n < 63; t = strtok_r(NULL, " ", &save))
+        parts[n++] = xasprintf("%s ", t);
+    parts[n++] = item;
+    qsort(parts, (size_t)n, sizeof parts[0], cmp_str);
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < n; i++) {
+        buf_puts(&b, parts[i]);
+        free(parts[i]);
+    }
+    free(all);
+    s->keys = buf_detach(&b, NULL);
+    if (!s->n || mtime_ms < s->min_mtime)
+        s->min_mtime = mtime_ms;
+    if (!s->n || mtime_ms > s->max_mtime)
+        s->max_mtime = mtime_ms;
+    s->n++;
+    return s->stop_after && s->n >= s->stop_after ? 7 : 0;
+}
+
 /* Every key-based call of the blob interface on st. */
 static void blob_calls(struct store *st)
 {
@@ -643,6 +681,22 @@ static void blob_calls(struct store *st)
     ASSERT_STR_EQ(data, "abcdef");
     free(data);
     store_blob_local_release(st, path);
+    /* listing: keys, sizes, times; a callback may stop it */
+    struct seen sn = {0};
+    ASSERT_OK(store_blob_list(st, "b/ws", seen_one, &sn));
+    ASSERT_EQ(sn.n, 4);
+    ASSERT_STR_EQ(sn.keys, "b/ws/x/one:11 b/ws/x/two:10 b/ws/y/file:11 b/ws/y/w2:6 ");
+    ASSERT(sn.min_mtime > time_now_ms() - 600000 && sn.max_mtime < time_now_ms() + 600000);
+    free(sn.keys);
+    memset(&sn, 0, sizeof sn);
+    sn.stop_after = 1;
+    ASSERT_EQ(store_blob_list(st, "b/ws", seen_one, &sn), 7);
+    ASSERT_EQ(sn.n, 1);
+    free(sn.keys);
+    memset(&sn, 0, sizeof sn);
+    ASSERT_OK(store_blob_list(st, "b/none", seen_one, &sn));
+    ASSERT_EQ(sn.n, 0);
+    ASSERT_EQ(store_blob_list(st, "b/../x", seen_one, &sn), ERR_INVALID);
     /* deletes */
     ASSERT_OK(store_blob_delete(st, "b/ws/x/one"));
     ASSERT_OK(store_blob_delete(st, "b/ws/x/one"));

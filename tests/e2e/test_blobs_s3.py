@@ -7,6 +7,7 @@ wrong credentials and a missing bucket, and a server whose blobs are all on
 radosgw: single uploads, tar shards through vbatch's signed URLs, a job
 with persisted images and its export downloads; the objects of an expired
 batch are deleted."""
+import json
 import os
 import subprocess
 import time
@@ -193,3 +194,36 @@ def test_video_upload_and_job_on_s3(tmp_path):
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_model_commands_on_s3(tmp_path):
+    from conftest import REPO
+    det = os.path.join(REPO, 'tests', 'data', 'models', 'synth-det')
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    env = {'AWS_ACCESS_KEY_ID': os.environ['AWS_ACCESS_KEY_ID'],
+           'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY'], 'VBATCH_BLOBS': with_prefix(prefix)}
+    data = tmp_path / 'data'
+    p = run('model', 'register', 'cli/1', det, '--data', str(data), env=env)
+    assert p.returncode == 0 and 'registered: cli/1' in p.stdout, p.stderr
+    keys = s3_keys(prefix)
+    assert sorted(k.rsplit('/', 1)[1] for k in keys) == ['metadata.json', 'weights.onnx'], keys
+    assert all(k.startswith('models/cli--1/') for k in keys), keys
+    assert not [f for _, _, fs in os.walk(data / 'blobs') for f in fs]
+    # a server on the same data folder and bucket runs a job with it
+    from jobs_helpers import DET_WF, ort_env
+    s = Server(str(tmp_path), env=dict(ort_env(str(tmp_path)), VBATCH_BLOBS=with_prefix(prefix))).start()
+    try:
+        wf = json.loads(json.dumps(DET_WF).replace('synth-det', 'cli/1'))
+        put_workflow(s, 'det', wf)
+        stage_pngs(s, 'pics', 3)
+        r = bp(s, 'POST', '/e2e-det', job_body('pics', 'det'))
+        assert r.status == 200, r
+        job = wait_job(s, 'e2e-det')
+        assert job['error'] is False, job
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+    p = run('model', 'delete', 'cli/1', '--data', str(data), env=env)
+    assert p.returncode == 0 and 'deleted: cli/1' in p.stdout, p.stderr
+    assert [k for k in s3_keys(prefix) if k.startswith('models/')] == []

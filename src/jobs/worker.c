@@ -196,6 +196,8 @@ out:
 struct fetched {
     struct vis_image *img;
     char *cause;          /* why the image cannot be used (a per-image failure) */
+    int store_rc;         /* <0: the blob store failed (unreachable, I/O): not the
+                             image's fault, the task is handed back */
     long long frame;      /* a video frame: its 1-based number; 0 for an image */
     json_t *video_meta;   /* a video frame: its video_metadata (owned) */
     struct wf_state *state; /* a video frame: the video's block state (borrowed) */
@@ -272,6 +274,8 @@ static void *fetch_one(void *ud, size_t i)
 
     if (rc < 0) {
         f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
+        if (rc != ERR_NOTFOUND && rc != ERR_LIMIT && rc != ERR_INVALID)
+            f->store_rc = rc;
         return f;
     }
     rc = vis_decode(data, len, &f->img);
@@ -309,6 +313,11 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         }
         if (own_params)
             params = own_params;
+    }
+    if (f->store_rc < 0) {
+        err_printf(err, "%s", f->cause);
+        rc = f->store_rc;
+        goto out;
     }
     if (f->cause) {
         *cause = xstrdup(f->cause);
@@ -783,10 +792,11 @@ static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
         jobs__task_release(j, &t, w->owner, "handed back at shutdown");
         return 0;
     }
-    if (err_is_nospace(rc)) {
-        /* Not the task's fault: hand it back, not counted, and let every
+    if (err_is_nospace(rc) || rc == ERR_UNAVAILABLE) {
+        /* Not the task's fault (storage full, or the blob store or the
+         * database unreachable): hand it back, not counted, and let every
          * worker wait a while; its outputs are written again from the
-         * start (deterministic keys) once there is space. */
+         * start (deterministic keys) once storage is back. */
         char msg[ERR_MSG_MAX + 32];
         snprintf(msg, sizeof msg, "waiting for storage: %s", err_text(&e, rc));
         log_warn("jobs", "task waits for storage task=%lld stage=%s: %s", (long long)t.pk, t.stage, msg);

@@ -227,3 +227,118 @@ def test_model_commands_on_s3(tmp_path):
     p = run('model', 'delete', 'cli/1', '--data', str(data), env=env)
     assert p.returncode == 0 and 'deleted: cli/1' in p.stdout, p.stderr
     assert [k for k in s3_keys(prefix) if k.startswith('models/')] == []
+
+
+class Proxy:
+    """A TCP forwarder 127.0.0.1:port -> the S3 endpoint that can be cut
+    (listener and every connection closed) and restored on the same port:
+    the object store going away while vbatch runs."""
+
+    def __init__(self, target_host, target_port):
+        import socket
+        self.target = (target_host, target_port)
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.conns = []
+        self.lsock = None
+        self.up()
+
+    def up(self):
+        import socket
+        import threading
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(('127.0.0.1', self.port))
+        ls.listen(64)
+        self.lsock = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        import socket
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def down(self):
+        import socket
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        except OSError:
+            pass
+        self.lsock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+@need_s3
+def test_store_going_away_gives_503_and_jobs_wait(tmp_path):
+    bucket, pre, q = s3_parts()
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = Proxy(ep.hostname, ep.port)
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    full = f'{pre}/{prefix}' if pre else prefix
+    q2 = dict(q, endpoint=f'http://127.0.0.1:{px.port}')
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': f's3://{bucket}/{full}?' + urllib.parse.urlencode(q2)}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        stage_pngs(s, 'pics', 6)
+        px.down()
+        from conftest import png_bytes
+        t0 = time.time()
+        r = s.upload_image('pics', 'late.png', png_bytes(99))
+        assert r.status == 503, r
+        assert 'blob store cannot be reached' in r.json()['error'], r
+        assert time.time() - t0 < 20 * MULT
+        # a job started now waits for the store instead of failing its images
+        r = bp(s, 'POST', '/e2e-away', job_body('pics', 'crop'))
+        assert r.status == 200, r
+        time.sleep(3)
+        job = bp(s, 'GET', '/e2e-away').json()['job']
+        assert job['isTerminal'] is False, job
+        px.up()
+        job = wait_job(s, 'e2e-away')
+        assert job['error'] is False, job
+        rows = results_rows(download_export(s, 'e2e-away'), 'jsonl')
+        assert sorted(r['image'] for r in rows) == [f'img-{i:04d}.png' for i in range(6)]
+        r = s.upload_image('pics', 'late.png', png_bytes(99))
+        assert r.status == 200, r
+        assert 'waiting for storage' in s.tail_log(200000)
+    finally:
+        rc = s.stop()
+        px.down()
+    assert rc == 0, s.tail_log()

@@ -75,7 +75,7 @@ keyring = $C/keyring
 osd max object name len = 256
 osd max object namespace len = 64
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$S3_PORT
+rgw frontends = beast endpoint=127.0.0.1:$S3_PORT tcp_nodelay=1
 rgw data = $C/rgw
 EOF
 echo "$S3_PORT" >"$C/s3_port"

@@ -633,6 +633,10 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
             curl_easy_setopt(h, CURLOPT_READDATA, r);
             curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
                              (curl_off_t)(r->in_fd >= 0 ? r->in_len : (int64_t)r->len));
+            /* libcurl 7.88 sends "Expect: 100-continue" with every PUT and
+             * an "Expect:" header to drop it would be signed: send the body
+             * at once instead of waiting for the 100. */
+            curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
         } else if (!strcmp(r->method, "POST")) {
             hdrs = curl_slist_append(hdrs, "Content-Type: application/xml");
             curl_easy_setopt(h, CURLOPT_POST, 1L);

@@ -101,8 +101,40 @@ static bool endpoint_split(const char *ep, char **scheme, char **hostport)
     return true;
 }
 
+/* The name=value parameters of an s3:// URL into c. */
+static int cfg_query(struct s3_cfg *c, const char *query, struct err *e)
+{
+    char *qs = xstrdup(query), *save = NULL;
+    int rc = 0;
+    for (char *kv = strtok_r(qs, "&", &save); kv && rc == 0; kv = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) {
+            rc = err_set(e, ERR_INVALID, "bad blob store URL: '%.40s' is not name=value", kv);
+            break;
+        }
+        *eq = 0;
+        char *v = eq + 1;
+        if (url_decode(v, false) < 0)
+            rc = err_set(e, ERR_INVALID, "bad blob store URL: bad %%-encoding in '%.40s'", kv);
+        else if (!strcmp(kv, "endpoint"))
+            free(c->endpoint), c->endpoint = xstrdup(v);
+        else if (!strcmp(kv, "region"))
+            free(c->region), c->region = xstrdup(v);
+        else if (!strcmp(kv, "path_style") && (!strcmp(v, "0") || !strcmp(v, "1")))
+            c->path_style = v[0] == '1';
+        else if (!strcmp(kv, "path_style"))
+            rc = err_set(e, ERR_INVALID, "bad blob store URL: path_style must be 0 or 1");
+        else
+            rc = err_set(e, ERR_INVALID,
+                         "bad blob store URL: unknown parameter '%.40s' (endpoint, region, path_style)", kv);
+    }
+    free(qs);
+    return rc;
+}
+
 int s3_cfg_parse(const char *url, struct s3_cfg *c, struct err *e)
 {
+    int rc;
     memset(c, 0, sizeof *c);
     c->path_style = false;
     if (!url || strncmp(url, "s3://", 5) != 0)
@@ -131,45 +163,9 @@ int s3_cfg_parse(const char *url, struct s3_cfg *c, struct err *e)
         return err_set(e, ERR_INVALID, "bad blob store URL: the bucket name must be 3 to 63 characters of a-z 0-9 . -");
     }
     c->bucket = bp;
-    if (q) {
-        char *qs = xstrdup(q + 1), *save = NULL;
-        for (char *kv = strtok_r(qs, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
-            char *eq = strchr(kv, '=');
-            if (!eq) {
-                err_set(e, ERR_INVALID, "bad blob store URL: '%.40s' is not name=value", kv);
-                goto bad;
-            }
-            *eq = 0;
-            char *v = eq + 1;
-            if (url_decode(v, false) < 0) {
-                err_set(e, ERR_INVALID, "bad blob store URL: bad %%-encoding in '%.40s'", kv);
-                goto bad;
-            }
-            if (!strcmp(kv, "endpoint")) {
-                free(c->endpoint);
-                c->endpoint = xstrdup(v);
-            } else if (!strcmp(kv, "region")) {
-                free(c->region);
-                c->region = xstrdup(v);
-            } else if (!strcmp(kv, "path_style")) {
-                if (strcmp(v, "0") && strcmp(v, "1")) {
-                    err_set(e, ERR_INVALID, "bad blob store URL: path_style must be 0 or 1");
-                    goto bad;
-                }
-                c->path_style = v[0] == '1';
-            } else {
-                err_set(e, ERR_INVALID, "bad blob store URL: unknown parameter '%.40s' (endpoint, region, path_style)",
-                        kv);
-                goto bad;
-            }
-        }
-        free(qs);
-        if (0) {
-        bad:
-            free(qs);
-            s3_cfg_free(c);
-            return e ? e->code : ERR_INVALID;
-        }
+    if (q && (rc = cfg_query(c, q + 1, e)) < 0) {
+        s3_cfg_free(c);
+        return rc;
     }
     if (!c->region || !*c->region) {
         free(c->region);
@@ -372,10 +368,8 @@ static char *object_path(struct s3 *s, const char *key)
         }
         free(seg);
     }
-    if (b.len == 0 || (key && !s->c.path_style && b.len == 0))
+    if (b.len == 0) /* the bucket itself, virtual-hosted */
         buf_puts(&b, "/");
-    if (!key && !s->c.path_style)
-        buf_reset(&b), buf_puts(&b, "/");
     return buf_detach(&b, NULL);
 }
 
@@ -701,8 +695,7 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
         r->h = NULL;
         if (!retry || attempt >= s->c.max_retries)
             break;
-        if (r->in_fd < 0 && r->data == NULL && r->has_body)
-            break; /* cannot replay */
+        /* every body is replayable: memory, or pread from the file */
         log_warn("s3", "%s %s: %s; retry %d of %d", r->method, what, e ? e->msg : err_str(rc), attempt + 1,
                  s->c.max_retries);
         metric_count(METRIC_BLOB_ERRORS, 1, "retry", NULL, NULL);

@@ -26,3 +26,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 "$(dirname "$0")/fetch-ort.sh"
+"$(dirname "$0")/fetch-ocr.sh" || echo "install-deps: PP-OCR weights not fetched (OCR tests will skip)" >&2

@@ -9,7 +9,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libarchive-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       libjansson-dev libfreetype-dev fonts-dejavu-core
-      python3-numpy python3-imageio python3-jsonschema python3-pytest python3-prometheus-client
+      python3-numpy python3-imageio python3-pil python3-jsonschema python3-pytest python3-prometheus-client
       curl ca-certificates tzdata)
 # Training the committed test models needs torch; only scripts/train-models.sh asks for it.
 if [ "${VBATCH_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-onnx); fi

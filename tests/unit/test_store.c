@@ -345,7 +345,7 @@ TEST(existing_data_folder_keeps_its_secret)
     struct db *db = NULL;
     ASSERT_OK(db_open(dbp, 1, &db, &e));
     struct db_conn *c = db_acquire(db, &e);
-    ASSERT_OK(db_exec(c, "DROP TABLE secrets; UPDATE schema_versions SET version=4 WHERE component='core'", &e));
+    ASSERT_OK(db_exec(c, "DROP TABLE secrets; UPDATE schema_versions SET version=5 WHERE component='core'", &e));
     db_release(db, c);
     db_close(db);
     uint8_t old[32];

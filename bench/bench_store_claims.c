@@ -191,7 +191,11 @@ static int complete1(struct store *st, const char *owner, struct shared *sh, int
 {
     struct store_task t;
     struct err e = ERR_INIT;
-    int rc = store_task_get(st, pk, &t, &e);
+    int rc;
+    while ((rc = store_task_get(st, pk, &t, &e)) == ERR_AGAIN) {
+        sh->retries[p]++;
+        err_clear(&e);
+    }
     while (rc == 0) {
         rc = store_task_complete(st, &t, owner, 1, 0, NULL, 0, 0, &e);
         if (rc != ERR_AGAIN)

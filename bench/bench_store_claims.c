@@ -196,12 +196,10 @@ static int complete1(struct store *st, const char *owner, struct shared *sh, int
         sh->retries[p]++;
         err_clear(&e);
     }
-    while (rc == 0) {
-        rc = store_task_complete(st, &t, owner, 1, 0, NULL, 0, 0, &e);
-        if (rc != ERR_AGAIN)
-            break;
+    while (rc == 0 && (rc = store_task_complete(st, &t, owner, 1, 0, NULL, 0, 0, &e)) == ERR_AGAIN) {
         sh->retries[p]++;
         err_clear(&e);
+        rc = 0;
     }
     if (rc < 0) {
         fprintf(stderr, "complete: %s\n", err_text(&e, rc));

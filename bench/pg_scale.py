@@ -19,9 +19,14 @@ this script sets.
            heartbeat, completion, the idle poll) through the whole program.
            The rate is the processing stage's own span (first claim to last
            completion).  Each task is claimed once, so claims/s = tasks/s.
+           With it the CPU per task of the worker processes and (PostgreSQL
+           of pg-up.sh) of the database server, from /proc between the POST
+           and the end of the job: on a shared machine CPU per task is the
+           steadier figure.
   model    images/s of a real job (the synth-det detector of scripts/demo.sh,
            640x480 JPEGs in shards of 100) with 1 vs 2 worker processes
-           (each --workers 1, one ONNX Runtime thread).
+           (each --workers 1, one ONNX Runtime thread), and images per CPU
+           second of the worker processes.
   reads    GET count and list pages (pageSize 100: the first, and one 5 pages
            in) at 10k and 1M items: median and p95 of 200 calls on one
            keep-alive connection; the batch gets one real upload, then the
@@ -76,6 +81,59 @@ def rss_kb(pid):
         return int(m.group(1)) if m else 0
     except OSError:
         return 0
+
+
+def cpu_s(pid):
+    """utime + stime of a live process, seconds (0 when gone)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            v = f.read().rsplit(')', 1)[1].split()
+        return (int(v[11]) + int(v[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def pg_server_pids(pg_uri):
+    """The PostgreSQL server's processes (the postmaster and its children)
+    when the URI names a socket folder of scripts/pg-up.sh (DIR/data)."""
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(pg_uri).query)
+    host = (q.get('host') or [''])[0]
+    try:
+        with open(os.path.join(host, 'data', 'postmaster.pid')) as f:
+            pm = int(f.readline())
+    except (OSError, ValueError):
+        return []
+    pids = [pm]
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    if int(f.read().rsplit(')', 1)[1].split()[1]) == pm:
+                        pids.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds spent by the worker processes, the serve process and
+    (PostgreSQL from pg-up.sh) the database server between start() and
+    stop(); processes that end in between are not counted."""
+
+    def __init__(self, serve, workers, pg_uri):
+        self.groups = {'workers': [p.pid for p in workers], 'serve': [serve.proc.pid],
+                       'db': pg_server_pids(pg_uri) if serve.backend.kind == 'pg' else []}
+
+    def snap(self):
+        return {g: {pid: cpu_s(pid) for pid in pids} for g, pids in self.groups.items()}
+
+    def start(self):
+        self.t0 = self.snap()
+
+    def stop(self):
+        t1 = self.snap()
+        return {g: sum(max(0.0, t1[g][pid] - self.t0[g].get(pid, 0.0)) for pid in t1[g] if t1[g][pid] > 0)
+                for g in t1}
 
 
 def iso_s(ts):
@@ -242,11 +300,13 @@ def stage_shards(serve, batch, members_of, nshards, threads=4):
     return total
 
 
-def run_job(serve, job, batch, wf, timeout=3600):
+def run_job(serve, job, batch, wf, meter=None, timeout=3600):
     c = serve.conn()
     b = jobs_helpers.job_body(batch, wf)
     b['computeConfiguration']['workersPerMachine'] = 1
     b['processingTimeoutSeconds'] = 86400
+    if meter:
+        meter.start()
     c.json('POST', f'{BP}/{WS}/jobs/{job}', body=b)
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -256,12 +316,13 @@ def run_job(serve, job, batch, wf, timeout=3600):
         time.sleep(0.2)
     else:
         raise AssertionError(f'job {job} did not end')
+    cpu = meter.stop() if meter else {}
     assert not j['error'], j
     stages = {s['processingStageId']: s for s in c.json('GET', f'{BP}/{WS}/jobs/{job}/stages')['stages']}
     p = stages['processing']
     ntasks = p.get('tasksNumber')
     c.close()
-    return iso_s(p['startTimestamp']), iso_s(p['lastEventTimestamp']), ntasks
+    return iso_s(p['startTimestamp']), iso_s(p['lastEventTimestamp']), ntasks, cpu
 
 
 # ---- part 1: worker processes, a workflow that does almost nothing -----------------------
@@ -283,7 +344,7 @@ def part_workers(a, kinds):
                 ws = start_workers(a.bin, s, procs)
                 try:
                     job = f'noop-{procs}'
-                    p0, p1, ntasks = run_job(s, job, 'tiny', 'crop')
+                    p0, p1, ntasks, cpu = run_job(s, job, 'tiny', 'crop', CpuMeter(s, ws, a.pg))
                 finally:
                     stop_workers(ws)
                 rate = ntasks / max(p1 - p0, 1e-3)
@@ -293,6 +354,9 @@ def part_workers(a, kinds):
                     extra['ratio_vs_1proc'] = f'{rate / res[(kind, 1)]:.2f}'
                 if kind == 'pg' and ('sqlite', procs) in res:
                     extra['ratio_pg_vs_sqlite'] = f'{rate / res[("sqlite", procs)]:.2f}'
+                for g, v in cpu.items():
+                    if v > 0:
+                        extra[f'cpu_ms_per_task_{g}'] = f'{1000 * v / ntasks:.1f}'
                 line('workers', kind, procs=procs, tasks_per_s=f'{rate:.1f}', tasks=ntasks,
                      span_s=f'{p1 - p0:.2f}', **extra)
         finally:
@@ -325,7 +389,7 @@ def part_model(a, kinds):
             for procs in (1, 2):
                 ws = start_workers(a.bin, s, procs, {'VBATCH_MODEL_THREADS': '1'})
                 try:
-                    p0, p1, ntasks = run_job(s, f'det-{procs}', 'photos', 'det')
+                    p0, p1, ntasks, cpu = run_job(s, f'det-{procs}', 'photos', 'det', CpuMeter(s, ws, a.pg))
                 finally:
                     stop_workers(ws)
                 rate = n / max(p1 - p0, 1e-3)
@@ -335,6 +399,8 @@ def part_model(a, kinds):
                     extra['ratio_vs_1proc'] = f'{rate / res[(kind, 1)]:.2f}'
                 if kind == 'pg' and ('sqlite', procs) in res:
                     extra['ratio_pg_vs_sqlite'] = f'{rate / res[("sqlite", procs)]:.2f}'
+                if cpu.get('workers'):
+                    extra['images_per_worker_cpu_s'] = f'{n / cpu["workers"]:.1f}'
                 line('model', kind, procs=procs, images_per_s=f'{rate:.1f}', images=n, tasks=ntasks,
                      model='synth-det', ort_threads=1, **extra)
         finally:

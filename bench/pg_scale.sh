@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scale-out benchmarks (issue 11), PostgreSQL against SQLite in one run:
-#   1. bench_store_claims: claims and completed tasks/s of 1, 2, 4, 8 worker
+#   1. bench_store_tasks: claims and completed tasks/s of 1, 2, 4, 8 worker
 #      processes calling the store's claim/complete directly (nothing else);
 #   2. bench/pg_scale.py: the same through `vbatch worker` processes and a
 #      workflow that does almost nothing; images/s of a real model job with
@@ -44,9 +44,9 @@ echo "pg_scale note: $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg
 for r in $(seq 1 "$ROUNDS"); do
     echo "pg_scale round $r of $ROUNDS"
     if [ -n "$QUICK" ]; then
-        BENCH_PROCS=1,2 BENCH_BURST=50 build/bench/bench_store_claims 200
+        BENCH_PROCS=1,2 BENCH_BURST=50 build/bench/bench_store_tasks 200
     else
-        build/bench/bench_store_claims 2000
+        build/bench/bench_store_tasks 2000
     fi
     /usr/bin/python3 bench/pg_scale.py --pg "$BENCH_DB" "${ARGS[@]}"
 done

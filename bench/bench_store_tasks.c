@@ -1,11 +1,11 @@
 /*
- * bench_store_claims — the coordination cost of batch jobs: task claims and
+ * bench_store_tasks — the coordination cost of batch jobs: task claims and
  * completions through the store's own calls (store_task_claim,
  * store_task_complete: the lease state machine's SQL, nothing else) by 1,
  * 2, 4 and 8 worker PROCESSES sharing one database, the work between claim
  * and completion being nothing at all.
  *
- *     build/bench/bench_store_claims [TASKS]        (default 2000; BENCH_N)
+ *     build/bench/bench_store_tasks [TASKS]        (default 2000; BENCH_N)
  *     BENCH_PROCS=1,2,4,8  BENCH_BURST=300  BENCH_DB=postgres://...  BENCH_DIR=/tmp
  *
  * For each process count P:
@@ -79,7 +79,7 @@ static char *fresh_pg_target(const char *uri)
 {
     struct db *d = NULL;
     struct err e = ERR_INIT;
-    char *name = xasprintf("bench_claims_%d_%d", (int)getpid(), nschemas);
+    char *name = xasprintf("bench_tasks_%d_%d", (int)getpid(), nschemas);
     char *sql = xasprintf("DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", name, name);
     struct db_conn *c = NULL;
     if (nschemas >= 64 || db_open(uri, 1, &d, &e) < 0 || !(c = db_acquire(d, &e)) || db_exec(c, sql, &e) < 0) {
@@ -103,7 +103,7 @@ struct target {
 static struct target fresh_target(bool pg)
 {
     const char *base = getenv("BENCH_DIR") ? getenv("BENCH_DIR") : "/tmp";
-    struct target t = {.dir = xasprintf("%s/vbatch-bench-claims-XXXXXX", base)};
+    struct target t = {.dir = xasprintf("%s/vbatch-bench-tasks-XXXXXX", base)};
     if (!mkdtemp(t.dir))
         abort();
     if (pg)
@@ -294,6 +294,9 @@ static void ratios(char *out, size_t cap, double mine, const double *base1, cons
         snprintf(out + n, cap - (size_t)n, " ratio_pg_vs_sqlite=%.2f", mine / *sqlite);
 }
 
+/* Set when a run did not claim and complete every task exactly once. */
+static bool inconsistent;
+
 static struct fig run(bool pg, int procs, int ntasks, int nburst, const struct fig *base1, const struct fig *sqlite)
 {
     struct target t1 = fresh_target(pg), t2 = fresh_target(pg);
@@ -364,11 +367,24 @@ static struct fig run(bool pg, int procs, int ntasks, int nburst, const struct f
            " complete_ms_p95=%.2f%s\n",
            db, procs, f.completes_s, nco, d50, d95, r[2]);
     fflush(stdout);
-    /* the cycle also runs the job's export task once the last processing task is done */
-    if (claims != nburst || nco != nburst || cycled != ntasks + 1 || errors)
-        fprintf(stderr, "bench_store_claims: WARNING: burst %d claims and %d completions of %d tasks, cycle %d"
-                        " of %d + 1, %d errors\n",
-                claims, nco, nburst, cycled, ntasks, errors);
+    /* The cycle also runs the job's export task once the last processing
+     * task is done, which ends the job: it must be "succeeded" now. */
+    struct store *st = open_target(&t2);
+    struct store_job_row jr = {0};
+    struct err je = ERR_INIT;
+    int jrc = store_job_get(st, "ws", "cycle", &jr, &je);
+    printf("bench=store_cycle_end db=%s procs=%d job_state=%s stage=%s\n", db, procs,
+           jrc == 0 && jr.state ? jr.state : err_text(&je, jrc), jrc == 0 && jr.current_stage ? jr.current_stage : "-");
+    bool ended = jrc == 0 && jr.state && !strcmp(jr.state, "succeeded");
+    if (jrc == 0)
+        store_job_row_release(&jr);
+    store_close(st);
+    if (claims != nburst || nco != nburst || cycled != ntasks + 1 || errors || !ended) {
+        inconsistent = true;
+        fprintf(stderr, "bench_store_tasks: WARNING: burst %d claims and %d completions of %d tasks, cycle %d"
+                        " of %d + 1 (the export task), %d errors, the cycle's job %s\n",
+                claims, nco, nburst, cycled, ntasks, errors, ended ? "ended" : "DID NOT END");
+    }
     pthread_barrier_destroy(&sh->bar);
     munmap(sh, sz);
     char *cmd = xasprintf("rm -rf '%s' '%s'", t1.dir, t2.dir);
@@ -404,7 +420,7 @@ int main(int argc, char **argv)
     log_set_level(LOG_WARN);
     const char *pg = getenv("BENCH_DB");
     bool with_pg = pg && *pg;
-    printf("bench=store_claims_setup tasks=%d burst_tasks=%d cpus=%ld backends=sqlite%s (the work between claim"
+    printf("bench=store_tasks_setup tasks=%d burst_tasks=%d cpus=%ld backends=sqlite%s (the work between claim"
            " and completion is none)\n",
            ntasks, nburst, sysconf(_SC_NPROCESSORS_ONLN), with_pg ? ",pg" : "");
     struct fig sq1 = {0}, pg1 = {0};
@@ -418,5 +434,5 @@ int main(int argc, char **argv)
                 pg1 = p;
         }
     }
-    return 0;
+    return inconsistent ? 1 : 0;
 }

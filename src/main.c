@@ -8,6 +8,7 @@
  *   vbatch model register ID DIR        model into the blob store + models table
  *   vbatch model list                   stored models and those of DATA/models
  *   vbatch model delete ID              stored model out of the table and blob store
+ *   vbatch batch|job|workflow …         client commands over HTTP (src/cli/)
  *   vbatch --help
  *
  * serve start-up order: store (data folder, database, secret) → default
@@ -23,6 +24,7 @@
  */
 #include "api/api.h"
 #include "base/base.h"
+#include "cli/cli.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
 #include "model/model.h"
@@ -43,6 +45,7 @@ struct serve_cfg {
     const char *listen;
     const char *data;
     const char *db; /* database: NULL = SQLite in data; postgres://... */
+    const char *secret_file; /* installation secret given explicitly (NULL: the database's) */
     unsigned threads;
     const char *public_url;
     const char *workflows_dir;
@@ -82,6 +85,8 @@ static const struct opt serve_opts[] = {
     {"data", "VBATCH_DATA", OPT_STR, O(data), "data folder: database, blobs, secret (default " DEFAULT_DATA ")"},
     {"db", "VBATCH_DB", OPT_STR, O(db),
      "database: postgres://user:pass@host:port/dbname (default: SQLite in the data folder)"},
+    {"secret-file", "VBATCH_SECRET_FILE", OPT_STR, O(secret_file),
+     "installation secret (32 bytes or 64 hex digits) instead of the database's; give every process the same"},
     {"threads", "VBATCH_THREADS", OPT_INT, O(threads), "HTTP thread pool size (default: 4 x CPUs, 8 to 64)"},
     {"public-url", "VBATCH_PUBLIC_URL", OPT_STR, O(public_url),
      "base URL clients reach this server at, used in signed URLs (default http://<listen>)"},
@@ -260,7 +265,8 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
  * — is one line on stderr and exit status 2, as is a PostgreSQL database
  * for a command whose tables are still SQLite-only ('what' names it;
  * NULL: the command runs on either).  Returns 0, or the exit status. */
-static int open_store(const char *data, const char *db, const char *what, struct store **st)
+static int open_store(const char *data, const char *db, const char *secret_file, const char *what,
+                      struct store **st)
 {
     struct err e = ERR_INIT;
     if (db && !*db)
@@ -269,6 +275,12 @@ static int open_store(const char *data, const char *db, const char *what, struct
     if (rc < 0) {
         fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
         return rc == ERR_INVALID || rc == ERR_UNAVAILABLE || rc == ERR_AUTH || rc == ERR_UNSUPPORTED ? 2 : 1;
+    }
+    if (secret_file && *secret_file && (rc = store_secret_set_file(*st, secret_file, &e)) < 0) {
+        fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
+        store_close(*st);
+        *st = NULL;
+        return 2;
     }
     const char *x = getenv("VBATCH_PG_EXPERIMENTAL");
     if (what && !store_db_is_sqlite(*st) && !(x && !strcmp(x, "1"))) {
@@ -317,7 +329,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = open_store(c.data, c.db, "vbatch serve", &st)) != 0) {
+    if ((rc = open_store(c.data, c.db, c.secret_file, "vbatch serve", &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -458,7 +470,7 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, NULL, &st)) != 0)
         return rc;
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
@@ -487,12 +499,15 @@ static int cmd_worker(int argc, char **argv)
 
     const char *mt = getenv("VBATCH_MODEL_THREADS");
     c.db = getenv("VBATCH_DB");
+    c.secret_file = getenv("VBATCH_SECRET_FILE");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
             c.data = argv[++i];
         else if (!strcmp(a, "--db") && v)
             c.db = argv[++i];
+        else if (!strcmp(a, "--secret-file") && v)
+            c.secret_file = argv[++i];
         else if (!strcmp(a, "--models-dir") && v)
             c.models_dir = argv[++i];
         else if (!strcmp(a, "--workers") && v)
@@ -503,7 +518,7 @@ static int cmd_worker(int argc, char **argv)
             mt = argv[++i];
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
-                            " [--task-lease-ms MS] [--model-threads N]\n");
+                            " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]\n");
             return 2;
         }
     }
@@ -522,7 +537,7 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int orc = open_store(c.data, c.db, "vbatch worker", &st);
+    int orc = open_store(c.data, c.db, c.secret_file, "vbatch worker", &st);
     if (orc != 0) {
         ret = orc;
         goto out;
@@ -602,7 +617,7 @@ static int cmd_model(int argc, char **argv)
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, NULL, &st)) != 0) {
+    if ((rc = open_store(data, db, NULL, NULL, &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -682,6 +697,21 @@ struct command {
     const char *help;
 };
 
+static int cmd_batch(int argc, char **argv)
+{
+    return cli_main("batch", argc, argv);
+}
+
+static int cmd_job(int argc, char **argv)
+{
+    return cli_main("job", argc, argv);
+}
+
+static int cmd_workflow(int argc, char **argv)
+{
+    return cli_main("workflow", argc, argv);
+}
+
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
@@ -689,6 +719,9 @@ static const struct command commands[] = {
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR] [--db URL]: new workspace, prints its API key"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},
+    {"batch", cmd_batch, "batch upload|list|show|export: client of a server's Data Staging API (docs/CLI.md)"},
+    {"job", cmd_job, "job start|watch|list|logs|abort|restart: client of the Batch Processing API"},
+    {"workflow", cmd_workflow, "workflow put|get|list: client of the workflows registry"},
 };
 
 static void usage(FILE *f)

@@ -26,6 +26,50 @@ static int tx_end(struct db_conn *c, int rc, struct err *e)
     return rc;
 }
 
+/* ---- wake-ups of idle workers (LISTEN/NOTIFY on PostgreSQL) ------------- */
+
+#define TASKS_CHANNEL "vbatch_tasks"
+
+int store__tasks_notify(struct db_conn *c, struct err *e)
+{
+    return db_notify(c, TASKS_CHANNEL, e);
+}
+
+struct store_tasks_listener {
+    struct db_listener *l;
+};
+
+int store_tasks_listen(struct store *st, struct store_tasks_listener **out, struct err *e)
+{
+    struct db_listener *l = NULL;
+    *out = NULL;
+    int rc = db_listen(store__db(st), TASKS_CHANNEL, &l, e);
+    if (rc < 0)
+        return rc;
+    *out = xcalloc(1, sizeof **out);
+    (*out)->l = l;
+    return 0;
+}
+
+int store_tasks_wait(struct store_tasks_listener *tl, int64_t timeout_ms, struct err *e)
+{
+    return db_listen_wait(tl->l, timeout_ms, e);
+}
+
+void store_tasks_wake(struct store_tasks_listener *tl)
+{
+    if (tl)
+        db_listen_wake(tl->l);
+}
+
+void store_tasks_listen_close(struct store_tasks_listener *tl)
+{
+    if (!tl)
+        return;
+    db_listen_close(tl->l);
+    free(tl);
+}
+
 static void task_read(struct db_stmt *q, int64_t pk, struct store_task *t)
 {
     const char *s = db_col_text(q, 1);
@@ -442,6 +486,8 @@ int store_task_complete(struct store *st, const struct store_task *t, const char
         rc = machine_time_c(c, t->job_pk, machine_ms, e);
     if (rc == 0)
         rc = export ? after_export_c(c, t->job_pk, e) : after_processing_c(c, t->job_pk, e);
+    if (rc == 0 && !export) /* the export task may be pending now, and a slot of the job's caps is free */
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     return rc;
@@ -483,6 +529,8 @@ int store_task_release(struct store *st, const struct store_task *t, const char 
                     " attempts=CASE WHEN attempts>0 THEN attempts-1 ELSE 0 END, message=?1, event_ms=?2"
                     " WHERE pk=?3 AND lease_owner=?4 AND state='running'",
                     "tiit", msg, time_now_ms(), t->pk, owner);
+    if (rc == 0)
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     return rc;
@@ -509,6 +557,8 @@ int store_task_error(struct store *st, const struct store_task *t, const char *o
         rc = store__job_end_error(c, t->job_pk, "failed", m, "task-failed", e);
         free(m);
     }
+    if (rc == 0 && !last) /* pending again: to be retried by anyone */
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     return rc;

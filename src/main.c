@@ -257,10 +257,9 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
 /* Open the store of a command: the data folder and the database 'db'
  * (NULL or "": SQLite in the folder).  A database that cannot be used —
  * bad URL, unreachable server, wrong password, migrated by a newer vbatch
- * — is one line on stderr and exit status 2, as is a PostgreSQL database
- * for a command whose tables are still SQLite-only ('what' names it;
- * NULL: the command runs on either).  Returns 0, or the exit status. */
-static int open_store(const char *data, const char *db, const char *what, struct store **st)
+ * — is one line on stderr and exit status 2.  Returns 0, or the exit
+ * status. */
+static int open_store(const char *data, const char *db, struct store **st)
 {
     struct err e = ERR_INIT;
     if (db && !*db)
@@ -269,17 +268,6 @@ static int open_store(const char *data, const char *db, const char *what, struct
     if (rc < 0) {
         fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
         return rc == ERR_INVALID || rc == ERR_UNAVAILABLE || rc == ERR_AUTH || rc == ERR_UNSUPPORTED ? 2 : 1;
-    }
-    const char *x = getenv("VBATCH_PG_EXPERIMENTAL");
-    if (what && !store_db_is_sqlite(*st) && !(x && !strcmp(x, "1"))) {
-        fprintf(stderr,
-                "vbatch: %s does not run on PostgreSQL ('%s') yet: the staging and jobs code is not yet tested"
-                " there (`vbatch workspace create` and `vbatch model` are; VBATCH_PG_EXPERIMENTAL=1 runs it"
-                " anyway)\n",
-                what, store_db_name(*st));
-        store_close(*st);
-        *st = NULL;
-        return 2;
     }
     return 0;
 }
@@ -317,7 +305,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = open_store(c.data, c.db, "vbatch serve", &st)) != 0) {
+    if ((rc = open_store(c.data, c.db, &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -458,7 +446,7 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, &st)) != 0)
         return rc;
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
@@ -522,7 +510,7 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int orc = open_store(c.data, c.db, "vbatch worker", &st);
+    int orc = open_store(c.data, c.db, &st);
     if (orc != 0) {
         ret = orc;
         goto out;
@@ -602,7 +590,7 @@ static int cmd_model(int argc, char **argv)
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, NULL, &st)) != 0) {
+    if ((rc = open_store(data, db, &st)) != 0) {
         ret = rc;
         goto out;
     }

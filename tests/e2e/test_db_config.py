@@ -24,7 +24,6 @@ need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_
 def run(*args, env=None, timeout=60):
     e = dict(os.environ)
     e.pop('VBATCH_DB', None)
-    e.pop('VBATCH_PG_EXPERIMENTAL', None)
     e.update(env or {})
     return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout * MULT, env=e)
 
@@ -143,7 +142,6 @@ def test_serve_and_worker_run_on_postgres(tmp_path, pg_schema):
     port = free_port()
     e = dict(os.environ)
     e.pop('VBATCH_DB', None)
-    e.pop('VBATCH_PG_EXPERIMENTAL', None)
     e.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
     out, err = tmp_path / 'out', tmp_path / 'err'
     with open(out, 'wb') as fo, open(err, 'wb') as fe:

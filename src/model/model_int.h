@@ -185,10 +185,6 @@ int model__decode_semantic(const struct model *m, const struct model__out *o, in
                            struct model_result *r, char *err, size_t errlen);
 json_t *model__semantic_json(const struct model *m, const struct model_result *r);
 
-/* COCO RLE (pycocotools' compressed counts string, malloc'd) of a W x H
- * image that is 0 except the region (x0, y0, w, h) holding mask (0/1, row-
- * major; NULL: all 0; the region may reach outside the image). */
-char *model__rle_region(const uint8_t *mask, int x0, int y0, int w, int h, int W, int H);
 /* Keep, for rle_masks, a copy of the region mask (values != 0) in d. */
 void model__keep_mask(struct model_detection *d, const uint8_t *mask, int x0, int y0, int w,
                       int h);

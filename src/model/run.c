@@ -556,8 +556,8 @@ json_t *model_result_to_json(const struct model *m, const struct model_result *r
         json_object_set_new(pj, "class", json_string(m->classes[d->class_id]));
         json_object_set_new(pj, "class_id", json_integer(d->class_id));
         if (r->task == MODEL_TASK_SEGMENTATION && p->rle_masks) {
-            char *counts = model__rle_region(d->mask, d->mask_x, d->mask_y, d->mask_w,
-                                             d->mask_h, r->image_w, r->image_h);
+            char *counts = vis_coco_rle(d->mask, d->mask_w, d->mask_h, d->mask_x, d->mask_y,
+                                         r->image_w, r->image_h, -1);
             json_object_set_new(pj, "rle_mask", json_pack("{s:[i,i], s:s}", "size", r->image_h,
                                                           r->image_w, "counts", counts));
             free(counts);

@@ -1,7 +1,6 @@
 /*
  * semantic.c — semantic segmentation (per-pixel class logits, DeepLabV3+
- * style): decoding and the Roboflow response; and COCO RLE of masks (the
- * instance segmentation "rle" response format).
+ * style): decoding and the Roboflow response.
  *
  * Roboflow's SemanticSegmentationBaseOnnxRoboflowInferenceModel
  * (inference/core/models/semantic_segmentation_base.py) takes the first
@@ -131,73 +130,6 @@ json_t *model__semantic_json(const struct model *m, const struct model_result *r
     return o;
 }
 
-/* ---- COCO RLE ----------------------------------------------------------------- */
-
-struct rle {
-    long *cnt;
-    size_t n, cap;
-    int cur; /* value of the run being counted */
-};
-
-static void rle_add(struct rle *r, int v, long k)
-{
-    if (k <= 0)
-        return;
-    if (v != r->cur) {
-        if (r->n + 1 >= r->cap)
-            r->cnt = xrealloc(r->cnt, (r->cap = r->cap * 2 + 16) * sizeof *r->cnt);
-        r->n++;
-        r->cnt[r->n] = 0;
-        r->cur = v;
-    }
-    r->cnt[r->n] += k;
-}
-
-char *model__rle_region(const uint8_t *mask, int x0, int y0, int w, int h, int W, int H)
-{
-    /* pycocotools encode: column-major runs, the first one of 0s (maybe
-     * empty); rleToString: each count less the one two before it (from the
-     * fourth on), in 5-bit groups with a continuation bit, + 48 */
-    struct rle r = {xmalloc(16 * sizeof(long)), 0, 16, 0};
-    size_t len = 0, cap = 64;
-    char *s;
-    r.cnt[0] = 0;
-    for (int x = 0; x < W; x++) {
-        if (!mask || x < x0 || x >= x0 + w) {
-            rle_add(&r, 0, H);
-            continue;
-        }
-        int ya = MIN(MAX(0, y0), H), yb = MIN(MAX(0, y0 + h), H);
-        if (ya >= yb) {
-            rle_add(&r, 0, H);
-            continue;
-        }
-        rle_add(&r, 0, ya);
-        for (int y = ya; y < yb; y++)
-            rle_add(&r, mask[(size_t)(y - y0) * (size_t)w + (size_t)(x - x0)] ? 1 : 0, 1);
-        rle_add(&r, 0, H - yb);
-    }
-    s = xmalloc(cap);
-    for (size_t i = 0; i <= r.n; i++) {
-        long v = r.cnt[i];
-        bool more = true;
-        if (i > 2)
-            v -= r.cnt[i - 2];
-        while (more) {
-            long c = v & 0x1f;
-            v >>= 5;
-            more = (c & 0x10) ? v != -1 : v != 0;
-            if (more)
-                c |= 0x20;
-            if (len + 2 > cap)
-                s = xrealloc(s, cap *= 2);
-            s[len++] = (char)(c + 48);
-        }
-    }
-    s[len] = 0;
-    free(r.cnt);
-    return s;
-}
 
 void model__keep_mask(struct model_detection *d, const uint8_t *mask, int x0, int y0, int w,
                       int h)

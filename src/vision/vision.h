@@ -287,6 +287,13 @@ int vis_blend_image(struct vis_image *dst, const struct vis_image *src, int x, i
 int vis_mask_overlay(struct vis_image *img, const struct vis_image *mask, struct vis_color c,
                      double opacity);
 
+/* COCO RLE "counts" string (pycocotools encode + rleToString) of a W x H
+ * image that is "off" everywhere except a mw x mh mask (row-major) placed
+ * at (x0, y0), clipped to the image.  A mask pixel is "on" when it is
+ * non-zero (value < 0) or equal to value (0..255).  mask NULL: all off.
+ * Caller frees; never NULL. */
+char *vis_coco_rle(const uint8_t *mask, int mw, int mh, int x0, int y0, int W, int H, int value);
+
 /* ---- filters (in place on an image or view) ---------------------------------
  * Borders: BORDER_REFLECT_101 for box/Gaussian (as cv2.blur and
  * cv2.GaussianBlur), replicate for median (as cv2.medianBlur).  Kernel

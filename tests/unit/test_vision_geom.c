@@ -286,4 +286,44 @@ TEST(warp_and_rotate)
     vis_image_free(img);
 }
 
+TEST(coco_rle_strings)
+{
+    /* one column of 110: off 3, on 2, off 5, on 100 -> counts 3 2 5 100;
+     * the fourth is written as 100 - 2 = 98 = 2 + 3 * 32: groups 2|0x20, 3 */
+    uint8_t col[110] = {0};
+    for (int y = 3; y < 5; y++)
+        col[y] = 1;
+    for (int y = 10; y < 110; y++)
+        col[y] = 7;
+    char *s = vis_coco_rle(col, 1, 110, 0, 0, 1, 110, -1);
+    ASSERT_STR_EQ(s, "325R3");
+    free(s);
+    /* value mode: only pixels equal to 7 are on: off 10, on 100 */
+    s = vis_coco_rle(col, 1, 110, 0, 0, 1, 110, 7);
+    ASSERT_STR_EQ(s, ":T3");
+    free(s);
+    /* on first (an empty first run), then a negative difference: counts
+     * 0 10 20 3, the fourth written as 3 - 10 = -7 */
+    uint8_t c2[33] = {0};
+    for (int y = 0; y < 10; y++)
+        c2[y] = 1;
+    for (int y = 30; y < 33; y++)
+        c2[y] = 1;
+    s = vis_coco_rle(c2, 1, 33, 0, 0, 1, 33, -1);
+    ASSERT_STR_EQ(s, "0:d0I");
+    free(s);
+    /* a 1x1 region at (1, 1) of a 3x2 image: off 3, on 1, off 2 */
+    uint8_t one = 1, sq[4] = {1, 1, 1, 1};
+    s = vis_coco_rle(&one, 1, 1, 1, 1, 3, 2, -1);
+    ASSERT_STR_EQ(s, "312");
+    free(s);
+    /* a region reaching outside the image is clipped: off 5, on 1 */
+    s = vis_coco_rle(sq, 2, 2, 2, 1, 3, 2, -1);
+    ASSERT_STR_EQ(s, "51");
+    free(s);
+    s = vis_coco_rle(NULL, 0, 0, 0, 0, 3, 2, -1);
+    ASSERT_STR_EQ(s, "6");
+    free(s);
+}
+
 TEST_MAIN()

@@ -138,53 +138,6 @@ static json_t *classification_value(json_t *resp, const struct wf_image *im,
     return o;
 }
 
-/* COCO RLE of the pixels of mask (w x h, row-major) equal to v, as
- * pycocotools' encode + rleToString: column-major runs starting with a
- * (possibly empty) run of other pixels, each count less the one two
- * before it (after the first three), in 5-bit groups + 48. */
-static char *coco_rle(const uint8_t *mask, int w, int h, uint8_t v)
-{
-    size_t n = (size_t)w * (size_t)h, cap = 64, len = 0, nc = 0, ccap = 64;
-    long *cnt = xmalloc(ccap * sizeof *cnt), run = 0;
-    char *s;
-    bool cur = false;
-    for (int x = 0; x < w; x++)
-        for (int y = 0; y < h; y++) {
-            bool on = mask[(size_t)y * (size_t)w + (size_t)x] == v;
-            if (on != cur) {
-                if (nc == ccap)
-                    cnt = xrealloc(cnt, (ccap *= 2) * sizeof *cnt);
-                cnt[nc++] = run;
-                run = 0;
-                cur = on;
-            }
-            run++;
-        }
-    if (nc == ccap)
-        cnt = xrealloc(cnt, (ccap + 1) * sizeof *cnt);
-    cnt[nc++] = run;
-    (void)n;
-    s = xmalloc(cap);
-    for (size_t i = 0; i < nc; i++) {
-        long x = cnt[i];
-        bool more = true;
-        if (i > 2)
-            x -= cnt[i - 2];
-        while (more) {
-            long ch = x & 0x1f;
-            x >>= 5; /* arithmetic shift, as in C on a signed long */
-            more = (ch & 0x10) ? x != -1 : x != 0;
-            if (more)
-                ch |= 0x20;
-            if (len + 2 > cap)
-                s = xrealloc(s, cap *= 2);
-            s[len++] = (char)(ch + 48);
-        }
-    }
-    s[len] = 0;
-    free(cnt);
-    return s;
-}
 
 /* The first channel of a base64 PNG (gray), w x h; NULL when unreadable. */
 static uint8_t *b64_gray(const json_t *j, int *w, int *h)
@@ -264,7 +217,7 @@ static int semantic_dets(const json_t *resp, int version, struct wf_dets **out)
             d->no_parent = true;
             if (version >= 2)
                 d->img_w = w, d->img_h = h;
-            rle = coco_rle(cls, w, h, (uint8_t)k);
+            rle = vis_coco_rle(cls, w, h, 0, 0, w, h, k);
             d->extra = json_pack("{s:{s:[i,i],s:s}}", "rle_mask", "size", h, w, "counts", rle);
             free(rle);
         }

@@ -120,6 +120,10 @@ int store__batch_get_or_create(struct store *st, struct db_conn *c, const char *
 {
     int rc = store__batch_find(c, ws, batch, out, e);
     if (rc == 0 && create_mode) {
+        /* an output batch made meanwhile by another process (the re-read
+         * below): "exists", as store_batch_create_output answers */
+        if (!strcmp(out->mode, "output") && !strcmp(create_mode, "output"))
+            return err_set(e, ERR_EXISTS, "batch '%s' already exists", batch);
         if (!strcmp(out->mode, "output"))
             return err_set(e, ERR_INVALID, "batch '%s' holds job outputs and cannot take uploads", batch);
         if (strcmp(out->mode, create_mode) != 0)

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""vbatch demo client: stage sample images, run a workflow job, fetch results.
+"""The pictures of scripts/demo.sh and the score of its results.
 
-Talks to vbatch only through its HTTP API, the way Roboflow's own clients do:
-bulk tar shards PUT to signed URLs, POST job, poll job/stages/tasks, list the
-export batch and download its parts.  Uses the standard library only.
+  demo.py make DIR TRUTH.json [--images N]   synthetic shapes (with their ground
+                                             truth in TRUTH.json) and two photos
+  demo.py score TRUTH.json EXPORT_DIR        read the unpacked export, compare
+
+The demo itself talks to the server with vbatch's client commands only
+(vbatch batch upload, job start --watch, batch export).  Standard library only.
 """
-import argparse, io, json, math, os, random, shutil, signal, socket, struct
-import subprocess, sys, tarfile, time, urllib.error, urllib.parse, urllib.request, zlib
+import argparse, json, math, os, random, shutil, struct, sys, zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = "/usr/lib/python3/dist-packages/imageio/resources/images"
@@ -88,205 +90,71 @@ def matches(truth, preds):
     return n
 
 
-class Api:
-    def __init__(self, base, key):
-        self.base, self.key = base, key
 
-    def call(self, method, path, body=None, query=None, ctype="application/json"):
-        q = dict(query or {}, api_key=self.key)
-        url = self.base + path + "?" + urllib.parse.urlencode(q)
-        data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body
-        req = urllib.request.Request(url, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", ctype)
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read() or b"null")
-        except urllib.error.HTTPError as e:
-            sys.exit(f"demo: {method} {path} failed: {e.code} {e.read().decode(errors='replace')}")
-
-
-def put(url, data, headers):
-    req = urllib.request.Request(url, data=data, method="PUT", headers=headers or {})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        r.read()
+def make(args):
+    os.makedirs(args.dir, exist_ok=True)
+    for name in ("astronaut.png", "chelsea.png"):
+        p = os.path.join(PHOTOS, name)
+        if os.path.exists(p):
+            shutil.copyfile(p, os.path.join(args.dir, "photo-" + name))
+    rng = random.Random(7)
+    truth = {}
+    for i in range(args.images):
+        data, shapes = synthetic_scene(rng)
+        name = f"shapes-{i:04d}.png"
+        with open(os.path.join(args.dir, name), "wb") as f:
+            f.write(data)
+        truth[name] = shapes
+    with open(args.truth, "w") as f:
+        json.dump(truth, f)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def score(args):
+    expected = json.load(open(args.truth))
+    rows = dets = hits = total = npred = 0
+    photo_dets = {}
+    for dp, _, fns in os.walk(args.export):
+        for fn in fns:
+            if not fn.endswith(".jsonl"):
+                continue
+            for line in open(os.path.join(dp, fn)):
+                row = json.loads(line)
+                if "predictions" not in row:
+                    continue  # errors.jsonl and other parts
+                rows += 1
+                preds = (row.get("predictions") or {}).get("predictions") or []
+                dets += len(preds)
+                if str(row.get("image", "")).startswith("photo-"):
+                    photo_dets[row["image"]] = len(preds)
+                want = expected.get(row.get("image"))
+                if want is not None:
+                    total += len(want)
+                    npred += len(preds)
+                    hits += matches(want, preds)
+    print(f"results: {rows} rows, {dets} detections")
+    if total:
+        print(f"synthetic images: {hits}/{total} shapes found with the right class at IoU>=0.5"
+              f" (recall {hits / total:.3f}, precision {hits / max(npred, 1):.3f})")
+    for name, n in sorted(photo_dets.items()):
+        print(f"{name}: {n} detection(s) — a real photo, which the shapes model was never trained on:"
+              " its boxes there show only that the job ran, not anything true about the photo")
+    print(f"annotated images (boxes labelled with class and confidence): {args.export}/images/<image>/visualization.jpg")
+    if not rows:
+        sys.exit("demo: the export holds no result rows")
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--images", type=int, default=120, help="synthetic images to stage (plus the photos)")
-    ap.add_argument("--data", default=os.path.join(ROOT, "var", "demo"), help="data folder (recreated)")
-    ap.add_argument("--format", default="jsonl", choices=["jsonl", "csv"])
-    ap.add_argument("--keep-running", action="store_true", help="leave the server running at the end")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make")
+    m.add_argument("dir")
+    m.add_argument("truth")
+    m.add_argument("--images", type=int, default=120)
+    sc = sub.add_parser("score")
+    sc.add_argument("truth")
+    sc.add_argument("export")
     args = ap.parse_args()
-
-    binary = os.environ.get("VBATCH_BIN", os.path.join(ROOT, "build", "vbatch"))
-    shutil.rmtree(args.data, ignore_errors=True)
-    os.makedirs(args.data)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = open(os.path.join(args.data, "server.log"), "w")
-    srv = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data", args.data,
-                            "--models-dir", os.path.join(ROOT, "tests", "data", "models"),
-                            "--workflows-dir", os.path.join(ROOT, "examples", "workflows"), "--quiet"],
-                           stdout=subprocess.PIPE, stderr=log, text=True)
-    key = ws = None
-    try:
-        for line in srv.stdout:
-            if line.startswith("workspace:"):
-                ws = line.split(":", 1)[1].strip()
-            if line.startswith("api_key:"):
-                key = line.split(":", 1)[1].strip()
-                break
-        if not key:
-            sys.exit(f"demo: server did not start, see {args.data}/server.log")
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        print(f"vbatch serving {base} (data {args.data}), workspace '{ws}'")
-        print("model: 'synth-det', a small detector the tests train on synthetic pictures; it knows only"
-              " circles, squares and triangles on flat backgrounds (tests/data/models/synth-det)")
-        api = Api(base, key)
-
-        # ---- stage: photos + synthetic shapes, as tar shards of up to 256 images
-        rng = random.Random(7)
-        files = []
-        for name in ("astronaut.png", "chelsea.png"):
-            p = os.path.join(PHOTOS, name)
-            if os.path.exists(p):
-                files.append(("photo-" + name, open(p, "rb").read()))
-        expected = {}
-        for i in range(args.images):
-            data, shapes = synthetic_scene(rng)
-            name = f"shapes-{i:04d}.png"
-            files.append((name, data))
-            expected[name] = shapes
-        batch = "demo-input"
-        ds = f"/data-staging/v1/external/{ws}/batches/{batch}"
-        for start in range(0, len(files), 256):
-            buf = io.BytesIO()
-            with tarfile.open(fileobj=buf, mode="w") as tar:
-                for name, data in files[start:start + 256]:
-                    ti = tarfile.TarInfo(name)
-                    ti.size = len(data)
-                    tar.addfile(ti, io.BytesIO(data))
-            r = api.call("POST", ds + "/bulk-upload/image-files", query={"displayName": "demo input"})
-            d = r["signedURLDetails"]
-            put(d["uploadURL"], buf.getvalue(), d.get("extensionHeaders"))
-        t0 = time.time()
-        while True:
-            n = api.call("GET", ds + "/count")["count"]
-            print(f"\rstaged {n}/{len(files)} images", end="", flush=True)
-            if n >= len(files) or time.time() - t0 > 120:
-                break
-            time.sleep(0.3)
-        print()
-
-        # ---- run the job
-        job = "job-demo" + "".join(random.SystemRandom().choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(8))
-        bp = f"/batch-processing/v1/external/{ws}/jobs"
-        api.call("POST", f"{bp}/{job}", {
-            "type": "simple-image-processing-v1",
-            "jobInput": {"type": "staging-batch-input-v1", "batchId": batch},
-            "computeConfiguration": {"type": "compute-configuration-v2", "machineType": "cpu", "workersPerMachine": 2},
-            "processingSpecification": {"type": "workflows-processing-specification-v1", "workspace": ws,
-                                        "workflowId": "detect-shapes", "persistImagesOutputs": True,
-                                        "aggregationFormat": args.format},
-        }, query={"name": "vbatch demo"})
-        print(f"job {job} started")
-        while True:
-            meta = api.call("GET", f"{bp}/{job}")["job"]
-            stages = api.call("GET", f"{bp}/{job}/stages")["stages"]
-            parts = []
-            for st in stages:
-                tasks = api.call("GET", f"{bp}/{job}/stages/{st['processingStageId']}/tasks",
-                                 query={"pageSize": 1000})["tasks"]
-                prog = sum(t.get("progress") or 0 for t in tasks) / max(1, st["tasksNumber"])
-                parts.append(f"{st['processingStageName']} {prog * 100:5.1f}%")
-            print(f"\r[{meta.get('currentStage') or '-'}] " + "  ".join(parts), end="   ", flush=True)
-            if meta.get("isTerminal"):
-                break
-            time.sleep(0.5)
-        print()
-        if meta.get("error"):
-            logs = api.call("GET", f"{bp}/{job}/logs", query={"severity": "error"})["logs"]
-            for l in logs[:10]:
-                print("  error:", json.dumps(l["payload"]))
-            sys.exit(f"demo: job {job} failed: {json.dumps(meta.get('lastNotification'))}")
-
-        # ---- download the export
-        out_dir = os.path.join(args.data, "results", job)
-        os.makedirs(out_dir, exist_ok=True)
-        export = f"/data-staging/v1/external/{ws}/batches/{job}-export"
-        token, n_files = None, 0
-        while True:
-            q = {"pageSize": 100}
-            if token:
-                q["nextPageToken"] = token
-            page = api.call("GET", export + "/list", query=q)
-            for fm in page["filesMetadata"]:
-                dest = os.path.join(out_dir, fm.get("partName") or "")
-                os.makedirs(dest, exist_ok=True)
-                with urllib.request.urlopen(fm["downloadURL"], timeout=120) as r:
-                    blob = r.read()
-                name = fm["fileName"]
-                if name.endswith(".tar.gz") or name.endswith(".tar"):
-                    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-                        tar.extractall(dest, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
-                else:
-                    open(os.path.join(dest, os.path.basename(name)), "wb").write(blob)
-                n_files += 1
-            token = page.get("nextPageToken")
-            if not token:
-                break
-        rows = dets = hits = total = npred = 0
-        photo_dets = {}
-        for dp, _, fns in os.walk(out_dir):
-            for fn in fns:
-                if fn.endswith(".jsonl"):
-                    for line in open(os.path.join(dp, fn)):
-                        row = json.loads(line)
-                        rows += 1
-                        preds = (row.get("predictions") or {}).get("predictions") or []
-                        dets += len(preds)
-                        if str(row.get("image", "")).startswith("photo-"):
-                            photo_dets[row["image"]] = len(preds)
-                        want = expected.get(row.get("image"))
-                        if want is not None:
-                            total += len(want)
-                            npred += len(preds)
-                            hits += matches(want, preds)
-        print(f"export: {n_files} file(s) downloaded and unpacked into {out_dir}")
-        if rows:
-            print(f"results: {rows} rows, {dets} detections")
-            if total:
-                print(f"synthetic images: {hits}/{total} shapes found with the right class at IoU>=0.5"
-                      f" (recall {hits / total:.3f}, precision {hits / max(npred, 1):.3f})")
-        for name, n in sorted(photo_dets.items()):
-            print(f"{name}: {n} detection(s) — a real photo, which the shapes model was never trained on:"
-                  " its boxes there show only that the job ran, not anything true about the photo")
-        print(f"annotated images (boxes labelled with class and confidence): {out_dir}/images/<image>/visualization.jpg")
-        print(f"RESULTS: {out_dir}")
-    finally:
-        if args.keep_running:
-            print(f"server left running (pid {srv.pid}); api key {key}")
-        else:
-            srv.send_signal(signal.SIGTERM)
-            try:
-                srv.wait(10)
-            except subprocess.TimeoutExpired:
-                srv.kill()
+    make(args) if args.cmd == "make" else score(args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
  *   vbatch model register ID DIR        model into the blob store + models table
  *   vbatch model list                   stored models and those of DATA/models
  *   vbatch model delete ID              stored model out of the table and blob store
+ *   vbatch batch|job|workflow …         client commands over HTTP (src/cli/)
  *   vbatch --help
  *
  * serve start-up order: store (data folder, database, secret) → default
@@ -23,6 +24,7 @@
  */
 #include "api/api.h"
 #include "base/base.h"
+#include "cli/cli.h"
 #include "http/http.h"
 #include "jobs/jobs.h"
 #include "model/model.h"
@@ -670,6 +672,21 @@ struct command {
     const char *help;
 };
 
+static int cmd_batch(int argc, char **argv)
+{
+    return cli_main("batch", argc, argv);
+}
+
+static int cmd_job(int argc, char **argv)
+{
+    return cli_main("job", argc, argv);
+}
+
+static int cmd_workflow(int argc, char **argv)
+{
+    return cli_main("workflow", argc, argv);
+}
+
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
@@ -677,6 +694,9 @@ static const struct command commands[] = {
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR] [--db URL]: new workspace, prints its API key"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},
+    {"batch", cmd_batch, "batch upload|list|show|export: client of a server's Data Staging API (docs/CLI.md)"},
+    {"job", cmd_job, "job start|watch|list|logs|abort|restart: client of the Batch Processing API"},
+    {"workflow", cmd_workflow, "workflow put|get|list: client of the workflows registry"},
 };
 
 static void usage(FILE *f)

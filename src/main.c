@@ -45,6 +45,7 @@ struct serve_cfg {
     const char *listen;
     const char *data;
     const char *db; /* database: NULL = SQLite in data; postgres://... */
+    const char *secret_file; /* installation secret given explicitly (NULL: the database's) */
     unsigned threads;
     const char *public_url;
     const char *workflows_dir;
@@ -84,6 +85,8 @@ static const struct opt serve_opts[] = {
     {"data", "VBATCH_DATA", OPT_STR, O(data), "data folder: database, blobs, secret (default " DEFAULT_DATA ")"},
     {"db", "VBATCH_DB", OPT_STR, O(db),
      "database: postgres://user:pass@host:port/dbname (default: SQLite in the data folder)"},
+    {"secret-file", "VBATCH_SECRET_FILE", OPT_STR, O(secret_file),
+     "installation secret (32 bytes or 64 hex digits) instead of the database's; give every process the same"},
     {"threads", "VBATCH_THREADS", OPT_INT, O(threads), "HTTP thread pool size (default: 4 x CPUs, 8 to 64)"},
     {"public-url", "VBATCH_PUBLIC_URL", OPT_STR, O(public_url),
      "base URL clients reach this server at, used in signed URLs (default http://<listen>)"},
@@ -259,9 +262,9 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
 /* Open the store of a command: the data folder and the database 'db'
  * (NULL or "": SQLite in the folder).  A database that cannot be used —
  * bad URL, unreachable server, wrong password, migrated by a newer vbatch
- * — is one line on stderr and exit status 2.  Returns 0, or the exit
- * status. */
-static int open_store(const char *data, const char *db, struct store **st)
+ * — is one line on stderr and exit status 2, as is a secret file that
+ * cannot be used.  Returns 0, or the exit status. */
+static int open_store(const char *data, const char *db, const char *secret_file, struct store **st)
 {
     struct err e = ERR_INIT;
     if (db && !*db)
@@ -270,6 +273,12 @@ static int open_store(const char *data, const char *db, struct store **st)
     if (rc < 0) {
         fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
         return rc == ERR_INVALID || rc == ERR_UNAVAILABLE || rc == ERR_AUTH || rc == ERR_UNSUPPORTED ? 2 : 1;
+    }
+    if (secret_file && *secret_file && (rc = store_secret_set_file(*st, secret_file, &e)) < 0) {
+        fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
+        store_close(*st);
+        *st = NULL;
+        return 2;
     }
     return 0;
 }
@@ -307,7 +316,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = open_store(c.data, c.db, &st)) != 0) {
+    if ((rc = open_store(c.data, c.db, c.secret_file, &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -448,7 +457,7 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
         return 2;
     }
-    if ((rc = open_store(data, db, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, &st)) != 0)
         return rc;
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
@@ -477,12 +486,15 @@ static int cmd_worker(int argc, char **argv)
 
     const char *mt = getenv("VBATCH_MODEL_THREADS");
     c.db = getenv("VBATCH_DB");
+    c.secret_file = getenv("VBATCH_SECRET_FILE");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
             c.data = argv[++i];
         else if (!strcmp(a, "--db") && v)
             c.db = argv[++i];
+        else if (!strcmp(a, "--secret-file") && v)
+            c.secret_file = argv[++i];
         else if (!strcmp(a, "--models-dir") && v)
             c.models_dir = argv[++i];
         else if (!strcmp(a, "--workers") && v)
@@ -493,7 +505,7 @@ static int cmd_worker(int argc, char **argv)
             mt = argv[++i];
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
-                            " [--task-lease-ms MS] [--model-threads N]\n");
+                            " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]\n");
             return 2;
         }
     }
@@ -512,7 +524,7 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int orc = open_store(c.data, c.db, &st);
+    int orc = open_store(c.data, c.db, c.secret_file, &st);
     if (orc != 0) {
         ret = orc;
         goto out;
@@ -592,7 +604,7 @@ static int cmd_model(int argc, char **argv)
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, &st)) != 0) {
+    if ((rc = open_store(data, db, NULL, &st)) != 0) {
         ret = rc;
         goto out;
     }

@@ -24,6 +24,11 @@ void jobs_opts_default(struct jobs_opts *o)
     o->lease_ms = 15000;
     o->heartbeat_ms = 1000;
     o->poll_ms = 200;
+    o->pool_beat_ms = 3000;
+    o->listen_poll_ms = 2000;
+    const char *ip = getenv("VBATCH_JOBS_IDLE_POLL_MS");
+    if (ip && *ip)
+        o->listen_poll_ms = MAX(1, MIN(atoll(ip), 600000));
     o->max_task_items = 500;
     o->max_attempts = 8;
     o->archive_max_bytes = 256ll << 20;
@@ -48,13 +53,8 @@ int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, st
         jobs_opts_default(&j->o);
     if (j->o.worker_id && *j->o.worker_id) {
         j->owner_prefix = xstrdup(j->o.worker_id);
-    } else {
-        char host[64] = "host";
-        gethostname(host, sizeof host - 1);
-        host[sizeof host - 1] = '\0';
-        char rnd[7];
-        rand_alnum(rnd, 6);
-        j->owner_prefix = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
+    } else { /* the process's identity, also its shard claims' owner */
+        j->owner_prefix = xstrdup(store_owner(st));
     }
     j->o.worker_id = j->owner_prefix;
     if (j->o.max_task_items <= 0 || j->o.max_task_items > 10000)
@@ -65,6 +65,10 @@ int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, st
         j->o.heartbeat_ms = MAX(j->o.lease_ms / 3, 1);
     if (j->o.poll_ms <= 0)
         j->o.poll_ms = 200;
+    if (j->o.pool_beat_ms <= 0)
+        j->o.pool_beat_ms = 3000;
+    if (j->o.listen_poll_ms <= 0)
+        j->o.listen_poll_ms = 2000;
     if (j->o.max_attempts <= 0)
         j->o.max_attempts = 8;
     if (j->o.archive_max_bytes <= 0)
@@ -85,6 +89,8 @@ void jobs_free(struct jobs *j)
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     free(j->owner_prefix);
+    free(j->pool_id);
+    free(j->pool_host);
     free(j);
 }
 

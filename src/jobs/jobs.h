@@ -46,6 +46,11 @@ struct jobs_opts {
     int64_t lease_ms;          /* task lease; renewed by heartbeat; default 15000 */
     int64_t heartbeat_ms;      /* lease renewal / progress period; default 1000 */
     int64_t poll_ms;           /* idle worker sleep between claim attempts; default 200 */
+    int64_t listen_poll_ms;    /* the same while a PostgreSQL LISTEN wakes idle workers (the
+                                  poll is then only the fallback); default 2000, or
+                                  $VBATCH_JOBS_IDLE_POLL_MS (tests) */
+    int64_t pool_beat_ms;      /* worker pool heartbeat (the workers table); a row 3 beats
+                                  old is a dead process's; default 3000 */
     int max_task_items;        /* items per processing task; default 500 */
     int max_attempts;          /* claims of one task before the job fails; default 8 */
     int64_t archive_max_bytes; /* bound of one image-outputs .tar.gz; default 256 MiB */
@@ -88,6 +93,10 @@ int jobs_start(struct jobs *j);
  * lease, to be claimed again when the lease expires (idempotent). */
 void jobs_stop(struct jobs *j);
 void jobs_free(struct jobs *j); /* stops first; NULL ok */
+/* The live worker pool over every process on the database: worker
+ * processes and their threads in all (rows of dead processes are deleted
+ * on the way). */
+int jobs_pool(struct jobs *j, int64_t *processes, int64_t *threads, struct err *err);
 
 /* ---- API ------------------------------------------------------------------ */
 

@@ -33,6 +33,20 @@ struct jobs {
      * (monotonic ms); space_backoff is the last delay (1 s doubling to
      * 30 s, reset by a task that goes through); guarded by mu */
     int64_t space_retry_at, space_backoff;
+    /* the live worker pool (pool.c): this process's row while its workers
+     * run; pool_thread renews it every o.pool_beat_ms */
+    char *pool_id;             /* owned: "host:pid:random", NULL before jobs_start */
+    char *pool_host;           /* owned */
+    int64_t pool_started_ms;   /* wall clock */
+    pthread_t pool_thread;
+    bool pool_running;         /* pool_thread started and not joined */
+    /* wake-ups from other processes (worker.c, PostgreSQL only): a thread
+     * waits for NOTIFY vbatch_tasks and kicks the idle workers */
+    struct store_tasks_listener *listener; /* owned, NULL on SQLite */
+    pthread_t listen_thread;
+    bool listen_running;       /* listen_thread started and not joined */
+    bool listen_live;          /* the LISTEN connection is up (guarded by mu):
+                                  idle workers poll every o.listen_poll_ms */
 };
 
 /* Everything a worker needs about a job, read in one query. */
@@ -144,6 +158,15 @@ void jobs__throttle(struct jobs *j);
 int jobs__output_ensure(struct jobs *j, const char *ws, const char *batch, const char *part,
                         const char *content_type, const char *description, const char *file_name,
                         const char *item_type, const char *mime, const char *key, int64_t size, struct err *err);
+
+/* pool.c: write this process's row of the worker pool and start its
+ * heartbeat thread (jobs_start, after the workers); jobs__pool_leave
+ * joins the thread (j->stopping set) and deletes the row. */
+int jobs__pool_join(struct jobs *j);
+void jobs__pool_leave(struct jobs *j);
+/* pool.c: the worker threads the planner cuts a job for: the live pool's
+ * (every process's), else this process's o.workers, else 1. */
+int64_t jobs__pool_threads(struct jobs *j);
 
 /* jobs.c: wake the idle workers (new work). */
 void jobs__kick(struct jobs *j);

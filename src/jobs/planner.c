@@ -2,7 +2,7 @@
  * planner.c — cut a job's input into tasks: runs of at most
  * max_task_items items, cut also where the shard changes (a task reads
  * one shard's files), one task per video, and finer for a small batch so
- * that every local worker thread gets some.  The tasks are written with
+ * that every worker thread of the live pool gets some.  The tasks are written with
  * the job (store_job_create), so planning reads the batch but writes
  * nothing.
  */
@@ -63,9 +63,12 @@ int jobs_plan_split(const struct staging_item *items, int n, int max_items, int 
 /* Read every item id of the input and plan the tasks.  An image job takes
  * only images and a video job only videos, one task per video.  For images,
  * a batch of fewer than 2 x workers x max_task_items images is cut into
- * about 2 tasks per local worker thread (of at least PLAN_MIN_TASK_ITEMS):
- * with tasks of 500, a 400-image job would run on one worker — one ONNX
- * Runtime thread of a 2-core machine — while the other waits. */
+ * about 2 tasks per worker thread (of at least PLAN_MIN_TASK_ITEMS): with
+ * tasks of 500, a 400-image job would run on one worker — one ONNX
+ * Runtime thread of a 2-core machine — while the other waits.  The worker
+ * threads are the live pool's, over every process on the database
+ * (pool.c): an API-only `serve --workers 0` plans for the `vbatch worker`
+ * processes that will run the job. */
 int jobs__plan_items(struct jobs *j, const char *ws, const struct jobdef *d, struct plan *p,
                       int64_t *total, struct err *err)
 {
@@ -74,7 +77,7 @@ int jobs__plan_items(struct jobs *j, const char *ws, const struct jobdef *d, str
     *total = 0;
     p->max_items = d->video ? 1 : j->o.max_task_items;
     if (!d->video && staging_items_count(j->sg, ws, d->batch, d->part, &count, err) == 0 && count > 0) {
-        int64_t want = 2 * (int64_t)MAX(j->o.workers, 1);
+        int64_t want = 2 * jobs__pool_threads(j);
         int64_t per = MAX(PLAN_MIN_TASK_ITEMS, (count + want - 1) / want);
         p->max_items = (int)MIN((int64_t)j->o.max_task_items, per);
     }

@@ -815,6 +815,72 @@ struct worker_arg {
     int index;
 };
 
+/* PostgreSQL: wait for NOTIFY vbatch_tasks (sent by the transactions
+ * that make a task claimable, in any process) and wake the idle workers
+ * at once.  While the LISTEN connection is down the workers poll at
+ * o.poll_ms again; a reconnect wakes them too (notifications may have
+ * been missed meanwhile).  Lease expiry writes nothing, so nothing is
+ * notified: the workers' fallback poll finds expired leases. */
+static void *listen_main(void *p)
+{
+    struct jobs *j = p;
+    bool live = true;
+    while (!jobs__stopping(j)) {
+        struct err e = ERR_INIT;
+        int rc = store_tasks_wait(j->listener, 30000, &e);
+        if (rc == 0) /* timeout, or jobs_stop's wake */
+            continue;
+        bool up = rc > 0;
+        if (!up && live)
+            log_warn("jobs", "task notifications lost, idle workers poll every %lld ms until they are back: %s",
+                     (long long)j->o.poll_ms, err_text(&e, rc));
+        else if (up && !live)
+            log_info("jobs", "task notifications are back");
+        live = up;
+        pthread_mutex_lock(&j->mu);
+        j->listen_live = up;
+        pthread_cond_broadcast(&j->cv); /* look for work now (and wait by the new interval) */
+        pthread_mutex_unlock(&j->mu);
+    }
+    return NULL;
+}
+
+static void listen_start(struct jobs *j)
+{
+    struct err e = ERR_INIT;
+    int rc = store_tasks_listen(j->st, &j->listener, &e);
+    if (rc == ERR_UNSUPPORTED) /* SQLite: one machine, the in-process kick suffices */
+        return;
+    if (rc < 0) {
+        log_warn("jobs", "cannot listen for task notifications (idle workers poll every %lld ms): %s",
+                 (long long)j->o.poll_ms, err_text(&e, rc));
+        return;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->listen_live = true;
+    pthread_mutex_unlock(&j->mu);
+    if (pthread_create(&j->listen_thread, NULL, listen_main, j) != 0) {
+        log_warn("jobs", "cannot start the task notification thread");
+        store_tasks_listen_close(j->listener);
+        j->listener = NULL;
+        j->listen_live = false;
+        return;
+    }
+    j->listen_running = true;
+}
+
+static void listen_stop(struct jobs *j)
+{
+    if (j->listen_running) {
+        store_tasks_wake(j->listener);
+        pthread_join(j->listen_thread, NULL);
+        j->listen_running = false;
+    }
+    store_tasks_listen_close(j->listener);
+    j->listener = NULL;
+    j->listen_live = false;
+}
+
 static void *worker_main(void *p)
 {
     struct worker_arg *a = p;
@@ -832,10 +898,13 @@ static void *worker_main(void *p)
             continue;
         pthread_mutex_lock(&j->mu);
         if (!j->stopping) {
+            /* woken by jobs__kick: new work in this process, or a
+             * notification from another (listen_main) */
+            int64_t wait = j->listen_live ? j->o.listen_poll_ms : j->o.poll_ms;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t ns = ts.tv_nsec + (j->o.poll_ms % 1000) * 1000000;
-            ts.tv_sec += j->o.poll_ms / 1000 + ns / 1000000000;
+            int64_t ns = ts.tv_nsec + (wait % 1000) * 1000000;
+            ts.tv_sec += wait / 1000 + ns / 1000000000;
             ts.tv_nsec = ns % 1000000000;
             pthread_cond_timedwait(&j->cv, &j->mu, &ts);
         }
@@ -866,6 +935,11 @@ int jobs_start(struct jobs *j)
         j->nthreads++;
     }
     log_info("jobs", "workers started count=%d owner=%s", j->nthreads, j->owner_prefix);
+    listen_start(j);
+    if (jobs__pool_join(j) < 0) {
+        jobs_stop(j);
+        return ERR_INTERNAL;
+    }
     return 0;
 }
 
@@ -877,6 +951,8 @@ void jobs_stop(struct jobs *j)
     j->stopping = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
+    jobs__pool_leave(j);
+    listen_stop(j);
     for (int i = 0; i < j->nthreads; i++)
         pthread_join(j->threads[i], NULL);
     j->nthreads = 0;

@@ -167,6 +167,7 @@ struct fetch_pool {
     int n;
     int next;          /* next index to take; guarded by mu */
     bool aborted;      /* the context is stopping; guarded by mu */
+    bool lost;         /* the shard's claim was taken over; guarded by mu */
     pthread_mutex_t mu;
 };
 
@@ -178,10 +179,13 @@ static void *fetch_worker(void *arg)
         pthread_mutex_lock(&s->mu);
         bool stop = s->stop && s->running;
         pthread_mutex_unlock(&s->mu);
+        bool lost = staging__job_lost(p->j);
         pthread_mutex_lock(&p->mu);
         if (stop)
             p->aborted = true;
-        int i = p->aborted || p->next >= p->n ? -1 : p->next++;
+        if (lost)
+            p->lost = true;
+        int i = p->aborted || p->lost || p->next >= p->n ? -1 : p->next++;
         pthread_mutex_unlock(&p->mu);
         if (i < 0)
             break;
@@ -214,6 +218,10 @@ static int fetch_all(struct staging__job *j, json_t *refs)
     pthread_mutex_destroy(&p.mu);
     if (p.aborted) {
         rc = ERR_AGAIN; /* stays queued; redone after restart */
+        goto out;
+    }
+    if (p.lost) {
+        rc = ERR_EXISTS; /* another process fetches it now */
         goto out;
     }
     for (int i = 0; i < p.n; i++)

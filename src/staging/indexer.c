@@ -20,6 +20,8 @@ static int tar_image(void *ud, int index, const char *name, const void *data, si
 {
     struct staging__job *j = ud;
     char key[128];
+    if (staging__job_lost(j))
+        return ERR_EXISTS; /* another process has the shard now: stop writing */
     snprintf(key, sizeof key, "b/%lld/s/%s/%d", (long long)j->bid, j->shard_id, index);
     int rc = store_blob_put_nosync(j->s->st, key, data, len);
     if (rc < 0)

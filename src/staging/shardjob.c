@@ -14,17 +14,54 @@
  * duplicated.  The transaction re-checks the state, so two indexers (or a
  * test and the thread) cannot both commit one shard.  The rows belong to
  * store/ (store/shards.c, where the shard state diagram is).
+ *
+ * Claims across processes: a shard is claimed for this process
+ * (store_owner) before any work (staging__job_load), the th_renew thread
+ * renews the claims of the shards being worked on every third of the lease
+ * (staging_opts.claim_lease_ms), and the ending transaction succeeds only
+ * while the claim is still ours.  A process killed with kill -9 leaves its
+ * claim to expire; another process (or this one after a restart) then
+ * claims the shard and does it again.  Blobs are deleted only by the owner
+ * of a live claim, or after the shard has ended: a process whose claim was
+ * taken over never removes what the new owner wrote.
  */
 #include "staging/staging.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "staging/staging_int.h"
 
+/* Register or clear the job's claim for the renewal thread (one slot per
+ * queue: the thread's job; a test calling staging_index_pending beside the
+ * running thread only shares the slot, its claims expire as usual). */
+static void claim_track(struct staging__job *j, bool on)
+{
+    struct staging *s = j->s;
+    pthread_mutex_lock(&s->mu);
+    char **slot = &s->claimed[j->slot];
+    if (on || (*slot && !strcmp(*slot, j->shard_id))) {
+        free(*slot);
+        *slot = on ? xstrdup(j->shard_id) : NULL;
+        s->claim_lost[j->slot] = false;
+        s->claim_ok_ms[j->slot] = time_mono_ms();
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 void staging__job_release(struct staging__job *j)
 {
+    if (j->claimed) {
+        claim_track(j, false);
+        if (!j->ended) { /* not finished: another claimer may take it now */
+            struct err e = ERR_INIT;
+            if (store_shard_unclaim(j->s->st, j->shard_id, store_owner(j->s->st), &e) < 0)
+                log_warn("staging", "cannot hand back the claim of shard=%s: %s (it expires)", j->shard_id,
+                         err_text(&e, ERR_INTERNAL));
+        }
+    }
     free(j->ws), free(j->batch), free(j->shard_id), free(j->kind), free(j->blob_key);
     free(j->ingest_id), free(j->notify_url), free(j->refs), free(j->refs_url);
     for (int i = 0; i < j->nitems; i++) {
@@ -35,6 +72,58 @@ void staging__job_release(struct staging__job *j)
     free(j->items);
     json_decref(j->failed);
     json_decref(j->ingested);
+}
+
+bool staging__job_lost(struct staging__job *j)
+{
+    pthread_mutex_lock(&j->s->mu);
+    bool lost = j->s->claim_lost[j->slot];
+    pthread_mutex_unlock(&j->s->mu);
+    return lost;
+}
+
+void *staging__renew_main(void *arg)
+{
+    struct staging *s = arg;
+    int64_t lease = s->o.claim_lease_ms;
+    for (;;) {
+        /* wait a third of the lease, or stop */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (MAX(lease / 3, 1) % 1000) * 1000000LL;
+        ts.tv_sec += MAX(lease / 3, 1) / 1000 + ns / 1000000000LL;
+        ts.tv_nsec = ns % 1000000000LL;
+        pthread_mutex_lock(&s->mu);
+        while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT)
+            ;
+        bool stop = s->stop;
+        char *ids[2];
+        for (int i = 0; i < 2; i++)
+            ids[i] = s->claimed[i] && !s->claim_lost[i] ? xstrdup(s->claimed[i]) : NULL;
+        pthread_mutex_unlock(&s->mu);
+        for (int i = 0; i < 2; i++) {
+            struct err e = ERR_INIT;
+            int rc = ids[i] && !stop ? store_shard_renew(s->st, ids[i], store_owner(s->st), lease, &e) : 0;
+            if (rc == 0 && ids[i]) {
+                pthread_mutex_lock(&s->mu);
+                if (s->claimed[i] && !strcmp(s->claimed[i], ids[i]))
+                    s->claim_ok_ms[i] = time_mono_ms();
+                pthread_mutex_unlock(&s->mu);
+            } else if (rc == ERR_EXISTS) {
+                pthread_mutex_lock(&s->mu);
+                if (s->claimed[i] && !strcmp(s->claimed[i], ids[i]))
+                    s->claim_lost[i] = true;
+                pthread_mutex_unlock(&s->mu);
+                log_warn("staging", "claim of shard=%s lost: its lease ran out and another process took it",
+                         ids[i]);
+            } else if (rc < 0) {
+                log_warn("staging", "cannot renew the claim of shard=%s: %s", ids[i], err_text(&e, rc));
+            }
+            free(ids[i]);
+        }
+        if (stop)
+            return NULL;
+    }
 }
 
 void staging__job_reject(void *ud, const char *name, const char *type, const char *reason)
@@ -57,14 +146,16 @@ int staging__job_add(struct staging__job *j, const char *name, const char *key, 
     return 0;
 }
 
-/* Load the oldest tar shard (refs false) or reference shard in `state`. */
+/* Claim the oldest unclaimed tar shard (refs false) or reference shard in
+ * `state`. */
 int staging__job_load(struct staging *s, bool refs, const char *state, struct staging__job *j)
 {
     struct store_shard_work w;
     struct err e = ERR_INIT;
     memset(j, 0, sizeof *j);
     j->s = s;
-    int rc = store_shard_next(s->st, refs, state, &w, &e);
+    j->slot = refs ? STAGING__FETCHER : STAGING__INDEXER;
+    int rc = store_shard_claim(s->st, refs, state, store_owner(s->st), s->o.claim_lease_ms, &w, &e);
     if (rc < 0)
         return rc;
     j->bid = w.bid;
@@ -74,6 +165,9 @@ int staging__job_load(struct staging *s, bool refs, const char *state, struct st
     j->cat_files = w.cat_files;
     j->failed = json_array();
     j->ingested = json_array();
+    j->claimed = true;
+    claim_track(j, true);
+    log_info("staging", "shard claimed shard=%s owner=%s", j->shard_id, store_owner(s->st));
     return 0;
 }
 
@@ -101,15 +195,13 @@ int staging__job_fail(struct staging__job *j, const char *from_state, const char
     struct staging *s = j->s;
     struct err e = ERR_INIT;
     char prefix[160], *hook = NULL, *ok = NULL, *bad = NULL;
-    snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
-             j->shard_id);
-    store_blob_delete_prefix(s->st, prefix);
     json_t *meta = json_pack("{s:s,s:O,s:i}", "reason", reason, "failedFiles", j->failed, "failedCount", j->nfailed);
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
     struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
-                                    .state = "failed", .status_name = status_name, .status_type = "error",
-                                    .meta = meta_s, .ws = j->ws, .webhook_url = j->notify_url};
+                                    .owner = store_owner(s->st), .state = "failed", .status_name = status_name,
+                                    .status_type = "error", .meta = meta_s, .ws = j->ws,
+                                    .webhook_url = j->notify_url};
     char *okey = staging__notify_key(j->ingest_id, j->batch);
     o.webhook_key = okey;
     if (!strcmp(j->kind, "tar") && j->notify_url && j->ingest_id)
@@ -117,7 +209,14 @@ int staging__job_fail(struct staging__job *j, const char *from_state, const char
     outcome_ingest(j, &o, true, status_name, reason, &ok, &bad);
     int rc = store_shard_finish(s->st, &o, &e);
     free(meta_s), free(hook), free(ok), free(bad), free(okey);
+    if (rc == 0 || rc == ERR_EXISTS)
+        j->ended = true;
     if (rc == 0) {
+        /* the shard has ended: no claimer writes under its prefix any more
+         * (a crash before this leaves files that the batch's expiry removes) */
+        snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
+                 j->shard_id);
+        store_blob_delete_prefix(s->st, prefix);
         log_warn("staging", "shard failed shard=%s status=%s reason=%s", j->shard_id, status_name, reason);
         store_outbox_kick(s->st);
     }
@@ -146,7 +245,7 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
     struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
-                                    .state = "done", .status_name = all_failed ? "all-files-failed" : "ingested",
+                                    .owner = store_owner(s->st), .state = "done", .status_name = all_failed ? "all-files-failed" : "ingested",
                                     .status_type = all_failed ? "error" : "success", .meta = meta_s,
                                     .objects = j->nitems, .items = items, .nitems = j->nitems, .ws = j->ws,
                                     .webhook_url = j->notify_url};
@@ -158,6 +257,10 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
     outcome_ingest(j, &o, all_failed, "all-files-failed", "no file of the shard could be ingested", &ok, &bad);
     rc = store_shard_finish(s->st, &o, &e);
     free(items), free(meta_s), free(hook), free(ok), free(bad), free(okey);
+    if (rc == 0 || rc == ERR_EXISTS)
+        j->ended = true;
+    if (rc == ERR_EXISTS)
+        log_warn("staging", "shard not recorded shard=%s: finished or taken over by another process", j->shard_id);
     if (rc == 0) {
         /* kind: tar, image-refs, video-refs (fixed by the shards table) */
         const char *mk = !strcmp(j->kind, "tar") ? "shard" : j->kind;
@@ -198,15 +301,34 @@ void staging__sleep_ms_unless_stopped(struct staging *s, int64_t ms)
 void staging__job_wait_storage(struct staging__job *j, const char *from_state, const char *why)
 {
     struct staging *s = j->s;
+    struct err e = ERR_INIT;
     char prefix[160];
+    /* Delete what was written only while the claim is surely ours: renewed
+     * now, or — when the database cannot take the renewal (a full disk) —
+     * confirmed less than half a lease ago, so that nobody can have taken
+     * it yet; the space is what this is for. */
+    int rc = store_shard_renew(s->st, j->shard_id, store_owner(s->st), s->o.claim_lease_ms, &e);
+    if (rc < 0 && rc != ERR_EXISTS) {
+        pthread_mutex_lock(&s->mu);
+        bool recent = !s->claim_lost[j->slot] && s->claimed[j->slot] && !strcmp(s->claimed[j->slot], j->shard_id) &&
+                      time_mono_ms() - s->claim_ok_ms[j->slot] < s->o.claim_lease_ms / 2;
+        pthread_mutex_unlock(&s->mu);
+        if (recent)
+            rc = 0;
+    }
+    if (rc < 0) {
+        log_warn("staging", "shard not marked waiting for storage shard=%s: %s", j->shard_id, err_text(&e, rc));
+        return;
+    }
     snprintf(prefix, sizeof prefix, "b/%lld/%s/%s", (long long)j->bid, !strcmp(j->kind, "tar") ? "s" : "r",
              j->shard_id);
     store_blob_delete_prefix(s->st, prefix);
     json_t *meta = json_pack("{s:s}", "reason", why);
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
-    struct err e = ERR_INIT;
-    store_shard_wait_storage(s->st, j->shard_id, from_state, meta_s, &e);
+    /* the claim is handed back with it: tried again after the backoff */
+    if (store_shard_wait_storage(s->st, j->shard_id, from_state, store_owner(s->st), meta_s, &e) == 0)
+        j->ended = true;
     free(meta_s);
     log_warn("staging", "shard waiting for storage shard=%s: %s", j->shard_id, why);
 }

@@ -18,9 +18,12 @@
  * store/batches.c, store/shards.c).
  *
  * Threads (staging_start): indexer (tar shards), fetcher (reference
- * ingests), sweeper (expiry) — plus the store's outbox sender.  They wake
- * on a kick or once a second, and all their work is recorded in the
- * database first, so a restart picks up whatever a crash interrupted.
+ * ingests), sweeper (expiry), claim renewal — plus the store's outbox
+ * sender.  They wake on a kick or once a second, and all their work is
+ * recorded in the database first, so a restart picks up whatever a crash
+ * interrupted.  Several processes may run them on one database: a shard
+ * is claimed by one process at a time (shardjob.c), the expiry sweep runs
+ * in the process holding the "staging-sweep" lease.
  */
 #include "staging/staging.h"
 
@@ -51,6 +54,10 @@ void staging_opts_default(struct staging_opts *o)
     o->net_allow = NULL;
     const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
     o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
+    const char *l = getenv("VBATCH_STAGING_CLAIM_LEASE_MS");
+    o->claim_lease_ms = l ? strtoll(l, NULL, 10) : 0;
+    if (o->claim_lease_ms <= 0)
+        o->claim_lease_ms = 15000;
 }
 
 
@@ -78,6 +85,8 @@ int staging_new(struct store *st, const struct staging_opts *o, struct staging *
         s->o.default_page_size = MIN(100, s->o.max_page_size);
     if (s->o.max_shard_images <= 0)
         s->o.max_shard_images = 500;
+    if (s->o.claim_lease_ms <= 0)
+        s->o.claim_lease_ms = 15000;
     pthread_mutex_init(&s->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -149,15 +158,40 @@ static void *fetch_main(void *arg)
     return NULL;
 }
 
+/* The expiry sweep runs in one process at a time across the processes on
+ * the database: the one holding the "staging-sweep" lease, taken (or
+ * renewed) at each round for three periods; a process that dies leaves it
+ * to expire, and another takes over at its next round.  The temp-file
+ * sweep is this process's own (its data folder). */
+#define SWEEP_LEASE "staging-sweep"
+
 static void *sweep_main(void *arg)
 {
     struct staging *s = arg;
     int64_t period = s->o.sweep_interval_ms > 0 ? s->o.sweep_interval_ms : 60000;
+    const char *me = store_owner(s->st);
+    int held = -1; /* last outcome of the take: -1 unknown, 0 another's, 1 ours */
     while (wait_kick(s, NULL, period)) {
+        struct err e = ERR_INIT;
+        store_tmp_sweep(s->st, 24LL * 3600 * 1000);
+        int got = store_lease_take(s->st, SWEEP_LEASE, me, 3 * period, &e);
+        if (got < 0) {
+            log_warn("staging", "expiry sweeper: cannot take its lease: %s", err_text(&e, got));
+            continue;
+        }
+        if (got != held)
+            log_info("staging", got ? "expiry sweeper lease taken owner=%s"
+                                    : "expiry sweeper lease held by another process (this one is owner=%s)", me);
+        held = got;
+        if (!got)
+            continue;
         int removed = 0;
         staging_sweep(s, time_now_ms(), &removed);
-        store_tmp_sweep(s->st, 24LL * 3600 * 1000);
         store_outbox_purge(s->st, 7LL * 24 * 3600 * 1000, NULL);
+    }
+    if (held == 1) { /* a clean stop: another process may sweep at once */
+        struct err e = ERR_INIT;
+        store_lease_release(s->st, SWEEP_LEASE, me, &e);
     }
     return NULL;
 }
@@ -181,10 +215,21 @@ int staging_start(struct staging *s, struct err *err)
         goto fail1;
     if (pthread_create(&s->th_sweep, NULL, sweep_main, s) != 0)
         goto fail2;
+    if (pthread_create(&s->th_renew, NULL, staging__renew_main, s) != 0)
+        goto fail3;
     pthread_mutex_lock(&s->mu);
     s->running = true;
     pthread_mutex_unlock(&s->mu);
     return 0;
+fail3:
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->th_sweep, NULL);
+    pthread_join(s->th_fetch, NULL);
+    pthread_join(s->th_index, NULL);
+    return err_set(err, ERR_INTERNAL, "cannot start the staging threads");
 fail2:
     pthread_mutex_lock(&s->mu);
     s->stop = true;
@@ -213,6 +258,7 @@ void staging_stop(struct staging *s)
         pthread_join(s->th_index, NULL);
         pthread_join(s->th_fetch, NULL);
         pthread_join(s->th_sweep, NULL);
+        pthread_join(s->th_renew, NULL);
         store_outbox_stop(s->st);
     }
     pthread_mutex_lock(&s->mu);
@@ -230,6 +276,8 @@ void staging_free(struct staging *s)
         s->putting = e->next;
         free(e);
     }
+    free(s->claimed[0]);
+    free(s->claimed[1]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s->base_url);

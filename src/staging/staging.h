@@ -54,6 +54,10 @@ struct staging_opts {
     const char *net_allow;         /* SSRF allow-list, see store_net_allow_set; copied */
     int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
                                       default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
+    int64_t claim_lease_ms;        /* a claimed shard stays this process's this long
+                                      without renewal (renewed every third of it while
+                                      it is worked on); default 15000, or
+                                      $VBATCH_STAGING_CLAIM_LEASE_MS (tests) */
 };
 void staging_opts_default(struct staging_opts *o);
 

@@ -21,7 +21,14 @@ struct staging {
     bool running;
     bool stop;
     bool kick_index, kick_fetch; /* work was queued */
-    pthread_t th_index, th_fetch, th_sweep;
+    pthread_t th_index, th_fetch, th_sweep, th_renew;
+    /* the shards this process has claimed and is working on, renewed by
+     * the th_renew thread (shardjob.c): [STAGING__INDEXER] tar shard,
+     * [STAGING__FETCHER] reference shard; NULL when none; *_lost set when
+     * a renewal found the claim taken over */
+    char *claimed[2];
+    bool claim_lost[2];
+    int64_t claim_ok_ms[2];      /* monotonic ms the claim was last confirmed */
     struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
     /* storage-full backoff of the indexer and the fetcher (shardjob.c):
      * no try before *_retry_at (monotonic ms); *_backoff the last delay */
@@ -102,8 +109,13 @@ struct staging__staged {
     char *name, *key, *mime;
     int64_t size;
 };
+#define STAGING__INDEXER 0
+#define STAGING__FETCHER 1
 struct staging__job {
     struct staging *s;
+    int slot;               /* STAGING__INDEXER or STAGING__FETCHER */
+    bool claimed;           /* this process holds the shard's claim */
+    bool ended;             /* finished, handed back, or found lost */
     int64_t bid;
     char *ws, *batch, *shard_id, *kind, *blob_key, *ingest_id, *notify_url, *refs, *refs_url;
     bool cat_ingest, cat_files;
@@ -113,15 +125,24 @@ struct staging__job {
     int nfailed;            /* all failures, also those beyond STAGING_LIST_CAP */
     json_t *ingested;       /* [name] */
 };
-/* Take the oldest tar shard (refs false) or reference shard in `state`
- * (ERR_NOTFOUND: none); release with staging__job_release. */
+/* Claim the oldest unclaimed tar shard (refs false) or reference shard in
+ * `state` for this process (ERR_NOTFOUND: none): its claim is renewed by
+ * the th_renew thread until the job is released; release with
+ * staging__job_release, which hands the claim back unless the shard was
+ * ended (finished, or marked waiting for storage). */
 int staging__job_load(struct staging *s, bool refs, const char *state, struct staging__job *j);
 void staging__job_release(struct staging__job *j);
+/* true when a renewal found the job's claim taken over by another process
+ * (its lease ran out): stop working on it, its outcome would be refused. */
+bool staging__job_lost(struct staging__job *j);
+/* The claim renewal loop (th_renew). */
+void *staging__renew_main(void *arg);
 /* A file staged (blob written) / rejected (a tar_cb reject callback). */
 int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size);
 void staging__job_reject(void *ud, const char *name, const char *type, const char *reason);
 /* End the shard: failed (no items) or done with its staged items, with
- * its webhooks, in one transaction; ERR_EXISTS when another worker did. */
+ * its webhooks, in one transaction; ERR_EXISTS when another worker did or
+ * this process's claim was taken over (nothing written, no blob touched). */
 int staging__job_fail(struct staging__job *j, const char *from_state, const char *status_name, const char *reason);
 int staging__job_commit(struct staging__job *j, const char *from_state);
 /* Storage ran out: the shard keeps from_state, shows waiting-for-storage. */

@@ -274,6 +274,39 @@ int db_exec(struct db_conn *c, const char *sql, struct err *e)
     return db_err(DISPATCH(c->kind, exec, c, sql, e));
 }
 
+/* ---- notifications --------------------------------------------------- */
+
+int db_listen(struct db *d, const char *channel, struct db_listener **out, struct err *e)
+{
+    *out = NULL;
+    if (d->kind != DB_POSTGRES)
+        return err_set(e, ERR_UNSUPPORTED, "notifications need PostgreSQL");
+    return db__pg_listen(d, channel, out, e);
+}
+
+int db_listen_wait(struct db_listener *l, int64_t timeout_ms, struct err *e)
+{
+    return db__pg_listen_wait(l, timeout_ms, e);
+}
+
+void db_listen_wake(struct db_listener *l)
+{
+    if (l)
+        db__pg_listen_wake(l);
+}
+
+void db_listen_close(struct db_listener *l)
+{
+    db__pg_listen_close(l);
+}
+
+int db_notify(struct db_conn *c, const char *channel, struct err *e)
+{
+    if (c->kind != DB_POSTGRES)
+        return 0;
+    return db_run(c, e, "SELECT pg_notify(?1, '')", "t", channel);
+}
+
 int64_t db_changes(struct db_conn *c)
 {
     return c->changes;

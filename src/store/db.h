@@ -144,6 +144,30 @@ int64_t db_changes(struct db_conn *c);
  *   db_run(c, e, "UPDATE t SET a=?1 WHERE id=?2", "ti", a, id)  */
 int db_run(struct db_conn *c, struct err *e, const char *sql, const char *fmt, ...);
 
+/* ---- notifications (PostgreSQL LISTEN/NOTIFY) ------------------------------ */
+
+/* Channels are [a-z0-9_]{1,63}. */
+struct db_listener;
+/* Listen on 'channel' on a dedicated connection of its own (not one of
+ * the pool's).  ERR_UNSUPPORTED on SQLite (one process at a time writes:
+ * callers keep their in-process wake-ups); ERR_UNAVAILABLE when the server
+ * cannot be reached now.  Close with db_listen_close. */
+int db_listen(struct db *d, const char *channel, struct db_listener **out, struct err *e);
+/* Wait up to timeout_ms: 1 when a notification on the channel arrived
+ * (all pending ones are consumed) or the connection was made again after
+ * a loss (notifications may have been missed: look for work), 0 on
+ * timeout or db_listen_wake, ERR_UNAVAILABLE when the connection was lost
+ * (the next calls reconnect, backing off 250 ms doubling to 5 s). */
+int db_listen_wait(struct db_listener *l, int64_t timeout_ms, struct err *e);
+/* Make a db_listen_wait in another thread return 0 now (async-signal and
+ * thread safe). */
+void db_listen_wake(struct db_listener *l);
+void db_listen_close(struct db_listener *l); /* NULL ok */
+/* Notify 'channel' when c's transaction commits (outside one: at once);
+ * a no-op on SQLite.  PostgreSQL folds several identical notifications of
+ * one transaction into one. */
+int db_notify(struct db_conn *c, const char *channel, struct err *e);
+
 /* ---- the way across (until every statement is on this layer) ------------- */
 
 /* The backend's own handle of c (a sqlite3 * or a PGconn *), for code not

@@ -100,6 +100,11 @@ int db__pg_col_count(struct db_stmt *s);
  * closed it (restart, failover, idle timeout) — db_acquire then opens a
  * new one instead of handing out a dead one.  Never blocks. */
 bool db__pg_alive(struct db_conn *c);
+/* LISTEN/NOTIFY (db.h's db_listen*, PostgreSQL only). */
+int db__pg_listen(struct db *d, const char *channel, struct db_listener **out, struct err *e);
+int db__pg_listen_wait(struct db_listener *l, int64_t timeout_ms, struct err *e);
+void db__pg_listen_wake(struct db_listener *l);
+void db__pg_listen_close(struct db_listener *l);
 /* The display form of a libpq URI / conninfo: the password replaced by
  * "***".  malloc'd. */
 char *db__pg_display(const char *target);

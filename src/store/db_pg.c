@@ -44,8 +44,11 @@
 #include "store/db_int.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -792,4 +795,161 @@ const void *db__pg_col_blob(struct db_stmt *s, int col, size_t *len)
 int db__pg_col_count(struct db_stmt *s)
 {
     return s->h ? PQnfields(s->h) : 0;
+}
+
+/* ---- LISTEN / NOTIFY --------------------------------------------------------- */
+
+/* A listener owns a connection of its own, outside the pool (a pooled
+ * connection is lent to other threads between statements and would lose
+ * its LISTEN), and a pipe that db_listen_wake writes to. */
+struct db_listener {
+    struct db *d;
+    char *channel;
+    struct db_conn c;   /* c.h NULL while disconnected */
+    int wake[2];        /* self-pipe: [0] polled, [1] written by db_listen_wake */
+    int64_t retry_ms;   /* monotonic ms before which no reconnect is tried */
+    int64_t backoff_ms; /* last reconnect delay (250 ms doubling to 5 s) */
+};
+
+static bool channel_ok(const char *ch)
+{
+    if (!ch || !*ch || strlen(ch) > 63)
+        return false;
+    for (const char *p = ch; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return false;
+    return true;
+}
+
+static void listener_drop(struct db_listener *l)
+{
+    if (l->c.h)
+        db__pg_disconnect(&l->c);
+    l->c.h = NULL;
+}
+
+/* Connect and LISTEN (notifications sent before this are not seen). */
+static int listener_connect(struct db_listener *l, struct err *e)
+{
+    memset(&l->c, 0, sizeof l->c);
+    l->c.d = l->d;
+    l->c.kind = DB_POSTGRES;
+    int rc = db__pg_connect(l->d, &l->c, e);
+    if (rc < 0) {
+        l->c.h = NULL;
+        return rc;
+    }
+    char *sql = xasprintf("LISTEN %s", l->channel);
+    rc = db__pg_exec(&l->c, sql, e);
+    free(sql);
+    if (rc < 0)
+        listener_drop(l);
+    return rc;
+}
+
+int db__pg_listen(struct db *d, const char *channel, struct db_listener **out, struct err *e)
+{
+    if (!channel_ok(channel))
+        return err_set(e, ERR_INVALID, "bad notification channel name");
+    struct db_listener *l = xcalloc(1, sizeof *l);
+    l->d = d;
+    l->channel = xstrdup(channel);
+    if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        int rc = err_set(e, -errno, "cannot make a pipe: %s", strerror(errno));
+        free(l->channel);
+        free(l);
+        return rc;
+    }
+    int rc = listener_connect(l, e);
+    if (rc < 0) {
+        db__pg_listen_close(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+static void drain_pipe(int fd)
+{
+    char buf[64];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+}
+
+/* Read what the server sent; the number of notifications on our channel
+ * (>= 0), or ERR_UNAVAILABLE when the connection is gone. */
+static int consume(struct db_listener *l)
+{
+    PGconn *h = l->c.h;
+    if (!PQconsumeInput(h) || PQstatus(h) != CONNECTION_OK)
+        return ERR_UNAVAILABLE;
+    int n = 0;
+    PGnotify *nt;
+    while ((nt = PQnotifies(h)) != NULL) {
+        if (nt->relname && !strcmp(nt->relname, l->channel))
+            n++;
+        PQfreemem(nt);
+    }
+    return n;
+}
+
+int db__pg_listen_wait(struct db_listener *l, int64_t timeout_ms, struct err *e)
+{
+    int64_t end = time_mono_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
+    for (;;) {
+        int64_t now = time_mono_ms();
+        if (!l->c.h && now >= l->retry_ms) {
+            /* a new connection may have missed notifications: the caller
+             * looks for work once it is back (return 1) */
+            if (listener_connect(l, e) == 0) {
+                l->backoff_ms = 0;
+                return 1;
+            }
+            l->backoff_ms = l->backoff_ms ? MIN(l->backoff_ms * 2, 5000) : 250;
+            l->retry_ms = now + l->backoff_ms;
+        }
+        int64_t left = end - now;
+        if (!l->c.h && l->retry_ms - now < left)
+            left = MAX(l->retry_ms - now, 0);
+        if (left <= 0 && now >= end)
+            return 0;
+        struct pollfd p[2] = {{.fd = l->wake[0], .events = POLLIN}, {.fd = -1, .events = POLLIN}};
+        if (l->c.h)
+            p[1].fd = PQsocket(l->c.h);
+        int r = poll(p, 2, (int)MIN(left, 60000));
+        if (r < 0 && errno != EINTR)
+            return err_set(e, -errno, "poll: %s", strerror(errno));
+        if (r > 0 && (p[0].revents & POLLIN)) {
+            drain_pipe(l->wake[0]);
+            return 0;
+        }
+        if (r > 0 && l->c.h && p[1].revents) {
+            int n = consume(l);
+            if (n < 0) {
+                listener_drop(l);
+                l->retry_ms = time_mono_ms();
+                return err_set(e, ERR_UNAVAILABLE, "the notification connection to '%s' was lost",
+                               l->d->display);
+            }
+            if (n > 0)
+                return 1;
+        }
+    }
+}
+
+void db__pg_listen_wake(struct db_listener *l)
+{
+    ssize_t w = write(l->wake[1], "x", 1);
+    (void)w;
+}
+
+void db__pg_listen_close(struct db_listener *l)
+{
+    if (!l)
+        return;
+    listener_drop(l);
+    close(l->wake[0]);
+    close(l->wake[1]);
+    free(l->channel);
+    free(l);
 }

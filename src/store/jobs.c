@@ -198,6 +198,8 @@ int store_job_create(struct store *st, const struct store_job_new *jn, const str
         rc = store__job_log(c, pk, "info", "jobs", "job-created", log_payload, NULL, 0, e);
     else
         json_decref(log_payload);
+    if (rc == 0) /* idle workers of every process: new tasks */
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     if (rc == 0 && pk_out)
@@ -577,6 +579,8 @@ int store_job_restart(struct store *st, int64_t job_pk, struct store_job_restart
         log_payload = NULL;
     }
     json_decref(log_payload);
+    if (rc == 0)
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     free(overrides);

@@ -31,6 +31,13 @@ int store__job_end_error(struct db_conn *c, int64_t job_pk, const char *state, c
 /* Queue the job's webhook (no-op without notificationsURL). */
 int store__job_webhook(struct db_conn *c, int64_t job_pk, bool success, struct err *e);
 
+/* tasks.c, inside c's transaction: wake the idle workers of every process
+ * (PostgreSQL NOTIFY vbatch_tasks, sent at commit; no-op on SQLite) — in
+ * every transaction that makes a task claimable: job created or
+ * restarted, task released, retried, or completed (the export task
+ * queued, a slot of the job's caps freed). */
+int store__tasks_notify(struct db_conn *c, struct err *e);
+
 /* Borrow a connection of st's database: 0, or the code with the reason
  * in *e (the server cannot be reached). */
 int store__jobs_conn(struct store *st, struct db_conn **c, struct err *e);

@@ -1,6 +1,6 @@
 /*
  * jobs_schema.c — the schema of the jobs tables (migration component
- * "jobs"): jobs, stages, tasks, job_logs.  Each array element is one
+ * "jobs"): jobs, stages, tasks, job_logs, workers.  Each array element is one
  * migration; never edit an applied one, append.
  */
 #include "store/jobs_int.h"
@@ -51,6 +51,15 @@ const char *const store__jobs_migrations_sqlite[] = {
     "CREATE INDEX job_logs_job ON job_logs(job_pk, id);",
     /* 2: when a task was first claimed (stage startTimestamp) */
     "ALTER TABLE tasks ADD COLUMN started_ms INTEGER;",
+    /* 3: the live worker pool (src/store/workers.c): one row per process
+     * that runs job workers, kept fresh by its heartbeat; the planner
+     * sizes tasks for the sum of the live rows' threads */
+    "CREATE TABLE workers ("
+    "  id TEXT PRIMARY KEY,"               /* host:pid:random */
+    "  host TEXT NOT NULL, pid INTEGER NOT NULL,"
+    "  threads INTEGER NOT NULL,"          /* job worker threads */
+    "  kind TEXT,"                         /* gpu | cpu, NULL: not known */
+    "  started_ms INTEGER NOT NULL, seen_ms INTEGER NOT NULL);",
 };
 const int store__jobs_migrations_sqlite_n = (int)ARRAY_LEN(store__jobs_migrations_sqlite);
 
@@ -102,5 +111,12 @@ const char *const store__jobs_migrations_pg[] = {
     "CREATE INDEX job_logs_job ON job_logs(job_pk, id);",
     /* 2: when a task was first claimed (stage startTimestamp) */
     "ALTER TABLE tasks ADD COLUMN started_ms BIGINT;",
+    /* 3: the live worker pool */
+    "CREATE TABLE workers ("
+    "  id TEXT PRIMARY KEY,"
+    "  host TEXT NOT NULL, pid BIGINT NOT NULL,"
+    "  threads BIGINT NOT NULL,"
+    "  kind TEXT,"
+    "  started_ms BIGINT NOT NULL, seen_ms BIGINT NOT NULL);",
 };
 const int store__jobs_migrations_pg_n = (int)ARRAY_LEN(store__jobs_migrations_pg);

@@ -17,8 +17,22 @@
  * Every status change appends a row to shard_events.  A shard leaves
  * "uploaded"/"queued" in ONE transaction together with its items, its
  * webhooks and its ingest's count, and that transaction re-checks the
- * state first (on PostgreSQL under a row lock), so two workers cannot both
- * finish one shard.
+ * state and the claim first (on PostgreSQL under a row lock), so two
+ * workers cannot both finish one shard.
+ *
+ * Claims (claim_owner, claim_until; staging migration 4) of a shard in
+ * "uploaded"/"queued", so that several processes on one database never
+ * work on one shard at once:
+ *
+ *   unclaimed ─claim─► claimed by A until T ─renew by A─► … until T'
+ *      ▲   ▲               │    │   └─finish by A (done/failed): claim ends
+ *      │   └─wait-storage──┘    │
+ *      │     or unclaim by A    └─T passes (A killed or stalled)─► claimable:
+ *      │                          claim by B; A's finish/renew → ERR_EXISTS
+ *
+ * The claim is one UPDATE of the oldest claimable row (SQLite: its writer
+ * lock serialises claimers; PostgreSQL: the row is picked FOR UPDATE SKIP
+ * LOCKED, so a concurrent claimer takes the next one instead of waiting).
  *
  * Upload targets (uploads.state): pending ─PUT done─► done | failed; a
  * target is used once.
@@ -64,21 +78,27 @@ static int shard_status(struct db_conn *c, const char *shard_id, const char *sta
     return rc;
 }
 
-/* Inside a transaction: is the shard still in `state`?  (1 yes, 0 no, <0) */
-static int shard_in_state(struct db_conn *c, const char *shard_id, const char *state, struct err *e)
+/* Inside a transaction: is the shard still in `state` and (owner not
+ * NULL) still claimed by owner?  (1 yes, 0 no, <0) */
+static int shard_in_state(struct db_conn *c, const char *shard_id, const char *state, const char *owner,
+                          struct err *e)
 {
     struct db_stmt *q = NULL;
     /* PostgreSQL: the row lock makes a second worker wait for the first's
-     * commit and then see the new state (untested on PostgreSQL). */
-    const char *sql = db_conn_kind(c) == DB_POSTGRES ? "SELECT state FROM shards WHERE shard_id=?1 FOR UPDATE"
-                                                     : "SELECT state FROM shards WHERE shard_id=?1";
+     * commit and then see the new state. */
+    const char *sql = db_conn_kind(c) == DB_POSTGRES
+                          ? "SELECT state, claim_owner FROM shards WHERE shard_id=?1 FOR UPDATE"
+                          : "SELECT state, claim_owner FROM shards WHERE shard_id=?1";
     int rc = db_prepare(c, sql, &q, e);
     if (rc < 0)
         return rc;
     db_bind_text(q, 1, shard_id);
     rc = db_step(q, e);
     if (rc == DB_ROW)
-        rc = !strcmp(db_col_text(q, 0), state) ? 1 : 0;
+        rc = !strcmp(db_col_text(q, 0), state) &&
+             (!owner || (!db_col_null(q, 1) && !strcmp(db_col_text(q, 1), owner)));
+    else if (rc == DB_DONE)
+        rc = 0;
     db_finalize(q);
     return rc;
 }
@@ -351,42 +371,121 @@ void store_shard_work_release(struct store_shard_work *w)
     memset(w, 0, sizeof *w);
 }
 
-int store_shard_next(struct store *st, bool refs, const char *state, struct store_shard_work *w, struct err *e)
+/* The claimable candidates: `state`, the kind, no live claim. */
+#define CLAIM_PICK(kinds, lock)                                                                                   \
+    "UPDATE shards SET claim_owner=?2, claim_until=?3 WHERE id = (SELECT id FROM shards"                          \
+    " WHERE state=?1 AND kind " kinds " AND (claim_owner IS NULL OR claim_until<=?4)"                             \
+    " ORDER BY id LIMIT 1" lock ") RETURNING id"
+#define KINDS_TAR "= 'tar'"
+#define KINDS_REFS "IN ('image-refs','video-refs')"
+#define PG_LOCK " FOR UPDATE SKIP LOCKED"
+
+struct claim_args {
+    bool refs;
+    const char *state, *owner;
+    int64_t lease_ms;
+    struct store_shard_work *w;
+};
+
+static int claim_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
 {
-#define WORK_SQL(kinds)                                                                                          \
-    "SELECT sh.bid, b.workspace, b.batch_id, sh.shard_id, sh.kind, sh.blob_key, sh.ingest_id, sh.notify_url,"    \
-    " sh.cat_ingest, sh.cat_files, sh.refs, sh.refs_url FROM shards sh JOIN batches b ON b.bid = sh.bid"         \
-    " WHERE sh.state=?1 AND sh.kind " kinds " ORDER BY sh.id LIMIT 1"
-    struct db *d = store__db(st);
-    struct db_conn *c = db_acquire(d, e);
+    struct claim_args *a = ud;
+    struct store_shard_work *w = a->w;
     struct db_stmt *q = NULL;
-    memset(w, 0, sizeof *w);
-    if (!c)
-        return ERR_UNAVAILABLE;
-    int rc = db_prepare(c, refs ? WORK_SQL("IN ('image-refs','video-refs')") : WORK_SQL("= 'tar'"), &q, e);
-#undef WORK_SQL
-    if (rc == 0) {
-        db_bind_text(q, 1, state);
-        rc = db_step(q, e);
-        if (rc == DB_DONE) {
-            rc = ERR_NOTFOUND;
-        } else if (rc == DB_ROW) {
-            w->bid = db_col_int64(q, 0);
-            w->ws = store__col_dup(q, 1);
-            w->batch = store__col_dup(q, 2);
-            w->shard_id = store__col_dup(q, 3);
-            w->kind = store__col_dup(q, 4);
-            w->blob_key = store__col_dup(q, 5);
-            w->ingest_id = store__col_dup(q, 6);
-            w->notify_url = store__col_dup(q, 7);
-            w->cat_ingest = db_col_int64(q, 8) != 0;
-            w->cat_files = db_col_int64(q, 9) != 0;
-            w->refs = store__col_dup(q, 10);
-            w->refs_url = store__col_dup(q, 11);
-            rc = 0;
-        }
+    int64_t now = time_now_ms(), id = -1;
+    (void)st;
+    bool pg = db_conn_kind(c) == DB_POSTGRES;
+    const char *sql = a->refs ? (pg ? CLAIM_PICK(KINDS_REFS, PG_LOCK) : CLAIM_PICK(KINDS_REFS, ""))
+                              : (pg ? CLAIM_PICK(KINDS_TAR, PG_LOCK) : CLAIM_PICK(KINDS_TAR, ""));
+    int rc = db_prepare(c, sql, &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, a->state);
+    db_bind_text(q, 2, a->owner);
+    db_bind_int64(q, 3, now + MAX(a->lease_ms, 1));
+    db_bind_int64(q, 4, now);
+    rc = db_step(q, e);
+    if (rc == DB_ROW) {
+        id = db_col_int64(q, 0);
+        rc = db_step(q, e); /* the end of the RETURNING rows */
     }
     db_finalize(q);
+    q = NULL;
+    if (rc < 0)
+        return rc;
+    if (id < 0)
+        return ERR_NOTFOUND;
+    rc = db_prepare(c, "SELECT sh.bid, b.workspace, b.batch_id, sh.shard_id, sh.kind, sh.blob_key, sh.ingest_id,"
+                       " sh.notify_url, sh.cat_ingest, sh.cat_files, sh.refs, sh.refs_url"
+                       " FROM shards sh JOIN batches b ON b.bid = sh.bid WHERE sh.id=?1", &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_int64(q, 1, id);
+    rc = db_step(q, e);
+    if (rc == DB_DONE) {
+        rc = err_set(e, ERR_INTERNAL, "a claimed shard vanished");
+    } else if (rc == DB_ROW) {
+        w->bid = db_col_int64(q, 0);
+        w->ws = store__col_dup(q, 1);
+        w->batch = store__col_dup(q, 2);
+        w->shard_id = store__col_dup(q, 3);
+        w->kind = store__col_dup(q, 4);
+        w->blob_key = store__col_dup(q, 5);
+        w->ingest_id = store__col_dup(q, 6);
+        w->notify_url = store__col_dup(q, 7);
+        w->cat_ingest = db_col_int64(q, 8) != 0;
+        w->cat_files = db_col_int64(q, 9) != 0;
+        w->refs = store__col_dup(q, 10);
+        w->refs_url = store__col_dup(q, 11);
+        rc = 0;
+    }
+    db_finalize(q);
+    return rc;
+}
+#undef CLAIM_PICK
+#undef KINDS_TAR
+#undef KINDS_REFS
+#undef PG_LOCK
+
+int store_shard_claim(struct store *st, bool refs, const char *state, const char *owner, int64_t lease_ms,
+                      struct store_shard_work *w, struct err *e)
+{
+    struct claim_args a = {refs, state, owner, lease_ms, w};
+    memset(w, 0, sizeof *w);
+    int rc = store__staging_tx(st, claim_body, &a, e);
+    if (rc < 0)
+        store_shard_work_release(w);
+    return rc;
+}
+
+int store_shard_renew(struct store *st, const char *shard_id, const char *owner, int64_t lease_ms, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = db_run(c, e, "UPDATE shards SET claim_until=?1 WHERE shard_id=?2 AND claim_owner=?3", "itt",
+                    time_now_ms() + MAX(lease_ms, 1), shard_id, owner);
+    if (rc == 0 && db_changes(c) != 1)
+        rc = err_set(e, ERR_EXISTS, "shard '%s' is no longer claimed by this process", shard_id);
+    db_release(d, c);
+    return rc;
+}
+
+/* Inside a transaction: end owner's claim of the shard. */
+static int shard_unclaim(struct db_conn *c, const char *shard_id, const char *owner, struct err *e)
+{
+    return db_run(c, e, "UPDATE shards SET claim_owner=NULL, claim_until=0 WHERE shard_id=?1 AND claim_owner=?2",
+                  "tt", shard_id, owner);
+}
+
+int store_shard_unclaim(struct store *st, const char *shard_id, const char *owner, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = shard_unclaim(c, shard_id, owner, e);
     db_release(d, c);
     return rc;
 }
@@ -431,12 +530,12 @@ static int finish_body(struct store *st, struct db_conn *c, void *ud, struct err
 {
     const struct store_shard_outcome *o = ud;
     (void)st;
-    int rc = shard_in_state(c, o->shard_id, o->from_state, e);
+    int rc = shard_in_state(c, o->shard_id, o->from_state, o->owner, e);
     if (rc == 0)
-        return ERR_EXISTS;
+        return err_set(e, ERR_EXISTS, "shard '%s' was finished or taken over by another process", o->shard_id);
     if (rc < 0)
         return rc;
-    rc = 0;
+    rc = o->owner ? shard_unclaim(c, o->shard_id, o->owner, e) : 0;
     bool meta_part = false;
     for (int i = 0; rc == 0 && i < o->nitems; i++) {
         const struct store_item_new *it = &o->items[i];
@@ -462,36 +561,35 @@ int store_shard_finish(struct store *st, const struct store_shard_outcome *o, st
 }
 
 struct wait_args {
-    const char *shard_id, *from_state, *meta;
+    const char *shard_id, *from_state, *owner, *meta;
 };
 
 static int wait_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
 {
     struct wait_args *a = ud;
-    (void)st;
-    int rc = shard_in_state(c, a->shard_id, a->from_state, e);
-    if (rc <= 0)
-        return rc < 0 ? rc : ERR_EXISTS;
-    return shard_status(c, a->shard_id, a->from_state, "waiting-for-storage", "info", a->meta, 0, e);
-}
-
-int store_shard_wait_storage(struct store *st, const char *shard_id, const char *from_state, const char *meta,
-                             struct err *e)
-{
-    struct db *d = store__db(st);
-    struct db_conn *c = db_acquire(d, e);
     struct db_stmt *q = NULL;
     bool already = false;
-    if (!c)
-        return ERR_UNAVAILABLE;
-    if (db_prepare(c, "SELECT status_name FROM shards WHERE shard_id=?1", &q, e) == 0) {
-        db_bind_text(q, 1, shard_id);
-        already = db_step(q, e) == DB_ROW && !strcmp(db_col_text(q, 0), "waiting-for-storage");
-    }
+    (void)st;
+    int rc = shard_in_state(c, a->shard_id, a->from_state, a->owner, e);
+    if (rc <= 0)
+        return rc < 0 ? rc : err_set(e, ERR_EXISTS, "shard '%s' was finished or taken over", a->shard_id);
+    if ((rc = db_prepare(c, "SELECT status_name FROM shards WHERE shard_id=?1", &q, e)) < 0)
+        return rc;
+    db_bind_text(q, 1, a->shard_id);
+    rc = db_step(q, e);
+    already = rc == DB_ROW && !strcmp(db_col_text(q, 0), "waiting-for-storage");
     db_finalize(q);
-    db_release(d, c);
-    if (already)
-        return 0;
-    struct wait_args a = {shard_id, from_state, meta};
+    if (rc < 0)
+        return rc;
+    rc = already ? 0 : shard_status(c, a->shard_id, a->from_state, "waiting-for-storage", "info", a->meta, 0, e);
+    if (rc == 0 && a->owner)
+        rc = shard_unclaim(c, a->shard_id, a->owner, e);
+    return rc;
+}
+
+int store_shard_wait_storage(struct store *st, const char *shard_id, const char *from_state, const char *owner,
+                             const char *meta, struct err *e)
+{
+    struct wait_args a = {shard_id, from_state, owner, meta};
     return store__staging_tx(st, wait_body, &a, e);
 }

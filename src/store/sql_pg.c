@@ -58,5 +58,17 @@ const char *const store__core_migrations_pg[] = {
     "ALTER TABLE outbox ADD COLUMN dest TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE outbox ADD COLUMN order_key TEXT;"
     "CREATE INDEX outbox_order ON outbox(workspace, order_key, id) WHERE state='pending';",
+    /* 5: singleton leases across the processes on one database
+     * (src/store/leases.c: the expiry sweeper's "staging-sweep") */
+    "CREATE TABLE leases ("
+    "  name TEXT PRIMARY KEY,"
+    "  owner TEXT NOT NULL,"                     /* store_owner() of the holder */
+    "  until_ms BIGINT NOT NULL);",
+    /* 6: the installation secret (store.c): one row named 'installation',
+     * 32 bytes, shared by every process on the database */
+    "CREATE TABLE secrets ("
+    "  name TEXT PRIMARY KEY,"
+    "  value BYTEA NOT NULL,"
+    "  created_ms BIGINT NOT NULL);",
 };
 const int store__core_migrations_pg_n = (int)ARRAY_LEN(store__core_migrations_pg);

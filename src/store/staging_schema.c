@@ -102,6 +102,11 @@ const char *const store__staging_migrations_sqlite[] = {
     "  SELECT bid, part, count(*) FROM items WHERE part IS NOT NULL GROUP BY bid, part;",
     /* 3: item lookup by name within a part (image sidecars) */
     "CREATE INDEX items_name ON items(bid, part, name, id);",
+    /* 4: shard claims (store/shards.c): the process working on an
+     * uploaded/queued shard and until when (ms) its claim holds unless
+     * renewed; NULL/0 = not claimed */
+    "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
+    "ALTER TABLE shards ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -202,6 +207,11 @@ const char *const store__staging_migrations_pg[] = {
     "  SELECT bid, part, count(*) FROM items WHERE part IS NOT NULL GROUP BY bid, part;",
     /* 3: item lookup by name within a part (image sidecars) */
     "CREATE INDEX items_name ON items(bid, part, name, id);",
+    /* 4: shard claims (store/shards.c): the process working on an
+     * uploaded/queued shard and until when (ms) its claim holds unless
+     * renewed; NULL/0 = not claimed */
+    "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
+    "ALTER TABLE shards ADD COLUMN claim_until BIGINT NOT NULL DEFAULT 0;",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

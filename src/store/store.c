@@ -173,26 +173,151 @@ void store__release(struct store *st, struct db_conn *c)
     db_release(st->db, c);
 }
 
-static int load_secret(struct store *st)
+/* ---- the installation secret ------------------------------------------------ */
+
+#define SECRET_NAME "installation"
+
+/* The secret row of the database into st->secret: 0, ERR_NOTFOUND when
+ * there is none. */
+static int secret_read_db(struct db_conn *c, uint8_t out[32], struct err *e)
 {
-    char *path = xasprintf("%s/secret", st->dir);
+    struct db_stmt *q = NULL;
+    int rc = db_prepare(c, "SELECT value FROM secrets WHERE name=?1", &q, e);
+    if (rc == 0) {
+        db_bind_text(q, 1, SECRET_NAME);
+        rc = db_step(q, e);
+        if (rc == DB_ROW) {
+            size_t len = 0;
+            const void *v = db_col_blob(q, 0, &len);
+            if (v && len == 32) {
+                memcpy(out, v, 32);
+                rc = 0;
+            } else {
+                rc = err_set(e, ERR_INTERNAL, "the installation secret in the database has a wrong size (%zu)",
+                             len);
+            }
+        } else if (rc == DB_DONE) {
+            rc = ERR_NOTFOUND;
+        }
+    }
+    db_finalize(q);
+    return rc;
+}
+
+/* DATA/secret: 0 and its 32 bytes, ERR_NOTFOUND when absent. */
+static int secret_read_file(const char *path, uint8_t out[32], struct err *e)
+{
     char *data = NULL;
     size_t len = 0;
     int rc = file_read_all(path, 64, &data, &len);
-    if (rc == 0 && len == sizeof st->secret) {
-        memcpy(st->secret, data, len);
-    } else if (rc == -ENOENT) {
-        rand_bytes(st->secret, sizeof st->secret);
-        rc = file_write_atomic(path, st->secret, sizeof st->secret);
-        if (rc == 0 && chmod(path, 0600) < 0)
-            rc = -errno;
-    } else if (rc == 0) {
-        log_error("store", "secret file '%s' has a wrong size", path);
-        rc = ERR_INVALID;
-    }
+    if (rc == -ENOENT)
+        return ERR_NOTFOUND;
+    if (rc == 0 && len == 32)
+        memcpy(out, data, 32);
+    else if (rc == 0)
+        rc = err_set(e, ERR_INVALID, "secret file '%s' has a wrong size (%zu bytes, 32 expected)", path, len);
+    else
+        rc = err_set(e, rc, "cannot read the secret file '%s': %s", path, err_str(rc));
     free(data);
+    return rc;
+}
+
+/* Keep DATA/secret equal to the secret in use: it is what operators give
+ * to webhook receivers (docs/API.md).  A different file is kept as
+ * DATA/secret.old. */
+static int secret_mirror(struct store *st, struct err *e)
+{
+    char *path = xasprintf("%s/secret", st->dir);
+    uint8_t cur[32];
+    struct err tmp = ERR_INIT;
+    int rc = secret_read_file(path, cur, &tmp);
+    if (rc == 0 && ct_equal(cur, st->secret, 32)) {
+        free(path);
+        return 0;
+    }
+    if (rc == 0 || rc == ERR_INVALID) {
+        char *old = xasprintf("%s/secret.old", st->dir);
+        log_warn("store", "the installation secret of the database differs from '%s': the database's is used,"
+                          " the file is kept as '%s'", path, old);
+        if (rename(path, old) < 0)
+            log_warn("store", "cannot rename '%s': %s", path, strerror(errno));
+        free(old);
+    }
+    rc = file_write_atomic(path, st->secret, sizeof st->secret);
+    if (rc == 0 && chmod(path, 0600) < 0)
+        rc = -errno;
+    if (rc < 0)
+        err_set(e, rc, "cannot write the secret file '%s': %s", path, err_str(rc));
     free(path);
     return rc;
+}
+
+/* The installation secret lives in the database (core migration 6), so
+ * that every process on it — on any machine, with any data folder —
+ * signs and checks alike.  On open: the database's if it has one; else
+ * DATA/secret's (an existing installation keeps its signed URLs valid);
+ * else 32 new random bytes.  Two processes starting at once both INSERT
+ * ... ON CONFLICT DO NOTHING and read back the one row that won. */
+static int secret_init(struct store *st, struct err *e)
+{
+    uint8_t cand[32];
+    struct db_stmt *q = NULL;
+    char *path = xasprintf("%s/secret", st->dir);
+    struct db_conn *c = store__acquire(st, e);
+    int rc = c ? secret_read_db(c, st->secret, e) : e->code;
+    if (rc == ERR_NOTFOUND) {
+        rc = secret_read_file(path, cand, e);
+        if (rc == ERR_NOTFOUND) {
+            rand_bytes(cand, sizeof cand);
+            rc = 0;
+        }
+        if (rc == 0)
+            rc = db_prepare(c, "INSERT INTO secrets(name, value, created_ms) VALUES(?1, ?2, ?3)"
+                               " ON CONFLICT(name) DO NOTHING", &q, e);
+        if (rc == 0) {
+            db_bind_text(q, 1, SECRET_NAME);
+            db_bind_blob(q, 2, cand, sizeof cand);
+            db_bind_int64(q, 3, time_now_ms());
+            rc = db_step(q, e);
+            if (rc == DB_DONE)
+                rc = 0;
+        }
+        db_finalize(q);
+        if (rc == 0) /* ours, or the one another process wrote first */
+            rc = secret_read_db(c, st->secret, e);
+        if (rc == ERR_NOTFOUND)
+            rc = err_set(e, ERR_INTERNAL, "the installation secret vanished from the database");
+    }
+    if (c)
+        db_release(st->db, c);
+    free(path);
+    if (rc == 0)
+        rc = secret_mirror(st, e);
+    return rc;
+}
+
+int store_secret_set_file(struct store *st, const char *path, struct err *e)
+{
+    char *data = NULL;
+    size_t len = 0;
+    uint8_t key[32];
+    int rc = file_read_all(path, 4096, &data, &len);
+    if (rc < 0)
+        return err_set(e, rc == ERR_LIMIT ? ERR_INVALID : rc, "cannot read the secret file '%s': %s", path,
+                       err_str(rc));
+    if (len == 32) {
+        memcpy(key, data, 32);
+    } else {
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+            len--;
+        if (len != 64 || hex_decode(data, 64, key) < 0) {
+            free(data);
+            return err_set(e, ERR_INVALID, "secret file '%s' must hold 32 bytes or 64 hex digits", path);
+        }
+    }
+    free(data);
+    memcpy(st->secret, key, 32);
+    return secret_mirror(st, e);
 }
 
 int store_open(const char *data_dir, struct store **out)
@@ -217,15 +342,18 @@ int store_open_ex(const char *data_dir, const char *db_target, struct store **ou
     st->blob_dir = xasprintf("%s/blobs", data_dir);
     st->tmp_dir = xasprintf("%s/tmp", data_dir);
     st->db_path = db_target && *db_target ? xstrdup(db_target) : xasprintf("%s/vbatch.db", data_dir);
+    {
+        char host[64] = "host", rnd[7];
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        rand_alnum(rnd, 6);
+        st->owner = xasprintf("%s-%d-%s", host, (int)getpid(), rnd);
+    }
     pthread_mutex_init(&st->net_mu, NULL);
     store__outbox_init(st);
 
     if ((rc = mkdir_p(st->blob_dir, 0755)) < 0 || (rc = mkdir_p(st->tmp_dir, 0700)) < 0) {
         err_set(e, rc, "cannot create folders under '%s': %s", data_dir, err_str(rc));
-        goto out;
-    }
-    if ((rc = load_secret(st)) < 0) {
-        err_set(e, rc, "cannot read or create the secret under '%s': %s", data_dir, err_str(rc));
         goto out;
     }
     if ((rc = db_open(st->db_path, STORE_POOL_MAX, &st->db, e)) < 0)
@@ -234,6 +362,8 @@ int store_open_ex(const char *data_dir, const char *db_target, struct store **ou
         rc = db_migrate(st->db, "core", store__core_migrations_pg, store__core_migrations_pg_n, e);
     else
         rc = db_migrate(st->db, "core", store__core_migrations, store__core_migrations_n, e);
+    if (rc == 0)
+        rc = secret_init(st, e);
 out:
     if (rc < 0) {
         store_close(st);
@@ -257,12 +387,18 @@ void store_close(struct store *st)
     free(st->blob_dir);
     free(st->tmp_dir);
     free(st->db_path);
+    free(st->owner);
     free(st);
 }
 
 const char *store_data_dir(const struct store *st)
 {
     return st->dir;
+}
+
+const char *store_owner(const struct store *st)
+{
+    return st->owner;
 }
 
 /* ---- migrations ------------------------------------------------------------ */

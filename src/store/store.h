@@ -12,8 +12,9 @@
  *
  * Data dir layout (see docs/STORAGE.md):
  *   DATA/vbatch.db (+ -wal, -shm)   SQLite database
- *   DATA/secret                     32 random bytes, 0600: HMAC key for
- *                                   signed URLs and webhook signatures
+ *   DATA/secret                     32 bytes, 0600: a copy of the installation
+ *                                   secret (kept in the database): HMAC key
+ *                                   of signed URLs and webhook signatures
  *   DATA/blobs/<key>                one file per blob
  *   DATA/tmp/                       temp files; same file system as blobs,
  *                                   so a finished temp file is renamed in
@@ -45,8 +46,9 @@ struct store;
 /* ---- open / close ------------------------------------------------------ */
 
 /* Open (creating if needed) the data folder 'data_dir': makes the folders,
- * creates the secret on first use, opens the database, applies the core
- * migrations ("core" component: workspaces, api_keys, workflows, outbox).
+ * opens the database, applies the core migrations ("core" component:
+ * workspaces, api_keys, workflows, outbox, secrets) and reads (or makes)
+ * the installation secret.
  * The caller frees *out with store_close(). */
 int store_open(const char *data_dir, struct store **out);
 /* The same with the database named: db_target NULL or "" is SQLite in
@@ -59,6 +61,18 @@ int store_open(const char *data_dir, struct store **out);
  * through the owner files; only the raw store_db_acquire()/store_migrate()
  * below (kept for tests of the SQLite file itself) are SQLite-only. */
 int store_open_ex(const char *data_dir, const char *db_target, struct store **out, struct err *e);
+/* The installation secret (HMAC key of signed URLs and webhook
+ * signatures) is the database's, so that every process on one database
+ * agrees whatever its data folder: store_open_ex uses the database's row;
+ * without one it stores DATA/secret's (an existing installation keeps its
+ * signed URLs valid) or 32 new random bytes (race-safe between processes
+ * starting at once).  DATA/secret is kept equal to the secret in use
+ * (what webhook receivers are given); a different one is renamed
+ * DATA/secret.old.
+ * store_secret_set_file: use the secret in 'path' instead (32 bytes, or
+ * 64 hex digits and an optional newline) — give the same file to every
+ * process.  ERR_INVALID with the reason for a bad file. */
+int store_secret_set_file(struct store *st, const char *path, struct err *e);
 /* Whether the database is SQLite (else PostgreSQL). */
 bool store_db_is_sqlite(const struct store *st);
 /* The database's name for messages: the SQLite path, or the URI without
@@ -69,6 +83,27 @@ const char *store_db_name(const struct store *st);
 void store_close(struct store *st);
 /* The data folder given to store_open(); valid until store_close(). */
 const char *store_data_dir(const struct store *st);
+/* This handle's owner name for claims and leases in the database (shards
+ * being indexed or fetched, singleton leases, and by default the jobs
+ * module's task leases): "<host>-<pid>-<6 random [a-z0-9]>", made at
+ * store_open; one per open store, so two handles in one process act as two
+ * processes.  Valid until store_close(). */
+const char *store_owner(const struct store *st);
+
+/* ---- singleton leases (leases.c) ------------------------------------------ */
+
+/* A named lease held by one owner at a time across every process on the
+ * database (table `leases`: name, owner, until_ms), for background work
+ * that one process should do at a time (the expiry sweeper's
+ * "staging-sweep").  Take: 1 when owner now holds it until now + ttl_ms
+ * (it was free, expired, or already owner's: renewed), 0 when another
+ * owner holds it and it has not expired, <0 on a database error.  A holder
+ * that dies loses it when until_ms passes.  Times are the callers' clocks
+ * (ms since the epoch): machines sharing a database keep them in sync. */
+int store_lease_take(struct store *st, const char *name, const char *owner, int64_t ttl_ms, struct err *e);
+/* Give the lease up when owner holds it (a clean stop), so another process
+ * takes it at its next try.  0 also when owner did not hold it. */
+int store_lease_release(struct store *st, const char *name, const char *owner, struct err *e);
 
 /* ---- free space ------------------------------------------------------------ */
 

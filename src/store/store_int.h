@@ -26,6 +26,7 @@ struct store {
     char *blob_dir;            /* DATA/blobs, owned */
     char *tmp_dir;             /* DATA/tmp, owned */
     char *db_path;             /* DATA/vbatch.db, owned */
+    char *owner;               /* store_owner(): "<host>-<pid>-<rnd>", owned */
     uint8_t secret[32];        /* installation secret */
     int64_t reserve;           /* bytes kept free (store_reserve_set) */
 

@@ -6,7 +6,8 @@
  * the SQL of the lease state machine whose diagram is at the top of
  * src/jobs/lease.c) and src/store/job_logs.c (the log rows); the schema is
  * in src/store/jobs_schema.c.  Only those files write SQL for these
- * tables; src/jobs/ calls the typed functions below.
+ * tables; src/jobs/ calls the typed functions below.  The live worker
+ * pool (table workers, same component) is src/store/workers.c's.
  *
  * Every function that changes state does the whole change in one
  * transaction (a job's webhook is queued into the outbox in the
@@ -252,5 +253,51 @@ void store_job_log_rows_free(struct store_job_log_row *r, int n);
  * limit. */
 int store_job_logs_page(struct store *st, int64_t job_pk, const char *severity, int64_t after, int limit,
                         struct store_job_log_row **rows, int *n, struct err *e);
+
+/* ---- wake-ups of idle workers (store/tasks.c) -------------------------------- */
+
+/* On PostgreSQL every transaction that makes a task claimable (job
+ * created or restarted, task released, retried or completed) sends NOTIFY
+ * vbatch_tasks; a listener waits for it on a connection of its own.
+ * store_tasks_listen: ERR_UNSUPPORTED on SQLite (nothing to listen to:
+ * keep polling), ERR_UNAVAILABLE when the server cannot be reached.
+ * store_tasks_wait: 1 when notified (or reconnected after a loss: look for
+ * work), 0 on timeout or store_tasks_wake, ERR_UNAVAILABLE when the
+ * connection was lost (later calls reconnect).  store_tasks_wake may be
+ * called from any thread; the others belong to one thread. */
+struct store_tasks_listener;
+int store_tasks_listen(struct store *st, struct store_tasks_listener **out, struct err *e);
+int store_tasks_wait(struct store_tasks_listener *l, int64_t timeout_ms, struct err *e);
+void store_tasks_wake(struct store_tasks_listener *l);
+void store_tasks_listen_close(struct store_tasks_listener *l); /* NULL ok */
+
+/* ---- the live worker pool (store/workers.c) ---------------------------------- */
+
+#define STORE_WORKER_ID_MAX 200
+
+/* One process that runs job workers (borrowed strings). */
+struct store_worker {
+    const char *id;     /* "host:pid:random", at most STORE_WORKER_ID_MAX bytes */
+    const char *host;
+    int64_t pid;
+    int threads;        /* its job worker threads */
+    const char *kind;   /* "gpu", "cpu", or NULL when not known */
+    int64_t started_ms; /* wall clock */
+};
+/* Register w or renew its row (seen at now_ms): the start and every
+ * heartbeat of a worker process.  A row deleted meanwhile as dead (the
+ * process was stopped or cut off for a while) is written again. */
+int store_worker_beat(struct store *st, const struct store_worker *w, int64_t now_ms, struct err *e);
+/* Delete the row (a clean stop); no row is not an error. */
+int store_worker_remove(struct store *st, const char *id, struct err *e);
+/* The live pool: rows seen at or after now_ms - dead_after_ms; older rows
+ * are deleted first (dead processes, cleaned lazily). */
+struct store_pool {
+    int64_t processes;   /* live worker processes */
+    int64_t threads;     /* their worker threads in all */
+    int64_t gpu_threads; /* of which in processes of kind "gpu" */
+};
+int store_workers_live(struct store *st, int64_t now_ms, int64_t dead_after_ms, struct store_pool *out,
+                       struct err *e);
 
 #endif

@@ -227,17 +227,34 @@ int store_ingest_create(struct store *st, const char *ws, const char *batch, con
  *   refs: queued ─fetch─► done (ingested/success | all-files-failed/error)
  *               └───────► failed (unsafe-url-detected, references-fetch-failed)
  *
- * store_shard_finish re-checks the state inside its transaction, so two
- * workers cannot both finish one shard (ERR_EXISTS for the second).
+ * Claims.  A shard in "uploaded"/"queued" is worked on by the process that
+ * claimed it (claim_owner, claim_until): store_shard_claim takes the
+ * oldest one whose claim is free or expired, the claimer renews it while
+ * it works (store_shard_renew), and store_shard_finish /
+ * store_shard_wait_storage succeed only while the claim is still the
+ * caller's, so two processes never do one shard's work at once, and a
+ * killed process's shard is taken by another when its claim expires.
  */
 struct store_shard_work {
     int64_t bid;
     char *ws, *batch, *shard_id, *kind, *blob_key, *ingest_id, *notify_url, *refs, *refs_url; /* may be NULL */
     bool cat_ingest, cat_files;
 };
-/* The oldest shard in `state` among tar shards (refs false) or reference
- * shards (refs true).  ERR_NOTFOUND when none. */
-int store_shard_next(struct store *st, bool refs, const char *state, struct store_shard_work *out, struct err *e);
+/* Claim the oldest tar shard (refs false) or reference shard (refs true)
+ * in `state` that no one has claimed or whose claim has expired (also one
+ * of owner's own that expired): it becomes owner's until now + lease_ms,
+ * committed before this returns.  ERR_NOTFOUND when there is none.  On
+ * PostgreSQL the candidate row is locked FOR UPDATE SKIP LOCKED, so
+ * claimers in other processes pass it over instead of waiting. */
+int store_shard_claim(struct store *st, bool refs, const char *state, const char *owner, int64_t lease_ms,
+                      struct store_shard_work *out, struct err *e);
+/* Extend owner's claim of a shard to now + lease_ms: 0, or ERR_EXISTS when
+ * it is no longer owner's (finished, handed back, or expired and taken by
+ * another process). */
+int store_shard_renew(struct store *st, const char *shard_id, const char *owner, int64_t lease_ms, struct err *e);
+/* Hand owner's claim back (another claimer may take the shard at once); 0
+ * also when owner did not hold it. */
+int store_shard_unclaim(struct store *st, const char *shard_id, const char *owner, struct err *e);
 void store_shard_work_release(struct store_shard_work *w);
 
 /* The end of a shard's processing, recorded in one transaction. */
@@ -245,6 +262,7 @@ struct store_shard_outcome {
     int64_t bid;
     const char *shard_id;
     const char *from_state;  /* must still be the shard's state, else ERR_EXISTS */
+    const char *owner;       /* must still hold the shard's claim, else ERR_EXISTS */
     const char *state, *status_name, *status_type;
     const char *meta;        /* JSON text or NULL */
     int64_t objects;
@@ -260,10 +278,16 @@ struct store_shard_outcome {
     bool failed;
     const char *ingest_ok, *ingest_failed;
 };
+/* Record the outcome and end the claim, in one transaction: ERR_EXISTS
+ * (nothing written) when the shard left from_state or o->owner no longer
+ * holds its claim. */
 int store_shard_finish(struct store *st, const struct store_shard_outcome *o, struct err *e);
-/* Storage ran out while the shard was processed: it keeps from_state and
- * shows "waiting-for-storage" with meta (recorded once). */
-int store_shard_wait_storage(struct store *st, const char *shard_id, const char *from_state, const char *meta,
-                             struct err *e);
+/* Storage ran out while the shard was processed: it keeps from_state,
+ * shows "waiting-for-storage" with meta (recorded once), and owner's claim
+ * is handed back so that the shard is tried again; ERR_EXISTS (nothing
+ * written) when owner no longer holds the claim or the shard left
+ * from_state. */
+int store_shard_wait_storage(struct store *st, const char *shard_id, const char *from_state, const char *owner,
+                             const char *meta, struct err *e);
 
 #endif

@@ -51,6 +51,50 @@ bool store__tx_again(struct store *st, int rc, int *n, struct err *e)
     return true;
 }
 
+/* ---- wake-ups of idle workers (LISTEN/NOTIFY on PostgreSQL) ------------- */
+
+#define TASKS_CHANNEL "vbatch_tasks"
+
+int store__tasks_notify(struct db_conn *c, struct err *e)
+{
+    return db_notify(c, TASKS_CHANNEL, e);
+}
+
+struct store_tasks_listener {
+    struct db_listener *l;
+};
+
+int store_tasks_listen(struct store *st, struct store_tasks_listener **out, struct err *e)
+{
+    struct db_listener *l = NULL;
+    *out = NULL;
+    int rc = db_listen(store__db(st), TASKS_CHANNEL, &l, e);
+    if (rc < 0)
+        return rc;
+    *out = xcalloc(1, sizeof **out);
+    (*out)->l = l;
+    return 0;
+}
+
+int store_tasks_wait(struct store_tasks_listener *tl, int64_t timeout_ms, struct err *e)
+{
+    return db_listen_wait(tl->l, timeout_ms, e);
+}
+
+void store_tasks_wake(struct store_tasks_listener *tl)
+{
+    if (tl)
+        db_listen_wake(tl->l);
+}
+
+void store_tasks_listen_close(struct store_tasks_listener *tl)
+{
+    if (!tl)
+        return;
+    db_listen_close(tl->l);
+    free(tl);
+}
+
 static void task_read(struct db_stmt *q, int64_t pk, struct store_task *t)
 {
     const char *s = db_col_text(q, 1);
@@ -478,6 +522,8 @@ static int task_complete_tx(struct store *st, const struct store_task *t, const 
         rc = machine_time_c(c, t->job_pk, machine_ms, e);
     if (rc == 0)
         rc = export ? after_export_c(c, t->job_pk, e) : after_processing_c(c, t->job_pk, e);
+    if (rc == 0 && !export) /* the export task may be pending now, and a slot of the job's caps is free */
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     return rc;
@@ -541,6 +587,8 @@ static int task_release_tx(struct store *st, const struct store_task *t, const c
                     " attempts=CASE WHEN attempts>0 THEN attempts-1 ELSE 0 END, message=?1, event_ms=?2"
                     " WHERE pk=?3 AND lease_owner=?4 AND state='running'",
                     "tiit", msg, time_now_ms(), t->pk, owner);
+    if (rc == 0)
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     return rc;
@@ -577,6 +625,8 @@ static int task_error_tx(struct store *st, const struct store_task *t, const cha
         rc = store__job_end_error(c, t->job_pk, "failed", m, "task-failed", e);
         free(m);
     }
+    if (rc == 0 && !last) /* pending again: to be retried by anyone */
+        rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
     return rc;

@@ -239,6 +239,10 @@ def test_data_folder_from_before_keeps_working(server_factory, tmpdir_path):
             # and the outbox of core schema 2 (undo migration 4)
             "DROP INDEX outbox_order; ALTER TABLE outbox DROP COLUMN dest;"
             " ALTER TABLE outbox DROP COLUMN order_key;"
+            # and no leases table (undo migration 5)
+            "DROP TABLE leases;"
+            # and no secrets table (undo migration 6: the secret was DATA/secret's)
+            "DROP TABLE secrets;"
             "UPDATE schema_versions SET version=2 WHERE component='core';")
         db.commit()
     finally:

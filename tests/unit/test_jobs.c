@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "staging/staging.h"
 #include "store/store.h"
+#include "store/store_jobs.h"
 #include "t.h"
 #include "vision/vision.h"
 
@@ -468,6 +469,65 @@ TEST(small_batches_cut_for_every_worker)
     ASSERT_OK(jobs_stages(c.j, "ws", "j10", &out, NULL));
     ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 1);
     json_decref(out);
+    ctx_close(&c);
+}
+
+/* The planner cuts for the live worker pool of every process on the
+ * database, not for the receiving process's own workers: an API-only
+ * service (0 workers) with two live worker processes of 2 threads each
+ * cuts 256 images into 8 tasks of 32 (2 per pool thread), where it cut 2
+ * tasks of 128 before; a dead process's row (not seen for 3 beats) does
+ * not count.  A started service registers itself and a stopped one
+ * leaves. */
+TEST(planner_cuts_for_the_live_worker_pool)
+{
+    struct ctx c;
+    json_t *out = NULL, *b;
+    struct err e = ERR_INIT;
+    int64_t procs = -1, threads = -1;
+    ctx_open(&c, 500);
+    ASSERT_OK(jobs_pool(c.j, &procs, &threads, &e));
+    ASSERT_EQ(procs, 0);
+    /* a started service joins the pool with its threads and leaves at stop */
+    struct jobs *j2 = NULL;
+    struct jobs_opts o2 = c.o;
+    o2.workers = 3;
+    o2.pool_beat_ms = 50;
+    ASSERT_OK(jobs_new(c.st, c.sg, &o2, &j2, NULL));
+    ASSERT_OK(jobs_start(j2));
+    ASSERT_OK(jobs_pool(c.j, &procs, &threads, &e));
+    ASSERT_EQ(procs, 1);
+    ASSERT_EQ(threads, 3);
+    usleep(200 * 1000); /* beats renew the row: still live after 4 beats */
+    ASSERT_OK(jobs_pool(j2, &procs, &threads, &e));
+    ASSERT_EQ(procs, 1);
+    jobs_free(j2);
+    ASSERT_OK(jobs_pool(c.j, &procs, &threads, &e));
+    ASSERT_EQ(procs, 0);
+    /* two live worker processes and a dead one */
+    int64_t now = time_now_ms();
+    struct store_worker w1 = {.id = "m1:1:x", .host = "m1", .pid = 1, .threads = 2, .started_ms = now};
+    struct store_worker w2 = {.id = "m2:2:y", .host = "m2", .pid = 2, .threads = 2, .started_ms = now};
+    struct store_worker dead = {.id = "m3:3:z", .host = "m3", .pid = 3, .threads = 4, .started_ms = now - 60000};
+    ASSERT_OK(store_worker_beat(c.st, &w1, now, &e));
+    ASSERT_OK(store_worker_beat(c.st, &w2, now, &e));
+    ASSERT_OK(store_worker_beat(c.st, &dead, now - 60000, &e));
+    ASSERT_OK(store_workflow_put(c.st, "ws", "det", DET_WF));
+    for (int i = 0; i < 256; i++) {
+        char n[16];
+        snprintf(n, sizeof n, "i%03d.png", i);
+        upload(&c, "b256", n, i, false);
+    }
+    b = body("b256", "det", NULL);
+    ASSERT_OK(jobs_create(c.j, "ws", "jp", NULL, b, &out, NULL));
+    json_decref(out);
+    json_decref(b);
+    ASSERT_OK(jobs_stages(c.j, "ws", "jp", &out, NULL));
+    ASSERT_EQ(json_integer_value(json_object_get(json_array_get(json_object_get(out, "stages"), 0), "tasksNumber")), 8);
+    json_decref(out);
+    ASSERT_OK(jobs_pool(c.j, &procs, &threads, &e));
+    ASSERT_EQ(procs, 2);
+    ASSERT_EQ(threads, 4);
     ctx_close(&c);
 }
 

@@ -680,6 +680,63 @@ TEST(indexing_is_crash_safe)
     ctx_close(&c);
 }
 
+/* Files under DATA/blobs/<prefix>/ */
+static int blob_files(struct ctx *c, const char *prefix)
+{
+    char *path = xasprintf("%s/blobs/%s", c->dir, prefix);
+    DIR *d = opendir(path);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    free(path);
+    return n;
+}
+
+TEST(claim_taken_over_leaves_the_new_owners_work_alone)
+{
+    /* two contexts on one data folder stand for two processes */
+    struct ctx a = {0}, b = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.claim_lease_ms = 300;
+    ctx_open(&a, &o);
+    memcpy(b.dir, a.dir, sizeof b.dir);
+    ctx_open(&b, &o);
+    struct tarb t;
+    tar_images(&t, 5, 0);
+    char shard[64];
+    ASSERT_OK(put_shard(&a, "to", t.buf, t.used, shard));
+    free(t.buf);
+    /* A claims the shard, then stalls past its lease without renewing */
+    struct staging__job ja;
+    ASSERT_OK(staging__job_load(a.s, false, "uploaded", &ja));
+    ASSERT_STR_EQ(ja.shard_id, shard);
+    int n = -1;
+    ASSERT_OK(staging_index_pending(b.s, &n));
+    ASSERT_EQ(n, 0); /* claimed by A: B leaves it */
+    usleep(400000);
+    ASSERT_OK(staging_index_pending(b.s, &n)); /* expired: B takes it over and indexes it */
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(count(&b, "to", NULL), 5);
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "b/%lld/s/%s", (long long)ja.bid, shard);
+    ASSERT_EQ(blob_files(&b, prefix), 5);
+    /* A wakes up: whatever it decides is refused and removes nothing of B's */
+    ASSERT_EQ(staging__job_fail(&ja, "uploaded", "internal-error", "stalled"), ERR_EXISTS);
+    staging__job_wait_storage(&ja, "uploaded", "storage full: test");
+    ASSERT_EQ(staging__job_commit(&ja, "uploaded"), ERR_EXISTS);
+    staging__job_release(&ja);
+    ASSERT_EQ(blob_files(&b, prefix), 5);
+    ASSERT_EQ(count(&a, "to", NULL), 5);
+    json_t *sh = shard0(&a, "to", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    json_decref(sh);
+    ctx_close(&b);
+    ctx_close(&a);
+}
+
 TEST(output_batches_parts_and_counts)
 {
     struct ctx c = {0};

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <sys/stat.h>
 
+#include <pthread.h>
+
 #include "base/base.h"
 #include "store/db.h"
 #include "store/store.h"
@@ -21,6 +23,15 @@ static char *tmpdir(void)
     if (!mkdtemp(d))
         abort();
     return d;
+}
+
+static bool file_exists_in(const char *dir, const char *name)
+{
+    char *p = xasprintf("%s/%s", dir, name);
+    struct stat sb;
+    bool ok = stat(p, &sb) == 0;
+    free(p);
+    return ok;
 }
 
 static struct store *open_tmp(void)
@@ -291,6 +302,173 @@ TEST(signed_urls)
     store_close(st2);
     free(m), free(e), free(l), free(s), free(path);
     store_close(st);
+}
+
+/* ---- the installation secret (store.c, core migration 6) ------------------ */
+
+static void hmac_of(struct store *st, char out[65])
+{
+    store_secret_hmac_hex(st, "probe", 5, out);
+}
+
+static void hmac_with(const uint8_t key[32], char out[65])
+{
+    uint8_t mac[32];
+    hmac_sha256(key, 32, "probe", 5, mac);
+    hex_encode(mac, 32, out);
+}
+
+static void file_bytes(const char *dir, const char *name, uint8_t out[32])
+{
+    char *path = xasprintf("%s/%s", dir, name), *data = NULL;
+    size_t len = 0;
+    ASSERT_OK(file_read_all(path, 64, &data, &len));
+    ASSERT_EQ(len, 32);
+    memcpy(out, data, 32);
+    free(data);
+    free(path);
+}
+
+/* A SQLite data folder made before the secret moved into the database
+ * (DATA/secret, core version 4, no secrets table) keeps its secret: its
+ * signed URLs stay valid; the database then holds it, so it survives the
+ * file's loss; the file is written back. */
+TEST(existing_data_folder_keeps_its_secret)
+{
+    char *d = tmpdir();
+    struct store *st = NULL;
+    struct err e = ERR_INIT;
+    ASSERT_OK(store_open(d, &st));
+    store_close(st);
+    /* back to the state of an older vbatch's folder */
+    char *dbp = xasprintf("%s/vbatch.db", d);
+    struct db *db = NULL;
+    ASSERT_OK(db_open(dbp, 1, &db, &e));
+    struct db_conn *c = db_acquire(db, &e);
+    ASSERT_OK(db_exec(c, "DROP TABLE secrets; UPDATE schema_versions SET version=4 WHERE component='core'", &e));
+    db_release(db, c);
+    db_close(db);
+    uint8_t old[32];
+    for (int i = 0; i < 32; i++)
+        old[i] = (uint8_t)(i * 37 + 5);
+    char *sp = xasprintf("%s/secret", d);
+    ASSERT_OK(file_write_atomic(sp, old, 32));
+    char want[65], got[65];
+    hmac_with(old, want);
+    ASSERT_OK(store_open(d, &st));
+    hmac_of(st, got);
+    ASSERT_STR_EQ(got, want);
+    char *path = NULL;
+    ASSERT_OK(store_sign_path(st, "GET", "b/1/i/x", time_now_ms() / 1000 + 60, 0, &path));
+    store_close(st);
+    /* the file is gone: the database still has it */
+    ASSERT_OK(unlink(sp));
+    ASSERT_OK(store_open(d, &st));
+    hmac_of(st, got);
+    ASSERT_STR_EQ(got, want);
+    char *m = qv(path, "method"), *ex = qv(path, "expires"), *l = qv(path, "limit"), *sg = qv(path, "signature");
+    ASSERT_OK(store_signed_verify(st, "GET", "b/1/i/x", m, ex, l, sg, NULL));
+    store_close(st);
+    uint8_t back[32];
+    file_bytes(d, "secret", back);
+    ASSERT(memcmp(back, old, 32) == 0);
+    free(m), free(ex), free(l), free(sg), free(path), free(sp), free(dbp), free(d);
+}
+
+struct open_arg {
+    char *dir;
+    const char *target;
+    struct store *st;
+    int rc;
+};
+
+static void *open_main(void *p)
+{
+    struct open_arg *a = p;
+    struct err e = ERR_INIT;
+    a->rc = store_open_ex(a->dir, a->target, &a->st, &e);
+    return NULL;
+}
+
+/* Processes with their own data folders on one database (PostgreSQL, or
+ * one SQLite file) share one secret, also when they start at the same
+ * moment on a fresh database: each one's signed URLs verify on the
+ * others, their webhook signatures agree, and each data folder's
+ * DATA/secret holds it. */
+BOTH(one_secret_per_database)
+{
+    char *first = tmpdir();
+    char *target = t_db ? xstrdup(t_db) : xasprintf("%s/shared.db", first);
+    struct open_arg a[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct open_arg){.dir = tmpdir(), .target = target};
+        pthread_create(&th[i], NULL, open_main, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ASSERT_OK(a[i].rc);
+    }
+    char h0[65], h[65];
+    hmac_of(a[0].st, h0);
+    uint8_t f0[32], f[32];
+    file_bytes(a[0].dir, "secret", f0);
+    char hf[65];
+    hmac_with(f0, hf);
+    ASSERT_STR_EQ(hf, h0);
+    char *path = NULL;
+    ASSERT_OK(store_sign_path(a[0].st, "PUT", "b/1/s/x.tar", time_now_ms() / 1000 + 60, 99, &path));
+    char *m = qv(path, "method"), *ex = qv(path, "expires"), *l = qv(path, "limit"), *sg = qv(path, "signature");
+    for (int i = 1; i < 4; i++) {
+        hmac_of(a[i].st, h);
+        ASSERT_STR_EQ(h, h0);
+        file_bytes(a[i].dir, "secret", f);
+        ASSERT(memcmp(f, f0, 32) == 0);
+        ASSERT_OK(store_signed_verify(a[i].st, "PUT", "b/1/s/x.tar", m, ex, l, sg, NULL));
+    }
+    for (int i = 0; i < 4; i++) {
+        store_close(a[i].st);
+        free(a[i].dir);
+    }
+    free(m), free(ex), free(l), free(sg), free(path), free(target), free(first);
+}
+
+/* --secret-file: 32 bytes or 64 hex digits override the database's; a bad
+ * file is refused with its reason. */
+TEST(secret_file_given_explicitly)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    char *dir = tmpdir();
+    char *hexp = xasprintf("%s/hex", dir), *rawp = xasprintf("%s/raw", dir), *badp = xasprintf("%s/bad", dir);
+    uint8_t key[32];
+    for (int i = 0; i < 32; i++)
+        key[i] = (uint8_t)(255 - i);
+    char hex[65], want[65], got[65];
+    hex_encode(key, 32, hex);
+    char *hexnl = xasprintf("%s\n", hex);
+    ASSERT_OK(file_write_atomic(hexp, hexnl, strlen(hexnl)));
+    ASSERT_OK(file_write_atomic(rawp, key, 32));
+    ASSERT_OK(file_write_atomic(badp, "short\n", 6));
+    hmac_with(key, want);
+    hmac_of(st, got);
+    ASSERT(strcmp(got, want) != 0);
+    ASSERT_OK(store_secret_set_file(st, hexp, &e));
+    hmac_of(st, got);
+    ASSERT_STR_EQ(got, want);
+    ASSERT_OK(store_secret_set_file(st, rawp, &e));
+    hmac_of(st, got);
+    ASSERT_STR_EQ(got, want);
+    uint8_t f[32];
+    file_bytes(store_data_dir(st), "secret", f);
+    ASSERT(memcmp(f, key, 32) == 0);
+    ASSERT(file_exists_in(store_data_dir(st), "secret.old"));
+    ASSERT_EQ(store_secret_set_file(st, badp, &e), ERR_INVALID);
+    ASSERT(strstr(e.msg, "64 hex digits") != NULL);
+    char *missing = xasprintf("%s/none", dir);
+    ASSERT(store_secret_set_file(st, missing, &e) < 0);
+    store_close(st);
+    free(missing), free(hexnl), free(hexp), free(rawp), free(badp), free(dir);
 }
 
 TEST(net_guard)
@@ -709,6 +887,67 @@ BOTH(outbox_two_senders_one_database)
         ASSERT_EQ(seen[n]++, 0);
         ASSERT_EQ(req_int(&r, i, "delivery_attempt"), 1);
     }
+    store_close(a);
+    store_close(b);
+    recv_stop(&r);
+    free(url);
+    free(d);
+}
+
+BOTH(outbox_two_senders_order_keys_and_retries)
+{
+    /* two processes' senders on one database, rows of 4 order keys queued
+     * through both, a receiver that fails the first attempts: every event
+     * is answered 2xx exactly once, and one key's events are never sent
+     * out of order (nor the next before the previous was delivered) */
+    char *d = tmpdir();
+    struct store *a = NULL, *b = NULL;
+    struct recv_srv r;
+    static const int script[] = {500, 200, 500, 200, 200, 500, 200};
+    recv_start(&r, script, 7);
+    r.delay_ms = 5;
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(t_open(d, &a));
+    ASSERT_OK(t_open(d, &b));
+    ASSERT_OK(store_net_allow_set(a, "127.0.0.1"));
+    ASSERT_OK(store_net_allow_set(b, "127.0.0.1"));
+    enum { KEYS = 4, PER = 8, N = KEYS * PER };
+    for (int i = 0; i < PER; i++)
+        for (int k = 0; k < KEYS; k++) {
+            char body[48], key[16];
+            snprintf(body, sizeof body, "{\"k\":%d,\"n\":%d}", k, i);
+            snprintf(key, sizeof key, "job/%d", k);
+            ASSERT_OK(store_outbox_enqueue((i + k) % 2 ? a : b, url, "ws", key, body, false));
+        }
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 50;
+    ASSERT_OK(store_outbox_start(a, &o));
+    ASSERT_OK(store_outbox_start(b, &o));
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 1500 && dl != N; i++) {
+        ASSERT_OK(store_outbox_counts(a, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(dl, N);
+    ASSERT_EQ(f, 0);
+    usleep(300000);
+    int nreq = recv_count(&r);
+    ASSERT_EQ(nreq, N + 3); /* the three scripted failures were retried, nothing else sent twice */
+    int ok_seen[KEYS][PER] = {{0}}, last[KEYS] = {-1, -1, -1, -1};
+    for (int i = 0; i < nreq; i++) {
+        int status = script[i < 7 ? i : 6];
+        int k = (int)req_int(&r, i, "k"), n = (int)req_int(&r, i, "n");
+        ASSERT(k >= 0 && k < KEYS && n >= 0 && n < PER);
+        ASSERT_GE(n, last[k]); /* in order within the key */
+        ASSERT(n == last[k] || last[k] < 0 || ok_seen[k][last[k]]); /* the previous one was delivered first */
+        last[k] = n;
+        if (status == 200)
+            ASSERT_EQ(ok_seen[k][n]++, 0);
+    }
+    for (int k = 0; k < KEYS; k++)
+        for (int n = 0; n < PER; n++)
+            ASSERT_EQ(ok_seen[k][n], 1);
     store_close(a);
     store_close(b);
     recv_stop(&r);

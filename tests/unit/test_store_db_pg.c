@@ -385,6 +385,77 @@ TEST(prepared_statement_cache)
     db_close(d);
 }
 
+/* LISTEN/NOTIFY (db_listen, db_notify): a committed transaction's
+ * notification wakes a waiting listener at once, a rolled-back one's
+ * never; db_listen_wake ends a wait; a listener whose session the server
+ * ends reports it and reconnects (returning 1: look for work); SQLite has
+ * no notifications. */
+TEST(listen_notify_wake_and_reconnect)
+{
+    struct err e = ERR_INIT;
+    /* SQLite */
+    char dir[] = "/tmp/vbatch-listen-XXXXXX";
+    ASSERT(mkdtemp(dir) != NULL);
+    char *path = xasprintf("%s/x.db", dir);
+    struct db *sq = NULL;
+    struct db_listener *l = NULL;
+    ASSERT_OK(db_open(path, 1, &sq, &e));
+    ASSERT_EQ(db_listen(sq, "t_chan", &l, &e), ERR_UNSUPPORTED);
+    struct db_conn *sc = db_acquire(sq, &e);
+    ASSERT_OK(db_notify(sc, "t_chan", &e));
+    db_release(sq, sc);
+    db_close(sq);
+    free(path);
+
+    const char *uri = pg_uri();
+    if (!uri)
+        return;
+    char ch[32];
+    snprintf(ch, sizeof ch, "t_listen_%d", (int)getpid());
+    struct db *d = open_pg(uri, 2);
+    ASSERT_EQ(db_listen(d, "Bad-Name", &l, &e), ERR_INVALID);
+    ASSERT_OK(db_listen(d, ch, &l, &e));
+    ASSERT_EQ(db_listen_wait(l, 50, &e), 0);
+    struct db_conn *c = db_acquire(d, &e);
+    /* committed: delivered at once */
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_notify(c, ch, &e));
+    ASSERT_OK(db_notify(c, ch, &e));
+    ASSERT_OK(db_commit(c, &e));
+    int64_t t0 = time_mono_ms();
+    ASSERT_EQ(db_listen_wait(l, 5000, &e), 1);
+    ASSERT(time_mono_ms() - t0 < 1000);
+    ASSERT_EQ(db_listen_wait(l, 50, &e), 0); /* both were consumed */
+    /* rolled back: never */
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_notify(c, ch, &e));
+    db_rollback(c);
+    ASSERT_EQ(db_listen_wait(l, 300, &e), 0);
+    /* another channel: not ours */
+    ASSERT_OK(db_notify(c, "t_other_channel", &e));
+    ASSERT_EQ(db_listen_wait(l, 300, &e), 0);
+    /* wake */
+    db_listen_wake(l);
+    t0 = time_mono_ms();
+    ASSERT_EQ(db_listen_wait(l, 5000, &e), 0);
+    ASSERT(time_mono_ms() - t0 < 1000);
+    /* the server ends the listener's session */
+    struct db_stmt *q = NULL;
+    char *sql = xasprintf("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query='LISTEN %s'", ch);
+    ASSERT_OK(db_prepare(c, sql, &q, &e));
+    ASSERT_EQ(db_step(q, &e), DB_ROW);
+    db_finalize(q);
+    free(sql);
+    err_clear(&e);
+    ASSERT_EQ(db_listen_wait(l, 5000, &e), ERR_UNAVAILABLE);
+    ASSERT_EQ(db_listen_wait(l, 5000, &e), 1); /* reconnected */
+    ASSERT_OK(db_notify(c, ch, &e));
+    ASSERT_EQ(db_listen_wait(l, 5000, &e), 1);
+    db_release(d, c);
+    db_listen_close(l);
+    db_close(d);
+}
+
 TEST(statements_per_second)
 {
     /* Not a pass/fail figure: a point of comparison for docs/STORAGE.md

@@ -395,4 +395,58 @@ TEST(deadlock_victim_transition_runs_again_pg)
     store_close(st);
 }
 
+/* The live worker pool (store/workers.c): rows registered and renewed by
+ * heartbeats are summed; a row not seen for dead_after_ms is deleted by
+ * the next reader; a clean stop removes its row; a row deleted as dead
+ * comes back with the next heartbeat. */
+BOTH(worker_pool_rows)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct store_pool p;
+    int64_t t0 = 1700000000000;
+    ASSERT_OK(store_workers_live(st, t0, 9000, &p, &e));
+    ASSERT_EQ(p.processes, 0);
+    ASSERT_EQ(p.threads, 0);
+    struct store_worker a = {.id = "h1:10:aaaa", .host = "h1", .pid = 10, .threads = 2, .started_ms = t0};
+    struct store_worker b = {.id = "h2:20:bbbb", .host = "h2", .pid = 20, .threads = 3, .kind = "gpu",
+                             .started_ms = t0};
+    struct store_worker c = {.id = "h2:21:cccc", .host = "h2", .pid = 21, .threads = 1, .kind = "cpu",
+                             .started_ms = t0};
+    ASSERT_OK(store_worker_beat(st, &a, t0, &e));
+    ASSERT_OK(store_worker_beat(st, &b, t0, &e));
+    ASSERT_OK(store_worker_beat(st, &c, t0 + 1000, &e));
+    ASSERT_OK(store_worker_beat(st, &a, t0 + 1000, &e)); /* a heartbeat: still one row */
+    ASSERT_OK(store_workers_live(st, t0 + 2000, 9000, &p, &e));
+    ASSERT_EQ(p.processes, 3);
+    ASSERT_EQ(p.threads, 6);
+    ASSERT_EQ(p.gpu_threads, 3);
+    /* b stops beating: 9 s after its last beat it is dead (and deleted),
+     * a and c beat on */
+    ASSERT_OK(store_worker_beat(st, &a, t0 + 9500, &e));
+    ASSERT_OK(store_worker_beat(st, &c, t0 + 9500, &e));
+    ASSERT_OK(store_workers_live(st, t0 + 9001, 9000, &p, &e));
+    ASSERT_EQ(p.processes, 2);
+    ASSERT_EQ(p.threads, 3);
+    ASSERT_EQ(p.gpu_threads, 0);
+    /* deleted, not only left out: an older 'now' does not bring it back */
+    ASSERT_OK(store_workers_live(st, t0 + 1000, 9000, &p, &e));
+    ASSERT_EQ(p.processes, 2);
+    /* a heartbeat after being declared dead registers again */
+    ASSERT_OK(store_worker_beat(st, &b, t0 + 9600, &e));
+    ASSERT_OK(store_workers_live(st, t0 + 9700, 9000, &p, &e));
+    ASSERT_EQ(p.processes, 3);
+    ASSERT_EQ(p.threads, 6);
+    /* a clean stop */
+    ASSERT_OK(store_worker_remove(st, "h2:20:bbbb", &e));
+    ASSERT_OK(store_worker_remove(st, "h2:20:bbbb", &e)); /* no row: not an error */
+    ASSERT_OK(store_workers_live(st, t0 + 9700, 9000, &p, &e));
+    ASSERT_EQ(p.processes, 2);
+    ASSERT_EQ(p.threads, 3);
+    /* bad rows are refused */
+    struct store_worker bad = {.id = "", .host = "h", .threads = 1};
+    ASSERT_EQ(store_worker_beat(st, &bad, t0, &e), ERR_INVALID);
+    store_close(st);
+}
+
 TEST_MAIN()

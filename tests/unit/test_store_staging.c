@@ -5,6 +5,7 @@
  * once, webhooks queued with the change, expiry removing everything). */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,17 +131,18 @@ BOTH(tar_upload_shard_finished_once_with_webhook)
     ASSERT_STR_EQ(u.kind, "tar");
     ASSERT_EQ(u.size_limit, 1000);
     struct store_shard_work w;
-    ASSERT_EQ(store_shard_next(st, false, "uploaded", &w, &e), ERR_NOTFOUND);
+    ASSERT_EQ(store_shard_claim(st, false, "uploaded", "me", 60000, &w, &e), ERR_NOTFOUND);
     ASSERT_OK(store_upload_done(st, key, &u, NULL, 100, &e));
     ASSERT_EQ(store_upload_done(st, key, &u, NULL, 100, &e), ERR_EXISTS); /* used once */
     store_upload_release(&u);
 
-    ASSERT_OK(store_shard_next(st, false, "uploaded", &w, &e));
+    ASSERT_OK(store_shard_claim(st, false, "uploaded", "me", 60000, &w, &e));
     ASSERT_STR_EQ(w.shard_id, "shard-1");
     ASSERT_STR_EQ(w.batch, "bulk1");
     struct store_item_new items[2] = {item(NULL, "x.png", "image", "b/1/s/shard-1/1"),
                                       item(STORE_METADATA_PART, "x.png.json", "metadata", "b/1/s/shard-1/2")};
-    struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "uploaded", .state = "done",
+    struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "uploaded", .owner = "me",
+                                    .state = "done",
                                     .status_name = "ingested", .status_type = "success",
                                     .meta = "{\"ingestedFiles\":2}", .objects = 2, .items = items, .nitems = 2,
                                     .ws = "ws", .webhook_url = "http://127.0.0.1:9/hook",
@@ -188,10 +190,10 @@ BOTH(reference_ingest_once_and_last_shard_webhook)
     int64_t pending = 0, delivered = 0, failed = 0;
     for (int i = 0; i < 2; i++) {
         struct store_shard_work w;
-        ASSERT_OK(store_shard_next(st, true, "queued", &w, &e));
+        ASSERT_OK(store_shard_claim(st, true, "queued", "me", 60000, &w, &e));
         ASSERT_STR_EQ(w.shard_id, sh[i].shard_id);
         ASSERT(w.cat_ingest && w.cat_files);
-        struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "queued",
+        struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "queued", .owner = "me",
                                         .state = i ? "failed" : "done", .status_name = i ? "x-failed" : "ingested",
                                         .status_type = i ? "error" : "success", .ws = "ws",
                                         .webhook_url = w.notify_url, .ingest_id = w.ingest_id, .failed = i == 1,
@@ -202,7 +204,7 @@ BOTH(reference_ingest_once_and_last_shard_webhook)
         ASSERT_EQ(pending, i); /* the ingest-status webhook after the last shard only */
     }
     struct store_shard_work w;
-    ASSERT_EQ(store_shard_next(st, true, "queued", &w, &e), ERR_NOTFOUND);
+    ASSERT_EQ(store_shard_claim(st, true, "queued", "me", 60000, &w, &e), ERR_NOTFOUND);
     store_close(st);
 }
 
@@ -267,6 +269,241 @@ BOTH(output_batch_created_by_two_at_once)
     ASSERT_EQ(n, 1);
     free(sqlite_path);
     store_close(st);
+}
+
+/* ---- claims across processes: two store handles on one database ---------------------------- */
+
+/* A second handle on st's database (another process's). */
+static struct store *open_second(struct store *st)
+{
+    struct store *b = NULL;
+    if (t_open(store_data_dir(st), &b) < 0)
+        T_FAIL("second store_open failed");
+    return b;
+}
+
+/* n uploaded tar shards "<prefix>-<i>" in batch "claims". */
+static void uploaded_shards(struct store *st, const char *prefix, int n)
+{
+    struct err e = ERR_INIT;
+    for (int i = 0; i < n; i++) {
+        char id[64], key[96];
+        struct store_upload u;
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        ASSERT_OK(store_upload_tar_create(st, "ws", "claims", NULL, id, 1000, DAY, key, &e));
+        ASSERT_OK(store_upload_get(st, key, &u, &e));
+        ASSERT_OK(store_upload_done(st, key, &u, NULL, 100, &e));
+        store_upload_release(&u);
+    }
+}
+
+struct claimer {
+    struct store *st;
+    char owner[16];
+    char *got[64];
+    int n;
+};
+
+static void *claimer_main(void *arg)
+{
+    struct claimer *c = arg;
+    struct err e = ERR_INIT;
+    for (;;) {
+        struct store_shard_work w;
+        int rc = store_shard_claim(c->st, false, "uploaded", c->owner, 60000, &w, &e);
+        if (rc == ERR_NOTFOUND)
+            break;
+        if (rc == ERR_AGAIN || rc == ERR_UNAVAILABLE) /* a busy database: try again */
+            continue;
+        if (rc < 0 || c->n == 64) {
+            fprintf(stderr, "  claim: %s\n", err_text(&e, rc));
+            c->n = -1;
+            break;
+        }
+        c->got[c->n++] = xstrdup(w.shard_id);
+        store_shard_work_release(&w);
+    }
+    return NULL;
+}
+
+BOTH(two_claimers_never_get_the_same_shard)
+{
+    enum { N = 40, K = 4 };
+    struct store *a = open_tmp();
+    struct store *b = open_second(a);
+    uploaded_shards(a, "sh", N);
+    struct claimer c[K];
+    pthread_t th[K];
+    for (int i = 0; i < K; i++) {
+        memset(&c[i], 0, sizeof c[i]);
+        c[i].st = i % 2 ? b : a; /* two threads per "process" */
+        snprintf(c[i].owner, sizeof c[i].owner, "owner-%d", i);
+        ASSERT_EQ(pthread_create(&th[i], NULL, claimer_main, &c[i]), 0);
+    }
+    for (int i = 0; i < K; i++)
+        pthread_join(th[i], NULL);
+    int seen[N] = {0}, total = 0;
+    for (int i = 0; i < K; i++) {
+        ASSERT(c[i].n >= 0);
+        for (int k = 0; k < c[i].n; k++) {
+            int idx = atoi(c[i].got[k] + 3);
+            ASSERT(idx >= 0 && idx < N);
+            ASSERT_EQ(seen[idx]++, 0); /* nobody got a shard twice */
+            free(c[i].got[k]);
+            total++;
+        }
+    }
+    ASSERT_EQ(total, N);
+    /* every shard is claimed: nothing left for anyone */
+    struct err e = ERR_INIT;
+    struct store_shard_work w;
+    ASSERT_EQ(store_shard_claim(b, false, "uploaded", "late", 60000, &w, &e), ERR_NOTFOUND);
+    store_close(b);
+    store_close(a);
+}
+
+BOTH(expired_claim_is_taken_over_and_renewal_keeps_it)
+{
+    struct store *a = open_tmp();
+    struct store *b = open_second(a);
+    struct err e = ERR_INIT;
+    struct store_shard_work wa, wb, wx;
+    uploaded_shards(a, "x", 2);
+    /* A claims x-0 for 300 ms, B gets the next one */
+    ASSERT_OK(store_shard_claim(a, false, "uploaded", "A", 300, &wa, &e));
+    ASSERT_STR_EQ(wa.shard_id, "x-0");
+    ASSERT_OK(store_shard_claim(b, false, "uploaded", "B", 60000, &wb, &e));
+    ASSERT_STR_EQ(wb.shard_id, "x-1");
+    store_shard_work_release(&wb);
+    /* renewals keep A's claim past its first lease */
+    for (int i = 0; i < 4; i++) {
+        usleep(150000);
+        ASSERT_OK(store_shard_renew(a, "x-0", "A", 300, &e));
+        ASSERT_EQ(store_shard_claim(b, false, "uploaded", "B", 60000, &wx, &e), ERR_NOTFOUND);
+    }
+    ASSERT_EQ(store_shard_renew(b, "x-0", "B", 300, &e), ERR_EXISTS); /* not B's */
+    /* A stops renewing (killed): B takes x-0 once the lease has run out */
+    usleep(400000);
+    ASSERT_OK(store_shard_claim(b, false, "uploaded", "B", 60000, &wx, &e));
+    ASSERT_STR_EQ(wx.shard_id, "x-0");
+    ASSERT_EQ(store_shard_renew(a, "x-0", "A", 300, &e), ERR_EXISTS); /* A learns it lost it */
+    /* A's late outcome is refused, B's is recorded */
+    struct store_item_new it = item(NULL, "late.png", "image", "b/1/s/x-0/0");
+    struct store_shard_outcome o = {.bid = wa.bid, .shard_id = "x-0", .from_state = "uploaded", .owner = "A",
+                                    .state = "done", .status_name = "ingested", .status_type = "success",
+                                    .objects = 1, .items = &it, .nitems = 1, .ws = "ws"};
+    ASSERT_EQ(store_shard_finish(a, &o, &e), ERR_EXISTS);
+    ASSERT_EQ(store_shard_wait_storage(a, "x-0", "uploaded", "A", "{}", &e), ERR_EXISTS);
+    int64_t n = -1;
+    ASSERT_OK(store_batch_count(a, "ws", "claims", NULL, &n, &e));
+    ASSERT_EQ(n, 0);
+    o.owner = "B";
+    ASSERT_OK(store_shard_finish(b, &o, &e));
+    ASSERT_OK(store_batch_count(a, "ws", "claims", NULL, &n, &e));
+    ASSERT_EQ(n, 1);
+    /* the claim ended with the shard: nothing to renew, nothing to claim */
+    ASSERT_EQ(store_shard_renew(b, "x-0", "B", 300, &e), ERR_EXISTS);
+    store_shard_work_release(&wx);
+    ASSERT_EQ(store_shard_claim(a, false, "uploaded", "A", 60000, &wx, &e), ERR_NOTFOUND);
+    store_shard_work_release(&wa);
+    store_close(b);
+    store_close(a);
+}
+
+BOTH(unclaim_and_wait_storage_hand_the_shard_back)
+{
+    struct store *a = open_tmp();
+    struct store *b = open_second(a);
+    struct err e = ERR_INIT;
+    struct store_shard_work w;
+    uploaded_shards(a, "y", 1);
+    ASSERT_OK(store_shard_claim(a, false, "uploaded", "A", 60000, &w, &e));
+    store_shard_work_release(&w);
+    ASSERT_OK(store_shard_unclaim(b, "y-0", "B", &e)); /* not B's: changes nothing */
+    ASSERT_EQ(store_shard_claim(b, false, "uploaded", "B", 60000, &w, &e), ERR_NOTFOUND);
+    ASSERT_OK(store_shard_unclaim(a, "y-0", "A", &e)); /* handed back: B may take it at once */
+    ASSERT_OK(store_shard_claim(b, false, "uploaded", "B", 60000, &w, &e));
+    store_shard_work_release(&w);
+    /* storage ran out: the shard stays uploaded, waiting, and unclaimed */
+    ASSERT_OK(store_shard_wait_storage(b, "y-0", "uploaded", "B", "{\"reason\":\"full\"}", &e));
+    struct store_shard_info *rows = NULL;
+    int nr = 0;
+    ASSERT_OK(store_shards_page(a, "ws", "claims", 0, 10, &rows, &nr, &e));
+    ASSERT_EQ(nr, 1);
+    ASSERT_STR_EQ(rows[0].status_name, "waiting-for-storage");
+    store_shard_infos_free(rows, nr);
+    ASSERT_OK(store_shard_claim(a, false, "uploaded", "A", 60000, &w, &e));
+    ASSERT_STR_EQ(w.shard_id, "y-0");
+    store_shard_work_release(&w);
+    /* a claim of reference shards never takes a tar shard and vice versa */
+    ASSERT_EQ(store_shard_claim(a, true, "uploaded", "C", 60000, &w, &e), ERR_NOTFOUND);
+    store_close(b);
+    store_close(a);
+}
+
+BOTH(singleton_lease_one_holder_and_takeover)
+{
+    struct store *a = open_tmp();
+    struct store *b = open_second(a);
+    struct err e = ERR_INIT;
+    ASSERT(strcmp(store_owner(a), store_owner(b)) != 0); /* one identity per handle */
+    ASSERT_EQ(store_lease_take(a, "sweep", store_owner(a), 300, &e), 1);
+    ASSERT_EQ(store_lease_take(b, "sweep", store_owner(b), 300, &e), 0);
+    ASSERT_EQ(store_lease_take(b, "other", store_owner(b), 300, &e), 1); /* names are separate */
+    for (int i = 0; i < 4; i++) { /* the holder renews: it keeps it */
+        usleep(150000);
+        ASSERT_EQ(store_lease_take(a, "sweep", store_owner(a), 300, &e), 1);
+        ASSERT_EQ(store_lease_take(b, "sweep", store_owner(b), 300, &e), 0);
+    }
+    usleep(400000); /* the holder died: taken over after it expired */
+    ASSERT_EQ(store_lease_take(b, "sweep", store_owner(b), 300, &e), 1);
+    ASSERT_EQ(store_lease_take(a, "sweep", store_owner(a), 300, &e), 0);
+    ASSERT_OK(store_lease_release(a, "sweep", store_owner(a), &e)); /* not a's: no change */
+    ASSERT_EQ(store_lease_take(a, "sweep", store_owner(a), 300, &e), 0);
+    ASSERT_OK(store_lease_release(b, "sweep", store_owner(b), &e)); /* a clean stop: free at once */
+    ASSERT_EQ(store_lease_take(a, "sweep", store_owner(a), 60000, &e), 1);
+    store_close(b);
+    store_close(a);
+}
+
+struct taker {
+    struct store *st;
+    int wins;
+};
+
+static void *taker_main(void *arg)
+{
+    struct taker *t = arg;
+    struct err e = ERR_INIT;
+    for (int i = 0; i < 30; i++) {
+        int rc = store_lease_take(t->st, "race", store_owner(t->st), 60000, &e);
+        if (rc == 1)
+            t->wins++;
+    }
+    return NULL;
+}
+
+BOTH(singleton_lease_racing_takers_one_winner)
+{
+    enum { K = 4 };
+    struct store *st[K];
+    struct taker t[K];
+    pthread_t th[K];
+    st[0] = open_tmp();
+    for (int i = 1; i < K; i++)
+        st[i] = open_second(st[0]);
+    for (int i = 0; i < K; i++) {
+        t[i] = (struct taker){st[i], 0};
+        ASSERT_EQ(pthread_create(&th[i], NULL, taker_main, &t[i]), 0);
+    }
+    int holders = 0;
+    for (int i = 0; i < K; i++) {
+        pthread_join(th[i], NULL);
+        holders += t[i].wins > 0;
+    }
+    ASSERT_EQ(holders, 1); /* the first taker keeps it for 60 s: nobody else ever got it */
+    for (int i = K - 1; i >= 0; i--)
+        store_close(st[i]);
 }
 
 TEST_MAIN()

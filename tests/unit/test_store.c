@@ -330,7 +330,7 @@ static void file_bytes(const char *dir, const char *name, uint8_t out[32])
 }
 
 /* A SQLite data folder made before the secret moved into the database
- * (DATA/secret, core version 4, no secrets table) keeps its secret: its
+ * (DATA/secret, core version 5, no secrets table) keeps its secret: its
  * signed URLs stay valid; the database then holds it, so it survives the
  * file's loss; the file is written back. */
 TEST(existing_data_folder_keeps_its_secret)
@@ -345,7 +345,7 @@ TEST(existing_data_folder_keeps_its_secret)
     struct db *db = NULL;
     ASSERT_OK(db_open(dbp, 1, &db, &e));
     struct db_conn *c = db_acquire(db, &e);
-    ASSERT_OK(db_exec(c, "DROP TABLE secrets; UPDATE schema_versions SET version=4 WHERE component='core'", &e));
+    ASSERT_OK(db_exec(c, "DROP TABLE secrets; UPDATE schema_versions SET version=5 WHERE component='core'", &e));
     db_release(db, c);
     db_close(db);
     uint8_t old[32];

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -69,7 +70,17 @@ int db__sqlite_connect(struct db *d, struct db_conn *c, struct err *e)
     }
     sqlite3_busy_timeout(h, BUSY_TIMEOUT_MS);
     c->h = h;
-    int rc = db__sqlite_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", e);
+    /* Switching a new database file to WAL takes an exclusive lock that
+     * SQLite does not wait for with the busy handler: processes opening a
+     * new data folder at the same moment get SQLITE_BUSY here.  Wait for it
+     * as the busy timeout would. */
+    int rc = 0;
+    for (int waited = 0;; waited += 10) {
+        rc = db__sqlite_exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", e);
+        if (rc != ERR_AGAIN || waited >= BUSY_TIMEOUT_MS)
+            break;
+        nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
+    }
     if (rc < 0) {
         sqlite3_close(h);
         c->h = NULL;

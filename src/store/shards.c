@@ -325,25 +325,33 @@ static int ingest_body(struct store *st, struct db_conn *c, void *ud, struct err
     if (rc < 0)
         return rc;
     /* De-duplication: the same ingestId for the same batch answers the
-     * first ingest's response and queues nothing. */
-    if ((rc = db_prepare(c, "SELECT response FROM ingests WHERE bid=?1 AND ingest_id=?2", &q, e)) < 0)
+     * first ingest's response and queues nothing.  The ingest row is
+     * claimed first: a retry racing the first ingest from another process
+     * (PostgreSQL; SQLite's writer lock serialises them) waits here for
+     * that commit and then reads its response, instead of failing on the
+     * key at the end. */
+    rc = db_run(c, e, "INSERT INTO ingests(bid, ingest_id, response, shards_total, created_ms)"
+                      " VALUES(?1,?2,?3,?4,?5) ON CONFLICT DO NOTHING", "ittii", b.bid, in->ingest_id, in->response,
+                (int64_t)in->nshards, time_now_ms());
+    if (rc < 0)
         return rc;
-    db_bind_int64(q, 1, b.bid);
-    db_bind_text(q, 2, in->ingest_id);
-    rc = db_step(q, e);
-    if (rc == DB_ROW)
-        *a->dup = store__col_dup(q, 0);
-    db_finalize(q);
-    if (rc != DB_DONE)
+    if (db_changes(c) == 0) {
+        if ((rc = db_prepare(c, "SELECT response FROM ingests WHERE bid=?1 AND ingest_id=?2", &q, e)) < 0)
+            return rc;
+        db_bind_int64(q, 1, b.bid);
+        db_bind_text(q, 2, in->ingest_id);
+        rc = db_step(q, e);
+        if (rc == DB_ROW)
+            *a->dup = store__col_dup(q, 0);
+        db_finalize(q);
+        if (rc == DB_DONE)
+            return err_set(e, ERR_AGAIN, "ingest '%s' is being created and removed at once", in->ingest_id);
         return rc < 0 ? rc : 0;
+    }
     for (int i = 0; i < in->nshards && rc == 0; i++)
         rc = shard_insert(c, b.bid, in->shards[i].shard_id, in->kind, "queued", "queued", NULL, in->ingest_id,
                           in->notify_url, in->cat_ingest, in->cat_files, in->shards[i].refs, in->shards[i].refs_url,
                           e);
-    if (rc == 0)
-        rc = db_run(c, e, "INSERT INTO ingests(bid, ingest_id, response, shards_total, created_ms)"
-                          " VALUES(?1,?2,?3,?4,?5)", "ittii", b.bid, in->ingest_id, in->response,
-                    (int64_t)in->nshards, time_now_ms());
     return rc;
 }
 

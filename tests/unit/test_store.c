@@ -330,7 +330,7 @@ static void file_bytes(const char *dir, const char *name, uint8_t out[32])
 }
 
 /* A SQLite data folder made before the secret moved into the database
- * (DATA/secret, core version 5, no secrets table) keeps its secret: its
+ * (DATA/secret, core version 4, no secrets table) keeps its secret: its
  * signed URLs stay valid; the database then holds it, so it survives the
  * file's loss; the file is written back. */
 TEST(existing_data_folder_keeps_its_secret)
@@ -469,6 +469,71 @@ TEST(secret_file_given_explicitly)
     ASSERT(store_secret_set_file(st, missing, &e) < 0);
     store_close(st);
     free(missing), free(hexnl), free(hexp), free(rawp), free(badp), free(dir);
+}
+
+/* Processes that open a new data folder at the same moment (several
+ * `serve` and `worker` started together on one shared folder) end up with
+ * one secret: a URL signed by one verifies on every other.  Each round
+ * releases 8 forked children at once on a fresh folder; each reports the
+ * HMAC of the same text under its secret. */
+TEST(secret_shared_by_processes_opening_at_once)
+{
+    enum { KIDS = 8, ROUNDS = 3 };
+    for (int round = 0; round < ROUNDS; round++) {
+        char *d = tmpdir();
+        char *data = xasprintf("%s/data", d);
+        int go[2], out[2];
+        pid_t kids[KIDS];
+        ASSERT_OK(pipe(go));
+        ASSERT_OK(pipe(out));
+        for (int k = 0; k < KIDS; k++) {
+            kids[k] = fork();
+            ASSERT(kids[k] >= 0);
+            if (kids[k] == 0) {
+                char c, hex[65];
+                struct store *st = NULL;
+                close(go[1]);
+                if (read(go[0], &c, 1) < 0) /* EOF: all released together */
+                    _exit(3);
+                if (store_open(data, &st) < 0)
+                    _exit(2);
+                store_secret_hmac_hex(st, "same text", 9, hex);
+                store_close(st);
+                _exit(write(out[1], hex, 64) == 64 ? 0 : 4);
+            }
+        }
+        close(go[0]);
+        close(out[1]);
+        usleep(100 * 1000);
+        close(go[1]);
+        char all[KIDS * 64 + 1];
+        size_t got = 0;
+        ssize_t r;
+        while (got < sizeof all - 1 && (r = read(out[0], all + got, sizeof all - 1 - got)) > 0)
+            got += (size_t)r;
+        close(out[0]);
+        for (int k = 0; k < KIDS; k++) {
+            int ws = 0;
+            ASSERT_EQ(waitpid(kids[k], &ws, 0), kids[k]);
+            ASSERT(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+        }
+        ASSERT_EQ(got, KIDS * 64);
+        /* ... and it is the one in DATA/secret, which a later open reads */
+        struct store *st = NULL;
+        char hex[65];
+        ASSERT_OK(store_open(data, &st));
+        store_secret_hmac_hex(st, "same text", 9, hex);
+        store_close(st);
+        for (int k = 0; k < KIDS; k++)
+            ASSERT(!memcmp(all + 64 * k, hex, 64));
+        struct stat sb;
+        char *sp = xasprintf("%s/secret", data);
+        ASSERT_OK(stat(sp, &sb));
+        ASSERT_EQ(sb.st_mode & 0077, 0);
+        free(sp);
+        free(data);
+        free(d);
+    }
 }
 
 TEST(net_guard)

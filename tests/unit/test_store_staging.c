@@ -4,8 +4,8 @@
  * type kept with the items, a shard finished once, an ingest id answered
  * once, webhooks queued with the change, expiry removing everything). */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -205,69 +205,6 @@ BOTH(reference_ingest_once_and_last_shard_webhook)
     }
     struct store_shard_work w;
     ASSERT_EQ(store_shard_claim(st, true, "queued", "me", 60000, &w, &e), ERR_NOTFOUND);
-    store_close(st);
-}
-
-/* Another process creates the output batch in a transaction that is still
- * open when this one looks: this one waits for it and answers "exists"
- * (jobs__output_ensure goes on), not "holds job outputs and cannot take
- * uploads" (PostgreSQL: the INSERT ... ON CONFLICT DO NOTHING waits for the
- * other commit, then the re-read found an output batch and refused it as
- * for an upload — two workers finishing their first tasks of a job at once
- * failed one of them, which then ran the task again). */
-struct other_creator {
-    const char *target;
-    atomic_int inserted;
-    int rc;
-};
-
-static void *create_in_other_tx(void *p)
-{
-    struct other_creator *o = p;
-    struct db *d = NULL;
-    struct err e = ERR_INIT;
-    o->rc = db_open(o->target, 1, &d, &e);
-    struct db_conn *c = o->rc == 0 ? db_acquire(d, &e) : NULL;
-    if (o->rc == 0)
-        o->rc = c ? db_begin(c, &e) : ERR_UNAVAILABLE;
-    if (o->rc == 0)
-        o->rc = db_run(c, &e,
-                       "INSERT INTO batches(workspace, batch_id, display_name, batch_type, content_type, ingest_mode,"
-                       " created_ms, expires_ms) VALUES('ws','job-1-processing','job-1-processing','multipart-batch',"
-                       "'mixed','output',?1,?2)",
-                       "ii", time_now_ms(), time_now_ms() + DAY);
-    atomic_store(&o->inserted, 1);
-    usleep(300 * 1000); /* the other side runs into the open transaction */
-    if (o->rc == 0)
-        o->rc = db_commit(c, &e);
-    if (c)
-        db_release(d, c);
-    db_close(d);
-    return NULL;
-}
-
-BOTH(output_batch_created_by_two_at_once)
-{
-    struct store *st = open_tmp();
-    struct err e = ERR_INIT;
-    char *sqlite_path = xasprintf("%s/vbatch.db", store_data_dir(st));
-    struct other_creator o = {.target = t_db ? t_db : sqlite_path};
-    pthread_t th;
-    ASSERT_EQ(pthread_create(&th, NULL, create_in_other_tx, &o), 0);
-    while (!atomic_load(&o.inserted))
-        usleep(1000);
-    int rc = store_batch_create_output(st, "ws", "job-1-processing", NULL, DAY, &e);
-    pthread_join(th, NULL);
-    ASSERT_OK(o.rc);
-    ASSERT_EQ(rc, ERR_EXISTS);
-    /* one batch, usable for outputs */
-    ASSERT_OK(store_part_add(st, "ws", "job-1-processing", "results", "file-part", "metadata", NULL, NULL, &e));
-    struct store_item_new r = item("results", "task-00001.jsonl", "metadata", "jobs/ws/job-1/t1");
-    ASSERT_OK(store_item_add(st, "ws", "job-1-processing", 0, false, &r, &e));
-    int64_t n = -1;
-    ASSERT_OK(store_batch_count(st, "ws", "job-1-processing", NULL, &n, &e));
-    ASSERT_EQ(n, 1);
-    free(sqlite_path);
     store_close(st);
 }
 
@@ -504,6 +441,113 @@ BOTH(singleton_lease_racing_takers_one_winner)
     ASSERT_EQ(holders, 1); /* the first taker keeps it for 60 s: nobody else ever got it */
     for (int i = K - 1; i >= 0; i--)
         store_close(st[i]);
+}
+
+/* Another process creates the output batch in a transaction that is still
+ * open when this one looks: this one waits for it and answers "exists"
+ * (jobs__output_ensure goes on), not "holds job outputs and cannot take
+ * uploads" (PostgreSQL: the INSERT ... ON CONFLICT DO NOTHING waits for the
+ * other commit, then the re-read found an output batch and refused it as
+ * for an upload — two workers finishing their first tasks of a job at once
+ * failed one of them, which then ran the task again). */
+/* Another process's transaction: runs sql (int64 parameters ?1, ?2), says
+ * so, and commits 300 ms later. */
+struct other_tx {
+    const char *target, *sql;
+    int64_t p1, p2;
+    atomic_int ran;
+    int rc;
+};
+
+static void *run_other_tx(void *p)
+{
+    struct other_tx *o = p;
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    o->rc = db_open(o->target, 1, &d, &e);
+    struct db_conn *c = o->rc == 0 ? db_acquire(d, &e) : NULL;
+    if (o->rc == 0)
+        o->rc = c ? db_begin(c, &e) : ERR_UNAVAILABLE;
+    if (o->rc == 0)
+        o->rc = db_run(c, &e, o->sql, "ii", o->p1, o->p2);
+    atomic_store(&o->ran, 1);
+    usleep(300 * 1000); /* the other side runs into the open transaction */
+    if (o->rc == 0)
+        o->rc = db_commit(c, &e);
+    if (c)
+        db_release(d, c);
+    db_close(d);
+    return NULL;
+}
+
+static void other_tx_start(struct other_tx *o, pthread_t *th)
+{
+    if (pthread_create(th, NULL, run_other_tx, o) != 0)
+        T_FAIL("pthread_create");
+    while (!atomic_load(&o->ran))
+        usleep(1000);
+}
+
+BOTH(output_batch_created_by_two_at_once)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    char *sqlite_path = xasprintf("%s/vbatch.db", store_data_dir(st));
+    struct other_tx o = {.target = t_db ? t_db : sqlite_path,
+                         .sql = "INSERT INTO batches(workspace, batch_id, display_name, batch_type, content_type,"
+                                " ingest_mode, created_ms, expires_ms) VALUES('ws','job-1-processing',"
+                                "'job-1-processing','multipart-batch','mixed','output',?1,?2)",
+                         .p1 = time_now_ms(), .p2 = time_now_ms() + DAY};
+    pthread_t th;
+    other_tx_start(&o, &th);
+    int rc = store_batch_create_output(st, "ws", "job-1-processing", NULL, DAY, &e);
+    pthread_join(th, NULL);
+    ASSERT_OK(o.rc);
+    ASSERT_EQ(rc, ERR_EXISTS);
+    /* one batch, usable for outputs */
+    ASSERT_OK(store_part_add(st, "ws", "job-1-processing", "results", "file-part", "metadata", NULL, NULL, &e));
+    struct store_item_new r = item("results", "task-00001.jsonl", "metadata", "jobs/ws/job-1/t1");
+    ASSERT_OK(store_item_add(st, "ws", "job-1-processing", 0, false, &r, &e));
+    int64_t n = -1;
+    ASSERT_OK(store_batch_count(st, "ws", "job-1-processing", NULL, &n, &e));
+    ASSERT_EQ(n, 1);
+    free(sqlite_path);
+    store_close(st);
+}
+
+/* A client sends a reference ingest again (its answer was late) and the
+ * retry reaches another process while the first is still committing: the
+ * retry waits for it and answers the first response ("duplicated"), not an
+ * error (PostgreSQL: both found no ingest row, the second INSERT failed on
+ * the unique key). */
+BOTH(reference_ingest_retried_at_once)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct store_batch b;
+    ASSERT_OK(store_batch_get_or_create(st, "ws", "refs", NULL, "bulk", DAY, &b, &e));
+    char *sqlite_path = xasprintf("%s/vbatch.db", store_data_dir(st));
+    struct other_tx o = {.target = t_db ? t_db : sqlite_path,
+                         .sql = "INSERT INTO ingests(bid, ingest_id, response, shards_total, created_ms)"
+                                " VALUES(?1,'ing-1','{\"first\":true}',1,?2)",
+                         .p1 = b.bid, .p2 = time_now_ms()};
+    pthread_t th;
+    other_tx_start(&o, &th);
+    struct store_ingest_shard sh[1] = {{"r-9", "[]", NULL}};
+    struct store_ingest_new in = {"ing-1", "image-refs", NULL, true, false, sh, 1, "{\"second\":true}"};
+    char *dup = NULL;
+    int rc = store_ingest_create(st, "ws", "refs", NULL, DAY, &in, &dup, &e);
+    pthread_join(th, NULL);
+    ASSERT_OK(o.rc);
+    ASSERT_OK(rc);
+    ASSERT(dup != NULL);
+    ASSERT_STR_EQ(dup, "{\"first\":true}");
+    free(dup);
+    /* nothing of the retry was queued */
+    struct store_shard_work w;
+    ASSERT_EQ(store_shard_claim(st, true, "queued", "t", 60000, &w, &e), ERR_NOTFOUND);
+    free(sqlite_path);
+    store_close(st);
 }
 
 TEST_MAIN()

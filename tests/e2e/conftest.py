@@ -200,6 +200,10 @@ def db_rows(data, sql, params=()):
 
 
 sqlite_only = pytest.mark.skipif(bool(E2E_PG), reason='about SQLite itself (VBATCH_E2E_DB=pg)')
+# A module whose tests choose their databases themselves (a schema of
+# VBATCH_TEST_PG, or both backends as parameters): they run once, in the
+# SQLite pass; the PostgreSQL pass would repeat them as they are.
+picks_its_database = pytest.mark.picks_its_database
 
 
 class Server:
@@ -488,12 +492,21 @@ def pytest_sessionfinish(session, exitstatus):
     _pg_schemas.clear()
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'picks_its_database: the test chooses its databases itself '
+                            '(run in the SQLite pass only)')
+
+
 def pytest_collection_modifyitems(config, items):
     """On PostgreSQL every test is named with [pg], so that a failure of
-    that pass reads apart from the SQLite pass's (scripts/test.sh runs both)."""
+    that pass reads apart from the SQLite pass's (scripts/test.sh runs both);
+    the tests that pick their own databases ran in the SQLite pass."""
     if E2E_PG:
+        skip = pytest.mark.skip(reason='picks its databases itself: run in the SQLite pass')
         for item in items:
             item._nodeid += '[pg]'
+            if item.get_closest_marker('picks_its_database'):
+                item.add_marker(skip)
 
 
 def pytest_report_header(config):

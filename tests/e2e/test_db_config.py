@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from conftest import BIN, MULT, REPO
+from conftest import BIN, MULT, REPO, picks_its_database
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')

@@ -20,8 +20,10 @@ import uuid
 import pytest
 import yaml
 
-from conftest import BIN, MULT, REPO, Server, free_port, png_bytes
+from conftest import BIN, MULT, REPO, Server, free_port, picks_its_database, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, results_rows, download_export, wait_job
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 K8S = os.path.join(REPO, 'deploy', 'k8s')
 PG = os.environ.get('VBATCH_TEST_PG', '')

@@ -41,13 +41,14 @@ import uuid
 
 import pytest
 
-from conftest import BIN, MULT, Server, make_tar, png_bytes
+from conftest import BIN, MULT, Server, make_tar, picks_its_database, png_bytes
 from jobs_helpers import (CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows,
                           verify_signature)
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
-pytestmark = pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'),
-                                reason='VBATCH_TEST_PG not set or no psql')
+pytestmark = [pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'),
+                                 reason='VBATCH_TEST_PG not set or no psql'),
+              picks_its_database]
 
 N_IMAGES = 2000
 SHARD = 250                  # 8 tar shards (at most 500 images each)

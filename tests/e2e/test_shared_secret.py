@@ -11,7 +11,9 @@ import uuid
 
 import pytest
 
-from conftest import Server, png_bytes
+from conftest import Server, picks_its_database, png_bytes
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')

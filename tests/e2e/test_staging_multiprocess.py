@@ -17,7 +17,9 @@ import urllib.parse
 
 import pytest
 
-from conftest import MULT, Server, make_tar, png_bytes
+from conftest import MULT, Server, make_tar, picks_its_database, png_bytes
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 LEASE_MS = 3000

@@ -15,8 +15,10 @@ from datetime import datetime
 
 import pytest
 
-from conftest import BIN, MULT, Server, png_bytes
+from conftest import BIN, MULT, Server, picks_its_database, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, wait_job
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')

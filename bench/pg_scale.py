@@ -39,10 +39,8 @@ with ratio lines (pg/sqlite, N procs/1 proc) after each part.
 import argparse
 import hashlib
 import http.client
-import io
 import json
 import os
-import random
 import re
 import shutil
 import signal

@@ -283,6 +283,42 @@ static void *fetch_one(void *ud, size_t i)
     return f;
 }
 
+/* webhook_sink's delivery: the durable outbox, one row per notification. */
+struct sink_ctx {
+    struct jobs *j;
+    const struct jobs__job *jb;
+    long long item_id, frame;
+};
+
+static int sink_webhook(void *ud, const char *step, const char *url, const char *payload, char *err,
+                        size_t errlen)
+{
+    struct sink_ctx *sc = ud;
+    const char *why = NULL;
+    if (store_net_check_url(sc->j->st, url, &why) < 0) {
+        snprintf(err, errlen, "url refused: %s", why ? why : "not allowed");
+        return ERR_INVALID;
+    }
+    json_t *p = json_loads(payload, 0, NULL);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        snprintf(err, errlen, "the payload is not a JSON object");
+        return ERR_INVALID;
+    }
+    /* a task retried after a crash sends the notification again: the
+     * receiver drops the repeats by this key */
+    if (!json_object_get(p, "idempotency_key"))
+        json_object_set_new(p, "idempotency_key", json_sprintf("%s/%lld/%lld/%s", sc->jb->job_id, sc->item_id,
+                                                               sc->frame, step));
+    char *text = json_dumps(p, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(p);
+    int rc = text ? store_outbox_enqueue(sc->j->st, url, sc->jb->ws, NULL, text, true) : ERR_NOMEM;
+    free(text);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot queue the webhook: %s", err_str(rc));
+    return rc;
+}
+
 /* Run the workflow over one decoded image (f, owned by the caller) and
  * append its results row (and persisted image outputs).  A per-image
  * failure sets *cause and returns 0; <0 only when the task cannot go on. */
@@ -319,7 +355,9 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         const struct vis_image *arr[1] = {img};
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
-        struct wf_env env = {w->infer, w->infer_ud, 0, f->state};
+        struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
+        struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc};
+        struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
             *cause = xasprintf("workflow error: %s", rc < 0 ? why : "no result");

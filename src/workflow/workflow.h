@@ -95,6 +95,7 @@ void wf_state_free(struct wf_state *st); /* accepts NULL */
  * Everything is borrowed for the run.  A NULL struct wf_sinks, or a NULL
  * member, refuses the blocks that need it with a step error naming the
  * missing setting. */
+struct wf_email;
 struct wf_sinks {
     /* local_file_sink: the only folder written (an absolute path).  A
      * step's target_directory is a relative path inside it; absolute names,
@@ -109,6 +110,22 @@ struct wf_sinks {
     int (*webhook)(void *ud, const char *step, const char *url, const char *payload, char *err,
                    size_t errlen);
     void *webhook_ud;
+    /* email_notification: send message (RFC 5322 headers without Date and
+     * Message-ID, CRLF lines, then the body) from 'from' to the rcpt
+     * addresses over SMTP at server:port (465: implicit TLS, else STARTTLS
+     * when offered), logging in with user/password when password is set.
+     * Synchronous.  0, or <0 with a message.  ud: webhook_ud. */
+    int (*email)(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen);
+};
+
+struct wf_email {
+    const char *server;
+    int port;
+    const char *user, *password; /* password NULL: no login */
+    const char *from;
+    const char *const *rcpt; /* To, Cc and Bcc addresses */
+    size_t nrcpt;
+    const char *message;     /* headers + blank line + body, CRLF */
 };
 
 /* Environment of one run: what the embedding program provides. */

@@ -3,6 +3,7 @@
 HMAC signature), local_file_sink confined to --sink-folder (an escaping
 target_directory writes nothing), environment_secrets_store limited to
 --secrets-env."""
+import base64
 import json
 import os
 import time
@@ -145,3 +146,111 @@ def test_environment_secrets_only_allow_listed(srv):
     assert failed  # (the job log keeps the first few per task)
     assert all("cannot read 'VB_E2E_OTHER'" in e['payload']['cause'] for e in failed), failed[0]
     assert 'nope' not in json.dumps(logs)
+
+
+class SmtpReceiver:
+    """A minimal SMTP server on 127.0.0.1 (EHLO, AUTH PLAIN, MAIL, RCPT,
+    DATA, QUIT): records each message with its envelope and login."""
+
+    def __init__(self):
+        import socketserver
+        import threading
+        self.mails = []
+        rec = self
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile.write
+                w(b'220 test ESMTP\r\n')
+                env = {'rcpt': [], 'auth': None}
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode().rstrip('\r\n')
+                    up = cmd.upper()
+                    if up.startswith('EHLO') or up.startswith('HELO'):
+                        w(b'250-test\r\n250 AUTH PLAIN\r\n')
+                    elif up.startswith('AUTH PLAIN'):
+                        arg = cmd[10:].strip()
+                        if not arg:
+                            w(b'334 \r\n')
+                            arg = self.rfile.readline().decode().strip()
+                        env['auth'] = base64.b64decode(arg)
+                        w(b'235 ok\r\n')
+                    elif up.startswith('MAIL FROM:'):
+                        env['from'] = cmd[10:].strip()
+                        w(b'250 ok\r\n')
+                    elif up.startswith('RCPT TO:'):
+                        env['rcpt'].append(cmd[8:].strip())
+                        w(b'250 ok\r\n')
+                    elif up == 'DATA':
+                        w(b'354 go\r\n')
+                        data = b''
+                        while not data.endswith(b'\r\n.\r\n'):
+                            chunk = self.rfile.readline()
+                            if not chunk:
+                                return
+                            data += chunk
+                        env['data'] = data[:-5].decode()
+                        rec.mails.append(dict(env))
+                        env = {'rcpt': [], 'auth': env['auth']}
+                        w(b'250 queued\r\n')
+                    elif up == 'QUIT':
+                        w(b'221 bye\r\n')
+                        return
+                    else:
+                        w(b'250 ok\r\n')
+
+        self.srv = socketserver.ThreadingTCPServer(('127.0.0.1', 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_email_notification_over_smtp(srv):
+    rec = SmtpReceiver()
+    try:
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                       {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+            'steps': [
+                {'type': 'roboflow_core/environment_secrets_store@v1', 'name': 'sec',
+                 'variables_storing_secrets': ['VB_E2E_TOKEN']},
+                {'type': 'roboflow_core/email_notification@v1', 'name': 'mail', 'subject': 'Job alert',
+                 'sender_email': 'cam@example.org', 'receiver_email': ['ops@example.org'],
+                 'bcc_receiver_email': 'audit@example.org',
+                 'message': 'Tag {{ $parameters.tag }} seen', 'message_parameters': {'tag': '$inputs.tag'},
+                 'smtp_server': '127.0.0.1', 'smtp_port': rec.port,
+                 'sender_email_password': '$steps.sec.vb_e2e_token', 'cooldown_seconds': 0},
+            ],
+            'outputs': [{'type': 'JsonField', 'name': 'mail', 'selector': '$steps.mail.*'}],
+        }
+        put_workflow(srv, 'mail', wf)
+        r = bp(srv, 'POST', '/sink-mail', job_body('pics', 'mail', spec={'workflowParameters': {'tag': 'T9'}}))
+        assert r.status == 200, r
+        assert wait_job(srv, 'sink-mail')['error'] is False
+        rows = results_rows(download_export(srv, 'sink-mail'))
+        assert len(rows) == 12
+        assert all(row['mail'] == {'error_status': False, 'throttling_status': False,
+                                   'message': 'Notification sent in the background task'} for row in rows), rows[0]
+        assert len(rec.mails) == 12
+        ids = set()
+        for m in rec.mails:
+            assert m['from'] == '<cam@example.org>'
+            assert m['rcpt'] == ['<ops@example.org>', '<audit@example.org>']
+            assert m['auth'] == b'\0cam@example.org\0tok-123'
+            head, body = m['data'].split('\r\n\r\n', 1)
+            hdrs = dict(h.split(': ', 1) for h in head.split('\r\n'))
+            assert hdrs['Subject'] == 'Job alert' and hdrs['To'] == 'ops@example.org'
+            assert 'Bcc' not in hdrs
+            assert body == 'Tag T9 seen'  # (the CRLF before '.' ends DATA)
+            ids.add(hdrs['Message-ID'])
+        assert len(ids) == 12
+    finally:
+        rec.close()

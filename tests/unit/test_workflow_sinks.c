@@ -49,7 +49,7 @@ static json_t *run_def(const char *def, const struct wf_sinks *sinks, struct wf_
 TEST(secrets_only_allow_listed_lowercased)
 {
     static const char *const allow[] = {"VB_TEST_SECRET_A", "VB_TEST_UNSET", NULL};
-    struct wf_sinks sk = {NULL, allow, NULL, NULL};
+    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL};
     char err[512] = "";
     setenv("VB_TEST_SECRET_A", "s3cr3t", 1);
     setenv("VB_TEST_SECRET_B", "other", 1);
@@ -132,7 +132,7 @@ static char *file_def(const char *mode, const char *type, const char *target, co
 static json_t *file_run(const char *def, const char *root, struct wf_state *st, const char *content, char *err,
                         size_t errlen)
 {
-    struct wf_sinks sk = {root, NULL, NULL, NULL};
+    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL};
     json_t *p = json_pack("{s:s}", "p", content);
     json_t *o = run_def(def, &sk, st, p, err, errlen);
     json_decref(p);
@@ -302,7 +302,7 @@ static char *hook_def(const char *extra)
 TEST(webhook_sink_payload_query_and_messages)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL};
     char err[512] = "";
     char *def = hook_def(",\"query_parameters\":{\"a b\":\"c&d\",\"n\":[1,2]},\"cooldown_seconds\":0");
     json_t *p = json_pack("{s:s}", "p", "abc");
@@ -384,6 +384,99 @@ TEST(webhook_sink_payload_query_and_messages)
     ASSERT(run_def(def, &sk, NULL, p, err, sizeof err) == NULL);
     ASSERT(strstr(err, "json_payload_operations"));
     free(def);
+    json_decref(p);
+}
+
+/* ---- email_notification ----------------------------------------------------------------------- */
+struct mail_log {
+    int n;
+    char server[128], user[128], pass[128], from[128], msg[4096], rcpt[512];
+    int port;
+};
+
+static int fake_mail(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen)
+{
+    struct mail_log *l = ud;
+    (void)err;
+    (void)errlen;
+    ASSERT_STR_EQ(step, "s");
+    l->n++;
+    snprintf(l->server, sizeof l->server, "%s", m->server);
+    snprintf(l->user, sizeof l->user, "%s", m->user);
+    snprintf(l->pass, sizeof l->pass, "%s", m->password ? m->password : "(none)");
+    snprintf(l->from, sizeof l->from, "%s", m->from);
+    snprintf(l->msg, sizeof l->msg, "%s", m->message);
+    l->rcpt[0] = 0;
+    for (size_t k = 0; k < m->nrcpt; k++) {
+        strcat(l->rcpt, m->rcpt[k]);
+        strcat(l->rcpt, ";");
+    }
+    l->port = m->port;
+    return 0;
+}
+
+TEST(email_notification_message_and_recipients)
+{
+    struct mail_log l = {0};
+    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail};
+    char err[512] = "";
+    /* Roboflow's format_email_message: {{ $parameters.x }} with the value
+     * after its operations, str() of non-strings; unknown placeholders kept */
+    const char *def = HEAD
+        "{\"type\":\"roboflow_core/property_definition@v1\",\"name\":\"n\",\"data\":\"$inputs.p\","
+        "\"operations\":[{\"type\":\"SequenceLength\"}]},"
+        "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"Alert \xc3\xa9\","
+        "\"sender_email\":\"cam@example.org\",\"receiver_email\":[\"a@example.org\",\"b@example.org\"],"
+        "\"cc_receiver_email\":\"c@example.org\",\"bcc_receiver_email\":[\"d@example.org\"],"
+        "\"message\":\"Seen {{ $parameters.count }} / {{$parameters.name}} {{ $parameters.other }}\\nbye\","
+        "\"message_parameters\":{\"count\":\"$steps.n.output\",\"name\":\"$inputs.p\",\"f\":1.5},"
+        "\"message_parameters_operations\":{\"name\":[{\"type\":\"StringToUpperCase\"}]},"
+        "\"smtp_server\":\"smtp.example.org\",\"sender_email_password\":\"pw\",\"smtp_port\":2525}" TAIL;
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    json_t *o = run_def(def, &sk, NULL, p, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Notification sent in the background task");
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    ASSERT_STR_EQ(l.server, "smtp.example.org");
+    ASSERT_EQ(l.port, 2525);
+    ASSERT_STR_EQ(l.user, "cam@example.org");
+    ASSERT_STR_EQ(l.pass, "pw");
+    ASSERT_STR_EQ(l.rcpt, "a@example.org;b@example.org;c@example.org;d@example.org;");
+    ASSERT_STR_EQ(l.msg, "From: cam@example.org\r\nTo: a@example.org, b@example.org\r\nCc: c@example.org\r\n"
+                         "Subject: =?utf-8?b?QWxlcnQgw6k=?=\r\nMIME-Version: 1.0\r\n"
+                         "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                         "Seen 3 / ABC {{ $parameters.other }}\r\nbye\r\n");
+    /* header injection through an address */
+    json_t *p2 = json_pack("{s:s}", "p", "x@example.org\r\nBcc: evil@example.org");
+    const char *def2 = HEAD "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"s\","
+                            "\"sender_email\":\"cam@example.org\",\"receiver_email\":\"$inputs.p\",\"message\":\"m\","
+                            "\"smtp_server\":\"h\",\"sender_email_password\":\"pw\"}" TAIL;
+    o = run_def(def2, &sk, NULL, p2, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    json_decref(o);
+    json_decref(p2);
+    ASSERT_EQ(l.n, 1);
+    /* v2 with Roboflow's managed sender: a cloud service, refused at compile time */
+    const char *def3 = HEAD "{\"type\":\"roboflow_core/email_notification@v2\",\"name\":\"s\",\"subject\":\"s\","
+                            "\"receiver_email\":\"a@example.org\",\"message\":\"m\"}" TAIL;
+    ASSERT(run_def(def3, &sk, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "needs a cloud service"));
+    /* v2 Custom SMTP, disabled */
+    const char *def4 = HEAD "{\"type\":\"roboflow_core/email_notification@v2\",\"name\":\"s\",\"subject\":\"s\","
+                            "\"email_provider\":\"Custom SMTP\",\"sender_email\":\"cam@example.org\","
+                            "\"smtp_server\":\"h\",\"receiver_email\":\"a@example.org\",\"message\":\"m\","
+                            "\"disable_sink\":true}" TAIL;
+    o = run_def(def4, &sk, NULL, p, err, sizeof err);
+    ASSERT(o);
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Sink was disabled by parameter `disable_sink`");
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    /* no SMTP sender (not a job): step error */
+    ASSERT(run_def(def, NULL, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "no SMTP sender"));
     json_decref(p);
 }
 

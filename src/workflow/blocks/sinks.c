@@ -344,6 +344,320 @@ static const struct wf_block webhook_sink = {
     webhook_fields, ARRAY_LEN(webhook_fields), webhook_outs, ARRAY_LEN(webhook_outs),
     0, 0, NULL, webhook_run, webhook_check};
 
+/* ---- email_notification v1 / v2 ------------------------------------------------------------- */
+#define EMAIL_RCPT_MAX 100
+#define EMAIL_TEXT_MAX (1u << 20)
+
+/* message with each "{{ $parameters.<name> }}" whose name is in params
+ * replaced by str() of the value after its operations (Roboflow's
+ * format_email_message); other placeholders are left as they are. */
+static int format_message(struct wf_call *c, size_t i, const char *msg, char **out)
+{
+    const struct wf_value *pv = wf_arg(c, i, "message_parameters");
+    const json_t *ops = wf_arg_json(c, i, "message_parameters_operations");
+    struct wf_value *d;
+    if (pv->type == WF_V_DICT) {
+        d = wf_value_ref((struct wf_value *)pv);
+    } else {
+        const char *k;
+        json_t *e;
+        d = wf_value_dict_new();
+        if (pv->type == WF_V_JSON && json_is_object(pv->json))
+            json_object_foreach(pv->json, k, e) wf_value_dict_add(d, k, wf_value_json(json_deep_copy(e)));
+    }
+    size_t cap = strlen(msg) + 64, len = 0;
+    char *buf = xmalloc(cap);
+    buf[0] = 0;
+    const char *p = msg;
+    while (*p) {
+        const char *open = strstr(p, "{{");
+        if (!open) {
+            append_str(&buf, &len, &cap, p);
+            break;
+        }
+        /* {{\s*\$parameters\.(\w+)\s*}} */
+        const char *q = open + 2, *name, *name_end;
+        while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+            q++;
+        bool ok = !strncmp(q, "$parameters.", 12);
+        name = q + 12;
+        name_end = name;
+        if (ok) {
+            while ((*name_end >= 'a' && *name_end <= 'z') || (*name_end >= 'A' && *name_end <= 'Z') ||
+                   (*name_end >= '0' && *name_end <= '9') || *name_end == '_')
+                name_end++;
+            ok = name_end > name;
+        }
+        q = name_end;
+        while (ok && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+            q++;
+        ok = ok && q[0] == '}' && q[1] == '}';
+        char *key = ok ? xstrndup(name, (size_t)(name_end - name)) : NULL;
+        struct wf_value *v = key ? wf_value_dict_get(d, key) : NULL;
+        /* the text before the placeholder */
+        char *pre = xstrndup(p, (size_t)(open - p));
+        append_str(&buf, &len, &cap, pre);
+        free(pre);
+        if (!v) {
+            /* not a placeholder of a given parameter: kept */
+            append_str(&buf, &len, &cap, "{{");
+            p = open + 2;
+            free(key);
+            continue;
+        }
+        struct wf_value *val = wf_value_ref(v);
+        const json_t *chain = json_is_object(ops) ? json_object_get(ops, key) : NULL;
+        if (chain && json_array_size(chain) > 0) {
+            char qerr[256] = "";
+            struct wf_ql_ctx cx = {d, NULL, NULL, qerr, sizeof qerr};
+            struct wf_value *r = NULL;
+            int rc = wf__ql_apply(&cx, chain, val, &r);
+            wf_value_unref(val);
+            if (rc < 0) {
+                wf_call_fail(c, "message_parameters_operations '%s': %s", key, qerr);
+                free(key);
+                free(buf);
+                wf_value_unref(d);
+                return ERR_INVALID;
+            }
+            val = r;
+        }
+        json_t *j = wf_value_to_json(val, false);
+        char *txt = json_is_string(j) ? xstrdup(json_string_value(j)) : wf__py_str(j);
+        append_str(&buf, &len, &cap, txt);
+        free(txt);
+        json_decref(j);
+        wf_value_unref(val);
+        free(key);
+        p = q + 2;
+        if (len > EMAIL_TEXT_MAX) {
+            free(buf);
+            wf_value_unref(d);
+            return wf_call_fail(c, "the message is over %u bytes", EMAIL_TEXT_MAX);
+        }
+    }
+    wf_value_unref(d);
+    *out = buf;
+    return 0;
+}
+
+static bool header_safe(const char *s)
+{
+    for (; s && *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
+/* addresses of a str / list field into rcpt (borrowed strings of j); the
+ * header text "a, b" into *hdr.  -1 on a bad address. */
+static int addresses(const json_t *j, const char **rcpt, size_t *n, char **hdr)
+{
+    size_t cap = 64, len = 0;
+    *hdr = xmalloc(cap);
+    (*hdr)[0] = 0;
+    size_t cnt = json_is_array(j) ? json_array_size(j) : (json_is_string(j) ? 1 : 0);
+    for (size_t k = 0; k < cnt; k++) {
+        const json_t *a = json_is_array(j) ? json_array_get(j, k) : j;
+        const char *s = json_string_value(a);
+        if (!s || !*s || strlen(s) > 320 || !header_safe(s) || strchr(s, ',') || *n >= EMAIL_RCPT_MAX)
+            return -1;
+        rcpt[(*n)++] = s;
+        if (len)
+            append_str(hdr, &len, &cap, ", ");
+        append_str(hdr, &len, &cap, s);
+    }
+    return 0;
+}
+
+/* RFC 2047 encoded-word when the subject is not plain ASCII. */
+static char *subject_header(const char *s)
+{
+    bool ascii = true;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            ascii = false;
+    if (ascii)
+        return xstrdup(s);
+    char *b = base64_encode(s, strlen(s));
+    char *r = xasprintf("=?utf-8?b?%s?=", b);
+    free(b);
+    return r;
+}
+
+static char *crlf_body(const char *s)
+{
+    size_t cap = strlen(s) * 2 + 3, len = 0;
+    char *o = xmalloc(cap);
+    for (; *s; s++) {
+        if (*s == '\n' && (len == 0 || o[len - 1] != '\r'))
+            o[len++] = '\r';
+        o[len++] = *s;
+    }
+    o[len] = 0;
+    return o;
+}
+
+static int email_run(struct wf_call *c)
+{
+    const struct wf_env *env = wf_call_env(c);
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        if (wf_arg_bool(c, i, "disable_sink", false)) {
+            set3(c, i, false, false, "Sink was disabled by parameter `disable_sink`");
+            continue;
+        }
+        int64_t cooldown = wf_arg_int(c, i, "cooldown_seconds", 5);
+        struct cooldown *cd = NULL;
+        if (env->state) {
+            void **slot = wf_call_state(c, "email_notification", cooldown_free);
+            if (slot) {
+                if (!*slot) {
+                    struct cooldown *n = xcalloc(1, sizeof *n);
+                    n->last = -1e300;
+                    *slot = n;
+                }
+                cd = *slot;
+            }
+        }
+        double now = mono_s();
+        if (cd && now - cd->last < (double)cooldown) {
+            set3(c, i, false, true, "Sink cooldown applies");
+            continue;
+        }
+        if (!env->sinks || !env->sinks->email)
+            return wf_call_fail(c, "e-mail notifications cannot be sent here: no SMTP sender (they are sent "
+                                   "from batch jobs)");
+        const json_t *att = wf_arg_json(c, i, "attachments");
+        if (json_is_object(att) && json_object_size(att) > 0) {
+            set3(c, i, true, false, "Failed to send notification. Internal error details: attachments are "
+                                    "not supported yet");
+            continue;
+        }
+        const char *server = wf_arg_str(c, i, "smtp_server");
+        const char *from = wf_arg_str(c, i, "sender_email");
+        const char *password = wf_arg_str(c, i, "sender_email_password");
+        const char *subject = wf_arg_str(c, i, "subject");
+        int64_t port = wf_arg_int(c, i, "smtp_port", 465);
+        if (!server || !*server || !from || !*from || !subject) {
+            set3(c, i, true, false, "Failed to send notification. Internal error details: smtp_server, "
+                                    "sender_email and subject are required");
+            continue;
+        }
+        if (port < 1 || port > 65535 || !header_safe(server) || strlen(server) > 253 || !header_safe(from) ||
+            !header_safe(subject) || strlen(subject) > 998) {
+            set3(c, i, true, false, "Failed to send notification. Internal error details: bad smtp_port, "
+                                    "smtp_server, sender_email or subject");
+            continue;
+        }
+        const char *rcpt[3 * EMAIL_RCPT_MAX];
+        size_t nrcpt = 0;
+        char *to_h = NULL, *cc_h = NULL, *bcc_h = NULL;
+        json_t *to_j = wf_value_to_json(wf_arg(c, i, "receiver_email"), false);
+        json_t *cc_j = wf_value_to_json(wf_arg(c, i, "cc_receiver_email"), false);
+        json_t *bcc_j = wf_value_to_json(wf_arg(c, i, "bcc_receiver_email"), false);
+        int bad = addresses(to_j, rcpt, &nrcpt, &to_h) < 0 || nrcpt == 0;
+        bad = bad || addresses(cc_j, rcpt, &nrcpt, &cc_h) < 0;
+        bad = bad || addresses(bcc_j, rcpt, &nrcpt, &bcc_h) < 0;
+        char *body = NULL;
+        int rc = 0;
+        if (bad) {
+            set3(c, i, true, false, "Failed to send notification. Internal error details: bad receiver, cc or "
+                                    "bcc address");
+        } else if ((rc = format_message(c, i, wf_arg_str(c, i, "message") ? wf_arg_str(c, i, "message") : "",
+                                        &body)) == 0) {
+            char *subj = subject_header(subject), *crlf = crlf_body(body);
+            char *msg = xasprintf("From: %s\r\nTo: %s\r\n%s%s%sSubject: %s\r\nMIME-Version: 1.0\r\n"
+                                  "Content-Type: text/plain; charset=\"utf-8\"\r\n"
+                                  "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n",
+                                  from, to_h, cc_h && *cc_h ? "Cc: " : "", cc_h && *cc_h ? cc_h : "",
+                                  cc_h && *cc_h ? "\r\n" : "", subj, crlf);
+            struct wf_email m = {server, (int)port, from, password && *password ? password : NULL, from,
+                                 rcpt, nrcpt, msg};
+            char why[256] = "";
+            int src = env->sinks->email(env->sinks->webhook_ud, wf_call_step_name(c), &m, why, sizeof why);
+            if (src < 0) {
+                char out[400];
+                snprintf(out, sizeof out, "Failed to send notification. Internal error details: %s",
+                         *why ? why : err_str(src));
+                set3(c, i, true, false, out);
+            } else {
+                if (cd)
+                    cd->last = now;
+                set3(c, i, false, false,
+                     wf_arg_bool(c, i, "fire_and_forget", true) ? "Notification sent in the background task"
+                                                                 : "Notification sent successfully");
+            }
+            free(msg);
+            free(subj);
+            free(crlf);
+        }
+        free(body);
+        free(to_h);
+        free(cc_h);
+        free(bcc_h);
+        json_decref(to_j);
+        json_decref(cc_j);
+        json_decref(bcc_j);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int email_check_v1(const json_t *step, char *err, size_t errlen)
+{
+    return ops_dict_check(step, "message_parameters_operations", err, errlen);
+}
+
+static int email_check_v2(const json_t *step, char *err, size_t errlen)
+{
+    const char *prov = json_string_value(json_object_get(step, "email_provider"));
+    if (!prov || !strcmp(prov, "Roboflow Managed API Key")) {
+        wf__errf(err, errlen, "field 'email_provider': 'Roboflow Managed API Key' needs a cloud service "
+                              "(Roboflow's managed e-mail) and is refused: this engine runs workflows offline; "
+                              "use 'Custom SMTP' with smtp_server, sender_email and sender_email_password");
+        return ERR_UNSUPPORTED;
+    }
+    return ops_dict_check(step, "message_parameters_operations", err, errlen);
+}
+
+#define EMAIL_COMMON_FIELDS                                                                                    \
+    {"subject", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},                                             \
+        {"receiver_email", NULL, WF_FT_ANY, NULL, WF_K_STRING | WF_K_LIST, 0, NULL},                         \
+        {"message", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},                                         \
+        {"message_parameters", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},                          \
+        {"message_parameters_operations", NULL, WF_FT_DICT, "{}", 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},      \
+        {"cc_receiver_email", NULL, WF_FT_ANY, "null", WF_K_STRING | WF_K_LIST, WF_F_NULLABLE, NULL},        \
+        {"bcc_receiver_email", NULL, WF_FT_ANY, "null", WF_K_STRING | WF_K_LIST, WF_F_NULLABLE, NULL},       \
+        {"attachments", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},                                 \
+        {"smtp_port", NULL, WF_FT_INT, "465", WF_K_INT, 0, NULL},                                            \
+        {"fire_and_forget", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},                                   \
+        {"disable_sink", NULL, WF_FT_BOOL, "false", WF_K_BOOL, 0, NULL},                                     \
+        {"cooldown_seconds", NULL, WF_FT_INT, "5", WF_K_INT, 0, NULL}
+
+static const struct wf_field email_v1_fields[] = {
+    EMAIL_COMMON_FIELDS,
+    {"sender_email", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"smtp_server", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"sender_email_password", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+};
+static const char *const email_providers[] = {"Roboflow Managed API Key", "Custom SMTP", NULL};
+static const struct wf_field email_v2_fields[] = {
+    EMAIL_COMMON_FIELDS,
+    {"email_provider", NULL, WF_FT_ENUM, "\"Roboflow Managed API Key\"", 0, WF_F_NO_SELECTOR, email_providers},
+    {"sender_email", NULL, WF_FT_STRING, "null", WF_K_STRING, WF_F_NULLABLE, NULL},
+    {"smtp_server", NULL, WF_FT_STRING, "null", WF_K_STRING, WF_F_NULLABLE, NULL},
+    {"sender_email_password", NULL, WF_FT_STRING, "null", WF_K_STRING, WF_F_NULLABLE, NULL},
+};
+static const struct wf_block email_v1 = {
+    (const char *const[]){"roboflow_core/email_notification@v1", NULL},
+    email_v1_fields, ARRAY_LEN(email_v1_fields), webhook_outs, ARRAY_LEN(webhook_outs),
+    0, 0, NULL, email_run, email_check_v1};
+static const struct wf_block email_v2 = {
+    (const char *const[]){"roboflow_core/email_notification@v2", NULL},
+    email_v2_fields, ARRAY_LEN(email_v2_fields), webhook_outs, ARRAY_LEN(webhook_outs),
+    0, 0, NULL, email_run, email_check_v2};
+
 /* ---- local_file_sink ------------------------------------------------------------------------ */
 struct append_log {
     char *dir;   /* target_directory of the open file */
@@ -697,4 +1011,4 @@ static const struct wf_block environment_secrets_store = {
     0, WF_BLOCK_DYN_OUTPUTS | WF_BLOCK_DYN_LOWER, "variables_storing_secrets", secrets_run, secrets_check};
 
 const struct wf_block *const wf_blocks_sinks[] = {&webhook_sink, &local_file_sink, &environment_secrets_store,
-                                                  NULL};
+                                                  &email_v1, &email_v2, NULL};

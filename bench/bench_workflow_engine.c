@@ -70,7 +70,7 @@ static json_t *make_resp(int w, int h)
     return out[0];
 }
 
-static const struct wf_env env = {bench_infer, NULL, 90, NULL};
+static const struct wf_env env = {bench_infer, NULL, 90, NULL, NULL};
 
 static double run_ms(const char *text, struct vis_image *im, int iters)
 {

@@ -78,7 +78,7 @@ static double bench(const char *step, const char *cap, int frames, int skip)
         exit(1);
     }
     struct wf_state *st = wf_state_new();
-    struct wf_env env = {stub_infer, NULL, 95, st};
+    struct wf_env env = {stub_infer, NULL, 95, st, NULL};
     struct vis_image *im = vis_image_new(W, H, VIS_BGR);
     double *t = xcalloc((size_t)frames, sizeof *t), med;
     int n = 0;

@@ -36,7 +36,7 @@ static int stub_infer(void *ud, const struct wf_model_request *req,
     return 0;
 }
 
-static const struct wf_env env = {stub_infer, NULL, 95, NULL};
+static const struct wf_env env = {stub_infer, NULL, 95, NULL, NULL};
 
 static double now_ms(void)
 {

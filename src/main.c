@@ -33,6 +33,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,8 @@ struct serve_cfg {
     int64_t model_threads;   /* ONNX Runtime intra-op threads per session; 0: CPUs / workers */
     int64_t storage_reserve; /* bytes kept free on the data folder; -1: STORE_RESERVE_DEFAULT */
     const char *metrics_token; /* GET /metrics needs "Authorization: Bearer <it>" when set */
+    const char *sink_folder;   /* the only folder local_file_sink writes */
+    const char *secrets_env;   /* comma-separated variables environment_secrets_store reads */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -126,6 +129,10 @@ static const struct opt serve_opts[] = {
      "bytes kept free on the data folder: uploads that would leave less are refused with 507 (default 16777216)"},
     {"metrics-token", "VBATCH_METRICS_TOKEN", OPT_STR, O(metrics_token),
      "GET /metrics then needs 'Authorization: Bearer <token>' (default: no credential)"},
+    {"sink-folder", "VBATCH_SINK_FOLDER", OPT_STR, O(sink_folder),
+     "the only folder workflow local_file_sink steps write in (default: none, the block is refused)"},
+    {"secrets-env", "VBATCH_SECRETS_ENV", OPT_STR, O(secrets_env),
+     "comma-separated environment variables that environment_secrets_store steps may read (default: none)"},
 };
 #undef O
 
@@ -219,6 +226,40 @@ static char *serve_default_public_url(const char *listen)
     return xasprintf("http://%s", listen);
 }
 
+/* --sink-folder (made absolute; it must be a folder) and --secrets-env (a
+ * comma-separated list of variable names), kept for the process's life. */
+static int sinks_setup(const struct serve_cfg *c, struct jobs_opts *jo)
+{
+    static char *folder;
+    static char **names;
+    if (c->sink_folder && *c->sink_folder) {
+        struct stat sb;
+        free(folder);
+        folder = realpath(c->sink_folder, NULL);
+        if (!folder || stat(folder, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+            fprintf(stderr, "vbatch: --sink-folder '%s' is not a folder\n", c->sink_folder);
+            return -1;
+        }
+        jo->sink_folder = folder;
+    }
+    if (c->secrets_env && *c->secrets_env) {
+        size_t n = 0, cap = 8;
+        names = xcalloc(cap, sizeof *names);
+        char *copy = xstrdup(c->secrets_env), *save = NULL;
+        for (char *p = strtok_r(copy, ", ", &save); p; p = strtok_r(NULL, ", ", &save)) {
+            if (n + 2 > cap) {
+                cap *= 2;
+                names = xrealloc(names, cap * sizeof *names);
+            }
+            names[n++] = xstrdup(p);
+            names[n] = NULL;
+        }
+        free(copy);
+        jo->secrets_env = (const char *const *)names;
+    }
+    return 0;
+}
+
 /* The jobs service and its model registry (shared by serve and worker). */
 static int jobs_setup(const struct serve_cfg *c, struct store *st, struct staging *sg,
                       struct model_registry **models, struct jobs_models **machines, struct jobs **jobs)
@@ -256,6 +297,8 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
     jo.model_prepare = jobs_model_prepare;
     jo.model_select = jobs_models_select;
     jo.model_select_ud = *machines;
+    if (sinks_setup(c, &jo) < 0)
+        return -1;
     struct err e = ERR_INIT;
     rc = jobs_new(st, sg, &jo, jobs, &e);
     if (rc == 0)
@@ -506,6 +549,8 @@ static int cmd_worker(int argc, char **argv)
     c.secret_file = getenv("VBATCH_SECRET_FILE");
     c.blobs = getenv("VBATCH_BLOBS");
     c.blobs_creds = getenv("VBATCH_BLOBS_CREDENTIALS");
+    c.sink_folder = getenv("VBATCH_SINK_FOLDER");
+    c.secrets_env = getenv("VBATCH_SECRETS_ENV");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
@@ -526,10 +571,15 @@ static int cmd_worker(int argc, char **argv)
             c.task_lease_ms = atoll(argv[++i]);
         else if (!strcmp(a, "--model-threads") && v)
             mt = argv[++i];
+        else if (!strcmp(a, "--sink-folder") && v)
+            c.sink_folder = argv[++i];
+        else if (!strcmp(a, "--secrets-env") && v)
+            c.secrets_env = argv[++i];
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--blobs URL] [--blobs-credentials FILE]"
                             " [--workers N] [--models-dir DIR]"
-                            " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]\n");
+                            " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]"
+                            " [--sink-folder DIR] [--secrets-env A,B]\n");
             return 2;
         }
     }

@@ -80,6 +80,16 @@ struct jobs_opts {
                         wf_model_infer_fn *fn, wf_model_prepare_fn *prep, void **fn_ud, char *err,
                         size_t errlen);
     void *model_select_ud;
+    /* What workflow sink and secrets blocks may touch (borrowed; must
+     * outlive the service).  sink_folder: the only folder local_file_sink
+     * writes (absolute; NULL: the block is refused); secrets_env:
+     * NULL-terminated names of the environment variables
+     * environment_secrets_store may read (NULL: none).  webhook_sink always
+     * queues its POSTs in the store's outbox (SSRF guard of
+     * store_net_check_url, idempotency_key "<job>/<item>/<frame>/<step>" added
+     * to the payload). */
+    const char *sink_folder;
+    const char *const *secrets_env;
 };
 void jobs_opts_default(struct jobs_opts *o);
 

@@ -32,6 +32,8 @@
  */
 #include "jobs/jobs_int.h"
 
+#include <curl/curl.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -288,6 +290,119 @@ static void *fetch_one(void *ud, size_t i)
     return f;
 }
 
+/* webhook_sink's delivery: the durable outbox, one row per notification. */
+struct sink_ctx {
+    struct jobs *j;
+    const struct jobs__job *jb;
+    long long item_id, frame;
+};
+
+static int sink_webhook(void *ud, const char *step, const char *url, const char *payload, char *err,
+                        size_t errlen)
+{
+    struct sink_ctx *sc = ud;
+    const char *why = NULL;
+    if (store_net_check_url(sc->j->st, url, &why) < 0) {
+        snprintf(err, errlen, "url refused: %s", why ? why : "not allowed");
+        return ERR_INVALID;
+    }
+    json_t *p = json_loads(payload, 0, NULL);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        snprintf(err, errlen, "the payload is not a JSON object");
+        return ERR_INVALID;
+    }
+    /* a task retried after a crash sends the notification again: the
+     * receiver drops the repeats by this key */
+    if (!json_object_get(p, "idempotency_key"))
+        json_object_set_new(p, "idempotency_key", json_sprintf("%s/%lld/%lld/%s", sc->jb->job_id, sc->item_id,
+                                                               sc->frame, step));
+    char *text = json_dumps(p, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(p);
+    int rc = text ? store_outbox_enqueue(sc->j->st, url, sc->jb->ws, NULL, text, true) : ERR_NOMEM;
+    free(text);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot queue the webhook: %s", err_str(rc));
+    return rc;
+}
+
+/* email_notification's delivery: SMTP with libcurl, now, on this thread
+ * (465: implicit TLS; other ports: STARTTLS when the server offers it),
+ * connecting only where the store's SSRF guard lets reference URLs go.
+ * A task retried after a crash sends again: the Message-ID is the same
+ * idempotency key, so mail clients drop the repeat. */
+struct mail_src {
+    const char *p;
+    size_t left;
+};
+
+static size_t mail_read(char *buf, size_t sz, size_t n, void *ud)
+{
+    struct mail_src *m = ud;
+    size_t k = sz * n < m->left ? sz * n : m->left;
+    memcpy(buf, m->p, k);
+    m->p += k;
+    m->left -= k;
+    return k;
+}
+
+static int sink_email(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen)
+{
+    struct sink_ctx *sc = ud;
+    CURL *c = curl_easy_init();
+    struct curl_slist *rcpt = NULL;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    char *msg = xasprintf("Date: %s\r\nMessage-ID: <%s.%lld.%lld.%s@vbatch>\r\n%s", date, sc->jb->job_id,
+                          sc->item_id, sc->frame, step, m->message);
+    char *url = xasprintf("%s://%s:%d", m->port == 465 ? "smtps" : "smtp", m->server, m->port);
+    char *from = xasprintf("<%s>", m->from);
+    struct mail_src src = {msg, strlen(msg)};
+    int rc = 0;
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        rc = ERR_NOMEM;
+        goto out;
+    }
+    for (size_t k = 0; k < m->nrcpt; k++) {
+        char *a = xasprintf("<%s>", m->rcpt[k]);
+        rcpt = curl_slist_append(rcpt, a);
+        free(a);
+    }
+    store_net_guard_curl(sc->j->st, c);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_TRY);
+    curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
+    curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, mail_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &src);
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    if (m->password) {
+        curl_easy_setopt(c, CURLOPT_USERNAME, m->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, m->password);
+    }
+    CURLcode cr = curl_easy_perform(c);
+    if (cr != CURLE_OK) {
+        snprintf(err, errlen, "SMTP to %s:%d failed: %s", m->server, m->port, curl_easy_strerror(cr));
+        rc = ERR_UNAVAILABLE;
+    }
+out:
+    curl_slist_free_all(rcpt);
+    if (c)
+        curl_easy_cleanup(c);
+    free(msg);
+    free(url);
+    free(from);
+    return rc;
+}
+
 /* Run the workflow over one decoded image (f, owned by the caller) and
  * append its results row (and persisted image outputs).  A per-image
  * failure sets *cause and returns 0; <0 only when the task cannot go on. */
@@ -329,7 +444,9 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         const struct vis_image *arr[1] = {img};
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
-        struct wf_env env = {w->infer, w->infer_ud, 0, f->state};
+        struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
+        struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email};
+        struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
             *cause = xasprintf("workflow error: %s", rc < 0 ? why : "no result");

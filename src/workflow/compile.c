@@ -452,6 +452,22 @@ static int parse_step_heads(struct wf_workflow *wf, const json_t *steps, char *e
                 json_decref(built);
                 return ERR_INVALID;
             }
+            if (blk->flags & WF_BLOCK_DYN_LOWER) {
+                json_t *low = json_array();
+                json_array_foreach(names, k, nm) {
+                    if (!json_is_string(nm)) {
+                        json_array_append_new(low, json_integer(0)); /* rejected below */
+                        continue;
+                    }
+                    char *l = xstrdup(json_string_value(nm));
+                    for (char *p = l; *p; p++)
+                        *p = (char)tolower((unsigned char)*p);
+                    json_array_append_new(low, json_string(l));
+                    free(l);
+                }
+                json_decref(built);
+                names = built = low;
+            }
             json_array_foreach(names, k, nm) {
                 if (!json_is_string(nm) || !name_ok(json_string_value(nm), false)) {
                     ERRF("step '%s': field '%s': invalid output name", name,

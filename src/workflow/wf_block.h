@@ -140,6 +140,8 @@ enum {
                                          that field is a dict of lists, "<key>_<item>"
                                          for the keys of the step's 'data' dict
                                          (data_aggregator) */
+    WF_BLOCK_DYN_LOWER = 1u << 4,     /* with WF_BLOCK_DYN_OUTPUTS: the outputs are the
+                                         names lowercased (environment_secrets_store) */
 };
 
 struct wf_call; /* one invocation of a step over n batch elements; opaque */

@@ -91,12 +91,50 @@ struct wf_state;
 struct wf_state *wf_state_new(void);
 void wf_state_free(struct wf_state *st); /* accepts NULL */
 
+/* What the operator lets sink and secrets blocks touch (blocks/sinks.c).
+ * Everything is borrowed for the run.  A NULL struct wf_sinks, or a NULL
+ * member, refuses the blocks that need it with a step error naming the
+ * missing setting. */
+struct wf_email;
+struct wf_sinks {
+    /* local_file_sink: the only folder written (an absolute path).  A
+     * step's target_directory is a relative path inside it; absolute names,
+     * ".." and symbolic links on the way are refused. */
+    const char *file_root;
+    /* environment_secrets_store: NULL-terminated names of the environment
+     * variables a workflow may read. */
+    const char *const *env_allow;
+    /* webhook_sink: deliver payload (JSON object text) to url with an HTTP
+     * POST later (the embedding program's durable outbox).  step: the
+     * step's name (for an idempotency key).  0, or <0 with a message. */
+    int (*webhook)(void *ud, const char *step, const char *url, const char *payload, char *err,
+                   size_t errlen);
+    void *webhook_ud;
+    /* email_notification: send message (RFC 5322 headers without Date and
+     * Message-ID, CRLF lines, then the body) from 'from' to the rcpt
+     * addresses over SMTP at server:port (465: implicit TLS, else STARTTLS
+     * when offered), logging in with user/password when password is set.
+     * Synchronous.  0, or <0 with a message.  ud: webhook_ud. */
+    int (*email)(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen);
+};
+
+struct wf_email {
+    const char *server;
+    int port;
+    const char *user, *password; /* password NULL: no login */
+    const char *from;
+    const char *const *rcpt; /* To, Cc and Bcc addresses */
+    size_t nrcpt;
+    const char *message;     /* headers + blank line + body, CRLF */
+};
+
 /* Environment of one run: what the embedding program provides. */
 struct wf_env {
     wf_model_infer_fn model_infer; /* NULL: model steps fail with a clear error */
     void *model_ud;                /* passed to model_infer */
     int jpeg_quality;              /* image serialization; 0 = 95 (Roboflow's) */
     struct wf_state *state;        /* NULL: every run starts with fresh state */
+    const struct wf_sinks *sinks;  /* NULL: sink and secrets blocks refused */
 };
 
 /* ---- compile ------------------------------------------------------------- */

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct wf_image_input ii = {wf_image_input_count(wf) ? wf_image_input_name(wf, 0) : "image",
                                     imgs, 1, false, NULL};
         struct wf_run_inputs in = {&ii, 1, NULL};
-        struct wf_env env = {fuzz_infer, NULL, 50, NULL};
+        struct wf_env env = {fuzz_infer, NULL, 50, NULL, NULL};
         json_t *res = NULL;
         if (wf_run(wf, &env, &in, &res, err, sizeof err) == 0) {
             json_t *row = NULL;

@@ -530,7 +530,7 @@ TEST(model_output_shapes_as_roboflow)
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {timed_infer, NULL, 0, NULL};
+    struct wf_env env = {timed_infer, NULL, 0, NULL, NULL};
     json_t *out = NULL;
     char err[512];
     ASSERT_OK(wf_run(wf, &env, &in, &out, err, sizeof err));

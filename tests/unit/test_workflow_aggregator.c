@@ -45,7 +45,7 @@ static json_t *run(const struct wf_workflow *wf, struct wf_state *st, const char
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {cls_infer, NULL, 90, st};
+    struct wf_env env = {cls_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     g_classes = cls, g_ncls = n;
@@ -142,7 +142,7 @@ TEST(data_aggregator_seconds_and_errors)
         const struct vis_image *imgs[1] = {im};
         struct wf_image_input ii = {"image", imgs, 1, false, NULL};
         struct wf_run_inputs in = {&ii, 1, NULL};
-        struct wf_env env = {cls_infer, NULL, 90, NULL};
+        struct wf_env env = {cls_infer, NULL, 90, NULL, NULL};
         json_t *res = NULL;
         char err[512] = "";
         g_classes = f1, g_ncls = 1;

@@ -45,7 +45,7 @@ static json_t *frame(const struct wf_workflow *wf, struct wf_state *st, int no)
                            "comes_from_video_file", 1);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {script_infer, NULL, 90, st};
+    struct wf_env env = {script_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
@@ -202,7 +202,7 @@ TEST(line_counter_v2_anchors_limits_and_errors)
     imgs[0] = im;
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {script_infer, NULL, 90, NULL};
+    struct wf_env env = {script_infer, NULL, 90, NULL, NULL};
     json_t *res = NULL;
     char err[512];
     cur_n = 1;
@@ -254,7 +254,7 @@ TEST(crowded_frames_and_the_bound)
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {script_infer, NULL, 90, st};
+    struct wf_env env = {script_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
@@ -321,7 +321,7 @@ TEST(time_in_zone_counts_seconds_per_track)
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {script_infer, NULL, 90, NULL};
+    struct wf_env env = {script_infer, NULL, 90, NULL, NULL};
     json_t *res = NULL;
     char err[512];
     cur_n = 1;

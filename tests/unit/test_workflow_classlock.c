@@ -60,7 +60,7 @@ static json_t *frame(const struct wf_workflow *wf, struct wf_state *st, int no, 
     json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", "v", "frame_number", no, "fps", 30.0);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {tracked_infer, NULL, 90, st};
+    struct wf_env env = {tracked_infer, NULL, 90, st, NULL};
     json_t *res = NULL, *r = NULL;
     if (wf_run(wf, &env, &in, &res, err, errlen) == 0)
         r = json_incref(json_object_get(json_array_get(res, 0), "o"));
@@ -242,7 +242,7 @@ static json_t *frame_ts(const struct wf_workflow *wf, struct wf_state *st, int n
                            "frame_timestamp", ts, "fps", 30.0);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {tracked_infer, NULL, 90, st};
+    struct wf_env env = {tracked_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)

@@ -30,7 +30,7 @@ static int cap_infer(void *ud, const struct wf_model_request *req,
     return 0;
 }
 
-static const struct wf_env cap_env = {cap_infer, NULL, 95, NULL};
+static const struct wf_env cap_env = {cap_infer, NULL, 95, NULL, NULL};
 
 /* Run "<step> -> capture"; out is the step's image output name. */
 static int run_cv(const char *step, const char *out, const struct vis_image *im, char *err,

@@ -119,7 +119,7 @@ static __attribute__((unused)) int fake_infer(void *ud, const struct wf_model_re
     return 0;
 }
 
-static const struct wf_env fake_env = {fake_infer, NULL, 90, NULL};
+static const struct wf_env fake_env = {fake_infer, NULL, 90, NULL, NULL};
 
 static __attribute__((unused)) json_t *load_json_file(const char *name)
 {

@@ -49,7 +49,7 @@ static int set_infer(void *ud, const struct wf_model_request *req,
     return 0;
 }
 
-static const struct wf_env set_env = {set_infer, NULL, 95, NULL};
+static const struct wf_env set_env = {set_infer, NULL, 95, NULL, NULL};
 
 #define IN_IMAGE "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
 #define OD(name, k)                                                                           \

@@ -85,7 +85,7 @@ static int run_frame(const struct wf_workflow *wf, struct wf_state *st, const ch
                            "comes_from_video_file", 1);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {cap_infer, NULL, 95, st};
+    struct wf_env env = {cap_infer, NULL, 95, st, NULL};
     json_t *out = NULL;
     int rc = wf_run(wf, &env, &in, &out, err, errlen);
     json_decref(vm);

@@ -55,7 +55,7 @@ static int ocr_fake(void *ud, const struct wf_model_request *req, const struct v
     return 0;
 }
 
-static const struct wf_env ocr_env = {ocr_fake, NULL, 90, NULL};
+static const struct wf_env ocr_env = {ocr_fake, NULL, 90, NULL, NULL};
 
 /* Run a workflow of pp_ocr (or ocr_model) + one stitch step over a blank
  * 200x200 image; returns results[0] (new ref). */

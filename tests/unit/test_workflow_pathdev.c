@@ -39,7 +39,7 @@ static json_t *pd_frame(const struct wf_workflow *wf, struct wf_state *st, int n
     json_t *params = json_pack("{s:o}", "ref", json_loads(ref, 0, &je));
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, params};
-    struct wf_env env = {one_box, NULL, 90, st};
+    struct wf_env env = {one_box, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
@@ -149,7 +149,7 @@ TEST(path_deviation_anchor_and_errors)
         json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", "v", "frame_number", 1, "fps", 30.0);
         struct wf_image_input ii = {"image", imgs, 1, false, vm};
         struct wf_run_inputs in = {&ii, 1, params};
-        struct wf_env env = {one_box, NULL, 90, NULL};
+        struct wf_env env = {one_box, NULL, 90, NULL, NULL};
         json_t *res = NULL;
         char err[512] = "";
         g_x = 100;

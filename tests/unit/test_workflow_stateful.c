@@ -50,7 +50,7 @@ static bool frame(const struct wf_workflow *wf, struct wf_state *st, const char 
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     json_t *params = json_pack("{s:O}", "v", v ? v : json_null());
     struct wf_run_inputs in = {&ii, 1, params};
-    struct wf_env env = {no_infer, NULL, 90, st};
+    struct wf_env env = {no_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
@@ -182,7 +182,7 @@ static json_t *run_frame(const struct wf_workflow *wf, struct wf_state *st, json
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     json_t *params = json_pack("{s:o}", "v", v);
     struct wf_run_inputs in = {&ii, 1, params};
-    struct wf_env env = {no_infer, NULL, 90, st};
+    struct wf_env env = {no_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
@@ -256,7 +256,7 @@ TEST(buffer_of_images_and_limits)
         struct wf_image_input ii = {"image", imgs, 1, false, NULL};
         json_t *params = json_pack("{s:i}", "v", 1);
         struct wf_run_inputs in = {&ii, 1, params};
-        struct wf_env env = {no_infer, NULL, 90, NULL};
+        struct wf_env env = {no_infer, NULL, 90, NULL, NULL};
         json_t *res = NULL;
         char err[512] = "";
         ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
@@ -286,7 +286,7 @@ static json_t *run_meta(const struct wf_workflow *wf, struct wf_state *st, const
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     json_t *params = json_pack("{s:o}", "v", v);
     struct wf_run_inputs in = {&ii, 1, params};
-    struct wf_env env = {no_infer, NULL, 90, st};
+    struct wf_env env = {no_infer, NULL, 90, st, NULL};
     json_t *res = NULL, *r = NULL;
     if (wf_run(wf, &env, &in, &res, err, errlen) == 0)
         r = json_incref(json_array_get(res, 0));
@@ -483,7 +483,7 @@ TEST(identify_changes_bad_embeddings)
     for (size_t k = 0; k < 3; k++) {
         json_t *params = json_pack("{s:o}", "v", json_loads(bad[k][0], 0, NULL));
         struct wf_run_inputs in = {&ii, 1, params};
-        struct wf_env env = {no_infer, NULL, 90, st};
+        struct wf_env env = {no_infer, NULL, 90, st, NULL};
         json_t *res = NULL;
         ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
         if (!strstr(err, bad[k][1]))

@@ -59,7 +59,7 @@ static json_t *run_tz(const char *tz, char *err, size_t errlen)
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {NULL, NULL, 90, NULL};
+    struct wf_env env = {NULL, NULL, 90, NULL, NULL};
     json_t *res = NULL, *r = NULL;
     if (wf_run(wf, &env, &in, &res, err, errlen) == 0)
         r = json_incref(json_object_get(json_array_get(res, 0), "o"));

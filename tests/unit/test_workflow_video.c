@@ -92,7 +92,7 @@ static json_t *frame_ex(const struct wf_workflow *wf, struct wf_state *st, int n
                            "frame_timestamp", ts, "fps", 10.0, "measured_fps", 10.0, "comes_from_video_file", 1);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {script_infer, NULL, 90, st};
+    struct wf_env env = {script_infer, NULL, 90, st, NULL};
     json_t *res = NULL, *r = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) == 0) {
@@ -404,7 +404,7 @@ static json_t *emb_run(struct wf_workflow *wf, struct wf_state *st, int k)
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     json_t *params = json_pack("{s:[f,f,f]}", "emb", EMB[k][0], EMB[k][1], EMB[k][2]);
     struct wf_run_inputs in = {&ii, 1, params};
-    struct wf_env env = {script_infer, NULL, 90, st};
+    struct wf_env env = {script_infer, NULL, 90, st, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
@@ -679,7 +679,7 @@ static json_t *two_image_run(struct wf_workflow *wf, struct vis_image *a, struct
     const struct vis_image *ia[1] = {a}, *ib[1] = {b};
     struct wf_image_input ii[2] = {{"image", ia, 1, false, NULL}, {"other", ib, 1, false, NULL}};
     struct wf_run_inputs in = {ii, 2, NULL};
-    struct wf_env env = {script_infer, NULL, 95, NULL};
+    struct wf_env env = {script_infer, NULL, 95, NULL, NULL};
     json_t *res = NULL;
     char err[512];
     if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
@@ -738,7 +738,7 @@ TEST(grid_lays_images_on_a_square)
     const struct vis_image *ia[1] = {a};
     struct wf_image_input ii[2] = {{"image", ia, 1, false, NULL}, {"other", ia, 1, false, NULL}};
     struct wf_run_inputs in = {ii, 2, NULL};
-    struct wf_env env = {script_infer, NULL, 95, NULL};
+    struct wf_env env = {script_infer, NULL, 95, NULL, NULL};
     json_t *res = NULL;
     ASSERT(wf_run(wf, &env, &in, &res, err, sizeof err) < 0);
     ASSERT(strstr(err, "width") != NULL);

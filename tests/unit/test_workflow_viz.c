@@ -45,7 +45,7 @@ static int test_infer(void *ud, const struct wf_model_request *req,
     return 0;
 }
 
-static const struct wf_env test_env = {test_infer, NULL, 95, NULL};
+static const struct wf_env test_env = {test_infer, NULL, 95, NULL, NULL};
 
 /* A prediction in Roboflow's centre/size form from corner coordinates. */
 static json_t *pred(double x1, double y1, double x2, double y2, const char *cls, int cid,

@@ -85,7 +85,7 @@ static int run_zone(const char *extra, json_t **row, char *err, size_t errlen)
     const struct vis_image *imgs[1] = {im};
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
-    struct wf_env env = {seg_infer, NULL, 95, NULL};
+    struct wf_env env = {seg_infer, NULL, 95, NULL, NULL};
     json_t *res = NULL;
     rc = wf_run(wf, &env, &in, &res, err, errlen);
     if (rc == 0)

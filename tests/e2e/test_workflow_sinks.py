@@ -1,0 +1,256 @@
+"""Workflow sinks in batch jobs: webhook_sink through the durable outbox
+(each image's notification delivered once, with its idempotency key and the
+HMAC signature), local_file_sink confined to --sink-folder (an escaping
+target_directory writes nothing), environment_secrets_store limited to
+--secrets-env."""
+import base64
+import json
+import os
+import time
+
+import pytest
+
+from conftest import Server
+from jobs_helpers import (Receiver, bp, download_export, job_body, put_workflow, results_rows, stage_pngs,
+                          verify_signature, wait_job)
+
+
+def hook_wf(url):
+    return {
+        'version': '1.0',
+        'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                   {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+        'steps': [
+            {'type': 'roboflow_core/webhook_sink@v1', 'name': 'hook', 'url': url, 'method': 'POST',
+             'json_payload': {'tag': '$inputs.tag', 'what': 'row'}, 'cooldown_seconds': 0},
+        ],
+        'outputs': [{'type': 'JsonField', 'name': 'hook', 'selector': '$steps.hook.*'}],
+    }
+
+
+def file_wf(target):
+    return {
+        'version': '1.0',
+        'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                   {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+        'steps': [
+            {'type': 'roboflow_core/local_file_sink@v1', 'name': 'file', 'content': '$inputs.tag',
+             'output_mode': 'separate_files', 'file_type': 'txt', 'target_directory': target,
+             'file_name_prefix': 'row'},
+        ],
+        'outputs': [{'type': 'JsonField', 'name': 'file', 'selector': '$steps.file.*'}],
+    }
+
+
+SECRETS_WF = {
+    'version': '1.0',
+    'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
+    'steps': [{'type': 'roboflow_core/environment_secrets_store@v1', 'name': 'sec',
+               'variables_storing_secrets': ['VB_E2E_TOKEN']}],
+    'outputs': [{'type': 'JsonField', 'name': 'token', 'selector': '$steps.sec.vb_e2e_token'}],
+}
+
+
+@pytest.fixture(scope='module')
+def srv(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp('sinks'))
+    sink = os.path.join(d, 'sink')
+    os.makedirs(sink)
+    s = Server(d, args=['--allow-private-urls', '--sink-folder', sink, '--secrets-env', 'VB_E2E_TOKEN'],
+               env={'VB_E2E_TOKEN': 'tok-123', 'VB_E2E_OTHER': 'nope'}).start()
+    s.sink = sink
+    stage_pngs(s, 'pics', 12)
+    yield s
+    rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+def test_webhook_sink_delivers_each_row_once(srv):
+    rec = Receiver()
+    try:
+        put_workflow(srv, 'hook', hook_wf(rec.url))
+        r = bp(srv, 'POST', '/sink-hook', job_body('pics', 'hook', spec={'workflowParameters': {'tag': 'T1'}}))
+        assert r.status == 200, r
+        job = wait_job(srv, 'sink-hook')
+        assert job['error'] is False
+        rows = results_rows(download_export(srv, 'sink-hook'))
+        assert len(rows) == 12
+        for row in rows:
+            assert row['hook'] == {'error_status': False, 'throttling_status': False,
+                                   'message': 'Notification sent in the background task'}
+        calls = rec.wait(12)
+        time.sleep(1.0)  # no late duplicates
+        assert len(rec.calls) == 12
+        keys = []
+        for headers, body in rec.calls:
+            assert verify_signature(srv.data, headers, body)
+            p = json.loads(body)
+            assert p['tag'] == 'T1' and p['what'] == 'row' and p['delivery_attempt'] == 1
+            keys.append(p['idempotency_key'])
+        assert len(set(keys)) == 12
+        assert all(k.startswith('sink-hook/') and k.endswith('/0/hook') for k in keys)
+        assert calls is rec.calls
+    finally:
+        rec.close()
+
+
+def test_local_file_sink_confined_to_its_folder(srv):
+    put_workflow(srv, 'file-ok', file_wf('out/a'))
+    r = bp(srv, 'POST', '/sink-file', job_body('pics', 'file-ok', spec={'workflowParameters': {'tag': 'hello'}}))
+    assert r.status == 200, r
+    assert wait_job(srv, 'sink-file')['error'] is False
+    rows = results_rows(download_export(srv, 'sink-file'))
+    assert all(row['file'] == {'error_status': False, 'message': 'Data saved successfully'} for row in rows)
+    files = os.listdir(os.path.join(srv.sink, 'out', 'a'))
+    assert len(files) == 12
+    for f in files:
+        assert f.startswith('row_') and f.endswith('.txt')
+        with open(os.path.join(srv.sink, 'out', 'a', f)) as fh:
+            assert fh.read() == 'hello\n'
+    # escapes: '..', an absolute name, a symbolic link out of the folder
+    outside = os.path.join(srv.data, 'outside')
+    os.makedirs(outside)
+    os.symlink(outside, os.path.join(srv.sink, 'link'))
+    for n, target in enumerate(['../escape', '/tmp/abs-escape', 'link', 'out/../../escape2']):
+        put_workflow(srv, f'file-bad{n}', file_wf(target))
+        job_id = f'sink-bad{n}'
+        r = bp(srv, 'POST', f'/{job_id}', job_body('pics', f'file-bad{n}'))
+        assert r.status == 200, r
+        wait_job(srv, job_id)
+        rows = results_rows(download_export(srv, job_id))
+        assert len(rows) == 12
+        assert all(row['file']['error_status'] is True for row in rows), rows[0]
+    assert os.listdir(outside) == []
+    assert not os.path.exists(os.path.join(srv.data, 'escape'))
+    assert not os.path.exists(os.path.join(srv.data, 'escape2'))
+    assert not os.path.exists('/tmp/abs-escape')
+
+
+def test_environment_secrets_only_allow_listed(srv):
+    put_workflow(srv, 'sec', SECRETS_WF)
+    r = bp(srv, 'POST', '/sink-sec', job_body('pics', 'sec'))
+    assert r.status == 200, r
+    assert wait_job(srv, 'sink-sec')['error'] is False
+    rows = results_rows(download_export(srv, 'sink-sec'))
+    assert len(rows) == 12 and all(row['token'] == 'tok-123' for row in rows)
+    other = json.loads(json.dumps(SECRETS_WF))
+    other['steps'][0]['variables_storing_secrets'] = ['VB_E2E_OTHER']
+    other['outputs'][0]['selector'] = '$steps.sec.vb_e2e_other'
+    put_workflow(srv, 'sec-other', other)
+    r = bp(srv, 'POST', '/sink-sec-other', job_body('pics', 'sec-other'))
+    assert r.status == 200, r
+    job = wait_job(srv, 'sink-sec-other')
+    assert job['error'] is True
+    logs = bp(srv, 'GET', '/sink-sec-other/logs', query={'severity': 'error', 'pageSize': 1000}).json()['logs']
+    failed = [e for e in logs if e['logType'] == 'image-processing-failed']
+    assert failed  # (the job log keeps the first few per task)
+    assert all("cannot read 'VB_E2E_OTHER'" in e['payload']['cause'] for e in failed), failed[0]
+    assert 'nope' not in json.dumps(logs)
+
+
+class SmtpReceiver:
+    """A minimal SMTP server on 127.0.0.1 (EHLO, AUTH PLAIN, MAIL, RCPT,
+    DATA, QUIT): records each message with its envelope and login."""
+
+    def __init__(self):
+        import socketserver
+        import threading
+        self.mails = []
+        rec = self
+
+        class H(socketserver.StreamRequestHandler):
+            def handle(self):
+                w = self.wfile.write
+                w(b'220 test ESMTP\r\n')
+                env = {'rcpt': [], 'auth': None}
+                while True:
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    cmd = line.decode().rstrip('\r\n')
+                    up = cmd.upper()
+                    if up.startswith('EHLO') or up.startswith('HELO'):
+                        w(b'250-test\r\n250 AUTH PLAIN\r\n')
+                    elif up.startswith('AUTH PLAIN'):
+                        arg = cmd[10:].strip()
+                        if not arg:
+                            w(b'334 \r\n')
+                            arg = self.rfile.readline().decode().strip()
+                        env['auth'] = base64.b64decode(arg)
+                        w(b'235 ok\r\n')
+                    elif up.startswith('MAIL FROM:'):
+                        env['from'] = cmd[10:].strip()
+                        w(b'250 ok\r\n')
+                    elif up.startswith('RCPT TO:'):
+                        env['rcpt'].append(cmd[8:].strip())
+                        w(b'250 ok\r\n')
+                    elif up == 'DATA':
+                        w(b'354 go\r\n')
+                        data = b''
+                        while not data.endswith(b'\r\n.\r\n'):
+                            chunk = self.rfile.readline()
+                            if not chunk:
+                                return
+                            data += chunk
+                        env['data'] = data[:-5].decode()
+                        rec.mails.append(dict(env))
+                        env = {'rcpt': [], 'auth': env['auth']}
+                        w(b'250 queued\r\n')
+                    elif up == 'QUIT':
+                        w(b'221 bye\r\n')
+                        return
+                    else:
+                        w(b'250 ok\r\n')
+
+        self.srv = socketserver.ThreadingTCPServer(('127.0.0.1', 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_email_notification_over_smtp(srv):
+    rec = SmtpReceiver()
+    try:
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                       {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+            'steps': [
+                {'type': 'roboflow_core/environment_secrets_store@v1', 'name': 'sec',
+                 'variables_storing_secrets': ['VB_E2E_TOKEN']},
+                {'type': 'roboflow_core/email_notification@v1', 'name': 'mail', 'subject': 'Job alert',
+                 'sender_email': 'cam@example.org', 'receiver_email': ['ops@example.org'],
+                 'bcc_receiver_email': 'audit@example.org',
+                 'message': 'Tag {{ $parameters.tag }} seen', 'message_parameters': {'tag': '$inputs.tag'},
+                 'smtp_server': '127.0.0.1', 'smtp_port': rec.port,
+                 'sender_email_password': '$steps.sec.vb_e2e_token', 'cooldown_seconds': 0},
+            ],
+            'outputs': [{'type': 'JsonField', 'name': 'mail', 'selector': '$steps.mail.*'}],
+        }
+        put_workflow(srv, 'mail', wf)
+        r = bp(srv, 'POST', '/sink-mail', job_body('pics', 'mail', spec={'workflowParameters': {'tag': 'T9'}}))
+        assert r.status == 200, r
+        assert wait_job(srv, 'sink-mail')['error'] is False
+        rows = results_rows(download_export(srv, 'sink-mail'))
+        assert len(rows) == 12
+        assert all(row['mail'] == {'error_status': False, 'throttling_status': False,
+                                   'message': 'Notification sent in the background task'} for row in rows), rows[0]
+        assert len(rec.mails) == 12
+        ids = set()
+        for m in rec.mails:
+            assert m['from'] == '<cam@example.org>'
+            assert m['rcpt'] == ['<ops@example.org>', '<audit@example.org>']
+            assert m['auth'] == b'\0cam@example.org\0tok-123'
+            head, body = m['data'].split('\r\n\r\n', 1)
+            hdrs = dict(h.split(': ', 1) for h in head.split('\r\n'))
+            assert hdrs['Subject'] == 'Job alert' and hdrs['To'] == 'ops@example.org'
+            assert 'Bcc' not in hdrs
+            assert body == 'Tag T9 seen'  # (the CRLF before '.' ends DATA)
+            ids.add(hdrs['Message-ID'])
+        assert len(ids) == 12
+    finally:
+        rec.close()

@@ -1,0 +1,483 @@
+/*
+ * test_workflow_sinks.c — webhook_sink, local_file_sink and
+ * environment_secrets_store (blocks/sinks.c).  Expected values follow
+ * Roboflow's blocks (roboflow/inference core_steps/sinks/..., secrets_providers):
+ * messages, the CSV header kept only in a new append-log file, JSON lines
+ * as json.dumps() writes them, outputs named by the lowercased variables;
+ * and vbatch's confinement: nothing outside the operator's folder is
+ * written, only allow-listed variables are read.
+ */
+#include "t.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "workflow/wf_int.h"
+
+/* Run def once over a 4x4 image; returns the "o" output (new ref) or NULL
+ * with err. */
+static json_t *run_def(const char *def, const struct wf_sinks *sinks, struct wf_state *state, const json_t *params,
+                       char *err, size_t errlen)
+{
+    struct wf_workflow *wf = NULL;
+    if (wf_compile_text(def, strlen(def), &wf, err, errlen) < 0)
+        return NULL;
+    struct vis_image *im = vis_image_new(4, 4, VIS_BGR);
+    memset(im->px, 0, (size_t)im->stride * 4);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, (json_t *)params};
+    struct wf_env env = {NULL, NULL, 90, state, sinks};
+    json_t *res = NULL, *r = NULL;
+    if (wf_run(wf, &env, &in, &res, err, errlen) == 0)
+        r = json_incref(json_object_get(json_array_get(res, 0), "o"));
+    json_decref(res);
+    wf_free(wf);
+    vis_image_free(im);
+    return r;
+}
+
+#define HEAD                                                                                                   \
+    "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"                      \
+    "{\"type\":\"WorkflowParameter\",\"name\":\"p\"}],\"steps\":["
+#define TAIL "],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.s.*\"}]}"
+
+/* ---- environment_secrets_store ---------------------------------------------------------------- */
+TEST(secrets_only_allow_listed_lowercased)
+{
+    static const char *const allow[] = {"VB_TEST_SECRET_A", "VB_TEST_UNSET", NULL};
+    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL};
+    char err[512] = "";
+    setenv("VB_TEST_SECRET_A", "s3cr3t", 1);
+    setenv("VB_TEST_SECRET_B", "other", 1);
+    unsetenv("VB_TEST_UNSET");
+    const char *def = HEAD "{\"type\":\"roboflow_core/environment_secrets_store@v1\",\"name\":\"s\","
+                           "\"variables_storing_secrets\":[\"VB_TEST_SECRET_A\",\"VB_TEST_UNSET\"]}" TAIL;
+    json_t *o = run_def(def, &sk, NULL, NULL, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    /* outputs are the names lowercased (Roboflow's get_actual_outputs);
+     * an unset variable is None (os.getenv) */
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "vb_test_secret_a")), "s3cr3t");
+    ASSERT(json_is_null(json_object_get(o, "vb_test_unset")));
+    ASSERT(!json_object_get(o, "VB_TEST_SECRET_A"));
+    json_decref(o);
+    /* a variable the operator did not allow-list: a step error */
+    const char *bad = HEAD "{\"type\":\"roboflow_core/environment_secrets_store@v1\",\"name\":\"s\","
+                           "\"variables_storing_secrets\":[\"VB_TEST_SECRET_B\"]}" TAIL;
+    ASSERT(run_def(bad, &sk, NULL, NULL, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "cannot read 'VB_TEST_SECRET_B'"));
+    ASSERT(strstr(err, "allow-lists"));
+    /* no sinks settings at all: refused */
+    ASSERT(run_def(def, NULL, NULL, NULL, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "forbidden"));
+    /* min_items=1 */
+    const char *empty = HEAD "{\"type\":\"roboflow_core/environment_secrets_store@v1\",\"name\":\"s\","
+                             "\"variables_storing_secrets\":[]}" TAIL;
+    ASSERT(run_def(empty, &sk, NULL, NULL, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "at least one"));
+}
+
+/* ---- local_file_sink ------------------------------------------------------------------------- */
+static char *mkroot(void)
+{
+    char tmpl[] = "/tmp/vb_sink_XXXXXX";
+    ASSERT(mkdtemp(tmpl) != NULL);
+    return xstrdup(tmpl);
+}
+
+/* names of the regular files in dir, sorted, joined by '\n'; count in *n */
+static int list_files(const char *dir, char names[][256], int max)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max)
+        if (e->d_name[0] != '.')
+            snprintf(names[n++], 256, "%s", e->d_name);
+    closedir(d);
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            if (strcmp(names[a], names[b]) > 0) {
+                char t[256];
+                memcpy(t, names[a], 256);
+                memcpy(names[a], names[b], 256);
+                memcpy(names[b], t, 256);
+            }
+    return n;
+}
+
+static char *slurp(const char *path)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (file_read_all(path, 1 << 20, &data, &len) < 0)
+        return NULL;
+    return data;
+}
+
+static char *file_def(const char *mode, const char *type, const char *target, const char *prefix, int max)
+{
+    return xasprintf(HEAD "{\"type\":\"roboflow_core/local_file_sink@v1\",\"name\":\"s\",\"content\":\"$inputs.p\","
+                          "\"output_mode\":\"%s\",\"file_type\":\"%s\",\"target_directory\":\"%s\","
+                          "\"file_name_prefix\":\"%s\",\"max_entries_per_file\":%d}" TAIL,
+                     mode, type, target, prefix, max);
+}
+
+static json_t *file_run(const char *def, const char *root, struct wf_state *st, const char *content, char *err,
+                        size_t errlen)
+{
+    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL};
+    json_t *p = json_pack("{s:s}", "p", content);
+    json_t *o = run_def(def, &sk, st, p, err, errlen);
+    json_decref(p);
+    return o;
+}
+
+TEST(file_sink_separate_files)
+{
+    char *root = mkroot(), err[512] = "", names[8][256];
+    char *def = file_def("separate_files", "txt", "out/day1", "rep", 1024);
+    json_t *o = file_run(def, root, NULL, "hello", err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Data saved successfully");
+    json_decref(o);
+    char *dir = xasprintf("%s/out/day1", root);
+    ASSERT_EQ(list_files(dir, names, 8), 1);
+    /* <prefix>_YYYY_MM_DD_HH_MM_SS_ffffff.txt, content + "\n" */
+    ASSERT(!strncmp(names[0], "rep_", 4) && str_has_suffix(names[0], ".txt"));
+    ASSERT_EQ(strlen(names[0]), strlen("rep_2026_01_01_00_00_00_000000.txt"));
+    char *path = xasprintf("%s/%s", dir, names[0]);
+    char *data = slurp(path);
+    ASSERT_STR_EQ(data, "hello\n");
+    free(data);
+    free(path);
+    /* a second run: a second file */
+    o = file_run(def, root, NULL, "again\n", err, sizeof err);
+    ASSERT(o && json_is_false(json_object_get(o, "error_status")));
+    json_decref(o);
+    ASSERT_EQ(list_files(dir, names, 8), 2);
+    free(dir);
+    free(def);
+    /* no folder configured: refused as Roboflow refuses without file system access */
+    def = file_def("separate_files", "txt", "x", "rep", 1024);
+    json_t *p = json_pack("{s:s}", "p", "x");
+    ASSERT(run_def(def, NULL, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "local file system usage is forbidden"));
+    json_decref(p);
+    free(def);
+    free(root);
+}
+
+TEST(file_sink_refuses_escapes)
+{
+    char *root = mkroot(), *outside = mkroot(), err[512] = "", names[8][256];
+    /* a symbolic link inside the folder that points outside it */
+    char *link = xasprintf("%s/link", root);
+    ASSERT_EQ(symlink(outside, link), 0);
+    static const char *const bad[] = {"../escape", "a/../../escape", "/tmp/abs", "link", "link/sub"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char *def = file_def("separate_files", "txt", bad[k], "rep", 1024);
+        json_t *o = file_run(def, root, NULL, "x", err, sizeof err);
+        if (!o)
+            T_FAIL("%s: %s", bad[k], err);
+        if (!json_is_true(json_object_get(o, "error_status")))
+            T_FAIL("%s: written", bad[k]);
+        json_decref(o);
+        free(def);
+    }
+    ASSERT_EQ(list_files(outside, names, 8), 0);
+    char *parent = xasprintf("%s/../escape", root);
+    struct stat sb;
+    ASSERT(stat(parent, &sb) < 0);
+    free(parent);
+    /* a prefix with a '/' */
+    char *def = file_def("separate_files", "txt", "ok", "../../x", 1024);
+    json_t *o = file_run(def, root, NULL, "x", err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    json_decref(o);
+    free(def);
+    /* a file name that is a symbolic link is not followed (O_NOFOLLOW|O_EXCL):
+     * the only way in is the directory walk, checked above */
+    unlink(link);
+    free(link);
+    rmdir(outside);
+    free(outside);
+    free(root);
+}
+
+TEST(file_sink_append_log_csv_and_rotation)
+{
+    char *root = mkroot(), err[512] = "", names[8][256];
+    struct wf_state *st = wf_state_new();
+    char *def = file_def("append_log", "csv", "log", "rows", 2);
+    static const char *const rows[] = {"a,b\n1,2\n", "a,b\n3,4\n", "a,b\n5,6"};
+    for (int k = 0; k < 3; k++) {
+        json_t *o = file_run(def, root, st, rows[k], err, sizeof err);
+        if (!o)
+            T_FAIL("run %d: %s", k, err);
+        ASSERT(json_is_false(json_object_get(o, "error_status")));
+        json_decref(o);
+    }
+    char *dir = xasprintf("%s/log", root);
+    /* 2 entries per file: the third opened a new file, with its header */
+    ASSERT_EQ(list_files(dir, names, 8), 2);
+    char *p0 = xasprintf("%s/%s", dir, names[0]), *p1 = xasprintf("%s/%s", dir, names[1]);
+    char *d0 = slurp(p0), *d1 = slurp(p1);
+    ASSERT_STR_EQ(d0, "a,b\n1,2\n3,4\n");
+    ASSERT_STR_EQ(d1, "a,b\n5,6\n");
+    free(d0);
+    free(d1);
+    free(p0);
+    free(p1);
+    free(dir);
+    free(def);
+    wf_state_free(st);
+    /* JSON lines: json.dumps of the parsed content, one per line, .jsonl */
+    st = wf_state_new();
+    def = file_def("append_log", "json", "j", "rows", 1024);
+    json_t *o = file_run(def, root, st, "{\"a\":1,\"b\":[1,2],\"c\":\"\xc3\xa9\"}", err, sizeof err);
+    ASSERT(o && json_is_false(json_object_get(o, "error_status")));
+    json_decref(o);
+    o = file_run(def, root, st, "not json", err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Invalid JSON content");
+    json_decref(o);
+    dir = xasprintf("%s/j", root);
+    ASSERT_EQ(list_files(dir, names, 8), 1);
+    ASSERT(str_has_suffix(names[0], ".jsonl"));
+    p0 = xasprintf("%s/%s", dir, names[0]);
+    d0 = slurp(p0);
+    ASSERT_STR_EQ(d0, "{\"a\": 1, \"b\": [1, 2], \"c\": \"\\u00e9\"}\n");
+    free(d0);
+    free(p0);
+    free(dir);
+    free(def);
+    wf_state_free(st);
+    free(root);
+}
+
+/* ---- webhook_sink ------------------------------------------------------------------------------ */
+struct hook_log {
+    int n;
+    char url[8][512];
+    char payload[8][1024];
+    int fail;
+};
+
+static int fake_hook(void *ud, const char *step, const char *url, const char *payload, char *err, size_t errlen)
+{
+    struct hook_log *h = ud;
+    ASSERT_STR_EQ(step, "s");
+    if (h->fail) {
+        snprintf(err, errlen, "url refused: private address");
+        return ERR_INVALID;
+    }
+    if (h->n < 8) {
+        snprintf(h->url[h->n], 512, "%s", url);
+        snprintf(h->payload[h->n], 1024, "%s", payload);
+    }
+    h->n++;
+    return 0;
+}
+
+static char *hook_def(const char *extra)
+{
+    return xasprintf(HEAD "{\"type\":\"roboflow_core/property_definition@v1\",\"name\":\"n\",\"data\":\"$inputs.p\","
+                          "\"operations\":[{\"type\":\"SequenceLength\"}]},"
+                          "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h.example/x\","
+                          "\"method\":\"POST\",\"json_payload\":{\"count\":\"$steps.n.output\",\"tag\":\"t\","
+                          "\"p\":\"$inputs.p\"},\"json_payload_operations\":{\"p\":[{\"type\":"
+                          "\"StringToUpperCase\"}]}%s}" TAIL,
+                     extra);
+}
+
+TEST(webhook_sink_payload_query_and_messages)
+{
+    struct hook_log h = {0};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL};
+    char err[512] = "";
+    char *def = hook_def(",\"query_parameters\":{\"a b\":\"c&d\",\"n\":[1,2]},\"cooldown_seconds\":0");
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    json_t *o = run_def(def, &sk, NULL, p, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT(json_is_false(json_object_get(o, "throttling_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Notification sent in the background task");
+    json_decref(o);
+    ASSERT_EQ(h.n, 1);
+    /* requests' encoding of params: quote_plus would give "a+b"; we send %20 */
+    ASSERT_STR_EQ(h.url[0], "http://h.example/x?a%20b=c%26d&n=1&n=2");
+    json_t *pl = json_loads(h.payload[0], 0, NULL);
+    ASSERT(pl);
+    ASSERT_EQ(json_integer_value(json_object_get(pl, "count")), 3);
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "tag")), "t");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "p")), "ABC");
+    json_decref(pl);
+    free(def);
+
+    /* disable_sink */
+    def = hook_def(",\"disable_sink\":true");
+    o = run_def(def, &sk, NULL, p, err, sizeof err);
+    ASSERT(o);
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Sink was disabled by parameter `disable_sink`");
+    ASSERT_EQ(h.n, 1);
+    json_decref(o);
+    free(def);
+
+    /* cooldown: frames of one video share the step's state */
+    struct wf_state *st = wf_state_new();
+    def = hook_def(",\"cooldown_seconds\":60,\"fire_and_forget\":false");
+    o = run_def(def, &sk, st, p, err, sizeof err);
+    ASSERT(o && json_is_false(json_object_get(o, "throttling_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Notification queued in the durable outbox");
+    json_decref(o);
+    o = run_def(def, &sk, st, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "throttling_status")));
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Sink cooldown applies");
+    json_decref(o);
+    ASSERT_EQ(h.n, 2);
+    wf_state_free(st);
+    free(def);
+
+    /* the outbox refuses the URL: error_status, not a step error */
+    h.fail = 1;
+    def = hook_def(",\"cooldown_seconds\":0");
+    o = run_def(def, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "private address"));
+    json_decref(o);
+    h.fail = 0;
+    free(def);
+
+    /* GET and headers cannot go through the outbox */
+    def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
+                         "\"method\":\"GET\"}" TAIL);
+    o = run_def(def, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "only method POST"));
+    json_decref(o);
+    free(def);
+    def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
+                         "\"method\":\"POST\",\"headers\":{\"X-A\":\"1\"}}" TAIL);
+    o = run_def(def, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    json_decref(o);
+    ASSERT_EQ(h.n, 2);
+    free(def);
+    def = hook_def("");
+    ASSERT(run_def(def, NULL, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "no webhook outbox"));
+    free(def);
+    /* malformed operations: compile error */
+    def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
+                         "\"method\":\"POST\",\"json_payload_operations\":{\"a\":[{\"type\":\"Nope\"}]}}" TAIL);
+    ASSERT(run_def(def, &sk, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "json_payload_operations"));
+    free(def);
+    json_decref(p);
+}
+
+/* ---- email_notification ----------------------------------------------------------------------- */
+struct mail_log {
+    int n;
+    char server[128], user[128], pass[128], from[128], msg[4096], rcpt[512];
+    int port;
+};
+
+static int fake_mail(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen)
+{
+    struct mail_log *l = ud;
+    (void)err;
+    (void)errlen;
+    ASSERT_STR_EQ(step, "s");
+    l->n++;
+    snprintf(l->server, sizeof l->server, "%s", m->server);
+    snprintf(l->user, sizeof l->user, "%s", m->user);
+    snprintf(l->pass, sizeof l->pass, "%s", m->password ? m->password : "(none)");
+    snprintf(l->from, sizeof l->from, "%s", m->from);
+    snprintf(l->msg, sizeof l->msg, "%s", m->message);
+    l->rcpt[0] = 0;
+    for (size_t k = 0; k < m->nrcpt; k++) {
+        strcat(l->rcpt, m->rcpt[k]);
+        strcat(l->rcpt, ";");
+    }
+    l->port = m->port;
+    return 0;
+}
+
+TEST(email_notification_message_and_recipients)
+{
+    struct mail_log l = {0};
+    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail};
+    char err[512] = "";
+    /* Roboflow's format_email_message: {{ $parameters.x }} with the value
+     * after its operations, str() of non-strings; unknown placeholders kept */
+    const char *def = HEAD
+        "{\"type\":\"roboflow_core/property_definition@v1\",\"name\":\"n\",\"data\":\"$inputs.p\","
+        "\"operations\":[{\"type\":\"SequenceLength\"}]},"
+        "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"Alert \xc3\xa9\","
+        "\"sender_email\":\"cam@example.org\",\"receiver_email\":[\"a@example.org\",\"b@example.org\"],"
+        "\"cc_receiver_email\":\"c@example.org\",\"bcc_receiver_email\":[\"d@example.org\"],"
+        "\"message\":\"Seen {{ $parameters.count }} / {{$parameters.name}} {{ $parameters.other }}\\nbye\","
+        "\"message_parameters\":{\"count\":\"$steps.n.output\",\"name\":\"$inputs.p\",\"f\":1.5},"
+        "\"message_parameters_operations\":{\"name\":[{\"type\":\"StringToUpperCase\"}]},"
+        "\"smtp_server\":\"smtp.example.org\",\"sender_email_password\":\"pw\",\"smtp_port\":2525}" TAIL;
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    json_t *o = run_def(def, &sk, NULL, p, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Notification sent in the background task");
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    ASSERT_STR_EQ(l.server, "smtp.example.org");
+    ASSERT_EQ(l.port, 2525);
+    ASSERT_STR_EQ(l.user, "cam@example.org");
+    ASSERT_STR_EQ(l.pass, "pw");
+    ASSERT_STR_EQ(l.rcpt, "a@example.org;b@example.org;c@example.org;d@example.org;");
+    ASSERT_STR_EQ(l.msg, "From: cam@example.org\r\nTo: a@example.org, b@example.org\r\nCc: c@example.org\r\n"
+                         "Subject: =?utf-8?b?QWxlcnQgw6k=?=\r\nMIME-Version: 1.0\r\n"
+                         "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                         "Seen 3 / ABC {{ $parameters.other }}\r\nbye\r\n");
+    /* header injection through an address */
+    json_t *p2 = json_pack("{s:s}", "p", "x@example.org\r\nBcc: evil@example.org");
+    const char *def2 = HEAD "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"s\","
+                            "\"sender_email\":\"cam@example.org\",\"receiver_email\":\"$inputs.p\",\"message\":\"m\","
+                            "\"smtp_server\":\"h\",\"sender_email_password\":\"pw\"}" TAIL;
+    o = run_def(def2, &sk, NULL, p2, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    json_decref(o);
+    json_decref(p2);
+    ASSERT_EQ(l.n, 1);
+    /* v2 with Roboflow's managed sender: a cloud service, refused at compile time */
+    const char *def3 = HEAD "{\"type\":\"roboflow_core/email_notification@v2\",\"name\":\"s\",\"subject\":\"s\","
+                            "\"receiver_email\":\"a@example.org\",\"message\":\"m\"}" TAIL;
+    ASSERT(run_def(def3, &sk, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "needs a cloud service"));
+    /* v2 Custom SMTP, disabled */
+    const char *def4 = HEAD "{\"type\":\"roboflow_core/email_notification@v2\",\"name\":\"s\",\"subject\":\"s\","
+                            "\"email_provider\":\"Custom SMTP\",\"sender_email\":\"cam@example.org\","
+                            "\"smtp_server\":\"h\",\"receiver_email\":\"a@example.org\",\"message\":\"m\","
+                            "\"disable_sink\":true}" TAIL;
+    o = run_def(def4, &sk, NULL, p, err, sizeof err);
+    ASSERT(o);
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Sink was disabled by parameter `disable_sink`");
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    /* no SMTP sender (not a job): step error */
+    ASSERT(run_def(def, NULL, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "no SMTP sender"));
+    json_decref(p);
+}
+
+TEST_MAIN()

@@ -77,7 +77,7 @@ pids="$pids $!"
 wait_port "$VPORT"
 wait_port "$HPORT"
 
-echo "# bin=$BIN threads=$THREADS rounds=$ROUNDS db=${PG:-sqlite} nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# bin=$BIN threads=$THREADS rounds=$ROUNDS db=$([ -n "$PG" ] && echo postgres || echo sqlite) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 for what in healthz auth batches; do
     case $what in
     healthz) path=/healthz ;;

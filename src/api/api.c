@@ -145,7 +145,7 @@ int api_reply_err(struct http_req *req, int rc, const struct err *e)
     if (st < 400)
         st = 500; /* a bug below: a failure without a failure code */
     if (st == 503 && rc == ERR_UNAVAILABLE)
-        return http_reply_error(req, st, "the database cannot be reached, retry the request");
+        return http_reply_error(req, st, "the database or the blob store cannot be reached, retry the request");
     if (st == 503)
         return http_reply_error(req, st, "server busy, retry the request");
     if (st == 507 && !str_has_prefix(msg, "storage full")) {

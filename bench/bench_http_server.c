@@ -11,6 +11,11 @@
  *      keep-alive GET req/s of PATH on a running server (vbatch serve
  *      --quiet: authentication, routing, metrics, the JSON answer) vs the
  *      bare daemon, alternating rounds, same clients; only this figure.
+ *   4. with arguments PORT PATH BARE_PORT: the same against a bare daemon
+ *      running in its own process (bench_http_hello, bench/auth_bench.sh),
+ *      so that both servers are separate processes and the clients are
+ *      the same; BENCH_ROUNDS rounds (default 4).  Prints the best of
+ *      each side and the median of the rounds' ratios.
  *
  * One line per figure: "bench http <name> key=value ...".
  */
@@ -154,6 +159,32 @@ int main(int argc, char **argv)
         return 1;
     unsigned bport = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
 
+    if (argc == 4) {
+        /* a running server's GET vs a bare daemon in another process */
+        char *ext = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", argv[2]);
+        const char *hello = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        unsigned eport = (unsigned)atoi(argv[1]), hport = (unsigned)atoi(argv[3]);
+        const char *rs = getenv("BENCH_ROUNDS");
+        int rounds = rs && atoi(rs) > 0 ? MIN(atoi(rs), 64) : ROUNDS;
+        double bare = 0, ours = 0, ratios[64];
+        MHD_stop_daemon(d);
+        for (int k = 0; k < rounds; k++) {
+            double b = run_clients(hport, hello), o = run_clients(eport, ext);
+            bare = MAX(bare, b);
+            ours = MAX(ours, o);
+            ratios[k] = b > 0 ? o / b : 0;
+            for (int j = k; j > 0 && ratios[j] < ratios[j - 1]; j--) {
+                double t = ratios[j];
+                ratios[j] = ratios[j - 1];
+                ratios[j - 1] = t;
+            }
+        }
+        printf("bench http server_vs_hello clients=%d rounds=%d hello_req_s=%.0f server_req_s=%.0f ratio_best=%.3f"
+               " ratio_median=%.3f ratio_min=%.3f ratio_max=%.3f\n",
+               CLIENTS, rounds, bare, ours, ours / bare, ratios[rounds / 2], ratios[0], ratios[rounds - 1]);
+        free(ext);
+        return 0;
+    }
     if (argc == 3) {
         /* a running server's GET vs the bare daemon */
         char *ext = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", argv[2]);

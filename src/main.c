@@ -5,6 +5,7 @@
  *
  *   vbatch serve [options]              HTTP API + background ingest
  *   vbatch workspace create NAME        new workspace, prints its API key
+ *   vbatch workspace keys list|add|revoke WS …   a workspace's API keys
  *   vbatch model register ID DIR        model into the blob store + models table
  *   vbatch model list                   stored models and those of DATA/models
  *   vbatch model delete ID              stored model out of the table and blob store
@@ -482,22 +483,102 @@ out:
     return ret;
 }
 
+#define WORKSPACE_USAGE                                                                                     \
+    "usage: vbatch workspace create NAME [--data DIR] [--db URL]\n"                                            \
+    "       vbatch workspace keys list WS [--json] [--data DIR] [--db URL]\n"                                  \
+    "       vbatch workspace keys add WS [--name NAME] [--data DIR] [--db URL]\n"                              \
+    "       vbatch workspace keys revoke WS KEY_ID [--data DIR] [--db URL]\n"
+
+/* vbatch workspace keys list|add|revoke: the operator's key management,
+ * straight on the database (every serve process refuses a revoked key
+ * within a second: store_key_verify). */
+static int workspace_keys(struct store *st, const char *op, const char *ws, const char *arg, const char *name,
+                          bool as_json)
+{
+    int rc = store_workspace_exists(st, ws);
+    if (rc == ERR_NOTFOUND) {
+        fprintf(stderr, "vbatch: no workspace '%s'\n", ws);
+        return 1;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot read workspace '%s': %s\n", ws, err_str(rc));
+        return 1;
+    }
+    if (!strcmp(op, "list")) {
+        json_t *arr = NULL;
+        if ((rc = store_key_list(st, ws, &arr)) < 0) {
+            fprintf(stderr, "vbatch: cannot list the keys of '%s': %s\n", ws, err_str(rc));
+            return 1;
+        }
+        if (as_json) {
+            char *txt = json_dumps(arr, JSON_INDENT(2));
+            printf("%s\n", txt ? txt : "[]");
+            free(txt);
+        } else {
+            size_t i;
+            json_t *k;
+            printf("%-8s  %-7s  %-24s  %-24s  %-24s  %s\n", "KEY_ID", "STATUS", "CREATED", "LAST_USED", "REVOKED",
+                   "NAME");
+            json_array_foreach(arr, i, k)
+            {
+                const char *lu = json_string_value(json_object_get(k, "lastUsedAt"));
+                const char *rv = json_string_value(json_object_get(k, "revokedAt"));
+                printf("%-8s  %-7s  %-24s  %-24s  %-24s  %s\n", json_string_value(json_object_get(k, "keyId")),
+                       rv ? "revoked" : "active", json_string_value(json_object_get(k, "createdAt")),
+                       lu ? lu : "never", rv ? rv : "-", json_string_value(json_object_get(k, "name")));
+            }
+        }
+        json_decref(arr);
+        return 0;
+    }
+    if (!strcmp(op, "add")) {
+        char key[STORE_KEY_LEN + 1];
+        rc = store_key_add(st, ws, name, key);
+        if (rc < 0) {
+            fprintf(stderr, "vbatch: cannot add a key to '%s': %s\n", ws,
+                    rc == ERR_INVALID ? "key names are at most 64 printable ASCII characters" : err_str(rc));
+            return 1;
+        }
+        printf("workspace: %s\nkey_id: %.*s\napi_key: %s\n", ws, STORE_KEY_ID_LEN, key + 3, key);
+        return 0;
+    }
+    bool revoked = false;
+    rc = store_key_revoke(st, ws, arg, &revoked);
+    if (rc == ERR_INVALID)
+        fprintf(stderr, "vbatch: '%s' is not a key id (%d characters of a-z, 0-9: `vbatch workspace keys list %s`)\n",
+                arg, STORE_KEY_ID_LEN, ws);
+    else if (rc == ERR_NOTFOUND)
+        fprintf(stderr, "vbatch: workspace '%s' has no key '%s'\n", ws, arg);
+    else if (rc < 0)
+        fprintf(stderr, "vbatch: cannot revoke key '%s': %s\n", arg, err_str(rc));
+    else
+        printf("%s %s of workspace %s\n", revoked ? "revoked" : "already revoked:", arg, ws);
+    return rc < 0 ? 1 : 0;
+}
+
 static int cmd_workspace(int argc, char **argv)
 {
     const char *data = getenv("VBATCH_DATA");
     const char *db = getenv("VBATCH_DB");
-    const char *name = NULL;
+    const char *pos[3] = {NULL, NULL, NULL};
+    const char *key_name = NULL;
+    bool keys = argc > 0 && !strcmp(argv[0], "keys"), as_json = false;
+    int npos = 0, first = keys ? 2 : 1, want = 1;
     struct store *st = NULL;
     char key[STORE_KEY_LEN + 1];
     int rc;
 
     if (!data || !*data)
         data = DEFAULT_DATA;
-    if (argc < 1 || strcmp(argv[0], "create") != 0) {
-        fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR] [--db URL]\n");
+    if (keys && argc > 1 && (!strcmp(argv[1], "list") || !strcmp(argv[1], "add")))
+        want = 1;
+    else if (keys && argc > 1 && !strcmp(argv[1], "revoke"))
+        want = 2;
+    else if (keys || argc < 1 || strcmp(argv[0], "create") != 0) {
+        fprintf(stderr, WORKSPACE_USAGE);
         return 2;
     }
-    for (int i = 1; i < argc; i++) {
+    for (int i = first; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc)
             data = argv[++i];
         else if (!strncmp(argv[i], "--data=", 7))
@@ -506,19 +587,37 @@ static int cmd_workspace(int argc, char **argv)
             db = argv[++i];
         else if (!strncmp(argv[i], "--db=", 5))
             db = argv[i] + 5;
-        else if (argv[i][0] != '-' && !name)
-            name = argv[i];
+        else if (keys && !strcmp(argv[1], "add") && !strcmp(argv[i], "--name") && i + 1 < argc)
+            key_name = argv[++i];
+        else if (keys && !strcmp(argv[1], "list") && !strcmp(argv[i], "--json"))
+            as_json = true;
+        else if (argv[i][0] != '-' && npos < want)
+            pos[npos++] = argv[i];
         else {
-            fprintf(stderr, "usage: vbatch workspace create NAME [--data DIR] [--db URL]\n");
+            fprintf(stderr, WORKSPACE_USAGE);
             return 2;
         }
     }
-    if (!name || !id_valid(name, STORE_WS_MAX)) {
+    if (npos != want) {
+        fprintf(stderr, WORKSPACE_USAGE);
+        return 2;
+    }
+    if (!id_valid(pos[0], STORE_WS_MAX)) {
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
+        return 2;
+    }
+    if (key_name && !store_key_name_valid(key_name)) {
+        fprintf(stderr, "vbatch: key names are at most 64 printable ASCII characters\n");
         return 2;
     }
     if ((rc = open_store(data, db, NULL, NULL, NULL, &st)) != 0)
         return rc;
+    if (keys) {
+        rc = workspace_keys(st, argv[1], pos[0], pos[1], key_name, as_json);
+        store_close(st);
+        return rc;
+    }
+    const char *name = pos[0];
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
         fprintf(stderr, "vbatch: workspace '%s' already exists\n", name);
@@ -788,7 +887,8 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--blobs URL] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
-    {"workspace", cmd_workspace, "workspace create NAME [--data DIR] [--db URL]: new workspace, prints its API key"},
+    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] [--data DIR]"
+                                 " [--db URL]: new workspace (prints its API key); its keys"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},
     {"batch", cmd_batch, "batch upload|list|show|export: client of a server's Data Staging API (docs/CLI.md)"},

@@ -13,8 +13,9 @@
  *
  * API keys: "vb_" + 37 random lowercase alphanumerics.  Chars 3..10 are the
  * key id (the lookup index); the row holds SHA-256(key).  Verification
- * hashes the offered key and compares with ct_equal, so the clear key is
- * never stored and timing does not reveal how much of a hash matched.
+ * (keys.c, with its per-process cache) hashes the offered key and compares
+ * with ct_equal, so the clear key is never stored and timing does not
+ * reveal how much of a hash matched.
  */
 #include "store/store.h"
 
@@ -364,6 +365,8 @@ int store_open_ex(const char *data_dir, const char *db_target, struct store **ou
     else
         rc = db_migrate(st->db, "core", store__core_migrations, store__core_migrations_n, e);
     if (rc == 0)
+        rc = store__keys_init(st, e);
+    if (rc == 0)
         rc = secret_init(st, e);
 out:
     if (rc < 0) {
@@ -382,6 +385,7 @@ void store_close(struct store *st)
     db_close(st->db);
     st->db = NULL;
     store__outbox_destroy(st);
+    store__keys_free(st);
     store__net_free(st);
     pthread_mutex_destroy(&st->net_mu);
     free(st->dir);
@@ -563,40 +567,6 @@ int store_workspace_ensure_default(struct store *st, const char *name, bool *cre
         *created = false;
         key_out[0] = 0;
     }
-    return rc;
-}
-
-int store_key_verify(struct store *st, const char *key, char ws_out[STORE_WS_MAX + 1])
-{
-    struct err e = ERR_INIT;
-    uint8_t h[32];
-    struct db_stmt *q = NULL;
-    int rc, s;
-    if (!key || strlen(key) != STORE_KEY_LEN || memcmp(key, "vb_", 3) != 0)
-        return ERR_AUTH;
-    sha256(key, STORE_KEY_LEN, h);
-    struct db_conn *c = store__acquire(st, &e);
-    if (!c)
-        return e.code;
-    rc = db_prepare(c, "SELECT key_hash, workspace FROM api_keys WHERE key_id=?1", &q, &e);
-    if (rc == 0) {
-        db_bind_textn(q, 1, key + 3, 8);
-        rc = ERR_AUTH;
-        while ((s = db_step(q, &e)) == DB_ROW) {
-            size_t len = 0;
-            const void *hash = db_col_blob(q, 0, &len);
-            const char *ws = db_col_text(q, 1);
-            if (hash && len == 32 && ws && ct_equal(hash, h, 32) && strlen(ws) <= STORE_WS_MAX) {
-                strcpy(ws_out, ws);
-                rc = 0;
-                break;
-            }
-        }
-        if (s < 0)
-            rc = s;
-    }
-    db_finalize(q);
-    db_release(st->db, c);
     return rc;
 }
 

@@ -177,8 +177,33 @@ int store_key_create(struct store *st, const char *workspace, char key_out[STORE
 int store_workspace_ensure_default(struct store *st, const char *name, bool *created,
                                    char key_out[STORE_KEY_LEN + 1]);
 /* Check an API key (constant-time hash compare).  On success writes the
- * workspace name to ws_out.  ERR_AUTH for an unknown or malformed key. */
+ * workspace name to ws_out.  ERR_AUTH for an unknown, malformed or revoked
+ * key.  Verified keys are cached per store handle (= process) by their
+ * SHA-256; the cache is emptied when any process revokes a key, which
+ * every handle notices within 250 ms of its next call (keys.c).  Records
+ * the key's last use at most once per touch interval (60 s) per key and
+ * handle. */
 int store_key_verify(struct store *st, const char *key, char ws_out[STORE_WS_MAX + 1]);
+
+#define STORE_KEY_ID_LEN 8 /* key id: characters 3..10 of the key */
+
+/* Key names: 0 to 64 printable ASCII characters (NULL: none). */
+bool store_key_name_valid(const char *name);
+/* store_key_create with a name (NULL or "": none).  ERR_NOTFOUND no such
+ * workspace, ERR_INVALID bad name. */
+int store_key_add(struct store *st, const char *workspace, const char *name, char key_out[STORE_KEY_LEN + 1]);
+/* *out = new JSON array of workspace's keys, oldest first:
+ * {"keyId","name","createdAt","lastUsedAt" (null: never),"revokedAt"
+ * (null: active),"active"}.  Never the clear key nor its hash.  An unknown
+ * workspace lists []. Caller json_decref()s. */
+int store_key_list(struct store *st, const char *workspace, json_t **out);
+/* Revoke key key_id of workspace (the key stays listed with revokedAt).
+ * ERR_INVALID malformed id, ERR_NOTFOUND no such key in that workspace
+ * (another workspace's key included).  Revoking a revoked key is a no-op;
+ * *was_active (may be NULL) says whether this call revoked it. */
+int store_key_revoke(struct store *st, const char *workspace, const char *key_id, bool *was_active);
+/* The last-use write interval (default 60000 ms; for tests). */
+void store_key_touch_interval_set(struct store *st, int64_t ms);
 /* 0 if the workspace exists, ERR_NOTFOUND otherwise. */
 int store_workspace_exists(struct store *st, const char *name);
 

@@ -72,6 +72,8 @@ struct store {
     void *ob_multi;            /* the sender's CURLM * while it runs (for
                                   curl_multi_wakeup), else NULL; not owned */
     struct store_outbox_opts ob_opts;
+
+    struct store_keycache *keys; /* keys.c: verified keys of this process, owned */
 };
 
 /* The SQL layer of st: owner files under store/ borrow connections here. */
@@ -85,6 +87,11 @@ static inline struct db *store__db(struct store *st)
  * cannot be reached. */
 struct db_conn *store__acquire(struct store *st, struct err *e);
 void store__release(struct store *st, struct db_conn *c);
+
+/* keys.c: migrate the "keys" component (after "core") and make the key
+ * cache; free it. */
+int store__keys_init(struct store *st, struct err *e);
+void store__keys_free(struct store *st);
 
 /* sql_sqlite.c / sql_pg.c: the core schema, one statement text per
  * migration, one list per backend. */

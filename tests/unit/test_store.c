@@ -150,6 +150,171 @@ BOTH(workspace_keys)
     free(path);
 }
 
+/* A key's last_used_ms (0: never). */
+static int64_t key_last_used(struct store *st, const char *key)
+{
+    char *sql = xasprintf("SELECT COALESCE(last_used_ms, 0) FROM api_keys WHERE key_id='%.8s'", key + 3);
+    int64_t v = sql_int(st, sql);
+    free(sql);
+    return v;
+}
+
+/* The entry of key id in a store_key_list array (NULL if absent); keys
+ * made in the same millisecond are listed in key id order, so tests look
+ * them up by id. */
+static json_t *key_entry(json_t *l, const char *id)
+{
+    size_t i;
+    json_t *k;
+    json_array_foreach(l, i, k)
+    {
+        if (!strcmp(json_string_value(json_object_get(k, "keyId")), id))
+            return k;
+    }
+    return NULL;
+}
+
+static bool json_has(const json_t *j, const char *needle)
+{
+    char *txt = json_dumps(j, 0);
+    bool found = txt && strstr(txt, needle) != NULL;
+    free(txt);
+    return found;
+}
+
+BOTH(keys_add_list_revoke)
+{
+    struct store *st = open_tmp();
+    char k1[STORE_KEY_LEN + 1], k2[STORE_KEY_LEN + 1], ko[STORE_KEY_LEN + 1], ws[STORE_WS_MAX + 1];
+    char id1[STORE_KEY_ID_LEN + 1], id2[STORE_KEY_ID_LEN + 1], ido[STORE_KEY_ID_LEN + 1];
+    ASSERT_OK(store_workspace_create(st, "alpha", k1));
+    ASSERT_OK(store_key_add(st, "alpha", "ci runner", k2));
+    ASSERT_OK(store_workspace_create(st, "beta", ko));
+    ASSERT_EQ(store_key_add(st, "nope", NULL, ws), ERR_NOTFOUND);
+    ASSERT_EQ(store_key_add(st, "alpha", "bad\nname", ws), ERR_INVALID);
+    snprintf(id1, sizeof id1, "%.8s", k1 + 3);
+    snprintf(id2, sizeof id2, "%.8s", k2 + 3);
+    snprintf(ido, sizeof ido, "%.8s", ko + 3);
+
+    json_t *l = NULL;
+    ASSERT_OK(store_key_list(st, "alpha", &l));
+    ASSERT_EQ(json_array_size(l), 2);
+    ASSERT(key_entry(l, id1) && key_entry(l, id2));
+    ASSERT_STR_EQ(json_string_value(json_object_get(key_entry(l, id1), "name")), "");
+    ASSERT_STR_EQ(json_string_value(json_object_get(key_entry(l, id2), "name")), "ci runner");
+    ASSERT(json_is_null(json_object_get(key_entry(l, id1), "lastUsedAt")));
+    ASSERT(json_is_null(json_object_get(key_entry(l, id1), "revokedAt")));
+    ASSERT(json_is_true(json_object_get(key_entry(l, id1), "active")));
+    /* never a clear key, never another workspace's key */
+    ASSERT(!json_has(l, k1) && !json_has(l, k2) && !json_has(l, k1 + 11) && !json_has(l, k2 + 11));
+    ASSERT(!json_has(l, ido));
+    json_decref(l);
+    ASSERT_OK(store_key_list(st, "nope", &l));
+    ASSERT_EQ(json_array_size(l), 0);
+    json_decref(l);
+
+    /* another workspace's key: not found, and it still works */
+    bool was = true;
+    ASSERT_EQ(store_key_revoke(st, "alpha", ido, &was), ERR_NOTFOUND);
+    ASSERT(!was);
+    ASSERT_OK(store_key_verify(st, ko, ws));
+    ASSERT_STR_EQ(ws, "beta");
+    ASSERT_EQ(store_key_revoke(st, "alpha", "short", NULL), ERR_INVALID);
+    ASSERT_EQ(store_key_revoke(st, "alpha", "ABCDEFGH", NULL), ERR_INVALID);
+
+    ASSERT_OK(store_key_verify(st, k1, ws)); /* cached now */
+    ASSERT_OK(store_key_verify(st, k1, ws));
+    ASSERT_OK(store_key_revoke(st, "alpha", id1, &was));
+    ASSERT(was);
+    ASSERT_EQ(store_key_verify(st, k1, ws), ERR_AUTH); /* at once on this handle */
+    ASSERT_OK(store_key_verify(st, k2, ws));
+    ASSERT_STR_EQ(ws, "alpha");
+    ASSERT_OK(store_key_revoke(st, "alpha", id1, &was)); /* again: a no-op */
+    ASSERT(!was);
+    ASSERT_OK(store_key_list(st, "alpha", &l));
+    ASSERT(json_is_string(json_object_get(key_entry(l, id1), "revokedAt")));
+    ASSERT(json_is_false(json_object_get(key_entry(l, id1), "active")));
+    ASSERT(json_is_true(json_object_get(key_entry(l, id2), "active")));
+    json_decref(l);
+    /* still revoked after a restart */
+    char *dir = xstrdup(store_data_dir(st));
+    store_close(st);
+    ASSERT_OK(t_open(dir, &st));
+    ASSERT_EQ(store_key_verify(st, k1, ws), ERR_AUTH);
+    ASSERT_OK(store_key_verify(st, k2, ws));
+    store_close(st);
+    free(dir);
+}
+
+/* Two store handles on one database are two processes: a key verified
+ * (and cached) by the second is refused by it within a second of its
+ * revocation by the first. */
+BOTH(keys_revocation_reaches_other_process)
+{
+    char *d1 = tmpdir(), *d2 = tmpdir();
+    struct store *a = NULL, *b = NULL;
+    char key[STORE_KEY_LEN + 1], other[STORE_KEY_LEN + 1], id[STORE_KEY_ID_LEN + 1], ws[STORE_WS_MAX + 1];
+    ASSERT_OK(t_open(d1, &a));
+    if (t_db) {
+        ASSERT_OK(t_open(d2, &b));
+    } else { /* SQLite: the same database file from another data folder */
+        char *path = xasprintf("%s/vbatch.db", d1);
+        struct err e = ERR_INIT;
+        ASSERT_OK(store_open_ex(d2, path, &b, &e));
+        free(path);
+    }
+    ASSERT_OK(store_workspace_create(a, "alpha", key));
+    ASSERT_OK(store_key_add(a, "alpha", NULL, other));
+    snprintf(id, sizeof id, "%.8s", key + 3);
+    for (int i = 0; i < 3; i++) /* verified and cached by b */
+        ASSERT_OK(store_key_verify(b, key, ws));
+    ASSERT_OK(store_key_verify(b, other, ws));
+    int64_t t0 = time_mono_ms();
+    ASSERT_OK(store_key_revoke(a, "alpha", id, NULL));
+    int rc;
+    while ((rc = store_key_verify(b, key, ws)) == 0 && time_mono_ms() - t0 < 3000)
+        usleep(10 * 1000);
+    int64_t dt = time_mono_ms() - t0;
+    ASSERT_EQ(rc, ERR_AUTH);
+    if (dt >= 1000)
+        T_FAIL("the revoked key still worked on the other handle after %lld ms", (long long)dt);
+    ASSERT_OK(store_key_verify(b, other, ws)); /* the other key still works there */
+    store_close(a);
+    store_close(b);
+    free(d1);
+    free(d2);
+}
+
+/* Last use: recorded by the first verification, then at most once per
+ * touch interval, never once per request. */
+BOTH(keys_last_use)
+{
+    struct store *st = open_tmp();
+    char key[STORE_KEY_LEN + 1], ws[STORE_WS_MAX + 1];
+    ASSERT_OK(store_workspace_create(st, "alpha", key));
+    ASSERT_EQ(key_last_used(st, key), 0);
+    int64_t t0 = time_now_ms();
+    ASSERT_OK(store_key_verify(st, key, ws));
+    int64_t lu = key_last_used(st, key);
+    ASSERT(lu >= t0 && lu <= time_now_ms());
+    json_t *l = NULL;
+    ASSERT_OK(store_key_list(st, "alpha", &l));
+    ASSERT(json_is_string(json_object_get(json_array_get(l, 0), "lastUsedAt")));
+    json_decref(l);
+    /* within the interval: no write (the row keeps an old value set here) */
+    char *sql = xasprintf("UPDATE api_keys SET last_used_ms=1000 WHERE key_id='%.8s'", key + 3);
+    sql_int(st, sql);
+    for (int i = 0; i < 50; i++)
+        ASSERT_OK(store_key_verify(st, key, ws));
+    ASSERT_EQ(key_last_used(st, key), 1000);
+    /* once the interval has passed: written again */
+    store_key_touch_interval_set(st, 0);
+    ASSERT_OK(store_key_verify(st, key, ws));
+    ASSERT(key_last_used(st, key) >= t0);
+    free(sql);
+    store_close(st);
+}
+
 BOTH(workflows)
 {
     struct store *st = open_tmp();

@@ -47,7 +47,24 @@ struct api_ctx {
     uint64_t max_model_bytes;    /* model weights upload cap; 0: 1 GiB */
     const char *metrics_token;   /* borrowed; NULL or "": GET /metrics needs no
                                   * credential, else "Authorization: Bearer <it>" */
+    struct api_ratelimit *rl;    /* owned by the caller (api_ratelimit_new);
+                                  * NULL: no per-key request rate limit */
 };
+
+/* ---- per-key request rate limit (ratelimit.c) --------------------------------
+ * A token bucket per API key in this process: `rate` requests per second
+ * on average, bursts of `burst`.  api_auth takes one token after the key
+ * is verified; an empty bucket is answered 429 with Retry-After (whole
+ * seconds until the next token).  Several processes behind one address
+ * each keep their own buckets: the limit a client sees is rate x the
+ * number of processes it reaches. */
+#define API_QUOTA_RETRY_AFTER_S "10" /* Retry-After of a 429 for a workspace quota */
+struct api_ratelimit;
+/* rate > 0 requests/s; burst >= 1 (0: max(1, rate)). */
+struct api_ratelimit *api_ratelimit_new(double rate, double burst);
+void api_ratelimit_free(struct api_ratelimit *rl); /* NULL ok */
+/* Take a token for key at now_ms: 0, or the ms until one is there. */
+int64_t api_ratelimit_take(struct api_ratelimit *rl, const char *key, int64_t now_ms);
 
 /* Register every resource group's routes on r (ctx borrowed, must outlive
  * the router).  0 or <0 (a route conflict: a bug). */

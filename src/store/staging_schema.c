@@ -107,6 +107,21 @@ const char *const store__staging_migrations_sqlite[] = {
      * renewed; NULL/0 = not claimed */
     "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
     "ALTER TABLE shards ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;",
+    /* 5: per-workspace usage and quotas.  ws_usage (store/batches.c): the
+     * bytes of the workspace's items, kept in the transaction of every
+     * item insert and delete; its row is also the workspace's lock for the
+     * quota checks.  ws_quotas (store/quotas.c): per-workspace limits,
+     * NULL = the process's default (flags), 0 = unlimited. */
+    "CREATE TABLE ws_usage ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  staged_bytes INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO ws_usage(workspace, staged_bytes)"
+    "  SELECT b.workspace, sum(i.size) FROM batches b JOIN items i ON i.bid = b.bid GROUP BY b.workspace;"
+    "CREATE TABLE ws_quotas ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  max_staged_bytes INTEGER,"
+    "  max_jobs INTEGER,"
+    "  max_pending_uploads INTEGER);",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -212,6 +227,17 @@ const char *const store__staging_migrations_pg[] = {
      * renewed; NULL/0 = not claimed */
     "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
     "ALTER TABLE shards ADD COLUMN claim_until BIGINT NOT NULL DEFAULT 0;",
+    /* 5: per-workspace usage and quotas (see the SQLite list) */
+    "CREATE TABLE ws_usage ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  staged_bytes BIGINT NOT NULL DEFAULT 0);"
+    "INSERT INTO ws_usage(workspace, staged_bytes)"
+    "  SELECT b.workspace, sum(i.size) FROM batches b JOIN items i ON i.bid = b.bid GROUP BY b.workspace;"
+    "CREATE TABLE ws_quotas ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  max_staged_bytes BIGINT,"
+    "  max_jobs BIGINT,"
+    "  max_pending_uploads BIGINT);",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

@@ -441,6 +441,8 @@ BOTH(singleton_lease_racing_takers_one_winner)
     ASSERT_EQ(holders, 1); /* the first taker keeps it for 60 s: nobody else ever got it */
     for (int i = K - 1; i >= 0; i--)
         store_close(st[i]);
+}
+
 /* Another process creates the output batch in a transaction that is still
  * open when this one looks: this one waits for it and answers "exists"
  * (jobs__output_ensure goes on), not "holds job outputs and cannot take
@@ -543,7 +545,7 @@ BOTH(reference_ingest_retried_at_once)
     free(dup);
     /* nothing of the retry was queued */
     struct store_shard_work w;
-    ASSERT_EQ(store_shard_next(st, true, "queued", &w, &e), ERR_NOTFOUND);
+    ASSERT_EQ(store_shard_claim(st, true, "queued", "t", 60000, &w, &e), ERR_NOTFOUND);
     free(sqlite_path);
     store_close(st);
 }

@@ -82,7 +82,8 @@ int api_metrics_register(struct http_router *r, struct api_ctx *ctx); /* metrics
 /* Check the request's api_key query parameter against the path parameter
  * "workspace" (when the route has one).  On success returns 0 and, when
  * ws_out is not NULL, the key's workspace name.  On failure it has already
- * replied (401 missing/unknown key, 403 key of another workspace) and
+ * replied (401 missing/unknown key, 403 key of another workspace, 429
+ * with Retry-After when ctx->rl is set and the key's bucket is empty) and
  * returns ERR_AUTH: the handler just returns 0. */
 int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1]);
 
@@ -103,6 +104,7 @@ int api_int_query(struct http_req *req, const char *name, int max, int *out);
  *   ERR_NOTFOUND             404      ERR_AGAIN        503 (database busy)
  *                                     ERR_UNAVAILABLE  503 (database unreachable)
  *   ERR_EXISTS               409      ERR_NOSPACE      507 (storage full) (2)
+ *   ERR_QUOTA                429 + Retry-After (a workspace quota)
  *   anything else            500
  * (1) a credential that was presented and refused (a signed URL's
  *     signature, as object stores answer); a missing or unknown api_key

@@ -610,12 +610,14 @@ int store_job_restart(struct store *st, int64_t job_pk, struct store_job_restart
         store__jobs_conn_release(st, c);
         return rc;
     }
-    rc = db_prepare(c, "SELECT state, restart_overrides FROM jobs WHERE pk=?1", &q, e);
+    char ws[STORE_WS_MAX + 1] = "";
+    rc = db_prepare(c, "SELECT state, restart_overrides, workspace FROM jobs WHERE pk=?1", &q, e);
     if (rc == 0) {
         db_bind_int64(q, 1, job_pk);
         rc = db_step(q, e);
         if (rc == DB_ROW) {
             const char *s = db_col_text(q, 0) ? db_col_text(q, 0) : "";
+            snprintf(ws, sizeof ws, "%s", db_col_text(q, 2));
             snprintf(state_out, 16, "%s", s);
             if (!strcmp(s, "running") || !strcmp(s, "succeeded")) {
                 rc = ERR_EXISTS;
@@ -636,6 +638,9 @@ int store_job_restart(struct store *st, int64_t job_pk, struct store_job_restart
         db_finalize(q);
         q = NULL;
     }
+    /* a restarted job runs again: it counts against the running-jobs quota */
+    if (rc == 0)
+        rc = store__quota_jobs_check(st, c, ws, e);
     if (rc == 0)
         rc = db_prepare(c, "UPDATE jobs SET state='running', message=NULL, machine_ms=0, updated_ms=?1,"
                            " restart_overrides=?2,"

@@ -174,6 +174,12 @@ def test_concurrent_jobs_quota_429_with_retry_after(server_factory):
     assert 'running jobs' in r.json()['error']
     assert bp(s, 'POST', '/a/abort').status == 200
     assert bp(s, 'POST', '/b', job_body('pics', 'crop')).status == 200
+    # a restart runs a job again: it counts too
+    r = bp(s, 'POST', '/a/restart', check=False)
+    assert r.status == 429, r
+    assert int(r.headers['Retry-After']) > 0
+    assert bp(s, 'POST', '/b/abort').status == 200
+    assert bp(s, 'POST', '/a/restart').status == 200
 
 
 def test_pending_upload_urls_quota(server_factory):

@@ -19,9 +19,11 @@ log=$(mktemp)
 # the end, also on failure.  VBATCH_TEST_PG=URI uses a server of your own;
 # VBATCH_TEST_PG=off runs SQLite only.
 PG_DIR=""
+S3_DIR=""
 cleanup() {
     rm -f "$log"
     if [ -n "$PG_DIR" ]; then scripts/pg-down.sh "$PG_DIR"; fi
+    if [ -n "$S3_DIR" ]; then scripts/s3-down.sh "$S3_DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -37,6 +39,30 @@ elif [ -z "${VBATCH_TEST_PG:-}" ]; then
     else
         echo "test: WARNING: no PostgreSQL could be started (see above): the PostgreSQL tests are skipped"
         rm -rf "$PG_DIR"; PG_DIR=""
+    fi
+fi
+
+# A throwaway S3 object store (scripts/s3-up.sh: Ceph's radosgw from Debian,
+# installed if missing, on a free loopback port, with a bucket) for the S3
+# client and blob backend tests, stopped at the end.  VBATCH_TEST_S3=
+# s3://bucket?endpoint=...&region=...&path_style=1 (with AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY set) uses a store of your own; VBATCH_TEST_S3=off
+# skips those tests.
+if [ "${VBATCH_TEST_S3:-}" = off ]; then
+    unset VBATCH_TEST_S3
+    echo "test: S3 off (VBATCH_TEST_S3=off): the S3 tests are skipped"
+elif [ -z "${VBATCH_TEST_S3:-}" ]; then
+    S3_DIR=$(mktemp -d /tmp/vbatch-s3.XXXXXX)
+    t0=$(date +%s%N)
+    if vars=$(scripts/s3-up.sh "$S3_DIR"); then
+        while IFS= read -r line; do
+            k=${line%%=*}; v=${line#*=}; v=${v#\'}; v=${v%\'}
+            export "$k=$v"
+        done <<<"$vars"
+        echo "test: S3 (radosgw) started in $S3_DIR in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $VBATCH_TEST_S3"
+    else
+        echo "test: WARNING: no S3 store could be started (see above): the S3 tests are skipped"
+        scripts/s3-down.sh "$S3_DIR"; S3_DIR=""
     fi
 fi
 

@@ -47,6 +47,8 @@ struct serve_cfg {
     const char *data;
     const char *db; /* database: NULL = SQLite in data; postgres://... */
     const char *secret_file; /* installation secret given explicitly (NULL: the database's) */
+    const char *blobs;      /* blob store: NULL = DATA/blobs; s3://... */
+    const char *blobs_creds; /* credentials file of an s3:// blob store */
     unsigned threads;
     const char *public_url;
     const char *workflows_dir;
@@ -93,6 +95,10 @@ static const struct opt serve_opts[] = {
      "database: postgres://user:pass@host:port/dbname (default: SQLite in the data folder)"},
     {"secret-file", "VBATCH_SECRET_FILE", OPT_STR, O(secret_file),
      "installation secret (32 bytes or 64 hex digits) instead of the database's; give every process the same"},
+    {"blobs", "VBATCH_BLOBS", OPT_STR, O(blobs),
+     "blob store: s3://bucket/prefix?endpoint=http(s)://host:port&region=R&path_style=1 (default: the data folder)"},
+    {"blobs-credentials", "VBATCH_BLOBS_CREDENTIALS", OPT_STR, O(blobs_creds),
+     "file of AWS_ACCESS_KEY_ID=/AWS_SECRET_ACCESS_KEY=/AWS_SESSION_TOKEN= lines for --blobs (default: those variables)"},
     {"threads", "VBATCH_THREADS", OPT_INT, O(threads), "HTTP thread pool size (default: 4 x CPUs, 8 to 64)"},
     {"public-url", "VBATCH_PUBLIC_URL", OPT_STR, O(public_url),
      "base URL clients reach this server at, used in signed URLs (default http://<listen>)"},
@@ -275,13 +281,16 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
     return rc;
 }
 
-/* Open the store of a command: the data folder and the database 'db'
- * (NULL or "": SQLite in the folder).  A database that cannot be used —
+/* Open the store of a command: the data folder, the database 'db'
+ * (NULL or "": SQLite in the folder) and the blob store 'blobs' (NULL or
+ * "": the folder; s3://...: object storage, credentials from the
+ * environment or the file 'creds').  A database that cannot be used —
  * bad URL, unreachable server, wrong password, migrated by a newer vbatch
  * — is one line on stderr and exit status 2, as is a PostgreSQL database
  * for a command whose tables are still SQLite-only ('what' names it;
  * NULL: the command runs on either).  Returns 0, or the exit status. */
-static int open_store(const char *data, const char *db, const char *secret_file, const char *what,
+static int open_store(const char *data, const char *db, const char *secret_file, const char *blobs,
+                      const char *creds, const char *what,
                       struct store **st)
 {
     struct err e = ERR_INIT;
@@ -294,6 +303,14 @@ static int open_store(const char *data, const char *db, const char *secret_file,
     }
     if (secret_file && *secret_file && (rc = store_secret_set_file(*st, secret_file, &e)) < 0) {
         fprintf(stderr, "vbatch: %s\n", err_text(&e, rc));
+        store_close(*st);
+        *st = NULL;
+        return 2;
+    }
+    /* A blob store that cannot be used (bad URL, no or wrong credentials,
+     * no such bucket, endpoint unreachable): one line, exit status 2. */
+    if ((rc = store_blobs_configure(*st, blobs, creds, &e)) < 0) {
+        fprintf(stderr, "vbatch: blob store: %s\n", err_text(&e, rc));
         store_close(*st);
         *st = NULL;
         return 2;
@@ -345,7 +362,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = open_store(c.data, c.db, c.secret_file, "vbatch serve", &st)) != 0) {
+    if ((rc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, "vbatch serve", &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -581,7 +598,7 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, NULL, NULL, NULL, &st)) != 0)
         return rc;
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
@@ -611,6 +628,8 @@ static int cmd_worker(int argc, char **argv)
     const char *mt = getenv("VBATCH_MODEL_THREADS");
     c.db = getenv("VBATCH_DB");
     c.secret_file = getenv("VBATCH_SECRET_FILE");
+    c.blobs = getenv("VBATCH_BLOBS");
+    c.blobs_creds = getenv("VBATCH_BLOBS_CREDENTIALS");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
@@ -619,6 +638,10 @@ static int cmd_worker(int argc, char **argv)
             c.db = argv[++i];
         else if (!strcmp(a, "--secret-file") && v)
             c.secret_file = argv[++i];
+        else if (!strcmp(a, "--blobs") && v)
+            c.blobs = argv[++i];
+        else if (!strcmp(a, "--blobs-credentials") && v)
+            c.blobs_creds = argv[++i];
         else if (!strcmp(a, "--models-dir") && v)
             c.models_dir = argv[++i];
         else if (!strcmp(a, "--workers") && v)
@@ -628,7 +651,8 @@ static int cmd_worker(int argc, char **argv)
         else if (!strcmp(a, "--model-threads") && v)
             mt = argv[++i];
         else {
-            fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
+            fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--blobs URL] [--blobs-credentials FILE]"
+                            " [--workers N] [--models-dir DIR]"
                             " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]\n");
             return 2;
         }
@@ -648,7 +672,7 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int orc = open_store(c.data, c.db, c.secret_file, "vbatch worker", &st);
+    int orc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, "vbatch worker", &st);
     if (orc != 0) {
         ret = orc;
         goto out;
@@ -689,6 +713,8 @@ static int cmd_model(int argc, char **argv)
 {
     const char *data = getenv("VBATCH_DATA");
     const char *db = getenv("VBATCH_DB");
+    const char *blobs = getenv("VBATCH_BLOBS");
+    const char *blobs_creds = getenv("VBATCH_BLOBS_CREDENTIALS");
     const char *pos[3] = {NULL, NULL, NULL};
     const char *ws = NULL;
     struct model_registry_opts o = {0};
@@ -708,6 +734,14 @@ static int cmd_model(int argc, char **argv)
             db = argv[++i];
         else if (!strncmp(argv[i], "--db=", 5))
             db = argv[i] + 5;
+        else if (!strcmp(argv[i], "--blobs") && i + 1 < argc)
+            blobs = argv[++i];
+        else if (!strncmp(argv[i], "--blobs=", 8))
+            blobs = argv[i] + 8;
+        else if (!strcmp(argv[i], "--blobs-credentials") && i + 1 < argc)
+            blobs_creds = argv[++i];
+        else if (!strncmp(argv[i], "--blobs-credentials=", 20))
+            blobs_creds = argv[i] + 20;
         else if (!strcmp(argv[i], "--workspace") && i + 1 < argc)
             ws = argv[++i];
         else if (!strncmp(argv[i], "--workspace=", 12))
@@ -721,14 +755,15 @@ static int cmd_model(int argc, char **argv)
     bool list_cmd = npos == 1 && !strcmp(pos[0], "list");
     bool del_cmd = npos == 2 && !strcmp(pos[0], "delete");
     if (!reg_cmd && !list_cmd && !del_cmd) {
-        fprintf(stderr, "usage: vbatch model register ID DIR [--workspace WS] [--data DIR] [--db URL]\n"
-                        "       vbatch model list [--workspace WS] [--data DIR] [--db URL]\n"
-                        "       vbatch model delete ID [--workspace WS] [--data DIR] [--db URL]\n"
+        fprintf(stderr, "usage: vbatch model register ID DIR [--workspace WS] [--data DIR] [--db URL] [--blobs URL]\n"
+                        "       vbatch model list [--workspace WS] [--data DIR] [--db URL] [--blobs URL]\n"
+                        "       vbatch model delete ID [--workspace WS] [--data DIR] [--db URL] [--blobs URL]\n"
+                        "       (--blobs-credentials FILE with an s3:// --blobs)\n"
                         "without --workspace: the operator's models (used by every workspace)\n");
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, NULL, NULL, &st)) != 0) {
+    if ((rc = open_store(data, db, NULL, blobs, blobs_creds, NULL, &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -825,7 +860,7 @@ static int cmd_workflow(int argc, char **argv)
 
 static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
-    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--workers N] [--models-dir DIR]"
+    {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--blobs URL] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
     {"workspace", cmd_workspace, "workspace create NAME [--data DIR] [--db URL]: new workspace, prints its API key;"
                                  " workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N]:"

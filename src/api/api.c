@@ -159,7 +159,7 @@ int api_reply_err(struct http_req *req, int rc, const struct err *e)
     if (st == 429) /* a quota frees up as jobs end and URLs are used: ask again later */
         http_reply_header(req, "Retry-After", API_QUOTA_RETRY_AFTER_S);
     if (st == 503 && rc == ERR_UNAVAILABLE)
-        return http_reply_error(req, st, "the database cannot be reached, retry the request");
+        return http_reply_error(req, st, "the database or the blob store cannot be reached, retry the request");
     if (st == 503)
         return http_reply_error(req, st, "server busy, retry the request");
     if (st == 507 && !str_has_prefix(msg, "storage full")) {

@@ -32,7 +32,6 @@
 #include "model/model.h"
 #include "store/store_models.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -771,44 +770,88 @@ static bool ms_live(const struct store_model_row *rows, size_t n, const char *pr
     return false;
 }
 
-/* Sweep the generation folders <key_root>/<dn>/<gen> (see
- * jobs_models_store_sweep); the count swept. */
-static int ms_sweep_root(struct store *st, const struct store_model_row *rows, size_t n, const char *key_root,
+/* The generation folders the sweep saw: each prefix with its newest blob. */
+struct ms_seen {
+    int depth;                 /* segments of a generation prefix */
+    struct ms_gen {
+        char *prefix;
+        int64_t mtime_ms;
+    } *g;
+    size_t n, cap;
+};
+
+static int ms_seen_blob(void *ud, const char *key, int64_t size, int64_t mtime_ms)
+{
+    struct ms_seen *c = ud;
+    const char *p = key;
+    int segs = 0;
+    (void)size;
+    for (; *p; p++)
+        if (*p == '/' && ++segs == c->depth)
+            break;
+    if (!*p)
+        return 0; /* a blob above the generation level: not a model's */
+    size_t len = (size_t)(p - key);
+    for (size_t i = c->n; i-- > 0;)
+        if (strlen(c->g[i].prefix) == len && !strncmp(c->g[i].prefix, key, len)) {
+            if (mtime_ms > c->g[i].mtime_ms)
+                c->g[i].mtime_ms = mtime_ms;
+            return 0;
+        }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 16;
+        c->g = xrealloc(c->g, c->cap * sizeof *c->g);
+    }
+    c->g[c->n].prefix = xstrndup(key, len);
+    c->g[c->n].mtime_ms = mtime_ms;
+    c->n++;
+    return 0;
+}
+
+/* Remove the empty folders above a swept generation (local backend only;
+ * object storage has no folders): <root>/<dn>, and <ws> for wsmodels. */
+static void ms_rmdirs(struct store *st, const char *gen_prefix)
+{
+    char *p = xstrdup(gen_prefix), *slash;
+    while ((slash = strrchr(p, '/')) != NULL) {
+        *slash = 0;
+        if (!strchr(p, '/'))
+            break; /* keep models/ and wsmodels/ */
+        char *dir = store_blob_path(st, p);
+        int rc = rmdir(dir); /* fails when not empty: fine */
+        free(dir);
+        if (rc < 0)
+            break;
+    }
+    free(p);
+}
+
+/* Sweep the generations <root>/.../<gen> of one root (see
+ * jobs_models_store_sweep); the count swept, or <0 when the blob store
+ * cannot be listed. */
+static int ms_sweep_root(struct store *st, const struct store_model_row *rows, size_t n, const char *root, int depth,
                          int64_t older_than_ms, int64_t now)
 {
-    char *root = store_blob_path(st, key_root);
-    DIR *d = opendir(root);
-    struct dirent *e;
+    struct ms_seen seen = {.depth = depth};
     int swept = 0;
-
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *sub = xasprintf("%s/%s", root, e->d_name);
-        DIR *g = opendir(sub);
-        struct dirent *ge;
-        while (g && (ge = readdir(g)) != NULL) {
-            struct stat sb;
-            if (ge->d_name[0] == '.' || fstatat(dirfd(g), ge->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-                !S_ISDIR(sb.st_mode))
-                continue;
-            char *prefix = xasprintf("%s/%s/%s", key_root, e->d_name, ge->d_name);
-            /* a generation is written before its row: only old ones are orphans */
-            if (now - (int64_t)sb.st_mtime * 1000 >= older_than_ms && !ms_live(rows, n, prefix) &&
-                store_blob_delete_prefix(st, prefix) == 0) {
-                log_info("jobs", "swept orphan model blobs %s", prefix);
-                swept++;
-            }
-            free(prefix);
+    int rc = store_blob_list(st, root, ms_seen_blob, &seen);
+    for (size_t i = 0; i < seen.n; i++) {
+        const char *prefix = seen.g[i].prefix;
+        /* a generation is written before its row: only old ones are orphans */
+        if (rc == 0 && now - seen.g[i].mtime_ms >= older_than_ms && !ms_live(rows, n, prefix) &&
+            store_blob_delete_prefix(st, prefix) == 0) {
+            log_info("jobs", "swept orphan model blobs %s", prefix);
+            swept++;
+            if (store_blobs_local(st))
+                ms_rmdirs(st, prefix);
         }
-        if (g)
-            closedir(g);
-        (void)rmdir(sub); /* only when empty */
-        free(sub);
+        free(seen.g[i].prefix);
     }
-    if (d)
-        closedir(d);
-    free(root);
+    free(seen.g);
+    if (rc < 0) {
+        log_warn("jobs", "cannot list the model blobs under %s: %s", root, err_str(rc));
+        return rc;
+    }
     return swept;
 }
 
@@ -822,23 +865,9 @@ int jobs_models_store_sweep(struct store *st, int64_t older_than_ms)
     if (rc < 0)
         return rc;
     /* the operator's: models/<dn>/<gen>; each workspace's: wsmodels/<ws>/<dn>/<gen> */
-    rc = ms_sweep_root(st, rows, n, "models", older_than_ms, now);
-    char *wsroot = store_blob_path(st, "wsmodels");
-    DIR *d = opendir(wsroot);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char *kr = xasprintf("wsmodels/%s", e->d_name);
-        rc += ms_sweep_root(st, rows, n, kr, older_than_ms, now);
-        char *p = store_blob_path(st, kr);
-        (void)rmdir(p); /* only when empty */
-        free(p);
-        free(kr);
-    }
-    if (d)
-        closedir(d);
-    free(wsroot);
+    int a = ms_sweep_root(st, rows, n, "models", 3, older_than_ms, now);
+    int b = ms_sweep_root(st, rows, n, "wsmodels", 4, older_than_ms, now);
+    rc = a < 0 ? a : b < 0 ? b : a + b;
     store_model_rows_free(rows, n);
     return rc;
 }

@@ -196,6 +196,8 @@ out:
 struct fetched {
     struct vis_image *img;
     char *cause;          /* why the image cannot be used (a per-image failure) */
+    int store_rc;         /* <0: the blob store failed (unreachable, I/O): not the
+                             image's fault, the task is handed back */
     long long frame;      /* a video frame: its 1-based number; 0 for an image */
     json_t *video_meta;   /* a video frame: its video_metadata (owned) */
     struct wf_state *state; /* a video frame: the video's block state (borrowed) */
@@ -272,6 +274,8 @@ static void *fetch_one(void *ud, size_t i)
 
     if (rc < 0) {
         f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
+        if (rc != ERR_NOTFOUND && rc != ERR_LIMIT && rc != ERR_INVALID)
+            f->store_rc = rc;
         return f;
     }
     rc = vis_decode(data, len, &f->img);
@@ -309,6 +313,11 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         }
         if (own_params)
             params = own_params;
+    }
+    if (f->store_rc < 0) {
+        err_printf(err, "%s", f->cause);
+        rc = f->store_rc;
+        goto out;
     }
     if (f->cause) {
         *cause = xstrdup(f->cause);
@@ -404,13 +413,20 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
                          struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
                          int nitems, char **cause, struct err *err)
 {
-    char *path = store_blob_path(j->st, it->blob_key), *first_bad = NULL, *last_bad = NULL;
+    char *path = NULL, *first_bad = NULL, *last_bad = NULL;
     struct vis_video *v = NULL;
     long long nframes = 0, nbad = 0, run = 0; /* run: consecutive frames failed with last_bad */
-    int rc = vis_video_open_file(path, jb->max_fps, &v);
+    /* ffmpeg wants a file: the blob's own, or a downloaded copy on S3 */
+    int rc = store_blob_local_copy(j->st, it->blob_key, &path);
 
-    free(path);
     *cause = NULL;
+    if (rc < 0 && rc != ERR_NOTFOUND) {
+        err_printf(err, "cannot read the video '%s': %s", it->blob_key, err_str(rc));
+        return rc;
+    }
+    if (rc == 0)
+        rc = vis_video_open_file(path, jb->max_fps, &v);
+    store_blob_local_release(j->st, path);
     if (rc < 0) {
         *cause = xasprintf("cannot open the video: %s", err_str(rc));
         return 0;
@@ -776,10 +792,11 @@ static int work_once(struct jobs *j, struct jobs__worker *w, bool *did)
         jobs__task_release(j, &t, w->owner, "handed back at shutdown");
         return 0;
     }
-    if (err_is_nospace(rc)) {
-        /* Not the task's fault: hand it back, not counted, and let every
+    if (err_is_nospace(rc) || rc == ERR_UNAVAILABLE) {
+        /* Not the task's fault (storage full, or the blob store or the
+         * database unreachable): hand it back, not counted, and let every
          * worker wait a while; its outputs are written again from the
-         * start (deterministic keys) once there is space. */
+         * start (deterministic keys) once storage is back. */
         char msg[ERR_MSG_MAX + 32];
         snprintf(msg, sizeof msg, "waiting for storage: %s", err_text(&e, rc));
         log_warn("jobs", "task waits for storage task=%lld stage=%s: %s", (long long)t.pk, t.stage, msg);

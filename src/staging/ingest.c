@@ -377,9 +377,11 @@ int staging_put_finish(struct staging_put *p, struct err *err)
         goto out;
     }
     if (!strcmp(p->u.kind, "video")) {
-        char *path = store_blob_path(s->st, p->key);
-        rc = staging__video_probe(path, &mime);
-        free(path);
+        char *path = NULL; /* the blob's file, or a downloaded copy on S3 */
+        rc = store_blob_local_copy(s->st, p->key, &path);
+        if (rc == 0)
+            rc = staging__video_probe(path, &mime);
+        store_blob_local_release(s->st, path);
         if (rc < 0) {
             store_blob_delete(s->st, p->key);
             store_upload_fail(s->st, p->key, err);

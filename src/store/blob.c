@@ -1,7 +1,10 @@
 /*
- * blob.c — the local blob store and its signed URLs.
+ * blob.c — the blob store: the public store_blob_* calls, which go through
+ * the backend of the store (st->blob: the local folder here, S3-compatible
+ * object storage in blob_s3.c), the local folder backend, the streaming
+ * writer and the signed URLs.
  *
- * A blob is one file DATA/blobs/<key>.  Keys are validated strictly (see
+ * Local backend: a blob is one file DATA/blobs/<key>.  Keys are validated strictly (see
  * store_blob_key_valid) so a key can never leave the blobs folder.  Every
  * write goes to a temp file in DATA/tmp (same file system), is fsynced,
  * renamed over DATA/blobs/<key> and the folder is fsynced: a reader sees
@@ -110,7 +113,7 @@ static int blob_err(const char *op, int rc)
 }
 
 /* fsync src (an existing file) and rename it to the blob path of key. */
-static int blob_publish(struct store *st, const char *key, const char *src, int fd)
+static int local_publish(struct store *st, const char *key, const char *src, int fd)
 {
     char *dst = NULL;
     int rc = 0, own_fd = -1;
@@ -140,12 +143,8 @@ out:
     return blob_err("write", rc);
 }
 
-int store_blob_put_file(struct store *st, const char *key, const char *src_path)
-{
-    return blob_publish(st, key, src_path, -1);
-}
 
-int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len)
+static int local_put_nosync(struct store *st, const char *key, const void *data, size_t len)
 {
     /* No temp file: the callers (indexer, fetcher) write under keys that no
      * row references until after store_blob_sync() and their commit, and a
@@ -172,7 +171,7 @@ out:
     return blob_err("write", rc);
 }
 
-int store_blob_sync(struct store *st)
+static int local_sync(struct store *st)
 {
     int fd = open(st->blob_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = 0;
@@ -184,7 +183,7 @@ int store_blob_sync(struct store *st)
     return blob_err("write", rc);
 }
 
-int store_blob_put(struct store *st, const char *key, const void *data, size_t len)
+static int local_put_sync(struct store *st, const char *key, const void *data, size_t len)
 {
     char *tmp = NULL;
     int fd = -1, rc;
@@ -194,7 +193,7 @@ int store_blob_put(struct store *st, const char *key, const void *data, size_t l
         return rc;
     rc = fd_write_all(fd, data, len);
     if (rc == 0)
-        rc = blob_publish(st, key, tmp, fd);
+        rc = local_publish(st, key, tmp, fd);
     close(fd);
     if (rc < 0)
         unlink(tmp);
@@ -202,7 +201,7 @@ int store_blob_put(struct store *st, const char *key, const void *data, size_t l
     return rc;
 }
 
-int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size)
+static int local_open(struct store *st, const char *key, int *fd, int64_t *size)
 {
     struct stat sb;
     if (!store_blob_key_valid(key))
@@ -222,7 +221,7 @@ int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size)
     return 0;
 }
 
-int store_blob_read(struct store *st, const char *key, size_t max, char **data, size_t *len)
+static int local_read(struct store *st, const char *key, size_t max, char **data, size_t *len)
 {
     if (!store_blob_key_valid(key))
         return ERR_INVALID;
@@ -234,7 +233,7 @@ int store_blob_read(struct store *st, const char *key, size_t max, char **data, 
     return blob_err("read", rc);
 }
 
-int store_blob_delete(struct store *st, const char *key)
+static int local_delete(struct store *st, const char *key)
 {
     if (!store_blob_key_valid(key))
         return ERR_INVALID;
@@ -254,7 +253,7 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return 0;
 }
 
-int store_blob_delete_prefix(struct store *st, const char *prefix)
+static int local_delete_prefix(struct store *st, const char *prefix)
 {
     if (!store_blob_key_valid(prefix))
         return ERR_INVALID;
@@ -264,6 +263,202 @@ int store_blob_delete_prefix(struct store *st, const char *prefix)
         rc = -errno;
     free(path);
     return blob_err("delete", rc);
+}
+
+static int local_put(struct store *st, const char *key, const void *data, size_t len, bool sync)
+{
+    return sync ? local_put_sync(st, key, data, len) : local_put_nosync(st, key, data, len);
+}
+
+static int local_read_range(struct store *st, const char *key, int64_t off, size_t len, void *buf, size_t *got)
+{
+    int fd, rc;
+    int64_t size;
+    *got = 0;
+    if (off < 0)
+        return ERR_INVALID;
+    if ((rc = local_open(st, key, &fd, &size)) < 0)
+        return rc;
+    while (*got < len && off + (int64_t)*got < size) {
+        ssize_t n = pread(fd, (char *)buf + *got, len - *got, (off_t)(off + (int64_t)*got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        *got += (size_t)n;
+    }
+    close(fd);
+    return blob_err("read", rc);
+}
+
+static int local_size(struct store *st, const char *key, int64_t *size)
+{
+    struct stat sb;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    char *path = store_blob_path(st, key);
+    int rc = stat(path, &sb) < 0 ? (errno == ENOENT ? ERR_NOTFOUND : -errno) : 0;
+    free(path);
+    if (rc == 0 && !S_ISREG(sb.st_mode))
+        rc = ERR_NOTFOUND;
+    if (rc == 0 && size)
+        *size = sb.st_size;
+    return blob_err("read", rc);
+}
+
+struct walk {
+    struct store *st;
+    size_t skip;   /* strlen(blob_dir) + 1 */
+    store_blob_list_fn fn;
+    void *ud;
+};
+static __thread struct walk *walk_cur; /* nftw has no user pointer */
+
+static int walk_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag != FTW_F || !S_ISREG(sb->st_mode))
+        return 0;
+    const char *key = path + walk_cur->skip;
+    if (!store_blob_key_valid(key))
+        return 0;
+    return walk_cur->fn(walk_cur->ud, key, (int64_t)sb->st_size,
+                        (int64_t)sb->st_mtim.tv_sec * 1000 + sb->st_mtim.tv_nsec / 1000000);
+}
+
+static int local_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud)
+{
+    if (!store_blob_key_valid(prefix))
+        return ERR_INVALID;
+    struct walk w = {st, strlen(st->blob_dir) + 1, fn, ud};
+    char *path = store_blob_path(st, prefix);
+    struct walk *saved = walk_cur;
+    walk_cur = &w;
+    int rc = nftw(path, walk_one, 16, FTW_PHYS);
+    walk_cur = saved;
+    if (rc < 0)
+        rc = errno == ENOENT ? 0 : -errno;
+    free(path);
+    return rc;
+}
+
+int store_blob_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud)
+{
+    return st->blob->list(st, prefix, fn, ud);
+}
+
+const struct store_blob_ops store__blob_local = {
+    .name = "local",
+    .put = local_put,
+    .publish = local_publish,
+    .open = local_open,
+    .read = local_read,
+    .read_range = local_read_range,
+    .size = local_size,
+    .del = local_delete,
+    .del_prefix = local_delete_prefix,
+    .sync = local_sync,
+    .list = local_list,
+};
+
+/* ---- the public calls: through the backend ------------------------------------------ */
+
+int store_blob_put(struct store *st, const char *key, const void *data, size_t len)
+{
+    return st->blob->put(st, key, data, len, true);
+}
+
+int store_blob_put_nosync(struct store *st, const char *key, const void *data, size_t len)
+{
+    return st->blob->put(st, key, data, len, false);
+}
+
+int store_blob_sync(struct store *st)
+{
+    return st->blob->sync(st);
+}
+
+int store_blob_put_file(struct store *st, const char *key, const char *src_path)
+{
+    return st->blob->publish(st, key, src_path, -1);
+}
+
+int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size)
+{
+    return st->blob->open(st, key, fd, size);
+}
+
+int store_blob_read(struct store *st, const char *key, size_t max, char **data, size_t *len)
+{
+    return st->blob->read(st, key, max, data, len);
+}
+
+int store_blob_read_range(struct store *st, const char *key, int64_t off, size_t len, void *buf, size_t *got)
+{
+    return st->blob->read_range(st, key, off, len, buf, got);
+}
+
+int store_blob_size(struct store *st, const char *key, int64_t *size)
+{
+    return st->blob->size(st, key, size);
+}
+
+int store_blob_delete(struct store *st, const char *key)
+{
+    return st->blob->del(st, key);
+}
+
+int store_blob_delete_prefix(struct store *st, const char *prefix)
+{
+    return st->blob->del_prefix(st, prefix);
+}
+
+bool store_blobs_local(const struct store *st)
+{
+    return st->blob == &store__blob_local;
+}
+
+const char *store_blobs_name(const struct store *st)
+{
+    return st->blob_name ? st->blob_name : st->blob_dir;
+}
+
+int store_blob_local_copy(struct store *st, const char *key, char **path)
+{
+    int fd = -1, rc;
+    int64_t size;
+    *path = NULL;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    if (store_blobs_local(st)) {
+        *path = store_blob_path(st, key);
+        return 0;
+    }
+    char *tmp = NULL;
+    if ((rc = store_tmp_create(st, &tmp, &fd)) < 0)
+        return rc;
+    rc = store__blob_s3_get_fd(st, key, fd, &size);
+    close(fd);
+    if (rc < 0) {
+        unlink(tmp);
+        free(tmp);
+        return rc;
+    }
+    *path = tmp;
+    return 0;
+}
+
+void store_blob_local_release(struct store *st, char *path)
+{
+    if (!path)
+        return;
+    if (!store_blobs_local(st))
+        unlink(path);
+    free(path);
 }
 
 int store_tmp_sweep(struct store *st, int64_t older_than_ms)
@@ -333,7 +528,7 @@ int64_t store_blob_writer_size(const struct store_blob_writer *w)
 
 int store_blob_writer_finish(struct store_blob_writer *w)
 {
-    int rc = blob_publish(w->st, w->key, w->tmp, w->fd);
+    int rc = w->st->blob->publish(w->st, w->key, w->tmp, w->fd);
     if (rc < 0)
         unlink(w->tmp);
     close(w->fd);

@@ -340,6 +340,7 @@ int store_open_ex(const char *data_dir, const char *db_target, struct store **ou
     st->dir = xstrdup(data_dir);
     st->reserve = STORE_RESERVE_DEFAULT;
     st->blob_dir = xasprintf("%s/blobs", data_dir);
+    st->blob = &store__blob_local;
     st->tmp_dir = xasprintf("%s/tmp", data_dir);
     st->db_path = db_target && *db_target ? xstrdup(db_target) : xasprintf("%s/vbatch.db", data_dir);
     {
@@ -384,6 +385,7 @@ void store_close(struct store *st)
     store__net_free(st);
     pthread_mutex_destroy(&st->net_mu);
     free(st->dir);
+    store__blobs_free(st);
     free(st->blob_dir);
     free(st->tmp_dir);
     free(st->db_path);

@@ -221,6 +221,32 @@ int store_workflow_delete(struct store *st, const char *ws, const char *workflow
 
 /* ---- blob store ---------------------------------------------------------- */
 
+/* Two backends behind one set of calls (docs/STORAGE.md): the local folder
+ * DATA/blobs (the default) and S3-compatible object storage.  Every
+ * key-based call below (put, put_nosync, put_file, open, read, read_range,
+ * size, delete, delete_prefix, sync, the writer) works on both.  What is
+ * local on either: temp files (store_tmp_create, DATA/tmp) and
+ * store_blob_path, which names a file only on the local backend (callers
+ * that hand a file name to a library use store_blob_local_copy).
+ *
+ * Choose S3 with store_blobs_configure() after opening, before serving:
+ *   url  "s3://bucket[/prefix]?endpoint=http(s)://host:port&region=R&path_style=0|1"
+ *        (NULL, "" or "local": keep the local folder)
+ *   cred_file NULL: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
+ *        AWS_SESSION_TOKEN from the environment; else a file of the same
+ *        KEY=VALUE lines.
+ * It checks the bucket with a signed HEAD: ERR_INVALID (bad URL, missing
+ * credentials), ERR_AUTH (wrong credentials), ERR_NOTFOUND (no such
+ * bucket), ERR_UNAVAILABLE (endpoint unreachable), with one line in *e that
+ * never holds the secret.  On S3 a store that goes away later makes the
+ * calls fail with ERR_UNAVAILABLE after retries (5xx, SlowDown, connection
+ * errors: 4 retries, backoff from 100 ms). */
+int store_blobs_configure(struct store *st, const char *url, const char *cred_file, struct err *e);
+/* Whether the blobs are in the local folder. */
+bool store_blobs_local(const struct store *st);
+/* For messages: the blob folder, or "s3://bucket/prefix at endpoint". */
+const char *store_blobs_name(const struct store *st);
+
 /* Keys: 1..512 chars of [A-Za-z0-9._-] segments separated by single '/',
  * no empty, "." or ".." segment, no leading or trailing '/'. */
 #define STORE_BLOB_KEY_MAX 512
@@ -247,17 +273,44 @@ int store_blob_sync(struct store *st);
  * The file must be on the data dir's file system (use store_tmp_create).
  * On success the file at src_path no longer exists. */
 int store_blob_put_file(struct store *st, const char *key, const char *src_path);
-/* Open for reading: *fd (caller closes), *size in bytes.  ERR_NOTFOUND. */
+/* Open for reading: *fd (caller closes), *size in bytes.  ERR_NOTFOUND.
+ * On S3 the object is first downloaded into an unlinked temp file. */
 int store_blob_open(struct store *st, const char *key, int *fd, int64_t *size);
 /* Read a whole blob of at most max bytes (ERR_LIMIT beyond); *data is
  * malloc'd and NUL-terminated, caller frees. */
 int store_blob_read(struct store *st, const char *key, size_t max, char **data, size_t *len);
-/* Absolute path of the blob file (may not exist); malloc'd. */
+/* Bytes [off, off+len) of a blob into buf (local pread, S3 range GET);
+ * *got = bytes read, fewer at the end of the blob.  ERR_NOTFOUND. */
+int store_blob_read_range(struct store *st, const char *key, int64_t off, size_t len, void *buf, size_t *got);
+/* Size of a blob.  ERR_NOTFOUND. */
+int store_blob_size(struct store *st, const char *key, int64_t *size);
+/* Absolute path of the blob file in the local folder (may not exist);
+ * malloc'd.  Meaningless on the S3 backend: see store_blob_local_copy. */
 char *store_blob_path(struct store *st, const char *key);
+/* A local file holding the blob, for a library that wants a file name
+ * (ffmpeg): the blob's own file on the local backend, a downloaded temp
+ * file under DATA/tmp on S3.  *path malloc'd; give it back with
+ * store_blob_local_release (which removes a temp copy). */
+int store_blob_local_copy(struct store *st, const char *key, char **path);
+void store_blob_local_release(struct store *st, char *path);
+/* A presigned URL of the S3 backend (SigV4 query signing): method "GET",
+ * "PUT" or "HEAD" on key until expires_unix_s (at most 7 days ahead);
+ * length >= 0 signs the content-length of a PUT, so that the store refuses
+ * any other size.  *url malloc'd.  ERR_UNSUPPORTED on the local backend
+ * (it has store_sign_path). */
+int store_blob_presign(struct store *st, const char *method, const char *key, int64_t expires_unix_s,
+                       int64_t length, char **url);
 /* Delete one blob (absent is fine: returns 0). */
 int store_blob_delete(struct store *st, const char *key);
 /* Delete every blob whose key starts with prefix + "/" (a folder). */
 int store_blob_delete_prefix(struct store *st, const char *prefix);
+
+/* Call fn for every blob whose key starts with prefix + "/" (order not
+ * specified): its key, size and modification time (ms since the epoch).
+ * fn returns 0 to go on, anything else to stop (returned).  Local: a walk
+ * of the folder; S3: a listing, 1000 keys a request. */
+typedef int (*store_blob_list_fn)(void *ud, const char *key, int64_t size, int64_t mtime_ms);
+int store_blob_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud);
 
 /* Streaming writer: bytes go to a temp file, finish fsyncs and renames it
  * to key, abort (or any error) removes the temp file, leaving nothing.

@@ -21,9 +21,36 @@ struct store_net_rule {
     int prefix;        /* prefix length in bits */
 };
 
+/* One backend of the blob store (the local folder in blob.c, S3 in
+ * blob_s3.c).  Keys are checked by each call; errors as in store.h. */
+struct store_blob_ops {
+    const char *name;
+    /* sync: durable on return (local: temp file, fsync, rename) */
+    int (*put)(struct store *st, const char *key, const void *data, size_t len, bool sync);
+    /* Move the finished file src (open as fd, or -1) in under key; on
+     * success src no longer exists. */
+    int (*publish)(struct store *st, const char *key, const char *src, int fd);
+    int (*open)(struct store *st, const char *key, int *fd, int64_t *size);
+    int (*read)(struct store *st, const char *key, size_t max, char **data, size_t *len);
+    int (*read_range)(struct store *st, const char *key, int64_t off, size_t len, void *buf, size_t *got);
+    int (*size)(struct store *st, const char *key, int64_t *size);
+    int (*del)(struct store *st, const char *key);
+    int (*del_prefix)(struct store *st, const char *prefix);
+    int (*sync)(struct store *st);
+    int (*list)(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud);
+};
+extern const struct store_blob_ops store__blob_local;
+extern const struct store_blob_ops store__blob_s3;
+
+struct s3;
+
 struct store {
     char *dir;                 /* data folder, owned */
     char *blob_dir;            /* DATA/blobs, owned */
+    const struct store_blob_ops *blob; /* the blob backend (store__blob_local
+                                  unless store_blobs_configure chose S3) */
+    struct s3 *s3;             /* the S3 client of the s3 backend, owned; else NULL */
+    char *blob_name;           /* "s3://bucket/prefix at endpoint", owned; NULL: local */
     char *tmp_dir;             /* DATA/tmp, owned */
     char *db_path;             /* DATA/vbatch.db, owned */
     char *owner;               /* store_owner(): "<host>-<pid>-<rnd>", owned */
@@ -68,6 +95,11 @@ extern const char *const store__core_migrations[];
 extern const int store__core_migrations_n;
 extern const char *const store__core_migrations_pg[];
 extern const int store__core_migrations_pg_n;
+
+/* blob_s3.c: the whole object key into file fd (a temp file). */
+int store__blob_s3_get_fd(struct store *st, const char *key, int fd, int64_t *size);
+/* blob_s3.c: free the S3 backend's state (store_close). */
+void store__blobs_free(struct store *st);
 
 /* net.c */
 bool store__net_addr_allowed(struct store *st, const struct sockaddr *sa);

@@ -136,6 +136,24 @@ def pg_db_for(data):
     return E2E_PG + sep + 'options=' + urllib.parse.quote('-csearch_path=' + name)
 
 
+# VBATCH_E2E_BLOBS=s3 runs the servers (and their CLI calls) with their
+# blobs on the S3 store of VBATCH_TEST_S3 (AWS_* credentials set, as
+# scripts/test.sh does), each data folder under a prefix of its own.  Not
+# part of the suite yet: a trial of how far serve runs on object storage
+# (tests that read or damage DATA/blobs files directly cannot pass there).
+E2E_S3 = os.environ.get('VBATCH_TEST_S3', '') if os.environ.get('VBATCH_E2E_BLOBS') == 's3' else ''
+
+
+def s3_blobs_for(data):
+    """The VBATCH_BLOBS of a data folder on E2E_S3: the bucket under a prefix
+    named after the folder."""
+    import hashlib
+    u = urllib.parse.urlsplit(E2E_S3)
+    pre = u.path.strip('/')
+    name = 'e2e-' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16]
+    return f's3://{u.netloc}/{pre + "/" if pre else ""}{name}?{u.query}'
+
+
 class Server:
     def __init__(self, tmpdir, args=(), env=None, key=None):
         self.tmpdir = tmpdir
@@ -145,6 +163,8 @@ class Server:
         if E2E_PG and 'VBATCH_DB' not in self.env:
             self.env['VBATCH_DB'] = pg_db_for(self.data)
             self.env['VBATCH_PG_EXPERIMENTAL'] = '1'  # serve's refusal of PostgreSQL, lifted
+        if E2E_S3 and 'VBATCH_BLOBS' not in self.env:
+            self.env['VBATCH_BLOBS'] = s3_blobs_for(self.data)
         self.proc = None
         self.port = None
         self.key = key

@@ -292,6 +292,68 @@ TEST(sweep_deletes_only_old_orphan_generations)
     ctx_close(&c);
 }
 
+static int count_one(void *ud, const char *key, int64_t size, int64_t mtime_ms)
+{
+    (void)key;
+    (void)size;
+    (void)mtime_ms;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Blobs under prefix, on whichever backend (store_blob_list). */
+static int listed(struct ctx *c, const char *prefix)
+{
+    int n = 0;
+    ASSERT_OK(store_blob_list(c->st, prefix, count_one, &n));
+    return n;
+}
+
+/* The same sweep with the blobs on S3 (VBATCH_TEST_S3): it lists the
+ * bucket, not the local folder. */
+TEST(sweep_on_s3)
+{
+    struct ctx c;
+    struct err e = ERR_INIT;
+    const char *u = getenv("VBATCH_TEST_S3");
+    if (!u || !*u) {
+        fprintf(stderr, "  skipped: VBATCH_TEST_S3 is not set\n");
+        return;
+    }
+    ctx_open(&c);
+    char rnd[13];
+    rand_alnum(rnd, 12);
+    const char *q = strchr(u, '?');
+    size_t bl = q ? (size_t)(q - u) : strlen(u);
+    char *url = xasprintf("%.*s/models-%s%s", (int)bl, u, rnd, q ? q : "");
+    ASSERT_OK(store_blobs_configure(c.st, url, NULL, &e));
+    free(url);
+    if (jobs_models_store_put(c.st, c.reg, NULL, "kept/1", c.onnx, c.len, c.meta, &te) < 0)
+        T_FAIL("%s", te.msg);
+    ASSERT_OK(store_blob_put(c.st, "models/kept--1/orphan-gen/weights.onnx", "x", 1));
+    ASSERT_OK(store_blob_put(c.st, "wsmodels/wa/x/orphan-gen/weights.onnx", "x", 1));
+    ASSERT_EQ(listed(&c, "models/kept--1"), 3);
+    ASSERT_EQ(blob_files(&c, "kept--1"), 0); /* nothing in the local folder */
+    ASSERT_EQ(jobs_models_store_sweep(c.st, 3600 * 1000), 0);
+    ASSERT_EQ(jobs_models_store_sweep(c.st, 0), 2);
+    ASSERT_EQ(listed(&c, "models/kept--1"), 2);
+    ASSERT_EQ(listed(&c, "wsmodels"), 0);
+    /* the live generation still loads from the bucket */
+    struct model_registry *other = NULL;
+    struct model_registry_opts o = {.intra_op_threads = 1};
+    char err[512];
+    int loaded = -1, bad = -1;
+    ASSERT_OK(model_registry_new(&o, &other, err, sizeof err));
+    ASSERT_OK(jobs_models_store_sync(c.st, other, &loaded, &bad));
+    ASSERT_EQ(loaded, 1);
+    ASSERT_EQ(bad, 0);
+    model_registry_free(other);
+    if (jobs_models_store_delete(c.st, c.reg, NULL, "kept/1", &te) < 0)
+        T_FAIL("%s", te.msg);
+    ASSERT_EQ(listed(&c, "models"), 0);
+    ctx_close(&c);
+}
+
 TEST(cpu_provider_rereads_the_table_for_an_unknown_model)
 {
     struct ctx c;

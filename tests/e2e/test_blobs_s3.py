@@ -1,0 +1,344 @@
+"""--blobs / VBATCH_BLOBS: the blob store on S3-compatible object storage.
+
+Start-up errors (one line on stderr, exit status 2, never the secret): a
+bad URL, missing credentials, an unreachable endpoint; with VBATCH_TEST_S3
+(scripts/test.sh starts a throwaway radosgw with scripts/s3-up.sh) also
+wrong credentials and a missing bucket, and a server whose blobs are all on
+radosgw: single uploads, tar shards through vbatch's signed URLs, a job
+with persisted images and its export downloads; the objects of an expired
+batch are deleted."""
+import json
+import os
+import subprocess
+import time
+import uuid
+import urllib.parse
+
+import pytest
+
+from conftest import BIN, MULT, Server
+from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, stage_pngs, wait_job
+
+S3 = os.environ.get('VBATCH_TEST_S3', '')
+need_s3 = pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
+                             reason='VBATCH_TEST_S3 / AWS credentials not set')
+SECRET = 'sEcReT-never-printed-42'
+
+
+def run(*args, env=None, timeout=60):
+    e = dict(os.environ)
+    for k in ('VBATCH_DB', 'VBATCH_BLOBS', 'VBATCH_BLOBS_CREDENTIALS', 'AWS_SESSION_TOKEN'):
+        e.pop(k, None)
+    e.update({'AWS_ACCESS_KEY_ID': 'AKIDTEST', 'AWS_SECRET_ACCESS_KEY': SECRET})
+    e.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout * MULT, env=e)
+
+
+def error_lines(p):
+    """stderr without the log lines (timestamped)."""
+    return [l for l in p.stderr.splitlines() if l and not l[:4].isdigit()]
+
+
+def one_error(p, want):
+    assert p.returncode == 2, p.stderr
+    lines = error_lines(p)
+    assert len(lines) == 1 and want in lines[0], p.stderr
+    assert SECRET not in p.stderr + p.stdout
+    return lines[0]
+
+
+COMMANDS = (['serve'], ['worker'], ['model', 'list'])
+
+
+def test_bad_url_exit_2(tmp_path):
+    for cmd in COMMANDS:
+        for url in ('s3://', 'file:///x', 's3://Bad_Bucket', 's3://bucket?endpoint=ftp://h',
+                    's3://bucket?what=1', 's3://bucket/../x'):
+            p = run(*cmd, '--data', str(tmp_path), '--blobs', url)
+            one_error(p, 'bad blob store URL')
+    p = run('serve', '--data', str(tmp_path), env={'VBATCH_BLOBS': 's3://bucket?path_style=yes'})
+    one_error(p, 'path_style must be 0 or 1')
+
+
+def test_missing_credentials_exit_2(tmp_path):
+    env = {'AWS_ACCESS_KEY_ID': '', 'AWS_SECRET_ACCESS_KEY': ''}
+    p = run('serve', '--data', str(tmp_path), '--blobs', 's3://bucket?endpoint=http://127.0.0.1:1', env=env)
+    one_error(p, 'no object store credentials')
+    p = run('serve', '--data', str(tmp_path), '--blobs', 's3://bucket?endpoint=http://127.0.0.1:1',
+            '--blobs-credentials', str(tmp_path / 'nope'), env=env)
+    one_error(p, 'cannot read the credentials file')
+
+
+def test_unreachable_endpoint_exit_2(tmp_path):
+    for cmd in COMMANDS:
+        p = run(*cmd, '--data', str(tmp_path), '--blobs', 's3://bucket?endpoint=http://127.0.0.1:1&path_style=1')
+        one_error(p, 'cannot reach the object store at http://127.0.0.1:1')
+
+
+def s3_parts():
+    u = urllib.parse.urlsplit(S3)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    return u.netloc, u.path.strip('/'), q
+
+
+def with_prefix(prefix):
+    bucket, pre, q = s3_parts()
+    full = f'{pre}/{prefix}' if pre else prefix
+    return f's3://{bucket}/{full}?' + urllib.parse.urlencode(q)
+
+
+@need_s3
+def test_wrong_credentials_and_missing_bucket_exit_2(tmp_path):
+    creds = tmp_path / 'creds'
+    creds.write_text(f'AWS_ACCESS_KEY_ID={os.environ["AWS_ACCESS_KEY_ID"]}\nAWS_SECRET_ACCESS_KEY={SECRET}\n')
+    for cmd in COMMANDS:
+        p = run(*cmd, '--data', str(tmp_path), '--blobs', S3, '--blobs-credentials', str(creds))
+        one_error(p, 'refused the credentials')
+    bucket, pre, q = s3_parts()
+    env = {'AWS_ACCESS_KEY_ID': os.environ['AWS_ACCESS_KEY_ID'],
+           'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY']}
+    p = run('serve', '--data', str(tmp_path), '--blobs', 's3://no-such-bucket-e2e?' + urllib.parse.urlencode(q),
+            env=env)
+    one_error(p, "no such bucket 'no-such-bucket-e2e'")
+    assert os.environ['AWS_SECRET_ACCESS_KEY'] not in p.stderr
+
+
+def s3_keys(prefix):
+    """Keys under prefix in the test bucket (a signed listing with curl)."""
+    bucket, pre, q = s3_parts()
+    full = f'{pre}/{prefix}' if pre else prefix
+    url = f'{q["endpoint"]}/{bucket}?list-type=2&max-keys=1000&prefix={urllib.parse.quote(full + "/", safe="")}'
+    out = subprocess.run(['curl', '-sf', '--aws-sigv4', f'aws:amz:{q.get("region", "us-east-1")}:s3', '--user',
+                          f'{os.environ["AWS_ACCESS_KEY_ID"]}:{os.environ["AWS_SECRET_ACCESS_KEY"]}',
+                          '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', url],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    import re
+    return [k[len(full) + 1:] for k in re.findall(r'<Key>([^<]*)</Key>', out)]
+
+
+@need_s3
+def test_serve_with_blobs_on_s3(tmp_path):
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    env = {'VBATCH_BLOBS': with_prefix(prefix)}
+    s = Server(str(tmp_path), env=env).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        stage_pngs(s, 'single', 6)
+        stage_pngs(s, 'bulk', 20, bulk=True, seed=100)
+        keys = s3_keys(prefix)
+        # every staged item is an object; nothing is kept in the data folder
+        assert len([k for k in keys if k.startswith('b/')]) >= 26, keys
+        local = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
+        assert local == [], local
+        # an item downloads from its /list URL
+        files = list_files(s, 'single')
+        r = s.raw('GET', files[0]['downloadURL'])
+        assert r.status == 200 and r.body[:4] == b'\x89PNG', r
+        # a job reads its items from the store and writes results and images there
+        r = bp(s, 'POST', '/e2e-s3', job_body('bulk', 'crop', fmt='csv', persist=True,
+                                              spec={'imagesOutputsToBePersisted': ['crop']}))
+        assert r.status == 200, r
+        job = wait_job(s, 'e2e-s3')
+        assert job['error'] is False, job
+        exp = download_export(s, 'e2e-s3')
+        rows = results_rows(exp, 'csv')
+        assert sorted(r['image'] for r in rows) == [f'img-{i:04d}.png' for i in range(20)]
+        assert sorted(exp['members']) == sorted(f'img-{i:04d}.png/crop.jpg' for i in range(20))
+        local = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
+        assert local == [], local
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+    assert os.environ['AWS_SECRET_ACCESS_KEY'] not in s.tail_log(100000)
+
+
+@need_s3
+def test_expiry_deletes_the_objects(tmp_path):
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--batch-expiry', '3', '--sweep-interval', '1'],
+               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        stage_pngs(s, 'short', 3)
+        stage_pngs(s, 'short-bulk', 5, bulk=True)
+        assert len(s3_keys(prefix)) >= 8
+        deadline = time.time() + 30 * MULT
+        while time.time() < deadline and s3_keys(prefix):
+            time.sleep(0.5)
+        assert s3_keys(prefix) == []
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_video_upload_and_job_on_s3(tmp_path):
+    from test_jobs_video import FRAMES, VID, stage_video, video_body
+    if not os.path.exists(VID):
+        pytest.skip(f'{VID} missing (python3-imageio)')
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        with open(VID, 'rb') as f:
+            stage_video(s, 'clips', 'a.mp4', f.read())
+        assert s.wait_count('clips', 1) == 1
+        assert any(k.startswith('b/') and '/v/' in k for k in s3_keys(prefix))
+        r = bp(s, 'POST', '/vs3', video_body('clips', 'crop'))
+        assert r.status == 200, r
+        job = wait_job(s, 'vs3')
+        assert job['error'] is False, job
+        rows = results_rows(download_export(s, 'vs3'), 'jsonl')
+        assert [r['frame_number'] for r in rows] == list(range(1, FRAMES + 1))
+        local = [f for _, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
+        assert local == [], local
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_model_commands_on_s3(tmp_path):
+    from conftest import REPO
+    det = os.path.join(REPO, 'tests', 'data', 'models', 'synth-det')
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    env = {'AWS_ACCESS_KEY_ID': os.environ['AWS_ACCESS_KEY_ID'],
+           'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY'], 'VBATCH_BLOBS': with_prefix(prefix)}
+    data = tmp_path / 'data'
+    p = run('model', 'register', 'cli/1', det, '--data', str(data), env=env)
+    assert p.returncode == 0 and 'registered: cli/1' in p.stdout, p.stderr
+    keys = s3_keys(prefix)
+    assert sorted(k.rsplit('/', 1)[1] for k in keys) == ['metadata.json', 'weights.onnx'], keys
+    assert all(k.startswith('models/cli--1/') for k in keys), keys
+    assert not [f for _, _, fs in os.walk(data / 'blobs') for f in fs]
+    # a server on the same data folder and bucket runs a job with it
+    from jobs_helpers import DET_WF, ort_env
+    s = Server(str(tmp_path), env=dict(ort_env(str(tmp_path)), VBATCH_BLOBS=with_prefix(prefix))).start()
+    try:
+        wf = json.loads(json.dumps(DET_WF).replace('synth-det', 'cli/1'))
+        put_workflow(s, 'det', wf)
+        stage_pngs(s, 'pics', 3)
+        r = bp(s, 'POST', '/e2e-det', job_body('pics', 'det'))
+        assert r.status == 200, r
+        job = wait_job(s, 'e2e-det')
+        assert job['error'] is False, job
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+    p = run('model', 'delete', 'cli/1', '--data', str(data), env=env)
+    assert p.returncode == 0 and 'deleted: cli/1' in p.stdout, p.stderr
+    assert [k for k in s3_keys(prefix) if k.startswith('models/')] == []
+
+
+class Proxy:
+    """A TCP forwarder 127.0.0.1:port -> the S3 endpoint that can be cut
+    (listener and every connection closed) and restored on the same port:
+    the object store going away while vbatch runs."""
+
+    def __init__(self, target_host, target_port):
+        import socket
+        self.target = (target_host, target_port)
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.conns = []
+        self.lsock = None
+        self.up()
+
+    def up(self):
+        import socket
+        import threading
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(('127.0.0.1', self.port))
+        ls.listen(64)
+        self.lsock = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        import socket
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def down(self):
+        import socket
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        except OSError:
+            pass
+        self.lsock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+@need_s3
+def test_store_going_away_gives_503_and_jobs_wait(tmp_path):
+    bucket, pre, q = s3_parts()
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = Proxy(ep.hostname, ep.port)
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    full = f'{pre}/{prefix}' if pre else prefix
+    q2 = dict(q, endpoint=f'http://127.0.0.1:{px.port}')
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': f's3://{bucket}/{full}?' + urllib.parse.urlencode(q2)}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        stage_pngs(s, 'pics', 6)
+        px.down()
+        from conftest import png_bytes
+        t0 = time.time()
+        r = s.upload_image('pics', 'late.png', png_bytes(99))
+        assert r.status == 503, r
+        assert 'blob store cannot be reached' in r.json()['error'], r
+        assert time.time() - t0 < 20 * MULT
+        # a job started now waits for the store instead of failing its images
+        r = bp(s, 'POST', '/e2e-away', job_body('pics', 'crop'))
+        assert r.status == 200, r
+        time.sleep(3)
+        job = bp(s, 'GET', '/e2e-away').json()['job']
+        assert job['isTerminal'] is False, job
+        px.up()
+        job = wait_job(s, 'e2e-away')
+        assert job['error'] is False, job
+        rows = results_rows(download_export(s, 'e2e-away'), 'jsonl')
+        assert sorted(r['image'] for r in rows) == [f'img-{i:04d}.png' for i in range(6)]
+        r = s.upload_image('pics', 'late.png', png_bytes(99))
+        assert r.status == 200, r
+        assert 'waiting for storage' in s.tail_log(200000)
+    finally:
+        rc = s.stop()
+        px.down()
+    assert rc == 0, s.tail_log()

@@ -833,13 +833,26 @@ int store_batch_purge(struct store *st, int64_t bid, struct err *e)
     db_finalize(q);
     q = NULL;
     /* Blobs first, rows second: a crash in between leaves rows of an
-     * expired batch (swept again), never blobs nobody points at. */
+     * expired batch (swept again), never blobs nobody points at.  So does
+     * a blob store that fails (an object store out of reach): the rows
+     * stay until a later sweep removes the blobs. */
+    int brc = 0;
     for (int i = 0; i < nkeys; i++) {
-        store_blob_delete(st, keys[i]);
+        int r = store_blob_delete(st, keys[i]);
+        if (r < 0 && r != ERR_INVALID && brc == 0)
+            brc = r;
         free(keys[i]);
     }
     free(keys);
-    store_blob_delete_prefix(st, prefix);
+    if (brc == 0) {
+        int r = store_blob_delete_prefix(st, prefix);
+        brc = r == ERR_INVALID ? 0 : r;
+    }
+    if (brc < 0) {
+        db_release(d, c);
+        return err_set(e, brc, "cannot delete the blobs of batch bid=%lld: %s (left to the expiry sweep)",
+                       (long long)bid, err_str(brc));
+    }
     /* Items go in chunks of 10k, each its own short transaction, so a
      * 1M-item batch never holds the write lock for seconds. */
     for (;;) {

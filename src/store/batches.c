@@ -782,6 +782,54 @@ int store_batch_delete(struct store *st, const char *ws, const char *batch, stru
     return 0;
 }
 
+int store__blob_trash_add(struct db_conn *c, const char *prefix, struct err *e)
+{
+    return db_run(c, e, "INSERT INTO blob_trash(prefix, created_ms) VALUES(?1,?2) ON CONFLICT(prefix) DO NOTHING",
+                  "ti", prefix, time_now_ms());
+}
+
+int store__blob_trash_cancel(struct db_conn *c, const char *prefix, struct err *e)
+{
+    return db_run(c, e, "DELETE FROM blob_trash WHERE prefix=?1", "t", prefix);
+}
+
+int store_blob_trash_purge(struct store *st, const char *prefix, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    char **p = NULL;
+    int n = 0, rc;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    rc = db_prepare(c, prefix ? "SELECT prefix FROM blob_trash WHERE prefix=?1"
+                              : "SELECT prefix FROM blob_trash ORDER BY created_ms LIMIT 100", &q, e);
+    if (rc == 0) {
+        if (prefix)
+            db_bind_text(q, 1, prefix);
+        while ((rc = db_step(q, e)) == DB_ROW) {
+            p = xrealloc(p, (size_t)(n + 1) * sizeof *p);
+            p[n++] = xstrdup(db_col_text(q, 0));
+        }
+        db_finalize(q);
+    }
+    for (int i = 0; i < n; i++) {
+        int brc = store_blob_delete_prefix(st, p[i]);
+        if (brc == 0 || brc == ERR_INVALID) {
+            int r = db_run(c, e, "DELETE FROM blob_trash WHERE prefix=?1", "t", p[i]);
+            if (r < 0 && rc == 0)
+                rc = r;
+        } else if (rc == 0) {
+            rc = err_set(e, brc, "cannot delete the blob folder '%s': %s (retried by the expiry sweep)", p[i],
+                         err_str(brc));
+        }
+        free(p[i]);
+    }
+    free(p);
+    db_release(d, c);
+    return rc < 0 ? rc : 0;
+}
+
 /* ---- expiry ----------------------------------------------------------------------------------- */
 
 int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, struct err *e)

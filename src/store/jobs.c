@@ -144,6 +144,11 @@ int store_job_delete(struct store *st, const char *ws, const char *job_id, struc
     }
     for (int i = 0; rc == 0 && i < nbids; i++)
         rc = store__batch_tombstone(c, bids[i], e);
+    /* Its own blob folder (task results, persisted images, export files)
+     * is queued in the same transaction and deleted after it. */
+    char *folder = xasprintf("jobs/%s/%s", ws, job_id);
+    if (rc == 0)
+        rc = store__blob_trash_add(c, folder, e);
     if (rc == 0)
         rc = db_run(c, e, "DELETE FROM jobs WHERE pk=?1", "i", pk);
     rc = tx_end(c, rc, e);
@@ -154,6 +159,12 @@ int store_job_delete(struct store *st, const char *ws, const char *job_id, struc
             log_warn("store", "job %s deleted; its output batch bid=%lld is left to the expiry sweep: %s", job_id,
                      (long long)bids[i], e2.msg);
     }
+    if (rc == 0) {
+        struct err e2 = ERR_INIT;
+        if (store_blob_trash_purge(st, folder, &e2) < 0)
+            log_warn("store", "job %s deleted; %s", job_id, e2.msg);
+    }
+    free(folder);
     free(bids);
     return rc;
 }
@@ -231,6 +242,14 @@ int store_job_create(struct store *st, const struct store_job_new *jn, const str
         rc = store__batch_find(c, jn->ws, jn->batch, &b, e);
         if (rc == ERR_NOTFOUND)
             err_printf(e, "batch '%s' was deleted", jn->batch);
+    }
+    /* a deleted job of this id whose folder is still queued for deletion:
+     * the folder is this job's now (what is left in it is overwritten or
+     * goes when this job is deleted) */
+    if (rc == 0) {
+        char *folder = xasprintf("jobs/%s/%s", jn->ws, jn->job_id);
+        rc = store__blob_trash_cancel(c, folder, e);
+        free(folder);
     }
     if (rc == 0)
         rc = db_prepare(c, "INSERT INTO jobs(workspace, job_id, name, definition, wf_def, image_input, outputs,"

@@ -27,6 +27,10 @@ int store__ws_lock(struct db_conn *c, const char *ws, int64_t *staged_bytes, str
 /* batches.c: make the batch invisible (expires_ms = 0) and its pending
  * upload URLs fail; store_batch_purge removes it afterwards. */
 int store__batch_tombstone(struct db_conn *c, int64_t bid, struct err *e);
+/* batches.c: queue the blob folder prefix for deletion (blob_trash), or
+ * take it off the queue (a new job of the same id owns the folder again). */
+int store__blob_trash_add(struct db_conn *c, const char *prefix, struct err *e);
+int store__blob_trash_cancel(struct db_conn *c, const char *prefix, struct err *e);
 /* jobs.c: 1 (job id in job, <= 79 bytes) when a running job of ws reads
  * batch or writes it (a stage's output batch), else 0; inside the
  * caller's transaction. */

@@ -121,7 +121,13 @@ const char *const store__staging_migrations_sqlite[] = {
     "  workspace TEXT PRIMARY KEY,"
     "  max_staged_bytes INTEGER,"
     "  max_jobs INTEGER,"
-    "  max_pending_uploads INTEGER);",
+    "  max_pending_uploads INTEGER);"
+    /* blob folders to delete whose rows are gone (a deleted job's
+     * jobs/<ws>/<job>/): written in the transaction that deletes the rows,
+     * removed once the folder is; the expiry sweep retries (batches.c) */
+    "CREATE TABLE blob_trash ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  created_ms INTEGER NOT NULL);",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -237,7 +243,10 @@ const char *const store__staging_migrations_pg[] = {
     "  workspace TEXT PRIMARY KEY,"
     "  max_staged_bytes BIGINT,"
     "  max_jobs BIGINT,"
-    "  max_pending_uploads BIGINT);",
+    "  max_pending_uploads BIGINT);"
+    "CREATE TABLE blob_trash ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  created_ms BIGINT NOT NULL);",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

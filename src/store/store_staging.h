@@ -160,6 +160,10 @@ int store_batch_delete(struct store *st, const char *ws, const char *batch, stru
  * transactions), then its rows; the workspace's usage drops by its items'
  * bytes in the same transactions.  Idempotent. */
 int store_batch_purge(struct store *st, int64_t bid, struct err *e);
+/* Delete the blob folders queued in blob_trash (prefix NULL: every one,
+ * else that one) and their rows; a folder whose delete fails stays queued.
+ * The expiry sweep calls it with NULL. */
+int store_blob_trash_purge(struct store *st, const char *prefix, struct err *e);
 /* Bytes of ws's items (every batch, outputs included). */
 int store_ws_staged_bytes(struct store *st, const char *ws, int64_t *out, struct err *e);
 

@@ -1,11 +1,12 @@
 """Deletion of batches and jobs, per-workspace quotas and the per-key
 request rate limit (docs/API.md "Deletion", "Quotas and rate limits")."""
-import json
 import os
 import time
+import uuid
 
-from conftest import DS, MULT, make_tar, png_bytes
+from conftest import DS, MULT, Server, make_tar, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, stage_pngs, wait_job
+from test_blobs_s3 import need_s3, s3_keys, with_prefix
 
 
 def blob_files(s, sub=''):
@@ -94,6 +95,7 @@ def test_job_delete_refused_while_running_then_removes_job_and_outputs(server_fa
     assert r.status == 200, r
     # it may finish fast: the 409 is checked on a job that cannot run below
     wait_job(s, 'jd')
+    assert blob_files(s, 'jobs/default/jd')
     assert s.ds('GET', '/jd-processing').status == 200
     assert s.ds('GET', '/jd-export').status == 200
     before = len(blob_files(s))
@@ -105,6 +107,7 @@ def test_job_delete_refused_while_running_then_removes_job_and_outputs(server_fa
     assert s.ds('GET', '/jd-processing').status == 404
     assert s.ds('GET', '/jd-export').status == 404
     assert len(blob_files(s)) < before
+    assert blob_files(s, 'jobs/default/jd') == []
     # the input batch stays
     assert s.ds('GET', '/pics/count').json()['count'] == 4
     assert bp(s, 'DELETE', '/jd', check=False).status == 404
@@ -226,3 +229,31 @@ def test_rate_limit_429_with_retry_after(server_factory):
     # the health check needs no key and is never limited
     for _ in range(5):
         assert s.request('GET', '/healthz', auth=False).status == 200
+
+
+@need_s3
+def test_delete_on_s3_removes_the_objects(tmp_path):
+    """The same deletions with the blobs on an object store (radosgw that
+    scripts/test.sh starts): batch and job outputs leave no object."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        stage_pngs(s, 'single', 3)
+        stage_pngs(s, 'bulk', 5, bulk=True)
+        bid = bid_of(s, 'single')
+        assert [k for k in s3_keys(prefix) if k.startswith(f'b/{bid}/')]
+        assert delete_batch(s, 'single').status == 200
+        assert [k for k in s3_keys(prefix) if k.startswith(f'b/{bid}/')] == []
+        assert bp(s, 'POST', '/s3j', job_body('bulk', 'crop', persist=True,
+                                             spec={'imagesOutputsToBePersisted': ['crop']})).status == 200
+        wait_job(s, 's3j')
+        n_with_job = len(s3_keys(prefix))
+        assert bp(s, 'DELETE', '/s3j', check=False).status == 200
+        left = s3_keys(prefix)
+        assert len(left) < n_with_job
+        assert delete_batch(s, 'bulk').status == 200
+        assert s3_keys(prefix) == []
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

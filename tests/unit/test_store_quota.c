@@ -158,7 +158,12 @@ BOTH(batch_delete_refused_while_a_job_runs_and_pending_urls_fail)
     ASSERT_EQ(store_job_delete(st, "ws", "j1", &e), ERR_EXISTS);
     ASSERT(strstr(e.msg, "abort it first") != NULL);
     ASSERT_OK(store_job_end_error(st, job_pk(st, "ws", "j1"), "aborted", "stop", "job-aborted", &e));
+    ASSERT_EQ(store_blob_put(st, "jobs/ws/j1/processing/task-00001.jsonl", "{}\n", 3), 0);
+    ASSERT_EQ(store_blob_put(st, "jobs/ws/j10/keep.jsonl", "{}\n", 3), 0);
     ASSERT_OK(store_job_delete(st, "ws", "j1", &e));
+    ASSERT(!blob_exists(st, "jobs/ws/j1/processing/task-00001.jsonl"));
+    ASSERT(blob_exists(st, "jobs/ws/j10/keep.jsonl")); /* another job's folder */
+    ASSERT_OK(store_blob_trash_purge(st, NULL, &e)); /* nothing left queued */
     ASSERT_EQ(job_pk(st, "ws", "j1"), 0);
     struct store_batch b;
     ASSERT_EQ(store_batch_find(st, "ws", "j1-processing", &b, &e), ERR_NOTFOUND);

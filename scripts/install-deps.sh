@@ -9,7 +9,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libarchive-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       libjansson-dev libfreetype-dev fonts-dejavu-core
-      python3-numpy python3-imageio python3-jsonschema python3-pytest python3-prometheus-client
+      python3-numpy python3-imageio python3-pil python3-jsonschema python3-pytest python3-prometheus-client
       curl ca-certificates tzdata
       ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
 # ceph-*/radosgw: the throwaway S3 store of the tests (scripts/s3-up.sh).
@@ -28,3 +28,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 "$(dirname "$0")/fetch-ort.sh"
+"$(dirname "$0")/fetch-ocr.sh" || echo "install-deps: PP-OCR weights not fetched (OCR tests will skip)" >&2

@@ -179,6 +179,8 @@ enum model_task {
     MODEL_TASK_MULTI_LABEL,
     MODEL_TASK_KEYPOINTS,
     MODEL_TASK_SEMANTIC, /* "semantic-segmentation": per-pixel class logits */
+    MODEL_TASK_OCR,      /* "ocr": PP-OCR text detector + recogniser + dictionary
+                            (a multi-file folder: docs/MODELS.md "OCR") */
 };
 /* "object-detection", ... ; and back (0 for an unknown name). */
 const char *model_task_name(enum model_task t);
@@ -276,6 +278,25 @@ int model_prepare(struct model *m, struct vis_image *img);
 /* Roboflow response for one result (see model_registry_infer), new ref. */
 json_t *model_result_to_json(const struct model *m, const struct model_result *r,
                              const struct model_params *p);
+
+/* OCR models (task MODEL_TASK_OCR): model_run refuses them; they run
+ * through model_ocr_run, one image at a time. */
+struct model_ocr_word {
+    float x1, y1, x2, y2; /* original-image pixels, integers */
+    float confidence;     /* mean of the recogniser's kept CTC step maxima */
+    char *text;           /* UTF-8, owned by the result */
+};
+struct model_ocr_result {
+    int image_w, image_h;
+    struct model_ocr_word *words; /* reading order (top to bottom, left to right) */
+    size_t n_words;
+};
+/* Detect and read the text of img (any vis_fmt).  Safe from any thread. */
+int model_ocr_run(struct model *m, const struct vis_image *img, struct model_ocr_result *out,
+                  char *err, size_t errlen);
+void model_ocr_result_release(struct model_ocr_result *r); /* frees members, not r */
+/* Roboflow's OCR response {"result", "predictions", "image"}, new ref. */
+json_t *model_ocr_result_to_json(const struct model_ocr_result *r);
 
 /* ---- inference: the provider the workflow engine calls ---------------------- */
 

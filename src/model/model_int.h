@@ -98,7 +98,19 @@ struct model {
     char *out_names[MODEL_MAX_OUTPUTS];
     size_t n_out;
     json_t *info;               /* model_describe() source */
+    struct model__ocr *ocr;     /* OCR models: the two sessions and the dictionary */
 };
+
+/* ocr.c: open the OCR parts of m (its ort acquired) from the folder dir:
+ * det.onnx, rec.onnx and dict.txt, or the names model.json gives under
+ * "detector", "recognizer", "dictionary"; trial runs check shapes, the
+ * class count against the dictionary and finite outputs.  Sets m->task.
+ * ERR_INVALID etc. with a message naming the part at fault. */
+int model__ocr_open(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
+                    int threads, bool spinning, const char *machine_type, char *err,
+                    size_t errlen);
+void model__ocr_free(struct model *m);
+size_t model__ocr_dict_size(const struct model *m);
 
 /* ort.c */
 int model__session_open(struct model__ort *ort, const void *data, size_t len, int threads,

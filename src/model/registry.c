@@ -72,18 +72,18 @@ static const char *const builtin_aliases[][2] = {
 
 static const char *task_names[] = {NULL, "object-detection", "instance-segmentation",
                                    "classification", "multi-label-classification",
-                                   "keypoint-detection", "semantic-segmentation"};
+                                   "keypoint-detection", "semantic-segmentation", "ocr"};
 
 const char *model_task_name(enum model_task t)
 {
-    return (int)t >= 1 && (int)t <= 6 ? task_names[t] : "unknown";
+    return (int)t >= 1 && (int)t <= 7 ? task_names[t] : "unknown";
 }
 
 enum model_task model_task_parse(const char *s)
 {
     if (!s)
         return 0;
-    for (int i = 1; i <= 6; i++)
+    for (int i = 1; i <= 7; i++)
         if (!strcmp(s, task_names[i]))
             return (enum model_task)i;
     /* Ultralytics and short names */
@@ -246,6 +246,8 @@ void model__free(struct model *m)
         return;
     if (m->sess)
         m->ort->api->ReleaseSession(m->sess);
+    if (m->ocr)
+        model__ocr_free(m);
     model__ort_release(m->ort);
     for (size_t i = 0; i < m->n_classes; i++)
         free(m->classes[i]);
@@ -745,6 +747,12 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
             rc = ERR_INVALID;
             goto out;
         }
+        if (m->task == MODEL_TASK_OCR) {
+            snprintf(err, errlen, "model '%s': an OCR model is a folder of det.onnx, rec.onnx "
+                     "and dict.txt (docs/MODELS.md \"OCR\"), not one weights.onnx", sp->id);
+            rc = ERR_INVALID;
+            goto out;
+        }
     }
     if (m->task == MODEL_TASK_CLASSIFICATION && json_is_true(json_object_get(sp->env, "MULTICLASS")))
         m->task = MODEL_TASK_MULTI_LABEL;
@@ -1196,9 +1204,116 @@ static void add_meta_aliases(struct model_registry *reg, const char *ws, const c
     }
 }
 
+/* A folder holding an OCR model: det.onnx, or model.json naming family "ocr". */
+static bool is_ocr_folder(const char *src)
+{
+    char *p = xasprintf("%s/det.onnx", src);
+    struct stat st;
+    bool yes = stat(p, &st) == 0;
+    free(p);
+    if (!yes) {
+        json_t *mj = NULL;
+        char e[256];
+        if (read_json_file(src, "model.json", &mj, e, sizeof e) == 0 && mj) {
+            const char *f = json_string_value(json_object_get(mj, "family"));
+            yes = f && !strcmp(f, "ocr");
+        }
+        json_decref(mj);
+    }
+    return yes;
+}
+
+/* Register the OCR model of folder src (ocr.c checks its parts). */
+static int register_ocr_folder(struct model_registry *reg, const char *id, const char *src,
+                               bool copy, char *err, size_t errlen)
+{
+    struct model__ort *o = NULL;
+    struct model *m = NULL;
+    json_t *meta = NULL;
+    char *dest = NULL, rsrc[PATH_MAX], rdst[PATH_MAX];
+    int rc;
+
+    if ((rc = read_json_file(src, "model.json", &meta, err, errlen)) < 0)
+        return rc;
+    if ((rc = registry_ort(reg, &o, err, errlen)) < 0)
+        goto out;
+    m = xcalloc(1, sizeof(*m));
+    m->refs = 1;
+    m->id = xstrdup(id);
+    m->dir = xstrdup(src);
+    if ((rc = model__ort_acquire(o->path, &m->ort, err, errlen)) < 0)
+        goto out;
+    if ((rc = model__ocr_open(m, src, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+                              reg->opts.intra_op_spinning, reg->opts.machine_type, err,
+                              errlen)) < 0)
+        goto out;
+    if (copy && reg->opts.models_dir) {
+        static const char *const parts[][2] = {{"detector", "det.onnx"},
+                                               {"recognizer", "rec.onnx"},
+                                               {"dictionary", "dict.txt"}};
+        char *dn = model_id_dirname(id);
+        dest = xasprintf("%s/%s", reg->opts.models_dir, dn);
+        free(dn);
+        bool same = realpath(src, rsrc) && realpath(dest, rdst) && !strcmp(rsrc, rdst);
+        if (!same) {
+            if ((rc = mkdir_p(dest, 0755)) < 0) {
+                snprintf(err, errlen, "cannot create '%s': %s", dest, err_str(rc));
+                goto out;
+            }
+            for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
+                const char *nm = json_string_value(json_object_get(meta, parts[i][0]));
+                if (!nm || strchr(nm, '/'))
+                    nm = parts[i][1];
+                char *s = xasprintf("%s/%s", src, nm);
+                char *d = xasprintf("%s/%s", dest, parts[i][1]);
+                rc = copy_file(s, d, reg->opts.max_model_bytes);
+                free(s);
+                free(d);
+                if (rc < 0) {
+                    snprintf(err, errlen, "cannot copy model '%s' into '%s': %s", id, dest,
+                             err_str(rc));
+                    goto out;
+                }
+            }
+            json_t *mj = json_pack("{s:s,s:s,s:s,s:s,s:s}", "model_id", id, "family", "ocr",
+                                   "detector", "det.onnx", "recognizer", "rec.onnx",
+                                   "dictionary", "dict.txt");
+            json_t *al = json_object_get(meta, "aliases");
+            if (al)
+                json_object_set(mj, "aliases", al);
+            char *js = json_dumps(mj, JSON_INDENT(1));
+            char *path = xasprintf("%s/model.json", dest);
+            rc = file_write_atomic(path, js, strlen(js));
+            free(path);
+            free(js);
+            json_decref(mj);
+            if (rc < 0) {
+                snprintf(err, errlen, "cannot write '%s/model.json': %s", dest, err_str(rc));
+                goto out;
+            }
+            free(m->dir);
+            m->dir = xstrdup(dest);
+        }
+    }
+    m->info = json_pack("{s:s,s:s,s:s,s:I,s:s}", "model_id", id, "task", "ocr", "architecture",
+                        "pp-ocr", "dictionary_size", (json_int_t)model__ocr_dict_size(m),
+                        "artefacts", m->dir);
+    add_meta_aliases(reg, NULL, id, meta);
+    registry_insert(reg, m);
+    m = NULL;
+    log_info("model", "registered OCR model '%s' from %s", id, src);
+out:
+    model_unref(m);
+    json_decref(meta);
+    free(dest);
+    return rc;
+}
+
 static int register_folder(struct model_registry *reg, const char *id, const char *src,
                            bool copy, char *err, size_t errlen)
 {
+    if (model_id_valid(id) && is_ocr_folder(src))
+        return register_ocr_folder(reg, id, src, copy, err, errlen);
     struct spec sp = {.id = id, .dir = src};
     char *wpath = NULL, *onnx = NULL, *txt = NULL, *dest = NULL, *tpath = NULL;
     size_t len = 0;
@@ -1400,7 +1515,7 @@ int model_registry_load_dir(struct model_registry *reg, const char *dir, int *n_
         char *sub = xasprintf("%s/%s", dir, names[i]);
         char *w = xasprintf("%s/weights.onnx", sub);
         struct stat st;
-        if (stat(w, &st) == 0 && S_ISREG(st.st_mode)) {
+        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || is_ocr_folder(sub)) {
             json_t *mj = NULL;
             char e2[512];
             char *id = NULL;

@@ -260,6 +260,8 @@ int model_prepare(struct model *m, struct vis_image *img)
     struct model__prepared *e;
     int rc;
 
+    if (m->ocr)
+        return 0; /* OCR pre-processing depends on the detected boxes: done in model_ocr_run */
     if (img->aux && img->aux_free != prepared_free)
         return ERR_EXISTS;
     if (prepared_find(m, img))
@@ -298,6 +300,11 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
     struct model_letterbox lb[MODEL_MAX_BATCH];
     OrtValue *outs[MODEL_MAX_OUTPUTS] = {0};
     float *tensor = NULL;
+
+    if (m->ocr) {
+        snprintf(err, errlen, "model '%s' is an OCR model: it runs through model_ocr_run", m->id);
+        return ERR_INVALID;
+    }
     int rc = 0;
     size_t done = 0;
 
@@ -614,6 +621,23 @@ int model_registry_infer(struct model_registry *reg, const char *workspace, cons
     }
     if ((rc = model_params_from_json(&p, params, err, errlen)) < 0)
         goto out;
+    if (m->task == MODEL_TASK_OCR) {
+        int64_t t1 = time_mono_ns();
+        for (size_t i = 0; i < n; i++) {
+            struct model_ocr_result o;
+            if ((rc = model_ocr_run(m, images[i], &o, err, errlen)) < 0) {
+                for (size_t k = 0; k < i; k++) {
+                    json_decref(out[k]);
+                    out[k] = NULL;
+                }
+                goto out;
+            }
+            out[i] = model_ocr_result_to_json(&o);
+            model_ocr_result_release(&o);
+        }
+        metric_observe(METRIC_MODEL_INFER, (double)(time_mono_ns() - t1) / 1e9, id, NULL, NULL);
+        goto out;
+    }
     res = xcalloc(n ? n : 1, sizeof(*res));
     int64_t t0 = time_mono_ns();
     if ((rc = model_run(m, images, n, &p, res, err, errlen)) < 0)

@@ -107,7 +107,13 @@ const char *const store__staging_migrations_sqlite[] = {
      * renewed; NULL/0 = not claimed */
     "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
     "ALTER TABLE shards ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;",
-    /* 5: per-workspace usage and quotas.  ws_usage (store/batches.c): the
+    /* 5: tar shards kept whole: an item of a shard is size bytes at
+     * blob_offset of the shard's blob; NULL = the whole blob (single
+     * uploads, videos, outputs, items written before this migration) */
+    "ALTER TABLE items ADD COLUMN blob_offset INTEGER;"
+    "DROP INDEX items_blob;"
+    "CREATE INDEX items_blob ON items(blob_key, blob_offset);",
+    /* 6: per-workspace usage and quotas.  ws_usage (store/batches.c): the
      * bytes of the workspace's items, kept in the transaction of every
      * item insert and delete; its row is also the workspace's lock for the
      * quota checks.  ws_quotas (store/quotas.c): per-workspace limits,
@@ -233,7 +239,11 @@ const char *const store__staging_migrations_pg[] = {
      * renewed; NULL/0 = not claimed */
     "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
     "ALTER TABLE shards ADD COLUMN claim_until BIGINT NOT NULL DEFAULT 0;",
-    /* 5: per-workspace usage and quotas (see the SQLite list) */
+    /* 5: tar shards kept whole (see the SQLite list) */
+    "ALTER TABLE items ADD COLUMN blob_offset BIGINT;"
+    "DROP INDEX items_blob;"
+    "CREATE INDEX items_blob ON items(blob_key, blob_offset);",
+    /* 6: per-workspace usage and quotas (see the SQLite list) */
     "CREATE TABLE ws_usage ("
     "  workspace TEXT PRIMARY KEY,"
     "  staged_bytes BIGINT NOT NULL DEFAULT 0);"

@@ -296,11 +296,19 @@ static int task_mark_c(struct db_conn *c, const struct store_task *t, const char
     return rc;
 }
 
-/* After a processing task is done: failure rate, then the move to export. */
+/* After a processing task is done: failure rate, then the move to export.
+ * On PostgreSQL the job's row is locked first, so completions of one job
+ * take turns here and each counts with a snapshot taken after the previous
+ * one committed: under READ COMMITTED two last tasks completed at once
+ * would otherwise each see the other as unfinished, and neither would move
+ * the job to export (SQLite's writer lock serialises them already). */
 static int after_processing_c(struct db_conn *c, int64_t job_pk, struct err *e)
 {
     struct db_stmt *q = NULL;
-    int rc = db_prepare(c, "SELECT jb.max_fail_rate, jb.items_total,"
+    int rc = db_conn_kind(c) == DB_POSTGRES ? db_run(c, e, claim_lock_job_pg, "i", job_pk) : 0;
+    if (rc < 0)
+        return rc;
+    rc = db_prepare(c, "SELECT jb.max_fail_rate, jb.items_total,"
                            " (SELECT COALESCE(SUM(failed_items),0) FROM tasks t WHERE t.job_pk=jb.pk"
                            "   AND t.stage_id='processing' AND t.state='done'),"
                            " (SELECT COUNT(*) FROM tasks t WHERE t.job_pk=jb.pk AND t.stage_id='processing'"

@@ -19,7 +19,7 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_models,        wf_blocks_visualization, wf_blocks_classical_cv,
     wf_blocks_analytics,     wf_blocks_measure,       wf_blocks_stateful,
     wf_blocks_time,          wf_blocks_video_analytics, wf_blocks_video_viz,
-    wf_blocks_motion,        wf_blocks_zone,
+    wf_blocks_motion,        wf_blocks_zone,          wf_blocks_ocr,
 };
 
 struct defaults {
@@ -282,8 +282,6 @@ static const struct refusal refused[] = {
     {"roboflow_core/model_monitoring_inference_aggregator@v1", WF_BLOCK_CLOUD_ONLY,
      "Roboflow Model Monitoring"},
     {"roboflow_core/moondream2@v1", WF_BLOCK_NEEDS_MODEL, "Moondream 2"},
-    {"roboflow_core/ocr_model@v1", WF_BLOCK_NEEDS_MODEL, "DocTR OCR"},
-    {"OCRModel", WF_BLOCK_NEEDS_MODEL, "DocTR OCR"},
     {"roboflow_core/open_ai@v1", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
     {"OpenAI", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
     {"roboflow_core/open_ai@v2", WF_BLOCK_CLOUD_ONLY, "the OpenAI API"},
@@ -294,7 +292,6 @@ static const struct refusal refused[] = {
      "an external OpenAI-compatible LLM server"},
     {"roboflow_core/openrouter@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
     {"roboflow_core/perception_encoder@v1", WF_BLOCK_NEEDS_MODEL, "Perception Encoder"},
-    {"roboflow_core/pp_ocr@v1", WF_BLOCK_NEEDS_MODEL, "PaddleOCR"},
     {"roboflow_core/qwen25vl@v1", WF_BLOCK_NEEDS_MODEL, "Qwen2.5-VL"},
     {"roboflow_core/qwen3_5_openrouter@v1", WF_BLOCK_CLOUD_ONLY, "OpenRouter"},
     {"roboflow_core/qwen3_5vl@v1", WF_BLOCK_NEEDS_MODEL, "Qwen3.5-VL"},

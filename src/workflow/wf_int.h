@@ -28,6 +28,7 @@ void wf__assign_min(const double *cost, int n, int m, int *col_of);
 extern const struct wf_block *const wf_blocks_video_viz[];       /* blocks/video_viz.c */
 extern const struct wf_block *const wf_blocks_motion[];          /* blocks/motion.c */
 extern const struct wf_block *const wf_blocks_zone[];            /* blocks/zone.c */
+extern const struct wf_block *const wf_blocks_ocr[];             /* blocks/ocr.c */
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

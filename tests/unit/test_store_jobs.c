@@ -342,6 +342,68 @@ BOTH(racing_claims_respect_workers_per_machine)
     store_close(st);
 }
 
+/* The last processing tasks of a job completed at once by two processes
+ * move the job to its export stage: each completion counts the job's
+ * unfinished tasks after taking the job's row lock (PostgreSQL; under READ
+ * COMMITTED two racing completions without it each counted the other's
+ * task as unfinished and the job stayed in processing for ever — found by
+ * bench_store_tasks with 8 processes).  machine_ms 0: no machine-time
+ * update of the job row to serialise them. */
+struct race_done {
+    struct store *st;
+    struct store_task t;
+    const char *owner;
+    pthread_barrier_t *bar;
+    int rc;
+};
+
+static void *race_complete(void *p)
+{
+    struct race_done *a = p;
+    pthread_barrier_wait(a->bar);
+    for (int tries = 0; tries < 50; tries++) {
+        a->rc = store_task_complete(a->st, &a->t, a->owner, 2, 0, NULL, 0, 0, NULL);
+        if (a->rc != ERR_AGAIN)
+            break;
+    }
+    return NULL;
+}
+
+BOTH(racing_last_completions_move_the_job_to_export)
+{
+    struct store *st = open_tmp();
+    mk_workers = 4;
+    for (int round = 0; round < 20; round++) {
+        char id[16];
+        snprintf(id, sizeof id, "last%d", round);
+        make_job(st, id, "simple-image-processing-v1", 2);
+        int64_t now = time_now_ms();
+        int64_t a = claim(st, "A", now), b = claim(st, "B", now);
+        ASSERT(a > 0 && b > 0 && a != b);
+        pthread_barrier_t bar;
+        pthread_barrier_init(&bar, NULL, 2);
+        struct race_done ra = {st, task(st, a), "A", &bar, 0}, rb = {st, task(st, b), "B", &bar, 0};
+        pthread_t th[2];
+        pthread_create(&th[0], NULL, race_complete, &ra);
+        pthread_create(&th[1], NULL, race_complete, &rb);
+        pthread_join(th[0], NULL);
+        pthread_join(th[1], NULL);
+        pthread_barrier_destroy(&bar);
+        ASSERT_OK(ra.rc);
+        ASSERT_OK(rb.rc);
+        struct store_job_row r;
+        ASSERT_OK(store_job_get(st, "ws", id, &r, NULL));
+        ASSERT_STR_EQ(r.current_stage, "export");
+        store_job_row_release(&r);
+        int64_t x = claim(st, "C", now);
+        ASSERT(x > 0);
+        struct store_task tx = task(st, x);
+        ASSERT_STR_EQ(tx.stage, "export");
+        ASSERT_OK(store_task_complete(st, &tx, "C", 0, 0, NULL, 0, 0, NULL));
+    }
+    store_close(st);
+}
+
 /* The live worker pool (store/workers.c): rows registered and renewed by
  * heartbeats are summed; a row not seen for dead_after_ms is deleted by
  * the next reader; a clean stop removes its row; a row deleted as dead

@@ -55,7 +55,7 @@ static int add_image(struct store *st, const char *ws, const char *batch, const 
     if (store_blob_put(st, key, data, (size_t)size) < 0)
         T_FAIL("store_blob_put %s", key);
     free(data);
-    struct store_item_new it = {NULL, name, NULL, "image", "image/png", key, size};
+    struct store_item_new it = {.name = name, .content_type = "image", .mime = "image/png", .blob_key = key, .size = size};
     return store_item_add(st, ws, batch, b.bid, false, &it, e);
 }
 

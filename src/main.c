@@ -519,7 +519,7 @@ static int cmd_workspace_set(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, NULL, NULL, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, NULL, NULL, &st)) != 0)
         return rc;
     rc = store_workspace_exists(st, name);
     if (rc < 0) {

@@ -31,6 +31,7 @@
 #include "model/model.h"
 #include "staging/staging.h"
 #include "store/store.h"
+#include "store/store_staging.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -74,6 +75,11 @@ struct serve_cfg {
     const char *metrics_token; /* GET /metrics needs "Authorization: Bearer <it>" when set */
     const char *sink_folder;   /* the only folder local_file_sink writes */
     const char *secrets_env;   /* comma-separated variables environment_secrets_store reads */
+    int64_t quota_staged_bytes;    /* workspace quota defaults; 0: unlimited */
+    int64_t quota_jobs;
+    int64_t quota_pending_uploads;
+    int64_t rate_limit;            /* requests/s per API key in this process; 0: none */
+    int64_t rate_burst;            /* bucket size; 0: the rate */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -134,6 +140,16 @@ static const struct opt serve_opts[] = {
      "the only folder workflow local_file_sink steps write in (default: none, the block is refused)"},
     {"secrets-env", "VBATCH_SECRETS_ENV", OPT_STR, O(secrets_env),
      "comma-separated environment variables that environment_secrets_store steps may read (default: none)"},
+    {"quota-staged-bytes", "VBATCH_QUOTA_STAGED_BYTES", OPT_INT, O(quota_staged_bytes),
+     "default per-workspace quota of staged bytes, all batches (0: unlimited, the default); over it: 413"},
+    {"quota-jobs", "VBATCH_QUOTA_JOBS", OPT_INT, O(quota_jobs),
+     "default per-workspace quota of running jobs (0: unlimited, the default); at it: 429"},
+    {"quota-pending-uploads", "VBATCH_QUOTA_PENDING_UPLOADS", OPT_INT, O(quota_pending_uploads),
+     "default per-workspace quota of unused signed upload URLs (0: unlimited, the default); at it: 429"},
+    {"rate-limit", "VBATCH_RATE_LIMIT", OPT_INT, O(rate_limit),
+     "requests per second per API key, in each process (0: no limit, the default); over it: 429"},
+    {"rate-burst", "VBATCH_RATE_BURST", OPT_INT, O(rate_burst),
+     "requests an API key may send at once before --rate-limit applies (default: the rate)"},
 };
 #undef O
 
@@ -356,7 +372,7 @@ static int cmd_serve(int argc, char **argv)
     struct http_router *router = NULL;
     struct http_server *srv = NULL;
     struct staging_opts so;
-    struct api_ctx ctx;
+    struct api_ctx ctx = {.st = NULL};
     char *public_url = NULL;
     char key[STORE_KEY_LEN + 1];
     bool created = false;
@@ -435,6 +451,14 @@ static int cmd_serve(int argc, char **argv)
         log_info("main", "workflows loaded count=%d dir=%s", n, c.workflows_dir);
     }
 
+    if (c.quota_staged_bytes < 0 || c.quota_jobs < 0 || c.quota_pending_uploads < 0 || c.rate_limit < 0 ||
+        c.rate_burst < 0) {
+        fprintf(stderr, "vbatch: quotas and rate limits are numbers >= 0 (0: unlimited)\n");
+        goto out;
+    }
+    struct store_quota qd = {c.quota_staged_bytes, c.quota_jobs, c.quota_pending_uploads};
+    store_quota_defaults_set(st, &qd, so.upload_url_ttl_ms);
+
     if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)
         goto out;
 
@@ -449,6 +473,7 @@ static int cmd_serve(int argc, char **argv)
     ctx.models = models;
     ctx.max_model_bytes = (uint64_t)c.max_model_bytes;
     ctx.metrics_token = c.metrics_token;
+    ctx.rl = c.rate_limit > 0 ? api_ratelimit_new((double)c.rate_limit, (double)c.rate_burst) : NULL;
     router = http_router_new();
     rc = api_routes_register(router, &ctx);
     if (rc < 0) {
@@ -478,6 +503,7 @@ out:
     model_registry_free(models);
     staging_free(sg);
     http_router_free(router);
+    api_ratelimit_free(ctx.rl);
     store_close(st);
     free(public_url);
     return ret;
@@ -487,7 +513,8 @@ out:
     "usage: vbatch workspace create NAME [--data DIR] [--db URL]\n"                                            \
     "       vbatch workspace keys list WS [--json] [--data DIR] [--db URL]\n"                                  \
     "       vbatch workspace keys add WS [--name NAME] [--data DIR] [--db URL]\n"                              \
-    "       vbatch workspace keys revoke WS KEY_ID [--data DIR] [--db URL]\n"
+    "       vbatch workspace keys revoke WS KEY_ID [--data DIR] [--db URL]\n"                                 \
+    "       vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N]\n"
 
 /* vbatch workspace keys list|add|revoke: the operator's key management,
  * straight on the database (every serve process refuses a revoked key
@@ -556,8 +583,93 @@ static int workspace_keys(struct store *st, const char *op, const char *ws, cons
     return rc < 0 ? 1 : 0;
 }
 
+/* vbatch workspace set NAME --max-staged-bytes N --max-jobs N
+ * --max-pending-uploads N: the workspace's own quotas (0: unlimited,
+ * "default": the serve flags' default again); without a limit, prints
+ * the effective quotas and the current use. */
+static int cmd_workspace_set(int argc, char **argv)
+{
+    static const char usage[] = "usage: vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N]"
+                                " [--max-pending-uploads N] [--data DIR] [--db URL]\n"
+                                "  N: a number >= 0 (0: unlimited) or 'default' (the serve flag's value)\n";
+    const char *data = getenv("VBATCH_DATA"), *db = getenv("VBATCH_DB"), *name = NULL;
+    struct store_quota q = {-1, -1, -1};
+    int64_t *fields[3] = {&q.max_staged_bytes, &q.max_jobs, &q.max_pending_uploads};
+    static const char *const flags[3] = {"--max-staged-bytes", "--max-jobs", "--max-pending-uploads"};
+    bool any = false;
+    struct store *st = NULL;
+    struct err e = ERR_INIT;
+    int rc;
+
+    if (!data || !*data)
+        data = DEFAULT_DATA;
+    for (int i = 1; i < argc; i++) {
+        int f = -1;
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(argv[i], flags[k]))
+                f = k;
+        if (f >= 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+            char *end;
+            if (!strcmp(v, "default")) {
+                *fields[f] = STORE_QUOTA_DEFAULT;
+            } else {
+                long long n = strtoll(v, &end, 10);
+                if (end == v || *end || n < 0) {
+                    fprintf(stderr, "vbatch: %s: expected a number >= 0 or 'default', got '%s'\n", flags[f], v);
+                    return 2;
+                }
+                *fields[f] = n;
+            }
+            any = true;
+        } else if (!strcmp(argv[i], "--data") && i + 1 < argc) {
+            data = argv[++i];
+        } else if (!strcmp(argv[i], "--db") && i + 1 < argc) {
+            db = argv[++i];
+        } else if (argv[i][0] != '-' && !name) {
+            name = argv[i];
+        } else {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (!name || !id_valid(name, STORE_WS_MAX)) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if ((rc = open_store(data, db, NULL, NULL, NULL, &st)) != 0)
+        return rc;
+    rc = store_workspace_exists(st, name);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: no workspace '%s'\n", name);
+        store_close(st);
+        return 1;
+    }
+    rc = store_staging_migrate(st, &e);
+    if (rc == 0 && any)
+        rc = store_quota_set(st, name, &q, &e);
+    struct store_quota eff, use;
+    if (rc == 0)
+        rc = store_quota_get(st, name, &eff, &use, &e);
+    if (rc < 0) {
+        fprintf(stderr, "vbatch: cannot set the quotas of '%s': %s\n", name, err_text(&e, rc));
+    } else {
+        printf("workspace: %s (0 = unlimited)\n", name);
+        printf("max-staged-bytes: %lld (used %lld)\n", (long long)eff.max_staged_bytes,
+               (long long)use.max_staged_bytes);
+        printf("max-jobs: %lld (running %lld)\n", (long long)eff.max_jobs, (long long)use.max_jobs);
+        printf("max-pending-uploads: %lld (pending %lld)\n", (long long)eff.max_pending_uploads,
+               (long long)use.max_pending_uploads);
+        printf("(the serve flags' defaults apply where this workspace has none: this command does not know them)\n");
+    }
+    store_close(st);
+    return rc < 0 ? 1 : 0;
+}
+
 static int cmd_workspace(int argc, char **argv)
 {
+    if (argc >= 1 && !strcmp(argv[0], "set"))
+        return cmd_workspace_set(argc, argv);
     const char *data = getenv("VBATCH_DATA");
     const char *db = getenv("VBATCH_DB");
     const char *pos[3] = {NULL, NULL, NULL};
@@ -887,8 +999,8 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--blobs URL] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
-    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] [--data DIR]"
-                                 " [--db URL]: new workspace (prints its API key); its keys"},
+    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] | workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N] [--data DIR]"
+                                 " [--db URL]: new workspace (prints its API key); its keys; its quotas"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},
     {"batch", cmd_batch, "batch upload|list|show|export: client of a server's Data Staging API (docs/CLI.md)"},

@@ -78,6 +78,16 @@ int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX
         http_reply_error(req, 403, "this api_key does not belong to workspace '%.64s'", want);
         return ERR_AUTH;
     }
+    if (ctx->rl) {
+        int64_t wait_ms = api_ratelimit_take(ctx->rl, key, time_now_ms());
+        if (wait_ms > 0) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%lld", (long long)((wait_ms + 999) / 1000));
+            http_reply_header(req, "Retry-After", ra);
+            http_reply_error(req, 429, "request rate limit of this api_key reached: retry in %s s", ra);
+            return ERR_AUTH;
+        }
+    }
     if (ws_out)
         memcpy(ws_out, ws, sizeof(ws));
     return 0;
@@ -130,6 +140,8 @@ unsigned api_http_status(int rc)
         return 413;
     case ERR_UNSUPPORTED:
         return 415;
+    case ERR_QUOTA:
+        return 429;
     case ERR_AGAIN:
     case ERR_UNAVAILABLE:
         return 503;
@@ -144,6 +156,8 @@ int api_reply_err(struct http_req *req, int rc, const struct err *e)
     const char *msg = err_text(e, rc);
     if (st < 400)
         st = 500; /* a bug below: a failure without a failure code */
+    if (st == 429) /* a quota frees up as jobs end and URLs are used: ask again later */
+        http_reply_header(req, "Retry-After", API_QUOTA_RETRY_AFTER_S);
     if (st == 503 && rc == ERR_UNAVAILABLE)
         return http_reply_error(req, st, "the database or the blob store cannot be reached, retry the request");
     if (st == 503)

@@ -47,7 +47,24 @@ struct api_ctx {
     uint64_t max_model_bytes;    /* model weights upload cap; 0: 1 GiB */
     const char *metrics_token;   /* borrowed; NULL or "": GET /metrics needs no
                                   * credential, else "Authorization: Bearer <it>" */
+    struct api_ratelimit *rl;    /* owned by the caller (api_ratelimit_new);
+                                  * NULL: no per-key request rate limit */
 };
+
+/* ---- per-key request rate limit (ratelimit.c) --------------------------------
+ * A token bucket per API key in this process: `rate` requests per second
+ * on average, bursts of `burst`.  api_auth takes one token after the key
+ * is verified; an empty bucket is answered 429 with Retry-After (whole
+ * seconds until the next token).  Several processes behind one address
+ * each keep their own buckets: the limit a client sees is rate x the
+ * number of processes it reaches. */
+#define API_QUOTA_RETRY_AFTER_S "10" /* Retry-After of a 429 for a workspace quota */
+struct api_ratelimit;
+/* rate > 0 requests/s; burst >= 1 (0: max(1, rate)). */
+struct api_ratelimit *api_ratelimit_new(double rate, double burst);
+void api_ratelimit_free(struct api_ratelimit *rl); /* NULL ok */
+/* Take a token for key at now_ms: 0, or the ms until one is there. */
+int64_t api_ratelimit_take(struct api_ratelimit *rl, const char *key, int64_t now_ms);
 
 /* Register every resource group's routes on r (ctx borrowed, must outlive
  * the router).  0 or <0 (a route conflict: a bug). */
@@ -65,7 +82,8 @@ int api_metrics_register(struct http_router *r, struct api_ctx *ctx); /* metrics
 /* Check the request's api_key query parameter against the path parameter
  * "workspace" (when the route has one).  On success returns 0 and, when
  * ws_out is not NULL, the key's workspace name.  On failure it has already
- * replied (401 missing/unknown key, 403 key of another workspace) and
+ * replied (401 missing/unknown key, 403 key of another workspace, 429
+ * with Retry-After when ctx->rl is set and the key's bucket is empty) and
  * returns ERR_AUTH: the handler just returns 0. */
 int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1]);
 
@@ -86,6 +104,7 @@ int api_int_query(struct http_req *req, const char *name, int max, int *out);
  *   ERR_NOTFOUND             404      ERR_AGAIN        503 (database busy)
  *                                     ERR_UNAVAILABLE  503 (database unreachable)
  *   ERR_EXISTS               409      ERR_NOSPACE      507 (storage full) (2)
+ *   ERR_QUOTA                429 + Retry-After (a workspace quota)
  *   anything else            500
  * (1) a credential that was presented and refused (a signed URL's
  *     signature, as object stores answer); a missing or unknown api_key

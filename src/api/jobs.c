@@ -119,6 +119,19 @@ static int bp_abort(struct http_req *req, void *vctx)
     return api_reply(req, rc, out, &e);
 }
 
+static int bp_delete(struct http_req *req, void *vctx)
+{
+    char ws[STORE_WS_MAX + 1];
+    json_t *out = NULL;
+    struct err e = ERR_INIT;
+    struct jobs *j = bp_auth(req, vctx, ws);
+    const char *id = j ? bp_job(req) : NULL;
+    if (!id)
+        return 0;
+    int rc = jobs_delete(j, ws, id, &out, &e);
+    return api_reply(req, rc, out, &e);
+}
+
 static int bp_restart(struct http_req *req, void *vctx)
 {
     char ws[STORE_WS_MAX + 1];
@@ -172,6 +185,8 @@ int api_jobs_register(struct http_router *r, struct api_ctx *ctx)
     GET(BP "/{job_id}/logs", bp_logs);
     ops = (struct http_route_ops){.end = bp_create, .max_body = JOB_BODY_MAX};
     ADD("POST", BP "/{job_id}", ops);
+    ops = (struct http_route_ops){.end = bp_delete, .max_body = 64 * 1024};
+    ADD("DELETE", BP "/{job_id}", ops);
     ops = (struct http_route_ops){.end = bp_abort, .max_body = 64 * 1024};
     ADD("POST", BP "/{job_id}/abort", ops);
     ops = (struct http_route_ops){.end = bp_restart, .max_body = 64 * 1024};

@@ -132,6 +132,20 @@ static int ds_shards(struct http_req *req, void *vctx)
     return api_reply(req, rc, out, &e);
 }
 
+static int ds_batch_delete(struct http_req *req, void *vctx)
+{
+    struct api_ctx *ctx = vctx;
+    char ws[STORE_WS_MAX + 1];
+    json_t *out = NULL;
+    struct err e = ERR_INIT;
+    const char *b = ds_batch(req, ctx, ws);
+
+    if (!b)
+        return 0;
+    int rc = staging_batch_delete(ctx->sg, ws, b, &out, &e);
+    return api_reply(req, rc, out, &e);
+}
+
 /* ---- signed-URL requests and reference ingests --------------------------------- */
 
 static int ds_video_url(struct http_req *req, void *vctx)
@@ -465,6 +479,8 @@ int api_staging_register(struct http_router *r, struct api_ctx *ctx)
     GET(DS "/{batch_id}/shards", ds_shards);
 
     ops = small_post;
+    ops.end = ds_batch_delete;
+    ADD("DELETE", DS "/{batch_id}", ops);
     ops.end = ds_video_url;
     ADD("POST", DS "/{batch_id}/upload/video", ops);
     ops.end = ds_bulk_url;

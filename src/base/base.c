@@ -34,6 +34,7 @@ const char *err_str(int err)
     case ERR_AUTH: return "unauthorized";
     case ERR_NOSPACE: return "storage full";
     case ERR_UNAVAILABLE: return "service unavailable";
+    case ERR_QUOTA: return "quota reached";
     }
     if (err_is_nospace(err))
         return "storage full";

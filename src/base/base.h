@@ -29,6 +29,7 @@ enum {
     ERR_AUTH = -10010,     /* authentication / authorisation failure */
     ERR_NOSPACE = -10011,  /* storage full: ENOSPC, EDQUOT, SQLITE_FULL */
     ERR_UNAVAILABLE = -10012, /* a service we need cannot be reached (database server) */
+    ERR_QUOTA = -10013,    /* a workspace quota or rate limit: retry later */
 };
 /* Short lowercase description of an error code; static storage. */
 const char *err_str(int err);

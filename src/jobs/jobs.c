@@ -282,6 +282,16 @@ int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out,
     return rc;
 }
 
+int jobs_delete(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err)
+{
+    int rc = store_job_delete(j->st, ws, job_id, err);
+    if (rc < 0)
+        return rc;
+    log_info("jobs", "job deleted ws=%s job=%s", ws, job_id);
+    *out = json_pack("{s:s,s:s,s:b}", "status", "ok", "jobId", job_id, "deleted", 1);
+    return 0;
+}
+
 int jobs_restart(struct jobs *j, const char *ws, const char *job_id, const json_t *body, json_t **out, struct err *err)
 {
     int64_t pk;

@@ -140,6 +140,10 @@ int jobs_tasks(struct jobs *j, const char *ws, const char *job_id, const char *s
  * running job ends at once (error, webhook "fail"); its workers drop their
  * tasks at their next heartbeat check.  A terminal job is left as it is. */
 int jobs_abort(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err);
+/* DELETE /jobs/{id} -> {"status":"ok","jobId","deleted":true}: the job,
+ * its stages, tasks, logs and output batches (store_job_delete);
+ * ERR_EXISTS while it runs (abort it first). */
+int jobs_delete(struct jobs *j, const char *ws, const char *job_id, json_t **out, struct err *err);
 /* POST /jobs/{id}/restart, body NULL or {"type":"parameters-override-v1",…}.
  * Only a job that ended with an error may be restarted (ERR_EXISTS for a
  * running or succeeded one); unfinished and failed tasks are queued again. */

@@ -303,6 +303,12 @@ int staging_sweep(struct staging *s, int64_t now_ms, int *removed)
         count++;
         log_info("staging", "expired batch removed bid=%lld", (long long)bid);
     }
+    if (rc == 0) {
+        struct err e = ERR_INIT;
+        rc = store_blob_trash_purge(s->st, NULL, &e);
+        if (rc < 0)
+            log_warn("staging", "%s", err_text(&e, rc));
+    }
     if (removed)
         *removed = count;
     return rc;

@@ -88,6 +88,10 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
 /* GET /batches/{b} -> {"batch":BatchMetadata} (displayName, batchId,
  * batchType, batchContentType, createdDate, expiryDate) */
 int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err);
+/* DELETE /batches/{b} -> {"status":"ok","batchId":b,"deleted":true}: its
+ * items, shards, uploads and blobs (store_batch_delete); ERR_EXISTS
+ * while a running job reads or writes it. */
+int staging_batch_delete(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err);
 /* GET /batches/{b}/count[?partName] -> {"count":N} (part_name NULL = all) */
 int staging_batch_count(struct staging *s, const char *ws, const char *batch, const char *part_name,
                         json_t **out, struct err *err);

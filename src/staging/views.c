@@ -103,6 +103,16 @@ int staging_batch_get(struct staging *s, const char *ws, const char *batch, json
     return 0;
 }
 
+int staging_batch_delete(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err)
+{
+    int rc = store_batch_delete(s->st, ws, batch, err);
+    if (rc < 0)
+        return rc;
+    log_info("staging", "batch deleted ws=%s batch=%s", ws, batch);
+    *out = json_pack("{s:s,s:s,s:b}", "status", "ok", "batchId", batch, "deleted", 1);
+    return 0;
+}
+
 int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n,
                         struct err *err)
 {

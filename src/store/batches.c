@@ -81,7 +81,12 @@ int store_batch_find(struct store *st, const char *ws, const char *batch, struct
  * the shard status history (keyed by shard id) is deleted here. */
 static int batch_rows_delete(struct db_conn *c, int64_t bid, struct err *e)
 {
-    int rc = db_run(c, e, "DELETE FROM shard_events WHERE shard IN (SELECT shard_id FROM shards WHERE bid=?1)", "i",
+    /* The items that cascade leave the workspace's usage. */
+    int rc = db_run(c, e, "UPDATE ws_usage SET staged_bytes = staged_bytes -"
+                          " COALESCE((SELECT sum(size) FROM items WHERE bid=?1), 0)"
+                          " WHERE workspace=(SELECT workspace FROM batches WHERE bid=?1)", "i", bid);
+    if (rc == 0)
+        rc = db_run(c, e, "DELETE FROM shard_events WHERE shard IN (SELECT shard_id FROM shards WHERE bid=?1)", "i",
                     bid);
     if (rc == 0)
         rc = db_run(c, e, "DELETE FROM batches WHERE bid=?1", "i", bid);
@@ -543,6 +548,14 @@ int store__items_insert(struct db_conn *c, int64_t bid, const struct store_item_
     }
     free(ts);
     free(ps);
+    /* the workspace's staged bytes, in the same transaction */
+    int64_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        bytes += items[i].size > 0 ? items[i].size : 0;
+    if (rc == 0 && bytes > 0)
+        rc = db_run(c, e, "INSERT INTO ws_usage(workspace, staged_bytes) SELECT workspace, ?2 FROM batches"
+                          " WHERE bid=?1 ON CONFLICT(workspace) DO UPDATE"
+                          " SET staged_bytes = ws_usage.staged_bytes + excluded.staged_bytes", "ii", bid, bytes);
     if (rc < 0)
         log_error("store", "item insert failed: %s", err_text(e, rc));
     return rc;
@@ -564,10 +577,11 @@ static int item_body(struct store *st, struct db_conn *c, void *ud, struct err *
 {
     struct item_args *a = ud;
     struct store_batch b;
-    (void)st;
     int rc = store__batch_find(c, a->ws, a->batch, &b, e);
     if (rc == 0 && a->expect_bid > 0 && b.bid != a->expect_bid)
         rc = err_set(e, ERR_NOTFOUND, "batch '%s' was removed during the upload", a->batch);
+    if (rc == 0)
+        rc = store__quota_bytes_check(st, c, a->ws, a->it->size, e);
     if (rc == 0 && a->meta_part)
         rc = store__meta_part_ensure(c, b.bid, e);
     if (rc == 0)
@@ -763,6 +777,152 @@ int store_item_mime(struct store *st, const char *blob_key, int64_t offset, char
     return rc;
 }
 
+/* ---- workspace usage ---------------------------------------------------------------------------- */
+
+int store__ws_lock(struct db_conn *c, const char *ws, int64_t *staged_bytes, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    /* An upsert that writes the row: PostgreSQL holds its row lock, SQLite
+     * its database write lock, until the transaction ends. */
+    int rc = db_prepare(c, "INSERT INTO ws_usage(workspace, staged_bytes) VALUES(?1, 0) ON CONFLICT(workspace)"
+                           " DO UPDATE SET staged_bytes = ws_usage.staged_bytes RETURNING staged_bytes", &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, ws);
+    rc = db_step(q, e);
+    if (rc == DB_ROW) {
+        if (staged_bytes)
+            *staged_bytes = db_col_int64(q, 0);
+        rc = 0;
+    } else if (rc == DB_DONE) {
+        rc = err_set(e, ERR_INTERNAL, "the workspace usage upsert returned no row");
+    }
+    db_finalize(q);
+    return rc;
+}
+
+int store_ws_staged_bytes(struct store *st, const char *ws, int64_t *out, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    *out = 0;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = db_prepare(c, "SELECT staged_bytes FROM ws_usage WHERE workspace=?1", &q, e);
+    if (rc == 0) {
+        db_bind_text(q, 1, ws);
+        rc = db_step(q, e);
+        if (rc == DB_ROW)
+            *out = db_col_int64(q, 0);
+        rc = rc < 0 ? rc : 0;
+    }
+    db_finalize(q);
+    db_release(d, c);
+    return rc;
+}
+
+/* ---- deletion -------------------------------------------------------------------------------- */
+
+int store__batch_tombstone(struct db_conn *c, int64_t bid, struct err *e)
+{
+    /* Pending signed upload URLs of the batch stop working now; the rows
+     * and blobs go in store_batch_purge. */
+    int rc = db_run(c, e, "UPDATE uploads SET state='failed' WHERE bid=?1 AND state='pending'", "i", bid);
+    if (rc == 0)
+        rc = db_run(c, e, "UPDATE batches SET expires_ms=0 WHERE bid=?1", "i", bid);
+    return rc;
+}
+
+struct del_args {
+    const char *ws, *batch;
+    int64_t bid;
+};
+
+static int del_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct del_args *a = ud;
+    struct store_batch b;
+    char job[80];
+    (void)st;
+    int rc = store__ws_lock(c, a->ws, NULL, e);
+    if (rc == 0)
+        rc = store__batch_find(c, a->ws, a->batch, &b, e);
+    if (rc == 0) {
+        rc = store__jobs_using_batch(c, a->ws, a->batch, job, e);
+        if (rc > 0)
+            rc = err_set(e, ERR_EXISTS, "batch '%s' is used by the running job '%s': abort the job first", a->batch,
+                         job);
+    }
+    if (rc == 0)
+        rc = store__batch_tombstone(c, b.bid, e);
+    if (rc == 0)
+        a->bid = b.bid;
+    return rc;
+}
+
+int store_batch_delete(struct store *st, const char *ws, const char *batch, struct err *e)
+{
+    struct del_args a = {ws, batch, -1};
+    int rc = store__staging_tx(st, del_body, &a, e);
+    if (rc < 0)
+        return rc;
+    struct err e2 = ERR_INIT;
+    rc = store_batch_purge(st, a.bid, &e2);
+    if (rc < 0) /* the batch is gone for the API; the expiry sweep finishes it */
+        log_warn("store", "batch bid=%lld deleted, its blobs and rows are left to the expiry sweep: %s",
+                 (long long)a.bid, err_text(&e2, rc));
+    return 0;
+}
+
+int store__blob_trash_add(struct db_conn *c, const char *prefix, struct err *e)
+{
+    return db_run(c, e, "INSERT INTO blob_trash(prefix, created_ms) VALUES(?1,?2) ON CONFLICT(prefix) DO NOTHING",
+                  "ti", prefix, time_now_ms());
+}
+
+int store__blob_trash_cancel(struct db_conn *c, const char *prefix, struct err *e)
+{
+    return db_run(c, e, "DELETE FROM blob_trash WHERE prefix=?1", "t", prefix);
+}
+
+int store_blob_trash_purge(struct store *st, const char *prefix, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    char **p = NULL;
+    int n = 0, rc;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    rc = db_prepare(c, prefix ? "SELECT prefix FROM blob_trash WHERE prefix=?1"
+                              : "SELECT prefix FROM blob_trash ORDER BY created_ms LIMIT 100", &q, e);
+    if (rc == 0) {
+        if (prefix)
+            db_bind_text(q, 1, prefix);
+        while ((rc = db_step(q, e)) == DB_ROW) {
+            p = xrealloc(p, (size_t)(n + 1) * sizeof *p);
+            p[n++] = xstrdup(db_col_text(q, 0));
+        }
+        db_finalize(q);
+    }
+    for (int i = 0; i < n; i++) {
+        int brc = store_blob_delete_prefix(st, p[i]);
+        if (brc == 0 || brc == ERR_INVALID) {
+            int r = db_run(c, e, "DELETE FROM blob_trash WHERE prefix=?1", "t", p[i]);
+            if (r < 0 && rc == 0)
+                rc = r;
+        } else if (rc == 0) {
+            rc = err_set(e, brc, "cannot delete the blob folder '%s': %s (retried by the expiry sweep)", p[i],
+                         err_str(brc));
+        }
+        free(p[i]);
+    }
+    free(p);
+    db_release(d, c);
+    return rc < 0 ? rc : 0;
+}
+
 /* ---- expiry ----------------------------------------------------------------------------------- */
 
 int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, struct err *e)
@@ -771,8 +931,6 @@ int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, s
     struct db_conn *c = db_acquire(d, e);
     struct db_stmt *q = NULL;
     int64_t bid = -1;
-    char **keys = NULL;
-    int nkeys = 0;
     if (!c)
         return ERR_UNAVAILABLE;
     int rc = db_prepare(c, "SELECT bid FROM batches WHERE expires_ms<=?1 ORDER BY expires_ms LIMIT 1", &q, e);
@@ -783,11 +941,24 @@ int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, s
             bid = db_col_int64(q, 0);
     }
     db_finalize(q);
-    q = NULL;
-    if (rc < 0 || bid < 0) {
-        db_release(d, c);
+    db_release(d, c);
+    if (rc < 0 || bid < 0)
         return rc < 0 ? rc : ERR_NOTFOUND;
-    }
+    rc = store_batch_purge(st, bid, e);
+    if (rc == 0)
+        *bid_out = bid;
+    return rc;
+}
+
+int store_batch_purge(struct store *st, int64_t bid, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    char **keys = NULL;
+    int nkeys = 0, rc;
+    if (!c)
+        return ERR_UNAVAILABLE;
     char prefix[32], pfx_slash[40];
     store_batch_blob_prefix(bid, prefix);
     snprintf(pfx_slash, sizeof pfx_slash, "%s/", prefix);
@@ -803,21 +974,37 @@ int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, s
     db_finalize(q);
     q = NULL;
     /* Blobs first, rows second: a crash in between leaves rows of an
-     * expired batch (swept again), never blobs nobody points at. */
+     * expired batch (swept again), never blobs nobody points at.  So does
+     * a blob store that fails (an object store out of reach): the rows
+     * stay until a later sweep removes the blobs. */
+    int brc = 0;
     for (int i = 0; i < nkeys; i++) {
-        store_blob_delete(st, keys[i]);
+        int r = store_blob_delete(st, keys[i]);
+        if (r < 0 && r != ERR_INVALID && brc == 0)
+            brc = r;
         free(keys[i]);
     }
     free(keys);
-    store_blob_delete_prefix(st, prefix);
+    if (brc == 0) {
+        int r = store_blob_delete_prefix(st, prefix);
+        brc = r == ERR_INVALID ? 0 : r;
+    }
+    if (brc < 0) {
+        db_release(d, c);
+        return err_set(e, brc, "cannot delete the blobs of batch bid=%lld: %s (left to the expiry sweep)",
+                       (long long)bid, err_str(brc));
+    }
     /* Items go in chunks of 10k, each its own short transaction, so a
      * 1M-item batch never holds the write lock for seconds. */
     for (;;) {
         struct err e2 = ERR_INIT;
         int64_t changed = -1;
         if (db_begin(c, &e2) == 0 &&
-            db_run(c, &e2, "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE bid=?1 LIMIT 10000)", "i",
-                   bid) == 0)
+            db_run(c, &e2, "UPDATE ws_usage SET staged_bytes = staged_bytes - COALESCE((SELECT sum(size) FROM items"
+                           " WHERE id IN (SELECT id FROM items WHERE bid=?1 ORDER BY id LIMIT 10000)), 0)"
+                           " WHERE workspace=(SELECT workspace FROM batches WHERE bid=?1)", "i", bid) == 0 &&
+            db_run(c, &e2, "DELETE FROM items WHERE id IN (SELECT id FROM items WHERE bid=?1 ORDER BY id"
+                           " LIMIT 10000)", "i", bid) == 0)
             changed = db_changes(c);
         if (changed < 0 || db_commit(c, &e2) < 0) {
             db_rollback(c);
@@ -834,7 +1021,5 @@ int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, s
     else
         db_rollback(c);
     db_release(d, c);
-    if (rc == 0)
-        *bid_out = bid;
     return rc;
 }

@@ -11,6 +11,7 @@
  * that ends it.
  */
 #include "store/jobs_int.h"
+#include "store/staging_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,116 @@ int store_jobs_migrate(struct store *st, struct err *e)
     if (db_kind(d) == DB_POSTGRES)
         return db_migrate(d, "jobs", store__jobs_migrations_pg, store__jobs_migrations_pg_n, e);
     return db_migrate(d, "jobs", store__jobs_migrations_sqlite, store__jobs_migrations_sqlite_n, e);
+}
+
+/* ---- what quotas and deletions ask ------------------------------------------- */
+
+int store__jobs_running(struct db_conn *c, const char *ws, int64_t *n, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    *n = 0;
+    int rc = db_prepare(c, "SELECT count(*) FROM jobs WHERE workspace=?1 AND state='running'", &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, ws);
+    rc = db_step(q, e);
+    if (rc == DB_ROW)
+        *n = db_col_int64(q, 0);
+    db_finalize(q);
+    return rc < 0 ? rc : 0;
+}
+
+int store__jobs_using_batch(struct db_conn *c, const char *ws, const char *batch, char job[80], struct err *e)
+{
+    struct db_stmt *q = NULL;
+    job[0] = '\0';
+    int rc = db_prepare(c, "SELECT j.job_id FROM jobs j WHERE j.workspace=?1 AND j.state='running' AND"
+                           " (j.batch_id=?2 OR EXISTS (SELECT 1 FROM stages s WHERE s.job_pk=j.pk AND"
+                           " s.output_batch=?2)) LIMIT 1", &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, ws);
+    db_bind_text(q, 2, batch);
+    rc = db_step(q, e);
+    if (rc == DB_ROW) {
+        snprintf(job, 80, "%s", db_col_text(q, 0));
+        rc = 1;
+    }
+    db_finalize(q);
+    return rc;
+}
+
+/* ---- delete ------------------------------------------------------------------ */
+
+int store_job_delete(struct store *st, const char *ws, const char *job_id, struct err *e)
+{
+    struct db_conn *c = NULL;
+    struct db_stmt *q = NULL;
+    int64_t pk = 0, *bids = NULL;
+    int nbids = 0, rc;
+    char state[16] = "";
+    if ((rc = store__jobs_conn(st, &c, e)) < 0)
+        return rc;
+    rc = db_begin(c, e);
+    if (rc == 0)
+        rc = store__ws_lock(c, ws, NULL, e);
+    if (rc == 0)
+        rc = db_prepare(c, "SELECT pk, state FROM jobs WHERE workspace=?1 AND job_id=?2", &q, e);
+    if (rc == 0) {
+        db_bind_text(q, 1, ws);
+        db_bind_text(q, 2, job_id);
+        rc = db_step(q, e);
+        if (rc == DB_ROW) {
+            pk = db_col_int64(q, 0);
+            snprintf(state, sizeof state, "%s", db_col_text(q, 1));
+            rc = 0;
+        } else if (rc == DB_DONE) {
+            rc = err_set(e, ERR_NOTFOUND, "job '%s' not found", job_id);
+        }
+        db_finalize(q);
+        q = NULL;
+    }
+    if (rc == 0 && !strcmp(state, "running"))
+        rc = err_set(e, ERR_EXISTS, "job '%s' is running: abort it first", job_id);
+    /* Its output batches go with it (tombstoned here, purged below). */
+    if (rc == 0)
+        rc = db_prepare(c, "SELECT b.bid FROM batches b JOIN stages s ON s.output_batch=b.batch_id"
+                           " WHERE s.job_pk=?1 AND b.workspace=?2 AND b.expires_ms>0", &q, e);
+    if (rc == 0) {
+        db_bind_int64(q, 1, pk);
+        db_bind_text(q, 2, ws);
+        while ((rc = db_step(q, e)) == DB_ROW) {
+            bids = xrealloc(bids, (size_t)(nbids + 1) * sizeof *bids);
+            bids[nbids++] = db_col_int64(q, 0);
+        }
+        db_finalize(q);
+        q = NULL;
+    }
+    for (int i = 0; rc == 0 && i < nbids; i++)
+        rc = store__batch_tombstone(c, bids[i], e);
+    /* Its own blob folder (task results, persisted images, export files)
+     * is queued in the same transaction and deleted after it. */
+    char *folder = xasprintf("jobs/%s/%s", ws, job_id);
+    if (rc == 0)
+        rc = store__blob_trash_add(c, folder, e);
+    if (rc == 0)
+        rc = db_run(c, e, "DELETE FROM jobs WHERE pk=?1", "i", pk);
+    rc = tx_end(c, rc, e);
+    store__jobs_conn_release(st, c);
+    for (int i = 0; rc == 0 && i < nbids; i++) {
+        struct err e2 = ERR_INIT;
+        if (store_batch_purge(st, bids[i], &e2) < 0)
+            log_warn("store", "job %s deleted; its output batch bid=%lld is left to the expiry sweep: %s", job_id,
+                     (long long)bids[i], e2.msg);
+    }
+    if (rc == 0) {
+        struct err e2 = ERR_INIT;
+        if (store_blob_trash_purge(st, folder, &e2) < 0)
+            log_warn("store", "job %s deleted; %s", job_id, e2.msg);
+    }
+    free(folder);
+    free(bids);
+    return rc;
 }
 
 /* ---- find and create ------------------------------------------------------ */
@@ -119,6 +230,26 @@ int store_job_create(struct store *st, const struct store_job_new *jn, const str
     if (rc == 0 && pk) {
         err_printf(e, "job '%s' was created concurrently", jn->job_id);
         rc = ERR_EXISTS;
+    }
+    /* The concurrent-jobs quota, counted after locking the workspace (so
+     * the count holds across processes), and the input batch, still there
+     * (a batch delete takes the same lock and refuses batches that running
+     * jobs read). */
+    if (rc == 0)
+        rc = store__quota_jobs_check(st, c, jn->ws, e);
+    if (rc == 0) {
+        struct store_batch b;
+        rc = store__batch_find(c, jn->ws, jn->batch, &b, e);
+        if (rc == ERR_NOTFOUND)
+            err_printf(e, "batch '%s' was deleted", jn->batch);
+    }
+    /* a deleted job of this id whose folder is still queued for deletion:
+     * the folder is this job's now (what is left in it is overwritten or
+     * goes when this job is deleted) */
+    if (rc == 0) {
+        char *folder = xasprintf("jobs/%s/%s", jn->ws, jn->job_id);
+        rc = store__blob_trash_cancel(c, folder, e);
+        free(folder);
     }
     if (rc == 0)
         rc = db_prepare(c, "INSERT INTO jobs(workspace, job_id, name, definition, wf_def, image_input, outputs,"
@@ -508,12 +639,14 @@ int store_job_restart(struct store *st, int64_t job_pk, struct store_job_restart
         store__jobs_conn_release(st, c);
         return rc;
     }
-    rc = db_prepare(c, "SELECT state, restart_overrides FROM jobs WHERE pk=?1", &q, e);
+    char ws[STORE_WS_MAX + 1] = "";
+    rc = db_prepare(c, "SELECT state, restart_overrides, workspace FROM jobs WHERE pk=?1", &q, e);
     if (rc == 0) {
         db_bind_int64(q, 1, job_pk);
         rc = db_step(q, e);
         if (rc == DB_ROW) {
             const char *s = db_col_text(q, 0) ? db_col_text(q, 0) : "";
+            snprintf(ws, sizeof ws, "%s", db_col_text(q, 2));
             snprintf(state_out, 16, "%s", s);
             if (!strcmp(s, "running") || !strcmp(s, "succeeded")) {
                 rc = ERR_EXISTS;
@@ -534,6 +667,9 @@ int store_job_restart(struct store *st, int64_t job_pk, struct store_job_restart
         db_finalize(q);
         q = NULL;
     }
+    /* a restarted job runs again: it counts against the running-jobs quota */
+    if (rc == 0)
+        rc = store__quota_jobs_check(st, c, ws, e);
     if (rc == 0)
         rc = db_prepare(c, "UPDATE jobs SET state='running', message=NULL, machine_ms=0, updated_ms=?1,"
                            " restart_overrides=?2,"

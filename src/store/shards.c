@@ -160,6 +160,23 @@ int store_shards_page(struct store *st, const char *ws, const char *batch, int64
 
 /* ---- signed uploads ------------------------------------------------------------------------ */
 
+int store__uploads_pending(struct db_conn *c, const char *ws, int64_t since_ms, int64_t *n, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    *n = 0;
+    int rc = db_prepare(c, "SELECT count(*) FROM uploads u JOIN batches b ON b.bid = u.bid"
+                           " WHERE b.workspace=?1 AND u.state='pending' AND u.created_ms>?2", &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, ws);
+    db_bind_int64(q, 2, since_ms);
+    rc = db_step(q, e);
+    if (rc == DB_ROW)
+        *n = db_col_int64(q, 0);
+    db_finalize(q);
+    return rc < 0 ? rc : 0;
+}
+
 static int uploads_insert(struct db_conn *c, const char *key, int64_t bid, const char *kind, const char *shard_id,
                           const char *file_name, int64_t limit, struct err *e)
 {
@@ -182,6 +199,13 @@ static int video_body(struct store *st, struct db_conn *c, void *ud, struct err 
     int rc = store__batch_find(c, a->ws, a->batch, &b, e);
     if (rc == 0 && !strcmp(b.mode, "output"))
         return err_set(e, ERR_INVALID, "batch '%s' holds job outputs and cannot take uploads", a->batch);
+    if (rc == 0 || rc == ERR_NOTFOUND) {
+        int qrc = store__quota_bytes_check(st, c, a->ws, 0, e);
+        if (qrc == 0)
+            qrc = store__quota_uploads_check(st, c, a->ws, e);
+        if (qrc < 0)
+            return qrc;
+    }
     if (rc == ERR_NOTFOUND)
         rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "single", a->expiry_ms, &b, e);
     if (rc < 0)
@@ -202,7 +226,11 @@ static int tar_body(struct store *st, struct db_conn *c, void *ud, struct err *e
 {
     struct upload_args *a = ud;
     struct store_batch b;
-    int rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
+    int rc = store__quota_bytes_check(st, c, a->ws, 0, e);
+    if (rc == 0)
+        rc = store__quota_uploads_check(st, c, a->ws, e);
+    if (rc == 0)
+        rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
     if (rc < 0)
         return rc;
     snprintf(a->key, 96, "b/%lld/s/%s.tar", (long long)b.bid, a->id);
@@ -321,7 +349,9 @@ static int ingest_body(struct store *st, struct db_conn *c, void *ud, struct err
     const struct store_ingest_new *in = a->in;
     struct store_batch b;
     struct db_stmt *q = NULL;
-    int rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
+    int rc = store__quota_bytes_check(st, c, a->ws, 0, e);
+    if (rc == 0)
+        rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
     if (rc < 0)
         return rc;
     /* De-duplication: the same ingestId for the same batch answers the

@@ -113,6 +113,27 @@ const char *const store__staging_migrations_sqlite[] = {
     "ALTER TABLE items ADD COLUMN blob_offset INTEGER;"
     "DROP INDEX items_blob;"
     "CREATE INDEX items_blob ON items(blob_key, blob_offset);",
+    /* 6: per-workspace usage and quotas.  ws_usage (store/batches.c): the
+     * bytes of the workspace's items, kept in the transaction of every
+     * item insert and delete; its row is also the workspace's lock for the
+     * quota checks.  ws_quotas (store/quotas.c): per-workspace limits,
+     * NULL = the process's default (flags), 0 = unlimited. */
+    "CREATE TABLE ws_usage ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  staged_bytes INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO ws_usage(workspace, staged_bytes)"
+    "  SELECT b.workspace, sum(i.size) FROM batches b JOIN items i ON i.bid = b.bid GROUP BY b.workspace;"
+    "CREATE TABLE ws_quotas ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  max_staged_bytes INTEGER,"
+    "  max_jobs INTEGER,"
+    "  max_pending_uploads INTEGER);"
+    /* blob folders to delete whose rows are gone (a deleted job's
+     * jobs/<ws>/<job>/): written in the transaction that deletes the rows,
+     * removed once the folder is; the expiry sweep retries (batches.c) */
+    "CREATE TABLE blob_trash ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  created_ms INTEGER NOT NULL);",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -222,6 +243,20 @@ const char *const store__staging_migrations_pg[] = {
     "ALTER TABLE items ADD COLUMN blob_offset BIGINT;"
     "DROP INDEX items_blob;"
     "CREATE INDEX items_blob ON items(blob_key, blob_offset);",
+    /* 6: per-workspace usage and quotas (see the SQLite list) */
+    "CREATE TABLE ws_usage ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  staged_bytes BIGINT NOT NULL DEFAULT 0);"
+    "INSERT INTO ws_usage(workspace, staged_bytes)"
+    "  SELECT b.workspace, sum(i.size) FROM batches b JOIN items i ON i.bid = b.bid GROUP BY b.workspace;"
+    "CREATE TABLE ws_quotas ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  max_staged_bytes BIGINT,"
+    "  max_jobs BIGINT,"
+    "  max_pending_uploads BIGINT);"
+    "CREATE TABLE blob_trash ("
+    "  prefix TEXT PRIMARY KEY,"
+    "  created_ms BIGINT NOT NULL);",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

@@ -105,6 +105,29 @@ int store_lease_take(struct store *st, const char *name, const char *owner, int6
  * takes it at its next try.  0 also when owner did not hold it. */
 int store_lease_release(struct store *st, const char *name, const char *owner, struct err *e);
 
+/* ---- workspace quotas (store/quotas.c, docs/STORAGE.md) -------------------- */
+
+/* Limits of one workspace; 0 = unlimited.  In store_quota_set, -1 keeps
+ * the stored value and STORE_QUOTA_DEFAULT goes back to the process's
+ * default. */
+struct store_quota {
+    int64_t max_staged_bytes;    /* bytes of the workspace's items (all batches) */
+    int64_t max_jobs;            /* running (non-terminal) jobs */
+    int64_t max_pending_uploads; /* signed upload URLs issued and not used yet */
+};
+#define STORE_QUOTA_DEFAULT (-2)
+/* The defaults of workspaces without a value of their own (the serve
+ * flags; all 0 = unlimited until set), and how long an unused upload URL
+ * counts as pending (its lifetime).  Call before serving. */
+void store_quota_defaults_set(struct store *st, const struct store_quota *q, int64_t upload_ttl_ms);
+/* Store ws's own limits (fields as above). */
+int store_quota_set(struct store *st, const char *ws, const struct store_quota *q, struct err *e);
+/* ws's effective limits (its own, else the defaults) and, when usage is
+ * not NULL, its current use in the same fields (staged bytes, running
+ * jobs, pending upload URLs). */
+int store_quota_get(struct store *st, const char *ws, struct store_quota *q, struct store_quota *usage,
+                    struct err *e);
+
 /* ---- free space ------------------------------------------------------------ */
 
 /* An acknowledged write must never be lost to a full disk: every write

@@ -59,6 +59,9 @@ struct store {
 
     struct db *db;             /* the SQL layer's pool (db.h), owned */
 
+    struct store_quota quota_def; /* quotas.c: defaults (0 = unlimited) */
+    int64_t quota_upload_ttl_ms;  /* quotas.c: how long a URL counts as pending */
+
     pthread_mutex_t net_mu;    /* guards the allow-list */
     struct store_net_rule *net_rules; /* owned array */
     int net_nrules;

@@ -76,6 +76,13 @@ struct store_task_range {
 int store_job_create(struct store *st, const struct store_job_new *jn, const struct store_task_range *tasks,
                      int ntasks, json_t *log_payload, int64_t *pk, struct err *e);
 
+/* Delete a job that is not running (DELETE …/jobs/{job}): its stages,
+ * tasks and logs (cascade) and its output batches (store_batch_delete's
+ * two steps: made invisible in the same transaction, blobs and rows
+ * removed after it; the expiry sweep finishes what a crash leaves).
+ * ERR_NOTFOUND; ERR_EXISTS while it runs (abort it first). */
+int store_job_delete(struct store *st, const char *ws, const char *job_id, struct err *e);
+
 /* A job as the API shows it (JobMetadata), with the sums over its tasks. */
 struct store_job_row {
     int64_t pk;

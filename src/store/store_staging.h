@@ -149,6 +149,29 @@ struct store_item_new {
 int store_item_add(struct store *st, const char *ws, const char *batch, int64_t expect_bid, bool ensure_meta_part,
                    const struct store_item_new *it, struct err *e);
 
+/* ---- deletion and usage ---------------------------------------------------------- */
+
+/* Delete the batch (DELETE …/batches/{batch}).  One transaction (after
+ * locking the workspace's usage row): ERR_NOTFOUND, or ERR_EXISTS when a
+ * running job of ws reads the batch or writes it (an output batch); else
+ * the batch gets expires_ms = 0 (every read treats it as gone, its id can
+ * be used again) and its pending upload URLs are marked failed (a PUT to
+ * them is refused).  Then store_batch_purge removes its blobs and rows;
+ * when that fails (or the process dies) the expiry sweep finishes it, so
+ * no blob is left without a row pointing at it. */
+int store_batch_delete(struct store *st, const char *ws, const char *batch, struct err *e);
+/* Remove the blobs of batch row bid (its folder and its output items'
+ * blobs elsewhere), then its items in chunks of 10,000 (short
+ * transactions), then its rows; the workspace's usage drops by its items'
+ * bytes in the same transactions.  Idempotent. */
+int store_batch_purge(struct store *st, int64_t bid, struct err *e);
+/* Delete the blob folders queued in blob_trash (prefix NULL: every one,
+ * else that one) and their rows; a folder whose delete fails stays queued.
+ * The expiry sweep calls it with NULL. */
+int store_blob_trash_purge(struct store *st, const char *prefix, struct err *e);
+/* Bytes of ws's items (every batch, outputs included). */
+int store_ws_staged_bytes(struct store *st, const char *ws, int64_t *out, struct err *e);
+
 /* ---- expiry ------------------------------------------------------------------- */
 
 /* Remove the batch that expired first (at now_ms): its blobs (also those of

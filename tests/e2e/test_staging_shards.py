@@ -136,6 +136,7 @@ def to_old_layout(data):
         tars.add(key)
     db.executescript('DROP INDEX items_blob; ALTER TABLE items DROP COLUMN blob_offset;'
                      ' CREATE INDEX items_blob ON items(blob_key);'
+                     ' DROP TABLE ws_usage; DROP TABLE ws_quotas; DROP TABLE blob_trash;'  # staging 6
                      " UPDATE schema_versions SET version=4 WHERE component='staging';")
     db.commit()
     db.close()

@@ -11,6 +11,7 @@
 #include "store/store.h"
 #include "store/store_jobs.h"
 #include "store/store_models.h"
+#include "store/store_staging.h"
 #include "t.h"
 #include "t_pg.h"
 
@@ -24,8 +25,12 @@ static struct store *open_tmp(void)
     if (t_open(d, &st) < 0)
         T_FAIL("store_open failed");
     free(d);
-    if (store_jobs_migrate(st, &e) < 0)
+    if (store_jobs_migrate(st, &e) < 0 || store_staging_migrate(st, &e) < 0)
         T_FAIL("store_jobs_migrate: %s", e.msg);
+    /* a job is created on a batch that exists (store_job_create checks) */
+    struct store_batch b;
+    if (store_batch_get_or_create(st, "ws", "b1", NULL, "single", 24LL * 3600 * 1000, &b, &e) < 0)
+        T_FAIL("store_batch_get_or_create: %s", e.msg);
     return st;
 }
 

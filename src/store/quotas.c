@@ -1,0 +1,178 @@
+/*
+ * quotas.c — owner of the table ws_quotas (store.h "workspace quotas"):
+ * per-workspace limits and the checks made inside the transactions that
+ * add bytes, jobs and upload URLs.
+ *
+ * Every check first locks the workspace's ws_usage row (store__ws_lock),
+ * then counts in the database inside the transaction that adds: two
+ * processes (or threads) adding to one workspace at once serialize on
+ * that row, so the second counts what the first added and a quota holds
+ * across every serve/worker process sharing the database.
+ *
+ * A workspace's row holds its own limits; NULL columns (and workspaces
+ * without a row) use the process defaults set from the serve flags.
+ */
+#include "store/staging_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void store_quota_defaults_set(struct store *st, const struct store_quota *q, int64_t upload_ttl_ms)
+{
+    st->quota_def = *q;
+    st->quota_upload_ttl_ms = upload_ttl_ms;
+}
+
+static int quota_effective(struct store *st, struct db_conn *c, const char *ws, struct store_quota *out,
+                           struct err *e)
+{
+    struct db_stmt *q = NULL;
+    *out = st->quota_def;
+    int rc = db_prepare(c, "SELECT max_staged_bytes, max_jobs, max_pending_uploads FROM ws_quotas"
+                           " WHERE workspace=?1", &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_text(q, 1, ws);
+    rc = db_step(q, e);
+    if (rc == DB_ROW) {
+        if (!db_col_null(q, 0))
+            out->max_staged_bytes = db_col_int64(q, 0);
+        if (!db_col_null(q, 1))
+            out->max_jobs = db_col_int64(q, 1);
+        if (!db_col_null(q, 2))
+            out->max_pending_uploads = db_col_int64(q, 2);
+    }
+    db_finalize(q);
+    return rc < 0 ? rc : 0;
+}
+
+static int64_t pending_since(struct store *st)
+{
+    int64_t ttl = st->quota_upload_ttl_ms > 0 ? st->quota_upload_ttl_ms : 24LL * 3600 * 1000;
+    return time_now_ms() - ttl;
+}
+
+int store__quota_bytes_check(struct store *st, struct db_conn *c, const char *ws, int64_t add, struct err *e)
+{
+    struct store_quota q;
+    int64_t used = 0;
+    int rc = store__ws_lock(c, ws, &used, e);
+    if (rc == 0)
+        rc = quota_effective(st, c, ws, &q, e);
+    if (rc < 0 || q.max_staged_bytes <= 0)
+        return rc;
+    if (add > 0 ? used + add > q.max_staged_bytes : used >= q.max_staged_bytes)
+        return err_set(e, ERR_LIMIT,
+                       "workspace '%s' holds %lld staged bytes; its quota is %lld (this adds %lld): delete"
+                       " batches or ask for a larger quota", ws, (long long)used, (long long)q.max_staged_bytes,
+                       (long long)add);
+    return 0;
+}
+
+int store__quota_jobs_check(struct store *st, struct db_conn *c, const char *ws, struct err *e)
+{
+    struct store_quota q;
+    int64_t n = 0;
+    int rc = store__ws_lock(c, ws, NULL, e);
+    if (rc == 0)
+        rc = quota_effective(st, c, ws, &q, e);
+    if (rc < 0 || q.max_jobs <= 0)
+        return rc;
+    if ((rc = store__jobs_running(c, ws, &n, e)) < 0)
+        return rc;
+    if (n >= q.max_jobs)
+        return err_set(e, ERR_QUOTA, "workspace '%s' has %lld running jobs, its quota: wait for one to end",
+                       ws, (long long)n);
+    return 0;
+}
+
+int store__quota_uploads_check(struct store *st, struct db_conn *c, const char *ws, struct err *e)
+{
+    struct store_quota q;
+    int64_t n = 0;
+    int rc = store__ws_lock(c, ws, NULL, e);
+    if (rc == 0)
+        rc = quota_effective(st, c, ws, &q, e);
+    if (rc < 0 || q.max_pending_uploads <= 0)
+        return rc;
+    if ((rc = store__uploads_pending(c, ws, pending_since(st), &n, e)) < 0)
+        return rc;
+    if (n >= q.max_pending_uploads)
+        return err_set(e, ERR_QUOTA,
+                       "workspace '%s' has %lld upload URLs not used yet, its quota: upload to them first", ws,
+                       (long long)n);
+    return 0;
+}
+
+struct set_args {
+    const char *ws;
+    const struct store_quota *q;
+};
+
+static void bind_q(struct db_stmt *s, int i, int64_t v)
+{
+    if (v == STORE_QUOTA_DEFAULT)
+        db_bind_null(s, i);
+    else
+        db_bind_int64(s, i, v);
+}
+
+static int set_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct set_args *a = ud;
+    const int64_t v[3] = {a->q->max_staged_bytes, a->q->max_jobs, a->q->max_pending_uploads};
+    static const char *const col[3] = {"max_staged_bytes", "max_jobs", "max_pending_uploads"};
+    (void)st;
+    int rc = db_run(c, e, "INSERT INTO ws_quotas(workspace) VALUES(?1) ON CONFLICT(workspace) DO NOTHING", "t",
+                    a->ws);
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        if (v[i] == -1)
+            continue;
+        if (v[i] < STORE_QUOTA_DEFAULT)
+            return err_set(e, ERR_INVALID, "%s: a quota is a number >= 0 (0: unlimited)", col[i]);
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE ws_quotas SET %s=?1 WHERE workspace=?2", col[i]);
+        struct db_stmt *s = NULL;
+        rc = db_prepare(c, sql, &s, e);
+        if (rc < 0)
+            break;
+        bind_q(s, 1, v[i]);
+        db_bind_text(s, 2, a->ws);
+        rc = db_step(s, e);
+        db_finalize(s);
+        rc = rc < 0 ? rc : 0;
+    }
+    return rc;
+}
+
+int store_quota_set(struct store *st, const char *ws, const struct store_quota *q, struct err *e)
+{
+    struct set_args a = {ws, q};
+    return store__staging_tx(st, set_body, &a, e);
+}
+
+struct get_args {
+    const char *ws;
+    struct store_quota *q, *usage;
+};
+
+static int get_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct get_args *a = ud;
+    int rc = quota_effective(st, c, a->ws, a->q, e);
+    if (rc == 0 && a->usage) {
+        rc = store__ws_lock(c, a->ws, &a->usage->max_staged_bytes, e);
+        if (rc == 0)
+            rc = store__jobs_running(c, a->ws, &a->usage->max_jobs, e);
+        if (rc == 0)
+            rc = store__uploads_pending(c, a->ws, pending_since(st), &a->usage->max_pending_uploads, e);
+    }
+    return rc;
+}
+
+int store_quota_get(struct store *st, const char *ws, struct store_quota *q, struct store_quota *usage,
+                    struct err *e)
+{
+    struct get_args a = {ws, q, usage};
+    return store__staging_tx(st, get_body, &a, e);
+}

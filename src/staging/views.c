@@ -142,13 +142,21 @@ int staging_batch_parts(struct staging *s, const char *ws, const char *batch, js
     return 0;
 }
 
+/* A presigned GET of the object store on the S3 backend (the client
+ * downloads straight from it), vbatch's own signed /blobs URL on the
+ * local folder. */
 static char *download_url(struct staging *s, const char *key)
 {
-    char *path = NULL;
+    char *path = NULL, *url = NULL;
     int64_t exp = (time_now_ms() + s->o.download_url_ttl_ms) / 1000;
+    int rc = store_blob_presign(s->st, "GET", key, exp, -1, &url);
+    if (rc == 0)
+        return url;
+    if (rc != ERR_UNSUPPORTED)
+        return NULL;
     if (store_sign_path(s->st, "GET", key, exp, 0, &path) < 0)
         return NULL;
-    char *url = xasprintf("%s%s", s->base_url, path);
+    url = xasprintf("%s%s", s->base_url, path);
     free(path);
     return url;
 }

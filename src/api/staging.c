@@ -380,7 +380,7 @@ static int up_end(struct http_req *req, void *vctx)
  * ignored here (the first wins) but might be the one a proxy reads. */
 static int blob_query_unique(struct http_req *req)
 {
-    static const char *const f[] = {"method", "expires", "limit", "signature"};
+    static const char *const f[] = {"method", "expires", "limit", "offset", "length", "signature"};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
         if (http_req_query_count(req, f[i]) > 1) {
             http_reply_error(req, 400, "signed URL field '%s' is given more than once", f[i]);
@@ -432,17 +432,19 @@ static int blob_get(struct http_req *req, void *vctx)
 {
     struct api_ctx *ctx = vctx;
     int fd = -1;
-    int64_t size = 0;
+    int64_t start = 0, size = 0;
     const char *mime = NULL;
     struct err e = ERR_INIT;
     if (blob_query_unique(req) < 0)
         return 0;
     int rc = staging_get_open(ctx->sg, http_req_param(req, "key"), http_req_query(req, "method"),
                               http_req_query(req, "expires"), http_req_query(req, "limit"),
-                              http_req_query(req, "signature"), &fd, &size, &mime, &e);
+                              http_req_query(req, "offset"), http_req_query(req, "length"),
+                              http_req_query(req, "signature"), &fd, &start, &size, &mime, &e);
     if (rc < 0)
         return api_reply(req, rc, NULL, &e);
-    return http_reply_fd(req, 200, mime ? mime : "application/octet-stream", fd, (uint64_t)size);
+    return http_reply_fd_at(req, 200, mime ? mime : "application/octet-stream", fd, (uint64_t)start,
+                            (uint64_t)size);
 }
 
 /* ---- registration ---------------------------------------------------------------------- */

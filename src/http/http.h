@@ -176,6 +176,9 @@ int http_reply_data(struct http_req *req, unsigned status, const char *content_t
  * is stolen (closed by the reply, also on failure). */
 int http_reply_fd(struct http_req *req, unsigned status, const char *content_type, int fd,
                   uint64_t size);
+/* The same for size bytes from offset of the file. */
+int http_reply_fd_at(struct http_req *req, unsigned status, const char *content_type, int fd, uint64_t offset,
+                     uint64_t size);
 /* Add a header to the reply made next (or already made).  Up to 8. */
 int http_reply_header(struct http_req *req, const char *name, const char *value);
 

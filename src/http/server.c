@@ -168,7 +168,13 @@ int http_reply_error(struct http_req *req, unsigned status, const char *fmt, ...
 int http_reply_fd(struct http_req *req, unsigned status, const char *content_type, int fd,
                   uint64_t size)
 {
-    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, 0);
+    return http_reply_fd_at(req, status, content_type, fd, 0, size);
+}
+
+int http_reply_fd_at(struct http_req *req, unsigned status, const char *content_type, int fd, uint64_t offset,
+                     uint64_t size)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd_at_offset64(size, fd, offset);
     if (!r) {
         close(fd);
         return ERR_INTERNAL;
@@ -501,6 +507,18 @@ static bool te_is_chunked(const char *te)
     return strcasecmp(te, "chunked") == 0;
 }
 
+/* Bounds of a request's head, checked before anything else: the
+ * connection buffer (256 KiB, sized for request bodies) would take more. */
+#define HTTP_HEADERS_MAX (32 * 1024) /* all header lines: 431 beyond */
+#define HTTP_TARGET_MAX (32 * 1024)  /* the path and the query: 414 beyond */
+
+static enum MHD_Result head_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF, or '&' '=' */
+    return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -530,6 +548,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 req->content_length = v;
         }
         req->has_body = req->content_length > 0 || te;
+        size_t head = 0, target = strlen(url);
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, head_bytes, &head);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, head_bytes, &target);
+        if (head > HTTP_HEADERS_MAX || target > HTTP_TARGET_MAX) {
+            if (head > HTTP_HEADERS_MAX)
+                http_reply_error(req, 431, "the request's header lines exceed %d bytes", HTTP_HEADERS_MAX);
+            else
+                http_reply_error(req, 414, "the request target exceeds %d bytes", HTTP_TARGET_MAX);
+            return req_queue(req);
+        }
         if (te && !te_is_chunked(te)) {
             /* libmicrohttpd would read such a body until the client closes
              * and never answer (RFC 9112 6.1: 501). */
@@ -725,7 +753,13 @@ int http_server_start(const struct http_server_opts *opts, struct http_router *r
                             (unsigned)(opts->conn_timeout_s ? opts->conn_timeout_s : 60),
                             MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)(opts->max_conns ? opts->max_conns : 1024),
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                            /* A connection's buffer: request bodies (tar
+                             * shards, videos) arrive in pieces of up to about
+                             * half of it; 256 KiB pieces cost a quarter of the
+                             * CPU of 64 KiB ones per byte received (fewer
+                             * polls, reads and handler calls).  Pool pages are
+                             * touched only as used. */
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 512u,
                             MHD_OPTION_END);
     if (!s->d) {

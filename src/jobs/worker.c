@@ -154,7 +154,7 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
                            err_text(&e, rc));
         goto out;
     }
-    rc = store_blob_read(j->st, sc.blob_key, STAGING_SIDECAR_MAX, &data, &len);
+    rc = store_blob_read_at(j->st, sc.blob_key, sc.offset, sc.size, STAGING_SIDECAR_MAX, &data, &len);
     if (rc < 0) {
         *cause = xasprintf("cannot read the metadata file '%s': %s", name, err_str(rc));
         goto out;
@@ -270,7 +270,8 @@ static void *fetch_one(void *ud, size_t i)
     struct fetched *f = xcalloc(1, sizeof(*f));
     char *data = NULL;
     size_t len = 0;
-    int rc = store_blob_read(c->j->st, c->items[i].blob_key, MAX_INPUT_BYTES, &data, &len);
+    const struct staging_item *it = &c->items[i];
+    int rc = store_blob_read_at(c->j->st, it->blob_key, it->offset, it->size, MAX_INPUT_BYTES, &data, &len);
 
     if (rc < 0) {
         f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
@@ -413,11 +414,12 @@ static int process_video(struct jobs *j, struct jobs__worker *w, const struct jo
                          struct store_blob_writer *rw, struct store_blob_writer *mw, struct jobs__hb *hb, int index,
                          int nitems, char **cause, struct err *err)
 {
+    /* A video is always a whole blob (tar shards hold images only). */
     char *path = NULL, *first_bad = NULL, *last_bad = NULL;
     struct vis_video *v = NULL;
     long long nframes = 0, nbad = 0, run = 0; /* run: consecutive frames failed with last_bad */
     /* ffmpeg wants a file: the blob's own, or a downloaded copy on S3 */
-    int rc = store_blob_local_copy(j->st, it->blob_key, &path);
+    int rc = it->offset < 0 ? store_blob_local_copy(j->st, it->blob_key, &path) : ERR_UNSUPPORTED;
 
     *cause = NULL;
     if (rc < 0 && rc != ERR_NOTFOUND) {

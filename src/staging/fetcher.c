@@ -234,7 +234,7 @@ static int fetch_all(struct staging__job *j, json_t *refs)
         if (!r->url)
             continue;
         if (r->ok)
-            staging__job_add(j, r->name, r->key, r->mime, r->size);
+            staging__job_add(j, r->name, r->key, r->mime, r->size, -1);
         else
             staging__job_reject(j, r->name, r->ftype, r->reason);
     }

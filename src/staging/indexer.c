@@ -1,6 +1,7 @@
 /*
  * indexer.c — the indexer thread's work: a tar shard that was uploaded
- * becomes items (tar.c scans it, shardjob.c records it).
+ * becomes items (tar.c scans it, shardjob.c records it).  The shard blob
+ * is kept whole; each item is (shard blob, offset, length).
  *
  *   tar:  awaiting-upload ─PUT─► uploaded ─index─► done   (ingested/success)
  *                                        └───────► failed (too-many-images,
@@ -10,23 +11,22 @@
  */
 #include "staging/staging.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "staging/staging_int.h"
 
-static int tar_image(void *ud, int index, const char *name, const void *data, size_t len, const char *mime)
+static int tar_image(void *ud, int index, const char *name, const void *data, size_t len, int64_t offset,
+                     const char *mime)
 {
     struct staging__job *j = ud;
-    char key[128];
+    (void)index, (void)data;
     if (staging__job_lost(j))
-        return ERR_EXISTS; /* another process has the shard now: stop writing */
-    snprintf(key, sizeof key, "b/%lld/s/%s/%d", (long long)j->bid, j->shard_id, index);
-    int rc = store_blob_put_nosync(j->s->st, key, data, len);
-    if (rc < 0)
-        return rc;
-    return staging__job_add(j, name, key, mime, (int64_t)len);
+        return ERR_EXISTS; /* another process has the shard now: stop */
+    return staging__job_add(j, name, j->blob_key, mime, (int64_t)len, offset);
 }
 
 static int index_one(struct staging__job *j, struct err *err)
@@ -38,6 +38,7 @@ static int index_one(struct staging__job *j, struct err *err)
     const char *why = NULL;
     int fd = -1, n = 0, rc;
     int64_t size = 0;
+    void *m = NULL;
     rc = store_blob_open(s->st, j->blob_key, &fd, &size);
     if (rc < 0)
         return staging__job_fail(j, "uploaded", "upload-missing", "the uploaded archive is missing");
@@ -46,16 +47,27 @@ static int index_one(struct staging__job *j, struct err *err)
         snprintf(reason, sizeof reason, "Max size of a shard is %lldB.", (long long)s->o.max_shard_bytes);
         return staging__job_fail(j, "uploaded", "shard-size-limit-exceeded", reason);
     }
-    if (s->o.index_delay_ms > 0) /* tests: a window between the upload and its extraction */
+    if (s->o.index_delay_ms > 0) /* tests: a window between the upload and its indexing */
         staging__sleep_ms_unless_stopped(s, s->o.index_delay_ms);
-    /* The extracted images take about as many bytes as the archive. */
-    if ((rc = store_space_check(s->st, size, "the extraction of this shard", err)) < 0) {
+    /* Nothing is written but the rows: the reserve is all it needs. */
+    if ((rc = store_space_check(s->st, 0, "the index of this shard", err)) < 0) {
         close(fd);
         return rc;
     }
-    rc = staging__tar_scan(fd, NULL, 0, &lim, &cb, &n, j->ingest_id ? NULL : &j->ingest_id,
-                           j->notify_url ? NULL : &j->notify_url, &why);
+    /* The shard is read in place: mapped, its headers parsed, each entry
+     * checked where it lies; no byte is copied or written again. */
+    /* MAP_POPULATE: the archive was just written, its pages are cached;
+     * mapping them all at once costs less than a fault per few pages. */
+    if (size > 0 && (m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)) == MAP_FAILED) {
+        rc = -errno;
+        close(fd);
+        return err_set(err, rc, "cannot map the archive: %s", err_str(rc));
+    }
     close(fd);
+    rc = staging__tar_scan(m ? m : "", (size_t)size, &lim, &cb, &n, j->ingest_id ? NULL : &j->ingest_id,
+                           j->notify_url ? NULL : &j->notify_url, &why);
+    if (m)
+        munmap(m, (size_t)size);
     if (rc == ERR_LIMIT) {
         if (!strcmp(why, "too-many-entries"))
             snprintf(reason, sizeof reason, "Max number of archive entries in a shard is %d.",
@@ -67,13 +79,15 @@ static int index_one(struct staging__job *j, struct err *err)
         rc = staging__job_fail(j, "uploaded", why, "the archive is not a valid uncompressed tar file");
     } else if (rc < 0) {
         /* storage trouble: leave the shard uploaded, retry later */
-        return err_set(err, rc, "cannot extract the archive: %s", err_str(rc));
+        return err_set(err, rc, "cannot index the archive: %s", err_str(rc));
     } else {
+        /* The shard blob stays: its items are read from it by offset. */
         rc = staging__job_commit(j, "uploaded");
         if (rc < 0 && rc != ERR_EXISTS)
             err_printf(err, "cannot record the shard's images: %s", err_str(rc));
+        return rc;
     }
-    if (rc == 0)
+    if (rc == 0) /* failed: nothing refers to the archive */
         store_blob_delete(s->st, j->blob_key);
     return rc;
 }

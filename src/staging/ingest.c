@@ -151,7 +151,7 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
     }
     consumed = true;
     struct store_item_new it = {meta ? STAGING_METADATA_PART : NULL, file_name, NULL, meta ? "metadata" : "image",
-                                mime, key, size};
+                                mime, key, size, false, 0};
     rc = store_item_add(s->st, ws, batch, b.bid, meta, &it, err);
     if (rc < 0) {
         store_blob_delete(s->st, key);
@@ -318,12 +318,11 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
         rc = ERR_LIMIT;
         goto fail;
     }
-    /* Refuse now what could not be kept: the bytes of the upload and, for
-     * a tar shard, as many again for its extracted images. */
+    /* Refuse now what could not be kept: the bytes of the upload (a tar
+     * shard is kept whole: its images take no more room). */
     bool tar = !strcmp(p->u.kind, "tar");
     if (content_length > 0 &&
-        (rc = store_space_check(s->st, tar ? 2 * content_length : content_length,
-                                tar ? "this tar shard and its extraction" : "this upload", err)) < 0)
+        (rc = store_space_check(s->st, content_length, tar ? "this tar shard" : "this upload", err)) < 0)
         goto fail;
     if (content_length <= 0 && (rc = store_space_check(s->st, 0, "an upload", err)) < 0)
         goto fail;
@@ -368,10 +367,10 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     struct staging *s = p->s;
     int64_t size = store_blob_writer_size(p->w);
     int rc = 0;
-    /* Before the 200: a tar shard's extraction needs as many bytes again.
-     * Refused, nothing is kept and the URL stays usable for a retry. */
+    /* Before the 200: the reserve for the rows of its items.  Refused,
+     * nothing is kept and the URL stays usable for a retry. */
     if (!strcmp(p->u.kind, "tar"))
-        rc = store_space_check(s->st, size, "the extraction of this tar shard", err);
+        rc = store_space_check(s->st, 0, "the index of this tar shard", err);
     if (rc < 0) {
         store_blob_writer_abort(p->w);
         p->w = NULL;
@@ -441,9 +440,12 @@ static const char *mime_static(const char *m)
 }
 
 int staging_get_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
-                     const char *q_limit, const char *q_signature, int *fd, int64_t *size, const char **mime, struct err *err)
+                     const char *q_limit, const char *q_offset, const char *q_length, const char *q_signature,
+                     int *fd, int64_t *start, int64_t *size, const char **mime, struct err *err)
 {
-    int rc = store_signed_verify(s->st, "GET", key, q_method, q_expires, q_limit, q_signature, NULL);
+    int64_t offset = -1, length = -1;
+    int rc = store_signed_verify_range(s->st, "GET", key, q_method, q_expires, q_limit, q_offset, q_length,
+                                       q_signature, &offset, &length);
     if (rc < 0) {
         err_printf(err, "invalid, expired or tampered signed URL");
         return rc == ERR_INVALID ? ERR_AUTH : rc;
@@ -451,13 +453,13 @@ int staging_get_open(struct staging *s, const char *key, const char *q_method, c
     const char *m = NULL;
     char *recorded = NULL;
     struct err e2 = ERR_INIT; /* no recorded type is not an error: octet-stream */
-    if (store_item_mime(s->st, key, &recorded, &e2) == 0 && recorded)
+    if (store_item_mime(s->st, key, offset, &recorded, &e2) == 0 && recorded)
         m = mime_static(recorded);
     free(recorded);
-    rc = store_blob_open(s->st, key, fd, size);
+    rc = store_blob_open_at(s->st, key, offset, length, fd, start, size);
     if (rc < 0) {
         err_printf(err, "object not found");
-        return rc == ERR_INVALID ? ERR_NOTFOUND : rc;
+        return rc == ERR_INVALID || rc == ERR_PARSE ? ERR_NOTFOUND : rc;
     }
     *mime = m ? m : "application/octet-stream";
     return 0;

@@ -21,6 +21,7 @@ static void item_take(struct staging_item *dst, struct store_item *src)
     dst->mime = src->mime;
     dst->blob_key = src->blob_key;
     dst->size = src->size;
+    dst->offset = src->offset;
     free(src->nested_content_type);
     memset(src, 0, sizeof *src);
 }
@@ -116,6 +117,6 @@ int staging_output_item_add(struct staging *s, const char *ws, const char *batch
         err_printf(err, "invalid output item");
         return ERR_INVALID;
     }
-    struct store_item_new it = {part, file_name, NULL, content_type, mime, blob_key, size};
+    struct store_item_new it = {part, file_name, NULL, content_type, mime, blob_key, size, false, 0};
     return store_item_add(s->st, ws, batch, 0, false, &it, err);
 }

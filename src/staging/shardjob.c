@@ -4,15 +4,19 @@
  * and rejected, and the one transaction that ends it (items, status,
  * webhooks: store_shard_finish) or marks it waiting for storage.
  *
- * Crash safety: a shard's images are written as blobs under the
- * deterministic keys b/<bid>/s/<shard>/<n> (refs: .../r/<shard>/<n>), the
- * file system is synced, and only then are all item rows inserted — in ONE
- * transaction together with the state change that takes the shard out of
- * "uploaded"/"queued".  A crash before the commit leaves the shard in its
- * old state, with no item visible; on restart it is processed again and
- * its blobs are overwritten, so items are never half-visible and never
- * duplicated.  The transaction re-checks the state, so two indexers (or a
- * test and the thread) cannot both commit one shard.  The rows belong to
+ * Crash safety.  A tar shard is kept whole: its blob
+ * b/<bid>/s/<shard>.tar was written once and fsynced before its upload
+ * was acknowledged (state "uploaded"), and the indexer writes no bytes —
+ * its items are (that blob, offset, length).  A reference shard's files
+ * are written as blobs under the deterministic keys b/<bid>/r/<shard>/<n>
+ * and the file system is synced.  Only then are all item rows inserted —
+ * in ONE transaction together with the state change that takes the shard
+ * out of "uploaded"/"queued".  A crash before the commit leaves the shard
+ * in its old state, with no item visible; on restart it is processed
+ * again (a tar shard's blob is read again, a reference shard's blobs are
+ * overwritten), so items are never half-visible and never duplicated.
+ * The transaction re-checks the state, so two indexers (or a test and the
+ * thread) cannot both commit one shard.  The rows belong to
  * store/ (store/shards.c, where the shard state diagram is).
  *
  * Claims across processes: a shard is claimed for this process
@@ -135,13 +139,14 @@ void staging__job_reject(void *ud, const char *name, const char *type, const cha
                               json_pack("{s:s,s:s,s:s}", "type", type, "file_name", name, "reason", reason));
 }
 
-int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size)
+int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size,
+                     int64_t offset)
 {
     if (j->nitems == j->capitems) {
         j->capitems = j->capitems ? j->capitems * 2 : 64;
         j->items = xrealloc(j->items, (size_t)j->capitems * sizeof *j->items);
     }
-    j->items[j->nitems++] = (struct staging__staged){xstrdup(name), xstrdup(key), xstrdup(mime), size};
+    j->items[j->nitems++] = (struct staging__staged){xstrdup(name), xstrdup(key), xstrdup(mime), size, offset};
     json_array_append_new(j->ingested, json_string(name));
     return 0;
 }
@@ -229,7 +234,9 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
     struct staging *s = j->s;
     struct err e = ERR_INIT;
     char *hook = NULL, *ok = NULL, *bad = NULL;
-    int rc = store_blob_sync(s->st);
+    /* A tar shard's items lie in its blob, synced before its upload was
+     * acknowledged; fetched references were written without a sync. */
+    int rc = strcmp(j->kind, "tar") != 0 ? store_blob_sync(s->st) : 0;
     if (rc < 0)
         return rc;
     struct store_item_new *items = xcalloc((size_t)MAX(j->nitems, 1), sizeof *items);
@@ -237,7 +244,8 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
         bool meta = !strcmp(j->items[i].mime, "application/json"); /* a sidecar (tar only) */
         items[i] = (struct store_item_new){meta ? STAGING_METADATA_PART : NULL, j->items[i].name, j->shard_id,
                                            meta ? "metadata" : !strcmp(j->kind, "video-refs") ? "video" : "image",
-                                           j->items[i].mime, j->items[i].key, j->items[i].size};
+                                           j->items[i].mime, j->items[i].key, j->items[i].size,
+                                           j->items[i].offset >= 0, j->items[i].offset};
     }
     bool all_failed = j->nitems == 0 && j->nfailed > 0;
     json_t *meta = json_pack("{s:i,s:O,s:i}", "ingestedFiles", j->nitems, "failedFiles", j->failed, "failedCount",

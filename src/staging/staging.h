@@ -162,11 +162,14 @@ int staging_put_finish(struct staging_put *p, struct err *err);
 /* Frees p; NULL ok. */
 void staging_put_abort(struct staging_put *p);
 
-/* GET download.  On success *fd (caller closes), *size, and *mime (static
- * string like "image/jpeg" or "application/octet-stream"). */
+/* GET download of a whole blob or, with the signed offset and length of
+ * a tar shard's item (q_offset/q_length NULL when absent), of exactly that
+ * item's bytes.  On success *fd (caller closes), the bytes are *size bytes
+ * from *start of it, and *mime (static string like "image/jpeg" or
+ * "application/octet-stream"). */
 int staging_get_open(struct staging *s, const char *key, const char *q_method, const char *q_expires,
-                     const char *q_limit, const char *q_signature, int *fd, int64_t *size,
-                     const char **mime, struct err *err);
+                     const char *q_limit, const char *q_offset, const char *q_length, const char *q_signature,
+                     int *fd, int64_t *start, int64_t *size, const char **mime, struct err *err);
 
 /* ---- for the jobs module: input items and output batches ----------------- */
 
@@ -179,6 +182,8 @@ struct staging_item {
     char *mime;          /* "image/jpeg", ... */
     char *blob_key;      /* key in the blob store */
     int64_t size;        /* bytes */
+    int64_t offset;      /* the item is size bytes at offset of blob_key (a tar shard's entry), or -1: the
+                          * whole blob.  Read it with store_blob_read_at. */
 };
 /* Up to limit items (<= 10000) of batch (and part, NULL = all) with id >
  * after_id, ordered by id.  *items is a malloc'd array of *n entries; free

@@ -86,17 +86,21 @@ struct staging__tar_limits {
     int max_images;
 };
 struct staging__tar_cb {
-    /* Called for each accepted image; return <0 to abort the scan. */
-    int (*image)(void *ud, int index, const char *name, const void *data, size_t len, const char *mime);
+    /* Called for each accepted image (or sidecar): its bytes in place
+     * (len bytes at data, which is offset bytes into the archive); return
+     * <0 to abort the scan. */
+    int (*image)(void *ud, int index, const char *name, const void *data, size_t len, int64_t offset,
+                 const char *mime);
     /* Called for each rejected entry (reason type + text). */
     void (*reject)(void *ud, const char *name, const char *type, const char *reason);
     void *ud;
 };
-/* Scan a tar from an fd (or memory when fd < 0).  Returns 0 with the
- * number of images; or a shard-level failure: ERR_LIMIT (too many images,
- * *why set), ERR_PARSE (corrupt archive, *why set).  notif_* receive the
+/* Scan a tar in memory (the indexer maps the shard blob), copying no
+ * entry.  Returns 0 with the number of images; or a shard-level failure:
+ * ERR_LIMIT (too many images, *why set), ERR_PARSE (corrupt archive, *why
+ * set), or the callback's error.  notif_* receive the
  * notification_config.json fields (malloc'd, caller frees) if present. */
-int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct staging__tar_limits *lim,
+int staging__tar_scan(const void *mem, size_t memlen, const struct staging__tar_limits *lim,
                       const struct staging__tar_cb *cb, int *nimages, char **notif_ingest, char **notif_url,
                       const char **why);
 
@@ -121,6 +125,7 @@ int staging__ref_entry(json_t *e, const char **name, const char **url);
 struct staging__staged {
     char *name, *key, *mime;
     int64_t size;
+    int64_t offset; /* size bytes at offset of key (a tar shard's entry), or -1: the whole blob */
 };
 #define STAGING__INDEXER 0
 #define STAGING__FETCHER 1
@@ -151,7 +156,8 @@ bool staging__job_lost(struct staging__job *j);
 /* The claim renewal loop (th_renew). */
 void *staging__renew_main(void *arg);
 /* A file staged (blob written) / rejected (a tar_cb reject callback). */
-int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size);
+int staging__job_add(struct staging__job *j, const char *name, const char *key, const char *mime, int64_t size,
+                     int64_t offset);
 void staging__job_reject(void *ud, const char *name, const char *type, const char *reason);
 /* End the shard: failed (no items) or done with its staged items, with
  * its webhooks, in one transaction; ERR_EXISTS when another worker did or

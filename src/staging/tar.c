@@ -3,6 +3,11 @@
  * or sidecars, which are rejected and why, and the shard-level failures
  * (too many images or entries, a corrupt archive).  Kept apart from
  * storage so that the fuzz target runs it on bytes alone.
+ *
+ * The scan reads the archive in memory (the indexer maps the shard's
+ * blob) and copies no entry: each accepted entry is reported with its
+ * bytes in place and their offset in the archive, which is how its item
+ * addresses it (shard blob, offset, length).
  */
 #include "staging/staging.h"
 
@@ -36,31 +41,47 @@ static const char *type_word(unsigned t)
     }
 }
 
-static int read_entry(struct archive *a, uint8_t *buf, size_t size)
+/* The data of the entry just read, in place: libarchive reading an
+ * uncompressed tar from memory hands out pointers into that memory, so an
+ * entry's bytes are found without a copy.  0 with *data and *off; ERR_PARSE
+ * when the bytes are not all there (a truncated archive); ERR_UNSUPPORTED
+ * when they do not lie in one piece in the archive (a sparse entry). */
+static int entry_span(struct archive *a, const uint8_t *base, size_t len, int64_t size, const uint8_t **data,
+                      int64_t *off)
 {
-    size_t got = 0;
-    while (got < size) {
-        la_ssize_t n = archive_read_data(a, buf + got, size - got);
-        if (n < 0)
-            return ERR_PARSE;
-        if (n == 0)
-            break;
-        got += (size_t)n;
+    const void *blk = NULL;
+    size_t n = 0;
+    la_int64_t at = 0;
+    if (size == 0) {
+        *data = base, *off = 0;
+        return 0;
     }
-    return got == size ? 0 : ERR_PARSE;
+    int r = archive_read_data_block(a, &blk, &n, &at);
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
+        return ERR_PARSE;
+    const uint8_t *p = blk;
+    if (at != 0 || p < base || p > base + len || (size_t)(base + len - p) < n)
+        return ERR_UNSUPPORTED;
+    if ((int64_t)n != size)
+        return (int64_t)n < size && (size_t)(p - base) + (size_t)size > len ? ERR_PARSE : ERR_UNSUPPORTED;
+    *data = p;
+    *off = (int64_t)(p - base);
+    return 0;
 }
 
-int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct staging__tar_limits *lim,
+int staging__tar_scan(const void *mem, size_t memlen, const struct staging__tar_limits *lim,
                       const struct staging__tar_cb *cb, int *nimages, char **notif_ingest, char **notif_url,
                       const char **why)
 {
+    const uint8_t *base = mem, *data = NULL;
+    int64_t off = 0;
     struct archive *a = archive_read_new();
     struct archive_entry *e;
     int rc = 0, images = 0, index = 0;
     char msg[320];
     *why = NULL;
     archive_read_support_format_tar(a);
-    if ((fd >= 0 ? archive_read_open_fd(a, fd, 65536) : archive_read_open_memory(a, mem, memlen)) != ARCHIVE_OK) {
+    if (archive_read_open_memory(a, mem, memlen) != ARCHIVE_OK) {
         *why = "corrupt-archive";
         rc = ERR_PARSE;
         goto out;
@@ -88,6 +109,10 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
             cb->reject(cb->ud, shown, "not-a-regular-file", msg);
             continue;
         }
+        if (archive_entry_sparse_count(e) > 0) { /* its bytes are not one piece of the archive */
+            cb->reject(cb->ud, shown, "not-a-regular-file", "entry is a sparse file");
+            continue;
+        }
         if (!name || !staging__name_valid(name)) {
             cb->reject(cb->ud, shown, "unsafe-file-name", "entry names must be plain file names without '/' or '..'");
             continue;
@@ -98,15 +123,17 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
                 cb->reject(cb->ud, name, "invalid-notification-config", "notification config larger than 64 KiB");
                 continue;
             }
-            uint8_t *buf = xmalloc((size_t)size + 1);
-            if (read_entry(a, buf, (size_t)size) < 0) {
-                free(buf);
+            if ((rc = entry_span(a, base, memlen, size, &data, &off)) < 0) {
+                if (rc == ERR_UNSUPPORTED) {
+                    rc = 0;
+                    cb->reject(cb->ud, name, "invalid-notification-config", "entry is a sparse file");
+                    continue;
+                }
                 *why = "corrupt-archive";
-                rc = ERR_PARSE;
                 goto out;
             }
             json_t *j = NULL;
-            (void)json_parse_outside((const char *)buf, (size_t)size, 0, &j, NULL, 0); /* else ignored */
+            (void)json_parse_outside((const char *)data, (size_t)size, 0, &j, NULL, 0); /* else ignored */
             const char *iid = json_string_value(json_object_get(j, "ingestId"));
             const char *url = json_string_value(json_object_get(j, "notificationsURL"));
             if (iid && strlen(iid) <= 256 && notif_ingest && !*notif_ingest)
@@ -115,7 +142,6 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
                 notif_url && !*notif_url)
                 *notif_url = xstrdup(url);
             json_decref(j);
-            free(buf);
             continue;
         }
         if (staging__sidecar_name(name)) {
@@ -127,20 +153,20 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
                            "a metadata file (.json) must be at most 65536 bytes");
                 continue;
             }
-            uint8_t *buf = xmalloc((size_t)size + 1);
-            if (read_entry(a, buf, (size_t)size) < 0) {
-                free(buf);
+            if ((rc = entry_span(a, base, memlen, size, &data, &off)) < 0) {
+                if (rc == ERR_UNSUPPORTED) {
+                    rc = 0;
+                    cb->reject(cb->ud, name, "not-a-regular-file", "entry is a sparse file");
+                    continue;
+                }
                 *why = "corrupt-archive";
-                rc = ERR_PARSE;
                 goto out;
             }
-            if (staging__sidecar_check(buf, (size_t)size, &bad) < 0) {
+            if (staging__sidecar_check(data, (size_t)size, &bad) < 0) {
                 cb->reject(cb->ud, name, "invalid-metadata-file", bad);
-                free(buf);
                 continue;
             }
-            rc = cb->image(cb->ud, index, name, buf, (size_t)size, "application/json");
-            free(buf);
+            rc = cb->image(cb->ud, index, name, data, (size_t)size, off, "application/json");
             if (rc < 0) {
                 *why = "storage-error";
                 goto out;
@@ -152,33 +178,27 @@ int staging__tar_scan(int fd, const void *mem, size_t memlen, const struct stagi
             cb->reject(cb->ud, name, "file-size-limit-exceeded", msg);
             continue;
         }
-        uint8_t *buf = try_alloc((size_t)size + 1, 1);
-        if (!buf) {
-            rc = ERR_NOMEM;
-            *why = "out-of-memory";
-            goto out;
-        }
-        if (read_entry(a, buf, (size_t)size) < 0) {
-            free(buf);
+        if ((rc = entry_span(a, base, memlen, size, &data, &off)) < 0) {
+            if (rc == ERR_UNSUPPORTED) {
+                rc = 0;
+                cb->reject(cb->ud, name, "not-a-regular-file", "entry is a sparse file");
+                continue;
+            }
             *why = "corrupt-archive";
-            rc = ERR_PARSE;
             goto out;
         }
         const char *ftype = NULL, *bad = NULL;
-        const char *mime = staging__image_mime(buf, (size_t)size, &ftype, &bad);
+        const char *mime = staging__image_mime(data, (size_t)size, &ftype, &bad);
         if (!mime) {
             cb->reject(cb->ud, name, ftype, bad);
-            free(buf);
             continue;
         }
         if (++images > lim->max_images) {
-            free(buf);
             *why = "too-many-images";
             rc = ERR_LIMIT;
             goto out;
         }
-        rc = cb->image(cb->ud, index, name, buf, (size_t)size, mime);
-        free(buf);
+        rc = cb->image(cb->ud, index, name, data, (size_t)size, off, mime);
         if (rc < 0) {
             *why = "storage-error";
             goto out;

@@ -142,19 +142,24 @@ int staging_batch_parts(struct staging *s, const char *ws, const char *batch, js
     return 0;
 }
 
-/* A presigned GET of the object store on the S3 backend (the client
- * downloads straight from it), vbatch's own signed /blobs URL on the
- * local folder. */
-static char *download_url(struct staging *s, const char *key)
+/* A whole blob, or (offset >= 0) the length bytes of a tar shard's item.
+ * A whole blob on the S3 backend: a presigned GET of the object store
+ * (the client downloads straight from it).  A shard item (a range of the
+ * shard object: a presigned URL cannot impose a range) and every URL on
+ * the local folder: vbatch's own signed /blobs URL. */
+static char *download_url(struct staging *s, const char *key, int64_t offset, int64_t length)
 {
     char *path = NULL, *url = NULL;
     int64_t exp = (time_now_ms() + s->o.download_url_ttl_ms) / 1000;
-    int rc = store_blob_presign(s->st, "GET", key, exp, -1, &url);
-    if (rc == 0)
-        return url;
-    if (rc != ERR_UNSUPPORTED)
-        return NULL;
-    if (store_sign_path(s->st, "GET", key, exp, 0, &path) < 0)
+    if (offset < 0) {
+        int rc = store_blob_presign(s->st, "GET", key, exp, -1, &url);
+        if (rc == 0)
+            return url;
+        if (rc != ERR_UNSUPPORTED)
+            return NULL;
+    }
+    if ((offset < 0 ? store_sign_path(s->st, "GET", key, exp, 0, &path)
+                    : store_sign_get_range(s->st, key, exp, offset, length, &path)) < 0)
         return NULL;
     url = xasprintf("%s%s", s->base_url, path);
     free(path);
@@ -179,7 +184,7 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
     json_t *arr = json_array();
     for (int i = 0; i < n && i < limit; i++) {
         const struct store_item *it = &items[i];
-        char *url = download_url(s, it->blob_key);
+        char *url = download_url(s, it->blob_key, it->offset, it->size);
         json_t *f = json_pack("{s:s?,s:s,s:s}", "downloadURL", url, "fileName", it->name, "contentType",
                               it->content_type);
         free(url);

@@ -452,30 +452,105 @@ int store__meta_part_ensure(struct db_conn *c, int64_t bid, struct err *e)
 
 /* ---- items -------------------------------------------------------------------------------------- */
 
-int store__item_insert(struct db_conn *c, int64_t bid, const struct store_item_new *it, struct err *e)
+/* The batch's count and content type after k more items of content type
+ * ct.  The first media item decides the content type; a different kind
+ * makes it mixed.  Sidecars (metadata items) never change it. */
+static int batch_count_add(struct db_conn *c, int64_t bid, const char *ct, int64_t k, struct err *e)
 {
-    /* The first item decides the content type; a different kind makes it
-     * mixed.  Sidecars (metadata items) never change it. */
     static const char sql_batch[] =
-        "UPDATE batches SET item_count = item_count + 1, content_type = CASE"
+        "UPDATE batches SET item_count = item_count + ?3, content_type = CASE"
         " WHEN ingest_mode='output' THEN content_type"
         " WHEN ?2 = 'metadata' THEN content_type"
         " WHEN item_count - COALESCE((SELECT n FROM part_counts WHERE bid=?1 AND part='" STORE_METADATA_PART "'),"
         " 0) = 0 THEN ?2"
         " WHEN content_type <> ?2 THEN 'mixed' ELSE content_type END WHERE bid=?1";
-    const char *ct = it->content_type;
-    int rc = db_run(c, e, "INSERT INTO items(bid, part, name, shard_id, content_type, mime, blob_key, size,"
-                          " created_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", "ittttttii",
-                    bid, it->part, it->name, it->shard_id, ct, it->mime, it->blob_key, it->size, time_now_ms());
-    if (rc == 0)
-        rc = db_run(c, e, sql_batch, "it", bid,
-                    !strcmp(ct, "image") ? "images" : !strcmp(ct, "video") ? "videos" : ct);
-    if (rc == 0 && it->part)
-        rc = db_run(c, e, "INSERT INTO part_counts(bid, part, n) VALUES(?1,?2,1)"
-                          " ON CONFLICT(bid, part) DO UPDATE SET n = part_counts.n + 1", "it", bid, it->part);
+    return db_run(c, e, sql_batch, "iti", bid,
+                  !strcmp(ct, "image") ? "images" : !strcmp(ct, "video") ? "videos" : ct, k);
+}
+
+static int part_count_add(struct db_conn *c, int64_t bid, const char *part, int64_t k, struct err *e)
+{
+    return db_run(c, e, "INSERT INTO part_counts(bid, part, n) VALUES(?1,?2,?3)"
+                        " ON CONFLICT(bid, part) DO UPDATE SET n = part_counts.n + ?3", "iti", bid, part, k);
+}
+
+int store__items_insert(struct db_conn *c, int64_t bid, const struct store_item_new *items, int n, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    int64_t now = time_now_ms();
+    int rc = 0;
+    if (n <= 0)
+        return 0;
+    /* One prepared INSERT for all the rows, then one count update per
+     * content type and per part (not three statements per item). */
+    rc = db_prepare(c, "INSERT INTO items(bid, part, name, shard_id, content_type, mime, blob_key, size,"
+                       " created_ms, blob_offset) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", &q, e);
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const struct store_item_new *it = &items[i];
+        if (i > 0)
+            db_reset(q);
+        db_bind_int64(q, 1, bid);
+        db_bind_text(q, 2, it->part);
+        db_bind_text(q, 3, it->name);
+        db_bind_text(q, 4, it->shard_id);
+        db_bind_text(q, 5, it->content_type);
+        db_bind_text(q, 6, it->mime);
+        db_bind_text(q, 7, it->blob_key);
+        db_bind_int64(q, 8, it->size);
+        db_bind_int64(q, 9, now);
+        if (it->ranged)
+            db_bind_int64(q, 10, it->offset);
+        else
+            db_bind_null(q, 10);
+        rc = db_step(q, e);
+        if (rc == DB_DONE)
+            rc = 0;
+        else if (rc > 0)
+            rc = err_set(e, ERR_INTERNAL, "an INSERT returned rows");
+    }
+    db_finalize(q);
+    /* The counts: each media content type in order of first appearance,
+     * then the metadata items (they leave the content type alone), so
+     * every step sees the counts of a consistent state, as item by item. */
+    struct tally {
+        const char *v;
+        int64_t k;
+    } *ts = xcalloc((size_t)n, sizeof *ts), *ps = xcalloc((size_t)n, sizeof *ps);
+    for (int pass = 0; pass < 2 && rc == 0; pass++) {
+        int nt = 0, np = 0;
+        for (int i = 0; i < n; i++) {
+            const struct store_item_new *it = &items[i];
+            if (!strcmp(it->content_type, "metadata") != (pass == 1))
+                continue;
+            int t = 0, p = 0;
+            while (t < nt && strcmp(ts[t].v, it->content_type))
+                t++;
+            if (t == nt)
+                ts[nt++] = (struct tally){it->content_type, 0};
+            ts[t].k++;
+            if (!it->part)
+                continue;
+            while (p < np && strcmp(ps[p].v, it->part))
+                p++;
+            if (p == np)
+                ps[np++] = (struct tally){it->part, 0};
+            ps[p].k++;
+        }
+        for (int t = 0; rc == 0 && t < nt; t++)
+            rc = batch_count_add(c, bid, ts[t].v, ts[t].k, e);
+        for (int p = 0; rc == 0 && p < np; p++)
+            rc = part_count_add(c, bid, ps[p].v, ps[p].k, e);
+    }
+    free(ts);
+    free(ps);
     if (rc < 0)
         log_error("store", "item insert failed: %s", err_text(e, rc));
     return rc;
+}
+
+int store__item_insert(struct db_conn *c, int64_t bid, const struct store_item_new *it, struct err *e)
+{
+    return store__items_insert(c, bid, it, 1, e);
 }
 
 struct item_args {
@@ -528,7 +603,13 @@ void store_items_free(struct store_item *items, int n)
     free(items);
 }
 
-#define ITEM_COLS "SELECT id, name, part, shard_id, content_type, mime, blob_key, size FROM items"
+#define ITEM_COLS "SELECT id, name, part, shard_id, content_type, mime, blob_key, size, blob_offset FROM items"
+
+/* blob_offset NULL: the whole blob (-1) */
+static int64_t col_offset(struct db_stmt *q, int i)
+{
+    return db_col_null(q, i) ? -1 : db_col_int64(q, i);
+}
 
 static void item_fill(struct db_stmt *q, struct store_item *it)
 {
@@ -541,12 +622,13 @@ static void item_fill(struct db_stmt *q, struct store_item *it)
     it->mime = store__col_dup(q, 5);
     it->blob_key = store__col_dup(q, 6);
     it->size = db_col_int64(q, 7);
+    it->offset = col_offset(q, 8);
 }
 
 /* nestedContentType: the item's part says what its archives hold */
 #define LIST_COLS                                                                                     \
-    "SELECT i.id, i.name, i.part, i.shard_id, i.content_type, i.blob_key, p.nested_content_type"       \
-    " FROM items i LEFT JOIN parts p ON p.bid=i.bid AND p.part_name=i.part"
+    "SELECT i.id, i.name, i.part, i.shard_id, i.content_type, i.blob_key, p.nested_content_type,"      \
+    " i.size, i.blob_offset FROM items i LEFT JOIN parts p ON p.bid=i.bid AND p.part_name=i.part"
 
 static void list_fill(struct db_stmt *q, struct store_item *it)
 {
@@ -558,6 +640,8 @@ static void list_fill(struct db_stmt *q, struct store_item *it)
     it->content_type = store__col_dup(q, 4);
     it->blob_key = store__col_dup(q, 5);
     it->nested_content_type = store__col_dup(q, 6);
+    it->size = db_col_int64(q, 7);
+    it->offset = col_offset(q, 8);
 }
 
 static int items_query(struct store *st, const char *ws, const char *batch, const char *part, const char *sql,
@@ -652,7 +736,7 @@ int store_item_find(struct store *st, const char *ws, const char *batch, const c
     return rc;
 }
 
-int store_item_mime(struct store *st, const char *blob_key, char **mime, struct err *e)
+int store_item_mime(struct store *st, const char *blob_key, int64_t offset, char **mime, struct err *e)
 {
     struct db *d = store__db(st);
     struct db_conn *c = db_acquire(d, e);
@@ -660,9 +744,14 @@ int store_item_mime(struct store *st, const char *blob_key, char **mime, struct 
     *mime = NULL;
     if (!c)
         return ERR_UNAVAILABLE;
-    int rc = db_prepare(c, "SELECT mime FROM items WHERE blob_key=?1 LIMIT 1", &q, e);
+    /* served by items_blob(blob_key, blob_offset) */
+    int rc = db_prepare(c, offset < 0 ? "SELECT mime FROM items WHERE blob_key=?1 AND blob_offset IS NULL LIMIT 1"
+                                      : "SELECT mime FROM items WHERE blob_key=?1 AND blob_offset=?2 LIMIT 1",
+                        &q, e);
     if (rc == 0) {
         db_bind_text(q, 1, blob_key);
+        if (offset >= 0)
+            db_bind_int64(q, 2, offset);
         rc = db_step(q, e);
         if (rc == DB_ROW)
             *mime = store__col_dup(q, 0);
@@ -703,7 +792,7 @@ int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, s
     store_batch_blob_prefix(bid, prefix);
     snprintf(pfx_slash, sizeof pfx_slash, "%s/", prefix);
     /* Output items may point at blobs outside the batch folder. */
-    if (db_prepare(c, "SELECT blob_key FROM items WHERE bid=?1 AND substr(blob_key, 1, length(?2))<>?2", &q, e) == 0) {
+    if (db_prepare(c, "SELECT DISTINCT blob_key FROM items WHERE bid=?1 AND substr(blob_key, 1, length(?2))<>?2", &q, e) == 0) {
         db_bind_int64(q, 1, bid);
         db_bind_text(q, 2, pfx_slash);
         while (db_step(q, e) == DB_ROW) {

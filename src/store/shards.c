@@ -305,7 +305,7 @@ static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *
     }
     int rc = upload_mark(c, a->key, "done", e);
     if (rc == 0 && !strcmp(a->u->kind, "video")) {
-        struct store_item_new it = {NULL, a->u->file_name, NULL, "video", a->mime, a->key, a->size};
+        struct store_item_new it = {NULL, a->u->file_name, NULL, "video", a->mime, a->key, a->size, false, 0};
         rc = store__item_insert(c, a->u->bid, &it, e);
     }
     if (rc == 0 && !strcmp(a->u->kind, "tar"))
@@ -618,16 +618,15 @@ static int finish_body(struct store *st, struct db_conn *c, void *ud, struct err
     if (rc < 0)
         return rc;
     rc = o->owner ? shard_unclaim(c, o->shard_id, o->owner, e) : 0;
-    bool meta_part = false;
     for (int i = 0; rc == 0 && i < o->nitems; i++) {
         const struct store_item_new *it = &o->items[i];
-        if (it->part && !strcmp(it->part, STORE_METADATA_PART) && !meta_part) {
+        if (it->part && !strcmp(it->part, STORE_METADATA_PART)) {
             rc = store__meta_part_ensure(c, o->bid, e);
-            meta_part = true;
+            break;
         }
-        if (rc == 0)
-            rc = store__item_insert(c, o->bid, it, e);
     }
+    if (rc == 0)
+        rc = store__items_insert(c, o->bid, o->items, o->nitems, e);
     if (rc == 0)
         rc = shard_status(c, o->shard_id, o->state, o->status_name, o->status_type, o->meta, o->objects, e);
     if (rc == 0) {

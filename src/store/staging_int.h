@@ -19,6 +19,10 @@ int store__batch_get_or_create(struct store *st, struct db_conn *c, const char *
                                const char *display_name, const char *mode, int64_t expiry_ms,
                                struct store_batch *out, struct err *e);
 int store__item_insert(struct db_conn *c, int64_t bid, const struct store_item_new *it, struct err *e);
+/* n items at once: one prepared INSERT, one count update per content type
+ * and per part (the counts come out as n store__item_insert calls leave
+ * them).  The only code that writes items rows. */
+int store__items_insert(struct db_conn *c, int64_t bid, const struct store_item_new *items, int n, struct err *e);
 int store__meta_part_ensure(struct db_conn *c, int64_t bid, struct err *e);
 /* Run body(st, c, ud, e) in one transaction on a borrowed connection:
  * committed when it returns 0, rolled back otherwise. */

@@ -107,6 +107,12 @@ const char *const store__staging_migrations_sqlite[] = {
      * renewed; NULL/0 = not claimed */
     "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
     "ALTER TABLE shards ADD COLUMN claim_until INTEGER NOT NULL DEFAULT 0;",
+    /* 5: tar shards kept whole: an item of a shard is size bytes at
+     * blob_offset of the shard's blob; NULL = the whole blob (single
+     * uploads, videos, outputs, items written before this migration) */
+    "ALTER TABLE items ADD COLUMN blob_offset INTEGER;"
+    "DROP INDEX items_blob;"
+    "CREATE INDEX items_blob ON items(blob_key, blob_offset);",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -212,6 +218,10 @@ const char *const store__staging_migrations_pg[] = {
      * renewed; NULL/0 = not claimed */
     "ALTER TABLE shards ADD COLUMN claim_owner TEXT;"
     "ALTER TABLE shards ADD COLUMN claim_until BIGINT NOT NULL DEFAULT 0;",
+    /* 5: tar shards kept whole (see the SQLite list) */
+    "ALTER TABLE items ADD COLUMN blob_offset BIGINT;"
+    "DROP INDEX items_blob;"
+    "CREATE INDEX items_blob ON items(blob_key, blob_offset);",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

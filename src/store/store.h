@@ -261,6 +261,24 @@ int store_blob_read(struct store *st, const char *key, size_t max, char **data, 
 int store_blob_read_range(struct store *st, const char *key, int64_t off, size_t len, void *buf, size_t *got);
 /* Size of a blob.  ERR_NOTFOUND. */
 int store_blob_size(struct store *st, const char *key, int64_t *size);
+/* Item bytes by address.  An item is (key, offset, length): a tar shard's
+ * image is `length` bytes at `offset` of the shard's blob; a single upload,
+ * a video, a job output or an item of a data folder written before shards
+ * were kept whole is a whole blob (offset < 0, length ignored).  These are
+ * the only calls that read an item's bytes (job workers, sidecars, the
+ * /blobs download); store_blob_read_at reads through store_blob_read_range
+ * (a range GET on S3).
+ *
+ * store_blob_read_at: the bytes into *data (malloc'd, NUL-terminated),
+ * at most max (ERR_LIMIT beyond).  ERR_NOTFOUND when the blob is missing;
+ * ERR_PARSE when it is shorter than offset + length (a damaged blob). */
+int store_blob_read_at(struct store *st, const char *key, int64_t offset, int64_t length, size_t max, char **data,
+                       size_t *len);
+/* Open the bytes for streaming: *fd (caller closes), *start = where they
+ * begin in the file, *size = how many; the same errors as
+ * store_blob_read_at (no max).  Through store_blob_open (the backend's). */
+int store_blob_open_at(struct store *st, const char *key, int64_t offset, int64_t length, int *fd, int64_t *start,
+                       int64_t *size);
 /* Absolute path of the blob file in the local folder (may not exist);
  * malloc'd.  Meaningless on the S3 backend: see store_blob_local_copy. */
 char *store_blob_path(struct store *st, const char *key);
@@ -322,6 +340,19 @@ int store_sign_path(struct store *st, const char *method, const char *key, int64
 int store_signed_verify(struct store *st, const char *method, const char *key, const char *q_method,
                         const char *q_expires, const char *q_limit, const char *q_signature,
                         int64_t *limit_out);
+/* A GET URL of `length` bytes at `offset` of key (a tar shard's item):
+ *   /blobs/<key>?method=GET&expires=E&limit=0&offset=O&length=L&signature=S
+ * signed over "v1\nGET\n" key "\n" E "\n0\n" O "\n" L, so neither the
+ * range nor its absence can be changed without breaking the signature. */
+int store_sign_get_range(struct store *st, const char *key, int64_t expires_unix_s, int64_t offset, int64_t length,
+                         char **out);
+/* store_signed_verify for a GET that may carry a range: q_offset and
+ * q_length are the raw query values (both NULL: the whole blob; *offset_out
+ * = -1).  ERR_AUTH when only one is given or either is not a number. */
+int store_signed_verify_range(struct store *st, const char *method, const char *key, const char *q_method,
+                              const char *q_expires, const char *q_limit, const char *q_offset,
+                              const char *q_length, const char *q_signature, int64_t *offset_out,
+                              int64_t *length_out);
 /* HMAC-SHA256 of data with the installation secret, lowercase hex (65). */
 void store_secret_hmac_hex(struct store *st, const void *data, size_t len, char out[65]);
 

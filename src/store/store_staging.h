@@ -110,6 +110,8 @@ struct store_item {
     int64_t id;                 /* increasing in insertion order */
     char *name, *part, *shard_id, *content_type, *mime, *blob_key; /* part, shard_id, mime may be NULL */
     int64_t size;
+    int64_t offset;             /* the item is size bytes at offset of blob_key (a tar shard's entry), or
+                                 * -1: the whole blob (store_blob_read_at) */
     char *nested_content_type;  /* store_items_list only: the part's, or NULL */
 };
 void store_item_release(struct store_item *it);
@@ -127,13 +129,16 @@ int store_items_list(struct store *st, const char *ws, const char *batch, const 
  * part).  ERR_NOTFOUND. */
 int store_item_find(struct store *st, const char *ws, const char *batch, const char *part, const char *name,
                     struct store_item *out, struct err *e);
-/* The MIME type recorded for a blob key (*mime malloc'd), or NULL when no
- * item points at it. */
-int store_item_mime(struct store *st, const char *blob_key, char **mime, struct err *e);
+/* The MIME type recorded for the item at (blob key, offset) (offset -1:
+ * an item that is the whole blob; *mime malloc'd), or NULL when no item
+ * is there. */
+int store_item_mime(struct store *st, const char *blob_key, int64_t offset, char **mime, struct err *e);
 
 struct store_item_new {
     const char *part, *name, *shard_id, *content_type, *mime, *blob_key; /* part, shard_id, mime may be NULL */
     int64_t size;
+    bool ranged;    /* true: size bytes at offset of blob_key (a tar shard's entry); false: the whole blob */
+    int64_t offset;
 };
 /* Record a file already in the blob store as an item of the batch, which
  * must still be the batch with row id expect_bid when expect_bid > 0

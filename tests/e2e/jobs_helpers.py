@@ -145,8 +145,17 @@ def damage_staged(s, batch, damage):
     how a test gets images that fail when the job runs."""
     files = {f['fileName']: f for f in list_files(s, batch)}
     for name, data in damage.items():
-        path = urllib.parse.urlsplit(files[name]['downloadURL']).path
-        key = urllib.parse.unquote(path.split('/blobs/', 1)[1])
+        u = urllib.parse.urlsplit(files[name]['downloadURL'])
+        key = urllib.parse.unquote(u.path.split('/blobs/', 1)[1])
+        q = urllib.parse.parse_qs(u.query)
+        if 'offset' in q:
+            # an image of a tar shard kept whole: its range of the shard's
+            # blob is overwritten in place (cut or padded with zeros)
+            off, n = int(q['offset'][0]), int(q['length'][0])
+            with open(os.path.join(s.data, 'blobs', key), 'r+b') as f:
+                f.seek(off)
+                f.write(data[:n].ljust(n, b'\0'))
+            continue
         with open(os.path.join(s.data, 'blobs', key), 'wb') as f:
             f.write(data)
 

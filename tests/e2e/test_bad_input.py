@@ -136,6 +136,12 @@ def test_huge_header_and_url(server):
     assert_mhd_reject(resp)
     resp = raw_exchange(server, b'GET /' + b'a' * 300000 + b' HTTP/1.1\r\nHost: x\r\n\r\n')
     assert_mhd_reject(resp)
+    # within the connection buffer but over the head limits: answered
+    many = b''.join(b'X-H%d: %s\r\n' % (i, b'v' * 30) for i in range(1200))  # ~50 KB of headers
+    p = parse_raw(raw_exchange(server, b'GET /healthz HTTP/1.1\r\nHost: x\r\n' + many + b'\r\n'))
+    assert p and p[0] == 431 and 'header' in json.loads(p[1])['error'], p
+    p = parse_raw(raw_exchange(server, b'GET /healthz?q=' + b'a' * 40000 + b' HTTP/1.1\r\nHost: x\r\n\r\n'))
+    assert p and p[0] == 414 and 'target' in json.loads(p[1])['error'], p
     alive(server)
 
 

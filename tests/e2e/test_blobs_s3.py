@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, MULT, Server
+from conftest import BIN, MULT, Server, png_bytes
 from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, stage_pngs, wait_job
 
 S3 = os.environ.get('VBATCH_TEST_S3', '')
@@ -126,14 +126,21 @@ def test_serve_with_blobs_on_s3(tmp_path):
         stage_pngs(s, 'single', 6)
         stage_pngs(s, 'bulk', 20, bulk=True, seed=100)
         keys = s3_keys(prefix)
-        # every staged item is an object; nothing is kept in the data folder
-        assert len([k for k in keys if k.startswith('b/')]) >= 26, keys
+        # a single upload is an object, a tar shard one object for all its
+        # images (kept whole); nothing is kept in the data folder
+        bkeys = [k for k in keys if k.startswith('b/')]
+        assert len([k for k in bkeys if '/i/' in k]) == 6, keys
+        assert len([k for k in bkeys if '/s/' in k and k.endswith('.tar')]) == 1 and len(bkeys) == 7, keys
         local = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(s.data, 'blobs')) for f in fs]
         assert local == [], local
         # an item downloads from its /list URL
         files = list_files(s, 'single')
         r = s.raw('GET', files[0]['downloadURL'])
         assert r.status == 200 and r.body[:4] == b'\x89PNG', r
+        # an image of the shard downloads as exactly its bytes (a range of the shard)
+        fb = {f['fileName']: f for f in list_files(s, 'bulk')}
+        r = s.raw('GET', fb['img-0003.png']['downloadURL'])
+        assert r.status == 200 and r.body == png_bytes(103), r
         # a job reads its items from the store and writes results and images there
         r = bp(s, 'POST', '/e2e-s3', job_body('bulk', 'crop', fmt='csv', persist=True,
                                               spec={'imagesOutputsToBePersisted': ['crop']}))
@@ -160,7 +167,7 @@ def test_expiry_deletes_the_objects(tmp_path):
     try:
         stage_pngs(s, 'short', 3)
         stage_pngs(s, 'short-bulk', 5, bulk=True)
-        assert len(s3_keys(prefix)) >= 8
+        assert len(s3_keys(prefix)) == 4  # 3 single uploads, the shard kept whole as one object
         deadline = time.time() + 30 * MULT
         while time.time() < deadline and s3_keys(prefix):
             time.sleep(0.5)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import Server, make_tar, png_bytes
-from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, wait_job
+from jobs_helpers import CROP_WF, bp, damage_staged, download_export, job_body, list_files, put_workflow, results_rows, wait_job
 
 
 @pytest.fixture(scope='module')
@@ -110,18 +110,12 @@ def test_single_upload_sidecar(srv):
 def test_damaged_sidecar_fails_only_its_image(srv):
     """A sidecar that no longer parses (storage damage: staging validated it)
     fails that image with the cause in the job logs; the others run."""
-    import os
-    import urllib.parse
     tar = make_tar([('p.png', png_bytes(11)), ('p.png.json', b'{"label": "pee"}'),
                     ('q.png', png_bytes(12)), ('q.png.json', b'{"label": "queue"}')])
     _, put = srv.put_shard('meta-dmg', tar)
     assert put.status == 200, put
     assert srv.wait_count('meta-dmg', 4) == 4
-    side = {f['fileName']: f for f in list_files(srv, 'meta-dmg', part='metadata')}
-    path = urllib.parse.urlsplit(side['q.png.json']['downloadURL']).path
-    key = urllib.parse.unquote(path.split('/blobs/', 1)[1])
-    with open(os.path.join(srv.data, 'blobs', key), 'wb') as f:
-        f.write(b'{"label": ')
+    damage_staged(srv, 'meta-dmg', {'q.png.json': b'{"label": '})
     body = job_body('meta-dmg', 'crop', spec={'imagesMetadataInputsMapping': {'tag': 'label'}})
     assert bp(srv, 'POST', '/meta-dmg', body).status == 200
     assert tags(srv, 'meta-dmg') == {'p.png': 'pee'}

@@ -7,11 +7,12 @@ file to the wanted free space.
   failure for want of space is 507 "storage full: …", never a 500.
 - Workflow PUT and job POST on a full disk answer 507 naming the cause.
 - An acknowledged tar shard is never lost: a PUT that would not fit (the
-  archive plus its extraction plus the reserve) is refused with 507 before
-  the 200, leaving nothing behind, and the same URL works once there is
-  room; a shard acknowledged while there was room, whose extraction then
-  finds the disk full, waits ("waiting-for-storage") and is indexed once
-  space returns, every image exactly once and byte for byte.
+  archive plus the reserve: a shard is kept whole, its images take no more
+  room) is refused with 507 before the 200, leaving nothing behind, and the
+  same URL works once there is room; a shard acknowledged while there was
+  room, whose indexing then finds the disk below its reserve, waits
+  ("waiting-for-storage") and is indexed once space returns, every image
+  exactly once and byte for byte.
 - A job task that finds the disk full is handed back ("waiting for
   storage"), not failed, and the job finishes once space returns.
 """
@@ -249,7 +250,7 @@ def test_tar_put_refused_up_front_when_it_would_not_fit(tmpfs_server):
     r = s.ds('POST', '/bulk1/bulk-upload/image-files')
     assert r.status == 200, r
     d = r.json()['signedURLDetails']
-    fill(s.data, int(2.6 * MIB))
+    fill(s.data, int(2.0 * MIB))  # less than the archive plus the reserve
     before = free_bytes(s.data)
     put = s.raw('PUT', d['uploadURL'], body=tar)
     assert put.status == 507, put
@@ -286,7 +287,7 @@ def test_shard_that_finds_the_disk_full_waits_and_is_indexed_later(tmpfs_server)
     tar = tar_of(files)
     d, put = s.put_shard('bulk2', tar)
     assert put.status == 200, put  # acknowledged: there was room then
-    fill(s.data, MIB)  # the extraction will not fit now
+    fill(s.data, 128 * 1024)  # below the reserve: the index rows will not fit now
     deadline = time.time() + 30 * MULT
     status = None
     while time.time() < deadline:

@@ -6,12 +6,15 @@
 
 #include "staging/staging_int.h"
 
-static int on_image(void *ud, int index, const char *name, const void *data, size_t len, const char *mime)
+static int on_image(void *ud, int index, const char *name, const void *data, size_t len, int64_t offset,
+                    const char *mime)
 {
     (void)index;
-    (void)data;
     (void)mime;
-    *(size_t *)ud += len + strlen(name);
+    /* the entry is in place: touch its first and last byte */
+    if (len)
+        *(size_t *)ud += ((const uint8_t *)data)[0] + ((const uint8_t *)data)[len - 1];
+    *(size_t *)ud += len + strlen(name) + (size_t)offset;
     return 0;
 }
 
@@ -30,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL;
     int n = 0;
     log_set_level(LOG_ERROR);
-    (void)staging__tar_scan(-1, data, size, &lim, &cb, &n, &iid, &url, &why);
+    (void)staging__tar_scan(data, size, &lim, &cb, &n, &iid, &url, &why);
     free(iid);
     free(url);
     return 0;

@@ -136,7 +136,7 @@ static char *qv(const char *url, const char *name)
 
 /* Split a signed URL into key + query values. */
 struct surl {
-    char *key, *m, *e, *l, *sig;
+    char *key, *m, *e, *l, *off, *len, *sig; /* off, len: NULL unless a shard item's range */
 };
 static void surl_parse(const char *url, struct surl *u)
 {
@@ -148,11 +148,13 @@ static void surl_parse(const char *url, struct surl *u)
     u->m = qv(url, "method");
     u->e = qv(url, "expires");
     u->l = qv(url, "limit");
+    u->off = qv(url, "offset");
+    u->len = qv(url, "length");
     u->sig = qv(url, "signature");
 }
 static void surl_free(struct surl *u)
 {
-    free(u->key), free(u->m), free(u->e), free(u->l), free(u->sig);
+    free(u->key), free(u->m), free(u->e), free(u->l), free(u->off), free(u->len), free(u->sig);
 }
 
 /* Ask for a bulk URL and PUT data to it; returns put_finish rc. */
@@ -290,16 +292,37 @@ TEST(tar_shards_pagination_1200_items)
     surl_parse(json_string_value(json_object_get(json_array_get(json_object_get(r, "filesMetadata"), 0),
                                                  "downloadURL")), &u);
     int fd;
-    int64_t size;
+    int64_t start, size;
     const char *mime;
-    ASSERT_OK(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime, NULL));
+    /* the item lies in its shard's blob: the URL names the shard and the
+     * item's range, and serves exactly the image's bytes */
+    ASSERT(str_has_suffix(u.key, ".tar"));
+    ASSERT(u.off && u.len);
+    ASSERT_OK(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.off, u.len, u.sig, &fd, &start, &size, &mime, NULL));
     ASSERT_STR_EQ(mime, "image/jpeg");
-    uint8_t hdr[3];
-    ASSERT_EQ(read(fd, hdr, 3), 3);
-    ASSERT_EQ(hdr[0], 0xFF);
+    size_t jl;
+    uint8_t *jp = jpeg(&jl, 8);
+    ASSERT_EQ(size, (int64_t)jl);
+    ASSERT_EQ(start, atoll(u.off));
+    uint8_t *got = malloc(jl);
+    ASSERT_EQ(pread(fd, got, jl, (off_t)start), (ssize_t)jl);
+    ASSERT(memcmp(got, jp, jl) == 0);
+    free(got);
+    free(jp);
     close(fd);
+    /* the range is signed: without it, or moved, the URL is refused (no
+     * reading the whole shard or a neighbour through it) */
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, NULL, NULL, u.sig, &fd, &start, &size, &mime, NULL),
+              ERR_AUTH);
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, "0", u.len, u.sig, &fd, &start, &size, &mime, NULL),
+              ERR_AUTH);
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.off, "99999999", u.sig, &fd, &start, &size, &mime,
+                               NULL), ERR_AUTH);
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.off, NULL, u.sig, &fd, &start, &size, &mime, NULL),
+              ERR_AUTH);
     u.sig[2] = u.sig[2] == 'x' ? 'y' : 'x';
-    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.sig, &fd, &size, &mime, NULL), ERR_AUTH);
+    ASSERT_EQ(staging_get_open(c.s, u.key, u.m, u.e, u.l, u.off, u.len, u.sig, &fd, &start, &size, &mime, NULL),
+              ERR_AUTH);
     surl_free(&u);
     json_decref(r);
 
@@ -653,11 +676,8 @@ TEST(indexing_is_crash_safe)
     tar_images(&t, 50, 0);
     char shard[64];
     ASSERT_OK(put_shard(&c, "cr", t.buf, t.used, shard));
-    free(t.buf);
-    /* "Crash": the shard is uploaded, indexing never ran; leftovers of a
-     * half-done earlier attempt lie where the indexer writes. */
-    char *junk = xasprintf("b/1/s/%s/1", shard);
-    ASSERT_OK(store_blob_put(c.st, junk, "junk", 4));
+    /* "Crash": the shard is uploaded (its blob synced before the 200),
+     * indexing never ran. */
     ctx_close(&c);
     ctx_open(&c, NULL);
     ASSERT_EQ(count(&c, "cr", NULL), 0);
@@ -666,32 +686,74 @@ TEST(indexing_is_crash_safe)
         usleep(20000);
     staging_stop(c.s);
     ASSERT_EQ(count(&c, "cr", NULL), 50);
-    char *data;
-    size_t len;
-    ASSERT_OK(store_blob_read(c.st, junk, 1 << 20, &data, &len));
-    ASSERT_EQ((uint8_t)data[0], 0xFF); /* overwritten by the real image */
-    free(data);
-    free(junk);
     /* indexing again changes nothing: never duplicated */
     int n = -1;
     ASSERT_OK(staging_index_pending(c.s, &n));
     ASSERT_EQ(n, 0);
     ASSERT_EQ(count(&c, "cr", NULL), 50);
+    /* the shard was kept whole: every item is a range of the uploaded
+     * archive, byte for byte, and nothing was extracted beside it */
+    char *tarkey = xasprintf("b/1/s/%s.tar", shard), *dir = xasprintf("b/1/s/%s", shard);
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT_OK(store_blob_read(c.st, tarkey, 1 << 24, &data, &len));
+    ASSERT_EQ(len, t.used);
+    ASSERT(memcmp(data, t.buf, len) == 0);
+    free(data);
+    char *path = store_blob_path(c.st, dir);
+    ASSERT(access(path, F_OK) < 0);
+    free(path);
+    struct staging_item *it = NULL;
+    int ni = 0;
+    ASSERT_OK(staging_items_page(c.s, "ws", "cr", NULL, 0, 100, &it, &ni, NULL));
+    ASSERT_EQ(ni, 50);
+    size_t jl;
+    uint8_t *jp = jpeg(&jl, 8);
+    int64_t last = -1;
+    for (int i = 0; i < ni; i++) {
+        ASSERT_STR_EQ(it[i].blob_key, tarkey);
+        ASSERT(it[i].offset > last); /* in archive order, each its own range */
+        last = it[i].offset;
+        ASSERT_EQ(it[i].size, (int64_t)jl);
+        ASSERT(memcmp(t.buf + it[i].offset, jp, jl) == 0);
+        ASSERT_OK(store_blob_read_at(c.st, it[i].blob_key, it[i].offset, it[i].size, 1 << 20, &data, &len));
+        ASSERT_EQ(len, jl);
+        ASSERT(memcmp(data, jp, jl) == 0);
+        free(data);
+    }
+    /* a range beyond the blob is a damaged item, not a short read */
+    ASSERT_EQ(store_blob_read_at(c.st, tarkey, (int64_t)t.used - 10, 20, 1 << 20, &data, &len), ERR_PARSE);
+    ASSERT_EQ(store_blob_read_at(c.st, tarkey, 0, 2048, 1024, &data, &len), ERR_LIMIT);
+    staging_items_free(it, ni);
+    free(jp);
+    free(tarkey);
+    free(dir);
+    free(t.buf);
     ctx_close(&c);
 }
 
 /* Files under DATA/blobs/<prefix>/ */
-static int blob_files(struct ctx *c, const char *prefix)
+/* How many items of batch are ranges of the blob key that read back as
+ * the images they were (tar_images' JPEG). */
+static int items_readable(struct ctx *c, const char *batch, const char *key)
 {
-    char *path = xasprintf("%s/blobs/%s", c->dir, prefix);
-    DIR *d = opendir(path);
-    int n = 0;
-    for (struct dirent *e; d && (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    free(path);
-    return n;
+    struct staging_item *it = NULL;
+    int n = 0, ok = 0;
+    size_t jl, len;
+    uint8_t *jp = jpeg(&jl, 8);
+    if (staging_items_page(c->s, "ws", batch, NULL, 0, 100, &it, &n, NULL) < 0)
+        n = 0;
+    for (int i = 0; i < n; i++) {
+        char *data = NULL;
+        if (!strcmp(it[i].blob_key, key) && it[i].offset >= 0 &&
+            store_blob_read_at(c->st, key, it[i].offset, it[i].size, 1 << 20, &data, &len) == 0 && len == jl &&
+            !memcmp(data, jp, jl))
+            ok++;
+        free(data);
+    }
+    staging_items_free(it, n);
+    free(jp);
+    return ok;
 }
 
 TEST(claim_taken_over_leaves_the_new_owners_work_alone)
@@ -720,15 +782,16 @@ TEST(claim_taken_over_leaves_the_new_owners_work_alone)
     ASSERT_OK(staging_index_pending(b.s, &n)); /* expired: B takes it over and indexes it */
     ASSERT_EQ(n, 1);
     ASSERT_EQ(count(&b, "to", NULL), 5);
-    char prefix[96];
-    snprintf(prefix, sizeof prefix, "b/%lld/s/%s", (long long)ja.bid, shard);
-    ASSERT_EQ(blob_files(&b, prefix), 5);
+    /* B's work: the items, ranges of the shard's blob (kept whole) */
+    char tarkey[96];
+    snprintf(tarkey, sizeof tarkey, "b/%lld/s/%s.tar", (long long)ja.bid, shard);
+    ASSERT_EQ(items_readable(&b, "to", tarkey), 5);
     /* A wakes up: whatever it decides is refused and removes nothing of B's */
     ASSERT_EQ(staging__job_fail(&ja, "uploaded", "internal-error", "stalled"), ERR_EXISTS);
     staging__job_wait_storage(&ja, "uploaded", "storage full: test");
     ASSERT_EQ(staging__job_commit(&ja, "uploaded"), ERR_EXISTS);
     staging__job_release(&ja);
-    ASSERT_EQ(blob_files(&b, prefix), 5);
+    ASSERT_EQ(items_readable(&b, "to", tarkey), 5);
     ASSERT_EQ(count(&a, "to", NULL), 5);
     json_t *sh = shard0(&a, "to", 0);
     ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
@@ -1005,10 +1068,20 @@ TEST(references_redirect_to_private_address_refused)
     ctx_close(&c);
 }
 
-static int scan_img(void *ud, int index, const char *name, const void *data, size_t len, const char *mime)
+struct scan_seen {
+    const uint8_t *base;
+    int n;
+    bool in_place;
+    int64_t last_off;
+};
+static int scan_img(void *ud, int index, const char *name, const void *data, size_t len, int64_t offset,
+                    const char *mime)
 {
-    (void)index, (void)name, (void)data, (void)len, (void)mime;
-    (*(int *)ud)++;
+    struct scan_seen *sc = ud;
+    (void)index, (void)name, (void)len, (void)mime;
+    sc->in_place &= (const uint8_t *)data == sc->base + offset;
+    sc->last_off = offset;
+    sc->n++;
     return 0;
 }
 static void scan_rej(void *ud, const char *name, const char *type, const char *reason)
@@ -1016,29 +1089,42 @@ static void scan_rej(void *ud, const char *name, const char *type, const char *r
     (void)ud, (void)name, (void)type, (void)reason;
 }
 
-TEST(tar_scan_allocation_failures)
+/* The scan copies nothing: each entry is reported in place with its
+ * offset, also behind a pax extended header (a long name),
+ * and an entry whose header claims more bytes than the archive has is a
+ * corrupt archive. */
+TEST(tar_scan_entries_in_place)
 {
     struct tarb t;
-    tar_images(&t, 20, 0);
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    char longname[200];
+    memset(longname, 'a', 180);
+    strcpy(longname + 180, ".jpg");
+    tar_begin(&t, 1 << 20);
+    tar_add(&t, "one.jpg", AE_IFREG, j, jl);
+    tar_add(&t, longname, AE_IFREG, j, jl); /* a pax header first */
+    tar_add(&t, "empty.jpg", AE_IFREG, "", 0);
+    tar_add(&t, "two.jpg", AE_IFREG, j, jl);
+    tar_end(&t);
     struct staging__tar_limits lim = {1 << 20, 500};
-    for (unsigned long nth = 1; nth <= 25; nth++) {
-        int seen = 0, n = -1;
-        struct staging__tar_cb cb = {scan_img, scan_rej, &seen};
-        char *iid = NULL, *url = NULL;
-        const char *why = NULL;
-        try_alloc_fail_at(nth);
-        int rc = staging__tar_scan(-1, t.buf, t.used, &lim, &cb, &n, &iid, &url, &why);
-        try_alloc_fail_at(0);
-        if (nth <= 20) {
-            ASSERT_EQ(rc, ERR_NOMEM); /* a clean failure, nothing leaks */
-            ASSERT_STR_EQ(why, "out-of-memory");
-        } else {
-            ASSERT_OK(rc);
-            ASSERT_EQ(n, 20);
-        }
-        free(iid);
-        free(url);
-    }
+    struct scan_seen sc = {t.buf, 0, true, -1};
+    struct staging__tar_cb cb = {scan_img, scan_rej, &sc};
+    char *iid = NULL, *url = NULL;
+    const char *why = NULL;
+    int n = -1;
+    ASSERT_OK(staging__tar_scan(t.buf, t.used, &lim, &cb, &n, &iid, &url, &why));
+    ASSERT_EQ(n, 3);
+    ASSERT_EQ(sc.n, 3);
+    ASSERT(sc.in_place);
+    /* cut in the middle of the last image: refused as before */
+    size_t cut = (size_t)sc.last_off + jl / 2;
+    sc = (struct scan_seen){t.buf, 0, true, -1};
+    ASSERT_EQ(staging__tar_scan(t.buf, cut, &lim, &cb, &n, &iid, &url, &why), ERR_PARSE);
+    ASSERT_STR_EQ(why, "corrupt-archive");
+    free(iid);
+    free(url);
+    free(j);
     free(t.buf);
 }
 
@@ -1128,9 +1214,11 @@ TEST(video_upload_probe_records_item)
     ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "batch"), "batchContentType")), "mixed");
     json_decref(r);
     int fd;
-    int64_t sz;
+    int64_t st0, sz;
     const char *mime;
-    ASSERT_OK(staging_get_open(c.s, u.key, "GET", u.e, "0", u.sig, &fd, &sz, &mime, NULL) == ERR_AUTH ? 0 : -1);
+    ASSERT_OK(staging_get_open(c.s, u.key, "GET", u.e, "0", NULL, NULL, u.sig, &fd, &st0, &sz, &mime, NULL) == ERR_AUTH
+                  ? 0
+                  : -1);
     surl_free(&u);
     free(j);
     free(data);
@@ -1213,7 +1301,7 @@ TEST(tar_sidecars_metadata_part)
     ASSERT_EQ(sc.size, 11);
     char *data = NULL;
     size_t len = 0;
-    ASSERT_OK(store_blob_read(c.st, sc.blob_key, 1000, &data, &len));
+    ASSERT_OK(store_blob_read_at(c.st, sc.blob_key, sc.offset, sc.size, 1000, &data, &len));
     ASSERT_EQ(len, 11);
     ASSERT(memcmp(data, "{\"tag\":\"C\"}", 11) == 0);
     free(data);

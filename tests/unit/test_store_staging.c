@@ -35,7 +35,7 @@ static struct store *open_tmp(void)
 
 static struct store_item_new item(const char *part, const char *name, const char *ct, const char *key)
 {
-    return (struct store_item_new){part, name, NULL, ct, "image/png", key, 10};
+    return (struct store_item_new){part, name, NULL, ct, "image/png", key, 10, false, 0};
 }
 
 BOTH(batch_modes_counts_and_content_type)
@@ -105,10 +105,10 @@ BOTH(batch_modes_counts_and_content_type)
     ASSERT_STR_EQ(it.blob_key, "b/1/i/m");
     store_item_release(&it);
     char *mime = NULL;
-    ASSERT_OK(store_item_mime(st, "b/1/v/v", &mime, &e));
+    ASSERT_OK(store_item_mime(st, "b/1/v/v", -1, &mime, &e));
     ASSERT_STR_EQ(mime, "image/png");
     free(mime);
-    ASSERT_OK(store_item_mime(st, "b/none", &mime, &e));
+    ASSERT_OK(store_item_mime(st, "b/none", -1, &mime, &e));
     ASSERT(mime == NULL);
 
     /* output batches: created once */
@@ -139,8 +139,13 @@ BOTH(tar_upload_shard_finished_once_with_webhook)
     ASSERT_OK(store_shard_claim(st, false, "uploaded", "me", 60000, &w, &e));
     ASSERT_STR_EQ(w.shard_id, "shard-1");
     ASSERT_STR_EQ(w.batch, "bulk1");
-    struct store_item_new items[2] = {item(NULL, "x.png", "image", "b/1/s/shard-1/1"),
-                                      item(STORE_METADATA_PART, "x.png.json", "metadata", "b/1/s/shard-1/2")};
+    /* a shard kept whole: its items are ranges of the shard's blob */
+    struct store_item_new items[2] = {item(NULL, "x.png", "image", key),
+                                      item(STORE_METADATA_PART, "x.png.json", "metadata", key)};
+    items[0].ranged = items[1].ranged = true;
+    items[0].offset = 512;
+    items[1].offset = 1536;
+    items[1].mime = "application/json";
     struct store_shard_outcome o = {.bid = w.bid, .shard_id = w.shard_id, .from_state = "uploaded", .owner = "me",
                                     .state = "done",
                                     .status_name = "ingested", .status_type = "success",
@@ -153,6 +158,31 @@ BOTH(tar_upload_shard_finished_once_with_webhook)
     int64_t n = 0, pending = 0, delivered = 0, failed = 0;
     ASSERT_OK(store_batch_count(st, "ws", "bulk1", NULL, &n, &e));
     ASSERT_EQ(n, 2);
+    ASSERT_OK(store_batch_count(st, "ws", "bulk1", STORE_METADATA_PART, &n, &e));
+    ASSERT_EQ(n, 1);
+    struct store_item *its = NULL;
+    int ni = 0;
+    ASSERT_OK(store_items_page(st, "ws", "bulk1", NULL, false, 0, 10, &its, &ni, &e));
+    ASSERT_EQ(ni, 2);
+    ASSERT_STR_EQ(its[0].blob_key, key);
+    ASSERT_EQ(its[0].offset, 512);
+    ASSERT_EQ(its[1].offset, 1536);
+    ASSERT_EQ(its[1].size, 10);
+    store_items_free(its, ni);
+    ASSERT_OK(store_items_list(st, "ws", "bulk1", NULL, 0, 10, &its, &ni, &e));
+    ASSERT_EQ(ni, 2);
+    ASSERT_EQ(its[1].offset, 1536);
+    ASSERT_EQ(its[1].size, 10);
+    store_items_free(its, ni);
+    char *mime = NULL;
+    ASSERT_OK(store_item_mime(st, key, 1536, &mime, &e)); /* by (key, offset): the sidecar */
+    ASSERT_STR_EQ(mime, "application/json");
+    free(mime);
+    ASSERT_OK(store_item_mime(st, key, 512, &mime, &e));
+    ASSERT_STR_EQ(mime, "image/png");
+    free(mime);
+    ASSERT_OK(store_item_mime(st, key, -1, &mime, &e)); /* no item is the whole archive */
+    ASSERT(mime == NULL);
     ASSERT_OK(store_outbox_counts(st, &pending, &delivered, &failed));
     ASSERT_EQ(pending, 1);
     struct store_shard_info *rows = NULL;

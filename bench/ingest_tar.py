@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Tar-shard ingest against the disk (issue 12, local blob backend).
+
+usage: bench/ingest_tar.py [--bin build/vbatch] [--shards 20] [--images 500]
+                           [--kb 16] [--clients 4] [--rounds 3]
+
+The inference CLI's way of staging a folder of images: tar shards of
+`images` images of about `kb` KB each; for each shard a signed upload URL
+(POST bulk-upload/image-files), then a PUT of the shard to it, `clients`
+shards at a time; done when every image is counted (GET count, polled
+every 5 ms).  The clock runs from the first URL request to the last count.
+
+Baseline in the same run: `dd` of the same bytes (the shards concatenated,
+read from the page cache) to a file on the same disk as the data folder
+with conv=fsync, before and after each round (the disk is shared: the mean
+of the two).  Prints one line per round and a summary:
+
+  bench ingest_tar round=1 mb=172.3 seconds=0.21 mb_s=820.4 dd_mb_s=950.1 ratio=0.863
+  bench ingest_tar best_ratio=... median_ratio=...
+
+Each round stages into a fresh batch of the same server (a fresh data folder
+per run, on $BENCH_DIR or the disk of /tmp).
+"""
+import argparse
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, 'tests', 'e2e'))
+import conftest  # noqa: E402  (the e2e harness: Server, make_tar, jpeg_bytes)
+
+
+def jpeg_sized(size, seed):
+    """A valid JPEG of `size` bytes: the committed tiny JPEG with a COM
+    segment of seeded filler after SOI (decoders skip COM)."""
+    base = conftest.jpeg_bytes()
+    need = size - len(base) - 4
+    assert 0 < need < 65000, 'size out of range for one COM segment'
+    fill = (seed.to_bytes(4, 'big') * (need // 4 + 1))[:need]
+    return base[:2] + b'\xff\xfe' + (need + 2).to_bytes(2, 'big') + fill + base[2:]
+
+
+def dd_mb_s(src, folder):
+    """MB/s of dd copying src (in the page cache) to folder, fsynced."""
+    dst = os.path.join(folder, 'dd.out')
+    n = os.path.getsize(src)
+    with open(src, 'rb') as f:  # warm the page cache: dd measures the write
+        while f.read(1 << 20):
+            pass
+    t0 = time.time()
+    subprocess.run(['dd', f'if={src}', f'of={dst}', 'bs=1M', 'conv=fsync'], check=True, capture_output=True)
+    dt = time.time() - t0
+    os.unlink(dst)
+    return n / dt / 1e6
+
+
+class Client:
+    """The CLI's calls, one connection per request (as the CLI's HTTP
+    library does across threads)."""
+
+    def __init__(self, s):
+        self.s = s
+
+    def call(self, method, url, body=None, headers=None):
+        u = urllib.parse.urlsplit(url)
+        c = http.client.HTTPConnection(u.hostname or '127.0.0.1', u.port or self.s.port, timeout=600)
+        try:
+            c.request(method, u.path + ('?' + u.query if u.query else ''), body=body, headers=headers or {})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def ds_url(self, batch, rest, query=None):
+        q = {'api_key': self.s.key}
+        q.update(query or {})
+        return (f'{self.s.base}{conftest.DS}/{self.s.workspace}/batches/{batch}{rest}?'
+                + urllib.parse.urlencode(q))
+
+
+def run_round(s, batch, tars, clients):
+    import json
+    cl = Client(s)
+    todo = list(range(len(tars)))
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                k = todo.pop(0)
+            st, body = cl.call('POST', cl.ds_url(batch, '/bulk-upload/image-files', {'displayName': batch}))
+            if st != 200:
+                errors.append((st, body[:200]))
+                return
+            d = json.loads(body)['signedURLDetails']
+            st, body = cl.call('PUT', d['uploadURL'], body=tars[k], headers=d.get('extensionHeaders') or {})
+            if st != 200:
+                errors.append((st, body[:200]))
+
+    want = sum(t[1] for t in tars)
+    tars = [t[0] for t in tars]
+    t0 = time.time()
+    th = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    t_put = time.time() - t0
+    assert not errors, errors[:3]
+    count_url = cl.ds_url(batch, '/count')
+    while True:
+        st, body = cl.call('GET', count_url)
+        if st == 200 and json.loads(body)['count'] >= want:
+            break
+        if time.time() - t0 > 600:
+            raise AssertionError(f'count stayed at {body!r}, wanted {want}')
+        time.sleep(0.005)
+    return t_put, time.time() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--bin', default=os.path.join(REPO, 'build', 'vbatch'))
+    ap.add_argument('--shards', type=int, default=20)
+    ap.add_argument('--images', type=int, default=500)
+    ap.add_argument('--kb', type=int, default=16)
+    ap.add_argument('--clients', type=int, default=4)
+    ap.add_argument('--rounds', type=int, default=3)
+    a = ap.parse_args()
+    conftest.BIN = os.path.abspath(a.bin)
+    tars = []
+    for k in range(a.shards):
+        members = [(f's{k:03d}-{i:04d}.jpg', jpeg_sized(a.kb * 1000, k * 100000 + i)) for i in range(a.images)]
+        tars.append((conftest.make_tar(members), a.images))
+    total = sum(len(t[0]) for t in tars)
+    ratios = []
+    with tempfile.TemporaryDirectory(dir=os.environ.get('BENCH_DIR')) as d:
+        src = os.path.join(d, 'shards.bin')
+        with open(src, 'wb') as f:
+            for t in tars:
+                f.write(t[0])
+        s = conftest.Server(d, args=['--quiet']).start()
+        try:
+            for r in range(1, a.rounds + 1):
+                dd0 = dd_mb_s(src, s.data)
+                t_put, dt = run_round(s, f'bench-{r}', tars, a.clients)
+                dd1 = dd_mb_s(src, s.data)
+                dd = (dd0 + dd1) / 2
+                mb_s = total / dt / 1e6
+                ratios.append(mb_s / dd)
+                print(f'bench ingest_tar round={r} shards={a.shards} images={a.shards * a.images} '
+                      f'mb={total / 1e6:.1f} put_s={t_put:.3f} seconds={dt:.3f} mb_s={mb_s:.1f} '
+                      f'dd_mb_s={dd:.1f} dd_before={dd0:.1f} dd_after={dd1:.1f} ratio={mb_s / dd:.3f}',
+                      flush=True)
+        finally:
+            s.stop()
+    print(f'bench ingest_tar best_ratio={max(ratios):.3f} median_ratio={statistics.median(ratios):.3f}',
+          flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -10,14 +10,22 @@
  * every poll interval (--upload-poll-ms, default 1 s):
  *
  *   pending targets (uploads.state = pending, younger than the URL
- *   lifetime + 1 h, at most POLL_ROWS_MAX) grouped by (batch, kind folder)
- *     └─ one listing of "b/<bid>/s" or "b/<bid>/v" per group (not a HEAD
+ *   lifetime + 1 h, at most POLL_ROWS_MAX) grouped by batch
+ *     └─ one listing of the batch's upload folder "b/<bid>/u" (where the
+ *        presigned URLs point: staging__upload_key) per group, not a HEAD
  *        per target: 1,000 pending shards of one batch cost one list
- *        request a round), at most POLL_LISTS_MAX listings a round
- *        (groups past it wait for the next round, in turn);
+ *        request (of 1000 keys) a round; at most POLL_LISTS_MAX listings
+ *        a round (groups past it wait for the next round, in turn);
  *     └─ a group whose youngest target is older than 10 poll intervals
  *        is listed every age/10 intervals, at most every 60 intervals
  *        (old URLs are rarely used).
+ *
+ * An arrived object is copied (server side) to the target's key, recorded,
+ * and the upload object deleted: a second PUT to the same presigned URL
+ * (S3 accepts it until the URL expires) only writes an upload object that
+ * nobody reads (and that the next round does not look for: the target is
+ * no longer pending); it goes with the batch.  Over the size limit, the
+ * target fails without a copy.
  *
  * An upload recorded twice (two pollers after a lease handover, or a
  * racing vbatch PUT) is harmless: the pending -> done move is conditional
@@ -70,11 +78,27 @@ static void listing_free(struct listing *l)
     memset(l, 0, sizeof *l);
 }
 
-/* The folder of a key: "b/<bid>/s" of "b/<bid>/s/<id>.tar". */
-static size_t key_dir_len(const char *key)
+/* One arrival: the object at the upload key (size bytes) of pending
+ * target r.  Copied to the target's key and recorded; the upload object
+ * is then deleted (kept when the database could not be reached, so the
+ * next round tries again). */
+static void arrived(struct staging *s, const struct store_upload_pending *r, const char *ukey, int64_t size)
 {
-    const char *slash = strrchr(key, '/');
-    return slash ? (size_t)(slash - key) : 0;
+    struct err ae = ERR_INIT;
+    int rc = 0;
+    metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
+    if (size <= r->u.size_limit && (rc = store_blob_copy(s->st, ukey, r->key)) < 0) {
+        log_warn("staging", "upload poller: cannot copy '%s' to '%s': %s", ukey, r->key, err_str(rc));
+        return;
+    }
+    rc = staging__upload_arrived(s, r->key, &r->u, size, &ae);
+    if (rc == 0)
+        log_info("staging", "upload poller: '%s' arrived (%lld bytes)", r->key, (long long)size);
+    else if (rc != ERR_EXISTS)
+        log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
+                 err_text(&ae, rc));
+    if (rc != ERR_UNAVAILABLE)
+        store_blob_delete(s->st, ukey);
 }
 
 static void poll_round(struct staging *s, int64_t poll_ms, uint64_t tick, uint64_t *turn)
@@ -90,34 +114,30 @@ static void poll_round(struct staging *s, int64_t poll_ms, uint64_t tick, uint64
         log_warn("staging", "upload poller: cannot read the pending uploads: %s", err_text(&e, rc));
         return;
     }
-    /* groups: runs of rows with the same folder */
+    /* groups: runs of rows of one batch (rows are ordered by batch) */
     int ngroups = 0;
     for (int i = 0; i < n; i++)
-        if (i == 0 || key_dir_len(rows[i].key) != key_dir_len(rows[i - 1].key) ||
-            strncmp(rows[i].key, rows[i - 1].key, key_dir_len(rows[i].key)))
+        if (i == 0 || rows[i].u.bid != rows[i - 1].u.bid)
             ngroups++;
-    int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0, g = -1;
+    int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0;
     for (int pass = 0; pass < 2 && lists < POLL_LISTS_MAX; pass++) {
-        g = -1;
+        int g = -1;
         for (int i = 0; i < n && lists < POLL_LISTS_MAX;) {
-            size_t dl = key_dir_len(rows[i].key);
+            int64_t bid = rows[i].u.bid, youngest = rows[i].created_ms;
             int j = i + 1;
-            int64_t youngest = rows[i].created_ms;
-            while (j < n && key_dir_len(rows[j].key) == dl && !strncmp(rows[j].key, rows[i].key, dl)) {
+            for (; j < n && rows[j].u.bid == bid; j++)
                 youngest = MAX(youngest, rows[j].created_ms);
-                j++;
-            }
             g++;
-            /* pass 0: groups from this round's turn on; pass 1: the ones before */
+            /* pass 0: the groups from this round's turn on; pass 1: the ones before */
             bool mine = pass == 0 ? g >= first : g < first;
             int64_t every = (now - youngest) / 10 / MAX(poll_ms, 1);
             every = MIN(MAX(every, 1), POLL_SLOW_MAX);
-            if (!mine || dl == 0 || (tick + (uint64_t)rows[i].u.bid) % (uint64_t)every != 0) {
+            if (!mine || (tick + (uint64_t)bid) % (uint64_t)every != 0) {
                 i = j;
                 continue;
             }
-            char dir[128];
-            snprintf(dir, sizeof dir, "%.*s", (int)MIN(dl, sizeof dir - 1), rows[i].key);
+            char dir[64];
+            snprintf(dir, sizeof dir, "b/%lld/u", (long long)bid);
             struct listing l = {0};
             lists++;
             metric_count(METRIC_UPLOAD_POLLS, 1, "list", NULL, NULL);
@@ -130,20 +150,13 @@ static void poll_round(struct staging *s, int64_t poll_ms, uint64_t tick, uint64
             }
             if (l.n > 1)
                 qsort(l.v, (size_t)l.n, sizeof *l.v, listed_cmp);
-            for (int k = i; k < j; k++) {
-                struct listed want = {rows[k].key, 0};
-                struct listed *got = l.n ? bsearch(&want, l.v, (size_t)l.n, sizeof *l.v, listed_cmp) : NULL;
-                if (!got)
-                    continue;
-                struct err ae = ERR_INIT;
-                metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
-                rc = staging__upload_arrived(s, rows[k].key, &rows[k].u, got->size, &ae);
-                if (rc < 0 && rc != ERR_EXISTS)
-                    log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", rows[k].key,
-                             (long long)got->size, err_text(&ae, rc));
-                else if (rc == 0)
-                    log_info("staging", "upload poller: '%s' arrived (%lld bytes)", rows[k].key,
-                             (long long)got->size);
+            for (int k = i; k < j && l.n; k++) {
+                char ukey[128];
+                staging__upload_key(rows[k].key, ukey);
+                struct listed want = {ukey, 0};
+                struct listed *got = bsearch(&want, l.v, (size_t)l.n, sizeof *l.v, listed_cmp);
+                if (got)
+                    arrived(s, &rows[k], ukey, got->size);
             }
             listing_free(&l);
             i = j;

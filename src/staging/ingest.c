@@ -168,14 +168,29 @@ out:
 
 /* ---- signed upload URLs ------------------------------------------------------------ */
 
+void staging__upload_key(const char *key, char out[128])
+{
+    const char *last = strrchr(key, '/'), *third = NULL;
+    int slashes = 0;
+    for (const char *p = key; *p && !third; p++)
+        if (*p == '/' && ++slashes == 2)
+            third = p;
+    if (!last || !third)
+        snprintf(out, 128, "%s", key);
+    else
+        snprintf(out, 128, "%.*s/u/%s", (int)(third - key), key, last + 1);
+}
+
 /* On the S3 backend the client PUTs straight to the object store (a
- * presigned PUT; no size is signed, the arrival poller enforces the
- * limit); on the local folder to vbatch's own signed /blobs URL. */
+ * presigned PUT of the upload key; no size is signed, the arrival poller
+ * enforces the limit); on the local folder to vbatch's own signed /blobs
+ * URL. */
 static char *upload_url(struct staging *s, const char *key, int64_t limit)
 {
-    char *path = NULL, *url = NULL;
+    char *path = NULL, *url = NULL, ukey[128];
     int64_t exp = (time_now_ms() + s->o.upload_url_ttl_ms) / 1000;
-    int rc = store_blob_presign(s->st, "PUT", key, exp, -1, &url);
+    staging__upload_key(key, ukey);
+    int rc = store_blob_presign(s->st, "PUT", ukey, exp, -1, &url);
     if (rc == 0)
         return url;
     if (rc != ERR_UNSUPPORTED)

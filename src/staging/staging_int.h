@@ -76,6 +76,12 @@ int staging__video_probe(const char *path, const char **mime);
  * when the target was used already (another process recorded it). */
 int staging__upload_arrived(struct staging *s, const char *key, const struct store_upload *u, int64_t size,
                             struct err *err);
+/* ingest.c: the object a client PUTs to with a presigned URL on the S3
+ * backend for upload target key "b/<bid>/<kind>/<name>":
+ * "b/<bid>/u/<name>".  The poller copies it to key on arrival, so a
+ * second PUT to the same URL (S3 cannot refuse a reused presigned URL
+ * before it expires) never changes the bytes that were indexed. */
+void staging__upload_key(const char *key, char out[128]);
 /* arrivals.c: the S3 arrival poller's thread (started by staging_start
  * on the S3 backend only). */
 void *staging__poll_main(void *arg);

@@ -14,11 +14,13 @@
  *               transaction), wait for storage, back off
  *   indexer.c   the indexer thread's work: tar shards
  *   fetcher.c   the fetcher thread's work: reference shards
+ *   arrivals.c  the S3 arrival poller (uploads PUT straight to the store)
  * None of them speaks SQL: the tables belong to store/ (store_staging.h:
  * store/batches.c, store/shards.c).
  *
  * Threads (staging_start): indexer (tar shards), fetcher (reference
- * ingests), sweeper (expiry), claim renewal — plus the store's outbox
+ * ingests), sweeper (expiry), claim renewal, on S3 the arrival poller
+ * (arrivals.c) — plus the store's outbox
  * sender.  They wake on a kick or once a second, and all their work is
  * recorded in the database first, so a restart picks up whatever a crash
  * interrupted.  Several processes may run them on one database: a shard

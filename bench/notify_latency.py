@@ -44,7 +44,7 @@ def main():
     schema = 'bench_' + uuid.uuid4().hex[:10]
     subprocess.run(['psql', '-X', '-q', pg, '-c', 'CREATE SCHEMA ' + schema], check=True, capture_output=True)
     uri = pg + ('&' if '?' in pg else '?') + 'options=' + urllib.parse.quote('-csearch_path=' + schema)
-    env = {'VBATCH_DB': uri, 'VBATCH_PG_EXPERIMENTAL': '1'}
+    env = {'VBATCH_DB': uri}
     with tempfile.TemporaryDirectory() as d:
         s = Server(d, args=['--workers', '0', '--quiet'], env=env).start()
         w = None

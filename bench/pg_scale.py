@@ -7,9 +7,7 @@ SQLite, measured in the same run, through the real binary.
 
 --pg is a libpq URI (bench/pg_scale.sh starts a throwaway cluster with
 scripts/pg-up.sh and passes it); each server gets a fresh schema there.
-SQLite is the embedded default in the server's data folder.  `vbatch serve`
-and `vbatch worker` on PostgreSQL still need VBATCH_PG_EXPERIMENTAL=1, which
-this script sets.
+SQLite is the embedded default in the server's data folder.
 
   workers  completed tasks/s of a job whose workflow does almost nothing (a
            4x4 static crop of 8x8 PNGs, one image per task: every image is
@@ -41,10 +39,8 @@ with ratio lines (pg/sqlite, N procs/1 proc) after each part.
 import argparse
 import hashlib
 import http.client
-import io
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -191,8 +187,7 @@ class Backend:
             self.schema = 'pgscale_' + hashlib.sha1(tmp.encode()).hexdigest()[:12]
             self.psql(f'DROP SCHEMA IF EXISTS {self.schema} CASCADE; CREATE SCHEMA {self.schema}')
             sep = '&' if '?' in pg_uri else '?'
-            self.env = {'VBATCH_DB': pg_uri + sep + 'options=' + urllib.parse.quote('-csearch_path=' + self.schema),
-                        'VBATCH_PG_EXPERIMENTAL': '1'}
+            self.env = {'VBATCH_DB': pg_uri + sep + 'options=' + urllib.parse.quote('-csearch_path=' + self.schema)}
 
     def psql(self, sql):
         env = dict(os.environ)

@@ -99,15 +99,29 @@ for m in staging jobs api; do
     fi
 done
 
-if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
+# The end-to-end suite, on SQLite, then again on PostgreSQL when a cluster
+# is there (VBATCH_E2E_DB=pg: every server, worker and CLI command of a test
+# on a schema of its own; those tests are named [pg]).  SKIP_E2E_PG=1 runs
+# the SQLite pass only.
+e2e_pass() { # NAME [ENV=VALUE...]
+    local name=$1; shift
+    env "$@" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
     line=$(tail -1 "$log")
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
     f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$line" | awk '{s+=$1} END {print s+0}')
     if [ -z "$p$f" ] || { [ "$p" = 0 ] && [ "${f:-0}" = 0 ]; }; then
-        echo "FAIL e2e (pytest produced no result)"; fail=$((fail+1))
+        echo "FAIL $name (pytest produced no result)"; fail=$((fail+1))
     fi
+    echo "$name: ${p:-0} passed, ${f:-0} failed"
     pass=$((pass+p)); fail=$((fail+${f:-0}))
+}
+if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
+    e2e_pass e2e VBATCH_E2E_DB=sqlite
+    if [ -n "${VBATCH_TEST_PG:-}" ] && [ "${SKIP_E2E_PG:-0}" != 1 ]; then
+        t0=$(date +%s)
+        e2e_pass "e2e[pg]" VBATCH_E2E_DB=pg
+        echo "test: e2e on PostgreSQL took $(( $(date +%s) - t0 )) s"
+    fi
 fi
 # The Debian package: build, install, run, remove (root only; .ci/run sets it).
 if [ "${VBATCH_TEST_DEB:-0}" = 1 ]; then

@@ -272,12 +272,10 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
  * "": the folder; s3://...: object storage, credentials from the
  * environment or the file 'creds').  A database that cannot be used —
  * bad URL, unreachable server, wrong password, migrated by a newer vbatch
- * — is one line on stderr and exit status 2, as is a PostgreSQL database
- * for a command whose tables are still SQLite-only ('what' names it;
- * NULL: the command runs on either).  Returns 0, or the exit status. */
+ * — is one line on stderr and exit status 2, as are a secret file and a
+ * blob store that cannot be used.  Returns 0, or the exit status. */
 static int open_store(const char *data, const char *db, const char *secret_file, const char *blobs,
-                      const char *creds, const char *what,
-                      struct store **st)
+                      const char *creds, struct store **st)
 {
     struct err e = ERR_INIT;
     if (db && !*db)
@@ -297,17 +295,6 @@ static int open_store(const char *data, const char *db, const char *secret_file,
      * no such bucket, endpoint unreachable): one line, exit status 2. */
     if ((rc = store_blobs_configure(*st, blobs, creds, &e)) < 0) {
         fprintf(stderr, "vbatch: blob store: %s\n", err_text(&e, rc));
-        store_close(*st);
-        *st = NULL;
-        return 2;
-    }
-    const char *x = getenv("VBATCH_PG_EXPERIMENTAL");
-    if (what && !store_db_is_sqlite(*st) && !(x && !strcmp(x, "1"))) {
-        fprintf(stderr,
-                "vbatch: %s does not run on PostgreSQL ('%s') yet: the staging and jobs code is not yet tested"
-                " there (`vbatch workspace create` and `vbatch model` are; VBATCH_PG_EXPERIMENTAL=1 runs it"
-                " anyway)\n",
-                what, store_db_name(*st));
         store_close(*st);
         *st = NULL;
         return 2;
@@ -348,7 +335,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, "vbatch serve", &st)) != 0) {
+    if ((rc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -491,7 +478,7 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: workspace names are 1 to 64 characters of a-z, 0-9, '-', '_'\n");
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, NULL, NULL, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, NULL, NULL, &st)) != 0)
         return rc;
     rc = store_workspace_create(st, name, key);
     if (rc == ERR_EXISTS)
@@ -565,7 +552,7 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int orc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, "vbatch worker", &st);
+    int orc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, &st);
     if (orc != 0) {
         ret = orc;
         goto out;
@@ -656,7 +643,7 @@ static int cmd_model(int argc, char **argv)
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, NULL, blobs, blobs_creds, NULL, &st)) != 0) {
+    if ((rc = open_store(data, db, NULL, blobs, blobs_creds, &st)) != 0) {
         ret = rc;
         goto out;
     }

@@ -368,7 +368,7 @@ static size_t unescape_none(void *cls, struct MHD_Connection *conn, char *s)
 
 struct query_walk {
     struct http_req *req;
-    int rc, bad;
+    int rc, bad; /* rc: http_url_decode's, or ERR_UNSUPPORTED for a piece that is not UTF-8 */
 };
 
 static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
@@ -388,6 +388,13 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
         free(v);
         return MHD_NO;
     }
+    if (!utf8_valid(k) || !utf8_valid(v)) {
+        /* a query value is text: names, ids, JSON; the database keeps UTF-8 */
+        qw->rc = ERR_UNSUPPORTED;
+        free(k);
+        free(v);
+        return MHD_NO;
+    }
     req->qkey = xrealloc(req->qkey, (size_t)(req->nq + 1) * sizeof(char *));
     req->qval = xrealloc(req->qval, (size_t)(req->nq + 1) * sizeof(char *));
     req->qkey[req->nq] = k;
@@ -398,7 +405,8 @@ static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char 
 
 /* Decode the path and the query of the request (http_url_decode).  false
  * after replying 400 when a piece holds a bad escape or a byte that may not
- * stand there: refused before routing, whatever the route. */
+ * stand there, or a query key or value is not UTF-8: refused before
+ * routing, whatever the route. */
 static bool req_target(struct http_req *req, const char *url)
 {
     struct query_walk qw = {req, 0, 0};
@@ -417,6 +425,10 @@ static bool req_target(struct http_req *req, const char *url)
     MHD_get_connection_values_n(req->conn, MHD_GET_ARGUMENT_KIND, query_one, &qw);
     if (qw.rc == ERR_PARSE) {
         http_reply_error(req, 400, "malformed query string: a '%%' must be followed by two hex digits");
+        return false;
+    }
+    if (qw.rc == ERR_UNSUPPORTED) {
+        http_reply_error(req, 400, "a query parameter is not valid UTF-8 (query keys and values are text)");
         return false;
     }
     if (qw.rc < 0) {

@@ -32,6 +32,10 @@
  *   ERR_EXISTS       a unique or primary-key constraint refused a row
  *   ERR_AGAIN        transient: SQLite busy, PostgreSQL serialization
  *                    failure or deadlock — run the transaction again
+ *   ERR_INVALID      PostgreSQL: a text parameter is not valid UTF-8 (the
+ *                    server would refuse it; SQLite stores any bytes) —
+ *                    input from outside is checked before it gets here
+ *                    (http/ refuses a query value that is not UTF-8)
  *   ERR_NOSPACE      the database's disk is full (SQLITE_FULL, SQLSTATE 53100)
  *   ERR_UNAVAILABLE  the server cannot be reached (PostgreSQL connection
  *                    lost; the pool reconnects on the next db_acquire)

@@ -26,6 +26,9 @@
  * running UPDATEs) as SQLite allows; callers page large lists with LIMIT.
  * bytea columns are decoded for db_col_blob.
  *
+ * Text parameters must be UTF-8 (the database's encoding): one that is
+ * not is ERR_INVALID before anything is sent (SQLite would store it).
+ *
  * Errors map by SQLSTATE (see db.h): 23505 unique violation → ERR_EXISTS;
  * 40001 serialization failure, 40P01 deadlock, 55P03 lock not available →
  * ERR_AGAIN; 53100 disk full → ERR_NOSPACE; class 08 (connection
@@ -614,6 +617,13 @@ static int run(struct db_stmt *s, struct err *e)
             values[i] = nums[i];
             break;
         case DBP_TEXT:
+            /* The server refuses text that is not UTF-8 (SQLSTATE 22021,
+             * and inside a transaction that aborts it): refused here,
+             * without a round trip, as the caller's bad input. */
+            if (!utf8_valid(p->s)) {
+                log_warn("db", "text parameter %d is not valid UTF-8: %.200s", i + 1, s->sql);
+                return err_set(e, ERR_INVALID, "a text value that is not valid UTF-8 cannot be stored or looked up");
+            }
             types[i] = OID_TEXT;
             values[i] = p->s; /* NUL-terminated copy (a NUL inside ends it, as in SQLite's text) */
             break;

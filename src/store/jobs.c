@@ -459,8 +459,8 @@ int store__job_end_error(struct db_conn *c, int64_t job_pk, const char *state, c
     return rc;
 }
 
-int store_job_end_error(struct store *st, int64_t job_pk, const char *state, const char *msg, const char *log_type,
-                        struct err *e)
+static int job_end_error_tx(struct store *st, int64_t job_pk, const char *state, const char *msg, const char *log_type,
+                            struct err *e)
 {
     struct db_conn *c = NULL;
     int rc = store__jobs_conn(st, &c, e);
@@ -470,6 +470,16 @@ int store_job_end_error(struct store *st, int64_t job_pk, const char *state, con
     if (rc == 0)
         rc = tx_end(c, store__job_end_error(c, job_pk, state, msg, log_type, e), e);
     store__jobs_conn_release(st, c);
+    return rc;
+}
+
+int store_job_end_error(struct store *st, int64_t job_pk, const char *state, const char *msg, const char *log_type,
+                        struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = job_end_error_tx(st, job_pk, state, msg, log_type, e);
+    while (store__tx_again(st, rc, &n, e));
     return rc;
 }
 

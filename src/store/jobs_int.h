@@ -43,4 +43,11 @@ int store__tasks_notify(struct db_conn *c, struct err *e);
 int store__jobs_conn(struct store *st, struct db_conn **c, struct err *e);
 void store__jobs_conn_release(struct store *st, struct db_conn *c);
 
+/* tasks.c: after a transition's transaction ended with rc, whether to run
+ * it again (ERR_AGAIN on PostgreSQL: a deadlock or serialization victim,
+ * rolled back whole; at most STORE_TX_TRIES runs, *n counts them, starting
+ * at 0).  Logs the reason, clears *e and sleeps a few ms before saying yes. */
+#define STORE_TX_TRIES 5
+bool store__tx_again(struct store *st, int rc, int *n, struct err *e);
+
 #endif

@@ -57,10 +57,9 @@ int store_open(const char *data_dir, struct store **out);
  * secret).  A bad URL, an unreachable server, a wrong password or a
  * database migrated by a newer vbatch fail here with a one-line reason in
  * *e (ERR_INVALID, ERR_UNAVAILABLE, ERR_AUTH, ERR_UNSUPPORTED); the
- * password never appears in it.  PostgreSQL carries the core tables only
- * so far: code on store_db_acquire()/store_migrate() (staging, jobs until
- * they move onto the owner files) is SQLite-only, and callers check
- * store_db_is_sqlite() before starting it. */
+ * password never appears in it.  Every table runs on either backend
+ * through the owner files; only the raw store_db_acquire()/store_migrate()
+ * below (kept for tests of the SQLite file itself) are SQLite-only. */
 int store_open_ex(const char *data_dir, const char *db_target, struct store **out, struct err *e);
 /* The installation secret (HMAC key of signed URLs and webhook
  * signatures) is the database's, so that every process on one database

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int tx_end(struct db_conn *c, int rc, struct err *e)
 {
@@ -24,6 +25,30 @@ static int tx_end(struct db_conn *c, int rc, struct err *e)
         return db_commit(c, e);
     db_rollback(c);
     return rc;
+}
+
+/* Whether to run a transition again after ERR_AGAIN (*n: the runs so far).
+ * On PostgreSQL two transactions of one job can wait on each other's rows
+ * — a job ended (job row, then its tasks) while a worker completes or
+ * heartbeats a task (task row, then the job row for its machine time) or
+ * claims one (task row, then the job row) — and the server breaks the
+ * deadlock (SQLSTATE 40P01) by rolling one of them back; the whole
+ * transaction then runs again, as the server's documentation asks of
+ * clients.  Before, the worker took such an ERR_AGAIN for "shutting down"
+ * and handed a finished task back to be processed again.  SQLite's
+ * ERR_AGAIN is a busy timeout already waited for: not run again. */
+bool store__tx_again(struct store *st, int rc, int *n, struct err *e)
+{
+    if (rc != ERR_AGAIN || ++*n >= STORE_TX_TRIES || db_kind(store__db(st)) != DB_POSTGRES)
+        return false;
+    log_info("jobs", "%s: the transaction was rolled back, run again (%d)", e && e->msg[0] ? e->msg : "database busy",
+             *n);
+    err_clear(e);
+    unsigned char r;
+    rand_bytes(&r, 1);
+    struct timespec ts = {0, (long)(2 + (r % 8) * *n) * 1000000L}; /* a few ms, growing, jittered */
+    nanosleep(&ts, NULL);
+    return true;
 }
 
 /* ---- wake-ups of idle workers (LISTEN/NOTIFY on PostgreSQL) ------------- */
@@ -164,7 +189,7 @@ static int claim_recheck_pg(struct db_conn *c, const struct store_claim *cl, int
     return rc;
 }
 
-int store_task_claim(struct store *st, const struct store_claim *cl, int64_t *task_pk, struct err *e)
+static int task_claim_tx(struct store *st, const struct store_claim *cl, int64_t *task_pk, struct err *e)
 {
     struct db_conn *c = NULL;
     struct db_stmt *q = NULL;
@@ -229,6 +254,15 @@ int store_task_claim(struct store *st, const struct store_claim *cl, int64_t *ta
     store__jobs_conn_release(st, c);
     if (rc == 0)
         *task_pk = pk;
+    return rc;
+}
+
+int store_task_claim(struct store *st, const struct store_claim *cl, int64_t *task_pk, struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = task_claim_tx(st, cl, task_pk, e);
+    while (store__tx_again(st, rc, &n, e));
     return rc;
 }
 
@@ -428,8 +462,8 @@ static int log_fails(struct db_conn *c, const struct store_task *t, const struct
 
 /* ---- transitions of a task in hand ------------------------------------------------ */
 
-int store_task_heartbeat(struct store *st, int64_t task_pk, int64_t job_pk, const char *owner, int64_t now_ms,
-                         int64_t lease_ms, int64_t machine_ms, double progress, bool *lost, struct err *e)
+static int task_heartbeat_tx(struct store *st, int64_t task_pk, int64_t job_pk, const char *owner, int64_t now_ms,
+                             int64_t lease_ms, int64_t machine_ms, double progress, bool *lost, struct err *e)
 {
     struct db_conn *c = NULL;
     struct db_stmt *q = NULL;
@@ -467,9 +501,19 @@ int store_task_heartbeat(struct store *st, int64_t task_pk, int64_t job_pk, cons
     return rc;
 }
 
-int store_task_complete(struct store *st, const struct store_task *t, const char *owner, int done_items,
-                        int failed_items, const struct store_image_fail *fails, int nfails, int64_t machine_ms,
-                        struct err *e)
+int store_task_heartbeat(struct store *st, int64_t task_pk, int64_t job_pk, const char *owner, int64_t now_ms,
+                         int64_t lease_ms, int64_t machine_ms, double progress, bool *lost, struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = task_heartbeat_tx(st, task_pk, job_pk, owner, now_ms, lease_ms, machine_ms, progress, lost, e);
+    while (store__tx_again(st, rc, &n, e));
+    return rc;
+}
+
+static int task_complete_tx(struct store *st, const struct store_task *t, const char *owner, int done_items,
+                            int failed_items, const struct store_image_fail *fails, int nfails, int64_t machine_ms,
+                            struct err *e)
 {
     struct db_conn *c = NULL;
     bool export = !strcmp(t->stage, STORE_STAGE_EXPORT);
@@ -493,9 +537,20 @@ int store_task_complete(struct store *st, const struct store_task *t, const char
     return rc;
 }
 
-int store_task_fail_job(struct store *st, const struct store_task *t, const char *owner, int done_items,
-                        const struct store_image_fail *fails, int nfails, const char *msg, int64_t machine_ms,
+int store_task_complete(struct store *st, const struct store_task *t, const char *owner, int done_items,
+                        int failed_items, const struct store_image_fail *fails, int nfails, int64_t machine_ms,
                         struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = task_complete_tx(st, t, owner, done_items, failed_items, fails, nfails, machine_ms, e);
+    while (store__tx_again(st, rc, &n, e));
+    return rc;
+}
+
+static int task_fail_job_tx(struct store *st, const struct store_task *t, const char *owner, int done_items,
+                            const struct store_image_fail *fails, int nfails, const char *msg, int64_t machine_ms,
+                            struct err *e)
 {
     struct db_conn *c = NULL;
     int rc = store__jobs_conn(st, &c, e);
@@ -515,8 +570,19 @@ int store_task_fail_job(struct store *st, const struct store_task *t, const char
     return rc;
 }
 
-int store_task_release(struct store *st, const struct store_task *t, const char *owner, const char *msg,
-                       struct err *e)
+int store_task_fail_job(struct store *st, const struct store_task *t, const char *owner, int done_items,
+                        const struct store_image_fail *fails, int nfails, const char *msg, int64_t machine_ms,
+                        struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = task_fail_job_tx(st, t, owner, done_items, fails, nfails, msg, machine_ms, e);
+    while (store__tx_again(st, rc, &n, e));
+    return rc;
+}
+
+static int task_release_tx(struct store *st, const struct store_task *t, const char *owner, const char *msg,
+                           struct err *e)
 {
     struct db_conn *c = NULL;
     int rc = store__jobs_conn(st, &c, e);
@@ -536,8 +602,18 @@ int store_task_release(struct store *st, const struct store_task *t, const char 
     return rc;
 }
 
-int store_task_error(struct store *st, const struct store_task *t, const char *owner, const char *msg,
-                     int max_attempts, int64_t machine_ms, struct err *e)
+int store_task_release(struct store *st, const struct store_task *t, const char *owner, const char *msg,
+                       struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = task_release_tx(st, t, owner, msg, e);
+    while (store__tx_again(st, rc, &n, e));
+    return rc;
+}
+
+static int task_error_tx(struct store *st, const struct store_task *t, const char *owner, const char *msg,
+                         int max_attempts, int64_t machine_ms, struct err *e)
 {
     struct db_conn *c = NULL;
     bool last = t->attempts >= max_attempts;
@@ -561,6 +637,16 @@ int store_task_error(struct store *st, const struct store_task *t, const char *o
         rc = store__tasks_notify(c, e);
     rc = tx_end(c, rc, e);
     store__jobs_conn_release(st, c);
+    return rc;
+}
+
+int store_task_error(struct store *st, const struct store_task *t, const char *owner, const char *msg,
+                     int max_attempts, int64_t machine_ms, struct err *e)
+{
+    int rc, n = 0;
+    do
+        rc = task_error_tx(st, t, owner, msg, max_attempts, machine_ms, e);
+    while (store__tx_again(st, rc, &n, e));
     return rc;
 }
 

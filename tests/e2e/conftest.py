@@ -118,22 +118,92 @@ class Response:
         return f'<{self.status} {self.body[:300]!r}>'
 
 
-# VBATCH_E2E_DB=pg runs the servers (and their CLI calls) on the
+# VBATCH_E2E_DB=pg runs the servers — and every other process a test
+# starts on a data folder: `vbatch worker`, CLI commands, restarts — on the
 # PostgreSQL database of VBATCH_TEST_PG instead of SQLite: each data folder
 # gets a schema of its own (a restart on the same folder finds its rows),
-# through VBATCH_DB, with VBATCH_PG_EXPERIMENTAL=1.  Not part of the suite
-# yet: a trial of how far serve runs on PostgreSQL (docs/STORAGE.md).
+# through VBATCH_DB (db_env).  scripts/test.sh runs the suite this way a
+# second time, its tests named [pg].  Tests about SQLite itself (its file,
+# its migrations) are marked sqlite_only and skipped there.
 E2E_PG = os.environ.get('VBATCH_TEST_PG', '') if os.environ.get('VBATCH_E2E_DB') == 'pg' else ''
+_pg_schemas = set()
+
+
+def _pg_schema(data):
+    import hashlib
+    return 'e2e_' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16]
 
 
 def pg_db_for(data):
     """The VBATCH_DB of a data folder on E2E_PG: a fresh schema the first time."""
-    import hashlib
-    name = 'e2e_' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16]
-    subprocess.run(['psql', '-X', '-q', E2E_PG, '-c', 'CREATE SCHEMA IF NOT EXISTS ' + name],
-                   check=True, capture_output=True, timeout=30)
+    name = _pg_schema(data)
+    if name not in _pg_schemas:
+        subprocess.run(['psql', '-X', '-q', E2E_PG, '-c', 'CREATE SCHEMA IF NOT EXISTS ' + name],
+                       check=True, capture_output=True, timeout=30)
+        _pg_schemas.add(name)
     sep = '&' if '?' in E2E_PG else '?'
     return E2E_PG + sep + 'options=' + urllib.parse.quote('-csearch_path=' + name)
+
+
+def _drop_schemas(names):
+    """Best effort: a schema still locked by a straggler stays (the test
+    cluster goes away with its folder)."""
+    try:
+        subprocess.run(['psql', '-X', '-q', E2E_PG, '-c', "SET lock_timeout = '10s'", '-c',
+                        '; '.join('DROP SCHEMA IF EXISTS %s CASCADE' % n for n in names)],
+                       capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def drop_pg_schema(data):
+    """Drop the schema of a data folder whose test is over (on PostgreSQL)."""
+    name = _pg_schema(data)
+    if E2E_PG and name in _pg_schemas:
+        _pg_schemas.discard(name)
+        _drop_schemas([name])
+
+
+def db_env(data):
+    """The environment that puts a vbatch process on data's database: {} on
+    SQLite (the file in the folder), VBATCH_DB on PostgreSQL."""
+    return {'VBATCH_DB': pg_db_for(data)} if E2E_PG else {}
+
+
+def db_rows(data, sql, params=()):
+    """Rows of a query on the database of a data folder, as tuples, on
+    either backend (sql in SQLite's dialect with ? parameters; on
+    PostgreSQL the parameters are inlined as literals and the rows come
+    back typed through JSON)."""
+    if not E2E_PG:
+        import sqlite3
+        db = sqlite3.connect(os.path.join(data, 'vbatch.db'), timeout=10)
+        try:
+            return db.execute(sql, tuple(params)).fetchall()
+        finally:
+            db.close()
+    parts = sql.split('?')
+    assert len(parts) == len(params) + 1, sql
+    lit = []
+    for v in params:
+        if v is None:
+            lit.append('NULL')
+        elif isinstance(v, (int, float)):
+            lit.append(repr(v))
+        else:
+            lit.append("'" + str(v).replace("'", "''") + "'")
+    q = parts[0] + ''.join(l + p for l, p in zip(lit, parts[1:]))
+    out = subprocess.run(['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', pg_db_for(data), '-c',
+                          'SELECT coalesce(json_agg(row_to_json(t)), \'[]\') FROM (%s) t' % q],
+                         check=True, capture_output=True, text=True, timeout=30).stdout
+    return [tuple(r.values()) for r in json.loads(out)]  # columns in order, uniquely named
+
+
+sqlite_only = pytest.mark.skipif(bool(E2E_PG), reason='about SQLite itself (VBATCH_E2E_DB=pg)')
+# A module whose tests choose their databases themselves (a schema of
+# VBATCH_TEST_PG, or both backends as parameters): they run once, in the
+# SQLite pass; the PostgreSQL pass would repeat them as they are.
+picks_its_database = pytest.mark.picks_its_database
 
 
 # VBATCH_E2E_BLOBS=s3 runs the servers (and their CLI calls) with their
@@ -160,9 +230,6 @@ class Server:
         self.data = os.path.join(tmpdir, 'data')
         self.args = list(args)
         self.env = dict(env or {})
-        if E2E_PG and 'VBATCH_DB' not in self.env:
-            self.env['VBATCH_DB'] = pg_db_for(self.data)
-            self.env['VBATCH_PG_EXPERIMENTAL'] = '1'  # serve's refusal of PostgreSQL, lifted
         if E2E_S3 and 'VBATCH_BLOBS' not in self.env:
             self.env['VBATCH_BLOBS'] = s3_blobs_for(self.data)
         self.proc = None
@@ -177,9 +244,7 @@ class Server:
         handed out before a restart stay valid."""
         if not (same_port and self.port):
             self.port = free_port()
-        env = dict(os.environ)
-        env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
-        env.update(self.env)
+        env = self.child_env()
         self.out_path = os.path.join(self.tmpdir, f'stdout.{self.port}')
         self._out = open(self.out_path, 'wb')
         self._log = open(self.log_path, 'ab')
@@ -239,11 +304,27 @@ class Server:
         self._out.close()
         self._log.close()
 
-    def cli(self, *args):
+    def child_env(self):
+        """The environment of a process on this server's data folder and
+        database (the server's own, a worker, a CLI command)."""
         env = dict(os.environ)
+        env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
+        env.update(db_env(self.data))  # self.data as it is now: a test may point it elsewhere
         env.update(self.env)
+        return env
+
+    def cli(self, *args):
         return subprocess.run([BIN] + list(args) + ['--data', self.data], capture_output=True,
-                              text=True, env=env, timeout=60 * MULT)
+                              text=True, env=self.child_env(), timeout=60 * MULT)
+
+    def worker(self, *args, env=None):
+        """Start `vbatch worker` on this server's data folder and database
+        (stderr in server.log.worker); the caller stops it."""
+        e = self.child_env()
+        e.update(env or {})
+        with open(self.log_path + '.worker', 'ab') as log:
+            return subprocess.Popen([BIN, 'worker', '--data', self.data] + list(args),
+                                    stdout=subprocess.DEVNULL, stderr=log, env=e)
 
     # -- HTTP -------------------------------------------------------------------
     @property
@@ -401,10 +482,14 @@ def server_factory(tmpdir_path):
         started.append(s)
         return s
     yield make
-    for s in started:
-        if s.proc and s.proc.poll() is None:
-            rc = s.stop()
-            assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'
+    try:
+        for s in started:
+            if s.proc and s.proc.poll() is None:
+                rc = s.stop()
+                assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'
+    finally:
+        for s in started:
+            drop_pg_schema(s.data)
 
 
 @pytest.fixture(scope='module')
@@ -412,6 +497,37 @@ def server():
     """One server shared by a module's read-mostly tests."""
     with tempfile.TemporaryDirectory(prefix='vbatch-e2e-') as d:
         s = Server(d, args=['--allow-private-urls']).start()
-        yield s
-        rc = s.stop()
-        assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'
+        try:
+            yield s
+            rc = s.stop()
+            assert rc == 0, f'vbatch exited with {rc} on SIGTERM: {s.tail_log()}'
+        finally:
+            drop_pg_schema(s.data)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the schemas of the module servers that a test module made itself."""
+    if E2E_PG and _pg_schemas:
+        _drop_schemas(sorted(_pg_schemas))
+    _pg_schemas.clear()
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'picks_its_database: the test chooses its databases itself '
+                            '(run in the SQLite pass only)')
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL every test is named with [pg], so that a failure of
+    that pass reads apart from the SQLite pass's (scripts/test.sh runs both);
+    the tests that pick their own databases ran in the SQLite pass."""
+    if E2E_PG:
+        skip = pytest.mark.skip(reason='picks its databases itself: run in the SQLite pass')
+        for item in items:
+            item._nodeid += '[pg]'
+            if item.get_closest_marker('picks_its_database'):
+                item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    return 'e2e database: ' + ('PostgreSQL (VBATCH_E2E_DB=pg, a schema per data folder)' if E2E_PG else 'SQLite')

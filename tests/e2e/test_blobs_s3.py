@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, MULT, Server, png_bytes
+from conftest import BIN, MULT, Server, db_env, png_bytes
 from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, stage_pngs, wait_job
 
 S3 = os.environ.get('VBATCH_TEST_S3', '')
@@ -211,6 +211,7 @@ def test_model_commands_on_s3(tmp_path):
     env = {'AWS_ACCESS_KEY_ID': os.environ['AWS_ACCESS_KEY_ID'],
            'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY'], 'VBATCH_BLOBS': with_prefix(prefix)}
     data = tmp_path / 'data'
+    env.update(db_env(str(data)))  # the database the server below opens (the [pg] pass: PostgreSQL)
     p = run('model', 'register', 'cli/1', det, '--data', str(data), env=env)
     assert p.returncode == 0 and 'registered: cli/1' in p.stdout, p.stderr
     keys = s3_keys(prefix)

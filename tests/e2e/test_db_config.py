@@ -3,9 +3,8 @@
 
 The PostgreSQL cases need VBATCH_TEST_PG (scripts/test.sh starts a
 throwaway cluster with scripts/pg-up.sh and sets it) and psql; each uses a
-schema of its own.  What runs on PostgreSQL today: `workspace create` and
-`model …`; `serve` and `worker` refuse a PostgreSQL database at start until
-the staging and jobs tables have their PostgreSQL migrations."""
+schema of its own.  Every command runs on PostgreSQL (the whole e2e suite
+runs there too: VBATCH_E2E_DB=pg, scripts/test.sh)."""
 import os
 import shutil
 import sqlite3
@@ -16,7 +15,9 @@ import uuid
 
 import pytest
 
-from conftest import BIN, MULT, REPO
+from conftest import BIN, MULT, REPO, picks_its_database
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')
@@ -25,7 +26,6 @@ need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_
 def run(*args, env=None, timeout=60):
     e = dict(os.environ)
     e.pop('VBATCH_DB', None)
-    e.pop('VBATCH_PG_EXPERIMENTAL', None)
     e.update(env or {})
     return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout * MULT, env=e)
 
@@ -131,15 +131,59 @@ def test_models_on_postgres(tmp_path, pg_schema):
 
 
 @need_pg
-def test_serve_and_worker_refuse_postgres_at_start(tmp_path, pg_schema):
+def test_serve_and_worker_run_on_postgres(tmp_path, pg_schema):
+    """serve and worker take a PostgreSQL database without any opt-in:
+    serve answers /healthz and an authenticated call, a worker on the same
+    database starts and stops cleanly, and nothing is written to a SQLite
+    file of the data folder."""
+    import http.client
+    import signal
+    import time
+    from conftest import free_port
     pw = urllib.parse.urlsplit(PG).password
-    for cmd in (['serve', '--listen', '127.0.0.1:0'], ['worker']):
-        p = run(*cmd, '--data', str(tmp_path), '--db', pg_schema)
-        assert p.returncode == 2, (cmd, p.stderr)
-        lines = error_lines(p)
-        assert len(lines) == 1 and 'does not run on PostgreSQL' in lines[0], p.stderr
-        assert 'VBATCH_PG_EXPERIMENTAL=1' in lines[0], p.stderr
-        assert pw not in p.stderr
+    port = free_port()
+    e = dict(os.environ)
+    e.pop('VBATCH_DB', None)
+    e.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
+    out, err = tmp_path / 'out', tmp_path / 'err'
+    with open(out, 'wb') as fo, open(err, 'wb') as fe:
+        srv = subprocess.Popen([BIN, 'serve', '--listen', f'127.0.0.1:{port}', '--data', str(tmp_path / 'd'),
+                                '--db', pg_schema], stdout=fo, stderr=fe, env=e)
+    try:
+        deadline, status = time.time() + 30 * MULT, None
+        while time.time() < deadline and status != 200:
+            assert srv.poll() is None, err.read_text()[-3000:]
+            try:
+                c = http.client.HTTPConnection('127.0.0.1', port, timeout=5)
+                c.request('GET', '/healthz')
+                status = c.getresponse().status
+                c.close()
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200, err.read_text()[-3000:]
+        key = [ln.split()[1] for ln in out.read_text().splitlines() if ln.startswith('api_key: ')][0]
+        c = http.client.HTTPConnection('127.0.0.1', port, timeout=30 * MULT)
+        c.request('GET', f'/data-staging/v1/external/default/batches?api_key={key}')
+        r = c.getresponse()
+        assert r.status == 200, r.read()
+        c.close()
+        w = subprocess.Popen([BIN, 'worker', '--data', str(tmp_path / 'd'), '--workers', '1'],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(e, VBATCH_DB=pg_schema))
+        time.sleep(1)
+        assert w.poll() is None, w.stderr.read()
+        w.send_signal(signal.SIGTERM)
+        _, werr = w.communicate(timeout=30 * MULT)
+        assert w.returncode == 0, werr
+        assert pw.encode() not in werr
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait(timeout=30 * MULT) == 0, err.read_text()[-3000:]
+    assert pw not in err.read_text() + out.read_text()
+    assert not (tmp_path / 'd' / 'vbatch.db').exists()
+    # the workspace and its key are rows of the PostgreSQL schema
+    rows = subprocess.run(['psql', '-X', '-At', pg_schema, '-c', 'SELECT name FROM workspaces'],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert rows == ['default'], rows
 
 
 @need_pg

@@ -20,8 +20,10 @@ import uuid
 import pytest
 import yaml
 
-from conftest import BIN, MULT, REPO, Server, free_port, png_bytes
+from conftest import BIN, MULT, REPO, Server, free_port, picks_its_database, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, results_rows, download_export, wait_job
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 K8S = os.path.join(REPO, 'deploy', 'k8s')
 PG = os.environ.get('VBATCH_TEST_PG', '')
@@ -101,8 +103,7 @@ def test_manifest_command_lines_run_on_postgres(tmp_path):
             env.pop('VBATCH_DB', None)
             env.update({e['name']: e['value'] for e in api['env']})
             env.update({'VBATCH_LISTEN': f'127.0.0.1:{port}', 'VBATCH_DATA': data,
-                        'VBATCH_PUBLIC_URL': f'http://127.0.0.1:{port}', 'VBATCH_DB': db,
-                        'VBATCH_PG_EXPERIMENTAL': '1'})
+                        'VBATCH_PUBLIC_URL': f'http://127.0.0.1:{port}', 'VBATCH_DB': db})
             s = Server(str(tmp_path / f'api{i}'))
             os.makedirs(s.tmpdir, exist_ok=True)
             s.port, s.env = port, env
@@ -114,7 +115,7 @@ def test_manifest_command_lines_run_on_postgres(tmp_path):
             s.wait_healthy()
             servers.append(s)
         a, b = servers
-        wenv = dict(os.environ, VBATCH_DB=db, VBATCH_PG_EXPERIMENTAL='1')
+        wenv = dict(os.environ, VBATCH_DB=db)
         args = list(wk['args'])
         args[args.index('--data') + 1] = data
         wlog = open(tmp_path / 'worker.log', 'wb')

@@ -168,16 +168,13 @@ def test_sigterm_hands_tasks_back(server_factory):
 
 
 def test_separate_worker_process(server_factory):
-    import subprocess
-    from conftest import BIN
     s = server_factory(['--allow-private-urls', '--workers', '0']).start()
     put_workflow(s, 'crop', CROP_WF)
     names = stage_pngs(s, 'wk', 20)
     assert bp(s, 'POST', '/wk1', job_body('wk', 'crop')).status == 200
     time.sleep(0.5)
     assert bp(s, 'GET', '/wk1').json()['job']['isTerminal'] is False  # no worker in the server
-    w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '1'], stdout=subprocess.DEVNULL,
-                         stderr=open(s.log_path + '.worker', 'wb'))
+    w = s.worker('--workers', '1')
     try:
         job = wait_job(s, 'wk1', timeout=60)
         assert job['error'] is False, job

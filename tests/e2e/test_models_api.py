@@ -12,13 +12,12 @@ import glob
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import time
 
 import pytest
 
-from conftest import BIN, MULT, Server, multipart
+from conftest import BIN, MULT, Server, db_env, db_rows, drop_pg_schema, multipart
 from jobs_helpers import (MODELS, bp, download_export, job_body, ort_env, put_workflow, results_rows,
                           stage_pngs, wait_job)
 
@@ -49,12 +48,9 @@ def model_blobs(data, dn, ws=None):
 
 
 def model_row(data, model_id):
-    db = sqlite3.connect(os.path.join(data, 'vbatch.db'), timeout=10)
-    try:
-        return db.execute('SELECT weights_key, meta_key, size, sha256, created_ms, updated_ms FROM models'
-                          ' WHERE model_id=?', (model_id,)).fetchone()
-    finally:
-        db.close()
+    rows = db_rows(data, 'SELECT weights_key, meta_key, size, sha256, created_ms, updated_ms FROM models'
+                   ' WHERE model_id=?', (model_id,))
+    return rows[0] if rows else None
 
 
 def register_multipart(s, model_id, weights, metadata, path_ws=None, **kw):
@@ -282,11 +278,7 @@ def test_separate_worker_finds_model_registered_later(server_factory, tmpdir_pat
     uses it (re-read of the models table on an unknown id)."""
     env = ort_env(tmpdir_path)
     s = server_factory(['--allow-private-urls', '--workers', '0'], env=env).start()
-    wenv = dict(os.environ)
-    wenv.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
-    wenv.update(env)
-    w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '1'], stdout=subprocess.DEVNULL,
-                         stderr=open(s.log_path + '.worker', 'wb'), env=wenv)
+    w = s.worker('--workers', '1')
     try:
         time.sleep(1)
         r = register_multipart(s, 'late/1', _read(DET, 'weights.onnx'), det_metadata())
@@ -317,6 +309,7 @@ def test_cli_register_and_list(tmpdir_path):
     data = os.path.join(tmpdir_path, 'cli-data')
     env = dict(os.environ)
     env.update(ort_env(tmpdir_path))
+    env.update(db_env(data))
 
     def run(*args):
         return subprocess.run([BIN, 'model'] + list(args) + ['--data', data], capture_output=True, text=True,
@@ -355,6 +348,7 @@ def test_cli_register_and_list(tmpdir_path):
     p = run('delete', 'cli-later')
     assert p.returncode == 1 and 'unknown model' in p.stderr, p.stderr
     assert model_blobs(data, 'cli-later') == []
+    drop_pg_schema(data)
 
 
 def test_replace_and_bad_replacement_keeps_model(srv):

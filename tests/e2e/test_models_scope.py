@@ -21,7 +21,7 @@ import sqlite3
 
 import pytest
 
-from conftest import Server
+from conftest import Server, db_rows, sqlite_only
 from jobs_helpers import MODELS, bp, download_export, job_body, ort_env, put_workflow, results_rows, wait_job
 from test_models_api import det_metadata, register_multipart
 
@@ -161,11 +161,7 @@ def test_own_model_is_invisible_to_the_other_workspace(two):
     assert b.delete('mine/1').status == 200
     assert b.get('mine/1').status == 404
     # the rows and the blobs: one scope each
-    db = sqlite3.connect(os.path.join(s.data, 'vbatch.db'))
-    try:
-        assert db.execute("SELECT count(*) FROM models WHERE model_id='mine/1'").fetchone()[0] == 0
-    finally:
-        db.close()
+    assert db_rows(s.data, "SELECT count(*) FROM models WHERE model_id='mine/1'") == [(0,)]
 
 
 @pytest.mark.parametrize('op_id,classes', [('op/1', ['o1', 'o2', 'o3']), ('opdir/1', ['d1', 'd2', 'd3'])])
@@ -221,6 +217,7 @@ def test_aliases_stay_in_their_workspace(two):
     assert a.delete('al/1').status == 200
 
 
+@sqlite_only
 def test_data_folder_from_before_keeps_working(server_factory, tmpdir_path):
     """A models table without workspaces (core schema 2): its rows become
     the operator's."""

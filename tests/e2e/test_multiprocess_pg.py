@@ -41,13 +41,14 @@ import uuid
 
 import pytest
 
-from conftest import BIN, MULT, Server, make_tar, png_bytes
+from conftest import BIN, MULT, Server, make_tar, picks_its_database, png_bytes
 from jobs_helpers import (CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows,
                           verify_signature)
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
-pytestmark = pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'),
-                                reason='VBATCH_TEST_PG not set or no psql')
+pytestmark = [pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'),
+                                 reason='VBATCH_TEST_PG not set or no psql'),
+              picks_its_database]
 
 N_IMAGES = 2000
 SHARD = 250                  # 8 tar shards (at most 500 images each)
@@ -218,7 +219,7 @@ def hooked_shard(names, first, ingest, url):
 
 def test_two_api_and_three_worker_processes_with_kills(tmpdir_path, pg_schema):
     data = os.path.join(tmpdir_path, 'shared')  # blobs and secret of every process
-    common = {'VBATCH_DB': pg_schema, 'VBATCH_PG_EXPERIMENTAL': '1'}
+    common = {'VBATCH_DB': pg_schema}
     api_args = ['--allow-private-urls', '--workers', '0']
     wenv = dict(common, VBATCH_JOBS_ITEM_DELAY_MS=str(ITEM_DELAY_MS))
     hooks = Hooks()

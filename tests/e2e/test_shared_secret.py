@@ -11,7 +11,9 @@ import uuid
 
 import pytest
 
-from conftest import Server, png_bytes
+from conftest import Server, picks_its_database, png_bytes
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')
@@ -48,7 +50,7 @@ def on(s, url):
 
 @need_pg
 def test_two_servers_with_own_data_folders_share_tokens_and_signed_urls(tmp_path, pg_schema, servers):
-    env = {'VBATCH_DB': pg_schema, 'VBATCH_PG_EXPERIMENTAL': '1'}
+    env = {'VBATCH_DB': pg_schema}
     os.makedirs(tmp_path / 'a')
     os.makedirs(tmp_path / 'b')
     a = Server(str(tmp_path / 'a'), args=['--workers', '0'], env=env)

@@ -17,7 +17,9 @@ import urllib.parse
 
 import pytest
 
-from conftest import MULT, Server, make_tar, png_bytes
+from conftest import MULT, Server, make_tar, picks_its_database, png_bytes
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 LEASE_MS = 3000
@@ -71,8 +73,6 @@ def _wait(pred, timeout, what):
 
 def test_two_serve_processes_share_the_shard_work(tmpdir_path, backend):
     env = {'VBATCH_DB': backend, 'VBATCH_STAGING_CLAIM_LEASE_MS': str(LEASE_MS)}
-    if backend:
-        env['VBATCH_PG_EXPERIMENTAL'] = '1'
     args = ['--workers', '0', '--sweep-interval', '1']
     # one data folder (blobs, secret) for both; a log each.  s1 is slow: it
     # holds the first shard it claims for 60 s, long enough to be killed
@@ -173,8 +173,6 @@ class SlowOrigin:
 
 def test_two_serve_processes_fetch_each_reference_once(tmpdir_path, backend):
     env = {'VBATCH_DB': backend, 'VBATCH_STAGING_CLAIM_LEASE_MS': str(LEASE_MS)}
-    if backend:
-        env['VBATCH_PG_EXPERIMENTAL'] = '1'
     args = ['--workers', '0', '--allow-private-urls']
     ingests, per = 8, 4
     origin = SlowOrigin(ingests * per, 0.3)

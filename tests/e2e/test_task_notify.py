@@ -15,8 +15,10 @@ from datetime import datetime
 
 import pytest
 
-from conftest import BIN, MULT, Server, png_bytes
+from conftest import BIN, MULT, Server, picks_its_database, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, wait_job
+
+pytestmark = picks_its_database  # its own schema / both backends: not again in the [pg] pass
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 need_pg = pytest.mark.skipif(not PG or not shutil.which('psql'), reason='VBATCH_TEST_PG not set or no psql')
@@ -53,7 +55,7 @@ def ms(ts):
 @need_pg
 def test_separate_worker_wakes_on_notify_not_poll(tmp_path, pg_schema):
     uri, schema = pg_schema
-    env = {'VBATCH_DB': uri, 'VBATCH_PG_EXPERIMENTAL': '1'}
+    env = {'VBATCH_DB': uri}
     s = Server(str(tmp_path), args=['--workers', '0'], env=env).start()
     w = None
     try:

@@ -252,13 +252,10 @@ def test_job_webhooks_from_a_worker_process_with_a_hanging_neighbour(server_fact
     them within a second; a hanging receiver of workspace A's jobs does not
     hold up workspace B's."""
     import copy
-    import subprocess
-    from conftest import BIN
     from jobs_helpers import CROP_WF, bp, job_body, put_workflow, stage_pngs, wait_job
     hang, ok = HangingReceiver(), ScriptedReceiver()
     s = server_factory(['--allow-private-urls', '--workers', '0']).start()
-    w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '2'], stdout=subprocess.DEVNULL,
-                         stderr=open(s.log_path + '.worker', 'wb'))
+    w = s.worker('--workers', '2')
     try:
         b = copy.copy(s)
         b.workspace, b.key = 'team-b', new_workspace(s, 'team-b')

@@ -5,7 +5,6 @@ job for the whole pool.  An API-only `serve --workers 0` with three
 threads — 6 runs of at most 334 images, cut again at the 4 shards of 500:
 8 tasks — where it planned as if one worker existed before (4 tasks of
 500), and the tasks are spread over the three processes."""
-import os
 import re
 import subprocess
 import time
@@ -15,9 +14,7 @@ from jobs_helpers import CROP_WF, bp, download_export, job_body, put_workflow, r
 
 
 def start_worker(s, i, threads=1):
-    env = dict(os.environ)
-    env.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
-    env.update(s.env)
+    env = s.child_env()  # the server's database too (the e2e suite's PostgreSQL pass)
     log = s.log_path + f'.worker{i}'
     p = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', str(threads)], stdout=subprocess.DEVNULL,
                          stderr=open(log, 'wb'), env=env)

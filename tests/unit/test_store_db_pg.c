@@ -228,6 +228,45 @@ TEST(error_codes_by_sqlstate)
     db_close(d);
 }
 
+/* Text that is not UTF-8 is the caller's bad input (ERR_INVALID), found
+ * before anything is sent: inside a transaction, that transaction goes on
+ * (the server's error 22021 would have aborted it, and was a 500). */
+TEST(text_that_is_not_utf8_is_invalid_input)
+{
+    const char *uri = pg_uri();
+    if (!uri)
+        return;
+    struct db *d = open_pg(uri, 1);
+    struct err e = ERR_INIT;
+    struct db_conn *c = db_acquire(d, &e);
+    ASSERT(c);
+    ASSERT_OK(db_exec(c, "DROP TABLE IF EXISTS t_u8; CREATE TABLE t_u8 (name TEXT PRIMARY KEY)", &e));
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_run(c, &e, "INSERT INTO t_u8 VALUES(?1)", "t", "caf\xc3\xa9"));
+    const char *bad[] = {"\xff\xfe", "ab\xc3", "\xed\xa0\x80", "\xc0\xaf"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err_clear(&e);
+        ASSERT_EQ(db_run(c, &e, "INSERT INTO t_u8 VALUES(?1)", "t", bad[i]), ERR_INVALID);
+        ASSERT(strstr(e.msg, "not valid UTF-8") != NULL);
+        struct db_stmt *q = NULL;
+        err_clear(&e);
+        ASSERT_OK(db_prepare(c, "SELECT COUNT(*) FROM t_u8 WHERE name=?1", &q, &e));
+        db_bind_text(q, 1, bad[i]);
+        ASSERT_EQ(db_step(q, &e), ERR_INVALID);
+        db_finalize(q);
+    }
+    err_clear(&e);
+    ASSERT_OK(db_commit(c, &e)); /* not aborted: the good row is there */
+    struct db_stmt *q = NULL;
+    ASSERT_OK(db_prepare(c, "SELECT COUNT(*) FROM t_u8", &q, &e));
+    ASSERT_EQ(db_step(q, &e), DB_ROW);
+    ASSERT_EQ(db_col_int64(q, 0), 1);
+    db_finalize(q);
+    db_exec(c, "DROP TABLE t_u8", NULL);
+    db_release(d, c);
+    db_close(d);
+}
+
 TEST(a_lost_connection_is_unavailable_and_replaced)
 {
     const char *uri = pg_uri();

@@ -399,6 +399,69 @@ BOTH(racing_last_completions_move_the_job_to_export)
     store_close(st);
 }
 
+struct complete_arg {
+    struct store *st;
+    struct store_task t;
+    int rc;
+};
+
+static void *complete_task(void *p)
+{
+    struct complete_arg *a = p;
+    struct err e = ERR_INIT;
+    a->rc = store_task_complete(a->st, &a->t, "w1", 2, 0, NULL, 0, 50, &e);
+    return NULL;
+}
+
+/* PostgreSQL: a worker completing a task (task row, then the job row for
+ * its machine time) and a transaction that holds the job row and then
+ * wants the job's tasks (as the end of a job does) wait on each other; the
+ * server rolls the completion back (SQLSTATE 40P01: its deadlock_timeout
+ * runs out first).  The completion runs again and succeeds — before, it
+ * came back as ERR_AGAIN, which the worker took for "shutting down" and
+ * handed the finished task back to be processed again. */
+TEST(deadlock_victim_transition_runs_again_pg)
+{
+    if (!t_use_pg())
+        return;
+    struct store *st = open_tmp();
+    mk_workers = 4;
+    int64_t job = make_job(st, "dl", "simple-image-processing-v1", 2);
+    int64_t pk = claim(st, "w1", time_now_ms());
+    ASSERT(pk > 0);
+    struct err e = ERR_INIT;
+    struct db *d = NULL;
+    ASSERT_OK(db_open(t_db, 1, &d, &e));
+    struct db_conn *x = db_acquire(d, &e);
+    ASSERT(x != NULL);
+    (void)db_exec(x, "SET deadlock_timeout = '30s'", NULL); /* the other side is the one to find it */
+    ASSERT_OK(db_begin(x, &e));
+    ASSERT_OK(db_run(x, &e, "UPDATE jobs SET updated_ms=updated_ms WHERE pk=?1", "i", job));
+    struct complete_arg a = {.st = st, .t = task(st, pk), .rc = 1};
+    pthread_t th;
+    pthread_create(&th, NULL, complete_task, &a);
+    struct timespec ts = {0, 300 * 1000000L}; /* the completion now waits for the job row */
+    nanosleep(&ts, NULL);
+    ASSERT_OK(db_run(x, &e, "UPDATE tasks SET event_ms=event_ms WHERE job_pk=?1", "i", job));
+    ASSERT_OK(db_commit(x, &e));
+    pthread_join(th, NULL);
+    ASSERT_EQ(a.rc, 0);
+    struct db_stmt *q = NULL;
+    ASSERT_OK(db_prepare(x, "SELECT state FROM tasks WHERE pk=?1", &q, &e));
+    db_bind_int64(q, 1, pk);
+    ASSERT_EQ(db_step(q, &e), DB_ROW);
+    ASSERT_STR_EQ(db_col_text(q, 0), "done");
+    db_finalize(q);
+    db_release(d, x);
+    db_close(d);
+    store_close(st);
+}
+
+/* The live worker pool (store/workers.c): rows registered and renewed by
+ * heartbeats are summed; a row not seen for dead_after_ms is deleted by
+ * the next reader; a clean stop removes its row; a row deleted as dead
+ * comes back with the next heartbeat. */
+
 /* The live worker pool (store/workers.c): rows registered and renewed by
  * heartbeats are summed; a row not seen for dead_after_ms is deleted by
  * the next reader; a clean stop removes its row; a row deleted as dead

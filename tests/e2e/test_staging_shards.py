@@ -11,7 +11,7 @@ import io
 import time
 import urllib.parse
 
-from conftest import MULT, jpeg_bytes, make_tar, png_bytes
+from conftest import MULT, jpeg_bytes, make_tar, png_bytes, sqlite_only
 from jobs_helpers import bp, download_export, job_body, list_files, put_workflow, results_rows, wait_job
 
 # The decoded size of each image: a job that gets the wrong bytes of a
@@ -143,6 +143,7 @@ def to_old_layout(data):
         os.unlink(os.path.join(data, 'blobs', key))
 
 
+@sqlite_only  # rewrites vbatch.db into the layout of an earlier version (SQLite only then)
 def test_data_folder_of_an_earlier_version_still_downloads_and_runs(server_factory):
     s = server_factory().start()
     imgs = shard_images(30, base=100)

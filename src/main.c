@@ -62,6 +62,7 @@ struct serve_cfg {
     int64_t max_shard_bytes;
     int64_t expiry_s;
     int64_t upload_url_ttl_s;
+    int64_t upload_poll_ms;
     int64_t download_url_ttl_s;
     int64_t sweep_interval_s;
     int64_t max_page_size;
@@ -119,6 +120,7 @@ static const struct opt serve_opts[] = {
     {"max-shard-bytes", "VBATCH_MAX_SHARD_BYTES", OPT_INT, O(max_shard_bytes), "tar shard upload limit (default 1 GiB)"},
     {"batch-expiry", "VBATCH_BATCH_EXPIRY_S", OPT_INT, O(expiry_s), "batch lifetime in seconds (default 604800 = 7 days)"},
     {"upload-url-ttl", "VBATCH_UPLOAD_URL_TTL_S", OPT_INT, O(upload_url_ttl_s), "signed upload URL lifetime, s (default 86400)"},
+    {"upload-poll-ms", "VBATCH_UPLOAD_POLL_MS", OPT_INT, O(upload_poll_ms), "S3 blobs: period of the poller that notices uploads PUT straight to the store, ms (default 1000)"},
     {"download-url-ttl", "VBATCH_DOWNLOAD_URL_TTL_S", OPT_INT, O(download_url_ttl_s), "signed download URL lifetime, s (default 86400)"},
     {"sweep-interval", "VBATCH_SWEEP_INTERVAL_S", OPT_INT, O(sweep_interval_s), "expiry sweeper period, s (default 60)"},
     {"max-page-size", "VBATCH_MAX_PAGE_SIZE", OPT_INT, O(max_page_size), "largest pageSize accepted (default 1000)"},
@@ -425,6 +427,8 @@ static int cmd_serve(int argc, char **argv)
         so.expiry_ms = c.expiry_s * 1000;
     if (c.upload_url_ttl_s)
         so.upload_url_ttl_ms = c.upload_url_ttl_s * 1000;
+    if (c.upload_poll_ms)
+        so.upload_poll_ms = c.upload_poll_ms;
     if (c.download_url_ttl_s)
         so.download_url_ttl_ms = c.download_url_ttl_s * 1000;
     if (c.sweep_interval_s)

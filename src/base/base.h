@@ -259,6 +259,7 @@ enum metric_id {
     METRIC_WORKER_HEARTBEAT_TIME, /* gauge, Unix seconds */
     METRIC_DB_ERRORS,          /* counter {reason} */
     METRIC_BLOB_ERRORS,        /* counter {op} */
+    METRIC_UPLOAD_POLLS,       /* counter {what} */
     METRIC__COUNT
 };
 #define METRIC_LABEL_MAX 160

@@ -98,6 +98,9 @@ static const struct metric_def metric_defs[METRIC__COUNT] = {
     [METRIC_BLOB_ERRORS] = {"vbatch_blob_errors_total",
                             "Blob store operations that failed, by operation (write, read, delete)",
                             METRIC_COUNTER, 1, {"op"}, NULL, 0},
+    [METRIC_UPLOAD_POLLS] = {"vbatch_upload_poll_total",
+                             "S3 arrival poller: rounds, list requests sent, uploads found (round, list, arrival)",
+                             METRIC_COUNTER, 1, {"what"}, NULL, 0},
 };
 
 struct metric_series {

@@ -168,13 +168,36 @@ out:
 
 /* ---- signed upload URLs ------------------------------------------------------------ */
 
+void staging__upload_key(const char *key, char out[128])
+{
+    const char *last = strrchr(key, '/'), *third = NULL;
+    int slashes = 0;
+    for (const char *p = key; *p && !third; p++)
+        if (*p == '/' && ++slashes == 2)
+            third = p;
+    if (!last || !third)
+        snprintf(out, 128, "%s", key);
+    else
+        snprintf(out, 128, "%.*s/u/%s", (int)(third - key), key, last + 1);
+}
+
+/* On the S3 backend the client PUTs straight to the object store (a
+ * presigned PUT of the upload key; no size is signed, the arrival poller
+ * enforces the limit); on the local folder to vbatch's own signed /blobs
+ * URL. */
 static char *upload_url(struct staging *s, const char *key, int64_t limit)
 {
-    char *path = NULL;
+    char *path = NULL, *url = NULL, ukey[128];
     int64_t exp = (time_now_ms() + s->o.upload_url_ttl_ms) / 1000;
+    staging__upload_key(key, ukey);
+    int rc = store_blob_presign(s->st, "PUT", ukey, exp, -1, &url);
+    if (rc == 0)
+        return url;
+    if (rc != ERR_UNSUPPORTED)
+        return NULL;
     if (store_sign_path(s->st, "PUT", key, exp, limit, &path) < 0)
         return NULL;
-    char *url = xasprintf("%s%s", s->base_url, path);
+    url = xasprintf("%s%s", s->base_url, path);
     free(path);
     return url;
 }
@@ -358,7 +381,6 @@ int staging_put_finish(struct staging_put *p, struct err *err)
 {
     struct staging *s = p->s;
     int64_t size = store_blob_writer_size(p->w);
-    const char *mime = NULL;
     int rc = 0;
     /* Before the 200: the reserve for the rows of its items.  Refused,
      * nothing is kept and the URL stays usable for a retry. */
@@ -375,34 +397,48 @@ int staging_put_finish(struct staging_put *p, struct err *err)
         err_printf(err, "cannot store the upload: %s", err_str(rc));
         goto out;
     }
-    if (!strcmp(p->u.kind, "video")) {
+    rc = staging__upload_arrived(s, p->key, &p->u, size, err);
+out:
+    put_free(p);
+    return rc;
+}
+
+int staging__upload_arrived(struct staging *s, const char *key, const struct store_upload *u, int64_t size,
+                            struct err *err)
+{
+    const char *mime = NULL;
+    int rc;
+    if (size > u->size_limit) { /* a presigned PUT to the object store signs no maximum */
+        rc = store_upload_done(s->st, key, u, NULL, size, err);
+        if (rc == ERR_LIMIT)
+            store_blob_delete(s->st, key);
+        return rc;
+    }
+    if (!strcmp(u->kind, "video")) {
         char *path = NULL; /* the blob's file, or a downloaded copy on S3 */
-        rc = store_blob_local_copy(s->st, p->key, &path);
+        rc = store_blob_local_copy(s->st, key, &path);
         if (rc == 0)
             rc = staging__video_probe(path, &mime);
         store_blob_local_release(s->st, path);
         if (rc < 0) {
-            store_blob_delete(s->st, p->key);
-            store_upload_fail(s->st, p->key, err);
-            err_printf(err, "'%s' is not a video container that can be read", p->u.file_name);
-            rc = ERR_INVALID;
-            goto out;
+            store_blob_delete(s->st, key);
+            store_upload_fail(s->st, key, err);
+            err_printf(err, "'%s' is not a video container that can be read", u->file_name);
+            return ERR_INVALID;
         }
     }
-    rc = store_upload_done(s->st, p->key, &p->u, mime, size, err);
+    rc = store_upload_done(s->st, key, u, mime, size, err);
     if (rc < 0 && rc != ERR_EXISTS)
-        store_blob_delete(s->st, p->key);
+        store_blob_delete(s->st, key);
     if (rc == 0) {
-        bool tar = !strcmp(p->u.kind, "tar");
+        bool tar = !strcmp(u->kind, "tar");
         /* a video PUT is its item; a shard's items are counted when indexed */
         metric_count(METRIC_INGEST_BYTES, (uint64_t)size, tar ? "shard" : "video", NULL, NULL);
         if (!tar)
             metric_count(METRIC_INGEST_ITEMS, 1, "video", NULL, NULL);
+        else
+            staging__kick(s, true, false);
     }
-    if (rc == 0 && !strcmp(p->u.kind, "tar"))
-        staging__kick(s, true, false);
-out:
-    put_free(p);
     return rc;
 }
 

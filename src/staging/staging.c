@@ -14,11 +14,13 @@
  *               transaction), wait for storage, back off
  *   indexer.c   the indexer thread's work: tar shards
  *   fetcher.c   the fetcher thread's work: reference shards
+ *   arrivals.c  the S3 arrival poller (uploads PUT straight to the store)
  * None of them speaks SQL: the tables belong to store/ (store_staging.h:
  * store/batches.c, store/shards.c).
  *
  * Threads (staging_start): indexer (tar shards), fetcher (reference
- * ingests), sweeper (expiry), claim renewal — plus the store's outbox
+ * ingests), sweeper (expiry), claim renewal, on S3 the arrival poller
+ * (arrivals.c) — plus the store's outbox
  * sender.  They wake on a kick or once a second, and all their work is
  * recorded in the database first, so a restart picks up whatever a crash
  * interrupted.  Several processes may run them on one database: a shard
@@ -47,6 +49,7 @@ void staging_opts_default(struct staging_opts *o)
     o->expiry_ms = 7LL * 24 * 3600 * 1000;
     o->upload_url_ttl_ms = 24LL * 3600 * 1000;
     o->download_url_ttl_ms = 24LL * 3600 * 1000;
+    o->upload_poll_ms = 1000;
     o->sweep_interval_ms = 60000;
     o->default_page_size = 100;
     o->max_page_size = 1000;
@@ -217,8 +220,22 @@ int staging_start(struct staging *s, struct err *err)
         goto fail2;
     if (pthread_create(&s->th_renew, NULL, staging__renew_main, s) != 0)
         goto fail3;
+    /* S3 backend (it presigns): clients PUT straight to the store, so
+     * their arrivals are polled for (arrivals.c). */
+    char *probe = NULL;
+    bool poll = store_blob_presign(s->st, "GET", "probe", time_now_ms() / 1000 + 60, -1, &probe) == 0;
+    free(probe);
+    if (poll && pthread_create(&s->th_poll, NULL, staging__poll_main, s) != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->th_renew, NULL);
+        goto fail3;
+    }
     pthread_mutex_lock(&s->mu);
     s->running = true;
+    s->polling = poll;
     pthread_mutex_unlock(&s->mu);
     return 0;
 fail3:
@@ -259,10 +276,13 @@ void staging_stop(struct staging *s)
         pthread_join(s->th_fetch, NULL);
         pthread_join(s->th_sweep, NULL);
         pthread_join(s->th_renew, NULL);
+        if (s->polling)
+            pthread_join(s->th_poll, NULL);
         store_outbox_stop(s->st);
     }
     pthread_mutex_lock(&s->mu);
     s->running = false;
+    s->polling = false;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -46,6 +46,7 @@ struct staging_opts {
     int64_t expiry_ms;             /* batch lifetime; default 7 days */
     int64_t upload_url_ttl_ms;     /* signed PUT URL lifetime; default 24 h */
     int64_t download_url_ttl_ms;   /* signed GET URL lifetime; default 24 h */
+    int64_t upload_poll_ms;        /* S3 backend: arrival poller period; default 1000 */
     int64_t sweep_interval_ms;     /* sweeper period; default 60 s */
     int default_page_size;         /* default 100 */
     int max_page_size;             /* larger pageSize -> ERR_INVALID; default 1000 */

@@ -21,7 +21,8 @@ struct staging {
     bool running;
     bool stop;
     bool kick_index, kick_fetch; /* work was queued */
-    pthread_t th_index, th_fetch, th_sweep, th_renew;
+    pthread_t th_index, th_fetch, th_sweep, th_renew, th_poll;
+    bool polling;                /* th_poll runs (S3 backend) */
     /* the shards this process has claimed and is working on, renewed by
      * the th_renew thread (shardjob.c): [STAGING__INDEXER] tar shard,
      * [STAGING__FETCHER] reference shard; NULL when none; *_lost set when
@@ -66,6 +67,24 @@ const char *staging__image_mime(const void *data, size_t len, const char **type,
 /* ingest.c: container probe of a file (vis_video_probe_file): 0 if it holds at least
  * one video stream, ERR_INVALID otherwise. *mime gets a static string. */
 int staging__video_probe(const char *path, const char **mime);
+/* ingest.c: the bytes of upload target key (u) are stored, size bytes:
+ * record them as a PUT to vbatch's signed URL does (a video probed and
+ * made an item, a tar shard "uploaded" and the indexer kicked).  Over
+ * u->size_limit: the target fails (a tar shard as
+ * shard-size-limit-exceeded), the object is deleted, ERR_LIMIT.  A video
+ * that is not readable: deleted, target failed, ERR_INVALID.  ERR_EXISTS
+ * when the target was used already (another process recorded it). */
+int staging__upload_arrived(struct staging *s, const char *key, const struct store_upload *u, int64_t size,
+                            struct err *err);
+/* ingest.c: the object a client PUTs to with a presigned URL on the S3
+ * backend for upload target key "b/<bid>/<kind>/<name>":
+ * "b/<bid>/u/<name>".  The poller copies it to key on arrival, so a
+ * second PUT to the same URL (S3 cannot refuse a reused presigned URL
+ * before it expires) never changes the bytes that were indexed. */
+void staging__upload_key(const char *key, char out[128]);
+/* arrivals.c: the S3 arrival poller's thread (started by staging_start
+ * on the S3 backend only). */
+void *staging__poll_main(void *arg);
 
 /* Tar scanning (tar.c), separated from storage for the fuzz target. */
 struct staging__tar_limits {

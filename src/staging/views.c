@@ -152,15 +152,26 @@ int staging_batch_parts(struct staging *s, const char *ws, const char *batch, js
     return 0;
 }
 
-/* A whole blob, or (offset >= 0) the length bytes of a tar shard's item. */
+/* A whole blob, or (offset >= 0) the length bytes of a tar shard's item.
+ * A whole blob on the S3 backend: a presigned GET of the object store
+ * (the client downloads straight from it).  A shard item (a range of the
+ * shard object: a presigned URL cannot impose a range) and every URL on
+ * the local folder: vbatch's own signed /blobs URL. */
 static char *download_url(struct staging *s, const char *key, int64_t offset, int64_t length)
 {
-    char *path = NULL;
+    char *path = NULL, *url = NULL;
     int64_t exp = (time_now_ms() + s->o.download_url_ttl_ms) / 1000;
+    if (offset < 0) {
+        int rc = store_blob_presign(s->st, "GET", key, exp, -1, &url);
+        if (rc == 0)
+            return url;
+        if (rc != ERR_UNSUPPORTED)
+            return NULL;
+    }
     if ((offset < 0 ? store_sign_path(s->st, "GET", key, exp, 0, &path)
                     : store_sign_get_range(s->st, key, exp, offset, length, &path)) < 0)
         return NULL;
-    char *url = xasprintf("%s%s", s->base_url, path);
+    url = xasprintf("%s%s", s->base_url, path);
     free(path);
     return url;
 }

@@ -226,3 +226,13 @@ int store_blob_presign(struct store *st, const char *method, const char *key, in
         return ERR_INVALID;
     return s3_presign(st->s3, method, key, now, expires_unix_s - now, length, url);
 }
+
+int store_blob_copy(struct store *st, const char *src, const char *dst)
+{
+    struct err e = ERR_INIT;
+    if (!st->s3)
+        return ERR_UNSUPPORTED;
+    if (!store_blob_key_valid(src) || !store_blob_key_valid(dst))
+        return ERR_INVALID;
+    return s3_fail("copy", dst, s3_copy(st->s3, src, dst, &e), &e);
+}

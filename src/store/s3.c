@@ -351,10 +351,10 @@ static void pool_put(struct s3 *s, CURL *h, bool keep)
 
 /* "/bucket/prefix/key" (path style) or "/prefix/key", each segment
  * encoded; key NULL = the bucket itself. */
-static char *object_path(struct s3 *s, const char *key)
+static char *object_path_b(struct s3 *s, const char *key, bool with_bucket)
 {
     struct buf b = BUF_INIT;
-    if (s->c.path_style)
+    if (with_bucket)
         buf_printf(&b, "/%s", s->c.bucket);
     const char *parts[2] = {key && *s->c.prefix ? s->c.prefix : NULL, key};
     for (int i = 0; i < 2; i++) {
@@ -373,6 +373,11 @@ static char *object_path(struct s3 *s, const char *key)
     return buf_detach(&b, NULL);
 }
 
+static char *object_path(struct s3 *s, const char *key)
+{
+    return object_path_b(s, key, s->c.path_style);
+}
+
 static char *host_of(struct s3 *s)
 {
     return s->c.path_style ? xstrdup(s->hostport) : xasprintf("%s.%s", s->c.bucket, s->hostport);
@@ -384,6 +389,7 @@ struct req {
     const char *method;  /* GET PUT POST DELETE HEAD */
     const char *key;     /* NULL: the bucket */
     const char *query;   /* canonical query or NULL */
+    const char *copy_source; /* x-amz-copy-source header value (a copy PUT) or NULL */
     /* body: memory or file */
     const void *data;
     size_t len;
@@ -572,7 +578,7 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
         CURL *h = pool_get(s);
         struct curl_slist *hdrs = NULL;
         char rangeh[96];
-        char *tok = NULL;
+        char *tok = NULL, *copyh = NULL;
         bool keep = true, retry = false;
         if (!h) {
             rc = err_set(e, ERR_INTERNAL, "curl_easy_init failed");
@@ -614,6 +620,10 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
             tok = xasprintf("x-amz-security-token: %s", s->c.session_token);
             hdrs = curl_slist_append(hdrs, tok);
         }
+        if (r->copy_source) {
+            copyh = xasprintf("x-amz-copy-source: %s", r->copy_source);
+            hdrs = curl_slist_append(hdrs, copyh);
+        }
         if (r->range_len > 0) {
             snprintf(rangeh, sizeof rangeh, "Range: bytes=%lld-%lld", (long long)r->range_off,
                      (long long)(r->range_off + (int64_t)r->range_len - 1));
@@ -646,6 +656,7 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
         curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         r->resp_len = cl;
         curl_slist_free_all(hdrs);
+        free(copyh);
         if (tok) {
             memset(tok, 0, strlen(tok));
             free(tok);
@@ -750,6 +761,31 @@ int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct e
     r.has_body = true;
     rc = perform(s, &r, e);
     free(r.etag);
+    return rc;
+}
+
+int s3_copy(struct s3 *s, const char *src_key, const char *dst_key, struct err *e)
+{
+    struct req r;
+    struct buf b = BUF_INIT;
+    int rc;
+    if ((rc = key_check(src_key, e)) < 0 || (rc = key_check(dst_key, e)) < 0)
+        return rc;
+    char *src = object_path_b(s, src_key, true);
+    req_init(&r, "PUT", dst_key);
+    r.data = "";
+    r.len = 0;
+    r.has_body = true;
+    r.copy_source = src;
+    r.out = &b;
+    r.out_max = 64 * 1024;
+    rc = perform(s, &r, e);
+    /* a copy can fail after its 200 (AWS): the body is then an <Error> */
+    if (rc == 0 && b.len && memmem(b.data, b.len, "<Error>", 7))
+        rc = err_set(e, ERR_UNAVAILABLE, "the object store failed to copy '%s'", src_key);
+    free(r.etag);
+    free(src);
+    buf_release(&b);
     return rc;
 }
 

@@ -104,6 +104,10 @@ void s3_objs_free(struct s3_obj *objs, int n);
 /* Delete every key starting with prefix (list + delete). */
 int s3_delete_prefix(struct s3 *s, const char *prefix, struct err *e);
 
+/* Server-side copy of src_key to dst_key (one request, objects up to
+ * 5 GiB): the copy appears whole or not at all. */
+int s3_copy(struct s3 *s, const char *src_key, const char *dst_key, struct err *e);
+
 /* Multipart upload, the parts of s3_put_fd (exposed for tests). */
 int s3_mpu_create(struct s3 *s, const char *key, char **upload_id, struct err *e);
 /* *etag malloc'd (with its quotes, as the store sent it). */

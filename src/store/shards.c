@@ -311,12 +311,26 @@ struct done_args {
     const char *key, *mime;
     const struct store_upload *u;
     int64_t size;
+    bool over; /* size was over the limit: recorded as failed */
 };
 
 static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
 {
     struct done_args *a = ud;
     (void)st;
+    /* An object store took a PUT of any size (a presigned PUT signs no
+     * maximum): past the limit, the target is used up and a tar shard
+     * fails without being indexed (the caller deletes the object). */
+    if (a->size > a->u->size_limit) {
+        int rc = upload_mark(c, a->key, "failed", e);
+        if (rc == 0 && !strcmp(a->u->kind, "tar")) {
+            char meta[160];
+            snprintf(meta, sizeof meta, "{\"reason\":\"Max size of a shard is %lldB.\"}", (long long)a->u->size_limit);
+            rc = shard_status(c, a->u->shard_id, "failed", "shard-size-limit-exceeded", "error", meta, 0, e);
+        }
+        a->over = rc == 0; /* committed, then ERR_LIMIT */
+        return rc;
+    }
     int rc = upload_mark(c, a->key, "done", e);
     if (rc == 0 && !strcmp(a->u->kind, "video")) {
         struct store_item_new it = {NULL, a->u->file_name, NULL, "video", a->mime, a->key, a->size, false, 0};
@@ -330,8 +344,68 @@ static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *
 int store_upload_done(struct store *st, const char *key, const struct store_upload *u, const char *mime,
                       int64_t size, struct err *e)
 {
-    struct done_args a = {key, mime, u, size};
-    return store__staging_tx(st, done_body, &a, e);
+    struct done_args a = {key, mime, u, size, false};
+    int rc = store__staging_tx(st, done_body, &a, e);
+    if (rc == 0 && a.over)
+        rc = err_set(e, ERR_LIMIT, "upload of %lld bytes exceeds the limit of %lld bytes", (long long)size,
+                     (long long)u->size_limit);
+    return rc;
+}
+
+void store_uploads_pending_free(struct store_upload_pending *rows, int n)
+{
+    for (int i = 0; rows && i < n; i++) {
+        free(rows[i].key);
+        store_upload_release(&rows[i].u);
+    }
+    free(rows);
+}
+
+int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit, struct store_upload_pending **rows,
+                          int *n, struct err *e)
+{
+    struct db_conn *c = store__acquire(st, e);
+    struct db_stmt *q = NULL;
+    struct store_upload_pending *v = NULL;
+    int cnt = 0, cap = 0;
+    *rows = NULL;
+    *n = 0;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = db_prepare(c, "SELECT blob_key, bid, kind, shard_id, file_name, size_limit, created_ms FROM uploads"
+                           " WHERE state='pending' AND created_ms>?1 ORDER BY bid, kind, created_ms LIMIT ?2",
+                        &q, e);
+    if (rc == 0) {
+        db_bind_int64(q, 1, created_after_ms);
+        db_bind_int64(q, 2, limit);
+        while ((rc = db_step(q, e)) == DB_ROW) {
+            if (cnt == cap) {
+                cap = cap ? 2 * cap : 64;
+                v = xrealloc(v, (size_t)cap * sizeof *v);
+            }
+            struct store_upload_pending *r = &v[cnt++];
+            memset(r, 0, sizeof *r);
+            r->key = store__col_dup(q, 0);
+            r->u.bid = db_col_int64(q, 1);
+            snprintf(r->u.kind, sizeof r->u.kind, "%s", db_col_text(q, 2));
+            r->u.shard_id = store__col_dup(q, 3);
+            r->u.file_name = store__col_dup(q, 4);
+            r->u.pending = true;
+            r->u.size_limit = db_col_int64(q, 5);
+            r->created_ms = db_col_int64(q, 6);
+        }
+        if (rc == DB_DONE)
+            rc = 0;
+    }
+    db_finalize(q);
+    store__release(st, c);
+    if (rc < 0) {
+        store_uploads_pending_free(v, cnt);
+        return rc;
+    }
+    *rows = v;
+    *n = cnt;
+    return 0;
 }
 
 /* ---- reference ingests ---------------------------------------------------------------------- */

@@ -342,6 +342,9 @@ void store_blob_local_release(struct store *st, char *path);
  * (it has store_sign_path). */
 int store_blob_presign(struct store *st, const char *method, const char *key, int64_t expires_unix_s,
                        int64_t length, char **url);
+/* Server-side copy of blob src to dst on the S3 backend (whole or not at
+ * all; up to 5 GiB).  ERR_NOTFOUND; ERR_UNSUPPORTED on the local folder. */
+int store_blob_copy(struct store *st, const char *src, const char *dst);
 /* Delete one blob (absent is fine: returns 0). */
 int store_blob_delete(struct store *st, const char *key);
 /* Delete every blob whose key starts with prefix + "/" (a folder). */

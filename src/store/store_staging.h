@@ -219,9 +219,23 @@ void store_upload_release(struct store_upload *u);
 int store_upload_fail(struct store *st, const char *key, struct err *e);
 /* The upload of key is stored: mark it used and record it (a video as an
  * item with mime and size, a tar shard as "uploaded").  ERR_EXISTS when
- * the target was used already. */
+ * the target was used already.  size above u->size_limit (an object store
+ * takes a presigned PUT of any size): the target is marked failed, a tar
+ * shard fails as shard-size-limit-exceeded, and ERR_LIMIT is returned. */
 int store_upload_done(struct store *st, const char *key, const struct store_upload *u, const char *mime,
                       int64_t size, struct err *e);
+
+/* Pending upload targets created after created_after_ms, at most limit,
+ * ordered by batch, kind and age (the arrival poller on S3).  *rows
+ * freed with store_uploads_pending_free. */
+struct store_upload_pending {
+    char *key;
+    struct store_upload u;
+    int64_t created_ms;
+};
+int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit, struct store_upload_pending **rows,
+                          int *n, struct err *e);
+void store_uploads_pending_free(struct store_upload_pending *rows, int n);
 
 /* ---- reference ingests ----------------------------------------------------------- */
 

@@ -350,3 +350,206 @@ def test_store_going_away_gives_503_and_jobs_wait(tmp_path):
         rc = s.stop()
         px.down()
     assert rc == 0, s.tail_log()
+
+
+# ---- clients talk to the object store (presigned PUT/GET, arrival poller) ----
+
+def s3_netloc():
+    return urllib.parse.urlsplit(s3_parts()[2]['endpoint']).netloc
+
+
+def presigned(url):
+    """The URL is a presigned URL of the object store itself (not of vbatch)."""
+    u = urllib.parse.urlsplit(url)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    assert u.netloc == s3_netloc(), url
+    assert q.get('X-Amz-Algorithm') == 'AWS4-HMAC-SHA256' and q.get('X-Amz-Signature'), url
+    return q
+
+
+def bulk_url(s, batch):
+    r = s.ds('POST', f'/{batch}/bulk-upload/image-files', query={'displayName': batch})
+    assert r.status == 200, r
+    return r.json()['signedURLDetails']
+
+
+def shard_status(s, batch, shard_id):
+    for x in s.ds('GET', f'/{batch}/shards', query={'pageSize': 1000}).json()['shards']:
+        if x['shardId'] == shard_id:
+            return x
+    raise AssertionError(f'no shard {shard_id}')
+
+
+def poll_metric(s, what):
+    r = s.raw('GET', '/metrics')
+    assert r.status == 200, r
+    import re
+    m = re.search(r'^vbatch_upload_poll_total\{what="%s"\} (\d+)' % what, r.body.decode(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def shard_tar(n, seed=0):
+    from conftest import make_tar
+    return make_tar([(f'img-{i:04d}.png', png_bytes(seed + i)) for i in range(n)])
+
+
+@need_s3
+def test_inference_cli_flow_puts_straight_to_the_store(tmp_path):
+    """POST bulk-upload, PUT (http.client, the extensionHeaders) to the
+    returned URL, which is radosgw's; vbatch is never called and notices
+    the shard by polling; a reused URL changes nothing that was indexed; a
+    video the same way; /list URLs of whole objects are radosgw's too."""
+    from test_jobs_video import VID
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '200'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        d = bulk_url(s, 'direct')
+        q = presigned(d['uploadURL'])
+        assert q['X-Amz-Expires'] == '86400' and d['method'] == 'PUT', q
+        t0 = time.time()
+        put = s.raw('PUT', d['uploadURL'], body=shard_tar(20), headers=d.get('extensionHeaders') or {})
+        assert put.status == 200, put  # radosgw's answer
+        assert s.wait_count('direct', 20) == 20
+        latency = time.time() - t0
+        print(f'PUT to indexed (20 images, poll 200 ms): {latency:.2f} s')
+        assert shard_status(s, 'direct', d['shardId'])['statusName'] == 'ingested'
+        # the upload object is gone once copied; the shard is one object
+        deadline = time.time() + 10 * MULT
+        while time.time() < deadline and any('/u/' in k for k in s3_keys(prefix)):
+            time.sleep(0.2)
+        keys = s3_keys(prefix)
+        assert [k for k in keys if '/s/' in k] == [k for k in keys if k.endswith(f'/s/{d["shardId"]}.tar')], keys
+        assert not [k for k in keys if '/u/' in k], keys
+        # a second PUT to the same URL: S3 takes it (a presigned URL cannot
+        # be made single-use), but what was indexed does not change
+        put = s.raw('PUT', d['uploadURL'], body=shard_tar(3, seed=500), headers=d.get('extensionHeaders') or {})
+        assert put.status == 200, put
+        time.sleep(1.5 * MULT)
+        assert s.ds('GET', '/direct/count').json()['count'] == 20
+        fb = {f['fileName']: f for f in list_files(s, 'direct')}
+        r = s.raw('GET', fb['img-0001.png']['downloadURL'])
+        assert r.status == 200 and r.body == png_bytes(1), r
+        # a video the same way
+        if os.path.exists(VID):
+            r = s.ds('POST', '/clips/upload/video', query={'fileName': 'a.mp4', 'displayName': 'clips'})
+            assert r.status == 200, r
+            vd = r.json()['signedURLDetails']
+            presigned(vd['uploadURL'])
+            with open(VID, 'rb') as f:
+                put = s.raw('PUT', vd['uploadURL'], body=f.read(), headers=vd.get('extensionHeaders') or {})
+            assert put.status == 200, put
+            assert s.wait_count('clips', 1) == 1
+            vf = list_files(s, 'clips')[0]
+            presigned(vf['downloadURL'])  # a whole object: straight from radosgw
+            with open(VID, 'rb') as f:
+                assert s.raw('GET', vf['downloadURL']).body == f.read()
+        # a single upload's /list URL is a presigned GET of radosgw
+        stage_pngs(s, 'single', 2)
+        f = list_files(s, 'single')[0]
+        presigned(f['downloadURL'])
+        r = s.raw('GET', f['downloadURL'])
+        assert r.status == 200 and r.body[:4] == b'\x89PNG', r
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+    assert os.environ['AWS_SECRET_ACCESS_KEY'] not in s.tail_log(100000)
+
+
+@need_s3
+def test_export_downloads_straight_from_the_store(tmp_path):
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        stage_pngs(s, 'pics', 4)
+        r = bp(s, 'POST', '/e2e-s3x', job_body('pics', 'crop', fmt='csv'))
+        assert r.status == 200, r
+        assert wait_job(s, 'e2e-s3x')['error'] is False
+        files = list_files(s, 'e2e-s3x-export')
+        assert files
+        for f in files:
+            presigned(f['downloadURL'])
+        rows = results_rows(download_export(s, 'e2e-s3x'), 'csv')
+        assert sorted(r['image'] for r in rows) == [f'img-{i:04d}.png' for i in range(4)]
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_tampered_expired_partial_and_oversized_uploads(tmp_path):
+    """radosgw refuses a tampered or expired presigned URL (403) and a
+    partial PUT never appears: nothing is indexed.  An object over the
+    shard limit (S3 cannot refuse it: a presigned PUT signs no maximum)
+    fails the shard as shard-size-limit-exceeded and is deleted, never
+    indexed."""
+    import socket
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    tar = shard_tar(10)
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '200', '--upload-url-ttl', '2',
+                                    '--max-shard-bytes', str(len(tar) + 1024)],
+               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        d = bulk_url(s, 'bad')
+        u = urllib.parse.urlsplit(d['uploadURL'])
+        q = dict(urllib.parse.parse_qsl(u.query))
+        sig = q['X-Amz-Signature']
+        q['X-Amz-Signature'] = ('0' if sig[0] != '0' else '1') + sig[1:]
+        tampered = urllib.parse.urlunsplit(u._replace(query=urllib.parse.urlencode(q)))
+        assert s.raw('PUT', tampered, body=tar).status == 403
+        other = d['uploadURL'].replace(d['shardId'], str(uuid.uuid4()))
+        assert s.raw('PUT', other, body=tar).status == 403
+        # a partial PUT: the headers promise more bytes than are sent
+        host, port = u.hostname, u.port
+        c = socket.create_connection((host, port))
+        c.sendall(f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(tar)}\r\n\r\n'
+                  .encode() + tar[:len(tar) // 2])
+        time.sleep(0.3)
+        c.close()
+        time.sleep(2.5 * MULT)  # several poll rounds; the URL has expired by now
+        assert s.raw('PUT', d['uploadURL'], body=tar).status == 403  # expired
+        time.sleep(1)
+        assert s.ds('GET', '/bad/count').json()['count'] == 0
+        assert shard_status(s, 'bad', d['shardId'])['statusName'] == 'awaiting-upload'
+        assert not [k for k in s3_keys(prefix) if '/u/' in k or '/s/' in k]
+        # over the limit: S3 takes it, vbatch fails the shard and deletes it
+        d2 = bulk_url(s, 'big')
+        put = s.raw('PUT', d2['uploadURL'], body=shard_tar(30))
+        assert put.status == 200, put
+        deadline = time.time() + 20 * MULT
+        while time.time() < deadline and shard_status(s, 'big', d2['shardId'])['statusName'] == 'awaiting-upload':
+            time.sleep(0.2)
+        st = shard_status(s, 'big', d2['shardId'])
+        assert st['statusName'] == 'shard-size-limit-exceeded' and st['statusType'] == 'error', st
+        assert 'Max size of a shard' in json.dumps(st)
+        assert s.ds('GET', '/big/count').json()['count'] == 0
+        assert not [k for k in s3_keys(prefix) if '/u/' in k or '/s/' in k]
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
+    """1,000 pending upload URLs (one batch) cost one list request a poll
+    round, not 1,000 HEADs; an upload among them is still noticed."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        urls = [bulk_url(s, 'many') for _ in range(1000)]
+        r0, l0, t0 = poll_metric(s, 'round'), poll_metric(s, 'list'), time.time()
+        time.sleep(3)
+        r1, l1, t1 = poll_metric(s, 'round'), poll_metric(s, 'list'), time.time()
+        rounds, lists = r1 - r0, l1 - l0
+        print(f'1000 pending URLs: {rounds} rounds, {lists} list requests in {t1 - t0:.1f} s')
+        assert rounds >= 2 and lists <= rounds, (rounds, lists)
+        assert lists / (t1 - t0) <= 1 / 0.25 + 1
+        d = urls[777]
+        t0 = time.time()
+        assert s.raw('PUT', d['uploadURL'], body=shard_tar(5)).status == 200
+        assert s.wait_count('many', 5) == 5
+        print(f'PUT to indexed among 1000 pending: {time.time() - t0:.2f} s')
+        assert shard_status(s, 'many', d['shardId'])['statusName'] == 'ingested'
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

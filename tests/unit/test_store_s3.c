@@ -535,6 +535,28 @@ TEST(live_presigned_put_and_get)
     live_done(s);
 }
 
+TEST(live_copy)
+{
+    struct s3 *s = live(0, 0);
+    if (!s)
+        return;
+    struct err e = ERR_INIT;
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT_OK(s3_put(s, "b/1/u/x.tar", "shard-bytes", 11, &e));
+    ASSERT_OK(s3_copy(s, "b/1/u/x.tar", "b/1/s/x.tar", &e));
+    ASSERT_OK(s3_get(s, "b/1/s/x.tar", 100, &data, &len, &e));
+    ASSERT(len == 11 && !memcmp(data, "shard-bytes", 11));
+    free(data);
+    /* the copy is its own object: a later write of the source leaves it */
+    ASSERT_OK(s3_put(s, "b/1/u/x.tar", "other", 5, &e));
+    ASSERT_OK(s3_get(s, "b/1/s/x.tar", 100, &data, &len, &e));
+    ASSERT(len == 11 && !memcmp(data, "shard-bytes", 11));
+    free(data);
+    ASSERT_EQ(s3_copy(s, "b/1/u/none", "b/1/s/none", &e), ERR_NOTFOUND);
+    live_done(s);
+}
+
 TEST(live_wrong_credentials_and_missing_bucket)
 {
     struct s3 *s = live(0, 0);

@@ -1,7 +1,9 @@
 """Deletion of batches and jobs, per-workspace quotas and the per-key
 request rate limit (docs/API.md "Deletion", "Quotas and rate limits")."""
 import os
+import re
 import time
+import urllib.parse
 import uuid
 
 from conftest import DS, MULT, Server, make_tar, png_bytes
@@ -22,11 +24,15 @@ def delete_batch(s, batch, **kw):
 
 
 def bid_of(s, batch):
-    """The blob folder b/<bid> of a batch, from one of its signed URLs."""
+    """The blob folder b/<bid> of a batch, from one of its signed URLs
+    (vbatch's /blobs/b/<bid>/… or, with blobs on S3, the store's presigned
+    …/b/<bid>/… URL)."""
     r = s.ds('GET', f'/{batch}/list')
     assert r.status == 200, r
     url = r.json()['filesMetadata'][0]['downloadURL']
-    return url.split('/blobs/')[1].split('/')[1]
+    m = re.search(r'/b/(\d+)/', urllib.parse.urlsplit(url).path)
+    assert m, url
+    return m.group(1)
 
 
 def test_batch_delete_refused_while_a_job_runs_then_removes_everything(server_factory):

@@ -207,32 +207,45 @@ static void cooldown_free(void *p)
     free(p);
 }
 
+/* The start shared by the notifying sinks, for item i: false (the item's
+ * outputs are set) when disable_sink is on or the step sent less than
+ * cooldown_seconds ago; else true with *cd the step's cooldown state (NULL
+ * without per-video state) and *now the time to record when it sends. */
+static bool sink_gate(struct wf_call *c, size_t i, const char *state_key, struct cooldown **cd, double *now)
+{
+    if (wf_arg_bool(c, i, "disable_sink", false)) {
+        set3(c, i, false, false, "Sink was disabled by parameter `disable_sink`");
+        return false;
+    }
+    int64_t cooldown = wf_arg_int(c, i, "cooldown_seconds", 5);
+    *cd = NULL;
+    if (wf_call_env(c)->state) {
+        void **slot = wf_call_state(c, state_key, cooldown_free);
+        if (slot) {
+            if (!*slot) {
+                struct cooldown *n = xcalloc(1, sizeof *n);
+                n->last = -1e300;
+                *slot = n;
+            }
+            *cd = *slot;
+        }
+    }
+    *now = mono_s();
+    if (*cd && *now - (*cd)->last < (double)cooldown) {
+        set3(c, i, false, true, "Sink cooldown applies");
+        return false;
+    }
+    return true;
+}
+
 static int webhook_run(struct wf_call *c)
 {
     const struct wf_env *env = wf_call_env(c);
     for (size_t i = 0; i < wf_call_n(c); i++) {
-        if (wf_arg_bool(c, i, "disable_sink", false)) {
-            set3(c, i, false, false, "Sink was disabled by parameter `disable_sink`");
-            continue;
-        }
-        int64_t cooldown = wf_arg_int(c, i, "cooldown_seconds", 5);
         struct cooldown *cd = NULL;
-        if (env->state) {
-            void **slot = wf_call_state(c, "webhook_sink", cooldown_free);
-            if (slot) {
-                if (!*slot) {
-                    struct cooldown *n = xcalloc(1, sizeof *n);
-                    n->last = -1e300;
-                    *slot = n;
-                }
-                cd = *slot;
-            }
-        }
-        double now = mono_s();
-        if (cd && now - cd->last < (double)cooldown) {
-            set3(c, i, false, true, "Sink cooldown applies");
+        double now = 0;
+        if (!sink_gate(c, i, "webhook_sink", &cd, &now))
             continue;
-        }
         const char *method = wf_arg_str(c, i, "method");
         if (!method || strcmp(method, "POST") != 0) {
             set3(c, i, true, false,
@@ -502,28 +515,10 @@ static int email_run(struct wf_call *c)
 {
     const struct wf_env *env = wf_call_env(c);
     for (size_t i = 0; i < wf_call_n(c); i++) {
-        if (wf_arg_bool(c, i, "disable_sink", false)) {
-            set3(c, i, false, false, "Sink was disabled by parameter `disable_sink`");
-            continue;
-        }
-        int64_t cooldown = wf_arg_int(c, i, "cooldown_seconds", 5);
         struct cooldown *cd = NULL;
-        if (env->state) {
-            void **slot = wf_call_state(c, "email_notification", cooldown_free);
-            if (slot) {
-                if (!*slot) {
-                    struct cooldown *n = xcalloc(1, sizeof *n);
-                    n->last = -1e300;
-                    *slot = n;
-                }
-                cd = *slot;
-            }
-        }
-        double now = mono_s();
-        if (cd && now - cd->last < (double)cooldown) {
-            set3(c, i, false, true, "Sink cooldown applies");
+        double now = 0;
+        if (!sink_gate(c, i, "email_notification", &cd, &now))
             continue;
-        }
         if (!env->sinks || !env->sinks->email)
             return wf_call_fail(c, "e-mail notifications cannot be sent here: no SMTP sender (they are sent "
                                    "from batch jobs)");

@@ -29,3 +29,4 @@ fi
 
 "$(dirname "$0")/fetch-ort.sh"
 "$(dirname "$0")/fetch-ocr.sh" || echo "install-deps: PP-OCR weights not fetched (OCR tests will skip)" >&2
+"$(dirname "$0")/fetch-clip.sh" || echo "install-deps: CLIP BPE merges not fetched (the real-vocabulary tokenizer tests will skip)" >&2

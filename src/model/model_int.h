@@ -99,6 +99,7 @@ struct model {
     size_t n_out;
     json_t *info;               /* model_describe() source */
     struct model__ocr *ocr;     /* OCR models: the two sessions and the dictionary */
+    struct model__clip *clip;   /* CLIP models: the two encoders and the tokenizer */
 };
 
 /* ocr.c: open the OCR parts of m (its ort acquired) from the folder dir:
@@ -111,6 +112,17 @@ int model__ocr_open(struct model *m, const char *dir, const json_t *meta, uint64
                     size_t errlen);
 void model__ocr_free(struct model *m);
 size_t model__ocr_dict_size(const struct model *m);
+
+/* clip.c: open the CLIP parts of m (its ort acquired) from the folder dir:
+ * visual.onnx, textual.onnx, merges.txt and optionally vocab.json, or the
+ * names model.json gives under "visual", "textual", "merges", "vocab";
+ * trial runs check the shapes (one (N, D) output each, the same D) and
+ * finite outputs.  Sets m->task.  ERR_INVALID etc. with a message naming
+ * the part at fault. */
+int model__clip_open(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
+                     int threads, bool spinning, const char *machine_type, char *err,
+                     size_t errlen);
+void model__clip_free(struct model *m);
 
 /* ort.c */
 int model__session_open(struct model__ort *ort, const void *data, size_t len, int threads,

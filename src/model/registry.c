@@ -72,18 +72,19 @@ static const char *const builtin_aliases[][2] = {
 
 static const char *task_names[] = {NULL, "object-detection", "instance-segmentation",
                                    "classification", "multi-label-classification",
-                                   "keypoint-detection", "semantic-segmentation", "ocr"};
+                                   "keypoint-detection", "semantic-segmentation", "ocr",
+                                   "embedding"};
 
 const char *model_task_name(enum model_task t)
 {
-    return (int)t >= 1 && (int)t <= 7 ? task_names[t] : "unknown";
+    return (int)t >= 1 && (int)t <= 8 ? task_names[t] : "unknown";
 }
 
 enum model_task model_task_parse(const char *s)
 {
     if (!s)
         return 0;
-    for (int i = 1; i <= 7; i++)
+    for (int i = 1; i <= 8; i++)
         if (!strcmp(s, task_names[i]))
             return (enum model_task)i;
     /* Ultralytics and short names */
@@ -248,6 +249,8 @@ void model__free(struct model *m)
         m->ort->api->ReleaseSession(m->sess);
     if (m->ocr)
         model__ocr_free(m);
+    if (m->clip)
+        model__clip_free(m);
     model__ort_release(m->ort);
     for (size_t i = 0; i < m->n_classes; i++)
         free(m->classes[i]);
@@ -753,6 +756,13 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
             rc = ERR_INVALID;
             goto out;
         }
+        if (m->task == MODEL_TASK_EMBEDDING) {
+            snprintf(err, errlen, "model '%s': a CLIP model is a folder of visual.onnx, "
+                     "textual.onnx and merges.txt (docs/MODELS.md \"CLIP\"), not one "
+                     "weights.onnx", sp->id);
+            rc = ERR_INVALID;
+            goto out;
+        }
     }
     if (m->task == MODEL_TASK_CLASSIFICATION && json_is_true(json_object_get(sp->env, "MULTICLASS")))
         m->task = MODEL_TASK_MULTI_LABEL;
@@ -1204,28 +1214,65 @@ static void add_meta_aliases(struct model_registry *reg, const char *ws, const c
     }
 }
 
-/* A folder holding an OCR model: det.onnx, or model.json naming family "ocr". */
-static bool is_ocr_folder(const char *src)
+/* The multi-file families: a folder of named parts instead of one
+ * weights.onnx (docs/MODELS.md "OCR", "CLIP").  parts[i] = {model.json key
+ * naming the file, default file name}; a part with optional set may be
+ * absent. */
+struct multi_part {
+    const char *key, *file;
+    bool optional;
+};
+struct multi_family {
+    const char *family;  /* model.json "family" */
+    const char *marker;  /* a file whose presence makes a folder this family */
+    const char *arch;    /* "architecture" of model_describe */
+    struct multi_part parts[4];
+    int (*open)(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
+                int threads, bool spinning, const char *machine_type, char *err,
+                size_t errlen);
+};
+static const struct multi_family multi_families[] = {
+    {"ocr", "det.onnx", "pp-ocr",
+     {{"detector", "det.onnx", false}, {"recognizer", "rec.onnx", false},
+      {"dictionary", "dict.txt", false}, {NULL, NULL, false}},
+     model__ocr_open},
+    {"clip", "visual.onnx", "clip",
+     {{"visual", "visual.onnx", false}, {"textual", "textual.onnx", false},
+      {"merges", "merges.txt", false}, {"vocab", "vocab.json", true}},
+     model__clip_open},
+};
+
+/* The multi-file family of folder src: its marker file, or model.json
+ * naming the family; NULL: none. */
+static const struct multi_family *multi_family_of(const char *src)
 {
-    char *p = xasprintf("%s/det.onnx", src);
+    const struct multi_family *f = NULL;
     struct stat st;
-    bool yes = stat(p, &st) == 0;
-    free(p);
-    if (!yes) {
+    for (size_t i = 0; i < ARRAY_LEN(multi_families) && !f; i++) {
+        char *p = xasprintf("%s/%s", src, multi_families[i].marker);
+        if (stat(p, &st) == 0)
+            f = &multi_families[i];
+        free(p);
+    }
+    if (!f) {
         json_t *mj = NULL;
         char e[256];
         if (read_json_file(src, "model.json", &mj, e, sizeof e) == 0 && mj) {
-            const char *f = json_string_value(json_object_get(mj, "family"));
-            yes = f && !strcmp(f, "ocr");
+            const char *fam = json_string_value(json_object_get(mj, "family"));
+            for (size_t i = 0; fam && i < ARRAY_LEN(multi_families) && !f; i++)
+                if (!strcmp(fam, multi_families[i].family))
+                    f = &multi_families[i];
         }
         json_decref(mj);
     }
-    return yes;
+    return f;
 }
 
-/* Register the OCR model of folder src (ocr.c checks its parts). */
-static int register_ocr_folder(struct model_registry *reg, const char *id, const char *src,
-                               bool copy, char *err, size_t errlen)
+/* Register the multi-file model of folder src (the family's open checks
+ * its parts). */
+static int register_multi_folder(struct model_registry *reg, const struct multi_family *fam,
+                                 const char *id, const char *src, bool copy, char *err,
+                                 size_t errlen)
 {
     struct model__ort *o = NULL;
     struct model *m = NULL;
@@ -1243,14 +1290,10 @@ static int register_ocr_folder(struct model_registry *reg, const char *id, const
     m->dir = xstrdup(src);
     if ((rc = model__ort_acquire(o->path, &m->ort, err, errlen)) < 0)
         goto out;
-    if ((rc = model__ocr_open(m, src, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
-                              reg->opts.intra_op_spinning, reg->opts.machine_type, err,
-                              errlen)) < 0)
+    if ((rc = fam->open(m, src, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+                        reg->opts.intra_op_spinning, reg->opts.machine_type, err, errlen)) < 0)
         goto out;
     if (copy && reg->opts.models_dir) {
-        static const char *const parts[][2] = {{"detector", "det.onnx"},
-                                               {"recognizer", "rec.onnx"},
-                                               {"dictionary", "dict.txt"}};
         char *dn = model_id_dirname(id);
         dest = xasprintf("%s/%s", reg->opts.models_dir, dn);
         free(dn);
@@ -1260,24 +1303,31 @@ static int register_ocr_folder(struct model_registry *reg, const char *id, const
                 snprintf(err, errlen, "cannot create '%s': %s", dest, err_str(rc));
                 goto out;
             }
-            for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
-                const char *nm = json_string_value(json_object_get(meta, parts[i][0]));
+            json_t *mj = json_pack("{s:s,s:s}", "model_id", id, "family", fam->family);
+            for (size_t i = 0; i < ARRAY_LEN(fam->parts) && fam->parts[i].key; i++) {
+                const char *nm = json_string_value(json_object_get(meta, fam->parts[i].key));
                 if (!nm || strchr(nm, '/'))
-                    nm = parts[i][1];
+                    nm = fam->parts[i].file;
                 char *s = xasprintf("%s/%s", src, nm);
-                char *d = xasprintf("%s/%s", dest, parts[i][1]);
-                rc = copy_file(s, d, reg->opts.max_model_bytes);
+                char *d = xasprintf("%s/%s", dest, fam->parts[i].file);
+                struct stat st;
+                if (fam->parts[i].optional && stat(s, &st) != 0)
+                    rc = 0;
+                else {
+                    rc = copy_file(s, d, reg->opts.max_model_bytes);
+                    if (rc == 0)
+                        json_object_set_new(mj, fam->parts[i].key,
+                                            json_string(fam->parts[i].file));
+                }
                 free(s);
                 free(d);
                 if (rc < 0) {
+                    json_decref(mj);
                     snprintf(err, errlen, "cannot copy model '%s' into '%s': %s", id, dest,
                              err_str(rc));
                     goto out;
                 }
             }
-            json_t *mj = json_pack("{s:s,s:s,s:s,s:s,s:s}", "model_id", id, "family", "ocr",
-                                   "detector", "det.onnx", "recognizer", "rec.onnx",
-                                   "dictionary", "dict.txt");
             json_t *al = json_object_get(meta, "aliases");
             if (al)
                 json_object_set(mj, "aliases", al);
@@ -1295,13 +1345,19 @@ static int register_ocr_folder(struct model_registry *reg, const char *id, const
             m->dir = xstrdup(dest);
         }
     }
-    m->info = json_pack("{s:s,s:s,s:s,s:I,s:s}", "model_id", id, "task", "ocr", "architecture",
-                        "pp-ocr", "dictionary_size", (json_int_t)model__ocr_dict_size(m),
-                        "artefacts", m->dir);
+    if (m->ocr)
+        m->info = json_pack("{s:s,s:s,s:s,s:I,s:s}", "model_id", id, "task", "ocr",
+                            "architecture", fam->arch, "dictionary_size",
+                            (json_int_t)model__ocr_dict_size(m), "artefacts", m->dir);
+    else
+        m->info = json_pack("{s:s,s:s,s:s,s:I,s:s}", "model_id", id, "task",
+                            model_task_name(m->task), "architecture", fam->arch,
+                            "embedding_size", (json_int_t)model_clip_dim(m), "artefacts",
+                            m->dir);
     add_meta_aliases(reg, NULL, id, meta);
     registry_insert(reg, m);
     m = NULL;
-    log_info("model", "registered OCR model '%s' from %s", id, src);
+    log_info("model", "registered %s model '%s' from %s", fam->family, id, src);
 out:
     model_unref(m);
     json_decref(meta);
@@ -1312,8 +1368,9 @@ out:
 static int register_folder(struct model_registry *reg, const char *id, const char *src,
                            bool copy, char *err, size_t errlen)
 {
-    if (model_id_valid(id) && is_ocr_folder(src))
-        return register_ocr_folder(reg, id, src, copy, err, errlen);
+    const struct multi_family *fam = model_id_valid(id) ? multi_family_of(src) : NULL;
+    if (fam)
+        return register_multi_folder(reg, fam, id, src, copy, err, errlen);
     struct spec sp = {.id = id, .dir = src};
     char *wpath = NULL, *onnx = NULL, *txt = NULL, *dest = NULL, *tpath = NULL;
     size_t len = 0;
@@ -1515,7 +1572,7 @@ int model_registry_load_dir(struct model_registry *reg, const char *dir, int *n_
         char *sub = xasprintf("%s/%s", dir, names[i]);
         char *w = xasprintf("%s/weights.onnx", sub);
         struct stat st;
-        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || is_ocr_folder(sub)) {
+        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || multi_family_of(sub)) {
             json_t *mj = NULL;
             char e2[512];
             char *id = NULL;

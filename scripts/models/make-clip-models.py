@@ -17,7 +17,8 @@ clip_model.py, the OpenAI CLIP model it exports):
                 OpenAI CLIP's encode_text), projected; dynamic batch
   merges.txt    the BPE merges file ("#version: 0.2" then "a b" lines)
 The real encoders are ViTs of 88-300 MB; here a patch convolution + MLP and
-a one-layer token MLP (D = 32).  The real merges (48894 of them, vocabulary
+a one-layer token MLP whose <|endoftext|> feature gets the
+mean of the tokens' (D = 32).  The real merges (48894 of them, vocabulary
 49408) would make the token embedding 6 MB, so the replica has 400 merges
 learnt here from a small word list (vocabulary 914) — the tokenizer itself
 is tested on the real merges (scripts/fetch-clip.sh).  Input/output names:
@@ -131,7 +132,11 @@ class Textual(torch.nn.Module):
         ids = ids.long()
         x = self.tok(ids) + self.pos
         x = x + torch.tanh(self.fc(self.ln(x)))
-        x = x[torch.arange(x.shape[0]), ids.argmax(dim=-1)]
+        # the real encoder's attention mixes the tokens: here the mean of
+        # the non-padding positions is added to the <|endoftext|> one
+        mask = (ids > 0).float().unsqueeze(-1)
+        mean = (x * mask).sum(1) / mask.sum(1)
+        x = x[torch.arange(x.shape[0]), ids.argmax(dim=-1)] + mean
         e = self.proj(self.ln(x))
         if self.nan:
             e = e * torch.sqrt(torch.tensor(-1.0))

@@ -1226,17 +1226,18 @@ struct multi_family {
     const char *family;  /* model.json "family" */
     const char *marker;  /* a file whose presence makes a folder this family */
     const char *arch;    /* "architecture" of model_describe */
+    const char *label;   /* in the log */
     struct multi_part parts[4];
     int (*open)(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
                 int threads, bool spinning, const char *machine_type, char *err,
                 size_t errlen);
 };
 static const struct multi_family multi_families[] = {
-    {"ocr", "det.onnx", "pp-ocr",
+    {"ocr", "det.onnx", "pp-ocr", "OCR",
      {{"detector", "det.onnx", false}, {"recognizer", "rec.onnx", false},
       {"dictionary", "dict.txt", false}, {NULL, NULL, false}},
      model__ocr_open},
-    {"clip", "visual.onnx", "clip",
+    {"clip", "visual.onnx", "clip", "CLIP",
      {{"visual", "visual.onnx", false}, {"textual", "textual.onnx", false},
       {"merges", "merges.txt", false}, {"vocab", "vocab.json", true}},
      model__clip_open},
@@ -1357,7 +1358,7 @@ static int register_multi_folder(struct model_registry *reg, const struct multi_
     add_meta_aliases(reg, NULL, id, meta);
     registry_insert(reg, m);
     m = NULL;
-    log_info("model", "registered %s model '%s' from %s", fam->family, id, src);
+    log_info("model", "registered %s model '%s' from %s", fam->label, id, src);
 out:
     model_unref(m);
     json_decref(meta);

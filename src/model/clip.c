@@ -144,26 +144,37 @@ static uint8_t *pil_bicubic(const uint8_t *src, int w, int h, int ow, int oh)
         for (int x = 0; x < ow; x++) {
             int xmin = bh[x * 2], n = bh[x * 2 + 1];
             const int *k = kh + (size_t)x * (size_t)ksh;
-            for (int c = 0; c < 3; c++) {
-                int ss = 1 << (PREC - 1);
-                for (int i = 0; i < n; i++)
-                    ss += row[(xmin + i) * 3 + c] * k[i];
-                o[x * 3 + c] = clip8(ss);
+            int s0 = 1 << (PREC - 1), s1 = s0, s2 = s0;
+            const uint8_t *px = row + (size_t)xmin * 3;
+            for (int i = 0; i < n; i++, px += 3) {
+                s0 += px[0] * k[i];
+                s1 += px[1] * k[i];
+                s2 += px[2] * k[i];
             }
+            o[x * 3] = clip8(s0);
+            o[x * 3 + 1] = clip8(s1);
+            o[x * 3 + 2] = clip8(s2);
         }
     }
     uint8_t *out = xmalloc((size_t)ow * (size_t)oh * 3);
+    size_t rowlen = (size_t)ow * 3;
+    int *acc = xmalloc(rowlen * sizeof *acc);
     for (int y = 0; y < oh; y++) {
         int ymin = bv[y * 2] - y0, n = bv[y * 2 + 1];
         const int *k = kv + (size_t)y * (size_t)ksv;
-        for (int x = 0; x < ow; x++)
-            for (int c = 0; c < 3; c++) {
-                int ss = 1 << (PREC - 1);
-                for (int i = 0; i < n; i++)
-                    ss += tmp[((size_t)(ymin + i) * (size_t)ow + (size_t)x) * 3 + (size_t)c] * k[i];
-                out[((size_t)y * (size_t)ow + (size_t)x) * 3 + (size_t)c] = clip8(ss);
-            }
+        for (size_t q = 0; q < rowlen; q++)
+            acc[q] = 1 << (PREC - 1);
+        for (int i = 0; i < n; i++) {
+            const uint8_t *row = tmp + (size_t)(ymin + i) * rowlen;
+            int kw = k[i];
+            for (size_t q = 0; q < rowlen; q++)
+                acc[q] += row[q] * kw;
+        }
+        uint8_t *o = out + (size_t)y * rowlen;
+        for (size_t q = 0; q < rowlen; q++)
+            o[q] = clip8(acc[q]);
     }
+    free(acc);
     free(tmp);
     free(bh);
     free(kh);

@@ -6,7 +6,8 @@
  * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
  * YOLOv5/v7-seg and RF-DETR, masks as polygons or COCO RLE; semantic
  * segmentation from per-pixel logits) with NMS where the architecture has it,
- * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
+ * producing Roboflow inference responses; multi-file families: PP-OCR and
+ * CLIP embeddings (image + text encoders, CLIP's BPE tokenizer).  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
  * ONNX Runtime is loaded at run time with dlopen() from a configurable path,

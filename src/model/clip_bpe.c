@@ -278,7 +278,9 @@ int model_clip_bpe_load(const char *merges, size_t len, const json_t *vocab,
             model_clip_bpe_free(t);
             return ERR_INVALID;
         }
-    t->n_vocab = t->vocab.n;
+    for (size_t i = 0; i < t->vocab.cap; i++) /* the largest id + 1 */
+        if (t->vocab.keys[i] && (size_t)t->vocab.vals[i] + 1 > t->n_vocab)
+            t->n_vocab = (size_t)t->vocab.vals[i] + 1;
     t->loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     *out = t;
     return 0;

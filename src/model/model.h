@@ -334,7 +334,7 @@ struct model_clip_bpe;
 int model_clip_bpe_load(const char *merges, size_t len, const json_t *vocab,
                         struct model_clip_bpe **out, char *err, size_t errlen);
 void model_clip_bpe_free(struct model_clip_bpe *t); /* accepts NULL */
-size_t model_clip_bpe_vocab_size(const struct model_clip_bpe *t);
+size_t model_clip_bpe_vocab_size(const struct model_clip_bpe *t); /* largest id + 1 */
 /* The token ids of text without the specials (*ids malloc'd, *n set). */
 int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int **ids, size_t *n,
                           char *err, size_t errlen);

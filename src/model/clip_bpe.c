@@ -39,7 +39,7 @@
 #include "base/base.h"
 
 #define BPE_MAX_MERGES 200000
-#define BPE_MAX_TEXT (64u << 10) /* bytes of one text */
+#define BPE_MAX_TEXT (16u << 10) /* bytes of one text */
 
 /* ---- a string -> int hash map (open addressing) -------------------------------- */
 
@@ -123,6 +123,7 @@ struct model_clip_bpe {
     char enc[256][3];   /* byte -> UTF-8 of its printable stand-in (1 or 2 bytes) */
     int sot, eot;
     size_t n_vocab;
+    size_t max_tok;     /* longest token, bytes of its vocabulary string */
     locale_t loc;       /* C.UTF-8 for towlower_l / iswalpha_l; 0: ASCII only */
 };
 
@@ -278,9 +279,14 @@ int model_clip_bpe_load(const char *merges, size_t len, const json_t *vocab,
             model_clip_bpe_free(t);
             return ERR_INVALID;
         }
-    for (size_t i = 0; i < t->vocab.cap; i++) /* the largest id + 1 */
-        if (t->vocab.keys[i] && (size_t)t->vocab.vals[i] + 1 > t->n_vocab)
+    for (size_t i = 0; i < t->vocab.cap; i++) { /* the largest id + 1, the longest token */
+        if (!t->vocab.keys[i])
+            continue;
+        if ((size_t)t->vocab.vals[i] + 1 > t->n_vocab)
             t->n_vocab = (size_t)t->vocab.vals[i] + 1;
+        if (strlen(t->vocab.keys[i]) > t->max_tok)
+            t->max_tok = strlen(t->vocab.keys[i]);
+    }
     t->loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     *out = t;
     return 0;
@@ -557,8 +563,13 @@ static bool match_ascii(const uint32_t *c, size_t n, size_t i, const char *s)
     return true;
 }
 
-int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int **ids_out,
-                          size_t *n_out, char *err, size_t errlen)
+/* Encode text; with max_ids > 0 stop once that many ids are out and cut
+ * single pieces longer than max_ids * the longest token (they would give
+ * more ids anyway), so that a long text costs at most that much work. */
+/* With fit > 0: ERR_LIMIT at once when the normalised text is longer than
+ * fit tokens can cover (each token stands for at most max_tok bytes). */
+static int encode(const struct model_clip_bpe *t, const char *text, size_t max_ids, size_t fit,
+                  int **ids_out, size_t *n_out, char *err, size_t errlen)
 {
     size_t len = strlen(text), n = 0;
     if (len > BPE_MAX_TEXT) {
@@ -589,11 +600,20 @@ int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int 
     }
     free(u);
     n = k;
+    if (fit) {
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++)
+            bytes += c[i] == ' ' ? 0 : c[i] < 0x80 ? 1 : c[i] < 0x800 ? 2 : c[i] < 0x10000 ? 3 : 4;
+        if (bytes > fit * t->max_tok) {
+            free(c);
+            return ERR_LIMIT;
+        }
+    }
 
     int *ids = NULL, rc = 0;
     size_t n_ids = 0, cap = 0;
     static const char *const contractions[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
-    for (size_t i = 0; i < n && rc == 0;) {
+    for (size_t i = 0; i < n && rc == 0 && (!max_ids || n_ids < max_ids);) {
         if (c[i] == ' ') {
             i++;
             continue;
@@ -624,7 +644,10 @@ int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int 
                 while (e < n && c[e] != ' ' && !is_letter(t, c[e]) && !is_number(c[e]))
                     e++;
         }
-        rc = bpe_piece(t, c + i, e - i, &ids, &n_ids, &cap, err, errlen);
+        size_t pl = e - i;
+        if (max_ids && pl > max_ids * t->max_tok)
+            pl = max_ids * t->max_tok;
+        rc = bpe_piece(t, c + i, pl, &ids, &n_ids, &cap, err, errlen);
         i = e;
     }
     free(c);
@@ -637,12 +660,25 @@ int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int 
     return 0;
 }
 
+int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int **ids, size_t *n,
+                          char *err, size_t errlen)
+{
+    return encode(t, text, 0, 0, ids, n, err, errlen);
+}
+
 int model_clip_bpe_tokenize(const struct model_clip_bpe *t, const char *text, bool truncate,
                             int32_t out[MODEL_CLIP_CONTEXT], char *err, size_t errlen)
 {
     int *ids = NULL;
     size_t n = 0;
-    int rc = model_clip_bpe_encode(t, text, &ids, &n, err, errlen);
+    int rc = encode(t, text, truncate ? MODEL_CLIP_CONTEXT : 0,
+                    truncate ? 0 : MODEL_CLIP_CONTEXT - 2, &ids, &n, err, errlen);
+    if (rc == ERR_LIMIT && !truncate) {
+        snprintf(err, errlen, "text of %zu bytes is too long for CLIP's context length %d "
+                 "(at most %d tokens): '%.60s'", strlen(text), MODEL_CLIP_CONTEXT,
+                 MODEL_CLIP_CONTEXT - 2, text);
+        return ERR_INVALID;
+    }
     if (rc < 0)
         return rc;
     if (n + 2 > MODEL_CLIP_CONTEXT && !truncate) {

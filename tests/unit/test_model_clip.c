@@ -224,6 +224,24 @@ TEST(tokenizer_real_merges_match_reference)
     ASSERT_EQ(ids[76], 49407);
     free(s75);
     free(s76);
+    /* a 16000-letter word: refused before BPE (too long), truncated in
+     * bounded time; 17 KiB: over the size limit */
+    char *big = xmalloc(17001);
+    for (int i = 0; i < 17000; i++)
+        big[i] = "abcdefghijklmnopqrstuvwxyz"[(i * 7 + i / 26) % 26];
+    big[16000] = 0;
+    int64_t t0 = time_mono_ns();
+    ASSERT_EQ(model_clip_bpe_tokenize(t, big, false, ids, err, sizeof err), ERR_INVALID);
+    ASSERT(strstr(err, "too long") != NULL);
+    ASSERT_OK(model_clip_bpe_tokenize(t, big, true, ids, err, sizeof err));
+    ASSERT_EQ(ids[76], 49407);
+    int64_t dt = time_mono_ns() - t0;
+    fprintf(stderr, "16000-letter word: refused and truncated in %.3f s\n", (double)dt / 1e9);
+    ASSERT(dt < 10 * 1000000000LL);
+    big[16000] = 'x';
+    big[17000] = 0;
+    ASSERT_EQ(model_clip_bpe_tokenize(t, big, true, ids, err, sizeof err), ERR_LIMIT);
+    free(big);
     model_clip_bpe_free(t);
     free(mp);
 }

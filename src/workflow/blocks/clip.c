@@ -204,7 +204,7 @@ static const struct wf_field clip1_fields[] = {
 static const struct wf_output clip1_outs[] = {{"embedding", WF_K_EMBEDDING}};
 static const struct wf_field cmp1_fields[] = {
     {"images", "image", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
-    {"texts", NULL, WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
+    {"texts", "text", WF_FT_LIST, NULL, WF_K_LIST, 0, NULL},
 };
 static const struct wf_output cmp1_outs[] = {
     {"similarity", WF_K_LIST},

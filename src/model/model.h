@@ -146,12 +146,31 @@ char *model_id_dirname(const char *model_id);
 json_t *model_registry_tags(struct model_registry *reg);
 /* Read a model folder (weights.onnx; class_names.txt, environment.json,
  * inference_config.json, model_config.json, model_type.json, model.json
- * when present) into the ONNX bytes
+ * when present; a multi-file folder such as OCR's: a bundle of its files
+ * and model.json as the metadata) into the ONNX bytes
  * (*onnx malloc'd, at most max_bytes; 0: 1 GiB) and the metadata object
  * register_bytes / prepare_bytes take (*meta, new reference), so that the
  * folder registers from bytes with the same result as register_dir. */
 int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, size_t *len,
                              json_t **meta, char *err, size_t errlen);
+
+/* Multi-file models (docs/MODELS.md "Multi-file models"): a model made of
+ * several files (OCR: det.onnx, rec.onnx, dict.txt) is handed to
+ * prepare_bytes as a bundle, a ustar archive of at most
+ * MODEL_BUNDLE_MAX_FILES plain files at the top level named as
+ * model_bundle_name_ok accepts, ended by two zero blocks.
+ * model_artefacts_read_dir returns one for a multi-file folder (its
+ * metadata from model.json); the HTTP upload writes one from a multipart
+ * form of several files. */
+#define MODEL_BUNDLE_MAX_FILES 16
+#define MODEL_BUNDLE_NAME_MAX 64
+/* Do the bytes start like a bundle (a ustar header)? */
+bool model_bundle_is(const void *bytes, size_t len);
+/* Letters, digits, '.', '-', '_'; 1..MODEL_BUNDLE_NAME_MAX; no leading '.'. */
+bool model_bundle_name_ok(const char *name);
+/* The 512-byte header of a bundle entry name (model_bundle_name_ok) of
+ * size bytes; its data follows, zero-padded to a multiple of 512. */
+void model_bundle_header(char hdr[512], const char *name, uint64_t size);
 
 /* alias -> target id, an operator alias (the target need not be registered
  * yet).  The public Roboflow aliases (yolov8n-640 -> coco/3, ...) are built

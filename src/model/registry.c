@@ -1243,7 +1243,7 @@ static int register_ocr_folder(struct model_registry *reg, const char *id, const
     m->dir = xstrdup(src);
     if ((rc = model__ort_acquire(o->path, &m->ort, err, errlen)) < 0)
         goto out;
-    if ((rc = model__ocr_open(m, src, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+    if ((rc = model__ocr_open(m, src, NULL, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
                               reg->opts.intra_op_spinning, reg->opts.machine_type, err,
                               errlen)) < 0)
         goto out;
@@ -1306,6 +1306,133 @@ out:
     model_unref(m);
     json_decref(meta);
     free(dest);
+    return rc;
+}
+
+/* ---- multi-file models (bundles) ---------------------------------------------------- */
+
+/* The family of a bundle: metadata "family", else what its files say
+ * (det.onnx: OCR).  NULL with a message naming the files when none fits. */
+static const char *bundle_family(const struct model__files *fs, const json_t *meta, char *err,
+                                 size_t errlen)
+{
+    const char *f = json_string_value(json_object_get(meta, "family"));
+    if (f) {
+        if (!strcmp(f, "ocr"))
+            return f;
+        snprintf(err, errlen, "metadata 'family' is '%.64s'; the multi-file families are: ocr", f);
+        return NULL;
+    }
+    if (model__files_get(fs, "det.onnx"))
+        return "ocr";
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < fs->n; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", fs->f[i].name);
+    snprintf(err, errlen, "the files %s make no multi-file model vbatch knows: OCR is det.onnx, rec.onnx "
+             "and dict.txt (or metadata \"family\": \"ocr\" with \"detector\", \"recognizer\", "
+             "\"dictionary\" naming them); a single-file model is one ONNX file", b.data ? b.data : "");
+    buf_release(&b);
+    return NULL;
+}
+
+/* prepare_bytes of a bundle: the model opened from the files in place. */
+static int prepare_bundle(struct model_registry *reg, const char *id, const void *bytes, size_t len,
+                          const json_t *meta, struct model **out, char *err, size_t errlen)
+{
+    struct model__files fs;
+    struct model__ort *o = NULL;
+    struct model *m = NULL;
+    char e2[ERR_MSG_MAX];
+    int rc;
+
+    *out = NULL;
+    if (!model_id_valid(id)) {
+        snprintf(err, errlen, "invalid model id '%s' (letters, digits, '-', '_', '.', at most "
+                 "one '/')", id ? id : "");
+        return ERR_INVALID;
+    }
+    if (meta && !json_is_object(meta)) {
+        snprintf(err, errlen, "model metadata must be a JSON object");
+        return ERR_INVALID;
+    }
+    if ((rc = model__bundle_parse(bytes, len, &fs, e2, sizeof e2)) < 0) {
+        snprintf(err, errlen, "model '%s': %s", id, e2);
+        return rc;
+    }
+    if (!bundle_family(&fs, meta, e2, sizeof e2)) {
+        snprintf(err, errlen, "model '%s': %s", id, e2);
+        return ERR_INVALID;
+    }
+    if ((rc = registry_ort(reg, &o, err, errlen)) < 0)
+        return rc;
+    m = xcalloc(1, sizeof(*m));
+    m->refs = 1;
+    m->id = xstrdup(id);
+    if ((rc = model__ort_acquire(o->path, &m->ort, err, errlen)) < 0)
+        goto out;
+    if ((rc = model__ocr_open(m, NULL, &fs, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+                              reg->opts.intra_op_spinning, reg->opts.machine_type, err, errlen)) < 0)
+        goto out; /* "OCR model 'id': ..." */
+    json_t *files = json_array();
+    for (size_t i = 0; i < fs.n; i++)
+        json_array_append_new(files, json_string(fs.f[i].name));
+    m->info = json_pack("{s:s,s:s,s:s,s:I,s:o}", "model_id", id, "task", "ocr", "architecture", "pp-ocr",
+                        "dictionary_size", (json_int_t)model__ocr_dict_size(m), "files", files);
+    json_t *al = json_object_get(meta, "aliases");
+    if (json_is_array(al))
+        json_object_set(m->info, "aliases", al);
+    *out = m;
+    m = NULL;
+out:
+    model_unref(m);
+    return rc;
+}
+
+/* A multi-file folder (OCR) as a bundle of its files under their usual
+ * names, and model.json (less model_id and the file roles) as metadata. */
+static int bundle_read_dir(const char *dir, uint64_t max_bytes, char **out, size_t *len, json_t **meta,
+                           char *err, size_t errlen)
+{
+    static const char *const parts[][2] = {{"detector", "det.onnx"},
+                                           {"recognizer", "rec.onnx"},
+                                           {"dictionary", "dict.txt"}};
+    struct buf b = BUF_INIT;
+    json_t *mj = NULL;
+    uint64_t total = 0;
+    int rc;
+
+    if ((rc = read_json_file(dir, "model.json", &mj, err, errlen)) < 0)
+        return rc;
+    if (!mj)
+        mj = json_object();
+    for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
+        const char *nm = json_string_value(json_object_get(mj, parts[i][0]));
+        if (!nm || !model_bundle_name_ok(nm))
+            nm = parts[i][1];
+        char *p = xasprintf("%s/%s", dir, nm), *data = NULL;
+        size_t n = 0;
+        rc = file_read_all(p, (size_t)(max_bytes - total), &data, &n);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot read '%s': %s", p, rc == ERR_LIMIT ? "files too large" : err_str(rc));
+            free(p);
+            goto out;
+        }
+        free(p);
+        total += n;
+        model__bundle_add(&b, parts[i][1], data, n);
+        free(data);
+        json_object_del(mj, parts[i][0]);
+    }
+    model__bundle_finish(&b);
+    json_object_del(mj, "model_id");
+    json_object_set_new(mj, "family", json_string("ocr"));
+    *out = buf_detach(&b, len);
+    *meta = mj;
+    mj = NULL;
+    rc = 0;
+out:
+    buf_release(&b);
+    json_decref(mj);
     return rc;
 }
 
@@ -1419,6 +1546,10 @@ int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, s
 
     *onnx = NULL;
     *meta = NULL;
+    if (is_ocr_folder(dir)) {
+        free(wpath);
+        return bundle_read_dir(dir, max_bytes ? max_bytes : 1ull << 30, onnx, len, meta, err, errlen);
+    }
     rc = file_read_all(wpath, (size_t)(max_bytes ? max_bytes : 1ull << 30), onnx, len);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read '%s': %s", wpath,
@@ -1641,6 +1772,8 @@ int model_registry_prepare_bytes(struct model_registry *reg, const char *id, con
                                  char *err, size_t errlen)
 {
     struct spec sp;
+    if (model_bundle_is(onnx, onnx_len))
+        return prepare_bundle(reg, id, onnx, onnx_len, meta, out, err, errlen);
     int rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen);
     if (rc == 0)
         rc = model_build(reg, &sp, out, err, errlen);
@@ -1710,6 +1843,20 @@ int model_registry_register_bytes(struct model_registry *reg, const char *id, co
     char *dest = NULL, *dn = NULL;
     int rc;
 
+    if (model_bundle_is(onnx, onnx_len)) {
+        /* a multi-file model: kept in memory (a models_dir takes folders:
+         * register_dir) */
+        if (reg->opts.models_dir) {
+            snprintf(err, errlen, "model '%s': a multi-file model registers into a models folder as a "
+                     "folder (model_registry_register_dir)", id ? id : "");
+            return ERR_UNSUPPORTED;
+        }
+        if ((rc = prepare_bundle(reg, id, onnx, onnx_len, meta, &m, err, errlen)) < 0)
+            return rc;
+        model_registry_add(reg, m, NULL, NULL);
+        model_unref(m);
+        return 0;
+    }
     if ((rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen)) < 0)
         goto out;
     if (reg->opts.models_dir) {

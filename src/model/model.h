@@ -200,6 +200,8 @@ enum model_task {
     MODEL_TASK_SEMANTIC, /* "semantic-segmentation": per-pixel class logits */
     MODEL_TASK_OCR,      /* "ocr": PP-OCR text detector + recogniser + dictionary
                             (a multi-file folder: docs/MODELS.md "OCR") */
+    MODEL_TASK_SAM,      /* "segment-anything": SAM2 encoder + decoder (a
+                            multi-file model: docs/MODELS.md "SAM2") */
 };
 /* "object-detection", ... ; and back (0 for an unknown name). */
 const char *model_task_name(enum model_task t);
@@ -316,6 +318,47 @@ int model_ocr_run(struct model *m, const struct vis_image *img, struct model_ocr
 void model_ocr_result_release(struct model_ocr_result *r); /* frees members, not r */
 /* Roboflow's OCR response {"result", "predictions", "image"}, new ref. */
 json_t *model_ocr_result_to_json(const struct model_ocr_result *r);
+
+/* SAM2 models (task MODEL_TASK_SAM): model_run refuses them; they run
+ * through model_sam_run, one image at a time, with prompts in the picture's
+ * pixels (docs/MODELS.md "SAM2"). */
+#define MODEL_SAM_MAX_POINTS 16   /* points of one prompt (a box adds two) */
+#define MODEL_SAM_MAX_PROMPTS 256 /* prompts of one image */
+struct model_sam_prompt {
+    bool has_box;
+    float box[4]; /* x1, y1, x2, y2 */
+    size_t n_points;
+    struct {
+        float x, y;
+        int label; /* 1 positive, 0 negative */
+    } points[MODEL_SAM_MAX_POINTS];
+};
+struct model_sam_mask {
+    float confidence; /* the decoder's predicted IoU of the chosen mask */
+    int prompt;       /* index of its prompt */
+    uint8_t *mask;    /* image_w * image_h, 0/1, owned */
+};
+struct model_sam_result {
+    int image_w, image_h;
+    struct model_sam_mask *masks; /* one per prompt, in prompt order */
+    size_t n;
+};
+struct model_tensor;
+/* Segment img for n prompts (n 0: Roboflow's unprompted call, one padding
+ * point).  multimask: choose among the multimask outputs (Roboflow's
+ * default).  raw (may be NULL): receives copies of the decoder's masks
+ * (N, K, h, w) and iou_predictions (N, K) (free each .data).  Safe from
+ * any thread. */
+int model_sam_run(struct model *m, const struct vis_image *img, const struct model_sam_prompt *prompts, size_t n,
+                  bool multimask, struct model_sam_result *r, struct model_tensor *raw, char *err, size_t errlen);
+/* The post-processing alone: decoder outputs masks (n, k, mh, mw) and
+ * iou (n, k) to W x H masks (mask choice, bilinear resize, logit > 0). */
+int model_sam_decode(const float *masks, const float *iou, int n, int k, int mh, int mw, bool multimask, int W, int H,
+                     struct model_sam_result *r);
+void model_sam_result_release(struct model_sam_result *r); /* frees members, not r */
+/* {"predictions": [{x, y, width, height, confidence, prompt_index, points
+ * | rle_mask}], "image"}; empty masks left out.  New reference. */
+json_t *model_sam_result_to_json(const struct model_sam_result *r, bool rle);
 
 /* ---- inference: the provider the workflow engine calls ---------------------- */
 

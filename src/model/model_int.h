@@ -99,6 +99,7 @@ struct model {
     size_t n_out;
     json_t *info;               /* model_describe() source */
     struct model__ocr *ocr;     /* OCR models: the two sessions and the dictionary */
+    struct model__sam *sam;     /* SAM2 models: encoder and decoder sessions */
 };
 
 struct buf;
@@ -131,6 +132,16 @@ int model__ocr_open(struct model *m, const char *dir, const struct model__files 
                     size_t errlen);
 void model__ocr_free(struct model *m);
 size_t model__ocr_dict_size(const struct model *m);
+
+/* sam.c: open the SAM2 parts of m (its ort acquired) from a bundle's
+ * encoder.onnx and decoder.onnx; checks names, shapes and trial runs.  Sets
+ * m->task.  model__sam_infer: model_registry_infer of one image with its
+ * params ("prompts", "multimask_output", "response_mask_format"). */
+int model__sam_open(struct model *m, const struct model__files *fs, uint64_t max_bytes, int threads, bool spinning,
+                    const char *machine_type, char *err, size_t errlen);
+void model__sam_free(struct model *m);
+int model__sam_infer(struct model *m, const json_t *params, const struct vis_image *img, json_t **out, char *err,
+                     size_t errlen);
 
 /* ort.c */
 int model__session_open(struct model__ort *ort, const void *data, size_t len, int threads,

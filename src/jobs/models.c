@@ -374,7 +374,8 @@ int jobs_models_select(void *ud, const char *machine_type, const char *workspace
 /* ---- models in the control database and the blob store ---------------------------
  *
  * A model registered through the API or the CLI is two blobs under a
- * generation folder, {weights.onnx, metadata.json} under
+ * generation folder, {weights.onnx (a multi-file model: model.tar, its
+ * bundle), metadata.json} under
  * models/<id with '/' as "--">/<uuid>/ for an operator model and
  * wsmodels/<workspace>/<id with '/' as "--">/<uuid>/ for a workspace's,
  * and one row of the core table `models` (key: workspace, '' for the

@@ -273,9 +273,9 @@ static int run_enc(struct model *m, OrtSession *s, const char *in_name, const ch
         size_t l = 0;
         for (size_t i = 0; i < r && l + 24 < sizeof sh; i++)
             l += (size_t)snprintf(sh + l, sizeof sh - l, "%s%lld", i ? "x" : "", (long long)od[i]);
-        snprintf(err, errlen, "model '%s': %s gave an %soutput of shape %s (element type %d) "
+        snprintf(err, errlen, "model '%s': %s gave %soutput of shape %s (element type %d) "
                  "for a batch of %lld; a CLIP encoder gives float32 (batch, %s)", m->id, what,
-                 r == 2 ? "" : "wrong-rank ", r ? sh : "a scalar", (int)oty, (long long)shape[0],
+                 r == 2 ? "an " : "a wrong-rank ", r ? sh : "a scalar", (int)oty, (long long)shape[0],
                  *dim ? "the other encoder's embedding size" : "embedding size");
         rc = ERR_INVALID;
         goto out;
@@ -444,9 +444,44 @@ static int read_part(const char *dir, const char *name, size_t max, char **buf, 
     return rc;
 }
 
-int model__clip_open(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
-                     int threads, bool spinning, const char *machine_type, char *err,
-                     size_t errlen)
+/* Part name of role key: the bundle's usual name, else model.json's. */
+static int get_part(const char *dir, const struct model__files *fs, const json_t *meta,
+                    const char *key, const char *def, size_t max, bool optional, char **buf,
+                    size_t *len, char *err, size_t errlen)
+{
+    if (fs) {
+        const struct model__file *f = model__files_get(fs, def);
+        if (!f) {
+            if (optional)
+                return 1;
+            snprintf(err, errlen, "the bundle has no %s", def);
+            return ERR_INVALID;
+        }
+        if (f->len > max) {
+            snprintf(err, errlen, "%s: file too large", def);
+            return ERR_LIMIT;
+        }
+        *buf = xmalloc(f->len + 1);
+        memcpy(*buf, f->data, f->len);
+        (*buf)[f->len] = 0;
+        *len = f->len;
+        return 0;
+    }
+    const char *nm = part(meta, key, def);
+    if (optional) {
+        char *p = xasprintf("%s/%s", dir, nm);
+        struct stat st;
+        bool there = stat(p, &st) == 0;
+        free(p);
+        if (!there)
+            return 1;
+    }
+    return read_part(dir, nm, max, buf, len, err, errlen);
+}
+
+int model__clip_open(struct model *m, const char *dir, const struct model__files *fs,
+                     const json_t *meta, uint64_t max_bytes, int threads, bool spinning,
+                     const char *machine_type, char *err, size_t errlen)
 {
     const OrtApi *api = m->ort->api;
     struct model__clip *c = xcalloc(1, sizeof *c);
@@ -459,17 +494,15 @@ int model__clip_open(struct model *m, const char *dir, const json_t *meta, uint6
     int rc;
 
     /* tokenizer: merges.txt (+ vocab.json) */
-    if ((rc = read_part(dir, part(meta, "merges", "merges.txt"), CLIP_MAX_MERGES_BYTES, &buf,
-                        &len, e2, sizeof e2)) < 0)
+    if ((rc = get_part(dir, fs, meta, "merges", "merges.txt", CLIP_MAX_MERGES_BYTES, false, &buf,
+                       &len, e2, sizeof e2)) < 0)
         goto fail;
     {
-        const char *vn = part(meta, "vocab", "vocab.json");
-        char *vp = xasprintf("%s/%s", dir, vn);
+        const char *vn = fs ? "vocab.json" : part(meta, "vocab", "vocab.json");
         char *vb = NULL;
         size_t vl = 0;
-        struct stat st;
-        int vr = stat(vp, &st) == 0 ? file_read_all(vp, CLIP_MAX_MERGES_BYTES, &vb, &vl) : 1;
-        free(vp);
+        int vr = get_part(dir, fs, meta, "vocab", "vocab.json", CLIP_MAX_MERGES_BYTES, true, &vb,
+                          &vl, e2, sizeof e2);
         if (vr == 0) {
             json_error_t je;
             vocab = json_loadb(vb, vl, 0, &je);
@@ -480,7 +513,6 @@ int model__clip_open(struct model *m, const char *dir, const json_t *meta, uint6
                 goto fail;
             }
         } else if (vr < 0) {
-            snprintf(e2, sizeof e2, "cannot read %s: %s", vn, err_str(vr));
             rc = vr;
             goto fail;
         }
@@ -493,8 +525,8 @@ int model__clip_open(struct model *m, const char *dir, const json_t *meta, uint6
     buf = NULL;
 
     /* image encoder */
-    if ((rc = read_part(dir, part(meta, "visual", "visual.onnx"), max_bytes, &buf, &len, e2,
-                        sizeof e2)) < 0)
+    if ((rc = get_part(dir, fs, meta, "visual", "visual.onnx", max_bytes, false, &buf, &len, e2,
+                       sizeof e2)) < 0)
         goto fail;
     if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &c->vis, e3,
                                   sizeof e3)) < 0) {
@@ -523,8 +555,8 @@ int model__clip_open(struct model *m, const char *dir, const json_t *meta, uint6
     c->vis_batch1 = dims[0] > 0;
 
     /* text encoder */
-    if ((rc = read_part(dir, part(meta, "textual", "textual.onnx"), max_bytes, &buf, &len, e2,
-                        sizeof e2)) < 0)
+    if ((rc = get_part(dir, fs, meta, "textual", "textual.onnx", max_bytes, false, &buf, &len, e2,
+                       sizeof e2)) < 0)
         goto fail;
     if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &c->txt, e3,
                                   sizeof e3)) < 0) {

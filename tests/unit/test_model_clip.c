@@ -435,55 +435,40 @@ TEST(embeddings_match_torch)
     free(d);
 }
 
-/* register_dir with a models folder copies the parts and a model.json;
- * load_dir of that folder registers the model again, with its aliases */
-TEST(copied_folder_reloads)
+/* the bundle path (HTTP and CLI registration of multi-file models): the
+ * folder read as a bundle registers from bytes, with its aliases */
+TEST(bundle_registers)
 {
-    char tmpl[] = "/tmp/clipcopyXXXXXX";
+    char tmpl[] = "/tmp/clipbundleXXXXXX";
     if (!mkdtemp(tmpl))
         T_FAIL("mkdtemp");
+    char err[1024], *d = tiny_dir(), *bytes = NULL;
+    size_t len = 0;
+    json_t *meta = NULL;
+    ASSERT_OK(model_artefacts_read_dir(d, 0, &bytes, &len, &meta, err, sizeof err));
+    ASSERT_STR_EQ(json_string_value(json_object_get(meta, "family")), "clip");
     struct model_registry_opts o = {0};
     struct model_registry *reg = NULL;
-    char err[1024], *d = tiny_dir();
     o.intra_op_threads = 2;
-    o.models_dir = tmpl;
     ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
-    ASSERT_OK(model_registry_register_dir(reg, "clip/ViT-B-16", d, err, sizeof err));
-    model_registry_free(reg);
-    const char *files[] = {"visual.onnx", "textual.onnx", "merges.txt", "model.json"};
-    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
-        char *p = xasprintf("%s/clip--ViT-B-16/%s", tmpl, files[i]);
-        struct stat st;
-        ASSERT(stat(p, &st) == 0);
-        free(p);
-    }
-    char *mj = xasprintf("%s/clip--ViT-B-16/model.json", tmpl);
-    json_t *j = load_json(mj);
-    ASSERT_STR_EQ(json_string_value(json_object_get(j, "family")), "clip");
-    ASSERT_STR_EQ(json_string_value(json_object_get(j, "model_id")), "clip/ViT-B-16");
-    ASSERT(json_object_get(j, "vocab") == NULL); /* optional part absent: not named */
-    json_decref(j);
-    o.models_dir = NULL;
-    ASSERT_OK(model_registry_new(&o, &reg, err, sizeof err));
-    int bad = -1;
-    ASSERT_EQ(model_registry_load_dir(reg, tmpl, &bad, err, sizeof err), 1);
-    ASSERT_EQ(bad, 0);
+    ASSERT_OK(model_registry_register_bytes(reg, "clip/bundled", bytes, len, meta, err, sizeof err));
     struct model *m = NULL;
-    ASSERT_OK(model_registry_get(reg, NULL, "clip/ViT-B-32", &m, err, sizeof err)); /* alias */
-    ASSERT_STR_EQ(model_id(m), "clip/ViT-B-16");
+    ASSERT_OK(model_registry_get(reg, NULL, "clip/bundled", &m, err, sizeof err));
     ASSERT_EQ(model_task(m), MODEL_TASK_EMBEDDING);
+    ASSERT_EQ(model_clip_dim(m), 32);
+    json_t *desc = model_describe(m);
+    ASSERT_STR_EQ(json_string_value(json_object_get(desc, "task")), "embedding");
+    json_decref(desc);
+    model_unref(m);
+    ASSERT_OK(model_registry_get(reg, NULL, "clip/ViT-B-32", &m, err, sizeof err)); /* alias */
+    ASSERT_STR_EQ(model_id(m), "clip/bundled");
     model_unref(m);
     model_registry_free(reg);
-    for (size_t i = 0; i < ARRAY_LEN(files); i++) {
-        char *p = xasprintf("%s/clip--ViT-B-16/%s", tmpl, files[i]);
-        unlink(p);
-        free(p);
-    }
-    char *sub = xasprintf("%s/clip--ViT-B-16", tmpl);
-    rmdir(sub);
-    rmdir(tmpl);
-    free(sub);
-    free(mj);
+    free(bytes);
+    json_decref(meta);
+    char *cmd = xasprintf("rm -rf %s", tmpl);
+    ASSERT_EQ(system(cmd), 0);
+    free(cmd);
     free(d);
 }
 

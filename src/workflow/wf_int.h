@@ -31,6 +31,12 @@ extern const struct wf_block *const wf_blocks_zone[];            /* blocks/zone.
 extern const struct wf_block *const wf_blocks_ocr[];             /* blocks/ocr.c */
 extern const struct wf_block *const wf_blocks_sinks[];           /* blocks/sinks.c */
 extern const struct wf_block *const wf_blocks_codes[];           /* blocks/codes.c */
+extern const struct wf_block *const wf_blocks_vlm[];             /* blocks/vlm.c */
+extern const struct wf_block *const wf_blocks_memory[];          /* blocks/memory.c */
+extern const struct wf_block *const wf_blocks_overlap[];         /* blocks/overlap.c */
+/* A state slot shared by every step of the run's state (wf_call_state is
+ * per step): cache_get / cache_set keep their namespaces there. */
+void **wf__call_shared_state(struct wf_call *c, const char *key, void (*free_fn)(void *));
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

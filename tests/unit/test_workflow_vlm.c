@@ -528,6 +528,79 @@ TEST(overlap_analysis_records_and_edges)
     free(a), free(b), free(far), free(touch), free(r), free(c);
 }
 
+/* ---- geotag_detection --------------------------------------------------------------------- */
+
+static json_t *geotag(const char *preds, const char *params, int w, int h, char *err, size_t errlen)
+{
+    char def[2048], buf[2048];
+    snprintf(def, sizeof def,
+             "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+             "\"steps\":[{\"type\":\"roboflow_core/roboflow_object_detection_model@v1\",\"name\":\"m\","
+             "\"images\":\"$inputs.image\",\"model_id\":\"ref/1\"},"
+             "{\"type\":\"roboflow_core/geotag_detection@v1\",\"name\":\"g\",\"image\":\"$inputs.image\","
+             "\"predictions\":\"$steps.m.predictions\",%s}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"g\",\"selector\":\"$steps.g.*\"}]}",
+             params);
+    snprintf(buf, sizeof buf, "{\"ref/1\":{\"image\":{\"width\":%d,\"height\":%d},\"predictions\":%s}}", w, h, preds);
+    json_t *models = json_loads(buf, 0, NULL);
+    json_t *r = run_def(def, w, h, NULL, models, NULL, err, errlen);
+    json_decref(models);
+    json_t *o = r ? json_incref(json_object_get(r, "g")) : NULL;
+    json_decref(r);
+    return o;
+}
+
+TEST(geotag_detection_projects_as_roboflow)
+{
+    char err[512] = "";
+    char *a = det(0, 0, 100, 50, "car", NULL), *b = det(500, 400, 640, 480, "van", NULL);
+    char *preds = xasprintf("[%s,%s]", a, b);
+    json_t *o = geotag(preds, "\"latitude\":52.5,\"longitude\":13.4,\"altitude\":100,\"heading\":30", 640, 480,
+                       err, sizeof err);
+    if (!o)
+        T_FAIL("%s", err);
+    /* test_workflow_vlm_ref.py "geotag" lines */
+    const json_t *g = json_object_get(o, "geo_detections");
+    ASSERT_EQ(json_array_size(g), 2);
+    ASSERT_NEAR(num(json_array_get(g, 0), "lat"), 52.5006758, 1e-12);
+    ASSERT_NEAR(num(json_array_get(g, 0), "lon"), 13.3995634, 1e-12);
+    ASSERT_NEAR(num(json_array_get(g, 1), "lat"), 52.4993726, 1e-12);
+    ASSERT_NEAR(num(json_array_get(g, 1), "lon"), 13.4004026, 1e-12);
+    ASSERT_NEAR(num(json_array_get(g, 0), "pixel_x"), 50.0, 1e-12);
+    ASSERT_NEAR(num(json_array_get(g, 1), "width"), 140.0, 1e-12);
+    ASSERT_NEAR(num(json_array_get(g, 0), "confidence"), 0.9, 1e-12);
+    ASSERT_STR_EQ(str(json_array_get(g, 1), "class"), "van");
+    const json_t *gj = json_object_get(o, "geojson");
+    ASSERT_STR_EQ(str(gj, "type"), "FeatureCollection");
+    const json_t *f = json_array_get(json_object_get(gj, "features"), 1);
+    ASSERT_STR_EQ(str(json_object_get(f, "geometry"), "type"), "Point");
+    ASSERT_NEAR(json_number_value(json_array_get(json_object_get(json_object_get(f, "geometry"), "coordinates"), 0)),
+                13.4004026, 1e-12);
+    ASSERT_STR_EQ(str(json_object_get(f, "properties"), "class"), "van");
+    json_decref(o);
+    /* altitude 0: the camera's own position */
+    o = geotag(preds, "\"latitude\":1.5,\"longitude\":2.5,\"altitude\":0", 640, 480, err, sizeof err);
+    ASSERT(o);
+    ASSERT_NEAR(num(json_array_get(json_object_get(o, "geo_detections"), 0), "lat"), 1.5, 1e-12);
+    json_decref(o);
+    /* a field of view of 180 degrees: a step error, not inf in the JSON */
+    o = geotag(preds, "\"latitude\":1.5,\"longitude\":2.5,\"altitude\":10,\"horizontal_fov\":180", 640, 480, err,
+               sizeof err);
+    if (o) {
+        char *s = json_dumps(o, 0);
+        ASSERT(s != NULL); /* serializable whatever tan(pi/2) gives */
+        free(s);
+        json_decref(o);
+    }
+    /* no detections: empty outputs */
+    o = geotag("[]", "\"latitude\":1.5,\"longitude\":2.5,\"altitude\":10", 640, 480, err, sizeof err);
+    ASSERT(o);
+    ASSERT_EQ(json_array_size(json_object_get(o, "geo_detections")), 0);
+    ASSERT_EQ(json_array_size(json_object_get(json_object_get(o, "geojson"), "features")), 0);
+    json_decref(o);
+    free(a), free(b), free(preds);
+}
+
 /* ---- qr_code_generator ------------------------------------------------------------------- */
 
 TEST(qr_code_generator_round_trips_through_zbar)

@@ -23,3 +23,27 @@ for s in ["car", "dog"]:
 print("gemini", np.array([[200 / 1000 * 640, 100 / 1000 * 480, 600 / 1000 * 640, 500 / 1000 * 480]]).round(0))
 # normalised 0.1 / 0.3 on a 25 x 15 image: 2.5 -> 2, 7.5 -> 8, 4.5 -> 4
 print("half-even", np.array([[0.1 * 25, 0.3 * 25, 0.3 * 15, 0.5 * 15]]).round(0))
+
+# geotag_detection: _pixel_to_gps of v1.py for two boxes on a 640 x 480
+# image, camera at 52.5, 13.4, 100 m, fov 73.7, heading 30
+import math
+
+METERS_PER_DEG_LAT = 111320.0
+
+
+def pixel_to_gps(px, py, w, h, lat, lon, alt, fov, heading):
+    gw = 2 * alt * math.tan(math.radians(fov) / 2)
+    gh = gw * (h / w)
+    right = (px - w / 2) / w * gw
+    up = -(py - h / 2) / h * gh
+    psi = math.radians(heading)
+    east = right * math.cos(psi) + up * math.sin(psi)
+    north = -right * math.sin(psi) + up * math.cos(psi)
+    return lat + north / METERS_PER_DEG_LAT, lon + east / (METERS_PER_DEG_LAT * math.cos(math.radians(lat)))
+
+
+for box_ in [(0, 0, 100, 50), (500, 400, 640, 480)]:
+    cx = np.float32((box_[0] + box_[2]) / 2)
+    cy = np.float32((box_[1] + box_[3]) / 2)
+    la, lo = pixel_to_gps(float(cx), float(cy), 640, 480, 52.5, 13.4, 100.0, 73.7, 30.0)
+    print("geotag", box_, round(la, 7), round(lo, 7))

@@ -1,6 +1,20 @@
 /*
- * blocks/overlap.c — overlap_analysis v1 (roboflow/inference core_steps/
- * fusion/overlap_analysis, read, not copied).
+ * blocks/overlap.c — overlap_analysis v1 and geotag_detection v1
+ * (roboflow/inference core_steps/fusion/overlap_analysis and
+ * transformations/geotag_detection, read, not copied).
+ *
+ * geotag_detection: each box centre projected to the ground for a nadir
+ * pinhole camera at `altitude` metres over flat ground (ground width
+ * 2 · altitude · tan(fov / 2), height in the image's aspect), rotated by
+ * `heading` (clockwise from North) and converted with 111,320 m per degree
+ * of latitude (× cos(latitude) for longitude); altitude <= 0 gives the
+ * camera's position.  Records {class, confidence (4 decimals), lat, lon
+ * (7 decimals), pixel_x, pixel_y, width, height (1 decimal)} rounded as
+ * Python's round(), and a GeoJSON FeatureCollection of Points [lon, lat]
+ * with class and confidence.  The box centre is computed in float32 as on
+ * supervision's float32 xyxy, the projection in double.  A projection that
+ * is not finite (a field of view of 180 degrees or more, a latitude of
+ * ±90) is a step error.
  *
  * For every reference detection i and candidate j (in that order) whose
  * boxes have a positive IoU (sv.box_iou_batch), the overlap ratio is the
@@ -217,4 +231,77 @@ static const struct wf_block overlap_analysis_v1 = {
     overlap_fields, ARRAY_LEN(overlap_fields), overlap_outs, ARRAY_LEN(overlap_outs), 0, 0, NULL,
     overlap_run, NULL};
 
-const struct wf_block *const wf_blocks_overlap[] = {&overlap_analysis_v1, NULL};
+/* ---- geotag_detection ----------------------------------------------------------------- */
+
+#define METERS_PER_DEG_LAT 111320.0
+
+/* Python's round(x, nd): the exact binary value rounded to nd decimals. */
+static double py_round(double x, int nd)
+{
+    char b[64];
+    snprintf(b, sizeof b, "%.*f", nd, x);
+    return strtod(b, NULL);
+}
+
+static int geotag_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        double lat = wf_arg_double(c, i, "latitude", 0), lon = wf_arg_double(c, i, "longitude", 0);
+        double alt = wf_arg_double(c, i, "altitude", 0), fov = wf_arg_double(c, i, "horizontal_fov", 73.7);
+        double heading = wf_arg_double(c, i, "heading", 0);
+        if (!im || !ds)
+            return wf_call_fail(c, "image and predictions are required");
+        int w = im->img->w, h = im->img->h;
+        json_t *recs = json_array(), *feats = json_array();
+        for (size_t k = 0; k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            float cx = (d->x1 + d->x2) / 2.0f, cy = (d->y1 + d->y2) / 2.0f;
+            float bw = d->x2 - d->x1, bh = d->y2 - d->y1;
+            double dlat = lat, dlon = lon;
+            if (alt > 0) {
+                double gw = 2 * alt * tan(fov * M_PI / 180.0 / 2), gh = gw * ((double)h / w);
+                double right = ((double)cx - w / 2.0) / w * gw, up = -((double)cy - h / 2.0) / h * gh;
+                double psi = heading * M_PI / 180.0;
+                double east = right * cos(psi) + up * sin(psi), north = -right * sin(psi) + up * cos(psi);
+                dlat = lat + north / METERS_PER_DEG_LAT;
+                dlon = lon + east / (METERS_PER_DEG_LAT * cos(lat * M_PI / 180.0));
+            }
+            if (!isfinite(dlat) || !isfinite(dlon)) {
+                json_decref(recs);
+                json_decref(feats);
+                return wf_call_fail(c, "the projection is not finite (horizontal_fov %g, latitude %g)", fov, lat);
+            }
+            const char *cls = d->class_name ? d->class_name : "unknown";
+            double conf = py_round((double)d->confidence, 4);
+            double rlat = py_round(dlat, 7), rlon = py_round(dlon, 7);
+            json_array_append_new(recs, json_pack("{s:s,s:f,s:f,s:f,s:f,s:f,s:f,s:f}", "class", cls,
+                                                  "confidence", conf, "lat", rlat, "lon", rlon, "pixel_x",
+                                                  py_round(cx, 1), "pixel_y", py_round(cy, 1), "width",
+                                                  py_round(bw, 1), "height", py_round(bh, 1)));
+            json_array_append_new(feats, json_pack("{s:s,s:{s:s,s:[f,f]},s:{s:s,s:f}}", "type", "Feature",
+                                                   "geometry", "type", "Point", "coordinates", rlon, rlat,
+                                                   "properties", "class", cls, "confidence", conf));
+        }
+        wf_out_json(c, i, "geo_detections", recs);
+        wf_out_json(c, i, "geojson", json_pack("{s:s,s:o}", "type", "FeatureCollection", "features", feats));
+    }
+    return 0;
+}
+
+static const struct wf_field geotag_fields[] = {
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"predictions", NULL, WF_FT_DETS, NULL, WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY, NULL},
+    {"latitude", NULL, WF_FT_FLOAT, NULL, WF_K_FLOAT, 0, NULL},
+    {"longitude", NULL, WF_FT_FLOAT, NULL, WF_K_FLOAT, 0, NULL},
+    {"altitude", NULL, WF_FT_FLOAT, NULL, WF_K_FLOAT, 0, NULL},
+    {"horizontal_fov", NULL, WF_FT_FLOAT, "73.7", WF_K_FLOAT, 0, NULL},
+    {"heading", NULL, WF_FT_FLOAT, "0.0", WF_K_FLOAT, 0, NULL},
+};
+static const struct wf_output geotag_outs[] = {{"geo_detections", WF_K_LIST}, {"geojson", WF_K_DICT}};
+static const struct wf_block geotag_detection_v1 = {
+    (const char *const[]){"roboflow_core/geotag_detection@v1", NULL},
+    geotag_fields, ARRAY_LEN(geotag_fields), geotag_outs, ARRAY_LEN(geotag_outs), 0, 0, NULL, geotag_run, NULL};
+
+const struct wf_block *const wf_blocks_overlap[] = {&overlap_analysis_v1, &geotag_detection_v1, NULL};

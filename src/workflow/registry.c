@@ -22,7 +22,7 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_motion,        wf_blocks_zone,          wf_blocks_ocr,
     wf_blocks_sinks,         wf_blocks_codes,
     wf_blocks_memory,        wf_blocks_vlm,          wf_blocks_overlap,
-    wf_blocks_inline,
+    wf_blocks_inline,        wf_blocks_ocsort,
 };
 
 struct defaults {

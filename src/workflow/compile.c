@@ -957,6 +957,16 @@ int wf_compile(const json_t *def, struct wf_workflow **out, char *err, size_t er
             goto out;
         }
     }
+    {
+        json_t *inlined = NULL;
+        if ((rc = wf__inline_inner(def, &inlined, err, errlen)) < 0)
+            goto out;
+        if (inlined) { /* inner_workflow steps expanded: compile that instead */
+            rc = wf_compile(inlined, out, err, errlen);
+            json_decref(inlined);
+            goto out;
+        }
+    }
     if ((rc = parse_inputs(wf, json_object_get(def, "inputs"), err, errlen)) < 0)
         goto out;
     if ((rc = parse_step_heads(wf, json_object_get(def, "steps"), err, errlen)) < 0)

@@ -61,4 +61,21 @@ size_t cv__convex_hull(const int *pts, size_t n, int *hull);
  * image (blocks/zone.c); ERR_NOMEM. */
 int cv__fill_poly(const int *pts, size_t n, int w, int h, struct vis_image **out);
 
+/* ---- geometric transformations (blocks/warp.c), OpenCV 4.6 arithmetic ---- */
+/* cv2.getPerspectiveTransform of 4 src -> 4 dst points (x, y pairs) into a
+ * row-major 3x3 m; ERR_INVALID when the system is singular. */
+int cv__perspective_matrix(const float src[8], const float dst[8], double m[9]);
+/* cv::invert(DECOMP_LU) of a 3x3 matrix; ERR_INVALID when singular. */
+int cv__invert3(const double s[9], double t[9]);
+/* cv2.perspectiveTransform of one float32 point. */
+void cv__perspective_point(const double m[9], float x, float y, float *ox, float *oy);
+/* cv2.warpPerspective(src, m, (w, h)), INTER_LINEAR, black border. */
+int cv__warp_perspective(const struct vis_image *src, const double m[9], int w, int h,
+                         struct vis_image **out);
+/* cv2.getOptimalNewCameraMatrix(K, (k1, k2, p1, p2, k3), (w, h), alpha=1). */
+void cv__optimal_camera_matrix(const double K[9], const double dc[5], int w, int h, double nk[9]);
+/* cv2.undistort(src, K, (k1, k2, p1, p2, k3), newCameraMatrix=newk). */
+int cv__undistort(const struct vis_image *src, const double K[9], const double dc[5],
+                  const double newk[9], struct vis_image **out);
+
 #endif

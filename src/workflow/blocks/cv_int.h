@@ -78,4 +78,19 @@ void cv__optimal_camera_matrix(const double K[9], const double dc[5], int w, int
 int cv__undistort(const struct vis_image *src, const double K[9], const double dc[5],
                   const double newk[9], struct vis_image **out);
 
+/* cv2.cvtColor(BGR2GRAY) of OpenCV 4's 8-bit path; GRAY copied; NULL on
+ * OOM (blocks/measure.c). */
+struct vis_image *cv__gray(const struct vis_image *src);
+/* numpy's pairwise float32 sum of n values stride apart (blocks/cv_extra.c). */
+float cv__np_pairwise_sum_f32(const float *a, size_t n, size_t stride);
+/* camera_focus v2 (blocks/cv_extra.c): the Tenengrad map of a GRAY image
+ * (malloc'd, w * h float32) and its numpy float32 mean in *focus; NULL on OOM. */
+float *cv__tenengrad(const struct vis_image *gray, double *focus);
+enum { CV_FOCUS_ZEBRA = 1, CV_FOCUS_PEAKING = 2, CV_FOCUS_CENTER = 4, CV_FOCUS_HUD = 8 };
+/* Roboflow's overlays on a BGR copy of src (gray and fm of src); grid = the
+ * divisions (0 = none). */
+int cv__focus2_overlays(const struct vis_image *src, const struct vis_image *gray, const float *fm,
+                        double focus, int under_t, int over_t, unsigned flags, int grid,
+                        struct vis_image **out);
+
 #endif

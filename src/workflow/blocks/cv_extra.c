@@ -1,0 +1,348 @@
+/*
+ * blocks/cv_extra.c — classical-vision blocks added with issue 14
+ * (roboflow/inference classical_cv/camera_focus/v2.py, read, not copied):
+ *
+ * - camera_focus@v2: the Tenengrad measure — cv2.Sobel(gray, CV_32F, 1, 0,
+ *   ksize=3)^2 + Sobel(0, 1)^2 with BORDER_REFLECT_101, on OpenCV 4's gray —
+ *   its mean over the image (focus_measure) and over each detection box
+ *   clipped to the image (bbox_focus_measures, None for an empty box; box
+ *   corners truncated as int()), plus Roboflow's overlays in its order:
+ *   zebra stripes ((x + y) // 8 even) at 50 % blue below / red above the
+ *   exposure thresholds, focus peaking (60 % green where
+ *   uint8(fm / max * 255) > 76), the centre crosshair and the composition
+ *   grid (cv2.line), the HUD (70 % black panel, "TFM Focus" and its value,
+ *   "Exposure", the B, G, R and gray histograms as polylines).  With every
+ *   overlay off the input image is returned.
+ *
+ * Means are float32 sums as numpy's (pairwise, 8 accumulators, blocks of
+ * 128) divided in double and rounded to float32, as np.float32.mean();
+ * the box means add the rows' pairwise sums in float32.
+ * Departure: the HUD's texts are drawn with the engine's font (cv2's
+ * Hershey text sizes, other glyph shapes); every other pixel follows
+ * Roboflow's arithmetic.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/base.h"
+#include "workflow/blocks/cv_int.h"
+#include "workflow/blocks/viz_int.h"
+#include "workflow/wf_int.h"
+
+#define TYPES(var, ...) static const char *const var##_types[] = {__VA_ARGS__, NULL}
+#define BLOCK(var, fields, outs, fn)                                                          \
+    static const struct wf_block var = {var##_types, fields, ARRAY_LEN(fields), outs,        \
+                                        ARRAY_LEN(outs), 0, 0, NULL, fn, NULL}
+
+/* ---- numpy float32 sums ----------------------------------------------------------------- */
+
+/* numpy's pairwise_sum for float32 (PW_BLOCKSIZE 128, 8 accumulators). */
+float cv__np_pairwise_sum_f32(const float *a, size_t n, size_t stride)
+{
+    if (n < 8) {
+        float res = 0.f; /* numpy starts from -0.0; the same for these sums */
+        for (size_t i = 0; i < n; i++)
+            res += a[i * stride];
+        return res;
+    }
+    if (n <= 128) {
+        float r[8], res;
+        for (int k = 0; k < 8; k++)
+            r[k] = a[(size_t)k * stride];
+        size_t i;
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int k = 0; k < 8; k++)
+                r[k] += a[(i + (size_t)k) * stride];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i * stride];
+        return res;
+    }
+    size_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return cv__np_pairwise_sum_f32(a, n2, stride) +
+           cv__np_pairwise_sum_f32(a + n2 * stride, n - n2, stride);
+}
+
+/* ---- camera_focus v2 -------------------------------------------------------------------- */
+
+static inline int reflect101(int i, int n)
+{
+    if (n == 1)
+        return 0;
+    if (i < 0)
+        return -i;
+    if (i >= n)
+        return 2 * n - 2 - i;
+    return i;
+}
+
+/* Tenengrad map (float32, exact integers) of a GRAY image. */
+static float *tenengrad(const struct vis_image *g)
+{
+    int w = g->w, h = g->h;
+    float *fm = malloc((size_t)w * (size_t)h * sizeof *fm);
+    if (!fm)
+        return NULL;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r0 = vis_px(g, 0, reflect101(y - 1, h)), *r1 = vis_px(g, 0, y),
+                      *r2 = vis_px(g, 0, reflect101(y + 1, h));
+        for (int x = 0; x < w; x++) {
+            int xl = reflect101(x - 1, w), xr = reflect101(x + 1, w);
+            int gx = (r0[xr] - r0[xl]) + 2 * (r1[xr] - r1[xl]) + (r2[xr] - r2[xl]);
+            int gy = (r2[xl] + 2 * r2[x] + r2[xr]) - (r0[xl] + 2 * r0[x] + r0[xr]);
+            fm[(size_t)y * w + x] = (float)(gx * gx + gy * gy);
+        }
+    }
+    return fm;
+}
+
+static void blend_px(uint8_t *p, const uint8_t bgr[3], double opacity)
+{
+    for (int k = 0; k < 3; k++)
+        p[k] = (uint8_t)(p[k] * (1 - opacity) + bgr[k] * opacity);
+}
+
+static const char *const GRIDS[] = {"None", "2x2", "3x3", "4x4", "5x5", NULL};
+
+static double hud_scale(int w, int h)
+{
+    double s = MIN(h, w) / 720.0;
+    return MAX(0.4, MIN(s, 2.5));
+}
+
+static void text_outlined(struct vis_image *img, const char *s, int x, int y, double scale,
+                          struct vis_color c, int thickness)
+{
+    int px = vis_text_px_for_scale(scale);
+    viz__text_draw(img, vis_font_default(), s, px, x, y, thickness + 2, VIS_RGB(0, 0, 0));
+    viz__text_draw(img, vis_font_default(), s, px, x, y, thickness, c);
+}
+
+static void draw_hud(struct vis_image *out, double focus, const struct vis_image *gray,
+                     const struct vis_image *orig)
+{
+    int W = out->w, H = out->h;
+    double scale = hud_scale(W, H);
+    int padding = (int)(14 * scale), hist_w = (int)(180 * scale), hist_h = (int)(50 * scale);
+    double fs = 0.5 * scale, fs_small = 0.4 * scale;
+    int th = MAX(1, (int)(1.6 * scale)), line_sp = (int)(6 * scale), margin = (int)(12 * scale);
+    char val[64];
+    snprintf(val, sizeof val, "%.1f", focus);
+    int lw, lh, vw, vh, ew, eh;
+    viz__text_size(vis_font_default(), "TFM Focus", fs, th, &lw, &lh);
+    viz__text_size(vis_font_default(), val, fs, th, &vw, &vh);
+    viz__text_size(vis_font_default(), "Exposure", fs_small, th, &ew, &eh);
+    int section = (int)(12 * scale);
+    int cw = MAX(MAX(lw + vw + (int)(20 * scale), ew), hist_w);
+    int ch = lh + section + eh + line_sp + hist_h;
+    int hw = cw + 2 * padding, hh = ch + 2 * padding, hx = margin, hy = margin;
+    /* cv2.addWeighted(black rectangle, 0.7, output, 0.3): inside the panel
+     * round(0.3 v) in float; outside v */
+    for (int y = MAX(hy, 0); y <= MIN(hy + hh, H - 1); y++) {
+        uint8_t *p = vis_px(out, MAX(hx, 0), y);
+        for (int x = MAX(hx, 0); x <= MIN(hx + hw, W - 1); x++, p += 3)
+            for (int k = 0; k < 3; k++)
+                p[k] = (uint8_t)lrintf((float)p[k] * 0.3f);
+    }
+    vis_draw_rect(out, hx, hy, hx + hw, hy + hh, VIS_RGB(80, 80, 80), 1);
+    int tx = hx + padding, cy = hy + padding + lh;
+    text_outlined(out, "TFM Focus", tx, cy, fs, VIS_RGB(255, 255, 255), th);
+    text_outlined(out, val, hx + hw - padding - vw, cy, fs, VIS_RGB(255, 255, 255), th);
+    int div = cy + (int)(section * 0.5);
+    vis_draw_line(out, hx + padding, div, hx + hw - padding, div, VIS_RGB(60, 60, 60), 1);
+    cy += section + eh;
+    text_outlined(out, "Exposure", tx, cy, fs_small, VIS_RGB(180, 180, 180), th);
+    int hxs = tx, hys = cy + line_sp, hb = hys + hist_h - 1;
+    vis_draw_rect(out, hxs, hys, hxs + hist_w, hb, VIS_RGB(0, 0, 0), VIS_FILLED);
+    int xs[256];
+    double step = (double)(hist_w - 1) / 255.0;
+    for (int i = 0; i < 256; i++) /* np.linspace(...).astype(int32) */
+        xs[i] = i == 255 ? hxs + hist_w - 1 : (int)(i * step + hxs);
+    int lt = MAX(1, th);
+    int nch = vis_channels(orig) >= 3 ? 3 : 0;
+    for (int chn = 0; chn <= nch; chn++) {
+        const struct vis_image *src = chn < nch ? orig : gray;
+        int k = chn < nch ? chn : 0;
+        unsigned long hist[256] = {0}, hmax = 0;
+        for (int y = 0; y < src->h; y++) {
+            const uint8_t *p = vis_px(src, 0, y);
+            for (int x = 0; x < src->w; x++)
+                hist[p[x * vis_channels(src) + k]]++;
+        }
+        for (int i = 0; i < 256; i++)
+            hmax = MAX(hmax, hist[i]);
+        if (!hmax)
+            continue;
+        struct vis_color col = chn == nch   ? VIS_RGB(255, 255, 255)
+                               : chn == 0   ? VIS_RGB(0, 0, 255)
+                               : chn == 1   ? VIS_RGB(0, 255, 0)
+                                            : VIS_RGB(255, 0, 0);
+        int px0 = 0, py0 = 0;
+        for (int i = 0; i < 256; i++) {
+            int hn = (int)((float)hist[i] / (float)hmax * (float)hist_h);
+            int px = xs[i], py = hb - hn;
+            if (i)
+                vis_draw_line(out, px0, py0, px, py, col, lt);
+            px0 = px, py0 = py;
+        }
+    }
+}
+
+int cv__focus2_overlays(const struct vis_image *src, const struct vis_image *gray, const float *fm,
+                        double focus, int under_t, int over_t, unsigned flags, int grid,
+                        struct vis_image **outp)
+{
+    int W = gray->w, H = gray->h;
+    size_t n = (size_t)W * (size_t)H;
+    struct vis_image *out = NULL;
+    *outp = NULL;
+    if (vis_channels(src) == 3)
+        out = vis_image_clone(src);
+    else
+        vis_convert(src, VIS_BGR, &out);
+    if (!out)
+        return ERR_NOMEM;
+    if (flags & CV_FOCUS_ZEBRA) {
+        static const uint8_t blue[3] = {255, 0, 0}, red[3] = {0, 0, 255};
+        for (int y = 0; y < H; y++) {
+            const uint8_t *g = vis_px(gray, 0, y);
+            uint8_t *p = vis_px(out, 0, y);
+            for (int x = 0; x < W; x++)
+                if (((x + y) / 8) % 2 == 0 && g[x] < under_t)
+                    blend_px(p + 3 * x, blue, 0.5);
+            for (int x = 0; x < W; x++)
+                if (((x + y) / 8) % 2 == 0 && g[x] > over_t)
+                    blend_px(p + 3 * x, red, 0.5);
+        }
+    }
+    if (flags & CV_FOCUS_PEAKING) {
+        float mx = 0;
+        for (size_t q = 0; q < n; q++)
+            mx = MAX(mx, fm[q]);
+        static const uint8_t green[3] = {0, 255, 0};
+        if (mx > 0)
+            for (int y = 0; y < H; y++) {
+                uint8_t *p = vis_px(out, 0, y);
+                for (int x = 0; x < W; x++) {
+                    uint8_t v = (uint8_t)(fm[(size_t)y * W + x] / mx * 255.f);
+                    if (v > 76) /* int(30 * 255 / 100) */
+                        blend_px(p + 3 * x, green, 0.6);
+                }
+            }
+    }
+    if (flags & CV_FOCUS_CENTER) {
+        double sc = hud_scale(W, H);
+        int size = (int)(20 * sc), th = MAX(1, (int)(1.6 * sc)), cx = W / 2, cy = H / 2;
+        vis_draw_line(out, cx - size, cy, cx + size, cy, VIS_RGB(255, 255, 255), th);
+        vis_draw_line(out, cx, cy - size, cx, cy + size, VIS_RGB(255, 255, 255), th);
+    }
+    for (int d = 1; d < grid; d++) {
+        int x = W * d / grid, y = H * d / grid;
+        vis_draw_line(out, x, 0, x, H, VIS_RGB(128, 128, 128), 1);
+        vis_draw_line(out, 0, y, W, y, VIS_RGB(128, 128, 128), 1);
+    }
+    if (flags & CV_FOCUS_HUD)
+        draw_hud(out, focus, gray, src);
+    *outp = out;
+    return 0;
+}
+
+float *cv__tenengrad(const struct vis_image *gray, double *focus)
+{
+    float *fm = tenengrad(gray);
+    if (fm) {
+        size_t n = (size_t)gray->w * (size_t)gray->h;
+        *focus = (float)((double)cv__np_pairwise_sum_f32(fm, n, 1) / (double)n);
+    }
+    return fm;
+}
+
+static int focus2_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
+        double under_p = wf_arg_double(c, i, "underexposed_threshold_percent", 3.0);
+        double over_p = wf_arg_double(c, i, "overexposed_threshold_percent", 97.0);
+        unsigned flags = (wf_arg_bool(c, i, "show_zebra_warnings", true) ? CV_FOCUS_ZEBRA : 0) |
+                         (wf_arg_bool(c, i, "show_hud", true) ? CV_FOCUS_HUD : 0) |
+                         (wf_arg_bool(c, i, "show_focus_peaking", true) ? CV_FOCUS_PEAKING : 0) |
+                         (wf_arg_bool(c, i, "show_center_marker", true) ? CV_FOCUS_CENTER : 0);
+        const char *grid_s = wf_arg_str(c, i, "grid_overlay");
+        int grid = 0;
+        for (int k = 0; GRIDS[k]; k++)
+            if (grid_s && !strcmp(grid_s, GRIDS[k]))
+                grid = k ? k + 1 : 0;
+        if (!(under_p >= 0 && under_p <= 100) || !(over_p >= 0 && over_p <= 100))
+            return wf_call_fail(c, "underexposed_threshold_percent and "
+                                   "overexposed_threshold_percent must be in 0..100");
+        if (im->img->w < 1 || im->img->h < 1)
+            return wf_call_fail(c, "empty image");
+        int under_t = (int)(under_p * 255 / 100), over_t = (int)(over_p * 255 / 100);
+        double focus = 0;
+        struct vis_image *gray = cv__gray(im->img);
+        float *fm = gray ? cv__tenengrad(gray, &focus) : NULL;
+        if (!fm) {
+            vis_image_free(gray);
+            return wf_call_fail(c, "out of memory");
+        }
+        int W = gray->w, H = gray->h;
+        json_t *boxes = json_array();
+        for (size_t k = 0; ds && k < ds->n; k++) {
+            const struct wf_det *d = &ds->d[k];
+            int x1 = MAX(0, viz__trunc(d->x1)), y1 = MAX(0, viz__trunc(d->y1));
+            int x2 = MIN(W, viz__trunc(d->x2)), y2 = MIN(H, viz__trunc(d->y2));
+            if (x2 > x1 && y2 > y1) {
+                float s = 0;
+                for (int y = y1; y < y2; y++)
+                    s += cv__np_pairwise_sum_f32(fm + (size_t)y * W + x1, (size_t)(x2 - x1), 1);
+                double cnt = (double)(x2 - x1) * (double)(y2 - y1);
+                json_array_append_new(boxes, json_real((float)((double)s / cnt)));
+            } else {
+                json_array_append_new(boxes, json_null());
+            }
+        }
+        int rc = 0;
+        if (!flags && !grid) {
+            wf_out_set(c, i, "warped_image", wf_value_ref((struct wf_value *)wf_arg(c, i, "image")));
+        } else {
+            struct vis_image *out = NULL;
+            rc = cv__focus2_overlays(im->img, gray, fm, focus, under_t, over_t, flags, grid, &out);
+            if (rc == 0)
+                wf_out_image(c, i, "warped_image", im, out);
+        }
+        free(fm);
+        vis_image_free(gray);
+        if (rc < 0) {
+            json_decref(boxes);
+            return wf_call_fail(c, "out of memory");
+        }
+        wf_out_json(c, i, "focus_measure", json_real(focus));
+        wf_out_json(c, i, "bbox_focus_measures", boxes);
+    }
+    return 0;
+}
+
+/* ---- manifests --------------------------------------------------------------------------- */
+
+static const struct wf_field focus2_fields[] = {
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"underexposed_threshold_percent", NULL, WF_FT_FLOAT, "3.0", 0, WF_F_NO_SELECTOR, NULL},
+    {"overexposed_threshold_percent", NULL, WF_FT_FLOAT, "97.0", 0, WF_F_NO_SELECTOR, NULL},
+    {"show_zebra_warnings", NULL, WF_FT_BOOL, "true", 0, WF_F_NO_SELECTOR, NULL},
+    {"grid_overlay", NULL, WF_FT_ENUM, "\"3x3\"", 0, WF_F_NO_SELECTOR, GRIDS},
+    {"show_hud", NULL, WF_FT_BOOL, "true", 0, WF_F_NO_SELECTOR, NULL},
+    {"show_focus_peaking", NULL, WF_FT_BOOL, "true", 0, WF_F_NO_SELECTOR, NULL},
+    {"show_center_marker", NULL, WF_FT_BOOL, "true", 0, WF_F_NO_SELECTOR, NULL},
+    {"detections", NULL, WF_FT_DETS, "null", WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY | WF_F_NULLABLE,
+     NULL},
+};
+static const struct wf_output focus2_outs[] = {{"warped_image", WF_K_IMAGE},
+                                               {"focus_measure", WF_K_FLOAT},
+                                               {"bbox_focus_measures", WF_K_LIST}};
+TYPES(focus2, "roboflow_core/camera_focus@v2");
+BLOCK(focus2, focus2_fields, focus2_outs, focus2_run);
+
+const struct wf_block *const wf_blocks_cv_extra[] = {&focus2, NULL};

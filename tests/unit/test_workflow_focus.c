@@ -99,7 +99,7 @@ static int run_focus(const char *extra, json_t **row, char *err, size_t errlen)
         "\"detections\":\"$steps.m.predictions\"%s}],"
         "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"v\",\"selector\":\"$steps.f.focus_measure\"},"
         "{\"type\":\"JsonField\",\"name\":\"b\",\"selector\":\"$steps.f.bbox_focus_measures\"},"
-        "{\"type\":\"JsonField\",\"name\":\"img\",\"selector\":\"$steps.f.warped_image\"}]}",
+        "{\"type\":\"JsonField\",\"name\":\"img\",\"selector\":\"$steps.f.image\"}]}",
         extra);
     struct wf_workflow *wf = NULL;
     int rc = wf_compile_text(def, strlen(def), &wf, err, errlen);

@@ -12,7 +12,9 @@
  *   uint8(fm / max * 255) > 76), the centre crosshair and the composition
  *   grid (cv2.line), the HUD (70 % black panel, "TFM Focus" and its value,
  *   "Exposure", the B, G, R and gray histograms as polylines).  With every
- *   overlay off the input image is returned.
+ *   overlay off the input image is returned.  The image output is named
+ *   "image" (Roboflow's OUTPUT_IMAGE_KEY, imported from its visualization
+ *   base); spec/blocks.json lists it as "warped_image".
  *
  * Means are float32 sums as numpy's (pairwise, 8 accumulators, blocks of
  * 128) divided in double and rounded to float32, as np.float32.mean();
@@ -306,12 +308,12 @@ static int focus2_run(struct wf_call *c)
         }
         int rc = 0;
         if (!flags && !grid) {
-            wf_out_set(c, i, "warped_image", wf_value_ref((struct wf_value *)wf_arg(c, i, "image")));
+            wf_out_set(c, i, "image", wf_value_ref((struct wf_value *)wf_arg(c, i, "image")));
         } else {
             struct vis_image *out = NULL;
             rc = cv__focus2_overlays(im->img, gray, fm, focus, under_t, over_t, flags, grid, &out);
             if (rc == 0)
-                wf_out_image(c, i, "warped_image", im, out);
+                wf_out_image(c, i, "image", im, out);
         }
         free(fm);
         vis_image_free(gray);
@@ -321,6 +323,254 @@ static int focus2_run(struct wf_call *c)
         }
         wf_out_json(c, i, "focus_measure", json_real(focus));
         wf_out_json(c, i, "bbox_focus_measures", boxes);
+    }
+    return 0;
+}
+
+
+/* ---- auto_rotate_on_edges ------------------------------------------------------------- */
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* cv2.GaussianBlur(gray, (5, 5), 0) of OpenCV 4's bit-exact 8-bit path:
+ * kernel [1 4 6 4 1] / 16 both ways, BORDER_REFLECT_101, rounded half up. */
+static float *gauss5_f32(const struct vis_image *g)
+{
+    static const int k[5] = {1, 4, 6, 4, 1};
+    int w = g->w, h = g->h;
+    int32_t *tmp = malloc((size_t)w * (size_t)h * sizeof *tmp);
+    float *out = malloc((size_t)w * (size_t)h * sizeof *out);
+    if (!tmp || !out) {
+        free(tmp), free(out);
+        return NULL;
+    }
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = vis_px(g, 0, y);
+        for (int x = 0; x < w; x++) {
+            int32_t s = 0;
+            for (int j = 0; j < 5; j++)
+                s += k[j] * r[reflect101(x + j - 2, w)];
+            tmp[(size_t)y * w + x] = s;
+        }
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int32_t s = 0;
+            for (int j = 0; j < 5; j++)
+                s += k[j] * tmp[(size_t)reflect101(y + j - 2, h) * w + x];
+            out[(size_t)y * w + x] = (float)((s + 128) >> 8);
+        }
+    free(tmp);
+    return out;
+}
+
+/* numpy's np.mod for float32 */
+static float np_modf(float a, float b)
+{
+    float m = fmodf(a, b);
+    if (m != 0) {
+        if ((b < 0) != (m < 0))
+            m += b;
+    } else {
+        m = copysignf(0.f, b);
+    }
+    return m;
+}
+
+/* Roboflow's _gradient_histogram_angle on the prepared image p (w x h);
+ * false when the histogram has no distinct peak. */
+static bool gradient_angle(const float *p, int w, int h, bool horizontal, double *angle)
+{
+    size_t n = (size_t)w * (size_t)h;
+    float *gx = malloc(n * sizeof *gx), *gy = malloc(n * sizeof *gy), *mag = malloc(n * sizeof *mag);
+    float *sorted = malloc(n * sizeof *sorted);
+    bool ok = false;
+    if (!gx || !gy || !mag || !sorted)
+        goto out;
+    for (int y = 0; y < h; y++) {
+        const float *r0 = p + (size_t)reflect101(y - 1, h) * w, *r1 = p + (size_t)y * w,
+                    *r2 = p + (size_t)reflect101(y + 1, h) * w;
+        for (int x = 0; x < w; x++) {
+            int xl = reflect101(x - 1, w), xr = reflect101(x + 1, w);
+            size_t q = (size_t)y * w + x;
+            gx[q] = (r0[xr] - r0[xl]) + 2 * (r1[xr] - r1[xl]) + (r2[xr] - r2[xl]);
+            gy[q] = (r2[xl] + 2 * r2[x] + r2[xr]) - (r0[xl] + 2 * r0[x] + r0[xr]);
+            mag[q] = hypotf(gx[q], gy[q]);
+        }
+    }
+    memcpy(sorted, mag, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_float);
+    /* np.percentile(mag, 80), linear: numpy's _lerp in float32 */
+    double idx = 0.8 * (double)(n - 1);
+    size_t lo = (size_t)idx, hi = MIN(lo + 1, n - 1);
+    float t = (float)(idx - (double)lo), a = sorted[lo], b = sorted[hi], d = b - a;
+    float pct = t >= 0.5f ? b - d * (1 - t) : a + d * t;
+    double thr = MAX((double)pct, 1e-6);
+    double hist[180] = {0}, block[180];
+    size_t kept = 0;
+    /* np.histogram adds the weights of each 65536-element block of kept values */
+    memset(block, 0, sizeof block);
+    for (size_t q = 0; q < n; q++) {
+        if (!(mag[q] >= thr))
+            continue;
+        float th = np_modf(atan2f(gy[q], gx[q]) * (float)(180.0 / M_PI), 180.f);
+        int bin = MIN((int)th, 179);
+        block[MAX(bin, 0)] += (double)mag[q];
+        if (++kept % 65536 == 0) {
+            for (int i = 0; i < 180; i++)
+                hist[i] += block[i], block[i] = 0;
+        }
+    }
+    for (int i = 0; i < 180; i++)
+        hist[i] += block[i];
+    if (!kept)
+        goto out;
+    double sm[180], srt[180], mean = 0, var = 0, mx = -1;
+    int arg = 0;
+    for (int i = 0; i < 180; i++) {
+        double s = 0;
+        for (int j = -2; j <= 2; j++)
+            s += hist[(i + j + 180) % 180] * 0.2;
+        sm[i] = s;
+        if (s > mx)
+            mx = s, arg = i;
+        mean += s;
+    }
+    mean /= 180;
+    for (int i = 0; i < 180; i++)
+        var += (sm[i] - mean) * (sm[i] - mean);
+    memcpy(srt, sm, sizeof srt);
+    qsort(srt, 180, sizeof *srt, cmp_double);
+    double median = (srt[89] + srt[90]) / 2;
+    if ((mx - median) / (sqrt(var / 180) + 1e-9) < 1.5)
+        goto out;
+    double peak = arg + 0.5, S = 0, C = 0;
+    bool any = false;
+    for (size_t q = 0; q < n; q++) {
+        if (!(mag[q] >= thr))
+            continue;
+        float th = np_modf(atan2f(gy[q], gx[q]) * (float)(180.0 / M_PI), 180.f);
+        float dist = fabsf(th - (float)peak);
+        dist = MIN(dist, 180.f - dist);
+        if (dist <= 3.0f) {
+            float dbl = (2.0f * th) * (float)(M_PI / 180.0);
+            S += (double)mag[q] * sinf(dbl);
+            C += (double)mag[q] * cosf(dbl);
+            any = true;
+        }
+    }
+    double ga = any ? 0.5 * (atan2(S, C) * (180.0 / M_PI)) : peak;
+    *angle = horizontal ? ga - 90.0 : ga;
+    ok = true;
+out:
+    free(gx), free(gy), free(mag), free(sorted);
+    return ok;
+}
+
+static const char *const ORIENTATIONS[] = {"vertical", "horizontal", "either", NULL};
+
+int cv__auto_rotate_angle(const struct vis_image *img, const char *target, int64_t resolution,
+                          bool *found, double *angle)
+{
+    *found = false;
+    *angle = 0;
+    struct vis_image *gray = cv__gray(img), *small = NULL;
+    if (!gray)
+        return ERR_NOMEM;
+    int w = gray->w, h = gray->h, largest = MAX(w, h);
+    if (largest > resolution) {
+        double scale = (double)resolution / (double)largest;
+        int nw = MAX(1, (int)wf__round_half_even(w * scale));
+        int nh = MAX(1, (int)wf__round_half_even(h * scale));
+        int rc = vis_resize(gray, nw, nh, VIS_INTER_AREA, &small);
+        vis_image_free(gray);
+        if (rc < 0)
+            return rc;
+        gray = small;
+        w = nw, h = nh;
+    }
+    double mean = 0, var = 0;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = vis_px(gray, 0, y);
+        for (int x = 0; x < w; x++)
+            mean += r[x];
+    }
+    mean /= (double)w * h;
+    for (int y = 0; y < h; y++) {
+        const uint8_t *r = vis_px(gray, 0, y);
+        for (int x = 0; x < w; x++)
+            var += (r[x] - mean) * (r[x] - mean);
+    }
+    if (sqrt(var / ((double)w * h)) < 3.0) {
+        vis_image_free(gray);
+        return 0;
+    }
+    int rc = vis_clahe(gray, 3.0, 8);
+    float *p = rc == 0 ? gauss5_f32(gray) : NULL;
+    vis_image_free(gray);
+    if (!p)
+        return rc < 0 ? rc : ERR_NOMEM;
+    double a;
+    bool either = !strcmp(target, "either");
+    if (gradient_angle(p, w, h, !strcmp(target, "horizontal"), &a)) {
+        double period = either ? 90.0 : 180.0, m = fmod(a, period);
+        if (m != 0 && m < 0)
+            m += period; /* Python's % */
+        if (m > period / 2)
+            m -= period;
+        *angle = m;
+        *found = true;
+    }
+    free(p);
+    return 0;
+}
+
+static int rotate_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        const char *target = wf_arg_str(c, i, "target_orientation");
+        double skip = wf_arg_double(c, i, "skip_below_degrees", 0.4);
+        double maxc = wf_arg_double(c, i, "max_correction_degrees", 90.0);
+        int64_t res = wf_arg_int(c, i, "internal_resolution", 1000);
+        bool known = false;
+        for (int k = 0; target && ORIENTATIONS[k]; k++)
+            known |= !strcmp(target, ORIENTATIONS[k]);
+        if (!known)
+            return wf_call_fail(c, "target_orientation must be one of 'vertical', 'horizontal', "
+                                   "'either', got: '%.64s'",
+                                target ? target : "None");
+        if (res < 1 || res > 8192)
+            return wf_call_fail(c, "internal_resolution must be in 1..8192, got %lld",
+                                (long long)res);
+        if (im->img->w < 1 || im->img->h < 1)
+            return wf_call_fail(c, "empty image");
+        bool found;
+        double angle;
+        int rc = cv__auto_rotate_angle(im->img, target, res, &found, &angle);
+        if (rc < 0)
+            return wf_call_fail(c, "out of memory");
+        struct vis_image *px = NULL;
+        if (!found || fabs(angle) < skip || fabs(angle) > maxc ||
+            (rc = cv__rotate(im->img, angle, &px)) < 0) {
+            if (rc < 0)
+                return wf_call_fail(c, "rotated image too large");
+            wf_out_set(c, i, "image", wf_value_ref((struct wf_value *)wf_arg(c, i, "image")));
+            wf_out_json(c, i, "angle", json_real(0.0));
+            continue;
+        }
+        wf_out_image(c, i, "image", im, px);
+        wf_out_json(c, i, "angle", json_real(angle));
     }
     return 0;
 }
@@ -339,10 +589,21 @@ static const struct wf_field focus2_fields[] = {
     {"detections", NULL, WF_FT_DETS, "null", WF_K_OD | WF_K_IS, WF_F_SELECTOR_ONLY | WF_F_NULLABLE,
      NULL},
 };
-static const struct wf_output focus2_outs[] = {{"warped_image", WF_K_IMAGE},
+static const struct wf_output focus2_outs[] = {{"image", WF_K_IMAGE},
                                                {"focus_measure", WF_K_FLOAT},
                                                {"bbox_focus_measures", WF_K_LIST}};
 TYPES(focus2, "roboflow_core/camera_focus@v2");
 BLOCK(focus2, focus2_fields, focus2_outs, focus2_run);
 
-const struct wf_block *const wf_blocks_cv_extra[] = {&focus2, NULL};
+static const struct wf_field rotate_fields[] = {
+    {"image", "images", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
+    {"target_orientation", NULL, WF_FT_STRING, "\"vertical\"", WF_K_STRING, 0, NULL},
+    {"skip_below_degrees", NULL, WF_FT_FLOAT, "0.4", WF_K_FLOAT, 0, NULL},
+    {"max_correction_degrees", NULL, WF_FT_FLOAT, "90.0", WF_K_FLOAT, 0, NULL},
+    {"internal_resolution", NULL, WF_FT_INT_POS, "1000", WF_K_INT, 0, NULL},
+};
+static const struct wf_output rotate_outs[] = {{"image", WF_K_IMAGE}, {"angle", WF_K_FLOAT}};
+TYPES(rotate, "roboflow_core/auto_rotate_on_edges@v1");
+BLOCK(rotate, rotate_fields, rotate_outs, rotate_run);
+
+const struct wf_block *const wf_blocks_cv_extra[] = {&rotate, &focus2, NULL};

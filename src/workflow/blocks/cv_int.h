@@ -92,5 +92,11 @@ enum { CV_FOCUS_ZEBRA = 1, CV_FOCUS_PEAKING = 2, CV_FOCUS_CENTER = 4, CV_FOCUS_H
 int cv__focus2_overlays(const struct vis_image *src, const struct vis_image *gray, const float *fm,
                         double focus, int under_t, int over_t, unsigned flags, int grid,
                         struct vis_image **out);
+/* auto_rotate_on_edges (blocks/cv_extra.c): Roboflow's dominant-edge angle
+ * of img (gray, shrunk to `resolution`, CLAHE, Gaussian 5x5, Sobel
+ * orientation histogram); *found false for a flat image or no distinct
+ * peak.  target: "vertical", "horizontal" or "either". */
+int cv__auto_rotate_angle(const struct vis_image *img, const char *target, int64_t resolution,
+                          bool *found, double *angle);
 
 #endif

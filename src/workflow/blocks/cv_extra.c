@@ -330,10 +330,35 @@ static int focus2_run(struct wf_call *c)
 
 /* ---- auto_rotate_on_edges ------------------------------------------------------------- */
 
-static int cmp_float(const void *a, const void *b)
+/* The k-th smallest of a[0..n) (a is reordered), as np.partition. */
+static float select_kth(float *a, size_t n, size_t k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = a[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot)
+                i++;
+            while (a[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i] = a[j], a[j] = t;
+                i++;
+                if (j == 0)
+                    break;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    return a[k];
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -409,11 +434,13 @@ static bool gradient_angle(const float *p, int w, int h, bool horizontal, double
         }
     }
     memcpy(sorted, mag, n * sizeof *sorted);
-    qsort(sorted, n, sizeof *sorted, cmp_float);
     /* np.percentile(mag, 80), linear: numpy's _lerp in float32 */
     double idx = 0.8 * (double)(n - 1);
-    size_t lo = (size_t)idx, hi = MIN(lo + 1, n - 1);
-    float t = (float)(idx - (double)lo), a = sorted[lo], b = sorted[hi], d = b - a;
+    size_t lo = (size_t)idx;
+    float a = select_kth(sorted, n, lo), b = a;
+    for (size_t q = lo + 1; q < n; q++) /* the next order statistic: min of the upper part */
+        b = q == lo + 1 ? sorted[q] : MIN(b, sorted[q]);
+    float t = (float)(idx - (double)lo), d = b - a;
     float pct = t >= 0.5f ? b - d * (1 - t) : a + d * t;
     double thr = MAX((double)pct, 1e-6);
     double hist[180] = {0}, block[180];

@@ -40,6 +40,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "base/base.h"
 #include "workflow/blocks/cv_int.h"
@@ -141,13 +144,18 @@ void cv__perspective_point(const double m[9], float x, float y, float *ox, float
     }
 }
 
+/* saturate_cast<int>(double): cvRound (round half to even) with clamping. */
 static inline int sat_int(double v)
 {
     if (!(v > INT_MIN)) /* also NaN */
         return v != v ? 0 : INT_MIN;
     if (v >= INT_MAX)
         return INT_MAX;
+#if defined(__SSE2__)
+    return _mm_cvtsd_si32(_mm_set_sd(v)); /* what OpenCV's cvRound compiles to */
+#else
     return (int)lrint(v);
+#endif
 }
 
 static inline int sat_short(int v) { return v < -32768 ? -32768 : v > 32767 ? 32767 : v; }
@@ -155,13 +163,21 @@ static inline int sat_short(int v) { return v < -32768 ? -32768 : v > 32767 ? 32
 /* remap INTER_LINEAR + BORDER_CONSTANT (0) of one destination pixel whose
  * source position is (sx + fx/32, sy + fy/32); OpenCV's remapBilinear with
  * BilinearTab_i weights and FixedPtCast<int, uchar, 15>. */
-static inline void remap_px(const struct vis_image *src, int sx, int sy, int fxy, uint8_t *d)
+static inline __attribute__((always_inline)) void remap_px(const struct vis_image *src, int sx,
+                                                          int sy, int fxy, uint8_t *d)
 {
     int cn = vis_channels(src), fx = fxy & 31, fy = fxy >> 5;
     int w0 = (32 - fx) * (32 - fy) * 32, w1 = fx * (32 - fy) * 32, w2 = (32 - fx) * fy * 32,
         w3 = fx * fy * 32;
     if ((unsigned)sx < (unsigned)(src->w - 1) && (unsigned)sy < (unsigned)(src->h - 1)) {
         const uint8_t *s = vis_px(src, sx, sy);
+        if (cn == 3) { /* the common case, unrolled */
+            const uint8_t *t = s + src->stride;
+            d[0] = (uint8_t)((s[0] * w0 + s[3] * w1 + t[0] * w2 + t[3] * w3 + (1 << 14)) >> 15);
+            d[1] = (uint8_t)((s[1] * w0 + s[4] * w1 + t[1] * w2 + t[4] * w3 + (1 << 14)) >> 15);
+            d[2] = (uint8_t)((s[2] * w0 + s[5] * w1 + t[2] * w2 + t[5] * w3 + (1 << 14)) >> 15);
+            return;
+        }
         for (int k = 0; k < cn; k++) {
             int v = s[k] * w0 + s[k + cn] * w1 + s[k + src->stride] * w2 +
                     s[k + src->stride + cn] * w3;

@@ -69,14 +69,13 @@ float cv__np_pairwise_sum_f32(const float *a, size_t n, size_t stride)
 
 /* ---- camera_focus v2 -------------------------------------------------------------------- */
 
+/* BORDER_REFLECT_101 index (repeated for kernels wider than the image). */
 static inline int reflect101(int i, int n)
 {
     if (n == 1)
         return 0;
-    if (i < 0)
-        return -i;
-    if (i >= n)
-        return 2 * n - 2 - i;
+    while (i < 0 || i >= n)
+        i = i < 0 ? -i : 2 * n - 2 - i;
     return i;
 }
 

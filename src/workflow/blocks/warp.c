@@ -629,7 +629,13 @@ static int pc_move_det(struct wf_det *d, const double m[9])
         float x, y;
         cv__perspective_point(m, d->kp[k].x, d->kp[k].y, &x, &y);
         d->kp[k].x = (float)wf__round_half_even(x), d->kp[k].y = (float)wf__round_half_even(y);
+        if (!(fabsf(d->kp[k].x) <= 1e9f && fabsf(d->kp[k].y) <= 1e9f))
+            return ERR_INVALID;
     }
+    /* a point on the horizon line of the transform goes to infinity */
+    if (!(fabsf(d->x1) <= 1e9f && fabsf(d->y1) <= 1e9f && fabsf(d->x2) <= 1e9f &&
+          fabsf(d->y2) <= 1e9f))
+        return ERR_INVALID;
     return 0;
 }
 
@@ -722,7 +728,12 @@ static int pc_run(struct wf_call *c)
         if (ds) {
             struct wf_dets *cd = wf_dets_clone(ds);
             for (size_t k = 0; k < cd->n; k++)
-                pc_move_det(&cd->d[k], m);
+                if (pc_move_det(&cd->d[k], m) < 0) {
+                    wf_dets_free(cd);
+                    return wf_call_fail(c, "detection %zu maps beyond the transformed plane "
+                                           "(it crosses the polygon's horizon line)",
+                                        k);
+                }
             wf_out_dets(c, i, "corrected_coordinates", cd);
         }
         wf_out_json(c, i, "extended_transformed_rect_width", json_integer(ow));

@@ -136,4 +136,22 @@ TEST(auto_rotate_block_rotates_skips_and_refuses)
     vis_image_free(one);
 }
 
+/* Images narrower than the 5x5 Gaussian (1 or 2 pixels wide, textured):
+ * reflect-101 must repeat (this read outside the row before). */
+TEST(auto_rotate_on_images_thinner_than_the_kernels)
+{
+    static const int sizes[][2] = {{1, 150}, {2, 150}, {150, 2}, {2, 2}, {3, 40}};
+    for (size_t k = 0; k < ARRAY_LEN(sizes); k++) {
+        struct vis_image *im = vis_image_new(sizes[k][0], sizes[k][1], VIS_BGR);
+        for (int y = 0; y < im->h; y++)
+            for (int x = 0; x < im->w * 3; x++)
+                vis_px(im, 0, y)[x] = (uint8_t)((x * 97 + y * 61) % 256);
+        bool found;
+        double angle;
+        ASSERT_OK(cv__auto_rotate_angle(im, "either", 1000, &found, &angle));
+        ASSERT(!found || (angle > -45.0001 && angle <= 45.0001));
+        vis_image_free(im);
+    }
+}
+
 TEST_MAIN()

@@ -5,7 +5,8 @@
  * to 1920 x 1080), camera-calibration (getOptimalNewCameraMatrix +
  * undistort), camera_focus v2 (gray, Tenengrad map and mean, zebra +
  * peaking + centre + grid + HUD overlays) and auto_rotate_on_edges (angle
- * search at internal_resolution 1000 + the expanding rotation).
+ * search at internal_resolution 1000 + the expanding rotation) and SIFT
+ * (detectAndCompute with OpenCV's defaults, 3 runs).
  * bench/warp_bench.py runs this and the same calls in python3-opencv in one
  * go.  One line per figure (median ms over the runs):
  *
@@ -113,6 +114,20 @@ int main(int argc, char **argv)
         vis_image_free(out);
     }
     report("auto_rotate", t, runs);
+    int sruns = runs < 3 ? runs : 3;
+    for (int r = 0; r < sruns; r++) {
+        double t0 = now_ms();
+        struct cv_keypoint *k;
+        float *d;
+        size_t n;
+        if (cv__sift(im, &k, &d, &n) < 0)
+            return 1;
+        t[r] = now_ms() - t0;
+        if (r == 0)
+            fprintf(stderr, "sift: %zu keypoints\n", n);
+        free(k), free(d);
+    }
+    report("sift", t, sruns);
     free(t);
     vis_image_free(im);
     return 0;

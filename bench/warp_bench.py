@@ -7,7 +7,8 @@ blocks call: getPerspectiveTransform + warpPerspective; getOptimalNewCameraMatri
 + undistort; cvtColor + 2 Sobel + numpy squares/mean + the overlay code of
 camera_focus/v2.py (zebra, peaking, crosshair, 3x3 grid, HUD); cvtColor +
 INTER_AREA + CLAHE + GaussianBlur + Sobel/hypot/percentile/histogram + the
-expanding warpAffine of auto_rotate_on_edges/v1.py.
+expanding warpAffine of auto_rotate_on_edges/v1.py; SIFT_create().detectAndCompute
+on the gray (sift/v1.py).
 
 Usage: /usr/bin/python3 bench/warp_bench.py [runs] [bench binary]
 """
@@ -121,6 +122,10 @@ def auto_rotate(img):
     cv2.warpAffine(img, M, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
+def sift(img):
+    cv2.SIFT_create().detectAndCompute(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), None)
+
+
 def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 9
     binary = sys.argv[2] if len(sys.argv) > 2 else "build/bench/bench_workflow_warp"
@@ -131,13 +136,13 @@ def main():
         ours[k.split("=")[1]] = float(v.split("=")[1])
     img = frame()
     fns = [("perspective_warp", perspective), ("undistort", undistort),
-           ("camera_focus_v2", focus_v2), ("auto_rotate", auto_rotate)]
+           ("camera_focus_v2", focus_v2), ("auto_rotate", auto_rotate), ("sift", sift)]
     default_threads = cv2.getNumThreads()
     cv_ms = {}
     for threads in (default_threads, 1):
         cv2.setNumThreads(threads)
         for name, fn in fns:
-            cv_ms[(name, threads)] = timed(lambda: fn(img), runs)
+            cv_ms[(name, threads)] = timed(lambda: fn(img), min(runs, 3) if name == "sift" else runs)
     print(f"{'block work':18s} {'vbatch':>9s} {'cv2 ' + str(default_threads) + ' thr':>11s} "
           f"{'cv2 1 thr':>10s}  (median ms per 1080p image, {runs} runs)")
     for name, _ in fns:

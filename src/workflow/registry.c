@@ -21,7 +21,7 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_time,          wf_blocks_video_analytics, wf_blocks_video_viz,
     wf_blocks_motion,        wf_blocks_zone,          wf_blocks_ocr,
     wf_blocks_sinks,         wf_blocks_codes,         wf_blocks_warp,
-    wf_blocks_cv_extra,
+    wf_blocks_cv_extra,      wf_blocks_sift,
 };
 
 struct defaults {

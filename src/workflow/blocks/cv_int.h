@@ -98,5 +98,16 @@ int cv__focus2_overlays(const struct vis_image *src, const struct vis_image *gra
  * peak.  target: "vertical", "horizontal" or "either". */
 int cv__auto_rotate_angle(const struct vis_image *img, const char *target, int64_t resolution,
                           bool *found, double *angle);
+/* SIFT (blocks/sift.c), cv2.SIFT_create() defaults. */
+struct cv_keypoint {
+    float x, y, size, angle, response;
+    int octave; /* OpenCV's packing: octave | layer << 8 | round((xi + 0.5) * 255) << 16 */
+};
+/* Keypoints (OpenCV's order) and n x 128 descriptors of img; both malloc'd.
+ * ERR_LIMIT beyond 4 Mpixel or 200,000 keypoints, ERR_INVALID when the
+ * image is too small, ERR_NOMEM. */
+int cv__sift(const struct vis_image *img, struct cv_keypoint **kps, float **desc, size_t *n);
+/* Lowe's ratio test over exact 2-nearest neighbours (L2) of every d1 in d2. */
+size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio);
 
 #endif

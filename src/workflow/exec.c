@@ -169,6 +169,15 @@ const struct wf_value *wf_arg(const struct wf_call *c, size_t i, const char *nam
     return c->args[i * c->st->blk->nfields + (size_t)f];
 }
 
+bool wf_arg_batched(const struct wf_call *c, const char *name)
+{
+    int f = wf__field_index(c->st->blk, name);
+    if (f < 0)
+        return false;
+    const struct wf_bind *b = &c->st->binds[f];
+    return b->type == WF_B_SEL && wf__sel_space(c->wf, &b->sel) > 0;
+}
+
 const struct wf_image *wf_arg_image(const struct wf_call *c, size_t i, const char *name)
 {
     const struct wf_value *v = wf_arg(c, i, name);

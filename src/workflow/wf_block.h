@@ -186,6 +186,10 @@ int wf_call_fail(struct wf_call *c, const char *fmt, ...) __attribute__((format(
  * None value is a WF_V_NULL value).  Aborts on a name the block does not
  * declare (a bug in the block). */
 const struct wf_value *wf_arg(const struct wf_call *c, size_t i, const char *name);
+/* Whether field 'name' is a selector of batch data (a step output or an
+ * image input), as opposed to a literal or workflow parameter (the same
+ * value for the whole batch). */
+bool wf_arg_batched(const struct wf_call *c, const char *name);
 /* Typed views; NULL / fallback when the value is None or of another type
  * (the manifest's type validation already ran, so a block can rely on the
  * declared WF_FT_* type for non-null values). */

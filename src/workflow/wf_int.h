@@ -46,6 +46,9 @@ int wf__inline_inner(const json_t *def, json_t **out, char *err, size_t errlen);
 /* A state slot shared by every step of the run's state (wf_call_state is
  * per step): cache_get / cache_set keep their namespaces there. */
 void **wf__call_shared_state(struct wf_call *c, const char *key, void (*free_fn)(void *));
+extern const struct wf_block *const wf_blocks_warp[];            /* blocks/warp.c */
+extern const struct wf_block *const wf_blocks_cv_extra[];        /* blocks/cv_extra.c */
+extern const struct wf_block *const wf_blocks_sift[];            /* blocks/sift.c */
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

@@ -61,4 +61,53 @@ size_t cv__convex_hull(const int *pts, size_t n, int *hull);
  * image (blocks/zone.c); ERR_NOMEM. */
 int cv__fill_poly(const int *pts, size_t n, int w, int h, struct vis_image **out);
 
+/* ---- geometric transformations (blocks/warp.c), OpenCV 4.6 arithmetic ---- */
+/* cv2.getPerspectiveTransform of 4 src -> 4 dst points (x, y pairs) into a
+ * row-major 3x3 m; ERR_INVALID when the system is singular. */
+int cv__perspective_matrix(const float src[8], const float dst[8], double m[9]);
+/* cv::invert(DECOMP_LU) of a 3x3 matrix; ERR_INVALID when singular. */
+int cv__invert3(const double s[9], double t[9]);
+/* cv2.perspectiveTransform of one float32 point. */
+void cv__perspective_point(const double m[9], float x, float y, float *ox, float *oy);
+/* cv2.warpPerspective(src, m, (w, h)), INTER_LINEAR, black border. */
+int cv__warp_perspective(const struct vis_image *src, const double m[9], int w, int h,
+                         struct vis_image **out);
+/* cv2.getOptimalNewCameraMatrix(K, (k1, k2, p1, p2, k3), (w, h), alpha=1). */
+void cv__optimal_camera_matrix(const double K[9], const double dc[5], int w, int h, double nk[9]);
+/* cv2.undistort(src, K, (k1, k2, p1, p2, k3), newCameraMatrix=newk). */
+int cv__undistort(const struct vis_image *src, const double K[9], const double dc[5],
+                  const double newk[9], struct vis_image **out);
+
+/* cv2.cvtColor(BGR2GRAY) of OpenCV 4's 8-bit path; GRAY copied; NULL on
+ * OOM (blocks/measure.c). */
+struct vis_image *cv__gray(const struct vis_image *src);
+/* numpy's pairwise float32 sum of n values stride apart (blocks/cv_extra.c). */
+float cv__np_pairwise_sum_f32(const float *a, size_t n, size_t stride);
+/* camera_focus v2 (blocks/cv_extra.c): the Tenengrad map of a GRAY image
+ * (malloc'd, w * h float32) and its numpy float32 mean in *focus; NULL on OOM. */
+float *cv__tenengrad(const struct vis_image *gray, double *focus);
+enum { CV_FOCUS_ZEBRA = 1, CV_FOCUS_PEAKING = 2, CV_FOCUS_CENTER = 4, CV_FOCUS_HUD = 8 };
+/* Roboflow's overlays on a BGR copy of src (gray and fm of src); grid = the
+ * divisions (0 = none). */
+int cv__focus2_overlays(const struct vis_image *src, const struct vis_image *gray, const float *fm,
+                        double focus, int under_t, int over_t, unsigned flags, int grid,
+                        struct vis_image **out);
+/* auto_rotate_on_edges (blocks/cv_extra.c): Roboflow's dominant-edge angle
+ * of img (gray, shrunk to `resolution`, CLAHE, Gaussian 5x5, Sobel
+ * orientation histogram); *found false for a flat image or no distinct
+ * peak.  target: "vertical", "horizontal" or "either". */
+int cv__auto_rotate_angle(const struct vis_image *img, const char *target, int64_t resolution,
+                          bool *found, double *angle);
+/* SIFT (blocks/sift.c), cv2.SIFT_create() defaults. */
+struct cv_keypoint {
+    float x, y, size, angle, response;
+    int octave; /* OpenCV's packing: octave | layer << 8 | round((xi + 0.5) * 255) << 16 */
+};
+/* Keypoints (OpenCV's order) and n x 128 descriptors of img; both malloc'd.
+ * ERR_LIMIT beyond 4 Mpixel or 200,000 keypoints, ERR_INVALID when the
+ * image is too small, ERR_NOMEM. */
+int cv__sift(const struct vis_image *img, struct cv_keypoint **kps, float **desc, size_t *n);
+/* Lowe's ratio test over exact 2-nearest neighbours (L2) of every d1 in d2. */
+size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio);
+
 #endif

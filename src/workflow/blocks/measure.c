@@ -442,6 +442,8 @@ static struct vis_image *gray_cv2(const struct vis_image *src)
     return g;
 }
 
+struct vis_image *cv__gray(const struct vis_image *src) { return gray_cv2(src); }
+
 static int focus1_run(struct wf_call *c)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {

@@ -31,6 +31,7 @@
 #include "model/model.h"
 #include "staging/staging.h"
 #include "store/store.h"
+#include "store/store_jobs.h"
 #include "store/store_staging.h"
 
 #include <errno.h>
@@ -663,6 +664,8 @@ static int cmd_workspace_set(int argc, char **argv)
         return 1;
     }
     rc = store_staging_migrate(st, &e);
+    if (rc == 0) /* the use it prints counts jobs: a data folder no serve has opened yet has no jobs table */
+        rc = store_jobs_migrate(st, &e);
     if (rc == 0 && any)
         rc = store_quota_set(st, name, &q, &e);
     struct store_quota eff, use;

@@ -78,6 +78,10 @@ int64_t api_ratelimit_take(struct api_ratelimit *rl, const char *key, int64_t no
  * will refuse again, answered without asking it.  A workspace without a
  * limit costs a lookup here and one database read per refresh period. */
 #define API_WSRATE_REFRESH_MS 1000
+/* A busy workspace's process reserves several requests per database
+ * statement (up to 1/20 s of the rate, 1/4 of the burst), usable for this
+ * long; the limit then holds up to that shift in time. */
+#define API_WSRATE_RESERVE_MS 500
 struct api_wsrate;
 struct api_wsrate *api_wsrate_new(struct store *st); /* st borrowed */
 void api_wsrate_free(struct api_wsrate *w);          /* NULL ok */

@@ -133,6 +133,9 @@ struct wsr_entry {
     int64_t rate, burst;
     int64_t fetched_ms;       /* when rate/burst were read; 0: not yet */
     int64_t blocked_until_ms; /* the database refuses until then */
+    int64_t local;            /* requests reserved in the database, not used yet */
+    int64_t local_until_ms;   /* … usable until then */
+    int64_t chunk;            /* how many to reserve next time (>= 1) */
 };
 
 struct api_wsrate {
@@ -225,17 +228,44 @@ int64_t api_wsrate_take(struct api_wsrate *w, const char *ws, int64_t now_ms)
         return 0;
     if (now_ms < blocked)
         return blocked - now_ms;
-    int rc = store_rate_take(w->st, ws, rate, burst, now_ms, &wait, &e);
+
+    /* Requests reserved earlier first; else reserve `chunk` at once: it
+     * doubles while reservations run out within their lifetime (busy
+     * workspace) and halves when they expire unused, between 1 and
+     * kmax (1/20 s of the rate, 1/4 of the burst). */
+    int64_t kmax = MIN(rate / 20, (burst >= 1 ? burst : rate) / 4), n, got = 0;
+    kmax = MAX(kmax, 1);
+    pthread_mutex_lock(&w->mu);
+    x = wsr_slot(w, ws);
+    bool live = now_ms < x->local_until_ms;
+    if (live && x->local > 0) {
+        x->local--;
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    if (x->chunk < 1)
+        x->chunk = 1;
+    else if (live) /* all used before they expired */
+        x->chunk = MIN(x->chunk * 2, kmax);
+    else
+        x->chunk = MAX(x->chunk / 2, 1);
+    n = MIN(x->chunk, kmax);
+    pthread_mutex_unlock(&w->mu);
+
+    int rc = store_rate_take_n(w->st, ws, rate, burst, now_ms, n, &got, &wait, &e);
     if (rc < 0) {
         wsr_log(w, now_ms, "cannot count the request", ws, rc, &e);
         return 0;
     }
+    pthread_mutex_lock(&w->mu);
+    x = wsr_slot(w, ws);
     if (wait > 0) {
-        pthread_mutex_lock(&w->mu);
-        x = wsr_slot(w, ws);
         if (x->blocked_until_ms < now_ms + wait)
             x->blocked_until_ms = now_ms + wait;
-        pthread_mutex_unlock(&w->mu);
+    } else if (got >= 1) {
+        x->local = (now_ms < x->local_until_ms ? x->local : 0) + got - 1;
+        x->local_until_ms = now_ms + API_WSRATE_RESERVE_MS;
     }
+    pthread_mutex_unlock(&w->mu);
     return wait;
 }

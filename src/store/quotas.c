@@ -202,15 +202,14 @@ int store_rate_limits(struct store *st, const char *ws, int64_t *rate, int64_t *
 
 struct rate_args {
     const char *ws;
-    int64_t now_us, t_us, limit_us, *wait_ms;
+    int64_t now_us, t_us, limit_us, n, *got, *wait_ms;
 };
 
-static int rate_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+/* Take k requests: 1 when a row comes back, 0 when refused, <0. */
+static int rate_try(struct db_conn *c, const struct rate_args *a, int64_t k, struct err *e)
 {
-    struct rate_args *a = ud;
     struct db_stmt *s = NULL;
-    (void)st;
-    /* ?2 now, ?3 T, ?4 burst x T (µs) */
+    /* ?2 now, ?3 k x T, ?4 burst x T (µs) */
     int rc = db_prepare(c, "INSERT INTO ws_rate(workspace, tat_us) VALUES(?1, ?2 + ?3)"
                            " ON CONFLICT(workspace) DO UPDATE SET"
                            " tat_us = (CASE WHEN ws_rate.tat_us > ?2 THEN ws_rate.tat_us ELSE ?2 END) + ?3"
@@ -220,15 +219,31 @@ static int rate_body(struct store *st, struct db_conn *c, void *ud, struct err *
         return rc;
     db_bind_text(s, 1, a->ws);
     db_bind_int64(s, 2, a->now_us);
-    db_bind_int64(s, 3, a->t_us);
+    db_bind_int64(s, 3, k * a->t_us);
     db_bind_int64(s, 4, a->limit_us);
     rc = db_step(s, e);
     db_finalize(s);
+    return rc < 0 ? rc : rc == DB_ROW;
+}
+
+static int rate_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct rate_args *a = ud;
+    struct db_stmt *s = NULL;
+    (void)st;
+    *a->wait_ms = 0;
+    *a->got = 0;
+    int rc = rate_try(c, a, a->n, e);
+    if (rc == 0 && a->n > 1) { /* not n: one, at least? */
+        rc = rate_try(c, a, 1, e);
+        rc = rc > 0 ? 2 : rc;
+    }
     if (rc < 0)
         return rc;
-    *a->wait_ms = 0;
-    if (rc == DB_ROW)
+    if (rc > 0) {
+        *a->got = rc == 1 ? a->n : 1;
         return 0;
+    }
     /* over the limit: allowed again once tat + T - now <= burst x T */
     rc = db_prepare(c, "SELECT tat_us FROM ws_rate WHERE workspace=?1", &s, e);
     if (rc < 0)
@@ -244,14 +259,23 @@ static int rate_body(struct store *st, struct db_conn *c, void *ud, struct err *
     return 0;
 }
 
-int store_rate_take(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms,
-                    int64_t *wait_ms, struct err *e)
+int store_rate_take_n(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms, int64_t n,
+                      int64_t *got, int64_t *wait_ms, struct err *e)
 {
     int64_t t_us = rate > 0 ? 1000000 / rate : 0;
-    struct rate_args a = {ws, now_ms * 1000, t_us > 0 ? t_us : 1, 0, wait_ms};
-    a.limit_us = (burst >= 1 ? burst : (rate > 1 ? rate : 1)) * a.t_us;
+    int64_t b = burst >= 1 ? burst : (rate > 1 ? rate : 1);
+    struct rate_args a = {ws, now_ms * 1000, t_us > 0 ? t_us : 1, 0, n < 1 ? 1 : (n > b ? b : n), got, wait_ms};
+    a.limit_us = b * a.t_us;
     *wait_ms = 0;
+    *got = n;
     if (rate <= 0)
         return 0;
     return store__staging_tx(st, rate_body, &a, e);
+}
+
+int store_rate_take(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms,
+                    int64_t *wait_ms, struct err *e)
+{
+    int64_t got;
+    return store_rate_take_n(st, ws, rate, burst, now_ms, 1, &got, wait_ms, e);
 }

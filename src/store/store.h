@@ -143,6 +143,11 @@ int store_rate_limits(struct store *st, const char *ws, int64_t *rate, int64_t *
  * limit (nothing is counted then), <0 on a database error. */
 int store_rate_take(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms,
                     int64_t *wait_ms, struct err *e);
+/* The same for up to n requests at once (a process reserving some ahead):
+ * *got = n when all n fit, else 1 when one does, else 0 with *wait_ms as
+ * above. */
+int store_rate_take_n(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms, int64_t n,
+                      int64_t *got, int64_t *wait_ms, struct err *e);
 
 /* ---- free space ------------------------------------------------------------ */
 

@@ -8,9 +8,10 @@ workspace's own value overrides; and the limit is counted in the database,
 so two serve processes on one database share it (runs on SQLite and, in the
 e2e[pg] pass, on PostgreSQL)."""
 import os
+import subprocess
 import time
 
-from conftest import MULT, Server, drop_pg_schema
+from conftest import BIN, MULT, Server, db_env, drop_pg_schema
 
 
 def _get(s, key=None):
@@ -113,3 +114,22 @@ def test_two_processes_share_one_workspace_limit(tmpdir_path):
                     assert s.stop() == 0, s.tail_log()
         finally:
             drop_pg_schema(s1.data)
+
+
+def test_workspace_set_before_any_serve(tmpdir_path):
+    """`workspace set` on a data folder that no serve has opened yet (the
+    jobs tables do not exist: the use it prints counts jobs)."""
+    data = os.path.join(tmpdir_path, 'data')
+    env = dict(os.environ, **db_env(data))
+
+    def run(*args):
+        return subprocess.run([BIN, *args, '--data', data], capture_output=True, text=True, env=env,
+                              timeout=60 * MULT)
+    try:
+        r = run('workspace', 'create', 'fresh')
+        assert r.returncode == 0, r.stderr
+        r = run('workspace', 'set', 'fresh', '--rate-limit', '5')
+        assert r.returncode == 0, r.stderr
+        assert 'rate-limit: 5 requests/s' in r.stdout and 'max-jobs: 0 (running 0)' in r.stdout, r.stdout
+    finally:
+        drop_pg_schema(data)

@@ -323,6 +323,18 @@ BOTH(workspace_rate_limit_is_one_bucket_for_every_handle)
     ASSERT_EQ(wait, 0);
     ASSERT_OK(store_rate_take(a, "ws", 0, 0, t0 + 60000, &wait, &e));
     ASSERT_EQ(wait, 0);
+    /* several at once (a process reserving ahead): all n, else one, else none */
+    int64_t got;
+    ASSERT_OK(store_rate_take_n(a, "n", 10, 10, t0, 6, &got, &wait, &e));
+    ASSERT_EQ(got, 6);
+    ASSERT_EQ(wait, 0);
+    ASSERT_OK(store_rate_take_n(b, "n", 10, 10, t0, 6, &got, &wait, &e)); /* 4 left: one */
+    ASSERT_EQ(got, 1);
+    ASSERT_OK(store_rate_take_n(b, "n", 10, 10, t0, 3, &got, &wait, &e));
+    ASSERT_EQ(got, 3);
+    ASSERT_OK(store_rate_take_n(a, "n", 10, 10, t0, 3, &got, &wait, &e));
+    ASSERT_EQ(got, 0);
+    ASSERT_EQ(wait, 100);
     /* back to the default; negative values refused */
     ASSERT_OK(store_quota_set(a, "ws", &(struct store_quota){-1, -1, -1, STORE_QUOTA_DEFAULT, -1}, &e));
     ASSERT_OK(store_rate_limits(b, "ws", &rate, &burst, &e));

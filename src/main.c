@@ -529,7 +529,8 @@ out:
     "       vbatch workspace keys list WS [--json] [--data DIR] [--db URL]\n"                                  \
     "       vbatch workspace keys add WS [--name NAME] [--data DIR] [--db URL]\n"                              \
     "       vbatch workspace keys revoke WS KEY_ID [--data DIR] [--db URL]\n"                                 \
-    "       vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N]\n"
+    "       vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N]\n"    \
+    "                                 [--rate-limit N] [--rate-burst N]\n"
 
 /* vbatch workspace keys list|add|revoke: the operator's key management,
  * straight on the database (every serve process refuses a revoked key
@@ -1021,7 +1022,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--blobs URL] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
-    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] | workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N] [--data DIR]"
+    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] | workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N] [--rate-limit N] [--rate-burst N] [--data DIR]"
                                  " [--db URL]: new workspace (prints its API key); its keys; its quotas"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},

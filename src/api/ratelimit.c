@@ -211,16 +211,22 @@ int64_t api_wsrate_take(struct api_wsrate *w, const char *ws, int64_t now_ms)
     pthread_mutex_unlock(&w->mu);
 
     if (stale) {
-        int rc = store_rate_limits(w->st, ws, &rate, &burst, &e);
-        if (rc < 0) {
+        /* On a database error the values known keep applying (none at
+         * first) and the next try is a refresh period later: an
+         * unreachable database costs no extra call per request. */
+        int64_t r, bu;
+        int rc = store_rate_limits(w->st, ws, &r, &bu, &e);
+        if (rc < 0)
             wsr_log(w, now_ms, "cannot read the limits", ws, rc, &e);
-            return 0;
-        }
         pthread_mutex_lock(&w->mu);
         x = wsr_slot(w, ws); /* the table may have been emptied meanwhile */
-        x->rate = rate;
-        x->burst = burst;
+        if (rc == 0) {
+            x->rate = r;
+            x->burst = bu;
+        }
         x->fetched_ms = now_ms;
+        rate = x->rate;
+        burst = x->burst;
         blocked = x->blocked_until_ms;
         pthread_mutex_unlock(&w->mu);
     }

@@ -80,6 +80,9 @@ $(BUILD)/empty.o:
 	echo 'typedef int vbatch_empty_tu;' | $(CC) -x c -c - -o $@
 $(foreach m,$(MODULES),$(if $(call mod_srcs,$(m)),,$(eval $(call mod_lib,$(m)): $(BUILD)/empty.o)))
 
+# The OpenAPI document is embedded with .incbin (src/api/openapi.c).
+$(BUILD)/obj/api/openapi.o: src/api/openapi.json
+
 ALL_LIBS := $(foreach m,$(MODULES),$(call mod_lib,$(m)))
 LINK_GROUP = -Wl,--start-group $(1) -Wl,--end-group
 

@@ -4,7 +4,7 @@
 # machine, same client (build/bench/bench_http_server, 4 keep-alive
 # connections), same run, alternating rounds.
 #
-#   bench/auth_bench.sh [--bin BIN] [--threads N] [--rounds R] [--pg URI]
+#   bench/auth_bench.sh [--bin BIN] [--threads N] [--rounds R] [--pg URI] [--ws-rate N]
 #
 # BIN defaults to $BUILD/vbatch (BUILD=build); the bench programs come from
 # $BUILD/bench (`make bench` builds them).  Both servers get N HTTP threads
@@ -16,6 +16,10 @@
 #                                              the key check + a database list
 # With --pg URI the server's database is that PostgreSQL database (a fresh
 # data folder each run; the workspace "bench" must not exist there yet).
+# With --ws-rate N the workspace gets a request rate limit of N/s (burst N,
+# `vbatch workspace set --rate-limit`): every authenticated request then
+# also counts itself in the database (choose N above the rates measured to
+# see that cost without refusals).
 set -eu
 
 BUILD=${BUILD:-build}
@@ -23,13 +27,15 @@ BIN=$BUILD/vbatch
 THREADS=8
 ROUNDS=6
 PG=
+WSRATE=
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin) BIN=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --rounds) ROUNDS=$2; shift 2 ;;
     --pg) PG=$2; shift 2 ;;
-    *) echo "usage: $0 [--bin BIN] [--threads N] [--rounds R] [--pg URI]" >&2; exit 2 ;;
+    --ws-rate) WSRATE=$2; shift 2 ;;
+    *) echo "usage: $0 [--bin BIN] [--threads N] [--rounds R] [--pg URI] [--ws-rate N]" >&2; exit 2 ;;
     esac
 done
 CLIENT=$BUILD/bench/bench_http_server
@@ -65,6 +71,10 @@ dbopt=
 "$BIN" workspace create bench --data "$tmp/data" $dbopt >"$tmp/ws.txt"
 KEY=$(sed -n 's/^api_key: //p' "$tmp/ws.txt")
 [ -n "$KEY" ] || { echo "$0: no key from 'workspace create'" >&2; exit 1; }
+if [ -n "$WSRATE" ]; then
+    # shellcheck disable=SC2086
+    "$BIN" workspace set bench --rate-limit "$WSRATE" --rate-burst "$WSRATE" --data "$tmp/data" $dbopt >/dev/null
+fi
 
 VPORT=$(free_port)
 # shellcheck disable=SC2086
@@ -77,7 +87,7 @@ pids="$pids $!"
 wait_port "$VPORT"
 wait_port "$HPORT"
 
-echo "# bin=$BIN threads=$THREADS rounds=$ROUNDS db=$([ -n "$PG" ] && echo postgres || echo sqlite) nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# bin=$BIN threads=$THREADS rounds=$ROUNDS db=$([ -n "$PG" ] && echo postgres || echo sqlite) ws_rate=${WSRATE:-none} nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 for what in healthz auth batches; do
     case $what in
     healthz) path=/healthz ;;

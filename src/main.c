@@ -31,6 +31,7 @@
 #include "model/model.h"
 #include "staging/staging.h"
 #include "store/store.h"
+#include "store/store_jobs.h"
 #include "store/store_staging.h"
 
 #include <errno.h>
@@ -81,6 +82,8 @@ struct serve_cfg {
     int64_t quota_pending_uploads;
     int64_t rate_limit;            /* requests/s per API key in this process; 0: none */
     int64_t rate_burst;            /* bucket size; 0: the rate */
+    int64_t ws_rate_limit;         /* default requests/s per workspace, all processes; 0: none */
+    int64_t ws_rate_burst;         /* its burst; 0: the rate */
 };
 
 enum opt_kind { OPT_STR, OPT_INT, OPT_FLAG };
@@ -152,6 +155,11 @@ static const struct opt serve_opts[] = {
      "requests per second per API key, in each process (0: no limit, the default); over it: 429"},
     {"rate-burst", "VBATCH_RATE_BURST", OPT_INT, O(rate_burst),
      "requests an API key may send at once before --rate-limit applies (default: the rate)"},
+    {"workspace-rate-limit", "VBATCH_WORKSPACE_RATE_LIMIT", OPT_INT, O(ws_rate_limit),
+     "default requests per second per workspace, all keys and processes together (0: no limit, the default);"
+     " over it: 429"},
+    {"workspace-rate-burst", "VBATCH_WORKSPACE_RATE_BURST", OPT_INT, O(ws_rate_burst),
+     "requests a workspace may send at once before its rate limit applies (default: the rate)"},
 };
 #undef O
 
@@ -456,11 +464,12 @@ static int cmd_serve(int argc, char **argv)
     }
 
     if (c.quota_staged_bytes < 0 || c.quota_jobs < 0 || c.quota_pending_uploads < 0 || c.rate_limit < 0 ||
-        c.rate_burst < 0) {
+        c.rate_burst < 0 || c.ws_rate_limit < 0 || c.ws_rate_burst < 0) {
         fprintf(stderr, "vbatch: quotas and rate limits are numbers >= 0 (0: unlimited)\n");
         goto out;
     }
-    struct store_quota qd = {c.quota_staged_bytes, c.quota_jobs, c.quota_pending_uploads};
+    struct store_quota qd = {c.quota_staged_bytes, c.quota_jobs, c.quota_pending_uploads, c.ws_rate_limit,
+                             c.ws_rate_burst};
     store_quota_defaults_set(st, &qd, so.upload_url_ttl_ms);
 
     if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)
@@ -478,6 +487,7 @@ static int cmd_serve(int argc, char **argv)
     ctx.max_model_bytes = (uint64_t)c.max_model_bytes;
     ctx.metrics_token = c.metrics_token;
     ctx.rl = c.rate_limit > 0 ? api_ratelimit_new((double)c.rate_limit, (double)c.rate_burst) : NULL;
+    ctx.wsrl = api_wsrate_new(st);
     router = http_router_new();
     rc = api_routes_register(router, &ctx);
     if (rc < 0) {
@@ -508,6 +518,7 @@ out:
     staging_free(sg);
     http_router_free(router);
     api_ratelimit_free(ctx.rl);
+    api_wsrate_free(ctx.wsrl);
     store_close(st);
     free(public_url);
     return ret;
@@ -518,7 +529,8 @@ out:
     "       vbatch workspace keys list WS [--json] [--data DIR] [--db URL]\n"                                  \
     "       vbatch workspace keys add WS [--name NAME] [--data DIR] [--db URL]\n"                              \
     "       vbatch workspace keys revoke WS KEY_ID [--data DIR] [--db URL]\n"                                 \
-    "       vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N]\n"
+    "       vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N]\n"    \
+    "                                 [--rate-limit N] [--rate-burst N]\n"
 
 /* vbatch workspace keys list|add|revoke: the operator's key management,
  * straight on the database (every serve process refuses a revoked key
@@ -588,18 +600,21 @@ static int workspace_keys(struct store *st, const char *op, const char *ws, cons
 }
 
 /* vbatch workspace set NAME --max-staged-bytes N --max-jobs N
- * --max-pending-uploads N: the workspace's own quotas (0: unlimited,
+ * --max-pending-uploads N --rate-limit N --rate-burst N: the workspace's
+ * own quotas and request rate limit (0: unlimited,
  * "default": the serve flags' default again); without a limit, prints
  * the effective quotas and the current use. */
 static int cmd_workspace_set(int argc, char **argv)
 {
     static const char usage[] = "usage: vbatch workspace set NAME [--max-staged-bytes N] [--max-jobs N]"
-                                " [--max-pending-uploads N] [--data DIR] [--db URL]\n"
+                                " [--max-pending-uploads N] [--rate-limit N] [--rate-burst N] [--data DIR]"
+                                " [--db URL]\n"
                                 "  N: a number >= 0 (0: unlimited) or 'default' (the serve flag's value)\n";
     const char *data = getenv("VBATCH_DATA"), *db = getenv("VBATCH_DB"), *name = NULL;
-    struct store_quota q = {-1, -1, -1};
-    int64_t *fields[3] = {&q.max_staged_bytes, &q.max_jobs, &q.max_pending_uploads};
-    static const char *const flags[3] = {"--max-staged-bytes", "--max-jobs", "--max-pending-uploads"};
+    struct store_quota q = {-1, -1, -1, -1, -1};
+    int64_t *fields[5] = {&q.max_staged_bytes, &q.max_jobs, &q.max_pending_uploads, &q.rate_limit, &q.rate_burst};
+    static const char *const flags[5] = {"--max-staged-bytes", "--max-jobs", "--max-pending-uploads",
+                                         "--rate-limit", "--rate-burst"};
     bool any = false;
     struct store *st = NULL;
     struct err e = ERR_INIT;
@@ -609,7 +624,7 @@ static int cmd_workspace_set(int argc, char **argv)
         data = DEFAULT_DATA;
     for (int i = 1; i < argc; i++) {
         int f = -1;
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 5; k++)
             if (!strcmp(argv[i], flags[k]))
                 f = k;
         if (f >= 0 && i + 1 < argc) {
@@ -650,6 +665,8 @@ static int cmd_workspace_set(int argc, char **argv)
         return 1;
     }
     rc = store_staging_migrate(st, &e);
+    if (rc == 0) /* the use it prints counts jobs: a data folder no serve has opened yet has no jobs table */
+        rc = store_jobs_migrate(st, &e);
     if (rc == 0 && any)
         rc = store_quota_set(st, name, &q, &e);
     struct store_quota eff, use;
@@ -664,6 +681,8 @@ static int cmd_workspace_set(int argc, char **argv)
         printf("max-jobs: %lld (running %lld)\n", (long long)eff.max_jobs, (long long)use.max_jobs);
         printf("max-pending-uploads: %lld (pending %lld)\n", (long long)eff.max_pending_uploads,
                (long long)use.max_pending_uploads);
+        printf("rate-limit: %lld requests/s\n", (long long)eff.rate_limit);
+        printf("rate-burst: %lld (0 = the rate)\n", (long long)eff.rate_burst);
         printf("(the serve flags' defaults apply where this workspace has none: this command does not know them)\n");
     }
     store_close(st);
@@ -1003,7 +1022,7 @@ static const struct command commands[] = {
     {"serve", cmd_serve, "run the HTTP API and background ingest (vbatch serve --help)"},
     {"worker", cmd_worker, "run batch job workers only: worker [--data DIR] [--db URL] [--blobs URL] [--workers N] [--models-dir DIR]"
                " [--model-threads N]"},
-    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] | workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N] [--data DIR]"
+    {"workspace", cmd_workspace, "workspace create NAME | workspace keys list|add|revoke WS [KEY_ID] | workspace set NAME [--max-staged-bytes N] [--max-jobs N] [--max-pending-uploads N] [--rate-limit N] [--rate-burst N] [--data DIR]"
                                  " [--db URL]: new workspace (prints its API key); its keys; its quotas"},
     {"model", cmd_model, "model register ID DIR | model list | model delete ID [--workspace WS] [--data DIR]:"
                          " stored models (the operator's without --workspace)"},

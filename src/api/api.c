@@ -43,6 +43,8 @@ int api_routes_register(struct http_router *r, struct api_ctx *ctx)
         rc = api_models_register(r, ctx);
     if (rc == 0)
         rc = api_metrics_register(r, ctx);
+    if (rc == 0)
+        rc = api_openapi_register(r, ctx);
 #ifdef API_HAVE_JOBS
     if (rc == 0)
         rc = api_jobs_register(r, ctx);
@@ -85,6 +87,16 @@ int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX
             snprintf(ra, sizeof ra, "%lld", (long long)((wait_ms + 999) / 1000));
             http_reply_header(req, "Retry-After", ra);
             http_reply_error(req, 429, "request rate limit of this api_key reached: retry in %s s", ra);
+            return ERR_AUTH;
+        }
+    }
+    if (ctx->wsrl) {
+        int64_t wait_ms = api_wsrate_take(ctx->wsrl, ws, time_now_ms());
+        if (wait_ms > 0) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%lld", (long long)((wait_ms + 999) / 1000));
+            http_reply_header(req, "Retry-After", ra);
+            http_reply_error(req, 429, "request rate limit of workspace '%s' reached: retry in %s s", ws, ra);
             return ERR_AUTH;
         }
     }

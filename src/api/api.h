@@ -9,6 +9,7 @@
  *                --workflows-dir loader
  *   models.c     model registry (/models/v1/external/…): upload, list, describe
  *   metrics.c    GET /metrics (Prometheus text format; --metrics-token)
+ *   openapi.c    GET /openapi.json (the embedded src/api/openapi.json)
  *   jobs*.c      Batch Processing API (written by the jobs work)
  *
  * A group registers its routes from its own file with
@@ -49,6 +50,8 @@ struct api_ctx {
                                   * credential, else "Authorization: Bearer <it>" */
     struct api_ratelimit *rl;    /* owned by the caller (api_ratelimit_new);
                                   * NULL: no per-key request rate limit */
+    struct api_wsrate *wsrl;     /* owned by the caller (api_wsrate_new);
+                                  * NULL: no per-workspace request rate limit */
 };
 
 /* ---- per-key request rate limit (ratelimit.c) --------------------------------
@@ -66,6 +69,27 @@ void api_ratelimit_free(struct api_ratelimit *rl); /* NULL ok */
 /* Take a token for key at now_ms: 0, or the ms until one is there. */
 int64_t api_ratelimit_take(struct api_ratelimit *rl, const char *key, int64_t now_ms);
 
+/* ---- per-workspace request rate limit (ratelimit.c) --------------------------
+ * The workspace's rate limit (ws_quotas.rate_limit/rate_burst, else the
+ * serve defaults) counted in the database for every process together
+ * (store_rate_take).  This cache keeps each workspace's limits for at most
+ * API_WSRATE_REFRESH_MS (so `vbatch workspace set` applies within that on
+ * every process) and, after a refusal, the time until which the database
+ * will refuse again, answered without asking it.  A workspace without a
+ * limit costs a lookup here and one database read per refresh period. */
+#define API_WSRATE_REFRESH_MS 1000
+/* A busy workspace's process reserves several requests per database
+ * statement (up to 1/20 s of the rate, 1/4 of the burst), usable for this
+ * long; the limit then holds up to that shift in time. */
+#define API_WSRATE_RESERVE_MS 500
+struct api_wsrate;
+struct api_wsrate *api_wsrate_new(struct store *st); /* st borrowed */
+void api_wsrate_free(struct api_wsrate *w);          /* NULL ok */
+/* 0: the request may go; > 0: ms until ws may send the next one.  A
+ * database error lets the request through (logged): an unreachable
+ * database fails the request's own work anyway. */
+int64_t api_wsrate_take(struct api_wsrate *w, const char *ws, int64_t now_ms);
+
 /* Register every resource group's routes on r (ctx borrowed, must outlive
  * the router).  0 or <0 (a route conflict: a bug). */
 int api_routes_register(struct http_router *r, struct api_ctx *ctx);
@@ -76,6 +100,10 @@ int api_staging_register(struct http_router *r, struct api_ctx *ctx);
 int api_workflows_register(struct http_router *r, struct api_ctx *ctx);
 int api_models_register(struct http_router *r, struct api_ctx *ctx);
 int api_metrics_register(struct http_router *r, struct api_ctx *ctx); /* metrics.c: GET /metrics */
+int api_openapi_register(struct http_router *r, struct api_ctx *ctx); /* openapi.c: GET /openapi.json */
+/* The embedded OpenAPI document (src/api/openapi.json): static bytes, NUL
+ * terminated; *len (may be NULL) gets the length without the NUL. */
+const char *api_openapi_document(size_t *len);
 
 /* ---- helpers for handlers --------------------------------------------------- */
 
@@ -83,7 +111,8 @@ int api_metrics_register(struct http_router *r, struct api_ctx *ctx); /* metrics
  * "workspace" (when the route has one).  On success returns 0 and, when
  * ws_out is not NULL, the key's workspace name.  On failure it has already
  * replied (401 missing/unknown key, 403 key of another workspace, 429
- * with Retry-After when ctx->rl is set and the key's bucket is empty) and
+ * with Retry-After when ctx->rl is set and the key's bucket is empty, or
+ * when ctx->wsrl is set and the workspace is over its rate limit) and
  * returns ERR_AUTH: the handler just returns 0. */
 int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1]);
 

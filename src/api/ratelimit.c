@@ -1,6 +1,8 @@
 /*
- * ratelimit.c — the per-key request rate limit of api_auth (api.h): a
- * token bucket per API key, in this process only.
+ * ratelimit.c — the request rate limits of api_auth (api.h): per API key
+ * (a token bucket per key, in this process only) and per workspace (the
+ * database's GCRA, store_rate_take, behind a small cache of limits and
+ * refusals).
  *
  * Buckets live in an open-addressed table keyed by a 64-bit hash of the
  * key (FNV-1a; the key itself is not kept).  The table holds at most
@@ -118,5 +120,158 @@ int64_t api_ratelimit_take(struct api_ratelimit *rl, const char *key, int64_t no
         wait = (int64_t)((1 - b->tokens) * 1000.0 / rl->rate) + 1;
     }
     pthread_mutex_unlock(&rl->mu);
+    return wait;
+}
+
+/* ---- per workspace ---------------------------------------------------------- */
+
+#define WSR_SLOTS 1024 /* power of two */
+
+struct wsr_entry {
+    uint64_t h;               /* 0: free */
+    char ws[STORE_WS_MAX + 1];
+    int64_t rate, burst;
+    int64_t fetched_ms;       /* when rate/burst were read; 0: not yet */
+    int64_t blocked_until_ms; /* the database refuses until then */
+    int64_t local;            /* requests reserved in the database, not used yet */
+    int64_t local_until_ms;   /* … usable until then */
+    int64_t chunk;            /* how many to reserve next time (>= 1) */
+};
+
+struct api_wsrate {
+    struct store *st;
+    pthread_mutex_t mu;
+    int used;
+    int64_t last_err_log_ms;
+    struct wsr_entry e[WSR_SLOTS];
+};
+
+struct api_wsrate *api_wsrate_new(struct store *st)
+{
+    struct api_wsrate *w = xcalloc(1, sizeof *w);
+    w->st = st;
+    pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+void api_wsrate_free(struct api_wsrate *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+/* ws's entry (made, empty, when missing); the table is a cache: when it
+ * is 3/4 full it is emptied.  Called with mu held. */
+static struct wsr_entry *wsr_slot(struct api_wsrate *w, const char *ws)
+{
+    uint64_t h = fnv1a(ws);
+    if (w->used >= WSR_SLOTS * 3 / 4) {
+        memset(w->e, 0, sizeof w->e);
+        w->used = 0;
+    }
+    size_t j = h & (WSR_SLOTS - 1);
+    while (w->e[j].h && (w->e[j].h != h || strcmp(w->e[j].ws, ws)))
+        j = (j + 1) & (WSR_SLOTS - 1);
+    struct wsr_entry *x = &w->e[j];
+    if (!x->h) {
+        x->h = h;
+        snprintf(x->ws, sizeof x->ws, "%s", ws);
+        w->used++;
+    }
+    return x;
+}
+
+static void wsr_log(struct api_wsrate *w, int64_t now_ms, const char *what, const char *ws, int rc,
+                    const struct err *e)
+{
+    bool log;
+    pthread_mutex_lock(&w->mu);
+    log = now_ms - w->last_err_log_ms >= 10000;
+    if (log)
+        w->last_err_log_ms = now_ms;
+    pthread_mutex_unlock(&w->mu);
+    if (log)
+        log_warn("api", "workspace rate limit not applied: %s ws=%s error=%s", what, ws, err_text(e, rc));
+}
+
+int64_t api_wsrate_take(struct api_wsrate *w, const char *ws, int64_t now_ms)
+{
+    int64_t rate, burst, blocked, wait = 0;
+    bool stale;
+    struct err e = ERR_INIT;
+
+    pthread_mutex_lock(&w->mu);
+    struct wsr_entry *x = wsr_slot(w, ws);
+    stale = x->fetched_ms == 0 || now_ms < x->fetched_ms || now_ms - x->fetched_ms >= API_WSRATE_REFRESH_MS;
+    rate = x->rate;
+    burst = x->burst;
+    blocked = x->blocked_until_ms;
+    pthread_mutex_unlock(&w->mu);
+
+    if (stale) {
+        /* On a database error the values known keep applying (none at
+         * first) and the next try is a refresh period later: an
+         * unreachable database costs no extra call per request. */
+        int64_t r, bu;
+        int rc = store_rate_limits(w->st, ws, &r, &bu, &e);
+        if (rc < 0)
+            wsr_log(w, now_ms, "cannot read the limits", ws, rc, &e);
+        pthread_mutex_lock(&w->mu);
+        x = wsr_slot(w, ws); /* the table may have been emptied meanwhile */
+        if (rc == 0) {
+            x->rate = r;
+            x->burst = bu;
+        }
+        x->fetched_ms = now_ms;
+        rate = x->rate;
+        burst = x->burst;
+        blocked = x->blocked_until_ms;
+        pthread_mutex_unlock(&w->mu);
+    }
+    if (rate <= 0)
+        return 0;
+    if (now_ms < blocked)
+        return blocked - now_ms;
+
+    /* Requests reserved earlier first; else reserve `chunk` at once: it
+     * doubles while reservations run out within their lifetime (busy
+     * workspace) and halves when they expire unused, between 1 and
+     * kmax (1/20 s of the rate, 1/4 of the burst). */
+    int64_t kmax = MIN(rate / 20, (burst >= 1 ? burst : rate) / 4), n, got = 0;
+    kmax = MAX(kmax, 1);
+    pthread_mutex_lock(&w->mu);
+    x = wsr_slot(w, ws);
+    bool live = now_ms < x->local_until_ms;
+    if (live && x->local > 0) {
+        x->local--;
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    if (x->chunk < 1)
+        x->chunk = 1;
+    else if (live) /* all used before they expired */
+        x->chunk = MIN(x->chunk * 2, kmax);
+    else
+        x->chunk = MAX(x->chunk / 2, 1);
+    n = MIN(x->chunk, kmax);
+    pthread_mutex_unlock(&w->mu);
+
+    int rc = store_rate_take_n(w->st, ws, rate, burst, now_ms, n, &got, &wait, &e);
+    if (rc < 0) {
+        wsr_log(w, now_ms, "cannot count the request", ws, rc, &e);
+        return 0;
+    }
+    pthread_mutex_lock(&w->mu);
+    x = wsr_slot(w, ws);
+    if (wait > 0) {
+        if (x->blocked_until_ms < now_ms + wait)
+            x->blocked_until_ms = now_ms + wait;
+    } else if (got >= 1) {
+        x->local = (now_ms < x->local_until_ms ? x->local : 0) + got - 1;
+        x->local_until_ms = now_ms + API_WSRATE_RESERVE_MS;
+    }
+    pthread_mutex_unlock(&w->mu);
     return wait;
 }

@@ -70,6 +70,13 @@ int http_router_add(struct http_router *r, const char *method, const char *patte
 /* Convenience for body-less routes (GET, DELETE, POST without a body). */
 int http_router_get(struct http_router *r, const char *pattern, http_end_fn fn, void *ctx);
 
+/* Call fn(method, template, arg) for every route in insertion order, with
+ * the pattern as given to http_router_add ("{name*}" included); stops at
+ * and returns the first non-zero value fn returns.  (The OpenAPI document's
+ * test compares this list with the document, tests/unit/test_api_openapi.c.) */
+int http_router_each(const struct http_router *r, int (*fn)(const char *method, const char *tmpl, void *arg),
+                     void *arg);
+
 /* Look a path up (exposed for tests).  Returns 0 and fills the route's ops
  * and ctx and the parameters into *params (NUL-separated name=value pairs
  * stored in 'scratch' of 'cap' bytes, counted by *nparams), ERR_NOTFOUND

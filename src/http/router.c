@@ -141,6 +141,17 @@ int http_router_get(struct http_router *r, const char *pattern, http_end_fn fn, 
     return http_router_add(r, "GET", pattern, &ops, ctx);
 }
 
+int http_router_each(const struct http_router *r, int (*fn)(const char *method, const char *tmpl, void *arg),
+                     void *arg)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        int rc = fn(r->routes[i].method, r->routes[i].tmpl, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static bool route_match(const struct route *rt, char **segs, int n)
 {
     if (rt->rest ? n < rt->nsegs : n != rt->nsegs)

@@ -134,6 +134,14 @@ const char *const store__staging_migrations_sqlite[] = {
     "CREATE TABLE blob_trash ("
     "  prefix TEXT PRIMARY KEY,"
     "  created_ms INTEGER NOT NULL);",
+    /* 7: per-workspace request rate limits (store/quotas.c): the limits in
+     * ws_quotas (NULL = the process's default), and ws_rate, the GCRA's
+     * theoretical arrival time (µs since the epoch) of each workspace */
+    "ALTER TABLE ws_quotas ADD COLUMN rate_limit INTEGER;"
+    "ALTER TABLE ws_quotas ADD COLUMN rate_burst INTEGER;"
+    "CREATE TABLE ws_rate ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  tat_us INTEGER NOT NULL);",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -257,6 +265,12 @@ const char *const store__staging_migrations_pg[] = {
     "CREATE TABLE blob_trash ("
     "  prefix TEXT PRIMARY KEY,"
     "  created_ms BIGINT NOT NULL);",
+    /* 7: per-workspace request rate limits (see the SQLite list) */
+    "ALTER TABLE ws_quotas ADD COLUMN rate_limit BIGINT;"
+    "ALTER TABLE ws_quotas ADD COLUMN rate_burst BIGINT;"
+    "CREATE TABLE ws_rate ("
+    "  workspace TEXT PRIMARY KEY,"
+    "  tat_us BIGINT NOT NULL);",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

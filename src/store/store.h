@@ -114,6 +114,10 @@ struct store_quota {
     int64_t max_staged_bytes;    /* bytes of the workspace's items (all batches) */
     int64_t max_jobs;            /* running (non-terminal) jobs */
     int64_t max_pending_uploads; /* signed upload URLs issued and not used yet */
+    int64_t rate_limit;          /* authenticated requests per second, all keys
+                                  * and processes together (store_rate_take) */
+    int64_t rate_burst;          /* requests at once before rate_limit applies;
+                                  * 0: the rate */
 };
 #define STORE_QUOTA_DEFAULT (-2)
 /* The defaults of workspaces without a value of their own (the serve
@@ -127,6 +131,23 @@ int store_quota_set(struct store *st, const char *ws, const struct store_quota *
  * jobs, pending upload URLs). */
 int store_quota_get(struct store *st, const char *ws, struct store_quota *q, struct store_quota *usage,
                     struct err *e);
+
+/* The request rate limits of ws alone (its own, else the defaults), read
+ * without a transaction: what api_auth refreshes once a second. */
+int store_rate_limits(struct store *st, const char *ws, int64_t *rate, int64_t *burst, struct err *e);
+/* Take one request of ws's rate limit `rate` per second with bursts of
+ * `burst` (>= 1), shared by every process of the database: a GCRA (the
+ * token bucket as one timestamp per workspace, table ws_rate) updated in
+ * one statement.  Returns 0 and *wait_ms = 0 when the request may go,
+ * 0 and *wait_ms > 0 (ms until the next one may) when it is over the
+ * limit (nothing is counted then), <0 on a database error. */
+int store_rate_take(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms,
+                    int64_t *wait_ms, struct err *e);
+/* The same for up to n requests at once (a process reserving some ahead):
+ * *got = n when all n fit, else 1 when one does, else 0 with *wait_ms as
+ * above. */
+int store_rate_take_n(struct store *st, const char *ws, int64_t rate, int64_t burst, int64_t now_ms, int64_t n,
+                      int64_t *got, int64_t *wait_ms, struct err *e);
 
 /* ---- free space ------------------------------------------------------------ */
 

@@ -137,6 +137,7 @@ def to_old_layout(data):
     db.executescript('DROP INDEX items_blob; ALTER TABLE items DROP COLUMN blob_offset;'
                      ' CREATE INDEX items_blob ON items(blob_key);'
                      ' DROP TABLE ws_usage; DROP TABLE ws_quotas; DROP TABLE blob_trash;'  # staging 6
+                     ' DROP TABLE ws_rate;'  # staging 7
                      " UPDATE schema_versions SET version=4 WHERE component='staging';")
     db.commit()
     db.close()

@@ -186,7 +186,7 @@ BOTH(quotas_defaults_workspace_values_and_answers)
 {
     struct store *st = open_tmp();
     struct err e = ERR_INIT;
-    struct store_quota def = {100, 1, 2}, q, use;
+    struct store_quota def = {100, 1, 2, 0, 0}, q, use;
     store_quota_defaults_set(st, &def, DAY);
     ASSERT_OK(add_image(st, "ws", "b", "a.png", 60, &e));
     ASSERT_EQ(add_image(st, "ws", "b", "b.png", 41, &e), ERR_LIMIT);
@@ -196,7 +196,7 @@ BOTH(quotas_defaults_workspace_values_and_answers)
     /* at the quota: no new upload URL */
     ASSERT_EQ(store_upload_tar_create(st, "ws", "b2", NULL, "s0", 1000, DAY, key, &e), ERR_LIMIT);
     /* the workspace's own value wins; 0 = unlimited */
-    ASSERT_OK(store_quota_set(st, "ws", &(struct store_quota){0, -1, -1}, &e));
+    ASSERT_OK(store_quota_set(st, "ws", &(struct store_quota){0, -1, -1, -1, -1}, &e));
     ASSERT_OK(add_image(st, "ws", "b", "c.png", 500, &e));
     /* pending upload URLs: 2 */
     ASSERT_OK(store_upload_tar_create(st, "ws", "b2", NULL, "s1", 1000, DAY, key, &e));
@@ -225,11 +225,11 @@ BOTH(quotas_defaults_workspace_values_and_answers)
     ASSERT_OK(store_job_end_error(st, job_pk(st, "ws", "j1"), "failed", "x", "job-failed", &e));
     ASSERT_OK(make_job(st, "ws", "j2", "b", &e));
     /* back to the default */
-    ASSERT_OK(store_quota_set(st, "ws", &(struct store_quota){STORE_QUOTA_DEFAULT, 3, -1}, &e));
+    ASSERT_OK(store_quota_set(st, "ws", &(struct store_quota){STORE_QUOTA_DEFAULT, 3, -1, -1, -1}, &e));
     ASSERT_OK(store_quota_get(st, "ws", &q, NULL, &e));
     ASSERT_EQ(q.max_staged_bytes, 100);
     ASSERT_EQ(q.max_jobs, 3);
-    ASSERT_EQ(store_quota_set(st, "ws", &(struct store_quota){-5, -1, -1}, &e), ERR_INVALID);
+    ASSERT_EQ(store_quota_set(st, "ws", &(struct store_quota){-5, -1, -1, -1, -1}, &e), ERR_INVALID);
     store_close(st);
 }
 
@@ -256,7 +256,7 @@ BOTH(jobs_quota_holds_across_two_processes)
     struct store *b = open_second(a);
     struct err e = ERR_INIT;
     ASSERT_OK(add_image(a, "ws", "b", "a.png", 1, &e));
-    ASSERT_OK(store_quota_set(a, "ws", &(struct store_quota){-1, 2, -1}, &e));
+    ASSERT_OK(store_quota_set(a, "ws", &(struct store_quota){-1, 2, -1, -1, -1}, &e));
     struct racer r[K];
     pthread_t th[K];
     for (int i = 0; i < K; i++) {
@@ -276,6 +276,71 @@ BOTH(jobs_quota_holds_across_two_processes)
     }
     ASSERT_EQ(ok, 2);
     ASSERT_EQ(quota, K - 2);
+    store_close(b);
+    store_close(a);
+}
+
+BOTH(workspace_rate_limit_is_one_bucket_for_every_handle)
+{
+    struct store *a = open_tmp();
+    struct store *b = open_second(a);
+    struct err e = ERR_INIT;
+    struct store_quota def = {0, 0, 0, 7, 0}; /* the serve default: 7/s, burst = rate */
+    int64_t rate, burst, wait;
+    const int64_t t0 = 1700000000000;
+
+    store_quota_defaults_set(a, &def, DAY);
+    ASSERT_OK(store_rate_limits(a, "ws", &rate, &burst, &e));
+    ASSERT_EQ(rate, 7);
+    ASSERT_EQ(burst, 0);
+    ASSERT_OK(store_quota_set(a, "ws", &(struct store_quota){-1, -1, -1, 2, 4}, &e));
+    ASSERT_OK(store_rate_limits(b, "ws", &rate, &burst, &e));
+    ASSERT_EQ(rate, 2);
+    ASSERT_EQ(burst, 4);
+    /* a burst of 4 over both handles (= processes), then refused */
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(store_rate_take(i % 2 ? b : a, "ws", 2, 4, t0, &wait, &e));
+        ASSERT_EQ(wait, 0);
+    }
+    ASSERT_OK(store_rate_take(a, "ws", 2, 4, t0, &wait, &e));
+    ASSERT_EQ(wait, 500); /* one request every 500 ms */
+    ASSERT_OK(store_rate_take(b, "ws", 2, 4, t0 + 499, &wait, &e));
+    ASSERT_EQ(wait, 1);
+    /* refusals counted nothing: one more at +500 ms, then 500 ms again */
+    ASSERT_OK(store_rate_take(b, "ws", 2, 4, t0 + 500, &wait, &e));
+    ASSERT_EQ(wait, 0);
+    ASSERT_OK(store_rate_take(a, "ws", 2, 4, t0 + 500, &wait, &e));
+    ASSERT_EQ(wait, 500);
+    /* after a long pause the burst is back, not more */
+    for (int i = 0; i < 4; i++) {
+        ASSERT_OK(store_rate_take(a, "ws", 2, 4, t0 + 60000, &wait, &e));
+        ASSERT_EQ(wait, 0);
+    }
+    ASSERT_OK(store_rate_take(b, "ws", 2, 4, t0 + 60000, &wait, &e));
+    ASSERT(wait > 0);
+    /* another workspace has its own bucket; rate 0 = no limit */
+    ASSERT_OK(store_rate_take(a, "other", 2, 4, t0 + 60000, &wait, &e));
+    ASSERT_EQ(wait, 0);
+    ASSERT_OK(store_rate_take(a, "ws", 0, 0, t0 + 60000, &wait, &e));
+    ASSERT_EQ(wait, 0);
+    /* several at once (a process reserving ahead): all n, else one, else none */
+    int64_t got;
+    ASSERT_OK(store_rate_take_n(a, "n", 10, 10, t0, 6, &got, &wait, &e));
+    ASSERT_EQ(got, 6);
+    ASSERT_EQ(wait, 0);
+    ASSERT_OK(store_rate_take_n(b, "n", 10, 10, t0, 6, &got, &wait, &e)); /* 4 left: one */
+    ASSERT_EQ(got, 1);
+    ASSERT_OK(store_rate_take_n(b, "n", 10, 10, t0, 3, &got, &wait, &e));
+    ASSERT_EQ(got, 3);
+    ASSERT_OK(store_rate_take_n(a, "n", 10, 10, t0, 3, &got, &wait, &e));
+    ASSERT_EQ(got, 0);
+    ASSERT_EQ(wait, 100);
+    /* back to the default; negative values refused */
+    ASSERT_OK(store_quota_set(a, "ws", &(struct store_quota){-1, -1, -1, STORE_QUOTA_DEFAULT, -1}, &e));
+    ASSERT_OK(store_rate_limits(b, "ws", &rate, &burst, &e));
+    ASSERT_EQ(rate, 0); /* b has no serve default */
+    ASSERT_EQ(burst, 4);
+    ASSERT_EQ(store_quota_set(a, "ws", &(struct store_quota){-1, -1, -1, -7, -1}, &e), ERR_INVALID);
     store_close(b);
     store_close(a);
 }

@@ -7,7 +7,8 @@ items 3 and 6, and how the server reads items on S3:
   noticed by the arrival poller) and during a job's processing and export:
   every image exactly once afterwards;
 - a /list download of one image inside a kept-whole tar shard moves that
-  image's bytes from the store (one range GET), not the shard.
+  image's bytes from the store (one range GET), not the shard; with the
+  store away it is a 503 with a JSON error, and works again once it is back.
 The store is reached through a TCP proxy that the test cuts and counts."""
 import os
 import socket
@@ -252,6 +253,18 @@ def test_item_download_reads_only_its_range(tmp_path):
         assert r.status == 200 and r.body == png_bytes(17), r
         print(f'item of {len(r.body)} bytes in a shard of {len(tar)} bytes: {moved} bytes from the store')
         assert moved < 16 * 1024, (moved, len(tar))
+        # the store away: 503 with a JSON error, then the same URL works again
+        px.down()
+        t0 = time.time()
+        r = s.raw('GET', files['img-017.png']['downloadURL'])
+        assert r.status == 503 and 'blob store cannot be reached' in r.json()['error'], r
+        assert time.time() - t0 < 20 * MULT
+        r = s.upload_image('ranged-single', 'late.png', png_bytes(999))
+        assert r.status == 503 and 'blob store cannot be reached' in r.json()['error'], r
+        px.up()
+        r = s.raw('GET', files['img-017.png']['downloadURL'])
+        assert r.status == 200 and r.body == png_bytes(17), r
+        assert s.upload_image('ranged-single', 'late.png', png_bytes(999)).status == 200
     finally:
         rc = s.stop()
         px.down()

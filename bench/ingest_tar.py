@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Tar-shard ingest against the disk (issue 12, local blob backend).
+"""Tar-shard ingest against the disk (issue 12, local blob backend), or
+against plain PUTs to the object store (--s3).
 
 usage: bench/ingest_tar.py [--bin build/vbatch] [--shards 20] [--images 500]
                            [--kb 16] [--clients 4] [--rounds 3]
+                           [--s3 [--poll-ms 1000]]
 
 The inference CLI's way of staging a folder of images: tar shards of
 `images` images of about `kb` KB each; for each shard a signed upload URL
@@ -20,6 +22,21 @@ of the two).  Prints one line per round and a summary:
 
 Each round stages into a fresh batch of the same server (a fresh data folder
 per run, on $BENCH_DIR or the disk of /tmp).
+
+--s3: the blobs on the object store of VBATCH_TEST_S3 (AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY; `eval "$(scripts/s3-up.sh DIR)"` starts radosgw),
+under a fresh prefix.  The shards then go straight to the store (vbatch's
+presigned PUTs) and the arrival poller (--upload-poll-ms = --poll-ms)
+notices them; the clock runs from the first URL request to the last count
+as above.  Baseline in the same round, instead of dd: plain PUTs of the
+same shards to the same store (presigned by this script with SigV4, the
+same client code, `clients` at a time), before and after each round:
+
+  bench ingest_tar_s3 round=1 ... mb_s=210.0 plain_mb_s=260.0 ratio=0.808
+
+Each round keeps its 169 MB (the batch's shards) and the baseline 169 MB
+more: scripts/s3-up.sh's radosgw keeps objects in 2 GiB of memory, and a
+full one stalls PUTs, so start a fresh one for each run of 3 rounds.
 """
 import argparse
 import http.client
@@ -86,6 +103,55 @@ class Client:
                 + urllib.parse.urlencode(q))
 
 
+def presign_put(endpoint, bucket, key, access, secret, region, expires=3600):
+    """A SigV4 query-signed PUT URL (path style, payload unsigned)."""
+    import datetime
+    import hashlib
+    import hmac
+    from urllib.parse import quote
+    u = urllib.parse.urlsplit(endpoint)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz, day = now.strftime('%Y%m%dT%H%M%SZ'), now.strftime('%Y%m%d')
+    scope = f'{day}/{region}/s3/aws4_request'
+    path = quote(f'/{bucket}/{key}', safe='/-_.~')
+    q = {'X-Amz-Algorithm': 'AWS4-HMAC-SHA256', 'X-Amz-Credential': f'{access}/{scope}', 'X-Amz-Date': amz,
+         'X-Amz-Expires': str(expires), 'X-Amz-SignedHeaders': 'host'}
+    cq = '&'.join(f'{quote(k, safe="-_.~")}={quote(v, safe="-_.~")}' for k, v in sorted(q.items()))
+    creq = '\n'.join(['PUT', path, cq, f'host:{u.netloc}', '', 'host', 'UNSIGNED-PAYLOAD'])
+    sts = '\n'.join(['AWS4-HMAC-SHA256', amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    k = ('AWS4' + secret).encode()
+    for part in (day, region, 's3', 'aws4_request'):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    return f'{u.scheme}://{u.netloc}{path}?{cq}&X-Amz-Signature={sig}'
+
+
+def plain_put_mb_s(cl, tars, clients, store, prefix):
+    """MB/s of PUTting the shards straight to the store, `clients` at a time."""
+    endpoint, bucket, region, access, secret = store
+    todo, lock, errors = list(range(len(tars))), threading.Lock(), []
+    total = sum(len(t[0]) for t in tars)
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                k = todo.pop(0)
+            url = presign_put(endpoint, bucket, f'{prefix}/plain/{k}.tar', access, secret, region)
+            st, body = cl.call('PUT', url, body=tars[k][0])
+            if st != 200:
+                errors.append((st, body[:200]))
+    t0 = time.time()
+    th = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    assert not errors, errors[:3]
+    return total / (time.time() - t0) / 1e6
+
+
 def run_round(s, batch, tars, clients):
     import json
     cl = Client(s)
@@ -137,6 +203,8 @@ def main():
     ap.add_argument('--kb', type=int, default=16)
     ap.add_argument('--clients', type=int, default=4)
     ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--s3', action='store_true', help='blobs on VBATCH_TEST_S3; baseline: plain PUTs to it')
+    ap.add_argument('--poll-ms', type=int, default=1000, help='--s3: the arrival poller period')
     a = ap.parse_args()
     conftest.BIN = os.path.abspath(a.bin)
     tars = []
@@ -150,6 +218,8 @@ def main():
         with open(src, 'wb') as f:
             for t in tars:
                 f.write(t[0])
+        if a.s3:
+            return s3_rounds(a, d, tars, total)
         s = conftest.Server(d, args=['--quiet']).start()
         try:
             for r in range(1, a.rounds + 1):
@@ -166,6 +236,38 @@ def main():
         finally:
             s.stop()
     print(f'bench ingest_tar best_ratio={max(ratios):.3f} median_ratio={statistics.median(ratios):.3f}',
+          flush=True)
+
+
+def s3_rounds(a, d, tars, total):
+    import uuid
+    url = os.environ.get('VBATCH_TEST_S3', '')
+    assert url and os.environ.get('AWS_SECRET_ACCESS_KEY'), 'VBATCH_TEST_S3 and AWS_* needed (scripts/s3-up.sh)'
+    u = urllib.parse.urlsplit(url)
+    q = dict(urllib.parse.parse_qsl(u.query))
+    pre = u.path.strip('/')
+    prefix = (pre + '/' if pre else '') + 'bench-' + uuid.uuid4().hex[:8]
+    store = (q['endpoint'], u.netloc, q.get('region', 'us-east-1'), os.environ['AWS_ACCESS_KEY_ID'],
+             os.environ['AWS_SECRET_ACCESS_KEY'])
+    blobs = f's3://{u.netloc}/{prefix}?{u.query}'
+    s = conftest.Server(d, args=['--quiet', '--upload-poll-ms', str(a.poll_ms)], env={'VBATCH_BLOBS': blobs}).start()
+    ratios = []
+    try:
+        cl = Client(s)
+        for r in range(1, a.rounds + 1):
+            p0 = plain_put_mb_s(cl, tars, a.clients, store, prefix)
+            t_put, dt = run_round(s, f'bench-{r}', tars, a.clients)
+            p1 = plain_put_mb_s(cl, tars, a.clients, store, prefix)
+            plain = (p0 + p1) / 2
+            mb_s = total / dt / 1e6
+            ratios.append(mb_s / plain)
+            print(f'bench ingest_tar_s3 round={r} shards={a.shards} images={a.shards * a.images} '
+                  f'mb={total / 1e6:.1f} poll_ms={a.poll_ms} put_s={t_put:.3f} seconds={dt:.3f} mb_s={mb_s:.1f} '
+                  f'plain_mb_s={plain:.1f} plain_before={p0:.1f} plain_after={p1:.1f} ratio={mb_s / plain:.3f}',
+                  flush=True)
+    finally:
+        s.stop()
+    print(f'bench ingest_tar_s3 best_ratio={max(ratios):.3f} median_ratio={statistics.median(ratios):.3f}',
           flush=True)
 
 

@@ -66,6 +66,9 @@ struct serve_cfg {
     int64_t upload_poll_ms;
     int64_t download_url_ttl_s;
     int64_t sweep_interval_s;
+    int64_t orphan_sweep_ms;
+    int64_t orphan_grace_ms;
+    int64_t orphan_keys_per_s;
     int64_t max_page_size;
     bool quiet;
     int64_t workers;       /* jobs worker threads */
@@ -126,6 +129,9 @@ static const struct opt serve_opts[] = {
     {"upload-poll-ms", "VBATCH_UPLOAD_POLL_MS", OPT_INT, O(upload_poll_ms), "S3 blobs: period of the poller that notices uploads PUT straight to the store, ms (default 1000)"},
     {"download-url-ttl", "VBATCH_DOWNLOAD_URL_TTL_S", OPT_INT, O(download_url_ttl_s), "signed download URL lifetime, s (default 86400)"},
     {"sweep-interval", "VBATCH_SWEEP_INTERVAL_S", OPT_INT, O(sweep_interval_s), "expiry sweeper period, s (default 60)"},
+    {"orphan-sweep-ms", "VBATCH_ORPHAN_SWEEP_MS", OPT_INT, O(orphan_sweep_ms), "period of the orphan blob sweeper, ms (default 3600000)"},
+    {"orphan-grace-ms", "VBATCH_ORPHAN_GRACE_MS", OPT_INT, O(orphan_grace_ms), "blobs no row names are deleted once older than this, ms (default 3600000)"},
+    {"orphan-keys-per-s", "VBATCH_ORPHAN_KEYS_PER_S", OPT_INT, O(orphan_keys_per_s), "pace of the orphan sweeper's walk, blobs a second (default 2000)"},
     {"max-page-size", "VBATCH_MAX_PAGE_SIZE", OPT_INT, O(max_page_size), "largest pageSize accepted (default 1000)"},
     {"quiet", "VBATCH_QUIET", OPT_FLAG, O(quiet), "no per-request log line"},
     {"workers", "VBATCH_WORKERS", OPT_INT, O(workers), "batch job worker threads (default 2; 0: none)"},
@@ -441,6 +447,12 @@ static int cmd_serve(int argc, char **argv)
         so.download_url_ttl_ms = c.download_url_ttl_s * 1000;
     if (c.sweep_interval_s)
         so.sweep_interval_ms = c.sweep_interval_s * 1000;
+    if (c.orphan_sweep_ms > 0)
+        so.orphan_sweep_ms = c.orphan_sweep_ms;
+    if (c.orphan_grace_ms > 0)
+        so.orphan_grace_ms = c.orphan_grace_ms;
+    if (c.orphan_keys_per_s > 0)
+        so.orphan_keys_per_s = c.orphan_keys_per_s;
     if (c.max_page_size)
         so.max_page_size = (int)MIN(c.max_page_size, 100000);
     so.net_allow = c.allow_private_urls ? "0.0.0.0/0,::/0" : c.url_allowlist;

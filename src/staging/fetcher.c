@@ -90,6 +90,7 @@ struct ref_result {
     const char *name, *url; /* borrowed from the refs JSON */
     bool ok;
     bool nospace;           /* storing it failed for want of space: retry the shard */
+    bool unavailable;       /* the blob store could not be reached: retry the shard */
     char key[160];
     const char *mime;       /* static */
     int64_t size;
@@ -131,6 +132,7 @@ static void fetch_ref(struct staging__job *j, int index, struct ref_result *res)
         }
         if ((rc = store_blob_put_file(s->st, res->key, tmp)) < 0) {
             res->nospace = err_is_nospace(rc);
+            res->unavailable = rc == ERR_UNAVAILABLE;
             goto out;
         }
         free(tmp);
@@ -144,6 +146,7 @@ static void fetch_ref(struct staging__job *j, int index, struct ref_result *res)
         }
         if ((rc = store_blob_put_nosync(s->st, res->key, k.mem.data, k.mem.len)) < 0) {
             res->nospace = err_is_nospace(rc);
+            res->unavailable = rc == ERR_UNAVAILABLE;
             goto out;
         }
     }
@@ -225,8 +228,10 @@ static int fetch_all(struct staging__job *j, json_t *refs)
         goto out;
     }
     for (int i = 0; i < p.n; i++)
-        if (p.res[i].nospace) {
-            rc = ERR_NOSPACE; /* stays queued; fetched again once there is space */
+        if (p.res[i].nospace || p.res[i].unavailable) {
+            /* stays queued; fetched again once there is space, or once the
+             * blob store answers again */
+            rc = p.res[i].nospace ? ERR_NOSPACE : ERR_UNAVAILABLE;
             goto out;
         }
     for (int i = 0; i < p.n; i++) {
@@ -313,8 +318,10 @@ int staging_fetch_pending(struct staging *s, int *fetched)
         }
         if (rc == 0)
             rc = fetch_one(&j);
-        if (err_is_nospace(rc)) {
-            staging__job_wait_storage(&j, "queued", "storage full: the fetched files cannot be stored");
+        if (err_is_nospace(rc) || rc == ERR_UNAVAILABLE) {
+            staging__job_wait_storage(&j, "queued", rc == ERR_UNAVAILABLE
+                                                        ? "the blob store cannot be reached: retried later"
+                                                        : "storage full: the fetched files cannot be stored");
             staging__job_release(&j);
             staging__backoff_set(s, &s->fetch_retry_at, &s->fetch_backoff, true);
             break;

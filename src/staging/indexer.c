@@ -40,8 +40,10 @@ static int index_one(struct staging__job *j, struct err *err)
     int64_t size = 0;
     void *m = NULL;
     rc = store_blob_open(s->st, j->blob_key, &fd, &size);
-    if (rc < 0)
+    if (rc == ERR_NOTFOUND)
         return staging__job_fail(j, "uploaded", "upload-missing", "the uploaded archive is missing");
+    if (rc < 0) /* the blob store cannot be reached (or storage trouble): retried later */
+        return err_set(err, rc, "cannot read the uploaded archive: %s", err_str(rc));
     if (size > s->o.max_shard_bytes) {
         close(fd);
         snprintf(reason, sizeof reason, "Max size of a shard is %lldB.", (long long)s->o.max_shard_bytes);
@@ -108,8 +110,9 @@ int staging_index_pending(struct staging *s, int *indexed)
         }
         if (rc == 0)
             rc = index_one(&j, &e);
-        if (err_is_nospace(rc)) {
-            /* an acknowledged shard is never dropped for want of space */
+        if (err_is_nospace(rc) || rc == ERR_UNAVAILABLE) {
+            /* an acknowledged shard is never dropped for want of space or
+             * while the blob store cannot be reached */
             staging__job_wait_storage(&j, "uploaded", err_text(&e, rc));
             staging__job_release(&j);
             staging__backoff_set(s, &s->index_retry_at, &s->index_backoff, true);

@@ -150,6 +150,8 @@ int staging_upload_image(struct staging *s, const char *ws, const char *batch, c
         goto out;
     }
     consumed = true;
+    if (s->o.commit_delay_ms > 0) /* tests: a window between the bytes and their row */
+        staging__sleep_ms_unless_stopped(s, s->o.commit_delay_ms);
     struct store_item_new it = {meta ? STAGING_METADATA_PART : NULL, file_name, NULL, meta ? "metadata" : "image",
                                 mime, key, size, false, 0};
     rc = store_item_add(s->st, ws, batch, b.bid, meta, &it, err);
@@ -417,6 +419,12 @@ int staging__upload_arrived(struct staging *s, const char *key, const struct sto
     if (!strcmp(u->kind, "video")) {
         char *path = NULL; /* the blob's file, or a downloaded copy on S3 */
         rc = store_blob_local_copy(s->st, key, &path);
+        if (rc == ERR_UNAVAILABLE) {
+            /* the store cannot be reached: nothing recorded, the arrival
+             * is noticed again (the poller keeps the upload object) */
+            err_printf(err, "cannot read the uploaded video: %s", err_str(rc));
+            return rc;
+        }
         if (rc == 0)
             rc = staging__video_probe(path, &mime);
         store_blob_local_release(s->st, path);

@@ -51,12 +51,17 @@ void staging_opts_default(struct staging_opts *o)
     o->download_url_ttl_ms = 24LL * 3600 * 1000;
     o->upload_poll_ms = 1000;
     o->sweep_interval_ms = 60000;
+    o->orphan_sweep_ms = 3600 * 1000LL;
+    o->orphan_grace_ms = 3600 * 1000LL;
+    o->orphan_keys_per_s = 2000;
     o->default_page_size = 100;
     o->max_page_size = 1000;
     o->max_references = 20000;
     o->net_allow = NULL;
     const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
     o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
+    const char *cd = getenv("VBATCH_STAGING_COMMIT_DELAY_MS");
+    o->commit_delay_ms = cd ? strtoll(cd, NULL, 10) : 0;
     const char *l = getenv("VBATCH_STAGING_CLAIM_LEASE_MS");
     o->claim_lease_ms = l ? strtoll(l, NULL, 10) : 0;
     if (o->claim_lease_ms <= 0)
@@ -151,6 +156,11 @@ static void *index_main(void *arg)
     return NULL;
 }
 
+bool staging__wait_stop(struct staging *s, int64_t ms)
+{
+    return wait_kick(s, NULL, ms);
+}
+
 static void *fetch_main(void *arg)
 {
     struct staging *s = arg;
@@ -220,6 +230,14 @@ int staging_start(struct staging *s, struct err *err)
         goto fail2;
     if (pthread_create(&s->th_renew, NULL, staging__renew_main, s) != 0)
         goto fail3;
+    if (pthread_create(&s->th_orphan, NULL, staging__orphans_main, s) != 0) {
+        pthread_mutex_lock(&s->mu);
+        s->stop = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->th_renew, NULL);
+        goto fail3;
+    }
     /* S3 backend (it presigns): clients PUT straight to the store, so
      * their arrivals are polled for (arrivals.c). */
     char *probe = NULL;
@@ -231,6 +249,7 @@ int staging_start(struct staging *s, struct err *err)
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->th_renew, NULL);
+        pthread_join(s->th_orphan, NULL);
         goto fail3;
     }
     pthread_mutex_lock(&s->mu);
@@ -276,6 +295,7 @@ void staging_stop(struct staging *s)
         pthread_join(s->th_fetch, NULL);
         pthread_join(s->th_sweep, NULL);
         pthread_join(s->th_renew, NULL);
+        pthread_join(s->th_orphan, NULL);
         if (s->polling)
             pthread_join(s->th_poll, NULL);
         store_outbox_stop(s->st);

@@ -48,6 +48,9 @@ struct staging_opts {
     int64_t download_url_ttl_ms;   /* signed GET URL lifetime; default 24 h */
     int64_t upload_poll_ms;        /* S3 backend: arrival poller period; default 1000 */
     int64_t sweep_interval_ms;     /* sweeper period; default 60 s */
+    int64_t orphan_sweep_ms;       /* orphan blob sweeper period; default 1 h */
+    int64_t orphan_grace_ms;       /* blobs younger than this are never orphans; default 1 h */
+    int64_t orphan_keys_per_s;     /* pace of the orphan walk (keys a second); default 2000 */
     int default_page_size;         /* default 100 */
     int max_page_size;             /* larger pageSize -> ERR_INVALID; default 1000 */
     int max_references;            /* per image-references request; default 20000
@@ -55,6 +58,9 @@ struct staging_opts {
     const char *net_allow;         /* SSRF allow-list, see store_net_allow_set; copied */
     int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
                                       default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
+    int64_t commit_delay_ms;       /* tests: wait this long between a single upload's blob
+                                      write and its item's commit (a window for kill -9);
+                                      default 0, or $VBATCH_STAGING_COMMIT_DELAY_MS */
     int64_t claim_lease_ms;        /* a claimed shard stays this process's this long
                                       without renewal (renewed every third of it while
                                       it is worked on); default 15000, or

@@ -21,7 +21,7 @@ struct staging {
     bool running;
     bool stop;
     bool kick_index, kick_fetch; /* work was queued */
-    pthread_t th_index, th_fetch, th_sweep, th_renew, th_poll;
+    pthread_t th_index, th_fetch, th_sweep, th_renew, th_poll, th_orphan;
     bool polling;                /* th_poll runs (S3 backend) */
     /* the shards this process has claimed and is working on, renewed by
      * the th_renew thread (shardjob.c): [STAGING__INDEXER] tar shard,
@@ -42,6 +42,10 @@ struct staging__putting {
 };
 
 void staging__kick(struct staging *s, bool index, bool fetch);
+/* Wait up to ms or until stop: false when the thread must exit. */
+bool staging__wait_stop(struct staging *s, int64_t ms);
+/* orphans.c: the orphan blob sweeper's thread. */
+void *staging__orphans_main(void *arg);
 
 /* Sidecar files (names.c).  Is name "<something>.json" other than
  * notification_config.json? */

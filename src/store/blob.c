@@ -444,7 +444,21 @@ int store_blob_open_at(struct store *st, const char *key, int64_t offset, int64_
 {
     int f = -1;
     int64_t whole = 0;
-    int rc = store_blob_open(st, key, &f, &whole);
+    int rc;
+    if (offset >= 0 && st->blob == &store__blob_s3) {
+        /* one range GET of the item's bytes, not the whole shard */
+        if (length < 0)
+            return blob_err("read", ERR_PARSE);
+        rc = store__blob_s3_open_range(st, key, offset, length, &f);
+        if (rc == ERR_PARSE)
+            log_warn("store", "blob '%s' is shorter than an item that wants %lld bytes at %lld", key,
+                     (long long)length, (long long)offset);
+        if (rc < 0)
+            return rc == ERR_PARSE ? blob_err("read", rc) : rc;
+        *fd = f, *start = 0, *size = length;
+        return 0;
+    }
+    rc = store_blob_open(st, key, &f, &whole);
     if (rc < 0)
         return rc;
     if (offset < 0) {

@@ -90,6 +90,34 @@ static int b_open(struct store *st, const char *key, int *fd, int64_t *size)
     return 0;
 }
 
+int store__blob_s3_open_range(struct store *st, const char *key, int64_t off, int64_t len, int *fd)
+{
+    struct err e = ERR_INIT;
+    char *tmp = NULL;
+    int f = -1, rc;
+    int64_t got = 0;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    if ((rc = store_tmp_create(st, &tmp, &f)) < 0)
+        return rc;
+    unlink(tmp); /* gone when closed */
+    free(tmp);
+    if (len > 0)
+        rc = s3_fail("read", key, s3_get_range_fd(st->s3, key, off, len, f, &got, &e), &e);
+    else /* an empty item: the object must still be there */
+        rc = s3_fail("read", key, s3_head(st->s3, key, NULL, &e), &e);
+    if (rc == 0 && got < len)
+        rc = ERR_PARSE; /* the object is shorter than the item: damaged */
+    if (rc == 0 && lseek(f, 0, SEEK_SET) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return 0;
+}
+
 static int b_read(struct store *st, const char *key, size_t max, char **data, size_t *len)
 {
     struct err e = ERR_INIT;

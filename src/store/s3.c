@@ -857,6 +857,29 @@ int s3_get_fd(struct s3 *s, const char *key, int fd, int64_t *size, struct err *
     return rc;
 }
 
+int s3_get_range_fd(struct s3 *s, const char *key, int64_t off, int64_t len, int fd, int64_t *got, struct err *e)
+{
+    struct req r;
+    int rc;
+    if ((rc = key_check(key, e)) < 0)
+        return rc;
+    if (off < 0 || len <= 0)
+        return err_set(e, ERR_INVALID, "bad range");
+    *got = 0;
+    req_init(&r, "GET", key);
+    r.range_off = off;
+    r.range_len = (size_t)len;
+    r.out_fd = fd;
+    rc = perform(s, &r, e);
+    free(r.etag);
+    if (rc == 0 && r.status != 416) {
+        if (r.status == 200 && (off > 0 || r.fd_written > len))
+            return err_set(e, ERR_INTERNAL, "the object store ignored the range of '%s'", key);
+        *got = r.fd_written;
+    }
+    return rc;
+}
+
 int s3_head(struct s3 *s, const char *key, int64_t *size, struct err *e)
 {
     struct req r;

@@ -86,6 +86,11 @@ int s3_get(struct s3 *s, const char *key, size_t max, char **data, size_t *len, 
 int s3_get_range(struct s3 *s, const char *key, int64_t off, size_t len, void *buf, size_t *got, struct err *e);
 /* Whole object into file fd (written from its current position). */
 int s3_get_fd(struct s3 *s, const char *key, int fd, int64_t *size, struct err *e);
+/* Bytes [off, off+len) (len > 0) into file fd with one range GET (a part
+ * of the object, never the whole of it); *got = bytes written (less at
+ * the end of the object, 0 past it).  A store that ignores the range is
+ * an error (ERR_INTERNAL). */
+int s3_get_range_fd(struct s3 *s, const char *key, int64_t off, int64_t len, int fd, int64_t *got, struct err *e);
 int s3_head(struct s3 *s, const char *key, int64_t *size, struct err *e);
 /* Deleting an absent key is not an error. */
 int s3_delete(struct s3 *s, const char *key, struct err *e);

@@ -378,6 +378,39 @@ int store_blob_delete_prefix(struct store *st, const char *prefix);
 typedef int (*store_blob_list_fn)(void *ud, const char *key, int64_t size, int64_t mtime_ms);
 int store_blob_list(struct store *st, const char *prefix, store_blob_list_fn fn, void *ud);
 
+/* ---- orphan blobs (orphans.c; docs/STORAGE.md "Orphan objects") ---------- */
+
+/* Blobs that no database row references (a process died between writing
+ * them and committing the row that names them) are deleted by
+ * store_orphans_sweep once older than grace_ms: it walks the folders b/,
+ * jobs/, models/ and wsmodels/ with store_blob_list (either backend), skips
+ * the younger blobs without a query and looks each older one up by the
+ * kind of its key (orphans.c lists the rules: items, shards, pending
+ * uploads, jobs, models).  A database error keeps the blob.  At most
+ * keys_per_s keys are visited a second (0: no pacing) and at most
+ * max_deletes deleted (0: no limit); tick (may be NULL) is called about
+ * every second of the walk, and a nonzero answer stops it (the caller
+ * renews its lease there, or stops). */
+struct store_orphan_opts {
+    int64_t grace_ms;
+    int64_t keys_per_s;
+    int64_t max_deletes;
+    int (*tick)(void *ud);
+    void *tick_ud;
+};
+struct store_orphan_stats {
+    int64_t listed;  /* blobs seen */
+    int64_t young;   /* younger than the grace period: not looked up */
+    int64_t checked; /* looked up */
+    int64_t deleted; /* orphans deleted */
+    int64_t errors;  /* lookups or deletes that failed (blob kept) */
+};
+/* Run one sweep.  *out (may be NULL) gets the counts, also on failure.
+ * <0 (and e) when a listing failed. */
+int store_orphans_sweep(struct store *st, const struct store_orphan_opts *o, struct store_orphan_stats *out,
+                        struct err *e);
+
+
 /* Streaming writer: bytes go to a temp file, finish fsyncs and renames it
  * to key, abort (or any error) removes the temp file, leaving nothing.
  * limit > 0 caps the total size: a write beyond it returns ERR_LIMIT (the

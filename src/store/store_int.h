@@ -105,6 +105,10 @@ extern const int store__core_migrations_pg_n;
 
 /* blob_s3.c: the whole object key into file fd (a temp file). */
 int store__blob_s3_get_fd(struct store *st, const char *key, int fd, int64_t *size);
+/* blob_s3.c: bytes [off, off+len) of a blob with one range GET into an
+ * unlinked temp file under DATA/tmp, positioned at 0 (store_blob_open_at
+ * of an item inside a tar shard).  ERR_PARSE when the object is shorter. */
+int store__blob_s3_open_range(struct store *st, const char *key, int64_t off, int64_t len, int *fd);
 /* blob_s3.c: free the S3 backend's state (store_close). */
 void store__blobs_free(struct store *st);
 

@@ -244,8 +244,8 @@ def test_dashboard_in_headless_chromium(server_factory):
         b.wait('/Models/.test(document.querySelector("main h1").textContent) &&'
                ' (document.getElementById("models") || /No models/.test(document.body.innerText))')
         _go(b, '#/jobs')
-        b.wait('document.querySelector("tr[data-job=dashjob]")', what='the job list')
-        assert 'completed' in _text(b, 'tr[data-job=dashjob]')
+        b.wait('document.querySelector("[data-job=dashjob]")', what='the job list')
+        assert 'completed' in _text(b, '[data-job=dashjob]')
 
         # the key never appeared in a URL the browser asked for
         b.pump(0.2)
@@ -271,4 +271,31 @@ def test_dashboard_in_headless_chromium(server_factory):
         assert 'img-0' not in body and 'Dash' not in body, body
 
         b.pump(0.2)
+        assert b.problems() == [], b.problems()
+
+
+@pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or '')
+def test_dashboard_aborts_and_restarts_a_job(server_factory):
+    # no worker threads: the job waits, so the buttons act on a running job
+    s = server_factory(args=['--workers', '0']).start()
+    put_workflow(s, 'crop', CROP_WF)
+    for i in range(3):
+        assert s.upload_image('held', f'h{i}.png', png_bytes(300 + i)).status == 200
+    r = bp(s, 'POST', '/heldjob', job_body('held', 'crop', ws=s.workspace))
+    assert r.status == 200, r
+    with cdp.Browser(timeout=60 * MULT) as b:
+        b.navigate(s.base + '/ui/#/jobs/heldjob')
+        _sign_in(b, s.key)
+        b.wait('document.getElementById("job-status")', what='the job')
+        assert _text(b, '#job-status') == 'pending'
+        assert b.js('document.getElementById("restart").disabled') is True
+        b.js('window.confirm = () => true; document.getElementById("abort").click(); 1')
+        b.wait('document.getElementById("job-status") &&'
+               ' document.getElementById("job-status").textContent === "aborted"', what='aborted')
+        assert bp(s, 'GET', '/heldjob').json()['jobStatus'] == 'aborted'
+        b.wait('!document.getElementById("restart").disabled', what='restart enabled')
+        b.js('document.getElementById("restart").click(); 1')
+        b.wait('document.getElementById("job-status") &&'
+               ' document.getElementById("job-status").textContent === "pending"', what='running again')
+        assert bp(s, 'GET', '/heldjob').json()['job']['isTerminal'] is False
         assert b.problems() == [], b.problems()

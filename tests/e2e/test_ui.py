@@ -31,6 +31,8 @@ def test_root_redirects_browsers_and_keeps_the_workspace_lookup(server):
     # the rf-cloud CLI's lookup: key in the query, JSON as before (even with text/html)
     r = server.request('GET', '/', headers={'Accept': 'text/html'})
     assert r.status == 200 and r.json() == {'workspace': server.workspace}, r
+    r = server.request('GET', '/', auth=False, headers={'Accept': 'text/html', 'Authorization': 'Bearer ' + server.key})
+    assert r.status == 200 and r.json() == {'workspace': server.workspace}, r
     # no text/html in Accept: no redirect, the API's own 401
     r = _ui(server, '/', {'Accept': 'application/json'})
     assert r.status == 401 and 'error' in r.json(), r

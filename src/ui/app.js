@@ -303,6 +303,7 @@
     function refresh() {
       api('GET', bp(''), {pageSize: 100}).then(guarded(function (b) {
         var top = tbody.firstChild;
+        setError(null);
         b.jobs.forEach(function (j) {
           var old = rows[j.jobId], r = row(j);
           rows[j.jobId] = r;

@@ -385,7 +385,7 @@
         add(logs, table(['Time', 'Severity', 'Type', 'Stage', 'Task', 'Details'], b.logs.map(function (l) {
           return el('tr', {class: 'log sev-' + l.severity, 'data-severity': l.severity},
             td(fmtTime(l.createdAt)), td(l.severity), td(l.logType), td(l.processingStageId || ''), td(l.taskId || ''),
-            td(JSON.stringify(l.payload || {})));
+            td(JSON.stringify(l.payload || {}), 'wrap'));
         }), {id: 'log-table'}));
         if (!b.logs.length) add(logs, el('p', {class: 'muted', text: 'No log entries' + (sev.value ? ' of severity ' + sev.value : '') + '.'}));
       })).catch(fail);

@@ -74,6 +74,18 @@ $(call mod_lib,$(1)): $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call mod_srcs,$(1)))
 endef
 $(foreach m,$(MODULES),$(eval $(call mod_rule,$(m))))
 
+# The dashboard (src/ui/: the HTML, CSS and JavaScript served at /ui/,
+# docs/UI.md) goes into the api module as byte arrays: no build step for
+# the page itself, only this embedding (scripts/embed-ui.sh, coreutils).
+UI_FILES := $(sort $(wildcard src/ui/*.html src/ui/*.css src/ui/*.js))
+$(BUILD)/gen/ui_assets.c: $(UI_FILES) scripts/embed-ui.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-ui.sh $@ $(UI_FILES)
+$(BUILD)/obj/gen/ui_assets.o: $(BUILD)/gen/ui_assets.c src/api/ui_int.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+$(call mod_lib,api): $(BUILD)/obj/gen/ui_assets.o
+
 # An empty module still gets an archive so that links do not fail.
 $(BUILD)/empty.o:
 	@mkdir -p $(BUILD)

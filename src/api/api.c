@@ -9,7 +9,9 @@
  * automatically when src/api/jobs.h exists (it must declare
  * api_jobs_register), so the jobs work can land without editing this file.
  *
- * Authentication: every API call carries ?api_key=….  The key's workspace
+ * Authentication: every API call carries ?api_key=… or the header
+ * "Authorization: Bearer <key>" (the dashboard's form: a key in a header
+ * never lands in a URL, a log or a browser history).  The key's workspace
  * (store_key_verify, constant-time hash compare) must equal the workspace
  * in the path: a missing or unknown key is 401, another workspace's key 403,
  * a key given twice 400 (which one counts would be ambiguous).
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(__has_include)
 #if __has_include("api/jobs.h")
@@ -45,6 +48,8 @@ int api_routes_register(struct http_router *r, struct api_ctx *ctx)
         rc = api_metrics_register(r, ctx);
     if (rc == 0)
         rc = api_openapi_register(r, ctx);
+    if (rc == 0)
+        rc = api_ui_register(r, ctx);
 #ifdef API_HAVE_JOBS
     if (rc == 0)
         rc = api_jobs_register(r, ctx);
@@ -52,10 +57,22 @@ int api_routes_register(struct http_router *r, struct api_ctx *ctx)
     return rc;
 }
 
+const char *api_bearer_key(struct http_req *req)
+{
+    const char *h = http_req_header(req, "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+        return NULL;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return h;
+}
+
 int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1])
 {
     char ws[STORE_WS_MAX + 1];
     const char *key = http_req_query(req, "api_key");
+    const char *bearer = api_bearer_key(req);
     const char *want = http_req_param(req, "workspace");
     int rc;
 
@@ -63,8 +80,14 @@ int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX
         http_reply_error(req, 400, "api_key is given more than once");
         return ERR_AUTH;
     }
+    if (key && bearer && strcmp(key, bearer) != 0) {
+        http_reply_error(req, 400, "two different api keys: the api_key query parameter and the Authorization header");
+        return ERR_AUTH;
+    }
+    if (!key || !*key)
+        key = bearer;
     if (!key || !*key) {
-        http_reply_error(req, 401, "missing api_key query parameter");
+        http_reply_error(req, 401, "missing api_key query parameter (or Authorization: Bearer header)");
         return ERR_AUTH;
     }
     rc = store_key_verify(ctx->st, key, ws);

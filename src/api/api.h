@@ -10,6 +10,8 @@
  *   models.c     model registry (/models/v1/external/…): upload, list, describe
  *   metrics.c    GET /metrics (Prometheus text format; --metrics-token)
  *   openapi.c    GET /openapi.json (the embedded src/api/openapi.json)
+ *   ui.c         the web dashboard at /ui/ (files embedded at build time
+ *                from src/ui/, docs/UI.md)
  *   jobs*.c      Batch Processing API (written by the jobs work)
  *
  * A group registers its routes from its own file with
@@ -105,16 +107,23 @@ int api_openapi_register(struct http_router *r, struct api_ctx *ctx); /* openapi
  * terminated; *len (may be NULL) gets the length without the NUL. */
 const char *api_openapi_document(size_t *len);
 
+int api_ui_register(struct http_router *r, struct api_ctx *ctx);      /* ui.c: GET /ui/… */
+
 /* ---- helpers for handlers --------------------------------------------------- */
 
-/* Check the request's api_key query parameter against the path parameter
- * "workspace" (when the route has one).  On success returns 0 and, when
- * ws_out is not NULL, the key's workspace name.  On failure it has already
- * replied (401 missing/unknown key, 403 key of another workspace, 429
- * with Retry-After when ctx->rl is set and the key's bucket is empty, or
- * when ctx->wsrl is set and the workspace is over its rate limit) and
- * returns ERR_AUTH: the handler just returns 0. */
+/* Check the request's key — the api_key query parameter, else the header
+ * "Authorization: Bearer <key>" — against the path parameter "workspace"
+ * (when the route has one).  On success returns 0 and, when ws_out is not
+ * NULL, the key's workspace name.  On failure it has already replied (400
+ * api_key given twice, or query and header naming different keys; 401
+ * missing/unknown key, 403 key of another workspace, 429 with Retry-After
+ * when ctx->rl is set and the key's bucket is empty, or when ctx->wsrl
+ * is set and the workspace is over its rate limit) and returns ERR_AUTH:
+ * the handler just returns 0. */
 int api_auth(struct http_req *req, struct api_ctx *ctx, char ws_out[STORE_WS_MAX + 1]);
+/* The key of an "Authorization: Bearer <key>" header (borrowed from the
+ * request), or NULL when there is no such header. */
+const char *api_bearer_key(struct http_req *req);
 
 /* Validate an id path parameter (^[a-z0-9_-]{1,maxlen}$).  Returns the
  * value, or NULL after replying 400 "invalid <what> '<value>'". */

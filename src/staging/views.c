@@ -65,6 +65,10 @@ static json_t *batch_json(const struct store_batch_info *r)
     json_object_set_new(b, "batchContentType", json_string(r->content_type));
     json_object_set_new(b, "createdDate", ts_json(r->created_ms));
     json_object_set_new(b, "expiryDate", ts_json(r->expires_ms));
+    /* vbatch's own (not in Roboflow's BatchMetadata; clients ignore them) */
+    json_object_set_new(b, "fileCount", json_integer(r->item_count));
+    if (r->bytes >= 0)
+        json_object_set_new(b, "sizeBytes", json_integer(r->bytes));
     return b;
 }
 

@@ -246,7 +246,7 @@ int store_batch_create_output(struct store *st, const char *ws, const char *batc
 
 /* ---- batch views --------------------------------------------------------------------------- */
 
-#define INFO_COLS "bid, display_name, batch_id, batch_type, content_type, created_ms, expires_ms"
+#define INFO_COLS "bid, display_name, batch_id, batch_type, content_type, created_ms, expires_ms, item_count"
 
 static void info_fill(struct db_stmt *q, struct store_batch_info *b)
 {
@@ -257,6 +257,8 @@ static void info_fill(struct db_stmt *q, struct store_batch_info *b)
     b->content_type = store__col_dup(q, 4);
     b->created_ms = db_col_int64(q, 5);
     b->expires_ms = db_col_int64(q, 6);
+    b->item_count = db_col_int64(q, 7);
+    b->bytes = -1;
 }
 
 void store_batch_info_release(struct store_batch_info *b)
@@ -323,12 +325,14 @@ int store_batch_info_get(struct store *st, const char *ws, const char *batch, st
         return ERR_UNAVAILABLE;
     int rc = store__batch_find(c, ws, batch, &b, e);
     if (rc == 0)
-        rc = db_prepare(c, "SELECT " INFO_COLS " FROM batches WHERE bid=?1", &q, e);
+        rc = db_prepare(c, "SELECT " INFO_COLS ", CAST(COALESCE((SELECT sum(size) FROM items WHERE bid=?1), 0)"
+                           " AS BIGINT) FROM batches WHERE bid=?1", &q, e);
     if (rc == 0) {
         db_bind_int64(q, 1, b.bid);
         rc = db_step(q, e);
         if (rc == DB_ROW) {
             info_fill(q, out);
+            out->bytes = db_col_int64(q, 8);
             rc = 0;
         } else if (rc == DB_DONE) {
             rc = err_set(e, ERR_NOTFOUND, "batch '%s' not found", batch);

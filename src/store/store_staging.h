@@ -78,6 +78,9 @@ struct store_batch_info {
     int64_t bid;
     char *display_name, *batch_id, *batch_type, *content_type;
     int64_t created_ms, expires_ms;
+    int64_t item_count; /* the batch's items (every staged file, sidecars included) */
+    int64_t bytes;      /* sum of their sizes: store_batch_info_get only (a sum over
+                         * the items), -1 from store_batches_page */
 };
 /* Up to limit unexpired batches of ws with bid > after, by bid. */
 int store_batches_page(struct store *st, const char *ws, int64_t after, int limit, struct store_batch_info **rows,

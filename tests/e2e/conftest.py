@@ -206,11 +206,16 @@ sqlite_only = pytest.mark.skipif(bool(E2E_PG), reason='about SQLite itself (VBAT
 picks_its_database = pytest.mark.picks_its_database
 
 
-# VBATCH_E2E_BLOBS=s3 runs the servers (and their CLI calls) with their
-# blobs on the S3 store of VBATCH_TEST_S3 (AWS_* credentials set, as
-# scripts/test.sh does), each data folder under a prefix of its own.  Not
-# part of the suite yet: a trial of how far serve runs on object storage
-# (tests that read or damage DATA/blobs files directly cannot pass there).
+# VBATCH_E2E_BLOBS=s3 runs the servers — and every other process a test
+# starts on a data folder: workers, CLI commands (Server.child_env,
+# data_env) — with their blobs on the S3 store of VBATCH_TEST_S3 (AWS_*
+# credentials set, as scripts/test.sh does), each data folder under a prefix
+# of its own.  scripts/test.sh runs the suite this way a third time, on
+# PostgreSQL too, its tests named [pg][s3].  Tests look at stored bytes
+# through Blobs (below), whatever the backend; the few about the local
+# folder itself are marked local_blobs_only; modules that choose their blob
+# stores themselves (test_blobs_s3) are marked picks_its_blobs and run in
+# the other passes only.
 E2E_S3 = os.environ.get('VBATCH_TEST_S3', '') if os.environ.get('VBATCH_E2E_BLOBS') == 's3' else ''
 
 
@@ -745,6 +750,8 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_configure(config):
     config.addinivalue_line('markers', 'picks_its_database: the test chooses its databases itself '
                             '(run in the SQLite pass only)')
+    config.addinivalue_line('markers', 'picks_its_blobs: the test chooses its blob stores itself '
+                            '(not run again in the S3 pass)')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -757,7 +764,14 @@ def pytest_collection_modifyitems(config, items):
             item._nodeid += '[pg]'
             if item.get_closest_marker('picks_its_database'):
                 item.add_marker(skip)
+    if E2E_S3:
+        skip = pytest.mark.skip(reason='picks its blob stores itself: run in the local-folder passes')
+        for item in items:
+            item._nodeid += '[s3]'
+            if item.get_closest_marker('picks_its_blobs'):
+                item.add_marker(skip)
 
 
 def pytest_report_header(config):
-    return 'e2e database: ' + ('PostgreSQL (VBATCH_E2E_DB=pg, a schema per data folder)' if E2E_PG else 'SQLite')
+    return ('e2e database: ' + ('PostgreSQL (VBATCH_E2E_DB=pg, a schema per data folder)' if E2E_PG else 'SQLite')
+            + '; blobs: ' + ('S3 (VBATCH_E2E_BLOBS=s3, a prefix per data folder)' if E2E_S3 else 'local folder'))

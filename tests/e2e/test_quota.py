@@ -6,6 +6,8 @@ import time
 import urllib.parse
 import uuid
 
+import pytest
+
 from conftest import DS, MULT, Server, make_tar, openapi_ok, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, stage_pngs, wait_job
 from test_blobs_s3 import need_s3, s3_keys, with_prefix
@@ -255,6 +257,7 @@ def test_rate_limit_429_with_retry_after(server_factory):
 
 
 @need_s3
+@pytest.mark.picks_its_blobs
 def test_delete_on_s3_removes_the_objects(tmp_path):
     """The same deletions with the blobs on an object store (radosgw that
     scripts/test.sh starts): batch and job outputs leave no object."""

@@ -25,10 +25,18 @@
  *   - the raw ONNX bytes (any Content-Type but multipart/form-data), with
  *     the metadata JSON object in the "metadata" query parameter or the
  *     X-Model-Metadata header (both optional), or
- *   - multipart/form-data: the part named "weights" (or "file", or else the
- *     first part with a filename) holds the ONNX bytes, the part named
- *     "metadata" the JSON object (when there is no such part, the query
- *     parameter or header as for a raw body); other parts are ignored.
+ *   - multipart/form-data: the part named "metadata" holds the JSON object
+ *     (when there is no such part, the query parameter or header as for a
+ *     raw body); the file parts hold the model: a part whose name has a dot
+ *     is the file of that name ("det.onnx"), else a part with a filename is
+ *     the file of that name (its last path segment), else a part named
+ *     "weights" or "file" is the ONNX; other parts are ignored.  One file
+ *     part: the ONNX model.  Several (at most MODEL_BUNDLE_MAX_FILES, all
+ *     together within the weights limit): a multi-file model (OCR's
+ *     det.onnx, rec.onnx, dict.txt), streamed into the temp file as a model
+ *     bundle (model/model.h) and stored as one blob (docs/MODELS.md,
+ *     "Multi-file models").  A file name that is not accepted, two files of
+ *     one name, two metadata parts or too many files: 400.
  * The weights stream into a temp file under DATA/tmp (never held in the
  * request), bounded by ctx->max_model_bytes (413 beyond); the file is
  * mapped and handed to jobs_models_store_put, which validates the model
@@ -241,6 +249,13 @@ static int mr_get(struct http_req *req, void *vctx)
 
 enum mr_part { MR_SKIP, MR_WEIGHTS, MR_META };
 
+/* A multipart upload writes every file part into the temp file as an
+ * entry of a model bundle (model/model.h): a 512-byte header, patched
+ * with the part's size when it ends, then the bytes, padded.  One file:
+ * its bytes alone are the ONNX model (as before bundles); several: the
+ * whole file is the bundle. */
+#define MR_HDR 512
+
 struct mr_up {
     struct api_ctx *ctx;
     char ws[STORE_WS_MAX + 1]; /* the caller's workspace: the model's scope */
@@ -248,8 +263,14 @@ struct mr_up {
     int fd;                    /* temp file, -1 once closed */
     char *tmp_path;            /* owned; the file is removed at completion */
     enum mr_part part;         /* multipart: what the current part is */
-    bool have_weights;
+    bool have_weights;         /* at least one file part */
     bool have_meta;
+    size_t n_files;            /* multipart file parts (bundle entries) */
+    char names[MODEL_BUNDLE_MAX_FILES][MODEL_BUNDLE_NAME_MAX + 1];
+    uint64_t hdr_off[MODEL_BUNDLE_MAX_FILES]; /* each entry's header in the temp file */
+    uint64_t fsize[MODEL_BUNDLE_MAX_FILES];   /* each entry's bytes */
+    uint64_t off;              /* bytes written to the temp file, wbuf included */
+    char bad[400];             /* a refused form part: the 400 message */
     struct buf meta;           /* multipart "metadata" part */
     uint64_t size;             /* weights bytes received */
     bool too_big;
@@ -284,13 +305,10 @@ static int mr_flush(struct mr_up *u)
     return 0;
 }
 
-static int mr_weights_data(struct mr_up *u, const char *d, size_t n)
+/* Append n bytes to the temp file (through wbuf). */
+static int mr_emit(struct mr_up *u, const char *d, size_t n)
 {
-    if (u->size + n > mr_max(u->ctx)) {
-        u->too_big = true;
-        return ERR_LIMIT;
-    }
-    u->size += n;
+    u->off += n;
     while (n > 0) {
         size_t k = MIN(n, sizeof(u->wbuf) - u->wlen);
         memcpy(u->wbuf + u->wlen, d, k);
@@ -303,6 +321,40 @@ static int mr_weights_data(struct mr_up *u, const char *d, size_t n)
     return 0;
 }
 
+static const char mr_zeros[2 * MR_HDR];
+
+/* Model bytes: all files together are bounded by the weights limit. */
+static int mr_weights_data(struct mr_up *u, const char *d, size_t n)
+{
+    if (u->size + n > mr_max(u->ctx)) {
+        u->too_big = true;
+        return ERR_LIMIT;
+    }
+    u->size += n;
+    if (u->mp && u->n_files)
+        u->fsize[u->n_files - 1] += n;
+    return mr_emit(u, d, n);
+}
+
+/* The file name a multipart part carries, or NULL when the part is not a
+ * file: a name with a dot ("det.onnx") is the file name; else the
+ * filename attribute's last path segment; else "weights" / "file" (the
+ * ONNX of a single-file upload). */
+static const char *mr_file_name(const struct http_mp_part *p, const char *name)
+{
+    if (strchr(name, '.'))
+        return name;
+    if (p->filename) {
+        const char *f = p->filename, *slash = strrchr(f, '/'), *bs = strrchr(f, '\\');
+        if (bs && (!slash || bs > slash))
+            slash = bs;
+        return slash ? slash + 1 : f;
+    }
+    if (!strcmp(name, "weights") || !strcmp(name, "file"))
+        return "weights.onnx";
+    return NULL;
+}
+
 static int mr_part_begin(void *arg, const struct http_mp_part *p)
 {
     struct mr_up *u = arg;
@@ -310,15 +362,38 @@ static int mr_part_begin(void *arg, const struct http_mp_part *p)
 
     u->part = MR_SKIP;
     if (!strcmp(name, "metadata")) {
-        if (u->have_meta)
-            return ERR_PARSE; /* two metadata parts: ambiguous */
+        if (u->have_meta) {
+            snprintf(u->bad, sizeof u->bad, "the form has two \"metadata\" parts");
+            return ERR_INVALID;
+        }
         u->have_meta = true;
         u->part = MR_META;
-    } else if (!u->have_weights && (!strcmp(name, "weights") || !strcmp(name, "file") || p->filename)) {
-        u->have_weights = true;
-        u->part = MR_WEIGHTS;
+        return 0;
     }
-    return 0;
+    const char *fn = mr_file_name(p, name);
+    if (!fn)
+        return 0; /* not a file: ignored */
+    if (!model_bundle_name_ok(fn)) {
+        snprintf(u->bad, sizeof u->bad, "file name '%.80s' of part '%.80s' is not accepted (letters, digits, '.', "
+                 "'-', '_', at most %d characters, not starting with '.')", fn, name, MODEL_BUNDLE_NAME_MAX);
+        return ERR_INVALID;
+    }
+    for (size_t i = 0; i < u->n_files; i++)
+        if (!strcmp(u->names[i], fn)) {
+            snprintf(u->bad, sizeof u->bad, "the form has two files named '%s'", fn);
+            return ERR_INVALID;
+        }
+    if (u->n_files == MODEL_BUNDLE_MAX_FILES) {
+        snprintf(u->bad, sizeof u->bad, "the form has more than %d files", MODEL_BUNDLE_MAX_FILES);
+        return ERR_LIMIT;
+    }
+    memcpy(u->names[u->n_files], fn, strlen(fn) + 1);
+    u->hdr_off[u->n_files] = u->off;
+    u->fsize[u->n_files] = 0;
+    u->n_files++;
+    u->have_weights = true;
+    u->part = MR_WEIGHTS;
+    return mr_emit(u, mr_zeros, MR_HDR); /* the header, written at the part's end */
 }
 
 static int mr_part_data(void *arg, const char *d, size_t n)
@@ -339,7 +414,18 @@ static int mr_part_data(void *arg, const char *d, size_t n)
 static int mr_part_end(void *arg)
 {
     struct mr_up *u = arg;
-    int rc = u->part == MR_WEIGHTS ? mr_flush(u) : 0;
+    int rc = 0;
+    if (u->part == MR_WEIGHTS) {
+        /* pad the entry, then write its header now that its size is known */
+        size_t i = u->n_files - 1, pad = (size_t)(u->fsize[i] % MR_HDR);
+        char hdr[MR_HDR];
+        if ((pad && (rc = mr_emit(u, mr_zeros, MR_HDR - pad)) < 0) || (rc = mr_flush(u)) < 0)
+            goto out;
+        model_bundle_header(hdr, u->names[i], u->fsize[i]);
+        if (pwrite(u->fd, hdr, MR_HDR, (off_t)u->hdr_off[i]) != MR_HDR)
+            rc = u->write_err = errno ? -errno : -EIO;
+    }
+out:
     u->part = MR_SKIP;
     return rc;
 }
@@ -402,6 +488,8 @@ static int mr_body(struct http_req *req, const char *d, size_t n, void *vctx)
                                 (unsigned long long)mr_max(u->ctx));
     if (u->meta_too_big)
         return http_reply_error(req, 413, "model metadata is over the limit of %u bytes", MR_META_MAX);
+    if (u->bad[0])
+        return http_reply_error(req, 400, "%s", u->bad);
     if (u->write_err)
         return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     return http_reply_error(req, 400, "malformed multipart body: %s", err_str(rc));
@@ -458,10 +546,15 @@ static int mr_end(struct http_req *req, void *vctx)
         return http_reply_error(req, 400, "malformed multipart body: it ends before the closing boundary");
     if (u->mp && !u->have_weights)
         return http_reply_error(req, 400, "the multipart body has no weights part (name it \"weights\")");
+    if (u->mp && mr_emit(u, mr_zeros, 2 * MR_HDR) < 0) /* the bundle's end blocks */
+        return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
     if (mr_flush(u) < 0)
         return api_reply_errf(req, u->write_err, "cannot write the upload: %s", err_str(u->write_err));
-    if (u->size == 0)
+    if (u->size == 0 || (u->mp && u->n_files == 1 && u->fsize[0] == 0))
         return http_reply_error(req, 400, "empty model: the body holds no ONNX bytes");
+    for (size_t i = 0; u->n_files > 1 && i < u->n_files; i++)
+        if (u->fsize[i] == 0)
+            return http_reply_error(req, 400, "file '%s' of the form is empty", u->names[i]);
     if (u->mp && u->have_meta) {
         rc = mr_meta_parse(req, u->meta.data, u->meta.len, &meta);
     } else {
@@ -481,7 +574,7 @@ static int mr_end(struct http_req *req, void *vctx)
         json_decref(meta);
         return http_reply_error(req, 503, "cannot register models: %s", err);
     }
-    map = mmap(NULL, (size_t)u->size, PROT_READ, MAP_PRIVATE, u->fd, 0);
+    map = mmap(NULL, (size_t)u->off, PROT_READ, MAP_PRIVATE, u->fd, 0);
     if (map == MAP_FAILED) {
         json_decref(meta);
         return http_reply_error(req, 500, "cannot map the upload: %s", strerror(errno));
@@ -491,8 +584,16 @@ static int mr_end(struct http_req *req, void *vctx)
      * model that does not load or check is ERR_INVALID (400); storing it
      * fails with the store's codes (503, 507, 500). */
     struct err e = ERR_INIT;
-    rc = jobs_models_store_put(ctx->st, ctx->models, u->ws, id, map, (size_t)u->size, meta, &e);
-    munmap(map, (size_t)u->size);
+    /* raw body: the file is the ONNX; one file part: its entry's bytes;
+     * several: the whole file, a bundle */
+    const char *bytes = map;
+    size_t len = (size_t)u->off;
+    if (u->mp && u->n_files == 1) {
+        bytes += MR_HDR;
+        len = (size_t)u->fsize[0];
+    }
+    rc = jobs_models_store_put(ctx->st, ctx->models, u->ws, id, bytes, len, meta, &e);
+    munmap(map, (size_t)u->off);
     json_decref(meta);
     if (rc < 0)
         return api_reply_err(req, rc, &e);

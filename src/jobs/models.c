@@ -374,7 +374,8 @@ int jobs_models_select(void *ud, const char *machine_type, const char *workspace
 /* ---- models in the control database and the blob store ---------------------------
  *
  * A model registered through the API or the CLI is two blobs under a
- * generation folder, {weights.onnx, metadata.json} under
+ * generation folder, {weights.onnx (a multi-file model: model.tar, its
+ * bundle), metadata.json} under
  * models/<id with '/' as "--">/<uuid>/ for an operator model and
  * wsmodels/<workspace>/<id with '/' as "--">/<uuid>/ for a workspace's,
  * and one row of the core table `models` (key: workspace, '' for the
@@ -410,13 +411,14 @@ static pthread_mutex_t ms_lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *ms_bad_keys;
 
 /* The generation folder of a weights key ("models/<dn>/<gen>" or
- * "wsmodels/<ws>/<dn>/<gen>" before "/weights.onnx"), malloc'd; NULL for a
+ * "wsmodels/<ws>/<dn>/<gen>" before "/weights.onnx", or "/model.tar" for a
+ * multi-file model), malloc'd; NULL for a
  * key of another shape. */
 static char *ms_gen_prefix(const char *wkey)
 {
     const char *slash = strrchr(wkey, '/');
     if ((!str_has_prefix(wkey, "models/") && !str_has_prefix(wkey, "wsmodels/")) || !slash ||
-        strcmp(slash, "/weights.onnx") != 0)
+        (strcmp(slash, "/weights.onnx") != 0 && strcmp(slash, "/model.tar") != 0))
         return NULL;
     return xstrndup(wkey, (size_t)(slash - wkey));
 }
@@ -476,7 +478,8 @@ int jobs_models_store_put(struct store *st, struct model_registry *reg, const ch
     uuid4(gen);
     dn = model_id_dirname(id);
     prefix = ws ? xasprintf("wsmodels/%s/%s/%s", ws, dn, gen) : xasprintf("models/%s/%s", dn, gen);
-    wkey = xasprintf("%s/weights.onnx", prefix);
+    /* a multi-file model (a bundle: model/model.h) is one blob too */
+    wkey = xasprintf("%s/%s", prefix, model_bundle_is(onnx, len) ? "model.tar" : "weights.onnx");
     mkey = xasprintf("%s/metadata.json", prefix);
     mj = meta ? json_deep_copy(meta) : json_object();
     json_object_set_new(mj, "model_id", json_string(id));

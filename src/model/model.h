@@ -146,12 +146,31 @@ char *model_id_dirname(const char *model_id);
 json_t *model_registry_tags(struct model_registry *reg);
 /* Read a model folder (weights.onnx; class_names.txt, environment.json,
  * inference_config.json, model_config.json, model_type.json, model.json
- * when present) into the ONNX bytes
+ * when present; a multi-file folder such as OCR's: a bundle of its files
+ * and model.json as the metadata) into the ONNX bytes
  * (*onnx malloc'd, at most max_bytes; 0: 1 GiB) and the metadata object
  * register_bytes / prepare_bytes take (*meta, new reference), so that the
  * folder registers from bytes with the same result as register_dir. */
 int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, size_t *len,
                              json_t **meta, char *err, size_t errlen);
+
+/* Multi-file models (docs/MODELS.md "Multi-file models"): a model made of
+ * several files (OCR: det.onnx, rec.onnx, dict.txt) is handed to
+ * prepare_bytes as a bundle, a ustar archive of at most
+ * MODEL_BUNDLE_MAX_FILES plain files at the top level named as
+ * model_bundle_name_ok accepts, ended by two zero blocks.
+ * model_artefacts_read_dir returns one for a multi-file folder (its
+ * metadata from model.json); the HTTP upload writes one from a multipart
+ * form of several files. */
+#define MODEL_BUNDLE_MAX_FILES 16
+#define MODEL_BUNDLE_NAME_MAX 64
+/* Do the bytes start like a bundle (a ustar header)? */
+bool model_bundle_is(const void *bytes, size_t len);
+/* Letters, digits, '.', '-', '_'; 1..MODEL_BUNDLE_NAME_MAX; no leading '.'. */
+bool model_bundle_name_ok(const char *name);
+/* The 512-byte header of a bundle entry name (model_bundle_name_ok) of
+ * size bytes; its data follows, zero-padded to a multiple of 512. */
+void model_bundle_header(char hdr[512], const char *name, uint64_t size);
 
 /* alias -> target id, an operator alias (the target need not be registered
  * yet).  The public Roboflow aliases (yolov8n-640 -> coco/3, ...) are built
@@ -181,6 +200,8 @@ enum model_task {
     MODEL_TASK_SEMANTIC, /* "semantic-segmentation": per-pixel class logits */
     MODEL_TASK_OCR,      /* "ocr": PP-OCR text detector + recogniser + dictionary
                             (a multi-file folder: docs/MODELS.md "OCR") */
+    MODEL_TASK_SAM,      /* "segment-anything": SAM2 encoder + decoder (a
+                            multi-file model: docs/MODELS.md "SAM2") */
 };
 /* "object-detection", ... ; and back (0 for an unknown name). */
 const char *model_task_name(enum model_task t);
@@ -297,6 +318,47 @@ int model_ocr_run(struct model *m, const struct vis_image *img, struct model_ocr
 void model_ocr_result_release(struct model_ocr_result *r); /* frees members, not r */
 /* Roboflow's OCR response {"result", "predictions", "image"}, new ref. */
 json_t *model_ocr_result_to_json(const struct model_ocr_result *r);
+
+/* SAM2 models (task MODEL_TASK_SAM): model_run refuses them; they run
+ * through model_sam_run, one image at a time, with prompts in the picture's
+ * pixels (docs/MODELS.md "SAM2"). */
+#define MODEL_SAM_MAX_POINTS 16   /* points of one prompt (a box adds two) */
+#define MODEL_SAM_MAX_PROMPTS 256 /* prompts of one image */
+struct model_sam_prompt {
+    bool has_box;
+    float box[4]; /* x1, y1, x2, y2 */
+    size_t n_points;
+    struct {
+        float x, y;
+        int label; /* 1 positive, 0 negative */
+    } points[MODEL_SAM_MAX_POINTS];
+};
+struct model_sam_mask {
+    float confidence; /* the decoder's predicted IoU of the chosen mask */
+    int prompt;       /* index of its prompt */
+    uint8_t *mask;    /* image_w * image_h, 0/1, owned */
+};
+struct model_sam_result {
+    int image_w, image_h;
+    struct model_sam_mask *masks; /* one per prompt, in prompt order */
+    size_t n;
+};
+struct model_tensor;
+/* Segment img for n prompts (n 0: Roboflow's unprompted call, one padding
+ * point).  multimask: choose among the multimask outputs (Roboflow's
+ * default).  raw (may be NULL): receives copies of the decoder's masks
+ * (N, K, h, w) and iou_predictions (N, K) (free each .data).  Safe from
+ * any thread. */
+int model_sam_run(struct model *m, const struct vis_image *img, const struct model_sam_prompt *prompts, size_t n,
+                  bool multimask, struct model_sam_result *r, struct model_tensor *raw, char *err, size_t errlen);
+/* The post-processing alone: decoder outputs masks (n, k, mh, mw) and
+ * iou (n, k) to W x H masks (mask choice, bilinear resize, logit > 0). */
+int model_sam_decode(const float *masks, const float *iou, int n, int k, int mh, int mw, bool multimask, int W, int H,
+                     struct model_sam_result *r);
+void model_sam_result_release(struct model_sam_result *r); /* frees members, not r */
+/* {"predictions": [{x, y, width, height, confidence, prompt_index, points
+ * | rle_mask}], "image"}; empty masks left out.  New reference. */
+json_t *model_sam_result_to_json(const struct model_sam_result *r, bool rle);
 
 /* ---- inference: the provider the workflow engine calls ---------------------- */
 

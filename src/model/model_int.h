@@ -99,18 +99,49 @@ struct model {
     size_t n_out;
     json_t *info;               /* model_describe() source */
     struct model__ocr *ocr;     /* OCR models: the two sessions and the dictionary */
+    struct model__sam *sam;     /* SAM2 models: encoder and decoder sessions */
 };
 
-/* ocr.c: open the OCR parts of m (its ort acquired) from the folder dir:
+struct buf;
+/* bundle.c: the files of a multi-file model, in place in the bundle's bytes. */
+struct model__files {
+    size_t n;
+    struct model__file {
+        char name[MODEL_BUNDLE_NAME_MAX + 1];
+        const char *data;
+        size_t len;
+    } f[MODEL_BUNDLE_MAX_FILES];
+};
+/* Split a bundle (model_bundle_is) into its files (pointers into mem). */
+int model__bundle_parse(const void *mem, size_t len, struct model__files *fs, char *err, size_t errlen);
+/* The file of that name, or NULL. */
+const struct model__file *model__files_get(const struct model__files *fs, const char *name);
+/* Append one entry / the end blocks to a bundle being built. */
+void model__bundle_add(struct buf *out, const char *name, const void *data, size_t len);
+void model__bundle_finish(struct buf *out);
+
+/* ocr.c: open the OCR parts of m (its ort acquired) from the folder dir
+ * (or, when fs is not NULL, from those files of a bundle):
  * det.onnx, rec.onnx and dict.txt, or the names model.json gives under
  * "detector", "recognizer", "dictionary"; trial runs check shapes, the
  * class count against the dictionary and finite outputs.  Sets m->task.
  * ERR_INVALID etc. with a message naming the part at fault. */
-int model__ocr_open(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
+int model__ocr_open(struct model *m, const char *dir, const struct model__files *fs,
+                    const json_t *meta, uint64_t max_bytes,
                     int threads, bool spinning, const char *machine_type, char *err,
                     size_t errlen);
 void model__ocr_free(struct model *m);
 size_t model__ocr_dict_size(const struct model *m);
+
+/* sam.c: open the SAM2 parts of m (its ort acquired) from a bundle's
+ * encoder.onnx and decoder.onnx; checks names, shapes and trial runs.  Sets
+ * m->task.  model__sam_infer: model_registry_infer of one image with its
+ * params ("prompts", "multimask_output", "response_mask_format"). */
+int model__sam_open(struct model *m, const struct model__files *fs, uint64_t max_bytes, int threads, bool spinning,
+                    const char *machine_type, char *err, size_t errlen);
+void model__sam_free(struct model *m);
+int model__sam_infer(struct model *m, const json_t *params, const struct vis_image *img, json_t **out, char *err,
+                     size_t errlen);
 
 /* ort.c */
 int model__session_open(struct model__ort *ort, const void *data, size_t len, int threads,

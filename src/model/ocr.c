@@ -239,9 +239,27 @@ static int ocr_run1(struct model *m, OrtSession *s, const char *in_name, const c
     return 0;
 }
 
-static int read_part(const char *dir, const char *name, size_t max, char **buf, size_t *len,
-                     char *err, size_t errlen)
+/* The file name of the folder dir, or of the bundle's files fs when not
+ * NULL (copied: the callers free *buf). */
+static int read_part(const char *dir, const struct model__files *fs, const char *name, size_t max,
+                     char **buf, size_t *len, char *err, size_t errlen)
 {
+    if (fs) {
+        const struct model__file *f = model__files_get(fs, name);
+        if (!f) {
+            snprintf(err, errlen, "the model has no file '%s'", name);
+            return ERR_INVALID;
+        }
+        if (f->len > max) {
+            snprintf(err, errlen, "file '%s' is too large (%zu bytes, at most %zu)", name, f->len, max);
+            return ERR_LIMIT;
+        }
+        *buf = xmalloc(f->len + 1);
+        memcpy(*buf, f->data, f->len);
+        (*buf)[f->len] = 0;
+        *len = f->len;
+        return 0;
+    }
     char *p = xasprintf("%s/%s", dir, name);
     int rc = file_read_all(p, max, buf, len);
     if (rc < 0)
@@ -261,7 +279,8 @@ static const char *part_name(const json_t *meta, const char *key, const char *de
     return s;
 }
 
-int model__ocr_open(struct model *m, const char *dir, const json_t *meta, uint64_t max_bytes,
+int model__ocr_open(struct model *m, const char *dir, const struct model__files *fs,
+                    const json_t *meta, uint64_t max_bytes,
                     int threads, bool spinning, const char *machine_type, char *err, size_t errlen)
 {
     const OrtApi *api = m->ort->api;
@@ -276,14 +295,14 @@ int model__ocr_open(struct model *m, const char *dir, const json_t *meta, uint64
     int rc;
 
     /* dictionary */
-    if ((rc = read_part(dir, part_name(meta, "dictionary", "dict.txt"), 1u << 20, &buf, &len, e2,
+    if ((rc = read_part(dir, fs, part_name(meta, "dictionary", "dict.txt"), 1u << 20, &buf, &len, e2,
                         sizeof e2)) < 0 ||
         (rc = parse_dict(buf, len, o, e2, sizeof e2)) < 0)
         goto fail;
     free(buf);
     buf = NULL;
     /* detector */
-    if ((rc = read_part(dir, part_name(meta, "detector", "det.onnx"), max_bytes, &buf, &len, e2,
+    if ((rc = read_part(dir, fs, part_name(meta, "detector", "det.onnx"), max_bytes, &buf, &len, e2,
                         sizeof e2)) < 0)
         goto fail;
     if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &o->det, e3,
@@ -297,7 +316,7 @@ int model__ocr_open(struct model *m, const char *dir, const json_t *meta, uint64
                        sizeof e2)) < 0)
         goto fail;
     /* recogniser */
-    if ((rc = read_part(dir, part_name(meta, "recognizer", "rec.onnx"), max_bytes, &buf, &len,
+    if ((rc = read_part(dir, fs, part_name(meta, "recognizer", "rec.onnx"), max_bytes, &buf, &len,
                         e2, sizeof e2)) < 0)
         goto fail;
     if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &o->rec, e3,

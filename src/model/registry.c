@@ -72,18 +72,19 @@ static const char *const builtin_aliases[][2] = {
 
 static const char *task_names[] = {NULL, "object-detection", "instance-segmentation",
                                    "classification", "multi-label-classification",
-                                   "keypoint-detection", "semantic-segmentation", "ocr"};
+                                   "keypoint-detection", "semantic-segmentation", "ocr",
+                                   "segment-anything"};
 
 const char *model_task_name(enum model_task t)
 {
-    return (int)t >= 1 && (int)t <= 7 ? task_names[t] : "unknown";
+    return (int)t >= 1 && (int)t < (int)ARRAY_LEN(task_names) ? task_names[t] : "unknown";
 }
 
 enum model_task model_task_parse(const char *s)
 {
     if (!s)
         return 0;
-    for (int i = 1; i <= 7; i++)
+    for (int i = 1; i < (int)ARRAY_LEN(task_names); i++)
         if (!strcmp(s, task_names[i]))
             return (enum model_task)i;
     /* Ultralytics and short names */
@@ -248,6 +249,8 @@ void model__free(struct model *m)
         m->ort->api->ReleaseSession(m->sess);
     if (m->ocr)
         model__ocr_free(m);
+    if (m->sam)
+        model__sam_free(m);
     model__ort_release(m->ort);
     for (size_t i = 0; i < m->n_classes; i++)
         free(m->classes[i]);
@@ -753,6 +756,12 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
             rc = ERR_INVALID;
             goto out;
         }
+        if (m->task == MODEL_TASK_SAM) {
+            snprintf(err, errlen, "model '%s': a SAM2 model is encoder.onnx and decoder.onnx "
+                     "(docs/MODELS.md \"SAM2\"), not one weights.onnx", sp->id);
+            rc = ERR_INVALID;
+            goto out;
+        }
     }
     if (m->task == MODEL_TASK_CLASSIFICATION && json_is_true(json_object_get(sp->env, "MULTICLASS")))
         m->task = MODEL_TASK_MULTI_LABEL;
@@ -1223,6 +1232,27 @@ static bool is_ocr_folder(const char *src)
     return yes;
 }
 
+/* A folder holding a SAM2 model: encoder.onnx and decoder.onnx, or
+ * model.json naming family "sam". */
+static bool is_sam_folder(const char *src)
+{
+    char *e = xasprintf("%s/encoder.onnx", src), *d = xasprintf("%s/decoder.onnx", src);
+    struct stat st;
+    bool yes = stat(e, &st) == 0 && stat(d, &st) == 0;
+    free(e);
+    free(d);
+    if (!yes) {
+        json_t *mj = NULL;
+        char er[256];
+        if (read_json_file(src, "model.json", &mj, er, sizeof er) == 0 && mj) {
+            const char *f = json_string_value(json_object_get(mj, "family"));
+            yes = f && !strcmp(f, "sam");
+        }
+        json_decref(mj);
+    }
+    return yes;
+}
+
 /* Register the OCR model of folder src (ocr.c checks its parts). */
 static int register_ocr_folder(struct model_registry *reg, const char *id, const char *src,
                                bool copy, char *err, size_t errlen)
@@ -1243,7 +1273,7 @@ static int register_ocr_folder(struct model_registry *reg, const char *id, const
     m->dir = xstrdup(src);
     if ((rc = model__ort_acquire(o->path, &m->ort, err, errlen)) < 0)
         goto out;
-    if ((rc = model__ocr_open(m, src, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+    if ((rc = model__ocr_open(m, src, NULL, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
                               reg->opts.intra_op_spinning, reg->opts.machine_type, err,
                               errlen)) < 0)
         goto out;
@@ -1309,11 +1339,185 @@ out:
     return rc;
 }
 
+/* ---- multi-file models (bundles) ---------------------------------------------------- */
+
+/* The family of a bundle: metadata "family", else what its files say
+ * (det.onnx: OCR).  NULL with a message naming the files when none fits. */
+static const char *bundle_family(const struct model__files *fs, const json_t *meta, char *err,
+                                 size_t errlen)
+{
+    const char *f = json_string_value(json_object_get(meta, "family"));
+    if (f) {
+        if (!strcmp(f, "ocr") || !strcmp(f, "sam"))
+            return f;
+        snprintf(err, errlen, "metadata 'family' is '%.64s'; the multi-file families are: ocr, sam", f);
+        return NULL;
+    }
+    if (model__files_get(fs, "det.onnx"))
+        return "ocr";
+    if (model__files_get(fs, "encoder.onnx") && model__files_get(fs, "decoder.onnx"))
+        return "sam";
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < fs->n; i++)
+        buf_printf(&b, "%s%s", i ? ", " : "", fs->f[i].name);
+    snprintf(err, errlen, "the files %s make no multi-file model vbatch knows: OCR is det.onnx, rec.onnx "
+             "and dict.txt (or metadata \"family\": \"ocr\" with \"detector\", \"recognizer\", "
+             "\"dictionary\" naming them); SAM2 is encoder.onnx and decoder.onnx; a single-file model is one "
+             "ONNX file", b.data ? b.data : "");
+    buf_release(&b);
+    return NULL;
+}
+
+/* prepare_bytes of a bundle: the model opened from the files in place. */
+static int prepare_bundle(struct model_registry *reg, const char *id, const void *bytes, size_t len,
+                          const json_t *meta, struct model **out, char *err, size_t errlen)
+{
+    struct model__files fs;
+    struct model__ort *o = NULL;
+    struct model *m = NULL;
+    char e2[ERR_MSG_MAX];
+    int rc;
+
+    *out = NULL;
+    if (!model_id_valid(id)) {
+        snprintf(err, errlen, "invalid model id '%s' (letters, digits, '-', '_', '.', at most "
+                 "one '/')", id ? id : "");
+        return ERR_INVALID;
+    }
+    if (meta && !json_is_object(meta)) {
+        snprintf(err, errlen, "model metadata must be a JSON object");
+        return ERR_INVALID;
+    }
+    if ((rc = model__bundle_parse(bytes, len, &fs, e2, sizeof e2)) < 0) {
+        snprintf(err, errlen, "model '%s': %s", id, e2);
+        return rc;
+    }
+    const char *family = bundle_family(&fs, meta, e2, sizeof e2);
+    if (!family) {
+        snprintf(err, errlen, "model '%s': %s", id, e2);
+        return ERR_INVALID;
+    }
+    if ((rc = registry_ort(reg, &o, err, errlen)) < 0)
+        return rc;
+    m = xcalloc(1, sizeof(*m));
+    m->refs = 1;
+    m->id = xstrdup(id);
+    if ((rc = model__ort_acquire(o->path, &m->ort, err, errlen)) < 0)
+        goto out;
+    if (!strcmp(family, "sam")) {
+        if ((rc = model__sam_open(m, &fs, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+                                  reg->opts.intra_op_spinning, reg->opts.machine_type, err, errlen)) < 0)
+            goto out;
+        json_t *sf = json_array();
+        for (size_t i = 0; i < fs.n; i++)
+            json_array_append_new(sf, json_string(fs.f[i].name));
+        m->info = json_pack("{s:s,s:s,s:s,s:o}", "model_id", id, "task", "segment-anything", "architecture", "sam2",
+                            "files", sf);
+        json_t *sal = json_object_get(meta, "aliases");
+        if (json_is_array(sal))
+            json_object_set(m->info, "aliases", sal);
+        *out = m;
+        m = NULL;
+        goto out;
+    }
+    if ((rc = model__ocr_open(m, NULL, &fs, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
+                              reg->opts.intra_op_spinning, reg->opts.machine_type, err, errlen)) < 0)
+        goto out; /* "OCR model 'id': ..." */
+    json_t *files = json_array();
+    for (size_t i = 0; i < fs.n; i++)
+        json_array_append_new(files, json_string(fs.f[i].name));
+    m->info = json_pack("{s:s,s:s,s:s,s:I,s:o}", "model_id", id, "task", "ocr", "architecture", "pp-ocr",
+                        "dictionary_size", (json_int_t)model__ocr_dict_size(m), "files", files);
+    json_t *al = json_object_get(meta, "aliases");
+    if (json_is_array(al))
+        json_object_set(m->info, "aliases", al);
+    *out = m;
+    m = NULL;
+out:
+    model_unref(m);
+    return rc;
+}
+
+/* A multi-file folder (OCR) as a bundle of its files under their usual
+ * names, and model.json (less model_id and the file roles) as metadata. */
+static int bundle_read_dir(const char *dir, uint64_t max_bytes, char **out, size_t *len, json_t **meta,
+                           char *err, size_t errlen)
+{
+    static const char *const ocr_parts[][2] = {{"detector", "det.onnx"},
+                                               {"recognizer", "rec.onnx"},
+                                               {"dictionary", "dict.txt"}};
+    static const char *const sam_parts[][2] = {{"encoder", "encoder.onnx"}, {"decoder", "decoder.onnx"}};
+    bool sam = is_sam_folder(dir);
+    const char *const(*parts)[2] = sam ? sam_parts : ocr_parts;
+    size_t n_parts = sam ? ARRAY_LEN(sam_parts) : ARRAY_LEN(ocr_parts);
+    struct buf b = BUF_INIT;
+    json_t *mj = NULL;
+    uint64_t total = 0;
+    int rc;
+
+    if ((rc = read_json_file(dir, "model.json", &mj, err, errlen)) < 0)
+        return rc;
+    if (!mj)
+        mj = json_object();
+    for (size_t i = 0; i < n_parts; i++) {
+        const char *nm = json_string_value(json_object_get(mj, parts[i][0]));
+        if (!nm || !model_bundle_name_ok(nm))
+            nm = parts[i][1];
+        char *p = xasprintf("%s/%s", dir, nm), *data = NULL;
+        size_t n = 0;
+        rc = file_read_all(p, (size_t)(max_bytes - total), &data, &n);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot read '%s': %s", p, rc == ERR_LIMIT ? "files too large" : err_str(rc));
+            free(p);
+            goto out;
+        }
+        free(p);
+        total += n;
+        model__bundle_add(&b, parts[i][1], data, n);
+        free(data);
+        json_object_del(mj, parts[i][0]);
+    }
+    model__bundle_finish(&b);
+    json_object_del(mj, "model_id");
+    json_object_set_new(mj, "family", json_string(sam ? "sam" : "ocr"));
+    *out = buf_detach(&b, len);
+    *meta = mj;
+    mj = NULL;
+    rc = 0;
+out:
+    buf_release(&b);
+    json_decref(mj);
+    return rc;
+}
+
+/* Register the SAM2 model of folder src, through a bundle of its files
+ * (not copied into a models_dir: the folder is where it lives). */
+static int register_sam_folder(struct model_registry *reg, const char *id, const char *src, char *err,
+                               size_t errlen)
+{
+    char *bytes = NULL;
+    size_t len = 0;
+    json_t *meta = NULL;
+    struct model *m = NULL;
+    int rc = bundle_read_dir(src, reg->opts.max_model_bytes, &bytes, &len, &meta, err, errlen);
+    if (rc == 0 && (rc = prepare_bundle(reg, id, bytes, len, meta, &m, err, errlen)) == 0) {
+        m->dir = xstrdup(src);
+        model_registry_add(reg, m, NULL, NULL);
+        model_unref(m);
+        log_info("model", "registered SAM2 model '%s' from %s", id, src);
+    }
+    free(bytes);
+    json_decref(meta);
+    return rc;
+}
+
 static int register_folder(struct model_registry *reg, const char *id, const char *src,
                            bool copy, char *err, size_t errlen)
 {
     if (model_id_valid(id) && is_ocr_folder(src))
         return register_ocr_folder(reg, id, src, copy, err, errlen);
+    if (model_id_valid(id) && is_sam_folder(src))
+        return register_sam_folder(reg, id, src, err, errlen);
     struct spec sp = {.id = id, .dir = src};
     char *wpath = NULL, *onnx = NULL, *txt = NULL, *dest = NULL, *tpath = NULL;
     size_t len = 0;
@@ -1419,6 +1623,10 @@ int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, s
 
     *onnx = NULL;
     *meta = NULL;
+    if (is_ocr_folder(dir) || is_sam_folder(dir)) {
+        free(wpath);
+        return bundle_read_dir(dir, max_bytes ? max_bytes : 1ull << 30, onnx, len, meta, err, errlen);
+    }
     rc = file_read_all(wpath, (size_t)(max_bytes ? max_bytes : 1ull << 30), onnx, len);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read '%s': %s", wpath,
@@ -1515,7 +1723,7 @@ int model_registry_load_dir(struct model_registry *reg, const char *dir, int *n_
         char *sub = xasprintf("%s/%s", dir, names[i]);
         char *w = xasprintf("%s/weights.onnx", sub);
         struct stat st;
-        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || is_ocr_folder(sub)) {
+        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || is_ocr_folder(sub) || is_sam_folder(sub)) {
             json_t *mj = NULL;
             char e2[512];
             char *id = NULL;
@@ -1641,6 +1849,8 @@ int model_registry_prepare_bytes(struct model_registry *reg, const char *id, con
                                  char *err, size_t errlen)
 {
     struct spec sp;
+    if (model_bundle_is(onnx, onnx_len))
+        return prepare_bundle(reg, id, onnx, onnx_len, meta, out, err, errlen);
     int rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen);
     if (rc == 0)
         rc = model_build(reg, &sp, out, err, errlen);
@@ -1710,6 +1920,20 @@ int model_registry_register_bytes(struct model_registry *reg, const char *id, co
     char *dest = NULL, *dn = NULL;
     int rc;
 
+    if (model_bundle_is(onnx, onnx_len)) {
+        /* a multi-file model: kept in memory (a models_dir takes folders:
+         * register_dir) */
+        if (reg->opts.models_dir) {
+            snprintf(err, errlen, "model '%s': a multi-file model registers into a models folder as a "
+                     "folder (model_registry_register_dir)", id ? id : "");
+            return ERR_UNSUPPORTED;
+        }
+        if ((rc = prepare_bundle(reg, id, onnx, onnx_len, meta, &m, err, errlen)) < 0)
+            return rc;
+        model_registry_add(reg, m, NULL, NULL);
+        model_unref(m);
+        return 0;
+    }
     if ((rc = spec_from_meta(&sp, id, onnx, onnx_len, meta, err, errlen)) < 0)
         goto out;
     if (reg->opts.models_dir) {

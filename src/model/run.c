@@ -260,8 +260,9 @@ int model_prepare(struct model *m, struct vis_image *img)
     struct model__prepared *e;
     int rc;
 
-    if (m->ocr)
-        return 0; /* OCR pre-processing depends on the detected boxes: done in model_ocr_run */
+    if (m->ocr || m->sam)
+        return 0; /* OCR pre-processing depends on the detected boxes: done in model_ocr_run;
+                     SAM2's in model_sam_run */
     if (img->aux && img->aux_free != prepared_free)
         return ERR_EXISTS;
     if (prepared_find(m, img))
@@ -303,6 +304,10 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
 
     if (m->ocr) {
         snprintf(err, errlen, "model '%s' is an OCR model: it runs through model_ocr_run", m->id);
+        return ERR_INVALID;
+    }
+    if (m->sam) {
+        snprintf(err, errlen, "model '%s' is a SAM2 model: it runs through model_sam_run", m->id);
         return ERR_INVALID;
     }
     int rc = 0;
@@ -634,6 +639,20 @@ int model_registry_infer(struct model_registry *reg, const char *workspace, cons
             }
             out[i] = model_ocr_result_to_json(&o);
             model_ocr_result_release(&o);
+        }
+        metric_observe(METRIC_MODEL_INFER, (double)(time_mono_ns() - t1) / 1e9, id, NULL, NULL);
+        goto out;
+    }
+    if (m->task == MODEL_TASK_SAM) {
+        int64_t t1 = time_mono_ns();
+        for (size_t i = 0; i < n; i++) {
+            if ((rc = model__sam_infer(m, params, images[i], &out[i], err, errlen)) < 0) {
+                for (size_t k = 0; k < i; k++) {
+                    json_decref(out[k]);
+                    out[k] = NULL;
+                }
+                goto out;
+            }
         }
         metric_observe(METRIC_MODEL_INFER, (double)(time_mono_ns() - t1) / 1e9, id, NULL, NULL);
         goto out;

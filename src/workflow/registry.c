@@ -20,7 +20,7 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_analytics,     wf_blocks_measure,       wf_blocks_stateful,
     wf_blocks_time,          wf_blocks_video_analytics, wf_blocks_video_viz,
     wf_blocks_motion,        wf_blocks_zone,          wf_blocks_ocr,
-    wf_blocks_sinks,         wf_blocks_codes,
+    wf_blocks_sinks,         wf_blocks_codes,         wf_blocks_sam,
 };
 
 struct defaults {
@@ -315,7 +315,6 @@ static const struct refusal refused[] = {
     {"roboflow_core/seg-preview@v1", WF_BLOCK_CLOUD_ONLY,
      "the Roboflow-hosted segmentation preview"},
     {"roboflow_core/segment_anything3_3d_objects@v1", WF_BLOCK_NEEDS_MODEL, "SAM 3D"},
-    {"roboflow_core/segment_anything@v1", WF_BLOCK_NEEDS_MODEL, "SAM 2"},
     {"roboflow_core/segment_anything_2_video@v1", WF_BLOCK_NEEDS_MODEL, "SAM 2"},
     {"roboflow_core/smolvlm2@v1", WF_BLOCK_NEEDS_MODEL, "SmolVLM2"},
     {"roboflow_core/spacexai@v1", WF_BLOCK_CLOUD_ONLY, "the xAI API"},

@@ -29,6 +29,7 @@ extern const struct wf_block *const wf_blocks_video_viz[];       /* blocks/video
 extern const struct wf_block *const wf_blocks_motion[];          /* blocks/motion.c */
 extern const struct wf_block *const wf_blocks_zone[];            /* blocks/zone.c */
 extern const struct wf_block *const wf_blocks_ocr[];             /* blocks/ocr.c */
+extern const struct wf_block *const wf_blocks_sam[];             /* blocks/sam.c */
 extern const struct wf_block *const wf_blocks_sinks[];           /* blocks/sinks.c */
 extern const struct wf_block *const wf_blocks_codes[];           /* blocks/codes.c */
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);

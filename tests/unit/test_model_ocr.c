@@ -314,4 +314,155 @@ TEST(ocr_model_run_refuses_ocr_and_blank_image_reads_nothing)
     free(dir);
     model_registry_free(reg);
 }
+
+/* ---- multi-file models as bundles (docs/MODELS.md "Multi-file models") ---- */
+
+static void expect_bundle_refused_meta(struct model_registry *reg, const void *b, size_t len,
+                                       const json_t *meta, const char *needle)
+{
+    struct model *m = NULL;
+    char err[1024] = "";
+    int rc = model_registry_prepare_bytes(reg, "bundled", b, len, meta, &m, err, sizeof err);
+    fprintf(stderr, "bundle refused: %s\n", err);
+    ASSERT(rc < 0 && m == NULL);
+    if (!strstr(err, needle))
+        T_FAIL("message '%s' lacks '%s'", err, needle);
+}
+
+static void expect_bundle_refused(struct model_registry *reg, const void *b, size_t len, const char *needle)
+{
+    expect_bundle_refused_meta(reg, b, len, NULL, needle);
+}
+
+/* A bundle of the entries (name, text) by model_bundle_header. */
+static char *make_bundle(const char *const (*ents)[2], size_t n, size_t *len)
+{
+    size_t cap = (n + 2) * 1024 + 4096, at = 0;
+    char *b = xcalloc(1, cap);
+    for (size_t i = 0; i < n; i++) {
+        size_t k = strlen(ents[i][1]);
+        model_bundle_header(b + at, ents[i][0], k);
+        memcpy(b + at + 512, ents[i][1], k);
+        at += 512 + (k + 511) / 512 * 512;
+    }
+    *len = at + 1024;
+    return b;
+}
+
+/* Recompute the checksum of the header at h after an edit. */
+static void reseal(char *h)
+{
+    unsigned sum = 0;
+    memset(h + 148, ' ', 8);
+    for (int i = 0; i < 512; i++)
+        sum += (unsigned char)h[i];
+    snprintf(h + 148, 8, "%06o", sum);
+    h[155] = ' ';
+}
+
+TEST(bundle_malformed_refused)
+{
+    struct model_registry *reg = reg_new();
+    static const char *const two[][2] = {{"det.onnx", "x"}, {"dict.txt", "a\nb\n"}};
+    size_t len = 0;
+    char *b = make_bundle(two, 2, &len);
+    ASSERT(model_bundle_is(b, len));
+    ASSERT(!model_bundle_is("\x08\x07onnx", 6));
+    /* no end blocks */
+    expect_bundle_refused(reg, b, len - 1024, "ends without its end blocks");
+    /* truncated inside the second entry's data */
+    expect_bundle_refused(reg, b, 512 + 512 + 512 + 2, "is truncated");
+    /* bad checksum */
+    b[512 + 512 + 3] ^= 1;
+    expect_bundle_refused(reg, b, len, "bad header checksum");
+    b[512 + 512 + 3] ^= 1;
+    /* a folder entry (type '5') */
+    char save = b[156];
+    b[156] = '5';
+    reseal(b);
+    expect_bundle_refused(reg, b, len, "not a plain file");
+    b[156] = save;
+    free(b);
+    /* duplicates, names with '/', too many files, nothing known */
+    static const char *const dup[][2] = {{"det.onnx", "x"}, {"det.onnx", "y"}};
+    b = make_bundle(dup, 2, &len);
+    expect_bundle_refused(reg, b, len, "file 'det.onnx' appears twice");
+    free(b);
+    static const char *const slash[][2] = {{"a/det.onnx", "x"}};
+    b = make_bundle(slash, 1, &len);
+    expect_bundle_refused(reg, b, len, "file name 'a/det.onnx' is not accepted");
+    free(b);
+    const char *many[17][2];
+    char names[17][16];
+    for (int i = 0; i < 17; i++) {
+        snprintf(names[i], sizeof names[i], "f%d.txt", i);
+        many[i][0] = names[i];
+        many[i][1] = "x";
+    }
+    b = make_bundle((const char *const (*)[2])many, 17, &len);
+    expect_bundle_refused(reg, b, len, "more than 16 files");
+    free(b);
+    static const char *const other[][2] = {{"a.onnx", "x"}, {"b.txt", "y"}};
+    b = make_bundle(other, 2, &len);
+    expect_bundle_refused(reg, b, len, "the files a.onnx, b.txt make no multi-file model");
+    free(b);
+    /* an empty archive: only its end blocks */
+    char zeros[1024] = {0};
+    memcpy(zeros + 257, "ustar", 5); /* looks like a bundle, but the first block is not all zero */
+    expect_bundle_refused(reg, zeros, sizeof zeros, "bad header checksum");
+    model_registry_free(reg);
+}
+
+TEST(bundle_from_folder_reads_like_the_folder)
+{
+    if (!have_weights())
+        return;
+    struct model_registry *reg = reg_new();
+    char err[1024], *dir = ocr_dir(), *bytes = NULL;
+    size_t len = 0;
+    json_t *meta = NULL;
+    struct model *a = NULL, *b = NULL;
+    ASSERT_OK(model_registry_register_dir(reg, "pp_ocr", dir, err, sizeof err));
+    ASSERT_OK(model_registry_get(reg, NULL, "pp_ocr", &a, err, sizeof err));
+    ASSERT_OK(model_artefacts_read_dir(dir, 0, &bytes, &len, &meta, err, sizeof err));
+    ASSERT(model_bundle_is(bytes, len));
+    ASSERT_STR_EQ(json_string_value(json_object_get(meta, "family")), "ocr");
+    if (model_registry_prepare_bytes(reg, "pp_ocr_b", bytes, len, meta, &b, err, sizeof err) < 0)
+        T_FAIL("prepare bundle: %s", err);
+    ASSERT_EQ(model_task(b), MODEL_TASK_OCR);
+    static const char *const lines[] = {"Bundle 2041 OK", NULL};
+    struct vis_image *img = render(lines, 32);
+    struct model_ocr_result ra, rb;
+    ASSERT_OK(model_ocr_run(a, img, &ra, err, sizeof err));
+    ASSERT_OK(model_ocr_run(b, img, &rb, err, sizeof err));
+    json_t *ja = model_ocr_result_to_json(&ra), *jb = model_ocr_result_to_json(&rb);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(ja, "predictions"), i, v) json_object_del(v, "detection_id");
+    json_array_foreach(json_object_get(jb, "predictions"), i, v) json_object_del(v, "detection_id");
+    char *sa = json_dumps(ja, JSON_SORT_KEYS), *sb = json_dumps(jb, JSON_SORT_KEYS);
+    fprintf(stderr, "bundle: %s\n", sb);
+    ASSERT_STR_EQ(sa, sb);
+    ASSERT_GT(rb.n_words, 0);
+    free(sa);
+    free(sb);
+    json_decref(ja);
+    json_decref(jb);
+    model_ocr_result_release(&ra);
+    model_ocr_result_release(&rb);
+    vis_image_free(img);
+    /* a bundle without its dictionary names the file */
+    struct model *c = NULL;
+    ASSERT_OK(model_registry_prepare_bytes(reg, "pp_ocr_c", bytes, len, meta, &c, err, sizeof err));
+    model_unref(c);
+    json_object_set_new(meta, "dictionary", json_string("keys.txt"));
+    expect_bundle_refused_meta(reg, bytes, len, meta, "the model has no file 'keys.txt'");
+    json_decref(meta);
+    free(bytes);
+    model_unref(a);
+    model_unref(b);
+    free(dir);
+    model_registry_free(reg);
+}
+
 TEST_MAIN()

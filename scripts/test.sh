@@ -101,8 +101,11 @@ done
 
 # The end-to-end suite, on SQLite, then again on PostgreSQL when a cluster
 # is there (VBATCH_E2E_DB=pg: every server, worker and CLI command of a test
-# on a schema of its own; those tests are named [pg]).  SKIP_E2E_PG=1 runs
-# the SQLite pass only.
+# on a schema of its own; those tests are named [pg]), then a third time on
+# PostgreSQL with the blobs on the S3 store when both are there
+# (VBATCH_E2E_BLOBS=s3: each data folder under a prefix of its own of the
+# bucket; named [pg][s3]).  SKIP_E2E_PG=1 runs the SQLite pass only,
+# SKIP_E2E_S3=1 leaves out the third pass.
 e2e_pass() { # NAME [ENV=VALUE...]
     local name=$1; shift
     env "$@" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
@@ -121,6 +124,12 @@ if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
         t0=$(date +%s)
         e2e_pass "e2e[pg]" VBATCH_E2E_DB=pg
         echo "test: e2e on PostgreSQL took $(( $(date +%s) - t0 )) s"
+    fi
+    if [ -n "${VBATCH_TEST_PG:-}" ] && [ "${SKIP_E2E_PG:-0}" != 1 ] && [ -n "${VBATCH_TEST_S3:-}" ] &&
+        [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] && [ "${SKIP_E2E_S3:-0}" != 1 ]; then
+        t0=$(date +%s)
+        e2e_pass "e2e[pg+s3]" VBATCH_E2E_DB=pg VBATCH_E2E_BLOBS=s3
+        echo "test: e2e on PostgreSQL with blobs on S3 took $(( $(date +%s) - t0 )) s"
     fi
 fi
 # The Debian package: build, install, run, remove (root only; .ci/run sets it).

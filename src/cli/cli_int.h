@@ -104,10 +104,26 @@ const char *cli__str(json_t *o, const char *key, const char *def);
 int cli__batch_upload(struct cli *c, int argc, char **argv);
 int cli__batch_export(struct cli *c, int argc, char **argv);
 int cli__job_watch(struct cli *c, int argc, char **argv);
+/* What an upload PUT (owned strings): the shard ids and the video file
+ * names.  With blobs on S3 the signed URLs are the object store's and the
+ * server notices each upload a moment later (its arrival poller), so a
+ * shard just PUT may still read "awaiting-upload". */
+struct cli_sent {
+    char **shards, **videos;
+    size_t nshards, nvideos;
+};
+void cli__sent_release(struct cli_sent *s);
+
 /* Wait until no shard of batch is being indexed (uploaded, queued,
- * waiting for storage); timeout_s 0: forever.  0, or CLI_EXIT_FAIL with
- * the message in e.  *failed (may be NULL) gets the number of shards whose
- * status type contains "error". */
-int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, long *failed, struct err *e);
+ * waiting for storage, or awaiting-upload while its id is in sent);
+ * timeout_s 0: forever.  sent NULL (nothing PUT by this run, e.g. before
+ * a resumed upload lists the batch): a batch with awaiting-upload shards
+ * gets one grace of CLI_ARRIVAL_GRACE_MS first, for the arrival poller to
+ * notice an upload that an interrupted run finished.  0, or CLI_EXIT_FAIL
+ * with the message in e.  *failed (may be NULL) gets the number of shards
+ * whose status type contains "error". */
+#define CLI_ARRIVAL_GRACE_MS 3000
+int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, const struct cli_sent *sent, long *failed,
+                      struct err *e);
 
 #endif

@@ -83,6 +83,10 @@ struct up {
     char first_err[ERR_MSG_MAX];
     _Atomic int64_t done_bytes;  /* file bytes of finished work items */
     _Atomic int64_t inflight[MAX_PARALLEL]; /* file bytes sent of the item each thread holds */
+    /* what was PUT (owned): with blobs on S3 the signed URLs are the object
+     * store's and the server notices each upload later (its arrival
+     * poller), so the final wait looks for these by id and by name */
+    struct cli_sent sent;
 };
 
 struct thread_arg {
@@ -213,15 +217,24 @@ static int str_cmp(const void *a, const void *b)
 
 /* ---- what the server holds ----------------------------------------------------------- */
 
-int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, long *failed, struct err *e)
+static bool sent_has(char *const *v, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v[i], s))
+            return true;
+    return false;
+}
+
+int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, const struct cli_sent *sent, long *failed,
+                      struct err *e)
 {
     char *path = cli__ds_path(c, batch, "/shards");
     int64_t t0 = time_mono_ms();
     int rc = 0;
-    bool said = false;
+    bool said = false, graced = false;
 
     for (;;) {
-        long pending = 0, bad = 0, status = 0;
+        long pending = 0, bad = 0, status = 0, awaiting = 0;
         char *token = NULL;
         long pages = 0;
         do {
@@ -244,6 +257,11 @@ int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, long *fa
                 const char *name = cli__str(s, "statusName", ""), *type = cli__str(s, "statusType", "");
                 if (!strcmp(name, "uploaded") || !strcmp(name, "queued") || !strcmp(name, "waiting-for-storage"))
                     pending++;
+                else if (!strcmp(name, "awaiting-upload")) {
+                    awaiting++;
+                    if (sent && sent_has(sent->shards, sent->nshards, cli__str(s, "shardId", "")))
+                        pending++;
+                }
                 if (strstr(type, "error"))
                     bad++;
             }
@@ -254,6 +272,11 @@ int cli__wait_indexed(struct cli *c, const char *batch, long timeout_s, long *fa
         if (token) {
             free(token);
             rc = cli__too_many_pages(path, e);
+        }
+        if (!rc && pending == 0 && !sent && awaiting && !graced) {
+            graced = true;
+            usleep(CLI_ARRIVAL_GRACE_MS * 1000);
+            continue;
         }
         if (rc || pending == 0) {
             if (failed)
@@ -335,6 +358,41 @@ static int list_names(struct cli *c, const char *batch, char ***out, size_t *nou
         qsort(names, n, sizeof *names, str_cmp);
     *out = names;
     *nout = n;
+    return 0;
+}
+
+/* Wait until every video of sent is an item of batch (timeout_s 0:
+ * forever).  A video PUT to vbatch is its item when the PUT is answered;
+ * one PUT to the object store (blobs on S3) becomes one when the arrival
+ * poller has copied and probed it.  A video the server refuses there (not
+ * a readable container) never appears: the wait ends at the timeout and
+ * the final count says it was not staged. */
+static int wait_videos(struct cli *c, const char *batch, long timeout_s, const struct cli_sent *sent, struct err *e)
+{
+    int64_t t0 = time_mono_ms();
+    bool said = false;
+
+    while (sent->nvideos) {
+        char **have = NULL;
+        size_t nhave = 0, missing = 0;
+        int rc = list_names(c, batch, &have, &nhave, e);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < sent->nvideos; i++) {
+            const char *nm = sent->videos[i];
+            if (!nhave || !bsearch(&nm, have, nhave, sizeof *have, str_cmp))
+                missing++;
+        }
+        for (size_t i = 0; i < nhave; i++)
+            free(have[i]);
+        free(have);
+        if (!missing || (timeout_s && time_mono_ms() - t0 > timeout_s * 1000))
+            break;
+        if (!said && !c->tty)
+            fprintf(stderr, "waiting for the server to take %zu video(s) of batch '%s'\n", missing, batch);
+        said = true;
+        usleep(300 * 1000);
+    }
     return 0;
 }
 
@@ -677,6 +735,25 @@ static size_t tarstream_read(char *dst, size_t size, size_t nitems, void *ud)
     return n;
 }
 
+static void sent_add(struct up *u, char ***v, size_t *n, const char *s)
+{
+    pthread_mutex_lock(&u->mu);
+    *v = xrealloc(*v, (*n + 1) * sizeof **v);
+    (*v)[(*n)++] = xstrdup(s);
+    pthread_mutex_unlock(&u->mu);
+}
+
+void cli__sent_release(struct cli_sent *s)
+{
+    for (size_t i = 0; i < s->nshards; i++)
+        free(s->shards[i]);
+    for (size_t i = 0; i < s->nvideos; i++)
+        free(s->videos[i]);
+    free(s->shards);
+    free(s->videos);
+    memset(s, 0, sizeof *s);
+}
+
 /* One try of work item w on handle h. */
 static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar, char *chunk, struct xfer *x,
                    bool *permanent, struct err *e)
@@ -711,6 +788,8 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
         }
         if (rc)
             err_prefix(e, rc, "'%s'", it->name);
+        else
+            sent_add(u, &u->sent.videos, &u->sent.nvideos, it->name);
         goto out;
     }
     /* a shard whose names all fit a ustar header is streamed: its tar is
@@ -744,6 +823,11 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
         struct body bd = {.data = tar->data, .len = tar->len};
         x->scale_den = (int64_t)tar->len;
         rc = put_signed(h, json_object_get(j, "signedURLDetails"), &bd, u->max_rate, x, &status, e);
+    }
+    if (rc == 0) {
+        const char *sid = cli__str(json_object_get(j, "signedURLDetails"), "shardId", NULL);
+        if (sid)
+            sent_add(u, &u->sent.shards, &u->sent.nshards, sid);
     }
 out:
     /* the same bytes would be refused again: 400 (bad content), 413 (too
@@ -881,7 +965,8 @@ int cli__batch_upload(struct cli *c, int argc, char **argv)
         goto out;
 
     /* resume: what the batch already holds */
-    if ((rc = cli__wait_indexed(c, batch, wait_s, NULL, &e)) != 0 || (rc = list_names(c, batch, &have, &nhave, &e)) != 0) {
+    if ((rc = cli__wait_indexed(c, batch, wait_s, NULL, NULL, &e)) != 0 ||
+        (rc = list_names(c, batch, &have, &nhave, &e)) != 0) {
         cli__fail("%s", e.msg);
         goto out;
     }
@@ -1007,7 +1092,8 @@ int cli__batch_upload(struct cli *c, int argc, char **argv)
     }
     if (!no_wait) {
         long failed = 0;
-        if ((rc = cli__wait_indexed(c, batch, wait_s, &failed, &e)) != 0) {
+        if ((rc = cli__wait_indexed(c, batch, wait_s, &u.sent, &failed, &e)) != 0 ||
+            (rc = wait_videos(c, batch, wait_s, &u.sent, &e)) != 0) {
             cli__fail("%s", e.msg);
             goto out;
         }
@@ -1038,6 +1124,7 @@ out:
     free(have);
     free_items(wk.items, wk.n);
     free_items(u.items, u.nitems);
+    cli__sent_release(&u.sent);
     free(u.work);
     free(pos);
     return rc;

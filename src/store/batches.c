@@ -954,13 +954,63 @@ int store_batch_expire_one(struct store *st, int64_t now_ms, int64_t *bid_out, s
     return rc;
 }
 
+/* The job folder "jobs/<ws>/<job>" of an output blob key (noted once in
+ * *v), if key is one. */
+static void job_folder_note(const char *key, char ***v, int *n)
+{
+    const char *p = key;
+    if (strncmp(key, "jobs/", 5) != 0)
+        return;
+    for (int slashes = 0; *p; p++)
+        if (*p == '/' && ++slashes == 3)
+            break;
+    if (*p != '/')
+        return;
+    size_t len = (size_t)(p - key);
+    for (int i = 0; i < *n; i++)
+        if (strlen((*v)[i]) == len && !strncmp((*v)[i], key, len))
+            return;
+    *v = xrealloc(*v, (size_t)(*n + 1) * sizeof **v);
+    (*v)[(*n)++] = xstrndup(key, len);
+}
+
+static void folders_free(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* 1 when an item of an output batch of the folder's workspace (folder:
+ * "jobs/<ws>/<job>") names a blob under folder/, 0 when none, or an error.
+ * An exact prefix test (substr), not a range: a collation of PostgreSQL
+ * may order '/' apart from its byte value. */
+static int folder_has_items(struct db_conn *c, const char *folder, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    const char *ws = folder + 5, *end = strchr(ws, '/');
+    char *w = xstrndup(ws, end ? (size_t)(end - ws) : strlen(ws)), *pre = xasprintf("%s/", folder);
+    int rc = db_prepare(c, "SELECT 1 FROM items WHERE bid IN (SELECT bid FROM batches WHERE workspace=?1 AND"
+                           " ingest_mode='output') AND substr(blob_key, 1, length(?2))=?2 LIMIT 1", &q, e);
+    if (rc == 0) {
+        db_bind_text(q, 1, w);
+        db_bind_text(q, 2, pre);
+        rc = db_step(q, e);
+        rc = rc == DB_ROW ? 1 : rc < 0 ? rc : 0;
+    }
+    db_finalize(q);
+    free(w);
+    free(pre);
+    return rc;
+}
+
 int store_batch_purge(struct store *st, int64_t bid, struct err *e)
 {
     struct db *d = store__db(st);
     struct db_conn *c = db_acquire(d, e);
     struct db_stmt *q = NULL;
-    char **keys = NULL;
-    int nkeys = 0, rc;
+    char **keys = NULL, **folders = NULL;
+    int nkeys = 0, nfolders = 0, rc;
     if (!c)
         return ERR_UNAVAILABLE;
     char prefix[32], pfx_slash[40];
@@ -986,6 +1036,7 @@ int store_batch_purge(struct store *st, int64_t bid, struct err *e)
         int r = store_blob_delete(st, keys[i]);
         if (r < 0 && r != ERR_INVALID && brc == 0)
             brc = r;
+        job_folder_note(keys[i], &folders, &nfolders);
         free(keys[i]);
     }
     free(keys);
@@ -995,6 +1046,7 @@ int store_batch_purge(struct store *st, int64_t bid, struct err *e)
     }
     if (brc < 0) {
         db_release(d, c);
+        folders_free(folders, nfolders);
         return err_set(e, brc, "cannot delete the blobs of batch bid=%lld: %s (left to the expiry sweep)",
                        (long long)bid, err_str(brc));
     }
@@ -1020,10 +1072,28 @@ int store_batch_purge(struct store *st, int64_t bid, struct err *e)
     rc = db_begin(c, e);
     if (rc == 0)
         rc = batch_rows_delete(c, bid, e);
+    /* The last output batch of a job gone: the rest of the job's blob
+     * folder (persisted images packed into the export archives, files no
+     * item names) is queued in the same transaction, deleted below. */
+    bool *trash = nfolders ? xcalloc((size_t)nfolders, sizeof *trash) : NULL;
+    for (int i = 0; rc == 0 && i < nfolders; i++) {
+        int live = folder_has_items(c, folders[i], e);
+        if (live < 0)
+            rc = live;
+        else if (!live && (rc = store__blob_trash_add(c, folders[i], e)) == 0)
+            trash[i] = true;
+    }
     if (rc == 0)
         rc = db_commit(c, e);
     else
         db_rollback(c);
     db_release(d, c);
+    for (int i = 0; rc == 0 && i < nfolders; i++) {
+        struct err e2 = ERR_INIT;
+        if (trash[i] && store_blob_trash_purge(st, folders[i], &e2) < 0)
+            log_warn("store", "batch bid=%lld expired; %s", (long long)bid, e2.msg);
+    }
+    free(trash);
+    folders_free(folders, nfolders);
     return rc;
 }

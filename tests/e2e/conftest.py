@@ -206,11 +206,16 @@ sqlite_only = pytest.mark.skipif(bool(E2E_PG), reason='about SQLite itself (VBAT
 picks_its_database = pytest.mark.picks_its_database
 
 
-# VBATCH_E2E_BLOBS=s3 runs the servers (and their CLI calls) with their
-# blobs on the S3 store of VBATCH_TEST_S3 (AWS_* credentials set, as
-# scripts/test.sh does), each data folder under a prefix of its own.  Not
-# part of the suite yet: a trial of how far serve runs on object storage
-# (tests that read or damage DATA/blobs files directly cannot pass there).
+# VBATCH_E2E_BLOBS=s3 runs the servers — and every other process a test
+# starts on a data folder: workers, CLI commands (Server.child_env,
+# data_env) — with their blobs on the S3 store of VBATCH_TEST_S3 (AWS_*
+# credentials set, as scripts/test.sh does), each data folder under a prefix
+# of its own.  scripts/test.sh runs the suite this way a third time, on
+# PostgreSQL too, its tests named [pg][s3].  Tests look at stored bytes
+# through Blobs (below), whatever the backend; the few about the local
+# folder itself are marked local_blobs_only; modules that choose their blob
+# stores themselves (test_blobs_s3) are marked picks_its_blobs and run in
+# the other passes only.
 E2E_S3 = os.environ.get('VBATCH_TEST_S3', '') if os.environ.get('VBATCH_E2E_BLOBS') == 's3' else ''
 
 
@@ -222,6 +227,229 @@ def s3_blobs_for(data):
     pre = u.path.strip('/')
     name = 'e2e-' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16]
     return f's3://{u.netloc}/{pre + "/" if pre else ""}{name}?{u.query}'
+
+
+def blobs_env(data):
+    """The VBATCH_BLOBS that puts a vbatch process on data's blob store: {}
+    on the local folder, the data folder's prefix of E2E_S3 on S3."""
+    return {'VBATCH_BLOBS': s3_blobs_for(data)} if E2E_S3 else {}
+
+
+def data_env(data):
+    """Everything a vbatch process on data needs besides --data: its
+    database (db_env) and its blob store (blobs_env)."""
+    env = db_env(data)
+    env.update(blobs_env(data))
+    return env
+
+
+# ---- blobs whatever the backend ---------------------------------------------
+# Tests that look at, damage or plant stored bytes (a shard cut short, an
+# orphan model folder, "nothing left after a delete") do it through Blobs:
+# files under DATA/blobs on the local folder, objects of the bucket under the
+# data folder's prefix on S3 (a small SigV4 client on the standard library,
+# credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY as vbatch's).
+
+def _sigv4_headers(method, host, path, query, region, access, secret, token=None, payload=b''):
+    """Headers of a SigV4-signed S3 request (header signing; path already
+    URI-encoded; query a list of (key, value) pairs)."""
+    import hashlib
+    import hmac
+    now = time.gmtime()
+    amz_date = time.strftime('%Y%m%dT%H%M%SZ', now)
+    day = amz_date[:8]
+    phash = hashlib.sha256(payload).hexdigest()
+    headers = {'host': host, 'x-amz-content-sha256': phash, 'x-amz-date': amz_date}
+    if token:
+        headers['x-amz-security-token'] = token
+    enc = lambda s: urllib.parse.quote(str(s), safe='-_.~')  # noqa: E731
+    cquery = '&'.join(f'{enc(k)}={enc(v)}' for k, v in sorted(query))
+    names = sorted(headers)
+    creq = '\n'.join([method, path, cquery, ''.join(f'{n}:{headers[n]}\n' for n in names),
+                      ';'.join(names), phash])
+    scope = f'{day}/{region}/s3/aws4_request'
+    sts = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    k = ('AWS4' + secret).encode()
+    for part in (day, region, 's3', 'aws4_request'):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    headers['authorization'] = (f'AWS4-HMAC-SHA256 Credential={access}/{scope}, '
+                                f'SignedHeaders={";".join(names)}, Signature={sig}')
+    return headers
+
+
+class Blobs:
+    """The blob store of a data folder: the local folder DATA/blobs, or the
+    objects under the prefix of an s3:// VBATCH_BLOBS URL.  Keys are blob
+    keys (b/<bid>/s/<shard>.tar, models/<dn>/<gen>/weights.onnx, ...)."""
+
+    def __init__(self, data, blobs_url=None, env=None):
+        self.root = os.path.join(data, 'blobs')
+        self.url = blobs_url or None
+        if self.url:
+            u = urllib.parse.urlsplit(self.url)
+            q = dict(urllib.parse.parse_qsl(u.query))
+            self.bucket = u.netloc
+            self.prefix = u.path.strip('/')
+            ep = urllib.parse.urlsplit(q.get('endpoint') or f'https://s3.{q.get("region", "us-east-1")}.amazonaws.com')
+            assert ep.scheme == 'http', 'the e2e S3 client speaks plain http (radosgw on loopback)'
+            self.host, self.port = ep.hostname, ep.port or 80
+            self.region = q.get('region', 'us-east-1')
+            self.path_style = q.get('path_style', '0') == '1'
+            e = env or os.environ
+            self.creds = (e['AWS_ACCESS_KEY_ID'], e['AWS_SECRET_ACCESS_KEY'], e.get('AWS_SESSION_TOKEN'))
+
+    @property
+    def s3(self):
+        return bool(self.url)
+
+    def describe(self):
+        return self.url or self.root
+
+    # -- S3 ---------------------------------------------------------------
+    def _object(self, key):
+        return f'{self.prefix}/{key}' if self.prefix else key
+
+    def _req(self, method, key=None, query=(), body=b'', headers=None, ok=(200, 204, 206)):
+        host = f'{self.host}:{self.port}'
+        path = '/'
+        if self.path_style:
+            path += self.bucket + ('/' if key is not None else '')
+        else:
+            host = f'{self.bucket}.{host}'
+        if key is not None:
+            path += urllib.parse.quote(self._object(key), safe='/-_.~')
+        h = _sigv4_headers(method, host, path, list(query), self.region, *self.creds, payload=body)
+        h.update(headers or {})
+        url = path + ('?' + '&'.join(f'{urllib.parse.quote(str(k), safe="-_.~")}='
+                                     f'{urllib.parse.quote(str(v), safe="-_.~")}' for k, v in query)
+                      if query else '')
+        c = http.client.HTTPConnection(self.host, self.port, timeout=60 * MULT)
+        try:
+            c.request(method, url, body=body, headers=h)
+            r = c.getresponse()
+            resp = Response(r.status, dict(r.getheaders()), r.read())
+        finally:
+            c.close()
+        if ok is not None and resp.status not in ok:
+            raise AssertionError(f'S3 {method} {url}: {resp}')
+        return resp
+
+    # -- the interface ----------------------------------------------------
+    def list(self, prefix=''):
+        """{key: size} of every blob whose key starts with prefix (a folder
+        'b/3' or 'b/3/' or a key's beginning)."""
+        if not self.s3:
+            out = {}
+            for d, _, files in os.walk(self.root):
+                for f in files:
+                    p = os.path.join(d, f)
+                    k = os.path.relpath(p, self.root)
+                    if k.startswith(prefix):
+                        try:
+                            out[k] = os.path.getsize(p)
+                        except FileNotFoundError:
+                            pass  # deleted meanwhile
+            return out
+        import re
+        full = self._object(prefix) if prefix else (self.prefix + '/' if self.prefix else '')
+        out, token = {}, None
+        while True:
+            q = [('list-type', '2'), ('max-keys', '1000'), ('prefix', full)]
+            if token:
+                q.append(('continuation-token', token))
+            body = self._req('GET', query=q).body.decode()
+            for c in re.findall(r'<Contents>(.*?)</Contents>', body, re.S):
+                k = re.search(r'<Key>([^<]*)</Key>', c).group(1)
+                k = k.replace('&amp;', '&').replace('&lt;', '<').replace('&gt;', '>').replace('&quot;', '"').replace('&apos;', "'")
+                size = int(re.search(r'<Size>(\d+)</Size>', c).group(1))
+                out[k[len(self.prefix) + 1:] if self.prefix else k] = size
+            m = re.search(r'<NextContinuationToken>([^<]*)</NextContinuationToken>', body)
+            if '<IsTruncated>true</IsTruncated>' not in body or not m:
+                return out
+            token = m.group(1)
+
+    def keys(self, prefix=''):
+        return sorted(self.list(prefix))
+
+    def exists(self, key):
+        if not self.s3:
+            return os.path.isfile(os.path.join(self.root, key))
+        return self._req('HEAD', key, ok=(200, 404)).status == 200
+
+    def read(self, key):
+        if not self.s3:
+            with open(os.path.join(self.root, key), 'rb') as f:
+                return f.read()
+        return self._req('GET', key).body
+
+    def write(self, key, data):
+        """Create or replace a blob (behind vbatch's back)."""
+        if not self.s3:
+            p = os.path.join(self.root, key)
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, 'wb') as f:
+                f.write(data)
+            return
+        self._req('PUT', key, body=data)
+
+    def patch(self, key, offset, data):
+        """Overwrite len(data) bytes at offset in place (S3: the object is
+        rewritten whole)."""
+        if not self.s3:
+            with open(os.path.join(self.root, key), 'r+b') as f:
+                f.seek(offset)
+                f.write(data)
+            return
+        old = self.read(key)
+        self.write(key, old[:offset] + data + old[offset + len(data):])
+
+    def delete(self, key):
+        if not self.s3:
+            os.unlink(os.path.join(self.root, key))
+            return
+        self._req('DELETE', key, ok=(204, 200, 404))
+
+    def mtime(self, key):
+        """Modification time (unix seconds)."""
+        if not self.s3:
+            return os.path.getmtime(os.path.join(self.root, key))
+        import email.utils
+        r = self._req('HEAD', key)
+        return email.utils.parsedate_to_datetime(r.headers['Last-Modified']).timestamp()
+
+
+def blob_of_url(s, url):
+    """(key, offset, length) of the blob a signed download URL reads:
+    vbatch's /blobs/<key>?… (offset and length for an image of a tar shard,
+    else None) or, with blobs on S3, the store's presigned URL of object
+    <prefix>/<key>."""
+    u = urllib.parse.urlsplit(url)
+    q = urllib.parse.parse_qs(u.query)
+    if u.path.startswith('/blobs/'):
+        key = urllib.parse.unquote(u.path[len('/blobs/'):])
+        if 'offset' in q:
+            return key, int(q['offset'][0]), int(q['length'][0])
+        return key, None, None
+    b = s.blobs
+    assert b.s3, url
+    path = urllib.parse.unquote(u.path).lstrip('/')
+    if b.path_style:
+        assert path.startswith(b.bucket + '/'), url
+        path = path[len(b.bucket) + 1:]
+    if b.prefix:
+        assert path.startswith(b.prefix + '/'), url
+        path = path[len(b.prefix) + 1:]
+    return path, None, None
+
+
+def blobs_for(data):
+    """The Blobs of a data folder as the suite sets it up (the local folder,
+    or its prefix of E2E_S3)."""
+    return Blobs(data, s3_blobs_for(data) if E2E_S3 else None)
+
+
+local_blobs_only = pytest.mark.skipif(bool(E2E_S3), reason='about the local blob folder itself (VBATCH_E2E_BLOBS=s3)')
 
 
 class Server:
@@ -312,6 +540,13 @@ class Server:
         env.update(db_env(self.data))  # self.data as it is now: a test may point it elsewhere
         env.update(self.env)
         return env
+
+    @property
+    def blobs(self):
+        """This server's blob store (Blobs): DATA/blobs, or its S3 prefix."""
+        env = self.child_env()
+        url = env.get('VBATCH_BLOBS', '')
+        return Blobs(self.data, url if url.startswith('s3://') else None, env)
 
     def cli(self, *args):
         return subprocess.run([BIN] + list(args) + ['--data', self.data], capture_output=True,
@@ -515,6 +750,8 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_configure(config):
     config.addinivalue_line('markers', 'picks_its_database: the test chooses its databases itself '
                             '(run in the SQLite pass only)')
+    config.addinivalue_line('markers', 'picks_its_blobs: the test chooses its blob stores itself '
+                            '(not run again in the S3 pass)')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -525,9 +762,17 @@ def pytest_collection_modifyitems(config, items):
         skip = pytest.mark.skip(reason='picks its databases itself: run in the SQLite pass')
         for item in items:
             item._nodeid += '[pg]'
-            if item.get_closest_marker('picks_its_database'):
+            # (in the S3 pass they run again: their blobs on S3 is what is new)
+            if item.get_closest_marker('picks_its_database') and not E2E_S3:
+                item.add_marker(skip)
+    if E2E_S3:
+        skip = pytest.mark.skip(reason='picks its blob stores itself: run in the local-folder passes')
+        for item in items:
+            item._nodeid += '[s3]'
+            if item.get_closest_marker('picks_its_blobs'):
                 item.add_marker(skip)
 
 
 def pytest_report_header(config):
-    return 'e2e database: ' + ('PostgreSQL (VBATCH_E2E_DB=pg, a schema per data folder)' if E2E_PG else 'SQLite')
+    return ('e2e database: ' + ('PostgreSQL (VBATCH_E2E_DB=pg, a schema per data folder)' if E2E_PG else 'SQLite')
+            + '; blobs: ' + ('S3 (VBATCH_E2E_BLOBS=s3, a prefix per data folder)' if E2E_S3 else 'local folder'))

@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.parse
 
-from conftest import MULT, REPO, openapi_ok, png_bytes
+from conftest import MULT, REPO, blob_of_url, openapi_ok, png_bytes
 
 BP = '/batch-processing/v1/external'
 MODELS = os.path.join(REPO, 'tests', 'data', 'models')
@@ -144,20 +144,15 @@ def damage_staged(s, batch, damage):
     as storage damage would: staging refuses undecodable images, so this is
     how a test gets images that fail when the job runs."""
     files = {f['fileName']: f for f in list_files(s, batch)}
+    blobs = s.blobs  # the local folder or the S3 prefix
     for name, data in damage.items():
-        u = urllib.parse.urlsplit(files[name]['downloadURL'])
-        key = urllib.parse.unquote(u.path.split('/blobs/', 1)[1])
-        q = urllib.parse.parse_qs(u.query)
-        if 'offset' in q:
+        key, off, n = blob_of_url(s, files[name]['downloadURL'])
+        if off is not None:
             # an image of a tar shard kept whole: its range of the shard's
             # blob is overwritten in place (cut or padded with zeros)
-            off, n = int(q['offset'][0]), int(q['length'][0])
-            with open(os.path.join(s.data, 'blobs', key), 'r+b') as f:
-                f.seek(off)
-                f.write(data[:n].ljust(n, b'\0'))
+            blobs.patch(key, off, data[:n].ljust(n, b'\0'))
             continue
-        with open(os.path.join(s.data, 'blobs', key), 'wb') as f:
-            f.write(data)
+        blobs.write(key, data)
 
 
 def download_export(s, job_id):

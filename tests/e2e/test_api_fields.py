@@ -55,7 +55,9 @@ def test_staging_answers_carry_status(server):
     # bulk: signed URL, shard status
     ok(s.ds('POST', '/st-bulk/bulk-upload/image-files'))
     d, put = s.put_shard('st-bulk', make_tar([('b.png', png_bytes(2))]))
-    assert put.status == 200 and put.json()['status'] == 'ok'
+    assert put.status == 200, put
+    if not s.blobs.s3:  # (on S3 the answer is the object store's, not vbatch's)
+        assert put.json()['status'] == 'ok'
     s.wait_count('st-bulk', 1)
     assert ok(s.ds('GET', '/st-bulk/shards'))['shards']
     # references (the fetch itself may fail later: only the answer matters here)

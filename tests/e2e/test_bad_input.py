@@ -22,7 +22,7 @@ import zlib
 
 import pytest
 
-from conftest import DS, MULT, REPO, jpeg_bytes, make_tar, multipart, png_bytes
+from conftest import DS, MULT, REPO, jpeg_bytes, local_blobs_only, make_tar, multipart, png_bytes
 
 KEEP = 'keep-batch'
 
@@ -647,34 +647,48 @@ def test_signed_urls(server):
     url = r.json()['signedURLDetails']['uploadURL']
     tar = make_tar([('s.png', png_bytes(30))])
     fields = [k for k, _ in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)]
+    # blobs on S3 the URL is the store's presigned one (X-Amz-* fields):
+    # the store refuses what does not match its signature (its own XML
+    # errors; radosgw takes a field repeated with the same value), the
+    # untampered URL works
+    s3 = server.blobs.s3
     bads = []
     for f in fields:
         bads.append(tamper_q(url, lambda q, f=f: [kv for kv in q if kv[0] != f]))          # missing
-        bads.append(tamper_q(url, lambda q, f=f: q + [kv for kv in q if kv[0] == f]))     # duplicated, same
+        if not s3:
+            bads.append(tamper_q(url, lambda q, f=f: q + [kv for kv in q if kv[0] == f]))  # duplicated, same
         bads.append(tamper_q(url, lambda q, f=f: q + [(f, 'x')]))                          # duplicated, other
         bads.append(tamper_q(url, lambda q, f=f: [(k, v + '0' if k == f else v) for k, v in q]))
         bads.append(tamper_q(url, lambda q, f=f: [(k, '' if k == f else v) for k, v in q]))
-    for exp in ['0', '1', '-1', '99999999999999999999999', 'abc', '1e10', ' 1']:
-        bads.append(tamper_q(url, lambda q, e=exp: [(k, e if k == 'expires' else v) for k, v in q]))
-    for lim in ['-1', 'abc', '99999999999999999999999']:
-        bads.append(tamper_q(url, lambda q, e=lim: [(k, e if k == 'limit' else v) for k, v in q]))
+    exp_f, lim_f = ('X-Amz-Expires', None) if s3 else ('expires', 'limit')
+    for exp in ['0', '-1', '99999999999999999999999', 'abc', '1e10', ' 1'] + ([] if s3 else ['1']):
+        bads.append(tamper_q(url, lambda q, e=exp: [(k, e if k == exp_f else v) for k, v in q]))
+    for lim in ['-1', 'abc', '99999999999999999999999'] if lim_f else []:
+        bads.append(tamper_q(url, lambda q, e=lim: [(k, e if k == lim_f else v) for k, v in q]))
     for b in bads:
         p = server.raw('PUT', b, body=tar)
         assert p.status in (400, 403, 404), (b, url, p)
-        assert_error(p, 400, 403, 404)
+        if not s3:
+            assert_error(p, 400, 403, 404)
     for m in ['GET', 'POST', 'DELETE', 'HEAD']:
         p = server.raw(m, url)
         assert p.status in (403, 404, 405), (m, p)
-        if m != 'HEAD':
+        if m != 'HEAD' and not s3:
             assert_error(p, 403, 404, 405)
     p = server.raw('PUT', url, body=tar)
     assert p.status == 200, p
-    p = server.raw('PUT', url, body=tar)   # replay after success
-    assert_error(p, 403, 409)
     server.wait_count('signed-bad', 1)
+    p = server.raw('PUT', url, body=tar)   # replay after success
+    if s3:
+        assert p.status == 200, p  # the store takes it; nothing indexed changes
+        time.sleep(2)
+        assert server.ds('GET', '/signed-bad/count').json()['count'] == 1
+    else:
+        assert_error(p, 403, 409)
     alive(server)
 
 
+@local_blobs_only  # vbatch's own PUT handler (on S3 the store takes the PUTs: test_blobs_s3)
 def test_signed_url_concurrent_put(server):
     """A second PUT to a URL whose first PUT is still streaming is refused,
     and the first one's upload is what gets indexed."""
@@ -745,6 +759,12 @@ def gnu_tar(members):
     return bio.getvalue()
 
 
+def vbatch_answer(server, p):
+    """A PUT's answer is vbatch's JSON (on S3 it is the store's)."""
+    if not server.blobs.s3:
+        json.loads(p.body)
+
+
 def test_tar_shards(server):
     good = png_bytes(40)
     members = [('/abs.png', good), ('../up.png', good), ('a/../../up2.png', good),
@@ -759,23 +779,23 @@ def test_tar_shards(server):
     many = [(f'm{i}.png', b'') for i in range(600)]
     d, p = server.put_shard('tar-many', make_tar(many))
     assert p.status in (200, 400, 413), p
-    json.loads(p.body)
+    vbatch_answer(server, p)
     # truncated
     t = make_tar([('t1.png', png_bytes(41)), ('t2.png', png_bytes(42))])
     d, p = server.put_shard('tar-trunc', t[:700])
     assert p.status in (200, 400), p
-    json.loads(p.body)
+    vbatch_answer(server, p)
     # gzip instead of tar
     d, p = server.put_shard('tar-gz', gzip.compress(make_tar([('g.png', good)])))
     assert p.status in (200, 400, 415), p
-    json.loads(p.body)
+    vbatch_answer(server, p)
     # a member claiming a huge size (sparse-like bomb) in a small archive
     hdr = tarfile.TarInfo('bomb.png')
     hdr.size = 10 ** 11
     buf = hdr.tobuf(format=tarfile.GNU_FORMAT) + b'\x00' * 1024
     d, p = server.put_shard('tar-bomb', buf)
     assert p.status in (200, 400, 413), p
-    json.loads(p.body)
+    vbatch_answer(server, p)
     # a GNU sparse member
     sp = bytearray(tarfile.TarInfo('sparse.png').tobuf(format=tarfile.GNU_FORMAT))
     sp[156] = ord('S')

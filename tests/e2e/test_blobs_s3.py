@@ -23,6 +23,9 @@ S3 = os.environ.get('VBATCH_TEST_S3', '')
 need_s3 = pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
                              reason='VBATCH_TEST_S3 / AWS credentials not set')
 SECRET = 'sEcReT-never-printed-42'
+# every test here sets its own --blobs / VBATCH_BLOBS: not run again in the
+# suite's S3 pass (VBATCH_E2E_BLOBS=s3)
+pytestmark = pytest.mark.picks_its_blobs
 
 
 def run(*args, env=None, timeout=60):
@@ -553,3 +556,4 @@ def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()
+

@@ -8,7 +8,6 @@ DELETE, replacement (old generation's blobs gone), a legacy DATA/models
 folder still loads, and a separate `vbatch worker` started before the
 registration runs a job with the model.  Also the CLI: vbatch model
 register / list / delete."""
-import glob
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import BIN, MULT, Server, db_env, db_rows, drop_pg_schema, multipart
+from conftest import BIN, MULT, Server, blobs_env, blobs_for, data_env, db_rows, drop_pg_schema, multipart
 from jobs_helpers import (MODELS, bp, download_export, job_body, ort_env, put_workflow, results_rows,
                           stage_pngs, wait_job)
 
@@ -40,11 +39,11 @@ def det_metadata(**extra):
 
 
 def model_blobs(data, dn, ws=None):
-    """Files under DATA/blobs/models/<dn>/ (the operator's), or
-    DATA/blobs/wsmodels/<ws>/<dn>/ (workspace ws's), as relative paths."""
-    root = os.path.join(data, 'blobs', *(('wsmodels', ws) if ws else ('models',)), dn)
-    return sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, '**'), recursive=True)
-                  if os.path.isfile(p))
+    """Blobs under models/<dn>/ (the operator's), or wsmodels/<ws>/<dn>/
+    (workspace ws's), as paths relative to that folder (files under
+    DATA/blobs, or objects of the data folder's S3 prefix)."""
+    root = '/'.join((('wsmodels', ws) if ws else ('models',)) + (dn,)) + '/'
+    return sorted(k[len(root):] for k in blobs_for(data).list(root))
 
 
 def model_row(data, model_id):
@@ -202,9 +201,9 @@ def test_upload_stored_in_blobs_survives_restart(server_factory, tmpdir_path):
     wkey, mkey, size, sha, created, updated = model_row(s.data, 'keep/2')
     # registered over HTTP: workspace default's model (issue 9), under wsmodels/<ws>/
     assert wkey.startswith(f'wsmodels/{s.workspace}/keep--2/') and wkey.endswith('/weights.onnx')
-    assert _read(s.data, 'blobs', wkey) == weights
+    assert blobs_for(s.data).read(wkey) == weights
     assert size == len(weights) and sha == hashlib.sha256(weights).hexdigest()
-    meta = json.loads(_read(s.data, 'blobs', mkey))
+    meta = json.loads(blobs_for(s.data).read(mkey))
     assert meta['class_names'] == ['circle', 'square', 'triangle'] and meta['aliases'] == ['keep-alias']
     assert s.stop() == 0
     s.start()
@@ -309,7 +308,7 @@ def test_cli_register_and_list(tmpdir_path):
     data = os.path.join(tmpdir_path, 'cli-data')
     env = dict(os.environ)
     env.update(ort_env(tmpdir_path))
-    env.update(db_env(data))
+    env.update(data_env(data))
 
     def run(*args):
         return subprocess.run([BIN, 'model'] + list(args) + ['--data', data], capture_output=True, text=True,
@@ -329,7 +328,7 @@ def test_cli_register_and_list(tmpdir_path):
     p = run('register', 'only-id')
     assert p.returncode == 2 and 'usage' in p.stderr
     # a server on the same data sees the CLI's model (re-read on an unknown id)
-    s = Server(tmpdir_path, env=ort_env(tmpdir_path))
+    s = Server(tmpdir_path, env=dict(ort_env(tmpdir_path), **blobs_env(data)))
     s.data = data
     s.start()
     try:
@@ -384,5 +383,5 @@ def test_concurrent_uploads_of_one_id(server_factory, tmpdir_path):
     live = s.request('GET', f'{MR}/{s.workspace}/models/race/1').json()['classNames']
     assert live in sets
     wkey, mkey = model_row(s.data, 'race/1')[:2]
-    assert json.loads(_read(s.data, 'blobs', mkey))['class_names'] == live
+    assert json.loads(blobs_for(s.data).read(mkey))['class_names'] == live
     assert model_blobs(s.data, 'race--1', s.workspace) == sorted([wkey.split('/', 3)[3], mkey.split('/', 3)[3]])

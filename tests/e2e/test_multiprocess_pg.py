@@ -41,14 +41,17 @@ import uuid
 
 import pytest
 
-from conftest import BIN, MULT, Server, make_tar, picks_its_database, png_bytes
+from conftest import BIN, E2E_S3, MULT, Server, make_tar, picks_its_database, png_bytes
 from jobs_helpers import (CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows,
                           verify_signature)
 
 PG = os.environ.get('VBATCH_TEST_PG', '')
 pytestmark = [pytest.mark.skipif(not PG or PG == 'off' or not shutil.which('psql'),
                                  reason='VBATCH_TEST_PG not set or no psql'),
-              picks_its_database]
+              picks_its_database,
+              # the scenario PUTs to vbatch's own signed URLs through two API
+              # processes (one killed mid-PUT): an S3 variant is not written yet
+              pytest.mark.skipif(bool(E2E_S3), reason="PUTs to vbatch's own upload URLs (S3 variant not written)")]
 
 N_IMAGES = 2000
 SHARD = 250                  # 8 tar shards (at most 500 images each)

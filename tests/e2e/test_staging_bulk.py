@@ -53,9 +53,17 @@ def test_thousand_images_through_tar_shards(server):
                             json.dumps({'ingestId': 'bulk-ing', 'notificationsURL': 'http://127.0.0.1:9/hook'}).encode()))
         d, put = server.put_shard(batch, make_tar(members))
         assert put.status == 200, put
-        # the same URL cannot be used twice
+        # the same URL cannot be used twice (blobs on S3: the store takes a
+        # second PUT, which changes nothing indexed once the first has been
+        # noticed: the counts below; before that the last PUT wins, as for
+        # any object)
+        if server.blobs.s3:
+            deadline = time.time() + 20 * MULT
+            while time.time() < deadline and [x for x in shard_statuses(server, batch)
+                                              if x['shardId'] == d['shardId']][0]['statusName'] == 'awaiting-upload':
+                time.sleep(0.1)
         again = server.raw('PUT', d['uploadURL'], body=make_tar(members[:1]))
-        assert again.status in (403, 409), again
+        assert again.status in ((200,) if server.blobs.s3 else (403, 409)), again
     assert server.wait_count(batch, 1000, timeout=120) == 1000
     sh = wait_shards_final(server, batch, 4)
     assert all('error' not in s['statusType'] for s in sh), sh
@@ -145,20 +153,29 @@ def test_signed_url_tampering(server):
     tar = make_tar([('a.png', png_bytes(1))])
     u = urllib.parse.urlsplit(url)
     q = dict(urllib.parse.parse_qsl(u.query))
-    sig = q['signature']
-    flipped = ('A' if sig[0] != 'A' else 'B') + sig[1:]
-    for bad in [tamper(url, 'signature', flipped), tamper(url, 'expires', str(int(q['expires']) + 1000)),
-                tamper(url, 'limit', str(int(q['limit']) + 1)), tamper(url, 'method', 'GET'),
-                url.replace(u.path, u.path + 'x'), url.split('?')[0]]:
+    s3 = server.blobs.s3
+    if s3:  # the store's presigned URL (SigV4 query signing): the store refuses
+        sig = q['X-Amz-Signature']
+        flipped = ('0' if sig[0] != '0' else '1') + sig[1:]
+        bads = [tamper(url, 'X-Amz-Signature', flipped), tamper(url, 'X-Amz-Expires', '604800'),
+                tamper(url, 'X-Amz-Date', '20250101T000000Z')]
+    else:
+        sig = q['signature']
+        flipped = ('A' if sig[0] != 'A' else 'B') + sig[1:]
+        bads = [tamper(url, 'signature', flipped), tamper(url, 'expires', str(int(q['expires']) + 1000)),
+                tamper(url, 'limit', str(int(q['limit']) + 1)), tamper(url, 'method', 'GET')]
+    for bad in bads + [url.replace(u.path, u.path + 'x'), url.split('?')[0]]:
         p = server.raw('PUT', bad, body=tar)
         assert p.status in (403, 404), (bad, p)
-        assert 'error' in p.json()
+        if not s3:
+            assert 'error' in p.json()
     # a PUT URL does not download, a download URL does not upload
     g = server.raw('GET', url)
     assert g.status == 403, g
     p = server.raw('PUT', url, body=tar)
     assert p.status == 200, p
     server.wait_count(batch, 1)
+    assert server.ds('GET', f'/{batch}/count').json()['count'] == 1  # no tampered PUT got through
     f = server.ds('GET', f'/{batch}/list').json()['filesMetadata'][0]
     p = server.raw('PUT', f['downloadURL'], body=b'x')
     assert p.status == 403, p
@@ -180,8 +197,20 @@ def test_signed_url_expiry_and_limit(server_factory):
     r = s.ds('POST', '/exp/bulk-upload/image-files')
     d = r.json()['signedURLDetails']
     p = s.raw('PUT', d['uploadURL'], body=big)
-    assert p.status == 413, p
-    assert 'error' in p.json()
+    if s.blobs.s3:
+        # the store cannot refuse it (a presigned PUT signs no maximum):
+        # vbatch fails the shard on arrival and never indexes it
+        assert p.status == 200, p
+        deadline = time.time() + 20 * MULT
+        while True:
+            st = [x for x in shard_statuses(s, 'exp') if x['shardId'] == d['shardId']][0]
+            if st['statusName'] != 'awaiting-upload' or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert st['statusName'] == 'shard-size-limit-exceeded', st
+    else:
+        assert p.status == 413, p
+        assert 'error' in p.json()
     # nothing half-written is visible and the batch is empty
     r = s.ds('GET', '/exp/count')
     assert r.status == 404 or r.json()['count'] == 0

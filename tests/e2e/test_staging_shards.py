@@ -11,7 +11,7 @@ import io
 import time
 import urllib.parse
 
-from conftest import MULT, jpeg_bytes, make_tar, png_bytes, sqlite_only
+from conftest import MULT, blobs_for, jpeg_bytes, local_blobs_only, make_tar, png_bytes, sqlite_only
 from jobs_helpers import bp, download_export, job_body, list_files, put_workflow, results_rows, wait_job
 
 # The decoded size of each image: a job that gets the wrong bytes of a
@@ -53,8 +53,16 @@ def shard_images(n, base=0):
 
 
 def blob_files(data):
-    root = os.path.join(data, 'blobs')
-    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    """The blob keys of a data folder (files under DATA/blobs, or objects
+    of its S3 prefix).  On S3 an arrived shard's upload object b/<bid>/u/…
+    is deleted just after the shard is recorded: waited for (10 s)."""
+    b = blobs_for(data)
+    deadline = time.time() + (10 * MULT if b.s3 else 0)
+    while True:
+        keys = b.keys()
+        if not any('/u/' in k for k in keys) or time.time() >= deadline:
+            return keys
+        time.sleep(0.1)
 
 
 def run_size_job(s, batch, want):
@@ -84,8 +92,7 @@ def test_shard_items_read_by_offset_by_downloads_and_a_job(server_factory):
     # one blob for the shard, exactly the bytes uploaded; nothing extracted
     files = blob_files(s.data)
     assert len(files) == 1 and files[0].endswith(d['shardId'] + '.tar'), files
-    with open(os.path.join(s.data, 'blobs', files[0]), 'rb') as f:
-        assert f.read() == tar
+    assert blobs_for(s.data).read(files[0]) == tar
     want = {n: b for n, b in members}
     ctype = {'.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json'}
     listed = list_files(s, 'whole')
@@ -146,6 +153,7 @@ def to_old_layout(data):
 
 
 @sqlite_only  # an older SQLite data folder, wound back with sqlite3
+@local_blobs_only  # ... and its local blob folder (earlier versions had no S3 backend)
 def test_data_folder_of_an_earlier_version_still_downloads_and_runs(server_factory):
     s = server_factory().start()
     imgs = shard_images(30, base=100)
@@ -187,10 +195,7 @@ def test_expiry_deletes_the_shard_blob_and_old_item_blobs(server_factory):
     files = blob_files(s.data)
     assert len(files) == 1 and files[0] == f'b/1/s/{d["shardId"]}.tar', files  # one blob per shard
     # an item blob of the old layout in the same batch folder goes too
-    old = os.path.join(s.data, 'blobs', 'b', '1', 's', 'old-shard', '1')
-    os.makedirs(os.path.dirname(old))
-    with open(old, 'wb') as f:
-        f.write(png_bytes(1))
+    blobs_for(s.data).write('b/1/s/old-shard/1', png_bytes(1))
     deadline = time.time() + 30 * MULT
     while blob_files(s.data) and time.time() < deadline:
         time.sleep(0.2)

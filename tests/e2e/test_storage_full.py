@@ -31,7 +31,7 @@ import zlib
 
 import pytest
 
-from conftest import MULT, Server, multipart
+from conftest import MULT, Server, local_blobs_only, multipart
 from jobs_helpers import CROP_WF, bp, download_export, job_body, results_rows, stage_pngs, wait_job
 
 WF = '/workflows/v1/external'
@@ -242,6 +242,7 @@ def check_items(s, batch, files):
         assert got[name] == data, name
 
 
+@local_blobs_only  # the PUT's bytes on the full local disk (on S3 the client PUTs to the store)
 def test_tar_put_refused_up_front_when_it_would_not_fit(tmpfs_server):
     s = tmpfs_server(24, args=['--storage-reserve', str(256 * 1024)])
     files = shard_files(26, 1)  # 26 x 77 KB: a 2 MiB archive
@@ -280,6 +281,7 @@ def test_tar_put_refused_up_front_when_it_would_not_fit(tmpfs_server):
     check_items(s, 'bulk1', files)
 
 
+@local_blobs_only  # a PUT to vbatch acknowledged on the full local disk (on S3: to the store)
 def test_shard_that_finds_the_disk_full_waits_and_is_indexed_later(tmpfs_server):
     s = tmpfs_server(24, args=['--storage-reserve', str(256 * 1024)],
                      env={'VBATCH_STAGING_INDEX_DELAY_MS': str(int(1500 * MULT))})
@@ -339,6 +341,7 @@ def test_job_that_finds_the_disk_full_waits_and_finishes_later(tmpfs_server):
     assert sorted(r['image'] for r in rows) == sorted(names)
 
 
+@local_blobs_only  # fetched bytes written to the full local disk (on S3 they go to the store)
 def test_reference_shard_that_finds_the_disk_full_waits_and_is_fetched_later(tmpfs_server):
     import http.server
     files = {f'r{i}.png': noise_png(5000 + i) for i in range(6)}  # 6 x 77 KB

@@ -65,6 +65,7 @@ def test_separate_worker_wakes_on_notify_not_poll(tmp_path, pg_schema):
         e = dict(os.environ)
         e.setdefault('ASAN_OPTIONS', 'detect_leaks=1:abort_on_error=1')
         e.update(env)
+        e.update({k: v for k, v in s.env.items() if k == 'VBATCH_BLOBS'})  # the S3 pass: the server's blobs
         e['VBATCH_JOBS_IDLE_POLL_MS'] = '60000'
         log = str(tmp_path / 'worker.log')
         w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '1'], env=e,

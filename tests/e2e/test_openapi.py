@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BP, DS, MULT, Server, drop_pg_schema, make_tar, multipart, png_bytes
+from conftest import BP, DS, E2E_S3, MULT, Server, drop_pg_schema, make_tar, multipart, png_bytes
 from jobs_helpers import CROP_WF, MODELS, job_body, ort_env
 
 jsonschema = pytest.importorskip('jsonschema')
@@ -184,9 +184,13 @@ def test_every_operation_against_the_document(srv):
     r = w.call('POST', f'{ds}/b2/bulk-upload/image-files', 200, query={'displayName': 'b2'})
     d = r.json()['signedURLDetails']
     tar = make_tar([(f'i{i}.png', png_bytes(10 + i)) for i in range(3)])
-    w.call('PUT', d['uploadURL'], 200, body=tar, headers=d.get('extensionHeaders') or {}, raw=True)
-    w.call('PUT', d['uploadURL'], 409, body=tar, headers=d.get('extensionHeaders') or {}, raw=True)
-    w.call('PUT', d['uploadURL'].replace('signature=', 'signature=00'), 403, body=tar, raw=True)
+    if E2E_S3:  # the URL is the object store's (presigned): its answer is not vbatch's
+        r = srv.raw('PUT', d['uploadURL'], body=tar, headers=d.get('extensionHeaders') or {})
+        assert r.status == 200, r
+    else:
+        w.call('PUT', d['uploadURL'], 200, body=tar, headers=d.get('extensionHeaders') or {}, raw=True)
+        w.call('PUT', d['uploadURL'], 409, body=tar, headers=d.get('extensionHeaders') or {}, raw=True)
+        w.call('PUT', d['uploadURL'].replace('signature=', 'signature=00'), 403, body=tar, raw=True)
     w.call('POST', f'{ds}/BAD!/bulk-upload/image-files', 400)
     srv.wait_count('b2', 3)
     srv.wait_count('b1', 1)
@@ -216,10 +220,13 @@ def test_every_operation_against_the_document(srv):
     w.call('GET', f'{ds}/b2/shards', 200)
     w.call('GET', f'{ds}/nope/shards', 404)
     dl = files[0]['downloadURL']
-    w.call('GET', dl, 200, raw=True)
-    w.call('HEAD', dl, 200, raw=True)
-    w.call('GET', dl.replace('signature=', 'signature=00'), 403, raw=True)
-    w.call('HEAD', dl.replace('signature=', 'signature=00'), 403, raw=True)
+    if E2E_S3:  # a presigned GET of the object store
+        assert srv.raw('GET', dl).status == 200
+    else:
+        w.call('GET', dl, 200, raw=True)
+        w.call('HEAD', dl, 200, raw=True)
+        w.call('GET', dl.replace('signature=', 'signature=00'), 403, raw=True)
+        w.call('HEAD', dl.replace('signature=', 'signature=00'), 403, raw=True)
 
     # -- workflows
     wf = f'{WF}/{ws}/workflows'
@@ -310,6 +317,8 @@ def test_every_operation_against_the_document(srv):
     # /openapi.json and the dashboard's page and redirect).
     missing = []
     for _, template, m in doc.ops:
+        if E2E_S3 and template == '/blobs/{key}':
+            continue  # on S3 clients PUT and GET the object store's presigned URLs, not vbatch's
         got = doc.seen.get((template, m), set())
         documented = doc.doc['paths'][template][m]['responses']
         redirect_only = not any(k.startswith('2') for k in documented)  # GET /ui

@@ -20,6 +20,7 @@ from jobs_helpers import CROP_WF, bp, job_body, list_files, put_workflow, stage_
 S3 = os.environ.get('VBATCH_TEST_S3', '')
 HAVE_S3 = bool(S3 and os.environ.get('AWS_SECRET_ACCESS_KEY'))
 BACKENDS = ['local', pytest.param('s3', marks=pytest.mark.skipif(not HAVE_S3, reason='VBATCH_TEST_S3 not set'))]
+pytestmark = pytest.mark.picks_its_blobs  # each test runs on both backends itself
 
 GRACE_MS = 3000
 SWEEP_MS = 500

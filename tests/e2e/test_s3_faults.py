@@ -24,8 +24,9 @@ from jobs_helpers import CROP_WF, bp, job_body, list_files, put_workflow, stage_
 from test_jobs_crash import check_exactly_once, slow, tasks, wait_until
 
 S3 = os.environ.get('VBATCH_TEST_S3', '')
-pytestmark = pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
-                                reason='VBATCH_TEST_S3 / AWS credentials not set')
+pytestmark = [pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
+                                 reason='VBATCH_TEST_S3 / AWS credentials not set'),
+              pytest.mark.picks_its_blobs]
 
 
 class Proxy:

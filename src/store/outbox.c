@@ -121,6 +121,52 @@ int store__outbox_enqueue(struct db_conn *c, const char *url, const char *worksp
     return rc;
 }
 
+/* ---- once per key (component "outbox_once") ------------------------------- */
+
+/* 1: the keys of the webhooks queued with store_outbox_enqueue_once. */
+static const char *const once_migrations[] = {
+    "CREATE TABLE outbox_once ("
+    "  once_key TEXT PRIMARY KEY,"
+    "  created_ms BIGINT NOT NULL);"
+    "CREATE INDEX outbox_once_age ON outbox_once(created_ms);",
+};
+
+int store__outbox_once_init(struct store *st, struct err *e)
+{
+    return db_migrate(st->db, "outbox_once", once_migrations, (int)ARRAY_LEN(once_migrations), e);
+}
+
+int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
+                              const char *payload, bool sign, bool *queued)
+{
+    struct err e = ERR_INIT;
+    *queued = false;
+    if (!once_key || !*once_key || strlen(once_key) > OB_ORDER_KEY_MAX)
+        return ERR_INVALID;
+    if (enqueue_check(url, workspace, NULL, payload) < 0)
+        return ERR_INVALID;
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
+    bool fresh = false;
+    if (rc == 0)
+        rc = db_run(c, &e, "INSERT INTO outbox_once(once_key, created_ms) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+                    "ti", once_key, time_now_ms());
+    if (rc == 0 && db_changes(c) == 1) {
+        fresh = true;
+        rc = store__outbox_enqueue(c, url, workspace, NULL, payload, sign, &e);
+    }
+    if (rc == 0)
+        rc = db_commit(c, &e);
+    else if (c)
+        db_rollback(c);
+    store__release(st, c);
+    if (rc == 0 && fresh) {
+        *queued = true;
+        store_outbox_kick(st);
+    }
+    return rc;
+}
+
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign)
 {
@@ -181,6 +227,8 @@ int store_outbox_purge(struct store *st, int64_t older_than_ms, int64_t *n)
                     time_now_ms() - older_than_ms);
     if (rc == 0)
         changed = db_changes(c);
+    if (rc == 0) /* keys as old as the rows they kept from repeating */
+        rc = db_run(c, &e, "DELETE FROM outbox_once WHERE created_ms < ?1", "i", time_now_ms() - older_than_ms);
     store__release(st, c);
     if (rc == 0 && n)
         *n = changed;

@@ -423,6 +423,20 @@ void store_net_guard_curl(struct store *st, void *curl);
  * static message ("unsupported scheme", "private address", ...). */
 int store_net_check_url(struct store *st, const char *url, const char **why);
 
+/* ---- object store of workflow s3_sink steps ----------------------------- */
+
+/* An S3-compatible bucket given by the operator ("s3://bucket[/prefix]?
+ * endpoint=URL&region=R&path_style=0|1", credentials as for the blob
+ * store: the file cred_file or the AWS_* variables).  Makes no request.
+ * Thread-safe; free with store_s3sink_free (accepts NULL). */
+struct store_s3sink;
+int store_s3sink_open(const char *url, const char *cred_file, struct store_s3sink **out, struct err *e);
+void store_s3sink_free(struct store_s3sink *k);
+const char *store_s3sink_bucket(const struct store_s3sink *k);
+/* PUT data under "<prefix>/<key>" (the client's retries); 0 or <0 with
+ * e set (never holding the credentials). */
+int store_s3sink_put(struct store_s3sink *k, const char *key, const void *data, size_t len, struct err *e);
+
 /* ---- webhook outbox --------------------------------------------------------- */
 
 /* Queue a webhook POST of payload (a JSON object text, <= 1 MiB) to url.
@@ -440,6 +454,14 @@ int store_net_check_url(struct store *st, const char *url, const char **why);
  * object or too long. */
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign);
+
+/* Same without an order key, queued at most once per once_key (<= 512
+ * bytes, e.g. a workflow sink's "<job>/<item>/<frame>/<step>"): a second
+ * call with a key already queued does nothing and sets *queued false.
+ * The key and the row are written in one transaction.  Keys are kept as
+ * long as delivered rows (store_outbox_purge). */
+int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
+                              const char *payload, bool sign, bool *queued);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */

@@ -951,6 +951,109 @@ static const struct wf_block local_file_sink = {
     file_sink_fields, ARRAY_LEN(file_sink_fields), file_sink_outs, ARRAY_LEN(file_sink_outs),
     0, 0, NULL, file_sink_run, file_sink_check};
 
+/* ---- s3_sink ------------------------------------------------------------------------------- */
+/* Roboflow's block takes AWS credentials from the workflow and writes to
+ * any bucket; here the bucket, endpoint and credentials are the
+ * operator's (env->sinks->s3): bucket_name must name that bucket, and the
+ * workflow's aws_* fields are accepted but not used.  The key is
+ * "<s3_prefix>/<file_name_prefix>_<run identity>.<ext>" (the embedding
+ * program's identity: the same for a retried image), not a timestamp.
+ * append_log is served as one object per run (no buffer across frames). */
+static void s3_sink_one(struct wf_call *c, size_t i, const struct wf_sinks *sk)
+{
+    const char *content = wf_arg_str(c, i, "content");
+    const char *type = wf_arg_str(c, i, "file_type");
+    const char *mode = wf_arg_str(c, i, "output_mode");
+    const char *bucket = wf_arg_str(c, i, "bucket_name");
+    const char *dir = wf_arg_str(c, i, "s3_prefix");
+    const char *prefix = wf_arg_str(c, i, "file_name_prefix");
+    char msg[1600], key[1100] = "", why[400] = "";
+    if (!content || strlen(content) > SINK_CONTENT_MAX) {
+        set3(c, i, true, -1, "content must be a string of at most 16 MiB");
+        return;
+    }
+    if (!bucket || !*bucket || strlen(bucket) > 255) {
+        set3(c, i, true, -1, "bucket_name must be a non-empty string");
+        return;
+    }
+    if (!prefix_ok(prefix)) {
+        set3(c, i, true, -1, "file_name_prefix must be a plain file name (no '/')");
+        return;
+    }
+    if (!dir)
+        dir = "";
+    size_t dl = strlen(dir);
+    while (dl > 0 && dir[dl - 1] == '/') /* Roboflow: s3_prefix.rstrip("/") */
+        dl--;
+    if (dl > SINK_PATH_MAX || dir[0] == '/' || strstr(dir, "..") || strstr(dir, "//")) {
+        set3(c, i, true, -1, "s3_prefix must be a relative key prefix (no leading '/', '..' or '//')");
+        return;
+    }
+    char *d = xstrndup(dir, dl);
+    const char *ext = type;
+    char *body = NULL;
+    if (!strcmp(mode, "append_log") && !strcmp(type, "json")) {
+        /* Roboflow's append mode stores JSON as one line of .jsonl */
+        json_t *j = json_loads(content, JSON_DECODE_ANY, NULL);
+        char *line = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17)) : NULL;
+        json_decref(j);
+        if (!line) {
+            free(d);
+            set3(c, i, true, -1, "Invalid JSON content");
+            return;
+        }
+        lower_u_escapes(line);
+        body = xasprintf("%s\n", line);
+        free(line);
+        ext = "jsonl";
+    } else if (!strcmp(mode, "append_log")) {
+        size_t n = strlen(content);
+        body = xasprintf("%s%s", content, n && content[n - 1] == '\n' ? "" : "\n");
+    } else {
+        body = xstrdup(content);
+    }
+    int rc = sk->s3(sk->webhook_ud, wf_call_step_name(c), bucket, d, prefix, ext, body, strlen(body), key,
+                    sizeof key, why, sizeof why);
+    free(body);
+    free(d);
+    if (rc < 0) {
+        snprintf(msg, sizeof msg, "%s", *why ? why : err_str(rc));
+        set3(c, i, true, -1, msg);
+        return;
+    }
+    snprintf(msg, sizeof msg, "Data saved successfully to s3://%s/%s", bucket, key);
+    set3(c, i, false, -1, msg);
+}
+
+static int s3_sink_run(struct wf_call *c)
+{
+    const struct wf_env *env = wf_call_env(c);
+    if (!env->sinks || !env->sinks->s3)
+        return wf_call_fail(c, "`roboflow_core/s3_sink@v1` cannot run here: the operator has not configured "
+                               "its bucket (see --sink-s3 in vbatch serve --help)");
+    for (size_t i = 0; i < wf_call_n(c); i++)
+        s3_sink_one(c, i, env->sinks);
+    return 0;
+}
+
+static const struct wf_field s3_sink_fields[] = {
+    {"content", NULL, WF_FT_STRING, NULL, WF_K_STRING, WF_F_SELECTOR_ONLY, NULL},
+    {"file_type", NULL, WF_FT_ENUM, "\"csv\"", 0, WF_F_NO_SELECTOR, file_types},
+    {"output_mode", NULL, WF_FT_ENUM, NULL, 0, WF_F_NO_SELECTOR, output_modes},
+    {"bucket_name", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"s3_prefix", NULL, WF_FT_STRING, "\"\"", WF_K_STRING, 0, NULL},
+    {"file_name_prefix", NULL, WF_FT_STRING, "\"workflow_output\"", WF_K_STRING, 0, NULL},
+    {"max_entries_per_file", NULL, WF_FT_ANY, "1024", WF_K_STRING | WF_K_INT, 0, NULL},
+    {"aws_access_key_id", NULL, WF_FT_ANY, "null", 0, 0, NULL},
+    {"aws_secret_access_key", NULL, WF_FT_ANY, "null", 0, 0, NULL},
+    {"aws_region", NULL, WF_FT_ANY, "null", WF_K_STRING, 0, NULL},
+};
+
+static const struct wf_block s3_sink = {
+    (const char *const[]){"roboflow_core/s3_sink@v1", NULL},
+    s3_sink_fields, ARRAY_LEN(s3_sink_fields), file_sink_outs, ARRAY_LEN(file_sink_outs),
+    0, 0, NULL, s3_sink_run, file_sink_check};
+
 /* ---- environment_secrets_store ------------------------------------------------------------------ */
 static bool env_allowed(const struct wf_sinks *s, const char *name)
 {
@@ -1006,4 +1109,4 @@ static const struct wf_block environment_secrets_store = {
     0, WF_BLOCK_DYN_OUTPUTS | WF_BLOCK_DYN_LOWER, "variables_storing_secrets", secrets_run, secrets_check};
 
 const struct wf_block *const wf_blocks_sinks[] = {&webhook_sink, &local_file_sink, &environment_secrets_store,
-                                                  &email_v1, &email_v2, NULL};
+                                                  &email_v1, &email_v2, &s3_sink, NULL};

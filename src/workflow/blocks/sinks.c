@@ -1,6 +1,7 @@
 /*
  * blocks/sinks.c — output and secrets blocks that act outside the run:
- * webhook_sink v1, local_file_sink v1 and environment_secrets_store v1
+ * webhook_sink v1, local_file_sink v1, s3_sink v1, email_notification v1/v2 and
+ * environment_secrets_store v1
  * (roboflow/inference core_steps/sinks and secrets_providers, read, not
  * copied).  What they may touch is the operator's choice, handed in by the
  * embedding program in struct wf_sinks (workflow.h):
@@ -19,6 +20,8 @@
  *   the run's state and rotates after max_entries_per_file entries.
  * - environment_secrets_store reads only the variables named in
  *   env->sinks->env_allow; its outputs are the names lowercased.
+ * - s3_sink hands its object to env->sinks->s3, which writes only to the
+ *   operator's bucket under a key that is the same for a retried image.
  */
 #include <errno.h>
 #include <fcntl.h>

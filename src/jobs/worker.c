@@ -297,8 +297,19 @@ struct sink_ctx {
     long long item_id, frame;
 };
 
+static int sink_webhook_req(void *ud, const char *step, const char *url, const char *payload, const char *req,
+                            char *err, size_t errlen);
+
 static int sink_webhook(void *ud, const char *step, const char *url, const char *payload, char *err,
                         size_t errlen)
+{
+    return sink_webhook_req(ud, step, url, payload, NULL, err, errlen);
+}
+
+/* req: NULL for a JSON POST, else webhook_sink's method/headers/form/files
+ * (store_outbox_enqueue_once). */
+static int sink_webhook_req(void *ud, const char *step, const char *url, const char *payload, const char *req,
+                            char *err, size_t errlen)
 {
     struct sink_ctx *sc = ud;
     const char *why = NULL;
@@ -323,7 +334,7 @@ static int sink_webhook(void *ud, const char *step, const char *url, const char 
      * crash finds the key and queues nothing */
     char *once = xasprintf("sink/%s/%lld/%lld/%s", sc->jb->job_id, sc->item_id, sc->frame, step);
     bool queued = false;
-    int rc = text ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, text, true, &queued) : ERR_NOMEM;
+    int rc = text ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, text, req, true, &queued) : ERR_NOMEM;
     free(once);
     free(text);
     if (rc < 0)
@@ -482,7 +493,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_run_inputs ri = {&in, 1, params};
         struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
         struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email,
-                                 j->o.sink_s3 ? sink_s3 : NULL};
+                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {

@@ -459,9 +459,21 @@ int store_outbox_enqueue(struct store *st, const char *url, const char *workspac
  * bytes, e.g. a workflow sink's "<job>/<item>/<frame>/<step>"): a second
  * call with a key already queued does nothing and sets *queued false.
  * The key and the row are written in one transaction.  Keys are kept as
- * long as delivered rows (store_outbox_purge). */
+ * long as delivered rows (store_outbox_purge).
+ * req (NULL: the JSON POST above; <= 8 MiB): a workflow webhook_sink's
+ * request, a JSON object {"method": "GET"|"POST"|"PUT", "headers": {name:
+ * value}, "form": {name: value}, "files": {name: base64 bytes}} (each dict
+ * optional, values strings; header names without ':' or CR/LF, values
+ * without CR/LF).  Sent as Roboflow's requests.request(): with files a
+ * multipart/form-data body (form fields, then each file named and
+ * file-named by its key), else with form an urlencoded body, else the JSON
+ * payload (+ delivery_attempt); headers "Idempotency-Key: <the payload's
+ * idempotency_key>" and "X-Vbatch-Delivery-Attempt: N", the user's headers
+ * last (an Authorization of theirs replaces the workspace bearer); the
+ * signature covers the body when it is not multipart.  ERR_INVALID for a
+ * bad req. */
 int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
-                              const char *payload, bool sign, bool *queued);
+                              const char *payload, const char *req, bool sign, bool *queued);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */

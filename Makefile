@@ -27,7 +27,7 @@ endif
 
 CC ?= cc
 PKGS := libmicrohttpd libcurl openssl sqlite3 libpq libarchive libturbojpeg libpng \
-        libwebp libavformat libavcodec libswscale libavutil jansson freetype2 zlib zbar
+        libwebp libavformat libavcodec libswscale libavutil jansson freetype2 zlib zbar libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -8,7 +8,7 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libsqlite3-dev sqlite3 libpq-dev
       libarchive-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev libwebp-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
-      libjansson-dev libfreetype-dev fonts-dejavu-core libzbar-dev
+      libjansson-dev libfreetype-dev fonts-dejavu-core libzbar-dev libqrencode-dev
       python3-numpy python3-imageio python3-pil python3-jsonschema python3-pytest python3-prometheus-client
       curl ca-certificates tzdata
       ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
@@ -29,3 +29,4 @@ fi
 
 "$(dirname "$0")/fetch-ort.sh"
 "$(dirname "$0")/fetch-ocr.sh" || echo "install-deps: PP-OCR weights not fetched (OCR tests will skip)" >&2
+"$(dirname "$0")/fetch-clip.sh" || echo "install-deps: CLIP BPE merges not fetched (the real-vocabulary tokenizer tests will skip)" >&2

@@ -6,7 +6,8 @@
  * YOLO26 end-to-end, YOLO-NAS and RF-DETR, instance segmentation also for
  * YOLOv5/v7-seg and RF-DETR, masks as polygons or COCO RLE; semantic
  * segmentation from per-pixel logits) with NMS where the architecture has it,
- * producing Roboflow inference responses.  docs/MODELS.md describes the artefact layouts and the choices
+ * producing Roboflow inference responses; multi-file families: PP-OCR and
+ * CLIP embeddings (image + text encoders, CLIP's BPE tokenizer).  docs/MODELS.md describes the artefact layouts and the choices
  * made where Roboflow has two behaviours.
  *
  * ONNX Runtime is loaded at run time with dlopen() from a configurable path,
@@ -202,6 +203,8 @@ enum model_task {
                             (a multi-file folder: docs/MODELS.md "OCR") */
     MODEL_TASK_SAM,      /* "segment-anything": SAM2 encoder + decoder (a
                             multi-file model: docs/MODELS.md "SAM2") */
+    MODEL_TASK_EMBEDDING, /* "embedding": CLIP image encoder + text encoder + BPE
+                             merges (a multi-file folder: docs/MODELS.md "CLIP") */
 };
 /* "object-detection", ... ; and back (0 for an unknown name). */
 const char *model_task_name(enum model_task t);
@@ -359,6 +362,47 @@ void model_sam_result_release(struct model_sam_result *r); /* frees members, not
 /* {"predictions": [{x, y, width, height, confidence, prompt_index, points
  * | rle_mask}], "image"}; empty masks left out.  New reference. */
 json_t *model_sam_result_to_json(const struct model_sam_result *r, bool rle);
+/* CLIP models (task MODEL_TASK_EMBEDDING): model_run refuses them.
+ * Embeddings are the encoders' raw outputs (not normalised), as Roboflow
+ * returns them. */
+size_t model_clip_dim(const struct model *m); /* embedding length */
+/* CLIP's pre-processing of img into dst (3 * R * R floats, RGB planes; R
+ * the image encoder's input side, model_input_size). */
+int model_clip_preprocess(const struct model *m, const struct vis_image *img, float *dst);
+/* Embed one image (any vis_fmt): CLIP pre-processing, image encoder.
+ * *emb: malloc'd model_clip_dim floats.  Safe from any thread. */
+int model_clip_embed_image(struct model *m, const struct vis_image *img, float **emb, char *err,
+                           size_t errlen);
+/* Embed n texts (tokenised with the model's BPE, at most 75 tokens each:
+ * longer is refused as clip.tokenize does).  *emb: malloc'd n *
+ * model_clip_dim floats, row-major. */
+int model_clip_embed_texts(struct model *m, const char *const *texts, size_t n, float **emb,
+                           char *err, size_t errlen);
+
+/* Task "embedding" (CLIP) in model_registry_infer: out[i] =
+ * {"embeddings": [[D floats]]} for image i; with params {"texts": [...]}
+ * (at most MODEL_CLIP_MAX_TEXTS) the images are ignored (n may be 0) and
+ * out[0] = {"embeddings": [[D floats] per text]}. */
+#define MODEL_CLIP_MAX_TEXTS 1000
+
+/* CLIP's byte-level BPE tokenizer (clip_bpe.c; simple_tokenizer.py). */
+#define MODEL_CLIP_CONTEXT 77
+struct model_clip_bpe;
+/* From the text of a merges file ("#version" line, then "a b" per line;
+ * OpenAI's bpe_simple_vocab_16e6.txt or Hugging Face's merges.txt) and
+ * optionally a vocab.json object {token: id} (NULL: the vocabulary
+ * simple_tokenizer derives from the merges). */
+int model_clip_bpe_load(const char *merges, size_t len, const json_t *vocab,
+                        struct model_clip_bpe **out, char *err, size_t errlen);
+void model_clip_bpe_free(struct model_clip_bpe *t); /* accepts NULL */
+size_t model_clip_bpe_vocab_size(const struct model_clip_bpe *t); /* largest id + 1 */
+/* The token ids of text without the specials (*ids malloc'd, *n set). */
+int model_clip_bpe_encode(const struct model_clip_bpe *t, const char *text, int **ids, size_t *n,
+                          char *err, size_t errlen);
+/* clip.tokenize: <|startoftext|> ids <|endoftext|>, zero-padded to 77;
+ * longer: ERR_INVALID, or with truncate cut with <|endoftext|> last. */
+int model_clip_bpe_tokenize(const struct model_clip_bpe *t, const char *text, bool truncate,
+                            int32_t out[MODEL_CLIP_CONTEXT], char *err, size_t errlen);
 
 /* ---- inference: the provider the workflow engine calls ---------------------- */
 

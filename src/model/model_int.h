@@ -100,6 +100,7 @@ struct model {
     json_t *info;               /* model_describe() source */
     struct model__ocr *ocr;     /* OCR models: the two sessions and the dictionary */
     struct model__sam *sam;     /* SAM2 models: encoder and decoder sessions */
+    struct model__clip *clip;   /* CLIP models: the two encoders and the tokenizer */
 };
 
 struct buf;
@@ -142,6 +143,17 @@ int model__sam_open(struct model *m, const struct model__files *fs, uint64_t max
 void model__sam_free(struct model *m);
 int model__sam_infer(struct model *m, const json_t *params, const struct vis_image *img, json_t **out, char *err,
                      size_t errlen);
+/* clip.c: open the CLIP parts of m (its ort acquired) from the folder dir:
+ * visual.onnx, textual.onnx, merges.txt and optionally vocab.json, or the
+ * names model.json gives under "visual", "textual", "merges", "vocab" (or,
+ * when fs is not NULL, from those files of a bundle under their usual names);
+ * trial runs check the shapes (one (N, D) output each, the same D) and
+ * finite outputs.  Sets m->task.  ERR_INVALID etc. with a message naming
+ * the part at fault. */
+int model__clip_open(struct model *m, const char *dir, const struct model__files *fs,
+                     const json_t *meta, uint64_t max_bytes, int threads, bool spinning,
+                     const char *machine_type, char *err, size_t errlen);
+void model__clip_free(struct model *m);
 
 /* ort.c */
 int model__session_open(struct model__ort *ort, const void *data, size_t len, int threads,

@@ -73,7 +73,7 @@ static const char *const builtin_aliases[][2] = {
 static const char *task_names[] = {NULL, "object-detection", "instance-segmentation",
                                    "classification", "multi-label-classification",
                                    "keypoint-detection", "semantic-segmentation", "ocr",
-                                   "segment-anything"};
+                                   "segment-anything", "embedding"};
 
 const char *model_task_name(enum model_task t)
 {
@@ -251,6 +251,8 @@ void model__free(struct model *m)
         model__ocr_free(m);
     if (m->sam)
         model__sam_free(m);
+    if (m->clip)
+        model__clip_free(m);
     model__ort_release(m->ort);
     for (size_t i = 0; i < m->n_classes; i++)
         free(m->classes[i]);
@@ -756,6 +758,13 @@ static int model_build(struct model_registry *reg, const struct spec *sp, struct
             rc = ERR_INVALID;
             goto out;
         }
+        if (m->task == MODEL_TASK_EMBEDDING) {
+            snprintf(err, errlen, "model '%s': a CLIP model is a folder of visual.onnx, "
+                     "textual.onnx and merges.txt (docs/MODELS.md \"CLIP\"), not one "
+                     "weights.onnx", sp->id);
+            rc = ERR_INVALID;
+            goto out;
+        }
         if (m->task == MODEL_TASK_SAM) {
             snprintf(err, errlen, "model '%s': a SAM2 model is encoder.onnx and decoder.onnx "
                      "(docs/MODELS.md \"SAM2\"), not one weights.onnx", sp->id);
@@ -1253,6 +1262,26 @@ static bool is_sam_folder(const char *src)
     return yes;
 }
 
+/* A folder holding a CLIP model: visual.onnx, or model.json naming family
+ * "clip". */
+static bool is_clip_folder(const char *src)
+{
+    char *p = xasprintf("%s/visual.onnx", src);
+    struct stat st;
+    bool yes = stat(p, &st) == 0;
+    free(p);
+    if (!yes) {
+        json_t *mj = NULL;
+        char e[256];
+        if (read_json_file(src, "model.json", &mj, e, sizeof e) == 0 && mj) {
+            const char *f = json_string_value(json_object_get(mj, "family"));
+            yes = f && !strcmp(f, "clip");
+        }
+        json_decref(mj);
+    }
+    return yes;
+}
+
 /* Register the OCR model of folder src (ocr.c checks its parts). */
 static int register_ocr_folder(struct model_registry *reg, const char *id, const char *src,
                                bool copy, char *err, size_t errlen)
@@ -1348,21 +1377,24 @@ static const char *bundle_family(const struct model__files *fs, const json_t *me
 {
     const char *f = json_string_value(json_object_get(meta, "family"));
     if (f) {
-        if (!strcmp(f, "ocr") || !strcmp(f, "sam"))
+        if (!strcmp(f, "ocr") || !strcmp(f, "sam") || !strcmp(f, "clip"))
             return f;
-        snprintf(err, errlen, "metadata 'family' is '%.64s'; the multi-file families are: ocr, sam", f);
+        snprintf(err, errlen, "metadata 'family' is '%.64s'; the multi-file families are: ocr, sam, clip", f);
         return NULL;
     }
     if (model__files_get(fs, "det.onnx"))
         return "ocr";
     if (model__files_get(fs, "encoder.onnx") && model__files_get(fs, "decoder.onnx"))
         return "sam";
+    if (model__files_get(fs, "visual.onnx") && model__files_get(fs, "textual.onnx"))
+        return "clip";
     struct buf b = BUF_INIT;
     for (size_t i = 0; i < fs->n; i++)
         buf_printf(&b, "%s%s", i ? ", " : "", fs->f[i].name);
     snprintf(err, errlen, "the files %s make no multi-file model vbatch knows: OCR is det.onnx, rec.onnx "
              "and dict.txt (or metadata \"family\": \"ocr\" with \"detector\", \"recognizer\", "
-             "\"dictionary\" naming them); SAM2 is encoder.onnx and decoder.onnx; a single-file model is one "
+             "\"dictionary\" naming them); SAM2 is encoder.onnx and decoder.onnx; CLIP is visual.onnx, "
+             "textual.onnx and merges.txt (+ vocab.json); a single-file model is one "
              "ONNX file", b.data ? b.data : "");
     buf_release(&b);
     return NULL;
@@ -1420,6 +1452,24 @@ static int prepare_bundle(struct model_registry *reg, const char *id, const void
         m = NULL;
         goto out;
     }
+    if (!strcmp(family, "clip")) {
+        if ((rc = model__clip_open(m, NULL, &fs, meta, reg->opts.max_model_bytes,
+                                   reg->opts.intra_op_threads, reg->opts.intra_op_spinning,
+                                   reg->opts.machine_type, err, errlen)) < 0)
+            goto out;
+        json_t *cf = json_array();
+        for (size_t i = 0; i < fs.n; i++)
+            json_array_append_new(cf, json_string(fs.f[i].name));
+        m->info = json_pack("{s:s,s:s,s:s,s:I,s:o}", "model_id", id, "task", "embedding",
+                            "architecture", "clip", "embedding_size",
+                            (json_int_t)model_clip_dim(m), "files", cf);
+        json_t *cal = json_object_get(meta, "aliases");
+        if (json_is_array(cal))
+            json_object_set(m->info, "aliases", cal);
+        *out = m;
+        m = NULL;
+        goto out;
+    }
     if ((rc = model__ocr_open(m, NULL, &fs, meta, reg->opts.max_model_bytes, reg->opts.intra_op_threads,
                               reg->opts.intra_op_spinning, reg->opts.machine_type, err, errlen)) < 0)
         goto out; /* "OCR model 'id': ..." */
@@ -1447,9 +1497,13 @@ static int bundle_read_dir(const char *dir, uint64_t max_bytes, char **out, size
                                                {"recognizer", "rec.onnx"},
                                                {"dictionary", "dict.txt"}};
     static const char *const sam_parts[][2] = {{"encoder", "encoder.onnx"}, {"decoder", "decoder.onnx"}};
-    bool sam = is_sam_folder(dir);
-    const char *const(*parts)[2] = sam ? sam_parts : ocr_parts;
-    size_t n_parts = sam ? ARRAY_LEN(sam_parts) : ARRAY_LEN(ocr_parts);
+    static const char *const clip_parts[][2] = {{"visual", "visual.onnx"},
+                                                {"textual", "textual.onnx"},
+                                                {"merges", "merges.txt"},
+                                                {"vocab", "vocab.json"}};
+    bool sam = is_sam_folder(dir), clip = !sam && is_clip_folder(dir);
+    const char *const(*parts)[2] = sam ? sam_parts : clip ? clip_parts : ocr_parts;
+    size_t n_parts = sam ? ARRAY_LEN(sam_parts) : clip ? ARRAY_LEN(clip_parts) : ARRAY_LEN(ocr_parts);
     struct buf b = BUF_INIT;
     json_t *mj = NULL;
     uint64_t total = 0;
@@ -1465,6 +1519,12 @@ static int bundle_read_dir(const char *dir, uint64_t max_bytes, char **out, size
             nm = parts[i][1];
         char *p = xasprintf("%s/%s", dir, nm), *data = NULL;
         size_t n = 0;
+        struct stat st;
+        if (clip && !strcmp(parts[i][0], "vocab") && stat(p, &st) != 0) {
+            free(p); /* optional: the vocabulary derived from the merges */
+            json_object_del(mj, parts[i][0]);
+            continue;
+        }
         rc = file_read_all(p, (size_t)(max_bytes - total), &data, &n);
         if (rc < 0) {
             snprintf(err, errlen, "cannot read '%s': %s", p, rc == ERR_LIMIT ? "files too large" : err_str(rc));
@@ -1479,7 +1539,7 @@ static int bundle_read_dir(const char *dir, uint64_t max_bytes, char **out, size
     }
     model__bundle_finish(&b);
     json_object_del(mj, "model_id");
-    json_object_set_new(mj, "family", json_string(sam ? "sam" : "ocr"));
+    json_object_set_new(mj, "family", json_string(sam ? "sam" : clip ? "clip" : "ocr"));
     *out = buf_detach(&b, len);
     *meta = mj;
     mj = NULL;
@@ -1490,10 +1550,10 @@ out:
     return rc;
 }
 
-/* Register the SAM2 model of folder src, through a bundle of its files
+/* Register the SAM2 or CLIP model of folder src, through a bundle of its files
  * (not copied into a models_dir: the folder is where it lives). */
-static int register_sam_folder(struct model_registry *reg, const char *id, const char *src, char *err,
-                               size_t errlen)
+static int register_bundle_folder(struct model_registry *reg, const char *id, const char *src,
+                               const char *label, char *err, size_t errlen)
 {
     char *bytes = NULL;
     size_t len = 0;
@@ -1504,7 +1564,7 @@ static int register_sam_folder(struct model_registry *reg, const char *id, const
         m->dir = xstrdup(src);
         model_registry_add(reg, m, NULL, NULL);
         model_unref(m);
-        log_info("model", "registered SAM2 model '%s' from %s", id, src);
+        log_info("model", "registered %s model '%s' from %s", label, id, src);
     }
     free(bytes);
     json_decref(meta);
@@ -1517,7 +1577,9 @@ static int register_folder(struct model_registry *reg, const char *id, const cha
     if (model_id_valid(id) && is_ocr_folder(src))
         return register_ocr_folder(reg, id, src, copy, err, errlen);
     if (model_id_valid(id) && is_sam_folder(src))
-        return register_sam_folder(reg, id, src, err, errlen);
+        return register_bundle_folder(reg, id, src, "SAM2", err, errlen);
+    if (model_id_valid(id) && is_clip_folder(src))
+        return register_bundle_folder(reg, id, src, "CLIP", err, errlen);
     struct spec sp = {.id = id, .dir = src};
     char *wpath = NULL, *onnx = NULL, *txt = NULL, *dest = NULL, *tpath = NULL;
     size_t len = 0;
@@ -1623,7 +1685,7 @@ int model_artefacts_read_dir(const char *dir, uint64_t max_bytes, char **onnx, s
 
     *onnx = NULL;
     *meta = NULL;
-    if (is_ocr_folder(dir) || is_sam_folder(dir)) {
+    if (is_ocr_folder(dir) || is_sam_folder(dir) || is_clip_folder(dir)) {
         free(wpath);
         return bundle_read_dir(dir, max_bytes ? max_bytes : 1ull << 30, onnx, len, meta, err, errlen);
     }
@@ -1723,7 +1785,8 @@ int model_registry_load_dir(struct model_registry *reg, const char *dir, int *n_
         char *sub = xasprintf("%s/%s", dir, names[i]);
         char *w = xasprintf("%s/weights.onnx", sub);
         struct stat st;
-        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || is_ocr_folder(sub) || is_sam_folder(sub)) {
+        if ((stat(w, &st) == 0 && S_ISREG(st.st_mode)) || is_ocr_folder(sub) || is_sam_folder(sub) ||
+            is_clip_folder(sub)) {
             json_t *mj = NULL;
             char e2[512];
             char *id = NULL;

@@ -260,9 +260,9 @@ int model_prepare(struct model *m, struct vis_image *img)
     struct model__prepared *e;
     int rc;
 
-    if (m->ocr || m->sam)
+    if (m->ocr || m->sam || m->clip)
         return 0; /* OCR pre-processing depends on the detected boxes: done in model_ocr_run;
-                     SAM2's in model_sam_run */
+                     SAM2's in model_sam_run; CLIP's in model_clip_embed_image */
     if (img->aux && img->aux_free != prepared_free)
         return ERR_EXISTS;
     if (prepared_find(m, img))
@@ -308,6 +308,11 @@ int model_run(struct model *m, const struct vis_image *const *images, size_t n,
     }
     if (m->sam) {
         snprintf(err, errlen, "model '%s' is a SAM2 model: it runs through model_sam_run", m->id);
+        return ERR_INVALID;
+    }
+    if (m->clip) {
+        snprintf(err, errlen, "model '%s' is a CLIP model: it runs through "
+                 "model_clip_embed_image / model_clip_embed_texts", m->id);
         return ERR_INVALID;
     }
     int rc = 0;
@@ -598,6 +603,68 @@ json_t *model_result_to_json(const struct model *m, const struct model_result *r
     return o;
 }
 
+static json_t *emb_json(const float *e, size_t dim)
+{
+    json_t *a = json_array();
+    for (size_t k = 0; k < dim; k++)
+        json_array_append_new(a, json_real((double)e[k]));
+    return a;
+}
+
+/* CLIP: {"embeddings": [[...]]} per image (Roboflow's ClipEmbeddingResponse),
+ * or with params "texts" one response holding every text's embedding. */
+static int clip_infer(struct model *m, const json_t *params, const struct vis_image *const *images,
+                      size_t n, json_t **out, char *err, size_t errlen)
+{
+    size_t dim = model_clip_dim(m);
+    const json_t *texts = json_object_get(params, "texts");
+    float *e = NULL;
+    int rc;
+    int64_t t0 = time_mono_ns();
+    if (texts) {
+        size_t nt = json_array_size(texts);
+        if (!json_is_array(texts) || nt > MODEL_CLIP_MAX_TEXTS) {
+            snprintf(err, errlen, "'texts' must be a list of at most %d strings",
+                     MODEL_CLIP_MAX_TEXTS);
+            return ERR_INVALID;
+        }
+        const char **tv = xcalloc(nt + 1, sizeof *tv);
+        for (size_t i = 0; i < nt; i++) {
+            tv[i] = json_string_value(json_array_get(texts, i));
+            if (!tv[i]) {
+                snprintf(err, errlen, "'texts' item %zu is not a string", i);
+                free(tv);
+                return ERR_INVALID;
+            }
+        }
+        rc = model_clip_embed_texts(m, tv, nt, &e, err, errlen);
+        free(tv);
+        if (rc < 0)
+            return rc;
+        json_t *embs = json_array();
+        for (size_t i = 0; i < nt; i++)
+            json_array_append_new(embs, emb_json(e + i * dim, dim));
+        free(e);
+        out[0] = json_pack("{s:o}", "embeddings", embs);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            if ((rc = model_clip_embed_image(m, images[i], &e, err, errlen)) < 0) {
+                for (size_t k = 0; k < i; k++) {
+                    json_decref(out[k]);
+                    out[k] = NULL;
+                }
+                return rc;
+            }
+            json_t *embs = json_array();
+            json_array_append_new(embs, emb_json(e, dim));
+            free(e);
+            out[i] = json_pack("{s:o}", "embeddings", embs);
+        }
+    }
+    metric_observe(METRIC_MODEL_INFER, (double)(time_mono_ns() - t0) / 1e9, m->id, NULL, NULL);
+    return 0;
+}
+
 int model_registry_infer(struct model_registry *reg, const char *workspace, const char *id, const char *task,
                          const json_t *params, const struct vis_image *const *images, size_t n,
                          json_t **out, char *err, size_t errlen)
@@ -626,6 +693,10 @@ int model_registry_infer(struct model_registry *reg, const char *workspace, cons
     }
     if ((rc = model_params_from_json(&p, params, err, errlen)) < 0)
         goto out;
+    if (m->task == MODEL_TASK_EMBEDDING) {
+        rc = clip_infer(m, params, images, n, out, err, errlen);
+        goto out;
+    }
     if (m->task == MODEL_TASK_OCR) {
         int64_t t1 = time_mono_ns();
         for (size_t i = 0; i < n; i++) {

@@ -185,7 +185,7 @@ static const char *kind_name(unsigned k)
         {WF_K_INT, "integer"}, {WF_K_FLOAT, "float"}, {WF_K_BOOL, "boolean"},
         {WF_K_LIST, "list_of_values"}, {WF_K_DICT, "dictionary"},
         {WF_K_VIDEO_META, "video_metadata"}, {WF_K_ZONE, "zone"}, {WF_K_COLOR, "rgb_color"},
-        {WF_K_BYTES, "bytes"},
+        {WF_K_BYTES, "bytes"}, {WF_K_EMBEDDING, "embedding"},
     };
     for (size_t i = 0; i < ARRAY_LEN(names); i++)
         if (k & names[i].bit)
@@ -207,7 +207,7 @@ static unsigned kind_from_name(const char *s)
         {"integer", WF_K_INT}, {"float", WF_K_FLOAT}, {"float_zero_to_one", WF_K_FLOAT},
         {"boolean", WF_K_BOOL}, {"list_of_values", WF_K_LIST}, {"dictionary", WF_K_DICT},
         {"video_metadata", WF_K_VIDEO_META}, {"zone", WF_K_ZONE}, {"rgb_color", WF_K_COLOR},
-        {"bytes", WF_K_BYTES},
+        {"bytes", WF_K_BYTES}, {"embedding", WF_K_EMBEDDING},
     };
     for (size_t i = 0; i < ARRAY_LEN(map); i++)
         if (!strcmp(map[i].name, s))
@@ -954,6 +954,16 @@ int wf_compile(const json_t *def, struct wf_workflow **out, char *err, size_t er
         if (!(v[0] == '1' && (v[1] == 0 || v[1] == '.'))) {
             ERRF("definition: field 'version': '%s' is not supported (engine 1.x)", v);
             rc = ERR_UNSUPPORTED;
+            goto out;
+        }
+    }
+    {
+        json_t *inlined = NULL;
+        if ((rc = wf__inline_inner(def, &inlined, err, errlen)) < 0)
+            goto out;
+        if (inlined) { /* inner_workflow steps expanded: compile that instead */
+            rc = wf_compile(inlined, out, err, errlen);
+            json_decref(inlined);
             goto out;
         }
     }

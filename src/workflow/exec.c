@@ -94,7 +94,7 @@ void wf_state_free(struct wf_state *st)
     free(st);
 }
 
-void **wf_call_state(struct wf_call *c, const char *key, void (*free_fn)(void *))
+static void **state_slot(struct wf_call *c, char *k /* owned */, void (*free_fn)(void *))
 {
     struct run *r = c->run;
     if (!r->state) {
@@ -102,7 +102,6 @@ void **wf_call_state(struct wf_call *c, const char *key, void (*free_fn)(void *)
         r->own_state = true;
     }
     struct wf_state *st = r->state;
-    char *k = xasprintf("%s\x1f%s", c->st->name, key ? key : "");
     for (size_t i = 0; i < st->n; i++)
         if (!strcmp(st->e[i].key, k)) {
             free(k);
@@ -118,6 +117,17 @@ void **wf_call_state(struct wf_call *c, const char *key, void (*free_fn)(void *)
     }
     st->e[st->n] = (struct state_entry){k, NULL, free_fn};
     return &st->e[st->n++].p;
+}
+
+void **wf_call_state(struct wf_call *c, const char *key, void (*free_fn)(void *))
+{
+    return state_slot(c, xasprintf("%s\x1f%s", c->st->name, key ? key : ""), free_fn);
+}
+
+void **wf__call_shared_state(struct wf_call *c, const char *key, void (*free_fn)(void *))
+{
+    /* step names are never empty, so "\x1f\x1f..." is no step's key */
+    return state_slot(c, xasprintf("\x1f\x1f%s", key ? key : ""), free_fn);
 }
 
 /* ---- the block-facing call API -------------------------------------------------------- */

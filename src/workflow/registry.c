@@ -21,6 +21,9 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_time,          wf_blocks_video_analytics, wf_blocks_video_viz,
     wf_blocks_motion,        wf_blocks_zone,          wf_blocks_ocr,
     wf_blocks_sinks,         wf_blocks_codes,         wf_blocks_sam,
+    wf_blocks_memory,        wf_blocks_vlm,          wf_blocks_overlap,
+    wf_blocks_inline,        wf_blocks_ocsort,
+    wf_blocks_clip,
 };
 
 struct defaults {
@@ -249,10 +252,6 @@ static const struct refusal refused[] = {
     {"roboflow_core/anthropic_claude@v3", WF_BLOCK_CLOUD_ONLY, "the Anthropic API"},
     {"roboflow_core/asset_library_attributes@v1", WF_BLOCK_CLOUD_ONLY,
      "the Roboflow asset library"},
-    {"roboflow_core/clip@v1", WF_BLOCK_NEEDS_MODEL, "CLIP"},
-    {"roboflow_core/clip_comparison@v1", WF_BLOCK_NEEDS_MODEL, "CLIP"},
-    {"ClipComparison", WF_BLOCK_NEEDS_MODEL, "CLIP"},
-    {"roboflow_core/clip_comparison@v2", WF_BLOCK_NEEDS_MODEL, "CLIP"},
     {"roboflow_core/cog_vlm@v1", WF_BLOCK_NEEDS_MODEL, "CogVLM"},
     {"CogVLM", WF_BLOCK_NEEDS_MODEL, "CogVLM"},
     {"roboflow_core/cosmos3_edge@v1", WF_BLOCK_NEEDS_MODEL, "Cosmos"},

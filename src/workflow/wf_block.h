@@ -70,6 +70,7 @@ enum {
     WF_K_ZONE = 1u << 12,          /* zone / point lists */
     WF_K_COLOR = 1u << 13,         /* rgb_color */
     WF_K_BYTES = 1u << 14,         /* bytes */
+    WF_K_EMBEDDING = 1u << 15,     /* embedding (a list of floats: CLIP) */
 };
 #define WF_K_DETS (WF_K_OD | WF_K_IS | WF_K_KP) /* any detections */
 #define WF_K_NUMBER (WF_K_INT | WF_K_FLOAT)

@@ -30,8 +30,22 @@ extern const struct wf_block *const wf_blocks_motion[];          /* blocks/motio
 extern const struct wf_block *const wf_blocks_zone[];            /* blocks/zone.c */
 extern const struct wf_block *const wf_blocks_ocr[];             /* blocks/ocr.c */
 extern const struct wf_block *const wf_blocks_sam[];             /* blocks/sam.c */
+extern const struct wf_block *const wf_blocks_clip[];            /* blocks/clip.c */
 extern const struct wf_block *const wf_blocks_sinks[];           /* blocks/sinks.c */
 extern const struct wf_block *const wf_blocks_codes[];           /* blocks/codes.c */
+extern const struct wf_block *const wf_blocks_vlm[];             /* blocks/vlm.c */
+extern const struct wf_block *const wf_blocks_memory[];          /* blocks/memory.c */
+extern const struct wf_block *const wf_blocks_overlap[];         /* blocks/overlap.c */
+extern const struct wf_block *const wf_blocks_inline[];          /* inline.c (inner_workflow) */
+extern const struct wf_block *const wf_blocks_ocsort[];          /* blocks/ocsort.c */
+/* inline.c: when def has inner_workflow steps, *out = a new definition with
+ * every one expanded into ordinary steps and 1 is returned; 0 (and *out
+ * NULL) when there is none; <0 with a message on a malformed or too deep
+ * nesting. */
+int wf__inline_inner(const json_t *def, json_t **out, char *err, size_t errlen);
+/* A state slot shared by every step of the run's state (wf_call_state is
+ * per step): cache_get / cache_set keep their namespaces there. */
+void **wf__call_shared_state(struct wf_call *c, const char *key, void (*free_fn)(void *));
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

@@ -199,8 +199,11 @@ TEST(stitch_empty_and_unsupported)
     struct wf_image_input ii = {"image", imgs, 1, false, NULL};
     struct wf_run_inputs in = {&ii, 1, NULL};
     json_t *res = NULL;
-    ASSERT(wf_run(wf, &ocr_env, &in, &res, err, sizeof err) < 0);
-    ASSERT(strstr(err, "stitching_algorithm 'otsu' is not implemented"));
+    /* otsu runs: every gap is 10 / 55 (equal gaps: not bimodal), so each
+     * line is one word (adaptive_word_grouping of v2.py) */
+    ASSERT_OK(wf_run(wf, &ocr_env, &in, &res, err, sizeof err));
+    ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(res, 0), "t")), "Helloworld\nsecondline");
+    json_decref(res);
     wf_free(wf);
     /* tolerance must be > 0: refused when the workflow compiles */
     snprintf(text, sizeof text,
@@ -224,6 +227,65 @@ TEST(stitch_empty_and_unsupported)
     ASSERT_EQ(g_calls, calls);
     wf_free(wf);
     vis_image_free(im);
+}
+
+#define V2OTSU "\"type\":\"roboflow_core/stitch_ocr_detections@v2\",\"stitching_algorithm\":\"otsu\","
+#define V2COLL "\"type\":\"roboflow_core/stitch_ocr_detections@v2\",\"stitching_algorithm\":\"collimate\","
+
+TEST(stitch_v2_otsu_words)
+{
+    /* v2.py adaptive_word_grouping by hand: widths 10, normalised gaps
+     * 0.1, 1.9, 0.1, 0.1 on line 1 (line 2: 0.1).  find_otsu_threshold:
+     * 5 gaps, 5 bins over 0.1..1.9 (step 0.36), the first centre 0.28
+     * splits {0.1 x4} / {1.9}: variance 4 * 1 * 1.8^2, no later centre
+     * beats it; above-mean 1.9 > 0.3 and separation 1.8 > 0.3: bimodal.
+     * 1.9 > 0.28 breaks "HI" / "YOU"; the 0.1 gaps do not. */
+    static const struct word w[] = {
+        {"Y", 40, 0, 50, 20}, {"H", 0, 0, 10, 20},   {"I", 11, 1, 21, 21}, {"O", 51, 0, 61, 20},
+        {"U", 62, 0, 72, 20}, {"B", 11, 40, 21, 60}, {"A", 0, 40, 10, 60},
+    };
+    g_words = w, g_nwords = 7;
+    expect_text("roboflow_core/pp_ocr@v1", V2OTSU "\"reading_direction\":\"left_to_right\"", "HI YOU\nAB");
+    /* a delimiter joins characters and separates words */
+    expect_text("roboflow_core/pp_ocr@v1", V2OTSU "\"reading_direction\":\"left_to_right\",\"delimiter\":\"_\"",
+                "H_I_Y_O_U\nA_B");
+    /* a multiplier of 20 puts the threshold (5.6) above every gap */
+    expect_text("roboflow_core/pp_ocr@v1",
+                V2OTSU "\"reading_direction\":\"left_to_right\",\"otsu_threshold_multiplier\":20", "HIYOU\nAB");
+    /* right to left: each line reversed, the gaps measured backwards */
+    expect_text("roboflow_core/pp_ocr@v1", V2OTSU "\"reading_direction\":\"right_to_left\"", "UOY IH\nBA");
+    /* one box: its text; no boxes: "" */
+    g_words = w, g_nwords = 1;
+    expect_text("roboflow_core/pp_ocr@v1", V2OTSU "\"reading_direction\":\"left_to_right\"", "Y");
+    g_words = NULL, g_nwords = 0;
+    expect_text("roboflow_core/pp_ocr@v1", V2OTSU "\"reading_direction\":\"left_to_right\"", "");
+}
+
+TEST(stitch_v2_collimate_follows_skewed_lines)
+{
+    /* v2.py collimate_word_grouping by hand: sorted by centre x
+     * (A, D, B, E, C: ties keep input order); line [A] takes B (|8 - 5| <
+     * 5 + 10) then C from parent B; D starts a line that takes E; lines by
+     * mean centre y (8, 46.5).  The tolerance algorithm splits A B from C
+     * instead (round(6 / 10) = 1). */
+    static const struct word w[] = {
+        {"A", 0, 0, 10, 10}, {"B", 12, 3, 22, 13}, {"C", 24, 6, 34, 16}, {"D", 0, 40, 10, 50}, {"E", 12, 43, 22, 53},
+    };
+    g_words = w, g_nwords = 5;
+    expect_text("roboflow_core/pp_ocr@v1", V2COLL "\"reading_direction\":\"left_to_right\"", "ABC\nDE");
+    expect_text("roboflow_core/pp_ocr@v1", V2COLL "\"reading_direction\":\"left_to_right\",\"delimiter\":\"-\"",
+                "A-B-C\nD-E");
+    expect_text("roboflow_core/pp_ocr@v1", V2 "\"reading_direction\":\"left_to_right\"", "AB\nC\nDE");
+    /* a tolerance of 0 and boxes 3 px apart in y with half-height 5: still aligned */
+    expect_text("roboflow_core/pp_ocr@v1",
+                V2COLL "\"reading_direction\":\"left_to_right\",\"collimate_tolerance\":0", "ABC\nDE");
+    /* vertical: x and y swap roles, columns joined by a space */
+    static const struct word v[] = {
+        {"a", 0, 0, 10, 10}, {"b", 1, 12, 11, 22}, {"c", 40, 0, 50, 10}, {"d", 41, 12, 51, 22},
+    };
+    g_words = v, g_nwords = 4;
+    expect_text("roboflow_core/pp_ocr@v1", V2COLL "\"reading_direction\":\"vertical_top_to_bottom\"", "ab cd");
+    expect_text("roboflow_core/pp_ocr@v1", V2COLL "\"reading_direction\":\"vertical_bottom_to_top\"", "dc ba");
 }
 
 TEST_MAIN()

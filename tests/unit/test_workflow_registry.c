@@ -88,9 +88,14 @@ TEST(model_blocks_are_refused_naming_the_model)
 {
     char err[512];
     const char *what = NULL;
-    ASSERT_EQ(compile_one("roboflow_core/clip_comparison@v2", err, sizeof err), ERR_UNSUPPORTED);
-    ASSERT_STR_EQ(err, "step 's': field 'type': block 'roboflow_core/clip_comparison@v2' needs a "
-                       "model not yet supported by this engine (CLIP) and is refused");
+    ASSERT_EQ(compile_one("roboflow_core/depth_estimation@v1", err, sizeof err), ERR_UNSUPPORTED);
+    ASSERT_STR_EQ(err, "step 's': field 'type': block 'roboflow_core/depth_estimation@v1' needs a "
+                       "model not yet supported by this engine (a depth-estimation model) and is "
+                       "refused");
+    /* the CLIP blocks run (blocks/clip.c) */
+    ASSERT_EQ(wf_block_status("roboflow_core/clip@v1", NULL), WF_BLOCK_RUNS);
+    ASSERT_EQ(wf_block_status("roboflow_core/clip_comparison@v2", NULL), WF_BLOCK_RUNS);
+    ASSERT_EQ(wf_block_status("ClipComparison", NULL), WF_BLOCK_RUNS);
     ASSERT_EQ(wf_block_status("YoloWorld", &what), WF_BLOCK_NEEDS_MODEL);
     ASSERT_STR_EQ(what, "YOLO-World");
     ASSERT_EQ(compile_one("roboflow_core/cog_vlm@v1", err, sizeof err), ERR_UNSUPPORTED);

@@ -16,9 +16,25 @@
  * points (pyzbar's rect: x_min, y_min, x_min + width, y_min + height),
  * confidence 1.0, class_id 0, class "barcode" / "qr_code", and the decoded
  * text in the extra data key "data".
+ *
+ * qr_code_generator v1 (core_steps/transformations/qr_code_generator)
+ * encodes `text` with libqrencode (Debian's libqrencode4; Roboflow uses the
+ * Python qrcode package): automatic version, mixed-mode segments, the
+ * error-correction level by Roboflow's names (the four long names,
+ * ERROR_CORRECT_L/M/Q/H, L/M/Q/H, case-insensitive; anything else is M),
+ * 10 pixels per module and `border` quiet modules, colours as
+ * str_to_color (hex, rgb(...), names) — a colour neither parses is a step
+ * error (Roboflow hands it to PIL, which knows the CSS names).  The image
+ * is a root image whose parent_id is "qr_code.<uuid>".  The two encoders
+ * may choose another mask or segment split for the same text, so the
+ * modules (and rarely the version) can differ from Roboflow's; the decoded
+ * text is the same.  Text at most QRGEN_MAX_TEXT bytes (a QR code holds at
+ * most 2,953), border 0..QRGEN_MAX_BORDER.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <qrencode.h>
 #include <zbar.h>
 
 #include "base/base.h"
@@ -129,6 +145,102 @@ static int qr_run(struct wf_call *c)
     return 0;
 }
 
+/* ---- qr_code_generator ------------------------------------------------------------ */
+
+#define QRGEN_MAX_TEXT 4096
+#define QRGEN_MAX_BORDER 100
+#define QRGEN_BOX 10
+
+static QRecLevel qr_level(const char *s)
+{
+    static const struct {
+        const char *name;
+        QRecLevel l;
+    } lv[] = {
+        {"LOW (~7% WORD RECOVERY / HIGHEST DATA CAPACITY)", QR_ECLEVEL_L},
+        {"MEDIUM (~15% WORD RECOVERY)", QR_ECLEVEL_M},
+        {"QUARTILE (~25% WORD RECOVERY)", QR_ECLEVEL_Q},
+        {"HIGH (~30% WORD RECOVERY / LOWEST DATA CAPACITY)", QR_ECLEVEL_H},
+        {"ERROR_CORRECT_L", QR_ECLEVEL_L}, {"ERROR_CORRECT_M", QR_ECLEVEL_M},
+        {"ERROR_CORRECT_Q", QR_ECLEVEL_Q}, {"ERROR_CORRECT_H", QR_ECLEVEL_H},
+        {"L", QR_ECLEVEL_L}, {"M", QR_ECLEVEL_M}, {"Q", QR_ECLEVEL_Q}, {"H", QR_ECLEVEL_H},
+    };
+    for (size_t k = 0; s && k < ARRAY_LEN(lv); k++)
+        if (!strcasecmp(lv[k].name, s))
+            return lv[k].l;
+    return QR_ECLEVEL_M;
+}
+
+static int qrgen_color(struct wf_call *c, size_t i, const char *field, uint8_t bgr[3])
+{
+    const json_t *v = wf_arg_json(c, i, field);
+    if (!json_is_string(v) || wf_color_parse(v, bgr) < 0)
+        return wf_call_fail(c, "field '%s': '%s' is not a colour (hex, rgb(r, g, b) or a name)", field,
+                            json_is_string(v) ? json_string_value(v) : "?");
+    return 0;
+}
+
+static int qrgen_run(struct wf_call *c)
+{
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        const char *text = wf_arg_str(c, i, "text");
+        int64_t border = wf_arg_int(c, i, "border", 4);
+        uint8_t fill[3], back[3];
+        if (!text)
+            return wf_call_fail(c, "field 'text': expected a string");
+        if (strlen(text) > QRGEN_MAX_TEXT)
+            return wf_call_fail(c, "field 'text': %zu bytes, a QR code holds at most 2953", strlen(text));
+        if (border < 0 || border > QRGEN_MAX_BORDER)
+            return wf_call_fail(c, "field 'border': must be between 0 and %d, got %lld", QRGEN_MAX_BORDER,
+                                (long long)border);
+        if (qrgen_color(c, i, "fill_color", fill) < 0 || qrgen_color(c, i, "back_color", back) < 0)
+            return ERR_INVALID;
+        QRecLevel level = qr_level(wf_arg_str(c, i, "error_correct"));
+        QRcode *qr = *text ? QRcode_encodeString(text, 0, level, QR_MODE_8, 1)
+                           : QRcode_encodeData(0, (const unsigned char *)"", 0, level);
+        if (!qr)
+            return wf_call_fail(c, "field 'text': cannot be encoded as a QR code (%zu bytes; too long for "
+                                "the error-correction level?)", strlen(text));
+        int side = (qr->width + 2 * (int)border) * QRGEN_BOX;
+        struct vis_image *px = vis_image_new(side, side, VIS_BGR);
+        if (!px) {
+            QRcode_free(qr);
+            return wf_call_fail(c, "out of memory");
+        }
+        for (int y = 0; y < side; y++) {
+            uint8_t *row = px->px + (size_t)y * (size_t)px->stride;
+            int my = y / QRGEN_BOX - (int)border;
+            for (int x = 0; x < side; x++) {
+                int mx = x / QRGEN_BOX - (int)border;
+                bool dark = my >= 0 && my < qr->width && mx >= 0 && mx < qr->width &&
+                            (qr->data[(size_t)my * (size_t)qr->width + (size_t)mx] & 1);
+                memcpy(row + (size_t)x * 3, dark ? fill : back, 3);
+            }
+        }
+        QRcode_free(qr);
+        char id[64], u[37];
+        uuid4(u);
+        snprintf(id, sizeof id, "qr_code.%s", u);
+        wf_out_set(c, i, "qr_code", wf_value_image(wf_image_new_root(px, id)));
+    }
+    return 0;
+}
+
+static const char *const qr_levels[] = {
+    "Low (~7% word recovery / highest data capacity)", "Medium (~15% word recovery)",
+    "Quartile (~25% word recovery)", "High (~30% word recovery / lowest data capacity)", NULL};
+static const struct wf_field qrgen_fields[] = {
+    {"text", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"error_correct", NULL, WF_FT_ENUM, "\"Medium (~15% word recovery)\"", 0, WF_F_NO_SELECTOR, qr_levels},
+    {"border", NULL, WF_FT_INT, "4", WF_K_INT, 0, NULL},
+    {"fill_color", NULL, WF_FT_STRING, "\"BLACK\"", WF_K_STRING, 0, NULL},
+    {"back_color", NULL, WF_FT_STRING, "\"WHITE\"", WF_K_STRING, 0, NULL},
+};
+static const struct wf_output qrgen_outs[] = {{"qr_code", WF_K_IMAGE}};
+static const struct wf_block qr_code_generator = {
+    (const char *const[]){"roboflow_core/qr_code_generator@v1", "QRCodeGenerator", NULL},
+    qrgen_fields, ARRAY_LEN(qrgen_fields), qrgen_outs, ARRAY_LEN(qrgen_outs), 0, 0, NULL, qrgen_run, NULL};
+
 static const struct wf_field code_fields[] = {
     {"images", "image", WF_FT_IMAGE, NULL, WF_K_IMAGE, WF_F_SELECTOR_ONLY, NULL},
 };
@@ -140,4 +252,5 @@ static const struct wf_block qr_code_detector = {
     (const char *const[]){"roboflow_core/qr_code_detector@v1", "QRCodeDetector", "QRCodeDetection", NULL},
     code_fields, ARRAY_LEN(code_fields), code_outs, ARRAY_LEN(code_outs), 0, 0, NULL, qr_run, NULL};
 
-const struct wf_block *const wf_blocks_codes[] = {&barcode_detector, &qr_code_detector, NULL};
+const struct wf_block *const wf_blocks_codes[] = {&barcode_detector, &qr_code_detector, &qr_code_generator,
+                                                   NULL};

@@ -24,9 +24,29 @@
  * right_to_left and vertical_bottom_to_top), a "\n" (horizontal) or " "
  * (vertical) element between lines, every element joined by delimiter.
  * "auto" picks left_to_right when the first batch element's mean box
- * width exceeds its mean height, else vertical_top_to_bottom.  v2's
- * "otsu" and "collimate" algorithms are not implemented: the step fails
- * saying so.
+ * width exceeds its mean height, else vertical_top_to_bottom.
+ *
+ * v2 "otsu" (adaptive_word_grouping): box centres and sizes (x/y swapped
+ * for vertical reading), lines by centre y within half the median height
+ * of a running line average, lines by mean y (reversed bottom-to-top),
+ * boxes by centre x (reversed right-to-left / bottom-to-top); gaps between
+ * neighbours normalised by their mean width; one global Otsu threshold over
+ * every gap (numpy histogram of min(50, n) bins, the bin centre maximising
+ * n_below · n_above · (mean_below − mean_above)², first best kept) times
+ * otsu_threshold_multiplier, and Roboflow's bimodality test (above-class
+ * mean > 0.3 and a mean separation > 0.3 or > 1.5 standard deviations):
+ * without it every line is one word; with it gaps above the threshold start
+ * a new word, words joined by " " (or the delimiter), characters by the
+ * delimiter.  v2 "collimate": boxes sorted by centre x (y for vertical;
+ * reversed right-to-left / bottom-to-top; stable), greedy chains — each
+ * line's last box takes, in order, every remaining box that follows it
+ * (aligned within half the larger height + collimate_tolerance, and not
+ * behind it) — a new line from the first remaining box when no line
+ * grew, lines by mean centre y (x for vertical, reversed bottom-to-top).
+ * Both join lines with "\n" (horizontal) or " " (vertical).  Centres and
+ * sizes are float32 as supervision's xyxy, the rest double: a value lying
+ * exactly on a threshold may fall on the other side than numpy's mixed
+ * float32 arithmetic puts it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -215,6 +235,266 @@ static char *stitch(const struct wf_dets *ds, const char *dir, long tol, const c
     return buf_detach(&out, NULL);
 }
 
+/* ---- v2 otsu / collimate ---- */
+
+struct cbox {
+    double x, y, w, h; /* centre and size, swapped for vertical reading */
+    size_t idx;
+    double key;
+};
+
+static int cmp_cbox_key(const void *a, const void *b)
+{
+    const struct cbox *p = a, *q = b;
+    if (p->key != q->key)
+        return p->key < q->key ? -1 : 1;
+    return p->idx < q->idx ? -1 : p->idx > q->idx;
+}
+
+static struct cbox *cboxes(const struct wf_dets *ds, bool vertical)
+{
+    struct cbox *b = xcalloc(ds->n, sizeof *b);
+    for (size_t i = 0; i < ds->n; i++) {
+        const struct wf_det *d = &ds->d[i];
+        float cx = (d->x1 + d->x2) / 2.0f, cy = (d->y1 + d->y2) / 2.0f;
+        float w = d->x2 - d->x1, h = d->y2 - d->y1;
+        b[i] = vertical ? (struct cbox){cy, cx, h, w, i, 0} : (struct cbox){cx, cy, w, h, i, 0};
+    }
+    return b;
+}
+
+static const char *cname(const struct wf_dets *ds, size_t i)
+{
+    return ds->d[i].class_name ? ds->d[i].class_name : "";
+}
+
+static double dmean(const double *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
+    return n ? s / (double)n : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double p = *(const double *)a, q = *(const double *)b;
+    return p < q ? -1 : p > q;
+}
+
+/* Roboflow's find_otsu_threshold. */
+static double otsu_threshold(const double *g, size_t n, bool *bimodal)
+{
+    *bimodal = false;
+    if (n < 2)
+        return 0.0;
+    double lo = g[0], hi = g[0];
+    for (size_t i = 1; i < n; i++)
+        lo = fmin(lo, g[i]), hi = fmax(hi, g[i]);
+    if (lo == hi) /* numpy.histogram widens an empty range by 0.5 each side */
+        lo -= 0.5, hi += 0.5;
+    size_t bins = n < 50 ? n : 50;
+    double step = (hi - lo) / (double)bins;
+    double best_t = 0, best_var = 0, best_below = 0, best_above = 0;
+    for (size_t k = 0; k < bins; k++) {
+        double e0 = (double)k * step + lo, e1 = k + 1 == bins ? hi : (double)(k + 1) * step + lo;
+        double t = (e0 + e1) / 2;
+        double sb = 0, sa = 0;
+        size_t nb = 0, na = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (g[i] <= t)
+                sb += g[i], nb++;
+            else
+                sa += g[i], na++;
+        }
+        if (!nb || !na)
+            continue;
+        double mb = sb / (double)nb, ma = sa / (double)na;
+        double var = (double)nb * (double)na * (mb - ma) * (mb - ma);
+        if (var > best_var)
+            best_var = var, best_t = t, best_below = mb, best_above = ma;
+    }
+    double mean = dmean(g, n), ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (g[i] - mean) * (g[i] - mean);
+    double sd = sqrt(ss / (double)n);
+    double sep = fabs(best_above - best_below);
+    double ratio = sd > 0 ? sep / sd : 0;
+    bool good_rel = ratio > 1.5 && sep > 0.3;
+    *bimodal = best_above > 0.3 && (sep > 0.3 || good_rel);
+    return best_t;
+}
+
+static char *stitch_otsu(const struct wf_dets *ds, const char *dir, const char *delim, double mult)
+{
+    size_t n = ds ? ds->n : 0;
+    if (!n)
+        return xstrdup("");
+    bool vertical = !strncmp(dir, "vertical", 8);
+    bool rev = !strcmp(dir, "right_to_left") || !strcmp(dir, "vertical_bottom_to_top");
+    struct cbox *b = cboxes(ds, vertical);
+    double *hs = xcalloc(n, sizeof *hs);
+    for (size_t i = 0; i < n; i++)
+        hs[i] = b[i].h;
+    qsort(hs, n, sizeof *hs, cmp_double);
+    double median = n % 2 ? hs[n / 2] : (hs[n / 2 - 1] + hs[n / 2]) / 2;
+    double line_tol = median * 0.5;
+    /* lines: boxes by centre y, a running mean per line */
+    for (size_t i = 0; i < n; i++)
+        b[i].key = b[i].y;
+    qsort(b, n, sizeof *b, cmp_cbox_key);
+    size_t *line_of = xcalloc(n, sizeof *line_of), nl = 0;
+    double *line_y = xcalloc(n, sizeof *line_y), cur_sum = 0;
+    size_t cur_n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i && fabs(b[i].y - cur_sum / (double)cur_n) <= line_tol) {
+            cur_sum += b[i].y, cur_n++;
+        } else {
+            if (i)
+                line_y[nl++] = cur_sum / (double)cur_n;
+            cur_sum = b[i].y, cur_n = 1;
+        }
+        line_of[i] = nl;
+    }
+    line_y[nl++] = cur_sum / (double)cur_n;
+    /* order: line by mean y (reversed bottom-to-top), then centre x (reversed) */
+    struct cbox *lines = xcalloc(nl, sizeof *lines);
+    for (size_t l = 0; l < nl; l++)
+        lines[l] = (struct cbox){0, 0, 0, 0, l, line_y[l]};
+    qsort(lines, nl, sizeof *lines, cmp_cbox_key);
+    size_t *order = xcalloc(n, sizeof *order), *starts = xcalloc(nl + 1, sizeof *starts), m = 0;
+    double *gaps = xcalloc(n, sizeof *gaps);
+    size_t ng = 0;
+    struct cbox *tmp = xcalloc(n, sizeof *tmp);
+    for (size_t li = 0; li < nl; li++) {
+        size_t l = lines[!strcmp(dir, "vertical_bottom_to_top") ? nl - 1 - li : li].idx, k = 0;
+        for (size_t i = 0; i < n; i++)
+            if (line_of[i] == l) {
+                tmp[k] = b[i];
+                tmp[k].key = b[i].x;
+                tmp[k].idx = i; /* position in b */
+                k++;
+            }
+        qsort(tmp, k, sizeof *tmp, cmp_cbox_key);
+        starts[li] = m;
+        for (size_t j = 0; j < k; j++)
+            order[m + j] = tmp[rev ? k - 1 - j : j].idx;
+        for (size_t j = 1; k > 1 && j < k; j++) {
+            const struct cbox *p = &b[order[m + j - 1]], *q = &b[order[m + j]];
+            double raw = rev ? p->x - q->x - (p->w + q->w) / 2 : q->x - p->x - (p->w + q->w) / 2;
+            double scale = (p->w + q->w) / 2;
+            gaps[ng++] = scale > 0 ? raw / scale : 0.0;
+        }
+        m += k;
+    }
+    starts[nl] = n;
+    bool bimodal;
+    double thr = otsu_threshold(gaps, ng, &bimodal) * mult;
+    struct buf out = BUF_INIT;
+    const char *wsep = *delim ? delim : " ";
+    const char *lsep = vertical ? " " : "\n";
+    size_t gi = 0;
+    for (size_t li = 0; li < nl; li++) {
+        if (li)
+            buf_puts(&out, lsep);
+        for (size_t j = starts[li]; j < starts[li + 1]; j++) {
+            if (j > starts[li]) {
+                bool brk = bimodal && gaps[gi] > thr;
+                gi++;
+                buf_puts(&out, brk ? wsep : delim);
+            }
+            buf_puts(&out, cname(ds, b[order[j]].idx));
+        }
+    }
+    free(tmp), free(gaps), free(order), free(starts), free(lines), free(line_y), free(line_of), free(hs), free(b);
+    return buf_detach(&out, NULL);
+}
+
+static bool coll_follows(const struct cbox *p, const struct cbox *c, bool rev, double tol)
+{
+    double ht = fmax(p->h, c->h) / 2;
+    bool aligned = fabs(p->y - c->y) < ht + tol;
+    return aligned && (rev ? p->x >= c->x : p->x <= c->x);
+}
+
+static char *stitch_collimate(const struct wf_dets *ds, const char *dir, const char *delim, double tol)
+{
+    size_t n = ds ? ds->n : 0;
+    if (!n)
+        return xstrdup("");
+    bool vertical = !strncmp(dir, "vertical", 8);
+    bool rev = !strcmp(dir, "right_to_left") || !strcmp(dir, "vertical_bottom_to_top");
+    struct cbox *b = cboxes(ds, vertical);
+    for (size_t i = 0; i < n; i++)
+        b[i].key = rev ? -b[i].x : b[i].x; /* sorted(reverse=True) keeps ties in order */
+    qsort(b, n, sizeof *b, cmp_cbox_key);
+    /* remaining: indices into b in order; lines: chains of indices */
+    size_t *rem = xcalloc(n, sizeof *rem), nrem = 0;
+    size_t *line_id = xcalloc(n, sizeof *line_id), *pos = xcalloc(n, sizeof *pos);
+    size_t *last = xcalloc(n, sizeof *last), *len = xcalloc(n, sizeof *len), nl = 0;
+    for (size_t i = 1; i < n; i++)
+        rem[nrem++] = i;
+    line_id[0] = 0, pos[0] = 0, last[0] = 0, len[0] = 1, nl = 1;
+    while (nrem) {
+        bool found = false;
+        for (size_t l = 0; l < nl; l++) {
+            /* iterate a snapshot of remaining; the parent moves along */
+            size_t snap_n = nrem;
+            size_t *snap = xcalloc(snap_n, sizeof *snap);
+            memcpy(snap, rem, snap_n * sizeof *snap);
+            for (size_t k = 0; k < snap_n; k++) {
+                size_t d = snap[k];
+                if (coll_follows(&b[last[l]], &b[d], rev, tol)) {
+                    found = true;
+                    line_id[d] = l, pos[d] = len[l]++, last[l] = d;
+                    size_t r = 0;
+                    while (rem[r] != d)
+                        r++;
+                    memmove(rem + r, rem + r + 1, (nrem - r - 1) * sizeof *rem);
+                    nrem--;
+                }
+            }
+            free(snap);
+        }
+        if (!found && nrem) {
+            size_t d = rem[0];
+            memmove(rem, rem + 1, (nrem - 1) * sizeof *rem);
+            nrem--;
+            line_id[d] = nl, pos[d] = 0, last[nl] = d, len[nl] = 1, nl++;
+        }
+    }
+    /* lines by the mean secondary coordinate (stable; reversed for bottom-to-top) */
+    double *sum = xcalloc(nl, sizeof *sum);
+    for (size_t i = 0; i < n; i++)
+        sum[line_id[i]] += b[i].y;
+    struct cbox *lines = xcalloc(nl, sizeof *lines);
+    bool rev_lines = !strcmp(dir, "vertical_bottom_to_top");
+    for (size_t l = 0; l < nl; l++)
+        lines[l] = (struct cbox){0, 0, 0, 0, l, (rev_lines ? -1 : 1) * sum[l] / (double)len[l]};
+    qsort(lines, nl, sizeof *lines, cmp_cbox_key);
+    size_t **members = xcalloc(nl, sizeof *members);
+    for (size_t l = 0; l < nl; l++)
+        members[l] = xcalloc(len[l], sizeof **members);
+    for (size_t i = 0; i < n; i++)
+        members[line_id[i]][pos[i]] = i;
+    struct buf out = BUF_INIT;
+    for (size_t li = 0; li < nl; li++) {
+        size_t l = lines[li].idx;
+        if (li)
+            buf_puts(&out, vertical ? " " : "\n");
+        for (size_t k = 0; k < len[l]; k++) {
+            if (k)
+                buf_puts(&out, delim);
+            buf_puts(&out, cname(ds, b[members[l][k]].idx));
+        }
+        free(members[l]);
+    }
+    free(members), free(lines), free(sum), free(rem), free(line_id), free(pos), free(last), free(len), free(b);
+    return buf_detach(&out, NULL);
+}
+
+#define STITCH_MAX_DETS 20000
+
 static int stitch_run(struct wf_call *c, int version)
 {
     size_t n = wf_call_n(c);
@@ -223,14 +503,14 @@ static int stitch_run(struct wf_call *c, int version)
         const char *dir = wf_arg_str(c, i, "reading_direction");
         const char *delim = wf_arg_str(c, i, "delimiter");
         long tol = (long)wf_arg_int(c, i, "tolerance", 10);
-        if (version == 2) {
-            const char *alg = wf_arg_str(c, i, "stitching_algorithm");
-            if (alg && strcmp(alg, "tolerance") != 0)
-                return wf_call_fail(c, "stitching_algorithm '%s' is not implemented in vbatch "
-                                    "(only 'tolerance')", alg);
-        }
-        if (tol <= 0)
+        const char *alg = version == 2 ? wf_arg_str(c, i, "stitching_algorithm") : NULL;
+        const struct wf_dets *ds = wf_arg_dets(c, i, "predictions");
+        if (!alg)
+            alg = "tolerance";
+        if (!strcmp(alg, "tolerance") && tol <= 0)
             return wf_call_fail(c, "field 'tolerance': must be greater than zero");
+        if (ds && ds->n > STITCH_MAX_DETS)
+            return wf_call_fail(c, "%zu detections, at most %d", ds->n, STITCH_MAX_DETS);
         if (!dir)
             dir = "left_to_right";
         if (!strcmp(dir, "auto")) { /* Roboflow decides once, from the first element */
@@ -238,7 +518,13 @@ static int stitch_run(struct wf_call *c, int version)
                 autodir = auto_direction(wf_arg_dets(c, 0, "predictions"));
             dir = autodir;
         }
-        char *s = stitch(wf_arg_dets(c, i, "predictions"), dir, tol, delim ? delim : "", version);
+        char *s;
+        if (!strcmp(alg, "otsu"))
+            s = stitch_otsu(ds, dir, delim ? delim : "", wf_arg_double(c, i, "otsu_threshold_multiplier", 1.0));
+        else if (!strcmp(alg, "collimate"))
+            s = stitch_collimate(ds, dir, delim ? delim : "", (double)wf_arg_int(c, i, "collimate_tolerance", 10));
+        else
+            s = stitch(ds, dir, tol, delim ? delim : "", version);
         wf_out_json(c, i, "ocr_text", json_string(s));
         free(s);
     }

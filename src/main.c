@@ -80,6 +80,8 @@ struct serve_cfg {
     const char *metrics_token; /* GET /metrics needs "Authorization: Bearer <it>" when set */
     const char *sink_folder;   /* the only folder local_file_sink writes */
     const char *secrets_env;   /* comma-separated variables environment_secrets_store reads */
+    const char *sink_s3;       /* s3://... bucket of s3_sink steps */
+    const char *sink_s3_creds; /* its credentials file */
     int64_t quota_staged_bytes;    /* workspace quota defaults; 0: unlimited */
     int64_t quota_jobs;
     int64_t quota_pending_uploads;
@@ -151,6 +153,10 @@ static const struct opt serve_opts[] = {
      "the only folder workflow local_file_sink steps write in (default: none, the block is refused)"},
     {"secrets-env", "VBATCH_SECRETS_ENV", OPT_STR, O(secrets_env),
      "comma-separated environment variables that environment_secrets_store steps may read (default: none)"},
+    {"sink-s3", "VBATCH_SINK_S3", OPT_STR, O(sink_s3),
+     "s3://bucket[/prefix]?endpoint=URL&region=R&path_style=1: the only bucket workflow s3_sink steps write to (default: none, the block is refused)"},
+    {"sink-s3-credentials", "VBATCH_SINK_S3_CREDENTIALS", OPT_STR, O(sink_s3_creds),
+     "file of AWS_ACCESS_KEY_ID=/AWS_SECRET_ACCESS_KEY=/AWS_SESSION_TOKEN= lines for --sink-s3 (default: those variables)"},
     {"quota-staged-bytes", "VBATCH_QUOTA_STAGED_BYTES", OPT_INT, O(quota_staged_bytes),
      "default per-workspace quota of staged bytes, all batches (0: unlimited, the default); over it: 413"},
     {"quota-jobs", "VBATCH_QUOTA_JOBS", OPT_INT, O(quota_jobs),
@@ -289,6 +295,17 @@ static int sinks_setup(const struct serve_cfg *c, struct jobs_opts *jo)
         }
         free(copy);
         jo->secrets_env = (const char *const *)names;
+    }
+    if (c->sink_s3 && *c->sink_s3) {
+        static struct store_s3sink *k;
+        struct err e = ERR_INIT;
+        store_s3sink_free(k);
+        k = NULL;
+        if (store_s3sink_open(c->sink_s3, c->sink_s3_creds, &k, &e) < 0) {
+            fprintf(stderr, "vbatch: --sink-s3: %s\n", err_text(&e, e.code));
+            return -1;
+        }
+        jo->sink_s3 = k;
     }
     return 0;
 }
@@ -797,6 +814,8 @@ static int cmd_worker(int argc, char **argv)
     c.blobs_creds = getenv("VBATCH_BLOBS_CREDENTIALS");
     c.sink_folder = getenv("VBATCH_SINK_FOLDER");
     c.secrets_env = getenv("VBATCH_SECRETS_ENV");
+    c.sink_s3 = getenv("VBATCH_SINK_S3");
+    c.sink_s3_creds = getenv("VBATCH_SINK_S3_CREDENTIALS");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
@@ -821,11 +840,16 @@ static int cmd_worker(int argc, char **argv)
             c.sink_folder = argv[++i];
         else if (!strcmp(a, "--secrets-env") && v)
             c.secrets_env = argv[++i];
+        else if (!strcmp(a, "--sink-s3") && v)
+            c.sink_s3 = argv[++i];
+        else if (!strcmp(a, "--sink-s3-credentials") && v)
+            c.sink_s3_creds = argv[++i];
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--blobs URL] [--blobs-credentials FILE]"
                             " [--workers N] [--models-dir DIR]"
                             " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]"
-                            " [--sink-folder DIR] [--secrets-env A,B]\n");
+                            " [--sink-folder DIR] [--secrets-env A,B] [--sink-s3 URL]"
+                            " [--sink-s3-credentials FILE]\n");
             return 2;
         }
     }

@@ -90,6 +90,10 @@ struct jobs_opts {
      * to the payload). */
     const char *sink_folder;
     const char *const *secrets_env;
+    /* s3_sink's bucket (borrowed; NULL: the block is refused).  Objects
+     * are named "<s3_prefix>/<file_name_prefix>_<job>_<item>_<frame>_<step>.<ext>":
+     * a retried task overwrites them with the same content. */
+    struct store_s3sink *sink_s3;
 };
 void jobs_opts_default(struct jobs_opts *o);
 

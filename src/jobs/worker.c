@@ -297,8 +297,19 @@ struct sink_ctx {
     long long item_id, frame;
 };
 
+static int sink_webhook_req(void *ud, const char *step, const char *url, const char *payload, const char *req,
+                            char *err, size_t errlen);
+
 static int sink_webhook(void *ud, const char *step, const char *url, const char *payload, char *err,
                         size_t errlen)
+{
+    return sink_webhook_req(ud, step, url, payload, NULL, err, errlen);
+}
+
+/* req: NULL for a JSON POST, else webhook_sink's method/headers/form/files
+ * (store_outbox_enqueue_once). */
+static int sink_webhook_req(void *ud, const char *step, const char *url, const char *payload, const char *req,
+                            char *err, size_t errlen)
 {
     struct sink_ctx *sc = ud;
     const char *why = NULL;
@@ -319,10 +330,46 @@ static int sink_webhook(void *ud, const char *step, const char *url, const char 
                                                                sc->frame, step));
     char *text = json_dumps(p, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(p);
-    int rc = text ? store_outbox_enqueue(sc->j->st, url, sc->jb->ws, NULL, text, true) : ERR_NOMEM;
+    /* queued once per job, image, frame and step: a task retried after a
+     * crash finds the key and queues nothing */
+    char *once = xasprintf("sink/%s/%lld/%lld/%s", sc->jb->job_id, sc->item_id, sc->frame, step);
+    bool queued = false;
+    int rc = text ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, text, req, true, &queued) : ERR_NOMEM;
+    free(once);
     free(text);
     if (rc < 0)
         snprintf(err, errlen, "cannot queue the webhook: %s", err_str(rc));
+    return rc;
+}
+
+/* s3_sink's delivery: a PUT into the operator's bucket (--sink-s3) now,
+ * on this thread, under a key that is the same each time this image and
+ * step run: a task retried after a crash overwrites its own objects. */
+static int sink_s3(void *ud, const char *step, const char *bucket, const char *dir, const char *name,
+                   const char *ext, const char *data, size_t len, char *key, size_t keylen, char *err,
+                   size_t errlen)
+{
+    struct sink_ctx *sc = ud;
+    struct store_s3sink *k = sc->j->o.sink_s3;
+    if (!k) {
+        snprintf(err, errlen, "no bucket configured for s3_sink (--sink-s3)");
+        return ERR_UNSUPPORTED;
+    }
+    if (strcmp(bucket, store_s3sink_bucket(k)) != 0) {
+        snprintf(err, errlen, "bucket '%.255s' refused: s3_sink writes only to the operator's bucket '%s'", bucket,
+                 store_s3sink_bucket(k));
+        return ERR_INVALID;
+    }
+    int n = snprintf(key, keylen, "%s%s%s_%s_%lld_%lld_%s.%s", dir, *dir ? "/" : "", name, sc->jb->job_id,
+                     sc->item_id, sc->frame, step, ext);
+    if (n < 0 || (size_t)n >= keylen) {
+        snprintf(err, errlen, "object key too long");
+        return ERR_LIMIT;
+    }
+    struct err e = ERR_INIT;
+    int rc = store_s3sink_put(k, key, data, len, &e);
+    if (rc < 0)
+        snprintf(err, errlen, "%s", err_text(&e, rc));
     return rc;
 }
 
@@ -445,7 +492,8 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
         struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
-        struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email};
+        struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email,
+                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {

@@ -46,6 +46,7 @@
 
 #define OUTBOX_PAYLOAD_MAX (1u << 20)
 #define OB_ORDER_KEY_MAX 512
+#define OUTBOX_REQ_MAX (8u << 20) /* webhook_sink's request: headers, form, files (base64) */
 #define OB_INFLIGHT_CAP 64     /* upper bound of max_inflight */
 #define OB_SCAN 64             /* candidate rows read per claim query */
 #define OB_IDLE_MS 1000        /* longest sleep without a kick (other processes' rows) */
@@ -121,6 +122,92 @@ int store__outbox_enqueue(struct db_conn *c, const char *url, const char *worksp
     return rc;
 }
 
+/* ---- once per key (component "outbox_once") ------------------------------- */
+
+/* 1: the keys of the webhooks queued with store_outbox_enqueue_once. */
+static const char *const once_migrations[] = {
+    "CREATE TABLE outbox_once ("
+    "  once_key TEXT PRIMARY KEY,"
+    "  created_ms BIGINT NOT NULL);"
+    "CREATE INDEX outbox_once_age ON outbox_once(created_ms);"
+    /* the request of a workflow webhook_sink row other than a JSON POST */
+    "ALTER TABLE outbox ADD COLUMN req TEXT;",
+};
+
+int store__outbox_once_init(struct store *st, struct err *e)
+{
+    return db_migrate(st->db, "outbox_once", once_migrations, (int)ARRAY_LEN(once_migrations), e);
+}
+
+/* The checks of a request description (store_outbox_enqueue_once). */
+static bool req_ok(const char *req)
+{
+    if (!req)
+        return true;
+    if (strlen(req) > OUTBOX_REQ_MAX)
+        return false;
+    json_t *j = json_loads(req, 0, NULL);
+    const char *m = json_string_value(json_object_get(j, "method"));
+    bool ok = json_is_object(j) && m && (!strcmp(m, "GET") || !strcmp(m, "POST") || !strcmp(m, "PUT"));
+    const char *k;
+    json_t *v;
+    const char *const dicts[] = {"headers", "form", "files"};
+    for (size_t d = 0; ok && d < ARRAY_LEN(dicts); d++) {
+        json_t *o = json_object_get(j, dicts[d]);
+        if (!o)
+            continue;
+        if (!json_is_object(o)) {
+            ok = false;
+            break;
+        }
+        json_object_foreach(o, k, v) {
+            const char *t = json_string_value(v);
+            if (!t || (d == 0 && (strpbrk(k, ":\r\n") || strpbrk(t, "\r\n") || !*k))) {
+                ok = false;
+                break;
+            }
+        }
+    }
+    json_decref(j);
+    return ok;
+}
+
+int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
+                              const char *payload, const char *req, bool sign, bool *queued)
+{
+    struct err e = ERR_INIT;
+    *queued = false;
+    if (!once_key || !*once_key || strlen(once_key) > OB_ORDER_KEY_MAX)
+        return ERR_INVALID;
+    if (enqueue_check(url, workspace, NULL, payload) < 0 || !req_ok(req))
+        return ERR_INVALID;
+    struct db_conn *c = store__acquire(st, &e);
+    int rc = c ? db_begin(c, &e) : e.code;
+    bool fresh = false;
+    if (rc == 0)
+        rc = db_run(c, &e, "INSERT INTO outbox_once(once_key, created_ms) VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+                    "ti", once_key, time_now_ms());
+    if (rc == 0 && db_changes(c) == 1) {
+        fresh = true;
+        char *dest = dest_of(url);
+        rc = db_run(c, &e,
+                    "INSERT INTO outbox(url, workspace, order_key, dest, payload, sign, next_ms, created_ms, req)"
+                    " VALUES(?1, ?2, NULL, ?3, ?4, ?5, ?6, ?6, ?7)",
+                    "ttttiit", url, workspace, dest, payload, (int64_t)(sign ? 1 : 0), time_now_ms(), req);
+        free(dest);
+    }
+    if (rc == 0)
+        rc = db_commit(c, &e);
+    else if (c)
+        db_rollback(c);
+    store__release(st, c);
+    if (rc == 0 && fresh) {
+        *queued = true;
+        store_outbox_kick(st);
+    }
+    return rc;
+}
+
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign)
 {
@@ -181,6 +268,8 @@ int store_outbox_purge(struct store *st, int64_t older_than_ms, int64_t *n)
                     time_now_ms() - older_than_ms);
     if (rc == 0)
         changed = db_changes(c);
+    if (rc == 0) /* keys as old as the rows they kept from repeating */
+        rc = db_run(c, &e, "DELETE FROM outbox_once WHERE created_ms < ?1", "i", time_now_ms() - older_than_ms);
     store__release(st, c);
     if (rc == 0 && n)
         *n = changed;
@@ -194,9 +283,11 @@ struct ob_fly {
     int64_t id;
     int attempt;               /* the attempt being made, 1-based (= attempts in the row) */
     char *url, *dest, *workspace, *payload;
+    char *req;                 /* NULL, or webhook_sink's method/headers/form/files */
     bool sign;
     char *body;                /* the POSTed bytes */
     struct curl_slist *hdrs;
+    curl_mime *mime;
     CURL *c;
 };
 
@@ -227,6 +318,8 @@ static void fly_free(struct ob_fly *f)
     free(f->dest);
     free(f->workspace);
     free(f->payload);
+    free(f->req);
+    curl_mime_free(f->mime);
     free(f->body);
     free(f);
 }
@@ -372,7 +465,7 @@ static int claim_one(struct ob_sender *s, struct db_conn *c, int64_t now, struct
         return rc;
     if (changed != 1)
         return 0;
-    if ((rc = db_prepare(c, "SELECT workspace, payload, sign FROM outbox WHERE id=?1", &q, e)) < 0)
+    if ((rc = db_prepare(c, "SELECT workspace, payload, sign, req FROM outbox WHERE id=?1", &q, e)) < 0)
         return rc;
     db_bind_int64(q, 1, cd->id);
     rc = db_step(q, e);
@@ -389,6 +482,7 @@ static int claim_one(struct ob_sender *s, struct db_conn *c, int64_t now, struct
     f->workspace = xstrdup(db_col_text(q, 0));
     f->payload = xstrdup(db_col_text(q, 1));
     f->sign = db_col_int64(q, 2) != 0;
+    f->req = db_col_text(q, 3) ? xstrdup(db_col_text(q, 3)) : NULL;
     db_finalize(q);
     *out = f;
     return 1;
@@ -561,6 +655,108 @@ static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
+/* Whether the header list of a webhook_sink request names h (case-insensitive). */
+static bool has_header(const json_t *headers, const char *h)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)headers, k, v) {
+        if (!strcasecmp(k, h))
+            return true;
+    }
+    return false;
+}
+
+/* A webhook_sink request (f->req; Roboflow's requests.request(method, url,
+ * headers=, json=, data=, files=)): with files a multipart/form-data body
+ * of the form fields then the files (each named and file-named by its
+ * key); else with form data an urlencoded body; else the JSON payload.
+ * The user's headers are added last (their Authorization replaces the
+ * workspace bearer); the idempotency key and the attempt go in headers. */
+static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, char err[128])
+{
+    json_t *r = json_loads(f->req, 0, NULL);
+    const char *method = json_string_value(json_object_get(r, "method"));
+    json_t *headers = json_object_get(r, "headers"), *form = json_object_get(r, "form"),
+           *files = json_object_get(r, "files");
+    const char *k;
+    json_t *v;
+    bool ok = false;
+    snprintf(err, 128, "bad request description");
+    if (!json_is_object(r) || !method)
+        goto out;
+    const char *idem = json_string_value(json_object_get(payload, "idempotency_key"));
+    if (idem) {
+        char *h = xasprintf("Idempotency-Key: %s", idem);
+        f->hdrs = curl_slist_append(f->hdrs, h);
+        free(h);
+    }
+    char att[64];
+    snprintf(att, sizeof att, "X-Vbatch-Delivery-Attempt: %d", f->attempt);
+    f->hdrs = curl_slist_append(f->hdrs, att);
+    if (!json_is_object(headers) || !has_header(headers, "Authorization")) {
+        char *auth = xasprintf("Authorization: Bearer rf_%s", f->workspace);
+        f->hdrs = curl_slist_append(f->hdrs, auth);
+        free(auth);
+    }
+    if (json_object_size(files) > 0) {
+        f->mime = curl_mime_init(f->c);
+        json_object_foreach(form, k, v) {
+            curl_mimepart *p = curl_mime_addpart(f->mime);
+            curl_mime_name(p, k);
+            curl_mime_data(p, json_string_value(v), CURL_ZERO_TERMINATED);
+        }
+        json_object_foreach(files, k, v) {
+            const char *b64 = json_string_value(v);
+            size_t n = 0;
+            uint8_t *bytes = base64_decode(b64, strlen(b64), &n);
+            if (!bytes)
+                goto out;
+            curl_mimepart *p = curl_mime_addpart(f->mime);
+            curl_mime_name(p, k);
+            curl_mime_filename(p, k);
+            curl_mime_data(p, (const char *)bytes, n);
+            free(bytes);
+        }
+        curl_easy_setopt(f->c, CURLOPT_MIMEPOST, f->mime);
+    } else if (json_object_size(form) > 0) {
+        struct buf b = BUF_INIT;
+        json_object_foreach(form, k, v) {
+            char *ek = curl_easy_escape(f->c, k, 0), *ev = curl_easy_escape(f->c, json_string_value(v), 0);
+            buf_printf(&b, "%s%s=%s", b.len ? "&" : "", ek ? ek : "", ev ? ev : "");
+            curl_free(ek);
+            curl_free(ev);
+        }
+        f->body = buf_detach(&b, NULL);
+        f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/x-www-form-urlencoded");
+    } else {
+        f->body = json_dumps(payload, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/json");
+    }
+    if (f->body) {
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
+        if (f->sign) {
+            char hex[65];
+            store_secret_hmac_hex(s->st, f->body, strlen(f->body), hex);
+            char *sig = xasprintf("X-Vbatch-Signature: sha256=%s", hex);
+            f->hdrs = curl_slist_append(f->hdrs, sig);
+            free(sig);
+        }
+    }
+    json_object_foreach(headers, k, v) {
+        char *h = xasprintf("%s: %s", k, json_string_value(v));
+        f->hdrs = curl_slist_append(f->hdrs, h);
+        free(h);
+    }
+    if (strcmp(method, "POST") != 0)
+        curl_easy_setopt(f->c, CURLOPT_CUSTOMREQUEST, method);
+    ok = true;
+out:
+    json_decref(r);
+    return ok;
+}
+
 /* Prepare f's POST and add it to the multi handle.  On failure *err says
  * why (the attempt then counts as failed). */
 static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
@@ -572,26 +768,31 @@ static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
     if (!json_is_object(j))
         goto out;
     json_object_set_new(j, "delivery_attempt", json_integer(f->attempt));
-    f->body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
-    if (!f->body)
-        goto out;
     snprintf(err, 128, "cannot start the request");
     if (!(f->c = curl_easy_init()))
         goto out;
-    auth = xasprintf("Authorization: Bearer rf_%s", f->workspace);
-    f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/json");
-    f->hdrs = curl_slist_append(f->hdrs, auth);
-    if (f->sign) {
-        char hex[65];
-        store_secret_hmac_hex(s->st, f->body, strlen(f->body), hex);
-        sig = xasprintf("X-Vbatch-Signature: sha256=%s", hex);
-        f->hdrs = curl_slist_append(f->hdrs, sig);
+    if (f->req) {
+        if (!req_setup(s, f, j, err))
+            goto out;
+    } else {
+        f->body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        if (!f->body)
+            goto out;
+        auth = xasprintf("Authorization: Bearer rf_%s", f->workspace);
+        f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/json");
+        f->hdrs = curl_slist_append(f->hdrs, auth);
+        if (f->sign) {
+            char hex[65];
+            store_secret_hmac_hex(s->st, f->body, strlen(f->body), hex);
+            sig = xasprintf("X-Vbatch-Signature: sha256=%s", hex);
+            f->hdrs = curl_slist_append(f->hdrs, sig);
+        }
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
     }
     store_net_guard_curl(s->st, f->c);
     curl_easy_setopt(f->c, CURLOPT_URL, f->url);
     curl_easy_setopt(f->c, CURLOPT_HTTPHEADER, f->hdrs);
-    curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
-    curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
     curl_easy_setopt(f->c, CURLOPT_TIMEOUT_MS, s->o.timeout_ms);
     curl_easy_setopt(f->c, CURLOPT_CONNECTTIMEOUT_MS, MIN(s->o.timeout_ms, 5000L));
     curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);

@@ -367,6 +367,8 @@ int store_open_ex(const char *data_dir, const char *db_target, struct store **ou
     if (rc == 0)
         rc = store__keys_init(st, e);
     if (rc == 0)
+        rc = store__outbox_once_init(st, e);
+    if (rc == 0)
         rc = secret_init(st, e);
 out:
     if (rc < 0) {

@@ -477,6 +477,20 @@ void store_net_guard_curl(struct store *st, void *curl);
  * static message ("unsupported scheme", "private address", ...). */
 int store_net_check_url(struct store *st, const char *url, const char **why);
 
+/* ---- object store of workflow s3_sink steps ----------------------------- */
+
+/* An S3-compatible bucket given by the operator ("s3://bucket[/prefix]?
+ * endpoint=URL&region=R&path_style=0|1", credentials as for the blob
+ * store: the file cred_file or the AWS_* variables).  Makes no request.
+ * Thread-safe; free with store_s3sink_free (accepts NULL). */
+struct store_s3sink;
+int store_s3sink_open(const char *url, const char *cred_file, struct store_s3sink **out, struct err *e);
+void store_s3sink_free(struct store_s3sink *k);
+const char *store_s3sink_bucket(const struct store_s3sink *k);
+/* PUT data under "<prefix>/<key>" (the client's retries); 0 or <0 with
+ * e set (never holding the credentials). */
+int store_s3sink_put(struct store_s3sink *k, const char *key, const void *data, size_t len, struct err *e);
+
 /* ---- webhook outbox --------------------------------------------------------- */
 
 /* Queue a webhook POST of payload (a JSON object text, <= 1 MiB) to url.
@@ -494,6 +508,26 @@ int store_net_check_url(struct store *st, const char *url, const char **why);
  * object or too long. */
 int store_outbox_enqueue(struct store *st, const char *url, const char *workspace, const char *order_key,
                          const char *payload, bool sign);
+
+/* Same without an order key, queued at most once per once_key (<= 512
+ * bytes, e.g. a workflow sink's "<job>/<item>/<frame>/<step>"): a second
+ * call with a key already queued does nothing and sets *queued false.
+ * The key and the row are written in one transaction.  Keys are kept as
+ * long as delivered rows (store_outbox_purge).
+ * req (NULL: the JSON POST above; <= 8 MiB): a workflow webhook_sink's
+ * request, a JSON object {"method": "GET"|"POST"|"PUT", "headers": {name:
+ * value}, "form": {name: value}, "files": {name: base64 bytes}} (each dict
+ * optional, values strings; header names without ':' or CR/LF, values
+ * without CR/LF).  Sent as Roboflow's requests.request(): with files a
+ * multipart/form-data body (form fields, then each file named and
+ * file-named by its key), else with form an urlencoded body, else the JSON
+ * payload (+ delivery_attempt); headers "Idempotency-Key: <the payload's
+ * idempotency_key>" and "X-Vbatch-Delivery-Attempt: N", the user's headers
+ * last (an Authorization of theirs replaces the workspace bearer); the
+ * signature covers the body when it is not multipart.  ERR_INVALID for a
+ * bad req. */
+int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
+                              const char *payload, const char *req, bool sign, bool *queued);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */

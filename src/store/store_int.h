@@ -123,6 +123,8 @@ void store__net_free(struct store *st);
 int store__outbox_enqueue(struct db_conn *c, const char *url, const char *workspace, const char *order_key,
                           const char *payload, bool sign, struct err *e);
 void store__outbox_init(struct store *st);
+/* Migrations of the outbox_once table (component "outbox_once"). */
+int store__outbox_once_init(struct store *st, struct err *e);
 void store__outbox_destroy(struct store *st);
 
 #endif

@@ -116,6 +116,20 @@ struct wf_sinks {
      * when offered), logging in with user/password when password is set.
      * Synchronous.  0, or <0 with a message.  ud: webhook_ud. */
     int (*email)(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen);
+    /* s3_sink: PUT data (len bytes) into the operator's bucket under a key
+     * made of dir ("" or "a/b"), name and ext plus the embedding program's
+     * run identity, so the same image and step always get the same key (a
+     * retried task overwrites its own objects).  bucket: the step's
+     * bucket_name, refused unless it is the operator's.  key gets the key
+     * written.  0, or <0 with a message.  ud: webhook_ud. */
+    int (*s3)(void *ud, const char *step, const char *bucket, const char *dir, const char *name, const char *ext,
+              const char *data, size_t len, char *key, size_t keylen, char *err, size_t errlen);
+    /* webhook_sink with a method other than POST, headers, form data or
+     * multipart files: webhook's delivery with req, a JSON object text {"method",
+     * "headers", "form", "files": {name: base64 bytes}} (ud: webhook_ud; see
+     * store_outbox_enqueue_once).  NULL: such steps report an error. */
+    int (*webhook_req)(void *ud, const char *step, const char *url, const char *payload, const char *req,
+                       char *err, size_t errlen);
 };
 
 struct wf_email {

@@ -254,3 +254,104 @@ def test_email_notification_over_smtp(srv):
         assert len(ids) == 12
     finally:
         rec.close()
+
+
+class AnyReceiver:
+    """HTTP receiver on 127.0.0.1 recording (method, path, headers, body) of
+    every GET, POST and PUT."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        self.calls = []
+        rec = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def handle_any(self):
+                n = int(self.headers.get('Content-Length') or 0)
+                rec.calls.append((self.command, self.path, dict(self.headers), self.rfile.read(n)))
+                self.send_response(200)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+            do_GET = do_POST = do_PUT = handle_any
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/hook'
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def wait(self, n, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(self.calls) < n:
+            time.sleep(0.05)
+        return self.calls
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_webhook_sink_methods_headers_form_and_files(srv):
+    """PUT with headers, form data and multipart files (Roboflow's
+    requests.request(files=, data=)), GET with form data (urlencoded), all
+    through the outbox; the image goes as its JPEG."""
+    import email
+    import email.policy
+    rec = AnyReceiver()
+    try:
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                       {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+            'steps': [
+                {'type': 'roboflow_core/webhook_sink@v1', 'name': 'put', 'url': rec.url, 'method': 'PUT',
+                 'headers': {'Authorization': 'Bearer user-token', 'X-Tag': '$inputs.tag'},
+                 'form_data': {'tag': '$inputs.tag', 'n': 3},
+                 'multi_part_encoded_files': {'image': '$inputs.image', 'note': '$inputs.tag'},
+                 'cooldown_seconds': 0},
+                {'type': 'roboflow_core/webhook_sink@v1', 'name': 'get', 'url': rec.url, 'method': 'GET',
+                 'query_parameters': {'q': 'x'}, 'form_data': {'a b': 'c&d'}, 'cooldown_seconds': 0},
+            ],
+            'outputs': [{'type': 'JsonField', 'name': 'put', 'selector': '$steps.put.*'},
+                        {'type': 'JsonField', 'name': 'get', 'selector': '$steps.get.*'}],
+        }
+        put_workflow(srv, 'hook-req', wf)
+        r = bp(srv, 'POST', '/sink-req', job_body('pics', 'hook-req', spec={'workflowParameters': {'tag': 'T9'}}))
+        assert r.status == 200, r
+        assert wait_job(srv, 'sink-req')['error'] is False
+        rows = results_rows(download_export(srv, 'sink-req'))
+        assert all(row['put']['error_status'] is False and row['get']['error_status'] is False for row in rows), rows[0]
+        rec.wait(24)
+        time.sleep(0.5)
+        puts = [c for c in rec.calls if c[0] == 'PUT']
+        gets = [c for c in rec.calls if c[0] == 'GET']
+        assert len(puts) == 12 and len(gets) == 12, [c[0] for c in rec.calls]
+        keys = set()
+        for _, path, h, body in puts:
+            h = {k.lower(): v for k, v in h.items()}
+            assert h['authorization'] == 'Bearer user-token'
+            assert h['x-tag'] == 'T9'
+            assert h['x-vbatch-delivery-attempt'] == '1'
+            assert h['idempotency-key'].startswith('sink-req/') and h['idempotency-key'].endswith('/0/put')
+            keys.add(h['idempotency-key'])
+            assert h['content-type'].startswith('multipart/form-data; boundary=')
+            msg = email.message_from_bytes(b'Content-Type: ' + h['content-type'].encode() + b'\r\n\r\n' + body,
+                                           policy=email.policy.HTTP)
+            parts = {p.get_param('name', header='content-disposition'): p for p in msg.iter_parts()}
+            assert parts['tag'].get_content() == 'T9' and parts['n'].get_content() == '3'
+            assert parts['note'].get_filename() == 'note' and parts['note'].get_payload(decode=True) == b'T9'
+            img = parts['image'].get_payload(decode=True)
+            assert parts['image'].get_filename() == 'image' and img[:2] == b'\xff\xd8', img[:8]
+        assert len(keys) == 12
+        for _, path, h, body in gets:
+            h = {k.lower(): v for k, v in h.items()}
+            assert path == '/hook?q=x'
+            assert h['content-type'] == 'application/x-www-form-urlencoded'
+            assert body == b'a%20b=c%26d'
+            assert h['authorization'] == 'Bearer rf_default'
+            assert verify_signature(srv.data, h, body)
+    finally:
+        rec.close()

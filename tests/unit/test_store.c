@@ -1268,6 +1268,40 @@ BOTH(outbox_rows_from_before_dest_column)
     free(url);
 }
 
+BOTH(outbox_enqueue_once_per_key)
+{
+    /* webhook_sink's rows: a second enqueue with a key already queued
+     * (a retried task) queues nothing, also after a restart */
+    char *d = tmpdir();
+    struct store *st = NULL;
+    bool q = false;
+    ASSERT_OK(t_open(d, &st));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/1/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":1}", NULL, true, &q));
+    ASSERT(q);
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/1/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":2}", NULL, true, &q));
+    ASSERT(!q);
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/2/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":3}", NULL, true, &q));
+    ASSERT(q);
+    store_close(st);
+    ASSERT_OK(t_open(d, &st));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/2/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":4}", NULL, true, &q));
+    ASSERT(!q);
+    int64_t p = 0, dl = 0, f = 0;
+    ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+    ASSERT_EQ(p, 2);
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE payload LIKE '%\"n\":2%' OR payload LIKE '%\"n\":4%'"), 0);
+    /* bad arguments: nothing recorded */
+    ASSERT_EQ(store_outbox_enqueue_once(st, "", "http://127.0.0.1:9/h", "ws", "{}", NULL, true, &q), ERR_INVALID);
+    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/k", "http://127.0.0.1:9/h", "ws", "[1]", NULL, true, &q), ERR_INVALID);
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 2);
+    /* purged with the rows they guarded */
+    (void)sql_int(st, "UPDATE outbox_once SET created_ms = 0");
+    ASSERT_OK(store_outbox_purge(st, 1000, NULL));
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
+    store_close(st);
+    free(d);
+}
+
 static void *incr_main(void *arg)
 {
     struct store *st = arg;

@@ -49,7 +49,7 @@ static json_t *run_def(const char *def, const struct wf_sinks *sinks, struct wf_
 TEST(secrets_only_allow_listed_lowercased)
 {
     static const char *const allow[] = {"VB_TEST_SECRET_A", "VB_TEST_UNSET", NULL};
-    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL};
+    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL, NULL, NULL};
     char err[512] = "";
     setenv("VB_TEST_SECRET_A", "s3cr3t", 1);
     setenv("VB_TEST_SECRET_B", "other", 1);
@@ -132,7 +132,7 @@ static char *file_def(const char *mode, const char *type, const char *target, co
 static json_t *file_run(const char *def, const char *root, struct wf_state *st, const char *content, char *err,
                         size_t errlen)
 {
-    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL, NULL, NULL};
     json_t *p = json_pack("{s:s}", "p", content);
     json_t *o = run_def(def, &sk, st, p, err, errlen);
     json_decref(p);
@@ -302,7 +302,7 @@ static char *hook_def(const char *extra)
 TEST(webhook_sink_payload_query_and_messages)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, NULL};
     char err[512] = "";
     char *def = hook_def(",\"query_parameters\":{\"a b\":\"c&d\",\"n\":[1,2]},\"cooldown_seconds\":0");
     json_t *p = json_pack("{s:s}", "p", "abc");
@@ -359,12 +359,12 @@ TEST(webhook_sink_payload_query_and_messages)
     h.fail = 0;
     free(def);
 
-    /* GET and headers cannot go through the outbox */
+    /* GET and headers need the request form of the outbox (webhook_req) */
     def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
                          "\"method\":\"GET\"}" TAIL);
     o = run_def(def, &sk, NULL, p, err, sizeof err);
     ASSERT(o && json_is_true(json_object_get(o, "error_status")));
-    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "only method POST"));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "not served here"));
     json_decref(o);
     free(def);
     def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
@@ -383,6 +383,78 @@ TEST(webhook_sink_payload_query_and_messages)
                          "\"method\":\"POST\",\"json_payload_operations\":{\"a\":[{\"type\":\"Nope\"}]}}" TAIL);
     ASSERT(run_def(def, &sk, NULL, p, err, sizeof err) == NULL);
     ASSERT(strstr(err, "json_payload_operations"));
+    free(def);
+    json_decref(p);
+}
+
+/* The request form: method, headers, form data and files, as the outbox
+ * gets them (store_outbox_enqueue_once's req). */
+static char last_req[8192];
+
+static int fake_hook_req(void *ud, const char *step, const char *url, const char *payload, const char *req,
+                         char *err, size_t errlen)
+{
+    snprintf(last_req, sizeof last_req, "%s", req);
+    return fake_hook(ud, step, url, payload, err, errlen);
+}
+
+TEST(webhook_sink_methods_headers_form_files)
+{
+    struct hook_log h = {0};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req};
+    char err[512] = "";
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    char *def = xasprintf(
+        HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\",\"method\":\"PUT\","
+             "\"headers\":{\"Authorization\":\"Bearer u\",\"X-N\":\"$inputs.p\"},"
+             "\"form_data\":{\"f\":\"$inputs.p\",\"g\":7},\"form_data_operations\":{\"f\":[{\"type\":"
+             "\"StringToUpperCase\"}]},"
+             "\"multi_part_encoded_files\":{\"img\":\"$inputs.image\",\"txt\":\"$inputs.p\"},"
+             "\"json_payload\":{\"a\":1},\"cooldown_seconds\":0}" TAIL);
+    json_t *o = run_def(def, &sk, NULL, p, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    json_decref(o);
+    ASSERT_EQ(h.n, 1);
+    json_t *r = json_loads(last_req, 0, NULL);
+    ASSERT(r);
+    ASSERT_STR_EQ(json_string_value(json_object_get(r, "method")), "PUT");
+    json_t *hd = json_object_get(r, "headers"), *fm = json_object_get(r, "form"), *fl = json_object_get(r, "files");
+    ASSERT_STR_EQ(json_string_value(json_object_get(hd, "Authorization")), "Bearer u");
+    ASSERT_STR_EQ(json_string_value(json_object_get(hd, "X-N")), "abc");
+    /* form values as str(): the operation applied, a number as text */
+    ASSERT_STR_EQ(json_string_value(json_object_get(fm, "f")), "ABC");
+    ASSERT_STR_EQ(json_string_value(json_object_get(fm, "g")), "7");
+    /* files: a string's bytes, an image as its JPEG */
+    ASSERT_STR_EQ(json_string_value(json_object_get(fl, "txt")), "YWJj");
+    size_t n = 0;
+    const char *b64 = json_string_value(json_object_get(fl, "img"));
+    ASSERT(b64);
+    uint8_t *jpg = base64_decode(b64, strlen(b64), &n);
+    ASSERT(jpg && n > 4 && jpg[0] == 0xFF && jpg[1] == 0xD8);
+    free(jpg);
+    json_decref(r);
+    free(def);
+    /* GET with only a header: no form, no files in the request */
+    def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
+                         "\"method\":\"GET\",\"headers\":{\"X-A\":\"1\"}}" TAIL);
+    o = run_def(def, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_false(json_object_get(o, "error_status")));
+    json_decref(o);
+    ASSERT_STR_EQ(last_req, "{\"method\":\"GET\",\"headers\":{\"X-A\":\"1\"}}");
+    free(def);
+    /* header injection: refused, nothing queued */
+    json_t *bad = json_pack("{s:s}", "p", "a\r\nX-Evil: 1");
+    def = xasprintf(HEAD "{\"type\":\"roboflow_core/webhook_sink@v1\",\"name\":\"s\",\"url\":\"http://h/x\","
+                         "\"method\":\"POST\",\"headers\":{\"X-A\":\"$inputs.p\"}}" TAIL);
+    int before = h.n;
+    o = run_def(def, &sk, NULL, bad, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "header 'X-A' is not valid"));
+    ASSERT_EQ(h.n, before);
+    json_decref(o);
+    json_decref(bad);
     free(def);
     json_decref(p);
 }
@@ -418,7 +490,7 @@ static int fake_mail(void *ud, const char *step, const struct wf_email *m, char 
 TEST(email_notification_message_and_recipients)
 {
     struct mail_log l = {0};
-    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail};
+    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL};
     char err[512] = "";
     /* Roboflow's format_email_message: {{ $parameters.x }} with the value
      * after its operations, str() of non-strings; unknown placeholders kept */
@@ -478,6 +550,104 @@ TEST(email_notification_message_and_recipients)
     ASSERT(run_def(def, NULL, NULL, p, err, sizeof err) == NULL);
     ASSERT(strstr(err, "no SMTP sender"));
     json_decref(p);
+}
+
+
+/* ---- s3_sink ------------------------------------------------------------------------------------ */
+struct fake_s3 {
+    int calls;
+    char bucket[64], dir[128], name[64], ext[16], data[256];
+};
+
+static int fake_s3(void *ud, const char *step, const char *bucket, const char *dir, const char *name,
+                   const char *ext, const char *data, size_t len, char *key, size_t keylen, char *err,
+                   size_t errlen)
+{
+    struct fake_s3 *f = ud;
+    f->calls++;
+    snprintf(f->bucket, sizeof f->bucket, "%s", bucket);
+    snprintf(f->dir, sizeof f->dir, "%s", dir);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    snprintf(f->ext, sizeof f->ext, "%s", ext);
+    snprintf(f->data, sizeof f->data, "%.*s", (int)len, data);
+    if (strcmp(bucket, "ok-bucket") != 0) {
+        snprintf(err, errlen, "bucket '%s' refused", bucket);
+        return ERR_INVALID;
+    }
+    snprintf(key, keylen, "%s%s%s_ID_%s.%s", dir, *dir ? "/" : "", name, step, ext);
+    return 0;
+}
+
+static char *s3_def(const char *mode, const char *type, const char *bucket, const char *prefix)
+{
+    return xasprintf(HEAD "{\"type\":\"roboflow_core/s3_sink@v1\",\"name\":\"s\",\"content\":\"$inputs.p\","
+                          "\"output_mode\":\"%s\",\"file_type\":\"%s\",\"bucket_name\":\"%s\","
+                          "\"s3_prefix\":\"%s\",\"file_name_prefix\":\"run\"}" TAIL,
+                     mode, type, bucket, prefix);
+}
+
+TEST(s3_sink_keys_modes_and_refusals)
+{
+    struct fake_s3 f = {0};
+    struct wf_sinks sk = {NULL, NULL, NULL, &f, NULL, fake_s3, NULL};
+    char err[512] = "";
+    json_t *params = json_pack("{s:s}", "p", "a,b\n1,2");
+    /* separate_files: the content as is; s3_prefix's trailing '/' dropped
+     * (Roboflow's rstrip("/")); message names the object */
+    char *def = s3_def("separate_files", "csv", "ok-bucket", "logs/det/");
+    json_t *o = run_def(def, &sk, NULL, params, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT_EQ(f.calls, 1);
+    ASSERT_STR_EQ(f.dir, "logs/det");
+    ASSERT_STR_EQ(f.name, "run");
+    ASSERT_STR_EQ(f.ext, "csv");
+    ASSERT_STR_EQ(f.data, "a,b\n1,2");
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")),
+                  "Data saved successfully to s3://ok-bucket/logs/det/run_ID_s.csv");
+    json_decref(o);
+    free(def);
+    /* append_log json: one json.dumps() line, .jsonl */
+    json_decref(params);
+    params = json_pack("{s:s}", "p", "{\"a\":  [1, 2], \"b\": \"\\u00e9\"}");
+    def = s3_def("append_log", "json", "ok-bucket", "");
+    o = run_def(def, &sk, NULL, params, err, sizeof err);
+    ASSERT(o != NULL);
+    ASSERT_STR_EQ(f.dir, "");
+    ASSERT_STR_EQ(f.ext, "jsonl");
+    ASSERT_STR_EQ(f.data, "{\"a\": [1, 2], \"b\": \"\\u00e9\"}\n");
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")),
+                  "Data saved successfully to s3://ok-bucket/run_ID_s.jsonl");
+    json_decref(o);
+    free(def);
+    /* a bucket the operator did not give: error_status, the reason */
+    def = s3_def("separate_files", "txt", "other", "");
+    o = run_def(def, &sk, NULL, params, err, sizeof err);
+    ASSERT(o != NULL);
+    ASSERT(json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "refused"));
+    json_decref(o);
+    free(def);
+    /* prefixes that climb or start at the root: nothing written */
+    int before = f.calls;
+    const char *bad[] = {"../x", "/abs", "a//b", "a/../b"};
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        def = s3_def("separate_files", "txt", "ok-bucket", bad[k]);
+        o = run_def(def, &sk, NULL, params, err, sizeof err);
+        ASSERT(o != NULL);
+        ASSERT(json_is_true(json_object_get(o, "error_status")));
+        json_decref(o);
+        free(def);
+    }
+    ASSERT_EQ(f.calls, before);
+    /* no bucket configured by the operator: a step error */
+    struct wf_sinks none = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    def = s3_def("separate_files", "txt", "ok-bucket", "");
+    ASSERT(run_def(def, &none, NULL, params, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "--sink-s3"));
+    free(def);
+    json_decref(params);
 }
 
 TEST_MAIN()

@@ -1,15 +1,16 @@
 /*
  * blocks/sinks.c — output and secrets blocks that act outside the run:
- * webhook_sink v1, local_file_sink v1 and environment_secrets_store v1
+ * webhook_sink v1, local_file_sink v1, s3_sink v1, email_notification v1/v2 and
+ * environment_secrets_store v1
  * (roboflow/inference core_steps/sinks and secrets_providers, read, not
  * copied).  What they may touch is the operator's choice, handed in by the
  * embedding program in struct wf_sinks (workflow.h):
  *
- * - webhook_sink gives its JSON payload to env->sinks->webhook, which the
- *   jobs worker queues in the durable outbox (SSRF-guarded, retried, sent as
- *   a POST).  So only method POST with a JSON body is served: headers,
- *   multipart files and form data are reported as errors in error_status
- *   (Roboflow reports sink failures there, not as step errors).  The
+ * - webhook_sink gives its JSON payload to env->sinks->webhook (a JSON
+ *   POST), or with another method, headers, form data or multipart files
+ *   also a request description to env->sinks->webhook_req; the jobs worker
+ *   queues either in the durable outbox (SSRF-guarded, retried).  Failures
+ *   are reported in error_status (as Roboflow does, not as step errors).  The
  *   cooldown is kept per step and video in the run's state (wf_env.state);
  *   without state (an image job) every run starts without a cooldown.
  * - local_file_sink writes only under env->sinks->file_root: target_directory
@@ -19,6 +20,8 @@
  *   the run's state and rotates after max_entries_per_file entries.
  * - environment_secrets_store reads only the variables named in
  *   env->sinks->env_allow; its outputs are the names lowercased.
+ * - s3_sink hands its object to env->sinks->s3, which writes only to the
+ *   operator's bucket under a key that is the same for a retried image.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -142,10 +145,10 @@ static bool dict_nonempty(const struct wf_call *c, size_t i, const char *name)
 /* json_payload with json_payload_operations applied per key, serialized
  * (the field arrives as a dict of values, or a plain JSON object when it
  * holds no selector). */
-static int build_payload(struct wf_call *c, size_t i, json_t **out)
+static int build_dict(struct wf_call *c, size_t i, const char *field, const char *ops_field, json_t **out)
 {
-    const struct wf_value *pv = wf_arg(c, i, "json_payload");
-    const json_t *ops = wf_arg_json(c, i, "json_payload_operations");
+    const struct wf_value *pv = wf_arg(c, i, field);
+    const json_t *ops = ops_field ? wf_arg_json(c, i, ops_field) : NULL;
     struct wf_value *d;
     json_t *res = json_object();
     char qerr[256] = "";
@@ -171,7 +174,7 @@ static int build_payload(struct wf_call *c, size_t i, json_t **out)
             if (rc < 0) {
                 json_decref(res);
                 wf_value_unref(d);
-                return wf_call_fail(c, "json_payload_operations '%s': %s", key, qerr);
+                return wf_call_fail(c, "%s '%s': %s", ops_field, key, qerr);
             }
             v = r;
         }
@@ -181,6 +184,74 @@ static int build_payload(struct wf_call *c, size_t i, json_t **out)
     wf_value_unref(d);
     *out = res;
     return 0;
+}
+
+static int build_payload(struct wf_call *c, size_t i, json_t **out)
+{
+    return build_dict(c, i, "json_payload", "json_payload_operations", out);
+}
+
+/* An image serialized by wf_value_serialize: {"type": "base64", "value"}. */
+static const char *image_b64(const json_t *v)
+{
+    const json_t *t = json_object_get(v, "type"), *b = json_object_get(v, "value");
+    return json_is_string(t) && !strcmp(json_string_value(t), "base64") && json_is_string(b)
+               ? json_string_value(b)
+               : NULL;
+}
+
+/* webhook_sink's request description for the outbox (store.h,
+ * store_outbox_enqueue_once): method, headers and form values as Python's
+ * str() gives them, files as base64 bytes (an image: its JPEG; a string:
+ * its UTF-8 bytes; anything else: its JSON text).  NULL with *why set on
+ * a header requests would refuse (CR/LF, ':' in a name). */
+static json_t *build_req(struct wf_call *c, size_t i, const char *method, char *why, size_t whylen, int *fail)
+{
+    json_t *r = json_pack("{s:s}", "method", method);
+    const char *const fields[][3] = {{"headers", NULL, "headers"},
+                                     {"form_data", "form_data_operations", "form"},
+                                     {"multi_part_encoded_files", "multi_part_encoded_files_operations", "files"}};
+    *fail = 0;
+    for (size_t f = 0; f < 3; f++) {
+        json_t *d = NULL, *out = json_object();
+        if (!dict_nonempty(c, i, fields[f][0])) {
+            json_decref(out);
+            continue;
+        }
+        if (build_dict(c, i, fields[f][0], fields[f][1], &d) < 0) {
+            json_decref(out);
+            json_decref(r);
+            *fail = 1;
+            return NULL;
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(d, k, v) {
+            if (f == 2) {
+                const char *img = image_b64(v);
+                char *text = img ? NULL : json_is_string(v) ? xstrdup(json_string_value(v)) : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+                char *b64 = img ? xstrdup(img) : base64_encode(text ? text : "", text ? strlen(text) : 0);
+                json_object_set_new(out, k, json_string(b64));
+                free(b64);
+                free(text);
+                continue;
+            }
+            char *t = param_text(v);
+            if (f == 0 && (!*k || strpbrk(k, ":\r\n") || strpbrk(t, "\r\n"))) {
+                snprintf(why, whylen, "header '%.100s' is not valid (empty name, ':' or a line break)", k);
+                free(t);
+                json_decref(d);
+                json_decref(out);
+                json_decref(r);
+                return NULL;
+            }
+            json_object_set_new(out, k, json_string(t));
+            free(t);
+        }
+        json_decref(d);
+        json_object_set_new(r, fields[f][2], out);
+    }
+    return r;
 }
 
 /* Python's json.dumps writes \u escapes with lowercase hex; jansson with
@@ -247,20 +318,10 @@ static int webhook_run(struct wf_call *c)
         if (!sink_gate(c, i, "webhook_sink", &cd, &now))
             continue;
         const char *method = wf_arg_str(c, i, "method");
-        if (!method || strcmp(method, "POST") != 0) {
-            set3(c, i, true, false,
-                 "Failed to send notification. Internal error details: only method POST is served "
-                 "(webhooks go through vbatch's durable outbox as JSON POSTs)");
-            continue;
-        }
-        if (dict_nonempty(c, i, "headers") || dict_nonempty(c, i, "multi_part_encoded_files") ||
-            dict_nonempty(c, i, "form_data")) {
-            set3(c, i, true, false,
-                 "Failed to send notification. Internal error details: headers, multipart files and "
-                 "form data are not served (webhooks go through vbatch's durable outbox as JSON "
-                 "POSTs)");
-            continue;
-        }
+        if (!method)
+            method = "POST";
+        bool plain = !strcmp(method, "POST") && !dict_nonempty(c, i, "headers") &&
+                     !dict_nonempty(c, i, "multi_part_encoded_files") && !dict_nonempty(c, i, "form_data");
         if (!env->sinks || !env->sinks->webhook)
             return wf_call_fail(c, "`roboflow_core/webhook_sink@v1` cannot run here: no webhook outbox "
                                    "(it runs in batch jobs)");
@@ -280,9 +341,30 @@ static int webhook_run(struct wf_call *c)
         char *text = json_dumps(payload, JSON_COMPACT | JSON_REAL_PRECISION(15));
         json_decref(payload);
         char why[256] = "";
-        int rc = text ? env->sinks->webhook(env->sinks->webhook_ud, wf_call_step_name(c), full, text, why,
+        int rc;
+        if (plain) {
+            rc = text ? env->sinks->webhook(env->sinks->webhook_ud, wf_call_step_name(c), full, text, why,
                                             sizeof why)
                       : ERR_NOMEM;
+        } else if (!env->sinks->webhook_req) {
+            rc = ERR_UNSUPPORTED;
+            snprintf(why, sizeof why, "method %s, headers, form data and files are not served here", method);
+        } else {
+            int fail = 0;
+            json_t *req = build_req(c, i, method, why, sizeof why, &fail);
+            if (fail) {
+                free(text);
+                free(full);
+                return ERR_INVALID;
+            }
+            char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
+            json_decref(req);
+            rc = !req ? ERR_INVALID
+                 : text && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), full, text,
+                                                          rtext, why, sizeof why)
+                                 : ERR_NOMEM;
+            free(rtext);
+        }
         free(text);
         free(full);
         if (rc < 0) {
@@ -951,6 +1033,109 @@ static const struct wf_block local_file_sink = {
     file_sink_fields, ARRAY_LEN(file_sink_fields), file_sink_outs, ARRAY_LEN(file_sink_outs),
     0, 0, NULL, file_sink_run, file_sink_check};
 
+/* ---- s3_sink ------------------------------------------------------------------------------- */
+/* Roboflow's block takes AWS credentials from the workflow and writes to
+ * any bucket; here the bucket, endpoint and credentials are the
+ * operator's (env->sinks->s3): bucket_name must name that bucket, and the
+ * workflow's aws_* fields are accepted but not used.  The key is
+ * "<s3_prefix>/<file_name_prefix>_<run identity>.<ext>" (the embedding
+ * program's identity: the same for a retried image), not a timestamp.
+ * append_log is served as one object per run (no buffer across frames). */
+static void s3_sink_one(struct wf_call *c, size_t i, const struct wf_sinks *sk)
+{
+    const char *content = wf_arg_str(c, i, "content");
+    const char *type = wf_arg_str(c, i, "file_type");
+    const char *mode = wf_arg_str(c, i, "output_mode");
+    const char *bucket = wf_arg_str(c, i, "bucket_name");
+    const char *dir = wf_arg_str(c, i, "s3_prefix");
+    const char *prefix = wf_arg_str(c, i, "file_name_prefix");
+    char msg[1600], key[1100] = "", why[400] = "";
+    if (!content || strlen(content) > SINK_CONTENT_MAX) {
+        set3(c, i, true, -1, "content must be a string of at most 16 MiB");
+        return;
+    }
+    if (!bucket || !*bucket || strlen(bucket) > 255) {
+        set3(c, i, true, -1, "bucket_name must be a non-empty string");
+        return;
+    }
+    if (!prefix_ok(prefix)) {
+        set3(c, i, true, -1, "file_name_prefix must be a plain file name (no '/')");
+        return;
+    }
+    if (!dir)
+        dir = "";
+    size_t dl = strlen(dir);
+    while (dl > 0 && dir[dl - 1] == '/') /* Roboflow: s3_prefix.rstrip("/") */
+        dl--;
+    if (dl > SINK_PATH_MAX || dir[0] == '/' || strstr(dir, "..") || strstr(dir, "//")) {
+        set3(c, i, true, -1, "s3_prefix must be a relative key prefix (no leading '/', '..' or '//')");
+        return;
+    }
+    char *d = xstrndup(dir, dl);
+    const char *ext = type;
+    char *body = NULL;
+    if (!strcmp(mode, "append_log") && !strcmp(type, "json")) {
+        /* Roboflow's append mode stores JSON as one line of .jsonl */
+        json_t *j = json_loads(content, JSON_DECODE_ANY, NULL);
+        char *line = j ? json_dumps(j, JSON_ENCODE_ANY | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17)) : NULL;
+        json_decref(j);
+        if (!line) {
+            free(d);
+            set3(c, i, true, -1, "Invalid JSON content");
+            return;
+        }
+        lower_u_escapes(line);
+        body = xasprintf("%s\n", line);
+        free(line);
+        ext = "jsonl";
+    } else if (!strcmp(mode, "append_log")) {
+        size_t n = strlen(content);
+        body = xasprintf("%s%s", content, n && content[n - 1] == '\n' ? "" : "\n");
+    } else {
+        body = xstrdup(content);
+    }
+    int rc = sk->s3(sk->webhook_ud, wf_call_step_name(c), bucket, d, prefix, ext, body, strlen(body), key,
+                    sizeof key, why, sizeof why);
+    free(body);
+    free(d);
+    if (rc < 0) {
+        snprintf(msg, sizeof msg, "%s", *why ? why : err_str(rc));
+        set3(c, i, true, -1, msg);
+        return;
+    }
+    snprintf(msg, sizeof msg, "Data saved successfully to s3://%s/%s", bucket, key);
+    set3(c, i, false, -1, msg);
+}
+
+static int s3_sink_run(struct wf_call *c)
+{
+    const struct wf_env *env = wf_call_env(c);
+    if (!env->sinks || !env->sinks->s3)
+        return wf_call_fail(c, "`roboflow_core/s3_sink@v1` cannot run here: the operator has not configured "
+                               "its bucket (see --sink-s3 in vbatch serve --help)");
+    for (size_t i = 0; i < wf_call_n(c); i++)
+        s3_sink_one(c, i, env->sinks);
+    return 0;
+}
+
+static const struct wf_field s3_sink_fields[] = {
+    {"content", NULL, WF_FT_STRING, NULL, WF_K_STRING, WF_F_SELECTOR_ONLY, NULL},
+    {"file_type", NULL, WF_FT_ENUM, "\"csv\"", 0, WF_F_NO_SELECTOR, file_types},
+    {"output_mode", NULL, WF_FT_ENUM, NULL, 0, WF_F_NO_SELECTOR, output_modes},
+    {"bucket_name", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"s3_prefix", NULL, WF_FT_STRING, "\"\"", WF_K_STRING, 0, NULL},
+    {"file_name_prefix", NULL, WF_FT_STRING, "\"workflow_output\"", WF_K_STRING, 0, NULL},
+    {"max_entries_per_file", NULL, WF_FT_ANY, "1024", WF_K_STRING | WF_K_INT, 0, NULL},
+    {"aws_access_key_id", NULL, WF_FT_ANY, "null", 0, 0, NULL},
+    {"aws_secret_access_key", NULL, WF_FT_ANY, "null", 0, 0, NULL},
+    {"aws_region", NULL, WF_FT_ANY, "null", WF_K_STRING, 0, NULL},
+};
+
+static const struct wf_block s3_sink = {
+    (const char *const[]){"roboflow_core/s3_sink@v1", NULL},
+    s3_sink_fields, ARRAY_LEN(s3_sink_fields), file_sink_outs, ARRAY_LEN(file_sink_outs),
+    0, 0, NULL, s3_sink_run, file_sink_check};
+
 /* ---- environment_secrets_store ------------------------------------------------------------------ */
 static bool env_allowed(const struct wf_sinks *s, const char *name)
 {
@@ -1006,4 +1191,4 @@ static const struct wf_block environment_secrets_store = {
     0, WF_BLOCK_DYN_OUTPUTS | WF_BLOCK_DYN_LOWER, "variables_storing_secrets", secrets_run, secrets_check};
 
 const struct wf_block *const wf_blocks_sinks[] = {&webhook_sink, &local_file_sink, &environment_secrets_store,
-                                                  &email_v1, &email_v2, NULL};
+                                                  &email_v1, &email_v2, &s3_sink, NULL};

@@ -109,5 +109,18 @@ struct cv_keypoint {
 int cv__sift(const struct vis_image *img, struct cv_keypoint **kps, float **desc, size_t *n);
 /* Lowe's ratio test over exact 2-nearest neighbours (L2) of every d1 in d2. */
 size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio);
+/* cv2.findHomography(src, dst, cv2.RANSAC, thr) of n point pairs (x, y
+ * float32 each) into a row-major H (H[8] = 1); *ninl = RANSAC's inlier
+ * count.  ERR_INVALID below 4 pairs or when no model is found, ERR_NOMEM
+ * (blocks/stitch.c). */
+int cv__find_homography(const float *src, const float *dst, size_t n, double thr, double H[9],
+                        size_t *ninl);
+/* Roboflow's stitch_images: *out (new image, owned by the caller) and the
+ * homography H it used (the warped image's pixels -> the pasted image's);
+ * <0 with *why (a static string) on failure: ERR_INVALID (too few
+ * keypoints or matches, no homography, degenerate), ERR_LIMIT (SIFT or
+ * canvas limits), ERR_NOMEM. */
+int cv__stitch(const struct vis_image *im1, const struct vis_image *im2, double thr, double H[9],
+               struct vis_image **out, const char **why);
 
 #endif

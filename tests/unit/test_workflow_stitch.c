@@ -91,6 +91,15 @@ TEST(stitch_close_to_opencv)
     ASSERT(close >= 0.995 * n);
     ASSERT_EQ(out->fmt, VIS_BGR);
     vis_image_free(out);
+    /* a GRAY image2 is stitched in BGR with the same geometry */
+    struct vis_image *g = NULL;
+    ASSERT_OK(vis_convert(b, VIS_GRAY, &g));
+    if (cv__stitch(a, g, 3.0, H, &out, &why) < 0)
+        T_FAIL("%s", why);
+    ASSERT_EQ(out->w, ST_OUT_W);
+    ASSERT_EQ(out->h, ST_OUT_H);
+    ASSERT_EQ(out->fmt, VIS_BGR);
+    vis_image_free(out), vis_image_free(g);
     vis_image_free(a), vis_image_free(b);
 }
 

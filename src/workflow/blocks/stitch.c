@@ -208,6 +208,7 @@ static size_t inliers(const float *M, const float *m, size_t n, const double H[9
     return good;
 }
 
+/* OpenCV's haveCollinearPoints: the last point against every pair before it. */
 static bool collinear(const float *p, const size_t *idx, int count)
 {
     int i = count - 1;
@@ -233,9 +234,8 @@ static double det3(const float *p, size_t a, size_t b, size_t c)
 static bool subset_ok(const float *M, const float *m, const size_t idx[4])
 {
     static const int tt[4][3] = {{0, 1, 2}, {1, 2, 3}, {0, 2, 3}, {1, 3, 0}};
-    for (int c = 2; c <= 4; c++)
-        if (collinear(M, idx, c) || collinear(m, idx, c))
-            return false;
+    if (collinear(M, idx, 4) || collinear(m, idx, 4)) /* OpenCV tests the last point's triples */
+        return false;
     int neg = 0;
     for (int i = 0; i < 4; i++)
         neg += det3(M, idx[tt[i][0]], idx[tt[i][1]], idx[tt[i][2]]) *

@@ -31,7 +31,7 @@
  *
  * Where Roboflow logs a failure and outputs None (fewer than 4 good
  * matches, no homography, k of 1), this block fails the step with the
- * reason; a canvas beyond 16384 px a side or 64 Mpixel is a step error.
+ * reason; a canvas beyond 16384 px a side or 40 Mpixel is a step error.
  */
 #include <float.h>
 #include <limits.h>
@@ -52,7 +52,7 @@
 #define H_CONFIDENCE 0.995
 #define H_MAX_ITERS 2000
 #define ST_MAX_SIDE 16384
-#define ST_MAX_PIXELS (64.0 * 1000 * 1000)
+#define ST_MAX_PIXELS (40.0 * 1000 * 1000)
 
 /* ---- small linear algebra ------------------------------------------------------------------ */
 
@@ -499,7 +499,7 @@ int cv__stitch(const struct vis_image *im1, const struct vis_image *im2, double 
         goto done;
     }
     if (W > ST_MAX_SIDE || Hh > ST_MAX_SIDE || (double)W * Hh > ST_MAX_PIXELS) {
-        rc = ERR_LIMIT, *why = "stitched canvas too large (16384 px a side, 64 Mpixel)";
+        rc = ERR_LIMIT, *why = "stitched canvas too large (16384 px a side, 40 Mpixel)";
         goto done;
     }
     int tx = MAX(0, -xmin), ty = MAX(0, -ymin);

@@ -110,4 +110,20 @@ int cv__sift(const struct vis_image *img, struct cv_keypoint **kps, float **desc
 /* Lowe's ratio test over exact 2-nearest neighbours (L2) of every d1 in d2. */
 size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio);
 
+/* mask_edge_snap (blocks/snap.c), Roboflow's parameters. */
+struct cv_snap_params {
+    int tol;         /* pixel_tolerance, >= 1 */
+    double sigma;    /* adaptive threshold strictness */
+    double min_area; /* min_contour_area */
+    int iters;       /* dilation_iterations (closing; > 0 also thins once) */
+    int band;        /* boundary_band_width, 1..127 */
+    int win;         /* adaptive_window_size (made odd, >= 3) */
+};
+/* Roboflow's refine_masks on a GRAY image: masks holds nm masks of w * h
+ * bytes 0/1 (row-major), replaced by the refined masks; edges (w * h)
+ * receives the kept edge pixels 0/1.  ERR_INVALID on bad parameters,
+ * ERR_NOMEM. */
+int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
+                       const struct cv_snap_params *p, uint8_t *edges);
+
 #endif

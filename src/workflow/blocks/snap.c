@@ -62,25 +62,41 @@ static inline int refl101(int i, int n)
     return i;
 }
 
-/* cv2.boxFilter(src, CV_32F, (k, k)) normalized, reflect-101, double sums. */
-static void box_mean(const float *src, int w, int h, int k, float *dst, double *tmp)
+/* cv2.boxFilter(src, CV_32F, (k, k)) normalized, reflect-101: running
+ * double sums along rows, then down columns, as OpenCV's RowSum/ColumnSum. */
+static void box_mean(const float *src, int w, int h, int k, float *dst, double *tmp, double *col)
 {
     int r = k / 2;
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double s = 0;
-            for (int j = -r; j <= r; j++)
-                s += src[(size_t)y * w + refl101(x + j, w)];
-            tmp[(size_t)y * w + x] = s;
+    for (int y = 0; y < h; y++) {
+        const float *row = src + (size_t)y * w;
+        double s = 0;
+        for (int j = -r; j <= r; j++)
+            s += row[refl101(j, w)];
+        double *t = tmp + (size_t)y * w;
+        t[0] = s;
+        for (int x = 1; x < w; x++) {
+            s += (double)row[refl101(x + r, w)] - (double)row[refl101(x - 1 - r, w)];
+            t[x] = s;
         }
+    }
     double scale = 1.0 / ((double)k * k);
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++) {
-            double s = 0;
-            for (int j = -r; j <= r; j++)
-                s += tmp[(size_t)refl101(y + j, h) * w + x];
-            dst[(size_t)y * w + x] = (float)(s * scale);
+    for (int x = 0; x < w; x++)
+        col[x] = 0;
+    for (int j = -r; j <= r; j++) {
+        const double *t = tmp + (size_t)refl101(j, h) * w;
+        for (int x = 0; x < w; x++)
+            col[x] += t[x];
+    }
+    for (int y = 0; y < h; y++) {
+        if (y > 0) {
+            const double *a = tmp + (size_t)refl101(y + r, h) * w,
+                         *b = tmp + (size_t)refl101(y - 1 - r, h) * w;
+            for (int x = 0; x < w; x++)
+                col[x] += a[x] - b[x];
         }
+        for (int x = 0; x < w; x++)
+            dst[(size_t)y * w + x] = (float)(col[x] * scale);
+    }
 }
 
 /* One Zhang-Suen iteration (both sub-iterations) on a 0/1 image, in place;
@@ -117,9 +133,11 @@ static void zhang_suen_once(uint8_t *m, int w, int h)
 }
 
 /* band |= dilate(mask) & !erode(mask) with the k x k ellipse (cv2 borders:
- * pixels outside the image ignored).  pre: (w + 1) ints per row. */
+ * pixels outside the image ignored).  pre: (w + 1) ints per row; sat:
+ * (w + 1) * (h + 1) summed-area table.  The ellipse's rows are checked only
+ * where the k x k square around the pixel holds both values. */
 static void add_band(const uint8_t *mask, int w, int h, int k, const uint8_t *ker, int *pre,
-                     uint8_t *band)
+                     int64_t *sat, uint8_t *band)
 {
     int r = k / 2, j1[256], j2[256];
     for (int i = 0; i < k; i++) {
@@ -130,14 +148,25 @@ static void add_band(const uint8_t *mask, int w, int h, int k, const uint8_t *ke
                 j2[i] = j;
             }
     }
+    size_t sw = (size_t)w + 1;
+    memset(sat, 0, sw * sizeof *sat);
     for (int y = 0; y < h; y++) {
         int *p = pre + (size_t)y * (w + 1);
         p[0] = 0;
-        for (int x = 0; x < w; x++)
-            p[x + 1] = p[x] + (mask[(size_t)y * w + x] != 0);
-    }
-    for (int y = 0; y < h; y++)
+        sat[(size_t)(y + 1) * sw] = 0;
         for (int x = 0; x < w; x++) {
+            p[x + 1] = p[x] + (mask[(size_t)y * w + x] != 0);
+            sat[(size_t)(y + 1) * sw + x + 1] = sat[(size_t)y * sw + x + 1] + p[x + 1];
+        }
+    }
+    for (int y = 0; y < h; y++) {
+        int ya = MAX(y - r, 0), yb = MIN(y + r, h - 1);
+        for (int x = 0; x < w; x++) {
+            int xa = MAX(x - r, 0), xb = MIN(x + r, w - 1);
+            int64_t cnt = sat[(size_t)(yb + 1) * sw + xb + 1] - sat[(size_t)ya * sw + xb + 1] -
+                          sat[(size_t)(yb + 1) * sw + xa] + sat[(size_t)ya * sw + xa];
+            if (cnt == 0 || cnt == (int64_t)(yb - ya + 1) * (xb - xa + 1))
+                continue; /* the square is uniform: so is the ellipse inside it */
             bool any = false, all = true;
             for (int i = 0; i < k && (all || !any); i++) {
                 int yy = y + i - r;
@@ -147,13 +176,14 @@ static void add_band(const uint8_t *mask, int w, int h, int k, const uint8_t *ke
                 if (a > b)
                     continue;
                 const int *p = pre + (size_t)yy * (w + 1);
-                int cnt = p[b + 1] - p[a];
-                any |= cnt > 0;
-                all &= cnt == b - a + 1;
+                int c = p[b + 1] - p[a];
+                any |= c > 0;
+                all &= c == b - a + 1;
             }
             if (any && !all)
                 band[(size_t)y * w + x] = 1;
         }
+    }
 }
 
 /* |cv2.contourArea| of n integer points (shoelace). */
@@ -328,13 +358,22 @@ static int snap_mask(uint8_t *mask, int w, int h, const float *mag, const uint8_
             if (bx >= 0)
                 ref[2 * i] = bx, ref[2 * i + 1] = by;
         }
+        /* filled within the points' box (they lie inside the image, so
+         * the integer shift changes nothing) */
+        int x0 = w, y0 = h, x1 = 0, y1 = 0;
+        for (size_t i = 0; i < n; i++) {
+            x0 = MIN(x0, ref[2 * i]), x1 = MAX(x1, ref[2 * i]);
+            y0 = MIN(y0, ref[2 * i + 1]), y1 = MAX(y1, ref[2 * i + 1]);
+        }
+        for (size_t i = 0; i < n; i++)
+            ref[2 * i] -= x0, ref[2 * i + 1] -= y0;
         struct vis_image *f = NULL;
-        rc = cv__fill_poly(ref, n, w, h, &f);
+        rc = cv__fill_poly(ref, n, x1 - x0 + 1, y1 - y0 + 1, &f);
         if (rc == 0) {
-            for (int y = 0; y < h; y++) {
+            for (int y = 0; y < f->h; y++) {
                 const uint8_t *r = vis_px(f, 0, y);
-                for (int x = 0; x < w; x++)
-                    mask[(size_t)y * w + x] |= r[x] != 0;
+                for (int x = 0; x < f->w; x++)
+                    mask[(size_t)(y + y0) * w + x + x0] |= r[x] != 0;
             }
             vis_image_free(f);
         }
@@ -370,9 +409,10 @@ int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
     int win = MAX(3, p->win);
     if (win % 2 == 0)
         win++;
-    box_mean(mag, w, h, win, mean, tmp);
-    box_mean(sq, w, h, win, sqm, tmp);
-    free(tmp);
+    double *col = xmalloc((size_t)w * sizeof *col);
+    box_mean(mag, w, h, win, mean, tmp, col);
+    box_mean(sq, w, h, win, sqm, tmp, col);
+    free(tmp), free(col);
     float sig = (float)p->sigma;
     struct vis_image *e = vis_image_new(w, h, VIS_GRAY);
     if (!e) {
@@ -409,10 +449,11 @@ int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
         int k = 2 * p->band + 1;
         uint8_t *ker = xmalloc((size_t)k * k);
         int *pre = xmalloc((size_t)h * (w + 1) * sizeof *pre);
+        int64_t *sat = xmalloc(((size_t)h + 1) * ((size_t)w + 1) * sizeof *sat);
         rc = cv__ellipse_kernel(k, ker);
         for (size_t m = 0; m < nm && rc == 0; m++)
-            add_band(masks + m * np, w, h, k, ker, pre, band);
-        free(ker), free(pre);
+            add_band(masks + m * np, w, h, k, ker, pre, sat, band);
+        free(ker), free(pre), free(sat);
         for (size_t i = 0; i < np; i++)
             eb[i] &= band[i];
     }

@@ -81,6 +81,46 @@ TEST(no_masks_keeps_every_edge_component)
     vis_image_free(g);
 }
 
+TEST(tiny_and_degenerate_inputs_run)
+{
+    static const int sizes[][2] = {{1, 1}, {2, 1}, {1, 3}, {3, 3}, {7, 5}};
+    struct cv_snap_params p = {15, 1.0, 0.0, 2, 15, 41};
+    for (size_t k = 0; k < ARRAY_LEN(sizes); k++) {
+        int w = sizes[k][0], h = sizes[k][1];
+        struct vis_image *g = vis_image_new(w, h, VIS_GRAY);
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+                vis_px(g, x, y)[0] = (uint8_t)((x * 97 + y * 31) & 255);
+        size_t np = (size_t)w * h;
+        uint8_t *masks = xcalloc(2 * np, 1), *edges = xcalloc(np, 1);
+        memset(masks, 1, np); /* a mask covering the whole image; the other empty */
+        ASSERT_OK(cv__mask_edge_snap(g, masks, 2, &p, edges));
+        for (size_t i = 0; i < np; i++)
+            ASSERT(masks[np + i] == 0); /* empty stays empty */
+        free(masks), free(edges);
+        vis_image_free(g);
+    }
+    /* a flat image: no edges, the mask refilled unchanged */
+    struct vis_image *g = vis_image_new(40, 30, VIS_GRAY);
+    for (int y = 0; y < 30; y++)
+        memset(vis_px(g, 0, y), 77, 40);
+    uint8_t *m = xcalloc(40 * 30, 1), *e = xcalloc(40 * 30, 1);
+    for (int y = 5; y < 20; y++)
+        memset(m + y * 40 + 8, 1, 20);
+    ASSERT_OK(cv__mask_edge_snap(g, m, 1, &p, e));
+    size_t on = 0, ne = 0;
+    for (int y = 0; y < 30; y++)
+        for (int x = 0; x < 40; x++) {
+            on += m[y * 40 + x];
+            ne += e[y * 40 + x];
+            ASSERT_EQ(m[y * 40 + x], y >= 5 && y < 20 && x >= 8 && x < 28);
+        }
+    ASSERT_EQ(on, 15 * 20);
+    ASSERT_EQ(ne, 0);
+    free(m), free(e);
+    vis_image_free(g);
+}
+
 /* ---- through the engine ------------------------------------------------------------------- */
 
 static const char *g_preds;

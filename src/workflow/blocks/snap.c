@@ -44,7 +44,7 @@
 #include "workflow/wf_int.h"
 
 #define SNAP_MAX_PIXELS (16 * 1000 * 1000)
-#define SNAP_MAX_WORK 4e8  /* masks x pixels per image */
+#define SNAP_MAX_WORK 2e8  /* masks x pixels per image (a byte each in memory) */
 #define SNAP_MAX_POLY (1u << 20)
 #define SNAP_TANGENT 5
 

@@ -50,6 +50,7 @@ extern const struct wf_block *const wf_blocks_warp[];            /* blocks/warp.
 extern const struct wf_block *const wf_blocks_cv_extra[];        /* blocks/cv_extra.c */
 extern const struct wf_block *const wf_blocks_sift[];            /* blocks/sift.c */
 extern const struct wf_block *const wf_blocks_stitch[];          /* blocks/stitch.c */
+extern const struct wf_block *const wf_blocks_snap[];            /* blocks/snap.c */
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

@@ -123,4 +123,20 @@ int cv__find_homography(const float *src, const float *dst, size_t n, double thr
 int cv__stitch(const struct vis_image *im1, const struct vis_image *im2, double thr, double H[9],
                struct vis_image **out, const char **why);
 
+/* mask_edge_snap (blocks/snap.c), Roboflow's parameters. */
+struct cv_snap_params {
+    int tol;         /* pixel_tolerance, >= 1 */
+    double sigma;    /* adaptive threshold strictness */
+    double min_area; /* min_contour_area */
+    int iters;       /* dilation_iterations (closing; > 0 also thins once) */
+    int band;        /* boundary_band_width, 1..127 */
+    int win;         /* adaptive_window_size (made odd, >= 3) */
+};
+/* Roboflow's refine_masks on a GRAY image: masks holds nm masks of w * h
+ * bytes 0/1 (row-major), replaced by the refined masks; edges (w * h)
+ * receives the kept edge pixels 0/1.  ERR_INVALID on bad parameters,
+ * ERR_NOMEM. */
+int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
+                       const struct cv_snap_params *p, uint8_t *edges);
+
 #endif

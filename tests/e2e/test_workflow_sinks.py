@@ -256,6 +256,75 @@ def test_email_notification_over_smtp(srv):
         rec.close()
 
 
+def test_email_attachments_over_smtp(srv):
+    """email_notification@v2 with attachments, as Roboflow's SMTP sender builds
+    them: multipart/mixed, the text part, then per key an
+    application/octet-stream base64 part named by the key (a string as its
+    UTF-8 bytes, the image as its JPEG)."""
+    import email
+    import email.policy
+    import cv2
+    import numpy as np
+    from conftest import png_bytes
+    rec = SmtpReceiver()
+    try:
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                       {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+            'steps': [
+                {'type': 'roboflow_core/email_notification@v2', 'name': 'mail', 'subject': 'Frames',
+                 'email_provider': 'Custom SMTP', 'sender_email': 'cam@example.org',
+                 'receiver_email': 'ops@example.org', 'message': 'Tag {{ $parameters.tag }}',
+                 'message_parameters': {'tag': '$inputs.tag'},
+                 'attachments': {'report.csv': 'tag,n\nT9,1\n', 'frame.jpg': '$inputs.image',
+                                 'tag.txt': '$inputs.tag'},
+                 'smtp_server': '127.0.0.1', 'smtp_port': rec.port, 'sender_email_password': 'pw',
+                 'cooldown_seconds': 0, 'fire_and_forget': False},
+            ],
+            'outputs': [{'type': 'JsonField', 'name': 'mail', 'selector': '$steps.mail.*'}],
+        }
+        put_workflow(srv, 'mail-att', wf)
+        r = bp(srv, 'POST', '/sink-mail-att', job_body('pics', 'mail-att', spec={'workflowParameters': {'tag': 'T9'}}))
+        assert r.status == 200, r
+        assert wait_job(srv, 'sink-mail-att')['error'] is False
+        rows = results_rows(download_export(srv, 'sink-mail-att'))
+        assert len(rows) == 12
+        assert all(row['mail'] == {'error_status': False, 'throttling_status': False,
+                                   'message': 'Notification sent successfully'} for row in rows), rows[0]
+        assert len(rec.mails) == 12
+        # the staged noise PNGs as OpenCV's JPEG at Roboflow's quality 95 (JPEG
+        # of noise is far from the original; compare JPEG with JPEG)
+        refs = []
+        for i in range(12):
+            png = cv2.imdecode(np.frombuffer(png_bytes(i), np.uint8), cv2.IMREAD_COLOR)
+            ok, enc = cv2.imencode('.jpg', png, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            refs.append(cv2.imdecode(enc, cv2.IMREAD_COLOR).astype(float))
+        matched = set()
+        for m in rec.mails:
+            msg = email.message_from_string(m['data'], policy=email.policy.default)
+            assert msg.get_content_type() == 'multipart/mixed'
+            assert msg['Subject'] == 'Frames' and msg['To'] == 'ops@example.org'
+            parts = list(msg.iter_parts())
+            assert [p.get_content_type() for p in parts] == ['text/plain'] + ['application/octet-stream'] * 3
+            assert parts[0].get_content().rstrip('\r\n') == 'Tag T9'
+            assert [p.get_filename() for p in parts[1:]] == ['report.csv', 'frame.jpg', 'tag.txt']
+            assert all(p.get_content_disposition() == 'attachment' for p in parts[1:])
+            assert parts[1].get_payload(decode=True) == b'tag,n\nT9,1\n'
+            assert parts[3].get_payload(decode=True) == b'T9'
+            jpeg = parts[2].get_payload(decode=True)
+            assert jpeg[:3] == b'\xff\xd8\xff'
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert img is not None and img.shape == (8, 8, 3)
+            diffs = sorted((float(np.abs(img.astype(float) - ref).mean()), k) for k, ref in enumerate(refs))
+            # the JPEG is of one staged image: (nearly) OpenCV's JPEG of it, far from the others
+            assert diffs[0][0] < 3 and diffs[1][0] > 20, diffs[:2]
+            matched.add(diffs[0][1])
+        assert matched == set(range(12))
+    finally:
+        rec.close()
+
+
 class AnyReceiver:
     """HTTP receiver on 127.0.0.1 recording (method, path, headers, body) of
     every GET, POST and PUT."""

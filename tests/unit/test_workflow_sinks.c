@@ -462,7 +462,7 @@ TEST(webhook_sink_methods_headers_form_files)
 /* ---- email_notification ----------------------------------------------------------------------- */
 struct mail_log {
     int n;
-    char server[128], user[128], pass[128], from[128], msg[4096], rcpt[512];
+    char server[128], user[128], pass[128], from[128], msg[16384], rcpt[512];
     int port;
 };
 
@@ -552,6 +552,103 @@ TEST(email_notification_message_and_recipients)
     json_decref(p);
 }
 
+
+/* Roboflow's _send_email_using_smtp_server with attachments: multipart/mixed,
+ * the text part, then per key application/octet-stream base64 with the key
+ * as file name; v2's process_attachments: an image as its JPEG, a string as
+ * its UTF-8 bytes, anything else str(). */
+TEST(email_notification_attachments_mime)
+{
+    struct mail_log l = {0};
+    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL};
+    char err[512] = "";
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    const char *def = HEAD
+        "{\"type\":\"roboflow_core/email_notification@v2\",\"name\":\"s\",\"subject\":\"s\","
+        "\"email_provider\":\"Custom SMTP\",\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\","
+        "\"receiver_email\":\"a@example.org\",\"message\":\"see =_vbatch_0\\nbye\",\"cooldown_seconds\":0,"
+        "\"attachments\":{\"report.csv\":\"a,b\\n1,2\\n\",\"long \\\"q\\\".txt\":\"%s\",\"n\xc3\xa9.txt\":\"$inputs.p\","
+        "\"num\":2.0,\"frame\":\"$inputs.image\"}}" TAIL;
+    char x100[101];
+    memset(x100, 'x', 100);
+    x100[100] = 0;
+    char *d = xasprintf(def, x100);
+    json_t *o = run_def(d, &sk, NULL, p, err, sizeof err);
+    free(d);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    /* the body holds "=_vbatch_0": the boundary is the next one */
+#define PART "\r\n--=_vbatch_1\r\nContent-Type: application/octet-stream\r\nMIME-Version: 1.0\r\n" \
+             "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
+    const char *want =
+        "From: cam@example.org\r\nTo: a@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"=_vbatch_1\"\r\n\r\n--=_vbatch_1\r\n"
+        "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\nsee =_vbatch_0\r\nbye"
+        PART "filename=\"report.csv\"\r\n\r\nYSxiCjEsMgo="
+        PART "filename=\"long \\\"q\\\".txt\"\r\n\r\n"
+        "B76\r\nB60"
+        PART "filename*=utf-8''n%C3%A9.txt\r\n\r\nYWJj"
+        PART "filename=\"num\"\r\n\r\nMi4w"
+        PART "filename=\"frame\"\r\n\r\n";
+#undef PART
+    char wbuf[4096];
+    snprintf(wbuf, sizeof wbuf, "%s", want);
+    /* the 136 base64 characters of 100 'x' in lines of 76 */
+    char *pos = strstr(wbuf, "B76\r\nB60");
+    ASSERT(pos);
+    const char *b = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==";
+    char tail[2048];
+    snprintf(tail, sizeof tail, "%s", pos + 8);
+    snprintf(pos, sizeof wbuf - (size_t)(pos - wbuf), "%.76s\r\n%s%s", b, b + 76, tail);
+    ASSERT(strlen(l.msg) > strlen(wbuf));
+    char *got = xstrndup(l.msg, strlen(wbuf));
+    ASSERT_STR_EQ(got, wbuf);
+    free(got);
+    /* the image part: the JPEG of the 4x4 image, ending the message */
+    const char *img = l.msg + strlen(wbuf);
+    const char *end = strstr(img, "\r\n--=_vbatch_1--\r\n");
+    ASSERT(end && end[18] == 0);
+    char *flat = xmalloc((size_t)(end - img) + 1);
+    size_t fn = 0;
+    for (const char *q = img; q < end; q++)
+        if (*q != '\r' && *q != '\n')
+            flat[fn++] = *q;
+    size_t jn = 0;
+    uint8_t *jpeg = base64_decode(flat, fn, &jn);
+    ASSERT(jpeg && jn > 100);
+    ASSERT(jpeg[0] == 0xff && jpeg[1] == 0xd8 && jpeg[jn - 2] == 0xff && jpeg[jn - 1] == 0xd9);
+    free(jpeg);
+    free(flat);
+
+    /* limits: a name with a line break, 33 attachments: error_status, nothing sent */
+    const char *bad1 = HEAD
+        "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"s\","
+        "\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\",\"sender_email_password\":\"pw\","
+        "\"receiver_email\":\"a@example.org\",\"message\":\"m\",\"cooldown_seconds\":0,"
+        "\"attachments\":{\"a\\r\\nX-Evil: 1\":\"t\"}}" TAIL;
+    o = run_def(bad1, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "control characters"));
+    json_decref(o);
+    char many[4096];
+    size_t ml = (size_t)snprintf(many, sizeof many, "%s",
+                                 HEAD "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"s\","
+                                      "\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\","
+                                      "\"sender_email_password\":\"pw\",\"receiver_email\":\"a@example.org\","
+                                      "\"message\":\"m\",\"cooldown_seconds\":0,\"attachments\":{");
+    for (int k = 0; k < 33; k++)
+        ml += (size_t)snprintf(many + ml, sizeof many - ml, "%s\"f%d\":\"t\"", k ? "," : "", k);
+    snprintf(many + ml, sizeof many - ml, "}}" TAIL);
+    o = run_def(many, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "more than 32 attachments"));
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    json_decref(p);
+}
 
 /* ---- s3_sink ------------------------------------------------------------------------------------ */
 struct fake_s3 {

@@ -424,3 +424,69 @@ def test_webhook_sink_methods_headers_form_and_files(srv):
             assert verify_signature(srv.data, h, body)
     finally:
         rec.close()
+
+
+def slack_wf():
+    return {
+        'version': '1.0',
+        'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                   {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+        'steps': [
+            {'type': 'roboflow_core/environment_secrets_store@v1', 'name': 'sec',
+             'variables_storing_secrets': ['VB_E2E_TOKEN']},
+            {'type': 'roboflow_core/slack_notification@v1', 'name': 'slack',
+             'slack_token': '$steps.sec.vb_e2e_token', 'channel': '#alerts',
+             'message': 'Tag {{ $parameters.tag }}', 'message_parameters': {'tag': '$inputs.tag'},
+             'cooldown_seconds': 0, 'cooldown_session_key': 'k1'},
+        ],
+        'outputs': [{'type': 'JsonField', 'name': 'slack', 'selector': '$steps.slack.*'}],
+    }
+
+
+def test_slack_notification_through_outbox(tmp_path):
+    """slack_notification@v1: Roboflow's chat.postMessage (channel, text) with
+    the workflow's token as a Bearer header, POSTed to the operator's
+    --slack-api-url through the durable outbox, once per image."""
+    rec = AnyReceiver()
+    s = Server(str(tmp_path), args=['--allow-private-urls', '--secrets-env', 'VB_E2E_TOKEN',
+                                    '--slack-api-url', rec.url],
+               env={'VB_E2E_TOKEN': 'xoxb-tok'}).start()
+    try:
+        stage_pngs(s, 'pics', 3)
+        put_workflow(s, 'slack', slack_wf())
+        r = bp(s, 'POST', '/sink-slack', job_body('pics', 'slack', spec={'workflowParameters': {'tag': 'T7'}}))
+        assert r.status == 200, r
+        assert wait_job(s, 'sink-slack')['error'] is False
+        rows = results_rows(download_export(s, 'sink-slack'))
+        assert len(rows) == 3
+        assert all(row['slack'] == {'error_status': False, 'throttling_status': False,
+                                    'message': 'Notification sent in the background task'} for row in rows), rows[0]
+        calls = rec.wait(3)
+        assert len(calls) == 3, calls
+        keys = set()
+        for method, path, headers, body in calls:
+            assert (method, path) == ('POST', '/hook/chat.postMessage')
+            assert headers['Authorization'] == 'Bearer xoxb-tok'
+            assert headers['Content-Type'].startswith('application/json')
+            msg = json.loads(body)
+            assert msg['channel'] == '#alerts' and msg['text'] == 'Tag T7'
+            keys.add(msg['idempotency_key'])
+        assert len(keys) == 3
+        time.sleep(1)
+        assert len(rec.calls) == 3  # delivered once each
+    finally:
+        rc = s.stop()
+        rec.close()
+    assert rc == 0, s.tail_log()
+
+
+def test_slack_notification_needs_api_url(srv):
+    """Without --slack-api-url the step is an error naming the flag."""
+    put_workflow(srv, 'slack-nourl', slack_wf())
+    r = bp(srv, 'POST', '/sink-slack-nourl', job_body('pics', 'slack-nourl'))
+    assert r.status == 200, r
+    assert wait_job(srv, 'sink-slack-nourl')['error'] is True
+    logs = bp(srv, 'GET', '/sink-slack-nourl/logs', query={'severity': 'error', 'pageSize': 1000}).json()['logs']
+    failed = [e for e in logs if e['logType'] == 'image-processing-failed']
+    assert failed
+    assert all('--slack-api-url' in e['payload']['cause'] for e in failed), failed[0]

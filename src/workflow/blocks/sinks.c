@@ -1,7 +1,7 @@
 /*
  * blocks/sinks.c — output and secrets blocks that act outside the run:
- * webhook_sink v1, local_file_sink v1, s3_sink v1, email_notification v1/v2 and
- * environment_secrets_store v1
+ * webhook_sink v1, local_file_sink v1, s3_sink v1, email_notification v1/v2,
+ * slack_notification v1 and environment_secrets_store v1
  * (roboflow/inference core_steps/sinks and secrets_providers, read, not
  * copied).  What they may touch is the operator's choice, handed in by the
  * embedding program in struct wf_sinks (workflow.h):
@@ -879,6 +879,104 @@ static const struct wf_block email_v2 = {
     email_v2_fields, ARRAY_LEN(email_v2_fields), webhook_outs, ARRAY_LEN(webhook_outs),
     0, 0, NULL, email_run, email_check_v2};
 
+/* ---- slack_notification ---------------------------------------------------------------------- */
+/* Roboflow's block calls Slack's Web API with the workflow's token
+ * (chat.postMessage; files_upload_v2 with attachments).  Here the POST goes
+ * to the operator's --slack-api-url (env->sinks->slack_api_url) through the
+ * durable outbox, as webhook_sink's requests do: {"channel", "text"} with
+ * "Authorization: Bearer <slack_token>".  Attachments are not sent (Slack's
+ * three-call upload does not fit one queued request): error_status. */
+#define SLACK_TOKEN_MAX 1024
+#define SLACK_CHANNEL_MAX 256
+
+static int slack_run(struct wf_call *c)
+{
+    const struct wf_env *env = wf_call_env(c);
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct cooldown *cd = NULL;
+        double now = 0;
+        if (!sink_gate(c, i, "slack_notification", &cd, &now))
+            continue;
+        if (!env->sinks || !env->sinks->slack_api_url || !*env->sinks->slack_api_url || !env->sinks->webhook_req)
+            return wf_call_fail(c, "`roboflow_core/slack_notification@v1` cannot run here: the operator has not "
+                                   "configured Slack's Web API base URL (--slack-api-url in vbatch serve --help)");
+        const char *token = wf_arg_str(c, i, "slack_token");
+        const char *channel = wf_arg_str(c, i, "channel");
+        if (!token || !*token || strlen(token) > SLACK_TOKEN_MAX || !header_safe(token) || !channel || !*channel ||
+            strlen(channel) > SLACK_CHANNEL_MAX) {
+            set3(c, i, true, false, "Failed to send Slack notification. Internal error details: slack_token "
+                                    "(at most 1024 bytes, no line breaks) and channel (at most 256 bytes) are "
+                                    "required");
+            continue;
+        }
+        if (dict_nonempty(c, i, "attachments")) {
+            set3(c, i, true, false, "Failed to send Slack notification. Internal error details: attachments "
+                                    "(Slack's file upload) are not sent by this engine");
+            continue;
+        }
+        char *body = NULL;
+        int rc = format_message(c, i, wf_arg_str(c, i, "message") ? wf_arg_str(c, i, "message") : "", &body);
+        if (rc < 0)
+            return rc;
+        const char *base = env->sinks->slack_api_url;
+        size_t bl = strlen(base);
+        while (bl > 0 && base[bl - 1] == '/')
+            bl--;
+        char *url = xasprintf("%.*s/chat.postMessage", (int)bl, base);
+        char *bearer = xasprintf("Bearer %s", token);
+        json_t *payload = json_pack("{s:s, s:s}", "channel", channel, "text", body);
+        json_t *req = json_pack("{s:s, s:{s:s}}", "method", "POST", "headers", "Authorization", bearer);
+        char *ptext = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+        char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        char why[256] = "";
+        rc = ptext && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), url, ptext,
+                                                      rtext, why, sizeof why)
+                            : ERR_INVALID; /* text not UTF-8 */
+        json_decref(payload);
+        json_decref(req);
+        free(ptext);
+        free(rtext);
+        free(bearer);
+        free(url);
+        free(body);
+        if (rc < 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "Failed to send Slack notification. Internal error details: %s",
+                     *why ? why : err_str(rc));
+            set3(c, i, true, false, msg);
+            continue;
+        }
+        if (cd)
+            cd->last = now;
+        set3(c, i, false, false,
+             wf_arg_bool(c, i, "fire_and_forget", true) ? "Notification sent in the background task"
+                                                         : "Notification queued in the durable outbox");
+    }
+    return 0;
+}
+
+static int slack_check(const json_t *step, char *err, size_t errlen)
+{
+    return ops_dict_check(step, "message_parameters_operations", err, errlen);
+}
+
+static const struct wf_field slack_fields[] = {
+    {"slack_token", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"channel", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"message", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"message_parameters", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},
+    {"message_parameters_operations", NULL, WF_FT_DICT, "{}", 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
+    {"attachments", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},
+    {"fire_and_forget", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},
+    {"disable_sink", NULL, WF_FT_BOOL, "false", WF_K_BOOL, 0, NULL},
+    {"cooldown_seconds", NULL, WF_FT_INT, "5", WF_K_INT, 0, NULL},
+    {"cooldown_session_key", NULL, WF_FT_STRING, NULL, 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_block slack_notification = {
+    (const char *const[]){"roboflow_core/slack_notification@v1", NULL},
+    slack_fields, ARRAY_LEN(slack_fields), webhook_outs, ARRAY_LEN(webhook_outs),
+    0, 0, NULL, slack_run, slack_check};
+
 /* ---- local_file_sink ------------------------------------------------------------------------ */
 struct append_log {
     char *dir;   /* target_directory of the open file */
@@ -1335,4 +1433,5 @@ static const struct wf_block environment_secrets_store = {
     0, WF_BLOCK_DYN_OUTPUTS | WF_BLOCK_DYN_LOWER, "variables_storing_secrets", secrets_run, secrets_check};
 
 const struct wf_block *const wf_blocks_sinks[] = {&webhook_sink, &local_file_sink, &environment_secrets_store,
-                                                  &email_v1, &email_v2, &s3_sink, NULL};
+                                                  &email_v1, &email_v2, &s3_sink, &slack_notification,
+                                                  NULL};

@@ -81,6 +81,7 @@ struct serve_cfg {
     const char *sink_folder;   /* the only folder local_file_sink writes */
     const char *secrets_env;   /* comma-separated variables environment_secrets_store reads */
     const char *sink_s3;       /* s3://... bucket of s3_sink steps */
+    const char *slack_api_url; /* Slack Web API base URL of slack_notification steps */
     const char *sink_s3_creds; /* its credentials file */
     int64_t quota_staged_bytes;    /* workspace quota defaults; 0: unlimited */
     int64_t quota_jobs;
@@ -155,6 +156,8 @@ static const struct opt serve_opts[] = {
      "comma-separated environment variables that environment_secrets_store steps may read (default: none)"},
     {"sink-s3", "VBATCH_SINK_S3", OPT_STR, O(sink_s3),
      "s3://bucket[/prefix]?endpoint=URL&region=R&path_style=1: the only bucket workflow s3_sink steps write to (default: none, the block is refused)"},
+    {"slack-api-url", "VBATCH_SLACK_API_URL", OPT_STR, O(slack_api_url),
+     "base URL of Slack's Web API for workflow slack_notification steps, POSTed through the outbox (default: none, the block is refused)"},
     {"sink-s3-credentials", "VBATCH_SINK_S3_CREDENTIALS", OPT_STR, O(sink_s3_creds),
      "file of AWS_ACCESS_KEY_ID=/AWS_SECRET_ACCESS_KEY=/AWS_SESSION_TOKEN= lines for --sink-s3 (default: those variables)"},
     {"quota-staged-bytes", "VBATCH_QUOTA_STAGED_BYTES", OPT_INT, O(quota_staged_bytes),
@@ -295,6 +298,13 @@ static int sinks_setup(const struct serve_cfg *c, struct jobs_opts *jo)
         }
         free(copy);
         jo->secrets_env = (const char *const *)names;
+    }
+    if (c->slack_api_url && *c->slack_api_url) {
+        if (strncmp(c->slack_api_url, "http://", 7) && strncmp(c->slack_api_url, "https://", 8)) {
+            fprintf(stderr, "vbatch: --slack-api-url '%s' is not an http(s) URL\n", c->slack_api_url);
+            return -1;
+        }
+        jo->slack_api_url = c->slack_api_url;
     }
     if (c->sink_s3 && *c->sink_s3) {
         static struct store_s3sink *k;
@@ -816,6 +826,7 @@ static int cmd_worker(int argc, char **argv)
     c.secrets_env = getenv("VBATCH_SECRETS_ENV");
     c.sink_s3 = getenv("VBATCH_SINK_S3");
     c.sink_s3_creds = getenv("VBATCH_SINK_S3_CREDENTIALS");
+    c.slack_api_url = getenv("VBATCH_SLACK_API_URL");
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v)
@@ -844,12 +855,14 @@ static int cmd_worker(int argc, char **argv)
             c.sink_s3 = argv[++i];
         else if (!strcmp(a, "--sink-s3-credentials") && v)
             c.sink_s3_creds = argv[++i];
+        else if (!strcmp(a, "--slack-api-url") && v)
+            c.slack_api_url = argv[++i];
         else {
             fprintf(stderr, "usage: vbatch worker [--data DIR] [--db URL] [--blobs URL] [--blobs-credentials FILE]"
                             " [--workers N] [--models-dir DIR]"
                             " [--task-lease-ms MS] [--model-threads N] [--secret-file FILE]"
                             " [--sink-folder DIR] [--secrets-env A,B] [--sink-s3 URL]"
-                            " [--sink-s3-credentials FILE]\n");
+                            " [--sink-s3-credentials FILE] [--slack-api-url URL]\n");
             return 2;
         }
     }

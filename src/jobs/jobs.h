@@ -94,6 +94,9 @@ struct jobs_opts {
      * are named "<s3_prefix>/<file_name_prefix>_<job>_<item>_<frame>_<step>.<ext>":
      * a retried task overwrites them with the same content. */
     struct store_s3sink *sink_s3;
+    /* slack_notification's Slack Web API base URL (borrowed; NULL: the
+     * block is refused); its POSTs go through the outbox like webhook_sink's. */
+    const char *slack_api_url;
 };
 void jobs_opts_default(struct jobs_opts *o);
 

@@ -493,7 +493,7 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_run_inputs ri = {&in, 1, params};
         struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
         struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email,
-                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req};
+                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req, j->o.slack_api_url};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {

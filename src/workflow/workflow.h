@@ -130,6 +130,10 @@ struct wf_sinks {
      * store_outbox_enqueue_once).  NULL: such steps report an error. */
     int (*webhook_req)(void *ud, const char *step, const char *url, const char *payload, const char *req,
                        char *err, size_t errlen);
+    /* slack_notification: the base URL of Slack's Web API chosen by the
+     * operator ("<base>/chat.postMessage" gets the POST, through
+     * webhook_req).  NULL: the block is a step error naming --slack-api-url. */
+    const char *slack_api_url;
 };
 
 struct wf_email {

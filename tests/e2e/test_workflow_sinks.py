@@ -256,6 +256,75 @@ def test_email_notification_over_smtp(srv):
         rec.close()
 
 
+def test_email_attachments_over_smtp(srv):
+    """email_notification@v2 with attachments, as Roboflow's SMTP sender builds
+    them: multipart/mixed, the text part, then per key an
+    application/octet-stream base64 part named by the key (a string as its
+    UTF-8 bytes, the image as its JPEG)."""
+    import email
+    import email.policy
+    import cv2
+    import numpy as np
+    from conftest import png_bytes
+    rec = SmtpReceiver()
+    try:
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                       {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+            'steps': [
+                {'type': 'roboflow_core/email_notification@v2', 'name': 'mail', 'subject': 'Frames',
+                 'email_provider': 'Custom SMTP', 'sender_email': 'cam@example.org',
+                 'receiver_email': 'ops@example.org', 'message': 'Tag {{ $parameters.tag }}',
+                 'message_parameters': {'tag': '$inputs.tag'},
+                 'attachments': {'report.csv': 'tag,n\nT9,1\n', 'frame.jpg': '$inputs.image',
+                                 'tag.txt': '$inputs.tag'},
+                 'smtp_server': '127.0.0.1', 'smtp_port': rec.port, 'sender_email_password': 'pw',
+                 'cooldown_seconds': 0, 'fire_and_forget': False},
+            ],
+            'outputs': [{'type': 'JsonField', 'name': 'mail', 'selector': '$steps.mail.*'}],
+        }
+        put_workflow(srv, 'mail-att', wf)
+        r = bp(srv, 'POST', '/sink-mail-att', job_body('pics', 'mail-att', spec={'workflowParameters': {'tag': 'T9'}}))
+        assert r.status == 200, r
+        assert wait_job(srv, 'sink-mail-att')['error'] is False
+        rows = results_rows(download_export(srv, 'sink-mail-att'))
+        assert len(rows) == 12
+        assert all(row['mail'] == {'error_status': False, 'throttling_status': False,
+                                   'message': 'Notification sent successfully'} for row in rows), rows[0]
+        assert len(rec.mails) == 12
+        # the staged noise PNGs as OpenCV's JPEG at Roboflow's quality 95 (JPEG
+        # of noise is far from the original; compare JPEG with JPEG)
+        refs = []
+        for i in range(12):
+            png = cv2.imdecode(np.frombuffer(png_bytes(i), np.uint8), cv2.IMREAD_COLOR)
+            ok, enc = cv2.imencode('.jpg', png, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            refs.append(cv2.imdecode(enc, cv2.IMREAD_COLOR).astype(float))
+        matched = set()
+        for m in rec.mails:
+            msg = email.message_from_string(m['data'], policy=email.policy.default)
+            assert msg.get_content_type() == 'multipart/mixed'
+            assert msg['Subject'] == 'Frames' and msg['To'] == 'ops@example.org'
+            parts = list(msg.iter_parts())
+            assert [p.get_content_type() for p in parts] == ['text/plain'] + ['application/octet-stream'] * 3
+            assert parts[0].get_content().rstrip('\r\n') == 'Tag T9'
+            assert [p.get_filename() for p in parts[1:]] == ['report.csv', 'frame.jpg', 'tag.txt']
+            assert all(p.get_content_disposition() == 'attachment' for p in parts[1:])
+            assert parts[1].get_payload(decode=True) == b'tag,n\nT9,1\n'
+            assert parts[3].get_payload(decode=True) == b'T9'
+            jpeg = parts[2].get_payload(decode=True)
+            assert jpeg[:3] == b'\xff\xd8\xff'
+            img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+            assert img is not None and img.shape == (8, 8, 3)
+            diffs = sorted((float(np.abs(img.astype(float) - ref).mean()), k) for k, ref in enumerate(refs))
+            # the JPEG is of one staged image: (nearly) OpenCV's JPEG of it, far from the others
+            assert diffs[0][0] < 3 and diffs[1][0] > 20, diffs[:2]
+            matched.add(diffs[0][1])
+        assert matched == set(range(12))
+    finally:
+        rec.close()
+
+
 class AnyReceiver:
     """HTTP receiver on 127.0.0.1 recording (method, path, headers, body) of
     every GET, POST and PUT."""
@@ -355,3 +424,69 @@ def test_webhook_sink_methods_headers_form_and_files(srv):
             assert verify_signature(srv.data, h, body)
     finally:
         rec.close()
+
+
+def slack_wf():
+    return {
+        'version': '1.0',
+        'inputs': [{'type': 'WorkflowImage', 'name': 'image'},
+                   {'type': 'WorkflowParameter', 'name': 'tag', 'default_value': 'none'}],
+        'steps': [
+            {'type': 'roboflow_core/environment_secrets_store@v1', 'name': 'sec',
+             'variables_storing_secrets': ['VB_E2E_TOKEN']},
+            {'type': 'roboflow_core/slack_notification@v1', 'name': 'slack',
+             'slack_token': '$steps.sec.vb_e2e_token', 'channel': '#alerts',
+             'message': 'Tag {{ $parameters.tag }}', 'message_parameters': {'tag': '$inputs.tag'},
+             'cooldown_seconds': 0, 'cooldown_session_key': 'k1'},
+        ],
+        'outputs': [{'type': 'JsonField', 'name': 'slack', 'selector': '$steps.slack.*'}],
+    }
+
+
+def test_slack_notification_through_outbox(tmp_path):
+    """slack_notification@v1: Roboflow's chat.postMessage (channel, text) with
+    the workflow's token as a Bearer header, POSTed to the operator's
+    --slack-api-url through the durable outbox, once per image."""
+    rec = AnyReceiver()
+    s = Server(str(tmp_path), args=['--allow-private-urls', '--secrets-env', 'VB_E2E_TOKEN',
+                                    '--slack-api-url', rec.url],
+               env={'VB_E2E_TOKEN': 'xoxb-tok'}).start()
+    try:
+        stage_pngs(s, 'pics', 3)
+        put_workflow(s, 'slack', slack_wf())
+        r = bp(s, 'POST', '/sink-slack', job_body('pics', 'slack', spec={'workflowParameters': {'tag': 'T7'}}))
+        assert r.status == 200, r
+        assert wait_job(s, 'sink-slack')['error'] is False
+        rows = results_rows(download_export(s, 'sink-slack'))
+        assert len(rows) == 3
+        assert all(row['slack'] == {'error_status': False, 'throttling_status': False,
+                                    'message': 'Notification sent in the background task'} for row in rows), rows[0]
+        calls = rec.wait(3)
+        assert len(calls) == 3, calls
+        keys = set()
+        for method, path, headers, body in calls:
+            assert (method, path) == ('POST', '/hook/chat.postMessage')
+            assert headers['Authorization'] == 'Bearer xoxb-tok'
+            assert headers['Content-Type'].startswith('application/json')
+            msg = json.loads(body)
+            assert msg['channel'] == '#alerts' and msg['text'] == 'Tag T7'
+            keys.add(msg['idempotency_key'])
+        assert len(keys) == 3
+        time.sleep(1)
+        assert len(rec.calls) == 3  # delivered once each
+    finally:
+        rc = s.stop()
+        rec.close()
+    assert rc == 0, s.tail_log()
+
+
+def test_slack_notification_needs_api_url(srv):
+    """Without --slack-api-url the step is an error naming the flag."""
+    put_workflow(srv, 'slack-nourl', slack_wf())
+    r = bp(srv, 'POST', '/sink-slack-nourl', job_body('pics', 'slack-nourl'))
+    assert r.status == 200, r
+    assert wait_job(srv, 'sink-slack-nourl')['error'] is True
+    logs = bp(srv, 'GET', '/sink-slack-nourl/logs', query={'severity': 'error', 'pageSize': 1000}).json()['logs']
+    failed = [e for e in logs if e['logType'] == 'image-processing-failed']
+    assert failed
+    assert all('--slack-api-url' in e['payload']['cause'] for e in failed), failed[0]

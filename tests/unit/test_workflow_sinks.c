@@ -49,7 +49,7 @@ static json_t *run_def(const char *def, const struct wf_sinks *sinks, struct wf_
 TEST(secrets_only_allow_listed_lowercased)
 {
     static const char *const allow[] = {"VB_TEST_SECRET_A", "VB_TEST_UNSET", NULL};
-    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL, NULL, NULL, NULL};
     char err[512] = "";
     setenv("VB_TEST_SECRET_A", "s3cr3t", 1);
     setenv("VB_TEST_SECRET_B", "other", 1);
@@ -132,7 +132,7 @@ static char *file_def(const char *mode, const char *type, const char *target, co
 static json_t *file_run(const char *def, const char *root, struct wf_state *st, const char *content, char *err,
                         size_t errlen)
 {
-    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     json_t *p = json_pack("{s:s}", "p", content);
     json_t *o = run_def(def, &sk, st, p, err, errlen);
     json_decref(p);
@@ -302,7 +302,7 @@ static char *hook_def(const char *extra)
 TEST(webhook_sink_payload_query_and_messages)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, NULL};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, NULL, NULL};
     char err[512] = "";
     char *def = hook_def(",\"query_parameters\":{\"a b\":\"c&d\",\"n\":[1,2]},\"cooldown_seconds\":0");
     json_t *p = json_pack("{s:s}", "p", "abc");
@@ -401,7 +401,7 @@ static int fake_hook_req(void *ud, const char *step, const char *url, const char
 TEST(webhook_sink_methods_headers_form_files)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req, NULL};
     char err[512] = "";
     json_t *p = json_pack("{s:s}", "p", "abc");
     char *def = xasprintf(
@@ -462,7 +462,7 @@ TEST(webhook_sink_methods_headers_form_files)
 /* ---- email_notification ----------------------------------------------------------------------- */
 struct mail_log {
     int n;
-    char server[128], user[128], pass[128], from[128], msg[4096], rcpt[512];
+    char server[128], user[128], pass[128], from[128], msg[16384], rcpt[512];
     int port;
 };
 
@@ -490,7 +490,7 @@ static int fake_mail(void *ud, const char *step, const struct wf_email *m, char 
 TEST(email_notification_message_and_recipients)
 {
     struct mail_log l = {0};
-    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL};
+    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL, NULL};
     char err[512] = "";
     /* Roboflow's format_email_message: {{ $parameters.x }} with the value
      * after its operations, str() of non-strings; unknown placeholders kept */
@@ -553,6 +553,161 @@ TEST(email_notification_message_and_recipients)
 }
 
 
+/* Roboflow's _send_email_using_smtp_server with attachments: multipart/mixed,
+ * the text part, then per key application/octet-stream base64 with the key
+ * as file name; v2's process_attachments: an image as its JPEG, a string as
+ * its UTF-8 bytes, anything else str(). */
+TEST(email_notification_attachments_mime)
+{
+    struct mail_log l = {0};
+    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL, NULL};
+    char err[512] = "";
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    const char *def = HEAD
+        "{\"type\":\"roboflow_core/email_notification@v2\",\"name\":\"s\",\"subject\":\"s\","
+        "\"email_provider\":\"Custom SMTP\",\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\","
+        "\"receiver_email\":\"a@example.org\",\"message\":\"see =_vbatch_0\\nbye\",\"cooldown_seconds\":0,"
+        "\"attachments\":{\"report.csv\":\"a,b\\n1,2\\n\",\"long \\\"q\\\".txt\":\"%s\",\"n\xc3\xa9.txt\":\"$inputs.p\","
+        "\"num\":2.0,\"frame\":\"$inputs.image\"}}" TAIL;
+    char x100[101];
+    memset(x100, 'x', 100);
+    x100[100] = 0;
+    char *d = xasprintf(def, x100);
+    json_t *o = run_def(d, &sk, NULL, p, err, sizeof err);
+    free(d);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    /* the body holds "=_vbatch_0": the boundary is the next one */
+#define PART "\r\n--=_vbatch_1\r\nContent-Type: application/octet-stream\r\nMIME-Version: 1.0\r\n" \
+             "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; "
+    const char *want =
+        "From: cam@example.org\r\nTo: a@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/mixed; boundary=\"=_vbatch_1\"\r\n\r\n--=_vbatch_1\r\n"
+        "Content-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\nsee =_vbatch_0\r\nbye"
+        PART "filename=\"report.csv\"\r\n\r\nYSxiCjEsMgo="
+        PART "filename=\"long \\\"q\\\".txt\"\r\n\r\n"
+        "B76\r\nB60"
+        PART "filename*=utf-8''n%C3%A9.txt\r\n\r\nYWJj"
+        PART "filename=\"num\"\r\n\r\nMi4w"
+        PART "filename=\"frame\"\r\n\r\n";
+#undef PART
+    char wbuf[4096];
+    snprintf(wbuf, sizeof wbuf, "%s", want);
+    /* the 136 base64 characters of 100 'x' in lines of 76 */
+    char *pos = strstr(wbuf, "B76\r\nB60");
+    ASSERT(pos);
+    const char *b = "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==";
+    char tail[2048];
+    snprintf(tail, sizeof tail, "%s", pos + 8);
+    snprintf(pos, sizeof wbuf - (size_t)(pos - wbuf), "%.76s\r\n%s%s", b, b + 76, tail);
+    ASSERT(strlen(l.msg) > strlen(wbuf));
+    char *got = xstrndup(l.msg, strlen(wbuf));
+    ASSERT_STR_EQ(got, wbuf);
+    free(got);
+    /* the image part: the JPEG of the 4x4 image, ending the message */
+    const char *img = l.msg + strlen(wbuf);
+    const char *end = strstr(img, "\r\n--=_vbatch_1--\r\n");
+    ASSERT(end && end[18] == 0);
+    char *flat = xmalloc((size_t)(end - img) + 1);
+    size_t fn = 0;
+    for (const char *q = img; q < end; q++)
+        if (*q != '\r' && *q != '\n')
+            flat[fn++] = *q;
+    size_t jn = 0;
+    uint8_t *jpeg = base64_decode(flat, fn, &jn);
+    ASSERT(jpeg && jn > 100);
+    ASSERT(jpeg[0] == 0xff && jpeg[1] == 0xd8 && jpeg[jn - 2] == 0xff && jpeg[jn - 1] == 0xd9);
+    free(jpeg);
+    free(flat);
+
+    /* limits: a name with a line break, 33 attachments: error_status, nothing sent */
+    const char *bad1 = HEAD
+        "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"s\","
+        "\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\",\"sender_email_password\":\"pw\","
+        "\"receiver_email\":\"a@example.org\",\"message\":\"m\",\"cooldown_seconds\":0,"
+        "\"attachments\":{\"a\\r\\nX-Evil: 1\":\"t\"}}" TAIL;
+    o = run_def(bad1, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "control characters"));
+    json_decref(o);
+    char many[4096];
+    size_t ml = (size_t)snprintf(many, sizeof many, "%s",
+                                 HEAD "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"s\",\"subject\":\"s\","
+                                      "\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\","
+                                      "\"sender_email_password\":\"pw\",\"receiver_email\":\"a@example.org\","
+                                      "\"message\":\"m\",\"cooldown_seconds\":0,\"attachments\":{");
+    for (int k = 0; k < 33; k++)
+        ml += (size_t)snprintf(many + ml, sizeof many - ml, "%s\"f%d\":\"t\"", k ? "," : "", k);
+    snprintf(many + ml, sizeof many - ml, "}}" TAIL);
+    o = run_def(many, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "more than 32 attachments"));
+    json_decref(o);
+    ASSERT_EQ(l.n, 1);
+    json_decref(p);
+}
+
+/* ---- slack_notification ----------------------------------------------------------------------- */
+/* Roboflow's chat.postMessage (channel, text after format_message) with the
+ * token as a Bearer header, POSTed to the operator's Slack API base URL
+ * through webhook_req (the outbox); without the URL a step error naming the
+ * flag. */
+TEST(slack_notification_post_message)
+{
+    struct hook_log h = {0};
+    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req, "http://slack.local/api/"};
+    char err[512] = "";
+    json_t *p = json_pack("{s:s}", "p", "abc");
+    const char *def = HEAD
+        "{\"type\":\"roboflow_core/slack_notification@v1\",\"name\":\"s\",\"slack_token\":\"xoxb-1\","
+        "\"channel\":\"#alerts\",\"message\":\"Seen {{ $parameters.x }} \\u00e9\","
+        "\"message_parameters\":{\"x\":\"$inputs.p\"},"
+        "\"message_parameters_operations\":{\"x\":[{\"type\":\"StringToUpperCase\"}]},"
+        "\"cooldown_seconds\":0,\"cooldown_session_key\":\"k\"}" TAIL;
+    json_t *o = run_def(def, &sk, NULL, p, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")), "Notification sent in the background task");
+    json_decref(o);
+    ASSERT_EQ(h.n, 1);
+    ASSERT_STR_EQ(h.url[0], "http://slack.local/api/chat.postMessage");
+    json_t *pl = json_loads(h.payload[0], 0, NULL);
+    ASSERT(pl);
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "channel")), "#alerts");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "text")), "Seen ABC \xc3\xa9");
+    json_decref(pl);
+    ASSERT_STR_EQ(last_req, "{\"method\":\"POST\",\"headers\":{\"Authorization\":\"Bearer xoxb-1\"}}");
+    /* attachments are not sent: error_status, nothing queued */
+    const char *def2 = HEAD
+        "{\"type\":\"roboflow_core/slack_notification@v1\",\"name\":\"s\",\"slack_token\":\"xoxb-1\","
+        "\"channel\":\"C1\",\"message\":\"m\",\"attachments\":{\"a.csv\":\"$inputs.p\"},"
+        "\"cooldown_seconds\":0,\"cooldown_session_key\":\"k\"}" TAIL;
+    o = run_def(def2, &sk, NULL, p, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "attachments"));
+    json_decref(o);
+    /* a token with a line break (header injection): error_status */
+    json_t *bad = json_pack("{s:s}", "p", "t\r\nX-Evil: 1");
+    const char *def3 = HEAD
+        "{\"type\":\"roboflow_core/slack_notification@v1\",\"name\":\"s\",\"slack_token\":\"$inputs.p\","
+        "\"channel\":\"C1\",\"message\":\"m\",\"cooldown_seconds\":0,\"cooldown_session_key\":\"k\"}" TAIL;
+    o = run_def(def3, &sk, NULL, bad, err, sizeof err);
+    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
+    json_decref(o);
+    json_decref(bad);
+    ASSERT_EQ(h.n, 1);
+    /* no API URL configured: a step error naming the flag */
+    struct wf_sinks nourl = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req, NULL};
+    ASSERT(run_def(def, &nourl, NULL, p, err, sizeof err) == NULL);
+    ASSERT(strstr(err, "--slack-api-url"));
+    ASSERT_EQ(h.n, 1);
+    json_decref(p);
+}
+
 /* ---- s3_sink ------------------------------------------------------------------------------------ */
 struct fake_s3 {
     int calls;
@@ -589,7 +744,7 @@ static char *s3_def(const char *mode, const char *type, const char *bucket, cons
 TEST(s3_sink_keys_modes_and_refusals)
 {
     struct fake_s3 f = {0};
-    struct wf_sinks sk = {NULL, NULL, NULL, &f, NULL, fake_s3, NULL};
+    struct wf_sinks sk = {NULL, NULL, NULL, &f, NULL, fake_s3, NULL, NULL};
     char err[512] = "";
     json_t *params = json_pack("{s:s}", "p", "a,b\n1,2");
     /* separate_files: the content as is; s3_prefix's trailing '/' dropped
@@ -642,7 +797,7 @@ TEST(s3_sink_keys_modes_and_refusals)
     }
     ASSERT_EQ(f.calls, before);
     /* no bucket configured by the operator: a step error */
-    struct wf_sinks none = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks none = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     def = s3_def("separate_files", "txt", "ok-bucket", "");
     ASSERT(run_def(def, &none, NULL, params, err, sizeof err) == NULL);
     ASSERT(strstr(err, "--sink-s3"));

@@ -1,7 +1,7 @@
 /*
  * blocks/sinks.c — output and secrets blocks that act outside the run:
- * webhook_sink v1, local_file_sink v1, s3_sink v1, email_notification v1/v2 and
- * environment_secrets_store v1
+ * webhook_sink v1, local_file_sink v1, s3_sink v1, email_notification v1/v2,
+ * slack_notification v1 and environment_secrets_store v1
  * (roboflow/inference core_steps/sinks and secrets_providers, read, not
  * copied).  What they may touch is the operator's choice, handed in by the
  * embedding program in struct wf_sinks (workflow.h):
@@ -593,6 +593,142 @@ static char *crlf_body(const char *s)
     return o;
 }
 
+/* Attachments as Roboflow's SMTP senders build them (email_notification
+ * v1/v2 _send_email_using_smtp_server: MIMEMultipart with the text part, then
+ * per key an application/octet-stream part, base64, Content-Disposition
+ * attachment with the key as its file name).  The bytes as v2's
+ * process_attachments makes them: an image is its JPEG, a string its UTF-8
+ * bytes, anything else the UTF-8 of Python's str() of it. */
+#define EMAIL_ATTACH_MAX 32                /* attachments per message */
+#define EMAIL_ATTACH_NAME_MAX 255          /* bytes of a file name */
+#define EMAIL_ATTACH_BYTES_MAX (16u << 20) /* all attachments' bytes together */
+
+static bool attach_name_ok(const char *s)
+{
+    if (!*s || strlen(s) > EMAIL_ATTACH_NAME_MAX)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* The Content-Disposition file name parameter: a quoted string when ASCII,
+ * else RFC 2231's filename*=utf-8''percent-encoded. */
+static void attach_filename(char **buf, size_t *len, size_t *cap, const char *name)
+{
+    bool ascii = true;
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            ascii = false;
+    if (!ascii) {
+        append_str(buf, len, cap, "filename*=utf-8''");
+        url_escape(buf, len, cap, name);
+        return;
+    }
+    append_str(buf, len, cap, "filename=\"");
+    for (const char *p = name; *p; p++) {
+        char e[3] = {'\\', *p, 0};
+        append_str(buf, len, cap, *p == '"' || *p == '\\' ? e : e + 1);
+    }
+    append_str(buf, len, cap, "\"");
+}
+
+/* base64 text of one attachment's bytes (malloc'd), *n the byte count. */
+static char *attach_b64(const json_t *v, size_t *n)
+{
+    const char *img = image_b64(v);
+    if (img) {
+        size_t l = strlen(img);
+        *n = l / 4 * 3 - (l >= 1 && img[l - 1] == '=') - (l >= 2 && img[l - 2] == '=');
+        return xstrdup(img);
+    }
+    char *text = json_is_string(v) ? xstrdup(json_string_value(v)) : wf__py_str(v);
+    *n = strlen(text);
+    char *b = base64_encode(text, *n);
+    free(text);
+    return b;
+}
+
+/* The whole message (head: the header lines up to MIME-Version; body: the
+ * CRLF text).  Without attachments a single text/plain part; with them
+ * multipart/mixed under a boundary the body does not contain ("=_" cannot
+ * occur in base64).  NULL with why on a bad name or a size limit. */
+static char *mime_message(const char *head, const char *body, const json_t *atts, char *why, size_t whylen)
+{
+    static const char text_part[] = "Content-Type: text/plain; charset=\"utf-8\"\r\n"
+                                    "Content-Transfer-Encoding: 8bit\r\n\r\n";
+    if (!json_is_object(atts) || json_object_size(atts) == 0)
+        return xasprintf("%s%s%s\r\n", head, text_part, body);
+    if (json_object_size(atts) > EMAIL_ATTACH_MAX) {
+        snprintf(why, whylen, "more than %d attachments", EMAIL_ATTACH_MAX);
+        return NULL;
+    }
+    char boundary[40];
+    for (unsigned k = 0;; k++) {
+        snprintf(boundary, sizeof boundary, "=_vbatch_%u", k);
+        if (!strstr(body, boundary))
+            break;
+    }
+    size_t cap = strlen(head) + strlen(body) + 256, len = 0, total = 0;
+    char *buf = xmalloc(cap);
+    buf[0] = 0;
+    append_str(&buf, &len, &cap, head);
+    append_str(&buf, &len, &cap, "Content-Type: multipart/mixed; boundary=\"");
+    append_str(&buf, &len, &cap, boundary);
+    append_str(&buf, &len, &cap, "\"\r\n\r\n--");
+    append_str(&buf, &len, &cap, boundary);
+    append_str(&buf, &len, &cap, "\r\n");
+    append_str(&buf, &len, &cap, text_part);
+    append_str(&buf, &len, &cap, body);
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)atts, name, v) {
+        if (!attach_name_ok(name)) {
+            snprintf(why, whylen, "attachment name '%.64s' is empty, longer than %d bytes or has control "
+                     "characters", name, EMAIL_ATTACH_NAME_MAX);
+            free(buf);
+            return NULL;
+        }
+        size_t n = 0;
+        char *b = attach_b64(v, &n);
+        total += n;
+        if (total > EMAIL_ATTACH_BYTES_MAX) {
+            snprintf(why, whylen, "the attachments are over %u bytes together", EMAIL_ATTACH_BYTES_MAX);
+            free(b);
+            free(buf);
+            return NULL;
+        }
+        append_str(&buf, &len, &cap, "\r\n--");
+        append_str(&buf, &len, &cap, boundary);
+        append_str(&buf, &len, &cap, "\r\nContent-Type: application/octet-stream\r\nMIME-Version: 1.0\r\n"
+                                     "Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; ");
+        attach_filename(&buf, &len, &cap, name);
+        append_str(&buf, &len, &cap, "\r\n\r\n");
+        /* base64 lines of 76 characters, CRLF between them */
+        size_t bl = strlen(b);
+        if (len + bl + bl / 76 * 2 + 1 > cap) {
+            cap = len + bl + bl / 76 * 2 + 256;
+            buf = xrealloc(buf, cap);
+        }
+        for (size_t o = 0; o < bl; o += 76) {
+            size_t k = bl - o < 76 ? bl - o : 76;
+            if (o) {
+                memcpy(buf + len, "\r\n", 2);
+                len += 2;
+            }
+            memcpy(buf + len, b + o, k);
+            len += k;
+        }
+        buf[len] = 0;
+        free(b);
+    }
+    append_str(&buf, &len, &cap, "\r\n--");
+    append_str(&buf, &len, &cap, boundary);
+    append_str(&buf, &len, &cap, "--\r\n");
+    return buf;
+}
+
 static int email_run(struct wf_call *c)
 {
     const struct wf_env *env = wf_call_env(c);
@@ -604,12 +740,6 @@ static int email_run(struct wf_call *c)
         if (!env->sinks || !env->sinks->email)
             return wf_call_fail(c, "e-mail notifications cannot be sent here: no SMTP sender (they are sent "
                                    "from batch jobs)");
-        const json_t *att = wf_arg_json(c, i, "attachments");
-        if (json_is_object(att) && json_object_size(att) > 0) {
-            set3(c, i, true, false, "Failed to send notification. Internal error details: attachments are "
-                                    "not supported yet");
-            continue;
-        }
         const char *server = wf_arg_str(c, i, "smtp_server");
         const char *from = wf_arg_str(c, i, "sender_email");
         const char *password = wf_arg_str(c, i, "sender_email_password");
@@ -626,6 +756,9 @@ static int email_run(struct wf_call *c)
                                     "smtp_server, sender_email or subject");
             continue;
         }
+        json_t *atts = NULL;
+        if (dict_nonempty(c, i, "attachments") && build_dict(c, i, "attachments", NULL, &atts) < 0)
+            return ERR_INVALID;
         const char *rcpt[3 * EMAIL_RCPT_MAX];
         size_t nrcpt = 0;
         char *to_h = NULL, *cc_h = NULL, *bcc_h = NULL;
@@ -643,11 +776,20 @@ static int email_run(struct wf_call *c)
         } else if ((rc = format_message(c, i, wf_arg_str(c, i, "message") ? wf_arg_str(c, i, "message") : "",
                                         &body)) == 0) {
             char *subj = subject_header(subject), *crlf = crlf_body(body);
-            char *msg = xasprintf("From: %s\r\nTo: %s\r\n%s%s%sSubject: %s\r\nMIME-Version: 1.0\r\n"
-                                  "Content-Type: text/plain; charset=\"utf-8\"\r\n"
-                                  "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n",
-                                  from, to_h, cc_h && *cc_h ? "Cc: " : "", cc_h && *cc_h ? cc_h : "",
-                                  cc_h && *cc_h ? "\r\n" : "", subj, crlf);
+            char *head = xasprintf("From: %s\r\nTo: %s\r\n%s%s%sSubject: %s\r\nMIME-Version: 1.0\r\n", from,
+                                   to_h, cc_h && *cc_h ? "Cc: " : "", cc_h && *cc_h ? cc_h : "",
+                                   cc_h && *cc_h ? "\r\n" : "", subj);
+            char awhy[256] = "";
+            char *msg = mime_message(head, crlf, atts, awhy, sizeof awhy);
+            free(head);
+            if (!msg) {
+                char out[400];
+                snprintf(out, sizeof out, "Failed to send notification. Internal error details: %s", awhy);
+                set3(c, i, true, false, out);
+                free(subj);
+                free(crlf);
+                goto next;
+            }
             struct wf_email m = {server, (int)port, from, password && *password ? password : NULL, from,
                                  rcpt, nrcpt, msg};
             char why[256] = "";
@@ -668,6 +810,8 @@ static int email_run(struct wf_call *c)
             free(subj);
             free(crlf);
         }
+    next:
+        json_decref(atts);
         free(body);
         free(to_h);
         free(cc_h);
@@ -734,6 +878,104 @@ static const struct wf_block email_v2 = {
     (const char *const[]){"roboflow_core/email_notification@v2", NULL},
     email_v2_fields, ARRAY_LEN(email_v2_fields), webhook_outs, ARRAY_LEN(webhook_outs),
     0, 0, NULL, email_run, email_check_v2};
+
+/* ---- slack_notification ---------------------------------------------------------------------- */
+/* Roboflow's block calls Slack's Web API with the workflow's token
+ * (chat.postMessage; files_upload_v2 with attachments).  Here the POST goes
+ * to the operator's --slack-api-url (env->sinks->slack_api_url) through the
+ * durable outbox, as webhook_sink's requests do: {"channel", "text"} with
+ * "Authorization: Bearer <slack_token>".  Attachments are not sent (Slack's
+ * three-call upload does not fit one queued request): error_status. */
+#define SLACK_TOKEN_MAX 1024
+#define SLACK_CHANNEL_MAX 256
+
+static int slack_run(struct wf_call *c)
+{
+    const struct wf_env *env = wf_call_env(c);
+    for (size_t i = 0; i < wf_call_n(c); i++) {
+        struct cooldown *cd = NULL;
+        double now = 0;
+        if (!sink_gate(c, i, "slack_notification", &cd, &now))
+            continue;
+        if (!env->sinks || !env->sinks->slack_api_url || !*env->sinks->slack_api_url || !env->sinks->webhook_req)
+            return wf_call_fail(c, "`roboflow_core/slack_notification@v1` cannot run here: the operator has not "
+                                   "configured Slack's Web API base URL (--slack-api-url in vbatch serve --help)");
+        const char *token = wf_arg_str(c, i, "slack_token");
+        const char *channel = wf_arg_str(c, i, "channel");
+        if (!token || !*token || strlen(token) > SLACK_TOKEN_MAX || !header_safe(token) || !channel || !*channel ||
+            strlen(channel) > SLACK_CHANNEL_MAX) {
+            set3(c, i, true, false, "Failed to send Slack notification. Internal error details: slack_token "
+                                    "(at most 1024 bytes, no line breaks) and channel (at most 256 bytes) are "
+                                    "required");
+            continue;
+        }
+        if (dict_nonempty(c, i, "attachments")) {
+            set3(c, i, true, false, "Failed to send Slack notification. Internal error details: attachments "
+                                    "(Slack's file upload) are not sent by this engine");
+            continue;
+        }
+        char *body = NULL;
+        int rc = format_message(c, i, wf_arg_str(c, i, "message") ? wf_arg_str(c, i, "message") : "", &body);
+        if (rc < 0)
+            return rc;
+        const char *base = env->sinks->slack_api_url;
+        size_t bl = strlen(base);
+        while (bl > 0 && base[bl - 1] == '/')
+            bl--;
+        char *url = xasprintf("%.*s/chat.postMessage", (int)bl, base);
+        char *bearer = xasprintf("Bearer %s", token);
+        json_t *payload = json_pack("{s:s, s:s}", "channel", channel, "text", body);
+        json_t *req = json_pack("{s:s, s:{s:s}}", "method", "POST", "headers", "Authorization", bearer);
+        char *ptext = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+        char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
+        char why[256] = "";
+        rc = ptext && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), url, ptext,
+                                                      rtext, why, sizeof why)
+                            : ERR_INVALID; /* text not UTF-8 */
+        json_decref(payload);
+        json_decref(req);
+        free(ptext);
+        free(rtext);
+        free(bearer);
+        free(url);
+        free(body);
+        if (rc < 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "Failed to send Slack notification. Internal error details: %s",
+                     *why ? why : err_str(rc));
+            set3(c, i, true, false, msg);
+            continue;
+        }
+        if (cd)
+            cd->last = now;
+        set3(c, i, false, false,
+             wf_arg_bool(c, i, "fire_and_forget", true) ? "Notification sent in the background task"
+                                                         : "Notification queued in the durable outbox");
+    }
+    return 0;
+}
+
+static int slack_check(const json_t *step, char *err, size_t errlen)
+{
+    return ops_dict_check(step, "message_parameters_operations", err, errlen);
+}
+
+static const struct wf_field slack_fields[] = {
+    {"slack_token", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"channel", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"message", NULL, WF_FT_STRING, NULL, WF_K_STRING, 0, NULL},
+    {"message_parameters", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},
+    {"message_parameters_operations", NULL, WF_FT_DICT, "{}", 0, WF_F_RAW | WF_F_NO_SELECTOR, NULL},
+    {"attachments", NULL, WF_FT_DICT, "{}", 0, WF_F_SELECTOR_DICT, NULL},
+    {"fire_and_forget", NULL, WF_FT_BOOL, "true", WF_K_BOOL, 0, NULL},
+    {"disable_sink", NULL, WF_FT_BOOL, "false", WF_K_BOOL, 0, NULL},
+    {"cooldown_seconds", NULL, WF_FT_INT, "5", WF_K_INT, 0, NULL},
+    {"cooldown_session_key", NULL, WF_FT_STRING, NULL, 0, WF_F_NO_SELECTOR, NULL},
+};
+static const struct wf_block slack_notification = {
+    (const char *const[]){"roboflow_core/slack_notification@v1", NULL},
+    slack_fields, ARRAY_LEN(slack_fields), webhook_outs, ARRAY_LEN(webhook_outs),
+    0, 0, NULL, slack_run, slack_check};
 
 /* ---- local_file_sink ------------------------------------------------------------------------ */
 struct append_log {
@@ -1191,4 +1433,5 @@ static const struct wf_block environment_secrets_store = {
     0, WF_BLOCK_DYN_OUTPUTS | WF_BLOCK_DYN_LOWER, "variables_storing_secrets", secrets_run, secrets_check};
 
 const struct wf_block *const wf_blocks_sinks[] = {&webhook_sink, &local_file_sink, &environment_secrets_store,
-                                                  &email_v1, &email_v2, &s3_sink, NULL};
+                                                  &email_v1, &email_v2, &s3_sink, &slack_notification,
+                                                  NULL};

@@ -156,24 +156,26 @@ def test_kill9_between_blob_write_and_commit(tmp_path, backend):
     blobs = Blobs(backend, str(tmp_path / 'data'))
     env = dict(blobs.env(), VBATCH_STAGING_COMMIT_DELAY_MS='60000')
     s = Server(str(tmp_path), args=sweeper_args(), env=env).start()
-    stage_pngs(s, 'pics', 1)
-    before = blobs.keys()
     res = {}
+    try:
+        stage_pngs(s, 'pics', 1)
+        before = blobs.keys()
 
-    def upload():
-        try:
-            res['r'] = s.upload_image('pics', 'doomed.png', png_bytes(7))
-        except Exception as e:  # the server dies under it
-            res['e'] = e
-    th = threading.Thread(target=upload, daemon=True)
-    th.start()
-    deadline = time.time() + 20 * MULT
-    new = []
-    while time.time() < deadline and not new:
-        new = [k for k in blobs.keys() if k not in before]
-        time.sleep(0.1)
-    assert len(new) == 1 and '/i/' in new[0], new
-    s.kill9()
+        def upload():
+            try:
+                res['r'] = s.upload_image('pics', 'doomed.png', png_bytes(7))
+            except Exception as e:  # the server dies under it
+                res['e'] = e
+        th = threading.Thread(target=upload, daemon=True)
+        th.start()
+        deadline = time.time() + 20 * MULT
+        new = []
+        while time.time() < deadline and not new:
+            new = [k for k in blobs.keys() if k not in before]
+            time.sleep(0.1)
+        assert len(new) == 1 and '/i/' in new[0], new
+    finally:  # also when the test fails here: no server left behind holding the upload
+        s.kill9()
     th.join(10)
     assert 'r' not in res or res['r'].status != 200, res
     s.env = blobs.env()

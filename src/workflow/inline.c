@@ -35,6 +35,28 @@
 #define INNER_TYPE "roboflow_core/inner_workflow@v1"
 #define INNER_MAX_DEPTH 4
 #define INNER_MAX_COUNT 32
+/* Bytes of strings one expansion may produce (the child's rewritten steps
+ * and the patched parent together): substituting a long binding or
+ * selector into many references multiplies the definition's size, and
+ * nesting multiplies it again per level. */
+#define INNER_MAX_BYTES (16u << 20)
+
+/* What is left of INNER_MAX_BYTES in this expansion; over once exceeded. */
+struct budget {
+    size_t left;
+    bool over;
+};
+
+/* Charge n bytes of output; false (and over) when they do not fit. */
+static bool charge(struct budget *bg, size_t n)
+{
+    if (bg->over || n > bg->left) {
+        bg->over = true;
+        return false;
+    }
+    bg->left -= n;
+    return true;
+}
 
 static bool is_inner(const json_t *step)
 {
@@ -106,49 +128,61 @@ static int scan(const json_t *def, int level, int *max_depth, int *count, char *
 
 /* ---- string rewriting ----------------------------------------------------------------- */
 
-static void buf_putn(struct buf *b, const char *s, size_t n)
+/* Replace every occurrence of tok by rep (str.replace); "" with bg->over
+ * set when the result would be longer than bg->left. */
+static char *replace_all(const char *s, const char *tok, const char *rep, struct budget *bg)
 {
-    char *t = xstrndup(s, n);
-    buf_puts(b, t);
-    free(t);
-}
-
-/* Replace every occurrence of tok by rep (str.replace). */
-static char *replace_all(const char *s, const char *tok, const char *rep)
-{
-    struct buf b = BUF_INIT;
+    struct buf b;
+    buf_init(&b, bg->left ? bg->left : 1);
     size_t tl = strlen(tok);
     const char *p;
-    while ((p = strstr(s, tok)) != NULL) {
-        buf_putn(&b, s, (size_t)(p - s));
-        buf_puts(&b, rep);
+    int rc = 0;
+    while (rc == 0 && (p = strstr(s, tok)) != NULL) {
+        rc = buf_append(&b, s, (size_t)(p - s));
+        if (rc == 0)
+            rc = buf_puts(&b, rep);
         s = p + tl;
     }
-    buf_puts(&b, s);
+    if (rc == 0)
+        rc = buf_puts(&b, s);
+    if (rc < 0 || bg->over) {
+        bg->over = true;
+        buf_release(&b);
+        return xstrdup("");
+    }
     char *out = buf_detach(&b, NULL);
     return out ? out : xstrdup("");
 }
 
 /* re.sub(r"\$steps\.<old>(?!\.)(?!__)", "$steps.<new>", s) */
-static char *replace_bare(const char *s, const char *old, const char *new_name)
+static char *replace_bare(const char *s, const char *old, const char *new_name, struct budget *bg)
 {
     char *tok = xasprintf("$steps.%s", old);
-    struct buf b = BUF_INIT;
+    struct buf b;
+    buf_init(&b, bg->left ? bg->left : 1);
     size_t tl = strlen(tok);
     const char *p;
-    while ((p = strstr(s, tok)) != NULL) {
+    int rc = 0;
+    while (rc == 0 && (p = strstr(s, tok)) != NULL) {
         const char *after = p + tl;
-        buf_putn(&b, s, (size_t)(after - s) - tl);
-        if (*after != '.' && strncmp(after, "__", 2) != 0) {
-            buf_puts(&b, "$steps.");
-            buf_puts(&b, new_name);
-        } else {
-            buf_puts(&b, tok);
+        rc = buf_append(&b, s, (size_t)(after - s) - tl);
+        if (rc == 0 && *after != '.' && strncmp(after, "__", 2) != 0) {
+            rc = buf_puts(&b, "$steps.");
+            if (rc == 0)
+                rc = buf_puts(&b, new_name);
+        } else if (rc == 0) {
+            rc = buf_puts(&b, tok);
         }
         s = after;
     }
-    buf_puts(&b, s);
+    if (rc == 0)
+        rc = buf_puts(&b, s);
     free(tok);
+    if (rc < 0 || bg->over) {
+        bg->over = true;
+        buf_release(&b);
+        return xstrdup("");
+    }
     char *out = buf_detach(&b, NULL);
     return out ? out : xstrdup("");
 }
@@ -170,6 +204,7 @@ struct rewrite {
     const json_t *defaults; /* object */
     const char **keys;      /* binding keys, longest first */
     size_t nkeys;
+    struct budget *bg;
 };
 
 static bool input_ref(const char *s, const char **name)
@@ -195,15 +230,17 @@ static char *text_of(const json_t *v)
 /* _rewrite_inner_scalar: a new value for the string leaf s. */
 static json_t *rewrite_leaf(const char *s, const struct rewrite *rw)
 {
+    if (rw->bg->over)
+        return json_string("");
     char *cur = xstrdup(s);
     for (size_t k = 0; k < rw->nsteps; k++) {
         char *tok = xasprintf("$steps.%s.", rw->steps[k].old), *rep = xasprintf("$steps.%s.", rw->steps[k].new_name);
-        char *n = replace_all(cur, tok, rep);
+        char *n = replace_all(cur, tok, rep, rw->bg);
         free(tok), free(rep), free(cur);
         cur = n;
     }
     for (size_t k = 0; k < rw->nsteps; k++) {
-        char *n = replace_bare(cur, rw->steps[k].old, rw->steps[k].new_name);
+        char *n = replace_bare(cur, rw->steps[k].old, rw->steps[k].new_name, rw->bg);
         free(cur);
         cur = n;
     }
@@ -214,17 +251,25 @@ static json_t *rewrite_leaf(const char *s, const struct rewrite *rw)
             v = json_object_get(rw->defaults, name);
         if (v) {
             free(cur);
-            return json_deep_copy(v);
+            char *t = text_of(v); /* its size, charged as text */
+            bool ok = charge(rw->bg, strlen(t));
+            free(t);
+            return ok ? json_deep_copy(v) : json_string("");
         }
     }
     for (size_t k = 0; k < rw->nkeys; k++) {
         char *tok = xasprintf("$inputs.%s", rw->keys[k]);
+        if (!strstr(cur, tok)) { /* the binding's text only when used */
+            free(tok);
+            continue;
+        }
         char *rep = text_of(json_object_get(rw->bindings, rw->keys[k]));
-        char *n = replace_all(cur, tok, rep);
+        char *n = replace_all(cur, tok, rep, rw->bg);
         free(tok), free(rep), free(cur);
         cur = n;
     }
-    json_t *out = json_string(cur);
+    charge(rw->bg, strlen(cur));
+    json_t *out = json_string(rw->bg->over ? "" : cur);
     free(cur);
     return out ? out : json_string("");
 }
@@ -264,21 +309,25 @@ struct patch {
     const char **names; /* output names, longest first */
     size_t nnames;
     const char *first;
+    struct budget *bg;
 };
 
 static json_t *patch_fn(const char *s, const void *ud)
 {
     const struct patch *p = ud;
+    if (p->bg->over)
+        return json_string("");
     char *cur = xstrdup(s);
     for (size_t k = 0; k < p->nnames; k++) {
         char *tok = xasprintf("$steps.%s.%s", p->inner, p->names[k]);
-        char *n = replace_all(cur, tok, json_string_value(json_object_get(p->outs, p->names[k])));
+        char *n = replace_all(cur, tok, json_string_value(json_object_get(p->outs, p->names[k])), p->bg);
         free(tok), free(cur);
         cur = n;
     }
-    char *n = replace_bare(cur, p->inner, p->first);
+    char *n = replace_bare(cur, p->inner, p->first, p->bg);
     free(cur);
-    json_t *out = json_string(n);
+    charge(p->bg, strlen(n));
+    json_t *out = json_string(p->bg->over ? "" : n);
     free(n);
     return out ? out : json_string("");
 }
@@ -399,7 +448,8 @@ static int expand_leaf(json_t *wf, size_t idx, char *err, size_t errlen)
     json_object_foreach((json_t *)bindings, k, v)
         keys[nk++] = k;
     qsort(keys, nk, sizeof *keys, cmp_len_desc);
-    struct rewrite rw = {sorted, nc, bindings, defaults, keys, nk};
+    struct budget bg = {INNER_MAX_BYTES, false};
+    struct rewrite rw = {sorted, nc, bindings, defaults, keys, nk, &bg};
     for (size_t c = 0; c < nc; c++) {
         json_t *cl = map_strings(json_array_get(csteps, c), rewrite_fn, &rw);
         json_object_set_new(cl, "name", json_string(newn[c]));
@@ -434,11 +484,18 @@ static int expand_leaf(json_t *wf, size_t idx, char *err, size_t errlen)
     free(sorted);
     qsort(onames, no, sizeof *onames, cmp_len_desc);
     /* patch the parent, then splice the inlined steps in place of the inner step */
-    struct patch pt = {inner_name, outs, onames, no, newn[0]};
+    struct patch pt = {inner_name, outs, onames, no, newn[0], &bg};
     char *inner_copy = xstrdup(inner_name);
     pt.inner = inner_copy;
     patched = map_strings(wf, patch_fn, &pt);
     free(inner_copy);
+    if (bg.over) {
+        wf__errf(err, errlen, "step '%s': inlining the inner workflow makes the definition's text larger "
+                 "than %u MiB (bindings or outputs substituted into many references)", inner_name,
+                 INNER_MAX_BYTES >> 20);
+        rc = ERR_LIMIT;
+        goto out;
+    }
     json_t *psteps = json_object_get(patched, "steps"), *nsteps = json_array();
     json_t *e;
     json_array_foreach(psteps, i, e) {

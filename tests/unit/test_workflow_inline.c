@@ -175,4 +175,49 @@ TEST(inner_workflow_errors)
     free(d);
 }
 
+TEST(inner_workflow_expansion_is_bounded)
+{
+    /* a 200 kB binding substituted into 100k references in one string would
+     * be a 20 GB definition (a 1.1 MB job body): refused, not allocated */
+    size_t nref = 100000, blen = 200000;
+    struct buf refs = BUF_INIT;
+    for (size_t k = 0; k < nref; k++)
+        buf_puts(&refs, "$inputs.a");
+    char *big = xmalloc(blen + 1);
+    memset(big, 'x', blen);
+    big[blen] = 0;
+    char *d = xasprintf(
+        "{\"version\":\"1.0\",\"inputs\":[],\"steps\":[{\"type\":\"roboflow_core/inner_workflow@v1\","
+        "\"name\":\"x\",\"workflow_definition\":{\"inputs\":[{\"type\":\"WorkflowParameter\",\"name\":\"a\"}],"
+        "\"steps\":[{\"type\":\"roboflow_core/current_time@v1\",\"name\":\"t\",\"note\":\"%s\"}],"
+        "\"outputs\":[]},\"parameter_bindings\":{\"a\":\"%s\"}}],\"outputs\":[]}",
+        refs.data, big);
+    expect_compile_error(d, "larger than 16 MiB");
+    free(d);
+    /* the same through nesting: 64 references per level, four levels */
+    char *inner = xstrdup("{\"inputs\":[{\"type\":\"WorkflowParameter\",\"name\":\"a\"}],\"steps\":["
+                          "{\"type\":\"roboflow_core/current_time@v1\",\"name\":\"t\",\"note\":\"$inputs.a\"}],"
+                          "\"outputs\":[]}");
+    struct buf r64 = BUF_INIT;
+    for (int k = 0; k < 64; k++)
+        buf_puts(&r64, "$inputs.a");
+    for (int level = 0; level < 3; level++) {
+        char *n = xasprintf("{\"inputs\":[{\"type\":\"WorkflowParameter\",\"name\":\"a\"}],\"steps\":["
+                            "{\"type\":\"roboflow_core/inner_workflow@v1\",\"name\":\"l%d\","
+                            "\"workflow_definition\":%s,\"parameter_bindings\":{\"a\":\"%s\"}}],\"outputs\":[]}",
+                            level, inner, r64.data);
+        free(inner);
+        inner = n;
+    }
+    d = xasprintf("{\"version\":\"1.0\",\"inputs\":[],\"steps\":[{\"type\":\"roboflow_core/inner_workflow@v1\","
+                  "\"name\":\"top\",\"workflow_definition\":%s,\"parameter_bindings\":{\"a\":\"%s\"}}],"
+                  "\"outputs\":[]}", inner, big);
+    expect_compile_error(d, "larger than 16 MiB");
+    free(d);
+    free(inner);
+    buf_release(&r64);
+    buf_release(&refs);
+    free(big);
+}
+
 TEST_MAIN()

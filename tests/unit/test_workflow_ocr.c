@@ -91,6 +91,35 @@ static json_t *run_stitch(const char *ocr_type, const char *stitch_json)
     return r0;
 }
 
+/* The run of the stitch step fails, with a message holding want_err. */
+static void expect_error(const char *ocr_type, const char *stitch_json, const char *want_err)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],"
+             "\"steps\":[{\"type\":\"%s\",\"name\":\"o\",\"images\":\"$inputs.image\"},"
+             "{\"name\":\"s\",\"predictions\":\"$steps.o.predictions\",%s}],"
+             "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"t\",\"selector\":\"$steps.s.ocr_text\"}]}",
+             ocr_type, stitch_json);
+    struct wf_workflow *wf = NULL;
+    char err[512] = "";
+    if (wf_compile_text(text, strlen(text), &wf, err, sizeof err) < 0)
+        T_FAIL("compile: %s", err);
+    struct vis_image *im = vis_image_new(200, 200, VIS_BGR);
+    memset(im->px, 255, (size_t)im->stride * 200);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    json_t *res = NULL;
+    if (wf_run(wf, &ocr_env, &in, &res, err, sizeof err) >= 0)
+        T_FAIL("%s: ran, wanted an error holding '%s'", stitch_json, want_err);
+    else if (!strstr(err, want_err))
+        T_FAIL("%s: error '%s', wanted one holding '%s'", stitch_json, err, want_err);
+    json_decref(res);
+    wf_free(wf);
+    vis_image_free(im);
+}
+
 static void expect_text(const char *ocr_type, const char *stitch, const char *want)
 {
     json_t *r = run_stitch(ocr_type, stitch);
@@ -286,6 +315,9 @@ TEST(stitch_v2_collimate_follows_skewed_lines)
     g_words = v, g_nwords = 4;
     expect_text("roboflow_core/pp_ocr@v1", V2COLL "\"reading_direction\":\"vertical_top_to_bottom\"", "ab cd");
     expect_text("roboflow_core/pp_ocr@v1", V2COLL "\"reading_direction\":\"vertical_bottom_to_top\"", "dc ba");
+    /* a negative tolerance would make every box its own line, at cubic cost */
+    expect_error("roboflow_core/pp_ocr@v1",
+                 V2COLL "\"reading_direction\":\"left_to_right\",\"collimate_tolerance\":-1", "must not be negative");
 }
 
 TEST_MAIN()

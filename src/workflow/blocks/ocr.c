@@ -494,6 +494,7 @@ static char *stitch_collimate(const struct wf_dets *ds, const char *dir, const c
 }
 
 #define STITCH_MAX_DETS 20000
+#define STITCH_MAX_COLLIMATE 2000
 
 static int stitch_run(struct wf_call *c, int version)
 {
@@ -511,6 +512,16 @@ static int stitch_run(struct wf_call *c, int version)
             return wf_call_fail(c, "field 'tolerance': must be greater than zero");
         if (ds && ds->n > STITCH_MAX_DETS)
             return wf_call_fail(c, "%zu detections, at most %d", ds->n, STITCH_MAX_DETS);
+        if (!strcmp(alg, "collimate")) {
+            /* collimate's greedy chains cost up to n^3/6 steps when no box
+             * follows another: a tighter cap, and no negative tolerance
+             * (which makes every box its own line) */
+            if (wf_arg_int(c, i, "collimate_tolerance", 10) < 0)
+                return wf_call_fail(c, "field 'collimate_tolerance': must not be negative");
+            if (ds && ds->n > STITCH_MAX_COLLIMATE)
+                return wf_call_fail(c, "%zu detections, at most %d with 'collimate'", ds->n,
+                                    STITCH_MAX_COLLIMATE);
+        }
         if (!dir)
             dir = "left_to_right";
         if (!strcmp(dir, "auto")) { /* Roboflow decides once, from the first element */

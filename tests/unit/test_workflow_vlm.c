@@ -353,6 +353,42 @@ TEST(cache_set_and_get_share_a_namespace_per_video)
     json_decref(p);
 }
 
+TEST(cache_holds_at_most_512_mib_per_video)
+{
+    /* a video that caches every frame under a new key: 4096 x 4096 BGR
+     * frames are 48 MiB each, so 10 fit and the 11th is a step error */
+    const char *def =
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"
+        "{\"type\":\"WorkflowParameter\",\"name\":\"k\"}],"
+        "\"steps\":[{\"type\":\"roboflow_core/cache_set@v1\",\"name\":\"set\",\"image\":\"$inputs.image\","
+        "\"key\":\"$inputs.k\",\"value\":\"$inputs.image\"}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"n\",\"selector\":\"$steps.set.output\"}]}";
+    char err[512] = "";
+    struct wf_state *st = wf_state_new();
+    int ok = 0;
+    for (int f = 0; f < 12; f++) {
+        char key[16];
+        snprintf(key, sizeof key, "frame%d", f);
+        json_t *p = json_pack("{s:s}", "k", key);
+        json_t *r = run_def(def, 4096, 4096, p, NULL, st, err, sizeof err);
+        json_decref(p);
+        if (!r)
+            break;
+        json_decref(r);
+        ok++;
+    }
+    ASSERT_EQ(ok, 10);
+    ASSERT(strstr(err, "more than 512 MiB"));
+    /* setting a key again replaces its value's share: still room */
+    json_t *p = json_pack("{s:s}", "k", "frame3");
+    json_t *r = run_def(def, 4096, 4096, p, NULL, st, err, sizeof err);
+    if (!r)
+        T_FAIL("%s", err);
+    json_decref(r);
+    json_decref(p);
+    wf_state_free(st);
+}
+
 /* ---- image_stack ----------------------------------------------------------------------- */
 
 TEST(image_stack_keeps_the_newest_frames)

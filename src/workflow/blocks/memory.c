@@ -15,7 +15,9 @@
  *   set (Roboflow's cache.get(key, False)).  Steps run in the definition's
  *   topological order, so a cache_get reads what an earlier step (in
  *   that order, or an earlier frame) set.  At most CACHE_MAX_KEYS keys per
- *   namespace and keys of CACHE_MAX_KEY bytes (a step error beyond).
+ *   namespace, keys of CACHE_MAX_KEY bytes and CACHE_MAX_BYTES of values
+ *   (pixels, detections, JSON text: value_cost) per namespace (a step
+ *   error beyond).
  * - image_stack: the last `stack_size` frames of the video (per step and
  *   video_identifier, as Roboflow's per-instance dict of deques), newest
  *   first; `clear` empties the stack before the frame is added; a change of
@@ -36,6 +38,7 @@
 
 #define CACHE_MAX_KEYS 10000
 #define CACHE_MAX_KEY 4096
+#define CACHE_MAX_BYTES ((size_t)512 << 20) /* per namespace: e.g. ~85 cached 1080p frames */
 #define STACK_MAX 64
 #define STACK_MAX_W 1920
 #define STACK_MAX_H 1080
@@ -52,7 +55,44 @@ struct cache {
     size_t n, cap;
     char **keys;
     struct wf_value **vals; /* owned references */
+    size_t *cost;           /* value_cost() of each value when stored */
+    size_t bytes;           /* their sum, at most CACHE_MAX_BYTES */
 };
+
+/* About the memory a value holds: pixels, detections with their polygons
+ * and keypoints, JSON text, the sum over lists and dicts (depth-bounded
+ * like every value).  Shared values count in full: a bound, not a measure. */
+static size_t value_cost(const struct wf_value *v, int depth)
+{
+    if (!v || depth > 64)
+        return 64;
+    size_t b = 64;
+    switch (v->type) {
+    case WF_V_IMAGE:
+        if (v->image && v->image->img)
+            b += (size_t)v->image->img->stride * (size_t)v->image->img->h;
+        break;
+    case WF_V_DETS:
+        if (v->dets)
+            for (size_t k = 0; k < v->dets->n; k++)
+                b += sizeof(struct wf_det) + v->dets->d[k].npoly * sizeof(struct wf_point) +
+                     v->dets->d[k].nkp * sizeof(struct wf_keypoint);
+        break;
+    case WF_V_LIST:
+    case WF_V_DICT:
+        for (size_t k = 0; k < v->n; k++)
+            b += value_cost(v->items[k], depth + 1) + (v->keys && v->keys[k] ? strlen(v->keys[k]) : 0);
+        break;
+    default:
+        if (v->json) {
+            char *t = json_dumps(v->json, JSON_COMPACT | JSON_ENCODE_ANY);
+            b += t ? strlen(t) : 0;
+            free(t);
+        }
+        break;
+    }
+    return b;
+}
 
 static void cache_free(void *p)
 {
@@ -65,6 +105,7 @@ static void cache_free(void *p)
     }
     free(ch->keys);
     free(ch->vals);
+    free(ch->cost);
     free(ch);
 }
 
@@ -103,6 +144,10 @@ static int cache_set_run(struct wf_call *c)
         size_t k = 0;
         while (k < ch->n && strcmp(ch->keys[k], key))
             k++;
+        size_t cost = value_cost(v, 0) + strlen(key);
+        size_t old = k < ch->n ? ch->cost[k] : 0;
+        if (ch->bytes - old + cost > CACHE_MAX_BYTES)
+            return wf_call_fail(c, "the cache would hold more than %zu MiB", CACHE_MAX_BYTES >> 20);
         if (k == ch->n) {
             if (ch->n >= CACHE_MAX_KEYS)
                 return wf_call_fail(c, "the cache holds %d keys already", CACHE_MAX_KEYS);
@@ -110,11 +155,15 @@ static int cache_set_run(struct wf_call *c)
                 ch->cap = ch->cap ? 2 * ch->cap : 8;
                 ch->keys = xrealloc(ch->keys, ch->cap * sizeof *ch->keys);
                 ch->vals = xrealloc(ch->vals, ch->cap * sizeof *ch->vals);
+                ch->cost = xrealloc(ch->cost, ch->cap * sizeof *ch->cost);
             }
             ch->keys[k] = xstrdup(key);
             ch->vals[k] = NULL;
+            ch->cost[k] = 0;
             ch->n++;
         }
+        ch->bytes = ch->bytes - ch->cost[k] + cost;
+        ch->cost[k] = cost;
         wf_value_unref(ch->vals[k]);
         ch->vals[k] = wf_value_ref(v);
         wf_out_set(c, i, "output", wf_value_ref(v));

@@ -60,29 +60,37 @@ void model__sam_free(struct model *m)
     m->sam = NULL;
 }
 
-/* Names of a session's inputs (in = true) or outputs, malloc'd array. */
-static int io_names(const OrtApi *api, OrtSession *s, bool in, char ***names, size_t *n)
-{
-    OrtAllocator *alloc = NULL;
-    if (!model__ok(api, in ? api->SessionGetInputCount(s, n) : api->SessionGetOutputCount(s, n)) ||
-        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc)) || *n > 16)
-        return ERR_INVALID;
-    *names = xcalloc(*n ? *n : 1, sizeof(char *));
-    for (size_t i = 0; i < *n; i++) {
-        char *nm = NULL;
-        if (!model__ok(api, in ? api->SessionGetInputName(s, i, alloc, &nm) : api->SessionGetOutputName(s, i, alloc, &nm)))
-            return ERR_INVALID;
-        (*names)[i] = xstrdup(nm);
-        alloc->Free(alloc, nm);
-    }
-    return 0;
-}
-
 static void names_free(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
+}
+
+/* Names of a session's inputs (in = true) or outputs, malloc'd array.  On
+ * failure *names is NULL and *n 0 (the callers list them in messages). */
+static int io_names(const OrtApi *api, OrtSession *s, bool in, char ***names, size_t *n)
+{
+    OrtAllocator *alloc = NULL;
+    size_t cnt = 0;
+    *names = NULL;
+    *n = 0;
+    if (!model__ok(api, in ? api->SessionGetInputCount(s, &cnt) : api->SessionGetOutputCount(s, &cnt)) ||
+        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc)) || cnt > 16)
+        return ERR_INVALID;
+    char **v = xcalloc(cnt ? cnt : 1, sizeof(char *));
+    for (size_t i = 0; i < cnt; i++) {
+        char *nm = NULL;
+        if (!model__ok(api, in ? api->SessionGetInputName(s, i, alloc, &nm) : api->SessionGetOutputName(s, i, alloc, &nm))) {
+            names_free(v, i);
+            return ERR_INVALID;
+        }
+        v[i] = xstrdup(nm);
+        alloc->Free(alloc, nm);
+    }
+    *names = v;
+    *n = cnt;
+    return 0;
 }
 
 static void names_str(char **names, size_t n, char *out, size_t len)

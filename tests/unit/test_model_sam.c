@@ -279,6 +279,9 @@ TEST(sam_malformed_models_refused)
     expect_refused(NULL, "sam2-tiny/encoder.onnx", "cannot read");
     expect_refused("sam2-tiny/encoder.onnx", "sam2-tiny/decoder.onnx", "encoder.onnx must have one input");
     expect_refused("synth-det/weights.onnx", "sam2-tiny/encoder.onnx", "decoder.onnx inputs are images");
+    /* more than 16 outputs (io_names' limit): refused, not a NULL dereference listing them
+     * (encoder_17_outputs.onnx: one input x, 17 Identity outputs) */
+    expect_refused("sam2-tiny/decoder.onnx", "sam2-bad/encoder_17_outputs.onnx", "encoder.onnx outputs are");
 }
 
 TEST_MAIN()

@@ -370,7 +370,7 @@ TEST(preprocess_sliver_is_bounded)
     struct model *m = NULL;
     ASSERT_OK(model_registry_register_dir(reg, "clip/ViT-B-16", d, err, sizeof err));
     ASSERT_OK(model_registry_get(reg, NULL, "clip/ViT-B-16", &m, err, sizeof err));
-    const int sizes[][2] = {{2, 3000}, {3000, 2}};
+    const int sizes[][2] = {{2, 3000}, {3000, 2}, {1, 65535}};
     for (size_t s = 0; s < ARRAY_LEN(sizes); s++) {
         struct vis_image *im = vis_image_new(sizes[s][0], sizes[s][1], VIS_BGR);
         for (int y = 0; y < im->h; y++)

@@ -528,6 +528,12 @@ int model_sam_run(struct model *m, const struct vis_image *img, const struct mod
         prompts = &none;
         n = 1;
     }
+    if ((uint64_t)n * (uint64_t)img->w * (uint64_t)img->h > MODEL_SAM_MAX_MASK_PIXELS) {
+        snprintf(err, errlen, "SAM2 model '%s': %zu prompt(s) on a %dx%d picture make %zu mask pixels, at most %llu",
+                 m->id, n, img->w, img->h, n * (size_t)img->w * (size_t)img->h,
+                 (unsigned long long)MODEL_SAM_MAX_MASK_PIXELS);
+        return ERR_LIMIT;
+    }
     int p = 1;
     for (size_t i = 0; i < n; i++) {
         if (prompts[i].n_points > MODEL_SAM_MAX_POINTS) {

@@ -87,16 +87,18 @@ static double bicubic(double x)
 }
 
 /* Pillow's precompute_coeffs + normalize_coeffs_8bpc: for each output
- * position its first input index, count and fixed-point weights. */
-static int coeffs(int in_size, int out_size, int **bounds, int **kk)
+ * position from .. from + count - 1 (of out_size) its first input index,
+ * count and fixed-point weights (at index position - from). */
+static int coeffs(int in_size, int out_size, int from, int count, int **bounds, int **kk)
 {
     double scale = (double)in_size / out_size, fs = scale < 1.0 ? 1.0 : scale;
     double support = 2.0 * fs;
     int ksize = (int)ceil(support) * 2 + 1;
-    double *pre = xcalloc((size_t)out_size * (size_t)ksize, sizeof *pre);
-    *bounds = xcalloc((size_t)out_size * 2, sizeof **bounds);
-    *kk = xcalloc((size_t)out_size * (size_t)ksize, sizeof **kk);
-    for (int xx = 0; xx < out_size; xx++) {
+    double *pre = xcalloc((size_t)count * (size_t)ksize, sizeof *pre);
+    *bounds = xcalloc((size_t)count * 2, sizeof **bounds);
+    *kk = xcalloc((size_t)count * (size_t)ksize, sizeof **kk);
+    for (int xi = 0; xi < count; xi++) {
+        int xx = from + xi;
         double center = (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / fs;
         int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5);
         if (xmin < 0)
@@ -104,7 +106,7 @@ static int coeffs(int in_size, int out_size, int **bounds, int **kk)
         if (xmax > in_size)
             xmax = in_size;
         xmax -= xmin;
-        double *k = pre + (size_t)xx * (size_t)ksize;
+        double *k = pre + (size_t)xi * (size_t)ksize;
         for (int x = 0; x < xmax; x++) {
             double w = bicubic((x + xmin - center + 0.5) * ss);
             k[x] = w;
@@ -113,10 +115,10 @@ static int coeffs(int in_size, int out_size, int **bounds, int **kk)
         for (int x = 0; x < xmax; x++)
             if (ww != 0.0)
                 k[x] /= ww;
-        (*bounds)[xx * 2] = xmin;
-        (*bounds)[xx * 2 + 1] = xmax;
+        (*bounds)[xi * 2] = xmin;
+        (*bounds)[xi * 2 + 1] = xmax;
     }
-    for (size_t i = 0; i < (size_t)out_size * (size_t)ksize; i++)
+    for (size_t i = 0; i < (size_t)count * (size_t)ksize; i++)
         (*kk)[i] = pre[i] < 0 ? (int)(-0.5 + pre[i] * (1 << PREC))
                               : (int)(0.5 + pre[i] * (1 << PREC));
     free(pre);
@@ -129,19 +131,23 @@ static inline uint8_t clip8(int v)
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* Resize a tightly packed 3-channel image (w x h) to ow x oh as Pillow's
- * Image.resize(BICUBIC): horizontal pass over the rows the vertical pass
- * reads, rounded to 8 bits, then the vertical pass. */
-static uint8_t *pil_bicubic(const uint8_t *src, int w, int h, int ow, int oh)
+/* The R x R window at (left, top) of a tightly packed 3-channel image (w x
+ * h) resized to ow x oh as Pillow's Image.resize(BICUBIC): horizontal pass
+ * over the rows the vertical pass reads, rounded to 8 bits, then the
+ * vertical pass.  Only the window is computed (each output pixel depends on
+ * its own position alone), so that a picture of an extreme aspect ratio,
+ * whose resized size is huge, costs no more than R x R. */
+static uint8_t *pil_bicubic(const uint8_t *src, int w, int h, int ow, int oh, int left, int top,
+                            int R)
 {
     int *bh, *kh, *bv, *kv;
-    int ksh = coeffs(w, ow, &bh, &kh), ksv = coeffs(h, oh, &bv, &kv);
-    int y0 = bv[0], y1 = bv[(oh - 1) * 2] + bv[(oh - 1) * 2 + 1];
-    uint8_t *tmp = xmalloc((size_t)ow * (size_t)(y1 - y0) * 3 + 1);
+    int ksh = coeffs(w, ow, left, R, &bh, &kh), ksv = coeffs(h, oh, top, R, &bv, &kv);
+    int y0 = bv[0], y1 = bv[(R - 1) * 2] + bv[(R - 1) * 2 + 1];
+    uint8_t *tmp = xmalloc((size_t)R * (size_t)(y1 - y0) * 3 + 1);
     for (int y = y0; y < y1; y++) {
         const uint8_t *row = src + (size_t)y * (size_t)w * 3;
-        uint8_t *o = tmp + (size_t)(y - y0) * (size_t)ow * 3;
-        for (int x = 0; x < ow; x++) {
+        uint8_t *o = tmp + (size_t)(y - y0) * (size_t)R * 3;
+        for (int x = 0; x < R; x++) {
             int xmin = bh[x * 2], n = bh[x * 2 + 1];
             const int *k = kh + (size_t)x * (size_t)ksh;
             int s0 = 1 << (PREC - 1), s1 = s0, s2 = s0;
@@ -156,10 +162,10 @@ static uint8_t *pil_bicubic(const uint8_t *src, int w, int h, int ow, int oh)
             o[x * 3 + 2] = clip8(s2);
         }
     }
-    uint8_t *out = xmalloc((size_t)ow * (size_t)oh * 3);
-    size_t rowlen = (size_t)ow * 3;
+    uint8_t *out = xmalloc((size_t)R * (size_t)R * 3);
+    size_t rowlen = (size_t)R * 3;
     int *acc = xmalloc(rowlen * sizeof *acc);
-    for (int y = 0; y < oh; y++) {
+    for (int y = 0; y < R; y++) {
         int ymin = bv[y * 2] - y0, n = bv[y * 2 + 1];
         const int *k = kv + (size_t)y * (size_t)ksv;
         for (size_t q = 0; q < rowlen; q++)
@@ -212,12 +218,16 @@ int model_clip_preprocess(const struct model *m, const struct vis_image *img, fl
         nh = R;
         nw = (int)((double)R * w / h);
     }
-    uint8_t *rs = (nw == w && nh == h) ? rgb : pil_bicubic(rgb, w, h, nw, nh);
     int top = (int)nearbyint((nh - R) / 2.0), left = (int)nearbyint((nw - R) / 2.0);
+    /* rs: the centre crop, R x R (resized) or within the picture (not) */
+    bool same = nw == w && nh == h;
+    uint8_t *rs = same ? rgb : pil_bicubic(rgb, w, h, nw, nh, left, top, R);
+    size_t rs_w = same ? (size_t)nw : (size_t)R, ox = same ? (size_t)left : 0,
+           oy = same ? (size_t)top : 0;
     size_t plane = (size_t)R * (size_t)R;
     for (int y = 0; y < R; y++)
         for (int x = 0; x < R; x++) {
-            const uint8_t *p = rs + ((size_t)(y + top) * (size_t)nw + (size_t)(x + left)) * 3;
+            const uint8_t *p = rs + (((size_t)y + oy) * rs_w + (size_t)x + ox) * 3;
             for (int c = 0; c < 3; c++)
                 dst[(size_t)c * plane + (size_t)y * (size_t)R + (size_t)x] =
                     ((float)p[c] / 255.0f - clip_mean[c]) / clip_std[c];

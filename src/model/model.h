@@ -327,6 +327,10 @@ json_t *model_ocr_result_to_json(const struct model_ocr_result *r);
  * pixels (docs/MODELS.md "SAM2"). */
 #define MODEL_SAM_MAX_POINTS 16   /* points of one prompt (a box adds two) */
 #define MODEL_SAM_MAX_PROMPTS 256 /* prompts of one image */
+/* masks of one call: prompts x picture pixels (each mask is one byte a
+ * pixel, and the response copies it): 1 Gi, 256 prompts of a 4-megapixel
+ * picture or 10 of the largest (VIS_MAX_PIXELS) */
+#define MODEL_SAM_MAX_MASK_PIXELS (1ull << 30)
 struct model_sam_prompt {
     bool has_box;
     float box[4]; /* x1, y1, x2, y2 */

@@ -60,29 +60,37 @@ void model__sam_free(struct model *m)
     m->sam = NULL;
 }
 
-/* Names of a session's inputs (in = true) or outputs, malloc'd array. */
-static int io_names(const OrtApi *api, OrtSession *s, bool in, char ***names, size_t *n)
-{
-    OrtAllocator *alloc = NULL;
-    if (!model__ok(api, in ? api->SessionGetInputCount(s, n) : api->SessionGetOutputCount(s, n)) ||
-        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc)) || *n > 16)
-        return ERR_INVALID;
-    *names = xcalloc(*n ? *n : 1, sizeof(char *));
-    for (size_t i = 0; i < *n; i++) {
-        char *nm = NULL;
-        if (!model__ok(api, in ? api->SessionGetInputName(s, i, alloc, &nm) : api->SessionGetOutputName(s, i, alloc, &nm)))
-            return ERR_INVALID;
-        (*names)[i] = xstrdup(nm);
-        alloc->Free(alloc, nm);
-    }
-    return 0;
-}
-
 static void names_free(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
+}
+
+/* Names of a session's inputs (in = true) or outputs, malloc'd array.  On
+ * failure *names is NULL and *n 0 (the callers list them in messages). */
+static int io_names(const OrtApi *api, OrtSession *s, bool in, char ***names, size_t *n)
+{
+    OrtAllocator *alloc = NULL;
+    size_t cnt = 0;
+    *names = NULL;
+    *n = 0;
+    if (!model__ok(api, in ? api->SessionGetInputCount(s, &cnt) : api->SessionGetOutputCount(s, &cnt)) ||
+        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc)) || cnt > 16)
+        return ERR_INVALID;
+    char **v = xcalloc(cnt ? cnt : 1, sizeof(char *));
+    for (size_t i = 0; i < cnt; i++) {
+        char *nm = NULL;
+        if (!model__ok(api, in ? api->SessionGetInputName(s, i, alloc, &nm) : api->SessionGetOutputName(s, i, alloc, &nm))) {
+            names_free(v, i);
+            return ERR_INVALID;
+        }
+        v[i] = xstrdup(nm);
+        alloc->Free(alloc, nm);
+    }
+    *names = v;
+    *n = cnt;
+    return 0;
 }
 
 static void names_str(char **names, size_t n, char *out, size_t len)
@@ -519,6 +527,12 @@ int model_sam_run(struct model *m, const struct vis_image *img, const struct mod
         none.points[0].label = -1;
         prompts = &none;
         n = 1;
+    }
+    if ((uint64_t)n * (uint64_t)img->w * (uint64_t)img->h > MODEL_SAM_MAX_MASK_PIXELS) {
+        snprintf(err, errlen, "SAM2 model '%s': %zu prompt(s) on a %dx%d picture make %zu mask pixels, at most %llu",
+                 m->id, n, img->w, img->h, n * (size_t)img->w * (size_t)img->h,
+                 (unsigned long long)MODEL_SAM_MAX_MASK_PIXELS);
+        return ERR_LIMIT;
     }
     int p = 1;
     for (size_t i = 0; i < n; i++) {

@@ -299,7 +299,7 @@ TEST(preprocess_matches_pil)
     model_input_size(m, &R, &R2);
     ASSERT_EQ(R, 224);
     const int sizes[][2] = {{300, 200}, {200, 300}, {224, 224}, {225, 501}, {640, 480},
-                            {97, 61},   {1000, 227}, {224, 300}};
+                            {97, 61},   {1000, 227}, {224, 300}, {7, 900}, {1200, 5}};
     for (size_t s = 0; s < ARRAY_LEN(sizes); s++) {
         int w = sizes[s][0], h = sizes[s][1];
         struct vis_image *im = vis_image_new(w, h, VIS_BGR);
@@ -339,6 +339,59 @@ TEST(preprocess_matches_pil)
         unlink(path);
         free(out);
         free(cmd);
+        vis_image_free(im);
+    }
+    model_unref(m);
+    model_registry_free(reg);
+    free(d);
+}
+
+/* The largest single allocation, through ASan's hooks (sanitizer builds;
+ * elsewhere the test checks the values only). */
+extern int __sanitizer_install_malloc_and_free_hooks(void (*)(const volatile void *, size_t),
+                                                     void (*)(const volatile void *))
+    __attribute__((weak));
+static size_t largest_alloc;
+static void alloc_hook(const volatile void *p, size_t n)
+{
+    (void)p;
+    if (n > largest_alloc)
+        largest_alloc = n;
+}
+static void free_hook(const volatile void *p) { (void)p; }
+
+/* A picture of an extreme aspect ratio (a sliver) resizes, shorter side to
+ * R, to a huge size (2 x 3000: 224 x 336000; 1 x 65535: 224 x 14.7 M, 10 GB
+ * of RGB): only the centre crop may be computed. */
+TEST(preprocess_sliver_is_bounded)
+{
+    struct model_registry *reg = reg_new();
+    char err[1024], *d = tiny_dir();
+    struct model *m = NULL;
+    ASSERT_OK(model_registry_register_dir(reg, "clip/ViT-B-16", d, err, sizeof err));
+    ASSERT_OK(model_registry_get(reg, NULL, "clip/ViT-B-16", &m, err, sizeof err));
+    const int sizes[][2] = {{2, 3000}, {3000, 2}, {1, 65535}};
+    for (size_t s = 0; s < ARRAY_LEN(sizes); s++) {
+        struct vis_image *im = vis_image_new(sizes[s][0], sizes[s][1], VIS_BGR);
+        for (int y = 0; y < im->h; y++)
+            for (int x = 0; x < im->w; x++) {
+                uint8_t *p = vis_px(im, x, y);
+                p[0] = (uint8_t)(x * 7 + y), p[1] = (uint8_t)(y / 3), p[2] = (uint8_t)(x + y * 5);
+            }
+        size_t n = (size_t)3 * 224 * 224;
+        float *out = xmalloc(n * sizeof(float));
+        largest_alloc = 0;
+        bool hooked = __sanitizer_install_malloc_and_free_hooks &&
+                      __sanitizer_install_malloc_and_free_hooks(alloc_hook, free_hook);
+        ASSERT_OK(model_clip_preprocess(m, im, out));
+        for (size_t i = 0; i < n; i++)
+            ASSERT(isfinite(out[i]) && out[i] > -3.0f && out[i] < 3.0f);
+        if (hooked) {
+            fprintf(stderr, "sliver %dx%d: largest allocation %zu bytes\n", im->w, im->h,
+                    largest_alloc);
+            ASSERT(largest_alloc < (8u << 20));
+        }
+        free(out);
         vis_image_free(im);
     }
     model_unref(m);

@@ -235,6 +235,37 @@ TEST(sam_registry_infer_polygons_and_rle)
     model_registry_free(reg);
 }
 
+/* Masks are one byte a picture pixel per prompt: 256 prompts on a 2200 x
+ * 2200 picture would be 1.24 GB of masks (256 on a 10000 x 10000 one,
+ * 25.6 GB): refused before the encoder runs; within the budget it runs. */
+TEST(sam_mask_budget)
+{
+    struct model_registry *reg = reg_new();
+    struct model *m = sam_model(reg);
+    struct vis_image *big = vis_image_new(2200, 2200, VIS_BGR);
+    vis_image_fill(big, VIS_RGB(30, 90, 200));
+    struct model_sam_prompt *ps = xcalloc(MODEL_SAM_MAX_PROMPTS, sizeof *ps);
+    for (int i = 0; i < MODEL_SAM_MAX_PROMPTS; i++) {
+        ps[i].has_box = true;
+        ps[i].box[0] = (float)i, ps[i].box[1] = 10, ps[i].box[2] = (float)i + 100, ps[i].box[3] = 300;
+    }
+    struct model_sam_result r;
+    char err[1024] = "";
+    int rc = model_sam_run(m, big, ps, MODEL_SAM_MAX_PROMPTS, true, &r, NULL, err, sizeof err);
+    if (rc == 0)
+        model_sam_result_release(&r);
+    ASSERT_EQ(rc, ERR_LIMIT);
+    fprintf(stderr, "refused: %s\n", err);
+    ASSERT(strstr(err, "mask pixels") != NULL);
+    ASSERT_OK(model_sam_run(m, big, ps, 2, true, &r, NULL, err, sizeof err));
+    ASSERT_EQ(r.n, 2);
+    model_sam_result_release(&r);
+    free(ps);
+    vis_image_free(big);
+    model_unref(m);
+    model_registry_free(reg);
+}
+
 /* A SAM2 folder of encoder.onnx and the given decoder file. */
 static void expect_refused(const char *decoder, const char *encoder, const char *needle)
 {
@@ -279,6 +310,9 @@ TEST(sam_malformed_models_refused)
     expect_refused(NULL, "sam2-tiny/encoder.onnx", "cannot read");
     expect_refused("sam2-tiny/encoder.onnx", "sam2-tiny/decoder.onnx", "encoder.onnx must have one input");
     expect_refused("synth-det/weights.onnx", "sam2-tiny/encoder.onnx", "decoder.onnx inputs are images");
+    /* more than 16 outputs (io_names' limit): refused, not a NULL dereference listing them
+     * (encoder_17_outputs.onnx: one input x, 17 Identity outputs) */
+    expect_refused("sam2-tiny/decoder.onnx", "sam2-bad/encoder_17_outputs.onnx", "encoder.onnx outputs are");
 }
 
 TEST_MAIN()

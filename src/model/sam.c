@@ -342,6 +342,11 @@ int model__sam_open(struct model *m, const struct model__files *fs, uint64_t max
                      "image", m->id, SAM_FEATS[i]);
             goto fail;
         }
+        if (d[1] < 1 || d[1] > 4096 || d[2] < 1 || d[2] > 1024 || d[3] < 1 || d[3] > 1024) {
+            snprintf(err, errlen, "SAM2 model '%s': encoder.onnx output %s has shape (1, %lld, %lld, %lld): at most "
+                     "(1, 4096, 1024, 1024)", m->id, SAM_FEATS[i], (long long)d[1], (long long)d[2], (long long)d[3]);
+            goto fail;
+        }
         memcpy(s->feat[i], d, sizeof s->feat[i]);
     }
     s->mask_h = (int)s->feat[0][2] * 4;

@@ -331,8 +331,10 @@ static int sink_webhook_req(void *ud, const char *step, const char *url, const c
     char *text = json_dumps(p, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(p);
     /* queued once per job, image, frame and step: a task retried after a
-     * crash finds the key and queues nothing */
-    char *once = xasprintf("sink/%s/%lld/%lld/%s", sc->jb->job_id, sc->item_id, sc->frame, step);
+     * crash finds the key and queues nothing.  The job is its row (pk,
+     * never reused), not its id: a job deleted and created again under the
+     * same id over the same batch is a new job whose sinks deliver again. */
+    char *once = xasprintf("sink/%lld/%lld/%lld/%s", (long long)sc->jb->pk, sc->item_id, sc->frame, step);
     bool queued = false;
     int rc = text ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, text, req, true, &queued) : ERR_NOMEM;
     free(once);

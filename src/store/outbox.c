@@ -686,7 +686,9 @@ static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, ch
     if (!json_is_object(r) || !method)
         goto out;
     const char *idem = json_string_value(json_object_get(payload, "idempotency_key"));
-    if (idem) {
+    /* the key may be the user's (json_payload): a CR or LF would end the
+     * header line and add the user's own lines to the request */
+    if (idem && !strpbrk(idem, "\r\n")) {
         char *h = xasprintf("Idempotency-Key: %s", idem);
         f->hdrs = curl_slist_append(f->hdrs, h);
         free(h);

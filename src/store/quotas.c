@@ -200,6 +200,9 @@ int store_rate_limits(struct store *st, const char *ws, int64_t *rate, int64_t *
     return rc;
 }
 
+/* 1e9 requests x T <= 1 s: at most 1e15 µs, far from overflowing */
+#define STORE_RATE_BURST_MAX 1000000000LL
+
 struct rate_args {
     const char *ws;
     int64_t now_us, t_us, limit_us, n, *got, *wait_ms;
@@ -264,6 +267,10 @@ int store_rate_take_n(struct store *st, const char *ws, int64_t rate, int64_t bu
 {
     int64_t t_us = rate > 0 ? 1000000 / rate : 0;
     int64_t b = burst >= 1 ? burst : (rate > 1 ? rate : 1);
+    /* burst x T is in microseconds: an operator's huge burst (the CLI and
+     * the serve flags take any int64) must not overflow it */
+    if (b > STORE_RATE_BURST_MAX)
+        b = STORE_RATE_BURST_MAX;
     struct rate_args a = {ws, now_ms * 1000, t_us > 0 ? t_us : 1, 0, n < 1 ? 1 : (n > b ? b : n), got, wait_ms};
     a.limit_us = b * a.t_us;
     *wait_ms = 0;

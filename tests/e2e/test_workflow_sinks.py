@@ -426,6 +426,39 @@ def test_webhook_sink_methods_headers_form_and_files(srv):
         rec.close()
 
 
+def test_webhook_sink_idempotency_key_cannot_inject_headers(srv):
+    """The payload's idempotency_key (the user's json_payload may set it)
+    goes in the Idempotency-Key header of a non-plain webhook_sink request:
+    a CR/LF in it must not add headers (curl sends a header line as is)."""
+    rec = AnyReceiver()
+    try:
+        wf = {
+            'version': '1.0',
+            'inputs': [{'type': 'WorkflowImage', 'name': 'image'}],
+            'steps': [
+                {'type': 'roboflow_core/webhook_sink@v1', 'name': 'put', 'url': rec.url, 'method': 'PUT',
+                 'headers': {'X-Tag': 't'},
+                 'json_payload': {'idempotency_key': 'k\r\nX-Injected: yes'},
+                 'cooldown_seconds': 0},
+            ],
+            'outputs': [{'type': 'JsonField', 'name': 'put', 'selector': '$steps.put.*'}],
+        }
+        put_workflow(srv, 'hook-crlf', wf)
+        r = bp(srv, 'POST', '/sink-crlf', job_body('pics', 'hook-crlf'))
+        assert r.status == 200, r
+        assert wait_job(srv, 'sink-crlf')['error'] is False
+        rec.wait(12)
+        time.sleep(0.5)
+        puts = [c for c in rec.calls if c[0] == 'PUT']
+        assert len(puts) == 12, [c[0] for c in rec.calls]
+        for _, path, h, body in puts:
+            h = {k.lower(): v for k, v in h.items()}
+            assert 'x-injected' not in h, h
+            assert h['x-tag'] == 't'
+    finally:
+        rec.close()
+
+
 def slack_wf():
     return {
         'version': '1.0',

@@ -345,4 +345,23 @@ BOTH(workspace_rate_limit_is_one_bucket_for_every_handle)
     store_close(a);
 }
 
+BOTH(workspace_rate_limit_huge_burst_does_not_overflow)
+{
+    /* `vbatch workspace set W --rate-limit 1 --rate-burst 9223372036854775807`
+     * (or a burst over ~9.2e12 at 1/s): burst x T in microseconds overflowed
+     * int64 (undefined; wrapped negative, every request was refused) */
+    struct store *a = open_tmp();
+    struct err e = ERR_INIT;
+    int64_t wait = -1, got = -1;
+    const int64_t t0 = 1700000000000;
+    ASSERT_OK(store_rate_take(a, "ws", 1, INT64_MAX, t0, &wait, &e));
+    ASSERT_EQ(wait, 0);
+    ASSERT_OK(store_rate_take_n(a, "ws", 1, INT64_MAX / 2, t0, INT64_MAX / 4, &got, &wait, &e));
+    ASSERT_EQ(wait, 0);
+    ASSERT(got >= 1);
+    ASSERT_OK(store_rate_take(a, "ws2", INT64_MAX, INT64_MAX, t0, &wait, &e));
+    ASSERT_EQ(wait, 0);
+    store_close(a);
+}
+
 TEST_MAIN()

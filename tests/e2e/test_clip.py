@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 
-from conftest import Server
+from conftest import Server, multipart
 from jobs_helpers import bp, download_export, job_body, ort_env, put_workflow, results_rows, wait_job
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -135,5 +135,43 @@ def test_broken_clip_folder_skipped_and_job_fails_clearly(tmp_path):
         assert job['error'] is True, job
         assert "unknown model 'clip/ViT-B-32' (not registered)" in job['lastNotification']['message'], job
         assert "model 'clip/ViT-B-32': unknown model 'clip/ViT-B-32' (not registered)" in text, text[:2000]
+    finally:
+        assert s.stop() == 0, s.tail_log()
+
+
+def test_clip_registered_over_http_runs_a_job(tmp_path):
+    """The same replica registered through the API as a multipart form of its
+    three files (issue 13 item 5), under the two versions the workflow names,
+    and a job on it: the replica picture's row carries PyTorch's embedding."""
+    os.makedirs(os.path.join(str(tmp_path), 'data'))
+    s = Server(os.path.join(str(tmp_path), 'data'), args=['--allow-private-urls'],
+               env=ort_env(str(tmp_path))).start()
+    ref = json.load(open(os.path.join(TINY, 'test', 'torch.json')))
+    try:
+        files = [(f, None, open(os.path.join(TINY, f), 'rb').read())
+                 for f in ('visual.onnx', 'textual.onnx', 'merges.txt')]
+        for mid in ('clip/ViT-B-16', 'clip/ViT-B-32'):
+            ctype, body = multipart(files)
+            r = s.request('PUT', f'/models/v1/external/{s.workspace}/models/{mid}', body=body,
+                          headers={'Content-Type': ctype})
+            assert r.status == 200, r
+            assert r.json()['task'] == 'embedding', r.json()
+        # a form without the text encoder is not a CLIP model
+        ctype, body = multipart(files[:1] + files[2:])
+        r = s.request('PUT', f'/models/v1/external/{s.workspace}/models/clip/ViT-L-14', body=body,
+                      headers={'Content-Type': ctype})
+        assert r.status == 400, r
+        put_workflow(s, 'clip', WORKFLOW)
+        r = s.upload_image('httpclip', 'pic.png', open(os.path.join(TINY, 'test', 'picture.png'), 'rb').read())
+        assert r.status == 200, r
+        assert s.wait_count('httpclip', 1) == 1
+        r = bp(s, 'POST', '/e2e-clip-http', job_body('httpclip', 'clip'))
+        assert r.status == 200, r
+        job = wait_job(s, 'e2e-clip-http', timeout=240)
+        assert job['error'] is False, job
+        rows = results_rows(download_export(s, 'e2e-clip-http'))
+        assert len(rows) == 1
+        assert max(abs(a - b) for a, b in zip(rows[0]['emb'], ref['image_embedding'])) <= 1e-4, rows[0]
+        assert max(abs(a - b) for a, b in zip(rows[0]['temb'], ref['text_embeddings'][0])) <= 1e-4, rows[0]
     finally:
         assert s.stop() == 0, s.tail_log()

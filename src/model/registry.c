@@ -1222,64 +1222,46 @@ static void add_meta_aliases(struct model_registry *reg, const char *ws, const c
     }
 }
 
-/* A folder holding an OCR model: det.onnx, or model.json naming family "ocr". */
+/* A folder of a multi-file family: it holds every file of files (a
+ * NULL-terminated list), or its model.json names the family. */
+static bool is_family_folder(const char *src, const char *const *files, const char *family)
+{
+    bool yes = true;
+    for (size_t i = 0; files[i] && yes; i++) {
+        char *p = xasprintf("%s/%s", src, files[i]);
+        struct stat st;
+        yes = stat(p, &st) == 0;
+        free(p);
+    }
+    if (!yes) {
+        json_t *mj = NULL;
+        char e[256];
+        if (read_json_file(src, "model.json", &mj, e, sizeof e) == 0 && mj) {
+            const char *f = json_string_value(json_object_get(mj, "family"));
+            yes = f && !strcmp(f, family);
+        }
+        json_decref(mj);
+    }
+    return yes;
+}
+
+/* OCR: det.onnx; SAM2: encoder.onnx and decoder.onnx; CLIP: visual.onnx. */
 static bool is_ocr_folder(const char *src)
 {
-    char *p = xasprintf("%s/det.onnx", src);
-    struct stat st;
-    bool yes = stat(p, &st) == 0;
-    free(p);
-    if (!yes) {
-        json_t *mj = NULL;
-        char e[256];
-        if (read_json_file(src, "model.json", &mj, e, sizeof e) == 0 && mj) {
-            const char *f = json_string_value(json_object_get(mj, "family"));
-            yes = f && !strcmp(f, "ocr");
-        }
-        json_decref(mj);
-    }
-    return yes;
+    static const char *const files[] = {"det.onnx", NULL};
+    return is_family_folder(src, files, "ocr");
 }
 
-/* A folder holding a SAM2 model: encoder.onnx and decoder.onnx, or
- * model.json naming family "sam". */
 static bool is_sam_folder(const char *src)
 {
-    char *e = xasprintf("%s/encoder.onnx", src), *d = xasprintf("%s/decoder.onnx", src);
-    struct stat st;
-    bool yes = stat(e, &st) == 0 && stat(d, &st) == 0;
-    free(e);
-    free(d);
-    if (!yes) {
-        json_t *mj = NULL;
-        char er[256];
-        if (read_json_file(src, "model.json", &mj, er, sizeof er) == 0 && mj) {
-            const char *f = json_string_value(json_object_get(mj, "family"));
-            yes = f && !strcmp(f, "sam");
-        }
-        json_decref(mj);
-    }
-    return yes;
+    static const char *const files[] = {"encoder.onnx", "decoder.onnx", NULL};
+    return is_family_folder(src, files, "sam");
 }
 
-/* A folder holding a CLIP model: visual.onnx, or model.json naming family
- * "clip". */
 static bool is_clip_folder(const char *src)
 {
-    char *p = xasprintf("%s/visual.onnx", src);
-    struct stat st;
-    bool yes = stat(p, &st) == 0;
-    free(p);
-    if (!yes) {
-        json_t *mj = NULL;
-        char e[256];
-        if (read_json_file(src, "model.json", &mj, e, sizeof e) == 0 && mj) {
-            const char *f = json_string_value(json_object_get(mj, "family"));
-            yes = f && !strcmp(f, "clip");
-        }
-        json_decref(mj);
-    }
-    return yes;
+    static const char *const files[] = {"visual.onnx", NULL};
+    return is_family_folder(src, files, "clip");
 }
 
 /* Register the OCR model of folder src (ocr.c checks its parts). */

@@ -63,6 +63,26 @@ struct cooldown {
     double last; /* monotonic seconds of the last notification */
 };
 
+/* The outputs of a notification handed to the outbox (webhook_sink,
+ * slack_notification): the failure with its cause ("<failed>. Internal
+ * error details: ..."), else the cooldown restarted and Roboflow's message
+ * for fire_and_forget. */
+static void queued_outcome(struct wf_call *c, size_t i, int rc, const char *why, const char *failed,
+                           struct cooldown *cd, double now)
+{
+    if (rc < 0) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s. Internal error details: %s", failed, *why ? why : err_str(rc));
+        set3(c, i, true, false, msg);
+        return;
+    }
+    if (cd)
+        cd->last = now;
+    set3(c, i, false, false,
+         wf_arg_bool(c, i, "fire_and_forget", true) ? "Notification sent in the background task"
+                                                     : "Notification queued in the durable outbox");
+}
+
 static void url_escape(char **buf, size_t *len, size_t *cap, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -367,18 +387,7 @@ static int webhook_run(struct wf_call *c)
         }
         free(text);
         free(full);
-        if (rc < 0) {
-            char msg[400];
-            snprintf(msg, sizeof msg, "Failed to send notification. Internal error details: %s",
-                     *why ? why : err_str(rc));
-            set3(c, i, true, false, msg);
-            continue;
-        }
-        if (cd)
-            cd->last = now;
-        set3(c, i, false, false,
-             wf_arg_bool(c, i, "fire_and_forget", true) ? "Notification sent in the background task"
-                                                         : "Notification queued in the durable outbox");
+        queued_outcome(c, i, rc, why, "Failed to send notification", cd, now);
     }
     return 0;
 }
@@ -939,18 +948,7 @@ static int slack_run(struct wf_call *c)
         free(bearer);
         free(url);
         free(body);
-        if (rc < 0) {
-            char msg[400];
-            snprintf(msg, sizeof msg, "Failed to send Slack notification. Internal error details: %s",
-                     *why ? why : err_str(rc));
-            set3(c, i, true, false, msg);
-            continue;
-        }
-        if (cd)
-            cd->last = now;
-        set3(c, i, false, false,
-             wf_arg_bool(c, i, "fire_and_forget", true) ? "Notification sent in the background task"
-                                                         : "Notification queued in the durable outbox");
+        queued_outcome(c, i, rc, why, "Failed to send Slack notification", cd, now);
     }
     return 0;
 }

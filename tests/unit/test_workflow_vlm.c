@@ -283,12 +283,142 @@ TEST(vlm_as_detector_florence2)
     json_decref(o);
 }
 
+#define QWEN ",\"model_type\":\"qwen\",\"task_type\":\"object-detection\""
+#define MUSE ",\"model_type\":\"muse\",\"task_type\":\"object-detection\""
+#define SPACEXAI ",\"model_type\":\"spacexai\",\"task_type\":\"object-detection\""
+#define V2 "roboflow_core/vlm_as_detector@v2"
+
+static size_t npred(const json_t *o)
+{
+    return json_array_size(json_object_get(json_object_get(o, "predictions"), "predictions"));
+}
+
+TEST(vlm_as_detector_qwen)
+{
+    /* qwen_detection_parsing.py: box_2d, else bbox_2d, [x_min, y_min,
+     * x_max, y_max] on 0..1000 clamped, on 25 x 15: 2 2 8 15 and
+     * 0 0 22 4 (ref.py, half to even); entries without four plain numbers
+     * or not objects skipped; the label from label / description /
+     * class_name / class with str(); confidence 1.0 */
+    json_t *o = vlm(V2, "[\"cat\",\"dog\"]", QWEN,
+                    "Here:\n```json\n[{\"bbox_2d\": [100, 100, 300, 1200], \"label\": \"dog\", \"confidence\": 0.2},"
+                    " {\"box_2d\": [1, 2, 3], \"label\": \"x\"}, \"junk\", {\"box_2d\": [1, 2, 3, true]},"
+                    " {\"box_2d\": [-5, 0, 900, 300], \"description\": 7}]\n```", 25, 15);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_EQ(npred(o), 2);
+    ASSERT_BOX(pred(o, 0), 2, 2, 8, 15);
+    ASSERT_STR_EQ(str(pred(o, 0), "class"), "dog");
+    ASSERT_EQ(json_integer_value(json_object_get(pred(o, 0), "class_id")), 1);
+    ASSERT_NEAR(num(pred(o, 0), "confidence"), 1.0, 1e-9);
+    ASSERT_BOX(pred(o, 1), 0, 0, 22, 4);
+    ASSERT_STR_EQ(str(pred(o, 1), "class"), "7");
+    ASSERT_EQ(json_integer_value(json_object_get(pred(o, 1), "class_id")), -1);
+    json_decref(o);
+    /* {"detections": [...]} is accepted; no label -> "unknown"; nothing valid -> empty */
+    o = vlm(V2, "[\"cat\"]", QWEN, "{\"detections\": [{\"box_2d\": [0, 0, 1000, 1000]}]}", 25, 15);
+    ASSERT_EQ(npred(o), 1);
+    ASSERT_STR_EQ(str(pred(o, 0), "class"), "unknown");
+    ASSERT_BOX(pred(o, 0), 0, 0, 25, 15);
+    json_decref(o);
+    o = vlm(V2, "[\"cat\"]", QWEN, "[{\"box_2d\": \"0 0 5 5\"}]", 25, 15);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_EQ(npred(o), 0);
+    json_decref(o);
+    /* another shape: ValueError -> error_status */
+    static const char *const bad[] = {"{\"boxes\": []}", "{\"detections\": {}}", "not json", "3"};
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        o = vlm(V2, "[\"cat\"]", QWEN, bad[k], 25, 15);
+        if (!json_is_true(json_object_get(o, "error_status")))
+            T_FAIL("'%s' parsed", bad[k]);
+        json_decref(o);
+    }
+}
+
+TEST(vlm_as_detector_muse)
+{
+    /* muse_detection_parsing.py: named x_min..y_max on 0..1000, 25 x 15 ->
+     * 2 4 12 10 (ref.py); `label or "unknown"`; entries with a bool, a
+     * string or a missing field skipped */
+    json_t *o = vlm(V2, "[\"cat\",\"dog\"]", MUSE,
+                    "[{\"x_min\": 100, \"y_min\": 300, \"x_max\": 500, \"y_max\": 700, \"label\": \"cat\"},"
+                    " {\"x_min\": true, \"y_min\": 0, \"x_max\": 5, \"y_max\": 5},"
+                    " {\"x_min\": \"1\", \"y_min\": 0, \"x_max\": 5, \"y_max\": 5}, {\"x_min\": 1},"
+                    " {\"x_min\": 0, \"y_min\": 0, \"x_max\": 1000, \"y_max\": 1000, \"label\": \"\"}]", 25, 15);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_EQ(npred(o), 2);
+    ASSERT_BOX(pred(o, 0), 2, 4, 12, 10);
+    ASSERT_EQ(json_integer_value(json_object_get(pred(o, 0), "class_id")), 0);
+    ASSERT_STR_EQ(str(pred(o, 1), "class"), "unknown");
+    json_decref(o);
+    /* one bare entry */
+    o = vlm(V2, "[\"cat\"]", MUSE, "{\"x_min\": 100, \"y_min\": 300, \"x_max\": 500, \"y_max\": 700, \"label\": \"cat\"}",
+            25, 15);
+    ASSERT_EQ(npred(o), 1);
+    ASSERT_BOX(pred(o, 0), 2, 4, 12, 10);
+    json_decref(o);
+    /* not JSON: the loose objects carrying the four fields (extract_flat_object_entries);
+     * the {"note"} fragment and the broken "{" are passed over */
+    o = vlm(V2, "[\"cat\",\"dog\"]", MUSE,
+            "Found: {\"x_min\": 100, \"y_min\": 300, \"x_max\": 500, \"y_max\": 700, \"label\": \"dog\"}, {\"note\": 1},"
+            " { broken, {\"x_min\": 0, \"y_min\": 0, \"x_max\": 1000, \"y_max\": 1000, \"label\": \"cat\"} done", 25, 15);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_EQ(npred(o), 2);
+    ASSERT_STR_EQ(str(pred(o, 0), "class"), "dog");
+    ASSERT_BOX(pred(o, 1), 0, 0, 25, 15);
+    json_decref(o);
+    /* neither JSON nor loose entries; a dict of another shape: error_status */
+    static const char *const bad[] = {"nothing {\"a\": 1} here", "{\"x_min\": 1}", "no braces"};
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        o = vlm(V2, "[\"cat\"]", MUSE, bad[k], 25, 15);
+        if (!json_is_true(json_object_get(o, "error_status")))
+            T_FAIL("'%s' parsed", bad[k]);
+        json_decref(o);
+    }
+}
+
+TEST(vlm_as_detector_spacexai)
+{
+    /* spacexai_detection_parsing.py: box_2d [x_min, y_min, x_max, y_max] in
+     * percent, float() of each and clamped to 0..100: 2 2 8 8 and
+     * 12 0 25 15 on 25 x 15 (ref.py); gemini label keys; confidence clamped */
+    json_t *o = vlm(V2, "[\"cat\",\"dog\"]", SPACEXAI,
+                    "{\"detections\": [{\"box_2d\": [10, 10, 30, 50], \"class_name\": \"dog\", \"confidence\": 0.4},"
+                    " {\"box_2d\": [\"50\", -3, 150, 100.0], \"label\": \"owl\", \"confidence\": 7}]}", 25, 15);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_EQ(npred(o), 2);
+    ASSERT_BOX(pred(o, 0), 2, 2, 8, 8);
+    ASSERT_EQ(json_integer_value(json_object_get(pred(o, 0), "class_id")), 1);
+    ASSERT_NEAR(num(pred(o, 0), "confidence"), 0.4, 1e-6);
+    ASSERT_BOX(pred(o, 1), 12, 0, 25, 15);
+    ASSERT_STR_EQ(str(pred(o, 1), "class"), "owl");
+    ASSERT_EQ(json_integer_value(json_object_get(pred(o, 1), "class_id")), -1);
+    ASSERT_NEAR(num(pred(o, 1), "confidence"), 1.0, 1e-9);
+    json_decref(o);
+    o = vlm(V2, "[\"cat\"]", SPACEXAI, "[]", 25, 15);
+    ASSERT(json_is_false(json_object_get(o, "error_status")));
+    ASSERT_EQ(npred(o), 0);
+    json_decref(o);
+    /* unlike qwen, one malformed entry fails the answer */
+    static const char *const bad[] = {"[{\"box_2d\": [1, 2, 3]}]", "[{\"box_2d\": [1, 2, 3, \"x\"]}]",
+                                      "[{\"label\": \"a\"}]", "[7]", "{\"boxes\": []}",
+                                      "[{\"box_2d\": [1, 2, 3, 4], \"confidence\": null}]"};
+    for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
+        o = vlm(V2, "[\"cat\"]", SPACEXAI, bad[k], 25, 15);
+        if (!json_is_true(json_object_get(o, "error_status")))
+            T_FAIL("'%s' parsed", bad[k]);
+        json_decref(o);
+    }
+}
+
 TEST(vlm_as_detector_compile_checks)
 {
     char def[2048];
-    snprintf(def, sizeof def, VLM_DEF, "roboflow_core/vlm_as_detector@v2", "[\"a\"]",
+    snprintf(def, sizeof def, VLM_DEF, "roboflow_core/vlm_as_detector@v2", "null",
              ",\"model_type\":\"qwen\",\"task_type\":\"object-detection\"");
-    expect_compile_error(def, "not supported yet");
+    expect_compile_error(def, "Must pass list of classes");
+    snprintf(def, sizeof def, VLM_DEF, "roboflow_core/vlm_as_detector@v2", "[\"a\"]",
+             ",\"model_type\":\"muse\",\"task_type\":\"region-proposal\"");
+    expect_compile_error(def, "Could not parse result of task region-proposal for model muse");
     snprintf(def, sizeof def, VLM_DEF, "roboflow_core/vlm_as_detector@v1", "[\"a\"]",
              ",\"model_type\":\"google-gemini\",\"task_type\":\"region-proposal\"");
     expect_compile_error(def, "Could not parse result of task region-proposal for model google-gemini");

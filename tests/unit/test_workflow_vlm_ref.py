@@ -47,3 +47,23 @@ for box_ in [(0, 0, 100, 50), (500, 400, 640, 480)]:
     cy = np.float32((box_[1] + box_[3]) / 2)
     la, lo = pixel_to_gps(float(cx), float(cy), 640, 480, 52.5, 13.4, 100.0, 73.7, 30.0)
     print("geotag", box_, round(la, 7), round(lo, 7))
+
+# vlm_as_detector v2 qwen / muse (0..1000, clamped, scale = w / 1000 then
+# value * scale, qwen_/muse_detection_parsing.py) and spacexai (0..100,
+# value / 100 * w, spacexai_detection_parsing.py) on a 25 x 15 image
+W, H = 25, 15
+
+
+def k1000(b):
+    b = [min(max(v, 0.0), 1000.0) for v in b]
+    return [b[0] * (W / 1000.0), b[1] * (H / 1000.0), b[2] * (W / 1000.0), b[3] * (H / 1000.0)]
+
+
+def k100(b):
+    b = [min(max(float(v), 0.0), 100.0) for v in b]
+    return [b[0] / 100.0 * W, b[1] / 100.0 * H, b[2] / 100.0 * W, b[3] / 100.0 * H]
+
+
+print("qwen", np.array([k1000([100, 100, 300, 1200]), k1000([-5, 0, 900, 300])]).round(0))
+print("muse", np.array([k1000([100, 300, 500, 700])]).round(0))
+print("spacexai", np.array([k100([10, 10, 30, 50]), k100(["50", -3, 150, 100.0])]).round(0))

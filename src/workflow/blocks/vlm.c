@@ -38,8 +38,23 @@
  *   phrase grounding), the index in `classes` (open vocabulary), class
  *   "roi" for region proposals; confidence 1.0.
  * Boxes are rounded half-to-even (numpy's round) except Florence-2's
- * (float32 as given); confidence defaults to 1.0.  The v2 model types
- * spacexai, qwen and muse are refused at compile time (not yet written).
+ * (float32 as given); confidence defaults to 1.0;
+ * - v2 spacexai (Grok): a list or {"detections": [...]} of "box_2d"
+ *   [x_min, y_min, x_max, y_max] in percent (0..100, clamped; float() of
+ *   each value), the gemini label keys and a confidence; any malformed
+ *   entry is an error;
+ * - v2 qwen: a list or {"detections": [...]} of "box_2d" (else "bbox_2d")
+ *   [x_min, y_min, x_max, y_max] on 0..1000 (clamped), the label from
+ *   "label", "description", "class_name" or "class"; entries without four
+ *   plain numbers are skipped; confidence 1.0;
+ * - v2 muse: a list, {"detections": [...]} or one bare entry with named
+ *   x_min/y_min/x_max/y_max on 0..1000 (clamped; entries without four
+ *   finite plain numbers skipped), `label or "unknown"`, confidence 1.0;
+ *   text that is not JSON is scanned for loose top-level {...} objects
+ *   carrying the four fields (Roboflow's extract_flat_object_entries).
+ * Departures: labels that are floats, lists or objects (Roboflow prints
+ * them with str()) give error_status; NaN / Infinity literals, which
+ * Python's json accepts, are not JSON to jansson (error_status).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -231,7 +246,7 @@ static int classifier_run(struct wf_call *c)
 
 /* ---- vlm_as_detector -------------------------------------------------------------- */
 
-enum parser { P_GEMINI, P_LLM, P_OPENAI, P_FLORENCE };
+enum parser { P_GEMINI, P_LLM, P_OPENAI, P_FLORENCE, P_SPACEXAI, P_QWEN, P_MUSE };
 
 /* Roboflow's get_4digit_from_md5: int(md5(name).hexdigest()[:9], 16) % 10000. */
 static int md5_4digit(const char *s)
@@ -453,8 +468,233 @@ static struct wf_dets *parse_florence(const char *task, const json_t *data, cons
     return ds;
 }
 
+/* ---- v2 spacexai / qwen / muse ------------------------------------------------------- */
+
+/* Python str() of a label value: strings, integers and booleans.  Other
+ * types (floats, lists, objects) give NULL: error_status (Roboflow would
+ * print them with str()). */
+static const char *py_str(const json_t *v, char *buf, size_t n)
+{
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_boolean(v))
+        return json_is_true(v) ? "True" : "False";
+    return NULL;
+}
+
+/* Python truthiness of a JSON value (muse's `label or "unknown"`). */
+static bool py_truthy(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING: return json_string_length(v) > 0;
+    case JSON_INTEGER: return json_integer_value(v) != 0;
+    case JSON_REAL: return json_real_value(v) != 0.0;
+    case JSON_TRUE: return true;
+    case JSON_ARRAY: return json_array_size(v) > 0;
+    case JSON_OBJECT: return json_object_size(v) > 0;
+    default: return false;
+    }
+}
+
+/* The entries of a qwen / spacexai / muse answer, as each parser's extract_*:
+ * a list, or {"detections": [...]}; muse also takes one bare entry carrying
+ * the four named fields.  *empty is set for spacexai's non-list "detections"
+ * that Python iterates as empty ("" or {}).  NULL when the shape is wrong. */
+static const json_t *new_entries(enum parser p, const json_t *data, json_t **own)
+{
+    *own = NULL;
+    if (json_is_array(data))
+        return data;
+    const json_t *d = json_object_get(data, "detections");
+    if (json_is_array(d))
+        return d;
+    if (p == P_SPACEXAI && d) {
+        /* len() of a str / dict that Python then iterates: only empty ones succeed */
+        if ((json_is_string(d) && json_string_length(d) == 0) || (json_is_object(d) && json_object_size(d) == 0))
+            return *own = json_array();
+        return NULL;
+    }
+    if (p == P_MUSE && json_is_object(data) && json_object_get(data, "x_min") && json_object_get(data, "y_min") &&
+        json_object_get(data, "x_max") && json_object_get(data, "y_max")) {
+        *own = json_array();
+        json_array_append(*own, (json_t *)data);
+        return *own;
+    }
+    return NULL;
+}
+
+/* Muse's get_muse_detection_box: four plain finite numbers named x_min..y_max. */
+static bool muse_box(const json_t *e, double v[4])
+{
+    static const char *const keys[] = {"x_min", "y_min", "x_max", "y_max"};
+    for (int k = 0; k < 4; k++) {
+        const json_t *x = json_object_get(e, keys[k]);
+        if (!json_is_number(x) || !isfinite(json_number_value(x)))
+            return false;
+        v[k] = json_number_value(x);
+    }
+    return true;
+}
+
+/* Qwen's get_qwen_detection_box: "box_2d", else "bbox_2d", a list of four
+ * plain numbers [x_min, y_min, x_max, y_max]. */
+static bool qwen_box(const json_t *e, double v[4])
+{
+    static const char *const keys[] = {"box_2d", "bbox_2d"};
+    for (size_t k = 0; k < ARRAY_LEN(keys); k++) {
+        const json_t *b = json_object_get(e, keys[k]);
+        bool ok = json_is_array(b) && json_array_size(b) == 4;
+        for (size_t j = 0; ok && j < 4; j++)
+            ok = num_at(b, j, &v[j]);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+/* SpaceXAI Grok, Qwen-VL and Meta Muse (Roboflow's spacexai_/qwen_/
+ * muse_detection_parsing.py).  Boxes [x_min, y_min, x_max, y_max] on a
+ * 0..100 (spacexai) or 0..1000 (qwen, muse) scale, clamped to it, scaled to
+ * the image and rounded half to even.  spacexai fails on any malformed entry
+ * and reads the gemini label keys and a confidence; qwen and muse skip
+ * entries without a well-formed box, confidence 1.0. */
+static struct wf_dets *parse_new(enum parser p, const json_t *data, const json_t *classes,
+                                 const struct wf_image *im, const char *iid)
+{
+    json_t *own;
+    const json_t *list = new_entries(p, data, &own);
+    if (!list || json_array_size(list) > VLM_MAX_DETS) {
+        json_decref(own);
+        return NULL;
+    }
+    json_t *idx = classes_index(classes);
+    if (!idx) {
+        json_decref(own);
+        return NULL;
+    }
+    double scale = p == P_SPACEXAI ? 100.0 : 1000.0;
+    int w = im->img->w, h = im->img->h;
+    struct wf_dets *ds = wf_dets_new();
+    size_t k;
+    json_t *e;
+    json_array_foreach(list, k, e) {
+        double v[4], conf = 1.0;
+        char buf[32];
+        const char *cls = "unknown";
+        bool ok = true;
+        if (p == P_SPACEXAI) {
+            /* x_min, y_min, x_max, y_max = detection["box_2d"]; float() each */
+            const json_t *b = json_object_get(e, "box_2d"), *cf = json_object_get(e, "confidence");
+            ok = json_is_object(e) && json_is_array(b) && json_array_size(b) == 4;
+            for (size_t j = 0; ok && j < 4; j++)
+                ok = py_float(json_array_get(b, j), &v[j]) && !isnan(v[j]);
+            const json_t *lv = NULL;
+            static const char *const keys[] = {"class_name", "label", "class"};
+            for (size_t j = 0; ok && !lv && j < ARRAY_LEN(keys); j++) {
+                lv = json_object_get(e, keys[j]);
+                if (json_is_null(lv))
+                    lv = NULL;
+            }
+            if (ok && lv)
+                ok = (cls = py_str(lv, buf, sizeof buf)) != NULL;
+            if (ok && cf)
+                ok = scale_conf(cf, &conf);
+            if (!ok) {
+                wf_dets_free(ds);
+                json_decref(idx);
+                json_decref(own);
+                return NULL;
+            }
+        } else {
+            if (!json_is_object(e) || !(p == P_QWEN ? qwen_box(e, v) : muse_box(e, v)))
+                continue; /* skipped, as Roboflow's parser (with a debug log) */
+            const json_t *lv = NULL;
+            if (p == P_QWEN) {
+                static const char *const keys[] = {"label", "description", "class_name", "class"};
+                for (size_t j = 0; !lv && j < ARRAY_LEN(keys); j++) {
+                    lv = json_object_get(e, keys[j]);
+                    if (json_is_null(lv))
+                        lv = NULL;
+                }
+            } else {
+                lv = json_object_get(e, "label");
+                if (!py_truthy(lv))
+                    lv = NULL;
+            }
+            if (lv && !(cls = py_str(lv, buf, sizeof buf))) {
+                wf_dets_free(ds);
+                json_decref(idx);
+                json_decref(own);
+                return NULL;
+            }
+        }
+        double b[4];
+        for (int j = 0; j < 4; j++)
+            v[j] = clampd(v[j], 0.0, scale);
+        b[0] = p == P_SPACEXAI ? v[0] / scale * w : v[0] * (w / scale);
+        b[1] = p == P_SPACEXAI ? v[1] / scale * h : v[1] * (h / scale);
+        b[2] = p == P_SPACEXAI ? v[2] / scale * w : v[2] * (w / scale);
+        b[3] = p == P_SPACEXAI ? v[3] / scale * h : v[3] * (h / scale);
+        const json_t *id = json_object_get(idx, cls);
+        new_det(ds, im, iid, b, true, cls, id ? (int)json_integer_value(id) : -1, conf);
+    }
+    json_decref(idx);
+    json_decref(own);
+    return ds;
+}
+
+/* Muse's extract_flat_object_entries, used when the text is not JSON: every
+ * top-level {...} that decodes (json.JSONDecoder.raw_decode from each '{')
+ * and carries the four named box fields.  The bytes the decoder looks at
+ * are bounded (a text of many unterminated objects would be quadratic). */
+#define MUSE_SCAN_BUDGET (64u * 1024u * 1024u)
+
+static json_t *muse_loose(const char *text)
+{
+    json_t *out = json_array();
+    size_t len = strlen(text), i = 0, spent = 0;
+    while (i < len) {
+        const char *s = memchr(text + i, '{', len - i);
+        if (!s)
+            break;
+        size_t start = (size_t)(s - text);
+        json_error_t je;
+        json_t *v = json_loadb(s, len - start, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &je);
+        size_t used = je.position > 0 ? (size_t)je.position : 1;
+        spent += used;
+        if (spent > MUSE_SCAN_BUDGET) {
+            json_decref(v);
+            break;
+        }
+        if (!v) {
+            i = start + 1;
+            continue;
+        }
+        if (json_is_object(v) && json_object_get(v, "x_min") && json_object_get(v, "y_min") &&
+            json_object_get(v, "x_max") && json_object_get(v, "y_max"))
+            json_array_append(out, v);
+        json_decref(v);
+        i = start + used;
+    }
+    if (json_array_size(out) == 0) {
+        json_decref(out);
+        return NULL;
+    }
+    return out;
+}
+
 static enum parser parser_of(const char *model, bool v2)
 {
+    if (v2 && !strcmp(model, "spacexai"))
+        return P_SPACEXAI;
+    if (v2 && !strcmp(model, "qwen"))
+        return P_QWEN;
+    if (v2 && !strcmp(model, "muse"))
+        return P_MUSE;
     if (!strcmp(model, "florence-2"))
         return P_FLORENCE;
     if (!strcmp(model, "openai"))
@@ -485,9 +725,14 @@ static int detector_run_v(struct wf_call *c, bool v2)
                                 model);
         json_t *data = vlm_parse(text);
         struct wf_dets *ds = NULL;
+        if (!json_is_object(data) && !json_is_array(data) && p == P_MUSE) {
+            json_decref(data); /* muse: the loose {...}, {...} objects of a non-JSON answer */
+            data = muse_loose(text);
+        }
         if (json_is_object(data) || json_is_array(data))
-            ds = p == P_FLORENCE ? parse_florence(task, data, classes, im, iid)
-                                 : parse_llm(p, data, classes, im, iid);
+            ds = p == P_FLORENCE                                  ? parse_florence(task, data, classes, im, iid)
+                 : p == P_SPACEXAI || p == P_QWEN || p == P_MUSE ? parse_new(p, data, classes, im, iid)
+                                                                  : parse_llm(p, data, classes, im, iid);
         json_decref(data);
         set_outputs(c, i, ds == NULL, ds ? wf_value_dets(ds) : NULL, iid);
     }
@@ -506,17 +751,12 @@ static int detector_v2_run(struct wf_call *c)
 
 /* Roboflow's manifest validator: the (model_type, task_type) pair must have a
  * parser, and classes are required except for florence-2. */
-static int detector_check_v(const json_t *step, char *err, size_t errlen, bool v2)
+static int detector_check(const json_t *step, char *err, size_t errlen)
 {
     const char *model = json_string_value(json_object_get(step, "model_type"));
     const char *task = json_string_value(json_object_get(step, "task_type"));
     if (!model || !task)
         return 0; /* the field checks report it */
-    if (v2 && (!strcmp(model, "spacexai") || !strcmp(model, "qwen") || !strcmp(model, "muse"))) {
-        wf__errf(err, errlen, "field 'model_type': parsing the output of '%s' is not supported yet "
-                              "(supported: openai, google-gemini, anthropic-claude, florence-2)", model);
-        return ERR_UNSUPPORTED;
-    }
     if (strcmp(model, "florence-2") && strcmp(task, "object-detection")) {
         wf__errf(err, errlen, "Could not parse result of task %s for model %s", task, model);
         return ERR_INVALID;
@@ -530,15 +770,6 @@ static int detector_check_v(const json_t *step, char *err, size_t errlen, bool v
     return 0;
 }
 
-static int detector_v1_check(const json_t *step, char *err, size_t errlen)
-{
-    return detector_check_v(step, err, errlen, false);
-}
-
-static int detector_v2_check(const json_t *step, char *err, size_t errlen)
-{
-    return detector_check_v(step, err, errlen, true);
-}
 
 static const char *const tasks[] = {"object-detection", "object-detection-and-caption",
                                     "open-vocabulary-object-detection",
@@ -583,11 +814,11 @@ static const struct wf_output det_outs[] = {
 static const struct wf_block vlm_as_detector_v1 = {
     (const char *const[]){"roboflow_core/vlm_as_detector@v1", NULL},
     det_fields_v1, ARRAY_LEN(det_fields_v1), det_outs, ARRAY_LEN(det_outs), 0, 0, NULL,
-    detector_v1_run, detector_v1_check};
+    detector_v1_run, detector_check};
 static const struct wf_block vlm_as_detector_v2 = {
     (const char *const[]){"roboflow_core/vlm_as_detector@v2", NULL},
     det_fields_v2, ARRAY_LEN(det_fields_v2), det_outs, ARRAY_LEN(det_outs), 0, 0, NULL,
-    detector_v2_run, detector_v2_check};
+    detector_v2_run, detector_check};
 
 const struct wf_block *const wf_blocks_vlm[] = {
     &vlm_as_classifier_v1, &vlm_as_classifier_v2, &vlm_as_detector_v1, &vlm_as_detector_v2, NULL,

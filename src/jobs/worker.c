@@ -452,6 +452,59 @@ out:
     return rc;
 }
 
+/* onvif_sink's SOAP POST (wf_sinks.soap): http only, no redirects, the
+ * store's SSRF guard (the camera's address must be allowed like any
+ * outbound URL: --url-allowlist / --allow-private-urls), 3 s to connect,
+ * 5 s in all, the answer capped at 1 MiB. */
+static size_t soap_write(char *p, size_t sz, size_t n, void *ud)
+{
+    return buf_append(ud, p, sz * n) < 0 ? 0 : sz * n;
+}
+
+static int sink_soap(void *ud, const char *url, const char *action, const char *envelope, int *status, char **resp,
+                     char *err, size_t errlen)
+{
+    struct sink_ctx *sc = ud;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    *resp = NULL;
+    *status = 0;
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return ERR_NOMEM;
+    }
+    char *ct = xasprintf("Content-Type: application/soap+xml; charset=utf-8; action=\"%s\"", action);
+    h = curl_slist_append(h, ct);
+    free(ct);
+    store_net_guard_curl(sc->j->st, c);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, envelope);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, soap_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    CURLcode cr = curl_easy_perform(c);
+    int rc = 0;
+    if (cr != CURLE_OK) {
+        snprintf(err, errlen, "%s", cr == CURLE_WRITE_ERROR ? "answer over 1 MiB" : curl_easy_strerror(cr));
+        rc = ERR_UNAVAILABLE;
+        buf_release(&b);
+    } else {
+        long code = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        *status = (int)code;
+        *resp = buf_detach(&b, NULL);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc;
+}
+
 /* Run the workflow over one decoded image (f, owned by the caller) and
  * append its results row (and persisted image outputs).  A per-image
  * failure sets *cause and returns 0; <0 only when the task cannot go on. */
@@ -495,7 +548,8 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_run_inputs ri = {&in, 1, params};
         struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
         struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email,
-                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req, j->o.slack_api_url};
+                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req, j->o.slack_api_url,
+                                 sink_soap};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {

@@ -26,7 +26,7 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_clip,
     wf_blocks_warp,          wf_blocks_cv_extra,      wf_blocks_sift,
     wf_blocks_stitch,
-    wf_blocks_snap,
+    wf_blocks_snap,          wf_blocks_onvif,
 };
 
 struct defaults {

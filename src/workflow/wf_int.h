@@ -51,6 +51,15 @@ extern const struct wf_block *const wf_blocks_cv_extra[];        /* blocks/cv_ex
 extern const struct wf_block *const wf_blocks_sift[];            /* blocks/sift.c */
 extern const struct wf_block *const wf_blocks_stitch[];          /* blocks/stitch.c */
 extern const struct wf_block *const wf_blocks_snap[];            /* blocks/snap.c */
+extern const struct wf_block *const wf_blocks_onvif[];           /* blocks/onvif.c */
+/* blocks/onvif.c, for tests: the clock of the block (ms, monotonic), the
+ * WS-Security password digest base64(SHA-1(nonce + created + password))
+ * and a whole SOAP 1.2 envelope (new string) around body. */
+extern int64_t (*wf__onvif_clock_ms)(void);
+void wf__onvif_digest(const unsigned char *nonce, size_t nlen, const char *created, const char *password,
+                      char out[29]);
+char *wf__onvif_envelope(const char *user, const char *password, const unsigned char nonce[16], const char *created,
+                         const char *body);
 void wf__dets_nms(struct wf_dets *ds, double thr, bool merge);
 /* The task name ("object-detection", ...) of a model block, NULL for other blocks. */
 const char *wf__model_block_task(const struct wf_block *blk);

@@ -134,6 +134,14 @@ struct wf_sinks {
      * operator ("<base>/chat.postMessage" gets the POST, through
      * webhook_req).  NULL: the block is a step error naming --slack-api-url. */
     const char *slack_api_url;
+    /* onvif_sink: POST envelope (a SOAP 1.2 text) to url (http://camera
+     * ip:port/path) with the SOAP action, within bounded timeouts and
+     * through the operator's outbound-address guard; *status gets the HTTP
+     * status and *resp (malloc'd, may be NULL) the body, at most 1 MiB.
+     * 0, or <0 with a message when no HTTP answer came.  ud: webhook_ud.
+     * NULL: the block is a step error. */
+    int (*soap)(void *ud, const char *url, const char *action, const char *envelope, int *status, char **resp,
+                char *err, size_t errlen);
 };
 
 struct wf_email {

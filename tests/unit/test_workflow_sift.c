@@ -172,6 +172,16 @@ TEST(sift_blocks_through_the_engine)
         ASSERT(json_integer_value(json_object_get(r, "good_matches_count")) < 20);
         ASSERT(json_array_size(json_object_get(r, "descriptors_1")) > 300);
         ASSERT(json_is_object(json_object_get(r, "visualization_1")));
+        /* cv2.drawMatchesKnn's canvas: both 220 x 170 images side by side */
+        const char *b64 = json_string_value(json_object_get(json_object_get(r, "visualization_matches"), "value"));
+        ASSERT(b64 != NULL);
+        size_t blen = 0;
+        uint8_t *bytes = base64_decode(b64, strlen(b64), &blen);
+        struct vis_image *vm = NULL;
+        ASSERT(bytes && vis_decode(bytes, blen, &vm) == 0);
+        ASSERT(vm->w == 440 && vm->h == 170);
+        vis_image_free(vm);
+        free(bytes);
         json_decref(row);
     }
     /* malformed descriptors and a too-small image are step errors */

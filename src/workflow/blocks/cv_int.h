@@ -109,6 +109,16 @@ struct cv_keypoint {
 int cv__sift(const struct vis_image *img, struct cv_keypoint **kps, float **desc, size_t *n);
 /* Lowe's ratio test over exact 2-nearest neighbours (L2) of every d1 in d2. */
 size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio);
+/* The same, writing the good matches (query i, nearest j) into pairs[2k],
+ * pairs[2k + 1] (room for 2 * n1; NULL: count only), in query order. */
+size_t cv__ratio_match_pairs(const float *d1, size_t n1, const float *d2, size_t n2, double ratio, size_t *pairs);
+/* cv2.drawMatchesKnn(a, k1, b, k2, [[m] for the np pairs], None, ...) as
+ * sift_comparison@v2 calls it: flann = its FlannBasedMatcher parameters
+ * (green matches, red single points), else BFMatcher's (random match
+ * colours, no single points).  A new BGR image, NULL when out of memory. */
+struct vis_image *cv__draw_matches(const struct vis_image *a, const struct cv_keypoint *k1, size_t n1,
+                                   const struct vis_image *b, const struct cv_keypoint *k2, size_t n2,
+                                   const size_t *pairs, size_t np, bool flann);
 /* cv2.findHomography(src, dst, cv2.RANSAC, thr) of n point pairs (x, y
  * float32 each) into a row-major H (H[8] = 1); *ninl = RANSAC's inlier
  * count.  ERR_INVALID below 4 pairs or when no model is found, ERR_NOMEM

@@ -32,7 +32,13 @@
  * keypoints found by both agree in position, size and angle (tests/unit/
  * test_workflow_sift.c measures it).  The keypoint circles of the
  * visualizations use one colour (OpenCV draws random colours).  The matcher
- * is always exact.
+ * is always exact.  sift_comparison@v2's visualization_matches is
+ * cv2.drawMatchesKnn's layout (both images side by side on black, the
+ * taller's height; FlannBasedMatcher: every keypoint in red and the good
+ * matches in green; BFMatcher: only the matches, each in the next colour of
+ * OpenCV's RNG from a fresh thread's state — Roboflow's depend on the
+ * process's earlier draws) drawn without anti-aliasing at whole pixels
+ * (OpenCV: LINE_AA at 1/16 pixel).
  */
 #include <float.h>
 #include <limits.h>
@@ -598,13 +604,14 @@ int cv__sift(const struct vis_image *img, struct cv_keypoint **kps, float **desc
     return 0;
 }
 
-size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio)
+size_t cv__ratio_match_pairs(const float *d1, size_t n1, const float *d2, size_t n2, double ratio, size_t *pairs)
 {
     size_t good = 0;
     if (n2 < 2)
         return 0;
     for (size_t i = 0; i < n1; i++) {
         double b1 = INFINITY, b2 = INFINITY;
+        size_t j1 = 0;
         for (size_t j = 0; j < n2; j++) {
             double s = 0;
             const float *a = d1 + i * 128, *b = d2 + j * 128;
@@ -613,14 +620,72 @@ size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2,
                 s += t * t;
             }
             if (s < b1)
-                b2 = b1, b1 = s;
+                b2 = b1, b1 = s, j1 = j;
             else if (s < b2)
                 b2 = s;
         }
-        if (sqrt(b1) < ratio * sqrt(b2))
+        if (sqrt(b1) < ratio * sqrt(b2)) {
+            if (pairs)
+                pairs[2 * good] = i, pairs[2 * good + 1] = j1;
             good++;
+        }
     }
     return good;
+}
+
+size_t cv__ratio_matches(const float *d1, size_t n1, const float *d2, size_t n2, double ratio)
+{
+    return cv__ratio_match_pairs(d1, n1, d2, n2, ratio, NULL);
+}
+
+/* OpenCV's RNG (cv::RNG, multiply-with-carry): a fresh thread's state. */
+static unsigned cv_rng_next(uint64_t *st)
+{
+    *st = (uint64_t)(unsigned)*st * 4164903690u + (unsigned)(*st >> 32);
+    return (unsigned)*st;
+}
+
+struct vis_image *cv__draw_matches(const struct vis_image *a, const struct cv_keypoint *k1, size_t n1,
+                                   const struct vis_image *b, const struct cv_keypoint *k2, size_t n2,
+                                   const size_t *pairs, size_t np, bool flann)
+{
+    struct vis_image *ca = NULL, *cb = NULL, *out = NULL;
+    if ((long long)a->w + b->w > 1000000 || (a->fmt == VIS_BGR ? !(ca = vis_image_clone(a)) : vis_convert(a, VIS_BGR, &ca) < 0) ||
+        (b->fmt == VIS_BGR ? !(cb = vis_image_clone(b)) : vis_convert(b, VIS_BGR, &cb) < 0) ||
+        !(out = vis_image_new(a->w + b->w, a->h > b->h ? a->h : b->h, VIS_BGR))) {
+        vis_image_free(ca), vis_image_free(cb);
+        return NULL;
+    }
+    vis_image_fill(out, VIS_RGB(0, 0, 0));
+    vis_image_paste(out, ca, 0, 0);
+    vis_image_paste(out, cb, a->w, 0);
+    vis_image_free(ca), vis_image_free(cb);
+    struct vis_image left, right;
+    vis_image_view(out, 0, 0, a->w, a->h, &left);
+    vis_image_view(out, a->w, 0, b->w, b->h, &right);
+    if (flann) { /* DrawMatchesFlags_DEFAULT: every keypoint in singlePointColor */
+        for (size_t i = 0; i < n1; i++)
+            vis_draw_circle(&left, (int)lrintf(k1[i].x), (int)lrintf(k1[i].y), 3, VIS_RGB(255, 0, 0), 1);
+        for (size_t i = 0; i < n2; i++)
+            vis_draw_circle(&right, (int)lrintf(k2[i].x), (int)lrintf(k2[i].y), 3, VIS_RGB(255, 0, 0), 1);
+    }
+    uint64_t rng = 0xffffffffu;
+    for (size_t m = 0; m < np; m++) {
+        const struct cv_keypoint *p = &k1[pairs[2 * m]], *q = &k2[pairs[2 * m + 1]];
+        struct vis_color col = VIS_RGB(0, 255, 0);
+        if (!flann) { /* matchColor Scalar::all(-1): Scalar(rng(256), rng(256), rng(256)),
+                         * the arguments evaluated right to left (GCC, as the build of
+                         * python3-opencv draws them) */
+            col.r = (uint8_t)(cv_rng_next(&rng) % 256u);
+            col.g = (uint8_t)(cv_rng_next(&rng) % 256u);
+            col.b = (uint8_t)(cv_rng_next(&rng) % 256u);
+        }
+        vis_draw_circle(&left, (int)lrintf(p->x), (int)lrintf(p->y), 3, col, 1);
+        vis_draw_circle(&right, (int)lrintf(q->x), (int)lrintf(q->y), 3, col, 1);
+        float x2 = fminf(q->x + (float)a->w, (float)(out->w - 1));
+        vis_draw_line(out, (int)lrintf(p->x), (int)lrintf(p->y), (int)lrintf(x2), (int)lrintf(q->y), col, 1);
+    }
+    return out;
 }
 
 /* ---- blocks ------------------------------------------------------------------------------- */
@@ -749,7 +814,7 @@ static int cmp1_run(struct wf_call *c)
 }
 
 static int cmp2_side(struct wf_call *c, size_t i, const char *field, int side, bool vis,
-                     float **d, size_t *n)
+                     float **d, size_t *n, struct cv_keypoint **kout)
 {
     const struct wf_image *im = wf_arg_image(c, i, field);
     char kn[32], dn[32], vn[32];
@@ -777,7 +842,7 @@ static int cmp2_side(struct wf_call *c, size_t i, const char *field, int side, b
         if (px)
             wf_out_image(c, i, vn, im, px);
     }
-    free(k);
+    *kout = k;
     return 0;
 }
 
@@ -792,20 +857,32 @@ static int cmp2_run(struct wf_call *c)
         bool vis = wf_arg_bool(c, i, "visualize", false);
         if (!matcher || (strcmp(matcher, "FlannBasedMatcher") && strcmp(matcher, "BFMatcher")))
             return wf_call_fail(c, "matcher must be FlannBasedMatcher or BFMatcher");
-        if (cmp2_side(c, i, "input_1", 1, vis, &d1, &n1) < 0)
+        struct cv_keypoint *k1 = NULL, *k2 = NULL;
+        if (cmp2_side(c, i, "input_1", 1, vis, &d1, &n1, &k1) < 0)
             return ERR_INVALID;
-        if (cmp2_side(c, i, "input_2", 2, vis, &d2, &n2) < 0) {
-            free(d1);
+        if (cmp2_side(c, i, "input_2", 2, vis, &d2, &n2, &k2) < 0) {
+            free(d1), free(k1);
             return ERR_INVALID;
         }
         if ((double)n1 * (double)n2 > 1e9) {
-            free(d1), free(d2);
+            free(d1), free(d2), free(k1), free(k2);
             return wf_call_fail(c, "too many descriptor pairs (%zu x %zu)", n1, n2);
         }
-        size_t good = n1 >= 2 && n2 >= 2 ? cv__ratio_matches(d1, n1, d2, n2, ratio) : 0;
+        size_t *pairs = n1 >= 2 && n2 >= 2 ? xmalloc(2 * n1 * sizeof *pairs) : NULL;
+        size_t good = pairs ? cv__ratio_match_pairs(d1, n1, d2, n2, ratio, pairs) : 0;
         free(d1), free(d2);
         wf_out_json(c, i, "good_matches_count", json_integer((json_int_t)good));
         wf_out_json(c, i, "images_match", json_boolean(n1 >= 2 && n2 >= 2 && (int64_t)good >= thr));
+        /* cv2.drawMatchesKnn of both images with the good matches (only when
+         * both inputs are images and there were descriptors to match) */
+        const struct wf_image *im1 = wf_arg_image(c, i, "input_1"), *im2 = wf_arg_image(c, i, "input_2");
+        if (vis && pairs && im1 && im2) {
+            struct vis_image *px = cv__draw_matches(im1->img, k1, n1, im2->img, k2, n2, pairs, good,
+                                                    strcmp(matcher, "BFMatcher") != 0);
+            if (px)
+                wf_out_image(c, i, "visualization_matches", im1, px);
+        }
+        free(pairs), free(k1), free(k2);
     }
     return 0;
 }

@@ -361,4 +361,41 @@ TEST(onvif_unreachable_camera_is_a_step_error)
     wf__onvif_clock_ms = real_clock;
 }
 
+TEST(onvif_zoom_mode)
+{
+    struct cam_log l = {0};
+    struct wf_sinks sk = {0};
+    sk.webhook_ud = &l;
+    sk.soap = fake_soap;
+    struct wf_state *st = wf_state_new();
+    /* a centred 100 x 80 box on 640 x 480 (x 270..370, y 200..280): inside
+     * the dead zone, zoom_delta = 200; zoom mode starts with a stop, then
+     * the zoom PID on |200 - 25| / 640 = 0.2734375: kp * 0.2734375 =
+     * 0.068359375, negated twice (z = -output) */
+    const char *zoom = ",\"zoom_if_able\":true";
+    const char *box = "[{\"box_2d\": [416.6666667, 421.875, 583.3333333, 578.125], \"label\": \"a\"}]";
+    json_t *o = frame_ok(zoom, &sk, st, 50000, box);
+    json_decref(o);
+    ASSERT_EQ(l.n, 6);
+    ASSERT_NEAR(attr_num(l.env[4], "Zoom", "x"), 0.0, 1e-12); /* the stop */
+    ASSERT_NEAR(attr_num(l.env[5], "Zoom", "x"), 0.068359375, 1e-12);
+    ASSERT_NEAR(attr_num(l.env[5], "PanTilt", "x"), 0.0, 1e-12);
+    /* 0.1 s later: still in zoom mode, the new speed 0.07109375 (integral
+     * 0.1 * 0.2734375 * 0.1 added) is held back by the rate limiter */
+    o = frame_ok(zoom, &sk, st, 50100, box);
+    json_decref(o);
+    ASSERT_EQ(l.n, 6);
+    /* 2.2 s: zoom mode expired and entered again: a stop (seeking), then
+     * 0.068359375 + 0.1 * 0.2734375 * (0.1 + 2.1) = 0.128515625 */
+    o = frame_ok(zoom, &sk, st, 52200, box);
+    ASSERT(json_is_true(json_object_get(o, "seeking")));
+    json_decref(o);
+    ASSERT_EQ(l.n, 8);
+    ASSERT_NEAR(attr_num(l.env[6], "Zoom", "x"), 0.0, 1e-12);
+    ASSERT_NEAR(attr_num(l.env[7], "Zoom", "x"), 0.128515625, 1e-12);
+    log_free(&l);
+    wf_state_free(st);
+    wf__onvif_clock_ms = real_clock;
+}
+
 TEST_MAIN()

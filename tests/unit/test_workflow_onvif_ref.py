@@ -80,3 +80,13 @@ for name, b, t in [("f1", [500, 700, 750, 800], 10.0), ("f2", [450, 550, 650, 70
                    ("f3", [450, 500, 600, 650], 10.4), ("f5", [100, 50, 300, 250], 11.0)]:
     box = tuple(float(round(v)) for v in gem(b))  # the parser rounds half to even
     print(name, box, move(box, t))
+
+# TEST(onvif_zoom_mode): the zoom PID (same constants) on the normalised
+# zoom delta |200 - 50 / 2| / 640 at 50.0 s, 50.1 s and 52.2 s; z = -output
+pz = PID(50.0)
+nz = abs(200 - DZ / 2) / max(W, H)
+for t in (50.0, 50.1, 52.2):
+    out = pz(nz, t, KP, KI, KD)
+    if abs(out) < MIN:
+        out = MIN * np.sign(out)
+    print("zoom", t, -out)

@@ -668,12 +668,16 @@ static int move_camera(struct ctx *x, const struct wf_det *d, const struct param
         if (fabs(oz) < pr->min_speed)
             oz = pr->min_speed * sign(oz);
         double z = at_edge ? -pr->min_speed : -oz;
-        /* zoom(): entering zoom mode sends an explicit stop first */
+        /* zoom(): entering zoom mode sends an explicit stop first; the zoom
+         * command's rate check does not see that stop (in Roboflow's event
+         * loop both pass their checks before either is sent) */
         if (!k->start_zoom) {
             k->start_zoom = wf__onvif_clock_ms();
+            int64_t before = k->last_update;
             int rc = stop_camera(x, pr->rate_ms, pr->idle_s);
             if (rc < 0)
                 return rc;
+            k->last_update = before;
         }
         return continuous_move(x, pr->rate_ms, 0, 0, z, false);
     }

@@ -28,6 +28,7 @@ struct cam_log {
     int n;
     bool unreachable;    /* every call fails as curl would */
     bool fault_on_move;  /* ContinuousMove answers a SOAP fault */
+    int broken;          /* 1: options without a pan/tilt space, 2: capabilities cut short */
 };
 
 static const char *CAPS =
@@ -75,11 +76,13 @@ static int fake_soap(void *ud, const char *url, const char *action, const char *
     const char *r = "<env:Envelope><env:Body/></env:Envelope>";
     *status = 200;
     if (!strcmp(a, "GetCapabilities"))
-        r = CAPS;
+        r = l->broken == 2 ? "<env:Envelope><env:Body><tt:Media><tt:XAddr>http://x/onvif/Media</tt:XA" : CAPS;
     else if (!strcmp(a, "GetProfiles"))
         r = PROFILES;
     else if (!strcmp(a, "GetConfigurationOptions"))
-        r = OPTIONS;
+        r = l->broken == 1 ? "<env:Envelope><env:Body><tt:Spaces><tt:ContinuousZoomVelocitySpace/></tt:Spaces>"
+                             "</env:Body></env:Envelope>"
+                           : OPTIONS;
     else if (!strcmp(a, "GetPresets"))
         r = PRESETS;
     else if (!strcmp(a, "ContinuousMove") && l->fault_on_move)
@@ -349,6 +352,20 @@ TEST(onvif_unreachable_camera_is_a_step_error)
     ASSERT(strstr(err, "ContinuousMove: HTTP 500: PTZ is locked") != NULL);
     log_free(&l);
     wf_state_free(st);
+    /* malformed answers: the configuration error names what is missing */
+    l.fault_on_move = false;
+    static const char *const why[] = {"", "Could not get pan tilt space for camera",
+                                      "GetCapabilities: the camera names no Media service"};
+    for (int b = 1; b <= 2; b++) {
+        st = wf_state_new();
+        l.broken = b;
+        o = frame("", &sk, st, 1000, BOX("[500, 700, 750, 800]"), err, sizeof err);
+        ASSERT(o == NULL);
+        if (!strstr(err, why[b]))
+            T_FAIL("broken %d: %s", b, err);
+        log_free(&l);
+        wf_state_free(st);
+    }
     /* no transport: refused with a message, never silently */
     struct wf_sinks none = {0};
     o = frame("", &none, NULL, 1000, "[]", err, sizeof err);
@@ -396,6 +413,84 @@ TEST(onvif_zoom_mode)
     log_free(&l);
     wf_state_free(st);
     wf__onvif_clock_ms = real_clock;
+}
+
+static const char *TRACK_DEF =
+    "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"},"
+    "{\"type\":\"WorkflowParameter\",\"name\":\"text\"}],"
+    "\"steps\":[{\"type\":\"roboflow_core/vlm_as_detector@v2\",\"name\":\"d\",\"image\":\"$inputs.image\","
+    "\"vlm_output\":\"$inputs.text\",\"classes\":[\"a\"],\"model_type\":\"google-gemini\","
+    "\"task_type\":\"object-detection\"},"
+    "{\"type\":\"roboflow_core/byte_tracker@v3\",\"name\":\"t\",\"image\":\"$inputs.image\","
+    "\"detections\":\"$steps.d.predictions\"},"
+    "{\"type\":\"roboflow_core/onvif_sink@v1\",\"name\":\"s\",\"predictions\":\"$steps.t.tracked_detections\","
+    "\"camera_ip\":\"10.1.2.3\",\"camera_port\":8080,\"camera_username\":\"u\",\"camera_password\":\"p\","
+    "\"follow_tracker\":%s}],"
+    "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.s.*\"}]}";
+
+/* The x centre of the detection the camera followed on each of three frames. */
+static void followed_x(const char *follow, double xs[3])
+{
+    struct cam_log l = {0};
+    struct wf_sinks sk = {0};
+    sk.webhook_ud = &l;
+    sk.soap = fake_soap;
+    struct wf_state *st = wf_state_new();
+    char def[4096], err[512] = "";
+    snprintf(def, sizeof def, TRACK_DEF, follow);
+    struct wf_workflow *wf = NULL;
+    if (wf_compile_text(def, strlen(def), &wf, err, sizeof err) < 0)
+        T_FAIL("%s", err);
+    /* A on the right, B on the left; B becomes the more confident from frame 2 */
+    static const char *const texts[3] = {
+        "[{\"box_2d\": [400, 700, 600, 800], \"label\": \"a\", \"confidence\": 0.9},"
+        " {\"box_2d\": [400, 100, 600, 200], \"label\": \"a\", \"confidence\": 0.7}]",
+        "[{\"box_2d\": [400, 705, 600, 805], \"label\": \"a\", \"confidence\": 0.7},"
+        " {\"box_2d\": [400, 100, 600, 200], \"label\": \"a\", \"confidence\": 0.95}]",
+        "[{\"box_2d\": [400, 710, 600, 810], \"label\": \"a\", \"confidence\": 0.7},"
+        " {\"box_2d\": [400, 100, 600, 200], \"label\": \"a\", \"confidence\": 0.95}]"};
+    struct vis_image *im = img_new(640, 480, 90);
+    const struct vis_image *imgs[1] = {im};
+    json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", "cam", "frame_number", 1, "fps", 30.0);
+    for (int f = 0; f < 3; f++) {
+        fake_now = 1000 + 1000 * f;
+        if (!real_clock)
+            real_clock = wf__onvif_clock_ms;
+        wf__onvif_clock_ms = fake_clock;
+        json_object_set_new(vm, "frame_number", json_integer(f + 1));
+        struct wf_image_input ii = {"image", imgs, 1, false, vm};
+        json_t *params = json_pack("{s:s}", "text", texts[f]);
+        struct wf_run_inputs in = {&ii, 1, params};
+        struct wf_env env = {NULL, NULL, 90, st, &sk};
+        json_t *res = NULL;
+        if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0)
+            T_FAIL("frame %d: %s", f, err);
+        const json_t *p = json_array_get(
+            json_object_get(json_object_get(json_object_get(json_array_get(res, 0), "o"), "predictions"),
+                            "predictions"),
+            0);
+        xs[f] = json_number_value(json_object_get(p, "x"));
+        json_decref(res);
+        json_decref(params);
+    }
+    json_decref(vm);
+    vis_image_free(im);
+    wf_free(wf);
+    log_free(&l);
+    wf_state_free(st);
+    wf__onvif_clock_ms = real_clock;
+}
+
+TEST(onvif_follows_the_tracked_object)
+{
+    /* follow_tracker: the tracker id of frame 1's most confident detection
+     * (A, x 448..512) is kept while it is present, though B becomes more
+     * confident; without it the most confident detection of each frame */
+    double xs[3];
+    followed_x("true", xs);
+    ASSERT(xs[0] > 400 && xs[1] > 400 && xs[2] > 400);
+    followed_x("false", xs);
+    ASSERT(xs[0] > 400 && xs[1] < 200 && xs[2] < 200);
 }
 
 TEST_MAIN()

@@ -219,7 +219,7 @@ static char *xml_attr(const char *tag, const char *end, const char *name)
     size_t nl = strlen(name);
     if (!gt)
         return NULL;
-    for (const char *p = tag; p + nl + 2 < gt; p++) {
+    for (const char *p = tag + 1; p + nl + 2 < gt; p++) {
         if ((p[-1] != ' ' && p[-1] != '\t' && p[-1] != '\n' && p[-1] != '\r') || memcmp(p, name, nl) != 0 ||
             p[nl] != '=' || (p[nl + 1] != '"' && p[nl + 1] != '\''))
             continue;

@@ -493,4 +493,33 @@ TEST(onvif_follows_the_tracked_object)
     ASSERT(xs[0] > 400 && xs[1] < 200 && xs[2] < 200);
 }
 
+TEST(onvif_simulated_variable_speed)
+{
+    /* simulate_variable_speed: the minimum speed becomes 0.1; a box left of
+     * the centre (x 160..240: offset 120 / 640, kp * 0.1875 = 0.047 boosted
+     * to 0.1) is a speed of 0.1, sent as one full-speed pulse every
+     * int(1 / 0.1) = 10 frames and zeros in between (v1.py
+     * simulate_variable_speed) */
+    struct cam_log l = {0};
+    struct wf_sinks sk = {0};
+    sk.webhook_ud = &l;
+    sk.soap = fake_soap;
+    struct wf_state *st = wf_state_new();
+    const char *sim = ",\"simulate_variable_speed\":true,\"pid_ki\":0";
+    const char *box = "[{\"box_2d\": [400, 250, 600, 375], \"label\": \"a\"}]";
+    for (int f = 1; f <= 10; f++) {
+        json_t *o = frame_ok(sim, &sk, st, 100000 + 1000 * f, box);
+        json_decref(o);
+        ASSERT_EQ(l.n, 4 + f); /* one command per frame, 1 s apart */
+        double x = attr_num(l.env[l.n - 1], "PanTilt", "x");
+        if (f < 10)
+            ASSERT_NEAR(x, 0.0, 1e-12);
+        else
+            ASSERT_NEAR(x, 1.0, 1e-12);
+    }
+    log_free(&l);
+    wf_state_free(st);
+    wf__onvif_clock_ms = real_clock;
+}
+
 TEST_MAIN()

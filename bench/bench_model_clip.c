@@ -27,16 +27,10 @@
 #include "model/model.h"
 #include "vision/vision.h"
 
-#define N_IMG 16
+#define BENCH_PROG "bench_model_clip"
+#include "bench_util.h"
 
-#define CHK(x)                                                                   \
-    do {                                                                         \
-        OrtStatus *st_ = (x);                                                    \
-        if (st_) {                                                               \
-            fprintf(stderr, "bench_model_clip: %s\n", api->GetErrorMessage(st_)); \
-            exit(1);                                                             \
-        }                                                                        \
-    } while (0)
+#define N_IMG 16
 
 static const char *const prompts[N_IMG] = {
     "a photo of a cat", "a photo of a dog", "a photo of a car", "a photo of a person",
@@ -46,38 +40,6 @@ static const char *const prompts[N_IMG] = {
     "a yellow taxi in new york city", "a picture of a street at night",
 };
 
-static OrtSession *open_sess(const OrtApi *api, OrtEnv *env, const char *path)
-{
-    OrtSessionOptions *so = NULL;
-    OrtSession *s = NULL;
-    CHK(api->CreateSessionOptions(&so));
-    CHK(api->SetIntraOpNumThreads(so, 2));
-    CHK(api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL));
-    CHK(api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", "0"));
-    if (api->CreateSession(env, path, so, &s)) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    api->ReleaseSessionOptions(so);
-    return s;
-}
-
-static void run_bare(const OrtApi *api, OrtMemoryInfo *mem, OrtSession *s, const char *in,
-                     const char *out, void *t, size_t bytes, const int64_t *shape, size_t rank,
-                     ONNXTensorElementDataType ty)
-{
-    OrtValue *iv = NULL, *ov = NULL;
-    CHK(api->CreateTensorWithDataAsOrtValue(mem, t, bytes, shape, rank, ty, &iv));
-    if (api->Run(s, NULL, &in, (const OrtValue *const *)&iv, 1, &out, 1, &ov)) {
-        fprintf(stderr, "bare run failed\n");
-        exit(1);
-    }
-    api->ReleaseValue(ov);
-    api->ReleaseValue(iv);
-}
-
-static double now_s(void) { return (double)time_mono_ns() / 1e9; }
-
 int main(int argc, char **argv)
 {
     const char *sd = getenv("VBATCH_SRCDIR");
@@ -86,17 +48,9 @@ int main(int argc, char **argv)
     int rounds = argc > 2 ? atoi(argv[2]) : 5;
     if (rounds < 1)
         rounds = 1;
-    struct model_registry_opts o = {0};
-    struct model_registry *reg = NULL;
     struct model *m = NULL;
     char err[1024];
-    o.intra_op_threads = 2;
-    if (model_registry_new(&o, &reg, err, sizeof err) < 0 ||
-        model_registry_register_dir(reg, "clip/bench", dir, err, sizeof err) < 0 ||
-        model_registry_get(reg, NULL, "clip/bench", &m, err, sizeof err) < 0) {
-        fprintf(stderr, "bench_model_clip: %s\n", err);
-        return 1;
-    }
+    struct model_registry *reg = bench_model_open(dir, "clip/bench", &m);
     int R, R2;
     model_input_size(m, &R, &R2);
     size_t dim = model_clip_dim(m), tn = (size_t)3 * (size_t)R * (size_t)R;
@@ -119,7 +73,7 @@ int main(int argc, char **argv)
     /* vbatch: whole path */
     double best_v = 1e30, best_t = 1e30, best_p = 1e30;
     for (int r = 0; r < rounds; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (int i = 0; i < N_IMG; i++) {
             float *e = NULL;
             if (model_clip_embed_image(m, imgs[i], &e, err, sizeof err) < 0) {
@@ -134,7 +88,7 @@ int main(int argc, char **argv)
             json_decref(a);
             free(e);
         }
-        double t1 = now_s();
+        double t1 = bench_now_s();
         if (t1 - t0 < best_v)
             best_v = t1 - t0;
         float *te = NULL;
@@ -143,32 +97,27 @@ int main(int argc, char **argv)
             return 1;
         }
         free(te);
-        double t2 = now_s();
+        double t2 = bench_now_s();
         if (t2 - t1 < best_t)
             best_t = t2 - t1;
         float *scratch = xmalloc(tn * sizeof(float));
         for (int i = 0; i < N_IMG; i++)
             model_clip_preprocess(m, imgs[i], scratch);
         free(scratch);
-        double t3 = now_s();
+        double t3 = bench_now_s();
         if (t3 - t2 < best_p)
             best_p = t3 - t2;
     }
 
     /* bare ONNX Runtime */
-    void *envp = NULL;
-    const OrtApi *api = model_registry_ort_api(reg, &envp, err, sizeof err);
+    OrtEnv *env = NULL;
     OrtMemoryInfo *mem = NULL;
-    CHK(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mem));
+    const OrtApi *api = bench_ort(reg, &env, &mem);
     char *vp = xasprintf("%s/visual.onnx", dir), *tp = xasprintf("%s/textual.onnx", dir);
-    OrtSession *vs = open_sess(api, envp, vp), *ts = open_sess(api, envp, tp);
-    OrtAllocator *alloc = NULL;
-    CHK(api->GetAllocatorWithDefaultOptions(&alloc));
+    OrtSession *vs = bench_session(api, env, vp), *ts = bench_session(api, env, tp);
     char *vin, *vout, *tin, *tout;
-    CHK(api->SessionGetInputName(vs, 0, alloc, &vin));
-    CHK(api->SessionGetOutputName(vs, 0, alloc, &vout));
-    CHK(api->SessionGetInputName(ts, 0, alloc, &tin));
-    CHK(api->SessionGetOutputName(ts, 0, alloc, &tout));
+    bench_io_names(api, vs, &vin, &vout);
+    bench_io_names(api, ts, &tin, &tout);
     /* the ids vbatch feeds: tokenised with the folder's merges */
     char *mp = xasprintf("%s/merges.txt", dir), *mb = NULL;
     size_t ml = 0;
@@ -185,14 +134,14 @@ int main(int argc, char **argv)
     double bare_v = 1e30, bare_t = 1e30;
     int64_t vshape[4] = {1, 3, R, R}, tshape[2] = {N_IMG, MODEL_CLIP_CONTEXT};
     for (int r = 0; r < rounds; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         for (int i = 0; i < N_IMG; i++)
-            run_bare(api, mem, vs, vin, vout, tensors[i], tn * sizeof(float), vshape, 4,
+            bench_run1(api, mem, vs, vin, vout, tensors[i], tn * sizeof(float), vshape, 4,
                      ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
-        double t1 = now_s();
-        run_bare(api, mem, ts, tin, tout, ids, (size_t)N_IMG * MODEL_CLIP_CONTEXT * 4, tshape, 2,
+        double t1 = bench_now_s();
+        bench_run1(api, mem, ts, tin, tout, ids, (size_t)N_IMG * MODEL_CLIP_CONTEXT * 4, tshape, 2,
                  ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32);
-        double t2 = now_s();
+        double t2 = bench_now_s();
         if (t1 - t0 < bare_v)
             bare_v = t1 - t0;
         if (t2 - t1 < bare_t)
@@ -208,10 +157,10 @@ int main(int argc, char **argv)
     printf("bench_model_clip text_embeddings_per_s_bare_ort %.1f 1/s\n", N_IMG / bare_t);
     printf("bench_model_clip text_overhead_ratio %.2f ratio\n", best_t / bare_t);
 
-    alloc->Free(alloc, vin);
-    alloc->Free(alloc, vout);
-    alloc->Free(alloc, tin);
-    alloc->Free(alloc, tout);
+    bench_name_free(api, vin);
+    bench_name_free(api, vout);
+    bench_name_free(api, tin);
+    bench_name_free(api, tout);
     api->ReleaseSession(vs);
     api->ReleaseSession(ts);
     api->ReleaseMemoryInfo(mem);

@@ -28,6 +28,9 @@
 #include "model/model.h"
 #include "vision/vision.h"
 
+#define BENCH_PROG "bench_model_ocr"
+#include "bench_util.h"
+
 static const char *const set[][3] = {
     {"HELLO WORLD", NULL, NULL},
     {"Invoice 2024-117", "Due 2024-12-31", NULL},
@@ -42,15 +45,6 @@ static const char *const set[][3] = {
     {"Order #55812", "Ship to: Berlin", NULL},
     {"2026-12-06 06:00 UTC", NULL, NULL},
 };
-
-#define CHK(x)                                                                  \
-    do {                                                                        \
-        OrtStatus *st_ = (x);                                                   \
-        if (st_) {                                                              \
-            fprintf(stderr, "bench_model_ocr: %s\n", api->GetErrorMessage(st_)); \
-            exit(1);                                                            \
-        }                                                                       \
-    } while (0)
 
 static struct vis_image *render(const char *const *lines, int px)
 {
@@ -107,35 +101,13 @@ static void nospace(char *s)
     *o = 0;
 }
 
-static OrtSession *open_sess(const OrtApi *api, OrtEnv *env, const char *path)
-{
-    OrtSessionOptions *so = NULL;
-    OrtSession *s = NULL;
-    CHK(api->CreateSessionOptions(&so));
-    CHK(api->SetIntraOpNumThreads(so, 2));
-    CHK(api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL));
-    CHK(api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", "0"));
-    if (api->CreateSession(env, path, so, &s)) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    api->ReleaseSessionOptions(so);
-    return s;
-}
-
+/* A bare run on a (1, 3, h, w) float tensor. */
 static void run_bare(const OrtApi *api, OrtMemoryInfo *mem, OrtSession *s, const char *in,
                      const char *out, float *t, int h, int w)
 {
-    OrtValue *iv = NULL, *ov = NULL;
     int64_t shape[4] = {1, 3, h, w};
-    CHK(api->CreateTensorWithDataAsOrtValue(mem, t, (size_t)3 * (size_t)h * (size_t)w * 4, shape,
-                                            4, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &iv));
-    if (api->Run(s, NULL, &in, (const OrtValue *const *)&iv, 1, &out, 1, &ov)) {
-        fprintf(stderr, "bare run failed\n");
-        exit(1);
-    }
-    api->ReleaseValue(ov);
-    api->ReleaseValue(iv);
+    bench_run1(api, mem, s, in, out, t, (size_t)3 * (size_t)h * (size_t)w * 4, shape, 4,
+               ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
 }
 
 int main(int argc, char **argv)
@@ -146,18 +118,9 @@ int main(int argc, char **argv)
                          : xasprintf("%s/.cache/vbatch/ocr/ppocr-v4", getenv("HOME"));
     int rounds = argc > 2 ? atoi(argv[2]) : 5;
     size_t n = ARRAY_LEN(set);
-    struct model_registry_opts o = {0};
-    struct model_registry *reg = NULL;
     struct model *m = NULL;
     char err[1024];
-
-    o.intra_op_threads = 2;
-    if (model_registry_new(&o, &reg, err, sizeof err) < 0 ||
-        model_registry_register_dir(reg, "pp_ocr", dir, err, sizeof err) < 0 ||
-        model_registry_get(reg, NULL, "pp_ocr", &m, err, sizeof err) < 0) {
-        fprintf(stderr, "bench_model_ocr: %s\n", err);
-        return 1;
-    }
+    struct model_registry *reg = bench_model_open(dir, "pp_ocr", &m);
     struct vis_image **imgs = xcalloc(n, sizeof *imgs);
     /* per image: detector input size and the recogniser widths of its boxes */
     int *dh = xcalloc(n, sizeof *dh), *dw = xcalloc(n, sizeof *dw);
@@ -194,27 +157,21 @@ int main(int argc, char **argv)
     }
     printf("bench_model_ocr char_accuracy_no_spaces %.4f ratio\n", 1.0 - (double)errs / (double)chars);
 
-    void *envp = NULL;
-    const OrtApi *api = model_registry_ort_api(reg, &envp, err, sizeof err);
-    OrtEnv *env = envp;
+    OrtEnv *env = NULL;
     OrtMemoryInfo *mem = NULL;
-    CHK(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mem));
+    const OrtApi *api = bench_ort(reg, &env, &mem);
     char *dp = xasprintf("%s/det.onnx", dir), *rp = xasprintf("%s/rec.onnx", dir);
-    OrtSession *ds = open_sess(api, env, dp), *rs = open_sess(api, env, rp);
-    OrtAllocator *alloc = NULL;
-    CHK(api->GetAllocatorWithDefaultOptions(&alloc));
+    OrtSession *ds = bench_session(api, env, dp), *rs = bench_session(api, env, rp);
     char *din, *dout, *rin, *rout;
-    CHK(api->SessionGetInputName(ds, 0, alloc, &din));
-    CHK(api->SessionGetOutputName(ds, 0, alloc, &dout));
-    CHK(api->SessionGetInputName(rs, 0, alloc, &rin));
-    CHK(api->SessionGetOutputName(rs, 0, alloc, &rout));
+    bench_io_names(api, ds, &din, &dout);
+    bench_io_names(api, rs, &rin, &rout);
     float *t = xcalloc((size_t)3 * 1024 * 1024, sizeof(float));
     for (size_t q = 0; q < (size_t)3 * 1024 * 1024; q++)
         t[q] = (float)((q * 2654435761u) % 255) / 255.0f - 0.5f;
 
     double best_v = 1e30, best_b = 1e30;
     for (int rd = 0; rd < rounds; rd++) {
-        int64_t t0 = time_mono_ns();
+        double t0 = bench_now_s();
         for (size_t i = 0; i < n; i++) {
             struct model_ocr_result r;
             if (model_ocr_run(m, imgs[i], &r, err, sizeof err) < 0) {
@@ -227,14 +184,14 @@ int main(int argc, char **argv)
             json_decref(j);
             model_ocr_result_release(&r);
         }
-        double v = (double)(time_mono_ns() - t0) / 1e9;
-        t0 = time_mono_ns();
+        double v = bench_now_s() - t0;
+        t0 = bench_now_s();
         for (size_t i = 0; i < n; i++) {
             run_bare(api, mem, ds, din, dout, t, dh[i], dw[i]);
             for (size_t k = 0; k < nb[i]; k++)
                 run_bare(api, mem, rs, rin, rout, t, 48, rw[i][k]);
         }
-        double b = (double)(time_mono_ns() - t0) / 1e9;
+        double b = bench_now_s() - t0;
         best_v = MIN(best_v, v);
         best_b = MIN(best_b, b);
         printf("bench_model_ocr round%d_vbatch %.2f images/s\n", rd, (double)n / v);
@@ -243,10 +200,10 @@ int main(int argc, char **argv)
     printf("bench_model_ocr vbatch_best %.2f images/s\n", (double)n / best_v);
     printf("bench_model_ocr bare_ort_best %.2f images/s\n", (double)n / best_b);
     printf("bench_model_ocr ratio %.3f vbatch/bare\n", best_b / best_v);
-    alloc->Free(alloc, din);
-    alloc->Free(alloc, dout);
-    alloc->Free(alloc, rin);
-    alloc->Free(alloc, rout);
+    bench_name_free(api, din);
+    bench_name_free(api, dout);
+    bench_name_free(api, rin);
+    bench_name_free(api, rout);
     api->ReleaseSession(ds);
     api->ReleaseSession(rs);
     api->ReleaseMemoryInfo(mem);

@@ -30,30 +30,8 @@
 #include "model/model.h"
 #include "vision/vision.h"
 
-#define CHK(x)                                                                  \
-    do {                                                                        \
-        OrtStatus *st_ = (x);                                                   \
-        if (st_) {                                                              \
-            fprintf(stderr, "bench_model_sam: %s\n", api->GetErrorMessage(st_)); \
-            exit(1);                                                            \
-        }                                                                       \
-    } while (0)
-
-static OrtSession *open_sess(const OrtApi *api, OrtEnv *env, const char *path)
-{
-    OrtSessionOptions *so = NULL;
-    OrtSession *s = NULL;
-    CHK(api->CreateSessionOptions(&so));
-    CHK(api->SetIntraOpNumThreads(so, 2));
-    CHK(api->SetSessionGraphOptimizationLevel(so, ORT_ENABLE_ALL));
-    CHK(api->AddSessionConfigEntry(so, "session.intra_op.allow_spinning", "0"));
-    if (api->CreateSession(env, path, so, &s)) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(1);
-    }
-    api->ReleaseSessionOptions(so);
-    return s;
-}
+#define BENCH_PROG "bench_model_sam"
+#include "bench_util.h"
 
 static OrtValue *tensor(const OrtApi *api, OrtMemoryInfo *mem, float *d, const int64_t *shape, size_t rank)
 {
@@ -61,7 +39,7 @@ static OrtValue *tensor(const OrtApi *api, OrtMemoryInfo *mem, float *d, const i
     OrtValue *v = NULL;
     for (size_t i = 0; i < rank; i++)
         c *= (size_t)shape[i];
-    CHK(api->CreateTensorWithDataAsOrtValue(mem, d, c * sizeof(float), shape, rank, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+    BENCH_CHK(api, api->CreateTensorWithDataAsOrtValue(mem, d, c * sizeof(float), shape, rank, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
                                             &v));
     return v;
 }
@@ -71,18 +49,9 @@ int main(int argc, char **argv)
     char *dir = argc > 1 ? xstrdup(argv[1]) : xstrdup("tests/data/models/sam2-tiny");
     int rounds = argc > 2 ? atoi(argv[2]) : 5;
     enum { N = 8, P = 4 };
-    struct model_registry_opts o = {0};
-    struct model_registry *reg = NULL;
     struct model *m = NULL;
     char err[1024];
-
-    o.intra_op_threads = 2;
-    if (model_registry_new(&o, &reg, err, sizeof err) < 0 ||
-        model_registry_register_dir(reg, "sam2/hiera_tiny", dir, err, sizeof err) < 0 ||
-        model_registry_get(reg, NULL, "sam2/hiera_tiny", &m, err, sizeof err) < 0) {
-        fprintf(stderr, "bench_model_sam: %s\n", err);
-        return 1;
-    }
+    struct model_registry *reg = bench_model_open(dir, "sam2/hiera_tiny", &m);
     struct vis_image *imgs[N];
     for (int i = 0; i < N; i++) {
         imgs[i] = vis_image_new(640, 480, VIS_BGR);
@@ -97,13 +66,11 @@ int main(int argc, char **argv)
         ps[k].box[0] = 40.0f + 130 * k, ps[k].box[1] = 60.0f + 50 * k;
         ps[k].box[2] = ps[k].box[0] + 120, ps[k].box[3] = ps[k].box[1] + 160;
     }
-    void *envp = NULL;
-    const OrtApi *api = model_registry_ort_api(reg, &envp, err, sizeof err);
-    OrtEnv *env = envp;
+    OrtEnv *env = NULL;
     OrtMemoryInfo *mem = NULL;
-    CHK(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &mem));
+    const OrtApi *api = bench_ort(reg, &env, &mem);
     char *ep = xasprintf("%s/encoder.onnx", dir), *dp = xasprintf("%s/decoder.onnx", dir);
-    OrtSession *es = open_sess(api, env, ep), *ds = open_sess(api, env, dp);
+    OrtSession *es = bench_session(api, env, ep), *ds = bench_session(api, env, dp);
     float *t = xcalloc((size_t)3 * 1024 * 1024, sizeof(float));
     for (size_t q = 0; q < (size_t)3 * 1024 * 1024; q++)
         t[q] = (float)((q * 2654435761u) % 255) / 255.0f - 0.5f;
@@ -121,7 +88,7 @@ int main(int argc, char **argv)
 
     double best_v = 1e30, best_b = 1e30;
     for (int rd = 0; rd < rounds; rd++) {
-        int64_t t0 = time_mono_ns();
+        double t0 = bench_now_s();
         for (int i = 0; i < N; i++) {
             struct model_sam_result r;
             if (model_sam_run(m, imgs[i], ps, P, true, &r, NULL, err, sizeof err) < 0) {
@@ -134,21 +101,21 @@ int main(int argc, char **argv)
             json_decref(j);
             model_sam_result_release(&r);
         }
-        double v = (double)(time_mono_ns() - t0) / 1e9;
-        t0 = time_mono_ns();
+        double v = bench_now_s() - t0;
+        t0 = bench_now_s();
         for (int i = 0; i < N; i++) {
             OrtValue *iv = tensor(api, mem, t, is, 4), *f[3] = {NULL, NULL, NULL}, *out[2] = {NULL, NULL};
-            CHK(api->Run(es, NULL, &enc_in, (const OrtValue *const *)&iv, 1, enc_out, 3, f));
+            BENCH_CHK(api, api->Run(es, NULL, &enc_in, (const OrtValue *const *)&iv, 1, enc_out, 3, f));
             OrtValue *in[7] = {f[0], f[1], f[2], tensor(api, mem, coords, cs, 3), tensor(api, mem, labels, ls, 2),
                                tensor(api, mem, mask_in, ms, 4), tensor(api, mem, has, hs, 1)};
-            CHK(api->Run(ds, NULL, dec_in, (const OrtValue *const *)in, 7, dec_out, 2, out));
+            BENCH_CHK(api, api->Run(ds, NULL, dec_in, (const OrtValue *const *)in, 7, dec_out, 2, out));
             for (int k = 0; k < 7; k++)
                 api->ReleaseValue(in[k]);
             api->ReleaseValue(out[0]);
             api->ReleaseValue(out[1]);
             api->ReleaseValue(iv);
         }
-        double b = (double)(time_mono_ns() - t0) / 1e9;
+        double b = bench_now_s() - t0;
         best_v = MIN(best_v, v);
         best_b = MIN(best_b, b);
         printf("bench_model_sam round%d_vbatch %.2f images/s\n", rd, N / v);

@@ -136,12 +136,14 @@ struct wsr_entry {
     int64_t local;            /* requests reserved in the database, not used yet */
     int64_t local_until_ms;   /* … usable until then */
     int64_t chunk;            /* how many to reserve next time (>= 1) */
+    uint64_t used_tick;       /* api_wsrate.tick when last used (LRU) */
 };
 
 struct api_wsrate {
     struct store *st;
     pthread_mutex_t mu;
     int used;
+    uint64_t tick;            /* counts wsr_slot calls */
     int64_t last_err_log_ms;
     struct wsr_entry e[WSR_SLOTS];
 };
@@ -162,24 +164,56 @@ void api_wsrate_free(struct api_wsrate *w)
     free(w);
 }
 
-/* ws's entry (made, empty, when missing); the table is a cache: when it
- * is 3/4 full it is emptied.  Called with mu held. */
+/* Free slot i, moving later entries of its probe chain back so that every
+ * entry stays reachable from its home slot (linear probing).  mu held. */
+static void wsr_remove(struct api_wsrate *w, size_t i)
+{
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & (WSR_SLOTS - 1);
+        if (!w->e[j].h)
+            break;
+        size_t k = w->e[j].h & (WSR_SLOTS - 1); /* home of entry j */
+        bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+        if (stays)
+            continue;
+        w->e[i] = w->e[j];
+        i = j;
+    }
+    memset(&w->e[i], 0, sizeof w->e[i]);
+    w->used--;
+}
+
+/* ws's entry (made, empty, when missing), marked as used now; the table is
+ * a cache: a new workspace arriving when it is 3/4 full takes the place of
+ * the least recently used one (whose reservations and refusal are simply
+ * asked of the database again when it comes back).  Called with mu held. */
 static struct wsr_entry *wsr_slot(struct api_wsrate *w, const char *ws)
 {
     uint64_t h = fnv1a(ws);
-    if (w->used >= WSR_SLOTS * 3 / 4) {
-        memset(w->e, 0, sizeof w->e);
-        w->used = 0;
-    }
     size_t j = h & (WSR_SLOTS - 1);
     while (w->e[j].h && (w->e[j].h != h || strcmp(w->e[j].ws, ws)))
         j = (j + 1) & (WSR_SLOTS - 1);
+    if (!w->e[j].h && w->used >= WSR_SLOTS * 3 / 4) {
+        size_t lru = 0;
+        uint64_t oldest = UINT64_MAX;
+        for (size_t i = 0; i < WSR_SLOTS; i++)
+            if (w->e[i].h && w->e[i].used_tick < oldest) {
+                oldest = w->e[i].used_tick;
+                lru = i;
+            }
+        wsr_remove(w, lru);
+        j = h & (WSR_SLOTS - 1); /* the removal may have moved entries */
+        while (w->e[j].h)
+            j = (j + 1) & (WSR_SLOTS - 1);
+    }
     struct wsr_entry *x = &w->e[j];
     if (!x->h) {
         x->h = h;
         snprintf(x->ws, sizeof x->ws, "%s", ws);
         w->used++;
     }
+    x->used_tick = ++w->tick;
     return x;
 }
 
@@ -219,7 +253,7 @@ int64_t api_wsrate_take(struct api_wsrate *w, const char *ws, int64_t now_ms)
         if (rc < 0)
             wsr_log(w, now_ms, "cannot read the limits", ws, rc, &e);
         pthread_mutex_lock(&w->mu);
-        x = wsr_slot(w, ws); /* the table may have been emptied meanwhile */
+        x = wsr_slot(w, ws); /* the entry may have been evicted meanwhile */
         if (rc == 0) {
             x->rate = r;
             x->burst = bu;

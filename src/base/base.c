@@ -55,9 +55,28 @@ bool err_is_nospace(int err)
     return err == ERR_NOSPACE || err == -ENOSPC || err == -EDQUOT;
 }
 
+/* A message cut at the end of e->msg may end inside a UTF-8 character:
+ * drop that character's bytes so that the text stays valid UTF-8 (the
+ * messages go into JSON answers and logs). */
+static void err_cut_utf8(struct err *e)
+{
+    size_t len = strlen(e->msg), start = len;
+    /* back over at most 3 continuation bytes to the last lead byte */
+    while (start > 0 && len - start < 3 && ((unsigned char)e->msg[start - 1] & 0xC0) == 0x80)
+        start--;
+    if (start == 0)
+        return;
+    unsigned char lead = (unsigned char)e->msg[start - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (need > 1 && len - (start - 1) < need)
+        e->msg[start - 1] = '\0';
+}
+
 static void err_vset(struct err *e, const char *fmt, va_list ap)
 {
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    if (n >= (int)sizeof e->msg)
+        err_cut_utf8(e);
 }
 
 int err_set(struct err *e, int code, const char *fmt, ...)
@@ -103,6 +122,8 @@ int err_prefix(struct err *e, int code, const char *fmt, ...)
         used += MIN(olen, room);
     }
     e->msg[used] = '\0';
+    if ((n >= 0 && (size_t)n > sizeof e->msg - 1) || room <= 2 || olen > room)
+        err_cut_utf8(e);
     e->code = code;
     return code;
 }

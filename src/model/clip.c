@@ -250,33 +250,22 @@ static int run_enc(struct model *m, OrtSession *s, const char *in_name, const ch
                    char *err, size_t errlen)
 {
     const OrtApi *api = m->ort->api;
-    OrtValue *in = NULL, *ov = NULL;
-    OrtTensorTypeAndShapeInfo *tsi = NULL;
-    ONNXTensorElementDataType oty = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-    int64_t od[8];
-    size_t r = 0;
-    float *d = NULL;
+    OrtValue *ov = NULL;
+    struct model__view v;
+    char w[300];
     int rc = 0;
-    OrtStatus *st = api->CreateTensorWithDataAsOrtValue(m->ort->cpu_mem, data, bytes, shape, rank,
-                                                        ty, &in);
-    if (st)
-        return model__ort_status(api, st, "cannot create input tensor", err, errlen);
-    st = api->Run(s, NULL, &in_name, (const OrtValue *const *)&in, 1, &out_name, 1, &ov);
-    api->ReleaseValue(in);
-    if (st) {
-        char w[300];
-        snprintf(w, sizeof w, "model '%s': %s failed to run", m->id, what);
-        return model__ort_status(api, st, w, err, errlen);
-    }
-    if (!model__ok(api, api->GetTensorTypeAndShape(ov, &tsi)) ||
-        !model__ok(api, api->GetTensorElementType(tsi, &oty)) ||
-        !model__ok(api, api->GetDimensionsCount(tsi, &r)) || r > 8 ||
-        !model__ok(api, api->GetDimensions(tsi, od, r)) ||
-        !model__ok(api, api->GetTensorMutableData(ov, (void **)&d))) {
+    snprintf(w, sizeof w, "model '%s': %s failed to run", m->id, what);
+    if ((rc = model__run1(m, s, in_name, out_name, data, bytes, shape, rank, ty, w, &ov, err, errlen)) < 0)
+        return rc;
+    if (model__value_view(api, ov, &v) < 0) {
         snprintf(err, errlen, "model '%s': %s: unreadable output", m->id, what);
         rc = ERR_INVALID;
         goto out;
     }
+    ONNXTensorElementDataType oty = v.ty;
+    const int64_t *od = v.dims;
+    size_t r = v.rank;
+    const float *d = v.data;
     if (oty != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || r != 2 || od[0] != shape[0] || od[1] < 1 ||
         od[1] > CLIP_MAX_DIM || (*dim && (size_t)od[1] != *dim)) {
         char sh[128] = "";
@@ -291,19 +280,15 @@ static int run_enc(struct model *m, OrtSession *s, const char *in_name, const ch
         goto out;
     }
     size_t cnt = (size_t)od[0] * (size_t)od[1];
-    for (size_t i = 0; i < cnt; i++)
-        if (!isfinite(d[i])) {
-            snprintf(err, errlen, "model '%s': %s gave a non-finite embedding (NaN or infinity)",
-                     m->id, what);
-            rc = ERR_INVALID;
-            goto out;
-        }
+    if (!model__all_finite(d, cnt)) {
+        snprintf(err, errlen, "model '%s': %s gave a non-finite embedding (NaN or infinity)", m->id, what);
+        rc = ERR_INVALID;
+        goto out;
+    }
     *dim = (size_t)od[1];
     *out = xmalloc(cnt * sizeof(float));
     memcpy(*out, d, cnt * sizeof(float));
 out:
-    if (tsi)
-        api->ReleaseTensorTypeAndShapeInfo(tsi);
     api->ReleaseValue(ov);
     return rc;
 }
@@ -386,107 +371,34 @@ int model_clip_embed_texts(struct model *m, const char *const *texts, size_t n, 
 /* The single input and output of an encoder: names, input element type
  * and dims. */
 static int enc_io(const OrtApi *api, OrtSession *s, const char *what, char **in_name,
-                  char **out_name, ONNXTensorElementDataType *ty, int64_t *dims, size_t *rank,
+                  char **out_name, ONNXTensorElementDataType *ty, int64_t dims[8], size_t *rank,
                   char *err, size_t errlen)
 {
-    size_t nin = 0, nout = 0;
-    OrtAllocator *alloc = NULL;
-    OrtTypeInfo *ti = NULL;
-    const OrtTensorTypeAndShapeInfo *tsi = NULL;
-    char *nm = NULL;
-    int rc = 0;
-    if (!model__ok(api, api->SessionGetInputCount(s, &nin)) ||
-        !model__ok(api, api->SessionGetOutputCount(s, &nout)) ||
-        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc))) {
-        snprintf(err, errlen, "%s: cannot read its inputs and outputs", what);
-        return ERR_INTERNAL;
-    }
-    if (nin != 1 || nout != 1) {
-        snprintf(err, errlen, "%s has %zu inputs and %zu outputs; a CLIP encoder has one input "
-                 "and one output (the embeddings)", what, nin, nout);
-        return ERR_INVALID;
-    }
-    if (!model__ok(api, api->SessionGetInputTypeInfo(s, 0, &ti)) ||
-        !model__ok(api, api->CastTypeInfoToTensorInfo(ti, &tsi)) || !tsi ||
-        !model__ok(api, api->GetTensorElementType(tsi, ty)) ||
-        !model__ok(api, api->GetDimensionsCount(tsi, rank)) || *rank > 8 ||
-        !model__ok(api, api->GetDimensions(tsi, dims, *rank))) {
-        snprintf(err, errlen, "%s: its input is not a tensor", what);
-        rc = ERR_INVALID;
-        goto out;
-    }
-    if (!model__ok(api, api->SessionGetInputName(s, 0, alloc, &nm))) {
-        rc = ERR_INTERNAL;
-        goto out;
-    }
-    *in_name = xstrdup(nm);
-    alloc->Free(alloc, nm);
-    nm = NULL;
-    if (!model__ok(api, api->SessionGetOutputName(s, 0, alloc, &nm))) {
-        rc = ERR_INTERNAL;
-        goto out;
-    }
-    *out_name = xstrdup(nm);
-    alloc->Free(alloc, nm);
-out:
-    if (ti)
-        api->ReleaseTypeInfo(ti);
-    return rc;
+    return model__io1(api, s, what, "a CLIP encoder has one input and one output (the embeddings)", in_name,
+                      out_name, ty, dims, rank, err, errlen);
 }
 
-static const char *part(const json_t *meta, const char *key, const char *def)
-{
-    const char *s = json_string_value(json_object_get(meta, key));
-    if (!s || !*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, "."))
-        return def;
-    return s;
-}
-
-static int read_part(const char *dir, const char *name, size_t max, char **buf, size_t *len,
-                     char *err, size_t errlen)
-{
-    char *p = xasprintf("%s/%s", dir, name);
-    int rc = file_read_all(p, max, buf, len);
-    if (rc < 0)
-        snprintf(err, errlen, "cannot read '%s': %s", p,
-                 rc == ERR_LIMIT ? "file too large" : err_str(rc));
-    free(p);
-    return rc;
-}
-
-/* Part name of role key: the bundle's usual name, else model.json's. */
+/* The file of role key: the bundle's usual name def, else model.json's
+ * name in the folder dir.  1 when optional and absent. */
 static int get_part(const char *dir, const struct model__files *fs, const json_t *meta,
                     const char *key, const char *def, size_t max, bool optional, char **buf,
                     size_t *len, char *err, size_t errlen)
 {
-    if (fs) {
-        const struct model__file *f = model__files_get(fs, def);
-        if (!f) {
-            if (optional)
-                return 1;
-            snprintf(err, errlen, "the bundle has no %s", def);
-            return ERR_INVALID;
-        }
-        if (f->len > max) {
-            snprintf(err, errlen, "%s: file too large", def);
-            return ERR_LIMIT;
-        }
-        *buf = xmalloc(f->len + 1);
-        memcpy(*buf, f->data, f->len);
-        (*buf)[f->len] = 0;
-        *len = f->len;
-        return 0;
-    }
-    const char *nm = part(meta, key, def);
+    const char *nm = fs ? def : model__part_name(meta, key, def);
     if (optional) {
-        char *p = xasprintf("%s/%s", dir, nm);
-        struct stat st;
-        bool there = stat(p, &st) == 0;
-        free(p);
+        bool there;
+        if (fs) {
+            there = model__files_get(fs, nm) != NULL;
+        } else {
+            char *p = xasprintf("%s/%s", dir, nm);
+            struct stat st;
+            there = stat(p, &st) == 0;
+            free(p);
+        }
         if (!there)
             return 1;
     }
-    return read_part(dir, nm, max, buf, len, err, errlen);
+    return model__read_part(dir, fs, nm, max, buf, len, err, errlen);
 }
 
 int model__clip_open(struct model *m, const char *dir, const struct model__files *fs,
@@ -508,7 +420,7 @@ int model__clip_open(struct model *m, const char *dir, const struct model__files
                        &len, e2, sizeof e2)) < 0)
         goto fail;
     {
-        const char *vn = fs ? "vocab.json" : part(meta, "vocab", "vocab.json");
+        const char *vn = fs ? "vocab.json" : model__part_name(meta, "vocab", "vocab.json");
         char *vb = NULL;
         size_t vl = 0;
         int vr = get_part(dir, fs, meta, "vocab", "vocab.json", CLIP_MAX_MERGES_BYTES, true, &vb,
@@ -535,16 +447,10 @@ int model__clip_open(struct model *m, const char *dir, const struct model__files
     buf = NULL;
 
     /* image encoder */
-    if ((rc = get_part(dir, fs, meta, "visual", "visual.onnx", max_bytes, false, &buf, &len, e2,
-                       sizeof e2)) < 0)
+    if ((rc = model__part_session(m, dir, fs, fs ? "visual.onnx" : model__part_name(meta, "visual", "visual.onnx"),
+                                  "image encoder (visual.onnx)", max_bytes, threads, spinning, machine_type, &c->vis, e2,
+                                  sizeof e2)) < 0)
         goto fail;
-    if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &c->vis, e3,
-                                  sizeof e3)) < 0) {
-        snprintf(e2, sizeof e2, "image encoder (visual.onnx): %s", e3);
-        goto fail;
-    }
-    free(buf);
-    buf = NULL;
     if ((rc = enc_io(api, c->vis, "image encoder (visual.onnx)", &c->vis_in, &c->vis_out, &ty,
                      dims, &rank, e2, sizeof e2)) < 0)
         goto fail;
@@ -565,16 +471,10 @@ int model__clip_open(struct model *m, const char *dir, const struct model__files
     c->vis_batch1 = dims[0] > 0;
 
     /* text encoder */
-    if ((rc = get_part(dir, fs, meta, "textual", "textual.onnx", max_bytes, false, &buf, &len, e2,
-                       sizeof e2)) < 0)
+    if ((rc = model__part_session(m, dir, fs, fs ? "textual.onnx" : model__part_name(meta, "textual", "textual.onnx"),
+                                  "text encoder (textual.onnx)", max_bytes, threads, spinning, machine_type, &c->txt, e2,
+                                  sizeof e2)) < 0)
         goto fail;
-    if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &c->txt, e3,
-                                  sizeof e3)) < 0) {
-        snprintf(e2, sizeof e2, "text encoder (textual.onnx): %s", e3);
-        goto fail;
-    }
-    free(buf);
-    buf = NULL;
     if ((rc = enc_io(api, c->txt, "text encoder (textual.onnx)", &c->txt_in, &c->txt_out, &ty,
                      dims, &rank, e2, sizeof e2)) < 0)
         goto fail;

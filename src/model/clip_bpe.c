@@ -40,6 +40,11 @@
 
 #define BPE_MAX_MERGES 200000
 #define BPE_MAX_TEXT (16u << 10) /* bytes of one text */
+/* Longest token (bytes of its vocabulary string): the tokenizer's work
+ * bound is counted in tokens of at most this size, so a crafted merges
+ * file or vocabulary with one huge token must not raise it (CLIP's own
+ * longest is 128 bytes). */
+#define BPE_MAX_TOKEN 256
 
 /* ---- a string -> int hash map (open addressing) -------------------------------- */
 
@@ -215,6 +220,12 @@ int model_clip_bpe_load(const char *merges, size_t len, const json_t *vocab,
             model_clip_bpe_free(t);
             return ERR_INVALID;
         }
+        if (ln - 1 > BPE_MAX_TOKEN) {
+            snprintf(err, errlen, "merges line %zu: the merged token is longer than %d bytes", line,
+                     BPE_MAX_TOKEN);
+            model_clip_bpe_free(t);
+            return ERR_LIMIT;
+        }
         if (nm >= BPE_MAX_MERGES) {
             snprintf(err, errlen, "more than %d merges", BPE_MAX_MERGES);
             model_clip_bpe_free(t);
@@ -237,6 +248,12 @@ int model_clip_bpe_load(const char *merges, size_t len, const json_t *vocab,
                 snprintf(err, errlen, "vocab.json: the id of '%.40s' is not an integer >= 0", k);
                 model_clip_bpe_free(t);
                 return ERR_INVALID;
+            }
+            if (strlen(k) > BPE_MAX_TOKEN) {
+                snprintf(err, errlen, "vocab.json: the token '%.40s...' is longer than %d bytes", k,
+                         BPE_MAX_TOKEN);
+                model_clip_bpe_free(t);
+                return ERR_LIMIT;
             }
             smap_put(&t->vocab, k, strlen(k), (int)json_integer_value(v));
         }

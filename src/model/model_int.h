@@ -167,6 +167,48 @@ char *model__meta_lookup(struct model__ort *ort, OrtSession *sess, const char *k
 int model__session_run(struct model *m, float *tensor, int batch, OrtValue **outs, char *err,
                        size_t errlen);
 
+/* ort.c: what the families of several sessions (ocr.c, clip.c, sam.c)
+ * share.  Input idx of s: element type, rank and dims (dims zeroed, and
+ * not read, past rank 8); ERR_INVALID when it is not a tensor. */
+int model__input_info(const OrtApi *api, OrtSession *s, size_t idx, ONNXTensorElementDataType *ty,
+                      int64_t dims[8], size_t *rank);
+/* A session of one input and one output: their names (malloc'd, the
+ * caller's) and the input's model__input_info.  Messages name the session
+ * as `what`; `expect` ends the one about the counts ("<what> has N inputs
+ * and M outputs; <expect>"). */
+int model__io1(const OrtApi *api, OrtSession *s, const char *what, const char *expect, char **in_name,
+               char **out_name, ONNXTensorElementDataType *ty, int64_t dims[8], size_t *rank, char *err,
+               size_t errlen);
+/* An output value's element type, shape (rank <= 8), data (borrowed from
+ * the value) and element count (negative dims count 0). */
+struct model__view {
+    ONNXTensorElementDataType ty;
+    int64_t dims[8];
+    size_t rank;
+    void *data;
+    size_t count;
+};
+int model__value_view(const OrtApi *api, const OrtValue *v, struct model__view *w);
+/* Run s on one input tensor (data of bytes, shape/rank, type ty) for its
+ * output out_name: *out, the caller releases it.  A failed run: the ORT
+ * message after fail_what. */
+int model__run1(struct model *m, OrtSession *s, const char *in_name, const char *out_name, void *data,
+                size_t bytes, const int64_t *shape, size_t rank, ONNXTensorElementDataType ty,
+                const char *fail_what, OrtValue **out, char *err, size_t errlen);
+bool model__all_finite(const float *d, size_t n);
+/* The file name model.json gives role key (no '/', not "." or ".."), else def. */
+const char *model__part_name(const json_t *meta, const char *key, const char *def);
+/* The file name of the folder dir, or of the bundle's files fs when not
+ * NULL, read whole (at most max bytes) into *buf (malloc'd, NUL-ended). */
+int model__read_part(const char *dir, const struct model__files *fs, const char *name, size_t max, char **buf,
+                     size_t *len, char *err, size_t errlen);
+/* model__read_part of an ONNX file, then model__session_open of it into
+ * *out; a session error is prefixed with label ("text detector
+ * (det.onnx)"). */
+int model__part_session(struct model *m, const char *dir, const struct model__files *fs, const char *name,
+                        const char *label, uint64_t max_bytes, int threads, bool spinning,
+                        const char *machine_type, OrtSession **out, char *err, size_t errlen);
+
 /* preproc.c */
 void model__letterbox_plan(const struct model *m, int img_w, int img_h, struct model_letterbox *lb,
                            int *rw, int *rh, int *px, int *py);

@@ -133,67 +133,31 @@ static int parse_dict(const char *txt, size_t len, struct model__ocr *o, char *e
     return 0;
 }
 
-/* The single float input and output of a session, their names and ranks. */
+/* The single float input and output of a session, their names and
+ * input dims (NCHW, 3 channels). */
 static int io_check(const OrtApi *api, OrtSession *s, const char *what, char **in_name,
-                    char **out_name, int64_t *in_dims, char *err, size_t errlen)
+                    char **out_name, int64_t in_dims[8], char *err, size_t errlen)
 {
-    size_t nin = 0, nout = 0, r = 0;
-    OrtAllocator *alloc = NULL;
-    OrtTypeInfo *ti = NULL;
-    const OrtTensorTypeAndShapeInfo *tsi = NULL;
-    ONNXTensorElementDataType ty = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-    char *nm = NULL;
-    int rc = 0;
-
-    if (!model__ok(api, api->SessionGetInputCount(s, &nin)) ||
-        !model__ok(api, api->SessionGetOutputCount(s, &nout)) ||
-        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc))) {
-        snprintf(err, errlen, "%s: cannot read its inputs and outputs", what);
-        return ERR_INTERNAL;
-    }
-    if (nin != 1 || nout != 1) {
-        snprintf(err, errlen, "%s has %zu inputs and %zu outputs; PP-OCR models have one of each",
-                 what, nin, nout);
-        return ERR_INVALID;
-    }
-    if (!model__ok(api, api->SessionGetInputTypeInfo(s, 0, &ti)) ||
-        !model__ok(api, api->CastTypeInfoToTensorInfo(ti, &tsi)) || !tsi ||
-        !model__ok(api, api->GetTensorElementType(tsi, &ty)) ||
-        !model__ok(api, api->GetDimensionsCount(tsi, &r))) {
-        snprintf(err, errlen, "%s: its input is not a tensor", what);
-        rc = ERR_INVALID;
-        goto out;
-    }
+    ONNXTensorElementDataType ty;
+    size_t r = 0;
+    int rc = model__io1(api, s, what, "PP-OCR models have one of each", in_name, out_name, &ty, in_dims, &r,
+                        err, errlen);
+    if (rc < 0)
+        return rc;
     if (ty != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || r != 4) {
         snprintf(err, errlen, "%s: input must be float32 NCHW (rank 4), found element type %d "
                  "rank %zu", what, (int)ty, r);
         rc = ERR_INVALID;
-        goto out;
-    }
-    if (!model__ok(api, api->GetDimensions(tsi, in_dims, 4)))
-        in_dims[1] = 0;
-    if (in_dims[1] != 3) {
+    } else if (in_dims[1] != 3) {
         snprintf(err, errlen, "%s: input has %lld channels, 3 expected", what,
                  (long long)in_dims[1]);
         rc = ERR_INVALID;
-        goto out;
     }
-    if (!model__ok(api, api->SessionGetInputName(s, 0, alloc, &nm))) {
-        rc = ERR_INTERNAL;
-        goto out;
+    if (rc < 0) {
+        free(*in_name);
+        free(*out_name);
+        *in_name = *out_name = NULL;
     }
-    *in_name = xstrdup(nm);
-    alloc->Free(alloc, nm);
-    nm = NULL;
-    if (!model__ok(api, api->SessionGetOutputName(s, 0, alloc, &nm))) {
-        rc = ERR_INTERNAL;
-        goto out;
-    }
-    *out_name = xstrdup(nm);
-    alloc->Free(alloc, nm);
-out:
-    if (ti)
-        api->ReleaseTypeInfo(ti);
     return rc;
 }
 
@@ -203,80 +167,24 @@ static int ocr_run1(struct model *m, OrtSession *s, const char *in_name, const c
                     float *t, int h, int w, OrtValue **outv, const float **data, int64_t *dims,
                     size_t *rank, char *err, size_t errlen)
 {
-    const OrtApi *api = m->ort->api;
-    OrtValue *in = NULL;
     int64_t shape[4] = {1, 3, h, w};
-    OrtTensorTypeAndShapeInfo *tsi = NULL;
-    size_t r = 0;
-    float *d = NULL;
-    OrtStatus *st = api->CreateTensorWithDataAsOrtValue(
-        m->ort->cpu_mem, t, (size_t)3 * (size_t)h * (size_t)w * sizeof(float), shape, 4,
-        ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &in);
-    if (st)
-        return model__ort_status(api, st, "cannot create input tensor", err, errlen);
-    *outv = NULL;
-    st = api->Run(s, NULL, &in_name, (const OrtValue *const *)&in, 1, &out_name, 1, outv);
-    api->ReleaseValue(in);
-    if (st) {
-        char what[300];
-        snprintf(what, sizeof what, "model '%s' failed to run", m->id);
-        return model__ort_status(api, st, what, err, errlen);
-    }
-    if (!model__ok(api, api->GetTensorTypeAndShape(*outv, &tsi)) ||
-        !model__ok(api, api->GetDimensionsCount(tsi, &r)) || r > 8 ||
-        !model__ok(api, api->GetDimensions(tsi, dims, r)) ||
-        !model__ok(api, api->GetTensorMutableData(*outv, (void **)&d))) {
-        if (tsi)
-            api->ReleaseTensorTypeAndShapeInfo(tsi);
-        api->ReleaseValue(*outv);
+    char what[300];
+    struct model__view v;
+    snprintf(what, sizeof what, "model '%s' failed to run", m->id);
+    int rc = model__run1(m, s, in_name, out_name, t, (size_t)3 * (size_t)h * (size_t)w * sizeof(float), shape, 4,
+                         ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, what, outv, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (model__value_view(m->ort->api, *outv, &v) < 0) {
+        m->ort->api->ReleaseValue(*outv);
         *outv = NULL;
         snprintf(err, errlen, "model '%s': unreadable output", m->id);
         return ERR_INVALID;
     }
-    api->ReleaseTensorTypeAndShapeInfo(tsi);
-    *data = d;
-    *rank = r;
+    memcpy(dims, v.dims, v.rank * sizeof *dims);
+    *data = v.data;
+    *rank = v.rank;
     return 0;
-}
-
-/* The file name of the folder dir, or of the bundle's files fs when not
- * NULL (copied: the callers free *buf). */
-static int read_part(const char *dir, const struct model__files *fs, const char *name, size_t max,
-                     char **buf, size_t *len, char *err, size_t errlen)
-{
-    if (fs) {
-        const struct model__file *f = model__files_get(fs, name);
-        if (!f) {
-            snprintf(err, errlen, "the model has no file '%s'", name);
-            return ERR_INVALID;
-        }
-        if (f->len > max) {
-            snprintf(err, errlen, "file '%s' is too large (%zu bytes, at most %zu)", name, f->len, max);
-            return ERR_LIMIT;
-        }
-        *buf = xmalloc(f->len + 1);
-        memcpy(*buf, f->data, f->len);
-        (*buf)[f->len] = 0;
-        *len = f->len;
-        return 0;
-    }
-    char *p = xasprintf("%s/%s", dir, name);
-    int rc = file_read_all(p, max, buf, len);
-    if (rc < 0)
-        snprintf(err, errlen, "cannot read '%s': %s", p,
-                 rc == ERR_LIMIT ? "file too large" : err_str(rc));
-    free(p);
-    return rc;
-}
-
-/* Name of the file playing role key in model.json (NULL: def). */
-static const char *part_name(const json_t *meta, const char *key, const char *def)
-{
-    const json_t *v = json_object_get(meta, key);
-    const char *s = json_string_value(v);
-    if (!s || !*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, "."))
-        return def;
-    return s;
 }
 
 int model__ocr_open(struct model *m, const char *dir, const struct model__files *fs,
@@ -287,7 +195,7 @@ int model__ocr_open(struct model *m, const char *dir, const struct model__files 
     struct model__ocr *o = xcalloc(1, sizeof *o);
     char *buf = NULL;
     size_t len = 0, r = 0;
-    int64_t din[4], rin[4], od[8];
+    int64_t din[8], rin[8], od[8];
     OrtValue *ov = NULL;
     const float *data = NULL;
     float *t = NULL;
@@ -295,37 +203,23 @@ int model__ocr_open(struct model *m, const char *dir, const struct model__files 
     int rc;
 
     /* dictionary */
-    if ((rc = read_part(dir, fs, part_name(meta, "dictionary", "dict.txt"), 1u << 20, &buf, &len, e2,
+    if ((rc = model__read_part(dir, fs, model__part_name(meta, "dictionary", "dict.txt"), 1u << 20, &buf, &len, e2,
                         sizeof e2)) < 0 ||
         (rc = parse_dict(buf, len, o, e2, sizeof e2)) < 0)
         goto fail;
     free(buf);
     buf = NULL;
     /* detector */
-    if ((rc = read_part(dir, fs, part_name(meta, "detector", "det.onnx"), max_bytes, &buf, &len, e2,
-                        sizeof e2)) < 0)
+    if ((rc = model__part_session(m, dir, fs, model__part_name(meta, "detector", "det.onnx"), "text detector (det.onnx)", max_bytes,
+                                  threads, spinning, machine_type, &o->det, e2, sizeof e2)) < 0)
         goto fail;
-    if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &o->det, e3,
-                                  sizeof e3)) < 0) {
-        snprintf(e2, sizeof e2, "text detector (det.onnx): %s", e3);
-        goto fail;
-    }
-    free(buf);
-    buf = NULL;
     if ((rc = io_check(api, o->det, "text detector (det.onnx)", &o->det_in, &o->det_out, din, e2,
                        sizeof e2)) < 0)
         goto fail;
     /* recogniser */
-    if ((rc = read_part(dir, fs, part_name(meta, "recognizer", "rec.onnx"), max_bytes, &buf, &len,
-                        e2, sizeof e2)) < 0)
+    if ((rc = model__part_session(m, dir, fs, model__part_name(meta, "recognizer", "rec.onnx"), "text recogniser (rec.onnx)", max_bytes,
+                                  threads, spinning, machine_type, &o->rec, e2, sizeof e2)) < 0)
         goto fail;
-    if ((rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, &o->rec, e3,
-                                  sizeof e3)) < 0) {
-        snprintf(e2, sizeof e2, "text recogniser (rec.onnx): %s", e3);
-        goto fail;
-    }
-    free(buf);
-    buf = NULL;
     if ((rc = io_check(api, o->rec, "text recogniser (rec.onnx)", &o->rec_in, &o->rec_out, rin,
                        e2, sizeof e2)) < 0)
         goto fail;

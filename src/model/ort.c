@@ -17,6 +17,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,5 +311,158 @@ int model__session_run(struct model *m, float *tensor, int batch, OrtValue **out
         }
     }
     api->ReleaseValue(in);
+    return rc;
+}
+
+/* ---- helpers of the multi-session families (ocr.c, clip.c, sam.c) ------------------------ */
+
+int model__input_info(const OrtApi *api, OrtSession *s, size_t idx, ONNXTensorElementDataType *ty,
+                      int64_t dims[8], size_t *rank)
+{
+    OrtTypeInfo *ti = NULL;
+    const OrtTensorTypeAndShapeInfo *tsi = NULL;
+    memset(dims, 0, 8 * sizeof *dims);
+    *ty = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    *rank = 0;
+    bool ok = model__ok(api, api->SessionGetInputTypeInfo(s, idx, &ti)) &&
+              model__ok(api, api->CastTypeInfoToTensorInfo(ti, &tsi)) && tsi &&
+              model__ok(api, api->GetTensorElementType(tsi, ty)) &&
+              model__ok(api, api->GetDimensionsCount(tsi, rank)) &&
+              (*rank > 8 || model__ok(api, api->GetDimensions(tsi, dims, *rank)));
+    if (ti)
+        api->ReleaseTypeInfo(ti);
+    return ok ? 0 : ERR_INVALID;
+}
+
+int model__io1(const OrtApi *api, OrtSession *s, const char *what, const char *expect, char **in_name,
+               char **out_name, ONNXTensorElementDataType *ty, int64_t dims[8], size_t *rank, char *err,
+               size_t errlen)
+{
+    size_t nin = 0, nout = 0;
+    OrtAllocator *alloc = NULL;
+    char *nm = NULL;
+    if (!model__ok(api, api->SessionGetInputCount(s, &nin)) ||
+        !model__ok(api, api->SessionGetOutputCount(s, &nout)) ||
+        !model__ok(api, api->GetAllocatorWithDefaultOptions(&alloc))) {
+        snprintf(err, errlen, "%s: cannot read its inputs and outputs", what);
+        return ERR_INTERNAL;
+    }
+    if (nin != 1 || nout != 1) {
+        snprintf(err, errlen, "%s has %zu inputs and %zu outputs; %s", what, nin, nout, expect);
+        return ERR_INVALID;
+    }
+    if (model__input_info(api, s, 0, ty, dims, rank) < 0) {
+        snprintf(err, errlen, "%s: its input is not a tensor", what);
+        return ERR_INVALID;
+    }
+    if (!model__ok(api, api->SessionGetInputName(s, 0, alloc, &nm)))
+        return ERR_INTERNAL;
+    *in_name = xstrdup(nm);
+    alloc->Free(alloc, nm);
+    nm = NULL;
+    if (!model__ok(api, api->SessionGetOutputName(s, 0, alloc, &nm))) {
+        free(*in_name);
+        *in_name = NULL;
+        return ERR_INTERNAL;
+    }
+    *out_name = xstrdup(nm);
+    alloc->Free(alloc, nm);
+    return 0;
+}
+
+int model__value_view(const OrtApi *api, const OrtValue *v, struct model__view *w)
+{
+    OrtTensorTypeAndShapeInfo *tsi = NULL;
+    memset(w, 0, sizeof *w);
+    bool ok = model__ok(api, api->GetTensorTypeAndShape(v, &tsi)) &&
+              model__ok(api, api->GetTensorElementType(tsi, &w->ty)) &&
+              model__ok(api, api->GetDimensionsCount(tsi, &w->rank)) && w->rank <= 8 &&
+              model__ok(api, api->GetDimensions(tsi, w->dims, w->rank)) &&
+              model__ok(api, api->GetTensorMutableData((OrtValue *)v, &w->data));
+    if (tsi)
+        api->ReleaseTensorTypeAndShapeInfo(tsi);
+    if (!ok)
+        return ERR_INVALID;
+    w->count = 1;
+    for (size_t i = 0; i < w->rank; i++)
+        w->count *= w->dims[i] > 0 ? (size_t)w->dims[i] : 0;
+    return 0;
+}
+
+int model__run1(struct model *m, OrtSession *s, const char *in_name, const char *out_name, void *data,
+                size_t bytes, const int64_t *shape, size_t rank, ONNXTensorElementDataType ty,
+                const char *fail_what, OrtValue **out, char *err, size_t errlen)
+{
+    const OrtApi *api = m->ort->api;
+    OrtValue *in = NULL;
+    *out = NULL;
+    OrtStatus *st = api->CreateTensorWithDataAsOrtValue(m->ort->cpu_mem, data, bytes, shape, rank, ty, &in);
+    if (st)
+        return model__ort_status(api, st, "cannot create input tensor", err, errlen);
+    st = api->Run(s, NULL, &in_name, (const OrtValue *const *)&in, 1, &out_name, 1, out);
+    api->ReleaseValue(in);
+    if (st) {
+        *out = NULL;
+        return model__ort_status(api, st, fail_what, err, errlen);
+    }
+    return 0;
+}
+
+bool model__all_finite(const float *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(d[i]))
+            return false;
+    return true;
+}
+
+const char *model__part_name(const json_t *meta, const char *key, const char *def)
+{
+    const char *s = json_string_value(json_object_get(meta, key));
+    if (!s || !*s || strchr(s, '/') || !strcmp(s, "..") || !strcmp(s, "."))
+        return def;
+    return s;
+}
+
+int model__read_part(const char *dir, const struct model__files *fs, const char *name, size_t max, char **buf,
+                     size_t *len, char *err, size_t errlen)
+{
+    if (fs) {
+        const struct model__file *f = model__files_get(fs, name);
+        if (!f) {
+            snprintf(err, errlen, "the model has no file '%s'", name);
+            return ERR_INVALID;
+        }
+        if (f->len > max) {
+            snprintf(err, errlen, "file '%s' is too large (%zu bytes, at most %zu)", name, f->len, max);
+            return ERR_LIMIT;
+        }
+        *buf = xmalloc(f->len + 1);
+        memcpy(*buf, f->data, f->len);
+        (*buf)[f->len] = 0;
+        *len = f->len;
+        return 0;
+    }
+    char *p = xasprintf("%s/%s", dir, name);
+    int rc = file_read_all(p, max, buf, len);
+    if (rc < 0)
+        snprintf(err, errlen, "cannot read '%s': %s", p, rc == ERR_LIMIT ? "file too large" : err_str(rc));
+    free(p);
+    return rc;
+}
+
+int model__part_session(struct model *m, const char *dir, const struct model__files *fs, const char *name,
+                        const char *label, uint64_t max_bytes, int threads, bool spinning,
+                        const char *machine_type, OrtSession **out, char *err, size_t errlen)
+{
+    char *buf = NULL, e3[600];
+    size_t len = 0;
+    int rc = model__read_part(dir, fs, name, (size_t)MIN(max_bytes, (uint64_t)SIZE_MAX), &buf, &len, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = model__session_open(m->ort, buf, len, threads, spinning, machine_type, out, e3, sizeof e3);
+    free(buf);
+    if (rc < 0)
+        snprintf(err, errlen, "%s: %s", label, e3);
     return rc;
 }

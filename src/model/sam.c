@@ -127,31 +127,17 @@ static int tensor_of(struct model *m, float *data, const int64_t *shape, size_t 
     return st ? model__ort_status(m->ort->api, st, "cannot create a tensor", err, errlen) : 0;
 }
 
-/* Shape and data of an output value; its element count in *count. */
+/* Shape and data of a float output value; its element count in *count. */
 static int value_view(const OrtApi *api, OrtValue *v, int64_t *dims, size_t *rank, float **data, size_t *count)
 {
-    OrtTensorTypeAndShapeInfo *tsi = NULL;
-    ONNXTensorElementDataType ty = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
-    bool ok = model__ok(api, api->GetTensorTypeAndShape(v, &tsi)) && model__ok(api, api->GetTensorElementType(tsi, &ty)) &&
-              ty == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && model__ok(api, api->GetDimensionsCount(tsi, rank)) &&
-              *rank <= 8 && model__ok(api, api->GetDimensions(tsi, dims, *rank)) &&
-              model__ok(api, api->GetTensorMutableData(v, (void **)data));
-    if (tsi)
-        api->ReleaseTensorTypeAndShapeInfo(tsi);
-    if (!ok)
+    struct model__view w;
+    if (model__value_view(api, v, &w) < 0 || w.ty != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
         return ERR_INVALID;
-    *count = 1;
-    for (size_t i = 0; i < *rank; i++)
-        *count *= dims[i] > 0 ? (size_t)dims[i] : 0;
+    memcpy(dims, w.dims, sizeof w.dims);
+    *rank = w.rank;
+    *data = w.data;
+    *count = w.count;
     return 0;
-}
-
-static bool all_finite(const float *d, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(d[i]))
-            return false;
-    return true;
 }
 
 static void shape_text(const int64_t *d, size_t r, char *out, size_t len)
@@ -228,7 +214,7 @@ static int check_dec_out(const OrtApi *api, OrtValue *outs[2], int n, int *k, in
                  "masks (N, K, H, W) and iou_predictions (N, K) with K 1, 3 or 4", a, b, n);
         return ERR_INVALID;
     }
-    if (!all_finite(*masks, mc) || !all_finite(*iou, ic)) {
+    if (!model__all_finite(*masks, mc) || !model__all_finite(*iou, ic)) {
         snprintf(err, errlen, "decoder.onnx: output is not finite (NaN or infinity)");
         return ERR_INVALID;
     }
@@ -286,15 +272,10 @@ int model__sam_open(struct model *m, const struct model__files *fs, uint64_t max
     names_free(names, nn);
     names = NULL;
     {
-        OrtTypeInfo *ti = NULL;
-        const OrtTensorTypeAndShapeInfo *tsi = NULL;
-        int64_t d[4] = {0};
+        ONNXTensorElementDataType ty;
+        int64_t d[8];
         size_t r = 0;
-        bool ok = model__ok(api, api->SessionGetInputTypeInfo(s->enc, 0, &ti)) &&
-                  model__ok(api, api->CastTypeInfoToTensorInfo(ti, &tsi)) && tsi &&
-                  model__ok(api, api->GetDimensionsCount(tsi, &r)) && r == 4 && model__ok(api, api->GetDimensions(tsi, d, 4));
-        if (ti)
-            api->ReleaseTypeInfo(ti);
+        bool ok = model__input_info(api, s->enc, 0, &ty, d, &r) == 0 && r == 4;
         if (!ok || d[1] != 3) {
             snprintf(err, errlen, "SAM2 model '%s': encoder.onnx input must be float (1, 3, H, W)", m->id);
             goto fail;
@@ -337,7 +318,7 @@ int model__sam_open(struct model *m, const struct model__files *fs, uint64_t max
                      SAM_FEATS[i]);
             goto fail;
         }
-        if (!all_finite(data, c)) {
+        if (!model__all_finite(data, c)) {
             snprintf(err, errlen, "SAM2 model '%s': encoder.onnx output %s is not finite (NaN or infinity) on a blank "
                      "image", m->id, SAM_FEATS[i]);
             goto fail;

@@ -982,19 +982,22 @@ static void folders_free(char **v, int n)
 }
 
 /* 1 when an item of an output batch of the folder's workspace (folder:
- * "jobs/<ws>/<job>") names a blob under folder/, 0 when none, or an error.
+ * "jobs/<ws>/<job>") other than batch except_bid names a blob under
+ * folder/, 0 when none, or an error.
  * An exact prefix test (substr), not a range: a collation of PostgreSQL
  * may order '/' apart from its byte value. */
-static int folder_has_items(struct db_conn *c, const char *folder, struct err *e)
+static int folder_has_items(struct db_conn *c, const char *folder, int64_t except_bid, struct err *e)
 {
     struct db_stmt *q = NULL;
     const char *ws = folder + 5, *end = strchr(ws, '/');
     char *w = xstrndup(ws, end ? (size_t)(end - ws) : strlen(ws)), *pre = xasprintf("%s/", folder);
     int rc = db_prepare(c, "SELECT 1 FROM items WHERE bid IN (SELECT bid FROM batches WHERE workspace=?1 AND"
-                           " ingest_mode='output') AND substr(blob_key, 1, length(?2))=?2 LIMIT 1", &q, e);
+                           " ingest_mode='output' AND bid<>?3) AND substr(blob_key, 1, length(?2))=?2 LIMIT 1",
+                        &q, e);
     if (rc == 0) {
         db_bind_text(q, 1, w);
         db_bind_text(q, 2, pre);
+        db_bind_int64(q, 3, except_bid);
         rc = db_step(q, e);
         rc = rc == DB_ROW ? 1 : rc < 0 ? rc : 0;
     }
@@ -1002,6 +1005,25 @@ static int folder_has_items(struct db_conn *c, const char *folder, struct err *e
     free(w);
     free(pre);
     return rc;
+}
+
+/* Queue in blob_trash (in c's transaction) the job folders whose last
+ * output items are those of batch bid; trash[i] says which. */
+static int trash_queue(struct db_conn *c, int64_t bid, char **folders, int nfolders, bool *trash, struct err *e)
+{
+    for (int i = 0; i < nfolders; i++) {
+        int live = folder_has_items(c, folders[i], bid, e);
+        if (live < 0)
+            return live;
+        trash[i] = false;
+        if (!live) {
+            int rc = store__blob_trash_add(c, folders[i], e);
+            if (rc < 0)
+                return rc;
+            trash[i] = true;
+        }
+    }
+    return 0;
 }
 
 int store_batch_purge(struct store *st, int64_t bid, struct err *e)
@@ -1050,12 +1072,19 @@ int store_batch_purge(struct store *st, int64_t bid, struct err *e)
         return err_set(e, brc, "cannot delete the blobs of batch bid=%lld: %s (left to the expiry sweep)",
                        (long long)bid, err_str(brc));
     }
+    /* The last output batch of a job gone: the rest of the job's blob
+     * folder (persisted images packed into the export archives, files no
+     * item names) is queued in blob_trash in the first transaction that
+     * deletes anything of the batch, and deleted at the end.  Not later:
+     * once the batch's items are gone a purge tried again (the last
+     * transaction failed) no longer knows the folder. */
+    bool *trash = nfolders ? xcalloc((size_t)nfolders, sizeof *trash) : NULL, queued = nfolders == 0;
     /* Items go in chunks of 10k, each its own short transaction, so a
      * 1M-item batch never holds the write lock for seconds. */
     for (;;) {
         struct err e2 = ERR_INIT;
         int64_t changed = -1;
-        if (db_begin(c, &e2) == 0 &&
+        if (db_begin(c, &e2) == 0 && (queued || trash_queue(c, bid, folders, nfolders, trash, &e2) == 0) &&
             db_run(c, &e2, "UPDATE ws_usage SET staged_bytes = staged_bytes - COALESCE((SELECT sum(size) FROM items"
                            " WHERE id IN (SELECT id FROM items WHERE bid=?1 ORDER BY id LIMIT 10000)), 0)"
                            " WHERE workspace=(SELECT workspace FROM batches WHERE bid=?1)", "i", bid) == 0 &&
@@ -1064,31 +1093,28 @@ int store_batch_purge(struct store *st, int64_t bid, struct err *e)
             changed = db_changes(c);
         if (changed < 0 || db_commit(c, &e2) < 0) {
             db_rollback(c);
+            if (!queued)
+                memset(trash, 0, (size_t)nfolders * sizeof *trash);
             break;
         }
+        queued = true;
         if (changed == 0)
             break;
     }
     rc = db_begin(c, e);
+    bool queued_now = !queued;
+    if (rc == 0 && !queued)
+        rc = trash_queue(c, bid, folders, nfolders, trash, e);
     if (rc == 0)
         rc = batch_rows_delete(c, bid, e);
-    /* The last output batch of a job gone: the rest of the job's blob
-     * folder (persisted images packed into the export archives, files no
-     * item names) is queued in the same transaction, deleted below. */
-    bool *trash = nfolders ? xcalloc((size_t)nfolders, sizeof *trash) : NULL;
-    for (int i = 0; rc == 0 && i < nfolders; i++) {
-        int live = folder_has_items(c, folders[i], e);
-        if (live < 0)
-            rc = live;
-        else if (!live && (rc = store__blob_trash_add(c, folders[i], e)) == 0)
-            trash[i] = true;
-    }
     if (rc == 0)
         rc = db_commit(c, e);
     else
         db_rollback(c);
+    if (rc == 0 && queued_now)
+        queued = true;
     db_release(d, c);
-    for (int i = 0; rc == 0 && i < nfolders; i++) {
+    for (int i = 0; queued && i < nfolders; i++) {
         struct err e2 = ERR_INIT;
         if (trash[i] && store_blob_trash_purge(st, folders[i], &e2) < 0)
             log_warn("store", "batch bid=%lld expired; %s", (long long)bid, e2.msg);

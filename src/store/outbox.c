@@ -286,8 +286,8 @@ struct ob_fly {
     char *req;                 /* NULL, or webhook_sink's method/headers/form/files */
     bool sign;
     char *body;                /* the POSTed bytes */
+    size_t body_len;           /* their length (a multipart body may hold NULs) */
     struct curl_slist *hdrs;
-    curl_mime *mime;
     CURL *c;
 };
 
@@ -319,7 +319,6 @@ static void fly_free(struct ob_fly *f)
     free(f->workspace);
     free(f->payload);
     free(f->req);
-    curl_mime_free(f->mime);
     free(f->body);
     free(f);
 }
@@ -673,6 +672,31 @@ static bool has_header(const json_t *headers, const char *h)
  * key); else with form data an urlencoded body; else the JSON payload.
  * The user's headers are added last (their Authorization replaces the
  * workspace bearer); the idempotency key and the attempt go in headers. */
+/* One part's head of a multipart/form-data body: the name (and, for a
+ * file, the same filename) with '"', CR and LF escaped as browsers and
+ * curl do (%22, %0D, %0A); no Content-Type, as Python's requests sends
+ * bytes given without one. */
+static void mime_part_head(struct buf *b, const char *boundary, const char *name, bool file)
+{
+    struct buf n = BUF_INIT;
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            buf_append(&n, "%22", 3);
+        else if (*p == '\r')
+            buf_append(&n, "%0D", 3);
+        else if (*p == '\n')
+            buf_append(&n, "%0A", 3);
+        else
+            buf_append(&n, p, 1);
+    }
+    const char *nm = n.data ? n.data : "";
+    buf_printf(b, "--%s\r\nContent-Disposition: form-data; name=\"%s\"", boundary, nm);
+    if (file)
+        buf_printf(b, "; filename=\"%s\"", nm); /* no Content-Type: as requests and curl */
+    buf_append(b, "\r\n\r\n", 4);
+    buf_release(&n);
+}
+
 static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, char err[128])
 {
     json_t *r = json_loads(f->req, 0, NULL);
@@ -702,25 +726,35 @@ static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, ch
         free(auth);
     }
     if (json_object_size(files) > 0) {
-        f->mime = curl_mime_init(f->c);
+        /* multipart/form-data built here rather than by curl, so that the
+         * exact bytes sent are known and signed like every other body */
+        char boundary[41] = "vbatch-";
+        rand_alnum(boundary + 7, 32);
+        struct buf b = BUF_INIT;
         json_object_foreach(form, k, v) {
-            curl_mimepart *p = curl_mime_addpart(f->mime);
-            curl_mime_name(p, k);
-            curl_mime_data(p, json_string_value(v), CURL_ZERO_TERMINATED);
+            mime_part_head(&b, boundary, k, false);
+            const char *val = json_string_value(v);
+            buf_append(&b, val ? val : "", val ? strlen(val) : 0);
+            buf_append(&b, "\r\n", 2);
         }
         json_object_foreach(files, k, v) {
             const char *b64 = json_string_value(v);
             size_t n = 0;
-            uint8_t *bytes = base64_decode(b64, strlen(b64), &n);
-            if (!bytes)
+            uint8_t *bytes = b64 ? base64_decode(b64, strlen(b64), &n) : NULL;
+            if (!bytes) {
+                buf_release(&b);
                 goto out;
-            curl_mimepart *p = curl_mime_addpart(f->mime);
-            curl_mime_name(p, k);
-            curl_mime_filename(p, k);
-            curl_mime_data(p, (const char *)bytes, n);
+            }
+            mime_part_head(&b, boundary, k, true);
+            buf_append(&b, bytes, n);
+            buf_append(&b, "\r\n", 2);
             free(bytes);
         }
-        curl_easy_setopt(f->c, CURLOPT_MIMEPOST, f->mime);
+        buf_printf(&b, "--%s--\r\n", boundary);
+        f->body = buf_detach(&b, &f->body_len);
+        char *ct = xasprintf("Content-Type: multipart/form-data; boundary=%s", boundary);
+        f->hdrs = curl_slist_append(f->hdrs, ct);
+        free(ct);
     } else if (json_object_size(form) > 0) {
         struct buf b = BUF_INIT;
         json_object_foreach(form, k, v) {
@@ -729,18 +763,19 @@ static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, ch
             curl_free(ek);
             curl_free(ev);
         }
-        f->body = buf_detach(&b, NULL);
+        f->body = buf_detach(&b, &f->body_len);
         f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/x-www-form-urlencoded");
     } else {
         f->body = json_dumps(payload, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        f->body_len = f->body ? strlen(f->body) : 0;
         f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/json");
     }
     if (f->body) {
         curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
-        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->body_len);
         if (f->sign) {
             char hex[65];
-            store_secret_hmac_hex(s->st, f->body, strlen(f->body), hex);
+            store_secret_hmac_hex(s->st, f->body, f->body_len, hex);
             char *sig = xasprintf("X-Vbatch-Signature: sha256=%s", hex);
             f->hdrs = curl_slist_append(f->hdrs, sig);
             free(sig);
@@ -780,17 +815,18 @@ static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
         f->body = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(9));
         if (!f->body)
             goto out;
+        f->body_len = strlen(f->body);
         auth = xasprintf("Authorization: Bearer rf_%s", f->workspace);
         f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/json");
         f->hdrs = curl_slist_append(f->hdrs, auth);
         if (f->sign) {
             char hex[65];
-            store_secret_hmac_hex(s->st, f->body, strlen(f->body), hex);
+            store_secret_hmac_hex(s->st, f->body, f->body_len, hex);
             sig = xasprintf("X-Vbatch-Signature: sha256=%s", hex);
             f->hdrs = curl_slist_append(f->hdrs, sig);
         }
         curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
-        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->body_len);
     }
     store_net_guard_curl(s->st, f->c);
     curl_easy_setopt(f->c, CURLOPT_URL, f->url);

@@ -366,7 +366,8 @@ class AnyReceiver:
 def test_webhook_sink_methods_headers_form_and_files(srv):
     """PUT with headers, form data and multipart files (Roboflow's
     requests.request(files=, data=)), GET with form data (urlencoded), all
-    through the outbox; the image goes as its JPEG."""
+    through the outbox; the image goes as its JPEG; both bodies carry the
+    HMAC signature of their exact bytes."""
     import email
     import email.policy
     rec = AnyReceiver()
@@ -414,6 +415,8 @@ def test_webhook_sink_methods_headers_form_and_files(srv):
             assert parts['note'].get_filename() == 'note' and parts['note'].get_payload(decode=True) == b'T9'
             img = parts['image'].get_payload(decode=True)
             assert parts['image'].get_filename() == 'image' and img[:2] == b'\xff\xd8', img[:8]
+            # signed like every other body: the exact multipart bytes
+            assert verify_signature(srv.data, h, body), h
         assert len(keys) == 12
         for _, path, h, body in gets:
             h = {k.lower(): v for k, v in h.items()}

@@ -249,6 +249,61 @@ TEST(err_objects)
     ASSERT_STR_EQ(err_str(-ENOSPC), "storage full");
 }
 
+/* Is s well-formed UTF-8 (no sequence cut short)? */
+static bool utf8_whole(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : *p >= 0xF0 ? 4 : *p >= 0xE0 ? 3 : *p >= 0xC0 ? 2 : 0;
+        if (!n)
+            return false;
+        for (size_t i = 1; i < n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A message cut at ERR_MSG_MAX ends at a character boundary: every shift
+ * of 2-, 3- and 4-byte characters against the cut, through err_set,
+ * err_printf and both parts of err_prefix. */
+TEST(err_cut_at_utf8_boundary)
+{
+    static const char *const chars[3] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    for (int c = 0; c < 3; c++) {
+        for (int shift = 0; shift < 4; shift++) {
+            char big[2 * ERR_MSG_MAX], pre[8] = "";
+            size_t at = 0, cl = strlen(chars[c]);
+            memset(pre, 'a', (size_t)shift);
+            while (at + cl < sizeof big) {
+                memcpy(big + at, chars[c], cl);
+                at += cl;
+            }
+            big[at] = 0;
+            struct err e = ERR_INIT;
+            err_set(&e, ERR_INVALID, "%s%s", pre, big);
+            ASSERT(utf8_whole(e.msg));
+            ASSERT(strlen(e.msg) >= (size_t)ERR_MSG_MAX - 4);
+            err_printf(&e, "%s%s", pre, big);
+            ASSERT(utf8_whole(e.msg));
+            /* the old message cut after a prefix */
+            err_set(&e, ERR_INVALID, "%s", big);
+            err_prefix(&e, ERR_INVALID, "step%s", pre);
+            ASSERT(utf8_whole(e.msg));
+            ASSERT(strlen(e.msg) >= (size_t)ERR_MSG_MAX - 4);
+            /* the prefix itself cut */
+            err_prefix(&e, ERR_INVALID, "%s%s", pre, big);
+            ASSERT(utf8_whole(e.msg));
+            ASSERT(strlen(e.msg) >= (size_t)ERR_MSG_MAX - 4);
+        }
+    }
+    /* a message that fits keeps every byte, even one not valid UTF-8 */
+    struct err f = ERR_INIT;
+    err_set(&f, ERR_INVALID, "name \xc3");
+    ASSERT_STR_EQ(f.msg, "name \xc3");
+}
+
 /* ---- metrics registry (metrics.c) ------------------------------------------ */
 
 static char *render(void)

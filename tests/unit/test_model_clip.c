@@ -272,6 +272,40 @@ TEST(tokenizer_refuses_bad_merges)
     json_decref(v);
 }
 
+/* The work bound of tokenize counts tokens of the longest vocabulary
+ * string: one huge token in a crafted merges file or vocabulary would lift
+ * it, so both are refused at load (CLIP's longest token is 128 bytes). */
+TEST(tokenizer_refuses_huge_tokens)
+{
+    struct model_clip_bpe *t = NULL;
+    char err[256];
+    struct buf b = BUF_INIT;
+    buf_printf(&b, "#version: 0.2\na b\n");
+    for (int i = 0; i < 300; i++)
+        buf_printf(&b, "a");
+    buf_printf(&b, " b\n");
+    ASSERT_EQ(model_clip_bpe_load(b.data, b.len, NULL, &t, err, sizeof err), ERR_LIMIT);
+    ASSERT(strstr(err, "longer than 256 bytes") != NULL);
+    /* 256 bytes are still fine */
+    buf_reset(&b);
+    buf_printf(&b, "#version: 0.2\n");
+    for (int i = 0; i < 255; i++)
+        buf_printf(&b, "a");
+    buf_printf(&b, " b\n");
+    ASSERT_OK(model_clip_bpe_load(b.data, b.len, NULL, &t, err, sizeof err));
+    model_clip_bpe_free(t);
+    t = NULL;
+    /* a vocabulary key */
+    char *huge = xcalloc(1, 4097);
+    memset(huge, 'z', 4096);
+    json_t *v = json_pack("{s:i,s:i,s:i}", "<|startoftext|>", 0, "<|endoftext|>", 1, huge, 2);
+    ASSERT_EQ(model_clip_bpe_load("#version: 0.2\na b\n", 18, v, &t, err, sizeof err), ERR_LIMIT);
+    ASSERT(strstr(err, "vocab.json") != NULL);
+    json_decref(v);
+    free(huge);
+    buf_release(&b);
+}
+
 /* ---- pre-processing ---------------------------------------------------------------- */
 
 static void write_ppm(const char *path, const struct vis_image *im)

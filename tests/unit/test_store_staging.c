@@ -12,6 +12,7 @@
 
 #include "base/base.h"
 #include "store/store.h"
+#include "store/store_jobs.h"
 #include "store/store_staging.h"
 #include "t.h"
 #include "t_pg.h"
@@ -577,6 +578,68 @@ BOTH(reference_ingest_retried_at_once)
     struct store_shard_work w;
     ASSERT_EQ(store_shard_claim(st, true, "queued", "t", 60000, &w, &e), ERR_NOTFOUND);
     free(sqlite_path);
+    store_close(st);
+}
+
+/* SQL on the test's SQLite database beside the store (triggers to make a
+ * statement fail). */
+static void sqlite_exec(struct store *st, const char *sql)
+{
+    char *path = xasprintf("%s/vbatch.db", store_data_dir(st));
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    if (db_open(path, 1, &d, &e) < 0)
+        T_FAIL("db_open: %s", e.msg);
+    struct db_conn *c = db_acquire(d, &e);
+    if (!c || db_exec(c, sql, &e) < 0)
+        T_FAIL("%s: %s", sql, e.msg);
+    db_release(d, c);
+    db_close(d);
+    free(path);
+}
+
+/* A purge of a job's last output batch that fails between its item
+ * transactions and its last one (the batch row's deletion) must not leave
+ * the job's folder behind: the purge tried again finds no items any more,
+ * so it cannot learn the folder from them.  The orphan sweeper does not
+ * help while the job row exists (jobs/<ws>/<job>/ is the job's): the
+ * folder is queued for deletion in the first transaction instead. */
+TEST(batch_purge_failing_late_still_deletes_the_job_folder)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct store_batch b;
+    ASSERT_OK(store_jobs_migrate(st, &e));
+    sqlite_exec(st, "INSERT INTO jobs(workspace, job_id, name, definition, wf_def, image_input, outputs, batch_id,"
+                    " agg_format, persist, params, workers, machine_type, state, items_total, created_ms,"
+                    " updated_ms) VALUES('ws','job-1','job-1','{}','{}','image','[]','pics','jsonl',1,'{}',1,"
+                    "'cpu','succeeded',1,1,1)");
+    ASSERT_OK(store_batch_create_output(st, "ws", "job-1-processing", NULL, DAY, &e));
+    ASSERT_OK(store_part_add(st, "ws", "job-1-processing", "results", "file-part", "metadata", NULL, NULL, &e));
+    struct store_item_new r = item("results", "task-00001.jsonl", "metadata", "jobs/ws/job-1/t1");
+    ASSERT_OK(store_item_add(st, "ws", "job-1-processing", 0, false, &r, &e));
+    ASSERT_OK(store_blob_put(st, "jobs/ws/job-1/t1", "{}\n", 3));
+    ASSERT_OK(store_blob_put(st, "jobs/ws/job-1/errors.jsonl", "{}\n", 3)); /* no item names it */
+    ASSERT_OK(store_batch_find(st, "ws", "job-1-processing", &b, &e));
+    /* the last transaction fails */
+    sqlite_exec(st, "CREATE TRIGGER purge_fails BEFORE DELETE ON batches BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    ASSERT(store_batch_purge(st, b.bid, &e) < 0);
+    ASSERT_OK(store_batch_find(st, "ws", "job-1-processing", &b, &e)); /* the row stays */
+    sqlite_exec(st, "DROP TRIGGER purge_fails");
+    /* tried again: the batch goes, and so does the rest of the job's folder */
+    ASSERT_OK(store_batch_purge(st, b.bid, &e));
+    ASSERT_EQ(store_batch_find(st, "ws", "job-1-processing", &b, &e), ERR_NOTFOUND);
+    /* the orphan sweeper does not delete the folder of a job that exists:
+     * were it left by the purge, it would stay */
+    struct store_orphan_opts oo = {.grace_ms = 0};
+    struct store_orphan_stats os;
+    usleep(20 * 1000);
+    ASSERT_OK(store_orphans_sweep(st, &oo, &os, &e));
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT(store_blob_read(st, "jobs/ws/job-1/errors.jsonl", 1024, &data, &len) < 0);
+    ASSERT(store_blob_read(st, "jobs/ws/job-1/t1", 1024, &data, &len) < 0);
+    free(data);
     store_close(st);
 }
 

@@ -369,6 +369,34 @@ bool utf8_valid(const char *str)
     return true;
 }
 
+void utf8_scrub(char *str)
+{
+    unsigned char *p = (unsigned char *)str;
+    while (*p) {
+        unsigned c = *p, cp, min;
+        int more, k;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if ((c & 0xe0) == 0xc0)
+            more = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            more = 2, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            more = 3, cp = c & 0x07, min = 0x10000;
+        else
+            more = -1, cp = 0, min = 0;
+        /* the terminating NUL is no continuation byte: the scan stops there */
+        for (k = 1; k <= more && (p[k] & 0xc0) == 0x80; k++)
+            cp = (cp << 6) | (p[k] & 0x3f);
+        if (more < 0 || k <= more || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            *p++ = '?';
+        else
+            p += more + 1;
+    }
+}
+
 bool id_valid(const char *s, size_t maxlen)
 {
     size_t n = 0;

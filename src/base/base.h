@@ -174,6 +174,10 @@ bool id_valid(const char *s, size_t maxlen);
 /* true when s (NUL-terminated) is well-formed UTF-8 (no surrogates, no
  * overlong forms, nothing above U+10FFFF) */
 bool utf8_valid(const char *s);
+/* Make s well-formed UTF-8 in place: each byte that does not begin a
+ * well-formed sequence (a stray or Latin-1 byte, a sequence cut short by a
+ * truncating snprintf) becomes '?'.  The length does not change. */
+void utf8_scrub(char *s);
 /* Percent-decode in place ('+' -> ' ' when form is true); returns the new
  * length or ERR_PARSE on a bad escape. */
 int url_decode(char *s, bool form);

@@ -553,6 +553,12 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {
+            /* a step error may quote a remote answer (a camera's SOAP fault,
+             * in any bytes) and is cut at 512 bytes, maybe inside a
+             * character: the cause goes into JSON (errors file, job record),
+             * which takes UTF-8 only */
+            if (rc < 0)
+                utf8_scrub(why);
             *cause = xasprintf("workflow error: %s", rc < 0 ? why : "no result");
             rc = 0;
             goto out;

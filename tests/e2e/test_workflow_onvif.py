@@ -37,6 +37,7 @@ class Camera:
     def __init__(self):
         self.calls = []
         self.bad_auth = 0
+        self.faults = {}  # operation -> the reason (bytes) of an HTTP 500 SOAP fault
         cam = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -60,6 +61,12 @@ class Camera:
                 if m:
                     vel = tuple(float(v) for v in m.groups())
                 cam.calls.append((self.path, op, vel))
+                if op in cam.faults:
+                    self.reply(500, soap('<SOAP-ENV:Fault><SOAP-ENV:Code><SOAP-ENV:Value>SOAP-ENV:Receiver'
+                                         '</SOAP-ENV:Value></SOAP-ENV:Code><SOAP-ENV:Reason><SOAP-ENV:Text>')
+                               .split(b'</SOAP-ENV:Body>')[0] + cam.faults[op] +
+                               b'</SOAP-ENV:Text></SOAP-ENV:Reason></SOAP-ENV:Fault></SOAP-ENV:Body></SOAP-ENV:Envelope>')
+                    return
                 host = f'127.0.0.1:{self.server.server_address[1]}'
                 answers = {
                     'GetCapabilities':
@@ -223,3 +230,31 @@ def test_loopback_camera_refused_without_the_operators_allowance(server_factory,
     errs = [json.loads(x) for x in exp['files']['errors']['errors.jsonl'].decode().splitlines()]
     assert len(errs) == 1 and 'Error connecting to camera' in errs[0]['cause'], errs
     assert cam.calls == [] and cam.bad_auth == 0
+
+
+@pytest.mark.parametrize('reason', [
+    # a long reason in Chinese: the step error's 512-byte buffers cut it inside a character
+    ('\u8bbe\u5907\u5185\u90e8\u9519\u8bef' * 60).encode(),
+    # a camera answering in Latin-1, not UTF-8
+    'Ger\u00e4t nicht bereit'.encode('latin-1'),
+], ids=['cut', 'latin1'])
+def test_camera_fault_text_that_is_not_utf8_fails_the_image(server_factory, cam, reason):
+    """The SOAP fault's reason goes into the image's cause: bytes that are
+    not UTF-8 (or a character cut by the message buffers) are replaced, the
+    errors file is written and the job ends (the worker used to crash on
+    the errors line that jansson refused)."""
+    cam.faults['GetCapabilities'] = reason
+    s = server_factory(['--allow-private-urls']).start()
+    stage_pngs(s, 'ptzu', 2)
+    put_workflow(s, 'ptzu', onvif_wf(cam.port))
+    r = bp(s, 'POST', '/ptzu1', job_body('ptzu', 'ptzu'))
+    assert r.status == 200, r
+    job = wait_job(s, 'ptzu1')
+    assert job['error'] is True, job
+    exp = download_export(s, 'ptzu1')
+    errs = [json.loads(x) for x in exp['files']['errors']['errors.jsonl'].decode().splitlines()]
+    assert len(errs) == 2, errs
+    for e in errs:
+        assert 'GetCapabilities: HTTP 500: ' in e['cause'], e
+        assert e['cause'].startswith('workflow error: ') and '\ufffd' not in e['cause'], e
+    assert cam.bad_auth == 0

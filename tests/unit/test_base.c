@@ -81,6 +81,23 @@ TEST(ids_and_urls)
     ASSERT_EQ(id[14], '4');
 }
 
+TEST(utf8_scrub_replaces_what_is_not_utf8)
+{
+    char ok[] = "plain \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    utf8_scrub(ok);
+    ASSERT_STR_EQ(ok, "plain \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    char latin1[] = "Ger\xe4t bereit";          /* Latin-1, not UTF-8 */
+    utf8_scrub(latin1);
+    ASSERT_STR_EQ(latin1, "Ger?t bereit");
+    char cut[] = "ab\xe8\xae";                    /* a 3-byte character cut after 2 */
+    utf8_scrub(cut);
+    ASSERT_STR_EQ(cut, "ab??");
+    char bad[] = "\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\x80|\xff"; /* overlong, surrogate, > U+10FFFF, stray */
+    utf8_scrub(bad);
+    ASSERT(utf8_valid(bad));
+    ASSERT_STR_EQ(bad, "??|???|????|?|?");
+}
+
 TEST(time_roundtrip)
 {
     char s[TIME_ISO_LEN];

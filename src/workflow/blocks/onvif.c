@@ -39,6 +39,7 @@
  *   moving command cancels it (Roboflow cancels it only when all three
  *   speeds are non-zero).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -517,7 +518,10 @@ static bool can_update(const struct cam *k, int64_t rate_ms)
 static double sim_speed(const struct cam *k, int64_t rate_ms, double speed, int *count)
 {
     *count += 1;
-    if (speed != 0 && *count >= (int)(1.0 / speed)) {
+    /* int(1 / speed) as Python computes it, without the undefined
+     * conversion of a quotient beyond int's range */
+    double every = speed != 0 ? 1.0 / speed : 0;
+    if (speed != 0 && (every < INT_MIN || (every <= INT_MAX && *count >= (int)every))) {
         speed = sign(speed);
         if (can_update(k, rate_ms))
             *count = 0;
@@ -688,8 +692,10 @@ static int move_camera(struct ctx *x, const struct wf_det *d, const struct param
     if (fabs(oy) < pr->min_speed)
         oy = pr->min_speed * sign(oy);
     double m = fmax(ax, ay);
-    double vx = ax > pr->dead_zone ? fabs(dx / m) * ox : 0;
-    double vy = ay > pr->dead_zone ? fabs(dy / m) * oy : 0;
+    /* m == 0 only with a negative dead_zone and the box exactly centred:
+     * no offset, no speed (Python would divide by zero) */
+    double vx = ax > pr->dead_zone && m > 0 ? fabs(dx / m) * ox : 0;
+    double vy = ay > pr->dead_zone && m > 0 ? fabs(dy / m) * oy : 0;
     vx *= pr->flip_x ? 1 : -1;
     vy *= pr->flip_y ? 1 : -1;
     return continuous_move(x, pr->rate_ms, vx, vy, 0, pr->simulate);

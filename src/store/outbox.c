@@ -34,6 +34,13 @@
  *
  * The payload stored is the caller's JSON object; each attempt sends it
  * with "delivery_attempt" set to the attempt number.
+ *
+ * Kinds (the row's req, store.h): a webhook_sink request; a slack_upload,
+ * whose attempt is a chain of calls on the multi handle (one easy handle
+ * at a time, the next set up when the previous answered, all of them
+ * within timeout_ms so the lease covers the chain); an s3_put, whose PUT
+ * runs on a thread of its own (the s3 client is blocking) that wakes the
+ * loop when done.
  */
 #include "store/store.h"
 

@@ -12,12 +12,13 @@ import collections
 import json
 import os
 import time
+import urllib.parse
 import uuid
 
 from conftest import MULT
 from jobs_helpers import Receiver, bp, download_export, job_body, put_workflow, results_rows, stage_pngs, wait_job
 from sink_receivers import FakeSlack
-from test_blobs_s3 import S3, s3_keys, with_prefix
+from test_blobs_s3 import S3, need_s3, s3_keys, with_prefix
 
 N = 40
 
@@ -130,3 +131,40 @@ def test_sinks_once_per_image_after_kill9(server_factory, tmp_path):
     finally:
         rec.close()
         slack.close()
+
+
+@need_s3
+def test_s3_sink_puts_after_the_step_when_the_bucket_is_away(server_factory, tmp_path):
+    """s3_sink's PUT is the outbox's, after the step: with the operator's
+    bucket unreachable while the job runs, every image still succeeds (the
+    object is queued), and once the store is back the outbox's retries PUT
+    one object per image (a PUT during the step failed the step and the
+    object was lost)."""
+    from test_s3_faults import Proxy, blobs_url
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(S3).query))
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = Proxy(ep.hostname, ep.port)
+    px.down()
+    prefix = 'e2e-sinks-away-' + uuid.uuid4().hex[:10]
+    (tmp_path / 'sink').mkdir()
+    s = server_factory(args=['--allow-private-urls', '--sink-folder', str(tmp_path / 'sink'), '--sink-s3',
+                             blobs_url(prefix, f'http://127.0.0.1:{px.port}')]).start()
+    try:
+        put_workflow(s, 's3away', sinks_wf('http://127.0.0.1:9/unused', True))
+        stage_pngs(s, 'pics', 3)
+        r = bp(s, 'POST', '/s3-away', job_body('pics', 's3away', spec={'workflowParameters': {'tag': 'A'}}))
+        assert r.status == 200, r
+        assert wait_job(s, 's3-away', timeout=120)['error'] is False
+        rows = results_rows(download_export(s, 's3-away'))
+        assert len(rows) == 3
+        assert all(r['s3']['error_status'] is False for r in rows), rows[0]
+        assert s3_keys(prefix) == []
+        px.up()
+        deadline = time.time() + 60 * MULT
+        while len(s3_keys(prefix)) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        objs = s3_keys(prefix)
+        assert len(objs) == 3, objs
+        assert all(k.startswith('out/row_s3-away_') and k.endswith('_0_s3.txt') for k in objs), objs
+    finally:
+        px.down()

@@ -345,6 +345,8 @@ struct ob_fly {
     curl_mime *mime;
     CURL *c;
     enum ob_kind kind;
+    bool slack_ok;             /* a webhook request to Slack's API: the answer
+                                  must be JSON with "ok": true (f->resp) */
     json_t *plan;              /* slack_upload / s3_put: the parsed req */
     /* slack_upload: stage 2k asks for file k's upload URL, 2k+1 uploads
      * it, 2n completes; the whole attempt ends by deadline_ms */
@@ -757,6 +759,8 @@ static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
+static size_t resp_cb(char *p, size_t sz, size_t n, void *ud);
+
 /* Whether the header list of a webhook_sink request names h (case-insensitive). */
 static bool has_header(const json_t *headers, const char *h)
 {
@@ -794,6 +798,12 @@ static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, ch
         char *h = xasprintf("Idempotency-Key: %s", idem);
         f->hdrs = curl_slist_append(f->hdrs, h);
         free(h);
+    }
+    if (json_is_true(json_object_get(r, "slack_ok"))) {
+        f->slack_ok = true;
+        buf_init(&f->resp, OB_RESP_MAX);
+        curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, resp_cb);
+        curl_easy_setopt(f->c, CURLOPT_WRITEDATA, &f->resp);
     }
     char att[64];
     snprintf(att, sizeof att, "X-Vbatch-Delivery-Attempt: %d", f->attempt);
@@ -899,7 +909,8 @@ static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
     curl_easy_setopt(f->c, CURLOPT_HTTPHEADER, f->hdrs);
     curl_easy_setopt(f->c, CURLOPT_TIMEOUT_MS, s->o.timeout_ms);
     curl_easy_setopt(f->c, CURLOPT_CONNECTTIMEOUT_MS, MIN(s->o.timeout_ms, 5000L));
-    curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);
+    if (!f->slack_ok)
+        curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);
     curl_easy_setopt(f->c, CURLOPT_USERAGENT, "vbatch-webhook/1");
     ok = curl_multi_add_handle(s->m, f->c) == CURLM_OK;
 out:
@@ -1010,6 +1021,20 @@ out:
     return ok;
 }
 
+/* Whether the Slack API answer in f->resp is JSON with "ok": true; else
+ * err says what it answered. */
+static bool slack_answer_ok(struct ob_fly *f, const char *call, char err[128])
+{
+    json_t *j = f->resp.data ? json_loadb(f->resp.data, f->resp.len, 0, NULL) : NULL;
+    bool ok = json_is_true(json_object_get(j, "ok"));
+    if (!ok) {
+        const char *why = json_string_value(json_object_get(j, "error"));
+        snprintf(err, 128, "%s answered %s%.64s", call, why ? "error " : "without \"ok\": true", why ? why : "");
+    }
+    json_decref(j);
+    return ok;
+}
+
 /* The outcome of f's finished stage (HTTP status code): 1 the next stage
  * is started, 0 the upload is complete, -1 failed (err). */
 static int slack_after(struct ob_sender *s, struct ob_fly *f, long code, char err[128])
@@ -1023,15 +1048,9 @@ static int slack_after(struct ob_sender *s, struct ob_fly *f, long code, char er
         return -1;
     }
     if (api) {
-        json_t *j = f->resp.data ? json_loadb(f->resp.data, f->resp.len, 0, NULL) : NULL;
-        bool ok = json_is_true(json_object_get(j, "ok"));
-        if (!ok) {
-            const char *why = json_string_value(json_object_get(j, "error"));
-            snprintf(err, 128, "%s answered %s%.64s", call, why ? "error " : "without \"ok\": true",
-                     why ? why : "");
-            json_decref(j);
+        if (!slack_answer_ok(f, call, err))
             return -1;
-        }
+        json_t *j = f->resp.data ? json_loadb(f->resp.data, f->resp.len, 0, NULL) : NULL;
         if ((size_t)f->stage < 2 * n) {
             const char *u = json_string_value(json_object_get(j, "upload_url"));
             const char *id = json_string_value(json_object_get(j, "file_id"));
@@ -1196,6 +1215,8 @@ static int ob_reap(struct ob_sender *s)
                 d->ok = code >= 200 && code < 300;
                 if (!d->ok)
                     snprintf(d->err, sizeof d->err, "http status %ld", code);
+                else if (f->slack_ok)
+                    d->ok = slack_answer_ok(f, "chat.postMessage", d->err);
             }
         }
         ndone++;

@@ -524,8 +524,10 @@ int store_outbox_enqueue(struct store *st, const char *url, const char *workspac
  * payload (+ delivery_attempt); headers "Idempotency-Key: <the payload's
  * idempotency_key>" and "X-Vbatch-Delivery-Attempt: N", the user's headers
  * last (an Authorization of theirs replaces the workspace bearer); the
- * signature covers the body when it is not multipart.  ERR_INVALID for a
- * bad req. */
+ * signature covers the body when it is not multipart.  "slack_ok": true
+ * in req (a call of Slack's Web API): a 2xx answer counts only when its
+ * body is JSON with "ok": true (Slack answers errors with 200).
+ * ERR_INVALID for a bad req. */
 int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
                               const char *payload, const char *req, bool sign, bool *queued);
 /* Two more kinds of req (<= 24 MiB; url and payload as above, the url

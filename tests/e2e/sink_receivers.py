@@ -119,7 +119,8 @@ class FakeSlack:
     upload_url under upload_base (this server by default) and a file id;
     a POST of the bytes there is kept per file id; files.completeUploadExternal
     (form files, channel_id, initial_comment) and chat.postMessage (JSON) are
-    recorded.  Every API answer is {"ok": true, ...}."""
+    recorded.  Every API answer is {"ok": true, ...}, except chat.postMessage
+    to a channel in unknown_channels: HTTP 200 with "ok": false, as Slack."""
 
     def __init__(self, upload_base=None):
         self.lock = threading.Lock()
@@ -128,6 +129,7 @@ class FakeSlack:
         self.completes = []   # (headers, form)
         self.posts = []       # (headers, json body)
         self.other = []       # paths nobody should call
+        self.unknown_channels = {'#nope'}  # chat.postMessage answers "ok": false
         slack = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -157,7 +159,10 @@ class FakeSlack:
                         slack.completes.append((h, form()))
                         return self.answer(200, {'ok': True})
                     if self.path == '/api/chat.postMessage':
-                        slack.posts.append((h, json.loads(body)))
+                        msg = json.loads(body)
+                        slack.posts.append((h, msg))
+                        if msg.get('channel') in slack.unknown_channels:  # Slack's errors are 200s
+                            return self.answer(200, {'ok': False, 'error': 'channel_not_found'})
                         return self.answer(200, {'ok': True})
                     slack.other.append(self.path)
                 return self.answer(404, {'ok': False, 'error': 'unknown_method'})

@@ -426,6 +426,30 @@ def test_slack_notification_through_outbox(tmp_path, slack):
     assert rc == 0, s.tail_log()
 
 
+def test_slack_ok_false_is_retried(tmp_path, slack):
+    """Slack answers an error with HTTP 200 and "ok": false: that attempt
+    failed, and the outbox tries again later (the same message) instead of
+    counting it delivered."""
+    s = slack_server(tmp_path, slack)
+    try:
+        stage_pngs(s, 'pics', 1)
+        wf = slack_wf()
+        wf['steps'][1]['channel'] = '#nope'
+        put_workflow(s, 'slack-nope', wf)
+        r = bp(s, 'POST', '/sink-slack-nope', job_body('pics', 'slack-nope'))
+        assert r.status == 200, r
+        assert wait_job(s, 'sink-slack-nope')['error'] is False
+        deadline = time.time() + 30
+        while len(slack.posts) < 2 and time.time() < deadline:  # backoff 1 s after the first
+            time.sleep(0.05)
+        assert len(slack.posts) >= 2, slack.posts
+        assert len({m['idempotency_key'] for _, m in slack.posts}) == 1
+        assert 'chat.postMessage answered error channel_not_found' in s.tail_log(1 << 22)
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
 def slack_att_wf(channel='C0123'):
     wf = slack_wf()
     st = wf['steps'][1]

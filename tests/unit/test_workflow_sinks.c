@@ -701,7 +701,7 @@ TEST(slack_notification_post_message)
     ASSERT_STR_EQ(json_string_value(json_object_get(pl, "channel")), "#alerts");
     ASSERT_STR_EQ(json_string_value(json_object_get(pl, "text")), "Seen ABC \xc3\xa9");
     json_decref(pl);
-    ASSERT_STR_EQ(last_req, "{\"method\":\"POST\",\"headers\":{\"Authorization\":\"Bearer xoxb-1\"}}");
+    ASSERT_STR_EQ(last_req, "{\"method\":\"POST\",\"headers\":{\"Authorization\":\"Bearer xoxb-1\"},\"slack_ok\":true}");
     /* attachments: one slack_upload request (files_upload_v2) with each
      * file's bytes, the message as the initial comment */
     const char *def2 = HEAD

@@ -994,7 +994,9 @@ static int slack_run(struct wf_call *c)
                 return ERR_INVALID;
             }
         } else {
-            req = json_pack("{s:s, s:{s:s}}", "method", "POST", "headers", "Authorization", bearer);
+            /* slack_ok: Slack answers its errors with 200 and "ok": false */
+            req = json_pack("{s:s, s:{s:s}, s:b}", "method", "POST", "headers", "Authorization", bearer,
+                            "slack_ok", 1);
         }
         free(api);
         char *ptext = payload ? json_dumps(payload, JSON_COMPACT) : NULL;

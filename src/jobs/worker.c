@@ -517,8 +517,15 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
         char run_key[160];
         snprintf(run_key, sizeof run_key, "%s_%lld_%lld", jb->job_id, (long long)it->id, (long long)f->frame);
-        struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email,
-                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req, j->o.slack_api_url, run_key};
+        struct wf_sinks sinks = {.file_root = j->o.sink_folder,
+                                 .env_allow = j->o.secrets_env,
+                                 .webhook = sink_webhook,
+                                 .webhook_ud = &sc,
+                                 .email = sink_email,
+                                 .s3 = j->o.sink_s3 ? sink_s3 : NULL,
+                                 .webhook_req = sink_webhook_req,
+                                 .slack_api_url = j->o.slack_api_url,
+                                 .run_key = run_key};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {

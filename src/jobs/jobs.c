@@ -51,6 +51,8 @@ int jobs_new(struct store *st, struct staging *sg, const struct jobs_opts *o, st
         j->o = *o;
     else
         jobs_opts_default(&j->o);
+    if (j->o.sink_s3) /* s3_sink objects are PUT by the outbox sender */
+        store_outbox_set_s3sink(st, j->o.sink_s3);
     if (j->o.worker_id && *j->o.worker_id) {
         j->owner_prefix = xstrdup(j->o.worker_id);
     } else { /* the process's identity, also its shard claims' owner */

@@ -344,9 +344,14 @@ static int sink_webhook_req(void *ud, const char *step, const char *url, const c
     return rc;
 }
 
-/* s3_sink's delivery: a PUT into the operator's bucket (--sink-s3) now,
- * on this thread, under a key that is the same each time this image and
- * step run: a task retried after a crash overwrites its own objects. */
+/* s3_sink's delivery: a PUT into the operator's bucket (--sink-s3) queued
+ * in the durable outbox once per job row, image, frame and step (the once
+ * key is written in the same transaction as the row), so a task retried
+ * after a crash queues nothing new and the PUT happens after the step even
+ * when the process dies before the task's result is committed.  The key is
+ * the same each time this image and step run: a PUT repeated by the
+ * sender (a lost answer, a sender that died mid-PUT) overwrites the same
+ * object with the same bytes. */
 static int sink_s3(void *ud, const char *step, const char *bucket, const char *dir, const char *name,
                    const char *ext, const char *data, size_t len, char *key, size_t keylen, char *err,
                    size_t errlen)
@@ -368,10 +373,26 @@ static int sink_s3(void *ud, const char *step, const char *bucket, const char *d
         snprintf(err, errlen, "object key too long");
         return ERR_LIMIT;
     }
-    struct err e = ERR_INIT;
-    int rc = store_s3sink_put(k, key, data, len, &e);
+    char *b64 = base64_encode(data, len);
+    json_t *req = json_pack("{s:s, s:s, s:s}", "kind", "s3_put", "key", key, "data", b64);
+    json_t *p = json_pack("{s:s, s:s}", "bucket", bucket, "key", key);
+    char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    char *ptext = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    char *url = xasprintf("s3sink:%s/%s", bucket, key); /* names the row; the sender PUTs with the s3 client */
+    char *once = xasprintf("sink/%lld/%lld/%lld/%s", (long long)sc->jb->pk, sc->item_id, sc->frame, step);
+    bool queued = false;
+    int rc = rtext && ptext ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, ptext, rtext, false,
+                                                        &queued)
+                            : ERR_INVALID; /* not UTF-8 */
     if (rc < 0)
-        snprintf(err, errlen, "%s", err_text(&e, rc));
+        snprintf(err, errlen, "cannot queue the object: %s", err_str(rc));
+    free(once);
+    free(url);
+    free(rtext);
+    free(ptext);
+    json_decref(req);
+    json_decref(p);
+    free(b64);
     return rc;
 }
 
@@ -547,9 +568,18 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
         struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
-        struct wf_sinks sinks = {j->o.sink_folder, j->o.secrets_env, sink_webhook, &sc, sink_email,
-                                 j->o.sink_s3 ? sink_s3 : NULL, sink_webhook_req, j->o.slack_api_url,
-                                 sink_soap};
+        char run_key[160];
+        snprintf(run_key, sizeof run_key, "%s_%lld_%lld", jb->job_id, (long long)it->id, (long long)f->frame);
+        struct wf_sinks sinks = {.file_root = j->o.sink_folder,
+                                 .env_allow = j->o.secrets_env,
+                                 .webhook = sink_webhook,
+                                 .webhook_ud = &sc,
+                                 .email = sink_email,
+                                 .s3 = j->o.sink_s3 ? sink_s3 : NULL,
+                                 .webhook_req = sink_webhook_req,
+                                 .slack_api_url = j->o.slack_api_url,
+                                 .soap = sink_soap,
+                                 .run_key = run_key};
         struct wf_env env = {w->infer, w->infer_ud, 0, f->state, &sinks};
         rc = wf_run(w->wf, &env, &ri, &results, why, sizeof why);
         if (rc < 0 || !json_is_array(results) || json_array_size(results) < 1) {

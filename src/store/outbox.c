@@ -34,6 +34,13 @@
  *
  * The payload stored is the caller's JSON object; each attempt sends it
  * with "delivery_attempt" set to the attempt number.
+ *
+ * Kinds (the row's req, store.h): a webhook_sink request; a slack_upload,
+ * whose attempt is a chain of calls on the multi handle (one easy handle
+ * at a time, the next set up when the previous answered, all of them
+ * within timeout_ms so the lease covers the chain); an s3_put, whose PUT
+ * runs on a thread of its own (the s3 client is blocking) that wakes the
+ * loop when done.
  */
 #include "store/store.h"
 
@@ -47,6 +54,9 @@
 #define OUTBOX_PAYLOAD_MAX (1u << 20)
 #define OB_ORDER_KEY_MAX 512
 #define OUTBOX_REQ_MAX (8u << 20) /* webhook_sink's request: headers, form, files (base64) */
+#define OUTBOX_KIND_REQ_MAX (24u << 20) /* a slack_upload's files or an s3_put's object (base64) */
+#define OB_SLACK_FILES_MAX 32
+#define OB_RESP_MAX (64u << 10) /* a Slack API answer read */
 #define OB_INFLIGHT_CAP 64     /* upper bound of max_inflight */
 #define OB_SCAN 64             /* candidate rows read per claim query */
 #define OB_IDLE_MS 1000        /* longest sleep without a kick (other processes' rows) */
@@ -139,14 +149,59 @@ int store__outbox_once_init(struct store *st, struct err *e)
     return db_migrate(st->db, "outbox_once", once_migrations, (int)ARRAY_LEN(once_migrations), e);
 }
 
+/* The kinds of rows: a webhook (JSON POST or webhook_sink's request),
+ * Slack's three-call file upload, a PUT into the s3_sink bucket. */
+enum ob_kind { OB_HTTP, OB_SLACK, OB_S3 };
+
+static int kind_of(const json_t *req) /* an enum ob_kind, or -1 for an unknown kind */
+{
+    const char *k = json_string_value(json_object_get(req, "kind"));
+    return !k ? OB_HTTP : !strcmp(k, "slack_upload") ? OB_SLACK : !strcmp(k, "s3_put") ? OB_S3 : -1;
+}
+
+static bool str_field_ok(const json_t *j, const char *name, bool header)
+{
+    const char *v = json_string_value(json_object_get(j, name));
+    return v && (!header || (*v && !strpbrk(v, "\r\n")));
+}
+
+/* The checks of a slack_upload or s3_put description. */
+static bool kind_req_ok(const json_t *j, enum ob_kind kind)
+{
+    if (kind == OB_S3)
+        return str_field_ok(j, "key", true) && str_field_ok(j, "data", false);
+    json_t *files = json_object_get(j, "files");
+    if (!str_field_ok(j, "api", true) || !str_field_ok(j, "token", true) || !str_field_ok(j, "channel", true) ||
+        !str_field_ok(j, "comment", false) || !json_is_array(files) || json_array_size(files) < 1 ||
+        json_array_size(files) > OB_SLACK_FILES_MAX)
+        return false;
+    size_t i;
+    json_t *f;
+    json_array_foreach(files, i, f) {
+        if (!str_field_ok(f, "name", true) || !str_field_ok(f, "data", false))
+            return false;
+    }
+    return true;
+}
+
 /* The checks of a request description (store_outbox_enqueue_once). */
 static bool req_ok(const char *req)
 {
     if (!req)
         return true;
-    if (strlen(req) > OUTBOX_REQ_MAX)
+    if (strlen(req) > OUTBOX_KIND_REQ_MAX)
         return false;
     json_t *j = json_loads(req, 0, NULL);
+    int kind = kind_of(j);
+    if (json_is_object(j) && kind != OB_HTTP) {
+        bool ok = kind >= 0 && kind_req_ok(j, (enum ob_kind)kind);
+        json_decref(j);
+        return ok;
+    }
+    if (strlen(req) > OUTBOX_REQ_MAX) {
+        json_decref(j);
+        return false;
+    }
     const char *m = json_string_value(json_object_get(j, "method"));
     bool ok = json_is_object(j) && m && (!strcmp(m, "GET") || !strcmp(m, "POST") || !strcmp(m, "PUT"));
     const char *k;
@@ -289,6 +344,25 @@ struct ob_fly {
     size_t body_len;           /* their length (a multipart body may hold NULs) */
     struct curl_slist *hdrs;
     CURL *c;
+    enum ob_kind kind;
+    bool slack_ok;             /* a webhook request to Slack's API: the answer
+                                  must be JSON with "ok": true (f->resp) */
+    json_t *plan;              /* slack_upload / s3_put: the parsed req */
+    /* slack_upload: stage 2k asks for file k's upload URL, 2k+1 uploads
+     * it, 2n completes; the whole attempt ends by deadline_ms */
+    int stage;
+    int64_t deadline_ms;
+    struct buf resp;           /* the API answer being read */
+    char *upload_url, *file_id;
+    json_t *done_files;        /* [{"id", "title"}] uploaded so far */
+    uint8_t *bytes;            /* the file being uploaded */
+    size_t nbytes;
+    /* s3_put: its PUT runs on thread th; th_done (under st->ob_mu) when it
+     * has finished with th_ok / th_err */
+    struct store *st;
+    pthread_t th;
+    bool th_started, th_done, th_ok;
+    char th_err[128];
 };
 
 /* The outcome of one attempt, written by ob_finish(). */
@@ -307,13 +381,34 @@ struct ob_sender {
     int nfly;
 };
 
+/* Free what one HTTP request of f used (a Slack stage's). */
+static void fly_reset_http(struct ob_fly *f)
+{
+    if (f->c)
+        curl_easy_cleanup(f->c);
+    f->c = NULL;
+    curl_slist_free_all(f->hdrs);
+    f->hdrs = NULL;
+    curl_mime_free(f->mime);
+    f->mime = NULL;
+    free(f->body);
+    f->body = NULL;
+    free(f->bytes);
+    f->bytes = NULL;
+    buf_release(&f->resp);
+}
+
 static void fly_free(struct ob_fly *f)
 {
     if (!f)
         return;
-    if (f->c)
-        curl_easy_cleanup(f->c);
-    curl_slist_free_all(f->hdrs);
+    if (f->th_started)
+        pthread_join(f->th, NULL);
+    fly_reset_http(f);
+    json_decref(f->plan);
+    json_decref(f->done_files);
+    free(f->upload_url);
+    free(f->file_id);
     free(f->url);
     free(f->dest);
     free(f->workspace);
@@ -483,6 +578,15 @@ static int claim_one(struct ob_sender *s, struct db_conn *c, int64_t now, struct
     f->sign = db_col_int64(q, 2) != 0;
     f->req = db_col_text(q, 3) ? xstrdup(db_col_text(q, 3)) : NULL;
     db_finalize(q);
+    if (f->req) { /* a slack_upload or s3_put (a bad kind fails when started) */
+        json_t *r = json_loads(f->req, 0, NULL);
+        int k = json_is_object(r) ? (int)kind_of(r) : OB_HTTP;
+        if (k != OB_HTTP) {
+            f->kind = k < 0 ? OB_SLACK : (enum ob_kind)k;
+            f->plan = k < 0 ? NULL : json_incref(r);
+        }
+        json_decref(r);
+    }
     *out = f;
     return 1;
 }
@@ -654,6 +758,8 @@ static size_t discard_cb(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
+static size_t resp_cb(char *p, size_t sz, size_t n, void *ud);
+
 /* Whether the header list of a webhook_sink request names h (case-insensitive). */
 static bool has_header(const json_t *headers, const char *h)
 {
@@ -716,6 +822,12 @@ static bool req_setup(struct ob_sender *s, struct ob_fly *f, json_t *payload, ch
         char *h = xasprintf("Idempotency-Key: %s", idem);
         f->hdrs = curl_slist_append(f->hdrs, h);
         free(h);
+    }
+    if (json_is_true(json_object_get(r, "slack_ok"))) {
+        f->slack_ok = true;
+        buf_init(&f->resp, OB_RESP_MAX);
+        curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, resp_cb);
+        curl_easy_setopt(f->c, CURLOPT_WRITEDATA, &f->resp);
     }
     char att[64];
     snprintf(att, sizeof att, "X-Vbatch-Delivery-Attempt: %d", f->attempt);
@@ -833,7 +945,8 @@ static bool ob_start(struct ob_sender *s, struct ob_fly *f, char err[128])
     curl_easy_setopt(f->c, CURLOPT_HTTPHEADER, f->hdrs);
     curl_easy_setopt(f->c, CURLOPT_TIMEOUT_MS, s->o.timeout_ms);
     curl_easy_setopt(f->c, CURLOPT_CONNECTTIMEOUT_MS, MIN(s->o.timeout_ms, 5000L));
-    curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);
+    if (!f->slack_ok)
+        curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, discard_cb);
     curl_easy_setopt(f->c, CURLOPT_USERAGENT, "vbatch-webhook/1");
     ok = curl_multi_add_handle(s->m, f->c) == CURLM_OK;
 out:
@@ -855,6 +968,227 @@ static void note_result(const struct ob_fly *f, struct ob_done *d)
         log_debug("store", "webhook delivered id=%lld attempt=%d", (long long)f->id, f->attempt);
 }
 
+/* ---- slack_upload: Slack's files_upload_v2 as one delivery ---- */
+
+static size_t resp_cb(char *p, size_t sz, size_t n, void *ud)
+{
+    struct buf *b = ud;
+    return buf_append(b, p, sz * n) < 0 ? 0 : sz * n; /* 0: the answer is too long, the call fails */
+}
+
+static void form_add(struct buf *b, CURL *c, const char *k, const char *v)
+{
+    char *ev = curl_easy_escape(c, v, 0);
+    buf_printf(b, "%s%s=%s", b->len ? "&" : "", k, ev ? ev : "");
+    curl_free(ev);
+}
+
+/* Set up and start f's current stage.  false with err on failure. */
+static bool slack_start(struct ob_sender *s, struct ob_fly *f, char err[128])
+{
+    json_t *files = json_object_get(f->plan, "files");
+    size_t n = json_array_size(files);
+    const char *api = json_string_value(json_object_get(f->plan, "api"));
+    const char *token = json_string_value(json_object_get(f->plan, "token"));
+    int64_t left = f->deadline_ms - time_now_ms();
+    char *url = NULL;
+    bool ok = false;
+    if (left <= 0) {
+        snprintf(err, 128, "the Slack upload ran out of time (timeout %ld ms for all its calls)", s->o.timeout_ms);
+        return false;
+    }
+    snprintf(err, 128, "cannot start the request");
+    if (!(f->c = curl_easy_init()))
+        return false;
+    buf_init(&f->resp, OB_RESP_MAX);
+    struct buf b = BUF_INIT;
+    json_t *file = (size_t)f->stage < 2 * n ? json_array_get(files, (size_t)f->stage / 2) : NULL;
+    if (file) {
+        const char *b64 = json_string_value(json_object_get(file, "data"));
+        f->bytes = base64_decode(b64, strlen(b64), &f->nbytes);
+        if (!f->bytes) {
+            snprintf(err, 128, "bad attachment bytes");
+            goto out;
+        }
+    }
+    if (file && f->stage % 2 == 0) {
+        url = xasprintf("%s/files.getUploadURLExternal", api);
+        form_add(&b, f->c, "filename", json_string_value(json_object_get(file, "name")));
+        char len[32];
+        snprintf(len, sizeof len, "%zu", f->nbytes);
+        form_add(&b, f->c, "length", len);
+    } else if (file) { /* the bytes themselves, to the URL Slack gave */
+        url = xstrdup(f->upload_url);
+        f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/octet-stream");
+    } else {
+        url = xasprintf("%s/files.completeUploadExternal", api);
+        char *ids = json_dumps(f->done_files, JSON_COMPACT);
+        form_add(&b, f->c, "files", ids ? ids : "[]");
+        free(ids);
+        form_add(&b, f->c, "channel_id", json_string_value(json_object_get(f->plan, "channel")));
+        form_add(&b, f->c, "initial_comment", json_string_value(json_object_get(f->plan, "comment")));
+    }
+    if (!file || f->stage % 2 == 0) {
+        char *auth = xasprintf("Authorization: Bearer %s", token);
+        f->hdrs = curl_slist_append(f->hdrs, auth);
+        free(auth);
+        f->hdrs = curl_slist_append(f->hdrs, "Content-Type: application/x-www-form-urlencoded");
+        f->body = buf_detach(&b, NULL);
+        if (!f->body)
+            f->body = xstrdup("");
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->body);
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE, (long)strlen(f->body));
+    } else {
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDS, f->bytes);
+        curl_easy_setopt(f->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)f->nbytes);
+    }
+    store_net_guard_curl(s->st, f->c);
+    curl_easy_setopt(f->c, CURLOPT_URL, url);
+    curl_easy_setopt(f->c, CURLOPT_HTTPHEADER, f->hdrs);
+    curl_easy_setopt(f->c, CURLOPT_TIMEOUT_MS, (long)left);
+    curl_easy_setopt(f->c, CURLOPT_CONNECTTIMEOUT_MS, (long)MIN(left, 5000));
+    curl_easy_setopt(f->c, CURLOPT_WRITEFUNCTION, resp_cb);
+    curl_easy_setopt(f->c, CURLOPT_WRITEDATA, &f->resp);
+    curl_easy_setopt(f->c, CURLOPT_USERAGENT, "vbatch-webhook/1");
+    ok = curl_multi_add_handle(s->m, f->c) == CURLM_OK;
+out:
+    buf_release(&b);
+    free(url);
+    return ok;
+}
+
+/* Whether the Slack API answer in f->resp is JSON with "ok": true; else
+ * err says what it answered. */
+static bool slack_answer_ok(struct ob_fly *f, const char *call, char err[128])
+{
+    json_t *j = f->resp.data ? json_loadb(f->resp.data, f->resp.len, 0, NULL) : NULL;
+    bool ok = json_is_true(json_object_get(j, "ok"));
+    if (!ok) {
+        const char *why = json_string_value(json_object_get(j, "error"));
+        snprintf(err, 128, "%s answered %s%.64s", call, why ? "error " : "without \"ok\": true", why ? why : "");
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* The outcome of f's finished stage (HTTP status code): 1 the next stage
+ * is started, 0 the upload is complete, -1 failed (err). */
+static int slack_after(struct ob_sender *s, struct ob_fly *f, long code, char err[128])
+{
+    size_t n = json_array_size(json_object_get(f->plan, "files"));
+    bool api = (size_t)f->stage == 2 * n || f->stage % 2 == 0;
+    static const char *const what[] = {"files.getUploadURLExternal", "the upload"};
+    const char *call = (size_t)f->stage == 2 * n ? "files.completeUploadExternal" : what[f->stage % 2];
+    if (code < 200 || code >= 300) {
+        snprintf(err, 128, "%s: http status %ld", call, code);
+        return -1;
+    }
+    if (api) {
+        if (!slack_answer_ok(f, call, err))
+            return -1;
+        json_t *j = f->resp.data ? json_loadb(f->resp.data, f->resp.len, 0, NULL) : NULL;
+        if ((size_t)f->stage < 2 * n) {
+            const char *u = json_string_value(json_object_get(j, "upload_url"));
+            const char *id = json_string_value(json_object_get(j, "file_id"));
+            const char *why = NULL;
+            if (!u || !id) {
+                snprintf(err, 128, "%s answered no upload_url or file_id", call);
+                json_decref(j);
+                return -1;
+            }
+            if (store_net_check_url(s->st, u, &why) < 0) {
+                snprintf(err, 128, "the upload URL was refused: %s", why ? why : "not allowed");
+                json_decref(j);
+                return -1;
+            }
+            free(f->upload_url);
+            free(f->file_id);
+            f->upload_url = xstrdup(u);
+            f->file_id = xstrdup(id);
+        }
+        json_decref(j);
+    } else {
+        json_t *file = json_array_get(json_object_get(f->plan, "files"), (size_t)f->stage / 2);
+        if (!f->done_files)
+            f->done_files = json_array();
+        json_array_append_new(f->done_files, json_pack("{s:s, s:s}", "id", f->file_id, "title",
+                                                       json_string_value(json_object_get(file, "name"))));
+    }
+    if ((size_t)f->stage == 2 * n)
+        return 0;
+    f->stage++;
+    fly_reset_http(f);
+    return slack_start(s, f, err) ? 1 : -1;
+}
+
+/* ---- s3_put: a PUT into the s3_sink bucket on a thread of its own ---- */
+
+static void *s3_main(void *arg)
+{
+    struct ob_fly *f = arg;
+    struct store *st = f->st;
+    bool ok = false;
+    char err[128] = "";
+    pthread_mutex_lock(&st->ob_mu);
+    struct store_s3sink *k = st->ob_s3sink;
+    pthread_mutex_unlock(&st->ob_mu);
+    const char *key = json_string_value(json_object_get(f->plan, "key"));
+    const char *b64 = json_string_value(json_object_get(f->plan, "data"));
+    size_t n = 0;
+    uint8_t *bytes = b64 ? base64_decode(b64, strlen(b64), &n) : NULL;
+    if (!k) {
+        snprintf(err, sizeof err, "no bucket for s3_sink objects in this process (--sink-s3)");
+    } else if (!bytes || !key) {
+        snprintf(err, sizeof err, "bad object description");
+    } else {
+        struct err e = ERR_INIT;
+        int rc = store_s3sink_put(k, key, bytes, n, &e);
+        ok = rc == 0;
+        if (!ok)
+            snprintf(err, sizeof err, "%s", err_text(&e, rc));
+    }
+    free(bytes);
+    pthread_mutex_lock(&st->ob_mu);
+    f->th_ok = ok;
+    snprintf(f->th_err, sizeof f->th_err, "%s", err);
+    f->th_done = true;
+    if (st->ob_multi)
+        curl_multi_wakeup(st->ob_multi);
+    pthread_mutex_unlock(&st->ob_mu);
+    return NULL;
+}
+
+void store_outbox_set_s3sink(struct store *st, struct store_s3sink *k)
+{
+    pthread_mutex_lock(&st->ob_mu);
+    st->ob_s3sink = k;
+    pthread_mutex_unlock(&st->ob_mu);
+}
+
+/* Start f whatever its kind. */
+static bool fly_start(struct ob_sender *s, struct ob_fly *f, char err[128])
+{
+    switch (f->kind) {
+    case OB_SLACK:
+        if (!f->plan) {
+            snprintf(err, 128, "unknown request kind");
+            return false;
+        }
+        f->deadline_ms = time_now_ms() + s->o.timeout_ms;
+        return slack_start(s, f, err);
+    case OB_S3:
+        f->st = s->st;
+        if (pthread_create(&f->th, NULL, s3_main, f) != 0) {
+            snprintf(err, 128, "cannot start a thread");
+            return false;
+        }
+        f->th_started = true;
+        return true;
+    default:
+        return ob_start(s, f, err);
+    }
+}
+
 /* Claim what the free slots allow and start those POSTs.  Returns <0 when
  * the claim failed; *next_due_ms as ob_claim's. */
 static int ob_fill(struct ob_sender *s, int64_t *next_due_ms)
@@ -870,7 +1204,7 @@ static int ob_fill(struct ob_sender *s, int64_t *next_due_ms)
     for (int i = 0; i < n; i++) {
         struct ob_done *d = &bad[nbad];
         memset(d, 0, sizeof *d);
-        if (ob_start(s, new[i], d->err)) {
+        if (fly_start(s, new[i], d->err)) {
             s->fly[s->nfly++] = new[i];
             continue;
         }
@@ -900,20 +1234,48 @@ static int ob_reap(struct ob_sender *s)
         if (k == s->nfly)
             continue;
         struct ob_fly *f = s->fly[k];
-        struct ob_done *d = &done[ndone++];
+        struct ob_done *d = &done[ndone];
         memset(d, 0, sizeof *d);
+        curl_multi_remove_handle(s->m, c);
         if (cc != CURLE_OK) {
             snprintf(d->err, sizeof d->err, "%s", curl_easy_strerror(cc));
         } else {
             long code = 0;
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-            d->ok = code >= 200 && code < 300;
-            if (!d->ok)
-                snprintf(d->err, sizeof d->err, "http status %ld", code);
+            if (f->kind == OB_SLACK) {
+                int r = slack_after(s, f, code, d->err);
+                if (r == 1)
+                    continue; /* its next call is on its way */
+                d->ok = r == 0;
+            } else {
+                d->ok = code >= 200 && code < 300;
+                if (!d->ok)
+                    snprintf(d->err, sizeof d->err, "http status %ld", code);
+                else if (f->slack_ok)
+                    d->ok = slack_answer_ok(f, "chat.postMessage", d->err);
+            }
         }
+        ndone++;
         note_result(f, d);
-        curl_multi_remove_handle(s->m, c);
         fly_free(f);
+        s->fly[k] = s->fly[--s->nfly];
+    }
+    /* s3_put threads that have finished */
+    for (int k = 0; k < s->nfly && ndone < OB_INFLIGHT_CAP;) {
+        struct ob_fly *f = s->fly[k];
+        pthread_mutex_lock(&s->st->ob_mu);
+        bool fin = f->kind == OB_S3 && f->th_done;
+        pthread_mutex_unlock(&s->st->ob_mu);
+        if (!fin) {
+            k++;
+            continue;
+        }
+        struct ob_done *d = &done[ndone++];
+        memset(d, 0, sizeof *d);
+        d->ok = f->th_ok;
+        snprintf(d->err, sizeof d->err, "%s", f->th_err);
+        note_result(f, d);
+        fly_free(f); /* joins the thread */
         s->fly[k] = s->fly[--s->nfly];
     }
     if (ndone)
@@ -971,9 +1333,18 @@ static void *ob_main(void *arg)
     pthread_mutex_lock(&st->ob_mu);
     st->ob_multi = NULL;
     pthread_mutex_unlock(&st->ob_mu);
+    /* PUTs on their threads finish (the s3 client's own timeouts) and are
+     * recorded; the rest is handed back */
+    for (int i = 0; i < s.nfly; i++)
+        if (s.fly[i]->th_started) {
+            pthread_join(s.fly[i]->th, NULL);
+            s.fly[i]->th_started = false;
+        }
+    ob_reap(&s);
     ob_release(&s);
     for (int i = 0; i < s.nfly; i++) {
-        curl_multi_remove_handle(s.m, s.fly[i]->c);
+        if (s.fly[i]->c)
+            curl_multi_remove_handle(s.m, s.fly[i]->c);
         fly_free(s.fly[i]);
     }
     curl_multi_cleanup(s.m);

@@ -524,10 +524,32 @@ int store_outbox_enqueue(struct store *st, const char *url, const char *workspac
  * payload (+ delivery_attempt); headers "Idempotency-Key: <the payload's
  * idempotency_key>" and "X-Vbatch-Delivery-Attempt: N", the user's headers
  * last (an Authorization of theirs replaces the workspace bearer); the
- * signature covers the body when it is not multipart.  ERR_INVALID for a
- * bad req. */
+ * signature covers the body when it is not multipart.  "slack_ok": true
+ * in req (a call of Slack's Web API): a 2xx answer counts only when its
+ * body is JSON with "ok": true (Slack answers errors with 200).
+ * ERR_INVALID for a bad req. */
 int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
                               const char *payload, const char *req, bool sign, bool *queued);
+/* Two more kinds of req (<= 24 MiB; url and payload as above, the url
+ * only names the destination):
+ * - {"kind": "slack_upload", "api": Slack Web API base URL, "token",
+ *   "channel", "comment", "files": [{"name", "data": base64 bytes}] (1..32)}:
+ *   Slack's files_upload_v2, as one delivery: per file
+ *   <api>/files.getUploadURLExternal (filename, length), then the bytes
+ *   POSTed to the upload_url it answers (checked by the SSRF guard first),
+ *   then one <api>/files.completeUploadExternal (files [{"id", "title"}],
+ *   channel_id, initial_comment); form-encoded, "Authorization: Bearer
+ *   <token>"; each API answer must be JSON with "ok": true.  Any failure
+ *   fails the whole attempt and the next attempt starts over (files
+ *   uploaded but never completed are not shared by Slack).  The attempt,
+ *   all calls together, ends within the sender's timeout_ms.
+ * - {"kind": "s3_put", "key", "data": base64 bytes}: a PUT of the bytes
+ *   under key into the bucket given to store_outbox_set_s3sink (the
+ *   attempt fails while none is set); run on a thread of its own, the
+ *   s3 client's retries included. */
+/* The bucket s3_put rows are written to (borrowed for the store's life;
+ * NULL: none).  Set it before store_outbox_start. */
+void store_outbox_set_s3sink(struct store *st, struct store_s3sink *k);
 
 struct store_outbox_opts {
     int max_attempts;      /* give up after this many; default 8 */

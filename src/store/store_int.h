@@ -75,6 +75,7 @@ struct store {
     void *ob_multi;            /* the sender's CURLM * while it runs (for
                                   curl_multi_wakeup), else NULL; not owned */
     struct store_outbox_opts ob_opts;
+    struct store_s3sink *ob_s3sink; /* where s3_put rows go (borrowed), or NULL */
 
     struct store_keycache *keys; /* keys.c: verified keys of this process, owned */
 };

@@ -142,6 +142,12 @@ struct wf_sinks {
      * NULL: the block is a step error. */
     int (*soap)(void *ud, const char *url, const char *action, const char *envelope, int *status, char **resp,
                 char *err, size_t errlen);
+    /* The run's identity, the same each time this image (and frame) of
+     * this job runs (a task retried after a crash), "<job>_<item>_<frame>";
+     * NULL outside a job.  local_file_sink's separate_files then writes
+     * "<prefix>_<run_key>_<step>.<ext>", replaced whole by a repeated run,
+     * instead of a new timestamped file each run. */
+    const char *run_key;
 };
 
 struct wf_email {

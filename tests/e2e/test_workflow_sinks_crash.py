@@ -1,26 +1,29 @@
 """Sinks fire once per image even when a task is retried after a crash:
-an image job with webhook_sink, s3_sink (radosgw, when VBATCH_TEST_S3 is
-set) and local_file_sink, the server killed with SIGKILL mid-job and
-started again.  The webhook is queued once per job/image/frame/step (each
-image's first delivery attempt arrives exactly once; a POST cut by the
-kill may be repeated with a higher delivery_attempt), the S3 object of an
-image has a deterministic key (a retried image overwrites its own object:
-one object per image), and the folder sink is at least once (its names
-carry a timestamp, as Roboflow's)."""
+an image job with webhook_sink, slack_notification with an attachment
+(files_upload_v2 against a fake Slack), s3_sink (radosgw, when
+VBATCH_TEST_S3 is set) and local_file_sink, the server killed with SIGKILL
+mid-job and started again.  The webhook, the Slack upload and the S3 PUT
+are queued in the outbox once per job/image/frame/step (no webhook attempt
+number arrives twice for an image; a delivery cut by the kill may be
+repeated as the next attempt), the S3 object of an image has a deterministic key (one object
+per image), and the folder sink writes one file per image under a name of
+the job, image and step (a retried image replaces its own file)."""
 import collections
 import json
 import os
 import time
+import urllib.parse
 import uuid
 
 from conftest import MULT
 from jobs_helpers import Receiver, bp, download_export, job_body, put_workflow, results_rows, stage_pngs, wait_job
-from test_blobs_s3 import S3, s3_keys, with_prefix
+from sink_receivers import FakeSlack
+from test_blobs_s3 import S3, need_s3, s3_keys, with_prefix
 
 N = 40
 
 
-def sinks_wf(url, with_s3):
+def sinks_wf(url, with_s3, with_slack=False):
     steps = [
         {'type': 'roboflow_core/webhook_sink@v1', 'name': 'hook', 'url': url, 'method': 'POST',
          'json_payload': {'tag': '$inputs.tag'}, 'cooldown_seconds': 0},
@@ -30,6 +33,11 @@ def sinks_wf(url, with_s3):
     ]
     outputs = [{'type': 'JsonField', 'name': 'hook', 'selector': '$steps.hook.*'},
                {'type': 'JsonField', 'name': 'file', 'selector': '$steps.file.*'}]
+    if with_slack:
+        steps.append({'type': 'roboflow_core/slack_notification@v1', 'name': 'slack', 'slack_token': 'xoxb-crash',
+                      'channel': 'C1', 'message': 'seen', 'attachments': {'frame.jpg': '$inputs.image'},
+                      'cooldown_seconds': 0, 'cooldown_session_key': 'k'})
+        outputs.append({'type': 'JsonField', 'name': 'slack', 'selector': '$steps.slack.*'})
     if with_s3:
         bucket = S3.split('://', 1)[1].split('/', 1)[0].split('?', 1)[0]
         steps.append({'type': 'roboflow_core/s3_sink@v1', 'name': 's3', 'content': '$inputs.tag',
@@ -51,13 +59,15 @@ def test_sinks_once_per_image_after_kill9(server_factory, tmp_path):
     sink = tmp_path / 'sink'
     sink.mkdir()
     prefix = 'e2e-sinks-' + uuid.uuid4().hex[:10]
-    args = ['--allow-private-urls', '--task-lease-ms', '1500', '--sink-folder', str(sink)]
+    slack = FakeSlack()
+    args = ['--allow-private-urls', '--task-lease-ms', '1500', '--sink-folder', str(sink),
+            '--slack-api-url', slack.url]
     if S3:
         args += ['--sink-s3', with_prefix(prefix)]
     s = server_factory(args=args, env={'VBATCH_JOBS_ITEM_DELAY_MS': '150'}).start()
     rec = Receiver()
     try:
-        put_workflow(s, 'sinks', sinks_wf(rec.url, bool(S3)))
+        put_workflow(s, 'sinks', sinks_wf(rec.url, bool(S3), with_slack=True))
         stage_pngs(s, 'pics', N)
         r = bp(s, 'POST', '/crash-sinks', job_body('pics', 'sinks', spec={'workflowParameters': {'tag': 'T'}}))
         assert r.status == 200, r
@@ -78,25 +88,83 @@ def test_sinks_once_per_image_after_kill9(server_factory, tmp_path):
         assert all(r['hook']['error_status'] is False for r in rows), rows[0]
         rec.wait(N)
         time.sleep(2.0)  # late duplicates would arrive now
-        firsts = collections.Counter()
-        keys = set()
+        attempts = collections.defaultdict(list)
         for _, body in rec.calls:
             p = json.loads(body)
-            keys.add(p['idempotency_key'])
-            if p['delivery_attempt'] == 1:
-                firsts[p['idempotency_key']] += 1
-        assert len(keys) == N, (len(keys), len(rec.calls))
-        assert all(firsts[k] == 1 for k in keys), [k for k in keys if firsts[k] != 1]
+            attempts[p['idempotency_key']].append(p['delivery_attempt'])
+        assert len(attempts) == N, (len(attempts), len(rec.calls))
+        # queued once: no attempt of an image's webhook arrives twice (a POST
+        # the kill cut is sent again as the next attempt; one claimed just
+        # before the kill may never have left, so the first to arrive can be 2)
+        assert all(len(a) == len(set(a)) for a in attempts.values()), \
+            {k: a for k, a in attempts.items() if len(a) != len(set(a))}
         # every repeat is a POST the kill cut short (at most the ones in flight)
         assert len(rec.calls) - N <= 4, len(rec.calls)
-        # the folder sink: at least once per image (timestamped names)
+        # the folder sink: one file per image, whole, no temporary left
         files = os.listdir(sink / 'crash')
-        assert len(files) >= N
+        assert len(files) == N, sorted(files)
+        assert all(f.startswith('row_crash-sinks_') and f.endswith('_0_file.txt') for f in files), files
+        assert all((sink / 'crash' / f).read_text() == 'T\n' for f in files)
+        # Slack: one completed message per image with its JPEG; a repeat only
+        # for an upload the kill cut after Slack took the completion
+        slack.wait_completes(N)
+        time.sleep(2.0)
+        assert all(r['slack']['error_status'] is False for r in rows), rows[0]
+        assert not slack.other
+        jpegs = collections.Counter()
+        for h, form in slack.completes:
+            assert form['channel_id'] == 'C1' and form['initial_comment'] == 'seen'
+            (title, got), = slack.files_of(form)
+            assert title == 'frame.jpg' and len(got) == 1 and got[0][:3] == b'\xff\xd8\xff'
+            jpegs[got[0]] += 1
+        assert len(jpegs) == N, (len(jpegs), len(slack.completes))
+        assert len(slack.completes) - N <= 4, len(slack.completes)
         if S3:
             assert all(r['s3']['error_status'] is False for r in rows), rows[0]
+            assert all(r['s3']['message'].startswith('Data queued for upload to s3://') for r in rows)
+            deadline = time.time() + 60 * MULT  # PUT by the outbox after the step
+            while len(s3_keys(prefix)) < N and time.time() < deadline:
+                time.sleep(0.5)
             objs = s3_keys(prefix)
             assert len(objs) == N, objs
             assert all(k.startswith('out/row_crash-sinks_') and k.endswith('_s3.txt') for k in objs), objs
-            assert all(r['s3']['message'].startswith('Data saved successfully to s3://') for r in rows)
     finally:
         rec.close()
+        slack.close()
+
+
+@need_s3
+def test_s3_sink_puts_after_the_step_when_the_bucket_is_away(server_factory, tmp_path):
+    """s3_sink's PUT is the outbox's, after the step: with the operator's
+    bucket unreachable while the job runs, every image still succeeds (the
+    object is queued), and once the store is back the outbox's retries PUT
+    one object per image (a PUT during the step failed the step and the
+    object was lost)."""
+    from test_s3_faults import Proxy, blobs_url
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(S3).query))
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = Proxy(ep.hostname, ep.port)
+    px.down()
+    prefix = 'e2e-sinks-away-' + uuid.uuid4().hex[:10]
+    (tmp_path / 'sink').mkdir()
+    s = server_factory(args=['--allow-private-urls', '--sink-folder', str(tmp_path / 'sink'), '--sink-s3',
+                             blobs_url(prefix, f'http://127.0.0.1:{px.port}')]).start()
+    try:
+        put_workflow(s, 's3away', sinks_wf('http://127.0.0.1:9/unused', True))
+        stage_pngs(s, 'pics', 3)
+        r = bp(s, 'POST', '/s3-away', job_body('pics', 's3away', spec={'workflowParameters': {'tag': 'A'}}))
+        assert r.status == 200, r
+        assert wait_job(s, 's3-away', timeout=120)['error'] is False
+        rows = results_rows(download_export(s, 's3-away'))
+        assert len(rows) == 3
+        assert all(r['s3']['error_status'] is False for r in rows), rows[0]
+        assert s3_keys(prefix) == []
+        px.up()
+        deadline = time.time() + 60 * MULT
+        while len(s3_keys(prefix)) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        objs = s3_keys(prefix)
+        assert len(objs) == 3, objs
+        assert all(k.startswith('out/row_s3-away_') and k.endswith('_0_s3.txt') for k in objs), objs
+    finally:
+        px.down()

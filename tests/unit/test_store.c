@@ -1302,6 +1302,46 @@ BOTH(outbox_enqueue_once_per_key)
     free(d);
 }
 
+BOTH(outbox_kind_requests_checked)
+{
+    /* slack_upload and s3_put descriptions: a bad one is refused before
+     * anything is recorded; a good one is queued with its req */
+    char *d = tmpdir();
+    struct store *st = NULL;
+    bool q = false;
+    ASSERT_OK(t_open(d, &st));
+    const char *u = "http://127.0.0.1:9/api/files.completeUploadExternal";
+    const char *bad[] = {
+        "{\"kind\":\"ftp\"}",
+        "{\"kind\":\"s3_put\",\"data\":\"YQ==\"}",                      /* no key */
+        "{\"kind\":\"s3_put\",\"key\":\"a\\nb\",\"data\":\"YQ==\"}",    /* line break */
+        "{\"kind\":\"slack_upload\",\"api\":\"http://h\",\"token\":\"t\",\"channel\":\"C\","
+        "\"comment\":\"m\",\"files\":[]}",                                        /* no file */
+        "{\"kind\":\"slack_upload\",\"api\":\"http://h\",\"token\":\"t\\r\\nX: 1\",\"channel\":\"C\","
+        "\"comment\":\"m\",\"files\":[{\"name\":\"a\",\"data\":\"YQ==\"}]}",   /* token injection */
+        "{\"kind\":\"slack_upload\",\"api\":\"http://h\",\"token\":\"t\",\"channel\":\"C\","
+        "\"comment\":\"m\",\"files\":[{\"name\":\"a\"}]}",                   /* file without bytes */
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++)
+        ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", bad[i], false, &q), ERR_INVALID);
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
+    /* 33 files: one over the limit */
+    struct buf b = BUF_INIT;
+    buf_puts(&b, "{\"kind\":\"slack_upload\",\"api\":\"http://h\",\"token\":\"t\",\"channel\":\"C\","
+                 "\"comment\":\"m\",\"files\":[");
+    for (int i = 0; i < 33; i++)
+        buf_printf(&b, "%s{\"name\":\"f%d\",\"data\":\"YQ==\"}", i ? "," : "", i);
+    buf_puts(&b, "]}");
+    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", b.data, false, &q), ERR_INVALID);
+    buf_release(&b);
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/s3", "s3sink:b/k", "ws", "{}",
+                                        "{\"kind\":\"s3_put\",\"key\":\"k\",\"data\":\"YQ==\"}", false, &q));
+    ASSERT(q);
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE req LIKE '%s3_put%'"), 1);
+    store_close(st);
+    free(d);
+}
+
 static void *incr_main(void *arg)
 {
     struct store *st = arg;

@@ -49,7 +49,7 @@ static json_t *run_def(const char *def, const struct wf_sinks *sinks, struct wf_
 TEST(secrets_only_allow_listed_lowercased)
 {
     static const char *const allow[] = {"VB_TEST_SECRET_A", "VB_TEST_UNSET", NULL};
-    struct wf_sinks sk = {NULL, allow, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {.env_allow = allow};
     char err[512] = "";
     setenv("VB_TEST_SECRET_A", "s3cr3t", 1);
     setenv("VB_TEST_SECRET_B", "other", 1);
@@ -132,7 +132,7 @@ static char *file_def(const char *mode, const char *type, const char *target, co
 static json_t *file_run(const char *def, const char *root, struct wf_state *st, const char *content, char *err,
                         size_t errlen)
 {
-    struct wf_sinks sk = {root, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {.file_root = root};
     json_t *p = json_pack("{s:s}", "p", content);
     json_t *o = run_def(def, &sk, st, p, err, errlen);
     json_decref(p);
@@ -164,6 +164,27 @@ TEST(file_sink_separate_files)
     ASSERT(o && json_is_false(json_object_get(o, "error_status")));
     json_decref(o);
     ASSERT_EQ(list_files(dir, names, 8), 2);
+    free(dir);
+    free(def);
+    /* in a job (a run identity): one name per run and step, a repeated run
+     * (a retried task) replaces the file whole, no temporary left */
+    def = file_def("separate_files", "txt", "job", "rep", 1024);
+    struct wf_sinks jsk = {.file_root = root, .run_key = "j1_7_0"};
+    for (int k = 0; k < 2; k++) {
+        json_t *jp = json_pack("{s:s}", "p", k ? "second" : "first");
+        o = run_def(def, &jsk, NULL, jp, err, sizeof err);
+        json_decref(jp);
+        ASSERT(o && json_is_false(json_object_get(o, "error_status")));
+        json_decref(o);
+    }
+    dir = xasprintf("%s/job", root);
+    ASSERT_EQ(list_files(dir, names, 8), 1);
+    ASSERT_STR_EQ(names[0], "rep_j1_7_0_s.txt");
+    path = xasprintf("%s/%s", dir, names[0]);
+    data = slurp(path);
+    ASSERT_STR_EQ(data, "second\n");
+    free(data);
+    free(path);
     free(dir);
     free(def);
     /* no folder configured: refused as Roboflow refuses without file system access */
@@ -302,7 +323,7 @@ static char *hook_def(const char *extra)
 TEST(webhook_sink_payload_query_and_messages)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {.webhook = fake_hook, .webhook_ud = &h};
     char err[512] = "";
     char *def = hook_def(",\"query_parameters\":{\"a b\":\"c&d\",\"n\":[1,2]},\"cooldown_seconds\":0");
     json_t *p = json_pack("{s:s}", "p", "abc");
@@ -401,7 +422,7 @@ static int fake_hook_req(void *ud, const char *step, const char *url, const char
 TEST(webhook_sink_methods_headers_form_files)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req, NULL, NULL};
+    struct wf_sinks sk = {.webhook = fake_hook, .webhook_ud = &h, .webhook_req = fake_hook_req};
     char err[512] = "";
     json_t *p = json_pack("{s:s}", "p", "abc");
     char *def = xasprintf(
@@ -490,7 +511,7 @@ static int fake_mail(void *ud, const char *step, const struct wf_email *m, char 
 TEST(email_notification_message_and_recipients)
 {
     struct mail_log l = {0};
-    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {.webhook_ud = &l, .email = fake_mail};
     char err[512] = "";
     /* Roboflow's format_email_message: {{ $parameters.x }} with the value
      * after its operations, str() of non-strings; unknown placeholders kept */
@@ -560,7 +581,7 @@ TEST(email_notification_message_and_recipients)
 TEST(email_notification_attachments_mime)
 {
     struct mail_log l = {0};
-    struct wf_sinks sk = {NULL, NULL, NULL, &l, fake_mail, NULL, NULL, NULL, NULL};
+    struct wf_sinks sk = {.webhook_ud = &l, .email = fake_mail};
     char err[512] = "";
     json_t *p = json_pack("{s:s}", "p", "abc");
     const char *def = HEAD
@@ -658,7 +679,8 @@ TEST(email_notification_attachments_mime)
 TEST(slack_notification_post_message)
 {
     struct hook_log h = {0};
-    struct wf_sinks sk = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req, "http://slack.local/api/", NULL};
+    struct wf_sinks sk = {.webhook = fake_hook, .webhook_ud = &h, .webhook_req = fake_hook_req,
+                          .slack_api_url = "http://slack.local/api/"};
     char err[512] = "";
     json_t *p = json_pack("{s:s}", "p", "abc");
     const char *def = HEAD
@@ -680,16 +702,20 @@ TEST(slack_notification_post_message)
     ASSERT_STR_EQ(json_string_value(json_object_get(pl, "channel")), "#alerts");
     ASSERT_STR_EQ(json_string_value(json_object_get(pl, "text")), "Seen ABC \xc3\xa9");
     json_decref(pl);
-    ASSERT_STR_EQ(last_req, "{\"method\":\"POST\",\"headers\":{\"Authorization\":\"Bearer xoxb-1\"}}");
-    /* attachments are not sent: error_status, nothing queued */
+    ASSERT_STR_EQ(last_req, "{\"method\":\"POST\",\"headers\":{\"Authorization\":\"Bearer xoxb-1\"},\"slack_ok\":true}");
+    /* attachments: one slack_upload request (files_upload_v2) with each
+     * file's bytes, the message as the initial comment */
     const char *def2 = HEAD
         "{\"type\":\"roboflow_core/slack_notification@v1\",\"name\":\"s\",\"slack_token\":\"xoxb-1\","
         "\"channel\":\"C1\",\"message\":\"m\",\"attachments\":{\"a.csv\":\"$inputs.p\"},"
         "\"cooldown_seconds\":0,\"cooldown_session_key\":\"k\"}" TAIL;
     o = run_def(def2, &sk, NULL, p, err, sizeof err);
-    ASSERT(o && json_is_true(json_object_get(o, "error_status")));
-    ASSERT(strstr(json_string_value(json_object_get(o, "message")), "attachments"));
+    ASSERT(o && json_is_false(json_object_get(o, "error_status")));
     json_decref(o);
+    ASSERT_EQ(h.n, 2);
+    ASSERT_STR_EQ(h.url[1], "http://slack.local/api/files.completeUploadExternal");
+    ASSERT_STR_EQ(last_req, "{\"kind\":\"slack_upload\",\"api\":\"http://slack.local/api\",\"token\":\"xoxb-1\","
+                            "\"channel\":\"C1\",\"comment\":\"m\",\"files\":[{\"name\":\"a.csv\",\"data\":\"YWJj\"}]}");
     /* a token with a line break (header injection): error_status */
     json_t *bad = json_pack("{s:s}", "p", "t\r\nX-Evil: 1");
     const char *def3 = HEAD
@@ -699,12 +725,12 @@ TEST(slack_notification_post_message)
     ASSERT(o && json_is_true(json_object_get(o, "error_status")));
     json_decref(o);
     json_decref(bad);
-    ASSERT_EQ(h.n, 1);
+    ASSERT_EQ(h.n, 2);
     /* no API URL configured: a step error naming the flag */
-    struct wf_sinks nourl = {NULL, NULL, fake_hook, &h, NULL, NULL, fake_hook_req, NULL, NULL};
+    struct wf_sinks nourl = {.webhook = fake_hook, .webhook_ud = &h, .webhook_req = fake_hook_req};
     ASSERT(run_def(def, &nourl, NULL, p, err, sizeof err) == NULL);
     ASSERT(strstr(err, "--slack-api-url"));
-    ASSERT_EQ(h.n, 1);
+    ASSERT_EQ(h.n, 2);
     json_decref(p);
 }
 
@@ -744,7 +770,7 @@ static char *s3_def(const char *mode, const char *type, const char *bucket, cons
 TEST(s3_sink_keys_modes_and_refusals)
 {
     struct fake_s3 f = {0};
-    struct wf_sinks sk = {NULL, NULL, NULL, &f, NULL, fake_s3, NULL, NULL, NULL};
+    struct wf_sinks sk = {.webhook_ud = &f, .s3 = fake_s3};
     char err[512] = "";
     json_t *params = json_pack("{s:s}", "p", "a,b\n1,2");
     /* separate_files: the content as is; s3_prefix's trailing '/' dropped
@@ -760,7 +786,7 @@ TEST(s3_sink_keys_modes_and_refusals)
     ASSERT_STR_EQ(f.data, "a,b\n1,2");
     ASSERT(json_is_false(json_object_get(o, "error_status")));
     ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")),
-                  "Data saved successfully to s3://ok-bucket/logs/det/run_ID_s.csv");
+                  "Data queued for upload to s3://ok-bucket/logs/det/run_ID_s.csv");
     json_decref(o);
     free(def);
     /* append_log json: one json.dumps() line, .jsonl */
@@ -773,7 +799,7 @@ TEST(s3_sink_keys_modes_and_refusals)
     ASSERT_STR_EQ(f.ext, "jsonl");
     ASSERT_STR_EQ(f.data, "{\"a\": [1, 2], \"b\": \"\\u00e9\"}\n");
     ASSERT_STR_EQ(json_string_value(json_object_get(o, "message")),
-                  "Data saved successfully to s3://ok-bucket/run_ID_s.jsonl");
+                  "Data queued for upload to s3://ok-bucket/run_ID_s.jsonl");
     json_decref(o);
     free(def);
     /* a bucket the operator did not give: error_status, the reason */
@@ -797,7 +823,7 @@ TEST(s3_sink_keys_modes_and_refusals)
     }
     ASSERT_EQ(f.calls, before);
     /* no bucket configured by the operator: a step error */
-    struct wf_sinks none = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct wf_sinks none = {0};
     def = s3_def("separate_files", "txt", "ok-bucket", "");
     ASSERT(run_def(def, &none, NULL, params, err, sizeof err) == NULL);
     ASSERT(strstr(err, "--sink-s3"));

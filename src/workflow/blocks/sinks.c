@@ -890,13 +890,62 @@ static const struct wf_block email_v2 = {
 
 /* ---- slack_notification ---------------------------------------------------------------------- */
 /* Roboflow's block calls Slack's Web API with the workflow's token
- * (chat.postMessage; files_upload_v2 with attachments).  Here the POST goes
+ * (chat.postMessage; files_upload_v2 with attachments).  Here the calls go
  * to the operator's --slack-api-url (env->sinks->slack_api_url) through the
- * durable outbox, as webhook_sink's requests do: {"channel", "text"} with
- * "Authorization: Bearer <slack_token>".  Attachments are not sent (Slack's
- * three-call upload does not fit one queued request): error_status. */
+ * durable outbox, as webhook_sink's requests do: without attachments a
+ * POST of {"channel", "text"} to chat.postMessage with "Authorization:
+ * Bearer <slack_token>"; with attachments one outbox row of kind
+ * slack_upload (store_outbox_enqueue_once): Slack's files_upload_v2, each
+ * attachment (an image as its JPEG, a string as UTF-8, else str(), named
+ * by its key) uploaded, then completed into the channel with the message
+ * as initial_comment. */
 #define SLACK_TOKEN_MAX 1024
 #define SLACK_CHANNEL_MAX 256
+
+/* The slack_upload description of item i's attachments (NULL with why set
+ * when they are too many or too big; *fail for an engine error). */
+static json_t *slack_upload_req(struct wf_call *c, size_t i, const char *api, const char *token,
+                                const char *channel, const char *comment, char *why, size_t whylen, int *fail)
+{
+    json_t *atts = NULL;
+    *fail = 0;
+    if (build_dict(c, i, "attachments", NULL, &atts) < 0) {
+        *fail = 1;
+        return NULL;
+    }
+    if (json_object_size(atts) > EMAIL_ATTACH_MAX) {
+        snprintf(why, whylen, "more than %d attachments", EMAIL_ATTACH_MAX);
+        json_decref(atts);
+        return NULL;
+    }
+    json_t *files = json_array();
+    size_t total = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(atts, k, v) {
+        if (!attach_name_ok(k)) {
+            snprintf(why, whylen, "bad attachment name");
+            goto bad;
+        }
+        size_t n = 0;
+        char *b64 = attach_b64(v, &n);
+        total += n;
+        if (total > EMAIL_ATTACH_BYTES_MAX) {
+            free(b64);
+            snprintf(why, whylen, "the attachments are over %u bytes together", EMAIL_ATTACH_BYTES_MAX);
+            goto bad;
+        }
+        json_array_append_new(files, json_pack("{s:s, s:s}", "name", k, "data", b64));
+        free(b64);
+    }
+    json_decref(atts);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "kind", "slack_upload", "api", api, "token", token,
+                     "channel", channel, "comment", comment, "files", files);
+bad:
+    json_decref(files);
+    json_decref(atts);
+    return NULL;
+}
 
 static int slack_run(struct wf_call *c)
 {
@@ -918,11 +967,6 @@ static int slack_run(struct wf_call *c)
                                     "required");
             continue;
         }
-        if (dict_nonempty(c, i, "attachments")) {
-            set3(c, i, true, false, "Failed to send Slack notification. Internal error details: attachments "
-                                    "(Slack's file upload) are not sent by this engine");
-            continue;
-        }
         char *body = NULL;
         int rc = format_message(c, i, wf_arg_str(c, i, "message") ? wf_arg_str(c, i, "message") : "", &body);
         if (rc < 0)
@@ -931,16 +975,38 @@ static int slack_run(struct wf_call *c)
         size_t bl = strlen(base);
         while (bl > 0 && base[bl - 1] == '/')
             bl--;
-        char *url = xasprintf("%.*s/chat.postMessage", (int)bl, base);
+        char *api = xstrndup(base, bl);
+        bool upload = dict_nonempty(c, i, "attachments");
+        char *url = xasprintf("%s/%s", api, upload ? "files.completeUploadExternal" : "chat.postMessage");
         char *bearer = xasprintf("Bearer %s", token);
+        char why[256] = "";
         json_t *payload = json_pack("{s:s, s:s}", "channel", channel, "text", body);
-        json_t *req = json_pack("{s:s, s:{s:s}}", "method", "POST", "headers", "Authorization", bearer);
+        json_t *req = NULL;
+        if (upload) {
+            int fail = 0;
+            req = slack_upload_req(c, i, api, token, channel, body, why, sizeof why, &fail);
+            if (fail) {
+                json_decref(payload);
+                free(api);
+                free(url);
+                free(bearer);
+                free(body);
+                return ERR_INVALID;
+            }
+        } else {
+            /* slack_ok: Slack answers its errors with 200 and "ok": false */
+            req = json_pack("{s:s, s:{s:s}, s:b}", "method", "POST", "headers", "Authorization", bearer,
+                            "slack_ok", 1);
+        }
+        free(api);
         char *ptext = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
         char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
-        char why[256] = "";
-        rc = ptext && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), url, ptext,
-                                                      rtext, why, sizeof why)
-                            : ERR_INVALID; /* text not UTF-8 */
+        if (*why) /* attachments refused */
+            rc = ERR_LIMIT;
+        else
+            rc = ptext && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), url,
+                                                          ptext, rtext, why, sizeof why)
+                                : ERR_INVALID; /* text not UTF-8 */
         json_decref(payload);
         json_decref(req);
         free(ptext);
@@ -1083,6 +1149,32 @@ static int create_new(int dirfd, const char *prefix, const char *ext, char **nam
     return -1;
 }
 
+/* A run with an identity (a job's image): the file is
+ * "<prefix>_<run_key>_<step>.<ext>", written to a temporary name
+ * (*tmp, ".<name>.<random>.tmp") that the caller renames over it, so a
+ * repeated run replaces the file whole and a reader never sees half of it. */
+static int create_temp(int dirfd, const char *prefix, const char *run_key, const char *step, const char *ext,
+                       char **name, char **tmp)
+{
+    *name = xasprintf("%s_%s_%s.%s", prefix, run_key, step, ext);
+    for (int tries = 0; tries < 100; tries++) {
+        uint64_t r = 0;
+        rand_bytes(&r, sizeof r);
+        char *t = xasprintf(".%s.%016llx.tmp", *name, (unsigned long long)r);
+        int fd = openat(dirfd, t, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            *tmp = t;
+            return fd;
+        }
+        free(t);
+        if (errno != EEXIST)
+            break;
+    }
+    free(*name);
+    *name = NULL;
+    return -1;
+}
+
 static int write_all(int fd, const char *s, size_t n)
 {
     while (n > 0) {
@@ -1143,14 +1235,24 @@ static void file_sink_one(struct wf_call *c, size_t i, const char *root)
         return;
     }
     if (!strcmp(mode, "separate_files")) {
-        char *name = NULL;
-        int fd = create_new(dfd, prefix, type, &name);
+        const struct wf_sinks *sk = wf_call_env(c)->sinks;
+        char *name = NULL, *tmp = NULL;
+        int fd;
+        if (sk->run_key) /* one name per run and step: a repeated run replaces its file */
+            fd = create_temp(dfd, prefix, sk->run_key, wf_call_step_name(c), type, &name, &tmp);
+        else
+            fd = create_new(dfd, prefix, type, &name);
         int rc = fd >= 0 ? write_content(fd, content) : -1;
         int e = errno;
         if (fd >= 0 && close(fd) < 0 && rc == 0)
             rc = -1, e = errno;
+        if (tmp && rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
+            rc = -1, e = errno;
+        if (tmp && rc < 0)
+            unlinkat(dfd, tmp, 0);
         close(dfd);
         free(name);
+        free(tmp);
         if (rc < 0) {
             snprintf(msg, sizeof msg, "%s", strerror(e));
             set3(c, i, true, -1, msg);
@@ -1343,7 +1445,8 @@ static void s3_sink_one(struct wf_call *c, size_t i, const struct wf_sinks *sk)
         set3(c, i, true, -1, msg);
         return;
     }
-    snprintf(msg, sizeof msg, "Data saved successfully to s3://%s/%s", bucket, key);
+    /* the PUT itself is the outbox's, after the step (see sk->s3) */
+    snprintf(msg, sizeof msg, "Data queued for upload to s3://%s/%s", bucket, key);
     set3(c, i, false, -1, msg);
 }
 

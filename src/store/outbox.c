@@ -389,10 +389,9 @@ static void fly_reset_http(struct ob_fly *f)
     f->c = NULL;
     curl_slist_free_all(f->hdrs);
     f->hdrs = NULL;
-    curl_mime_free(f->mime);
-    f->mime = NULL;
     free(f->body);
     f->body = NULL;
+    f->body_len = 0;
     free(f->bytes);
     f->bytes = NULL;
     buf_release(&f->resp);

@@ -23,6 +23,7 @@ static const struct wf_block *const *const families[] = {
     wf_blocks_sinks,         wf_blocks_codes,         wf_blocks_sam,
     wf_blocks_memory,        wf_blocks_vlm,          wf_blocks_overlap,
     wf_blocks_inline,        wf_blocks_ocsort,        wf_blocks_botsort,
+    wf_blocks_rollup,
     wf_blocks_clip,
     wf_blocks_warp,          wf_blocks_cv_extra,      wf_blocks_sift,
     wf_blocks_stitch,

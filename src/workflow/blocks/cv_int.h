@@ -138,5 +138,11 @@ struct cv_snap_params {
  * ERR_NOMEM. */
 int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
                        const struct cv_snap_params *p, uint8_t *edges);
+struct wf_det;
+/* The largest-area external contour (cv2.findContours, CHAIN_APPROX_SIMPLE)
+ * of a 0/1 mask (w x h, row-major) as d's polygon (has_mask set); *found
+ * false when no contour has 3 points or more.  ERR_LIMIT beyond 2^20
+ * points, ERR_NOMEM (blocks/snap.c). */
+int cv__mask_polygon(const uint8_t *mask, int w, int h, struct wf_det *d, bool *found);
 
 #endif

@@ -16,6 +16,7 @@
 #include "workflow/wf_int.h"
 
 static int g_frame;
+static double g_fps = 30;
 
 /* the scene of test_workflow_botsort_ref.py scene(), frame g_frame */
 static int scene_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images, size_t n,
@@ -60,7 +61,7 @@ static json_t *frame(struct wf_workflow *wf, struct wf_state *st, const char *vi
     struct vis_image *im = vis_image_new(700, 400, VIS_BGR);
     memset(im->px, 0, (size_t)im->stride * 400);
     const struct vis_image *imgs[1] = {im};
-    json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", video, "frame_number", f + 1, "fps", 30.0);
+    json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", video, "frame_number", f + 1, "fps", g_fps);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
     struct wf_run_inputs in = {&ii, 1, NULL};
     struct wf_env env = {scene_infer, NULL, 90, st, NULL};
@@ -147,6 +148,36 @@ TEST(botsort_instant_first_frame_activation)
         ASSERT_STR_EQ(got, f == 0 ? "" : "B:0 A:1");
         json_decref(o);
     }
+    wf_state_free(st);
+    wf_free(wf);
+}
+
+TEST(botsort_short_buffer_at_15_fps)
+{
+    /* test_workflow_botsort_ref.py --short: fps 15 and lost_track_buffer 4
+     * keep a track 2 frames unmatched, so B (hidden on frames 9 and 10)
+     * comes back as a new track with id 3 after 3 updates */
+    static const char *const want[16] = {
+        "",        "",        "B:0 A:1", "B:0 A:1", "B:0 A:1", "A:1 B:0", "A:1 B:0", "A:1 B:0 D:2",
+        "B:0 A:1 D:2", "A:1 D:2", "A:1 D:2", "A:1 D:2", "A:1 D:2", "A:1 D:2 B:3", "A:1 D:2 B:3 G:4",
+        "A:1 D:2 B:3 G:4",
+    };
+    char def[2048], err[512] = "", got[512];
+    snprintf(def, sizeof def, DEF, ",\"lost_track_buffer\":4,\"minimum_consecutive_frames\":3");
+    struct wf_workflow *wf = NULL;
+    ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
+    struct wf_state *st = wf_state_new();
+    g_fps = 15;
+    for (int f = 0; f < 16; f++) {
+        json_t *o = frame(wf, st, "v", f, err, sizeof err);
+        if (!o)
+            T_FAIL("frame %d: %s", f, err);
+        describe(o, "tracked_detections", got, sizeof got);
+        if (strcmp(got, want[f]))
+            T_FAIL("frame %d: got '%s', want '%s'", f, got, want[f]);
+        json_decref(o);
+    }
+    g_fps = 30;
     wf_state_free(st);
     wf_free(wf);
 }

@@ -7,7 +7,8 @@ trackers_botsort block runs it (fps 30, the block's defaults: CMC off,
 instant_first_frame_activation false; tracker_id -1 left out).  The
 optimal assignment is brute force over permutations (the scenes have no
 ties).  Prints, per frame, the "index:id" pairs in output order; with
---instant the same scene with instant_first_frame_activation."""
+--instant the same scene with instant_first_frame_activation, with
+--short at fps 15, lost_track_buffer 4, minimum_consecutive_frames 3."""
 import itertools
 import sys
 
@@ -204,6 +205,9 @@ def scene():
     return frames
 
 
-tr = BoTSORT(instant="--instant" in sys.argv)
+if "--short" in sys.argv:  # fps 15, lost_track_buffer 4 (2 frames), minimum_consecutive_frames 3
+    tr = BoTSORT(fps=15, lost=4, min_frames=3)
+else:
+    tr = BoTSORT(instant="--instant" in sys.argv)
 for f, dets in enumerate(scene()):
     print(f, " ".join("%d:%d" % p for p in tr.update(dets)))

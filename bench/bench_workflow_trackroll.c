@@ -4,8 +4,12 @@
  * trackers_ocsort on 1080p frames with 20 moving boxes (frames 11..60 of a
  * sequence), and of detections_list_rollup merging the boxes / masks found
  * in 10 crops of a 1080p image (5 per crop, overlapping across crops):
+ * and of trackers_botsort with sparseOptFlow camera-motion compensation on
+ * a textured 1080p frame panning 6 px a frame (bench_workflow_trackroll.py
+ * times the package's CMC.estimate with python3-opencv on the same frames):
  *   bench=<name> ms=<best step time>
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +65,20 @@ static void on_step(void *ud, const char *step, int64_t ns)
         sc->best_ns = ns;
 }
 
+static bool g_texture;
+
+/* bench_workflow_trackroll.py texture(): smooth, seen from a camera at ox */
+static void paint(struct vis_image *im, int ox)
+{
+    for (int y = 0; y < im->h; y++)
+        for (int x = 0; x < im->w; x++) {
+            double X = x + ox, Y = y;
+            double v = floor(128 + 50 * sin(X / 23.0) * cos(Y / 17.0) + 35 * sin((X + 0.7 * Y) / 37.0 + 1.3) +
+                             25 * cos((0.6 * X - Y) / 29.0) + 0.5);
+            memset(vis_px(im, x, y), (int)(v < 0 ? 0 : v > 255 ? 255 : v), 3);
+        }
+}
+
 static void bench(const char *name, const char *def, int frames, int from)
 {
     struct wf_workflow *wf = NULL;
@@ -82,6 +100,8 @@ static void bench(const char *name, const char *def, int frames, int from)
         struct wf_env env = {bench_infer, NULL, 90, st, NULL};
         json_t *res = NULL;
         g_frame = f;
+        if (g_texture)
+            paint(im, 6 * f);
         sc.on = f >= from;
         if (wf_run(wf, &env, &in, &res, err, sizeof err) < 0) {
             fprintf(stderr, "%s: %s\n", name, err);
@@ -97,11 +117,12 @@ static void bench(const char *name, const char *def, int frames, int from)
     printf("bench=%s ms=%.3f\n", name, (double)sc.best_ns / 1e6);
 }
 
-#define TRACKER(type)                                                                                              \
+#define TRACKER(type) TRACKER_X(type, "")
+#define TRACKER_X(type, extra)                                                                                     \
     "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":["              \
     "{\"type\":\"roboflow_core/roboflow_object_detection_model@v1\",\"name\":\"m\",\"images\":\"$inputs.image\"," \
     "\"model_id\":\"x/1\"},{\"type\":\"roboflow_core/" type "\",\"name\":\"s\",\"image\":\"$inputs.image\","      \
-    "\"detections\":\"$steps.m.predictions\"}],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","             \
+    "\"detections\":\"$steps.m.predictions\"" extra "}],\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\","             \
     "\"selector\":\"$steps.s.tracked_detections\"}]}"
 
 #define ROLLUP(model)                                                                                              \
@@ -120,6 +141,9 @@ int main(void)
     bench("trackers_bytetrack", TRACKER("trackers_bytetrack@v1"), 60, 10);
     bench("trackers_ocsort", TRACKER("trackers_ocsort@v1"), 60, 10);
     bench("trackers_botsort", TRACKER("trackers_botsort@v1"), 60, 10);
+    g_texture = true;
+    bench("trackers_botsort_cmc", TRACKER_X("trackers_botsort@v1", ",\"enable_cmc\":true"), 30, 10);
+    g_texture = false;
     bench("detections_list_rollup_boxes", ROLLUP("roboflow_object_detection_model@v2"), 20, 0);
     bench("detections_list_rollup_masks", ROLLUP("roboflow_instance_segmentation_model@v2"), 20, 0);
     return 0;

@@ -10,6 +10,8 @@
  * late box; instant_first_frame_activation; plus the per-video state, the
  * refused camera-motion compensation and malformed parameters.
  */
+#include <math.h>
+
 #include "t.h"
 
 #include "base/base.h"
@@ -17,6 +19,9 @@
 
 static int g_frame;
 static double g_fps = 30;
+static bool g_pan; /* test_workflow_botsort_ref.py pan_scene() and texture() */
+
+static int pan_ox(int f) { return f < 5 ? 0 : 30; }
 
 /* the scene of test_workflow_botsort_ref.py scene(), frame g_frame */
 static int scene_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images, size_t n,
@@ -26,6 +31,18 @@ static int scene_infer(void *ud, const struct wf_model_request *req, const struc
     for (size_t i = 0; i < n; i++) {
         json_t *preds = json_array();
         int f = g_frame;
+        if (g_pan) {
+            int ox = pan_ox(f);
+            json_array_append_new(preds, json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i}", "x", 420.0 - ox, "y", 220.0,
+                                                   "width", 40.0, "height", 40.0, "confidence", 0.8, "class", "B",
+                                                   "class_id", 0));
+            json_array_append_new(preds, json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i}", "x", 120.0 + 8 * f - ox, "y",
+                                                   120.0, "width", 40.0, "height", 40.0, "confidence", 0.9,
+                                                   "class", "A", "class_id", 0));
+            out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height", images[i]->h,
+                               "predictions", preds);
+            continue;
+        }
 #define BOX(x1, y1, x2, y2, conf, cls)                                                                        \
     json_array_append_new(preds, json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i}", "x", ((x1) + (x2)) / 2.0, "y",   \
                                            ((y1) + (y2)) / 2.0, "width", (double)((x2) - (x1)), "height",    \
@@ -60,6 +77,14 @@ static json_t *frame(struct wf_workflow *wf, struct wf_state *st, const char *vi
 {
     struct vis_image *im = vis_image_new(700, 400, VIS_BGR);
     memset(im->px, 0, (size_t)im->stride * 400);
+    if (g_pan) /* texture(pan_ox(f)) */
+        for (int y = 0; y < 400; y++)
+            for (int x = 0; x < 700; x++) {
+                double X = x + pan_ox(f), Y = y;
+                double v = floor(128 + 50 * sin(X / 23.0) * cos(Y / 17.0) + 35 * sin((X + 0.7 * Y) / 37.0 + 1.3) +
+                                 25 * cos((0.6 * X - Y) / 29.0) + 0.5);
+                memset(vis_px(im, x, y), (int)(v < 0 ? 0 : v > 255 ? 255 : v), 3);
+            }
     const struct vis_image *imgs[1] = {im};
     json_t *vm = json_pack("{s:s,s:i,s:f}", "video_identifier", video, "frame_number", f + 1, "fps", g_fps);
     struct wf_image_input ii = {"image", imgs, 1, false, vm};
@@ -182,23 +207,52 @@ TEST(botsort_short_buffer_at_15_fps)
     wf_free(wf);
 }
 
+TEST(botsort_camera_motion_compensation)
+{
+    /* test_workflow_botsort_ref.py --cmc: the camera jumps 30 px on frame 5;
+     * with sparseOptFlow compensation (python3-opencv's H: -29.98, -0.01)
+     * both tracks keep their ids; --pan-no-cmc: without it they are lost
+     * and come back as 2 and 3 */
+    char def[2048], err[512] = "", got[512];
+    for (int on = 1; on >= 0; on--) {
+        snprintf(def, sizeof def, DEF, on ? ",\"enable_cmc\":true" : "");
+        struct wf_workflow *wf = NULL;
+        ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
+        struct wf_state *st = wf_state_new();
+        g_pan = true;
+        for (int f = 0; f < 10; f++) {
+            json_t *o = frame(wf, st, "v", f, err, sizeof err);
+            if (!o)
+                T_FAIL("frame %d: %s", f, err);
+            describe(o, "tracked_detections", got, sizeof got);
+            const char *want = f == 0 ? "" : f < 5 ? "B:0 A:1" : on ? "B:0 A:1" : f == 5 ? "" : "B:2 A:3";
+            if (strcmp(got, want))
+                T_FAIL("cmc %d frame %d: got '%s', want '%s'", on, f, got, want);
+            json_decref(o);
+        }
+        g_pan = false;
+        wf_state_free(st);
+        wf_free(wf);
+    }
+}
+
 TEST(botsort_refusals_and_bad_parameters)
 {
     char def[2048], err[512] = "";
     struct wf_workflow *wf = NULL;
-    /* camera-motion compensation needs what is not implemented: a step error naming it */
+    /* compensation methods other than sparseOptFlow: a step error naming them */
     snprintf(def, sizeof def, DEF, ",\"enable_cmc\":true,\"cmc_method\":\"ecc\"");
     ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
     json_t *o = frame(wf, NULL, "v", 0, err, sizeof err);
     ASSERT(!o);
-    ASSERT(strstr(err, "enable_cmc") && strstr(err, "ecc"));
+    ASSERT(strstr(err, "cmc_method") && strstr(err, "ecc"));
     wf_free(wf);
     snprintf(def, sizeof def, DEF, ",\"cmc_method\":\"optical\"");
     ASSERT(wf_compile_text(def, strlen(def), &wf, err, sizeof err) < 0);
     snprintf(def, sizeof def, DEF, ",\"minimum_iou_threshold_first_assoc\":1.5");
     ASSERT(wf_compile_text(def, strlen(def), &wf, err, sizeof err) < 0);
     const char *bad[] = {",\"lost_track_buffer\":-1", ",\"minimum_consecutive_frames\":10000000",
-                         ",\"instances_cache_size\":1000000000", ",\"cmc_downscale\":0"};
+                         ",\"instances_cache_size\":1000000000", ",\"cmc_downscale\":1000"};
     const char *word[] = {"lost_track_buffer", "minimum_consecutive_frames", "instances_cache_size", "cmc_downscale"};
     for (size_t k = 0; k < ARRAY_LEN(bad); k++) {
         snprintf(def, sizeof def, DEF, bad[k]);

@@ -8,7 +8,9 @@ instant_first_frame_activation false; tracker_id -1 left out).  The
 optimal assignment is brute force over permutations (the scenes have no
 ties).  Prints, per frame, the "index:id" pairs in output order; with
 --instant the same scene with instant_first_frame_activation, with
---short at fps 15, lost_track_buffer 4, minimum_consecutive_frames 3."""
+--short at fps 15, lost_track_buffer 4, minimum_consecutive_frames 3;
+with --cmc a panning camera with sparseOptFlow camera-motion compensation
+(python3-opencv as the package's CMC), --pan-no-cmc the same without."""
 import itertools
 import sys
 
@@ -136,6 +138,10 @@ class BoTSORT:
                 confirmed.append(t)
             else:
                 unconfirmed.append(t)
+        if getattr(self, "cmc_H", None) is not None:
+            H = self.cmc_H.estimate(self.frame_gray)
+            for t in self.tracks:
+                apply_cmc(t, H)
         pb = {id(t): box(t.x) for t in self.tracks}
         out = []
         pool = confirmed + lost
@@ -204,6 +210,80 @@ def scene():
         frames.append(dets)
     return frames
 
+
+def texture(ox, w=700, h=400):
+    """The C test's textured frame (smooth, not periodic at the jump's
+    scale) seen by a camera moved ox pixels to the right."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    x = x + ox
+    v = (128 + 50 * np.sin(x / 23.0) * np.cos(y / 17.0) + 35 * np.sin((x + 0.7 * y) / 37.0 + 1.3)
+         + 25 * np.cos((0.6 * x - y) / 29.0))
+    return np.floor(v + 0.5).clip(0, 255).astype(np.uint8)
+
+
+class SparseOptFlowCMC:
+    """CMC._estimate_sparse_optflow of the trackers package (downscale 2)."""
+
+    def __init__(self, downscale=2):
+        self.d, self.prev, self.pts = downscale, None, None
+
+    def estimate(self, gray):
+        import cv2
+        h, w = gray.shape
+        f = cv2.resize(gray, (w // self.d, h // self.d)) if self.d > 1 else gray
+        H = np.eye(2, 3, dtype=np.float32)
+        kp = cv2.goodFeaturesToTrack(f, mask=None, maxCorners=1000, qualityLevel=0.01, minDistance=1, blockSize=3,
+                                     useHarrisDetector=False, k=0.04)
+        if self.prev is not None and self.pts is not None and kp is not None:
+            m, st, _ = cv2.calcOpticalFlowPyrLK(self.prev, f, self.pts, None)
+            ok = st.reshape(-1) == 1
+            if ok.sum() > 4:
+                E, _ = cv2.estimateAffinePartial2D(self.pts[ok], m[ok], method=cv2.RANSAC)
+                if E is not None:
+                    H = E.astype(np.float32)
+                    H[0, 2] *= self.d
+                    H[1, 2] *= self.d
+        self.prev, self.pts = f.copy(), None if kp is None else kp.copy()
+        return H
+
+
+def apply_cmc(t, H):
+    R, tr = H[:2, :2].astype(np.float64), H[:2, 2].astype(np.float64)
+    t.x[0:2] = R @ t.x[0:2] + tr
+    t.x[4:6] = R @ t.x[4:6]
+    A = np.eye(8)
+    A[0:2, 0:2] = R
+    A[4:6, 4:6] = R
+    t.P = A @ t.P @ A.T
+
+
+def pan_ox(f):
+    return 0 if f < 5 else 30
+
+
+def pan_scene():
+    """--cmc: A moves right 8 px a frame in the world (0.9), B stands still
+    (0.8); the camera jumps 30 px right on frame 5, so both boxes jump 30 px
+    left in the picture (IoU x confidence with their predictions under 0.2
+    without compensation)."""
+    frames = []
+    for f in range(10):
+        ox = pan_ox(f)
+        frames.append([((400 - ox, 200, 440 - ox, 240), 0.8), ((100 + 8 * f - ox, 100, 140 + 8 * f - ox, 140), 0.9)])
+    return frames
+
+
+if "--cmc" in sys.argv or "--pan-no-cmc" in sys.argv:
+    use_cmc = "--cmc" in sys.argv
+    tr = BoTSORT()
+    cmc = SparseOptFlowCMC()
+    orig_update = tr.update
+
+    for f, dets in enumerate(pan_scene()):
+        tr.cmc_H = cmc if use_cmc else None
+        tr.frame_gray = texture(pan_ox(f))
+        print(f, " ".join("%d:%d" % p for p in tr.update(dets)))
+    sys.exit(0)
 
 if "--short" in sys.argv:  # fps 15, lost_track_buffer 4 (2 frames), minimum_consecutive_frames 3
     tr = BoTSORT(fps=15, lost=4, min_frames=3)

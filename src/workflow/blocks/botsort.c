@@ -40,25 +40,32 @@
  * leaves out the -1 ids and splits new / already seen ids with the FIFO
  * instance cache.
  *
- * Departures: camera-motion compensation (enable_cmc true: sparse optical
- * flow, ORB, SIFT or ECC affine estimation on the frame pixels) is not
- * implemented and refused with a step error naming it; the package's
- * timestamp mode (frame gaps from wall-clock timestamps) is not used by the
- * block and not implemented (every call is one frame); ids count from 0
- * per video; a track holding an id counts as mature when dropping tracks
- * (the package's "sticky maturity"); exact ties of the assignment are
- * broken as assign.c does, not as scipy.
+ * Camera-motion compensation (enable_cmc, cmc_method sparseOptFlow, the
+ * block's default method): after the split of tracks, the affine H of
+ * blocks/cmc.c from the previous frame to this one moves every track's
+ * centre, centre velocity and covariance (BoTSORTTracklet.apply_cmc); the
+ * CMC state is the video's, and frames the tracker skips (no tracks, no
+ * detections) do not reach it, as in the package.
+ *
+ * Departures: cmc_method orb, sift and ecc are refused with a step error
+ * naming them; the package's timestamp mode (frame gaps from wall-clock
+ * timestamps) is not used by the block and not implemented (every call is
+ * one frame); ids count from 0 per video; a track holding an id counts as
+ * mature when dropping tracks (the package's "sticky maturity"); exact
+ * ties of the assignment are broken as assign.c does, not as scipy.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/base.h"
+#include "workflow/blocks/cv_int.h"
 #include "workflow/blocks/track_util.h"
 #include "workflow/wf_int.h"
 
 #define BT_MAX_DETS 2000
 #define BT_MAX_TRACKS 4000
+#define BT_MAX_CMC_PIXELS (4 << 20) /* the downscaled frame CMC works on */
 
 #define SIG_P 0.05
 #define SIG_V 0.00625
@@ -76,6 +83,8 @@ struct botsort {
     int max_lost;
     double thr1, thr2, thr_uc, act_thr, high_thr;
     bool instant;
+    int cmc_downscale; /* 0: camera-motion compensation off */
+    struct cv_cmc cmc;
     struct tk_cache cache;
 };
 
@@ -86,6 +95,7 @@ static void bs_free(void *p)
         return;
     free(k->t);
     tk_cache_free(&k->cache);
+    cv__cmc_free(&k->cmc);
     free(k);
 }
 
@@ -173,6 +183,37 @@ static void bs_associate(const double (*tbox)[4], const int *rows, int nr, const
     free(sim);
 }
 
+/* BoTSORTTracklet.apply_cmc: centre and centre velocity through H (2 x 3),
+ * P = A P A^T with R in the position and velocity blocks. */
+static void bt_apply_cmc(struct bt *t, const double Hm[6])
+{
+    double R[4] = {Hm[0], Hm[1], Hm[3], Hm[4]};
+    double x0 = t->x[0], x1 = t->x[1], v0 = t->x[4], v1 = t->x[5];
+    t->x[0] = R[0] * x0 + R[1] * x1 + Hm[2], t->x[1] = R[2] * x0 + R[3] * x1 + Hm[5];
+    t->x[4] = R[0] * v0 + R[1] * v1, t->x[5] = R[2] * v0 + R[3] * v1;
+    double A[64] = {0}, T[64];
+    for (int i = 0; i < 8; i++)
+        A[i * 8 + i] = 1;
+    for (int b = 0; b < 2; b++) {
+        int o = b * 4;
+        A[o * 8 + o] = R[0], A[o * 8 + o + 1] = R[1], A[(o + 1) * 8 + o] = R[2], A[(o + 1) * 8 + o + 1] = R[3];
+    }
+    for (int i = 0; i < 8; i++) /* T = A P */
+        for (int j = 0; j < 8; j++) {
+            double v = 0;
+            for (int l = 0; l < 8; l++)
+                v += A[i * 8 + l] * t->P[l * 8 + j];
+            T[i * 8 + j] = v;
+        }
+    for (int i = 0; i < 8; i++) /* P = T A^T */
+        for (int j = 0; j < 8; j++) {
+            double v = 0;
+            for (int l = 0; l < 8; l++)
+                v += T[i * 8 + l] * A[j * 8 + l];
+            t->P[i * 8 + j] = v;
+        }
+}
+
 static int64_t matured_id(struct botsort *k, struct bt *t)
 {
     if (t->nsucc >= k->min_frames && t->id == -1)
@@ -181,7 +222,8 @@ static int64_t matured_id(struct botsort *k, struct bt *t)
 }
 
 /* BoTSORTTracker.update: order[q] / ids[q] the reported detections (indices into ds). */
-static int bs_update(struct botsort *k, const struct wf_dets *ds, int *order, int64_t *ids, int *nout)
+static int bs_update(struct botsort *k, const struct wf_dets *ds, const struct vis_image *frame, int *order,
+                     int64_t *ids, int *nout)
 {
     *nout = 0;
     k->frame_id++;
@@ -200,6 +242,17 @@ static int bs_update(struct botsort *k, const struct wf_dets *ds, int *order, in
             hi[nh++] = j;
         else if (conf[j] > 0.1)
             lo[nl++] = j;
+    }
+    /* camera-motion compensation of every predicted track */
+    if (k->cmc_downscale > 0 && frame) {
+        double Hm[6];
+        rc = cv__cmc_sparse(&k->cmc, frame, k->cmc_downscale, Hm);
+        if (rc < 0) {
+            free(dbox), free(conf), free(hi), free(lo);
+            return rc;
+        }
+        for (int i = 0; i < nt; i++)
+            bt_apply_cmc(&k->t[i], Hm);
     }
     /* confirmed + lost (the pool of round 1, in that order) and unconfirmed tracks */
     double (*tbox)[4] = xmalloc(((size_t)nt + 1) * sizeof *tbox);
@@ -328,18 +381,22 @@ static int botsort_run(struct wf_call *c)
             ds = &empty;
         if (ds->n > BT_MAX_DETS)
             return wf_call_fail(c, "%zu detections in one frame: the tracker takes at most %d", ds->n, BT_MAX_DETS);
-        if (wf_arg_bool(c, i, "enable_cmc", false))
-            return wf_call_fail(c, "enable_cmc: camera-motion compensation (%s) is not implemented here; "
-                                   "set enable_cmc to false",
-                                wf_arg_str(c, i, "cmc_method") ? wf_arg_str(c, i, "cmc_method") : "sparseOptFlow");
+        bool cmc = wf_arg_bool(c, i, "enable_cmc", false);
+        const char *method = wf_arg_str(c, i, "cmc_method");
+        method = method ? method : "sparseOptFlow";
+        if (cmc && strcmp(method, "sparseOptFlow"))
+            return wf_call_fail(c, "cmc_method '%s': only sparseOptFlow camera-motion compensation is "
+                                   "implemented here (orb, sift and ecc are not)",
+                                method);
         int64_t min_frames = wf_arg_int(c, i, "minimum_consecutive_frames", 2);
         int64_t buffer = wf_arg_int(c, i, "lost_track_buffer", 30);
         int64_t cache_size = wf_arg_int(c, i, "instances_cache_size", 16384);
         int64_t downscale = wf_arg_int(c, i, "cmc_downscale", 2);
         if (min_frames < 0 || min_frames > 1000000 || buffer < 0 || buffer > 1000000)
             return wf_call_fail(c, "minimum_consecutive_frames and lost_track_buffer must be within 0..1000000");
-        if (downscale < 1 || downscale > 64)
-            return wf_call_fail(c, "cmc_downscale must be within 1..64, got %lld", (long long)downscale);
+        if (downscale > 64)
+            return wf_call_fail(c, "cmc_downscale must be at most 64, got %lld", (long long)downscale);
+        downscale = MAX(downscale, 1); /* CMC: max(1, int(downscale)) */
         if (cache_size < 0 || cache_size > 100000)
             return wf_call_fail(c, "instances_cache_size must be within 0..100000");
         void **slot = wf_call_state(c, vid, bs_free);
@@ -358,14 +415,27 @@ static int botsort_run(struct wf_call *c)
             k->act_thr = wf_arg_double(c, i, "track_activation_threshold", 0.7);
             k->high_thr = wf_arg_double(c, i, "high_conf_det_threshold", 0.6);
             k->instant = wf_arg_bool(c, i, "instant_first_frame_activation", false);
+            k->cmc_downscale = cmc ? (int)downscale : 0;
             *slot = k;
         }
         int64_t *ids = xmalloc((ds->n + 1) * sizeof *ids);
         int *order = xmalloc((ds->n + 1) * sizeof *order), nout = 0;
-        if (bs_update(k, ds, order, ids, &nout) < 0) {
+        const struct wf_image *im = wf_arg_image(c, i, "image");
+        if (k->cmc_downscale > 0 && im && im->img &&
+            (int64_t)(im->img->w / k->cmc_downscale) * (im->img->h / k->cmc_downscale) > BT_MAX_CMC_PIXELS) {
             free(ids);
             free(order);
-            return wf_call_fail(c, "more than %d tracks in one video", BT_MAX_TRACKS);
+            return wf_call_fail(c, "camera-motion compensation takes at most %d pixels after cmc_downscale "
+                                   "(the frame is %d x %d)", BT_MAX_CMC_PIXELS, im->img->w, im->img->h);
+        }
+        int rc = bs_update(k, ds, im ? im->img : NULL, order, ids, &nout);
+        if (rc < 0) {
+            free(ids);
+            free(order);
+            if (rc == ERR_LIMIT)
+                return wf_call_fail(c, "more than %d tracks in one video", BT_MAX_TRACKS);
+            return wf_call_fail(c, "camera-motion compensation failed on this frame (%s)",
+                                rc == ERR_INVALID ? "smaller than cmc_downscale" : "out of memory");
         }
         struct wf_dets *out = wf_dets_new(), *fresh = wf_dets_new(), *seen = wf_dets_new();
         for (int q = 0; q < nout; q++) {

@@ -38,6 +38,8 @@ extern const struct wf_block *const wf_blocks_memory[];          /* blocks/memor
 extern const struct wf_block *const wf_blocks_overlap[];         /* blocks/overlap.c */
 extern const struct wf_block *const wf_blocks_inline[];          /* inline.c (inner_workflow) */
 extern const struct wf_block *const wf_blocks_ocsort[];          /* blocks/ocsort.c */
+extern const struct wf_block *const wf_blocks_botsort[];         /* blocks/botsort.c */
+extern const struct wf_block *const wf_blocks_rollup[];          /* blocks/rollup.c */
 /* inline.c: when def has inner_workflow steps, *out = a new definition with
  * every one expanded into ordinary steps and 1 is returned; 0 (and *out
  * NULL) when there is none; <0 with a message on a malformed or too deep

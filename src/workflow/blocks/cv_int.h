@@ -148,5 +148,37 @@ struct cv_snap_params {
  * ERR_NOMEM. */
 int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
                        const struct cv_snap_params *p, uint8_t *edges);
+struct wf_det;
+/* The largest-area external contour (cv2.findContours, CHAIN_APPROX_SIMPLE)
+ * of a 0/1 mask (w x h, row-major) as d's polygon (has_mask set); *found
+ * false when no contour has 3 points or more.  ERR_LIMIT beyond 2^20
+ * points, ERR_NOMEM (blocks/snap.c). */
+int cv__mask_polygon(const uint8_t *mask, int w, int h, struct wf_det *d, bool *found);
+
+/* ---- BoT-SORT camera-motion compensation (blocks/cmc.c) ---- */
+/* cv2.goodFeaturesToTrack(g, max_pts, 0.01, 1, blockSize=3) of a w x h
+ * gray buffer: up to max_pts (x, y) pairs into pts, strongest first;
+ * returns the count. */
+int cv__good_features(const uint8_t *g, int w, int h, float *pts, int max_pts);
+/* cv2.calcOpticalFlowPyrLK(prev, next, pts) with its defaults (21 x 21, 3
+ * levels): out (2n floats) and status (n) of the n points. */
+int cv__lk_track(const uint8_t *prev, const uint8_t *next, int w, int h, const float *pts, int n, float *out,
+                 uint8_t *status);
+/* cv2.estimateAffinePartial2D(p, q, RANSAC, 3 px) of n pairs into the
+ * row-major 2 x 3 H; false when no model is found. */
+bool cv__affine_partial_ransac(const float *p, const float *q, int n, double H[6]);
+/* The trackers package's CMC state (sparseOptFlow). */
+struct cv_cmc {
+    bool init;
+    uint8_t *prev; /* the previous downscaled gray frame */
+    int w, h;
+    float *pts;    /* its corners */
+    int npts;
+};
+/* CMC.estimate(frame) with method sparseOptFlow: H (2 x 3, row-major)
+ * from the previous frame to this one, identity on the first frame or
+ * without enough tracked points; the state moves to this frame. */
+int cv__cmc_sparse(struct cv_cmc *s, const struct vis_image *bgr, int downscale, double H[6]);
+void cv__cmc_free(struct cv_cmc *s);
 
 #endif

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "workflow/blocks/track_util.h"
 #include "workflow/wf_int.h"
 
 #define OC_MAX_DETS 2000
@@ -68,8 +69,7 @@ struct ocsort {
     int max_lost, delta_t;
     int64_t min_frames;
     double iou_thr, dc_weight, high_thr;
-    int64_t *cache; /* FIFO instance cache */
-    size_t ncache, cache_cap, cache_head;
+    struct tk_cache cache;
 };
 
 static void oc_free(void *p)
@@ -80,7 +80,7 @@ static void oc_free(void *p)
     for (size_t i = 0; i < k->n; i++)
         free(k->t[i].hist);
     free(k->t);
-    free(k->cache);
+    tk_cache_free(&k->cache);
     free(k);
 }
 
@@ -99,97 +99,11 @@ static void state_box(const double x[7], double b[4])
     b[0] = x[0] - w / 2.0, b[1] = x[1] - h / 2.0, b[2] = x[0] + w / 2.0, b[3] = x[1] + h / 2.0;
 }
 
-static void kf_predict(double x[7], double P[49])
-{
-    double FP[49], P2[49];
-    x[0] += x[4], x[1] += x[5], x[2] += x[6];
-    /* F: rows 0..2 add rows 4..6 */
-    for (int i = 0; i < 7; i++)
-        for (int j = 0; j < 7; j++)
-            FP[i * 7 + j] = P[i * 7 + j] + (i < 3 ? P[(i + 4) * 7 + j] : 0);
-    for (int i = 0; i < 7; i++)
-        for (int j = 0; j < 7; j++)
-            P2[i * 7 + j] = FP[i * 7 + j] + (j < 3 ? FP[i * 7 + j + 4] : 0) + (i == j ? Qd[i] : 0);
-    memcpy(P, P2, sizeof P2);
-}
+static void kf_predict(double x[7], double P[49]) { tk_kf_predict(x, P, 7, 3, Qd); }
 
-/* 4x4 inverse by Gauss-Jordan with partial pivoting; false when singular. */
-static bool inv4(const double *a, double *out)
-{
-    double m[4][8];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 8; j++)
-            m[i][j] = j < 4 ? a[i * 4 + j] : (j - 4 == i);
-    for (int c = 0; c < 4; c++) {
-        int p = c;
-        for (int r = c + 1; r < 4; r++)
-            if (fabs(m[r][c]) > fabs(m[p][c]))
-                p = r;
-        if (m[p][c] == 0 || !isfinite(m[p][c]))
-            return false;
-        if (p != c)
-            for (int j = 0; j < 8; j++) {
-                double t = m[c][j];
-                m[c][j] = m[p][j], m[p][j] = t;
-            }
-        double d = m[c][c];
-        for (int j = 0; j < 8; j++)
-            m[c][j] /= d;
-        for (int r = 0; r < 4; r++)
-            if (r != c) {
-                double f = m[r][c];
-                for (int j = 0; j < 8; j++)
-                    m[r][j] -= f * m[c][j];
-            }
-    }
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            out[i * 4 + j] = m[i][j + 4];
-    return true;
-}
-
-/* Joseph-form update with measurement z (H = [I4 0]). */
-static void kf_update(double x[7], double P[49], const double z[4])
-{
-    double S[16], Si[16], K[28], y[4], IKH[49], T[49], P2[49];
-    for (int i = 0; i < 4; i++) {
-        y[i] = z[i] - x[i];
-        for (int j = 0; j < 4; j++)
-            S[i * 4 + j] = P[i * 7 + j] + (i == j ? Rd[i] : 0);
-    }
-    if (!inv4(S, Si))
-        return; /* singular innovation: keep the prediction (numpy would raise) */
-    for (int i = 0; i < 7; i++) /* K = P H^T S^-1: P's first 4 columns times Si */
-        for (int j = 0; j < 4; j++) {
-            double s = 0;
-            for (int l = 0; l < 4; l++)
-                s += P[i * 7 + l] * Si[l * 4 + j];
-            K[i * 4 + j] = s;
-        }
-    for (int i = 0; i < 7; i++)
-        for (int l = 0; l < 4; l++)
-            x[i] += K[i * 4 + l] * y[l];
-    for (int i = 0; i < 7; i++)
-        for (int j = 0; j < 7; j++)
-            IKH[i * 7 + j] = (i == j) - (j < 4 ? K[i * 4 + j] : 0);
-    for (int i = 0; i < 7; i++) /* T = IKH P */
-        for (int j = 0; j < 7; j++) {
-            double s = 0;
-            for (int l = 0; l < 7; l++)
-                s += IKH[i * 7 + l] * P[l * 7 + j];
-            T[i * 7 + j] = s;
-        }
-    for (int i = 0; i < 7; i++) /* P2 = T IKH^T + K R K^T */
-        for (int j = 0; j < 7; j++) {
-            double s = 0;
-            for (int l = 0; l < 7; l++)
-                s += T[i * 7 + l] * IKH[j * 7 + l];
-            for (int l = 0; l < 4; l++)
-                s += K[i * 4 + l] * Rd[l] * K[j * 4 + l];
-            P2[i * 7 + j] = s;
-        }
-    memcpy(P, P2, sizeof P2);
-}
+/* Joseph-form update with measurement z (H = [I4 0]); a singular
+ * innovation keeps the prediction (numpy would raise). */
+static void kf_update(double x[7], double P[49], const double z[4]) { tk_kf_update(x, P, 7, z, Rd, true); }
 
 static void oct_init(struct oct *t, const double b[4], int delta_t)
 {
@@ -292,38 +206,14 @@ static void oct_update(struct oct *t, const double *b, int delta_t)
     }
 }
 
-static double iou(const double *a, const double *b)
-{
-    double iw = fmin(a[2], b[2]) - fmax(a[0], b[0]), ih = fmin(a[3], b[3]) - fmax(a[1], b[1]);
-    double inter = (iw > 0 ? iw : 0) * (ih > 0 ? ih : 0);
-    double u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    double v = inter / u;
-    return isfinite(v) ? v : 0.0;
-}
-
 /* linear_sum_assignment(score, maximize=True) then the IoU gate: match[r]
  * = column or -1. */
-static void associate(const double *score, const double *ious, int nr, int nc, double thr, int *match)
+static void oc_associate(const double *score, const double *ious, int nr, int nc, double thr, int *match)
 {
+    tk_assign_max(score, nr, nc, match);
     for (int r = 0; r < nr; r++)
-        match[r] = -1;
-    if (!nr || !nc)
-        return;
-    bool tr = nr > nc;
-    int n = tr ? nc : nr, m = tr ? nr : nc;
-    double *cost = xmalloc((size_t)n * (size_t)m * sizeof *cost);
-    int *col = xmalloc((size_t)n * sizeof *col);
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < m; j++)
-            cost[i * m + j] = -(tr ? score[j * nc + i] : score[i * nc + j]);
-    wf__assign_min(cost, n, m, col);
-    for (int i = 0; i < n; i++) {
-        int r = tr ? col[i] : i, c = tr ? i : col[i];
-        if (ious[r * nc + c] >= thr)
-            match[r] = c;
-    }
-    free(cost);
-    free(col);
+        if (match[r] >= 0 && !(ious[r * nc + match[r]] >= thr))
+            match[r] = -1;
 }
 
 /* add_track_id_detections: the id this match reports (-1 while immature). */
@@ -399,7 +289,7 @@ static int oc_update(struct ocsort *k, const struct wf_dets *ds, int *order, int
         if (!ko)
             ko = t->last;
         for (int j = 0; j < nd; j++) {
-            ious[i * nd + j] = iou(pb, box[j]);
+            ious[i * nd + j] = tk_iou(pb, box[j]);
             double dc = 0;
             if (t->has_vel) {
                 double dy, dx;
@@ -413,7 +303,7 @@ static int oc_update(struct ocsort *k, const struct wf_dets *ds, int *order, int
     }
     int *match = xmalloc(((size_t)nt + 1) * sizeof *match);
     bool *det_used = xcalloc((size_t)nd + 1, sizeof *det_used);
-    associate(score, ious, nt, nd, k->iou_thr, match);
+    oc_associate(score, ious, nt, nd, k->iou_thr, match);
     for (int i = 0; i < nt; i++)
         if (match[i] >= 0) {
             det_used[match[i]] = true;
@@ -436,8 +326,8 @@ static int oc_update(struct ocsort *k, const struct wf_dets *ds, int *order, int
         int *om = xmalloc((size_t)nut * sizeof *om);
         for (int a = 0; a < nut; a++)
             for (int b = 0; b < nud; b++)
-                oi[a * nud + b] = iou(k->t[ut[a]].last, box[ud[b]]);
-        associate(oi, oi, nut, nud, k->iou_thr, om);
+                oi[a * nud + b] = tk_iou(k->t[ut[a]].last, box[ud[b]]);
+        oc_associate(oi, oi, nut, nud, k->iou_thr, om);
         for (int a = 0; a < nut; a++) {
             struct oct *t = &k->t[ut[a]];
             if (om[a] >= 0) {
@@ -470,33 +360,11 @@ static int oc_update(struct ocsort *k, const struct wf_dets *ds, int *order, int
     return rc;
 }
 
-static bool oc_seen(struct ocsort *k, int64_t id, size_t size)
-{
-    size = size ? size : 1;
-    for (size_t i = 0; i < k->ncache; i++)
-        if (k->cache[(k->cache_head + i) % k->cache_cap] == id)
-            return true;
-    if (!k->cache) {
-        k->cache_cap = size;
-        k->cache = xmalloc(size * sizeof *k->cache);
-    }
-    if (k->ncache >= k->cache_cap) {
-        k->cache_head = (k->cache_head + 1) % k->cache_cap;
-        k->ncache--;
-    }
-    k->cache[(k->cache_head + k->ncache) % k->cache_cap] = id;
-    k->ncache++;
-    return false;
-}
-
 static int ocsort_run(struct wf_call *c)
 {
     for (size_t i = 0; i < wf_call_n(c); i++) {
-        const struct wf_image *im = wf_arg_image(c, i, "image");
-        const json_t *vm = im ? im->video_metadata : NULL;
-        const char *vid = json_string_value(json_object_get(vm, "video_identifier"));
-        if (!vid)
-            vid = im && im->parent_id ? im->parent_id : "image";
+        const json_t *vm;
+        const char *vid = tk_video(c, i, &vm);
         const struct wf_dets *ds = wf_arg_dets(c, i, "detections");
         struct wf_dets empty = {0};
         if (!ds)
@@ -518,10 +386,8 @@ static int ocsort_run(struct wf_call *c)
             return wf_call_fail(c, "too many videos tracked at once (at most %d)", WF_STATE_MAX);
         struct ocsort *k = *slot;
         if (!k) { /* parameters are read once, when the video's tracker is created */
-            const json_t *f = json_object_get(vm, "fps");
-            double fps = json_is_number(f) && json_number_value(f) != 0 ? json_number_value(f) : 30;
             k = xcalloc(1, sizeof *k);
-            k->max_lost = (int)MIN(1e9, fps / 30.0 * (double)buffer);
+            k->max_lost = tk_max_lost(vm, buffer);
             k->min_frames = min_frames;
             k->delta_t = (int)delta_t;
             k->iou_thr = wf_arg_double(c, i, "minimum_iou_threshold", 0.3);
@@ -542,7 +408,7 @@ static int ocsort_run(struct wf_call *c)
                 continue;
             struct wf_det *o = wf_dets_push_copy(out, &ds->d[order[q]]);
             o->tracker_id = ids[q];
-            wf_dets_push_copy(oc_seen(k, ids[q], (size_t)cache_size) ? seen : fresh, o);
+            wf_dets_push_copy(tk_cache_seen(&k->cache, ids[q], (size_t)cache_size) ? seen : fresh, o);
         }
         free(ids);
         free(order);

@@ -471,9 +471,8 @@ int cv__mask_edge_snap(const struct vis_image *gray, uint8_t *masks, size_t nm,
 
 /* ---- the block ---------------------------------------------------------------------------- */
 
-/* The largest-area external contour of a 0/1 mask as d's polygon;
- * false when the mask has no contour of 3 points or more. */
-static int mask_polygon(const uint8_t *mask, int w, int h, struct wf_det *d, bool *found)
+/* cv_int.h (also detections_list_rollup) */
+int cv__mask_polygon(const uint8_t *mask, int w, int h, struct wf_det *d, bool *found)
 {
     *found = false;
     struct vis_image *mi = vis_image_new(w, h, VIS_GRAY);
@@ -599,7 +598,7 @@ static int snap_run(struct wf_call *c)
             for (size_t k = 0; k < out->n && rc == 0; k++) {
                 keep[k] = true;
                 if (nm)
-                    rc = mask_polygon(masks + k * np, w, h, &out->d[k], &keep[k]);
+                    rc = cv__mask_polygon(masks + k * np, w, h, &out->d[k], &keep[k]);
             }
             if (rc == 0)
                 wf_dets_keep(out, keep);
@@ -619,7 +618,7 @@ static int snap_run(struct wf_call *c)
             wf_det_set_str(&d->prediction_type, "instance-segmentation");
             wf_det_attach_image(d, im);
             bool found[1];
-            rc = mask_polygon(edges, w, h, d, &found[0]);
+            rc = cv__mask_polygon(edges, w, h, d, &found[0]);
             if (rc == 0)
                 wf_dets_keep(eo, found);
         }

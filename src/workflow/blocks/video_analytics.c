@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "workflow/blocks/track_util.h"
 #include "workflow/wf_int.h"
 
 /* ---- shared helpers ----------------------------------------------------------------------- */
@@ -1209,16 +1210,14 @@ struct ktracker {
     size_t n, cap;
     int64_t next_id;
     int max_lost;
-    /* FIFO instance cache */
-    int64_t *cache;
-    size_t ncache, cache_cap, cache_head;
+    struct tk_cache cache;
 };
 
 static void ktracker_free(void *p)
 {
     struct ktracker *k = p;
     free(k->t);
-    free(k->cache);
+    tk_cache_free(&k->cache);
     free(k);
 }
 
@@ -1232,100 +1231,28 @@ static void kt_init(struct ktrack *t, const struct wf_det *d)
     t->updates = 1;
 }
 
+static const double KT_Q[8] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01};
+static const double KT_R[4] = {0.1, 0.1, 0.1, 0.1};
+
 static void kt_predict(struct ktrack *t)
 {
-    double FP[64], P2[64];
-    for (int i = 0; i < 4; i++)
-        t->x[i] += t->x[i + 4];
-    /* FP = F P; P2 = FP F^T + Q */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-            FP[i * 8 + j] = t->P[i * 8 + j] + (i < 4 ? t->P[(i + 4) * 8 + j] : 0);
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++)
-            P2[i * 8 + j] = FP[i * 8 + j] + (j < 4 ? FP[i * 8 + j + 4] : 0) + (i == j ? 0.01 : 0);
-    memcpy(t->P, P2, sizeof P2);
+    tk_kf_predict(t->x, t->P, 8, 4, KT_Q);
     t->since_update++;
-}
-
-/* 4x4 inverse by Gauss-Jordan with partial pivoting; false when singular. */
-static bool inv4(const double *a, double *out)
-{
-    double m[4][8];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 8; j++)
-            m[i][j] = j < 4 ? a[i * 4 + j] : (j - 4 == i);
-    for (int c = 0; c < 4; c++) {
-        int p = c;
-        for (int r = c + 1; r < 4; r++)
-            if (fabs(m[r][c]) > fabs(m[p][c]))
-                p = r;
-        if (fabs(m[p][c]) < 1e-300)
-            return false;
-        for (int j = 0; j < 8; j++) {
-            double tmp = m[c][j];
-            m[c][j] = m[p][j];
-            m[p][j] = tmp;
-        }
-        double d = m[c][c];
-        for (int j = 0; j < 8; j++)
-            m[c][j] /= d;
-        for (int r = 0; r < 4; r++)
-            if (r != c) {
-                double f = m[r][c];
-                for (int j = 0; j < 8; j++)
-                    m[r][j] -= f * m[c][j];
-            }
-    }
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            out[i * 4 + j] = m[i][j + 4];
-    return true;
 }
 
 static void kt_update(struct ktrack *t, const struct wf_det *d)
 {
-    double S[16], Si[16], K[32], z[4] = {d->x1, d->y1, d->x2, d->y2}, P2[64];
+    double z[4] = {d->x1, d->y1, d->x2, d->y2};
     t->since_update = 0;
     t->updates++;
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            S[i * 4 + j] = t->P[i * 8 + j] + (i == j ? 0.1 : 0);
-    if (!inv4(S, Si))
-        return;
-    /* K = P[:, 0:4] S^-1 */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 4; j++) {
-            double s = 0;
-            for (int k = 0; k < 4; k++)
-                s += t->P[i * 8 + k] * Si[k * 4 + j];
-            K[i * 4 + j] = s;
-        }
-    double y[4];
-    for (int k = 0; k < 4; k++)
-        y[k] = z[k] - t->x[k];
-    for (int i = 0; i < 8; i++)
-        for (int k = 0; k < 4; k++)
-            t->x[i] += K[i * 4 + k] * y[k];
-    /* P = (I - K H) P = P - K P[0:4, :] */
-    for (int i = 0; i < 8; i++)
-        for (int j = 0; j < 8; j++) {
-            double s = 0;
-            for (int k = 0; k < 4; k++)
-                s += K[i * 4 + k] * t->P[k * 8 + j];
-            P2[i * 8 + j] = t->P[i * 8 + j] - s;
-        }
-    memcpy(t->P, P2, sizeof P2);
+    tk_kf_update(t->x, t->P, 8, z, KT_R, false);
 }
 
 /* sv.box_iou_batch of a track's state box and a detection. */
 static double kt_iou(const struct ktrack *t, const struct wf_det *d)
 {
-    double ax1 = t->x[0], ay1 = t->x[1], ax2 = t->x[2], ay2 = t->x[3];
-    double iw = fmin(ax2, d->x2) - fmax(ax1, d->x1), ih = fmin(ay2, d->y2) - fmax(ay1, d->y1);
-    double inter = iw > 0 && ih > 0 ? iw * ih : 0;
-    double ua = (ax2 - ax1) * (ay2 - ay1) + ((double)d->x2 - d->x1) * ((double)d->y2 - d->y1) - inter;
-    return ua > 0 ? inter / ua : 0;
+    double b[4] = {d->x1, d->y1, d->x2, d->y2};
+    return tk_iou(t->x, b);
 }
 
 
@@ -1340,27 +1267,19 @@ static void kt_associate(struct ktrack *const *tr, int nt, const struct wf_det *
         track_of[j] = -1;
     if (nt == 0 || nd == 0)
         return;
-    bool tr_rows = nt <= nd;
-    int n = tr_rows ? nt : nd, m = tr_rows ? nd : nt;
-    double *cost = xmalloc((size_t)n * m * sizeof *cost), *sim = xmalloc((size_t)nt * nd * sizeof *sim);
-    int *col_of = xmalloc((size_t)n * sizeof *col_of);
+    double *sim = xmalloc((size_t)nt * nd * sizeof *sim);
+    int *match = xmalloc((size_t)nt * sizeof *match);
     for (int i = 0; i < nt; i++)
-        for (int j = 0; j < nd; j++) {
+        for (int j = 0; j < nd; j++)
             sim[(size_t)i * nd + j] = kt_iou(tr[i], ds[j]);
-            if (tr_rows)
-                cost[(size_t)i * m + j] = -sim[(size_t)i * nd + j];
-            else
-                cost[(size_t)j * m + i] = -sim[(size_t)i * nd + j];
-        }
-    wf__assign_min(cost, n, m, col_of);
-    for (int r = 0; r < n; r++) {
-        int i = tr_rows ? r : col_of[r], j = tr_rows ? col_of[r] : r;
-        if (sim[(size_t)i * nd + j] >= thr)
+    tk_assign_max(sim, nt, nd, match);
+    for (int i = 0; i < nt; i++) {
+        int j = match[i];
+        if (j >= 0 && sim[(size_t)i * nd + j] >= thr)
             det_of[i] = j, track_of[j] = i;
     }
-    free(cost);
     free(sim);
-    free(col_of);
+    free(match);
 }
 
 /* get_alive_trackers */
@@ -1385,26 +1304,6 @@ static int kt_spawn(struct wf_call *c, struct ktracker *k, const struct wf_det *
     }
     kt_init(&k->t[k->n++], d);
     return 0;
-}
-
-/* InstanceCache.record_instance: true when seen before; FIFO of size. */
-static bool kt_seen(struct ktracker *k, int64_t id, size_t size)
-{
-    size = MAX(size, 1);
-    for (size_t i = 0; i < k->ncache; i++)
-        if (k->cache[(k->cache_head + i) % k->cache_cap] == id)
-            return true;
-    if (!k->cache) {
-        k->cache_cap = size;
-        k->cache = xmalloc(size * sizeof *k->cache);
-    }
-    if (k->ncache >= k->cache_cap) {
-        k->cache_head = (k->cache_head + 1) % k->cache_cap;
-        k->ncache--;
-    }
-    k->cache[(k->cache_head + k->ncache) % k->cache_cap] = id;
-    k->ncache++;
-    return false;
 }
 
 /* SORTTracker.update: the ids of ds's detections (-1 when none). */
@@ -1583,10 +1482,8 @@ static int trackers_block(struct wf_call *c, bool bytetrack)
         struct ktracker *k = *slot;
         if (!k) {
             /* parameters are read once, when the video's tracker is created (as Roboflow) */
-            const json_t *f = json_object_get(vm, "fps");
-            double fps = json_is_number(f) && json_number_value(f) != 0 ? json_number_value(f) : 30;
             k = xcalloc(1, sizeof *k);
-            k->max_lost = (int)MIN(1e9, fps / 30.0 * (double)buffer);
+            k->max_lost = tk_max_lost(vm, buffer);
             *slot = k;
         }
         int64_t *ids = xmalloc((ds->n + 1) * sizeof *ids);
@@ -1610,7 +1507,7 @@ static int trackers_block(struct wf_call *c, bool bytetrack)
                 continue;
             struct wf_det *o = wf_dets_push_copy(out, &ds->d[order[q]]);
             o->tracker_id = ids[q];
-            wf_dets_push_copy(kt_seen(k, ids[q], (size_t)cache_size) ? seen : fresh, o);
+            wf_dets_push_copy(tk_cache_seen(&k->cache, ids[q], (size_t)cache_size) ? seen : fresh, o);
         }
         free(ids);
         free(order);

@@ -183,14 +183,24 @@ void staging__upload_key(const char *key, char out[128])
         snprintf(out, 128, "%.*s/u/%s", (int)(third - key), key, last + 1);
 }
 
-/* On the S3 backend the client PUTs straight to the object store (a
- * presigned PUT of the upload key; no size is signed, the arrival poller
- * enforces the limit); on the local folder to vbatch's own signed /blobs
- * URL. */
-static char *upload_url(struct staging *s, const char *key, int64_t limit)
+/* On the S3 backend the client PUTs straight to the object store; on the
+ * local folder to vbatch's own signed /blobs URL (which enforces limit).
+ * A tar shard on a store that honours "If-None-Match: *" is PUT to its own
+ * key, once (*once set: the client sends that header, the answer's
+ * extensionHeaders), and indexed where it lands.  Else (videos, and stores
+ * that would overwrite) to the upload key b/<bid>/u/<name>, copied to the
+ * target on arrival so that a second PUT to the URL changes nothing that
+ * was acknowledged.  An S3 presigned PUT signs no maximum size: the
+ * arrival poller refuses an oversized object (docs/STORAGE.md). */
+static char *upload_url(struct staging *s, const char *key, int64_t limit, bool tar, bool *once)
 {
     char *path = NULL, *url = NULL, ukey[128];
     int64_t exp = (time_now_ms() + s->o.upload_url_ttl_ms) / 1000;
+    *once = false;
+    if (tar && store_blob_presign_put_once(s->st, key, exp, &url) == 0) {
+        *once = true;
+        return url;
+    }
     staging__upload_key(key, ukey);
     int rc = store_blob_presign(s->st, "PUT", ukey, exp, -1, &url);
     if (rc == 0)
@@ -221,7 +231,8 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
                                    s->o.expiry_ms, key, err);
     if (rc < 0)
         return rc;
-    char *url = upload_url(s, key, s->o.max_video_bytes);
+    bool once;
+    char *url = upload_url(s, key, s->o.max_video_bytes, false, &once);
     *out = json_pack("{s:s,s:{s:s?,s:s,s:{},s:I}}", "status", "ok", "signedURLDetails", "uploadURL", url,
                      "method", "PUT", "extensionHeaders", "maxFileSize", (json_int_t)s->o.max_video_bytes);
     free(url);
@@ -240,9 +251,11 @@ int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch
                                  err);
     if (rc < 0)
         return rc;
-    char *url = upload_url(s, key, s->o.max_shard_bytes);
-    *out = json_pack("{s:s,s:{s:s,s:s?,s:s,s:{},s:i,s:I}}", "status", "ok", "signedURLDetails", "shardId", shard,
-                     "uploadURL", url, "method", "PUT", "extensionHeaders", "maxNumberOfImages",
+    bool once;
+    char *url = upload_url(s, key, s->o.max_shard_bytes, true, &once);
+    json_t *hdrs = once ? json_pack("{s:s}", "If-None-Match", "*") : json_object();
+    *out = json_pack("{s:s,s:{s:s,s:s?,s:s,s:o,s:i,s:I}}", "status", "ok", "signedURLDetails", "shardId", shard,
+                     "uploadURL", url, "method", "PUT", "extensionHeaders", hdrs, "maxNumberOfImages",
                      s->o.max_shard_images, "maxShardSize", (json_int_t)s->o.max_shard_bytes);
     free(url);
     return 0;

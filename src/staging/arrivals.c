@@ -252,7 +252,7 @@ void *staging__poll_main(void *arg)
     uint64_t tick = 0, turn = 0;
     int held = -1;
     char *probe = NULL; /* does this process hand out put-once shard URLs? */
-    bool once = store_blob_presign_put_once(s->st, "probe", time_now_ms() / 1000 + 60, &probe) == 0;
+    bool once = store_blob_presign_put_once(s->st, "probe", time_now_ms() / 1000 + 60, -1, &probe) == 0;
     free(probe);
     for (;;) {
         pthread_mutex_lock(&s->mu);

@@ -278,14 +278,15 @@ int store_blob_presign(struct store *st, const char *method, const char *key, in
     return s3_presign(st->s3, method, key, now, expires_unix_s - now, length, url);
 }
 
-int store_blob_presign_put_once(struct store *st, const char *key, int64_t expires_unix_s, char **url)
+int store_blob_presign_put_once(struct store *st, const char *key, int64_t expires_unix_s, int64_t length,
+                                char **url)
 {
     if (!st->s3 || !st->blob_put_once)
         return ERR_UNSUPPORTED;
     int64_t now = time_now_ms() / 1000;
     if (expires_unix_s <= now)
         return ERR_INVALID;
-    return s3_presign_put_once(st->s3, key, now, expires_unix_s - now, url);
+    return s3_presign_put_once(st->s3, key, now, expires_unix_s - now, length, url);
 }
 
 int store_blob_copy(struct store *st, const char *src, const char *dst)

@@ -1286,7 +1286,8 @@ int s3_presign(struct s3 *s, const char *method, const char *key, int64_t now_un
     return presign(s, method, key, now_unix_s, expires_s, content_length, false, out);
 }
 
-int s3_presign_put_once(struct s3 *s, const char *key, int64_t now_unix_s, int64_t expires_s, char **out)
+int s3_presign_put_once(struct s3 *s, const char *key, int64_t now_unix_s, int64_t expires_s, int64_t content_length,
+                        char **out)
 {
-    return presign(s, "PUT", key, now_unix_s, expires_s, -1, true, out);
+    return presign(s, "PUT", key, now_unix_s, expires_s, content_length, true, out);
 }

@@ -135,9 +135,10 @@ int s3_presign(struct s3 *s, const char *method, const char *key, int64_t now_un
 /* A presigned PUT of key that also signs "If-None-Match: *": the client
  * must send that header (the upload answer's extensionHeaders), and a
  * store that honours it (AWS S3, radosgw, MinIO) refuses with 412 a PUT to
- * a key that holds an object, so the URL writes the object once.  *out
- * malloc'd. */
-int s3_presign_put_once(struct s3 *s, const char *key, int64_t now_unix_s, int64_t expires_s, char **out);
+ * a key that holds an object, so the URL writes the object once.
+ * content_length >= 0 also signs the content-length.  *out malloc'd. */
+int s3_presign_put_once(struct s3 *s, const char *key, int64_t now_unix_s, int64_t expires_s, int64_t content_length,
+                        char **out);
 
 /* The SigV4 query signature itself, for the unit test against AWS's
  * documented example: the full URL of 'method' on 'path' (already

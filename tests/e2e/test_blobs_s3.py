@@ -571,3 +571,45 @@ def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
         rc = s.stop()
     assert rc == 0, s.tail_log()
 
+
+
+@need_s3
+def test_declared_size_is_signed_and_the_store_refuses_another(tmp_path):
+    """A client that declares its shard's size (contentLength, as `vbatch
+    batch upload` does) gets a URL with that content-length signed:
+    radosgw refuses a PUT of any other size (403) and writes nothing, so an
+    oversized shard is never indexed; the declared size goes through.  A
+    declared size over the shard limit is refused up front (413), a bad
+    one is a 400."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    tar = shard_tar(10)
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '200', '--max-shard-bytes', str(len(tar) + 4096)],
+               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        r = s.ds('POST', '/sized/bulk-upload/image-files', query={'displayName': 'sized', 'contentLength': len(tar)})
+        assert r.status == 200, r
+        d = r.json()['signedURLDetails']
+        q = presigned(d['uploadURL'])
+        assert q['X-Amz-SignedHeaders'] == 'content-length;host;if-none-match', q
+        hdrs = d['extensionHeaders']
+        bigger = tar + bytes(1024)  # within vbatch's limit, over the declared size
+        for body in (bigger, tar[:-512]):
+            put = s.raw('PUT', d['uploadURL'], body=body, headers=hdrs)
+            assert put.status == 403 and b'SignatureDoesNotMatch' in put.body, put
+        time.sleep(1.0 * MULT)  # several poll rounds
+        assert not [k for k in s3_keys(prefix) if '/s/' in k or '/u/' in k]
+        assert s.ds('GET', '/sized/count').json()['count'] == 0
+        assert shard_status(s, 'sized', d['shardId'])['statusName'] == 'awaiting-upload'
+        put = s.raw('PUT', d['uploadURL'], body=tar, headers=hdrs)
+        assert put.status == 200, put
+        assert s.wait_count('sized', 10) == 10
+        # over the limit: no URL; not a byte count: 400
+        r = s.ds('POST', '/sized/bulk-upload/image-files', query={'contentLength': len(tar) + 4097})
+        assert r.status == 413 and 'exceeds the shard limit' in r.json()['error'], r
+        for bad in ('abc', '-1', '+5', '1e3', '99999999999999999999999'):
+            r = s.ds('POST', '/sized/bulk-upload/image-files', query={'contentLength': bad})
+            assert r.status == 400 and 'contentLength' in r.json()['error'], (bad, r)
+        assert len(s.ds('GET', '/sized/shards').json()['shards']) == 1
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

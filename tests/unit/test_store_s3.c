@@ -505,7 +505,7 @@ TEST(live_put_once)
     char *put = NULL;
     struct buf out = BUF_INIT;
     /* the client's PUT with the signed If-None-Match header writes once */
-    ASSERT_OK(s3_presign_put_once(s, "once/shard.tar", now, 600, &put));
+    ASSERT_OK(s3_presign_put_once(s, "once/shard.tar", now, 600, -1, &put));
     ASSERT(strstr(put, "X-Amz-SignedHeaders=host%3Bif-none-match") != NULL);
     ASSERT_EQ(plain("PUT", put, "first", 5, NULL), 403); /* the header is signed: required */
     ASSERT_EQ(s3_head(s, "once/shard.tar", NULL, &e), ERR_NOTFOUND);

@@ -209,3 +209,25 @@ def test_signed_url_expiry_and_limit(server_factory):
     # nothing half-written is visible and the batch is empty
     r = s.ds('GET', '/exp/count')
     assert r.status == 404 or r.json()['count'] == 0
+
+
+def test_declared_shard_size(server):
+    """contentLength (vbatch's own): the URL takes exactly the declared
+    size.  More bytes are refused — by vbatch's own URL (413) on the local
+    folder, by the store on S3 (the content-length is signed: 403) — and
+    nothing is indexed; the declared bytes go through."""
+    tar = make_tar([(f'd{i}.png', png_bytes(40 + i)) for i in range(3)])
+    r = server.ds('POST', '/declared/bulk-upload/image-files', query={'contentLength': str(len(tar))})
+    assert r.status == 200, r
+    d = r.json()['signedURLDetails']
+    hdrs = d.get('extensionHeaders') or {}
+    p = server.raw('PUT', d['uploadURL'], body=tar + bytes(1024), headers=hdrs)
+    assert p.status == (403 if server.blobs.s3 else 413), p
+    time.sleep(0.5 * MULT)
+    r = server.ds('GET', '/declared/count')
+    assert r.status == 200 and r.json()['count'] == 0, r
+    p = server.raw('PUT', d['uploadURL'], body=tar, headers=hdrs)
+    assert p.status == 200, p
+    assert server.wait_count('declared', 3) == 3
+    r = server.ds('POST', '/declared/bulk-upload/image-files', query={'contentLength': 'x1'})
+    assert r.status == 400 and 'contentLength' in r.json()['error'], r

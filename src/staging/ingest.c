@@ -12,6 +12,10 @@
  *        ─finish─► fsync + rename ─► tx { uploads done; shard "uploaded" }
  *        ─► indexer (indexer.c) ─► tx { items; shard "ingested" | error }
  *
+ * With the blobs on S3 the client PUTs to the store instead (a presigned
+ * URL of the shard's own key, written once: If-None-Match; upload_url)
+ * and the arrival poller (arrivals.c) records the same transaction.
+ *
  * Nothing the client sends becomes visible before its transaction
  * commits, and every step is recorded before the next starts, so a crash
  * anywhere is recovered by redoing the last recorded step.

@@ -38,10 +38,10 @@ sys.path.insert(0, HERE)
 import jobs_bench  # noqa: E402  (call, make_images, iso_s)
 
 
-def put(url, body):
+def put(url, body, headers=None):
     u = urllib.parse.urlsplit(url)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-    c.request('PUT', u.path + '?' + u.query, body=body)
+    c.request('PUT', u.path + '?' + u.query, body=body, headers=headers or {})
     r = c.getresponse()
     data = r.read()
     c.close()
@@ -81,10 +81,11 @@ def one(binp, tmp, models, blobs_env, shards, n, workers, label):
         for tar in shards:
             st, body = call(port, 'POST', f'/data-staging/v1/external/{ws}/batches/bench/bulk-upload/image-files', key)
             assert st == 200, body
-            u = json.loads(body)['signedURLDetails']['uploadURL']
+            sd = json.loads(body)['signedURLDetails']
+            u = sd['uploadURL']
             if u.startswith('/'):
                 u = f'http://127.0.0.1:{port}{u}'
-            st, body = put(u, tar)
+            st, body = put(u, tar, sd.get('extensionHeaders'))
             assert st == 200, body
         while True:
             st, body = call(port, 'GET', f'/data-staging/v1/external/{ws}/batches/bench/count', key)

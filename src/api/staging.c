@@ -21,6 +21,7 @@
 
 #include "base/base.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,7 +176,19 @@ static int ds_bulk_url(struct http_req *req, void *vctx)
 
     if (!b)
         return 0;
-    int rc = staging_bulk_upload_url(ctx->sg, ws, b, ds_display_name(req), &out, &e);
+    /* contentLength (vbatch's own; not in Roboflow's API): the shard's size,
+     * signed into the URL so that the store refuses any other */
+    int64_t len = -1;
+    const char *cl = http_req_query(req, "contentLength");
+    if (cl) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(cl, &end, 10);
+        if (end == cl || *end || errno || n < 0 || !isdigit((unsigned char)cl[0]))
+            return http_reply_error(req, 400, "invalid contentLength '%.32s': expected a byte count", cl);
+        len = n;
+    }
+    int rc = staging_bulk_upload_url_sized(ctx->sg, ws, b, ds_display_name(req), len, &out, &e);
     return api_reply(req, rc, out, &e);
 }
 

@@ -99,7 +99,7 @@ static const struct metric_def metric_defs[METRIC__COUNT] = {
                             "Blob store operations that failed, by operation (write, read, delete)",
                             METRIC_COUNTER, 1, {"op"}, NULL, 0},
     [METRIC_UPLOAD_POLLS] = {"vbatch_upload_poll_total",
-                             "S3 arrival poller: rounds, list requests sent, uploads found (round, list, arrival)",
+                             "S3 arrival poller: rounds, list and HEAD requests sent, uploads found (round, list, head, arrival)",
                              METRIC_COUNTER, 1, {"what"}, NULL, 0},
 };
 

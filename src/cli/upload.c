@@ -798,13 +798,23 @@ static int do_work(struct up *u, CURL *h, const struct work *w, struct buf *tar,
     if (ssize < 0 && (rc = build_tar(u, w, tar, chunk, e)) != 0)
         goto out;
     char *path = cli__ds_path(u->c, u->batch, "/bulk-upload/image-files");
-    const char *q[] = {"displayName", u->display, NULL};
-    rc = cli__call_on(h, u->c, "POST", path, q, NULL, 0, &j, NULL, e);
+    int64_t tsize = ssize >= 0 ? ssize : (int64_t)tar->len;
+    /* the size is declared: on S3 it is signed into the URL, and the store
+     * refuses any other (a server over its limit answers 413 here) */
+    char slen[24];
+    snprintf(slen, sizeof slen, "%lld", (long long)tsize);
+    const char *q[] = {"displayName", u->display, "contentLength", slen, NULL};
+    long ustatus = 0;
+    rc = cli__call_on(h, u->c, "POST", path, q, NULL, 0, &j, &ustatus, e);
     free(path);
+    if (rc && ustatus == 413) { /* the same tar would be refused again */
+        *permanent = true;
+        err_prefix(e, rc, "its tar of %lld bytes is over the server's shard limit (use a smaller --shard-mb or"
+                          " --shard-size)", (long long)tsize);
+    }
     if (rc)
         goto out;
     x->scale_num = w->bytes;
-    int64_t tsize = ssize >= 0 ? ssize : (int64_t)tar->len;
     json_int_t max = json_integer_value(json_object_get(json_object_get(j, "signedURLDetails"), "maxShardSize"));
     if (max > 0 && tsize > max) {
         *permanent = true;

@@ -10,22 +10,30 @@
  * every poll interval (--upload-poll-ms, default 1 s):
  *
  *   pending targets (uploads.state = pending, younger than the URL
- *   lifetime + 1 h, at most POLL_ROWS_MAX) grouped by batch
- *     └─ one listing of the batch's upload folder "b/<bid>/u" (where the
- *        presigned URLs point: staging__upload_key) per group, not a HEAD
- *        per target: 1,000 pending shards of one batch cost one list
- *        request (of 1000 keys) a round; at most POLL_LISTS_MAX listings
- *        a round (groups past it wait for the next round, in turn);
- *     └─ a group whose youngest target is older than 10 poll intervals
- *        is listed every age/10 intervals, at most every 60 intervals
- *        (old URLs are rarely used).
+ *   lifetime + 1 h, at most POLL_ROWS_MAX) grouped by batch; per group:
+ *     └─ tar shards on a store that writes once ("If-None-Match: *",
+ *        probed at start; ingest.c upload_url): the client PUT the shard
+ *        to its own key b/<bid>/s/<shard>.tar, so it is indexed where it
+ *        landed, without a copy.  Found with a HEAD per pending shard (up
+ *        to POLL_HEADS_MAX of the batch), else one listing of the batch's
+ *        shard folder "b/<bid>/s";
+ *     └─ videos, and shards on a store that would overwrite: one listing
+ *        of the batch's upload folder "b/<bid>/u" (staging__upload_key),
+ *        not a HEAD per target: 1,000 pending objects of one batch cost
+ *        one list request a round.  An arrived object is copied (server
+ *        side) to the target's key, recorded, and the upload object
+ *        deleted: a second PUT to the same presigned URL (S3 accepts it
+ *        until the URL expires) only writes an upload object that nobody
+ *        reads.  With put-once this folder is still listed every
+ *        POLL_LEGACY_EVERY rounds for shard URLs handed out before;
+ *     └─ at most POLL_REQS_MAX requests a round (groups past it wait for
+ *        the next round, in turn); a group whose youngest target is older
+ *        than 10 poll intervals is looked at every age/10 intervals, at
+ *        most every 60 intervals (old URLs are rarely used).
  *
- * An arrived object is copied (server side) to the target's key, recorded,
- * and the upload object deleted: a second PUT to the same presigned URL
- * (S3 accepts it until the URL expires) only writes an upload object that
- * nobody reads (and that the next round does not look for: the target is
- * no longer pending); it goes with the batch.  Over the size limit, the
- * target fails without a copy.
+ * Over the size limit, the target fails without a copy (and an object at
+ * the target's key is deleted).  A put-once shard cannot be replaced after
+ * it was indexed: the store refuses a second PUT with 412.
  *
  * An upload recorded twice (two pollers after a lease handover, or a
  * racing vbatch PUT) is harmless: the pending -> done move is conditional
@@ -39,7 +47,9 @@
 
 #define POLL_LEASE "upload-poller"
 #define POLL_ROWS_MAX 20000
-#define POLL_LISTS_MAX 32
+#define POLL_REQS_MAX 64     /* list pages and HEADs a round (then the next round goes on) */
+#define POLL_HEADS_MAX 16    /* pending shards of a batch looked at with a HEAD each; more: a listing */
+#define POLL_LEGACY_EVERY 10 /* the upload folder of a shards-only batch, with put-once */
 #define POLL_SLOW_MAX 60
 
 struct listed {
@@ -78,10 +88,10 @@ static void listing_free(struct listing *l)
     memset(l, 0, sizeof *l);
 }
 
-/* One arrival: the object at the upload key (size bytes) of pending
- * target r.  Copied to the target's key and recorded; the upload object
- * is then deleted (kept when the database could not be reached, so the
- * next round tries again). */
+/* One arrival at the upload key: the object at ukey (size bytes) of
+ * pending target r.  Copied to the target's key and recorded; the upload
+ * object is then deleted (kept when the database could not be reached, so
+ * the next round tries again). */
 static void arrived(struct staging *s, const struct store_upload_pending *r, const char *ukey, int64_t size)
 {
     struct err ae = ERR_INIT;
@@ -101,11 +111,104 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
         store_blob_delete(s->st, ukey);
 }
 
-static void poll_round(struct staging *s, int64_t poll_ms, uint64_t tick, uint64_t *turn)
+/* One arrival at the target's own key (a tar shard PUT once, ingest.c
+ * upload_url): recorded where it landed, no copy.  Over the size limit
+ * staging__upload_arrived fails the shard and deletes the object. */
+static void arrived_in_place(struct staging *s, const struct store_upload_pending *r, int64_t size)
+{
+    struct err ae = ERR_INIT;
+    metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
+    int rc = staging__upload_arrived(s, r->key, &r->u, size, &ae);
+    if (rc == 0)
+        log_info("staging", "upload poller: '%s' arrived in place (%lld bytes)", r->key, (long long)size);
+    else if (rc != ERR_EXISTS)
+        log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
+                 err_text(&ae, rc));
+}
+
+/* Lists folder dir (sorted); requests counted into *reqs. */
+static int list_sorted(struct staging *s, const char *dir, struct listing *l, int *reqs)
+{
+    metric_count(METRIC_UPLOAD_POLLS, 1, "list", NULL, NULL);
+    int rc = store_blob_list(s->st, dir, list_cb, l);
+    *reqs += 1 + l->n / 1000;
+    if (rc < 0) {
+        log_warn("staging", "upload poller: cannot list '%s': %s", dir, err_str(rc));
+        return rc;
+    }
+    if (l->n > 1)
+        qsort(l->v, (size_t)l->n, sizeof *l->v, listed_cmp);
+    return 0;
+}
+
+static struct listed *find(struct listing *l, const char *key)
+{
+    struct listed want = {(char *)key, 0};
+    return l->n ? bsearch(&want, l->v, (size_t)l->n, sizeof *l->v, listed_cmp) : NULL;
+}
+
+/* The pending targets rows[i..j) of one batch. */
+static void poll_group(struct staging *s, bool once, uint64_t tick, struct store_upload_pending *rows, int i, int j,
+                       int *reqs)
+{
+    int64_t bid = rows[i].u.bid;
+    int ntar = 0;
+    for (int k = i; k < j; k++)
+        ntar += !strcmp(rows[k].u.kind, "tar");
+    char dir[64];
+    /* The upload folder: videos, and every shard on a store without
+     * put-once; with it, only shard URLs handed out by an earlier version
+     * or by a process that found the store without it land there: looked
+     * at every POLL_LEGACY_EVERY rounds. */
+    if (ntar < j - i || !once || (tick + (uint64_t)bid) % POLL_LEGACY_EVERY == 0) {
+        struct listing l = {0};
+        snprintf(dir, sizeof dir, "b/%lld/u", (long long)bid);
+        if (list_sorted(s, dir, &l, reqs) == 0)
+            for (int k = i; k < j && l.n; k++) {
+                char ukey[128];
+                staging__upload_key(rows[k].key, ukey);
+                struct listed *got = find(&l, ukey);
+                if (got)
+                    arrived(s, &rows[k], ukey, got->size);
+            }
+        listing_free(&l);
+    }
+    if (!once || ntar == 0)
+        return;
+    /* Shards PUT once to their own key: a HEAD each when few are pending,
+     * else one listing of the batch's shard folder (which also holds its
+     * indexed shards: ceil(shards / 1000) requests). */
+    if (ntar <= POLL_HEADS_MAX) {
+        for (int k = i; k < j; k++) {
+            int64_t size = 0;
+            if (strcmp(rows[k].u.kind, "tar") != 0)
+                continue;
+            (*reqs)++;
+            metric_count(METRIC_UPLOAD_POLLS, 1, "head", NULL, NULL);
+            int rc = store_blob_size(s->st, rows[k].key, &size);
+            if (rc == 0)
+                arrived_in_place(s, &rows[k], size);
+            else if (rc != ERR_NOTFOUND)
+                log_warn("staging", "upload poller: cannot look at '%s': %s", rows[k].key, err_str(rc));
+        }
+        return;
+    }
+    struct listing l = {0};
+    snprintf(dir, sizeof dir, "b/%lld/s", (long long)bid);
+    if (list_sorted(s, dir, &l, reqs) == 0)
+        for (int k = i; k < j && l.n; k++) {
+            struct listed *got = strcmp(rows[k].u.kind, "tar") ? NULL : find(&l, rows[k].key);
+            if (got)
+                arrived_in_place(s, &rows[k], got->size);
+        }
+    listing_free(&l);
+}
+
+static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t tick, uint64_t *turn)
 {
     struct err e = ERR_INIT;
     struct store_upload_pending *rows = NULL;
-    int n = 0, lists = 0;
+    int n = 0, reqs = 0;
     int64_t now = time_now_ms();
     metric_count(METRIC_UPLOAD_POLLS, 1, "round", NULL, NULL);
     int rc = store_uploads_pending(s->st, now - s->o.upload_url_ttl_ms - 3600 * 1000LL, POLL_ROWS_MAX, &rows, &n,
@@ -120,9 +223,9 @@ static void poll_round(struct staging *s, int64_t poll_ms, uint64_t tick, uint64
         if (i == 0 || rows[i].u.bid != rows[i - 1].u.bid)
             ngroups++;
     int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0;
-    for (int pass = 0; pass < 2 && lists < POLL_LISTS_MAX; pass++) {
+    for (int pass = 0; pass < 2 && reqs < POLL_REQS_MAX; pass++) {
         int g = -1;
-        for (int i = 0; i < n && lists < POLL_LISTS_MAX;) {
+        for (int i = 0; i < n && reqs < POLL_REQS_MAX;) {
             int64_t bid = rows[i].u.bid, youngest = rows[i].created_ms;
             int j = i + 1;
             for (; j < n && rows[j].u.bid == bid; j++)
@@ -132,33 +235,8 @@ static void poll_round(struct staging *s, int64_t poll_ms, uint64_t tick, uint64
             bool mine = pass == 0 ? g >= first : g < first;
             int64_t every = (now - youngest) / 10 / MAX(poll_ms, 1);
             every = MIN(MAX(every, 1), POLL_SLOW_MAX);
-            if (!mine || (tick + (uint64_t)bid) % (uint64_t)every != 0) {
-                i = j;
-                continue;
-            }
-            char dir[64];
-            snprintf(dir, sizeof dir, "b/%lld/u", (long long)bid);
-            struct listing l = {0};
-            lists++;
-            metric_count(METRIC_UPLOAD_POLLS, 1, "list", NULL, NULL);
-            rc = store_blob_list(s->st, dir, list_cb, &l);
-            if (rc < 0) {
-                listing_free(&l);
-                log_warn("staging", "upload poller: cannot list '%s': %s", dir, err_str(rc));
-                i = j;
-                continue;
-            }
-            if (l.n > 1)
-                qsort(l.v, (size_t)l.n, sizeof *l.v, listed_cmp);
-            for (int k = i; k < j && l.n; k++) {
-                char ukey[128];
-                staging__upload_key(rows[k].key, ukey);
-                struct listed want = {ukey, 0};
-                struct listed *got = bsearch(&want, l.v, (size_t)l.n, sizeof *l.v, listed_cmp);
-                if (got)
-                    arrived(s, &rows[k], ukey, got->size);
-            }
-            listing_free(&l);
+            if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0)
+                poll_group(s, once, tick, rows, i, j, &reqs);
             i = j;
         }
     }
@@ -173,6 +251,9 @@ void *staging__poll_main(void *arg)
     const char *me = store_owner(s->st);
     uint64_t tick = 0, turn = 0;
     int held = -1;
+    char *probe = NULL; /* does this process hand out put-once shard URLs? */
+    bool once = store_blob_presign_put_once(s->st, "probe", time_now_ms() / 1000 + 60, -1, &probe) == 0;
+    free(probe);
     for (;;) {
         pthread_mutex_lock(&s->mu);
         bool stop = s->stop;
@@ -187,7 +268,7 @@ void *staging__poll_main(void *arg)
         if (got >= 0)
             held = got;
         if (got == 1)
-            poll_round(s, poll_ms, tick, &turn);
+            poll_round(s, once, poll_ms, tick, &turn);
         tick++;
         staging__sleep_ms_unless_stopped(s, poll_ms);
     }

@@ -12,6 +12,10 @@
  *        ─finish─► fsync + rename ─► tx { uploads done; shard "uploaded" }
  *        ─► indexer (indexer.c) ─► tx { items; shard "ingested" | error }
  *
+ * With the blobs on S3 the client PUTs to the store instead (a presigned
+ * URL of the shard's own key, written once: If-None-Match; upload_url)
+ * and the arrival poller (arrivals.c) records the same transaction.
+ *
  * Nothing the client sends becomes visible before its transaction
  * commits, and every step is recorded before the next starts, so a crash
  * anywhere is recovered by redoing the last recorded step.
@@ -183,21 +187,33 @@ void staging__upload_key(const char *key, char out[128])
         snprintf(out, 128, "%.*s/u/%s", (int)(third - key), key, last + 1);
 }
 
-/* On the S3 backend the client PUTs straight to the object store (a
- * presigned PUT of the upload key; no size is signed, the arrival poller
- * enforces the limit); on the local folder to vbatch's own signed /blobs
- * URL. */
-static char *upload_url(struct staging *s, const char *key, int64_t limit)
+/* On the S3 backend the client PUTs straight to the object store; on the
+ * local folder to vbatch's own signed /blobs URL (which enforces limit).
+ * A tar shard on a store that honours "If-None-Match: *" is PUT to its own
+ * key, once (*once set: the client sends that header, the answer's
+ * extensionHeaders), and indexed where it lands.  Else (videos, and stores
+ * that would overwrite) to the upload key b/<bid>/u/<name>, copied to the
+ * target on arrival so that a second PUT to the URL changes nothing that
+ * was acknowledged.  An S3 presigned PUT signs no maximum size: the
+ * arrival poller refuses an oversized object (docs/STORAGE.md); a client
+ * that declared its size (length >= 0, at most limit) gets it signed, and
+ * the store refuses any other (the local folder: limit = length). */
+static char *upload_url(struct staging *s, const char *key, int64_t limit, int64_t length, bool tar, bool *once)
 {
     char *path = NULL, *url = NULL, ukey[128];
     int64_t exp = (time_now_ms() + s->o.upload_url_ttl_ms) / 1000;
+    *once = false;
+    if (tar && store_blob_presign_put_once(s->st, key, exp, length, &url) == 0) {
+        *once = true;
+        return url;
+    }
     staging__upload_key(key, ukey);
-    int rc = store_blob_presign(s->st, "PUT", ukey, exp, -1, &url);
+    int rc = store_blob_presign(s->st, "PUT", ukey, exp, length, &url);
     if (rc == 0)
         return url;
     if (rc != ERR_UNSUPPORTED)
         return NULL;
-    if (store_sign_path(s->st, "PUT", key, exp, limit, &path) < 0)
+    if (store_sign_path(s->st, "PUT", key, exp, length >= 0 ? length : limit, &path) < 0)
         return NULL;
     url = xasprintf("%s%s", s->base_url, path);
     free(path);
@@ -221,7 +237,8 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
                                    s->o.expiry_ms, key, err);
     if (rc < 0)
         return rc;
-    char *url = upload_url(s, key, s->o.max_video_bytes);
+    bool once;
+    char *url = upload_url(s, key, s->o.max_video_bytes, -1, false, &once);
     *out = json_pack("{s:s,s:{s:s?,s:s,s:{},s:I}}", "status", "ok", "signedURLDetails", "uploadURL", url,
                      "method", "PUT", "extensionHeaders", "maxFileSize", (json_int_t)s->o.max_video_bytes);
     free(url);
@@ -231,7 +248,18 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
 int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
                             json_t **out, struct err *err)
 {
+    return staging_bulk_upload_url_sized(s, ws, batch, display_name, -1, out, err);
+}
+
+int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char *batch, const char *display_name,
+                                  int64_t content_length, json_t **out, struct err *err)
+{
     char shard[37], key[96];
+    if (content_length > s->o.max_shard_bytes) {
+        err_printf(err, "contentLength %lld exceeds the shard limit of %lld bytes", (long long)content_length,
+                   (long long)s->o.max_shard_bytes);
+        return ERR_LIMIT;
+    }
     int rc = store_space_check(s->st, 0, "a new upload URL", err);
     if (rc < 0)
         return rc;
@@ -240,9 +268,11 @@ int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch
                                  err);
     if (rc < 0)
         return rc;
-    char *url = upload_url(s, key, s->o.max_shard_bytes);
-    *out = json_pack("{s:s,s:{s:s,s:s?,s:s,s:{},s:i,s:I}}", "status", "ok", "signedURLDetails", "shardId", shard,
-                     "uploadURL", url, "method", "PUT", "extensionHeaders", "maxNumberOfImages",
+    bool once;
+    char *url = upload_url(s, key, s->o.max_shard_bytes, content_length, true, &once);
+    json_t *hdrs = once ? json_pack("{s:s}", "If-None-Match", "*") : json_object();
+    *out = json_pack("{s:s,s:{s:s,s:s?,s:s,s:o,s:i,s:I}}", "status", "ok", "signedURLDetails", "shardId", shard,
+                     "uploadURL", url, "method", "PUT", "extensionHeaders", hdrs, "maxNumberOfImages",
                      s->o.max_shard_images, "maxShardSize", (json_int_t)s->o.max_shard_bytes);
     free(url);
     return 0;

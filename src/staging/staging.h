@@ -138,6 +138,12 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
 /* POST /bulk-upload/image-files -> {"status":"ok","signedURLDetails":
  * {"shardId","uploadURL","method":"PUT","extensionHeaders":{},
  *  "maxNumberOfImages","maxShardSize"}} */
+/* The same for a client that declares its shard's size (content_length >= 0;
+ * over the shard limit: ERR_LIMIT): the URL takes exactly that many bytes
+ * (S3: the content-length is signed and the store refuses another size;
+ * the local folder: vbatch's URL takes at most that many). */
+int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char *batch, const char *display_name,
+                                  int64_t content_length, json_t **out, struct err *err);
 int staging_bulk_upload_url(struct staging *s, const char *ws, const char *batch, const char *display_name,
                             json_t **out, struct err *err);
 /* POST /bulk-upload/image-references or video-references with the raw JSON

@@ -198,6 +198,25 @@ const struct store_blob_ops store__blob_s3 = {
     .list = b_list,
 };
 
+/* Does the store honour "If-None-Match: *" on PUT (AWS S3 since 2024,
+ * radosgw, MinIO)?  Two conditional PUTs of one new key: the second must be
+ * refused.  The probe key is outside the folders the orphan sweep walks and
+ * deleted at once. */
+static bool put_once_probe(struct s3 *s)
+{
+    struct err e = ERR_INIT;
+    uint8_t rnd[8];
+    char hex[17], key[64];
+    rand_bytes(rnd, sizeof rnd);
+    hex_encode(rnd, sizeof rnd, hex);
+    snprintf(key, sizeof key, "probe/put-once-%s", hex);
+    bool once = s3_put_new(s, key, "1", 1, &e) == 0 && s3_put_new(s, key, "2", 1, &e) == ERR_EXISTS;
+    s3_delete(s, key, &e);
+    if (!once)
+        log_info("store", "the object store overwrites on a PUT with If-None-Match: *: uploads are copied on arrival");
+    return once;
+}
+
 int store_blobs_configure(struct store *st, const char *url, const char *cred_file, struct err *e)
 {
     struct s3_cfg c;
@@ -217,6 +236,9 @@ int store_blobs_configure(struct store *st, const char *url, const char *cred_fi
         s3_free(s);
         s = NULL;
     }
+    bool once = false;
+    if (rc == 0)
+        once = put_once_probe(s);
     if (rc == 0) {
         s3_free(s);
         c.max_retries = 0; /* default */
@@ -232,6 +254,7 @@ int store_blobs_configure(struct store *st, const char *url, const char *cred_fi
     st->s3 = s;
     st->blob_name = xstrdup(s3_name(s));
     st->blob = &store__blob_s3;
+    st->blob_put_once = once;
     return 0;
 }
 
@@ -253,6 +276,17 @@ int store_blob_presign(struct store *st, const char *method, const char *key, in
     if (expires_unix_s <= now)
         return ERR_INVALID;
     return s3_presign(st->s3, method, key, now, expires_unix_s - now, length, url);
+}
+
+int store_blob_presign_put_once(struct store *st, const char *key, int64_t expires_unix_s, int64_t length,
+                                char **url)
+{
+    if (!st->s3 || !st->blob_put_once)
+        return ERR_UNSUPPORTED;
+    int64_t now = time_now_ms() / 1000;
+    if (expires_unix_s <= now)
+        return ERR_INVALID;
+    return s3_presign_put_once(st->s3, key, now, expires_unix_s - now, length, url);
 }
 
 int store_blob_copy(struct store *st, const char *src, const char *dst)

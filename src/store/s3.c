@@ -390,6 +390,7 @@ struct req {
     const char *key;     /* NULL: the bucket */
     const char *query;   /* canonical query or NULL */
     const char *copy_source; /* x-amz-copy-source header value (a copy PUT) or NULL */
+    bool if_none_match;  /* a PUT sent with "If-None-Match: *": 412 -> ERR_EXISTS */
     /* body: memory or file */
     const void *data;
     size_t len;
@@ -624,6 +625,8 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
             copyh = xasprintf("x-amz-copy-source: %s", r->copy_source);
             hdrs = curl_slist_append(hdrs, copyh);
         }
+        if (r->if_none_match)
+            hdrs = curl_slist_append(hdrs, "If-None-Match: *");
         if (r->range_len > 0) {
             snprintf(rangeh, sizeof rangeh, "Range: bytes=%lld-%lld", (long long)r->range_off,
                      (long long)(r->range_off + (int64_t)r->range_len - 1));
@@ -696,6 +699,8 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
                 retry = true;
             } else if (r->status == 416) {
                 rc = 0; /* a range past the end: nothing to read */
+            } else if (r->status == 412 && r->if_none_match) {
+                rc = err_set(e, ERR_EXISTS, "object '%s' exists already", what);
             } else
                 rc = err_set(e, ERR_INTERNAL, "the object store answered HTTP %ld%s%s for '%s'", r->status,
                              *cs ? " " : "", cs, what);
@@ -759,6 +764,22 @@ int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct e
     r.data = data ? data : "";
     r.len = len;
     r.has_body = true;
+    rc = perform(s, &r, e);
+    free(r.etag);
+    return rc;
+}
+
+int s3_put_new(struct s3 *s, const char *key, const void *data, size_t len, struct err *e)
+{
+    struct req r;
+    int rc;
+    if ((rc = key_check(key, e)) < 0)
+        return rc;
+    req_init(&r, "PUT", key);
+    r.data = data ? data : "";
+    r.len = len;
+    r.has_body = true;
+    r.if_none_match = true;
     rc = perform(s, &r, e);
     free(r.etag);
     return rc;
@@ -1179,7 +1200,8 @@ int s3_put_fd(struct s3 *s, const char *key, int fd, int64_t size, struct err *e
 
 char *s3__presign_raw(const char *scheme, const char *host, const char *path, const char *method,
                       const char *access_key, const char *secret_key, const char *session_token,
-                      const char *region, const char *amz_date, int64_t expires_s, int64_t content_length)
+                      const char *region, const char *amz_date, int64_t expires_s, int64_t content_length,
+                      bool put_once)
 {
     char date8[9], hex[65];
     uint8_t k1[32], k2[32], k3[32], k4[32], sig[32], h[32];
@@ -1188,7 +1210,10 @@ char *s3__presign_raw(const char *scheme, const char *host, const char *path, co
     char *scope = xasprintf("%s/%s/s3/aws4_request", date8, region);
     char *cred = xasprintf("%s/%s", access_key, scope);
     char *cred_e = url_encode(cred);
-    const char *signed_headers = content_length >= 0 ? "content-length%3Bhost" : "host";
+    /* the signed headers, sorted: content-length, host, if-none-match */
+    const char *signed_headers = content_length >= 0 ? (put_once ? "content-length%3Bhost%3Bif-none-match"
+                                                                  : "content-length%3Bhost")
+                                                     : (put_once ? "host%3Bif-none-match" : "host");
     struct buf q = BUF_INIT;
     buf_printf(&q, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=%s&X-Amz-Date=%s&X-Amz-Expires=%lld", cred_e,
                amz_date, (long long)expires_s);
@@ -1203,7 +1228,11 @@ char *s3__presign_raw(const char *scheme, const char *host, const char *path, co
     buf_printf(&cr, "%s\n%s\n%s\n", method, path, query);
     if (content_length >= 0)
         buf_printf(&cr, "content-length:%lld\n", (long long)content_length);
-    buf_printf(&cr, "host:%s\n\n%s\nUNSIGNED-PAYLOAD", host, content_length >= 0 ? "content-length;host" : "host");
+    buf_printf(&cr, "host:%s\n", host);
+    if (put_once)
+        buf_printf(&cr, "if-none-match:*\n");
+    buf_printf(&cr, "\n%s%s%s\nUNSIGNED-PAYLOAD", content_length >= 0 ? "content-length;" : "", "host",
+               put_once ? ";if-none-match" : "");
     size_t crlen = 0;
     char *creq = buf_detach(&cr, &crlen);
     sha256(creq, crlen, h);
@@ -1230,8 +1259,8 @@ char *s3__presign_raw(const char *scheme, const char *host, const char *path, co
     return url;
 }
 
-int s3_presign(struct s3 *s, const char *method, const char *key, int64_t now_unix_s, int64_t expires_s,
-               int64_t content_length, char **out)
+static int presign(struct s3 *s, const char *method, const char *key, int64_t now_unix_s, int64_t expires_s,
+                   int64_t content_length, bool put_once, char **out)
 {
     char amz_date[32];
     struct tm tm;
@@ -1244,8 +1273,21 @@ int s3_presign(struct s3 *s, const char *method, const char *key, int64_t now_un
     strftime(amz_date, sizeof amz_date, "%Y%m%dT%H%M%SZ", &tm);
     char *path = object_path(s, key), *host = host_of(s);
     *out = s3__presign_raw(s->scheme, host, path, method, s->c.access_key, s->c.secret_key, s->c.session_token,
-                           s->c.region, amz_date, expires_s, strcmp(method, "PUT") ? -1 : content_length);
+                           s->c.region, amz_date, expires_s, strcmp(method, "PUT") ? -1 : content_length,
+                           put_once && !strcmp(method, "PUT"));
     free(path);
     free(host);
     return 0;
+}
+
+int s3_presign(struct s3 *s, const char *method, const char *key, int64_t now_unix_s, int64_t expires_s,
+               int64_t content_length, char **out)
+{
+    return presign(s, method, key, now_unix_s, expires_s, content_length, false, out);
+}
+
+int s3_presign_put_once(struct s3 *s, const char *key, int64_t now_unix_s, int64_t expires_s, int64_t content_length,
+                        char **out)
+{
+    return presign(s, "PUT", key, now_unix_s, expires_s, content_length, true, out);
 }

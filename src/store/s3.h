@@ -76,6 +76,10 @@ const char *s3_name(const struct s3 *s);
 int s3_check_bucket(struct s3 *s, struct err *e);
 
 int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct err *e);
+/* A PUT with "If-None-Match: *": ERR_EXISTS (HTTP 412) when key holds an
+ * object already (on a store that honours the header; one that ignores it
+ * overwrites and returns 0). */
+int s3_put_new(struct s3 *s, const char *key, const void *data, size_t len, struct err *e);
 /* Upload 'size' bytes of file fd from offset 0: one PUT below
  * multipart_min, else a multipart upload (aborted on failure). */
 int s3_put_fd(struct s3 *s, const char *key, int fd, int64_t size, struct err *e);
@@ -128,12 +132,20 @@ int s3_mpu_abort(struct s3 *s, const char *key, const char *upload_id, struct er
  * the store then refuses a PUT of any other length.  *out malloc'd. */
 int s3_presign(struct s3 *s, const char *method, const char *key, int64_t now_unix_s, int64_t expires_s,
                int64_t content_length, char **out);
+/* A presigned PUT of key that also signs "If-None-Match: *": the client
+ * must send that header (the upload answer's extensionHeaders), and a
+ * store that honours it (AWS S3, radosgw, MinIO) refuses with 412 a PUT to
+ * a key that holds an object, so the URL writes the object once.
+ * content_length >= 0 also signs the content-length.  *out malloc'd. */
+int s3_presign_put_once(struct s3 *s, const char *key, int64_t now_unix_s, int64_t expires_s, int64_t content_length,
+                        char **out);
 
 /* The SigV4 query signature itself, for the unit test against AWS's
  * documented example: the full URL of 'method' on 'path' (already
  * encoded, starting with '/') at host/scheme; amz_date "YYYYMMDDTHHMMSSZ". */
 char *s3__presign_raw(const char *scheme, const char *host, const char *path, const char *method,
                       const char *access_key, const char *secret_key, const char *session_token,
-                      const char *region, const char *amz_date, int64_t expires_s, int64_t content_length);
+                      const char *region, const char *amz_date, int64_t expires_s, int64_t content_length,
+                      bool put_once);
 
 #endif

@@ -363,6 +363,14 @@ void store_blob_local_release(struct store *st, char *path);
  * (it has store_sign_path). */
 int store_blob_presign(struct store *st, const char *method, const char *key, int64_t expires_unix_s,
                        int64_t length, char **url);
+/* A presigned PUT of key that writes it once: it signs "If-None-Match: *",
+ * which the client must send (extensionHeaders), and the store refuses
+ * (412) a PUT to a key that holds an object.  ERR_UNSUPPORTED on the local
+ * backend and on a store that was found at start to overwrite anyway.
+ * length >= 0 also signs the content-length: the store refuses any other
+ * size.  *url malloc'd. */
+int store_blob_presign_put_once(struct store *st, const char *key, int64_t expires_unix_s, int64_t length,
+                                char **url);
 /* Server-side copy of blob src to dst on the S3 backend (whole or not at
  * all; up to 5 GiB).  ERR_NOTFOUND; ERR_UNSUPPORTED on the local folder. */
 int store_blob_copy(struct store *st, const char *src, const char *dst);

@@ -51,6 +51,8 @@ struct store {
                                   unless store_blobs_configure chose S3) */
     struct s3 *s3;             /* the S3 client of the s3 backend, owned; else NULL */
     char *blob_name;           /* "s3://bucket/prefix at endpoint", owned; NULL: local */
+    bool blob_put_once;        /* the S3 store refuses a PUT with "If-None-Match: *"
+                                  to an existing key (probed at configure) */
     char *tmp_dir;             /* DATA/tmp, owned */
     char *db_path;             /* DATA/vbatch.db, owned */
     char *owner;               /* store_owner(): "<host>-<pid>-<rnd>", owned */

@@ -400,8 +400,8 @@ def shard_tar(n, seed=0):
 def test_inference_cli_flow_puts_straight_to_the_store(tmp_path):
     """POST bulk-upload, PUT (http.client, the extensionHeaders) to the
     returned URL, which is radosgw's; vbatch is never called and notices
-    the shard by polling; a reused URL changes nothing that was indexed; a
-    video the same way; /list URLs of whole objects are radosgw's too."""
+    the shard by polling and indexes it where it landed; a reused URL is
+    refused by the store (If-None-Match); a video the same way; /list URLs of whole objects are radosgw's too."""
     from test_jobs_video import VID
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
     s = Server(str(tmp_path), args=['--upload-poll-ms', '200'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
@@ -416,17 +416,21 @@ def test_inference_cli_flow_puts_straight_to_the_store(tmp_path):
         latency = time.time() - t0
         print(f'PUT to indexed (20 images, poll 200 ms): {latency:.2f} s')
         assert shard_status(s, 'direct', d['shardId'])['statusName'] == 'ingested'
-        # the upload object is gone once copied; the shard is one object
-        deadline = time.time() + 10 * MULT
-        while time.time() < deadline and any('/u/' in k for k in s3_keys(prefix)):
-            time.sleep(0.2)
+        # radosgw honours If-None-Match: the URL is the shard's own key,
+        # written once and indexed where it landed: no upload object, no copy
+        assert d['extensionHeaders'] == {'If-None-Match': '*'}, d
+        assert urllib.parse.urlsplit(d['uploadURL']).path.endswith(f'/s/{d["shardId"]}.tar'), d
         keys = s3_keys(prefix)
         assert [k for k in keys if '/s/' in k] == [k for k in keys if k.endswith(f'/s/{d["shardId"]}.tar')], keys
         assert not [k for k in keys if '/u/' in k], keys
-        # a second PUT to the same URL: S3 takes it (a presigned URL cannot
-        # be made single-use), but what was indexed does not change
+        assert 'arrived in place' in s.tail_log(100000)
+        # a second PUT to the same URL is refused by the store (412): what
+        # was indexed cannot change under its items' offsets
         put = s.raw('PUT', d['uploadURL'], body=shard_tar(3, seed=500), headers=d.get('extensionHeaders') or {})
-        assert put.status == 200, put
+        assert put.status == 412, put
+        # without the header the signature does not match
+        put = s.raw('PUT', d['uploadURL'], body=shard_tar(3, seed=500))
+        assert put.status == 403, put
         time.sleep(1.5 * MULT)
         assert s.ds('GET', '/direct/count').json()['count'] == 20
         fb = {f['fileName']: f for f in list_files(s, 'direct')}
@@ -499,25 +503,27 @@ def test_tampered_expired_partial_and_oversized_uploads(tmp_path):
         sig = q['X-Amz-Signature']
         q['X-Amz-Signature'] = ('0' if sig[0] != '0' else '1') + sig[1:]
         tampered = urllib.parse.urlunsplit(u._replace(query=urllib.parse.urlencode(q)))
-        assert s.raw('PUT', tampered, body=tar).status == 403
+        hdrs = d.get('extensionHeaders') or {}
+        assert s.raw('PUT', tampered, body=tar, headers=hdrs).status == 403
         other = d['uploadURL'].replace(d['shardId'], str(uuid.uuid4()))
-        assert s.raw('PUT', other, body=tar).status == 403
+        assert s.raw('PUT', other, body=tar, headers=hdrs).status == 403
         # a partial PUT: the headers promise more bytes than are sent
         host, port = u.hostname, u.port
         c = socket.create_connection((host, port))
-        c.sendall(f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(tar)}\r\n\r\n'
+        extra = ''.join(f'{k}: {v}\r\n' for k, v in hdrs.items())
+        c.sendall(f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n{extra}Content-Length: {len(tar)}\r\n\r\n'
                   .encode() + tar[:len(tar) // 2])
         time.sleep(0.3)
         c.close()
         time.sleep(2.5 * MULT)  # several poll rounds; the URL has expired by now
-        assert s.raw('PUT', d['uploadURL'], body=tar).status == 403  # expired
+        assert s.raw('PUT', d['uploadURL'], body=tar, headers=hdrs).status == 403  # expired
         time.sleep(1)
         assert s.ds('GET', '/bad/count').json()['count'] == 0
         assert shard_status(s, 'bad', d['shardId'])['statusName'] == 'awaiting-upload'
         assert not [k for k in s3_keys(prefix) if '/u/' in k or '/s/' in k]
         # over the limit: S3 takes it, vbatch fails the shard and deletes it
         d2 = bulk_url(s, 'big')
-        put = s.raw('PUT', d2['uploadURL'], body=shard_tar(30))
+        put = s.raw('PUT', d2['uploadURL'], body=shard_tar(30), headers=d2.get('extensionHeaders') or {})
         assert put.status == 200, put
         deadline = time.time() + 20 * MULT
         while time.time() < deadline and shard_status(s, 'big', d2['shardId'])['statusName'] == 'awaiting-upload':
@@ -535,25 +541,75 @@ def test_tampered_expired_partial_and_oversized_uploads(tmp_path):
 @need_s3
 def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
     """1,000 pending upload URLs (one batch) cost one list request a poll
-    round, not 1,000 HEADs; an upload among them is still noticed."""
+    round (the shard folder; the upload folder every 10th round), not 1,000
+    HEADs; an upload among them is still noticed.  A batch with few
+    pending shards is looked at with a HEAD each."""
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
     s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
     try:
         urls = [bulk_url(s, 'many') for _ in range(1000)]
-        r0, l0, t0 = poll_metric(s, 'round'), poll_metric(s, 'list'), time.time()
+        r0, l0, h0, t0 = poll_metric(s, 'round'), poll_metric(s, 'list'), poll_metric(s, 'head'), time.time()
         time.sleep(3)
-        r1, l1, t1 = poll_metric(s, 'round'), poll_metric(s, 'list'), time.time()
+        r1, l1, h1, t1 = poll_metric(s, 'round'), poll_metric(s, 'list'), poll_metric(s, 'head'), time.time()
         rounds, lists = r1 - r0, l1 - l0
-        print(f'1000 pending URLs: {rounds} rounds, {lists} list requests in {t1 - t0:.1f} s')
-        assert rounds >= 2 and lists <= rounds, (rounds, lists)
-        assert lists / (t1 - t0) <= 1 / 0.25 + 1
+        print(f'1000 pending URLs: {rounds} rounds, {lists} list requests, {h1 - h0} HEADs in {t1 - t0:.1f} s')
+        assert rounds >= 2 and lists <= rounds + rounds // 10 + 1 and h1 == h0, (rounds, lists, h1 - h0)
+        assert lists / (t1 - t0) <= 1.1 / 0.25 + 1
         d = urls[777]
         t0 = time.time()
-        assert s.raw('PUT', d['uploadURL'], body=shard_tar(5)).status == 200
+        assert s.raw('PUT', d['uploadURL'], body=shard_tar(5), headers=d['extensionHeaders']).status == 200
         assert s.wait_count('many', 5) == 5
         print(f'PUT to indexed among 1000 pending: {time.time() - t0:.2f} s')
         assert shard_status(s, 'many', d['shardId'])['statusName'] == 'ingested'
+        # few pending shards in a batch: a HEAD each, no listing
+        few = [bulk_url(s, 'few') for _ in range(3)]
+        time.sleep(1)
+        assert poll_metric(s, 'head') > h1
+        assert s.raw('PUT', few[1]['uploadURL'], body=shard_tar(4), headers=few[1]['extensionHeaders']).status == 200
+        assert s.wait_count('few', 4) == 4
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()
 
+
+
+@need_s3
+def test_declared_size_is_signed_and_the_store_refuses_another(tmp_path):
+    """A client that declares its shard's size (contentLength, as `vbatch
+    batch upload` does) gets a URL with that content-length signed:
+    radosgw refuses a PUT of any other size (403) and writes nothing, so an
+    oversized shard is never indexed; the declared size goes through.  A
+    declared size over the shard limit is refused up front (413), a bad
+    one is a 400."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    tar = shard_tar(10)
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '200', '--max-shard-bytes', str(len(tar) + 4096)],
+               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        r = s.ds('POST', '/sized/bulk-upload/image-files', query={'displayName': 'sized', 'contentLength': len(tar)})
+        assert r.status == 200, r
+        d = r.json()['signedURLDetails']
+        q = presigned(d['uploadURL'])
+        assert q['X-Amz-SignedHeaders'] == 'content-length;host;if-none-match', q
+        hdrs = d['extensionHeaders']
+        bigger = tar + bytes(1024)  # within vbatch's limit, over the declared size
+        for body in (bigger, tar[:-512]):
+            put = s.raw('PUT', d['uploadURL'], body=body, headers=hdrs)
+            assert put.status == 403 and b'SignatureDoesNotMatch' in put.body, put
+        time.sleep(1.0 * MULT)  # several poll rounds
+        assert not [k for k in s3_keys(prefix) if '/s/' in k or '/u/' in k]
+        assert s.ds('GET', '/sized/count').json()['count'] == 0
+        assert shard_status(s, 'sized', d['shardId'])['statusName'] == 'awaiting-upload'
+        put = s.raw('PUT', d['uploadURL'], body=tar, headers=hdrs)
+        assert put.status == 200, put
+        assert s.wait_count('sized', 10) == 10
+        # over the limit: no URL; not a byte count: 400
+        r = s.ds('POST', '/sized/bulk-upload/image-files', query={'contentLength': len(tar) + 4097})
+        assert r.status == 413 and 'exceeds the shard limit' in r.json()['error'], r
+        for bad in ('abc', '-1', '+5', '1e3', '99999999999999999999999'):
+            r = s.ds('POST', '/sized/bulk-upload/image-files', query={'contentLength': bad})
+            assert r.status == 400 and 'contentLength' in r.json()['error'], (bad, r)
+        assert len(s.ds('GET', '/sized/shards').json()['shards']) == 1
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

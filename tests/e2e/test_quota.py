@@ -95,13 +95,13 @@ def test_pending_upload_url_stops_working_after_delete(server_factory):
         return
     # blobs on S3: the URL is the store's, which takes the PUT (a presigned
     # URL cannot be revoked); vbatch never records it: after several poll
-    # rounds the batch is still gone and the upload object is all there is
-    # (an orphan, left to the orphan sweep)
+    # rounds the batch is still gone and the shard object the URL wrote (its
+    # own key: put-once) is all there is (an orphan, left to the orphan sweep)
     assert put.status == 200, put
     time.sleep(3)
     assert s.ds('GET', '/up').status == 404
     left = blob_files(s)
-    assert len(left) == 1 and re.fullmatch(r'b/\d+/u/%s\.tar' % re.escape(d['shardId']), left[0]), left
+    assert len(left) == 1 and re.fullmatch(r'b/\d+/s/%s\.tar' % re.escape(d['shardId']), left[0]), left
 
 
 def test_job_delete_refused_while_running_then_removes_job_and_outputs(server_factory):

@@ -209,14 +209,15 @@ def test_signed_urls(srv):
     r = s.ds('POST', '/victim2/bulk-upload/image-files', query={'displayName': 'victim2'})
     assert r.status == 200, r
     put = r.json()['signedURLDetails']['uploadURL']
+    hdrs = r.json()['signedURLDetails'].get('extensionHeaders') or {}
     pu = urllib.parse.urlsplit(put)
     tar = make_tar([('c.png', png_bytes(3))])
     if s3:  # the store's URL: the store refuses another path (SigV4 signs it)
-        r = s.raw('PUT', f'http://{pu.netloc}{pu.path}%00.png?{pu.query}', body=tar)
+        r = s.raw('PUT', f'http://{pu.netloc}{pu.path}%00.png?{pu.query}', body=tar, headers=hdrs)
         assert r.status in (400, 403), r
     else:
         refused(s.raw('PUT', f'{pu.path}%00.png?{pu.query}', body=tar), 'PUT %00')
-    r = s.raw('PUT', put, body=tar)
+    r = s.raw('PUT', put, body=tar, headers=hdrs)
     assert r.status == 200, r
     assert s.wait_count('victim2', 1) == 1
     assert s.raw('GET', dl).body == png_bytes(1)

@@ -153,7 +153,7 @@ def test_store_away_while_shards_wait_to_be_indexed(tmp_path):
         a, b = bulk_url(s, 'away'), bulk_url(s, 'away')
         for k, d in enumerate((a, b)):
             tar = make_tar([(f's{k}-{i}.png', png_bytes(k * 100 + i)) for i in range(10)])
-            put = s.raw('PUT', d['uploadURL'], body=tar)
+            put = s.raw('PUT', d['uploadURL'], body=tar, headers=d.get('extensionHeaders') or {})
             assert put.status == 200, put
         wait_until(lambda: all(x['statusName'] != 'awaiting-upload' for x in shard_state(s, 'away').values()),
                    timeout=20, what='both shards noticed')
@@ -188,7 +188,7 @@ def test_kill9_during_ingest_on_s3(tmp_path):
     total, urls = 0, [bulk_url(s, 'drill') for _ in range(8)]
     for k, d in enumerate(urls):
         tar = make_tar([(f's{k}-{i:03d}.png', png_bytes(k * 1000 + i)) for i in range(60)])
-        put = s.raw('PUT', d['uploadURL'], body=tar)
+        put = s.raw('PUT', d['uploadURL'], body=tar, headers=d.get('extensionHeaders') or {})
         assert put.status == 200, put
         total += 60
     wait_until(lambda: s.ds('GET', '/drill/count').json()['count'] > 0, timeout=30, what='first shard indexed')
@@ -245,7 +245,7 @@ def test_item_download_reads_only_its_range(tmp_path):
         members = [(f'img-{i:03d}.png', png_bytes(i)) for i in range(400)]
         tar = make_tar(members)
         d = bulk_url(s, 'ranged')
-        assert s.raw('PUT', d['uploadURL'], body=tar).status == 200
+        assert s.raw('PUT', d['uploadURL'], body=tar, headers=d.get('extensionHeaders') or {}).status == 200
         assert s.wait_count('ranged', len(members)) == len(members)
         files = {f['fileName']: f for f in list_files(s, 'ranged')}
         before = px.down_bytes

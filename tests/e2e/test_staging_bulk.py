@@ -53,17 +53,11 @@ def test_thousand_images_through_tar_shards(server):
                             json.dumps({'ingestId': 'bulk-ing', 'notificationsURL': 'http://127.0.0.1:9/hook'}).encode()))
         d, put = server.put_shard(batch, make_tar(members))
         assert put.status == 200, put
-        # the same URL cannot be used twice (blobs on S3: the store takes a
-        # second PUT, which changes nothing indexed once the first has been
-        # noticed: the counts below; before that the last PUT wins, as for
-        # any object)
-        if server.blobs.s3:
-            deadline = time.time() + 20 * MULT
-            while time.time() < deadline and [x for x in shard_statuses(server, batch)
-                                              if x['shardId'] == d['shardId']][0]['statusName'] == 'awaiting-upload':
-                time.sleep(0.1)
-        again = server.raw('PUT', d['uploadURL'], body=make_tar(members[:1]))
-        assert again.status in ((200,) if server.blobs.s3 else (403, 409)), again
+        # the same URL cannot be used twice (blobs on S3: the store refuses
+        # a second PUT with the signed If-None-Match: *, 412)
+        again = server.raw('PUT', d['uploadURL'], body=make_tar(members[:1]),
+                           headers=d.get('extensionHeaders') or {})
+        assert again.status in ((412,) if server.blobs.s3 else (403, 409)), again
     assert server.wait_count(batch, 1000, timeout=120) == 1000
     sh = wait_shards_final(server, batch, 4)
     assert all('error' not in s['statusType'] for s in sh), sh
@@ -150,6 +144,7 @@ def test_signed_url_tampering(server):
     batch = 'bulk-signed'
     r = server.ds('POST', f'/{batch}/bulk-upload/image-files')
     url = r.json()['signedURLDetails']['uploadURL']
+    hdrs = r.json()['signedURLDetails'].get('extensionHeaders') or {}
     tar = make_tar([('a.png', png_bytes(1))])
     u = urllib.parse.urlsplit(url)
     q = dict(urllib.parse.parse_qsl(u.query))
@@ -165,14 +160,14 @@ def test_signed_url_tampering(server):
         bads = [tamper(url, 'signature', flipped), tamper(url, 'expires', str(int(q['expires']) + 1000)),
                 tamper(url, 'limit', str(int(q['limit']) + 1)), tamper(url, 'method', 'GET')]
     for bad in bads + [url.replace(u.path, u.path + 'x'), url.split('?')[0]]:
-        p = server.raw('PUT', bad, body=tar)
+        p = server.raw('PUT', bad, body=tar, headers=hdrs)
         assert p.status in (403, 404), (bad, p)
         if not s3:
             assert 'error' in p.json()
     # a PUT URL does not download, a download URL does not upload
     g = server.raw('GET', url)
     assert g.status == 403, g
-    p = server.raw('PUT', url, body=tar)
+    p = server.raw('PUT', url, body=tar, headers=hdrs)
     assert p.status == 200, p
     server.wait_count(batch, 1)
     assert server.ds('GET', f'/{batch}/count').json()['count'] == 1  # no tampered PUT got through
@@ -190,13 +185,13 @@ def test_signed_url_expiry_and_limit(server_factory):
     r = s.ds('POST', '/exp/bulk-upload/image-files')
     d = r.json()['signedURLDetails']
     time.sleep(3.5)
-    p = s.raw('PUT', d['uploadURL'], body=make_tar([('a.png', png_bytes(1))]))
+    p = s.raw('PUT', d['uploadURL'], body=make_tar([('a.png', png_bytes(1))]), headers=d.get('extensionHeaders') or {})
     assert p.status == 403, p
     big = make_tar([(f'b{i}.png', png_bytes(i, w=40, h=40)) for i in range(20)])
     assert len(big) > 50000
     r = s.ds('POST', '/exp/bulk-upload/image-files')
     d = r.json()['signedURLDetails']
-    p = s.raw('PUT', d['uploadURL'], body=big)
+    p = s.raw('PUT', d['uploadURL'], body=big, headers=d.get('extensionHeaders') or {})
     if s.blobs.s3:
         # the store cannot refuse it (a presigned PUT signs no maximum):
         # vbatch fails the shard on arrival and never indexes it
@@ -214,3 +209,25 @@ def test_signed_url_expiry_and_limit(server_factory):
     # nothing half-written is visible and the batch is empty
     r = s.ds('GET', '/exp/count')
     assert r.status == 404 or r.json()['count'] == 0
+
+
+def test_declared_shard_size(server):
+    """contentLength (vbatch's own): the URL takes exactly the declared
+    size.  More bytes are refused — by vbatch's own URL (413) on the local
+    folder, by the store on S3 (the content-length is signed: 403) — and
+    nothing is indexed; the declared bytes go through."""
+    tar = make_tar([(f'd{i}.png', png_bytes(40 + i)) for i in range(3)])
+    r = server.ds('POST', '/declared/bulk-upload/image-files', query={'contentLength': str(len(tar))})
+    assert r.status == 200, r
+    d = r.json()['signedURLDetails']
+    hdrs = d.get('extensionHeaders') or {}
+    p = server.raw('PUT', d['uploadURL'], body=tar + bytes(1024), headers=hdrs)
+    assert p.status == (403 if server.blobs.s3 else 413), p
+    time.sleep(0.5 * MULT)
+    r = server.ds('GET', '/declared/count')
+    assert r.status == 200 and r.json()['count'] == 0, r
+    p = server.raw('PUT', d['uploadURL'], body=tar, headers=hdrs)
+    assert p.status == 200, p
+    assert server.wait_count('declared', 3) == 3
+    r = server.ds('POST', '/declared/bulk-upload/image-files', query={'contentLength': 'x1'})
+    assert r.status == 400 and 'contentLength' in r.json()['error'], r

@@ -24,8 +24,10 @@ def test_kill9_during_tar_upload(server_factory):
     # send the headers and half the body, then kill the server (blobs on
     # S3: the PUT goes to the store, cut off when vbatch dies)
     u = urllib.parse.urlsplit(d['uploadURL'])
+    hdrs = d.get('extensionHeaders') or {}
+    extra = ''.join(f'{k}: {v}\r\n' for k, v in hdrs.items())
     c = socket.create_connection((u.hostname, u.port))
-    c.sendall((f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(tar)}\r\n\r\n')
+    c.sendall((f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\n{extra}Content-Length: {len(tar)}\r\n\r\n')
               .encode() + tar[:len(tar) // 2])
     time.sleep(0.3)
     before = set(visible_files(s))
@@ -41,7 +43,7 @@ def test_kill9_during_tar_upload(server_factory):
     assert r.status == 404 or r.json()['count'] == 0, r
     assert set(visible_files(s)) <= before
     # the same URL can still be used for a complete upload
-    p = s.raw('PUT', d['uploadURL'], body=tar)
+    p = s.raw('PUT', d['uploadURL'], body=tar, headers=hdrs)
     assert p.status == 200, p
     assert s.wait_count('crash-up', 50) == 50
 

@@ -54,7 +54,7 @@ def shard_images(n, base=0):
 
 def blob_files(data):
     """The blob keys of a data folder (files under DATA/blobs, or objects
-    of its S3 prefix).  On S3 an arrived shard's upload object b/<bid>/u/…
+    of its S3 prefix).  On S3 (a store without put-once) an upload object b/<bid>/u/…
     is deleted just after the shard is recorded: waited for (10 s)."""
     b = blobs_for(data)
     deadline = time.time() + (10 * MULT if b.s3 else 0)

@@ -158,7 +158,8 @@ def test_dashboard_in_headless_chromium(server_factory):
         tar = make_tar([(f'img-{i:03d}.png', png_bytes(100 + i, 12, 12)) for i in range(n_images)])
         r = s.ds('POST', '/dash/bulk-upload/image-files', query={'displayName': '<b id="xss">Dash</b>'})
         assert r.status == 200, r
-        put = s.raw('PUT', r.json()['signedURLDetails']['uploadURL'], body=tar)
+        put = s.raw('PUT', r.json()['signedURLDetails']['uploadURL'], body=tar,
+                    headers=r.json()['signedURLDetails'].get('extensionHeaders') or {})
         assert put.status == 200, put
         assert s.wait_count('dash', n_images) == n_images
         _go(b, '#/batches')

@@ -30,7 +30,7 @@ TEST(presign_aws_example)
      * Version 4)", the example GET of examplebucket/test.txt. */
     char *url = s3__presign_raw("https", "examplebucket.s3.amazonaws.com", "/test.txt", "GET",
                                 "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", NULL,
-                                "us-east-1", "20130524T000000Z", 86400, -1);
+                                "us-east-1", "20130524T000000Z", 86400, -1, false);
     ASSERT_STR_EQ(url, "https://examplebucket.s3.amazonaws.com/test.txt"
                        "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
                        "&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request"
@@ -459,12 +459,17 @@ static size_t b_write(char *ptr, size_t size, size_t n, void *ud)
 }
 
 /* A plain (unsigned) curl request as a client would make it: HTTP status. */
-static long plain(const char *method, const char *url, const char *data, size_t len, struct buf *out)
+/* plain() with one more request header (NULL: none). */
+static long plain_h(const char *method, const char *url, const char *data, size_t len, struct buf *out,
+                    const char *header)
 {
     CURL *h = curl_easy_init();
     struct body b = {data, len, BUF_INIT};
+    struct curl_slist *hdrs = header ? curl_slist_append(NULL, header) : NULL;
     long code = 0;
     curl_easy_setopt(h, CURLOPT_URL, url);
+    if (hdrs)
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, b_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     if (!strcmp(method, "PUT")) {
@@ -476,12 +481,49 @@ static long plain(const char *method, const char *url, const char *data, size_t 
     if (curl_easy_perform(h) == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(h);
+    curl_slist_free_all(hdrs);
     if (out) {
         buf_reset(out);
         buf_append(out, b.got.data ? b.got.data : "", b.got.len);
     }
     buf_release(&b.got);
     return code;
+}
+
+static long plain(const char *method, const char *url, const char *data, size_t len, struct buf *out)
+{
+    return plain_h(method, url, data, len, out, NULL);
+}
+
+TEST(live_put_once)
+{
+    struct s3 *s = live(0, 0);
+    if (!s)
+        return;
+    struct err e = ERR_INIT;
+    int64_t now = time_now_ms() / 1000, size = 0;
+    char *put = NULL;
+    struct buf out = BUF_INIT;
+    /* the client's PUT with the signed If-None-Match header writes once */
+    ASSERT_OK(s3_presign_put_once(s, "once/shard.tar", now, 600, -1, &put));
+    ASSERT(strstr(put, "X-Amz-SignedHeaders=host%3Bif-none-match") != NULL);
+    ASSERT_EQ(plain("PUT", put, "first", 5, NULL), 403); /* the header is signed: required */
+    ASSERT_EQ(s3_head(s, "once/shard.tar", NULL, &e), ERR_NOTFOUND);
+    ASSERT_EQ(plain_h("PUT", put, "first", 5, NULL, "If-None-Match: *"), 200);
+    ASSERT_EQ(plain_h("PUT", put, "second!", 7, NULL, "If-None-Match: *"), 412);
+    ASSERT_EQ(plain_h("PUT", put, "second!", 7, NULL, "If-None-Match: \"x\""), 403);
+    ASSERT_OK(s3_head(s, "once/shard.tar", &size, &e));
+    ASSERT_EQ(size, 5);
+    /* vbatch's own PUT if absent */
+    ASSERT_EQ(s3_put_new(s, "once/shard.tar", "third", 5, &e), ERR_EXISTS);
+    ASSERT_OK(s3_put_new(s, "once/other", "x", 1, &e));
+    ASSERT_OK(s3_get(s, "once/shard.tar", 100, &out.data, &out.len, &e));
+    ASSERT(out.len == 5 && !memcmp(out.data, "first", 5));
+    s3_delete(s, "once/shard.tar", &e);
+    s3_delete(s, "once/other", &e);
+    free(put);
+    buf_release(&out);
+    live_done(s);
 }
 
 TEST(live_presigned_put_and_get)

@@ -394,15 +394,15 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     /* Before the 200: the reserve for the rows of its items.  Refused,
      * nothing is kept and the URL stays usable for a retry. */
     if (!strcmp(p->u.kind, "tar"))
-        rc = store_space_check(s->st, 0, "the index of this tar shard", err);
+        rc = store_space_check(s->st, store_blob_writer_unwritten(p->w), "the index of this tar shard", err);
     if (rc < 0) {
         store_blob_writer_abort(p->w);
         p->w = NULL;
         goto out;
     }
-    /* A shard the writer kept in memory is scanned before its bytes are
-     * synced (the scan overlaps nothing but saves reading them again) and
-     * recorded with its items in the transaction that acknowledges it. */
+    /* A shard the writer kept in memory is scanned from there (its bytes
+     * are never read again) and, once synced, recorded with its items in
+     * the transaction that acknowledges it. */
     const void *kept = store_blob_writer_kept(p->w);
     have_job = kept != NULL;
     bool at_once = have_job && staging__index_kept(s, p->key, &p->u, kept, (size_t)size, &j);

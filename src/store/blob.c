@@ -771,6 +771,11 @@ int64_t store_blob_writer_size(const struct store_blob_writer *w)
     return w->size;
 }
 
+int64_t store_blob_writer_unwritten(const struct store_blob_writer *w)
+{
+    return w->kept ? w->size - w->flushed : 0;
+}
+
 const void *store_blob_writer_kept(const struct store_blob_writer *w)
 {
     return w->kept ? (const void *)w->kept : NULL;

@@ -433,6 +433,10 @@ int store_blob_writer_open_kept(struct store *st, const char *key, int64_t limit
 /* The blob's bytes so far (store_blob_writer_size of them) when the whole
  * blob is kept in memory, else NULL.  Valid until finish or abort. */
 const void *store_blob_writer_kept(const struct store_blob_writer *w);
+/* Bytes of the blob not yet in its temp file (kept mode writes whole 1 MiB
+ * steps as they arrive, the tail at finish): what finish still needs on
+ * the disk. */
+int64_t store_blob_writer_unwritten(const struct store_blob_writer *w);
 /* Publishes the blob and frees w (also on failure). */
 int store_blob_writer_finish(struct store_blob_writer *w);
 /* Removes the temp file and frees w.  NULL ok. */

@@ -23,6 +23,17 @@ of the two).  Prints one line per round and a summary:
 Each round stages into a fresh batch of the same server (a fresh data folder
 per run, on $BENCH_DIR or the disk of /tmp).
 
+--compare BIN: a second vbatch (e.g. main's build), run in the same rounds
+right after the first, each with its own dd before and after.  --sink BIN
+(build/bench/bench_http_sink): the floor of HTTP ingest on this machine in
+the same rounds: a bare libmicrohttpd server that only stores the bodies
+(no database, no index; modes none = the bytes dropped, buffered = write +
+fsync, direct = O_DIRECT from a 1 MiB buffer + fdatasync), counted the
+same way.  Each variant prints its rounds and its median:
+
+  bench ingest_tar variant=floor-direct round=1 ... ratio=0.790
+  bench ingest_tar variant=floor-direct median_ratio=...
+
 --s3: the blobs on the object store of VBATCH_TEST_S3 (AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY; `eval "$(scripts/s3-up.sh DIR)"` starts radosgw),
 under a fresh prefix.  The shards then go straight to the store (vbatch's
@@ -205,6 +216,8 @@ def main():
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--s3', action='store_true', help='blobs on VBATCH_TEST_S3; baseline: plain PUTs to it')
     ap.add_argument('--poll-ms', type=int, default=1000, help='--s3: the arrival poller period')
+    ap.add_argument('--compare', help='another vbatch binary run in the same rounds')
+    ap.add_argument('--sink', help='bench_http_sink binary: the floor variants in the same rounds')
     a = ap.parse_args()
     conftest.BIN = os.path.abspath(a.bin)
     tars = []
@@ -212,7 +225,6 @@ def main():
         members = [(f's{k:03d}-{i:04d}.jpg', jpeg_sized(a.kb * 1000, k * 100000 + i)) for i in range(a.images)]
         tars.append((conftest.make_tar(members), a.images))
     total = sum(len(t[0]) for t in tars)
-    ratios = []
     with tempfile.TemporaryDirectory(dir=os.environ.get('BENCH_DIR')) as d:
         src = os.path.join(d, 'shards.bin')
         with open(src, 'wb') as f:
@@ -220,23 +232,57 @@ def main():
                 f.write(t[0])
         if a.s3:
             return s3_rounds(a, d, tars, total)
-        s = conftest.Server(d, args=['--quiet']).start()
+        variants = []  # (name, server-like object, data folder, stop)
         try:
+            bins = [('vbatch', os.path.abspath(a.bin))] + ([('compare', os.path.abspath(a.compare))] if a.compare else [])
+            for name, b in bins:
+                sub = os.path.join(d, name)
+                os.makedirs(sub)
+                conftest.BIN = b
+                s = conftest.Server(sub, args=['--quiet']).start()
+                variants.append((name, s, s.data, s.stop))
+            for mode in (('none', 'buffered', 'direct') if a.sink else ()):
+                variants.append(sink_start(a.sink, d, mode, a.images))
+            ratios = {v[0]: [] for v in variants}
             for r in range(1, a.rounds + 1):
-                dd0 = dd_mb_s(src, s.data)
-                t_put, dt = run_round(s, f'bench-{r}', tars, a.clients)
-                dd1 = dd_mb_s(src, s.data)
-                dd = (dd0 + dd1) / 2
-                mb_s = total / dt / 1e6
-                ratios.append(mb_s / dd)
-                print(f'bench ingest_tar round={r} shards={a.shards} images={a.shards * a.images} '
-                      f'mb={total / 1e6:.1f} put_s={t_put:.3f} seconds={dt:.3f} mb_s={mb_s:.1f} '
-                      f'dd_mb_s={dd:.1f} dd_before={dd0:.1f} dd_after={dd1:.1f} ratio={mb_s / dd:.3f}',
-                      flush=True)
+                for name, s, data, _ in variants:
+                    dd0 = dd_mb_s(src, data)
+                    t_put, dt = run_round(s, f'bench-{r}', tars, a.clients)
+                    dd1 = dd_mb_s(src, data)
+                    dd = (dd0 + dd1) / 2
+                    mb_s = total / dt / 1e6
+                    ratios[name].append(mb_s / dd)
+                    tag = '' if name == 'vbatch' else f'variant={name} '
+                    print(f'bench ingest_tar {tag}round={r} shards={a.shards} images={a.shards * a.images} '
+                          f'mb={total / 1e6:.1f} put_s={t_put:.3f} seconds={dt:.3f} mb_s={mb_s:.1f} '
+                          f'dd_mb_s={dd:.1f} dd_before={dd0:.1f} dd_after={dd1:.1f} ratio={mb_s / dd:.3f}',
+                          flush=True)
         finally:
-            s.stop()
-    print(f'bench ingest_tar best_ratio={max(ratios):.3f} median_ratio={statistics.median(ratios):.3f}',
-          flush=True)
+            for v in variants:
+                v[3]()
+    for name, rs in ratios.items():
+        tag = '' if name == 'vbatch' else f'variant={name} '
+        print(f'bench ingest_tar {tag}best_ratio={max(rs):.3f} median_ratio={statistics.median(rs):.3f}', flush=True)
+
+
+class SinkServer:
+    """bench_http_sink seen as the client sees a server."""
+
+    def __init__(self, port):
+        self.port, self.base, self.key, self.workspace = port, f'http://127.0.0.1:{port}', 'k', 'w'
+
+
+def sink_start(binary, d, mode, images):
+    data = os.path.join(d, 'sink-' + mode)
+    os.makedirs(data)
+    port = conftest.free_port()
+    p = subprocess.Popen([binary, str(port), data, mode, str(images)], stdout=subprocess.PIPE)
+    assert p.stdout.readline().startswith(b'listening'), 'bench_http_sink did not start'
+
+    def stop():
+        p.terminate()
+        p.wait()
+    return ('floor-' + mode, SinkServer(port), data, stop)
 
 
 def s3_rounds(a, d, tars, total):

@@ -94,6 +94,37 @@ static int index_one(struct staging__job *j, struct err *err)
     return rc;
 }
 
+static int kept_image(void *ud, int index, const char *name, const void *data, size_t len, int64_t offset,
+                      const char *mime)
+{
+    struct staging__job *j = ud;
+    (void)index, (void)data;
+    return staging__job_add(j, name, j->blob_key, mime, (int64_t)len, offset);
+}
+
+bool staging__index_kept(struct staging *s, const char *key, const struct store_upload *u, const void *mem,
+                         size_t size, struct staging__job *j)
+{
+    struct staging__tar_limits lim = {s->o.max_image_bytes, s->o.max_shard_images};
+    struct staging__tar_cb cb = {kept_image, staging__job_reject, j};
+    const char *why = NULL;
+    int n = 0;
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->slot = STAGING__INDEXER;
+    j->bid = u->bid;
+    j->shard_id = xstrdup(u->shard_id ? u->shard_id : "");
+    j->kind = xstrdup("tar");
+    j->blob_key = xstrdup(key);
+    j->failed = json_array();
+    j->ingested = json_array();
+    if (!u->shard_id || (int64_t)size > s->o.max_shard_bytes)
+        return false;
+    /* the same scan as index_one's, over the bytes the writer kept */
+    int rc = staging__tar_scan(size ? mem : "", size, &lim, &cb, &n, &j->ingest_id, &j->notify_url, &why);
+    return rc == 0 && !j->ingest_id && !j->notify_url;
+}
+
 int staging_index_pending(struct staging *s, int *indexed)
 {
     int n = 0, rc = 0;

@@ -374,7 +374,12 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
     if (content_length <= 0 && (rc = store_space_check(s->st, 0, "an upload", err)) < 0)
         goto fail;
     p->key = xstrdup(key); /* from here put_free releases the claim */
-    if ((rc = store_blob_writer_open(s->st, key, limit, &p->w)) < 0) {
+    /* A tar shard is also kept in memory while it is at most
+     * STAGING_KEEP_MAX bytes: indexed from there as its PUT ends (unless a
+     * test asked for a window between the upload and its indexing). */
+    rc = tar && s->o.index_at_upload && s->o.index_delay_ms <= 0 ? store_blob_writer_open_kept(s->st, key, limit, STAGING_KEEP_MAX, &p->w)
+             : store_blob_writer_open(s->st, key, limit, &p->w);
+    if (rc < 0) {
         err_printf(err, "cannot create the upload file");
         goto fail;
     }
@@ -413,24 +418,47 @@ int staging_put_finish(struct staging_put *p, struct err *err)
 {
     struct staging *s = p->s;
     int64_t size = store_blob_writer_size(p->w);
+    struct staging__job j;
+    bool have_job = false;
     int rc = 0;
     /* Before the 200: the reserve for the rows of its items.  Refused,
      * nothing is kept and the URL stays usable for a retry. */
     if (!strcmp(p->u.kind, "tar"))
-        rc = store_space_check(s->st, 0, "the index of this tar shard", err);
+        rc = store_space_check(s->st, store_blob_writer_unwritten(p->w), "the index of this tar shard", err);
     if (rc < 0) {
         store_blob_writer_abort(p->w);
         p->w = NULL;
         goto out;
     }
+    /* A shard the writer kept in memory is scanned from there (its bytes
+     * are never read again) and, once synced, recorded with its items in
+     * the transaction that acknowledges it. */
+    const void *kept = store_blob_writer_kept(p->w);
+    have_job = kept != NULL;
+    bool at_once = have_job && staging__index_kept(s, p->key, &p->u, kept, (size_t)size, &j);
     rc = store_blob_writer_finish(p->w);
     p->w = NULL;
     if (rc < 0) {
         err_printf(err, "cannot store the upload: %s", err_str(rc));
         goto out;
     }
+    if (at_once) {
+        rc = staging__job_commit_upload(&j, p->key, &p->u, size, err);
+        if (rc == 0) {
+            metric_count(METRIC_INGEST_BYTES, (uint64_t)size, "shard", NULL, NULL);
+            goto out;
+        }
+        if (rc == ERR_EXISTS) /* the URL was used meanwhile: the same answer as below */
+            goto out;
+        /* anything else (a busy database): recorded as uploaded, the
+         * indexer thread does it again */
+        log_warn("staging", "shard=%s not indexed at its upload: %s", p->u.shard_id, err_text(err, rc));
+        err_clear(err);
+    }
     rc = staging__upload_arrived(s, p->key, &p->u, size, err);
 out:
+    if (have_job)
+        staging__job_release(&j);
     put_free(p);
     return rc;
 }

@@ -228,17 +228,11 @@ int staging__job_fail(struct staging__job *j, const char *from_state, const char
     return rc;
 }
 
-/* Publish a shard's staged items, in one transaction. */
-int staging__job_commit(struct staging__job *j, const char *from_state)
+/* The outcome of a shard done with j's staged items (no webhooks): *items
+ * and *meta_s are the caller's to free after the store call. */
+static void done_outcome(struct staging__job *j, const char *from_state, const char *owner,
+                         struct store_shard_outcome *o, struct store_item_new **items_out, char **meta_out)
 {
-    struct staging *s = j->s;
-    struct err e = ERR_INIT;
-    char *hook = NULL, *ok = NULL, *bad = NULL;
-    /* A tar shard's items lie in its blob, synced before its upload was
-     * acknowledged; fetched references were written without a sync. */
-    int rc = strcmp(j->kind, "tar") != 0 ? store_blob_sync(s->st) : 0;
-    if (rc < 0)
-        return rc;
     struct store_item_new *items = xcalloc((size_t)MAX(j->nitems, 1), sizeof *items);
     for (int i = 0; i < j->nitems; i++) {
         bool meta = !strcmp(j->items[i].mime, "application/json"); /* a sidecar (tar only) */
@@ -252,11 +246,46 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
                              j->nfailed);
     char *meta_s = json_dumps(meta, JSON_COMPACT);
     json_decref(meta);
-    struct store_shard_outcome o = {.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
-                                    .owner = store_owner(s->st), .state = "done", .status_name = all_failed ? "all-files-failed" : "ingested",
-                                    .status_type = all_failed ? "error" : "success", .meta = meta_s,
-                                    .objects = j->nitems, .items = items, .nitems = j->nitems, .ws = j->ws,
-                                    .webhook_url = j->notify_url};
+    *o = (struct store_shard_outcome){.bid = j->bid, .shard_id = j->shard_id, .from_state = from_state,
+                                      .owner = owner, .state = "done",
+                                      .status_name = all_failed ? "all-files-failed" : "ingested",
+                                      .status_type = all_failed ? "error" : "success", .meta = meta_s,
+                                      .objects = j->nitems, .items = items, .nitems = j->nitems, .ws = j->ws,
+                                      .webhook_url = j->notify_url};
+    *items_out = items;
+    *meta_out = meta_s;
+}
+
+/* After the commit of a shard done with j's items. */
+static void done_recorded(struct staging__job *j)
+{
+    /* kind: tar, image-refs, video-refs (fixed by the shards table) */
+    const char *mk = !strcmp(j->kind, "tar") ? "shard" : j->kind;
+    int64_t bytes = 0;
+    for (int i = 0; i < j->nitems; i++)
+        bytes += j->items[i].size;
+    metric_count(METRIC_INGEST_ITEMS, (uint64_t)j->nitems, mk, NULL, NULL);
+    if (strcmp(j->kind, "tar") != 0) /* a shard's bytes were counted at its PUT */
+        metric_count(METRIC_INGEST_BYTES, (uint64_t)bytes, mk, NULL, NULL);
+    log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
+             json_array_size(j->failed));
+}
+
+/* Publish a shard's staged items, in one transaction. */
+int staging__job_commit(struct staging__job *j, const char *from_state)
+{
+    struct staging *s = j->s;
+    struct err e = ERR_INIT;
+    char *hook = NULL, *ok = NULL, *bad = NULL, *meta_s = NULL;
+    struct store_item_new *items = NULL;
+    struct store_shard_outcome o;
+    /* A tar shard's items lie in its blob, synced before its upload was
+     * acknowledged; fetched references were written without a sync. */
+    int rc = strcmp(j->kind, "tar") != 0 ? store_blob_sync(s->st) : 0;
+    if (rc < 0)
+        return rc;
+    done_outcome(j, from_state, store_owner(s->st), &o, &items, &meta_s);
+    bool all_failed = j->nitems == 0 && j->nfailed > 0;
     char *okey = staging__notify_key(j->ingest_id, j->batch);
     o.webhook_key = okey;
     if (j->notify_url && j->ingest_id && (!strcmp(j->kind, "tar") || j->cat_files))
@@ -270,18 +299,23 @@ int staging__job_commit(struct staging__job *j, const char *from_state)
     if (rc == ERR_EXISTS)
         log_warn("staging", "shard not recorded shard=%s: finished or taken over by another process", j->shard_id);
     if (rc == 0) {
-        /* kind: tar, image-refs, video-refs (fixed by the shards table) */
-        const char *mk = !strcmp(j->kind, "tar") ? "shard" : j->kind;
-        int64_t bytes = 0;
-        for (int i = 0; i < j->nitems; i++)
-            bytes += j->items[i].size;
-        metric_count(METRIC_INGEST_ITEMS, (uint64_t)j->nitems, mk, NULL, NULL);
-        if (strcmp(j->kind, "tar") != 0) /* a shard's bytes were counted at its PUT */
-            metric_count(METRIC_INGEST_BYTES, (uint64_t)bytes, mk, NULL, NULL);
-        log_info("staging", "shard ingested shard=%s items=%d rejected=%zu", j->shard_id, j->nitems,
-                 json_array_size(j->failed));
+        done_recorded(j);
         store_outbox_kick(s->st);
     }
+    return rc;
+}
+
+int staging__job_commit_upload(struct staging__job *j, const char *key, const struct store_upload *u, int64_t size,
+                               struct err *err)
+{
+    char *meta_s = NULL;
+    struct store_item_new *items = NULL;
+    struct store_shard_outcome o;
+    done_outcome(j, "uploaded", NULL, &o, &items, &meta_s);
+    int rc = store_upload_done_indexed(j->s->st, key, u, size, &o, err);
+    free(items), free(meta_s);
+    if (rc == 0)
+        done_recorded(j);
     return rc;
 }
 

@@ -58,6 +58,7 @@ void staging_opts_default(struct staging_opts *o)
     o->max_page_size = 1000;
     o->max_references = 20000;
     o->net_allow = NULL;
+    o->index_at_upload = true;
     const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
     o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
     const char *cd = getenv("VBATCH_STAGING_COMMIT_DELAY_MS");

@@ -56,6 +56,14 @@ struct staging_opts {
     int max_references;            /* per image-references request; default 20000
                                       (videos: max_references/4 = 5000) */
     const char *net_allow;         /* SSRF allow-list, see store_net_allow_set; copied */
+    bool index_at_upload;          /* a tar shard PUT to vbatch's own signed URL is indexed
+                                      as its PUT ends, from the bytes kept in memory while
+                                      they were written (shards of at most 64 MiB), and
+                                      acknowledged with its items; default true.  false
+                                      (tests of the other path), a larger shard, a failed
+                                      scan, a notification config in the shard, or
+                                      index_delay_ms > 0: recorded "uploaded" and indexed
+                                      by the indexer thread from the blob */
     int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
                                       default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
     int64_t commit_delay_ms;       /* tests: wait this long between a single upload's blob

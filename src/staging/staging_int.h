@@ -139,6 +139,10 @@ struct staging__staged {
 };
 #define STAGING__INDEXER 0
 #define STAGING__FETCHER 1
+/* The largest tar shard indexed from memory as its PUT ends (larger ones
+ * are indexed by the indexer thread from the blob). */
+#define STAGING_KEEP_MAX ((size_t)64 << 20)
+
 struct staging__job {
     struct staging *s;
     int slot;               /* STAGING__INDEXER or STAGING__FETCHER */
@@ -174,6 +178,21 @@ void staging__job_reject(void *ud, const char *name, const char *type, const cha
  * this process's claim was taken over (nothing written, no blob touched). */
 int staging__job_fail(struct staging__job *j, const char *from_state, const char *status_name, const char *reason);
 int staging__job_commit(struct staging__job *j, const char *from_state);
+/* A tar shard scanned from its bytes as its PUT ends (staging__index_kept;
+ * j holds no claim): record the upload of key and the shard done with j's
+ * items in one transaction (store_upload_done_indexed). */
+int staging__job_commit_upload(struct staging__job *j, const char *key, const struct store_upload *u, int64_t size,
+                               struct err *err);
+/* A tar shard's bytes at hand as its PUT ends (kept in memory by the
+ * writer): scan them into j, a job with no claim (release it with
+ * staging__job_release).  true when the shard can be recorded at once
+ * (staging__job_commit_upload); false leaves it to the indexer thread,
+ * which reads the blob again: a scan that failed (the indexer records the
+ * failure as for any shard), a shard over the size limit, or a
+ * notification config inside the shard (its webhooks go through the
+ * indexer's path). */
+bool staging__index_kept(struct staging *s, const char *key, const struct store_upload *u, const void *mem,
+                         size_t size, struct staging__job *j);
 /* Storage ran out: the shard keeps from_state, shows waiting-for-storage. */
 void staging__job_wait_storage(struct staging__job *j, const char *from_state, const char *why);
 /* Sleep ms, waking early when the context stops. */

@@ -25,6 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,7 +115,8 @@ static int blob_err(const char *op, int rc)
     return rc;
 }
 
-/* fsync src (an existing file) and rename it to the blob path of key. */
+/* Sync src (an existing file: fdatasync, its bytes and size) and rename it
+ * to the blob path of key; the folder is synced after the rename. */
 static int local_publish(struct store *st, const char *key, const char *src, int fd)
 {
     char *dst = NULL;
@@ -124,7 +128,7 @@ static int local_publish(struct store *st, const char *key, const char *src, int
         if (fd < 0)
             return -errno;
     }
-    if (fsync(fd) < 0) {
+    if (fdatasync(fd) < 0) {
         rc = -errno;
         goto out;
     }
@@ -560,6 +564,11 @@ struct store_blob_writer {
     int64_t limit; /* 0 = none */
     int64_t size;  /* bytes written so far */
     int64_t kicked; /* bytes handed to writeback so far (below) */
+    /* Kept mode (store_blob_writer_open_kept) while the blob fits: */
+    uint8_t *kept;   /* page-aligned anonymous mapping of keep_cap bytes, or NULL */
+    size_t keep_cap; /* its size, reserved from kept_total */
+    int dfd;         /* the temp file opened with O_DIRECT, or -1 (buffered writes) */
+    int64_t flushed; /* bytes of kept already written to the file (a multiple of DIRECT_STEP) */
 };
 
 /* A streamed blob (a tar shard, an export) is handed to the disk as it
@@ -568,6 +577,14 @@ struct store_blob_writer {
  * already instead of flushing the whole file at once: the disk works while
  * the body is still being received. */
 #define WRITEBACK_STEP (2 << 20)
+/* Kept mode writes the bytes from its aligned copy in steps of this size
+ * with O_DIRECT: the disk is fed from memory the caller reads again
+ * anyway, with no copy into the page cache and no writeback work later. */
+#define DIRECT_STEP (1 << 20)
+/* All kept writers of the process together hold at most this much memory
+ * (their reserved capacity); a writer that cannot reserve writes as usual. */
+#define KEPT_TOTAL_MAX ((size_t)512 << 20)
+static _Atomic size_t kept_total;
 
 int store_blob_writer_open(struct store *st, const char *key, int64_t limit, struct store_blob_writer **out)
 {
@@ -577,6 +594,7 @@ int store_blob_writer_open(struct store *st, const char *key, int64_t limit, str
         return ERR_INVALID;
     w = xcalloc(1, sizeof *w);
     w->st = st;
+    w->dfd = -1;
     w->limit = limit > 0 ? limit : 0;
     if ((rc = store_tmp_create(st, &w->tmp, &w->fd)) < 0) {
         free(w);
@@ -587,11 +605,158 @@ int store_blob_writer_open(struct store *st, const char *key, int64_t limit, str
     return 0;
 }
 
+/* Kept regions are reused: a fresh mapping costs a page fault and a
+ * cleared page per 4 KiB (more CPU than the copy into it).  At most
+ * KEPT_POOL regions wait here, each with at most KEPT_POOL_RESIDENT bytes
+ * of touched pages (the rest is handed back to the kernel). */
+#define KEPT_POOL 4
+#define KEPT_POOL_RESIDENT ((size_t)16 << 20)
+static pthread_mutex_t kept_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    void *m;
+    size_t cap;
+} kept_pool[KEPT_POOL];
+
+static void *kept_map(size_t cap)
+{
+    void *m = NULL;
+    pthread_mutex_lock(&kept_mu);
+    for (int i = 0; i < KEPT_POOL && !m; i++)
+        if (kept_pool[i].m && kept_pool[i].cap == cap) {
+            m = kept_pool[i].m;
+            kept_pool[i].m = NULL;
+        }
+    pthread_mutex_unlock(&kept_mu);
+    if (m)
+        return m;
+    /* pages are touched only as the blob grows; huge pages where the
+     * kernel gives them (fewer faults) */
+    m = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    (void)madvise(m, cap, MADV_HUGEPAGE);
+    return m;
+}
+
+static void kept_unmap(void *m, size_t cap, size_t used)
+{
+    if (used > KEPT_POOL_RESIDENT)
+        (void)madvise((uint8_t *)m + KEPT_POOL_RESIDENT, cap - KEPT_POOL_RESIDENT, MADV_DONTNEED);
+    pthread_mutex_lock(&kept_mu);
+    for (int i = 0; i < KEPT_POOL && m; i++)
+        if (!kept_pool[i].m) {
+            kept_pool[i].m = m;
+            kept_pool[i].cap = cap;
+            m = NULL;
+        }
+    pthread_mutex_unlock(&kept_mu);
+    if (m)
+        munmap(m, cap);
+}
+
+static void kept_drop(struct store_blob_writer *w)
+{
+    if (!w->kept)
+        return;
+    kept_unmap(w->kept, w->keep_cap, (size_t)w->size);
+    kept_total -= w->keep_cap;
+    w->kept = NULL;
+    w->keep_cap = 0;
+    if (w->dfd >= 0)
+        close(w->dfd);
+    w->dfd = -1;
+}
+
+int store_blob_writer_open_kept(struct store *st, const char *key, int64_t limit, size_t keep_max,
+                                struct store_blob_writer **out)
+{
+    int rc = store_blob_writer_open(st, key, limit, out);
+    if (rc < 0)
+        return rc;
+    struct store_blob_writer *w = *out;
+    size_t cap = (keep_max + DIRECT_STEP - 1) / DIRECT_STEP * DIRECT_STEP;
+    if (w->limit && (int64_t)cap > w->limit)
+        cap = ((size_t)w->limit + DIRECT_STEP - 1) / DIRECT_STEP * DIRECT_STEP;
+    if (cap == 0 || atomic_fetch_add(&kept_total, cap) + cap > KEPT_TOTAL_MAX) {
+        if (cap)
+            kept_total -= cap;
+        return 0; /* an ordinary writer */
+    }
+    void *m = kept_map(cap);
+    if (!m) {
+        kept_total -= cap;
+        return 0;
+    }
+    w->kept = m;
+    w->keep_cap = cap;
+    /* a file system without O_DIRECT (tmpfs) gets buffered writes */
+    w->dfd = open(w->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    return 0;
+}
+
+/* Write kept bytes [w->flushed, end) to the file: with O_DIRECT while the
+ * range is whole steps, else (or once the file system refused) buffered. */
+static int kept_flush(struct store_blob_writer *w, int64_t end)
+{
+    while (w->flushed < end) {
+        size_t n = (size_t)MIN(end - w->flushed, DIRECT_STEP);
+        const uint8_t *p = w->kept + w->flushed;
+        if (w->dfd >= 0 && n == DIRECT_STEP) {
+            ssize_t k = pwrite(w->dfd, p, n, w->flushed);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k == (ssize_t)n) {
+                w->flushed += k;
+                continue;
+            }
+            if (k < 0 && errno != EINVAL)
+                return -errno;
+            close(w->dfd); /* EINVAL (alignment refused) or short: buffered from here */
+            w->dfd = -1;
+            if (k > 0) {
+                w->flushed += k;
+                continue;
+            }
+        }
+        for (size_t done = 0; done < n;) {
+            ssize_t k = pwrite(w->fd, p + done, n - done, w->flushed + (int64_t)done);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return -errno;
+            done += (size_t)k;
+        }
+        w->flushed += (int64_t)n;
+    }
+    return 0;
+}
+
+/* Leave kept mode: what is in memory goes to the file, the rest is
+ * written as by an ordinary writer. */
+static int kept_spill(struct store_blob_writer *w)
+{
+    int rc = kept_flush(w, w->size);
+    if (rc == 0 && lseek(w->fd, w->size, SEEK_SET) < 0)
+        rc = -errno;
+    w->kicked = w->size;
+    kept_drop(w);
+    return rc;
+}
+
 int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_t len)
 {
     if (w->limit && (int64_t)len > w->limit - w->size)
         return ERR_LIMIT;
-    int rc = fd_write_all(w->fd, data, len);
+    int rc = 0;
+    if (w->kept && (size_t)w->size + len > w->keep_cap && (rc = kept_spill(w)) < 0)
+        return blob_err("write", rc);
+    if (w->kept) {
+        memcpy(w->kept + w->size, data, len);
+        w->size += (int64_t)len;
+        rc = kept_flush(w, w->size / DIRECT_STEP * DIRECT_STEP);
+        return blob_err("write", rc);
+    }
+    rc = fd_write_all(w->fd, data, len);
     if (rc == 0)
         w->size += (int64_t)len;
     if (rc == 0 && w->size - w->kicked >= WRITEBACK_STEP) {
@@ -606,9 +771,22 @@ int64_t store_blob_writer_size(const struct store_blob_writer *w)
     return w->size;
 }
 
+int64_t store_blob_writer_unwritten(const struct store_blob_writer *w)
+{
+    return w->kept ? w->size - w->flushed : 0;
+}
+
+const void *store_blob_writer_kept(const struct store_blob_writer *w)
+{
+    return w->kept ? (const void *)w->kept : NULL;
+}
+
 int store_blob_writer_finish(struct store_blob_writer *w)
 {
-    int rc = w->st->blob->publish(w->st, w->key, w->tmp, w->fd);
+    int rc = w->kept ? kept_flush(w, w->size) : 0;
+    kept_drop(w);
+    if (rc == 0)
+        rc = w->st->blob->publish(w->st, w->key, w->tmp, w->fd);
     if (rc < 0)
         unlink(w->tmp);
     close(w->fd);
@@ -622,6 +800,7 @@ void store_blob_writer_abort(struct store_blob_writer *w)
 {
     if (!w)
         return;
+    kept_drop(w);
     close(w->fd);
     unlink(w->tmp);
     free(w->tmp);

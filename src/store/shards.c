@@ -312,7 +312,10 @@ struct done_args {
     const struct store_upload *u;
     int64_t size;
     bool over; /* size was over the limit: recorded as failed */
+    const struct store_shard_outcome *indexed; /* a tar shard indexed at once, or NULL */
 };
+
+static int finish_body(struct store *st, struct db_conn *c, void *ud, struct err *e);
 
 static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
 {
@@ -338,18 +341,30 @@ static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *
     }
     if (rc == 0 && !strcmp(a->u->kind, "tar"))
         rc = shard_status(c, a->u->shard_id, "uploaded", "uploaded", "info", NULL, 0, e);
+    if (rc == 0 && a->indexed) /* uploaded and indexed in one step: its history shows both */
+        rc = finish_body(st, c, (void *)a->indexed, e);
     return rc;
 }
 
 int store_upload_done(struct store *st, const char *key, const struct store_upload *u, const char *mime,
                       int64_t size, struct err *e)
 {
-    struct done_args a = {key, mime, u, size, false};
+    struct done_args a = {key, mime, u, size, false, NULL};
     int rc = store__staging_tx(st, done_body, &a, e);
     if (rc == 0 && a.over)
         rc = err_set(e, ERR_LIMIT, "upload of %lld bytes exceeds the limit of %lld bytes", (long long)size,
                      (long long)u->size_limit);
     return rc;
+}
+
+int store_upload_done_indexed(struct store *st, const char *key, const struct store_upload *u, int64_t size,
+                              const struct store_shard_outcome *o, struct err *e)
+{
+    if (strcmp(u->kind, "tar") != 0 || !o || o->owner || strcmp(o->from_state, "uploaded") != 0 ||
+        size > u->size_limit)
+        return err_set(e, ERR_INVALID, "not a tar shard indexed at its upload");
+    struct done_args a = {key, NULL, u, size, false, o};
+    return store__staging_tx(st, done_body, &a, e);
 }
 
 void store_uploads_pending_free(struct store_upload_pending *rows, int n)

@@ -427,6 +427,24 @@ struct store_blob_writer;
 int store_blob_writer_open(struct store *st, const char *key, int64_t limit, struct store_blob_writer **out);
 int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_t len);
 int64_t store_blob_writer_size(const struct store_blob_writer *w);
+/* Kept mode, for a blob its writer reads again at once (a tar shard is
+ * indexed from its bytes before its upload is answered): while the blob is
+ * at most keep_max bytes, the writer also keeps it in memory, and writes
+ * it to the temp file from there with O_DIRECT in 1 MiB steps (no page
+ * cache copy, the disk busy while the rest arrives; buffered where the
+ * file system takes no O_DIRECT).  A blob that outgrows keep_max, or a
+ * writer when the process's kept writers already hold 512 MiB, is written
+ * as by store_blob_writer_open.  Durability is the same: finish syncs
+ * before it publishes. */
+int store_blob_writer_open_kept(struct store *st, const char *key, int64_t limit, size_t keep_max,
+                                struct store_blob_writer **out);
+/* The blob's bytes so far (store_blob_writer_size of them) when the whole
+ * blob is kept in memory, else NULL.  Valid until finish or abort. */
+const void *store_blob_writer_kept(const struct store_blob_writer *w);
+/* Bytes of the blob not yet in its temp file (kept mode writes whole 1 MiB
+ * steps as they arrive, the tail at finish): what finish still needs on
+ * the disk. */
+int64_t store_blob_writer_unwritten(const struct store_blob_writer *w);
 /* Publishes the blob and frees w (also on failure). */
 int store_blob_writer_finish(struct store_blob_writer *w);
 /* Removes the temp file and frees w.  NULL ok. */

@@ -323,6 +323,14 @@ struct store_shard_outcome {
     bool failed;
     const char *ingest_ok, *ingest_failed;
 };
+/* A tar shard indexed from its bytes as its upload ends (staging's
+ * kept-mode PUT): in one transaction the upload of key is marked used,
+ * the shard "uploaded" and then o (from_state "uploaded", owner NULL: no
+ * claim, nobody else can see the shard in "uploaded") recorded as by
+ * store_shard_finish.  ERR_EXISTS when the target was used already;
+ * nothing is written on any error. */
+int store_upload_done_indexed(struct store *st, const char *key, const struct store_upload *u, int64_t size,
+                              const struct store_shard_outcome *o, struct err *e);
 /* Record the outcome and end the claim, in one transaction: ERR_EXISTS
  * (nothing written) when the shard left from_state or o->owner no longer
  * holds its claim. */

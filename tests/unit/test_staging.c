@@ -228,7 +228,10 @@ static int upload_file(struct ctx *c, const char *batch, const char *name, const
 TEST(tar_shards_pagination_1200_items)
 {
     struct ctx c = {0};
-    ctx_open(&c, NULL);
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.index_at_upload = false; /* the indexer thread's path */
+    ctx_open(&c, &o);
     for (int k = 0; k < 3; k++) {
         struct tarb t;
         tar_images(&t, 400, k * 400);
@@ -668,10 +671,94 @@ TEST(tar_many_entries_bounded)
     ctx_close(&c);
 }
 
+/* A tar shard is indexed as its PUT ends (index_at_upload, the default):
+ * counted and "ingested" when staging_put_finish returns, with the
+ * status history of the indexer's path; a corrupt shard, one with a
+ * notification config, and one over the shard limit go the indexer's
+ * way ("uploaded" first) and end as they always did. */
+TEST(tar_shard_indexed_at_its_upload)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.max_shard_images = 60;
+    ctx_open(&c, &o);
+    struct tarb t;
+    tar_images(&t, 50, 0);
+    char shard[64];
+    ASSERT_OK(put_shard(&c, "now", t.buf, t.used, shard));
+    ASSERT_EQ(count(&c, "now", NULL), 50); /* no indexer ran */
+    json_t *sh = shard0(&c, "now", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    ASSERT_EQ(json_integer_value(json_object_get(sh, "shardObjectsCount")), 50);
+    json_decref(sh);
+    int n = -1;
+    ASSERT_OK(staging_index_pending(c.s, &n));
+    ASSERT_EQ(n, 0); /* nothing left for the indexer */
+    ASSERT_EQ(count(&c, "now", NULL), 50);
+    /* items are ranges of the shard's blob, byte for byte */
+    char *tarkey = xasprintf("b/1/s/%s.tar", shard);
+    char *data = NULL;
+    size_t len = 0;
+    ASSERT_OK(store_blob_read(c.st, tarkey, 1 << 24, &data, &len));
+    ASSERT_EQ(len, t.used);
+    ASSERT(memcmp(data, t.buf, len) == 0);
+    free(data);
+    free(tarkey);
+    free(t.buf);
+
+    /* over the image limit: the indexer's path, which fails it as before */
+    tar_images(&t, 61, 100);
+    ASSERT_OK(put_shard(&c, "many", t.buf, t.used, NULL));
+    free(t.buf);
+    ASSERT_EQ(count(&c, "many", NULL), 0);
+    sh = shard0(&c, "many", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "uploaded");
+    json_decref(sh);
+    /* corrupt: likewise */
+    tar_images(&t, 3, 200);
+    memset(t.buf + 700, 0x5a, t.used - 700); /* a valid header block followed by garbage */
+    ASSERT_OK(put_shard(&c, "bad", t.buf, t.used, NULL));
+    free(t.buf);
+    sh = shard0(&c, "bad", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "uploaded");
+    json_decref(sh);
+    /* a notification config: the indexer's path (it queues the webhooks) */
+    size_t jl;
+    uint8_t *j = jpeg(&jl, 8);
+    tar_begin(&t, 1 << 20);
+    tar_add(&t, "a.jpg", AE_IFREG, j, jl);
+    const char *cfg = "{\"ingestId\":\"ing-1\",\"notificationsURL\":\"http://127.0.0.1:9/n\"}";
+    tar_add(&t, "notification_config.json", AE_IFREG, cfg, strlen(cfg));
+    tar_end(&t);
+    free(j);
+    ASSERT_OK(put_shard(&c, "cfg", t.buf, t.used, NULL));
+    free(t.buf);
+    sh = shard0(&c, "cfg", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "uploaded");
+    json_decref(sh);
+    ASSERT_OK(staging_index_pending(c.s, &n));
+    ASSERT_EQ(n, 3);
+    sh = shard0(&c, "many", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "too-many-images");
+    json_decref(sh);
+    sh = shard0(&c, "bad", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "corrupt-archive");
+    json_decref(sh);
+    sh = shard0(&c, "cfg", 0);
+    ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+    json_decref(sh);
+    ASSERT_EQ(count(&c, "cfg", NULL), 1);
+    ctx_close(&c);
+}
+
 TEST(indexing_is_crash_safe)
 {
     struct ctx c = {0};
-    ctx_open(&c, NULL);
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.index_at_upload = false; /* the indexer thread's path */
+    ctx_open(&c, &o);
     struct tarb t;
     tar_images(&t, 50, 0);
     char shard[64];
@@ -763,6 +850,7 @@ TEST(claim_taken_over_leaves_the_new_owners_work_alone)
     struct staging_opts o;
     staging_opts_default(&o);
     o.claim_lease_ms = 300;
+    o.index_at_upload = false; /* the indexer thread's claims */
     ctx_open(&a, &o);
     memcpy(b.dir, a.dir, sizeof b.dir);
     ctx_open(&b, &o);

@@ -431,6 +431,74 @@ static char *qv(const char *path, const char *name)
     return strndup(p, strcspn(p, "&"));
 }
 
+/* Kept mode: the blob in memory while it fits (written to the file from
+ * there in 1 MiB O_DIRECT steps and a buffered tail), the same bytes on
+ * disk after finish; outgrowing keep_max turns it into an ordinary
+ * writer; the limit holds; abort leaves no temp file. */
+TEST(blob_writer_kept)
+{
+    struct store *st = open_tmp();
+    size_t n = (5u << 20) / 2 + 12345; /* 2.5 MiB and an unaligned tail */
+    uint8_t *src = xmalloc(n);
+    for (size_t i = 0; i < n; i++)
+        src[i] = (uint8_t)(i * 131 + (i >> 13));
+    for (int round = 0; round < 2; round++) {
+        /* round 0: kept to the end; round 1: keep_max 1 MiB, spilled */
+        struct store_blob_writer *w;
+        const char *key = round ? "k/spilled" : "k/kept";
+        ASSERT_OK(store_blob_writer_open_kept(st, key, (int64_t)n, round ? (1u << 20) : (3u << 20), &w));
+        for (size_t off = 0; off < n;) {
+            size_t k = MIN((size_t)100003, n - off);
+            ASSERT_OK(store_blob_writer_write(w, src + off, k));
+            off += k;
+            const uint8_t *kept = store_blob_writer_kept(w);
+            if (round == 0 || off <= (1u << 20)) {
+                ASSERT(kept != NULL);
+                ASSERT_EQ(memcmp(kept, src, off), 0);
+            } else {
+                ASSERT(kept == NULL);
+            }
+        }
+        ASSERT_EQ(store_blob_writer_write(w, "x", 1), ERR_LIMIT); /* the limit holds in kept mode */
+        ASSERT_EQ(store_blob_writer_size(w), (int64_t)n);
+        /* what finish still writes: the tail after the last whole MiB */
+        ASSERT_EQ(store_blob_writer_unwritten(w), round ? 0 : (int64_t)(n % (1u << 20)));
+        ASSERT_OK(store_blob_writer_finish(w));
+        char *data = NULL;
+        size_t len = 0;
+        ASSERT_OK(store_blob_read(st, key, n + 1, &data, &len));
+        ASSERT_EQ(len, n);
+        ASSERT_EQ(memcmp(data, src, n), 0);
+        free(data);
+    }
+    /* a kept writer aborted after O_DIRECT steps: no blob, no temp file */
+    struct store_blob_writer *w;
+    ASSERT_OK(store_blob_writer_open_kept(st, "k/aborted", 0, 4u << 20, &w));
+    ASSERT_OK(store_blob_writer_write(w, src, n));
+    store_blob_writer_abort(w);
+    int fd;
+    int64_t size;
+    ASSERT_EQ(store_blob_open(st, "k/aborted", &fd, &size), ERR_NOTFOUND);
+    char *tmpd = xasprintf("%s/tmp", store_data_dir(st));
+    DIR *d = opendir(tmpd);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d)))
+        files += e->d_name[0] != '.';
+    closedir(d);
+    free(tmpd);
+    ASSERT_EQ(files, 0);
+    /* an empty kept blob */
+    ASSERT_OK(store_blob_writer_open_kept(st, "k/empty", 0, 1u << 20, &w));
+    ASSERT(store_blob_writer_kept(w) != NULL);
+    ASSERT_OK(store_blob_writer_finish(w));
+    ASSERT_OK(store_blob_open(st, "k/empty", &fd, &size));
+    close(fd);
+    ASSERT_EQ(size, 0);
+    free(src);
+    store_close(st);
+}
+
 TEST(signed_urls)
 {
     struct store *st = open_tmp();

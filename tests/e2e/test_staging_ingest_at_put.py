@@ -1,0 +1,181 @@
+"""Tar shards indexed as their PUT ends (issue 12, local blob folder): a
+shard PUT to vbatch's own signed URL is scanned from the bytes the server
+kept in memory while writing them, and its items are committed in the
+transaction that acknowledges the upload.  So the 200 of the PUT means the
+images are counted, listed and downloadable, with hostile entries refused
+as before; and a kill -9 while shards stream in leaves every acknowledged
+shard counted at once after the restart, never part of a shard."""
+import socket
+import threading
+import time
+import urllib.parse
+
+from conftest import MULT, jpeg_bytes, local_blobs_only, make_tar, png_bytes
+
+pytestmark = local_blobs_only  # on S3 the client PUTs to the object store, not to vbatch
+
+
+def list_names(s, batch):
+    names, token = [], None
+    while True:
+        q = {'pageSize': 500}
+        if token:
+            q['nextPageToken'] = token
+        r = s.ds('GET', f'/{batch}/list', query=q)
+        assert r.status == 200, r
+        d = r.json()
+        names += [f['fileName'] for f in d['filesMetadata']]
+        token = d['nextPageToken']
+        if token is None:
+            return names
+
+
+def test_shard_counted_when_its_put_is_answered(server_factory):
+    s = server_factory().start()
+    batch = 'at-put'
+    jpg = jpeg_bytes()
+    members = [(f'a{i:04d}.png', png_bytes(i)) for i in range(498)]
+    members.append(('a0000.png.json', b'{"label": "x"}'))  # a sidecar: metadata, not an image
+    members.append(('../evil.png', png_bytes(9999)))  # refused, the rest goes in
+    members.append(('b.jpg', jpg))
+    d, put = s.put_shard(batch, make_tar(members))
+    assert put.status == 200, put
+    # no waiting: the answer came after the commit of the items
+    r = s.ds('GET', f'/{batch}/count')
+    assert r.status == 200 and r.json()['count'] == 500, r  # every staged file, the sidecar included
+    assert s.ds('GET', f'/{batch}/count', query={'partName': 'metadata'}).json()['count'] == 1
+    sh = s.ds('GET', f'/{batch}/shards').json()['shards']
+    assert len(sh) == 1 and sh[0]['statusName'] == 'ingested', sh
+    assert sh[0]['shardObjectsCount'] == 500  # 499 images and the sidecar
+    names = list_names(s, batch)
+    assert sorted(names) == sorted([f'a{i:04d}.png' for i in range(498)] + ['b.jpg', 'a0000.png.json'])
+    # an item's download is exactly its bytes of the shard
+    r = s.ds('GET', f'/{batch}/list', query={'pageSize': 1000})
+    f = [x for x in r.json()['filesMetadata'] if x['fileName'] == 'a0377.png'][0]
+    g = s.raw('GET', f['downloadURL'])
+    assert g.status == 200 and g.body == png_bytes(377)
+    # the URL is used up
+    again = s.raw('PUT', d['uploadURL'], body=make_tar(members[:1]))
+    assert again.status in (403, 409), again
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 500
+
+
+def jpeg_sized(size, seed):
+    """A valid JPEG of `size` bytes (the tiny JPEG with a COM segment of
+    seeded filler), as in bench/ingest_tar.py."""
+    base = jpeg_bytes()
+    need = size - len(base) - 4
+    fill = (seed.to_bytes(4, 'big') * (need // 4 + 1))[:need]
+    return base[:2] + b'\xff\xfe' + (need + 2).to_bytes(2, 'big') + fill + base[2:]
+
+
+def test_parallel_puts_each_counted_at_its_answer(server_factory):
+    """4 clients PUT shards of 500 images of 16 KB: a count read after any
+    answer holds every shard answered before it (no indexer lag)."""
+    s = server_factory().start()
+    batch = 'at-put-par'
+    lock, answered, short, errors = threading.Lock(), [0], [], []
+    tars = [[make_tar([(f't{t}-{k}-{i}.jpg', jpeg_sized(16000, t * 100000 + k * 1000 + i)) for i in range(500)])
+             for k in range(3)] for t in range(4)]
+
+    def worker(t):
+        try:
+            for k in range(3):
+                _, put = s.put_shard(batch, tars[t][k])
+                assert put.status == 200, put
+                with lock:
+                    answered[0] += 1
+                    want = 500 * answered[0]
+                got = s.ds('GET', f'/{batch}/count').json()['count']
+                if got < want:
+                    short.append((got, want))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+    th = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    assert not errors, errors
+    assert not short, short
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 6000
+    names = list_names(s, batch)
+    assert len(names) == 6000 and len(set(names)) == 6000
+
+
+def test_kill9_while_shards_stream_in(server_factory):
+    s = server_factory(['--upload-url-ttl', '3600']).start()
+    key = s.key
+    batch = 'at-put-kill'
+    shards = []  # (url, tar, names)
+    for k in range(16):
+        names = [f'k{k:02d}-{i:03d}.png' for i in range(250)]
+        tar = make_tar([(n, png_bytes(k * 1000 + i)) for i, n in enumerate(names)])
+        r = s.ds('POST', f'/{batch}/bulk-upload/image-files')
+        assert r.status == 200, r
+        shards.append((r.json()['signedURLDetails']['uploadURL'], tar, names))
+    acked, lock, todo = set(), threading.Lock(), list(range(len(shards)))
+
+    def put_raw(k):
+        """PUT a shard on a raw socket: 200 or None (the server died)."""
+        url, tar, _ = shards[k]
+        u = urllib.parse.urlsplit(url)
+        try:
+            c = socket.create_connection((u.hostname, u.port), timeout=30 * MULT)
+            c.sendall(f'PUT {u.path}?{u.query} HTTP/1.1\r\nHost: {u.netloc}\r\nContent-Length: {len(tar)}\r\n'
+                      'Connection: close\r\n\r\n'.encode())
+            for off in range(0, len(tar), 64 * 1024):  # in pieces: a kill lands mid-body too
+                c.sendall(tar[off:off + 64 * 1024])
+            head = c.recv(64)
+            c.close()
+            return 200 if head.startswith(b'HTTP/1.1 200') else None
+        except OSError:
+            return None
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                k = todo.pop(0)
+            if put_raw(k) == 200:
+                with lock:
+                    acked.add(k)
+    th = [threading.Thread(target=worker) for _ in range(4)]
+    for t in th:
+        t.start()
+    deadline = time.time() + 60 * MULT
+    while len(acked) < 5 and time.time() < deadline:
+        time.sleep(0.005)
+    with lock:
+        todo.clear()  # no new PUTs; those in flight die with the server
+    s.kill9()
+    for t in th:
+        t.join()
+    with lock:
+        acked_now = set(acked)
+    assert len(acked_now) >= 5
+    s.start(same_port=True)
+    s.key = key
+    # every acknowledged shard counted from the first answer after the
+    # restart (its items were committed with its acknowledgement)
+    first = s.ds('GET', f'/{batch}/count').json()['count']
+    assert first >= 250 * len(acked_now), (first, sorted(acked_now))
+    # no shard is there in part: each is all there or not at all
+    present = set(list_names(s, batch))
+    assert len(present) == first
+    whole = set()
+    for k, (_, _, names) in enumerate(shards):
+        got = present.intersection(names)
+        assert len(got) in (0, len(names)), (k, len(got))
+        if got:
+            whole.add(k)
+    assert acked_now <= whole
+    # the rest completes through the same URLs: every image exactly once
+    for k, (url, tar, _) in enumerate(shards):
+        if k not in whole:
+            p = s.raw('PUT', url, body=tar)
+            assert p.status == 200, (k, p)
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 16 * 250
+    names = list_names(s, batch)
+    assert len(names) == 16 * 250 and len(set(names)) == 16 * 250

@@ -197,6 +197,52 @@ TEST(file_sink_separate_files)
     free(root);
 }
 
+/* Several elements in one run (an image's slices, crops): in a job each
+ * element keeps a file of its own, none replaces another's. */
+TEST(file_sink_separate_files_per_element_in_a_job)
+{
+    char *root = mkroot(), err[512] = "", names[8][256];
+    const char *def =
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":["
+        "{\"type\":\"roboflow_core/image_slicer@v1\",\"name\":\"sl\",\"image\":\"$inputs.image\","
+        "\"slice_width\":2,\"slice_height\":2,\"overlap_ratio_width\":0,\"overlap_ratio_height\":0},"
+        "{\"type\":\"roboflow_core/property_definition@v1\",\"name\":\"w\",\"data\":\"$steps.sl.slices\","
+        "\"operations\":[{\"type\":\"ConvertImageToBase64\"}]},"
+        "{\"type\":\"roboflow_core/local_file_sink@v1\",\"name\":\"s\",\"content\":\"$steps.w.output\","
+        "\"output_mode\":\"separate_files\",\"file_type\":\"txt\",\"target_directory\":\"e\","
+        "\"file_name_prefix\":\"rep\",\"max_entries_per_file\":1024}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.s.*\"}]}";
+    /* outside a job: one timestamped file per slice */
+    struct wf_sinks sk = {.file_root = root};
+    json_t *o = run_def(def, &sk, NULL, NULL, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT_EQ(json_array_size(o), 4);
+    json_decref(o);
+    char *dir = xasprintf("%s/e", root);
+    ASSERT_EQ(list_files(dir, names, 8), 4);
+    for (int k = 0; k < 4; k++) {
+        char *path = xasprintf("%s/%s", dir, names[k]);
+        unlink(path);
+        free(path);
+    }
+    /* in a job: still one file per slice */
+    struct wf_sinks jsk = {.file_root = root, .run_key = "j1_7_0"};
+    o = run_def(def, &jsk, NULL, NULL, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT_EQ(json_array_size(o), 4);
+    json_decref(o);
+    ASSERT_EQ(list_files(dir, names, 8), 4);
+    for (int k = 0; k < 4; k++) {
+        char want[64];
+        snprintf(want, sizeof want, "rep_j1_7_0_s.%d.txt", k);
+        ASSERT_STR_EQ(names[k], want);
+    }
+    free(dir);
+    free(root);
+}
+
 TEST(file_sink_refuses_escapes)
 {
     char *root = mkroot(), *outside = mkroot(), err[512] = "", names[8][256];
@@ -829,6 +875,35 @@ TEST(s3_sink_keys_modes_and_refusals)
     ASSERT(strstr(err, "--sink-s3"));
     free(def);
     json_decref(params);
+}
+
+/* Several elements in one run: one object (key) per element. */
+TEST(s3_sink_one_object_per_element)
+{
+    struct fake_s3 f = {0};
+    struct wf_sinks sk = {.webhook_ud = &f, .s3 = fake_s3};
+    char err[512] = "";
+    const char *def =
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":["
+        "{\"type\":\"roboflow_core/image_slicer@v1\",\"name\":\"sl\",\"image\":\"$inputs.image\","
+        "\"slice_width\":2,\"slice_height\":2,\"overlap_ratio_width\":0,\"overlap_ratio_height\":0},"
+        "{\"type\":\"roboflow_core/property_definition@v1\",\"name\":\"w\",\"data\":\"$steps.sl.slices\","
+        "\"operations\":[{\"type\":\"ConvertImageToBase64\"}]},"
+        "{\"type\":\"roboflow_core/s3_sink@v1\",\"name\":\"s\",\"content\":\"$steps.w.output\","
+        "\"output_mode\":\"separate_files\",\"file_type\":\"txt\",\"bucket_name\":\"ok-bucket\","
+        "\"s3_prefix\":\"\",\"file_name_prefix\":\"run\"}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.s.*\"}]}";
+    json_t *o = run_def(def, &sk, NULL, NULL, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT_EQ(f.calls, 4);
+    ASSERT_EQ(json_array_size(o), 4);
+    for (size_t k = 0; k < 4; k++) {
+        char want[128];
+        snprintf(want, sizeof want, "Data queued for upload to s3://ok-bucket/run_ID_s.%zu.txt", k);
+        ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(o, k), "message")), want);
+    }
+    json_decref(o);
 }
 
 TEST_MAIN()

@@ -302,6 +302,17 @@ static void cooldown_free(void *p)
  * outputs are set) when disable_sink is on or the step sent less than
  * cooldown_seconds ago; else true with *cd the step's cooldown state (NULL
  * without per-video state) and *now the time to record when it sends. */
+/* The name a sink's delivery is keyed and named by (once keys, object
+ * keys, file names): the step's name, and when the step runs over several
+ * elements in one run (an image's crops or slices) the element's index
+ * after a '.' (which no step name contains), so that each element keeps
+ * its own notification, object or file instead of the first or last one
+ * standing for all.  Caller frees. */
+static char *sink_step(const struct wf_call *c, size_t i)
+{
+    return wf_call_n(c) > 1 ? xasprintf("%s.%zu", wf_call_step_name(c), i) : xstrdup(wf_call_step_name(c));
+}
+
 static bool sink_gate(struct wf_call *c, size_t i, const char *state_key, struct cooldown **cd, double *now)
 {
     if (wf_arg_bool(c, i, "disable_sink", false)) {
@@ -363,9 +374,9 @@ static int webhook_run(struct wf_call *c)
         char why[256] = "";
         int rc;
         if (plain) {
-            rc = text ? env->sinks->webhook(env->sinks->webhook_ud, wf_call_step_name(c), full, text, why,
-                                            sizeof why)
-                      : ERR_NOMEM;
+            char *sk = sink_step(c, i);
+            rc = text ? env->sinks->webhook(env->sinks->webhook_ud, sk, full, text, why, sizeof why) : ERR_NOMEM;
+            free(sk);
         } else if (!env->sinks->webhook_req) {
             rc = ERR_UNSUPPORTED;
             snprintf(why, sizeof why, "method %s, headers, form data and files are not served here", method);
@@ -379,10 +390,12 @@ static int webhook_run(struct wf_call *c)
             }
             char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
             json_decref(req);
+            char *sk = sink_step(c, i);
             rc = !req ? ERR_INVALID
-                 : text && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), full, text,
-                                                          rtext, why, sizeof why)
+                 : text && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, sk, full, text, rtext, why,
+                                                          sizeof why)
                                  : ERR_NOMEM;
+            free(sk);
             free(rtext);
         }
         free(text);
@@ -1003,10 +1016,13 @@ static int slack_run(struct wf_call *c)
         char *rtext = req ? json_dumps(req, JSON_COMPACT) : NULL;
         if (*why) /* attachments refused */
             rc = ERR_LIMIT;
-        else
-            rc = ptext && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, wf_call_step_name(c), url,
-                                                          ptext, rtext, why, sizeof why)
+        else {
+            char *sk = sink_step(c, i);
+            rc = ptext && rtext ? env->sinks->webhook_req(env->sinks->webhook_ud, sk, url, ptext, rtext, why,
+                                                          sizeof why)
                                 : ERR_INVALID; /* text not UTF-8 */
+            free(sk);
+        }
         json_decref(payload);
         json_decref(req);
         free(ptext);
@@ -1238,9 +1254,11 @@ static void file_sink_one(struct wf_call *c, size_t i, const char *root)
         const struct wf_sinks *sk = wf_call_env(c)->sinks;
         char *name = NULL, *tmp = NULL;
         int fd;
-        if (sk->run_key) /* one name per run and step: a repeated run replaces its file */
-            fd = create_temp(dfd, prefix, sk->run_key, wf_call_step_name(c), type, &name, &tmp);
-        else
+        if (sk->run_key) { /* one name per run and step: a repeated run replaces its file */
+            char *step = sink_step(c, i);
+            fd = create_temp(dfd, prefix, sk->run_key, step, type, &name, &tmp);
+            free(step);
+        } else
             fd = create_new(dfd, prefix, type, &name);
         int rc = fd >= 0 ? write_content(fd, content) : -1;
         int e = errno;
@@ -1436,8 +1454,10 @@ static void s3_sink_one(struct wf_call *c, size_t i, const struct wf_sinks *sk)
     } else {
         body = xstrdup(content);
     }
-    int rc = sk->s3(sk->webhook_ud, wf_call_step_name(c), bucket, d, prefix, ext, body, strlen(body), key,
-                    sizeof key, why, sizeof why);
+    char *step = sink_step(c, i);
+    int rc = sk->s3(sk->webhook_ud, step, bucket, d, prefix, ext, body, strlen(body), key, sizeof key, why,
+                    sizeof why);
+    free(step);
     free(body);
     free(d);
     if (rc < 0) {

@@ -101,7 +101,7 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
         log_warn("staging", "upload poller: cannot copy '%s' to '%s': %s", ukey, r->key, err_str(rc));
         return;
     }
-    rc = staging__upload_arrived(s, r->key, &r->u, size, &ae);
+    rc = staging__upload_arrived(s, r->key, &r->u, size, false, &ae);
     if (rc == 0)
         log_info("staging", "upload poller: '%s' arrived (%lld bytes)", r->key, (long long)size);
     else if (rc != ERR_EXISTS)
@@ -113,12 +113,13 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
 
 /* One arrival at the target's own key (a tar shard PUT once, ingest.c
  * upload_url): recorded where it landed, no copy.  Over the size limit
- * staging__upload_arrived fails the shard and deletes the object. */
+ * staging__upload_arrived fails the shard and deletes the object; not
+ * recorded (a database error) it stays, and the next round tries again. */
 static void arrived_in_place(struct staging *s, const struct store_upload_pending *r, int64_t size)
 {
     struct err ae = ERR_INIT;
     metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
-    int rc = staging__upload_arrived(s, r->key, &r->u, size, &ae);
+    int rc = staging__upload_arrived(s, r->key, &r->u, size, true, &ae);
     if (rc == 0)
         log_info("staging", "upload poller: '%s' arrived in place (%lld bytes)", r->key, (long long)size);
     else if (rc != ERR_EXISTS)

@@ -223,7 +223,7 @@ static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t t
     for (int i = 0; i < n; i++)
         if (i == 0 || rows[i].u.bid != rows[i - 1].u.bid)
             ngroups++;
-    int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0;
+    int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0, last = -1;
     for (int pass = 0; pass < 2 && reqs < POLL_REQS_MAX; pass++) {
         int g = -1;
         for (int i = 0; i < n && reqs < POLL_REQS_MAX;) {
@@ -236,12 +236,20 @@ static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t t
             bool mine = pass == 0 ? g >= first : g < first;
             int64_t every = (now - youngest) / 10 / MAX(poll_ms, 1);
             every = MIN(MAX(every, 1), POLL_SLOW_MAX);
-            if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0)
+            if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0) {
                 poll_group(s, once, tick, rows, i, j, &reqs);
+                last = g;
+            }
             i = j;
         }
     }
-    (*turn)++;
+    /* the next round starts where this one ran out of requests: a step of
+     * one group a round would look at the same POLL_REQS_MAX groups for
+     * many rounds while the others wait (ngroups - their number) rounds */
+    if (reqs >= POLL_REQS_MAX && last >= 0)
+        *turn = (uint64_t)last + 1;
+    else
+        (*turn)++;
     store_uploads_pending_free(rows, n);
 }
 

@@ -611,6 +611,36 @@ def test_a_shard_put_once_is_kept_when_its_arrival_cannot_be_recorded(tmp_path):
 
 
 @need_s3
+def test_many_batches_with_pending_urls_each_get_their_turn(tmp_path):
+    """More batches with a young pending URL than one round's requests
+    (POLL_REQS_MAX): a round goes on where the last one stopped, so every
+    batch is looked at within a few rounds, not once every (batches - 64)
+    rounds."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    # a URL younger than 10 poll intervals has its batch looked at every round
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '1000'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        urls = [bulk_url(s, f'many-{i:03d}') for i in range(300)]
+        import random
+        picked = random.Random(7).sample(range(300), 8)
+        r0 = poll_metric(s, 'round')
+        for i in picked:
+            d = urls[i]
+            assert s.raw('PUT', d['uploadURL'], body=shard_tar(1, seed=i), headers=d['extensionHeaders']).status == 200
+        deadline = time.time() + 8 * MULT  # 300 / 64 rounds, and some
+        left = set(picked)
+        while left and time.time() < deadline:
+            left = {i for i in left if s.ds('GET', f'/many-{i:03d}/count').json()['count'] != 1}
+            time.sleep(0.1)
+        rounds = poll_metric(s, 'round') - r0
+        assert not left, (sorted(left), rounds)
+        print(f'8 PUTs among 300 batches noticed in {rounds} rounds')
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
 def test_declared_size_is_signed_and_the_store_refuses_another(tmp_path):
     """A client that declares its shard's size (contentLength, as `vbatch
     batch upload` does) gets a URL with that content-length signed:

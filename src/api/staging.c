@@ -184,8 +184,11 @@ static int ds_bulk_url(struct http_req *req, void *vctx)
         char *end;
         errno = 0;
         long long n = strtoll(cl, &end, 10);
-        if (end == cl || *end || errno || n < 0 || !isdigit((unsigned char)cl[0]))
-            return http_reply_error(req, 400, "invalid contentLength '%.32s': expected a byte count", cl);
+        /* 0 is refused too: an empty file is no tar, and vbatch's own URL
+         * (the local folder) signs limit 0 as "no limit" */
+        if (end == cl || *end || errno || n < 1 || !isdigit((unsigned char)cl[0]))
+            return http_reply_error(req, 400, "invalid contentLength '%.32s': expected a byte count of at least 1",
+                                    cl);
         len = n;
     }
     int rc = staging_bulk_upload_url_sized(ctx->sg, ws, b, ds_display_name(req), len, &out, &e);

@@ -101,7 +101,7 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
         log_warn("staging", "upload poller: cannot copy '%s' to '%s': %s", ukey, r->key, err_str(rc));
         return;
     }
-    rc = staging__upload_arrived(s, r->key, &r->u, size, &ae);
+    rc = staging__upload_arrived(s, r->key, &r->u, size, false, &ae);
     if (rc == 0)
         log_info("staging", "upload poller: '%s' arrived (%lld bytes)", r->key, (long long)size);
     else if (rc != ERR_EXISTS)
@@ -113,12 +113,13 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
 
 /* One arrival at the target's own key (a tar shard PUT once, ingest.c
  * upload_url): recorded where it landed, no copy.  Over the size limit
- * staging__upload_arrived fails the shard and deletes the object. */
+ * staging__upload_arrived fails the shard and deletes the object; not
+ * recorded (a database error) it stays, and the next round tries again. */
 static void arrived_in_place(struct staging *s, const struct store_upload_pending *r, int64_t size)
 {
     struct err ae = ERR_INIT;
     metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
-    int rc = staging__upload_arrived(s, r->key, &r->u, size, &ae);
+    int rc = staging__upload_arrived(s, r->key, &r->u, size, true, &ae);
     if (rc == 0)
         log_info("staging", "upload poller: '%s' arrived in place (%lld bytes)", r->key, (long long)size);
     else if (rc != ERR_EXISTS)
@@ -222,7 +223,7 @@ static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t t
     for (int i = 0; i < n; i++)
         if (i == 0 || rows[i].u.bid != rows[i - 1].u.bid)
             ngroups++;
-    int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0;
+    int first = ngroups ? (int)(*turn % (uint64_t)ngroups) : 0, last = -1;
     for (int pass = 0; pass < 2 && reqs < POLL_REQS_MAX; pass++) {
         int g = -1;
         for (int i = 0; i < n && reqs < POLL_REQS_MAX;) {
@@ -235,12 +236,20 @@ static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t t
             bool mine = pass == 0 ? g >= first : g < first;
             int64_t every = (now - youngest) / 10 / MAX(poll_ms, 1);
             every = MIN(MAX(every, 1), POLL_SLOW_MAX);
-            if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0)
+            if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0) {
                 poll_group(s, once, tick, rows, i, j, &reqs);
+                last = g;
+            }
             i = j;
         }
     }
-    (*turn)++;
+    /* the next round starts where this one ran out of requests: a step of
+     * one group a round would look at the same POLL_REQS_MAX groups for
+     * many rounds while the others wait (ngroups - their number) rounds */
+    if (reqs >= POLL_REQS_MAX && last >= 0)
+        *turn = (uint64_t)last + 1;
+    else
+        (*turn)++;
     store_uploads_pending_free(rows, n);
 }
 

@@ -455,7 +455,7 @@ int staging_put_finish(struct staging_put *p, struct err *err)
         log_warn("staging", "shard=%s not indexed at its upload: %s", p->u.shard_id, err_text(err, rc));
         err_clear(err);
     }
-    rc = staging__upload_arrived(s, p->key, &p->u, size, err);
+    rc = staging__upload_arrived(s, p->key, &p->u, size, false, err);
 out:
     if (have_job)
         staging__job_release(&j);
@@ -464,7 +464,7 @@ out:
 }
 
 int staging__upload_arrived(struct staging *s, const char *key, const struct store_upload *u, int64_t size,
-                            struct err *err)
+                            bool in_place, struct err *err)
 {
     const char *mime = NULL;
     int rc;
@@ -494,7 +494,9 @@ int staging__upload_arrived(struct staging *s, const char *key, const struct sto
         }
     }
     rc = store_upload_done(s->st, key, u, mime, size, err);
-    if (rc < 0 && rc != ERR_EXISTS)
+    /* not recorded: a copy (or vbatch's own PUT, answered with the error)
+     * goes; the client's only copy stays for the next round to record */
+    if (rc < 0 && rc != ERR_EXISTS && !in_place)
         store_blob_delete(s->st, key);
     if (rc == 0) {
         bool tar = !strcmp(u->kind, "tar");

@@ -77,9 +77,13 @@ int staging__video_probe(const char *path, const char **mime);
  * u->size_limit: the target fails (a tar shard as
  * shard-size-limit-exceeded), the object is deleted, ERR_LIMIT.  A video
  * that is not readable: deleted, target failed, ERR_INVALID.  ERR_EXISTS
- * when the target was used already (another process recorded it). */
+ * when the target was used already (another process recorded it).
+ * in_place: the object at key is the client's own, acknowledged PUT (a
+ * put-once shard on S3, arrivals.c): a failure to record it (the database
+ * busy or unreachable) keeps it for the next poll round; only a refusal
+ * (over the limit) deletes it. */
 int staging__upload_arrived(struct staging *s, const char *key, const struct store_upload *u, int64_t size,
-                            struct err *err);
+                            bool in_place, struct err *err);
 /* ingest.c: the object a client PUTs to with a presigned URL on the S3
  * backend for upload target key "b/<bid>/<kind>/<name>":
  * "b/<bid>/u/<name>".  The poller copies it to key on arrival, so a

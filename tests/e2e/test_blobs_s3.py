@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, MULT, Server, db_env, png_bytes
+from conftest import BIN, E2E_PG, MULT, Server, db_env, png_bytes
 from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, stage_pngs, wait_job
 
 S3 = os.environ.get('VBATCH_TEST_S3', '')
@@ -571,6 +571,73 @@ def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
         rc = s.stop()
     assert rc == 0, s.tail_log()
 
+
+
+@need_s3
+@pytest.mark.skipif(bool(E2E_PG), reason='a SQLite trigger stands in for the database failure')
+def test_a_shard_put_once_is_kept_when_its_arrival_cannot_be_recorded(tmp_path):
+    """The object a client PUT to the shard's own key (put-once) is its only
+    copy, acknowledged by the store: when the database cannot record the
+    arrival (busy, unreachable; here a trigger makes the update fail) the
+    object stays, and a later round records and indexes it."""
+    import sqlite3
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        d = bulk_url(s, 'kept')
+        assert d['extensionHeaders'] == {'If-None-Match': '*'}, d
+        db = sqlite3.connect(os.path.join(s.data, 'vbatch.db'), timeout=10)
+        db.execute("CREATE TRIGGER e2e_no_done BEFORE UPDATE OF state ON uploads WHEN NEW.state='done'"
+                   " BEGIN SELECT RAISE(ABORT, 'e2e: the database cannot take it now'); END")
+        db.commit()
+        put = s.raw('PUT', d['uploadURL'], body=shard_tar(6), headers=d['extensionHeaders'])
+        assert put.status == 200, put  # acknowledged by the store
+        a0 = poll_metric(s, 'arrival')
+        deadline = time.time() + 10 * MULT
+        while time.time() < deadline and poll_metric(s, 'arrival') == a0:
+            time.sleep(0.05)
+        assert poll_metric(s, 'arrival') > a0  # seen, not recorded
+        time.sleep(1)  # several rounds
+        assert [k for k in s3_keys(prefix) if k.endswith(d['shardId'] + '.tar')], (s3_keys(prefix), s.tail_log())
+        assert shard_status(s, 'kept', d['shardId'])['statusName'] == 'awaiting-upload'
+        db.execute('DROP TRIGGER e2e_no_done')
+        db.commit()
+        db.close()
+        assert s.wait_count('kept', 6) == 6
+        assert shard_status(s, 'kept', d['shardId'])['statusName'] == 'ingested'
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_many_batches_with_pending_urls_each_get_their_turn(tmp_path):
+    """More batches with a young pending URL than one round's requests
+    (POLL_REQS_MAX): a round goes on where the last one stopped, so every
+    batch is looked at within a few rounds, not once every (batches - 64)
+    rounds."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    # a URL younger than 10 poll intervals has its batch looked at every round
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '1000'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    try:
+        urls = [bulk_url(s, f'many-{i:03d}') for i in range(300)]
+        import random
+        picked = random.Random(7).sample(range(300), 8)
+        r0 = poll_metric(s, 'round')
+        for i in picked:
+            d = urls[i]
+            assert s.raw('PUT', d['uploadURL'], body=shard_tar(1, seed=i), headers=d['extensionHeaders']).status == 200
+        deadline = time.time() + 8 * MULT  # 300 / 64 rounds, and some
+        left = set(picked)
+        while left and time.time() < deadline:
+            left = {i for i in left if s.ds('GET', f'/many-{i:03d}/count').json()['count'] != 1}
+            time.sleep(0.1)
+        rounds = poll_metric(s, 'round') - r0
+        assert not left, (sorted(left), rounds)
+        print(f'8 PUTs among 300 batches noticed in {rounds} rounds')
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
 
 
 @need_s3

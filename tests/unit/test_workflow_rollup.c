@@ -229,4 +229,55 @@ TEST(rollup_malformed_inputs)
     ASSERT(!run_def("p", OD, ",\"keypoint_merge_threshold\":1e400", err, sizeof err));
 }
 
+/* p/1: 30 crops of 110 x 110 down the diagonal of a 3010 x 3010 image,
+ * each overlapping the next; c/1: in every crop one full-crop mask of each
+ * of 32 classes, so each class chains into one group whose box is the
+ * whole image (32 x 9.06 M pixels of merged boxes from 11.6 M mask pixels) */
+static int chain_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                       size_t n, json_t **out, char *err, size_t errlen)
+{
+    (void)ud, (void)err, (void)errlen;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds = json_array();
+        if (!strcmp(req->model_id, "p/1")) {
+            for (int k = 0; k < 30; k++)
+                json_array_append_new(preds, fake_box(k * 100, k * 100, k * 100 + 110, k * 100 + 110, 0.9, "crop", 0,
+                                                      req->task));
+        } else if (!strcmp(req->model_id, "c/1")) {
+            for (int q = 0; q < 32; q++) {
+                char cls[16];
+                snprintf(cls, sizeof cls, "k%d", q);
+                json_array_append_new(preds, fake_box(0, 0, 110, 110, 0.9, cls, q, req->task));
+            }
+        }
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height", images[i]->h,
+                           "predictions", preds);
+    }
+    return 0;
+}
+
+TEST(rollup_chained_masks_are_bounded)
+{
+    /* the merged groups' boxes are bounded in all (a step error), not only
+     * the pasted child masks */
+    char def[4096], err[512] = "";
+    snprintf(def, sizeof def, DEF, "p", IS, "");
+    struct wf_workflow *wf = NULL;
+    ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
+    struct vis_image *im = vis_image_new(3010, 3010, VIS_BGR);
+    memset(im->px, 40, (size_t)im->stride * 3010);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {chain_infer, NULL, 90, NULL, NULL};
+    json_t *res = NULL;
+    int rc = wf_run(wf, &env, &in, &res, err, sizeof err);
+    json_decref(res);
+    vis_image_free(im);
+    wf_free(wf);
+    ASSERT(rc < 0);
+    if (!strstr(err, "merged boxes"))
+        T_FAIL("%s", err);
+}
+
 TEST_MAIN()

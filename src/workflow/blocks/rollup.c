@@ -55,6 +55,7 @@
 #define RU_MAX_DETS 10000            /* child detections in one call */
 #define RU_MAX_SIDE 65536            /* the parent image's width / height */
 #define RU_MAX_PIXELS (64u << 20)    /* mask pixels in one call */
+#define RU_MAX_RASTER (256u << 20)   /* child mask pixels rasterized in one call */
 #define RU_MAX_PIECES 5000           /* mask components of one class */
 #define RU_MAX_WORK 2000000000ull    /* pixels compared between mask pieces, all classes */
 #define RU_MAX_UNION (256u << 20)    /* pixels of the merged groups' boxes, all classes */
@@ -537,7 +538,7 @@ static int rollup_one(struct wf_call *c, size_t i)
     struct ru_pred *ps = xcalloc(total + 1, sizeof *ps);
     int *cls = xmalloc((total + 1) * sizeof *cls), ncls = 0;
     const struct wf_det **sample = xmalloc((total + 1) * sizeof *sample);
-    size_t n = 0, pixels = 0;
+    size_t n = 0, pixels = 0, raster = 0;
     int rc = 0;
     for (size_t k = 0; k < np && rc == 0; k++) {
         const struct wf_value *v = kids->items[k];
@@ -563,7 +564,12 @@ static int rollup_one(struct wf_call *c, size_t i)
                 struct vis_image *mk = NULL;
                 int ox = 0, oy = 0;
                 int cw = d->img_w > 0 ? d->img_w : pw, ch = d->img_h > 0 ? d->img_h : ph;
-                rc = viz__det_mask(d, cw, ch, &mk, &ox, &oy);
+                /* rasterized only where it can land in the parent (the crop's
+                 * size is the model's word), and counted */
+                cw = (int)MIN((int64_t)cw, (int64_t)pw - xo), ch = (int)MIN((int64_t)ch, (int64_t)ph - yo);
+                rc = cw > 0 && ch > 0 ? viz__det_mask(d, cw, ch, &mk, &ox, &oy) : 0;
+                if (rc == 0 && mk && (raster += (size_t)mk->w * (size_t)mk->h) > RU_MAX_RASTER)
+                    rc = ERR_LIMIT;
                 if (rc == 0 && mk) {
                     /* paste at the crop's offset, clipped to the parent image */
                     int x0 = MAX(0, xo + ox), y0 = MAX(0, yo + oy);

@@ -8,6 +8,8 @@
  * (no parent detections, child lists of another length, bad parameters)
  * give step or compile errors.
  */
+#include <unistd.h>
+
 #include "t.h"
 
 #include "base/base.h"
@@ -227,6 +229,109 @@ TEST(rollup_malformed_inputs)
     ASSERT(!run_def("p", OD, ",\"overlap_threshold\":2", err, sizeof err));
     ASSERT(!run_def("p", OD, ",\"confidence_strategy\":\"median\"", err, sizeof err));
     ASSERT(!run_def("p", OD, ",\"keypoint_merge_threshold\":1e400", err, sizeof err));
+}
+
+/* p/1: 30 crops of 110 x 110 down the diagonal of a 3010 x 3010 image,
+ * each overlapping the next; c/1: in every crop one full-crop mask of each
+ * of 32 classes, so each class chains into one group whose box is the
+ * whole image (32 x 9.06 M pixels of merged boxes from 11.6 M mask pixels) */
+static int chain_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                       size_t n, json_t **out, char *err, size_t errlen)
+{
+    (void)ud, (void)err, (void)errlen;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds = json_array();
+        if (!strcmp(req->model_id, "p/1")) {
+            for (int k = 0; k < 30; k++)
+                json_array_append_new(preds, fake_box(k * 100, k * 100, k * 100 + 110, k * 100 + 110, 0.9, "crop", 0,
+                                                      req->task));
+        } else if (!strcmp(req->model_id, "c/1")) {
+            for (int q = 0; q < 32; q++) {
+                char cls[16];
+                snprintf(cls, sizeof cls, "k%d", q);
+                json_array_append_new(preds, fake_box(0, 0, 110, 110, 0.9, cls, q, req->task));
+            }
+        }
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height", images[i]->h,
+                           "predictions", preds);
+    }
+    return 0;
+}
+
+TEST(rollup_chained_masks_are_bounded)
+{
+    /* the merged groups' boxes are bounded in all (a step error), not only
+     * the pasted child masks */
+    char def[4096], err[512] = "";
+    snprintf(def, sizeof def, DEF, "p", IS, "");
+    struct wf_workflow *wf = NULL;
+    ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
+    struct vis_image *im = vis_image_new(3010, 3010, VIS_BGR);
+    memset(im->px, 40, (size_t)im->stride * 3010);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {chain_infer, NULL, 90, NULL, NULL};
+    json_t *res = NULL;
+    int rc = wf_run(wf, &env, &in, &res, err, sizeof err);
+    json_decref(res);
+    vis_image_free(im);
+    wf_free(wf);
+    ASSERT(rc < 0);
+    if (!strstr(err, "merged boxes"))
+        T_FAIL("%s", err);
+}
+
+/* p/1: one crop; c/1: a response claiming a 60000 x 1700 crop with 1000
+ * triangles far right of it, outside the parent image */
+static int far_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images, size_t n,
+                     json_t **out, char *err, size_t errlen)
+{
+    (void)ud, (void)err, (void)errlen, (void)images;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds = json_array();
+        int w = images[i]->w, h = images[i]->h;
+        if (!strcmp(req->model_id, "p/1")) {
+            json_array_append_new(preds, fake_box(10, 20, 110, 120, 0.9, "crop", 0, req->task));
+        } else if (!strcmp(req->model_id, "c/1")) {
+            w = 60000, h = 1700;
+            for (int k = 0; k < 1000; k++)
+                json_array_append_new(preds, json_pack("{s:f,s:f,s:f,s:f,s:f,s:s,s:i,s:[{s:f,s:f},{s:f,s:f},{s:f,s:f}]}",
+                                                       "x", 45000.0, "y", 850.0, "width", 30000.0, "height", 1700.0,
+                                                       "confidence", 0.9, "class", "a", "class_id", 0, "points", "x",
+                                                       30000.0, "y", 0.0, "x", 59999.0, "y", 0.0, "x", 30000.0, "y",
+                                                       1699.0));
+        }
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", w, "height", h, "predictions", preds);
+    }
+    return 0;
+}
+
+TEST(rollup_masks_outside_the_parent_are_not_drawn)
+{
+    /* 1000 child masks of 51 M pixels each, all beyond the parent's right
+     * edge: only what lands in the parent is rasterized (nothing) */
+    char def[4096], err[512] = "";
+    snprintf(def, sizeof def, DEF, "p", IS, "");
+    struct wf_workflow *wf = NULL;
+    ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
+    struct vis_image *im = vis_image_new(200, 160, VIS_BGR);
+    memset(im->px, 40, (size_t)im->stride * 160);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {far_infer, NULL, 90, NULL, NULL};
+    json_t *res = NULL;
+    alarm(20); /* 51 G pixels of rasterizing (over a minute) fail the test instead of stalling it */
+    int rc = wf_run(wf, &env, &in, &res, err, sizeof err);
+    alarm(0);
+    if (rc < 0)
+        T_FAIL("%s", err);
+    json_t *o = json_object_get(json_array_get(res, 0), "o");
+    ASSERT_EQ(json_array_size(json_object_get(json_object_get(o, "rolled_up_detections"), "predictions")), 0);
+    json_decref(res);
+    vis_image_free(im);
+    wf_free(wf);
 }
 
 TEST_MAIN()

@@ -55,8 +55,10 @@
 #define RU_MAX_DETS 10000            /* child detections in one call */
 #define RU_MAX_SIDE 65536            /* the parent image's width / height */
 #define RU_MAX_PIXELS (64u << 20)    /* mask pixels in one call */
+#define RU_MAX_RASTER (256u << 20)   /* child mask pixels rasterized in one call */
 #define RU_MAX_PIECES 5000           /* mask components of one class */
-#define RU_MAX_WORK 2000000000ull    /* pixels compared between mask pieces of one class */
+#define RU_MAX_WORK 2000000000ull    /* pixels compared between mask pieces, all classes */
+#define RU_MAX_UNION (256u << 20)    /* pixels of the merged groups' boxes, all classes */
 
 struct ru_pred {
     double b[4];
@@ -187,12 +189,12 @@ static void fill_holes(uint8_t *m, int w, int h)
 /* The 4-connected components of bitmap m (w x h at ox, oy) as pieces
  * appended to *ps (each hole-filled, template t); scan order. */
 static void components(const uint8_t *m, int w, int h, int ox, int oy, const struct ru_pred *t, struct ru_pred **ps,
-                       size_t *n, size_t *cap)
+                       size_t *n, size_t *cap, size_t limit)
 {
     size_t np = (size_t)w * h;
     int *lab = xcalloc(np + 1, sizeof *lab), *stack = xmalloc((np + 1) * sizeof *stack);
     int nl = 0;
-    for (size_t s = 0; s < np; s++) {
+    for (size_t s = 0; s < np && *n <= limit; s++) { /* beyond limit pieces: the caller fails */
         if (!m[s] || lab[s])
             continue;
         nl++;
@@ -366,73 +368,109 @@ static void merge_keypoints(struct ru_pred *ps, int n, double thr, int strategy,
     free(used), free(grp), free(cv);
 }
 
-static int merge_masks(struct ru_pred *ps, int n, double thr, int strategy, struct ru_out **o, size_t *no,
-                       size_t *cap)
+/* The groups of one class's mask pieces (mask_groups), materialised by
+ * mask_emit once every class is grouped: the budgets below are checked
+ * before any group's pixels are made (pieces within RU_MAX_PIXELS can
+ * chain into groups whose boxes span the image, class after class). */
+struct ru_groups {
+    struct ru_pred *pc; /* the pieces; m owned */
+    size_t npc;
+    int *grp, ng;
+    int *box; /* 4 per group: x0, y0, x1, y1 (inclusive) */
+};
+
+static void groups_free(struct ru_groups *g)
 {
-    uint64_t work = 0;
+    for (size_t k = 0; k < g->npc; k++)
+        free(g->pc[k].m);
+    free(g->pc), free(g->grp), free(g->box);
+    memset(g, 0, sizeof *g);
+}
+
+/* *work: pixels compared so far in this call (RU_MAX_WORK); *upix: the
+ * groups' box pixels so far (RU_MAX_UNION).  ERR_LIMIT beyond either or
+ * beyond RU_MAX_PIECES pieces; g is filled (free it either way). */
+static int mask_groups(struct ru_pred *ps, int n, double thr, uint64_t *work, uint64_t *upix, struct ru_groups *g)
+{
     int rc = 0;
-    struct ru_pred *pc = NULL;
-    size_t npc = 0, pcap = 0;
-    for (int k = 0; k < n; k++)
+    size_t pcap = 0;
+    memset(g, 0, sizeof *g);
+    for (int k = 0; k < n && g->npc <= RU_MAX_PIECES; k++)
         if (ps[k].m)
-            components(ps[k].m, ps[k].mw, ps[k].mh, ps[k].mx, ps[k].my, &ps[k], &pc, &npc, &pcap);
-    if (npc > RU_MAX_PIECES) {
-        for (size_t k = 0; k < npc; k++)
-            free(pc[k].m);
-        free(pc);
+            components(ps[k].m, ps[k].mw, ps[k].mh, ps[k].mx, ps[k].my, &ps[k], &g->pc, &g->npc, &pcap,
+                       RU_MAX_PIECES);
+    if (g->npc > RU_MAX_PIECES)
         return ERR_LIMIT;
-    }
-    int m = (int)npc;
-    int *par = xmalloc(((size_t)m + 1) * sizeof *par), *grp = xmalloc(((size_t)m + 1) * sizeof *grp);
+    int m = (int)g->npc;
+    int *par = xmalloc(((size_t)m + 1) * sizeof *par);
+    g->grp = xmalloc(((size_t)m + 1) * sizeof *g->grp);
     for (int k = 0; k < m; k++)
         par[k] = k;
     for (int a = 0; a < m && rc == 0; a++)
         for (int b = a + 1; b < m && rc == 0; b++) {
-            if (pieces_merge(&pc[a], &pc[b], thr, &work))
+            if (pieces_merge(&g->pc[a], &g->pc[b], thr, work))
                 uf_union(par, a, b);
-            if (work > RU_MAX_WORK)
+            if (*work > RU_MAX_WORK)
                 rc = ERR_LIMIT;
         }
-    int ng = rc == 0 ? number_groups(par, m, grp) : 0;
+    g->ng = rc == 0 ? number_groups(par, m, g->grp) : 0;
+    free(par);
+    g->box = xmalloc(((size_t)g->ng + 1) * 4 * sizeof *g->box);
+    for (int q = 0; q < g->ng; q++)
+        g->box[4 * q] = INT32_MAX, g->box[4 * q + 1] = INT32_MAX, g->box[4 * q + 2] = INT32_MIN,
+        g->box[4 * q + 3] = INT32_MIN;
+    for (int k = 0; k < m && g->ng; k++) {
+        int *b = &g->box[4 * g->grp[k]];
+        const struct ru_pred *p = &g->pc[k];
+        b[0] = MIN(b[0], p->mx), b[1] = MIN(b[1], p->my);
+        b[2] = MAX(b[2], p->mx + p->mw - 1), b[3] = MAX(b[3], p->my + p->mh - 1);
+    }
+    for (int q = 0; q < g->ng && rc == 0; q++) {
+        const int *b = &g->box[4 * q];
+        *upix += (uint64_t)(b[2] - b[0] + 1) * (uint64_t)(b[3] - b[1] + 1);
+        if (*upix > RU_MAX_UNION)
+            rc = ERR_LIMIT;
+    }
+    return rc;
+}
+
+/* Each group of g as its union's 4-connected parts, holes filled. */
+static void mask_emit(const struct ru_groups *g, int strategy, struct ru_out **o, size_t *no, size_t *cap)
+{
+    int m = (int)g->npc;
     double *cv = xmalloc(((size_t)m + 1) * sizeof *cv);
-    for (int g = 0; g < ng; g++) {
-        int x0 = INT32_MAX, y0 = INT32_MAX, x1 = INT32_MIN, y1 = INT32_MIN, first = -1;
+    for (int q = 0; q < g->ng; q++) {
+        int x0 = g->box[4 * q], y0 = g->box[4 * q + 1], first = -1;
+        int w = g->box[4 * q + 2] - x0 + 1, h = g->box[4 * q + 3] - y0 + 1;
         size_t nc = 0;
+        uint8_t *u = xcalloc((size_t)w * h, 1);
         for (int k = 0; k < m; k++) {
-            if (grp[k] != g)
+            if (g->grp[k] != q)
                 continue;
+            const struct ru_pred *p = &g->pc[k];
             if (first < 0)
                 first = k;
-            cv[nc++] = pc[k].conf;
-            x0 = MIN(x0, pc[k].mx), y0 = MIN(y0, pc[k].my);
-            x1 = MAX(x1, pc[k].mx + pc[k].mw - 1), y1 = MAX(y1, pc[k].my + pc[k].mh - 1);
+            cv[nc++] = p->conf;
+            for (int y = 0; y < p->mh; y++)
+                for (int x = 0; x < p->mw; x++)
+                    if (p->m[(size_t)y * p->mw + x])
+                        u[(size_t)(p->my - y0 + y) * w + (p->mx - x0 + x)] = 1;
         }
-        int w = x1 - x0 + 1, h = y1 - y0 + 1;
-        uint8_t *u = xcalloc((size_t)w * h, 1);
-        for (int k = 0; k < m; k++)
-            if (grp[k] == g)
-                for (int y = 0; y < pc[k].mh; y++)
-                    for (int x = 0; x < pc[k].mw; x++)
-                        if (pc[k].m[(size_t)y * pc[k].mw + x])
-                            u[(size_t)(pc[k].my - y0 + y) * w + (pc[k].mx - x0 + x)] = 1;
-        struct ru_pred t = pc[first];
+        struct ru_pred t = g->pc[first];
         t.conf = combine(cv, nc, strategy);
         struct ru_pred *parts = NULL;
         size_t nparts = 0, partcap = 0;
-        components(u, w, h, x0, y0, &t, &parts, &nparts, &partcap);
+        components(u, w, h, x0, y0, &t, &parts, &nparts, &partcap, SIZE_MAX);
         free(u);
-        for (size_t q = 0; q < nparts; q++) {
-            struct ru_out r = {0};
-            r.p = parts[q];
-            r.p.b[0] = r.p.mx, r.p.b[1] = r.p.my, r.p.b[2] = r.p.mx + r.p.mw, r.p.b[3] = r.p.my + r.p.mh;
-            push_out(o, no, cap, &r);
+        for (size_t r = 0; r < nparts; r++) {
+            struct ru_out ro = {0};
+            ro.p = parts[r];
+            ro.p.b[0] = ro.p.mx, ro.p.b[1] = ro.p.my, ro.p.b[2] = ro.p.mx + ro.p.mw, ro.p.b[3] = ro.p.my + ro.p.mh;
+            push_out(o, no, cap, &ro);
         }
         free(parts);
     }
-    for (size_t k = 0; k < npc; k++)
-        free(pc[k].m);
-    free(pc), free(par), free(grp), free(cv);
-    return rc;
+    free(cv);
 }
 
 /* ---- the block -------------------------------------------------------------------------------- */
@@ -500,7 +538,7 @@ static int rollup_one(struct wf_call *c, size_t i)
     struct ru_pred *ps = xcalloc(total + 1, sizeof *ps);
     int *cls = xmalloc((total + 1) * sizeof *cls), ncls = 0;
     const struct wf_det **sample = xmalloc((total + 1) * sizeof *sample);
-    size_t n = 0, pixels = 0;
+    size_t n = 0, pixels = 0, raster = 0;
     int rc = 0;
     for (size_t k = 0; k < np && rc == 0; k++) {
         const struct wf_value *v = kids->items[k];
@@ -526,7 +564,12 @@ static int rollup_one(struct wf_call *c, size_t i)
                 struct vis_image *mk = NULL;
                 int ox = 0, oy = 0;
                 int cw = d->img_w > 0 ? d->img_w : pw, ch = d->img_h > 0 ? d->img_h : ph;
-                rc = viz__det_mask(d, cw, ch, &mk, &ox, &oy);
+                /* rasterized only where it can land in the parent (the crop's
+                 * size is the model's word), and counted */
+                cw = (int)MIN((int64_t)cw, (int64_t)pw - xo), ch = (int)MIN((int64_t)ch, (int64_t)ph - yo);
+                rc = cw > 0 && ch > 0 ? viz__det_mask(d, cw, ch, &mk, &ox, &oy) : 0;
+                if (rc == 0 && mk && (raster += (size_t)mk->w * (size_t)mk->h) > RU_MAX_RASTER)
+                    rc = ERR_LIMIT;
                 if (rc == 0 && mk) {
                     /* paste at the crop's offset, clipped to the parent image */
                     int x0 = MAX(0, xo + ox), y0 = MAX(0, yo + oy);
@@ -565,6 +608,16 @@ static int rollup_one(struct wf_call *c, size_t i)
     struct ru_out *outs = NULL;
     size_t no = 0, ocap = 0;
     struct ru_pred *tmp = xcalloc(total + 1, sizeof *tmp);
+    /* masks: every class grouped (and the budgets checked) before any group is drawn */
+    struct ru_groups *mg = !is_kp && has_masks ? xcalloc((size_t)ncls + 1, sizeof *mg) : NULL;
+    uint64_t work = 0, upix = 0;
+    for (int q = 0; q < ncls && rc == 0 && mg; q++) {
+        int m = 0;
+        for (size_t k = 0; k < n; k++)
+            if (ps[k].class_id == cls[q])
+                tmp[m++] = ps[k];
+        rc = mask_groups(tmp, m, thr, &work, &upix, &mg[q]);
+    }
     for (int q = 0; q < ncls && rc == 0; q++) {
         int m = 0;
         for (size_t k = 0; k < n; k++)
@@ -573,13 +626,16 @@ static int rollup_one(struct wf_call *c, size_t i)
         size_t before = no;
         if (is_kp)
             merge_keypoints(tmp, m, kthr, strategy, &outs, &no, &ocap);
-        else if (has_masks)
-            rc = merge_masks(tmp, m, thr, strategy, &outs, &no, &ocap);
+        else if (mg)
+            mask_emit(&mg[q], strategy, &outs, &no, &ocap);
         else
             merge_boxes(tmp, m, thr, strategy, &outs, &no, &ocap);
         for (size_t r = before; r < no; r++)
             outs[r].sample = sample[q];
     }
+    for (int q = 0; q < ncls && mg; q++)
+        groups_free(&mg[q]);
+    free(mg);
     free(tmp);
     if (rc < 0) {
         for (size_t r = 0; r < no; r++)
@@ -589,8 +645,8 @@ static int rollup_one(struct wf_call *c, size_t i)
             pred_free(&ps[k]);
         free(ps), free(cls), free(sample);
         json_decref(zones);
-        return wf_call_fail(c, "the child masks are too many or overlap too much to merge (at most %d pieces "
-                               "of one class)", RU_MAX_PIECES);
+        return wf_call_fail(c, "the child masks are too many, overlap too much or chain too far to merge (at "
+                               "most %d pieces of one class, %u pixels of merged boxes)", RU_MAX_PIECES, RU_MAX_UNION);
     }
     const char *pid = n > 0 && !wf_value_is_null(kids->items[0]) && kids->items[0]->dets->n
                           ? kids->items[0]->dets->d[0].parent_id : NULL;

@@ -139,8 +139,14 @@ void tk_assign_max(const double *score, int nr, int nc, int *match)
     double *cost = xmalloc((size_t)n * (size_t)m * sizeof *cost);
     int *col = xmalloc((size_t)n * sizeof *col);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < m; j++)
-            cost[(size_t)i * m + j] = -(tr ? score[(size_t)j * nc + i] : score[(size_t)i * nc + j]);
+        for (int j = 0; j < m; j++) {
+            /* assign.c never leaves its loop on a NaN or infinite cost (a
+             * score of 0 * inf from a detection's infinite confidence, a NaN
+             * box): NaN counts as 0, infinities as +-1e12 */
+            double s = tr ? score[(size_t)j * nc + i] : score[(size_t)i * nc + j];
+            s = s != s ? 0 : s > 1e12 ? 1e12 : s < -1e12 ? -1e12 : s;
+            cost[(size_t)i * m + j] = -s;
+        }
     wf__assign_min(cost, n, m, col);
     for (int i = 0; i < n; i++) {
         int r = tr ? col[i] : i, c = tr ? i : col[i];

@@ -36,7 +36,8 @@ double tk_iou(const double *a, const double *b);
 
 /* scipy linear_sum_assignment(score, maximize=True) of an nr x nc
  * row-major matrix: match[r] = the column given to row r, or -1 (rows
- * beyond the smaller dimension).  Ties broken as assign.c does. */
+ * beyond the smaller dimension).  Ties broken as assign.c does.  A NaN
+ * score counts as 0, scores beyond +-1e12 (infinities) as +-1e12. */
 void tk_assign_max(const double *score, int nr, int nc, int *match);
 
 /* InstanceCache of the tracker blocks: ids seen so far, FIFO of `size`. */

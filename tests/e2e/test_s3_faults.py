@@ -69,7 +69,15 @@ def test_store_away_while_shards_wait_to_be_indexed(tmp_path):
         wait_until(lambda: all(x['statusName'] != 'awaiting-upload' for x in shard_state(s, 'away').values()),
                    timeout=20, what='both shards noticed')
         px.down()
-        time.sleep(12 * MULT)  # A's delay ends; B is tried while the store is away (and retried)
+        t0 = time.time()
+        # A's delay ends, then B is tried while the store is away: it waits
+        def b_waits():
+            st = shard_state(s, 'away')
+            assert all(x['statusType'] != 'error' for x in st.values()), st
+            return st[b['shardId']]['statusName'] == 'waiting-for-storage'
+        wait_until(b_waits, timeout=30, what='shard B waiting for storage')
+        print(f'B waiting for storage {time.time() - t0:.1f} s after the store went away')
+        time.sleep(2)  # retried meanwhile (backoff 1 s, 2 s, ...): still waiting, not failed
         st = shard_state(s, 'away')
         assert all(x['statusType'] != 'error' for x in st.values()), st
         assert st[b['shardId']]['statusName'] in ('uploaded', 'waiting-for-storage'), st

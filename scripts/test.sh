@@ -161,7 +161,7 @@ e2e_run() { # NAME ENV... : runs one pass, output in $work/NAME.out, seconds in 
     echo $! >"$work/$name.pgid"
     wait $!
     rm -f "$work/$name.pgid"
-    echo $(( $(date +%s) - t0 )) >"$work/$name.time"
+    echo $(( $(date +%s) - t0 )) 2>/dev/null >"$work/$name.time" # (gone when interrupted)
 }
 e2e_count() { # NAME : prints the pass's output and adds up its summary line
     local name=$1 out=$work/$1.out line p f

@@ -100,6 +100,12 @@ def test_wrong_credentials_and_missing_bucket_exit_2(tmp_path):
     assert os.environ['AWS_SECRET_ACCESS_KEY'] not in p.stderr
 
 
+def with_prefix(prefix):
+    """The VBATCH_BLOBS of PREFIX of the test bucket (conftest.s3_prefix_url;
+    under this name for the modules that import it from here)."""
+    return s3_prefix_url(prefix)
+
+
 def s3_keys(prefix):
     """Keys under prefix in the test bucket."""
     return s3_blobs(prefix).keys()

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from conftest import DS, MULT, Server, make_tar, need_s3, openapi_ok, png_bytes, s3_prefix_url
+from conftest import DS, MULT, Server, make_tar, openapi_ok, png_bytes
 from jobs_helpers import CROP_WF, bp, job_body, put_workflow, stage_pngs, wait_job
-from test_blobs_s3 import s3_keys
+from test_blobs_s3 import need_s3, s3_keys, with_prefix
 
 
 def blob_files(s, sub=''):
@@ -262,7 +262,7 @@ def test_delete_on_s3_removes_the_objects(tmp_path):
     """The same deletions with the blobs on an object store (radosgw that
     scripts/test.sh starts): batch and job outputs leave no object."""
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    s = Server(str(tmp_path), env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
     try:
         put_workflow(s, 'crop', CROP_WF)
         stage_pngs(s, 'single', 3)

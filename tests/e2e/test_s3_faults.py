@@ -15,11 +15,18 @@ import uuid
 
 import pytest
 
-from conftest import MULT, Server, make_tar, need_s3, png_bytes, s3_prefix_url, s3_proxy
+from conftest import MULT, Proxy, Server, make_tar, need_s3, png_bytes, s3_prefix_url, s3_proxy  # noqa: F401 (Proxy: imported from here)
 from jobs_helpers import CROP_WF, bp, job_body, list_files, put_workflow, stage_pngs, wait_job
 from test_jobs_crash import check_exactly_once, slow, tasks, wait_until
 
 pytestmark = [need_s3, pytest.mark.picks_its_blobs]
+
+
+def blobs_url(prefix, endpoint=None):
+    """The VBATCH_BLOBS of PREFIX of the test bucket, through endpoint if
+    given (conftest.s3_prefix_url; under this name for the modules that
+    import it from here)."""
+    return s3_prefix_url(prefix, endpoint=endpoint)
 
 
 def proxied_server(tmp, args=(), env=None):

@@ -13,9 +13,9 @@ import os
 import time
 import uuid
 
-from conftest import MULT, s3_prefix_url
+from conftest import MULT
 from jobs_helpers import Receiver, bp, download_export, job_body, put_workflow, results_rows, stage_pngs, wait_job
-from test_blobs_s3 import S3, s3_keys
+from test_blobs_s3 import S3, s3_keys, with_prefix
 
 N = 40
 
@@ -53,7 +53,7 @@ def test_sinks_once_per_image_after_kill9(server_factory, tmp_path):
     prefix = 'e2e-sinks-' + uuid.uuid4().hex[:10]
     args = ['--allow-private-urls', '--task-lease-ms', '1500', '--sink-folder', str(sink)]
     if S3:
-        args += ['--sink-s3', s3_prefix_url(prefix)]
+        args += ['--sink-s3', with_prefix(prefix)]
     s = server_factory(args=args, env={'VBATCH_JOBS_ITEM_DELAY_MS': '150'}).start()
     rec = Receiver()
     try:

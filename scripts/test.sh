@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Run every test: unit binaries, fuzz corpus replays, end-to-end tests.
-# Ends with one summary line "N passed, N failed".
+# Ends with one summary line "N passed, N failed", after a line with the
+# time each phase took ("test: times: ...").
 # BUILD selects the build folder (build-san for the sanitizer build).
+# E2E_SERIAL=1 runs the three e2e passes one after the other instead of at
+# once; E2E_WORKERS=N runs each pass on N pytest workers (pytest-xdist;
+# default 3, 0 = one process); E2E_TESTS="tests/e2e/test_x.py ..." runs
+# those e2e files (or test ids) only.  See tests/README.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build-san}
@@ -11,7 +16,15 @@ export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_supp
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export VBATCH_BIN=${VBATCH_BIN:-$PWD/$BUILD/vbatch}
 pass=0; fail=0
-log=$(mktemp)
+work=$(mktemp -d /tmp/vbatch-test.XXXXXX)
+log=$work/log
+T_ALL=$(date +%s)
+TIMES=()
+took() { # NAME T0: records and prints the time since T0
+    local d=$(( $(date +%s) - $2 ))
+    TIMES+=("$1 ${d}s")
+    echo "test: time: $1 took $d s"
+}
 
 # A throwaway PostgreSQL cluster for the tests that run on both backends
 # (scripts/pg-up.sh: installs Debian's postgresql if missing, initdb in a
@@ -21,61 +34,39 @@ log=$(mktemp)
 PG_DIR=""
 S3_DIR=""
 cleanup() {
-    rm -f "$log"
+    local g
+    for g in "$work"/*.pgid; do [ -f "$g" ] && kill -TERM -- "-$(cat "$g")" 2>/dev/null; done
+    if [ -n "${deb_pid:-}" ]; then kill "$deb_pid" 2>/dev/null; fi
+    rm -rf "$work"
     if [ -n "$PG_DIR" ]; then scripts/pg-down.sh "$PG_DIR"; fi
     if [ -n "$S3_DIR" ]; then scripts/s3-down.sh "$S3_DIR"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Both are started at once (in the background), and the fuzz replays and
+# the SQL-owner checks, which need neither, run meanwhile.
+T0=$(date +%s)
+pg_pid=""; s3_pid=""
 if [ "${VBATCH_TEST_PG:-}" = off ]; then
     unset VBATCH_TEST_PG
     echo "test: PostgreSQL off (VBATCH_TEST_PG=off): SQLite only"
 elif [ -z "${VBATCH_TEST_PG:-}" ]; then
     PG_DIR=$(mktemp -d /tmp/vbatch-pg.XXXXXX)
-    t0=$(date +%s%N)
-    if uri=$(scripts/pg-up.sh "$PG_DIR"); then
-        export VBATCH_TEST_PG=$uri
-        echo "test: PostgreSQL started in $PG_DIR in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
-    else
-        echo "test: WARNING: no PostgreSQL could be started (see above): the PostgreSQL tests are skipped"
-        rm -rf "$PG_DIR"; PG_DIR=""
-    fi
+    scripts/pg-up.sh "$PG_DIR" >"$work/pg.out" 2>"$work/pg.err" &
+    pg_pid=$!
+    # pg-up.sh installs postgresql when missing: no second apt-get meanwhile
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || wait "$pg_pid"
 fi
-
-# A throwaway S3 object store (scripts/s3-up.sh: Ceph's radosgw from Debian,
-# installed if missing, on a free loopback port, with a bucket) for the S3
-# client and blob backend tests, stopped at the end.  VBATCH_TEST_S3=
-# s3://bucket?endpoint=...&region=...&path_style=1 (with AWS_ACCESS_KEY_ID /
-# AWS_SECRET_ACCESS_KEY set) uses a store of your own; VBATCH_TEST_S3=off
-# skips those tests.
 if [ "${VBATCH_TEST_S3:-}" = off ]; then
     unset VBATCH_TEST_S3
     echo "test: S3 off (VBATCH_TEST_S3=off): the S3 tests are skipped"
 elif [ -z "${VBATCH_TEST_S3:-}" ]; then
     S3_DIR=$(mktemp -d /tmp/vbatch-s3.XXXXXX)
-    t0=$(date +%s%N)
-    if vars=$(scripts/s3-up.sh "$S3_DIR"); then
-        while IFS= read -r line; do
-            k=${line%%=*}; v=${line#*=}; v=${v#\'}; v=${v%\'}
-            export "$k=$v"
-        done <<<"$vars"
-        echo "test: S3 (radosgw) started in $S3_DIR in $(( ($(date +%s%N) - t0) / 1000000 )) ms: $VBATCH_TEST_S3"
-    else
-        echo "test: WARNING: no S3 store could be started (see above): the S3 tests are skipped"
-        scripts/s3-down.sh "$S3_DIR"; S3_DIR=""
-    fi
+    scripts/s3-up.sh "$S3_DIR" >"$work/s3.out" 2>"$work/s3.err" &
+    s3_pid=$!
 fi
 
-for t in "$BUILD"/tests/test_*; do
-    [ -x "$t" ] || continue
-    "$t" 2>&1 | tee "$log"
-    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
-    if [ -z "$line" ]; then echo "FAIL $t (no summary: crashed)"; fail=$((fail+1)); continue; fi
-    p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/' <<<"$line")
-    f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/' <<<"$line")
-    pass=$((pass+p)); fail=$((fail+f))
-done
-
+T1=$(date +%s)
 for r in "$BUILD"/tests/replay_*; do
     [ -x "$r" ] || continue
     name=${r##*/replay_}
@@ -98,6 +89,47 @@ for m in staging jobs api; do
         echo "ok   sql-owner.$m"; pass=$((pass+1))
     fi
 done
+took fuzz-replays "$T1"
+
+if [ -n "$pg_pid" ]; then
+    if wait "$pg_pid"; then
+        export VBATCH_TEST_PG=$(tail -1 "$work/pg.out")
+        cat "$work/pg.err" >&2
+        echo "test: PostgreSQL started in $PG_DIR"
+    else
+        cat "$work/pg.err" >&2
+        echo "test: WARNING: no PostgreSQL could be started (see above): the PostgreSQL tests are skipped"
+        rm -rf "$PG_DIR"; PG_DIR=""
+    fi
+fi
+if [ -n "$s3_pid" ]; then
+    if wait "$s3_pid"; then
+        cat "$work/s3.err" >&2
+        while IFS= read -r line; do
+            k=${line%%=*}; v=${line#*=}; v=${v#\'}; v=${v%\'}
+            export "$k=$v"
+        done <"$work/s3.out"
+        echo "test: S3 (radosgw) started in $S3_DIR: $VBATCH_TEST_S3"
+    else
+        cat "$work/s3.err" >&2
+        echo "test: WARNING: no S3 store could be started (see above): the S3 tests are skipped"
+        scripts/s3-down.sh "$S3_DIR"; S3_DIR=""
+    fi
+fi
+took services "$T0"
+
+T0=$(date +%s)
+for t in "$BUILD"/tests/test_*; do
+    [ -x "$t" ] || continue
+    "$t" 2>&1 | tee "$log"
+    line=$(grep -E '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+    if [ -z "$line" ]; then echo "FAIL $t (no summary: crashed)"; fail=$((fail+1)); continue; fi
+    p=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/' <<<"$line")
+    f=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/' <<<"$line")
+    pass=$((pass+p)); fail=$((fail+f))
+done
+
+took unit "$T0"
 
 # The end-to-end suite, on SQLite, then again on PostgreSQL when a cluster
 # is there (VBATCH_E2E_DB=pg: every server, worker and CLI command of a test
@@ -106,10 +138,36 @@ done
 # (VBATCH_E2E_BLOBS=s3: each data folder under a prefix of its own of the
 # bucket; named [pg][s3]).  SKIP_E2E_PG=1 runs the SQLite pass only,
 # SKIP_E2E_S3=1 leaves out the third pass.
-e2e_pass() { # NAME [ENV=VALUE...]
-    local name=$1; shift
-    env "$@" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log"
-    line=$(tail -1 "$log")
+#
+# Most e2e tests wait on a server, so the passes run at once (E2E_SERIAL=1:
+# one after the other), each on E2E_WORKERS pytest-xdist workers (whole
+# modules per worker: a module's shared server stays in one process); each
+# pass's output is printed when it has ended, in the order above.  Tests
+# marked `serial` (latency bounds) run alone: conftest.py holds a lock file
+# (VBATCH_E2E_LOCK) shared by every test while they run at once.
+E2E_WORKERS=${E2E_WORKERS:-3}
+if [ "$E2E_WORKERS" != 0 ] && ! /usr/bin/python3 -c 'import xdist' 2>/dev/null; then
+    echo "test: WARNING: pytest-xdist missing (python3-pytest-xdist): one process per e2e pass"
+    E2E_WORKERS=0
+fi
+xdist=(); [ "$E2E_WORKERS" = 0 ] || xdist=(-n "$E2E_WORKERS" --dist loadfile)
+export VBATCH_E2E_LOCK=$work/e2e.lock
+e2e_run() { # NAME ENV... : runs one pass, output in $work/NAME.out, seconds in $work/NAME.time
+    local name=$1 t0; shift
+    t0=$(date +%s)
+    # a process group of its own: an interrupted run stops it and its servers (cleanup)
+    setsid env "$@" /usr/bin/python3 -m pytest -q -p no:cacheprovider "${xdist[@]}" ${E2E_TESTS:-tests/e2e} \
+        >"$work/$name.out" 2>&1 &
+    echo $! >"$work/$name.pgid"
+    wait $!
+    rm -f "$work/$name.pgid"
+    echo $(( $(date +%s) - t0 )) 2>/dev/null >"$work/$name.time" # (gone when interrupted)
+}
+e2e_count() { # NAME : prints the pass's output and adds up its summary line
+    local name=$1 out=$work/$1.out line p f
+    echo "---- $name: $(tail -1 "$out")"
+    cat "$out"
+    line=$(tail -1 "$out")
     p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
     f=$(grep -oE '[0-9]+ (failed|error|errors)' <<<"$line" | awk '{s+=$1} END {print s+0}')
     if [ -z "$p$f" ] || { [ "$p" = 0 ] && [ "${f:-0}" = 0 ]; }; then
@@ -117,30 +175,67 @@ e2e_pass() { # NAME [ENV=VALUE...]
     fi
     echo "$name: ${p:-0} passed, ${f:-0} failed"
     pass=$((pass+p)); fail=$((fail+${f:-0}))
+    TIMES+=("$name $(cat "$work/$name.time" 2>/dev/null || echo '?')s")
 }
-if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
-    e2e_pass e2e VBATCH_E2E_DB=sqlite
-    if [ -n "${VBATCH_TEST_PG:-}" ] && [ "${SKIP_E2E_PG:-0}" != 1 ]; then
-        t0=$(date +%s)
-        e2e_pass "e2e[pg]" VBATCH_E2E_DB=pg
-        echo "test: e2e on PostgreSQL took $(( $(date +%s) - t0 )) s"
-    fi
-    if [ -n "${VBATCH_TEST_PG:-}" ] && [ "${SKIP_E2E_PG:-0}" != 1 ] && [ -n "${VBATCH_TEST_S3:-}" ] &&
-        [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] && [ "${SKIP_E2E_S3:-0}" != 1 ]; then
-        t0=$(date +%s)
-        e2e_pass "e2e[pg+s3]" VBATCH_E2E_DB=pg VBATCH_E2E_BLOBS=s3
-        echo "test: e2e on PostgreSQL with blobs on S3 took $(( $(date +%s) - t0 )) s"
-    fi
+# The Debian package: build, install, run, remove (root only; .ci/run sets
+# it).  Its build takes one core for minutes while the e2e tests mostly
+# wait: it runs meanwhile, in the background (E2E_SERIAL=1: at the end).
+deb_pid=""
+deb_smoke() {
+    local t0; t0=$(date +%s)
+    scripts/deb-smoke.sh >"$work/deb.out" 2>&1
+    echo $(( $(date +%s) - t0 )) >"$work/deb.time"
+}
+if [ "${VBATCH_TEST_DEB:-0}" = 1 ] && [ "${E2E_SERIAL:-0}" != 1 ]; then
+    deb_smoke & deb_pid=$!
 fi
-# The Debian package: build, install, run, remove (root only; .ci/run sets it).
-if [ "${VBATCH_TEST_DEB:-0}" = 1 ]; then
-    scripts/deb-smoke.sh 2>&1 | tee "$log"
-    line=$(grep -E '^deb-smoke: [0-9]+ passed, [0-9]+ failed$' "$log" | tail -1)
+if ls tests/e2e/test_*.py >/dev/null 2>&1 && [ "${SKIP_E2E:-0}" != 1 ]; then
+    T0=$(date +%s)
+    passes=("e2e VBATCH_E2E_DB=sqlite")
+    if [ -n "${VBATCH_TEST_PG:-}" ] && [ "${SKIP_E2E_PG:-0}" != 1 ]; then
+        passes+=("e2e[pg] VBATCH_E2E_DB=pg")
+        if [ -n "${VBATCH_TEST_S3:-}" ] && [ -n "${AWS_SECRET_ACCESS_KEY:-}" ] && [ "${SKIP_E2E_S3:-0}" != 1 ]; then
+            passes+=("e2e[pg+s3] VBATCH_E2E_DB=pg VBATCH_E2E_BLOBS=s3")
+        fi
+    fi
+    pids=()
+    for ps in "${passes[@]}"; do
+        read -r -a args <<<"$ps"
+        if [ "${E2E_SERIAL:-0}" = 1 ]; then
+            echo "test: ${args[0]} running (E2E_WORKERS=$E2E_WORKERS)"
+            e2e_run "${args[@]}"
+            e2e_count "${args[0]}"
+        else
+            e2e_run "${args[@]}" &
+            pids+=($!)
+        fi
+    done
+    if [ "${E2E_SERIAL:-0}" != 1 ]; then
+        echo "test: e2e passes running at once (E2E_WORKERS=$E2E_WORKERS each):$(printf ' %s' "${passes[@]%% *}")"
+        for i in "${!pids[@]}"; do
+            wait "${pids[$i]}"
+            read -r -a args <<<"${passes[$i]}"
+            e2e_count "${args[0]}"
+        done
+    fi
+    took e2e-passes "$T0"
+fi
+if [ "${VBATCH_TEST_DEB:-0}" = 1 ] && [ "${E2E_SERIAL:-0}" = 1 ]; then
+    deb_smoke & deb_pid=$!
+fi
+# The Debian package (started with the e2e passes, above): its output.
+if [ -n "$deb_pid" ]; then
+    wait "$deb_pid"
+    cat "$work/deb.out"
+    line=$(grep -E '^deb-smoke: [0-9]+ passed, [0-9]+ failed$' "$work/deb.out" | tail -1)
     if [ -z "$line" ]; then echo "FAIL deb-smoke (no summary)"; fail=$((fail+1))
     else
         pass=$((pass+$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
         fail=$((fail+$(sed -E 's/.*, ([0-9]+) failed/\1/' <<<"$line")))
     fi
+    TIMES+=("deb-smoke $(cat "$work/deb.time")s")
 fi
+TIMES+=("total $(( $(date +%s) - T_ALL ))s")
+echo "test: times:$(printf ' %s,' "${TIMES[@]}" | sed 's/,$//')"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

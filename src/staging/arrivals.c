@@ -257,6 +257,7 @@ void *staging__poll_main(void *arg)
 {
     struct staging *s = arg;
     int64_t poll_ms = s->o.upload_poll_ms > 0 ? s->o.upload_poll_ms : 1000;
+    int64_t lease_ms = MAX(3 * poll_ms, s->o.lease_floor_ms > 0 ? s->o.lease_floor_ms : 5000);
     const char *me = store_owner(s->st);
     uint64_t tick = 0, turn = 0;
     int held = -1;
@@ -270,7 +271,7 @@ void *staging__poll_main(void *arg)
         if (stop)
             break;
         struct err e = ERR_INIT;
-        int got = store_lease_take(s->st, POLL_LEASE, me, MAX(3 * poll_ms, 5000), &e);
+        int got = store_lease_take(s->st, POLL_LEASE, me, lease_ms, &e);
         if (got >= 0 && got != held)
             log_info("staging", got ? "upload poller lease taken owner=%s"
                                     : "upload poller lease held by another process (this one is owner=%s)", me);

@@ -5,7 +5,8 @@
  * orphan_grace_ms that no row references (a process died between writing
  * them and committing their row).  One process at a time across the
  * processes on the database, as the expiry sweeper: the lease is taken for
- * three periods (at least a minute) and renewed every second of a walk
+ * three periods (at least a minute, or staging_opts.lease_floor_ms in
+ * tests) and renewed every second of a walk
  * (the walk is paced to orphan_keys_per_s keys a second, so one walk of a
  * large store can outlast a period); a walk whose renewal fails stops.
  *
@@ -37,7 +38,7 @@ void *staging__orphans_main(void *arg)
 {
     struct staging *s = arg;
     int64_t period = s->o.orphan_sweep_ms > 0 ? s->o.orphan_sweep_ms : 3600 * 1000LL;
-    struct orphan_tick t = {s, MAX(3 * period, 60000)};
+    struct orphan_tick t = {s, MAX(3 * period, s->o.lease_floor_ms > 0 ? s->o.lease_floor_ms : 60000)};
     const char *me = store_owner(s->st);
     struct store_orphan_opts o = {s->o.orphan_grace_ms, s->o.orphan_keys_per_s, 0, orphan_tick, &t};
     int held = -1;

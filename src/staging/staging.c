@@ -67,6 +67,8 @@ void staging_opts_default(struct staging_opts *o)
     o->claim_lease_ms = l ? strtoll(l, NULL, 10) : 0;
     if (o->claim_lease_ms <= 0)
         o->claim_lease_ms = 15000;
+    const char *lf = getenv("VBATCH_STAGING_LEASE_FLOOR_MS");
+    o->lease_floor_ms = lf ? MAX(0, MIN(strtoll(lf, NULL, 10), 3600000LL)) : 0;
 }
 
 

@@ -73,6 +73,11 @@ struct staging_opts {
                                       without renewal (renewed every third of it while
                                       it is worked on); default 15000, or
                                       $VBATCH_STAGING_CLAIM_LEASE_MS (tests) */
+    int64_t lease_floor_ms;        /* tests: the least lifetime of the orphan sweeper's
+                                      lease (else 60 s) and the arrival poller's (else
+                                      5 s), so that a test that kill -9s their holder
+                                      waits less for the lease to lapse; default 0 (the
+                                      floors above), or $VBATCH_STAGING_LEASE_FLOOR_MS */
 };
 void staging_opts_default(struct staging_opts *o);
 

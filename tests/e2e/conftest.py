@@ -170,6 +170,38 @@ def db_env(data):
     return {'VBATCH_DB': pg_db_for(data)} if E2E_PG else {}
 
 
+def _pg_inline(sql, params):
+    """sql with its ? parameters replaced by PostgreSQL literals."""
+    parts = sql.split('?')
+    assert len(parts) == len(params) + 1, sql
+    lit = []
+    for v in params:
+        if v is None:
+            lit.append('NULL')
+        elif isinstance(v, (int, float)):
+            lit.append(repr(v))
+        else:
+            lit.append("'" + str(v).replace("'", "''") + "'")
+    return parts[0] + ''.join(l + p for l, p in zip(lit, parts[1:]))
+
+
+def db_exec(data, sql, params=()):
+    """Run one statement that changes rows of a data folder's database
+    behind vbatch's back (committed), on either backend (SQLite's dialect,
+    ? parameters as db_rows)."""
+    if not E2E_PG:
+        import sqlite3
+        db = sqlite3.connect(os.path.join(data, 'vbatch.db'), timeout=30)
+        try:
+            with db:
+                db.execute(sql, tuple(params))
+        finally:
+            db.close()
+        return
+    subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', pg_db_for(data), '-c', _pg_inline(sql, params)],
+                   check=True, capture_output=True, text=True, timeout=30)
+
+
 def db_rows(data, sql, params=()):
     """Rows of a query on the database of a data folder, as tuples, on
     either backend (sql in SQLite's dialect with ? parameters; on
@@ -182,17 +214,7 @@ def db_rows(data, sql, params=()):
             return db.execute(sql, tuple(params)).fetchall()
         finally:
             db.close()
-    parts = sql.split('?')
-    assert len(parts) == len(params) + 1, sql
-    lit = []
-    for v in params:
-        if v is None:
-            lit.append('NULL')
-        elif isinstance(v, (int, float)):
-            lit.append(repr(v))
-        else:
-            lit.append("'" + str(v).replace("'", "''") + "'")
-    q = parts[0] + ''.join(l + p for l, p in zip(lit, parts[1:]))
+    q = _pg_inline(sql, params)
     out = subprocess.run(['psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', pg_db_for(data), '-c',
                           'SELECT coalesce(json_agg(row_to_json(t)), \'[]\') FROM (%s) t' % q],
                          check=True, capture_output=True, text=True, timeout=30).stdout
@@ -219,14 +241,29 @@ picks_its_database = pytest.mark.picks_its_database
 E2E_S3 = os.environ.get('VBATCH_TEST_S3', '') if os.environ.get('VBATCH_E2E_BLOBS') == 's3' else ''
 
 
+# The test store of VBATCH_TEST_S3 with its credentials, whatever the pass
+# (the tests that pick their own blob stores use it in every pass).
+TEST_S3 = os.environ.get('VBATCH_TEST_S3', '') if os.environ.get('AWS_SECRET_ACCESS_KEY') else ''
+need_s3 = pytest.mark.skipif(not TEST_S3, reason='VBATCH_TEST_S3 / AWS credentials not set')
+
+
+def s3_prefix_url(prefix, base=None, endpoint=None):
+    """The s3:// VBATCH_BLOBS URL of the objects under PREFIX of the bucket of
+    base (default VBATCH_TEST_S3); endpoint replaces the store's endpoint
+    (a proxy in front of it)."""
+    u = urllib.parse.urlsplit(base or os.environ.get('VBATCH_TEST_S3', ''))
+    query = u.query
+    if endpoint:
+        query = urllib.parse.urlencode(dict(urllib.parse.parse_qsl(u.query), endpoint=endpoint))
+    pre = u.path.strip('/')
+    return f's3://{u.netloc}/{pre + "/" if pre else ""}{prefix}?{query}'
+
+
 def s3_blobs_for(data):
     """The VBATCH_BLOBS of a data folder on E2E_S3: the bucket under a prefix
     named after the folder."""
     import hashlib
-    u = urllib.parse.urlsplit(E2E_S3)
-    pre = u.path.strip('/')
-    name = 'e2e-' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16]
-    return f's3://{u.netloc}/{pre + "/" if pre else ""}{name}?{u.query}'
+    return s3_prefix_url('e2e-' + hashlib.sha1(os.path.abspath(data).encode()).hexdigest()[:16], E2E_S3)
 
 
 def blobs_env(data):
@@ -443,10 +480,100 @@ def blob_of_url(s, url):
     return path, None, None
 
 
+def s3_blobs(prefix, endpoint=None):
+    """Blobs of the objects under PREFIX of the test bucket (VBATCH_TEST_S3),
+    for the tests that pick their own blob stores; .url is its VBATCH_BLOBS
+    (endpoint: reached through that endpoint instead, e.g. a Proxy's; the
+    test itself still talks to the store directly)."""
+    b = Blobs('', s3_prefix_url(prefix))
+    if endpoint:
+        b.url = s3_prefix_url(prefix, endpoint=endpoint)
+    return b
+
+
 def blobs_for(data):
     """The Blobs of a data folder as the suite sets it up (the local folder,
     or its prefix of E2E_S3)."""
     return Blobs(data, s3_blobs_for(data) if E2E_S3 else None)
+
+
+class Proxy:
+    """A TCP forwarder 127.0.0.1:port -> (host, port), the object store
+    going away while vbatch runs: down() cuts the listener and every
+    connection, up() listens again on the same port; down_bytes counts
+    what came from the target."""
+
+    def __init__(self, host, port):
+        import threading
+        self.target = (host, port)
+        self.port = free_port()
+        self.conns, self.lsock, self.down_bytes = [], None, 0
+        self.mu = threading.Lock()
+        self.up()
+
+    def up(self):
+        import threading
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(('127.0.0.1', self.port))
+        ls.listen(64)
+        self.lsock = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls):
+        import threading
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            self.conns += [c, u]
+            threading.Thread(target=self._pipe, args=(c, u, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, True), daemon=True).start()
+
+    def _pipe(self, a, b, from_target):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if from_target:
+                    with self.mu:
+                        self.down_bytes += len(d)
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def down(self):
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        except OSError:
+            pass
+        self.lsock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns = []
+
+
+def s3_proxy():
+    """A Proxy in front of the test store's endpoint (VBATCH_TEST_S3)."""
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(os.environ['VBATCH_TEST_S3']).query))
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    return Proxy(ep.hostname, ep.port)
 
 
 local_blobs_only = pytest.mark.skipif(bool(E2E_S3), reason='about the local blob folder itself (VBATCH_E2E_BLOBS=s3)')
@@ -740,6 +867,34 @@ def server():
             drop_pg_schema(s.data)
 
 
+# scripts/test.sh runs the e2e passes at once, each on several pytest-xdist
+# workers, and sets VBATCH_E2E_LOCK to a lock file: every test holds it
+# shared while it runs, and a test marked `serial` (it asserts latencies
+# that a loaded machine would miss) holds it alone, so it runs while no
+# other test of any pass does.  A gate file in front keeps a serial test
+# that waits from being overtaken forever: no test starts while it waits.
+E2E_LOCK = os.environ.get('VBATCH_E2E_LOCK', '')
+
+
+@pytest.fixture(autouse=True)
+def _e2e_lock(request):
+    if not E2E_LOCK:
+        yield
+        return
+    import fcntl
+    alone = request.node.get_closest_marker('serial') is not None
+    with open(E2E_LOCK + '.gate', 'a') as gate, open(E2E_LOCK, 'a') as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Drop the schemas of the module servers that a test module made itself."""
     if E2E_PG and _pg_schemas:
@@ -752,6 +907,8 @@ def pytest_configure(config):
                             '(run in the SQLite pass only)')
     config.addinivalue_line('markers', 'picks_its_blobs: the test chooses its blob stores itself '
                             '(not run again in the S3 pass)')
+    config.addinivalue_line('markers', 'serial: the test asserts latencies: while the passes run at '
+                            'once (VBATCH_E2E_LOCK) no other test runs with it')
 
 
 def pytest_collection_modifyitems(config, items):

@@ -16,12 +16,10 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN, E2E_PG, MULT, Server, db_env, png_bytes
+from conftest import BIN, E2E_PG, MULT, Server, db_env, need_s3, png_bytes, s3_blobs, s3_prefix_url, s3_proxy
 from jobs_helpers import CROP_WF, bp, download_export, job_body, list_files, put_workflow, results_rows, stage_pngs, wait_job
 
 S3 = os.environ.get('VBATCH_TEST_S3', '')
-need_s3 = pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
-                             reason='VBATCH_TEST_S3 / AWS credentials not set')
 SECRET = 'sEcReT-never-printed-42'
 # every test here sets its own --blobs / VBATCH_BLOBS: not run again in the
 # suite's S3 pass (VBATCH_E2E_BLOBS=s3)
@@ -84,10 +82,6 @@ def s3_parts():
     return u.netloc, u.path.strip('/'), q
 
 
-def with_prefix(prefix):
-    bucket, pre, q = s3_parts()
-    full = f'{pre}/{prefix}' if pre else prefix
-    return f's3://{bucket}/{full}?' + urllib.parse.urlencode(q)
 
 
 @need_s3
@@ -106,23 +100,21 @@ def test_wrong_credentials_and_missing_bucket_exit_2(tmp_path):
     assert os.environ['AWS_SECRET_ACCESS_KEY'] not in p.stderr
 
 
+def with_prefix(prefix):
+    """The VBATCH_BLOBS of PREFIX of the test bucket (conftest.s3_prefix_url;
+    under this name for the modules that import it from here)."""
+    return s3_prefix_url(prefix)
+
+
 def s3_keys(prefix):
-    """Keys under prefix in the test bucket (a signed listing with curl)."""
-    bucket, pre, q = s3_parts()
-    full = f'{pre}/{prefix}' if pre else prefix
-    url = f'{q["endpoint"]}/{bucket}?list-type=2&max-keys=1000&prefix={urllib.parse.quote(full + "/", safe="")}'
-    out = subprocess.run(['curl', '-sf', '--aws-sigv4', f'aws:amz:{q.get("region", "us-east-1")}:s3', '--user',
-                          f'{os.environ["AWS_ACCESS_KEY_ID"]}:{os.environ["AWS_SECRET_ACCESS_KEY"]}',
-                          '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', url],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
-    import re
-    return [k[len(full) + 1:] for k in re.findall(r'<Key>([^<]*)</Key>', out)]
+    """Keys under prefix in the test bucket."""
+    return s3_blobs(prefix).keys()
 
 
 @need_s3
 def test_serve_with_blobs_on_s3(tmp_path):
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    env = {'VBATCH_BLOBS': with_prefix(prefix)}
+    env = {'VBATCH_BLOBS': s3_prefix_url(prefix)}
     s = Server(str(tmp_path), env=env).start()
     try:
         put_workflow(s, 'crop', CROP_WF)
@@ -166,7 +158,7 @@ def test_serve_with_blobs_on_s3(tmp_path):
 def test_expiry_deletes_the_objects(tmp_path):
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
     s = Server(str(tmp_path), args=['--batch-expiry', '3', '--sweep-interval', '1'],
-               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+               env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
     try:
         stage_pngs(s, 'short', 3)
         stage_pngs(s, 'short-bulk', 5, bulk=True)
@@ -186,7 +178,7 @@ def test_video_upload_and_job_on_s3(tmp_path):
     if not os.path.exists(VID):
         pytest.skip(f'{VID} missing (python3-imageio)')
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
     try:
         put_workflow(s, 'crop', CROP_WF)
         with open(VID, 'rb') as f:
@@ -212,7 +204,7 @@ def test_model_commands_on_s3(tmp_path):
     det = os.path.join(REPO, 'tests', 'data', 'models', 'synth-det')
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
     env = {'AWS_ACCESS_KEY_ID': os.environ['AWS_ACCESS_KEY_ID'],
-           'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY'], 'VBATCH_BLOBS': with_prefix(prefix)}
+           'AWS_SECRET_ACCESS_KEY': os.environ['AWS_SECRET_ACCESS_KEY'], 'VBATCH_BLOBS': s3_prefix_url(prefix)}
     data = tmp_path / 'data'
     env.update(db_env(str(data)))  # the database the server below opens (the [pg] pass: PostgreSQL)
     p = run('model', 'register', 'cli/1', det, '--data', str(data), env=env)
@@ -223,7 +215,7 @@ def test_model_commands_on_s3(tmp_path):
     assert not [f for _, _, fs in os.walk(data / 'blobs') for f in fs]
     # a server on the same data folder and bucket runs a job with it
     from jobs_helpers import DET_WF, ort_env
-    s = Server(str(tmp_path), env=dict(ort_env(str(tmp_path)), VBATCH_BLOBS=with_prefix(prefix))).start()
+    s = Server(str(tmp_path), env=dict(ort_env(str(tmp_path)), VBATCH_BLOBS=s3_prefix_url(prefix))).start()
     try:
         wf = json.loads(json.dumps(DET_WF).replace('synth-det', 'cli/1'))
         put_workflow(s, 'det', wf)
@@ -240,91 +232,11 @@ def test_model_commands_on_s3(tmp_path):
     assert [k for k in s3_keys(prefix) if k.startswith('models/')] == []
 
 
-class Proxy:
-    """A TCP forwarder 127.0.0.1:port -> the S3 endpoint that can be cut
-    (listener and every connection closed) and restored on the same port:
-    the object store going away while vbatch runs."""
-
-    def __init__(self, target_host, target_port):
-        import socket
-        self.target = (target_host, target_port)
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        self.conns = []
-        self.lsock = None
-        self.up()
-
-    def up(self):
-        import socket
-        import threading
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(('127.0.0.1', self.port))
-        ls.listen(64)
-        self.lsock = ls
-        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
-
-    def _accept(self, ls):
-        import socket
-        import threading
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target)
-            except OSError:
-                c.close()
-                continue
-            self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a, b):
-        import socket
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def down(self):
-        import socket
-        try:
-            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
-        except OSError:
-            pass
-        self.lsock.close()
-        for c in self.conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            except OSError:
-                pass
-        self.conns = []
-
-
 @need_s3
 def test_store_going_away_gives_503_and_jobs_wait(tmp_path):
-    bucket, pre, q = s3_parts()
-    ep = urllib.parse.urlsplit(q['endpoint'])
-    px = Proxy(ep.hostname, ep.port)
+    px = s3_proxy()
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    full = f'{pre}/{prefix}' if pre else prefix
-    q2 = dict(q, endpoint=f'http://127.0.0.1:{px.port}')
-    s = Server(str(tmp_path), env={'VBATCH_BLOBS': f's3://{bucket}/{full}?' + urllib.parse.urlencode(q2)}).start()
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': s3_prefix_url(prefix, endpoint=f'http://127.0.0.1:{px.port}')}).start()
     try:
         put_workflow(s, 'crop', CROP_WF)
         stage_pngs(s, 'pics', 6)
@@ -404,7 +316,7 @@ def test_inference_cli_flow_puts_straight_to_the_store(tmp_path):
     refused by the store (If-None-Match); a video the same way; /list URLs of whole objects are radosgw's too."""
     from test_jobs_video import VID
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    s = Server(str(tmp_path), args=['--upload-poll-ms', '200'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '200'], env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
     try:
         d = bulk_url(s, 'direct')
         q = presigned(d['uploadURL'])
@@ -465,7 +377,7 @@ def test_inference_cli_flow_puts_straight_to_the_store(tmp_path):
 @need_s3
 def test_export_downloads_straight_from_the_store(tmp_path):
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    s = Server(str(tmp_path), env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    s = Server(str(tmp_path), env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
     try:
         put_workflow(s, 'crop', CROP_WF)
         stage_pngs(s, 'pics', 4)
@@ -495,7 +407,7 @@ def test_tampered_expired_partial_and_oversized_uploads(tmp_path):
     tar = shard_tar(10)
     s = Server(str(tmp_path), args=['--upload-poll-ms', '200', '--upload-url-ttl', '2',
                                     '--max-shard-bytes', str(len(tar) + 1024)],
-               env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+               env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
     try:
         d = bulk_url(s, 'bad')
         u = urllib.parse.urlsplit(d['uploadURL'])
@@ -545,7 +457,7 @@ def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
     HEADs; an upload among them is still noticed.  A batch with few
     pending shards is looked at with a HEAD each."""
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': with_prefix(prefix)}).start()
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
     try:
         urls = [bulk_url(s, 'many') for _ in range(1000)]
         r0, l0, h0, t0 = poll_metric(s, 'round'), poll_metric(s, 'list'), poll_metric(s, 'head'), time.time()

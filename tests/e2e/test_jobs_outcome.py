@@ -9,6 +9,8 @@ stored bytes after staging (staging refuses undecodable files)."""
 import json
 import time
 
+import pytest
+
 from conftest import png_bytes
 from jobs_helpers import (CROP_WF, bp, damage_staged, download_export, job_body, put_workflow, results_rows,
                           stage_pngs, wait_job, Receiver)
@@ -106,6 +108,7 @@ def test_partial_success_shows_images_failed(server_factory):
         rec.close()
 
 
+@pytest.mark.serial  # asserts a duration under 10 s
 def test_default_failure_budget_stops_a_broken_workflow(server_factory):
     # 200 images at 100 ms each on 2 workers: processing them all would take
     # at least 10 s; the budget stops the job after 10 images of a task

@@ -57,6 +57,7 @@ def _whoami(s, key):
     return s.request('GET', '/', key=key)
 
 
+@pytest.mark.serial  # asserts a latency under 1 s
 def test_revoked_key_refused_by_both_servers_within_a_second(tmpdir_path, backend):
     env = {'VBATCH_DB': backend}
     if backend:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import Server, make_tar, png_bytes
+from conftest import MULT, Server, make_tar, png_bytes
 from jobs_helpers import (CROP_WF, DET_WF, MODELS, Receiver, bp, damage_staged, job_body, ort_env,
                           put_workflow, stage_pngs, wait_job)
 
@@ -173,9 +173,16 @@ def test_metrics_token(server_factory):
     # an api_key is no metrics credential
     r = s.request('GET', '/metrics')
     assert r.status == 401, r
-    samples, _ = scrape(s, headers={'Authorization': 'Bearer tok-zq7-secret'})
-    # the refused scrapes are counted, under the route's template
-    assert val(samples, 'vbatch_http_requests_total', method='GET', route='/metrics', status='401') == 6
+    # the refused scrapes are counted, under the route's template (each when
+    # its request completes, just after its answer went out: poll a moment)
+    deadline = time.time() + 10 * MULT
+    while True:
+        samples, _ = scrape(s, headers={'Authorization': 'Bearer tok-zq7-secret'})
+        refused = val(samples, 'vbatch_http_requests_total', method='GET', route='/metrics', status='401')
+        if refused >= 6 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    assert refused == 6
     # the option wins over the variable
     s2 = server_factory(args=['--metrics-token', 'other-zq8'], env={'VBATCH_METRICS_TOKEN': 'tok-zq7-secret'},
                         sub='s2').start()

@@ -5,78 +5,31 @@ blobs (items, a tar shard kept whole, a job's folder, a stored model) are
 never deleted, and an upload URL handed out but not used yet still works
 after many sweeps.  A kill -9 between a single upload's blob write and its
 row's commit leaves nothing visible, and the blob goes with the next sweeps."""
-import os
-import subprocess
 import threading
 import time
-import urllib.parse
 import uuid
 
 import pytest
 
-from conftest import MULT, Server, db_rows, make_tar, png_bytes
+from conftest import MULT, Blobs, Server, db_rows, make_tar, need_s3, png_bytes, s3_blobs
 from jobs_helpers import CROP_WF, bp, job_body, list_files, put_workflow, stage_pngs, wait_job
 
-S3 = os.environ.get('VBATCH_TEST_S3', '')
-HAVE_S3 = bool(S3 and os.environ.get('AWS_SECRET_ACCESS_KEY'))
-BACKENDS = ['local', pytest.param('s3', marks=pytest.mark.skipif(not HAVE_S3, reason='VBATCH_TEST_S3 not set'))]
+BACKENDS = ['local', pytest.param('s3', marks=need_s3)]
 pytestmark = pytest.mark.picks_its_blobs  # each test runs on both backends itself
 
 GRACE_MS = 3000
 SWEEP_MS = 500
 
 
-class Blobs:
-    """The blob store of one server: the local folder or a prefix of the
-    test bucket.  keys(), put(key, bytes) behind vbatch's back."""
+def store(backend, data):
+    """The blob store of one server (conftest's Blobs): its local folder, or
+    a prefix of its own of the test bucket; .url its VBATCH_BLOBS on S3."""
+    return s3_blobs('e2e-orph-' + uuid.uuid4().hex[:10]) if backend == 's3' else Blobs(data)
 
-    def __init__(self, kind, data):
-        self.kind, self.data = kind, data
-        self.prefix = 'e2e-orph-' + uuid.uuid4().hex[:10]
-        if kind == 's3':
-            u = urllib.parse.urlsplit(S3)
-            self.bucket, pre = u.netloc, u.path.strip('/')
-            self.q = dict(urllib.parse.parse_qsl(u.query))
-            self.full = f'{pre}/{self.prefix}' if pre else self.prefix
 
-    def env(self):
-        if self.kind != 's3':
-            return {}
-        return {'VBATCH_BLOBS': f's3://{self.bucket}/{self.full}?' + urllib.parse.urlencode(self.q)}
+def store_env(blobs):
+    return {'VBATCH_BLOBS': blobs.url} if blobs.s3 else {}
 
-    def _curl(self, *args, input=None):
-        return subprocess.run(['curl', '-sf', '--aws-sigv4', f'aws:amz:{self.q.get("region", "us-east-1")}:s3',
-                               '--user', f'{os.environ["AWS_ACCESS_KEY_ID"]}:{os.environ["AWS_SECRET_ACCESS_KEY"]}',
-                               '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', *args],
-                              input=input, capture_output=True, timeout=30, check=True).stdout
-
-    def keys(self):
-        if self.kind == 'local':
-            root = os.path.join(self.data, 'blobs')
-            return sorted(os.path.relpath(os.path.join(r, f), root) for r, _, fs in os.walk(root) for f in fs)
-        import re
-        out, token = [], None
-        while True:
-            url = (f'{self.q["endpoint"]}/{self.bucket}?list-type=2&max-keys=1000'
-                   f'&prefix={urllib.parse.quote(self.full + "/", safe="")}')
-            if token:
-                url += '&continuation-token=' + urllib.parse.quote(token, safe='')
-            body = self._curl(url).decode()
-            out += [k[len(self.full) + 1:] for k in re.findall(r'<Key>([^<]*)</Key>', body)]
-            m = re.search(r'<NextContinuationToken>([^<]*)</NextContinuationToken>', body)
-            if not m:
-                return sorted(out)
-            token = m.group(1)
-
-    def put(self, key, data):
-        if self.kind == 'local':
-            path = os.path.join(self.data, 'blobs', key)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, 'wb') as f:
-                f.write(data)
-        else:
-            self._curl('-X', 'PUT', '--data-binary', '@-', f'{self.q["endpoint"]}/{self.bucket}/{self.full}/{key}',
-                       input=data)
 
 def bid_of(s, batch):
     rows = db_rows(s.data, 'SELECT bid FROM batches WHERE batch_id=?', (batch,))
@@ -89,8 +42,8 @@ def sweeper_args(grace=GRACE_MS, period=SWEEP_MS):
 
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_orphans_swept_and_referenced_blobs_kept(tmp_path, backend):
-    blobs = Blobs(backend, str(tmp_path / 'data'))
-    s = Server(str(tmp_path), args=sweeper_args(), env=blobs.env()).start()
+    blobs = store(backend, str(tmp_path / 'data'))
+    s = Server(str(tmp_path), args=sweeper_args(), env=store_env(blobs)).start()
     try:
         put_workflow(s, 'crop', CROP_WF)
         stage_pngs(s, 'single', 3)
@@ -115,7 +68,7 @@ def test_orphans_swept_and_referenced_blobs_kept(tmp_path, backend):
                    'models/nobody--1/0f0f/weights.onnx']
         t0 = time.time()
         for k in orphans:
-            blobs.put(k, b'orphan bytes')
+            blobs.write(k, b'orphan bytes')
         # young: kept through the first sweeps
         time.sleep(GRACE_MS / 1000 * 0.5)
         keys = blobs.keys()
@@ -153,14 +106,18 @@ def test_orphans_swept_and_referenced_blobs_kept(tmp_path, backend):
 def test_kill9_between_blob_write_and_commit(tmp_path, backend):
     """A single upload dies after its bytes are written and before its row
     commits: nothing is visible, and the blob is swept after the restart."""
-    blobs = Blobs(backend, str(tmp_path / 'data'))
-    env = dict(blobs.env(), VBATCH_STAGING_COMMIT_DELAY_MS='60000')
+    blobs = store(backend, str(tmp_path / 'data'))
+    # the killed server's sweeper lease lapses after 2 s instead of a minute
+    env = dict(store_env(blobs), VBATCH_STAGING_LEASE_FLOOR_MS='2000')
     s = Server(str(tmp_path), args=sweeper_args(), env=env).start()
+    stage_pngs(s, 'pics', 1)  # committed at once: the delay below is for the doomed upload only
+    assert s.stop() == 0, s.tail_log()
+    before = blobs.keys()
+    assert len(before) == 1, before
+    s.env = dict(env, VBATCH_STAGING_COMMIT_DELAY_MS='60000')
+    s.start()
     res = {}
     try:
-        stage_pngs(s, 'pics', 1)
-        before = blobs.keys()
-
         def upload():
             try:
                 res['r'] = s.upload_image('pics', 'doomed.png', png_bytes(7))
@@ -178,7 +135,8 @@ def test_kill9_between_blob_write_and_commit(tmp_path, backend):
         s.kill9()
     th.join(10)
     assert 'r' not in res or res['r'].status != 200, res
-    s.env = blobs.env()
+    s.env = env
+    t0 = time.time()
     s.start()
     try:
         assert s.ds('GET', '/pics/count').json()['count'] == 1
@@ -188,6 +146,7 @@ def test_kill9_between_blob_write_and_commit(tmp_path, backend):
             time.sleep(0.2)
         keys = blobs.keys()
         assert new[0] not in keys and all(k in keys for k in before), keys
+        print(f'{backend}: the orphan went {time.time() - t0:.1f} s after the restart')
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()

@@ -10,111 +10,29 @@ items 3 and 6, and how the server reads items on S3:
   image's bytes from the store (one range GET), not the shard; with the
   store away it is a 503 with a JSON error, and works again once it is back.
 The store is reached through a TCP proxy that the test cuts and counts."""
-import os
-import socket
-import threading
 import time
-import urllib.parse
 import uuid
 
 import pytest
 
-from conftest import MULT, Server, make_tar, png_bytes
+from conftest import MULT, Proxy, Server, make_tar, need_s3, png_bytes, s3_prefix_url, s3_proxy  # noqa: F401 (Proxy: imported from here)
 from jobs_helpers import CROP_WF, bp, job_body, list_files, put_workflow, stage_pngs, wait_job
 from test_jobs_crash import check_exactly_once, slow, tasks, wait_until
 
-S3 = os.environ.get('VBATCH_TEST_S3', '')
-pytestmark = [pytest.mark.skipif(not S3 or not os.environ.get('AWS_SECRET_ACCESS_KEY'),
-                                 reason='VBATCH_TEST_S3 / AWS credentials not set'),
-              pytest.mark.picks_its_blobs]
-
-
-class Proxy:
-    """127.0.0.1:port -> the S3 endpoint; down() cuts the listener and every
-    connection, up() listens again on the same port; down_bytes counts what
-    came from the store."""
-
-    def __init__(self, host, port):
-        self.target = (host, port)
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        self.port = s.getsockname()[1]
-        s.close()
-        self.conns, self.lsock, self.down_bytes = [], None, 0
-        self.mu = threading.Lock()
-        self.up()
-
-    def up(self):
-        ls = socket.socket()
-        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        ls.bind(('127.0.0.1', self.port))
-        ls.listen(64)
-        self.lsock = ls
-        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
-
-    def _accept(self, ls):
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target)
-            except OSError:
-                c.close()
-                continue
-            self.conns += [c, u]
-            threading.Thread(target=self._pipe, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(u, c, True), daemon=True).start()
-
-    def _pipe(self, a, b, from_store):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if from_store:
-                    with self.mu:
-                        self.down_bytes += len(d)
-                b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def down(self):
-        try:
-            self.lsock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.lsock.close()
-        for c in self.conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-                c.close()
-            except OSError:
-                pass
-        self.conns = []
+pytestmark = [need_s3, pytest.mark.picks_its_blobs]
 
 
 def blobs_url(prefix, endpoint=None):
-    u = urllib.parse.urlsplit(S3)
-    q = dict(urllib.parse.parse_qsl(u.query))
-    if endpoint:
-        q['endpoint'] = endpoint
-    pre = u.path.strip('/')
-    return f's3://{u.netloc}/{pre + "/" if pre else ""}{prefix}?' + urllib.parse.urlencode(q)
+    """The VBATCH_BLOBS of PREFIX of the test bucket, through endpoint if
+    given (conftest.s3_prefix_url; under this name for the modules that
+    import it from here)."""
+    return s3_prefix_url(prefix, endpoint=endpoint)
 
 
 def proxied_server(tmp, args=(), env=None):
-    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(S3).query))
-    ep = urllib.parse.urlsplit(q['endpoint'])
-    px = Proxy(ep.hostname, ep.port)
+    px = s3_proxy()
     prefix = 'e2e-flt-' + uuid.uuid4().hex[:10]
-    e = dict(env or {}, VBATCH_BLOBS=blobs_url(prefix, f'http://127.0.0.1:{px.port}'))
+    e = dict(env or {}, VBATCH_BLOBS=s3_prefix_url(prefix, endpoint=f'http://127.0.0.1:{px.port}'))
     return px, Server(str(tmp), args=list(args), env=e)
 
 
@@ -158,7 +76,15 @@ def test_store_away_while_shards_wait_to_be_indexed(tmp_path):
         wait_until(lambda: all(x['statusName'] != 'awaiting-upload' for x in shard_state(s, 'away').values()),
                    timeout=20, what='both shards noticed')
         px.down()
-        time.sleep(12 * MULT)  # A's delay ends; B is tried while the store is away (and retried)
+        t0 = time.time()
+        # A's delay ends, then B is tried while the store is away: it waits
+        def b_waits():
+            st = shard_state(s, 'away')
+            assert all(x['statusType'] != 'error' for x in st.values()), st
+            return st[b['shardId']]['statusName'] == 'waiting-for-storage'
+        wait_until(b_waits, timeout=30, what='shard B waiting for storage')
+        print(f'B waiting for storage {time.time() - t0:.1f} s after the store went away')
+        time.sleep(2)  # retried meanwhile (backoff 1 s, 2 s, ...): still waiting, not failed
         st = shard_state(s, 'away')
         assert all(x['statusType'] != 'error' for x in st.values()), st
         assert st[b['shardId']]['statusName'] in ('uploaded', 'waiting-for-storage'), st
@@ -181,7 +107,7 @@ def test_kill9_during_ingest_on_s3(tmp_path):
     and the indexer work through them; after the restart every image is
     there exactly once."""
     prefix = 'e2e-flt-' + uuid.uuid4().hex[:10]
-    env = {'VBATCH_BLOBS': blobs_url(prefix), 'VBATCH_STAGING_INDEX_DELAY_MS': '400',
+    env = {'VBATCH_BLOBS': s3_prefix_url(prefix), 'VBATCH_STAGING_INDEX_DELAY_MS': '400',
            'VBATCH_STAGING_CLAIM_LEASE_MS': '3000'}
     s = Server(str(tmp_path), args=['--upload-poll-ms', '200'], env=env).start()
     key = s.key
@@ -210,7 +136,7 @@ def test_kill9_during_ingest_on_s3(tmp_path):
 
 def test_kill9_during_processing_and_export_on_s3(tmp_path):
     prefix = 'e2e-flt-' + uuid.uuid4().hex[:10]
-    env = dict(slow(15), VBATCH_BLOBS=blobs_url(prefix))
+    env = dict(slow(15), VBATCH_BLOBS=s3_prefix_url(prefix))
     s = Server(str(tmp_path), args=['--allow-private-urls', '--task-lease-ms', '1500'], env=env).start()
     key = s.key
 

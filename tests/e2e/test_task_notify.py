@@ -53,6 +53,7 @@ def ms(ts):
 
 
 @need_pg
+@pytest.mark.serial  # counts PostgreSQL's scan statistics in a time window: load shifts their flushes
 def test_separate_worker_wakes_on_notify_not_poll(tmp_path, pg_schema):
     uri, schema = pg_schema
     env = {'VBATCH_DB': uri}

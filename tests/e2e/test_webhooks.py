@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import MULT, make_tar, png_bytes
 
 # store_outbox_opts defaults (docs/STORAGE.md, Webhook outbox)
@@ -156,6 +158,7 @@ def wait_count(s, batch, want, workspace, key, timeout=60):
     raise AssertionError(f'{batch} did not reach {want} images')
 
 
+@pytest.mark.serial  # asserts a latency under 2 s
 def test_hanging_receiver_does_not_delay_another_workspace(server_factory):
     hang, ok = HangingReceiver(), ScriptedReceiver()
     try:
@@ -190,6 +193,7 @@ def test_hanging_receiver_does_not_delay_another_workspace(server_factory):
         ok.close()
 
 
+@pytest.mark.serial  # retry gaps measured to 0.25 s
 def test_retry_backoff_measured_from_each_failure(server_factory):
     # a receiver that answers 500 after 1 s, next to a hanging one
     hang = HangingReceiver()
@@ -246,6 +250,7 @@ def test_order_per_ingest_kept_with_slow_failing_receiver(server_factory):
         rec.close()
 
 
+@pytest.mark.serial  # asserts a latency under 2 s
 def test_job_webhooks_from_a_worker_process_with_a_hanging_neighbour(server_factory):
     """Jobs run by a separate `vbatch worker` process: their webhooks are
     queued there and sent by the serve process's sender, which notices

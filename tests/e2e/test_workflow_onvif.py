@@ -179,6 +179,7 @@ def test_video_job_configures_once_and_follows(server_factory, cam):
     with open(VID, 'rb') as f:
         put = s.raw('PUT', d['uploadURL'], body=f.read(), headers=d.get('extensionHeaders') or {})
     assert put.status == 200, put
+    s.wait_count('ptzv', 1)  # on object storage the arrival is noticed by the poller
     put_workflow(s, 'ptzv', onvif_wf(cam.port))
     b = job_body('ptzv', 'ptzv')
     b['type'] = 'simple-video-processing-v1'

@@ -639,8 +639,8 @@ static int claim_one(struct ob_sender *s, struct db_conn *c, int64_t now, struct
         f->budget_ms = slack_budget(&s->o, f->plan);
     f->deadline_ms = now + f->budget_ms;
     if (f->budget_ms > s->o.timeout_ms &&
-        (rc = exec_row_update(c, "UPDATE outbox SET next_ms=?1 WHERE id=?2 AND attempts=?3", now + lease_for(&s->o, f->budget_ms),
-                              f->id, f->attempt, 0, NULL, NULL, e)) < 0) {
+        (rc = exec_row_update(c, "UPDATE outbox SET next_ms=?1 WHERE id=?2 AND attempts=?3",
+                              now + lease_for(&s->o, f->budget_ms), f->id, f->attempt, 0, NULL, NULL, e)) < 0) {
         fly_free(f);
         return rc;
     }

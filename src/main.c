@@ -268,6 +268,20 @@ static char *serve_default_public_url(const char *listen)
     return xasprintf("http://%s", listen);
 }
 
+/* The bucket of --sink-s3, opened once per process (the outbox sender of
+ * serve gets it before it starts, the jobs service later): NULL with a
+ * line on stderr when it cannot be used. */
+static struct store_s3sink *sink_s3_open(const struct serve_cfg *c)
+{
+    static struct store_s3sink *k;
+    struct err e = ERR_INIT;
+    if (!k && store_s3sink_open(c->sink_s3, c->sink_s3_creds, &k, &e) < 0) {
+        fprintf(stderr, "vbatch: --sink-s3: %s\n", err_text(&e, e.code));
+        k = NULL;
+    }
+    return k;
+}
+
 /* --sink-folder (made absolute; it must be a folder) and --secrets-env (a
  * comma-separated list of variable names), kept for the process's life. */
 static int sinks_setup(const struct serve_cfg *c, struct jobs_opts *jo)
@@ -306,17 +320,8 @@ static int sinks_setup(const struct serve_cfg *c, struct jobs_opts *jo)
         }
         jo->slack_api_url = c->slack_api_url;
     }
-    if (c->sink_s3 && *c->sink_s3) {
-        static struct store_s3sink *k;
-        struct err e = ERR_INIT;
-        store_s3sink_free(k);
-        k = NULL;
-        if (store_s3sink_open(c->sink_s3, c->sink_s3_creds, &k, &e) < 0) {
-            fprintf(stderr, "vbatch: --sink-s3: %s\n", err_text(&e, e.code));
-            return -1;
-        }
-        jo->sink_s3 = k;
-    }
+    if (c->sink_s3 && *c->sink_s3 && !(jo->sink_s3 = sink_s3_open(c)))
+        return -1;
     return 0;
 }
 
@@ -484,6 +489,14 @@ static int cmd_serve(int argc, char **argv)
         so.max_page_size = (int)MIN(c.max_page_size, 100000);
     so.net_allow = c.allow_private_urls ? "0.0.0.0/0,::/0" : c.url_allowlist;
     struct err se = ERR_INIT;
+    if (c.sink_s3 && *c.sink_s3) {
+        /* the bucket first: the outbox sender staging_start starts claims
+         * the s3_sink objects queued before a restart only with it */
+        struct store_s3sink *k = sink_s3_open(&c);
+        if (!k)
+            goto out;
+        store_outbox_set_s3sink(st, k);
+    }
     rc = staging_new(st, &so, &sg, &se);
     if (rc == 0)
         rc = staging_start(sg, &se);
@@ -896,6 +909,18 @@ static int cmd_worker(int argc, char **argv)
     }
     if (jobs_setup(&c, st, sg, &models, &machines, &jobs) < 0)
         goto out;
+    if (c.sink_s3 && *c.sink_s3) {
+        /* the s3_sink objects this worker's steps queue are PUT by its own
+         * sender (no other process may have the bucket); it sends nothing
+         * else: webhooks need serve's network settings */
+        struct store_outbox_opts oo;
+        store_outbox_opts_default(&oo);
+        oo.s3_only = true;
+        if (store_outbox_start(st, &oo) < 0) {
+            fprintf(stderr, "vbatch: cannot start the outbox sender\n");
+            goto out;
+        }
+    }
     printf("worker: %d threads on %s\n", (int)c.workers, c.data);
     fflush(stdout);
     while (sigwait(&sigs, &sig) != 0)

@@ -38,9 +38,14 @@
  * Kinds (the row's req, store.h): a webhook_sink request; a slack_upload,
  * whose attempt is a chain of calls on the multi handle (one easy handle
  * at a time, the next set up when the previous answered, all of them
- * within timeout_ms so the lease covers the chain); an s3_put, whose PUT
- * runs on a thread of its own (the s3 client is blocking) that wakes the
- * loop when done.
+ * within the attempt's time, timeout_ms + 1 s per 128 KiB of attachments,
+ * and the claim lengthens the lease to match); an s3_put, whose PUT runs
+ * on a thread of its own (the s3 client is blocking) that wakes the loop
+ * when done, all its tries ended within timeout_ms (so within the lease).
+ * A sender claims an s3_put row only when its process has the row's bucket
+ * (url "s3sink:<bucket>/<key>"): `serve` and `vbatch worker` both run a
+ * sender, and the one with --sink-s3 writes the object.  A sender never
+ * claims a row it has in flight.
  */
 #include "store/store.h"
 
@@ -61,6 +66,9 @@
 #define OB_SCAN 64             /* candidate rows read per claim query */
 #define OB_IDLE_MS 1000        /* longest sleep without a kick (other processes' rows) */
 #define OB_RETRY_MS 500        /* after a failed claim transaction (busy database) */
+#define OB_SLACK_BPS (128 << 10) /* a Slack upload's attempt gets 1 s more per this many bytes */
+#define OB_ATTEMPT_MAX_MS 600000 /* ... up to this long in all */
+#define OB_S3_PREFIX "s3sink:" /* the url of an s3_put row: s3sink:<bucket>/<key> */
 
 void store_outbox_opts_default(struct store_outbox_opts *o)
 {
@@ -70,6 +78,7 @@ void store_outbox_opts_default(struct store_outbox_opts *o)
     o->timeout_ms = 10000;
     o->max_inflight = 16;
     o->max_per_dest = 4;
+    o->s3_only = false;
 }
 
 void store__outbox_init(struct store *st)
@@ -351,7 +360,8 @@ struct ob_fly {
     /* slack_upload: stage 2k asks for file k's upload URL, 2k+1 uploads
      * it, 2n completes; the whole attempt ends by deadline_ms */
     int stage;
-    int64_t deadline_ms;
+    int64_t deadline_ms;       /* slack_upload / s3_put: the attempt ends by then */
+    int64_t budget_ms;         /* the attempt's length (timeout_ms, more for a large upload) */
     struct buf resp;           /* the API answer being read */
     char *upload_url, *file_id;
     json_t *done_files;        /* [{"id", "title"}] uploaded so far */
@@ -424,6 +434,41 @@ static int64_t lease_ms(const struct store_outbox_opts *o)
     return o->timeout_ms + MAX(1000, o->timeout_ms / 2);
 }
 
+/* The lease of an attempt of budget ms (>= timeout_ms). */
+static int64_t lease_for(const struct store_outbox_opts *o, int64_t budget)
+{
+    return budget + MAX(1000, o->timeout_ms / 2);
+}
+
+/* How long a slack_upload's attempt may take: timeout_ms plus 1 s per
+ * OB_SLACK_BPS bytes of its files, at most OB_ATTEMPT_MAX_MS. */
+static int64_t slack_budget(const struct store_outbox_opts *o, json_t *plan)
+{
+    int64_t bytes = 0, t = o->timeout_ms;
+    json_t *file;
+    size_t i;
+    json_array_foreach(json_object_get(plan, "files"), i, file)
+        bytes += (int64_t)((json_string_length(json_object_get(file, "data"))) / 4 * 3);
+    t += bytes * 1000 / OB_SLACK_BPS;
+    return MIN(t, MAX((int64_t)o->timeout_ms, (int64_t)OB_ATTEMPT_MAX_MS));
+}
+
+/* The claim filter on s3_put rows: only those of this process's bucket
+ * (prefix "s3sink:<bucket>/", bound as ?pidx; NULL: none, so no s3_put
+ * row); s3_only: nothing else either. */
+static void kind_filter(struct buf *b, const char *prefix, bool s3_only, int pidx)
+{
+    if (prefix && s3_only)
+        buf_printf(b, " AND substr(url, 1, %zu)=?%d", strlen(prefix), pidx);
+    else if (prefix)
+        buf_printf(b, " AND (substr(url, 1, %d)<>'%s' OR substr(url, 1, %zu)=?%d)", (int)strlen(OB_S3_PREFIX),
+                   OB_S3_PREFIX, strlen(prefix), pidx);
+    else if (s3_only)
+        buf_puts(b, " AND 0=1");
+    else
+        buf_printf(b, " AND substr(url, 1, %d)<>'%s'", (int)strlen(OB_S3_PREFIX), OB_S3_PREFIX);
+}
+
 static int64_t backoff_for(const struct store_outbox_opts *o, int attempt)
 {
     int64_t d = o->backoff_ms;
@@ -455,14 +500,15 @@ static bool str_in(char *const *a, int n, const char *s)
  * claiming some of them passes them over instead of waiting (SQLite's
  * writer lock makes that needless).  The claim itself stays a
  * compare-and-set on the attempt count, so it is right on either. */
-static int claim_query(struct db_conn *c, char *const *skip, int nskip, int64_t now, struct db_stmt **out,
-                       struct err *e)
+static int claim_query(struct db_conn *c, char *const *skip, int nskip, const char *prefix, bool s3_only,
+                       int64_t now, struct db_stmt **out, struct err *e)
 {
     struct buf b = {0};
     buf_puts(&b, "SELECT id, url, dest, attempts FROM outbox o"
                  " WHERE state='pending' AND next_ms<=?1"
                  " AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.state='pending'"
                  " AND p.workspace=o.workspace AND p.order_key=o.order_key AND p.id<o.id))");
+    kind_filter(&b, prefix, s3_only, nskip + 2);
     if (nskip > 0) {
         buf_puts(&b, " AND dest NOT IN (");
         for (int i = 0; i < nskip; i++)
@@ -478,6 +524,8 @@ static int claim_query(struct db_conn *c, char *const *skip, int nskip, int64_t 
         db_bind_int64(*out, 1, now);
         for (int i = 0; i < nskip; i++)
             db_bind_text(*out, i + 2, skip[i]);
+        if (prefix)
+            db_bind_text(*out, nskip + 2, prefix);
     }
     return rc;
 }
@@ -515,12 +563,12 @@ struct ob_cand {
 
 /* Read up to OB_SCAN candidates (the statement is finished before any row
  * is changed).  Returns how many, <0 on error. */
-static int read_candidates(struct db_conn *c, char *const *skip, int nskip, int64_t now, struct ob_cand *cd,
-                           struct err *e)
+static int read_candidates(struct db_conn *c, char *const *skip, int nskip, const char *prefix, bool s3_only,
+                           int64_t now, struct ob_cand *cd, struct err *e)
 {
     struct db_stmt *q = NULL;
     int n = 0, s_rc = DB_DONE;
-    int rc = claim_query(c, skip, nskip, now, &q, e);
+    int rc = claim_query(c, skip, nskip, prefix, s3_only, now, &q, e);
     if (rc < 0)
         return rc;
     while (n < OB_SCAN && (s_rc = db_step(q, e)) == DB_ROW) {
@@ -586,22 +634,38 @@ static int claim_one(struct ob_sender *s, struct db_conn *c, int64_t now, struct
         }
         json_decref(r);
     }
+    f->budget_ms = s->o.timeout_ms;
+    if (f->kind == OB_SLACK && f->plan)
+        f->budget_ms = slack_budget(&s->o, f->plan);
+    f->deadline_ms = now + f->budget_ms;
+    if (f->budget_ms > s->o.timeout_ms &&
+        (rc = exec_row_update(c, "UPDATE outbox SET next_ms=?1 WHERE id=?2 AND attempts=?3",
+                              now + lease_for(&s->o, f->budget_ms), f->id, f->attempt, 0, NULL, NULL, e)) < 0) {
+        fly_free(f);
+        return rc;
+    }
     *out = f;
     return 1;
 }
 
 /* min(next_ms) of the pending rows (above 'after' when after >= 0) into
  * *out, -1 when none. */
-static int next_due(struct db_conn *c, int64_t after, int64_t *out, struct err *e)
+static int next_due(struct db_conn *c, int64_t after, const char *prefix, bool s3_only, int64_t *out,
+                    struct err *e)
 {
     struct db_stmt *q = NULL;
+    struct buf b = {0};
     *out = -1;
-    int rc = db_prepare(c, after >= 0 ? "SELECT min(next_ms) FROM outbox WHERE state='pending' AND next_ms>?1"
-                                      : "SELECT min(next_ms) FROM outbox WHERE state='pending'",
-                        &q, e);
+    buf_puts(&b, "SELECT min(next_ms) FROM outbox WHERE state='pending'");
+    if (after >= 0)
+        buf_puts(&b, " AND next_ms>?1");
+    kind_filter(&b, prefix, s3_only, 2);
+    int rc = db_prepare(c, b.data, &q, e);
+    buf_release(&b);
     if (rc == 0) {
-        if (after >= 0)
-            db_bind_int64(q, 1, after);
+        db_bind_int64(q, 1, after); /* bound beyond the statement's parameters: ignored */
+        if (prefix)
+            db_bind_text(q, 2, prefix);
         rc = db_step(q, e);
         if (rc == DB_ROW) {
             if (!db_col_null(q, 0))
@@ -613,6 +677,16 @@ static int next_due(struct db_conn *c, int64_t after, int64_t *out, struct err *
     }
     db_finalize(q);
     return rc;
+}
+
+/* Whether row id is in flight here (its lease may have run out: it is
+ * not claimed again while this sender still works on it). */
+static bool in_flight(const struct ob_sender *s, int64_t id)
+{
+    for (int i = 0; i < s->nfly; i++)
+        if (s->fly[i]->id == id)
+            return true;
+    return false;
 }
 
 /* Claim due rows into new[] (at most `room`), in one committed transaction.
@@ -627,24 +701,33 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
     int nskip = 0, n = 0, rc;
     int64_t first = -1;
     *next_due_ms = -1;
+    char *prefix = NULL;
+    pthread_mutex_lock(&s->st->ob_mu);
+    if (s->st->ob_s3sink)
+        prefix = xasprintf("%s%s/", OB_S3_PREFIX, store_s3sink_bucket(s->st->ob_s3sink));
+    pthread_mutex_unlock(&s->st->ob_mu);
     struct db_conn *c = store__acquire(s->st, &e);
-    if (!c)
+    if (!c) {
+        free(prefix);
         return e.code;
+    }
     /* A read first: when nothing is due, no write transaction (the sender
      * looks once a second for rows other processes queued). */
-    if ((rc = next_due(c, -1, &first, &e)) < 0) {
+    if ((rc = next_due(c, -1, prefix, s->o.s3_only, &first, &e)) < 0) {
+        free(prefix);
         store__release(s->st, c);
         return rc;
     }
     if (first < 0 || first > now) {
         *next_due_ms = first;
         store__release(s->st, c);
+        free(prefix);
         return 0;
     }
     if ((rc = db_begin(c, &e)) < 0)
         goto out;
     for (int pass = 0; pass < OB_INFLIGHT_CAP && n < room; pass++) {
-        int nc = read_candidates(c, skip, nskip, now, cand, &e);
+        int nc = read_candidates(c, skip, nskip, prefix, s->o.s3_only, now, cand, &e);
         if (nc < 0) {
             rc = nc;
             goto out;
@@ -652,7 +735,7 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
         rc = 0;
         for (int i = 0; i < nc; i++) {
             struct ob_cand *cd = &cand[i];
-            if (rc < 0 || n >= room)
+            if (rc < 0 || n >= room || in_flight(s, cd->id))
                 goto next;
             if (dest_load(s->fly, s->nfly, cd->dest) + dest_load(new, n, cd->dest) >= s->o.max_per_dest) {
                 if (!str_in(skip, nskip, cd->dest) && nskip < OB_INFLIGHT_CAP) {
@@ -684,9 +767,10 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
         if (nc < OB_SCAN)
             break;
     }
-    if ((rc = next_due(c, now, next_due_ms, &e)) == 0)
+    if ((rc = next_due(c, now, prefix, s->o.s3_only, next_due_ms, &e)) == 0)
         rc = db_commit(c, &e);
 out:
+    free(prefix);
     for (int i = 0; i < nskip; i++)
         free(skip[i]);
     if (rc < 0) {
@@ -993,7 +1077,7 @@ static bool slack_start(struct ob_sender *s, struct ob_fly *f, char err[128])
     char *url = NULL;
     bool ok = false;
     if (left <= 0) {
-        snprintf(err, 128, "the Slack upload ran out of time (timeout %ld ms for all its calls)", s->o.timeout_ms);
+        snprintf(err, 128, "the Slack upload ran out of time (%lld ms for all its calls)", (long long)f->budget_ms);
         return false;
     }
     snprintf(err, 128, "cannot start the request");
@@ -1070,6 +1154,28 @@ static bool slack_answer_ok(struct ob_fly *f, const char *call, char err[128])
     return ok;
 }
 
+/* Whether url is a well-formed http(s) URL with a host (*why: the reason
+ * when not).  Syntax only, no name lookup (that would block the sender's
+ * one thread): the addresses curl connects to are checked by the guard
+ * of store_net_guard_curl. */
+static bool url_syntax_ok(const char *url, const char **why)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    bool ok = false;
+    *why = "malformed url";
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && *host) {
+        ok = !strcasecmp(scheme, "http") || !strcasecmp(scheme, "https");
+        *why = ok ? NULL : "unsupported url scheme (http and https only)";
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 /* The outcome of f's finished stage (HTTP status code): 1 the next stage
  * is started, 0 the upload is complete, -1 failed (err). */
 static int slack_after(struct ob_sender *s, struct ob_fly *f, long code, char err[128])
@@ -1095,7 +1201,7 @@ static int slack_after(struct ob_sender *s, struct ob_fly *f, long code, char er
                 json_decref(j);
                 return -1;
             }
-            if (store_net_check_url(s->st, u, &why) < 0) {
+            if (!url_syntax_ok(u, &why)) {
                 snprintf(err, 128, "the upload URL was refused: %s", why ? why : "not allowed");
                 json_decref(j);
                 return -1;
@@ -1135,13 +1241,20 @@ static void *s3_main(void *arg)
     const char *b64 = json_string_value(json_object_get(f->plan, "data"));
     size_t n = 0;
     uint8_t *bytes = b64 ? base64_decode(b64, strlen(b64), &n) : NULL;
+    const char *bucket = f->url + strlen(OB_S3_PREFIX), *slash = strchr(bucket, '/');
     if (!k) {
         snprintf(err, sizeof err, "no bucket for s3_sink objects in this process (--sink-s3)");
+    } else if (strncmp(f->url, OB_S3_PREFIX, strlen(OB_S3_PREFIX)) || !slash ||
+               strlen(store_s3sink_bucket(k)) != (size_t)(slash - bucket) ||
+               strncmp(bucket, store_s3sink_bucket(k), (size_t)(slash - bucket))) {
+        /* the claim passes such rows over; never written to another bucket */
+        snprintf(err, sizeof err, "the object is for another bucket than this process's '%.64s'",
+                 store_s3sink_bucket(k));
     } else if (!bytes || !key) {
         snprintf(err, sizeof err, "bad object description");
     } else {
         struct err e = ERR_INIT;
-        int rc = store_s3sink_put(k, key, bytes, n, &e);
+        int rc = store_s3sink_put(k, key, bytes, n, f->deadline_ms, &e);
         ok = rc == 0;
         if (!ok)
             snprintf(err, sizeof err, "%s", err_text(&e, rc));
@@ -1173,7 +1286,6 @@ static bool fly_start(struct ob_sender *s, struct ob_fly *f, char err[128])
             snprintf(err, 128, "unknown request kind");
             return false;
         }
-        f->deadline_ms = time_now_ms() + s->o.timeout_ms;
         return slack_start(s, f, err);
     case OB_S3:
         f->st = s->st;

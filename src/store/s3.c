@@ -397,6 +397,7 @@ struct req {
     int in_fd;           /* >= 0: body from this fd */
     int64_t in_off, in_len;
     bool has_body;
+    int64_t deadline_ms; /* > 0: wall ms (time_now_ms) by which the request, retries included, ends */
     /* range */
     int64_t range_off;
     size_t range_len;    /* > 0: send Range */
@@ -555,6 +556,13 @@ static bool curl_transient(CURLcode cc)
     }
 }
 
+/* The longest backoff_sleep(attempt) (jitter included). */
+static int64_t backoff_ms(int attempt)
+{
+    int64_t ms = 100LL << (attempt < 5 ? attempt : 5);
+    return ms + ms / 4;
+}
+
 static void backoff_sleep(int attempt)
 {
     int64_t ms = 100LL << (attempt < 5 ? attempt : 5);
@@ -608,8 +616,21 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
         curl_easy_setopt(h, CURLOPT_USERNAME, s->c.access_key);
         curl_easy_setopt(h, CURLOPT_PASSWORD, s->c.secret_key);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->c.timeout_ms);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->c.connect_timeout_ms);
+        long tmo = s->c.timeout_ms, ctmo = s->c.connect_timeout_ms;
+        if (r->deadline_ms > 0) {
+            int64_t left = r->deadline_ms - time_now_ms();
+            if (left <= 0) {
+                pool_put(s, h, true);
+                r->h = NULL;
+                if (attempt == 0)
+                    rc = err_set(e, ERR_UNAVAILABLE, "%s %s: out of time", r->method, what);
+                break;
+            }
+            tmo = (long)MIN((int64_t)tmo, left);
+            ctmo = MIN(ctmo, tmo);
+        }
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, tmo);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ctmo);
         curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 1L);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
@@ -711,6 +732,8 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
         r->h = NULL;
         if (!retry || attempt >= s->c.max_retries)
             break;
+        if (r->deadline_ms > 0 && time_now_ms() + backoff_ms(attempt) >= r->deadline_ms)
+            break; /* no time left for another try: the last error stands */
         /* every body is replayable: memory, or pread from the file */
         log_warn("s3", "%s %s: %s; retry %d of %d", r->method, what, e ? e->msg : err_str(rc), attempt + 1,
                  s->c.max_retries);
@@ -764,6 +787,22 @@ int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct e
     r.data = data ? data : "";
     r.len = len;
     r.has_body = true;
+    rc = perform(s, &r, e);
+    free(r.etag);
+    return rc;
+}
+
+int s3_put_by(struct s3 *s, const char *key, const void *data, size_t len, int64_t deadline_ms, struct err *e)
+{
+    struct req r;
+    int rc;
+    if ((rc = key_check(key, e)) < 0)
+        return rc;
+    req_init(&r, "PUT", key);
+    r.data = data ? data : "";
+    r.len = len;
+    r.has_body = true;
+    r.deadline_ms = deadline_ms;
     rc = perform(s, &r, e);
     free(r.etag);
     return rc;

@@ -79,6 +79,10 @@ int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct e
 /* A PUT with "If-None-Match: *": ERR_EXISTS (HTTP 412) when key holds an
  * object already (on a store that honours the header; one that ignores it
  * overwrites and returns 0). */
+/* s3_put that ends, retries included, by deadline_ms (time_now_ms()
+ * clock; 0: no deadline): each try's curl timeout is cut to what is
+ * left and no retry starts that its backoff would take past it. */
+int s3_put_by(struct s3 *s, const char *key, const void *data, size_t len, int64_t deadline_ms, struct err *e);
 int s3_put_new(struct s3 *s, const char *key, const void *data, size_t len, struct err *e);
 /* Upload 'size' bytes of file fd from offset 0: one PUT below
  * multipart_min, else a multipart upload (aborted on failure). */

@@ -51,7 +51,8 @@ const char *store_s3sink_bucket(const struct store_s3sink *k)
     return k->bucket;
 }
 
-int store_s3sink_put(struct store_s3sink *k, const char *key, const void *data, size_t len, struct err *e)
+int store_s3sink_put(struct store_s3sink *k, const char *key, const void *data, size_t len, int64_t deadline_ms,
+                     struct err *e)
 {
-    return s3_put(k->s3, key, data, len, e);
+    return s3_put_by(k->s3, key, data, len, deadline_ms, e);
 }

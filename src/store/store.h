@@ -513,9 +513,11 @@ struct store_s3sink;
 int store_s3sink_open(const char *url, const char *cred_file, struct store_s3sink **out, struct err *e);
 void store_s3sink_free(struct store_s3sink *k);
 const char *store_s3sink_bucket(const struct store_s3sink *k);
-/* PUT data under "<prefix>/<key>" (the client's retries); 0 or <0 with
- * e set (never holding the credentials). */
-int store_s3sink_put(struct store_s3sink *k, const char *key, const void *data, size_t len, struct err *e);
+/* PUT data under "<prefix>/<key>" (the client's retries, all of them
+ * ended by deadline_ms, time_now_ms() clock, 0: none); 0 or <0 with e set
+ * (never holding the credentials). */
+int store_s3sink_put(struct store_s3sink *k, const char *key, const void *data, size_t len, int64_t deadline_ms,
+                     struct err *e);
 
 /* ---- webhook outbox --------------------------------------------------------- */
 
@@ -568,13 +570,19 @@ int store_outbox_enqueue_once(struct store *st, const char *once_key, const char
  *   <token>"; each API answer must be JSON with "ok": true.  Any failure
  *   fails the whole attempt and the next attempt starts over (files
  *   uploaded but never completed are not shared by Slack).  The attempt,
- *   all calls together, ends within the sender's timeout_ms.
+ *   all calls together, ends within the sender's timeout_ms plus 1 s per
+ *   128 KiB of attachment bytes (at most 10 minutes in all); its row's
+ *   lease is lengthened to match when it is claimed.
  * - {"kind": "s3_put", "key", "data": base64 bytes}: a PUT of the bytes
- *   under key into the bucket given to store_outbox_set_s3sink (the
- *   attempt fails while none is set); run on a thread of its own, the
- *   s3 client's retries included. */
+ *   under key into the bucket given to store_outbox_set_s3sink; run on a
+ *   thread of its own, the s3 client's retries included, all ended within
+ *   timeout_ms (so within the row's lease).  The row's url is
+ *   "s3sink:<bucket>/<key>": a sender claims such a row only when its
+ *   process has that bucket set (a process without one, or with another,
+ *   leaves the row to a process that has it). */
 /* The bucket s3_put rows are written to (borrowed for the store's life;
- * NULL: none).  Set it before store_outbox_start. */
+ * NULL: none).  Set it before store_outbox_start; the sender claims
+ * only the s3_put rows of this bucket. */
 void store_outbox_set_s3sink(struct store *st, struct store_s3sink *k);
 
 struct store_outbox_opts {
@@ -585,6 +593,8 @@ struct store_outbox_opts {
     long timeout_ms;       /* per POST, connection included; default 10000 */
     int max_inflight;      /* POSTs in flight at once; default 16, at most 64 */
     int max_per_dest;      /* of which to one host:port; default 4 */
+    bool s3_only;          /* claim only s3_put rows (a process without the
+                              network settings webhooks need: vbatch worker) */
 };
 void store_outbox_opts_default(struct store_outbox_opts *o);
 /* Start the sender thread (no-op if running).  It keeps up to max_inflight

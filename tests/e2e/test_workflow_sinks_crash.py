@@ -11,11 +11,12 @@ the job, image and step (a retried image replaces its own file)."""
 import collections
 import json
 import os
+import subprocess
 import time
 import urllib.parse
 import uuid
 
-from conftest import MULT
+from conftest import BIN, MULT
 from jobs_helpers import Receiver, bp, download_export, job_body, put_workflow, results_rows, stage_pngs, wait_job
 from sink_receivers import FakeSlack
 from test_blobs_s3 import S3, need_s3, s3_keys, with_prefix
@@ -168,3 +169,42 @@ def test_s3_sink_puts_after_the_step_when_the_bucket_is_away(server_factory, tmp
         assert all(k.startswith('out/row_s3-away_') and k.endswith('_0_s3.txt') for k in objs), objs
     finally:
         px.down()
+
+
+@need_s3
+def test_s3_sink_of_a_worker_process(server_factory, tmp_path):
+    """`vbatch worker --sink-s3` next to a `serve --workers 0` without it:
+    the worker's steps queue the objects and the worker's own outbox sender
+    PUTs them (before, no worker sent anything and serve claimed the rows
+    and failed them "no bucket" until they were given up: no object)."""
+    from test_worker_pool import wait_pool
+    prefix = 'e2e-sinks-worker-' + uuid.uuid4().hex[:10]
+    s = server_factory(args=['--allow-private-urls', '--workers', '0']).start()
+    env = s.child_env()
+    log = s.log_path + '.worker0'
+    w = subprocess.Popen([BIN, 'worker', '--data', s.data, '--workers', '1', '--sink-s3', with_prefix(prefix),
+                          '--sink-folder', str(tmp_path)], stdout=subprocess.DEVNULL, stderr=open(log, 'wb'),
+                         env=env)
+    try:
+        wait_pool(s, 1)
+        wf = sinks_wf('http://127.0.0.1:9/unused', True)
+        wf['steps'] = [st for st in wf['steps'] if st['name'] == 's3']
+        wf['outputs'] = [o for o in wf['outputs'] if o['name'] == 's3']
+        put_workflow(s, 's3w', wf)
+        stage_pngs(s, 'pics', 3)
+        r = bp(s, 'POST', '/s3-worker', job_body('pics', 's3w', spec={'workflowParameters': {'tag': 'W'}}))
+        assert r.status == 200, r
+        assert wait_job(s, 's3-worker', timeout=120)['error'] is False
+        rows = results_rows(download_export(s, 's3-worker'))
+        assert len(rows) == 3 and all(r['s3']['error_status'] is False for r in rows), rows
+        deadline = time.time() + 30 * MULT
+        while len(s3_keys(prefix)) < 3 and time.time() < deadline:
+            time.sleep(0.5)
+        objs = s3_keys(prefix)
+        assert len(objs) == 3, objs
+        assert all(k.startswith('out/row_s3-worker_') and k.endswith('_0_s3.txt') for k in objs), objs
+        # serve never took them
+        assert b'no bucket for s3_sink' not in open(s.log_path, 'rb').read()
+    finally:
+        w.terminate()
+        assert w.wait(timeout=30 * MULT) == 0

@@ -1410,6 +1410,106 @@ BOTH(outbox_kind_requests_checked)
     free(d);
 }
 
+BOTH(outbox_s3_rows_only_where_their_bucket_is)
+{
+    /* an s3_put row (url s3sink:<bucket>/<key>) is claimed only by a
+     * sender whose process has that bucket: serve without --sink-s3 leaves
+     * the rows of a `vbatch worker --sink-s3` alone (it failed them "no
+     * bucket" before), and a process with another bucket never takes them */
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    char *url = xasprintf("http://127.0.0.1:%d/hook", r.port);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    bool q = false;
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/b", "s3sink:bkt/k1", "ws", "{}",
+                                        "{\"kind\":\"s3_put\",\"key\":\"k1\",\"data\":\"YQ==\"}", false, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/o", "s3sink:other/k2", "ws", "{}",
+                                        "{\"kind\":\"s3_put\",\"key\":\"k2\",\"data\":\"YQ==\"}", false, &q));
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"n\":1}", false));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 1, 5000), 1);
+    usleep(300000);
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE url LIKE 's3sink:%' AND attempts=0 AND state='pending'"),
+              2);
+    store_outbox_stop(st);
+    /* a worker's sender: bucket bkt (at an address that refuses), s3 rows only */
+    setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "SK", 1);
+    struct store_s3sink *k = NULL;
+    struct err e = ERR_INIT;
+    ASSERT_OK(store_s3sink_open("s3://bkt?endpoint=http://127.0.0.1:1&path_style=1", NULL, &k, &e));
+    store_outbox_set_s3sink(st, k);
+    ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"n\":2}", false));
+    o.s3_only = true;
+    o.backoff_ms = 60000;
+    ASSERT_OK(store_outbox_start(st, &o));
+    int64_t t0 = time_now_ms();
+    while (sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:bkt/k1'") < 1 && time_now_ms() - t0 < 5000)
+        usleep(20000);
+    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:bkt/k1'"), 1);
+    usleep(300000);
+    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:other/k2'"), 0);
+    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox WHERE payload LIKE '%\"n\":2%'"), 0);
+    ASSERT_EQ(recv_count(&r), 1);
+    store_close(st);
+    store_s3sink_free(k);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    recv_stop(&r);
+    free(url);
+}
+
+BOTH(outbox_slack_upload_time_grows_with_its_bytes)
+{
+    /* a slack_upload of 512 KiB with a 1 s POST timeout, each of its three
+     * calls answered after 600 ms: the attempt gets 1 s + 1 s per 128 KiB
+     * (5 s) and its lease as long, so it is delivered (all its calls had to
+     * end within the 1 s timeout: it never was) */
+    struct store *st = open_tmp();
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    __atomic_store_n(&r.delay_ms, 600, __ATOMIC_RELEASE);
+    char *answer = xasprintf("{\"ok\":true,\"upload_url\":\"http://127.0.0.1:%d/up\",\"file_id\":\"F1\"}", r.port);
+    r.body = answer;
+    r.body_len = strlen(answer);
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    size_t n = 512 << 10;
+    uint8_t *bytes = xcalloc(n, 1);
+    char *b64 = base64_encode(bytes, n);
+    char *req = xasprintf("{\"kind\":\"slack_upload\",\"api\":\"http://127.0.0.1:%d/api\",\"token\":\"t\","
+                          "\"channel\":\"C\",\"comment\":\"m\",\"files\":[{\"name\":\"a.bin\",\"data\":\"%s\"}]}",
+                          r.port, b64);
+    char *url = xasprintf("http://127.0.0.1:%d/api/files.completeUploadExternal", r.port);
+    bool q = false;
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/slack", url, "ws", "{}", req, false, &q));
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.timeout_ms = 1000;
+    o.backoff_ms = 60000;
+    int64_t t0 = time_now_ms();
+    ASSERT_OK(store_outbox_start(st, &o));
+    ASSERT_EQ(recv_wait(&r, 1, 5000), 1);
+    /* claimed: the lease covers the whole attempt */
+    ASSERT_GE(sql_int(st, "SELECT next_ms FROM outbox") - t0, 5000);
+    ASSERT_EQ(recv_wait(&r, 3, 10000), 3);
+    while (sql_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'") != 1 && time_now_ms() - t0 < 10000)
+        usleep(20000);
+    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'"), 1);
+    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox"), 1);
+    store_close(st);
+    recv_stop(&r);
+    free(url);
+    free(req);
+    free(b64);
+    free(bytes);
+    free(answer);
+}
+
 static void *incr_main(void *arg)
 {
     struct store *st = arg;

@@ -256,6 +256,38 @@ TEST(retries_on_503_without_logging_credentials)
     pthread_join(f.th, NULL);
 }
 
+/* s3_put_by ends by its deadline, retries included: a store that takes
+ * the connection and never answers (each try would wait the client's
+ * 10 s timeout, 5 tries: about 50 s) fails within the 800 ms given.  The
+ * outbox PUTs s3_sink objects so, within a row's lease. */
+TEST(put_by_ends_by_its_deadline)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT(lfd >= 0);
+    ASSERT_OK(bind(lfd, (struct sockaddr *)&a, sizeof a));
+    ASSERT_OK(listen(lfd, 16)); /* connections wait in the backlog, unanswered */
+    ASSERT_OK(getsockname(lfd, (struct sockaddr *)&a, &al));
+    char *ep = xasprintf("http://127.0.0.1:%d", ntohs(a.sin_port));
+    struct s3 *s = client_at(ep, "bucket", "AK", "SK", 4);
+    struct err e = ERR_INIT;
+    int64_t t0 = time_now_ms();
+    int rc = s3_put_by(s, "k/slow", "hello", 5, t0 + 800, &e);
+    int64_t took = time_now_ms() - t0;
+    ASSERT(rc < 0);
+    ASSERT_LT(took, 3000);
+    ASSERT(took >= 700);
+    /* a deadline already past: no request at all */
+    t0 = time_now_ms();
+    ASSERT_EQ(s3_put_by(s, "k/slow", "hello", 5, t0 - 1, &e), ERR_UNAVAILABLE);
+    ASSERT(strstr(e.msg, "out of time") != NULL);
+    ASSERT_LT(time_now_ms() - t0, 500);
+    s3_free(s);
+    free(ep);
+    close(lfd);
+}
+
 TEST(unreachable_endpoint)
 {
     struct s3 *s = client_at("http://127.0.0.1:1", "bucket", "AK", "SK", 1);

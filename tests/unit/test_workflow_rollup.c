@@ -334,4 +334,55 @@ TEST(rollup_masks_outside_the_parent_are_not_drawn)
     wf_free(wf);
 }
 
+/* p/1: one crop; c/1 on it: 3000 keypoint detections of 100 keypoints,
+ * 20 pixels apart (none merges) */
+static int kp_many_infer(void *ud, const struct wf_model_request *req, const struct vis_image *const *images,
+                         size_t n, json_t **out, char *err, size_t errlen)
+{
+    (void)ud, (void)err, (void)errlen;
+    for (size_t i = 0; i < n; i++) {
+        json_t *preds = json_array();
+        if (!strcmp(req->model_id, "p/1")) {
+            json_array_append_new(preds, fake_box(10, 20, 110, 120, 0.9, "crop", 0, req->task));
+        } else {
+            for (int k = 0; k < 3000; k++) {
+                json_t *p = fake_box(10, 10, 30, 30, 0.9, "a", 0, "object-detection");
+                json_t *kps = json_array();
+                for (int q = 0; q < 100; q++)
+                    json_array_append_new(kps, json_pack("{s:f,s:f,s:f,s:i,s:s}", "x", 20.0 * k, "y", (double)q,
+                                                         "confidence", 0.9, "class_id", q, "class", "k"));
+                json_object_set_new(p, "keypoints", kps);
+                json_array_append_new(preds, p);
+            }
+        }
+        out[i] = json_pack("{s:{s:i,s:i},s:o}", "image", "width", images[i]->w, "height", images[i]->h,
+                           "predictions", preds);
+    }
+    return 0;
+}
+
+TEST(rollup_keypoint_merge_is_bounded)
+{
+    /* 3000 keypoint detections of 100 keypoints in one class: 4.5 M pairs,
+     * 450 M keypoint distances; beyond RU_MAX_KP_WORK the step is an error
+     * (it computed them all, unbounded in the detections' count) */
+    char def[4096], err[512] = "";
+    snprintf(def, sizeof def, DEF, "p", KP, "");
+    struct wf_workflow *wf = NULL;
+    ASSERT_OK(wf_compile_text(def, strlen(def), &wf, err, sizeof err));
+    struct vis_image *im = vis_image_new(200, 160, VIS_BGR);
+    memset(im->px, 40, (size_t)im->stride * 160);
+    const struct vis_image *imgs[1] = {im};
+    struct wf_image_input ii = {"image", imgs, 1, false, NULL};
+    struct wf_run_inputs in = {&ii, 1, NULL};
+    struct wf_env env = {kp_many_infer, NULL, 90, NULL, NULL};
+    json_t *res = NULL;
+    int rc = wf_run(wf, &env, &in, &res, err, sizeof err);
+    ASSERT(rc < 0);
+    ASSERT(strstr(err, "keypoint detections are too many to merge") != NULL);
+    json_decref(res);
+    vis_image_free(im);
+    wf_free(wf);
+}
+
 TEST_MAIN()

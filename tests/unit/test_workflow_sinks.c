@@ -526,6 +526,54 @@ TEST(webhook_sink_methods_headers_form_files)
     json_decref(p);
 }
 
+/* A step name with '/' (compile bans only '.' and control characters) or
+ * a long one in a job's file name: mapped to '_' with a hash, bounded, in
+ * the target folder itself (it was ENOENT, a folder "a" that does not
+ * exist; a 250-byte name was ENAMETOOLONG). */
+TEST(file_sink_step_names_made_file_names)
+{
+    char *root = mkroot(), err[512] = "", names[8][256];
+    char long_name[251];
+    memset(long_name, 'x', 250);
+    long_name[250] = 0;
+    const char *steps[] = {"a/b", "sp ace", long_name + 122}; /* 128: the longest step name */
+    struct wf_sinks jsk = {.file_root = root, .run_key = "j1_7_0"};
+    for (size_t k = 0; k < ARRAY_LEN(steps); k++) {
+        char *def = xasprintf("{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowParameter\",\"name\":\"p\"}],"
+                              "\"steps\":[{\"type\":\"roboflow_core/local_file_sink@v1\",\"name\":\"%s\","
+                              "\"content\":\"$inputs.p\",\"output_mode\":\"separate_files\",\"file_type\":\"txt\","
+                              "\"target_directory\":\"n\",\"file_name_prefix\":\"%s\"}],"
+                              "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$inputs.p\"}]}",
+                              steps[k], k == 2 ? long_name + 50 : "rep");
+        json_t *jp = json_pack("{s:s}", "p", "v");
+        json_t *o = run_def(def, &jsk, NULL, jp, err, sizeof err);
+        json_decref(jp);
+        if (!o)
+            T_FAIL("run %zu: %s", k, err);
+        json_decref(o); /* (a selector cannot name such a step: the files tell) */
+        free(def);
+    }
+    char *dir = xasprintf("%s/n", root);
+    ASSERT_EQ(list_files(dir, names, 8), 3);
+    int slash = 0, up = 0, lng = 0;
+    for (int k = 0; k < 3; k++) {
+        ASSERT(strlen(names[k]) <= 200);
+        ASSERT(str_has_suffix(names[k], ".txt"));
+        slash += !strncmp(names[k], "rep_j1_7_0_a_b-", 15) && strlen(names[k]) == 15 + 16 + 4;
+        up += !strncmp(names[k], "rep_j1_7_0_sp_ace-", 18);
+        lng += names[k][0] == 'x';
+    }
+    ASSERT_EQ(slash, 1);
+    ASSERT_EQ(up, 1);
+    ASSERT_EQ(lng, 1);
+    /* nothing outside the target folder */
+    char *parent = xasprintf("%s", root);
+    ASSERT_EQ(list_files(parent, names, 8), 1); /* only "n" */
+    free(parent);
+    free(dir);
+    free(root);
+}
+
 /* ---- email_notification ----------------------------------------------------------------------- */
 struct mail_log {
     int n;
@@ -715,6 +763,42 @@ TEST(email_notification_attachments_mime)
     json_decref(o);
     ASSERT_EQ(l.n, 1);
     json_decref(p);
+}
+
+/* Several elements in one run (an image's slices): each email has its
+ * own step key "<step>.<i>" (its Message-ID), as the other sinks' keys. */
+static int steps_mail(void *ud, const char *step, const struct wf_email *m, char *err, size_t errlen)
+{
+    struct buf *b = ud;
+    (void)m;
+    (void)err;
+    (void)errlen;
+    buf_printf(b, "%s;", step);
+    return 0;
+}
+
+TEST(email_notification_one_key_per_element)
+{
+    struct buf got = BUF_INIT;
+    struct wf_sinks sk = {.webhook_ud = &got, .email = steps_mail};
+    char err[512] = "";
+    const char *def =
+        "{\"version\":\"1.0\",\"inputs\":[{\"type\":\"WorkflowImage\",\"name\":\"image\"}],\"steps\":["
+        "{\"type\":\"roboflow_core/image_slicer@v1\",\"name\":\"sl\",\"image\":\"$inputs.image\","
+        "\"slice_width\":2,\"slice_height\":2,\"overlap_ratio_width\":0,\"overlap_ratio_height\":0},"
+        "{\"type\":\"roboflow_core/email_notification@v1\",\"name\":\"m\",\"subject\":\"s\","
+        "\"sender_email\":\"cam@example.org\",\"smtp_server\":\"h\",\"sender_email_password\":\"pw\","
+        "\"receiver_email\":\"a@example.org\",\"message\":\"m\",\"cooldown_seconds\":0,"
+        "\"attachments\":{\"a.jpg\":\"$steps.sl.slices\"}}],"
+        "\"outputs\":[{\"type\":\"JsonField\",\"name\":\"o\",\"selector\":\"$steps.m.*\"}]}";
+    json_t *o = run_def(def, &sk, NULL, NULL, err, sizeof err);
+    if (!o)
+        T_FAIL("run: %s", err);
+    ASSERT_EQ(json_array_size(o), 4);
+    json_decref(o);
+    ASSERT(got.data != NULL);
+    ASSERT_STR_EQ(got.data, "m.0;m.1;m.2;m.3;");
+    buf_release(&got);
 }
 
 /* ---- slack_notification ----------------------------------------------------------------------- */

@@ -338,6 +338,13 @@ static int bs_update(struct botsort *k, const struct wf_dets *ds, const struct v
         order[*nout] = j;
         ids[*nout] = -1;
         if (conf[j] >= k->act_thr) {
+            if (k->n >= BT_MAX_TRACKS) { /* the tracks this update drops anyway go first */
+                size_t w2 = 0;
+                for (size_t i = 0; i < k->n; i++)
+                    if (k->t[i].tsu < k->max_lost)
+                        k->t[w2++] = k->t[i];
+                k->n = w2;
+            }
             if (k->n >= BT_MAX_TRACKS) {
                 rc = ERR_LIMIT;
                 break;

@@ -59,6 +59,7 @@
 #define RU_MAX_PIECES 5000           /* mask components of one class */
 #define RU_MAX_WORK 2000000000ull    /* pixels compared between mask pieces, all classes */
 #define RU_MAX_UNION (256u << 20)    /* pixels of the merged groups' boxes, all classes */
+#define RU_MAX_KP_WORK 200000000ull  /* keypoint distances (and pairs) compared, all classes */
 
 struct ru_pred {
     double b[4];
@@ -313,9 +314,12 @@ static void merge_boxes(struct ru_pred *ps, int n, double thr, int strategy, str
     free(par), free(grp), free(cv);
 }
 
-static void merge_keypoints(struct ru_pred *ps, int n, double thr, int strategy, struct ru_out **o, size_t *no,
-                            size_t *cap)
+/* *work: keypoint distances computed so far in this call; ERR_LIMIT (the
+ * outputs pushed so far are the caller's to free) beyond RU_MAX_KP_WORK. */
+static int merge_keypoints(struct ru_pred *ps, int n, double thr, int strategy, struct ru_out **o, size_t *no,
+                           size_t *cap, uint64_t *work)
 {
+    int rc = 0;
     bool *used = xcalloc((size_t)n + 1, 1);
     int *grp = xmalloc(((size_t)n + 1) * sizeof *grp);
     double *cv = xmalloc(((size_t)n + 1) * sizeof *cv);
@@ -326,8 +330,16 @@ static void merge_keypoints(struct ru_pred *ps, int n, double thr, int strategy,
         grp[ng++] = a;
         used[a] = true;
         for (int b = a + 1; b < n; b++) {
+            if ((*work += 1) > RU_MAX_KP_WORK) {
+                rc = ERR_LIMIT;
+                break;
+            }
             if (!ps[b].has_kp || used[b] || ps[b].nkp != ps[a].nkp)
                 continue;
+            if ((*work += ps[a].nkp) > RU_MAX_KP_WORK) {
+                rc = ERR_LIMIT;
+                break;
+            }
             double s = 0;
             for (size_t q = 0; q < ps[a].nkp; q++)
                 s += hypot((double)ps[a].kp[q].x - ps[b].kp[q].x, (double)ps[a].kp[q].y - ps[b].kp[q].y);
@@ -357,8 +369,10 @@ static void merge_keypoints(struct ru_pred *ps, int n, double thr, int strategy,
             }
         }
         push_out(o, no, cap, &r);
+        if (rc < 0)
+            break;
     }
-    for (int a = 0; a < n; a++)
+    for (int a = 0; a < n && rc == 0; a++)
         if (!ps[a].has_kp) {
             struct ru_out r = {0};
             r.p = ps[a];
@@ -366,6 +380,7 @@ static void merge_keypoints(struct ru_pred *ps, int n, double thr, int strategy,
             push_out(o, no, cap, &r);
         }
     free(used), free(grp), free(cv);
+    return rc;
 }
 
 /* The groups of one class's mask pieces (mask_groups), materialised by
@@ -530,6 +545,10 @@ static int rollup_one(struct wf_call *c, size_t i)
     json_t *zones = json_array();
     for (size_t k = 0; k < np; k++) {
         const struct wf_det *d = &parent->d[k];
+        if (!isfinite(d->x1) || !isfinite(d->y1) || !isfinite(d->x2) || !isfinite(d->y2)) {
+            json_decref(zones); /* json_pack refuses them: the zone would be dropped unsaid */
+            return wf_call_fail(c, "parent_prediction[%zu] has a box that is not finite", k);
+        }
         json_array_append_new(zones, json_pack("[[f,f],[f,f],[f,f],[f,f]]", (double)d->x1, (double)d->y1,
                                                (double)d->x2, (double)d->y1, (double)d->x2, (double)d->y2,
                                                (double)d->x1, (double)d->y2));
@@ -610,7 +629,8 @@ static int rollup_one(struct wf_call *c, size_t i)
     struct ru_pred *tmp = xcalloc(total + 1, sizeof *tmp);
     /* masks: every class grouped (and the budgets checked) before any group is drawn */
     struct ru_groups *mg = !is_kp && has_masks ? xcalloc((size_t)ncls + 1, sizeof *mg) : NULL;
-    uint64_t work = 0, upix = 0;
+    uint64_t work = 0, upix = 0, kwork = 0;
+    bool kp_limit = false;
     for (int q = 0; q < ncls && rc == 0 && mg; q++) {
         int m = 0;
         for (size_t k = 0; k < n; k++)
@@ -624,9 +644,10 @@ static int rollup_one(struct wf_call *c, size_t i)
             if (ps[k].class_id == cls[q])
                 tmp[m++] = ps[k];
         size_t before = no;
-        if (is_kp)
-            merge_keypoints(tmp, m, kthr, strategy, &outs, &no, &ocap);
-        else if (mg)
+        if (is_kp) {
+            if ((rc = merge_keypoints(tmp, m, kthr, strategy, &outs, &no, &ocap, &kwork)) < 0)
+                kp_limit = true;
+        } else if (mg)
             mask_emit(&mg[q], strategy, &outs, &no, &ocap);
         else
             merge_boxes(tmp, m, thr, strategy, &outs, &no, &ocap);
@@ -645,6 +666,9 @@ static int rollup_one(struct wf_call *c, size_t i)
             pred_free(&ps[k]);
         free(ps), free(cls), free(sample);
         json_decref(zones);
+        if (kp_limit)
+            return wf_call_fail(c, "the child keypoint detections are too many to merge (at most %llu keypoint "
+                                   "distances in one call)", (unsigned long long)RU_MAX_KP_WORK);
         return wf_call_fail(c, "the child masks are too many, overlap too much or chain too far to merge (at "
                                "most %d pieces of one class, %u pixels of merged boxes)", RU_MAX_PIECES, RU_MAX_UNION);
     }

@@ -23,6 +23,7 @@
  * - s3_sink hands its object to env->sinks->s3, which writes only to the
  *   operator's bucket under a key that is the same for a retried image.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -815,7 +816,9 @@ static int email_run(struct wf_call *c)
             struct wf_email m = {server, (int)port, from, password && *password ? password : NULL, from,
                                  rcpt, nrcpt, msg};
             char why[256] = "";
-            int src = env->sinks->email(env->sinks->webhook_ud, wf_call_step_name(c), &m, why, sizeof why);
+            char *sk = sink_step(c, i); /* each element its own Message-ID */
+            int src = env->sinks->email(env->sinks->webhook_ud, sk, &m, why, sizeof why);
+            free(sk);
             if (src < 0) {
                 char out[400];
                 snprintf(out, sizeof out, "Failed to send notification. Internal error details: %s",
@@ -1169,10 +1172,62 @@ static int create_new(int dirfd, const char *prefix, const char *ext, char **nam
  * "<prefix>_<run_key>_<step>.<ext>", written to a temporary name
  * (*tmp, ".<name>.<random>.tmp") that the caller renames over it, so a
  * repeated run replaces the file whole and a reader never sees half of it. */
+#define SINK_STEP_PART_MAX 64 /* bytes of a file name that name the step */
+#define SINK_NAME_MAX 200      /* a file name's bytes (the temporary adds 22, NAME_MAX is 255) */
+
+/* The first 16 hex digits of sha256(s) into hex[17]. */
+static void short_hash(const char *s, char hex[17])
+{
+    uint8_t h[32];
+    sha256(s, strlen(s), h);
+    for (int k = 0; k < 8; k++)
+        snprintf(hex + 2 * k, 3, "%02x", h[k]);
+}
+
+/* The step part of a file name: the name sink_step gives with each byte
+ * not of A-Z a-z 0-9 _ - (the '.' of an element index kept) mapped to
+ * '_' (a step name may hold '/' and any printable character); when
+ * anything was mapped or it is longer than SINK_STEP_PART_MAX, its first
+ * bytes, '-' and a hash of the whole name, so that two steps keep two
+ * files.  Caller frees. */
+static char *step_file_part(const char *step)
+{
+    size_t n = strlen(step);
+    bool mapped = false;
+    char *p = xstrdup(step);
+    for (char *q = p; *q; q++)
+        if (!isalnum((unsigned char)*q) && *q != '_' && *q != '-' && *q != '.') {
+            *q = '_';
+            mapped = true;
+        }
+    if (!mapped && n <= SINK_STEP_PART_MAX)
+        return p;
+    char hex[17];
+    short_hash(step, hex);
+    if (n > SINK_STEP_PART_MAX - 17)
+        p[SINK_STEP_PART_MAX - 17] = 0;
+    char *out = xasprintf("%s-%s", p, hex);
+    free(p);
+    return out;
+}
+
 static int create_temp(int dirfd, const char *prefix, const char *run_key, const char *step, const char *ext,
                        char **name, char **tmp)
 {
-    *name = xasprintf("%s_%s_%s.%s", prefix, run_key, step, ext);
+    char *part = step_file_part(step);
+    char *base = xasprintf("%s_%s_%s", prefix, run_key, part);
+    free(part);
+    size_t room = SINK_NAME_MAX - 1 - strlen(ext);
+    if (strlen(base) > room) { /* a long prefix: its tail becomes a hash of the whole */
+        char hex[17];
+        short_hash(base, hex);
+        base[room - 17] = 0;
+        char *b2 = xasprintf("%s-%s", base, hex);
+        free(base);
+        base = b2;
+    }
+    *name = xasprintf("%s.%s", base, ext);
+    free(base);
     for (int tries = 0; tries < 100; tries++) {
         uint64_t r = 0;
         rand_bytes(&r, sizeof r);

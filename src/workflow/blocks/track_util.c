@@ -197,5 +197,8 @@ int tk_max_lost(const json_t *meta, int64_t buffer)
 {
     const json_t *f = json_object_get(meta, "fps");
     double fps = json_is_number(f) && json_number_value(f) != 0 ? json_number_value(f) : 30;
-    return (int)MIN(1e9, fps / 30.0 * (double)buffer);
+    double v = fps / 30.0 * (double)buffer; /* fps comes from the request: any double */
+    if (!(v > -1e9)) /* NaN too */
+        v = -1e9;
+    return (int)MIN(1e9, v);
 }

@@ -1296,6 +1296,13 @@ static void kt_prune(struct ktracker *k, int64_t min_frames)
 
 static int kt_spawn(struct wf_call *c, struct ktracker *k, const struct wf_det *d)
 {
+    if (k->n >= TK_MAX_TRACKS) { /* the tracks kt_prune drops anyway go first */
+        size_t w = 0;
+        for (size_t i = 0; i < k->n; i++)
+            if (k->t[i].since_update < k->max_lost)
+                k->t[w++] = k->t[i];
+        k->n = w;
+    }
     if (k->n >= TK_MAX_TRACKS)
         return wf_call_fail(c, "more than %d tracks in one video", TK_MAX_TRACKS);
     if (k->n == k->cap) {

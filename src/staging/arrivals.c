@@ -15,18 +15,24 @@
  *        probed at start; ingest.c upload_url): the client PUT the shard
  *        to its own key b/<bid>/s/<shard>.tar, so it is indexed where it
  *        landed, without a copy.  Found with a HEAD per pending shard (up
- *        to POLL_HEADS_MAX of the batch), else one listing of the batch's
- *        shard folder "b/<bid>/s";
+ *        to POLL_HEADS_MAX of the batch), else pages of the batch's shard
+ *        folder "b/<bid>/s" around the pending shards only (start-after;
+ *        poll_group).  A process that found the store without put-once
+ *        looks there too every POLL_LEGACY_EVERY rounds (another process
+ *        may have handed out put-once URLs);
  *     └─ videos, and shards on a store that would overwrite: one listing
  *        of the batch's upload folder "b/<bid>/u" (staging__upload_key),
  *        not a HEAD per target: 1,000 pending objects of one batch cost
  *        one list request a round.  An arrived object is copied (server
- *        side) to the target's key, recorded, and the upload object
- *        deleted: a second PUT to the same presigned URL (S3 accepts it
+ *        side) to the target's key (the copy's ETag must be the listed
+ *        one), recorded, and the upload object deleted (kept unless
+ *        recorded or refused for size/content): a second PUT to the same
+ *        presigned URL (S3 accepts it
  *        until the URL expires) only writes an upload object that nobody
  *        reads.  With put-once this folder is still listed every
  *        POLL_LEGACY_EVERY rounds for shard URLs handed out before;
- *     └─ at most POLL_REQS_MAX requests a round (groups past it wait for
+ *     └─ at most POLL_REQS_MAX requests a round, checked before each
+ *        request (groups past it wait for
  *        the next round, in turn); a group whose youngest target is older
  *        than 10 poll intervals is looked at every age/10 intervals, at
  *        most every 60 intervals (old URLs are rarely used).
@@ -55,22 +61,23 @@
 struct listed {
     char *key;
     int64_t size;
+    char *etag; /* as listed, or NULL */
 };
 struct listing {
     struct listed *v;
     int n, cap;
 };
 
-static int list_cb(void *ud, const char *key, int64_t size, int64_t mtime_ms)
+static int list_cb(void *ud, const char *key, int64_t size, const char *etag)
 {
     struct listing *l = ud;
-    (void)mtime_ms;
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->v = xrealloc(l->v, (size_t)l->cap * sizeof *l->v);
     }
     l->v[l->n].key = xstrdup(key);
     l->v[l->n].size = size;
+    l->v[l->n].etag = etag ? xstrdup(etag) : NULL;
     l->n++;
     return 0;
 }
@@ -82,23 +89,33 @@ static int listed_cmp(const void *a, const void *b)
 
 static void listing_free(struct listing *l)
 {
-    for (int i = 0; i < l->n; i++)
+    for (int i = 0; i < l->n; i++) {
         free(l->v[i].key);
+        free(l->v[i].etag);
+    }
     free(l->v);
     memset(l, 0, sizeof *l);
 }
 
-/* One arrival at the upload key: the object at ukey (size bytes) of
- * pending target r.  Copied to the target's key and recorded; the upload
- * object is then deleted (kept when the database could not be reached, so
- * the next round tries again). */
-static void arrived(struct staging *s, const struct store_upload_pending *r, const char *ukey, int64_t size)
+/* One arrival at the upload key: the object at ukey (size bytes, ETag
+ * etag as listed) of pending target r.  Copied to the target's key only
+ * while it is still the object listed (x-amz-copy-source-if-match: a
+ * second PUT between the listing and the copy is seen next round), and
+ * recorded; the upload object is then deleted when recorded (or recorded
+ * before) or refused for its size or content, and kept on any other
+ * failure (database unreachable, busy or full: the next round tries
+ * again, an acknowledged upload is never lost). */
+static void arrived(struct staging *s, const struct store_upload_pending *r, const char *ukey, int64_t size,
+                    const char *etag)
 {
     struct err ae = ERR_INIT;
     int rc = 0;
     metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
-    if (size <= r->u.size_limit && (rc = store_blob_copy(s->st, ukey, r->key)) < 0) {
-        log_warn("staging", "upload poller: cannot copy '%s' to '%s': %s", ukey, r->key, err_str(rc));
+    if (size <= r->u.size_limit && (rc = store_blob_copy_if(s->st, ukey, etag, r->key)) < 0) {
+        if (rc == ERR_EXISTS)
+            log_info("staging", "upload poller: '%s' was replaced since it was listed: next round", ukey);
+        else
+            log_warn("staging", "upload poller: cannot copy '%s' to '%s': %s", ukey, r->key, err_str(rc));
         return;
     }
     rc = staging__upload_arrived(s, r->key, &r->u, size, false, &ae);
@@ -107,7 +124,7 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
     else if (rc != ERR_EXISTS)
         log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
                  err_text(&ae, rc));
-    if (rc != ERR_UNAVAILABLE)
+    if (rc == 0 || rc == ERR_EXISTS || rc == ERR_LIMIT || rc == ERR_INVALID)
         store_blob_delete(s->st, ukey);
 }
 
@@ -127,25 +144,50 @@ static void arrived_in_place(struct staging *s, const struct store_upload_pendin
                  err_text(&ae, rc));
 }
 
-/* Lists folder dir (sorted); requests counted into *reqs. */
-static int list_sorted(struct staging *s, const char *dir, struct listing *l, int *reqs)
+/* Lists folder dir (sorted), a page at a time while the round has
+ * requests left (*reqs counts them); *whole: it got to the end. */
+static int list_sorted(struct staging *s, const char *dir, const char *start_after, int max_pages,
+                       struct listing *l, int *reqs, bool *whole)
 {
-    metric_count(METRIC_UPLOAD_POLLS, 1, "list", NULL, NULL);
-    int rc = store_blob_list(s->st, dir, list_cb, l);
-    *reqs += 1 + l->n / 1000;
-    if (rc < 0) {
-        log_warn("staging", "upload poller: cannot list '%s': %s", dir, err_str(rc));
-        return rc;
+    char *after = start_after ? xstrdup(start_after) : NULL;
+    bool more = true;
+    int rc = 0;
+    for (int page = 0; more && page < max_pages && *reqs < POLL_REQS_MAX; page++) {
+        int had = l->n;
+        metric_count(METRIC_UPLOAD_POLLS, 1, "list", NULL, NULL);
+        (*reqs)++;
+        rc = store_blob_list_etags(s->st, dir, after, 1000, list_cb, l, &more);
+        if (rc < 0) {
+            log_warn("staging", "upload poller: cannot list '%s': %s", dir, err_str(rc));
+            break;
+        }
+        if (l->n == had)
+            break; /* nothing listed: the end (whatever *more says) */
+        free(after);
+        after = xstrdup(l->v[l->n - 1].key); /* a page is in key order */
     }
+    free(after);
+    if (whole)
+        *whole = rc == 0 && !more;
     if (l->n > 1)
         qsort(l->v, (size_t)l->n, sizeof *l->v, listed_cmp);
-    return 0;
+    return rc;
 }
 
 static struct listed *find(struct listing *l, const char *key)
 {
-    struct listed want = {(char *)key, 0};
+    struct listed want = {(char *)key, 0, NULL};
     return l->n ? bsearch(&want, l->v, (size_t)l->n, sizeof *l->v, listed_cmp) : NULL;
+}
+
+struct pend {
+    const char *key;
+    const struct store_upload_pending *row;
+};
+
+static int pend_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct pend *)a)->key, ((const struct pend *)b)->key);
 }
 
 /* The pending targets rows[i..j) of one batch. */
@@ -164,23 +206,26 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct store
     if (ntar < j - i || !once || (tick + (uint64_t)bid) % POLL_LEGACY_EVERY == 0) {
         struct listing l = {0};
         snprintf(dir, sizeof dir, "b/%lld/u", (long long)bid);
-        if (list_sorted(s, dir, &l, reqs) == 0)
-            for (int k = i; k < j && l.n; k++) {
+        list_sorted(s, dir, NULL, POLL_REQS_MAX, &l, reqs, NULL);
+        if (l.n) /* what was listed, even when the cap cut the listing short */
+            for (int k = i; k < j; k++) {
                 char ukey[128];
                 staging__upload_key(rows[k].key, ukey);
                 struct listed *got = find(&l, ukey);
                 if (got)
-                    arrived(s, &rows[k], ukey, got->size);
+                    arrived(s, &rows[k], ukey, got->size, got->etag);
             }
         listing_free(&l);
     }
-    if (!once || ntar == 0)
+    /* Shards PUT once to their own key.  Also looked at every
+     * POLL_LEGACY_EVERY rounds by a process that found the store without
+     * put-once: another process on the database may have handed out
+     * put-once URLs of this batch. */
+    if (ntar == 0 || (!once && (tick + (uint64_t)bid) % POLL_LEGACY_EVERY != 0))
         return;
-    /* Shards PUT once to their own key: a HEAD each when few are pending,
-     * else one listing of the batch's shard folder (which also holds its
-     * indexed shards: ceil(shards / 1000) requests). */
+    /* A HEAD each when few are pending ... */
     if (ntar <= POLL_HEADS_MAX) {
-        for (int k = i; k < j; k++) {
+        for (int k = i; k < j && *reqs < POLL_REQS_MAX; k++) {
             int64_t size = 0;
             if (strcmp(rows[k].u.kind, "tar") != 0)
                 continue;
@@ -194,15 +239,49 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct store
         }
         return;
     }
-    struct listing l = {0};
+    /* ... else pages of the batch's shard folder (which also holds its
+     * indexed shards): only the pages around pending shards, from a
+     * pending shard that moves on each round, while the round has
+     * requests left.  A page starts just before pending key K (start-after
+     * K less ".tar") and settles every pending key up to its last key; the
+     * next page starts before the first pending key past it.  So a round
+     * costs at most min(pending, pages of the folder, requests left). */
+    int np = 0;
+    struct pend *pv = xmalloc((size_t)ntar * sizeof *pv);
+    for (int k = i; k < j; k++)
+        if (!strcmp(rows[k].u.kind, "tar"))
+            pv[np].key = rows[k].key, pv[np++].row = &rows[k];
+    qsort(pv, (size_t)np, sizeof *pv, pend_cmp);
     snprintf(dir, sizeof dir, "b/%lld/s", (long long)bid);
-    if (list_sorted(s, dir, &l, reqs) == 0)
-        for (int k = i; k < j && l.n; k++) {
-            struct listed *got = strcmp(rows[k].u.kind, "tar") ? NULL : find(&l, rows[k].key);
-            if (got)
-                arrived_in_place(s, &rows[k], got->size);
+    int start = (int)(tick % (uint64_t)np), done = 0, at = start;
+    while (done < np && *reqs < POLL_REQS_MAX) {
+        struct listing l = {0};
+        char after[STORE_BLOB_KEY_MAX + 1];
+        snprintf(after, sizeof after, "%s", pv[at].key);
+        size_t al = strlen(after);
+        if (al > 4 && !strcmp(after + al - 4, ".tar"))
+            after[al - 4] = '\0';
+        bool whole = false;
+        if (list_sorted(s, dir, after, 1, &l, reqs, &whole) < 0) {
+            listing_free(&l);
+            break;
         }
-    listing_free(&l);
+        const char *last = l.n ? l.v[l.n - 1].key : NULL;
+        /* settle pending keys from 'at' (without wrapping) up to 'last' */
+        int k = at;
+        for (; k < np && done < np && (whole || (last && strcmp(pv[k].key, last) <= 0)); k++, done++) {
+            struct listed *got = find(&l, pv[k].key);
+            if (got)
+                arrived_in_place(s, pv[k].row, got->size);
+        }
+        listing_free(&l);
+        if (k == at) { /* nothing settled (an empty page): the rest of this run is absent */
+            done += np - at;
+            k = np;
+        }
+        at = k == np ? 0 : k;
+    }
+    free(pv);
 }
 
 static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t tick, uint64_t *turn)

@@ -119,6 +119,16 @@ def s3_keys(prefix):
     return [k[len(full) + 1:] for k in re.findall(r'<Key>([^<]*)</Key>', out)]
 
 
+def s3_get(prefix, key):
+    """The bytes of object prefix/key (a signed GET with curl)."""
+    bucket, pre, q = s3_parts()
+    full = f'{pre}/{prefix}' if pre else prefix
+    return subprocess.run(['curl', '-sf', '--aws-sigv4', f'aws:amz:{q.get("region", "us-east-1")}:s3', '--user',
+                           f'{os.environ["AWS_ACCESS_KEY_ID"]}:{os.environ["AWS_SECRET_ACCESS_KEY"]}',
+                           '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', f'{q["endpoint"]}/{bucket}/{full}/{key}'],
+                          capture_output=True, timeout=30, check=True).stdout
+
+
 @need_s3
 def test_serve_with_blobs_on_s3(tmp_path):
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
@@ -680,3 +690,108 @@ def test_declared_size_is_signed_and_the_store_refuses_another(tmp_path):
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()
+
+
+# ---- copy-ins: an unsigned x-amz-copy-source on a presigned URL --------------
+
+def copy_in(s, d, src_key, body=b''):
+    """PUT to an upload URL with an unsigned x-amz-copy-source header (radosgw
+    16 takes it, AWS refuses it)."""
+    bucket, pre, _ = s3_parts()
+    h = dict(d.get('extensionHeaders') or {})
+    h['x-amz-copy-source'] = f'{bucket}/{src_key}'
+    return s.raw('PUT', d['uploadURL'], body=body, headers=h)
+
+
+def full_key(prefix, key):
+    pre = s3_parts()[1]
+    return f'{pre}/{prefix}/{key}' if pre else f'{prefix}/{key}'
+
+
+presign_creds = os.environ.get('VBATCH_TEST_S3_PRESIGN_CREDENTIALS', '')
+need_presign = pytest.mark.skipif(not presign_creds, reason='VBATCH_TEST_S3_PRESIGN_CREDENTIALS not set')
+
+
+@need_s3
+@need_presign
+def test_copy_in_through_an_upload_url_is_refused(tmp_path):
+    """URLs presigned with the PUT-only credential (--blobs-presign-credentials,
+    scripts/s3-up.sh's second user): a client that adds an unsigned
+    x-amz-copy-source to its upload URL can neither copy another batch's
+    shard into its own batch nor replace its indexed put-once shard with a
+    copy; put-once stays on."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': presign_creds}).start()
+    try:
+        v = bulk_url(s, 'victim')
+        assert v['extensionHeaders'] == {'If-None-Match': '*'}, v
+        assert s.raw('PUT', v['uploadURL'], body=shard_tar(3, seed=100), headers=v['extensionHeaders']).status == 200
+        assert s.wait_count('victim', 3) == 3
+        vkey = [k for k in s3_keys(prefix) if k.endswith(v['shardId'] + '.tar')][0]
+        # (b) a copy of another batch's shard into a new upload
+        d = bulk_url(s, 'attacker')
+        put = copy_in(s, d, full_key(prefix, vkey))
+        assert put.status == 403, put
+        # (a) a copy over one's own indexed shard
+        m = bulk_url(s, 'mine')
+        assert s.raw('PUT', m['uploadURL'], body=shard_tar(2, seed=0), headers=m['extensionHeaders']).status == 200
+        assert s.wait_count('mine', 2) == 2
+        before = s3_get(prefix, [k for k in s3_keys(prefix) if k.endswith(m['shardId'] + '.tar')][0])
+        put = copy_in(s, m, full_key(prefix, vkey))
+        assert put.status in (403, 412), put
+        time.sleep(1.0 * MULT)
+        assert s.ds('GET', '/attacker/count').json()['count'] == 0
+        assert s3_get(prefix, [k for k in s3_keys(prefix) if k.endswith(m['shardId'] + '.tar')][0]) == before
+        assert 'SECURITY' not in s.tail_log()
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_copy_ins_without_presign_credentials_turn_put_once_off(tmp_path):
+    """Without a separate presign credential on a store that takes copy-ins
+    (radosgw): a loud warning at start, and no put-once URLs, so an indexed
+    shard cannot be replaced by a copy (If-None-Match does not stop one):
+    a copy to a used upload URL lands in the upload folder and is never
+    read."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': ''}).start()
+    try:
+        assert 'SECURITY: the object store' in s.tail_log() and '--blobs-presign-credentials' in s.tail_log()
+        v = bulk_url(s, 'other')
+        assert s.raw('PUT', v['uploadURL'], body=shard_tar(3, seed=100), headers=v.get('extensionHeaders') or {}).status == 200
+        assert s.wait_count('other', 3) == 3
+        m = bulk_url(s, 'mine')
+        assert not m.get('extensionHeaders'), m  # put-once off
+        assert '/u/' in urllib.parse.urlsplit(m['uploadURL']).path, m
+        assert s.raw('PUT', m['uploadURL'], body=shard_tar(2, seed=0)).status == 200
+        assert s.wait_count('mine', 2) == 2
+        skey = [k for k in s3_keys(prefix) if k.endswith(m['shardId'] + '.tar') and '/s/' in k][0]
+        before = s3_get(prefix, skey)
+        okey = [k for k in s3_keys(prefix) if k.endswith(v['shardId'] + '.tar') and '/s/' in k][0]
+        copy_in(s, m, full_key(prefix, okey))
+        time.sleep(1.0 * MULT)
+        assert s3_get(prefix, skey) == before
+        assert s.ds('GET', '/mine/count').json()['count'] == 2
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_presign_credentials_that_can_read_exit_2(tmp_path):
+    """--blobs-presign-credentials with a credential that can still copy
+    (here vbatch's own): one line naming the fix, exit status 2."""
+    creds = tmp_path / 'same.cred'
+    creds.write_text(f"AWS_ACCESS_KEY_ID={os.environ['AWS_ACCESS_KEY_ID']}\n"
+                     f"AWS_SECRET_ACCESS_KEY={os.environ['AWS_SECRET_ACCESS_KEY']}\n")
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    env = {k: os.environ[k] for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY')}
+    p = run('serve', '--data', str(tmp_path / 'd'), '--blobs', with_prefix(prefix),
+            '--blobs-presign-credentials', str(creds), env=env)
+    assert p.returncode == 2, p.stderr
+    lines = error_lines(p)
+    assert len(lines) == 1 and 'PutObject only, no GetObject' in lines[0], p.stderr

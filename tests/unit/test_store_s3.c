@@ -808,7 +808,7 @@ TEST(blob_interface_s3)
     const char *q = strchr(u, '?');
     size_t bl = q ? (size_t)(q - u) : strlen(u);
     char *url = xasprintf("%.*s/unit-%s%s", (int)bl, u, rnd, q ? q : "");
-    ASSERT_OK(store_blobs_configure(st, url, NULL, &e));
+    ASSERT_OK(store_blobs_configure(st, url, NULL, NULL, &e));
     ASSERT(!store_blobs_local(st));
     ASSERT(strstr(store_blobs_name(st), rnd) != NULL);
     blob_calls(st);

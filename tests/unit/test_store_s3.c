@@ -596,6 +596,56 @@ TEST(live_copy)
     ASSERT(len == 11 && !memcmp(data, "shard-bytes", 11));
     free(data);
     ASSERT_EQ(s3_copy(s, "b/1/u/none", "b/1/s/none", &e), ERR_NOTFOUND);
+    /* a copy of the object listed only: its ETag from a listing page */
+    struct s3_obj *objs = NULL;
+    int n = 0;
+    bool more = true;
+    ASSERT_OK(s3_list_after(s, "b/1/u/", NULL, 10, &objs, &n, &more, &e));
+    ASSERT(n == 1 && !more && objs[0].etag && objs[0].size == 5);
+    char *etag = xstrdup(objs[0].etag);
+    s3_objs_free(objs, n);
+    ASSERT_OK(s3_copy_if(s, "b/1/u/x.tar", etag, "b/1/s/y.tar", &e));
+    ASSERT_OK(s3_get(s, "b/1/s/y.tar", 100, &data, &len, &e));
+    ASSERT(len == 5 && !memcmp(data, "other", 5));
+    free(data);
+    /* replaced between the listing and the copy: the copy is deleted again */
+    ASSERT_OK(s3_put(s, "b/1/u/x.tar", "third!", 6, &e));
+    ASSERT_EQ(s3_copy_if(s, "b/1/u/x.tar", etag, "b/1/s/z.tar", &e), ERR_EXISTS);
+    ASSERT_EQ(s3_head(s, "b/1/s/z.tar", NULL, &e), ERR_NOTFOUND);
+    free(etag);
+    /* start-after: the keys after it only */
+    ASSERT_OK(s3_list_after(s, "b/1/s/", "b/1/s/x", 10, &objs, &n, &more, &e));
+    ASSERT(n == 2 && !strcmp(objs[0].key, "b/1/s/x.tar") && !strcmp(objs[1].key, "b/1/s/y.tar"));
+    s3_objs_free(objs, n);
+    ASSERT_OK(s3_list_after(s, "b/1/s/", "b/1/s/x", 1, &objs, &n, &more, &e));
+    ASSERT(n == 1 && more);
+    s3_objs_free(objs, n);
+    s3_delete(s, "b/1/u/x.tar", &e);
+    s3_delete(s, "b/1/s/x.tar", &e);
+    s3_delete(s, "b/1/s/y.tar", &e);
+    live_done(s);
+}
+
+/* radosgw 16 takes an unsigned x-amz-copy-source on a presigned PUT: the
+ * probe sees the copy (docs/STORAGE.md "Copy-ins"). */
+TEST(live_copy_in_probe)
+{
+    struct s3 *s = live(0, 0);
+    if (!s)
+        return;
+    struct err e = ERR_INIT;
+    int64_t now = time_now_ms() / 1000, size = 0;
+    char *put = NULL;
+    ASSERT_OK(s3_put(s, "probe/src", "0123456789", 10, &e));
+    ASSERT_OK(s3_presign(s, "PUT", "probe/dst", now, 600, -1, &put));
+    int rc = s3_presigned_copy_probe(s, put, "probe/src", &e);
+    if (rc == 0 && s3_head(s, "probe/dst", &size, &e) == 0 && size == 10)
+        printf("  (this store takes copy-ins on presigned URLs)\n");
+    else
+        printf("  (this store refuses copy-ins: rc %d)\n", rc);
+    s3_delete(s, "probe/src", &e);
+    s3_delete(s, "probe/dst", &e);
+    free(put);
     live_done(s);
 }
 

@@ -190,9 +190,48 @@ static int pend_cmp(const void *a, const void *b)
     return strcmp(((const struct pend *)a)->key, ((const struct pend *)b)->key);
 }
 
+/* Where the walk of a batch's shard folder that the round's request cap
+ * cut short goes on next time (a pending key), for a few batches; a batch
+ * not here starts at its first pending key, so an uncut walk costs one
+ * page per 1000 keys and no more. */
+#define POLL_RESUME_MAX 64
+struct resume {
+    int64_t bid[POLL_RESUME_MAX];
+    char *key[POLL_RESUME_MAX];
+    int next; /* the slot a new entry takes (round robin) */
+};
+
+static int resume_find(struct resume *rs, int64_t bid)
+{
+    for (int i = 0; i < POLL_RESUME_MAX; i++)
+        if (rs->key[i] && rs->bid[i] == bid)
+            return i;
+    return -1;
+}
+
+static void resume_set(struct resume *rs, int64_t bid, const char *key)
+{
+    int i = resume_find(rs, bid);
+    if (i < 0 && !key)
+        return;
+    if (i < 0) {
+        i = rs->next;
+        rs->next = (rs->next + 1) % POLL_RESUME_MAX;
+    }
+    free(rs->key[i]);
+    rs->key[i] = key ? xstrdup(key) : NULL;
+    rs->bid[i] = bid;
+}
+
+static void resume_free(struct resume *rs)
+{
+    for (int i = 0; i < POLL_RESUME_MAX; i++)
+        free(rs->key[i]);
+}
+
 /* The pending targets rows[i..j) of one batch. */
-static void poll_group(struct staging *s, bool once, uint64_t tick, struct store_upload_pending *rows, int i, int j,
-                       int *reqs)
+static void poll_group(struct staging *s, bool once, uint64_t tick, struct resume *rs,
+                       struct store_upload_pending *rows, int i, int j, int *reqs)
 {
     int64_t bid = rows[i].u.bid;
     int ntar = 0;
@@ -240,9 +279,9 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct store
         return;
     }
     /* ... else pages of the batch's shard folder (which also holds its
-     * indexed shards): only the pages around pending shards, from a
-     * pending shard that moves on each round, while the round has
-     * requests left.  A page starts just before pending key K (start-after
+     * indexed shards): only the pages around pending shards, from the
+     * first (or where a walk cut short by the cap stopped: struct resume),
+     * while the round has requests left.  A page starts just before pending key K (start-after
      * K less ".tar") and settles every pending key up to its last key; the
      * next page starts before the first pending key past it.  So a round
      * costs at most min(pending, pages of the folder, requests left). */
@@ -253,7 +292,13 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct store
             pv[np].key = rows[k].key, pv[np++].row = &rows[k];
     qsort(pv, (size_t)np, sizeof *pv, pend_cmp);
     snprintf(dir, sizeof dir, "b/%lld/s", (long long)bid);
-    int start = (int)(tick % (uint64_t)np), done = 0, at = start;
+    int start = 0, done = 0, at, ri = resume_find(rs, bid);
+    if (ri >= 0) /* the first pending key from where the last walk was cut */
+        while (start < np && strcmp(pv[start].key, rs->key[ri]) < 0)
+            start++;
+    if (start == np)
+        start = 0;
+    at = start;
     while (done < np && *reqs < POLL_REQS_MAX) {
         struct listing l = {0};
         char after[STORE_BLOB_KEY_MAX + 1];
@@ -262,7 +307,9 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct store
         if (al > 4 && !strcmp(after + al - 4, ".tar"))
             after[al - 4] = '\0';
         bool whole = false;
-        if (list_sorted(s, dir, after, 1, &l, reqs, &whole) < 0) {
+        /* the walk's first page from the folder's start: an uncut walk
+         * then never needs a second page for the keys before 'at' */
+        if (list_sorted(s, dir, at == 0 && done == 0 ? NULL : after, 1, &l, reqs, &whole) < 0) {
             listing_free(&l);
             break;
         }
@@ -281,10 +328,12 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct store
         }
         at = k == np ? 0 : k;
     }
+    resume_set(rs, bid, done < np ? pv[at].key : NULL);
     free(pv);
 }
 
-static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t tick, uint64_t *turn)
+static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t tick, uint64_t *turn,
+                       struct resume *rs)
 {
     struct err e = ERR_INIT;
     struct store_upload_pending *rows = NULL;
@@ -316,7 +365,7 @@ static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t t
             int64_t every = (now - youngest) / 10 / MAX(poll_ms, 1);
             every = MIN(MAX(every, 1), POLL_SLOW_MAX);
             if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0) {
-                poll_group(s, once, tick, rows, i, j, &reqs);
+                poll_group(s, once, tick, rs, rows, i, j, &reqs);
                 last = g;
             }
             i = j;
@@ -338,6 +387,7 @@ void *staging__poll_main(void *arg)
     int64_t poll_ms = s->o.upload_poll_ms > 0 ? s->o.upload_poll_ms : 1000;
     const char *me = store_owner(s->st);
     uint64_t tick = 0, turn = 0;
+    struct resume rs = {0};
     int held = -1;
     char *probe = NULL; /* does this process hand out put-once shard URLs? */
     bool once = store_blob_presign_put_once(s->st, "probe", time_now_ms() / 1000 + 60, -1, &probe) == 0;
@@ -356,7 +406,7 @@ void *staging__poll_main(void *arg)
         if (got >= 0)
             held = got;
         if (got == 1)
-            poll_round(s, once, poll_ms, tick, &turn);
+            poll_round(s, once, poll_ms, tick, &turn, &rs);
         tick++;
         staging__sleep_ms_unless_stopped(s, poll_ms);
     }
@@ -364,5 +414,6 @@ void *staging__poll_main(void *arg)
         struct err e = ERR_INIT;
         store_lease_release(s->st, POLL_LEASE, me, &e);
     }
+    resume_free(&rs);
     return NULL;
 }

@@ -795,3 +795,35 @@ def test_presign_credentials_that_can_read_exit_2(tmp_path):
     assert p.returncode == 2, p.stderr
     lines = error_lines(p)
     assert len(lines) == 1 and 'PutObject only, no GetObject' in lines[0], p.stderr
+
+
+@need_s3
+def test_a_big_shard_folder_is_paged_around_the_pending_shards(tmp_path):
+    """A batch with more pending shards than HEADs (16) and a shard folder
+    of 2,500 other objects that all sort after its pending keys: a round
+    lists the one page that holds the pending keys, not the whole folder
+    (3 pages), and an arrival among them is still noticed."""
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import Blobs
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    url = with_prefix(prefix)
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': url}).start()
+    try:
+        urls = [bulk_url(s, 'wide') for _ in range(20)]
+        path = urllib.parse.urlsplit(urls[0]['uploadURL']).path
+        bid = path.split('/b/')[1].split('/')[0]
+        b = Blobs(s.data, url)
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(lambda i: b._req('PUT', f'b/{bid}/s/zz-{i:05d}', body=b'x'), range(2500)))
+        time.sleep(0.5)
+        r0, l0 = poll_metric(s, 'round'), poll_metric(s, 'list')
+        time.sleep(3)
+        rounds, lists = poll_metric(s, 'round') - r0, poll_metric(s, 'list') - l0
+        print(f'20 pending among 2,500 objects: {rounds} rounds, {lists} list requests')
+        assert rounds >= 2 and lists <= rounds + rounds // 10 + 1, (rounds, lists)
+        d = urls[13]
+        assert s.raw('PUT', d['uploadURL'], body=shard_tar(2), headers=d['extensionHeaders']).status == 200
+        assert s.wait_count('wide', 2) == 2
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

@@ -827,3 +827,45 @@ def test_a_big_shard_folder_is_paged_around_the_pending_shards(tmp_path):
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()
+
+
+@need_s3
+@need_presign
+def test_a_poller_without_put_once_notices_put_once_shards_of_another_process(tmp_path):
+    """Two processes on one database and bucket: the one holding the poller
+    lease found no put-once at start (here: no presign credential on a store
+    that takes copy-ins), the other hands out put-once shard URLs.  The
+    poller still looks at the shard folder (every 10th round) and records
+    the shard."""
+    from conftest import db_env
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    a_dir, b_dir = tmp_path / 'a', tmp_path / 'b'
+    a_dir.mkdir()
+    b_dir.mkdir()
+    a = Server(str(a_dir), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': presign_creds})
+    b = Server(str(b_dir), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': '',
+                    **db_env(a.data)})
+    b.data = a.data  # one database (SQLite: one folder)
+    b.start()
+    try:
+        deadline = time.time() + 20 * MULT
+        while 'upload poller lease taken' not in b.tail_log() and time.time() < deadline:
+            time.sleep(0.1)
+        assert 'upload poller lease taken' in b.tail_log(), b.tail_log()
+        a.key = b.key
+        a.start()
+        try:
+            assert 'upload poller lease held by another process' in a.tail_log() or 'lease taken' not in a.tail_log()
+            d = bulk_url(a, 'mixed')
+            assert d['extensionHeaders'] == {'If-None-Match': '*'}, d
+            assert a.raw('PUT', d['uploadURL'], body=shard_tar(3), headers=d['extensionHeaders']).status == 200
+            assert a.wait_count('mixed', 3, timeout=20) == 3
+            assert 'upload poller lease taken' not in a.tail_log()
+        finally:
+            rca = a.stop()
+        assert rca == 0, a.tail_log()
+    finally:
+        rc = b.stop()
+    assert rc == 0, b.tail_log()

@@ -898,3 +898,40 @@ def test_a_poller_without_put_once_notices_put_once_shards_of_another_process(tm
     finally:
         rc = b.stop()
     assert rc == 0, b.tail_log()
+
+
+@need_s3
+@pytest.mark.skipif(bool(E2E_PG), reason='a SQLite trigger stands in for the database failure')
+def test_an_upload_object_is_kept_when_its_arrival_cannot_be_recorded(tmp_path):
+    """The copy path (a store without put-once): when the database cannot
+    record the arrival (busy, full; here a trigger makes the update fail)
+    the upload object b/<bid>/u/… (the client's only copy, acknowledged by
+    the store) is kept, and a later round records and indexes it."""
+    import sqlite3
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': ''}).start()
+    try:
+        d = bulk_url(s, 'kept')
+        assert not d.get('extensionHeaders'), d  # the copy path
+        db = sqlite3.connect(os.path.join(s.data, 'vbatch.db'), timeout=10)
+        db.execute("CREATE TRIGGER e2e_no_done BEFORE UPDATE OF state ON uploads WHEN NEW.state='done'"
+                   " BEGIN SELECT RAISE(ABORT, 'e2e: the database cannot take it now'); END")
+        db.commit()
+        assert s.raw('PUT', d['uploadURL'], body=shard_tar(4)).status == 200
+        a0 = poll_metric(s, 'arrival')
+        deadline = time.time() + 10 * MULT
+        while time.time() < deadline and poll_metric(s, 'arrival') == a0:
+            time.sleep(0.05)
+        assert poll_metric(s, 'arrival') > a0  # seen, not recorded
+        time.sleep(1)  # several rounds
+        assert [k for k in s3_keys(prefix) if '/u/' in k and k.endswith(d['shardId'] + '.tar')], s3_keys(prefix)
+        db.execute('DROP TRIGGER e2e_no_done')
+        db.commit()
+        db.close()
+        assert s.wait_count('kept', 4) == 4
+        time.sleep(0.5)
+        assert not [k for k in s3_keys(prefix) if '/u/' in k]  # deleted once recorded
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

@@ -39,7 +39,9 @@
  *
  * Over the size limit, the target fails without a copy (and an object at
  * the target's key is deleted).  A put-once shard cannot be replaced after
- * it was indexed: the store refuses a second PUT with 412.
+ * it was indexed: the store refuses a second PUT with 412 (a store that
+ * takes unsigned copy-ins, which ignore If-None-Match, gets no put-once
+ * URLs from store_blobs_configure).
  *
  * An upload recorded twice (two pollers after a lease handover, or a
  * racing vbatch PUT) is harmless: the pending -> done move is conditional

@@ -3,6 +3,8 @@
 #   scripts/s3-up.sh DIR     -> prints shell assignments on stdout:
 #        VBATCH_TEST_S3=s3://vbatch-test?endpoint=http://127.0.0.1:PORT&region=default&path_style=1
 #        AWS_ACCESS_KEY_ID=...  AWS_SECRET_ACCESS_KEY=...  S3_ENDPOINT=...  S3_BUCKET=...
+#        VBATCH_TEST_S3_PRESIGN_CREDENTIALS=DIR/presign.cred (a second user that
+#        may only PUT objects: the --blobs-presign-credentials of docs/DEPLOY.md)
 #   scripts/s3-down.sh DIR   -> stops it and removes DIR
 # The store is Ceph's S3 gateway (radosgw) from Debian on a single-node
 # cluster: one monitor, one OSD keeping its data in memory (memstore, 2 GiB),
@@ -14,6 +16,8 @@ DIR=${1:?usage: s3-up.sh DIR}
 BUCKET=${S3_BUCKET:-vbatch-test}
 ACCESS=VBATCHTESTACCESS
 SECRET=vbatch-test-secret-key
+PACCESS=VBATCHPRESIGNACCESS
+PSECRET=vbatch-presign-secret-key
 log() { echo "s3-up: $*" >&2; }
 
 need=()
@@ -116,8 +120,32 @@ for _ in $(seq 1 60); do
     sleep 0.5
 done
 [ $ok = 1 ] || { log "cannot create bucket '$BUCKET' (HTTP $code); logs in $C/log"; exit 1; }
+# The presign user (docs/DEPLOY.md "Presign credentials"): radosgw 16 takes an
+# unsigned x-amz-copy-source on a presigned PUT, so the URLs handed to clients
+# are signed by a user that may PUT objects and nothing else.  The bucket
+# policy lets the owner do everything (also on the presign user's objects)
+# and denies the presign user reads and listings (also of its own objects).
+radosgw-admin -c ceph.conf user create --uid=vbatch-presign --display-name=vbatch-presign \
+    --access-key="$PACCESS" --secret="$PSECRET" >/dev/null 2>&1 ||
+    { log "radosgw-admin user create (presign) failed; logs in $C/log"; exit 1; }
+cat >"$C/policy.json" <<EOF
+{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/vbatch-test"]}, "Action": ["s3:*"],
+  "Resource": ["arn:aws:s3:::$BUCKET", "arn:aws:s3:::$BUCKET/*"]},
+ {"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/vbatch-presign"]}, "Action": ["s3:PutObject"],
+  "Resource": ["arn:aws:s3:::$BUCKET/*"]},
+ {"Effect": "Deny", "Principal": {"AWS": ["arn:aws:iam:::user/vbatch-presign"]},
+  "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:DeleteObject"],
+  "Resource": ["arn:aws:s3:::$BUCKET", "arn:aws:s3:::$BUCKET/*"]}]}
+EOF
+code=$(curl -s -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:default:s3" --user "$ACCESS:$SECRET" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -H "Content-Type: application/json" -X PUT \
+    --data-binary @"$C/policy.json" "$URL/$BUCKET?policy=") || code=000
+[ "$code" = 204 ] || [ "$code" = 200 ] || { log "cannot set the bucket policy (HTTP $code)"; exit 1; }
+printf 'AWS_ACCESS_KEY_ID=%s\nAWS_SECRET_ACCESS_KEY=%s\n' "$PACCESS" "$PSECRET" >"$C/presign.cred"
 echo "VBATCH_TEST_S3='s3://$BUCKET?endpoint=$URL&region=default&path_style=1'"
 echo "AWS_ACCESS_KEY_ID=$ACCESS"
 echo "AWS_SECRET_ACCESS_KEY=$SECRET"
 echo "S3_ENDPOINT=$URL"
 echo "S3_BUCKET=$BUCKET"
+echo "VBATCH_TEST_S3_PRESIGN_CREDENTIALS=$C/presign.cred"

@@ -52,6 +52,7 @@ struct serve_cfg {
     const char *secret_file; /* installation secret given explicitly (NULL: the database's) */
     const char *blobs;      /* blob store: NULL = DATA/blobs; s3://... */
     const char *blobs_creds; /* credentials file of an s3:// blob store */
+    const char *blobs_presign_creds; /* credentials that presign client URLs (PutObject only) */
     unsigned threads;
     const char *public_url;
     const char *workflows_dir;
@@ -113,6 +114,8 @@ static const struct opt serve_opts[] = {
      "blob store: s3://bucket/prefix?endpoint=http(s)://host:port&region=R&path_style=1 (default: the data folder)"},
     {"blobs-credentials", "VBATCH_BLOBS_CREDENTIALS", OPT_STR, O(blobs_creds),
      "file of AWS_ACCESS_KEY_ID=/AWS_SECRET_ACCESS_KEY=/AWS_SESSION_TOKEN= lines for --blobs (default: those variables)"},
+    {"blobs-presign-credentials", "VBATCH_BLOBS_PRESIGN_CREDENTIALS", OPT_STR, O(blobs_presign_creds),
+     "file of the same lines: the credential that presigns clients' upload URLs (PutObject only; docs/DEPLOY.md)"},
     {"threads", "VBATCH_THREADS", OPT_INT, O(threads), "HTTP thread pool size (default: 4 x CPUs, 8 to 64)"},
     {"public-url", "VBATCH_PUBLIC_URL", OPT_STR, O(public_url),
      "base URL clients reach this server at, used in signed URLs (default http://<listen>)"},
@@ -381,7 +384,7 @@ static int jobs_setup(const struct serve_cfg *c, struct store *st, struct stagin
  * — is one line on stderr and exit status 2, as are a secret file and a
  * blob store that cannot be used.  Returns 0, or the exit status. */
 static int open_store(const char *data, const char *db, const char *secret_file, const char *blobs,
-                      const char *creds, struct store **st)
+                      const char *creds, const char *presign_creds, struct store **st)
 {
     struct err e = ERR_INIT;
     if (db && !*db)
@@ -399,7 +402,7 @@ static int open_store(const char *data, const char *db, const char *secret_file,
     }
     /* A blob store that cannot be used (bad URL, no or wrong credentials,
      * no such bucket, endpoint unreachable): one line, exit status 2. */
-    if ((rc = store_blobs_configure(*st, blobs, creds, &e)) < 0) {
+    if ((rc = store_blobs_configure(*st, blobs, creds, presign_creds, &e)) < 0) {
         fprintf(stderr, "vbatch: blob store: %s\n", err_text(&e, rc));
         store_close(*st);
         *st = NULL;
@@ -441,7 +444,7 @@ static int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if ((rc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, &st)) != 0) {
+    if ((rc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, c.blobs_presign_creds, &st)) != 0) {
         ret = rc;
         goto out;
     }
@@ -708,7 +711,7 @@ static int cmd_workspace_set(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, NULL, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, NULL, NULL, NULL, &st)) != 0)
         return rc;
     rc = store_workspace_exists(st, name);
     if (rc < 0) {
@@ -797,7 +800,7 @@ static int cmd_workspace(int argc, char **argv)
         fprintf(stderr, "vbatch: key names are at most 64 printable ASCII characters\n");
         return 2;
     }
-    if ((rc = open_store(data, db, NULL, NULL, NULL, &st)) != 0)
+    if ((rc = open_store(data, db, NULL, NULL, NULL, NULL, &st)) != 0)
         return rc;
     if (keys) {
         rc = workspace_keys(st, argv[1], pos[0], pos[1], key_name, as_json);
@@ -835,6 +838,7 @@ static int cmd_worker(int argc, char **argv)
     c.secret_file = getenv("VBATCH_SECRET_FILE");
     c.blobs = getenv("VBATCH_BLOBS");
     c.blobs_creds = getenv("VBATCH_BLOBS_CREDENTIALS");
+    c.blobs_presign_creds = getenv("VBATCH_BLOBS_PRESIGN_CREDENTIALS");
     c.sink_folder = getenv("VBATCH_SINK_FOLDER");
     c.secrets_env = getenv("VBATCH_SECRETS_ENV");
     c.sink_s3 = getenv("VBATCH_SINK_S3");
@@ -852,6 +856,8 @@ static int cmd_worker(int argc, char **argv)
             c.blobs = argv[++i];
         else if (!strcmp(a, "--blobs-credentials") && v)
             c.blobs_creds = argv[++i];
+        else if (!strcmp(a, "--blobs-presign-credentials") && v)
+            c.blobs_presign_creds = argv[++i];
         else if (!strcmp(a, "--models-dir") && v)
             c.models_dir = argv[++i];
         else if (!strcmp(a, "--workers") && v)
@@ -894,7 +900,7 @@ static int cmd_worker(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int orc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, &st);
+    int orc = open_store(c.data, c.db, c.secret_file, c.blobs, c.blobs_creds, c.blobs_presign_creds, &st);
     if (orc != 0) {
         ret = orc;
         goto out;
@@ -997,7 +1003,7 @@ static int cmd_model(int argc, char **argv)
         return 2;
     }
     char *dir = xasprintf("%s/models", data);
-    if ((rc = open_store(data, db, NULL, blobs, blobs_creds, &st)) != 0) {
+    if ((rc = open_store(data, db, NULL, blobs, blobs_creds, NULL, &st)) != 0) {
         ret = rc;
         goto out;
     }

@@ -217,10 +217,45 @@ static bool put_once_probe(struct s3 *s)
     return once;
 }
 
-int store_blobs_configure(struct store *st, const char *url, const char *cred_file, struct err *e)
+/* Does the store take an UNSIGNED "x-amz-copy-source" header on a URL that
+ * sign presigned (radosgw 16 does; AWS S3 refuses unsigned x-amz-*
+ * headers)?  Then a client could copy any object the signing credential
+ * can read into its upload key (docs/STORAGE.md "Copy-ins").  Tried on a
+ * probe key: a source object of 10 bytes, a presigned PUT of another key
+ * sent with the copy header and no body; copied when the target then
+ * holds 10 bytes.  Both keys deleted.  A store that cannot be asked counts
+ * as accepting (the safe side). */
+static bool copy_in_probe(struct s3 *s, struct s3 *sign)
 {
-    struct s3_cfg c;
-    struct s3 *s = NULL;
+    struct err e = ERR_INIT;
+    uint8_t rnd[8];
+    char hex[17], src[64], dst[64], *url = NULL;
+    int64_t size = -1;
+    rand_bytes(rnd, sizeof rnd);
+    hex_encode(rnd, sizeof rnd, hex);
+    snprintf(src, sizeof src, "probe/copy-src-%s", hex);
+    snprintf(dst, sizeof dst, "probe/copy-dst-%s", hex);
+    bool accepted = true;
+    int64_t now = time_now_ms() / 1000;
+    if (s3_put(s, src, "copy-probe", 10, &e) == 0 && s3_presign(sign, "PUT", dst, now, 60, -1, &url) == 0) {
+        int rc = s3_presigned_copy_probe(s, url, src, &e);
+        int hrc = s3_head(s, dst, &size, &e);
+        accepted = rc == 0 && hrc == 0 && size == 10;
+        if (rc < 0 && rc != ERR_AUTH && rc != ERR_INTERNAL && rc != ERR_INVALID && rc != ERR_NOTFOUND)
+            accepted = true; /* unreachable: not known */
+    }
+    free(url);
+    s3_delete(s, dst, &e);
+    s3_delete(s, src, &e);
+    return accepted;
+}
+
+int store_blobs_configure(struct store *st, const char *url, const char *cred_file, const char *presign_cred_file,
+                          struct err *e)
+{
+    struct s3_cfg c, pc = {0};
+    struct s3 *s = NULL, *sign = NULL;
+    bool have_pc = false;
     int rc;
     if (!url || !*url || !strcmp(url, "local"))
         return 0;
@@ -230,31 +265,63 @@ int store_blobs_configure(struct store *st, const char *url, const char *cred_fi
         s3_cfg_free(&c);
         return rc;
     }
+    if (presign_cred_file && *presign_cred_file) {
+        if ((rc = s3_cfg_parse(url, &pc, e)) < 0 || (rc = s3_cfg_credentials(&pc, presign_cred_file, e)) < 0) {
+            s3_cfg_free(&pc);
+            s3_cfg_free(&c);
+            return rc;
+        }
+        have_pc = true;
+    }
     c.max_retries = 2; /* the start-up check: fail fast; then the default */
     rc = s3_new(&c, &s);
     if (rc == 0 && (rc = s3_check_bucket(s, e)) < 0) {
         s3_free(s);
         s = NULL;
     }
-    bool once = false;
-    if (rc == 0)
+    if (rc == 0 && have_pc)
+        rc = s3_new(&pc, &sign);
+    bool once = false, copy_ins = false;
+    if (rc == 0) {
         once = put_once_probe(s);
+        copy_ins = copy_in_probe(s, sign ? sign : s);
+    }
+    if (rc == 0 && copy_ins && sign) {
+        /* a separate credential that can still copy: it can read */
+        rc = err_set(e, ERR_INVALID,
+                     "the presign credentials (--blobs-presign-credentials) can copy objects of the bucket "
+                     "into an upload: give them PutObject only, no GetObject (docs/DEPLOY.md)");
+    }
     if (rc == 0) {
         s3_free(s);
         c.max_retries = 0; /* default */
         rc = s3_new(&c, &s);
     }
     s3_cfg_free(&c);
+    if (have_pc)
+        s3_cfg_free(&pc);
     if (rc < 0) {
+        s3_free(s);
+        s3_free(sign);
         if (e && !e->msg[0])
             err_set(e, rc, "cannot use the blob store %s: %s", url, err_str(rc));
         return rc;
     }
+    if (copy_ins) {
+        once = false; /* a copy ignores If-None-Match: an indexed shard could be replaced */
+        log_warn("store", "SECURITY: the object store %s accepts an unsigned x-amz-copy-source header on presigned "
+                          "upload URLs: a client can copy into its upload any object these credentials can read "
+                          "(other workspaces' files); put-once shard URLs are off.  Presign with a PutObject-only "
+                          "credential: --blobs-presign-credentials FILE (docs/DEPLOY.md)",
+                 s3_name(s));
+    }
     store__blobs_free(st);
     st->s3 = s;
+    st->s3_sign = sign;
     st->blob_name = xstrdup(s3_name(s));
     st->blob = &store__blob_s3;
     st->blob_put_once = once;
+    st->blob_copy_ins = copy_ins;
     return 0;
 }
 
@@ -262,6 +329,9 @@ void store__blobs_free(struct store *st)
 {
     s3_free(st->s3);
     st->s3 = NULL;
+    s3_free(st->s3_sign);
+    st->s3_sign = NULL;
+    st->blob_copy_ins = false;
     free(st->blob_name);
     st->blob_name = NULL;
     st->blob = &store__blob_local;
@@ -275,7 +345,8 @@ int store_blob_presign(struct store *st, const char *method, const char *key, in
     int64_t now = time_now_ms() / 1000;
     if (expires_unix_s <= now)
         return ERR_INVALID;
-    return s3_presign(st->s3, method, key, now, expires_unix_s - now, length, url);
+    /* uploads: the PUT-only credential when there is one (copy-ins) */
+    return s3_presign(st->s3_sign && !strcmp(method, "PUT") ? st->s3_sign : st->s3, method, key, now, expires_unix_s - now, length, url);
 }
 
 int store_blob_presign_put_once(struct store *st, const char *key, int64_t expires_unix_s, int64_t length,
@@ -286,15 +357,42 @@ int store_blob_presign_put_once(struct store *st, const char *key, int64_t expir
     int64_t now = time_now_ms() / 1000;
     if (expires_unix_s <= now)
         return ERR_INVALID;
-    return s3_presign_put_once(st->s3, key, now, expires_unix_s - now, length, url);
+    return s3_presign_put_once(st->s3_sign ? st->s3_sign : st->s3, key, now, expires_unix_s - now, length, url);
 }
 
 int store_blob_copy(struct store *st, const char *src, const char *dst)
+{
+    return store_blob_copy_if(st, src, NULL, dst);
+}
+
+int store_blob_copy_if(struct store *st, const char *src, const char *etag, const char *dst)
 {
     struct err e = ERR_INIT;
     if (!st->s3)
         return ERR_UNSUPPORTED;
     if (!store_blob_key_valid(src) || !store_blob_key_valid(dst))
         return ERR_INVALID;
-    return s3_fail("copy", dst, s3_copy(st->s3, src, dst, &e), &e);
+    int rc = s3_copy_if(st->s3, src, etag, dst, &e);
+    return rc == ERR_EXISTS ? rc : s3_fail("copy", dst, rc, &e);
+}
+
+int store_blob_list_etags(struct store *st, const char *prefix, const char *start_after, int max,
+                          store_blob_list_etag_fn fn, void *ud, bool *more)
+{
+    struct err e = ERR_INIT;
+    *more = false;
+    if (!st->s3)
+        return ERR_UNSUPPORTED;
+    if (!store_blob_key_valid(prefix) || (start_after && *start_after && !store_blob_key_valid(start_after)))
+        return ERR_INVALID;
+    char *p = xasprintf("%s/", prefix);
+    struct s3_obj *objs;
+    int n;
+    int rc = s3_fail("list", prefix, s3_list_after(st->s3, p, start_after, max, &objs, &n, more, &e), &e);
+    for (int i = 0; i < n && rc == 0; i++)
+        if (store_blob_key_valid(objs[i].key))
+            rc = fn(ud, objs[i].key, objs[i].size, objs[i].etag);
+    s3_objs_free(objs, n);
+    free(p);
+    return rc;
 }

@@ -390,6 +390,7 @@ struct req {
     const char *key;     /* NULL: the bucket */
     const char *query;   /* canonical query or NULL */
     const char *copy_source; /* x-amz-copy-source header value (a copy PUT) or NULL */
+    const char *raw_url; /* a presigned URL: sent as it is, not signed (the probe) */
     bool if_none_match;  /* a PUT sent with "If-None-Match: *": 412 -> ERR_EXISTS */
     /* body: memory or file */
     const void *data;
@@ -579,7 +580,9 @@ static void backoff_sleep(int attempt)
 static int perform(struct s3 *s, struct req *r, struct err *e)
 {
     char *path = object_path(s, r->key), *host = host_of(s);
-    char *url = xasprintf("%s://%s%s%s%s", s->scheme, host, path, r->query ? "?" : "", r->query ? r->query : "");
+    char *url = r->raw_url ? xstrdup(r->raw_url)
+                           : xasprintf("%s://%s%s%s%s", s->scheme, host, path, r->query ? "?" : "",
+                                       r->query ? r->query : "");
     const char *what = r->key ? r->key : "(bucket)";
     int rc = ERR_INTERNAL;
     buf_init(&r->errbody, S3_ERRBODY_MAX + 1);
@@ -612,9 +615,11 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
             r->fd_written = 0;
         }
         curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
-        curl_easy_setopt(h, CURLOPT_USERNAME, s->c.access_key);
-        curl_easy_setopt(h, CURLOPT_PASSWORD, s->c.secret_key);
+        if (!r->raw_url) {
+            curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
+            curl_easy_setopt(h, CURLOPT_USERNAME, s->c.access_key);
+            curl_easy_setopt(h, CURLOPT_PASSWORD, s->c.secret_key);
+        }
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         long tmo = s->c.timeout_ms, ctmo = s->c.connect_timeout_ms;
         if (r->deadline_ms > 0) {
@@ -637,8 +642,9 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
         curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-        hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-        if (s->c.session_token) {
+        if (!r->raw_url)
+            hdrs = curl_slist_append(hdrs, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+        if (s->c.session_token && !r->raw_url) {
             tok = xasprintf("x-amz-security-token: %s", s->c.session_token);
             hdrs = curl_slist_append(hdrs, tok);
         }
@@ -722,6 +728,7 @@ static int perform(struct s3 *s, struct req *r, struct err *e)
                 rc = 0; /* a range past the end: nothing to read */
             } else if (r->status == 412 && r->if_none_match) {
                 rc = err_set(e, ERR_EXISTS, "object '%s' exists already", what);
+
             } else
                 rc = err_set(e, ERR_INTERNAL, "the object store answered HTTP %ld%s%s for '%s'", r->status,
                              *cs ? " " : "", cs, what);
@@ -824,7 +831,23 @@ int s3_put_new(struct s3 *s, const char *key, const void *data, size_t len, stru
     return rc;
 }
 
+/* Two ETags equal, with or without their quotes. */
+static bool etag_eq(const char *a, const char *b)
+{
+    size_t an = strlen(a), bn = strlen(b);
+    if (an >= 2 && a[0] == '"' && a[an - 1] == '"')
+        a++, an -= 2;
+    if (bn >= 2 && b[0] == '"' && b[bn - 1] == '"')
+        b++, bn -= 2;
+    return an == bn && !memcmp(a, b, an);
+}
+
 int s3_copy(struct s3 *s, const char *src_key, const char *dst_key, struct err *e)
+{
+    return s3_copy_if(s, src_key, NULL, dst_key, e);
+}
+
+int s3_copy_if(struct s3 *s, const char *src_key, const char *etag, const char *dst_key, struct err *e)
 {
     struct req r;
     struct buf b = BUF_INIT;
@@ -843,6 +866,46 @@ int s3_copy(struct s3 *s, const char *src_key, const char *dst_key, struct err *
     /* a copy can fail after its 200 (AWS): the body is then an <Error> */
     if (rc == 0 && b.len && memmem(b.data, b.len, "<Error>", 7))
         rc = err_set(e, ERR_UNAVAILABLE, "the object store failed to copy '%s'", src_key);
+    /* Not x-amz-copy-source-if-match: libcurl 7.88 sorts it before
+     * x-amz-copy-source when signing (radosgw: SignatureDoesNotMatch).
+     * The copy's own ETag (CopyObjectResult) is compared instead: another
+     * object copied is deleted again. */
+    if (rc == 0 && etag && *etag) {
+        char *xml = buf_detach(&b, NULL);
+        char *got = xml ? xml_take(xml, "ETag", NULL) : NULL;
+        if (!got || !etag_eq(got, etag)) {
+            struct err de = ERR_INIT;
+            s3_delete(s, dst_key, &de);
+            rc = err_set(e, ERR_EXISTS, "the source of the copy to '%s' changed", dst_key);
+        }
+        free(got);
+        free(xml);
+    }
+    free(r.etag);
+    free(src);
+    buf_release(&b);
+    return rc;
+}
+
+int s3_presigned_copy_probe(struct s3 *s, const char *url, const char *src_key, struct err *e)
+{
+    struct req r;
+    struct buf b = BUF_INIT;
+    int rc;
+    if ((rc = key_check(src_key, e)) < 0)
+        return rc;
+    char *src = object_path_b(s, src_key, true);
+    req_init(&r, "PUT", NULL);
+    r.raw_url = url;
+    r.data = "";
+    r.len = 0;
+    r.has_body = true;
+    r.copy_source = src;
+    r.out = &b;
+    r.out_max = 64 * 1024;
+    rc = perform(s, &r, e);
+    if (rc == 0 && b.len && memmem(b.data, b.len, "<Error>", 7))
+        rc = err_set(e, ERR_INTERNAL, "the copy failed");
     free(r.etag);
     free(src);
     buf_release(&b);
@@ -949,6 +1012,8 @@ int s3_head(struct s3 *s, const char *key, int64_t *size, struct err *e)
     req_init(&r, "HEAD", key);
     rc = perform(s, &r, e);
     free(r.etag);
+    if (rc == 0 && size && r.resp_len < 0) /* no Content-Length: the size is unknown */
+        rc = err_set(e, ERR_INTERNAL, "the object store gave no size of '%s'", key);
     if (rc == 0 && size)
         *size = r.resp_len;
     return rc;
@@ -970,25 +1035,45 @@ int s3_delete(struct s3 *s, const char *key, struct err *e)
 
 void s3_objs_free(struct s3_obj *objs, int n)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         free(objs[i].key);
+        free(objs[i].etag);
+    }
     free(objs);
 }
 
+static int list_q(struct s3 *s, const char *prefix, const char *token, const char *start_after, int max_keys,
+                  struct s3_obj **objs, int *n, char **next, bool *more, struct err *e);
+
 int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, struct s3_obj **objs, int *n,
             char **next, struct err *e)
+{
+    return list_q(s, prefix, token, NULL, max_keys, objs, n, next, NULL, e);
+}
+
+int s3_list_after(struct s3 *s, const char *prefix, const char *start_after, int max_keys, struct s3_obj **objs,
+                  int *n, bool *more, struct err *e)
+{
+    return list_q(s, prefix, NULL, start_after, max_keys, objs, n, NULL, more, e);
+}
+
+static int list_q(struct s3 *s, const char *prefix, const char *token, const char *start_after, int max_keys,
+                  struct s3_obj **objs, int *n, char **next, bool *more, struct err *e)
 {
     struct req r;
     struct buf b, q = BUF_INIT;
     int rc;
     *objs = NULL;
     *n = 0;
-    *next = NULL;
+    if (next)
+        *next = NULL;
+    if (more)
+        *more = false;
     if (max_keys <= 0 || max_keys > 1000)
         max_keys = 1000;
     char *full = *s->c.prefix ? xasprintf("%s/%s", s->c.prefix, prefix ? prefix : "") : xstrdup(prefix ? prefix : "");
     char *pe = url_encode(full);
-    /* canonical order: continuation-token, list-type, max-keys, prefix */
+    /* canonical order: continuation-token, list-type, max-keys, prefix, start-after */
     if (token) {
         char *te = url_encode(token);
         buf_printf(&q, "continuation-token=%s&", te);
@@ -996,6 +1081,13 @@ int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, s
     }
     buf_printf(&q, "list-type=2&max-keys=%d&prefix=%s", max_keys, pe);
     free(pe);
+    if (start_after && *start_after) {
+        char *sa = *s->c.prefix ? xasprintf("%s/%s", s->c.prefix, start_after) : xstrdup(start_after);
+        char *se = url_encode(sa);
+        buf_printf(&q, "&start-after=%s", se);
+        free(se);
+        free(sa);
+    }
     char *qs = buf_detach(&q, NULL);
     req_init(&r, "GET", NULL);
     r.query = qs;
@@ -1019,7 +1111,7 @@ int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, s
     char *item;
     while ((item = xml_take(xml, "Contents", &at)) != NULL) {
         char *k = xml_take(item, "Key", NULL), *sz = xml_take(item, "Size", NULL);
-        char *lm = xml_take(item, "LastModified", NULL);
+        char *lm = xml_take(item, "LastModified", NULL), *et = xml_take(item, "ETag", NULL);
         int64_t mt = 0;
         if (!lm || time_parse_iso8601(lm, &mt) < 0)
             mt = 0;
@@ -1032,15 +1124,20 @@ int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, s
             (*objs)[*n].key = xstrdup(k + strip);
             (*objs)[*n].size = sz ? atoll(sz) : 0;
             (*objs)[*n].mtime_ms = mt;
+            (*objs)[*n].etag = et;
+            et = NULL;
             (*n)++;
         }
         free(k);
         free(sz);
+        free(et);
         free(item);
     }
     char *trunc = xml_take(xml, "IsTruncated", NULL);
-    if (trunc && !strcmp(trunc, "true"))
+    if (trunc && !strcmp(trunc, "true") && next)
         *next = xml_take(xml, "NextContinuationToken", NULL);
+    if (more)
+        *more = trunc && !strcmp(trunc, "true");
     free(trunc);
     free(xml);
     free(full);

@@ -99,6 +99,8 @@ int s3_get_fd(struct s3 *s, const char *key, int fd, int64_t *size, struct err *
  * the end of the object, 0 past it).  A store that ignores the range is
  * an error (ERR_INTERNAL). */
 int s3_get_range_fd(struct s3 *s, const char *key, int64_t off, int64_t len, int fd, int64_t *got, struct err *e);
+/* *size: the Content-Length; an answer without one is ERR_INTERNAL when
+ * size is wanted (an unknown size is never passed on as -1). */
 int s3_head(struct s3 *s, const char *key, int64_t *size, struct err *e);
 /* Deleting an absent key is not an error. */
 int s3_delete(struct s3 *s, const char *key, struct err *e);
@@ -110,9 +112,14 @@ struct s3_obj {
     char *key;
     int64_t size;
     int64_t mtime_ms; /* LastModified, ms since the epoch (0: unknown) */
+    char *etag;       /* ETag as listed (with its quotes), or NULL */
 };
 int s3_list(struct s3 *s, const char *prefix, const char *token, int max_keys, struct s3_obj **objs, int *n,
             char **next, struct err *e);
+/* The same from the key after start_after (relative; NULL/"": the first),
+ * one page; *more: the listing goes on past it. */
+int s3_list_after(struct s3 *s, const char *prefix, const char *start_after, int max_keys, struct s3_obj **objs,
+                  int *n, bool *more, struct err *e);
 void s3_objs_free(struct s3_obj *objs, int n);
 /* Delete every key starting with prefix (list + delete). */
 int s3_delete_prefix(struct s3 *s, const char *prefix, struct err *e);
@@ -120,6 +127,17 @@ int s3_delete_prefix(struct s3 *s, const char *prefix, struct err *e);
 /* Server-side copy of src_key to dst_key (one request, objects up to
  * 5 GiB): the copy appears whole or not at all. */
 int s3_copy(struct s3 *s, const char *src_key, const char *dst_key, struct err *e);
+/* The same, of the object with ETag etag only (NULL: any): a copy whose
+ * ETag (CopyObjectResult) is another (src_key was replaced since it was
+ * listed) is deleted again and ERR_EXISTS returned.  Not with
+ * x-amz-copy-source-if-match: libcurl 7.88's SigV4 sorts that header before
+ * x-amz-copy-source and radosgw answers SignatureDoesNotMatch. */
+int s3_copy_if(struct s3 *s, const char *src_key, const char *etag, const char *dst_key, struct err *e);
+/* The start-up probe of docs/STORAGE.md "Copy-ins": a PUT to the
+ * presigned URL url (signed elsewhere, sent as it is) with an UNSIGNED
+ * "x-amz-copy-source" of src_key and no body.  0 when the store answered
+ * 2xx (it may have copied: look at the target), else its refusal. */
+int s3_presigned_copy_probe(struct s3 *s, const char *url, const char *src_key, struct err *e);
 
 /* Multipart upload, the parts of s3_put_fd (exposed for tests). */
 int s3_mpu_create(struct s3 *s, const char *key, char **upload_id, struct err *e);

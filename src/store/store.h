@@ -285,8 +285,15 @@ int store_workflow_delete(struct store *st, const char *ws, const char *workflow
  * bucket), ERR_UNAVAILABLE (endpoint unreachable), with one line in *e that
  * never holds the secret.  On S3 a store that goes away later makes the
  * calls fail with ERR_UNAVAILABLE after retries (5xx, SlowDown, connection
- * errors: 4 retries, backoff from 100 ms). */
-int store_blobs_configure(struct store *st, const char *url, const char *cred_file, struct err *e);
+ * errors: 4 retries, backoff from 100 ms).
+ *   presign_cred_file NULL: the URLs handed to clients are presigned with
+ *        the credentials above; else with these (a PutObject-only user).
+ * Start-up probes (docs/STORAGE.md): put-once ("If-None-Match: *") and
+ * copy-ins (an unsigned x-amz-copy-source on a presigned URL): a store
+ * that takes copy-ins gets no put-once URLs and a loud warning; with
+ * presign credentials that can still copy, ERR_INVALID (exit 2). */
+int store_blobs_configure(struct store *st, const char *url, const char *cred_file, const char *presign_cred_file,
+                          struct err *e);
 /* Whether the blobs are in the local folder. */
 bool store_blobs_local(const struct store *st);
 /* For messages: the blob folder, or "s3://bucket/prefix at endpoint". */
@@ -374,6 +381,16 @@ int store_blob_presign_put_once(struct store *st, const char *key, int64_t expir
 /* Server-side copy of blob src to dst on the S3 backend (whole or not at
  * all; up to 5 GiB).  ERR_NOTFOUND; ERR_UNSUPPORTED on the local folder. */
 int store_blob_copy(struct store *st, const char *src, const char *dst);
+/* The same, only while src still has ETag etag (as listed; NULL: any):
+ * ERR_EXISTS when src was replaced since (not logged as an error). */
+int store_blob_copy_if(struct store *st, const char *src, const char *etag, const char *dst);
+/* One page (max <= 1000 keys, in key order) of the S3 listing of
+ * prefix + "/" from the key after start_after (NULL: the first): fn gets
+ * each key, size and ETag (or NULL); *more: keys follow the page.  One
+ * request.  ERR_UNSUPPORTED on the local folder. */
+typedef int (*store_blob_list_etag_fn)(void *ud, const char *key, int64_t size, const char *etag);
+int store_blob_list_etags(struct store *st, const char *prefix, const char *start_after, int max,
+                          store_blob_list_etag_fn fn, void *ud, bool *more);
 /* Delete one blob (absent is fine: returns 0). */
 int store_blob_delete(struct store *st, const char *key);
 /* Delete every blob whose key starts with prefix + "/" (a folder). */

@@ -50,6 +50,10 @@ struct store {
     const struct store_blob_ops *blob; /* the blob backend (store__blob_local
                                   unless store_blobs_configure chose S3) */
     struct s3 *s3;             /* the S3 client of the s3 backend, owned; else NULL */
+    struct s3 *s3_sign;        /* the client that presigns (--blobs-presign-credentials),
+                                  owned; NULL: s3 presigns */
+    bool blob_copy_ins;        /* the store accepts an unsigned x-amz-copy-source on a
+                                  URL this process presigns (probed at configure) */
     char *blob_name;           /* "s3://bucket/prefix at endpoint", owned; NULL: local */
     bool blob_put_once;        /* the S3 store refuses a PUT with "If-None-Match: *"
                                   to an existing key (probed at configure) */

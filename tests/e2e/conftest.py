@@ -238,6 +238,7 @@ picks_its_database = pytest.mark.picks_its_database
 # folder itself are marked local_blobs_only; modules that choose their blob
 # stores themselves (test_blobs_s3) are marked picks_its_blobs and run in
 # the other passes only.
+S3_PRESIGN_CREDS = os.environ.get('VBATCH_TEST_S3_PRESIGN_CREDENTIALS', '')
 E2E_S3 = os.environ.get('VBATCH_TEST_S3', '') if os.environ.get('VBATCH_E2E_BLOBS') == 's3' else ''
 
 
@@ -587,6 +588,12 @@ class Server:
         self.env = dict(env or {})
         if E2E_S3 and 'VBATCH_BLOBS' not in self.env:
             self.env['VBATCH_BLOBS'] = s3_blobs_for(self.data)
+        # radosgw takes copy-ins on presigned URLs: sign them with the
+        # PUT-only user of scripts/s3-up.sh (docs/DEPLOY.md); a test that
+        # wants none sets VBATCH_BLOBS_PRESIGN_CREDENTIALS to ''
+        if (self.env.get('VBATCH_BLOBS', '').startswith('s3://') and S3_PRESIGN_CREDS
+                and 'VBATCH_BLOBS_PRESIGN_CREDENTIALS' not in self.env):
+            self.env['VBATCH_BLOBS_PRESIGN_CREDENTIALS'] = S3_PRESIGN_CREDS
         self.proc = None
         self.port = None
         self.key = key

@@ -111,6 +111,16 @@ def s3_keys(prefix):
     return s3_blobs(prefix).keys()
 
 
+def s3_get(prefix, key):
+    """The bytes of object prefix/key (a signed GET with curl)."""
+    bucket, pre, q = s3_parts()
+    full = f'{pre}/{prefix}' if pre else prefix
+    return subprocess.run(['curl', '-sf', '--aws-sigv4', f'aws:amz:{q.get("region", "us-east-1")}:s3', '--user',
+                           f'{os.environ["AWS_ACCESS_KEY_ID"]}:{os.environ["AWS_SECRET_ACCESS_KEY"]}',
+                           '-H', 'x-amz-content-sha256: UNSIGNED-PAYLOAD', f'{q["endpoint"]}/{bucket}/{full}/{key}'],
+                          capture_output=True, timeout=30, check=True).stdout
+
+
 @need_s3
 def test_serve_with_blobs_on_s3(tmp_path):
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
@@ -589,6 +599,251 @@ def test_declared_size_is_signed_and_the_store_refuses_another(tmp_path):
             r = s.ds('POST', '/sized/bulk-upload/image-files', query={'contentLength': bad})
             assert r.status == 400 and 'contentLength' in r.json()['error'], (bad, r)
         assert len(s.ds('GET', '/sized/shards').json()['shards']) == 1
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+# ---- copy-ins: an unsigned x-amz-copy-source on a presigned URL --------------
+
+def copy_in(s, d, src_key, body=b''):
+    """PUT to an upload URL with an unsigned x-amz-copy-source header (radosgw
+    16 takes it, AWS refuses it)."""
+    bucket, pre, _ = s3_parts()
+    h = dict(d.get('extensionHeaders') or {})
+    h['x-amz-copy-source'] = f'{bucket}/{src_key}'
+    return s.raw('PUT', d['uploadURL'], body=body, headers=h)
+
+
+def full_key(prefix, key):
+    pre = s3_parts()[1]
+    return f'{pre}/{prefix}/{key}' if pre else f'{prefix}/{key}'
+
+
+presign_creds = os.environ.get('VBATCH_TEST_S3_PRESIGN_CREDENTIALS', '')
+need_presign = pytest.mark.skipif(not presign_creds, reason='VBATCH_TEST_S3_PRESIGN_CREDENTIALS not set')
+
+
+@need_s3
+@need_presign
+def test_copy_in_through_an_upload_url_is_refused(tmp_path):
+    """URLs presigned with the PUT-only credential (--blobs-presign-credentials,
+    scripts/s3-up.sh's second user): a client that adds an unsigned
+    x-amz-copy-source to its upload URL can neither copy another batch's
+    shard into its own batch nor replace its indexed put-once shard with a
+    copy; put-once stays on."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': presign_creds}).start()
+    try:
+        v = bulk_url(s, 'victim')
+        assert v['extensionHeaders'] == {'If-None-Match': '*'}, v
+        assert s.raw('PUT', v['uploadURL'], body=shard_tar(3, seed=100), headers=v['extensionHeaders']).status == 200
+        assert s.wait_count('victim', 3) == 3
+        vkey = [k for k in s3_keys(prefix) if k.endswith(v['shardId'] + '.tar')][0]
+        # (b) a copy of another batch's shard into a new upload
+        d = bulk_url(s, 'attacker')
+        put = copy_in(s, d, full_key(prefix, vkey))
+        assert put.status == 403, put
+        # (a) a copy over one's own indexed shard
+        m = bulk_url(s, 'mine')
+        assert s.raw('PUT', m['uploadURL'], body=shard_tar(2, seed=0), headers=m['extensionHeaders']).status == 200
+        assert s.wait_count('mine', 2) == 2
+        before = s3_get(prefix, [k for k in s3_keys(prefix) if k.endswith(m['shardId'] + '.tar')][0])
+        put = copy_in(s, m, full_key(prefix, vkey))
+        assert put.status in (403, 412), put
+        time.sleep(1.0 * MULT)
+        assert s.ds('GET', '/attacker/count').json()['count'] == 0
+        assert s3_get(prefix, [k for k in s3_keys(prefix) if k.endswith(m['shardId'] + '.tar')][0]) == before
+        assert 'SECURITY' not in s.tail_log()
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_copy_ins_without_presign_credentials_turn_put_once_off(tmp_path):
+    """Without a separate presign credential on a store that takes copy-ins
+    (radosgw): a loud warning at start, and no put-once URLs, so an indexed
+    shard cannot be replaced by a copy (If-None-Match does not stop one):
+    a copy to a used upload URL lands in the upload folder and is never
+    read."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': ''}).start()
+    try:
+        assert 'SECURITY: the object store' in s.tail_log() and '--blobs-presign-credentials' in s.tail_log()
+        v = bulk_url(s, 'other')
+        assert s.raw('PUT', v['uploadURL'], body=shard_tar(3, seed=100), headers=v.get('extensionHeaders') or {}).status == 200
+        assert s.wait_count('other', 3) == 3
+        m = bulk_url(s, 'mine')
+        assert not m.get('extensionHeaders'), m  # put-once off
+        assert '/u/' in urllib.parse.urlsplit(m['uploadURL']).path, m
+        assert s.raw('PUT', m['uploadURL'], body=shard_tar(2, seed=0)).status == 200
+        assert s.wait_count('mine', 2) == 2
+        skey = [k for k in s3_keys(prefix) if k.endswith(m['shardId'] + '.tar') and '/s/' in k][0]
+        before = s3_get(prefix, skey)
+        okey = [k for k in s3_keys(prefix) if k.endswith(v['shardId'] + '.tar') and '/s/' in k][0]
+        copy_in(s, m, full_key(prefix, okey))
+        time.sleep(1.0 * MULT)
+        assert s3_get(prefix, skey) == before
+        assert s.ds('GET', '/mine/count').json()['count'] == 2
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+def test_presign_credentials_that_can_read_exit_2(tmp_path):
+    """--blobs-presign-credentials with a credential that can still copy
+    (here vbatch's own): one line naming the fix, exit status 2."""
+    creds = tmp_path / 'same.cred'
+    creds.write_text(f"AWS_ACCESS_KEY_ID={os.environ['AWS_ACCESS_KEY_ID']}\n"
+                     f"AWS_SECRET_ACCESS_KEY={os.environ['AWS_SECRET_ACCESS_KEY']}\n")
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    env = {k: os.environ[k] for k in ('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY')}
+    p = run('serve', '--data', str(tmp_path / 'd'), '--blobs', with_prefix(prefix),
+            '--blobs-presign-credentials', str(creds), env=env)
+    assert p.returncode == 2, p.stderr
+    lines = error_lines(p)
+    assert len(lines) == 1 and 'PutObject only, no GetObject' in lines[0], p.stderr
+
+
+class ListCountingProxy(Proxy):
+    """A Proxy that counts the list requests (ListObjectsV2) going through."""
+    lists = 0
+
+    def _pipe(self, a, b):
+        import socket
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                self.lists += d.count(b'list-type=2')
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@need_s3
+def test_a_big_shard_folder_is_paged_around_the_pending_shards(tmp_path):
+    """A batch with more pending shards than HEADs (16) and a shard folder
+    of 2,500 other objects that all sort after its pending keys: a round
+    lists the one page that holds the pending keys, not the whole folder
+    (3 pages), and an arrival among them is still noticed."""
+    from concurrent.futures import ThreadPoolExecutor
+    from conftest import Blobs
+    bucket, pre, q = s3_parts()
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = ListCountingProxy(ep.hostname, ep.port)
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    url = with_prefix(prefix)
+    full = f'{pre}/{prefix}' if pre else prefix
+    via = f's3://{bucket}/{full}?' + urllib.parse.urlencode(dict(q, endpoint=f'http://127.0.0.1:{px.port}'))
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': via}).start()
+    try:
+        path = urllib.parse.urlsplit(bulk_url(s, 'wide')['uploadURL']).path
+        bid = path.split('/b/')[1].split('/')[0]
+        b = Blobs(s.data, url)
+        with ThreadPoolExecutor(8) as ex:
+            list(ex.map(lambda i: b._req('PUT', f'b/{bid}/s/zz-{i:05d}', body=b'x'), range(2500)))
+        # young URLs: the batch is looked at every round (no back-off)
+        urls = [bulk_url(s, 'wide') for _ in range(20)]
+        r0, l0 = poll_metric(s, 'round'), px.lists
+        time.sleep(3)
+        rounds, lists = poll_metric(s, 'round') - r0, px.lists - l0  # list requests the store got
+        print(f'20 pending among 2,500 objects: {rounds} rounds, {lists} list requests')
+        # one page a round (+ the upload folder every 10th round); the whole
+        # folder would be 3 pages a round
+        assert rounds >= 3 and lists <= rounds + rounds // 10 + 2, (rounds, lists)
+        d = urls[13]
+        assert s.raw('PUT', d['uploadURL'], body=shard_tar(2), headers=d['extensionHeaders']).status == 200
+        assert s.wait_count('wide', 2) == 2
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
+@need_presign
+def test_a_poller_without_put_once_notices_put_once_shards_of_another_process(tmp_path):
+    """Two processes on one database and bucket: the one holding the poller
+    lease found no put-once at start (here: no presign credential on a store
+    that takes copy-ins), the other hands out put-once shard URLs.  The
+    poller still looks at the shard folder (every 10th round) and records
+    the shard."""
+    from conftest import db_env
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    a_dir, b_dir = tmp_path / 'a', tmp_path / 'b'
+    a_dir.mkdir()
+    b_dir.mkdir()
+    a = Server(str(a_dir), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': presign_creds})
+    b = Server(str(b_dir), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': '',
+                    **db_env(a.data)})
+    b.data = a.data  # one database (SQLite: one folder)
+    b.start()
+    try:
+        deadline = time.time() + 20 * MULT
+        while 'upload poller lease taken' not in b.tail_log() and time.time() < deadline:
+            time.sleep(0.1)
+        assert 'upload poller lease taken' in b.tail_log(), b.tail_log()
+        a.key = b.key
+        a.start()
+        try:
+            assert 'upload poller lease held by another process' in a.tail_log() or 'lease taken' not in a.tail_log()
+            d = bulk_url(a, 'mixed')
+            assert d['extensionHeaders'] == {'If-None-Match': '*'}, d
+            assert a.raw('PUT', d['uploadURL'], body=shard_tar(3), headers=d['extensionHeaders']).status == 200
+            assert a.wait_count('mixed', 3, timeout=20) == 3
+            assert 'upload poller lease taken' not in a.tail_log()
+        finally:
+            rca = a.stop()
+        assert rca == 0, a.tail_log()
+    finally:
+        rc = b.stop()
+    assert rc == 0, b.tail_log()
+
+
+@need_s3
+@pytest.mark.skipif(bool(E2E_PG), reason='a SQLite trigger stands in for the database failure')
+def test_an_upload_object_is_kept_when_its_arrival_cannot_be_recorded(tmp_path):
+    """The copy path (a store without put-once): when the database cannot
+    record the arrival (busy, full; here a trigger makes the update fail)
+    the upload object b/<bid>/u/… (the client's only copy, acknowledged by
+    the store) is kept, and a later round records and indexes it."""
+    import sqlite3
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'],
+               env={'VBATCH_BLOBS': with_prefix(prefix), 'VBATCH_BLOBS_PRESIGN_CREDENTIALS': ''}).start()
+    try:
+        d = bulk_url(s, 'kept')
+        assert not d.get('extensionHeaders'), d  # the copy path
+        db = sqlite3.connect(os.path.join(s.data, 'vbatch.db'), timeout=10)
+        db.execute("CREATE TRIGGER e2e_no_done BEFORE UPDATE OF state ON uploads WHEN NEW.state='done'"
+                   " BEGIN SELECT RAISE(ABORT, 'e2e: the database cannot take it now'); END")
+        db.commit()
+        assert s.raw('PUT', d['uploadURL'], body=shard_tar(4)).status == 200
+        a0 = poll_metric(s, 'arrival')
+        deadline = time.time() + 10 * MULT
+        while time.time() < deadline and poll_metric(s, 'arrival') == a0:
+            time.sleep(0.05)
+        assert poll_metric(s, 'arrival') > a0  # seen, not recorded
+        time.sleep(1)  # several rounds
+        assert [k for k in s3_keys(prefix) if '/u/' in k and k.endswith(d['shardId'] + '.tar')], s3_keys(prefix)
+        db.execute('DROP TRIGGER e2e_no_done')
+        db.commit()
+        db.close()
+        assert s.wait_count('kept', 4) == 4
+        time.sleep(0.5)
+        assert not [k for k in s3_keys(prefix) if '/u/' in k]  # deleted once recorded
     finally:
         rc = s.stop()
     assert rc == 0, s.tail_log()

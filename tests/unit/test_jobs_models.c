@@ -326,7 +326,7 @@ TEST(sweep_on_s3)
     const char *q = strchr(u, '?');
     size_t bl = q ? (size_t)(q - u) : strlen(u);
     char *url = xasprintf("%.*s/models-%s%s", (int)bl, u, rnd, q ? q : "");
-    ASSERT_OK(store_blobs_configure(c.st, url, NULL, &e));
+    ASSERT_OK(store_blobs_configure(c.st, url, NULL, NULL, &e));
     free(url);
     if (jobs_models_store_put(c.st, c.reg, NULL, "kept/1", c.onnx, c.len, c.meta, &te) < 0)
         T_FAIL("%s", te.msg);

@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     const char *q = strchr(url, '?');
     size_t bl = q ? (size_t)(q - url) : strlen(url);
     char *u = xasprintf("%.*s/bench-%s%s", (int)bl, url, rnd, q ? q : "");
-    if (store_blobs_configure(s3, u, NULL, &e) < 0) {
+    if (store_blobs_configure(s3, u, NULL, NULL, &e) < 0) {
         fprintf(stderr, "bench_store_s3: %s\n", e.msg);
         return 1;
     }

@@ -167,10 +167,17 @@ def test_serve_and_worker_run_on_postgres(tmp_path, pg_schema):
         r = c.getresponse()
         assert r.status == 200, r.read()
         c.close()
-        w = subprocess.Popen([BIN, 'worker', '--data', str(tmp_path / 'd'), '--workers', '1'],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(e, VBATCH_DB=pg_schema))
-        time.sleep(1)
+        wout = tmp_path / 'wout'
+        with open(wout, 'wb') as fo:
+            w = subprocess.Popen([BIN, 'worker', '--data', str(tmp_path / 'd'), '--workers', '1'],
+                                 stdout=fo, stderr=subprocess.PIPE, env=dict(e, VBATCH_DB=pg_schema))
+        # SIGTERM only once it runs ("worker: N threads ..."): before it has
+        # blocked the signal (a loaded machine, ASan start-up) TERM kills it
+        deadline = time.time() + 30 * MULT
+        while time.time() < deadline and 'worker:' not in wout.read_text() and w.poll() is None:
+            time.sleep(0.05)
         assert w.poll() is None, w.stderr.read()
+        assert 'worker:' in wout.read_text()
         w.send_signal(signal.SIGTERM)
         _, werr = w.communicate(timeout=30 * MULT)
         assert w.returncode == 0, werr

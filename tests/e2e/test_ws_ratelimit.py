@@ -86,7 +86,12 @@ def test_flag_default_and_workspace_override(server_factory):
     # applied once three requests in a row pass: under the flag's limit (1/s,
     # burst 2) a lone 200 could be a token refilled meanwhile
     assert _until(lambda: all(r.status == 200 for r in _burst([s], 3)[0]), 5)
-    assert all(r.status == 200 for r in _burst([s], 30)[0])
+    # 30 in a row: impossible under the flag's limit (burst 2); retried a
+    # few times, as a request the machine's load delays can still meet a
+    # refusal recorded under the old limit
+    seen = []
+    assert _until(lambda: seen.append([r.status for r in _burst([s], 30)[0]]) or all(x == 200 for x in seen[-1]),
+                  5), seen
     r = s.cli('workspace', 'set', s.workspace, '--rate-limit', 'default', '--rate-burst', 'default')
     assert r.returncode == 0, r.stderr
     assert 'rate-limit: 0 requests/s' in r.stdout  # the CLI does not know the serve flags

@@ -402,19 +402,9 @@ static int ocsort_run(struct wf_call *c)
             free(order);
             return wf_call_fail(c, "more than %d tracks in one video", OC_MAX_TRACKS);
         }
-        struct wf_dets *out = wf_dets_new(), *fresh = wf_dets_new(), *seen = wf_dets_new();
-        for (int q = 0; q < nout; q++) {
-            if (ids[q] < 0)
-                continue;
-            struct wf_det *o = wf_dets_push_copy(out, &ds->d[order[q]]);
-            o->tracker_id = ids[q];
-            wf_dets_push_copy(tk_cache_seen(&k->cache, ids[q], (size_t)cache_size) ? seen : fresh, o);
-        }
+        tk_out(c, i, ds, order, ids, nout, &k->cache, (size_t)cache_size);
         free(ids);
         free(order);
-        wf_out_dets(c, i, "tracked_detections", out);
-        wf_out_dets(c, i, "new_instances", fresh);
-        wf_out_dets(c, i, "already_seen_instances", seen);
     }
     return 0;
 }

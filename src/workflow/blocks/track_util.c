@@ -202,3 +202,19 @@ int tk_max_lost(const json_t *meta, int64_t buffer)
         v = -1e9;
     return (int)MIN(1e9, v);
 }
+
+void tk_out(struct wf_call *c, size_t i, const struct wf_dets *ds, const int *order, const int64_t *ids, int nout,
+            struct tk_cache *cache, size_t cache_size)
+{
+    struct wf_dets *out = wf_dets_new(), *fresh = wf_dets_new(), *seen = wf_dets_new();
+    for (int q = 0; q < nout; q++) {
+        if (ids[q] < 0)
+            continue;
+        struct wf_det *o = wf_dets_push_copy(out, &ds->d[order[q]]);
+        o->tracker_id = ids[q];
+        wf_dets_push_copy(tk_cache_seen(cache, ids[q], cache_size) ? seen : fresh, o);
+    }
+    wf_out_dets(c, i, "tracked_detections", out);
+    wf_out_dets(c, i, "new_instances", fresh);
+    wf_out_dets(c, i, "already_seen_instances", seen);
+}

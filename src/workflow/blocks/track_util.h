@@ -50,6 +50,14 @@ struct tk_cache {
 bool tk_cache_seen(struct tk_cache *c, int64_t id, size_t size);
 void tk_cache_free(struct tk_cache *c);
 
+/* The three outputs of a tracker block for element i: of the nout
+ * detections ds->d[order[q]] with an id ids[q] >= 0, `tracked_detections`
+ * (each with its tracker_id) and their split by the cache into
+ * `new_instances` and `already_seen_instances`. */
+struct wf_dets;
+void tk_out(struct wf_call *c, size_t i, const struct wf_dets *ds, const int *order, const int64_t *ids, int nout,
+            struct tk_cache *cache, size_t cache_size);
+
 /* video_identifier of the image argument "image" of element i (its
  * video_metadata), else the image's parent_id, else "image"; *meta = the
  * video metadata object or NULL. */

@@ -784,22 +784,10 @@ int s3_check_bucket(struct s3 *s, struct err *e)
     return rc;
 }
 
-int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct err *e)
-{
-    struct req r;
-    int rc;
-    if ((rc = key_check(key, e)) < 0)
-        return rc;
-    req_init(&r, "PUT", key);
-    r.data = data ? data : "";
-    r.len = len;
-    r.has_body = true;
-    rc = perform(s, &r, e);
-    free(r.etag);
-    return rc;
-}
-
-int s3_put_by(struct s3 *s, const char *key, const void *data, size_t len, int64_t deadline_ms, struct err *e)
+/* One PUT of data under key: within deadline_ms when > 0, with
+ * If-None-Match: * when if_none_match. */
+static int put_req(struct s3 *s, const char *key, const void *data, size_t len, int64_t deadline_ms,
+                   bool if_none_match, struct err *e)
 {
     struct req r;
     int rc;
@@ -810,25 +798,25 @@ int s3_put_by(struct s3 *s, const char *key, const void *data, size_t len, int64
     r.len = len;
     r.has_body = true;
     r.deadline_ms = deadline_ms;
+    r.if_none_match = if_none_match;
     rc = perform(s, &r, e);
     free(r.etag);
     return rc;
 }
 
+int s3_put(struct s3 *s, const char *key, const void *data, size_t len, struct err *e)
+{
+    return put_req(s, key, data, len, 0, false, e);
+}
+
+int s3_put_by(struct s3 *s, const char *key, const void *data, size_t len, int64_t deadline_ms, struct err *e)
+{
+    return put_req(s, key, data, len, deadline_ms, false, e);
+}
+
 int s3_put_new(struct s3 *s, const char *key, const void *data, size_t len, struct err *e)
 {
-    struct req r;
-    int rc;
-    if ((rc = key_check(key, e)) < 0)
-        return rc;
-    req_init(&r, "PUT", key);
-    r.data = data ? data : "";
-    r.len = len;
-    r.has_body = true;
-    r.if_none_match = true;
-    rc = perform(s, &r, e);
-    free(r.etag);
-    return rc;
+    return put_req(s, key, data, len, 0, true, e);
 }
 
 /* Two ETags equal, with or without their quotes. */

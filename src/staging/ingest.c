@@ -264,8 +264,10 @@ int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char 
     if (rc < 0)
         return rc;
     uuid4(shard);
+    s->url_writers++; /* the committer lets it go first (commits.c) */
     rc = store_upload_tar_create(s->st, ws, batch, display_name, shard, s->o.max_shard_bytes, s->o.expiry_ms, key,
                                  err);
+    s->url_writers--;
     if (rc < 0)
         return rc;
     bool once;
@@ -309,8 +311,20 @@ static int put_claim(struct staging *s, const char *key)
     return rc;
 }
 
-static void put_release(struct staging *s, const char *key)
+bool staging__put_busy(struct staging *s, const char *key)
 {
+    bool busy = false;
+    pthread_mutex_lock(&s->mu);
+    for (struct staging__putting *e = s->putting; e && !busy; e = e->next)
+        busy = !strcmp(e->key, key);
+    pthread_mutex_unlock(&s->mu);
+    return busy;
+}
+
+void staging__put_release(struct staging *s, const char *key)
+{
+    if (!key)
+        return;
     pthread_mutex_lock(&s->mu);
     for (struct staging__putting **pe = &s->putting; *pe; pe = &(*pe)->next) {
         if (!strcmp((*pe)->key, key)) {
@@ -326,7 +340,7 @@ static void put_release(struct staging *s, const char *key)
 static void put_free(struct staging_put *p)
 {
     if (p->key)
-        put_release(p->s, p->key);
+        staging__put_release(p->s, p->key);
     free(p->key);
     store_upload_release(&p->u);
     free(p);
@@ -389,7 +403,7 @@ fail:
     if (p && p->key)
         put_free(p);
     else {
-        put_release(s, key);
+        staging__put_release(s, key);
         if (p)
             put_free(p);
     }
@@ -440,6 +454,13 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     p->w = NULL;
     if (rc < 0) {
         err_printf(err, "cannot store the upload: %s", err_str(rc));
+        goto out;
+    }
+    /* answered now, committed right after by the committer (commits.c);
+     * the claim on the URL (p->key) goes with it until then */
+    if (at_once && staging__commit_behind(s, &j, &p->key, &p->u, size)) {
+        have_job = false;
+        metric_count(METRIC_INGEST_BYTES, (uint64_t)size, "shard", NULL, NULL);
         goto out;
     }
     if (at_once) {

@@ -59,6 +59,10 @@ void staging_opts_default(struct staging_opts *o)
     o->max_references = 20000;
     o->net_allow = NULL;
     o->index_at_upload = true;
+    const char *cb = getenv("VBATCH_STAGING_COMMIT_BEHIND");
+    o->commit_behind = cb ? (int)MAX(0, MIN(strtoll(cb, NULL, 10), 4096)) : 32;
+    const char *cbd = getenv("VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS");
+    o->commit_behind_delay_ms = cbd ? strtoll(cbd, NULL, 10) : 0;
     const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
     o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
     const char *cd = getenv("VBATCH_STAGING_COMMIT_DELAY_MS");
@@ -103,7 +107,9 @@ int staging_new(struct store *st, const struct staging_opts *o, struct staging *
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
+    pthread_cond_init(&s->commit_cv, &ca);
     pthread_condattr_destroy(&ca);
+    s->acked_tail = &s->acked;
     if (s->net_allow && (rc = store_net_allow_set(st, s->net_allow)) < 0) {
         err_printf(err, "bad network allow-list '%s'", s->net_allow);
         goto fail;
@@ -149,11 +155,22 @@ static bool wait_kick(struct staging *s, bool *flag, int64_t ms)
     return go;
 }
 
+/* Acknowledged shards that a dead process never committed (commits.c)
+ * are looked for this often, in the indexer thread (local folder). */
+#define RECOVER_EVERY_MS 30000
+
 static void *index_main(void *arg)
 {
     struct staging *s = arg;
     do {
         int n = 0;
+        pthread_mutex_lock(&s->mu);
+        bool recover = s->committing && time_mono_ms() >= s->recover_at;
+        if (recover)
+            s->recover_at = time_mono_ms() + RECOVER_EVERY_MS;
+        pthread_mutex_unlock(&s->mu);
+        if (recover) /* older than a round: this process's own are committed or queued (put_busy) */
+            staging__recover_acked(s, time_now_ms() - RECOVER_EVERY_MS, false, &n);
         staging_index_pending(s, &n);
     } while (wait_kick(s, &s->kick_index, 1000));
     return NULL;
@@ -255,9 +272,20 @@ int staging_start(struct staging *s, struct err *err)
         pthread_join(s->th_orphan, NULL);
         goto fail3;
     }
+    /* Local folder: tar shards may be answered before their commit
+     * (commits.c).  Those a crash left unrecorded are committed now, before
+     * the server listens. */
+    if (!poll) {
+        int n = 0, rc2 = staging__recover_acked(s, INT64_MAX, true, &n);
+        if (rc2 < 0) /* the indexer thread looks again later */
+            log_warn("staging", "acknowledged shards not looked for at start: %s", err_str(rc2));
+    }
+    bool commit = !poll && s->o.commit_behind > 0 && pthread_create(&s->th_commit, NULL, staging__commit_main, s) == 0;
     pthread_mutex_lock(&s->mu);
     s->running = true;
     s->polling = poll;
+    s->committing = commit;
+    s->recover_at = time_mono_ms() + RECOVER_EVERY_MS;
     pthread_mutex_unlock(&s->mu);
     return 0;
 fail3:
@@ -301,11 +329,18 @@ void staging_stop(struct staging *s)
         pthread_join(s->th_orphan, NULL);
         if (s->polling)
             pthread_join(s->th_poll, NULL);
+        if (s->committing) { /* drains its queue first */
+            pthread_mutex_lock(&s->mu);
+            pthread_cond_broadcast(&s->commit_cv);
+            pthread_mutex_unlock(&s->mu);
+            pthread_join(s->th_commit, NULL);
+        }
         store_outbox_stop(s->st);
     }
     pthread_mutex_lock(&s->mu);
     s->running = false;
     s->polling = false;
+    s->committing = false;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -314,6 +349,7 @@ void staging_free(struct staging *s)
     if (!s)
         return;
     staging_stop(s);
+    staging__commit_free(s);
     while (s->putting) { /* only if a writer outlived the server: not expected */
         struct staging__putting *e = s->putting;
         s->putting = e->next;
@@ -323,6 +359,7 @@ void staging_free(struct staging *s)
     free(s->claimed[1]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->commit_cv);
     free(s->base_url);
     free(s->net_allow);
     free(s);

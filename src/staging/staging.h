@@ -64,6 +64,15 @@ struct staging_opts {
                                       scan, a notification config in the shard, or
                                       index_delay_ms > 0: recorded "uploaded" and indexed
                                       by the indexer thread from the blob */
+    int commit_behind;             /* a tar shard indexed at its upload is answered as soon
+                                      as its blob is synced at its key; its rows are
+                                      committed by a committer thread right after, at most
+                                      this many shards waiting (then inline again);
+                                      default 32, 0 = the 200 after the commit, or
+                                      $VBATCH_STAGING_COMMIT_BEHIND (commits.c) */
+    int64_t commit_behind_delay_ms; /* tests: the committer waits this long before each
+                                      commit (a window for kill -9); default 0, or
+                                      $VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS */
     int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
                                       default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
     int64_t commit_delay_ms;       /* tests: wait this long between a single upload's blob

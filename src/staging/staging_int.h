@@ -5,6 +5,7 @@
 #define VBATCH_STAGING_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "base/base.h"
 #include "staging/staging.h"
@@ -30,7 +31,16 @@ struct staging {
     char *claimed[2];
     bool claim_lost[2];
     int64_t claim_ok_ms[2];      /* monotonic ms the claim was last confirmed */
-    struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c) */
+    struct staging__putting *putting; /* keys of signed PUTs in flight (ingest.c), and of
+                                         shards acknowledged but not yet committed */
+    /* tar shards acknowledged, waiting for the committer (commits.c) */
+    struct staging__acked *acked, **acked_tail;
+    int n_acked;
+    bool committing;             /* th_commit runs */
+    pthread_t th_commit;
+    pthread_cond_t commit_cv;    /* a shard was queued, or stop */
+    _Atomic int url_writers;     /* upload-URL transactions under way (the committer lets them go first) */
+    int64_t recover_at;          /* monotonic ms of the next staging__recover_acked round */
     /* storage-full backoff of the indexer and the fetcher (shardjob.c):
      * no try before *_retry_at (monotonic ms); *_backoff the last delay */
     int64_t index_retry_at, index_backoff, fetch_retry_at, fetch_backoff;
@@ -42,6 +52,32 @@ struct staging__putting {
 };
 
 void staging__kick(struct staging *s, bool index, bool fetch);
+
+/* ingest.c: this process's claims on signed-PUT targets.  put_busy: a PUT
+ * to key is streaming, or its shard waits for the committer;
+ * put_release: drop the claim (NULL ok). */
+bool staging__put_busy(struct staging *s, const char *key);
+void staging__put_release(struct staging *s, const char *key);
+
+/* commits.c: tar shards answered before their rows are committed.
+ * commit_behind: queue a shard whose blob is synced at its key (j scanned
+ * by staging__index_kept; *key the PUT's claim): true when queued — j, *key
+ * and *u are taken (cleared) and the PUT can be answered; false when the
+ * committer does not run or its queue is full (commit inline). */
+struct staging__acked;
+struct staging__job;
+bool staging__commit_behind(struct staging *s, struct staging__job *j, char **key, struct store_upload *u,
+                            int64_t size);
+/* The committer thread (started by staging_start on the local folder). */
+void *staging__commit_main(void *arg);
+/* Free what is left queued (the committer is not running). */
+void staging__commit_free(struct staging *s);
+/* Record the tar shards acknowledged and never committed (a crash in
+ * between): pending uploads created before created_before_ms whose blob is
+ * at its key.  at_start: the first RECOVER_AT_START_MAX are indexed at once
+ * (counted when this returns), the rest recorded "uploaded" for the
+ * indexer.  *n: shards recovered. */
+int staging__recover_acked(struct staging *s, int64_t created_before_ms, bool at_start, int *n);
 /* Wait up to ms or until stop: false when the thread must exit. */
 bool staging__wait_stop(struct staging *s, int64_t ms);
 /* orphans.c: the orphan blob sweeper's thread. */

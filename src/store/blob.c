@@ -568,7 +568,17 @@ struct store_blob_writer {
     uint8_t *kept;   /* page-aligned anonymous mapping of keep_cap bytes, or NULL */
     size_t keep_cap; /* its size, reserved from kept_total */
     int dfd;         /* the temp file opened with O_DIRECT, or -1 (buffered writes) */
-    int64_t flushed; /* bytes of kept already written to the file (a multiple of DIRECT_STEP) */
+    int64_t flushed; /* bytes of kept already written to the file (a multiple of DIRECT_STEP);
+                        while the feeder runs, guarded by feed_mu */
+    /* The feeder (kept mode with O_DIRECT): a thread that writes the kept
+     * bytes [flushed, feed_to) to the file while the body is still being
+     * received, so that the receiving thread never waits for the disk. */
+    bool feeding;    /* the feeder thread runs */
+    bool feed_stop;  /* asked to end once it has written up to feed_to */
+    int64_t feed_to; /* kept bytes ready for it (a multiple of DIRECT_STEP) */
+    pthread_t feeder;
+    pthread_mutex_t feed_mu;
+    pthread_cond_t feed_cv;
 };
 
 /* A streamed blob (a tar shard, an export) is handed to the disk as it
@@ -581,6 +591,9 @@ struct store_blob_writer {
  * with O_DIRECT: the disk is fed from memory the caller reads again
  * anyway, with no copy into the page cache and no writeback work later. */
 #define DIRECT_STEP (1 << 20)
+/* The feeder writes at most this much per call (a few steps at once when
+ * the disk is behind the network). */
+#define FEED_MAX (4 << 20)
 /* All kept writers of the process together hold at most this much memory
  * (their reserved capacity); a writer that cannot reserve writes as usual. */
 #define KEPT_TOTAL_MAX ((size_t)512 << 20)
@@ -654,10 +667,51 @@ static void kept_unmap(void *m, size_t cap, size_t used)
         munmap(m, cap);
 }
 
+static void *feeder_main(void *arg)
+{
+    struct store_blob_writer *w = arg;
+    pthread_mutex_lock(&w->feed_mu);
+    for (;;) {
+        while (!w->feed_stop && w->flushed >= w->feed_to)
+            pthread_cond_wait(&w->feed_cv, &w->feed_mu);
+        if (w->flushed >= w->feed_to)
+            break; /* stopped, all fed */
+        int64_t off = w->flushed, n = MIN(w->feed_to - off, FEED_MAX);
+        pthread_mutex_unlock(&w->feed_mu);
+        ssize_t k = pwrite(w->dfd, w->kept + off, (size_t)n, off);
+        pthread_mutex_lock(&w->feed_mu);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k != (ssize_t)n)
+            break; /* refused (EINVAL: no O_DIRECT here), short or failed:
+                    * the rest goes through kept_flush, which knows what to do */
+        w->flushed = off + n;
+    }
+    pthread_mutex_unlock(&w->feed_mu);
+    return NULL;
+}
+
+/* Stop the feeder once it has written what it was given (or failed):
+ * from then on w->flushed is the caller's alone. */
+static void feeder_join(struct store_blob_writer *w)
+{
+    if (!w->feeding)
+        return;
+    pthread_mutex_lock(&w->feed_mu);
+    w->feed_stop = true;
+    pthread_cond_signal(&w->feed_cv);
+    pthread_mutex_unlock(&w->feed_mu);
+    pthread_join(w->feeder, NULL);
+    pthread_mutex_destroy(&w->feed_mu);
+    pthread_cond_destroy(&w->feed_cv);
+    w->feeding = false;
+}
+
 static void kept_drop(struct store_blob_writer *w)
 {
     if (!w->kept)
         return;
+    feeder_join(w);
     kept_unmap(w->kept, w->keep_cap, (size_t)w->size);
     kept_total -= w->keep_cap;
     w->kept = NULL;
@@ -691,6 +745,15 @@ int store_blob_writer_open_kept(struct store *st, const char *key, int64_t limit
     w->keep_cap = cap;
     /* a file system without O_DIRECT (tmpfs) gets buffered writes */
     w->dfd = open(w->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
+    if (w->dfd >= 0) {
+        pthread_mutex_init(&w->feed_mu, NULL);
+        pthread_cond_init(&w->feed_cv, NULL);
+        w->feeding = pthread_create(&w->feeder, NULL, feeder_main, w) == 0;
+        if (!w->feeding) { /* written by the receiving thread instead */
+            pthread_mutex_destroy(&w->feed_mu);
+            pthread_cond_destroy(&w->feed_cv);
+        }
+    }
     return 0;
 }
 
@@ -735,6 +798,7 @@ static int kept_flush(struct store_blob_writer *w, int64_t end)
  * written as by an ordinary writer. */
 static int kept_spill(struct store_blob_writer *w)
 {
+    feeder_join(w);
     int rc = kept_flush(w, w->size);
     if (rc == 0 && lseek(w->fd, w->size, SEEK_SET) < 0)
         rc = -errno;
@@ -753,7 +817,17 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_
     if (w->kept) {
         memcpy(w->kept + w->size, data, len);
         w->size += (int64_t)len;
-        rc = kept_flush(w, w->size / DIRECT_STEP * DIRECT_STEP);
+        int64_t whole = w->size / DIRECT_STEP * DIRECT_STEP;
+        if (w->feeding) {
+            pthread_mutex_lock(&w->feed_mu);
+            if (whole > w->feed_to) {
+                w->feed_to = whole;
+                pthread_cond_signal(&w->feed_cv);
+            }
+            pthread_mutex_unlock(&w->feed_mu);
+            return 0;
+        }
+        rc = kept_flush(w, whole);
         return blob_err("write", rc);
     }
     rc = fd_write_all(w->fd, data, len);
@@ -771,9 +845,16 @@ int64_t store_blob_writer_size(const struct store_blob_writer *w)
     return w->size;
 }
 
-int64_t store_blob_writer_unwritten(const struct store_blob_writer *w)
+int64_t store_blob_writer_unwritten(struct store_blob_writer *w)
 {
-    return w->kept ? w->size - w->flushed : 0;
+    if (!w->kept)
+        return 0;
+    if (!w->feeding)
+        return w->size - w->flushed;
+    pthread_mutex_lock(&w->feed_mu);
+    int64_t n = w->size - w->flushed;
+    pthread_mutex_unlock(&w->feed_mu);
+    return n;
 }
 
 const void *store_blob_writer_kept(const struct store_blob_writer *w)
@@ -783,6 +864,7 @@ const void *store_blob_writer_kept(const struct store_blob_writer *w)
 
 int store_blob_writer_finish(struct store_blob_writer *w)
 {
+    feeder_join(w);
     int rc = w->kept ? kept_flush(w, w->size) : 0;
     kept_drop(w);
     if (rc == 0)

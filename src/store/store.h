@@ -461,7 +461,7 @@ const void *store_blob_writer_kept(const struct store_blob_writer *w);
 /* Bytes of the blob not yet in its temp file (kept mode writes whole 1 MiB
  * steps as they arrive, the tail at finish): what finish still needs on
  * the disk. */
-int64_t store_blob_writer_unwritten(const struct store_blob_writer *w);
+int64_t store_blob_writer_unwritten(struct store_blob_writer *w);
 /* Publishes the blob and frees w (also on failure). */
 int store_blob_writer_finish(struct store_blob_writer *w);
 /* Removes the temp file and frees w.  NULL ok. */

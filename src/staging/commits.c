@@ -1,0 +1,243 @@
+/*
+ * commits.c — tar shards acknowledged before their rows are committed
+ * (local blob folder; staging.h, staging_opts.commit_behind).
+ *
+ * A tar shard PUT to vbatch's own signed URL is scanned from the bytes the
+ * writer kept (ingest.c), its blob is synced and renamed to its key
+ * b/<bid>/s/<shard>.tar, and from there it is answered 200 at once: the
+ * transaction that records the upload and inserts its items (the same as
+ * at_once in ingest.c: store_upload_done_indexed) is run by the committer
+ * thread here, one shard after the other, while the client already sends
+ * its next shard.  SQLite takes one writer at a time; with the commit on
+ * the PUT's path each client waited for the 500-row transactions of the
+ * others as well as its own.
+ *
+ *   PUT ends ─► scan (kept bytes) ─► fdatasync + rename ─► queue ─► 200
+ *                                                           │
+ *   committer: tx { upload done; shard uploaded → done; items } ◄┘
+ *
+ * What "acknowledged" means is unchanged: the shard's bytes are on disk
+ * whole under its final key before the 200.  Its items show in count/list
+ * once the committer has committed them (milliseconds; the shard's status
+ * says awaiting-upload until then).
+ *
+ * Crash between the 200 and the commit: the upload row is still pending
+ * and the blob is at its final key, which nothing else writes (a PUT
+ * writes a temp file and renames it only as it is acknowledged).  So an
+ * acknowledged shard is found again by staging__recover_acked: at start
+ * (before the server listens: such shards are committed at once, so they
+ * are counted at the first request after a restart) and every
+ * RECOVER_EVERY_MS in the indexer thread (another process on the same data
+ * folder may have died).  Recording it twice is harmless: the pending ->
+ * done move is conditional, the second attempt gets ERR_EXISTS.
+ *
+ * Bounds: at most commit_behind shards wait (each holds its item list,
+ * about 100 bytes an item, not its bytes); a PUT that finds the queue full
+ * (the database slower than the disk, or failing) commits inline as
+ * before and gets the database's answer.  A commit that fails for a
+ * reason other than "already recorded" is retried as a plain arrival
+ * (the shard recorded "uploaded", indexed by the indexer from its blob)
+ * and, if the database refuses that too, again after a growing pause
+ * (100 ms to 5 s).  On stop the queue is drained first; what the database
+ * would not take by then is recovered at the next start.
+ */
+#include "staging/staging_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#define YIELD_STEPS 100 /* 20 ms */
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 5000
+#define RECOVER_ROWS_MAX 20000
+#define RECOVER_AT_START_MAX 256 /* shards committed before the server listens; more go to the indexer */
+
+struct staging__acked {
+    struct staging__acked *next;
+    struct staging__job j; /* the shard scanned: its items */
+    char *key;             /* its blob; also this process's PUT claim on it (ingest.c) until committed */
+    struct store_upload u;
+    int64_t size;
+};
+
+bool staging__commit_behind(struct staging *s, struct staging__job *j, char **key, struct store_upload *u,
+                            int64_t size)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = s->committing && !s->stop && s->n_acked < s->o.commit_behind;
+    if (ok) {
+        struct staging__acked *a = xcalloc(1, sizeof *a);
+        a->j = *j;
+        a->key = *key;
+        a->u = *u;
+        a->size = size;
+        memset(j, 0, sizeof *j);
+        memset(u, 0, sizeof *u);
+        *key = NULL;
+        *s->acked_tail = a;
+        s->acked_tail = &a->next;
+        s->n_acked++;
+        pthread_cond_broadcast(&s->commit_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+static void acked_free(struct staging *s, struct staging__acked *a)
+{
+    staging__job_release(&a->j);
+    staging__put_release(s, a->key);
+    free(a->key);
+    store_upload_release(&a->u);
+    free(a);
+}
+
+/* Record one acknowledged shard: 0 when recorded (or recorded already by
+ * someone else), <0 when the database would take neither the commit nor
+ * the plain arrival (try again later). */
+static int commit_one(struct staging *s, struct staging__acked *a)
+{
+    struct err e = ERR_INIT;
+    int rc = staging__job_commit_upload(&a->j, a->key, &a->u, a->size, &e);
+    if (rc == 0 || rc == ERR_EXISTS)
+        return 0;
+    log_warn("staging", "shard=%s not committed behind its answer: %s", a->u.shard_id ? a->u.shard_id : "",
+             err_text(&e, rc));
+    err_clear(&e);
+    /* recorded "uploaded" instead: the indexer indexes it from its blob */
+    rc = staging__upload_arrived(s, a->key, &a->u, a->size, true, &e);
+    if (rc == 0 || rc == ERR_EXISTS)
+        return 0;
+    log_warn("staging", "shard=%s acknowledged, not yet recorded: %s", a->u.shard_id ? a->u.shard_id : "",
+             err_text(&e, rc));
+    return rc;
+}
+
+void *staging__commit_main(void *arg)
+{
+    struct staging *s = arg;
+    int64_t pause = 0;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->acked && !s->stop)
+            pthread_cond_wait(&s->commit_cv, &s->mu);
+        if (!s->acked)
+            break; /* stopping, drained */
+        struct staging__acked *a = s->acked;
+        bool stopping = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        /* URL requests (short transactions a client waits for before it
+         * can send anything) go first: a shard's commit waits for them,
+         * at most YIELD_STEPS x 200 us */
+        for (int i = 0; i < YIELD_STEPS && atomic_load(&s->url_writers) > 0; i++)
+            nanosleep(&(struct timespec){0, 200 * 1000L}, NULL);
+        if (s->o.commit_behind_delay_ms > 0 && !stopping) /* tests: a window for kill -9 */
+            staging__sleep_ms_unless_stopped(s, s->o.commit_behind_delay_ms);
+        int rc = commit_one(s, a);
+        pthread_mutex_lock(&s->mu);
+        if (rc == 0 || stopping) {
+            /* done; or stopping and the database refuses: left for the
+             * recovery at the next start (its blob is on disk) */
+            s->acked = a->next;
+            if (!s->acked)
+                s->acked_tail = &s->acked;
+            s->n_acked--;
+            pthread_mutex_unlock(&s->mu);
+            acked_free(s, a);
+            pthread_mutex_lock(&s->mu);
+            pause = 0;
+            continue;
+        }
+        pause = pause ? MIN(pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += pause / 1000;
+        ts.tv_nsec += (pause % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!s->stop && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+void staging__commit_free(struct staging *s)
+{
+    while (s->acked) { /* only when the committer never ran */
+        struct staging__acked *a = s->acked;
+        s->acked = a->next;
+        acked_free(s, a);
+    }
+    s->acked_tail = &s->acked;
+    s->n_acked = 0;
+}
+
+/* Index a recovered shard at once from its blob (mapped; the same scan and
+ * transaction as a PUT's); false when it has to go the indexer's way. */
+static bool index_now(struct staging *s, const char *key, const struct store_upload *u, int64_t *size)
+{
+    int fd = -1;
+    bool done = false;
+    if (store_blob_open(s->st, key, &fd, size) < 0)
+        return false;
+    void *m = *size > 0 ? mmap(NULL, (size_t)*size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0) : MAP_FAILED;
+    close(fd);
+    if (m == MAP_FAILED)
+        return false;
+    struct staging__job j;
+    struct err e = ERR_INIT;
+    memset(&j, 0, sizeof j);
+    if (*size <= u->size_limit && staging__index_kept(s, key, u, m, (size_t)*size, &j)) {
+        int rc = staging__job_commit_upload(&j, key, u, *size, &e);
+        done = rc == 0 || rc == ERR_EXISTS;
+    }
+    staging__job_release(&j);
+    munmap(m, (size_t)*size);
+    return done;
+}
+
+int staging__recover_acked(struct staging *s, int64_t created_before_ms, bool at_start, int *n)
+{
+    struct store_upload_pending *rows = NULL;
+    struct err e = ERR_INIT;
+    int nrows = 0, now_left = at_start ? RECOVER_AT_START_MAX : 0;
+    *n = 0;
+    int64_t after = time_now_ms() - s->o.upload_url_ttl_ms - 3600 * 1000LL;
+    int rc = store_uploads_pending(s->st, after, RECOVER_ROWS_MAX, &rows, &nrows, &e);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < nrows; i++) {
+        struct store_upload_pending *r = &rows[i];
+        int64_t size = 0;
+        if (strcmp(r->u.kind, "tar") != 0 || r->created_ms > created_before_ms || staging__put_busy(s, r->key))
+            continue;
+        if (store_blob_size(s->st, r->key, &size) < 0) /* no PUT ended here (or unreadable: next round) */
+            continue;
+        if (now_left > 0) {
+            now_left--;
+            if (index_now(s, r->key, &r->u, &size)) {
+                (*n)++;
+                continue;
+            }
+        }
+        err_clear(&e);
+        rc = staging__upload_arrived(s, r->key, &r->u, size, true, &e);
+        if (rc == 0)
+            (*n)++;
+        else if (rc != ERR_EXISTS && rc != ERR_LIMIT)
+            log_warn("staging", "acknowledged shard %s not recovered yet: %s", r->key, err_text(&e, rc));
+    }
+    if (*n > 0)
+        log_info("staging", "recovered %d tar shard(s) acknowledged before a stop or crash and not recorded", *n);
+    store_uploads_pending_free(rows, nrows);
+    return 0;
+}

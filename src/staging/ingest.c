@@ -12,6 +12,12 @@
  *        ─finish─► fsync + rename ─► tx { uploads done; shard "uploaded" }
  *        ─► indexer (indexer.c) ─► tx { items; shard "ingested" | error }
  *
+ * A tar shard of at most STAGING_KEEP_MAX bytes is kept in memory as it
+ * arrives and scanned from there at finish; after the rename it is
+ * answered at once and its one transaction (uploads done, items, shard
+ * "ingested") is run by the committer (commits.c), or before the answer
+ * when the committer cannot take it.
+ *
  * With the blobs on S3 the client PUTs to the store instead (a presigned
  * URL of the shard's own key, written once: If-None-Match; upload_url)
  * and the arrival poller (arrivals.c) records the same transaction.

@@ -15,12 +15,15 @@
  *   indexer.c   the indexer thread's work: tar shards
  *   fetcher.c   the fetcher thread's work: reference shards
  *   arrivals.c  the S3 arrival poller (uploads PUT straight to the store)
+ *   commits.c   tar shards answered before their rows are committed: the
+ *               committer thread and the recovery of those a crash left
  * None of them speaks SQL: the tables belong to store/ (store_staging.h:
  * store/batches.c, store/shards.c).
  *
  * Threads (staging_start): indexer (tar shards), fetcher (reference
  * ingests), sweeper (expiry), claim renewal, on S3 the arrival poller
- * (arrivals.c) — plus the store's outbox
+ * (arrivals.c), on the local folder the committer (commits.c) — plus the
+ * store's outbox
  * sender.  They wake on a kick or once a second, and all their work is
  * recorded in the database first, so a restart picks up whatever a crash
  * interrupted.  Several processes may run them on one database: a shard

@@ -211,7 +211,10 @@ int staging__recover_acked(struct staging *s, int64_t created_before_ms, bool at
     struct err e = ERR_INIT;
     int nrows = 0, now_left = at_start ? RECOVER_AT_START_MAX : 0;
     *n = 0;
-    int64_t after = time_now_ms() - s->o.upload_url_ttl_ms - 3600 * 1000LL;
+    /* at start: every pending upload, however old its URL (it was valid
+     * when the PUT was answered; a process may stay down for days);
+     * afterwards the rows a URL's lifetime (+1 h) can still bring */
+    int64_t after = at_start ? 0 : time_now_ms() - s->o.upload_url_ttl_ms - 3600 * 1000LL;
     int rc = store_uploads_pending(s->st, after, RECOVER_ROWS_MAX, &rows, &nrows, &e);
     if (rc < 0)
         return rc;

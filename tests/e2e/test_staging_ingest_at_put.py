@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MULT, jpeg_bytes, local_blobs_only, make_tar, png_bytes
+from conftest import MULT, db_exec, jpeg_bytes, local_blobs_only, make_tar, png_bytes
 
 pytestmark = local_blobs_only  # on S3 the client PUTs to the object store, not to vbatch
 
@@ -259,3 +259,23 @@ def test_kill9_while_shards_stream_in(server_factory, held):
     assert wait_count(s, batch, 16 * 250, within=60) == 16 * 250
     names = list_names(s, batch)
     assert len(names) == 16 * 250 and len(set(names)) == 16 * 250
+
+
+def test_acked_shard_of_an_old_url_found_again_at_start(server_factory):
+    """A shard answered 200 and killed before its commit is found again at
+    the restart however long ago its URL was made: the URL was valid when
+    the PUT was answered (here made 26 h before the restart, past the 24 h
+    URL lifetime + 1 h that bounds the periodic look)."""
+    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '60000'}).start()
+    key = s.key
+    batch = 'behind-old'
+    members = [(f'o{i:03d}.png', png_bytes(i)) for i in range(50)]
+    d, put = s.put_shard(batch, make_tar(members))
+    assert put.status == 200, put
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 0  # held back: not committed
+    s.kill9()
+    db_exec(s.data, "UPDATE uploads SET created_ms=created_ms-?", (26 * 3600 * 1000,))
+    s.env.pop('VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS')
+    s.start(same_port=True)
+    s.key = key
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 50

@@ -22,9 +22,16 @@
  * says awaiting-upload until then).
  *
  * Crash between the 200 and the commit: the upload row is still pending
- * and the blob is at its final key, which nothing else writes (a PUT
- * writes a temp file and renames it only as it is acknowledged).  So an
- * acknowledged shard is found again by staging__recover_acked: at start
+ * and the blob is at its final key.  A PUT that commits inline renames
+ * its blob before its commit too, and if it died in between it was never
+ * answered (its client sends the images again, the vbatch CLI through a
+ * fresh URL): recording that one would duplicate them.  So a PUT that
+ * will answer first takes a place in the queue and marks its blob (an
+ * extended attribute of the temp file, store_blob_writer_mark) before the
+ * sync and rename; a blob at the key of a pending upload WITH the mark is
+ * the sign of a shard acknowledged and not recorded (on a file system
+ * without user extended attributes nothing is marked and every shard is
+ * committed inline).  Such shards are found again by staging__recover_acked: at start
  * (before the server listens: such shards are committed at once, so they
  * are counted at the first request after a restart) and every
  * RECOVER_EVERY_MS in the indexer thread (another process on the same data
@@ -38,8 +45,9 @@
  * reason other than "already recorded" is retried as a plain arrival
  * (the shard recorded "uploaded", indexed by the indexer from its blob)
  * and, if the database refuses that too, again after a growing pause
- * (100 ms to 5 s).  On stop the queue is drained first; what the database
- * would not take by then is recovered at the next start.
+ * (100 ms to 5 s).  On stop the queue is drained first, for at most
+ * DRAIN_MAX_MS; what the database would not take by then is recovered at
+ * the next start.
  */
 #include "staging/staging_int.h"
 
@@ -53,6 +61,7 @@
 #include <unistd.h>
 
 #define YIELD_STEPS 100 /* 20 ms */
+#define DRAIN_MAX_MS 10000
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define RECOVER_ROWS_MAX 20000
@@ -66,11 +75,31 @@ struct staging__acked {
     int64_t size;
 };
 
+bool staging__commit_reserve(struct staging *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = s->committing && !s->stop && s->n_acked + s->n_reserved < s->o.commit_behind;
+    if (ok)
+        s->n_reserved++;
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+void staging__commit_unreserve(struct staging *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->n_reserved--;
+    pthread_mutex_unlock(&s->mu);
+}
+
 bool staging__commit_behind(struct staging *s, struct staging__job *j, char **key, struct store_upload *u,
                             int64_t size)
 {
     pthread_mutex_lock(&s->mu);
-    bool ok = s->committing && !s->stop && s->n_acked < s->o.commit_behind;
+    s->n_reserved--;
+    /* the committer ends only once stopped and drained: after a stop,
+     * the caller commits inline */
+    bool ok = s->committing && !s->stop;
     if (ok) {
         struct staging__acked *a = xcalloc(1, sizeof *a);
         a->j = *j;
@@ -122,7 +151,7 @@ static int commit_one(struct staging *s, struct staging__acked *a)
 void *staging__commit_main(void *arg)
 {
     struct staging *s = arg;
-    int64_t pause = 0;
+    int64_t pause = 0, stop_at = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->acked && !s->stop)
@@ -139,7 +168,15 @@ void *staging__commit_main(void *arg)
             nanosleep(&(struct timespec){0, 200 * 1000L}, NULL);
         if (s->o.commit_behind_delay_ms > 0 && !stopping) /* tests: a window for kill -9 */
             staging__sleep_ms_unless_stopped(s, s->o.commit_behind_delay_ms);
-        int rc = commit_one(s, a);
+        /* a stop drains the queue for at most DRAIN_MAX_MS (a database
+         * that does not answer would hold it for minutes): the rest is
+         * marked on disk and found again at the next start */
+        if (stopping && !stop_at)
+            stop_at = time_mono_ms();
+        bool give_up = stopping && time_mono_ms() - stop_at > DRAIN_MAX_MS;
+        int rc = give_up ? ERR_UNAVAILABLE : commit_one(s, a);
+        if (give_up)
+            log_warn("staging", "stopping: shard=%s left for the next start", a->u.shard_id ? a->u.shard_id : "");
         pthread_mutex_lock(&s->mu);
         if (rc == 0 || stopping) {
             /* done; or stopping and the database refuses: left for the
@@ -223,7 +260,10 @@ int staging__recover_acked(struct staging *s, int64_t created_before_ms, bool at
         int64_t size = 0;
         if (strcmp(r->u.kind, "tar") != 0 || r->created_ms > created_before_ms || staging__put_busy(s, r->key))
             continue;
-        if (store_blob_size(s->st, r->key, &size) < 0) /* no PUT ended here (or unreadable: next round) */
+        /* only a blob marked as answered for: an inline PUT renames its
+         * blob before its commit too, and if it died there it was never
+         * answered (its client tries again, maybe with a new URL) */
+        if (store_blob_marked(s->st, r->key, &size) != 1)
             continue;
         if (now_left > 0) {
             now_left--;

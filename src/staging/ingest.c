@@ -456,15 +456,26 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     const void *kept = store_blob_writer_kept(p->w);
     have_job = kept != NULL;
     bool at_once = have_job && staging__index_kept(s, p->key, &p->u, kept, (size_t)size, &j);
+    /* To be answered before its commit (commits.c): a place in the
+     * committer's queue first, then the blob marked as answered for, so
+     * that only such a blob is taken for acknowledged if a crash comes
+     * before the commit (an inline shard renamed and not answered is not). */
+    bool behind = at_once && staging__commit_reserve(s);
+    if (behind && store_blob_writer_mark(p->w) < 0) {
+        staging__commit_unreserve(s);
+        behind = false;
+    }
     rc = store_blob_writer_finish(p->w);
     p->w = NULL;
     if (rc < 0) {
+        if (behind)
+            staging__commit_unreserve(s);
         err_printf(err, "cannot store the upload: %s", err_str(rc));
         goto out;
     }
-    /* answered now, committed right after by the committer (commits.c);
-     * the claim on the URL (p->key) goes with it until then */
-    if (at_once && staging__commit_behind(s, &j, &p->key, &p->u, size)) {
+    /* answered now, committed right after by the committer; the claim on
+     * the URL (p->key) goes with it until then */
+    if (behind && staging__commit_behind(s, &j, &p->key, &p->u, size)) {
         have_job = false;
         metric_count(METRIC_INGEST_BYTES, (uint64_t)size, "shard", NULL, NULL);
         goto out;

@@ -36,6 +36,7 @@ struct staging {
     /* tar shards acknowledged, waiting for the committer (commits.c) */
     struct staging__acked *acked, **acked_tail;
     int n_acked;
+    int n_reserved;              /* places taken by PUTs about to queue their shard */
     bool committing;             /* th_commit runs */
     pthread_t th_commit;
     pthread_cond_t commit_cv;    /* a shard was queued, or stop */
@@ -66,6 +67,11 @@ void staging__put_release(struct staging *s, const char *key);
  * committer does not run or its queue is full (commit inline). */
 struct staging__acked;
 struct staging__job;
+/* A place in the queue for a PUT that will answer before its commit
+ * (false: none, commit inline); given back by unreserve, or taken by
+ * commit_behind (which may still refuse after a stop). */
+bool staging__commit_reserve(struct staging *s);
+void staging__commit_unreserve(struct staging *s);
 bool staging__commit_behind(struct staging *s, struct staging__job *j, char **key, struct store_upload *u,
                             int64_t size);
 /* The committer thread (started by staging_start on the local folder). */

@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "store/store_int.h"
@@ -575,6 +576,7 @@ struct store_blob_writer {
      * received, so that the receiving thread never waits for the disk. */
     bool feeding;    /* the feeder thread runs */
     bool feed_stop;  /* asked to end once it has written up to feed_to */
+    bool feed_failed; /* it stopped on a refused or failed write */
     int64_t feed_to; /* kept bytes ready for it (a multiple of DIRECT_STEP) */
     pthread_t feeder;
     pthread_mutex_t feed_mu;
@@ -682,9 +684,12 @@ static void *feeder_main(void *arg)
         pthread_mutex_lock(&w->feed_mu);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k != (ssize_t)n)
-            break; /* refused (EINVAL: no O_DIRECT here), short or failed:
-                    * the rest goes through kept_flush, which knows what to do */
+        if (k != (ssize_t)n) {
+            /* refused (EINVAL: no O_DIRECT here), short or failed: the
+             * receiving thread takes over (kept_flush knows what to do) */
+            w->feed_failed = true;
+            break;
+        }
         w->flushed = off + n;
     }
     pthread_mutex_unlock(&w->feed_mu);
@@ -820,12 +825,15 @@ int store_blob_writer_write(struct store_blob_writer *w, const void *data, size_
         int64_t whole = w->size / DIRECT_STEP * DIRECT_STEP;
         if (w->feeding) {
             pthread_mutex_lock(&w->feed_mu);
-            if (whole > w->feed_to) {
+            bool failed = w->feed_failed;
+            if (!failed && whole > w->feed_to) {
                 w->feed_to = whole;
                 pthread_cond_signal(&w->feed_cv);
             }
             pthread_mutex_unlock(&w->feed_mu);
-            return 0;
+            if (!failed)
+                return 0;
+            feeder_join(w); /* a full disk fails this PUT now, not at its end */
         }
         rc = kept_flush(w, whole);
         return blob_err("write", rc);
@@ -851,8 +859,10 @@ int64_t store_blob_writer_unwritten(struct store_blob_writer *w)
         return 0;
     if (!w->feeding)
         return w->size - w->flushed;
+    /* what the feeder was given counts as written: its write either
+     * lands or fails finish */
     pthread_mutex_lock(&w->feed_mu);
-    int64_t n = w->size - w->flushed;
+    int64_t n = w->size - (w->feed_failed ? w->flushed : MAX(w->flushed, w->feed_to));
     pthread_mutex_unlock(&w->feed_mu);
     return n;
 }
@@ -860,6 +870,37 @@ int64_t store_blob_writer_unwritten(struct store_blob_writer *w)
 const void *store_blob_writer_kept(const struct store_blob_writer *w)
 {
     return w->kept ? (const void *)w->kept : NULL;
+}
+
+/* The mark is an extended attribute of the file: it goes with the rename
+ * and needs no write of its own. */
+#define ANSWERED_XATTR "user.vbatch.answered"
+
+int store_blob_writer_mark(struct store_blob_writer *w)
+{
+    if (w->st->blob != &store__blob_local)
+        return ERR_UNSUPPORTED;
+    if (fsetxattr(w->fd, ANSWERED_XATTR, "1", 1, 0) == 0)
+        return 0;
+    return errno == ENOTSUP || errno == EOPNOTSUPP ? ERR_UNSUPPORTED : -errno;
+}
+
+int store_blob_marked(struct store *st, const char *key, int64_t *size)
+{
+    if (st->blob != &store__blob_local)
+        return ERR_UNSUPPORTED;
+    if (!store_blob_key_valid(key))
+        return ERR_INVALID;
+    char *path = store_blob_path(st, key), v[4];
+    struct stat sb;
+    int rc = lstat(path, &sb) < 0 ? (errno == ENOENT ? 0 : -errno) : S_ISREG(sb.st_mode) ? 1 : 0;
+    if (rc == 1) {
+        ssize_t n = getxattr(path, ANSWERED_XATTR, v, sizeof v);
+        rc = n == 1 && v[0] == '1';
+        *size = sb.st_size;
+    }
+    free(path);
+    return rc;
 }
 
 int store_blob_writer_finish(struct store_blob_writer *w)

@@ -462,6 +462,14 @@ const void *store_blob_writer_kept(const struct store_blob_writer *w);
  * steps as they arrive, the tail at finish): what finish still needs on
  * the disk. */
 int64_t store_blob_writer_unwritten(struct store_blob_writer *w);
+/* Mark the blob as answered for (local folder): a tar shard acknowledged
+ * before its rows were committed (staging/commits.c); the mark goes with
+ * the blob when finish publishes it.  ERR_UNSUPPORTED on a file system
+ * without user extended attributes (or on S3): the caller does without. */
+int store_blob_writer_mark(struct store_blob_writer *w);
+/* 1 when the local blob at key exists and carries that mark (*size set),
+ * 0 when it does not exist or has no mark, <0 on error; ERR_UNSUPPORTED on S3. */
+int store_blob_marked(struct store *st, const char *key, int64_t *size);
 /* Publishes the blob and frees w (also on failure). */
 int store_blob_writer_finish(struct store_blob_writer *w);
 /* Removes the temp file and frees w.  NULL ok. */

@@ -39,6 +39,7 @@ struct db {
     struct db_conn **idle; /* max_conns slots */
     int n_idle;
     int n_open; /* idle + borrowed */
+    void *bk;   /* the backend's own, per database (SQLite: its checkpointer) */
 };
 
 struct db_conn {
@@ -65,6 +66,12 @@ struct db_stmt {
 };
 
 /* ---- SQLite backend (db_sqlite.c) ---- */
+/* Per database: start (before the first connection) and stop (after the
+ * last one is closed) the background WAL checkpointer.  db__sqlite_open
+ * never fails: without its thread the connections checkpoint as SQLite
+ * does by default. */
+void db__sqlite_open(struct db *d);
+void db__sqlite_close(struct db *d);
 int db__sqlite_connect(struct db *d, struct db_conn *c, struct err *e);
 void db__sqlite_disconnect(struct db_conn *c);
 int db__sqlite_exec(struct db_conn *c, const char *sql, struct err *e);

@@ -351,16 +351,20 @@ bool db__sqlite_in_tx(const struct db_conn *c)
     return c->h && !sqlite3_get_autocommit(c->h);
 }
 
-/* The slot a new statement of sc goes to: a free one, else the least
+/* The slot a new statement of sc goes to: a free one (one emptied by an
+ * eviction whose prepare then failed, or a new one), else the least
  * recently used one not in use (finalized), else -1 (all in use). */
 static int cache_slot(struct sq_conn *sc)
 {
-    if (sc->n < SQ_CACHE)
-        return sc->n;
     int lru = -1;
-    for (int i = 0; i < sc->n; i++)
+    for (int i = 0; i < sc->n; i++) {
+        if (!sc->c[i].q)
+            return i;
         if (!sc->c[i].in_use && (lru < 0 || sc->c[i].used < sc->c[lru].used))
             lru = i;
+    }
+    if (sc->n < SQ_CACHE)
+        return sc->n;
     if (lru >= 0) {
         sqlite3_finalize(sc->c[lru].q);
         free(sc->c[lru].sql);
@@ -375,7 +379,7 @@ int db__sqlite_prepare(struct db_stmt *s, struct err *e)
     int slot = -1;
     if (sc) {
         for (int i = 0; i < sc->n; i++)
-            if (!sc->c[i].in_use && !strcmp(sc->c[i].sql, s->sql)) {
+            if (sc->c[i].q && !sc->c[i].in_use && !strcmp(sc->c[i].sql, s->sql)) {
                 sc->c[i].in_use = true;
                 sc->c[i].used = ++sc->clock;
                 s->h = sc->c[i].q;

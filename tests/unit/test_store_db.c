@@ -346,6 +346,16 @@ TEST(sqlite_statement_cache_reuses_and_nests)
         free(q);
     }
     ASSERT_LE(sq_stmts(h, &busy), 64);
+    /* a text that does not prepare, with the cache full: an error, and
+     * the cache goes on working */
+    for (int i = 0; i < 3; i++) {
+        struct db_stmt *bad = NULL;
+        ASSERT(db_prepare(c, "SELECT FROM WHERE", &bad, &e) < 0);
+        ASSERT(bad == NULL);
+        ASSERT_EQ(sq_one(c, "SELECT ?1 + 1000", i), 1000 + i);
+        ASSERT_EQ(sq_one(c, sql, 2), 20);
+    }
+    ASSERT_LE(sq_stmts(h, &busy), 64);
     struct db_stmt *many[80];
     for (int i = 0; i < 80; i++) {
         char *q = xasprintf("SELECT a + %d FROM t_items ORDER BY a", i % 40);

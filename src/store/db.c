@@ -197,6 +197,8 @@ void db_release(struct db *d, struct db_conn *c)
         conn_free(c);
         pthread_mutex_lock(&d->mu);
     } else {
+        if (c->kind == DB_SQLITE)
+            db__sqlite_idle(c);
         d->idle[d->n_idle++] = c;
     }
     pthread_cond_signal(&d->cv);

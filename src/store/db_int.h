@@ -77,6 +77,9 @@ void db__sqlite_disconnect(struct db_conn *c);
 int db__sqlite_exec(struct db_conn *c, const char *sql, struct err *e);
 int db__sqlite_begin(struct db_conn *c, struct err *e);
 bool db__sqlite_in_tx(const struct db_conn *c);
+/* c goes back to the pool: warn when one of its statements still runs
+ * (cached ones are reset when finalized, so none of them). */
+void db__sqlite_idle(struct db_conn *c);
 int db__sqlite_prepare(struct db_stmt *s, struct err *e);
 int db__sqlite_step(struct db_stmt *s, struct err *e);
 void db__sqlite_reset(struct db_stmt *s);

@@ -346,6 +346,16 @@ int db__sqlite_begin(struct db_conn *c, struct err *e)
     return fail(c, src, "BEGIN", e);
 }
 
+void db__sqlite_idle(struct db_conn *c)
+{
+    for (sqlite3_stmt *q = sqlite3_next_stmt(c->h, NULL); q; q = sqlite3_next_stmt(c->h, q))
+        if (sqlite3_stmt_busy(q)) {
+            log_warn("db", "a connection went back to the pool with a statement running (a caller's bug: it"
+                           " holds a read transaction, which stops checkpoints): %.200s", sqlite3_sql(q));
+            break;
+        }
+}
+
 bool db__sqlite_in_tx(const struct db_conn *c)
 {
     return c->h && !sqlite3_get_autocommit(c->h);

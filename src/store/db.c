@@ -78,6 +78,8 @@ int db_open(const char *target, int max_conns, struct db **out, struct err *e)
     d->idle = xcalloc((size_t)d->max_conns, sizeof *d->idle);
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    if (d->kind == DB_SQLITE)
+        db__sqlite_open(d);
     /* One connection now: a bad target fails here, not at the first query. */
     rc = conn_connect(d, &c, e);
     if (rc < 0) {
@@ -102,6 +104,8 @@ void db_close(struct db *d)
         conn_free(d->idle[i]);
     d->n_idle = d->n_open = 0;
     pthread_mutex_unlock(&d->mu);
+    if (d->kind == DB_SQLITE)
+        db__sqlite_close(d);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d->all);
@@ -193,6 +197,8 @@ void db_release(struct db *d, struct db_conn *c)
         conn_free(c);
         pthread_mutex_lock(&d->mu);
     } else {
+        if (c->kind == DB_SQLITE)
+            db__sqlite_idle(c);
         d->idle[d->n_idle++] = c;
     }
     pthread_cond_signal(&d->cv);

@@ -39,6 +39,7 @@ struct db {
     struct db_conn **idle; /* max_conns slots */
     int n_idle;
     int n_open; /* idle + borrowed */
+    void *bk;   /* the backend's own, per database (SQLite: its checkpointer) */
 };
 
 struct db_conn {
@@ -65,11 +66,20 @@ struct db_stmt {
 };
 
 /* ---- SQLite backend (db_sqlite.c) ---- */
+/* Per database: start (before the first connection) and stop (after the
+ * last one is closed) the background WAL checkpointer.  db__sqlite_open
+ * never fails: without its thread the connections checkpoint as SQLite
+ * does by default. */
+void db__sqlite_open(struct db *d);
+void db__sqlite_close(struct db *d);
 int db__sqlite_connect(struct db *d, struct db_conn *c, struct err *e);
 void db__sqlite_disconnect(struct db_conn *c);
 int db__sqlite_exec(struct db_conn *c, const char *sql, struct err *e);
 int db__sqlite_begin(struct db_conn *c, struct err *e);
 bool db__sqlite_in_tx(const struct db_conn *c);
+/* c goes back to the pool: warn when one of its statements still runs
+ * (cached ones are reset when finalized, so none of them). */
+void db__sqlite_idle(struct db_conn *c);
 int db__sqlite_prepare(struct db_stmt *s, struct err *e);
 int db__sqlite_step(struct db_stmt *s, struct err *e);
 void db__sqlite_reset(struct db_stmt *s);

@@ -61,11 +61,19 @@
 #include <unistd.h>
 
 #define YIELD_STEPS 100 /* 20 ms */
+#define NEXT_URL_WAIT_US 2500
 #define DRAIN_MAX_MS 10000
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
 #define RECOVER_ROWS_MAX 20000
 #define RECOVER_AT_START_MAX 256 /* shards committed before the server listens; more go to the indexer */
+
+static int64_t time_mono_us_(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 struct staging__acked {
     struct staging__acked *next;
@@ -73,6 +81,8 @@ struct staging__acked {
     char *key;             /* its blob; also this process's PUT claim on it (ingest.c) until committed */
     struct store_upload u;
     int64_t size;
+    int64_t url_done;      /* s->url_done when it was queued */
+    int64_t queued_us;     /* monotonic µs when it was queued */
 };
 
 bool staging__commit_reserve(struct staging *s)
@@ -106,6 +116,8 @@ bool staging__commit_behind(struct staging *s, struct staging__job *j, char **ke
         a->key = *key;
         a->u = *u;
         a->size = size;
+        a->url_done = atomic_load(&s->url_done);
+        a->queued_us = time_mono_us_();
         memset(j, 0, sizeof *j);
         memset(u, 0, sizeof *u);
         *key = NULL;
@@ -164,6 +176,18 @@ void *staging__commit_main(void *arg)
         /* URL requests (short transactions a client waits for before it
          * can send anything) go first: a shard's commit waits for them,
          * at most YIELD_STEPS x 200 us */
+        for (int i = 0; i < YIELD_STEPS && atomic_load(&s->url_writers) > 0; i++)
+            nanosleep(&(struct timespec){0, 200 * 1000L}, NULL);
+        /* The client just answered asks for its next URL at once (the
+         * CLI's upload loop): with nothing else waiting, let that request
+         * pass before the commit, if it comes within NEXT_URL_WAIT_US of
+         * the answer (else it would wait for the whole commit). */
+        pthread_mutex_lock(&s->mu);
+        bool alone = s->n_acked == 1;
+        pthread_mutex_unlock(&s->mu);
+        while (alone && !stopping && atomic_load(&s->url_done) == a->url_done &&
+               time_mono_us_() - a->queued_us < NEXT_URL_WAIT_US)
+            nanosleep(&(struct timespec){0, 100 * 1000L}, NULL);
         for (int i = 0; i < YIELD_STEPS && atomic_load(&s->url_writers) > 0; i++)
             nanosleep(&(struct timespec){0, 200 * 1000L}, NULL);
         if (s->o.commit_behind_delay_ms > 0 && !stopping) /* tests: a window for kill -9 */

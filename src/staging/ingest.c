@@ -274,6 +274,7 @@ int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char 
     rc = store_upload_tar_create(s->st, ws, batch, display_name, shard, s->o.max_shard_bytes, s->o.expiry_ms, key,
                                  err);
     s->url_writers--;
+    s->url_done++;
     if (rc < 0)
         return rc;
     bool once;

@@ -41,6 +41,7 @@ struct staging {
     pthread_t th_commit;
     pthread_cond_t commit_cv;    /* a shard was queued, or stop */
     _Atomic int url_writers;     /* upload-URL transactions under way (the committer lets them go first) */
+    _Atomic int64_t url_done;    /* upload-URL transactions ended (ditto) */
     int64_t recover_at;          /* monotonic ms of the next staging__recover_acked round */
     /* storage-full backoff of the indexer and the fetcher (shardjob.c):
      * no try before *_retry_at (monotonic ms); *_backoff the last delay */

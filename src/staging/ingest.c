@@ -442,21 +442,25 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     struct staging__job j;
     bool have_job = false;
     int rc = 0;
-    /* Before the 200: the reserve for the rows of its items.  Refused,
-     * nothing is kept and the URL stays usable for a retry. */
-    if (!strcmp(p->u.kind, "tar"))
+    /* A shard the writer kept in memory is scanned from there (its bytes
+     * are never read again), while the writer's feeder still writes them,
+     * and, once synced, recorded with its items in the transaction that
+     * acknowledges it. */
+    const void *kept = store_blob_writer_kept(p->w);
+    have_job = kept != NULL;
+    bool at_once = have_job && staging__index_kept(s, p->key, &p->u, kept, (size_t)size, &j);
+    /* Before the 200: the reserve for the rows of its items (once what
+     * was handed to the disk is written: the free space is exact then).
+     * Refused, nothing is kept and the URL stays usable for a retry. */
+    if (!strcmp(p->u.kind, "tar")) {
+        store_blob_writer_settle(p->w);
         rc = store_space_check(s->st, store_blob_writer_unwritten(p->w), "the index of this tar shard", err);
+    }
     if (rc < 0) {
         store_blob_writer_abort(p->w);
         p->w = NULL;
         goto out;
     }
-    /* A shard the writer kept in memory is scanned from there (its bytes
-     * are never read again) and, once synced, recorded with its items in
-     * the transaction that acknowledges it. */
-    const void *kept = store_blob_writer_kept(p->w);
-    have_job = kept != NULL;
-    bool at_once = have_job && staging__index_kept(s, p->key, &p->u, kept, (size_t)size, &j);
     /* To be answered before its commit (commits.c): a place in the
      * committer's queue first, then the blob marked as answered for, so
      * that only such a blob is taken for acknowledged if a crash comes

@@ -859,12 +859,15 @@ int64_t store_blob_writer_unwritten(struct store_blob_writer *w)
         return 0;
     if (!w->feeding)
         return w->size - w->flushed;
-    /* what the feeder was given counts as written: its write either
-     * lands or fails finish */
     pthread_mutex_lock(&w->feed_mu);
-    int64_t n = w->size - (w->feed_failed ? w->flushed : MAX(w->flushed, w->feed_to));
+    int64_t n = w->size - w->flushed;
     pthread_mutex_unlock(&w->feed_mu);
     return n;
+}
+
+void store_blob_writer_settle(struct store_blob_writer *w)
+{
+    feeder_join(w);
 }
 
 const void *store_blob_writer_kept(const struct store_blob_writer *w)

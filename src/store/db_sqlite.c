@@ -46,8 +46,14 @@
  * checkpoints serialise in SQLite (one that finds another running returns
  * SQLITE_BUSY and is tried again later).  bench_store_shardtx with both:
  * the shard transaction 2,640 -> 2,170 µs (the checkpoints on the other
- * core).  VBATCH_DB_SQLITE_STMT_CACHE=0 and VBATCH_DB_SQLITE_CHECKPOINTER=0
- * turn either off (benchmarks; read at db_open).
+ * core).  It is OFF unless VBATCH_DB_SQLITE_CHECKPOINTER=1 (read at
+ * db_open): with it, a data folder that had filled up could no longer
+ * record "waiting for storage" for its shards and job tasks
+ * (tests/e2e/test_storage_full.py), since SQLite's own checkpoint in the
+ * commit keeps the WAL file short and reused, while the background one
+ * lets it grow past the room left; and end to end (bench/ingest_tar.sh) it
+ * showed no gain over the statement cache alone.  VBATCH_DB_SQLITE_STMT_CACHE=0
+ * turns the cache off (benchmarks; read at db_open).
  */
 #include "store/db_int.h"
 
@@ -159,7 +165,9 @@ void db__sqlite_open(struct db *d)
 {
     struct sq_ckpt *k = xcalloc(1, sizeof *k);
     k->target = xstrdup(d->target);
-    k->enabled = !env_off("VBATCH_DB_SQLITE_CHECKPOINTER");
+    /* opt-in: see "WAL checkpoints" above for why it is off by default */
+    const char *ck = getenv("VBATCH_DB_SQLITE_CHECKPOINTER");
+    k->enabled = ck && !strcmp(ck, "1");
     k->cache = !env_off("VBATCH_DB_SQLITE_STMT_CACHE");
     pthread_mutex_init(&k->mu, NULL);
     pthread_condattr_t a;

@@ -145,7 +145,7 @@ const char *const store__staging_migrations_sqlite[] = {
     /* 8: the pending uploads (the S3 arrival poller's rounds, the local
      * folder's recovery of shards answered before their commit, the
      * pending-uploads quota) without a scan of every upload ever made */
-    "CREATE INDEX uploads_pending ON uploads(state, created_ms);",
+    "CREATE INDEX IF NOT EXISTS uploads_pending ON uploads(state, created_ms);",
 };
 const int store__staging_migrations_sqlite_n = (int)ARRAY_LEN(store__staging_migrations_sqlite);
 
@@ -276,7 +276,7 @@ const char *const store__staging_migrations_pg[] = {
     "  workspace TEXT PRIMARY KEY,"
     "  tat_us BIGINT NOT NULL);",
     /* 8: the pending uploads (see the SQLite list) */
-    "CREATE INDEX uploads_pending ON uploads(state, created_ms);",
+    "CREATE INDEX IF NOT EXISTS uploads_pending ON uploads(state, created_ms);",
 };
 const int store__staging_migrations_pg_n = (int)ARRAY_LEN(store__staging_migrations_pg);
 

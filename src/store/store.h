@@ -462,6 +462,10 @@ const void *store_blob_writer_kept(const struct store_blob_writer *w);
  * steps as they arrive, the tail at finish): what finish still needs on
  * the disk. */
 int64_t store_blob_writer_unwritten(struct store_blob_writer *w);
+/* Wait until the kept bytes handed to the disk so far are written (the
+ * feeder thread of kept mode; then store_blob_writer_unwritten and the
+ * file system's free space are exact). */
+void store_blob_writer_settle(struct store_blob_writer *w);
 /* Mark the blob as answered for (local folder): a tar shard acknowledged
  * before its rows were committed (staging/commits.c); the mark goes with
  * the blob when finish publishes it.  ERR_UNSUPPORTED on a file system

@@ -209,6 +209,7 @@ void *staging__commit_main(void *arg)
             if (!s->acked)
                 s->acked_tail = &s->acked;
             s->n_acked--;
+            pthread_cond_broadcast(&s->commit_cv); /* staging__commit_wait_idle */
             pthread_mutex_unlock(&s->mu);
             acked_free(s, a);
             pthread_mutex_lock(&s->mu);
@@ -229,6 +230,25 @@ void *staging__commit_main(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+bool staging__commit_wait_idle(struct staging *s, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    bool waited = s->acked != NULL;
+    while (s->acked && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+        ;
+    bool idle = !s->acked;
+    pthread_mutex_unlock(&s->mu);
+    return waited && idle;
 }
 
 void staging__commit_free(struct staging *s)

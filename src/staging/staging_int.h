@@ -77,6 +77,9 @@ bool staging__commit_behind(struct staging *s, struct staging__job *j, char **ke
                             int64_t size);
 /* The committer thread (started by staging_start on the local folder). */
 void *staging__commit_main(void *arg);
+/* Wait up to ms for the committer's queue to be empty: true when shards
+ * were queued and all are recorded now (false: none were, or timeout). */
+bool staging__commit_wait_idle(struct staging *s, int64_t ms);
 /* Free what is left queued (the committer is not running). */
 void staging__commit_free(struct staging *s);
 /* Record the tar shards acknowledged and never committed (a crash in

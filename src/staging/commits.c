@@ -232,7 +232,17 @@ void *staging__commit_main(void *arg)
     return NULL;
 }
 
-bool staging__commit_wait_idle(struct staging *s, int64_t ms)
+/* A shard of workspace ws waits in the queue (s->mu held); one whose
+ * workspace is unknown counts. */
+static bool ws_queued(struct staging *s, const char *ws)
+{
+    for (struct staging__acked *a = s->acked; a; a = a->next)
+        if (!a->u.workspace || !strcmp(a->u.workspace, ws))
+            return true;
+    return false;
+}
+
+bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -243,10 +253,10 @@ bool staging__commit_wait_idle(struct staging *s, int64_t ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&s->mu);
-    bool waited = s->acked != NULL;
-    while (s->acked && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+    bool waited = ws_queued(s, ws);
+    while (ws_queued(s, ws) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
         ;
-    bool idle = !s->acked;
+    bool idle = !ws_queued(s, ws);
     pthread_mutex_unlock(&s->mu);
     return waited && idle;
 }

@@ -241,7 +241,7 @@ int staging_upload_video_url(struct staging *s, const char *ws, const char *batc
     uuid4(uuid);
     rc = store_upload_video_create(s->st, ws, batch, display_name, file_name, uuid, s->o.max_video_bytes,
                                    s->o.expiry_ms, key, err);
-    if (rc == ERR_QUOTA && staging__commit_wait_idle(s, 5000)) { /* as staging_bulk_upload_url_sized */
+    if (rc == ERR_QUOTA && staging__commit_wait_idle(s, ws, 5000)) { /* as staging_bulk_upload_url_sized */
         err_clear(err);
         rc = store_upload_video_create(s->st, ws, batch, display_name, file_name, uuid, s->o.max_video_bytes,
                                        s->o.expiry_ms, key, err);
@@ -283,7 +283,7 @@ int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char 
     /* Over the pending-uploads quota while shards answered already wait
      * for the committer: those URLs were used — once they are recorded,
      * ask again. */
-    if (rc == ERR_QUOTA && staging__commit_wait_idle(s, 5000)) {
+    if (rc == ERR_QUOTA && staging__commit_wait_idle(s, ws, 5000)) {
         err_clear(err);
         rc = store_upload_tar_create(s->st, ws, batch, display_name, shard, s->o.max_shard_bytes, s->o.expiry_ms,
                                      key, err);

@@ -77,9 +77,10 @@ bool staging__commit_behind(struct staging *s, struct staging__job *j, char **ke
                             int64_t size);
 /* The committer thread (started by staging_start on the local folder). */
 void *staging__commit_main(void *arg);
-/* Wait up to ms for the committer's queue to be empty: true when shards
- * were queued and all are recorded now (false: none were, or timeout). */
-bool staging__commit_wait_idle(struct staging *s, int64_t ms);
+/* Wait up to ms until no shard of workspace ws waits for the committer:
+ * true when some did and all are recorded now (false: none did, or
+ * timeout).  Other workspaces' shards are not waited for. */
+bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms);
 /* Free what is left queued (the committer is not running). */
 void staging__commit_free(struct staging *s);
 /* Record the tar shards acknowledged and never committed (a crash in

@@ -255,6 +255,7 @@ void store_upload_release(struct store_upload *u)
         return;
     free(u->shard_id);
     free(u->file_name);
+    free(u->workspace);
     memset(u, 0, sizeof *u);
 }
 
@@ -266,7 +267,8 @@ int store_upload_get(struct store *st, const char *key, struct store_upload *out
     memset(out, 0, sizeof *out);
     if (!c)
         return ERR_UNAVAILABLE;
-    int rc = db_prepare(c, "SELECT bid, kind, shard_id, file_name, state, size_limit FROM uploads WHERE blob_key=?1",
+    int rc = db_prepare(c, "SELECT bid, kind, shard_id, file_name, state, size_limit,"
+                           " (SELECT workspace FROM batches b WHERE b.bid = uploads.bid) FROM uploads WHERE blob_key=?1",
                         &q, e);
     if (rc == 0) {
         db_bind_text(q, 1, key);
@@ -280,6 +282,7 @@ int store_upload_get(struct store *st, const char *key, struct store_upload *out
             out->file_name = store__col_dup(q, 3);
             out->pending = !strcmp(db_col_text(q, 4), "pending");
             out->size_limit = db_col_int64(q, 5);
+            out->workspace = store__col_dup(q, 6);
             rc = 0;
         }
     }

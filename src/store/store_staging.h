@@ -212,6 +212,7 @@ struct store_upload {
     int64_t bid;
     char kind[16];              /* tar | video */
     char *shard_id, *file_name; /* may be NULL */
+    char *workspace;            /* its batch's (store_upload_get; else NULL) */
     bool pending;               /* not yet used */
     int64_t size_limit;
 };

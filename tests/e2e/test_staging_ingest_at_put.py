@@ -319,3 +319,28 @@ def test_unanswered_shard_not_recorded_at_restart(server_factory):
     s.key = key
     # not answered: the client sends these images again (the CLI through a fresh URL)
     assert s.ds('GET', f'/{batch}/count').json()['count'] == 0
+
+
+def test_quota_refusal_of_another_workspace_does_not_wait_for_the_committer(server_factory):
+    """An upload-URL request over the pending-uploads quota waits for the
+    committer only for shards of its own workspace (those URLs are used):
+    another workspace's refusal is answered at once, not after someone
+    else's queued commits (review r2)."""
+    s = server_factory(['--quota-pending-uploads', '1'],
+                       env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '8000'}).start()
+    out = s.cli('workspace', 'create', 'other')
+    other_key = [ln.split()[1] for ln in out.stdout.splitlines() if ln.startswith('api_key:')][0]
+    # the other workspace: one URL, its quota
+    r = s.ds('POST', '/ob/bulk-upload/image-files', query={'displayName': 'ob'}, workspace='other',
+             key=other_key)
+    assert r.status == 200, r
+    # this workspace: a shard answered and held in the committer's queue
+    d, put = s.put_shard('held', make_tar([('a.png', png_bytes(1))]))
+    assert put.status == 200, put
+    t0 = time.time()
+    r = s.ds('POST', '/ob/bulk-upload/image-files', query={'displayName': 'ob'}, workspace='other',
+             key=other_key, check=False)
+    took = time.time() - t0
+    assert r.status == 429, r
+    assert took < 2.5, took  # (it waited 5 s for the first workspace's shard)
+    assert wait_count(s, 'held', 1) == 1

@@ -65,8 +65,8 @@
 #define DRAIN_MAX_MS 10000
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 5000
-#define RECOVER_ROWS_MAX 20000
-#define RECOVER_AT_START_MAX 256 /* shards committed before the server listens; more go to the indexer */
+#define RECOVER_PAGE 1000
+#define RECOVER_AT_START_MAX 64 /* shards committed before the server listens; more go to the indexer */
 
 static int64_t time_mono_us_(void)
 {
@@ -146,6 +146,8 @@ static int commit_one(struct staging *s, struct staging__acked *a)
 {
     struct err e = ERR_INIT;
     int rc = staging__job_commit_upload(&a->j, a->key, &a->u, a->size, &e);
+    if (rc == 0)
+        metric_count(METRIC_INGEST_BYTES, (uint64_t)a->size, "shard", NULL, NULL);
     if (rc == 0 || rc == ERR_EXISTS)
         return 0;
     log_warn("staging", "shard=%s not committed behind its answer: %s", a->u.shard_id ? a->u.shard_id : "",
@@ -298,43 +300,57 @@ static bool index_now(struct staging *s, const char *key, const struct store_upl
 
 int staging__recover_acked(struct staging *s, int64_t created_before_ms, bool at_start, int *n)
 {
-    struct store_upload_pending *rows = NULL;
     struct err e = ERR_INIT;
-    int nrows = 0, now_left = at_start ? RECOVER_AT_START_MAX : 0;
+    int now_left = at_start ? RECOVER_AT_START_MAX : 0, rc = 0;
     *n = 0;
-    /* at start: every pending upload, however old its URL (it was valid
-     * when the PUT was answered; a process may stay down for days);
-     * afterwards the rows a URL's lifetime (+1 h) can still bring */
-    int64_t after = at_start ? 0 : time_now_ms() - s->o.upload_url_ttl_ms - 3600 * 1000LL;
-    int rc = store_uploads_pending(s->st, after, RECOVER_ROWS_MAX, &rows, &nrows, &e);
-    if (rc < 0)
-        return rc;
-    for (int i = 0; i < nrows; i++) {
-        struct store_upload_pending *r = &rows[i];
-        int64_t size = 0;
-        if (strcmp(r->u.kind, "tar") != 0 || r->created_ms > created_before_ms || staging__put_busy(s, r->key))
-            continue;
-        /* only a blob marked as answered for: an inline PUT renames its
-         * blob before its commit too, and if it died there it was never
-         * answered (its client tries again, maybe with a new URL) */
-        if (store_blob_marked(s->st, r->key, &size) != 1)
-            continue;
-        if (now_left > 0) {
-            now_left--;
-            if (index_now(s, r->key, &r->u, &size)) {
-                (*n)++;
+    /* at start: every pending tar upload, however old its URL (it was
+     * valid when the PUT was answered; a process may stay down for days);
+     * afterwards the rows a URL's lifetime (+1 h) can still bring.  Paged
+     * through all of them: abandoned URLs stay pending until their batch
+     * goes, and must not hide a newer shard. */
+    int64_t after = at_start ? -1 : time_now_ms() - s->o.upload_url_ttl_ms - 3600 * 1000LL;
+    char *after_key = NULL;
+    for (;;) {
+        struct store_upload_pending *rows = NULL;
+        int nrows = 0;
+        rc = store_uploads_pending_tar(s->st, after, after_key, created_before_ms, RECOVER_PAGE, &rows, &nrows, &e);
+        if (rc < 0)
+            break;
+        for (int i = 0; i < nrows; i++) {
+            struct store_upload_pending *r = &rows[i];
+            int64_t size = 0;
+            if (staging__put_busy(s, r->key))
                 continue;
+            /* only a blob marked as answered for: an inline PUT renames its
+             * blob before its commit too, and if it died there it was never
+             * answered (its client tries again, maybe with a new URL) */
+            if (store_blob_marked(s->st, r->key, &size) != 1)
+                continue;
+            if (now_left > 0) {
+                now_left--;
+                if (index_now(s, r->key, &r->u, &size)) {
+                    (*n)++;
+                    continue;
+                }
             }
+            err_clear(&e);
+            int rc2 = staging__upload_arrived(s, r->key, &r->u, size, true, &e);
+            if (rc2 == 0)
+                (*n)++;
+            else if (rc2 != ERR_EXISTS && rc2 != ERR_LIMIT)
+                log_warn("staging", "acknowledged shard %s not recovered yet: %s", r->key, err_text(&e, rc2));
         }
-        err_clear(&e);
-        rc = staging__upload_arrived(s, r->key, &r->u, size, true, &e);
-        if (rc == 0)
-            (*n)++;
-        else if (rc != ERR_EXISTS && rc != ERR_LIMIT)
-            log_warn("staging", "acknowledged shard %s not recovered yet: %s", r->key, err_text(&e, rc));
+        if (nrows > 0) {
+            after = rows[nrows - 1].created_ms;
+            free(after_key);
+            after_key = xstrdup(rows[nrows - 1].key);
+        }
+        store_uploads_pending_free(rows, nrows);
+        if (nrows < RECOVER_PAGE)
+            break;
     }
+    free(after_key);
     if (*n > 0)
         log_info("staging", "recovered %d tar shard(s) acknowledged before a stop or crash and not recorded", *n);
-    store_uploads_pending_free(rows, nrows);
-    return 0;
+    return rc;
 }

@@ -494,8 +494,7 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     /* answered now, committed right after by the committer; the claim on
      * the URL (p->key) goes with it until then */
     if (behind && staging__commit_behind(s, &j, &p->key, &p->u, size)) {
-        have_job = false;
-        metric_count(METRIC_INGEST_BYTES, (uint64_t)size, "shard", NULL, NULL);
+        have_job = false; /* its bytes are counted as it is recorded */
         goto out;
     }
     if (at_once) {

@@ -379,8 +379,10 @@ void store_uploads_pending_free(struct store_upload_pending *rows, int n)
     free(rows);
 }
 
-int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit, struct store_upload_pending **rows,
-                          int *n, struct err *e)
+/* The rows of a pending-uploads query (blob_key, bid, kind, shard_id,
+ * file_name, size_limit, created_ms), its parameters bound by bind. */
+static int pending_rows(struct store *st, const char *sql, void (*bind)(struct db_stmt *, const void *),
+                        const void *ud, struct store_upload_pending **rows, int *n, struct err *e)
 {
     struct db_conn *c = store__acquire(st, e);
     struct db_stmt *q = NULL;
@@ -390,12 +392,9 @@ int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit,
     *n = 0;
     if (!c)
         return ERR_UNAVAILABLE;
-    int rc = db_prepare(c, "SELECT blob_key, bid, kind, shard_id, file_name, size_limit, created_ms FROM uploads"
-                           " WHERE state='pending' AND created_ms>?1 ORDER BY bid, kind, created_ms LIMIT ?2",
-                        &q, e);
+    int rc = db_prepare(c, sql, &q, e);
     if (rc == 0) {
-        db_bind_int64(q, 1, created_after_ms);
-        db_bind_int64(q, 2, limit);
+        bind(q, ud);
         while ((rc = db_step(q, e)) == DB_ROW) {
             if (cnt == cap) {
                 cap = cap ? 2 * cap : 64;
@@ -424,6 +423,50 @@ int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit,
     *rows = v;
     *n = cnt;
     return 0;
+}
+
+struct pending_args {
+    int64_t after_ms, before_ms;
+    const char *after_key;
+    int limit;
+};
+
+static void bind_pending(struct db_stmt *q, const void *ud)
+{
+    const struct pending_args *a = ud;
+    db_bind_int64(q, 1, a->after_ms);
+    db_bind_int64(q, 2, a->limit);
+}
+
+int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit, struct store_upload_pending **rows,
+                          int *n, struct err *e)
+{
+    struct pending_args a = {created_after_ms, 0, NULL, limit};
+    return pending_rows(st,
+                        "SELECT blob_key, bid, kind, shard_id, file_name, size_limit, created_ms FROM uploads"
+                        " WHERE state='pending' AND created_ms>?1 ORDER BY bid, kind, created_ms LIMIT ?2",
+                        bind_pending, &a, rows, n, e);
+}
+
+static void bind_tar_page(struct db_stmt *q, const void *ud)
+{
+    const struct pending_args *a = ud;
+    db_bind_int64(q, 1, a->after_ms);
+    db_bind_text(q, 2, a->after_key ? a->after_key : "");
+    db_bind_int64(q, 3, a->before_ms);
+    db_bind_int64(q, 4, a->limit);
+}
+
+int store_uploads_pending_tar(struct store *st, int64_t after_ms, const char *after_key, int64_t created_before_ms,
+                              int limit, struct store_upload_pending **rows, int *n, struct err *e)
+{
+    struct pending_args a = {after_ms, created_before_ms, after_key, limit};
+    return pending_rows(st,
+                        "SELECT blob_key, bid, kind, shard_id, file_name, size_limit, created_ms FROM uploads"
+                        " WHERE state='pending' AND kind='tar' AND created_ms<=?3"
+                        " AND (created_ms>?1 OR (created_ms=?1 AND blob_key>?2))"
+                        " ORDER BY created_ms, blob_key LIMIT ?4",
+                        bind_tar_page, &a, rows, n, e);
 }
 
 /* ---- reference ingests ---------------------------------------------------------------------- */

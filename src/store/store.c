@@ -11,8 +11,9 @@
  * are fsynced).  Writers use BEGIN IMMEDIATE so that lock upgrades never
  * deadlock.  The SQL layer keeps each connection's prepared statements
  * (a statement cache: a shard's transactions no longer prepare theirs
- * anew) and checkpoints the WAL from a thread of its own instead of inside
- * whichever commit crosses 1000 pages (db_sqlite.c, docs/STORAGE.md).
+ * anew); WAL checkpoints stay SQLite's own, in the commit that crosses
+ * 1000 pages (a background checkpointer is opt-in: db_sqlite.c,
+ * docs/STORAGE.md).
  *
  * API keys: "vb_" + 37 random lowercase alphanumerics.  Chars 3..10 are the
  * key id (the lookup index); the row holds SHA-256(key).  Verification

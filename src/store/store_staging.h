@@ -239,6 +239,13 @@ struct store_upload_pending {
 };
 int store_uploads_pending(struct store *st, int64_t created_after_ms, int limit, struct store_upload_pending **rows,
                           int *n, struct err *e);
+/* One page of the pending tar-shard targets created at or before
+ * created_before_ms, in (created_ms, key) order after (after_ms,
+ * after_key) (start with after_ms = -1, after_key = NULL): the local
+ * folder's look for shards answered before their commit
+ * (staging/commits.c), which pages through all of them. */
+int store_uploads_pending_tar(struct store *st, int64_t after_ms, const char *after_key, int64_t created_before_ms,
+                              int limit, struct store_upload_pending **rows, int *n, struct err *e);
 void store_uploads_pending_free(struct store_upload_pending *rows, int n);
 
 /* ---- reference ingests ----------------------------------------------------------- */

@@ -676,6 +676,69 @@ TEST(tar_many_entries_bounded)
  * status history of the indexer's path; a corrupt shard, one with a
  * notification config, and one over the shard limit go the indexer's
  * way ("uploaded" first) and end as they always did. */
+/* The key of a fresh signed upload URL of batch. */
+static char *url_key(struct ctx *c, const char *batch)
+{
+    json_t *r = NULL;
+    struct surl u;
+    if (staging_bulk_upload_url(c->s, "ws", batch, NULL, &r, NULL) < 0)
+        abort();
+    surl_parse(json_string_value(json_object_get(json_object_get(r, "signedURLDetails"), "uploadURL")), &u);
+    json_decref(r);
+    char *key = xstrdup(u.key);
+    surl_free(&u);
+    return key;
+}
+
+/* The bytes of a shard at its key as a PUT leaves them: marked as
+ * answered for (commits.c) or not (an inline PUT that died before its
+ * commit, never answered). */
+static void blob_at(struct ctx *c, const char *key, const void *data, size_t len, bool marked)
+{
+    struct store_blob_writer *w;
+    if (store_blob_writer_open_kept(c->st, key, 0, 1u << 20, &w) < 0 || store_blob_writer_write(w, data, len) < 0)
+        abort();
+    if (marked && store_blob_writer_mark(w) < 0)
+        abort();
+    if (store_blob_writer_finish(w) < 0)
+        abort();
+}
+
+/* Shards answered before their commit and left unrecorded by a crash are
+ * found again (staging__recover_acked): only marked blobs, also behind
+ * more abandoned URLs than one page of the look. */
+TEST(acked_shards_found_again_past_many_pending_urls)
+{
+    struct ctx c = {0};
+    ctx_open(&c, NULL);
+    for (int i = 0; i < 1030; i++) /* abandoned URLs, older than the shard below */
+        free(url_key(&c, "idle"));
+    struct tarb t;
+    tar_images(&t, 50, 0);
+    char *acked = url_key(&c, "acked"), *unanswered = url_key(&c, "unanswered");
+    blob_at(&c, acked, t.buf, t.used, true);
+    blob_at(&c, unanswered, t.buf, t.used, false);
+    int64_t size = 0;
+    if (store_blob_marked(c.st, acked, &size) != 1) { /* no user xattrs here: nothing is answered first */
+        free(acked), free(unanswered), free(t.buf);
+        ctx_close(&c);
+        return;
+    }
+    int n = -1;
+    ASSERT_OK(staging__recover_acked(c.s, INT64_MAX, true, &n));
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ(count(&c, "acked", NULL), 50); /* indexed at once */
+    ASSERT_EQ(count(&c, "unanswered", NULL), 0);
+    ASSERT_OK(staging_index_pending(c.s, &n));
+    ASSERT_EQ(count(&c, "unanswered", NULL), 0); /* not recorded at all */
+    /* a second look finds nothing more */
+    ASSERT_OK(staging__recover_acked(c.s, INT64_MAX, true, &n));
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(count(&c, "acked", NULL), 50);
+    free(acked), free(unanswered), free(t.buf);
+    ctx_close(&c);
+}
+
 TEST(tar_shard_indexed_at_its_upload)
 {
     struct ctx c = {0};

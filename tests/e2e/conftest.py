@@ -604,16 +604,29 @@ class Server:
     def start(self, wait=True, same_port=False):
         """same_port: restart on the previous port, so that signed URLs
         handed out before a restart stay valid."""
-        if not (same_port and self.port):
-            self.port = free_port()
-        env = self.child_env()
-        self.out_path = os.path.join(self.tmpdir, f'stdout.{self.port}')
-        self._out = open(self.out_path, 'wb')
-        self._log = open(self.log_path, 'ab')
-        cmd = [BIN, 'serve', '--listen', f'127.0.0.1:{self.port}', '--data', self.data] + self.args
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._log, env=env)
-        if wait:
-            self.wait_healthy()
+        for attempt in range(5):
+            if not (same_port and self.port):
+                self.port = free_port()
+            env = self.child_env()
+            self.out_path = os.path.join(self.tmpdir, f'stdout.{self.port}')
+            self._out = open(self.out_path, 'wb')
+            self._log = open(self.log_path, 'ab')
+            self._log_from = self._log.tell()
+            cmd = [BIN, 'serve', '--listen', f'127.0.0.1:{self.port}', '--data', self.data] + self.args
+            self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._log, env=env)
+            if not wait:
+                return self
+            try:
+                self.wait_healthy()
+                return self
+            except RuntimeError as e:
+                # free_port's port can be taken by another process of the
+                # parallel passes before vbatch binds it: another port
+                if same_port or attempt == 4 or 'Address already in use' not in str(e):
+                    raise
+                self._out.close()
+                self._log.close()
+                self._read_key()  # the first start printed it before it failed to listen
         return self
 
     def wait_healthy(self, timeout=30):
@@ -623,20 +636,33 @@ class Server:
                 raise RuntimeError(f'vbatch exited with {self.proc.returncode}: {self.tail_log()}')
             try:
                 r = self.request('GET', '/healthz', auth=False)
-                if r.status == 200:
+                # and it is this process that answers: it logged that it
+                # listens (another one may hold a port free_port gave out)
+                if r.status == 200 and self._serving():
                     break
             except OSError:
                 pass
             time.sleep(0.05)
         else:
             raise RuntimeError('vbatch did not become healthy: ' + self.tail_log())
+        self._read_key()
+        assert self.key, 'no api_key printed on first start'
+
+    def _read_key(self):
         with open(self.out_path) as f:
             for line in f:
                 if line.startswith('api_key: '):
                     self.key = line.split()[1]
                 if line.startswith('workspace: '):
                     self.workspace = line.split()[1]
-        assert self.key, 'no api_key printed on first start'
+
+    def _serving(self):
+        try:
+            with open(self.log_path, 'rb') as f:
+                f.seek(getattr(self, '_log_from', 0))
+                return f'main: serving listen=127.0.0.1:{self.port} '.encode() in f.read()
+        except OSError:
+            return False
 
     def tail_log(self, n=4000):
         try:

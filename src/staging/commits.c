@@ -68,13 +68,6 @@
 #define RECOVER_PAGE 1000
 #define RECOVER_AT_START_MAX 64 /* shards committed before the server listens; more go to the indexer */
 
-static int64_t time_mono_us_(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 struct staging__acked {
     struct staging__acked *next;
     struct staging__job j; /* the shard scanned: its items */
@@ -117,7 +110,7 @@ bool staging__commit_behind(struct staging *s, struct staging__job *j, char **ke
         a->u = *u;
         a->size = size;
         a->url_done = atomic_load(&s->url_done);
-        a->queued_us = time_mono_us_();
+        a->queued_us = time_mono_ns() / 1000;
         memset(j, 0, sizeof *j);
         memset(u, 0, sizeof *u);
         *key = NULL;
@@ -188,7 +181,7 @@ void *staging__commit_main(void *arg)
         bool alone = s->n_acked == 1;
         pthread_mutex_unlock(&s->mu);
         while (alone && !stopping && atomic_load(&s->url_done) == a->url_done &&
-               time_mono_us_() - a->queued_us < NEXT_URL_WAIT_US)
+               time_mono_ns() / 1000 - a->queued_us < NEXT_URL_WAIT_US)
             nanosleep(&(struct timespec){0, 100 * 1000L}, NULL);
         for (int i = 0; i < YIELD_STEPS && atomic_load(&s->url_writers) > 0; i++)
             nanosleep(&(struct timespec){0, 200 * 1000L}, NULL);
@@ -220,13 +213,7 @@ void *staging__commit_main(void *arg)
         }
         pause = pause ? MIN(pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += pause / 1000;
-        ts.tv_nsec += (pause % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        staging__deadline(&ts, pause);
         while (!s->stop && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
             ;
     }
@@ -247,13 +234,7 @@ static bool ws_queued(struct staging *s, const char *ws)
 bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    staging__deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     bool waited = ws_queued(s, ws);
     while (ws_queued(s, ws) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)

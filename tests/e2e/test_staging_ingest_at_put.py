@@ -110,26 +110,21 @@ def test_shard_committed_behind_its_answer(server_factory):
     assert s.ds('GET', f'/{batch}/count').json()['count'] == 300
 
 
-def test_parallel_puts_each_counted_at_its_answer(server_factory):
-    """4 clients PUT shards of 500 images of 16 KB: a count read after any
-    answer holds every shard answered before it (no indexer lag)."""
-    s = server_factory(env=INLINE).start()
-    batch = 'at-put-par'
-    lock, answered, short, errors = threading.Lock(), [0], [], []
-    tars = [[make_tar([(f't{t}-{k}-{i}.jpg', jpeg_sized(16000, t * 100000 + k * 1000 + i)) for i in range(500)])
-             for k in range(3)] for t in range(4)]
+def put_in_parallel(s, batch, prefix, after_answer=None):
+    """4 clients each PUT 3 shards of 500 images of 16 KB (names
+    <prefix><client>-<shard>-<i>.jpg), calling after_answer() after each
+    200; every PUT must be answered 200."""
+    tars = [[make_tar([(f'{prefix}{t}-{k}-{i}.jpg', jpeg_sized(16000, t * 100000 + k * 1000 + i))
+                       for i in range(500)]) for k in range(3)] for t in range(4)]
+    errors = []
 
     def worker(t):
         try:
             for k in range(3):
                 _, put = s.put_shard(batch, tars[t][k])
                 assert put.status == 200, put
-                with lock:
-                    answered[0] += 1
-                    want = 500 * answered[0]
-                got = s.ds('GET', f'/{batch}/count').json()['count']
-                if got < want:
-                    short.append((got, want))
+                if after_answer:
+                    after_answer()
         except Exception as e:  # noqa: BLE001 (reported below)
             errors.append(e)
     th = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
@@ -138,6 +133,23 @@ def test_parallel_puts_each_counted_at_its_answer(server_factory):
     for t in th:
         t.join()
     assert not errors, errors
+
+
+def test_parallel_puts_each_counted_at_its_answer(server_factory):
+    """4 clients PUT shards of 500 images of 16 KB: a count read after any
+    answer holds every shard answered before it (no indexer lag)."""
+    s = server_factory(env=INLINE).start()
+    batch = 'at-put-par'
+    lock, answered, short = threading.Lock(), [0], []
+
+    def after_answer():
+        with lock:
+            answered[0] += 1
+            want = 500 * answered[0]
+        got = s.ds('GET', f'/{batch}/count').json()['count']
+        if got < want:
+            short.append((got, want))
+    put_in_parallel(s, batch, 't', after_answer)
     assert not short, short
     assert s.ds('GET', f'/{batch}/count').json()['count'] == 6000
     names = list_names(s, batch)
@@ -149,23 +161,7 @@ def test_parallel_puts_committed_behind(server_factory):
     shard counted shortly after the last answer, every image once."""
     s = server_factory().start()
     batch = 'behind-par'
-    tars = [[make_tar([(f'u{t}-{k}-{i}.jpg', jpeg_sized(16000, t * 100000 + k * 1000 + i)) for i in range(500)])
-             for k in range(3)] for t in range(4)]
-    errors = []
-
-    def worker(t):
-        try:
-            for k in range(3):
-                _, put = s.put_shard(batch, tars[t][k])
-                assert put.status == 200, put
-        except Exception as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
-    th = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
-    for t in th:
-        t.start()
-    for t in th:
-        t.join()
-    assert not errors, errors
+    put_in_parallel(s, batch, 'u')
     assert wait_count(s, batch, 6000) == 6000
     names = list_names(s, batch)
     assert len(names) == 6000 and len(set(names)) == 6000

@@ -24,7 +24,10 @@ Each round stages into a fresh batch of the same server (a fresh data folder
 per run, on $BENCH_DIR or the disk of /tmp).
 
 --compare BIN: a second vbatch (e.g. main's build), run in the same rounds
-right after the first, each with its own dd before and after.  --sink BIN
+right after the first, each with its own dd before and after;
+--compare-env NAME=VALUE (repeatable) sets its environment (the same
+binary with a knob off: --compare build/vbatch --compare-env
+VBATCH_STAGING_URL_BEHIND=0).  --sink BIN
 (build/bench/bench_http_sink): the floor of HTTP ingest on this machine in
 the same rounds: a bare libmicrohttpd server that only stores the bodies
 (no database, no index; modes none = the bytes dropped, buffered = write +
@@ -217,6 +220,8 @@ def main():
     ap.add_argument('--s3', action='store_true', help='blobs on VBATCH_TEST_S3; baseline: plain PUTs to it')
     ap.add_argument('--poll-ms', type=int, default=1000, help='--s3: the arrival poller period')
     ap.add_argument('--compare', help='another vbatch binary run in the same rounds')
+    ap.add_argument('--compare-env', action='append', default=[], metavar='NAME=VALUE',
+                    help='environment of the --compare server (e.g. the same binary with a knob off); repeatable')
     ap.add_argument('--sink', help='bench_http_sink binary: the floor variants in the same rounds')
     a = ap.parse_args()
     conftest.BIN = os.path.abspath(a.bin)
@@ -234,12 +239,14 @@ def main():
             return s3_rounds(a, d, tars, total)
         variants = []  # (name, server-like object, data folder, stop)
         try:
-            bins = [('vbatch', os.path.abspath(a.bin))] + ([('compare', os.path.abspath(a.compare))] if a.compare else [])
-            for name, b in bins:
+            cenv = dict(kv.split('=', 1) for kv in a.compare_env)
+            bins = [('vbatch', os.path.abspath(a.bin), {})] + (
+                [('compare', os.path.abspath(a.compare), cenv)] if a.compare else [])
+            for name, b, env in bins:
                 sub = os.path.join(d, name)
                 os.makedirs(sub)
                 conftest.BIN = b
-                s = conftest.Server(sub, args=['--quiet']).start()
+                s = conftest.Server(sub, args=['--quiet'], env=env).start()
                 variants.append((name, s, s.data, s.stop))
             for mode in (('none', 'buffered', 'direct') if a.sink else ()):
                 variants.append(sink_start(a.sink, d, mode, a.images))

@@ -67,6 +67,15 @@
 #define RETRY_MAX_MS 5000
 #define RECOVER_PAGE 1000
 #define RECOVER_AT_START_MAX 64 /* shards committed before the server listens; more go to the indexer */
+#define URLS_MAX 1024          /* URLs answered and not yet written; more are written by their request */
+#define URL_ENSURE_WAIT_MS 100 /* a PUT's end waits this long for the committer to write its URL */
+
+struct staging__url {
+    struct staging__url *next;
+    struct store_upload_rec r;
+    char shard_id[37];
+    char key[96];
+};
 
 struct staging__acked {
     struct staging__acked *next;
@@ -155,18 +164,161 @@ static int commit_one(struct staging *s, struct staging__acked *a)
     return rc;
 }
 
+bool staging__url_behind(struct staging *s, int64_t bid, const char *shard_id)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = s->committing && !s->stop && s->o.url_behind && s->n_urls < URLS_MAX;
+    if (ok) {
+        struct staging__url *u = xcalloc(1, sizeof *u);
+        snprintf(u->shard_id, sizeof u->shard_id, "%s", shard_id);
+        store_upload_tar_key(bid, u->shard_id, u->key);
+        u->r = (struct store_upload_rec){bid, u->shard_id, s->o.max_shard_bytes, time_now_ms()};
+        *s->urls_tail = u;
+        s->urls_tail = &u->next;
+        s->n_urls++;
+        pthread_cond_broadcast(&s->commit_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+/* key is queued or being written by the committer (s->mu held) */
+static bool url_waiting(struct staging *s, const char *key)
+{
+    for (int l = 0; l < 2; l++)
+        for (struct staging__url *u = l ? s->urls_writing : s->urls; u; u = u->next)
+            if (!key || !strcmp(u->key, key))
+                return true;
+    return false;
+}
+
+static bool url_wait(struct staging *s, const char *key, int64_t ms)
+{
+    struct timespec ts;
+    staging__deadline(&ts, ms);
+    pthread_mutex_lock(&s->mu);
+    while (url_waiting(s, key) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+        ;
+    bool left = url_waiting(s, key);
+    pthread_mutex_unlock(&s->mu);
+    return !left;
+}
+
+void staging__urls_settle(struct staging *s, int64_t ms)
+{
+    url_wait(s, NULL, ms);
+}
+
+int staging__url_ensure(struct staging *s, const char *key, const struct store_upload *u, struct err *err)
+{
+    struct store_upload now;
+    url_wait(s, key, URL_ENSURE_WAIT_MS);
+    int rc = store_upload_get(s->st, key, &now, err);
+    if (rc == ERR_NOTFOUND) {
+        /* not written yet (the committer busy or failing), or lost to a
+         * crash, or written by nobody: the same rows, from here (twice is
+         * harmless: the second insert leaves them) */
+        int n = 0;
+        struct store_upload_rec r = {u->bid, u->shard_id, u->size_limit, time_now_ms()};
+        err_clear(err);
+        rc = store_upload_tar_record(s->st, &r, 1, &n, err);
+        if (rc == 0)
+            rc = store_upload_get(s->st, key, &now, err);
+        if (rc == ERR_NOTFOUND)
+            err_printf(err, "batch was removed during the upload");
+    }
+    if (rc == 0 && !now.pending)
+        rc = err_set(err, ERR_EXISTS, "this upload URL was already used");
+    store_upload_release(&now);
+    return rc;
+}
+
+/* Write the URLs queued (s->mu held; released while writing): 0 when
+ * written, <0 when the database refused them (they stay queued). */
+static int urls_write(struct staging *s, bool stopping)
+{
+    struct staging__url *w = s->urls;
+    int n = s->n_urls;
+    s->urls = NULL;
+    s->urls_tail = &s->urls;
+    s->n_urls = 0;
+    s->urls_writing = w;
+    pthread_mutex_unlock(&s->mu);
+    if (s->o.url_behind_delay_ms > 0 && !stopping) /* tests: a window for kill -9 */
+        staging__sleep_ms_unless_stopped(s, s->o.url_behind_delay_ms);
+    struct store_upload_rec *rs = xcalloc((size_t)n, sizeof *rs);
+    int k = 0;
+    for (struct staging__url *u = w; u; u = u->next)
+        rs[k++] = u->r;
+    struct err e = ERR_INIT;
+    int rc = store_upload_tar_record(s->st, rs, k, NULL, &e);
+    free(rs);
+    if (rc < 0)
+        log_warn("staging", "%d upload URL(s) answered, not yet written: %s", k, err_text(&e, rc));
+    pthread_mutex_lock(&s->mu);
+    s->urls_writing = NULL;
+    if (rc == 0) {
+        while (w) {
+            struct staging__url *next = w->next;
+            free(w);
+            w = next;
+        }
+    } else { /* back to the head of the queue */
+        struct staging__url **end = &w;
+        while (*end)
+            end = &(*end)->next;
+        *end = s->urls;
+        if (!s->urls)
+            s->urls_tail = end;
+        s->urls = w;
+        s->n_urls += k;
+    }
+    pthread_cond_broadcast(&s->commit_cv);
+    return rc;
+}
+
 void *staging__commit_main(void *arg)
 {
     struct staging *s = arg;
     int64_t pause = 0, stop_at = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->acked && !s->stop)
+        while (!s->acked && !s->urls && !s->stop)
             pthread_cond_wait(&s->commit_cv, &s->mu);
-        if (!s->acked)
+        if (!s->acked && !s->urls)
             break; /* stopping, drained */
-        struct staging__acked *a = s->acked;
         bool stopping = s->stop;
+        if (stopping && !stop_at)
+            stop_at = time_mono_ms();
+        /* URLs answered first: their clients PUT to them now, and a PUT's
+         * end needs its URL's rows (staging__url_ensure).  A stop writes
+         * them for at most DRAIN_MAX_MS; the PUTs that come to the next
+         * start find their targets by their keys (store_upload_tar_adopt). */
+        if (s->urls) {
+            if (stopping && time_mono_ms() - stop_at > DRAIN_MAX_MS) {
+                log_warn("staging", "stopping: %d upload URL(s) left unwritten", s->n_urls);
+                while (s->urls) {
+                    struct staging__url *u = s->urls;
+                    s->urls = u->next;
+                    free(u);
+                }
+                s->urls_tail = &s->urls;
+                s->n_urls = 0;
+                pthread_cond_broadcast(&s->commit_cv);
+                continue;
+            }
+            if (urls_write(s, stopping) == 0) {
+                pause = 0;
+                continue;
+            }
+            pause = pause ? MIN(pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
+            struct timespec ts;
+            staging__deadline(&ts, pause);
+            while (!s->stop && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+                ;
+            continue;
+        }
+        struct staging__acked *a = s->acked;
         pthread_mutex_unlock(&s->mu);
         /* URL requests (short transactions a client waits for before it
          * can send anything) go first: a shard's commit waits for them,
@@ -178,7 +330,7 @@ void *staging__commit_main(void *arg)
          * pass before the commit, if it comes within NEXT_URL_WAIT_US of
          * the answer (else it would wait for the whole commit). */
         pthread_mutex_lock(&s->mu);
-        bool alone = s->n_acked == 1;
+        bool alone = s->n_acked == 1 && atomic_load(&s->url_last_inline);
         pthread_mutex_unlock(&s->mu);
         while (alone && !stopping && atomic_load(&s->url_done) == a->url_done &&
                time_mono_ns() / 1000 - a->queued_us < NEXT_URL_WAIT_US)
@@ -190,8 +342,6 @@ void *staging__commit_main(void *arg)
         /* a stop drains the queue for at most DRAIN_MAX_MS (a database
          * that does not answer would hold it for minutes): the rest is
          * marked on disk and found again at the next start */
-        if (stopping && !stop_at)
-            stop_at = time_mono_ms();
         bool give_up = stopping && time_mono_ms() - stop_at > DRAIN_MAX_MS;
         int rc = give_up ? ERR_UNAVAILABLE : commit_one(s, a);
         if (give_up)
@@ -246,6 +396,13 @@ bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
 
 void staging__commit_free(struct staging *s)
 {
+    while (s->urls) { /* ditto */
+        struct staging__url *u = s->urls;
+        s->urls = u->next;
+        free(u);
+    }
+    s->urls_tail = &s->urls;
+    s->n_urls = 0;
     while (s->acked) { /* only when the committer never ran */
         struct staging__acked *a = s->acked;
         s->acked = a->next;

@@ -275,6 +275,22 @@ int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char 
     if (rc < 0)
         return rc;
     uuid4(shard);
+    /* An existing bulk batch of a workspace without quotas to count: the
+     * URL is answered now and its rows written by the committer right
+     * after (commits.c; SQLite takes one writer at a time, and this
+     * request would wait for a shard's 500-row commit).  A PUT to it
+     * before they are written, or after a crash lost them, finds its
+     * target by its key (store_upload_tar_adopt). */
+    int64_t bid = 0;
+    if (s->o.url_behind && s->o.commit_behind > 0 && store_upload_tar_probe(s->st, ws, batch, &bid, err) == 0 &&
+        staging__url_behind(s, bid, shard)) {
+        store_upload_tar_key(bid, shard, key);
+        atomic_store(&s->url_last_inline, false);
+        s->url_done++;
+        goto answer;
+    }
+    err_clear(err);
+    atomic_store(&s->url_last_inline, true);
     s->url_writers++; /* the committer lets it go first (commits.c) */
     rc = store_upload_tar_create(s->st, ws, batch, display_name, shard, s->o.max_shard_bytes, s->o.expiry_ms, key,
                                  err);
@@ -290,6 +306,7 @@ int staging_bulk_upload_url_sized(struct staging *s, const char *ws, const char 
     }
     if (rc < 0)
         return rc;
+answer:;
     bool once;
     char *url = upload_url(s, key, s->o.max_shard_bytes, content_length, true, &once);
     json_t *hdrs = once ? json_pack("{s:s}", "If-None-Match", "*") : json_object();
@@ -307,6 +324,7 @@ struct staging_put {
     struct store_blob_writer *w; /* owned */
     char *key;                   /* owned */
     struct store_upload u;       /* owned: the target (kind, batch, shard or file name) */
+    bool adopted;                /* u built from the key: its rows were not written at the open */
 };
 
 /* One writer per signed URL: a second PUT to a URL whose first PUT is
@@ -381,7 +399,13 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
         return ERR_EXISTS;
     }
     struct store_upload u;
+    bool adopted = false;
     rc = store_upload_get(s->st, key, &u, err);
+    if (rc == ERR_NOTFOUND) { /* a tar shard URL answered before its rows were written (commits.c) */
+        err_clear(err);
+        rc = store_upload_tar_adopt(s->st, key, s->o.max_shard_bytes, &u, err);
+        adopted = rc == 0;
+    }
     if (rc == 0 && !u.pending) {
         store_upload_release(&u);
         err_printf(err, "this upload URL was already used");
@@ -392,6 +416,7 @@ int staging_put_open(struct staging *s, const char *key, const char *q_method, c
     p = xcalloc(1, sizeof *p);
     p->s = s;
     p->u = u;
+    p->adopted = adopted;
     limit = MIN(limit, u.size_limit);
     if (content_length > limit) {
         err_printf(err, "upload of %lld bytes exceeds the limit of %lld bytes", (long long)content_length,
@@ -455,6 +480,13 @@ int staging_put_finish(struct staging_put *p, struct err *err)
     struct staging__job j;
     bool have_job = false;
     int rc = 0;
+    /* a target adopted at the open: its rows before anything is acknowledged */
+    if (p->adopted && (rc = staging__url_ensure(s, p->key, &p->u, err)) < 0) {
+        store_blob_writer_abort(p->w);
+        p->w = NULL;
+        put_free(p);
+        return rc;
+    }
     /* A shard the writer kept in memory is scanned from there (its bytes
      * are never read again), while the writer's feeder still writes them,
      * and, once synced, recorded with its items in the transaction that

@@ -66,6 +66,10 @@ void staging_opts_default(struct staging_opts *o)
     o->commit_behind = cb ? (int)MAX(0, MIN(strtoll(cb, NULL, 10), 4096)) : 32;
     const char *cbd = getenv("VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS");
     o->commit_behind_delay_ms = cbd ? strtoll(cbd, NULL, 10) : 0;
+    const char *ub = getenv("VBATCH_STAGING_URL_BEHIND");
+    o->url_behind = !ub || strcmp(ub, "0") != 0;
+    const char *ubd = getenv("VBATCH_STAGING_URL_BEHIND_DELAY_MS");
+    o->url_behind_delay_ms = ubd ? strtoll(ubd, NULL, 10) : 0;
     const char *d = getenv("VBATCH_STAGING_INDEX_DELAY_MS");
     o->index_delay_ms = d ? strtoll(d, NULL, 10) : 0;
     const char *cd = getenv("VBATCH_STAGING_COMMIT_DELAY_MS");
@@ -113,6 +117,7 @@ int staging_new(struct store *st, const struct staging_opts *o, struct staging *
     pthread_cond_init(&s->commit_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->acked_tail = &s->acked;
+    s->urls_tail = &s->urls;
     if (s->net_allow && (rc = store_net_allow_set(st, s->net_allow)) < 0) {
         err_printf(err, "bad network allow-list '%s'", s->net_allow);
         goto fail;

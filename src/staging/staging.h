@@ -73,6 +73,15 @@ struct staging_opts {
     int64_t commit_behind_delay_ms; /* tests: the committer waits this long before each
                                       commit (a window for kill -9); default 0, or
                                       $VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS */
+    bool url_behind;               /* with the committer running (commit_behind > 0), a tar
+                                      shard URL of an existing bulk batch of a workspace
+                                      without staged-bytes or pending-uploads quota is
+                                      answered before its rows are written; the committer
+                                      writes them, ahead of any shard (commits.c); default
+                                      true, or $VBATCH_STAGING_URL_BEHIND (0 = off) */
+    int64_t url_behind_delay_ms;   /* tests: the committer waits this long before writing
+                                      the URLs answered (a window for kill -9); default 0,
+                                      or $VBATCH_STAGING_URL_BEHIND_DELAY_MS */
     int64_t index_delay_ms;        /* tests: wait this long before extracting each shard;
                                       default 0, or $VBATCH_STAGING_INDEX_DELAY_MS */
     int64_t commit_delay_ms;       /* tests: wait this long between a single upload's blob

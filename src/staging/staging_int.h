@@ -40,6 +40,11 @@ struct staging {
     bool committing;             /* th_commit runs */
     pthread_t th_commit;
     pthread_cond_t commit_cv;    /* a shard was queued, or stop */
+    /* tar shard URLs answered before their rows are written (commits.c):
+     * queued, and the batch the committer is writing now */
+    struct staging__url *urls, **urls_tail, *urls_writing;
+    int n_urls;
+    _Atomic bool url_last_inline; /* the latest URL request wrote its rows itself */
     _Atomic int url_writers;     /* upload-URL transactions under way (the committer lets them go first) */
     _Atomic int64_t url_done;    /* upload-URL transactions ended (ditto) */
     int64_t recover_at;          /* monotonic ms of the next staging__recover_acked round */
@@ -70,6 +75,7 @@ void staging__put_release(struct staging *s, const char *key);
  * and *u are taken (cleared) and the PUT can be answered; false when the
  * committer does not run or its queue is full (commit inline). */
 struct staging__acked;
+struct staging__url;
 struct staging__job;
 /* A place in the queue for a PUT that will answer before its commit
  * (false: none, commit inline); given back by unreserve, or taken by
@@ -84,6 +90,18 @@ void *staging__commit_main(void *arg);
  * true when some did and all are recorded now (false: none did, or
  * timeout).  Other workspaces' shards are not waited for. */
 bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms);
+/* A tar shard URL of batch bid answered before its rows are written:
+ * queued for the committer (false: not now, the queue is full or the
+ * committer stopped; the caller writes them itself). */
+bool staging__url_behind(struct staging *s, int64_t bid, const char *shard_id);
+/* Before a PUT to a URL with no row at its open (adopted) is acknowledged:
+ * its rows are written (waits a little for the committer, then writes
+ * them itself).  ERR_NOTFOUND when its batch went meanwhile, ERR_EXISTS
+ * when another PUT used it. */
+int staging__url_ensure(struct staging *s, const char *key, const struct store_upload *u, struct err *err);
+/* Wait up to ms until every URL this process answered is written (reads
+ * that show shards: the client sees the URL it was given). */
+void staging__urls_settle(struct staging *s, int64_t ms);
 /* Free what is left queued (the committer is not running). */
 void staging__commit_free(struct staging *s);
 /* Record the tar shards acknowledged and never committed (a crash in

@@ -227,6 +227,7 @@ int staging_list_shards(struct staging *s, const char *ws, const char *batch, in
     int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
+    staging__urls_settle(s, 1000); /* the shards of the URLs answered so far, written */
     if ((rc = store_shards_page(s->st, ws, batch, after, limit + 1, &rows, &n, err)) < 0)
         return rc;
     json_t *arr = json_array();

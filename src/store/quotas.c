@@ -59,6 +59,15 @@ static int64_t pending_since(struct store *st)
     return time_now_ms() - ttl;
 }
 
+int store__quota_uploads_unlimited(struct store *st, struct db_conn *c, const char *ws, bool *unlimited,
+                                   struct err *e)
+{
+    struct store_quota q;
+    int rc = quota_effective(st, c, ws, &q, e);
+    *unlimited = rc == 0 && q.max_staged_bytes <= 0 && q.max_pending_uploads <= 0;
+    return rc;
+}
+
 int store__quota_bytes_check(struct store *st, struct db_conn *c, const char *ws, int64_t add, struct err *e)
 {
     struct store_quota q;

@@ -233,7 +233,7 @@ static int tar_body(struct store *st, struct db_conn *c, void *ud, struct err *e
         rc = store__batch_get_or_create(st, c, a->ws, a->batch, a->display_name, "bulk", a->expiry_ms, &b, e);
     if (rc < 0)
         return rc;
-    snprintf(a->key, 96, "b/%lld/s/%s.tar", (long long)b.bid, a->id);
+    store_upload_tar_key(b.bid, a->id, a->key);
     rc = shard_insert(c, b.bid, a->id, "tar", "awaiting-upload", "awaiting-upload", a->key, NULL, NULL, false, true,
                       NULL, NULL, e);
     if (rc == 0)
@@ -247,6 +247,128 @@ int store_upload_tar_create(struct store *st, const char *ws, const char *batch,
 {
     struct upload_args a = {ws, batch, display_name, NULL, shard_id, size_limit, expiry_ms, key};
     return store__staging_tx(st, tar_body, &a, e);
+}
+
+void store_upload_tar_key(int64_t bid, const char *shard_id, char key[96])
+{
+    snprintf(key, 96, "b/%lld/s/%s.tar", (long long)bid, shard_id);
+}
+
+int store_upload_tar_probe(struct store *st, const char *ws, const char *batch, int64_t *bid, struct err *e)
+{
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct store_batch b;
+    bool unlimited = false;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    /* reads only: no transaction, no lock (a batch removed right after is
+     * seen by the record's insert, store_upload_tar_record) */
+    int rc = store__batch_find(c, ws, batch, &b, e);
+    if (rc == 0 && strcmp(b.mode, "bulk") != 0)
+        rc = 1;
+    if (rc == 0)
+        rc = store__quota_uploads_unlimited(st, c, ws, &unlimited, e);
+    if (rc == 0 && !unlimited)
+        rc = 1;
+    if (rc == 0)
+        *bid = b.bid;
+    db_release(d, c);
+    if (rc == ERR_NOTFOUND) { /* made by store_upload_tar_create */
+        err_clear(e);
+        rc = 1;
+    }
+    return rc;
+}
+
+struct record_args {
+    const struct store_upload_rec *r;
+    int n, done;
+};
+
+static int record_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct record_args *a = ud;
+    int64_t now = time_now_ms();
+    (void)st;
+    a->done = 0;
+    for (int i = 0; i < a->n; i++) {
+        const struct store_upload_rec *r = &a->r[i];
+        char key[96];
+        store_upload_tar_key(r->bid, r->shard_id, key);
+        /* only into a live batch (not removed, not expired: a removal
+         * fails the pending URLs it finds, store__batch_tombstone), and
+         * once (recorded already by a PUT to it, here or in another
+         * process) */
+        int rc = db_run(c, e, "INSERT INTO shards(bid, shard_id, kind, state, status_name, status_type, blob_key,"
+                              " cat_ingest, cat_files, event_ms, created_ms)"
+                              " SELECT bid, ?2, 'tar', 'awaiting-upload', 'awaiting-upload', 'info', ?3, 0, 1, ?4, ?4"
+                              " FROM batches WHERE bid=?1 AND expires_ms>?5 ON CONFLICT(shard_id) DO NOTHING",
+                        "ittii", r->bid, r->shard_id, key, r->created_ms, now);
+        if (rc < 0)
+            return rc;
+        if (db_changes(c) != 1)
+            continue;
+        rc = db_run(c, e, "INSERT INTO shard_events(shard, status_name, status_type, event_ms)"
+                          " VALUES(?1,'awaiting-upload','info',?2)", "ti", r->shard_id, r->created_ms);
+        if (rc == 0)
+            rc = db_run(c, e, "INSERT INTO uploads(blob_key, bid, kind, shard_id, size_limit, state, created_ms)"
+                              " VALUES(?1,?2,'tar',?3,?4,'pending',?5) ON CONFLICT(blob_key) DO NOTHING", "titii",
+                        key, r->bid, r->shard_id, r->size_limit, r->created_ms);
+        if (rc < 0)
+            return rc;
+        a->done++;
+    }
+    return 0;
+}
+
+int store_upload_tar_record(struct store *st, const struct store_upload_rec *r, int n, int *recorded,
+                            struct err *e)
+{
+    struct record_args a = {r, n, 0};
+    int rc = n > 0 ? store__staging_tx(st, record_body, &a, e) : 0;
+    if (recorded)
+        *recorded = rc == 0 ? a.done : 0;
+    return rc;
+}
+
+int store_upload_tar_adopt(struct store *st, const char *key, int64_t size_limit, struct store_upload *out,
+                           struct err *e)
+{
+    long long bid = 0;
+    char shard[40] = "", tail[8] = "";
+    int end = 0;
+    memset(out, 0, sizeof *out);
+    /* b/<bid>/s/<uuid>.tar, as store_upload_tar_key writes it */
+    if (sscanf(key, "b/%lld/s/%36[0-9a-f-]%7s%n", &bid, shard, tail, &end) != 3 || key[end] || bid <= 0 ||
+        strlen(shard) != 36 || strcmp(tail, ".tar") != 0)
+        return err_set(e, ERR_NOTFOUND, "no upload is expected at this URL (batch expired or removed?)");
+    struct db *d = store__db(st);
+    struct db_conn *c = db_acquire(d, e);
+    struct db_stmt *q = NULL;
+    if (!c)
+        return ERR_UNAVAILABLE;
+    int rc = db_prepare(c, "SELECT workspace FROM batches WHERE bid=?1 AND expires_ms>?2 AND ingest_mode='bulk'",
+                        &q, e);
+    if (rc == 0) {
+        db_bind_int64(q, 1, bid);
+        db_bind_int64(q, 2, time_now_ms());
+        rc = db_step(q, e);
+        if (rc == DB_ROW) {
+            out->bid = bid;
+            snprintf(out->kind, sizeof out->kind, "tar");
+            out->shard_id = xstrdup(shard);
+            out->workspace = store__col_dup(q, 0);
+            out->pending = true;
+            out->size_limit = size_limit;
+            rc = 0;
+        } else if (rc == DB_DONE) {
+            rc = err_set(e, ERR_NOTFOUND, "no upload is expected at this URL (batch expired or removed?)");
+        }
+    }
+    db_finalize(q);
+    db_release(d, c);
+    return rc;
 }
 
 void store_upload_release(struct store_upload *u)

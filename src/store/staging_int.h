@@ -51,6 +51,10 @@ int store__uploads_pending(struct db_conn *c, const char *ws, int64_t since_ms, 
 int store__quota_bytes_check(struct store *st, struct db_conn *c, const char *ws, int64_t add, struct err *e);
 int store__quota_jobs_check(struct store *st, struct db_conn *c, const char *ws, struct err *e);
 int store__quota_uploads_check(struct store *st, struct db_conn *c, const char *ws, struct err *e);
+/* quotas.c, no lock: true in *unlimited when ws has neither a staged-bytes
+ * nor a pending-uploads quota (a new upload URL needs no count then). */
+int store__quota_uploads_unlimited(struct store *st, struct db_conn *c, const char *ws, bool *unlimited,
+                                   struct err *e);
 
 /* Run body(st, c, ud, e) in one transaction on a borrowed connection:
  * committed when it returns 0, rolled back otherwise. */

@@ -208,6 +208,28 @@ int store_upload_tar_create(struct store *st, const char *ws, const char *batch,
                             const char *shard_id, int64_t size_limit, int64_t expiry_ms, char key[96],
                             struct err *e);
 
+/* The key of a tar shard's upload target: "b/<bid>/s/<shard_id>.tar". */
+void store_upload_tar_key(int64_t bid, const char *shard_id, char key[96]);
+/* May a tar shard URL of ws's batch be recorded after its answer
+ * (staging's url-behind, reads only, no lock)?  0 with *bid when the batch
+ * exists, takes bulk uploads and ws has neither a staged-bytes nor a
+ * pending-uploads quota (nothing to count); 1 when the URL must be made
+ * by store_upload_tar_create (a new batch, a quota, another mode: it
+ * answers the right error); <0 a database error. */
+int store_upload_tar_probe(struct store *st, const char *ws, const char *batch, int64_t *bid, struct err *e);
+struct store_upload_rec {
+    int64_t bid;
+    const char *shard_id;
+    int64_t size_limit;
+    int64_t created_ms; /* when the URL was made */
+};
+/* Record tar shard URLs answered already, in one transaction: each its
+ * shard (awaiting-upload) and its pending upload row, as
+ * store_upload_tar_create does.  One recorded already (by a PUT to it,
+ * here or in another process) or whose batch is gone, removed or expired
+ * is left out; *recorded (may be NULL): how many were inserted. */
+int store_upload_tar_record(struct store *st, const struct store_upload_rec *r, int n, int *recorded,
+                            struct err *e);
 struct store_upload {
     int64_t bid;
     char kind[16];              /* tar | video */
@@ -219,6 +241,13 @@ struct store_upload {
 /* The upload target of key; ERR_NOTFOUND. */
 int store_upload_get(struct store *st, const char *key, struct store_upload *out, struct err *e);
 void store_upload_release(struct store_upload *u);
+/* The target of a signed tar shard URL with no row yet (answered and not
+ * yet recorded, or its record lost to a crash): built from its key
+ * (b/<bid>/s/<uuid>.tar) while the batch lives and takes bulk uploads,
+ * else ERR_NOTFOUND.  Not recorded: the caller does that
+ * (store_upload_tar_record) before it acknowledges anything. */
+int store_upload_tar_adopt(struct store *st, const char *key, int64_t size_limit, struct store_upload *out,
+                           struct err *e);
 /* The upload of key failed (not a readable video): mark it used. */
 int store_upload_fail(struct store *st, const char *key, struct err *e);
 /* The upload of key is stored: mark it used and record it (a video as an

@@ -205,6 +205,93 @@ BOTH(tar_upload_shard_finished_once_with_webhook)
     store_close(st);
 }
 
+/* A tar shard URL answered before its rows (staging's url-behind): the
+ * probe says when that is allowed, a PUT finds its target by its key
+ * (adopt), and its rows are written once, only into a live batch. */
+BOTH(tar_upload_recorded_after_its_answer)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    char key[96], key2[96], bad[160];
+    int64_t bid = 0;
+    struct store_upload u;
+    ASSERT_OK(store_jobs_migrate(st, &e)); /* store_batch_delete looks for jobs using it */
+    /* no batch yet, or another mode, or a quota to count: made with its rows */
+    ASSERT_EQ(store_upload_tar_probe(st, "ws", "bulk1", &bid, &e), 1);
+    ASSERT_OK(store_upload_tar_create(st, "ws", "bulk1", NULL, "11111111-2222-4333-8444-555555555555", 1000, DAY,
+                                      key, &e));
+    ASSERT_OK(store_upload_tar_probe(st, "ws", "bulk1", &bid, &e));
+    ASSERT(bid > 0);
+    struct store_batch b;
+    ASSERT_OK(store_batch_get_or_create(st, "ws", "single1", NULL, "single", DAY, &b, &e));
+    ASSERT_EQ(store_upload_tar_probe(st, "ws", "single1", &bid, &e), 1);
+    struct store_quota q = {-1, -1, 5, -1, -1};
+    ASSERT_OK(store_quota_set(st, "wq", &q, &e));
+    ASSERT_OK(store_upload_tar_create(st, "wq", "bulkq", NULL, "21111111-2222-4333-8444-555555555555", 1000, DAY,
+                                      key2, &e));
+    ASSERT_EQ(store_upload_tar_probe(st, "wq", "bulkq", &bid, &e), 1);
+    ASSERT_OK(store_upload_tar_probe(st, "ws", "bulk1", &bid, &e));
+
+    /* answered, not written: adopted from its key */
+    const char *id = "31111111-2222-4333-8444-555555555555";
+    store_upload_tar_key(bid, id, key2);
+    ASSERT_EQ(store_upload_get(st, key2, &u, &e), ERR_NOTFOUND);
+    ASSERT_OK(store_upload_tar_adopt(st, key2, 4096, &u, &e));
+    ASSERT(u.pending);
+    ASSERT_STR_EQ(u.kind, "tar");
+    ASSERT_STR_EQ(u.shard_id, id);
+    ASSERT_STR_EQ(u.workspace, "ws");
+    ASSERT_EQ(u.bid, bid);
+    ASSERT_EQ(u.size_limit, 4096);
+    store_upload_release(&u);
+    /* only keys as store_upload_tar_key writes them, of a live bulk batch */
+    const char *shapes[] = {"b/%lld/s/3111.tar", "b/%lld/s/31111111-2222-4333-8444-555555555555.tarx",
+                            "b/%lld/s/31111111-2222-4333-8444-555555555555", "b/%lld/v/31111111-2222-4333-8444-555555555555",
+                            "b/%lld/s/31111111-2222-4333-8444-55555555555G.tar", "x/%lld/s/31111111-2222-4333-8444-555555555555.tar"};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        snprintf(bad, sizeof bad, shapes[i], (long long)bid);
+        ASSERT_EQ(store_upload_tar_adopt(st, bad, 4096, &u, &e), ERR_NOTFOUND);
+    }
+    store_upload_tar_key(b.bid, id, bad); /* the single batch */
+    ASSERT_EQ(store_upload_tar_adopt(st, bad, 4096, &u, &e), ERR_NOTFOUND);
+    store_upload_tar_key(bid + 1000, id, bad);
+    ASSERT_EQ(store_upload_tar_adopt(st, bad, 4096, &u, &e), ERR_NOTFOUND);
+
+    /* written once: the second time (the committer after a PUT did it) leaves the rows */
+    struct store_upload_rec r = {bid, id, 4096, 1234};
+    int n = -1;
+    ASSERT_OK(store_upload_tar_record(st, &r, 1, &n, &e));
+    ASSERT_EQ(n, 1);
+    ASSERT_OK(store_upload_get(st, key2, &u, &e));
+    ASSERT(u.pending);
+    ASSERT_EQ(u.size_limit, 4096);
+    ASSERT_OK(store_upload_done(st, key2, &u, NULL, 100, &e));
+    store_upload_release(&u);
+    ASSERT_OK(store_upload_tar_record(st, &r, 1, &n, &e));
+    ASSERT_EQ(n, 0);
+    ASSERT_OK(store_upload_get(st, key2, &u, &e));
+    ASSERT(!u.pending); /* still used */
+    store_upload_release(&u);
+    struct store_shard_info *rows = NULL;
+    int nr = 0;
+    ASSERT_OK(store_shards_page(st, "ws", "bulk1", 0, 10, &rows, &nr, &e));
+    ASSERT_EQ(nr, 2);
+    ASSERT_STR_EQ(rows[1].shard_id, id);
+    ASSERT_STR_EQ(rows[1].status_name, "uploaded");
+    store_shard_infos_free(rows, nr);
+
+    /* a batch removed before the rows are written: none are, and no PUT adopts it */
+    const char *id2 = "41111111-2222-4333-8444-555555555555";
+    store_upload_tar_key(bid, id2, key2);
+    ASSERT_OK(store_batch_delete(st, "ws", "bulk1", &e));
+    struct store_upload_rec r2 = {bid, id2, 4096, 1234};
+    ASSERT_OK(store_upload_tar_record(st, &r2, 1, &n, &e));
+    ASSERT_EQ(n, 0);
+    ASSERT_EQ(store_upload_get(st, key2, &u, &e), ERR_NOTFOUND);
+    ASSERT_EQ(store_upload_tar_adopt(st, key2, 4096, &u, &e), ERR_NOTFOUND);
+    store_close(st);
+}
+
 BOTH(reference_ingest_once_and_last_shard_webhook)
 {
     struct store *st = open_tmp();

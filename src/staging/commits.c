@@ -48,6 +48,18 @@
  * (100 ms to 5 s).  On stop the queue is drained first, for at most
  * DRAIN_MAX_MS; what the database would not take by then is recovered at
  * the next start.
+ *
+ * Upload URLs answered before their rows (staging_opts.url_behind): a tar
+ * shard URL of an existing bulk batch whose workspace has no quota to
+ * count is answered by its request (ingest.c) and queued here; the
+ * committer writes every queued URL (one transaction) before its next
+ * shard.  The rows are idempotent and go only into a live batch
+ * (store_upload_tar_record), so a PUT that comes before them — it builds
+ * its target from the signed key, store_upload_tar_adopt — writes them
+ * itself if they are still not there at its end (staging__url_ensure),
+ * before it acknowledges anything; after a crash that lost them, the PUT
+ * to the URL does the same.  At most URLS_MAX wait (then the request
+ * writes its own); a stop writes them for at most DRAIN_MAX_MS.
  */
 #include "staging/staging_int.h"
 

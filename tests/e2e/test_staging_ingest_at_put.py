@@ -13,7 +13,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MULT, db_exec, jpeg_bytes, local_blobs_only, make_tar, png_bytes, sqlite_only
+from conftest import MULT, db_exec, db_rows, jpeg_bytes, local_blobs_only, make_tar, png_bytes, sqlite_only
 
 pytestmark = local_blobs_only  # on S3 the client PUTs to the object store, not to vbatch
 
@@ -340,3 +340,90 @@ def test_quota_refusal_of_another_workspace_does_not_wait_for_the_committer(serv
     assert r.status == 429, r
     assert took < 2.5, took  # (it waited 5 s for the first workspace's shard)
     assert wait_count(s, 'held', 1) == 1
+
+
+# ---- upload URLs answered before their rows (staging_opts.url_behind) ----
+
+def shard_url(s, batch):
+    r = s.ds('POST', f'/{batch}/bulk-upload/image-files', query={'displayName': batch})
+    assert r.status == 200, r
+    return r.json()['signedURLDetails']
+
+
+def uploads_of(s, shard_id):
+    return db_rows(s.data, 'SELECT state FROM uploads WHERE shard_id=?', (shard_id,))
+
+
+def test_url_answered_before_its_rows_takes_a_put_at_once(server_factory):
+    """A second URL of a bulk batch is answered before its rows are written
+    (here held back 3 s); a PUT to it right away is taken — its rows are
+    written before its answer — counted, listed once, and the URL is used
+    up.  The first URL of a new batch is written before its answer."""
+    s = server_factory(env={'VBATCH_STAGING_URL_BEHIND_DELAY_MS': '3000'}).start()
+    batch = 'url-behind'
+    d1 = shard_url(s, batch)
+    assert uploads_of(s, d1['shardId']) == [('pending',)]  # a new batch: recorded with its answer
+    d2 = shard_url(s, batch)
+    assert uploads_of(s, d2['shardId']) == []  # answered, not yet written
+    members = [(f'n{i:03d}.png', png_bytes(i)) for i in range(40)]
+    put = s.raw('PUT', d2['uploadURL'], body=make_tar(members))
+    assert put.status == 200, put
+    assert uploads_of(s, d2['shardId']) != []  # written before the answer (committed after it)
+    assert wait_count(s, batch, 40) == 40
+    assert uploads_of(s, d2['shardId']) == [('done',)]
+    again = s.raw('PUT', d2['uploadURL'], body=make_tar(members))
+    assert again.status == 409, again
+    time.sleep(3.5 * MULT)  # the committer writes it too: nothing changes
+    assert uploads_of(s, d2['shardId']) == [('done',)]
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 40
+    shards = s.ds('GET', f'/{batch}/shards').json()['shards']
+    assert sorted(x['shardId'] for x in shards) == sorted([d1['shardId'], d2['shardId']])
+    assert sorted(list_names(s, batch)) == sorted(n for n, _ in members)
+
+
+def test_shards_listing_shows_the_url_just_answered(server_factory):
+    """The shards listing waits for the URLs answered before their rows:
+    a client sees the shard of the URL it was given (awaiting-upload)."""
+    s = server_factory(env={'VBATCH_STAGING_URL_BEHIND_DELAY_MS': '400'}).start()
+    batch = 'url-listed'
+    ids = [shard_url(s, batch)['shardId'] for _ in range(3)]
+    shards = s.ds('GET', f'/{batch}/shards').json()['shards']
+    assert sorted(x['shardId'] for x in shards) == sorted(ids)
+    assert {x['statusName'] for x in shards} == {'awaiting-upload'}
+
+
+def test_url_whose_rows_a_crash_lost_still_takes_its_put(server_factory):
+    """kill -9 after a URL was answered and before its rows were written:
+    after the restart a PUT to it is taken (its target built from its
+    signed key), counted once, and the URL is used up."""
+    s = server_factory(env={'VBATCH_STAGING_URL_BEHIND_DELAY_MS': '60000'}).start()
+    key = s.key
+    batch = 'url-lost'
+    shard_url(s, batch)  # makes the batch
+    d2 = shard_url(s, batch)
+    assert uploads_of(s, d2['shardId']) == []
+    s.kill9()
+    s.env.pop('VBATCH_STAGING_URL_BEHIND_DELAY_MS')
+    s.start(same_port=True)
+    s.key = key
+    members = [(f'l{i:03d}.png', png_bytes(i)) for i in range(30)]
+    put = s.raw('PUT', d2['uploadURL'], body=make_tar(members))
+    assert put.status == 200, put
+    assert wait_count(s, batch, 30) == 30
+    assert s.raw('PUT', d2['uploadURL'], body=make_tar(members)).status == 409
+    assert uploads_of(s, d2['shardId']) == [('done',)]
+    assert wait_count(s, batch, 31, within=1) == 30
+
+
+def test_url_of_a_batch_removed_before_its_rows_refused(server_factory):
+    """A batch removed between a URL's answer and its rows: a PUT to the
+    URL is refused (404) and nothing of it is kept."""
+    s = server_factory(env={'VBATCH_STAGING_URL_BEHIND_DELAY_MS': '60000'}).start()
+    batch = 'url-gone'
+    shard_url(s, batch)
+    d2 = shard_url(s, batch)
+    r = s.ds('DELETE', f'/{batch}', check=False)
+    assert r.status == 200, r
+    put = s.raw('PUT', d2['uploadURL'], body=make_tar([('g.png', png_bytes(1))]))
+    assert put.status == 404, put
+    assert uploads_of(s, d2['shardId']) == []

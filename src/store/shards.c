@@ -296,6 +296,19 @@ static int record_body(struct store *st, struct db_conn *c, void *ud, struct err
         const struct store_upload_rec *r = &a->r[i];
         char key[96];
         store_upload_tar_key(r->bid, r->shard_id, key);
+        /* the batch's workspace held first (store__ws_lock), as
+         * store_upload_tar_create does: a removal in progress holds it
+         * while it fails the pending URLs, and PostgreSQL's UPDATE there
+         * does not see rows not yet committed — without it these would
+         * stay pending in a removed batch.  The next statement reads the
+         * batch after the removal's commit. */
+        if (i == 0 || r->bid != a->r[i - 1].bid) {
+            int lrc = db_run(c, e, "INSERT INTO ws_usage(workspace, staged_bytes) SELECT workspace, 0 FROM batches"
+                                   " WHERE bid=?1 ON CONFLICT(workspace) DO UPDATE SET staged_bytes ="
+                                   " ws_usage.staged_bytes", "i", r->bid);
+            if (lrc < 0)
+                return lrc;
+        }
         /* only into a live batch (not removed, not expired: a removal
          * fails the pending URLs it finds, store__batch_tombstone), and
          * once (recorded already by a PUT to it, here or in another

@@ -292,6 +292,68 @@ BOTH(tar_upload_recorded_after_its_answer)
     store_close(st);
 }
 
+struct record_run {
+    struct store *st;
+    struct store_upload_rec r;
+    int rc, n;
+};
+
+static void *record_main(void *arg)
+{
+    struct record_run *a = arg;
+    struct err e = ERR_INIT;
+    a->rc = store_upload_tar_record(a->st, &a->r, 1, &a->n, &e);
+    return NULL;
+}
+
+/* PostgreSQL: the rows of a URL answered before them, written while the
+ * batch is being removed (store_batch_delete: the workspace held, its
+ * pending URLs failed, the batch expired, in one transaction), are either
+ * failed with the others or not written: never a pending URL of a removed
+ * batch (a PUT to it would be taken).  (SQLite takes one writer at a time.) */
+BOTH(tar_upload_record_during_a_batch_removal)
+{
+    if (!t_db)
+        return;
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    char key[96];
+    struct store_batch b;
+    struct store_upload u;
+    ASSERT_OK(store_upload_tar_create(st, "ws", "gone1", NULL, "51111111-2222-4333-8444-555555555555", 1000, DAY,
+                                      key, &e));
+    ASSERT_OK(store_batch_find(st, "ws", "gone1", &b, &e));
+    struct db *d = NULL;
+    ASSERT_OK(db_open(t_db, 1, &d, &e));
+    struct db_conn *c = db_acquire(d, &e);
+    ASSERT(c != NULL);
+    /* the removal's transaction, as store_batch_delete runs it */
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_run(c, &e, "INSERT INTO ws_usage(workspace, staged_bytes) VALUES('ws', 0) ON CONFLICT(workspace)"
+                            " DO UPDATE SET staged_bytes = ws_usage.staged_bytes", ""));
+    ASSERT_OK(db_run(c, &e, "UPDATE uploads SET state='failed' WHERE bid=?1 AND state='pending'", "i", b.bid));
+    ASSERT_OK(db_run(c, &e, "UPDATE batches SET expires_ms=0 WHERE bid=?1", "i", b.bid));
+    /* meanwhile the committer writes a URL of that batch answered before */
+    struct record_run a = {st, {b.bid, "61111111-2222-4333-8444-555555555555", 1000, time_now_ms()}, -1, -1};
+    pthread_t th;
+    ASSERT(pthread_create(&th, NULL, record_main, &a) == 0);
+    usleep(500 * 1000);
+    ASSERT_OK(db_commit(c, &e));
+    pthread_join(th, NULL);
+    db_release(d, c);
+    db_close(d);
+    ASSERT_OK(a.rc);
+    char key2[96];
+    store_upload_tar_key(b.bid, a.r.shard_id, key2);
+    int rc = store_upload_get(st, key2, &u, &e);
+    ASSERT(rc == ERR_NOTFOUND || (rc == 0 && !u.pending));
+    store_upload_release(&u);
+    ASSERT_OK(store_upload_get(st, key, &u, &e));
+    ASSERT(!u.pending);
+    store_upload_release(&u);
+    store_close(st);
+}
+
 BOTH(reference_ingest_once_and_last_shard_webhook)
 {
     struct store *st = open_tmp();

@@ -84,6 +84,7 @@
 
 struct staging__url {
     struct staging__url *next;
+    uint64_t seq; /* s->url_seq when queued */
     struct store_upload_rec r;
     char shard_id[37];
     char key[96];
@@ -185,6 +186,7 @@ bool staging__url_behind(struct staging *s, int64_t bid, const char *shard_id)
         snprintf(u->shard_id, sizeof u->shard_id, "%s", shard_id);
         store_upload_tar_key(bid, u->shard_id, u->key);
         u->r = (struct store_upload_rec){bid, u->shard_id, s->o.max_shard_bytes, time_now_ms()};
+        u->seq = ++s->url_seq;
         *s->urls_tail = u;
         s->urls_tail = &u->next;
         s->n_urls++;
@@ -199,7 +201,7 @@ static bool url_waiting(struct staging *s, const char *key)
 {
     for (int l = 0; l < 2; l++)
         for (struct staging__url *u = l ? s->urls_writing : s->urls; u; u = u->next)
-            if (!key || !strcmp(u->key, key))
+            if (!strcmp(u->key, key))
                 return true;
     return false;
 }
@@ -218,7 +220,31 @@ static bool url_wait(struct staging *s, const char *key, int64_t ms)
 
 void staging__urls_settle(struct staging *s, int64_t ms)
 {
-    url_wait(s, NULL, ms);
+    /* the URLs answered before this call, not those queued while it waits */
+    struct timespec ts;
+    staging__deadline(&ts, ms);
+    pthread_mutex_lock(&s->mu);
+    uint64_t upto = s->url_seq;
+    while (s->url_seq_done < upto && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+        ;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Forget the URLs queued (s->mu held): stopping, and the database would
+ * not take them; a PUT to one after the restart writes its rows itself. */
+static void urls_drop(struct staging *s)
+{
+    if (s->urls)
+        log_warn("staging", "stopping: %d upload URL(s) left unwritten (their PUTs write them)", s->n_urls);
+    while (s->urls) {
+        struct staging__url *u = s->urls;
+        s->urls = u->next;
+        free(u);
+    }
+    s->urls_tail = &s->urls;
+    s->n_urls = 0;
+    s->url_seq_done = s->url_seq;
+    pthread_cond_broadcast(&s->commit_cv);
 }
 
 int staging__url_ensure(struct staging *s, const char *key, const struct store_upload *u, struct err *err)
@@ -270,6 +296,8 @@ static int urls_write(struct staging *s, bool stopping)
     pthread_mutex_lock(&s->mu);
     s->urls_writing = NULL;
     if (rc == 0) {
+        for (struct staging__url *u = w; u; u = u->next)
+            s->url_seq_done = MAX(s->url_seq_done, u->seq);
         while (w) {
             struct staging__url *next = w->next;
             free(w);
@@ -308,19 +336,15 @@ void *staging__commit_main(void *arg)
          * start find their targets by their keys (store_upload_tar_adopt). */
         if (s->urls) {
             if (stopping && time_mono_ms() - stop_at > DRAIN_MAX_MS) {
-                log_warn("staging", "stopping: %d upload URL(s) left unwritten", s->n_urls);
-                while (s->urls) {
-                    struct staging__url *u = s->urls;
-                    s->urls = u->next;
-                    free(u);
-                }
-                s->urls_tail = &s->urls;
-                s->n_urls = 0;
-                pthread_cond_broadcast(&s->commit_cv);
+                urls_drop(s);
                 continue;
             }
             if (urls_write(s, stopping) == 0) {
                 pause = 0;
+                continue;
+            }
+            if (stopping) { /* refused while stopping: as the shards below */
+                urls_drop(s);
                 continue;
             }
             pause = pause ? MIN(pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
@@ -408,7 +432,7 @@ bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
 
 void staging__commit_free(struct staging *s)
 {
-    while (s->urls) { /* ditto */
+    while (s->urls) { /* only when the committer never ran */
         struct staging__url *u = s->urls;
         s->urls = u->next;
         free(u);

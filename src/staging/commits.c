@@ -271,6 +271,12 @@ int staging__url_ensure(struct staging *s, const char *key, const struct store_u
     return rc;
 }
 
+static int rec_by_bid(const void *a, const void *b)
+{
+    int64_t x = ((const struct store_upload_rec *)a)->bid, y = ((const struct store_upload_rec *)b)->bid;
+    return x < y ? -1 : x > y;
+}
+
 /* Write the URLs queued (s->mu held; released while writing): 0 when
  * written, <0 when the database refused them (they stay queued). */
 static int urls_write(struct staging *s, bool stopping)
@@ -288,8 +294,17 @@ static int urls_write(struct staging *s, bool stopping)
     int k = 0;
     for (struct staging__url *u = w; u; u = u->next)
         rs[k++] = u->r;
+    /* one transaction per batch: each locks its batch's workspace first
+     * (store_upload_tar_record), and two processes locking several in
+     * different orders could deadlock on PostgreSQL */
+    qsort(rs, (size_t)k, sizeof *rs, rec_by_bid);
     struct err e = ERR_INIT;
-    int rc = store_upload_tar_record(s->st, rs, k, NULL, &e);
+    int rc = 0;
+    for (int i = 0, j; rc == 0 && i < k; i = j) {
+        for (j = i + 1; j < k && rs[j].bid == rs[i].bid; j++)
+            ;
+        rc = store_upload_tar_record(s->st, rs + i, j - i, NULL, &e);
+    }
     free(rs);
     if (rc < 0)
         log_warn("staging", "%d upload URL(s) answered, not yet written: %s", k, err_text(&e, rc));

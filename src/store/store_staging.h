@@ -227,7 +227,9 @@ struct store_upload_rec {
  * shard (awaiting-upload) and its pending upload row, as
  * store_upload_tar_create does.  One recorded already (by a PUT to it,
  * here or in another process) or whose batch is gone, removed or expired
- * is left out; *recorded (may be NULL): how many were inserted. */
+ * is left out; *recorded (may be NULL): how many were inserted.  Each
+ * batch's workspace is locked first, in the order of r: callers that
+ * may run in several processes at once pass one batch per call. */
 int store_upload_tar_record(struct store *st, const struct store_upload_rec *r, int n, int *recorded,
                             struct err *e);
 struct store_upload {

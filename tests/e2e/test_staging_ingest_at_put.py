@@ -385,11 +385,16 @@ def test_shards_listing_shows_the_url_just_answered(server_factory):
     """The shards listing waits for the URLs answered before their rows:
     a client sees the shard of the URL it was given (awaiting-upload)."""
     s = server_factory(env={'VBATCH_STAGING_URL_BEHIND_DELAY_MS': '400'}).start()
-    batch = 'url-listed'
-    ids = [shard_url(s, batch)['shardId'] for _ in range(3)]
-    shards = s.ds('GET', f'/{batch}/shards').json()['shards']
-    assert sorted(x['shardId'] for x in shards) == sorted(ids)
-    assert {x['statusName'] for x in shards} == {'awaiting-upload'}
+    ids = {}
+    for batch in ('url-listed', 'url-listed-2'):  # two batches' URLs written together
+        shard_url(s, batch)  # makes the batch
+    for batch in ('url-listed', 'url-listed-2'):
+        ids[batch] = [shard_url(s, batch)['shardId'] for _ in range(3)]  # written 400 ms later
+    for batch in ('url-listed', 'url-listed-2'):
+        shards = s.ds('GET', f'/{batch}/shards').json()['shards']
+        got = sorted(x['shardId'] for x in shards if x['shardId'] in ids[batch])
+        assert got == sorted(ids[batch]), (batch, shards)
+        assert len(shards) == 4 and {x['statusName'] for x in shards} == {'awaiting-upload'}
 
 
 def test_url_whose_rows_a_crash_lost_still_takes_its_put(server_factory):

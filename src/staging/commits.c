@@ -52,8 +52,8 @@
  * Upload URLs answered before their rows (staging_opts.url_behind): a tar
  * shard URL of an existing bulk batch whose workspace has no quota to
  * count is answered by its request (ingest.c) and queued here; the
- * committer writes every queued URL (one transaction) before its next
- * shard.  The rows are idempotent and go only into a live batch
+ * committer writes every queued URL (a transaction per batch) before its
+ * next shard.  The rows are idempotent and go only into a live batch
  * (store_upload_tar_record), so a PUT that comes before them — it builds
  * its target from the signed key, store_upload_tar_adopt — writes them
  * itself if they are still not there at its end (staging__url_ensure),
@@ -206,16 +206,14 @@ static bool url_waiting(struct staging *s, const char *key)
     return false;
 }
 
-static bool url_wait(struct staging *s, const char *key, int64_t ms)
+static void url_wait(struct staging *s, const char *key, int64_t ms)
 {
     struct timespec ts;
     staging__deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     while (url_waiting(s, key) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
         ;
-    bool left = url_waiting(s, key);
     pthread_mutex_unlock(&s->mu);
-    return !left;
 }
 
 void staging__urls_settle(struct staging *s, int64_t ms)

@@ -180,7 +180,7 @@ static int commit_one(struct staging *s, struct staging__acked *a)
 bool staging__url_behind(struct staging *s, int64_t bid, const char *shard_id)
 {
     pthread_mutex_lock(&s->mu);
-    bool ok = s->committing && !s->stop && s->o.url_behind && s->n_urls < URLS_MAX;
+    bool ok = s->committing && !s->stop && s->o.url_behind && s->n_urls + s->n_urls_writing < URLS_MAX;
     if (ok) {
         struct staging__url *u = xcalloc(1, sizeof *u);
         snprintf(u->shard_id, sizeof u->shard_id, "%s", shard_id);
@@ -194,6 +194,28 @@ bool staging__url_behind(struct staging *s, int64_t bid, const char *shard_id)
     }
     pthread_mutex_unlock(&s->mu);
     return ok;
+}
+
+static int rec_by_bid(const void *a, const void *b)
+{
+    int64_t x = ((const struct store_upload_rec *)a)->bid, y = ((const struct store_upload_rec *)b)->bid;
+    return x < y ? -1 : x > y;
+}
+
+/* Write the rows of k URLs, one transaction per batch: each locks its
+ * batch's workspace first (store_upload_tar_record), and two processes
+ * locking several in different orders could deadlock on PostgreSQL.
+ * Sorts rs. */
+static int urls_record(struct staging *s, struct store_upload_rec *rs, int k, struct err *e)
+{
+    qsort(rs, (size_t)k, sizeof *rs, rec_by_bid);
+    int rc = 0;
+    for (int i = 0, j; rc == 0 && i < k; i = j) {
+        for (j = i + 1; j < k && rs[j].bid == rs[i].bid; j++)
+            ;
+        rc = store_upload_tar_record(s->st, rs + i, j - i, NULL, e);
+    }
+    return rc;
 }
 
 /* key is queued or being written by the committer (s->mu held) */
@@ -225,7 +247,36 @@ void staging__urls_settle(struct staging *s, int64_t ms)
     uint64_t upto = s->url_seq;
     while (s->url_seq_done < upto && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
         ;
+    if (s->url_seq_done >= upto) {
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    /* the committer is held up (a long commit, a refusing database):
+     * their rows from here, as a PUT's end does (twice is harmless) */
+    struct url_copy {
+        struct store_upload_rec r;
+        char shard_id[37];
+    } *cp = xcalloc((size_t)(s->n_urls + s->n_urls_writing) + 1, sizeof *cp);
+    int k = 0;
+    for (int l = 0; l < 2; l++)
+        for (struct staging__url *u = l ? s->urls_writing : s->urls; u; u = u->next)
+            if (u->seq <= upto) {
+                cp[k].r = u->r;
+                memcpy(cp[k].shard_id, u->shard_id, sizeof cp[k].shard_id);
+                k++;
+            }
     pthread_mutex_unlock(&s->mu);
+    struct store_upload_rec *rs = xcalloc((size_t)k + 1, sizeof *rs);
+    for (int i = 0; i < k; i++) {
+        rs[i] = cp[i].r;
+        rs[i].shard_id = cp[i].shard_id;
+    }
+    struct err e = ERR_INIT;
+    int rc = k > 0 ? urls_record(s, rs, k, &e) : 0;
+    if (rc < 0)
+        log_warn("staging", "%d upload URL(s) answered, not written for a listing: %s", k, err_text(&e, rc));
+    free(rs);
+    free(cp);
 }
 
 /* Forget the URLs queued (s->mu held): stopping, and the database would
@@ -269,12 +320,6 @@ int staging__url_ensure(struct staging *s, const char *key, const struct store_u
     return rc;
 }
 
-static int rec_by_bid(const void *a, const void *b)
-{
-    int64_t x = ((const struct store_upload_rec *)a)->bid, y = ((const struct store_upload_rec *)b)->bid;
-    return x < y ? -1 : x > y;
-}
-
 /* Write the URLs queued (s->mu held; released while writing): 0 when
  * written, <0 when the database refused them (they stay queued). */
 static int urls_write(struct staging *s, bool stopping)
@@ -285,6 +330,7 @@ static int urls_write(struct staging *s, bool stopping)
     s->urls_tail = &s->urls;
     s->n_urls = 0;
     s->urls_writing = w;
+    s->n_urls_writing = n;
     pthread_mutex_unlock(&s->mu);
     if (s->o.url_behind_delay_ms > 0 && !stopping) /* tests: a window for kill -9 */
         staging__sleep_ms_unless_stopped(s, s->o.url_behind_delay_ms);
@@ -292,22 +338,14 @@ static int urls_write(struct staging *s, bool stopping)
     int k = 0;
     for (struct staging__url *u = w; u; u = u->next)
         rs[k++] = u->r;
-    /* one transaction per batch: each locks its batch's workspace first
-     * (store_upload_tar_record), and two processes locking several in
-     * different orders could deadlock on PostgreSQL */
-    qsort(rs, (size_t)k, sizeof *rs, rec_by_bid);
     struct err e = ERR_INIT;
-    int rc = 0;
-    for (int i = 0, j; rc == 0 && i < k; i = j) {
-        for (j = i + 1; j < k && rs[j].bid == rs[i].bid; j++)
-            ;
-        rc = store_upload_tar_record(s->st, rs + i, j - i, NULL, &e);
-    }
+    int rc = urls_record(s, rs, k, &e);
     free(rs);
     if (rc < 0)
-        log_warn("staging", "%d upload URL(s) answered, not yet written: %s", k, err_text(&e, rc));
+        log_warn("staging", "upload URLs answered, not all written (%d to try again): %s", k, err_text(&e, rc));
     pthread_mutex_lock(&s->mu);
     s->urls_writing = NULL;
+    s->n_urls_writing = 0;
     if (rc == 0) {
         for (struct staging__url *u = w; u; u = u->next)
             s->url_seq_done = MAX(s->url_seq_done, u->seq);
@@ -333,40 +371,63 @@ static int urls_write(struct staging *s, bool stopping)
 void *staging__commit_main(void *arg)
 {
     struct staging *s = arg;
-    int64_t pause = 0, stop_at = 0;
+    /* each queue has its own backoff after a refusal: no try before its
+     * retry time (a stop drains both at once) */
+    int64_t url_pause = 0, url_retry_at = 0, shard_pause = 0, shard_retry_at = 0, stop_at = 0;
+    bool urls_last = false; /* the last round wrote URLs */
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->acked && !s->urls && !s->stop)
-            pthread_cond_wait(&s->commit_cv, &s->mu);
-        if (!s->acked && !s->urls)
-            break; /* stopping, drained */
+        int64_t now = time_mono_ms();
+        bool url_ready = s->urls && (s->stop || now >= url_retry_at);
+        bool shard_ready = s->acked && (s->stop || now >= shard_retry_at);
+        if (!url_ready && !shard_ready) {
+            if (s->stop)
+                break; /* stopping, drained */
+            int64_t until = INT64_MAX;
+            if (s->urls)
+                until = url_retry_at;
+            if (s->acked)
+                until = MIN(until, shard_retry_at);
+            if (until == INT64_MAX) {
+                pthread_cond_wait(&s->commit_cv, &s->mu);
+            } else {
+                struct timespec ts;
+                staging__deadline(&ts, until - now);
+                pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts);
+            }
+            continue;
+        }
         bool stopping = s->stop;
         if (stopping && !stop_at)
-            stop_at = time_mono_ms();
-        /* URLs answered first: their clients PUT to them now, and a PUT's
-         * end needs its URL's rows (staging__url_ensure).  A stop writes
-         * them for at most DRAIN_MAX_MS; the PUTs that come to the next
-         * start find their targets by their keys (store_upload_tar_adopt). */
-        if (s->urls) {
-            if (stopping && time_mono_ms() - stop_at > DRAIN_MAX_MS) {
+            stop_at = now;
+        /* a stop drains the queues for at most DRAIN_MAX_MS (a database
+         * that does not answer would hold it for minutes): the shards
+         * left are marked on disk and found again at the next start, the
+         * URLs left get their rows from their PUTs */
+        bool late = stopping && now - stop_at > DRAIN_MAX_MS;
+        /* URLs answered go first: their clients PUT to them now, and a
+         * PUT's end needs its URL's rows (staging__url_ensure); but a
+         * shard waiting gets its turn between two rounds of URLs, so that
+         * steady URL traffic cannot hold the shards back. */
+        if (url_ready && !(urls_last && shard_ready)) {
+            urls_last = true;
+            if (late) {
                 urls_drop(s);
                 continue;
             }
             if (urls_write(s, stopping) == 0) {
-                pause = 0;
+                url_pause = 0;
                 continue;
             }
             if (stopping) { /* refused while stopping: as the shards below */
                 urls_drop(s);
                 continue;
             }
-            pause = pause ? MIN(pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
-            struct timespec ts;
-            staging__deadline(&ts, pause);
-            while (!s->stop && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
-                ;
+            url_pause = url_pause ? MIN(url_pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
+            url_retry_at = time_mono_ms() + url_pause;
             continue;
         }
+        urls_last = false;
         struct staging__acked *a = s->acked;
         pthread_mutex_unlock(&s->mu);
         /* URL requests (short transactions a client waits for before it
@@ -388,12 +449,8 @@ void *staging__commit_main(void *arg)
             nanosleep(&(struct timespec){0, 200 * 1000L}, NULL);
         if (s->o.commit_behind_delay_ms > 0 && !stopping) /* tests: a window for kill -9 */
             staging__sleep_ms_unless_stopped(s, s->o.commit_behind_delay_ms);
-        /* a stop drains the queue for at most DRAIN_MAX_MS (a database
-         * that does not answer would hold it for minutes): the rest is
-         * marked on disk and found again at the next start */
-        bool give_up = stopping && time_mono_ms() - stop_at > DRAIN_MAX_MS;
-        int rc = give_up ? ERR_UNAVAILABLE : commit_one(s, a);
-        if (give_up)
+        int rc = late ? ERR_UNAVAILABLE : commit_one(s, a);
+        if (late)
             log_warn("staging", "stopping: shard=%s left for the next start", a->u.shard_id ? a->u.shard_id : "");
         pthread_mutex_lock(&s->mu);
         if (rc == 0 || stopping) {
@@ -407,14 +464,11 @@ void *staging__commit_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             acked_free(s, a);
             pthread_mutex_lock(&s->mu);
-            pause = 0;
+            shard_pause = 0;
             continue;
         }
-        pause = pause ? MIN(pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
-        struct timespec ts;
-        staging__deadline(&ts, pause);
-        while (!s->stop && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
-            ;
+        shard_pause = shard_pause ? MIN(shard_pause * 2, RETRY_MAX_MS) : RETRY_MIN_MS;
+        shard_retry_at = time_mono_ms() + shard_pause;
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;

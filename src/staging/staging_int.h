@@ -43,7 +43,7 @@ struct staging {
     /* tar shard URLs answered before their rows are written (commits.c):
      * queued, and the batch the committer is writing now */
     struct staging__url *urls, **urls_tail, *urls_writing;
-    int n_urls;
+    int n_urls, n_urls_writing;
     uint64_t url_seq, url_seq_done; /* URLs queued so far; the last one written (or dropped at stop) */
     _Atomic bool url_last_inline; /* the latest URL request wrote its rows itself */
     _Atomic int url_writers;     /* upload-URL transactions under way (the committer lets them go first) */

@@ -397,6 +397,25 @@ def test_shards_listing_shows_the_url_just_answered(server_factory):
         assert len(shards) == 4 and {x['statusName'] for x in shards} == {'awaiting-upload'}
 
 
+def test_shards_listing_shows_the_url_while_the_committer_is_held_up(server_factory):
+    """The committer busy with a shard (its commit held back 3 s): a URL
+    answered meanwhile is still in the listing asked for right after (the
+    listing writes its rows itself after waiting 1 s), and takes its PUT."""
+    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '3000'}).start()
+    batch = 'url-held'
+    members = [(f'h{i:03d}.png', png_bytes(i)) for i in range(20)]
+    d1, put = s.put_shard(batch, make_tar(members))
+    assert put.status == 200, put
+    d2 = shard_url(s, batch)
+    t0 = time.time()
+    shards = s.ds('GET', f'/{batch}/shards').json()['shards']
+    assert time.time() - t0 < 2.5 * MULT  # not after the held-back commit
+    assert d2['shardId'] in [x['shardId'] for x in shards], shards
+    more = [(f'i{i:03d}.png', png_bytes(100 + i)) for i in range(20)]
+    assert s.raw('PUT', d2['uploadURL'], body=make_tar(more)).status == 200
+    assert wait_count(s, batch, 40) == 40
+
+
 def test_url_whose_rows_a_crash_lost_still_takes_its_put(server_factory):
     """kill -9 after a URL was answered and before its rows were written:
     after the restart a PUT to it is taken (its target built from its

@@ -236,7 +236,12 @@ def test_broken_archives_refused_as_before(server_factory):
         assert sh['statusType'] == 'error', (name, sh)
         assert sh['statusName'] == 'corrupt-archive', (name, sh)
     assert s.ds('GET', '/broken/count').json()['count'] == 0
-    # a failed shard leaves nothing behind: its archive is removed
+    # a failed shard leaves nothing behind: its archive is removed (right
+    # after its failure is recorded: on an object store that DELETE can
+    # come a moment after the status shows)
+    deadline = time.time() + 10 * MULT
+    while blob_files(s.data) and time.time() < deadline:
+        time.sleep(0.05)
     assert blob_files(s.data) == []
     d, put = s.put_shard('broken', good)
     assert put.status == 200

@@ -53,7 +53,8 @@
  * shard URL of an existing bulk batch whose workspace has no quota to
  * count is answered by its request (ingest.c) and queued here; the
  * committer writes every queued URL (a transaction per batch) before its
- * next shard.  The rows are idempotent and go only into a live batch
+ * next shard (though a waiting shard gets its turn between two rounds of
+ * URLs).  The rows are idempotent and go only into a live batch
  * (store_upload_tar_record), so a PUT that comes before them — it builds
  * its target from the signed key, store_upload_tar_adopt — writes them
  * itself if they are still not there at its end (staging__url_ensure),

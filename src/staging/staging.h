@@ -77,7 +77,7 @@ struct staging_opts {
                                       shard URL of an existing bulk batch of a workspace
                                       without staged-bytes or pending-uploads quota is
                                       answered before its rows are written; the committer
-                                      writes them, ahead of any shard (commits.c); default
+                                      writes them, ahead of the shards (commits.c); default
                                       true, or $VBATCH_STAGING_URL_BEHIND (0 = off) */
     int64_t url_behind_delay_ms;   /* tests: the committer waits this long before writing
                                       the URLs answered (a window for kill -9); default 0,

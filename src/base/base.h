@@ -123,6 +123,10 @@ void log_msg(enum log_level lvl, const char *module, const char *fmt, ...)
 int64_t time_now_ms(void);      /* wall clock, ms since the Unix epoch */
 int64_t time_mono_ms(void);     /* monotonic clock, ms */
 int64_t time_mono_ns(void);     /* monotonic clock, ns */
+/* *ts = CLOCK_MONOTONIC now + ms: a deadline for pthread_cond_timedwait
+ * on a condition variable made with that clock. */
+struct timespec;
+void time_mono_deadline(struct timespec *ts, int64_t ms);
 /* Format ms-since-epoch as RFC 3339 UTC with milliseconds and a 'Z':
  * "2026-11-29T03:55:10.123Z".  out must hold TIME_ISO_LEN bytes. */
 #define TIME_ISO_LEN 80

@@ -232,7 +232,7 @@ static bool url_waiting(struct staging *s, const char *key)
 static void url_wait(struct staging *s, const char *key, int64_t ms)
 {
     struct timespec ts;
-    staging__deadline(&ts, ms);
+    time_mono_deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     while (url_waiting(s, key) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
         ;
@@ -243,7 +243,7 @@ void staging__urls_settle(struct staging *s, int64_t ms)
 {
     /* the URLs answered before this call, not those queued while it waits */
     struct timespec ts;
-    staging__deadline(&ts, ms);
+    time_mono_deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     uint64_t upto = s->url_seq;
     while (s->url_seq_done < upto && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
@@ -393,7 +393,7 @@ void *staging__commit_main(void *arg)
                 pthread_cond_wait(&s->commit_cv, &s->mu);
             } else {
                 struct timespec ts;
-                staging__deadline(&ts, until - now);
+                time_mono_deadline(&ts, until - now);
                 pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts);
             }
             continue;
@@ -488,7 +488,7 @@ static bool ws_queued(struct staging *s, const char *ws)
 bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
 {
     struct timespec ts;
-    staging__deadline(&ts, ms);
+    time_mono_deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     bool waited = ws_queued(s, ws);
     while (ws_queued(s, ws) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)

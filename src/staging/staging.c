@@ -140,23 +140,13 @@ void staging__kick(struct staging *s, bool index, bool fetch)
     pthread_mutex_unlock(&s->mu);
 }
 
-void staging__deadline(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 /* Wait up to ms for a kick of the given kind (NULL = any) or stop.
  * Returns false when the thread must exit. */
 static bool wait_kick(struct staging *s, bool *flag, int64_t ms)
 {
     struct timespec ts;
-    staging__deadline(&ts, ms);
+    time_mono_deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
     while (!s->stop && !(flag && *flag))
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)

@@ -60,9 +60,6 @@ struct staging__putting {
 };
 
 void staging__kick(struct staging *s, bool index, bool fetch);
-/* *ts = CLOCK_MONOTONIC now + ms, for pthread_cond_timedwait on the
- * context's condition variables (made with that clock). */
-void staging__deadline(struct timespec *ts, int64_t ms);
 
 /* ingest.c: this process's claims on signed-PUT targets.  put_busy: a PUT
  * to key is streaming, or its shard waits for the committer;

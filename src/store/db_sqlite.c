@@ -96,17 +96,6 @@ static bool env_off(const char *name)
     return v && !strcmp(v, "0");
 }
 
-static void mono_deadline(struct timespec *ts, int64_t ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 static void *ckpt_main(void *arg)
 {
     struct sq_ckpt *k = arg;
@@ -114,7 +103,7 @@ static void *ckpt_main(void *arg)
     pthread_mutex_lock(&k->mu);
     for (;;) {
         struct timespec ts;
-        mono_deadline(&ts, CKPT_PERIOD_MS);
+        time_mono_deadline(&ts, CKPT_PERIOD_MS);
         while (!k->stop && !k->wake)
             if (pthread_cond_timedwait(&k->cv, &k->mu, &ts) != 0)
                 break; /* the period passed */

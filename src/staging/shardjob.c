@@ -319,6 +319,27 @@ int staging__job_commit_upload(struct staging__job *j, const char *key, const st
     return rc;
 }
 
+int staging__jobs_commit_uploads(const struct staging__upload_commit *v, int n, struct err *err)
+{
+    struct store_upload_indexed *ix = xcalloc((size_t)n, sizeof *ix);
+    struct store_shard_outcome *os = xcalloc((size_t)n, sizeof *os);
+    struct store_item_new **items = xcalloc((size_t)n, sizeof *items);
+    char **metas = xcalloc((size_t)n, sizeof *metas);
+    for (int i = 0; i < n; i++) {
+        done_outcome(v[i].j, "uploaded", NULL, &os[i], &items[i], &metas[i]);
+        ix[i] = (struct store_upload_indexed){v[i].key, v[i].u, v[i].size, &os[i]};
+    }
+    int rc = n > 0 ? store_uploads_done_indexed(v[0].j->s->st, ix, n, err) : 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0)
+            done_recorded(v[i].j);
+        free(items[i]);
+        free(metas[i]);
+    }
+    free(metas), free(items), free(os), free(ix);
+    return rc;
+}
+
 /* Sleep ms, waking early when the context stops. */
 void staging__sleep_ms_unless_stopped(struct staging *s, int64_t ms)
 {

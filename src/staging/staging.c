@@ -66,6 +66,8 @@ void staging_opts_default(struct staging_opts *o)
     o->commit_behind = cb ? (int)MAX(0, MIN(strtoll(cb, NULL, 10), 4096)) : 32;
     const char *cbd = getenv("VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS");
     o->commit_behind_delay_ms = cbd ? strtoll(cbd, NULL, 10) : 0;
+    const char *cg = getenv("VBATCH_STAGING_COMMIT_GROUP");
+    o->commit_group = cg ? (int)MAX(1, MIN(strtoll(cg, NULL, 10), 64)) : 8;
     const char *ub = getenv("VBATCH_STAGING_URL_BEHIND");
     o->url_behind = !ub || strcmp(ub, "0") != 0;
     const char *ubd = getenv("VBATCH_STAGING_URL_BEHIND_DELAY_MS");

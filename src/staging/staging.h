@@ -73,6 +73,10 @@ struct staging_opts {
     int64_t commit_behind_delay_ms; /* tests: the committer waits this long before each
                                       commit (a window for kill -9); default 0, or
                                       $VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS */
+    int commit_group;              /* the committer records up to this many shards of one
+                                      batch, queued one behind the other, in one
+                                      transaction; default 8, 1 = one each, or
+                                      $VBATCH_STAGING_COMMIT_GROUP (commits.c) */
     bool url_behind;               /* with the committer running (commit_behind > 0), a tar
                                       shard URL of an existing bulk batch of a workspace
                                       without staged-bytes or pending-uploads quota is

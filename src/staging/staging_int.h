@@ -253,6 +253,15 @@ int staging__job_commit(struct staging__job *j, const char *from_state);
  * items in one transaction (store_upload_done_indexed). */
 int staging__job_commit_upload(struct staging__job *j, const char *key, const struct store_upload *u, int64_t size,
                                struct err *err);
+/* Several such shards of one batch in one transaction
+ * (store_uploads_done_indexed): any error records none of them. */
+struct staging__upload_commit {
+    struct staging__job *j;
+    const char *key;
+    const struct store_upload *u;
+    int64_t size;
+};
+int staging__jobs_commit_uploads(const struct staging__upload_commit *v, int n, struct err *err);
 /* A tar shard's bytes at hand as its PUT ends (kept in memory by the
  * writer): scan them into j, a job with no claim (release it with
  * staging__job_release).  true when the shard can be recorded at once

@@ -281,6 +281,15 @@ int store_upload_tar_probe(struct store *st, const char *ws, const char *batch, 
     return rc;
 }
 
+/* Hold the workspace of batch bid (store__ws_lock; nothing when the
+ * batch is gone). */
+static int ws_lock_by_bid(struct db_conn *c, int64_t bid, struct err *e)
+{
+    return db_run(c, e, "INSERT INTO ws_usage(workspace, staged_bytes) SELECT workspace, 0 FROM batches"
+                        " WHERE bid=?1 ON CONFLICT(workspace) DO UPDATE SET staged_bytes = ws_usage.staged_bytes",
+                  "i", bid);
+}
+
 struct record_args {
     const struct store_upload_rec *r;
     int n, done;
@@ -303,9 +312,7 @@ static int record_body(struct store *st, struct db_conn *c, void *ud, struct err
          * stay pending in a removed batch.  The next statement reads the
          * batch after the removal's commit. */
         if (i == 0 || r->bid != a->r[i - 1].bid) {
-            int lrc = db_run(c, e, "INSERT INTO ws_usage(workspace, staged_bytes) SELECT workspace, 0 FROM batches"
-                                   " WHERE bid=?1 ON CONFLICT(workspace) DO UPDATE SET staged_bytes ="
-                                   " ws_usage.staged_bytes", "i", r->bid);
+            int lrc = ws_lock_by_bid(c, r->bid, e);
             if (lrc < 0)
                 return lrc;
         }
@@ -459,11 +466,19 @@ static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *
 {
     struct done_args *a = ud;
     (void)st;
+    /* The batch's workspace first, as a removal takes it before it fails
+     * the batch's pending URLs: on PostgreSQL this transaction would
+     * otherwise hold an upload row and then wait for the workspace (its
+     * items' staged bytes) that such a removal holds while it waits for
+     * the upload row. */
+    int rc = ws_lock_by_bid(c, a->u->bid, e);
+    if (rc < 0)
+        return rc;
     /* An object store took a PUT of any size (a presigned PUT signs no
      * maximum): past the limit, the target is used up and a tar shard
      * fails without being indexed (the caller deletes the object). */
     if (a->size > a->u->size_limit) {
-        int rc = upload_mark(c, a->key, "failed", e);
+        rc = upload_mark(c, a->key, "failed", e);
         if (rc == 0 && !strcmp(a->u->kind, "tar")) {
             char meta[160];
             snprintf(meta, sizeof meta, "{\"reason\":\"Max size of a shard is %lldB.\"}", (long long)a->u->size_limit);
@@ -472,7 +487,7 @@ static int done_body(struct store *st, struct db_conn *c, void *ud, struct err *
         a->over = rc == 0; /* committed, then ERR_LIMIT */
         return rc;
     }
-    int rc = upload_mark(c, a->key, "done", e);
+    rc = upload_mark(c, a->key, "done", e);
     if (rc == 0 && !strcmp(a->u->kind, "video")) {
         struct store_item_new it = {NULL, a->u->file_name, NULL, "video", a->mime, a->key, a->size, false, 0};
         rc = store__item_insert(c, a->u->bid, &it, e);
@@ -498,11 +513,39 @@ int store_upload_done(struct store *st, const char *key, const struct store_uplo
 int store_upload_done_indexed(struct store *st, const char *key, const struct store_upload *u, int64_t size,
                               const struct store_shard_outcome *o, struct err *e)
 {
-    if (strcmp(u->kind, "tar") != 0 || !o || o->owner || strcmp(o->from_state, "uploaded") != 0 ||
-        size > u->size_limit)
-        return err_set(e, ERR_INVALID, "not a tar shard indexed at its upload");
-    struct done_args a = {key, NULL, u, size, false, o};
-    return store__staging_tx(st, done_body, &a, e);
+    struct store_upload_indexed one = {key, u, size, o};
+    return store_uploads_done_indexed(st, &one, 1, e);
+}
+
+struct done_many_args {
+    const struct store_upload_indexed *v;
+    int n;
+};
+
+static int done_many_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    struct done_many_args *a = ud;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < a->n; i++) {
+        struct done_args d = {a->v[i].key, NULL, a->v[i].u, a->v[i].size, false, a->v[i].o};
+        rc = done_body(st, c, &d, e);
+    }
+    return rc;
+}
+
+int store_uploads_done_indexed(struct store *st, const struct store_upload_indexed *v, int n, struct err *e)
+{
+    if (n < 1)
+        return 0;
+    for (int i = 0; i < n; i++) {
+        const struct store_upload *u = v[i].u;
+        const struct store_shard_outcome *o = v[i].o;
+        if (strcmp(u->kind, "tar") != 0 || !o || o->owner || strcmp(o->from_state, "uploaded") != 0 ||
+            v[i].size > u->size_limit || u->bid != v[0].u->bid)
+            return err_set(e, ERR_INVALID, "not tar shards of one batch indexed at their uploads");
+    }
+    struct done_many_args a = {v, n};
+    return store__staging_tx(st, done_many_body, &a, e);
 }
 
 void store_uploads_pending_free(struct store_upload_pending *rows, int n)

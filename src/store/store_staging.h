@@ -370,6 +370,18 @@ struct store_shard_outcome {
  * nothing is written on any error. */
 int store_upload_done_indexed(struct store *st, const char *key, const struct store_upload *u, int64_t size,
                               const struct store_shard_outcome *o, struct err *e);
+/* Several tar shards of one batch indexed at their uploads (the staging
+ * committer's queue): store_upload_done_indexed for each, in one
+ * transaction that holds the batch's workspace first.  Any error (one
+ * target used already: ERR_EXISTS) writes nothing; record them one by one
+ * then. */
+struct store_upload_indexed {
+    const char *key;
+    const struct store_upload *u;
+    int64_t size;
+    const struct store_shard_outcome *o;
+};
+int store_uploads_done_indexed(struct store *st, const struct store_upload_indexed *v, int n, struct err *e);
 /* Record the outcome and end the claim, in one transaction: ERR_EXISTS
  * (nothing written) when the shard left from_state or o->owner no longer
  * holds its claim. */

@@ -815,6 +815,57 @@ TEST(tar_shard_indexed_at_its_upload)
     ctx_close(&c);
 }
 
+/* The committer records the shards of a batch queued one behind the
+ * other in one transaction; when that is refused (here: one shard's URL
+ * was used meanwhile, as by another process), one by one: nothing lost,
+ * nothing twice. */
+TEST(shards_committed_together_or_one_by_one)
+{
+    struct ctx c = {0};
+    struct staging_opts o;
+    staging_opts_default(&o);
+    o.commit_behind_delay_ms = 400; /* the shards queue up behind the first */
+    ctx_open(&c, &o);
+    ASSERT_OK(staging_start(c.s, NULL));
+    char shard[3][64];
+    int64_t size[3];
+    for (int i = 0; i < 3; i++) {
+        struct tarb t;
+        tar_images(&t, 20, 100 * i);
+        ASSERT_OK(put_shard(&c, "grp", t.buf, t.used, shard[i]));
+        size[i] = (int64_t)t.used;
+        free(t.buf);
+    }
+    /* the second one's URL used now: the group {2, 3} that the committer
+     * takes after the first shard is refused */
+    char *key = xasprintf("b/1/s/%s.tar", shard[1]);
+    struct store_upload u;
+    ASSERT_OK(store_upload_get(c.st, key, &u, &te));
+    ASSERT(u.pending);
+    ASSERT_OK(store_upload_done(c.st, key, &u, NULL, size[1], &te));
+    store_upload_release(&u);
+    free(key);
+    /* the first and the third committed, the second indexed from its blob */
+    for (int i = 0; i < 500 && count(&c, "grp", NULL) < 60; i++)
+        usleep(20000);
+    staging_stop(c.s);
+    ASSERT_EQ(count(&c, "grp", NULL), 60);
+    for (int i = 0; i < 3; i++) {
+        json_t *sh = shard0(&c, "grp", i);
+        ASSERT_STR_EQ(json_string_value(json_object_get(sh, "statusName")), "ingested");
+        json_decref(sh);
+    }
+    struct staging_item *it = NULL;
+    int ni = 0;
+    ASSERT_OK(staging_items_page(c.s, "ws", "grp", NULL, 0, 100, &it, &ni, NULL));
+    ASSERT_EQ(ni, 60);
+    for (int i = 0; i < ni; i++)
+        for (int j = 0; j < i; j++)
+            ASSERT(strcmp(it[i].name, it[j].name) != 0);
+    staging_items_free(it, ni);
+    ctx_close(&c);
+}
+
 TEST(indexing_is_crash_safe)
 {
     struct ctx c = {0};

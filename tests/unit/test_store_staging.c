@@ -354,6 +354,168 @@ BOTH(tar_upload_record_during_a_batch_removal)
     store_close(st);
 }
 
+/* Tar shards of one batch indexed at their uploads, k of them: their
+ * outcomes (2 ranged items each), for store_uploads_done_indexed. */
+struct group {
+    char key[3][96];
+    struct store_upload u[3];
+    struct store_item_new items[3][2];
+    struct store_shard_outcome o[3];
+    struct store_upload_indexed v[3];
+};
+
+static void group_make(struct store *st, const char *batch, const char *id_fmt, struct group *g)
+{
+    struct err e = ERR_INIT;
+    for (int i = 0; i < 3; i++) {
+        char id[40];
+        snprintf(id, sizeof id, id_fmt, i);
+        ASSERT_OK(store_upload_tar_create(st, "ws", batch, NULL, id, 100000, DAY, g->key[i], &e));
+        ASSERT_OK(store_upload_get(st, g->key[i], &g->u[i], &e));
+        for (int k = 0; k < 2; k++) {
+            g->items[i][k] = item(NULL, k ? "b.png" : "a.png", "image", g->key[i]);
+            g->items[i][k].ranged = true;
+            g->items[i][k].offset = 512 + 1024 * k;
+        }
+        g->o[i] = (struct store_shard_outcome){.bid = g->u[i].bid, .shard_id = g->u[i].shard_id,
+                                               .from_state = "uploaded", .state = "done",
+                                               .status_name = "ingested", .status_type = "success",
+                                               .objects = 2, .items = g->items[i], .nitems = 2, .ws = "ws"};
+        g->v[i] = (struct store_upload_indexed){g->key[i], &g->u[i], 4096, &g->o[i]};
+    }
+}
+
+static void group_free(struct group *g)
+{
+    for (int i = 0; i < 3; i++)
+        store_upload_release(&g->u[i]);
+}
+
+static bool upload_pending(struct store *st, const char *key)
+{
+    struct store_upload u;
+    struct err e = ERR_INIT;
+    ASSERT_OK(store_upload_get(st, key, &u, &e));
+    bool p = u.pending;
+    store_upload_release(&u);
+    return p;
+}
+
+/* The staging committer records several shards of one batch in one
+ * transaction: all of them or, when one cannot be (its URL used already),
+ * none; never shards of two batches together. */
+BOTH(tar_uploads_recorded_together)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct group g, h;
+    group_make(st, "bulk1", "71111111-2222-4333-8444-55555555555%d", &g);
+    group_make(st, "bulk2", "81111111-2222-4333-8444-55555555555%d", &h);
+    int64_t n = -1;
+    /* the second URL used meanwhile: none of the three recorded */
+    ASSERT_OK(store_upload_done(st, g.key[1], &g.u[1], NULL, 4096, &e));
+    ASSERT_EQ(store_uploads_done_indexed(st, g.v, 3, &e), ERR_EXISTS);
+    ASSERT_OK(store_batch_count(st, "ws", "bulk1", NULL, &n, &e));
+    ASSERT_EQ(n, 0);
+    ASSERT(upload_pending(st, g.key[0]) && upload_pending(st, g.key[2]));
+    /* two batches in one call: refused, nothing written */
+    struct store_upload_indexed mixed[2] = {g.v[0], h.v[0]};
+    ASSERT_EQ(store_uploads_done_indexed(st, mixed, 2, &e), ERR_INVALID);
+    ASSERT(upload_pending(st, g.key[0]) && upload_pending(st, h.key[0]));
+    /* the first and the third together; then the other batch's three */
+    struct store_upload_indexed two[2] = {g.v[0], g.v[2]};
+    ASSERT_OK(store_uploads_done_indexed(st, two, 2, &e));
+    ASSERT_OK(store_uploads_done_indexed(st, h.v, 3, &e));
+    ASSERT_OK(store_batch_count(st, "ws", "bulk1", NULL, &n, &e));
+    ASSERT_EQ(n, 4);
+    ASSERT_OK(store_batch_count(st, "ws", "bulk2", NULL, &n, &e));
+    ASSERT_EQ(n, 6);
+    ASSERT(!upload_pending(st, g.key[0]) && !upload_pending(st, g.key[2]) && !upload_pending(st, h.key[1]));
+    ASSERT_EQ(store_uploads_done_indexed(st, two, 2, &e), ERR_EXISTS); /* once */
+    ASSERT_EQ(store_upload_done_indexed(st, h.key[2], &h.u[2], 4096, &h.o[2], &e), ERR_EXISTS);
+    struct store_shard_info *rows = NULL;
+    int nr = 0;
+    ASSERT_OK(store_shards_page(st, "ws", "bulk1", 0, 10, &rows, &nr, &e));
+    ASSERT_EQ(nr, 3);
+    ASSERT_STR_EQ(rows[0].status_name, "ingested");
+    ASSERT_STR_EQ(rows[1].status_name, "uploaded"); /* the one used by store_upload_done: the indexer's */
+    ASSERT_STR_EQ(rows[2].status_name, "ingested");
+    ASSERT_EQ(rows[2].objects, 2);
+    store_shard_infos_free(rows, nr);
+    ASSERT_OK(store_uploads_done_indexed(st, NULL, 0, &e));
+    group_free(&g);
+    group_free(&h);
+    store_close(st);
+}
+
+struct group_run {
+    struct store *st;
+    const struct store_upload_indexed *v;
+    int n, rc;
+};
+
+static void *group_main(void *arg)
+{
+    struct group_run *a = arg;
+    struct err e = ERR_INIT;
+    a->rc = store_uploads_done_indexed(a->st, a->v, a->n, &e);
+    return NULL;
+}
+
+/* PostgreSQL: shards recorded while their batch is removed.  The removal
+ * holds the workspace and fails the batch's pending URLs one row after the
+ * other; had the recording taken an upload row before the workspace (the
+ * items' staged bytes), a removal that had reached another of its rows
+ * would wait for it while it waits for the workspace: a deadlock (one of
+ * the two fails).  Here the removal has failed the second URL, then the
+ * recording starts, then the removal fails the first: both end, the
+ * recording with ERR_EXISTS and nothing written. */
+BOTH(tar_uploads_recorded_during_a_batch_removal)
+{
+    if (!t_db)
+        return;
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct group g;
+    group_make(st, "gone2", "91111111-2222-4333-8444-55555555555%d", &g);
+    struct db *d = NULL;
+    ASSERT_OK(db_open(t_db, 1, &d, &e));
+    struct db_conn *c = db_acquire(d, &e);
+    ASSERT(c != NULL);
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_run(c, &e, "INSERT INTO ws_usage(workspace, staged_bytes) VALUES('ws', 0) ON CONFLICT(workspace)"
+                            " DO UPDATE SET staged_bytes = ws_usage.staged_bytes", ""));
+    ASSERT_OK(db_run(c, &e, "UPDATE uploads SET state='failed' WHERE blob_key=?1 AND state='pending'", "t",
+                     g.key[1]));
+    struct group_run a = {st, g.v, 2, 1};
+    pthread_t th;
+    ASSERT(pthread_create(&th, NULL, group_main, &a) == 0);
+    usleep(300 * 1000);
+    ASSERT_OK(db_run(c, &e, "UPDATE uploads SET state='failed' WHERE bid=?1 AND state='pending'", "i", g.u[0].bid));
+    ASSERT_OK(db_run(c, &e, "UPDATE batches SET expires_ms=0 WHERE bid=?1", "i", g.u[0].bid));
+    ASSERT_OK(db_commit(c, &e));
+    pthread_join(th, NULL);
+    db_release(d, c);
+    db_close(d);
+    ASSERT_EQ(a.rc, ERR_EXISTS);
+    int64_t n = -1;
+    struct store_batch b;
+    ASSERT_EQ(store_batch_find(st, "ws", "gone2", &b, &e), ERR_NOTFOUND);
+    ASSERT_OK(db_open(t_db, 1, &d, &e));
+    c = db_acquire(d, &e);
+    struct db_stmt *q = NULL;
+    ASSERT_OK(db_prepare(c, "SELECT count(*) FROM items WHERE bid=?1", &q, &e));
+    db_bind_int64(q, 1, g.u[0].bid);
+    ASSERT_EQ(db_step(q, &e), DB_ROW);
+    n = db_col_int64(q, 0);
+    db_finalize(q);
+    db_release(d, c);
+    db_close(d);
+    ASSERT_EQ(n, 0);
+    group_free(&g);
+    store_close(st);
+}
+
 BOTH(reference_ingest_once_and_last_shard_webhook)
 {
     struct store *st = open_tmp();

@@ -93,6 +93,7 @@
 #define RECOVER_AT_START_MAX 64 /* shards committed before the server listens; more go to the indexer */
 #define URLS_MAX 1024          /* URLs answered and not yet written; more are written by their request */
 #define URL_ENSURE_WAIT_MS 100 /* a PUT's end waits this long for the committer to write its URL */
+#define SETTLE_MS 1000         /* a read waits at most this long for the shards answered before it */
 
 struct staging__url {
     struct staging__url *next;
@@ -110,6 +111,7 @@ struct staging__acked {
     int64_t size;
     int64_t url_done;      /* s->url_done when it was queued */
     int64_t queued_us;     /* monotonic µs when it was queued */
+    uint64_t seq;          /* s->acked_seq when it was queued */
 };
 
 bool staging__commit_reserve(struct staging *s)
@@ -145,6 +147,7 @@ bool staging__commit_behind(struct staging *s, struct staging__job *j, char **ke
         a->size = size;
         a->url_done = atomic_load(&s->url_done);
         a->queued_us = time_mono_ns() / 1000;
+        a->seq = ++s->acked_seq;
         memset(j, 0, sizeof *j);
         memset(u, 0, sizeof *u);
         *key = NULL;
@@ -512,6 +515,7 @@ void *staging__commit_main(void *arg)
             if (!s->acked)
                 s->acked_tail = &s->acked;
             s->n_acked -= k;
+            s->acked_seq_done = last->seq; /* the queue is recorded in its order */
             pthread_cond_broadcast(&s->commit_cv); /* staging__commit_wait_idle */
             pthread_mutex_unlock(&s->mu);
             while (a) {
@@ -530,14 +534,15 @@ void *staging__commit_main(void *arg)
     return NULL;
 }
 
-/* A shard of workspace ws waits in the queue (s->mu held); one whose
- * workspace is unknown counts. */
-static bool ws_queued(struct staging *s, const char *ws)
+/* The last shard of workspace ws in the queue (s->mu held; one whose
+ * workspace is unknown counts): its sequence number, 0 when none. */
+static uint64_t ws_queued_last(struct staging *s, const char *ws)
 {
+    uint64_t last = 0;
     for (struct staging__acked *a = s->acked; a; a = a->next)
-        if (!a->u.workspace || !strcmp(a->u.workspace, ws))
-            return true;
-    return false;
+        if (!a->u.workspace || !ws || !strcmp(a->u.workspace, ws))
+            last = a->seq;
+    return last;
 }
 
 bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
@@ -545,12 +550,17 @@ bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms)
     struct timespec ts;
     time_mono_deadline(&ts, ms);
     pthread_mutex_lock(&s->mu);
-    bool waited = ws_queued(s, ws);
-    while (ws_queued(s, ws) && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
+    uint64_t upto = ws_queued_last(s, ws);
+    while (upto && s->acked_seq_done < upto && pthread_cond_timedwait(&s->commit_cv, &s->mu, &ts) != ETIMEDOUT)
         ;
-    bool idle = !ws_queued(s, ws);
+    bool idle = upto && s->acked_seq_done >= upto;
     pthread_mutex_unlock(&s->mu);
-    return waited && idle;
+    return idle;
+}
+
+void staging_settle(struct staging *s, const char *ws)
+{
+    staging__commit_wait_idle(s, ws, SETTLE_MS);
 }
 
 void staging__commit_free(struct staging *s)

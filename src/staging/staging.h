@@ -261,7 +261,14 @@ void staging_items_free(struct staging_item *items, int n);
 int staging_item_find(struct staging *s, const char *ws, const char *batch, const char *part, const char *name,
                       struct staging_item *out, struct err *err);
 void staging_item_release(struct staging_item *it);
-/* Item count (part NULL = all).  ERR_NOTFOUND. */
+/* Wait (at most 1 s) until the tar shards of workspace ws answered
+ * before this call and still waiting for the committer (commits.c) are
+ * recorded: what a client reads after its 200 shows its shard.  The
+ * views below (counts, item and shard listings, batches) and a job's
+ * plan call it; nothing to wait for costs a lock and a walk of at most
+ * commit_behind entries. */
+void staging_settle(struct staging *s, const char *ws);
+/* Item count (part NULL = all), after staging_settle.  ERR_NOTFOUND. */
 int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n, struct err *err);
 
 /* Create a multipart output batch (ERR_EXISTS if it exists). */

@@ -45,6 +45,7 @@ struct staging {
     struct staging__url *urls, **urls_tail, *urls_writing;
     int n_urls, n_urls_writing;
     uint64_t url_seq, url_seq_done; /* URLs queued so far; the last one written (or dropped at stop) */
+    uint64_t acked_seq, acked_seq_done; /* shards queued so far; the last one recorded (or left at stop) */
     _Atomic bool url_last_inline; /* the latest URL request wrote its rows itself */
     _Atomic int url_writers;     /* upload-URL transactions under way (the committer lets them go first) */
     _Atomic int64_t url_done;    /* upload-URL transactions ended (ditto) */
@@ -84,9 +85,11 @@ bool staging__commit_behind(struct staging *s, struct staging__job *j, char **ke
                             int64_t size);
 /* The committer thread (started by staging_start on the local folder). */
 void *staging__commit_main(void *arg);
-/* Wait up to ms until no shard of workspace ws waits for the committer:
- * true when some did and all are recorded now (false: none did, or
- * timeout).  Other workspaces' shards are not waited for. */
+/* Wait up to ms until the shards of workspace ws that wait for the
+ * committer now are recorded: true when some did and all are recorded
+ * now (false: none did, or timeout).  Shards queued meanwhile are not
+ * waited for; other workspaces' only as far as they are queued before
+ * them. */
 bool staging__commit_wait_idle(struct staging *s, const char *ws, int64_t ms);
 /* A tar shard URL of batch bid answered before its rows are written:
  * queued for the committer (false: not now, the queue is full or the

@@ -83,6 +83,7 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
     int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
+    staging_settle(s, ws); /* file counts with the shards answered so far */
     if ((rc = store_batches_page(s->st, ws, after, limit + 1, &rows, &n, err)) < 0) {
         err_printf(err, "database error");
         return rc;
@@ -99,6 +100,7 @@ int staging_list_batches(struct staging *s, const char *ws, int page_size, const
 int staging_batch_get(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err)
 {
     struct store_batch_info b;
+    staging_settle(s, ws);
     int rc = store_batch_info_get(s->st, ws, batch, &b, err);
     if (rc < 0)
         return rc;
@@ -120,6 +122,7 @@ int staging_batch_delete(struct staging *s, const char *ws, const char *batch, j
 int staging_items_count(struct staging *s, const char *ws, const char *batch, const char *part, int64_t *n,
                         struct err *err)
 {
+    staging_settle(s, ws); /* the items of every shard answered so far (a job's plan too) */
     return store_batch_count(s->st, ws, batch, part, n, err);
 }
 
@@ -193,6 +196,7 @@ int staging_list_items(struct staging *s, const char *ws, const char *batch, con
     int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
+    staging_settle(s, ws);
     if ((rc = store_items_list(s->st, ws, batch, part_name, after, limit + 1, &items, &n, err)) < 0)
         return rc;
     json_t *arr = json_array();
@@ -228,6 +232,7 @@ int staging_list_shards(struct staging *s, const char *ws, const char *batch, in
     if (rc < 0)
         return rc;
     staging__urls_settle(s, 1000); /* the shards of the URLs answered so far, written */
+    staging_settle(s, ws);          /* and of the shards answered so far, recorded */
     if ((rc = store_shards_page(s->st, ws, batch, after, limit + 1, &rows, &n, err)) < 0)
         return rc;
     json_t *arr = json_array();

@@ -110,6 +110,42 @@ def test_shard_committed_behind_its_answer(server_factory):
     assert s.ds('GET', f'/{batch}/count').json()['count'] == 300
 
 
+def test_reads_after_the_answer_show_the_shard(server_factory, tmp_path):
+    """Read your answers: a count, the listings, the batch and a job
+    started right after a shard's 200 wait (at most 1 s) for that shard's
+    rows, here held back 400 ms by the committer; beyond that second they
+    answer without them (the 3 s test above)."""
+    from jobs_helpers import CROP_WF, bp, download_export, job_body, put_workflow, results_rows, wait_job
+    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '400'}).start()
+    batch = 'readback'
+    put_workflow(s, 'crop', CROP_WF)
+    members = [(f'r{i:03d}.png', png_bytes(i)) for i in range(40)]
+    _, put = s.put_shard(batch, make_tar(members))
+    assert put.status == 200, put
+    t0 = time.time()
+    assert s.ds('GET', f'/{batch}/count').json()['count'] == 40
+    assert time.time() - t0 < 1.0 * MULT + 0.5
+    _, put = s.put_shard(batch, make_tar([(f'q{i:03d}.png', png_bytes(100 + i)) for i in range(30)]))
+    assert put.status == 200, put
+    assert len(list_names(s, batch)) == 70
+    _, put = s.put_shard(batch, make_tar([(f'p{i:03d}.png', png_bytes(200 + i)) for i in range(20)]))
+    assert put.status == 200, put
+    sh = s.ds('GET', f'/{batch}/shards').json()['shards']
+    assert [x['statusName'] for x in sh] == ['ingested'] * 3, sh
+    _, put = s.put_shard(batch, make_tar([(f'o{i:03d}.png', png_bytes(300 + i)) for i in range(10)]))
+    assert put.status == 200, put
+    b = s.ds('GET', f'/{batch}').json()['batch']
+    assert b['fileCount'] == 100, b
+    _, put = s.put_shard(batch, make_tar([(f'n{i:03d}.png', png_bytes(400 + i)) for i in range(5)]))
+    assert put.status == 200, put
+    r = bp(s, 'POST', '/readback-job', job_body(batch, 'crop'))
+    assert r.status == 200, r
+    job = wait_job(s, 'readback-job')
+    assert job['error'] is False, job
+    rows = results_rows(download_export(s, 'readback-job'), 'jsonl')
+    assert len(rows) == 105 and any(x['image'] == 'n004.png' for x in rows), len(rows)
+
+
 def put_in_parallel(s, batch, prefix, after_answer=None):
     """4 clients each PUT 3 shards of 500 images of 16 KB (names
     <prefix><client>-<shard>-<i>.jpg), calling after_answer() after each

@@ -905,9 +905,22 @@ static int finish_body(struct store *st, struct db_conn *c, void *ud, struct err
     return rc;
 }
 
+/* A shard finished on its own (indexer, fetcher): the batch's workspace
+ * first, as done_body and a removal take it.  finish_body inserts the
+ * items (the batch's counts, then the workspace's staged bytes); after
+ * the shard and batch rows alone, on PostgreSQL it would wait for a
+ * recording of another shard of the batch that holds the workspace and
+ * waits for the batch row: a deadlock. */
+static int shard_finish_body(struct store *st, struct db_conn *c, void *ud, struct err *e)
+{
+    const struct store_shard_outcome *o = ud;
+    int rc = ws_lock_by_bid(c, o->bid, e);
+    return rc < 0 ? rc : finish_body(st, c, ud, e);
+}
+
 int store_shard_finish(struct store *st, const struct store_shard_outcome *o, struct err *e)
 {
-    return store__staging_tx(st, finish_body, (void *)o, e);
+    return store__staging_tx(st, shard_finish_body, (void *)o, e);
 }
 
 struct wait_args {

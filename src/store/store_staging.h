@@ -382,9 +382,10 @@ struct store_upload_indexed {
     const struct store_shard_outcome *o;
 };
 int store_uploads_done_indexed(struct store *st, const struct store_upload_indexed *v, int n, struct err *e);
-/* Record the outcome and end the claim, in one transaction: ERR_EXISTS
- * (nothing written) when the shard left from_state or o->owner no longer
- * holds its claim. */
+/* Record the outcome and end the claim, in one transaction that holds the
+ * batch's workspace first (as the recordings at an upload and a removal
+ * do): ERR_EXISTS (nothing written) when the shard left from_state or
+ * o->owner no longer holds its claim. */
 int store_shard_finish(struct store *st, const struct store_shard_outcome *o, struct err *e);
 /* Storage ran out while the shard was processed: it keeps from_state,
  * shows "waiting-for-storage" with meta (recorded once), and owner's claim

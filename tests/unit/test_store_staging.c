@@ -516,6 +516,67 @@ BOTH(tar_uploads_recorded_during_a_batch_removal)
     store_close(st);
 }
 
+struct finish_run {
+    struct store *st;
+    const struct store_shard_outcome *o;
+    int rc;
+};
+
+static void *finish_main(void *arg)
+{
+    struct finish_run *a = arg;
+    struct err e = ERR_INIT;
+    a->rc = store_shard_finish(a->st, a->o, &e);
+    return NULL;
+}
+
+/* PostgreSQL: a shard of a batch finished by the indexer (its items: the
+ * batch's counts, then the workspace's staged bytes) while other shards of
+ * the batch are recorded at their uploads (the workspace first, then the
+ * batch's counts).  Both must take the workspace first, or each waits for
+ * the other (a deadlock: one fails).  Here the recording holds the
+ * workspace and waits for an upload row held elsewhere while the finish
+ * starts; then the row is let go: both end, everything counted once. */
+BOTH(shard_finished_while_others_are_recorded)
+{
+    if (!t_db)
+        return;
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    struct group g;
+    group_make(st, "mixfin", "a1111111-2222-4333-8444-55555555555%d", &g);
+    /* the third: recorded "uploaded", the indexer's to finish */
+    ASSERT_OK(store_upload_done(st, g.key[2], &g.u[2], NULL, 4096, &e));
+    struct db *d = NULL;
+    ASSERT_OK(db_open(t_db, 1, &d, &e));
+    struct db_conn *c = db_acquire(d, &e);
+    ASSERT(c != NULL);
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_run(c, &e, "UPDATE uploads SET size_limit = size_limit WHERE blob_key=?1", "t", g.key[0]));
+    struct group_run a = {st, g.v, 2, 1};
+    struct finish_run f = {st, &g.o[2], 1};
+    pthread_t th, tf;
+    ASSERT(pthread_create(&th, NULL, group_main, &a) == 0);
+    usleep(300 * 1000); /* the recording holds the workspace, waits for the first upload row */
+    ASSERT(pthread_create(&tf, NULL, finish_main, &f) == 0);
+    usleep(300 * 1000);
+    ASSERT_OK(db_commit(c, &e));
+    pthread_join(th, NULL);
+    pthread_join(tf, NULL);
+    db_release(d, c);
+    db_close(d);
+    ASSERT_EQ(a.rc, 0);
+    ASSERT_EQ(f.rc, 0);
+    int64_t n = -1;
+    ASSERT_OK(store_batch_count(st, "ws", "mixfin", NULL, &n, &e));
+    ASSERT_EQ(n, 6);
+    int64_t bytes = -1;
+    ASSERT_OK(store_ws_staged_bytes(st, "ws", &bytes, &e));
+    ASSERT_EQ(bytes, 60);
+    group_free(&g);
+    store_close(st);
+}
+
 BOTH(reference_ingest_once_and_last_shard_webhook)
 {
     struct store *st = open_tmp();

@@ -32,7 +32,7 @@ VBATCH_STAGING_URL_BEHIND=0).  --sink BIN
 the same rounds: a bare libmicrohttpd server that only stores the bodies
 (no database, no index; modes none = the bytes dropped, buffered = write +
 fsync, direct = O_DIRECT from a 1 MiB buffer + fdatasync), counted the
-same way.  Each variant prints its rounds and its median:
+same way; --sink-modes direct runs only that one.  Each variant prints its rounds and its median:
 
   bench ingest_tar variant=floor-direct round=1 ... ratio=0.790
   bench ingest_tar variant=floor-direct median_ratio=...
@@ -227,6 +227,8 @@ def main():
     ap.add_argument('--compare-env', action='append', default=[], metavar='NAME=VALUE',
                     help='environment of the --compare server (e.g. the same binary with a knob off); repeatable')
     ap.add_argument('--sink', help='bench_http_sink binary: the floor variants in the same rounds')
+    ap.add_argument('--sink-modes', default='none,buffered,direct',
+                    help='--sink: the floor variants to run, comma-separated (e.g. direct)')
     a = ap.parse_args()
     conftest.BIN = os.path.abspath(a.bin)
     tars = []
@@ -252,7 +254,7 @@ def main():
                 conftest.BIN = b
                 s = conftest.Server(sub, args=['--quiet'], env=env).start()
                 variants.append((name, s, s.data, s.stop))
-            for mode in (('none', 'buffered', 'direct') if a.sink else ()):
+            for mode in (a.sink_modes.split(',') if a.sink else ()):
                 variants.append(sink_start(a.sink, d, mode, a.images))
             ratios = {v[0]: [] for v in variants}
             for r in range(1, a.rounds + 1):

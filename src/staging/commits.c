@@ -471,9 +471,7 @@ void *staging__commit_main(void *arg)
          * and the indexes' last pages once); after a group was refused,
          * its shards one by one */
         int k = 1;
-        if (solo > 0)
-            solo--;
-        else if (!late)
+        if (solo == 0 && !late)
             for (struct staging__acked *b = a->next; b && k < s->o.commit_group && b->u.bid == a->u.bid; b = b->next)
                 k++;
         pthread_mutex_unlock(&s->mu);
@@ -516,6 +514,7 @@ void *staging__commit_main(void *arg)
                 s->acked_tail = &s->acked;
             s->n_acked -= k;
             s->acked_seq_done = last->seq; /* the queue is recorded in its order */
+            solo = MAX(0, solo - k);       /* counted by shards done, not by tries */
             pthread_cond_broadcast(&s->commit_cv); /* staging__commit_wait_idle */
             pthread_mutex_unlock(&s->mu);
             while (a) {

@@ -623,13 +623,24 @@ int staging_get_open(struct staging *s, const char *key, const char *q_method, c
     const char *m = NULL;
     char *recorded = NULL;
     struct err e2 = ERR_INIT; /* no recorded type is not an error: octet-stream */
-    if (store_item_mime(s->st, key, offset, &recorded, &e2) == 0 && recorded)
+    if (offset < 0 && store_item_mime(s->st, key, &recorded, &e2) == 0 && recorded)
         m = mime_static(recorded);
     free(recorded);
     rc = store_blob_open_at(s->st, key, offset, length, fd, start, size);
     if (rc < 0) {
         err_printf(err, "object not found");
         return rc == ERR_INVALID || rc == ERR_PARSE ? ERR_NOTFOUND : rc;
+    }
+    if (offset >= 0) {
+        /* a tar shard's item: an image whose type its ingest read from its
+         * bytes (staging__image_mime: vis_check, whose type is
+         * vis_sniff's), or a JSON sidecar (the only other item a shard
+         * gives): the same answer from its first bytes, no lookup */
+        uint8_t head[16];
+        ssize_t n = pread(*fd, head, (size_t)MIN(*size, (int64_t)sizeof head), *start);
+        m = vis_type_mime(vis_sniff(head, n > 0 ? (size_t)n : 0));
+        if (!m)
+            m = "application/json";
     }
     *mime = m ? m : "application/octet-stream";
     return 0;

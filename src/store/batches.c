@@ -754,7 +754,7 @@ int store_item_find(struct store *st, const char *ws, const char *batch, const c
     return rc;
 }
 
-int store_item_mime(struct store *st, const char *blob_key, int64_t offset, char **mime, struct err *e)
+int store_item_mime(struct store *st, const char *blob_key, char **mime, struct err *e)
 {
     struct db *d = store__db(st);
     struct db_conn *c = db_acquire(d, e);
@@ -762,14 +762,10 @@ int store_item_mime(struct store *st, const char *blob_key, int64_t offset, char
     *mime = NULL;
     if (!c)
         return ERR_UNAVAILABLE;
-    /* served by items_blob(blob_key, blob_offset) */
-    int rc = db_prepare(c, offset < 0 ? "SELECT mime FROM items WHERE blob_key=?1 AND blob_offset IS NULL LIMIT 1"
-                                      : "SELECT mime FROM items WHERE blob_key=?1 AND blob_offset=?2 LIMIT 1",
-                        &q, e);
+    /* served by items_blob(blob_key) WHERE blob_offset IS NULL */
+    int rc = db_prepare(c, "SELECT mime FROM items WHERE blob_key=?1 AND blob_offset IS NULL LIMIT 1", &q, e);
     if (rc == 0) {
         db_bind_text(q, 1, blob_key);
-        if (offset >= 0)
-            db_bind_int64(q, 2, offset);
         rc = db_step(q, e);
         if (rc == DB_ROW)
             *mime = store__col_dup(q, 0);

@@ -143,7 +143,9 @@ static int batch_key_referenced(struct sweep *w, const char *key)
         free(v);
         return rc;
     }
-    rc = exists(w->st, "SELECT 1 FROM items WHERE blob_key=?1 LIMIT 1", "t", key);
+    /* a whole-blob item (items_blob); a tar shard's items are ranges of
+     * its archive, which the shard's row below answers for */
+    rc = exists(w->st, "SELECT 1 FROM items WHERE blob_key=?1 AND blob_offset IS NULL LIMIT 1", "t", key);
     if (rc != 0)
         return rc;
     if (!strcmp(kind, "s") && !deeper) {

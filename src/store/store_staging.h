@@ -132,10 +132,11 @@ int store_items_list(struct store *st, const char *ws, const char *batch, const 
  * part).  ERR_NOTFOUND. */
 int store_item_find(struct store *st, const char *ws, const char *batch, const char *part, const char *name,
                     struct store_item *out, struct err *e);
-/* The MIME type recorded for the item at (blob key, offset) (offset -1:
- * an item that is the whole blob; *mime malloc'd), or NULL when no item
- * is there. */
-int store_item_mime(struct store *st, const char *blob_key, int64_t offset, char **mime, struct err *e);
+/* The MIME type recorded for the item that is the whole blob blob_key
+ * (*mime malloc'd), or NULL when no such item is there.  A tar shard's
+ * items (ranges of its archive) are not looked up by key: their type is
+ * that of their bytes (staging_get_open). */
+int store_item_mime(struct store *st, const char *blob_key, char **mime, struct err *e);
 
 struct store_item_new {
     const char *part, *name, *shard_id, *content_type, *mime, *blob_key; /* part, shard_id, mime may be NULL */

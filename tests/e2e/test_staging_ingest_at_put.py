@@ -64,11 +64,17 @@ def test_shard_counted_when_its_put_is_answered(server_factory):
     assert sh[0]['shardObjectsCount'] == 500  # 499 images and the sidecar
     names = list_names(s, batch)
     assert sorted(names) == sorted([f'a{i:04d}.png' for i in range(498)] + ['b.jpg', 'a0000.png.json'])
-    # an item's download is exactly its bytes of the shard
+    # an item's download is exactly its bytes of the shard, with its type
     r = s.ds('GET', f'/{batch}/list', query={'pageSize': 1000})
-    f = [x for x in r.json()['filesMetadata'] if x['fileName'] == 'a0377.png'][0]
-    g = s.raw('GET', f['downloadURL'])
+    files = {x['fileName']: x for x in r.json()['filesMetadata']}
+    g = s.raw('GET', files['a0377.png']['downloadURL'])
     assert g.status == 200 and g.body == png_bytes(377)
+    assert g.headers['Content-Type'] == 'image/png', g.headers
+    g = s.raw('GET', files['b.jpg']['downloadURL'])
+    assert g.status == 200 and g.body == jpg and g.headers['Content-Type'] == 'image/jpeg', g.headers
+    g = s.raw('GET', files['a0000.png.json']['downloadURL'])
+    assert g.status == 200 and g.body == b'{"label": "x"}', g
+    assert g.headers['Content-Type'] == 'application/json', g.headers
     # the URL is used up
     again = s.raw('PUT', d['uploadURL'], body=make_tar(members[:1]))
     assert again.status in (403, 409), again

@@ -106,10 +106,10 @@ BOTH(batch_modes_counts_and_content_type)
     ASSERT_STR_EQ(it.blob_key, "b/1/i/m");
     store_item_release(&it);
     char *mime = NULL;
-    ASSERT_OK(store_item_mime(st, "b/1/v/v", -1, &mime, &e));
+    ASSERT_OK(store_item_mime(st, "b/1/v/v", &mime, &e));
     ASSERT_STR_EQ(mime, "image/png");
     free(mime);
-    ASSERT_OK(store_item_mime(st, "b/none", -1, &mime, &e));
+    ASSERT_OK(store_item_mime(st, "b/none", &mime, &e));
     ASSERT(mime == NULL);
 
     /* output batches: created once */
@@ -176,13 +176,7 @@ BOTH(tar_upload_shard_finished_once_with_webhook)
     ASSERT_EQ(its[1].size, 10);
     store_items_free(its, ni);
     char *mime = NULL;
-    ASSERT_OK(store_item_mime(st, key, 1536, &mime, &e)); /* by (key, offset): the sidecar */
-    ASSERT_STR_EQ(mime, "application/json");
-    free(mime);
-    ASSERT_OK(store_item_mime(st, key, 512, &mime, &e));
-    ASSERT_STR_EQ(mime, "image/png");
-    free(mime);
-    ASSERT_OK(store_item_mime(st, key, -1, &mime, &e)); /* no item is the whole archive */
+    ASSERT_OK(store_item_mime(st, key, &mime, &e)); /* no item is the whole archive */
     ASSERT(mime == NULL);
     ASSERT_OK(store_outbox_counts(st, &pending, &delivered, &failed));
     ASSERT_EQ(pending, 1);

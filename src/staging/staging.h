@@ -139,7 +139,8 @@ int staging_batch_count(struct staging *s, const char *ws, const char *batch, co
                         json_t **out, struct err *err);
 /* GET /batches/{b}/parts -> {"batchParts":[{partName,partType,contentType,
  * partDescription?,nestedContentType?}],"parts":[the same]} ([] for a batch
- * without parts; the CLI reads batchParts, the seed documents parts) */
+ * without parts; the CLI reads batchParts, the seed documents parts);
+ * after staging_settle (a shard's sidecars make the metadata part) */
 int staging_batch_parts(struct staging *s, const char *ws, const char *batch, json_t **out, struct err *err);
 /* GET /batches/{b}/list -> {"filesMetadata":[{downloadURL (signed GET),
  * fileName, contentType, partName?, shardId?, nestedContentType? (the
@@ -264,7 +265,7 @@ void staging_item_release(struct staging_item *it);
 /* Wait (at most 1 s) until the tar shards of workspace ws answered
  * before this call and still waiting for the committer (commits.c) are
  * recorded: what a client reads after its 200 shows its shard.  The
- * views below (counts, item and shard listings, batches) and a job's
+ * views (counts, item, part and shard listings, batches) and a job's
  * plan call it; nothing to wait for costs a lock and a walk of at most
  * commit_behind entries. */
 void staging_settle(struct staging *s, const char *ws);

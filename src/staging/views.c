@@ -140,6 +140,7 @@ int staging_batch_parts(struct staging *s, const char *ws, const char *batch, js
 {
     struct store_part *parts = NULL;
     int n = 0;
+    staging_settle(s, ws); /* a shard's sidecars make the metadata part as it is recorded */
     int rc = store_batch_parts(s->st, ws, batch, &parts, &n, err);
     if (rc < 0)
         return rc;

@@ -6,6 +6,7 @@ its key; its items are committed right after by the committer thread
 transaction before the answer.  Hostile entries are refused as before; a
 kill -9 while shards stream in leaves every acknowledged shard counted at
 the first request after the restart, never part of a shard."""
+import json
 import socket
 import threading
 import time
@@ -150,6 +151,22 @@ def test_reads_after_the_answer_show_the_shard(server_factory, tmp_path):
     assert job['error'] is False, job
     rows = results_rows(download_export(s, 'readback-job'), 'jsonl')
     assert len(rows) == 105 and any(x['image'] == 'n004.png' for x in rows), len(rows)
+
+
+def test_parts_after_the_answer_show_the_sidecars_part(server_factory):
+    """The metadata part is made by the commit of the first shard with
+    sidecars: a parts listing right after that shard's 200 waits for it
+    (held back 400 ms here), as the other reads above do."""
+    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '400'}).start()
+    batch = 'parts-readback'
+    _, put = s.put_shard(batch, make_tar([('x.png', png_bytes(9))]))
+    assert put.status == 200, put
+    assert s.ds('GET', f'/{batch}/parts').json()['batchParts'] == []
+    _, put = s.put_shard(batch, make_tar([('a.png', png_bytes(1)),
+                                          ('a.png.json', json.dumps({'label': 'alpha'}).encode())]))
+    assert put.status == 200, put
+    parts = s.ds('GET', f'/{batch}/parts').json()['batchParts']
+    assert [(p['partName'], p['contentType']) for p in parts] == [('metadata', 'metadata')], parts
 
 
 def put_in_parallel(s, batch, prefix, after_answer=None):

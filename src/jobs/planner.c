@@ -76,6 +76,7 @@ int jobs__plan_items(struct jobs *j, const char *ws, const struct jobdef *d, str
     int rc = 0;
     *total = 0;
     p->max_items = d->video ? 1 : j->o.max_task_items;
+    staging_settle(j->sg, ws); /* the items of every shard answered so far, video jobs too */
     if (!d->video && staging_items_count(j->sg, ws, d->batch, d->part, &count, err) == 0 && count > 0) {
         int64_t want = 2 * jobs__pool_threads(j);
         int64_t per = MAX(PLAN_MIN_TASK_ITEMS, (count + want - 1) / want);

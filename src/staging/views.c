@@ -232,8 +232,11 @@ int staging_list_shards(struct staging *s, const char *ws, const char *batch, in
     int rc = page_args(s, scope, page_size, page_token_s, &limit, &after, err);
     if (rc < 0)
         return rc;
-    staging__urls_settle(s, 1000); /* the shards of the URLs answered so far, written */
-    staging_settle(s, ws);          /* and of the shards answered so far, recorded */
+    /* the shards of the URLs answered so far, written, and of the shards
+     * answered so far, recorded: one second for both */
+    int64_t t0 = time_mono_ms();
+    staging__urls_settle(s, 1000);
+    staging__commit_wait_idle(s, ws, MAX(0, 1000 - (time_mono_ms() - t0)));
     if ((rc = store_shards_page(s->st, ws, batch, after, limit + 1, &rows, &n, err)) < 0)
         return rc;
     json_t *arr = json_array();

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MULT, db_exec, db_rows, jpeg_bytes, local_blobs_only, make_tar, png_bytes, sqlite_only
+from conftest import DS, MULT, db_exec, db_rows, jpeg_bytes, local_blobs_only, make_tar, png_bytes, sqlite_only
 
 pytestmark = local_blobs_only  # on S3 the client PUTs to the object store, not to vbatch
 
@@ -117,13 +117,13 @@ def test_shard_committed_behind_its_answer(server_factory):
     assert s.ds('GET', f'/{batch}/count').json()['count'] == 300
 
 
-def test_reads_after_the_answer_show_the_shard(server_factory, tmp_path):
+def test_reads_after_the_answer_show_the_shard(server_factory):
     """Read your answers: a count, the listings, the batch and a job
     started right after a shard's 200 wait (at most 1 s) for that shard's
-    rows, here held back 400 ms by the committer; beyond that second they
+    rows, here held back 200 ms by the committer; beyond that second they
     answer without them (the 3 s test above)."""
     from jobs_helpers import CROP_WF, bp, download_export, job_body, put_workflow, results_rows, wait_job
-    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '400'}).start()
+    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '200'}).start()
     batch = 'readback'
     put_workflow(s, 'crop', CROP_WF)
     members = [(f'r{i:03d}.png', png_bytes(i)) for i in range(40)]
@@ -143,21 +143,26 @@ def test_reads_after_the_answer_show_the_shard(server_factory, tmp_path):
     assert put.status == 200, put
     b = s.ds('GET', f'/{batch}').json()['batch']
     assert b['fileCount'] == 100, b
-    _, put = s.put_shard(batch, make_tar([(f'n{i:03d}.png', png_bytes(400 + i)) for i in range(5)]))
+    _, put = s.put_shard(batch, make_tar([(f'm{i:03d}.png', png_bytes(500 + i)) for i in range(3)]))
+    assert put.status == 200, put
+    r = s.request('GET', f'{DS}/{s.workspace}/batches')
+    assert r.status == 200, r
+    assert [x['fileCount'] for x in r.json()['batches'] if x['batchId'] == batch] == [103], r.json()
+    _, put = s.put_shard(batch, make_tar([(f'n{i:03d}.png', png_bytes(400 + i)) for i in range(2)]))
     assert put.status == 200, put
     r = bp(s, 'POST', '/readback-job', job_body(batch, 'crop'))
     assert r.status == 200, r
     job = wait_job(s, 'readback-job')
     assert job['error'] is False, job
     rows = results_rows(download_export(s, 'readback-job'), 'jsonl')
-    assert len(rows) == 105 and any(x['image'] == 'n004.png' for x in rows), len(rows)
+    assert len(rows) == 105 and any(x['image'] == 'n001.png' for x in rows), len(rows)
 
 
 def test_parts_after_the_answer_show_the_sidecars_part(server_factory):
     """The metadata part is made by the commit of the first shard with
     sidecars: a parts listing right after that shard's 200 waits for it
-    (held back 400 ms here), as the other reads above do."""
-    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '400'}).start()
+    (held back 200 ms here), as the other reads above do."""
+    s = server_factory(env={'VBATCH_STAGING_COMMIT_BEHIND_DELAY_MS': '200'}).start()
     batch = 'parts-readback'
     _, put = s.put_shard(batch, make_tar([('x.png', png_bytes(9))]))
     assert put.status == 200, put

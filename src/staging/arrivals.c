@@ -37,6 +37,16 @@
  *        than 10 poll intervals is looked at every age/10 intervals, at
  *        most every 60 intervals (old URLs are rarely used).
  *
+ * Hot rounds: for POLL_HOT_HOLD poll intervals after a round recorded an
+ * arrival (a client streaming its shards has more on the way), extra
+ * rounds run between the normal ones, every poll interval / POLL_HOT_DIV
+ * (at least POLL_HOT_MIN_MS: 200 ms by default): they look at the young
+ * groups only (every == 1 above) and never at the legacy folders, under
+ * the same POLL_REQS_MAX each.  So the wait from a PUT to its indexing
+ * while uploads stream in is about a fifth of the interval, and an idle
+ * store costs what it did: at most POLL_REQS_MAX requests a poll
+ * interval, 5 x that only within 5 intervals of an arrival.
+ *
  * Over the size limit, the target fails without a copy (and an object at
  * the target's key is deleted).  A put-once shard cannot be replaced after
  * it was indexed: the store refuses a second PUT with 412 (a store that
@@ -59,6 +69,9 @@
 #define POLL_HEADS_MAX 16    /* pending shards of a batch looked at with a HEAD each; more: a listing */
 #define POLL_LEGACY_EVERY 10 /* the upload folder of a shards-only batch, with put-once */
 #define POLL_SLOW_MAX 60
+#define POLL_HOT_DIV 5       /* hot rounds: this many a poll interval ... */
+#define POLL_HOT_MIN_MS 100  /* ... at most every this many ms */
+#define POLL_HOT_HOLD 5      /* hot for this many intervals after the last arrival */
 
 struct listed {
     char *key;
@@ -121,8 +134,10 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
         return;
     }
     rc = staging__upload_arrived(s, r->key, &r->u, size, false, &ae);
-    if (rc == 0)
+    if (rc == 0) {
+        s->poll_arrivals++;
         log_info("staging", "upload poller: '%s' arrived (%lld bytes)", r->key, (long long)size);
+    }
     else if (rc != ERR_EXISTS)
         log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
                  err_text(&ae, rc));
@@ -139,8 +154,10 @@ static void arrived_in_place(struct staging *s, const struct store_upload_pendin
     struct err ae = ERR_INIT;
     metric_count(METRIC_UPLOAD_POLLS, 1, "arrival", NULL, NULL);
     int rc = staging__upload_arrived(s, r->key, &r->u, size, true, &ae);
-    if (rc == 0)
+    if (rc == 0) {
+        s->poll_arrivals++;
         log_info("staging", "upload poller: '%s' arrived in place (%lld bytes)", r->key, (long long)size);
+    }
     else if (rc != ERR_EXISTS)
         log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
                  err_text(&ae, rc));
@@ -232,10 +249,12 @@ static void resume_free(struct resume *rs)
 }
 
 /* The pending targets rows[i..j) of one batch. */
-static void poll_group(struct staging *s, bool once, uint64_t tick, struct resume *rs,
+static void poll_group(struct staging *s, bool once, bool hot, uint64_t tick, struct resume *rs,
                        struct store_upload_pending *rows, int i, int j, int *reqs)
 {
     int64_t bid = rows[i].u.bid;
+    /* the folders looked at every POLL_LEGACY_EVERY rounds: normal rounds only */
+    bool legacy_turn = !hot && (tick + (uint64_t)bid) % POLL_LEGACY_EVERY == 0;
     int ntar = 0;
     for (int k = i; k < j; k++)
         ntar += !strcmp(rows[k].u.kind, "tar");
@@ -244,7 +263,7 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct resum
      * put-once; with it, only shard URLs handed out by an earlier version
      * or by a process that found the store without it land there: looked
      * at every POLL_LEGACY_EVERY rounds. */
-    if (ntar < j - i || !once || (tick + (uint64_t)bid) % POLL_LEGACY_EVERY == 0) {
+    if (ntar < j - i || !once || legacy_turn) {
         struct listing l = {0};
         snprintf(dir, sizeof dir, "b/%lld/u", (long long)bid);
         list_sorted(s, dir, NULL, POLL_REQS_MAX, &l, reqs, NULL);
@@ -262,7 +281,7 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct resum
      * POLL_LEGACY_EVERY rounds by a process that found the store without
      * put-once: another process on the database may have handed out
      * put-once URLs of this batch. */
-    if (ntar == 0 || (!once && (tick + (uint64_t)bid) % POLL_LEGACY_EVERY != 0))
+    if (ntar == 0 || (!once && !legacy_turn))
         return;
     /* A HEAD each when few are pending ... */
     if (ntar <= POLL_HEADS_MAX) {
@@ -334,7 +353,7 @@ static void poll_group(struct staging *s, bool once, uint64_t tick, struct resum
     free(pv);
 }
 
-static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t tick, uint64_t *turn,
+static void poll_round(struct staging *s, bool once, bool hot, int64_t poll_ms, uint64_t tick, uint64_t *turn,
                        struct resume *rs)
 {
     struct err e = ERR_INIT;
@@ -366,8 +385,9 @@ static void poll_round(struct staging *s, bool once, int64_t poll_ms, uint64_t t
             bool mine = pass == 0 ? g >= first : g < first;
             int64_t every = (now - youngest) / 10 / MAX(poll_ms, 1);
             every = MIN(MAX(every, 1), POLL_SLOW_MAX);
-            if (mine && (tick + (uint64_t)bid) % (uint64_t)every == 0) {
-                poll_group(s, once, tick, rs, rows, i, j, &reqs);
+            /* a hot round (below) looks at the young groups only */
+            if (mine && (hot ? every == 1 : (tick + (uint64_t)bid) % (uint64_t)every == 0)) {
+                poll_group(s, once, hot, tick, rs, rows, i, j, &reqs);
                 last = g;
             }
             i = j;
@@ -392,6 +412,12 @@ void *staging__poll_main(void *arg)
     uint64_t tick = 0, turn = 0;
     struct resume rs = {0};
     int held = -1;
+    /* hot: objects arrived within the last POLL_HOT_HOLD intervals, so
+     * more are likely on their way (a client streams its shards): rounds
+     * every poll_ms / POLL_HOT_DIV (at least POLL_HOT_MIN_MS) instead */
+    int64_t hot_ms = MAX(POLL_HOT_MIN_MS, poll_ms / POLL_HOT_DIV), hot_until = 0, next_normal = 0;
+    uint64_t seen = s->poll_arrivals;
+    bool hot = false; /* this round is a hot one, between two normal ones */
     char *probe = NULL; /* does this process hand out put-once shard URLs? */
     bool once = store_blob_presign_put_once(s->st, "probe", time_now_ms() / 1000 + 60, -1, &probe) == 0;
     free(probe);
@@ -409,9 +435,21 @@ void *staging__poll_main(void *arg)
         if (got >= 0)
             held = got;
         if (got == 1)
-            poll_round(s, once, poll_ms, tick, &turn, &rs);
-        tick++;
-        staging__sleep_ms_unless_stopped(s, poll_ms);
+            poll_round(s, once, hot, poll_ms, tick, &turn, &rs);
+        int64_t now = time_mono_ms();
+        if (!hot) { /* the slow groups' and legacy folders' schedule counts normal rounds */
+            tick++;
+            next_normal = now + poll_ms;
+        }
+        if (s->poll_arrivals != seen) {
+            seen = s->poll_arrivals;
+            hot_until = now + POLL_HOT_HOLD * poll_ms;
+        }
+        /* normal rounds every poll_ms as ever; while hot, hot rounds in
+         * between (young groups only, the same request cap each) */
+        int64_t wait = next_normal - now;
+        hot = now < hot_until && hot_ms < wait;
+        staging__sleep_ms_unless_stopped(s, hot ? hot_ms : MAX(wait, 0));
     }
     if (held == 1) {
         struct err e = ERR_INIT;

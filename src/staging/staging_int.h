@@ -46,6 +46,7 @@ struct staging {
     int n_urls, n_urls_writing;
     uint64_t url_seq, url_seq_done; /* URLs queued so far; the last one written (or dropped at stop) */
     uint64_t acked_seq, acked_seq_done; /* shards queued so far; the last one recorded (or left at stop) */
+    uint64_t poll_arrivals;              /* objects the arrival poller recorded (its thread's own) */
     _Atomic bool url_last_inline; /* the latest URL request wrote its rows itself */
     _Atomic int url_writers;     /* upload-URL transactions under way (the committer lets them go first) */
     _Atomic int64_t url_done;    /* upload-URL transactions ended (ditto) */

@@ -496,6 +496,34 @@ def test_thousand_pending_urls_polled_within_the_bound(tmp_path):
 
 
 @need_s3
+def test_arrivals_polled_faster_while_shards_stream_in(tmp_path):
+    """After an arrival the poller runs hot rounds (a fifth of the interval,
+    young batches only) for a few intervals: the next shard of a client
+    that streams its shards is indexed long before the next normal round;
+    an idle poller keeps its interval."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '6000'], env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
+    try:
+        a, b = bulk_url(s, 'stream'), bulk_url(s, 'stream')
+        r0, t0 = poll_metric(s, 'round'), time.time()
+        time.sleep(7)  # idle: one round per interval
+        r1 = poll_metric(s, 'round')
+        assert r1 - r0 <= 2, (r1 - r0, time.time() - t0)
+        assert s.raw('PUT', a['uploadURL'], body=shard_tar(5), headers=a['extensionHeaders']).status == 200
+        assert s.wait_count('stream', 5, timeout=20) == 5  # at the next normal round
+        # the next normal round is ~6 s away; a hot round comes within 1.2 s
+        t0 = time.time()
+        assert s.raw('PUT', b['uploadURL'], body=shard_tar(6, seed=50), headers=b['extensionHeaders']).status == 200
+        assert s.wait_count('stream', 11, timeout=20) == 11
+        took = time.time() - t0
+        print(f'second shard PUT to indexed while hot (poll 6 s): {took:.2f} s')
+        assert took < 4.5, took
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
 @pytest.mark.skipif(bool(E2E_PG), reason='a SQLite trigger stands in for the database failure')
 def test_a_shard_put_once_is_kept_when_its_arrival_cannot_be_recorded(tmp_path):
     """The object a client PUT to the shard's own key (put-once) is its only

@@ -42,10 +42,13 @@
  * rounds run between the normal ones, every poll interval / POLL_HOT_DIV
  * (at least POLL_HOT_MIN_MS: 200 ms by default): they look at the young
  * groups only (every == 1 above) and never at the legacy folders, under
- * the same POLL_REQS_MAX each.  So the wait from a PUT to its indexing
- * while uploads stream in is about a fifth of the interval, and an idle
- * store costs what it did: at most POLL_REQS_MAX requests a poll
- * interval, 5 x that only within 5 intervals of an arrival.
+ * the same POLL_REQS_MAX each, and only when a round as long as the last
+ * one would end before the next normal one is due (which keeps the normal
+ * rounds' cadence on a slow store).  So the wait from a PUT to its
+ * indexing while uploads stream in is about a fifth of the interval, and
+ * an idle store costs what it did: at most POLL_REQS_MAX requests a poll
+ * interval, 5 x that only within 5 intervals of an arrival (with a
+ * database read of the young pending targets and a lease renewal each).
  *
  * Over the size limit, the target fails without a copy (and an object at
  * the target's key is deleted).  A put-once shard cannot be replaced after
@@ -72,6 +75,7 @@
 #define POLL_HOT_DIV 5       /* hot rounds: this many a poll interval ... */
 #define POLL_HOT_MIN_MS 100  /* ... at most every this many ms */
 #define POLL_HOT_HOLD 5      /* hot for this many intervals after the last arrival */
+#define POLL_HOT_YOUNG 20    /* a group is young (every == 1) while its youngest target is younger than this many intervals */
 
 struct listed {
     char *key;
@@ -361,8 +365,10 @@ static void poll_round(struct staging *s, bool once, bool hot, int64_t poll_ms, 
     int n = 0, reqs = 0;
     int64_t now = time_now_ms();
     metric_count(METRIC_UPLOAD_POLLS, 1, "round", NULL, NULL);
-    int rc = store_uploads_pending(s->st, now - s->o.upload_url_ttl_ms - 3600 * 1000LL, POLL_ROWS_MAX, &rows, &n,
-                                   &e);
+    /* a hot round reads the young targets only (the ones it looks at:
+     * every == 1 below), a normal one every target a URL can still bring */
+    int64_t after = hot ? now - (POLL_HOT_YOUNG - 1) * poll_ms : now - s->o.upload_url_ttl_ms - 3600 * 1000LL;
+    int rc = store_uploads_pending(s->st, after, POLL_ROWS_MAX, &rows, &n, &e);
     if (rc < 0) {
         log_warn("staging", "upload poller: cannot read the pending uploads: %s", err_text(&e, rc));
         return;
@@ -428,6 +434,7 @@ void *staging__poll_main(void *arg)
         if (stop)
             break;
         struct err e = ERR_INIT;
+        int64_t t0 = time_mono_ms();
         int got = store_lease_take(s->st, POLL_LEASE, me, lease_ms, &e);
         if (got >= 0 && got != held)
             log_info("staging", got ? "upload poller lease taken owner=%s"
@@ -446,9 +453,12 @@ void *staging__poll_main(void *arg)
             hot_until = now + POLL_HOT_HOLD * poll_ms;
         }
         /* normal rounds every poll_ms as ever; while hot, hot rounds in
-         * between (young groups only, the same request cap each) */
+         * between (young groups only, the same request cap each), each
+         * only when one as long as this one ends before the normal one
+         * is due (a slow store: long rounds would push the normal ones
+         * back, and with them the old batches' and legacy folders' turns) */
         int64_t wait = next_normal - now;
-        hot = now < hot_until && hot_ms < wait;
+        hot = got == 1 && now < hot_until && hot_ms + (now - t0) <= wait;
         staging__sleep_ms_unless_stopped(s, hot ? hot_ms : MAX(wait, 0));
     }
     if (held == 1) {

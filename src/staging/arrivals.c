@@ -141,10 +141,10 @@ static void arrived(struct staging *s, const struct store_upload_pending *r, con
     if (rc == 0) {
         s->poll_arrivals++;
         log_info("staging", "upload poller: '%s' arrived (%lld bytes)", r->key, (long long)size);
-    }
-    else if (rc != ERR_EXISTS)
+    } else if (rc != ERR_EXISTS) {
         log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
                  err_text(&ae, rc));
+    }
     if (rc == 0 || rc == ERR_EXISTS || rc == ERR_LIMIT || rc == ERR_INVALID)
         store_blob_delete(s->st, ukey);
 }
@@ -161,10 +161,10 @@ static void arrived_in_place(struct staging *s, const struct store_upload_pendin
     if (rc == 0) {
         s->poll_arrivals++;
         log_info("staging", "upload poller: '%s' arrived in place (%lld bytes)", r->key, (long long)size);
-    }
-    else if (rc != ERR_EXISTS)
+    } else if (rc != ERR_EXISTS) {
         log_info("staging", "upload poller: '%s' (%lld bytes) refused: %s", r->key, (long long)size,
                  err_text(&ae, rc));
+    }
 }
 
 /* Lists folder dir (sorted), a page at a time while the round has
@@ -419,8 +419,9 @@ void *staging__poll_main(void *arg)
     struct resume rs = {0};
     int held = -1;
     /* hot: objects arrived within the last POLL_HOT_HOLD intervals, so
-     * more are likely on their way (a client streams its shards): rounds
-     * every poll_ms / POLL_HOT_DIV (at least POLL_HOT_MIN_MS) instead */
+     * more are likely on their way (a client streams its shards): extra
+     * rounds every poll_ms / POLL_HOT_DIV (at least POLL_HOT_MIN_MS)
+     * between the normal ones */
     int64_t hot_ms = MAX(POLL_HOT_MIN_MS, poll_ms / POLL_HOT_DIV), hot_until = 0, next_normal = 0;
     uint64_t seen = s->poll_arrivals;
     bool hot = false; /* this round is a hot one, between two normal ones */

@@ -10,12 +10,14 @@ PKGS=(build-essential pkg-config clang libclang-rt-14-dev
       libavformat-dev libavcodec-dev libswscale-dev libavutil-dev
       libjansson-dev libfreetype-dev fonts-dejavu-core libzbar-dev libqrencode-dev
       python3-numpy python3-imageio python3-pil python3-jsonschema python3-pytest python3-pytest-xdist python3-prometheus-client
-      chromium python3-websocket
+      chromium python3-websocket python3-opencv
       curl ca-certificates tzdata
       ceph-mon ceph-osd radosgw ceph-common uuid-runtime)
 # ceph-*/radosgw: the throwaway S3 store of the tests (scripts/s3-up.sh).
 # python3-pytest-xdist: scripts/test.sh runs each e2e pass on several pytest workers.
 # chromium, python3-websocket: the dashboard's browser tests (tests/e2e/test_ui.py, cdp.py).
+# python3-opencv: the e2e references of stitch_images, mask_edge_snap and the sinks'
+# JPEG attachments (tests/e2e/test_workflow_stitch_snap.py, test_workflow_sinks.py).
 # Training the committed test models needs torch; only scripts/train-models.sh asks for it.
 if [ "${VBATCH_WITH_TORCH:-0}" = 1 ]; then PKGS+=(python3-torch python3-onnx); fi
 

@@ -295,7 +295,27 @@ struct sink_ctx {
     struct jobs *j;
     const struct jobs__job *jb;
     long long item_id, frame;
+    const char *name; /* the item's file name */
+    bool video;       /* frame is a video's frame number */
 };
+
+/* The job reference of a sink's outbox row (store_outbox_job): the image
+ * (and the frame of a video) and the step, which the job's log shows if
+ * the delivery fails for good.  NULL (no log line then) when it cannot
+ * be written.  Caller frees. */
+static char *sink_job_ref(const struct sink_ctx *sc, const char *step)
+{
+    json_t *r = json_pack("{s:s, s:s}", "file_path", sc->name ? sc->name : "", "step", step);
+    if (r && sc->video)
+        json_object_set_new(r, "frame", json_integer(sc->frame));
+    char *t = r ? json_dumps(r, JSON_COMPACT) : NULL;
+    json_decref(r);
+    if (t && strlen(t) > STORE_OUTBOX_JOB_REF_MAX) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
 
 static int sink_webhook_req(void *ud, const char *step, const char *url, const char *payload, const char *req,
                             char *err, size_t errlen);
@@ -335,8 +355,13 @@ static int sink_webhook_req(void *ud, const char *step, const char *url, const c
      * never reused), not its id: a job deleted and created again under the
      * same id over the same batch is a new job whose sinks deliver again. */
     char *once = xasprintf("sink/%lld/%lld/%lld/%s", (long long)sc->jb->pk, sc->item_id, sc->frame, step);
+    char *ref = sink_job_ref(sc, step);
+    struct store_outbox_job job = {sc->jb->pk, ref};
     bool queued = false;
-    int rc = text ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, text, req, true, &queued) : ERR_NOMEM;
+    int rc = text ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, text, req, true, ref ? &job : NULL,
+                                              &queued)
+                  : ERR_NOMEM;
+    free(ref);
     free(once);
     free(text);
     if (rc < 0)
@@ -380,10 +405,13 @@ static int sink_s3(void *ud, const char *step, const char *bucket, const char *d
     char *ptext = p ? json_dumps(p, JSON_COMPACT) : NULL;
     char *url = xasprintf("s3sink:%s/%s", bucket, key); /* names the row; the sender PUTs with the s3 client */
     char *once = xasprintf("sink/%lld/%lld/%lld/%s", (long long)sc->jb->pk, sc->item_id, sc->frame, step);
+    char *ref = sink_job_ref(sc, step);
+    struct store_outbox_job job = {sc->jb->pk, ref};
     bool queued = false;
     int rc = rtext && ptext ? store_outbox_enqueue_once(sc->j->st, once, url, sc->jb->ws, ptext, rtext, false,
-                                                        &queued)
+                                                        ref ? &job : NULL, &queued)
                             : ERR_INVALID; /* not UTF-8 */
+    free(ref);
     if (rc < 0)
         snprintf(err, errlen, "cannot queue the object: %s", err_str(rc));
     free(once);
@@ -567,7 +595,8 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
         const struct vis_image *arr[1] = {img};
         struct wf_image_input in = {jb->image_input, arr, 1, false, f->video_meta};
         struct wf_run_inputs ri = {&in, 1, params};
-        struct sink_ctx sc = {j, jb, (long long)it->id, f->frame};
+        struct sink_ctx sc = {j, jb, (long long)it->id, f->frame, it->name,
+                              it->content_type && !strcmp(it->content_type, "video")};
         char run_key[160];
         snprintf(run_key, sizeof run_key, "%s_%lld_%lld", jb->job_id, (long long)it->id, (long long)f->frame);
         struct wf_sinks sinks = {.file_root = j->o.sink_folder,

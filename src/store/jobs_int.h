@@ -1,7 +1,8 @@
 /*
  * jobs_int.h — private to the owner files of the jobs tables under
  * src/store/ (jobs.c, tasks.c, job_logs.c, jobs_schema.c): the pieces of
- * a state change that several of them put into one transaction.
+ * a state change that several of them put into one transaction; outbox.c
+ * logs a workflow sink's delivery that failed for good in its job.
  */
 #ifndef VBATCH_STORE_JOBS_INT_H
 #define VBATCH_STORE_JOBS_INT_H

@@ -51,9 +51,11 @@
 
 #include <ctype.h>
 #include <curl/curl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "store/jobs_int.h"
 #include "store/store_int.h"
 
 #define OUTBOX_PAYLOAD_MAX (1u << 20)
@@ -72,8 +74,10 @@
 
 void store_outbox_opts_default(struct store_outbox_opts *o)
 {
-    o->max_attempts = 8;
-    o->backoff_ms = 1000;
+    /* test-only settings (tests/README.md): a delivery that fails for good in seconds */
+    const char *ma = getenv("VBATCH_OUTBOX_MAX_ATTEMPTS"), *bo = getenv("VBATCH_OUTBOX_BACKOFF_MS");
+    o->max_attempts = ma ? (int)MAX(1, MIN(strtoll(ma, NULL, 10), 100)) : 8;
+    o->backoff_ms = bo ? MAX(1, MIN(strtoll(bo, NULL, 10), 3600000)) : 1000;
     o->backoff_max_ms = 300000;
     o->timeout_ms = 10000;
     o->max_inflight = 16;
@@ -151,6 +155,10 @@ static const char *const once_migrations[] = {
     "CREATE INDEX outbox_once_age ON outbox_once(created_ms);"
     /* the request of a workflow webhook_sink row other than a JSON POST */
     "ALTER TABLE outbox ADD COLUMN req TEXT;",
+    /* 2: the job a workflow sink's row delivers for (NULL: none) and what
+     * its log says of the row if it fails for good (log_failed) */
+    "ALTER TABLE outbox ADD COLUMN job_pk BIGINT;"
+    "ALTER TABLE outbox ADD COLUMN job_ref TEXT;",
 };
 
 int store__outbox_once_init(struct store *st, struct err *e)
@@ -237,11 +245,14 @@ static bool req_ok(const char *req)
 }
 
 int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
-                              const char *payload, const char *req, bool sign, bool *queued)
+                              const char *payload, const char *req, bool sign, const struct store_outbox_job *job,
+                              bool *queued)
 {
     struct err e = ERR_INIT;
     *queued = false;
     if (!once_key || !*once_key || strlen(once_key) > OB_ORDER_KEY_MAX)
+        return ERR_INVALID;
+    if (job && (job->pk <= 0 || !job->ref || strlen(job->ref) > STORE_OUTBOX_JOB_REF_MAX))
         return ERR_INVALID;
     if (enqueue_check(url, workspace, NULL, payload) < 0 || !req_ok(req))
         return ERR_INVALID;
@@ -255,9 +266,10 @@ int store_outbox_enqueue_once(struct store *st, const char *once_key, const char
         fresh = true;
         char *dest = dest_of(url);
         rc = db_run(c, &e,
-                    "INSERT INTO outbox(url, workspace, order_key, dest, payload, sign, next_ms, created_ms, req)"
-                    " VALUES(?1, ?2, NULL, ?3, ?4, ?5, ?6, ?6, ?7)",
-                    "ttttiit", url, workspace, dest, payload, (int64_t)(sign ? 1 : 0), time_now_ms(), req);
+                    "INSERT INTO outbox(url, workspace, order_key, dest, payload, sign, next_ms, created_ms, req,"
+                    " job_pk, job_ref) VALUES(?1, ?2, NULL, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)",
+                    job ? "ttttiitit" : "ttttiitnn", url, workspace, dest, payload, (int64_t)(sign ? 1 : 0),
+                    time_now_ms(), req, job ? job->pk : 0, job ? job->ref : NULL);
         free(dest);
     }
     if (rc == 0)
@@ -679,6 +691,56 @@ static int next_due(struct db_conn *c, int64_t after, const char *prefix, bool s
     return rc;
 }
 
+/* Row id has just been marked failed for good: when it delivers for a job
+ * that still exists, one "sink-delivery-failed" error in that job's log,
+ * in the same transaction — the job's ref (which step, image, frame and
+ * sink) with where it went (an s3_put's bucket and key, else the
+ * destination's host:port, never the URL's path or query: they can hold a
+ * token), the attempts made and the last error. */
+static int log_failed(struct db_conn *c, int64_t id, struct err *e)
+{
+    struct db_stmt *q = NULL;
+    /* the jobs table only for a job's row: a store without jobs has none */
+    int rc = db_prepare(c,
+                        "SELECT job_pk, job_ref, url, dest, attempts, last_error FROM outbox"
+                        " WHERE id=?1 AND job_pk IS NOT NULL",
+                        &q, e);
+    if (rc < 0)
+        return rc;
+    db_bind_int64(q, 1, id);
+    rc = db_step(q, e);
+    if (rc != DB_ROW) {
+        db_finalize(q);
+        return rc < 0 ? rc : 0;
+    }
+    int64_t job_pk = db_col_int64(q, 0);
+    json_t *p = json_loads(db_col_text(q, 1) ? db_col_text(q, 1) : "", 0, NULL);
+    if (!json_is_object(p)) {
+        json_decref(p);
+        p = json_object();
+    }
+    const char *url = db_col_text(q, 2), *dest = db_col_text(q, 3), *last = db_col_text(q, 5);
+    json_t *where = url && !strncmp(url, OB_S3_PREFIX, strlen(OB_S3_PREFIX))
+                        ? json_sprintf("s3://%s", url + strlen(OB_S3_PREFIX))
+                        : json_string(dest && *dest ? dest : "unknown");
+    json_object_set_new(p, "destination", where ? where : json_string("unknown"));
+    json_object_set_new(p, "attempts", json_integer(db_col_int64(q, 4)));
+    json_object_set_new(p, "error", json_string(last && utf8_valid(last) ? last : "unknown"));
+    db_finalize(q);
+    bool live = false;
+    if ((rc = db_prepare(c, "SELECT 1 FROM jobs WHERE pk=?1", &q, e)) == 0) {
+        db_bind_int64(q, 1, job_pk);
+        rc = db_step(q, e);
+        live = rc == DB_ROW;
+        db_finalize(q);
+    }
+    if (rc < 0 || !live) {
+        json_decref(p);
+        return rc < 0 ? rc : 0;
+    }
+    return store__job_log(c, job_pk, "error", "sinks", "sink-delivery-failed", p, NULL, 0, e);
+}
+
 /* Whether row id is in flight here (its lease may have run out: it is
  * not claimed again while this sender still works on it). */
 static bool in_flight(const struct ob_sender *s, int64_t id)
@@ -745,10 +807,13 @@ static int ob_claim(struct ob_sender *s, int64_t now, struct ob_fly **new, int r
                 goto next;
             }
             if (cd->attempts >= s->o.max_attempts) {
+                int changed = 0;
                 rc = exec_row_update(c, "UPDATE outbox SET state='failed', done_ms=?1,"
                                         " last_error=coalesce(last_error, ?5) WHERE id=?2 AND attempts=?3"
                                         " AND state='pending'",
-                                     now, cd->id, cd->attempts, 0, "attempt interrupted", NULL, &e);
+                                     now, cd->id, cd->attempts, 0, "attempt interrupted", &changed, &e);
+                if (rc == 0 && changed == 1)
+                    rc = log_failed(c, cd->id, &e);
                 goto next;
             }
             int got = claim_one(s, c, now, cd, &new[n], &e);
@@ -797,10 +862,14 @@ static void ob_finish(struct ob_sender *s, const struct ob_done *d, int n)
             rc = exec_row_update(c, "UPDATE outbox SET state='delivered', done_ms=?1, last_error=NULL"
                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
                                  now, d[i].id, d[i].attempt, 0, NULL, NULL, &e);
-        else if (d[i].attempt >= s->o.max_attempts)
+        else if (d[i].attempt >= s->o.max_attempts) {
+            int changed = 0;
             rc = exec_row_update(c, "UPDATE outbox SET state='failed', done_ms=?1, last_error=?5"
                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
-                                 now, d[i].id, d[i].attempt, 0, d[i].err, NULL, &e);
+                                 now, d[i].id, d[i].attempt, 0, d[i].err, &changed, &e);
+            if (rc == 0 && changed == 1)
+                rc = log_failed(c, d[i].id, &e);
+        }
         else /* the backoff counts from this failure */
             rc = exec_row_update(c, "UPDATE outbox SET next_ms=?1, last_error=?5"
                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",

@@ -584,9 +584,21 @@ int store_outbox_enqueue(struct store *st, const char *url, const char *workspac
  * signature covers the body when it is not multipart.  "slack_ok": true
  * in req (a call of Slack's Web API): a 2xx answer counts only when its
  * body is JSON with "ok": true (Slack answers errors with 200).
- * ERR_INVALID for a bad req. */
+ * job (NULL: none): the job whose workflow sink queues the row; if the
+ * row fails for good while the job exists, the job's log gets one error
+ * "sink-delivery-failed" (module "sinks") whose payload is job->ref with
+ * "destination" (an s3_put's s3://bucket/key, else host:port), "attempts"
+ * and "error" added.
+ * ERR_INVALID for a bad req or job (pk <= 0, ref NULL or longer than
+ * STORE_OUTBOX_JOB_REF_MAX). */
+#define STORE_OUTBOX_JOB_REF_MAX 4096
+struct store_outbox_job {
+    int64_t pk;      /* the job's row (store_job pk) */
+    const char *ref; /* a JSON object text: which step, image, frame, sink */
+};
 int store_outbox_enqueue_once(struct store *st, const char *once_key, const char *url, const char *workspace,
-                              const char *payload, const char *req, bool sign, bool *queued);
+                              const char *payload, const char *req, bool sign, const struct store_outbox_job *job,
+                              bool *queued);
 /* Two more kinds of req (<= 24 MiB; url and payload as above, the url
  * only names the destination):
  * - {"kind": "slack_upload", "api": Slack Web API base URL, "token",

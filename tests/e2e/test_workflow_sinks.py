@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import Server
+from conftest import MULT, Server
 from jobs_helpers import (Receiver, bp, download_export, job_body, put_workflow, results_rows, stage_pngs,
                           verify_signature, wait_job)
 from sink_receivers import AnyReceiver, FakeSlack, SmtpReceiver
@@ -564,3 +564,44 @@ def test_slack_notification_needs_api_url(srv):
     failed = [e for e in logs if e['logType'] == 'image-processing-failed']
     assert failed
     assert all('--slack-api-url' in e['payload']['cause'] for e in failed), failed[0]
+
+
+def test_sink_failed_for_good_in_the_job_log(tmp_path):
+    """A webhook_sink notification that its receiver refuses every time
+    fails for good after the outbox's attempts, and the job's log says so,
+    once per image: which image and step, where it went (host:port, never
+    the URL's query: it can hold a token), the attempts and the last
+    error."""
+    rec = Receiver(fail_first=10 ** 6)
+    s = Server(str(tmp_path), args=['--allow-private-urls'],
+               env={'VBATCH_OUTBOX_MAX_ATTEMPTS': '2', 'VBATCH_OUTBOX_BACKOFF_MS': '100'}).start()
+    try:
+        names = stage_pngs(s, 'pics', 2)
+        put_workflow(s, 'hook-refused', hook_wf(rec.url + '?token=hush'))
+        r = bp(s, 'POST', '/sink-refused', job_body('pics', 'hook-refused'))
+        assert r.status == 200, r
+        assert wait_job(s, 'sink-refused')['error'] is False  # the job itself succeeds
+
+        def failed():
+            logs = bp(s, 'GET', '/sink-refused/logs', query={'severity': 'error', 'pageSize': 100}).json()['logs']
+            return [lg for lg in logs if lg['logType'] == 'sink-delivery-failed']
+        deadline = time.time() + 30 * MULT
+        got = failed()
+        while len(got) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+            got = failed()
+        assert sorted(lg['payload']['file_path'] for lg in got) == sorted(names), got
+        for lg in got:
+            assert lg['severity'] == 'error' and lg['reportingModule'] == 'sinks'
+            p = lg['payload']
+            assert p['step'] == 'hook' and p['attempts'] == 2, p
+            assert p['destination'] == f'127.0.0.1:{rec.httpd.server_address[1]}', p
+            assert p['error'] == 'http status 503', p
+            assert 'hush' not in json.dumps(lg)
+        assert len(rec.calls) == 4  # 2 images x 2 attempts
+        time.sleep(0.5)
+        assert len(failed()) == 2  # once each
+    finally:
+        rec.close()
+        rc = s.stop()
+    assert rc == 0, s.tail_log()

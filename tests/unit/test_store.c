@@ -1371,23 +1371,23 @@ BOTH(outbox_enqueue_once_per_key)
     struct store *st = NULL;
     bool q = false;
     ASSERT_OK(t_open(d, &st));
-    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/1/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":1}", NULL, true, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/1/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":1}", NULL, true, NULL, &q));
     ASSERT(q);
-    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/1/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":2}", NULL, true, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/1/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":2}", NULL, true, NULL, &q));
     ASSERT(!q);
-    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/2/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":3}", NULL, true, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/2/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":3}", NULL, true, NULL, &q));
     ASSERT(q);
     store_close(st);
     ASSERT_OK(t_open(d, &st));
-    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/2/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":4}", NULL, true, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/j/2/0/hook", "http://127.0.0.1:9/h", "ws", "{\"n\":4}", NULL, true, NULL, &q));
     ASSERT(!q);
     int64_t p = 0, dl = 0, f = 0;
     ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
     ASSERT_EQ(p, 2);
     ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE payload LIKE '%\"n\":2%' OR payload LIKE '%\"n\":4%'"), 0);
     /* bad arguments: nothing recorded */
-    ASSERT_EQ(store_outbox_enqueue_once(st, "", "http://127.0.0.1:9/h", "ws", "{}", NULL, true, &q), ERR_INVALID);
-    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/k", "http://127.0.0.1:9/h", "ws", "[1]", NULL, true, &q), ERR_INVALID);
+    ASSERT_EQ(store_outbox_enqueue_once(st, "", "http://127.0.0.1:9/h", "ws", "{}", NULL, true, NULL, &q), ERR_INVALID);
+    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/k", "http://127.0.0.1:9/h", "ws", "[1]", NULL, true, NULL, &q), ERR_INVALID);
     ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 2);
     /* purged with the rows they guarded */
     (void)sql_int(st, "UPDATE outbox_once SET created_ms = 0");
@@ -1418,7 +1418,7 @@ BOTH(outbox_kind_requests_checked)
         "\"comment\":\"m\",\"files\":[{\"name\":\"a\"}]}",                   /* file without bytes */
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
-        ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", bad[i], false, &q), ERR_INVALID);
+        ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", bad[i], false, NULL, &q), ERR_INVALID);
     ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
     /* 33 files: one over the limit */
     struct buf b = BUF_INIT;
@@ -1427,10 +1427,10 @@ BOTH(outbox_kind_requests_checked)
     for (int i = 0; i < 33; i++)
         buf_printf(&b, "%s{\"name\":\"f%d\",\"data\":\"YQ==\"}", i ? "," : "", i);
     buf_puts(&b, "]}");
-    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", b.data, false, &q), ERR_INVALID);
+    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", b.data, false, NULL, &q), ERR_INVALID);
     buf_release(&b);
     ASSERT_OK(store_outbox_enqueue_once(st, "sink/s3", "s3sink:b/k", "ws", "{}",
-                                        "{\"kind\":\"s3_put\",\"key\":\"k\",\"data\":\"YQ==\"}", false, &q));
+                                        "{\"kind\":\"s3_put\",\"key\":\"k\",\"data\":\"YQ==\"}", false, NULL, &q));
     ASSERT(q);
     ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE req LIKE '%s3_put%'"), 1);
     store_close(st);
@@ -1451,9 +1451,9 @@ BOTH(outbox_s3_rows_only_where_their_bucket_is)
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
     bool q = false;
     ASSERT_OK(store_outbox_enqueue_once(st, "sink/b", "s3sink:bkt/k1", "ws", "{}",
-                                        "{\"kind\":\"s3_put\",\"key\":\"k1\",\"data\":\"YQ==\"}", false, &q));
+                                        "{\"kind\":\"s3_put\",\"key\":\"k1\",\"data\":\"YQ==\"}", false, NULL, &q));
     ASSERT_OK(store_outbox_enqueue_once(st, "sink/o", "s3sink:other/k2", "ws", "{}",
-                                        "{\"kind\":\"s3_put\",\"key\":\"k2\",\"data\":\"YQ==\"}", false, &q));
+                                        "{\"kind\":\"s3_put\",\"key\":\"k2\",\"data\":\"YQ==\"}", false, NULL, &q));
     ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"n\":1}", false));
     struct store_outbox_opts o;
     store_outbox_opts_default(&o);
@@ -1513,7 +1513,7 @@ BOTH(outbox_slack_upload_time_grows_with_its_bytes)
                           r.port, b64);
     char *url = xasprintf("http://127.0.0.1:%d/api/files.completeUploadExternal", r.port);
     bool q = false;
-    ASSERT_OK(store_outbox_enqueue_once(st, "sink/slack", url, "ws", "{}", req, false, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/slack", url, "ws", "{}", req, false, NULL, &q));
     struct store_outbox_opts o;
     store_outbox_opts_default(&o);
     o.timeout_ms = 1000;

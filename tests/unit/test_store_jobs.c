@@ -257,6 +257,75 @@ BOTH(release_heartbeat_error_and_restart)
     store_close(st);
 }
 
+/* A workflow sink's outbox row that fails for good is logged in its job
+ * (once, with the job's ref and where it went); a row whose job is gone,
+ * or that has none, fails without a log line. */
+BOTH(sink_delivery_failed_for_good_logged_in_its_job)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    int64_t pk = make_job(st, "jsink", "simple-image-processing-v1", 1);
+    int64_t gone = make_job(st, "jgone", "simple-image-processing-v1", 1);
+    bool q = false;
+    /* loopback without --allow-private-urls: refused by the guard, no connection */
+    const char *url = "http://127.0.0.1:9/hook?token=secret";
+    struct store_outbox_job job = {pk, "{\"file_path\":\"a.png\",\"step\":\"hook\"}"};
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/1/1/0/hook", url, "ws", "{}", NULL, true, &job, &q));
+    ASSERT(q);
+    struct store_outbox_job job2 = {gone, "{\"file_path\":\"b.png\",\"step\":\"hook\"}"};
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/2/1/0/hook", url, "ws", "{}", NULL, true, &job2, &q));
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/3/1/0/hook", url, "ws", "{}", NULL, true, NULL, &q));
+    /* bad references are refused, nothing queued */
+    struct store_outbox_job bad = {0, "{}"};
+    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/4", url, "ws", "{}", NULL, true, &bad, &q), ERR_INVALID);
+    char *big = xcalloc(1, STORE_OUTBOX_JOB_REF_MAX + 2);
+    memset(big, 'x', STORE_OUTBOX_JOB_REF_MAX + 1);
+    struct store_outbox_job bad2 = {pk, big};
+    ASSERT_EQ(store_outbox_enqueue_once(st, "sink/5", url, "ws", "{}", NULL, true, &bad2, &q), ERR_INVALID);
+    free(big);
+    ASSERT_OK(store_job_end_error(st, gone, "aborted", "job aborted on request", "job-aborted", NULL));
+    ASSERT_OK(store_job_delete(st, "ws", "jgone", &e));
+
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.backoff_ms = 10;
+    o.max_attempts = 2;
+    ASSERT_OK(store_outbox_start(st, &o));
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 300 && f != 3; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, 3);
+    ASSERT_EQ(p, 0);
+    usleep(100000);
+    store_outbox_stop(st);
+
+    struct store_job_log_row *lr = NULL;
+    int n = 0, found = 0;
+    ASSERT_OK(store_job_logs_page(st, pk, NULL, 0, 100, &lr, &n, &e));
+    for (int i = 0; i < n; i++) {
+        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
+            continue;
+        found++;
+        ASSERT_STR_EQ(lr[i].severity, "error");
+        ASSERT_STR_EQ(lr[i].module, "sinks");
+        json_t *pl = json_loads(lr[i].payload, 0, NULL);
+        ASSERT(pl != NULL);
+        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "file_path")), "a.png");
+        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "step")), "hook");
+        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "destination")), "127.0.0.1:9");
+        ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 2);
+        const char *why = json_string_value(json_object_get(pl, "error"));
+        ASSERT(why && *why);
+        ASSERT(strstr(lr[i].payload, "secret") == NULL); /* the URL's query is not logged */
+        json_decref(pl);
+    }
+    store_job_log_rows_free(lr, n);
+    ASSERT_EQ(found, 1);
+    store_close(st);
+}
+
 BOTH(models_rows)
 {
     struct store *st = open_tmp();

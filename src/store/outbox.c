@@ -50,6 +50,7 @@
 #include "store/store.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,12 +73,25 @@
 #define OB_ATTEMPT_MAX_MS 600000 /* ... up to this long in all */
 #define OB_S3_PREFIX "s3sink:" /* the url of an s3_put row: s3sink:<bucket>/<key> */
 
+/* The integer in environment variable name when it is one in [lo, hi],
+ * else def. */
+static int64_t env_int(const char *name, int64_t lo, int64_t hi, int64_t def)
+{
+    const char *v = getenv(name);
+    char *end = NULL;
+    if (!v || !*v)
+        return def;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    return errno == 0 && *end == 0 && x >= lo && x <= hi ? (int64_t)x : def;
+}
+
 void store_outbox_opts_default(struct store_outbox_opts *o)
 {
-    /* test-only settings (tests/README.md): a delivery that fails for good in seconds */
-    const char *ma = getenv("VBATCH_OUTBOX_MAX_ATTEMPTS"), *bo = getenv("VBATCH_OUTBOX_BACKOFF_MS");
-    o->max_attempts = ma ? (int)MAX(1, MIN(strtoll(ma, NULL, 10), 100)) : 8;
-    o->backoff_ms = bo ? MAX(1, MIN(strtoll(bo, NULL, 10), 3600000)) : 1000;
+    /* test-only settings (tests/README.md): a delivery that fails for good
+     * in seconds; a value that is not a number in range is ignored */
+    o->max_attempts = (int)env_int("VBATCH_OUTBOX_MAX_ATTEMPTS", 1, 100, 8);
+    o->backoff_ms = env_int("VBATCH_OUTBOX_BACKOFF_MS", 1, 3600000, 1000);
     o->backoff_max_ms = 300000;
     o->timeout_ms = 10000;
     o->max_inflight = 16;
@@ -401,6 +415,7 @@ struct ob_sender {
     CURLM *m;
     struct ob_fly *fly[OB_INFLIGHT_CAP];
     int nfly;
+    int64_t claim_warned_ms; /* time_mono_ms() of the last "cannot claim" warning */
 };
 
 /* Free what one HTTP request of f used (a Slack stage's). */
@@ -691,6 +706,25 @@ static int next_due(struct db_conn *c, int64_t after, const char *prefix, bool s
     return rc;
 }
 
+void store__strip_endpoints(char *t)
+{
+    char *at = t;
+    while ((at = strstr(at, " at ")) != NULL) {
+        char *u = at + 4, *end = u;
+        while (isalpha((unsigned char)*end))
+            end++;
+        if (end == u || strncmp(end, "://", 3) != 0) {
+            at = u; /* not a URL right after " at " */
+            continue;
+        }
+        while (*end && *end != ' ' && *end != ')' && *end != '\'')
+            end++;
+        if (end[-1] == ':')
+            end--; /* "at http://h:p: why" keeps its ':' */
+        memmove(at, end, strlen(end) + 1);
+    }
+}
+
 /* Row id has just been marked failed for good: when it delivers for a job
  * that still exists, one "sink-delivery-failed" error in that job's log,
  * in the same transaction — the job's ref (which step, image, frame and
@@ -725,10 +759,21 @@ static int log_failed(struct db_conn *c, int64_t id, struct err *e)
                         : json_string(dest && *dest ? dest : "unknown");
     json_object_set_new(p, "destination", where ? where : json_string("unknown"));
     json_object_set_new(p, "attempts", json_integer(db_col_int64(q, 4)));
-    json_object_set_new(p, "error", json_string(last && utf8_valid(last) ? last : "unknown"));
+    char *why = xstrdup(last && utf8_valid(last) ? last : "unknown");
+    store__strip_endpoints(why);
+    json_object_set_new(p, "error", json_string(why));
+    free(why);
     db_finalize(q);
     bool live = false;
-    if ((rc = db_prepare(c, "SELECT 1 FROM jobs WHERE pk=?1", &q, e)) == 0) {
+    /* PostgreSQL: key-share lock the job row, as the foreign key of the
+     * insert below would.  A delete of the job running meanwhile is
+     * waited for and then leaves no row here (no log), instead of failing
+     * that insert, which would roll back every outcome of the batch
+     * (delivered rows sent again after their lease) or the whole claim. */
+    if ((rc = db_prepare(c,
+                         db_conn_kind(c) == DB_POSTGRES ? "SELECT 1 FROM jobs WHERE pk=?1 FOR KEY SHARE"
+                                                        : "SELECT 1 FROM jobs WHERE pk=?1",
+                         &q, e)) == 0) {
         db_bind_int64(q, 1, job_pk);
         rc = db_step(q, e);
         live = rc == DB_ROW;
@@ -843,6 +888,12 @@ out:
         for (int i = 0; i < n; i++)
             fly_free(new[i]);
         n = 0;
+        /* tried again every OB_RETRY_MS: said once a minute at most */
+        int64_t t = time_mono_ms();
+        if (t - s->claim_warned_ms >= 60000) {
+            s->claim_warned_ms = t;
+            log_warn("store", "cannot claim webhook rows: %s; trying again", err_text(&e, rc));
+        }
     }
     store__release(s->st, c);
     return rc < 0 ? rc : n;
@@ -1113,6 +1164,10 @@ static void note_result(const struct ob_fly *f, struct ob_done *d)
     d->id = f->id;
     d->attempt = f->attempt;
     metric_count(d->ok ? METRIC_WEBHOOK_DELIVERIES : METRIC_WEBHOOK_FAILURES, 1, NULL, NULL, NULL);
+    /* cut at 128 bytes, maybe inside a character (an object store's
+     * error quotes the key): last_error and the job's log take UTF-8 only,
+     * and PostgreSQL refuses the whole outcome transaction otherwise */
+    utf8_scrub(d->err);
     if (!d->ok)
         log_warn("store", "webhook attempt failed id=%lld attempt=%d url=%s: %s", (long long)f->id, f->attempt,
                  f->url, d->err);

@@ -130,6 +130,10 @@ void store__net_free(struct store *st);
 int store__outbox_enqueue(struct db_conn *c, const char *url, const char *workspace, const char *order_key,
                           const char *payload, bool sign, struct err *e);
 void store__outbox_init(struct store *st);
+/* Cut every " at <scheme>://host[:port]..." out of an error text, in
+ * place (the object store's errors name the operator's endpoint, which a
+ * job's log, read by the workspace's API users, does not show). */
+void store__strip_endpoints(char *t);
 /* Migrations of the outbox_once table (component "outbox_once"). */
 int store__outbox_once_init(struct store *st, struct err *e);
 void store__outbox_destroy(struct store *st);

@@ -532,6 +532,39 @@ def test_arrivals_polled_faster_while_shards_stream_in(tmp_path):
 
 
 @need_s3
+def test_hot_rounds_stop_a_few_intervals_after_the_last_arrival(tmp_path):
+    """The hot rounds after an arrival last POLL_HOT_HOLD (5) poll
+    intervals: with nothing more arriving the poller is back to one round
+    an interval, though another URL of the batch is still pending."""
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '1000'], env={'VBATCH_BLOBS': s3_prefix_url(prefix)}).start()
+    try:
+        a, _ = bulk_url(s, 'calm'), bulk_url(s, 'calm')  # the second stays pending
+        arrivals = poll_metric(s, 'arrival')
+        assert s.raw('PUT', a['uploadURL'], body=shard_tar(3), headers=a['extensionHeaders']).status == 200
+        deadline = time.time() + 20 * MULT
+        while poll_metric(s, 'arrival') == arrivals and time.time() < deadline:
+            time.sleep(0.02)
+        t_arrival = time.time()
+        assert poll_metric(s, 'arrival') > arrivals
+        time.sleep(0.5)
+        r0 = poll_metric(s, 'round')
+        time.sleep(2.0)
+        hot = poll_metric(s, 'round') - r0
+        assert hot >= 4, hot  # rounds every 0.2 s between the normal ones (2 normal ones in 2 s)
+        time.sleep(max(0.0, t_arrival + 6.5 - time.time()))  # hot until 5 s after the round that saw it
+        r1, t1 = poll_metric(s, 'round'), time.time()
+        time.sleep(3.0)
+        calm = poll_metric(s, 'round') - r1
+        print(f'rounds after the arrival: {hot} in 2 s while hot, {calm} in {time.time() - t1:.1f} s from 6.5 s on')
+        assert calm <= 4, calm  # one an interval (+1 begun before the window)
+        assert s.wait_count('calm', 3, timeout=20) == 3
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
+@need_s3
 @pytest.mark.skipif(bool(E2E_PG), reason='a SQLite trigger stands in for the database failure')
 def test_a_shard_put_once_is_kept_when_its_arrival_cannot_be_recorded(tmp_path):
     """The object a client PUT to the shard's own key (put-once) is its only

@@ -14,6 +14,7 @@
 #include "store/store_staging.h"
 #include "t.h"
 #include "t_pg.h"
+#include "test_store_recv.h"
 
 static struct store *open_tmp(void)
 {
@@ -324,6 +325,248 @@ BOTH(sink_delivery_failed_for_good_logged_in_its_job)
     store_job_log_rows_free(lr, n);
     ASSERT_EQ(found, 1);
     store_close(st);
+}
+
+/* An attempt's error cut at 128 bytes inside a character (here Slack's
+ * error text, quoted up to 64 bytes) is made UTF-8 before it is recorded:
+ * the row fails for good on its own attempt (PostgreSQL refused the whole
+ * outcome transaction before, and the row failed later as "attempt
+ * interrupted") and the job's log quotes the error. */
+BOTH(sink_delivery_error_cut_inside_a_character)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    int64_t pk = make_job(st, "jutf8", "simple-image-processing-v1", 1);
+    struct recv_srv r;
+    static const int ok[] = {200};
+    recv_start(&r, ok, 1);
+    /* "x" then 2-byte characters: the 64th byte is the first half of one */
+    struct buf b = BUF_INIT;
+    buf_puts(&b, "{\"ok\":false,\"error\":\"x");
+    for (int i = 0; i < 40; i++)
+        buf_puts(&b, "\xc3\xa9");
+    buf_puts(&b, "\"}");
+    r.body = b.data;
+    r.body_len = b.len;
+    ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
+    char *url = xasprintf("http://127.0.0.1:%d/api/chat.postMessage", r.port);
+    struct store_outbox_job job = {pk, "{\"file_path\":\"a.png\",\"step\":\"slack\"}"};
+    bool q = false;
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/u/1/0/slack", url, "ws", "{}",
+                                        "{\"method\":\"POST\",\"slack_ok\":true}", false, &job, &q));
+    ASSERT(q);
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.timeout_ms = 1000;
+    o.max_attempts = 1;
+    ASSERT_OK(store_outbox_start(st, &o));
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 500 && f != 1; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, 1);
+    store_outbox_stop(st);
+    ASSERT_EQ(recv_wait(&r, 1, 1000), 1);
+
+    struct store_job_log_row *lr = NULL;
+    int n = 0, found = 0;
+    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 100, &lr, &n, &e));
+    for (int i = 0; i < n; i++) {
+        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
+            continue;
+        found++;
+        json_t *pl = json_loads(lr[i].payload, 0, NULL);
+        ASSERT(pl != NULL);
+        const char *why = json_string_value(json_object_get(pl, "error"));
+        ASSERT(why != NULL);
+        ASSERT(utf8_valid(why));
+        ASSERT(strncmp(why, "chat.postMessage answered error x\xc3\xa9", 35) == 0);
+        ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 1);
+        json_decref(pl);
+    }
+    store_job_log_rows_free(lr, n);
+    ASSERT_EQ(found, 1);
+    store_close(st);
+    recv_stop(&r);
+    buf_release(&b);
+    free(url);
+}
+
+/* A row whose last attempt's sender died (attempts used up, its lease
+ * over) is failed by the next claim, in the claim's transaction, with one
+ * log line in its job. */
+BOTH(sink_delivery_failed_at_claim_logged_in_its_job)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    int64_t pk = make_job(st, "jclaim", "simple-image-processing-v1", 1);
+    struct store_outbox_job job = {pk, "{\"file_path\":\"c.png\",\"step\":\"hook\"}"};
+    bool q = false;
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/c/1/0/hook", "http://127.0.0.1:9/hook", "ws", "{}", NULL, true,
+                                        &job, &q));
+    ASSERT(q);
+    /* as if a sender had claimed its second and last attempt and died */
+    struct db *d = NULL;
+    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
+    ASSERT_OK(db_open(path, 1, &d, &e));
+    free(path);
+    struct db_conn *c = db_acquire(d, &e);
+    ASSERT(c != NULL);
+    ASSERT_OK(db_run(c, &e, "UPDATE outbox SET attempts=2, next_ms=0", NULL));
+    db_release(d, c);
+    db_close(d);
+
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.max_attempts = 2;
+    ASSERT_OK(store_outbox_start(st, &o));
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 300 && f != 1; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, 1);
+    usleep(100000);
+    store_outbox_stop(st);
+
+    struct store_job_log_row *lr = NULL;
+    int n = 0, found = 0;
+    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 100, &lr, &n, &e));
+    for (int i = 0; i < n; i++) {
+        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
+            continue;
+        found++;
+        json_t *pl = json_loads(lr[i].payload, 0, NULL);
+        ASSERT(pl != NULL);
+        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "file_path")), "c.png");
+        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "error")), "attempt interrupted");
+        ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 2);
+        json_decref(pl);
+    }
+    store_job_log_rows_free(lr, n);
+    ASSERT_EQ(found, 1);
+    store_close(st);
+}
+
+/* One integer read on a connection of its own. */
+static int64_t jobs_sql_int(struct store *st, const char *sql)
+{
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
+    if (db_open(path, 1, &d, &e) < 0)
+        T_FAIL("db_open: %s", e.msg);
+    free(path);
+    struct db_conn *c = db_acquire(d, &e);
+    struct db_stmt *q = NULL;
+    int64_t v = -1;
+    if (!c || db_prepare(c, sql, &q, &e) < 0)
+        T_FAIL("%s: %s", sql, e.msg);
+    if (db_step(q, &e) == DB_ROW)
+        v = db_col_int64(q, 0);
+    db_finalize(q);
+    db_release(d, c);
+    db_close(d);
+    return v;
+}
+
+/* The job is deleted by a transaction that commits while the row's
+ * failure is being recorded: the row still fails on its own attempt (its
+ * error kept), without a log line; the delete is not a foreign-key error
+ * that rolls back the outcomes (PostgreSQL). */
+BOTH(sink_delivery_failed_while_its_job_is_deleted)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    int64_t pk = make_job(st, "jdel", "simple-image-processing-v1", 1);
+    struct store_outbox_job job = {pk, "{\"file_path\":\"d.png\",\"step\":\"hook\"}"};
+    bool q = false;
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/d/1/0/hook", "http://127.0.0.1:9/hook", "ws", "{}", NULL, true,
+                                        &job, &q));
+    struct db *d = NULL;
+    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
+    ASSERT_OK(db_open(path, 1, &d, &e));
+    free(path);
+    struct db_conn *c = db_acquire(d, &e);
+    ASSERT(c != NULL);
+    ASSERT_OK(db_begin(c, &e));
+    ASSERT_OK(db_run(c, &e, "DELETE FROM jobs WHERE pk=?1", "i", pk));
+
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.max_attempts = 1;
+    o.timeout_ms = 1000;
+    ASSERT_OK(store_outbox_start(st, &o));
+    usleep(500000); /* the attempt has failed; its outcome waits for the delete */
+    ASSERT_OK(db_commit(c, &e));
+    db_release(d, c);
+    db_close(d);
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 500 && f != 1; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, 1);
+    store_outbox_stop(st);
+    ASSERT_EQ(jobs_sql_int(st, "SELECT count(*) FROM outbox WHERE state='failed'"
+                               " AND last_error<>'attempt interrupted'"), 1);
+    ASSERT_EQ(jobs_sql_int(st, "SELECT count(*) FROM job_logs WHERE log_type='sink-delivery-failed'"), 0);
+    store_close(st);
+}
+
+/* An s3_sink object that cannot be PUT: the job's log names the object
+ * (s3://bucket/key) and the store's error without the operator's endpoint. */
+BOTH(sink_s3_delivery_failed_logged_without_the_endpoint)
+{
+    struct store *st = open_tmp();
+    struct err e = ERR_INIT;
+    int64_t pk = make_job(st, "js3", "simple-image-processing-v1", 1);
+    setenv("AWS_ACCESS_KEY_ID", "AK", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "SK", 1);
+    struct store_s3sink *k = NULL;
+    ASSERT_OK(store_s3sink_open("s3://bkt?endpoint=http://127.0.0.1:1&path_style=1", NULL, &k, &e));
+    store_outbox_set_s3sink(st, k);
+    struct store_outbox_job job = {pk, "{\"file_path\":\"s.png\",\"step\":\"s3\"}"};
+    bool q = false;
+    ASSERT_OK(store_outbox_enqueue_once(st, "sink/s/1/0/s3", "s3sink:bkt/out/s_js3_1_0_s3.txt", "ws", "{}",
+                                        "{\"kind\":\"s3_put\",\"key\":\"out/s_js3_1_0_s3.txt\",\"data\":\"YQ==\"}",
+                                        false, &job, &q));
+    ASSERT(q);
+    struct store_outbox_opts o;
+    store_outbox_opts_default(&o);
+    o.max_attempts = 1;
+    o.timeout_ms = 1000;
+    o.s3_only = true;
+    ASSERT_OK(store_outbox_start(st, &o));
+    int64_t p = 1, dl = 0, f = 0;
+    for (int i = 0; i < 500 && f != 1; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, 1);
+    store_outbox_stop(st);
+    struct store_job_log_row *lr = NULL;
+    int n = 0, found = 0;
+    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 100, &lr, &n, &e));
+    for (int i = 0; i < n; i++) {
+        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
+            continue;
+        found++;
+        json_t *pl = json_loads(lr[i].payload, 0, NULL);
+        ASSERT(pl != NULL);
+        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "destination")), "s3://bkt/out/s_js3_1_0_s3.txt");
+        const char *why = json_string_value(json_object_get(pl, "error"));
+        ASSERT(why && strstr(why, "object store"));
+        ASSERT(strstr(why, "127.0.0.1") == NULL && strstr(why, "://") == NULL);
+        json_decref(pl);
+    }
+    store_job_log_rows_free(lr, n);
+    ASSERT_EQ(found, 1);
+    store_close(st);
+    store_s3sink_free(k);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
 BOTH(models_rows)

@@ -18,6 +18,21 @@
  *                    each full one, the tail buffered, fdatasync (vbatch's
  *                    kept mode without the index)
  *          none      the bytes are dropped: the network and HTTP alone
+ *        Other ways to make a body durable before its 200, each written as
+ *        direct (what each would cost vbatch beside the speed: in
+ *        docs/STORAGE.md, "Ingest throughput", session 8):
+ *          direct-nodirsync     no folder fsync after the rename (a crash
+ *                               can lose an acknowledged body's name)
+ *          direct-renamefirst   the rename before the fdatasync, then the
+ *                               folder fsync (a crash before the 200 can
+ *                               leave a partial body under its name)
+ *          direct-precreated    into files made (and their folder synced)
+ *                               at start: fdatasync only, no rename (as
+ *                               renamefirst, a partial body under its name)
+ *          direct-precreated-log  as precreated, then a 512-byte record
+ *                               written and fdatasync'd in a log file
+ *                               written at start (the body's "complete"
+ *                               mark: a second sync, but no journal commit)
  *     IMAGES         images per shard for the count (default 500)
  *
  * Prints "listening: PORT" and serves until SIGINT/SIGTERM.
@@ -28,6 +43,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +53,15 @@
 #define STEP (1 << 20)
 #define KICK (2 << 20)
 
-enum mode { M_BUFFERED, M_DIRECT, M_NONE };
+enum mode { M_BUFFERED, M_DIRECT, M_NONE, M_NODIRSYNC, M_RENAMEFIRST, M_PRECREATED, M_PRECREATED_LOG };
+static const char *const mode_names[] = {"buffered", "direct", "none", "direct-nodirsync", "direct-renamefirst",
+                                         "direct-precreated", "direct-precreated-log"};
+
+/* direct-precreated: files made at start; direct-precreated-log: its log */
+#define PRECREATED 4096
+#define LOG_SLOTS 256
+static int g_logfd = -1;
+static atomic_int g_slot;
 
 static const char *g_dir;
 static unsigned g_port;
@@ -99,15 +123,20 @@ static struct put *put_open(void)
 {
     struct put *p = calloc(1, sizeof *p);
     int n = atomic_fetch_add(&g_seq, 1);
-    snprintf(p->tmp, sizeof p->tmp, "%s/tmp-%d", g_dir, n);
+    bool pre = g_mode == M_PRECREATED || g_mode == M_PRECREATED_LOG;
+    snprintf(p->tmp, sizeof p->tmp, pre ? "%s/s/pre-%d" : "%s/tmp-%d", g_dir, n);
     snprintf(p->dst, sizeof p->dst, "%s/s/%d.tar", g_dir, n);
     p->fd = p->dfd = -1;
     if (g_mode == M_NONE)
         return p;
-    p->fd = open(p->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (pre && n >= PRECREATED) { /* more bodies than files made at start */
+        p->failed = 1;
+        return p;
+    }
+    p->fd = open(p->tmp, pre ? O_WRONLY | O_CLOEXEC : O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (p->fd < 0)
         p->failed = 1;
-    if (g_mode == M_DIRECT) {
+    if (g_mode != M_BUFFERED) {
         p->dfd = open(p->tmp, O_WRONLY | O_DIRECT | O_CLOEXEC);
         if (p->dfd < 0 || posix_memalign((void **)&p->buf, 4096, STEP) != 0)
             p->failed = 1;
@@ -142,30 +171,46 @@ static void put_data(struct put *p, const char *data, size_t n)
     }
 }
 
-/* Sync, rename, folder fsync: as vbatch's local_publish. */
+static int folder_fsync(void)
+{
+    char sub[600];
+    snprintf(sub, sizeof sub, "%s/s", g_dir);
+    int d = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = d < 0 || fsync(d) < 0 ? -1 : 0;
+    if (d >= 0)
+        close(d);
+    return rc;
+}
+
+/* direct and buffered: sync, rename, folder fsync, as vbatch's
+ * local_publish; the other modes as the comment at the top says. */
 static int put_finish(struct put *p)
 {
     int rc = p->failed ? -1 : 0;
     if (g_mode != M_NONE && rc == 0) {
-        if (g_mode == M_DIRECT && p->fill && pwrite(p->fd, p->buf, p->fill, p->flushed) != (ssize_t)p->fill)
+        if (g_mode != M_BUFFERED && p->fill && pwrite(p->fd, p->buf, p->fill, p->flushed) != (ssize_t)p->fill)
             rc = -1;
-        if (rc == 0 && (g_mode == M_DIRECT ? fdatasync(p->fd) : fsync(p->fd)) < 0)
+        if (rc == 0 && g_mode == M_RENAMEFIRST && rename(p->tmp, p->dst) < 0)
             rc = -1;
-        if (rc == 0 && rename(p->tmp, p->dst) < 0)
+        if (rc == 0 && (g_mode == M_BUFFERED ? fsync(p->fd) : fdatasync(p->fd)) < 0)
             rc = -1;
-        char sub[600];
-        snprintf(sub, sizeof sub, "%s/s", g_dir);
-        int d = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (d < 0 || fsync(d) < 0)
+        if (rc == 0 && g_mode == M_PRECREATED_LOG) {
+            static _Alignas(4096) char rec[4096]; /* the record's bytes do not matter here */
+            int k = atomic_fetch_add(&g_slot, 1) % LOG_SLOTS;
+            if (pwrite(g_logfd, rec, 512, (off_t)k * 512) != 512 || fdatasync(g_logfd) < 0)
+                rc = -1;
+        }
+        if (rc == 0 && (g_mode == M_BUFFERED || g_mode == M_DIRECT || g_mode == M_NODIRSYNC) &&
+            rename(p->tmp, p->dst) < 0)
             rc = -1;
-        if (d >= 0)
-            close(d);
+        if (rc == 0 && (g_mode == M_BUFFERED || g_mode == M_DIRECT || g_mode == M_RENAMEFIRST) &&
+            folder_fsync() < 0)
+            rc = -1;
     }
     if (p->fd >= 0)
         close(p->fd);
     if (p->dfd >= 0)
         close(p->dfd);
-    if (rc < 0)
+    if (rc < 0 && g_mode != M_PRECREATED && g_mode != M_PRECREATED_LOG)
         unlink(p->tmp);
     free(p->buf);
     free(p);
@@ -211,6 +256,32 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     return reply(c, 200, body);
 }
 
+/* The files of direct-precreated (their names synced) and the log of
+ * direct-precreated-log (written once: its records overwrite, never
+ * extend it). */
+static int precreate(const char *sub)
+{
+    char f[700];
+    for (int i = 0; i < PRECREATED; i++) {
+        snprintf(f, sizeof f, "%s/pre-%d", sub, i);
+        int fd = open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -1;
+        close(fd);
+    }
+    if (g_mode == M_PRECREATED_LOG) {
+        static char zero[LOG_SLOTS * 512];
+        snprintf(f, sizeof f, "%s/log", sub);
+        int fd = open(f, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, zero, sizeof zero) != (ssize_t)sizeof zero || fsync(fd) < 0)
+            return -1;
+        close(fd);
+        if ((g_logfd = open(f, O_WRONLY | O_DIRECT | O_CLOEXEC)) < 0)
+            return -1;
+    }
+    return folder_fsync();
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -219,17 +290,29 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_http_sink PORT DIR buffered|direct|none [IMAGES]\n");
+        fprintf(stderr, "usage: bench_http_sink PORT DIR MODE [IMAGES] (MODE: see the top of bench_http_sink.c)\n");
         return 2;
     }
     g_port = (unsigned)atoi(argv[1]);
     g_dir = argv[2];
-    g_mode = !strcmp(argv[3], "direct") ? M_DIRECT : !strcmp(argv[3], "none") ? M_NONE : M_BUFFERED;
+    int m = -1;
+    for (int i = 0; i < (int)(sizeof mode_names / sizeof *mode_names); i++)
+        if (!strcmp(argv[3], mode_names[i]))
+            m = i;
+    if (m < 0) {
+        fprintf(stderr, "bench_http_sink: unknown mode '%s'\n", argv[3]);
+        return 2;
+    }
+    g_mode = (enum mode)m;
     if (argc > 4)
         g_images = atoi(argv[4]);
     char sub[600];
     snprintf(sub, sizeof sub, "%s/s", g_dir);
     if (mkdir(sub, 0755) < 0 && errno != EEXIST) {
+        perror(sub);
+        return 1;
+    }
+    if ((g_mode == M_PRECREATED || g_mode == M_PRECREATED_LOG) && precreate(sub) < 0) {
         perror(sub);
         return 1;
     }

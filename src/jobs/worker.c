@@ -206,6 +206,24 @@ struct fetched {
     bool end;             /* a video: no more frames (cause set: it broke) */
 };
 
+/* The images of one tar shard lie one after the other in its blob (a
+ * 512-byte header and the padding between two): the decode-ahead thread
+ * reads a run of them with one ranged read — on S3 one range GET instead
+ * of one per image — of at most SPAN_MAX bytes and SPAN_ITEMS images, two
+ * of them at most SPAN_GAP bytes apart (a sidecar between them is read
+ * along).  A run it cannot read is read image by image, as ever, so a
+ * failure stays the image's own. */
+#define SPAN_MAX (4 << 20)
+#define SPAN_ITEMS 64
+#define SPAN_GAP 4096
+
+struct fetch_span {
+    const char *key; /* the blob (an item's, borrowed), NULL: none read */
+    int64_t off;     /* data = bytes [off, off + len) of key */
+    size_t len;
+    char *data;
+};
+
 struct fetch_ctx {
     struct jobs *j;
     const struct staging_item *items;
@@ -213,6 +231,8 @@ struct fetch_ctx {
     const char *input;            /* the workflow's image input */
     wf_model_prepare_fn prepare;  /* NULL: decode only */
     void *prepare_ud;
+    size_t n;                     /* items[0, n) are read */
+    struct fetch_span span;       /* the lookahead thread's alone */
 };
 
 static void fetched_free(void *p)
@@ -266,6 +286,46 @@ static void *fetch_frame(void *ud, size_t i)
     return f;
 }
 
+static bool span_has(const struct fetch_span *sp, const struct staging_item *it)
+{
+    return sp->key && it->offset >= 0 && !strcmp(sp->key, it->blob_key) && it->offset >= sp->off &&
+           it->size <= (int64_t)sp->len && it->offset - sp->off <= (int64_t)sp->len - it->size;
+}
+
+/* Item i's bytes from the run read with it (span above), reading the run
+ * that starts at i when i is not in the last one; NULL when i is not part
+ * of a run of two or more images or the run cannot be read. */
+static const char *span_bytes(struct fetch_ctx *c, size_t i)
+{
+    const struct staging_item *it = &c->items[i];
+    struct fetch_span *sp = &c->span;
+    if (it->offset < 0 || it->size < 0 || it->size > SPAN_MAX)
+        return NULL;
+    if (!span_has(sp, it)) {
+        int64_t end = it->offset + it->size;
+        size_t k = i + 1;
+        for (; k < c->n && k - i < SPAN_ITEMS; k++) {
+            const struct staging_item *nx = &c->items[k];
+            if (nx->offset < end || nx->offset - end > SPAN_GAP || nx->size < 0 ||
+                nx->offset + nx->size - it->offset > SPAN_MAX || strcmp(nx->blob_key, it->blob_key) != 0)
+                break;
+            end = nx->offset + nx->size;
+        }
+        free(sp->data);
+        *sp = (struct fetch_span){0};
+        if (k == i + 1) /* a run of one: the image's own read */
+            return NULL;
+        char *data = NULL;
+        size_t got = 0;
+        if (store_blob_read_at(c->j->st, it->blob_key, it->offset, end - it->offset, SPAN_MAX, &data, &got) < 0)
+            return NULL;
+        *sp = (struct fetch_span){it->blob_key, it->offset, got, data};
+        if (!span_has(sp, it))
+            return NULL;
+    }
+    return sp->data + (it->offset - sp->off);
+}
+
 static void *fetch_one(void *ud, size_t i)
 {
     struct fetch_ctx *c = ud;
@@ -273,15 +333,22 @@ static void *fetch_one(void *ud, size_t i)
     char *data = NULL;
     size_t len = 0;
     const struct staging_item *it = &c->items[i];
-    int rc = store_blob_read_at(c->j->st, it->blob_key, it->offset, it->size, MAX_INPUT_BYTES, &data, &len);
+    const char *bytes = span_bytes(c, i);
+    int rc = 0;
 
+    if (bytes) {
+        len = (size_t)it->size;
+    } else {
+        rc = store_blob_read_at(c->j->st, it->blob_key, it->offset, it->size, MAX_INPUT_BYTES, &data, &len);
+        bytes = data;
+    }
     if (rc < 0) {
         f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
         if (rc != ERR_NOTFOUND && rc != ERR_LIMIT && rc != ERR_INVALID)
             f->store_rc = rc;
         return f;
     }
-    rc = vis_decode(data, len, &f->img);
+    rc = vis_decode(bytes, len, &f->img);
     if (rc < 0)
         f->cause = xasprintf("cannot decode the image: %s", err_str(rc));
     else if (c->prepare) /* the model steps' pre-processing, off the critical path too */
@@ -867,7 +934,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store
     int nitems = 0, nuse = 0, ndone = 0, nfailed = 0;
     struct store_image_fail *fails = NULL;
     struct lookahead *ahead = NULL;
-    struct fetch_ctx fc;
+    struct fetch_ctx fc = {0};
     struct store_blob_writer *rw = NULL, *mw = NULL, *ew = NULL;
     json_t *params = NULL, *plist = NULL;
     char *rkey = NULL, *mkey = NULL, *ekey = NULL;
@@ -914,7 +981,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store
     fails = xcalloc((size_t)MAX(nitems, 1), sizeof *fails);
     while (nuse < nitems && items[nuse].id <= t->last_id)
         nuse++; /* the rest was added to the batch after planning */
-    fc = (struct fetch_ctx){j, items, w->wf, jb.image_input, w->prepare, w->infer_ud};
+    fc = (struct fetch_ctx){j, items, w->wf, jb.image_input, w->prepare, w->infer_ud, (size_t)nuse, {0}};
     if (nuse > 0 && !jb.video && (rc = lookahead_start((size_t)nuse, 1, 10, fetch_one, &fc, &ahead)) < 0) {
         err_printf(err, "cannot start the decode-ahead thread: %s", err_str(rc));
         goto out;
@@ -1017,6 +1084,7 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store
     }
 out:
     lookahead_stop(ahead, fetched_free);
+    free(fc.span.data); /* the thread that read it has stopped */
     store_blob_writer_abort(rw);
     store_blob_writer_abort(mw);
     store_blob_writer_abort(ew);

@@ -801,6 +801,64 @@ class ListCountingProxy(Proxy):
                 pass
 
 
+class RangeCountingProxy(Proxy):
+    """A Proxy that counts the ranged GETs going through (a "Range:" header
+    vbatch sends; split across two reads it would be missed, not
+    doubled)."""
+    ranges = 0
+
+    def _pipe(self, a, b, from_target=False):
+        import socket
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if not from_target:
+                    self.ranges += d.count(b'\r\nRange: bytes=')
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@need_s3
+def test_a_jobs_images_of_one_shard_are_read_in_few_range_gets(tmp_path):
+    """The images of a tar shard lie one after the other in its object: a
+    job's worker reads a run of them with one range GET (up to 64 images
+    or 4 MiB), not one GET an image, and every image is still its own in
+    the results."""
+    bucket, pre, q = s3_parts()
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = RangeCountingProxy(ep.hostname, ep.port)
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    full = f'{pre}/{prefix}' if pre else prefix
+    via = f's3://{bucket}/{full}?' + urllib.parse.urlencode(dict(q, endpoint=f'http://127.0.0.1:{px.port}'))
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100'], env={'VBATCH_BLOBS': via}).start()
+    try:
+        names = stage_pngs(s, 'runs', 100, bulk=True)
+        put_workflow(s, 'crop', CROP_WF)
+        r0 = px.ranges
+        r = bp(s, 'POST', '/runs', job_body('runs', 'crop', spec={'workflowParameters': {'tag': 'T'}}))
+        assert r.status == 200, r
+        job = wait_job(s, 'runs')
+        assert job['error'] is False, job
+        ranges = px.ranges - r0
+        rows = results_rows(download_export(s, 'runs'), 'jsonl')
+        print(f'100 images of one shard: {ranges} range GETs')
+        assert len(rows) == 100 and all(row['tag'] == 'T' and row['crop'] for row in rows), rows[:2]
+        assert sorted(row['image'] for row in rows) == sorted(names)
+        # runs of 64 per task: 2 tasks at most 3 runs (one a GET an image: 100)
+        assert 1 <= ranges <= 6, ranges
+    finally:
+        rc = s.stop()
+    assert rc == 0, s.tail_log()
+
+
 @need_s3
 def test_a_big_shard_folder_is_paged_around_the_pending_shards(tmp_path):
     """A batch with more pending shards than HEADs (16) and a shard folder

@@ -221,7 +221,7 @@ struct fetch_span {
     const char *key; /* the blob (an item's, borrowed), NULL: none read */
     int64_t off;     /* data = bytes [off, off + len) of key */
     size_t len;
-    char *data;
+    char *data;      /* NULL: that run could not be read */
 };
 
 struct fetch_ctx {
@@ -317,13 +317,15 @@ static const char *span_bytes(struct fetch_ctx *c, size_t i)
             return NULL;
         char *data = NULL;
         size_t got = 0;
-        if (store_blob_read_at(c->j->st, it->blob_key, it->offset, end - it->offset, SPAN_MAX, &data, &got) < 0)
-            return NULL;
-        *sp = (struct fetch_span){it->blob_key, it->offset, got, data};
+        int rc = store_blob_read_at(c->j->st, it->blob_key, it->offset, end - it->offset, SPAN_MAX, &data, &got);
+        /* a run that cannot be read is kept as such (data NULL): its
+         * images are read one by one, without trying the run again */
+        *sp = (struct fetch_span){it->blob_key, it->offset, rc < 0 ? (size_t)(end - it->offset) : got,
+                                  rc < 0 ? NULL : data};
         if (!span_has(sp, it))
             return NULL;
     }
-    return sp->data + (it->offset - sp->off);
+    return sp->data ? sp->data + (it->offset - sp->off) : NULL;
 }
 
 static void *fetch_one(void *ud, size_t i)
@@ -344,7 +346,10 @@ static void *fetch_one(void *ud, size_t i)
     }
     if (rc < 0) {
         f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
-        if (rc != ERR_NOTFOUND && rc != ERR_LIMIT && rc != ERR_INVALID)
+        /* the image's own failure: missing, too large, a bad key, or
+         * bytes its blob does not have (ERR_PARSE: cut short, damaged);
+         * anything else is the store's (the task is handed back) */
+        if (rc != ERR_NOTFOUND && rc != ERR_LIMIT && rc != ERR_INVALID && rc != ERR_PARSE)
             f->store_rc = rc;
         return f;
     }

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from conftest import png_bytes
-from jobs_helpers import (CROP_WF, bp, damage_staged, download_export, job_body, put_workflow, results_rows,
-                          stage_pngs, wait_job, Receiver)
+from conftest import blob_of_url, png_bytes
+from jobs_helpers import (CROP_WF, bp, damage_staged, download_export, job_body, list_files, put_workflow,
+                          results_rows, stage_pngs, wait_job, Receiver)
 
 # a workflow that fails on every image when it runs: its model is not there
 NO_MODEL_WF = {
@@ -71,6 +71,33 @@ def test_all_failed_job_ends_failed_with_fail_webhook(server_factory):
         assert results_rows(exp) == []
     finally:
         rec.close()
+
+
+def test_a_shard_cut_short_fails_only_its_lost_images(server_factory):
+    """A job reads a tar shard's images in runs (one ranged read for many
+    of them).  Storage damage stays each image's own: a shard whose blob
+    was cut short fails the images past the cut (the one cut in half
+    included) with "cannot read the staged file", a damaged image in the
+    middle of a run fails alone, and every other image of those runs is
+    processed."""
+    s = server_factory().start()
+    put_workflow(s, 'crop', CROP_WF)
+    names = stage_pngs(s, 'cut', 30, bulk=True)
+    files = {f['fileName']: f for f in list_files(s, 'cut')}
+    key, off, n = blob_of_url(s, files[names[27]]['downloadURL'])
+    assert off is not None  # kept whole in its shard
+    damage_staged(s, 'cut', {names[5]: b'\xff\xd8\xff\xe0 damaged'})
+    s.blobs.write(key, s.blobs.read(key)[:off + n // 2])  # image 27 cut in half, 28 and 29 gone
+    r = bp(s, 'POST', '/cut1', job_body('cut', 'crop'))
+    assert r.status == 200, r
+    job = wait_job(s, 'cut1')
+    assert job['error'] is False and job['lastNotification']['imagesFailed'] == 4, job['lastNotification']
+    exp = download_export(s, 'cut1')
+    assert sorted(r['image'] for r in results_rows(exp)) == sorted(set(names[:27]) - {names[5]})
+    errs = {e['image']: e['cause'] for e in errors_lines(exp)}
+    assert sorted(errs) == sorted([names[5]] + names[27:]), errs
+    assert 'cannot decode the image' in errs[names[5]], errs
+    assert all('cannot read the staged file' in errs[nm] for nm in names[27:]), errs
 
 
 def test_partial_success_shows_images_failed(server_factory):

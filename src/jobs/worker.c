@@ -135,9 +135,14 @@ struct img_result {
  * base with W = sidecar[K] for each mapping entry {W: K} whose key the
  * sidecar "<image name>.json" of the metadata part has; *out stays NULL
  * when the image has no sidecar (base applies as is).  A sidecar that
- * cannot be read or parsed sets *cause (the image fails).  Returns 0. */
+ * cannot be parsed, or read for a reason of its own (read_fault_is_image),
+ * sets *cause (the image fails) and returns 0; the database or the blob
+ * store failing is not the image's fault: <0 with err set (the task is
+ * handed back, as for the image's own bytes). */
+static bool read_fault_is_image(int rc);
+
 static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct staging_item *it,
-                       const json_t *base, json_t **out, char **cause)
+                       const json_t *base, json_t **out, char **cause, struct err *err)
 {
     struct staging_item sc;
     char *name = xasprintf("%s.json", it->name);
@@ -152,13 +157,18 @@ static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct 
     if (rc == ERR_NOTFOUND)
         goto out; /* no sidecar: the job's parameters (or the workflow defaults) apply */
     if (rc < 0) {
-        *cause = xasprintf("cannot look up the metadata file '%s' in part '%s': %s", name, jb->meta_part,
-                           err_text(&e, rc));
+        err_printf(err, "cannot look up the metadata file '%s' in part '%s': %s", name, jb->meta_part,
+                   err_text(&e, rc));
         goto out;
     }
     rc = store_blob_read_at(j->st, sc.blob_key, sc.offset, sc.size, STAGING_SIDECAR_MAX, &data, &len);
+    if (rc < 0 && !read_fault_is_image(rc)) {
+        err_printf(err, "cannot read the metadata file '%s': %s", name, err_str(rc));
+        goto out;
+    }
     if (rc < 0) {
         *cause = xasprintf("cannot read the metadata file '%s': %s", name, err_str(rc));
+        rc = 0;
         goto out;
     }
     char e2[300];
@@ -181,7 +191,7 @@ out:
     json_decref(meta);
     free(data);
     free(name);
-    return 0;
+    return rc < 0 && rc != ERR_NOTFOUND && !*cause ? rc : 0;
 }
 
 /* Run one image.  Writes the results line and the persisted images.
@@ -286,6 +296,14 @@ static void *fetch_frame(void *ud, size_t i)
     return f;
 }
 
+/* A failed read that is the image's own: missing, too large, a bad key, or
+ * bytes its blob does not have (ERR_PARSE: cut short, damaged); anything
+ * else is the store's (the task is handed back). */
+static bool read_fault_is_image(int rc)
+{
+    return rc == ERR_NOTFOUND || rc == ERR_LIMIT || rc == ERR_INVALID || rc == ERR_PARSE;
+}
+
 static bool span_has(const struct fetch_span *sp, const struct staging_item *it)
 {
     return sp->key && it->offset >= 0 && !strcmp(sp->key, it->blob_key) && it->offset >= sp->off &&
@@ -294,8 +312,11 @@ static bool span_has(const struct fetch_span *sp, const struct staging_item *it)
 
 /* Item i's bytes from the run read with it (span above), reading the run
  * that starts at i when i is not in the last one; NULL when i is not part
- * of a run of two or more images or the run cannot be read. */
-static const char *span_bytes(struct fetch_ctx *c, size_t i)
+ * of a run of two or more images or the run cannot be read.  When that read
+ * fails for the store (not for the run's bytes, not for memory), *store_rc
+ * is set: item i's own read would fail the same way after the same retries,
+ * so it is not tried again and the task is handed back at once. */
+static const char *span_bytes(struct fetch_ctx *c, size_t i, int *store_rc)
 {
     const struct staging_item *it = &c->items[i];
     struct fetch_span *sp = &c->span;
@@ -322,6 +343,10 @@ static const char *span_bytes(struct fetch_ctx *c, size_t i)
          * images are read one by one, without trying the run again */
         *sp = (struct fetch_span){it->blob_key, it->offset, rc < 0 ? (size_t)(end - it->offset) : got,
                                   rc < 0 ? NULL : data};
+        if (rc < 0 && rc != ERR_NOMEM && !read_fault_is_image(rc)) {
+            *store_rc = rc;
+            return NULL;
+        }
         if (!span_has(sp, it))
             return NULL;
     }
@@ -335,21 +360,18 @@ static void *fetch_one(void *ud, size_t i)
     char *data = NULL;
     size_t len = 0;
     const struct staging_item *it = &c->items[i];
-    const char *bytes = span_bytes(c, i);
     int rc = 0;
+    const char *bytes = span_bytes(c, i, &rc);
 
     if (bytes) {
         len = (size_t)it->size;
-    } else {
+    } else if (rc == 0) {
         rc = store_blob_read_at(c->j->st, it->blob_key, it->offset, it->size, MAX_INPUT_BYTES, &data, &len);
         bytes = data;
     }
     if (rc < 0) {
         f->cause = xasprintf("cannot read the staged file: %s", err_str(rc));
-        /* the image's own failure: missing, too large, a bad key, or
-         * bytes its blob does not have (ERR_PARSE: cut short, damaged);
-         * anything else is the store's (the task is handed back) */
-        if (rc != ERR_NOTFOUND && rc != ERR_LIMIT && rc != ERR_INVALID && rc != ERR_PARSE)
+        if (!read_fault_is_image(rc))
             f->store_rc = rc;
         return f;
     }
@@ -644,19 +666,20 @@ static int process_item(struct jobs *j, struct jobs__worker *w, const struct job
     int rc;
 
     *cause = NULL;
+    if (f->store_rc < 0) { /* the store's, not the image's: checked first */
+        err_printf(err, "%s", f->cause);
+        rc = f->store_rc;
+        goto out;
+    }
     if (jb->meta_map) {
-        meta_params(j, jb, it, params, &own_params, cause);
+        if ((rc = meta_params(j, jb, it, params, &own_params, cause, err)) < 0)
+            goto out;
         if (*cause) {
             rc = 0;
             goto out;
         }
         if (own_params)
             params = own_params;
-    }
-    if (f->store_rc < 0) {
-        err_printf(err, "%s", f->cause);
-        rc = f->store_rc;
-        goto out;
     }
     if (f->cause) {
         *cause = xstrdup(f->cause);

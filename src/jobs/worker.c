@@ -131,6 +131,14 @@ struct img_result {
     char *cause;   /* owned message when the image failed */
 };
 
+/* A failed read that is the image's own: missing, too large, a bad key, or
+ * bytes its blob does not have (ERR_PARSE: cut short, damaged); anything
+ * else is the store's (the task is handed back). */
+static bool read_fault_is_image(int rc)
+{
+    return rc == ERR_NOTFOUND || rc == ERR_LIMIT || rc == ERR_INVALID || rc == ERR_PARSE;
+}
+
 /* Per-image parameters (imagesMetadataInputsMapping): *out = a copy of
  * base with W = sidecar[K] for each mapping entry {W: K} whose key the
  * sidecar "<image name>.json" of the metadata part has; *out stays NULL
@@ -139,8 +147,6 @@ struct img_result {
  * sets *cause (the image fails) and returns 0; the database or the blob
  * store failing is not the image's fault: <0 with err set (the task is
  * handed back, as for the image's own bytes). */
-static bool read_fault_is_image(int rc);
-
 static int meta_params(struct jobs *j, const struct jobs__job *jb, const struct staging_item *it,
                        const json_t *base, json_t **out, char **cause, struct err *err)
 {
@@ -221,8 +227,9 @@ struct fetched {
  * reads a run of them with one ranged read — on S3 one range GET instead
  * of one per image — of at most SPAN_MAX bytes and SPAN_ITEMS images, two
  * of them at most SPAN_GAP bytes apart (a sidecar between them is read
- * along).  A run it cannot read is read image by image, as ever, so a
- * failure stays the image's own. */
+ * along).  A run whose bytes its blob does not have is read image by
+ * image, so such a failure stays the image's own; a run the store fails
+ * to give hands the task back (span_bytes). */
 #define SPAN_MAX (4 << 20)
 #define SPAN_ITEMS 64
 #define SPAN_GAP 4096
@@ -294,14 +301,6 @@ static void *fetch_frame(void *ud, size_t i)
     if (c->prepare)
         wf_prepare_input(c->wf, c->input, f->img, c->prepare, c->prepare_ud);
     return f;
-}
-
-/* A failed read that is the image's own: missing, too large, a bad key, or
- * bytes its blob does not have (ERR_PARSE: cut short, damaged); anything
- * else is the store's (the task is handed back). */
-static bool read_fault_is_image(int rc)
-{
-    return rc == ERR_NOTFOUND || rc == ERR_LIMIT || rc == ERR_INVALID || rc == ERR_PARSE;
 }
 
 static bool span_has(const struct fetch_span *sp, const struct staging_item *it)

@@ -909,23 +909,23 @@ static void ob_finish(struct ob_sender *s, const struct ob_done *d, int n)
     int rc = c ? db_begin(c, &e) : e.code;
     int64_t now = time_now_ms();
     for (int i = 0; i < n && rc == 0; i++) {
-        if (d[i].ok)
+        if (d[i].ok) {
             rc = exec_row_update(c, "UPDATE outbox SET state='delivered', done_ms=?1, last_error=NULL"
                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
                                  now, d[i].id, d[i].attempt, 0, NULL, NULL, &e);
-        else if (d[i].attempt >= s->o.max_attempts) {
+        } else if (d[i].attempt >= s->o.max_attempts) {
             int changed = 0;
             rc = exec_row_update(c, "UPDATE outbox SET state='failed', done_ms=?1, last_error=?5"
                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
                                  now, d[i].id, d[i].attempt, 0, d[i].err, &changed, &e);
             if (rc == 0 && changed == 1)
                 rc = log_failed(c, d[i].id, &e);
-        }
-        else /* the backoff counts from this failure */
+        } else { /* the backoff counts from this failure */
             rc = exec_row_update(c, "UPDATE outbox SET next_ms=?1, last_error=?5"
                                     " WHERE id=?2 AND attempts=?3 AND state='pending'",
                                  now + backoff_for(&s->o, d[i].attempt), d[i].id, d[i].attempt, 0, d[i].err,
                                  NULL, &e);
+        }
     }
     if (rc == 0)
         rc = db_commit(c, &e);

@@ -238,6 +238,11 @@ typedef void *(*lookahead_fn)(void *ud, size_t i);
 /* 0, or ERR_NOMEM / -errno when the thread cannot be started. */
 int lookahead_start(size_t n, int depth, int nice, lookahead_fn fn, void *ud, struct lookahead **out);
 void *lookahead_take(struct lookahead *la, size_t i);
+/* lookahead_take waiting at most timeout_ms (< 0: as long as it takes):
+ * 0 with the result in *out, or ERR_AGAIN with *out NULL when item i is
+ * not ready by then (take it again later: a caller that must keep a lease
+ * alive while a slow producer works). */
+int lookahead_take_wait(struct lookahead *la, size_t i, int64_t timeout_ms, void **out);
 void lookahead_stop(struct lookahead *la, void (*free_fn)(void *));
 
 /* ---- metrics ------------------------------------------------------------- */

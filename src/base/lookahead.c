@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOOKAHEAD_MAX_DEPTH 16
@@ -93,21 +94,46 @@ int lookahead_start(size_t n, int depth, int nice, lookahead_fn fn, void *ud, st
 
 void *lookahead_take(struct lookahead *la, size_t i)
 {
-    void *r;
+    void *r = NULL;
+    (void)lookahead_take_wait(la, i, -1, &r);
+    return r;
+}
 
+int lookahead_take_wait(struct lookahead *la, size_t i, int64_t timeout_ms, void **out)
+{
+    void *r;
+    struct timespec until;
+
+    *out = NULL;
+    if (timeout_ms >= 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(timeout_ms / 1000);
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+    }
     pthread_mutex_lock(&la->mu);
     if (i != la->taken || i >= la->n) { /* out of order: a caller bug */
         pthread_mutex_unlock(&la->mu);
         abort();
     }
-    while (la->produced <= i)
-        pthread_cond_wait(&la->can_take, &la->mu);
+    while (la->produced <= i) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&la->can_take, &la->mu);
+        } else if (pthread_cond_timedwait(&la->can_take, &la->mu, &until) == ETIMEDOUT && la->produced <= i) {
+            pthread_mutex_unlock(&la->mu);
+            return ERR_AGAIN;
+        }
+    }
     r = la->slot[i % (size_t)la->depth];
     la->slot[i % (size_t)la->depth] = NULL;
     la->taken = i + 1;
     pthread_cond_signal(&la->can_produce);
     pthread_mutex_unlock(&la->mu);
-    return r;
+    *out = r;
+    return 0;
 }
 
 void lookahead_stop(struct lookahead *la, void (*free_fn)(void *))

@@ -1026,7 +1026,13 @@ int jobs__run_process(struct jobs *j, struct jobs__worker *w, const struct store
         if (jb.video) {
             rc = process_video(j, w, &jb, t, &items[i], params, plist, rw, mw, &hb, i, nitems, &cause, err);
         } else {
-            struct fetched *f = lookahead_take(ahead, (size_t)i);
+            /* a slow store (a read of the image, its retries) can take
+             * longer than the lease: renewed while the image is awaited */
+            void *got = NULL;
+            while (lookahead_take_wait(ahead, (size_t)i, j->o.heartbeat_ms, &got) == ERR_AGAIN)
+                if ((rc = jobs__hb_tick(j, &hb, t, w->owner, nitems ? (double)i / nitems : 0.0, false)) < 0)
+                    goto out;
+            struct fetched *f = got;
             rc = process_item(j, w, &jb, t, &items[i], f, params, plist, rw, mw, &cause, err);
             fetched_free(f);
         }

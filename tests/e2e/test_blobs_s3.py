@@ -9,6 +9,7 @@ with persisted images and its export downloads; the objects of an expired
 batch are deleted."""
 import json
 import os
+import socket
 import subprocess
 import time
 import uuid
@@ -311,6 +312,87 @@ def test_a_job_with_sidecars_waits_for_the_store(tmp_path):
     finally:
         rc = s.stop()
         px.down()
+    assert rc == 0, s.tail_log()
+
+
+class SlowRangeProxy(Proxy):
+    """A Proxy that, while `slow` is set, holds the answer to each ranged
+    GET (a request with a "Range:" header) for `delay` seconds: reading a
+    staged image from a slow store, and nothing else slowed."""
+    slow, delay = False, 0.0
+
+    def _accept(self, ls):
+        import threading
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(self.target)
+            except OSError:
+                c.close()
+                continue
+            self.conns += [c, u]
+            pending = [0]  # ranged requests sent on this connection, not yet answered
+            threading.Thread(target=self._pipe2, args=(c, u, False, pending), daemon=True).start()
+            threading.Thread(target=self._pipe2, args=(u, c, True, pending), daemon=True).start()
+
+    def _pipe2(self, a, b, from_target, pending):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if not from_target:
+                    pending[0] += d.count(b'\r\nRange: bytes=')
+                elif pending[0] > 0:
+                    pending[0] -= 1
+                    if self.slow:
+                        time.sleep(self.delay)
+                b.sendall(d)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@need_s3
+def test_the_lease_is_kept_while_an_image_is_read_from_a_slow_store(tmp_path):
+    """Each read of a staged image takes longer than the task lease (1.5 s
+    lease, a 2.5 s store): the worker renews the lease while it waits for
+    the decode-ahead thread, so no other worker takes the task over
+    (before: a lease-expired takeover every image, the task's attempts
+    burnt by a slow store)."""
+    bucket, pre, q = s3_parts()
+    ep = urllib.parse.urlsplit(q['endpoint'])
+    px = SlowRangeProxy(ep.hostname, ep.port)
+    prefix = 'e2e-' + uuid.uuid4().hex[:10]
+    full = f'{pre}/{prefix}' if pre else prefix
+    via = f's3://{bucket}/{full}?' + urllib.parse.urlencode(dict(q, endpoint=f'http://127.0.0.1:{px.port}'))
+    s = Server(str(tmp_path), args=['--upload-poll-ms', '100', '--task-lease-ms', '1500'],
+               env={'VBATCH_BLOBS': via}).start()
+    try:
+        put_workflow(s, 'crop', CROP_WF)
+        from conftest import make_tar
+        tar = make_tar([(f'x{i}.png', png_bytes(300 + i)) for i in range(2)])
+        _, put = s.put_shard('slowb', tar)
+        assert put.status == 200, put
+        assert s.wait_count('slowb', 2) == 2
+        px.slow, px.delay = True, 2.5
+        r = bp(s, 'POST', '/slow1', job_body('slowb', 'crop'))
+        assert r.status == 200, r
+        job = wait_job(s, 'slow1')
+        assert job['error'] is False, job
+        logs = bp(s, 'GET', '/slow1/logs', query={'pageSize': 1000}).json()['logs']
+        assert not [e for e in logs if e['logType'] == 'lease-expired'], logs
+        assert len(results_rows(download_export(s, 'slow1'), 'jsonl')) == 2
+    finally:
+        px.slow = False
+        rc = s.stop()
     assert rc == 0, s.tail_log()
 
 

@@ -87,4 +87,40 @@ TEST(lookahead_empty)
     ASSERT_EQ(p.calls, 0);
 }
 
+static void *slow_item(void *ud, size_t i)
+{
+    (void)ud;
+    usleep(i == 1 ? 300000 : 0); /* item 1 takes 300 ms */
+    size_t *r = xmalloc(sizeof(*r));
+    *r = i + 100;
+    return r;
+}
+
+/* A timed take hands back ERR_AGAIN while the item is still being made
+ * (the caller renews its lease meanwhile), then the item itself. */
+TEST(lookahead_take_wait_times_out_then_takes)
+{
+    struct lookahead *la = NULL;
+    void *r = NULL;
+    ASSERT_OK(lookahead_start(3, 1, 0, slow_item, NULL, &la));
+    ASSERT_OK(lookahead_take_wait(la, 0, 5000, &r));
+    ASSERT_EQ(*(size_t *)r, 100);
+    free(r);
+    int64_t t0 = time_mono_ms();
+    int waits = 0, rc;
+    while ((rc = lookahead_take_wait(la, 1, 50, &r)) == ERR_AGAIN) {
+        ASSERT(r == NULL);
+        waits++;
+    }
+    ASSERT_OK(rc);
+    ASSERT_EQ(*(size_t *)r, 101);
+    free(r);
+    ASSERT(waits >= 1 && waits <= 12); /* 300 ms in 50 ms waits (fewer on a loaded machine) */
+    ASSERT(time_mono_ms() - t0 >= 250);
+    ASSERT_OK(lookahead_take_wait(la, 2, -1, &r)); /* no limit */
+    ASSERT_EQ(*(size_t *)r, 102);
+    free(r);
+    lookahead_stop(la, free);
+}
+
 TEST_MAIN()

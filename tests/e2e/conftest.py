@@ -534,10 +534,16 @@ class Proxy:
                 c.close()
                 continue
             self.conns += [c, u]
-            threading.Thread(target=self._pipe, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(u, c, True), daemon=True).start()
+            conn = {}  # what seen() keeps of this connection
+            threading.Thread(target=self._pipe, args=(c, u, False, conn), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, True, conn), daemon=True).start()
 
-    def _pipe(self, a, b, from_target):
+    def seen(self, data, from_target, conn):
+        """Called with each piece before it is passed on (a subclass counts
+        requests or holds answers here); conn: a dict of the connection's
+        own, shared by its two directions."""
+
+    def _pipe(self, a, b, from_target, conn):
         try:
             while True:
                 d = a.recv(65536)
@@ -546,6 +552,7 @@ class Proxy:
                 if from_target:
                     with self.mu:
                         self.down_bytes += len(d)
+                self.seen(d, from_target, conn)
                 b.sendall(d)
         except OSError:
             pass
@@ -570,11 +577,13 @@ class Proxy:
         self.conns = []
 
 
-def s3_proxy():
-    """A Proxy in front of the test store's endpoint (VBATCH_TEST_S3)."""
+def s3_proxy(cls=Proxy):
+    """A Proxy (or a subclass: cls) in front of the test store's endpoint
+    (VBATCH_TEST_S3); s3_prefix_url(prefix, endpoint=f'http://127.0.0.1:{px.port}')
+    is a VBATCH_BLOBS through it."""
     q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(os.environ['VBATCH_TEST_S3']).query))
     ep = urllib.parse.urlsplit(q['endpoint'])
-    return Proxy(ep.hostname, ep.port)
+    return cls(ep.hostname, ep.port)
 
 
 local_blobs_only = pytest.mark.skipif(bool(E2E_S3), reason='about the local blob folder itself (VBATCH_E2E_BLOBS=s3)')

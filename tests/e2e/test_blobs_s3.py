@@ -321,43 +321,13 @@ class SlowRangeProxy(Proxy):
     staged image from a slow store, and nothing else slowed."""
     slow, delay = False, 0.0
 
-    def _accept(self, ls):
-        import threading
-        while True:
-            try:
-                c, _ = ls.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(self.target)
-            except OSError:
-                c.close()
-                continue
-            self.conns += [c, u]
-            pending = [0]  # ranged requests sent on this connection, not yet answered
-            threading.Thread(target=self._pipe2, args=(c, u, False, pending), daemon=True).start()
-            threading.Thread(target=self._pipe2, args=(u, c, True, pending), daemon=True).start()
-
-    def _pipe2(self, a, b, from_target, pending):
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if not from_target:
-                    pending[0] += d.count(b'\r\nRange: bytes=')
-                elif pending[0] > 0:
-                    pending[0] -= 1
-                    if self.slow:
-                        time.sleep(self.delay)
-                b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def seen(self, data, from_target, conn):
+        if not from_target:  # ranged requests sent on this connection, not yet answered
+            conn['ranges'] = conn.get('ranges', 0) + data.count(b'\r\nRange: bytes=')
+        elif conn.get('ranges', 0) > 0:
+            conn['ranges'] -= 1
+            if self.slow:
+                time.sleep(self.delay)
 
 
 @need_s3
@@ -367,12 +337,9 @@ def test_the_lease_is_kept_while_an_image_is_read_from_a_slow_store(tmp_path):
     the decode-ahead thread, so no other worker takes the task over
     (before: a lease-expired takeover every image, the task's attempts
     burnt by a slow store)."""
-    bucket, pre, q = s3_parts()
-    ep = urllib.parse.urlsplit(q['endpoint'])
-    px = SlowRangeProxy(ep.hostname, ep.port)
+    px = s3_proxy(SlowRangeProxy)
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    full = f'{pre}/{prefix}' if pre else prefix
-    via = f's3://{bucket}/{full}?' + urllib.parse.urlencode(dict(q, endpoint=f'http://127.0.0.1:{px.port}'))
+    via = s3_prefix_url(prefix, endpoint=f'http://127.0.0.1:{px.port}')
     s = Server(str(tmp_path), args=['--upload-poll-ms', '100', '--task-lease-ms', '1500'],
                env={'VBATCH_BLOBS': via}).start()
     try:
@@ -901,23 +868,9 @@ class ListCountingProxy(Proxy):
     """A Proxy that counts the list requests (ListObjectsV2) going through."""
     lists = 0
 
-    def _pipe(self, a, b, from_target=False):
-        import socket
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if not from_target:
-                    self.lists += d.count(b'list-type=2')
-                b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def seen(self, data, from_target, conn):
+        if not from_target:
+            self.lists += data.count(b'list-type=2')
 
 
 class RangeCountingProxy(Proxy):
@@ -926,23 +879,9 @@ class RangeCountingProxy(Proxy):
     doubled)."""
     ranges = 0
 
-    def _pipe(self, a, b, from_target=False):
-        import socket
-        try:
-            while True:
-                d = a.recv(65536)
-                if not d:
-                    break
-                if not from_target:
-                    self.ranges += d.count(b'\r\nRange: bytes=')
-                b.sendall(d)
-        except OSError:
-            pass
-        for x in (a, b):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def seen(self, data, from_target, conn):
+        if not from_target:
+            self.ranges += data.count(b'\r\nRange: bytes=')
 
 
 @need_s3
@@ -951,12 +890,9 @@ def test_a_jobs_images_of_one_shard_are_read_in_few_range_gets(tmp_path):
     job's worker reads a run of them with one range GET (up to 64 images
     or 4 MiB), not one GET an image, and every image is still its own in
     the results."""
-    bucket, pre, q = s3_parts()
-    ep = urllib.parse.urlsplit(q['endpoint'])
-    px = RangeCountingProxy(ep.hostname, ep.port)
+    px = s3_proxy(RangeCountingProxy)
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
-    full = f'{pre}/{prefix}' if pre else prefix
-    via = f's3://{bucket}/{full}?' + urllib.parse.urlencode(dict(q, endpoint=f'http://127.0.0.1:{px.port}'))
+    via = s3_prefix_url(prefix, endpoint=f'http://127.0.0.1:{px.port}')
     s = Server(str(tmp_path), args=['--upload-poll-ms', '100'], env={'VBATCH_BLOBS': via}).start()
     try:
         names = stage_pngs(s, 'runs', 100, bulk=True)
@@ -988,13 +924,10 @@ def test_a_big_shard_folder_is_paged_around_the_pending_shards(tmp_path):
     (3 pages), and an arrival among them is still noticed."""
     from concurrent.futures import ThreadPoolExecutor
     from conftest import Blobs
-    bucket, pre, q = s3_parts()
-    ep = urllib.parse.urlsplit(q['endpoint'])
-    px = ListCountingProxy(ep.hostname, ep.port)
+    px = s3_proxy(ListCountingProxy)
     prefix = 'e2e-' + uuid.uuid4().hex[:10]
     url = with_prefix(prefix)
-    full = f'{pre}/{prefix}' if pre else prefix
-    via = f's3://{bucket}/{full}?' + urllib.parse.urlencode(dict(q, endpoint=f'http://127.0.0.1:{px.port}'))
+    via = s3_prefix_url(prefix, endpoint=f'http://127.0.0.1:{px.port}')
     s = Server(str(tmp_path), args=['--upload-poll-ms', '250'], env={'VBATCH_BLOBS': via}).start()
     try:
         path = urllib.parse.urlsplit(bulk_url(s, 'wide')['uploadURL']).path

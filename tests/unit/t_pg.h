@@ -80,4 +80,46 @@ static int t_open(const char *dir, struct store **st)
     return rc;
 }
 
+/* A second connection to the test's database, opened beside the store as
+ * another process would have it: release with t_side_close. */
+static inline struct db_conn *t_side_open(struct store *st, struct db **d)
+{
+    struct err e = ERR_INIT;
+    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
+    if (db_open(path, 1, d, &e) < 0)
+        T_FAIL("db_open: %s", e.msg);
+    free(path);
+    struct db_conn *c = db_acquire(*d, &e);
+    if (!c)
+        T_FAIL("db_acquire: %s", e.msg);
+    return c;
+}
+
+static inline void t_side_close(struct db *d, struct db_conn *c)
+{
+    db_release(d, c);
+    db_close(d);
+}
+
+/* One statement on a second connection: the first column of its first
+ * row (-1 when none). */
+static inline int64_t t_sql_int(struct store *st, const char *sql)
+{
+    struct db *d = NULL;
+    struct err e = ERR_INIT;
+    struct db_conn *c = t_side_open(st, &d);
+    struct db_stmt *q = NULL;
+    int64_t v = -1;
+    if (db_prepare(c, sql, &q, &e) < 0)
+        T_FAIL("%s: %s", sql, e.msg);
+    int rc = db_step(q, &e);
+    if (rc < 0)
+        T_FAIL("%s: %s", sql, e.msg);
+    if (rc == DB_ROW)
+        v = db_col_int64(q, 0);
+    db_finalize(q);
+    t_side_close(d, c);
+    return v;
+}
+
 #endif

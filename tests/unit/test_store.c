@@ -44,33 +44,6 @@ static struct store *open_tmp(void)
     return st;
 }
 
-/* The test's database, opened beside the store (a second connection, as
- * another process would have): one statement, the first column of its
- * first row (-1 when none). */
-static int64_t sql_int(struct store *st, const char *sql)
-{
-    struct db *d = NULL;
-    struct err e = ERR_INIT;
-    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
-    if (db_open(path, 1, &d, &e) < 0)
-        T_FAIL("db_open: %s", e.msg);
-    free(path);
-    struct db_conn *c = db_acquire(d, &e);
-    struct db_stmt *q = NULL;
-    int64_t v = -1;
-    if (db_prepare(c, sql, &q, &e) < 0)
-        T_FAIL("%s: %s", sql, e.msg);
-    int rc = db_step(q, &e);
-    if (rc < 0)
-        T_FAIL("%s: %s", sql, e.msg);
-    if (rc == DB_ROW)
-        v = db_col_int64(q, 0);
-    db_finalize(q);
-    db_release(d, c);
-    db_close(d);
-    return v;
-}
-
 TEST(open_twice_and_migrate_idempotent)
 {
     char *d = tmpdir();
@@ -134,8 +107,8 @@ BOTH(workspace_keys)
     if (t_db) {
         char *sql = xasprintf("SELECT count(*) FROM api_keys WHERE position('%.20s' in encode(key_hash, 'escape')) > 0"
                               " OR position('%.20s' in key_id) > 0", key + 11, key + 11);
-        ASSERT_EQ(sql_int(st, sql), 0);
-        ASSERT_EQ(sql_int(st, "SELECT count(*) FROM api_keys WHERE length(key_hash) = 32"), 3);
+        ASSERT_EQ(t_sql_int(st, sql), 0);
+        ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM api_keys WHERE length(key_hash) = 32"), 3);
         free(sql);
         store_close(st);
         return;
@@ -154,7 +127,7 @@ BOTH(workspace_keys)
 static int64_t key_last_used(struct store *st, const char *key)
 {
     char *sql = xasprintf("SELECT COALESCE(last_used_ms, 0) FROM api_keys WHERE key_id='%.8s'", key + 3);
-    int64_t v = sql_int(st, sql);
+    int64_t v = t_sql_int(st, sql);
     free(sql);
     return v;
 }
@@ -303,7 +276,7 @@ BOTH(keys_last_use)
     json_decref(l);
     /* within the interval: no write (the row keeps an old value set here) */
     char *sql = xasprintf("UPDATE api_keys SET last_used_ms=1000 WHERE key_id='%.8s'", key + 3);
-    sql_int(st, sql);
+    t_sql_int(st, sql);
     for (int i = 0; i < 50; i++)
         ASSERT_OK(store_key_verify(st, key, ws));
     ASSERT_EQ(key_last_used(st, key), 1000);
@@ -1051,7 +1024,7 @@ static int64_t req_int(struct recv_srv *r, int i, const char *key)
 
 static int64_t row_int(struct store *st, const char *sql)
 {
-    return sql_int(st, sql);
+    return t_sql_int(st, sql);
 }
 
 BOTH(outbox_hanging_destination_holds_only_its_slots)
@@ -1322,7 +1295,7 @@ BOTH(outbox_crash_during_post_retried_with_same_payload)
     static const int ok[] = {200};
     recv_start(&r, ok, 1);
     char *sql = xasprintf("UPDATE outbox SET url='http://127.0.0.1:%d/hook', dest='127.0.0.1:%d'", r.port, r.port);
-    (void)sql_int(st, sql);
+    (void)t_sql_int(st, sql);
     free(sql);
     ASSERT_OK(store_outbox_start(st, &o));
     ASSERT_EQ(recv_wait(&r, 1, 10000), 1);
@@ -1352,7 +1325,7 @@ BOTH(outbox_rows_from_before_dest_column)
     ASSERT_OK(store_net_allow_set(st, "127.0.0.1"));
     for (int i = 0; i < 3; i++)
         ASSERT_OK(store_outbox_enqueue(st, url, "ws", NULL, "{\"old\":true}", false));
-    (void)sql_int(st, "UPDATE outbox SET dest=''");
+    (void)t_sql_int(st, "UPDATE outbox SET dest=''");
     struct store_outbox_opts o;
     store_outbox_opts_default(&o);
     o.max_per_dest = 1;
@@ -1384,15 +1357,15 @@ BOTH(outbox_enqueue_once_per_key)
     int64_t p = 0, dl = 0, f = 0;
     ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
     ASSERT_EQ(p, 2);
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE payload LIKE '%\"n\":2%' OR payload LIKE '%\"n\":4%'"), 0);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox WHERE payload LIKE '%\"n\":2%' OR payload LIKE '%\"n\":4%'"), 0);
     /* bad arguments: nothing recorded */
     ASSERT_EQ(store_outbox_enqueue_once(st, "", "http://127.0.0.1:9/h", "ws", "{}", NULL, true, NULL, &q), ERR_INVALID);
     ASSERT_EQ(store_outbox_enqueue_once(st, "sink/k", "http://127.0.0.1:9/h", "ws", "[1]", NULL, true, NULL, &q), ERR_INVALID);
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 2);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox_once"), 2);
     /* purged with the rows they guarded */
-    (void)sql_int(st, "UPDATE outbox_once SET created_ms = 0");
+    (void)t_sql_int(st, "UPDATE outbox_once SET created_ms = 0");
     ASSERT_OK(store_outbox_purge(st, 1000, NULL));
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
     store_close(st);
     free(d);
 }
@@ -1419,7 +1392,7 @@ BOTH(outbox_kind_requests_checked)
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++)
         ASSERT_EQ(store_outbox_enqueue_once(st, "sink/x", u, "ws", "{}", bad[i], false, NULL, &q), ERR_INVALID);
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox_once"), 0);
     /* 33 files: one over the limit */
     struct buf b = BUF_INIT;
     buf_puts(&b, "{\"kind\":\"slack_upload\",\"api\":\"http://h\",\"token\":\"t\",\"channel\":\"C\","
@@ -1432,7 +1405,7 @@ BOTH(outbox_kind_requests_checked)
     ASSERT_OK(store_outbox_enqueue_once(st, "sink/s3", "s3sink:b/k", "ws", "{}",
                                         "{\"kind\":\"s3_put\",\"key\":\"k\",\"data\":\"YQ==\"}", false, NULL, &q));
     ASSERT(q);
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE req LIKE '%s3_put%'"), 1);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox WHERE req LIKE '%s3_put%'"), 1);
     store_close(st);
     free(d);
 }
@@ -1460,7 +1433,7 @@ BOTH(outbox_s3_rows_only_where_their_bucket_is)
     ASSERT_OK(store_outbox_start(st, &o));
     ASSERT_EQ(recv_wait(&r, 1, 5000), 1);
     usleep(300000);
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE url LIKE 's3sink:%' AND attempts=0 AND state='pending'"),
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox WHERE url LIKE 's3sink:%' AND attempts=0 AND state='pending'"),
               2);
     store_outbox_stop(st);
     /* a worker's sender: bucket bkt (at an address that refuses), s3 rows only */
@@ -1475,12 +1448,12 @@ BOTH(outbox_s3_rows_only_where_their_bucket_is)
     o.backoff_ms = 60000;
     ASSERT_OK(store_outbox_start(st, &o));
     int64_t t0 = time_now_ms();
-    while (sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:bkt/k1'") < 1 && time_now_ms() - t0 < 5000)
+    while (t_sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:bkt/k1'") < 1 && time_now_ms() - t0 < 5000)
         usleep(20000);
-    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:bkt/k1'"), 1);
+    ASSERT_EQ(t_sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:bkt/k1'"), 1);
     usleep(300000);
-    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:other/k2'"), 0);
-    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox WHERE payload LIKE '%\"n\":2%'"), 0);
+    ASSERT_EQ(t_sql_int(st, "SELECT attempts FROM outbox WHERE url='s3sink:other/k2'"), 0);
+    ASSERT_EQ(t_sql_int(st, "SELECT attempts FROM outbox WHERE payload LIKE '%\"n\":2%'"), 0);
     ASSERT_EQ(recv_count(&r), 1);
     store_close(st);
     store_s3sink_free(k);
@@ -1522,12 +1495,12 @@ BOTH(outbox_slack_upload_time_grows_with_its_bytes)
     ASSERT_OK(store_outbox_start(st, &o));
     ASSERT_EQ(recv_wait(&r, 1, 5000), 1);
     /* claimed: the lease covers the whole attempt */
-    ASSERT_GE(sql_int(st, "SELECT next_ms FROM outbox") - t0, 5000);
+    ASSERT_GE(t_sql_int(st, "SELECT next_ms FROM outbox") - t0, 5000);
     ASSERT_EQ(recv_wait(&r, 3, 10000), 3);
-    while (sql_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'") != 1 && time_now_ms() - t0 < 10000)
+    while (t_sql_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'") != 1 && time_now_ms() - t0 < 10000)
         usleep(20000);
-    ASSERT_EQ(sql_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'"), 1);
-    ASSERT_EQ(sql_int(st, "SELECT attempts FROM outbox"), 1);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox WHERE state='delivered'"), 1);
+    ASSERT_EQ(t_sql_int(st, "SELECT attempts FROM outbox"), 1);
     store_close(st);
     recv_stop(&r);
     free(url);

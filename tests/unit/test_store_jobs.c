@@ -261,6 +261,47 @@ BOTH(release_heartbeat_error_and_restart)
 /* A workflow sink's outbox row that fails for good is logged in its job
  * (once, with the job's ref and where it went); a row whose job is gone,
  * or that has none, fails without a log line. */
+/* Start the outbox sender with o and wait until want rows have failed for
+ * good (at most 5 s); *pending: the rows still pending then. */
+static void outbox_wait_failed(struct store *st, const struct store_outbox_opts *o, int64_t want, int64_t *pending)
+{
+    int64_t p = 1, dl = 0, f = 0;
+    ASSERT_OK(store_outbox_start(st, o));
+    for (int i = 0; i < 500 && f != want; i++) {
+        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
+        usleep(10000);
+    }
+    ASSERT_EQ(f, want);
+    if (pending)
+        *pending = p;
+}
+
+/* The payload of the one "sink-delivery-failed" line of job pk's log
+ * (severity NULL: any severity), parsed; that line's severity and module
+ * in sev and mod (owned). */
+static json_t *sink_failed_line(struct store *st, int64_t pk, const char *severity, char **sev, char **mod)
+{
+    struct store_job_log_row *lr = NULL;
+    struct err e = ERR_INIT;
+    int n = 0, found = 0;
+    json_t *pl = NULL;
+    ASSERT_OK(store_job_logs_page(st, pk, severity, 0, 100, &lr, &n, &e));
+    for (int i = 0; i < n; i++) {
+        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
+            continue;
+        found++;
+        pl = json_loads(lr[i].payload, 0, NULL);
+        ASSERT(pl != NULL);
+        if (sev)
+            *sev = xstrdup(lr[i].severity);
+        if (mod)
+            *mod = xstrdup(lr[i].module);
+    }
+    store_job_log_rows_free(lr, n);
+    ASSERT_EQ(found, 1);
+    return pl;
+}
+
 BOTH(sink_delivery_failed_for_good_logged_in_its_job)
 {
     struct store *st = open_tmp();
@@ -291,39 +332,28 @@ BOTH(sink_delivery_failed_for_good_logged_in_its_job)
     store_outbox_opts_default(&o);
     o.backoff_ms = 10;
     o.max_attempts = 2;
-    ASSERT_OK(store_outbox_start(st, &o));
-    int64_t p = 1, dl = 0, f = 0;
-    for (int i = 0; i < 300 && f != 3; i++) {
-        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
-        usleep(10000);
-    }
-    ASSERT_EQ(f, 3);
+    int64_t p = 1;
+    outbox_wait_failed(st, &o, 3, &p);
     ASSERT_EQ(p, 0);
     usleep(100000);
     store_outbox_stop(st);
 
-    struct store_job_log_row *lr = NULL;
-    int n = 0, found = 0;
-    ASSERT_OK(store_job_logs_page(st, pk, NULL, 0, 100, &lr, &n, &e));
-    for (int i = 0; i < n; i++) {
-        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
-            continue;
-        found++;
-        ASSERT_STR_EQ(lr[i].severity, "error");
-        ASSERT_STR_EQ(lr[i].module, "sinks");
-        json_t *pl = json_loads(lr[i].payload, 0, NULL);
-        ASSERT(pl != NULL);
-        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "file_path")), "a.png");
-        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "step")), "hook");
-        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "destination")), "127.0.0.1:9");
-        ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 2);
-        const char *why = json_string_value(json_object_get(pl, "error"));
-        ASSERT(why && *why);
-        ASSERT(strstr(lr[i].payload, "secret") == NULL); /* the URL's query is not logged */
-        json_decref(pl);
-    }
-    store_job_log_rows_free(lr, n);
-    ASSERT_EQ(found, 1);
+    char *sev = NULL, *mod = NULL;
+    json_t *pl = sink_failed_line(st, pk, NULL, &sev, &mod);
+    ASSERT_STR_EQ(sev, "error");
+    ASSERT_STR_EQ(mod, "sinks");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "file_path")), "a.png");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "step")), "hook");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "destination")), "127.0.0.1:9");
+    ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 2);
+    const char *why = json_string_value(json_object_get(pl, "error"));
+    ASSERT(why && *why);
+    char *text = json_dumps(pl, JSON_COMPACT);
+    ASSERT(strstr(text, "secret") == NULL); /* the URL's query is not logged */
+    free(text);
+    json_decref(pl);
+    free(sev);
+    free(mod);
     store_close(st);
 }
 
@@ -335,7 +365,6 @@ BOTH(sink_delivery_failed_for_good_logged_in_its_job)
 BOTH(sink_delivery_error_cut_inside_a_character)
 {
     struct store *st = open_tmp();
-    struct err e = ERR_INIT;
     int64_t pk = make_job(st, "jutf8", "simple-image-processing-v1", 1);
     struct recv_srv r;
     static const int ok[] = {200};
@@ -359,34 +388,17 @@ BOTH(sink_delivery_error_cut_inside_a_character)
     store_outbox_opts_default(&o);
     o.timeout_ms = 1000;
     o.max_attempts = 1;
-    ASSERT_OK(store_outbox_start(st, &o));
-    int64_t p = 1, dl = 0, f = 0;
-    for (int i = 0; i < 500 && f != 1; i++) {
-        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
-        usleep(10000);
-    }
-    ASSERT_EQ(f, 1);
+    outbox_wait_failed(st, &o, 1, NULL);
     store_outbox_stop(st);
     ASSERT_EQ(recv_wait(&r, 1, 1000), 1);
 
-    struct store_job_log_row *lr = NULL;
-    int n = 0, found = 0;
-    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 100, &lr, &n, &e));
-    for (int i = 0; i < n; i++) {
-        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
-            continue;
-        found++;
-        json_t *pl = json_loads(lr[i].payload, 0, NULL);
-        ASSERT(pl != NULL);
-        const char *why = json_string_value(json_object_get(pl, "error"));
-        ASSERT(why != NULL);
-        ASSERT(utf8_valid(why));
-        ASSERT(strncmp(why, "chat.postMessage answered error x\xc3\xa9", 35) == 0);
-        ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 1);
-        json_decref(pl);
-    }
-    store_job_log_rows_free(lr, n);
-    ASSERT_EQ(found, 1);
+    json_t *pl = sink_failed_line(st, pk, "error", NULL, NULL);
+    const char *why = json_string_value(json_object_get(pl, "error"));
+    ASSERT(why != NULL);
+    ASSERT(utf8_valid(why));
+    ASSERT(strncmp(why, "chat.postMessage answered error x\xc3\xa9", 35) == 0);
+    ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 1);
+    json_decref(pl);
     store_close(st);
     recv_stop(&r);
     buf_release(&b);
@@ -408,67 +420,23 @@ BOTH(sink_delivery_failed_at_claim_logged_in_its_job)
     ASSERT(q);
     /* as if a sender had claimed its second and last attempt and died */
     struct db *d = NULL;
-    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
-    ASSERT_OK(db_open(path, 1, &d, &e));
-    free(path);
-    struct db_conn *c = db_acquire(d, &e);
-    ASSERT(c != NULL);
+    struct db_conn *c = t_side_open(st, &d);
     ASSERT_OK(db_run(c, &e, "UPDATE outbox SET attempts=2, next_ms=0", NULL));
-    db_release(d, c);
-    db_close(d);
+    t_side_close(d, c);
 
     struct store_outbox_opts o;
     store_outbox_opts_default(&o);
     o.max_attempts = 2;
-    ASSERT_OK(store_outbox_start(st, &o));
-    int64_t p = 1, dl = 0, f = 0;
-    for (int i = 0; i < 300 && f != 1; i++) {
-        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
-        usleep(10000);
-    }
-    ASSERT_EQ(f, 1);
+    outbox_wait_failed(st, &o, 1, NULL);
     usleep(100000);
     store_outbox_stop(st);
 
-    struct store_job_log_row *lr = NULL;
-    int n = 0, found = 0;
-    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 100, &lr, &n, &e));
-    for (int i = 0; i < n; i++) {
-        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
-            continue;
-        found++;
-        json_t *pl = json_loads(lr[i].payload, 0, NULL);
-        ASSERT(pl != NULL);
-        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "file_path")), "c.png");
-        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "error")), "attempt interrupted");
-        ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 2);
-        json_decref(pl);
-    }
-    store_job_log_rows_free(lr, n);
-    ASSERT_EQ(found, 1);
+    json_t *pl = sink_failed_line(st, pk, "error", NULL, NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "file_path")), "c.png");
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "error")), "attempt interrupted");
+    ASSERT_EQ(json_integer_value(json_object_get(pl, "attempts")), 2);
+    json_decref(pl);
     store_close(st);
-}
-
-/* One integer read on a connection of its own. */
-static int64_t jobs_sql_int(struct store *st, const char *sql)
-{
-    struct db *d = NULL;
-    struct err e = ERR_INIT;
-    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
-    if (db_open(path, 1, &d, &e) < 0)
-        T_FAIL("db_open: %s", e.msg);
-    free(path);
-    struct db_conn *c = db_acquire(d, &e);
-    struct db_stmt *q = NULL;
-    int64_t v = -1;
-    if (!c || db_prepare(c, sql, &q, &e) < 0)
-        T_FAIL("%s: %s", sql, e.msg);
-    if (db_step(q, &e) == DB_ROW)
-        v = db_col_int64(q, 0);
-    db_finalize(q);
-    db_release(d, c);
-    db_close(d);
-    return v;
 }
 
 /* The job is deleted by a transaction that commits while the row's
@@ -485,11 +453,7 @@ BOTH(sink_delivery_failed_while_its_job_is_deleted)
     ASSERT_OK(store_outbox_enqueue_once(st, "sink/d/1/0/hook", "http://127.0.0.1:9/hook", "ws", "{}", NULL, true,
                                         &job, &q));
     struct db *d = NULL;
-    char *path = t_db ? xstrdup(t_db) : xasprintf("%s/vbatch.db", store_data_dir(st));
-    ASSERT_OK(db_open(path, 1, &d, &e));
-    free(path);
-    struct db_conn *c = db_acquire(d, &e);
-    ASSERT(c != NULL);
+    struct db_conn *c = t_side_open(st, &d);
     ASSERT_OK(db_begin(c, &e));
     ASSERT_OK(db_run(c, &e, "DELETE FROM jobs WHERE pk=?1", "i", pk));
 
@@ -500,18 +464,12 @@ BOTH(sink_delivery_failed_while_its_job_is_deleted)
     ASSERT_OK(store_outbox_start(st, &o));
     usleep(500000); /* the attempt has failed; its outcome waits for the delete */
     ASSERT_OK(db_commit(c, &e));
-    db_release(d, c);
-    db_close(d);
-    int64_t p = 1, dl = 0, f = 0;
-    for (int i = 0; i < 500 && f != 1; i++) {
-        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
-        usleep(10000);
-    }
-    ASSERT_EQ(f, 1);
+    t_side_close(d, c);
+    outbox_wait_failed(st, &o, 1, NULL); /* already started: waits only */
     store_outbox_stop(st);
-    ASSERT_EQ(jobs_sql_int(st, "SELECT count(*) FROM outbox WHERE state='failed'"
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM outbox WHERE state='failed'"
                                " AND last_error<>'attempt interrupted'"), 1);
-    ASSERT_EQ(jobs_sql_int(st, "SELECT count(*) FROM job_logs WHERE log_type='sink-delivery-failed'"), 0);
+    ASSERT_EQ(t_sql_int(st, "SELECT count(*) FROM job_logs WHERE log_type='sink-delivery-failed'"), 0);
     store_close(st);
 }
 
@@ -538,31 +496,14 @@ BOTH(sink_s3_delivery_failed_logged_without_the_endpoint)
     o.max_attempts = 1;
     o.timeout_ms = 1000;
     o.s3_only = true;
-    ASSERT_OK(store_outbox_start(st, &o));
-    int64_t p = 1, dl = 0, f = 0;
-    for (int i = 0; i < 500 && f != 1; i++) {
-        ASSERT_OK(store_outbox_counts(st, &p, &dl, &f));
-        usleep(10000);
-    }
-    ASSERT_EQ(f, 1);
+    outbox_wait_failed(st, &o, 1, NULL);
     store_outbox_stop(st);
-    struct store_job_log_row *lr = NULL;
-    int n = 0, found = 0;
-    ASSERT_OK(store_job_logs_page(st, pk, "error", 0, 100, &lr, &n, &e));
-    for (int i = 0; i < n; i++) {
-        if (strcmp(lr[i].log_type, "sink-delivery-failed") != 0)
-            continue;
-        found++;
-        json_t *pl = json_loads(lr[i].payload, 0, NULL);
-        ASSERT(pl != NULL);
-        ASSERT_STR_EQ(json_string_value(json_object_get(pl, "destination")), "s3://bkt/out/s_js3_1_0_s3.txt");
-        const char *why = json_string_value(json_object_get(pl, "error"));
-        ASSERT(why && strstr(why, "object store"));
-        ASSERT(strstr(why, "127.0.0.1") == NULL && strstr(why, "://") == NULL);
-        json_decref(pl);
-    }
-    store_job_log_rows_free(lr, n);
-    ASSERT_EQ(found, 1);
+    json_t *pl = sink_failed_line(st, pk, "error", NULL, NULL);
+    ASSERT_STR_EQ(json_string_value(json_object_get(pl, "destination")), "s3://bkt/out/s_js3_1_0_s3.txt");
+    const char *why = json_string_value(json_object_get(pl, "error"));
+    ASSERT(why && strstr(why, "object store"));
+    ASSERT(strstr(why, "127.0.0.1") == NULL && strstr(why, "://") == NULL);
+    json_decref(pl);
     store_close(st);
     store_s3sink_free(k);
     unsetenv("AWS_ACCESS_KEY_ID");
